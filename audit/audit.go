@@ -1,0 +1,151 @@
+// Package audit holds Warden's per-call audit record and the writers that
+// deliver it. This release writes one JSON line per call through zap to
+// stdout or a file; the durable spooled pipeline comes later.
+package audit
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// SchemaVersion is bumped on any incompatible change to Record.
+const SchemaVersion = 1
+
+// Record is what happened on one call. It never holds prompts, responses,
+// credentials or matched values.
+type Record struct {
+	Time              time.Time
+	RequestID         string
+	UpstreamRequestID string
+	Client            string
+	IdentitySource    string
+	Tags              map[string]string
+	App               string
+	Operation         string
+	Model             string // as requested
+	ModelCanonical    string
+	Decision          string // allow | deny
+	Rule              string
+	Reason            string
+	Status            int
+	ErrorType         string
+	BytesIn, BytesOut int64
+	Latency           time.Duration
+	UpstreamLatency   time.Duration // to the upstream's response headers
+}
+
+// MarshalLogObject writes the record as flat JSON fields with stable names.
+func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	e.AddInt("v", SchemaVersion)
+	e.AddTime("time", r.Time)
+	e.AddString("request_id", r.RequestID)
+	if r.UpstreamRequestID != "" {
+		e.AddString("upstream_request_id", r.UpstreamRequestID)
+	}
+	if r.Client != "" {
+		e.AddString("client", r.Client)
+	}
+	if r.IdentitySource != "" {
+		e.AddString("identity_source", r.IdentitySource)
+	}
+	if len(r.Tags) > 0 {
+		_ = e.AddObject("tags", stringMap(r.Tags))
+	}
+	e.AddString("app", r.App)
+	e.AddString("operation", r.Operation)
+	e.AddString("model", r.Model)
+	if r.ModelCanonical != "" {
+		e.AddString("model_canonical", r.ModelCanonical)
+	}
+	e.AddString("decision", r.Decision)
+	e.AddString("rule", r.Rule)
+	e.AddString("reason", r.Reason)
+	e.AddInt("status", r.Status)
+	if r.ErrorType != "" {
+		e.AddString("error_type", r.ErrorType)
+	}
+	e.AddInt64("bytes_in", r.BytesIn)
+	e.AddInt64("bytes_out", r.BytesOut)
+	e.AddFloat64("latency_ms", float64(r.Latency.Microseconds())/1000)
+	if r.UpstreamLatency > 0 {
+		e.AddFloat64("upstream_latency_ms", float64(r.UpstreamLatency.Microseconds())/1000)
+	}
+	return nil
+}
+
+type stringMap map[string]string
+
+func (m stringMap) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	for k, v := range m {
+		e.AddString(k, v)
+	}
+	return nil
+}
+
+// Writer emits records as JSON lines.
+type Writer interface {
+	Write(r *Record)
+	Close() error
+}
+
+// ZapWriter writes records through a zap core with a JSON encoder and no
+// sampling: every record is written.
+type ZapWriter struct {
+	log    *zap.Logger
+	closer func() error
+}
+
+// NewZapWriter writes to ws (for example zapcore.Lock(os.Stdout)).
+func NewZapWriter(ws zapcore.WriteSyncer) *ZapWriter {
+	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{
+		MessageKey: "msg",
+		LineEnding: zapcore.DefaultLineEnding,
+	})
+	core := zapcore.NewCore(enc, ws, zapcore.InfoLevel)
+	return &ZapWriter{log: zap.New(core), closer: func() error { return nil }}
+}
+
+// OpenFileWriter appends to path, creating it 0600: records name apps and models.
+func OpenFileWriter(path string) (*ZapWriter, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit file sink %s: %w", path, err)
+	}
+	w := NewZapWriter(zapcore.AddSync(f))
+	w.closer = f.Close
+	return w, nil
+}
+
+// Write implements Writer.
+func (w *ZapWriter) Write(r *Record) { w.log.Info("audit", zap.Inline(r)) }
+
+// Close flushes and closes.
+func (w *ZapWriter) Close() error {
+	_ = w.log.Sync()
+	return w.closer()
+}
+
+// Multi fans a record out to several writers.
+type Multi []Writer
+
+// Write implements Writer.
+func (m Multi) Write(r *Record) {
+	for _, w := range m {
+		w.Write(r)
+	}
+}
+
+// Close implements Writer.
+func (m Multi) Close() error {
+	var first error
+	for _, w := range m {
+		if err := w.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

@@ -1,0 +1,322 @@
+// Package authz decides who is calling and whether they may make the call:
+// configuration loading, workload identity sources and the policy model.
+package authz
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultMaxBodyBytes is Bedrock's own InvokeModel body limit.
+const DefaultMaxBodyBytes = 25_000_000
+
+// Config is the whole Warden configuration file. The keys under listen,
+// upstream, identity and apps are a contract with external tests: keep them.
+type Config struct {
+	Version  int            `yaml:"version"`
+	Listen   ListenConfig   `yaml:"listen"`
+	Upstream UpstreamConfig `yaml:"upstream"`
+	Identity IdentityConfig `yaml:"identity"`
+	Apps     []AppConfig    `yaml:"apps"`
+	Limits   LimitsConfig   `yaml:"limits"`
+	Audit    AuditConfig    `yaml:"audit"`
+}
+
+// ListenConfig holds listener addresses; empty means "not listening".
+type ListenConfig struct {
+	Endpoint string     `yaml:"endpoint"`
+	Proxy    string     `yaml:"proxy"`
+	Admin    string     `yaml:"admin"`
+	TLS      *TLSConfig `yaml:"tls"` // serves the endpoint listener over TLS (h2 by ALPN)
+}
+
+// TLSConfig names a certificate and key on disk.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// UpstreamConfig says where Warden forwards and how it signs.
+type UpstreamConfig struct {
+	Region   string `yaml:"region"`
+	URL      string `yaml:"url"`
+	Insecure bool   `yaml:"insecure"`
+	Signing  string `yaml:"signing"` // resign | passthrough
+}
+
+// IdentityConfig lists the identity sources, tried in order.
+type IdentityConfig struct {
+	Sources []string          `yaml:"sources"`
+	Static  map[string]string `yaml:"static"`
+}
+
+// AppConfig is one application: which workloads it selects and what they may do.
+type AppConfig struct {
+	Name  string      `yaml:"name"`
+	Match MatchConfig `yaml:"match"`
+	Allow AllowConfig `yaml:"allow"`
+	Line  int         `yaml:"-"`
+}
+
+// MatchConfig selects workloads: every listed tag must hold.
+type MatchConfig struct {
+	Tags map[string]string `yaml:"tags"`
+}
+
+// AllowConfig is an app's allowlist.
+type AllowConfig struct {
+	Models     []string `yaml:"models"`
+	Operations []string `yaml:"operations"`
+}
+
+// LimitsConfig bounds requests.
+type LimitsConfig struct {
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// AuditConfig lists audit sinks (this release: stdout and file).
+type AuditConfig struct {
+	Sinks []SinkConfig `yaml:"sinks"`
+}
+
+// SinkConfig is a one-key union naming a sink.
+type SinkConfig struct {
+	Stdout *struct{}       `yaml:"stdout"`
+	File   *FileSinkConfig `yaml:"file"`
+}
+
+// FileSinkConfig appends JSON lines to a file.
+type FileSinkConfig struct {
+	Path string `yaml:"path"`
+}
+
+// LoadConfig reads and validates a config file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig decodes YAML strictly (unknown keys are errors with line
+// numbers), applies defaults and validates.
+func ParseConfig(data []byte) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty configuration")
+		}
+		return nil, err
+	}
+	var cfg Config
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	if err := strict.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
+		return nil, errors.New("configuration must be a single YAML document")
+	}
+	recordAppLines(&root, cfg.Apps)
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// recordAppLines remembers where each app starts so validation errors can
+// point at the line a security engineer has to edit.
+func recordAppLines(root *yaml.Node, apps []AppConfig) {
+	if root == nil || len(root.Content) == 0 {
+		return
+	}
+	m := root.Content[0]
+	if m.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == "apps" && m.Content[i+1].Kind == yaml.SequenceNode {
+			for j, n := range m.Content[i+1].Content {
+				if j < len(apps) {
+					apps[j].Line = n.Line
+				}
+			}
+		}
+	}
+}
+
+func (c *Config) applyDefaults() {
+	if c.Upstream.Signing == "" {
+		c.Upstream.Signing = "resign"
+	}
+	if c.Limits.MaxBodyBytes == 0 {
+		c.Limits.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if len(c.Identity.Sources) == 0 && c.Identity.Static != nil {
+		c.Identity.Sources = []string{"static"}
+	}
+	if len(c.Audit.Sinks) == 0 {
+		c.Audit.Sinks = []SinkConfig{{Stdout: &struct{}{}}}
+	}
+}
+
+// Validate checks everything that can be checked without I/O.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Version != 1 {
+		add("version: must be 1, got %d", c.Version)
+	}
+	for name, addr := range map[string]string{"listen.endpoint": c.Listen.Endpoint, "listen.proxy": c.Listen.Proxy, "listen.admin": c.Listen.Admin} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			add("%s: %q is not host:port: %v", name, addr, err)
+		}
+	}
+	if c.Listen.Endpoint == "" && c.Listen.Proxy == "" {
+		add("listen: set listen.endpoint (and/or listen.proxy)")
+	}
+	if c.Listen.Proxy != "" {
+		add("listen.proxy: forward-proxy mode is not available in this release; use listen.endpoint")
+	}
+	if c.Listen.Endpoint != "" && c.Listen.TLS == nil && !IsLoopbackHostPort(c.Listen.Endpoint) {
+		add("listen.endpoint: %q is not a loopback address; a non-loopback listener needs listen.tls (cert_file, key_file)", c.Listen.Endpoint)
+	}
+	if t := c.Listen.TLS; t != nil && (t.CertFile == "" || t.KeyFile == "") {
+		add("listen.tls: cert_file and key_file are both required")
+	}
+	switch c.Upstream.Signing {
+	case "resign":
+	case "passthrough":
+		add("upstream.signing: passthrough needs forward-proxy mode, which is not available in this release; use resign")
+	default:
+		add("upstream.signing: %q is not resign or passthrough", c.Upstream.Signing)
+	}
+	if err := ValidateUpstreamURL(c.Upstream.URL, c.Upstream.Insecure); err != nil {
+		add("upstream.url: %v", err)
+	}
+	if c.Limits.MaxBodyBytes < 0 {
+		add("limits.max_body_bytes: must be positive")
+	}
+	for _, s := range c.Identity.Sources {
+		if s != "static" {
+			add("identity.sources: %q is not available in this release (available: static)", s)
+		}
+	}
+	seen := map[string]int{}
+	for i, a := range c.Apps {
+		where := fmt.Sprintf("apps[%d]", i)
+		if a.Line > 0 {
+			where = fmt.Sprintf("line %d: apps[%d]", a.Line, i)
+		}
+		if a.Name == "" {
+			add("%s: name is required", where)
+		} else if j, dup := seen[a.Name]; dup {
+			add("%s: name %q already used by apps[%d]", where, a.Name, j)
+		} else {
+			seen[a.Name] = i
+		}
+		if len(a.Match.Tags) == 0 {
+			add("%s (%s): match.tags must select at least one tag; an app matching everything is not allowed", where, a.Name)
+		}
+		for _, m := range a.Allow.Models {
+			if err := validateGlob(m); err != nil {
+				add("%s (%s): allow.models %q: %v", where, a.Name, m, err)
+			}
+		}
+		for _, op := range a.Allow.Operations {
+			if !knownOperation(op) && op != "*" {
+				add("%s (%s): allow.operations: unknown operation %q", where, a.Name, op)
+			}
+		}
+	}
+	for i, s := range c.Audit.Sinks {
+		n := 0
+		if s.Stdout != nil {
+			n++
+		}
+		if s.File != nil {
+			n++
+			if s.File.Path == "" {
+				add("audit.sinks[%d].file.path is required", i)
+			}
+		}
+		if n != 1 {
+			add("audit.sinks[%d]: name exactly one sink (stdout or file)", i)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// IsLoopbackHostPort reports whether addr's host is a loopback IP or "localhost".
+func IsLoopbackHostPort(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// ValidateUpstreamURL accepts "" (the regional endpoint) and https URLs on
+// AWS's Bedrock runtime host names. Anything else receives Warden's signed
+// requests and session token, so it needs an explicit insecure flag.
+func ValidateUpstreamURL(raw string, insecure bool) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q: %v", raw, err)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return fmt.Errorf("%q: scheme must be https", raw)
+	}
+	if u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q: must be scheme://host[:port] with no user, path or query", raw)
+	}
+	if insecure {
+		return nil
+	}
+	if u.Scheme != "https" {
+		return fmt.Errorf("%q is plain http: Warden's signed requests and session token would cross the network in clear; use https or set upstream.insecure: true (tests only)", raw)
+	}
+	if !IsBedrockRuntimeHost(u.Hostname()) {
+		return fmt.Errorf("%q is not a Bedrock runtime host (bedrock-runtime.*.amazonaws.com[.cn], *.vpce.amazonaws.com, *.api.aws); set upstream.insecure: true only for tests", raw)
+	}
+	return nil
+}
+
+// IsBedrockRuntimeHost reports whether host is an AWS Bedrock runtime name.
+func IsBedrockRuntimeHost(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	switch {
+	case strings.HasPrefix(h, "bedrock-runtime.") || strings.HasPrefix(h, "bedrock-runtime-fips."):
+		return strings.HasSuffix(h, ".amazonaws.com") || strings.HasSuffix(h, ".amazonaws.com.cn") || strings.HasSuffix(h, ".api.aws")
+	case strings.HasSuffix(h, ".vpce.amazonaws.com"):
+		return strings.Contains(h, "bedrock-runtime") || strings.HasPrefix(h, "vpce-")
+	case strings.HasSuffix(h, ".api.aws"):
+		return strings.Contains(h, "bedrock-runtime")
+	}
+	return false
+}

@@ -1,0 +1,220 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/warden-egress/warden/bedrock"
+)
+
+const eventStreamType = "application/vnd.amazon.eventstream"
+
+// maxUpstreamErrorBody bounds how much of an upstream error body Warden reads.
+const maxUpstreamErrorBody = 64 << 10
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// escapeLabel percent-encodes a path label the way the AWS SDKs do: every
+// byte except A-Z a-z 0-9 - . _ ~, including ':' and '/'.
+func escapeLabel(s string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s) * 2)
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if ch >= 'A' && ch <= 'Z' || ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '.' || ch == '_' || ch == '~' {
+			b.WriteByte(ch)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[ch>>4])
+		b.WriteByte(hexDigits[ch&15])
+	}
+	return b.String()
+}
+
+// forward sends the authorised call upstream and relays the answer.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
+	ctx := r.Context()
+	req, err := s.newUpstreamRequest(ctx, r, c)
+	if err != nil {
+		s.log.Error("building upstream request", zapErr(err), zapReq(c.requestID))
+		s.fail(w, c, bedrock.InternalServer("warden: could not prepare the upstream request"), "upstream")
+		return
+	}
+	sent := time.Now()
+	resp, err := s.transport.RoundTrip(req)
+	if err != nil {
+		s.upstreamFailed(w, c, ctx, err)
+		return
+	}
+	defer resp.Body.Close()
+	c.rec.UpstreamLatency = time.Since(sent)
+	c.rec.UpstreamRequestID = resp.Header.Get("X-Amzn-Requestid")
+	if c.rec.UpstreamRequestID == "" {
+		c.rec.UpstreamRequestID = resp.Header.Get("X-Amz-Requestid")
+	}
+	c.rec.Status = resp.StatusCode
+
+	if resp.StatusCode >= 300 {
+		s.relayError(w, c, resp)
+		return
+	}
+	copyResponseHeader(w.Header(), resp.Header)
+	if isEventStream(resp.Header) {
+		s.relayStream(w, c, resp)
+		return
+	}
+	w.WriteHeader(resp.StatusCode)
+	bp := copyBufPool.Get().(*[]byte)
+	n, err := io.CopyBuffer(w, resp.Body, *bp)
+	copyBufPool.Put(bp)
+	c.rec.BytesOut = n
+	if err != nil && ctx.Err() == nil {
+		// Headers are gone: all that is left is to cut the response short so
+		// the client sees a truncated body rather than a silent success.
+		c.rec.ErrorType = "UpstreamBodyError"
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func isEventStream(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	return strings.HasPrefix(ct, eventStreamType)
+}
+
+// upstreamFailed maps a transport error to a typed AWS error.
+func (s *Server) upstreamFailed(w http.ResponseWriter, c *call, ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		// The client went away; nobody is listening, but the record says so.
+		c.rec.Status = 499
+		c.rec.ErrorType = "ClientClosedRequest"
+		return
+	}
+	s.metrics.upstreamErrors.Inc()
+	s.log.Warn("upstream request failed", zapErr(err), zapReq(c.requestID))
+	s.fail(w, c, bedrock.ServiceUnavailable("warden: the upstream Bedrock endpoint could not be reached (%s)", describeNetErr(err)), "upstream")
+}
+
+func describeNetErr(err error) string {
+	var ne interface{ Timeout() bool }
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case strings.Contains(err.Error(), "connection refused"):
+		return "connection refused"
+	case strings.Contains(err.Error(), "reset"):
+		return "connection reset"
+	case strings.Contains(err.Error(), "EOF"):
+		return "connection closed"
+	}
+	return "network error"
+}
+
+// relayError passes an upstream error on. AWS-shaped errors go unchanged; an
+// error without an AWS type (a load balancer's HTML page, say) becomes a
+// typed error the SDKs understand.
+func (s *Server) relayError(w http.ResponseWriter, c *call, resp *http.Response) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamErrorBody))
+	if err != nil {
+		s.fail(w, c, bedrock.ServiceUnavailable("warden: reading the upstream error response failed"), "upstream")
+		return
+	}
+	parsed := bedrock.ParseError(resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), body)
+	if parsed == nil || parsed.Type == "" || !isJSON(body) {
+		e := errorForStatus(resp.StatusCode)
+		c.rec.ErrorType = e.Type
+		writeAPIError(w, c.requestID, e)
+		return
+	}
+	c.rec.ErrorType = parsed.Type
+	copyResponseHeader(w.Header(), resp.Header)
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(resp.StatusCode)
+	n, _ := w.Write(body)
+	c.rec.BytesOut = int64(n)
+}
+
+func isJSON(b []byte) bool { return len(b) > 0 && json.Valid(b) }
+
+func errorForStatus(status int) *bedrock.APIError {
+	msg := fmt.Sprintf("warden: the upstream answered HTTP %d without an AWS error", status)
+	switch {
+	case status == http.StatusTooManyRequests:
+		return bedrock.Throttling("%s", msg)
+	case status == http.StatusForbidden:
+		return bedrock.AccessDenied("%s", msg)
+	case status >= 500:
+		return bedrock.ServiceUnavailable("%s", msg)
+	default:
+		return bedrock.Validation("%s", msg)
+	}
+}
+
+// relayStream forwards an event stream frame by frame, flushing after each,
+// so the client sees every event as soon as the upstream sends it. If the
+// upstream fails mid-stream the client gets an exception frame, which the
+// SDKs turn into a typed error, instead of a silently truncated stream.
+func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response) {
+	w.Header().Del("Content-Length")
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	fr := bedrock.NewFrameReader(resp.Body)
+	for {
+		f, err := fr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			if c.rec.ErrorType == "" && resp.Request.Context().Err() == nil {
+				e := bedrock.InternalServer("warden: the upstream event stream failed: %v", describeStreamErr(err))
+				c.rec.ErrorType = e.Type
+				c.rec.Status = 500
+				_, _ = w.Write(bedrock.EncodeException(e))
+				_ = rc.Flush()
+			}
+			return
+		}
+		if f.MessageType() == "exception" || f.MessageType() == "error" {
+			c.rec.ErrorType = f.ExceptionType()
+		}
+		n, werr := w.Write(f.Raw)
+		c.rec.BytesOut += int64(n)
+		if werr != nil {
+			c.rec.ErrorType = "ClientClosedRequest"
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+func describeStreamErr(err error) string {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "connection closed mid-frame"
+	}
+	return describeNetErr(err)
+}
+
+var hopHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Connection": true,
+	"Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
+
+func copyResponseHeader(dst, src http.Header) {
+	for k, vs := range src {
+		if hopHeaders[k] {
+			continue
+		}
+		dst[k] = vs
+	}
+}

@@ -1,0 +1,71 @@
+package proxy
+
+import (
+	"net/http"
+	"os"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/warden-egress/warden/audit"
+)
+
+type metrics struct {
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	upstreamErrors prometheus.Counter
+}
+
+func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_requests_total",
+			Help: "Calls handled, by app, operation, decision and HTTP status.",
+		}, []string{"app", "operation", "decision", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "warden_request_duration_seconds",
+			Help:    "Time from request to the end of the response, by operation and decision.",
+			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}, []string{"operation", "decision"}),
+		upstreamErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_upstream_errors_total",
+			Help: "Upstream requests that failed before a response arrived.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamErrors} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	// Process and Go runtime metrics; ignore "already registered" when a
+	// caller shares a registry between servers.
+	_ = reg.Register(collectors.NewGoCollector())
+	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m, nil
+}
+
+func (m *metrics) observe(r *audit.Record) {
+	op := r.Operation
+	if op == "" {
+		op = "unknown"
+	}
+	m.requests.WithLabelValues(r.App, op, r.Decision, strconv.Itoa(r.Status)).Inc()
+	m.duration.WithLabelValues(op, r.Decision).Observe(r.Latency.Seconds())
+}
+
+// AdminHandler serves health and metrics.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ready\n")) })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func zapErr(err error) zap.Field        { return zap.Error(err) }
+func zapReq(id string) zap.Field        { return zap.String("request_id", id) }
+func stdoutSyncer() zapcore.WriteSyncer { return zapcore.Lock(os.Stdout) }

@@ -1,0 +1,242 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/bedrock"
+)
+
+// call is one request's state as it moves through the pipeline.
+type call struct {
+	start     time.Time
+	requestID string
+	route     bedrock.Route
+	model     *bedrock.ModelID
+	body      []byte
+	rec       audit.Record
+}
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody keeps the pool from pinning rare huge bodies.
+const maxPooledBody = 1 << 20
+
+func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
+	c := &call{start: time.Now(), requestID: newRequestID()}
+	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Decision: "deny"}
+	w.Header().Set("X-Warden-Request-Id", c.requestID)
+	defer s.finish(c)
+
+	route, err := bedrock.ParseRoute(r.Method, r.URL.EscapedPath(), r.URL.RawQuery)
+	if err != nil {
+		s.fail(w, c, err, "route")
+		return
+	}
+	c.route = route
+	c.rec.Operation = string(route.Op)
+
+	// The body is read whole before anything is forwarded: a request is
+	// either forwarded complete or not at all.
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			bodyPool.Put(buf)
+		}
+	}()
+	if err := s.readBody(r, buf); err != nil {
+		s.fail(w, c, err, "limits.max_body_bytes")
+		return
+	}
+	c.body = buf.Bytes()
+	c.rec.BytesIn = int64(len(c.body))
+
+	rawModel := route.RawModel
+	if route.Op == bedrock.OpStartAsyncInvoke {
+		if rawModel, err = bedrock.AsyncInvokeModel(c.body); err != nil {
+			s.fail(w, c, err, "route")
+			return
+		}
+	}
+	if rawModel != "" {
+		c.rec.Model = rawModel
+		m, err := bedrock.ParseModelID(rawModel)
+		if err != nil {
+			s.fail(w, c, err, "model-id")
+			return
+		}
+		c.model = &m
+		c.rec.ModelCanonical = m.Canonical
+	}
+
+	id, err := s.identity.Resolve(r.Context(), connOf(r))
+	if err != nil && !errors.Is(err, authz.ErrNoIdentity) {
+		s.fail(w, c, bedrock.AccessDenied("warden: workload identity could not be verified: %v", err), "identity")
+		return
+	}
+	c.rec.IdentitySource = id.Source
+	c.rec.Tags = id.TagValues()
+
+	d := s.policy.Decide(id, authz.Call{Op: route.Op, Model: c.model})
+	c.rec.App, c.rec.Rule, c.rec.Reason = d.App, d.Rule, d.Reason
+	if !d.Allow {
+		s.fail(w, c, bedrock.AccessDenied("%s", d.Reason), d.Rule)
+		return
+	}
+	c.rec.Decision = "allow"
+	s.forward(w, r, c)
+}
+
+// readBody reads the request body into buf, bounded by the configured limit.
+func (s *Server) readBody(r *http.Request, buf *bytes.Buffer) error {
+	if r.ContentLength > s.maxBody {
+		return bedrock.Validation("warden: request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, s.maxBody)
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return bedrock.Validation("warden: Content-Encoding %q is not supported; send the body uncompressed", enc)
+	}
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, s.maxBody+1))
+	if err != nil {
+		return bedrock.Validation("warden: reading request body: %v", err)
+	}
+	if n > s.maxBody {
+		return bedrock.Validation("warden: request body exceeds the limit of %d bytes", s.maxBody)
+	}
+	return nil
+}
+
+// fail answers with an AWS-shaped error and records why.
+func (s *Server) fail(w http.ResponseWriter, c *call, err error, rule string) {
+	var apiErr *bedrock.APIError
+	if !errors.As(err, &apiErr) {
+		apiErr = bedrock.InternalServer("warden: %v", err)
+	}
+	if c.rec.Rule == "" {
+		c.rec.Rule = rule
+	}
+	c.rec.Reason = apiErr.Message
+	c.rec.Status = apiErr.Status
+	c.rec.ErrorType = apiErr.Type
+	writeAPIError(w, c.requestID, apiErr)
+}
+
+func writeAPIError(w http.ResponseWriter, requestID string, e *bedrock.APIError) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Amzn-ErrorType", e.Type)
+	h.Set("X-Amzn-Requestid", requestID)
+	body := e.Body()
+	h.Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(body)
+}
+
+// finish emits the call's one audit record and its metrics.
+func (s *Server) finish(c *call) {
+	c.rec.Latency = time.Since(c.start)
+	s.audit.Write(&c.rec)
+	s.metrics.observe(&c.rec)
+}
+
+func connOf(r *http.Request) *authz.Conn {
+	c := &authz.Conn{}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		c.Remote = ap
+	}
+	return c
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = (b[6] & 0x0f) | 0x40
+	b[8] = (b[8] & 0x3f) | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+// forwardedRequestHeaders are the only client headers that reach the
+// upstream: what the Bedrock runtime reads, plus SDK bookkeeping. Anything
+// else (credentials, hop-by-hop, compression) is dropped, fail closed.
+func forwardHeader(name string) bool {
+	switch name {
+	case "Content-Type", "Accept", "User-Agent", "X-Amz-User-Agent", "X-Amzn-Trace-Id",
+		"Amz-Sdk-Invocation-Id", "Amz-Sdk-Request":
+		return true
+	}
+	return strings.HasPrefix(name, "X-Amzn-Bedrock-")
+}
+
+// upstreamPath rebuilds the path from the parsed route: the upstream sees
+// exactly the operation and model Warden authorised, in the SDKs' encoding,
+// whatever spelling the client used.
+func upstreamPath(rt bedrock.Route, escapedPath string) string {
+	if rt.RawModel == "" {
+		return escapedPath
+	}
+	const prefix = "/model/"
+	i := strings.LastIndexByte(escapedPath, '/')
+	return prefix + escapeLabel(rt.RawModel) + escapedPath[i:]
+}
+
+func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *call) (*http.Request, error) {
+	u := *s.upstream
+	p := upstreamPath(c.route, r.URL.EscapedPath())
+	dec, err := url.PathUnescape(p)
+	if err != nil {
+		return nil, err
+	}
+	u.Path, u.RawPath, u.RawQuery = dec, p, r.URL.RawQuery
+	body := c.body
+	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.URL.RawPath = p // keep the exact encoding: the signer escapes it once more
+	req.ContentLength = int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	if len(body) == 0 && r.Method == http.MethodGet {
+		req.Body, req.GetBody = http.NoBody, nil
+	}
+	for k, vs := range r.Header {
+		if forwardHeader(k) {
+			req.Header[k] = vs
+		}
+	}
+	creds, err := s.creds.Retrieve(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("retrieving Warden's AWS credentials: %w", err)
+	}
+	sum := sha256.Sum256(body)
+	if err := s.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "bedrock", s.region, time.Now()); err != nil {
+		return nil, fmt.Errorf("signing upstream request: %w", err)
+	}
+	return req, nil
+}

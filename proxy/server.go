@@ -1,0 +1,241 @@
+// Package proxy owns a request's life in Warden: listeners, the per-request
+// pipeline (route, identify, authorize, forward, relay, audit), upstream
+// transport and SigV4 signing.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/authz"
+)
+
+// Options configure a Server.
+type Options struct {
+	Config *authz.Config
+	// Credentials sign upstream requests; nil loads the AWS default chain
+	// (environment, IRSA, Pod Identity, ECS task role, instance profile).
+	Credentials aws.CredentialsProvider
+	// Audit receives one record per call; nil writes JSON lines to stdout.
+	Audit  audit.Writer
+	Logger *zap.Logger
+	// Registry receives Warden's metrics; nil creates a private one.
+	Registry *prometheus.Registry
+}
+
+// Server is a running Warden: its compiled policy, upstream client and listeners.
+type Server struct {
+	cfg      *authz.Config
+	policy   *authz.Policy
+	identity *authz.Resolver
+	audit    audit.Writer
+	log      *zap.Logger
+	metrics  *metrics
+	registry *prometheus.Registry
+
+	creds     aws.CredentialsProvider
+	signer    *v4.Signer
+	region    string
+	upstream  *url.URL
+	transport *http.Transport
+	maxBody   int64
+
+	mu      sync.Mutex
+	servers []*http.Server
+}
+
+// New validates options and builds a Server; it does not listen yet.
+func New(ctx context.Context, o Options) (*Server, error) {
+	if o.Config == nil {
+		return nil, errors.New("proxy: no configuration")
+	}
+	cfg := o.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("proxy: invalid configuration: %w", err)
+	}
+	s := &Server{cfg: cfg, audit: o.Audit, log: o.Logger, creds: o.Credentials, maxBody: cfg.Limits.MaxBodyBytes, registry: o.Registry}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(s.registry)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	if s.audit == nil {
+		s.audit = audit.NewZapWriter(stdoutSyncer())
+	}
+	if s.policy, err = authz.NewPolicy(cfg.Apps); err != nil {
+		return nil, fmt.Errorf("proxy: policy: %w", err)
+	}
+	if s.identity, err = authz.NewResolver(cfg.Identity); err != nil {
+		return nil, fmt.Errorf("proxy: identity: %w", err)
+	}
+	s.region = cfg.Upstream.Region
+	if s.creds == nil || s.region == "" {
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: loading AWS configuration: %w", err)
+		}
+		if s.creds == nil {
+			s.creds = awsCfg.Credentials
+		}
+		if s.region == "" {
+			s.region = awsCfg.Region
+		}
+	}
+	if s.region == "" {
+		return nil, errors.New("proxy: no region: set upstream.region or AWS_REGION")
+	}
+	if s.creds == nil {
+		return nil, errors.New("proxy: no AWS credentials provider")
+	}
+	if s.upstream, err = upstreamURL(cfg.Upstream, s.region); err != nil {
+		return nil, err
+	}
+	s.signer = v4.NewSigner()
+	s.transport = NewUpstreamTransport()
+	return s, nil
+}
+
+// upstreamURL is the configured URL or the regional endpoint.
+func upstreamURL(u authz.UpstreamConfig, region string) (*url.URL, error) {
+	raw := u.URL
+	if raw == "" {
+		suffix := "amazonaws.com"
+		if strings.HasPrefix(region, "cn-") {
+			suffix = "amazonaws.com.cn"
+		}
+		raw = "https://bedrock-runtime." + region + "." + suffix
+	}
+	if err := authz.ValidateUpstreamURL(raw, u.Insecure); err != nil {
+		return nil, fmt.Errorf("proxy: upstream.url: %w", err)
+	}
+	parsed, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: upstream.url %q: %w", raw, err)
+	}
+	parsed.Path, parsed.RawPath = "", ""
+	return parsed, nil
+}
+
+// NewUpstreamTransport is the pooled client transport Warden uses upstream.
+// Exported so benchmarks can give a bare reverse proxy the same pool.
+func NewUpstreamTransport() *http.Transport {
+	return &http.Transport{
+		// Never an environment proxy: Warden's signed requests go only where
+		// upstream.url says.
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// Responses must arrive as sent so they can be relayed (and later
+		// inspected) unchanged.
+		DisableCompression: true,
+		TLSClientConfig:    &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+}
+
+// Handler is the endpoint-mode HTTP handler.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveEndpoint) }
+
+// Registry exposes the metrics registry (for the admin listener).
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// Upstream returns the upstream base URL.
+func (s *Server) Upstream() *url.URL { u := *s.upstream; return &u }
+
+// ServeEndpoint serves endpoint mode on ln until Shutdown. Plain listeners
+// speak HTTP/1.1 and h2c with prior knowledge (the JS SDK's default);
+// with tlsCfg they speak HTTP/1.1 and h2 by ALPN.
+func (s *Server) ServeEndpoint(ln net.Listener, tlsCfg *tls.Config) error {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	if tlsCfg != nil {
+		p.SetHTTP2(true)
+	} else {
+		p.SetUnencryptedHTTP2(true)
+	}
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		Protocols:         &p,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+	}
+	if tlsCfg != nil {
+		c := tlsCfg.Clone()
+		c.NextProtos = []string{"h2", "http/1.1"}
+		if c.MinVersion == 0 {
+			c.MinVersion = tls.VersionTLS12
+		}
+		hs.TLSConfig = c
+		ln = tls.NewListener(ln, c)
+	}
+	s.track(hs)
+	err := hs.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// ServeAdmin serves /healthz, /readyz and /metrics on ln.
+func (s *Server) ServeAdmin(ln net.Listener) error {
+	hs := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	s.track(hs)
+	err := hs.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) track(hs *http.Server) {
+	s.mu.Lock()
+	s.servers = append(s.servers, hs)
+	s.mu.Unlock()
+}
+
+// Shutdown stops listeners, waits for in-flight calls (bounded by ctx) and
+// flushes the audit writer.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	servers := s.servers
+	s.servers = nil
+	s.mu.Unlock()
+	var first error
+	for _, hs := range servers {
+		if err := hs.Shutdown(ctx); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.transport.CloseIdleConnections()
+	if err := s.audit.Close(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
