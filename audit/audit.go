@@ -22,6 +22,7 @@ type Record struct {
 	RequestID         string
 	UpstreamRequestID string
 	Client            string
+	Protocol          string // client protocol, e.g. HTTP/2.0
 	IdentitySource    string
 	Tags              map[string]string
 	App               string
@@ -48,6 +49,9 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	}
 	if r.Client != "" {
 		e.AddString("client", r.Client)
+	}
+	if r.Protocol != "" {
+		e.AddString("protocol", r.Protocol)
 	}
 	if r.IdentitySource != "" {
 		e.AddString("identity_source", r.IdentitySource)

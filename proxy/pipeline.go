@@ -38,7 +38,7 @@ const maxPooledBody = 1 << 20
 
 func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 	c := &call{start: time.Now(), requestID: newRequestID()}
-	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Decision: "deny"}
+	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Protocol: r.Proto, Decision: "deny"}
 	w.Header().Set("X-Warden-Request-Id", c.requestID)
 	defer s.finish(c)
 

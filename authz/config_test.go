@@ -1,0 +1,83 @@
+package authz
+
+import (
+	"strings"
+	"testing"
+)
+
+const minimal = `
+version: 1
+listen: {endpoint: 127.0.0.1:8480}
+upstream: {region: us-east-1}
+identity: {sources: [static], static: {app: a}}
+apps:
+  - name: a
+    match: {tags: {app: a}}
+    allow: {models: ["*"], operations: [Converse]}
+`
+
+func TestParseConfigDefaults(t *testing.T) {
+	cfg, err := ParseConfig([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Upstream.Signing != "resign" || cfg.Limits.MaxBodyBytes != 25_000_000 || len(cfg.Audit.Sinks) != 1 || cfg.Audit.Sinks[0].Stdout == nil {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	if cfg.Apps[0].Line != 7 {
+		t.Errorf("app line %d, want 7", cfg.Apps[0].Line)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown key has a line", strings.Replace(minimal, "upstream:", "upstreem:", 1), []string{"line 4", "upstreem"}},
+		{"bad version", strings.Replace(minimal, "version: 1", "version: 2", 1), []string{"version"}},
+		{"unknown operation with line", strings.Replace(minimal, "[Converse]", "[Converze]", 1), []string{"line 7", "Converze"}},
+		{"match everything", strings.Replace(minimal, "match: {tags: {app: a}}", "match: {}", 1), []string{"match.tags"}},
+		{"non-loopback without tls", strings.Replace(minimal, "127.0.0.1:8480", "0.0.0.0:8480", 1), []string{"loopback", "listen.tls"}},
+		{"plain http upstream", strings.Replace(minimal, "{region: us-east-1}", "{region: us-east-1, url: \"http://10.0.0.1\"}", 1), []string{"upstream.url", "insecure"}},
+		{"unknown source", strings.Replace(minimal, "sources: [static]", "sources: [magic]", 1), []string{"magic"}},
+		{"duplicate app", minimal + "  - name: a\n    match: {tags: {x: y}}\n", []string{"already used"}},
+		{"bad glob", strings.Replace(minimal, `["*"]`, `["[a-z]"]`, 1), []string{"allow.models"}},
+		{"empty", "", []string{"empty"}},
+		{"two documents", minimal + "---\nversion: 1\n", []string{"single YAML document"}},
+		{"passthrough not yet", strings.Replace(minimal, "{region: us-east-1}", "{region: us-east-1, signing: passthrough}", 1), []string{"passthrough"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Add([]byte("version: 1\napps: [{name: x}]\n"))
+	f.Add([]byte("{}"))
+	f.Add([]byte("version: 1\nlisten: {endpoint: '[::1]:80'}\nidentity: {static: {a: b}}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseConfig(data)
+		if err != nil {
+			return
+		}
+		// A config that validates must compile into a policy.
+		if _, err := NewPolicy(cfg.Apps); err != nil {
+			t.Fatalf("validated config does not compile: %v", err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("validated config fails validation again: %v", err)
+		}
+	})
+}
