@@ -32,6 +32,8 @@ type Route struct {
 	// RawModel is the model identifier exactly as sent, percent-decoded once
 	// ("" for operations without a model in the path).
 	RawModel string
+	// Model is RawModel classified by ParseModelID (zero without a model).
+	Model ModelID
 	// GuardrailID and GuardrailVersion are set for ApplyGuardrail.
 	GuardrailID, GuardrailVersion string
 	// InvocationARN is set for GetAsyncInvoke (percent-decoded once).

@@ -1,6 +1,11 @@
 package bedrock
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
 	"io"
 
 	"github.com/aws/smithy-go/eventstream"
@@ -8,6 +13,35 @@ import (
 
 // MaxFrameSize bounds a single event-stream frame Warden will read.
 const MaxFrameSize = 16 << 20
+
+// MaxFrameHeaders bounds the headers of one frame. Real frames carry three to
+// five; the bound keeps the duplicate check linear in practice.
+const MaxFrameHeaders = 64
+
+const (
+	preludeLen   = 12 // total length, headers length, prelude CRC
+	minFrameSize = preludeLen + 4
+	// maxHeaderValueLen is the SDK encoder's limit; longer values decode but
+	// cannot be re-encoded, so a frame carrying one is not forwarded.
+	maxHeaderValueLen = 1<<15 - 1
+	// Timestamps outside this many milliseconds of the epoch overflow the
+	// SDK's nanosecond round trip and would re-encode differently.
+	maxTimestampMillis = 9223372036854
+)
+
+// Well-known event-stream header names and values.
+const (
+	HeaderMessageType   = ":message-type"
+	HeaderEventType     = ":event-type"
+	HeaderExceptionType = ":exception-type"
+	HeaderErrorCode     = ":error-code"
+	HeaderErrorMessage  = ":error-message"
+	HeaderContentType   = ":content-type"
+
+	MessageTypeEvent     = "event"
+	MessageTypeException = "exception"
+	MessageTypeError     = "error"
+)
 
 // Frame is one event-stream message: its raw bytes (forwarded unchanged) and
 // its decoded form.
@@ -17,24 +51,232 @@ type Frame struct {
 }
 
 // MessageType, EventType and ExceptionType read the well-known headers.
-func (f *Frame) MessageType() string   { panic("TODO") }
-func (f *Frame) EventType() string     { panic("TODO") }
-func (f *Frame) ExceptionType() string { panic("TODO") }
+func (f *Frame) MessageType() string   { return f.header(HeaderMessageType) }
+func (f *Frame) EventType() string     { return f.header(HeaderEventType) }
+func (f *Frame) ExceptionType() string { return f.header(HeaderExceptionType) }
+
+// header returns a string header's value, "" when absent or not a string.
+func (f *Frame) header(name string) string {
+	if v, ok := f.Message.Headers.Get(name).(eventstream.StringValue); ok {
+		return string(v)
+	}
+	return ""
+}
 
 // FrameReader reads whole frames from an event stream, validating both CRCs
 // and the size bound; it never returns a partial frame.
-type FrameReader struct { /* … */
+//
+// Beyond the CRCs it rejects frames the SDK decoder would read ambiguously:
+// duplicate header names (the decoder keeps the last, other SDKs may keep the
+// first), empty names, unknown value types, header bytes left over after the
+// last header, string/bytes values longer than the encoder allows and
+// timestamps that do not survive a round trip. So every frame it returns
+// re-encodes to exactly its Raw bytes, and what Warden inspected is what the
+// client will decode.
+type FrameReader struct {
+	r       io.Reader
+	dec     *eventstream.Decoder
+	buf     []byte // raw frame, reused across calls
+	payload []byte // decoded payload, reused across calls
+	br      bytes.Reader
+	frame   Frame
+	n       int   // frames read, for error messages
+	off     int64 // stream offset of the current frame
+	err     error // sticky: after a bad frame the stream is out of sync
 }
 
-func NewFrameReader(r io.Reader) *FrameReader { panic("TODO") }
+// NewFrameReader reads frames from r. It does not buffer beyond the frame it
+// is reading, so a relay sees each frame as soon as it is complete.
+func NewFrameReader(r io.Reader) *FrameReader {
+	return &FrameReader{r: r, dec: eventstream.NewDecoder(), buf: make([]byte, 0, 1024)}
+}
 
 // Next returns the next frame, io.EOF at a clean end, io.ErrUnexpectedEOF or a
-// descriptive error otherwise. The returned Raw slice is valid until the next call.
-func (fr *FrameReader) Next() (*Frame, error) { panic("TODO") }
+// descriptive error otherwise. The returned Frame, its Raw slice and its
+// payload are valid until the next call.
+func (fr *FrameReader) Next() (*Frame, error) {
+	if fr.err != nil {
+		return nil, fr.err
+	}
+	f, err := fr.next()
+	if err != nil {
+		fr.err = err
+		return nil, err
+	}
+	return f, nil
+}
+
+func (fr *FrameReader) next() (*Frame, error) {
+	buf := fr.buf[:preludeLen]
+	if _, err := io.ReadFull(fr.r, buf); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, err
+		}
+		return nil, fr.errorf("reading prelude: %w", err)
+	}
+	total := binary.BigEndian.Uint32(buf[0:4])
+	hlen := binary.BigEndian.Uint32(buf[4:8])
+	// Check lengths and the prelude CRC before allocating for the body, so
+	// a corrupt or hostile length cannot make Warden allocate 16 MiB.
+	if total < minFrameSize || total > MaxFrameSize {
+		return nil, fr.errorf("frame length %d outside [%d, %d]", total, minFrameSize, MaxFrameSize)
+	}
+	if hlen > total-minFrameSize {
+		return nil, fr.errorf("headers length %d exceeds frame length %d", hlen, total)
+	}
+	if got, want := crc32.ChecksumIEEE(buf[0:8]), binary.BigEndian.Uint32(buf[8:12]); got != want {
+		return nil, fr.errorf("prelude CRC mismatch (computed %08x, frame says %08x)", got, want)
+	}
+	if cap(fr.buf) < int(total) {
+		fr.buf = make([]byte, total, max(int(total), 2*cap(fr.buf)))
+		copy(fr.buf, buf)
+	}
+	buf = fr.buf[:total]
+	if _, err := io.ReadFull(fr.r, buf[preludeLen:]); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, io.ErrUnexpectedEOF
+		}
+		return nil, fr.errorf("reading frame body: %w", err)
+	}
+	if err := checkHeaders(buf[preludeLen : preludeLen+hlen]); err != nil {
+		return nil, fr.errorf("%w", err)
+	}
+	fr.br.Reset(buf)
+	msg, err := fr.dec.Decode(&fr.br, fr.payload[:0])
+	if err != nil {
+		// The decoder reports header truncation as io.EOF; never let that
+		// pass for a clean end of stream.
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fr.errorf("decoding: %w", err)
+	}
+	if fr.br.Len() != 0 { // cannot happen with the lengths checked above
+		return nil, fr.errorf("decoder left %d bytes", fr.br.Len())
+	}
+	if cap(msg.Payload) > cap(fr.payload) {
+		fr.payload = msg.Payload[:0]
+	}
+	fr.frame = Frame{Raw: buf, Message: msg}
+	fr.n++
+	fr.off += int64(total)
+	return &fr.frame, nil
+}
+
+func (fr *FrameReader) errorf(format string, args ...any) error {
+	return fmt.Errorf("event stream frame %d at offset %d: %w", fr.n, fr.off, fmt.Errorf(format, args...))
+}
+
+// checkHeaders walks the header block without allocating and rejects what
+// the SDK decoder would accept but not reproduce (see FrameReader).
+func checkHeaders(h []byte) error {
+	var names [MaxFrameHeaders][]byte
+	n := 0
+	for len(h) > 0 {
+		if n == MaxFrameHeaders {
+			return fmt.Errorf("more than %d headers", MaxFrameHeaders)
+		}
+		nl := int(h[0])
+		if nl == 0 {
+			return errors.New("header with an empty name")
+		}
+		if len(h) < 1+nl+1 {
+			return errors.New("truncated header name")
+		}
+		name := h[1 : 1+nl]
+		for _, prev := range names[:n] {
+			if bytes.Equal(prev, name) {
+				return fmt.Errorf("duplicate header %q", name)
+			}
+		}
+		names[n] = name
+		n++
+		typ := h[1+nl]
+		h = h[2+nl:]
+		var vlen int
+		switch typ {
+		case 0, 1: // true, false
+		case 2: // int8
+			vlen = 1
+		case 3: // int16
+			vlen = 2
+		case 4: // int32
+			vlen = 4
+		case 5, 8: // int64, timestamp
+			vlen = 8
+		case 9: // uuid
+			vlen = 16
+		case 6, 7: // bytes, string
+			if len(h) < 2 {
+				return fmt.Errorf("header %q: truncated value length", name)
+			}
+			l := int(binary.BigEndian.Uint16(h))
+			if l > maxHeaderValueLen {
+				return fmt.Errorf("header %q: value of %d bytes exceeds %d", name, l, maxHeaderValueLen)
+			}
+			vlen = 2 + l
+		default:
+			return fmt.Errorf("header %q: unknown value type %d", name, typ)
+		}
+		if len(h) < vlen {
+			return fmt.Errorf("header %q: truncated value", name)
+		}
+		if typ == 8 {
+			ms := int64(binary.BigEndian.Uint64(h))
+			if ms > maxTimestampMillis || ms < -maxTimestampMillis {
+				return fmt.Errorf("header %q: timestamp %d ms out of range", name, ms)
+			}
+		}
+		h = h[vlen:]
+	}
+	return nil
+}
 
 // EncodeEvent builds an event frame (:message-type=event, :event-type,
-// :content-type=application/json) with the SDK's encoder.
-func EncodeEvent(eventType string, payload []byte) []byte { panic("TODO") }
+// :content-type=application/json) with the SDK's encoder. It panics only if
+// eventType is longer than 32767 bytes, which is a programming error.
+func EncodeEvent(eventType string, payload []byte) []byte {
+	return mustEncode(eventstream.Message{
+		Headers: eventstream.Headers{
+			{Name: HeaderMessageType, Value: eventstream.StringValue(MessageTypeEvent)},
+			{Name: HeaderEventType, Value: eventstream.StringValue(eventType)},
+			{Name: HeaderContentType, Value: eventstream.StringValue(ContentTypeJSON)},
+		},
+		Payload: payload,
+	})
+}
 
-// EncodeException builds an exception frame the SDKs decode into a typed error.
-func EncodeException(e *APIError) []byte { panic("TODO") }
+// EncodeException builds an exception frame the SDKs decode into a typed error:
+// :exception-type is the lowerCamel type, the payload is {"message":…}. The SDKs
+// type only the exceptions a stream declares (throttling, validation,
+// internalServer, serviceUnavailable, modelStreamError, modelTimeout); any
+// other type reaches the caller as a generic error. It panics only if e.Type is
+// longer than 32767 bytes (ParseError never produces one).
+func EncodeException(e *APIError) []byte {
+	return mustEncode(eventstream.Message{
+		Headers: eventstream.Headers{
+			{Name: HeaderMessageType, Value: eventstream.StringValue(MessageTypeException)},
+			{Name: HeaderExceptionType, Value: eventstream.StringValue(e.ExceptionType())},
+			{Name: HeaderContentType, Value: eventstream.StringValue(ContentTypeJSON)},
+		},
+		Payload: e.Body(),
+	})
+}
+
+// EncodeMessage encodes any message with the SDK's encoder, for tests and for
+// frames that are neither events nor exceptions.
+func EncodeMessage(m eventstream.Message) ([]byte, error) {
+	var b bytes.Buffer
+	if err := eventstream.NewEncoder().Encode(&b, m); err != nil {
+		return nil, fmt.Errorf("encoding event stream message: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+func mustEncode(m eventstream.Message) []byte {
+	b, err := EncodeMessage(m)
+	if err != nil {
+		panic("bedrock: " + err.Error())
+	}
+	return b
+}
