@@ -73,15 +73,21 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if rawModel != "" {
-		c.rec.Model = rawModel
+	switch {
+	case route.RawModel != "":
+		c.model = &c.route.Model // classified by ParseRoute
+	case rawModel != "":
 		m, err := bedrock.ParseModelID(rawModel)
 		if err != nil {
+			c.rec.Model = rawModel
 			s.fail(w, c, err, "model-id")
 			return
 		}
 		c.model = &m
-		c.rec.ModelCanonical = m.Canonical
+	}
+	if c.model != nil {
+		c.rec.Model = c.model.Raw
+		c.rec.ModelCanonical = c.model.Canonical
 	}
 
 	id, err := s.identity.Resolve(r.Context(), connOf(r))
