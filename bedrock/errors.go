@@ -182,11 +182,11 @@ func validErrorType(s string) bool {
 	return true
 }
 
-// truncateUTF8 cuts s to at most n bytes without splitting a rune and
+// truncateUTF8 cuts s to at most n bytes (n ≥ 3) without splitting a rune and
 // replaces invalid UTF-8, so the result is always valid to log or marshal.
 func truncateUTF8(s string, n int) string {
 	if len(s) > n {
-		cut := n
+		cut := n - len("…") // the result, ellipsis included, fits in n
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}

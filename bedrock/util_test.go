@@ -1,6 +1,7 @@
 package bedrock
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -45,3 +46,5 @@ var modelSamples = []string{
 	"arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1",
 	"arn:aws:sagemaker:us-east-1:123456789012:endpoint/my-endpoint",
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
