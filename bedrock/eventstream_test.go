@@ -67,6 +67,18 @@ func TestFrameRoundTrip(t *testing.T) {
 			if !bytes.Equal(raws[i], want) {
 				t.Errorf("%s: frame %d Raw differs", name, i)
 			}
+			sdk, err := eventstream.NewDecoder().Decode(bytes.NewReader(want), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sdk.Headers) != len(msgs[i].Headers) || !bytes.Equal(sdk.Payload, msgs[i].Payload) {
+				t.Errorf("%s: frame %d differs from the SDK decoder's", name, i)
+			}
+			for j, h := range sdk.Headers {
+				if got := msgs[i].Headers[j]; got.Name != h.Name || got.Value.String() != h.Value.String() {
+					t.Errorf("%s: frame %d header %d: %s=%s, SDK %s=%s", name, i, j, got.Name, got.Value, h.Name, h.Value)
+				}
+			}
 			again, err := EncodeMessage(msgs[i])
 			if err != nil || !bytes.Equal(again, want) {
 				t.Errorf("%s: frame %d does not re-encode identically (%v)", name, i, err)
