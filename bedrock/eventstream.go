@@ -56,6 +56,10 @@ func (f *Frame) MessageType() string   { return f.header(HeaderMessageType) }
 func (f *Frame) EventType() string     { return f.header(HeaderEventType) }
 func (f *Frame) ExceptionType() string { return f.header(HeaderExceptionType) }
 
+// ErrorCode reads :error-code, which :message-type=error frames carry
+// instead of :exception-type.
+func (f *Frame) ErrorCode() string { return f.header(HeaderErrorCode) }
+
 // header returns a string header's value, "" when absent or not a string.
 func (f *Frame) header(name string) string {
 	if v, ok := f.Message.Headers.Get(name).(eventstream.StringValue); ok {
