@@ -1,0 +1,41 @@
+// Package bedrocktest is a faithful local Amazon Bedrock runtime for tests,
+// benchmarks and offline development.
+//
+// It verifies SigV4 like AWS does (service "bedrock", the configured region,
+// only the configured access keys), routes every runtime operation itself
+// (it deliberately does not share code with Warden's router), answers with
+// deterministic, realistically shaped bodies per model family, streams real
+// application/vnd.amazon.eventstream frames, records every call, and injects
+// faults (throttling, 5xx, delays, mid-stream exceptions, connection resets,
+// gated streams). It speaks HTTP/1.1 and HTTP/2 (h2c with prior knowledge on
+// the plain listener, h2 over TLS with NewTLSServer), like the real endpoint
+// that Node's SDK reaches over HTTP/2 by default.
+//
+// Use it from any test with the real SDK:
+//
+//	srv := bedrocktest.NewServer(bedrocktest.Config{
+//		Credentials: map[string]string{"AKIDTEST": "secret"},
+//	})
+//	defer srv.Close()
+//	client := bedrockruntime.New(bedrockruntime.Options{
+//		Region:       "us-east-1",
+//		BaseEndpoint: aws.String(srv.URL),
+//		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+//	})
+//	out, err := client.Converse(ctx, &bedrockruntime.ConverseInput{...})
+//	calls := srv.Calls() // what the emulator saw, SignatureOK included
+//
+// Or point any SDK or CLI at it from outside Go with
+// AWS_ENDPOINT_URL_BEDROCK_RUNTIME=<srv.URL> and the configured keys.
+//
+// Faults are queued with Inject and consumed by the next matching requests:
+//
+//	srv.Inject(bedrocktest.Fault{Op: "Converse", Status: 429})           // ThrottlingException
+//	srv.Inject(bedrocktest.Fault{Op: "ConverseStream", MidStreamException: "modelStreamErrorException"})
+//	srv.Inject(bedrocktest.Fault{ResetAfterEvents: -1})                   // connection dropped
+//
+// Model families are picked from the foundation model id (system inference
+// profile prefixes and ARNs are understood); map application inference
+// profiles and other indirect ids to a foundation model with Config.Profiles.
+// Token counts are ceil(len(text)/4), so tests can predict them.
+package bedrocktest
