@@ -342,7 +342,9 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 		Header: r.Header.Clone(), Body: body,
 	}
 	if rt.op == OpStartAsyncInvoke {
-		var in struct{ ModelID string `json:"modelId"` }
+		var in struct {
+			ModelID string `json:"modelId"`
+		}
 		if json.Unmarshal(body, &in) == nil {
 			call.ModelID = in.ModelID
 		}
