@@ -553,5 +553,3 @@ func TestUnknownOperation(t *testing.T) {
 		t.Fatalf("%d", resp.StatusCode)
 	}
 }
-
-
