@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+var tinyBench = []string{"--runs", "1", "--requests", "20", "--requests32", "64", "--stream-requests", "5", "--warmup", "5"}
+
+// TestBenchSmoke runs the whole bench with tiny numbers. It checks the shape
+// of the output, never the timings.
+func TestBenchSmoke(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if err := cmdBench(ctx, tinyBench, &stdout, &stderr); err != nil {
+		t.Fatalf("cmdBench: %v\nstderr:\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		benchModeTitle[modeDirect], benchModeTitle[modeBare], benchModeTitle[modeWarden],
+		"Converse p50, c=1", "Converse throughput, c=32", "time to first event",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	targets := 0
+	for _, line := range strings.Split(out, "\n") {
+		if (strings.HasPrefix(line, "PASS target ") || strings.HasPrefix(line, "FAIL target ")) &&
+			(strings.Contains(line, "(a) Warden added p50") || strings.Contains(line, "(b) Warden throughput")) {
+			targets++
+		}
+	}
+	if targets != 2 {
+		t.Errorf("want 2 PASS/FAIL target lines, got %d:\n%s", targets, out)
+	}
+}
+
+func TestBenchJSON(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if err := cmdBench(ctx, append([]string{"--json"}, tinyBench...), &stdout, &stderr); err != nil {
+		t.Fatalf("cmdBench --json: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout.String())
+	}
+	for _, m := range benchModes {
+		r := rep.Modes[m]
+		if r == nil || len(r.Runs) != 1 {
+			t.Errorf("mode %s: missing or wrong number of runs: %+v", m, r)
+		}
+	}
+	if len(rep.Targets) != 2 {
+		t.Errorf("want 2 targets, got %+v", rep.Targets)
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := cmdBench(context.Background(), []string{"--runs", "0"}, &stdout, &stderr); err == nil {
+		t.Error("--runs 0 accepted")
+	}
+	if err := cmdBench(context.Background(), []string{"extra"}, &stdout, &stderr); err == nil {
+		t.Error("stray argument accepted")
+	}
+}
