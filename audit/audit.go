@@ -105,9 +105,10 @@ type ZapWriter struct {
 
 // NewZapWriter writes to ws (for example zapcore.Lock(os.Stdout)).
 func NewZapWriter(ws zapcore.WriteSyncer) *ZapWriter {
+	// No message, level or caller keys: a line is exactly one record.
 	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{
-		MessageKey: "msg",
 		LineEnding: zapcore.DefaultLineEnding,
+		EncodeTime: zapcore.RFC3339NanoTimeEncoder,
 	})
 	core := zapcore.NewCore(enc, ws, zapcore.InfoLevel)
 	return &ZapWriter{log: zap.New(core), closer: func() error { return nil }}
@@ -125,7 +126,7 @@ func OpenFileWriter(path string) (*ZapWriter, error) {
 }
 
 // Write implements Writer.
-func (w *ZapWriter) Write(r *Record) { w.log.Info("audit", zap.Inline(r)) }
+func (w *ZapWriter) Write(r *Record) { w.log.Info("", zap.Inline(r)) }
 
 // Close flushes and closes.
 func (w *ZapWriter) Close() error {

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/proxy"
+)
+
+//go:embed demo.yaml
+var demoPolicy string
+
+// Warden's own key: the only one the emulator (like a VPC endpoint policy) accepts.
+const (
+	demoWardenKey    = "AKIAWARDENDEMO000001"
+	demoWardenSecret = "warden-demo-secret-key"
+)
+
+// cmdDemo runs the whole product offline: a Bedrock emulator, Warden with an
+// example policy in front of it, and the real Go SDK driving allowed and
+// denied calls through Warden.
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	showPolicy := fs.Bool("policy", false, "print the example policy and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *showPolicy {
+		fmt.Fprint(stdout, demoPolicy)
+		return nil
+	}
+	emu := bedrocktest.NewServer(bedrocktest.Config{
+		Region:      "us-east-1",
+		Credentials: map[string]string{demoWardenKey: demoWardenSecret},
+		Profiles: map[string]string{
+			"arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/chatbotprod1": "anthropic.claude-3-5-haiku-20241022-v1:0",
+		},
+	})
+	defer emu.Close()
+
+	out := &lockedWriter{w: stdout}
+	fmt.Fprintf(out, "Bedrock emulator on %s (accepts only Warden's key %s)\n", emu.URL, demoWardenKey)
+	cfg, err := authz.ParseConfig([]byte(strings.ReplaceAll(demoPolicy, "${EMULATOR_URL}", emu.URL)))
+	if err != nil {
+		return fmt.Errorf("example policy: %w", err)
+	}
+	// Audit lines are collected and printed under the call they describe.
+	records := make(chan struct{}, 16)
+	auditBuf := &lockedBuffer{}
+	aw := &notifyingWriter{Writer: audit.NewZapWriter(zapcore.AddSync(auditBuf)), done: records}
+	endpoint, stopWarden, err := startDemoWarden(ctx, cfg, aw)
+	if err != nil {
+		return err
+	}
+	defer stopWarden()
+	fmt.Fprintf(out, "Warden endpoint on %s; the app sets AWS_ENDPOINT_URL_BEDROCK_RUNTIME=%s\n", endpoint, endpoint)
+	fmt.Fprintf(out, "Workload identity (static sidecar tags): %v\n\n", cfg.Identity.Static)
+
+	// The app's own credentials: Warden strips them and signs with its own, so
+	// they could be anything. The emulator would reject them if they got through.
+	client := bedrockruntime.New(bedrockruntime.Options{
+		Region:           "us-east-1",
+		BaseEndpoint:     aws.String(endpoint),
+		Credentials:      credentials.NewStaticCredentialsProvider("AKIAAPPKEYNOTTRUSTED", "app-secret", ""),
+		RetryMaxAttempts: 1,
+	})
+	msg := func(text string) []types.Message {
+		return []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: text}}}}
+	}
+	wait := func() {
+		select {
+		case <-records:
+		case <-time.After(2 * time.Second):
+		}
+		for _, line := range strings.Split(strings.TrimSpace(auditBuf.take()), "\n") {
+			fmt.Fprintf(out, "       audit %s\n", line)
+		}
+		fmt.Fprintln(out)
+	}
+	report := func(what string, text string, err error) {
+		var ade *types.AccessDeniedException
+		switch {
+		case err == nil:
+			fmt.Fprintf(out, "ALLOW  %s\n       model said: %q\n", what, text)
+		case errors.As(err, &ade):
+			fmt.Fprintf(out, "DENY   %s\n       AccessDeniedException: %s\n", what, ade.ErrorMessage())
+		default:
+			fmt.Fprintf(out, "ERROR  %s\n       %v\n", what, err)
+		}
+		wait()
+	}
+
+	const haiku = "anthropic.claude-3-5-haiku-20241022-v1:0"
+	conv, err := client.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: msg("Summarise our refund policy.")})
+	report("Converse "+haiku, converseText(conv), err)
+
+	text, err := converseStream(ctx, client, "us.anthropic.claude-3-5-haiku-20241022-v1:0", msg("Stream a greeting."))
+	report("ConverseStream us.anthropic.claude-3-5-haiku-20241022-v1:0 (system inference profile)", text, err)
+
+	profile := "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/chatbotprod1"
+	conv, err = client.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(profile), Messages: msg("Hello via an application profile.")})
+	report("Converse "+profile, converseText(conv), err)
+
+	const opus = "anthropic.claude-3-opus-20240229-v1:0"
+	_, err = client.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(opus), Messages: msg("Write me a novel.")})
+	report("Converse "+opus+" (not in allow.models)", "", err)
+
+	_, err = client.InvokeModel(ctx, &bedrockruntime.InvokeModelInput{ModelId: aws.String(haiku), ContentType: aws.String("application/json"),
+		Body: []byte(`{"anthropic_version":"bedrock-2023-05-31","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`)})
+	report("InvokeModel "+haiku+" (not in allow.operations)", "", err)
+
+	// A second sidecar, for a workload the policy does not know.
+	other := *cfg
+	other.Identity.Static = map[string]string{"app": "reporting", "env": "prod"}
+	otherEndpoint, stopOther, err := startDemoWarden(ctx, &other, aw)
+	if err != nil {
+		return err
+	}
+	defer stopOther()
+	fmt.Fprintf(out, "A second sidecar on %s for a workload tagged %v:\n", otherEndpoint, other.Identity.Static)
+	otherClient := bedrockruntime.New(bedrockruntime.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(otherEndpoint), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAAPPKEYNOTTRUSTED", "app-secret", ""),
+	})
+	_, err = otherClient.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: msg("Quarterly numbers, please.")})
+	report("Converse "+haiku+" (workload no app selects)", "", err)
+
+	calls := emu.Calls()
+	signed := 0
+	for _, c := range calls {
+		if c.SignatureOK && c.AccessKeyID == demoWardenKey {
+			signed++
+		}
+	}
+	fmt.Fprintf(out, "The emulator received %d calls, %d of them signed by Warden's key; denied calls never left Warden.\n", len(calls), signed)
+	return nil
+}
+
+func converseText(out *bedrockruntime.ConverseOutput) string {
+	if out == nil {
+		return ""
+	}
+	m, ok := out.Output.(*types.ConverseOutputMemberMessage)
+	if !ok {
+		return ""
+	}
+	var b strings.Builder
+	for _, c := range m.Value.Content {
+		if t, ok := c.(*types.ContentBlockMemberText); ok {
+			b.WriteString(t.Value)
+		}
+	}
+	return b.String()
+}
+
+func converseStream(ctx context.Context, client *bedrockruntime.Client, model string, msgs []types.Message) (string, error) {
+	out, err := client.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{ModelId: aws.String(model), Messages: msgs})
+	if err != nil {
+		return "", err
+	}
+	stream := out.GetStream()
+	defer stream.Close()
+	var b strings.Builder
+	for ev := range stream.Events() {
+		if d, ok := ev.(*types.ConverseStreamOutputMemberContentBlockDelta); ok {
+			if t, ok := d.Value.Delta.(*types.ContentBlockDeltaMemberText); ok {
+				b.WriteString(t.Value)
+			}
+		}
+	}
+	return b.String(), stream.Err()
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) take() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.buf.String()
+	l.buf.Reset()
+	return s
+}
+
+// notifyingWriter tells the demo when a record has been written, so output
+// stays in call order.
+type notifyingWriter struct {
+	audit.Writer
+	done chan struct{}
+}
+
+func (n *notifyingWriter) Write(r *audit.Record) {
+	n.Writer.Write(r)
+	select {
+	case n.done <- struct{}{}:
+	default:
+	}
+}
+
+// startDemoWarden runs one Warden endpoint on a free loopback port.
+func startDemoWarden(ctx context.Context, cfg *authz.Config, aw audit.Writer) (string, func(), error) {
+	srv, err := proxy.New(ctx, proxy.Options{
+		Config:      cfg,
+		Credentials: credentials.NewStaticCredentialsProvider(demoWardenKey, demoWardenSecret, ""),
+		Audit:       nopCloser{aw},
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	go func() { _ = srv.ServeEndpoint(ln, nil) }()
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}
+	return "http://" + ln.Addr().String(), stop, nil
+}
+
+// nopCloser shares one audit writer between two servers.
+type nopCloser struct{ audit.Writer }
+
+func (nopCloser) Close() error { return nil }

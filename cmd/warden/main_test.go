@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+
+	"github.com/warden-egress/warden/bedrock/bedrocktest"
+)
+
+// The demo runs end to end offline and shows every kind of decision.
+func TestDemo(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"demo"}, &out, &errOut); code != 0 {
+		t.Fatalf("demo exited %d: %s\n%s", code, errOut.String(), out.String())
+	}
+	s := out.String()
+	if got := strings.Count(s, "\nALLOW "); got != 3 {
+		t.Errorf("%d ALLOW lines, want 3:\n%s", got, s)
+	}
+	if got := strings.Count(s, "\nDENY "); got != 3 {
+		t.Errorf("%d DENY lines, want 3:\n%s", got, s)
+	}
+	if got := strings.Count(s, `audit {"v":1`); got != 6 {
+		t.Errorf("%d audit lines, want 6", got)
+	}
+	for _, want := range []string{"no app matches", "model not in allow.models", "operation not in allow.operations",
+		"received 3 calls, 3 of them signed by Warden's key"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+}
+
+// serve runs from a config file, answers on the endpoint and admin
+// listeners, writes audit records to the configured file (0600), and shuts
+// down cleanly when its context ends.
+func TestServe(t *testing.T) {
+	emu := bedrocktest.NewServer(bedrocktest.Config{Credentials: map[string]string{"AKIAWARDENSERVE00001": "serve-secret"}})
+	defer emu.Close()
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAWARDENSERVE00001")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "serve-secret")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	dir := t.TempDir()
+	ep, admin := freeAddr(t), freeAddr(t)
+	auditPath := filepath.Join(dir, "audit.jsonl")
+	cfg := fmt.Sprintf(`version: 1
+listen: {endpoint: %q, admin: %q}
+upstream: {region: us-east-1, url: %q, insecure: true}
+identity: {static: {app: svc}}
+apps:
+  - name: svc
+    match: {tags: {app: svc}}
+    allow: {models: ["amazon.nova-*"], operations: [Converse]}
+audit:
+  sinks: [{file: {path: %q}}]
+`, ep, admin, emu.URL, auditPath)
+	cfgPath := filepath.Join(dir, "warden.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	var stderr bytes.Buffer
+	go func() { done <- run(ctx, []string{"serve", "--config", cfgPath}, &bytes.Buffer{}, &stderr) }()
+	waitHTTP(t, "http://"+admin+"/healthz")
+
+	client := bedrockruntime.New(bedrockruntime.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + ep), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAAPP", "x", "")})
+	msgs := []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "hi"}}}}
+	if _, err := client.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String("amazon.nova-lite-v1:0"), Messages: msgs}); err != nil {
+		t.Fatalf("Converse through serve: %v", err)
+	}
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m bytes.Buffer
+	_, _ = m.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(m.String(), `warden_requests_total{app="svc",code="200",decision="allow",operation="Converse"} 1`) {
+		t.Errorf("metrics lack the call:\n%s", grepLines(m.String(), "warden_"))
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exited %d: %s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not shut down")
+	}
+	st, err := os.Stat(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("audit file mode %v, want 0600", st.Mode().Perm())
+	}
+	data, _ := os.ReadFile(auditPath)
+	if !strings.Contains(string(data), `"decision":"allow"`) || strings.Count(string(data), "\n") != 1 {
+		t.Errorf("audit file: %s", data)
+	}
+}
+
+func TestPolicyValidate(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"policy", "validate", "--config", "../../deploy/examples/warden.yaml"}, &out, &errOut); code != 0 {
+		t.Fatalf("example policy invalid: %s", errOut.String())
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	_ = os.WriteFile(bad, []byte("version: 1\nlisten: {endpoint: 127.0.0.1:1}\napps:\n  - name: x\n    match: {tags: {a: b}}\n    allow: {operations: [Nope]}\n"), 0o600)
+	errOut.Reset()
+	if code := run(context.Background(), []string{"policy", "validate", "--config", bad}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "line 4") {
+		t.Fatalf("bad policy: exit %d, %s", code, errOut.String())
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitHTTP(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered", url)
+}
+
+func grepLines(s, sub string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,183 @@
+package proxy_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/proxy"
+)
+
+const (
+	wardenKey    = "AKIAWARDENTEST000001"
+	wardenSecret = "warden-test-secret"
+	appKey       = "AKIAAPPKEY0000000001"
+	appSecret    = "app-secret"
+	appProfile   = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123def456"
+	haiku        = "anthropic.claude-3-5-haiku-20241022-v1:0"
+	usHaiku      = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+)
+
+// basePolicy is the policy most tests run; ${UPSTREAM} is the emulator.
+const basePolicy = `
+version: 1
+listen: {endpoint: 127.0.0.1:0}
+upstream: {region: us-east-1, url: "${UPSTREAM}", insecure: true, signing: resign}
+identity:
+  sources: [static]
+  static: {app: chatbot, env: prod}
+apps:
+  - name: chatbot-prod
+    match: {tags: {app: chatbot, env: prod}}
+    allow:
+      models: ["anthropic.claude-3-5-haiku-*", "us.anthropic.claude-3-5-haiku-*", "amazon.titan-text-*",
+               "meta.llama3-*", "amazon.nova-*", "mistral.*", "cohere.command-r-*", "ai21.jamba-*",
+               "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123def456"]
+      operations: [InvokeModel, InvokeModelWithResponseStream, Converse, ConverseStream, CountTokens]
+`
+
+// recorder captures audit records in memory.
+type recorder struct {
+	mu   sync.Mutex
+	recs []audit.Record
+	ch   chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{ch: make(chan struct{}, 1024)} }
+
+func (r *recorder) Write(rec *audit.Record) {
+	r.mu.Lock()
+	r.recs = append(r.recs, *rec)
+	r.mu.Unlock()
+	r.ch <- struct{}{}
+}
+func (r *recorder) Close() error { return nil }
+
+// wait returns once n records exist (records are written after the response
+// completes, so a test must wait for them).
+func (r *recorder) wait(t *testing.T, n int) []audit.Record {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		r.mu.Lock()
+		if len(r.recs) >= n {
+			out := append([]audit.Record(nil), r.recs...)
+			r.mu.Unlock()
+			return out
+		}
+		r.mu.Unlock()
+		select {
+		case <-r.ch:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %d audit records", n)
+		}
+	}
+}
+
+type env struct {
+	emu      *bedrocktest.Server
+	srv      *proxy.Server
+	endpoint string
+	audit    *recorder
+}
+
+type envOption func(*envOpts)
+
+type envOpts struct {
+	policy string
+	tls    *tls.Config
+}
+
+func withPolicy(p string) envOption   { return func(o *envOpts) { o.policy = p } }
+func withTLS(c *tls.Config) envOption { return func(o *envOpts) { o.tls = c } }
+
+func newEmulator(t testing.TB) *bedrocktest.Server {
+	emu := bedrocktest.NewServer(bedrocktest.Config{
+		Region:      "us-east-1",
+		Credentials: map[string]string{wardenKey: wardenSecret},
+		Profiles:    map[string]string{appProfile: haiku},
+	})
+	t.Cleanup(emu.Close)
+	return emu
+}
+
+// startEnv runs the emulator and Warden in front of it.
+func startEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	o := envOpts{policy: basePolicy}
+	for _, f := range opts {
+		f(&o)
+	}
+	e := &env{emu: newEmulator(t), audit: newRecorder()}
+	cfg, err := authz.ParseConfig([]byte(strings.ReplaceAll(o.policy, "${UPSTREAM}", e.emu.URL)))
+	if err != nil {
+		t.Fatalf("policy: %v", err)
+	}
+	e.srv, err = proxy.New(context.Background(), proxy.Options{
+		Config:      cfg,
+		Credentials: credentials.NewStaticCredentialsProvider(wardenKey, wardenSecret, ""),
+		Audit:       e.audit,
+		Logger:      zaptest.NewLogger(t),
+	})
+	if err != nil {
+		t.Fatalf("proxy.New: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = e.srv.ServeEndpoint(ln, o.tls) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = e.srv.Shutdown(ctx)
+	})
+	scheme := "http://"
+	if o.tls != nil {
+		scheme = "https://"
+	}
+	e.endpoint = scheme + ln.Addr().String()
+	return e
+}
+
+// client is the real AWS SDK pointed at Warden, as an app would be with
+// AWS_ENDPOINT_URL_BEDROCK_RUNTIME. It signs with the app's own key, which
+// the emulator does not accept: only Warden's re-signing gets calls through.
+func (e *env) client(t *testing.T, httpClient *http.Client) *bedrockruntime.Client {
+	t.Helper()
+	o := bedrockruntime.Options{
+		Region:           "us-east-1",
+		BaseEndpoint:     aws.String(e.endpoint),
+		Credentials:      credentials.NewStaticCredentialsProvider(appKey, appSecret, ""),
+		RetryMaxAttempts: 1,
+	}
+	if httpClient != nil {
+		o.HTTPClient = httpClient
+	}
+	return bedrockruntime.New(o)
+}
+
+func userMsg(text string) []types.Message {
+	return []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: text}}}}
+}
+
+// h2cClient speaks HTTP/2 with prior knowledge over plain TCP.
+func h2cClient() *http.Client {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: &p}}
+}
