@@ -160,7 +160,14 @@ func recordAppLines(root *yaml.Node, apps []AppConfig) {
 	}
 }
 
+// DefaultEndpoint is where the endpoint listener binds when the config names
+// no listener: loopback, the sidecar case.
+const DefaultEndpoint = "127.0.0.1:8480"
+
 func (c *Config) applyDefaults() {
+	if c.Listen.Endpoint == "" && c.Listen.Proxy == "" {
+		c.Listen.Endpoint = DefaultEndpoint
+	}
 	if c.Upstream.Signing == "" {
 		c.Upstream.Signing = "resign"
 	}

@@ -33,6 +33,9 @@ type call struct {
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// bodyReadTimeout bounds how long reading a request body may take.
+const bodyReadTimeout = 60 * time.Second
+
 // maxPooledBody keeps the pool from pinning rare huge bodies.
 const maxPooledBody = 1 << 20
 
@@ -59,7 +62,7 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 			bodyPool.Put(buf)
 		}
 	}()
-	if err := s.readBody(r, buf); err != nil {
+	if err := s.readBody(w, r, buf); err != nil {
 		s.fail(w, c, err, "limits.max_body_bytes")
 		return
 	}
@@ -109,7 +112,7 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 }
 
 // readBody reads the request body into buf, bounded by the configured limit.
-func (s *Server) readBody(r *http.Request, buf *bytes.Buffer) error {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) error {
 	if r.ContentLength > s.maxBody {
 		return bedrock.Validation("warden: request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, s.maxBody)
 	}
@@ -119,6 +122,11 @@ func (s *Server) readBody(r *http.Request, buf *bytes.Buffer) error {
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength))
 	}
+	// Bound the time a client may take to send its body (slow-loris); the
+	// deadline is lifted before the possibly long model call.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
+	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, s.maxBody+1))
 	if err != nil {
 		return bedrock.Validation("warden: reading request body: %v", err)
