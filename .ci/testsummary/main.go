@@ -94,6 +94,9 @@ func (s *summary) line(b []byte) {
 		// Reported again as a package "fail" with FailedBuild set; counted there.
 	case "output":
 		if e.Test == "" {
+			if e.Output == "PASS\n" {
+				return // -json implies -v; plain go test does not print it either
+			}
 			if strings.HasPrefix(e.Output, "FAIL\t") {
 				s.flushPackage(e.Package) // a panic or timeout: its story before the verdict
 			}
