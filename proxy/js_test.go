@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warden-egress/warden/bedrock/bedrocktest"
 )
 
 type jsResult struct {
@@ -104,6 +106,29 @@ func TestJSSDKThroughEndpoint(t *testing.T) {
 	}
 	if recs[0].Decision != "allow" || recs[2].Decision != "deny" {
 		t.Errorf("audit decisions: %s %s %s", recs[0].Decision, recs[1].Decision, recs[2].Decision)
+	}
+}
+
+// The JS SDK signs ":authority" instead of host over HTTP/2; the emulator's
+// verifier (which Warden will also use for its own keys) accepts a real
+// JS SDK signature sent straight to it.
+func TestJSSDKSignatureVerifiedByEmulator(t *testing.T) {
+	dir := jsClientDir(t)
+	emu := bedrocktest.NewServer(bedrocktest.Config{Region: "us-east-1", Credentials: map[string]string{appKey: appSecret}})
+	defer emu.Close()
+	for _, op := range []string{"converse", "converse-stream"} {
+		if r := runJS(t, dir, emu.URL, op, haiku, "straight to the emulator"); !r.OK {
+			t.Fatalf("%s: %+v", op, r)
+		}
+	}
+	calls := emu.Calls()
+	if len(calls) != 2 {
+		t.Fatalf("emulator saw %d calls", len(calls))
+	}
+	for _, c := range calls {
+		if !c.SignatureOK || c.Proto != "HTTP/2.0" || !contains(c.SignedHeaders, ":authority") {
+			t.Errorf("%s: signatureOK %v (%s) proto %s signed %v", c.Op, c.SignatureOK, c.AuthError, c.Proto, c.SignedHeaders)
+		}
 	}
 }
 

@@ -178,7 +178,8 @@ func ParseAuthorization(v string) (*Authorization, error) {
 	a.SignedHeaders = strings.Split(signed, ";")
 	seen := make(map[string]bool, len(a.SignedHeaders))
 	for _, h := range a.SignedHeaders {
-		if h == "" || !isLowerToken(h) {
+		// ":authority" is what the JS SDK signs instead of host over HTTP/2.
+		if h == "" || (!isLowerToken(h) && h != ":authority") {
 			return nil, errMalformed(fmt.Sprintf("SignedHeaders has an invalid header name '%s'.", truncate(h, 64)))
 		}
 		if seen[h] {
@@ -211,7 +212,7 @@ func Verify(r *http.Request, body []byte, lookup SecretLookup, opts Options) (*R
 	}
 
 	// Request time and the headers that must be signed.
-	if !contains(a.SignedHeaders, "host") {
+	if !contains(a.SignedHeaders, "host") && !contains(a.SignedHeaders, ":authority") {
 		return nil, errMalformed("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
 	}
 	reqTime, dateHeader, err := requestTime(r)
@@ -471,7 +472,7 @@ func CanonicalQuery(rawQuery string) (string, error) {
 func canonicalHeaderValue(r *http.Request, name string) string {
 	var vals []string
 	switch name {
-	case "host":
+	case "host", ":authority":
 		h := r.Host
 		if h == "" && r.URL != nil {
 			h = r.URL.Host

@@ -656,3 +656,18 @@ func rawHTTP(t *testing.T, host, req string) {
 	}
 	_, _ = io.ReadAll(c)
 }
+
+// Over HTTP/2 the JS SDK signs ":authority" in place of host; no other
+// pseudo-header is a valid signed header.
+func TestParseAuthorizationAuthority(t *testing.T) {
+	const prefix = "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/bedrock/aws4_request, SignedHeaders="
+	const sig = ", Signature=0000000000000000000000000000000000000000000000000000000000000000"
+	if _, err := ParseAuthorization(prefix + ":authority;x-amz-date" + sig); err != nil {
+		t.Errorf(":authority rejected: %v", err)
+	}
+	for _, bad := range []string{":path;x-amz-date", ":authority;:authority;x-amz-date", "Host;x-amz-date"} {
+		if _, err := ParseAuthorization(prefix + bad + sig); err == nil {
+			t.Errorf("SignedHeaders=%s accepted", bad)
+		}
+	}
+}

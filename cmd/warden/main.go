@@ -19,6 +19,7 @@ usage:
   warden bench [flags]              measure Warden against a direct call and a bare reverse proxy
   warden policy validate --config FILE
                                     check a configuration file and exit
+  warden healthcheck [--url URL]    probe the admin /healthz (for container health checks)
   warden version
 `
 
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = cmdBench(ctx, args[1:], stdout, stderr)
+	case "healthcheck":
+		err = cmdHealthcheck(ctx, args[1:], stdout, stderr)
 	case "policy":
 		err = cmdPolicy(ctx, args[1:], stdout, stderr)
 	case "version":

@@ -95,6 +95,10 @@ audit:
 	if !strings.Contains(m.String(), `warden_requests_total{app="svc",code="200",decision="allow",operation="Converse"} 1`) {
 		t.Errorf("metrics lack the call:\n%s", grepLines(m.String(), "warden_"))
 	}
+	var hc bytes.Buffer
+	if code := run(ctx, []string{"healthcheck", "--url", "http://" + admin + "/healthz"}, &hc, &hc); code != 0 {
+		t.Errorf("healthcheck against a live server: exit %d %s", code, hc.String())
+	}
 	cancel()
 	select {
 	case code := <-done:
@@ -103,6 +107,9 @@ audit:
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not shut down")
+	}
+	if code := run(context.Background(), []string{"healthcheck", "--url", "http://" + admin + "/healthz"}, &hc, &hc); code == 0 {
+		t.Error("healthcheck against a stopped server succeeded")
 	}
 	st, err := os.Stat(auditPath)
 	if err != nil {
