@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,4 +73,44 @@ func TestFileWriterMode(t *testing.T) {
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want 0600", st.Mode().Perm())
 	}
+}
+
+// A buffered writer delivers every record by Close, and on its own within
+// the flush interval.
+func TestBufferedWriterFlushes(t *testing.T) {
+	var mu syncBuffer
+	w := NewBufferedZapWriter(zapcore.AddSync(&mu))
+	for i := 0; i < 100; i++ {
+		w.Write(&Record{RequestID: "r"})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for mu.lines() < 100 && time.Now().Before(deadline) {
+		time.Sleep(FlushInterval / 4)
+	}
+	if n := mu.lines(); n != 100 {
+		t.Fatalf("%d records flushed by the timer, want 100", n)
+	}
+	w.Write(&Record{RequestID: "last"})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := mu.lines(); n != 101 {
+		t.Fatalf("%d records after Close, want 101", n)
+	}
+}
+
+type syncBuffer struct {
+	m sync.Mutex
+	b bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.m.Lock()
+	defer s.m.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) lines() int {
+	s.m.Lock()
+	defer s.m.Unlock()
+	return bytes.Count(s.b.Bytes(), []byte("\n"))
 }

@@ -20,10 +20,15 @@ type Tag struct {
 type Identity struct {
 	Source string
 	Tags   map[string]Tag
+	values map[string]string // TagValues, precomputed by sources whose identity never changes
 }
 
-// TagValues returns the tags as a plain map (for audit records).
+// TagValues returns the tags as a plain map (for audit records). The map
+// may be shared: do not modify it.
 func (id Identity) TagValues() map[string]string {
+	if id.values != nil {
+		return id.values
+	}
 	out := make(map[string]string, len(id.Tags))
 	for k, t := range id.Tags {
 		out[k] = t.Value

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,6 +79,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	n, err := io.CopyBuffer(w, resp.Body, *bp)
 	copyBufPool.Put(bp)
 	c.rec.BytesOut = n
+	if err == nil {
+		// Send the response now; the audit record is written after it.
+		_ = http.NewResponseController(w).Flush()
+	}
 	if err != nil && ctx.Err() == nil {
 		// Headers are gone: all that is left is to cut the response short so
 		// the client sees a truncated body rather than a silent success.
@@ -167,7 +173,10 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
-	fr := bedrock.NewFrameReader(resp.Body)
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(resp.Body)
+	defer func() { br.Reset(nil); readerPool.Put(br) }()
+	fr := bedrock.NewFrameReader(br)
 	for {
 		f, err := fr.Next()
 		if err == io.EOF {
@@ -192,10 +201,30 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 			c.rec.ErrorType = "ClientClosedRequest"
 			return
 		}
-		if err := rc.Flush(); err != nil {
-			return
+		// Flush unless the next frame is already complete in the buffer: an
+		// event is never held back waiting for the network, but a burst that
+		// arrived together leaves in one write.
+		if !frameBuffered(br) {
+			if err := rc.Flush(); err != nil {
+				return
+			}
 		}
 	}
+}
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
+
+// frameBuffered reports whether br holds a whole event-stream frame.
+func frameBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n < 4 {
+		return false
+	}
+	p, err := br.Peek(4)
+	if err != nil {
+		return false
+	}
+	return int(binary.BigEndian.Uint32(p)) <= n
 }
 
 func describeStreamErr(err error) string {

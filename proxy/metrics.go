@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -18,7 +19,19 @@ type metrics struct {
 	requests       *prometheus.CounterVec
 	duration       *prometheus.HistogramVec
 	upstreamErrors prometheus.Counter
+
+	// Label lookups hash and compare every label on each call; the label
+	// sets are few (apps × operations × outcomes), so cache the children.
+	counters  sync.Map // requestKey -> prometheus.Counter
+	observers sync.Map // durationKey -> prometheus.Observer
 }
+
+type requestKey struct {
+	app, op, decision string
+	code              int
+}
+
+type durationKey struct{ op, decision string }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 	m := &metrics{
@@ -53,8 +66,18 @@ func (m *metrics) observe(r *audit.Record) {
 	if op == "" {
 		op = "unknown"
 	}
-	m.requests.WithLabelValues(r.App, op, r.Decision, strconv.Itoa(r.Status)).Inc()
-	m.duration.WithLabelValues(op, r.Decision).Observe(r.Latency.Seconds())
+	rk := requestKey{r.App, op, r.Decision, r.Status}
+	c, ok := m.counters.Load(rk)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(rk, m.requests.WithLabelValues(r.App, op, r.Decision, strconv.Itoa(r.Status)))
+	}
+	c.(prometheus.Counter).Inc()
+	dk := durationKey{op, r.Decision}
+	o, ok := m.observers.Load(dk)
+	if !ok {
+		o, _ = m.observers.LoadOrStore(dk, m.duration.WithLabelValues(op, r.Decision))
+	}
+	o.(prometheus.Observer).Observe(r.Latency.Seconds())
 }
 
 // AdminHandler serves health and metrics.

@@ -161,6 +161,7 @@ func writeAPIError(w http.ResponseWriter, requestID string, e *bedrock.APIError)
 	h.Set("Content-Length", fmt.Sprint(len(body)))
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(body)
+	_ = http.NewResponseController(w).Flush()
 }
 
 // finish emits the call's one audit record and its metrics.
@@ -210,34 +211,39 @@ func forwardHeader(name string) bool {
 
 // upstreamPath rebuilds the path from the parsed route: the upstream sees
 // exactly the operation and model Warden authorised, in the SDKs' encoding,
-// whatever spelling the client used.
-func upstreamPath(rt bedrock.Route, escapedPath string) string {
+// whatever spelling the client used. It returns the escaped and decoded forms.
+func upstreamPath(rt bedrock.Route, escapedPath string) (escaped, decoded string, err error) {
 	if rt.RawModel == "" {
-		return escapedPath
+		decoded, err = url.PathUnescape(escapedPath)
+		return escapedPath, decoded, err
 	}
-	const prefix = "/model/"
-	i := strings.LastIndexByte(escapedPath, '/')
-	return prefix + escapeLabel(rt.RawModel) + escapedPath[i:]
+	suffix := escapedPath[strings.LastIndexByte(escapedPath, '/'):] // "/converse": operation names need no escaping
+	return "/model/" + escapeLabel(rt.RawModel) + suffix, "/model/" + rt.RawModel + suffix, nil
 }
 
 func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *call) (*http.Request, error) {
-	u := *s.upstream
-	p := upstreamPath(c.route, r.URL.EscapedPath())
-	dec, err := url.PathUnescape(p)
+	escaped, decoded, err := upstreamPath(c.route, r.URL.EscapedPath())
 	if err != nil {
 		return nil, err
 	}
-	u.Path, u.RawPath, u.RawQuery = dec, p, r.URL.RawQuery
+	u := &url.URL{Scheme: s.upstream.Scheme, Host: s.upstream.Host, Path: decoded, RawPath: escaped, RawQuery: r.URL.RawQuery}
 	body := c.body
-	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.URL.RawPath = p // keep the exact encoding: the signer escapes it once more
-	req.ContentLength = int64(len(body))
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	if len(body) == 0 && r.Method == http.MethodGet {
-		req.Body, req.GetBody = http.NoBody, nil
+	req := (&http.Request{
+		Method:     r.Method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     make(http.Header, 12),
+		Host:       u.Host,
+	}).WithContext(ctx)
+	if len(body) > 0 || r.Method != http.MethodGet {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		if len(body) == 0 {
+			req.Body = http.NoBody
+		}
 	}
 	for k, vs := range r.Header {
 		if forwardHeader(k) {
@@ -249,8 +255,8 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 		return nil, fmt.Errorf("retrieving Warden's AWS credentials: %w", err)
 	}
 	sum := sha256.Sum256(body)
-	if err := s.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "bedrock", s.region, time.Now()); err != nil {
-		return nil, fmt.Errorf("signing upstream request: %w", err)
-	}
+	var hexSum [2 * sha256.Size]byte
+	hex.Encode(hexSum[:], sum[:])
+	s.signer.sign(req, string(hexSum[:]), creds, time.Now())
 	return req, nil
 }

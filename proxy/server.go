@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -49,7 +48,7 @@ type Server struct {
 	registry *prometheus.Registry
 
 	creds     aws.CredentialsProvider
-	signer    *v4.Signer
+	signer    *signer
 	region    string
 	upstream  *url.URL
 	transport *http.Transport
@@ -111,7 +110,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.upstream, err = upstreamURL(cfg.Upstream, s.region); err != nil {
 		return nil, err
 	}
-	s.signer = v4.NewSigner()
+	s.signer = newSigner(s.region)
 	s.transport = NewUpstreamTransport()
 	return s, nil
 }

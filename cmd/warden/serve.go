@@ -94,7 +94,7 @@ func openAudit(cfg authz.AuditConfig, stdout io.Writer) (audit.Writer, error) {
 	for _, s := range cfg.Sinks {
 		switch {
 		case s.Stdout != nil:
-			ws = append(ws, audit.NewZapWriter(zapcore.Lock(zapcore.AddSync(stdout))))
+			ws = append(ws, audit.NewBufferedZapWriter(zapcore.Lock(zapcore.AddSync(stdout))))
 		case s.File != nil:
 			w, err := audit.OpenFileWriter(s.File.Path)
 			if err != nil {
