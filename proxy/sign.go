@@ -40,13 +40,16 @@ type signer struct {
 type signingKey struct {
 	secret, akid, date string
 	key                []byte
+	gen                uint64 // bumps on every new key, so pooled HMACs know they are stale
 }
 
 type signBuf struct {
-	canon []byte
-	sts   []byte
-	names []string
-	h     hash.Hash
+	canon  []byte
+	sts    []byte
+	names  []string
+	h      hash.Hash
+	mac    hash.Hash // keyed with the signing key of generation macGen
+	macGen uint64
 }
 
 func newSigner(region string) *signer {
@@ -55,20 +58,20 @@ func newSigner(region string) *signer {
 	return s
 }
 
-// signingKeyFor returns the derived key for creds on date, cached: it changes
-// once a day or when the credentials rotate.
-func (s *signer) signingKeyFor(creds aws.Credentials, date string) []byte {
+// signingKeyFor returns the derived key for creds on date and its
+// generation, cached: it changes once a day or when the credentials rotate.
+func (s *signer) signingKeyFor(creds aws.Credentials, date string) ([]byte, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.key.date == date && s.key.secret == creds.SecretAccessKey && s.key.akid == creds.AccessKeyID {
-		return s.key.key
+		return s.key.key, s.key.gen
 	}
 	k := hmacSum([]byte("AWS4"+creds.SecretAccessKey), date)
 	k = hmacSum(k, s.region)
 	k = hmacSum(k, signingService)
 	k = hmacSum(k, "aws4_request")
-	s.key = signingKey{secret: creds.SecretAccessKey, akid: creds.AccessKeyID, date: date, key: k}
-	return k
+	s.key = signingKey{secret: creds.SecretAccessKey, akid: creds.AccessKeyID, date: date, key: k, gen: s.key.gen + 1}
+	return k, s.key.gen
 }
 
 func hmacSum(key []byte, data string) []byte {
@@ -168,9 +171,14 @@ func (s *signer) sign(req *http.Request, payloadHash string, creds aws.Credentia
 	st = hex.AppendEncode(st, canonHash)
 	b.sts = st
 
-	m := hmac.New(sha256.New, s.signingKeyFor(creds, date))
-	m.Write(st)
-	sig := m.Sum(sum[:0])
+	key, gen := s.signingKeyFor(creds, date)
+	if b.mac == nil || b.macGen != gen {
+		b.mac, b.macGen = hmac.New(sha256.New, key), gen
+	} else {
+		b.mac.Reset()
+	}
+	b.mac.Write(st)
+	sig := b.mac.Sum(sum[:0])
 
 	auth := make([]byte, 0, 64+len(creds.AccessKeyID)+len(scope)+len(signedHeaders)+64)
 	auth = append(auth, "AWS4-HMAC-SHA256 Credential="...)
