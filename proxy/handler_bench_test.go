@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/authz"
+)
+
+// cannedTransport answers every request with a fixed Converse response
+// without touching the network, so the benchmarks below measure only the
+// handlers' own work.
+type cannedTransport struct{ body []byte }
+
+func (c cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	return &http.Response{StatusCode: 200, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {"application/json"}, "X-Amzn-Requestid": {"abc"}, "Content-Length": {"120"}},
+		Body:   io.NopCloser(bytes.NewReader(c.body)), ContentLength: int64(len(c.body)), Request: r}, nil
+}
+
+type discardAudit struct{}
+
+func (discardAudit) Write(*audit.Record) {}
+func (discardAudit) Close() error        { return nil }
+
+// BenchmarkHandler compares the CPU Warden's endpoint handler spends per
+// Converse call with a bare httputil.ReverseProxy's, both against a canned
+// upstream: the part of the added latency that is Warden's own code.
+func BenchmarkHandler(b *testing.B) {
+	respBody := []byte(`{"output":{"message":{"role":"assistant","content":[{"text":"hello"}]}},"stopReason":"end_turn","usage":{"inputTokens":1,"outputTokens":1,"totalTokens":2}}`)
+	prompt := `{"messages":[{"role":"user","content":[{"text":"` + strings.Repeat("x", 4096) + `"}]}]}`
+	cfg, err := authz.ParseConfig([]byte(`
+version: 1
+upstream: {region: us-east-1, url: "http://127.0.0.1:1", insecure: true}
+identity: {static: {app: a}}
+apps: [{name: a, match: {tags: {app: a}}, allow: {models: ["anthropic.*"], operations: [Converse]}}]
+`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	mk := func() *http.Request {
+		r := httptest.NewRequest("POST", "http://127.0.0.1:8480/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse", strings.NewReader(prompt))
+		r.RemoteAddr = "127.0.0.1:5555"
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=00")
+		r.Header.Set("X-Amz-Date", "20260101T000000Z")
+		r.Header.Set("Amz-Sdk-Invocation-Id", "5f1c")
+		r.Header.Set("Amz-Sdk-Request", "attempt=1; max=1")
+		r.Header.Set("User-Agent", "aws-sdk-go-v2/1.0")
+		return r
+	}
+	b.Run("warden", func(b *testing.B) {
+		s, err := New(context.Background(), Options{Config: cfg, Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", ""), Audit: discardAudit{}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.upstreamRT = cannedTransport{respBody}
+		h := s.Handler()
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, mk())
+			if w.Code != 200 {
+				b.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+		}
+	})
+	b.Run("bare-reverse-proxy", func(b *testing.B) {
+		u, _ := url.Parse("http://127.0.0.1:1")
+		rp := httputil.NewSingleHostReverseProxy(u)
+		rp.Transport = cannedTransport{respBody}
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			w := httptest.NewRecorder()
+			rp.ServeHTTP(w, mk())
+			if w.Code != 200 {
+				b.Fatalf("status %d", w.Code)
+			}
+		}
+	})
+}
