@@ -52,29 +52,19 @@ type UpstreamConfig struct {
 	Signing  string `yaml:"signing"` // resign | passthrough
 }
 
-// IdentityConfig lists the identity sources, tried in order.
+// IdentityConfig lists the identity sources and configures each. Sources
+// that verify a credential the caller presents (keys, token) are consulted
+// first whatever their position; the others are tried in order.
 type IdentityConfig struct {
 	Sources []string          `yaml:"sources"`
 	Static  map[string]string `yaml:"static"`
-}
 
-// AppConfig is one application: which workloads it selects and what they may do.
-type AppConfig struct {
-	Name  string      `yaml:"name"`
-	Match MatchConfig `yaml:"match"`
-	Allow AllowConfig `yaml:"allow"`
-	Line  int         `yaml:"-"`
-}
-
-// MatchConfig selects workloads: every listed tag must hold.
-type MatchConfig struct {
-	Tags map[string]string `yaml:"tags"`
-}
-
-// AllowConfig is an app's allowlist.
-type AllowConfig struct {
-	Models     []string `yaml:"models"`
-	Operations []string `yaml:"operations"`
+	KubernetesSidecar KubernetesSidecarConfig `yaml:"kubernetes_sidecar"`
+	ECSSidecar        ECSSidecarConfig        `yaml:"ecs_sidecar"`
+	Kubernetes        KubernetesConfig        `yaml:"kubernetes"`
+	EC2               EC2Config               `yaml:"ec2"`
+	Keys              KeysConfig              `yaml:"keys"`
+	Token             TokenConfig             `yaml:"token"`
 }
 
 // LimitsConfig bounds requests.
@@ -222,38 +212,9 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxBodyBytes < 0 {
 		add("limits.max_body_bytes: must be positive")
 	}
-	for _, s := range c.Identity.Sources {
-		if s != "static" {
-			add("identity.sources: %q is not available in this release (available: static)", s)
-		}
-	}
-	seen := map[string]int{}
-	for i, a := range c.Apps {
-		where := fmt.Sprintf("apps[%d]", i)
-		if a.Line > 0 {
-			where = fmt.Sprintf("line %d: apps[%d]", a.Line, i)
-		}
-		if a.Name == "" {
-			add("%s: name is required", where)
-		} else if j, dup := seen[a.Name]; dup {
-			add("%s: name %q already used by apps[%d]", where, a.Name, j)
-		} else {
-			seen[a.Name] = i
-		}
-		if len(a.Match.Tags) == 0 {
-			add("%s (%s): match.tags must select at least one tag; an app matching everything is not allowed", where, a.Name)
-		}
-		for _, m := range a.Allow.Models {
-			if err := validateGlob(m); err != nil {
-				add("%s (%s): allow.models %q: %v", where, a.Name, m, err)
-			}
-		}
-		for _, op := range a.Allow.Operations {
-			if !knownOperation(op) && op != "*" {
-				add("%s (%s): allow.operations: unknown operation %q", where, a.Name, op)
-			}
-		}
-	}
+	errs = append(errs, c.Identity.validate()...)
+	errs = append(errs, validateApps(c.Apps)...)
+
 	for i, s := range c.Audit.Sinks {
 		n := 0
 		if s.Stdout != nil {

@@ -3,6 +3,8 @@ package authz
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"net/netip"
 	"sort"
 	"strings"
@@ -55,10 +57,14 @@ func (id Identity) String() string {
 	return b.String()
 }
 
-// Conn describes the connection a request arrived on.
+// Conn describes the call as identity sources see it.
 type Conn struct {
-	Remote netip.AddrPort
+	Remote netip.AddrPort // the client address (after PROXY protocol, if trusted)
 	Local  netip.AddrPort
+	// Request and Body are the HTTP request and its whole body, for sources
+	// that verify what the caller presents (signatures, tokens). Read-only.
+	Request *http.Request
+	Body    []byte
 }
 
 // ErrNoIdentity means a source has nothing to say about this connection.
@@ -72,31 +78,40 @@ type Source interface {
 	Resolve(ctx context.Context, c *Conn) (Identity, error)
 }
 
-// Resolver tries sources in order.
-type Resolver struct{ sources []Source }
-
-// NewResolver builds the configured sources.
-func NewResolver(cfg IdentityConfig) (*Resolver, error) {
-	r := &Resolver{}
-	for _, name := range cfg.Sources {
-		switch name {
-		case "static":
-			r.sources = append(r.sources, NewStaticSource(cfg.Static))
-		default:
-			return nil, errors.New("identity source " + name + " is not available")
-		}
-	}
-	return r, nil
+// Resolver consults presented-credential sources first, then the others
+// in order.
+type Resolver struct {
+	presented []presentedSource
+	sources   []Source
 }
 
-// Resolve returns the first identity a source yields.
+type presentedSource struct {
+	Source
+	p Presenter
+}
+
+// Resolve returns the identity of the caller. A presented credential decides
+// alone: verified, it is the identity; failed, the call is denied. Otherwise
+// the first source with something to say wins; ErrNoIdentity means none had.
 func (r *Resolver) Resolve(ctx context.Context, c *Conn) (Identity, error) {
+	for _, s := range r.presented {
+		if s.p.Presents(c) {
+			id, err := s.Resolve(ctx, c)
+			if err != nil {
+				return Identity{}, fmt.Errorf("%s: %w", s.Name(), err)
+			}
+			return id, nil
+		}
+	}
 	for _, s := range r.sources {
 		id, err := s.Resolve(ctx, c)
 		if errors.Is(err, ErrNoIdentity) {
 			continue
 		}
-		return id, err
+		if err != nil {
+			return Identity{}, fmt.Errorf("%s: %w", s.Name(), err)
+		}
+		return id, nil
 	}
 	return Identity{}, ErrNoIdentity
 }

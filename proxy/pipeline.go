@@ -97,7 +97,7 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 		c.rec.ModelCanonical = c.model.Canonical
 	}
 
-	id, err := s.identity.Resolve(r.Context(), connOf(r))
+	id, err := s.identity.Resolve(r.Context(), connOf(r, c.body))
 	if err != nil && !errors.Is(err, authz.ErrNoIdentity) {
 		s.fail(w, c, bedrock.AccessDenied("warden: workload identity could not be verified: %v", err), "identity")
 		return
@@ -179,8 +179,8 @@ func (s *Server) finish(c *call) {
 	s.metrics.observe(&c.rec)
 }
 
-func connOf(r *http.Request) *authz.Conn {
-	c := &authz.Conn{}
+func connOf(r *http.Request, body []byte) *authz.Conn {
+	c := &authz.Conn{Request: r, Body: body}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		c.Remote = ap
 	}

@@ -87,21 +87,24 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.policy, err = authz.NewPolicy(cfg.Apps); err != nil {
 		return nil, fmt.Errorf("proxy: policy: %w", err)
 	}
-	if s.identity, err = authz.NewResolver(cfg.Identity); err != nil {
-		return nil, fmt.Errorf("proxy: identity: %w", err)
+	// Loading the default AWS configuration reads the environment and shared
+	// files only; credentials are fetched lazily on first use.
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: loading AWS configuration: %w", err)
 	}
 	s.region = cfg.Upstream.Region
-	if s.creds == nil || s.region == "" {
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("proxy: loading AWS configuration: %w", err)
-		}
-		if s.creds == nil {
-			s.creds = awsCfg.Credentials
-		}
-		if s.region == "" {
-			s.region = awsCfg.Region
-		}
+	if s.creds == nil {
+		s.creds = awsCfg.Credentials
+	}
+	if s.region == "" {
+		s.region = awsCfg.Region
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = s.region
+	}
+	if s.identity, err = authz.NewResolver(ctx, cfg.Identity, authz.Deps{AWS: awsCfg, Logger: s.log}); err != nil {
+		return nil, fmt.Errorf("proxy: identity: %w", err)
 	}
 	if s.region == "" {
 		return nil, errors.New("proxy: no region: set upstream.region or AWS_REGION")
