@@ -34,10 +34,20 @@ type Decision struct {
 	Reason string // a sentence safe to show the caller
 }
 
-// Call is what the policy looks at.
+// Call is what the policy looks at. Decide does no I/O: everything it needs
+// is resolved by the caller first.
 type Call struct {
 	Op    bedrock.Operation
 	Model *bedrock.ModelID // nil for operations without a model
+	// Foundations are the foundation model ids behind an indirect model id
+	// (application inference profile, provisioned or custom model, prompt,
+	// prompt router …), resolved through the Bedrock control plane by the
+	// caller; Resolved says the resolution was done (an indirect id that was
+	// not resolved is denied).
+	Foundations []string
+	Resolved    bool
+	// S3OutputURI is StartAsyncInvoke's outputDataConfig.s3OutputDataConfig.s3Uri.
+	S3OutputURI string
 }
 
 // Policy is an immutable, compiled set of apps. Decide is pure and lock-free.
