@@ -27,6 +27,7 @@ type Config struct {
 	Identity IdentityConfig `yaml:"identity"`
 	Apps     []AppConfig    `yaml:"apps"`
 	Limits   LimitsConfig   `yaml:"limits"`
+	Models   ModelsConfig   `yaml:"models"`
 	Audit    AuditConfig    `yaml:"audit"`
 }
 
@@ -36,6 +37,8 @@ type ListenConfig struct {
 	Proxy    string     `yaml:"proxy"`
 	Admin    string     `yaml:"admin"`
 	TLS      *TLSConfig `yaml:"tls"` // serves the endpoint listener over TLS (h2 by ALPN)
+	// ProxyProtocol accepts PROXY protocol v2 from trusted load balancers.
+	ProxyProtocol ProxyProtocolConfig `yaml:"proxy_protocol"`
 }
 
 // TLSConfig names a certificate and key on disk.
@@ -65,6 +68,9 @@ type IdentityConfig struct {
 	EC2               EC2Config               `yaml:"ec2"`
 	Keys              KeysConfig              `yaml:"keys"`
 	Token             TokenConfig             `yaml:"token"`
+	// TrustedCIDRs are the client networks IP-based sources (kubernetes, ec2)
+	// answer for; connections from elsewhere get no IP-based identity.
+	TrustedCIDRs []string `yaml:"trusted_cidrs"`
 }
 
 // LimitsConfig bounds requests.
@@ -213,6 +219,8 @@ func (c *Config) Validate() error {
 		add("limits.max_body_bytes: must be positive")
 	}
 	errs = append(errs, c.Identity.validate()...)
+	errs = append(errs, c.Models.validate()...)
+	errs = append(errs, validateNetwork(c)...)
 	errs = append(errs, validateApps(c.Apps)...)
 
 	for i, s := range c.Audit.Sinks {
