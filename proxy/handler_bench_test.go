@@ -83,6 +83,7 @@ apps: [{name: a, match: {tags: {app: a}}, allow: {models: ["anthropic.*"], opera
 		u, _ := url.Parse("http://127.0.0.1:1")
 		rp := httputil.NewSingleHostReverseProxy(u)
 		rp.Transport = cannedTransport{respBody}
+		rp.BufferPool = bufPool{}
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			w := httptest.NewRecorder()
@@ -93,3 +94,8 @@ apps: [{name: a, match: {tags: {app: a}}, allow: {models: ["anthropic.*"], opera
 		}
 	})
 }
+
+type bufPool struct{}
+
+func (bufPool) Get() []byte  { return (*copyBufPool.Get().(*[]byte)) }
+func (bufPool) Put(b []byte) { copyBufPool.Put(&b) }

@@ -24,12 +24,13 @@ import (
 
 // call is one request's state as it moves through the pipeline.
 type call struct {
-	start     time.Time
-	requestID string
-	route     bedrock.Route
-	model     *bedrock.ModelID
-	body      []byte
-	rec       audit.Record
+	start       time.Time
+	requestID   string
+	escapedPath string
+	route       bedrock.Route
+	model       *bedrock.ModelID
+	body        []byte
+	rec         audit.Record
 }
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -49,7 +50,9 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Warden-Request-Id", c.requestID)
 	defer s.finish(c)
 
-	route, err := bedrock.ParseRoute(r.Method, r.URL.EscapedPath(), r.URL.RawQuery)
+	// EscapedPath re-validates RawPath on every call: take it once.
+	c.escapedPath = r.URL.EscapedPath()
+	route, err := bedrock.ParseRoute(r.Method, c.escapedPath, r.URL.RawQuery)
 	if err != nil {
 		s.fail(w, c, err, "route")
 		return
@@ -233,7 +236,7 @@ func upstreamPath(rt bedrock.Route, escapedPath string) (escaped, decoded string
 }
 
 func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *call) (*http.Request, error) {
-	escaped, decoded, err := upstreamPath(c.route, r.URL.EscapedPath())
+	escaped, decoded, err := upstreamPath(c.route, c.escapedPath)
 	if err != nil {
 		return nil, err
 	}
@@ -268,6 +271,6 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 	sum := sha256.Sum256(body)
 	var hexSum [2 * sha256.Size]byte
 	hex.Encode(hexSum[:], sum[:])
-	s.signer.sign(req, string(hexSum[:]), creds, time.Now())
+	s.signer.sign(req, escaped, string(hexSum[:]), creds, time.Now())
 	return req, nil
 }

@@ -54,7 +54,7 @@ type Server struct {
 	transport *http.Transport
 	// upstreamRT is what forward uses: the transport, or a stub in benchmarks.
 	upstreamRT http.RoundTripper
-	maxBody   int64
+	maxBody    int64
 
 	mu      sync.Mutex
 	servers []*http.Server
@@ -156,6 +156,8 @@ func NewUpstreamTransport() *http.Transport {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		// Headers and a typical prompt leave in one write instead of two.
+		WriteBufferSize: 64 << 10,
 		// Responses must arrive as sent so they can be relayed (and later
 		// inspected) unchanged.
 		DisableCompression: true,

@@ -90,10 +90,10 @@ func unsignedHeader(name string) bool {
 	return false
 }
 
-// sign adds X-Amz-Date, X-Amz-Security-Token and Authorization to req, whose
-// URL.RawPath must hold the exact escaped path that goes on the wire and
-// whose headers hold only canonical (http.CanonicalHeaderKey) names.
-func (s *signer) sign(req *http.Request, payloadHash string, creds aws.Credentials, now time.Time) {
+// sign adds X-Amz-Date, X-Amz-Security-Token and Authorization to req.
+// escapedPath is the exact path that goes on the wire, and req's headers hold
+// only canonical (http.CanonicalHeaderKey) names.
+func (s *signer) sign(req *http.Request, escapedPath, payloadHash string, creds aws.Credentials, now time.Time) {
 	now = now.UTC()
 	amzDate := now.Format(amzDateFormat)
 	date := amzDate[:8]
@@ -121,7 +121,7 @@ func (s *signer) sign(req *http.Request, payloadHash string, creds aws.Credentia
 	c := b.canon[:0]
 	c = append(c, req.Method...)
 	c = append(c, '\n')
-	c = appendURIEncoded(c, req.URL.EscapedPath())
+	c = appendURIEncoded(c, escapedPath)
 	c = append(c, '\n')
 	c = append(c, canonicalQuery(req.URL.RawQuery)...)
 	c = append(c, '\n')

@@ -52,8 +52,8 @@ func TestSignerMatchesSDK(t *testing.T) {
 			sum := sha256.Sum256([]byte(tc.body))
 			hash := hex.EncodeToString(sum[:])
 			mine, sdk := mk(), mk()
-			s.sign(mine, hash, tc.creds, now)
-			s.sign(mine, hash, tc.creds, now) // a second call hits the key cache and must agree
+			s.sign(mine, tc.escPath, hash, tc.creds, now)
+			s.sign(mine, tc.escPath, hash, tc.creds, now) // a second call hits the key cache and must agree
 			if err := v4.NewSigner().SignHTTP(context.Background(), tc.creds, sdk, hash, "bedrock", "us-east-1", now); err != nil {
 				t.Fatal(err)
 			}
@@ -69,8 +69,8 @@ func TestSignerMatchesSDK(t *testing.T) {
 	}
 	// Rotated credentials get a new key.
 	a, b := &http.Request{Method: "POST", URL: &url.URL{Path: "/x"}, Host: "h", Header: http.Header{}}, &http.Request{Method: "POST", URL: &url.URL{Path: "/x"}, Host: "h", Header: http.Header{}}
-	s.sign(a, "e3b0", aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "one"}, now)
-	s.sign(b, "e3b0", aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "two"}, now)
+	s.sign(a, "/x", "e3b0", aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "one"}, now)
+	s.sign(b, "/x", "e3b0", aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "two"}, now)
 	if bytes.Equal([]byte(a.Header.Get("Authorization")), []byte(b.Header.Get("Authorization"))) {
 		t.Error("signing key was not re-derived after the secret changed")
 	}
@@ -86,7 +86,7 @@ func BenchmarkSign(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			r := &http.Request{Method: "POST", URL: u, Host: u.Host, Header: hdr.Clone(), ContentLength: 4096}
-			s.sign(r, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", creds, now)
+			s.sign(r, u.RawPath, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", creds, now)
 		}
 	})
 	b.Run("sdk", func(b *testing.B) {
