@@ -19,6 +19,7 @@ usage:
   warden bench [flags]              measure Warden against a direct call and a bare reverse proxy
   warden policy validate --config FILE
                                     check a configuration file and exit
+  warden keys issue|genmaster|inspect  Warden-issued SigV4 keys (warden keys help)
   warden healthcheck [--url URL]    probe the admin /healthz (for container health checks)
   warden version
 `
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdHealthcheck(ctx, args[1:], stdout, stderr)
 	case "policy":
 		err = cmdPolicy(ctx, args[1:], stdout, stderr)
+	case "keys":
+		err = cmdKeys(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "warden", version)
 	case "help", "-h", "--help":
