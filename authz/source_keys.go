@@ -168,9 +168,9 @@ func (s *KeysSource) Resolve(_ context.Context, c *Conn) (Identity, error) {
 		return Identity{}, ErrNoIdentity
 	}
 	r := c.Request
-	akid := presentedKeyID(r)
+	shown := presentedKeyID(r)
 	fail := func(err error) (Identity, error) {
-		return Identity{}, fmt.Errorf("Warden-issued key %s failed verification: %w", akid, err)
+		return Identity{}, fmt.Errorf("Warden-issued key %s failed verification: %w", shown, err)
 	}
 	if len(r.Header.Values("Authorization")) == 0 {
 		return fail(errors.New("only the Authorization header form of SigV4 is accepted (not a presigned URL)"))
@@ -195,7 +195,7 @@ func (s *KeysSource) Resolve(_ context.Context, c *Conn) (Identity, error) {
 		}
 		return fail(s.describe(err))
 	}
-	akid = res.AccessKeyID
+	akid := res.AccessKeyID
 	if s.hosts != nil {
 		if h := strings.ToLower(r.Host); !s.hosts[h] {
 			return fail(fmt.Errorf("the request was signed for host %q, which is not one of identity.keys.hosts", truncateString(r.Host, 128)))
@@ -263,7 +263,13 @@ func presentedKeyID(r *http.Request) string {
 	if j := strings.IndexAny(v, "/%,& "); j >= 0 {
 		v = v[:j]
 	}
-	return fmt.Sprintf("%q", truncateString(v, 130))
+	v = truncateString(v, 130)
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; !('A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.') {
+			return fmt.Sprintf("%q", v) // quoted: whatever the caller sent
+		}
+	}
+	return v
 }
 
 func truncateString(s string, n int) string {
