@@ -1,11 +1,15 @@
 package proxy_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
@@ -41,6 +46,11 @@ apps:
     allow:
       models: ["anthropic.claude-3-5-haiku-*", "us.anthropic.claude-3-5-haiku-*"]
       operations: [Converse, ConverseStream, InvokeModel]
+  - name: keyed-billing
+    match: {tags: {warden.key_app: billing}}
+    allow:
+      models: ["amazon.nova-*"]
+      operations: [Converse]
   - name: static-app
     match: {tags: {app: chatbot, env: prod}}
 %s    allow:
@@ -279,5 +289,89 @@ func TestKeysJSSDK(t *testing.T) {
 		if !call.SignatureOK || call.AccessKeyID != wardenKey {
 			t.Errorf("%s not re-signed by Warden: %s", call.Op, call.AuthError)
 		}
+	}
+}
+
+// Two workloads with different issued keys share one Warden: each gets its
+// own app and its own models.
+func TestKeysTwoWorkloads(t *testing.T) {
+	k := startKeysEnv(t)
+	billingID, billingSecret, err := authz.IssueKey(k.master, "billing", time.Now().Add(time.Hour), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nova := "amazon.nova-lite-v1:0"
+	payments, billing := k.sdk(k.goodID, k.goodSecret, nil), k.sdk(billingID, billingSecret, nil)
+	converse := func(c *bedrockruntime.Client, model string) error {
+		_, err := c.Converse(context.Background(), &bedrockruntime.ConverseInput{ModelId: aws.String(model), Messages: userMsg("hi")})
+		return err
+	}
+	var ade *types.AccessDeniedException
+	if err := converse(payments, haiku); err != nil {
+		t.Errorf("payments → haiku: %v", err)
+	}
+	if err := converse(payments, nova); !errors.As(err, &ade) || !strings.Contains(ade.ErrorMessage(), "keyed") {
+		t.Errorf("payments → nova: %v, want AccessDenied by app keyed", err)
+	}
+	if err := converse(billing, nova); err != nil {
+		t.Errorf("billing → nova: %v", err)
+	}
+	if err := converse(billing, haiku); !errors.As(err, &ade) || !strings.Contains(ade.ErrorMessage(), "keyed-billing") {
+		t.Errorf("billing → haiku: %v, want AccessDenied by app keyed-billing", err)
+	}
+	recs := k.audit.wait(t, 4)
+	for i, want := range []struct{ app, decision string }{{"keyed", "allow"}, {"keyed", "deny"}, {"keyed-billing", "allow"}, {"keyed-billing", "deny"}} {
+		if recs[i].App != want.app || recs[i].Decision != want.decision {
+			t.Errorf("audit %d: app %q decision %s, want %s %s", i, recs[i].App, recs[i].Decision, want.app, want.decision)
+		}
+	}
+}
+
+// bodyTamperer alters the request body after the SDK signed it (same
+// length), as a man in the middle would.
+type bodyTamperer struct{ rt http.RoundTripper }
+
+func (b bodyTamperer) RoundTrip(r *http.Request) (*http.Response, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	body = bytes.Replace(body, []byte("transfer 10"), []byte("transfer 99"), 1)
+	r2 := r.Clone(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	return b.rt.RoundTrip(r2)
+}
+
+// A body altered after signing, and a request signed outside the clock skew
+// window, are denied.
+func TestKeysAlteredBodyAndSkew(t *testing.T) {
+	k := startKeysEnv(t)
+	c := k.sdk(k.goodID, k.goodSecret, &http.Client{Transport: bodyTamperer{http.DefaultTransport}})
+	_, err := c.Converse(context.Background(), &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg("transfer 10")})
+	var ade *types.AccessDeniedException
+	if !errors.As(err, &ade) || !strings.Contains(ade.ErrorMessage(), "signature does not match") {
+		t.Fatalf("altered body: %v", err)
+	}
+
+	// Signed by the SDK's own signer ten minutes ago.
+	body := []byte(`{"messages":[{"role":"user","content":[{"text":"old"}]}]}`)
+	req, _ := http.NewRequest(http.MethodPost, k.endpoint+"/model/"+strings.ReplaceAll(haiku, ":", "%3A")+"/converse", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: k.goodID, SecretAccessKey: k.goodSecret},
+		req, hex.EncodeToString(sum[:]), "bedrock", "us-east-1", time.Now().Add(-10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || resp.Header.Get("X-Amzn-ErrorType") != "AccessDeniedException" || !bytes.Contains(msg, []byte("clock skew")) {
+		t.Fatalf("skewed: %d %s %s", resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), msg)
+	}
+	if n := len(k.emu.Calls()); n != 0 {
+		t.Errorf("emulator saw %d calls", n)
 	}
 }
