@@ -148,7 +148,7 @@ func TestSecretForTamperAndMaster(t *testing.T) {
 	}
 }
 
-func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
+func writeKeyFile(t *testing.T, path string, data []byte, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(path, data, mode); err != nil {
 		t.Fatal(err)
@@ -166,7 +166,7 @@ func TestLoadMasterKeyModes(t *testing.T) {
 		ok   bool
 	}{{0o600, true}, {0o400, true}, {0o700, true}, {0o640, false}, {0o644, false}, {0o604, false}, {0o660, false}, {0o602, false}} {
 		p := filepath.Join(dir, "master-"+tc.mode.String())
-		writeFile(t, p, key, tc.mode)
+		writeKeyFile(t, p, key, tc.mode)
 		got, err := LoadMasterKey(p)
 		if tc.ok != (err == nil) {
 			t.Errorf("mode %04o: err = %v", tc.mode, err)
@@ -180,7 +180,7 @@ func TestLoadMasterKeyModes(t *testing.T) {
 		}
 	}
 	short := filepath.Join(dir, "short")
-	writeFile(t, short, key[:31], 0o600)
+	writeKeyFile(t, short, key[:31], 0o600)
 	if _, err := LoadMasterKey(short); err == nil || !strings.Contains(err.Error(), "at least 32") {
 		t.Errorf("short key: %v", err)
 	}
@@ -203,7 +203,7 @@ func TestLoadMasterKeyKubernetesSecretLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, n := range names {
-			writeFile(t, filepath.Join(ts, n), bytes.Repeat([]byte("s"), 40), mode)
+			writeKeyFile(t, filepath.Join(ts, n), bytes.Repeat([]byte("s"), 40), mode)
 		}
 		if err := os.Symlink(filepath.Base(ts), filepath.Join(dir, "..data")); err != nil {
 			t.Fatal(err)

@@ -210,7 +210,8 @@ func (s *KeysSource) Resolve(_ context.Context, c *Conn) (Identity, error) {
 	if s.file != "" {
 		rev := s.revocationsAt(now)
 		if rev.err != nil {
-			return fail(fmt.Errorf("the revocation list cannot be read, so no Warden-issued key is accepted: %v", rev.err))
+			// The reason (a file name, a line) is in Warden's log, not for the caller.
+			return fail(errors.New("the revocation list cannot be read or parsed, so no Warden-issued key is accepted until an operator fixes it"))
 		}
 		if rev.ids[akid] {
 			return fail(ErrKeyRevoked)

@@ -134,7 +134,7 @@ func TestKeysSourceFailures(t *testing.T) {
 	v2 := "WDN2" + akid[4:]
 
 	revFile := filepath.Join(f.dir, "revoked.txt")
-	writeFile(t, revFile, []byte("# revoked after the incident\n"+fileRevoked+"  # laptop lost\n\n"), 0o644)
+	writeKeyFile(t, revFile, []byte("# revoked after the incident\n"+fileRevoked+"  # laptop lost\n\n"), 0o644)
 	s := f.source(t, KeysConfig{Revoked: []string{revoked}, RevocationFile: revFile, Region: "us-east-1",
 		Hosts: []string{"127.0.0.1:8480", "warden.internal:8443"}})
 
@@ -257,7 +257,7 @@ func TestKeysSourceRevocationFileReload(t *testing.T) {
 	akid, secret := f.issue(t, "payments", time.Hour)
 	other, otherSecret := f.issue(t, "payments", time.Hour)
 	revFile := filepath.Join(f.dir, "revoked.txt")
-	writeFile(t, revFile, nil, 0o644)
+	writeKeyFile(t, revFile, nil, 0o644)
 	s := f.source(t, KeysConfig{RevocationFile: revFile})
 	resolve := func(id, sec string) error {
 		_, err := s.Resolve(context.Background(), signedConn(t, id, sec, signOpts{at: f.now}))
@@ -268,7 +268,7 @@ func TestKeysSourceRevocationFileReload(t *testing.T) {
 	}
 	// Revoke through a ConfigMap-style swap (a new file renamed over the old).
 	tmp := revFile + ".new"
-	writeFile(t, tmp, []byte(akid+"\n"), 0o644)
+	writeKeyFile(t, tmp, []byte(akid+"\n"), 0o644)
 	if err := os.Rename(tmp, revFile); err != nil {
 		t.Fatal(err)
 	}
@@ -280,19 +280,22 @@ func TestKeysSourceRevocationFileReload(t *testing.T) {
 		t.Fatalf("another key: %v", err)
 	}
 	// An unparsable list denies every key (a typo must not leave a key valid).
-	writeFile(t, revFile, []byte(akid+"\nAKIA-typo\n"), 0o644)
+	writeKeyFile(t, revFile, []byte(akid+"\nAKIA-typo\n"), 0o644)
 	f.now = f.now.Add(revocationCheckInterval)
-	if err := resolve(other, otherSecret); err == nil || !strings.Contains(err.Error(), "line 2") {
+	if err := resolve(other, otherSecret); err == nil || !strings.Contains(err.Error(), "revocation list cannot be read or parsed") {
 		t.Fatalf("bad list: %v", err)
+	}
+	if r := s.currentRevocations(); r.err == nil || !strings.Contains(r.err.Error(), "line 2") {
+		t.Fatalf("the logged reason should name the line: %v", r.err)
 	}
 	// So does a missing one.
 	os.Remove(revFile)
 	f.now = f.now.Add(revocationCheckInterval)
-	if err := resolve(other, otherSecret); err == nil || !strings.Contains(err.Error(), "revocation list cannot be read") {
+	if err := resolve(other, otherSecret); err == nil || !strings.Contains(err.Error(), "revocation list cannot be read") || !errors.Is(s.currentRevocations().err, os.ErrNotExist) {
 		t.Fatalf("missing list: %v", err)
 	}
 	// Restored, un-revoked.
-	writeFile(t, revFile, []byte("# nothing revoked\n"), 0o644)
+	writeKeyFile(t, revFile, []byte("# nothing revoked\n"), 0o644)
 	f.now = f.now.Add(revocationCheckInterval)
 	if err := resolve(akid, secret); err != nil {
 		t.Fatalf("restored list: %v", err)
