@@ -12,6 +12,7 @@ upstream: {region: us-east-1}
 identity: {sources: [static], static: {app: a}}
 apps:
   - name: a
+    allow_weak_identity: true   # static sidecar tags are weak
     match: {tags: {app: a}}
     allow: {models: ["*"], operations: [Converse]}
 `
@@ -67,6 +68,19 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("version: 1\napps: [{name: x}]\n"))
 	f.Add([]byte("{}"))
 	f.Add([]byte("version: 1\nlisten: {endpoint: '[::1]:80'}\nidentity: {static: {a: b}}\n"))
+	f.Add([]byte(`version: 1
+apps:
+  - name: p
+    mode: dry-run
+    match: {tags: {k8s.namespace: p}, in: {k8s.serviceaccount: [a, b]}, exists: [k8s.label.x], glob: {ecs.family: "p-*"}}
+    allow: {models: ["*"], operations: ["*"], regions: ["us-*", eu-west-1], profile_scopes: [us, global], async_output_prefixes: ["s3://bkt/out/"]}
+  - name: w
+    allow_weak_identity: true
+    match: {glob: {app: "?"}}
+    allow: {operations: [StartAsyncInvoke], async_output_prefixes: ["s3://bkt"]}
+`))
+	f.Add([]byte("version: 1\napps: [{name: x, match: {in: {k8s.namespace: []}}, allow: {regions: ['us east']}}]\n"))
+	f.Add([]byte("version: 1\napps: [{name: x, match: {exists: [aws.tag.team]}, allow: {async_output_prefixes: ['s3://b/../x']}}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := ParseConfig(data)
 		if err != nil {

@@ -1,7 +1,9 @@
 package authz
 
 import (
+	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/warden-egress/warden/bedrock"
@@ -18,17 +20,26 @@ var policyOperations = [...]bedrock.Operation{
 }
 
 func knownOperation(name string) bool {
-	for _, op := range policyOperations {
-		if string(op) == name {
-			return true
+	return opBit(bedrock.Operation(name)) != 0
+}
+
+// opBit gives each policy operation one bit of a set.
+func opBit(op bedrock.Operation) uint16 {
+	for i, o := range policyOperations {
+		if o == op {
+			return 1 << i
 		}
 	}
-	return false
+	return 0
 }
 
 // Decision is the policy's answer for one call.
 type Decision struct {
-	Allow  bool
+	Allow bool
+	// DryRun is set when the deciding app runs in dry-run mode: the proxy
+	// forwards the call even if Allow is false, and records the denial it
+	// would have made.
+	DryRun bool
 	App    string // "" when no app matched
 	Rule   string // which part of the policy decided, e.g. "apps[0].allow.models"
 	Reason string // a sentence safe to show the caller
@@ -44,106 +55,325 @@ type Call struct {
 	// prompt router …), resolved through the Bedrock control plane by the
 	// caller; Resolved says the resolution was done (an indirect id that was
 	// not resolved is denied).
+	// Foundations are canonical ids: foundation model ids, system inference
+	// profile ids (their scope is policy) and imported-model ARNs (which
+	// have no foundation model and match as themselves).
 	Foundations []string
 	Resolved    bool
+	// Regions are the regions of the foundation-model ARNs the resolution
+	// named (an application profile copied from a cross-region profile
+	// routes to each); every one must be in allow.regions.
+	Regions []string
 	// S3OutputURI is StartAsyncInvoke's outputDataConfig.s3OutputDataConfig.s3Uri.
 	S3OutputURI string
 }
 
 // Policy is an immutable, compiled set of apps. Decide is pure and lock-free.
-type Policy struct{ apps []app }
-
-type app struct {
-	name   string
-	index  int
-	match  map[string]string
-	models []string
-	ops    map[bedrock.Operation]bool
-	allOps bool
+//
+// Overlap rule: the first app in file order whose selectors all hold for
+// the caller decides the call. An index on one equality (or in) selector
+// per app narrows the candidates; it never changes which app wins.
+type Policy struct {
+	apps       []app
+	anchors    []anchor // one per distinct anchor key
+	unanchored []int32  // apps without an equality or in selector, in file order
 }
 
-// NewPolicy compiles the apps of a validated config.
+type anchor struct {
+	key    string
+	values map[string][]int32 // tag value → apps selecting it, in file order
+}
+
+type selKind uint8
+
+const (
+	selEq selKind = iota
+	selIn
+	selGlob
+	selExists
+)
+
+func (k selKind) String() string {
+	return [...]string{"tags", "in", "glob", "exists"}[k]
+}
+
+type selector struct {
+	kind   selKind
+	key    string
+	value  string   // selEq: the value; selGlob: the pattern
+	values []string // selIn
+	// strongKey: the key names platform-set data, so unless the app allows
+	// weak identity only a Strong tag satisfies it.
+	strongKey bool
+}
+
+type app struct {
+	name      string
+	index     int
+	line      int
+	dryRun    bool
+	allowWeak bool
+	sels      []selector
+	models    []string
+	ops       uint16
+	regions   []string
+	scopes    []string
+	prefixes  []string // normalised to end in '/'
+
+	// Rules, precomputed so the allow path does not format strings.
+	rule, ruleOps string
+}
+
+// NewPolicy validates and compiles the apps of a config.
 func NewPolicy(apps []AppConfig) (*Policy, error) {
-	p := &Policy{}
-	for i, a := range apps {
-		c := app{name: a.Name, index: i, match: a.Match.Tags, models: a.Allow.Models, ops: map[bedrock.Operation]bool{}}
-		for _, op := range a.Allow.Operations {
-			if op == "*" {
-				c.allOps = true
-				continue
-			}
-			if !knownOperation(op) {
-				return nil, fmt.Errorf("app %q: unknown operation %q", a.Name, op)
-			}
-			c.ops[bedrock.Operation(op)] = true
-		}
-		for _, m := range a.Allow.Models {
-			if err := validateGlob(m); err != nil {
-				return nil, fmt.Errorf("app %q: allow.models %q: %w", a.Name, m, err)
-			}
-		}
-		p.apps = append(p.apps, c)
+	if errs := validateApps(apps); len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
+	p := &Policy{apps: make([]app, len(apps))}
+	for i := range apps {
+		p.apps[i] = compileApp(&apps[i], i)
+	}
+	p.buildIndex()
 	return p, nil
 }
 
-// Match returns the app selecting id: the first app, in file order, all of
-// whose match tags the identity carries with equal values.
-func (p *Policy) Match(id Identity) (string, int) {
-	for _, a := range p.apps {
-		if a.selects(id) {
-			return a.name, a.index
+func compileApp(a *AppConfig, i int) app {
+	c := app{
+		name: a.Name, index: i, line: a.Line,
+		dryRun: a.Mode == ModeDryRun, allowWeak: a.AllowWeakIdentity,
+		models: a.Allow.Models, regions: a.Allow.Regions, scopes: a.Allow.ProfileScopes,
+		rule: fmt.Sprintf("apps[%d]", i), ruleOps: fmt.Sprintf("apps[%d].allow.operations", i),
+	}
+	for _, op := range a.Allow.Operations {
+		if op == "*" {
+			for _, o := range policyOperations {
+				c.ops |= opBit(o)
+			}
+			continue
 		}
+		c.ops |= opBit(bedrock.Operation(op))
+	}
+	for _, pfx := range a.Allow.AsyncOutputPrefixes {
+		c.prefixes = append(c.prefixes, normaliseS3Prefix(pfx))
+	}
+	add := func(s selector) {
+		s.strongKey = !IsWeakKey(s.key)
+		c.sels = append(c.sels, s)
+	}
+	// Cheap selectors first: equality, then in, glob, exists.
+	for _, k := range sortedKeys(a.Match.Tags) {
+		add(selector{kind: selEq, key: k, value: a.Match.Tags[k]})
+	}
+	for _, k := range sortedKeys(a.Match.In) {
+		add(selector{kind: selIn, key: k, values: a.Match.In[k]})
+	}
+	for _, k := range sortedKeys(a.Match.Glob) {
+		add(selector{kind: selGlob, key: k, value: a.Match.Glob[k]})
+	}
+	exists := append([]string(nil), a.Match.Exists...)
+	sort.Strings(exists)
+	for j, k := range exists {
+		if j > 0 && exists[j-1] == k {
+			continue
+		}
+		add(selector{kind: selExists, key: k})
+	}
+	return c
+}
+
+// buildIndex anchors every app on one equality or in selector, preferring
+// the key most apps select on so a decision does few lookups.
+func (p *Policy) buildIndex() {
+	freq := map[string]int{}
+	for i := range p.apps {
+		for _, s := range p.apps[i].sels {
+			if s.kind == selEq || s.kind == selIn {
+				freq[s.key]++
+			}
+		}
+	}
+	byKey := map[string]*anchor{}
+	for i := range p.apps {
+		a := &p.apps[i]
+		best := -1
+		for j, s := range a.sels {
+			if s.kind != selEq && s.kind != selIn {
+				continue
+			}
+			if best < 0 || freq[s.key] > freq[a.sels[best].key] ||
+				freq[s.key] == freq[a.sels[best].key] && s.kind == selEq && a.sels[best].kind == selIn {
+				best = j
+			}
+		}
+		if best < 0 {
+			p.unanchored = append(p.unanchored, int32(i))
+			continue
+		}
+		s := a.sels[best]
+		an := byKey[s.key]
+		if an == nil {
+			an = &anchor{key: s.key, values: map[string][]int32{}}
+			byKey[s.key] = an
+		}
+		vals := s.values
+		if s.kind == selEq {
+			vals = []string{s.value}
+		}
+		for _, v := range vals {
+			if l := an.values[v]; len(l) == 0 || l[len(l)-1] != int32(i) {
+				an.values[v] = append(l, int32(i))
+			}
+		}
+	}
+	for _, k := range sortedKeys(byKey) {
+		p.anchors = append(p.anchors, *byKey[k])
+	}
+}
+
+// Apps returns the app names in file order.
+func (p *Policy) Apps() []string {
+	out := make([]string, len(p.apps))
+	for i := range p.apps {
+		out[i] = p.apps[i].name
+	}
+	return out
+}
+
+// Match returns the app selecting id and its index: the first app, in file
+// order, all of whose selectors hold. ("", -1) when none does.
+func (p *Policy) Match(id Identity) (string, int) {
+	if i := p.match(id); i >= 0 {
+		return p.apps[i].name, i
 	}
 	return "", -1
 }
 
+func (p *Policy) match(id Identity) int {
+	best := int32(len(p.apps))
+	for k := range p.anchors {
+		an := &p.anchors[k]
+		t, ok := id.Tags[an.key]
+		if !ok {
+			continue
+		}
+		best = p.firstSelecting(an.values[t.Value], id, best)
+	}
+	best = p.firstSelecting(p.unanchored, id, best)
+	if int(best) == len(p.apps) {
+		return -1
+	}
+	return int(best)
+}
+
+// firstSelecting returns the first app in list (sorted) below best that
+// selects id, or best.
+func (p *Policy) firstSelecting(list []int32, id Identity, best int32) int32 {
+	for _, i := range list {
+		if i >= best {
+			break
+		}
+		if p.apps[i].selects(id) {
+			return i
+		}
+	}
+	return best
+}
+
 func (a *app) selects(id Identity) bool {
-	for k, v := range a.match {
-		t, ok := id.Tags[k]
-		if !ok || t.Value != v {
+	for i := range a.sels {
+		if a.sels[i].check(id, a.allowWeak) != selOK {
 			return false
 		}
 	}
 	return true
 }
 
-// Decide answers whether id may make call. Default deny.
-func (p *Policy) Decide(id Identity, call Call) Decision {
-	model := "-"
-	if call.Model != nil {
-		model = call.Model.Raw
+type selResult uint8
+
+const (
+	selOK selResult = iota
+	selMissing
+	selWeak
+	selMismatch
+)
+
+func (s *selector) check(id Identity, allowWeak bool) selResult {
+	t, ok := id.Tags[s.key]
+	if !ok {
+		return selMissing
 	}
-	if call.Op == bedrock.OpInvokeModelWithBidirectionalStream {
-		return Decision{Rule: "unsupported-operation", Reason: fmt.Sprintf(
-			"warden: operation %s on model %s is not supported by Warden yet (its per-frame signed body cannot be inspected)", call.Op, model)}
+	if s.strongKey && !allowWeak && !t.Strong {
+		return selWeak
 	}
-	for i := range p.apps {
-		a := &p.apps[i]
-		if !a.selects(id) {
-			continue
+	switch s.kind {
+	case selEq:
+		if t.Value != s.value {
+			return selMismatch
 		}
-		if !a.allOps && !a.ops[call.Op] {
-			return Decision{App: a.name, Rule: fmt.Sprintf("apps[%d].allow.operations", a.index), Reason: fmt.Sprintf(
-				"warden: app %s may not call operation %s (model %s): operation not in allow.operations", a.name, call.Op, model)}
+	case selIn:
+		for _, v := range s.values {
+			if t.Value == v {
+				return selOK
+			}
 		}
-		if call.Model != nil && !a.allowsModel(call.Model) {
-			return Decision{App: a.name, Rule: fmt.Sprintf("apps[%d].allow.models", a.index), Reason: fmt.Sprintf(
-				"warden: app %s may not call operation %s on model %s: model not in allow.models", a.name, call.Op, model)}
+		return selMismatch
+	case selGlob:
+		if !Glob(s.value, t.Value) {
+			return selMismatch
 		}
-		return Decision{Allow: true, App: a.name, Rule: fmt.Sprintf("apps[%d]", a.index), Reason: "allowed"}
 	}
-	return Decision{Rule: "default-deny", Reason: fmt.Sprintf(
-		"warden: no app matches this workload for operation %s on model %s", call.Op, model)}
+	return selOK
 }
 
-func (a *app) allowsModel(m *bedrock.ModelID) bool {
-	for _, g := range a.models {
-		if Glob(g, m.Canonical) {
-			return true
+// Decide answers whether id may make call. Default deny.
+func (p *Policy) Decide(id Identity, call Call) Decision {
+	if call.Op == bedrock.OpInvokeModelWithBidirectionalStream {
+		return Decision{Rule: "unsupported-operation", Reason: fmt.Sprintf(
+			"warden: operation %s on model %s is not supported by Warden yet (its per-frame signed body cannot be inspected)", call.Op, modelName(&call))}
+	}
+	i := p.match(id)
+	if i < 0 {
+		return Decision{Rule: "default-deny", Reason: fmt.Sprintf(
+			"warden: no app matches this workload for operation %s on model %s", call.Op, modelName(&call))}
+	}
+	a := &p.apps[i]
+	d := a.decide(&call)
+	d.App, d.DryRun = a.name, a.dryRun
+	return d
+}
+
+func modelName(call *Call) string {
+	if call.Model == nil {
+		return "-"
+	}
+	return call.Model.Raw
+}
+
+func (a *app) decide(call *Call) Decision {
+	if a.ops&opBit(call.Op) == 0 {
+		return Decision{Rule: a.ruleOps, Reason: fmt.Sprintf(
+			"warden: app %s may not call operation %s (model %s): operation not in allow.operations", a.name, call.Op, modelName(call))}
+	}
+	if call.Model != nil {
+		if v := a.checkModel(call.Model, call); v.field != "" {
+			return a.deny(call, v)
 		}
 	}
-	return false
+	if call.Op == bedrock.OpStartAsyncInvoke {
+		if v := a.checkAsyncOutput(call.S3OutputURI); v.field != "" {
+			return a.deny(call, v)
+		}
+	}
+	return Decision{Allow: true, Rule: a.rule, Reason: "allowed"}
+}
+
+func (a *app) deny(call *Call, v verdict) Decision {
+	rule := v.field // model-resolution is not a rule of the app's
+	if strings.HasPrefix(rule, "allow.") {
+		rule = a.rule + "." + rule
+	}
+	return Decision{Rule: rule, Reason: fmt.Sprintf(
+		"warden: app %s may not call operation %s on model %s: %s", a.name, call.Op, modelName(call), v.why)}
 }
 
 func validateGlob(g string) error {

@@ -1,56 +1,241 @@
 package authz
 
-import "fmt"
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
 
 // AppConfig is one application: which workloads it selects and what they may do.
 type AppConfig struct {
-	Name  string      `yaml:"name"`
-	Match MatchConfig `yaml:"match"`
-	Allow AllowConfig `yaml:"allow"`
-	Line  int         `yaml:"-"`
+	Name string `yaml:"name"`
+	// Mode is "enforce" (the default) or "dry-run": a dry-run app decides
+	// and records, but its denials are forwarded anyway.
+	Mode string `yaml:"mode"`
+	// AllowWeakIdentity lets workload-editable tags (labels, annotations,
+	// resource tags, static sidecar tags) satisfy the app's selectors on
+	// platform-set keys, and lets an app select on weak keys alone.
+	AllowWeakIdentity bool        `yaml:"allow_weak_identity"`
+	Match             MatchConfig `yaml:"match"`
+	Allow             AllowConfig `yaml:"allow"`
+	Line              int         `yaml:"-"`
 }
 
-// MatchConfig selects workloads: every listed tag must hold.
+// Modes an app can run in.
+const (
+	ModeEnforce = "enforce"
+	ModeDryRun  = "dry-run"
+)
+
+// MatchConfig selects workloads. Every listed selector must hold; a key may
+// appear under several selector kinds.
 type MatchConfig struct {
-	Tags map[string]string `yaml:"tags"`
+	Tags   map[string]string   `yaml:"tags"`   // tag equals value
+	In     map[string][]string `yaml:"in"`     // tag equals one of the values
+	Exists []string            `yaml:"exists"` // tag is present, any value
+	Glob   map[string]string   `yaml:"glob"`   // tag matches the pattern (* and ?)
+}
+
+// Keys returns every tag key the selectors name, sorted and deduplicated.
+func (m MatchConfig) Keys() []string {
+	set := map[string]bool{}
+	for k := range m.Tags {
+		set[k] = true
+	}
+	for k := range m.In {
+		set[k] = true
+	}
+	for _, k := range m.Exists {
+		set[k] = true
+	}
+	for k := range m.Glob {
+		set[k] = true
+	}
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (m MatchConfig) empty() bool {
+	return len(m.Tags) == 0 && len(m.In) == 0 && len(m.Exists) == 0 && len(m.Glob) == 0
 }
 
 // AllowConfig is an app's allowlist.
 type AllowConfig struct {
+	// Models are globs over canonical model ids. Indirect ids are allowed
+	// only when every foundation model behind them is.
 	Models     []string `yaml:"models"`
 	Operations []string `yaml:"operations"`
+	// Regions the call may be served in ("us-east-1", "eu-*", "*"); empty
+	// means no restriction. A system inference profile's scope is a
+	// geography whose every region must be allowed.
+	Regions []string `yaml:"regions"`
+	// ProfileScopes are the system inference profile scopes allowed (us, eu,
+	// apac, jp, au, ca, us-gov, global). When listed, only those scopes are
+	// allowed and a listed scope's profiles also match their base model's
+	// globs. global is denied unless listed.
+	ProfileScopes []string `yaml:"profile_scopes"`
+	// AsyncOutputPrefixes are the s3:// prefixes StartAsyncInvoke may write
+	// under; StartAsyncInvoke is denied without one.
+	AsyncOutputPrefixes []string `yaml:"async_output_prefixes"`
 }
 
 // validateApps checks the apps section; errors name the app and its line.
 func validateApps(apps []AppConfig) []error {
 	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	seen := map[string]int{}
-	for i, a := range apps {
-		where := fmt.Sprintf("apps[%d]", i)
-		if a.Line > 0 {
-			where = fmt.Sprintf("line %d: apps[%d]", a.Line, i)
+	for i := range apps {
+		a := &apps[i]
+		where := appWhere(a, i)
+		add := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...)))
 		}
 		if a.Name == "" {
-			add("%s: name is required", where)
+			add("name is required")
 		} else if j, dup := seen[a.Name]; dup {
-			add("%s: name %q already used by apps[%d]", where, a.Name, j)
+			add("name %q already used by apps[%d]", a.Name, j)
 		} else {
 			seen[a.Name] = i
 		}
-		if len(a.Match.Tags) == 0 {
-			add("%s (%s): match.tags must select at least one tag; an app matching everything is not allowed", where, a.Name)
+		switch a.Mode {
+		case "", ModeEnforce, ModeDryRun:
+		default:
+			add("mode: %q is not enforce or dry-run", a.Mode)
 		}
+		errs = append(errs, validateMatch(a, where)...)
 		for _, m := range a.Allow.Models {
 			if err := validateGlob(m); err != nil {
-				add("%s (%s): allow.models %q: %v", where, a.Name, m, err)
+				add("allow.models %q: %v", m, err)
 			}
 		}
+		asyncListed := false
 		for _, op := range a.Allow.Operations {
 			if !knownOperation(op) && op != "*" {
-				add("%s (%s): allow.operations: unknown operation %q", where, a.Name, op)
+				add("allow.operations: unknown operation %q", op)
 			}
+			if op == "StartAsyncInvoke" {
+				asyncListed = true
+			}
+		}
+		for _, r := range a.Allow.Regions {
+			if !validRegionPattern(r) {
+				add("allow.regions: %q is not a region (us-east-1), a region prefix ending in * (eu-*), or *", r)
+			}
+		}
+		for _, s := range a.Allow.ProfileScopes {
+			if _, ok := scopeGeography[s]; !ok {
+				add("allow.profile_scopes: %q is not a system inference profile scope (%s)", s, strings.Join(profileScopes(), ", "))
+			}
+		}
+		for _, p := range a.Allow.AsyncOutputPrefixes {
+			if err := validS3Prefix(p); err != nil {
+				add("allow.async_output_prefixes: %q: %v", p, err)
+			}
+		}
+		if asyncListed && len(a.Allow.AsyncOutputPrefixes) == 0 {
+			add("allow.operations lists StartAsyncInvoke but allow.async_output_prefixes is empty, so every StartAsyncInvoke would be denied; list the s3:// prefixes its output may go to")
 		}
 	}
 	return errs
 }
+
+func appWhere(a *AppConfig, i int) string {
+	where := fmt.Sprintf("apps[%d]", i)
+	if a.Line > 0 {
+		where = fmt.Sprintf("line %d: apps[%d]", a.Line, i)
+	}
+	if a.Name != "" {
+		where += fmt.Sprintf(" (%s)", a.Name)
+	}
+	return where
+}
+
+func validateMatch(a *AppConfig, where string) []error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...)))
+	}
+	m := a.Match
+	if m.empty() {
+		add("match must select at least one tag (match.tags, match.in, match.exists or match.glob); an app matching everything is not allowed")
+		return errs
+	}
+	checkKey := func(field, k string) {
+		if k == "" || hasControlOrSpace(k) {
+			add("match.%s: %q is not a tag key", field, k)
+		}
+	}
+	for _, k := range sortedKeys(m.Tags) {
+		checkKey("tags", k)
+	}
+	for _, k := range sortedKeys(m.In) {
+		checkKey("in", k)
+		if len(m.In[k]) == 0 {
+			add("match.in.%s: the list is empty, so the app could never match", k)
+		}
+	}
+	for _, k := range m.Exists {
+		checkKey("exists", k)
+	}
+	for _, k := range sortedKeys(m.Glob) {
+		checkKey("glob", k)
+		if err := validateGlob(m.Glob[k]); err != nil {
+			add("match.glob.%s %q: %v", k, m.Glob[k], err)
+		}
+	}
+	if !a.AllowWeakIdentity {
+		keys := m.Keys()
+		weak := true
+		for _, k := range keys {
+			if !IsWeakKey(k) {
+				weak = false
+			}
+		}
+		if weak {
+			add("selects only on weak tags (%s), which the workload being policed can set itself; select on at least one platform-set tag (%s, %s, ecs.cluster, ecs.family, %s, …) or set allow_weak_identity: true",
+				strings.Join(keys, ", "), TagK8sNamespace, TagK8sServiceAccount, TagWardenKeyApp)
+		}
+	}
+	return errs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func hasControlOrSpace(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// validRegionPattern: "*", a region, or a region prefix ending in "*".
+func validRegionPattern(r string) bool {
+	if r == "*" {
+		return true
+	}
+	body := strings.TrimSuffix(r, "*")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !(isLowerAlnumByte(c) || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func isLowerAlnumByte(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }

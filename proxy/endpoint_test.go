@@ -129,6 +129,7 @@ upstream: {region: us-east-1, url: "${UPSTREAM}", insecure: true}
 identity: {sources: [static], static: {app: reporting, env: prod}}
 apps:
   - name: chatbot-prod
+    allow_weak_identity: true
     match: {tags: {app: chatbot, env: prod}}
     allow: {models: ["*"], operations: ["*"]}
 `

@@ -47,7 +47,7 @@ func BenchmarkHandler(b *testing.B) {
 version: 1
 upstream: {region: us-east-1, url: "http://127.0.0.1:1", insecure: true}
 identity: {static: {app: a}}
-apps: [{name: a, match: {tags: {app: a}}, allow: {models: ["anthropic.*"], operations: [Converse]}}]
+apps: [{name: a, allow_weak_identity: true, match: {tags: {app: a}}, allow: {models: ["anthropic.*"], operations: [Converse]}}]
 `))
 	if err != nil {
 		b.Fatal(err)

@@ -42,6 +42,7 @@ identity:
   static: {app: chatbot, env: prod}
 apps:
   - name: chatbot-prod
+    allow_weak_identity: true # static sidecar tags are weak
     match: {tags: {app: chatbot, env: prod}}
     allow:
       models: ["anthropic.claude-3-5-haiku-*", "us.anthropic.claude-3-5-haiku-*", "amazon.titan-text-*",

@@ -110,11 +110,14 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 
 	d := s.policy.Decide(id, authz.Call{Op: route.Op, Model: c.model})
 	c.rec.App, c.rec.Rule, c.rec.Reason = d.App, d.Rule, d.Reason
-	if !d.Allow {
+	if !d.Allow && !d.DryRun {
 		s.fail(w, c, bedrock.AccessDenied("%s", d.Reason), d.Rule)
 		return
 	}
 	c.rec.Decision = "allow"
+	if !d.Allow {
+		c.rec.Decision = "dry-run-deny" // the app runs in dry-run mode: record the denial, forward anyway
+	}
 	s.forward(w, r, c)
 }
 

@@ -60,6 +60,7 @@ identity:
   static: {app: bench, env: prod}
 apps:
   - name: bench-prod
+    allow_weak_identity: true # static sidecar tags
     match: {tags: {app: bench, env: prod}}
     allow:
       models: ["anthropic.claude-3-5-haiku-*"]

@@ -64,6 +64,7 @@ upstream: {region: us-east-1, url: %q, insecure: true}
 identity: {static: {app: svc}}
 apps:
   - name: svc
+    allow_weak_identity: true
     match: {tags: {app: svc}}
     allow: {models: ["amazon.nova-*"], operations: [Converse]}
 audit:
@@ -130,7 +131,7 @@ func TestPolicyValidate(t *testing.T) {
 		t.Fatalf("example policy invalid: %s", errOut.String())
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
-	_ = os.WriteFile(bad, []byte("version: 1\nlisten: {endpoint: 127.0.0.1:1}\napps:\n  - name: x\n    match: {tags: {a: b}}\n    allow: {operations: [Nope]}\n"), 0o600)
+	_ = os.WriteFile(bad, []byte("version: 1\nlisten: {endpoint: 127.0.0.1:1}\napps:\n  - name: x\n    allow_weak_identity: true\n    match: {tags: {a: b}}\n    allow: {operations: [Nope]}\n"), 0o600)
 	errOut.Reset()
 	if code := run(context.Background(), []string{"policy", "validate", "--config", bad}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "line 4") {
 		t.Fatalf("bad policy: exit %d, %s", code, errOut.String())
