@@ -109,27 +109,3 @@ func openAudit(cfg authz.AuditConfig, stdout io.Writer) (audit.Writer, error) {
 	}
 	return ws, nil
 }
-
-func cmdPolicy(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "validate" {
-		return errors.New("usage: warden policy validate --config FILE")
-	}
-	fs := flag.NewFlagSet("policy validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if *path == "" {
-		return errors.New("--config is required")
-	}
-	cfg, err := authz.LoadConfig(*path)
-	if err != nil {
-		return err
-	}
-	if _, err := authz.NewPolicy(cfg.Apps); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s: valid (%d apps)\n", *path, len(cfg.Apps))
-	return nil
-}

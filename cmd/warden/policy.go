@@ -1,0 +1,458 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/bedrock"
+)
+
+const policyUsage = `usage:
+  warden policy validate [--strict] --config FILE
+        check a configuration; warnings (unreachable apps …) fail only with --strict
+  warden policy test --config FILE --cases CASES.yaml
+        run policy test cases; exit 1 if any fails
+  warden policy explain --config FILE --tag KEY=VALUE[:strong] … --op OPERATION [--model ID]
+        [--foundation ID …] [--region R …] [--unresolved] [--s3-output URI]
+        show which app selects the identity, each selector's result, the decision and its rule
+`
+
+func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, policyUsage)
+		return errors.New("missing subcommand")
+	}
+	switch args[0] {
+	case "validate":
+		return cmdPolicyValidate(args[1:], stdout, stderr)
+	case "test":
+		return cmdPolicyTest(args[1:], stdout, stderr)
+	case "explain":
+		return cmdPolicyExplain(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, policyUsage)
+		return nil
+	}
+	fmt.Fprint(stderr, policyUsage)
+	return fmt.Errorf("unknown subcommand %q", args[0])
+}
+
+// loadPolicy reads, validates and compiles a config file.
+func loadPolicy(path string) (*authz.Config, *authz.Policy, error) {
+	if path == "" {
+		return nil, nil, errors.New("--config is required")
+	}
+	cfg, err := authz.LoadConfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := authz.NewPolicy(cfg.Apps)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, p, nil
+}
+
+// configFlag accepts the file as --config or as the first argument.
+func parsePolicyFlags(fs *flag.FlagSet, args []string, path *string, rest ...*string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	pos := fs.Args()
+	if *path == "" && len(pos) > 0 {
+		*path, pos = pos[0], pos[1:]
+	}
+	for _, r := range rest {
+		if *r == "" && len(pos) > 0 {
+			*r, pos = pos[0], pos[1:]
+		}
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("unexpected arguments %q", pos)
+	}
+	return nil
+}
+
+func cmdPolicyValidate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("policy validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	strict := fs.Bool("strict", false, "treat warnings as errors")
+	if err := parsePolicyFlags(fs, args, path); err != nil {
+		return err
+	}
+	if *path == "" {
+		return errors.New("--config is required")
+	}
+	data, err := os.ReadFile(*path)
+	if err != nil {
+		return err
+	}
+	cfg, err := authz.ParseConfig(data)
+	if err != nil {
+		// One error a line, each prefixed with the file, so editors and CI
+		// annotations can jump to it.
+		n := 0
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				fmt.Fprintf(stderr, "%s: %s\n", *path, line)
+				n++
+			}
+		}
+		return fmt.Errorf("%s: invalid (%d errors)", *path, n)
+	}
+	warnings := authz.PolicyWarnings(cfg)
+	for _, w := range warnings {
+		fmt.Fprintf(stdout, "%s: warning: %s\n", *path, w)
+	}
+	if *strict && len(warnings) > 0 {
+		return fmt.Errorf("%s: %d warning(s) with --strict", *path, len(warnings))
+	}
+	fmt.Fprintf(stdout, "%s: valid (%d apps, %d warnings)\n", *path, len(cfg.Apps), len(warnings))
+	return nil
+}
+
+// policyCases is the file `warden policy test` reads.
+type policyCases struct {
+	Cases []policyCase `yaml:"cases"`
+}
+
+// policyCase is one call and the decision the policy must reach.
+type policyCase struct {
+	Name       string            `yaml:"name"`
+	Tags       map[string]string `yaml:"tags"`        // weak tags (labels, resource tags, static tags)
+	StrongTags map[string]string `yaml:"strong_tags"` // platform-set tags
+	Operation  string            `yaml:"operation"`
+	Model      string            `yaml:"model"`
+	// Foundations are the models behind an indirect model id, as the
+	// control plane would resolve them; Resolved defaults to true when
+	// they are listed (set it for an imported model, which has none).
+	Foundations []string `yaml:"foundations"`
+	Resolved    *bool    `yaml:"resolved"`
+	Regions     []string `yaml:"regions"` // regions of the foundation-model ARNs resolution named
+	S3OutputURI string   `yaml:"s3_output_uri"`
+
+	Expect string  `yaml:"expect"` // allow | deny | dry-run-deny
+	App    *string `yaml:"app"`    // "" = no app selects the caller
+	Rule   string  `yaml:"rule"`
+	Reason string  `yaml:"reason"` // a substring of the reason
+	Line   int     `yaml:"-"`
+}
+
+func loadCases(path string) ([]policyCase, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var pc policyCases
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&pc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(root.Content) > 0 && root.Content[0].Kind == yaml.MappingNode {
+		m := root.Content[0]
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == "cases" {
+				for j, n := range m.Content[i+1].Content {
+					if j < len(pc.Cases) {
+						pc.Cases[j].Line = n.Line
+					}
+				}
+			}
+		}
+	}
+	var errs []error
+	for i, c := range pc.Cases {
+		where := fmt.Sprintf("%s:%d: cases[%d]", path, c.Line, i)
+		switch c.Expect {
+		case "allow", "deny", "dry-run-deny":
+		default:
+			errs = append(errs, fmt.Errorf("%s: expect must be allow, deny or dry-run-deny, got %q", where, c.Expect))
+		}
+		if c.Operation == "" {
+			errs = append(errs, fmt.Errorf("%s: operation is required", where))
+		}
+		if c.Model != "" {
+			if _, err := bedrock.ParseModelID(c.Model); err != nil {
+				errs = append(errs, fmt.Errorf("%s: model: %v", where, err))
+			}
+		}
+	}
+	if len(pc.Cases) == 0 {
+		errs = append(errs, fmt.Errorf("%s: no cases", path))
+	}
+	return pc.Cases, errors.Join(errs...)
+}
+
+func (c *policyCase) identity() authz.Identity {
+	id := authz.Identity{Source: "policy-test", Tags: map[string]authz.Tag{}}
+	for k, v := range c.Tags {
+		id.Tags[k] = authz.WeakTag("policy-test", v)
+	}
+	for k, v := range c.StrongTags {
+		id.Tags[k] = authz.StrongTag("policy-test", v)
+	}
+	return id
+}
+
+func (c *policyCase) call() authz.Call {
+	call := authz.Call{Op: bedrock.Operation(c.Operation), Foundations: c.Foundations, Regions: c.Regions, S3OutputURI: c.S3OutputURI}
+	call.Resolved = c.Foundations != nil
+	if c.Resolved != nil {
+		call.Resolved = *c.Resolved
+	}
+	if c.Model != "" {
+		m, _ := bedrock.ParseModelID(c.Model) // checked by loadCases
+		call.Model = &m
+	}
+	return call
+}
+
+// decisionName is the decision as the audit record spells it.
+func decisionName(d authz.Decision) string {
+	switch {
+	case d.Allow:
+		return "allow"
+	case d.DryRun:
+		return "dry-run-deny"
+	}
+	return "deny"
+}
+
+func cmdPolicyTest(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("policy test", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	casesPath := fs.String("cases", "", "test cases (YAML)")
+	verbose := fs.Bool("v", false, "print each decision, passing cases included")
+	if err := parsePolicyFlags(fs, args, path, casesPath); err != nil {
+		return err
+	}
+	if *casesPath == "" {
+		return errors.New("--cases is required")
+	}
+	_, p, err := loadPolicy(*path)
+	if err != nil {
+		return err
+	}
+	cases, err := loadCases(*casesPath)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for i := range cases {
+		c := &cases[i]
+		d := p.Decide(c.identity(), c.call())
+		got := decisionName(d)
+		var why []string
+		if got != c.Expect {
+			why = append(why, fmt.Sprintf("decision %s, want %s", got, c.Expect))
+		}
+		if c.App != nil && d.App != *c.App {
+			why = append(why, fmt.Sprintf("app %q, want %q", d.App, *c.App))
+		}
+		if c.Rule != "" && d.Rule != c.Rule {
+			why = append(why, fmt.Sprintf("rule %s, want %s", d.Rule, c.Rule))
+		}
+		if c.Reason != "" && !strings.Contains(d.Reason, c.Reason) {
+			why = append(why, fmt.Sprintf("reason does not contain %q", c.Reason))
+		}
+		name := c.Name
+		if name == "" {
+			name = fmt.Sprintf("cases[%d]", i)
+		}
+		if len(why) == 0 {
+			fmt.Fprintf(stdout, "PASS  %s\n", name)
+			if *verbose {
+				fmt.Fprintf(stdout, "      %s app=%q rule=%s: %s\n", got, d.App, d.Rule, d.Reason)
+			}
+			continue
+		}
+		failed++
+		fmt.Fprintf(stdout, "FAIL  %s (%s:%d)\n", name, *casesPath, c.Line)
+		for _, w := range why {
+			fmt.Fprintf(stdout, "      %s\n", w)
+		}
+		fmt.Fprintf(stdout, "      got %s app=%q rule=%s: %s\n", got, d.App, d.Rule, d.Reason)
+	}
+	fmt.Fprintln(stdout, "--------------------------------------------------------------------------------")
+	fmt.Fprintf(stdout, "PASS: %d/%d\n", len(cases)-failed, len(cases))
+	if failed > 0 {
+		fmt.Fprintf(stdout, "FAIL: %d/%d\n", failed, len(cases))
+		return fmt.Errorf("%d of %d cases failed", failed, len(cases))
+	}
+	return nil
+}
+
+// listFlag collects a repeated flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// parseTagFlag reads KEY=VALUE[:strong|:weak]; weak is the default.
+func parseTagFlag(s string) (string, authz.Tag, error) {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return "", authz.Tag{}, fmt.Errorf("--tag %q: want KEY=VALUE[:strong]", s)
+	}
+	if rest, ok := strings.CutSuffix(v, ":strong"); ok {
+		return k, authz.StrongTag("explain", rest), nil
+	}
+	v = strings.TrimSuffix(v, ":weak")
+	return k, authz.WeakTag("explain", v), nil
+}
+
+func cmdPolicyExplain(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("policy explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	var tagFlags, foundations, regions listFlag
+	fs.Var(&tagFlags, "tag", "identity tag KEY=VALUE, weak unless suffixed :strong (repeatable)")
+	op := fs.String("op", "", "operation (Converse, InvokeModel, …)")
+	fs.StringVar(op, "operation", "", "same as --op")
+	model := fs.String("model", "", "model id as the caller sends it")
+	fs.Var(&foundations, "foundation", "a foundation model behind an indirect model id (repeatable)")
+	fs.Var(&regions, "region", "a region the resolved foundation-model ARNs name (repeatable)")
+	unresolved := fs.Bool("unresolved", false, "the indirect model id could not be resolved")
+	s3 := fs.String("s3-output", "", "StartAsyncInvoke output s3Uri")
+	if err := parsePolicyFlags(fs, args, path); err != nil {
+		return err
+	}
+	if *op == "" {
+		return errors.New("--op is required")
+	}
+	_, p, err := loadPolicy(*path)
+	if err != nil {
+		return err
+	}
+	id := authz.Identity{Source: "explain", Tags: map[string]authz.Tag{}}
+	for _, t := range tagFlags {
+		k, tag, err := parseTagFlag(t)
+		if err != nil {
+			return err
+		}
+		id.Tags[k] = tag
+	}
+	call := authz.Call{Op: bedrock.Operation(*op), Foundations: foundations, Regions: regions, S3OutputURI: *s3}
+	var m bedrock.ModelID
+	if *model != "" {
+		if m, err = bedrock.ParseModelID(*model); err != nil {
+			return fmt.Errorf("--model: %v", err)
+		}
+		call.Model = &m
+		call.Resolved = m.Indirect() && !*unresolved
+	}
+	writeExplanation(stdout, id, call, p.Explain(id, call))
+	return nil
+}
+
+func writeExplanation(w io.Writer, id authz.Identity, call authz.Call, ex authz.Explanation) {
+	model := "-"
+	if call.Model != nil {
+		model = call.Model.Raw
+	}
+	fmt.Fprintf(w, "call      %s %s\n", call.Op, model)
+	if m := call.Model; m != nil {
+		fmt.Fprintf(w, "model     %s\n", describeModel(m, call))
+	}
+	if call.S3OutputURI != "" {
+		fmt.Fprintf(w, "output    %s\n", call.S3OutputURI)
+	}
+	keys := make([]string, 0, len(id.Tags))
+	for k := range id.Tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintf(w, "identity ")
+	if len(keys) == 0 {
+		fmt.Fprint(w, " (no tags)")
+	}
+	for _, k := range keys {
+		strength := "weak"
+		if id.Tags[k].Strong {
+			strength = "strong"
+		}
+		fmt.Fprintf(w, " %s=%s (%s)", k, id.Tags[k].Value, strength)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w)
+	selected := false
+	for _, a := range ex.Apps {
+		state := "not selected"
+		if a.Selected {
+			state, selected = "SELECTED", true
+		}
+		extra := ""
+		if a.AllowWeak {
+			extra = ", allow_weak_identity"
+		}
+		fmt.Fprintf(w, "apps[%d] %s (line %d, %s%s): %s\n", a.Index, a.Name, a.Line, a.Mode, extra, state)
+		for _, s := range a.Selectors {
+			if s.OK {
+				fmt.Fprintf(w, "  ok    %s\n", s.Selector)
+				continue
+			}
+			fmt.Fprintf(w, "  FAIL  %-40s %s\n", s.Selector, s.Detail)
+		}
+	}
+	if !selected && len(ex.Apps) > 0 {
+		fmt.Fprintln(w, "no app selects this identity")
+	}
+	if len(ex.Apps) > 0 {
+		fmt.Fprintln(w)
+	}
+	d := ex.Decision
+	decision := decisionName(d)
+	if d.DryRun {
+		decision += " (the app runs in dry-run mode: the call is forwarded and recorded)"
+	}
+	app := d.App
+	if app == "" {
+		app = "-"
+	}
+	fmt.Fprintf(w, "decision  %s\n", decision)
+	fmt.Fprintf(w, "app       %s\n", app)
+	fmt.Fprintf(w, "rule      %s\n", d.Rule)
+	fmt.Fprintf(w, "reason    %s\n", d.Reason)
+}
+
+func describeModel(m *bedrock.ModelID, call authz.Call) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s, canonical %s", m.Kind, m.Canonical)
+	if m.Region != "" {
+		fmt.Fprintf(&b, ", region %s", m.Region)
+	}
+	if m.Scope != "" {
+		fmt.Fprintf(&b, ", scope %s (served in %s), base model %s", m.Scope, strings.Join(authz.ScopeGeography(m.Scope), ", "), m.Foundation)
+	}
+	if m.Indirect() && m.Kind != bedrock.KindSageMakerEndpoint {
+		switch {
+		case !call.Resolved:
+			b.WriteString(", not resolved")
+		case len(call.Foundations) == 0:
+			b.WriteString(", resolves to no foundation model")
+		default:
+			fmt.Fprintf(&b, ", resolves to %s", strings.Join(call.Foundations, ", "))
+		}
+		if len(call.Regions) > 0 {
+			fmt.Fprintf(&b, " in %s", strings.Join(call.Regions, ", "))
+		}
+	}
+	return b.String()
+}
