@@ -22,6 +22,9 @@ type Tag struct {
 type Identity struct {
 	Source string
 	Tags   map[string]Tag
+	// Stale marks an identity served from cache past its TTL because the
+	// API it came from is failing (bounded by the source's stale_ttl).
+	Stale  bool
 	values map[string]string // TagValues, precomputed by sources whose identity never changes
 }
 

@@ -1,0 +1,114 @@
+package authz
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestParseTrustedNets(t *testing.T) {
+	tn, err := ParseTrustedNets([]string{"10.0.0.0/16", " 192.168.1.7 ", "fd00::/8", "::ffff:172.16.0.0/108"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]bool{
+		"10.0.255.1":        true,
+		"10.1.0.1":          false,
+		"192.168.1.7":       true,
+		"192.168.1.8":       false,
+		"::ffff:10.0.3.4":   true, // v4-mapped is the v4 address
+		"fd12::1":           true,
+		"fe80::1%eth0":      false,
+		"172.31.1.1":        true,
+		"::ffff:172.32.0.1": false,
+		"127.0.0.1":         false,
+	} {
+		if got := tn.Contains(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("Contains(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	if (TrustedNets{}).Contains(netip.MustParseAddr("10.0.0.1")) {
+		t.Error("the zero value trusts something")
+	}
+	for _, bad := range []string{"10.0.0.1/16", "0.0.0.0/0", "::/0", "10.0.0.0/33", "nonsense", "", "fe80::1%eth0"} {
+		if _, err := ParseTrustedNets([]string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if _, err := ParseTrustedNets([]string{"10.0.0.1/16"}); err == nil || !strings.Contains(err.Error(), "10.0.0.0/16") {
+		t.Errorf("host bits error does not suggest the network: %v", err)
+	}
+}
+
+func TestIdentityConfigTrusts(t *testing.T) {
+	c := &IdentityConfig{TrustedCIDRs: []string{"10.0.0.0/8"}}
+	if !c.trusts(netip.MustParseAddr("10.2.3.4")) || c.trusts(netip.MustParseAddr("11.0.0.1")) {
+		t.Fatal("trusts")
+	}
+	c.TrustedCIDRs = append(c.TrustedCIDRs, "bad")
+	if c.trusts(netip.MustParseAddr("10.2.3.4")) {
+		t.Fatal("an invalid list trusts")
+	}
+}
+
+const ec2Base = `
+version: 1
+listen: {endpoint: 127.0.0.1:8480}
+upstream: {region: us-east-1}
+identity:
+  sources: [ec2]
+  trusted_cidrs: [10.0.0.0/16]
+  ec2: {}
+apps:
+  - name: a
+    match: {tags: {aws.account: "111122223333"}}
+    allow: {models: ["*"], operations: [Converse]}
+`
+
+func TestValidateNetwork(t *testing.T) {
+	cfg, err := ParseConfig([]byte(ec2Base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Identity.EC2.trusted.Contains(netip.MustParseAddr("10.0.9.9")) {
+		t.Fatal("validation did not hand the trusted networks to the ec2 source")
+	}
+	pp := strings.Replace(ec2Base, "listen: {endpoint: 127.0.0.1:8480}", "listen: {endpoint: 127.0.0.1:8480, proxy_protocol: {trusted: [10.1.0.0/24], header_timeout: 2s}}", 1)
+	cfg, err = ParseConfig([]byte(pp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen.ProxyProtocol.Timeout().Seconds() != 2 || !cfg.Listen.ProxyProtocol.Enabled() {
+		t.Fatalf("proxy protocol %+v", cfg.Listen.ProxyProtocol)
+	}
+
+	cases := []struct{ name, yaml, want string }{
+		{"ec2 needs trusted cidrs", strings.Replace(ec2Base, "  trusted_cidrs: [10.0.0.0/16]\n", "", 1), "identity.trusted_cidrs: required"},
+		{"bad trusted cidr", strings.Replace(ec2Base, "[10.0.0.0/16]", "[10.0.0.0/16, 10.0.0.300/32]", 1), "identity.trusted_cidrs"},
+		{"trust everything", strings.Replace(ec2Base, "[10.0.0.0/16]", "[0.0.0.0/0]", 1), "trusts every address"},
+		{"bad lb cidr", strings.Replace(pp, "[10.1.0.0/24]", "[10.1.0.1/24]", 1), "listen.proxy_protocol.trusted"},
+		{"negative header timeout", strings.Replace(pp, "header_timeout: 2s", "header_timeout: -2s", 1), "header_timeout"},
+		{"timeout without lbs", strings.Replace(pp, "trusted: [10.1.0.0/24], ", "", 1), "without trusted load balancers"},
+		{"stale shorter than ttl", strings.Replace(ec2Base, "ec2: {}", "ec2: {cache_ttl: 2m, stale_ttl: 1m}", 1), "stale_ttl"},
+		{"negative ttl", strings.Replace(ec2Base, "ec2: {}", "ec2: {negative_ttl: -1s}", 1), "negative_ttl"},
+		{"plain http endpoint off loopback", strings.Replace(ec2Base, "ec2: {}", `ec2: {endpoint: "http://ec2.example.com"}`, 1), "loopback"},
+		{"empty tag key", strings.Replace(ec2Base, "ec2: {}", `ec2: {tag_keys: [""]}`, 1), "tag_keys"},
+		{"unknown ec2 key", strings.Replace(ec2Base, "ec2: {}", `ec2: {regoin: x}`, 1), "regoin"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+	for _, ok := range []string{
+		strings.Replace(ec2Base, "ec2: {}", `ec2: {endpoint: "http://127.0.0.1:9999", region: eu-west-1, cache_ttl: 30s, negative_ttl: 2s, stale_ttl: 30s, tag_keys: [team]}`, 1),
+		strings.Replace(ec2Base, "ec2: {}", `ec2: {endpoint: "https://ec2.eu-west-1.amazonaws.com"}`, 1),
+	} {
+		if _, err := ParseConfig([]byte(ok)); err != nil {
+			t.Errorf("rejected: %v", err)
+		}
+	}
+}
