@@ -151,6 +151,7 @@ func validateNetwork(c *Config) []error {
 		}
 	}
 	c.Identity.EC2.trusted = trusted
+	c.Identity.Kubernetes.trusted = trusted
 
 	pp := c.Listen.ProxyProtocol
 	if _, err := pp.TrustedNets(); err != nil {

@@ -1,0 +1,455 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8stypes "k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
+
+	"github.com/warden-egress/warden/authz/kubetest"
+)
+
+// TestMain stops the shared kube-apiserver (started by the first test that
+// needs it) after the package's tests.
+func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
+
+var k8sPodNets = k8sTrusted("10.0.0.0/8")
+
+func k8sTrusted(cidrs ...string) TrustedNets {
+	t, err := ParseTrustedNets(cidrs)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func k8sConn(ip string) *Conn {
+	return &Conn{Remote: netip.AddrPortFrom(netip.MustParseAddr(ip), 40000)}
+}
+
+// k8sEventually polls f until it returns "" (the informer is asynchronous).
+func k8sEventually(t *testing.T, what string, f func() string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		msg := f()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s", what, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// k8sResolvesTo reports "" when ip resolves to namespace/pod.
+func k8sResolvesTo(s Source, ip, ns, pod string) func() string {
+	return func() string {
+		id, err := s.Resolve(context.Background(), k8sConn(ip))
+		if err != nil {
+			return "resolve " + ip + ": " + err.Error()
+		}
+		if got := id.Tags[TagK8sNamespace].Value + "/" + id.Tags[TagK8sPod].Value; got != ns+"/"+pod {
+			return "resolve " + ip + ": got " + got
+		}
+		return ""
+	}
+}
+
+// k8sNoIdentity reports "" when ip resolves to nobody, with reason in the error.
+func k8sNoIdentity(s Source, ip, reason string) func() string {
+	return func() string {
+		id, err := s.Resolve(context.Background(), k8sConn(ip))
+		if !errors.Is(err, ErrNoIdentity) {
+			return "resolve " + ip + ": want ErrNoIdentity, got " + id.String() + " / " + k8sErr(err)
+		}
+		if !strings.Contains(err.Error(), reason) {
+			return "resolve " + ip + ": error " + err.Error() + " does not say " + reason
+		}
+		return ""
+	}
+}
+
+func k8sErr(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
+
+func startK8sSource(t *testing.T, client kubernetes.Interface, cfg KubernetesConfig) *KubernetesSource {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	s, err := NewKubernetesSource(ctx, cfg, client, k8sPodNets, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	if err := s.WaitSynced(wctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestKubernetesSourceAPIServer runs the source against a real kube-apiserver:
+// pods are created, given IPs through the status subresource (as a kubelet
+// would), duplicated, moved to the host network and deleted.
+func TestKubernetesSourceAPIServer(t *testing.T) {
+	kc := kubetest.Shared(t)
+	ns := kc.Namespace(t)
+	kc.ServiceAccount(t, ns, "chatbot")
+	kc.ServiceAccount(t, ns, "batch")
+
+	s := startK8sSource(t, kc.Client, KubernetesConfig{ReuseGrace: 1500 * time.Millisecond})
+
+	// A pod that runs before the source starts and one created after.
+	kc.RunningPod(t, kubetest.PodSpec{Namespace: ns, Name: "web", ServiceAccount: "chatbot", Node: "node-a",
+		Labels: map[string]string{"app": "chatbot", "env": "prod"}, IP: "10.1.0.1"})
+	k8sEventually(t, "new pod", k8sResolvesTo(s, "10.1.0.1", ns, "web"))
+
+	id, err := s.Resolve(context.Background(), k8sConn("10.1.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Tag{
+		TagK8sNamespace:           StrongTag(SourceKubernetes, ns),
+		TagK8sServiceAccount:      StrongTag(SourceKubernetes, "chatbot"),
+		TagK8sPod:                 StrongTag(SourceKubernetes, "web"),
+		TagK8sNode:                StrongTag(SourceKubernetes, "node-a"),
+		TagK8sLabelPrefix + "app": WeakTag(SourceKubernetes, "chatbot"),
+		TagK8sLabelPrefix + "env": WeakTag(SourceKubernetes, "prod"),
+	}
+	if len(id.Tags) != len(want) {
+		t.Errorf("tags = %v, want %v", id.Tags, want)
+	}
+	for k, w := range want {
+		if id.Tags[k] != w {
+			t.Errorf("tag %s = %+v, want %+v", k, id.Tags[k], w)
+		}
+	}
+	if id.Source != SourceKubernetes || id.Stale {
+		t.Errorf("identity source %q stale %v", id.Source, id.Stale)
+	}
+
+	// Outside identity.trusted_cidrs nobody resolves, even a pod's IP.
+	if _, err := s.Resolve(context.Background(), k8sConn("127.0.0.1")); !errors.Is(err, ErrNoIdentity) {
+		t.Errorf("loopback: %v, want ErrNoIdentity", err)
+	}
+	// IPv4-mapped IPv6 is the same address.
+	k8sEventually(t, "mapped", k8sResolvesTo(s, "::ffff:10.1.0.1", ns, "web"))
+	k8sEventually(t, "unknown IP", k8sNoIdentity(s, "10.1.0.99", "no running pod"))
+
+	// A label change (weak) shows up without a restart.
+	web, err := kc.Client.CoreV1().Pods(ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web.Labels["env"] = "dev"
+	if _, err := kc.Client.CoreV1().Pods(ns).Update(context.Background(), web, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	k8sEventually(t, "label update", func() string {
+		id, err := s.Resolve(context.Background(), k8sConn("10.1.0.1"))
+		if err != nil || id.Tags[TagK8sLabelPrefix+"env"].Value != "dev" {
+			return "label not updated: " + id.String() + " " + k8sErr(err)
+		}
+		return ""
+	})
+
+	// hostNetwork pods carry the node's IP: never resolved.
+	kc.RunningPod(t, kubetest.PodSpec{Namespace: ns, Name: "agent", ServiceAccount: "batch", HostNetwork: true, IP: "10.1.0.2"})
+	k8sEventually(t, "hostNetwork", k8sNoIdentity(s, "10.1.0.2", "hostNetwork"))
+
+	// Two pods claiming one IP: neither resolves.
+	kc.RunningPod(t, kubetest.PodSpec{Namespace: ns, Name: "dup-a", ServiceAccount: "chatbot", IP: "10.1.0.3"})
+	k8sEventually(t, "dup-a alone", k8sResolvesTo(s, "10.1.0.3", ns, "dup-a"))
+	kc.RunningPod(t, kubetest.PodSpec{Namespace: ns, Name: "dup-b", ServiceAccount: "batch", IP: "10.1.0.3"})
+	k8sEventually(t, "duplicate", k8sNoIdentity(s, "10.1.0.3", "held by 2 pods"))
+	// One of them goes: the IP was just held by another pod, so it stays
+	// unresolved for reuse_grace, then resolves to the survivor.
+	kc.DeletePod(t, ns, "dup-a")
+	k8sEventually(t, "after duplicate", k8sNoIdentity(s, "10.1.0.3", "released by another pod"))
+	k8sEventually(t, "survivor", k8sResolvesTo(s, "10.1.0.3", ns, "dup-b"))
+
+	// Deletion, then reuse of the IP by a new pod within reuse_grace.
+	kc.DeletePod(t, ns, "web")
+	kc.RunningPod(t, kubetest.PodSpec{Namespace: ns, Name: "newcomer", ServiceAccount: "batch", IP: "10.1.0.1"})
+	k8sEventually(t, "reused", k8sNoIdentity(s, "10.1.0.1", "released by another pod"))
+	k8sEventually(t, "after grace", k8sResolvesTo(s, "10.1.0.1", ns, "newcomer"))
+
+	// A pod that finishes (phase Succeeded) no longer holds its IP.
+	nc, err := kc.Client.CoreV1().Pods(ns).Get(context.Background(), "newcomer", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Status.Phase = corev1.PodSucceeded
+	if _, err := kc.Client.CoreV1().Pods(ns).UpdateStatus(context.Background(), nc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	k8sEventually(t, "finished pod", k8sNoIdentity(s, "10.1.0.1", ""))
+}
+
+// TestKubernetesSourceNotSynced: before the first list completes the source
+// denies (an error, not ErrNoIdentity) rather than guessing.
+func TestKubernetesSourceNotSynced(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there
+	client, err := kubernetes.NewForConfig(&rest.Config{Host: "http://" + addr, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := NewKubernetesSource(ctx, KubernetesConfig{}, client, k8sPodNets, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Resolve(ctx, k8sConn("10.2.0.1"))
+	if err == nil || errors.Is(err, ErrNoIdentity) {
+		t.Fatalf("unsynced: %v, want a denying error", err)
+	}
+	// Untrusted callers are none of its business, synced or not.
+	if _, err := s.Resolve(ctx, k8sConn("192.168.1.1")); !errors.Is(err, ErrNoIdentity) {
+		t.Fatalf("untrusted: %v", err)
+	}
+}
+
+// TestKubernetesSourceOutage cuts the source's connection to a real API
+// server: it keeps answering from its last state, flagged stale, until
+// max_staleness, then denies; when the API server is back it recovers.
+func TestKubernetesSourceOutage(t *testing.T) {
+	kc := kubetest.Shared(t)
+	ns := kc.Namespace(t)
+	kc.ServiceAccount(t, ns, "app")
+	kc.RunningPod(t, kubetest.PodSpec{Namespace: ns, Name: "p", ServiceAccount: "app", IP: "10.3.0.1"})
+
+	cut := newK8sCutProxy(t, strings.TrimPrefix(kc.URL, "https://"))
+	rc := rest.CopyConfig(kc.Config)
+	rc.Host = "https://" + cut.addr
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startK8sSource(t, client, KubernetesConfig{MaxStaleness: 2 * time.Second})
+	k8sEventually(t, "before outage", k8sResolvesTo(s, "10.3.0.1", ns, "p"))
+
+	cut.down()
+	k8sEventually(t, "stale", func() string {
+		id, err := s.Resolve(context.Background(), k8sConn("10.3.0.1"))
+		if err != nil {
+			return err.Error()
+		}
+		if !id.Stale {
+			return "not flagged stale yet"
+		}
+		return ""
+	})
+	k8sEventually(t, "past max_staleness", func() string {
+		_, err := s.Resolve(context.Background(), k8sConn("10.3.0.1"))
+		if err == nil || errors.Is(err, ErrNoIdentity) || !strings.Contains(err.Error(), "stale") {
+			return "want a staleness error, got " + k8sErr(err)
+		}
+		return ""
+	})
+
+	cut.up()
+	k8sEventually(t, "recovered", func() string {
+		id, err := s.Resolve(context.Background(), k8sConn("10.3.0.1"))
+		if err != nil {
+			return err.Error()
+		}
+		if id.Stale {
+			return "still stale"
+		}
+		return ""
+	})
+}
+
+// k8sCutProxy is a TCP relay to the API server that a test can cut (closing
+// every connection and refusing new ones) and restore on the same port.
+type k8sCutProxy struct {
+	t      *testing.T
+	target string
+	addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  map[net.Conn]bool
+}
+
+func newK8sCutProxy(t *testing.T, target string) *k8sCutProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &k8sCutProxy{t: t, target: target, addr: l.Addr().String(), conns: map[net.Conn]bool{}}
+	p.serve(l)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *k8sCutProxy) serve(l net.Listener) {
+	p.mu.Lock()
+	p.ln = l
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[u] = true, true
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); u.Close() }()
+			go func() { _, _ = io.Copy(c, u); c.Close() }()
+		}
+	}()
+}
+
+func (p *k8sCutProxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *k8sCutProxy) up() {
+	var l net.Listener
+	var err error
+	for range 50 {
+		if l, err = net.Listen("tcp", p.addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		p.t.Fatalf("relisten %s: %v", p.addr, err)
+	}
+	p.serve(l)
+}
+
+// TestKubernetesSourceFake covers the index with client-go's fake clientset,
+// so it runs without the API server binaries: a pod recreated under the same
+// name with the same IP (a StatefulSet pod) counts as reuse.
+func TestKubernetesSourceFake(t *testing.T) {
+	client := fake.NewClientset()
+	s := startK8sSource(t, client, KubernetesConfig{ReuseGrace: time.Hour})
+	pods := client.CoreV1().Pods("db")
+	mk := func(uid string) {
+		_, err := pods.Create(context.Background(), &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "db-0", Namespace: "db", UID: k8stypes.UID("uid-" + uid)},
+			Spec:       corev1.PodSpec{ServiceAccountName: "db"},
+			Status:     corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.4.0.1"},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("1")
+	k8sEventually(t, "first", k8sResolvesTo(s, "10.4.0.1", "db", "db-0"))
+	id, _ := s.Resolve(context.Background(), k8sConn("10.4.0.1"))
+	if got := id.Tags[TagK8sServiceAccount]; !got.Strong || got.Value != "db" {
+		t.Errorf("service account tag %+v", got)
+	}
+	if err := pods.Delete(context.Background(), "db-0", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mk("2")
+	k8sEventually(t, "recreated", k8sNoIdentity(s, "10.4.0.1", "released by another pod"))
+
+	// A pod without a service account name runs as "default".
+	_, err := client.CoreV1().Pods("db").Create(context.Background(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "db"},
+		Status:     corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.4.0.2"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k8sEventually(t, "default sa", func() string {
+		id, err := s.Resolve(context.Background(), k8sConn("10.4.0.2"))
+		if err != nil || id.Tags[TagK8sServiceAccount].Value != "default" {
+			return id.String() + k8sErr(err)
+		}
+		return ""
+	})
+}
+
+func TestKubernetesConfigValidate(t *testing.T) {
+	if err := (KubernetesConfig{}).validate(); err != nil {
+		t.Errorf("zero config: %v", err)
+	}
+	if err := (KubernetesConfig{ReuseGrace: -time.Second}).validate(); err == nil {
+		t.Error("negative reuse_grace accepted")
+	}
+	c := KubernetesConfig{}.withDefaults()
+	if c.ReuseGrace != 30*time.Second || c.MaxStaleness != 5*time.Minute {
+		t.Errorf("defaults %+v", c)
+	}
+}
+
+// TestKubernetesAndTokenConfigYAML: the keys as a security team writes them,
+// and identity.trusted_cidrs handed to the kubernetes source.
+func TestKubernetesAndTokenConfigYAML(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+version: 1
+identity:
+  sources: [token, kubernetes]
+  trusted_cidrs: [10.0.0.0/8]
+  kubernetes: {kubeconfig: /etc/k.yaml, resync: 10m, reuse_grace: 45s, max_staleness: 2m, sync_timeout: 5s}
+  token: {header: X-Pod-Token, audience: warden, kubeconfig: /etc/k.yaml, cache_ttl: 30s, timeout: 2s}
+apps:
+  - name: a
+    match: {tags: {k8s.namespace: team-a, k8s.serviceaccount: chatbot}}
+    allow: {models: ["*"], operations: [Converse]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := cfg.Identity.Kubernetes
+	if k.Kubeconfig != "/etc/k.yaml" || k.Resync != 10*time.Minute || k.ReuseGrace != 45*time.Second ||
+		k.MaxStaleness != 2*time.Minute || k.SyncTimeout != 5*time.Second {
+		t.Errorf("kubernetes: %+v", k)
+	}
+	if !k.trusted.Contains(netip.MustParseAddr("10.1.2.3")) || k.trusted.Contains(netip.MustParseAddr("192.168.0.1")) {
+		t.Errorf("trusted_cidrs not handed over: %v", k.trusted)
+	}
+	tc := cfg.Identity.Token
+	if tc.Header != "X-Pod-Token" || tc.Audience != "warden" || tc.CacheTTL != 30*time.Second || tc.Timeout != 2*time.Second {
+		t.Errorf("token: %+v", tc)
+	}
+	if _, err := ParseConfig([]byte("version: 1\nidentity: {sources: [token], token: {}}\n")); err == nil || !strings.Contains(err.Error(), "audience") {
+		t.Errorf("token without audience: %v", err)
+	}
+}
