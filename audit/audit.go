@@ -29,6 +29,14 @@ type Record struct {
 	Operation         string
 	Model             string // as requested
 	ModelCanonical    string
+
+	// ModelResolved are the foundation models (canonical ids) an indirect
+	// model id resolved to through the Bedrock control plane;
+	// ModelResolvedStale says the answer came from the cache during a
+	// control-plane outage.
+	ModelResolved      []string
+	ModelResolvedStale bool
+
 	Decision          string // allow | deny
 	Rule              string
 	Reason            string
@@ -64,6 +72,17 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	e.AddString("model", r.Model)
 	if r.ModelCanonical != "" {
 		e.AddString("model_canonical", r.ModelCanonical)
+	}
+	if len(r.ModelResolved) > 0 {
+		_ = e.AddArray("model_resolved", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
+			for _, m := range r.ModelResolved {
+				a.AppendString(m)
+			}
+			return nil
+		}))
+		if r.ModelResolvedStale {
+			e.AddBool("model_resolved_stale", true)
+		}
 	}
 	e.AddString("decision", r.Decision)
 	e.AddString("rule", r.Rule)

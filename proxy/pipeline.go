@@ -108,7 +108,7 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 	c.rec.IdentitySource = id.Source
 	c.rec.Tags = id.TagValues()
 
-	d := s.policy.Decide(id, authz.Call{Op: route.Op, Model: c.model})
+	d := s.decide(r.Context(), id, c, authz.Call{Op: route.Op, Model: c.model})
 	c.rec.App, c.rec.Rule, c.rec.Reason = d.App, d.Rule, d.Reason
 	if !d.Allow && !d.DryRun {
 		s.fail(w, c, bedrock.AccessDenied("%s", d.Reason), d.Rule)

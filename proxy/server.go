@@ -42,6 +42,7 @@ type Server struct {
 	cfg      *authz.Config
 	policy   *authz.Policy
 	identity *authz.Resolver
+	models   *authz.ModelResolver // indirect model ids → foundation models
 	audit    audit.Writer
 	log      *zap.Logger
 	metrics  *metrics
@@ -105,6 +106,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if s.identity, err = authz.NewResolver(ctx, cfg.Identity, authz.Deps{AWS: awsCfg, Logger: s.log}); err != nil {
 		return nil, fmt.Errorf("proxy: identity: %w", err)
+	}
+	// The control plane is read with Warden's own credentials.
+	modelsAWS := awsCfg.Copy()
+	modelsAWS.Credentials = s.creds
+	if s.models, err = authz.NewModelResolver(cfg.Models, authz.Deps{AWS: modelsAWS, Logger: s.log}); err != nil {
+		return nil, fmt.Errorf("proxy: models: %w", err)
 	}
 	if s.region == "" {
 		return nil, errors.New("proxy: no region: set upstream.region or AWS_REGION")
