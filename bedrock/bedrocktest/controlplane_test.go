@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -282,4 +284,26 @@ func TestControlPlaneFaults(t *testing.T) {
 	if err := get(); err == nil {
 		t.Error("closed: no error")
 	}
+}
+
+// cpRoute parses what clients send: it must never panic, and an identifier
+// escaped the way the SDK escapes labels must come back unchanged.
+func FuzzControlPlaneRoute(f *testing.F) {
+	f.Add("/inference-profiles/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fabc123def456", cpProfile)
+	f.Add("/prompts/PROMPT1234/", "PROMPT1234")
+	f.Add("/model-customization/custom-model-deployments/x", "x/y")
+	f.Add("/prompt-routers/%zz", "a b")
+	f.Fuzz(func(t *testing.T, path, id string) {
+		_, _, _ = cpRoute(http.MethodGet, path)
+		if id == "" {
+			return
+		}
+		for _, p := range []string{"/inference-profiles/%s", "/prompts/%s/", "/model-customization/custom-model-deployments/%s"} {
+			// url.PathEscape escapes '/' inside a segment, as the SDK does.
+			op, got, ok := cpRoute(http.MethodGet, strings.Replace(p, "%s", url.PathEscape(id), 1))
+			if !ok || op == "" || got != id {
+				t.Fatalf("%s with %q: op %q id %q ok %v", p, id, op, got, ok)
+			}
+		}
+	})
 }
