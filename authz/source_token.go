@@ -41,10 +41,9 @@ const (
 
 // TokenConfig configures the token identity source: the caller presents a
 // Kubernetes projected service-account token whose audience is Warden's in a
-// header, and Warden verifies it with a TokenReview. A token that is
-// presented and fails verification denies the call (no fallback).
-//
-// Offline verification (jwks_url + issuer) is not available in this release.
+// header, and Warden verifies it with a TokenReview (or offline, with the
+// cluster's JWKS). A token that is presented and fails verification denies
+// the call (no fallback).
 type TokenConfig struct {
 	// Header carries the token (default X-Warden-Token), raw or as
 	// "Bearer <token>". Never forwarded upstream.
@@ -61,7 +60,13 @@ type TokenConfig struct {
 	CacheTTL time.Duration `yaml:"cache_ttl"`
 	// Timeout bounds one TokenReview (default 5s).
 	Timeout time.Duration `yaml:"timeout"`
-	// JWKSURL and Issuer select offline verification; not available yet.
+	// JWKSURL and Issuer select offline verification instead of TokenReview:
+	// RS256 signatures checked against the cluster's JWKS, and iss, aud, exp
+	// and nbf against the config. JWKSURL is an https URL (the issuer's
+	// public jwks_uri, e.g. on EKS) or a path on the API server reached with
+	// the kubeconfig ("/openid/v1/jwks"). No API call per token, but a
+	// token stays valid until its exp even after its pod or service account
+	// is deleted (TokenReview refuses it at once).
 	JWKSURL string `yaml:"jwks_url"`
 	Issuer  string `yaml:"issuer"`
 }
@@ -96,8 +101,12 @@ func (c TokenConfig) validate() error {
 	if c.Timeout < 0 {
 		errs = append(errs, errors.New("token.timeout must not be negative"))
 	}
-	if c.JWKSURL != "" || c.Issuer != "" {
-		errs = append(errs, errors.New("token.jwks_url/issuer: offline verification is not available in this release; leave them out to verify by TokenReview"))
+	switch {
+	case c.JWKSURL == "" && c.Issuer == "":
+	case c.JWKSURL == "" || c.Issuer == "":
+		errs = append(errs, errors.New("token.jwks_url and token.issuer go together (offline verification); leave both out to verify by TokenReview"))
+	case !strings.HasPrefix(c.JWKSURL, "/") && !strings.HasPrefix(c.JWKSURL, "https://"):
+		errs = append(errs, fmt.Errorf("token.jwks_url: %q is neither an https URL nor an API server path like /openid/v1/jwks", c.JWKSURL))
 	}
 	return errors.Join(errs...)
 }
@@ -124,23 +133,28 @@ func newTokenSource(ctx context.Context, cfg TokenConfig, deps Deps) (Source, er
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	rc, err := kubeRESTConfig(cfg.Kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	rc = rest.CopyConfig(rc)
-	rc.UserAgent = "warden"
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, err
+	var client kubernetes.Interface
+	// Offline verification against a public JWKS URL needs no API server.
+	if !strings.HasPrefix(cfg.JWKSURL, "https://") || cfg.Kubeconfig != "" {
+		rc, err := kubeRESTConfig(cfg.Kubeconfig)
+		if err != nil {
+			return nil, err
+		}
+		rc = rest.CopyConfig(rc)
+		rc.UserAgent = "warden"
+		if client, err = kubernetes.NewForConfig(rc); err != nil {
+			return nil, err
+		}
 	}
 	return NewTokenSource(cfg, client, deps.Logger)
 }
 
-// TokenSource verifies presented service-account tokens with TokenReview.
+// TokenSource verifies presented service-account tokens with TokenReview,
+// or offline with the cluster's JWKS.
 type TokenSource struct {
 	cfg    TokenConfig
 	client kubernetes.Interface
+	jwks   *jwksVerifier // nil: TokenReview
 	log    *zap.Logger
 	now    func() time.Time
 
@@ -158,10 +172,14 @@ type tokenEntry struct {
 	expires time.Time
 }
 
-// NewTokenSource builds the source on a clientset.
+// NewTokenSource builds the source on a clientset (which may be nil only
+// for offline verification against an https JWKS URL).
 func NewTokenSource(cfg TokenConfig, client kubernetes.Interface, log *zap.Logger) (*TokenSource, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if client == nil && !strings.HasPrefix(cfg.JWKSURL, "https://") {
+		return nil, errors.New("token: no Kubernetes client")
 	}
 	if log == nil {
 		log = zap.NewNop()
@@ -175,14 +193,18 @@ func NewTokenSource(cfg TokenConfig, client kubernetes.Interface, log *zap.Logge
 	if err != nil {
 		return nil, err
 	}
-	return &TokenSource{
+	s := &TokenSource{
 		cfg:    cfg,
 		client: client,
 		log:    log.With(zap.String("source", SourceToken)),
 		now:    time.Now,
 		ok:     ok,
 		bad:    bad,
-	}, nil
+	}
+	if cfg.JWKSURL != "" {
+		s.jwks = newJWKSVerifier(cfg.JWKSURL, cfg.Issuer, cfg.Audience, client)
+	}
+	return s, nil
 }
 
 // Name implements Source.
@@ -254,6 +276,9 @@ func (s *TokenSource) Resolve(ctx context.Context, c *Conn) (Identity, error) {
 }
 
 func (s *TokenSource) review(ctx context.Context, key [sha256.Size]byte, tok string) (Identity, error) {
+	if s.jwks != nil {
+		return s.verifyOffline(ctx, key, tok)
+	}
 	tr, err := s.client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
 		Spec: authenticationv1.TokenReviewSpec{Token: tok, Audiences: []string{s.cfg.Audience}},
 	}, metav1.CreateOptions{})
@@ -274,6 +299,26 @@ func (s *TokenSource) review(ctx context.Context, key [sha256.Size]byte, tok str
 	}
 	if s.now().Before(exp) {
 		s.ok.Add(key, tokenEntry{id: id, expires: exp})
+	}
+	return id, nil
+}
+
+func (s *TokenSource) verifyOffline(ctx context.Context, key [sha256.Size]byte, tok string) (Identity, error) {
+	id, exp, err := s.jwks.verify(ctx, tok)
+	if errors.Is(err, errTokenRejected) {
+		s.bad.Add(key, tokenEntry{why: strings.TrimPrefix(err.Error(), errTokenRejected.Error()+": "), expires: s.now().Add(tokenNegativeTTL)})
+		s.log.Info("token: rejected", zap.Error(err))
+		return Identity{}, err
+	}
+	if err != nil {
+		return Identity{}, err
+	}
+	until := s.now().Add(s.cfg.CacheTTL)
+	if exp.Before(until) {
+		until = exp
+	}
+	if s.now().Before(until) {
+		s.ok.Add(key, tokenEntry{id: id, expires: until})
 	}
 	return id, nil
 }

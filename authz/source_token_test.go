@@ -262,14 +262,22 @@ func TestTokenConfigValidate(t *testing.T) {
 		"forwarded":       {Audience: "a", Header: "X-Amzn-Bedrock-Token"},
 		"amz":             {Audience: "a", Header: "x-amz-security-token"},
 		"not a name":      {Audience: "a", Header: "X Token"},
-		"offline not yet": {Audience: "a", JWKSURL: "https://k/openid/v1/jwks", Issuer: "https://k"},
+		"jwks no issuer":  {Audience: "a", JWKSURL: "https://k/openid/v1/jwks"},
+		"issuer no jwks":  {Audience: "a", Issuer: "https://k"},
+		"jwks plain http": {Audience: "a", JWKSURL: "http://k/openid/v1/jwks", Issuer: "https://k"},
 	} {
 		if err := c.validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if err := (TokenConfig{Audience: "a", Header: "x-my-token"}).validate(); err != nil {
-		t.Errorf("valid: %v", err)
+	for _, c := range []TokenConfig{
+		{Audience: "a", Header: "x-my-token"},
+		{Audience: "a", JWKSURL: "/openid/v1/jwks", Issuer: "https://kubernetes.default.svc"},
+		{Audience: "a", JWKSURL: "https://oidc.example.com/id/ABC/keys", Issuer: "https://oidc.example.com/id/ABC"},
+	} {
+		if err := c.validate(); err != nil {
+			t.Errorf("valid %+v: %v", c, err)
+		}
 	}
 	s, _ := NewTokenSource(TokenConfig{Audience: "a", Header: "x-my-token"}, fake.NewClientset(), nil)
 	if s.Header() != "X-My-Token" || !s.Presents(tokenConn("X-MY-TOKEN", "")) || s.Presents(tokenConn("", "")) {
