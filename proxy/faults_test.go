@@ -143,7 +143,8 @@ func TestUpstreamURLValidation(t *testing.T) {
 		{"http://127.0.0.1:9999", true, true},
 		{"https://user:pw@bedrock-runtime.us-east-1.amazonaws.com", false, false},
 	} {
-		policy := strings.Replace(basePolicy, `url: "${UPSTREAM}", insecure: true`, `url: "`+tc.url+`", insecure: `+map[bool]string{true: "true", false: "false"}[tc.insecure], 1)
+		policy := strings.Replace(basePolicy, "${CONTROL_PLANE}", "http://127.0.0.1:1", 1)
+		policy = strings.Replace(policy, `url: "${UPSTREAM}", insecure: true`, `url: "`+tc.url+`", insecure: `+map[bool]string{true: "true", false: "false"}[tc.insecure], 1)
 		cfg, err := authz.ParseConfig([]byte(policy))
 		if err == nil {
 			_, err = proxy.New(context.Background(), proxy.Options{Config: cfg, Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")})

@@ -37,6 +37,7 @@ const basePolicy = `
 version: 1
 listen: {endpoint: 127.0.0.1:0}
 upstream: {region: us-east-1, url: "${UPSTREAM}", insecure: true, signing: resign}
+models: {control_plane_url: "${CONTROL_PLANE}", insecure: true}
 identity:
   sources: [static]
   static: {app: chatbot, env: prod}
@@ -46,8 +47,7 @@ apps:
     match: {tags: {app: chatbot, env: prod}}
     allow:
       models: ["anthropic.claude-3-5-haiku-*", "us.anthropic.claude-3-5-haiku-*", "amazon.titan-text-*",
-               "meta.llama3-*", "amazon.nova-*", "mistral.*", "cohere.command-r-*", "ai21.jamba-*",
-               "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123def456"]
+               "meta.llama3-*", "amazon.nova-*", "mistral.*", "cohere.command-r-*", "ai21.jamba-*"]
       operations: [InvokeModel, InvokeModelWithResponseStream, Converse, ConverseStream, CountTokens]
 `
 
@@ -91,6 +91,7 @@ func (r *recorder) wait(t *testing.T, n int) []audit.Record {
 
 type env struct {
 	emu      *bedrocktest.Server
+	cp       *bedrocktest.ControlPlane
 	srv      *proxy.Server
 	endpoint string
 	audit    *recorder
@@ -116,6 +117,22 @@ func newEmulator(t testing.TB) *bedrocktest.Server {
 	return emu
 }
 
+// newControlPlane emulates the Bedrock control plane Warden resolves
+// indirect model ids through: appProfile targets haiku in two regions.
+func newControlPlane(t testing.TB) *bedrocktest.ControlPlane {
+	cp := bedrocktest.NewControlPlane(bedrocktest.ControlPlaneConfig{
+		Credentials: map[string]string{wardenKey: wardenSecret},
+		InferenceProfiles: map[string]bedrocktest.InferenceProfile{
+			appProfile: {Name: "chatbot", Type: "APPLICATION", Models: []string{
+				"arn:aws:bedrock:us-east-1::foundation-model/" + haiku,
+				"arn:aws:bedrock:us-west-2::foundation-model/" + haiku,
+			}},
+		},
+	})
+	t.Cleanup(cp.Close)
+	return cp
+}
+
 // startEnv runs the emulator and Warden in front of it.
 func startEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
@@ -123,8 +140,10 @@ func startEnv(t *testing.T, opts ...envOption) *env {
 	for _, f := range opts {
 		f(&o)
 	}
-	e := &env{emu: newEmulator(t), audit: newRecorder()}
-	cfg, err := authz.ParseConfig([]byte(strings.ReplaceAll(o.policy, "${UPSTREAM}", e.emu.URL)))
+	e := &env{emu: newEmulator(t), cp: newControlPlane(t), audit: newRecorder()}
+	policy := strings.ReplaceAll(o.policy, "${UPSTREAM}", e.emu.URL)
+	policy = strings.ReplaceAll(policy, "${CONTROL_PLANE}", e.cp.URL)
+	cfg, err := authz.ParseConfig([]byte(policy))
 	if err != nil {
 		t.Fatalf("policy: %v", err)
 	}
@@ -166,8 +185,12 @@ func (e *env) client(t *testing.T, httpClient *http.Client) *bedrockruntime.Clie
 		Credentials:      credentials.NewStaticCredentialsProvider(appKey, appSecret, ""),
 		RetryMaxAttempts: 1,
 	}
+	// BufferedClient sidesteps a client-side race between smithy-go and
+	// net/http that loopback servers trigger (see its doc).
 	if httpClient != nil {
-		o.HTTPClient = httpClient
+		o.HTTPClient = bedrocktest.BufferedClient(httpClient)
+	} else {
+		o.HTTPClient = bedrocktest.BufferedClient(nil)
 	}
 	return bedrockruntime.New(o)
 }

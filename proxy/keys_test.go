@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/bedrock/bedrocktest"
 )
 
 // keysPolicy selects app "keyed" by a verified Warden-issued key and app
@@ -107,7 +108,9 @@ func (k *keysEnv) sdk(akid, secret string, hc *http.Client) *bedrockruntime.Clie
 		RetryMaxAttempts: 1,
 	}
 	if hc != nil {
-		o.HTTPClient = hc
+		o.HTTPClient = bedrocktest.BufferedClient(hc)
+	} else {
+		o.HTTPClient = bedrocktest.BufferedClient(nil)
 	}
 	return bedrockruntime.New(o)
 }

@@ -27,6 +27,7 @@ type call struct {
 	start       time.Time
 	requestID   string
 	escapedPath string
+	asyncOutput string // StartAsyncInvoke's output s3Uri
 	route       bedrock.Route
 	model       *bedrock.ModelID
 	body        []byte
@@ -82,6 +83,10 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, c, err, "route")
 			return
 		}
+		if c.asyncOutput, err = bedrock.AsyncOutputURI(c.body); err != nil {
+			s.fail(w, c, err, "route")
+			return
+		}
 	}
 	switch {
 	case route.RawModel != "":
@@ -108,7 +113,7 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 	c.rec.IdentitySource = id.Source
 	c.rec.Tags = id.TagValues()
 
-	d := s.decide(r.Context(), id, c, authz.Call{Op: route.Op, Model: c.model})
+	d := s.decide(r.Context(), id, c, authz.Call{Op: route.Op, Model: c.model, S3OutputURI: c.asyncOutput})
 	c.rec.App, c.rec.Rule, c.rec.Reason = d.App, d.Rule, d.Reason
 	if !d.Allow && !d.DryRun {
 		s.fail(w, c, bedrock.AccessDenied("%s", d.Reason), d.Rule)

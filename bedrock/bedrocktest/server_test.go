@@ -44,6 +44,7 @@ func client(s *Server, akid, secret string, opt ...func(*bedrockruntime.Options)
 	for _, f := range opt {
 		f(&o)
 	}
+	o.HTTPClient = BufferedClient(o.HTTPClient) // see BufferedClient: a loopback-only client race
 	return bedrockruntime.New(o)
 }
 

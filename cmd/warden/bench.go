@@ -373,7 +373,7 @@ func newBenchEnv(ctx context.Context, o *benchOptions) (_ *benchEnv, err error) 
 			BaseEndpoint:     aws.String(endpoints[m]),
 			Credentials:      credentials.NewStaticCredentialsProvider(key, secret, ""),
 			RetryMaxAttempts: 1,
-			HTTPClient:       hc,
+			HTTPClient:       bedrocktest.BufferedClient(hc), // same for every mode; see its doc
 		})
 	}
 

@@ -57,10 +57,23 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		},
 	})
 	defer emu.Close()
+	// The control plane tells Warden which foundation model the application
+	// inference profile runs, so the policy can judge it.
+	cp := bedrocktest.NewControlPlane(bedrocktest.ControlPlaneConfig{
+		Credentials: map[string]string{demoWardenKey: demoWardenSecret},
+		InferenceProfiles: map[string]bedrocktest.InferenceProfile{
+			"arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/chatbotprod1": {
+				Name: "chatbot-prod", Type: "APPLICATION",
+				Models: []string{"arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0"},
+			},
+		},
+	})
+	defer cp.Close()
 
 	out := &lockedWriter{w: stdout}
 	fmt.Fprintf(out, "Bedrock emulator on %s (accepts only Warden's key %s)\n", emu.URL, demoWardenKey)
-	cfg, err := authz.ParseConfig([]byte(strings.ReplaceAll(demoPolicy, "${EMULATOR_URL}", emu.URL)))
+	policy := strings.NewReplacer("${EMULATOR_URL}", emu.URL, "${CONTROL_PLANE_URL}", cp.URL).Replace(demoPolicy)
+	cfg, err := authz.ParseConfig([]byte(policy))
 	if err != nil {
 		return fmt.Errorf("example policy: %w", err)
 	}
@@ -83,6 +96,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		BaseEndpoint:     aws.String(endpoint),
 		Credentials:      credentials.NewStaticCredentialsProvider("AKIAAPPKEYNOTTRUSTED", "app-secret", ""),
 		RetryMaxAttempts: 1,
+		// Loopback answers fast enough to hit a client-side race between
+		// smithy-go and net/http; see bedrocktest.BufferedClient.
+		HTTPClient: bedrocktest.BufferedClient(nil),
 	})
 	msg := func(text string) []types.Message {
 		return []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: text}}}}
@@ -140,6 +156,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(out, "A second sidecar on %s for a workload tagged %v:\n", otherEndpoint, other.Identity.Static)
 	otherClient := bedrockruntime.New(bedrockruntime.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(otherEndpoint), RetryMaxAttempts: 1,
+		HTTPClient:  bedrocktest.BufferedClient(nil),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIAAPPKEYNOTTRUSTED", "app-secret", ""),
 	})
 	_, err = otherClient.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: msg("Quarterly numbers, please.")})

@@ -81,6 +81,7 @@ audit:
 	waitHTTP(t, "http://"+admin+"/healthz")
 
 	client := bedrockruntime.New(bedrockruntime.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + ep), RetryMaxAttempts: 1,
+		HTTPClient:  bedrocktest.BufferedClient(nil),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIAAPP", "x", "")})
 	msgs := []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "hi"}}}}
 	if _, err := client.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String("amazon.nova-lite-v1:0"), Messages: msgs}); err != nil {
