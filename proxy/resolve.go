@@ -20,7 +20,9 @@ import (
 // served stale during an outage, go into the audit record.
 func (s *Server) decide(ctx context.Context, id authz.Identity, c *call, ac authz.Call) authz.Decision {
 	var rerr *authz.ResolveError
-	if m := c.model; m != nil && m.Indirect() && m.Kind != bedrock.KindSageMakerEndpoint {
+	// Only a caller some app selects gets control-plane lookups: a workload
+	// the policy does not know cannot make Warden call AWS on its behalf.
+	if m := c.model; m != nil && m.Indirect() && m.Kind != bedrock.KindSageMakerEndpoint && s.selected(id) {
 		// A SageMaker endpoint hides no Bedrock model: the policy matches its ARN.
 		res, err := s.models.Lookup(ctx, *m)
 		switch {
@@ -36,4 +38,9 @@ func (s *Server) decide(ctx context.Context, id authz.Identity, c *call, ac auth
 		d.Reason += ": " + rerr.Reason
 	}
 	return d
+}
+
+func (s *Server) selected(id authz.Identity) bool {
+	_, i := s.policy.Match(id)
+	return i >= 0
 }
