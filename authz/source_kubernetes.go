@@ -289,7 +289,13 @@ func (s *KubernetesSource) Resolve(_ context.Context, c *Conn) (Identity, error)
 	}
 	id, reason := s.lookup(ip)
 	if reason != "" {
-		s.log.Info("kubernetes: source IP does not resolve", zap.Stringer("ip", ip), zap.String("reason", reason))
+		// An address no pod holds (a node, a VM in the same network) is
+		// routine; an ambiguous one is worth an operator's attention.
+		lvl := zap.InfoLevel
+		if reason == reasonNoPod {
+			lvl = zap.DebugLevel
+		}
+		s.log.Log(lvl, "kubernetes: source IP does not resolve", zap.Stringer("ip", ip), zap.String("reason", reason))
 		return Identity{}, fmt.Errorf("%w: %s %s", ErrNoIdentity, ip, reason)
 	}
 	// Served from the last known pods while the API server is unreachable:
@@ -297,6 +303,8 @@ func (s *KubernetesSource) Resolve(_ context.Context, c *Conn) (Identity, error)
 	id.Stale = stale > 0
 	return id, nil
 }
+
+const reasonNoPod = "belongs to no running pod"
 
 // lookup returns the identity for ip, or why there is none.
 func (s *KubernetesSource) lookup(ip netip.Addr) (Identity, string) {
@@ -309,7 +317,7 @@ func (s *KubernetesSource) lookup(ip netip.Addr) (Identity, string) {
 		}
 	}
 	if len(holders) == 0 {
-		return Identity{}, "belongs to no running pod"
+		return Identity{}, reasonNoPod
 	}
 	for _, h := range holders {
 		if h.hostNetwork {
