@@ -195,12 +195,12 @@ func TestKubernetesSidecarIdentity(t *testing.T) {
 				v      string
 				strong bool
 			}{
-				TagK8sNamespace:      {"payments", trust},
-				TagK8sServiceAccount: {"payments-api", trust},
-				TagK8sPod:            {"payments-api-7d9c6b8f5d-x2k4q", trust},
-				"k8s.label.app":      {"payments-api", false},
-				"k8s.label.env":      {"prod", false},
-				"k8s.label.app.kubernetes.io/part-of":       {"checkout", false},
+				TagK8sNamespace:                       {"payments", trust},
+				TagK8sServiceAccount:                  {"payments-api", trust},
+				TagK8sPod:                             {"payments-api-7d9c6b8f5d-x2k4q", trust},
+				"k8s.label.app":                       {"payments-api", false},
+				"k8s.label.env":                       {"prod", false},
+				"k8s.label.app.kubernetes.io/part-of": {"checkout", false},
 				"k8s.annotation.kubernetes.io/config.source": {"api", false},
 				"k8s.annotation.warden.dev/note":             {"query=a=b&c=d; tab:\there, café 🚀, bell \a, quote \" backslash \\", false},
 			}
