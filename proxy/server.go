@@ -185,6 +185,11 @@ func (s *Server) Upstream() *url.URL { u := *s.upstream; return &u }
 // speak HTTP/1.1 and h2c with prior knowledge (the JS SDK's default);
 // with tlsCfg they speak HTTP/1.1 and h2 by ALPN.
 func (s *Server) ServeEndpoint(ln net.Listener, tlsCfg *tls.Config) error {
+	// PROXY protocol from trusted load balancers comes before TLS.
+	ln, perr := ProxyProtocolListener(ln, s.cfg.Listen.ProxyProtocol)
+	if perr != nil {
+		return perr
+	}
 	var p http.Protocols
 	p.SetHTTP1(true)
 	if tlsCfg != nil {

@@ -1,0 +1,310 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/warden-egress/warden/authz"
+)
+
+// PROXY protocol v2 (haproxy's proxy-protocol.txt, section 2.2): a 16-byte
+// preamble — 12-byte signature, version/command, family/transport, 16-bit
+// big-endian length — then length bytes of addresses and TLVs.
+var proxyV2Sig = [12]byte{0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A}
+
+const (
+	proxyV2HeaderLen = 16
+	// proxyV2MaxLen bounds the address-and-TLV block Warden accepts. AWS
+	// NLB sends 12 or 36 address bytes plus a VPC endpoint TLV; 4 KiB
+	// leaves room for any load balancer's TLVs and nothing more.
+	proxyV2MaxLen = 4096
+
+	proxyCmdLocal = 0x0
+	proxyCmdProxy = 0x1
+
+	proxyFamTCP4 = 0x11 // AF_INET, STREAM
+	proxyFamTCP6 = 0x21 // AF_INET6, STREAM
+)
+
+// proxyHeader is a parsed v2 header.
+type proxyHeader struct {
+	Local    bool           // LOCAL command: a health check; use the peer address
+	Src, Dst netip.AddrPort // set for PROXY
+	TLVs     int            // number of TLVs skipped
+}
+
+var errProxyHeader = errors.New("proxy protocol")
+
+func proxyErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errProxyHeader, fmt.Sprintf(format, args...))
+}
+
+// parseProxyPreamble checks the fixed 16 bytes and returns the length of
+// the block that follows.
+func parseProxyPreamble(p []byte) (int, error) {
+	if len(p) < proxyV2HeaderLen {
+		return 0, proxyErr("short header")
+	}
+	if !bytes.Equal(p[:12], proxyV2Sig[:]) {
+		if bytes.HasPrefix(p, []byte("PROXY ")) {
+			return 0, proxyErr("v1 (text) header; only v2 is accepted")
+		}
+		return 0, proxyErr("no v2 signature from a trusted load balancer")
+	}
+	if p[12]>>4 != 2 {
+		return 0, proxyErr("version %d", p[12]>>4)
+	}
+	n := int(binary.BigEndian.Uint16(p[14:16]))
+	if n > proxyV2MaxLen {
+		return 0, proxyErr("header length %d exceeds %d", n, proxyV2MaxLen)
+	}
+	return n, nil
+}
+
+// parseProxyBody parses the block after the preamble: addresses for PROXY
+// over TCP/IPv4 or TCP/IPv6, then TLVs, which must tile the rest exactly.
+func parseProxyBody(pre, body []byte) (proxyHeader, error) {
+	var h proxyHeader
+	cmd, fam := pre[12]&0x0F, pre[13]
+	var addrLen int
+	switch cmd {
+	case proxyCmdLocal:
+		// Health checks: the family may be anything (usually UNSPEC);
+		// the body is skipped but must still be well formed.
+		h.Local = true
+		switch fam {
+		case proxyFamTCP4:
+			addrLen = 12
+		case proxyFamTCP6:
+			addrLen = 36
+		}
+		if addrLen > len(body) {
+			addrLen = 0
+		}
+	case proxyCmdProxy:
+		switch fam {
+		case proxyFamTCP4:
+			addrLen = 12
+			if len(body) < addrLen {
+				return h, proxyErr("TCP4 header of %d bytes", len(body))
+			}
+			h.Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(body[0:4])), binary.BigEndian.Uint16(body[8:10]))
+			h.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(body[4:8])), binary.BigEndian.Uint16(body[10:12]))
+		case proxyFamTCP6:
+			addrLen = 36
+			if len(body) < addrLen {
+				return h, proxyErr("TCP6 header of %d bytes", len(body))
+			}
+			h.Src = netip.AddrPortFrom(netip.AddrFrom16([16]byte(body[0:16])).Unmap(), binary.BigEndian.Uint16(body[32:34]))
+			h.Dst = netip.AddrPortFrom(netip.AddrFrom16([16]byte(body[16:32])).Unmap(), binary.BigEndian.Uint16(body[34:36]))
+		default:
+			return h, proxyErr("family/transport 0x%02x; only TCP over IPv4 or IPv6 is accepted", fam)
+		}
+		if a := h.Src.Addr(); a.IsUnspecified() || a.IsMulticast() {
+			return h, proxyErr("source address %s", a)
+		}
+	default:
+		return h, proxyErr("command 0x%x", cmd)
+	}
+	tlvs := body[addrLen:]
+	if h.Local && addrLen == 0 {
+		tlvs = nil // UNSPEC/UNIX/UDP LOCAL: the block is opaque
+	}
+	for len(tlvs) > 0 {
+		if len(tlvs) < 3 {
+			return h, proxyErr("truncated TLV")
+		}
+		l := int(binary.BigEndian.Uint16(tlvs[1:3]))
+		if 3+l > len(tlvs) {
+			return h, proxyErr("TLV 0x%02x of %d bytes overruns the header", tlvs[0], l)
+		}
+		tlvs = tlvs[3+l:]
+		h.TLVs++
+	}
+	return h, nil
+}
+
+// parseProxyHeader parses a complete v2 header at the start of b and
+// returns it and its length.
+func parseProxyHeader(b []byte) (proxyHeader, int, error) {
+	n, err := parseProxyPreamble(b)
+	if err != nil {
+		return proxyHeader{}, 0, err
+	}
+	if len(b) < proxyV2HeaderLen+n {
+		return proxyHeader{}, 0, proxyErr("short header")
+	}
+	h, err := parseProxyBody(b[:proxyV2HeaderLen], b[proxyV2HeaderLen:proxyV2HeaderLen+n])
+	return h, proxyV2HeaderLen + n, err
+}
+
+// readProxyHeader reads exactly one header from r: never a byte more, so
+// what follows is the client's own stream.
+func readProxyHeader(r io.Reader) (proxyHeader, error) {
+	var pre [proxyV2HeaderLen]byte
+	if _, err := io.ReadFull(r, pre[:]); err != nil {
+		return proxyHeader{}, proxyErr("reading header: %v", err)
+	}
+	n, err := parseProxyPreamble(pre[:])
+	if err != nil {
+		return proxyHeader{}, err
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return proxyHeader{}, proxyErr("reading header: %v", err)
+	}
+	return parseProxyBody(pre[:], body)
+}
+
+// ProxyProtocolListener wraps ln so that connections from trusted load
+// balancers must begin with a PROXY protocol v2 header, whose source address
+// becomes the connection's RemoteAddr. Connections from any other peer are
+// returned untouched: their bytes are never parsed as a header, so a client
+// cannot claim another address.
+func ProxyProtocolListener(ln net.Listener, cfg authz.ProxyProtocolConfig) (net.Listener, error) {
+	if !cfg.Enabled() {
+		return ln, nil
+	}
+	trusted, err := cfg.TrustedNets()
+	if err != nil {
+		return nil, fmt.Errorf("listen.proxy_protocol.trusted: %w", err)
+	}
+	return &proxyListener{Listener: ln, trusted: trusted, timeout: cfg.Timeout()}, nil
+}
+
+type proxyListener struct {
+	net.Listener
+	trusted authz.TrustedNets
+	timeout time.Duration
+}
+
+// Accept returns at once; the header is read by the connection's first
+// Read or RemoteAddr, on the connection's own goroutine, so a slow load
+// balancer cannot stall the accept loop.
+func (l *proxyListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	peer, ok := addrPortOf(c.RemoteAddr())
+	if !ok || !l.trusted.Contains(peer.Addr()) {
+		return c, nil
+	}
+	return &proxyConn{Conn: c, timeout: l.timeout}, nil
+}
+
+func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
+	switch v := a.(type) {
+	case *net.TCPAddr:
+		return v.AddrPort(), true
+	case interface{ AddrPort() netip.AddrPort }:
+		return v.AddrPort(), true
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	return ap, err == nil
+}
+
+// proxyConn is a connection from a trusted load balancer.
+type proxyConn struct {
+	net.Conn
+	timeout time.Duration
+
+	once   sync.Once
+	err    error
+	remote net.Addr
+	local  net.Addr
+
+	mu           sync.Mutex
+	readDeadline time.Time // as last set by the user, restored after the header
+	inHeader     bool
+}
+
+func (c *proxyConn) init() {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.inHeader = true
+		user := c.readDeadline
+		c.mu.Unlock()
+		d := time.Now().Add(c.timeout)
+		if !user.IsZero() && user.Before(d) {
+			d = user
+		}
+		_ = c.Conn.SetReadDeadline(d)
+		h, err := readProxyHeader(c.Conn)
+		c.mu.Lock()
+		c.inHeader = false
+		_ = c.Conn.SetReadDeadline(c.readDeadline)
+		c.mu.Unlock()
+		if err != nil {
+			c.err = fmt.Errorf("%w (from load balancer %s)", err, c.Conn.RemoteAddr())
+			return
+		}
+		if !h.Local {
+			c.remote = net.TCPAddrFromAddrPort(h.Src)
+			c.local = net.TCPAddrFromAddrPort(h.Dst)
+		}
+	})
+}
+
+// Read reads the client's stream after the header; a connection whose
+// header is missing or malformed fails every read.
+func (c *proxyConn) Read(b []byte) (int, error) {
+	c.init()
+	if c.err != nil {
+		return 0, c.err
+	}
+	return c.Conn.Read(b)
+}
+
+// RemoteAddr is the original client (the peer itself for LOCAL, and for a
+// connection whose header failed: it serves no request).
+func (c *proxyConn) RemoteAddr() net.Addr {
+	c.init()
+	if c.remote != nil {
+		return c.remote
+	}
+	return c.Conn.RemoteAddr()
+}
+
+// LocalAddr is the address the client connected to (the load balancer's
+// listener), if the header named it.
+func (c *proxyConn) LocalAddr() net.Addr {
+	c.init()
+	if c.local != nil {
+		return c.local
+	}
+	return c.Conn.LocalAddr()
+}
+
+func (c *proxyConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.readDeadline = t
+	if c.inHeader {
+		// Applied when the header is done; the header keeps its own bound.
+		return nil
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *proxyConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// CloseWrite lets net/http half-close the connection as it does for TCP.
+func (c *proxyConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

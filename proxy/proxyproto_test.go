@@ -1,0 +1,343 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warden-egress/warden/authz"
+)
+
+// AppendProxyV2 appends a PROXY protocol v2 header (PROXY command, TCP over
+// the family of src) with the given raw TLV bytes. For tests, here and in
+// package proxy_test.
+func AppendProxyV2(dst []byte, src, to netip.AddrPort, tlvs []byte) []byte {
+	dst = append(dst, proxyV2Sig[:]...)
+	dst = append(dst, 0x21)
+	var addrs []byte
+	if src.Addr().Is4() && to.Addr().Is4() {
+		dst = append(dst, proxyFamTCP4)
+		a, b := src.Addr().As4(), to.Addr().As4()
+		addrs = append(append(addrs, a[:]...), b[:]...)
+	} else {
+		dst = append(dst, proxyFamTCP6)
+		a, b := src.Addr().As16(), to.Addr().As16()
+		addrs = append(append(addrs, a[:]...), b[:]...)
+	}
+	addrs = binary.BigEndian.AppendUint16(addrs, src.Port())
+	addrs = binary.BigEndian.AppendUint16(addrs, to.Port())
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(addrs)+len(tlvs)))
+	dst = append(dst, addrs...)
+	return append(dst, tlvs...)
+}
+
+// localV2 is a LOCAL header (health check) with UNSPEC family.
+func localV2() []byte {
+	return append(append(proxyV2Sig[:len(proxyV2Sig):len(proxyV2Sig)], 0x20, 0x00), 0, 0)
+}
+
+// awsTLVs are what an AWS NLB in front of a VPC endpoint service sends:
+// PP2_TYPE_AWS (0xEA) with subtype PP2_SUBTYPE_AWS_VPCE_ID, plus a NOOP.
+func awsTLVs() []byte {
+	v := append([]byte{0x01}, "vpce-0123456789abcdef0"...)
+	t := append([]byte{0xEA}, byte(len(v)>>8), byte(len(v)))
+	t = append(t, v...)
+	return append(t, 0x04, 0x00, 0x02, 0, 0) // PP2_TYPE_NOOP, 2 bytes
+}
+
+var (
+	v4src = netip.MustParseAddrPort("203.0.113.7:51234")
+	v4dst = netip.MustParseAddrPort("10.0.0.5:443")
+	v6src = netip.MustParseAddrPort("[2001:db8::7]:51234")
+	v6dst = netip.MustParseAddrPort("[2001:db8::5]:443")
+)
+
+func TestParseProxyHeader(t *testing.T) {
+	h, n, err := parseProxyHeader(append(AppendProxyV2(nil, v4src, v4dst, awsTLVs()), "GET / HTTP/1.1\r\n"...))
+	if err != nil || h.Src != v4src || h.Dst != v4dst || h.Local || h.TLVs != 2 || n != 16+12+len(awsTLVs()) {
+		t.Fatalf("v4: %+v %d %v", h, n, err)
+	}
+	h, _, err = parseProxyHeader(AppendProxyV2(nil, v6src, v6dst, nil))
+	if err != nil || h.Src != v6src || h.Dst != v6dst {
+		t.Fatalf("v6: %+v %v", h, err)
+	}
+	mapped := netip.AddrPortFrom(netip.AddrFrom16(v4src.Addr().As16()), v4src.Port())
+	h, _, err = parseProxyHeader(AppendProxyV2(nil, mapped, v6dst, nil))
+	if err != nil || h.Src != v4src {
+		t.Fatalf("v4-mapped source is the v4 address: %+v %v", h, err)
+	}
+	h, n, err = parseProxyHeader(localV2())
+	if err != nil || !h.Local || n != 16 {
+		t.Fatalf("local: %+v %v", h, err)
+	}
+
+	good := AppendProxyV2(nil, v4src, v4dst, nil)
+	mut := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
+	bad := map[string][]byte{
+		"v1 text":          []byte("PROXY TCP4 203.0.113.7 10.0.0.5 51234 443\r\n"),
+		"plain http":       []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+		"version 1":        mut(func(b []byte) []byte { b[12] = 0x11; return b }),
+		"command 2":        mut(func(b []byte) []byte { b[12] = 0x22; return b }),
+		"udp":              mut(func(b []byte) []byte { b[13] = 0x12; return b }),
+		"unix":             mut(func(b []byte) []byte { b[13] = 0x31; return b }),
+		"unspec proxy":     mut(func(b []byte) []byte { b[13] = 0x00; return b }),
+		"too long":         mut(func(b []byte) []byte { binary.BigEndian.PutUint16(b[14:], 4097); return b }),
+		"short tcp4":       mut(func(b []byte) []byte { binary.BigEndian.PutUint16(b[14:], 8); return b[:24] }),
+		"truncated":        good[:20],
+		"truncated tlv":    AppendProxyV2(nil, v4src, v4dst, []byte{0xEA, 0x00}),
+		"overrunning tlv":  AppendProxyV2(nil, v4src, v4dst, []byte{0xEA, 0x00, 0x09, 1, 2}),
+		"unspecified src":  AppendProxyV2(nil, netip.MustParseAddrPort("0.0.0.0:1"), v4dst, nil),
+		"multicast src":    AppendProxyV2(nil, netip.MustParseAddrPort("[ff02::1]:1"), v6dst, nil),
+		"short":            good[:10],
+		"broken signature": mut(func(b []byte) []byte { b[3] = 'x'; return b }),
+	}
+	for name, b := range bad {
+		if h, _, err := parseProxyHeader(b); err == nil || !errors.Is(err, errProxyHeader) {
+			t.Errorf("%s: accepted %+v (%v)", name, h, err)
+		}
+	}
+}
+
+func FuzzProxyHeader(f *testing.F) {
+	f.Add(AppendProxyV2(nil, v4src, v4dst, nil))
+	f.Add(AppendProxyV2(nil, v4src, v4dst, awsTLVs()))
+	f.Add(AppendProxyV2(nil, v6src, v6dst, awsTLVs()))
+	f.Add(localV2())
+	f.Add(append(append(proxyV2Sig[:12:12], 0x20, proxyFamTCP4, 0, 15), make([]byte, 15)...))
+	f.Add([]byte("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, n, err := parseProxyHeader(b)
+		// The streaming reader must agree with the buffer parser and
+		// never read past the header.
+		r := bytes.NewReader(b)
+		h2, err2 := readProxyHeader(r)
+		if (err == nil) != (err2 == nil) {
+			t.Fatalf("parsers disagree: %v vs %v", err, err2)
+		}
+		if err != nil {
+			return
+		}
+		if h != h2 || n != len(b)-r.Len() || n > proxyV2HeaderLen+proxyV2MaxLen {
+			t.Fatalf("header %+v/%+v, consumed %d of %d (reader %d)", h, h2, n, len(b), len(b)-r.Len())
+		}
+		if h.Local {
+			return
+		}
+		if !h.Src.Addr().IsValid() || h.Src.Addr().Is4In6() || h.Src.Addr().IsUnspecified() {
+			t.Fatalf("source %v", h.Src)
+		}
+		// Round trip through the encoder.
+		h3, _, err := parseProxyHeader(AppendProxyV2(nil, h.Src, h.Dst, nil))
+		if err != nil || h3.Src != h.Src {
+			t.Fatalf("round trip %+v -> %+v (%v)", h, h3, err)
+		}
+	})
+}
+
+// ppListen listens on loopback with the PROXY protocol trusting cidrs.
+func ppListen(t *testing.T, timeout time.Duration, cidrs ...string) net.Listener {
+	t.Helper()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := ProxyProtocolListener(raw, authz.ProxyProtocolConfig{Trusted: cidrs, HeaderTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+type accepted struct {
+	remote string
+	data   string
+	err    error
+}
+
+// serveOnce accepts one connection and reads n bytes from it.
+func serveOnce(ln net.Listener, n int) <-chan accepted {
+	ch := make(chan accepted, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			ch <- accepted{err: err}
+			return
+		}
+		defer c.Close()
+		remote := c.RemoteAddr().String()
+		buf := make([]byte, n)
+		_, err = io.ReadFull(c, buf)
+		ch <- accepted{remote: remote, data: string(buf), err: err}
+	}()
+	return ch
+}
+
+func dialWrite(t *testing.T, ln net.Listener, b []byte) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestProxyListenerTrustedPeer(t *testing.T) {
+	ln := ppListen(t, time.Second, "127.0.0.0/8")
+
+	ch := serveOnce(ln, 5)
+	dialWrite(t, ln, append(AppendProxyV2(nil, v4src, v4dst, awsTLVs()), "hello"...))
+	if a := <-ch; a.err != nil || a.remote != v4src.String() || a.data != "hello" {
+		t.Fatalf("v4: %+v", a)
+	}
+
+	ch = serveOnce(ln, 5)
+	dialWrite(t, ln, append(AppendProxyV2(nil, v6src, v6dst, nil), "hello"...))
+	if a := <-ch; a.err != nil || a.remote != v6src.String() || a.data != "hello" {
+		t.Fatalf("v6: %+v", a)
+	}
+
+	// LOCAL (health check): the peer's own address.
+	ch = serveOnce(ln, 2)
+	c := dialWrite(t, ln, append(localV2(), "ok"...))
+	if a := <-ch; a.err != nil || a.remote != c.LocalAddr().String() || a.data != "ok" {
+		t.Fatalf("local: %+v", a)
+	}
+
+	// A trusted peer without a header is refused, whatever it sends.
+	ch = serveOnce(ln, 5)
+	dialWrite(t, ln, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	if a := <-ch; a.err == nil || !errors.Is(a.err, errProxyHeader) {
+		t.Fatalf("no header: %+v", a)
+	}
+}
+
+func TestProxyListenerUntrustedPeerCannotSpoof(t *testing.T) {
+	ln := ppListen(t, time.Second, "10.0.0.0/8") // loopback is not a load balancer
+	hdr := AppendProxyV2(nil, v4src, v4dst, nil)
+	ch := serveOnce(ln, len(hdr))
+	c := dialWrite(t, ln, hdr)
+	a := <-ch
+	if a.err != nil || a.remote != c.LocalAddr().String() || a.data != string(hdr) {
+		t.Fatalf("an untrusted peer's header was interpreted: %+v", a)
+	}
+}
+
+func TestProxyListenerHeaderTimeout(t *testing.T) {
+	ln := ppListen(t, 150*time.Millisecond, "127.0.0.0/8")
+	ch := serveOnce(ln, 1)
+	hdr := AppendProxyV2(nil, v4src, v4dst, nil)
+	dialWrite(t, ln, hdr[:10]) // stalls mid-header
+	start := time.Now()
+	a := <-ch
+	if a.err == nil || time.Since(start) > 3*time.Second {
+		t.Fatalf("stalled header: %+v after %v", a, time.Since(start))
+	}
+	// The stalled connection did not hold up the next one.
+	ch2 := serveOnce(ln, 1)
+	dialWrite(t, ln, hdr[:10])
+	ch3 := serveOnce(ln, 1)
+	dialWrite(t, ln, append(append([]byte(nil), hdr...), 'x'))
+	select {
+	case a := <-ch3:
+		if a.err != nil || a.remote != v4src.String() {
+			t.Fatalf("next connection: %+v", a)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("accept loop blocked by a slow header")
+	}
+	<-ch2
+}
+
+func TestProxyConnDeadlines(t *testing.T) {
+	ln := ppListen(t, 5*time.Second, "127.0.0.0/8")
+	done := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		// A deadline the server sets before the header arrives bounds
+		// the header too, and still applies afterwards.
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		buf := make([]byte, 1)
+		_, err = c.Read(buf)
+		if err == nil || !strings.Contains(err.Error(), "timeout") {
+			done <- errors.New("header read was not bounded by the user's deadline: " + errString(err))
+			return
+		}
+		done <- nil
+	}()
+	dialWrite(t, ln, nil)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no timeout")
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
+
+func TestProxyListenerWithHTTPServer(t *testing.T) {
+	ln := ppListen(t, time.Second, "127.0.0.0/8")
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.RemoteAddr)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go hs.Serve(ln) //nolint:errcheck
+	t.Cleanup(func() { hs.Close() })
+
+	c := dialWrite(t, ln, append(AppendProxyV2(nil, v4src, v4dst, nil), "GET / HTTP/1.1\r\nHost: x\r\n\r\n"...))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 100))
+	if resp.StatusCode != 200 || string(body) != v4src.String() {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+
+	// Without the header the request is never served (net/http answers
+	// its generic 400 to the unreadable connection, or nothing).
+	c = dialWrite(t, ln, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil && resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("served without a header: %d", resp.StatusCode)
+	}
+}
+
+func TestProxyProtocolListenerDisabled(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	ln, err := ProxyProtocolListener(raw, authz.ProxyProtocolConfig{})
+	if err != nil || ln != raw {
+		t.Fatal("disabled PROXY protocol wrapped the listener")
+	}
+	if _, err := ProxyProtocolListener(raw, authz.ProxyProtocolConfig{Trusted: []string{"nonsense"}}); err == nil {
+		t.Fatal("bad CIDR accepted")
+	}
+}
