@@ -24,11 +24,14 @@ type Record struct {
 	Client            string
 	Protocol          string // client protocol, e.g. HTTP/2.0
 	IdentitySource    string
-	Tags              map[string]string
-	App               string
-	Operation         string
-	Model             string // as requested
-	ModelCanonical    string
+	// IdentityStale says the identity was served from cache while the API
+	// it came from was failing (bounded by the source's stale_ttl).
+	IdentityStale  bool
+	Tags           map[string]string
+	App            string
+	Operation      string
+	Model          string // as requested
+	ModelCanonical string
 
 	// ModelResolved are the foundation models (canonical ids) an indirect
 	// model id resolved to through the Bedrock control plane;
@@ -63,6 +66,9 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	}
 	if r.IdentitySource != "" {
 		e.AddString("identity_source", r.IdentitySource)
+	}
+	if r.IdentityStale {
+		e.AddBool("identity_stale", true)
 	}
 	if len(r.Tags) > 0 {
 		_ = e.AddObject("tags", stringMap(r.Tags))

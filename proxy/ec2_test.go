@@ -190,7 +190,7 @@ func TestEC2IdentityOutage(t *testing.T) {
 		t.Fatalf("the EC2 API was not asked during the outage: %+v", calls)
 	}
 	recs := e.audit.wait(t, 2)
-	if r := recs[1]; r.Decision != "allow" || r.IdentitySource != "ec2" || r.Tags["aws.tag.team"] != "search" {
+	if r := recs[1]; r.Decision != "allow" || r.IdentitySource != "ec2" || r.Tags["aws.tag.team"] != "search" || !r.IdentityStale {
 		t.Fatalf("stale audit %+v", r)
 	}
 

@@ -111,6 +111,7 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.rec.IdentitySource = id.Source
+	c.rec.IdentityStale = id.Stale
 	c.rec.Tags = id.TagValues()
 
 	d := s.decide(r.Context(), id, c, authz.Call{Op: route.Op, Model: c.model, S3OutputURI: c.asyncOutput})
