@@ -281,6 +281,11 @@ func (c *Cluster) Namespace(t testing.TB) string {
 		t.Fatalf("kubetest: create namespace: %v", err)
 	}
 	t.Cleanup(func() {
+		// No namespace controller runs to empty it: delete its pods now, so
+		// their IPs are free for the next test (-count=N included).
+		zero := int64(0)
+		_ = c.Client.CoreV1().Pods(ns.Name).DeleteCollection(context.Background(),
+			metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
 		_ = c.Client.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
 	})
 	return ns.Name
