@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"hash"
 	"net/http"
 	"sort"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/warden-egress/warden/bedrock/sigv4"
 )
 
 const (
@@ -93,7 +96,7 @@ func unsignedHeader(name string) bool {
 // sign adds X-Amz-Date, X-Amz-Security-Token and Authorization to req.
 // escapedPath is the exact path that goes on the wire, and req's headers hold
 // only canonical (http.CanonicalHeaderKey) names.
-func (s *signer) sign(req *http.Request, escapedPath, payloadHash string, creds aws.Credentials, now time.Time) {
+func (s *signer) sign(req *http.Request, escapedPath, payloadHash string, creds aws.Credentials, now time.Time) error {
 	now = now.UTC()
 	amzDate := now.Format(amzDateFormat)
 	date := amzDate[:8]
@@ -123,7 +126,14 @@ func (s *signer) sign(req *http.Request, escapedPath, payloadHash string, creds 
 	c = append(c, '\n')
 	c = appendURIEncoded(c, escapedPath)
 	c = append(c, '\n')
-	c = append(c, canonicalQuery(req.URL.RawQuery)...)
+	if req.URL.RawQuery != "" {
+		// Rare on the runtime API (ListAsyncInvokes): share the verifier's code.
+		q, err := sigv4.CanonicalQuery(req.URL.RawQuery)
+		if err != nil {
+			return fmt.Errorf("canonical query of %q: %w", req.URL.RawQuery, err)
+		}
+		c = append(c, q...)
+	}
 	c = append(c, '\n')
 	for _, n := range names {
 		c = append(c, n...)
@@ -190,6 +200,7 @@ func (s *signer) sign(req *http.Request, escapedPath, payloadHash string, creds 
 	auth = append(auth, ", Signature="...)
 	auth = hex.AppendEncode(auth, sig)
 	req.Header["Authorization"] = []string{string(auth)}
+	return nil
 }
 
 func hostOf(r *http.Request) string {
@@ -235,68 +246,4 @@ func appendTrimmed(dst []byte, v string) []byte {
 		dst = append(dst, ch)
 	}
 	return dst
-}
-
-// canonicalQuery sorts the query by key then value, each in SigV4's
-// encoding. Bedrock runtime queries are rare and short (ListAsyncInvokes).
-func canonicalQuery(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	type kv struct{ k, v string }
-	var pairs []kv
-	for _, part := range strings.Split(raw, "&") {
-		if part == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(part, "=")
-		pairs = append(pairs, kv{reencode(k), reencode(v)})
-	}
-	sort.Slice(pairs, func(i, j int) bool {
-		if pairs[i].k != pairs[j].k {
-			return pairs[i].k < pairs[j].k
-		}
-		return pairs[i].v < pairs[j].v
-	})
-	var b strings.Builder
-	for i, p := range pairs {
-		if i > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(p.k)
-		b.WriteByte('=')
-		b.WriteString(p.v)
-	}
-	return b.String()
-}
-
-// reencode decodes a query component and encodes it the SigV4 way.
-func reencode(s string) string {
-	var dec []byte
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
-			v, _ := strconv.ParseUint(s[i+1:i+3], 16, 8)
-			dec = append(dec, byte(v))
-			i += 2
-		case s[i] == '+':
-			dec = append(dec, ' ')
-		default:
-			dec = append(dec, s[i])
-		}
-	}
-	const hexDigits = "0123456789ABCDEF"
-	out := make([]byte, 0, len(dec)*3)
-	for _, ch := range dec {
-		if ch >= 'A' && ch <= 'Z' || ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '.' || ch == '_' || ch == '~' {
-			out = append(out, ch)
-			continue
-		}
-		out = append(out, '%', hexDigits[ch>>4], hexDigits[ch&15])
-	}
-	return string(out)
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
