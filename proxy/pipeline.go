@@ -28,6 +28,7 @@ type call struct {
 	requestID   string
 	escapedPath string
 	asyncOutput string // StartAsyncInvoke's output s3Uri
+	metaHeader  string // X-Amzn-Bedrock-Request-Metadata to send (InvokeModel*), "" to leave alone
 	route       bedrock.Route
 	model       *bedrock.ModelID
 	body        []byte
@@ -118,6 +119,11 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 	c.rec.App, c.rec.Rule, c.rec.Reason = d.App, d.Rule, d.Reason
 	if !d.Allow && !d.DryRun {
 		s.fail(w, c, bedrock.AccessDenied("%s", d.Reason), d.Rule)
+		return
+	}
+	if err := s.stampMetadata(r, c, d.App, id.Source); err != nil {
+		c.rec.Rule = "request-metadata"
+		s.fail(w, c, err, "request-metadata")
 		return
 	}
 	c.rec.Decision = "allow"
@@ -272,6 +278,9 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 		if forwardHeader(k) {
 			req.Header[k] = vs
 		}
+	}
+	if c.metaHeader != "" {
+		req.Header[metadataHeader] = []string{c.metaHeader}
 	}
 	creds, err := s.creds.Retrieve(ctx)
 	if err != nil {

@@ -1,0 +1,274 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/warden-egress/warden/bedrock"
+)
+
+// Request metadata stamping. In re-sign mode Warden writes who is calling
+// into Bedrock's request metadata, which Bedrock copies into its own model
+// invocation logs: Converse and ConverseStream carry it in the JSON body's
+// requestMetadata map, InvokeModel and InvokeModelWithResponseStream in the
+// X-Amzn-Bedrock-Request-Metadata header (a JSON object as a string).
+//
+// Every key starting "warden_" (any case) belongs to Warden: a caller's
+// such keys are removed and Warden's written, so the logs cannot be forged;
+// the caller's other keys are kept.
+//
+// AWS's limits (Bedrock API reference; the filter shapes that query these
+// logs document the same ones): keys 1–256 characters, values 0–256, both
+// from [a-zA-Z0-9 whitespace . _ : / = + $ @ -]; at most 16 entries
+// (the entry count is from the Converse reference, UNCONFIRMED against the
+// live service); the header is at most 8,500 bytes. Warden's values are
+// made to fit (other characters become '_', long values are cut); a caller
+// whose own keys leave no room for Warden's gets a ValidationException.
+const (
+	metaKeyApp            = "warden_app"
+	metaKeyIdentitySource = "warden_identity_source"
+	metaKeyRequestID      = "warden_request_id"
+	metaReservedPrefix    = "warden_"
+
+	maxMetadataEntries = 16
+	maxMetadataValue   = 256
+	maxMetadataHeader  = 8500
+
+	metadataHeader = "X-Amzn-Bedrock-Request-Metadata"
+)
+
+// stamp is what Warden writes into a call's request metadata.
+type stamp struct {
+	App, IdentitySource, RequestID string
+}
+
+func (st stamp) entries() [3][2]string {
+	return [3][2]string{
+		{metaKeyApp, metadataValue(st.App)},
+		{metaKeyIdentitySource, metadataValue(st.IdentitySource)},
+		{metaKeyRequestID, metadataValue(st.RequestID)},
+	}
+}
+
+// metadataValue makes v fit AWS's value pattern and length.
+func metadataValue(v string) string {
+	b := []byte(v)
+	for i, c := range b {
+		if !metadataByte(c) {
+			b[i] = '_'
+		}
+	}
+	if len(b) > maxMetadataValue {
+		b = b[:maxMetadataValue]
+	}
+	return string(b)
+}
+
+func metadataByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte(" ._:/=+$@-", c) >= 0
+}
+
+func reservedMetadataKey(k string) bool {
+	return len(k) >= len(metaReservedPrefix) && strings.EqualFold(k[:len(metaReservedPrefix)], metaReservedPrefix)
+}
+
+// mergeMetadata drops the caller's reserved keys and adds Warden's.
+func mergeMetadata(caller map[string]string, st stamp) (map[string]string, error) {
+	out := make(map[string]string, len(caller)+3)
+	for k, v := range caller {
+		if !reservedMetadataKey(k) {
+			out[k] = v
+		}
+	}
+	if n := len(out); n > maxMetadataEntries-3 {
+		return nil, bedrock.Validation("warden: requestMetadata has %d entries of the caller's; Bedrock allows %d and Warden adds 3 (warden_app, warden_identity_source, warden_request_id), so send at most %d",
+			n, maxMetadataEntries, maxMetadataEntries-3)
+	}
+	for _, e := range st.entries() {
+		out[e[0]] = e[1]
+	}
+	return out, nil
+}
+
+// encodeMetadata writes m as a JSON object with sorted keys.
+func encodeMetadata(m map[string]string) []byte {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k) // strings always marshal
+		vb, _ := json.Marshal(m[k])
+		b.Write(kb)
+		b.WriteByte(':')
+		b.Write(vb)
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+// decodeMetadata reads a requestMetadata object: string keys to string
+// values; null is no metadata.
+func decodeMetadata(raw []byte, what string) (map[string]string, error) {
+	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return nil, nil
+	}
+	var m map[string]*string
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		return nil, bedrock.Validation("warden: %s must be a JSON object of string keys to string values", what)
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if v == nil {
+			return nil, bedrock.Validation("warden: %s value of %q must be a string", what, k)
+		}
+		out[k] = *v
+	}
+	return out, nil
+}
+
+// stampConverseBody returns body with requestMetadata holding Warden's
+// stamp. Everything else in the body is kept byte for byte: only the
+// requestMetadata value is replaced (or the member added before the closing
+// brace). A body that is not a single JSON object, or that repeats a
+// top-level key (which could shadow the stamp for a lenient parser), is a
+// ValidationException.
+func stampConverseBody(body []byte, st stamp) ([]byte, error) {
+	if !json.Valid(body) {
+		return nil, bedrock.Validation("warden: the request body is not valid JSON")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return nil, bedrock.Validation("warden: the request body must be a JSON object")
+	}
+	open := dec.InputOffset() // just past '{'
+	seen := map[string]bool{}
+	var metaStart, metaEnd int64 = -1, -1
+	var caller map[string]string
+	members := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, bedrock.Validation("warden: the request body is not valid JSON")
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, bedrock.Validation("warden: the request body is not valid JSON")
+		}
+		if seen[key] {
+			return nil, bedrock.Validation("warden: the request body repeats the top-level key %q", key)
+		}
+		seen[key] = true
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, bedrock.Validation("warden: the request body is not valid JSON")
+		}
+		members++
+		if key == "requestMetadata" {
+			metaEnd = dec.InputOffset()
+			metaStart = metaEnd - int64(len(raw))
+			if caller, err = decodeMetadata(raw, "requestMetadata"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, bedrock.Validation("warden: the request body is not valid JSON")
+	}
+	closeAt := dec.InputOffset() - 1 // the '}'
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, bedrock.Validation("warden: the request body must be a single JSON object")
+	}
+	merged, err := mergeMetadata(caller, st)
+	if err != nil {
+		return nil, err
+	}
+	meta := encodeMetadata(merged)
+	out := make([]byte, 0, len(body)+len(meta)+32)
+	if metaStart >= 0 {
+		out = append(out, body[:metaStart]...)
+		out = append(out, meta...)
+		return append(out, body[metaEnd:]...), nil
+	}
+	// Add the member after the last one (or as the only one).
+	out = append(out, body[:closeAt]...)
+	if members > 0 {
+		// Put the comma right after the last value, before trailing space.
+		trimmed := bytes.TrimRight(body[open:closeAt], " \t\r\n")
+		out = append(out[:int(open)+len(trimmed)], ',')
+		out = append(out, `"requestMetadata":`...)
+		out = append(out, meta...)
+		out = append(out, body[int(open)+len(trimmed):closeAt]...)
+	} else {
+		out = append(out, `"requestMetadata":`...)
+		out = append(out, meta...)
+	}
+	return append(out, body[closeAt:]...), nil
+}
+
+// stampMetadataHeader returns the X-Amzn-Bedrock-Request-Metadata value
+// for a call whose client sent values (nil when none).
+func stampMetadataHeader(values []string, st stamp) (string, error) {
+	var caller map[string]string
+	switch len(values) {
+	case 0:
+	case 1:
+		var err error
+		if caller, err = decodeMetadata([]byte(values[0]), metadataHeader); err != nil {
+			return "", err
+		}
+	default:
+		return "", bedrock.Validation("warden: %s appears more than once", metadataHeader)
+	}
+	merged, err := mergeMetadata(caller, st)
+	if err != nil {
+		return "", err
+	}
+	h := encodeMetadata(merged)
+	if len(h) > maxMetadataHeader {
+		return "", bedrock.Validation("warden: %s would be %d bytes with Warden's entries; Bedrock allows %d", metadataHeader, len(h), maxMetadataHeader)
+	}
+	return string(h), nil
+}
+
+// stampMetadata writes Warden's stamp into an authorised call's request
+// metadata (re-sign mode only: a passthrough signature covers the body and
+// headers as the client sent them).
+func (s *Server) stampMetadata(r *http.Request, c *call, app, identitySource string) error {
+	if s.cfg.Upstream.Signing != "resign" {
+		return nil
+	}
+	st := stamp{App: app, IdentitySource: identitySource, RequestID: c.requestID}
+	switch c.route.Op {
+	case bedrock.OpConverse, bedrock.OpConverseStream:
+		body, err := stampConverseBody(c.body, st)
+		if err != nil {
+			return err
+		}
+		c.body = body
+	case bedrock.OpInvokeModel, bedrock.OpInvokeModelWithResponseStream:
+		h, err := stampMetadataHeader(r.Header.Values(metadataHeader), st)
+		if err != nil {
+			return err
+		}
+		c.metaHeader = h
+	}
+	return nil
+}
