@@ -25,7 +25,7 @@ const policyUsage = `usage:
   warden policy explain --config FILE --tag KEY=VALUE[:strong] … --op OPERATION [--model ID]
         [--foundation ID …] [--region R …] [--unresolved] [--s3-output URI]
         show which app selects the identity, each selector's result, the decision and its rule
-`
+` + vpceUsage
 
 func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -39,6 +39,8 @@ func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return cmdPolicyTest(args[1:], stdout, stderr)
 	case "explain":
 		return cmdPolicyExplain(args[1:], stdout, stderr)
+	case "vpce-policy":
+		return cmdPolicyVPCE(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, policyUsage)
 		return nil
