@@ -69,6 +69,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		s.relayError(w, c, resp)
 		return
 	}
+	if c.route.Op == bedrock.OpStartAsyncInvoke || c.route.Op == bedrock.OpListAsyncInvokes {
+		s.relayAsync(w, c, resp) // remembers the app's jobs, hides others'
+		return
+	}
 	copyResponseHeader(w.Header(), resp.Header)
 	if isEventStream(resp.Header) {
 		s.relayStream(w, c, resp)

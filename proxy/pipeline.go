@@ -116,6 +116,11 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 	c.rec.Tags = id.TagValues()
 
 	d := s.decide(r.Context(), id, c, authz.Call{Op: route.Op, Model: c.model, S3OutputURI: c.asyncOutput})
+	if d.Allow {
+		if why := s.asyncOwnerDenial(c, d.App); why != "" {
+			d.Allow, d.Rule, d.Reason = false, "async-ownership", why
+		}
+	}
 	c.rec.App, c.rec.Rule, c.rec.Reason = d.App, d.Rule, d.Reason
 	if !d.Allow && !d.DryRun {
 		s.fail(w, c, bedrock.AccessDenied("%s", d.Reason), d.Rule)

@@ -56,6 +56,7 @@ type Server struct {
 	// upstreamRT is what forward uses: the transport, or a stub in benchmarks.
 	upstreamRT http.RoundTripper
 	maxBody    int64
+	async      asyncOwners // invocation ARN → app that started it (per instance)
 
 	mu      sync.Mutex
 	servers []*http.Server
