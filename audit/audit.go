@@ -40,6 +40,11 @@ type Record struct {
 	ModelResolved      []string
 	ModelResolvedStale bool
 
+	// PolicyHash names the policy snapshot that made the decision
+	// (authz.PolicyHash of its apps section); it changes on every reload
+	// that changes the policy.
+	PolicyHash string
+
 	Decision          string // allow | deny
 	Rule              string
 	Reason            string
@@ -89,6 +94,9 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 		if r.ModelResolvedStale {
 			e.AddBool("model_resolved_stale", true)
 		}
+	}
+	if r.PolicyHash != "" {
+		e.AddString("policy_hash", r.PolicyHash)
 	}
 	e.AddString("decision", r.Decision)
 	e.AddString("rule", r.Rule)

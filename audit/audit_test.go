@@ -18,7 +18,7 @@ func TestRecordJSON(t *testing.T) {
 	w.Write(&Record{
 		Time: time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC), RequestID: "r1", UpstreamRequestID: "u1",
 		Client: "127.0.0.1:5000", Protocol: "HTTP/2.0", IdentitySource: "static", Tags: map[string]string{"app": "a"},
-		App: "a-prod", Operation: "Converse", Model: "m", ModelCanonical: "m", Decision: "allow", Rule: "apps[0]",
+		App: "a-prod", Operation: "Converse", Model: "m", ModelCanonical: "m", PolicyHash: "0123456789ab", Decision: "allow", Rule: "apps[0]",
 		Reason: "allowed", Status: 200, BytesIn: 10, BytesOut: 20, Latency: 1500 * time.Microsecond,
 	})
 	w.Write(&Record{RequestID: "r2", Decision: "deny", Status: 403, ErrorType: "AccessDeniedException"})
@@ -36,7 +36,7 @@ func TestRecordJSON(t *testing.T) {
 	want := map[string]any{
 		"v": 1.0, "time": "2026-11-22T04:00:00Z", "request_id": "r1", "upstream_request_id": "u1", "client": "127.0.0.1:5000",
 		"protocol": "HTTP/2.0", "identity_source": "static", "tags": map[string]any{"app": "a"}, "app": "a-prod",
-		"operation": "Converse", "model": "m", "model_canonical": "m", "decision": "allow", "rule": "apps[0]",
+		"operation": "Converse", "model": "m", "model_canonical": "m", "policy_hash": "0123456789ab", "decision": "allow", "rule": "apps[0]",
 		"reason": "allowed", "status": 200.0, "bytes_in": 10.0, "bytes_out": 20.0, "latency_ms": 1.5,
 	}
 	for k, v := range want {

@@ -198,6 +198,9 @@ func writeAPIError(w http.ResponseWriter, requestID string, e *bedrock.APIError)
 // finish emits the call's one audit record and its metrics.
 func (s *Server) finish(c *call) {
 	c.rec.Latency = time.Since(c.start)
+	if c.rec.PolicyHash == "" { // failed before the policy was consulted
+		c.rec.PolicyHash = s.PolicyHash()
+	}
 	s.audit.Write(&c.rec)
 	s.metrics.observe(&c.rec)
 }

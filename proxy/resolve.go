@@ -18,11 +18,19 @@ import (
 // resolver gave (not found, access denied, control plane failing) is
 // appended to the message. The resolved models, and whether the answer was
 // served stale during an outage, go into the audit record.
+//
+// The policy snapshot is loaded once here: the decision and the audit
+// record's policy_hash come from the same policy whatever reloads happen.
 func (s *Server) decide(ctx context.Context, id authz.Identity, c *call, ac authz.Call) authz.Decision {
+	snap := s.snap.Load()
+	if snap == nil {
+		return authz.Decision{Rule: "policy", Reason: "warden: no valid policy is loaded"}
+	}
+	c.rec.PolicyHash = snap.hash
 	var rerr *authz.ResolveError
 	// Only a caller some app selects gets control-plane lookups: a workload
 	// the policy does not know cannot make Warden call AWS on its behalf.
-	if m := c.model; m != nil && m.Indirect() && m.Kind != bedrock.KindSageMakerEndpoint && s.selected(id) {
+	if m := c.model; m != nil && m.Indirect() && m.Kind != bedrock.KindSageMakerEndpoint && selected(snap.policy, id) {
 		// A SageMaker endpoint hides no Bedrock model: the policy matches its ARN.
 		res, err := s.models.Lookup(ctx, *m)
 		switch {
@@ -33,14 +41,14 @@ func (s *Server) decide(ctx context.Context, id authz.Identity, c *call, ac auth
 			rerr = &authz.ResolveError{Model: m.Raw, Reason: "internal error", Err: err}
 		}
 	}
-	d := s.policy.Decide(id, ac)
+	d := snap.policy.Decide(id, ac)
 	if rerr != nil && !d.Allow && d.Rule == "model-resolution" {
 		d.Reason += ": " + rerr.Reason
 	}
 	return d
 }
 
-func (s *Server) selected(id authz.Identity) bool {
-	_, i := s.policy.Match(id)
+func selected(p *authz.Policy, id authz.Identity) bool {
+	_, i := p.Match(id)
 	return i >= 0
 }

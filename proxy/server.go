@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,8 +40,10 @@ type Options struct {
 
 // Server is a running Warden: its compiled policy, upstream client and listeners.
 type Server struct {
-	cfg      *authz.Config
-	policy   *authz.Policy
+	cfg *authz.Config // as started: listeners, upstream, identity, models, limits
+	// snap is the reloadable part (the policy from the apps section); each
+	// request loads it once.
+	snap     atomic.Pointer[snapshot]
 	identity *authz.Resolver
 	models   *authz.ModelResolver // indirect model ids → foundation models
 	audit    audit.Writer
@@ -83,12 +86,18 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if m.reloadMetrics, err = newReloadMetrics(s.registry, s); err != nil {
+		return nil, err
+	}
 	if s.audit == nil {
 		s.audit = audit.NewZapWriter(stdoutSyncer())
 	}
-	if s.policy, err = authz.NewPolicy(cfg.Apps); err != nil {
+	snap, err := newSnapshot(cfg)
+	if err != nil {
 		return nil, fmt.Errorf("proxy: policy: %w", err)
 	}
+	s.snap.Store(snap)
+	m.lastReload.SetToCurrentTime()
 	// Loading the default AWS configuration reads the environment and shared
 	// files only; credentials are fetched lazily on first use.
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)

@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -23,15 +27,27 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
+	watch := fs.Duration("watch-interval", time.Second, "how often to check the config file and its directory for changes (0 disables watching; SIGHUP still reloads)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *path == "" {
 		return errors.New("--config is required")
 	}
-	cfg, err := authz.LoadConfig(*path)
+	if *watch < 0 {
+		return errors.New("--watch-interval must not be negative")
+	}
+	// SIGHUP reloads; catch it from the start so an early one cannot kill us.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	data, err := os.ReadFile(*path)
 	if err != nil {
-		return err
+		return fmt.Errorf("config: %w", err)
+	}
+	cfg, err := authz.ParseConfig(data)
+	if err != nil {
+		return errors.New(strings.Join(authz.Diagnostics(*path, data, err), "\n"))
 	}
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
@@ -43,7 +59,34 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	go watchConfig(ctx, srv, *path, data, *watch, hup, log)
 	return runServer(ctx, srv, cfg, log)
+}
+
+// watchConfig reloads the policy on SIGHUP and, unless interval is 0, when
+// the file or its directory (a ConfigMap's ..data symlink) changes, with a
+// full re-read every 10 intervals as a fallback.
+func watchConfig(ctx context.Context, srv *proxy.Server, path string, loaded []byte, interval time.Duration, hup <-chan os.Signal, log *zap.Logger) {
+	trigger := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading configuration", zap.String("config", path))
+				select {
+				case trigger <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	o := proxy.WatchOptions{Interval: interval, FullEvery: 10 * interval, Trigger: trigger, Loaded: loaded}
+	if interval == 0 {
+		o.Interval, o.FullEvery = 365*24*time.Hour, 365*24*time.Hour // signals only
+	}
+	srv.WatchConfig(ctx, path, o)
 }
 
 // runServer listens on the configured addresses until ctx ends, then shuts

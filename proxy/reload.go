@@ -1,0 +1,270 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/warden-egress/warden/authz"
+)
+
+// snapshot is everything a request reads that a reload may replace. It is
+// immutable: a reload builds a new one and swaps the pointer, and a request
+// loads the pointer once, so one call's decision and audit record always
+// come from one policy.
+type snapshot struct {
+	cfg    *authz.Config // the file the snapshot came from (apps applied; other keys as at start)
+	policy *authz.Policy
+	hash   string // authz.PolicyHash
+}
+
+func newSnapshot(cfg *authz.Config) (*snapshot, error) {
+	p, err := authz.NewPolicy(cfg.Apps)
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{cfg: cfg, policy: p, hash: authz.PolicyHash(cfg)}, nil
+}
+
+// PolicyHash returns the running policy's hash ("" before one is loaded).
+func (s *Server) PolicyHash() string {
+	if p := s.snap.Load(); p != nil {
+		return p.hash
+	}
+	return ""
+}
+
+// ReloadResult says what a reload did.
+type ReloadResult struct {
+	// Hash is the running policy's hash after the reload (the old one when
+	// the reload failed).
+	Hash string
+	// Changed says the policy changed (a valid file with the same apps only
+	// counts as a successful reload).
+	Changed bool
+	// NotApplied are the keys that changed in the file but need a restart.
+	NotApplied []string
+	// Errors are the problems that rejected the file, "file:line:col: msg".
+	Errors []string
+	// Err is set when the file was rejected; the previous policy stays.
+	Err error
+}
+
+// Reload validates cfg fully and, if valid, swaps in its policy
+// atomically. Only the apps section is applied: the keys that differ from
+// the running config and need a restart are returned (and logged).
+func (s *Server) Reload(cfg *authz.Config) ReloadResult {
+	old := s.snap.Load()
+	if err := cfg.Validate(); err != nil {
+		return s.reloadFailed(old, err, nil)
+	}
+	next, err := newSnapshot(cfg)
+	if err != nil {
+		return s.reloadFailed(old, err, nil)
+	}
+	res := ReloadResult{Hash: next.hash, Changed: old == nil || old.hash != next.hash, NotApplied: authz.RestartKeys(s.cfg, cfg)}
+	s.snap.Store(next)
+	s.metrics.reloads.WithLabelValues("ok").Inc()
+	s.metrics.lastReload.SetToCurrentTime()
+	if len(res.NotApplied) > 0 {
+		s.log.Warn("config reload: changes that need a restart were not applied",
+			zap.Strings("keys", res.NotApplied), zap.String("policy_hash", next.hash))
+	}
+	if res.Changed {
+		prev := ""
+		if old != nil {
+			prev = old.hash
+		}
+		s.log.Info("config reload: policy applied", zap.String("policy_hash", next.hash),
+			zap.String("previous_policy_hash", prev), zap.Int("apps", len(cfg.Apps)))
+	}
+	return res
+}
+
+func (s *Server) reloadFailed(old *snapshot, err error, diags []string) ReloadResult {
+	res := ReloadResult{Err: err, Errors: diags}
+	if old != nil {
+		res.Hash = old.hash
+	}
+	if res.Errors == nil {
+		res.Errors = authz.Diagnostics("config", nil, err)
+	}
+	s.metrics.reloads.WithLabelValues("error").Inc()
+	s.log.Error("config reload rejected; the last good policy stays", zap.Strings("errors", res.Errors),
+		zap.String("policy_hash", res.Hash))
+	return res
+}
+
+// ReloadFile reads, validates and applies a config file (see Reload).
+func (s *Server) ReloadFile(path string) ReloadResult {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return s.reloadFailed(s.snap.Load(), fmt.Errorf("config: %w", err), []string{fmt.Sprintf("%s: %v", path, err)})
+	}
+	return s.reloadData(path, data)
+}
+
+func (s *Server) reloadData(path string, data []byte) ReloadResult {
+	cfg, err := authz.ParseConfig(data)
+	if err != nil {
+		return s.reloadFailed(s.snap.Load(), err, authz.Diagnostics(path, data, err))
+	}
+	return s.Reload(cfg)
+}
+
+// WatchOptions configure WatchConfig.
+type WatchOptions struct {
+	// Interval between cheap change checks: a stat of the file (through its
+	// symlinks) and of its directory, where a Kubernetes ConfigMap swaps its
+	// ..data symlink. Default 1s.
+	Interval time.Duration
+	// FullEvery re-reads the file whatever the stat says (a filesystem whose
+	// timestamps do not move). Default 10s.
+	FullEvery time.Duration
+	// Trigger forces a re-read (warden serve sends SIGHUP here).
+	Trigger <-chan struct{}
+	// Loaded is the content the running policy came from (nil: read the
+	// file when watching starts); a file with this content is not reloaded.
+	Loaded []byte
+	// OnReload, if set, sees every reload attempt's result.
+	OnReload func(ReloadResult)
+}
+
+// WatchConfig reloads path whenever its content changes, until ctx ends.
+// The running policy must have come from path: its content is the
+// baseline, so an unchanged file is not reloaded (a trigger always is).
+func (s *Server) WatchConfig(ctx context.Context, path string, o WatchOptions) {
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.FullEvery <= 0 {
+		o.FullEvery = 10 * time.Second
+	}
+	w := &watcher{path: path, dir: filepath.Dir(path)}
+	w.stamp = w.stat()
+	if o.Loaded != nil {
+		w.sum = sha256.Sum256(o.Loaded)
+	} else if data, err := os.ReadFile(path); err == nil {
+		w.sum = sha256.Sum256(data)
+	}
+	tick := time.NewTicker(o.Interval)
+	defer tick.Stop()
+	lastFull := time.Now()
+	for {
+		force := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.Trigger:
+			force = true
+		case now := <-tick.C:
+			st := w.stat()
+			if st == w.stamp && now.Sub(lastFull) < o.FullEvery {
+				continue
+			}
+			w.stamp = st
+			lastFull = now
+		}
+		data, err := os.ReadFile(path)
+		var res ReloadResult
+		switch {
+		case err != nil:
+			if !force && errors.Is(err, os.ErrNotExist) && w.missing {
+				continue // still missing: reported once
+			}
+			w.missing = errors.Is(err, os.ErrNotExist)
+			res = s.reloadFailed(s.snap.Load(), fmt.Errorf("config: %w", err), []string{fmt.Sprintf("%s: %v", path, err)})
+		default:
+			w.missing = false
+			sum := sha256.Sum256(data)
+			if sum == w.sum && !force {
+				continue
+			}
+			w.sum = sum
+			res = s.reloadData(path, data)
+		}
+		if o.OnReload != nil {
+			o.OnReload(res)
+		}
+	}
+}
+
+type watcher struct {
+	path, dir string
+	stamp     string
+	sum       [sha256.Size]byte
+	missing   bool
+}
+
+// stat fingerprints the file (followed through symlinks) and the
+// directory entries that ConfigMap updates change.
+func (w *watcher) stat() string {
+	var b strings.Builder
+	for _, p := range []string{w.path, w.dir, filepath.Join(w.dir, "..data")} {
+		if fi, err := os.Stat(p); err == nil {
+			fmt.Fprintf(&b, "%d/%d/%v;", fi.Size(), fi.ModTime().UnixNano(), fi.Mode())
+		} else {
+			b.WriteString("-;")
+		}
+	}
+	for _, p := range []string{w.path, filepath.Join(w.dir, "..data")} {
+		if t, err := os.Readlink(p); err == nil {
+			b.WriteString(t)
+		}
+		b.WriteByte(';')
+	}
+	return b.String()
+}
+
+// reloadMetrics are the config life-cycle metrics.
+type reloadMetrics struct {
+	reloads    *prometheus.CounterVec
+	lastReload prometheus.Gauge
+}
+
+func newReloadMetrics(reg *prometheus.Registry, s *Server) (reloadMetrics, error) {
+	m := reloadMetrics{
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_config_reloads_total",
+			Help: "Config reload attempts after start, by result (ok: validated and applied; error: rejected, the last good policy stays).",
+		}, []string{"result"}),
+		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "warden_config_last_reload_success_timestamp_seconds",
+			Help: "When a valid config was last loaded (start or reload), in Unix seconds.",
+		}),
+	}
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("error")
+	for _, c := range []prometheus.Collector{m.reloads, m.lastReload, policyInfo{s}} {
+		if err := reg.Register(c); err != nil {
+			return m, err
+		}
+	}
+	return m, nil
+}
+
+var policyInfoDesc = prometheus.NewDesc("warden_policy_info",
+	"The running policy: its hash (SHA-256 of the canonical apps section, 12 hex digits) as a label, value 1.",
+	[]string{"hash"}, nil)
+
+// policyInfo reads the current snapshot at scrape time, so the series
+// always names the policy that is deciding.
+type policyInfo struct{ s *Server }
+
+func (p policyInfo) Describe(ch chan<- *prometheus.Desc) { ch <- policyInfoDesc }
+func (p policyInfo) Collect(ch chan<- prometheus.Metric) {
+	if h := p.s.PolicyHash(); h != "" {
+		ch <- prometheus.MustNewConstMetric(policyInfoDesc, prometheus.GaugeValue, 1, h)
+	}
+}
+
+// ready reports whether a good policy is loaded.
+func (s *Server) ready() bool { return s.snap.Load() != nil }
