@@ -114,3 +114,14 @@ func NewResolver(ctx context.Context, cfg IdentityConfig, deps Deps) (*Resolver,
 	}
 	return r, nil
 }
+
+// Sources returns the configured sources, presented-credential sources
+// first, in the order they are consulted (for metrics: a source may expose
+// CacheStats, RefreshFailures or Stale).
+func (r *Resolver) Sources() []Source {
+	out := make([]Source, 0, len(r.presented)+len(r.sources))
+	for _, p := range r.presented {
+		out = append(out, p.Source)
+	}
+	return append(out, r.sources...)
+}

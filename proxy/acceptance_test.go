@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -294,5 +295,76 @@ func TestAcceptance(t *testing.T) {
 		// The same address with ordinary credentials still resolves: the
 		// denials above came from the key, not from the network.
 		e.allow(t, e.sdk("127.0.0.1", appKey, appSecret), accOpus, "search-prod", "ec2")
+	})
+}
+
+// scrape returns the server's /metrics text.
+func scrape(t *testing.T, srv *proxy.Server) string {
+	t.Helper()
+	rr := httptest.NewRecorder()
+	srv.AdminHandler().ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rr.Code != http.StatusOK {
+		t.Fatalf("/metrics: %d", rr.Code)
+	}
+	return rr.Body.String()
+}
+
+func wantMetrics(t *testing.T, text string, lines ...string) {
+	t.Helper()
+	for _, l := range lines {
+		if !strings.Contains(text, "\n"+l+"\n") {
+			t.Errorf("/metrics lacks %q", l)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", text)
+	}
+}
+
+// Stale identities and stale model resolutions served during an outage of
+// the API they came from are counted on /metrics.
+func TestSourceMetrics(t *testing.T) {
+	t.Run("ec2 identity cache", func(t *testing.T) {
+		e := startEC2Env(t, "127.0.0.0/8", "")
+		c := e.client(t, nil)
+		if err := ec2Converse(c); err != nil {
+			t.Fatal(err)
+		}
+		wantMetrics(t, scrape(t, e.srv),
+			`warden_identity_cache_lookups_total{source="ec2"} 1`,
+			`warden_identity_cache_stale_total{source="ec2"} 0`,
+			`warden_identity_cache_entries{source="ec2"} 1`)
+		time.Sleep(400 * time.Millisecond) // past cache_ttl
+		e.ec2.SetOutage(http.StatusServiceUnavailable)
+		if err := ec2Converse(c); err != nil {
+			t.Fatalf("warm cache during an outage: %v", err)
+		}
+		if err := ec2Converse(c); err != nil { // within the retry back-off: stale again, no lookup
+			t.Fatalf("warm cache during an outage: %v", err)
+		}
+		wantMetrics(t, scrape(t, e.srv),
+			`warden_identity_cache_stale_total{source="ec2"} 2`,
+			`warden_identity_cache_lookup_errors_total{source="ec2"} 1`)
+	})
+	t.Run("model resolver", func(t *testing.T) {
+		policy := strings.Replace(basePolicy, "insecure: true}", "insecure: true, cache_ttl: 1ms}", 1)
+		if policy == basePolicy {
+			t.Fatal("basePolicy changed shape")
+		}
+		e := startEnv(t, withPolicy(policy))
+		converse := func() error {
+			_, err := e.client(t, nil).Converse(context.Background(), &bedrockruntime.ConverseInput{ModelId: aws.String(appProfile), Messages: userMsg("hi")})
+			return err
+		}
+		if err := converse(); err != nil {
+			t.Fatal(err)
+		}
+		wantMetrics(t, scrape(t, e.srv), `warden_model_resolution_stale_total 0`, `warden_model_resolution_lookups_total 1`)
+		e.cp.SetDown(true)
+		time.Sleep(5 * time.Millisecond) // past cache_ttl
+		if err := converse(); err != nil {
+			t.Fatalf("outage with a warm cache: %v", err)
+		}
+		wantMetrics(t, scrape(t, e.srv), `warden_model_resolution_stale_total 1`)
 	})
 }

@@ -123,6 +123,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.models, err = authz.NewModelResolver(cfg.Models, authz.Deps{AWS: modelsAWS, Logger: s.log}); err != nil {
 		return nil, fmt.Errorf("proxy: models: %w", err)
 	}
+	if err := s.registry.Register(sourceCollector{s}); err != nil {
+		return nil, fmt.Errorf("proxy: metrics: %w", err)
+	}
 	if s.region == "" {
 		return nil, errors.New("proxy: no region: set upstream.region or AWS_REGION")
 	}

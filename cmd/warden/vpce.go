@@ -33,6 +33,9 @@ import (
 //	foundation glob
 //	an ARN (arn:aws:bedrock:…)    → as given
 //	a glob starting with * or ?   → "*": it can match any id, ARNs included
+//	a glob whose text before its  → inference-profile/GLOB too, and foundation-model/*:
+//	first wildcard has no dot and   it can match profiles ("u*" matches us.…) whose
+//	begins a scope (u*, ap?c.*)     base model it does not constrain
 //
 // Approximations, all on the safe side of Warden's own decision except the
 // last one: regions are "*" in foundation-model ARNs (allow.regions stays
@@ -193,6 +196,22 @@ func scopePrefix(g string) (string, string, bool) {
 	return scope, rest, true
 }
 
+// mayMatchProfile reports whether a glob that does not start with a scope
+// and a dot can still match a system inference profile id: its text before
+// the first wildcard has no dot and begins some scope's name.
+func mayMatchProfile(g string) bool {
+	i := strings.IndexAny(g, "*?")
+	if i < 0 || strings.Contains(g[:i], ".") {
+		return false
+	}
+	for _, s := range []string{"us", "eu", "apac", "jp", "au", "ca", "us-gov", "global"} {
+		if strings.HasPrefix(s, g[:i]) && authz.ScopeGeography(s) != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // modelResources turns the apps' model globs into sorted, deduplicated ARN
 // patterns; ["*"] when a glob can match any id.
 func modelResources(apps []authz.AppConfig, opts vpceOptions) []string {
@@ -214,6 +233,12 @@ func modelResources(apps []authz.AppConfig, opts vpceOptions) []string {
 					continue
 				}
 				fm(g)
+				if mayMatchProfile(g) {
+					// "u*", "ap?c.*": the glob can match system profile ids
+					// whose base model it does not constrain.
+					ip(g)
+					fm("*")
+				}
 				for _, s := range a.Allow.ProfileScopes {
 					ip(s + "." + g)
 				}

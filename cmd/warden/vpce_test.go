@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/warden-egress/warden/authz"
 )
 
 const (
@@ -292,6 +294,29 @@ func TestVPCEPolicyResources(t *testing.T) {
 	}
 	if !slices.Contains(both.DenyPolicy.Statement[0].Action, actStartAsyncInvoke) {
 		t.Error("the deny policy must deny StartAsyncInvoke to others anyway")
+	}
+}
+
+func TestVPCEModelResources(t *testing.T) {
+	opts := vpceOptions{account: "444455556666"}
+	ip := "arn:aws:bedrock:*:444455556666:inference-profile/"
+	fm := "arn:aws:bedrock:*::foundation-model/"
+	for _, tc := range []struct {
+		globs, scopes []string
+		want          []string
+	}{
+		{[]string{"amazon.nova-lite-v1:0"}, nil, []string{fm + "amazon.nova-lite-v1:0"}},
+		{[]string{"amazon.nova-*"}, []string{"us", "eu"}, []string{ip + "eu.amazon.nova-*", ip + "us.amazon.nova-*", fm + "amazon.nova-*"}},
+		{[]string{"global.anthropic.*"}, nil, []string{ip + "global.anthropic.*", fm + "anthropic.*"}},
+		{[]string{"u*"}, nil, []string{ip + "u*", fm + "*", fm + "u*"}},
+		{[]string{"anthropic.*", "meta.*"}, nil, []string{fm + "anthropic.*", fm + "meta.*"}},
+		{[]string{"amazon.nova-*", "*haiku*"}, nil, []string{"*"}},
+		{[]string{"arn:aws:bedrock:us-east-1:444455556666:imported-model/*"}, nil, []string{"arn:aws:bedrock:us-east-1:444455556666:imported-model/*"}},
+	} {
+		apps := []authz.AppConfig{{Allow: authz.AllowConfig{Models: tc.globs, ProfileScopes: tc.scopes}}}
+		if got := modelResources(apps, opts); !slices.Equal(got, tc.want) {
+			t.Errorf("%v scopes %v:\n got %q\nwant %q", tc.globs, tc.scopes, got, tc.want)
+		}
 	}
 }
 
