@@ -13,24 +13,30 @@ import (
 )
 
 // PolicyHash names a policy: the SHA-256 of the canonical form of the
-// config's apps section (YAML with map keys sorted, defaults as decoded,
-// comments, spacing and source positions dropped), as 12 hex digits. Two
+// config's policy sections (ReloadableKeys: apps, and deny rules or a
+// global mode where the config has them) — YAML with map keys sorted,
+// comments, spacing and source positions dropped — as 12 hex digits. Two
 // files that differ only in layout have the same hash; any change to what an
 // app selects or allows changes it.
 func PolicyHash(cfg *Config) string {
-	b, err := yaml.Marshal(struct {
-		Apps []AppConfig `yaml:"apps"`
-	}{cfg.Apps})
+	sections := map[string]any{}
+	v := reflect.ValueOf(*cfg)
+	for i := range v.NumField() {
+		if name := yamlName(v.Type().Field(i)); name != "" && isReloadable(name) {
+			sections[name] = v.Field(i).Interface()
+		}
+	}
+	b, err := yaml.Marshal(sections)
 	if err != nil { // plain data: cannot happen
-		b = []byte(fmt.Sprint(cfg.Apps))
+		b = []byte(fmt.Sprint(sections))
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:6])
 }
 
 // ReloadableKeys are the top-level config keys a running Warden applies on
-// reload; every other key needs a restart.
-var ReloadableKeys = []string{"apps"}
+// reload (those the config has); every other key needs a restart.
+var ReloadableKeys = []string{"apps", "deny", "mode"}
 
 // RestartKeys lists the keys (top-level, or one level down for sections
 // with fields, e.g. "identity.sources") whose values differ between a

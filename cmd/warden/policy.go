@@ -25,6 +25,8 @@ const policyUsage = `usage:
   warden policy explain --config FILE --tag KEY=VALUE[:strong] … --op OPERATION [--model ID]
         [--foundation ID …] [--region R …] [--unresolved] [--s3-output URI]
         show which app selects the identity, each selector's result, the decision and its rule
+  warden policy schema
+        print the configuration file's JSON Schema (also deploy/warden.schema.json)
 ` + vpceUsage
 
 func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -41,6 +43,12 @@ func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return cmdPolicyExplain(args[1:], stdout, stderr)
 	case "vpce-policy":
 		return cmdPolicyVPCE(args[1:], stdout, stderr)
+	case "schema":
+		if len(args) > 1 {
+			return fmt.Errorf("policy schema: unexpected arguments %q", args[1:])
+		}
+		_, err := stdout.Write(authz.JSONSchema())
+		return err
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, policyUsage)
 		return nil
