@@ -40,11 +40,14 @@ import (
 // Approximations, all on the safe side of Warden's own decision except the
 // last one: regions are "*" in foundation-model ARNs (allow.regions stays
 // Warden's job, as do deny rules, operations per app, dry-run and the
-// prompt); indirect ids (application inference profiles, prompts, provisioned
-// and custom models) are resolved by Warden at call time and cannot be
-// resolved here, so they pass the endpoint only when allow.models lists their
-// ARN or --indirect adds account-wide patterns for them (their foundation
-// models must still be allowed, which IAM also checks).
+// prompt); indirect ids (application inference profiles, prompts, prompt
+// routers, provisioned, custom and imported models) are resolved by Warden
+// at call time and cannot be resolved here, so they pass the endpoint only
+// when allow.models lists their ARN or --indirect adds account-wide patterns
+// for them (IAM also checks the foundation models behind an application
+// inference profile, which must then be allowed here too). Dry-run apps are
+// included like any other app; their calls that Warden would deny are still
+// forwarded, and the endpoint policy may then refuse them.
 
 // IAM action names.
 const (
@@ -105,7 +108,7 @@ func cmdPolicyVPCE(args []string, stdout, stderr io.Writer) error {
 	region := fs.String("region", "", "region of the VPC endpoint (default: upstream.region)")
 	account := fs.String("account", "", "account id in inference-profile ARNs (default: the principals' account, else *)")
 	fs.Var(&vpces, "source-vpce", "also deny Warden's principals outside this VPC endpoint id (repeatable)")
-	indirect := fs.Bool("indirect", false, "allow the account's application inference profiles, prompts, provisioned and custom models through the endpoint")
+	indirect := fs.Bool("indirect", false, "allow the account's application inference profiles, prompts, prompt routers, provisioned, custom and imported models through the endpoint")
 	only := fs.String("only", "", "print only one policy: vpce or deny")
 	if err := parsePolicyFlags(fs, args, path); err != nil {
 		return err
@@ -246,7 +249,7 @@ func modelResources(apps []authz.AppConfig, opts vpceOptions) []string {
 		}
 	}
 	if opts.indirect {
-		for _, kind := range []string{"application-inference-profile", "prompt", "provisioned-model", "custom-model", "custom-model-deployment", "imported-model"} {
+		for _, kind := range []string{"application-inference-profile", "prompt", "prompt-router", "default-prompt-router", "provisioned-model", "custom-model", "custom-model-deployment", "imported-model"} {
 			set["arn:aws:bedrock:*:"+opts.account+":"+kind+"/*"] = true
 		}
 	}
