@@ -87,14 +87,23 @@ audit:
 	if _, err := client.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String("amazon.nova-lite-v1:0"), Messages: msgs}); err != nil {
 		t.Fatalf("Converse through serve: %v", err)
 	}
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The call is counted after its response is sent: poll, bounded.
+	const want = `warden_requests_total{app="svc",code="200",decision="allow",operation="Converse"} 1`
 	var m bytes.Buffer
-	_, _ = m.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(m.String(), `warden_requests_total{app="svc",code="200",decision="allow",operation="Converse"} 1`) {
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := http.Get("http://" + admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Reset()
+		_, _ = m.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(m.String(), want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(m.String(), want) {
 		t.Errorf("metrics lack the call:\n%s", grepLines(m.String(), "warden_"))
 	}
 	var hc bytes.Buffer
