@@ -29,6 +29,12 @@ type Config struct {
 	Limits   LimitsConfig   `yaml:"limits"`
 	Models   ModelsConfig   `yaml:"models"`
 	Audit    AuditConfig    `yaml:"audit"`
+
+	// Deny rules beat every app's allow (see DenyConfig).
+	Deny []DenyConfig `yaml:"deny"`
+	// Mode "dry-run" forwards every call the policy would deny and records
+	// the denial (for rolling Warden out); "enforce" (the default) denies.
+	Mode string `yaml:"mode"`
 }
 
 // ListenConfig holds listener addresses; empty means "not listening".
@@ -127,7 +133,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
 		return nil, errors.New("configuration must be a single YAML document")
 	}
-	recordAppLines(&root, cfg.Apps)
+	recordAppLines(&root, cfg.Apps, cfg.Deny)
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -137,7 +143,7 @@ func ParseConfig(data []byte) (*Config, error) {
 
 // recordAppLines remembers where each app starts so validation errors can
 // point at the line a security engineer has to edit.
-func recordAppLines(root *yaml.Node, apps []AppConfig) {
+func recordAppLines(root *yaml.Node, apps []AppConfig, deny []DenyConfig) {
 	if root == nil || len(root.Content) == 0 {
 		return
 	}
@@ -150,6 +156,13 @@ func recordAppLines(root *yaml.Node, apps []AppConfig) {
 			for j, n := range m.Content[i+1].Content {
 				if j < len(apps) {
 					apps[j].Line = n.Line
+				}
+			}
+		}
+		if m.Content[i].Value == "deny" && m.Content[i+1].Kind == yaml.SequenceNode {
+			for j, n := range m.Content[i+1].Content {
+				if j < len(deny) {
+					deny[j].Line = n.Line
 				}
 			}
 		}
@@ -222,6 +235,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Models.validate()...)
 	errs = append(errs, validateNetwork(c)...)
 	errs = append(errs, validateApps(c.Apps)...)
+	errs = append(errs, validatePolicyGlobals(c)...)
 
 	for i, s := range c.Audit.Sinks {
 		n := 0

@@ -43,6 +43,10 @@ type Decision struct {
 	App    string // "" when no app matched
 	Rule   string // which part of the policy decided, e.g. "apps[0].allow.models"
 	Reason string // a sentence safe to show the caller
+	// MaxBodyBytes is the deciding app's own body limit (limits.max_body_bytes
+	// of the app), enforced by the proxy once the app is known; 0 means only
+	// the global limit applies.
+	MaxBodyBytes int64
 }
 
 // Call is what the policy looks at. Decide does no I/O: everything it needs
@@ -77,6 +81,10 @@ type Policy struct {
 	apps       []app
 	anchors    []anchor // one per distinct anchor key
 	unanchored []int32  // apps without an equality or in selector, in file order
+
+	deny   []denyRule // top-level deny rules: any that applies beats every allow
+	dryRun bool       // top-level mode: dry-run (every decision is forwarded)
+	region string     // upstream region: where a call on a bare model id is served
 }
 
 type anchor struct {
@@ -119,12 +127,33 @@ type app struct {
 	regions   []string
 	scopes    []string
 	prefixes  []string // normalised to end in '/'
+	maxBody   int64    // limits.max_body_bytes; 0 = the global limit
 
 	// Rules, precomputed so the allow path does not format strings.
 	rule, ruleOps string
 }
 
-// NewPolicy validates and compiles the apps of a config.
+// NewPolicyFromConfig validates and compiles a config's policy: its apps,
+// top-level deny rules and mode.
+func NewPolicyFromConfig(cfg *Config) (*Policy, error) {
+	errs := validatePolicyGlobals(cfg)
+	p, err := NewPolicy(cfg.Apps)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	p.dryRun = cfg.Mode == ModeDryRun
+	p.region = cfg.Upstream.Region
+	for i := range cfg.Deny {
+		p.deny = append(p.deny, compileDeny(&cfg.Deny[i], i))
+	}
+	return p, nil
+}
+
+// NewPolicy validates and compiles the apps of a config (without the
+// top-level deny rules and mode: see NewPolicyFromConfig).
 func NewPolicy(apps []AppConfig) (*Policy, error) {
 	if errs := validateApps(apps); len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -140,7 +169,7 @@ func NewPolicy(apps []AppConfig) (*Policy, error) {
 func compileApp(a *AppConfig, i int) app {
 	c := app{
 		name: a.Name, index: i, line: a.Line,
-		dryRun: a.Mode == ModeDryRun, allowWeak: a.AllowWeakIdentity,
+		dryRun: a.Mode == ModeDryRun, allowWeak: a.AllowWeakIdentity, maxBody: a.Limits.MaxBodyBytes,
 		models: a.Allow.Models, regions: a.Allow.Regions, scopes: a.Allow.ProfileScopes,
 		rule: fmt.Sprintf("apps[%d]", i), ruleOps: fmt.Sprintf("apps[%d].allow.operations", i),
 	}
@@ -332,13 +361,22 @@ func (p *Policy) Decide(id Identity, call Call) Decision {
 			"warden: operation %s on model %s is not supported by Warden yet (its per-frame signed body cannot be inspected)", call.Op, modelName(&call))}
 	}
 	i := p.match(id)
+	if r := p.firstDeny(id, &call); r != nil {
+		app := ""
+		if i >= 0 {
+			app = p.apps[i].name
+		}
+		d := r.decision(&call, app)
+		d.DryRun = p.dryRun // deny rules hold even for an app in dry-run
+		return d
+	}
 	if i < 0 {
-		return Decision{Rule: "default-deny", Reason: fmt.Sprintf(
+		return Decision{Rule: "default-deny", DryRun: p.dryRun, Reason: fmt.Sprintf(
 			"warden: no app matches this workload for operation %s on model %s", call.Op, modelName(&call))}
 	}
 	a := &p.apps[i]
 	d := a.decide(&call)
-	d.App, d.DryRun = a.name, a.dryRun
+	d.App, d.DryRun, d.MaxBodyBytes = a.name, a.dryRun || p.dryRun, a.maxBody
 	return d
 }
 

@@ -19,6 +19,9 @@ type AppConfig struct {
 	Match             MatchConfig `yaml:"match"`
 	Allow             AllowConfig `yaml:"allow"`
 	Line              int         `yaml:"-"`
+
+	// Limits are the app's own, each at most the global one.
+	Limits AppLimitsConfig `yaml:"limits"`
 }
 
 // Modes an app can run in.

@@ -53,6 +53,9 @@ func schemaExtra() map[string]map[string]any {
 		"DenyConfig.operations":       {"items": map[string]any{"enum": ops}},
 		"IdentityConfig.sources":      {"items": map[string]any{"enum": sources}, "uniqueItems": true},
 		"LimitsConfig.max_body_bytes": {"minimum": 0},
+
+		"Config.mode":                    {"enum": []any{ModeEnforce, ModeDryRun}},
+		"AppLimitsConfig.max_body_bytes": {"minimum": 0},
 	}
 }
 

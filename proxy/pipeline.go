@@ -126,6 +126,14 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, c, bedrock.AccessDenied("%s", d.Reason), d.Rule)
 		return
 	}
+	// The app's own body limit is a limit, not an authorisation: it holds
+	// in dry-run too, like the global one.
+	if d.MaxBodyBytes > 0 && int64(len(c.body)) > d.MaxBodyBytes {
+		c.rec.Rule = "app.limits.max_body_bytes"
+		s.fail(w, c, bedrock.Validation("warden: request body of %d bytes exceeds the limit of %d bytes for app %s (limits.max_body_bytes)",
+			len(c.body), d.MaxBodyBytes, d.App), c.rec.Rule)
+		return
+	}
 	if err := s.stampMetadata(r, c, d.App, id.Source); err != nil {
 		c.rec.Rule = "request-metadata"
 		s.fail(w, c, err, "request-metadata")

@@ -27,7 +27,7 @@ type snapshot struct {
 }
 
 func newSnapshot(cfg *authz.Config) (*snapshot, error) {
-	p, err := authz.NewPolicy(cfg.Apps)
+	p, err := authz.NewPolicyFromConfig(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -66,7 +66,7 @@ func loadPolicy(path string) (*authz.Config, *authz.Policy, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := authz.NewPolicy(cfg.Apps)
+	p, err := authz.NewPolicyFromConfig(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config %s: %w", path, err)
 	}
