@@ -83,10 +83,6 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	n, err := io.CopyBuffer(w, resp.Body, *bp)
 	copyBufPool.Put(bp)
 	c.rec.BytesOut = n
-	if err == nil {
-		// Send the response now; the audit record is written after it.
-		_ = http.NewResponseController(w).Flush()
-	}
 	if err != nil && ctx.Err() == nil {
 		// Headers are gone: all that is left is to cut the response short so
 		// the client sees a truncated body rather than a silent success.

@@ -200,10 +200,12 @@ func writeAPIError(w http.ResponseWriter, requestID string, e *bedrock.APIError)
 	h.Set("Content-Length", fmt.Sprint(len(body)))
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(body)
-	_ = http.NewResponseController(w).Flush()
 }
 
-// finish emits the call's one audit record and its metrics.
+// finish emits the call's one audit record and its metrics. It runs before
+// the handler returns, and the server sends what it still buffers of the
+// response only after that: the records of one client's sequential calls are
+// in order, and a unary answer normally completes only once its record exists.
 func (s *Server) finish(c *call) {
 	c.rec.Latency = time.Since(c.start)
 	if c.rec.PolicyHash == "" { // failed before the policy was consulted
