@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/warden-egress/warden/bedrock"
 )
@@ -145,10 +146,13 @@ func decodeMetadata(raw []byte, what string) (map[string]string, error) {
 // stampConverseBody returns body with requestMetadata holding Warden's
 // stamp. Everything else in the body is kept byte for byte: only the
 // requestMetadata value is replaced (or the member added before the closing
-// brace). A body that is not a single JSON object, or that repeats a
-// top-level key (which could shadow the stamp for a lenient parser), is a
-// ValidationException.
+// brace). A body that is not a single UTF-8 JSON object, or that repeats a
+// top-level key, even in another case (which could shadow the stamp for a
+// lenient parser), is a ValidationException.
 func stampConverseBody(body []byte, st stamp) ([]byte, error) {
+	if !utf8.Valid(body) {
+		return nil, bedrock.Validation("warden: the request body is not valid UTF-8")
+	}
 	if !json.Valid(body) {
 		return nil, bedrock.Validation("warden: the request body is not valid JSON")
 	}
@@ -172,10 +176,16 @@ func stampConverseBody(body []byte, st stamp) ([]byte, error) {
 		if !ok {
 			return nil, bedrock.Validation("warden: the request body is not valid JSON")
 		}
-		if seen[key] {
-			return nil, bedrock.Validation("warden: the request body repeats the top-level key %q", key)
+		// Keys differing only in case are refused too: a case-insensitive
+		// reader (Go's encoding/json is one) would see them as one.
+		folded := strings.ToLower(key)
+		if seen[folded] {
+			return nil, bedrock.Validation("warden: the request body repeats the top-level key %q (keys are compared ignoring case)", key)
 		}
-		seen[key] = true
+		seen[folded] = true
+		if folded == "requestmetadata" && key != "requestMetadata" {
+			return nil, bedrock.Validation("warden: the request body has the key %q; spell it requestMetadata", key)
+		}
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return nil, bedrock.Validation("warden: the request body is not valid JSON")

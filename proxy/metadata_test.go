@@ -114,6 +114,9 @@ func TestStampConverseBodyRefuses(t *testing.T) {
 	for name, body := range map[string]string{
 		"duplicate top-level key":       `{"messages":[],"requestMetadata":{"warden_app":"x"},"requestMetadata":{}}`,
 		"duplicate other key":           `{"messages":[],"messages":[]}`,
+		"duplicate key in another case": `{"messages":[],"Messages":[]}`,
+		"metadata in another case":      `{"messages":[],"RequestMetadata":{"warden_app":"x"}}`,
+		"invalid UTF-8":                 "{\"messages\":[],\"x\":\"\xff\"}",
 		"not an object":                 `[{"messages":[]}]`,
 		"string":                        `"hi"`,
 		"invalid":                       `{"messages":[}`,
