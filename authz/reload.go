@@ -100,7 +100,7 @@ var (
 	reLine      = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 	reField     = regexp.MustCompile(`^field (\S+) not found in type`)
 	reUnmarshal = regexp.MustCompile("^cannot unmarshal \\S+ `([^`]*)`")
-	reApp       = regexp.MustCompile(`^apps\[(\d+)\]`)
+	reApp       = regexp.MustCompile(`^(apps|deny)\[(\d+)\]`)
 )
 
 // Diagnostics turns an error from ParseConfig into one message per problem,
@@ -149,8 +149,8 @@ func columnFor(root *yaml.Node, line int, msg string) int {
 		want = m[1]
 	}
 	if m := reApp.FindStringSubmatch(msg); m != nil && len(root.Content) > 0 {
-		i, _ := strconv.Atoi(m[1])
-		if apps := mappingValue(root.Content[0], "apps"); apps != nil && apps.Kind == yaml.SequenceNode && i < len(apps.Content) && apps.Content[i].Line == line {
+		i, _ := strconv.Atoi(m[2])
+		if apps := mappingValue(root.Content[0], m[1]); apps != nil && apps.Kind == yaml.SequenceNode && i < len(apps.Content) && apps.Content[i].Line == line {
 			return apps.Content[i].Column
 		}
 	}

@@ -69,6 +69,7 @@ func TestDiagnosticsPositions(t *testing.T) {
 		{"bad type", strings.Replace(reloadBase, "version: 1", "version: one", 1), "w.yaml:2:10: cannot unmarshal !!str `one` into int"},
 		{"validation", strings.Replace(reloadBase, "operations: [Converse]", "operations: [Conversation]", 1), "w.yaml:5:5: apps[0] (a): allow.operations: unknown operation \"Conversation\""},
 		{"syntax", reloadBase + "  - name: [\n", "w.yaml:9: "},
+		{"deny rule", reloadBase + "deny:\n  - name: x\n", "w.yaml:10:5: deny[0] (x): "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(tc.file))

@@ -143,7 +143,7 @@ func TestPolicyValidate(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	_ = os.WriteFile(bad, []byte("version: 1\nlisten: {endpoint: 127.0.0.1:1}\napps:\n  - name: x\n    allow_weak_identity: true\n    match: {tags: {a: b}}\n    allow: {operations: [Nope]}\n"), 0o600)
 	errOut.Reset()
-	if code := run(context.Background(), []string{"policy", "validate", "--config", bad}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "line 4") {
+	if code := run(context.Background(), []string{"policy", "validate", "--config", bad}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "bad.yaml:4:5: apps[0] (x)") {
 		t.Fatalf("bad policy: exit %d, %s", code, errOut.String())
 	}
 }

@@ -110,16 +110,13 @@ func cmdPolicyValidate(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg, err := authz.ParseConfig(data)
 	if err != nil {
-		// One error a line, each prefixed with the file, so editors and CI
+		// One error a line, file:line:column: message, so editors and CI
 		// annotations can jump to it.
-		n := 0
-		for _, line := range strings.Split(err.Error(), "\n") {
-			if line = strings.TrimSpace(line); line != "" {
-				fmt.Fprintf(stderr, "%s: %s\n", *path, line)
-				n++
-			}
+		diags := authz.Diagnostics(*path, data, err)
+		for _, line := range diags {
+			fmt.Fprintln(stderr, line)
 		}
-		return fmt.Errorf("%s: invalid (%d errors)", *path, n)
+		return fmt.Errorf("%s: invalid (%d errors)", *path, len(diags))
 	}
 	warnings := authz.PolicyWarnings(cfg)
 	for _, w := range warnings {
