@@ -3,6 +3,7 @@ package authz
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/warden-egress/warden/bedrock"
 )
@@ -268,4 +269,30 @@ func (r *denyRule) decision(call *Call, app string) Decision {
 	}
 	return Decision{Rule: r.rule, App: app, Reason: fmt.Sprintf(
 		"warden: %s may not call operation %s on model %s: denied by policy rule %s, which overrides any allow", who, call.Op, modelName(call), label)}
+}
+
+// globalWarnings: deny rules a workload can escape by editing its own tags,
+// and a global dry-run that forwards everything.
+func globalWarnings(cfg *Config) []string {
+	var out []string
+	if cfg.Mode == ModeDryRun {
+		out = append(out, "mode: dry-run: every call the policy would deny is forwarded and only recorded, including calls from workloads no app selects")
+	}
+	for i := range cfg.Deny {
+		keys := cfg.Deny[i].Match.Keys()
+		if len(keys) == 0 {
+			continue
+		}
+		weak := true
+		for _, k := range keys {
+			if !IsWeakKey(k) {
+				weak = false
+			}
+		}
+		if weak {
+			out = append(out, fmt.Sprintf("deny[%d]: selects only on weak tags (%s), which the workload can change or remove to escape the rule; select on a platform-set tag",
+				i, strings.Join(keys, ", ")))
+		}
+	}
+	return out
 }

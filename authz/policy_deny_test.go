@@ -170,3 +170,30 @@ func TestPolicyGlobalsValidation(t *testing.T) {
 		t.Errorf("over the default global limit: %v", err)
 	}
 }
+
+func TestGlobalWarnings(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+version: 1
+listen: {endpoint: 127.0.0.1:8480}
+mode: dry-run
+deny:
+  - {match: {tags: {k8s.label.team: x}}}
+  - {match: {tags: {k8s.namespace: x, k8s.label.team: y}}}
+  - {models: ["*opus*"]}
+apps:
+  - name: a
+    match: {tags: {k8s.namespace: n}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(PolicyWarnings(cfg), "\n")
+	for _, want := range []string{"mode: dry-run", "deny[0]: selects only on weak tags (k8s.label.team)"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings %q lack %q", w, want)
+		}
+	}
+	if strings.Contains(w, "deny[1]") || strings.Contains(w, "deny[2]") {
+		t.Errorf("warnings %q name a rule with a strong selector or none", w)
+	}
+}

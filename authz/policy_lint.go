@@ -35,7 +35,7 @@ func PolicyWarnings(cfg *Config) []string {
 			out = append(out, fmt.Sprintf("%s: allow.regions does not include upstream.region %s, where calls with a bare model id are served", where, r))
 		}
 	}
-	return out
+	return append(out, globalWarnings(cfg)...)
 }
 
 // shadows reports whether every identity b selects is also selected by a,

@@ -9,6 +9,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+
+	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/proxy"
 )
 
 const opusModel = "anthropic.claude-3-opus-20240229-v1:0"
@@ -103,5 +106,48 @@ func TestAppMaxBodyBytes(t *testing.T) {
 		if r := e.audit.wait(t, 2)[1]; r.Decision != "deny" || r.Rule != "app.limits.max_body_bytes" || r.Status != 400 || r.App != "chatbot-prod" {
 			t.Errorf("%q: record: %+v", mode, r)
 		}
+	}
+}
+
+// Deny rules and the global mode are part of the reloadable policy: a
+// reload that adds a deny rule switches decisions, and one that sets
+// mode: dry-run forwards the denied call again.
+func TestReloadDenyAndMode(t *testing.T) {
+	e := startEnv(t, withPolicy(strings.Replace(globalsPolicy, "%s", "", 1)))
+	c := e.client(t, nil)
+	ctx := context.Background()
+	converse := func() error {
+		_, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg("hi")})
+		return err
+	}
+	if err := converse(); err != nil {
+		t.Fatalf("before reload: %v", err)
+	}
+	reload := func(mode string) proxy.ReloadResult {
+		t.Helper()
+		p := strings.Replace(globalsPolicy, "%s", mode, 1)
+		p = strings.Replace(p, `models: ["anthropic.claude-3-opus-*"]`, `models: ["anthropic.claude-3-opus-*", "anthropic.claude-3-5-haiku-*"]`, 1)
+		cfg, err := authz.ParseConfig([]byte(strings.ReplaceAll(p, "${UPSTREAM}", e.emu.URL)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := e.srv.Reload(cfg)
+		if res.Err != nil || !res.Changed {
+			t.Fatalf("reload: %+v", res)
+		}
+		return res
+	}
+	reload("")
+	var ade *types.AccessDeniedException
+	if err := converse(); !errors.As(err, &ade) || !strings.Contains(ade.ErrorMessage(), "no-opus") {
+		t.Fatalf("after adding haiku to the deny rule: %v", err)
+	}
+	reload("mode: dry-run")
+	if err := converse(); err != nil {
+		t.Fatalf("after switching to global dry-run: %v", err)
+	}
+	recs := e.audit.wait(t, 3)
+	if recs[1].Decision != "deny" || recs[2].Decision != "dry-run-deny" || recs[1].PolicyHash == recs[2].PolicyHash || recs[0].PolicyHash == recs[1].PolicyHash {
+		t.Errorf("records: %+v", recs)
 	}
 }
