@@ -184,10 +184,11 @@ func (r *denyRule) applies(id Identity, call *Call, upstreamRegion string) bool 
 	if r.ops != 0 && r.ops&opBit(call.Op) == 0 {
 		return false
 	}
-	if len(r.models) > 0 && !anyGlob(r.models, denyModels(call)) {
+	var buf [8]string // the candidates fit on the stack: a deny check allocates nothing
+	if len(r.models) > 0 && !anyGlob(r.models, denyModels(call, buf[:0])) {
 		return false
 	}
-	if len(r.regions) > 0 && !regionsOverlap(r.regions, denyRegions(call, upstreamRegion)) {
+	if len(r.regions) > 0 && !regionsOverlap(r.regions, denyRegions(call, upstreamRegion, buf[:0])) {
 		return false
 	}
 	return true
@@ -198,11 +199,11 @@ func (r *denyRule) applies(id Identity, call *Call, upstreamRegion string) bool 
 // profile, and every foundation model an indirect id resolved to (and
 // theirs). A deny on "anthropic.claude-3-opus*" thus also stops
 // "us.anthropic.claude-3-opus…" and an application profile copied from it.
-func denyModels(call *Call) []string {
+func denyModels(call *Call, out []string) []string {
 	if call.Model == nil {
-		return nil
+		return out
 	}
-	out := []string{call.Model.Canonical}
+	out = append(out, call.Model.Canonical)
 	if f := call.Model.Foundation; f != "" {
 		out = append(out, f)
 	}
@@ -218,8 +219,7 @@ func denyModels(call *Call) []string {
 // denyRegions are the region patterns the call may be served in: the model
 // ARN's region, the regions an indirect id resolved to, a system inference
 // profile's geography, or else Warden's upstream region.
-func denyRegions(call *Call, upstreamRegion string) []string {
-	var out []string
+func denyRegions(call *Call, upstreamRegion string, out []string) []string {
 	if m := call.Model; m != nil {
 		if m.Region != "" {
 			out = append(out, m.Region)

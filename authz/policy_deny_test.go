@@ -197,3 +197,14 @@ apps:
 		t.Errorf("warnings %q name a rule with a strong selector or none", w)
 	}
 }
+
+// BenchmarkDecideWithDenyRules: an allowed call checked against four deny rules.
+func BenchmarkDecideWithDenyRules(b *testing.B) {
+	p := mustPolicyFromConfig(b, denyPolicy)
+	id := tags("k8s.namespace=billing!")
+	c := Call{Op: bedrock.OpConverse, Model: policyModel(b, pHaiku)}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = p.Decide(id, c)
+	}
+}
