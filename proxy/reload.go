@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -173,7 +174,7 @@ func (s *Server) WatchConfig(ctx context.Context, path string, o WatchOptions) {
 			w.stamp = st
 			lastFull = now
 		}
-		data, err := os.ReadFile(path)
+		data, err := readSettled(ctx, path, max(10*time.Millisecond, min(o.Interval, 50*time.Millisecond)))
 		var res ReloadResult
 		switch {
 		case err != nil:
@@ -195,6 +196,31 @@ func (s *Server) WatchConfig(ctx context.Context, path string, o WatchOptions) {
 			o.OnReload(res)
 		}
 	}
+}
+
+// readSettled reads path until two reads settle apart agree, so a file
+// being rewritten in place (truncate, then write) is not applied half
+// written: a truncated YAML file can be a valid, smaller policy. Atomic
+// replacements (rename, ConfigMap ..data swaps) agree at once. An empty
+// file (just truncated, or never valid anyway) is read again for a while.
+func readSettled(ctx context.Context, path string, settle time.Duration) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	for range 20 {
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return data, nil
+		case <-time.After(settle):
+		}
+		again, err2 := os.ReadFile(path)
+		if err2 == nil && len(again) > 0 && bytes.Equal(again, data) {
+			return data, nil
+		}
+		data, err = again, err2
+	}
+	return data, err
 }
 
 type watcher struct {

@@ -277,9 +277,40 @@ func TestReloadRejectsInvalidKeepsLastGood(t *testing.T) {
 // after a valid file was applied is decided by it, and at the end the last
 // valid file rules.
 func TestReloadUnderLoad(t *testing.T) {
-	var d *configMapDir
+	t.Run("configmap", func(t *testing.T) {
+		testReloadUnderLoad(t, func(t *testing.T, content string) policyWriter { return newConfigMapDir(t, content) })
+	})
+	// Rewritten in place (truncate, then write), as `cat > warden.yaml` does:
+	// the watcher must not apply a half-written file.
+	t.Run("in-place", func(t *testing.T) {
+		testReloadUnderLoad(t, func(t *testing.T, content string) policyWriter {
+			f := &inPlaceFile{file: filepath.Join(t.TempDir(), "warden.yaml")}
+			f.write(t, content)
+			return f
+		})
+	})
+}
+
+// policyWriter rewrites the watched file one way or another.
+type policyWriter interface {
+	path() string
+	write(t *testing.T, content string)
+}
+
+type inPlaceFile struct{ file string }
+
+func (f *inPlaceFile) path() string { return f.file }
+func (f *inPlaceFile) write(t *testing.T, content string) {
+	t.Helper()
+	if err := os.WriteFile(f.file, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testReloadUnderLoad(t *testing.T, newWriter func(*testing.T, string) policyWriter) {
+	var d policyWriter
 	e := startReloadEnv(t, func(e *reloadEnv) string {
-		d = newConfigMapDir(t, e.policy(`"amazon.nova-*"`))
+		d = newWriter(t, e.policy(`"amazon.nova-*"`))
 		return d.path()
 	})
 	novaOnly, haikuOnly := e.policy(`"amazon.nova-*"`), e.policy(`"anthropic.claude-3-5-haiku-*"`)
