@@ -83,14 +83,15 @@ func ParseTrustedNets(cidrs []string) (TrustedNets, error) {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		if p.Bits() == 0 {
-			errs = append(errs, fmt.Errorf("%q trusts every address; list the networks you mean", s))
-			continue
-		}
 		// 10.0.0.0/8 and ::ffff:10.0.0.0/104 are the same network; keep
 		// IPv4 prefixes in IPv4 form so Contains can unmap once.
 		if p.Addr().Is4In6() && p.Bits() >= 96 {
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		// After unmapping: ::ffff:0.0.0.0/96 is 0.0.0.0/0.
+		if p.Bits() == 0 {
+			errs = append(errs, fmt.Errorf("%q trusts every address; list the networks you mean", s))
+			continue
 		}
 		t.prefixes = append(t.prefixes, p)
 	}
@@ -154,8 +155,18 @@ func validateNetwork(c *Config) []error {
 	c.Identity.Kubernetes.trusted = trusted
 
 	pp := c.Listen.ProxyProtocol
-	if _, err := pp.TrustedNets(); err != nil {
+	lbs, err := pp.TrustedNets()
+	if err != nil {
 		errs = append(errs, fmt.Errorf("listen.proxy_protocol.trusted: %w", err))
+	}
+	// A workload inside a load balancer's range could send its own PROXY
+	// header and claim any client address: the ranges must not overlap.
+	for _, lb := range lbs.prefixes {
+		for _, cl := range trusted.prefixes {
+			if lb.Overlaps(cl) {
+				errs = append(errs, fmt.Errorf("listen.proxy_protocol.trusted %s overlaps identity.trusted_cidrs %s: a workload there could send its own PROXY header and claim another client's address; list only the load balancers' own addresses", lb, cl))
+			}
+		}
 	}
 	if pp.HeaderTimeout < 0 {
 		errs = append(errs, errors.New("listen.proxy_protocol.header_timeout: must not be negative"))

@@ -86,6 +86,8 @@ func TestValidateNetwork(t *testing.T) {
 		{"ec2 needs trusted cidrs", strings.Replace(ec2Base, "  trusted_cidrs: [10.0.0.0/16]\n", "", 1), "identity.trusted_cidrs: required"},
 		{"bad trusted cidr", strings.Replace(ec2Base, "[10.0.0.0/16]", "[10.0.0.0/16, 10.0.0.300/32]", 1), "identity.trusted_cidrs"},
 		{"trust everything", strings.Replace(ec2Base, "[10.0.0.0/16]", "[0.0.0.0/0]", 1), "trusts every address"},
+		{"trust everything, IPv4-mapped", strings.Replace(ec2Base, "[10.0.0.0/16]", `["::ffff:0.0.0.0/96"]`, 1), "trusts every address"},
+		{"load balancers among the clients", strings.Replace(pp, "[10.1.0.0/24]", "[10.0.3.0/24]", 1), "overlaps identity.trusted_cidrs"},
 		{"bad lb cidr", strings.Replace(pp, "[10.1.0.0/24]", "[10.1.0.1/24]", 1), "listen.proxy_protocol.trusted"},
 		{"negative header timeout", strings.Replace(pp, "header_timeout: 2s", "header_timeout: -2s", 1), "header_timeout"},
 		{"timeout without lbs", strings.Replace(pp, "trusted: [10.1.0.0/24], ", "", 1), "without trusted load balancers"},

@@ -133,6 +133,15 @@ type app struct {
 	rule, ruleOps string
 }
 
+// WithRegion returns the policy with the region Warden actually forwards to,
+// which may come from AWS_REGION rather than upstream.region: deny rules on
+// regions judge bare model ids by it.
+func (p *Policy) WithRegion(region string) *Policy {
+	q := *p
+	q.region = region
+	return &q
+}
+
 // NewPolicyFromConfig validates and compiles a config's policy: its apps,
 // top-level deny rules and mode.
 func NewPolicyFromConfig(cfg *Config) (*Policy, error) {
@@ -377,6 +386,12 @@ func (p *Policy) Decide(id Identity, call Call) Decision {
 	a := &p.apps[i]
 	d := a.decide(&call)
 	d.App, d.DryRun, d.MaxBodyBytes = a.name, a.dryRun || p.dryRun, a.maxBody
+	if !d.Allow && d.Rule == "model-resolution" && len(p.deny) > 0 {
+		// Deny rules hold even for an app in dry-run, and with the model
+		// behind an indirect id unknown they cannot be checked: only a
+		// global dry-run forwards such a call.
+		d.DryRun = p.dryRun
+	}
 	return d
 }
 

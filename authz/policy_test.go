@@ -674,3 +674,64 @@ func TestStaticSourceOnlyOnLoopback(t *testing.T) {
 		t.Error("nil conn resolved")
 	}
 }
+
+// An app in dry-run does not get an unresolved indirect id forwarded when
+// deny rules exist: they cannot be checked without the model behind it.
+func TestDryRunUnresolvedWithDenyRules(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+version: 1
+listen: {endpoint: 127.0.0.1:8480}
+upstream: {region: us-east-1}
+identity: {sources: [static], static: {app: a}}
+deny: [{models: ["anthropic.*"]}]
+apps:
+  - name: a
+    mode: dry-run
+    allow_weak_identity: true
+    match: {tags: {app: a}}
+    allow: {models: ["*"], operations: [Converse]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPolicyFromConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := Identity{Tags: map[string]Tag{"app": {Value: "a"}}}
+	d := p.Decide(id, Call{Op: "Converse", Model: policyModel(t, "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abcdefghijkl")})
+	if d.Allow || d.DryRun {
+		t.Fatalf("unresolved indirect id under per-app dry-run with deny rules: %+v", d)
+	}
+}
+
+// Deny rules on regions judge a bare model id by the region Warden forwards
+// to, wherever that came from.
+func TestDenyRegionUsesEffectiveRegion(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+version: 1
+listen: {endpoint: 127.0.0.1:8480}
+identity: {sources: [static], static: {app: a}}
+deny: [{regions: ["us-*"]}]
+apps:
+  - name: a
+    allow_weak_identity: true
+    match: {tags: {app: a}}
+    allow: {models: ["*"], operations: [Converse]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPolicyFromConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := Identity{Tags: map[string]Tag{"app": {Value: "a"}}}
+	call := Call{Op: "Converse", Model: policyModel(t, "anthropic.claude-3-haiku-20240307-v1:0")}
+	if d := p.WithRegion("us-east-1").Decide(id, call); d.Allow {
+		t.Fatalf("deny rule on us-* ignored for region us-east-1: %+v", d)
+	}
+	if d := p.WithRegion("eu-west-1").Decide(id, call); !d.Allow {
+		t.Fatalf("eu-west-1 call denied: %+v", d)
+	}
+}

@@ -244,16 +244,22 @@ func newRequestID() string {
 	return string(out[:])
 }
 
-// forwardedRequestHeaders are the only client headers that reach the
-// upstream: what the Bedrock runtime reads, plus SDK bookkeeping. Anything
-// else (credentials, hop-by-hop, compression) is dropped, fail closed.
+// forwardHeader names the only client headers that reach the upstream
+// (canonical forms): what the Bedrock runtime reads (reference §1), plus SDK
+// bookkeeping. Anything else — credentials, hop-by-hop, compression, and any
+// X-Amzn-Bedrock-* header Bedrock adds later until Warden knows what it does
+// — is dropped, fail closed.
 func forwardHeader(name string) bool {
 	switch name {
 	case "Content-Type", "Accept", "User-Agent", "X-Amz-User-Agent", "X-Amzn-Trace-Id",
-		"Amz-Sdk-Invocation-Id", "Amz-Sdk-Request":
+		"Amz-Sdk-Invocation-Id", "Amz-Sdk-Request",
+		"X-Amzn-Bedrock-Accept", "X-Amzn-Bedrock-Trace",
+		"X-Amzn-Bedrock-Guardrailidentifier", "X-Amzn-Bedrock-Guardrailversion",
+		"X-Amzn-Bedrock-Performanceconfig-Latency", "X-Amzn-Bedrock-Service-Tier",
+		"X-Amzn-Bedrock-Request-Metadata":
 		return true
 	}
-	return strings.HasPrefix(name, "X-Amzn-Bedrock-")
+	return false
 }
 
 // upstreamPath rebuilds the path from the parsed route: the upstream sees

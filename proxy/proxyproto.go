@@ -107,7 +107,9 @@ func parseProxyBody(pre, body []byte) (proxyHeader, error) {
 		default:
 			return h, proxyErr("family/transport 0x%02x; only TCP over IPv4 or IPv6 is accepted", fam)
 		}
-		if a := h.Src.Addr(); a.IsUnspecified() || a.IsMulticast() {
+		// A relayed loopback or link-local source would hand a remote client
+		// the identity loopback-only (sidecar) sources give local callers.
+		if a := h.Src.Addr(); a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() || a.IsLinkLocalUnicast() {
 			return h, proxyErr("source address %s", a)
 		}
 	default:

@@ -341,3 +341,21 @@ func TestProxyProtocolListenerDisabled(t *testing.T) {
 		t.Fatal("bad CIDR accepted")
 	}
 }
+
+// A trusted load balancer cannot hand a remote client a loopback or
+// link-local source: loopback-only sources would treat it as local.
+func TestProxyHeaderRefusesLocalSources(t *testing.T) {
+	ok := AppendProxyV2(nil, v4src, v4dst, nil)
+	if h, err := parseProxyBody(ok[:16], ok[16:]); err != nil || h.Src != v4src {
+		t.Fatalf("control: %v %v", h.Src, err)
+	}
+	for _, src := range []string{"127.0.0.1:5000", "[::1]:5000", "169.254.170.2:80", "[fe80::1]:80"} {
+		h := AppendProxyV2(nil, netip.MustParseAddrPort(src), v4dst, nil)
+		if netip.MustParseAddrPort(src).Addr().Is6() {
+			h = AppendProxyV2(nil, netip.MustParseAddrPort(src), v6dst, nil)
+		}
+		if _, err := parseProxyBody(h[:16], h[16:]); err == nil {
+			t.Errorf("source %s accepted", src)
+		}
+	}
+}

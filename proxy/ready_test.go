@@ -26,7 +26,7 @@ func TestReadyzNeedsPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := newSnapshot(cfg)
+	snap, err := newSnapshot(cfg, "us-east-1")
 	if err != nil {
 		t.Fatal(err)
 	}

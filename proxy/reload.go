@@ -27,12 +27,14 @@ type snapshot struct {
 	hash   string // authz.PolicyHash
 }
 
-func newSnapshot(cfg *authz.Config) (*snapshot, error) {
+// newSnapshot compiles cfg's policy for the region Warden forwards to (fixed
+// at start: upstream changes need a restart).
+func newSnapshot(cfg *authz.Config, region string) (*snapshot, error) {
 	p, err := authz.NewPolicyFromConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &snapshot{cfg: cfg, policy: p, hash: authz.PolicyHash(cfg)}, nil
+	return &snapshot{cfg: cfg, policy: p.WithRegion(region), hash: authz.PolicyHash(cfg)}, nil
 }
 
 // PolicyHash returns the running policy's hash ("" before one is loaded).
@@ -67,7 +69,7 @@ func (s *Server) Reload(cfg *authz.Config) ReloadResult {
 	if err := cfg.Validate(); err != nil {
 		return s.reloadFailed(old, err, nil)
 	}
-	next, err := newSnapshot(cfg)
+	next, err := newSnapshot(cfg, s.region)
 	if err != nil {
 		return s.reloadFailed(old, err, nil)
 	}
@@ -211,7 +213,7 @@ func readSettled(ctx context.Context, path string, settle time.Duration) ([]byte
 		}
 		select {
 		case <-ctx.Done():
-			return data, nil
+			return nil, ctx.Err()
 		case <-time.After(settle):
 		}
 		again, err2 := os.ReadFile(path)
@@ -220,7 +222,12 @@ func readSettled(ctx context.Context, path string, settle time.Duration) ([]byte
 		}
 		data, err = again, err2
 	}
-	return data, err
+	if err != nil {
+		return nil, err
+	}
+	// Never apply a file that is still changing: the next change or poll
+	// tries again. Write policy files with an atomic rename.
+	return nil, fmt.Errorf("%s did not stop changing; not applied", path)
 }
 
 type watcher struct {

@@ -92,12 +92,6 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.audit == nil {
 		s.audit = audit.NewZapWriter(stdoutSyncer())
 	}
-	snap, err := newSnapshot(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: policy: %w", err)
-	}
-	s.snap.Store(snap)
-	m.lastReload.SetToCurrentTime()
 	// Loading the default AWS configuration reads the environment and shared
 	// files only; credentials are fetched lazily on first use.
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
@@ -114,6 +108,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if awsCfg.Region == "" {
 		awsCfg.Region = s.region
 	}
+	snap, err := newSnapshot(cfg, s.region)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: policy: %w", err)
+	}
+	s.snap.Store(snap)
+	m.lastReload.SetToCurrentTime()
 	if s.identity, err = authz.NewResolver(ctx, cfg.Identity, authz.Deps{AWS: awsCfg, Logger: s.log}); err != nil {
 		return nil, fmt.Errorf("proxy: identity: %w", err)
 	}
