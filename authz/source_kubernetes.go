@@ -296,6 +296,12 @@ func (s *KubernetesSource) Resolve(_ context.Context, c *Conn) (Identity, error)
 			lvl = zap.DebugLevel
 		}
 		s.log.Log(lvl, "kubernetes: source IP does not resolve", zap.Stringer("ip", ip), zap.String("reason", reason))
+		if reason != reasonNoPod {
+			// A pod address this source refuses (shared, reused, hostNetwork)
+			// must not fall through to a weaker source: with the VPC CNI the
+			// ec2 source would name the node instead.
+			return Identity{}, fmt.Errorf("source IP %s %s", ip, reason)
+		}
 		return Identity{}, fmt.Errorf("%w: %s %s", ErrNoIdentity, ip, reason)
 	}
 	// Served from the last known pods while the API server is unreachable:

@@ -74,12 +74,19 @@ func k8sResolvesTo(s Source, ip, ns, pod string) func() string {
 	}
 }
 
-// k8sNoIdentity reports "" when ip resolves to nobody, with reason in the error.
+// k8sNoIdentity reports "" when ip resolves to nobody, with reason in the
+// error: ErrNoIdentity for an address no pod holds (later sources may
+// answer), a plain error for a pod address the source refuses (shared,
+// reused, hostNetwork), which denies instead of falling through.
 func k8sNoIdentity(s Source, ip, reason string) func() string {
 	return func() string {
 		id, err := s.Resolve(context.Background(), k8sConn(ip))
-		if !errors.Is(err, ErrNoIdentity) {
-			return "resolve " + ip + ": want ErrNoIdentity, got " + id.String() + " / " + k8sErr(err)
+		if err == nil {
+			return "resolve " + ip + ": want no identity, got " + id.String()
+		}
+		refused := reason == "hostNetwork" || reason == "held by 2 pods" || reason == "released by another pod"
+		if refused == errors.Is(err, ErrNoIdentity) {
+			return "resolve " + ip + ": refused=" + fmt.Sprint(refused) + " but error " + k8sErr(err)
 		}
 		if !strings.Contains(err.Error(), reason) {
 			return "resolve " + ip + ": error " + err.Error() + " does not say " + reason
