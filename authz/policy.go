@@ -121,6 +121,7 @@ type app struct {
 	line      int
 	dryRun    bool
 	allowWeak bool
+	noStale   bool // refuse_stale_identity
 	sels      []selector
 	models    []string
 	ops       uint16
@@ -178,7 +179,7 @@ func NewPolicy(apps []AppConfig) (*Policy, error) {
 func compileApp(a *AppConfig, i int) app {
 	c := app{
 		name: a.Name, index: i, line: a.Line,
-		dryRun: a.Mode == ModeDryRun, allowWeak: a.AllowWeakIdentity, maxBody: a.Limits.MaxBodyBytes,
+		dryRun: a.Mode == ModeDryRun, allowWeak: a.AllowWeakIdentity, noStale: a.RefuseStaleIdentity, maxBody: a.Limits.MaxBodyBytes,
 		models: a.Allow.Models, regions: a.Allow.Regions, scopes: a.Allow.ProfileScopes,
 		rule: fmt.Sprintf("apps[%d]", i), ruleOps: fmt.Sprintf("apps[%d].allow.operations", i),
 	}
@@ -384,6 +385,10 @@ func (p *Policy) Decide(id Identity, call Call) Decision {
 			"warden: no app matches this workload for operation %s on model %s", call.Op, modelName(&call))}
 	}
 	a := &p.apps[i]
+	if a.noStale && id.Stale {
+		return Decision{App: a.name, Rule: a.rule + ".refuse_stale_identity", DryRun: a.dryRun || p.dryRun, MaxBodyBytes: a.maxBody,
+			Reason: fmt.Sprintf("warden: app %s refuses identities served from cache while their source is failing (operation %s, model %s)", a.name, call.Op, modelName(&call))}
+	}
 	d := a.decide(&call)
 	d.App, d.DryRun, d.MaxBodyBytes = a.name, a.dryRun || p.dryRun, a.maxBody
 	if !d.Allow && d.Rule == "model-resolution" && len(p.deny) > 0 {

@@ -15,10 +15,14 @@ type AppConfig struct {
 	// AllowWeakIdentity lets workload-editable tags (labels, annotations,
 	// resource tags, static sidecar tags) satisfy the app's selectors on
 	// platform-set keys, and lets an app select on weak keys alone.
-	AllowWeakIdentity bool        `yaml:"allow_weak_identity"`
-	Match             MatchConfig `yaml:"match"`
-	Allow             AllowConfig `yaml:"allow"`
-	Line              int         `yaml:"-"`
+	AllowWeakIdentity bool `yaml:"allow_weak_identity"`
+	// RefuseStaleIdentity denies a caller whose identity was served from
+	// cache while its source was failing (an IP may have changed hands in
+	// the meantime); by default such identities are honoured and flagged.
+	RefuseStaleIdentity bool        `yaml:"refuse_stale_identity"`
+	Match               MatchConfig `yaml:"match"`
+	Allow               AllowConfig `yaml:"allow"`
+	Line                int         `yaml:"-"`
 
 	// Limits are the app's own, each at most the global one.
 	Limits AppLimitsConfig `yaml:"limits"`

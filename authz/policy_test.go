@@ -735,3 +735,44 @@ apps:
 		t.Fatalf("eu-west-1 call denied: %+v", d)
 	}
 }
+
+func TestRefuseStaleIdentity(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+version: 1
+listen: {endpoint: 127.0.0.1:8480}
+upstream: {region: us-east-1}
+identity: {sources: [static], static: {app: a}}
+apps:
+  - name: strict
+    refuse_stale_identity: true
+    allow_weak_identity: true
+    match: {tags: {app: a}}
+    allow: {models: ["*"], operations: [Converse]}
+  - name: lenient
+    allow_weak_identity: true
+    match: {tags: {app: b}}
+    allow: {models: ["*"], operations: [Converse]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPolicyFromConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := Call{Op: "Converse", Model: policyModel(t, "amazon.nova-lite-v1:0")}
+	for _, tc := range []struct {
+		app   string
+		stale bool
+		allow bool
+	}{{"a", false, true}, {"a", true, false}, {"b", true, true}} {
+		id := Identity{Tags: map[string]Tag{"app": {Value: tc.app}}, Stale: tc.stale}
+		d := p.Decide(id, call)
+		if d.Allow != tc.allow {
+			t.Errorf("app tag %s stale %v: %+v", tc.app, tc.stale, d)
+		}
+		if !d.Allow && !strings.Contains(d.Reason, "served from cache") {
+			t.Errorf("reason %q", d.Reason)
+		}
+	}
+}
