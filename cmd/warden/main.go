@@ -20,6 +20,8 @@ usage:
   warden policy validate --config FILE
                                     check a configuration file and exit
   warden keys issue|genmaster|inspect  Warden-issued SigV4 keys (warden keys help)
+  warden iptables [--port 8482] [--uid N] [--gid N] [--cidr CIDR]… [--exclude-cidr CIDR]… [--apply]
+                                    print (or install) the transparent-mode NAT rules for an init container
   warden healthcheck [--url URL]    probe the admin /healthz (for container health checks)
   warden version
 `
@@ -48,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdHealthcheck(ctx, args[1:], stdout, stderr)
 	case "policy":
 		err = cmdPolicy(ctx, args[1:], stdout, stderr)
+	case "iptables":
+		err = cmdIptables(ctx, args[1:], stdout, stderr)
 	case "keys":
 		err = cmdKeys(ctx, args[1:], stdout, stderr)
 	case "version":
