@@ -22,6 +22,8 @@ usage:
   warden keys issue|genmaster|inspect  Warden-issued SigV4 keys (warden keys help)
   warden iptables [--port 8482] [--uid N] [--gid N] [--cidr CIDR]… [--exclude-cidr CIDR]… [--apply]
                                     print (or install) the transparent-mode NAT rules for an init container
+  warden ca bundle|cert --ca-cert FILE --out FILE
+                                    CA files for apps using the forward proxy (warden ca help)
   warden healthcheck [--url URL]    probe the admin /healthz (for container health checks)
   warden version
 `
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdIptables(ctx, args[1:], stdout, stderr)
 	case "keys":
 		err = cmdKeys(ctx, args[1:], stdout, stderr)
+	case "ca":
+		err = cmdCA(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "warden", version)
 	case "help", "-h", "--help":
