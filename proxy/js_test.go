@@ -41,34 +41,7 @@ func jsClientDir(t *testing.T) string {
 
 func runJS(t *testing.T, dir, endpoint string, args ...string) jsResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(dir, "client.mjs")}, args...)...)
-	cmd.Env = append(os.Environ(),
-		"AWS_ENDPOINT_URL_BEDROCK_RUNTIME="+endpoint,
-		"AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID="+appKey,
-		"AWS_SECRET_ACCESS_KEY="+appSecret,
-		"AWS_SESSION_TOKEN=",
-		"HTTPS_PROXY=", "https_proxy=",
-	)
-	out, err := cmd.Output()
-	if err != nil {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("node client: %v\n%s\n%s", err, out, stderr)
-	}
-	var r jsResult
-	line := strings.TrimSpace(string(out))
-	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
-		line = line[i+1:]
-	}
-	if err := json.Unmarshal([]byte(line), &r); err != nil {
-		t.Fatalf("node client output %q: %v", out, err)
-	}
-	return r
+	return runJSWith(t, dir, endpoint, appKey, appSecret, args...)
 }
 
 // The real JS SDK, with its default HTTP/2 handler (h2c with prior knowledge
@@ -139,4 +112,37 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// runJSWith runs the Node client with the given app credentials.
+func runJSWith(t *testing.T, dir, endpoint, akid, secret string, args ...string) jsResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(dir, "client.mjs")}, args...)...)
+	cmd.Env = append(os.Environ(),
+		"AWS_ENDPOINT_URL_BEDROCK_RUNTIME="+endpoint,
+		"AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID="+akid,
+		"AWS_SECRET_ACCESS_KEY="+secret,
+		"AWS_SESSION_TOKEN=",
+		"HTTPS_PROXY=", "https_proxy=",
+	)
+	out, err := cmd.Output()
+	if err != nil {
+		stderr := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("node client: %v\n%s\n%s", err, out, stderr)
+	}
+	var r jsResult
+	line := strings.TrimSpace(string(out))
+	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
+		line = line[i+1:]
+	}
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		t.Fatalf("node client output %q: %v", out, err)
+	}
+	return r
 }

@@ -6,13 +6,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -226,39 +223,6 @@ func TestKeysOrdinaryCredentialsUseStatic(t *testing.T) {
 	if rec.Decision != "allow" || rec.App != "static-app" || rec.IdentitySource != "static" {
 		t.Errorf("audit: %+v", rec)
 	}
-}
-
-// runJSWith is runJS with the app's credentials given (an issued key).
-func runJSWith(t *testing.T, dir, endpoint, akid, secret string, args ...string) jsResult {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(dir, "client.mjs")}, args...)...)
-	cmd.Env = append(os.Environ(),
-		"AWS_ENDPOINT_URL_BEDROCK_RUNTIME="+endpoint,
-		"AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID="+akid,
-		"AWS_SECRET_ACCESS_KEY="+secret,
-		"AWS_SESSION_TOKEN=",
-		"HTTPS_PROXY=", "https_proxy=",
-	)
-	out, err := cmd.Output()
-	if err != nil {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("node client: %v\n%s\n%s", err, out, stderr)
-	}
-	var r jsResult
-	line := strings.TrimSpace(string(out))
-	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
-		line = line[i+1:]
-	}
-	if err := json.Unmarshal([]byte(line), &r); err != nil {
-		t.Fatalf("node client output %q: %v", out, err)
-	}
-	return r
 }
 
 // The real JS SDK with an issued key in its environment: HTTP/2 (h2c), which

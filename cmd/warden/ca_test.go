@@ -113,6 +113,9 @@ func TestCABundleDefaultSystemRoots(t *testing.T) {
 		}
 	}
 	if found == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no standard system root bundle on this machine" + " (CI must provide it)")
+		}
 		t.Skip("no standard system root bundle on this machine")
 	}
 	t.Setenv("SSL_CERT_FILE", "")
