@@ -1,7 +1,6 @@
 package bedrocktest
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -319,24 +318,18 @@ func (cp *ControlPlane) serve(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	res, verr := sigv4.Verify(r, body, func(akid string) (string, bool) {
-		sec, ok := cp.cfg.Credentials[akid]
-		return sec, ok
-	}, sigv4.Options{Now: time.Now(), MaxSkew: cp.cfg.MaxSkew, Service: "bedrock", Region: cp.cfg.Region})
-	if verr != nil {
-		var e *sigv4.Error
-		if !errors.As(verr, &e) {
-			e = &sigv4.Error{Code: sigv4.CodeInvalidSignature, Status: http.StatusForbidden, Message: sigv4.MsgInvalidSignature}
-		}
+	auth := authenticate(r, body, cp.cfg.Credentials, cp.cfg.MaxSkew, "bedrock", cp.cfg.Region)
+	if auth.err != nil {
 		cp.mu.Lock()
-		call.AuthError = verr.Error()
-		if a, perr := sigv4.ParseAuthorization(r.Header.Get("Authorization")); perr == nil {
+		call.AuthError = auth.err.Error()
+		if a := auth.claimed; a != nil {
 			call.AccessKeyID, call.Region = a.AccessKeyID, a.Region
 		}
 		cp.mu.Unlock()
-		writeError(w, e.Status, e.Code, e.Message)
+		writeError(w, auth.apiErr.Status, auth.apiErr.Code, auth.apiErr.Message)
 		return
 	}
+	res := auth.res
 	cp.mu.Lock()
 	call.SignatureOK, call.AccessKeyID, call.Region = true, res.AccessKeyID, res.Region
 	down := cp.down

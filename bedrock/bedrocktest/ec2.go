@@ -203,14 +203,12 @@ func (s *EC2Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 
 	// Authentication comes first, as on AWS.
-	res, verr := sigv4.Verify(r, body, func(id string) (string, bool) {
-		sec, ok := s.cfg.Credentials[id]
-		return sec, ok
-	}, sigv4.Options{Now: time.Now(), MaxSkew: s.cfg.MaxSkew, Service: "ec2", Region: s.cfg.Region})
+	auth := authenticate(r, body, s.cfg.Credentials, s.cfg.MaxSkew, "ec2", s.cfg.Region)
+	res, verr := auth.res, auth.err
 	if verr != nil {
 		s.mu.Lock()
 		call.AuthError = verr.Error()
-		if a, aerr := sigv4.ParseAuthorization(r.Header.Get("Authorization")); aerr == nil {
+		if a := auth.claimed; a != nil {
 			call.AccessKeyID = a.AccessKeyID
 		}
 		s.mu.Unlock()

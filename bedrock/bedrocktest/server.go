@@ -3,7 +3,6 @@ package bedrocktest
 import (
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -364,24 +363,18 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 	}
 
 	// Authentication comes first, as on AWS.
-	res, verr := sigv4.Verify(r, body, func(id string) (string, bool) {
-		sec, ok := s.cfg.Credentials[id]
-		return sec, ok
-	}, sigv4.Options{Now: time.Now(), MaxSkew: s.cfg.MaxSkew, Service: "bedrock", Region: s.cfg.Region})
-	if verr != nil {
-		var e *sigv4.Error
-		if !errors.As(verr, &e) {
-			e = &sigv4.Error{Code: sigv4.CodeInvalidSignature, Status: http.StatusForbidden, Message: sigv4.MsgInvalidSignature}
-		}
+	auth := authenticate(r, body, s.cfg.Credentials, s.cfg.MaxSkew, "bedrock", s.cfg.Region)
+	if auth.err != nil {
 		s.mu.Lock()
-		call.AuthError = verr.Error()
-		if a, perr := sigv4.ParseAuthorization(r.Header.Get("Authorization")); perr == nil {
+		call.AuthError = auth.err.Error()
+		if a := auth.claimed; a != nil {
 			call.AccessKeyID, call.SignedHeaders = a.AccessKeyID, a.SignedHeaders
 		}
 		s.mu.Unlock()
-		writeError(w, e.Status, e.Code, e.Message)
+		writeError(w, auth.apiErr.Status, auth.apiErr.Code, auth.apiErr.Message)
 		return
 	}
+	res := auth.res
 	s.mu.Lock()
 	call.SignatureOK, call.AccessKeyID, call.SignedHeaders = true, res.AccessKeyID, res.SignedHeaders
 	s.mu.Unlock()
