@@ -170,29 +170,7 @@ func validateMatch(a *AppConfig, where string) []error {
 		add("match must select at least one tag (match.tags, match.in, match.exists or match.glob); an app matching everything is not allowed")
 		return errs
 	}
-	checkKey := func(field, k string) {
-		if k == "" || hasControlOrSpace(k) {
-			add("match.%s: %q is not a tag key", field, k)
-		}
-	}
-	for _, k := range sortedKeys(m.Tags) {
-		checkKey("tags", k)
-	}
-	for _, k := range sortedKeys(m.In) {
-		checkKey("in", k)
-		if len(m.In[k]) == 0 {
-			add("match.in.%s: the list is empty, so the app could never match", k)
-		}
-	}
-	for _, k := range m.Exists {
-		checkKey("exists", k)
-	}
-	for _, k := range sortedKeys(m.Glob) {
-		checkKey("glob", k)
-		if err := validateGlob(m.Glob[k]); err != nil {
-			add("match.glob.%s %q: %v", k, m.Glob[k], err)
-		}
-	}
+	errs = append(errs, validateSelectors(m, where, "app")...)
 	if !a.AllowWeakIdentity {
 		keys := m.Keys()
 		weak := true

@@ -50,7 +50,7 @@ func validateDeny(rules []DenyConfig) []error {
 		if r.Match.empty() && len(r.Models) == 0 && len(r.Operations) == 0 && len(r.Regions) == 0 {
 			add("a deny rule must list at least one of match, models, operations or regions (an empty rule would deny every call)")
 		}
-		errs = append(errs, validateSelectors(r.Match, where)...)
+		errs = append(errs, validateSelectors(r.Match, where, "rule")...)
 		for _, m := range r.Models {
 			if err := validateGlob(m); err != nil {
 				add("models %q: %v", m, err)
@@ -72,7 +72,7 @@ func validateDeny(rules []DenyConfig) []error {
 
 // validateSelectors checks selector syntax (not the weak-identity rule,
 // which is about allowing).
-func validateSelectors(m MatchConfig, where string) []error {
+func validateSelectors(m MatchConfig, where, who string) []error {
 	var errs []error
 	add := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...)))
@@ -88,7 +88,7 @@ func validateSelectors(m MatchConfig, where string) []error {
 	for _, k := range sortedKeys(m.In) {
 		check("in", k)
 		if len(m.In[k]) == 0 {
-			add("match.in.%s: the list is empty, so the rule could never match", k)
+			add("match.in.%s: the list is empty, so the %s could never match", k, who)
 		}
 	}
 	for _, k := range m.Exists {
