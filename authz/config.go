@@ -29,6 +29,12 @@ type Config struct {
 	Limits   LimitsConfig   `yaml:"limits"`
 	Models   ModelsConfig   `yaml:"models"`
 	Audit    AuditConfig    `yaml:"audit"`
+	// Egress says what the forward-proxy and transparent listeners do with
+	// connections to hosts that are not Bedrock runtime hosts.
+	Egress EgressConfig `yaml:"egress"`
+	// CA is the MITM certificate authority of the forward-proxy and
+	// transparent listeners.
+	CA CAConfig `yaml:"ca"`
 
 	// Deny rules beat every app's allow (see DenyConfig).
 	Deny []DenyConfig `yaml:"deny"`
@@ -39,10 +45,13 @@ type Config struct {
 
 // ListenConfig holds listener addresses; empty means "not listening".
 type ListenConfig struct {
-	Endpoint string     `yaml:"endpoint"`
-	Proxy    string     `yaml:"proxy"`
-	Admin    string     `yaml:"admin"`
-	TLS      *TLSConfig `yaml:"tls"` // serves the endpoint listener over TLS (h2 by ALPN)
+	Endpoint string `yaml:"endpoint"`
+	Proxy    string `yaml:"proxy"` // forward proxy (HTTPS_PROXY): CONNECT, MITM for Bedrock hosts
+	// Transparent takes connections an iptables REDIRECT sent to Warden
+	// (original destination from SO_ORIGINAL_DST, host from TLS SNI).
+	Transparent string     `yaml:"transparent"`
+	Admin       string     `yaml:"admin"`
+	TLS         *TLSConfig `yaml:"tls"` // serves the endpoint listener over TLS (h2 by ALPN)
 	// ProxyProtocol accepts PROXY protocol v2 from trusted load balancers.
 	ProxyProtocol ProxyProtocolConfig `yaml:"proxy_protocol"`
 }
@@ -77,6 +86,34 @@ type IdentityConfig struct {
 	// TrustedCIDRs are the client networks IP-based sources (kubernetes, ec2)
 	// answer for; connections from elsewhere get no IP-based identity.
 	TrustedCIDRs []string `yaml:"trusted_cidrs"`
+}
+
+// EgressConfig lists what may leave through Warden untouched.
+type EgressConfig struct {
+	// Tunnel names hosts ("sts.us-east-1.amazonaws.com", "*.s3.amazonaws.com",
+	// optionally with ":port", default 443) that CONNECT or a redirected
+	// connection may reach through an untouched TCP tunnel. Everything else
+	// that is not a Bedrock runtime host is refused.
+	Tunnel []string `yaml:"tunnel"`
+}
+
+// CAConfig configures the MITM certificate authority. By default a fresh
+// name-constrained CA is created in memory at start and its key is never
+// written; CertFile and KeyFile load an operator's CA instead (the key file
+// must be 0600).
+type CAConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// CertOut is where serve writes the CA certificate (public) for
+	// `warden ca bundle` and for apps' NODE_EXTRA_CA_CERTS.
+	CertOut string `yaml:"cert_out"`
+	// BundleOut is where serve writes the system roots plus the CA
+	// certificate, for the Go SDK's and the CLI's AWS_CA_BUNDLE (which
+	// replaces the system roots, so the certificate alone would break every
+	// other AWS call).
+	BundleOut string `yaml:"bundle_out"`
+	// ExtraRegions adds regions to the built-in list the CA may sign for.
+	ExtraRegions []string `yaml:"extra_regions"`
 }
 
 // LimitsConfig bounds requests.
@@ -174,7 +211,7 @@ func recordAppLines(root *yaml.Node, apps []AppConfig, deny []DenyConfig) {
 const DefaultEndpoint = "127.0.0.1:8480"
 
 func (c *Config) applyDefaults() {
-	if c.Listen.Endpoint == "" && c.Listen.Proxy == "" {
+	if c.Listen.Endpoint == "" && c.Listen.Proxy == "" && c.Listen.Transparent == "" {
 		c.Listen.Endpoint = DefaultEndpoint
 	}
 	if c.Upstream.Signing == "" {
@@ -198,7 +235,8 @@ func (c *Config) Validate() error {
 	if c.Version != 1 {
 		add("version: must be 1, got %d", c.Version)
 	}
-	for name, addr := range map[string]string{"listen.endpoint": c.Listen.Endpoint, "listen.proxy": c.Listen.Proxy, "listen.admin": c.Listen.Admin} {
+	for name, addr := range map[string]string{"listen.endpoint": c.Listen.Endpoint, "listen.proxy": c.Listen.Proxy,
+		"listen.transparent": c.Listen.Transparent, "listen.admin": c.Listen.Admin} {
 		if addr == "" {
 			continue
 		}
@@ -206,11 +244,8 @@ func (c *Config) Validate() error {
 			add("%s: %q is not host:port: %v", name, addr, err)
 		}
 	}
-	if c.Listen.Endpoint == "" && c.Listen.Proxy == "" {
-		add("listen: set listen.endpoint (and/or listen.proxy)")
-	}
-	if c.Listen.Proxy != "" {
-		add("listen.proxy: forward-proxy mode is not available in this release; use listen.endpoint")
+	if c.Listen.Endpoint == "" && c.Listen.Proxy == "" && c.Listen.Transparent == "" {
+		add("listen: set listen.endpoint, listen.proxy or listen.transparent")
 	}
 	if c.Listen.Endpoint != "" && c.Listen.TLS == nil && !IsLoopbackHostPort(c.Listen.Endpoint) {
 		add("listen.endpoint: %q is not a loopback address; a non-loopback listener needs listen.tls (cert_file, key_file)", c.Listen.Endpoint)
@@ -221,7 +256,9 @@ func (c *Config) Validate() error {
 	switch c.Upstream.Signing {
 	case "resign":
 	case "passthrough":
-		add("upstream.signing: passthrough needs forward-proxy mode, which is not available in this release; use resign")
+		if c.Listen.Proxy == "" && c.Listen.Transparent == "" {
+			add("upstream.signing: passthrough applies to intercepted calls; set listen.proxy or listen.transparent (the endpoint listener always re-signs)")
+		}
 	default:
 		add("upstream.signing: %q is not resign or passthrough", c.Upstream.Signing)
 	}
@@ -230,6 +267,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBodyBytes < 0 {
 		add("limits.max_body_bytes: must be positive")
+	}
+	errs = append(errs, c.Egress.validate()...)
+	if (c.CA.CertFile == "") != (c.CA.KeyFile == "") {
+		add("ca: cert_file and key_file go together")
 	}
 	errs = append(errs, c.Identity.validate()...)
 	errs = append(errs, c.Models.validate()...)

@@ -41,6 +41,18 @@ func (id Identity) TagValues() map[string]string {
 	return out
 }
 
+// WithTag returns a copy of id with one more tag; id's maps, which a source
+// may share between calls, are not touched.
+func (id Identity) WithTag(key string, t Tag) Identity {
+	tags := make(map[string]Tag, len(id.Tags)+1)
+	for k, v := range id.Tags {
+		tags[k] = v
+	}
+	tags[key] = t
+	id.Tags, id.values = tags, nil
+	return id
+}
+
 // String renders tags sorted, for messages.
 func (id Identity) String() string {
 	keys := make([]string, 0, len(id.Tags))
@@ -64,10 +76,21 @@ func (id Identity) String() string {
 type Conn struct {
 	Remote netip.AddrPort // the client address (after PROXY protocol, if trusted)
 	Local  netip.AddrPort
+	// Redirected marks a connection an iptables OUTPUT REDIRECT sent to a
+	// loopback-bound transparent listener: only a process in Warden's own
+	// network namespace can have made it, whatever its source address.
+	Redirected bool
 	// Request and Body are the HTTP request and its whole body, for sources
 	// that verify what the caller presents (signatures, tokens). Read-only.
 	Request *http.Request
 	Body    []byte
+}
+
+// SameHost reports whether the caller runs in Warden's own network
+// namespace (its pod or task): a loopback client, or a redirected one. Only
+// such callers get sidecar identities.
+func (c *Conn) SameHost() bool {
+	return c != nil && (c.Remote.Addr().Unmap().IsLoopback() || c.Redirected)
 }
 
 // ErrNoIdentity means a source has nothing to say about this connection.

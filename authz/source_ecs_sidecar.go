@@ -198,7 +198,7 @@ func (s *ECSSidecarSource) Name() string { return SourceECSSidecar }
 // Resolve implements Source. Only loopback callers — containers sharing the
 // task's network namespace (awsvpc, Fargate) — are answered. No I/O, no lock.
 func (s *ECSSidecarSource) Resolve(_ context.Context, c *Conn) (Identity, error) {
-	if c == nil || !c.Remote.Addr().Unmap().IsLoopback() {
+	if !c.SameHost() {
 		return Identity{}, ErrNoIdentity
 	}
 	return *s.id.Load(), nil

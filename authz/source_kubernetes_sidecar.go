@@ -233,7 +233,7 @@ func (s *KubernetesSidecarSource) Name() string { return SourceKubernetesSidecar
 // get the pod's identity, so only loopback callers (the pod's own
 // containers) are answered. No I/O, no lock.
 func (s *KubernetesSidecarSource) Resolve(_ context.Context, c *Conn) (Identity, error) {
-	if c == nil || !c.Remote.Addr().Unmap().IsLoopback() {
+	if !c.SameHost() {
 		return Identity{}, ErrNoIdentity
 	}
 	return *s.id.Load(), nil

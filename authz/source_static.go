@@ -24,7 +24,7 @@ func (s *StaticSource) Name() string { return "static" }
 
 // Resolve implements Source.
 func (s *StaticSource) Resolve(_ context.Context, c *Conn) (Identity, error) {
-	if c == nil || !c.Remote.Addr().Unmap().IsLoopback() {
+	if !c.SameHost() {
 		return Identity{}, ErrNoIdentity
 	}
 	return s.id, nil

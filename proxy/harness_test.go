@@ -100,17 +100,30 @@ type env struct {
 type envOption func(*envOpts)
 
 type envOpts struct {
-	policy string
-	tls    *tls.Config
+	policy       string
+	tls          *tls.Config
+	listener     string // "endpoint" (default) or "proxy"
+	acceptAppKey bool
 }
 
 func withPolicy(p string) envOption   { return func(o *envOpts) { o.policy = p } }
 func withTLS(c *tls.Config) envOption { return func(o *envOpts) { o.tls = c } }
 
-func newEmulator(t testing.TB) *bedrocktest.Server {
+// withListener serves the named listener instead of the endpoint one.
+func withListener(name string) envOption { return func(o *envOpts) { o.listener = name } }
+
+// withAppKeyAccepted makes the emulator accept the app's own key too, as
+// Bedrock would in passthrough mode.
+func withAppKeyAccepted() envOption { return func(o *envOpts) { o.acceptAppKey = true } }
+
+func newEmulator(t testing.TB, extraKeys ...string) *bedrocktest.Server {
+	creds := map[string]string{wardenKey: wardenSecret}
+	for i := 0; i+1 < len(extraKeys); i += 2 {
+		creds[extraKeys[i]] = extraKeys[i+1]
+	}
 	emu := bedrocktest.NewServer(bedrocktest.Config{
 		Region:      "us-east-1",
-		Credentials: map[string]string{wardenKey: wardenSecret},
+		Credentials: creds,
 		Profiles:    map[string]string{appProfile: haiku},
 	})
 	t.Cleanup(emu.Close)
@@ -140,7 +153,11 @@ func startEnv(t *testing.T, opts ...envOption) *env {
 	for _, f := range opts {
 		f(&o)
 	}
-	e := &env{emu: newEmulator(t), cp: newControlPlane(t), audit: newRecorder()}
+	var extra []string
+	if o.acceptAppKey {
+		extra = []string{appKey, appSecret}
+	}
+	e := &env{emu: newEmulator(t, extra...), cp: newControlPlane(t), audit: newRecorder()}
 	policy := strings.ReplaceAll(o.policy, "${UPSTREAM}", e.emu.URL)
 	policy = strings.ReplaceAll(policy, "${CONTROL_PLANE}", e.cp.URL)
 	cfg, err := authz.ParseConfig([]byte(policy))
@@ -160,7 +177,12 @@ func startEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = e.srv.ServeEndpoint(ln, o.tls) }()
+	switch o.listener {
+	case "proxy":
+		go func() { _ = e.srv.ServeProxy(ln) }()
+	default:
+		go func() { _ = e.srv.ServeEndpoint(ln, o.tls) }()
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -19,6 +19,9 @@ type metrics struct {
 	requests       *prometheus.CounterVec
 	duration       *prometheus.HistogramVec
 	upstreamErrors prometheus.Counter
+	// connections counts forward-proxy CONNECTs and transparent connections
+	// by listener mode and what Warden did (intercept, tunnel, refuse).
+	connections *prometheus.CounterVec
 	reloadMetrics
 
 	// Label lookups hash and compare every label on each call; the label
@@ -49,8 +52,12 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Name: "warden_upstream_errors_total",
 			Help: "Upstream requests that failed before a response arrived.",
 		}),
+		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_intercept_connections_total",
+			Help: "Forward-proxy CONNECTs and transparent connections, by mode and action (intercept, tunnel, refuse).",
+		}, []string{"mode", "action"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.connections} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -33,6 +33,9 @@ type call struct {
 	model       *bedrock.ModelID
 	body        []byte
 	rec         audit.Record
+	via         *via   // how an intercepted call arrived; nil in endpoint mode
+	passthrough bool   // forward the caller's own signature (intercepted calls under upstream.signing: passthrough)
+	accessKeyID string // the caller's SigV4 key id, in passthrough
 }
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -46,8 +49,12 @@ const smallBody = 64 << 10
 // maxPooledBody keeps the pool from pinning rare huge bodies.
 const maxPooledBody = 1 << 20
 
-func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
-	c := &call{start: time.Now(), requestID: newRequestID()}
+func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) { s.serve(w, r, nil) }
+
+// serve runs one call through the pipeline; v describes an intercepted
+// (forward-proxy or transparent) call.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
+	c := &call{start: time.Now(), requestID: newRequestID(), via: v}
 	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Protocol: r.Proto, Decision: "deny"}
 	w.Header().Set("X-Warden-Request-Id", c.requestID)
 	defer s.finish(c)
@@ -61,6 +68,12 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	c.route = route
 	c.rec.Operation = string(route.Op)
+	if v != nil {
+		if err := s.checkIntercepted(r, c, v); err != nil {
+			s.fail(w, c, err, "intercept")
+			return
+		}
+	}
 
 	// The body is read whole before anything is forwarded: a request is
 	// either forwarded complete or not at all.
@@ -106,10 +119,17 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 		c.rec.ModelCanonical = c.model.Canonical
 	}
 
-	id, err := s.identity.Resolve(r.Context(), connOf(r, c.body))
+	conn := connOf(r, c.body)
+	conn.Redirected = v != nil && v.redirected
+	id, err := s.identity.Resolve(r.Context(), conn)
 	if err != nil && !errors.Is(err, authz.ErrNoIdentity) {
 		s.fail(w, c, bedrock.AccessDenied("warden: workload identity could not be verified: %v", err), "identity")
 		return
+	}
+	if c.accessKeyID != "" {
+		// Recorded and selectable, but claimed: Warden has not verified the
+		// signature (the upstream does), so the tag is weak.
+		id = id.WithTag(authz.TagAWSAccessKey, authz.WeakTag("passthrough", c.accessKeyID))
 	}
 	c.rec.IdentitySource = id.Source
 	c.rec.IdentityStale = id.Stale
@@ -134,7 +154,9 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 			len(c.body), d.MaxBodyBytes, d.App), c.rec.Rule)
 		return
 	}
-	if err := s.stampMetadata(r, c, d.App, id.Source); err != nil {
+	if c.passthrough {
+		// The caller's signature covers body and headers as sent: nothing is stamped.
+	} else if err := s.stampMetadata(r, c, d.App, id.Source); err != nil {
 		c.rec.Rule = "request-metadata"
 		s.fail(w, c, err, "request-metadata")
 		return
@@ -275,6 +297,9 @@ func upstreamPath(rt bedrock.Route, escapedPath string) (escaped, decoded string
 }
 
 func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *call) (*http.Request, error) {
+	if c.passthrough {
+		return s.newPassthroughRequest(ctx, r, c)
+	}
 	escaped, decoded, err := upstreamPath(c.route, c.escapedPath)
 	if err != nil {
 		return nil, err
@@ -315,6 +340,43 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 	hex.Encode(hexSum[:], sum[:])
 	if err := s.signer.sign(req, escaped, string(hexSum[:]), creds, time.Now()); err != nil {
 		return nil, err
+	}
+	return req, nil
+}
+
+// newPassthroughRequest forwards the caller's request as signed: the same
+// escaped path, query, Host and body, the caller's SigV4 headers, and only
+// the headers Warden forwards at all (checkIntercepted made sure every
+// signed one is among them). It goes to upstream.url when one is set, else
+// to the intercepted host itself.
+func (s *Server) newPassthroughRequest(ctx context.Context, r *http.Request, c *call) (*http.Request, error) {
+	decoded, err := url.PathUnescape(c.escapedPath)
+	if err != nil {
+		return nil, err
+	}
+	target := s.upstream
+	if s.cfg.Upstream.URL == "" {
+		target = &url.URL{Scheme: "https", Host: c.via.host.Host}
+	}
+	u := &url.URL{Scheme: target.Scheme, Host: target.Host, Path: decoded, RawPath: c.escapedPath, RawQuery: r.URL.RawQuery}
+	body := c.body
+	req := (&http.Request{
+		Method: r.Method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: make(http.Header, 16),
+		Host:   r.Host, // signed: kept as the caller sent it
+	}).WithContext(ctx)
+	if len(body) > 0 || r.Method != http.MethodGet {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		if len(body) == 0 {
+			req.Body = http.NoBody
+		}
+	}
+	for k, vs := range r.Header {
+		if forwardHeader(k) || passthroughHeader(k) {
+			req.Header[k] = vs
+		}
 	}
 	return req, nil
 }

@@ -36,6 +36,9 @@ type Options struct {
 	Logger *zap.Logger
 	// Registry receives Warden's metrics; nil creates a private one.
 	Registry *prometheus.Registry
+	// CA intercepts forward-proxy and transparent connections; nil builds
+	// one from the config's ca section when either listener is configured.
+	CA *CA
 }
 
 // Server is a running Warden: its compiled policy, upstream client and listeners.
@@ -60,6 +63,8 @@ type Server struct {
 	upstreamRT http.RoundTripper
 	maxBody    int64
 	async      asyncOwners // invocation ARN → app that started it (per instance)
+	ca         *CA         // forward-proxy and transparent interception
+	tunnels    []authz.TunnelRule
 
 	mu      sync.Mutex
 	servers []*http.Server
@@ -135,11 +140,49 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.upstream, err = upstreamURL(cfg.Upstream, s.region); err != nil {
 		return nil, err
 	}
+	if s.ca, err = caFor(cfg, s.region, o.CA); err != nil {
+		return nil, err
+	}
+	for _, t := range cfg.Egress.Tunnel {
+		rule, err := authz.ParseTunnel(t)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: egress.tunnel: %w", err)
+		}
+		s.tunnels = append(s.tunnels, rule)
+	}
 	s.signer = newSigner(s.region)
 	s.transport = NewUpstreamTransport()
 	s.upstreamRT = s.transport
 	return s, nil
 }
+
+// caFor returns the MITM CA when an intercepting listener is configured:
+// given, loaded from the operator's files, or fresh in memory. Warden's own
+// region is always among those it may sign for.
+func caFor(cfg *authz.Config, region string, given *CA) (*CA, error) {
+	if cfg.Listen.Proxy == "" && cfg.Listen.Transparent == "" {
+		return given, nil
+	}
+	if given != nil {
+		return given, nil
+	}
+	opts := CAOptions{ExtraRegions: append([]string{region}, cfg.CA.ExtraRegions...)}
+	if cfg.CA.CertFile != "" {
+		ca, err := LoadCA(cfg.CA.CertFile, cfg.CA.KeyFile, opts)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: ca: %w", err)
+		}
+		return ca, nil
+	}
+	ca, err := NewCA(opts)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: ca: %w", err)
+	}
+	return ca, nil
+}
+
+// CA returns the MITM certificate authority (nil without an intercepting listener).
+func (s *Server) CA() *CA { return s.ca }
 
 // upstreamURL is the configured URL or the regional endpoint.
 func upstreamURL(u authz.UpstreamConfig, region string) (*url.URL, error) {

@@ -86,18 +86,25 @@ func caWrite(args []string, bundle bool, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		buf.Write(rootsPEM)
-		if !bytes.HasSuffix(rootsPEM, []byte("\n")) {
-			buf.WriteByte('\n')
-		}
-		buf.WriteString("\n# Warden egress proxy CA (name-constrained to Amazon Bedrock runtime hosts)\n")
-		buf.Write(certPEM)
+		buf.Write(caBundle(rootsPEM, certPEM))
 		fmt.Fprintf(stdout, "wrote %s: system roots from %s plus Warden's CA certificate\nset AWS_CA_BUNDLE=%s\n", *out, from, *out)
 	} else {
 		buf.Write(certPEM)
 		fmt.Fprintf(stdout, "wrote %s: Warden's CA certificate\nset NODE_EXTRA_CA_CERTS=%s\n", *out, *out)
 	}
 	return writePublicFile(*out, buf.Bytes())
+}
+
+// caBundle is the system roots followed by Warden's CA certificate.
+func caBundle(rootsPEM, certPEM []byte) []byte {
+	var buf bytes.Buffer
+	buf.Write(rootsPEM)
+	if !bytes.HasSuffix(rootsPEM, []byte("\n")) {
+		buf.WriteByte('\n')
+	}
+	buf.WriteString("\n# Warden egress proxy CA (name-constrained to Amazon Bedrock runtime hosts)\n")
+	buf.Write(certPEM)
+	return buf.Bytes()
 }
 
 // readWardenCACert returns the PEM of the single CA certificate in file, refusing anything that is not a

@@ -100,22 +100,44 @@ func runServer(ctx context.Context, srv *proxy.Server, cfg *authz.Config, log *z
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	ln, err := net.Listen("tcp", cfg.Listen.Endpoint)
-	if err != nil {
-		return fmt.Errorf("listen.endpoint: %w", err)
+	if err := writeCAFiles(srv, cfg, log); err != nil {
+		return err
 	}
-	log.Info("endpoint listening", zap.String("addr", ln.Addr().String()), zap.Bool("tls", tlsCfg != nil),
-		zap.String("upstream", srv.Upstream().String()))
-	g.Go(func() error { return srv.ServeEndpoint(ln, tlsCfg) })
+	// Bind every listener before serving any, so a bad address fails the start.
+	type listener struct {
+		name, addr string
+		serve      func(net.Listener) error
+	}
+	var want []listener
+	if cfg.Listen.Endpoint != "" {
+		want = append(want, listener{"endpoint", cfg.Listen.Endpoint, func(ln net.Listener) error { return srv.ServeEndpoint(ln, tlsCfg) }})
+	}
+	if cfg.Listen.Proxy != "" {
+		want = append(want, listener{"proxy", cfg.Listen.Proxy, srv.ServeProxy})
+	}
+	if cfg.Listen.Transparent != "" {
+		want = append(want, listener{"transparent", cfg.Listen.Transparent, srv.ServeTransparent})
+	}
 	if cfg.Listen.Admin != "" {
-		aln, err := net.Listen("tcp", cfg.Listen.Admin)
+		want = append(want, listener{"admin", cfg.Listen.Admin, srv.ServeAdmin})
+	}
+	lns := make([]net.Listener, 0, len(want))
+	for _, l := range want {
+		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("listen.admin: %w", err)
+			for _, prev := range lns {
+				_ = prev.Close()
+			}
+			return fmt.Errorf("listen.%s: %w", l.name, err)
 		}
-		log.Info("admin listening", zap.String("addr", aln.Addr().String()))
-		g.Go(func() error { return srv.ServeAdmin(aln) })
+		lns = append(lns, ln)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for i, l := range want {
+		ln := lns[i]
+		log.Info(l.name+" listening", zap.String("addr", ln.Addr().String()), zap.Bool("tls", l.name == "endpoint" && tlsCfg != nil),
+			zap.String("upstream", srv.Upstream().String()), zap.String("signing", cfg.Upstream.Signing))
+		g.Go(func() error { return l.serve(ln) })
 	}
 	g.Go(func() error {
 		<-gctx.Done()
@@ -125,6 +147,33 @@ func runServer(ctx context.Context, srv *proxy.Server, cfg *authz.Config, log *z
 		return srv.Shutdown(sctx)
 	})
 	return g.Wait()
+}
+
+// writeCAFiles writes the MITM CA certificate (public, 0644: apps running as
+// other users must read it; the key is never written) and, if asked, the
+// AWS_CA_BUNDLE file of system roots plus that certificate.
+func writeCAFiles(srv *proxy.Server, cfg *authz.Config, log *zap.Logger) error {
+	ca := srv.CA()
+	if ca == nil {
+		return nil
+	}
+	if out := cfg.CA.CertOut; out != "" {
+		if err := writePublicFile(out, ca.CertPEM()); err != nil {
+			return fmt.Errorf("ca.cert_out: %w", err)
+		}
+		log.Info("wrote the MITM CA certificate", zap.String("file", out))
+	}
+	if out := cfg.CA.BundleOut; out != "" {
+		roots, from, err := readSystemRoots("")
+		if err != nil {
+			return fmt.Errorf("ca.bundle_out: %w", err)
+		}
+		if err := writePublicFile(out, caBundle(roots, ca.CertPEM())); err != nil {
+			return fmt.Errorf("ca.bundle_out: %w", err)
+		}
+		log.Info("wrote the CA bundle for AWS_CA_BUNDLE", zap.String("file", out), zap.String("system_roots", from))
+	}
+	return nil
 }
 
 func newLogger(w io.Writer) *zap.Logger {
