@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -21,30 +22,47 @@ const maxJSONDepth = 1000
 
 var errJSONDepth = errors.New("nested too deeply")
 
+// ErrNotUTF8 is ScanObject's error for a body that is not valid UTF-8.
+var ErrNotUTF8 = errors.New("not valid UTF-8")
+
 // ScanObject validates body as exactly one JSON object (RFC 8259, UTF-8;
 // whitespace around it allowed) in a single pass and returns its top-level
 // members in order and the offset of its closing brace. It accepts exactly
-// what encoding/json.Valid accepts for an object (FuzzScanObject checks
-// that), at a fraction of the cost: Warden runs it on every Converse body it
-// rewrites.
+// what encoding/json.Valid accepts for an object, and only valid UTF-8
+// (FuzzScanObject checks both), at a fraction of the cost: Warden runs it on
+// every Converse body it rewrites. A body that is not valid UTF-8 gets
+// ErrNotUTF8, whatever else is wrong with it.
 func ScanObject(body []byte) (members []Member, closeAt int, err error) {
-	if !utf8.Valid(body) {
-		return nil, 0, errors.New("not valid UTF-8")
-	}
+	return ScanObjectInto(make([]Member, 0, 8), body)
+}
+
+// ScanObjectInto is ScanObject appending the members to dst, so a caller
+// can keep them on its stack.
+//
+// UTF-8 is validated in the same pass: outside strings JSON allows only
+// ASCII, so the structural checks refuse any other byte, and inside strings
+// the word-at-a-time skip stops at every byte >= 0x80, which must then start
+// a valid UTF-8 sequence.
+func ScanObjectInto(dst []Member, body []byte) (members []Member, closeAt int, err error) {
 	s := jsonScanner{b: body}
 	s.ws()
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
-		return nil, 0, errors.New("not a JSON object")
+		err = errors.New("not a JSON object")
+	} else if dst, closeAt, err = s.object(dst, true); err == nil {
+		s.ws()
+		if s.i != len(s.b) {
+			err = fmt.Errorf("data after the object at offset %d", s.i)
+		}
 	}
-	members = make([]Member, 0, 8)
-	if closeAt, err = s.object(&members); err != nil {
-		return nil, 0, err
+	if err != nil {
+		// Cold path. Invalid UTF-8 anywhere fails the scan (outside strings
+		// as a structural error); name it as such.
+		if !utf8.Valid(body) {
+			err = ErrNotUTF8
+		}
+		return dst[:0], 0, err
 	}
-	s.ws()
-	if s.i != len(s.b) {
-		return nil, 0, fmt.Errorf("data after the object at offset %d", s.i)
-	}
-	return members, closeAt, nil
+	return dst, closeAt, nil
 }
 
 type jsonScanner struct {
@@ -78,7 +96,7 @@ func (s *jsonScanner) value() error {
 	}
 	switch c := s.b[s.i]; {
 	case c == '{':
-		_, err := s.object(nil)
+		_, _, err := s.object(nil, false)
 		return err
 	case c == '[':
 		return s.array()
@@ -97,44 +115,45 @@ func (s *jsonScanner) value() error {
 	return s.errorf("value expected")
 }
 
-// object scans an object starting at '{'; with members non-nil it records
-// them (keys decoded). It returns the offset of the closing brace.
-func (s *jsonScanner) object(members *[]Member) (int, error) {
+// object scans an object starting at '{'; with record it appends its
+// members (keys decoded) to members. It returns them and the offset of the
+// closing brace.
+func (s *jsonScanner) object(members []Member, record bool) ([]Member, int, error) {
 	if s.depth++; s.depth > maxJSONDepth {
-		return 0, errJSONDepth
+		return nil, 0, errJSONDepth
 	}
 	s.i++ // '{'
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
 		s.depth--
 		s.i++
-		return s.i - 1, nil
+		return members, s.i - 1, nil
 	}
 	for {
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
-			return 0, s.errorf("object key expected")
+			return nil, 0, s.errorf("object key expected")
 		}
-		key, err := s.str(members != nil)
+		key, err := s.str(record)
 		if err != nil {
-			return 0, err
+			return nil, 0, err
 		}
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return 0, s.errorf("':' expected")
+			return nil, 0, s.errorf("':' expected")
 		}
 		s.i++
 		s.ws()
 		start := s.i
 		if err := s.value(); err != nil {
-			return 0, err
+			return nil, 0, err
 		}
-		if members != nil {
-			*members = append(*members, Member{Key: key, ValueStart: start, ValueEnd: s.i})
+		if record {
+			members = append(members, Member{Key: key, ValueStart: start, ValueEnd: s.i})
 		}
 		s.ws()
 		if s.i >= len(s.b) {
-			return 0, s.errorf("',' or '}' expected")
+			return nil, 0, s.errorf("',' or '}' expected")
 		}
 		switch s.b[s.i] {
 		case ',':
@@ -142,9 +161,9 @@ func (s *jsonScanner) object(members *[]Member) (int, error) {
 		case '}':
 			s.depth--
 			s.i++
-			return s.i - 1, nil
+			return members, s.i - 1, nil
 		default:
-			return 0, s.errorf("',' or '}' expected")
+			return nil, 0, s.errorf("',' or '}' expected")
 		}
 	}
 }
@@ -186,10 +205,10 @@ func (s *jsonScanner) str(decode bool) (string, error) {
 	start := s.i
 	s.i++
 	escaped := false
-	for s.i < len(s.b) {
+	for {
 		s.skipPlain()
 		if s.i >= len(s.b) {
-			break
+			return "", s.errorf("unterminated string")
 		}
 		c := s.b[s.i]
 		switch {
@@ -199,7 +218,7 @@ func (s *jsonScanner) str(decode bool) (string, error) {
 				return "", nil
 			}
 			if !escaped {
-				return string(s.b[start+1 : s.i-1]), nil
+				return internKey(s.b[start+1 : s.i-1]), nil
 			}
 			var v string
 			if err := json.Unmarshal(s.b[start:s.i], &v); err != nil {
@@ -224,27 +243,83 @@ func (s *jsonScanner) str(decode bool) (string, error) {
 			}
 		case c < 0x20:
 			return "", s.errorf("control character in string")
+		case c >= utf8.RuneSelf:
+			// Whole runs of multi-byte characters are checked here rather
+			// than one trip through skipPlain each.
+			for s.i < len(s.b) && s.b[s.i] >= utf8.RuneSelf {
+				r, n := utf8.DecodeRune(s.b[s.i:])
+				if r == utf8.RuneError && n == 1 {
+					return "", ErrNotUTF8
+				}
+				s.i += n
+			}
 		default:
-			s.i++
+			s.i++ // a false alarm of skipPlain's
 		}
 	}
-	return "", s.errorf("unterminated string")
+}
+
+// internKey returns the top-level keys of Converse bodies without
+// allocating; other keys are copied.
+func internKey(b []byte) string {
+	switch string(b) { // no allocation: the compiler compares in place
+	case "messages":
+		return "messages"
+	case "system":
+		return "system"
+	case "inferenceConfig":
+		return "inferenceConfig"
+	case "toolConfig":
+		return "toolConfig"
+	case "guardrailConfig":
+		return "guardrailConfig"
+	case "additionalModelRequestFields":
+		return "additionalModelRequestFields"
+	case "additionalModelResponseFieldPaths":
+		return "additionalModelResponseFieldPaths"
+	case "promptVariables":
+		return "promptVariables"
+	case "requestMetadata":
+		return "requestMetadata"
+	case "performanceConfig":
+		return "performanceConfig"
+	}
+	return string(b)
 }
 
 // skipPlain advances over string bytes that need no attention (not '"',
-// not '\\', not a control character) eight at a time: prompts are long
-// strings, and this loop is most of a body scan.
+// not '\\', not a control character, not >= 0x80) 32 and then 8 at a time,
+// stopping exactly at the first byte that does: prompts are long strings,
+// and this loop is most of a body scan.
 func (s *jsonScanner) skipPlain() {
-	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	for s.i+8 <= len(s.b) {
-		x := binary.LittleEndian.Uint64(s.b[s.i:])
-		q := x ^ (lo * '"')
-		bs := x ^ (lo * '\\')
-		if (x-lo*0x20)&^x&hi|(q-lo)&^q&hi|(bs-lo)&^bs&hi != 0 {
-			return // a byte in this word needs the careful path (maybe a false alarm)
+	b, i := s.b, s.i
+	for i+32 <= len(b) {
+		w := b[i : i+32]
+		if attention(binary.LittleEndian.Uint64(w[0:8]))|attention(binary.LittleEndian.Uint64(w[8:16]))|
+			attention(binary.LittleEndian.Uint64(w[16:24]))|attention(binary.LittleEndian.Uint64(w[24:32])) != 0 {
+			break
 		}
-		s.i += 8
+		i += 32
 	}
+	for i+8 <= len(b) {
+		if a := attention(binary.LittleEndian.Uint64(b[i : i+8])); a != 0 {
+			s.i = i + bits.TrailingZeros64(a)/8
+			return
+		}
+		i += 8
+	}
+	s.i = i
+}
+
+// attention flags (high bit of the byte) the bytes of the little-endian
+// word x that are '"', '\\', below 0x20 or at least 0x80. A subtraction's
+// borrow can also flag a byte above a flagged one, never below: the lowest
+// flag is always exact, and no byte needing attention goes unflagged.
+func attention(x uint64) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (lo * '"')
+	bs := x ^ (lo * '\\')
+	return ((x - lo*0x20) | (q - lo) | (bs - lo) | x) & hi
 }
 
 func isHex4(b []byte) bool {
