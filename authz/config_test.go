@@ -46,7 +46,13 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad glob", strings.Replace(minimal, `["*"]`, `["[a-z]"]`, 1), []string{"allow.models"}},
 		{"empty", "", []string{"empty"}},
 		{"two documents", minimal + "---\nversion: 1\n", []string{"single YAML document"}},
-		{"passthrough not yet", strings.Replace(minimal, "{region: us-east-1}", "{region: us-east-1, signing: passthrough}", 1), []string{"passthrough"}},
+		{"passthrough without an intercepting listener", strings.Replace(minimal, "{region: us-east-1}", "{region: us-east-1, signing: passthrough}", 1), []string{"passthrough", "listen.proxy"}},
+		{"bad proxy address", strings.Replace(minimal, "{endpoint: 127.0.0.1:8480}", "{proxy: nowhere}", 1), []string{"listen.proxy"}},
+		{"bad transparent address", strings.Replace(minimal, "{endpoint: 127.0.0.1:8480}", "{transparent: 15001}", 1), []string{"listen.transparent"}},
+		{"tunnel to bedrock", minimal + "egress: {tunnel: [bedrock-runtime.us-east-1.amazonaws.com]}\n", []string{"egress.tunnel[0]", "never tunnelled"}},
+		{"tunnel too broad", minimal + "egress: {tunnel: [ok.example.com, \"*.amazonaws.com\"]}\n", []string{"egress.tunnel[1]", "too broad"}},
+		{"tunnel to an address", minimal + "egress: {tunnel: [\"10.0.0.1:443\"]}\n", []string{"egress.tunnel[0]", "not an address"}},
+		{"ca key without cert", minimal + "ca: {key_file: /k}\n", []string{"ca: cert_file and key_file"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,6 +66,22 @@ func TestParseConfigErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestParseConfigInterceptModes(t *testing.T) {
+	y := strings.Replace(minimal, "listen: {endpoint: 127.0.0.1:8480}", "listen: {proxy: 127.0.0.1:8481, transparent: 127.0.0.1:15001}", 1)
+	y = strings.Replace(y, "{region: us-east-1}", "{region: us-east-1, signing: passthrough}", 1)
+	y += "egress: {tunnel: [sts.us-east-1.amazonaws.com, \"*.s3.us-east-1.amazonaws.com:443\"]}\nca: {cert_out: /run/warden/ca.pem, bundle_out: /run/warden/bundle.pem, extra_regions: [xx-east-9]}\n"
+	cfg, err := ParseConfig([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen.Endpoint != "" {
+		t.Errorf("an endpoint listener was added by default next to proxy/transparent: %q", cfg.Listen.Endpoint)
+	}
+	if cfg.Upstream.Signing != "passthrough" || len(cfg.Egress.Tunnel) != 2 || cfg.CA.CertOut == "" || cfg.CA.BundleOut == "" || cfg.CA.ExtraRegions[0] != "xx-east-9" {
+		t.Errorf("parsed %+v", cfg)
 	}
 }
 
