@@ -1,16 +1,17 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"hash"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -37,11 +38,14 @@ type signer struct {
 	mu  sync.Mutex
 	key signingKey
 
+	date atomic.Pointer[amzDate]
+
 	pool sync.Pool // *signBuf
 }
 
 type signingKey struct {
 	secret, akid, date string
+	scope              string // date/region/bedrock/aws4_request
 	key                []byte
 	gen                uint64 // bumps on every new key, so pooled HMACs know they are stale
 }
@@ -49,38 +53,70 @@ type signingKey struct {
 type signBuf struct {
 	canon  []byte
 	sts    []byte
-	names  []string
+	auth   []byte
+	names  []headerName
 	h      hash.Hash
 	mac    hash.Hash // keyed with the signing key of generation macGen
 	macGen uint64
+	// The last SignedHeaders list, as bytes and as a string: consecutive
+	// requests nearly always sign the same headers.
+	signed    []byte
+	signedStr string
+}
+
+// headerName is a header to sign: its SigV4 (lowercase) name and its key in
+// req.Header ("" for host and content-length, which are not there).
+type headerName struct{ lower, key string }
+
+// amzDate is a formatted X-Amz-Date and the second it names.
+type amzDate struct {
+	unix int64
+	s    string
 }
 
 func newSigner(region string) *signer {
 	s := &signer{region: region}
-	s.pool.New = func() any { return &signBuf{canon: make([]byte, 0, 1024), sts: make([]byte, 0, 256), h: sha256.New()} }
+	s.pool.New = func() any {
+		return &signBuf{canon: make([]byte, 0, 1024), sts: make([]byte, 0, 256), auth: make([]byte, 0, 256), h: sha256.New()}
+	}
 	return s
 }
 
-// signingKeyFor returns the derived key for creds on date and its
-// generation, cached: it changes once a day or when the credentials rotate.
-func (s *signer) signingKeyFor(creds aws.Credentials, date string) ([]byte, uint64) {
+// signingKeyFor returns the derived key for creds on date, its generation
+// and the credential scope, cached: they change once a day or when the
+// credentials rotate.
+func (s *signer) signingKeyFor(creds aws.Credentials, date string) ([]byte, uint64, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.key.date == date && s.key.secret == creds.SecretAccessKey && s.key.akid == creds.AccessKeyID {
-		return s.key.key, s.key.gen
+		return s.key.key, s.key.gen, s.key.scope
 	}
 	k := hmacSum([]byte("AWS4"+creds.SecretAccessKey), date)
 	k = hmacSum(k, s.region)
 	k = hmacSum(k, signingService)
 	k = hmacSum(k, "aws4_request")
-	s.key = signingKey{secret: creds.SecretAccessKey, akid: creds.AccessKeyID, date: date, key: k, gen: s.key.gen + 1}
-	return k, s.key.gen
+	scope := date + "/" + s.region + "/" + signingService + "/aws4_request"
+	s.key = signingKey{secret: creds.SecretAccessKey, akid: creds.AccessKeyID, date: date, scope: scope, key: k, gen: s.key.gen + 1}
+	return k, s.key.gen, scope
 }
 
 func hmacSum(key []byte, data string) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(data))
 	return m.Sum(nil)
+}
+
+// amzDateOf formats now (UTC) as X-Amz-Date, reusing the string of the
+// last call within the same second.
+func (s *signer) amzDateOf(now time.Time) string {
+	sec := now.Unix()
+	if d := s.date.Load(); d != nil && d.unix == sec {
+		return d.s
+	}
+	var b [len(amzDateFormat)]byte
+	d := &amzDate{unix: sec, s: string(now.UTC().AppendFormat(b[:0], amzDateFormat))}
+	s.date.Store(d)
+	return d.s
 }
 
 // unsignedHeaders are forwarded but, as in the AWS SDKs, not signed:
@@ -93,32 +129,65 @@ func unsignedHeader(name string) bool {
 	return false
 }
 
+// lowerHeader is strings.ToLower for a canonical header name, without an
+// allocation for the names Warden forwards.
+func lowerHeader(k string) string {
+	switch k {
+	case "Content-Type":
+		return "content-type"
+	case "Accept":
+		return "accept"
+	case "X-Amz-User-Agent":
+		return "x-amz-user-agent"
+	case "Amz-Sdk-Invocation-Id":
+		return "amz-sdk-invocation-id"
+	case "Amz-Sdk-Request":
+		return "amz-sdk-request"
+	case "X-Amz-Date":
+		return "x-amz-date"
+	case "X-Amz-Security-Token":
+		return "x-amz-security-token"
+	case "X-Amzn-Bedrock-Request-Metadata":
+		return "x-amzn-bedrock-request-metadata"
+	}
+	return strings.ToLower(k)
+}
+
 // sign adds X-Amz-Date, X-Amz-Security-Token and Authorization to req.
 // escapedPath is the exact path that goes on the wire, and req's headers hold
 // only canonical (http.CanonicalHeaderKey) names.
 func (s *signer) sign(req *http.Request, escapedPath, payloadHash string, creds aws.Credentials, now time.Time) error {
-	now = now.UTC()
-	amzDate := now.Format(amzDateFormat)
+	amzDate := s.amzDateOf(now)
 	date := amzDate[:8]
-	req.Header["X-Amz-Date"] = []string{amzDate}
+	// One allocation for the values of the headers sign sets; each gets a
+	// full slice so an append to one cannot reach the next.
+	vals := new([3]string)
+	vals[0] = amzDate
+	req.Header["X-Amz-Date"] = vals[0:1:1]
 	if creds.SessionToken != "" {
-		req.Header["X-Amz-Security-Token"] = []string{creds.SessionToken}
+		vals[1] = creds.SessionToken
+		req.Header["X-Amz-Security-Token"] = vals[1:2:2]
 	}
 	b := s.pool.Get().(*signBuf)
 	defer s.pool.Put(b)
 
-	// Signed header names, lowercased and sorted.
+	// Signed header names, lowercased and sorted (insertion sort: a
+	// dozen names at most).
 	names := b.names[:0]
 	for k := range req.Header {
 		if !unsignedHeader(k) {
-			names = append(names, strings.ToLower(k))
+			names = append(names, headerName{lowerHeader(k), k})
 		}
 	}
-	names = append(names, "host")
+	names = append(names, headerName{lower: "host"})
 	if req.ContentLength > 0 {
-		names = append(names, "content-length")
+		names = append(names, headerName{lower: "content-length"})
 	}
-	sort.Strings(names)
+	for i := 1; i < len(names); i++ {
+		for j := i; j > 0 && names[j].lower < names[j-1].lower; j-- {
+			names[j], names[j-1] = names[j-1], names[j]
+		}
+	}
 	b.names = names
 
 	c := b.canon[:0]
@@ -136,20 +205,20 @@ func (s *signer) sign(req *http.Request, escapedPath, payloadHash string, creds 
 	}
 	c = append(c, '\n')
 	for _, n := range names {
-		c = append(c, n...)
+		c = append(c, n.lower...)
 		c = append(c, ':')
-		switch n {
-		case "host":
-			c = append(c, hostOf(req)...)
-		case "content-length":
-			c = strconv.AppendInt(c, req.ContentLength, 10)
-		default:
-			for i, v := range req.Header[http.CanonicalHeaderKey(n)] {
+		switch {
+		case n.key != "":
+			for i, v := range req.Header[n.key] {
 				if i > 0 {
 					c = append(c, ',')
 				}
 				c = appendTrimmed(c, v)
 			}
+		case n.lower == "host":
+			c = append(c, hostOf(req)...)
+		default: // content-length
+			c = strconv.AppendInt(c, req.ContentLength, 10)
 		}
 		c = append(c, '\n')
 	}
@@ -159,9 +228,13 @@ func (s *signer) sign(req *http.Request, escapedPath, payloadHash string, creds 
 		if i > 0 {
 			c = append(c, ';')
 		}
-		c = append(c, n...)
+		c = append(c, n.lower...)
 	}
-	signedHeaders := string(c[signedStart:])
+	if !bytes.Equal(c[signedStart:], b.signed) {
+		b.signed = append(b.signed[:0], c[signedStart:]...)
+		b.signedStr = string(b.signed)
+	}
+	signedHeaders := b.signedStr
 	c = append(c, '\n')
 	c = append(c, payloadHash...)
 	b.canon = c
@@ -171,7 +244,7 @@ func (s *signer) sign(req *http.Request, escapedPath, payloadHash string, creds 
 	var sum [sha256.Size]byte
 	canonHash := b.h.Sum(sum[:0])
 
-	scope := date + "/" + s.region + "/" + signingService + "/aws4_request"
+	key, gen, scope := s.signingKeyFor(creds, date)
 	st := b.sts[:0]
 	st = append(st, "AWS4-HMAC-SHA256\n"...)
 	st = append(st, amzDate...)
@@ -181,7 +254,6 @@ func (s *signer) sign(req *http.Request, escapedPath, payloadHash string, creds 
 	st = hex.AppendEncode(st, canonHash)
 	b.sts = st
 
-	key, gen := s.signingKeyFor(creds, date)
 	if b.mac == nil || b.macGen != gen {
 		b.mac, b.macGen = hmac.New(sha256.New, key), gen
 	} else {
@@ -190,7 +262,7 @@ func (s *signer) sign(req *http.Request, escapedPath, payloadHash string, creds 
 	b.mac.Write(st)
 	sig := b.mac.Sum(sum[:0])
 
-	auth := make([]byte, 0, 64+len(creds.AccessKeyID)+len(scope)+len(signedHeaders)+64)
+	auth := b.auth[:0]
 	auth = append(auth, "AWS4-HMAC-SHA256 Credential="...)
 	auth = append(auth, creds.AccessKeyID...)
 	auth = append(auth, '/')
@@ -199,7 +271,9 @@ func (s *signer) sign(req *http.Request, escapedPath, payloadHash string, creds 
 	auth = append(auth, signedHeaders...)
 	auth = append(auth, ", Signature="...)
 	auth = hex.AppendEncode(auth, sig)
-	req.Header["Authorization"] = []string{string(auth)}
+	b.auth = auth
+	vals[2] = string(auth)
+	req.Header["Authorization"] = vals[2:3:3]
 	return nil
 }
 
