@@ -61,8 +61,14 @@ func (s *Server) ProxyHandler() http.Handler {
 		switch act, rh := s.classify(h, port); act {
 		case interceptHost:
 			v := &via{mode: "proxy", host: rh}
-			handler := func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, v) }
+			handler := func(w http.ResponseWriter, r *http.Request) {
+				// goproxy's MITM connections are hijacked, so http.Server.Shutdown
+				// does not wait for them; Shutdown waits for these calls instead.
+				defer s.inflight.Done()
+				s.serve(w, r, v)
+			}
 			ctx.RoundTripper = goproxy.RoundTripperFunc(func(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+				s.inflight.Add(1)
 				return serveInProcess(handler, req)
 			})
 			tlsCfg := s.interceptTLS(rh.Host)

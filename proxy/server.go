@@ -68,6 +68,48 @@ type Server struct {
 
 	mu      sync.Mutex
 	servers []*http.Server
+	// inflight counts calls on hijacked (forward-proxy MITM) connections,
+	// which http.Server.Shutdown does not track.
+	inflight callTracker
+}
+
+// callTracker counts running calls; unlike a WaitGroup, calls may start
+// while someone waits.
+type callTracker struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0; nil while n is 0
+}
+
+func (t *callTracker) Add(int) {
+	t.mu.Lock()
+	if t.n == 0 {
+		t.idle = make(chan struct{})
+	}
+	t.n++
+	t.mu.Unlock()
+}
+
+func (t *callTracker) Done() {
+	t.mu.Lock()
+	t.n--
+	if t.n == 0 {
+		close(t.idle)
+		t.idle = nil
+	}
+	t.mu.Unlock()
+}
+
+// Idle returns a channel closed once no call runs.
+func (t *callTracker) Idle() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.n == 0 {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return t.idle
 }
 
 // New validates options and builds a Server; it does not listen yet.
@@ -306,6 +348,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, hs := range servers {
 		if err := hs.Shutdown(ctx); err != nil && first == nil {
 			first = err
+		}
+	}
+	// Calls on intercepted forward-proxy connections finish (or ctx ends)
+	// before the audit writer closes, so their records are not lost.
+	select {
+	case <-s.inflight.Idle():
+	case <-ctx.Done():
+		if first == nil {
+			first = fmt.Errorf("proxy: shutdown: forward-proxy calls still running: %w", ctx.Err())
 		}
 	}
 	s.transport.CloseIdleConnections()
