@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -81,11 +85,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	records := make(chan struct{}, 16)
 	auditBuf := &lockedBuffer{}
 	aw := &notifyingWriter{Writer: audit.NewZapWriter(zapcore.AddSync(auditBuf)), done: records}
-	endpoint, stopWarden, err := startDemoWarden(ctx, cfg, aw)
+	warden, stopWarden, err := startDemoWarden(ctx, cfg, aw)
 	if err != nil {
 		return err
 	}
 	defer stopWarden()
+	endpoint := warden.endpoint
 	fmt.Fprintf(out, "Warden endpoint on %s; the app sets AWS_ENDPOINT_URL_BEDROCK_RUNTIME=%s\n", endpoint, endpoint)
 	fmt.Fprintf(out, "Workload identity (static sidecar tags): %v\n\n", cfg.Identity.Static)
 
@@ -148,11 +153,13 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// A second sidecar, for a workload the policy does not know.
 	other := *cfg
 	other.Identity.Static = map[string]string{"app": "reporting", "env": "prod"}
-	otherEndpoint, stopOther, err := startDemoWarden(ctx, &other, aw)
+	other.Listen.Proxy = ""
+	otherWarden, stopOther, err := startDemoWarden(ctx, &other, aw)
 	if err != nil {
 		return err
 	}
 	defer stopOther()
+	otherEndpoint := otherWarden.endpoint
 	fmt.Fprintf(out, "A second sidecar on %s for a workload tagged %v:\n", otherEndpoint, other.Identity.Static)
 	otherClient := bedrockruntime.New(bedrockruntime.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(otherEndpoint), RetryMaxAttempts: 1,
@@ -161,6 +168,30 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	})
 	_, err = otherClient.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: msg("Quarterly numbers, please.")})
 	report("Converse "+haiku+" (workload no app selects)", "", err)
+
+	// Forward-proxy mode: an app that cannot set the endpoint variable sets
+	// HTTPS_PROXY and trusts Warden's name-constrained CA instead; its SDK
+	// keeps talking to the real host name.
+	fmt.Fprintf(out, "Forward-proxy mode on %s: the app sets HTTPS_PROXY=%s and trusts Warden's CA (AWS_CA_BUNDLE);\n"+
+		"its SDK keeps the real endpoint https://bedrock-runtime.us-east-1.amazonaws.com.\n", warden.proxy, warden.proxy)
+	pool := x509.NewCertPool()
+	pool.AddCert(warden.srv.CA().Certificate())
+	proxyURL, _ := url.Parse(warden.proxy)
+	proxyTransport := &http.Transport{Proxy: http.ProxyURL(proxyURL), TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+	proxied := bedrockruntime.New(bedrockruntime.Options{
+		Region: "us-east-1", RetryMaxAttempts: 1,
+		HTTPClient:  bedrocktest.BufferedClient(&http.Client{Transport: proxyTransport}),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAAPPKEYNOTTRUSTED", "app-secret", ""),
+	})
+	conv, err = proxied.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: msg("Hello through the proxy.")})
+	report("Converse "+haiku+" via HTTPS_PROXY (intercepted, re-signed)", converseText(conv), err)
+	sts, err := (&http.Client{Transport: proxyTransport, Timeout: 5 * time.Second}).Get("https://sts.us-east-1.amazonaws.com/")
+	if err == nil {
+		_ = sts.Body.Close()
+		fmt.Fprintf(out, "ERROR  CONNECT to sts.us-east-1.amazonaws.com was not refused (%s)\n\n", sts.Status)
+	} else {
+		fmt.Fprintf(out, "REFUSE CONNECT sts.us-east-1.amazonaws.com:443 (not Bedrock, not in egress.tunnel)\n       %v\n\n", err)
+	}
 
 	calls := emu.Calls()
 	signed := 0
@@ -253,8 +284,9 @@ func (n *notifyingWriter) Write(r *audit.Record) {
 	}
 }
 
-// startDemoWarden runs one Warden endpoint on a free loopback port.
-func startDemoWarden(ctx context.Context, cfg *authz.Config, aw audit.Writer) (string, func(), error) {
+// startDemoWarden runs one Warden on free loopback ports: the endpoint
+// listener, and the forward proxy when the config names one.
+func startDemoWarden(ctx context.Context, cfg *authz.Config, aw audit.Writer) (demoWarden, func(), error) {
 	srv, err := proxy.New(ctx, proxy.Options{
 		Config:      cfg,
 		Credentials: credentials.NewStaticCredentialsProvider(demoWardenKey, demoWardenSecret, ""),
@@ -262,19 +294,34 @@ func startDemoWarden(ctx context.Context, cfg *authz.Config, aw audit.Writer) (s
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {
-		return "", nil, err
+		return demoWarden{}, nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return demoWarden{}, nil, err
 	}
 	go func() { _ = srv.ServeEndpoint(ln, nil) }()
+	w := demoWarden{endpoint: "http://" + ln.Addr().String(), srv: srv}
+	if cfg.Listen.Proxy != "" {
+		pln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			_ = ln.Close()
+			return demoWarden{}, nil, err
+		}
+		go func() { _ = srv.ServeProxy(pln) }()
+		w.proxy = "http://" + pln.Addr().String()
+	}
 	stop := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}
-	return "http://" + ln.Addr().String(), stop, nil
+	return w, stop, nil
+}
+
+type demoWarden struct {
+	endpoint, proxy string // URLs
+	srv             *proxy.Server
 }
 
 // nopCloser shares one audit writer between two servers.

@@ -27,17 +27,18 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo exited %d: %s\n%s", code, errOut.String(), out.String())
 	}
 	s := out.String()
-	if got := strings.Count(s, "\nALLOW "); got != 3 {
-		t.Errorf("%d ALLOW lines, want 3:\n%s", got, s)
+	if got := strings.Count(s, "\nALLOW "); got != 4 {
+		t.Errorf("%d ALLOW lines, want 4:\n%s", got, s)
 	}
 	if got := strings.Count(s, "\nDENY "); got != 3 {
 		t.Errorf("%d DENY lines, want 3:\n%s", got, s)
 	}
-	if got := strings.Count(s, `audit {"v":1`); got != 6 {
-		t.Errorf("%d audit lines, want 6", got)
+	if got := strings.Count(s, `audit {"v":1`); got != 7 {
+		t.Errorf("%d audit lines, want 7", got)
 	}
 	for _, want := range []string{"no app matches", "model not in allow.models", "operation not in allow.operations",
-		"received 3 calls, 3 of them signed by Warden's key"} {
+		"via HTTPS_PROXY (intercepted, re-signed)", `"protocol":"HTTP/2.0"`, "REFUSE CONNECT sts.us-east-1.amazonaws.com:443",
+		"received 4 calls, 4 of them signed by Warden's key"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
