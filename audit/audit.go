@@ -1,14 +1,18 @@
 // Package audit holds Warden's per-call audit record and the writers that
-// deliver it. This release writes one JSON line per call through zap to
-// stdout or a file; the durable spooled pipeline comes later.
+// deliver it. This release writes one JSON line per call (in zap's JSON
+// format, to a zap WriteSyncer) to stdout or a file; the durable spooled
+// pipeline comes later.
 package audit
 
 import (
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
+	"sync"
 	"time"
+	"unicode/utf8"
 
-	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -123,28 +127,219 @@ func (m stringMap) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	return nil
 }
 
+// AppendJSON appends the record as one JSON object, byte for byte what zap's
+// JSON encoder writes for MarshalLogObject (same fields, order, escaping and
+// number formats; tags sorted by key, where zap follows map order). Writers
+// use it instead of going through zap: it is several times cheaper.
+func (r *Record) AppendJSON(b []byte) []byte {
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, SchemaVersion, 10)
+	b = append(b, `,"time":"`...)
+	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	b = appendField(b, "request_id", r.RequestID)
+	if r.UpstreamRequestID != "" {
+		b = appendField(b, "upstream_request_id", r.UpstreamRequestID)
+	}
+	if r.Client != "" {
+		b = appendField(b, "client", r.Client)
+	}
+	if r.Protocol != "" {
+		b = appendField(b, "protocol", r.Protocol)
+	}
+	if r.IdentitySource != "" {
+		b = appendField(b, "identity_source", r.IdentitySource)
+	}
+	if r.IdentityStale {
+		b = append(b, `,"identity_stale":true`...)
+	}
+	if len(r.Tags) > 0 {
+		var keyArr [16]string
+		keys := keyArr[:0]
+		for k := range r.Tags {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, `,"tags":{`...)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			b = appendString(b, r.Tags[k])
+		}
+		b = append(b, '}')
+	}
+	b = appendField(b, "app", r.App)
+	b = appendField(b, "operation", r.Operation)
+	b = appendField(b, "model", r.Model)
+	if r.ModelCanonical != "" {
+		b = appendField(b, "model_canonical", r.ModelCanonical)
+	}
+	if len(r.ModelResolved) > 0 {
+		b = append(b, `,"model_resolved":[`...)
+		for i, m := range r.ModelResolved {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, m)
+		}
+		b = append(b, ']')
+		if r.ModelResolvedStale {
+			b = append(b, `,"model_resolved_stale":true`...)
+		}
+	}
+	if r.PolicyHash != "" {
+		b = appendField(b, "policy_hash", r.PolicyHash)
+	}
+	b = appendField(b, "decision", r.Decision)
+	b = appendField(b, "rule", r.Rule)
+	b = appendField(b, "reason", r.Reason)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	if r.ErrorType != "" {
+		b = appendField(b, "error_type", r.ErrorType)
+	}
+	b = append(b, `,"bytes_in":`...)
+	b = strconv.AppendInt(b, r.BytesIn, 10)
+	b = append(b, `,"bytes_out":`...)
+	b = strconv.AppendInt(b, r.BytesOut, 10)
+	b = append(b, `,"latency_ms":`...)
+	b = appendMillis(b, r.Latency)
+	if r.UpstreamLatency > 0 {
+		b = append(b, `,"upstream_latency_ms":`...)
+		b = appendMillis(b, r.UpstreamLatency)
+	}
+	return append(b, '}')
+}
+
+// appendField appends ,"key":"value" (keys are constants needing no escape).
+func appendField(b []byte, key, v string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return appendString(b, v)
+}
+
+// plainPrefix returns the length of s's prefix that needs no escaping,
+// eight bytes at a time: printable ASCII other than '"' and '\\'.
+func plainPrefix(s string) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		q := x ^ (lo * '"')
+		bs := x ^ (lo * '\\')
+		if ((x-lo*0x20)|(q-lo)|(bs-lo)|x)&hi != 0 {
+			break // a byte in this word may need attention: the careful path decides
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			break
+		}
+	}
+	return i
+}
+
+// appendMillis appends d, truncated to whole microseconds, in milliseconds
+// as zap writes float64(d.Microseconds())/1000: strconv's shortest 'f' form,
+// which for |µs| < 2^50 is exactly the decimal µs/1000 without trailing
+// zeros (the double nearest a decimal with three fractional digits has no
+// shorter representation at that size).
+func appendMillis(b []byte, d time.Duration) []byte {
+	us := d.Microseconds()
+	if us <= -1<<50 || us >= 1<<50 {
+		return strconv.AppendFloat(b, float64(us)/1000, 'f', -1, 64)
+	}
+	if us < 0 {
+		b = append(b, '-')
+		us = -us
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	if frac := us % 1000; frac != 0 {
+		digits := [4]byte{'.', byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+		n := 4
+		for digits[n-1] == '0' {
+			n--
+		}
+		b = append(b, digits[:n]...)
+	}
+	return b
+}
+
+// appendString appends s quoted and escaped as zap's JSON encoder does:
+// '"' and '\\' backslashed, \n \r \t, other control bytes as \u00xx,
+// invalid UTF-8 as \ufffd, everything else (HTML characters included) as is.
+func appendString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	i := plainPrefix(s)
+	if i == len(s) {
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	last := 0
+	for i < len(s) {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+			b = append(b, s[last:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			last = i
+			continue
+		}
+		if c >= 0x20 && c != '\\' && c != '"' {
+			i++
+			continue
+		}
+		b = append(b, s[last:i]...)
+		switch c {
+		case '\\', '"':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+		}
+		i++
+		last = i
+	}
+	b = append(b, s[last:]...)
+	return append(b, '"')
+}
+
 // Writer emits records as JSON lines.
 type Writer interface {
 	Write(r *Record)
 	Close() error
 }
 
-// ZapWriter writes records through a zap core with a JSON encoder and no
-// sampling: every record is written.
+// ZapWriter writes records as JSON lines (Record.AppendJSON, the format of
+// zap's JSON encoder) to a zap WriteSyncer, one Write per record: every
+// record is written, none sampled.
 type ZapWriter struct {
-	log    *zap.Logger
+	ws     zapcore.WriteSyncer
 	closer func() error
 }
 
-// NewZapWriter writes to ws (for example zapcore.Lock(os.Stdout)).
+// NewZapWriter writes to ws (for example zapcore.Lock(os.Stdout)); like a
+// zap core it does not serialise writes, so ws must be safe for concurrent
+// use if Write is called concurrently.
 func NewZapWriter(ws zapcore.WriteSyncer) *ZapWriter {
-	// No message, level or caller keys: a line is exactly one record.
-	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{
-		LineEnding: zapcore.DefaultLineEnding,
-		EncodeTime: zapcore.RFC3339NanoTimeEncoder,
-	})
-	core := zapcore.NewCore(enc, ws, zapcore.InfoLevel)
-	return &ZapWriter{log: zap.New(core), closer: func() error { return nil }}
+	return &ZapWriter{ws: ws, closer: func() error { return nil }}
 }
 
 // FlushInterval bounds how long a record may sit in a buffered writer's
@@ -181,12 +376,28 @@ func OpenFileWriter(path string) (*ZapWriter, error) {
 	return w, nil
 }
 
-// Write implements Writer.
-func (w *ZapWriter) Write(r *Record) { w.log.Info("", zap.Inline(r)) }
+var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledLine keeps rare huge records from pinning memory in the pool.
+const maxPooledLine = 64 << 10
+
+// Write implements Writer. A write error is reported on stderr, as zap
+// reports its own.
+func (w *ZapWriter) Write(r *Record) {
+	bp := lineBufs.Get().(*[]byte)
+	line := append(r.AppendJSON((*bp)[:0]), '\n')
+	if _, err := w.ws.Write(line); err != nil {
+		fmt.Fprintf(os.Stderr, "%v write error: %v\n", time.Now(), err)
+	}
+	if cap(line) <= maxPooledLine {
+		*bp = line
+		lineBufs.Put(bp)
+	}
+}
 
 // Close flushes and closes.
 func (w *ZapWriter) Close() error {
-	_ = w.log.Sync()
+	_ = w.ws.Sync()
 	return w.closer()
 }
 

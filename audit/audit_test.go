@@ -3,12 +3,15 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -113,4 +116,134 @@ func (s *syncBuffer) lines() int {
 	s.m.Lock()
 	defer s.m.Unlock()
 	return bytes.Count(s.b.Bytes(), []byte("\n"))
+}
+
+// BenchmarkWrite: one typical allowed-call record through a buffered writer
+// into io.Discard (the encoding and buffering, not the disk); zap is the
+// same record through a zap logger, as records were written before.
+func BenchmarkWrite(b *testing.B) {
+	rec := &Record{
+		Time: time.Now(), RequestID: "0f8fad5b-d9cb-469f-a165-70867728950e", UpstreamRequestID: "4c1a8e5b-7f7d-4f55-a1a7-6a5c2f0f6a11",
+		Client: "127.0.0.1:53412", Protocol: "HTTP/1.1", IdentitySource: "static", Tags: map[string]string{"app": "bench", "env": "prod"},
+		App: "bench-prod", Operation: "Converse", Model: "anthropic.claude-3-5-haiku-20241022-v1:0", ModelCanonical: "anthropic.claude-3-5-haiku-20241022-v1:0",
+		PolicyHash: "0123456789ab", Decision: "allow", Rule: "apps[0]", Reason: "allowed by apps[0] (bench-prod)", Status: 200,
+		BytesIn: 4200, BytesOut: 180, Latency: 1234567 * time.Nanosecond, UpstreamLatency: 987654 * time.Nanosecond,
+	}
+	b.Run("writer", func(b *testing.B) {
+		w := NewBufferedZapWriter(zapcore.AddSync(io.Discard))
+		defer w.Close()
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			w.Write(rec)
+		}
+	})
+	b.Run("zap", func(b *testing.B) {
+		bws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(io.Discard), Size: 256 << 10, FlushInterval: FlushInterval}
+		defer bws.Stop()
+		enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{LineEnding: zapcore.DefaultLineEnding, EncodeTime: zapcore.RFC3339NanoTimeEncoder})
+		log := zap.New(zapcore.NewCore(enc, bws, zapcore.InfoLevel))
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			log.Info("", zap.Inline(rec))
+		}
+	})
+}
+
+// zapLine is the reference: the record through zap's JSON encoder, as
+// Warden wrote records before AppendJSON.
+func zapLine(r *Record) []byte {
+	var buf bytes.Buffer
+	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{LineEnding: zapcore.DefaultLineEnding, EncodeTime: zapcore.RFC3339NanoTimeEncoder})
+	zap.New(zapcore.NewCore(enc, zapcore.AddSync(&buf), zapcore.InfoLevel)).Info("", zap.Inline(r))
+	return buf.Bytes()
+}
+
+func writerLine(r *Record) []byte {
+	var buf bytes.Buffer
+	w := NewZapWriter(zapcore.AddSync(&buf))
+	w.Write(r)
+	_ = w.Close()
+	return buf.Bytes()
+}
+
+func TestAppendJSONMatchesZap(t *testing.T) {
+	weird := "q\"b\\s/\n\r\t\x00\x01\x1f\x7f <>&é\u2028\u2029😀\xff\xc3(\xed\xa0\x80end"
+	est := time.FixedZone("EST", -5*3600)
+	for i, r := range []*Record{
+		{},
+		{RequestID: "r2", Decision: "deny", Status: 403, ErrorType: "AccessDeniedException"},
+		{
+			Time: time.Date(2026, 11, 22, 4, 0, 0, 123456789, time.UTC), RequestID: "r1", UpstreamRequestID: "u1",
+			Client: "127.0.0.1:5000", Protocol: "HTTP/2.0", IdentitySource: "static", IdentityStale: true, Tags: map[string]string{"app": "a"},
+			App: "a-prod", Operation: "Converse", Model: "m", ModelCanonical: "m", ModelResolved: []string{"x", "y"}, ModelResolvedStale: true,
+			PolicyHash: "0123456789ab", Decision: "allow", Rule: "apps[0]", Reason: "allowed", Status: 200, BytesIn: 10, BytesOut: 1 << 40,
+			Latency: 1500 * time.Microsecond, UpstreamLatency: 987654321 * time.Nanosecond,
+		},
+		{
+			Time: time.Date(1999, 1, 2, 3, 4, 5, 6000, est), RequestID: weird, UpstreamRequestID: weird, Client: weird, Protocol: weird,
+			IdentitySource: weird, Tags: map[string]string{weird: weird}, App: weird, Operation: weird, Model: weird, ModelCanonical: weird,
+			ModelResolved: []string{weird, ""}, PolicyHash: weird, Decision: weird, Rule: weird, Reason: weird, Status: -1, ErrorType: weird,
+			BytesIn: -5, Latency: 999 * time.Nanosecond, UpstreamLatency: 1,
+		},
+		{ModelResolvedStale: true, Latency: 1234567 * time.Hour, Tags: map[string]string{}},
+	} {
+		got, want := writerLine(r), zapLine(r)
+		if !bytes.Equal(got, want) {
+			t.Errorf("record %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+	// Several tags: zap writes them in map order, AppendJSON sorted; the
+	// same object either way.
+	r := &Record{RequestID: "r", Tags: map[string]string{"b": "2", "a": "1", "c\n": "3"}}
+	got := writerLine(r)
+	if !bytes.Contains(got, []byte(`"tags":{"a":"1","b":"2","c\n":"3"}`)) {
+		t.Errorf("tags not sorted: %s", got)
+	}
+	var g, w map[string]any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(zapLine(r), &w); err != nil {
+		t.Fatal(err)
+	}
+	gb, _ := json.Marshal(g)
+	wb, _ := json.Marshal(w)
+	if !bytes.Equal(gb, wb) {
+		t.Errorf("with several tags:\n got %s\nwant %s", gb, wb)
+	}
+}
+
+func FuzzAppendJSON(f *testing.F) {
+	f.Add("r", "k", "v", "reason", int64(12345), 200)
+	f.Add("\xff\"\\\n", "\x00", "é\u2028", "<&>", int64(-1), -7)
+	f.Fuzz(func(t *testing.T, id, k, v, reason string, lat int64, status int) {
+		r := &Record{Time: time.Unix(0, lat).UTC(), RequestID: id, Tags: map[string]string{k: v}, App: v, Reason: reason, Status: status,
+			Latency: time.Duration(lat), UpstreamLatency: time.Duration(lat / 3), ModelResolved: []string{k, v}}
+		if got, want := writerLine(r), zapLine(r); !bytes.Equal(got, want) {
+			t.Fatalf("\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+func TestAppendMillis(t *testing.T) {
+	for _, us := range []int64{0, 1, -1, 9, 10, 100, 999, 1000, 1001, 1500, 123456789, -123456789, 1<<50 - 1, -(1<<50 - 1), 1 << 50, 1<<53 + 1, 1<<62 + 12345, -1 << 62} {
+		for _, extra := range []time.Duration{0, 999, -999} {
+			d := time.Duration(us)*time.Microsecond + extra
+			got := string(appendMillis(nil, d))
+			want := strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', -1, 64)
+			if got != want {
+				t.Errorf("%d ns: %s, want %s", d, got, want)
+			}
+		}
+	}
+}
+
+func FuzzAppendMillis(f *testing.F) {
+	f.Add(int64(1500000))
+	f.Fuzz(func(t *testing.T, ns int64) {
+		got := string(appendMillis(nil, time.Duration(ns)))
+		if want := strconv.FormatFloat(float64(time.Duration(ns).Microseconds())/1000, 'f', -1, 64); got != want {
+			t.Fatalf("%d ns: %s, want %s", ns, got, want)
+		}
+	})
 }
