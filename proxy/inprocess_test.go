@@ -1,0 +1,251 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// waitFor fails the test if ch is not closed (or sent on) within a bounded
+// time: a guard against hangs, not a timing assertion.
+func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out: %s", what)
+	}
+	var zero T
+	return zero
+}
+
+type readResult struct {
+	data            []byte
+	err             error
+	handlerReturned bool
+}
+
+// readAllAsync reads body to the end in its own goroutine, noting whether
+// the handler had returned by the time the first byte arrived.
+func readAllAsync(body io.Reader, returned *atomic.Bool) <-chan readResult {
+	out := make(chan readResult, 1)
+	go func() {
+		var res readResult
+		first := make([]byte, 1)
+		n, err := io.ReadFull(body, first)
+		res.handlerReturned = returned.Load()
+		if err != nil {
+			res.err = err
+			res.data = first[:n]
+			out <- res
+			return
+		}
+		rest, err := io.ReadAll(body)
+		res.data, res.err = append(first, rest...), err
+		out <- res
+	}()
+	return out
+}
+
+// A unary answer is held until the handler returns (so the call's audit
+// record exists before the client has its answer), while the status and
+// headers are known as soon as they are written.
+func TestServeInProcessHoldsUnaryBody(t *testing.T) {
+	release := make(chan struct{})
+	wrote := make(chan struct{})
+	var returned atomic.Bool
+	h := func(w http.ResponseWriter, r *http.Request) {
+		defer returned.Store(true)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		w.Header().Set("X-Too-Late", "1") // after WriteHeader: not sent
+		_, _ = io.WriteString(w, `{"ok":`)
+		_, _ = io.WriteString(w, `true}`)
+		close(wrote)
+		<-release
+	}
+	resp, err := serveInProcess(h, httptest.NewRequest("POST", "https://"+"bedrock-runtime.us-east-1.amazonaws.com/model/m/converse", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// The handler is still running: headers are already known.
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("X-Too-Late") != "" {
+		t.Fatalf("response head: %d %v", resp.StatusCode, resp.Header)
+	}
+	// Writes return with nobody reading: they were held, not sent down the
+	// pipe (which would block until a reader took them).
+	waitFor(t, wrote, "the handler's Write blocked with no reader: the unary body was not held")
+	got := readAllAsync(resp.Body, &returned)
+	close(release)
+	res := waitFor(t, got, "reading the body")
+	if res.err != nil || string(res.data) != `{"ok":true}` {
+		t.Fatalf("body %q, err %v", res.data, res.err)
+	}
+	if !res.handlerReturned {
+		t.Fatal("the body was readable before the handler returned")
+	}
+}
+
+// Flushed writes reach the reader while the handler is still running (a
+// stream's events go out one by one), through either flush interface.
+func TestServeInProcessFlushedWritesReadable(t *testing.T) {
+	flushers := map[string]func(http.ResponseWriter) error{
+		"http.Flusher": func(w http.ResponseWriter) error { w.(http.Flusher).Flush(); return nil },
+		"ResponseController": func(w http.ResponseWriter) error {
+			return http.NewResponseController(w).Flush()
+		},
+	}
+	for name, flush := range flushers {
+		t.Run(name, func(t *testing.T) {
+			release := make(chan struct{})
+			var returned atomic.Bool
+			flushErr := make(chan error, 3)
+			h := func(w http.ResponseWriter, r *http.Request) {
+				defer returned.Store(true)
+				w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
+				flushErr <- flush(w) // headers only: nothing to send yet
+				_, _ = io.WriteString(w, "event-1")
+				flushErr <- flush(w)
+				<-release
+				_, _ = io.WriteString(w, "event-2")
+				flushErr <- flush(w)
+			}
+			resp, err := serveInProcess(h, httptest.NewRequest("POST", "/model/m/converse-stream", nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || resp.ContentLength != -1 {
+				t.Fatalf("response head: %d, length %d", resp.StatusCode, resp.ContentLength)
+			}
+			first := make(chan []byte, 1)
+			go func() {
+				b := make([]byte, len("event-1"))
+				n, _ := io.ReadFull(resp.Body, b)
+				first <- b[:n]
+			}()
+			if b := waitFor(t, first, "the flushed event never became readable while the handler ran"); string(b) != "event-1" {
+				close(release)
+				t.Fatalf("first read %q", b)
+			}
+			if returned.Load() {
+				t.Fatal("the handler returned before the test released it")
+			}
+			close(release)
+			rest, err := io.ReadAll(resp.Body)
+			if err != nil || string(rest) != "event-2" {
+				t.Fatalf("rest %q, err %v", rest, err)
+			}
+			for range 3 {
+				if err := <-flushErr; err != nil {
+					t.Errorf("flush: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// A handler that aborts after the head was written leaves a truncated body:
+// the reader gets an error, never a clean EOF that would pass a partial
+// answer off as complete.
+func TestServeInProcessAbortTruncates(t *testing.T) {
+	cases := []struct {
+		name       string
+		h          http.HandlerFunc
+		status     int
+		wantPrefix string
+		wantErr    bool
+	}{
+		{"ErrAbortHandler after a flushed part", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, "partial")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, "never sent")
+			panic(http.ErrAbortHandler)
+		}, http.StatusOK, "partial", true},
+		{"ErrAbortHandler with nothing flushed", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, "partial")
+			panic(http.ErrAbortHandler)
+		}, http.StatusOK, "", true},
+		{"ErrAbortHandler short of Content-Length", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "100")
+			_, _ = io.WriteString(w, "0123456789")
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}, http.StatusOK, "0123456789", true},
+		{"any other panic", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, "x")
+			w.(http.Flusher).Flush()
+			panic("boom")
+		}, http.StatusOK, "x", true},
+		{"panic before the head", func(w http.ResponseWriter, r *http.Request) {
+			panic(http.ErrAbortHandler)
+		}, http.StatusBadGateway, "", true},
+		{"clean return", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "all")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, " of it")
+		}, http.StatusOK, "all of it", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := serveInProcess(tc.h, httptest.NewRequest("POST", "/model/m/converse", nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			done := make(chan readResult, 1)
+			go func() {
+				b, err := io.ReadAll(resp.Body)
+				done <- readResult{data: b, err: err}
+			}()
+			res := waitFor(t, done, "reading the body")
+			if tc.wantErr {
+				if res.err == nil || errors.Is(res.err, io.EOF) {
+					t.Fatalf("body %q ended with %v, want a read error (truncation)", res.data, res.err)
+				}
+				if !strings.Contains(res.err.Error(), "aborted") {
+					t.Errorf("error %v does not say the handler aborted", res.err)
+				}
+			} else if res.err != nil {
+				t.Fatalf("clean handler: read error %v", res.err)
+			}
+			if !strings.HasPrefix(string(res.data), tc.wantPrefix) || (!tc.wantErr && string(res.data) != tc.wantPrefix) {
+				t.Errorf("body %q, want %q", res.data, tc.wantPrefix)
+			}
+			if tc.wantErr && strings.Contains(string(res.data), "never sent") {
+				t.Errorf("unflushed bytes after the abort were delivered: %q", res.data)
+			}
+		})
+	}
+}
+
+// A reader that goes away (the client disconnected) unblocks a handler
+// waiting in Flush instead of leaving it stuck on the pipe.
+func TestServeInProcessReaderGoneUnblocksFlush(t *testing.T) {
+	flushed := make(chan error, 1)
+	h := func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "event")
+		flushed <- http.NewResponseController(w).Flush()
+	}
+	resp, err := serveInProcess(h, httptest.NewRequest("POST", "/model/m/converse-stream", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := waitFor(t, flushed, "Flush stayed blocked after the reader closed"); err == nil {
+		t.Error("Flush to a closed reader reported success")
+	}
+}
