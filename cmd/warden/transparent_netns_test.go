@@ -1,0 +1,699 @@
+//go:build linux
+
+package main
+
+// Transparent mode end to end, as an init container and a sidecar would run
+// it, in a network namespace the test creates (issue 4 acceptance):
+//
+//	root namespace                         namespace NS
+//	emulator 10.213.X.1:443 (plain HTTP) ◄─veth─ 10.213.X.2
+//	                                             iptables (warden iptables --apply):
+//	                                               uid/gid 1337 RETURN, loopback RETURN,
+//	                                               tcp 443 REDIRECT --to-ports 15001
+//	                                             warden serve as uid 1337 (listen.transparent 127.0.0.1:15001)
+//	                                             client as root: the Go SDK against
+//	                                               https://bedrock-runtime.us-east-1.amazonaws.com,
+//	                                               the name dialled as 10.213.X.1:443
+//
+// The emulator speaks plain HTTP on port 443, so the redirect is what makes
+// the client's TLS handshake succeed (nothing on 10.213.X.1:443 speaks TLS),
+// and Warden's own upstream connection to that same address and port
+// succeeds only because the owner match exempts it: a looped-back upstream
+// connection would reach the transparent listener as plain HTTP and be
+// refused (and counted).
+//
+// Needs root (netns, veth, iptables, setpriv) and iptables on PATH; .ci/run
+// and scripts/test install it with apt-get when it is missing. Developed
+// against iptables 1.8.9 in its nf_tables variant (iptables-nft, the Debian
+// 12 default alternative); iptables-legacy works in a namespace too. The
+// nat table is only ever touched inside the test's own namespace.
+// Under CI (CI set) a missing piece fails the test; elsewhere it skips.
+//
+// Warden and the client run as the test binary itself (TestTransparentNetnsHelper,
+// guarded by WARDEN_NETNS_HELPER): `warden serve` and `warden iptables` go
+// through run(), the same code main calls, without a separate go build
+// (which would be a cold build of every dependency on a fresh CI machine).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+
+	"github.com/warden-egress/warden/bedrock/bedrocktest"
+)
+
+const (
+	netnsHelperEnv  = "WARDEN_NETNS_HELPER" // "warden" or "client"
+	netnsArgsEnv    = "WARDEN_NETNS_ARGS"   // JSON array: warden's arguments
+	netnsCAEnv      = "WARDEN_NETNS_CA"     // client: Warden's CA certificate (ca.cert_out)
+	netnsUpEnv      = "WARDEN_NETNS_UP"     // client: the address the Bedrock host name resolves to
+	netnsPortEnv    = "WARDEN_NETNS_PORT"   // client: the transparent port, dialled directly once
+	netnsResultMark = "WARDEN_NETNS_RESULT "
+
+	netnsUID         = 1337
+	netnsPort        = 15001
+	netnsAdminPort   = 9480
+	netnsWardenKey   = "AKIAWARDENNETNS00001"
+	netnsWardenSecr  = "warden-netns-secret"
+	netnsHost        = "bedrock-runtime.us-east-1.amazonaws.com"
+	netnsAllowed     = "anthropic.claude-3-5-haiku-20241022-v1:0"
+	netnsDenied      = "meta.llama3-8b-instruct-v1:0"
+	netnsOtherSNI    = "example.com"
+	netnsHelperRegex = "^TestTransparentNetnsHelper$"
+)
+
+// netnsResult is what the client inside the namespace saw.
+type netnsResult struct {
+	ConverseText   string
+	ConverseErr    string
+	StreamEvents   int
+	StreamText     string
+	StreamErr      string
+	DeniedErr      string
+	DeniedCode     string
+	OtherSNIErr    string // TLS to 10.213.X.1:443 naming a non-Bedrock host
+	OtherSNIBytes  int64
+	DirectErr      string // TLS straight to 127.0.0.1:15001, no redirect
+	DirectBytes    int64
+	PeerCertIssuer string // who signed the certificate the client accepted
+}
+
+// TestTransparentNetnsHelper is not a test: it is Warden or the client when
+// TestTransparentNetns re-executes the test binary inside the namespace.
+func TestTransparentNetnsHelper(t *testing.T) {
+	switch os.Getenv(netnsHelperEnv) {
+	case "":
+		t.Skip("helper process of TestTransparentNetns")
+	case "warden":
+		var args []string
+		if err := json.Unmarshal([]byte(os.Getenv(netnsArgsEnv)), &args); err != nil {
+			fmt.Fprintf(os.Stderr, "netns helper: %s: %v\n", netnsArgsEnv, err)
+			os.Exit(2)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, args, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	case "client":
+		res := netnsClient()
+		b, _ := json.Marshal(res)
+		fmt.Printf("\n%s%s\n", netnsResultMark, b)
+		os.Exit(0)
+	}
+}
+
+// netnsCountingConn counts the bytes the peer sent.
+type netnsCountingConn struct {
+	net.Conn
+	n int64
+}
+
+func (c *netnsCountingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// netnsClient is an application in the namespace: the real Go SDK with the
+// endpoint left at the regional host name, trusting Warden's CA. There is
+// no DNS here, so its dialer resolves that one name to the test address; it
+// dials nothing else.
+func netnsClient() netnsResult {
+	var res netnsResult
+	up := os.Getenv(netnsUpEnv)
+	pem, err := os.ReadFile(os.Getenv(netnsCAEnv))
+	if err != nil {
+		res.ConverseErr = "reading Warden's CA: " + err.Error()
+		return res
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		res.ConverseErr = "no certificate in Warden's CA file"
+		return res
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if addr != netnsHost+":443" {
+				return nil, fmt.Errorf("netns client: no address for %s", addr)
+			}
+			return dialer.DialContext(ctx, network, net.JoinHostPort(up, "443"))
+		},
+		TLSClientConfig: &tls.Config{
+			RootCAs: pool,
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if len(cs.PeerCertificates) > 0 {
+					res.PeerCertIssuer = cs.PeerCertificates[0].Issuer.CommonName
+				}
+				return nil
+			},
+		},
+		ForceAttemptHTTP2: true,
+	}
+	c := bedrockruntime.New(bedrockruntime.Options{
+		Region: "us-east-1",
+		// The app's own key, which the emulator does not accept: only
+		// Warden's re-signing gets a call through.
+		Credentials:      credentials.NewStaticCredentialsProvider("AKIAAPPNETNS00000001", "app-secret", ""),
+		RetryMaxAttempts: 1,
+		HTTPClient:       bedrocktest.BufferedClient(&http.Client{Transport: tr}),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	msg := func(s string) []types.Message {
+		return []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: s}}}}
+	}
+
+	out, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(netnsAllowed), Messages: msg("hello from the namespace")})
+	if err != nil {
+		res.ConverseErr = err.Error()
+	} else if m, ok := out.Output.(*types.ConverseOutputMemberMessage); ok {
+		for _, b := range m.Value.Content {
+			if tb, ok := b.(*types.ContentBlockMemberText); ok {
+				res.ConverseText += tb.Value
+			}
+		}
+	}
+
+	st, err := c.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{ModelId: aws.String(netnsAllowed), Messages: msg("stream please")})
+	if err != nil {
+		res.StreamErr = err.Error()
+	} else {
+		for ev := range st.GetStream().Events() {
+			res.StreamEvents++
+			if d, ok := ev.(*types.ConverseStreamOutputMemberContentBlockDelta); ok {
+				if tb, ok := d.Value.Delta.(*types.ContentBlockDeltaMemberText); ok {
+					res.StreamText += tb.Value
+				}
+			}
+		}
+		if err := st.GetStream().Err(); err != nil {
+			res.StreamErr = err.Error()
+		}
+		_ = st.GetStream().Close()
+	}
+
+	_, err = c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(netnsDenied), Messages: msg("hi")})
+	if err == nil {
+		res.DeniedErr = "<nil>"
+	} else {
+		res.DeniedErr = err.Error()
+		var ade *types.AccessDeniedException
+		if errors.As(err, &ade) {
+			res.DeniedCode = ade.ErrorCode()
+		}
+	}
+
+	// Not a Bedrock host: redirected like every 443 connection, then
+	// closed by Warden without a TLS answer (the emulator would have
+	// answered the hello with an HTTP 400).
+	res.OtherSNIErr, res.OtherSNIBytes = netnsTLSAttempt(ctx, net.JoinHostPort(up, "443"), netnsOtherSNI, pool)
+	// The transparent port dialled directly, with a hello for the Bedrock
+	// host: refused, since nothing redirected it.
+	res.DirectErr, res.DirectBytes = netnsTLSAttempt(ctx, net.JoinHostPort("127.0.0.1", os.Getenv(netnsPortEnv)), netnsHost, pool)
+	return res
+}
+
+// netnsTLSAttempt handshakes with addr naming sni and reports the error and
+// how many bytes the other side sent.
+func netnsTLSAttempt(ctx context.Context, addr, sni string, pool *x509.CertPool) (string, int64) {
+	raw, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "dial: " + err.Error(), 0
+	}
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(10 * time.Second))
+	cc := &netnsCountingConn{Conn: raw}
+	err = tls.Client(cc, &tls.Config{ServerName: sni, RootCAs: pool}).Handshake()
+	if err == nil {
+		return "<nil>", cc.n
+	}
+	return err.Error(), cc.n
+}
+
+// netnsBuffer is written by a child process's output copier while the test
+// reads it.
+type netnsBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *netnsBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *netnsBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// netnsEnvironment fails under CI and skips elsewhere.
+func netnsEnvironment(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s (CI must provide it: run as root with iptables installed; .ci/run installs iptables)", msg)
+	}
+	t.Skip(msg)
+}
+
+// netnsSbinPath makes sure iptables, ip and setpriv are found even when the
+// caller's PATH has no sbin directories.
+func netnsSbinPath() string {
+	p := os.Getenv("PATH")
+	for _, d := range []string{"/usr/local/sbin", "/usr/sbin", "/sbin"} {
+		if !strings.Contains(":"+p+":", ":"+d+":") {
+			p += ":" + d
+		}
+	}
+	return p
+}
+
+func TestTransparentNetns(t *testing.T) {
+	if os.Getenv(netnsHelperEnv) != "" {
+		t.Skip("inside a helper process")
+	}
+	if os.Geteuid() != 0 {
+		netnsEnvironment(t, "transparent netns test needs root (network namespace, veth, iptables)")
+	}
+	t.Setenv("PATH", netnsSbinPath())
+	for _, tool := range []string{"ip", "iptables", "setpriv"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			netnsEnvironment(t, "transparent netns test needs %s on PATH: %v", tool, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+
+	sh := func(name string, args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+		if err != nil {
+			return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+		return string(out), nil
+	}
+	must := func(name string, args ...string) string {
+		t.Helper()
+		out, err := sh(name, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+
+	// A namespace, a veth pair and a /24 nobody else on this host uses.
+	id := fmt.Sprintf("%d%03d", os.Getpid()%100000, rand.IntN(1000))
+	ns := "warden-tp-" + id
+	hostIf, nsIf := "wtp"+id+"h", "wtp"+id+"n"
+	if len(hostIf) > 15 {
+		hostIf, nsIf = hostIf[len(hostIf)-15:], nsIf[len(nsIf)-15:]
+	}
+	addrs := must("ip", "-o", "addr", "show")
+	x := -1
+	for i, start := 0, rand.IntN(250); i < 250; i++ {
+		if c := 1 + (start+i)%250; !strings.Contains(addrs, fmt.Sprintf(" 10.213.%d.", c)) {
+			x = c
+			break
+		}
+	}
+	if x < 0 {
+		t.Fatal("no free 10.213.X.0/24 on this host")
+	}
+	upIP, nsIP := fmt.Sprintf("10.213.%d.1", x), fmt.Sprintf("10.213.%d.2", x)
+
+	if out, err := sh("ip", "netns", "add", ns); err != nil {
+		netnsEnvironment(t, "cannot create a network namespace: %v (%s)", err, out)
+	}
+	t.Cleanup(func() {
+		// Deleting the namespace also deletes the veth end in it, and so
+		// the pair; the host end is removed explicitly in case it was never moved.
+		_ = exec.Command("ip", "link", "del", hostIf).Run()
+		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", ns, err, out)
+		}
+	})
+	nsExec := func(args ...string) []string { return append([]string{"netns", "exec", ns}, args...) }
+	must("ip", "link", "add", hostIf, "type", "veth", "peer", "name", nsIf)
+	must("ip", "link", "set", nsIf, "netns", ns)
+	must("ip", "addr", "add", upIP+"/24", "dev", hostIf)
+	must("ip", "link", "set", hostIf, "up")
+	must("ip", nsExec("ip", "addr", "add", nsIP+"/24", "dev", nsIf)...)
+	must("ip", nsExec("ip", "link", "set", nsIf, "up")...)
+	must("ip", nsExec("ip", "link", "set", "lo", "up")...)
+
+	// The Bedrock emulator on upIP:443, plain HTTP (and h2c), as Warden's upstream.
+	emu := bedrocktest.NewServer(bedrocktest.Config{Credentials: map[string]string{netnsWardenKey: netnsWardenSecr}})
+	t.Cleanup(emu.Close)
+	upLn, err := net.Listen("tcp", net.JoinHostPort(upIP, "443"))
+	if err != nil {
+		t.Fatalf("emulator listener on %s:443: %v", upIP, err)
+	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	upSrv := &http.Server{Handler: emu.Handler(), Protocols: &protos, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = upSrv.Serve(upLn) }()
+	t.Cleanup(func() { _ = upSrv.Close() })
+
+	// A directory uid 1337 can read (the binary, the config) with a
+	// subdirectory it owns (ca.cert_out).
+	dir, err := os.MkdirTemp("", "warden-netns-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "warden.test")
+	netnsCopyFile(t, self, bin, 0o755)
+	caDir := filepath.Join(dir, "ca")
+	if err := os.Mkdir(caDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(caDir, netnsUID, netnsUID); err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(caDir, "warden-ca.pem")
+	cfgFile := filepath.Join(dir, "warden.yaml")
+	cfg := fmt.Sprintf(`version: 1
+listen:
+  transparent: "127.0.0.1:%d"
+  admin: "%s:%d"
+upstream: {region: us-east-1, url: "http://%s:443", insecure: true, signing: resign}
+identity: {static: {app: chatbot, env: test}}
+apps:
+  - name: chatbot
+    allow_weak_identity: true
+    match: {tags: {app: chatbot}}
+    allow:
+      models: ["anthropic.claude-3-5-haiku-*"]
+      operations: [Converse, ConverseStream]
+ca: {cert_out: %q}
+audit: {sinks: [{stdout: {}}]}
+`, netnsPort, nsIP, netnsAdminPort, upIP, caFile)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	helperEnv := func(role string, extra ...string) []string {
+		env := append(os.Environ(), netnsHelperEnv+"="+role, "HOME="+dir,
+			"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent",
+			"AWS_EC2_METADATA_DISABLED=true", "AWS_PROFILE=", "AWS_SESSION_TOKEN=")
+		return append(env, extra...)
+	}
+	argsEnv := func(args ...string) string {
+		b, _ := json.Marshal(args)
+		return netnsArgsEnv + "=" + string(b)
+	}
+
+	// The init container: warden iptables --apply inside the namespace.
+	ipv6 := "true"
+	if out, err := sh("ip", nsExec("ip6tables", "-t", "nat", "-S")...); err != nil {
+		t.Logf("ip6tables nat unavailable in the namespace, IPv4 rules only: %v (%s)", err, out)
+		ipv6 = "false"
+	}
+	t.Logf("%s", strings.TrimSpace(must("iptables", "--version")))
+	ipt := exec.CommandContext(ctx, "ip", nsExec(bin, "-test.run="+netnsHelperRegex)...)
+	ipt.Env = helperEnv("warden", argsEnv("iptables", "--apply", "--port", strconv.Itoa(netnsPort),
+		"--uid", strconv.Itoa(netnsUID), "--gid", strconv.Itoa(netnsUID), "--ipv6="+ipv6))
+	if out, err := ipt.CombinedOutput(); err != nil {
+		if strings.Contains(string(out), "Could not fetch rule set") || strings.Contains(string(out), "Table does not exist") {
+			netnsEnvironment(t, "iptables cannot use the nat table here: %s", out)
+		}
+		t.Fatalf("warden iptables --apply in %s: %v\n%s", ns, err, out)
+	}
+	rules := must("ip", nsExec("iptables", "-t", "nat", "-S")...)
+	t.Logf("nat rules in %s:\n%s", ns, rules)
+	for _, want := range []string{
+		"-A OUTPUT -p tcp -j WARDEN_OUTPUT",
+		fmt.Sprintf("--uid-owner %d -j RETURN", netnsUID),
+		fmt.Sprintf("--gid-owner %d -j RETURN", netnsUID),
+		fmt.Sprintf("--dport 443 -j REDIRECT --to-ports %d", netnsPort),
+	} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("nat rules lack %q", want)
+		}
+	}
+
+	// The sidecar: warden serve as uid/gid 1337 inside the namespace.
+	var wardenOut, wardenErr netnsBuffer
+	warden := exec.Command("ip", nsExec("setpriv", fmt.Sprintf("--reuid=%d", netnsUID), fmt.Sprintf("--regid=%d", netnsUID),
+		"--clear-groups", bin, "-test.run="+netnsHelperRegex)...)
+	warden.Env = helperEnv("warden", argsEnv("serve", "--config", cfgFile, "--watch-interval", "0"),
+		"AWS_ACCESS_KEY_ID="+netnsWardenKey, "AWS_SECRET_ACCESS_KEY="+netnsWardenSecr, "AWS_REGION=us-east-1")
+	warden.Stdout, warden.Stderr = &wardenOut, &wardenErr
+	if err := warden.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = warden.Wait(); close(exited) }()
+	stopWarden := func() {
+		// ip netns exec and setpriv exec in place: the pid is Warden's.
+		_ = warden.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = warden.Process.Kill()
+			<-exited
+			t.Errorf("warden serve did not stop on SIGTERM; killed")
+		}
+	}
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			stopWarden()
+		}
+		if t.Failed() {
+			t.Logf("warden stderr:\n%s", wardenErr.String())
+			t.Logf("warden stdout:\n%s", wardenOut.String())
+		}
+	})
+
+	admin := fmt.Sprintf("http://%s:%d", nsIP, netnsAdminPort)
+	httpc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	get := func(path string) (int, string, error) {
+		resp, err := httpc.Get(admin + path)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
+	}
+	for ready := false; !ready; {
+		select {
+		case <-exited:
+			t.Fatalf("warden serve exited before it was ready:\n%s", wardenErr.String())
+		case <-ctx.Done():
+			t.Fatalf("warden serve not ready: %v", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+		code, _, err := get("/readyz")
+		ready = err == nil && code == http.StatusOK
+	}
+	if st, err := os.Stat(caFile); err != nil {
+		t.Fatalf("ca.cert_out: %v", err)
+	} else if st.Mode().Perm()&0o004 == 0 {
+		t.Errorf("ca.cert_out is %v; apps running as other users must be able to read it", st.Mode().Perm())
+	}
+
+	// The application.
+	client := exec.CommandContext(ctx, "ip", nsExec(bin, "-test.run="+netnsHelperRegex)...)
+	client.Env = helperEnv("client", netnsCAEnv+"="+caFile, netnsUpEnv+"="+upIP, netnsPortEnv+"="+strconv.Itoa(netnsPort))
+	var clientErr bytes.Buffer
+	client.Stderr = &clientErr
+	out, err := client.Output()
+	if err != nil {
+		t.Fatalf("client in %s: %v\nstdout:\n%s\nstderr:\n%s", ns, err, out, clientErr.String())
+	}
+	var res netnsResult
+	found := false
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, netnsResultMark); ok {
+			if err := json.Unmarshal([]byte(rest), &res); err != nil {
+				t.Fatalf("client result %q: %v", rest, err)
+			}
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("client printed no result:\n%s\n%s", out, clientErr.String())
+	}
+	t.Logf("client: %+v", res)
+
+	if res.ConverseErr != "" || res.ConverseText == "" {
+		t.Errorf("Converse through the redirect: text %q, error %s", res.ConverseText, res.ConverseErr)
+	}
+	if res.PeerCertIssuer == "" {
+		t.Error("the client recorded no server certificate")
+	}
+	if res.StreamErr != "" || res.StreamEvents == 0 || res.StreamText == "" {
+		t.Errorf("ConverseStream through the redirect: %d events, text %q, error %s", res.StreamEvents, res.StreamText, res.StreamErr)
+	}
+	if res.DeniedCode != "AccessDeniedException" {
+		t.Errorf("denied model: %s, want AccessDeniedException", res.DeniedErr)
+	}
+	for _, a := range []struct {
+		what, err string
+		n         int64
+	}{{"non-Bedrock SNI on 443", res.OtherSNIErr, res.OtherSNIBytes}, {"direct connection to the transparent port", res.DirectErr, res.DirectBytes}} {
+		if a.err == "<nil>" || strings.HasPrefix(a.err, "dial: ") || a.n != 0 {
+			t.Errorf("%s: error %q after %d bytes from the server; want the connection closed without an answer", a.what, a.err, a.n)
+		}
+	}
+
+	// Warden's own upstream connections reached the emulator, signed with
+	// Warden's key; a looped-back one would have been refused by the
+	// transparent listener instead.
+	var upstreamOps []string
+	for _, c := range emu.Calls() {
+		upstreamOps = append(upstreamOps, c.Op)
+		if !c.SignatureOK || c.AccessKeyID != netnsWardenKey {
+			t.Errorf("upstream %s: key %s, signature ok %v (%s); want Warden's key, verified", c.Op, c.AccessKeyID, c.SignatureOK, c.AuthError)
+		}
+		if c.ModelID != netnsAllowed {
+			t.Errorf("upstream %s for model %q: only %s is allowed", c.Op, c.ModelID, netnsAllowed)
+		}
+	}
+	if strings.Join(upstreamOps, ",") != "Converse,ConverseStream" {
+		t.Errorf("the emulator received %v, want [Converse ConverseStream]", upstreamOps)
+	}
+
+	// The connection counts: at least one intercepted connection, and
+	// exactly two refused (the other SNI and the direct dial) — a
+	// looped-back upstream connection would be a third.
+	_, metrics, err := get("/metrics")
+	if err != nil {
+		t.Fatalf("/metrics: %v", err)
+	}
+	metric := func(action string) float64 {
+		re := regexp.MustCompile(`(?m)^warden_intercept_connections_total\{action="` + action + `",mode="transparent"\} (\S+)$`)
+		m := re.FindStringSubmatch(metrics)
+		if m == nil {
+			return 0
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		return v
+	}
+	if n := metric("intercept"); n < 1 {
+		t.Errorf("transparent intercept count = %v, want >= 1", n)
+	}
+	if n := metric("refuse"); n != 2 {
+		t.Errorf("transparent refuse count = %v, want 2 (non-Bedrock SNI, direct dial)", n)
+	}
+	if n := metric("tunnel"); n != 0 {
+		t.Errorf("transparent tunnel count = %v, want 0", n)
+	}
+
+	// Stop Warden so the buffered audit sink flushes, then read its records.
+	stopWarden()
+	logs := wardenErr.String()
+	for _, want := range []string{
+		`transparent connection refused: not a Bedrock runtime host this Warden intercepts`,
+		`"sni":"` + netnsOtherSNI + `"`,
+		`transparent connection refused: not a redirected connection`,
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("warden's log lacks %q", want)
+		}
+	}
+	type record struct {
+		RequestID      string            `json:"request_id"`
+		Client         string            `json:"client"`
+		IdentitySource string            `json:"identity_source"`
+		Tags           map[string]string `json:"tags"`
+		App            string            `json:"app"`
+		Operation      string            `json:"operation"`
+		Model          string            `json:"model"`
+		Decision       string            `json:"decision"`
+		Status         int               `json:"status"`
+	}
+	var recs []record
+	sc := bufio.NewScanner(strings.NewReader(wardenOut.String()))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var r record
+		if json.Unmarshal(sc.Bytes(), &r) == nil && r.RequestID != "" {
+			recs = append(recs, r)
+		}
+	}
+	want := []struct {
+		op, model, decision string
+		status              int
+	}{
+		{"Converse", netnsAllowed, "allow", 200},
+		{"ConverseStream", netnsAllowed, "allow", 200},
+		{"Converse", netnsDenied, "deny", 403},
+	}
+	if len(recs) != len(want) {
+		t.Fatalf("%d audit records, want %d:\n%s", len(recs), len(want), wardenOut.String())
+	}
+	for i, w := range want {
+		r := recs[i]
+		if r.Operation != w.op || r.Model != w.model || r.Decision != w.decision || r.Status != w.status || r.App != "chatbot" {
+			t.Errorf("audit record %d = %+v, want app chatbot, %s %s %s %d", i, r, w.op, w.model, w.decision, w.status)
+		}
+		// The redirect keeps the client's own source address: the
+		// connection came from the namespace's interface, not loopback,
+		// and the static identity was granted because it was redirected.
+		if host, _, _ := net.SplitHostPort(r.Client); host != nsIP {
+			t.Errorf("audit record %d: client %q, want %s:PORT (the redirected connection's source)", i, r.Client, nsIP)
+		}
+		if r.IdentitySource != "static" || r.Tags["app"] != "chatbot" {
+			t.Errorf("audit record %d: identity %s %v, want static app=chatbot", i, r.IdentitySource, r.Tags)
+		}
+	}
+}
+
+func netnsCopyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		_ = out.Close()
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
