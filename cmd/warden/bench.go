@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -82,9 +83,9 @@ var benchModeTitle = map[string]string{
 }
 
 type benchOptions struct {
-	runs, requests, concurrency, requests32, promptBytes, streamRequests, warmup int
-	json, strict                                                                 bool
-	cpuProfile                                                                   string
+	runs, requests, concurrency, requests32, promptBytes, streamRequests, warmup, blocks int
+	json, strict                                                                         bool
+	cpuProfile                                                                           string
 }
 
 // benchSample is one run's measurements for one mode.
@@ -118,13 +119,20 @@ type benchReport struct {
 	StreamRequests int                         `json:"stream_requests"`
 	Modes          map[string]*benchModeResult `json:"modes"`
 	// Added latency over direct, from the medians.
-	BareAddedP50us    float64       `json:"bare_added_p50_us"`
-	WardenAddedP50us  float64       `json:"warden_added_p50_us"`
-	AddedRatio        *float64      `json:"warden_over_bare_added_p50,omitempty"`
-	ThroughputRatio   float64       `json:"warden_over_bare_throughput"`
-	BareAddedTTFEus   float64       `json:"bare_added_ttfe_us"`
-	WardenAddedTTFEus float64       `json:"warden_added_ttfe_us"`
-	Targets           []benchTarget `json:"targets"`
+	BareAddedP50us   float64  `json:"bare_added_p50_us"`
+	WardenAddedP50us float64  `json:"warden_added_p50_us"`
+	AddedRatio       *float64 `json:"warden_over_bare_added_p50,omitempty"`
+	ThroughputRatio  float64  `json:"warden_over_bare_throughput"`
+	// The same ratios taken within each run (the modes of a run share its
+	// conditions), and their medians across runs.
+	RunAddedRatios           []*float64    `json:"per_run_warden_over_bare_added_p50"`
+	RunThroughputRatios      []float64     `json:"per_run_warden_over_bare_throughput"`
+	MedianRunAddedRatio      *float64      `json:"median_per_run_warden_over_bare_added_p50,omitempty"`
+	MedianRunThroughputRatio float64       `json:"median_per_run_warden_over_bare_throughput"`
+	Blocks                   int           `json:"blocks"`
+	BareAddedTTFEus          float64       `json:"bare_added_ttfe_us"`
+	WardenAddedTTFEus        float64       `json:"warden_added_ttfe_us"`
+	Targets                  []benchTarget `json:"targets"`
 }
 
 // cmdBench measures the same SDK calls three ways — straight at a local
@@ -141,6 +149,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.promptBytes, "prompt-bytes", 4096, "size of the prompt text")
 	fs.IntVar(&o.streamRequests, "stream-requests", 500, "ConverseStream calls per run per mode (time to first event)")
 	fs.IntVar(&o.warmup, "warmup", 200, "warm-up Converse calls per mode before measuring")
+	fs.IntVar(&o.blocks, "blocks", 10, "interleave the modes within each phase of a run in this many blocks (1: each mode's phase in one piece)")
 	fs.BoolVar(&o.json, "json", false, "print machine-readable JSON instead of tables")
 	fs.BoolVar(&o.strict, "strict", false, "exit non-zero when a target is missed")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured runs (whole process) to this file")
@@ -150,8 +159,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if o.runs < 1 || o.requests < 1 || o.concurrency < 1 || o.requests32 < 1 || o.streamRequests < 1 || o.promptBytes < 1 || o.warmup < 0 {
-		return errors.New("--runs, --requests, --concurrency, --requests32, --stream-requests and --prompt-bytes must be positive")
+	if o.runs < 1 || o.requests < 1 || o.concurrency < 1 || o.requests32 < 1 || o.streamRequests < 1 || o.promptBytes < 1 || o.warmup < 0 || o.blocks < 1 {
+		return errors.New("--runs, --requests, --concurrency, --requests32, --stream-requests, --prompt-bytes and --blocks must be positive")
 	}
 
 	env, err := newBenchEnv(ctx, &o)
@@ -182,10 +191,15 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	samples := make(map[string][]benchSample, len(benchModes))
-	lat := make([]time.Duration, max(o.requests, o.streamRequests))
+	lat := make(map[string][]time.Duration, len(benchModes))
+	for _, m := range benchModes {
+		lat[m] = make([]time.Duration, max(o.requests, o.streamRequests))
+	}
 	for run := 0; run < o.runs; run++ {
-		// Rotate the mode order per run so drift (thermal, GC, page cache)
-		// does not always favour the same mode.
+		// Rotate the mode order per run (and per block within a run) so
+		// drift (thermal, GC, page cache, neighbours) does not always favour
+		// the same mode; interleaving the modes in blocks within each phase
+		// lets every mode see the same conditions.
 		order := make([]string, len(benchModes))
 		for i := range benchModes {
 			order[i] = benchModes[(i+run)%len(benchModes)]
@@ -195,26 +209,33 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			cur[m] = &benchSample{}
 		}
 		env.emu.Reset()
+		if err := env.interleave(run, o.requests, func(m string, from, to int) error {
+			return env.converseC1(ctx, m, lat[m][from:to])
+		}); err != nil {
+			return err
+		}
 		for _, m := range order {
-			l := lat[:o.requests]
-			if err := env.converseC1(ctx, m, l); err != nil {
-				return err
-			}
+			l := lat[m][:o.requests]
 			cur[m].P50us, cur[m].P99us = percentileUS(l, 0.50), percentileUS(l, 0.99)
 		}
-		for _, m := range order {
-			tp, err := env.converseConcurrent(ctx, m)
-			if err != nil {
-				return err
-			}
-			cur[m].Throughput = tp
+		elapsed := make(map[string]time.Duration, len(benchModes))
+		if err := env.interleave(run, o.requests32, func(m string, from, to int) error {
+			d, err := env.converseConcurrent(ctx, m, to-from)
+			elapsed[m] += d
+			return err
+		}); err != nil {
+			return err
 		}
 		for _, m := range order {
-			l := lat[:o.streamRequests]
-			if err := env.streamTTFE(ctx, m, l); err != nil {
-				return err
-			}
-			cur[m].TTFEp50us = percentileUS(l, 0.50)
+			cur[m].Throughput = float64(o.requests32) / elapsed[m].Seconds()
+		}
+		if err := env.interleave(run, o.streamRequests, func(m string, from, to int) error {
+			return env.streamTTFE(ctx, m, lat[m][from:to])
+		}); err != nil {
+			return err
+		}
+		for _, m := range order {
+			cur[m].TTFEp50us = percentileUS(lat[m][:o.streamRequests], 0.50)
 		}
 		for _, m := range benchModes {
 			samples[m] = append(samples[m], *cur[m])
@@ -506,8 +527,27 @@ func (e *benchEnv) warm(ctx context.Context, m string) error {
 	return nil
 }
 
+// interleave splits n calls per mode into e.o.blocks blocks and runs them
+// mode after mode, block after block: f(m, from, to) makes calls from..to
+// of mode m. The mode order rotates with the run and the block. Every block
+// starts from a fresh GC (untimed), as every mode's phase did before blocks
+// existed, so each mode's own garbage is collected in its own blocks.
+func (e *benchEnv) interleave(run, n int, f func(m string, from, to int) error) error {
+	blocks := min(e.o.blocks, n)
+	for k := 0; k < blocks; k++ {
+		from, to := n*k/blocks, n*(k+1)/blocks
+		for i := range benchModes {
+			m := benchModes[(i+run+k)%len(benchModes)]
+			runtime.GC()
+			if err := f(m, from, to); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func (e *benchEnv) converseC1(ctx context.Context, m string, lat []time.Duration) error {
-	runtime.GC()
 	for i := range lat {
 		start := time.Now()
 		if err := e.callConverse(ctx, m); err != nil {
@@ -519,7 +559,6 @@ func (e *benchEnv) converseC1(ctx context.Context, m string, lat []time.Duration
 }
 
 func (e *benchEnv) streamTTFE(ctx context.Context, m string, lat []time.Duration) error {
-	runtime.GC()
 	for i := range lat {
 		d, err := e.callStream(ctx, m)
 		if err != nil {
@@ -530,13 +569,10 @@ func (e *benchEnv) streamTTFE(ctx context.Context, m string, lat []time.Duration
 	return nil
 }
 
-func (e *benchEnv) converseConcurrent(ctx context.Context, m string) (float64, error) {
-	runtime.GC()
-	elapsed, err := e.runConcurrent(ctx, m, e.o.requests32)
-	if err != nil {
-		return 0, err
-	}
-	return float64(e.o.requests32) / elapsed.Seconds(), nil
+// converseConcurrent makes n calls at e.o.concurrency and returns the wall
+// time they took.
+func (e *benchEnv) converseConcurrent(ctx context.Context, m string, n int) (time.Duration, error) {
+	return e.runConcurrent(ctx, m, n)
 }
 
 // runConcurrent makes n Converse calls from e.o.concurrency workers and
@@ -600,7 +636,7 @@ func buildBenchReport(o *benchOptions, samples map[string][]benchSample) *benchR
 	rep := &benchReport{
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		Runs: o.runs, Requests: o.requests, Concurrency: o.concurrency, Requests32: o.requests32,
-		PromptBytes: o.promptBytes, StreamRequests: o.streamRequests,
+		PromptBytes: o.promptBytes, StreamRequests: o.streamRequests, Blocks: o.blocks,
 		Modes: make(map[string]*benchModeResult, len(benchModes)),
 	}
 	for _, m := range benchModes {
@@ -632,22 +668,57 @@ func buildBenchReport(o *benchOptions, samples map[string][]benchSample) *benchR
 	rep.BareAddedTTFEus = b.TTFEp50us - d.TTFEp50us
 	rep.WardenAddedTTFEus = w.TTFEp50us - d.TTFEp50us
 
+	// Per-run ratios. A run whose bare proxy added nothing has no added
+	// ratio, and counts against Warden in the median (as +Inf) unless Warden
+	// added nothing either.
+	var added []float64
+	for i := range samples[modeDirect] {
+		rd, rb, rw := samples[modeDirect][i], samples[modeBare][i], samples[modeWarden][i]
+		var r *float64
+		if ba := rb.P50us - rd.P50us; ba > 0 {
+			v := (rw.P50us - rd.P50us) / ba
+			r = &v
+			added = append(added, v)
+		} else if rw.P50us-rd.P50us > 0 {
+			added = append(added, math.Inf(1))
+		} else {
+			added = append(added, 0)
+		}
+		rep.RunAddedRatios = append(rep.RunAddedRatios, r)
+		tr := 0.0
+		if rb.Throughput > 0 {
+			tr = rw.Throughput / rb.Throughput
+		}
+		rep.RunThroughputRatios = append(rep.RunThroughputRatios, tr)
+	}
+	if m := median(added); len(added) > 0 && !math.IsInf(m, 0) {
+		rep.MedianRunAddedRatio = &m
+	}
+	rep.MedianRunThroughputRatio = median(rep.RunThroughputRatios)
+
 	ratio := "n/a (bare proxy added ≤ 0 µs)"
 	if rep.AddedRatio != nil {
 		ratio = fmt.Sprintf("%.2f×", *rep.AddedRatio)
 	}
+	runRatio := "n/a"
+	if rep.MedianRunAddedRatio != nil {
+		runRatio = fmt.Sprintf("%.2f×", *rep.MedianRunAddedRatio)
+	}
+	// A target passes only if both estimates agree: the ratio of the
+	// medians and the median of the per-run ratios.
 	rep.Targets = []benchTarget{
 		{
 			Name: "(a) Warden added p50 at c=1 ≤ bare proxy added p50",
-			Pass: rep.WardenAddedP50us <= rep.BareAddedP50us,
-			Detail: fmt.Sprintf("Warden +%.1f µs vs bare +%.1f µs (ratio %s)",
-				rep.WardenAddedP50us, rep.BareAddedP50us, ratio),
+			Pass: rep.WardenAddedP50us <= rep.BareAddedP50us &&
+				(rep.MedianRunAddedRatio != nil && *rep.MedianRunAddedRatio <= 1 || rep.MedianRunAddedRatio == nil && rep.WardenAddedP50us <= 0),
+			Detail: fmt.Sprintf("Warden +%.1f µs vs bare +%.1f µs (ratio %s; median of per-run ratios %s)",
+				rep.WardenAddedP50us, rep.BareAddedP50us, ratio, runRatio),
 		},
 		{
 			Name: fmt.Sprintf("(b) Warden throughput at c=%d ≥ bare proxy throughput", o.concurrency),
-			Pass: w.Throughput >= b.Throughput,
-			Detail: fmt.Sprintf("Warden %.0f calls/s vs bare %.0f calls/s (ratio %.2f×)",
-				w.Throughput, b.Throughput, rep.ThroughputRatio),
+			Pass: w.Throughput >= b.Throughput && rep.MedianRunThroughputRatio >= 1,
+			Detail: fmt.Sprintf("Warden %.0f calls/s vs bare %.0f calls/s (ratio %.2f×; median of per-run ratios %.2f×)",
+				w.Throughput, b.Throughput, rep.ThroughputRatio, rep.MedianRunThroughputRatio),
 		},
 	}
 	return rep
@@ -657,8 +728,9 @@ func printBenchReport(out io.Writer, o *benchOptions, rep *benchReport) {
 	fmt.Fprintf(out, "## Warden bench\n\n")
 	fmt.Fprintf(out, "%s, GOMAXPROCS=%d (%d CPUs), client + proxy + emulator in one process; real aws-sdk-go-v2 bedrockruntime client, RetryMaxAttempts 1.\n",
 		rep.GoVersion, rep.GOMAXPROCS, rep.NumCPU)
-	fmt.Fprintf(out, "Median of %d runs; per run and mode: %d Converse calls at c=1, %d at c=%d, %d ConverseStream calls at c=1; prompt %d bytes. Warden audits to a file.\n\n",
+	fmt.Fprintf(out, "Median of %d runs; per run and mode: %d Converse calls at c=1, %d at c=%d, %d ConverseStream calls at c=1; prompt %d bytes. Warden audits to a file.\n",
 		o.runs, o.requests, o.requests32, o.concurrency, o.streamRequests, o.promptBytes)
+	fmt.Fprintf(out, "Within each phase of a run the modes take turns in %d blocks (order rotating, a GC before each block).\n\n", o.blocks)
 
 	d, b, w := rep.Modes[modeDirect].Median, rep.Modes[modeBare].Median, rep.Modes[modeWarden].Median
 	fmt.Fprintf(out, "| metric | %s | %s | %s |\n", benchModeTitle[modeDirect], benchModeTitle[modeBare], benchModeTitle[modeWarden])
@@ -677,7 +749,12 @@ func printBenchReport(out io.Writer, o *benchOptions, rep *benchReport) {
 	}
 	fmt.Fprintf(out, "- Warden added p50 / bare added p50: %s\n", ratio)
 	fmt.Fprintf(out, "- Warden / bare throughput at c=%d: %.2f\n", o.concurrency, rep.ThroughputRatio)
-	fmt.Fprintf(out, "- TTFE added: bare %+.1f µs, Warden %+.1f µs\n\n", rep.BareAddedTTFEus, rep.WardenAddedTTFEus)
+	fmt.Fprintf(out, "- TTFE added: bare %+.1f µs, Warden %+.1f µs\n", rep.BareAddedTTFEus, rep.WardenAddedTTFEus)
+	runRatio := "n/a"
+	if rep.MedianRunAddedRatio != nil {
+		runRatio = fmt.Sprintf("%.2f", *rep.MedianRunAddedRatio)
+	}
+	fmt.Fprintf(out, "- median of per-run ratios: added p50 %s, throughput %.2f\n\n", runRatio, rep.MedianRunThroughputRatio)
 
 	fmt.Fprintf(out, "Per run (p50 µs / calls/s / TTFE p50 µs):\n\n")
 	fmt.Fprintf(out, "| run | direct | bare | warden |\n|---:|---|---|---|\n")
@@ -689,6 +766,18 @@ func printBenchReport(out io.Writer, o *benchOptions, rep *benchReport) {
 		}
 		fmt.Fprintln(out, " |")
 	}
+	fmt.Fprintf(out, "\nPer run, Warden / bare (added p50 / throughput):")
+	for i := range rep.RunThroughputRatios {
+		r := "n/a"
+		if rep.RunAddedRatios[i] != nil {
+			r = fmt.Sprintf("%.2f", *rep.RunAddedRatios[i])
+		}
+		fmt.Fprintf(out, " %s / %.2f", r, rep.RunThroughputRatios[i])
+		if i < len(rep.RunThroughputRatios)-1 {
+			fmt.Fprint(out, ";")
+		}
+	}
+	fmt.Fprintln(out)
 	fmt.Fprintln(out)
 	for _, t := range rep.Targets {
 		verdict := "PASS"

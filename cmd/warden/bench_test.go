@@ -61,12 +61,18 @@ func TestBenchJSON(t *testing.T) {
 	if len(rep.Targets) != 2 {
 		t.Errorf("want 2 targets, got %+v", rep.Targets)
 	}
+	if len(rep.RunAddedRatios) != 1 || len(rep.RunThroughputRatios) != 1 || rep.Blocks != 10 {
+		t.Errorf("per-run ratios or blocks missing: %+v %+v %d", rep.RunAddedRatios, rep.RunThroughputRatios, rep.Blocks)
+	}
 }
 
 func TestBenchFlags(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if err := cmdBench(context.Background(), []string{"--runs", "0"}, &stdout, &stderr); err == nil {
 		t.Error("--runs 0 accepted")
+	}
+	if err := cmdBench(context.Background(), []string{"--blocks", "0"}, &stdout, &stderr); err == nil {
+		t.Error("--blocks 0 accepted")
 	}
 	if err := cmdBench(context.Background(), []string{"extra"}, &stdout, &stderr); err == nil {
 		t.Error("stray argument accepted")
