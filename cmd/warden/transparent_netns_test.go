@@ -73,6 +73,8 @@ const (
 	netnsCAEnv      = "WARDEN_NETNS_CA"     // client: Warden's CA certificate (ca.cert_out)
 	netnsUpEnv      = "WARDEN_NETNS_UP"     // client: the address the Bedrock host name resolves to
 	netnsPortEnv    = "WARDEN_NETNS_PORT"   // client: the transparent port, dialled directly once
+	netnsCA6Env     = "WARDEN_NETNS_CA6"    // client: the IPv6 Warden's CA certificate
+	netnsUp6Env     = "WARDEN_NETNS_UP6"    // client: the IPv6 address the Bedrock host name resolves to
 	netnsResultMark = "WARDEN_NETNS_RESULT "
 
 	netnsUID         = 1337
@@ -101,6 +103,8 @@ type netnsResult struct {
 	DirectErr      string // TLS straight to 127.0.0.1:15001, no redirect
 	DirectBytes    int64
 	PeerCertIssuer string // who signed the certificate the client accepted
+	Converse6Text  string // the same Converse over IPv6, through the second Warden
+	Converse6Err   string
 }
 
 // TestTransparentNetnsHelper is not a test: it is Warden or the client when
@@ -146,43 +150,12 @@ func (c *netnsCountingConn) Read(p []byte) (int, error) {
 func netnsClient() netnsResult {
 	var res netnsResult
 	up := os.Getenv(netnsUpEnv)
-	pem, err := os.ReadFile(os.Getenv(netnsCAEnv))
+	pool, err := netnsPool(os.Getenv(netnsCAEnv))
 	if err != nil {
-		res.ConverseErr = "reading Warden's CA: " + err.Error()
+		res.ConverseErr = err.Error()
 		return res
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		res.ConverseErr = "no certificate in Warden's CA file"
-		return res
-	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if addr != netnsHost+":443" {
-				return nil, fmt.Errorf("netns client: no address for %s", addr)
-			}
-			return dialer.DialContext(ctx, network, net.JoinHostPort(up, "443"))
-		},
-		TLSClientConfig: &tls.Config{
-			RootCAs: pool,
-			VerifyConnection: func(cs tls.ConnectionState) error {
-				if len(cs.PeerCertificates) > 0 {
-					res.PeerCertIssuer = cs.PeerCertificates[0].Issuer.CommonName
-				}
-				return nil
-			},
-		},
-		ForceAttemptHTTP2: true,
-	}
-	c := bedrockruntime.New(bedrockruntime.Options{
-		Region: "us-east-1",
-		// The app's own key, which the emulator does not accept: only
-		// Warden's re-signing gets a call through.
-		Credentials:      credentials.NewStaticCredentialsProvider("AKIAAPPNETNS00000001", "app-secret", ""),
-		RetryMaxAttempts: 1,
-		HTTPClient:       bedrocktest.BufferedClient(&http.Client{Transport: tr}),
-	})
+	c := netnsSDKClient(up, pool, &res.PeerCertIssuer)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	msg := func(s string) []types.Message {
@@ -236,7 +209,72 @@ func netnsClient() netnsResult {
 	// The transparent port dialled directly, with a hello for the Bedrock
 	// host: refused, since nothing redirected it.
 	res.DirectErr, res.DirectBytes = netnsTLSAttempt(ctx, net.JoinHostPort("127.0.0.1", os.Getenv(netnsPortEnv)), netnsHost, pool)
+
+	// IPv6: the host name resolved to an IPv6 address, redirected to
+	// [::1], served by the second Warden (only its CA is trusted here).
+	if up6 := os.Getenv(netnsUp6Env); up6 != "" {
+		pool6, err := netnsPool(os.Getenv(netnsCA6Env))
+		if err != nil {
+			res.Converse6Err = err.Error()
+			return res
+		}
+		var issuer string
+		out, err := netnsSDKClient(up6, pool6, &issuer).Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(netnsAllowed), Messages: msg("hello over IPv6")})
+		if err != nil {
+			res.Converse6Err = err.Error()
+		} else if m, ok := out.Output.(*types.ConverseOutputMemberMessage); ok {
+			for _, b := range m.Value.Content {
+				if tb, ok := b.(*types.ContentBlockMemberText); ok {
+					res.Converse6Text += tb.Value
+				}
+			}
+		}
+	}
 	return res
+}
+
+func netnsPool(caFile string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading Warden's CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificate in Warden's CA file %s", caFile)
+	}
+	return pool, nil
+}
+
+// netnsSDKClient is the Go SDK with the endpoint at the regional host name,
+// which its dialer resolves to up; issuer gets the server certificate's issuer.
+func netnsSDKClient(up string, pool *x509.CertPool, issuer *string) *bedrockruntime.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if addr != netnsHost+":443" {
+				return nil, fmt.Errorf("netns client: no address for %s", addr)
+			}
+			return dialer.DialContext(ctx, network, net.JoinHostPort(up, "443"))
+		},
+		TLSClientConfig: &tls.Config{
+			RootCAs: pool,
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if len(cs.PeerCertificates) > 0 {
+					*issuer = cs.PeerCertificates[0].Issuer.CommonName
+				}
+				return nil
+			},
+		},
+		ForceAttemptHTTP2: true,
+	}
+	return bedrockruntime.New(bedrockruntime.Options{
+		Region: "us-east-1",
+		// The app's own key, which the emulator does not accept: only
+		// Warden's re-signing gets a call through.
+		Credentials:      credentials.NewStaticCredentialsProvider("AKIAAPPNETNS00000001", "app-secret", ""),
+		RetryMaxAttempts: 1,
+		HTTPClient:       bedrocktest.BufferedClient(&http.Client{Transport: tr}),
+	})
 }
 
 // netnsTLSAttempt handshakes with addr naming sni and reports the error and
@@ -368,6 +406,28 @@ func TestTransparentNetns(t *testing.T) {
 	must("ip", nsExec("ip", "addr", "add", nsIP+"/24", "dev", nsIf)...)
 	must("ip", nsExec("ip", "link", "set", nsIf, "up")...)
 	must("ip", nsExec("ip", "link", "set", "lo", "up")...)
+	// IPv6 is optional: without it only the IPv4 half runs.
+	v6 := true
+	upIP6, nsIP6 := fmt.Sprintf("fd00:213:%x::1", x), fmt.Sprintf("fd00:213:%x::2", x)
+	for _, args := range [][]string{
+		{"ip", "-6", "addr", "add", upIP6 + "/64", "dev", hostIf, "nodad"},
+		nsExec("ip", "-6", "addr", "add", nsIP6+"/64", "dev", nsIf, "nodad"),
+	} {
+		if args[0] != "ip" {
+			args = append([]string{"ip"}, args...)
+		}
+		if out, err := sh(args[0], args[1:]...); err != nil {
+			t.Logf("no IPv6 here, IPv4 only: %v (%s)", err, out)
+			v6 = false
+			break
+		}
+	}
+	if v6 {
+		if out, _ := sh("ip", nsExec("ip", "-6", "addr", "show", "dev", "lo")...); !strings.Contains(out, "::1/128") {
+			t.Logf("no ::1 in the namespace, IPv4 only: %s", out)
+			v6 = false
+		}
+	}
 
 	// The Bedrock emulator on upIP:443, plain HTTP (and h2c), as Warden's upstream.
 	emu := bedrocktest.NewServer(bedrocktest.Config{Credentials: map[string]string{netnsWardenKey: netnsWardenSecr}})
@@ -406,27 +466,6 @@ func TestTransparentNetns(t *testing.T) {
 	if err := os.Chown(caDir, netnsUID, netnsUID); err != nil {
 		t.Fatal(err)
 	}
-	caFile := filepath.Join(caDir, "warden-ca.pem")
-	cfgFile := filepath.Join(dir, "warden.yaml")
-	cfg := fmt.Sprintf(`version: 1
-listen:
-  transparent: "127.0.0.1:%d"
-  admin: "%s:%d"
-upstream: {region: us-east-1, url: "http://%s:443", insecure: true, signing: resign}
-identity: {static: {app: chatbot, env: test}}
-apps:
-  - name: chatbot
-    allow_weak_identity: true
-    match: {tags: {app: chatbot}}
-    allow:
-      models: ["anthropic.claude-3-5-haiku-*"]
-      operations: [Converse, ConverseStream]
-ca: {cert_out: %q}
-audit: {sinks: [{stdout: {}}]}
-`, netnsPort, nsIP, netnsAdminPort, upIP, caFile)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	helperEnv := func(role string, extra ...string) []string {
 		env := append(os.Environ(), netnsHelperEnv+"="+role, "HOME="+dir,
 			"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent",
@@ -439,100 +478,135 @@ audit: {sinks: [{stdout: {}}]}
 	}
 
 	// The init container: warden iptables --apply inside the namespace.
-	ipv6 := "true"
-	if out, err := sh("ip", nsExec("ip6tables", "-t", "nat", "-S")...); err != nil {
-		t.Logf("ip6tables nat unavailable in the namespace, IPv4 rules only: %v (%s)", err, out)
-		ipv6 = "false"
+	if v6 {
+		if out, err := sh("ip", nsExec("ip6tables", "-t", "nat", "-S")...); err != nil {
+			t.Logf("ip6tables nat unavailable in the namespace, IPv4 only: %v (%s)", err, out)
+			v6 = false
+		}
 	}
 	t.Logf("%s", strings.TrimSpace(must("iptables", "--version")))
 	ipt := exec.CommandContext(ctx, "ip", nsExec(bin, "-test.run="+netnsHelperRegex)...)
 	ipt.Env = helperEnv("warden", argsEnv("iptables", "--apply", "--port", strconv.Itoa(netnsPort),
-		"--uid", strconv.Itoa(netnsUID), "--gid", strconv.Itoa(netnsUID), "--ipv6="+ipv6))
+		"--uid", strconv.Itoa(netnsUID), "--gid", strconv.Itoa(netnsUID), "--ipv6="+strconv.FormatBool(v6)))
 	if out, err := ipt.CombinedOutput(); err != nil {
 		if strings.Contains(string(out), "Could not fetch rule set") || strings.Contains(string(out), "Table does not exist") {
 			netnsEnvironment(t, "iptables cannot use the nat table here: %s", out)
 		}
 		t.Fatalf("warden iptables --apply in %s: %v\n%s", ns, err, out)
 	}
-	rules := must("ip", nsExec("iptables", "-t", "nat", "-S")...)
-	t.Logf("nat rules in %s:\n%s", ns, rules)
-	for _, want := range []string{
-		"-A OUTPUT -p tcp -j WARDEN_OUTPUT",
-		fmt.Sprintf("--uid-owner %d -j RETURN", netnsUID),
-		fmt.Sprintf("--gid-owner %d -j RETURN", netnsUID),
-		fmt.Sprintf("--dport 443 -j REDIRECT --to-ports %d", netnsPort),
-	} {
-		if !strings.Contains(rules, want) {
-			t.Errorf("nat rules lack %q", want)
+	rulesFor := func(tool string) string {
+		rules := must("ip", nsExec(tool, "-t", "nat", "-S")...)
+		t.Logf("%s nat rules in %s:\n%s", tool, ns, rules)
+		for _, want := range []string{
+			"-A OUTPUT -p tcp -j WARDEN_OUTPUT",
+			fmt.Sprintf("--uid-owner %d -j RETURN", netnsUID),
+			fmt.Sprintf("--gid-owner %d -j RETURN", netnsUID),
+			fmt.Sprintf("--dport 443 -j REDIRECT --to-ports %d", netnsPort),
+		} {
+			if !strings.Contains(rules, want) {
+				t.Errorf("%s nat rules lack %q", tool, want)
+			}
 		}
+		return rules
+	}
+	rulesFor("iptables")
+	if v6 {
+		rulesFor("ip6tables")
 	}
 
-	// The sidecar: warden serve as uid/gid 1337 inside the namespace.
-	var wardenOut, wardenErr netnsBuffer
-	warden := exec.Command("ip", nsExec("setpriv", fmt.Sprintf("--reuid=%d", netnsUID), fmt.Sprintf("--regid=%d", netnsUID),
-		"--clear-groups", bin, "-test.run="+netnsHelperRegex)...)
-	warden.Env = helperEnv("warden", argsEnv("serve", "--config", cfgFile, "--watch-interval", "0"),
-		"AWS_ACCESS_KEY_ID="+netnsWardenKey, "AWS_SECRET_ACCESS_KEY="+netnsWardenSecr, "AWS_REGION=us-east-1")
-	warden.Stdout, warden.Stderr = &wardenOut, &wardenErr
-	if err := warden.Start(); err != nil {
-		t.Fatal(err)
+	// The sidecar: warden serve as uid/gid 1337 inside the namespace. Its
+	// transparent listener takes one address, so the IPv6 redirect (to
+	// [::1]:15001) gets a second Warden, as the same user.
+	startWarden := func(name, transparent string, adminPort int) *netnsWarden {
+		t.Helper()
+		w := &netnsWarden{
+			name:   name,
+			caFile: filepath.Join(caDir, name+"-ca.pem"),
+			admin:  fmt.Sprintf("http://%s:%d", nsIP, adminPort),
+			exited: make(chan struct{}),
+		}
+		cfgFile := filepath.Join(dir, name+".yaml")
+		cfg := fmt.Sprintf(`version: 1
+listen:
+  transparent: %q
+  admin: "%s:%d"
+upstream: {region: us-east-1, url: "http://%s:443", insecure: true, signing: resign}
+identity: {static: {app: chatbot, env: test}}
+apps:
+  - name: chatbot
+    allow_weak_identity: true
+    match: {tags: {app: chatbot}}
+    allow:
+      models: ["anthropic.claude-3-5-haiku-*"]
+      operations: [Converse, ConverseStream]
+ca: {cert_out: %q}
+audit: {sinks: [{stdout: {}}]}
+`, transparent, nsIP, adminPort, upIP, w.caFile)
+		if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("ip", nsExec("setpriv", fmt.Sprintf("--reuid=%d", netnsUID), fmt.Sprintf("--regid=%d", netnsUID),
+			"--clear-groups", bin, "-test.run="+netnsHelperRegex)...)
+		cmd.Env = helperEnv("warden", argsEnv("serve", "--config", cfgFile, "--watch-interval", "0"),
+			"AWS_ACCESS_KEY_ID="+netnsWardenKey, "AWS_SECRET_ACCESS_KEY="+netnsWardenSecr, "AWS_REGION=us-east-1")
+		cmd.Stdout, cmd.Stderr = &w.out, &w.err
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = cmd.Wait(); close(w.exited) }()
+		w.stop = func() {
+			select {
+			case <-w.exited:
+				return
+			default:
+			}
+			// ip netns exec and setpriv exec in place: the pid is Warden's.
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-w.exited:
+			case <-time.After(15 * time.Second):
+				_ = cmd.Process.Kill()
+				<-w.exited
+				t.Errorf("%s: warden serve did not stop on SIGTERM; killed", name)
+			}
+		}
+		t.Cleanup(func() {
+			w.stop()
+			if t.Failed() {
+				t.Logf("%s stderr:\n%s", name, w.err.String())
+				t.Logf("%s stdout:\n%s", name, w.out.String())
+			}
+		})
+		for ready := false; !ready; {
+			select {
+			case <-w.exited:
+				t.Fatalf("%s: warden serve exited before it was ready:\n%s", name, w.err.String())
+			case <-ctx.Done():
+				t.Fatalf("%s: warden serve not ready: %v", name, ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+			code, _, err := w.get("/readyz")
+			ready = err == nil && code == http.StatusOK
+		}
+		if st, err := os.Stat(w.caFile); err != nil {
+			t.Fatalf("%s: ca.cert_out: %v", name, err)
+		} else if st.Mode().Perm()&0o004 == 0 {
+			t.Errorf("%s: ca.cert_out is %v; apps running as other users must be able to read it", name, st.Mode().Perm())
+		}
+		return w
 	}
-	exited := make(chan struct{})
-	go func() { _ = warden.Wait(); close(exited) }()
-	stopWarden := func() {
-		// ip netns exec and setpriv exec in place: the pid is Warden's.
-		_ = warden.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = warden.Process.Kill()
-			<-exited
-			t.Errorf("warden serve did not stop on SIGTERM; killed")
-		}
-	}
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			stopWarden()
-		}
-		if t.Failed() {
-			t.Logf("warden stderr:\n%s", wardenErr.String())
-			t.Logf("warden stdout:\n%s", wardenOut.String())
-		}
-	})
-
-	admin := fmt.Sprintf("http://%s:%d", nsIP, netnsAdminPort)
-	httpc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
-	get := func(path string) (int, string, error) {
-		resp, err := httpc.Get(admin + path)
-		if err != nil {
-			return 0, "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b), err
-	}
-	for ready := false; !ready; {
-		select {
-		case <-exited:
-			t.Fatalf("warden serve exited before it was ready:\n%s", wardenErr.String())
-		case <-ctx.Done():
-			t.Fatalf("warden serve not ready: %v", ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-		code, _, err := get("/readyz")
-		ready = err == nil && code == http.StatusOK
-	}
-	if st, err := os.Stat(caFile); err != nil {
-		t.Fatalf("ca.cert_out: %v", err)
-	} else if st.Mode().Perm()&0o004 == 0 {
-		t.Errorf("ca.cert_out is %v; apps running as other users must be able to read it", st.Mode().Perm())
+	w4 := startWarden("warden4", fmt.Sprintf("127.0.0.1:%d", netnsPort), netnsAdminPort)
+	var w6 *netnsWarden
+	if v6 {
+		w6 = startWarden("warden6", fmt.Sprintf("[::1]:%d", netnsPort), netnsAdminPort+1)
 	}
 
 	// The application.
 	client := exec.CommandContext(ctx, "ip", nsExec(bin, "-test.run="+netnsHelperRegex)...)
-	client.Env = helperEnv("client", netnsCAEnv+"="+caFile, netnsUpEnv+"="+upIP, netnsPortEnv+"="+strconv.Itoa(netnsPort))
+	client.Env = helperEnv("client", netnsCAEnv+"="+w4.caFile, netnsUpEnv+"="+upIP, netnsPortEnv+"="+strconv.Itoa(netnsPort))
+	if v6 {
+		client.Env = append(client.Env, netnsCA6Env+"="+w6.caFile, netnsUp6Env+"="+upIP6)
+	}
 	var clientErr bytes.Buffer
 	client.Stderr = &clientErr
 	out, err := client.Output()
@@ -574,6 +648,13 @@ audit: {sinks: [{stdout: {}}]}
 			t.Errorf("%s: error %q after %d bytes from the server; want the connection closed without an answer", a.what, a.err, a.n)
 		}
 	}
+	wantOps := "Converse,ConverseStream"
+	if v6 {
+		if res.Converse6Err != "" || res.Converse6Text == "" {
+			t.Errorf("Converse over IPv6 through the redirect: text %q, error %s", res.Converse6Text, res.Converse6Err)
+		}
+		wantOps += ",Converse"
+	}
 
 	// Warden's own upstream connections reached the emulator, signed with
 	// Warden's key; a looped-back one would have been refused by the
@@ -588,39 +669,46 @@ audit: {sinks: [{stdout: {}}]}
 			t.Errorf("upstream %s for model %q: only %s is allowed", c.Op, c.ModelID, netnsAllowed)
 		}
 	}
-	if strings.Join(upstreamOps, ",") != "Converse,ConverseStream" {
-		t.Errorf("the emulator received %v, want [Converse ConverseStream]", upstreamOps)
+	if got := strings.Join(upstreamOps, ","); got != wantOps {
+		t.Errorf("the emulator received %s, want %s", got, wantOps)
 	}
 
 	// The connection counts: at least one intercepted connection, and
 	// exactly two refused (the other SNI and the direct dial) — a
-	// looped-back upstream connection would be a third.
-	_, metrics, err := get("/metrics")
-	if err != nil {
-		t.Fatalf("/metrics: %v", err)
-	}
-	metric := func(action string) float64 {
-		re := regexp.MustCompile(`(?m)^warden_intercept_connections_total\{action="` + action + `",mode="transparent"\} (\S+)$`)
-		m := re.FindStringSubmatch(metrics)
-		if m == nil {
-			return 0
+	// looped-back upstream connection would be one more.
+	checkCounts := func(w *netnsWarden, refused float64) {
+		t.Helper()
+		_, metrics, err := w.get("/metrics")
+		if err != nil {
+			t.Fatalf("%s /metrics: %v", w.name, err)
 		}
-		v, _ := strconv.ParseFloat(m[1], 64)
-		return v
+		metric := func(action string) float64 {
+			re := regexp.MustCompile(`(?m)^warden_intercept_connections_total\{action="` + action + `",mode="transparent"\} (\S+)$`)
+			m := re.FindStringSubmatch(metrics)
+			if m == nil {
+				return 0
+			}
+			v, _ := strconv.ParseFloat(m[1], 64)
+			return v
+		}
+		if n := metric("intercept"); n < 1 {
+			t.Errorf("%s: transparent intercept count = %v, want >= 1", w.name, n)
+		}
+		if n := metric("refuse"); n != refused {
+			t.Errorf("%s: transparent refuse count = %v, want %v", w.name, n, refused)
+		}
+		if n := metric("tunnel"); n != 0 {
+			t.Errorf("%s: transparent tunnel count = %v, want 0", w.name, n)
+		}
 	}
-	if n := metric("intercept"); n < 1 {
-		t.Errorf("transparent intercept count = %v, want >= 1", n)
-	}
-	if n := metric("refuse"); n != 2 {
-		t.Errorf("transparent refuse count = %v, want 2 (non-Bedrock SNI, direct dial)", n)
-	}
-	if n := metric("tunnel"); n != 0 {
-		t.Errorf("transparent tunnel count = %v, want 0", n)
+	checkCounts(w4, 2) // the non-Bedrock SNI and the direct dial
+	if v6 {
+		checkCounts(w6, 0)
 	}
 
 	// Stop Warden so the buffered audit sink flushes, then read its records.
-	stopWarden()
-	logs := wardenErr.String()
+	w4.stop()
+	logs := w4.err.String()
 	for _, want := range []string{
 		`transparent connection refused: not a Bedrock runtime host this Warden intercepts`,
 		`"sni":"` + netnsOtherSNI + `"`,
@@ -630,52 +718,82 @@ audit: {sinks: [{stdout: {}}]}
 			t.Errorf("warden's log lacks %q", want)
 		}
 	}
-	type record struct {
-		RequestID      string            `json:"request_id"`
-		Client         string            `json:"client"`
-		IdentitySource string            `json:"identity_source"`
-		Tags           map[string]string `json:"tags"`
-		App            string            `json:"app"`
-		Operation      string            `json:"operation"`
-		Model          string            `json:"model"`
-		Decision       string            `json:"decision"`
-		Status         int               `json:"status"`
-	}
-	var recs []record
-	sc := bufio.NewScanner(strings.NewReader(wardenOut.String()))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		var r record
-		if json.Unmarshal(sc.Bytes(), &r) == nil && r.RequestID != "" {
-			recs = append(recs, r)
-		}
-	}
-	want := []struct {
+	type want struct {
 		op, model, decision string
 		status              int
-	}{
+	}
+	checkAudit := func(w *netnsWarden, clientIP string, wants []want) {
+		t.Helper()
+		type record struct {
+			RequestID      string            `json:"request_id"`
+			Client         string            `json:"client"`
+			IdentitySource string            `json:"identity_source"`
+			Tags           map[string]string `json:"tags"`
+			App            string            `json:"app"`
+			Operation      string            `json:"operation"`
+			Model          string            `json:"model"`
+			Decision       string            `json:"decision"`
+			Status         int               `json:"status"`
+		}
+		var recs []record
+		sc := bufio.NewScanner(strings.NewReader(w.out.String()))
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		for sc.Scan() {
+			var r record
+			if json.Unmarshal(sc.Bytes(), &r) == nil && r.RequestID != "" {
+				recs = append(recs, r)
+			}
+		}
+		if len(recs) != len(wants) {
+			t.Errorf("%s: %d audit records, want %d:\n%s", w.name, len(recs), len(wants), w.out.String())
+			return
+		}
+		for i, wr := range wants {
+			r := recs[i]
+			if r.Operation != wr.op || r.Model != wr.model || r.Decision != wr.decision || r.Status != wr.status || r.App != "chatbot" {
+				t.Errorf("%s: audit record %d = %+v, want app chatbot, %s %s %s %d", w.name, i, r, wr.op, wr.model, wr.decision, wr.status)
+			}
+			// The redirect keeps the client's own source address: the
+			// connection came from the namespace's interface, not loopback,
+			// and the static identity was granted because it was redirected.
+			if host, _, _ := net.SplitHostPort(r.Client); host != clientIP {
+				t.Errorf("%s: audit record %d: client %q, want %s (the redirected connection's source)", w.name, i, r.Client, clientIP)
+			}
+			if r.IdentitySource != "static" || r.Tags["app"] != "chatbot" {
+				t.Errorf("%s: audit record %d: identity %s %v, want static app=chatbot", w.name, i, r.IdentitySource, r.Tags)
+			}
+		}
+	}
+	checkAudit(w4, nsIP, []want{
 		{"Converse", netnsAllowed, "allow", 200},
 		{"ConverseStream", netnsAllowed, "allow", 200},
 		{"Converse", netnsDenied, "deny", 403},
+	})
+	if v6 {
+		w6.stop()
+		checkAudit(w6, nsIP6, []want{{"Converse", netnsAllowed, "allow", 200}})
 	}
-	if len(recs) != len(want) {
-		t.Fatalf("%d audit records, want %d:\n%s", len(recs), len(want), wardenOut.String())
+}
+
+// netnsWarden is one `warden serve` in the namespace.
+type netnsWarden struct {
+	name     string
+	caFile   string
+	admin    string // http://host:port of its admin listener
+	out, err netnsBuffer
+	exited   chan struct{}
+	stop     func()
+}
+
+func (w *netnsWarden) get(path string) (int, string, error) {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	resp, err := c.Get(w.admin + path)
+	if err != nil {
+		return 0, "", err
 	}
-	for i, w := range want {
-		r := recs[i]
-		if r.Operation != w.op || r.Model != w.model || r.Decision != w.decision || r.Status != w.status || r.App != "chatbot" {
-			t.Errorf("audit record %d = %+v, want app chatbot, %s %s %s %d", i, r, w.op, w.model, w.decision, w.status)
-		}
-		// The redirect keeps the client's own source address: the
-		// connection came from the namespace's interface, not loopback,
-		// and the static identity was granted because it was redirected.
-		if host, _, _ := net.SplitHostPort(r.Client); host != nsIP {
-			t.Errorf("audit record %d: client %q, want %s:PORT (the redirected connection's source)", i, r.Client, nsIP)
-		}
-		if r.IdentitySource != "static" || r.Tags["app"] != "chatbot" {
-			t.Errorf("audit record %d: identity %s %v, want static app=chatbot", i, r.IdentitySource, r.Tags)
-		}
-	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 func netnsCopyFile(t *testing.T, from, to string, mode os.FileMode) {
