@@ -15,7 +15,8 @@ import (
 // originalDst reads where a connection redirected by iptables (nat REDIRECT
 // or DNAT) was going: SO_ORIGINAL_DST for IPv4, IP6T_SO_ORIGINAL_DST for
 // IPv6. On a connection nothing redirected, the kernel answers with the
-// connection's own local address.
+// connection's own local address when conntrack tracks it (the namespace
+// has nat rules), and ENOENT when it does not; ServeTransparent refuses both.
 func originalDst(c net.Conn) (netip.AddrPort, error) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
