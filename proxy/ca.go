@@ -89,7 +89,7 @@ type CA struct {
 	cert      *x509.Certificate
 	certPEM   []byte
 	key       crypto.Signer
-	permitted []string
+	permitted map[string]bool // the name-constraint subtrees, lower case
 	leafTTL   time.Duration
 	now       func() time.Time
 	cache     *expirable.LRU[string, *tls.Certificate]
@@ -247,9 +247,9 @@ func CheckCACert(cert *x509.Certificate) error {
 }
 
 func newCA(cert *x509.Certificate, key crypto.Signer, opts CAOptions) (*CA, error) {
-	permitted := make([]string, 0, len(cert.PermittedDNSDomains))
+	permitted := make(map[string]bool, len(cert.PermittedDNSDomains))
 	for _, d := range cert.PermittedDNSDomains {
-		permitted = append(permitted, strings.ToLower(strings.TrimPrefix(d, ".")))
+		permitted[strings.ToLower(strings.TrimPrefix(d, "."))] = true
 	}
 	// Cached leaves are dropped at half their lifetime, so a served leaf always has hours left.
 	return &CA{
@@ -294,12 +294,18 @@ func (c *CA) Allowed(host string) bool {
 	if h == "" || net.ParseIP(h) != nil || strings.ContainsAny(h, "*/: ") || !authz.IsBedrockRuntimeHost(h) {
 		return false
 	}
-	for _, d := range c.permitted {
-		if h == d || strings.HasSuffix(h, "."+d) {
+	// h itself or any parent domain of it is a permitted subtree: one map
+	// lookup per label instead of one string build per constraint.
+	for d := h; ; {
+		if c.permitted[d] {
 			return true
 		}
+		i := strings.IndexByte(d, '.')
+		if i < 0 {
+			return false
+		}
+		d = d[i+1:]
 	}
-	return false
 }
 
 // ErrHostNotAllowed is returned by Leaf for a host the CA does not sign for.
