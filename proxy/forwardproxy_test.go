@@ -61,6 +61,7 @@ type proxyEnvOpts struct {
 	signing    string // "resign" or "passthrough"
 	operations string // default allOperations
 	extra      string // appended YAML (top-level sections)
+	upstream   string // default the emulator's URL
 }
 
 // startProxyEnv runs the emulator and Warden's forward proxy (env.endpoint
@@ -88,11 +89,14 @@ func startProxyEnvOpts(t *testing.T, o proxyEnvOpts) *env {
 	})
 	t.Cleanup(emu.Close)
 	e := &env{emu: emu, cp: newControlPlane(t), audit: newRecorder()}
+	if o.upstream == "" {
+		o.upstream = e.emu.URL
+	}
 	policy := strings.NewReplacer(
 		"${SIGNING}", o.signing,
 		"${OPERATIONS}", o.operations,
 		"${EXTRA}", o.extra,
-		"${UPSTREAM}", e.emu.URL,
+		"${UPSTREAM}", o.upstream,
 		"${CONTROL_PLANE}", e.cp.URL,
 	).Replace(proxyPolicy)
 	cfg, err := authz.ParseConfig([]byte(policy))
@@ -711,5 +715,43 @@ func TestForwardProxyPassthroughFailsClosed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An upstream that dies in the middle of a unary answer must reach the app
+// as an error, never as a success with a short or empty body, over HTTP/1.1
+// and h2, whether the upstream declared a Content-Length or not.
+func TestForwardProxyTruncatedUnaryIsAnError(t *testing.T) {
+	for _, declared := range []bool{true, false} {
+		for _, h2 := range []bool{false, true} {
+			name := "chunked/" + protoName(h2)
+			if declared {
+				name = "content-length/" + protoName(h2)
+			}
+			t.Run(name, func(t *testing.T) {
+				up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					_, _ = io.Copy(io.Discard, r.Body)
+					w.Header().Set("Content-Type", "application/json")
+					w.Header().Set("X-Amzn-Requestid", "upstream-1")
+					if declared {
+						w.Header().Set("Content-Length", "500")
+					}
+					w.WriteHeader(http.StatusOK)
+					_, _ = io.WriteString(w, `{"output":{"message":`)
+					w.(http.Flusher).Flush()
+					panic(http.ErrAbortHandler) // the upstream connection dies mid-body
+				}))
+				defer up.Close()
+				e := startProxyEnvOpts(t, proxyEnvOpts{signing: "resign", upstream: up.URL})
+				c := e.proxyClient(t, h2, appKey, appSecret)
+				out, err := c.Converse(testCtx(t), &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg("hi")})
+				if err == nil {
+					t.Fatalf("a truncated upstream answer reached the app as a success: %+v", out)
+				}
+				if r := e.audit.wait(t, 1)[0]; r.ErrorType != "UpstreamBodyError" {
+					t.Errorf("record error type %q, want UpstreamBodyError", r.ErrorType)
+				}
+			})
+		}
 	}
 }

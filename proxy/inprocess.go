@@ -12,10 +12,18 @@ import (
 
 // serveInProcess runs handler h on req and returns its answer as an
 // *http.Response, for goproxy, which relays responses from a RoundTripper.
-// The handler runs in its own goroutine. What it writes is held until it
-// flushes or returns, so a unary answer reaches the client only after the
-// handler (and the call's audit record) is done, while a stream's frames go
-// out at each flush, through a pipe that pushes back on a slow client.
+// The handler runs in its own goroutine. Nothing it writes, head included,
+// leaves until it flushes or returns: a unary answer reaches the client only
+// after the handler (and the call's audit record) is done, with its length
+// known, while a stream's head and frames go out at each flush, through a
+// pipe that pushes back on a slow client.
+//
+// A handler that aborts (panics, http.ErrAbortHandler included) before
+// anything was committed makes the round trip fail, so the client sees a
+// failed request; after a flush, it cuts the body short with a read error.
+// goproxy's HTTP/2 MITM ends a response whose body failed cleanly, so an
+// abort after the head was sent would reach an h2 client as a short but
+// complete-looking answer: holding the head is what keeps unary answers safe.
 func serveInProcess(h http.HandlerFunc, req *http.Request) (*http.Response, error) {
 	pr, pw := io.Pipe()
 	rw := &pipeResponseWriter{header: make(http.Header), pw: pw, ready: make(chan struct{})}
@@ -23,8 +31,6 @@ func serveInProcess(h http.HandlerFunc, req *http.Request) (*http.Response, erro
 		var panicked error
 		defer func() {
 			if p := recover(); p != nil {
-				// http.ErrAbortHandler and any other panic: cut the body short
-				// so the client sees a truncated answer, not a silent success.
 				panicked = fmt.Errorf("proxy: handler aborted: %v", p)
 			}
 			rw.finish(panicked)
@@ -32,6 +38,9 @@ func serveInProcess(h http.HandlerFunc, req *http.Request) (*http.Response, erro
 		h(rw, req)
 	}()
 	<-rw.ready
+	if rw.abort != nil {
+		return nil, rw.abort
+	}
 	resp := &http.Response{
 		StatusCode: rw.status,
 		Status:     strconv.Itoa(rw.status) + " " + http.StatusText(rw.status),
@@ -54,10 +63,12 @@ type pipeResponseWriter struct {
 	sent   http.Header // snapshot at WriteHeader
 	status int
 	pw     *io.PipeWriter
-	ready  chan struct{} // closed once status and headers are known
+	ready  chan struct{} // closed once the head is committed (first flush or return), or abort is set
+	abort  error         // the handler aborted before committing anything
 
-	once    sync.Once
-	pending bytes.Buffer // written, not yet flushed
+	once      sync.Once
+	committed bool
+	pending   bytes.Buffer // written, not yet flushed
 }
 
 func (w *pipeResponseWriter) Header() http.Header { return w.header }
@@ -68,7 +79,6 @@ func (w *pipeResponseWriter) WriteHeader(code int) {
 	}
 	w.status = code
 	w.sent = w.header.Clone()
-	w.once.Do(func() { close(w.ready) })
 }
 
 func (w *pipeResponseWriter) Write(p []byte) (int, error) {
@@ -78,14 +88,21 @@ func (w *pipeResponseWriter) Write(p []byte) (int, error) {
 	return w.pending.Write(p)
 }
 
-// Flush sends what was written; it blocks until the relay took it.
+// commit releases the head to serveInProcess.
+func (w *pipeResponseWriter) commit() {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.committed = true
+	w.once.Do(func() { close(w.ready) })
+}
+
+// Flush sends the head and what was written; it blocks until the relay took it.
 func (w *pipeResponseWriter) Flush() { _ = w.FlushError() }
 
 // FlushError is what http.ResponseController.Flush calls.
 func (w *pipeResponseWriter) FlushError() error {
-	if w.status == 0 {
-		w.WriteHeader(http.StatusOK)
-	}
+	w.commit()
 	if w.pending.Len() == 0 {
 		return nil
 	}
@@ -97,20 +114,24 @@ func (w *pipeResponseWriter) FlushError() error {
 // finish delivers the rest and ends the body, with err if the handler
 // aborted.
 func (w *pipeResponseWriter) finish(err error) {
-	if w.status == 0 {
-		if err != nil {
-			w.status = http.StatusBadGateway
-			w.sent = http.Header{}
+	if err != nil {
+		if !w.committed {
+			w.abort = err
 			w.once.Do(func() { close(w.ready) })
-			_ = w.pw.CloseWithError(err)
-			return
 		}
+		_ = w.pw.CloseWithError(err)
+		return
+	}
+	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
-	if err == nil {
-		err = w.FlushError()
+	if !w.committed && w.status != http.StatusNoContent && w.status != http.StatusNotModified &&
+		w.sent.Get("Content-Length") == "" {
+		// The whole answer is known: give it a length, so the client can
+		// tell a complete answer from a cut one.
+		w.sent.Set("Content-Length", strconv.Itoa(w.pending.Len()))
 	}
-	if err != nil && !errors.Is(err, io.ErrClosedPipe) {
+	if err = w.FlushError(); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 		_ = w.pw.CloseWithError(err)
 		return
 	}

@@ -53,10 +53,10 @@ func readAllAsync(body io.Reader, returned *atomic.Bool) <-chan readResult {
 	return out
 }
 
-// A unary answer is held until the handler returns (so the call's audit
-// record exists before the client has its answer), while the status and
-// headers are known as soon as they are written.
-func TestServeInProcessHoldsUnaryBody(t *testing.T) {
+// A unary answer (head and body) is held until the handler returns, so the
+// call's audit record exists before the client has its answer, and it then
+// carries its length, so the client can tell a complete answer from a cut one.
+func TestServeInProcessHoldsUnaryAnswer(t *testing.T) {
 	release := make(chan struct{})
 	wrote := make(chan struct{})
 	var returned atomic.Bool
@@ -70,21 +70,36 @@ func TestServeInProcessHoldsUnaryBody(t *testing.T) {
 		close(wrote)
 		<-release
 	}
-	resp, err := serveInProcess(h, httptest.NewRequest("POST", "https://"+"bedrock-runtime.us-east-1.amazonaws.com/model/m/converse", nil))
-	if err != nil {
-		t.Fatal(err)
+	type head struct {
+		resp            *http.Response
+		err             error
+		handlerReturned bool
 	}
-	defer resp.Body.Close()
-	// The handler is still running: headers are already known.
-	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("X-Too-Late") != "" {
-		t.Fatalf("response head: %d %v", resp.StatusCode, resp.Header)
-	}
+	heads := make(chan head, 1)
+	go func() {
+		resp, err := serveInProcess(h, httptest.NewRequest("POST", "https://bedrock-runtime.us-east-1.amazonaws.com/model/m/converse", nil))
+		heads <- head{resp, err, returned.Load()}
+	}()
 	// Writes return with nobody reading: they were held, not sent down the
 	// pipe (which would block until a reader took them).
 	waitFor(t, wrote, "the handler's Write blocked with no reader: the unary body was not held")
-	got := readAllAsync(resp.Body, &returned)
 	close(release)
-	res := waitFor(t, got, "reading the body")
+	hd := waitFor(t, heads, "serveInProcess never returned")
+	if hd.err != nil {
+		t.Fatal(hd.err)
+	}
+	resp := hd.resp
+	defer resp.Body.Close()
+	if !hd.handlerReturned {
+		t.Error("the head was released before the handler returned")
+	}
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("X-Too-Late") != "" {
+		t.Errorf("response head: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp.ContentLength != int64(len(`{"ok":true}`)) || resp.Header.Get("Content-Length") != "11" {
+		t.Errorf("length %d (header %q), want 11", resp.ContentLength, resp.Header.Get("Content-Length"))
+	}
+	res := waitFor(t, readAllAsync(resp.Body, &returned), "reading the body")
 	if res.err != nil || string(res.data) != `{"ok":true}` {
 		t.Fatalf("body %q, err %v", res.data, res.err)
 	}
@@ -161,7 +176,8 @@ func TestServeInProcessAbortTruncates(t *testing.T) {
 		h          http.HandlerFunc
 		status     int
 		wantPrefix string
-		wantErr    bool
+		wantErr    bool // the body read fails
+		wantRTErr  bool // nothing was committed: the round trip itself fails
 	}{
 		{"ErrAbortHandler after a flushed part", func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusOK)
@@ -169,39 +185,61 @@ func TestServeInProcessAbortTruncates(t *testing.T) {
 			w.(http.Flusher).Flush()
 			_, _ = io.WriteString(w, "never sent")
 			panic(http.ErrAbortHandler)
-		}, http.StatusOK, "partial", true},
+		}, http.StatusOK, "partial", true, false},
 		{"ErrAbortHandler with nothing flushed", func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusOK)
 			_, _ = io.WriteString(w, "partial")
 			panic(http.ErrAbortHandler)
-		}, http.StatusOK, "", true},
+		}, 0, "", false, true},
 		{"ErrAbortHandler short of Content-Length", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", "100")
 			_, _ = io.WriteString(w, "0123456789")
 			w.(http.Flusher).Flush()
 			panic(http.ErrAbortHandler)
-		}, http.StatusOK, "0123456789", true},
+		}, http.StatusOK, "0123456789", true, false},
 		{"any other panic", func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusOK)
 			_, _ = io.WriteString(w, "x")
 			w.(http.Flusher).Flush()
 			panic("boom")
-		}, http.StatusOK, "x", true},
+		}, http.StatusOK, "x", true, false},
 		{"panic before the head", func(w http.ResponseWriter, r *http.Request) {
 			panic(http.ErrAbortHandler)
-		}, http.StatusBadGateway, "", true},
+		}, 0, "", false, true},
+		{"Content-Length set, nothing flushed", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "100")
+			_, _ = io.WriteString(w, "0123456789")
+			panic(http.ErrAbortHandler)
+		}, 0, "", false, true},
 		{"clean return", func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, "all")
 			w.(http.Flusher).Flush()
 			_, _ = io.WriteString(w, " of it")
-		}, http.StatusOK, "all of it", false},
+		}, http.StatusOK, "all of it", false, false},
+		{"clean return, nothing written", func(w http.ResponseWriter, r *http.Request) {}, http.StatusOK, "", false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, err := serveInProcess(tc.h, httptest.NewRequest("POST", "/model/m/converse", nil))
-			if err != nil {
-				t.Fatal(err)
+			type rt struct {
+				resp *http.Response
+				err  error
 			}
+			rts := make(chan rt, 1)
+			go func() {
+				resp, err := serveInProcess(tc.h, httptest.NewRequest("POST", "/model/m/converse", nil))
+				rts <- rt{resp, err}
+			}()
+			got := waitFor(t, rts, "serveInProcess never returned")
+			if tc.wantRTErr {
+				if got.err == nil || !strings.Contains(got.err.Error(), "aborted") {
+					t.Fatalf("round trip: %v, want the handler's abort (status %d)", got.err, got.resp.StatusCode)
+				}
+				return
+			}
+			if got.err != nil {
+				t.Fatal(got.err)
+			}
+			resp := got.resp
 			defer resp.Body.Close()
 			if resp.StatusCode != tc.status {
 				t.Errorf("status %d, want %d", resp.StatusCode, tc.status)
