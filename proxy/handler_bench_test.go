@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/authz"
@@ -63,8 +64,8 @@ apps: [{name: a, allow_weak_identity: true, match: {tags: {app: a}}, allow: {mod
 		r.Header.Set("User-Agent", "aws-sdk-go-v2/1.0")
 		return r
 	}
-	b.Run("warden", func(b *testing.B) {
-		s, err := New(context.Background(), Options{Config: cfg, Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", ""), Audit: discardAudit{}})
+	runWarden := func(b *testing.B, aw audit.Writer) {
+		s, err := New(context.Background(), Options{Config: cfg, Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", ""), Audit: aw})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -78,6 +79,14 @@ apps: [{name: a, allow_weak_identity: true, match: {tags: {app: a}}, allow: {mod
 				b.Fatalf("status %d: %s", w.Code, w.Body)
 			}
 		}
+	}
+	b.Run("warden", func(b *testing.B) { runWarden(b, discardAudit{}) })
+	// With the audit record encoded and buffered as a file sink does (into
+	// io.Discard instead of the file).
+	b.Run("warden-audited", func(b *testing.B) {
+		aw := audit.NewBufferedZapWriter(zapcore.AddSync(io.Discard))
+		defer aw.Close()
+		runWarden(b, aw)
 	})
 	b.Run("bare-reverse-proxy", func(b *testing.B) {
 		u, _ := url.Parse("http://127.0.0.1:1")
