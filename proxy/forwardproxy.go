@@ -69,7 +69,10 @@ func (s *Server) ProxyHandler() http.Handler {
 			}
 			ctx.RoundTripper = goproxy.RoundTripperFunc(func(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
 				s.inflight.Add(1)
-				return serveInProcess(handler, req)
+				if streamingPath(req.URL.Path) {
+					return serveInProcess(handler, req)
+				}
+				return serveBuffered(handler, req)
 			})
 			tlsCfg := s.interceptTLS(rh.Host)
 			return &goproxy.ConnectAction{Action: goproxy.ConnectMitm,

@@ -287,3 +287,37 @@ func TestServeInProcessReaderGoneUnblocksFlush(t *testing.T) {
 		t.Error("Flush to a closed reader reported success")
 	}
 }
+
+func TestServeBuffered(t *testing.T) {
+	req := httptest.NewRequest(http.MethodPost, "https://bedrock-runtime.us-east-1.amazonaws.com/model/m/converse", nil)
+	resp, err := serveBuffered(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTeapot)
+		_, _ = w.Write([]byte(`{"a":`))
+		_ = http.NewResponseController(w).Flush() // a no-op: nothing leaves early
+		_, _ = w.Write([]byte(`1}`))
+	}, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusTeapot || string(body) != `{"a":1}` || resp.ContentLength != 7 ||
+		resp.Header.Get("Content-Length") != "7" || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("got %d %q len %d header %v", resp.StatusCode, body, resp.ContentLength, resp.Header)
+	}
+	for _, p := range []any{http.ErrAbortHandler, "boom"} {
+		resp, err = serveBuffered(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte("partial"))
+			panic(p)
+		}, req)
+		if err == nil || resp != nil {
+			t.Errorf("panic(%v): got %v, %v; want a failed round trip", p, resp, err)
+		}
+	}
+	for path, want := range map[string]bool{"/model/m/converse-stream": true, "/model/m/invoke-with-response-stream": true,
+		"/model/m/converse": false, "/model/m/invoke": false, "/model/m/count-tokens": false, "/async-invoke": false} {
+		if streamingPath(path) != want {
+			t.Errorf("streamingPath(%q) = %v", path, !want)
+		}
+	}
+}
