@@ -52,6 +52,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	sent := time.Now()
+	c.forwarded = true
 	resp, err := s.upstreamRT.RoundTrip(req)
 	if err != nil {
 		s.upstreamFailed(w, c, ctx, err)

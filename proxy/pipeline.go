@@ -36,6 +36,7 @@ type call struct {
 	via         *via   // how an intercepted call arrived; nil in endpoint mode
 	passthrough bool   // forward the caller's own signature (intercepted calls under upstream.signing: passthrough)
 	accessKeyID string // the caller's SigV4 key id, in passthrough
+	forwarded   bool   // the body was handed to the upstream transport
 }
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -56,7 +57,7 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) { s.serve
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	c := &call{start: time.Now(), requestID: newRequestID(), via: v}
 	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Protocol: r.Proto, Decision: "deny"}
-	w.Header().Set("X-Warden-Request-Id", c.requestID)
+	w.Header()["X-Warden-Request-Id"] = []string{c.requestID} // canonical already
 	defer s.finish(c)
 
 	// EscapedPath re-validates RawPath on every call: take it once.
@@ -80,7 +81,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {
-		if buf.Cap() <= maxPooledBody {
+		// A forwarded body may still be in the transport's hands after
+		// RoundTrip returns (net/http may finish writing it in another
+		// goroutine when the upstream answers early): only bodies that never
+		// left go back to the pool.
+		if !c.forwarded && buf.Cap() <= maxPooledBody {
 			bodyPool.Put(buf)
 		}
 	}()
