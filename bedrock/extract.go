@@ -1,0 +1,985 @@
+package bedrock
+
+import (
+	"encoding/base64"
+	"fmt"
+	"math"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// TextSpan is one JSON string value holding text a model reads or wrote.
+type TextSpan struct {
+	// Path locates the value: "messages[0].content[1].text". Keys that are
+	// not [A-Za-z0-9_-]+ are written ["quoted"]. A value inside a decoded
+	// base64 body has the path of that body, a '/', then its path inside
+	// it: "input.invokeModel.body/messages[0].content".
+	Path string
+	// Text is the decoded value (escapes such as \u0040 and surrogate pairs
+	// decoded exactly as encoding/json does). No other normalisation.
+	Text string
+	// Start and End delimit the JSON string literal, quotes included, in
+	// the bytes named by Src, so a caller can replace it with a re-encoded
+	// string: json.Unmarshal(src[Start:End], &s) gives Text.
+	Start, End int
+	// Src is 0 when Start and End index the body passed in, and i when they
+	// index Extracted.Decoded[i-1].Bytes.
+	Src int
+}
+
+// Decoded is a JSON body carried base64-encoded inside the scanned one: the
+// native body in CountTokens' input.invokeModel.body, or the model's chunk
+// in an InvokeModelWithResponseStream "chunk" event's "bytes".
+type Decoded struct {
+	Path string
+	// Start and End delimit the base64 string literal, quotes included, in
+	// the scanned body: to rewrite a span inside Bytes, re-encode Bytes and
+	// replace body[Start:End].
+	Start, End int
+	Bytes      []byte
+}
+
+// Extracted is what a body holds for guardrails to read.
+type Extracted struct {
+	// Texts are every string value holding text, in body order (nested
+	// bodies' values where their base64 string sits). Empty strings are
+	// left out.
+	Texts []TextSpan
+	// Unscannable are the paths of content Warden cannot read: images,
+	// video, audio, binary or S3-hosted documents, redacted reasoning,
+	// base64 that does not decode to JSON, unknown document sources.
+	Unscannable []string
+	// MaxTokens is the output-token limit the request asks for (requests
+	// only, never from a decoded nested body), read from maxTokens,
+	// max_tokens, max_gen_len, max_new_tokens, maxTokenCount,
+	// max_tokens_to_sample, … where the family puts it. MaxTokensPath is ""
+	// when the request sets none. A number that is not an integer counts
+	// rounded up (saturating at the int64 range); a value that is not a
+	// number gives -1. If the key occurs more than once the largest value
+	// is reported. MaxTokensStart and MaxTokensEnd delimit the raw value in
+	// the body, for clamping.
+	MaxTokens                    int64
+	MaxTokensPath                string
+	MaxTokensStart, MaxTokensEnd int
+	// Decoded are the base64-carried bodies whose values are in Texts
+	// (TextSpan.Src indexes them from 1).
+	Decoded []Decoded
+}
+
+// ExtractRequest returns the text, unscannable content and output-token
+// limit of a request body. family is one of the Family constants (see
+// ModelID.Family); it matters for InvokeModel, InvokeModelWithResponseStream,
+// CountTokens' invokeModel input and StartAsyncInvoke's modelInput. Converse
+// and ConverseStream bodies have one shape whatever the model. Fields the
+// extractor does not know, unknown families and unknown operations have
+// every string value scanned: only enumerations, identifiers and opaque
+// signatures are ever passed over. A body that is not valid JSON (or not
+// UTF-8) is an error.
+func ExtractRequest(op Operation, family string, body []byte) (Extracted, error) {
+	var root ctx
+	switch op {
+	case OpConverse, OpConverseStream:
+		root = cConvRoot
+	case OpCountTokens:
+		root = cCTRoot
+	case OpInvokeModel, OpInvokeModelWithResponseStream:
+		root = familyRequest(family)
+	case OpStartAsyncInvoke:
+		root = cAsyncRoot
+	case OpApplyGuardrail:
+		root = cApplyGuard
+	default:
+		root = cAnyRoot
+	}
+	return extract(body, root, family, true, "request")
+}
+
+// ExtractResponse returns the text and unscannable content of a unary
+// response body (Converse, InvokeModel by family; anything else has every
+// string scanned). Streaming operations' responses are event streams: give
+// their events to ExtractStreamEvent.
+func ExtractResponse(op Operation, family string, body []byte) (Extracted, error) {
+	var root ctx
+	switch op {
+	case OpConverse:
+		root = cConvResp
+	case OpInvokeModel:
+		root = familyResponse(family)
+	case OpConverseStream, OpInvokeModelWithResponseStream, OpInvokeModelWithBidirectionalStream:
+		return Extracted{}, fmt.Errorf("extract %s response: an event stream; extract its events", op)
+	default:
+		root = cAnyRoot
+	}
+	return extract(body, root, family, false, "response")
+}
+
+// ExtractStreamEvent returns the text and unscannable content of one event's
+// payload. ConverseStream events (messageStart, contentBlockStart,
+// contentBlockDelta with text, toolUse input or reasoning text,
+// messageStop, metadata) have one shape; the text of a toolUse delta is a
+// fragment of JSON, returned as it is. An InvokeModelWithResponseStream
+// "chunk" event's payload is {"bytes":"<base64>","p":"…"}: the base64 is
+// decoded and the family's chunk read, so its spans have Src 1 and their
+// offsets index the decoded JSON (Extracted.Decoded[0].Bytes), not the
+// payload. Other events (exceptions) and unknown families have every
+// string scanned.
+func ExtractStreamEvent(op Operation, family string, eventType string, payload []byte) (Extracted, error) {
+	root := cAnyRoot
+	switch op {
+	case OpConverseStream:
+		root = cConvEvent
+	case OpInvokeModelWithResponseStream:
+		if eventType == "chunk" {
+			root = cChunkWrap
+		}
+	}
+	return extract(payload, root, family, false, eventType+" event")
+}
+
+func familyRequest(family string) ctx {
+	switch family {
+	case FamilyAnthropic:
+		return cAnth
+	case FamilyTitanText:
+		return cTitan
+	case FamilyNova:
+		return cConvRoot
+	case FamilyLlama:
+		return cLlama
+	case FamilyMistral, FamilyJamba:
+		return cChat
+	case FamilyCohereCommandR:
+		return cCohere
+	}
+	return cAnyRoot
+}
+
+func familyResponse(family string) ctx {
+	if family == FamilyNova {
+		return cConvResp
+	}
+	return familyRequest(family)
+}
+
+func familyChunk(family string) ctx {
+	if family == FamilyNova {
+		return cNovaChunk
+	}
+	return familyRequest(family)
+}
+
+func extract(body []byte, root ctx, family string, wantMax bool, what string) (Extracted, error) {
+	var out Extracted
+	e := extractor{
+		jsonScanner: jsonScanner{b: body},
+		out:         &out,
+		wantMax:     wantMax,
+		famReq:      familyRequest(family),
+		famChunk:    familyChunk(family),
+	}
+	if err := e.run(root); err != nil {
+		if !utf8.Valid(body) {
+			err = ErrNotUTF8
+		}
+		return Extracted{}, fmt.Errorf("extract %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// ctx is where in a known body shape the walker stands: it decides what each
+// member key holds. Arrays are transparent (their elements have the array's
+// ctx), and a string value met anywhere except under aSkip, aUnsc or aB64
+// is text.
+type ctx uint8
+
+const (
+	cAny      ctx = iota // arbitrary JSON: every string is text
+	cAnyRoot             // an unknown body: every string, and max-token keys
+	cInferAny            // an unknown body's generation config
+
+	cConvRoot   // Converse request, Nova request
+	cMsg        // {role, content}
+	cBlock      // a Converse content block, system block, tool result block or delta
+	cDoc        // document block
+	cDocSrc     // document source
+	cToolUse    // toolUse
+	cToolResult // toolResult
+	cGuard      // guardContent
+	cGuardText  // guardContent.text
+	cReason     // reasoningContent (blocks and deltas)
+	cReasonText // reasoningContent.reasoningText
+	cInfer      // inferenceConfig
+	cConvResp   // Converse response, Nova response
+	cOutput     // output
+	cConvEvent  // a ConverseStream event payload
+	cNovaChunk  // a Nova stream chunk: {contentBlockDelta: {...}} and siblings
+
+	cCTRoot     // CountTokens request
+	cCTInput    // input
+	cCTInvoke   // input.invokeModel
+	cAsyncRoot  // StartAsyncInvoke request
+	cApplyGuard // ApplyGuardrail request
+	cChunkWrap  // InvokeModelWithResponseStream chunk payload
+
+	cAnth      // Anthropic request, response and stream chunk
+	cAnthMsg   // messages[]
+	cAnthBlock // content blocks, deltas
+	cAnthSrc   // a block's source: readable only for type text / content
+
+	cTitan    // Titan text request, response and chunk
+	cTitanCfg // textGenerationConfig
+	cTitanRes // results[]
+
+	cLlama // Llama request, response and chunk
+
+	cChat        // Mistral (text and chat) and AI21 Jamba request, response and chunk
+	cChatMsg     // an OpenAI-style message or delta
+	cChatContent // its content: a string or blocks
+	cChoice      // choices[] / outputs[]
+
+	cCohere     // Cohere Command R request, response and chunk
+	cCohereHist // chat_history[]
+)
+
+// act is what to do with a member's value.
+type act uint8
+
+const (
+	aText act = iota // walk it in the returned ctx; its strings are text
+	aSkip            // an enumeration, identifier or opaque token
+	aUnsc            // content Warden cannot read
+	aMax             // an output-token limit
+	aB64             // a base64 string holding a JSON body of the returned ctx
+)
+
+// rule says what member k of an object in ctx c holds. Anything not listed
+// is scanned as arbitrary JSON.
+func (e *extractor) rule(c ctx, k []byte) (act, ctx) {
+	switch c {
+	case cAny:
+		return aText, cAny
+	case cAnyRoot, cInferAny:
+		switch string(k) {
+		case "max_tokens", "maxTokens", "max_gen_len", "max_new_tokens", "maxTokenCount",
+			"max_tokens_to_sample", "max_completion_tokens", "max_output_tokens", "maxOutputTokens":
+			return aMax, cAny
+		case "inferenceConfig", "textGenerationConfig", "generationConfig", "parameters":
+			if c == cAnyRoot {
+				return aText, cInferAny
+			}
+		}
+
+	case cConvRoot:
+		switch string(k) {
+		case "messages":
+			return aText, cMsg
+		case "system":
+			return aText, cBlock
+		case "inferenceConfig":
+			return aText, cInfer
+		case "guardrailConfig", "performanceConfig", "serviceTier", "schemaVersion":
+			return aSkip, 0
+		}
+	case cMsg:
+		switch string(k) {
+		case "role":
+			return aSkip, 0
+		case "content":
+			return aText, cBlock
+		}
+	case cBlock:
+		switch string(k) {
+		case "image", "video", "audio":
+			return aUnsc, 0
+		case "document":
+			return aText, cDoc
+		case "toolUse":
+			return aText, cToolUse
+		case "toolResult":
+			return aText, cToolResult
+		case "guardContent":
+			return aText, cGuard
+		case "reasoningContent":
+			return aText, cReason
+		case "start", "delta":
+			return aText, cBlock
+		case "cachePoint", "role", "stopReason", "p", "contentBlockIndex":
+			return aSkip, 0
+		}
+	case cDoc:
+		switch string(k) {
+		case "format":
+			return aSkip, 0
+		case "source":
+			return aText, cDocSrc
+		}
+	case cDocSrc:
+		switch string(k) {
+		case "text":
+			return aText, cAny
+		case "content":
+			return aText, cBlock
+		}
+		return aUnsc, 0 // bytes, s3Location, and sources not known yet
+	case cToolUse:
+		switch string(k) {
+		case "toolUseId", "type":
+			return aSkip, 0
+		}
+	case cToolResult:
+		switch string(k) {
+		case "toolUseId", "status", "type":
+			return aSkip, 0
+		case "content":
+			return aText, cBlock
+		}
+	case cGuard:
+		switch string(k) {
+		case "text":
+			return aText, cGuardText
+		case "image":
+			return aUnsc, 0
+		}
+	case cGuardText:
+		if string(k) == "qualifiers" {
+			return aSkip, 0
+		}
+	case cReason:
+		switch string(k) {
+		case "reasoningText":
+			return aText, cReasonText
+		case "signature":
+			return aSkip, 0
+		case "redactedContent":
+			return aUnsc, 0
+		}
+	case cReasonText:
+		if string(k) == "signature" {
+			return aSkip, 0
+		}
+	case cInfer:
+		switch string(k) {
+		case "maxTokens", "max_new_tokens":
+			return aMax, cAny
+		}
+	case cConvResp:
+		switch string(k) {
+		case "output":
+			return aText, cOutput
+		case "stopReason", "performanceConfig", "serviceTier":
+			return aSkip, 0
+		}
+	case cOutput:
+		if string(k) == "message" {
+			return aText, cMsg
+		}
+	case cConvEvent:
+		switch string(k) {
+		case "start", "delta":
+			return aText, cBlock
+		case "role", "stopReason", "p", "contentBlockIndex":
+			return aSkip, 0
+		}
+	case cNovaChunk:
+		switch string(k) {
+		case "messageStart", "contentBlockStart", "contentBlockDelta", "contentBlockStop", "messageStop", "metadata":
+			return aText, cConvEvent
+		case "amazon-bedrock-invocationMetrics":
+			return aSkip, 0
+		}
+
+	case cCTRoot:
+		if string(k) == "input" {
+			return aText, cCTInput
+		}
+	case cCTInput:
+		switch string(k) {
+		case "converse":
+			return aText, cConvRoot
+		case "invokeModel":
+			return aText, cCTInvoke
+		}
+	case cCTInvoke:
+		if string(k) == "body" {
+			return aB64, e.famReq
+		}
+	case cAsyncRoot:
+		switch string(k) {
+		case "modelInput":
+			return aText, e.famReq
+		case "clientRequestToken", "modelId", "outputDataConfig":
+			return aSkip, 0
+		}
+	case cApplyGuard:
+		switch string(k) {
+		case "content":
+			return aText, cGuard
+		case "source", "outputScope":
+			return aSkip, 0
+		}
+	case cChunkWrap:
+		switch string(k) {
+		case "bytes":
+			return aB64, e.famChunk
+		case "p":
+			return aSkip, 0
+		}
+
+	case cAnth:
+		switch string(k) {
+		case "max_tokens", "max_tokens_to_sample":
+			return aMax, cAny
+		case "system", "content", "content_block", "delta":
+			return aText, cAnthBlock
+		case "messages":
+			return aText, cAnthMsg
+		case "message":
+			return aText, cAnth
+		case "anthropic_version", "anthropic_beta", "id", "type", "role", "model", "stop_reason",
+			"amazon-bedrock-invocationMetrics", "amazon-bedrock-guardrailAction":
+			return aSkip, 0
+		}
+	case cAnthMsg:
+		switch string(k) {
+		case "role":
+			return aSkip, 0
+		case "content":
+			return aText, cAnthBlock
+		}
+	case cAnthBlock:
+		switch string(k) {
+		case "type", "id", "tool_use_id", "signature", "cache_control", "stop_reason":
+			return aSkip, 0
+		case "source":
+			return aText, cAnthSrc
+		case "content":
+			return aText, cAnthBlock
+		case "data": // redacted_thinking: encrypted
+			return aUnsc, 0
+		}
+	case cAnthSrc: // only reached for text and content sources
+		switch string(k) {
+		case "type", "media_type":
+			return aSkip, 0
+		case "content":
+			return aText, cAnthBlock
+		}
+
+	case cTitan:
+		switch string(k) {
+		case "textGenerationConfig":
+			return aText, cTitanCfg
+		case "results":
+			return aText, cTitanRes
+		case "completionReason", "amazon-bedrock-invocationMetrics":
+			return aSkip, 0
+		}
+	case cTitanCfg:
+		if string(k) == "maxTokenCount" {
+			return aMax, cAny
+		}
+	case cTitanRes:
+		if string(k) == "completionReason" {
+			return aSkip, 0
+		}
+
+	case cLlama:
+		switch string(k) {
+		case "max_gen_len":
+			return aMax, cAny
+		case "images":
+			return aUnsc, 0
+		case "stop_reason", "amazon-bedrock-invocationMetrics":
+			return aSkip, 0
+		}
+
+	case cChat:
+		switch string(k) {
+		case "max_tokens":
+			return aMax, cAny
+		case "messages":
+			return aText, cChatMsg
+		case "choices", "outputs":
+			return aText, cChoice
+		case "id", "model", "object", "tool_choice", "amazon-bedrock-invocationMetrics":
+			return aSkip, 0
+		}
+	case cChatMsg:
+		switch string(k) {
+		case "role", "tool_call_id":
+			return aSkip, 0
+		case "content":
+			return aText, cChatContent
+		}
+	case cChatContent:
+		switch string(k) {
+		case "type":
+			return aSkip, 0
+		case "image_url", "input_audio", "image":
+			return aUnsc, 0
+		}
+	case cChoice:
+		switch string(k) {
+		case "message", "delta":
+			return aText, cChatMsg
+		case "index", "finish_reason", "stop_reason":
+			return aSkip, 0
+		}
+
+	case cCohere:
+		switch string(k) {
+		case "max_tokens":
+			return aMax, cAny
+		case "chat_history":
+			return aText, cCohereHist
+		case "response":
+			return aText, cCohere
+		case "event_type", "finish_reason", "response_id", "generation_id", "is_finished",
+			"amazon-bedrock-invocationMetrics":
+			return aSkip, 0
+		}
+	case cCohereHist:
+		if string(k) == "role" {
+			return aSkip, 0
+		}
+	}
+	return aText, cAny
+}
+
+// extractor walks one JSON body, validating it as it goes (what
+// encoding/json.Valid accepts, UTF-8 only) and recording what the rules say.
+type extractor struct {
+	jsonScanner
+	out      *Extracted
+	src      int    // TextSpan.Src of what this walker finds
+	path     []byte // of the value being walked
+	scratch  []byte // for decoding escaped strings and keys
+	wantMax  bool
+	famReq   ctx // the family's native request body
+	famChunk ctx // the family's stream chunk
+}
+
+func (e *extractor) run(root ctx) error {
+	if err := e.value(root); err != nil {
+		return err
+	}
+	e.ws()
+	if e.i != len(e.b) {
+		return fmt.Errorf("data after the JSON value at offset %d", e.i)
+	}
+	return nil
+}
+
+func (e *extractor) value(c ctx) error {
+	e.ws()
+	if e.i >= len(e.b) {
+		return e.errorf("value expected")
+	}
+	switch ch := e.b[e.i]; {
+	case ch == '{':
+		if c == cAnthSrc && !e.readableAnthSource() {
+			e.unscannable()
+			return e.jsonScanner.value()
+		}
+		return e.object(c)
+	case ch == '[':
+		return e.array(c)
+	case ch == '"':
+		start := e.i
+		esc, err := e.str()
+		if err != nil {
+			return err
+		}
+		e.emit(start, e.i, esc)
+		return nil
+	}
+	return e.jsonScanner.value() // a number or literal
+}
+
+func (e *extractor) object(c ctx) error {
+	if e.depth++; e.depth > maxJSONDepth {
+		return errJSONDepth
+	}
+	e.i++ // '{'
+	e.ws()
+	if e.i < len(e.b) && e.b[e.i] == '}' {
+		e.depth--
+		e.i++
+		return nil
+	}
+	mark := len(e.path)
+	for {
+		e.ws()
+		if e.i >= len(e.b) || e.b[e.i] != '"' {
+			return e.errorf("object key expected")
+		}
+		ks := e.i
+		esc, err := e.str()
+		if err != nil {
+			return err
+		}
+		key := e.b[ks+1 : e.i-1]
+		if esc {
+			e.scratch = unquoteJSON(e.scratch[:0], key)
+			key = e.scratch
+		}
+		e.ws()
+		if e.i >= len(e.b) || e.b[e.i] != ':' {
+			return e.errorf("':' expected")
+		}
+		e.i++
+		e.path = appendKey(e.path[:mark], key)
+		a, cc := e.rule(c, key) // key may be e.scratch: use it before walking on
+		if err := e.member(a, cc); err != nil {
+			return err
+		}
+		e.ws()
+		if e.i >= len(e.b) {
+			return e.errorf("',' or '}' expected")
+		}
+		switch e.b[e.i] {
+		case ',':
+			e.i++
+		case '}':
+			e.depth--
+			e.i++
+			e.path = e.path[:mark]
+			return nil
+		default:
+			return e.errorf("',' or '}' expected")
+		}
+	}
+}
+
+func (e *extractor) array(c ctx) error {
+	if e.depth++; e.depth > maxJSONDepth {
+		return errJSONDepth
+	}
+	e.i++ // '['
+	e.ws()
+	if e.i < len(e.b) && e.b[e.i] == ']' {
+		e.depth--
+		e.i++
+		return nil
+	}
+	mark := len(e.path)
+	for n := 0; ; n++ {
+		e.path = append(strconv.AppendInt(append(e.path[:mark], '['), int64(n), 10), ']')
+		if err := e.value(c); err != nil {
+			return err
+		}
+		e.ws()
+		if e.i >= len(e.b) {
+			return e.errorf("',' or ']' expected")
+		}
+		switch e.b[e.i] {
+		case ',':
+			e.i++
+		case ']':
+			e.depth--
+			e.i++
+			e.path = e.path[:mark]
+			return nil
+		default:
+			return e.errorf("',' or ']' expected")
+		}
+	}
+}
+
+func (e *extractor) member(a act, c ctx) error {
+	switch a {
+	case aSkip:
+		e.ws()
+		return e.jsonScanner.value()
+	case aUnsc:
+		e.unscannable()
+		e.ws()
+		return e.jsonScanner.value()
+	case aMax:
+		return e.maxTokens()
+	case aB64:
+		return e.base64Body(c)
+	}
+	return e.value(c)
+}
+
+func (e *extractor) unscannable() {
+	e.out.Unscannable = append(e.out.Unscannable, string(e.path))
+}
+
+// emit records the string literal b[start:end] as text.
+func (e *extractor) emit(start, end int, escaped bool) {
+	if end-start == 2 {
+		return
+	}
+	raw := e.b[start+1 : end-1]
+	var text string
+	if escaped {
+		e.scratch = unquoteJSON(e.scratch[:0], raw)
+		text = string(e.scratch)
+	} else {
+		text = string(raw)
+	}
+	e.out.Texts = append(e.out.Texts, TextSpan{Path: string(e.path), Text: text, Start: start, End: end, Src: e.src})
+}
+
+func (e *extractor) maxTokens() error {
+	e.ws()
+	start := e.i
+	if e.i < len(e.b) && (e.b[e.i] == '-' || e.b[e.i] >= '0' && e.b[e.i] <= '9') {
+		if err := e.number(); err != nil {
+			return err
+		}
+		if e.wantMax {
+			e.setMax(parseTokens(e.b[start:e.i]), start)
+		}
+		return nil
+	}
+	if err := e.value(cAny); err != nil {
+		return err
+	}
+	if e.wantMax {
+		e.setMax(-1, start)
+	}
+	return nil
+}
+
+func (e *extractor) setMax(n int64, start int) {
+	o := e.out
+	if o.MaxTokensPath != "" && n <= o.MaxTokens {
+		return
+	}
+	o.MaxTokens, o.MaxTokensPath, o.MaxTokensStart, o.MaxTokensEnd = n, string(e.path), start, e.i
+}
+
+// parseTokens reads a valid JSON number as a token count: rounded up,
+// saturating.
+func parseTokens(b []byte) int64 {
+	if n, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+		return n
+	}
+	f, _ := strconv.ParseFloat(string(b), 64) // ±Inf on overflow
+	switch {
+	case f >= math.MaxInt64:
+		return math.MaxInt64
+	case f <= math.MinInt64:
+		return math.MinInt64
+	}
+	return int64(math.Ceil(f))
+}
+
+// base64Body decodes a base64 string holding a JSON body and walks that in
+// ctx c. A value that is not a string is scanned as it is; one that is not
+// base64 of valid JSON is unscannable.
+func (e *extractor) base64Body(c ctx) error {
+	e.ws()
+	if e.i >= len(e.b) || e.b[e.i] != '"' {
+		return e.value(cAny)
+	}
+	start := e.i
+	esc, err := e.str()
+	if err != nil {
+		return err
+	}
+	raw := e.b[start+1 : e.i-1]
+	if esc {
+		raw = unquoteJSON(nil, raw)
+	}
+	dec, err := decodeBase64(raw)
+	if err != nil {
+		e.unscannable()
+		return nil
+	}
+	o := e.out
+	nTexts, nUnsc, nDec := len(o.Texts), len(o.Unscannable), len(o.Decoded)
+	o.Decoded = append(o.Decoded, Decoded{Path: string(e.path), Start: start, End: e.i, Bytes: dec})
+	sub := extractor{
+		jsonScanner: jsonScanner{b: dec},
+		out:         o,
+		src:         len(o.Decoded),
+		path:        append(append([]byte(nil), e.path...), '/'),
+		famReq:      e.famReq,
+		famChunk:    e.famChunk,
+	}
+	if err := sub.run(c); err != nil {
+		o.Texts, o.Unscannable, o.Decoded = o.Texts[:nTexts], o.Unscannable[:nUnsc], o.Decoded[:nDec]
+		e.unscannable()
+	}
+	return nil
+}
+
+func decodeBase64(b []byte) ([]byte, error) {
+	dst := make([]byte, base64.StdEncoding.DecodedLen(len(b)))
+	n, err := base64.StdEncoding.Decode(dst, b)
+	if err != nil {
+		n, err = base64.RawStdEncoding.Decode(dst, b)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return dst[:n], nil
+}
+
+// readableAnthSource peeks at the "type" of the Anthropic source object at
+// e.i: only "text" (data is plain text) and "content" (text blocks) sources
+// can be read; base64, url, file and unknown ones cannot. An invalid object
+// reports true, so that the walk that follows fails on it.
+func (e *extractor) readableAnthSource() bool {
+	p := jsonScanner{b: e.b, i: e.i, depth: e.depth}
+	var buf [8]Member
+	members, _, err := p.object(buf[:0], true)
+	if err != nil {
+		return true
+	}
+	typ := ""
+	for _, m := range members {
+		if m.Key != "type" {
+			continue
+		}
+		v := e.b[m.ValueStart:m.ValueEnd]
+		if len(v) < 2 || v[0] != '"' {
+			return false
+		}
+		t := string(unquoteJSON(nil, v[1:len(v)-1]))
+		if typ != "" && t != typ {
+			return false // duplicate keys that disagree
+		}
+		typ = t
+	}
+	return typ == "text" || typ == "content"
+}
+
+// str scans a string literal starting at '"' and reports whether it holds
+// escapes.
+func (e *extractor) str() (escaped bool, err error) {
+	s := &e.jsonScanner
+	s.i++
+	for {
+		s.skipPlain()
+		if s.i >= len(s.b) {
+			return false, s.errorf("unterminated string")
+		}
+		switch c := s.b[s.i]; {
+		case c == '"':
+			s.i++
+			return escaped, nil
+		case c == '\\':
+			escaped = true
+			if s.i+1 >= len(s.b) {
+				return false, s.errorf("unterminated escape")
+			}
+			switch s.b[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				if s.i+6 > len(s.b) || !isHex4(s.b[s.i+2:s.i+6]) {
+					return false, s.errorf("bad \\u escape")
+				}
+				s.i += 6
+			default:
+				return false, s.errorf("bad escape")
+			}
+		case c < 0x20:
+			return false, s.errorf("control character in string")
+		case c >= utf8.RuneSelf:
+			for s.i < len(s.b) && s.b[s.i] >= utf8.RuneSelf {
+				r, n := utf8.DecodeRune(s.b[s.i:])
+				if r == utf8.RuneError && n == 1 {
+					return false, ErrNotUTF8
+				}
+				s.i += n
+			}
+		default:
+			s.i++
+		}
+	}
+}
+
+// unquoteJSON appends the value of the validated string literal body s
+// (without its quotes) to dst, decoding escapes as encoding/json does: a
+// \u escape of a lone or ill-paired surrogate becomes U+FFFD.
+func unquoteJSON(dst, s []byte) []byte {
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j] != '\\' {
+			j++
+		}
+		dst = append(dst, s[i:j]...)
+		if i = j; i >= len(s) {
+			break
+		}
+		// s[i] == '\\'; the literal was validated, so the escape is complete.
+		switch c := s[i+1]; c {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r := hex4(s[i+2 : i+6])
+			i += 6
+			if utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
+					r2 = hex4(s[i+2 : i+6])
+				}
+				if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+					dst = utf8.AppendRune(dst, d)
+					i += 6
+					continue
+				}
+				r = utf8.RuneError
+			}
+			dst = utf8.AppendRune(dst, r)
+			continue
+		default: // '"', '\\', '/'
+			dst = append(dst, c)
+		}
+		i += 2
+	}
+	return dst
+}
+
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}
+
+// appendKey appends ".key" (or ["key"] for keys that are not plain words) to
+// a path; at the start of a path, or after a nested body's '/', without the
+// dot.
+func appendKey(path, key []byte) []byte {
+	plain := len(key) > 0
+	for _, c := range key {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			plain = false
+			break
+		}
+	}
+	if !plain {
+		return append(strconv.AppendQuote(append(path, '['), string(key)), ']') // rare
+	}
+	if len(path) > 0 && path[len(path)-1] != '/' {
+		path = append(path, '.')
+	}
+	return append(path, key...)
+}
