@@ -27,7 +27,14 @@ type Record struct {
 	UpstreamRequestID string
 	Client            string
 	Protocol          string // client protocol, e.g. HTTP/2.0
-	IdentitySource    string
+	// Mode is how the call reached Warden: "" for endpoint mode, "proxy"
+	// (HTTPS_PROXY) or "transparent" (iptables redirect); Host is the
+	// intercepted host name and Signing "passthrough" when the caller's
+	// own signature went upstream.
+	Mode           string
+	Host           string
+	Signing        string
+	IdentitySource string
 	// IdentityStale says the identity was served from cache while the API
 	// it came from was failing (bounded by the source's stale_ttl).
 	IdentityStale  bool
@@ -72,6 +79,15 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	}
 	if r.Protocol != "" {
 		e.AddString("protocol", r.Protocol)
+	}
+	if r.Mode != "" {
+		e.AddString("mode", r.Mode)
+	}
+	if r.Host != "" {
+		e.AddString("host", r.Host)
+	}
+	if r.Signing != "" {
+		e.AddString("signing", r.Signing)
 	}
 	if r.IdentitySource != "" {
 		e.AddString("identity_source", r.IdentitySource)
@@ -146,6 +162,15 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	}
 	if r.Protocol != "" {
 		b = appendField(b, "protocol", r.Protocol)
+	}
+	if r.Mode != "" {
+		b = appendField(b, "mode", r.Mode)
+	}
+	if r.Host != "" {
+		b = appendField(b, "host", r.Host)
+	}
+	if r.Signing != "" {
+		b = appendField(b, "signing", r.Signing)
 	}
 	if r.IdentitySource != "" {
 		b = appendField(b, "identity_source", r.IdentitySource)

@@ -174,13 +174,13 @@ func TestAppendJSONMatchesZap(t *testing.T) {
 		{RequestID: "r2", Decision: "deny", Status: 403, ErrorType: "AccessDeniedException"},
 		{
 			Time: time.Date(2026, 11, 22, 4, 0, 0, 123456789, time.UTC), RequestID: "r1", UpstreamRequestID: "u1",
-			Client: "127.0.0.1:5000", Protocol: "HTTP/2.0", IdentitySource: "static", IdentityStale: true, Tags: map[string]string{"app": "a"},
+			Client: "127.0.0.1:5000", Protocol: "HTTP/2.0", Mode: "proxy", Host: "bedrock-runtime.us-east-1.amazonaws.com", Signing: "passthrough", IdentitySource: "static", IdentityStale: true, Tags: map[string]string{"app": "a"},
 			App: "a-prod", Operation: "Converse", Model: "m", ModelCanonical: "m", ModelResolved: []string{"x", "y"}, ModelResolvedStale: true,
 			PolicyHash: "0123456789ab", Decision: "allow", Rule: "apps[0]", Reason: "allowed", Status: 200, BytesIn: 10, BytesOut: 1 << 40,
 			Latency: 1500 * time.Microsecond, UpstreamLatency: 987654321 * time.Nanosecond,
 		},
 		{
-			Time: time.Date(1999, 1, 2, 3, 4, 5, 6000, est), RequestID: weird, UpstreamRequestID: weird, Client: weird, Protocol: weird,
+			Time: time.Date(1999, 1, 2, 3, 4, 5, 6000, est), RequestID: weird, UpstreamRequestID: weird, Client: weird, Protocol: weird, Mode: weird, Host: weird, Signing: weird,
 			IdentitySource: weird, Tags: map[string]string{weird: weird}, App: weird, Operation: weird, Model: weird, ModelCanonical: weird,
 			ModelResolved: []string{weird, ""}, PolicyHash: weird, Decision: weird, Rule: weird, Reason: weird, Status: -1, ErrorType: weird,
 			BytesIn: -5, Latency: 999 * time.Nanosecond, UpstreamLatency: 1,

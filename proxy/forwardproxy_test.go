@@ -297,6 +297,13 @@ func TestForwardProxyOperations(t *testing.T) {
 					if r.Protocol != wantProto(h2) {
 						t.Errorf("audit record %d: protocol %q, want %q", i, r.Protocol, wantProto(h2))
 					}
+					wantSigning := ""
+					if signing == "passthrough" {
+						wantSigning = "passthrough"
+					}
+					if r.Mode != "proxy" || r.Host != "bedrock-runtime.us-east-1.amazonaws.com" || r.Signing != wantSigning {
+						t.Errorf("audit record %d: mode %q host %q signing %q, want proxy, the runtime host, %q", i, r.Mode, r.Host, r.Signing, wantSigning)
+					}
 					ak, has := r.Tags["aws.access_key_id"]
 					if signing == "passthrough" && ak != appKey {
 						t.Errorf("audit record %d: passthrough tags %v, want aws.access_key_id=%s", i, r.Tags, appKey)

@@ -88,6 +88,7 @@ func (s *Server) checkIntercepted(r *http.Request, c *call, v *via) error {
 	if reqHost != v.host.Host {
 		return bedrock.Validation("warden: the Host %q does not match the intercepted host %q", r.Host, v.host.Host)
 	}
+	c.rec.Mode, c.rec.Host = v.mode, v.host.Host
 	if v.host.Region != s.region {
 		return bedrock.AccessDenied("warden: this Warden forwards to region %s; %s is in %s", s.region, v.host.Host, v.host.Region)
 	}
@@ -95,6 +96,7 @@ func (s *Server) checkIntercepted(r *http.Request, c *call, v *via) error {
 		return nil
 	}
 	c.passthrough = true
+	c.rec.Signing = "passthrough"
 	auth := r.Header.Values("Authorization")
 	if len(auth) != 1 {
 		return bedrock.AccessDenied("warden: passthrough needs exactly one Authorization header (SigV4 or a Bedrock API key)")

@@ -29,7 +29,7 @@ package main
 // nat table is only ever touched inside the test's own namespace.
 // Under CI (CI set) a missing piece fails the test; elsewhere it skips.
 //
-// Warden and the client run as the test binary itself (TestTransparentNetnsHelper,
+// Warden and the client run as the test binary itself (TestMain's helper roles,
 // guarded by WARDEN_NETNS_HELPER): `warden serve` and `warden iptables` go
 // through run(), the same code main calls, without a separate go build
 // (which would be a cold build of every dependency on a fresh CI machine).
@@ -86,7 +86,7 @@ const (
 	netnsAllowed     = "anthropic.claude-3-5-haiku-20241022-v1:0"
 	netnsDenied      = "meta.llama3-8b-instruct-v1:0"
 	netnsOtherSNI    = "example.com"
-	netnsHelperRegex = "^TestTransparentNetnsHelper$"
+	netnsHelperRegex = "^$" // TestMain runs the helper role before any test
 )
 
 // netnsResult is what the client inside the namespace saw.
@@ -107,12 +107,22 @@ type netnsResult struct {
 	Converse6Err   string
 }
 
-// TestTransparentNetnsHelper is not a test: it is Warden or the client when
-// TestTransparentNetns re-executes the test binary inside the namespace.
-func TestTransparentNetnsHelper(t *testing.T) {
-	switch os.Getenv(netnsHelperEnv) {
-	case "":
-		t.Skip("helper process of TestTransparentNetns")
+// TestMain turns the test binary into Warden or the client when
+// TestTransparentNetns re-executes it inside the namespace (a helper test
+// would show up as a skipped test in every normal run).
+func TestMain(m *testing.M) {
+	if os.Getenv(netnsHelperEnv) != "" {
+		netnsHelperMain()
+	}
+	os.Exit(m.Run())
+}
+
+// netnsHelperMain runs the role named in the environment and exits.
+func netnsHelperMain() {
+	switch role := os.Getenv(netnsHelperEnv); role {
+	default:
+		fmt.Fprintf(os.Stderr, "netns helper: unknown role %q\n", role)
+		os.Exit(2)
 	case "warden":
 		var args []string
 		if err := json.Unmarshal([]byte(os.Getenv(netnsArgsEnv)), &args); err != nil {
@@ -727,6 +737,8 @@ audit: {sinks: [{stdout: {}}]}
 		type record struct {
 			RequestID      string            `json:"request_id"`
 			Client         string            `json:"client"`
+			Mode           string            `json:"mode"`
+			Host           string            `json:"host"`
 			IdentitySource string            `json:"identity_source"`
 			Tags           map[string]string `json:"tags"`
 			App            string            `json:"app"`
@@ -758,6 +770,9 @@ audit: {sinks: [{stdout: {}}]}
 			// and the static identity was granted because it was redirected.
 			if host, _, _ := net.SplitHostPort(r.Client); host != clientIP {
 				t.Errorf("%s: audit record %d: client %q, want %s (the redirected connection's source)", w.name, i, r.Client, clientIP)
+			}
+			if r.Mode != "transparent" || r.Host != "bedrock-runtime.us-east-1.amazonaws.com" {
+				t.Errorf("%s: audit record %d: mode %q host %q, want transparent and the SNI host", w.name, i, r.Mode, r.Host)
 			}
 			if r.IdentitySource != "static" || r.Tags["app"] != "chatbot" {
 				t.Errorf("%s: audit record %d: identity %s %v, want static app=chatbot", w.name, i, r.IdentitySource, r.Tags)
