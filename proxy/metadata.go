@@ -264,10 +264,11 @@ func stampMetadataHeader(values []string, st stamp) (string, error) {
 }
 
 // stampMetadata writes Warden's stamp into an authorised call's request
-// metadata (re-sign mode only: a passthrough signature covers the body and
-// headers as the client sent them).
+// metadata. Every call Warden signs is stamped (endpoint calls are re-signed
+// even under upstream.signing: passthrough); the pipeline skips passthrough
+// calls, whose signature covers body and headers as the client sent them.
 func (s *Server) stampMetadata(r *http.Request, c *call, app, identitySource string) error {
-	if s.cfg.Upstream.Signing != "resign" {
+	if c.passthrough {
 		return nil
 	}
 	st := stamp{App: app, IdentitySource: identitySource, RequestID: c.requestID}
