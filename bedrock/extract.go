@@ -210,6 +210,7 @@ const (
 	cReason     // reasoningContent (blocks and deltas)
 	cReasonText // reasoningContent.reasoningText
 	cInfer      // inferenceConfig
+	cToolConfig // toolConfig, tools[]
 	cConvResp   // Converse response, Nova response
 	cOutput     // output
 	cConvEvent  // a ConverseStream event payload
@@ -278,6 +279,8 @@ func (e *extractor) rule(c ctx, k []byte) (act, ctx) {
 			return aText, cBlock
 		case "inferenceConfig":
 			return aText, cInfer
+		case "toolConfig":
+			return aText, cToolConfig
 		case "guardrailConfig", "performanceConfig", "serviceTier", "schemaVersion":
 			return aSkip, 0
 		}
@@ -362,6 +365,13 @@ func (e *extractor) rule(c ctx, k []byte) (act, ctx) {
 		switch string(k) {
 		case "maxTokens", "max_new_tokens":
 			return aMax, cAny
+		}
+	case cToolConfig:
+		switch string(k) {
+		case "tools":
+			return aText, cToolConfig
+		case "cachePoint":
+			return aSkip, 0
 		}
 	case cConvResp:
 		switch string(k) {
@@ -810,7 +820,8 @@ func (e *extractor) base64Body(c ctx) error {
 }
 
 func decodeBase64(b []byte) ([]byte, error) {
-	dst := make([]byte, base64.StdEncoding.DecodedLen(len(b)))
+	// RawStdEncoding's bound is the larger (it rounds partial quanta up).
+	dst := make([]byte, base64.RawStdEncoding.DecodedLen(len(b)))
 	n, err := base64.StdEncoding.Decode(dst, b)
 	if err != nil {
 		n, err = base64.RawStdEncoding.Decode(dst, b)
