@@ -1,6 +1,10 @@
-// Package guard will hold Warden's prompt and response guardrails: detectors
-// (PII, words, regexes, injection heuristics), actions (block, mask, record),
-// the streaming scanner and the Bedrock Guardrails backend. It is empty in
-// this release; the request path already buffers request bodies whole and
-// relays streams frame by frame so guards can be inserted without changing it.
+// Package guard holds Warden's prompt and response guardrails: text
+// normalisation and the detectors (PII with Bedrock Guardrails' type names,
+// word and phrase lists, custom regular expressions, a heuristic prompt
+// injection detector), the Scanner that runs them, and masking.
+//
+// Everything here is a pure function of its input: text extraction from
+// request and response bodies lives in package bedrock and the per-request
+// pipeline in package proxy. Findings carry types and offsets, never the
+// matched values, and their offsets refer to the normalised text.
 package guard

@@ -1,0 +1,331 @@
+package guard
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// PII entity types, named as Amazon Bedrock Guardrails names them.
+const (
+	Email                     = "EMAIL"
+	Phone                     = "PHONE"
+	USSocialSecurityNumber    = "US_SOCIAL_SECURITY_NUMBER"
+	CreditDebitCardNumber     = "CREDIT_DEBIT_CARD_NUMBER"
+	IBAN                      = "INTERNATIONAL_BANK_ACCOUNT_NUMBER"
+	USBankRoutingNumber       = "US_BANK_ROUTING_NUMBER"
+	IPAddress                 = "IP_ADDRESS"
+	MACAddress                = "MAC_ADDRESS"
+	URL                       = "URL"
+	AWSAccessKey              = "AWS_ACCESS_KEY"
+	AWSSecretKey              = "AWS_SECRET_KEY"
+	UKNationalInsuranceNumber = "UK_NATIONAL_INSURANCE_NUMBER"
+)
+
+// PIITypes lists the built-in PII types, in a fixed order.
+var piiTypes = [...]string{
+	Email, Phone, USSocialSecurityNumber, CreditDebitCardNumber, IBAN, USBankRoutingNumber,
+	IPAddress, MACAddress, URL, AWSAccessKey, AWSSecretKey, UKNationalInsuranceNumber,
+}
+
+// PIITypes returns the names of the built-in PII types.
+func PIITypes() []string { return slices.Clone(piiTypes[:]) }
+
+type piiKind uint16
+
+const (
+	kEmail piiKind = 1 << iota
+	kPhone
+	kSSN
+	kCard
+	kIBAN
+	kRouting
+	kIP
+	kMAC
+	kURL
+	kAccessKey
+	kSecretKey
+	kNINO
+)
+
+func kindOf(name string) (piiKind, bool) {
+	for i, t := range piiTypes {
+		if t == name {
+			return 1 << i, true
+		}
+	}
+	return 0, false
+}
+
+// PIIConfig selects what a PII detector finds.
+type PIIConfig struct {
+	// Types are built-in type names (see PIITypes); empty means all of them.
+	Types []string
+	// Regexes are custom types: finding type name -> RE2 expression
+	// (package regexp syntax). Each match becomes a finding of that type.
+	Regexes map[string]string
+}
+
+// PII finds personal data and credentials with hand-written scanners (one
+// pass over the text, plus an IndexByte pass for '@') and validates what has a
+// checksum or a structure: card numbers (Luhn and issuer prefix), IBANs
+// (country length and mod-97), ABA routing numbers, SSN area/group/serial,
+// IP addresses (net/netip), National Insurance prefixes. Values that fail
+// their check are never reported.
+//
+// Some types are ambiguous without context and are only reported when a
+// context word appears near the value (within about 60 bytes before it, or
+// a few after), case-insensitively:
+//   - US_BANK_ROUTING_NUMBER: any nine digits pass the ABA checksum one time in
+//     ten, so a routing number needs "routing", "ABA", "RTN", "ACH" or "transit";
+//   - AWS_SECRET_KEY: 40 base64 characters (with upper, lower case and digits)
+//     need "secret" before them (aws_secret_access_key, SecretAccessKey, ...);
+//   - US_SOCIAL_SECURITY_NUMBER written as nine bare digits needs "SSN",
+//     "social security" or "ITIN" (the 123-45-6789 and 123 45 6789 forms do not);
+//   - PHONE written as ten bare digits needs "phone", "call", "tel", "mobile", ...
+//     (formatted numbers, +country and (area) forms do not);
+//   - UK_NATIONAL_INSURANCE_NUMBER without its final letter needs "national
+//     insurance", "NINO" or "NI number".
+type PII struct {
+	kinds   piiKind
+	regexes []namedRegexp
+}
+
+type namedRegexp struct {
+	name string
+	re   *regexp.Regexp
+}
+
+// NewPII returns a PII detector for cfg.
+func NewPII(cfg PIIConfig) (*PII, error) {
+	p := &PII{}
+	if len(cfg.Types) == 0 {
+		p.kinds = 1<<len(piiTypes) - 1
+	}
+	for _, t := range cfg.Types {
+		k, ok := kindOf(t)
+		if !ok {
+			return nil, fmt.Errorf("pii: unknown type %q (known: %s)", t, strings.Join(piiTypes[:], ", "))
+		}
+		p.kinds |= k
+	}
+	names := make([]string, 0, len(cfg.Regexes))
+	for name := range cfg.Regexes {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if name == "" {
+			return nil, fmt.Errorf("pii: custom regex with an empty name")
+		}
+		re, err := regexp.Compile(cfg.Regexes[name])
+		if err != nil {
+			return nil, fmt.Errorf("pii: custom regex %q: %w", name, err)
+		}
+		p.regexes = append(p.regexes, namedRegexp{name, re})
+	}
+	return p, nil
+}
+
+// Name implements Detector.
+func (p *PII) Name() string { return "pii" }
+
+func (p *PII) emit(dst []Finding, typ string, start, end int) []Finding {
+	return append(dst, Finding{Type: typ, Detector: "pii", Start: start, End: end})
+}
+
+// Detect implements Detector.
+func (p *PII) Detect(s string, dst []Finding) []Finding {
+	k := p.kinds
+	if k&kEmail != 0 {
+		dst = p.detectEmails(s, dst)
+	}
+	n := len(s)
+	for i := 0; i < n; {
+		c := s[i]
+		cl := class[c]
+		if cl&(cDigit|cUpper|cLower) == 0 {
+			if (c == '+' || c == '(') && k&kPhone != 0 && i+1 < n && isDigit(s[i+1]) && !wordRuneBefore(s, i) {
+				if end := phoneAt(s, i); end > 0 {
+					dst = p.emit(dst, Phone, i, end)
+					i = end
+					continue
+				}
+			}
+			i++
+			continue
+		}
+		// i starts a word unless the previous byte is a word byte (only true
+		// at i == 0 or after a non-ASCII letter, since word runs are skipped).
+		if wordRuneBefore(s, i) {
+			i = skipWord(s, i)
+			continue
+		}
+		next := i + 1
+		if cl&cDigit != 0 {
+			dst, next = p.digitToken(s, i, dst)
+		} else {
+			dst, next = p.letterToken(s, i, dst)
+		}
+		if k&(kIP|kMAC) != 0 && (cl&cDigit != 0 || cl&cHexLetter != 0) {
+			var end int
+			dst, end = p.hexToken(s, i, dst)
+			next = max(next, end)
+		}
+		if k&kSecretKey != 0 {
+			if end := secretKeyAt(s, i); end > 0 {
+				dst = p.emit(dst, AWSSecretKey, i, end)
+				next = max(next, end)
+			}
+		}
+		i = max(next, skipWord(s, i))
+	}
+	for _, r := range p.regexes {
+		for _, m := range r.re.FindAllStringIndex(s, -1) {
+			if m[1] > m[0] {
+				dst = p.emit(dst, r.name, m[0], m[1])
+			}
+		}
+	}
+	return dst
+}
+
+// skipWord returns the end of the ASCII word run starting at i.
+func skipWord(s string, i int) int {
+	for i < len(s) && class[s[i]]&cWord != 0 {
+		i++
+	}
+	return i
+}
+
+// digitToken runs the number-shaped checks on a word that starts with a digit
+// at i. It returns dst and where scanning may resume.
+func (p *PII) digitToken(s string, i int, dst []Finding) ([]Finding, int) {
+	k := p.kinds
+	next := i + 1
+	if !numLeftOK(s, i) {
+		return dst, next
+	}
+	found := func(typ string, end int) {
+		dst = p.emit(dst, typ, i, end)
+		next = max(next, end)
+	}
+	if k&kIP != 0 {
+		if end := ipv4At(s, i); end > 0 {
+			found(IPAddress, end)
+			return dst, next
+		}
+	}
+	if k&kSSN != 0 {
+		if end := ssnAt(s, i); end > 0 {
+			found(USSocialSecurityNumber, end)
+			return dst, next
+		}
+	}
+	if k&kCard != 0 {
+		if end := cardAt(s, i); end > 0 {
+			found(CreditDebitCardNumber, end)
+			return dst, next
+		}
+	}
+	if k&kRouting != 0 {
+		if end := routingAt(s, i); end > 0 {
+			found(USBankRoutingNumber, end)
+			return dst, next
+		}
+	}
+	if k&kPhone != 0 {
+		if end := phoneAt(s, i); end > 0 {
+			found(Phone, end)
+		}
+	}
+	return dst, next
+}
+
+// letterToken runs the checks for values that start with a letter.
+func (p *PII) letterToken(s string, i int, dst []Finding) ([]Finding, int) {
+	k := p.kinds
+	next := i + 1
+	if k&kURL != 0 {
+		if end := urlAt(s, i); end > 0 {
+			// Keep scanning inside the URL: it may carry other values.
+			dst = p.emit(dst, URL, i, end)
+		}
+	}
+	if k&kIBAN != 0 {
+		if end := ibanAt(s, i); end > 0 {
+			return p.emit(dst, IBAN, i, end), end
+		}
+	}
+	if k&kNINO != 0 {
+		if end := ninoAt(s, i); end > 0 {
+			return p.emit(dst, UKNationalInsuranceNumber, i, end), end
+		}
+	}
+	if k&kAccessKey != 0 {
+		if end := accessKeyAt(s, i); end > 0 {
+			return p.emit(dst, AWSAccessKey, i, end), end
+		}
+	}
+	return dst, next
+}
+
+// hexToken checks for IPv6 and MAC addresses starting at i.
+// It returns dst and the end of what it found (0 for nothing).
+func (p *PII) hexToken(s string, i int, dst []Finding) ([]Finding, int) {
+	if i >= 2 && (s[i-1] == ':' || s[i-1] == '-' || s[i-1] == '.') && isHex(s[i-2]) {
+		return dst, 0 // inside a longer hex token
+	}
+	if p.kinds&kMAC != 0 {
+		if end := macAt(s, i); end > 0 {
+			return p.emit(dst, MACAddress, i, end), end
+		}
+	}
+	if p.kinds&kIP != 0 {
+		if end := ipv6At(s, i); end > 0 {
+			return p.emit(dst, IPAddress, i, end), end
+		}
+	}
+	return dst, 0
+}
+
+// numLeftOK reports whether a number may start at i: it must not continue a
+// word or another number ("v1.2", "12-34", "1,5").
+func numLeftOK(s string, i int) bool {
+	if i == 0 {
+		return true
+	}
+	c := s[i-1]
+	if class[c]&cWord != 0 {
+		return false
+	}
+	if (c == '-' || c == '.' || c == '/' || c == ':') && i >= 2 && isAlnum(s[i-2]) {
+		return false
+	}
+	return !wordRuneBefore(s, i)
+}
+
+// numRightOK reports whether a number may end at e: the next byte is not a
+// word byte, nor a joiner followed by a digit ("-7", ".5").
+func numRightOK(s string, e int) bool {
+	if e >= len(s) {
+		return true
+	}
+	c := s[e]
+	if class[c]&cWord != 0 {
+		return false
+	}
+	if (c == '-' || c == '.' || c == '/') && e+1 < len(s) && isDigit(s[e+1]) {
+		return false
+	}
+	return !wordRuneAt(s, e)
+}
+
+// digitsAt returns the end of the digit run starting at i.
+func digitsAt(s string, i int) int {
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	return i
+}

@@ -1,0 +1,351 @@
+package guard
+
+import "net/netip"
+
+// Number-shaped PII: IPv4, SSN, card, routing and phone numbers. Each *At
+// function looks at the number starting at s[i] (a digit, '+' or '(' at a
+// word start) and returns the end of the value, or 0.
+
+func ipv4At(s string, i int) int {
+	p := i
+	for octet := 0; octet < 4; octet++ {
+		if octet > 0 {
+			if p >= len(s) || s[p] != '.' {
+				return 0
+			}
+			p++
+		}
+		e := digitsAt(s, p)
+		if e == p || e-p > 3 {
+			return 0
+		}
+		p = e
+	}
+	if !numRightOK(s, p) {
+		return 0
+	}
+	if _, err := netip.ParseAddr(s[i:p]); err != nil { // rejects 256+ and leading zeros
+		return 0
+	}
+	return p
+}
+
+var ssnContext = []string{"ssn", "ssns", "social security", "social sec", "itin", "ss#"}
+
+func ssnAt(s string, i int) int {
+	e1 := digitsAt(s, i)
+	switch e1 - i {
+	case 3:
+		if e1+1 >= len(s) {
+			return 0
+		}
+		sep := s[e1]
+		if sep != '-' && sep != ' ' && sep != '.' {
+			return 0
+		}
+		e2 := digitsAt(s, e1+1)
+		if e2-e1 != 3 || e2 >= len(s) || s[e2] != sep {
+			return 0
+		}
+		e3 := digitsAt(s, e2+1)
+		if e3-e2 != 5 || !numRightOK(s, e3) {
+			return 0
+		}
+		if !validSSN(s[i:e1], s[e1+1:e2], s[e2+1:e3]) {
+			return 0
+		}
+		return e3
+	case 9:
+		if !numRightOK(s, e1) || !validSSN(s[i:i+3], s[i+3:i+5], s[i+5:i+9]) {
+			return 0
+		}
+		before, _ := window(s, i, e1, 60, 0)
+		if !containsFold(before, ssnContext, true) {
+			return 0
+		}
+		return e1
+	}
+	return 0
+}
+
+// validSSN applies the SSA's rules: area not 000, 666 or 9xx; group not 00;
+// serial not 0000.
+func validSSN(area, group, serial string) bool {
+	return area != "000" && area != "666" && area[0] != '9' && group != "00" && serial != "0000"
+}
+
+// cardAt finds 13 to 19 digits, contiguous or in groups of 3 to 6 separated
+// by single spaces or dashes (one kind), that pass the Luhn check and start
+// with a known issuer prefix. When groups follow the number ("4111 1111 1111
+// 1111 12/26") the longest valid prefix of groups wins.
+func cardAt(s string, i int) int {
+	var ends [8]int // end of each group
+	var total [8]int
+	ng := 0
+	p := i
+	var sep byte
+	for ng < len(ends) {
+		e := digitsAt(s, p)
+		if e == p {
+			break
+		}
+		n := e - p
+		prev := 0
+		if ng > 0 {
+			prev = total[ng-1]
+		}
+		if prev+n > 19 {
+			break
+		}
+		ends[ng], total[ng] = e, prev+n
+		ng++
+		if e+1 >= len(s) || !isDigit(s[e+1]) || (s[e] != ' ' && s[e] != '-') || (sep != 0 && s[e] != sep) {
+			break
+		}
+		sep = s[e]
+		p = e + 1
+	}
+	if ng == 0 {
+		return 0
+	}
+	if ng == 1 && !numRightOK(s, ends[0]) {
+		return 0
+	}
+	if ng > 1 {
+		// Grouped: every group but the last 3..6 digits long.
+		start := i
+		for g := 0; g < ng; g++ {
+			n := ends[g] - start
+			if n < 3 || n > 6 {
+				ng = g
+				break
+			}
+			start = ends[g] + 1
+		}
+	}
+	for g := ng - 1; g >= 0; g-- {
+		if total[g] < 13 {
+			break
+		}
+		if total[g] > 19 {
+			continue
+		}
+		if g == ng-1 && !numRightOK(s, ends[g]) && !(ends[g] < len(s) && s[ends[g]] == sep) {
+			continue
+		}
+		if validCard(s[i:ends[g]], total[g]) {
+			return ends[g]
+		}
+	}
+	return 0
+}
+
+// validCard checks the Luhn digit and the issuer prefix of the n digits in v
+// (which may hold separators).
+func validCard(v string, n int) bool {
+	var d [19]byte
+	k := 0
+	for j := 0; j < len(v) && k < n; j++ {
+		if isDigit(v[j]) {
+			d[k] = v[j] - '0'
+			k++
+		}
+	}
+	sum := 0
+	for j := 0; j < n; j++ {
+		x := int(d[n-1-j])
+		if j%2 == 1 {
+			x *= 2
+			if x > 9 {
+				x -= 9
+			}
+		}
+		sum += x
+	}
+	if sum%10 != 0 {
+		return false
+	}
+	p2 := int(d[0])*10 + int(d[1])
+	p3 := p2*10 + int(d[2])
+	p4 := p3*10 + int(d[3])
+	switch {
+	case d[0] == 4: // Visa
+		return n == 13 || n == 16 || n == 19
+	case p2 >= 51 && p2 <= 55, p4 >= 2221 && p4 <= 2720: // Mastercard
+		return n == 16
+	case p2 == 34 || p2 == 37: // American Express
+		return n == 15
+	case p4 == 6011, p3 >= 644 && p3 <= 649, p2 == 65, p2 == 62: // Discover, UnionPay
+		return n >= 16
+	case p4 >= 3528 && p4 <= 3589: // JCB
+		return n >= 16
+	case p3 >= 300 && p3 <= 305, p4 == 3095, p2 == 36, p2 == 38, p2 == 39: // Diners Club
+		return n >= 14
+	case p4 >= 2200 && p4 <= 2204: // Mir
+		return n >= 16
+	case p2 == 50, p2 >= 56 && p2 <= 58, p2 == 63, p2 == 67, p2 == 60: // Maestro, RuPay
+		return n >= 13
+	}
+	return false
+}
+
+var routingContext = []string{"routing", "aba", "rtn", "ach", "transit", "abartn"}
+
+// routingAt finds nine digits that pass the ABA checksum, start with a
+// Federal Reserve prefix and have a routing context word nearby.
+func routingAt(s string, i int) int {
+	e := digitsAt(s, i)
+	if e-i != 9 || !numRightOK(s, e) {
+		return 0
+	}
+	d := s[i:e]
+	pfx := int(d[0]-'0')*10 + int(d[1]-'0')
+	if !(pfx <= 12 || pfx >= 21 && pfx <= 32 || pfx >= 61 && pfx <= 72 || pfx == 80) {
+		return 0
+	}
+	sum := 0
+	for j := 0; j < 9; j += 3 {
+		sum += 3*int(d[j]-'0') + 7*int(d[j+1]-'0') + int(d[j+2]-'0')
+	}
+	if sum%10 != 0 {
+		return 0
+	}
+	before, after := window(s, i, e, 60, 30)
+	if !containsFold(before, routingContext, true) && !containsFold(after, routingContext, true) {
+		return 0
+	}
+	return e
+}
+
+var phoneContext = []string{"phone", "call", "tel", "telephone", "mobile", "cell", "fax", "sms", "text", "whatsapp", "dial", "contact", "reach", "ring"}
+
+type phoneGroup struct {
+	start, end int  // the digits
+	close      int  // end including a closing parenthesis
+	paren      bool // written as (123)
+	sep        byte // separator before the group: 0 for the first, ' ', '-', '.', or ')' for none after a parenthesis
+}
+
+// phoneAt recognises, at s[i]:
+//   - +CC ...: '+' and 8 to 15 digits in groups (E.164), or the same after 00;
+//   - North American numbers: [1 ](NPA) NXX-XXXX, NPA-NXX-XXXX, NPA.NXX.XXXX,
+//     NPA NXX XXXX (area code and exchange starting 2-9);
+//   - national numbers with a trunk 0 in 2 to 5 groups of 10 or 11 digits
+//     ("020 7946 0958", "07700 900123", "01 23 45 67 89");
+//   - ten bare NANP digits, only with a phone context word before them.
+func phoneAt(s string, i int) int {
+	var g [8]phoneGroup
+	ng := 0
+	p := i
+	plus := s[p] == '+'
+	if plus {
+		p++
+	}
+	var sep byte
+	for ng < len(g) && p < len(s) {
+		paren := s[p] == '('
+		q := p
+		if paren {
+			q++
+		}
+		e := digitsAt(s, q)
+		if e == q || e-q > 12 {
+			break
+		}
+		cl := e
+		if paren {
+			if e >= len(s) || s[e] != ')' {
+				break
+			}
+			cl = e + 1
+		}
+		g[ng] = phoneGroup{start: q, end: e, close: cl, paren: paren, sep: sep}
+		ng++
+		// A separator, then another group?
+		p = cl
+		sep = 0
+		if paren && p < len(s) && isDigit(s[p]) {
+			sep = ')'
+			continue
+		}
+		if p+1 < len(s) && (s[p] == ' ' || s[p] == '-' || s[p] == '.') && (isDigit(s[p+1]) || s[p+1] == '(') {
+			sep = s[p]
+			p++
+			continue
+		}
+		break
+	}
+	if ng == 0 {
+		return 0
+	}
+	digits := 0
+	for k := 0; k < ng; k++ {
+		digits += g[k].end - g[k].start
+	}
+	first := s[g[0].start]
+
+	// International: +CC or 00CC.
+	if plus || (g[0].end-g[0].start >= 2 && s[g[0].start:g[0].start+2] == "00" && ng > 1 && !g[0].paren) {
+		drop := 0
+		if !plus {
+			drop = 2
+			first = s[g[0].start+2]
+		}
+		if first == '0' {
+			return 0
+		}
+		n := -drop
+		best := 0
+		for k := 0; k < ng; k++ {
+			n += g[k].end - g[k].start
+			if n > 15 {
+				break
+			}
+			if n >= 8 && (k < ng-1 || numRightOK(s, g[k].close)) {
+				best = g[k].close
+			}
+		}
+		return best
+	}
+
+	// North American.
+	k := 0
+	if ng >= 4 && g[0].end-g[0].start == 1 && first == '1' && !g[0].paren {
+		k = 1
+	}
+	if ng-k == 3 && g[k].end-g[k].start == 3 && g[k+1].end-g[k+1].start == 3 && g[k+2].end-g[k+2].start == 4 &&
+		!g[k+1].paren && !g[k+2].paren && g[k+2].sep != ')' &&
+		s[g[k].start] >= '2' && s[g[k+1].start] >= '2' && numRightOK(s, g[k+2].close) {
+		return g[k+2].close
+	}
+
+	// National with a trunk 0.
+	if first == '0' && ng >= 2 && ng <= 5 && (digits == 10 || digits == 11) && s[g[0].start+1] != '0' && numRightOK(s, g[ng-1].close) {
+		ok := true
+		for k := 0; k < ng; k++ {
+			n := g[k].end - g[k].start
+			if n < 2 || (k > 0 && (g[k].paren || g[k].sep == '.')) {
+				ok = false
+				break
+			}
+		}
+		if ok && g[0].end-g[0].start <= 5 {
+			return g[ng-1].close
+		}
+	}
+
+	// Bare digits with context.
+	if ng == 1 && !g[0].paren && numRightOK(s, g[0].end) {
+		d := s[g[0].start:g[0].end]
+		if len(d) == 11 && d[0] == '1' {
+			d = d[1:]
+		}
+		if len(d) == 10 && d[0] >= '2' && d[3] >= '2' {
+			before, _ := window(s, i, g[0].end, 40, 0)
+			if containsFold(before, phoneContext, true) {
+				return g[0].end
+			}
+		}
+	}
+	return 0
+}

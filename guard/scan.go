@@ -1,0 +1,68 @@
+package guard
+
+import (
+	"slices"
+	"sync"
+)
+
+// Scanner normalises text once and runs a set of detectors over it. A Scanner
+// is safe for concurrent use; its scratch buffers are pooled.
+type Scanner struct {
+	detectors []Detector
+	pool      sync.Pool // *[]Finding
+}
+
+// NewScanner returns a Scanner that runs detectors in order.
+func NewScanner(detectors ...Detector) *Scanner {
+	s := &Scanner{detectors: slices.Clone(detectors)}
+	s.pool.New = func() any { b := make([]Finding, 0, 16); return &b }
+	return s
+}
+
+// Scan normalises text and returns the findings of every detector, sorted by
+// Start (then End), with offsets into Normalize(text). It returns nil when
+// nothing is found.
+func (s *Scanner) Scan(text string) []Finding {
+	bp := s.pool.Get().(*[]Finding)
+	_, found := s.ScanAppend((*bp)[:0], text)
+	var out []Finding
+	if len(found) > 0 {
+		out = slices.Clone(found)
+	}
+	*bp = found[:0]
+	s.pool.Put(bp)
+	return out
+}
+
+// ScanAppend is Scan without allocation: it appends the sorted findings to
+// dst and also returns the normalised text the offsets refer to (the input
+// itself when it needed no normalisation), ready for Mask.
+func (s *Scanner) ScanAppend(dst []Finding, text string) (normalized string, found []Finding) {
+	normalized = Normalize(text)
+	n := len(dst)
+	for _, d := range s.detectors {
+		dst = d.Detect(normalized, dst)
+	}
+	sortFindings(dst[n:])
+	return normalized, dst
+}
+
+// sortFindings orders findings by Start, then End, then Type. Insertion sort:
+// there are few, and they arrive mostly in order.
+func sortFindings(f []Finding) {
+	for i := 1; i < len(f); i++ {
+		for j := i; j > 0 && findingLess(f[j], f[j-1]); j-- {
+			f[j], f[j-1] = f[j-1], f[j]
+		}
+	}
+}
+
+func findingLess(a, b Finding) bool {
+	if a.Start != b.Start {
+		return a.Start < b.Start
+	}
+	if a.End != b.End {
+		return a.End > b.End // the longer span first
+	}
+	return a.Type < b.Type
+}
