@@ -438,6 +438,7 @@ func TestExtractErrors(t *testing.T) {
 // in order, by encoding/json's tokenizer.
 func allStrings(t testing.TB, body []byte) []string {
 	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
 	type frame struct{ obj, wantKey bool }
 	var stack []frame
 	var out []string
