@@ -85,7 +85,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 		// RoundTrip returns (net/http may finish writing it in another
 		// goroutine when the upstream answers early): only bodies that never
 		// left go back to the pool.
-		if !c.forwarded && buf.Cap() <= maxPooledBody {
+		if !(c.forwarded && sharesArray(c.body, buf.Bytes())) && buf.Cap() <= maxPooledBody {
 			bodyPool.Put(buf)
 		}
 	}()
@@ -171,6 +171,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 		c.rec.Decision = "dry-run-deny" // the app runs in dry-run mode: record the denial, forward anyway
 	}
 	s.forward(w, r, c)
+}
+
+// sharesArray reports whether a and b are views of one backing array (a
+// stamped Converse body is a new array, so its read buffer can be reused).
+func sharesArray(a, b []byte) bool {
+	if cap(a) == 0 || cap(b) == 0 {
+		return false
+	}
+	return &a[:cap(a)][cap(a)-1] == &b[:cap(b)][cap(b)-1]
 }
 
 // readBody reads the request body into buf, bounded by the configured limit.
