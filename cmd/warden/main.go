@@ -17,6 +17,7 @@ usage:
   warden demo                       run Warden with an example policy in front of a local
                                     Bedrock emulator and drive it with the AWS SDK
   warden bench [flags]              measure Warden against a direct call and a bare reverse proxy
+  warden bench-proxy [flags]        measure forward-proxy mode against a bare goproxy MITM
   warden policy validate --config FILE
                                     check a configuration file and exit
   warden keys issue|genmaster|inspect  Warden-issued SigV4 keys (warden keys help)
