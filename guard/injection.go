@@ -55,7 +55,7 @@ var injectionPatterns = []struct{ typ, pattern string }{
 	{PromptInjection, "repeat|print|output|echo|return|copy [back]{0,1} [the|all|of|everything]{0,3} words|text|everything|content|lines above|before|prior"},
 	{PromptInjection, "print|output|repeat|reveal|show|display everything|all [that]{0,1} [is|was|was|you|were]{0,2} above|before"},
 	// Jailbreak.
-	{Jailbreak, "you are|you're|youre|you've now? [in|a|an|entering|entered|become|been|acting]{0,2} [" + injModeKw + "]{1,2} mode|ai|model|assistant|version|persona"},
+	{Jailbreak, "you|you're|youre|you've [are|now|in|a|an|entering|entered|become|been|acting|have]{0,3} [" + injModeKw + "]{1,2} mode|ai|model|assistant|version|persona"},
 	{Jailbreak, "[" + injModeKw + "]{1,2} mode enabled|activated|engaged|unlocked|output|response"},
 	{Jailbreak, "simulate|emulate|enable|activate|enter|unlock [the]{0,1} jailbreak|jailbroken|=DAN|god|unrestricted|unfiltered mode"},
 	{Jailbreak, "simulate|emulate [the|a]{0,1} developer mode"},
@@ -68,7 +68,9 @@ var injectionPatterns = []struct{ typ, pattern string }{
 	{Jailbreak, "freed|free|released|liberated|unbound from [all|the|any|your|its|of]{0,3} [typical|usual|normal|standard|ethical|moral|content|safety|openai|anthropic|ai]{0,2} " + injLimits},
 	{Jailbreak, "without|no|ignoring|disregarding any? ethical|moral|content|safety [or|and|ethical|moral|content|safety]{0,3} " + injLimits},
 	{Jailbreak, "bypass|circumvent|evade|disable|remove|turn|switch [off]{0,1} [your|the|all|any|of|its]{0,2} safety|content|ethical|moral|censorship filters|filter|guidelines|restrictions|guardrails|protocols|policies|safeguards"},
-	{Jailbreak, "jailbreak|jailbroken|jailbreaking|unjailbroken yourself|you|the|this ai|model|assistant|chatbot|bot|gpt|chatgpt|claude|llm"},
+	{Jailbreak, "jailbreak|jailbreaking yourself"},
+	{Jailbreak, "jailbreak|jailbroken|jailbreaking you|the|this ai|model|assistant|chatbot|bot|gpt|chatgpt|claude|llm"},
+	{Jailbreak, "you|you're|youre|you've [are|have|been|become|now]{0,3} jailbroken|unchained"},
 	{Jailbreak, "act|acting|pretend|roleplay|behave as|to|be an|a unrestricted|unfiltered|uncensored|amoral|unethical|evil ai|model|assistant|chatbot|bot|llm|version"},
 }
 

@@ -21,13 +21,38 @@ func ipv4At(s string, i int) int {
 		}
 		p = e
 	}
-	if !numRightOK(s, p) {
+	ok := numRightOK(s, p)
+	if !ok && p+1 < len(s) && s[p] == '/' { // CIDR: 10.0.0.0/8
+		e := digitsAt(s, p+1)
+		ok = e-p-1 >= 1 && e-p-1 <= 2 && numRightOK(s, e)
+	}
+	if !ok {
 		return 0
 	}
 	if _, err := netip.ParseAddr(s[i:p]); err != nil { // rejects 256+ and leading zeros
 		return 0
 	}
+	// "version 1.2.3.4", "firmware 2.0.0.1": four-part version numbers.
+	before, _ := window(s, i, p, 24, 0)
+	if w := lastWord(before); w != "" && containsFold(w, versionWords, true) {
+		return 0
+	}
 	return p
+}
+
+var versionWords = []string{"version", "ver", "v", "firmware", "build", "release", "revision", "rev", "patch", "update", "driver", "bios"}
+
+// lastWord returns the last word of s when only spaces, ':' or '#' follow it.
+func lastWord(s string) string {
+	e := len(s)
+	for e > 0 && (s[e-1] == ' ' || s[e-1] == ':' || s[e-1] == '#') {
+		e--
+	}
+	b := e
+	for b > 0 && isAlpha(s[b-1]) {
+		b--
+	}
+	return s[b:e]
 }
 
 var ssnContext = []string{"ssn", "ssns", "social security", "social sec", "itin", "ss#"}
@@ -105,7 +130,7 @@ func cardAt(s string, i int) int {
 		sep = s[e]
 		p = e + 1
 	}
-	if ng == 0 {
+	if ng == 0 || ibanShapedBefore(s, i) {
 		return 0
 	}
 	if ng == 1 && !numRightOK(s, ends[0]) {
@@ -142,6 +167,17 @@ func cardAt(s string, i int) int {
 
 // validCard checks the Luhn digit and the issuer prefix of the n digits in v
 // (which may hold separators).
+// ibanShapedBefore reports whether the digits at i continue a group sequence
+// that starts like an IBAN ("AT39 2636 8431 ..."): such digits are a bank
+// account (whose own check failed, or it would have been reported), not a card.
+func ibanShapedBefore(s string, i int) bool {
+	if i < 5 || (s[i-1] != ' ' && s[i-1] != '-') {
+		return false
+	}
+	g := s[i-5 : i-1]
+	return isAlpha(g[0]) && isAlpha(g[1]) && isDigit(g[2]) && isDigit(g[3]) && !wordRuneBefore(s, i-5)
+}
+
 func validCard(v string, n int) bool {
 	var d [19]byte
 	k := 0
