@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -287,5 +288,21 @@ func TestRedirectedConnReplay(t *testing.T) {
 	}
 	if string(got) != "replayed-after" {
 		t.Fatalf("read %q, want %q", got, "replayed-after")
+	}
+}
+
+// A transparent tunnel goes only where its SNI name resolves: a tunnel name
+// in front of another address (a Bedrock endpoint, say) is refused.
+func TestCheckTunnelAddr(t *testing.T) {
+	if err := checkTunnelAddr("localhost", netip.MustParseAddr("127.0.0.1")); err != nil {
+		t.Errorf("localhost → 127.0.0.1 refused: %v", err)
+	}
+	for _, a := range []string{"10.9.9.9", "52.94.133.131", "::ffff:10.9.9.9"} {
+		if err := checkTunnelAddr("localhost", netip.MustParseAddr(a)); err == nil {
+			t.Errorf("localhost accepted as a name for %s", a)
+		}
+	}
+	if err := checkTunnelAddr("no-such-host.invalid", netip.MustParseAddr("127.0.0.1")); err == nil {
+		t.Error("an unresolvable name was accepted")
 	}
 }
