@@ -1,10 +1,12 @@
 package bedrock
 
 import (
+	"bytes"
 	"encoding/base64"
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -726,8 +728,7 @@ func (e *extractor) emit(start, end int, escaped bool) {
 	raw := e.b[start+1 : end-1]
 	var text string
 	if escaped {
-		e.scratch = unquoteJSON(e.scratch[:0], raw)
-		text = string(e.scratch)
+		text = unquoteString(raw)
 	} else {
 		text = string(raw)
 	}
@@ -852,7 +853,7 @@ func (e *extractor) readableAnthSource() bool {
 		if len(v) < 2 || v[0] != '"' {
 			return false
 		}
-		t := string(unquoteJSON(nil, v[1:len(v)-1]))
+		t := unquoteString(v[1 : len(v)-1])
 		if typ != "" && t != typ {
 			return false // duplicate keys that disagree
 		}
@@ -908,53 +909,74 @@ func (e *extractor) str() (escaped bool, err error) {
 }
 
 // unquoteJSON appends the value of the validated string literal body s
-// (without its quotes) to dst, decoding escapes as encoding/json does: a
-// \u escape of a lone or ill-paired surrogate becomes U+FFFD.
+// (without its quotes) to dst.
 func unquoteJSON(dst, s []byte) []byte {
-	for i := 0; i < len(s); {
-		j := i
-		for j < len(s) && s[j] != '\\' {
-			j++
+	b := bytes.NewBuffer(dst)
+	unquoteTo(b, s)
+	return b.Bytes()
+}
+
+// unquoteString returns the value of the validated string literal body s
+// with a single allocation.
+func unquoteString(s []byte) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	unquoteTo(&b, s)
+	return b.String()
+}
+
+type unquoteWriter interface {
+	Write([]byte) (int, error)
+	WriteByte(byte) error
+	WriteRune(rune) (int, error)
+}
+
+// unquoteTo writes the value of the validated string literal body s,
+// decoding escapes as encoding/json does: a \u escape of a lone or
+// ill-paired surrogate becomes U+FFFD.
+func unquoteTo(w unquoteWriter, s []byte) {
+	for len(s) > 0 {
+		j := bytes.IndexByte(s, '\\')
+		if j < 0 {
+			w.Write(s)
+			return
 		}
-		dst = append(dst, s[i:j]...)
-		if i = j; i >= len(s) {
-			break
-		}
-		// s[i] == '\\'; the literal was validated, so the escape is complete.
-		switch c := s[i+1]; c {
+		w.Write(s[:j])
+		s = s[j:]
+		// s[0] == '\\'; the literal was validated, so the escape is complete.
+		switch c := s[1]; c {
 		case 'b':
-			dst = append(dst, '\b')
+			w.WriteByte('\b')
 		case 'f':
-			dst = append(dst, '\f')
+			w.WriteByte('\f')
 		case 'n':
-			dst = append(dst, '\n')
+			w.WriteByte('\n')
 		case 'r':
-			dst = append(dst, '\r')
+			w.WriteByte('\r')
 		case 't':
-			dst = append(dst, '\t')
+			w.WriteByte('\t')
 		case 'u':
-			r := hex4(s[i+2 : i+6])
-			i += 6
+			r := hex4(s[2:6])
+			s = s[6:]
 			if utf16.IsSurrogate(r) {
 				r2 := rune(-1)
-				if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
-					r2 = hex4(s[i+2 : i+6])
+				if len(s) >= 6 && s[0] == '\\' && s[1] == 'u' {
+					r2 = hex4(s[2:6])
 				}
 				if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-					dst = utf8.AppendRune(dst, d)
-					i += 6
+					w.WriteRune(d)
+					s = s[6:]
 					continue
 				}
 				r = utf8.RuneError
 			}
-			dst = utf8.AppendRune(dst, r)
+			w.WriteRune(r)
 			continue
 		default: // '"', '\\', '/'
-			dst = append(dst, c)
+			w.WriteByte(c)
 		}
-		i += 2
+		s = s[2:]
 	}
-	return dst
 }
 
 func hex4(b []byte) rune {

@@ -667,7 +667,8 @@ func TestModelFamily(t *testing.T) {
 // few turns of prose with the escapes real clients send.
 func benchConverse4K() []byte {
 	para := "Our refund policy allows returns within 30 days of purchase.\nItems must be unused and in the original packaging; " +
-		"contact support@example.com or call +1 206-555-0100 with your order number. "
+		"contact support@example.com or call +1 206-555-0100 with your order number. " +
+		"Refunds go back to the original payment method within 5\u20137 business days. "
 	msg := func(role, text string) map[string]any {
 		return map[string]any{"role": role, "content": []any{map[string]any{"text": text}}}
 	}
@@ -679,6 +680,7 @@ func benchConverse4K() []byte {
 			msg("user", "Order #55123, \"kettle\" model K-2. "+para+para),
 			msg("assistant", "Thanks. "+para+para),
 			msg("user", "Please refund to my card. "+para+para),
+			msg("assistant", "Done! "+para+para),
 		},
 		"inferenceConfig": map[string]any{"maxTokens": 1024, "temperature": 0.3, "topP": 0.9},
 	}
