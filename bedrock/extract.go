@@ -528,7 +528,7 @@ func (e *extractor) rule(c ctx, k []byte) (act, ctx) {
 		switch string(k) {
 		case "type":
 			return aSkip, 0
-		case "image_url", "input_audio", "image":
+		case "image_url", "input_audio", "image", "document_url", "file":
 			return aUnsc, 0
 		}
 	case cChoice:

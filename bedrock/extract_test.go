@@ -731,3 +731,54 @@ func BenchmarkExtractStreamEvent(b *testing.B) {
 		}
 	})
 }
+
+// replaceSpans rewrites every span of src (spans of one Src, in order) with
+// the JSON encoding of f(text): what a masking guard does.
+func replaceSpans(src []byte, spans []TextSpan, f func(string) string) []byte {
+	var out []byte
+	last := 0
+	for _, s := range spans {
+		enc, _ := json.Marshal(f(s.Text))
+		out = append(append(out, src[last:s.Start]...), enc...)
+		last = s.End
+	}
+	return append(out, src[last:]...)
+}
+
+// TestExtractMaskRoundTrip rewrites spans through their offsets, for a body
+// and for a chunk's decoded bytes, and reads the result back.
+func TestExtractMaskRoundTrip(t *testing.T) {
+	mask := func(s string) string { return strings.ReplaceAll(s, "@", "{EMAIL}") }
+	body := mustRead(t, "converse_request.json")
+	ex, err := ExtractRequest(OpConverse, "", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	masked := replaceSpans(body, ex.Texts, mask)
+	ex2, err := ExtractRequest(OpConverse, "", masked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ex2.Texts) != len(ex.Texts) {
+		t.Fatalf("%d spans after masking, %d before", len(ex2.Texts), len(ex.Texts))
+	}
+	for i := range ex.Texts {
+		if ex2.Texts[i].Text != mask(ex.Texts[i].Text) || ex2.Texts[i].Path != ex.Texts[i].Path {
+			t.Errorf("%s: %q after masking", ex.Texts[i].Path, ex2.Texts[i].Text)
+		}
+	}
+
+	payload := chunkPayload([]byte(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"mail a\u0040b.co"}}`))
+	ex, err = ExtractStreamEvent(OpInvokeModelWithResponseStream, FamilyAnthropic, "chunk", payload)
+	if err != nil || len(ex.Decoded) != 1 || len(ex.Texts) != 1 {
+		t.Fatalf("%v %+v", err, ex)
+	}
+	d := ex.Decoded[0]
+	inner := replaceSpans(d.Bytes, ex.Texts, mask)
+	lit, _ := json.Marshal(base64.StdEncoding.EncodeToString(inner))
+	payload2 := append(append(append([]byte(nil), payload[:d.Start]...), lit...), payload[d.End:]...)
+	ex2, err = ExtractStreamEvent(OpInvokeModelWithResponseStream, FamilyAnthropic, "chunk", payload2)
+	if err != nil || len(ex2.Texts) != 1 || ex2.Texts[0].Text != "mail a{EMAIL}b.co" {
+		t.Fatalf("%v %+v", err, ex2)
+	}
+}
