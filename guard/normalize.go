@@ -20,7 +20,8 @@ import (
 //     letters, ligatures, superscripts and the like to their plain forms and
 //     odd spaces (no-break, thin, ideographic) to U+0020;
 //   - decimal digits of every script (Arabic-Indic, Devanagari, ...) become
-//     ASCII digits, and Unicode dashes and minus signs become '-'.
+//     ASCII digits, and Unicode hyphens, figure and en dashes and minus signs
+//     become '-' (em dashes stay: they separate words, not digits).
 //
 // Offsets in a Finding always refer to the normalised text, never to the
 // input: callers that rewrite text (masking) rewrite the normalised text.
@@ -39,7 +40,7 @@ func Normalize(s string) string {
 	}
 	// Non-ASCII: is any work needed at all? Most text with a few curly quotes
 	// or accents is already NFKC and holds no invisible characters.
-	if !needsFold(s[i:]) && norm.NFKC.IsNormalString(s) {
+	if !needsFold(s[i:]) && norm.NFKC.QuickSpanString(s) == len(s) {
 		return s
 	}
 	var b strings.Builder
@@ -105,7 +106,7 @@ func foldRune(r rune) (m rune, keep bool) {
 		r >= 0xE0000 && r <= 0xE0FFF, // tags and variation selectors supplement
 		r >= 0x1BCA0 && r <= 0x1BCA3: // shorthand format controls
 		return 0, false
-	case r >= 0x2010 && r <= 0x2015, r == 0x2212, r == 0xFE58, r == 0xFE63, r == 0xFF0D:
+	case r >= 0x2010 && r <= 0x2013, r == 0x2212, r == 0xFE58, r == 0xFE63, r == 0xFF0D:
 		return '-', true
 	}
 	if unicode.Is(unicode.Cf, r) {

@@ -1,0 +1,252 @@
+package guard
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// spans returns "TYPE:value" for every finding of d in text.
+func spans(d Detector, text string) []string {
+	var out []string
+	for _, f := range d.Detect(text, nil) {
+		out = append(out, f.Type+":"+text[f.Start:f.End])
+	}
+	return out
+}
+
+type piiCase struct {
+	text string
+	want []string // "TYPE:value"; nil: nothing of typ
+}
+
+func runPII(t *testing.T, typ string, cases []piiCase) {
+	t.Helper()
+	p, err := NewPII(PIIConfig{Types: []string{typ}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		got := spans(p, c.text)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: %q\n got  %q\n want %q", typ, c.text, got, c.want)
+		}
+	}
+}
+
+func TestEmail(t *testing.T) {
+	runPII(t, Email, []piiCase{
+		{"write to john.doe@example.com today", []string{"EMAIL:john.doe@example.com"}},
+		{"<Jane.O-Neil+tag@mail.example.co.uk>", []string{"EMAIL:Jane.O-Neil+tag@mail.example.co.uk"}},
+		{`{"email":"a_b99@x.io"}`, []string{"EMAIL:a_b99@x.io"}},
+		{"end of sentence: ops@example.org.", []string{"EMAIL:ops@example.org"}},
+		{"mailto:x@y.de,z@w.fr", []string{"EMAIL:x@y.de", "EMAIL:z@w.fr"}},
+		{"müller@beispiel.de", []string{"EMAIL:müller@beispiel.de"}},
+		{"@Override", nil},
+		{"npm i @types/node@20.1.0", nil},
+		{"user@localhost", nil},
+		{"a@b.c", nil},
+		{"x@-bad.com", nil},
+		{"x@a..com", nil},
+	})
+}
+
+func TestPhone(t *testing.T) {
+	runPII(t, Phone, []piiCase{
+		{"call (415) 555-2671 now", []string{"PHONE:(415) 555-2671"}},
+		{"415-555-2671", []string{"PHONE:415-555-2671"}},
+		{"415.555.2671", []string{"PHONE:415.555.2671"}},
+		{"415 555 2671", []string{"PHONE:415 555 2671"}},
+		{"+1 415 555 2671", []string{"PHONE:+1 415 555 2671"}},
+		{"1 (800) 555-0199", []string{"PHONE:1 (800) 555-0199"}},
+		{"+44 20 7946 0958", []string{"PHONE:+44 20 7946 0958"}},
+		{"+49 30 12345678.", []string{"PHONE:+49 30 12345678"}},
+		{"+33 1 23 45 67 89", []string{"PHONE:+33 1 23 45 67 89"}},
+		{"0044 20 7946 0958", []string{"PHONE:0044 20 7946 0958"}},
+		{"07700 900123", []string{"PHONE:07700 900123"}},
+		{"mobile: 4155552671", []string{"PHONE:4155552671"}},
+		{"order 4155552671", nil},             // bare digits need context
+		{"2024-01-15", nil},                   // date
+		{"123-45-6789", nil},                  // SSN shape
+		{"4111 1111 1111 1111", nil},          // card shape
+		{"155-123-4567", nil},                 // NANP area codes do not start with 1
+		{"415-555-2671-99", nil},              // longer number
+		{"v1.2.3 and 10.0.0.1", nil},          // versions, addresses
+		{"Population 8,336,817 in 2022", nil}, // counts
+		{"+0 123 456 789", nil},               // no country code 0
+		{"01-02-2024", nil},                   // date with leading 0
+	})
+}
+
+func TestSSN(t *testing.T) {
+	runPII(t, USSocialSecurityNumber, []piiCase{
+		{"SSN 123-45-6789", []string{"US_SOCIAL_SECURITY_NUMBER:123-45-6789"}},
+		{"ssn: 123 45 6789", []string{"US_SOCIAL_SECURITY_NUMBER:123 45 6789"}},
+		{"Social Security No. 078051120", []string{"US_SOCIAL_SECURITY_NUMBER:078051120"}},
+		{"id 123-45-6789.", []string{"US_SOCIAL_SECURITY_NUMBER:123-45-6789"}},
+		{"000-12-3456", nil},       // area 000
+		{"666-12-3456", nil},       // area 666
+		{"912-12-3456", nil},       // area 9xx
+		{"123-00-4567", nil},       // group 00
+		{"123-45-0000", nil},       // serial 0000
+		{"order 123456789", nil},   // bare digits need context
+		{"123-45-67890", nil},      // too long
+		{"1123-45-6789", nil},      // too long
+		{"123-45-6789-1", nil},     // part of a longer code
+		{"ISBN 123-45-6789x", nil}, // joined to a letter
+	})
+}
+
+func TestCard(t *testing.T) {
+	runPII(t, CreditDebitCardNumber, []piiCase{
+		{"4111111111111111", []string{"CREDIT_DEBIT_CARD_NUMBER:4111111111111111"}},
+		{"card 4111 1111 1111 1111 exp 12/26", []string{"CREDIT_DEBIT_CARD_NUMBER:4111 1111 1111 1111"}},
+		{"5500-0000-0000-0004", []string{"CREDIT_DEBIT_CARD_NUMBER:5500-0000-0000-0004"}},
+		{"Amex 3782 822463 10005", []string{"CREDIT_DEBIT_CARD_NUMBER:3782 822463 10005"}},
+		{"6011111111111117", []string{"CREDIT_DEBIT_CARD_NUMBER:6011111111111117"}},
+		{"JCB 3530111333300000", []string{"CREDIT_DEBIT_CARD_NUMBER:3530111333300000"}},
+		{"Diners 30569309025904", []string{"CREDIT_DEBIT_CARD_NUMBER:30569309025904"}},
+		{"mc 2223003122003222", []string{"CREDIT_DEBIT_CARD_NUMBER:2223003122003222"}},
+		{"4111 1111 1111 1111 1234", []string{"CREDIT_DEBIT_CARD_NUMBER:4111 1111 1111 1111"}},
+		{"4111111111111112", nil},         // Luhn fails
+		{"4111 1111 1111 1121", nil},      // Luhn fails
+		{"5500-0000-0000-0005", nil},      // Luhn fails
+		{"1234567812345670", nil},         // Luhn passes, no issuer starts with 1
+		{"9780262033848", nil},            // ISBN-13
+		{"356938035643809", nil},          // IMEI (Luhn-valid, 15 digits, 35 prefix)
+		{"x4111111111111111", nil},        // inside a word
+		{"41111111111111111111", nil},     // 20 digits
+		{"4111-1111 1111-1111", nil},      // mixed separators
+		{"AT39 2636 8431 2748 2629", nil}, // IBAN-shaped (failed its own check)
+		{"timestamp 1717243200123", nil},  // 13 digits starting with 1
+	})
+}
+
+func TestIBAN(t *testing.T) {
+	runPII(t, IBAN, []piiCase{
+		{"DE89370400440532013000", []string{"INTERNATIONAL_BANK_ACCOUNT_NUMBER:DE89370400440532013000"}},
+		{"IBAN: DE89 3704 0044 0532 0130 00.", []string{"INTERNATIONAL_BANK_ACCOUNT_NUMBER:DE89 3704 0044 0532 0130 00"}},
+		{"GB82 WEST 1234 5698 7654 32", []string{"INTERNATIONAL_BANK_ACCOUNT_NUMBER:GB82 WEST 1234 5698 7654 32"}},
+		{"gb82west12345698765432", []string{"INTERNATIONAL_BANK_ACCOUNT_NUMBER:gb82west12345698765432"}},
+		{"FR1420041010050500013M02606", []string{"INTERNATIONAL_BANK_ACCOUNT_NUMBER:FR1420041010050500013M02606"}},
+		{"NO9386011117947", []string{"INTERNATIONAL_BANK_ACCOUNT_NUMBER:NO9386011117947"}},
+		{"DE89370400440532013001", nil},  // check fails
+		{"DE88370400440532013000", nil},  // wrong check digits
+		{"GB82WEST1234569876543", nil},   // one short
+		{"GB82WEST123456987654321", nil}, // one long
+		{"XX89370400440532013000", nil},  // no such country
+		{"VAT DE123456789", nil},         // VAT number
+	})
+}
+
+func TestRouting(t *testing.T) {
+	runPII(t, USBankRoutingNumber, []piiCase{
+		{"routing number 021000021", []string{"US_BANK_ROUTING_NUMBER:021000021"}},
+		{"ABA: 011000015", []string{"US_BANK_ROUTING_NUMBER:011000015"}},
+		{"RTN 122105155 acct 1234", []string{"US_BANK_ROUTING_NUMBER:122105155"}},
+		{"021000021 (routing)", []string{"US_BANK_ROUTING_NUMBER:021000021"}},
+		{"routing number 021000022", nil}, // ABA checksum fails
+		{"routing number 991000021", nil}, // not a Federal Reserve prefix
+		{"Chase, 021000021", nil},         // documented: no context word, not reported
+		{"order 021000021", nil},
+		{"routing 0210000210", nil}, // ten digits
+		{"each 021000021", nil},     // "ach" only as a whole word
+	})
+}
+
+func TestIPAddress(t *testing.T) {
+	runPII(t, IPAddress, []piiCase{
+		{"from 192.168.1.10:8080", []string{"IP_ADDRESS:192.168.1.10"}},
+		{"10.0.0.0/8", []string{"IP_ADDRESS:10.0.0.0"}},
+		{"2001:db8::8a2e:370:7334", []string{"IP_ADDRESS:2001:db8::8a2e:370:7334"}},
+		{"[2001:db8::1]:443", []string{"IP_ADDRESS:2001:db8::1"}},
+		{"fe80::1ff:fe23:4567:890a.", []string{"IP_ADDRESS:fe80::1ff:fe23:4567:890a"}},
+		{"::ffff:192.0.2.1 x", nil}, // starts with ':'; not reported (documented)
+		{"256.1.1.1", nil},
+		{"1.2.3", nil},
+		{"1.2.3.4.5", nil},
+		{"v1.2.3.4", nil},
+		{"version 1.2.3.4", nil},
+		{"01.02.03.04", nil}, // leading zeros
+		{"std::vector", nil},
+		{"12:30:45", nil},
+		{"abc::def", nil},
+	})
+}
+
+func TestMAC(t *testing.T) {
+	runPII(t, MACAddress, []piiCase{
+		{"mac 00:1A:2B:3C:4D:5E", []string{"MAC_ADDRESS:00:1A:2B:3C:4D:5E"}},
+		{"a4-83-e7-12-9f-0c.", []string{"MAC_ADDRESS:a4-83-e7-12-9f-0c"}},
+		{"0019.e8a3.4f21", []string{"MAC_ADDRESS:0019.e8a3.4f21"}},
+		{"00:1A:2B:3C:4D", nil},
+		{"00:1A:2B:3C:4D:5E:6F", nil},
+		{"00:1A-2B:3C:4D:5E", nil},
+		{"zz:1A:2B:3C:4D:5E", nil},
+	})
+}
+
+func TestURL(t *testing.T) {
+	runPII(t, URL, []piiCase{
+		{"see https://example.com/a?b=c.", []string{"URL:https://example.com/a?b=c"}},
+		{"(https://en.wikipedia.org/wiki/Foo_(bar))", []string{"URL:https://en.wikipedia.org/wiki/Foo_(bar)"}},
+		{"(http://x.io/a)", []string{"URL:http://x.io/a"}},
+		{"www.example.org/careers", []string{"URL:www.example.org/careers"}},
+		{"s3://bucket/key", []string{"URL:s3://bucket/key"}},
+		{`"https://a.b/c"`, []string{"URL:https://a.b/c"}},
+		{"http://", nil},
+		{"www.", nil},
+		{"example.com", nil}, // bare domains are not reported
+	})
+}
+
+func TestAWSKeys(t *testing.T) {
+	runPII(t, AWSAccessKey, []piiCase{
+		{"AKIAIOSFODNN7EXAMPLE", []string{"AWS_ACCESS_KEY:AKIAIOSFODNN7EXAMPLE"}},
+		{"id=ASIAY34FZKBOKMUTVV7A;", []string{"AWS_ACCESS_KEY:ASIAY34FZKBOKMUTVV7A"}},
+		{"AKIAIOSFODNN7EXAMPL", nil},
+		{"AKIAIOSFODNN7EXAMPLEX", nil},
+		{"AKIAiosfodnn7example", nil},
+		{"ASIA PACIFIC", nil},
+	})
+	runPII(t, AWSSecretKey, []piiCase{
+		{"aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", []string{"AWS_SECRET_KEY:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}},
+		{`"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"`, []string{"AWS_SECRET_KEY:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}},
+		{"key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", nil},        // no context
+		{"secret 3f786850e387550fdab836ed7e6dc881de23001b", nil},     // hex, no upper case
+		{"secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYX", nil},    // 41 chars
+		{"secret abc/wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", nil}, // part of a path
+	})
+}
+
+func TestNINO(t *testing.T) {
+	runPII(t, UKNationalInsuranceNumber, []piiCase{
+		{"NI AB123456C", []string{"UK_NATIONAL_INSURANCE_NUMBER:AB123456C"}},
+		{"AB 12 34 56 C.", []string{"UK_NATIONAL_INSURANCE_NUMBER:AB 12 34 56 C"}},
+		{"national insurance number JG103759", []string{"UK_NATIONAL_INSURANCE_NUMBER:JG103759"}},
+		{"JG103759", nil},   // no suffix, no context
+		{"QQ123456C", nil},  // Q not allowed first
+		{"AO123456C", nil},  // O not allowed second
+		{"GB123456A", nil},  // GB not allocated
+		{"AB123456E", nil},  // suffix A-D only
+		{"AB1234567C", nil}, // too many digits
+	})
+}
+
+func TestCustomRegex(t *testing.T) {
+	p, err := NewPII(PIIConfig{Types: []string{Email}, Regexes: map[string]string{"EMPLOYEE_ID": `\bEMP-\d{6}\b`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := spans(p, "EMP-123456 wrote to a@b.io")
+	want := []string{"EMAIL:a@b.io", "EMPLOYEE_ID:EMP-123456"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q want %q", got, want)
+	}
+	if _, err := NewPII(PIIConfig{Regexes: map[string]string{"X": "("}}); err == nil {
+		t.Error("bad regex accepted")
+	}
+	if _, err := NewPII(PIIConfig{Types: []string{"NOPE"}}); err == nil || !strings.Contains(err.Error(), "NOPE") {
+		t.Errorf("unknown type: %v", err)
+	}
+}
