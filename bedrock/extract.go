@@ -28,6 +28,10 @@ type TextSpan struct {
 	// Src is 0 when Start and End index the body passed in, and i when they
 	// index Extracted.Decoded[i-1].Bytes.
 	Src int
+	// Base64 marks a text document sent as bytes (Converse formats txt,
+	// md, csv, html): the literal holds the base64 of Text's UTF-8, so a
+	// rewrite base64-encodes the new text before JSON-encoding it.
+	Base64 bool
 }
 
 // Decoded is a JSON body carried base64-encoded inside the scanned one: the
@@ -49,7 +53,8 @@ type Extracted struct {
 	// left out.
 	Texts []TextSpan
 	// Unscannable are the paths of content Warden cannot read: images,
-	// video, audio, binary or S3-hosted documents, redacted reasoning,
+	// video, audio, binary (pdf, doc, docx, xls, xlsx) or S3-hosted
+	// documents, text documents whose bytes are not UTF-8, redacted reasoning,
 	// base64 that does not decode to JSON, unknown document sources.
 	Unscannable []string
 	// MaxTokens is the output-token limit the request asks for (requests
@@ -249,11 +254,12 @@ const (
 type act uint8
 
 const (
-	aText act = iota // walk it in the returned ctx; its strings are text
-	aSkip            // an enumeration, identifier or opaque token
-	aUnsc            // content Warden cannot read
-	aMax             // an output-token limit
-	aB64             // a base64 string holding a JSON body of the returned ctx
+	aText    act = iota // walk it in the returned ctx; its strings are text
+	aSkip               // an enumeration, identifier or opaque token
+	aUnsc               // content Warden cannot read
+	aMax                // an output-token limit
+	aB64                // a base64 string holding a JSON body of the returned ctx
+	aB64Text            // a base64 string holding UTF-8 text (a text document's bytes)
 )
 
 // rule says what member k of an object in ctx c holds. Anything not listed
@@ -325,6 +331,10 @@ func (e *extractor) rule(c ctx, k []byte) (act, ctx) {
 			return aText, cAny
 		case "content":
 			return aText, cBlock
+		case "bytes":
+			if e.textDoc {
+				return aB64Text, 0
+			}
 		}
 		return aUnsc, 0 // bytes, s3Location, and sources not known yet
 	case cToolUse:
@@ -568,8 +578,9 @@ type extractor struct {
 	path     []byte // of the value being walked
 	scratch  []byte // for decoding escaped strings and keys
 	wantMax  bool
-	famReq   ctx // the family's native request body
-	famChunk ctx // the family's stream chunk
+	textDoc  bool // the document being walked has a text format
+	famReq   ctx  // the family's native request body
+	famChunk ctx  // the family's stream chunk
 }
 
 func (e *extractor) run(root ctx) error {
@@ -590,9 +601,23 @@ func (e *extractor) value(c ctx) error {
 	}
 	switch ch := e.b[e.i]; {
 	case ch == '{':
-		if c == cAnthSrc && !e.readableAnthSource() {
-			e.unscannable()
-			return e.jsonScanner.value()
+		switch c {
+		case cAnthSrc:
+			// Only text sources (data is plain text) and content sources
+			// (text blocks) can be read; base64, url, file and unknown
+			// ones cannot.
+			if t := e.peekString("type"); t != "text" && t != "content" {
+				e.unscannable()
+				return e.jsonScanner.value()
+			}
+		case cDoc:
+			// The format, wherever it sits among the members, says
+			// whether the document's bytes are text.
+			saved := e.textDoc
+			e.textDoc = textFormat(e.peekString("format"))
+			err := e.object(c)
+			e.textDoc = saved
+			return err
 		}
 		return e.object(c)
 	case ch == '[':
@@ -712,6 +737,8 @@ func (e *extractor) member(a act, c ctx) error {
 		return e.maxTokens()
 	case aB64:
 		return e.base64Body(c)
+	case aB64Text:
+		return e.base64Text()
 	}
 	return e.value(c)
 }
@@ -820,6 +847,43 @@ func (e *extractor) base64Body(c ctx) error {
 	return nil
 }
 
+// textFormat reports whether a Converse document format is plain text.
+func textFormat(f string) bool {
+	switch f {
+	case "txt", "md", "csv", "html":
+		return true
+	}
+	return false
+}
+
+// base64Text reads a text document sent as bytes: base64 of UTF-8 text
+// becomes a span with Base64 set; anything else is unscannable.
+func (e *extractor) base64Text() error {
+	e.ws()
+	if e.i >= len(e.b) || e.b[e.i] != '"' {
+		e.unscannable()
+		return e.jsonScanner.value()
+	}
+	start := e.i
+	esc, err := e.str()
+	if err != nil {
+		return err
+	}
+	raw := e.b[start+1 : e.i-1]
+	if esc {
+		raw = unquoteJSON(nil, raw)
+	}
+	dec, err := decodeBase64(raw)
+	if err != nil || !utf8.Valid(dec) {
+		e.unscannable()
+		return nil
+	}
+	if len(dec) > 0 {
+		e.out.Texts = append(e.out.Texts, TextSpan{Path: string(e.path), Text: string(dec), Start: start, End: e.i, Src: e.src, Base64: true})
+	}
+	return nil
+}
+
 func decodeBase64(b []byte) ([]byte, error) {
 	// RawStdEncoding's bound is the larger (it rounds partial quanta up).
 	dst := make([]byte, base64.RawStdEncoding.DecodedLen(len(b)))
@@ -833,33 +897,32 @@ func decodeBase64(b []byte) ([]byte, error) {
 	return dst[:n], nil
 }
 
-// readableAnthSource peeks at the "type" of the Anthropic source object at
-// e.i: only "text" (data is plain text) and "content" (text blocks) sources
-// can be read; base64, url, file and unknown ones cannot. An invalid object
-// reports true, so that the walk that follows fails on it.
-func (e *extractor) readableAnthSource() bool {
+// peekString returns the string value of member key of the object at e.i,
+// without moving: "" when the object is invalid, lacks the key, or holds it
+// more than once with different or non-string values.
+func (e *extractor) peekString(key string) string {
 	p := jsonScanner{b: e.b, i: e.i, depth: e.depth}
 	var buf [8]Member
 	members, _, err := p.object(buf[:0], true)
 	if err != nil {
-		return true
+		return ""
 	}
-	typ := ""
+	val, seen := "", false
 	for _, m := range members {
-		if m.Key != "type" {
+		if m.Key != key {
 			continue
 		}
 		v := e.b[m.ValueStart:m.ValueEnd]
 		if len(v) < 2 || v[0] != '"' {
-			return false
+			return ""
 		}
 		t := unquoteString(v[1 : len(v)-1])
-		if typ != "" && t != typ {
-			return false // duplicate keys that disagree
+		if seen && t != val {
+			return ""
 		}
-		typ = t
+		val, seen = t, true
 	}
-	return typ == "text" || typ == "content"
+	return val
 }
 
 // str scans a string literal starting at '"' and reports whether it holds

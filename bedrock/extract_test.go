@@ -178,6 +178,9 @@ func renderExtracted(w io.Writer, ex Extracted) {
 		if s.Src != 0 {
 			src = fmt.Sprintf(" (decoded %d)", s.Src)
 		}
+		if s.Base64 {
+			src += " (base64)"
+		}
 		fmt.Fprintf(w, "text %s%s %s\n", s.Path, src, strconv.Quote(s.Text))
 	}
 	for _, p := range ex.Unscannable {
@@ -227,6 +230,13 @@ func checkExtracted(t testing.TB, body []byte, ex Extracted) {
 		var s string
 		if err := json.Unmarshal(lit, &s); err != nil {
 			t.Fatalf("span %s: %q: %v", sp.Path, lit, err)
+		}
+		if sp.Base64 {
+			b, err := decodeBase64([]byte(s))
+			if err != nil {
+				t.Fatalf("span %s: %q is not base64: %v", sp.Path, s, err)
+			}
+			s = string(b)
 		}
 		if s != sp.Text {
 			t.Fatalf("span %s: literal %q decodes to %q, Text is %q", sp.Path, lit, s, sp.Text)
@@ -308,6 +318,7 @@ func TestExtractConverseRequest(t *testing.T) {
 		"messages[0].content[3].document.source.bytes",
 		"messages[0].content[4].document.source.s3Location",
 		"messages[0].content[6].video",
+		"messages[0].content[9].document.source.bytes",
 		"messages[2].content[0].toolResult.content[2].image",
 		"messages[2].content[2].guardContent.image",
 	}
@@ -536,7 +547,12 @@ func TestExtractKnownShapesLoseNothing(t *testing.T) {
 		if len(ex.Decoded) > 0 {
 			continue // the base64 literal is not text by design
 		}
-		got := texts(ex)
+		var got []string
+		for _, s := range ex.Texts {
+			if !s.Base64 {
+				got = append(got, s.Text)
+			}
+		}
 		for _, s := range allStrings(t, body) {
 			if i := slices.Index(got, s); i >= 0 {
 				got = slices.Delete(got, i, i+1)
@@ -733,12 +749,17 @@ func BenchmarkExtractStreamEvent(b *testing.B) {
 }
 
 // replaceSpans rewrites every span of src (spans of one Src, in order) with
-// the JSON encoding of f(text): what a masking guard does.
+// the JSON encoding of f(text), base64-encoded first for Base64 spans: what
+// a masking guard does.
 func replaceSpans(src []byte, spans []TextSpan, f func(string) string) []byte {
 	var out []byte
 	last := 0
 	for _, s := range spans {
-		enc, _ := json.Marshal(f(s.Text))
+		v := f(s.Text)
+		if s.Base64 {
+			v = base64.StdEncoding.EncodeToString([]byte(v))
+		}
+		enc, _ := json.Marshal(v)
 		out = append(append(out, src[last:s.Start]...), enc...)
 		last = s.End
 	}
