@@ -27,18 +27,18 @@ const (
 // Guardrails backend). Its false-positive rate on benign prompts is measured
 // by the corpus test.
 type Injection struct {
-	set phraseSet
+	wm wordMatcher
 }
 
 // Pattern syntax: words separated by spaces; a word is alternatives separated
 // by '|'; "[...]{m,n}" repeats a word m to n times; a trailing '?' makes it
 // optional; "=WORD" matches case-sensitively.
 const (
-	injQual    = "previous|prior|above|earlier|preceding|former|original|initial|system|existing|developer|safety|all|any|your|every|above-mentioned|foregoing|old"
+	injQual    = "previous|prior|above|earlier|preceding|former|original|initial|system|existing|developer|safety|all|any|your|every|foregoing|old"
 	injNouns   = "instructions|instruction|prompts|prompt|rules|directions|guidelines|directives|commands|guardrails|restrictions|constraints|policies|programming|messages|message|context|orders"
 	injFill    = "[all|any|the|every|each|of|my|your|these|those|our|and|that|you|were|was|given|have|been|received]{0,4}"
 	injSecret  = "system|initial|hidden|original|secret|developer|internal|full|entire|exact|complete|verbatim|first|confidential"
-	injSecretN = "prompt|prompts|instructions|message|messages|rules|directives|guidelines|configuration|preprompt|pre-prompt"
+	injSecretN = "prompt|prompts|instructions|message|messages|rules|directives|guidelines|configuration|preprompt"
 	injModeKw  = "developer|dev|god|jailbreak|jailbroken|unrestricted|unfiltered|uncensored|=DAN|sudo|evil|chaos"
 	injLimits  = "restrictions|restriction|limitations|limits|filters|filter|rules|guidelines|censorship|boundaries|guardrails|ethics|morals|confines|safeguards|policies"
 )
@@ -77,13 +77,13 @@ var injectionPatterns = []struct{ typ, pattern string }{
 // NewInjection returns the heuristic injection detector.
 func NewInjection() *Injection {
 	d := &Injection{}
-	d.set.punct = true
+	d.wm.punct = true
 	for _, p := range injectionPatterns {
 		ph, err := parsePattern(p.typ, p.pattern)
 		if err != nil {
 			panic(err) // the patterns are constants: a test covers them
 		}
-		d.set.add(ph)
+		d.wm.add(ph.typ, ph.slots)
 	}
 	return d
 }
@@ -109,7 +109,11 @@ func parsePattern(typ, pat string) (phrase, error) {
 			if a == "" {
 				return ph, fmt.Errorf("pattern %q: empty alternative", pat)
 			}
-			sl.alts = append(sl.alts, newAlt(a))
+			al := newAlt(a)
+			if !isPlainWord(al.text) {
+				return ph, fmt.Errorf("pattern %q: %q is not a single word", pat, a)
+			}
+			sl.alts = append(sl.alts, al)
 		}
 		ph.slots = append(ph.slots, sl)
 	}
@@ -124,7 +128,7 @@ func (d *Injection) Name() string { return "injection" }
 
 // Detect implements Detector.
 func (d *Injection) Detect(s string, dst []Finding) []Finding {
-	dst = d.set.scan(s, "injection", dst)
+	dst = d.wm.scan(s, "injection", dst)
 	return d.detectEncoded(s, dst, 0)
 }
 
@@ -198,7 +202,7 @@ func (d *Injection) encodedHit(blob string, depth int) bool {
 	}
 	t := Normalize(string(txt))
 	var tmp [4]Finding
-	if len(d.set.scan(t, "injection", tmp[:0])) > 0 {
+	if len(d.wm.scan(t, "injection", tmp[:0])) > 0 {
 		return true
 	}
 	return depth == 0 && len(d.detectEncoded(t, tmp[:0], 1)) > 0

@@ -47,14 +47,18 @@ func Normalize(s string) string {
 	b.Grow(len(s))
 	b.WriteString(s[:i])
 	stripInvisible(&b, s[i:])
-	t := norm.NFKC.String(b.String())
+	t := b.String()
+	if norm.NFKC.QuickSpanString(t) == len(t) {
+		return t // only folding was needed
+	}
+	t = norm.NFKC.String(t)
 	// NFKC output may hold digits of other scripts or dashes it does not fold
 	// (and, rarely, an invisible character produced by decomposition).
 	if needsFold(t) {
-		b.Reset()
-		b.Grow(len(t))
-		stripInvisible(&b, t)
-		t = b.String()
+		var b2 strings.Builder
+		b2.Grow(len(t))
+		stripInvisible(&b2, t)
+		t = b2.String()
 	}
 	return t
 }
@@ -75,15 +79,24 @@ func needsFold(s string) bool {
 // stripInvisible writes s to b without invisible characters and with digits
 // and dashes folded to ASCII.
 func stripInvisible(b *strings.Builder, s string) {
-	for _, r := range s {
-		if r < utf8.RuneSelf {
-			b.WriteByte(byte(r))
-			continue
+	for len(s) > 0 {
+		j := 0
+		for j < len(s) && s[j] < utf8.RuneSelf {
+			j++
 		}
-		m, keep := foldRune(r)
-		if keep {
-			b.WriteRune(m)
+		b.WriteString(s[:j])
+		if j == len(s) {
+			return
 		}
+		r, n := utf8.DecodeRuneInString(s[j:])
+		if m, keep := foldRune(r); keep {
+			if m == r {
+				b.WriteString(s[j : j+n]) // keeps invalid bytes as they are
+			} else {
+				b.WriteRune(m)
+			}
+		}
+		s = s[j+n:]
 	}
 }
 

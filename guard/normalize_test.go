@@ -15,8 +15,8 @@ func TestNormalize(t *testing.T) {
 		{"ＡＢＣ ｘｙｚ ＠", "ABC xyz @"},
 		{"ﬁle", "file"},
 		{"caf\u0065\u0301", "café"},
-		{"٤١١١", "4111"},   // Arabic-Indic digits
-		{"१२३", "123"},     // Devanagari digits
+		{"٤١١١", "4111"}, // Arabic-Indic digits
+		{"१२३", "123"},   // Devanagari digits
 		{"555\u2011123\u20134567", "555-123-4567"},
 		{"a\u00a0b\u3000c", "a b c"},
 		{"e\u202emoc.elpmaxe", "emoc.elpmaxe"}, // bidi override dropped

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // PII entity types, named as Amazon Bedrock Guardrails names them.
@@ -138,9 +139,38 @@ func (p *PII) emit(dst []Finding, typ string, start, end int) []Finding {
 // Detect implements Detector.
 func (p *PII) Detect(s string, dst []Finding) []Finding {
 	k := p.kinds
+	// Values with a fixed marker are found by searching for it (IndexByte
+	// and Index are vectorised), the rest in one pass over word starts.
 	if k&kEmail != 0 {
 		dst = p.detectEmails(s, dst)
 	}
+	if k&kURL != 0 {
+		dst = p.detectURLs(s, dst)
+	}
+	if k&kAccessKey != 0 {
+		dst = p.detectMarked(s, dst, "AKIA", AWSAccessKey, accessKeyAt)
+		dst = p.detectMarked(s, dst, "ASIA", AWSAccessKey, accessKeyAt)
+	}
+	if k&kSecretKey != 0 {
+		dst = p.detectSecrets(s, dst)
+	}
+	const wordKinds = kPhone | kSSN | kCard | kIBAN | kRouting | kIP | kMAC | kNINO
+	if k&wordKinds != 0 {
+		dst = p.detectWords(s, dst)
+	}
+	for _, r := range p.regexes {
+		for _, m := range r.re.FindAllStringIndex(s, -1) {
+			if m[1] > m[0] {
+				dst = p.emit(dst, r.name, m[0], m[1])
+			}
+		}
+	}
+	return dst
+}
+
+// detectWords walks word starts and runs the number- and code-shaped checks.
+func (p *PII) detectWords(s string, dst []Finding) []Finding {
+	k := p.kinds
 	n := len(s)
 	for i := 0; i < n; {
 		c := s[i]
@@ -156,35 +186,128 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 			i++
 			continue
 		}
-		// i starts a word unless the previous byte is a word byte (only true
-		// at i == 0 or after a non-ASCII letter, since word runs are skipped).
-		if wordRuneBefore(s, i) {
+		// i starts a word unless a non-ASCII letter precedes it (ASCII word
+		// runs are skipped whole).
+		if i > 0 && s[i-1] >= utf8.RuneSelf && wordRuneBefore(s, i) {
 			i = skipWord(s, i)
 			continue
 		}
 		next := i + 1
 		if cl&cDigit != 0 {
 			dst, next = p.digitToken(s, i, dst)
-		} else {
+		} else if i+3 < n && isAlpha(s[i+1]) && (isDigit(s[i+2]) || s[i+2] == ' ' && isDigit(s[i+3])) {
 			dst, next = p.letterToken(s, i, dst)
 		}
-		if k&(kIP|kMAC) != 0 && (cl&cDigit != 0 || cl&cHexLetter != 0) {
+		if k&(kIP|kMAC) != 0 && cl&(cDigit|cHexLetter) != 0 && hexSepSoon(s, i) {
 			var end int
 			dst, end = p.hexToken(s, i, dst)
 			next = max(next, end)
 		}
-		if k&kSecretKey != 0 {
-			if end := secretKeyAt(s, i); end > 0 {
-				dst = p.emit(dst, AWSSecretKey, i, end)
-				next = max(next, end)
-			}
-		}
 		i = max(next, skipWord(s, i))
 	}
-	for _, r := range p.regexes {
-		for _, m := range r.re.FindAllStringIndex(s, -1) {
-			if m[1] > m[0] {
-				dst = p.emit(dst, r.name, m[0], m[1])
+	return dst
+}
+
+// hexSepSoon reports whether the hex run at i (at most 4 digits) ends in ':',
+// '-' or '.', as IPv6 and MAC addresses do.
+func hexSepSoon(s string, i int) bool {
+	for j := i; j < len(s) && j <= i+4; j++ {
+		c := s[j]
+		if c == ':' || c == '-' || c == '.' {
+			return j > i
+		}
+		if !isHex(c) {
+			return false
+		}
+	}
+	return false
+}
+
+// detectMarked reports values that start with marker, checked by at.
+func (p *PII) detectMarked(s string, dst []Finding, marker, typ string, at func(string, int) int) []Finding {
+	for off := 0; ; {
+		j := strings.Index(s[off:], marker)
+		if j < 0 {
+			return dst
+		}
+		i := off + j
+		off = i + 1
+		if wordRuneBefore(s, i) {
+			continue
+		}
+		if end := at(s, i); end > 0 {
+			dst = p.emit(dst, typ, i, end)
+			off = end
+		}
+	}
+}
+
+// detectURLs finds "://" and "www." and checks the URL around them.
+func (p *PII) detectURLs(s string, dst []Finding) []Finding {
+	last := 0
+	for off := 0; ; {
+		j := strings.Index(s[off:], "://")
+		if j < 0 {
+			break
+		}
+		at := off + j
+		off = at + 3
+		b := at
+		for b > last && at-b < 16 && (isAlnum(s[b-1]) || s[b-1] == '+' || s[b-1] == '.' || s[b-1] == '-') {
+			b--
+		}
+		for b < at && !isAlpha(s[b]) {
+			b++
+		}
+		if b == at || wordRuneBefore(s, b) {
+			continue
+		}
+		if end := urlAt(s, b); end > 0 {
+			dst = p.emit(dst, URL, b, end)
+			off, last = end, end
+		}
+	}
+	for _, m := range [...]string{"www.", "WWW."} {
+		for off := 0; ; {
+			j := strings.Index(s[off:], m)
+			if j < 0 {
+				break
+			}
+			i := off + j
+			off = i + 4
+			if i > 0 && (wordRuneBefore(s, i) || s[i-1] == '/' || s[i-1] == '.' || s[i-1] == '@') {
+				continue // inside a URL or address already
+			}
+			if end := urlAt(s, i); end > 0 {
+				dst = p.emit(dst, URL, i, end)
+				off = end
+			}
+		}
+	}
+	return dst
+}
+
+// detectSecrets looks for 40-character keys only after the word "secret".
+func (p *PII) detectSecrets(s string, dst []Finding) []Finding {
+	from := 0
+	for _, m := range [...]string{"ecret", "ECRET"} {
+		for off := 0; ; {
+			j := strings.Index(s[off:], m)
+			if j < 0 {
+				break
+			}
+			k := off + j + len(m)
+			off = k
+			lim := min(len(s), k+100)
+			for i := max(k, from); i < lim; i++ {
+				if class[s[i]]&cWord == 0 || wordRuneBefore(s, i) {
+					continue
+				}
+				if end := secretKeyAt(s, i); end > 0 {
+					dst = p.emit(dst, AWSSecretKey, i, end)
+					from = end
+					break
+				}
 			}
 		}
 	}
@@ -247,12 +370,6 @@ func (p *PII) digitToken(s string, i int, dst []Finding) ([]Finding, int) {
 func (p *PII) letterToken(s string, i int, dst []Finding) ([]Finding, int) {
 	k := p.kinds
 	next := i + 1
-	if k&kURL != 0 {
-		if end := urlAt(s, i); end > 0 {
-			// Keep scanning inside the URL: it may carry other values.
-			dst = p.emit(dst, URL, i, end)
-		}
-	}
 	if k&kIBAN != 0 {
 		if end := ibanAt(s, i); end > 0 {
 			return p.emit(dst, IBAN, i, end), end
@@ -261,11 +378,6 @@ func (p *PII) letterToken(s string, i int, dst []Finding) ([]Finding, int) {
 	if k&kNINO != 0 {
 		if end := ninoAt(s, i); end > 0 {
 			return p.emit(dst, UKNationalInsuranceNumber, i, end), end
-		}
-	}
-	if k&kAccessKey != 0 {
-		if end := accessKeyAt(s, i); end > 0 {
-			return p.emit(dst, AWSAccessKey, i, end), end
 		}
 	}
 	return dst, next

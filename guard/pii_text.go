@@ -236,7 +236,8 @@ func ninoAt(s string, i int) int {
 	if strings.IndexByte("DFIQUV", a) >= 0 || strings.IndexByte("DFIOQUV", b) >= 0 {
 		return 0
 	}
-	if strings.Contains(" BG GB KN NK NT TN ZZ", string([]byte{' ', a, b})) {
+	switch uint16(a)<<8 | uint16(b) {
+	case 'B'<<8 | 'G', 'G'<<8 | 'B', 'K'<<8 | 'N', 'N'<<8 | 'K', 'N'<<8 | 'T', 'T'<<8 | 'N', 'Z'<<8 | 'Z':
 		return 0
 	}
 	p := i + 2

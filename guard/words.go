@@ -14,13 +14,15 @@ import (
 // "Acme\ncorp" match "acme corp"). An entry that starts or ends with a
 // non-word character ("c++", "#internal") has no boundary on that side.
 //
-// Matching indexes the entries by their first byte and the pair of their first
-// two bytes, so text is walked once, word start by word start, and only the
-// few entries sharing a word's first two letters are compared. That keeps a
-// list of a few hundred entries fast without an Aho-Corasick automaton.
+// Entries made of plain words are matched by hashing each word of the text
+// once and looking it up in a table of the words the entries use (see
+// wordMatcher): one pass whatever the list's size, so an Aho-Corasick
+// automaton would not pay for a dependency. Entries with punctuation inside
+// a word go to a byte-level matcher indexed by their first two bytes.
 type Words struct {
 	typ string
-	set phraseSet
+	wm  wordMatcher // entries made of plain words
+	set phraseSet   // entries with punctuation in a word ("c++", "#internal")
 }
 
 // NewWords returns a detector whose findings have type typ (a guard or list
@@ -36,10 +38,20 @@ func NewWords(typ string, entries []string) (*Words, error) {
 			return nil, fmt.Errorf("words %s: empty entry", typ)
 		}
 		ph := phrase{typ: typ}
+		plain := true
 		for _, f := range fields {
-			ph.slots = append(ph.slots, slot{alts: []alt{newAlt(f)}, min: 1, max: 1})
+			a := alt{text: strings.ToLower(f)}
+			first, _ := utf8.DecodeRuneInString(a.text)
+			last, _ := utf8.DecodeLastRuneInString(a.text)
+			a.startsWord, a.endsWord = isWordRune(first), isWordRune(last)
+			plain = plain && isPlainWord(a.text)
+			ph.slots = append(ph.slots, slot{alts: []alt{a}, min: 1, max: 1})
 		}
-		w.set.add(ph)
+		if plain {
+			w.wm.add(typ, ph.slots)
+		} else {
+			w.set.add(ph)
+		}
 	}
 	return w, nil
 }
@@ -49,6 +61,7 @@ func (w *Words) Name() string { return "words" }
 
 // Detect implements Detector.
 func (w *Words) Detect(s string, dst []Finding) []Finding {
+	dst = w.wm.scan(s, "words", dst)
 	return w.set.scan(s, "words", dst)
 }
 

@@ -1,0 +1,335 @@
+package guard
+
+import (
+	"unicode"
+	"unicode/utf8"
+)
+
+// wordMatcher matches phrases made of whole words. Text is tokenised once
+// into words (runs of letters, digits, combining marks and '_' of any
+// script, with an apostrophe between letters kept, as in "don't"); each word
+// is hashed (FNV-1a over its lower-cased runes) while it is scanned and looked
+// up in a small open-addressing table of the words the phrases use. Only a
+// word that can start a phrase starts a match attempt, so the cost is about
+// one pass over the bytes whatever the number of phrases.
+type wordMatcher struct {
+	punct   bool // words may be separated by punctuation within a sentence, not only whitespace
+	phrases []wphrase
+	words   []string  // id -> lower-case word (id 0: none)
+	table   []vEntry  // open addressing by hash
+	byFirst [][]int32 // id -> phrases whose first slot accepts it
+}
+
+type vEntry struct {
+	hash uint64
+	id   uint16
+}
+
+type wphrase struct {
+	typ   string
+	slots []wslot
+}
+
+type wslot struct {
+	alts     []walt
+	min, max int
+}
+
+type walt struct {
+	id    uint16
+	exact string // non-empty: the word must be exactly this (case-sensitive)
+}
+
+const (
+	fnvInit  = 14695981039346656037
+	fnvPrime = 1099511628211
+)
+
+// wordHash hashes a lower-case word the way nextWord hashes text.
+func wordHash(w string) uint64 {
+	h := uint64(fnvInit)
+	for _, r := range w {
+		h = (h ^ uint64(foldWordRune(r))) * fnvPrime
+	}
+	return h
+}
+
+func foldWordRune(r rune) rune {
+	if r < utf8.RuneSelf {
+		return rune(lower(byte(r)))
+	}
+	if r == '\u2019' {
+		return '\''
+	}
+	return unicode.ToLower(r)
+}
+
+// isPlainWord reports whether w is a single word for the tokeniser.
+func isPlainWord(w string) bool {
+	if w == "" {
+		return false
+	}
+	ws, we, _ := nextWord(w, 0)
+	return ws == 0 && we == len(w)
+}
+
+// id returns the id of a lower-case word, adding it.
+func (m *wordMatcher) id(w string) uint16 {
+	if len(m.words) == 0 {
+		m.words = append(m.words, "")
+	}
+	if id := m.lookupHash(wordHash(w), w); id != 0 {
+		return id
+	}
+	id := uint16(len(m.words))
+	m.words = append(m.words, w)
+	m.rebuild()
+	return id
+}
+
+func (m *wordMatcher) rebuild() {
+	size := 16
+	for size < 4*len(m.words) {
+		size *= 2
+	}
+	m.table = make([]vEntry, size)
+	for id := 1; id < len(m.words); id++ {
+		h := wordHash(m.words[id])
+		for k := h & uint64(size-1); ; k = (k + 1) & uint64(size-1) {
+			if m.table[k].id == 0 {
+				m.table[k] = vEntry{h, uint16(id)}
+				break
+			}
+		}
+	}
+}
+
+// lookupHash returns the id of the word with hash h whose text folds to w
+// (w is compared only on a hash hit).
+func (m *wordMatcher) lookupHash(h uint64, w string) uint16 {
+	if len(m.table) == 0 {
+		return 0
+	}
+	mask := uint64(len(m.table) - 1)
+	for k := h & mask; ; k = (k + 1) & mask {
+		e := m.table[k]
+		if e.id == 0 {
+			return 0
+		}
+		if e.hash == h && foldEqual(w, m.words[e.id]) {
+			return e.id
+		}
+	}
+}
+
+// foldEqual reports whether text folds to the lower-case word w.
+func foldEqual(text, w string) bool {
+	if len(text) == len(w) {
+		i := 0
+		for i < len(w) && text[i] < utf8.RuneSelf && lower(text[i]) == w[i] {
+			i++
+		}
+		if i == len(w) {
+			return true
+		}
+	}
+	j := 0
+	for _, r := range text {
+		if j >= len(w) {
+			return false
+		}
+		wr, n := utf8.DecodeRuneInString(w[j:])
+		if foldWordRune(r) != wr {
+			return false
+		}
+		j += n
+	}
+	return j == len(w)
+}
+
+// add adds a phrase: slots of alternatives (plain words, lower case, or
+// "=Word" for a case-sensitive one).
+func (m *wordMatcher) add(typ string, slots []slot) {
+	ph := wphrase{typ: typ}
+	for _, sl := range slots {
+		ws := wslot{min: sl.min, max: sl.max}
+		for _, a := range sl.alts {
+			w := walt{}
+			if a.exact {
+				w.exact = a.text
+				w.id = m.id(string(foldString(a.text)))
+			} else {
+				w.id = m.id(a.text)
+			}
+			ws.alts = append(ws.alts, w)
+		}
+		ph.slots = append(ph.slots, ws)
+	}
+	idx := int32(len(m.phrases))
+	m.phrases = append(m.phrases, ph)
+	for len(m.byFirst) < len(m.words) {
+		m.byFirst = append(m.byFirst, nil)
+	}
+	for _, a := range ph.slots[0].alts {
+		if l := m.byFirst[a.id]; len(l) == 0 || l[len(l)-1] != idx {
+			m.byFirst[a.id] = append(m.byFirst[a.id], idx)
+		}
+	}
+}
+
+func foldString(s string) []byte {
+	var b []byte
+	for _, r := range s {
+		b = utf8.AppendRune(b, foldWordRune(r))
+	}
+	return b
+}
+
+// nextWord returns the next word at or after p (ws = -1 when there is none)
+// and its hash.
+func nextWord(s string, p int) (ws, we int, h uint64) {
+	n := len(s)
+	// Skip to a word start.
+	for p < n {
+		c := s[p]
+		if c < utf8.RuneSelf {
+			if class[c]&cWord != 0 {
+				break
+			}
+			p++
+			continue
+		}
+		r, sz := utf8.DecodeRuneInString(s[p:])
+		if isWordRune(r) {
+			break
+		}
+		p += sz
+	}
+	if p >= n {
+		return -1, -1, 0
+	}
+	ws = p
+	h = fnvInit
+	for p < n {
+		c := s[p]
+		if c < utf8.RuneSelf {
+			if class[c]&cWord != 0 {
+				h = (h ^ uint64(lower(c))) * fnvPrime
+				p++
+				continue
+			}
+			if c == '\'' && p+1 < n && p > ws && wordRuneAt(s, p+1) {
+				h = (h ^ '\'') * fnvPrime
+				p++
+				continue
+			}
+			break
+		}
+		r, sz := utf8.DecodeRuneInString(s[p:])
+		if isWordRune(r) {
+			h = (h ^ uint64(unicode.ToLower(r))) * fnvPrime
+			p += sz
+			continue
+		}
+		if r == '\u2019' && p > ws && wordRuneAt(s, p+sz) {
+			h = (h ^ '\'') * fnvPrime
+			p += sz
+			continue
+		}
+		break
+	}
+	return ws, p, h
+}
+
+// sepOK reports whether sep (the bytes between two words) joins them.
+func (m *wordMatcher) sepOK(sep string) bool {
+	if sep == "" || len(sep) > 64 {
+		return false
+	}
+	for i := 0; i < len(sep); i++ {
+		c := sep[i]
+		if isSpace(c) {
+			continue
+		}
+		if !m.punct {
+			if c < utf8.RuneSelf {
+				return false
+			}
+			r, sz := utf8.DecodeRuneInString(sep[i:])
+			if !unicode.IsSpace(r) {
+				return false
+			}
+			i += sz - 1
+			continue
+		}
+		if c == '.' || c == '!' || c == '?' || c == '\n' {
+			return false
+		}
+	}
+	return true
+}
+
+func (sl *wslot) accepts(id uint16, word string) bool {
+	for _, a := range sl.alts {
+		if a.id == id && (a.exact == "" || a.exact == word) {
+			return true
+		}
+	}
+	return false
+}
+
+// scan appends the longest match starting at each word, leftmost first,
+// without overlaps.
+func (m *wordMatcher) scan(s, detector string, dst []Finding) []Finding {
+	if len(m.phrases) == 0 {
+		return dst
+	}
+	for p := 0; ; {
+		ws, we, h := nextWord(s, p)
+		if ws < 0 {
+			return dst
+		}
+		p = we
+		id := m.lookupHash(h, s[ws:we])
+		if id == 0 || int(id) >= len(m.byFirst) || len(m.byFirst[id]) == 0 {
+			continue
+		}
+		best, bestPh := -1, int32(-1)
+		for _, pi := range m.byFirst[id] {
+			ph := &m.phrases[pi]
+			if !ph.slots[0].accepts(id, s[ws:we]) {
+				continue
+			}
+			if e := m.match(s, ph, 0, 1, we); e > best {
+				best, bestPh = e, pi
+			}
+		}
+		if best > 0 {
+			dst = append(dst, Finding{Type: m.phrases[bestPh].typ, Detector: detector, Start: ws, End: best})
+			p = best
+		}
+	}
+}
+
+// match matches ph.slots[si:] after a word ending at pe, cnt words already
+// taken by slot si; it returns the end of the match or -1.
+func (m *wordMatcher) match(s string, ph *wphrase, si, cnt, pe int) int {
+	if si == len(ph.slots) {
+		return pe
+	}
+	sl := &ph.slots[si]
+	if cnt < sl.max {
+		ws, we, h := nextWord(s, pe)
+		if ws >= 0 && m.sepOK(s[pe:ws]) {
+			if id := m.lookupHash(h, s[ws:we]); id != 0 && sl.accepts(id, s[ws:we]) {
+				if r := m.match(s, ph, si, cnt+1, we); r >= 0 {
+					return r
+				}
+			}
+		}
+	}
+	if cnt >= sl.min {
+		return m.match(s, ph, si+1, 0, pe)
+	}
+	return -1
+}
