@@ -64,11 +64,14 @@ type Extracted struct {
 	// when the request sets none. A number that is not an integer counts
 	// rounded up (saturating at the int64 range); a value that is not a
 	// number gives -1. If the key occurs more than once the largest value
-	// is reported. MaxTokensStart and MaxTokensEnd delimit the raw value in
-	// the body, for clamping.
+	// is reported and MaxTokensCount says how many there are (a clamp that
+	// rewrites one leaves the others: reject such a body instead).
+	// MaxTokensStart and MaxTokensEnd delimit the raw value in the body,
+	// for clamping.
 	MaxTokens                    int64
 	MaxTokensPath                string
 	MaxTokensStart, MaxTokensEnd int
+	MaxTokensCount               int
 	// Decoded are the base64-carried bodies whose values are in Texts
 	// (TextSpan.Src indexes them from 1).
 	Decoded []Decoded
@@ -785,6 +788,7 @@ func (e *extractor) maxTokens() error {
 
 func (e *extractor) setMax(n int64, start int) {
 	o := e.out
+	o.MaxTokensCount++
 	if o.MaxTokensPath != "" && n <= o.MaxTokens {
 		return
 	}

@@ -371,6 +371,15 @@ func TestExtractMaxTokens(t *testing.T) {
 			t.Errorf("%s %s: max tokens %d at %q, want %d at %q", c.family, c.body, ex.MaxTokens, ex.MaxTokensPath, c.n, c.path)
 		}
 	}
+	for body, n := range map[string]int{
+		`{"max_tokens":1}`: 1, `{"max_tokens":1,"max_tokens":2}`: 2, `{"prompt":"x"}`: 0,
+		`{"max_tokens":1,"max_tokens_to_sample":"x"}`: 2,
+	} {
+		ex, err := ExtractRequest(OpInvokeModel, FamilyAnthropic, []byte(body))
+		if err != nil || ex.MaxTokensCount != n {
+			t.Errorf("%s: MaxTokensCount %d, want %d (%v)", body, ex.MaxTokensCount, n, err)
+		}
+	}
 	// Responses and events never report one.
 	ex, err := ExtractResponse(OpInvokeModel, FamilyAnthropic, []byte(`{"max_tokens":5}`))
 	if err != nil || ex.MaxTokensPath != "" {
