@@ -128,8 +128,12 @@ func (d *Injection) Name() string { return "injection" }
 
 // Detect implements Detector.
 func (d *Injection) Detect(s string, dst []Finding) []Finding {
-	dst = d.wm.scan(s, "injection", dst)
-	return d.detectEncoded(s, dst, 0)
+	withWords(s, func(words []wordSpan) { dst = d.detect(s, words, dst, 0) })
+	return dst
+}
+
+func (d *Injection) detectSpans(s string, words []wordSpan, dst []Finding) []Finding {
+	return d.detect(s, words, dst, 0)
 }
 
 const (
@@ -137,37 +141,39 @@ const (
 	maxBlobScan = 8192 // bytes of a blob decoded at most
 )
 
-// detectEncoded finds base64 runs (standard or URL alphabet, padded or not)
-// whose decoded text contains an injection or jailbreak phrase, one level of
-// nesting deep.
-func (d *Injection) detectEncoded(s string, dst []Finding, depth int) []Finding {
-	n := len(s)
-	for i := 0; i < n; {
-		if class[s[i]]&cB64 == 0 {
-			i++
-			continue
+// detect matches the phrases and, through the word matcher's blob hook,
+// base64 runs (standard or URL alphabet, padded or not) whose decoded text
+// holds a phrase, one level of nesting deep.
+func (d *Injection) detect(s string, words []wordSpan, dst []Finding, depth int) []Finding {
+	last := 0 // end of the last base64 run examined
+	hook := func(dst []Finding, ws, we int) ([]Finding, int) {
+		if ws < last {
+			return dst, 0
 		}
-		j := i
+		i := ws
+		for i > last && class[s[i-1]]&cB64 != 0 {
+			i--
+		}
+		j := we
 		var up, lo, dg bool
-		for j < n && class[s[j]]&cB64 != 0 {
-			cl := class[s[j]]
+		for k := i; k < len(s) && class[s[k]]&cB64 != 0; k++ {
+			cl := class[s[k]]
 			up = up || cl&cUpper != 0
 			lo = lo || cl&cLower != 0
 			dg = dg || cl&cDigit != 0
-			j++
+			j = k + 1
 		}
+		last = j
 		end := j
-		for end < n && end-j < 2 && s[end] == '=' {
+		for end < len(s) && end-j < 2 && s[end] == '=' {
 			end++
 		}
-		if j-i >= minBlob && up && lo && (dg || j-i >= 32) {
-			if d.encodedHit(s[i:j], depth) {
-				dst = append(dst, Finding{Type: EncodedPayload, Detector: "injection", Start: i, End: end})
-			}
+		if j-i < minBlob || !up || !lo || !(dg || j-i >= 32) || !d.encodedHit(s[i:j], depth) {
+			return dst, 0
 		}
-		i = end
+		return append(dst, Finding{Type: EncodedPayload, Detector: "injection", Start: i, End: end}), end
 	}
-	return dst
+	return d.wm.scan(s, words, "injection", dst, hook)
 }
 
 func (d *Injection) encodedHit(blob string, depth int) bool {
@@ -201,9 +207,9 @@ func (d *Injection) encodedHit(blob string, depth int) bool {
 		return false
 	}
 	t := Normalize(string(txt))
-	var tmp [4]Finding
-	if len(d.wm.scan(t, "injection", tmp[:0])) > 0 {
-		return true
+	words := appendWords(t, nil)
+	if depth > 0 {
+		return len(d.wm.scan(t, words, "injection", nil, nil)) > 0
 	}
-	return depth == 0 && len(d.detectEncoded(t, tmp[:0], 1)) > 0
+	return len(d.detect(t, words, nil, 1)) > 0
 }

@@ -9,6 +9,7 @@ import (
 // is safe for concurrent use; its scratch buffers are pooled.
 type Scanner struct {
 	detectors []Detector
+	words     bool      // some detector works on words: tokenise once for all
 	pool      sync.Pool // *[]Finding
 }
 
@@ -16,6 +17,11 @@ type Scanner struct {
 func NewScanner(detectors ...Detector) *Scanner {
 	s := &Scanner{detectors: slices.Clone(detectors)}
 	s.pool.New = func() any { b := make([]Finding, 0, 16); return &b }
+	for _, d := range detectors {
+		if _, ok := d.(spanDetector); ok {
+			s.words = true
+		}
+	}
 	return s
 }
 
@@ -40,8 +46,19 @@ func (s *Scanner) Scan(text string) []Finding {
 func (s *Scanner) ScanAppend(dst []Finding, text string) (normalized string, found []Finding) {
 	normalized = Normalize(text)
 	n := len(dst)
-	for _, d := range s.detectors {
-		dst = d.Detect(normalized, dst)
+	run := func(words []wordSpan) {
+		for _, d := range s.detectors {
+			if sd, ok := d.(spanDetector); ok && words != nil {
+				dst = sd.detectSpans(normalized, words, dst)
+			} else {
+				dst = d.Detect(normalized, dst)
+			}
+		}
+	}
+	if s.words {
+		withWords(normalized, run)
+	} else {
+		run(nil)
 	}
 	sortFindings(dst[n:])
 	return normalized, dst

@@ -1,6 +1,8 @@
 package guard
 
 import (
+	"math"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -18,6 +20,25 @@ type wordMatcher struct {
 	words   []string  // id -> lower-case word (id 0: none)
 	table   []vEntry  // open addressing by hash
 	byFirst [][]int32 // id -> phrases whose first slot accepts it
+	// pairs holds the first two folded bytes of every word (one bit per
+	// pair), so most words of the text are rejected before they are hashed.
+	pairs  [1 << 16 / 64]uint64
+	maxLen int
+}
+
+func pairKey(a, b byte) uint16 { return uint16(lower(a))<<8 | uint16(lower(b)) }
+
+// mayHold reports whether the text word w may be in the vocabulary. Words
+// starting with a non-ASCII byte are always hashed: they may fold to anything.
+func (m *wordMatcher) mayHold(w string) bool {
+	if len(w) > m.maxLen {
+		return false
+	}
+	if len(w) < 2 || w[0] >= utf8.RuneSelf || w[1] >= utf8.RuneSelf {
+		return true
+	}
+	k := pairKey(w[0], w[1])
+	return m.pairs[k>>6]&(1<<(k&63)) != 0
 }
 
 type vEntry struct {
@@ -69,7 +90,7 @@ func isPlainWord(w string) bool {
 	if w == "" {
 		return false
 	}
-	ws, we, _ := nextWord(w, 0)
+	ws, we := nextWord(w, 0)
 	return ws == 0 && we == len(w)
 }
 
@@ -84,6 +105,12 @@ func (m *wordMatcher) id(w string) uint16 {
 	id := uint16(len(m.words))
 	m.words = append(m.words, w)
 	m.rebuild()
+	// Folding can change a non-ASCII word's byte length: leave slack.
+	m.maxLen = max(m.maxLen, 2*len(w)+4)
+	if len(w) >= 2 && w[0] < utf8.RuneSelf && w[1] < utf8.RuneSelf {
+		k := pairKey(w[0], w[1])
+		m.pairs[k>>6] |= 1 << (k & 63)
+	}
 	return id
 }
 
@@ -185,9 +212,8 @@ func foldString(s string) []byte {
 	return b
 }
 
-// nextWord returns the next word at or after p (ws = -1 when there is none)
-// and its hash.
-func nextWord(s string, p int) (ws, we int, h uint64) {
+// nextWord returns the next word at or after p (ws = -1 when there is none).
+func nextWord(s string, p int) (ws, we int) {
 	n := len(s)
 	// Skip to a word start.
 	for p < n {
@@ -206,39 +232,50 @@ func nextWord(s string, p int) (ws, we int, h uint64) {
 		p += sz
 	}
 	if p >= n {
-		return -1, -1, 0
+		return -1, -1
 	}
 	ws = p
-	h = fnvInit
 	for p < n {
 		c := s[p]
 		if c < utf8.RuneSelf {
 			if class[c]&cWord != 0 {
-				h = (h ^ uint64(lower(c))) * fnvPrime
 				p++
 				continue
 			}
-			if c == '\'' && p+1 < n && p > ws && wordRuneAt(s, p+1) {
-				h = (h ^ '\'') * fnvPrime
+			if c == '\'' && p+1 < n && wordRuneAt(s, p+1) {
 				p++
 				continue
 			}
 			break
 		}
 		r, sz := utf8.DecodeRuneInString(s[p:])
-		if isWordRune(r) {
-			h = (h ^ uint64(unicode.ToLower(r))) * fnvPrime
-			p += sz
-			continue
-		}
-		if r == '\u2019' && p > ws && wordRuneAt(s, p+sz) {
-			h = (h ^ '\'') * fnvPrime
+		if isWordRune(r) || r == '\u2019' && wordRuneAt(s, p+sz) {
 			p += sz
 			continue
 		}
 		break
 	}
-	return ws, p, h
+	return ws, p
+}
+
+// lookup returns the id of the text word w, or 0.
+func (m *wordMatcher) lookup(w string) uint16 {
+	if !m.mayHold(w) {
+		return 0
+	}
+	h := uint64(fnvInit)
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		if c >= utf8.RuneSelf {
+			h = uint64(fnvInit)
+			for _, r := range w {
+				h = (h ^ uint64(foldWordRune(r))) * fnvPrime
+			}
+			break
+		}
+		h = (h ^ uint64(lower(c))) * fnvPrime
+	}
+	return m.lookupHash(h, w)
 }
 
 // sepOK reports whether sep (the bytes between two words) joins them.
@@ -278,19 +315,66 @@ func (sl *wslot) accepts(id uint16, word string) bool {
 	return false
 }
 
-// scan appends the longest match starting at each word, leftmost first,
-// without overlaps.
-func (m *wordMatcher) scan(s, detector string, dst []Finding) []Finding {
-	if len(m.phrases) == 0 {
-		return dst
+// wordSpan is one word of the text, as nextWord finds it.
+type wordSpan struct{ start, end int32 }
+
+// appendWords tokenises s. Offsets are int32: texts past 2 GiB are cut short
+// (the proxy's body limits are far below that).
+func appendWords(s string, dst []wordSpan) []wordSpan {
+	if len(s) > math.MaxInt32 {
+		s = s[:math.MaxInt32]
 	}
 	for p := 0; ; {
-		ws, we, h := nextWord(s, p)
+		ws, we := nextWord(s, p)
 		if ws < 0 {
 			return dst
 		}
+		dst = append(dst, wordSpan{int32(ws), int32(we)})
 		p = we
-		id := m.lookupHash(h, s[ws:we])
+	}
+}
+
+// spanDetector is implemented by detectors that work on words: the Scanner
+// tokenises the text once and hands every such detector the same words.
+type spanDetector interface {
+	detectSpans(s string, words []wordSpan, dst []Finding) []Finding
+}
+
+var spanPool = sync.Pool{New: func() any { b := make([]wordSpan, 0, 1024); return &b }}
+
+// withWords tokenises s into a pooled buffer for f.
+func withWords(s string, f func([]wordSpan)) {
+	bp := spanPool.Get().(*[]wordSpan)
+	*bp = appendWords(s, (*bp)[:0])
+	f(*bp)
+	if cap(*bp) <= 1<<16 {
+		spanPool.Put(bp)
+	}
+}
+
+// blobHook is called for words that may be part of an encoded blob (long,
+// or joined by base64 punctuation); it may append findings and returns where
+// scanning resumes (0: right after the word).
+type blobHook func(dst []Finding, ws, we int) ([]Finding, int)
+
+// scan appends the longest match starting at each word, leftmost first,
+// without overlaps.
+func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Finding, hook blobHook) []Finding {
+	if len(m.phrases) == 0 && hook == nil {
+		return dst
+	}
+	for k := 0; k < len(words); k++ {
+		ws, we := int(words[k].start), int(words[k].end)
+		if hook != nil && (we-ws >= 12 || we < len(s) && (s[we] == '+' || s[we] == '/' || s[we] == '=' || s[we] == '-')) {
+			var next int
+			if dst, next = hook(dst, ws, we); next > 0 {
+				for k+1 < len(words) && int(words[k+1].start) < next {
+					k++
+				}
+				continue
+			}
+		}
+		id := m.lookup(s[ws:we])
 		if id == 0 || int(id) >= len(m.byFirst) || len(m.byFirst[id]) == 0 {
 			continue
 		}
@@ -300,36 +384,40 @@ func (m *wordMatcher) scan(s, detector string, dst []Finding) []Finding {
 			if !ph.slots[0].accepts(id, s[ws:we]) {
 				continue
 			}
-			if e := m.match(s, ph, 0, 1, we); e > best {
+			if e := m.match(s, words, ph, 0, 1, k+1); e > best {
 				best, bestPh = e, pi
 			}
 		}
 		if best > 0 {
 			dst = append(dst, Finding{Type: m.phrases[bestPh].typ, Detector: detector, Start: ws, End: best})
-			p = best
+			for k+1 < len(words) && int(words[k+1].start) < best {
+				k++
+			}
 		}
 	}
+	return dst
 }
 
-// match matches ph.slots[si:] after a word ending at pe, cnt words already
-// taken by slot si; it returns the end of the match or -1.
-func (m *wordMatcher) match(s string, ph *wphrase, si, cnt, pe int) int {
+// match matches ph.slots[si:] from words[k] on (cnt words already taken by
+// slot si); it returns the end of the match or -1.
+func (m *wordMatcher) match(s string, words []wordSpan, ph *wphrase, si, cnt, k int) int {
+	pe := int(words[k-1].end)
 	if si == len(ph.slots) {
 		return pe
 	}
 	sl := &ph.slots[si]
-	if cnt < sl.max {
-		ws, we, h := nextWord(s, pe)
-		if ws >= 0 && m.sepOK(s[pe:ws]) {
-			if id := m.lookupHash(h, s[ws:we]); id != 0 && sl.accepts(id, s[ws:we]) {
-				if r := m.match(s, ph, si, cnt+1, we); r >= 0 {
+	if cnt < sl.max && k < len(words) {
+		ws, we := int(words[k].start), int(words[k].end)
+		if m.sepOK(s[pe:ws]) {
+			if id := m.lookup(s[ws:we]); id != 0 && sl.accepts(id, s[ws:we]) {
+				if r := m.match(s, words, ph, si, cnt+1, k+1); r >= 0 {
 					return r
 				}
 			}
 		}
 	}
 	if cnt >= sl.min {
-		return m.match(s, ph, si+1, 0, pe)
+		return m.match(s, words, ph, si+1, 0, k)
 	}
 	return -1
 }

@@ -61,7 +61,12 @@ func (w *Words) Name() string { return "words" }
 
 // Detect implements Detector.
 func (w *Words) Detect(s string, dst []Finding) []Finding {
-	dst = w.wm.scan(s, "words", dst)
+	withWords(s, func(words []wordSpan) { dst = w.detectSpans(s, words, dst) })
+	return dst
+}
+
+func (w *Words) detectSpans(s string, words []wordSpan, dst []Finding) []Finding {
+	dst = w.wm.scan(s, words, "words", dst, nil)
 	return w.set.scan(s, "words", dst)
 }
 
