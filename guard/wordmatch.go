@@ -23,6 +23,7 @@ type wordMatcher struct {
 	// pairs holds the first two folded bytes of every word (one bit per
 	// pair), so most words of the text are rejected before they are hashed.
 	pairs  [1 << 16 / 64]uint64
+	starts [1 << 16 / 64]uint64 // the same for words that start a phrase
 	maxLen int
 }
 
@@ -198,6 +199,15 @@ func (m *wordMatcher) add(typ string, slots []slot) {
 		m.byFirst = append(m.byFirst, nil)
 	}
 	for _, a := range ph.slots[0].alts {
+		if w := m.words[a.id]; len(w) >= 2 && w[0] < utf8.RuneSelf && w[1] < utf8.RuneSelf {
+			k := pairKey(w[0], w[1])
+			m.starts[k>>6] |= 1 << (k & 63)
+		} else {
+			m.starts = [len(m.starts)]uint64{}
+			for k := range m.starts {
+				m.starts[k] = ^uint64(0)
+			}
+		}
 		if l := m.byFirst[a.id]; len(l) == 0 || l[len(l)-1] != idx {
 			m.byFirst[a.id] = append(m.byFirst[a.id], idx)
 		}
@@ -371,6 +381,11 @@ func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Fi
 				for k+1 < len(words) && int(words[k+1].start) < next {
 					k++
 				}
+				continue
+			}
+		}
+		if we-ws >= 2 && s[ws] < utf8.RuneSelf && s[ws+1] < utf8.RuneSelf {
+			if k := pairKey(s[ws], s[ws+1]); m.starts[k>>6]&(1<<(k&63)) == 0 {
 				continue
 			}
 		}
