@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // Finding types of the injection heuristic.
@@ -27,7 +28,8 @@ const (
 // Guardrails backend). Its false-positive rate on benign prompts is measured
 // by the corpus test.
 type Injection struct {
-	wm wordMatcher
+	wm    wordMatcher
+	spans sync.Pool // *[]wordSpan
 }
 
 // Pattern syntax: words separated by spaces; a word is alternatives separated
@@ -128,7 +130,7 @@ func (d *Injection) Name() string { return "injection" }
 
 // Detect implements Detector.
 func (d *Injection) Detect(s string, dst []Finding) []Finding {
-	withWords(s, func(words []wordSpan) { dst = d.detect(s, words, dst, 0) })
+	withWords(&d.spans, s, func(words []wordSpan) { dst = d.detect(s, words, dst, 0) })
 	return dst
 }
 

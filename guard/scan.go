@@ -11,6 +11,7 @@ type Scanner struct {
 	detectors []Detector
 	words     bool      // some detector works on words: tokenise once for all
 	pool      sync.Pool // *[]Finding
+	spans     sync.Pool // *[]wordSpan
 }
 
 // NewScanner returns a Scanner that runs detectors in order.
@@ -56,7 +57,7 @@ func (s *Scanner) ScanAppend(dst []Finding, text string) (normalized string, fou
 		}
 	}
 	if s.words {
-		withWords(normalized, run)
+		withWords(&s.spans, normalized, run)
 	} else {
 		run(nil)
 	}

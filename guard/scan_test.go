@@ -154,9 +154,6 @@ func FuzzScan(f *testing.F) {
 					break
 				}
 			}
-			if !uncovered && !strings.Contains(strings.NewReplacer("{", "", "}", "").Replace(masked), v) {
-				continue
-			}
 			if !uncovered {
 				t.Fatalf("masked text %q still holds %s value %q", masked, x.Type, v)
 			}

@@ -350,15 +350,17 @@ type spanDetector interface {
 	detectSpans(s string, words []wordSpan, dst []Finding) []Finding
 }
 
-var spanPool = sync.Pool{New: func() any { b := make([]wordSpan, 0, 1024); return &b }}
-
-// withWords tokenises s into a pooled buffer for f.
-func withWords(s string, f func([]wordSpan)) {
-	bp := spanPool.Get().(*[]wordSpan)
+// withWords tokenises s into a buffer from pool (of *[]wordSpan, or a new
+// one) for f.
+func withWords(pool *sync.Pool, s string, f func([]wordSpan)) {
+	bp, _ := pool.Get().(*[]wordSpan)
+	if bp == nil {
+		bp = new([]wordSpan)
+	}
 	*bp = appendWords(s, (*bp)[:0])
 	f(*bp)
 	if cap(*bp) <= 1<<16 {
-		spanPool.Put(bp)
+		pool.Put(bp)
 	}
 }
 

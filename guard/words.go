@@ -3,6 +3,7 @@ package guard
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -20,9 +21,10 @@ import (
 // automaton would not pay for a dependency. Entries with punctuation inside
 // a word go to a byte-level matcher indexed by their first two bytes.
 type Words struct {
-	typ string
-	wm  wordMatcher // entries made of plain words
-	set phraseSet   // entries with punctuation in a word ("c++", "#internal")
+	typ   string
+	wm    wordMatcher // entries made of plain words
+	set   phraseSet   // entries with punctuation in a word ("c++", "#internal")
+	spans sync.Pool   // *[]wordSpan
 }
 
 // NewWords returns a detector whose findings have type typ (a guard or list
@@ -61,7 +63,7 @@ func (w *Words) Name() string { return "words" }
 
 // Detect implements Detector.
 func (w *Words) Detect(s string, dst []Finding) []Finding {
-	withWords(s, func(words []wordSpan) { dst = w.detectSpans(s, words, dst) })
+	withWords(&w.spans, s, func(words []wordSpan) { dst = w.detectSpans(s, words, dst) })
 	return dst
 }
 

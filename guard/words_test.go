@@ -115,7 +115,7 @@ func TestScanner(t *testing.T) {
 	}
 	ascii := "mail john@example.com about acme corp and 4111 1111 1111 1111"
 	buf := make([]Finding, 0, 16)
-	if n := testing.AllocsPerRun(50, func() { _, buf = sc.ScanAppend(buf[:0], ascii) }); n != 0 {
+	if n := testing.AllocsPerRun(50, func() { _, buf = sc.ScanAppend(buf[:0], ascii) }); n != 0 && !raceEnabled {
 		t.Errorf("ScanAppend allocates %v times on ASCII text", n)
 	}
 }
