@@ -24,7 +24,7 @@ func ipv4At(s string, i int) int {
 	ok := numRightOK(s, p)
 	if !ok && p+1 < len(s) && s[p] == '/' { // CIDR: 10.0.0.0/8
 		e := digitsAt(s, p+1)
-		ok = e-p-1 >= 1 && e-p-1 <= 2 && numRightOK(s, e)
+		ok = (e-p-1 == 1 || e-p-1 == 2 && (s[p+1] < '3' || s[p+1] == '3' && s[p+2] <= '2')) && numRightOK(s, e)
 	}
 	if !ok {
 		return 0
@@ -269,6 +269,12 @@ type phoneGroup struct {
 //   - national numbers with a trunk 0 in 2 to 5 groups of 10 or 11 digits
 //     ("020 7946 0958", "07700 900123", "01 23 45 67 89");
 //   - ten bare NANP digits, only with a phone context word before them.
+//
+// phoneRightOK is numRightOK that also accepts an extension ("x89").
+func phoneRightOK(s string, e int) bool {
+	return numRightOK(s, e) || e+1 < len(s) && (s[e] == 'x' || s[e] == 'X') && isDigit(s[e+1])
+}
+
 func phoneAt(s string, i int) int {
 	var g [8]phoneGroup
 	ng := 0
@@ -337,7 +343,7 @@ func phoneAt(s string, i int) int {
 			if n > 15 {
 				break
 			}
-			if n >= 8 && (k < ng-1 || numRightOK(s, g[k].close)) {
+			if n >= 8 && (k < ng-1 || phoneRightOK(s, g[k].close)) {
 				best = g[k].close
 			}
 		}
@@ -351,12 +357,12 @@ func phoneAt(s string, i int) int {
 	}
 	if ng-k == 3 && g[k].end-g[k].start == 3 && g[k+1].end-g[k+1].start == 3 && g[k+2].end-g[k+2].start == 4 &&
 		!g[k+1].paren && !g[k+2].paren && g[k+2].sep != ')' &&
-		s[g[k].start] >= '2' && s[g[k+1].start] >= '2' && numRightOK(s, g[k+2].close) {
+		s[g[k].start] >= '2' && s[g[k+1].start] >= '2' && phoneRightOK(s, g[k+2].close) {
 		return g[k+2].close
 	}
 
 	// National with a trunk 0.
-	if first == '0' && ng >= 2 && ng <= 5 && (digits == 10 || digits == 11) && s[g[0].start+1] != '0' && numRightOK(s, g[ng-1].close) {
+	if first == '0' && ng >= 2 && ng <= 5 && (digits == 10 || digits == 11) && s[g[0].start+1] != '0' && phoneRightOK(s, g[ng-1].close) {
 		ok := true
 		for k := 0; k < ng; k++ {
 			n := g[k].end - g[k].start
@@ -371,7 +377,7 @@ func phoneAt(s string, i int) int {
 	}
 
 	// Bare digits with context.
-	if ng == 1 && !g[0].paren && numRightOK(s, g[0].end) {
+	if ng == 1 && !g[0].paren && phoneRightOK(s, g[0].end) {
 		d := s[g[0].start:g[0].end]
 		if len(d) == 11 && d[0] == '1' {
 			d = d[1:]

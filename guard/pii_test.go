@@ -250,3 +250,15 @@ func TestCustomRegex(t *testing.T) {
 		t.Errorf("unknown type: %v", err)
 	}
 }
+
+func TestPhoneExtensionAndCIDR(t *testing.T) {
+	runPII(t, Phone, []piiCase{
+		{"+1 (555) 123-4567x89", []string{"PHONE:+1 (555) 123-4567"}},
+		{"415-555-2671 ext. 12", []string{"PHONE:415-555-2671"}},
+		{"415-555-2671xyz", nil},
+	})
+	runPII(t, IPAddress, []piiCase{
+		{"10.0.0.1/32", []string{"IP_ADDRESS:10.0.0.1"}},
+		{"10.0.0.1/33", nil},
+	})
+}
