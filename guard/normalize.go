@@ -40,21 +40,25 @@ func Normalize(s string) string {
 	}
 	// Non-ASCII: is any work needed at all? Most text with a few curly quotes
 	// or accents is already NFKC and holds no invisible characters.
-	if !needsFold(s[i:]) && norm.NFKC.QuickSpanString(s) == len(s) {
+	j := firstFold(s, i)
+	if j == len(s) && norm.NFKC.QuickSpanString(s) == len(s) {
 		return s
 	}
 	var b strings.Builder
 	b.Grow(len(s))
-	b.WriteString(s[:i])
-	stripInvisible(&b, s[i:])
+	b.WriteString(s[:j])
+	stripInvisible(&b, s[j:])
 	t := b.String()
-	if norm.NFKC.QuickSpanString(t) == len(t) {
-		return t // only folding was needed
-	}
-	t = norm.NFKC.String(t)
-	// NFKC output may hold digits of other scripts or dashes it does not fold
-	// (and, rarely, an invisible character produced by decomposition).
-	if needsFold(t) {
+	// NFKC output may hold digits of other scripts or dashes it does not
+	// fold, and dropping a character may let neighbours compose: repeat
+	// until both steps leave the text alone (once or twice in practice).
+	for range 4 {
+		if norm.NFKC.QuickSpanString(t) != len(t) {
+			t = norm.NFKC.String(t)
+		}
+		if !needsFold(t) {
+			return t
+		}
 		var b2 strings.Builder
 		b2.Grow(len(t))
 		stripInvisible(&b2, t)
@@ -64,16 +68,23 @@ func Normalize(s string) string {
 }
 
 // needsFold reports whether s holds a rune that stripInvisible drops or maps.
-func needsFold(s string) bool {
-	for _, r := range s {
-		if r < utf8.RuneSelf {
+func needsFold(s string) bool { return firstFold(s, 0) < len(s) }
+
+// firstFold returns the offset of the first rune at or after i that
+// stripInvisible drops or maps, or len(s).
+func firstFold(s string, i int) int {
+	for i < len(s) {
+		if s[i] < utf8.RuneSelf {
+			i++
 			continue
 		}
+		r, n := utf8.DecodeRuneInString(s[i:])
 		if m, keep := foldRune(r); !keep || m != r {
-			return true
+			return i
 		}
+		i += n
 	}
-	return false
+	return len(s)
 }
 
 // stripInvisible writes s to b without invisible characters and with digits
