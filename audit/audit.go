@@ -64,6 +64,31 @@ type Record struct {
 	BytesIn, BytesOut int64
 	Latency           time.Duration
 	UpstreamLatency   time.Duration // to the upstream's response headers
+
+	// Findings are what the app's guards found, one entry per guard,
+	// detector and type: counts only, never the values or where they sat.
+	Findings []Finding
+}
+
+// Finding counts one guard's findings of one type on a call, and what the
+// guard did about them (block, mask, record; record too when a dry-run app's
+// guard would have blocked).
+type Finding struct {
+	Guard    string
+	Detector string
+	Type     string
+	Count    int
+	Action   string
+}
+
+// MarshalLogObject implements zapcore.ObjectMarshaler.
+func (f Finding) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	e.AddString("guard", f.Guard)
+	e.AddString("detector", f.Detector)
+	e.AddString("type", f.Type)
+	e.AddInt("count", f.Count)
+	e.AddString("action", f.Action)
+	return nil
 }
 
 // MarshalLogObject writes the record as flat JSON fields with stable names.
@@ -124,6 +149,14 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	e.AddInt("status", r.Status)
 	if r.ErrorType != "" {
 		e.AddString("error_type", r.ErrorType)
+	}
+	if len(r.Findings) > 0 {
+		_ = e.AddArray("findings", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
+			for _, f := range r.Findings {
+				_ = a.AppendObject(f)
+			}
+			return nil
+		}))
 	}
 	e.AddInt64("bytes_in", r.BytesIn)
 	e.AddInt64("bytes_out", r.BytesOut)
@@ -225,6 +258,23 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	b = strconv.AppendInt(b, int64(r.Status), 10)
 	if r.ErrorType != "" {
 		b = appendField(b, "error_type", r.ErrorType)
+	}
+	if len(r.Findings) > 0 {
+		b = append(b, `,"findings":[`...)
+		for i, f := range r.Findings {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"guard":`...)
+			b = appendString(b, f.Guard)
+			b = appendField(b, "detector", f.Detector)
+			b = appendField(b, "type", f.Type)
+			b = append(b, `,"count":`...)
+			b = strconv.AppendInt(b, int64(f.Count), 10)
+			b = appendField(b, "action", f.Action)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
 	}
 	b = append(b, `,"bytes_in":`...)
 	b = strconv.AppendInt(b, r.BytesIn, 10)

@@ -41,6 +41,9 @@ type Config struct {
 	// Mode "dry-run" forwards every call the policy would deny and records
 	// the denial (for rolling Warden out); "enforce" (the default) denies.
 	Mode string `yaml:"mode"`
+
+	// Guards are named guardrails (see GuardConfig) that apps apply by name.
+	Guards map[string]GuardConfig `yaml:"guards"`
 }
 
 // ListenConfig holds listener addresses; empty means "not listening".
@@ -277,6 +280,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, validateNetwork(c)...)
 	errs = append(errs, validateApps(c.Apps)...)
 	errs = append(errs, validatePolicyGlobals(c)...)
+	errs = append(errs, validateGuards(c)...)
 
 	for i, s := range c.Audit.Sinks {
 		n := 0

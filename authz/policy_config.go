@@ -26,6 +26,9 @@ type AppConfig struct {
 
 	// Limits are the app's own, each at most the global one.
 	Limits AppLimitsConfig `yaml:"limits"`
+
+	// Guards name the guards (top-level guards:) the app's calls go through.
+	Guards []string `yaml:"guards"`
 }
 
 // Modes an app can run in.

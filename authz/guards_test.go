@@ -1,0 +1,80 @@
+package authz
+
+import (
+	"strings"
+	"testing"
+)
+
+// guarded is minimal with guards defined and applied by app a.
+func guarded(guards, appGuards string) string {
+	return strings.Replace(minimal, "    match: {tags: {app: a}}\n", "    match: {tags: {app: a}}\n    guards: "+appGuards+"\n", 1) +
+		"guards:\n" + guards
+}
+
+func TestGuardsConfig(t *testing.T) {
+	y := guarded(`  pii-block: {pii: {types: [EMAIL, US_SOCIAL_SECURITY_NUMBER], custom: {EMPLOYEE_ID: "EMP-[0-9]{6}"}, action: block}, unscannable: block}
+  no-competitors: {words: {list: [acme corp], action: record}, applies_to: [input]}
+  jailbreaks: {injection: {}, unscannable: allow}
+`, "[pii-block, no-competitors, jailbreaks]")
+	cfg, err := ParseConfig([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Apps[0].Guards; len(got) != 3 || got[0] != "pii-block" {
+		t.Fatalf("apps[0].guards = %v", got)
+	}
+	pb, nc, jb := cfg.Guards["pii-block"], cfg.Guards["no-competitors"], cfg.Guards["jailbreaks"]
+	if pb.PII.EffectiveAction() != GuardBlock || !pb.BlocksUnscannable() || !pb.AppliesToInput() || !pb.AppliesToOutput() || pb.Masks() {
+		t.Errorf("pii-block: %+v", pb)
+	}
+	if nc.Words.EffectiveAction() != GuardRecord || !nc.AppliesToInput() || nc.AppliesToOutput() {
+		t.Errorf("no-competitors: %+v", nc)
+	}
+	if jb.Injection.EffectiveAction() != GuardBlock || jb.BlocksUnscannable() {
+		t.Errorf("jailbreaks: %+v", jb)
+	}
+}
+
+func TestGuardsConfigErrors(t *testing.T) {
+	intercept := func(y string) string {
+		y = strings.Replace(y, "listen: {endpoint: 127.0.0.1:8480}", "listen: {proxy: 127.0.0.1:8481}", 1)
+		return strings.Replace(y, "{region: us-east-1}", "{region: us-east-1, signing: passthrough}", 1)
+	}
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown guard in an app", guarded("  g: {injection: {}}\n", "[g, nope]"), []string{"line 7: apps[0] (a): guards", `unknown guard "nope"`, "defined: g"}},
+		{"no guards defined", strings.Replace(minimal, "    match: {tags: {app: a}}\n", "    match: {tags: {app: a}}\n    guards: [g]\n", 1), []string{`unknown guard "g"`, "defines no guards"}},
+		{"guard listed twice", guarded("  g: {injection: {}}\n", "[g, g]"), []string{`guard "g" listed twice`}},
+		{"unknown PII type", guarded("  g: {pii: {types: [EMAIL, SSN]}}\n", "[g]"), []string{"guards.g: pii.types", `unknown PII type "SSN"`, "US_SOCIAL_SECURITY_NUMBER"}},
+		{"invalid regex", guarded("  g: {pii: {custom: {EMP: \"EMP-(\"}}}\n", "[g]"), []string{"guards.g: pii.custom.EMP", "invalid RE2"}},
+		{"backreference is not RE2", guarded("  g: {pii: {custom: {REP: '(a)\\1'}}}\n", "[g]"), []string{"pii.custom.REP", "invalid RE2"}},
+		{"custom name of a built-in", guarded("  g: {pii: {custom: {EMAIL: x}}}\n", "[g]"), []string{"pii.custom.EMAIL", "built-in"}},
+		{"bad action", guarded("  g: {words: {list: [x], action: redact}}\n", "[g]"), []string{"guards.g: words.action", `"redact"`, "block, mask or record"}},
+		{"empty word list", guarded("  g: {words: {list: []}}\n", "[g]"), []string{"words.list: empty"}},
+		{"empty word", guarded("  g: {words: {list: [ok, \" \"]}}\n", "[g]"), []string{"words.list[1]: empty entry"}},
+		{"no detector", guarded("  g: {unscannable: allow}\n", "[g]"), []string{"guards.g: names no detector"}},
+		{"bad unscannable", guarded("  g: {injection: {}, unscannable: maybe}\n", "[g]"), []string{"unscannable", `"maybe"`}},
+		{"bad direction", guarded("  g: {injection: {}, applies_to: [inputs]}\n", "[g]"), []string{"applies_to", `"inputs"`}},
+		{"mask under passthrough", intercept(guarded("  g: {pii: {action: mask}}\n", "[g]")), []string{`guard "g" masks`, "mask rewrites the body; passthrough cannot"}},
+		{"unknown key", guarded("  g: {pii: {typez: [EMAIL]}}\n", "[g]"), []string{"typez"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("no error for\n%s", tc.yaml)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+	// Passthrough with guards that do not rewrite is fine.
+	if _, err := ParseConfig([]byte(intercept(guarded("  g: {pii: {action: block}}\n", "[g]")))); err != nil {
+		t.Errorf("block guard under passthrough: %v", err)
+	}
+}
