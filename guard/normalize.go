@@ -52,10 +52,12 @@ func Normalize(s string) string {
 	// NFKC output may hold digits of other scripts or dashes it does not
 	// fold, and dropping a character may let neighbours compose: repeat
 	// until both steps leave the text alone (once or twice in practice).
+	// (stripInvisible's output never needs folding itself.)
 	for range 4 {
-		if norm.NFKC.QuickSpanString(t) != len(t) {
-			t = norm.NFKC.String(t)
+		if norm.NFKC.QuickSpanString(t) == len(t) {
+			return t
 		}
+		t = norm.NFKC.String(t)
 		if !needsFold(t) {
 			return t
 		}
