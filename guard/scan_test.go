@@ -180,3 +180,24 @@ func isSubsequence(a, b string) bool {
 	}
 	return j == len(a)
 }
+
+// TestScannerConcurrent shares one Scanner between goroutines (run with -race).
+func TestScannerConcurrent(t *testing.T) {
+	sc := defaultScanner(t)
+	want := len(sc.Scan(benchPrompt))
+	done := make(chan int)
+	for range 4 {
+		go func() {
+			n := 0
+			for range 20 {
+				n = len(sc.Scan(benchPrompt))
+			}
+			done <- n
+		}()
+	}
+	for range 4 {
+		if n := <-done; n != want {
+			t.Errorf("concurrent scan found %d, want %d", n, want)
+		}
+	}
+}
