@@ -227,3 +227,78 @@ func h2cClient() *http.Client {
 	p.SetUnencryptedHTTP2(true)
 	return &http.Client{Transport: &http.Transport{Protocols: &p}}
 }
+
+// anthropicBody is a minimal native Anthropic Messages body.
+const anthropicBody = `{"anthropic_version":"bedrock-2023-05-31","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`
+
+// allOps are the model-bearing operations exerciseAllOps calls, in order.
+var allOps = []string{"InvokeModel", "InvokeModelWithResponseStream", "Converse", "ConverseStream", "CountTokens"}
+
+// exerciseAllOps calls every model-bearing operation once with the real SDK
+// client and checks each answer has its family's shape: an Anthropic body,
+// stream chunks, Converse usage, stream text ending in metadata, a token count.
+func exerciseAllOps(t *testing.T, ctx context.Context, c *bedrockruntime.Client) {
+	t.Helper()
+	inv, err := c.InvokeModel(ctx, &bedrockruntime.InvokeModelInput{
+		ModelId: aws.String(haiku), ContentType: aws.String("application/json"), Body: []byte(anthropicBody),
+	})
+	if err != nil {
+		t.Fatalf("InvokeModel: %v", err)
+	}
+	if !strings.Contains(string(inv.Body), `"content"`) {
+		t.Errorf("InvokeModel body is not an Anthropic response: %s", inv.Body)
+	}
+
+	st, err := c.InvokeModelWithResponseStream(ctx, &bedrockruntime.InvokeModelWithResponseStreamInput{
+		ModelId: aws.String(haiku), ContentType: aws.String("application/json"), Body: []byte(anthropicBody),
+	})
+	if err != nil {
+		t.Fatalf("InvokeModelWithResponseStream: %v", err)
+	}
+	chunks := 0
+	for ev := range st.GetStream().Events() {
+		if _, ok := ev.(*types.ResponseStreamMemberChunk); ok {
+			chunks++
+		}
+	}
+	if err := st.GetStream().Err(); err != nil || chunks < 2 {
+		t.Fatalf("InvokeModelWithResponseStream: %d chunks, err %v", chunks, err)
+	}
+
+	conv, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg("hello there")})
+	if err != nil {
+		t.Fatalf("Converse: %v", err)
+	}
+	if conv.Usage == nil || aws.ToInt32(conv.Usage.InputTokens) == 0 {
+		t.Errorf("Converse usage missing: %+v", conv.Usage)
+	}
+
+	cs, err := c.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{ModelId: aws.String(haiku), Messages: userMsg("stream please")})
+	if err != nil {
+		t.Fatalf("ConverseStream: %v", err)
+	}
+	var text strings.Builder
+	var sawMeta bool
+	for ev := range cs.GetStream().Events() {
+		switch v := ev.(type) {
+		case *types.ConverseStreamOutputMemberContentBlockDelta:
+			if d, ok := v.Value.Delta.(*types.ContentBlockDeltaMemberText); ok {
+				text.WriteString(d.Value)
+			}
+		case *types.ConverseStreamOutputMemberMetadata:
+			sawMeta = true
+		}
+	}
+	if err := cs.GetStream().Err(); err != nil || text.Len() == 0 || !sawMeta {
+		t.Fatalf("ConverseStream: text %q metadata %v err %v", text.String(), sawMeta, err)
+	}
+
+	ct, err := c.CountTokens(ctx, &bedrockruntime.CountTokensInput{ModelId: aws.String(haiku),
+		Input: &types.CountTokensInputMemberConverse{Value: types.ConverseTokensRequest{Messages: userMsg("count these tokens")}}})
+	if err != nil {
+		t.Fatalf("CountTokens: %v", err)
+	}
+	if aws.ToInt32(ct.InputTokens) == 0 {
+		t.Errorf("CountTokens returned 0")
+	}
+}
