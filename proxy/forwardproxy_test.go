@@ -26,11 +26,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap/zaptest"
 
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
-	"github.com/warden-egress/warden/proxy"
 )
 
 const runtimeHost = "bedrock-runtime.us-east-1.amazonaws.com"
@@ -99,30 +96,7 @@ func startProxyEnvOpts(t *testing.T, o proxyEnvOpts) *env {
 		"${UPSTREAM}", o.upstream,
 		"${CONTROL_PLANE}", e.cp.URL,
 	).Replace(proxyPolicy)
-	cfg, err := authz.ParseConfig([]byte(policy))
-	if err != nil {
-		t.Fatalf("policy: %v", err)
-	}
-	e.srv, err = proxy.New(context.Background(), proxy.Options{
-		Config:      cfg,
-		Credentials: credentials.NewStaticCredentialsProvider(wardenKey, wardenSecret, ""),
-		Audit:       e.audit,
-		Logger:      zaptest.NewLogger(t),
-	})
-	if err != nil {
-		t.Fatalf("proxy.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = e.srv.ServeProxy(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = e.srv.Shutdown(ctx)
-	})
-	e.endpoint = "http://" + ln.Addr().String()
+	e.start(t, policy, "proxy", nil)
 	return e
 }
 

@@ -160,6 +160,15 @@ func startEnv(t *testing.T, opts ...envOption) *env {
 	e := &env{emu: newEmulator(t, extra...), cp: newControlPlane(t), audit: newRecorder()}
 	policy := strings.ReplaceAll(o.policy, "${UPSTREAM}", e.emu.URL)
 	policy = strings.ReplaceAll(policy, "${CONTROL_PLANE}", e.cp.URL)
+	e.start(t, policy, o.listener, o.tls)
+	return e
+}
+
+// start runs Warden with policy on a loopback listener ("proxy" for the
+// forward proxy, anything else for the endpoint, over TLS with tlsCfg) and
+// sets e.srv and e.endpoint; Warden stops when the test ends.
+func (e *env) start(t *testing.T, policy, listener string, tlsCfg *tls.Config) {
+	t.Helper()
 	cfg, err := authz.ParseConfig([]byte(policy))
 	if err != nil {
 		t.Fatalf("policy: %v", err)
@@ -177,11 +186,11 @@ func startEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	switch o.listener {
+	switch listener {
 	case "proxy":
 		go func() { _ = e.srv.ServeProxy(ln) }()
 	default:
-		go func() { _ = e.srv.ServeEndpoint(ln, o.tls) }()
+		go func() { _ = e.srv.ServeEndpoint(ln, tlsCfg) }()
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -189,11 +198,10 @@ func startEnv(t *testing.T, opts ...envOption) *env {
 		_ = e.srv.Shutdown(ctx)
 	})
 	scheme := "http://"
-	if o.tls != nil {
+	if tlsCfg != nil && listener != "proxy" {
 		scheme = "https://"
 	}
 	e.endpoint = scheme + ln.Addr().String()
-	return e
 }
 
 // client is the real AWS SDK pointed at Warden, as an app would be with
