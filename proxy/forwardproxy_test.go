@@ -157,7 +157,6 @@ func wantProto(h2 bool) string {
 	return "HTTP/1.1"
 }
 
-
 // Every model-bearing operation completes through the forward proxy with the
 // endpoint left at the real host name, over HTTP/1.1 and h2, under both
 // signing modes; the emulator accepts only the key the mode must deliver.
