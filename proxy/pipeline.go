@@ -159,6 +159,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 			len(c.body), d.MaxBodyBytes, d.App), c.rec.Rule)
 		return
 	}
+	guardDryRunDeny, err := s.applyInputGuards(c, d)
+	if err != nil {
+		s.fail(w, c, err, "guards")
+		return
+	}
 	if c.passthrough {
 		// The caller's signature covers body and headers as sent: nothing is stamped.
 	} else if err := s.stampMetadata(r, c, d.App, id.Source); err != nil {
@@ -167,7 +172,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 		return
 	}
 	c.rec.Decision = "allow"
-	if !d.Allow {
+	if !d.Allow || guardDryRunDeny {
 		c.rec.Decision = "dry-run-deny" // the app runs in dry-run mode: record the denial, forward anyway
 	}
 	s.forward(w, r, c)

@@ -24,7 +24,8 @@ import (
 type snapshot struct {
 	cfg    *authz.Config // the file the snapshot came from (apps applied; other keys as at start)
 	policy *authz.Policy
-	hash   string // authz.PolicyHash
+	hash   string   // authz.PolicyHash
+	guards guardSet // every app's compiled guards
 }
 
 // newSnapshot compiles cfg's policy for the region Warden forwards to (fixed
@@ -34,7 +35,11 @@ func newSnapshot(cfg *authz.Config, region string) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &snapshot{cfg: cfg, policy: p.WithRegion(region), hash: authz.PolicyHash(cfg)}, nil
+	guards, err := compileGuards(cfg.Apps, cfg.Guards)
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{cfg: cfg, policy: p.WithRegion(region), hash: authz.PolicyHash(cfg), guards: guards}, nil
 }
 
 // PolicyHash returns the running policy's hash ("" before one is loaded).
@@ -70,6 +75,11 @@ func (s *Server) Reload(cfg *authz.Config) ReloadResult {
 		return s.reloadFailed(old, err, nil)
 	}
 	next, err := newSnapshot(cfg, s.region)
+	if err == nil {
+		// guards: is not reloaded (like every key outside apps, deny and
+		// mode): the apps' references are, against the running definitions.
+		next.guards, err = compileGuards(cfg.Apps, s.cfg.Guards)
+	}
 	if err != nil {
 		return s.reloadFailed(old, err, nil)
 	}

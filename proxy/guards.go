@@ -1,0 +1,341 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/guard"
+)
+
+// This file runs the apps' guards (authz.GuardConfig, package guard) over
+// request bodies. Only the input side exists so far: responses and streamed
+// answers are not scanned yet.
+
+// wordsType is the finding type of a guard's word list.
+const wordsType = "DENIED_WORDS"
+
+// compiledGuard is one guard built for the proxy: a Scanner running all its
+// detectors, and what each detector's findings make Warden do.
+type compiledGuard struct {
+	name             string
+	scanner          *guard.Scanner
+	actions          map[string]string // detector name -> block | mask | record
+	blockUnscannable bool
+}
+
+// appGuards are the guards one app applies, in the app's order.
+type appGuards struct {
+	input []*compiledGuard
+}
+
+// guardSet maps every app of a policy snapshot to its guards (nil when it
+// has none).
+type guardSet map[string]*appGuards
+
+// compileGuards builds the guards of apps from defs once per snapshot, each
+// guard once whatever the number of apps using it.
+func compileGuards(apps []authz.AppConfig, defs map[string]authz.GuardConfig) (guardSet, error) {
+	built := map[string]*compiledGuard{}
+	set := make(guardSet, len(apps))
+	for _, a := range apps {
+		var ag *appGuards
+		for _, name := range a.Guards {
+			g, ok := built[name]
+			if !ok {
+				def, ok := defs[name]
+				if !ok {
+					return nil, fmt.Errorf("app %s: guard %q is not defined (a guards: section changed by a reload needs a restart)", a.Name, name)
+				}
+				var err error
+				if g, err = compileGuard(name, def); err != nil {
+					return nil, fmt.Errorf("guard %s: %w", name, err)
+				}
+				built[name] = g
+			}
+			if g == nil { // output only
+				continue
+			}
+			if ag == nil {
+				ag = &appGuards{}
+			}
+			ag.input = append(ag.input, g)
+		}
+		set[a.Name] = ag
+	}
+	return set, nil
+}
+
+// compileGuard returns nil for a guard that does not apply to input.
+func compileGuard(name string, def authz.GuardConfig) (*compiledGuard, error) {
+	if !def.AppliesToInput() {
+		return nil, nil
+	}
+	g := &compiledGuard{name: name, actions: map[string]string{}, blockUnscannable: def.BlocksUnscannable()}
+	var ds []guard.Detector
+	if p := def.PII; p != nil {
+		d, err := guard.NewPII(guard.PIIConfig{Types: p.Types, Regexes: p.Custom})
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+		g.actions[d.Name()] = p.EffectiveAction()
+	}
+	if w := def.Words; w != nil {
+		d, err := guard.NewWords(wordsType, w.List)
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+		g.actions[d.Name()] = w.EffectiveAction()
+	}
+	if j := def.Injection; j != nil {
+		d := guard.NewInjection()
+		ds = append(ds, d)
+		g.actions[d.Name()] = j.EffectiveAction()
+	}
+	g.scanner = guard.NewScanner(ds...)
+	return g, nil
+}
+
+// guardOutcome is what the input guards decided about one request.
+type guardOutcome struct {
+	findings []audit.Finding
+	// blocked names each blocking guard with the finding types it saw,
+	// "guard NAME: the request holds T1, T2"; rule is the first one's
+	// "guards.NAME".
+	blocked []string
+	rule    string
+	body    []byte // the rewritten body when a guard masked, else nil
+}
+
+// requestFamily is the native body family of the call's model: the
+// resolved foundation model's for an indirect id (when all of them agree),
+// else the id's own.
+func requestFamily(c *call) string {
+	if c.model == nil {
+		return bedrock.FamilyUnknown
+	}
+	if f := c.model.Family(); f != bedrock.FamilyUnknown || len(c.rec.ModelResolved) == 0 {
+		return f
+	}
+	fam := ""
+	for i, r := range c.rec.ModelResolved {
+		m, err := bedrock.ParseModelID(r)
+		if err != nil {
+			return bedrock.FamilyUnknown
+		}
+		if f := m.Family(); i == 0 {
+			fam = f
+		} else if f != fam {
+			return bedrock.FamilyUnknown // every string gets scanned
+		}
+	}
+	return fam
+}
+
+// maxListedPaths bounds the unscannable paths an error names.
+const maxListedPaths = 5
+
+// runInputGuards scans the request body with the app's input guards. In a
+// dry-run app nothing is blocked: a block is recorded instead (the caller
+// marks the decision dry-run-deny); masks still apply, since they never
+// stop a call.
+func runInputGuards(c *call, ag *appGuards, dryRun bool) guardOutcome {
+	var out guardOutcome
+	blockAction := authz.GuardBlock
+	if dryRun {
+		blockAction = authz.GuardRecord
+	}
+	block := func(g *compiledGuard, msg string) {
+		out.blocked = append(out.blocked, "guard "+g.name+": "+msg)
+		if out.rule == "" {
+			out.rule = "guards." + g.name
+		}
+	}
+	if len(bytes.TrimSpace(c.body)) == 0 {
+		return out // GET operations: nothing to scan
+	}
+	ex, err := bedrock.ExtractRequest(c.route.Op, requestFamily(c), c.body)
+	if err != nil {
+		// Not JSON (or not UTF-8): Bedrock would refuse it too, and Warden
+		// cannot tell what the model would read.
+		ex = bedrock.Extracted{Unscannable: []string{"the body (not JSON)"}}
+	}
+	if len(ex.Unscannable) > 0 {
+		paths := ex.Unscannable
+		more := ""
+		if len(paths) > maxListedPaths {
+			more = fmt.Sprintf(" and %d more", len(paths)-maxListedPaths)
+			paths = paths[:maxListedPaths]
+		}
+		for _, g := range ag.input {
+			act := authz.GuardAllow
+			if g.blockUnscannable {
+				act = blockAction
+				block(g, fmt.Sprintf("the request holds content Warden cannot scan (%s%s) and the guard blocks unscannable content",
+					strings.Join(paths, ", "), more))
+			}
+			out.findings = append(out.findings, audit.Finding{Guard: g.name, Type: "UNSCANNABLE", Count: len(ex.Unscannable), Action: act})
+		}
+	}
+
+	type maskSpan struct {
+		span bedrock.TextSpan
+		norm string
+		f    []guard.Finding
+	}
+	var masks []maskSpan
+	blockTypes := make([][]string, len(ag.input))
+	var buf []guard.Finding
+	for _, sp := range ex.Texts {
+		var norm string
+		var toMask []guard.Finding
+		for gi, g := range ag.input {
+			var found []guard.Finding
+			norm, found = g.scanner.ScanAppend(buf[:0], sp.Text)
+			buf = found
+			for _, f := range found {
+				act := g.actions[f.Detector]
+				if act == authz.GuardMask && c.passthrough {
+					// Config validation rejects mask under passthrough; should
+					// one get here, the signed body cannot change: block.
+					act = authz.GuardBlock
+				}
+				switch act {
+				case authz.GuardBlock:
+					if !slices.Contains(blockTypes[gi], f.Type) {
+						blockTypes[gi] = append(blockTypes[gi], f.Type)
+					}
+					act = blockAction
+				case authz.GuardMask:
+					toMask = append(toMask, f)
+				}
+				out.findings = addFinding(out.findings, audit.Finding{Guard: g.name, Detector: f.Detector, Type: f.Type, Count: 1, Action: act})
+			}
+		}
+		if len(toMask) > 0 {
+			masks = append(masks, maskSpan{sp, norm, toMask})
+		}
+	}
+	for gi, g := range ag.input {
+		if len(blockTypes[gi]) > 0 {
+			block(g, "the request holds "+strings.Join(blockTypes[gi], ", "))
+		}
+	}
+	if len(out.blocked) > 0 && !dryRun || len(masks) == 0 {
+		return out
+	}
+
+	// Rewrite: each masked span's JSON string literal is replaced by the
+	// JSON encoding of guard.Mask over its normalised text (so the text
+	// around the placeholders is the normalised one, NFKC and all). Spans
+	// inside a base64-carried body (Src > 0) rewrite that body, which is
+	// then re-encoded in place of its own literal.
+	type edit struct {
+		start, end int
+		lit        []byte
+	}
+	outer := []edit{}
+	inner := map[int][]edit{}
+	for _, m := range masks {
+		text := guard.Mask(m.norm, m.f)
+		if m.span.Base64 {
+			text = base64.StdEncoding.EncodeToString([]byte(text))
+		}
+		e := edit{m.span.Start, m.span.End, jsonString(text)}
+		if m.span.Src == 0 {
+			outer = append(outer, e)
+		} else {
+			inner[m.span.Src] = append(inner[m.span.Src], e)
+		}
+	}
+	for src, edits := range inner {
+		d := ex.Decoded[src-1]
+		nb := applyEdits(d.Bytes, edits, func(e edit) (int, int, []byte) { return e.start, e.end, e.lit })
+		outer = append(outer, edit{d.Start, d.End, jsonString(base64.StdEncoding.EncodeToString(nb))})
+	}
+	out.body = applyEdits(c.body, outer, func(e edit) (int, int, []byte) { return e.start, e.end, e.lit })
+	return out
+}
+
+// applyEdits returns b with each [start,end) replaced; the ranges do not
+// overlap (they are distinct JSON string literals).
+func applyEdits[E any](b []byte, edits []E, at func(E) (int, int, []byte)) []byte {
+	slices.SortFunc(edits, func(x, y E) int { a, _, _ := at(x); b, _, _ := at(y); return a - b })
+	out := make([]byte, 0, len(b)+64*len(edits))
+	pos := 0
+	for _, e := range edits {
+		s, end, lit := at(e)
+		out = append(out, b[pos:s]...)
+		out = append(out, lit...)
+		pos = end
+	}
+	return append(out, b[pos:]...)
+}
+
+// jsonString encodes s as a JSON string literal (HTML characters as they are).
+func jsonString(s string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string: cannot fail
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// addFinding counts f into fs, one entry per guard, detector, type and action.
+func addFinding(fs []audit.Finding, f audit.Finding) []audit.Finding {
+	for i := range fs {
+		if fs[i].Guard == f.Guard && fs[i].Detector == f.Detector && fs[i].Type == f.Type && fs[i].Action == f.Action {
+			fs[i].Count += f.Count
+			return fs
+		}
+	}
+	return append(fs, f)
+}
+
+// applyInputGuards runs the app's input guards on c (after the allow
+// decision and the body limits, before metadata stamping), rewriting c.body
+// when a guard masks. A non-nil error is the answer for the caller: nothing
+// is forwarded. dryRunDeny is set when a dry-run app's guard would have
+// blocked.
+//
+// The guards come from the running snapshot, which is the one that decided
+// unless a reload happened in between (decide loads its own).
+func (s *Server) applyInputGuards(c *call, d authz.Decision) (dryRunDeny bool, err error) {
+	snap := s.snap.Load()
+	if snap == nil || d.App == "" {
+		return false, nil
+	}
+	ag, ok := snap.guards[d.App]
+	if !ok && snap.hash != c.rec.PolicyHash {
+		// A reload between the decision and here removed the app: its
+		// guards are unknown, so nothing is forwarded.
+		return false, bedrock.ServiceUnavailable("warden: the policy changed while the request was checked; retry")
+	}
+	if ag == nil || len(ag.input) == 0 {
+		return false, nil
+	}
+	res := runInputGuards(c, ag, d.DryRun)
+	c.rec.Findings = append(c.rec.Findings, res.findings...)
+	if res.body != nil {
+		c.body = res.body
+	}
+	if len(res.blocked) == 0 {
+		return false, nil
+	}
+	if d.DryRun {
+		if d.Allow { // a policy denial recorded first keeps its rule and reason
+			c.rec.Rule, c.rec.Reason = res.rule, "warden: "+strings.Join(res.blocked, "; ")
+		}
+		return true, nil
+	}
+	c.rec.Rule = res.rule
+	return false, bedrock.AccessDenied("warden: %s", strings.Join(res.blocked, "; "))
+}
