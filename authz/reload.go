@@ -36,7 +36,7 @@ func PolicyHash(cfg *Config) string {
 
 // ReloadableKeys are the top-level config keys a running Warden applies on
 // reload (those the config has); every other key needs a restart.
-var ReloadableKeys = []string{"apps", "deny", "mode"}
+var ReloadableKeys = []string{"apps", "deny", "guards", "mode"}
 
 // RestartKeys lists the keys (top-level, or one level down for sections
 // with fields, e.g. "identity.sources") whose values differ between a

@@ -74,12 +74,8 @@ func (s *Server) Reload(cfg *authz.Config) ReloadResult {
 	if err := cfg.Validate(); err != nil {
 		return s.reloadFailed(old, err, nil)
 	}
+	// Guard definitions are policy too: the new file's are compiled with it.
 	next, err := newSnapshot(cfg, s.region)
-	if err == nil {
-		// guards: is not reloaded (like every key outside apps, deny and
-		// mode): the apps' references are, against the running definitions.
-		next.guards, err = compileGuards(cfg.Apps, s.cfg.Guards)
-	}
 	if err != nil {
 		return s.reloadFailed(old, err, nil)
 	}
