@@ -342,9 +342,14 @@ func TestSourceMetrics(t *testing.T) {
 		if err := ec2Converse(c); err != nil { // within the retry back-off: stale again, no lookup
 			t.Fatalf("warm cache during an outage: %v", err)
 		}
-		wantMetrics(t, scrape(t, e.srv),
-			`warden_identity_cache_stale_total{source="ec2"} 2`,
-			`warden_identity_cache_lookup_errors_total{source="ec2"} 1`)
+		m := scrape(t, e.srv)
+		wantMetrics(t, m, `warden_identity_cache_stale_total{source="ec2"} 2`)
+		// One failed lookup; two if the second call came after the 200 ms
+		// retry back-off (a loaded machine): never zero, never more.
+		if !strings.Contains(m, `warden_identity_cache_lookup_errors_total{source="ec2"} 1`+"\n") &&
+			!strings.Contains(m, `warden_identity_cache_lookup_errors_total{source="ec2"} 2`+"\n") {
+			t.Errorf("lookup errors not 1 or 2:\n%s", m)
+		}
 	})
 	t.Run("model resolver", func(t *testing.T) {
 		policy := strings.Replace(basePolicy, "insecure: true}", "insecure: true, cache_ttl: 1ms}", 1)
