@@ -79,6 +79,10 @@ type Finding struct {
 	Type     string
 	Count    int
 	Action   string
+	// Phase is "output" for findings in the model's answer (a response
+	// body or a streamed event) and "" for the request's: the encoders
+	// write "phase" only when set.
+	Phase string
 }
 
 // MarshalLogObject implements zapcore.ObjectMarshaler.
@@ -88,6 +92,9 @@ func (f Finding) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	e.AddString("type", f.Type)
 	e.AddInt("count", f.Count)
 	e.AddString("action", f.Action)
+	if f.Phase != "" {
+		e.AddString("phase", f.Phase)
+	}
 	return nil
 }
 
@@ -272,6 +279,9 @@ func (r *Record) AppendJSON(b []byte) []byte {
 			b = append(b, `,"count":`...)
 			b = strconv.AppendInt(b, int64(f.Count), 10)
 			b = appendField(b, "action", f.Action)
+			if f.Phase != "" {
+				b = appendField(b, "phase", f.Phase)
+			}
 			b = append(b, '}')
 		}
 		b = append(b, ']')

@@ -184,11 +184,12 @@ func TestAppendJSONMatchesZap(t *testing.T) {
 			IdentitySource: weird, Tags: map[string]string{weird: weird}, App: weird, Operation: weird, Model: weird, ModelCanonical: weird,
 			ModelResolved: []string{weird, ""}, PolicyHash: weird, Decision: weird, Rule: weird, Reason: weird, Status: -1, ErrorType: weird,
 			BytesIn: -5, Latency: 999 * time.Nanosecond, UpstreamLatency: 1,
-			Findings: []Finding{{Guard: weird, Detector: weird, Type: weird, Count: -3, Action: weird}, {}},
+			Findings: []Finding{{Guard: weird, Detector: weird, Type: weird, Count: -3, Action: weird, Phase: weird}, {}},
 		},
 		{RequestID: "f", Decision: "deny", Status: 403, Findings: []Finding{
 			{Guard: "pii-block", Detector: "pii", Type: "US_SOCIAL_SECURITY_NUMBER", Count: 2, Action: "block"},
 			{Guard: "pii-mask", Detector: "pii", Type: "EMAIL", Count: 1, Action: "mask"},
+			{Guard: "pii-mask", Detector: "pii", Type: "EMAIL", Count: 2, Action: "mask", Phase: "output"},
 		}},
 		{ModelResolvedStale: true, Latency: 1234567 * time.Hour, Tags: map[string]string{}},
 	} {
@@ -224,7 +225,7 @@ func FuzzAppendJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, id, k, v, reason string, lat int64, status int) {
 		r := &Record{Time: time.Unix(0, lat).UTC(), RequestID: id, Tags: map[string]string{k: v}, App: v, Reason: reason, Status: status,
 			Latency: time.Duration(lat), UpstreamLatency: time.Duration(lat / 3), ModelResolved: []string{k, v},
-			Findings: []Finding{{Guard: k, Detector: v, Type: reason, Count: status, Action: id}}}
+			Findings: []Finding{{Guard: k, Detector: v, Type: reason, Count: status, Action: id}, {Guard: v, Action: k, Phase: reason}}}
 		if got, want := writerLine(r), zapLine(r); !bytes.Equal(got, want) {
 			t.Fatalf("\n got %s\nwant %s", got, want)
 		}

@@ -74,6 +74,15 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		s.relayAsync(w, c, resp) // remembers the app's jobs, hides others'
 		return
 	}
+	if ag, dryRun := s.outputGuards(c); ag != nil {
+		if isEventStream(resp.Header) {
+			copyResponseHeader(w.Header(), resp.Header)
+			s.relayGuardedStream(w, c, resp, ag, dryRun)
+		} else {
+			s.relayGuardedUnary(w, c, resp, ag, dryRun) // guards_output.go
+		}
+		return
+	}
 	copyResponseHeader(w.Header(), resp.Header)
 	if isEventStream(resp.Header) {
 		s.relayStream(w, c, resp)

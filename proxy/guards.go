@@ -15,8 +15,8 @@ import (
 )
 
 // This file runs the apps' guards (authz.GuardConfig, package guard) over
-// request bodies. Only the input side exists so far: responses and streamed
-// answers are not scanned yet.
+// request bodies; guards_output.go runs them over responses and streamed
+// answers.
 
 // wordsType is the finding type of a guard's word list.
 const wordsType = "DENIED_WORDS"
@@ -28,11 +28,13 @@ type compiledGuard struct {
 	scanner          *guard.Scanner
 	actions          map[string]string // detector name -> block | mask | record
 	blockUnscannable bool
+	input, output    bool // applies_to
 }
 
-// appGuards are the guards one app applies, in the app's order.
+// appGuards are the guards one app applies, in the app's order, per side.
 type appGuards struct {
-	input []*compiledGuard
+	input, output []*compiledGuard
+	dryRun        bool // the app's mode is dry-run: blocks are recorded
 }
 
 // guardSet maps every app of a policy snapshot to its guards (nil when it
@@ -59,25 +61,24 @@ func compileGuards(apps []authz.AppConfig, defs map[string]authz.GuardConfig) (g
 				}
 				built[name] = g
 			}
-			if g == nil { // output only
-				continue
-			}
 			if ag == nil {
-				ag = &appGuards{}
+				ag = &appGuards{dryRun: a.Mode == authz.ModeDryRun}
 			}
-			ag.input = append(ag.input, g)
+			if g.input {
+				ag.input = append(ag.input, g)
+			}
+			if g.output {
+				ag.output = append(ag.output, g)
+			}
 		}
 		set[a.Name] = ag
 	}
 	return set, nil
 }
 
-// compileGuard returns nil for a guard that does not apply to input.
 func compileGuard(name string, def authz.GuardConfig) (*compiledGuard, error) {
-	if !def.AppliesToInput() {
-		return nil, nil
-	}
-	g := &compiledGuard{name: name, actions: map[string]string{}, blockUnscannable: def.BlocksUnscannable()}
+	g := &compiledGuard{name: name, actions: map[string]string{}, blockUnscannable: def.BlocksUnscannable(),
+		input: def.AppliesToInput(), output: def.AppliesToOutput()}
 	var ds []guard.Detector
 	if p := def.PII; p != nil {
 		d, err := guard.NewPII(guard.PIIConfig{Types: p.Types, Regexes: p.Custom})

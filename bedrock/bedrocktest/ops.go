@@ -84,6 +84,16 @@ func (s *Server) reply(op, model, prompt string) string {
 	return fmt.Sprintf("Hello from the bedrocktest emulator. You sent %d characters to %s; this reply is deterministic.", len(prompt), model)
 }
 
+// deltas cuts a streamed completion into events: Config.Deltas, else pieces.
+func (s *Server) deltas(op, text string) []string {
+	if s.cfg.Deltas != nil {
+		if ps := s.cfg.Deltas(op, text); len(ps) > 0 {
+			return ps
+		}
+	}
+	return pieces(text)
+}
+
 // pieces splits a completion into stream deltas (at most 4, on spaces).
 func pieces(text string) []string {
 	words := strings.SplitAfter(text, " ")
@@ -146,7 +156,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route, body
 			_, _ = w.Write(b)
 			return
 		}
-		chunks := nativeStream(fam, chat, text, in, out, rt.modelID)
+		chunks := nativeStream(fam, chat, text, s.deltas(rt.op, text), in, out, rt.modelID)
 		events := make([]event, len(chunks))
 		for i, c := range chunks {
 			payload, _ := json.Marshal(jmap{"bytes": base64.StdEncoding.EncodeToString(c), "p": "abcdefghijklmnopqrstuvwxyz"[:1+i%26]})
@@ -181,7 +191,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route, body
 			events = append(events, event{typ: typ, payload: b})
 		}
 		add("messageStart", jmap{"role": "assistant"})
-		for _, p := range pieces(text) {
+		for _, p := range s.deltas(rt.op, text) {
 			add("contentBlockDelta", jmap{"contentBlockIndex": 0, "delta": jmap{"text": p}})
 		}
 		add("contentBlockStop", jmap{"contentBlockIndex": 0})
@@ -439,8 +449,7 @@ func nativeResponse(fam family, chat bool, text string, in, out int, model strin
 }
 
 // nativeStream returns the decoded "bytes" of each chunk event.
-func nativeStream(fam family, chat bool, text string, in, out int, model string) [][]byte {
-	ps := pieces(text)
+func nativeStream(fam family, chat bool, text string, ps []string, in, out int, model string) [][]byte {
 	metrics := jmap{"inputTokenCount": in, "outputTokenCount": out, "invocationLatency": 1 + len(text)/10, "firstByteLatency": 1}
 	var chunks []jmap
 	last := func(m jmap) { m["amazon-bedrock-invocationMetrics"] = metrics; chunks = append(chunks, m) }

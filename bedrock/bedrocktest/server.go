@@ -27,7 +27,12 @@ type Config struct {
 	// Reply overrides the completion text (op is the operation name, model
 	// the model id as sent, prompt the text extracted from the request).
 	Reply func(op, model, prompt string) string
-	Logf  func(format string, args ...any)
+	// Deltas overrides how a streamed completion is cut into events (one
+	// text delta or chunk per piece; by default at most 4 pieces, cut
+	// after spaces), so a test can split a value across events at a
+	// boundary of its choosing. The pieces should join to text.
+	Deltas func(op, text string) []string
+	Logf   func(format string, args ...any)
 	// MaxBodyBytes caps request bodies (default 25,000,000 + 1 MiB).
 	MaxBodyBytes int64
 }
