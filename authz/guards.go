@@ -101,6 +101,24 @@ func (g *GuardConfig) Masks() bool {
 		(g.Injection != nil && g.Injection.EffectiveAction() == GuardMask)
 }
 
+// validateAppRewrites checks the app settings that rewrite requests
+// (limits.on_exceed: clamp): Warden must sign the
+// calls, so upstream.signing: passthrough rules them out.
+func validateAppRewrites(c *Config) []error {
+	var errs []error
+	passthrough := c.Upstream.Signing == "passthrough"
+	for i := range c.Apps {
+		a := &c.Apps[i]
+		add := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("%s: %s", appWhere(a, i), fmt.Sprintf(format, args...)))
+		}
+		if a.Limits.Clamps() && passthrough {
+			add("limits.on_exceed: clamp rewrites the body; passthrough cannot (upstream.signing: passthrough forwards the caller's signature, which covers the body); use reject")
+		}
+	}
+	return errs
+}
+
 // validateGuards checks the guards: map and the apps' references to it.
 func validateGuards(c *Config) []error {
 	var errs []error
@@ -201,5 +219,5 @@ func validateGuards(c *Config) []error {
 			seen[name] = true
 		}
 	}
-	return errs
+	return append(errs, validateAppRewrites(c)...)
 }

@@ -78,3 +78,66 @@ func TestGuardsConfigErrors(t *testing.T) {
 		t.Errorf("block guard under passthrough: %v", err)
 	}
 }
+
+// appWith is minimal with extra keys (indented four spaces) in app a.
+func appWith(keys string) string {
+	return strings.Replace(minimal, "    match: {tags: {app: a}}\n", "    match: {tags: {app: a}}\n"+keys, 1)
+}
+
+func TestAppCapsAndGuardrailConfig(t *testing.T) {
+	y := appWith("    limits: {max_output_tokens: 2048, max_prompt_chars: 100000, on_exceed: clamp}\n")
+	cfg, err := ParseConfig([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Apps[0]
+	if l := a.Limits; l.MaxOutputTokens != 2048 || l.MaxPromptChars != 100000 || !l.Clamps() {
+		t.Errorf("limits: %+v", l)
+	}
+	cfg, err = ParseConfig([]byte(appWith("    limits: {max_output_tokens: 10}\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Apps[0].Limits.Clamps() {
+		t.Error("on_exceed defaults to reject")
+	}
+	// An app without the new keys keeps the policy hash it had (omitempty).
+	before := PolicyHash(mustParse(t, minimal))
+	if PolicyHash(mustParse(t, appWith(""))) != before {
+		t.Error("hash changed")
+	}
+}
+
+func TestAppCapsAndGuardrailConfigErrors(t *testing.T) {
+	passthrough := func(y string) string {
+		y = strings.Replace(y, "listen: {endpoint: 127.0.0.1:8480}", "listen: {proxy: 127.0.0.1:8481}", 1)
+		return strings.Replace(y, "{region: us-east-1}", "{region: us-east-1, signing: passthrough}", 1)
+	}
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"negative max_output_tokens", appWith("    limits: {max_output_tokens: -1}\n"), []string{"apps[0] (a): limits.max_output_tokens: must be positive"}},
+		{"negative max_prompt_chars", appWith("    limits: {max_prompt_chars: -5}\n"), []string{"limits.max_prompt_chars: must be positive"}},
+		{"bad on_exceed", appWith("    limits: {max_output_tokens: 5, on_exceed: truncate}\n"), []string{"limits.on_exceed", `"truncate"`, "reject or clamp"}},
+		{"clamp without a cap", appWith("    limits: {max_prompt_chars: 5, on_exceed: clamp}\n"), []string{"on_exceed: clamp applies to limits.max_output_tokens, which is not set"}},
+		{"clamp under passthrough", passthrough(appWith("    limits: {max_output_tokens: 5, on_exceed: clamp}\n")), []string{"clamp rewrites the body; passthrough cannot"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("no error for\n%s", tc.yaml)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+	// Passthrough with caps that only reject is fine.
+	if _, err := ParseConfig([]byte(passthrough(appWith("    limits: {max_output_tokens: 5, max_prompt_chars: 9, on_exceed: reject}\n")))); err != nil {
+		t.Errorf("reject caps under passthrough: %v", err)
+	}
+}

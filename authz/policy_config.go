@@ -145,6 +145,21 @@ func validateApps(apps []AppConfig) []error {
 				add("allow.async_output_prefixes: %q: %v", p, err)
 			}
 		}
+		if a.Limits.MaxOutputTokens < 0 {
+			add("limits.max_output_tokens: must be positive (0 or absent: no cap)")
+		}
+		if a.Limits.MaxPromptChars < 0 {
+			add("limits.max_prompt_chars: must be positive (0 or absent: no cap)")
+		}
+		switch a.Limits.OnExceed {
+		case "", LimitReject:
+		case LimitClamp:
+			if a.Limits.MaxOutputTokens <= 0 {
+				add("limits.on_exceed: clamp applies to limits.max_output_tokens, which is not set")
+			}
+		default:
+			add("limits.on_exceed: %q is not reject or clamp", a.Limits.OnExceed)
+		}
 		if asyncListed && len(a.Allow.AsyncOutputPrefixes) == 0 {
 			add("allow.operations lists StartAsyncInvoke but allow.async_output_prefixes is empty, so every StartAsyncInvoke would be denied; list the s3:// prefixes its output may go to")
 		}

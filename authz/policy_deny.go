@@ -31,7 +31,27 @@ type AppLimitsConfig struct {
 	// MaxBodyBytes caps the app's request bodies; 0 means the global
 	// limits.max_body_bytes.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxOutputTokens caps the output-token limit a request asks for
+	// (maxTokens, max_tokens, max_gen_len, maxTokenCount, …); 0 means no cap.
+	// A request above it is rejected, or clamped (on_exceed: clamp).
+	MaxOutputTokens int64 `yaml:"max_output_tokens,omitempty"`
+	// MaxPromptChars caps the characters of text a request carries (the
+	// text guards read: messages, system, tool specs and results, …); 0
+	// means no cap. A request above it is rejected.
+	MaxPromptChars int64 `yaml:"max_prompt_chars,omitempty"`
+	// OnExceed is what max_output_tokens does to a request above it:
+	// reject (the default) or clamp (rewrite the value down to the cap).
+	OnExceed string `yaml:"on_exceed,omitempty"`
 }
+
+// What limits.on_exceed may say.
+const (
+	LimitReject = "reject"
+	LimitClamp  = "clamp"
+)
+
+// Clamps says whether max_output_tokens rewrites requests above it.
+func (l AppLimitsConfig) Clamps() bool { return l.MaxOutputTokens > 0 && l.OnExceed == LimitClamp }
 
 func validateDeny(rules []DenyConfig) []error {
 	var errs []error

@@ -164,6 +164,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 		s.fail(w, c, err, "guards")
 		return
 	}
+	if dryRunDeny, err := s.applyCaps(r, c, d); err != nil { // apps[].limits: max_output_tokens, max_prompt_chars
+		s.fail(w, c, err, "app.limits")
+		return
+	} else if dryRunDeny {
+		guardDryRunDeny = true
+	}
 	if c.passthrough {
 		// The caller's signature covers body and headers as sent: nothing is stamped.
 	} else if err := s.stampMetadata(r, c, d.App, id.Source); err != nil {

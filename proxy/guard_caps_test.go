@@ -1,0 +1,179 @@
+package proxy_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/document"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+
+	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/authz"
+)
+
+// appEnv runs basePolicy with extra keys (indented four spaces) in its app.
+func appEnv(t *testing.T, keys string) *env {
+	t.Helper()
+	return startEnv(t, withPolicy(basePolicy+keys))
+}
+
+func wantValidation(t *testing.T, err error, parts ...string) {
+	t.Helper()
+	var ve *types.ValidationException
+	if !errors.As(err, &ve) {
+		t.Fatalf("error %v, want ValidationException", err)
+	}
+	for _, p := range parts {
+		if !strings.Contains(ve.ErrorMessage(), p) {
+			t.Errorf("message %q does not mention %q", ve.ErrorMessage(), p)
+		}
+	}
+}
+
+func TestCapsMaxOutputTokensReject(t *testing.T) {
+	e := appEnv(t, "    limits: {max_output_tokens: 100}\n")
+	c := e.client(t, nil)
+	ctx := context.Background()
+	_, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg("hi"),
+		InferenceConfig: &types.InferenceConfiguration{MaxTokens: aws.Int32(101)}})
+	wantValidation(t, err, "asks for 101 output tokens (inferenceConfig.maxTokens)", "app chatbot-prod allows at most 100", "limits.max_output_tokens")
+	_, err = c.InvokeModel(ctx, &bedrockruntime.InvokeModelInput{ModelId: aws.String(haiku), ContentType: aws.String("application/json"),
+		Body: []byte(strings.Replace(anthropicBody, `"max_tokens":64`, `"max_tokens":4096`, 1))})
+	wantValidation(t, err, "asks for 4096 output tokens (max_tokens)")
+	// Through additionalModelRequestFields, which Bedrock hands the model.
+	_, err = c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg("hi"),
+		InferenceConfig:              &types.InferenceConfiguration{MaxTokens: aws.Int32(10)},
+		AdditionalModelRequestFields: mustDoc(t, `{"max_tokens": 5000}`)})
+	wantValidation(t, err, "5000 output tokens (additionalModelRequestFields.max_tokens)")
+	if n := len(e.emu.Calls()); n != 0 {
+		t.Fatalf("emulator saw %d calls", n)
+	}
+	recs := e.audit.wait(t, 3)
+	if r := recs[0]; r.Decision != "deny" || r.Status != 400 || r.Rule != "app.limits.max_output_tokens" {
+		t.Errorf("record: decision %q status %d rule %q", r.Decision, r.Status, r.Rule)
+	}
+	// At or under the cap, and with no value at all: forwarded unchanged.
+	if _, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg("hi"),
+		InferenceConfig: &types.InferenceConfiguration{MaxTokens: aws.Int32(100)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg("hi")}); err != nil {
+		t.Fatal(err)
+	}
+	if calls := e.emu.Calls(); len(calls) != 2 || strings.Contains(string(calls[1].Body), "maxTokens") {
+		t.Fatalf("emulator saw %+v", calls)
+	}
+}
+
+func mustDoc(t *testing.T, j string) document.Interface {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal([]byte(j), &v); err != nil {
+		t.Fatal(err)
+	}
+	return document.NewLazyDocument(v)
+}
+
+func TestCapsMaxOutputTokensClamp(t *testing.T) {
+	e := appEnv(t, "    limits: {max_output_tokens: 100, on_exceed: clamp}\n")
+	c := e.client(t, nil)
+	ctx := context.Background()
+	if _, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg("hi"),
+		InferenceConfig: &types.InferenceConfiguration{MaxTokens: aws.Int32(5000), Temperature: aws.Float32(0.5)}}); err != nil {
+		t.Fatalf("Converse above the cap: %v", err)
+	}
+	body := strings.Replace(anthropicBody, `"max_tokens":64`, `"max_tokens" : 4096.5`, 1)
+	if _, err := c.InvokeModel(ctx, &bedrockruntime.InvokeModelInput{ModelId: aws.String(haiku), ContentType: aws.String("application/json"),
+		Body: []byte(body)}); err != nil {
+		t.Fatalf("InvokeModel above the cap: %v", err)
+	}
+	// No value: Converse gets the cap; with an inferenceConfig and without one.
+	if _, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg("hi"),
+		InferenceConfig: &types.InferenceConfiguration{Temperature: aws.Float32(0.5)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg("hi"),
+		AdditionalModelRequestFields: mustDoc(t, `{"top_k": 5, "max_tokens": 900}`)}); err != nil {
+		t.Fatal(err)
+	}
+	calls := e.emu.Calls()
+	if len(calls) != 4 {
+		t.Fatalf("emulator saw %d calls", len(calls))
+	}
+	for i, call := range calls {
+		if !call.SignatureOK || call.Status != 200 {
+			t.Errorf("call %d: signature ok %v (%s), status %d", i, call.SignatureOK, call.AuthError, call.Status)
+		}
+	}
+	var cv struct {
+		InferenceConfig struct {
+			MaxTokens   *int     `json:"maxTokens"`
+			Temperature *float64 `json:"temperature"`
+		} `json:"inferenceConfig"`
+		Additional map[string]any `json:"additionalModelRequestFields"`
+	}
+	for _, i := range []int{0, 2, 3} {
+		cv.InferenceConfig.MaxTokens = nil
+		if err := json.Unmarshal(calls[i].Body, &cv); err != nil || cv.InferenceConfig.MaxTokens == nil || *cv.InferenceConfig.MaxTokens != 100 {
+			t.Errorf("call %d body upstream %s, want inferenceConfig.maxTokens 100 (%v)", i, calls[i].Body, err)
+		}
+	}
+	if cv.Additional["max_tokens"] != float64(100) || cv.Additional["top_k"] != float64(5) {
+		t.Errorf("additionalModelRequestFields upstream: %v", cv.Additional)
+	}
+	if want := strings.Replace(body, "4096.5", "100", 1); string(calls[1].Body) != want {
+		t.Errorf("InvokeModel body upstream %s, want %s", calls[1].Body, want)
+	}
+	recs := e.audit.wait(t, 4)
+	for i, r := range recs {
+		want := audit.Finding{Guard: "limits", Detector: "max_output_tokens", Type: "MAX_TOKENS", Count: 1, Action: authz.LimitClamp}
+		if i == 3 { // additionalModelRequestFields clamped, inferenceConfig.maxTokens added
+			want.Count = 2
+		}
+		if r.Decision != "allow" || len(r.Findings) != 1 || r.Findings[0] != want {
+			t.Errorf("record %d: decision %q findings %+v", i, r.Decision, r.Findings)
+		}
+	}
+}
+
+// A body setting the value twice cannot be clamped (a reader could take
+// the copy left alone): rejected.
+func TestCapsClampRefusesDuplicates(t *testing.T) {
+	e := appEnv(t, "    limits: {max_output_tokens: 100, on_exceed: clamp}\n")
+	body := `{"anthropic_version":"bedrock-2023-05-31","max_tokens":64,"messages":[{"role":"user","content":"hi"}],"max_tokens":500}`
+	_, err := e.client(t, nil).InvokeModel(context.Background(), &bedrockruntime.InvokeModelInput{ModelId: aws.String(haiku),
+		ContentType: aws.String("application/json"), Body: []byte(body)})
+	wantValidation(t, err, "sets max_tokens 2 times")
+	if n := len(e.emu.Calls()); n != 0 {
+		t.Fatalf("emulator saw %d calls", n)
+	}
+}
+
+func TestCapsMaxPromptChars(t *testing.T) {
+	e := appEnv(t, "    limits: {max_prompt_chars: 20}\n")
+	c := e.client(t, nil)
+	ctx := context.Background()
+	_, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg("0123456789"),
+		System: []types.SystemContentBlock{&types.SystemContentBlockMemberText{Value: "ünïcødé 123"}}})
+	wantValidation(t, err, "holds 21 characters of text", "app chatbot-prod allows at most 20", "limits.max_prompt_chars")
+	if n := len(e.emu.Calls()); n != 0 {
+		t.Fatalf("emulator saw %d calls", n)
+	}
+	if r := e.audit.wait(t, 1)[0]; r.Rule != "app.limits.max_prompt_chars" || r.Status != 400 {
+		t.Errorf("record: rule %q status %d", r.Rule, r.Status)
+	}
+	// Exactly at the cap (code points, not bytes).
+	if _, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg("012345678"),
+		System: []types.SystemContentBlock{&types.SystemContentBlockMemberText{Value: "ünïcødé 123"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Native bodies too.
+	_, err = c.InvokeModel(ctx, &bedrockruntime.InvokeModelInput{ModelId: aws.String(haiku), ContentType: aws.String("application/json"),
+		Body: []byte(strings.Replace(anthropicBody, `"content":"hi"`, `"content":"`+strings.Repeat("x", 21)+`"`, 1))})
+	wantValidation(t, err, "holds 21 characters")
+}

@@ -1,0 +1,262 @@
+package proxy
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/bedrock"
+)
+
+// This file applies an app's request caps (apps[].limits.max_output_tokens,
+// max_prompt_chars, on_exceed) to request bodies. It runs after the input
+// guards (so a masked body is the one measured) and before metadata
+// stamping; like limits.max_body_bytes the caps are limits, not
+// authorisations, and hold in dry-run apps too.
+//
+// max_prompt_chars counts the characters (Unicode code points) of every text
+// bedrock.ExtractRequest finds in the body: messages, system prompts, tool
+// specs and results, document text, … — the text the guards read.
+//
+// max_output_tokens reads the output-token limit where the model family
+// puts it (bedrock.Extracted.MaxTokens). Above the cap the call is rejected,
+// or with on_exceed: clamp the number is rewritten in place to the cap (the
+// body is re-signed; config validation keeps clamp away from passthrough).
+// A body that repeats the key, or whose value is not a number, is rejected
+// either way. A body that sets no limit is left alone (the model's default
+// applies), except that a clamping app's Converse and ConverseStream calls
+// get inferenceConfig.maxTokens set to the cap. Converse's
+// additionalModelRequestFields, passed to the model as they are, are checked
+// for the same keys (max_tokens, …) at their top level: above the cap they
+// are rejected or clamped like the main value.
+
+// capFindingGuard names the caps in audit findings.
+const capFindingGuard = "limits"
+
+// outputTokenKeys are the keys a native body may carry its output-token
+// limit under (bedrock's extractor knows where each family puts it; this
+// list is for additionalModelRequestFields, which it scans as plain text).
+var outputTokenKeys = []string{"max_tokens", "maxTokens", "max_gen_len", "max_new_tokens", "maxTokenCount",
+	"max_tokens_to_sample", "max_completion_tokens", "max_output_tokens", "maxOutputTokens"}
+
+// generates says whether op makes the model generate (CountTokens and the
+// read-only operations do not: caps do not apply).
+func generates(op bedrock.Operation) bool {
+	switch op {
+	case bedrock.OpInvokeModel, bedrock.OpInvokeModelWithResponseStream, bedrock.OpConverse, bedrock.OpConverseStream,
+		bedrock.OpStartAsyncInvoke:
+		return true
+	}
+	return false
+}
+
+// appConfig returns the snapshot's config of app (nil when it is not there).
+func (snap *snapshot) appConfig(app string) *authz.AppConfig {
+	if snap == nil || snap.cfg == nil {
+		return nil
+	}
+	for i := range snap.cfg.Apps {
+		if snap.cfg.Apps[i].Name == app {
+			return &snap.cfg.Apps[i]
+		}
+	}
+	return nil
+}
+
+// applyCaps applies the deciding app's request caps to c, rewriting c.body
+// when it clamps. A non-nil error is the answer for the caller: nothing is
+// forwarded. dryRunDeny is set when a dry-run app's call would have been
+// denied and is forwarded as sent.
+func (s *Server) applyCaps(r *http.Request, c *call, d authz.Decision) (dryRunDeny bool, err error) {
+	snap := s.snap.Load()
+	if snap == nil || d.App == "" {
+		return false, nil
+	}
+	a := snap.appConfig(d.App)
+	if a == nil {
+		if snap.hash != c.rec.PolicyHash {
+			// A reload between the decision and here removed the app.
+			return false, bedrock.ServiceUnavailable("warden: the policy changed while the request was checked; retry")
+		}
+		return false, nil
+	}
+	if err := s.applyLimits(c, a); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// tokenEdit is one rewrite of the body: [start,end) replaced by lit.
+type tokenEdit struct {
+	start, end int
+	lit        []byte
+}
+
+func (s *Server) applyLimits(c *call, a *authz.AppConfig) error {
+	lim := a.Limits
+	if lim.MaxOutputTokens <= 0 && lim.MaxPromptChars <= 0 || !generates(c.route.Op) || len(bytes.TrimSpace(c.body)) == 0 {
+		return nil
+	}
+	ex, err := bedrock.ExtractRequest(c.route.Op, requestFamily(c), c.body)
+	if err != nil {
+		c.rec.Rule = "app.limits"
+		return bedrock.Validation("warden: app %s caps its requests (limits) and the request body could not be read: %v", a.Name, err)
+	}
+	if lim.MaxPromptChars > 0 {
+		var n int64
+		for _, sp := range ex.Texts {
+			n += int64(utf8.RuneCountInString(sp.Text))
+		}
+		if n > lim.MaxPromptChars {
+			c.rec.Rule = "app.limits.max_prompt_chars"
+			return bedrock.Validation("warden: the request holds %d characters of text; app %s allows at most %d (limits.max_prompt_chars)",
+				n, a.Name, lim.MaxPromptChars)
+		}
+	}
+	if lim.MaxOutputTokens <= 0 {
+		return nil
+	}
+	capN := lim.MaxOutputTokens
+	clamp := lim.Clamps()
+	reject := func(format string, args ...any) error {
+		c.rec.Rule = "app.limits.max_output_tokens"
+		return bedrock.Validation("warden: "+format+"; app %s allows at most %d output tokens (limits.max_output_tokens)", append(args, a.Name, capN)...)
+	}
+	var edits []tokenEdit
+	switch {
+	case ex.MaxTokensPath == "":
+	case ex.MaxTokens < 0:
+		return reject("%s is not a number", ex.MaxTokensPath)
+	case ex.MaxTokens <= capN:
+	case ex.MaxTokensCount > 1:
+		return reject("the request sets %s %d times (up to %d)", ex.MaxTokensPath, ex.MaxTokensCount, ex.MaxTokens)
+	case !clamp || c.passthrough:
+		return reject("the request asks for %d output tokens (%s)", ex.MaxTokens, ex.MaxTokensPath)
+	default:
+		edits = append(edits, tokenEdit{ex.MaxTokensStart, ex.MaxTokensEnd, strconv.AppendInt(nil, capN, 10)})
+	}
+	if c.route.Op == bedrock.OpConverse || c.route.Op == bedrock.OpConverseStream {
+		more, err := converseTokenEdits(c.body, ex.MaxTokensPath == "" && clamp && !c.passthrough, clamp && !c.passthrough, capN, reject)
+		if err != nil {
+			c.rec.Rule = "app.limits.max_output_tokens"
+			return err
+		}
+		edits = append(edits, more...)
+	}
+	if len(edits) == 0 {
+		return nil
+	}
+	c.body = applyEdits(c.body, edits, func(e tokenEdit) (int, int, []byte) { return e.start, e.end, e.lit })
+	c.rec.Findings = addFinding(c.rec.Findings, audit.Finding{Guard: capFindingGuard, Detector: "max_output_tokens", Type: "MAX_TOKENS", Count: len(edits), Action: authz.LimitClamp})
+	return nil
+}
+
+// converseTokenEdits returns the edits a Converse body needs beyond its
+// inferenceConfig.maxTokens: additionalModelRequestFields' output-token keys
+// above capN clamped (or, unless clamp, rejected), and, when insert is set,
+// inferenceConfig.maxTokens added.
+func converseTokenEdits(body []byte, insert, clamp bool, capN int64, reject func(string, ...any) error) ([]tokenEdit, error) {
+	members, closeAt, err := bedrock.ScanObject(body)
+	if err != nil {
+		return nil, bedrock.Validation("warden: the request body must be a single valid JSON object (%v)", err)
+	}
+	var edits []tokenEdit
+	var infer *bedrock.Member
+	inferCount := 0
+	for i := range members {
+		m := &members[i]
+		switch {
+		case strings.EqualFold(m.Key, "inferenceConfig"):
+			inferCount++
+			infer = m
+		case m.Key == "additionalModelRequestFields":
+			v := body[m.ValueStart:m.ValueEnd]
+			if len(v) == 0 || v[0] != '{' {
+				continue
+			}
+			inner, _, err := bedrock.ScanObject(v)
+			if err != nil {
+				return nil, bedrock.Validation("warden: additionalModelRequestFields: %v", err)
+			}
+			for _, im := range inner {
+				if !containsFold(outputTokenKeys, im.Key) {
+					continue
+				}
+				n, ok := tokenCount(v[im.ValueStart:im.ValueEnd])
+				switch {
+				case !ok:
+					return nil, reject("additionalModelRequestFields.%s is not a number", im.Key)
+				case n <= capN:
+				case !clamp:
+					return nil, reject("the request asks for %d output tokens (additionalModelRequestFields.%s)", n, im.Key)
+				default:
+					edits = append(edits, tokenEdit{m.ValueStart + im.ValueStart, m.ValueStart + im.ValueEnd, strconv.AppendInt(nil, capN, 10)})
+				}
+			}
+		}
+	}
+	if !insert {
+		return edits, nil
+	}
+	if inferCount > 1 {
+		return nil, bedrock.Validation("warden: the request body repeats the top-level key inferenceConfig (keys are compared ignoring case)")
+	}
+	member := strconv.AppendInt([]byte(`"maxTokens":`), capN, 10)
+	if infer == nil {
+		open := bytes.IndexByte(body, '{') + 1
+		ins := append([]byte(`"inferenceConfig":{`), append(member, '}')...)
+		cut := closeAt
+		if len(members) > 0 {
+			cut = open + len(bytes.TrimRight(body[open:closeAt], " \t\r\n"))
+			ins = append([]byte{','}, ins...)
+		}
+		return append(edits, tokenEdit{cut, cut, ins}), nil
+	}
+	if infer.Key != "inferenceConfig" {
+		return nil, bedrock.Validation("warden: the request body has the key %q; spell it inferenceConfig", infer.Key)
+	}
+	v := body[infer.ValueStart:infer.ValueEnd]
+	inner, closeIn, err := bedrock.ScanObject(v)
+	if err != nil {
+		return nil, bedrock.Validation("warden: inferenceConfig must be an object (%v)", err)
+	}
+	cut := infer.ValueStart + closeIn
+	if len(inner) > 0 {
+		cut = infer.ValueStart + 1 + len(bytes.TrimRight(v[1:closeIn], " \t\r\n"))
+		member = append([]byte{','}, member...)
+	}
+	return append(edits, tokenEdit{cut, cut, member}), nil
+}
+
+// tokenCount reads a raw JSON value as a token count: an integer, or a
+// number rounded up.
+func tokenCount(raw []byte) (int64, bool) {
+	if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+		return n, true
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
+		return 0, false
+	}
+	if f >= 1<<62 {
+		return 1 << 62, true
+	}
+	n := int64(f)
+	if float64(n) < f {
+		n++
+	}
+	return n, true
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
