@@ -1,0 +1,215 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/bedrock"
+)
+
+func testStreamGuard(t testing.TB, action string, types ...string) *streamGuard {
+	t.Helper()
+	g, err := compileGuard("g", authz.GuardConfig{PII: &authz.PIIGuardConfig{Types: types, Action: action}, Unscannable: "allow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newStreamGuard(bedrock.OpConverseStream, bedrock.FamilyUnknown, []*compiledGuard{g}, false)
+}
+
+func deltaFrame(t testing.TB, text string) []byte {
+	p, err := json.Marshal(map[string]any{"contentBlockIndex": 0, "delta": map[string]any{"text": text}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bedrock.EncodeEvent("contentBlockDelta", p)
+}
+
+// feed passes frames through sg one by one and returns, per frame, the
+// texts (or event types) released when it arrived, then those released at
+// the end; err is the error that stopped the stream.
+func feed(t *testing.T, sg *streamGuard, frames ...[]byte) (released [][]string, err *bedrock.APIError) {
+	t.Helper()
+	read := func(b []byte) []string {
+		var out []string
+		fr := bedrock.NewFrameReader(bytes.NewReader(b))
+		for {
+			f, e := fr.Next()
+			if e != nil {
+				return out
+			}
+			var p struct {
+				Delta *struct{ Text string } `json:"delta"`
+			}
+			_ = json.Unmarshal(f.Message.Payload, &p)
+			if p.Delta != nil {
+				out = append(out, p.Delta.Text)
+			} else {
+				out = append(out, "<"+f.EventType()+">")
+			}
+		}
+	}
+	for _, b := range frames {
+		f, e := bedrock.NewFrameReader(bytes.NewReader(b)).Next()
+		if e != nil {
+			t.Fatal(e)
+		}
+		out, apiErr, _ := sg.next(f)
+		if apiErr != nil {
+			return released, apiErr
+		}
+		released = append(released, read(out))
+	}
+	out, apiErr, _ := sg.end()
+	if apiErr != nil {
+		return released, apiErr
+	}
+	return append(released, read(out)), nil
+}
+
+func TestStreamGuardHoldsOneEvent(t *testing.T) {
+	sg := testStreamGuard(t, "record", "EMAIL")
+	stop := bedrock.EncodeEvent("contentBlockStop", []byte(`{"contentBlockIndex":0}`))
+	got, err := feed(t, sg, deltaFrame(t, "a "), deltaFrame(t, "b "), deltaFrame(t, "c "), stop, deltaFrame(t, "d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each text event leaves when the next one arrives; a non-text event
+	// releases the held one and passes right behind it, in order.
+	want := [][]string{nil, {"a "}, {"b "}, {"c ", "<contentBlockStop>"}, nil, {"d"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("released %q, want %q", got, want)
+	}
+}
+
+func TestStreamGuardBlocksValueSplitInTwo(t *testing.T) {
+	sg := testStreamGuard(t, "block", "CREDIT_DEBIT_CARD_NUMBER")
+	got, err := feed(t, sg, deltaFrame(t, "card "), deltaFrame(t, "4111 1111"), deltaFrame(t, " 1111 1111"), deltaFrame(t, " ok"))
+	if err == nil || err.Type != "ModelStreamErrorException" || !strings.Contains(err.Message, "CREDIT_DEBIT_CARD_NUMBER") {
+		t.Fatalf("err %v", err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint([][]string{nil, {"card "}}) {
+		t.Errorf("released %q before the block, want only the text before the number", got)
+	}
+}
+
+// A value cut into three events is still caught (by the carry-over window)
+// when the event completing it is scanned; its first part has left.
+func TestStreamGuardBlocksValueSplitInThree(t *testing.T) {
+	sg := testStreamGuard(t, "block", "CREDIT_DEBIT_CARD_NUMBER")
+	got, err := feed(t, sg, deltaFrame(t, "4111"), deltaFrame(t, " 1111 11"), deltaFrame(t, "11 1111"))
+	if err == nil {
+		t.Fatalf("not blocked; released %q", got)
+	}
+	if fmt.Sprint(got) != fmt.Sprint([][]string{nil, {"4111"}}) {
+		t.Errorf("released %q", got)
+	}
+}
+
+func TestStreamGuardMasksAcrossEvents(t *testing.T) {
+	sg := testStreamGuard(t, "mask", "EMAIL", "CREDIT_DEBIT_CARD_NUMBER")
+	got, err := feed(t, sg, deltaFrame(t, "mail jo@exa"), deltaFrame(t, "mple.com or "), deltaFrame(t, "ann@example.org, card 4111 1111 1111 1111."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, r := range got {
+		all = append(all, r...)
+	}
+	if want := []string{"mail {EMAIL}", " or ", "{EMAIL}, card {CREDIT_DEBIT_CARD_NUMBER}."}; fmt.Sprint(all) != fmt.Sprint(want) {
+		t.Errorf("released %q, want %q", all, want)
+	}
+	f := sg.o.findings
+	if len(f) != 2 || f[0].Type != "EMAIL" || f[0].Count != 2 || f[1].Count != 1 || f[0].Phase != "output" {
+		t.Errorf("findings %+v: each value counted once", f)
+	}
+}
+
+func TestStreamGuardRecordCountsOnce(t *testing.T) {
+	sg := testStreamGuard(t, "record", "EMAIL")
+	var frames [][]byte
+	for _, p := range []string{"a jo@ex", "ample.com b", " c", " d jo@example.com", " e"} {
+		frames = append(frames, deltaFrame(t, p))
+	}
+	if _, err := feed(t, sg, frames...); err != nil {
+		t.Fatal(err)
+	}
+	if f := sg.o.findings; len(f) != 1 || f[0].Count != 2 || f[0].Action != "record" {
+		t.Errorf("findings %+v, want EMAIL counted twice", f)
+	}
+}
+
+// The tail never grows past the window, whatever the stream's length, and
+// is cut on a rune boundary.
+func TestStreamGuardWindowBounded(t *testing.T) {
+	sg := testStreamGuard(t, "record", "EMAIL")
+	var frames [][]byte
+	for i := range 200 {
+		frames = append(frames, deltaFrame(t, fmt.Sprintf("é word %d ", i)))
+	}
+	if _, err := feed(t, sg, frames...); err != nil {
+		t.Fatal(err)
+	}
+	for path, l := range sg.lanes {
+		if len(l.tail) > outputWindow || !strings.HasSuffix(l.tail, "word 199 ") || !strings.ContainsRune(l.tail[:2]+"é", 'é') {
+			t.Errorf("lane %s: tail %q (%d bytes)", path, l.tail, len(l.tail))
+		}
+		if len(l.seen) != 0 {
+			t.Errorf("lane %s keeps %d findings", path, len(l.seen))
+		}
+	}
+}
+
+func TestMaskHeld(t *testing.T) {
+	for _, c := range []struct {
+		text string
+		ms   []heldMask
+		want string
+	}{
+		{"abc def", []heldMask{{0, 3, "A", true}}, "{A} def"},
+		{"abc def", []heldMask{{0, 3, "A", false}}, " def"},
+		{"abc def", []heldMask{{4, 7, "B", true}, {0, 5, "A", true}}, "{A}"},
+		{"abc", []heldMask{{1, 1, "A", true}}, "abc"},
+	} {
+		if got := maskHeld(c.text, c.ms); got != c.want {
+			t.Errorf("maskHeld(%q, %+v) = %q, want %q", c.text, c.ms, got, c.want)
+		}
+	}
+}
+
+// BenchmarkStreamGuardEvent is the cost per event of scanning a streamed
+// answer (all PII types, record: every event passes) over a plain relay.
+func BenchmarkStreamGuardEvent(b *testing.B) {
+	words := strings.Fields("The quarterly report shows revenue of 4.2 million across 17 regions; contact the finance team for the detailed breakdown by product line and customer segment.")
+	var frames []*bedrock.Frame
+	for i := 0; i < len(words); i += 3 {
+		raw := deltaFrame(b, strings.Join(words[i:min(i+3, len(words))], " ")+" ")
+		f, err := bedrock.NewFrameReader(bytes.NewReader(raw)).Next()
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := f.Message.Clone()
+		frames = append(frames, &bedrock.Frame{Raw: raw, Message: m})
+	}
+	for _, action := range []string{"record", "mask"} {
+		b.Run(action, func(b *testing.B) {
+			b.ReportAllocs()
+			gs := testStreamGuard(b, action).o.guards
+			n := 0
+			for b.Loop() {
+				sg := newStreamGuard(bedrock.OpConverseStream, bedrock.FamilyUnknown, gs, false)
+				for _, f := range frames {
+					if _, err, _ := sg.next(f); err != nil {
+						b.Fatal(err)
+					}
+					n++
+				}
+				sg.end()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
+		})
+	}
+}
