@@ -101,8 +101,32 @@ func (g *GuardConfig) Masks() bool {
 		(g.Injection != nil && g.Injection.EffectiveAction() == GuardMask)
 }
 
+// BedrockGuardrailConfig is an Amazon Bedrock guardrail (created in AWS)
+// that Warden attaches to an app's calls: the X-Amzn-Bedrock-Guardrail*
+// headers of InvokeModel and InvokeModelWithResponseStream, the
+// guardrailConfig member of Converse and ConverseStream bodies. A call
+// naming another guardrail is denied.
+type BedrockGuardrailConfig struct {
+	// ID is the guardrail's id or ARN, as Bedrock's guardrailIdentifier.
+	ID string `yaml:"id"`
+	// Version is a version number ("1") or DRAFT.
+	Version string `yaml:"version"`
+	// Trace is enabled, disabled or enabled_full; empty leaves the
+	// caller's setting (Bedrock's default: disabled).
+	Trace string `yaml:"trace"`
+}
+
+// Bedrock's guardrailIdentifier and guardrailVersion patterns.
+var (
+	guardrailIDRe      = regexp.MustCompile(`^(([a-z0-9]+)|(arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/[a-z0-9]+))$`)
+	guardrailVersionRe = regexp.MustCompile(`^(([1-9][0-9]{0,7})|(DRAFT))$`)
+)
+
+// GuardrailTraces are the values bedrock_guardrail.trace may take.
+var GuardrailTraces = []string{"enabled", "disabled", "enabled_full"}
+
 // validateAppRewrites checks the app settings that rewrite requests
-// (limits.on_exceed: clamp): Warden must sign the
+// (limits.on_exceed: clamp, bedrock_guardrail): Warden must sign the
 // calls, so upstream.signing: passthrough rules them out.
 func validateAppRewrites(c *Config) []error {
 	var errs []error
@@ -114,6 +138,28 @@ func validateAppRewrites(c *Config) []error {
 		}
 		if a.Limits.Clamps() && passthrough {
 			add("limits.on_exceed: clamp rewrites the body; passthrough cannot (upstream.signing: passthrough forwards the caller's signature, which covers the body); use reject")
+		}
+		g := a.BedrockGuardrail
+		if g == nil {
+			continue
+		}
+		switch {
+		case g.ID == "":
+			add("bedrock_guardrail.id is required (a guardrail id or ARN)")
+		case len(g.ID) > 2048 || !guardrailIDRe.MatchString(g.ID):
+			add("bedrock_guardrail.id: %q is not a guardrail id (lower-case letters and digits) or guardrail ARN", g.ID)
+		}
+		switch {
+		case g.Version == "":
+			add("bedrock_guardrail.version is required (a version number or DRAFT)")
+		case !guardrailVersionRe.MatchString(g.Version):
+			add("bedrock_guardrail.version: %q is not a version number (1, 2, …) or DRAFT", g.Version)
+		}
+		if g.Trace != "" && !slices.Contains(GuardrailTraces, g.Trace) {
+			add("bedrock_guardrail.trace: %q is not %s", g.Trace, strings.Join(GuardrailTraces, ", "))
+		}
+		if passthrough {
+			add("bedrock_guardrail: attaching a guardrail rewrites the request; passthrough cannot (upstream.signing: passthrough forwards the caller's signature, which covers headers and body)")
 		}
 	}
 	return errs

@@ -85,7 +85,8 @@ func appWith(keys string) string {
 }
 
 func TestAppCapsAndGuardrailConfig(t *testing.T) {
-	y := appWith("    limits: {max_output_tokens: 2048, max_prompt_chars: 100000, on_exceed: clamp}\n")
+	y := appWith("    limits: {max_output_tokens: 2048, max_prompt_chars: 100000, on_exceed: clamp}\n" +
+		"    bedrock_guardrail: {id: abc123def456, version: \"3\", trace: enabled}\n")
 	cfg, err := ParseConfig([]byte(y))
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +95,12 @@ func TestAppCapsAndGuardrailConfig(t *testing.T) {
 	if l := a.Limits; l.MaxOutputTokens != 2048 || l.MaxPromptChars != 100000 || !l.Clamps() {
 		t.Errorf("limits: %+v", l)
 	}
-	cfg, err = ParseConfig([]byte(appWith("    limits: {max_output_tokens: 10}\n")))
+	if g := a.BedrockGuardrail; g == nil || *g != (BedrockGuardrailConfig{ID: "abc123def456", Version: "3", Trace: "enabled"}) {
+		t.Errorf("bedrock_guardrail: %+v", g)
+	}
+	arn := appWith("    bedrock_guardrail: {id: \"arn:aws:bedrock:us-east-1:123456789012:guardrail/abc123\", version: DRAFT}\n" +
+		"    limits: {max_output_tokens: 10}\n")
+	cfg, err = ParseConfig([]byte(arn))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +128,14 @@ func TestAppCapsAndGuardrailConfigErrors(t *testing.T) {
 		{"bad on_exceed", appWith("    limits: {max_output_tokens: 5, on_exceed: truncate}\n"), []string{"limits.on_exceed", `"truncate"`, "reject or clamp"}},
 		{"clamp without a cap", appWith("    limits: {max_prompt_chars: 5, on_exceed: clamp}\n"), []string{"on_exceed: clamp applies to limits.max_output_tokens, which is not set"}},
 		{"clamp under passthrough", passthrough(appWith("    limits: {max_output_tokens: 5, on_exceed: clamp}\n")), []string{"clamp rewrites the body; passthrough cannot"}},
+		{"guardrail under passthrough", passthrough(appWith("    bedrock_guardrail: {id: abc, version: \"1\"}\n")), []string{"bedrock_guardrail: attaching a guardrail rewrites the request; passthrough cannot"}},
+		{"guardrail without id", appWith("    bedrock_guardrail: {version: \"1\"}\n"), []string{"bedrock_guardrail.id is required"}},
+		{"guardrail bad id", appWith("    bedrock_guardrail: {id: My-Guardrail, version: \"1\"}\n"), []string{"bedrock_guardrail.id", `"My-Guardrail"`}},
+		{"guardrail without version", appWith("    bedrock_guardrail: {id: abc}\n"), []string{"bedrock_guardrail.version is required"}},
+		{"guardrail bad version", appWith("    bedrock_guardrail: {id: abc, version: latest}\n"), []string{"bedrock_guardrail.version", `"latest"`}},
+		{"guardrail version 0", appWith("    bedrock_guardrail: {id: abc, version: \"0\"}\n"), []string{"bedrock_guardrail.version", `"0"`}},
+		{"guardrail bad trace", appWith("    bedrock_guardrail: {id: abc, version: \"1\", trace: on}\n"), []string{"bedrock_guardrail.trace", `"on"`}},
+		{"guardrail unknown key", appWith("    bedrock_guardrail: {id: abc, version: \"1\", versoin: \"2\"}\n"), []string{"versoin"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

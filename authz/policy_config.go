@@ -29,6 +29,10 @@ type AppConfig struct {
 
 	// Guards name the guards (top-level guards:) the app's calls go through.
 	Guards []string `yaml:"guards"`
+
+	// BedrockGuardrail is an Amazon Bedrock guardrail Warden attaches to
+	// every InvokeModel*, Converse* call of the app (nil: none).
+	BedrockGuardrail *BedrockGuardrailConfig `yaml:"bedrock_guardrail,omitempty"`
 }
 
 // Modes an app can run in.

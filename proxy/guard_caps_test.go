@@ -177,3 +177,122 @@ func TestCapsMaxPromptChars(t *testing.T) {
 		Body: []byte(strings.Replace(anthropicBody, `"content":"hi"`, `"content":"`+strings.Repeat("x", 21)+`"`, 1))})
 	wantValidation(t, err, "holds 21 characters")
 }
+
+const guardrailApp = "    bedrock_guardrail: {id: gr123abc, version: \"2\", trace: enabled}\n"
+
+func TestBedrockGuardrailAttached(t *testing.T) {
+	e := appEnv(t, guardrailApp)
+	c := e.client(t, nil)
+	ctx := context.Background()
+	if _, err := c.InvokeModel(ctx, &bedrockruntime.InvokeModelInput{ModelId: aws.String(haiku), ContentType: aws.String("application/json"),
+		Body: []byte(anthropicBody)}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.InvokeModelWithResponseStream(ctx, &bedrockruntime.InvokeModelWithResponseStreamInput{ModelId: aws.String(haiku),
+		ContentType: aws.String("application/json"), Body: []byte(anthropicBody),
+		GuardrailIdentifier: aws.String("gr123abc"), GuardrailVersion: aws.String("2"), Trace: types.TraceDisabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range st.GetStream().Events() {
+	}
+	if err := st.GetStream().Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg("hi")}); err != nil {
+		t.Fatal(err)
+	}
+	// The caller's own config naming the same guardrail: its streamProcessingMode is kept.
+	cs, err := c.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{ModelId: aws.String(haiku), Messages: userMsg("hi"),
+		GuardrailConfig: &types.GuardrailStreamConfiguration{GuardrailIdentifier: aws.String("gr123abc"), GuardrailVersion: aws.String("2"),
+			StreamProcessingMode: types.GuardrailStreamProcessingModeAsync}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range cs.GetStream().Events() {
+	}
+	if err := cs.GetStream().Err(); err != nil {
+		t.Fatal(err)
+	}
+	calls := e.emu.Calls()
+	if len(calls) != 4 {
+		t.Fatalf("emulator saw %d calls", len(calls))
+	}
+	for i, call := range calls {
+		if !call.SignatureOK || call.Status != 200 {
+			t.Errorf("call %d: signature ok %v (%s), status %d", i, call.SignatureOK, call.AuthError, call.Status)
+		}
+	}
+	for i, call := range calls[:2] {
+		h := call.Header
+		if h.Get("X-Amzn-Bedrock-GuardrailIdentifier") != "gr123abc" || h.Get("X-Amzn-Bedrock-GuardrailVersion") != "2" || h.Get("X-Amzn-Bedrock-Trace") != "ENABLED" {
+			t.Errorf("call %d (%s) headers upstream: %v", i, call.Op, h)
+		}
+	}
+	var cv struct {
+		GuardrailConfig map[string]string `json:"guardrailConfig"`
+	}
+	if err := json.Unmarshal(calls[2].Body, &cv); err != nil || len(cv.GuardrailConfig) != 3 || cv.GuardrailConfig["guardrailIdentifier"] != "gr123abc" ||
+		cv.GuardrailConfig["guardrailVersion"] != "2" || cv.GuardrailConfig["trace"] != "enabled" {
+		t.Errorf("Converse body upstream: %s (%v)", calls[2].Body, err)
+	}
+	// Added after the caller's members, byte for byte as Warden writes it.
+	if !strings.Contains(string(calls[2].Body), `}],"guardrailConfig":{"guardrailIdentifier":"gr123abc","guardrailVersion":"2","trace":"enabled"},`) {
+		t.Errorf("Converse body upstream: %s", calls[2].Body)
+	}
+	cv.GuardrailConfig = nil
+	if err := json.Unmarshal(calls[3].Body, &cv); err != nil || cv.GuardrailConfig["streamProcessingMode"] != "async" || cv.GuardrailConfig["trace"] != "enabled" ||
+		cv.GuardrailConfig["guardrailIdentifier"] != "gr123abc" {
+		t.Errorf("ConverseStream body upstream: %s (%v)", calls[3].Body, err)
+	}
+}
+
+func TestBedrockGuardrailOverrideDenied(t *testing.T) {
+	e := appEnv(t, guardrailApp)
+	c := e.client(t, nil)
+	ctx := context.Background()
+	var ade *types.AccessDeniedException
+	_, err := c.InvokeModel(ctx, &bedrockruntime.InvokeModelInput{ModelId: aws.String(haiku), ContentType: aws.String("application/json"),
+		Body: []byte(anthropicBody), GuardrailIdentifier: aws.String("lenient"), GuardrailVersion: aws.String("2")})
+	if !errors.As(err, &ade) || !strings.Contains(ade.ErrorMessage(), "app chatbot-prod must use guardrail gr123abc:2") {
+		t.Fatalf("InvokeModel naming another guardrail: %v", err)
+	}
+	_, err = c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg("hi"),
+		GuardrailConfig: &types.GuardrailConfiguration{GuardrailIdentifier: aws.String("gr123abc"), GuardrailVersion: aws.String("DRAFT")}})
+	if !errors.As(err, &ade) || !strings.Contains(ade.ErrorMessage(), "must use guardrail gr123abc:2 (the call names gr123abc:DRAFT)") {
+		t.Fatalf("Converse naming another version: %v", err)
+	}
+	if n := len(e.emu.Calls()); n != 0 {
+		t.Fatalf("emulator saw %d calls", n)
+	}
+	if r := e.audit.wait(t, 2)[1]; r.Decision != "deny" || r.Status != 403 || r.Rule != "app.bedrock_guardrail" {
+		t.Errorf("record: decision %q status %d rule %q", r.Decision, r.Status, r.Rule)
+	}
+}
+
+// A dry-run app records the override and forwards the call as sent.
+func TestBedrockGuardrailDryRun(t *testing.T) {
+	e := appEnv(t, guardrailApp+"    mode: dry-run\n")
+	if _, err := e.client(t, nil).InvokeModel(context.Background(), &bedrockruntime.InvokeModelInput{ModelId: aws.String(haiku),
+		ContentType: aws.String("application/json"), Body: []byte(anthropicBody), GuardrailIdentifier: aws.String("lenient"), GuardrailVersion: aws.String("1")}); err != nil {
+		t.Fatal(err)
+	}
+	calls := e.emu.Calls()
+	if len(calls) != 1 || calls[0].Header.Get("X-Amzn-Bedrock-GuardrailIdentifier") != "lenient" {
+		t.Fatalf("emulator saw %+v", calls)
+	}
+	if r := e.audit.wait(t, 1)[0]; r.Decision != "dry-run-deny" || r.Rule != "app.bedrock_guardrail" || !strings.Contains(r.Reason, "must use guardrail gr123abc:2") {
+		t.Errorf("record: decision %q rule %q reason %q", r.Decision, r.Rule, r.Reason)
+	}
+}
+
+// Rewriting settings need Warden's signature: passthrough refuses them.
+func TestRewritingAppSettingsRefusedUnderPassthrough(t *testing.T) {
+	for _, keys := range []string{"    limits: {max_output_tokens: 10, on_exceed: clamp}\n", guardrailApp} {
+		p := strings.Replace(basePolicy, "signing: resign", "signing: passthrough", 1) + keys
+		_, err := authz.ParseConfig([]byte(p))
+		if err == nil || !strings.Contains(err.Error(), "passthrough cannot") {
+			t.Errorf("%s under passthrough: %v", strings.TrimSpace(keys), err)
+		}
+	}
+}

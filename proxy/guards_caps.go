@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -87,7 +89,178 @@ func (s *Server) applyCaps(r *http.Request, c *call, d authz.Decision) (dryRunDe
 	if err := s.applyLimits(c, a); err != nil {
 		return false, err
 	}
-	return false, nil
+	if a.BedrockGuardrail == nil {
+		return false, nil
+	}
+	why, err := attachGuardrail(r, c, a)
+	if err != nil || why == "" {
+		return false, err
+	}
+	if d.DryRun {
+		// Recorded, and the call forwarded as the caller sent it.
+		if d.Allow { // a policy denial recorded first keeps its rule and reason
+			c.rec.Rule, c.rec.Reason = "app.bedrock_guardrail", why
+		}
+		return true, nil
+	}
+	c.rec.Rule = "app.bedrock_guardrail"
+	return false, bedrock.AccessDenied("%s", why)
+}
+
+// Bedrock's guardrail headers (canonical forms) for InvokeModel*.
+const (
+	guardrailIDHeader      = "X-Amzn-Bedrock-Guardrailidentifier"
+	guardrailVersionHeader = "X-Amzn-Bedrock-Guardrailversion"
+	guardrailTraceHeader   = "X-Amzn-Bedrock-Trace"
+)
+
+// attachGuardrail attaches the app's Bedrock guardrail to the call:
+// InvokeModel and InvokeModelWithResponseStream get the guardrail headers
+// (r's, which the upstream request copies), Converse and ConverseStream a
+// guardrailConfig member in the body, replacing the caller's (its trace and
+// streamProcessingMode are kept unless the app sets a trace). Other
+// operations are left alone. A call already naming another guardrail or
+// version is refused: why is the denial's message and nothing is changed.
+// A passthrough call cannot be changed: it passes only if it already names
+// the app's guardrail.
+func attachGuardrail(r *http.Request, c *call, a *authz.AppConfig) (why string, err error) {
+	g := a.BedrockGuardrail
+	deny := "warden: app " + a.Name + " must use guardrail " + g.ID + ":" + g.Version
+	switch c.route.Op {
+	case bedrock.OpInvokeModel, bedrock.OpInvokeModelWithResponseStream:
+		ids, vers := r.Header.Values(guardrailIDHeader), r.Header.Values(guardrailVersionHeader)
+		if len(ids) > 1 || len(vers) > 1 || len(ids) == 1 && ids[0] != g.ID || len(vers) == 1 && vers[0] != g.Version {
+			return deny + " (the call names another)", nil
+		}
+		if c.passthrough {
+			if len(ids) == 0 || len(vers) == 0 {
+				return deny + "; Warden cannot attach it to a call it forwards with the caller's signature", nil
+			}
+			return "", nil
+		}
+		r.Header[guardrailIDHeader] = []string{g.ID}
+		r.Header[guardrailVersionHeader] = []string{g.Version}
+		if g.Trace != "" {
+			r.Header[guardrailTraceHeader] = []string{strings.ToUpper(g.Trace)}
+		}
+		return "", nil
+	case bedrock.OpConverse, bedrock.OpConverseStream:
+		body, named, err := converseGuardrail(c.body, g)
+		switch {
+		case err != nil:
+			c.rec.Rule = "app.bedrock_guardrail"
+			return "", err
+		case named != "":
+			return deny + " (the call names " + named + ")", nil
+		case c.passthrough:
+			// The body cannot change: naming the guardrail is enough
+			// (converseGuardrail has checked the rest is unambiguous).
+			if ok, _ := converseNamesGuardrail(c.body, g); !ok {
+				return deny + "; Warden cannot attach it to a call it forwards with the caller's signature", nil
+			}
+			return "", nil
+		}
+		c.body = body
+	}
+	return "", nil
+}
+
+// guardrailConfigFields are guardrailConfig's members in Converse*.
+var guardrailConfigFields = []string{"guardrailIdentifier", "guardrailVersion", "trace", "streamProcessingMode"}
+
+// converseGuardrail returns body with its guardrailConfig set to g (added
+// before the closing brace when there is none), everything else byte for
+// byte. named is "ID:VERSION" when the body names another guardrail (body
+// is then nil). A body Warden cannot read surely (not one JSON object, a
+// top-level key repeated or misspelt in case, a guardrailConfig that is not
+// an object or has unknown or repeated members) is a ValidationException.
+func converseGuardrail(body []byte, g *authz.BedrockGuardrailConfig) (out []byte, named string, err error) {
+	members, closeAt, err := bedrock.ScanObject(body)
+	if err != nil {
+		return nil, "", bedrock.Validation("warden: the request body must be a single valid JSON object (%v)", err)
+	}
+	var cfg *bedrock.Member
+	for i := range members {
+		m := &members[i]
+		if !strings.EqualFold(m.Key, "guardrailConfig") {
+			continue
+		}
+		if cfg != nil {
+			return nil, "", bedrock.Validation("warden: the request body repeats the top-level key guardrailConfig (keys are compared ignoring case)")
+		}
+		if m.Key != "guardrailConfig" {
+			return nil, "", bedrock.Validation("warden: the request body has the key %q; spell it guardrailConfig", m.Key)
+		}
+		cfg = m
+	}
+	fields := map[string]string{}
+	if cfg != nil && string(body[cfg.ValueStart:cfg.ValueEnd]) != "null" {
+		inner, _, err := bedrock.ScanObject(body[cfg.ValueStart:cfg.ValueEnd])
+		if err != nil {
+			return nil, "", bedrock.Validation("warden: guardrailConfig must be an object (%v)", err)
+		}
+		for _, im := range inner {
+			if !slices.Contains(guardrailConfigFields, im.Key) {
+				return nil, "", bedrock.Validation("warden: guardrailConfig.%s is not a guardrailConfig field (%s)", im.Key, strings.Join(guardrailConfigFields, ", "))
+			}
+			if _, dup := fields[im.Key]; dup {
+				return nil, "", bedrock.Validation("warden: guardrailConfig repeats %s", im.Key)
+			}
+			var v string
+			if err := json.Unmarshal(body[cfg.ValueStart+im.ValueStart:cfg.ValueStart+im.ValueEnd], &v); err != nil {
+				return nil, "", bedrock.Validation("warden: guardrailConfig.%s must be a string", im.Key)
+			}
+			fields[im.Key] = v
+		}
+		id, hasID := fields["guardrailIdentifier"]
+		ver, hasVer := fields["guardrailVersion"]
+		if hasID && id != g.ID || hasVer && ver != g.Version {
+			return nil, id + ":" + ver, nil
+		}
+	}
+	val := []byte(`{"guardrailIdentifier":`)
+	val = append(val, jsonString(g.ID)...)
+	val = append(val, `,"guardrailVersion":`...)
+	val = append(val, jsonString(g.Version)...)
+	trace := g.Trace
+	if trace == "" {
+		trace = fields["trace"]
+	}
+	if trace != "" {
+		val = append(append(val, `,"trace":`...), jsonString(trace)...)
+	}
+	if m, ok := fields["streamProcessingMode"]; ok {
+		val = append(append(val, `,"streamProcessingMode":`...), jsonString(m)...)
+	}
+	val = append(val, '}')
+	var e tokenEdit
+	if cfg != nil {
+		e = tokenEdit{cfg.ValueStart, cfg.ValueEnd, val}
+	} else {
+		open := bytes.IndexByte(body, '{') + 1
+		cut := closeAt
+		ins := append([]byte(`"guardrailConfig":`), val...)
+		if len(members) > 0 {
+			cut = open + len(bytes.TrimRight(body[open:closeAt], " \t\r\n"))
+			ins = append([]byte{','}, ins...)
+		}
+		e = tokenEdit{cut, cut, ins}
+	}
+	return applyEdits(body, []tokenEdit{e}, func(e tokenEdit) (int, int, []byte) { return e.start, e.end, e.lit }), "", nil
+}
+
+// converseNamesGuardrail says whether body's guardrailConfig names g.
+func converseNamesGuardrail(body []byte, g *authz.BedrockGuardrailConfig) (bool, error) {
+	var v struct {
+		GuardrailConfig *struct {
+			ID  string `json:"guardrailIdentifier"`
+			Ver string `json:"guardrailVersion"`
+		} `json:"guardrailConfig"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return false, err
+	}
+	return v.GuardrailConfig != nil && v.GuardrailConfig.ID == g.ID && v.GuardrailConfig.Ver == g.Version, nil
 }
 
 // tokenEdit is one rewrite of the body: [start,end) replaced by lit.

@@ -164,7 +164,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 		s.fail(w, c, err, "guards")
 		return
 	}
-	if dryRunDeny, err := s.applyCaps(r, c, d); err != nil { // apps[].limits: max_output_tokens, max_prompt_chars
+	if dryRunDeny, err := s.applyCaps(r, c, d); err != nil { // apps[].limits caps, apps[].bedrock_guardrail
 		s.fail(w, c, err, "app.limits")
 		return
 	} else if dryRunDeny {
