@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -294,5 +295,71 @@ func TestRewritingAppSettingsRefusedUnderPassthrough(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "passthrough cannot") {
 			t.Errorf("%s under passthrough: %v", strings.TrimSpace(keys), err)
 		}
+	}
+}
+
+// rawConverse posts body to Warden's Converse route as is (Warden does not
+// check the caller's signature in endpoint mode) and returns the status
+// and the error message.
+func rawConverse(t *testing.T, e *env, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(e.endpoint+"/model/"+haiku+"/converse", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var msg struct{ Message string }
+	_ = json.NewDecoder(resp.Body).Decode(&msg)
+	return resp.StatusCode, msg.Message
+}
+
+// The splices keep the caller's bytes and refuse bodies a lenient reader
+// could see differently.
+func TestCapsAndGuardrailRawBodies(t *testing.T) {
+	e := appEnv(t, guardrailApp+"    limits: {max_output_tokens: 100, on_exceed: clamp}\n")
+	msgs := `"messages": [ {"role":"user","content":[{"text":"hi"}]} ]`
+	ok := []struct{ in, want string }{
+		// inferenceConfig without maxTokens gets it after its last member.
+		{`{ ` + msgs + `, "inferenceConfig": { "temperature": 0.5 } }`,
+			`{ ` + msgs + `, "inferenceConfig": { "temperature": 0.5,"maxTokens":100 },"guardrailConfig":{"guardrailIdentifier":"gr123abc","guardrailVersion":"2","trace":"enabled"} }`},
+		// An empty one, and the caller's guardrailConfig (same guardrail) replaced in place.
+		{`{"inferenceConfig":{},"guardrailConfig":{"guardrailIdentifier":"gr123abc","trace":"disabled"},` + msgs + `}`,
+			`{"inferenceConfig":{"maxTokens":100},"guardrailConfig":{"guardrailIdentifier":"gr123abc","guardrailVersion":"2","trace":"enabled"},` + msgs + `}`},
+		// A null guardrailConfig counts as none.
+		{`{"guardrailConfig":null,"inferenceConfig":{"maxTokens":1e3},` + msgs + `}`,
+			`{"guardrailConfig":{"guardrailIdentifier":"gr123abc","guardrailVersion":"2","trace":"enabled"},"inferenceConfig":{"maxTokens":100},` + msgs + `}`},
+	}
+	for i, tc := range ok {
+		if st, msg := rawConverse(t, e, tc.in); st != 200 {
+			t.Fatalf("case %d: status %d %s", i, st, msg)
+		}
+		calls := e.emu.Calls()
+		got := string(calls[len(calls)-1].Body)
+		if !calls[len(calls)-1].SignatureOK || !strings.HasPrefix(got, strings.TrimRight(tc.want, " }")) {
+			t.Errorf("case %d upstream:\n%s\nwant (before Warden's requestMetadata):\n%s", i, got, tc.want)
+		}
+	}
+	bad := []struct{ in, want string }{
+		{`{"GuardrailConfig":{"guardrailIdentifier":"x"},` + msgs + `}`, `spell it guardrailConfig`},
+		{`{"guardrailConfig":{"guardrailIdentifier":"gr123abc","GuardrailIdentifier":"x"},` + msgs + `}`, `guardrailConfig.GuardrailIdentifier is not a guardrailConfig field`},
+		{`{"guardrailConfig":{"guardrailIdentifier":"gr123abc","guardrailIdentifier":"x"},` + msgs + `}`, `guardrailConfig repeats guardrailIdentifier`},
+		{`{"guardrailConfig":{"guardrailVersion":2},` + msgs + `}`, `guardrailConfig.guardrailVersion must be a string`},
+		{`{"guardrailConfig":"gr123abc",` + msgs + `}`, `guardrailConfig must be an object`},
+		{`{"inferenceConfig":{"maxTokens":"lots"},` + msgs + `}`, `inferenceConfig.maxTokens is not a number`},
+		{`{"additionalModelRequestFields":{"max_tokens":null},` + msgs + `}`, `additionalModelRequestFields.max_tokens is not a number`},
+		{`{"inferenceConfig":{"temperature":1},"InferenceConfig":{"maxTokens":5000},` + msgs + `}`, `repeats the top-level key inferenceConfig`},
+	}
+	for _, tc := range bad {
+		st, msg := rawConverse(t, e, tc.in)
+		if st != 400 || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: status %d %q, want 400 mentioning %q", tc.in, st, msg, tc.want)
+		}
+	}
+	if st, msg := rawConverse(t, e, `{"guardrailConfig":{"guardrailIdentifier":"other","guardrailVersion":"2"},`+msgs+`}`); st != 403 ||
+		msg != "warden: app chatbot-prod must use guardrail gr123abc:2 (the call names other:2)" {
+		t.Errorf("override: %d %q", st, msg)
+	}
+	if n := len(e.emu.Calls()); n != len(ok) {
+		t.Errorf("emulator saw %d calls, want %d", n, len(ok))
 	}
 }
