@@ -264,6 +264,14 @@ func (s *TokenSource) Resolve(ctx context.Context, c *Conn) (Identity, error) {
 		s.bad.Remove(key)
 	}
 	v, err, _ := s.flight.Do(string(key[:]), func() (any, error) {
+		// A flight that finished between the cache check above and Do has
+		// cached its verdict: use it rather than review the token again.
+		if e, ok := s.ok.Get(key); ok && s.now().Before(e.expires) {
+			return e.id, nil
+		}
+		if e, ok := s.bad.Get(key); ok && s.now().Before(e.expires) {
+			return nil, fmt.Errorf("%w: %s", errTokenRejected, e.why)
+		}
 		// Independent of the first caller's context: the others wait too.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
 		defer cancel()
