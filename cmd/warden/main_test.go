@@ -49,13 +49,7 @@ func TestDemo(t *testing.T) {
 // listeners, writes audit records to the configured file (0600), and shuts
 // down cleanly when its context ends.
 func TestServe(t *testing.T) {
-	emu := bedrocktest.NewServer(bedrocktest.Config{Credentials: map[string]string{"AKIAWARDENSERVE00001": "serve-secret"}})
-	defer emu.Close()
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAWARDENSERVE00001")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "serve-secret")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	emu := serveEmulator(t)
 	dir := t.TempDir()
 	ep, admin := freeAddr(t), freeAddr(t)
 	auditPath := filepath.Join(dir, "audit.jsonl")
@@ -180,4 +174,19 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return b.String()
+}
+
+// serveEmulator starts an emulator that accepts only the key it puts in the
+// environment, where `warden serve` (run in process) finds its credentials;
+// no shared AWS config file can interfere.
+func serveEmulator(t *testing.T) *bedrocktest.Server {
+	t.Helper()
+	emu := bedrocktest.NewServer(bedrocktest.Config{Credentials: map[string]string{"AKIAWARDENSERVE00001": "serve-secret"}})
+	t.Cleanup(emu.Close)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAWARDENSERVE00001")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "serve-secret")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	return emu
 }

@@ -42,13 +42,7 @@ func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l
 // with file:line:column errors and the last good policy stays; /metrics
 // and the audit records name the running policy.
 func TestServeReloadsOnSIGHUP(t *testing.T) {
-	emu := bedrocktest.NewServer(bedrocktest.Config{Credentials: map[string]string{"AKIAWARDENSERVE00001": "serve-secret"}})
-	defer emu.Close()
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAWARDENSERVE00001")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "serve-secret")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	emu := serveEmulator(t)
 	dir := t.TempDir()
 	ep, admin := freeAddr(t), freeAddr(t)
 	auditPath := filepath.Join(dir, "audit.jsonl")

@@ -28,13 +28,7 @@ import (
 // file it was asked for, and an SDK trusting that bundle works through the
 // proxy.
 func TestServeForwardProxyWritesCAFiles(t *testing.T) {
-	emu := bedrocktest.NewServer(bedrocktest.Config{Credentials: map[string]string{"AKIAWARDENSERVE00001": "serve-secret"}})
-	defer emu.Close()
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAWARDENSERVE00001")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "serve-secret")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	emu := serveEmulator(t)
 	dir := t.TempDir()
 	// A stand-in system root bundle, so the test does not depend on the host's.
 	other, err := proxy.NewCA(proxy.CAOptions{})
