@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // GuardConfig is one named guard (top-level guards: map): the detectors it
@@ -16,6 +17,9 @@ type GuardConfig struct {
 	PII       *PIIGuardConfig       `yaml:"pii"`
 	Words     *WordsGuardConfig     `yaml:"words"`
 	Injection *InjectionGuardConfig `yaml:"injection"`
+	// Bedrock sends the call's text to an Amazon Bedrock guardrail
+	// (ApplyGuardrail) and acts on its verdict.
+	Bedrock *BedrockGuardConfig `yaml:"bedrock"`
 	// Unscannable says what to do with content Warden cannot read (images,
 	// binary documents, S3 locations): block (the default) or allow.
 	Unscannable string `yaml:"unscannable"`
@@ -43,6 +47,41 @@ type WordsGuardConfig struct {
 type InjectionGuardConfig struct {
 	Action string `yaml:"action"`
 }
+
+// BedrockGuardConfig is a detector backed by an Amazon Bedrock guardrail
+// (created in AWS): Warden calls ApplyGuardrail with the request's text,
+// with its own credentials, and a GUARDRAIL_INTERVENED verdict is a
+// finding. It only reads, so it works under passthrough too.
+type BedrockGuardConfig struct {
+	// ID is the guardrail's id or ARN.
+	ID string `yaml:"id"`
+	// Version is a version number ("1") or DRAFT.
+	Version string `yaml:"version"`
+	// Timeout bounds the ApplyGuardrail call (default 2s).
+	Timeout time.Duration `yaml:"timeout"`
+	// OnError is what a failed or timed-out call means: block (the
+	// default) or allow.
+	OnError string `yaml:"on_error"`
+	// Action is block (the default) or record; mask is not supported.
+	Action string `yaml:"action"`
+}
+
+// DefaultBedrockGuardTimeout is bedrock.timeout's default.
+const DefaultBedrockGuardTimeout = 2 * time.Second
+
+// EffectiveAction returns the bedrock detector's action (block when unset).
+func (b *BedrockGuardConfig) EffectiveAction() string { return actionOr(b.Action) }
+
+// EffectiveTimeout returns timeout, or its default.
+func (b *BedrockGuardConfig) EffectiveTimeout() time.Duration {
+	if b.Timeout <= 0 {
+		return DefaultBedrockGuardTimeout
+	}
+	return b.Timeout
+}
+
+// BlocksOnError says whether a failed ApplyGuardrail call stops the call.
+func (b *BedrockGuardConfig) BlocksOnError() bool { return b.OnError != GuardAllow }
 
 // Guard actions, unscannable settings and directions.
 const (
@@ -188,8 +227,37 @@ func validateGuards(c *Config) []error {
 				add("%s.action: %q is not block, mask or record", key, a)
 			}
 		}
-		if g.PII == nil && g.Words == nil && g.Injection == nil {
-			add("names no detector (pii, words or injection)")
+		if g.PII == nil && g.Words == nil && g.Injection == nil && g.Bedrock == nil {
+			add("names no detector (pii, words, injection or bedrock)")
+		}
+		if b := g.Bedrock; b != nil {
+			switch b.Action {
+			case "", GuardBlock, GuardRecord:
+			case GuardMask:
+				add("bedrock.action: mask is not supported (Warden cannot tell where in the text the guardrail intervened); use block or record")
+			default:
+				add("bedrock.action: %q is not block or record", b.Action)
+			}
+			switch {
+			case b.ID == "":
+				add("bedrock.id is required (a guardrail id or ARN)")
+			case len(b.ID) > 2048 || !guardrailIDRe.MatchString(b.ID):
+				add("bedrock.id: %q is not a guardrail id (lower-case letters and digits) or guardrail ARN", b.ID)
+			}
+			switch {
+			case b.Version == "":
+				add("bedrock.version is required (a version number or DRAFT)")
+			case !guardrailVersionRe.MatchString(b.Version):
+				add("bedrock.version: %q is not a version number (1, 2, …) or DRAFT", b.Version)
+			}
+			if b.Timeout < 0 {
+				add("bedrock.timeout: %s is negative", b.Timeout)
+			}
+			switch b.OnError {
+			case "", GuardBlock, GuardAllow:
+			default:
+				add("bedrock.on_error: %q is not block or allow", b.OnError)
+			}
 		}
 		if p := g.PII; p != nil {
 			checkAction("pii", p.Action)

@@ -3,6 +3,7 @@ package authz
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // guarded is minimal with guards defined and applied by app a.
@@ -59,6 +60,18 @@ func TestGuardsConfigErrors(t *testing.T) {
 		{"bad direction", guarded("  g: {injection: {}, applies_to: [inputs]}\n", "[g]"), []string{"applies_to", `"inputs"`}},
 		{"mask under passthrough", intercept(guarded("  g: {pii: {action: mask}}\n", "[g]")), []string{`guard "g" masks`, "mask rewrites the body; passthrough cannot"}},
 		{"unknown key", guarded("  g: {pii: {typez: [EMAIL]}}\n", "[g]"), []string{"typez"}},
+		{"bedrock without id", guarded("  g: {bedrock: {version: \"1\"}}\n", "[g]"), []string{"guards.g: bedrock.id is required"}},
+		{"bedrock bad id", guarded("  g: {bedrock: {id: Not_An_ID, version: \"1\"}}\n", "[g]"), []string{"bedrock.id", `"Not_An_ID"`}},
+		{"bedrock bad ARN", guarded("  g: {bedrock: {id: \"arn:aws:s3:::bucket\", version: DRAFT}}\n", "[g]"), []string{"bedrock.id", "guardrail ARN"}},
+		{"bedrock without version", guarded("  g: {bedrock: {id: abc123}}\n", "[g]"), []string{"bedrock.version is required"}},
+		{"bedrock bad version", guarded("  g: {bedrock: {id: abc123, version: draft}}\n", "[g]"), []string{"bedrock.version", `"draft"`}},
+		{"bedrock version zero", guarded("  g: {bedrock: {id: abc123, version: \"0\"}}\n", "[g]"), []string{"bedrock.version", `"0"`}},
+		{"bedrock mask", guarded("  g: {bedrock: {id: abc123, version: \"1\", action: mask}}\n", "[g]"), []string{"bedrock.action: mask is not supported"}},
+		{"bedrock bad action", guarded("  g: {bedrock: {id: abc123, version: \"1\", action: drop}}\n", "[g]"), []string{"bedrock.action", `"drop"`}},
+		{"bedrock bad on_error", guarded("  g: {bedrock: {id: abc123, version: \"1\", on_error: retry}}\n", "[g]"), []string{"bedrock.on_error", `"retry"`, "block or allow"}},
+		{"bedrock negative timeout", guarded("  g: {bedrock: {id: abc123, version: \"1\", timeout: -1s}}\n", "[g]"), []string{"bedrock.timeout", "negative"}},
+		{"bedrock bad timeout", guarded("  g: {bedrock: {id: abc123, version: \"1\", timeout: soon}}\n", "[g]"), []string{"soon"}},
+		{"bedrock unknown key", guarded("  g: {bedrock: {id: abc123, version: \"1\", trace: enabled}}\n", "[g]"), []string{"trace"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,6 +89,30 @@ func TestGuardsConfigErrors(t *testing.T) {
 	// Passthrough with guards that do not rewrite is fine.
 	if _, err := ParseConfig([]byte(intercept(guarded("  g: {pii: {action: block}}\n", "[g]")))); err != nil {
 		t.Errorf("block guard under passthrough: %v", err)
+	}
+	// The bedrock kind only reads: passthrough is fine.
+	if _, err := ParseConfig([]byte(intercept(guarded("  g: {bedrock: {id: abc123, version: \"1\", action: record}}\n", "[g]")))); err != nil {
+		t.Errorf("bedrock guard under passthrough: %v", err)
+	}
+}
+
+func TestBedrockGuardConfig(t *testing.T) {
+	y := guarded(`  managed: {bedrock: {id: abc123def456, version: DRAFT}}
+  managed-arn: {bedrock: {id: "arn:aws:bedrock:us-east-1:123456789012:guardrail/abc123", version: "12", timeout: 500ms, on_error: allow, action: record}, pii: {types: [EMAIL]}, applies_to: [input]}
+`, "[managed, managed-arn]")
+	cfg, err := ParseConfig([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, a := cfg.Guards["managed"].Bedrock, cfg.Guards["managed-arn"].Bedrock
+	if m.ID != "abc123def456" || m.Version != "DRAFT" || m.EffectiveTimeout() != 2*time.Second || !m.BlocksOnError() || m.EffectiveAction() != GuardBlock {
+		t.Errorf("managed: %+v", m)
+	}
+	if a.Version != "12" || a.EffectiveTimeout() != 500*time.Millisecond || a.BlocksOnError() || a.EffectiveAction() != GuardRecord {
+		t.Errorf("managed-arn: %+v", a)
+	}
+	if g := cfg.Guards["managed"]; g.Masks() {
+		t.Errorf("a bedrock guard never masks")
 	}
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -28,7 +29,8 @@ type compiledGuard struct {
 	scanner          *guard.Scanner
 	actions          map[string]string // detector name -> block | mask | record
 	blockUnscannable bool
-	input, output    bool // applies_to
+	input, output    bool          // applies_to
+	bedrock          *bedrockGuard // the bedrock: detector (guards_bedrock.go), nil without one
 }
 
 // appGuards are the guards one app applies, in the app's order, per side.
@@ -101,6 +103,13 @@ func compileGuard(name string, def authz.GuardConfig) (*compiledGuard, error) {
 		ds = append(ds, d)
 		g.actions[d.Name()] = j.EffectiveAction()
 	}
+	if b := def.Bedrock; b != nil {
+		act := b.EffectiveAction()
+		if act == authz.GuardMask {
+			return nil, fmt.Errorf("bedrock.action: mask is not supported")
+		}
+		g.bedrock = &bedrockGuard{cfg: *b, action: act}
+	}
 	g.scanner = guard.NewScanner(ds...)
 	return g, nil
 }
@@ -148,7 +157,9 @@ const maxListedPaths = 5
 // dry-run app nothing is blocked: a block is recorded instead (the caller
 // marks the decision dry-run-deny); masks still apply, since they never
 // stop a call.
-func runInputGuards(c *call, ag *appGuards, dryRun bool) guardOutcome {
+//
+// apply calls ApplyGuardrail for the guards with a bedrock: detector.
+func runInputGuards(c *call, ag *appGuards, dryRun bool, apply guardrailApplier) guardOutcome {
 	var out guardOutcome
 	blockAction := authz.GuardBlock
 	if dryRun {
@@ -223,6 +234,38 @@ func runInputGuards(c *call, ag *appGuards, dryRun bool) guardOutcome {
 		}
 		if len(toMask) > 0 {
 			masks = append(masks, maskSpan{sp, norm, toMask})
+		}
+	}
+	for gi, g := range ag.input {
+		if g.bedrock == nil || len(ex.Texts) == 0 {
+			continue
+		}
+		if !dryRun && (len(out.blocked) > 0 || slices.ContainsFunc(blockTypes, func(ts []string) bool { return len(ts) > 0 })) {
+			break // denied already: spare the paid call
+		}
+		texts := make([]string, len(ex.Texts))
+		for i, sp := range ex.Texts {
+			texts[i] = sp.Text
+		}
+		found, failed := runBedrockGuard(context.Background(), apply, g.bedrock, texts)
+		if failed != "" {
+			act := authz.GuardAllow
+			if g.bedrock.cfg.BlocksOnError() {
+				act = blockAction
+				block(g, guardrailFailedMsg(g.bedrock, failed))
+			}
+			out.findings = addFinding(out.findings, audit.Finding{Guard: g.name, Detector: bedrockDetector, Type: bedrockErrorType, Count: 1, Action: act})
+			continue
+		}
+		for _, t := range found {
+			act := g.bedrock.action
+			if act == authz.GuardBlock {
+				if !slices.Contains(blockTypes[gi], t) {
+					blockTypes[gi] = append(blockTypes[gi], t)
+				}
+				act = blockAction
+			}
+			out.findings = addFinding(out.findings, audit.Finding{Guard: g.name, Detector: bedrockDetector, Type: t, Count: 1, Action: act})
 		}
 	}
 	for gi, g := range ag.input {
@@ -323,7 +366,7 @@ func (s *Server) applyInputGuards(c *call, d authz.Decision) (dryRunDeny bool, e
 	if ag == nil || len(ag.input) == 0 {
 		return false, nil
 	}
-	res := runInputGuards(c, ag, d.DryRun)
+	res := runInputGuards(c, ag, d.DryRun, s.applyGuardrail)
 	c.rec.Findings = append(c.rec.Findings, res.findings...)
 	if res.body != nil {
 		c.body = res.body
