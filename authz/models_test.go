@@ -78,7 +78,7 @@ func testControlPlane(t *testing.T) *bedrocktest.ControlPlane {
 			tooDeepPrompt: {Variants: []bedrocktest.PromptVariant{{ModelID: acctPrefix + "prompt/DEEP123456"}}}, // one more level
 		},
 		Forbidden: []string{forbidden},
-		Logf:      t.Logf,
+		Logf:      bedrocktest.TestLogf(t),
 	})
 	t.Cleanup(cp.Close)
 	return cp

@@ -24,7 +24,7 @@ const (
 func startEC2(t *testing.T, pageSize int) *bedrocktest.EC2Server {
 	t.Helper()
 	s := bedrocktest.NewEC2Server(bedrocktest.EC2Config{
-		Region: "eu-west-1", Credentials: map[string]string{ec2TestKey: ec2TestSecret}, PageSize: pageSize, Logf: t.Logf,
+		Region: "eu-west-1", Credentials: map[string]string{ec2TestKey: ec2TestSecret}, PageSize: pageSize, Logf: bedrocktest.TestLogf(t),
 	})
 	t.Cleanup(s.Close)
 	s.PutENI(bedrocktest.ENI{

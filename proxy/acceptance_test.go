@@ -108,7 +108,7 @@ func startAcceptance(t *testing.T) *acceptanceEnv {
 		t.Fatal(err)
 	}
 	e := &acceptanceEnv{emu: newEmulator(t), audit: newRecorder(), master: master}
-	e.ec2 = bedrocktest.NewEC2Server(bedrocktest.EC2Config{Region: "us-east-1", Credentials: map[string]string{ec2E2EKey: ec2E2ESecret}, Logf: t.Logf})
+	e.ec2 = bedrocktest.NewEC2Server(bedrocktest.EC2Config{Region: "us-east-1", Credentials: map[string]string{ec2E2EKey: ec2E2ESecret}, Logf: bedrocktest.TestLogf(t)})
 	t.Cleanup(e.ec2.Close)
 	for _, eni := range []bedrocktest.ENI{
 		{ID: "eni-0acc000000000001", OwnerID: accProdAccount, PrivateIPs: []string{"127.0.0.1"}, Tags: map[string]string{"env": "prod"}},

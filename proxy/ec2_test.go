@@ -70,7 +70,7 @@ func startEC2Env(t *testing.T, trusted, proxyProtocol string) *ec2Env {
 		t.Setenv(k, v)
 	}
 	e := &ec2Env{env: &env{emu: newEmulator(t), audit: newRecorder()}}
-	e.ec2 = bedrocktest.NewEC2Server(bedrocktest.EC2Config{Region: "us-east-1", Credentials: map[string]string{ec2E2EKey: ec2E2ESecret}, Logf: t.Logf})
+	e.ec2 = bedrocktest.NewEC2Server(bedrocktest.EC2Config{Region: "us-east-1", Credentials: map[string]string{ec2E2EKey: ec2E2ESecret}, Logf: bedrocktest.TestLogf(t)})
 	t.Cleanup(e.ec2.Close)
 	e.ec2.PutENI(bedrocktest.ENI{
 		ID: "eni-0e2e0000000000001", OwnerID: ec2Account, VpcID: "vpc-1", SubnetID: "subnet-1",

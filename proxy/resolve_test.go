@@ -92,7 +92,7 @@ func startResolveEnv(t *testing.T, cacheTTL string) *resolveEnv {
 				resBadPrompt: {Variants: []bedrocktest.PromptVariant{{ModelID: resBadProf}}},
 				resOKPrompt:  {Variants: []bedrocktest.PromptVariant{{ModelID: haiku}}},
 			},
-			Logf: t.Logf,
+			Logf: bedrocktest.TestLogf(t),
 		}),
 		audit: newRecorder(),
 	}
