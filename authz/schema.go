@@ -56,7 +56,26 @@ func schemaExtra() map[string]map[string]any {
 
 		"Config.mode":                    {"enum": []any{ModeEnforce, ModeDryRun}},
 		"AppLimitsConfig.max_body_bytes": {"minimum": 0},
+
+		"AppLimitsConfig.on_exceed":    {"enum": []any{"reject", "clamp"}},
+		"GuardConfig.unscannable":      {"enum": []any{"block", "allow"}},
+		"GuardConfig.applies_to":       {"items": map[string]any{"enum": []any{"input", "output"}}, "uniqueItems": true},
+		"PIIGuardConfig.action":        {"enum": []any{"block", "mask", "record"}},
+		"PIIGuardConfig.types":         {"items": map[string]any{"enum": piiTypeEnum()}, "uniqueItems": true},
+		"WordsGuardConfig.action":      {"enum": []any{"block", "mask", "record"}},
+		"InjectionGuardConfig.action":  {"enum": []any{"block", "mask", "record"}},
+		"BedrockGuardConfig.action":    {"enum": []any{"block", "record"}},
+		"BedrockGuardConfig.on_error":  {"enum": []any{"block", "allow"}},
+		"BedrockGuardrailConfig.trace": {"enum": []any{"enabled", "disabled", "enabled_full"}},
 	}
+}
+
+func piiTypeEnum() []any {
+	out := make([]any, len(PIITypes))
+	for i, t := range PIITypes {
+		out[i] = t
+	}
+	return out
 }
 
 // schemaRequired lists the keys a type must have.
