@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
@@ -247,7 +249,7 @@ func runInputGuards(c *call, ag *appGuards, dryRun bool, apply guardrailApplier)
 		for i, sp := range ex.Texts {
 			texts[i] = sp.Text
 		}
-		found, failed := runBedrockGuard(context.Background(), apply, g.bedrock, texts)
+		found, failed := runBedrockGuard(context.Background(), apply, g.bedrock, types.GuardrailContentSourceInput, texts)
 		if failed != "" {
 			act := authz.GuardAllow
 			if g.bedrock.cfg.BlocksOnError() {

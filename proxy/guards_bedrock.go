@@ -13,14 +13,24 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/bedrock"
 )
 
 // This file is the bedrock guard kind: a detector backed by an Amazon
 // Bedrock guardrail. Warden calls ApplyGuardrail with the request's text
 // (every extracted span, one text block each) using its own credentials and
 // region, at its upstream URL, and treats GUARDRAIL_INTERVENED as a finding.
-// Only the input side is checked for now.
+//
+// Input: the request's texts, source INPUT, before anything is forwarded.
+// Output: a unary answer's texts (Converse, InvokeModel), source OUTPUT,
+// once the whole answer is buffered and before the client sees any of it
+// (relayGuardedUnary). Streamed answers (ConverseStream,
+// InvokeModelWithResponseStream) are NOT checked by this kind: a paid,
+// round-tripping call per event would stall the stream and still see only
+// fragments. For streams, attach the guardrail to the call itself with
+// apps[].bedrock_guardrail, which Bedrock applies to streamed answers.
 
 // bedrockType is the finding type of a guardrail intervention; the
 // assessment's policy names (never the matched values) follow it.
@@ -132,6 +142,8 @@ func guardrailErrorSummary(err error) string {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
 	case errors.As(err, &ae):
 		return ae.ErrorCode()
 	default:
@@ -141,12 +153,14 @@ func guardrailErrorSummary(err error) string {
 
 // runBedrockGuard applies g's guardrail to texts and reports what the
 // caller does: the finding types to act on under g's action, or, when the
-// call failed, an error summary (on_error decides).
-func runBedrockGuard(ctx context.Context, apply guardrailApplier, g *bedrockGuard, texts []string) (found []string, failed string) {
+// call failed, an error summary (on_error decides). source is INPUT for a
+// request, OUTPUT for an answer; ctx is the client's request context (the
+// guard's timeout is added on top), so a client that goes away cancels it.
+func runBedrockGuard(ctx context.Context, apply guardrailApplier, g *bedrockGuard, source types.GuardrailContentSource, texts []string) (found []string, failed string) {
 	if apply == nil {
 		return nil, "no client"
 	}
-	v, err := apply(ctx, g, types.GuardrailContentSourceInput, texts)
+	v, err := apply(ctx, g, source, texts)
 	if err != nil {
 		return nil, guardrailErrorSummary(err)
 	}
@@ -160,4 +174,49 @@ func runBedrockGuard(ctx context.Context, apply guardrailApplier, g *bedrockGuar
 func guardrailFailedMsg(g *bedrockGuard, why string) string {
 	return fmt.Sprintf("the Bedrock guardrail %s (version %s) could not be applied (%s) and the guard blocks on error",
 		g.cfg.ID, g.cfg.Version, strings.TrimSpace(why))
+}
+
+// applyOutputBedrock runs the output guards with a bedrock: detector over a
+// unary answer's texts (source OUTPUT) and notes into o what they found:
+// GUARDRAIL_INTERVENED as findings under the guard's action, a failed call
+// under on_error. Not called for streams (see the top of this file).
+func applyOutputBedrock(ctx context.Context, apply guardrailApplier, o *outputScan, ex bedrock.Extracted) {
+	if len(ex.Texts) == 0 {
+		return
+	}
+	var texts []string
+	for gi, g := range o.guards {
+		if g.bedrock == nil {
+			continue
+		}
+		if msg, _ := o.blocked(); msg != "" && !o.dryRun {
+			return // denied already: spare the paid call
+		}
+		if texts == nil {
+			texts = make([]string, len(ex.Texts))
+			for i, sp := range ex.Texts {
+				texts[i] = sp.Text
+			}
+		}
+		found, failed := runBedrockGuard(ctx, apply, g.bedrock, types.GuardrailContentSourceOutput, texts)
+		if failed != "" {
+			act := authz.GuardAllow
+			if g.bedrock.cfg.BlocksOnError() {
+				act = o.blockAction()
+				if o.errs[gi] == "" {
+					o.errs[gi] = guardrailFailedMsg(g.bedrock, failed)
+				}
+			}
+			o.add(audit.Finding{Guard: g.name, Detector: bedrockDetector, Type: bedrockErrorType, Count: 1, Action: act})
+			continue
+		}
+		for _, t := range found {
+			act := g.bedrock.action
+			if act == authz.GuardBlock {
+				o.blockType(gi, t)
+				act = o.blockAction()
+			}
+			o.add(audit.Finding{Guard: g.name, Detector: bedrockDetector, Type: t, Count: 1, Action: act})
+		}
+	}
 }

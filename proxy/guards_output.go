@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -21,6 +22,11 @@ import (
 // model's answers: unary response bodies are buffered, scanned and then
 // passed, masked or refused; event streams are scanned event by event with
 // a carry-over window and at most one event held back (see streamGuard).
+//
+// A guard's bedrock: detector (ApplyGuardrail, source OUTPUT) runs on unary
+// answers only; in a stream it is not applied (no call per event): apps
+// that stream attach the guardrail with apps[].bedrock_guardrail instead,
+// which Bedrock applies to streamed answers.
 
 // maxGuardedResponse bounds the unary response body output guards buffer.
 // A bigger body cannot be scanned: it counts as unscannable content, so a
@@ -67,11 +73,12 @@ type outputScan struct {
 	findings []audit.Finding
 	types    [][]string // per guard: the finding types it blocks on
 	unscan   []string   // per guard: why it blocks unscannable content, or ""
+	errs     []string   // per guard: why its bedrock: call failed and on_error blocks, or ""
 	buf      []guard.Finding
 }
 
 func newOutputScan(gs []*compiledGuard, dryRun bool) *outputScan {
-	return &outputScan{guards: gs, dryRun: dryRun, types: make([][]string, len(gs)), unscan: make([]string, len(gs))}
+	return &outputScan{guards: gs, dryRun: dryRun, types: make([][]string, len(gs)), unscan: make([]string, len(gs)), errs: make([]string, len(gs))}
 }
 
 func (o *outputScan) add(f audit.Finding) {
@@ -141,6 +148,9 @@ func (o *outputScan) blocked() (msg, rule string) {
 		}
 		if o.unscan[gi] != "" {
 			why = append(why, o.unscan[gi])
+		}
+		if o.errs[gi] != "" {
+			why = append(why, o.errs[gi])
 		}
 		if len(why) == 0 {
 			continue
@@ -247,6 +257,13 @@ func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Re
 			edits = append(edits, spanEdit{i, guard.Mask(norm, toMask)})
 		}
 	}
+	// bedrock: guards check the unmasked answer (source OUTPUT) before the
+	// client sees any of it; streams never get here (guards_bedrock.go).
+	ctx := context.Background()
+	if resp.Request != nil {
+		ctx = resp.Request.Context() // the client's: its going away cancels the call
+	}
+	applyOutputBedrock(ctx, s.applyGuardrail, o, ex)
 	c.rec.Findings = append(c.rec.Findings, o.findings...)
 	if msg, rule := o.blocked(); msg != "" {
 		if !dryRun {
