@@ -161,7 +161,7 @@ const maxListedPaths = 5
 // stop a call.
 //
 // apply calls ApplyGuardrail for the guards with a bedrock: detector.
-func runInputGuards(c *call, ag *appGuards, dryRun bool, apply guardrailApplier) guardOutcome {
+func runInputGuards(ctx context.Context, c *call, ag *appGuards, dryRun bool, apply guardrailApplier) guardOutcome {
 	var out guardOutcome
 	blockAction := authz.GuardBlock
 	if dryRun {
@@ -249,7 +249,7 @@ func runInputGuards(c *call, ag *appGuards, dryRun bool, apply guardrailApplier)
 		for i, sp := range ex.Texts {
 			texts[i] = sp.Text
 		}
-		found, failed := runBedrockGuard(context.Background(), apply, g.bedrock, types.GuardrailContentSourceInput, texts)
+		found, failed := runBedrockGuard(ctx, apply, g.bedrock, types.GuardrailContentSourceInput, texts)
 		if failed != "" {
 			act := authz.GuardAllow
 			if g.bedrock.cfg.BlocksOnError() {
@@ -354,7 +354,7 @@ func addFinding(fs []audit.Finding, f audit.Finding) []audit.Finding {
 //
 // The guards come from the running snapshot, which is the one that decided
 // unless a reload happened in between (decide loads its own).
-func (s *Server) applyInputGuards(c *call, d authz.Decision) (dryRunDeny bool, err error) {
+func (s *Server) applyInputGuards(ctx context.Context, c *call, d authz.Decision) (dryRunDeny bool, err error) {
 	snap := s.snap.Load()
 	if snap == nil || d.App == "" {
 		return false, nil
@@ -368,7 +368,7 @@ func (s *Server) applyInputGuards(c *call, d authz.Decision) (dryRunDeny bool, e
 	if ag == nil || len(ag.input) == 0 {
 		return false, nil
 	}
-	res := runInputGuards(c, ag, d.DryRun, s.applyGuardrail)
+	res := runInputGuards(ctx, c, ag, d.DryRun, s.applyGuardrail)
 	c.rec.Findings = append(c.rec.Findings, res.findings...)
 	if res.body != nil {
 		c.body = res.body

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -70,7 +71,7 @@ func FuzzMaskRewrite(f *testing.F) {
 			body = bytes.ReplaceAll(body, []byte("@"), []byte(`\u0040`))
 		}
 		c := &call{route: bedrock.Route{Op: bedrock.OpConverse}, body: body}
-		out := runInputGuards(c, ag, false, nil)
+		out := runInputGuards(context.Background(), c, ag, false, nil)
 		if len(out.blocked) > 0 {
 			t.Fatalf("a mask guard blocked: %v", out.blocked)
 		}

@@ -159,7 +159,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 			len(c.body), d.MaxBodyBytes, d.App), c.rec.Rule)
 		return
 	}
-	guardDryRunDeny, err := s.applyInputGuards(c, d)
+	guardDryRunDeny, err := s.applyInputGuards(r.Context(), c, d)
 	if err != nil {
 		s.fail(w, c, err, "guards")
 		return
