@@ -41,7 +41,7 @@ func FuzzMaskRewrite(f *testing.F) {
 		for _, s := range []string{a, b, sys, tool} {
 			for _, v := range fuzzSeeds {
 				if strings.Contains(s, v) {
-					t.Skip("the fuzzer's text holds a seeded value")
+					return // the fuzzer's text holds a seeded value: nothing to check
 				}
 			}
 		}
@@ -64,7 +64,7 @@ func FuzzMaskRewrite(f *testing.F) {
 			enc.SetIndent("", "  ")
 		}
 		if err := enc.Encode(msg); err != nil {
-			t.Skip()
+			t.Fatalf("encoding a map of strings: %v", err)
 		}
 		body := buf.Bytes()
 		if mode&2 != 0 { // '@' only occurs inside string literals here

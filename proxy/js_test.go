@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/internal/testenv"
 )
 
 type jsResult struct {
@@ -34,7 +35,7 @@ func jsClientDir(t *testing.T) string {
 		if os.Getenv("WARDEN_REQUIRE_NODE") != "" {
 			t.Fatalf("node (%v) or the JS SDK (%v) missing; run npm ci --prefix proxy/testdata/jsclient", nodeErr, modErr)
 		}
-		t.Skip("node or the JS SDK not installed; scripts/test installs them")
+		testenv.Missing(t, "node (%v) or the JS SDK (%v) missing; scripts/test installs them", nodeErr, modErr)
 	}
 	return dir
 }

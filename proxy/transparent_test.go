@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/internal/testenv"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -112,7 +113,7 @@ func TestTransparentRefusesDirectConnections(t *testing.T) {
 			ln, err := net.Listen(network, addr)
 			if err != nil {
 				if network == "tcp6" {
-					t.Skipf("no IPv6 loopback here: %v", err)
+					testenv.Missing(t, "no IPv6 loopback here: %v", err)
 				}
 				t.Fatal(err)
 			}

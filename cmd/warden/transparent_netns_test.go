@@ -65,6 +65,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/internal/testenv"
 )
 
 const (
@@ -326,11 +327,7 @@ func (s *netnsBuffer) String() string {
 // netnsEnvironment fails under CI and skips elsewhere.
 func netnsEnvironment(t *testing.T, format string, args ...any) {
 	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s (CI must provide it: run as root with iptables installed; .ci/run installs iptables)", msg)
-	}
-	t.Skip(msg)
+	testenv.Missing(t, format+" (run as root with iptables installed)", args...)
 }
 
 // netnsSbinPath makes sure iptables, ip and setpriv are found even when the
@@ -346,9 +343,6 @@ func netnsSbinPath() string {
 }
 
 func TestTransparentNetns(t *testing.T) {
-	if os.Getenv(netnsHelperEnv) != "" {
-		t.Skip("inside a helper process")
-	}
 	if os.Geteuid() != 0 {
 		netnsEnvironment(t, "transparent netns test needs root (network namespace, veth, iptables)")
 	}
