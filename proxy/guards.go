@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -176,7 +175,7 @@ func runInputGuards(ctx context.Context, c *call, ag *appGuards, dryRun bool, ap
 	if len(bytes.TrimSpace(c.body)) == 0 {
 		return out // GET operations: nothing to scan
 	}
-	ex, err := bedrock.ExtractRequest(c.route.Op, requestFamily(c), c.body)
+	ex, err := c.extract()
 	if err != nil {
 		// Not JSON (or not UTF-8): Bedrock would refuse it too, and Warden
 		// cannot tell what the model would read.
@@ -200,15 +199,10 @@ func runInputGuards(ctx context.Context, c *call, ag *appGuards, dryRun bool, ap
 		}
 	}
 
-	type maskSpan struct {
-		span bedrock.TextSpan
-		norm string
-		f    []guard.Finding
-	}
-	var masks []maskSpan
+	var masks []spanEdit
 	blockTypes := make([][]string, len(ag.input))
 	var buf []guard.Finding
-	for _, sp := range ex.Texts {
+	for si, sp := range ex.Texts {
 		var norm string
 		var toMask []guard.Finding
 		for gi, g := range ag.input {
@@ -235,7 +229,7 @@ func runInputGuards(ctx context.Context, c *call, ag *appGuards, dryRun bool, ap
 			}
 		}
 		if len(toMask) > 0 {
-			masks = append(masks, maskSpan{sp, norm, toMask})
+			masks = append(masks, spanEdit{si, guard.Mask(norm, toMask)})
 		}
 	}
 	for gi, g := range ag.input {
@@ -279,35 +273,10 @@ func runInputGuards(ctx context.Context, c *call, ag *appGuards, dryRun bool, ap
 		return out
 	}
 
-	// Rewrite: each masked span's JSON string literal is replaced by the
-	// JSON encoding of guard.Mask over its normalised text (so the text
-	// around the placeholders is the normalised one, NFKC and all). Spans
-	// inside a base64-carried body (Src > 0) rewrite that body, which is
-	// then re-encoded in place of its own literal.
-	type edit struct {
-		start, end int
-		lit        []byte
-	}
-	outer := []edit{}
-	inner := map[int][]edit{}
-	for _, m := range masks {
-		text := guard.Mask(m.norm, m.f)
-		if m.span.Base64 {
-			text = base64.StdEncoding.EncodeToString([]byte(text))
-		}
-		e := edit{m.span.Start, m.span.End, jsonString(text)}
-		if m.span.Src == 0 {
-			outer = append(outer, e)
-		} else {
-			inner[m.span.Src] = append(inner[m.span.Src], e)
-		}
-	}
-	for src, edits := range inner {
-		d := ex.Decoded[src-1]
-		nb := applyEdits(d.Bytes, edits, func(e edit) (int, int, []byte) { return e.start, e.end, e.lit })
-		outer = append(outer, edit{d.Start, d.End, jsonString(base64.StdEncoding.EncodeToString(nb))})
-	}
-	out.body = applyEdits(c.body, outer, func(e edit) (int, int, []byte) { return e.start, e.end, e.lit })
+	// Each masked span's JSON string literal is replaced by the JSON
+	// encoding of guard.Mask over its normalised text (so the text around
+	// the placeholders is the normalised one, NFKC and all).
+	out.body = rewriteSpans(c.body, ex, masks)
 	return out
 }
 

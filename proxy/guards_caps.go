@@ -274,7 +274,7 @@ func (s *Server) applyLimits(c *call, a *authz.AppConfig) error {
 	if lim.MaxOutputTokens <= 0 && lim.MaxPromptChars <= 0 || !generates(c.route.Op) || len(bytes.TrimSpace(c.body)) == 0 {
 		return nil
 	}
-	ex, err := bedrock.ExtractRequest(c.route.Op, requestFamily(c), c.body)
+	ex, err := c.extract()
 	if err != nil {
 		c.rec.Rule = "app.limits"
 		return bedrock.Validation("warden: app %s caps its requests (limits) and the request body could not be read: %v", a.Name, err)

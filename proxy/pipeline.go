@@ -37,6 +37,22 @@ type call struct {
 	passthrough bool   // forward the caller's own signature (intercepted calls under upstream.signing: passthrough)
 	accessKeyID string // the caller's SigV4 key id, in passthrough
 	forwarded   bool   // the body was handed to the upstream transport
+
+	// extracted caches bedrock.ExtractRequest of extractedOf (the body it
+	// read), so guards and caps read the body once unless a mask rewrote it.
+	extracted   *bedrock.Extracted
+	extractErr  error
+	extractedOf []byte
+}
+
+// extract returns the text Warden reads in the request body, parsing it
+// only when the body changed since the last call.
+func (c *call) extract() (bedrock.Extracted, error) {
+	if c.extracted == nil || len(c.extractedOf) != len(c.body) || !sharesArray(c.extractedOf, c.body) {
+		ex, err := bedrock.ExtractRequest(c.route.Op, requestFamily(c), c.body)
+		c.extracted, c.extractErr, c.extractedOf = &ex, err, c.body
+	}
+	return *c.extracted, c.extractErr
 }
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
