@@ -85,7 +85,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	copyResponseHeader(w.Header(), resp.Header)
 	if isEventStream(resp.Header) {
-		s.relayStream(w, c, resp)
+		s.relayStream(w, c, resp, nil)
 		return
 	}
 	w.WriteHeader(resp.StatusCode)
@@ -178,7 +178,10 @@ func errorForStatus(status int) *bedrock.APIError {
 // so the client sees every event as soon as the upstream sends it. If the
 // upstream fails mid-stream the client gets an exception frame, which the
 // SDKs turn into a typed error, instead of a silently truncated stream.
-func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response) {
+// With output guards (sg non-nil) each frame passes through sg, which may
+// hold a text event until the next one arrives, rewrite it, or end the
+// stream with an exception frame.
+func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response, sg *streamGuard) {
 	w.Header().Del("Content-Length")
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
@@ -186,35 +189,65 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(resp.Body)
 	defer func() { br.Reset(nil); readerPool.Put(br) }()
+	write := func(b []byte) bool {
+		if len(b) == 0 {
+			return true
+		}
+		n, err := w.Write(b)
+		c.rec.BytesOut += int64(n)
+		if err != nil {
+			c.rec.ErrorType = "ClientClosedRequest"
+			return false
+		}
+		return true
+	}
+	stop := func(e *bedrock.APIError, rule string) {
+		c.rec.Decision, c.rec.Rule, c.rec.Reason, c.rec.ErrorType = "deny", rule, e.Message, e.Type
+		_ = write(bedrock.EncodeException(e))
+		_ = rc.Flush()
+	}
 	fr := bedrock.NewFrameReader(br)
 	for {
 		f, err := fr.Next()
-		if err == io.EOF {
-			return
-		}
 		if err != nil {
-			if c.rec.ErrorType == "" && resp.Request.Context().Err() == nil {
+			if sg != nil { // release what the guard still holds
+				out, blockErr, rule := sg.end()
+				if blockErr != nil {
+					stop(blockErr, rule)
+					return
+				}
+				if !write(out) {
+					return
+				}
+			}
+			if err != io.EOF && c.rec.ErrorType == "" && resp.Request.Context().Err() == nil {
 				e := bedrock.InternalServer("warden: the upstream event stream failed: %v", describeStreamErr(err))
 				c.rec.ErrorType = e.Type
 				c.rec.Status = 500
-				_, _ = w.Write(bedrock.EncodeException(e))
-				_ = rc.Flush()
+				_ = write(bedrock.EncodeException(e))
 			}
+			_ = rc.Flush()
 			return
 		}
 		if f.MessageType() == "exception" || f.MessageType() == "error" {
 			c.rec.ErrorType = f.ExceptionType()
 		}
-		n, werr := w.Write(f.Raw)
-		c.rec.BytesOut += int64(n)
-		if werr != nil {
-			c.rec.ErrorType = "ClientClosedRequest"
+		out := f.Raw
+		if sg != nil {
+			var blockErr *bedrock.APIError
+			var rule string
+			if out, blockErr, rule = sg.next(f); blockErr != nil {
+				stop(blockErr, rule)
+				return
+			}
+		}
+		if !write(out) {
 			return
 		}
 		// Flush unless the next frame is already complete in the buffer: an
 		// event is never held back waiting for the network, but a burst that
 		// arrived together leaves in one write.
-		if !frameBuffered(br) {
+		if len(out) > 0 && !frameBuffered(br) {
 			if err := rc.Flush(); err != nil {
 				return
 			}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -304,13 +303,6 @@ func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Re
 // modelStreamErrorException frame naming the guard and the finding types,
 // and the stream ends.
 func (s *Server) relayGuardedStream(w http.ResponseWriter, c *call, resp *http.Response, ag *appGuards, dryRun bool) {
-	w.Header().Del("Content-Length")
-	w.WriteHeader(resp.StatusCode)
-	rc := http.NewResponseController(w)
-	_ = rc.Flush()
-	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(resp.Body)
-	defer func() { br.Reset(nil); readerPool.Put(br) }()
 	sg := newStreamGuard(c.route.Op, requestFamily(c), ag.output, dryRun)
 	defer func() {
 		c.rec.Findings = append(c.rec.Findings, sg.o.findings...)
@@ -318,61 +310,7 @@ func (s *Server) relayGuardedStream(w http.ResponseWriter, c *call, resp *http.R
 			recordDryRunBlock(c, msg, rule)
 		}
 	}()
-	write := func(b []byte) bool {
-		if len(b) == 0 {
-			return true
-		}
-		n, err := w.Write(b)
-		c.rec.BytesOut += int64(n)
-		if err != nil {
-			c.rec.ErrorType = "ClientClosedRequest"
-			return false
-		}
-		return true
-	}
-	stop := func(e *bedrock.APIError, rule string) {
-		c.rec.Decision, c.rec.Rule, c.rec.Reason, c.rec.ErrorType = "deny", rule, e.Message, e.Type
-		_ = write(bedrock.EncodeException(e))
-		_ = rc.Flush()
-	}
-	fr := bedrock.NewFrameReader(br)
-	for {
-		f, err := fr.Next()
-		if err != nil {
-			out, blockErr, rule := sg.end()
-			if blockErr != nil {
-				stop(blockErr, rule)
-				return
-			}
-			if !write(out) {
-				return
-			}
-			if err != io.EOF && c.rec.ErrorType == "" && resp.Request.Context().Err() == nil {
-				e := bedrock.InternalServer("warden: the upstream event stream failed: %v", describeStreamErr(err))
-				c.rec.ErrorType = e.Type
-				c.rec.Status = 500
-				_ = write(bedrock.EncodeException(e))
-			}
-			_ = rc.Flush()
-			return
-		}
-		if f.MessageType() == "exception" || f.MessageType() == "error" {
-			c.rec.ErrorType = f.ExceptionType()
-		}
-		out, blockErr, rule := sg.next(f)
-		if blockErr != nil {
-			stop(blockErr, rule)
-			return
-		}
-		if !write(out) {
-			return
-		}
-		if len(out) > 0 && !frameBuffered(br) {
-			if err := rc.Flush(); err != nil {
-				return
-			}
-		}
-	}
+	s.relayStream(w, c, resp, sg)
 }
 
 // streamGuard scans a stream's events. Text is kept per lane (the JSON path

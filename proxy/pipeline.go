@@ -356,14 +356,7 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 		Header:     make(http.Header, 12),
 		Host:       u.Host,
 	}).WithContext(ctx)
-	if len(body) > 0 || r.Method != http.MethodGet {
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		req.ContentLength = int64(len(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		if len(body) == 0 {
-			req.Body = http.NoBody
-		}
-	}
+	setBody(req, body)
 	for k, vs := range r.Header {
 		if forwardHeader(k) {
 			req.Header[k] = vs
@@ -383,6 +376,21 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 		return nil, err
 	}
 	return req, nil
+}
+
+// setBody gives req the call's whole body. It stays an
+// io.NopCloser(*bytes.Reader), a type net/http knows is in memory, so the
+// headers and a small body leave in one write.
+func setBody(req *http.Request, body []byte) {
+	if len(body) == 0 && req.Method == http.MethodGet {
+		return
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	if len(body) == 0 {
+		req.Body = http.NoBody
+	}
 }
 
 // newPassthroughRequest forwards the caller's request as signed: the same
@@ -406,14 +414,7 @@ func (s *Server) newPassthroughRequest(ctx context.Context, r *http.Request, c *
 		Header: make(http.Header, 16),
 		Host:   r.Host, // signed: kept as the caller sent it
 	}).WithContext(ctx)
-	if len(body) > 0 || r.Method != http.MethodGet {
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		req.ContentLength = int64(len(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		if len(body) == 0 {
-			req.Body = http.NoBody
-		}
-	}
+	setBody(req, body)
 	for k, vs := range r.Header {
 		if forwardHeader(k) || passthroughHeader(k) {
 			req.Header[k] = vs
