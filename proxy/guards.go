@@ -321,19 +321,12 @@ func addFinding(fs []audit.Finding, f audit.Finding) []audit.Finding {
 // is forwarded. dryRunDeny is set when a dry-run app's guard would have
 // blocked.
 //
-// The guards come from the running snapshot, which is the one that decided
-// unless a reload happened in between (decide loads its own).
+// The guards come from the snapshot that decided the call.
 func (s *Server) applyInputGuards(ctx context.Context, c *call, d authz.Decision) (dryRunDeny bool, err error) {
-	snap := s.snap.Load()
-	if snap == nil || d.App == "" {
+	if c.snap == nil || d.App == "" {
 		return false, nil
 	}
-	ag, ok := snap.guards[d.App]
-	if !ok && snap.hash != c.rec.PolicyHash {
-		// A reload between the decision and here removed the app: its
-		// guards are unknown, so nothing is forwarded.
-		return false, bedrock.ServiceUnavailable("warden: the policy changed while the request was checked; retry")
-	}
+	ag := c.snap.guards[d.App]
 	if ag == nil || len(ag.input) == 0 {
 		return false, nil
 	}

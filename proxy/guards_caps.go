@@ -74,16 +74,11 @@ func (snap *snapshot) appConfig(app string) *authz.AppConfig {
 // forwarded. dryRunDeny is set when a dry-run app's call would have been
 // denied and is forwarded as sent.
 func (s *Server) applyCaps(r *http.Request, c *call, d authz.Decision) (dryRunDeny bool, err error) {
-	snap := s.snap.Load()
-	if snap == nil || d.App == "" {
+	if c.snap == nil || d.App == "" {
 		return false, nil
 	}
-	a := snap.appConfig(d.App)
+	a := c.snap.appConfig(d.App)
 	if a == nil {
-		if snap.hash != c.rec.PolicyHash {
-			// A reload between the decision and here removed the app.
-			return false, bedrock.ServiceUnavailable("warden: the policy changed while the request was checked; retry")
-		}
 		return false, nil
 	}
 	if err := s.applyLimits(c, a); err != nil {

@@ -54,7 +54,7 @@ func (s *Server) outputGuards(c *call) (*appGuards, bool) {
 	default:
 		return nil, false
 	}
-	snap := s.snap.Load()
+	snap := c.snap // the policy that decided the call also guards its answer
 	if snap == nil || c.rec.App == "" {
 		return nil, false
 	}

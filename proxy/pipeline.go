@@ -37,6 +37,9 @@ type call struct {
 	passthrough bool   // forward the caller's own signature (intercepted calls under upstream.signing: passthrough)
 	accessKeyID string // the caller's SigV4 key id, in passthrough
 	forwarded   bool   // the body was handed to the upstream transport
+	// snap is the policy snapshot that decides this call; guards, caps and
+	// output guards read the same one, whatever a reload does meanwhile.
+	snap *snapshot
 
 	// extracted caches bedrock.ExtractRequest of extractedOf (the body it
 	// read), so guards and caps read the body once unless a mask rewrote it.

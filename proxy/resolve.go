@@ -23,6 +23,7 @@ import (
 // record's policy_hash come from the same policy whatever reloads happen.
 func (s *Server) decide(ctx context.Context, id authz.Identity, c *call, ac authz.Call) authz.Decision {
 	snap := s.snap.Load()
+	c.snap = snap
 	if snap == nil {
 		return authz.Decision{Rule: "policy", Reason: "warden: no valid policy is loaded"}
 	}
