@@ -6,6 +6,7 @@ package audit
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -17,12 +18,16 @@ import (
 )
 
 // SchemaVersion is bumped on any incompatible change to Record.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Record is what happened on one call. It never holds prompts, responses,
 // credentials or matched values.
 type Record struct {
-	Time              time.Time
+	Time time.Time
+	// Instance names the Warden that handled the call (and whose hash
+	// chain holds the record).
+	Instance string
+	// RequestID is the record's unique id (X-Warden-Request-Id).
 	RequestID         string
 	UpstreamRequestID string
 	Client            string
@@ -37,8 +42,11 @@ type Record struct {
 	IdentitySource string
 	// IdentityStale says the identity was served from cache while the API
 	// it came from was failing (bounded by the source's stale_ttl).
-	IdentityStale  bool
-	Tags           map[string]string
+	IdentityStale bool
+	Tags          map[string]string
+	// WeakTags names the tags the workload could have claimed rather than
+	// proven (sorted); the rest are strong.
+	WeakTags       []string
 	App            string
 	Operation      string
 	Model          string // as requested
@@ -63,11 +71,35 @@ type Record struct {
 	ErrorType         string
 	BytesIn, BytesOut int64
 	Latency           time.Duration
-	UpstreamLatency   time.Duration // to the upstream's response headers
+	UpstreamLatency   time.Duration // to the upstream's response headers (first byte)
+	UpstreamTotal     time.Duration // to the end of the upstream's response
+
+	// Incomplete marks a record recovered from the spool: Warden stopped
+	// (crash, SIGKILL) after forwarding the call and before it ended.
+	Incomplete bool
+
+	// PromptSHA256 and ResponseSHA256 are the hex SHA-256 of the request
+	// body as the app sent it and of the response body as the app received
+	// it (the event-stream bytes for streams): evidence that matches a
+	// payload without holding it.
+	PromptSHA256, ResponseSHA256 string
+
+	// Usage is the model's token count, when the answer said (headers,
+	// body or a stream's final event); Cost its price from audit.prices.
+	Usage     Usage
+	CostUSD   float64
+	CostKnown bool
 
 	// Findings are what the app's guards found, one entry per guard,
 	// detector and type: counts only, never the values or where they sat.
 	Findings []Finding
+}
+
+// Usage counts a call's tokens; Known says the upstream reported them.
+type Usage struct {
+	Known                 bool
+	Input, Output         int64
+	CacheRead, CacheWrite int64
 }
 
 // Finding counts one guard's findings of one type on a call, and what the
@@ -102,6 +134,9 @@ func (f Finding) MarshalLogObject(e zapcore.ObjectEncoder) error {
 func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	e.AddInt("v", SchemaVersion)
 	e.AddTime("time", r.Time)
+	if r.Instance != "" {
+		e.AddString("instance", r.Instance)
+	}
 	e.AddString("request_id", r.RequestID)
 	if r.UpstreamRequestID != "" {
 		e.AddString("upstream_request_id", r.UpstreamRequestID)
@@ -130,6 +165,9 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	if len(r.Tags) > 0 {
 		_ = e.AddObject("tags", stringMap(r.Tags))
 	}
+	if len(r.WeakTags) > 0 {
+		_ = e.AddArray("weak_tags", stringArray(r.WeakTags))
+	}
 	e.AddString("app", r.App)
 	e.AddString("operation", r.Operation)
 	e.AddString("model", r.Model)
@@ -137,12 +175,7 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 		e.AddString("model_canonical", r.ModelCanonical)
 	}
 	if len(r.ModelResolved) > 0 {
-		_ = e.AddArray("model_resolved", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
-			for _, m := range r.ModelResolved {
-				a.AppendString(m)
-			}
-			return nil
-		}))
+		_ = e.AddArray("model_resolved", stringArray(r.ModelResolved))
 		if r.ModelResolvedStale {
 			e.AddBool("model_resolved_stale", true)
 		}
@@ -157,6 +190,9 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	if r.ErrorType != "" {
 		e.AddString("error_type", r.ErrorType)
 	}
+	if r.Incomplete {
+		e.AddBool("incomplete", true)
+	}
 	if len(r.Findings) > 0 {
 		_ = e.AddArray("findings", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
 			for _, f := range r.Findings {
@@ -165,11 +201,42 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 			return nil
 		}))
 	}
+	if r.PromptSHA256 != "" {
+		e.AddString("prompt_sha256", r.PromptSHA256)
+	}
+	if r.ResponseSHA256 != "" {
+		e.AddString("response_sha256", r.ResponseSHA256)
+	}
+	if r.Usage.Known {
+		e.AddInt64("tokens_in", r.Usage.Input)
+		e.AddInt64("tokens_out", r.Usage.Output)
+		if r.Usage.CacheRead != 0 {
+			e.AddInt64("cache_read_tokens", r.Usage.CacheRead)
+		}
+		if r.Usage.CacheWrite != 0 {
+			e.AddInt64("cache_write_tokens", r.Usage.CacheWrite)
+		}
+	}
+	if r.CostKnown {
+		e.AddFloat64("cost_usd", r.CostUSD)
+	}
 	e.AddInt64("bytes_in", r.BytesIn)
 	e.AddInt64("bytes_out", r.BytesOut)
 	e.AddFloat64("latency_ms", float64(r.Latency.Microseconds())/1000)
 	if r.UpstreamLatency > 0 {
 		e.AddFloat64("upstream_latency_ms", float64(r.UpstreamLatency.Microseconds())/1000)
+	}
+	if r.UpstreamTotal > 0 {
+		e.AddFloat64("upstream_total_ms", float64(r.UpstreamTotal.Microseconds())/1000)
+	}
+	return nil
+}
+
+type stringArray []string
+
+func (a stringArray) MarshalLogArray(e zapcore.ArrayEncoder) error {
+	for _, s := range a {
+		e.AppendString(s)
 	}
 	return nil
 }
@@ -193,6 +260,9 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	b = append(b, `,"time":"`...)
 	b = r.Time.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')
+	if r.Instance != "" {
+		b = appendField(b, "instance", r.Instance)
+	}
 	b = appendField(b, "request_id", r.RequestID)
 	if r.UpstreamRequestID != "" {
 		b = appendField(b, "upstream_request_id", r.UpstreamRequestID)
@@ -236,6 +306,9 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		}
 		b = append(b, '}')
 	}
+	if len(r.WeakTags) > 0 {
+		b = appendStrings(b, "weak_tags", r.WeakTags)
+	}
 	b = appendField(b, "app", r.App)
 	b = appendField(b, "operation", r.Operation)
 	b = appendField(b, "model", r.Model)
@@ -243,14 +316,7 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		b = appendField(b, "model_canonical", r.ModelCanonical)
 	}
 	if len(r.ModelResolved) > 0 {
-		b = append(b, `,"model_resolved":[`...)
-		for i, m := range r.ModelResolved {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, m)
-		}
-		b = append(b, ']')
+		b = appendStrings(b, "model_resolved", r.ModelResolved)
 		if r.ModelResolvedStale {
 			b = append(b, `,"model_resolved_stale":true`...)
 		}
@@ -265,6 +331,9 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	b = strconv.AppendInt(b, int64(r.Status), 10)
 	if r.ErrorType != "" {
 		b = appendField(b, "error_type", r.ErrorType)
+	}
+	if r.Incomplete {
+		b = append(b, `,"incomplete":true`...)
 	}
 	if len(r.Findings) > 0 {
 		b = append(b, `,"findings":[`...)
@@ -286,6 +355,26 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		}
 		b = append(b, ']')
 	}
+	if r.PromptSHA256 != "" {
+		b = appendField(b, "prompt_sha256", r.PromptSHA256)
+	}
+	if r.ResponseSHA256 != "" {
+		b = appendField(b, "response_sha256", r.ResponseSHA256)
+	}
+	if r.Usage.Known {
+		b = appendInt(b, "tokens_in", r.Usage.Input)
+		b = appendInt(b, "tokens_out", r.Usage.Output)
+		if r.Usage.CacheRead != 0 {
+			b = appendInt(b, "cache_read_tokens", r.Usage.CacheRead)
+		}
+		if r.Usage.CacheWrite != 0 {
+			b = appendInt(b, "cache_write_tokens", r.Usage.CacheWrite)
+		}
+	}
+	if r.CostKnown {
+		b = append(b, `,"cost_usd":`...)
+		b = appendFloat(b, r.CostUSD)
+	}
 	b = append(b, `,"bytes_in":`...)
 	b = strconv.AppendInt(b, r.BytesIn, 10)
 	b = append(b, `,"bytes_out":`...)
@@ -296,7 +385,47 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		b = append(b, `,"upstream_latency_ms":`...)
 		b = appendMillis(b, r.UpstreamLatency)
 	}
+	if r.UpstreamTotal > 0 {
+		b = append(b, `,"upstream_total_ms":`...)
+		b = appendMillis(b, r.UpstreamTotal)
+	}
 	return append(b, '}')
+}
+
+// appendStrings appends ,"key":["a","b"].
+func appendStrings(b []byte, key string, vs []string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, `":[`...)
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, v)
+	}
+	return append(b, ']')
+}
+
+// appendInt appends ,"key":n.
+func appendInt(b []byte, key string, n int64) []byte {
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return strconv.AppendInt(b, n, 10)
+}
+
+// appendFloat appends f as zap does: shortest 'f' form, NaN and infinities
+// quoted.
+func appendFloat(b []byte, f float64) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(b, `"NaN"`...)
+	case math.IsInf(f, 1):
+		return append(b, `"+Inf"`...)
+	case math.IsInf(f, -1):
+		return append(b, `"-Inf"`...)
+	}
+	return strconv.AppendFloat(b, f, 'f', -1, 64)
 }
 
 // appendField appends ,"key":"value" (keys are constants needing no escape).

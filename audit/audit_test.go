@@ -37,7 +37,7 @@ func TestRecordJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{
-		"v": 1.0, "time": "2026-11-22T04:00:00Z", "request_id": "r1", "upstream_request_id": "u1", "client": "127.0.0.1:5000",
+		"v": 2.0, "time": "2026-11-22T04:00:00Z", "request_id": "r1", "upstream_request_id": "u1", "client": "127.0.0.1:5000",
 		"protocol": "HTTP/2.0", "identity_source": "static", "tags": map[string]any{"app": "a"}, "app": "a-prod",
 		"operation": "Converse", "model": "m", "model_canonical": "m", "policy_hash": "0123456789ab", "decision": "allow", "rule": "apps[0]",
 		"reason": "allowed", "status": 200.0, "bytes_in": 10.0, "bytes_out": 20.0, "latency_ms": 1.5,
@@ -178,11 +178,15 @@ func TestAppendJSONMatchesZap(t *testing.T) {
 			App: "a-prod", Operation: "Converse", Model: "m", ModelCanonical: "m", ModelResolved: []string{"x", "y"}, ModelResolvedStale: true,
 			PolicyHash: "0123456789ab", Decision: "allow", Rule: "apps[0]", Reason: "allowed", Status: 200, BytesIn: 10, BytesOut: 1 << 40,
 			Latency: 1500 * time.Microsecond, UpstreamLatency: 987654321 * time.Nanosecond,
+			Instance: "warden-a1", WeakTags: []string{"aws.access_key_id"}, UpstreamTotal: 2 * time.Second, Incomplete: true,
+			PromptSHA256: "ab", ResponseSHA256: "cd", Usage: Usage{Known: true, Input: 12, Output: 34, CacheRead: 5, CacheWrite: 6},
+			CostUSD: 0.000123, CostKnown: true,
 		},
+		{Usage: Usage{Known: true}, CostKnown: true, CostUSD: 1e21},
 		{
 			Time: time.Date(1999, 1, 2, 3, 4, 5, 6000, est), RequestID: weird, UpstreamRequestID: weird, Client: weird, Protocol: weird, Mode: weird, Host: weird, Signing: weird,
 			IdentitySource: weird, Tags: map[string]string{weird: weird}, App: weird, Operation: weird, Model: weird, ModelCanonical: weird,
-			ModelResolved: []string{weird, ""}, PolicyHash: weird, Decision: weird, Rule: weird, Reason: weird, Status: -1, ErrorType: weird,
+			ModelResolved: []string{weird, ""}, Instance: weird, WeakTags: []string{weird}, PromptSHA256: weird, PolicyHash: weird, Decision: weird, Rule: weird, Reason: weird, Status: -1, ErrorType: weird,
 			BytesIn: -5, Latency: 999 * time.Nanosecond, UpstreamLatency: 1,
 			Findings: []Finding{{Guard: weird, Detector: weird, Type: weird, Count: -3, Action: weird, Phase: weird}, {}},
 		},

@@ -124,22 +124,6 @@ type LimitsConfig struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 }
 
-// AuditConfig lists audit sinks (this release: stdout and file).
-type AuditConfig struct {
-	Sinks []SinkConfig `yaml:"sinks"`
-}
-
-// SinkConfig is a one-key union naming a sink.
-type SinkConfig struct {
-	Stdout *struct{}       `yaml:"stdout"`
-	File   *FileSinkConfig `yaml:"file"`
-}
-
-// FileSinkConfig appends JSON lines to a file.
-type FileSinkConfig struct {
-	Path string `yaml:"path"`
-}
-
 // LoadConfig reads and validates a config file.
 func LoadConfig(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -226,9 +210,7 @@ func (c *Config) applyDefaults() {
 	if len(c.Identity.Sources) == 0 && c.Identity.Static != nil {
 		c.Identity.Sources = []string{"static"}
 	}
-	if len(c.Audit.Sinks) == 0 {
-		c.Audit.Sinks = []SinkConfig{{Stdout: &struct{}{}}}
-	}
+	c.Audit.applyDefaults()
 }
 
 // Validate checks everything that can be checked without I/O.
@@ -282,21 +264,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, validatePolicyGlobals(c)...)
 	errs = append(errs, validateGuards(c)...)
 
-	for i, s := range c.Audit.Sinks {
-		n := 0
-		if s.Stdout != nil {
-			n++
-		}
-		if s.File != nil {
-			n++
-			if s.File.Path == "" {
-				add("audit.sinks[%d].file.path is required", i)
-			}
-		}
-		if n != 1 {
-			add("audit.sinks[%d]: name exactly one sink (stdout or file)", i)
-		}
-	}
+	errs = append(errs, validateAudit(&c.Audit)...)
 	return errors.Join(errs...)
 }
 

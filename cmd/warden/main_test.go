@@ -33,7 +33,7 @@ func TestDemo(t *testing.T) {
 	if got := strings.Count(s, "\nDENY "); got != 3 {
 		t.Errorf("%d DENY lines, want 3:\n%s", got, s)
 	}
-	if got := strings.Count(s, `audit {"v":1`); got != 7 {
+	if got := strings.Count(s, `audit {"v":2`); got != 7 {
 		t.Errorf("%d audit lines, want 7", got)
 	}
 	for _, want := range []string{"no app matches", "model not in allow.models", "operation not in allow.operations",

@@ -1,0 +1,234 @@
+package authz
+
+import (
+	"fmt"
+	"time"
+)
+
+// AuditConfig says where audit records go and how they get there: an
+// on-disk spool on the hot path, sinks fed from it, a hash chain with
+// signed checkpoints, and the price table cost estimates come from.
+type AuditConfig struct {
+	// Instance names this Warden in records and its hash chain; default:
+	// the one persisted in the spool directory, else the host name plus a
+	// random suffix (then persisted).
+	Instance   string                 `yaml:"instance"`
+	Spool      SpoolConfig            `yaml:"spool"`
+	Batch      BatchConfig            `yaml:"batch"`
+	Checkpoint CheckpointConfig       `yaml:"checkpoint"`
+	Sinks      []SinkConfig           `yaml:"sinks"`
+	Prices     map[string]PriceConfig `yaml:"prices"`
+}
+
+// Spool durability and overflow modes.
+const (
+	DurabilityProcess = "process" // appended to the page cache: survives a process crash
+	DurabilityFsync   = "fsync"   // group-committed fsync: survives a node crash
+	OnFullDeny        = "deny"
+	OnFullDrop        = "drop"
+	// SpoolNone runs without a spool: records go to the sinks from memory
+	// and a crash loses what was not yet written. For tests and demos.
+	SpoolNone = "none"
+)
+
+// Spool defaults.
+const (
+	DefaultSpoolDir          = "/var/lib/warden/audit"
+	DefaultSpoolMaxBytes     = 1 << 30
+	DefaultSpoolSegmentBytes = 16 << 20
+)
+
+// SpoolConfig is the on-disk spool every record passes through.
+type SpoolConfig struct {
+	// Dir holds segments, sink cursors, the instance name and the chain's
+	// signing key; "none" disables the spool.
+	Dir          string `yaml:"dir"`
+	Durability   string `yaml:"durability"`
+	MaxBytes     int64  `yaml:"max_bytes"`
+	SegmentBytes int64  `yaml:"segment_bytes"`
+	OnFull       string `yaml:"on_full"`
+}
+
+// BatchConfig bounds a sink batch by records and by the time the oldest
+// record waits; failed batches are retried with exponential backoff up to
+// MaxBackoff, the records staying in the spool meanwhile.
+type BatchConfig struct {
+	MaxRecords int           `yaml:"max_records"`
+	MaxWait    time.Duration `yaml:"max_wait"`
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
+// CheckpointConfig says how often the chain head is signed: every Every
+// records or Interval, whichever comes first (and at start and shutdown).
+type CheckpointConfig struct {
+	Every    int           `yaml:"every"`
+	Interval time.Duration `yaml:"interval"`
+}
+
+// SinkConfig is a one-key union naming a sink.
+type SinkConfig struct {
+	Stdout     *struct{}             `yaml:"stdout"`
+	File       *FileSinkConfig       `yaml:"file"`
+	S3         *S3SinkConfig         `yaml:"s3"`
+	CloudWatch *CloudWatchSinkConfig `yaml:"cloudwatch"`
+	HTTP       *HTTPSinkConfig       `yaml:"http"`
+}
+
+// Kind is the sink's kind, also the name of its spool cursor unless two
+// sinks share a kind (then kind-index).
+func (s SinkConfig) Kind() string {
+	switch {
+	case s.Stdout != nil:
+		return "stdout"
+	case s.File != nil:
+		return "file"
+	case s.S3 != nil:
+		return "s3"
+	case s.CloudWatch != nil:
+		return "cloudwatch"
+	case s.HTTP != nil:
+		return "http"
+	}
+	return ""
+}
+
+// FileSinkConfig appends JSON lines to a file, rotating it at MaxBytes
+// (0: never) and keeping MaxFiles rotated files (0: all).
+type FileSinkConfig struct {
+	Path     string `yaml:"path"`
+	MaxBytes int64  `yaml:"max_bytes"`
+	MaxFiles int    `yaml:"max_files"`
+}
+
+// S3SinkConfig writes gzip JSON-lines objects under
+// prefix/dt=YYYY-MM-DD/hour=HH/. Endpoint and PathStyle serve S3-compatible
+// stores and VPC endpoints; credentials come from the default chain.
+type S3SinkConfig struct {
+	Bucket    string `yaml:"bucket"`
+	Prefix    string `yaml:"prefix"`
+	Region    string `yaml:"region"`
+	Endpoint  string `yaml:"endpoint"`
+	PathStyle bool   `yaml:"path_style"`
+}
+
+// CloudWatchSinkConfig sends records as log events with PutLogEvents.
+type CloudWatchSinkConfig struct {
+	LogGroup  string `yaml:"log_group"`
+	LogStream string `yaml:"log_stream"` // default: the instance name
+	Region    string `yaml:"region"`
+	Endpoint  string `yaml:"endpoint"`
+}
+
+// HTTPSinkConfig POSTs batches as JSON lines (or a JSON array) to URL with
+// an auth header whose value is read from the environment variable AuthEnv
+// (never from the config file).
+type HTTPSinkConfig struct {
+	URL        string        `yaml:"url"`
+	Format     string        `yaml:"format"` // jsonl (default) | json | splunk_hec
+	AuthHeader string        `yaml:"auth_header"`
+	AuthEnv    string        `yaml:"auth_env"`
+	Timeout    time.Duration `yaml:"timeout"`
+}
+
+// PriceConfig is a model's price in USD per million tokens.
+type PriceConfig struct {
+	Input      float64 `yaml:"input_per_mtok"`
+	Output     float64 `yaml:"output_per_mtok"`
+	CacheRead  float64 `yaml:"cache_read_per_mtok"`
+	CacheWrite float64 `yaml:"cache_write_per_mtok"`
+}
+
+func (a *AuditConfig) applyDefaults() {
+	if len(a.Sinks) == 0 {
+		a.Sinks = []SinkConfig{{Stdout: &struct{}{}}}
+	}
+	s := &a.Spool
+	if s.Dir == "" {
+		s.Dir = DefaultSpoolDir
+	}
+	if s.Durability == "" {
+		s.Durability = DurabilityProcess
+	}
+	if s.MaxBytes == 0 {
+		s.MaxBytes = DefaultSpoolMaxBytes
+	}
+	if s.SegmentBytes == 0 {
+		s.SegmentBytes = DefaultSpoolSegmentBytes
+	}
+	if s.OnFull == "" {
+		s.OnFull = OnFullDeny
+	}
+	if a.Batch.MaxRecords == 0 {
+		a.Batch.MaxRecords = 500
+	}
+	if a.Batch.MaxWait == 0 {
+		a.Batch.MaxWait = time.Second
+	}
+	if a.Batch.MaxBackoff == 0 {
+		a.Batch.MaxBackoff = 30 * time.Second
+	}
+	if a.Checkpoint.Every == 0 {
+		a.Checkpoint.Every = 1000
+	}
+	if a.Checkpoint.Interval == 0 {
+		a.Checkpoint.Interval = 10 * time.Second
+	}
+}
+
+func validateAudit(a *AuditConfig) []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	s := a.Spool
+	if s.Durability != DurabilityProcess && s.Durability != DurabilityFsync {
+		add("audit.spool.durability %q: want process or fsync", s.Durability)
+	}
+	if s.OnFull != OnFullDeny && s.OnFull != OnFullDrop {
+		add("audit.spool.on_full %q: want deny or drop", s.OnFull)
+	}
+	if s.SegmentBytes < 64<<10 || s.SegmentBytes > 1<<30 {
+		add("audit.spool.segment_bytes %d: want 64 KiB to 1 GiB", s.SegmentBytes)
+	}
+	if s.MaxBytes < 2*s.SegmentBytes {
+		add("audit.spool.max_bytes %d: want at least two segments (2 × segment_bytes = %d)", s.MaxBytes, 2*s.SegmentBytes)
+	}
+	if a.Batch.MaxRecords < 1 || a.Batch.MaxRecords > 10000 {
+		add("audit.batch.max_records %d: want 1 to 10000", a.Batch.MaxRecords)
+	}
+	if a.Batch.MaxWait < 0 || a.Batch.MaxBackoff < 0 || a.Checkpoint.Interval < 0 || a.Checkpoint.Every < 0 {
+		add("audit: durations and counts must not be negative")
+	}
+	for i, sk := range a.Sinks {
+		n := 0
+		for _, set := range []bool{sk.Stdout != nil, sk.File != nil, sk.S3 != nil, sk.CloudWatch != nil, sk.HTTP != nil} {
+			if set {
+				n++
+			}
+		}
+		if n != 1 {
+			add("audit.sinks[%d]: name exactly one sink (stdout, file, s3, cloudwatch or http)", i)
+			continue
+		}
+		switch {
+		case sk.File != nil && sk.File.Path == "":
+			add("audit.sinks[%d].file.path is required", i)
+		case sk.File != nil && (sk.File.MaxBytes < 0 || sk.File.MaxFiles < 0):
+			add("audit.sinks[%d].file: max_bytes and max_files must not be negative", i)
+		case sk.S3 != nil && sk.S3.Bucket == "":
+			add("audit.sinks[%d].s3.bucket is required", i)
+		case sk.CloudWatch != nil && sk.CloudWatch.LogGroup == "":
+			add("audit.sinks[%d].cloudwatch.log_group is required", i)
+		case sk.HTTP != nil && sk.HTTP.URL == "":
+			add("audit.sinks[%d].http.url is required", i)
+		case sk.HTTP != nil && (sk.HTTP.AuthHeader == "") != (sk.HTTP.AuthEnv == ""):
+			add("audit.sinks[%d].http: auth_header and auth_env go together", i)
+		case sk.HTTP != nil && sk.HTTP.Format != "" && sk.HTTP.Format != "jsonl" && sk.HTTP.Format != "json" && sk.HTTP.Format != "splunk_hec":
+			add("audit.sinks[%d].http.format %q: want jsonl, json or splunk_hec", i, sk.HTTP.Format)
+		}
+	}
+	for m, p := range a.Prices {
+		if p.Input < 0 || p.Output < 0 || p.CacheRead < 0 || p.CacheWrite < 0 {
+			add("audit.prices[%s]: prices must not be negative", m)
+		}
+	}
+	return errs
+}
