@@ -61,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdKeys(ctx, args[1:], stdout, stderr)
 	case "ca":
 		err = cmdCA(ctx, args[1:], stdout, stderr)
+	case "audit":
+		err = cmdAudit(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "warden", version)
 	case "help", "-h", "--help":
