@@ -90,6 +90,10 @@ type Record struct {
 	CostUSD   float64
 	CostKnown bool
 
+	// pending is the spool segment holding the call's intent (Begin), so
+	// Write can release it.
+	pending *segment
+
 	// Findings are what the app's guards found, one entry per guard,
 	// detector and type: counts only, never the values or where they sat.
 	Findings []Finding
@@ -535,8 +539,11 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// Writer emits records as JSON lines.
+// Writer takes a call's record. Begin runs before the call is forwarded
+// (an error means: do not forward it); Write runs once when it ends, for
+// every call, forwarded or not.
 type Writer interface {
+	Begin(r *Record) error
 	Write(r *Record)
 	Close() error
 }
@@ -595,6 +602,9 @@ var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b
 // maxPooledLine keeps rare huge records from pinning memory in the pool.
 const maxPooledLine = 64 << 10
 
+// Begin implements Writer: a plain writer keeps no intent.
+func (w *ZapWriter) Begin(*Record) error { return nil }
+
 // Write implements Writer. A write error is reported on stderr, as zap
 // reports its own.
 func (w *ZapWriter) Write(r *Record) {
@@ -617,6 +627,16 @@ func (w *ZapWriter) Close() error {
 
 // Multi fans a record out to several writers.
 type Multi []Writer
+
+// Begin implements Writer.
+func (m Multi) Begin(r *Record) error {
+	for _, w := range m {
+		if err := w.Begin(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Write implements Writer.
 func (m Multi) Write(r *Record) {

@@ -35,8 +35,9 @@ func (c cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 type discardAudit struct{}
 
-func (discardAudit) Write(*audit.Record) {}
-func (discardAudit) Close() error        { return nil }
+func (discardAudit) Begin(*audit.Record) error { return nil }
+func (discardAudit) Write(*audit.Record)       {}
+func (discardAudit) Close() error              { return nil }
 
 // BenchmarkHandler compares the CPU Warden's endpoint handler spends per
 // Converse call with a bare httputil.ReverseProxy's, both against a canned

@@ -53,12 +53,20 @@ apps:
 
 // recorder captures audit records in memory.
 type recorder struct {
-	mu   sync.Mutex
-	recs []audit.Record
-	ch   chan struct{}
+	mu    sync.Mutex
+	recs  []audit.Record
+	begun []string // request ids Begin saw, in order
+	ch    chan struct{}
 }
 
 func newRecorder() *recorder { return &recorder{ch: make(chan struct{}, 1024)} }
+
+func (r *recorder) Begin(rec *audit.Record) error {
+	r.mu.Lock()
+	r.begun = append(r.begun, rec.RequestID)
+	r.mu.Unlock()
+	return nil
+}
 
 func (r *recorder) Write(rec *audit.Record) {
 	r.mu.Lock()

@@ -178,6 +178,25 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 			len(c.body), d.MaxBodyBytes, d.App), c.rec.Rule)
 		return
 	}
+	// The intent is durable before anything of the call leaves Warden (the
+	// Bedrock guard kind sends the prompt to ApplyGuardrail): a crash from
+	// here on still leaves a record.
+	// A recovered intent says what was decided before the crash.
+	c.rec.Decision = "allow"
+	if !d.Allow {
+		c.rec.Decision = "dry-run-deny"
+	}
+	err = s.audit.Begin(&c.rec)
+	c.rec.Decision = "deny" // until the guards and caps pass
+	if err != nil {
+		c.rec.Rule = "audit.spool"
+		if errors.Is(err, audit.ErrSpoolFull) {
+			s.fail(w, c, bedrock.ServiceUnavailable("warden: the audit spool is full (its sinks are behind); the call was not forwarded"), c.rec.Rule)
+		} else {
+			s.fail(w, c, bedrock.ServiceUnavailable("warden: the call's audit intent could not be written (%v); the call was not forwarded", err), c.rec.Rule)
+		}
+		return
+	}
 	guardDryRunDeny, err := s.applyInputGuards(r.Context(), c, d)
 	if err != nil {
 		s.fail(w, c, err, "guards")

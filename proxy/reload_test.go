@@ -55,8 +55,9 @@ type memAudit struct {
 	recs []audit.Record
 }
 
-func (m *memAudit) Write(r *audit.Record) { m.mu.Lock(); m.recs = append(m.recs, *r); m.mu.Unlock() }
-func (m *memAudit) Close() error          { return nil }
+func (m *memAudit) Begin(*audit.Record) error { return nil }
+func (m *memAudit) Write(r *audit.Record)     { m.mu.Lock(); m.recs = append(m.recs, *r); m.mu.Unlock() }
+func (m *memAudit) Close() error              { return nil }
 
 // wait returns the records once there are n (a record is written after its
 // response has gone, so the caller may see the answer first).

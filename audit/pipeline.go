@@ -1,0 +1,587 @@
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Options configure a Pipeline.
+type Options struct {
+	// Dir is the spool directory; "" keeps the spool in memory (nothing
+	// survives a crash: tests and demos).
+	Dir          string
+	Instance     string // "" picks or reuses one (see loadOrCreateInstance)
+	Fsync        bool   // group-committed fdatasync before Begin and Write return
+	MaxBytes     int64
+	SegmentBytes int64
+	// DropWhenFull makes a full spool drop (count and log) instead of
+	// refusing new calls with ErrSpoolFull.
+	DropWhenFull bool
+
+	Sinks       []Sink
+	BatchMax    int
+	BatchWait   time.Duration
+	MaxBackoff  time.Duration
+	DrainWithin time.Duration // how long Close waits for sinks to catch up
+
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
+
+	Logger   *zap.Logger
+	Registry prometheus.Registerer
+}
+
+// Pipeline is the audit hot path and its delivery: Begin appends a call's
+// intent to the spool before it is forwarded, Write seals its record into
+// the instance's hash chain, and one shipper per sink delivers sealed lines
+// in order, at least once, from a persisted cursor.
+type Pipeline struct {
+	o        Options
+	sp       *spool
+	signer   *Signer
+	instance string
+	log      *zap.Logger
+
+	// chain state, guarded by sp.mu
+	seq       uint64
+	head      [32]byte
+	headSeg   uint64
+	sinceCkpt int
+	records   uint64 // call records sealed since open
+
+	stop     chan struct{} // closed by Close: stop waiting, drain
+	draining atomic.Bool
+	closed   atomic.Bool
+	wg       sync.WaitGroup
+	shippers []*shipper
+	cancel   context.CancelFunc
+
+	m pipelineMetrics
+}
+
+type pipelineMetrics struct {
+	appended  *prometheus.CounterVec
+	dropped   *prometheus.CounterVec
+	refused   prometheus.Counter
+	batches   *prometheus.CounterVec
+	delivered *prometheus.CounterVec
+}
+
+// Open recovers the spool in o.Dir (sealing a record marked incomplete for
+// every call that was forwarded but never completed), writes a start
+// checkpoint and starts a shipper per sink from its saved cursor.
+func Open(ctx context.Context, o Options) (*Pipeline, error) {
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = 16 << 20
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 64 * o.SegmentBytes
+	}
+	if o.BatchMax <= 0 {
+		o.BatchMax = 500
+	}
+	if o.BatchWait <= 0 {
+		o.BatchWait = time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	if o.DrainWithin <= 0 {
+		o.DrainWithin = 10 * time.Second
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = 1000
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	p := &Pipeline{o: o, log: o.Logger, stop: make(chan struct{})}
+	p.initMetrics()
+	var err error
+	if p.instance, err = loadOrCreateInstance(o.Dir, o.Instance); err != nil {
+		return nil, err
+	}
+	if p.signer, err = loadOrCreateKey(o.Dir); err != nil {
+		return nil, err
+	}
+	if p.sp, err = openSpool(o.Dir, o.SegmentBytes, o.MaxBytes, o.Fsync); err != nil {
+		return nil, err
+	}
+	if err := p.recover(); err != nil {
+		p.sp.close()
+		return nil, err
+	}
+	if err := p.checkpoint("start", false); err != nil {
+		p.sp.close()
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancel = cancel
+	names := map[string]int{}
+	for _, s := range o.Sinks {
+		name := s.Name()
+		if names[name]++; names[name] > 1 {
+			name = fmt.Sprintf("%s-%d", name, names[name])
+		}
+		sh, err := p.newShipper(s, name)
+		if err != nil {
+			cancel()
+			p.sp.close()
+			return nil, err
+		}
+		p.shippers = append(p.shippers, sh)
+	}
+	for _, sh := range p.shippers {
+		p.wg.Add(1)
+		go func() { defer p.wg.Done(); sh.run(sctx) }()
+	}
+	p.wg.Add(1)
+	go func() { defer p.wg.Done(); p.checkpointLoop() }()
+	return p, nil
+}
+
+func (p *Pipeline) initMetrics() {
+	p.m = pipelineMetrics{
+		appended: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_audit_spooled_total",
+			Help: "Lines appended to the audit spool, by kind (intent, record, checkpoint)."}, []string{"kind"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_audit_dropped_total",
+			Help: "Audit lines lost, by reason (spool_full, error, closed)."}, []string{"reason"}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_audit_spool_full_refusals_total",
+			Help: "Calls refused because the audit spool was full (audit.spool.on_full: deny)."}),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_audit_sink_batches_total",
+			Help: "Sink batch attempts by sink and result (ok, error)."}, []string{"sink", "result"}),
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_audit_sink_delivered_total",
+			Help: "Lines delivered by sink (at least once: replays after a crash count again)."}, []string{"sink"}),
+	}
+	if r := p.o.Registry; r != nil {
+		for _, c := range []prometheus.Collector{p.m.appended, p.m.dropped, p.m.refused, p.m.batches, p.m.delivered,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "warden_audit_spool_bytes", Help: "Size of the live audit spool segments."},
+				func() float64 { return float64(p.sp.usedBytes()) })} {
+			_ = r.Register(c)
+		}
+	}
+}
+
+// Instance is the name records and the chain carry.
+func (p *Pipeline) Instance() string { return p.instance }
+
+// PublicKey is the base64 Ed25519 key checkpoints are signed with.
+func (p *Pipeline) PublicKey() string { return p.signer.PublicKeyString() }
+
+var encBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// Begin appends r's intent before the call is forwarded. An error means the
+// call must not be forwarded (ErrSpoolFull under on_full: deny).
+func (p *Pipeline) Begin(r *Record) error {
+	if p.closed.Load() {
+		return errors.New("audit pipeline is closed")
+	}
+	r.Instance = p.instance
+	bp := encBufs.Get().(*[]byte)
+	line := r.AppendJSON((*bp)[:0])
+	p.sp.mu.Lock()
+	seg, pos, err := p.sp.appendLocked(kindIntent, r.RequestID, r.Time, true, line)
+	if err == nil {
+		seg.intents++
+		r.pending = seg
+	}
+	p.sp.mu.Unlock()
+	*bp = line
+	encBufs.Put(bp)
+	if err != nil {
+		if errors.Is(err, ErrSpoolFull) && p.o.DropWhenFull {
+			p.m.dropped.WithLabelValues("spool_full").Inc()
+			return nil
+		}
+		if errors.Is(err, ErrSpoolFull) {
+			p.m.refused.Inc()
+		}
+		return err
+	}
+	p.m.appended.WithLabelValues("intent").Inc()
+	return p.sp.waitDurable(pos)
+}
+
+// Write seals r into the chain and appends it for the sinks. It returns
+// once the record is as durable as the spool is configured to be.
+func (p *Pipeline) Write(r *Record) {
+	if err := p.write(r); err != nil {
+		p.log.Error("audit record lost", zap.String("request_id", r.RequestID), zap.Error(err))
+	}
+}
+
+func (p *Pipeline) write(r *Record) error {
+	r.Instance = p.instance
+	bp := encBufs.Get().(*[]byte)
+	defer encBufs.Put(bp)
+	body := r.AppendJSON((*bp)[:0])
+	body = body[:len(body)-1] // the trailer closes the object
+	bh := bodyHash(body)
+	var tb [256]byte
+	p.sp.mu.Lock()
+	if r.pending != nil {
+		r.pending.intents--
+		r.pending = nil
+	}
+	if p.closed.Load() && p.sp.segs == nil {
+		p.sp.mu.Unlock()
+		p.m.dropped.WithLabelValues("closed").Inc()
+		return errors.New("audit pipeline is closed")
+	}
+	seq := p.seq + 1
+	h := chainHash(p.head, seq, bh)
+	trailer := append(appendTrailer(tb[:0], seq, p.head, h), '}')
+	seg, pos, err := p.sp.appendLocked(kindRecord, r.RequestID, r.Time, false, body, trailer)
+	ckpt := false
+	if err == nil {
+		p.seq, p.head, p.headSeg = seq, h, seg.n
+		p.records++
+		p.sinceCkpt++
+		ckpt = p.sinceCkpt >= p.o.CheckpointEvery
+	}
+	p.sp.mu.Unlock()
+	*bp = body
+	if err != nil {
+		reason := "error"
+		if errors.Is(err, ErrSpoolFull) {
+			reason = "spool_full"
+		}
+		p.m.dropped.WithLabelValues(reason).Inc()
+		return err
+	}
+	p.m.appended.WithLabelValues("record").Inc()
+	p.sp.wake()
+	if err := p.sp.waitDurable(pos); err != nil {
+		return err
+	}
+	if ckpt { // inline: one call in CheckpointEvery pays for a signature (~25 µs)
+		if err := p.checkpoint("periodic", false); err != nil {
+			p.log.Error("audit checkpoint failed", zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// checkpoint seals a signed checkpoint of the chain head.
+func (p *Pipeline) checkpoint(reason string, final bool) error {
+	now := time.Now().UTC()
+	p.sp.mu.Lock()
+	if p.sp.segs == nil {
+		p.sp.mu.Unlock()
+		return errors.New("audit pipeline is closed")
+	}
+	if reason == "periodic" && p.sinceCkpt == 0 { // another writer got there first
+		p.sp.mu.Unlock()
+		return nil
+	}
+	seq := p.seq + 1
+	body := checkpointBody(nil, p.instance, seq, now, p.signer.PublicKeyString(), reason, final)
+	h := chainHash(p.head, seq, bodyHash(body))
+	line := appendTrailer(nil, seq, p.head, h)
+	line = append(line, `,"sig":"`...)
+	line = base64.StdEncoding.AppendEncode(line, ed25519.Sign(p.signer.priv, h[:]))
+	line = append(line, `"}`...)
+	seg, pos, err := p.sp.appendLocked(kindCheck, checkpointID(p.instance, seq), now, false, body, line)
+	if err == nil {
+		p.seq, p.head, p.headSeg = seq, h, seg.n
+		p.sinceCkpt = 0
+	}
+	p.sp.mu.Unlock()
+	if err != nil {
+		p.m.dropped.WithLabelValues("error").Inc()
+		return fmt.Errorf("audit checkpoint: %w", err)
+	}
+	p.m.appended.WithLabelValues("checkpoint").Inc()
+	p.sp.wake()
+	return p.sp.waitDurable(pos)
+}
+
+func (p *Pipeline) checkpointLoop() {
+	t := time.NewTicker(p.o.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		p.sp.mu.Lock()
+		pending := p.sinceCkpt > 0
+		p.sp.mu.Unlock()
+		if pending {
+			if err := p.checkpoint("periodic", false); err != nil {
+				p.log.Error("audit checkpoint failed", zap.Error(err))
+			}
+		}
+	}
+}
+
+// recover rebuilds the chain head from the spool and seals a record for
+// every intent that has no completion.
+func (p *Pipeline) recover() error {
+	type open struct {
+		seg  *segment
+		line []byte
+	}
+	intents := map[string]open{}
+	var order []string
+	segs := p.sp.segs[:len(p.sp.segs)-1] // the new segment is empty
+	for _, seg := range segs {
+		end := seg.end.Load()
+		for off := int64(0); off < end; {
+			f, next := decodeFrame(seg.data, off)
+			off = next
+			switch f.kind {
+			case kindIntent:
+				if _, dup := intents[f.id]; !dup {
+					order = append(order, f.id)
+				}
+				intents[f.id] = open{seg, f.line}
+				seg.intents++
+			case kindRecord, kindCheck:
+				if o, ok := intents[f.id]; ok && f.kind == kindRecord {
+					o.seg.intents--
+					delete(intents, f.id)
+				}
+				t, err := ParseTrailer(f.line)
+				if err != nil {
+					return fmt.Errorf("audit spool %s: sealed line %s: %w", seg.path, f.id, err)
+				}
+				p.seq, p.head, p.headSeg = t.Seq, t.Hash, seg.n
+			}
+		}
+	}
+	for _, id := range order {
+		o, ok := intents[id]
+		if !ok {
+			continue
+		}
+		r, err := DecodeRecord(o.line)
+		if err != nil {
+			return fmt.Errorf("audit spool: intent %s: %w", id, err)
+		}
+		r.Incomplete = true
+		r.Status = 0
+		r.Reason = "Warden stopped after forwarding the call and before it completed; recovered from the audit spool"
+		r.pending = o.seg
+		if err := p.write(&r); err != nil {
+			return fmt.Errorf("audit spool: sealing recovered intent %s: %w", id, err)
+		}
+	}
+	if len(intents) > 0 {
+		p.log.Warn("audit: sealed records for calls interrupted by a crash", zap.Int("calls", len(intents)))
+	}
+	return nil
+}
+
+// Close writes a final checkpoint, lets the shippers deliver what the
+// spool holds (for at most DrainWithin; the rest is delivered on the next
+// start) and closes sinks and spool.
+func (p *Pipeline) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	err := p.checkpoint("shutdown", true)
+	p.draining.Store(true)
+	close(p.stop)
+	p.sp.wake()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(p.o.DrainWithin):
+		p.log.Warn("audit: sinks did not catch up before shutdown; the spool keeps the rest for the next start")
+		p.cancel()
+		<-done
+	}
+	p.cancel()
+	for _, sh := range p.shippers {
+		if e := sh.close(); e != nil && err == nil {
+			err = e
+		}
+	}
+	if e := p.sp.close(); e != nil && err == nil {
+		err = e
+	}
+	return err
+}
+
+// shipper delivers one sink's lines from its cursor.
+type shipper struct {
+	p    *Pipeline
+	sink Sink
+	name string
+	wake chan struct{}
+	seg  atomic.Uint64 // read by other shippers' gc
+	off  int64
+	cur  *os.File // persisted cursor; nil in memory
+}
+
+const cursorSize = 8 + 8 + 4
+
+func (p *Pipeline) newShipper(s Sink, name string) (*shipper, error) {
+	sh := &shipper{p: p, sink: s, name: name, wake: p.sp.subscribe()}
+	if p.o.Dir == "" {
+		return sh, nil
+	}
+	path := filepath.Join(p.o.Dir, "cursor-"+name)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit sink %s cursor: %w", name, err)
+	}
+	var b [cursorSize]byte
+	if n, _ := f.ReadAt(b[:], 0); n == cursorSize && crc32.Checksum(b[:16], castagnoli) == binary.LittleEndian.Uint32(b[16:]) {
+		sh.seg.Store(binary.LittleEndian.Uint64(b[:8]))
+		sh.off = int64(binary.LittleEndian.Uint64(b[8:16]))
+	}
+	sh.cur = f
+	return sh, nil
+}
+
+func (sh *shipper) save() error {
+	if sh.cur == nil {
+		return nil
+	}
+	var b [cursorSize]byte
+	binary.LittleEndian.PutUint64(b[:8], sh.seg.Load())
+	binary.LittleEndian.PutUint64(b[8:16], uint64(sh.off))
+	binary.LittleEndian.PutUint32(b[16:], crc32.Checksum(b[:16], castagnoli))
+	_, err := sh.cur.WriteAt(b[:], 0)
+	if err == nil && sh.p.o.Fsync {
+		err = sh.cur.Sync()
+	}
+	return err
+}
+
+func (sh *shipper) close() error {
+	err := sh.sink.Close()
+	if sh.cur != nil {
+		sh.cur.Close()
+	}
+	return err
+}
+
+// collect reads up to max shippable entries from the cursor without moving
+// it; it returns where the cursor goes once they are delivered.
+func (sh *shipper) collect(batch []Entry, max int) ([]Entry, uint64, int64) {
+	segN, off := sh.seg.Load(), sh.off
+	for len(batch) < max {
+		seg := sh.p.sp.segmentAt(segN)
+		if seg == nil {
+			break
+		}
+		if seg.n != segN {
+			segN, off = seg.n, 0
+		}
+		sealed := seg.sealed.Load() // before end: a sealed segment's end is final
+		end := seg.end.Load()
+		for off < end && len(batch) < max {
+			f, next := decodeFrame(seg.data, off)
+			off = next
+			if f.kind == kindRecord || f.kind == kindCheck {
+				batch = append(batch, Entry{ID: f.id, Time: f.time, Line: f.line})
+			}
+		}
+		if off < end || !sealed {
+			break
+		}
+		segN, off = segN+1, 0
+	}
+	return batch, segN, off
+}
+
+func (sh *shipper) run(ctx context.Context) {
+	var batch []Entry
+	var since time.Time
+	backoff := 100 * time.Millisecond
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		var segN uint64
+		var off int64
+		batch, segN, off = sh.collect(batch[:0], sh.p.o.BatchMax)
+		draining := sh.p.draining.Load()
+		if len(batch) > 0 && since.IsZero() {
+			since = time.Now()
+		}
+		ready := len(batch) >= sh.p.o.BatchMax || draining || (len(batch) > 0 && time.Since(since) >= sh.p.o.BatchWait)
+		if !ready {
+			if len(batch) == 0 { // only intents (or nothing) passed
+				sh.seg.Store(segN)
+				sh.off = off
+			}
+			wait := time.Hour
+			if len(batch) > 0 {
+				wait = sh.p.o.BatchWait - time.Since(since)
+			}
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-sh.wake:
+			case <-sh.p.stop:
+			case <-timer.C:
+			}
+			continue
+		}
+		if len(batch) == 0 { // draining and caught up
+			sh.seg.Store(segN)
+			sh.off = off
+			_ = sh.save()
+			return
+		}
+		err := sh.sink.Write(ctx, batch)
+		if err != nil {
+			sh.p.m.batches.WithLabelValues(sh.name, "error").Inc()
+			sh.p.log.Warn("audit sink write failed; retrying from the spool", zap.String("sink", sh.name), zap.Int("records", len(batch)), zap.Error(err))
+			d := backoff/2 + rand.N(backoff/2+1)
+			backoff = min(2*backoff, sh.p.o.MaxBackoff)
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		since = time.Time{}
+		sh.p.m.batches.WithLabelValues(sh.name, "ok").Inc()
+		sh.p.m.delivered.WithLabelValues(sh.name).Add(float64(len(batch)))
+		sh.seg.Store(segN)
+		sh.off = off
+		if err := sh.save(); err != nil {
+			sh.p.log.Error("audit sink cursor not saved; a restart will deliver this batch again", zap.String("sink", sh.name), zap.Error(err))
+		}
+		sh.p.gc()
+	}
+}
+
+// gc removes segments every shipper has passed (and that hold no open
+// intent nor the chain head).
+func (p *Pipeline) gc() {
+	p.sp.mu.Lock()
+	bound := p.headSeg
+	p.sp.mu.Unlock()
+	for _, sh := range p.shippers {
+		bound = min(bound, sh.seg.Load())
+	}
+	p.sp.removeBefore(bound)
+}

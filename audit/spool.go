@@ -1,0 +1,449 @@
+package audit
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The spool is a directory of fixed-size segment files, each mapped into
+// memory (MAP_SHARED). Appending a frame is a copy into the mapping under a
+// mutex: no system call on the hot path, yet the bytes are in the kernel's
+// page cache the moment the copy ends, so they survive a crash (SIGKILL) of
+// the process. A node crash needs fsync: in that mode appenders wait for a
+// group commit (one fdatasync for every appender that arrived meanwhile).
+//
+// A frame is: u32 payload length, u32 CRC-32C of the payload, payload. The
+// payload is a kind byte, a u8-length id, an i64 Unix-nanosecond time and
+// the line. Length 0 means nothing was written there yet; a frame whose
+// checksum fails ends the segment (a torn append: its caller never got an
+// answer, so nothing was forwarded on its strength).
+
+const (
+	frameHeader = 8
+	kindIntent  = 'I' // before forwarding; completed by a record with its id
+	kindRecord  = 'R' // a sealed call record (shipped)
+	kindCheck   = 'C' // a sealed checkpoint (shipped)
+	sealMark    = 0xFFFFFFFF
+	segPrefix   = "seg-"
+	segSuffix   = ".wal"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrSpoolFull is returned by Begin when the spool has no room for a new
+// call's intent (the sinks are behind); under on_full: deny the call is
+// refused rather than forwarded without a durable record.
+var ErrSpoolFull = errors.New("audit spool is full")
+
+type segment struct {
+	n       uint64
+	path    string
+	f       *os.File // nil for in-memory segments
+	data    []byte
+	end     atomic.Int64 // bytes published to readers
+	sealed  atomic.Bool  // no more appends: readers go on to the next segment
+	intents int          // intents here not yet completed (guarded by spool.mu)
+	synced  int64        // bytes known on disk (guarded by spool.syncMu)
+}
+
+type spool struct {
+	dir      string // "" in memory
+	segBytes int64
+	maxSegs  int
+	fsync    bool
+
+	mu   sync.Mutex
+	segs []*segment // live segments, oldest first; the last is the one appended to
+	pos  int64      // total bytes appended since open (fsync bookkeeping)
+
+	syncMu   sync.Mutex
+	syncCond *sync.Cond
+	want     int64 // highest pos an appender waits for
+	done     int64 // highest pos on disk
+	syncErr  error
+	closing  bool
+	flusher  sync.WaitGroup
+	waiting  atomic.Int32
+	notifyMu sync.Mutex
+	notify   []chan struct{}
+}
+
+// openSpool maps the segments found in dir (dir "" keeps them in memory)
+// and starts a new one for appends; the old ones are sealed.
+func openSpool(dir string, segBytes, maxBytes int64, fsync bool) (*spool, error) {
+	s := &spool{dir: dir, segBytes: segBytes, maxSegs: int(maxBytes / segBytes), fsync: fsync}
+	s.syncCond = sync.NewCond(&s.syncMu)
+	if s.maxSegs < 2 {
+		s.maxSegs = 2
+	}
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("audit spool %s: %w", dir, err)
+		}
+		names, err := filepath.Glob(filepath.Join(dir, segPrefix+"*"+segSuffix))
+		if err != nil {
+			return nil, err
+		}
+		var ns []uint64
+		for _, p := range names {
+			b := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), segPrefix), segSuffix)
+			n, err := strconv.ParseUint(b, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("audit spool %s: unexpected file %s", dir, p)
+			}
+			ns = append(ns, n)
+		}
+		slices.Sort(ns)
+		for _, n := range ns {
+			seg, err := s.mapSegment(n, false)
+			if err != nil {
+				s.unmapAll()
+				return nil, err
+			}
+			seg.end.Store(scanEnd(seg.data))
+			seg.sealed.Store(true)
+			seg.synced = seg.end.Load()
+			s.segs = append(s.segs, seg)
+		}
+	}
+	next := uint64(1)
+	if len(s.segs) > 0 {
+		next = s.segs[len(s.segs)-1].n + 1
+	}
+	seg, err := s.mapSegment(next, true)
+	if err != nil {
+		s.unmapAll()
+		return nil, err
+	}
+	s.segs = append(s.segs, seg)
+	if fsync {
+		s.flusher.Add(1)
+		go s.flushLoop()
+	}
+	return s, nil
+}
+
+func (s *spool) segPath(n uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%s%016d%s", segPrefix, n, segSuffix))
+}
+
+// mapSegment maps segment n, creating it (blocks reserved with fallocate,
+// so a full disk fails here rather than as SIGBUS on a later store).
+func (s *spool) mapSegment(n uint64, create bool) (*segment, error) {
+	if s.dir == "" {
+		return &segment{n: n, data: make([]byte, s.segBytes)}, nil
+	}
+	p := s.segPath(n)
+	flags := os.O_RDWR
+	if create {
+		flags |= os.O_CREATE | os.O_EXCL
+	}
+	f, err := os.OpenFile(p, flags, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit spool segment: %w", err)
+	}
+	size := s.segBytes
+	if create {
+		if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+			if err := f.Truncate(size); err != nil { // filesystems without fallocate
+				f.Close()
+				os.Remove(p)
+				return nil, fmt.Errorf("audit spool segment %s: %w", p, err)
+			}
+		}
+		if s.fsync {
+			if d, err := os.Open(s.dir); err == nil {
+				_ = d.Sync() // the new name must survive a node crash too
+				d.Close()
+			}
+		}
+	} else {
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		size = st.Size()
+		if size == 0 {
+			f.Close()
+			os.Remove(p)
+			return &segment{n: n, path: p, data: nil}, nil
+		}
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit spool segment %s: mmap: %w", p, err)
+	}
+	return &segment{n: n, path: p, f: f, data: data}, nil
+}
+
+// scanEnd returns the length of data's valid frames.
+func scanEnd(data []byte) int64 {
+	off := 0
+	for off+frameHeader <= len(data) {
+		n := binary.LittleEndian.Uint32(data[off:])
+		if n == 0 || n == sealMark {
+			break
+		}
+		if int(n) > len(data)-off-frameHeader {
+			break
+		}
+		p := data[off+frameHeader : off+frameHeader+int(n)]
+		if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(data[off+4:]) {
+			break
+		}
+		off += frameHeader + int(n)
+	}
+	return int64(off)
+}
+
+// frame is one decoded spool frame; Line aliases the segment's memory.
+type frame struct {
+	kind byte
+	id   string
+	time time.Time
+	line []byte
+}
+
+func frameSize(id string, line []byte) int { return frameHeader + 1 + 1 + len(id) + 8 + len(line) }
+
+// decodeFrame reads the frame at data[off:] (known valid below end).
+func decodeFrame(data []byte, off int64) (frame, int64) {
+	n := int64(binary.LittleEndian.Uint32(data[off:]))
+	p := data[off+frameHeader : off+frameHeader+n]
+	idLen := int(p[1])
+	f := frame{kind: p[0], id: string(p[2 : 2+idLen])}
+	f.time = time.Unix(0, int64(binary.LittleEndian.Uint64(p[2+idLen:]))).UTC()
+	f.line = p[2+idLen+8:]
+	return f, off + frameHeader + n
+}
+
+// appendLocked writes a frame whose line is the concatenation of parts
+// into the current segment, moving to a new one if it does not fit;
+// reserve keeps the last segment for completions (Begin passes true). It
+// returns the segment and the spool position after the frame.
+func (s *spool) appendLocked(kind byte, id string, t time.Time, reserve bool, parts ...[]byte) (*segment, int64, error) {
+	if len(id) > 255 {
+		id = id[:255]
+	}
+	size := frameHeader + 1 + 1 + len(id) + 8
+	for _, p := range parts {
+		size += len(p)
+	}
+	if int64(size) > s.segBytes/2 {
+		return nil, 0, fmt.Errorf("audit record %s of %d bytes exceeds half a spool segment (%d bytes)", id, size, s.segBytes)
+	}
+	cur := s.segs[len(s.segs)-1]
+	off := cur.end.Load()
+	if off+int64(size) > int64(len(cur.data)) {
+		limit := s.maxSegs
+		if reserve {
+			limit--
+		}
+		if len(s.segs) >= limit {
+			return nil, 0, ErrSpoolFull
+		}
+		next, err := s.mapSegment(cur.n+1, true)
+		if err != nil {
+			return nil, 0, err
+		}
+		if off+4 <= int64(len(cur.data)) {
+			binary.LittleEndian.PutUint32(cur.data[off:], sealMark)
+		}
+		cur.sealed.Store(true)
+		s.segs = append(s.segs, next)
+		s.pos += int64(len(cur.data)) - off
+		cur, off = next, 0
+	}
+	d := cur.data[off : off+int64(size)]
+	p := d[frameHeader:]
+	p[0] = kind
+	p[1] = byte(len(id))
+	copy(p[2:], id)
+	binary.LittleEndian.PutUint64(p[2+len(id):], uint64(t.UnixNano()))
+	w := 2 + len(id) + 8
+	for _, part := range parts {
+		w += copy(p[w:], part)
+	}
+	binary.LittleEndian.PutUint32(d[4:], crc32.Checksum(p, castagnoli))
+	binary.LittleEndian.PutUint32(d, uint32(len(p))) // last: a reader never sees a length without its bytes
+	cur.end.Store(off + int64(size))
+	s.pos += int64(size)
+	return cur, s.pos, nil
+}
+
+// wake tells the shippers there is something new.
+func (s *spool) wake() {
+	s.notifyMu.Lock()
+	for _, c := range s.notify {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+	s.notifyMu.Unlock()
+}
+
+func (s *spool) subscribe() chan struct{} {
+	c := make(chan struct{}, 1)
+	s.notifyMu.Lock()
+	s.notify = append(s.notify, c)
+	s.notifyMu.Unlock()
+	return c
+}
+
+// waitDurable blocks until everything up to pos is on disk (fsync mode).
+func (s *spool) waitDurable(pos int64) error {
+	if !s.fsync {
+		return nil
+	}
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if pos > s.want {
+		s.want = pos
+		s.syncCond.Broadcast()
+	}
+	for s.done < pos && s.syncErr == nil {
+		s.syncCond.Wait()
+	}
+	return s.syncErr
+}
+
+// flushLoop is the group commit: one fdatasync per segment with unsynced
+// bytes covers every appender waiting at that moment.
+func (s *spool) flushLoop() {
+	defer s.flusher.Done()
+	for {
+		s.syncMu.Lock()
+		for s.want <= s.done && !s.closing {
+			s.syncCond.Wait()
+		}
+		if s.closing && s.want <= s.done {
+			s.syncMu.Unlock()
+			return
+		}
+		s.syncMu.Unlock()
+
+		s.mu.Lock()
+		target := s.pos
+		segs := slices.Clone(s.segs)
+		s.mu.Unlock()
+		var err error
+		for _, seg := range segs {
+			end := seg.end.Load()
+			s.syncMu.Lock()
+			dirty := end > seg.synced
+			s.syncMu.Unlock()
+			if !dirty || seg.f == nil {
+				continue
+			}
+			if e := unix.Fdatasync(int(seg.f.Fd())); e != nil && err == nil {
+				err = fmt.Errorf("audit spool fsync %s: %w", seg.path, e)
+			}
+			s.syncMu.Lock()
+			seg.synced = end
+			s.syncMu.Unlock()
+		}
+		s.syncMu.Lock()
+		if err != nil {
+			s.syncErr = err
+		}
+		if target > s.done {
+			s.done = target
+		}
+		s.syncCond.Broadcast()
+		s.syncMu.Unlock()
+	}
+}
+
+// removeBefore drops sealed segments older than n that hold no open
+// intents (every sink has read past them).
+func (s *spool) removeBefore(n uint64) {
+	s.mu.Lock()
+	var drop []*segment
+	keep := s.segs[:0]
+	for i, seg := range s.segs {
+		if seg.n < n && seg.intents == 0 && seg.sealed.Load() && i < len(s.segs)-1 {
+			drop = append(drop, seg)
+			continue
+		}
+		keep = append(keep, seg)
+	}
+	clear(s.segs[len(keep):])
+	s.segs = keep
+	s.mu.Unlock()
+	for _, seg := range drop {
+		seg.unmap()
+		if seg.path != "" {
+			os.Remove(seg.path)
+		}
+	}
+}
+
+// segmentAt returns the oldest live segment numbered n or later.
+func (s *spool) segmentAt(n uint64) *segment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, seg := range s.segs {
+		if seg.n >= n {
+			return seg
+		}
+	}
+	return nil
+}
+
+// usedBytes is the size of the live segments.
+func (s *spool) usedBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, seg := range s.segs {
+		n += int64(len(seg.data))
+	}
+	return n
+}
+
+func (seg *segment) unmap() {
+	if seg.f != nil {
+		_ = unix.Munmap(seg.data)
+		seg.f.Close()
+	}
+	seg.data = nil
+}
+
+func (s *spool) close() error {
+	if s.fsync {
+		s.syncMu.Lock()
+		s.closing = true
+		s.syncCond.Broadcast()
+		s.syncMu.Unlock()
+		s.flusher.Wait()
+	}
+	s.unmapAll()
+	return s.syncErr
+}
+
+func (s *spool) unmapAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, seg := range s.segs {
+		if s.fsync && seg.f != nil {
+			_ = unix.Fdatasync(int(seg.f.Fd()))
+		}
+		seg.unmap()
+	}
+	s.segs = nil
+}
