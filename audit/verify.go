@@ -122,9 +122,10 @@ func (v *Verifier) Add(source string, line []byte) {
 		return
 	}
 	if !t.Valid() {
+		// Reported here; it still holds its place so the chain around it
+		// is checked as usual (and no gap is reported twice).
 		v.out.Problems = append(v.out.Problems, Problem{Instance: m.Instance, Seq: t.Seq, Kind: ProblemEdited, Source: source,
 			Detail: "the line's bytes do not match its hash"})
-		return
 	}
 	sk := [2]string{source, m.Instance}
 	if last, ok := v.last[sk]; ok && t.Seq < last {
