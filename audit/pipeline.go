@@ -74,11 +74,12 @@ type Pipeline struct {
 }
 
 type pipelineMetrics struct {
-	appended  *prometheus.CounterVec
-	dropped   *prometheus.CounterVec
-	refused   prometheus.Counter
-	batches   *prometheus.CounterVec
-	delivered *prometheus.CounterVec
+	intents, records, checkpoints prometheus.Counter
+	appended                      *prometheus.CounterVec
+	dropped                       *prometheus.CounterVec
+	refused                       prometheus.Counter
+	batches                       *prometheus.CounterVec
+	delivered                     *prometheus.CounterVec
 }
 
 // Open recovers the spool in o.Dir (sealing a record marked incomplete for
@@ -170,6 +171,9 @@ func (p *Pipeline) initMetrics() {
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_audit_sink_delivered_total",
 			Help: "Lines delivered by sink (at least once: replays after a crash count again)."}, []string{"sink"}),
 	}
+	p.m.intents = p.m.appended.WithLabelValues("intent")
+	p.m.records = p.m.appended.WithLabelValues("record")
+	p.m.checkpoints = p.m.appended.WithLabelValues("checkpoint")
 	if r := p.o.Registry; r != nil {
 		for _, c := range []prometheus.Collector{p.m.appended, p.m.dropped, p.m.refused, p.m.batches, p.m.delivered,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "warden_audit_spool_bytes", Help: "Size of the live audit spool segments."},
@@ -215,7 +219,7 @@ func (p *Pipeline) Begin(r *Record) error {
 		}
 		return err
 	}
-	p.m.appended.WithLabelValues("intent").Inc()
+	p.m.intents.Inc()
 	return p.sp.waitDurable(pos)
 }
 
@@ -266,7 +270,7 @@ func (p *Pipeline) write(r *Record) error {
 		p.m.dropped.WithLabelValues(reason).Inc()
 		return err
 	}
-	p.m.appended.WithLabelValues("record").Inc()
+	p.m.records.Inc()
 	p.sp.wake()
 	if err := p.sp.waitDurable(pos); err != nil {
 		return err
@@ -308,7 +312,7 @@ func (p *Pipeline) checkpoint(reason string, final bool) error {
 		p.m.dropped.WithLabelValues("error").Inc()
 		return fmt.Errorf("audit checkpoint: %w", err)
 	}
-	p.m.appended.WithLabelValues("checkpoint").Inc()
+	p.m.checkpoints.Inc()
 	p.sp.wake()
 	return p.sp.waitDurable(pos)
 }
@@ -432,12 +436,16 @@ type shipper struct {
 	seg  atomic.Uint64 // read by other shippers' gc
 	off  int64
 	cur  *os.File // persisted cursor; nil in memory
+	m    struct{ ok, failed, delivered prometheus.Counter }
 }
 
 const cursorSize = 8 + 8 + 4
 
 func (p *Pipeline) newShipper(s Sink, name string) (*shipper, error) {
 	sh := &shipper{p: p, sink: s, name: name, wake: p.sp.subscribe()}
+	sh.m.ok = p.m.batches.WithLabelValues(name, "ok")
+	sh.m.failed = p.m.batches.WithLabelValues(name, "error")
+	sh.m.delivered = p.m.delivered.WithLabelValues(name)
 	if p.o.Dir == "" {
 		return sh, nil
 	}
@@ -478,10 +486,10 @@ func (sh *shipper) close() error {
 	return err
 }
 
-// collect reads up to max shippable entries from the cursor without moving
-// it; it returns where the cursor goes once they are delivered.
-func (sh *shipper) collect(batch []Entry, max int) ([]Entry, uint64, int64) {
-	segN, off := sh.seg.Load(), sh.off
+// collect appends shippable entries read from (segN, off) until batch
+// holds max, and returns where reading stopped: the cursor once the batch
+// is delivered.
+func (sh *shipper) collect(batch []Entry, max int, segN uint64, off int64) ([]Entry, uint64, int64) {
 	for len(batch) < max {
 		seg := sh.p.sp.segmentAt(segN)
 		if seg == nil {
@@ -510,13 +518,12 @@ func (sh *shipper) collect(batch []Entry, max int) ([]Entry, uint64, int64) {
 func (sh *shipper) run(ctx context.Context) {
 	var batch []Entry
 	var since time.Time
+	readSeg, readOff := sh.seg.Load(), sh.off // where the batch so far ends
 	backoff := 100 * time.Millisecond
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		var segN uint64
-		var off int64
-		batch, segN, off = sh.collect(batch[:0], sh.p.o.BatchMax)
+		batch, readSeg, readOff = sh.collect(batch, sh.p.o.BatchMax, readSeg, readOff)
 		draining := sh.p.draining.Load()
 		if len(batch) > 0 && since.IsZero() {
 			since = time.Now()
@@ -524,8 +531,8 @@ func (sh *shipper) run(ctx context.Context) {
 		ready := len(batch) >= sh.p.o.BatchMax || draining || (len(batch) > 0 && time.Since(since) >= sh.p.o.BatchWait)
 		if !ready {
 			if len(batch) == 0 { // only intents (or nothing) passed
-				sh.seg.Store(segN)
-				sh.off = off
+				sh.seg.Store(readSeg)
+				sh.off = readOff
 			}
 			wait := time.Hour
 			if len(batch) > 0 {
@@ -542,14 +549,13 @@ func (sh *shipper) run(ctx context.Context) {
 			continue
 		}
 		if len(batch) == 0 { // draining and caught up
-			sh.seg.Store(segN)
-			sh.off = off
+			sh.seg.Store(readSeg)
+			sh.off = readOff
 			_ = sh.save()
 			return
 		}
-		err := sh.sink.Write(ctx, batch)
-		if err != nil {
-			sh.p.m.batches.WithLabelValues(sh.name, "error").Inc()
+		if err := sh.sink.Write(ctx, batch); err != nil {
+			sh.m.failed.Inc()
 			sh.p.log.Warn("audit sink write failed; retrying from the spool", zap.String("sink", sh.name), zap.Int("records", len(batch)), zap.Error(err))
 			d := backoff/2 + rand.N(backoff/2+1)
 			backoff = min(2*backoff, sh.p.o.MaxBackoff)
@@ -559,14 +565,16 @@ func (sh *shipper) run(ctx context.Context) {
 				return
 			case <-timer.C:
 			}
-			continue
+			continue // the same batch (maybe grown), in order
 		}
 		backoff = 100 * time.Millisecond
 		since = time.Time{}
-		sh.p.m.batches.WithLabelValues(sh.name, "ok").Inc()
-		sh.p.m.delivered.WithLabelValues(sh.name).Add(float64(len(batch)))
-		sh.seg.Store(segN)
-		sh.off = off
+		sh.m.ok.Inc()
+		sh.m.delivered.Add(float64(len(batch)))
+		clear(batch) // drop references to spool memory
+		batch = batch[:0]
+		sh.seg.Store(readSeg)
+		sh.off = readOff
 		if err := sh.save(); err != nil {
 			sh.p.log.Error("audit sink cursor not saved; a restart will deliver this batch again", zap.String("sink", sh.name), zap.Error(err))
 		}

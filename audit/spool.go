@@ -78,6 +78,13 @@ type spool struct {
 	waiting  atomic.Int32
 	notifyMu sync.Mutex
 	notify   []chan struct{}
+
+	// spare is the next segment, created and faulted in ahead of need by
+	// a background goroutine so no appender pays for it.
+	spare     chan *segment
+	needSpare chan uint64
+	spareDone sync.WaitGroup
+	stopSpare bool // guarded by mu
 }
 
 // openSpool maps the segments found in dir (dir "" keeps them in memory)
@@ -132,7 +139,36 @@ func openSpool(dir string, segBytes, maxBytes int64, fsync bool) (*spool, error)
 		s.flusher.Add(1)
 		go s.flushLoop()
 	}
+	s.spare, s.needSpare = make(chan *segment, 1), make(chan uint64, 1)
+	s.spareDone.Add(1)
+	go s.prepareSpares()
+	s.needSpare <- seg.n + 1
 	return s, nil
+}
+
+func (s *spool) prepareSpares() {
+	defer s.spareDone.Done()
+	for n := range s.needSpare {
+		seg, err := s.mapSegment(n, true)
+		if err != nil {
+			seg = nil // the appender tries itself and reports the error
+		}
+		s.spare <- seg
+	}
+}
+
+// nextSegment returns segment n: the spare (the preparer is always making
+// exactly the one after the current segment; waiting for it never races a
+// second creator for the file), or, if preparing failed, a new one.
+func (s *spool) nextSegment(n uint64) (*segment, error) {
+	if seg := <-s.spare; seg != nil {
+		if seg.n == n {
+			return seg, nil
+		}
+		seg.unmap()
+		os.Remove(seg.path)
+	}
+	return s.mapSegment(n, true)
 }
 
 func (s *spool) segPath(n uint64) string {
@@ -182,7 +218,11 @@ func (s *spool) mapSegment(n uint64, create bool) (*segment, error) {
 			return &segment{n: n, path: p, data: nil}, nil
 		}
 	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mflags := unix.MAP_SHARED
+	if create {
+		mflags |= unix.MAP_POPULATE // fault the pages in now, not under the append lock
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, mflags)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("audit spool segment %s: mmap: %w", p, err)
@@ -256,9 +296,12 @@ func (s *spool) appendLocked(kind byte, id string, t time.Time, reserve bool, pa
 		if len(s.segs) >= limit {
 			return nil, 0, ErrSpoolFull
 		}
-		next, err := s.mapSegment(cur.n+1, true)
+		next, err := s.nextSegment(cur.n + 1)
 		if err != nil {
 			return nil, 0, err
+		}
+		if !s.stopSpare {
+			s.needSpare <- next.n + 1 // cap 1, and the preparer has delivered
 		}
 		if off+4 <= int64(len(cur.data)) {
 			binary.LittleEndian.PutUint32(cur.data[off:], sealMark)
@@ -425,6 +468,21 @@ func (seg *segment) unmap() {
 }
 
 func (s *spool) close() error {
+	s.mu.Lock()
+	s.stopSpare = true
+	close(s.needSpare)
+	s.mu.Unlock()
+	s.spareDone.Wait()
+	select {
+	case seg := <-s.spare:
+		if seg != nil {
+			seg.unmap()
+			if seg.path != "" {
+				os.Remove(seg.path)
+			}
+		}
+	default:
+	}
 	if s.fsync {
 		s.syncMu.Lock()
 		s.closing = true
