@@ -1,0 +1,1074 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// ReportOptions shape a report. TopReasons bounds the denial reasons listed
+// (default 10); TopModels the models charted (default 10).
+type ReportOptions struct {
+	TopReasons int
+	TopModels  int
+}
+
+// Report summarises audit records: who called which model, what was denied
+// and why, what the guards found, tokens and cost. It holds only what the
+// records hold (no prompt or answer text exists in them).
+type Report struct {
+	Lines       int // non-empty lines read
+	Records     int // distinct call records (by request_id)
+	Duplicates  int // re-delivered call records and checkpoints, counted once
+	Checkpoints int // distinct checkpoint lines (not counted as calls)
+	Malformed   int // lines that are not audit records
+	// FirstMalformed says where the first malformed line was and why.
+	FirstMalformed string
+
+	First, Last time.Time // earliest and latest call time
+	Incomplete  int       // records recovered from a spool: the call never ended
+
+	TokensIn, TokensOut int64
+	CostUSD             float64
+	CostUnknown         int // calls without a known cost
+
+	Decisions []Count
+	Accounts  []Count
+	Apps      []AppStats
+	Models    []ModelStats
+	Findings  []FindingStats
+	// Reasons are the commonest reasons for deny and dry-run-deny
+	// decisions (at most TopReasons); DistinctReasons counts them all.
+	Reasons         []ReasonCount
+	DistinctReasons int
+
+	// Bucket is the timeline's bucket size: "minute", "hour" or "day",
+	// chosen from the span of the calls; Timeline holds the non-empty
+	// buckets in time order.
+	Bucket   string
+	Timeline []TimeBucket
+
+	topModels int // models charted
+}
+
+// Count is a name and how many calls had it.
+type Count struct {
+	Name  string
+	Calls int
+}
+
+// AppStats are one app's calls ("" for calls no app matched).
+type AppStats struct {
+	App                         string
+	Calls                       int
+	Allowed, Denied, DryRunDeny int
+	Incomplete                  int
+	TokensIn, TokensOut         int64
+	CacheRead, CacheWrite       int64
+	CostUSD                     float64
+	// LatencyP50 and LatencyP99 are over all the app's calls, denied ones
+	// included (nearest rank).
+	LatencyP50, LatencyP99 time.Duration
+}
+
+// ModelStats are one model's calls, by canonical id (the model as
+// requested when the record has no canonical form).
+type ModelStats struct {
+	Model               string
+	Calls               int
+	TokensIn, TokensOut int64
+	CostUSD             float64
+}
+
+// FindingStats add up one guard's findings of one type.
+type FindingStats struct {
+	Guard, Type string
+	Calls       int            // calls with such a finding
+	Count       int            // findings in all
+	ByAction    map[string]int // findings per action taken
+}
+
+// ReasonCount is how many calls got one decision for one reason.
+type ReasonCount struct {
+	Decision, Reason string
+	Calls            int
+}
+
+// TimeBucket counts calls per app in [Start, Start+bucket).
+type TimeBucket struct {
+	Start time.Time
+	Apps  map[string]int
+}
+
+// UnknownAccount names calls whose record carries no account.
+const UnknownAccount = "unknown"
+
+// Account is the AWS account a record's identity names: the aws.account
+// tag (EC2 and ECS sources set it), else the account field of the
+// ecs.task_arn or ecs.cluster ARN, else UnknownAccount (Kubernetes
+// identities name a namespace, not an account).
+func Account(tags map[string]string) string {
+	if a := tags["aws.account"]; a != "" {
+		return a
+	}
+	for _, k := range []string{"ecs.task_arn", "ecs.cluster"} {
+		// arn:partition:service:region:account:resource
+		if parts := strings.SplitN(tags[k], ":", 6); len(parts) == 6 && parts[0] == "arn" && parts[4] != "" {
+			return parts[4]
+		}
+	}
+	return UnknownAccount
+}
+
+// reportLine holds the fields of an audit line a report reads.
+type reportLine struct {
+	Kind           string            `json:"kind"`
+	ID             string            `json:"id"`
+	Time           json.RawMessage   `json:"time"`
+	RequestID      string            `json:"request_id"`
+	Tags           map[string]string `json:"tags"`
+	App            string            `json:"app"`
+	Model          string            `json:"model"`
+	ModelCanonical string            `json:"model_canonical"`
+	Decision       string            `json:"decision"`
+	Reason         string            `json:"reason"`
+	Incomplete     bool              `json:"incomplete"`
+	Findings       []struct {
+		Guard  string `json:"guard"`
+		Type   string `json:"type"`
+		Count  int    `json:"count"`
+		Action string `json:"action"`
+	} `json:"findings"`
+	TokensIn   int64       `json:"tokens_in"`
+	TokensOut  int64       `json:"tokens_out"`
+	CacheRead  int64       `json:"cache_read_tokens"`
+	CacheWrite int64       `json:"cache_write_tokens"`
+	CostUSD    *jsonNumber `json:"cost_usd"`
+	LatencyMS  jsonNumber  `json:"latency_ms"`
+}
+
+// jsonNumber takes a number or the strings zap writes for non-finite
+// floats ("NaN", "+Inf", "-Inf").
+type jsonNumber float64
+
+func (n *jsonNumber) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || !(math.IsNaN(f) || math.IsInf(f, 0)) {
+			return fmt.Errorf("number %q", s)
+		}
+		*n = jsonNumber(f)
+		return nil
+	}
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	*n = jsonNumber(f)
+	return nil
+}
+
+// parseTime takes RFC 3339 (AppendJSON) or epoch seconds (zap's default
+// time encoder).
+func parseTime(raw json.RawMessage) (time.Time, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return time.Time{}, nil
+	}
+	if raw[0] == '"' {
+		var t time.Time
+		err := json.Unmarshal(raw, &t)
+		return t.UTC(), err
+	}
+	var secs float64
+	if err := json.Unmarshal(raw, &secs); err != nil {
+		return time.Time{}, err
+	}
+	if math.IsNaN(secs) || math.Abs(secs) > 1e11 {
+		return time.Time{}, fmt.Errorf("time %v out of range", secs)
+	}
+	whole, frac := math.Modf(secs)
+	return time.Unix(int64(whole), int64(frac*1e9)).UTC(), nil
+}
+
+// ReportBuilder aggregates audit lines into a Report; Add has the shape
+// ReadSource calls, so a builder can take a source directly. It is not safe
+// for concurrent use.
+type ReportBuilder struct {
+	opts      ReportOptions
+	r         Report
+	seen      map[string]struct{} // request ids
+	seenCP    map[string]struct{} // checkpoint ids
+	decisions map[string]int
+	accounts  map[string]int
+	apps      map[string]*appAcc
+	models    map[string]*ModelStats
+	findings  map[[2]string]*FindingStats
+	reasons   map[[2]string]int
+	timeline  timeline
+}
+
+type appAcc struct {
+	AppStats
+	latencies []time.Duration
+}
+
+// NewReportBuilder starts an empty report.
+func NewReportBuilder(opts ReportOptions) *ReportBuilder {
+	if opts.TopReasons <= 0 {
+		opts.TopReasons = 10
+	}
+	if opts.TopModels <= 0 {
+		opts.TopModels = 10
+	}
+	return &ReportBuilder{
+		opts:      opts,
+		seen:      map[string]struct{}{},
+		seenCP:    map[string]struct{}{},
+		decisions: map[string]int{},
+		accounts:  map[string]int{},
+		apps:      map[string]*appAcc{},
+		models:    map[string]*ModelStats{},
+		findings:  map[[2]string]*FindingStats{},
+		reasons:   map[[2]string]int{},
+		timeline:  newTimeline(),
+	}
+}
+
+// Add takes one audit line. A line that is not an audit record is counted
+// as malformed, not returned as an error: one bad line should not hide a
+// day of records. Checkpoint lines and other non-call kinds are counted
+// apart; call records are de-duplicated by request_id (delivery is
+// at-least-once).
+func (b *ReportBuilder) Add(name string, line []byte) error {
+	b.r.Lines++
+	var l reportLine
+	err := json.Unmarshal(line, &l)
+	var t time.Time
+	if err == nil {
+		t, err = parseTime(l.Time)
+	}
+	if err != nil {
+		b.r.Malformed++
+		if b.r.FirstMalformed == "" {
+			b.r.FirstMalformed = fmt.Sprintf("%s: %v", name, err)
+		}
+		return nil
+	}
+	if l.Kind != "" {
+		if l.Kind == "checkpoint" {
+			if _, dup := b.seenCP[l.ID]; dup && l.ID != "" {
+				b.r.Duplicates++
+				return nil
+			}
+			b.seenCP[l.ID] = struct{}{}
+			b.r.Checkpoints++
+		}
+		return nil
+	}
+	if l.RequestID != "" {
+		if _, dup := b.seen[l.RequestID]; dup {
+			b.r.Duplicates++
+			return nil
+		}
+		b.seen[l.RequestID] = struct{}{}
+	}
+	b.addCall(&l, t)
+	return nil
+}
+
+func (b *ReportBuilder) addCall(l *reportLine, t time.Time) {
+	r := &b.r
+	r.Records++
+	if !t.IsZero() {
+		if r.First.IsZero() || t.Before(r.First) {
+			r.First = t
+		}
+		if t.After(r.Last) {
+			r.Last = t
+		}
+		b.timeline.add(t, l.App)
+	}
+	cost, costKnown := 0.0, false
+	if l.CostUSD != nil && !math.IsNaN(float64(*l.CostUSD)) && !math.IsInf(float64(*l.CostUSD), 0) {
+		cost, costKnown = float64(*l.CostUSD), true
+	}
+	if !costKnown {
+		r.CostUnknown++
+	}
+	r.TokensIn += l.TokensIn
+	r.TokensOut += l.TokensOut
+	r.CostUSD += cost
+	if l.Incomplete {
+		r.Incomplete++
+	}
+	b.decisions[l.Decision]++
+	b.accounts[Account(l.Tags)]++
+
+	a := b.apps[l.App]
+	if a == nil {
+		a = &appAcc{AppStats: AppStats{App: l.App}}
+		b.apps[l.App] = a
+	}
+	a.Calls++
+	switch l.Decision {
+	case "allow":
+		a.Allowed++
+	case "deny":
+		a.Denied++
+	case "dry-run-deny":
+		a.DryRunDeny++
+	}
+	if l.Incomplete {
+		a.Incomplete++
+	}
+	a.TokensIn += l.TokensIn
+	a.TokensOut += l.TokensOut
+	a.CacheRead += l.CacheRead
+	a.CacheWrite += l.CacheWrite
+	a.CostUSD += cost
+	if lat := float64(l.LatencyMS); lat >= 0 && lat < 1e12 { // NaN fails both
+		a.latencies = append(a.latencies, time.Duration(lat*float64(time.Millisecond)))
+	}
+
+	model := l.ModelCanonical
+	if model == "" {
+		model = l.Model
+	}
+	m := b.models[model]
+	if m == nil {
+		m = &ModelStats{Model: model}
+		b.models[model] = m
+	}
+	m.Calls++
+	m.TokensIn += l.TokensIn
+	m.TokensOut += l.TokensOut
+	m.CostUSD += cost
+
+	if l.Decision != "" && l.Decision != "allow" {
+		b.reasons[[2]string{l.Decision, l.Reason}]++
+	}
+	counted := map[[2]string]bool{}
+	for _, f := range l.Findings {
+		k := [2]string{f.Guard, f.Type}
+		fs := b.findings[k]
+		if fs == nil {
+			fs = &FindingStats{Guard: f.Guard, Type: f.Type, ByAction: map[string]int{}}
+			b.findings[k] = fs
+		}
+		if !counted[k] {
+			counted[k] = true
+			fs.Calls++
+		}
+		fs.Count += f.Count
+		fs.ByAction[f.Action] += f.Count
+	}
+}
+
+// Report returns the report so far (a snapshot; the builder may go on).
+func (b *ReportBuilder) Report() *Report {
+	r := b.r
+	r.topModels = b.opts.TopModels
+	r.Decisions = decisionCounts(b.decisions)
+	r.Accounts = sortedCounts(b.accounts)
+	r.Apps = nil
+	for _, a := range b.apps {
+		s := a.AppStats
+		lat := slices.Clone(a.latencies)
+		slices.Sort(lat)
+		s.LatencyP50, s.LatencyP99 = percentile(lat, 0.50), percentile(lat, 0.99)
+		r.Apps = append(r.Apps, s)
+	}
+	slices.SortFunc(r.Apps, func(x, y AppStats) int { return strings.Compare(x.App, y.App) })
+	r.Models = nil
+	for _, m := range b.models {
+		r.Models = append(r.Models, *m)
+	}
+	slices.SortFunc(r.Models, func(x, y ModelStats) int {
+		if x.Calls != y.Calls {
+			return y.Calls - x.Calls
+		}
+		return strings.Compare(x.Model, y.Model)
+	})
+	r.Findings = nil
+	for _, f := range b.findings {
+		c := *f
+		c.ByAction = make(map[string]int, len(f.ByAction))
+		for k, v := range f.ByAction {
+			c.ByAction[k] = v
+		}
+		r.Findings = append(r.Findings, c)
+	}
+	slices.SortFunc(r.Findings, func(x, y FindingStats) int {
+		if x.Count != y.Count {
+			return y.Count - x.Count
+		}
+		if c := strings.Compare(x.Guard, y.Guard); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Type, y.Type)
+	})
+	r.Reasons = nil
+	for k, n := range b.reasons {
+		r.Reasons = append(r.Reasons, ReasonCount{Decision: k[0], Reason: k[1], Calls: n})
+	}
+	slices.SortFunc(r.Reasons, func(x, y ReasonCount) int {
+		if x.Calls != y.Calls {
+			return y.Calls - x.Calls
+		}
+		if c := strings.Compare(x.Reason, y.Reason); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Decision, y.Decision)
+	})
+	r.DistinctReasons = len(r.Reasons)
+	if len(r.Reasons) > b.opts.TopReasons {
+		r.Reasons = r.Reasons[:b.opts.TopReasons]
+	}
+	r.Bucket, r.Timeline = b.timeline.buckets()
+	return &r
+}
+
+// BuildReport reads every source (see ReadSourceWith) into one report.
+func BuildReport(ctx context.Context, srcs []string, src SourceOptions, opts ReportOptions) (*Report, error) {
+	b := NewReportBuilder(opts)
+	for _, s := range srcs {
+		if err := ReadSourceWith(ctx, s, src, b.Add); err != nil {
+			return nil, err
+		}
+	}
+	return b.Report(), nil
+}
+
+// percentile is the nearest-rank percentile of sorted values.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// decisionCounts orders allow, deny, dry-run-deny first, then the rest.
+func decisionCounts(m map[string]int) []Count {
+	var out []Count
+	for _, d := range []string{"allow", "deny", "dry-run-deny"} {
+		if n := m[d]; n > 0 {
+			out = append(out, Count{Name: d, Calls: n})
+		}
+	}
+	var rest []Count
+	for d, n := range m {
+		if d != "allow" && d != "deny" && d != "dry-run-deny" {
+			rest = append(rest, Count{Name: d, Calls: n})
+		}
+	}
+	slices.SortFunc(rest, func(x, y Count) int { return strings.Compare(x.Name, y.Name) })
+	return append(out, rest...)
+}
+
+// sortedCounts orders by calls, most first, then by name.
+func sortedCounts(m map[string]int) []Count {
+	out := make([]Count, 0, len(m))
+	for k, n := range m {
+		out = append(out, Count{Name: k, Calls: n})
+	}
+	slices.SortFunc(out, func(x, y Count) int {
+		if x.Calls != y.Calls {
+			return y.Calls - x.Calls
+		}
+		return strings.Compare(x.Name, y.Name)
+	})
+	return out
+}
+
+// Timeline bucket sizes: minutes while the calls span at most a few hours,
+// hours up to a week, days beyond (at most a couple of hundred buckets
+// until the span reaches months).
+const (
+	minuteSpan = 3 * time.Hour
+	hourSpan   = 7 * 24 * time.Hour
+)
+
+// timeline counts calls per app at every granularity still possible: once
+// the span outgrows minutes (or hours) that map is dropped, so memory stays
+// bounded by the span, not by the number of calls.
+type timeline struct {
+	first, last       time.Time
+	minute, hour, day map[bucketKey]int
+}
+
+type bucketKey struct {
+	start int64 // Unix seconds
+	app   string
+}
+
+func newTimeline() timeline {
+	return timeline{minute: map[bucketKey]int{}, hour: map[bucketKey]int{}, day: map[bucketKey]int{}}
+}
+
+func (tl *timeline) add(t time.Time, app string) {
+	if tl.first.IsZero() || t.Before(tl.first) {
+		tl.first = t
+	}
+	if t.After(tl.last) {
+		tl.last = t
+	}
+	span := tl.last.Sub(tl.first)
+	if span > minuteSpan {
+		tl.minute = nil
+	}
+	if span > hourSpan {
+		tl.hour = nil
+	}
+	if tl.minute != nil {
+		tl.minute[bucketKey{t.Truncate(time.Minute).Unix(), app}]++
+	}
+	if tl.hour != nil {
+		tl.hour[bucketKey{t.Truncate(time.Hour).Unix(), app}]++
+	}
+	tl.day[bucketKey{t.Truncate(24 * time.Hour).Unix(), app}]++
+}
+
+func (tl *timeline) buckets() (string, []TimeBucket) {
+	name, m := "day", tl.day
+	switch {
+	case tl.minute != nil:
+		name, m = "minute", tl.minute
+	case tl.hour != nil:
+		name, m = "hour", tl.hour
+	}
+	if len(m) == 0 {
+		return name, nil
+	}
+	by := map[int64]map[string]int{}
+	for k, n := range m {
+		if by[k.start] == nil {
+			by[k.start] = map[string]int{}
+		}
+		by[k.start][k.app] += n
+	}
+	out := make([]TimeBucket, 0, len(by))
+	for s, apps := range by {
+		out = append(out, TimeBucket{Start: time.Unix(s, 0).UTC(), Apps: apps})
+	}
+	slices.SortFunc(out, func(x, y TimeBucket) int { return x.Start.Compare(y.Start) })
+	return name, out
+}
+
+// BucketFormat is the layout a timeline bucket's start is shown in.
+func (r *Report) BucketFormat() string {
+	switch r.Bucket {
+	case "minute", "hour":
+		return "2006-01-02 15:04"
+	}
+	return "2006-01-02"
+}
+
+// textSafe makes a name from a record safe for a terminal: control
+// characters (escape sequences included) and invalid UTF-8 are quoted, and
+// an empty name shows as "-".
+func textSafe(s string) string {
+	if s == "" {
+		return "-"
+	}
+	for i, c := range s {
+		if (c == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD")) || unicode.IsControl(c) || c == '\u2028' || c == '\u2029' {
+			q := strconv.Quote(s)
+			return q[1 : len(q)-1]
+		}
+	}
+	return s
+}
+
+func fmtMS(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64)
+}
+
+func fmtUSD(v float64) string { return strconv.FormatFloat(v, 'f', 6, 64) }
+
+// WriteText writes the report as plain-text tables in a stable order.
+func (r *Report) WriteText(w io.Writer) error {
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	section := func(title string) {
+		tw.Flush()
+		fmt.Fprintf(&buf, "\n%s\n", title)
+	}
+	fmt.Fprintf(tw, "Warden audit report\n")
+	fmt.Fprintf(tw, "calls\t%d\n", r.Records)
+	if !r.First.IsZero() {
+		fmt.Fprintf(tw, "from\t%s\n", r.First.Format(time.RFC3339))
+		fmt.Fprintf(tw, "to\t%s\n", r.Last.Format(time.RFC3339))
+	}
+	fmt.Fprintf(tw, "lines read\t%d\n", r.Lines)
+	fmt.Fprintf(tw, "duplicates skipped\t%d\n", r.Duplicates)
+	fmt.Fprintf(tw, "checkpoints\t%d\n", r.Checkpoints)
+	fmt.Fprintf(tw, "malformed lines\t%d\n", r.Malformed)
+	if r.FirstMalformed != "" {
+		fmt.Fprintf(tw, "first malformed\t%s\n", textSafe(r.FirstMalformed))
+	}
+	fmt.Fprintf(tw, "incomplete calls\t%d\n", r.Incomplete)
+	fmt.Fprintf(tw, "tokens in\t%d\n", r.TokensIn)
+	fmt.Fprintf(tw, "tokens out\t%d\n", r.TokensOut)
+	fmt.Fprintf(tw, "estimated cost USD\t%s\n", fmtUSD(r.CostUSD))
+	fmt.Fprintf(tw, "calls without cost\t%d\n", r.CostUnknown)
+
+	section("Decisions")
+	fmt.Fprintf(tw, "DECISION\tCALLS\n")
+	for _, d := range r.Decisions {
+		fmt.Fprintf(tw, "%s\t%d\n", textSafe(d.Name), d.Calls)
+	}
+
+	section("Accounts")
+	fmt.Fprintf(tw, "ACCOUNT\tCALLS\n")
+	for _, a := range r.Accounts {
+		fmt.Fprintf(tw, "%s\t%d\n", textSafe(a.Name), a.Calls)
+	}
+
+	section("Apps")
+	fmt.Fprintf(tw, "APP\tCALLS\tALLOW\tDENY\tDRY-RUN-DENY\tINCOMPLETE\tTOKENS IN\tTOKENS OUT\tCOST USD\tP50 MS\tP99 MS\n")
+	for _, a := range r.Apps {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", textSafe(a.App), a.Calls, a.Allowed, a.Denied, a.DryRunDeny,
+			a.Incomplete, a.TokensIn, a.TokensOut, fmtUSD(a.CostUSD), fmtMS(a.LatencyP50), fmtMS(a.LatencyP99))
+	}
+
+	section("Models")
+	fmt.Fprintf(tw, "MODEL\tCALLS\tTOKENS IN\tTOKENS OUT\tCOST USD\n")
+	for _, m := range r.Models {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", textSafe(m.Model), m.Calls, m.TokensIn, m.TokensOut, fmtUSD(m.CostUSD))
+	}
+
+	section(fmt.Sprintf("Denial reasons (top %d of %d)", len(r.Reasons), r.DistinctReasons))
+	fmt.Fprintf(tw, "CALLS\tDECISION\tREASON\n")
+	for _, d := range r.Reasons {
+		fmt.Fprintf(tw, "%d\t%s\t%s\n", d.Calls, textSafe(d.Decision), textSafe(d.Reason))
+	}
+
+	section("Guardrail findings")
+	fmt.Fprintf(tw, "GUARD\tTYPE\tCALLS\tFINDINGS\tBY ACTION\n")
+	for _, f := range r.Findings {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", textSafe(f.Guard), textSafe(f.Type), f.Calls, f.Count, byAction(f.ByAction))
+	}
+
+	section(fmt.Sprintf("Calls per %s", r.Bucket))
+	apps := r.appNames()
+	fmt.Fprintf(tw, "START (UTC)\tTOTAL")
+	for _, a := range apps {
+		fmt.Fprintf(tw, "\t%s", textSafe(a))
+	}
+	fmt.Fprintf(tw, "\n")
+	for _, b := range r.Timeline {
+		total := 0
+		for _, n := range b.Apps {
+			total += n
+		}
+		fmt.Fprintf(tw, "%s\t%d", b.Start.Format(r.BucketFormat()), total)
+		for _, a := range apps {
+			fmt.Fprintf(tw, "\t%d", b.Apps[a])
+		}
+		fmt.Fprintf(tw, "\n")
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// appNames lists the apps in report order.
+func (r *Report) appNames() []string {
+	out := make([]string, len(r.Apps))
+	for i, a := range r.Apps {
+		out[i] = a.App
+	}
+	return out
+}
+
+func byAction(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = textSafe(k) + "=" + strconv.Itoa(m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// chartData is what the page's script draws, embedded as JSON.
+type chartData struct {
+	Bucket   string        `json:"bucket"`
+	Apps     []string      `json:"apps"`
+	Timeline []chartBucket `json:"timeline"`
+	Denials  []chartBar    `json:"denials"`
+	Models   []chartBar    `json:"models"`
+	Tokens   []chartTokens `json:"tokens"`
+	Cost     []chartBar    `json:"cost"`
+	Findings []chartBar    `json:"findings"`
+}
+
+// maxChartBuckets bounds the empty buckets the chart fills in.
+const maxChartBuckets = 2000
+
+// chartBuckets is the timeline with its empty buckets filled in, so the
+// chart's x axis is linear in time (unless that would take more than
+// maxChartBuckets buckets).
+func (r *Report) chartBuckets() []TimeBucket {
+	if len(r.Timeline) < 2 {
+		return r.Timeline
+	}
+	step := 24 * time.Hour
+	switch r.Bucket {
+	case "minute":
+		step = time.Minute
+	case "hour":
+		step = time.Hour
+	}
+	first, last := r.Timeline[0].Start, r.Timeline[len(r.Timeline)-1].Start
+	if last.Sub(first)/step >= maxChartBuckets {
+		return r.Timeline
+	}
+	out := make([]TimeBucket, 0, last.Sub(first)/step+1)
+	i := 0
+	for t := first; !t.After(last); t = t.Add(step) {
+		if i < len(r.Timeline) && r.Timeline[i].Start.Equal(t) {
+			out = append(out, r.Timeline[i])
+			i++
+			continue
+		}
+		out = append(out, TimeBucket{Start: t})
+	}
+	return out
+}
+
+type chartBucket struct {
+	Start  string `json:"start"`
+	Counts []int  `json:"counts"` // per app, in Apps order
+}
+
+type chartBar struct {
+	Label string  `json:"label"`
+	Value float64 `json:"value"`
+}
+
+type chartTokens struct {
+	App string `json:"app"`
+	In  int64  `json:"in"`
+	Out int64  `json:"out"`
+}
+
+// HTMLCharts names the charts WriteHTML draws (each container's
+// data-chart), in page order.
+func HTMLCharts() []string {
+	return []string{"timeline", "denials", "models", "tokens", "cost", "findings"}
+}
+
+func (r *Report) chartData() chartData {
+	d := chartData{Bucket: r.Bucket, Apps: r.appNames()}
+	for _, b := range r.chartBuckets() {
+		cb := chartBucket{Start: b.Start.Format(r.BucketFormat()), Counts: make([]int, len(d.Apps))}
+		for i, a := range d.Apps {
+			cb.Counts[i] = b.Apps[a]
+		}
+		d.Timeline = append(d.Timeline, cb)
+	}
+	for _, x := range r.Reasons {
+		d.Denials = append(d.Denials, chartBar{Label: x.Decision + ": " + x.Reason, Value: float64(x.Calls)})
+	}
+	top := r.topModels
+	if top <= 0 {
+		top = 10
+	}
+	for i, m := range r.Models {
+		if i == top {
+			break
+		}
+		d.Models = append(d.Models, chartBar{Label: m.Model, Value: float64(m.Calls)})
+	}
+	for _, a := range r.Apps {
+		d.Tokens = append(d.Tokens, chartTokens{App: a.App, In: a.TokensIn, Out: a.TokensOut})
+		d.Cost = append(d.Cost, chartBar{Label: a.App, Value: a.CostUSD})
+	}
+	for _, f := range r.Findings {
+		d.Findings = append(d.Findings, chartBar{Label: f.Guard + "/" + f.Type, Value: float64(f.Count)})
+	}
+	return d
+}
+
+// WriteHTML writes the report as one self-contained page: inline CSS and
+// script, the chart data as JSON in a script element, no external URL.
+// The script draws each chart as SVG and sets data-drawn on its container
+// to the number of marks drawn. Every name from the records is escaped by
+// html/template (text, attributes and the JSON alike) and drawn with
+// textContent; a Content-Security-Policy allows only the page's own script
+// (by hash), so even markup that slipped through could not run or load
+// anything.
+func (r *Report) WriteHTML(w io.Writer) error {
+	sum := sha256.Sum256([]byte(reportScript))
+	csp := "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	page := struct {
+		R      *Report
+		CSP    string
+		Data   chartData
+		Script template.JS
+		Charts []htmlChart
+	}{
+		R:      r,
+		CSP:    csp,
+		Data:   r.chartData(),
+		Script: template.JS(reportScript),
+		Charts: []htmlChart{
+			{"timeline", "Calls per " + r.Bucket + " by app"},
+			{"denials", "Denials by reason"},
+			{"models", "Top models by calls"},
+			{"tokens", "Tokens per app (in, out)"},
+			{"cost", "Estimated cost per app (USD)"},
+			{"findings", "Guardrail findings by guard/type"},
+		},
+	}
+	var buf bytes.Buffer
+	if err := reportTemplate().Execute(&buf, page); err != nil {
+		return fmt.Errorf("audit report html: %w", err)
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+type htmlChart struct{ Name, Title string }
+
+func reportTemplate() *template.Template {
+	return template.Must(template.New("report").Funcs(template.FuncMap{
+		"usd":      fmtUSD,
+		"ms":       fmtMS,
+		"byAction": byAction,
+		"rfc3339":  func(t time.Time) string { return t.Format(time.RFC3339) },
+		"bucket":   func(r *Report, t time.Time) string { return t.Format(r.BucketFormat()) },
+		"name": func(s string) string {
+			if s == "" {
+				return "-"
+			}
+			return s
+		},
+	}).Parse(reportPage))
+}
+
+const reportPage = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{{.CSP}}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Warden audit report</title>
+<style>
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1d2330;background:#fafbfc}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
+.meta{color:#5a6270;margin-bottom:16px}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:16px}
+.card{background:#fff;border:1px solid #dde1e6;border-radius:6px;padding:12px 16px;overflow-x:auto}
+.card h2{margin:0 0 8px}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums}
+th,td{text-align:left;padding:3px 10px 3px 0;border-bottom:1px solid #eef0f2;vertical-align:top}
+td.n,th.n{text-align:right}
+svg{display:block;max-width:100%;height:auto}
+svg text{font:11px system-ui,sans-serif;fill:#333}
+.nodata{color:#8a919c;font-style:italic}
+.legend span{display:inline-block;margin-right:12px}
+.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
+</style>
+</head>
+<body>
+<h1>Warden audit report</h1>
+<div class="meta">{{.R.Records}} calls{{if not .R.First.IsZero}} from {{rfc3339 .R.First}} to {{rfc3339 .R.Last}}{{end}}.
+Generated from audit records only: no prompt or answer text exists in them.</div>
+
+<div class="card"><h2>Summary</h2><table>
+<tr><th>calls</th><td class="n">{{.R.Records}}</td></tr>
+<tr><th>lines read</th><td class="n">{{.R.Lines}}</td></tr>
+<tr><th>duplicates skipped</th><td class="n">{{.R.Duplicates}}</td></tr>
+<tr><th>checkpoints</th><td class="n">{{.R.Checkpoints}}</td></tr>
+<tr><th>malformed lines</th><td class="n">{{.R.Malformed}}</td></tr>{{if .R.FirstMalformed}}
+<tr><th>first malformed</th><td>{{.R.FirstMalformed}}</td></tr>{{end}}
+<tr><th>incomplete calls</th><td class="n">{{.R.Incomplete}}</td></tr>
+<tr><th>tokens in</th><td class="n">{{.R.TokensIn}}</td></tr>
+<tr><th>tokens out</th><td class="n">{{.R.TokensOut}}</td></tr>
+<tr><th>estimated cost USD</th><td class="n">{{usd .R.CostUSD}}</td></tr>
+<tr><th>calls without cost</th><td class="n">{{.R.CostUnknown}}</td></tr>
+</table></div>
+
+<h2>Charts</h2>
+<div class="grid">
+{{range .Charts}}<div class="card chart" data-chart="{{.Name}}"><h2>{{.Title}}</h2><svg role="img" aria-label="{{.Title}}"></svg></div>
+{{end}}</div>
+
+<h2>Decisions</h2>
+<div class="card"><table><tr><th>decision</th><th class="n">calls</th></tr>
+{{range .R.Decisions}}<tr><td>{{name .Name}}</td><td class="n">{{.Calls}}</td></tr>
+{{end}}</table></div>
+
+<h2>Accounts</h2>
+<div class="card"><table><tr><th>account</th><th class="n">calls</th></tr>
+{{range .R.Accounts}}<tr><td>{{name .Name}}</td><td class="n">{{.Calls}}</td></tr>
+{{end}}</table></div>
+
+<h2>Apps</h2>
+<div class="card"><table><tr><th>app</th><th class="n">calls</th><th class="n">allow</th><th class="n">deny</th><th class="n">dry-run-deny</th><th class="n">incomplete</th><th class="n">tokens in</th><th class="n">tokens out</th><th class="n">cost USD</th><th class="n">p50 ms</th><th class="n">p99 ms</th></tr>
+{{range .R.Apps}}<tr><td>{{name .App}}</td><td class="n">{{.Calls}}</td><td class="n">{{.Allowed}}</td><td class="n">{{.Denied}}</td><td class="n">{{.DryRunDeny}}</td><td class="n">{{.Incomplete}}</td><td class="n">{{.TokensIn}}</td><td class="n">{{.TokensOut}}</td><td class="n">{{usd .CostUSD}}</td><td class="n">{{ms .LatencyP50}}</td><td class="n">{{ms .LatencyP99}}</td></tr>
+{{end}}</table></div>
+
+<h2>Models</h2>
+<div class="card"><table><tr><th>model</th><th class="n">calls</th><th class="n">tokens in</th><th class="n">tokens out</th><th class="n">cost USD</th></tr>
+{{range .R.Models}}<tr><td>{{name .Model}}</td><td class="n">{{.Calls}}</td><td class="n">{{.TokensIn}}</td><td class="n">{{.TokensOut}}</td><td class="n">{{usd .CostUSD}}</td></tr>
+{{end}}</table></div>
+
+<h2>Denial reasons (top {{len .R.Reasons}} of {{.R.DistinctReasons}})</h2>
+<div class="card"><table><tr><th class="n">calls</th><th>decision</th><th>reason</th></tr>
+{{range .R.Reasons}}<tr><td class="n">{{.Calls}}</td><td>{{name .Decision}}</td><td>{{name .Reason}}</td></tr>
+{{end}}</table></div>
+
+<h2>Guardrail findings</h2>
+<div class="card"><table><tr><th>guard</th><th>type</th><th class="n">calls</th><th class="n">findings</th><th>by action</th></tr>
+{{range .R.Findings}}<tr><td>{{name .Guard}}</td><td>{{name .Type}}</td><td class="n">{{.Calls}}</td><td class="n">{{.Count}}</td><td>{{byAction .ByAction}}</td></tr>
+{{end}}</table></div>
+
+<h2>Calls per {{.R.Bucket}}</h2>
+<div class="card"><table><tr><th>start (UTC)</th>{{range .R.Apps}}<th class="n">{{name .App}}</th>{{end}}</tr>
+{{$r := .R}}{{range .R.Timeline}}{{$b := .}}<tr><td>{{bucket $r .Start}}</td>{{range $r.Apps}}<td class="n">{{index $b.Apps .App}}</td>{{end}}</tr>
+{{end}}</table></div>
+
+<script type="application/json" id="report-data">{{.Data}}</script>
+<script>{{.Script}}</script>
+</body>
+</html>
+`
+
+// reportScript draws the charts. It builds SVG elements in the namespace
+// of the page's own svg elements (no namespace URL in the page) and sets
+// every text from the data with textContent, never as markup.
+const reportScript = `(function () {
+"use strict";
+var data = JSON.parse(document.getElementById("report-data").textContent);
+var palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
+function color(i) { return palette[i % palette.length]; }
+function chart(name) {
+	var c = document.querySelector('[data-chart="' + name + '"]');
+	var svg = c.querySelector("svg");
+	return { c: c, svg: svg, ns: svg.namespaceURI };
+}
+function el(ch, tag, attrs, text) {
+	var e = document.createElementNS(ch.ns, tag);
+	for (var k in attrs) { e.setAttribute(k, String(attrs[k])); }
+	if (text !== undefined) { e.textContent = text; }
+	return e;
+}
+function short(s, n) { s = s === "" ? "-" : s; return s.length > n ? s.slice(0, n - 1) + "\u2026" : s; }
+function num(v) { return String(Math.round(v)); }
+function usd(v) { return v.toFixed(4); }
+function finish(ch, marks, w, h) {
+	if (marks === 0) {
+		w = 400; h = 30;
+		ch.svg.appendChild(el(ch, "text", { x: 4, y: 18, "class": "nodata" }, "no data"));
+	}
+	ch.svg.setAttribute("viewBox", "0 0 " + w + " " + h);
+	ch.svg.setAttribute("width", w);
+	ch.svg.setAttribute("height", h);
+	ch.c.setAttribute("data-drawn", String(marks));
+}
+function legend(ch, names) {
+	var d = document.createElement("div");
+	d.className = "legend";
+	names.forEach(function (n, i) {
+		var s = document.createElement("span");
+		var sw = document.createElement("i");
+		sw.style.background = color(i);
+		s.appendChild(sw);
+		s.appendChild(document.createTextNode(short(n, 40)));
+		d.appendChild(s);
+	});
+	ch.c.appendChild(d);
+}
+// bars draws horizontal bars, one row per item, stacked when an item has
+// several values (series).
+function bars(name, rows, series, fmt) {
+	var ch = chart(name), labelW = 230, barW = 420, rowH = 22, marks = 0, max = 0;
+	rows.forEach(function (r) {
+		var t = r.values.reduce(function (a, b) { return a + b; }, 0);
+		if (t > max) { max = t; }
+	});
+	rows.forEach(function (r, i) {
+		var y = i * rowH + 4, x = labelW, total = 0;
+		var label = el(ch, "text", { x: labelW - 6, y: y + 13, "text-anchor": "end" }, short(r.label, 34));
+		label.appendChild(el(ch, "title", {}, r.label));
+		ch.svg.appendChild(label);
+		r.values.forEach(function (v, j) {
+			var w = max > 0 ? v / max * barW : 0;
+			var rect = el(ch, "rect", { "class": "mark", x: x, y: y + 2, width: w, height: rowH - 6, fill: series.length > 1 ? color(j) : color(r.color || 0) });
+			rect.appendChild(el(ch, "title", {}, r.label + (series.length > 1 ? " " + series[j] : "") + ": " + fmt(v)));
+			ch.svg.appendChild(rect);
+			x += w; total += v; marks++;
+		});
+		ch.svg.appendChild(el(ch, "text", { x: x + 4, y: y + 13 }, fmt(total)));
+	});
+	if (series.length > 1 && marks > 0) { legend(ch, series); }
+	finish(ch, marks, labelW + barW + 90, rows.length * rowH + 8);
+}
+function timeline() {
+	var ch = chart("timeline"), n = data.timeline.length, h = 200, top = 10, left = 40, marks = 0, max = 0;
+	var slot = Math.max(4, Math.min(40, Math.floor(720 / Math.max(n, 1))));
+	data.timeline.forEach(function (b) {
+		var t = b.counts.reduce(function (a, c) { return a + c; }, 0);
+		if (t > max) { max = t; }
+	});
+	data.timeline.forEach(function (b, i) {
+		var x = left + i * slot, y = top + h;
+		b.counts.forEach(function (c, j) {
+			if (c <= 0) { return; }
+			var bh = c / max * h;
+			y -= bh;
+			var rect = el(ch, "rect", { "class": "mark", x: x + 1, y: y, width: Math.max(slot - 2, 1), height: bh, fill: color(j) });
+			rect.appendChild(el(ch, "title", {}, b.start + " " + (data.apps[j] === "" ? "-" : data.apps[j]) + ": " + c));
+			ch.svg.appendChild(rect);
+			marks++;
+		});
+	});
+	if (n > 0) {
+		ch.svg.appendChild(el(ch, "line", { x1: left, y1: top + h, x2: left + n * slot, y2: top + h, stroke: "#999" }));
+		ch.svg.appendChild(el(ch, "text", { x: left - 4, y: top + 8, "text-anchor": "end" }, num(max)));
+		ch.svg.appendChild(el(ch, "text", { x: left - 4, y: top + h, "text-anchor": "end" }, "0"));
+		ch.svg.appendChild(el(ch, "text", { x: left, y: top + h + 16 }, data.timeline[0].start));
+		if (n > 1) {
+			ch.svg.appendChild(el(ch, "text", { x: left + n * slot, y: top + h + 16, "text-anchor": "end" }, data.timeline[n - 1].start));
+		}
+		legend(ch, data.apps);
+	}
+	finish(ch, marks, Math.max(left + n * slot + 10, 300), top + h + 24);
+}
+function items(list) {
+	return (list || []).map(function (b) { return { label: b.label, values: [b.value] }; });
+}
+timeline();
+bars("denials", items(data.denials), ["calls"], num);
+bars("models", items(data.models), ["calls"], num);
+bars("tokens", (data.tokens || []).map(function (t) { return { label: t.app, values: [t.in, t.out] }; }), ["in", "out"], num);
+bars("cost", (data.cost || []).map(function (b, i) { return { label: b.label, values: [b.value], color: i }; }), ["USD"], usd);
+bars("findings", items(data.findings), ["findings"], num);
+})();
+`

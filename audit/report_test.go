@@ -1,0 +1,405 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/html"
+)
+
+var updateReport = flag.Bool("update", false, "rewrite the golden files in testdata/report")
+
+const mixedFixture = "testdata/report/mixed.jsonl"
+
+func buildFixture(t *testing.T, src string) *Report {
+	t.Helper()
+	r, err := BuildReport(context.Background(), []string{src}, SourceOptions{}, ReportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestReportGolden renders every fixture's text report and compares it with
+// its golden file (go test ./audit -run TestReportGolden -update rewrites
+// them).
+func TestReportGolden(t *testing.T) {
+	fixtures, err := filepath.Glob("testdata/report/*.jsonl")
+	if err != nil || len(fixtures) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	for _, fx := range fixtures {
+		t.Run(filepath.Base(fx), func(t *testing.T) {
+			var out bytes.Buffer
+			if err := buildFixture(t, fx).WriteText(&out); err != nil {
+				t.Fatal(err)
+			}
+			golden := strings.TrimSuffix(fx, ".jsonl") + ".golden"
+			if *updateReport {
+				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(out.Bytes(), want) {
+				t.Errorf("text report differs from %s (run with -update after checking):\n%s", golden, out.String())
+			}
+		})
+	}
+}
+
+// TestReportMixed pins the aggregates of the mixed fixture independently of
+// the golden file's layout.
+func TestReportMixed(t *testing.T) {
+	r := buildFixture(t, mixedFixture)
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"lines", r.Lines, 13}, // the empty line is not one
+		{"records", r.Records, 9},
+		{"duplicates", r.Duplicates, 2}, // r2 and the checkpoint, re-delivered
+		{"checkpoints", r.Checkpoints, 1},
+		{"malformed", r.Malformed, 1},
+		{"incomplete", r.Incomplete, 1},
+		{"tokens in", r.TokensIn, int64(1360)},
+		{"tokens out", r.TokensOut, int64(555)},
+		{"cost unknown", r.CostUnknown, 5}, // four without cost, one NaN
+		{"bucket", r.Bucket, "hour"},
+		{"timeline buckets", len(r.Timeline), 5},
+		{"apps", len(r.Apps), 4},
+		{"models", len(r.Models), 4},
+		{"distinct reasons", r.DistinctReasons, 4},
+		{"findings", len(r.Findings), 3},
+		{"first", r.First, time.Date(2026, 11, 30, 9, 5, 1, 250e6, time.UTC)},
+		{"last", r.Last, time.Date(2026, 11, 30, 13, 30, 0, 0, time.UTC)},
+		{"decisions", r.Decisions, []Count{{"allow", 5}, {"deny", 3}, {"dry-run-deny", 1}}},
+		{"accounts", r.Accounts, []Count{{"111111111111", 4}, {"222222222222", 3}, {UnknownAccount, 2}}},
+	}
+	for _, c := range checks {
+		if gb, _ := json.Marshal(c.got); string(gb) != mustJSON(t, c.want) {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if math.Abs(r.CostUSD-0.00343) > 1e-12 {
+		t.Errorf("cost = %v, want 0.00343", r.CostUSD)
+	}
+	apps := map[string]AppStats{}
+	for _, a := range r.Apps {
+		apps[a.App] = a
+	}
+	pay := apps["payments-prod"]
+	if pay.Calls != 4 || pay.Allowed != 3 || pay.Denied != 1 || pay.TokensIn != 310 || pay.CacheRead != 30 {
+		t.Errorf("payments-prod = %+v", pay)
+	}
+	// Latencies 2.1, 95, 120.5, 300 ms: nearest rank p50 is the 2nd, p99 the 4th.
+	if pay.LatencyP50 != 95*time.Millisecond || pay.LatencyP99 != 300*time.Millisecond {
+		t.Errorf("payments-prod latency p50 %v p99 %v", pay.LatencyP50, pay.LatencyP99)
+	}
+	if s := apps["search-dev"]; s.DryRunDeny != 1 || s.Incomplete != 1 || s.Calls != 3 {
+		t.Errorf("search-dev = %+v", s)
+	}
+	if f := r.Findings[0]; f.Guard != "pii-block" || f.Type != "US_SOCIAL_SECURITY_NUMBER" || f.Count != 2 || f.ByAction["block"] != 2 {
+		t.Errorf("top finding = %+v", f)
+	}
+	if m := r.Models[0]; m.Model != "anthropic.claude-3-5-haiku-20241022-v1:0" || m.Calls != 4 {
+		t.Errorf("top model = %+v", m)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestReportTopReasons(t *testing.T) {
+	b := NewReportBuilder(ReportOptions{TopReasons: 2})
+	for i, reason := range []string{"a", "b", "b", "c", "c", "c"} {
+		line := `{"v":2,"time":"2026-11-30T09:00:00Z","request_id":"r` + string(rune('0'+i)) + `","app":"x","decision":"deny","reason":"` + reason + `"}`
+		if err := b.Add("t", []byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := b.Report()
+	if r.DistinctReasons != 3 || len(r.Reasons) != 2 || r.Reasons[0].Reason != "c" || r.Reasons[1].Reason != "b" || r.Reasons[0].Calls != 3 {
+		t.Errorf("reasons = %+v (distinct %d)", r.Reasons, r.DistinctReasons)
+	}
+}
+
+func TestAccount(t *testing.T) {
+	for _, c := range []struct {
+		tags map[string]string
+		want string
+	}{
+		{map[string]string{"aws.account": "1", "ecs.task_arn": "arn:aws:ecs:r:2:task/x"}, "1"},
+		{map[string]string{"ecs.task_arn": "arn:aws:ecs:us-east-1:2:task/c/x"}, "2"},
+		{map[string]string{"ecs.cluster": "arn:aws-us-gov:ecs:us-gov-west-1:3:cluster/c"}, "3"},
+		{map[string]string{"ecs.cluster": "plain-name"}, UnknownAccount},
+		{map[string]string{"k8s.namespace": "ns"}, UnknownAccount},
+		{nil, UnknownAccount},
+	} {
+		if got := Account(c.tags); got != c.want {
+			t.Errorf("Account(%v) = %q, want %q", c.tags, got, c.want)
+		}
+	}
+}
+
+// TestReportBuckets: the bucket follows the span of the calls, and the
+// chart fills the empty buckets in between.
+func TestReportBuckets(t *testing.T) {
+	base := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		span    time.Duration
+		bucket  string
+		buckets int // in the chart, empty ones included
+	}{
+		{0, "minute", 1},
+		{90 * time.Minute, "minute", 91},
+		{3 * time.Hour, "minute", 181},
+		{3*time.Hour + time.Minute, "hour", 4},
+		{7 * 24 * time.Hour, "hour", 169},
+		{8 * 24 * time.Hour, "day", 9},
+	} {
+		b := NewReportBuilder(ReportOptions{})
+		for i, at := range []time.Time{base.Add(c.span), base} { // out of order on purpose
+			line := `{"time":"` + at.Format(time.RFC3339Nano) + `","request_id":"` + string(rune('a'+i)) + `","app":"x","decision":"allow"}`
+			if err := b.Add("t", []byte(line)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := b.Report()
+		if r.Bucket != c.bucket || len(r.chartBuckets()) != c.buckets {
+			t.Errorf("span %v: bucket %s with %d chart buckets, want %s with %d", c.span, r.Bucket, len(r.chartBuckets()), c.bucket, c.buckets)
+		}
+	}
+}
+
+// TestReportTextSafe: names from records cannot drive the terminal.
+func TestReportTextSafe(t *testing.T) {
+	var out bytes.Buffer
+	if err := buildFixture(t, mixedFixture).WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.ContainsAny(out.Bytes(), "\x1b\r\t") {
+		t.Errorf("text report holds control characters:\n%q", out.String())
+	}
+	if !strings.Contains(out.String(), `<script>alert('reason')</script>\x1b[2J`) {
+		t.Errorf("text report does not show the escaped reason:\n%s", out.String())
+	}
+}
+
+func renderHTML(t *testing.T, r *Report) string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := r.WriteHTML(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
+
+// TestReportHTML checks the page's structure and that hostile names from
+// the records stay text: no element or event handler comes from them, and
+// the page loads nothing from anywhere.
+func TestReportHTML(t *testing.T) {
+	r := buildFixture(t, mixedFixture)
+	page := renderHTML(t, r)
+	doc, err := html.Parse(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		charts           = map[string]int{}
+		scripts, jsonDat []string
+		csp              string
+		elements         = map[string]int{}
+	)
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode {
+			elements[n.Data]++
+			attrs := map[string]string{}
+			for _, a := range n.Attr {
+				attrs[a.Key] = a.Val
+				if strings.HasPrefix(a.Key, "on") {
+					t.Errorf("<%s> has an event handler attribute %s=%q", n.Data, a.Key, a.Val)
+				}
+				if a.Key == "src" || a.Key == "href" {
+					t.Errorf("<%s> loads %s=%q", n.Data, a.Key, a.Val)
+				}
+			}
+			switch n.Data {
+			case "div":
+				if c, ok := attrs["data-chart"]; ok {
+					charts[c]++
+					if n.LastChild == nil || n.LastChild.Data != "svg" {
+						t.Errorf("chart %s has no <svg> as its last child", c)
+					}
+				}
+			case "script":
+				text := ""
+				if n.FirstChild != nil {
+					text = n.FirstChild.Data
+				}
+				if attrs["type"] == "application/json" {
+					jsonDat = append(jsonDat, text)
+				} else {
+					scripts = append(scripts, text)
+				}
+			case "meta":
+				if attrs["http-equiv"] == "Content-Security-Policy" {
+					csp = attrs["content"]
+				}
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+
+	for _, name := range HTMLCharts() {
+		if charts[name] != 1 {
+			t.Errorf("chart %q: %d containers, want 1", name, charts[name])
+		}
+	}
+	if len(charts) != len(HTMLCharts()) {
+		t.Errorf("charts %v, want %v", charts, HTMLCharts())
+	}
+	for _, el := range []string{"img", "b", "link", "iframe", "object", "embed"} {
+		if elements[el] != 0 {
+			t.Errorf("page has %d <%s> elements", elements[el], el)
+		}
+	}
+	if len(scripts) != 1 || len(jsonDat) != 1 {
+		t.Fatalf("%d scripts and %d JSON data elements, want 1 and 1", len(scripts), len(jsonDat))
+	}
+	for _, bad := range []string{"http://", "https://", "//cdn", "url(", "@import", "<img", "<script>alert", "<b>model"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("page contains %q", bad)
+		}
+	}
+	for _, want := range []string{"&lt;img src=x onerror=alert(1)&gt;", "&lt;script&gt;alert(&#39;reason&#39;)&lt;/script&gt;", "&lt;b&gt;model&lt;/b&gt;"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page does not show %q as text", want)
+		}
+	}
+	// The CSP lets only this exact script run.
+	sum := sha256.Sum256([]byte(scripts[0]))
+	if want := "script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(csp, want) || !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("CSP %q does not pin the page's script (%s)", csp, want)
+	}
+	// The embedded data round-trips the hostile names exactly.
+	var data chartData
+	if err := json.Unmarshal([]byte(jsonDat[0]), &data); err != nil {
+		t.Fatalf("chart data: %v\n%s", err, jsonDat[0])
+	}
+	if strings.Join(data.Apps, "|") != "|<img src=x onerror=alert(1)>|payments-prod|search-dev" {
+		t.Errorf("chart apps = %q", data.Apps)
+	}
+	if len(data.Cost) != 4 || len(data.Tokens) != 4 || len(data.Denials) != 4 || len(data.Models) != 4 || len(data.Findings) != 3 || len(data.Timeline) != 5 {
+		t.Errorf("chart data sizes: cost %d tokens %d denials %d models %d findings %d timeline %d",
+			len(data.Cost), len(data.Tokens), len(data.Denials), len(data.Models), len(data.Findings), len(data.Timeline))
+	}
+}
+
+// TestReportHTMLEmpty: a report of nothing is still a valid page.
+func TestReportHTMLEmpty(t *testing.T) {
+	page := renderHTML(t, NewReportBuilder(ReportOptions{}).Report())
+	if !strings.Contains(page, `data-chart="timeline"`) {
+		t.Errorf("empty report page lacks its charts")
+	}
+	var out bytes.Buffer
+	if err := NewReportBuilder(ReportOptions{}).Report().WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ExpectedMarks is how many marks the page's script draws per chart for r:
+// one bar per reason, model (top 10), app (cost; two for tokens) and
+// guard/type, one timeline segment per non-empty (bucket, app).
+func expectedMarks(r *Report) map[string]int {
+	d := r.chartData()
+	segments := 0
+	for _, b := range d.Timeline {
+		for _, n := range b.Counts {
+			if n > 0 {
+				segments++
+			}
+		}
+	}
+	return map[string]int{
+		"timeline": segments,
+		"denials":  len(d.Denials),
+		"models":   len(d.Models),
+		"tokens":   2 * len(d.Tokens),
+		"cost":     len(d.Cost),
+		"findings": len(d.Findings),
+	}
+}
+
+func TestExpectedMarksMixed(t *testing.T) {
+	got := expectedMarks(buildFixture(t, mixedFixture))
+	want := map[string]int{"timeline": 7, "denials": 4, "models": 4, "tokens": 8, "cost": 4, "findings": 3}
+	if mustJSON(t, got) != mustJSON(t, want) {
+		t.Errorf("expected marks %v, want %v", got, want)
+	}
+}
+
+// FuzzReportLine: no line, however malformed, makes the aggregator or the
+// writers panic or fail.
+func FuzzReportLine(f *testing.F) {
+	fixture, err := os.ReadFile(mixedFixture)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, l := range bytes.Split(fixture, []byte("\n")) {
+		f.Add(l)
+	}
+	for _, s := range []string{
+		``, `{}`, `null`, `[]`, `{"kind":"checkpoint"}`, `{"time":1.7e9,"request_id":"x"}`, `{"time":1e300}`,
+		`{"time":"NaN"}`, `{"cost_usd":"+Inf","latency_ms":"NaN"}`, `{"cost_usd":"nope"}`, `{"latency_ms":-5}`,
+		`{"latency_ms":1e308}`, `{"findings":[{"count":-3}]}`, `{"tags":{"ecs.cluster":"arn:::::"}}`,
+		`{"time":"0001-01-01T00:00:00Z","request_id":"a"}`, `{"time":"9999-12-31T23:59:59Z","request_id":"b"}`,
+		`{"app":"\u2028\u001b","reason":"\xff"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		b := NewReportBuilder(ReportOptions{})
+		// Alongside a real record, so the fuzzed one meets every aggregate.
+		if err := b.Add("seed", []byte(`{"time":"2026-11-30T09:00:00Z","request_id":"seed","app":"a","decision":"deny","reason":"r","findings":[{"guard":"g","type":"t","count":1,"action":"block"}]}`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Add("fuzz", line); err != nil {
+			t.Fatal(err)
+		}
+		r := b.Report()
+		if r.Records+r.Malformed+r.Checkpoints+r.Duplicates > r.Lines {
+			t.Fatalf("counts exceed lines: %+v", r)
+		}
+		var out bytes.Buffer
+		if err := r.WriteText(&out); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.WriteHTML(&out); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
