@@ -41,6 +41,19 @@ func (id Identity) TagValues() map[string]string {
 	return out
 }
 
+// WeakTagNames returns the names of the tags the workload could have
+// claimed rather than proven, sorted (nil when all are strong).
+func (id Identity) WeakTagNames() []string {
+	var out []string
+	for k, t := range id.Tags {
+		if !t.Strong {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // WithTag returns a copy of id with one more tag; id's maps, which a source
 // may share between calls, are not touched.
 func (id Identity) WithTag(key string, t Tag) Identity {

@@ -103,6 +103,7 @@ type env struct {
 	srv      *proxy.Server
 	endpoint string
 	audit    *recorder
+	writer   audit.Writer // when set, Warden writes here instead of to audit
 }
 
 type envOption func(*envOpts)
@@ -181,10 +182,14 @@ func (e *env) start(t *testing.T, policy, listener string, tlsCfg *tls.Config) {
 	if err != nil {
 		t.Fatalf("policy: %v", err)
 	}
+	var w audit.Writer = e.audit
+	if e.writer != nil {
+		w = e.writer
+	}
 	e.srv, err = proxy.New(context.Background(), proxy.Options{
 		Config:      cfg,
 		Credentials: credentials.NewStaticCredentialsProvider(wardenKey, wardenSecret, ""),
-		Audit:       e.audit,
+		Audit:       w,
 		Logger:      zaptest.NewLogger(t),
 	})
 	if err != nil {

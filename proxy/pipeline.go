@@ -158,6 +158,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	c.rec.IdentitySource = id.Source
 	c.rec.IdentityStale = id.Stale
 	c.rec.Tags = id.TagValues()
+	c.rec.WeakTags = id.WeakTagNames()
 
 	d := s.decide(r.Context(), id, c, authz.Call{Op: route.Op, Model: c.model, S3OutputURI: c.asyncOutput})
 	if d.Allow {
