@@ -147,6 +147,7 @@ func (v *Verifier) Add(source string, line []byte) {
 			Detail: "differs from the line with this seq in " + old.source})
 		return
 	}
+	t.Body = nil // aliases the caller's line
 	c[t.Seq] = &chainEntry{t: t, kind: m.Kind, key: m.Key, final: m.Final, source: source}
 }
 

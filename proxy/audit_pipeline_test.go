@@ -58,7 +58,7 @@ func (p *intentProbe) Write(r *audit.Record) {
 	p.mu.Unlock()
 }
 func (p *intentProbe) Close() error { return nil }
-func (p *intentProbe) open() int   { p.mu.Lock(); defer p.mu.Unlock(); return p.begun - p.written }
+func (p *intentProbe) open() int    { p.mu.Lock(); defer p.mu.Unlock(); return p.begun - p.written }
 
 // startWith runs Warden over emu with the given audit writer.
 func startWith(t *testing.T, emu *bedrocktest.Server, policy string, w audit.Writer) *bedrockruntime.Client {
