@@ -184,10 +184,10 @@ func loadOrCreateKey(dir string) (*Signer, error) {
 	return s, nil
 }
 
-// loadOrCreateInstance returns the instance name: want if set (and then
+// ResolveInstance returns the instance name for a spool in dir: want if set (and then
 // persisted), else the one in dir/instance, else host name plus a random
 // suffix.
-func loadOrCreateInstance(dir, want string) (string, error) {
+func ResolveInstance(dir, want string) (string, error) {
 	p := filepath.Join(dir, "instance")
 	if dir != "" && want == "" {
 		if b, err := os.ReadFile(p); err == nil {

@@ -24,7 +24,7 @@ type Options struct {
 	// Dir is the spool directory; "" keeps the spool in memory (nothing
 	// survives a crash: tests and demos).
 	Dir          string
-	Instance     string // "" picks or reuses one (see loadOrCreateInstance)
+	Instance     string // "" picks or reuses one (see ResolveInstance)
 	Fsync        bool   // group-committed fdatasync before Begin and Write return
 	MaxBytes     int64
 	SegmentBytes int64
@@ -116,7 +116,7 @@ func Open(ctx context.Context, o Options) (*Pipeline, error) {
 	p := &Pipeline{o: o, log: o.Logger, stop: make(chan struct{})}
 	p.initMetrics()
 	var err error
-	if p.instance, err = loadOrCreateInstance(o.Dir, o.Instance); err != nil {
+	if p.instance, err = ResolveInstance(o.Dir, o.Instance); err != nil {
 		return nil, err
 	}
 	if p.signer, err = loadOrCreateKey(o.Dir); err != nil {
