@@ -1032,7 +1032,7 @@ function bars(name, rows, series, fmt) {
 }
 function timeline() {
 	var ch = chart("timeline"), n = data.timeline.length, h = 200, top = 10, left = 40, marks = 0, max = 0;
-	var slot = Math.max(4, Math.min(40, Math.floor(720 / Math.max(n, 1))));
+	var slot = Math.max(4, Math.min(80, Math.floor(720 / Math.max(n, 1))));
 	data.timeline.forEach(function (b) {
 		var t = b.counts.reduce(function (a, c) { return a + c; }, 0);
 		if (t > max) { max = t; }

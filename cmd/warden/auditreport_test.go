@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// reportFixture is the audit package's report fixture: duplicates, a
+// checkpoint, every decision, findings, tokens and cost, an incomplete
+// record and hostile names.
+const reportFixture = "../../audit/testdata/report/mixed.jsonl"
+
+func runAuditReport(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), append([]string{"audit", "report"}, args...), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestAuditReport(t *testing.T) {
+	dir := t.TempDir()
+	page := filepath.Join(dir, "report.html")
+	out, errs, code := runAuditReport(t, "--html", page, reportFixture)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	golden, err := os.ReadFile("../../audit/testdata/report/mixed.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The golden file names the fixture by its path from the audit package.
+	if out = strings.Replace(out, reportFixture, "testdata/report/mixed.jsonl", 1); out != string(golden) {
+		t.Errorf("stdout is not the fixture's golden report:\n%s", out)
+	}
+	st, err := os.Stat(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("html page mode %v, want 0600", st.Mode().Perm())
+	}
+	html, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`data-chart="timeline"`, `data-chart="cost"`, "&lt;img src=x onerror=alert(1)&gt;"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("html page lacks %q", want)
+		}
+	}
+}
+
+// Several sources, a directory with a gzip file among them, add up into
+// one report and de-duplicate across sources.
+func TestAuditReportSources(t *testing.T) {
+	fixture, err := os.ReadFile(reportFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(fixture)
+	zw.Close()
+	if err := os.WriteFile(filepath.Join(dir, "again.jsonl.gz"), gz.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := runAuditReport(t, reportFixture, dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	// Every call and checkpoint line of the second copy (12) is a
+	// duplicate, as are the 2 re-deliveries within the first.
+	for _, want := range []string{"\ncalls               9\n", "\nlines read          26\n", "\nduplicates skipped  14\n", "\nmalformed lines     2\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestAuditReportErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "want at least one audit source"},
+		{[]string{"--top", "0", reportFixture}, "--top 0"},
+		{[]string{"no/such/file.jsonl"}, "no/such/file.jsonl"},
+		{[]string{"--html", "/no/such/dir/r.html", reportFixture}, "--html"},
+		{[]string{"--bogus"}, "flag provided but not defined"},
+	} {
+		_, errs, code := runAuditReport(t, c.args...)
+		if code == 0 || !strings.Contains(errs, c.want) {
+			t.Errorf("%q: exit %d, stderr %q, want an error with %q", c.args, code, errs, c.want)
+		}
+	}
+	if out, errs, code := runAuditReport(t, "-h"); code != 0 || !strings.Contains(errs, "warden audit report") {
+		t.Errorf("-h: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
