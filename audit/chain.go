@@ -207,6 +207,9 @@ func ResolveInstance(dir, want string) (string, error) {
 		name = host + "-" + hex.EncodeToString(r[:])
 	}
 	if dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", fmt.Errorf("audit spool %s: %w", dir, err)
+		}
 		if err := writeFileAtomic(p, []byte(name+"\n"), 0o600); err != nil {
 			return "", fmt.Errorf("audit instance name: %w", err)
 		}
