@@ -8,6 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/warden-egress/warden/internal/miniotest"
 )
 
 // reportFixture is the audit package's report fixture: duplicates, a
@@ -80,6 +86,48 @@ func TestAuditReportSources(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// The command reads s3:// sources with the --s3-* flags and credentials
+// from the default chain (here, the environment).
+func TestAuditReportS3(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "trail")
+	fixture, err := os.ReadFile(reportFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(fixture)
+	zw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("trail"), Key: aws.String("bedrock/dt=2026-11-30/hour=09/w-1.jsonl.gz"),
+		Body: bytes.NewReader(gz.Bytes())}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
+	out, errs, code := runAuditReport(t, "--s3-endpoint", srv.Endpoint, "--s3-region", srv.Region, "--s3-path-style", "s3://trail/bedrock/")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if errs != "" {
+		t.Errorf("stderr: %s", errs)
+	}
+	golden, err := os.ReadFile("../../audit/testdata/report/mixed.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out = strings.Replace(out, "bedrock/dt=2026-11-30/hour=09/w-1.jsonl.gz", "testdata/report/mixed.jsonl", 1); out != string(golden) {
+		t.Errorf("report from S3 is not the fixture's golden report:\n%s", out)
 	}
 }
 
