@@ -255,7 +255,8 @@ func NewReportBuilder(opts ReportOptions) *ReportBuilder {
 // as malformed, not returned as an error: one bad line should not hide a
 // day of records. Checkpoint lines and other non-call kinds are counted
 // apart; call records are de-duplicated by request_id (delivery is
-// at-least-once).
+// at-least-once; a record without one is always counted) and checkpoints
+// by id.
 func (b *ReportBuilder) Add(name string, line []byte) error {
 	b.r.Lines++
 	var l reportLine

@@ -403,3 +403,34 @@ func FuzzReportLine(f *testing.F) {
 		}
 	})
 }
+
+// TestReportReadsAppendJSON: the report reads the lines the writers write
+// (Record.AppendJSON), so a renamed field shows up here.
+func TestReportReadsAppendJSON(t *testing.T) {
+	at := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	recs := []Record{
+		{Time: at, RequestID: "a", Tags: map[string]string{"aws.account": "123456789012"}, App: "<app>", Model: "m", ModelCanonical: "canon",
+			Decision: "allow", Status: 200, Usage: Usage{Known: true, Input: 7, Output: 3, CacheRead: 2, CacheWrite: 1},
+			CostUSD: 0.5, CostKnown: true, Latency: 1500 * time.Microsecond,
+			Findings: []Finding{{Guard: "g", Detector: "pii", Type: "EMAIL", Count: 2, Action: "mask", Phase: "output"}}},
+		{Time: at.Add(time.Minute), RequestID: "b", App: "<app>", Model: "m", Decision: "deny", Reason: "why", Status: 403, Incomplete: true},
+	}
+	b := NewReportBuilder(ReportOptions{})
+	for i := range recs {
+		if err := b.Add("w", recs[i].AppendJSON(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := b.Report()
+	a := r.Apps[0]
+	if r.Records != 2 || r.Malformed != 0 || a.App != "<app>" || a.Allowed != 1 || a.Denied != 1 || a.Incomplete != 1 ||
+		a.TokensIn != 7 || a.TokensOut != 3 || a.CacheRead != 2 || a.CacheWrite != 1 || a.CostUSD != 0.5 || a.LatencyP99 != 1500*time.Microsecond {
+		t.Errorf("report = %+v, app %+v", r, a)
+	}
+	if r.Models[0].Model != "canon" || r.Models[1].Model != "m" || r.Accounts[0].Name != "123456789012" || r.CostUnknown != 1 {
+		t.Errorf("models %+v accounts %+v", r.Models, r.Accounts)
+	}
+	if len(r.Findings) != 1 || r.Findings[0].ByAction["mask"] != 2 || len(r.Reasons) != 1 || r.Reasons[0].Reason != "why" || r.Bucket != "minute" {
+		t.Errorf("findings %+v reasons %+v bucket %s", r.Findings, r.Reasons, r.Bucket)
+	}
+}
