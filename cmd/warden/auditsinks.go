@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/authz"
+)
+
+// openSinks builds one audit sink per configured entry, in order. The
+// HTTP sink's auth value is read from the environment variable the config
+// names (secrets never sit in the config file); an unset or empty one is
+// an error rather than unauthenticated delivery. On error the sinks opened
+// so far are closed.
+func openSinks(ctx context.Context, cfg authz.AuditConfig, instance string, stdout io.Writer) ([]audit.Sink, error) {
+	var sinks []audit.Sink
+	fail := func(err error) ([]audit.Sink, error) {
+		for _, s := range sinks {
+			err = errors.Join(err, s.Close())
+		}
+		return nil, err
+	}
+	for i, sc := range cfg.Sinks {
+		s, err := openSink(ctx, sc, instance, stdout)
+		if err != nil {
+			return fail(fmt.Errorf("audit.sinks[%d] (%s): %w", i, sc.Kind(), err))
+		}
+		sinks = append(sinks, s)
+	}
+	return sinks, nil
+}
+
+func openSink(ctx context.Context, sc authz.SinkConfig, instance string, stdout io.Writer) (audit.Sink, error) {
+	switch {
+	case sc.Stdout != nil:
+		return audit.NewStdoutSink(stdout), nil
+	case sc.File != nil:
+		return audit.NewFileSink(audit.FileSinkOptions{Path: sc.File.Path, MaxBytes: sc.File.MaxBytes, MaxFiles: sc.File.MaxFiles})
+	case sc.S3 != nil:
+		c := sc.S3
+		return audit.NewS3Sink(ctx, audit.S3SinkOptions{
+			Bucket: c.Bucket, Prefix: c.Prefix, Region: c.Region, Endpoint: c.Endpoint, PathStyle: c.PathStyle,
+			Instance: instance,
+		})
+	case sc.CloudWatch != nil:
+		c := sc.CloudWatch
+		stream := c.LogStream
+		if stream == "" {
+			stream = instance
+		}
+		return audit.NewCloudWatchSink(ctx, audit.CloudWatchSinkOptions{
+			LogGroup: c.LogGroup, LogStream: stream, Region: c.Region, Endpoint: c.Endpoint,
+		})
+	case sc.HTTP != nil:
+		c := sc.HTTP
+		var value string
+		if c.AuthEnv != "" {
+			value = os.Getenv(c.AuthEnv)
+			if value == "" {
+				return nil, fmt.Errorf("auth_env %s is not set or empty: it must hold the %s header value for %s", c.AuthEnv, c.AuthHeader, c.URL)
+			}
+		}
+		return audit.NewHTTPSink(audit.HTTPSinkOptions{
+			URL: c.URL, Format: c.Format, AuthHeader: c.AuthHeader, AuthValue: value, Timeout: c.Timeout,
+		})
+	}
+	return nil, errors.New("no sink named")
+}
