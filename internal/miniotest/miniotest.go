@@ -47,6 +47,7 @@ type Server struct {
 	Region    string // what clients should sign for: us-east-1
 
 	bin, dir, certs   string
+	home              string
 	addr, consoleAddr string
 
 	mu   sync.Mutex
@@ -84,6 +85,7 @@ func Start(t testing.TB) *Server {
 		bin:       bin,
 		dir:       t.TempDir(),
 		certs:     t.TempDir(),
+		home:      t.TempDir(),
 		addr:      freeAddr(t),
 	}
 	s.consoleAddr = freeAddr(t)
@@ -120,6 +122,7 @@ func (s *Server) start(t testing.TB) {
 		"MINIO_BROWSER=off",
 		"MINIO_UPDATE=off",
 		"MINIO_CI_CD=1", // no prompts, no surprises in a sandbox
+		"HOME="+s.home,  // MinIO creates ~/.minio: not in the user's home
 	)
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
