@@ -331,7 +331,8 @@ func newBenchEnv(ctx context.Context, o *benchOptions) (_ *benchEnv, err error) 
 		bareTransport.CloseIdleConnections()
 	})
 
-	// Warden, auditing to a real file.
+	// Warden, auditing as it runs in production: every call through the
+	// on-disk spool (process durability) into a file sink.
 	cfg, err := authz.ParseConfig([]byte(strings.ReplaceAll(benchPolicy, "${EMULATOR_URL}", e.emu.URL)))
 	if err != nil {
 		return nil, fmt.Errorf("bench policy: %w", err)
@@ -341,7 +342,7 @@ func newBenchEnv(ctx context.Context, o *benchOptions) (_ *benchEnv, err error) 
 	}
 	dir := e.auditDir
 	e.closers = append(e.closers, func() { _ = os.RemoveAll(dir) })
-	aw, err := audit.OpenFileWriter(filepath.Join(e.auditDir, "audit.jsonl"))
+	aw, err := openBenchAudit(ctx, e.auditDir, "warden")
 	if err != nil {
 		return nil, err
 	}
@@ -786,4 +787,16 @@ func printBenchReport(out io.Writer, o *benchOptions, rep *benchReport) {
 		}
 		fmt.Fprintf(out, "%s target %s: %s\n", verdict, t.Name, t.Detail)
 	}
+}
+
+// openBenchAudit is the audit pipeline the benchmarks run Warden with: the
+// default durability (an mmap'd spool in dir/NAME-spool) shipping to a file
+// sink (dir/NAME.jsonl).
+func openBenchAudit(ctx context.Context, dir, name string) (*audit.Pipeline, error) {
+	sink, err := audit.NewFileSink(audit.FileSinkOptions{Path: filepath.Join(dir, name+".jsonl")})
+	if err != nil {
+		return nil, err
+	}
+	return audit.Open(ctx, audit.Options{Dir: filepath.Join(dir, name+"-spool"), Instance: "bench-" + name, Sinks: []audit.Sink{sink},
+		SegmentBytes: 64 << 20, MaxBytes: 1 << 30})
 }

@@ -29,7 +29,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -44,7 +43,6 @@ import (
 	"github.com/elazarl/goproxy"
 	"go.uber.org/zap"
 
-	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
 	"github.com/warden-egress/warden/proxy"
@@ -405,7 +403,7 @@ func newBPEnv(ctx context.Context, o *bpOptions) (_ *bpEnv, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("bench-proxy policy (%s): %w", signing, err)
 		}
-		aw, err := audit.OpenFileWriter(filepath.Join(auditDir, signing+".jsonl"))
+		aw, err := openBenchAudit(ctx, auditDir, signing)
 		if err != nil {
 			return nil, err
 		}

@@ -63,8 +63,9 @@ apps:
     match: {tags: {app: svc}}
     allow: {models: ["amazon.nova-*"], operations: [Converse]}
 audit:
+  spool: {dir: %q}
   sinks: [{file: {path: %q}}]
-`, ep, admin, emu.URL, auditPath)
+`, ep, admin, emu.URL, filepath.Join(dir, "spool"), auditPath)
 	cfgPath := filepath.Join(dir, "warden.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -125,9 +126,25 @@ audit:
 		t.Errorf("audit file mode %v, want 0600", st.Mode().Perm())
 	}
 	data, _ := os.ReadFile(auditPath)
-	if !strings.Contains(string(data), `"decision":"allow"`) || strings.Count(string(data), "\n") != 1 {
+	if calls := callLines(data); len(calls) != 1 || !strings.Contains(calls[0], `"decision":"allow"`) {
 		t.Errorf("audit file: %s", data)
 	}
+	// The trail a stopped serve leaves verifies against the spool's key.
+	var vout bytes.Buffer
+	if code := run(context.Background(), []string{"audit", "verify", "--key", "@" + filepath.Join(dir, "spool", "signing.pub"), auditPath}, &vout, &vout); code != 0 {
+		t.Errorf("audit verify: exit %d\n%s", code, vout.String())
+	}
+}
+
+// callLines returns the call records among audit lines (not checkpoints).
+func callLines(data []byte) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if l != "" && !strings.Contains(l, `"kind":"checkpoint"`) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func TestPolicyValidate(t *testing.T) {

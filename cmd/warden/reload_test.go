@@ -57,8 +57,9 @@ apps:
     match: {tags: {app: svc}}
     allow: {models: [%q], operations: [Converse]}
 audit:
+  spool: {dir: %q}
   sinks: [{file: {path: %q}}]
-`, ep, admin, emu.URL, static, models, auditPath)
+`, ep, admin, emu.URL, static, models, filepath.Join(dir, "spool"), auditPath)
 	}
 	cfgPath := filepath.Join(dir, "warden.yaml")
 	write := func(s string) {
@@ -176,7 +177,7 @@ audit:
 		t.Fatal(err)
 	}
 	want := []string{h0, h1, h1, h1}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	lines := callLines(b)
 	if len(lines) != len(want) {
 		t.Fatalf("%d audit records, want %d:\n%s", len(lines), len(want), b)
 	}

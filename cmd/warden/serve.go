@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/warden-egress/warden/audit"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/proxy"
 )
@@ -51,12 +51,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
-	aw, err := openAudit(cfg.Audit, stdout)
+	reg := prometheus.NewRegistry()
+	aw, err := openAudit(ctx, cfg.Audit, stdout, log, reg)
 	if err != nil {
 		return err
 	}
-	srv, err := proxy.New(ctx, proxy.Options{Config: cfg, Audit: aw, Logger: log})
+	srv, err := proxy.New(ctx, proxy.Options{Config: cfg, Audit: aw, Logger: log, Registry: reg})
 	if err != nil {
+		_ = aw.Close()
 		return err
 	}
 	go watchConfig(ctx, srv, *path, data, *watch, hup, log)
@@ -179,25 +181,4 @@ func writeCAFiles(srv *proxy.Server, cfg *authz.Config, log *zap.Logger) error {
 func newLogger(w io.Writer) *zap.Logger {
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), zapcore.InfoLevel))
-}
-
-func openAudit(cfg authz.AuditConfig, stdout io.Writer) (audit.Writer, error) {
-	var ws audit.Multi
-	for _, s := range cfg.Sinks {
-		switch {
-		case s.Stdout != nil:
-			ws = append(ws, audit.NewBufferedZapWriter(zapcore.Lock(zapcore.AddSync(stdout))))
-		case s.File != nil:
-			w, err := audit.OpenFileWriter(s.File.Path)
-			if err != nil {
-				_ = ws.Close()
-				return nil, err
-			}
-			ws = append(ws, w)
-		}
-	}
-	if len(ws) == 1 {
-		return ws[0], nil
-	}
-	return ws, nil
 }

@@ -53,7 +53,8 @@ apps:
     allow_weak_identity: true
     match: {tags: {app: svc}}
     allow: {models: ["amazon.nova-*"], operations: [Converse]}
-`, px, admin, emu.URL, certOut, bundleOut)
+audit: {spool: {dir: %q}}
+`, px, admin, emu.URL, certOut, bundleOut, filepath.Join(dir, "spool"))
 	cfgPath := filepath.Join(dir, "warden.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

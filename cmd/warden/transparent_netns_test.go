@@ -544,7 +544,7 @@ apps:
       models: ["anthropic.claude-3-5-haiku-*"]
       operations: [Converse, ConverseStream]
 ca: {cert_out: %q}
-audit: {sinks: [{stdout: {}}]}
+audit: {spool: {dir: none}, sinks: [{stdout: {}}]} # Warden runs as uid 1337 here
 `, transparent, nsIP, adminPort, upIP, w.caFile)
 		if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
