@@ -109,13 +109,13 @@ func (s *s3Sink) Write(ctx context.Context, batch []Entry) error {
 		entries []Entry
 	}
 	var parts []*part
-	idx := map[time.Time]*part{}
+	idx := map[int64]*part{} // by Unix hour: time.Time keys compare locations too
 	for _, e := range batch {
 		h := e.Time.UTC().Truncate(time.Hour)
-		p := idx[h]
+		p := idx[h.Unix()]
 		if p == nil {
 			p = &part{hour: h}
-			idx[h] = p
+			idx[h.Unix()] = p
 			parts = append(parts, p)
 		}
 		p.entries = append(p.entries, e)
