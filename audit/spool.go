@@ -242,12 +242,20 @@ func scanEnd(data []byte) int64 {
 			break
 		}
 		p := data[off+frameHeader : off+frameHeader+int(n)]
-		if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(data[off+4:]) {
+		if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(data[off+4:]) || !validPayload(p) {
 			break
 		}
 		off += frameHeader + int(n)
 	}
 	return int64(off)
+}
+
+// validPayload checks a payload's structure (kind, id length, time).
+func validPayload(p []byte) bool {
+	if len(p) < 2 || (p[0] != kindIntent && p[0] != kindRecord && p[0] != kindCheck) {
+		return false
+	}
+	return len(p) >= 2+int(p[1])+8
 }
 
 // frame is one decoded spool frame; Line aliases the segment's memory.
