@@ -2,6 +2,8 @@ package authz
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -18,6 +20,9 @@ type AuditConfig struct {
 	Checkpoint CheckpointConfig       `yaml:"checkpoint"`
 	Sinks      []SinkConfig           `yaml:"sinks"`
 	Prices     map[string]PriceConfig `yaml:"prices"`
+
+	// prices is Prices compiled by Validate (PriceTable).
+	prices *Prices
 }
 
 // Spool durability and overflow modes.
@@ -225,10 +230,14 @@ func validateAudit(a *AuditConfig) []error {
 			add("audit.sinks[%d].http.format %q: want jsonl, json or splunk_hec", i, sk.HTTP.Format)
 		}
 	}
-	for m, p := range a.Prices {
-		if p.Input < 0 || p.Output < 0 || p.CacheRead < 0 || p.CacheWrite < 0 {
-			add("audit.prices[%s]: prices must not be negative", m)
+	a.prices = nil
+	for _, m := range slices.Sorted(maps.Keys(a.Prices)) {
+		if err := checkPriceKey(m, a.Prices[m]); err != nil {
+			errs = append(errs, err)
 		}
+	}
+	if p, err := NewPrices(a.Prices); err == nil {
+		a.prices = p
 	}
 	return errs
 }

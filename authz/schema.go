@@ -67,6 +67,16 @@ func schemaExtra() map[string]map[string]any {
 		"BedrockGuardConfig.action":    {"enum": []any{"block", "record"}},
 		"BedrockGuardConfig.on_error":  {"enum": []any{"block", "allow"}},
 		"BedrockGuardrailConfig.trace": {"enum": []any{"enabled", "disabled", "enabled_full"}},
+
+		"SpoolConfig.durability": {"enum": []any{DurabilityProcess, DurabilityFsync}},
+		"SpoolConfig.on_full":    {"enum": []any{OnFullDeny, OnFullDrop}},
+		"HTTPSinkConfig.format":  {"enum": []any{"jsonl", "json", "splunk_hec"}},
+		"AuditConfig.prices": {"propertyNames": map[string]any{"pattern": "^[^*]+\\*?$|^\\*$"},
+			"description": "USD per million tokens by canonical model id, or by a prefix ending in '*' (longest wins)"},
+		"PriceConfig.input_per_mtok":       {"minimum": 0},
+		"PriceConfig.output_per_mtok":      {"minimum": 0},
+		"PriceConfig.cache_read_per_mtok":  {"minimum": 0},
+		"PriceConfig.cache_write_per_mtok": {"minimum": 0},
 	}
 }
 
