@@ -35,14 +35,17 @@ func benchRecord() *Record {
 // intent before forwarding and the sealed record after, with a shipper
 // draining to a discarding sink concurrently. Parallel, like the proxy.
 func BenchmarkPipelineCall(b *testing.B) {
-	for _, mode := range []string{"memory", "process", "fsync"} {
+	for _, mode := range []string{"memory", "process", "fsync", "fsync-64-callers"} {
 		b.Run(mode, func(b *testing.B) {
 			dir := ""
 			if mode != "memory" {
 				dir = b.TempDir()
 			}
+			if mode == "fsync-64-callers" {
+				b.SetParallelism(32) // × GOMAXPROCS goroutines share each group commit
+			}
 			sink := &countSink{}
-			o := Options{Dir: dir, Instance: "bench", Fsync: mode == "fsync", SegmentBytes: 64 << 20, MaxBytes: 1 << 30,
+			o := Options{Dir: dir, Instance: "bench", Fsync: strings.HasPrefix(mode, "fsync"), SegmentBytes: 64 << 20, MaxBytes: 1 << 30,
 				Sinks: []Sink{sink}, BatchMax: 1000, BatchWait: 10 * time.Millisecond, CheckpointEvery: 1000, CheckpointInterval: time.Second}
 			p, err := Open(b.Context(), o)
 			if err != nil {

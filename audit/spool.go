@@ -227,6 +227,15 @@ func (s *spool) mapSegment(n uint64, create bool) (*segment, error) {
 		f.Close()
 		return nil, fmt.Errorf("audit spool segment %s: mmap: %w", p, err)
 	}
+	if create {
+		// A shared file mapping is populated read-only (the kernel tracks
+		// dirty pages by write faults, ~4 µs each here): take every page's
+		// write fault now — in the background for spares — rather than one
+		// per page on the append path.
+		for i := 0; i < len(data); i += os.Getpagesize() {
+			data[i] = 0
+		}
+	}
 	return &segment{n: n, path: p, f: f, data: data}, nil
 }
 

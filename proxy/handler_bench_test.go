@@ -89,6 +89,17 @@ apps: [{name: a, allow_weak_identity: true, match: {tags: {app: a}}, allow: {mod
 		defer aw.Close()
 		runWarden(b, aw)
 	})
+	// With the production pipeline: intent and sealed record through the
+	// on-disk spool (process durability), shipped to a discarding sink.
+	b.Run("warden-spooled", func(b *testing.B) {
+		p, err := audit.Open(context.Background(), audit.Options{Dir: b.TempDir(), Instance: "bench", Sinks: []audit.Sink{discardSink{}},
+			SegmentBytes: 64 << 20, MaxBytes: 1 << 30})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		runWarden(b, p)
+	})
 	b.Run("bare-reverse-proxy", func(b *testing.B) {
 		u, _ := url.Parse("http://127.0.0.1:1")
 		rp := httputil.NewSingleHostReverseProxy(u)
@@ -104,6 +115,12 @@ apps: [{name: a, allow_weak_identity: true, match: {tags: {app: a}}, allow: {mod
 		}
 	})
 }
+
+type discardSink struct{}
+
+func (discardSink) Name() string                               { return "discard" }
+func (discardSink) Write(context.Context, []audit.Entry) error { return nil }
+func (discardSink) Close() error                               { return nil }
 
 type bufPool struct{}
 
