@@ -1,7 +1,8 @@
-// Package audit holds Warden's per-call audit record and the writers that
-// deliver it. This release writes one JSON line per call (in zap's JSON
-// format, to a zap WriteSyncer) to stdout or a file; the durable spooled
-// pipeline comes later.
+// Package audit holds Warden's per-call audit record and the pipeline that
+// delivers it: an on-disk spool on the hot path (intent before forwarding,
+// sealed record after), a hash chain with signed checkpoints, sinks fed
+// from the spool (stdout, file, S3, CloudWatch Logs, HTTP), the verifier
+// and the report.
 package audit
 
 import (
@@ -563,40 +564,6 @@ func NewZapWriter(ws zapcore.WriteSyncer) *ZapWriter {
 	return &ZapWriter{ws: ws, closer: func() error { return nil }}
 }
 
-// FlushInterval bounds how long a record may sit in a buffered writer's
-// memory. A graceful shutdown flushes; a SIGKILL can lose at most this much
-// (the on-disk spool of the audit pipeline closes that gap).
-const FlushInterval = 100 * time.Millisecond
-
-// NewBufferedZapWriter batches records in memory and writes them every
-// FlushInterval or 256 KiB, whichever comes first, and on Close: one write
-// system call per batch instead of per call.
-func NewBufferedZapWriter(ws zapcore.WriteSyncer) *ZapWriter {
-	bws := &zapcore.BufferedWriteSyncer{WS: ws, Size: 256 << 10, FlushInterval: FlushInterval}
-	w := NewZapWriter(bws)
-	w.closer = bws.Stop
-	return w
-}
-
-// OpenFileWriter appends to path, creating it 0600 (records name apps and
-// models), through a buffered writer.
-func OpenFileWriter(path string) (*ZapWriter, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("audit file sink %s: %w", path, err)
-	}
-	w := NewBufferedZapWriter(zapcore.AddSync(f))
-	stop := w.closer
-	w.closer = func() error {
-		err := stop()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	}
-	return w, nil
-}
-
 var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // maxPooledLine keeps rare huge records from pinning memory in the pool.
@@ -623,35 +590,4 @@ func (w *ZapWriter) Write(r *Record) {
 func (w *ZapWriter) Close() error {
 	_ = w.ws.Sync()
 	return w.closer()
-}
-
-// Multi fans a record out to several writers.
-type Multi []Writer
-
-// Begin implements Writer.
-func (m Multi) Begin(r *Record) error {
-	for _, w := range m {
-		if err := w.Begin(r); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Write implements Writer.
-func (m Multi) Write(r *Record) {
-	for _, w := range m {
-		w.Write(r)
-	}
-}
-
-// Close implements Writer.
-func (m Multi) Close() error {
-	var first error
-	for _, w := range m {
-		if err := w.Close(); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
 }

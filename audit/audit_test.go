@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -59,67 +56,8 @@ func TestRecordJSON(t *testing.T) {
 	}
 }
 
-func TestFileWriterMode(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	w, err := OpenFileWriter(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(&Record{RequestID: "x"})
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("mode %v, want 0600", st.Mode().Perm())
-	}
-}
-
-// A buffered writer delivers every record by Close, and on its own within
-// the flush interval.
-func TestBufferedWriterFlushes(t *testing.T) {
-	var mu syncBuffer
-	w := NewBufferedZapWriter(zapcore.AddSync(&mu))
-	for i := 0; i < 100; i++ {
-		w.Write(&Record{RequestID: "r"})
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for mu.lines() < 100 && time.Now().Before(deadline) {
-		time.Sleep(FlushInterval / 4)
-	}
-	if n := mu.lines(); n != 100 {
-		t.Fatalf("%d records flushed by the timer, want 100", n)
-	}
-	w.Write(&Record{RequestID: "last"})
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if n := mu.lines(); n != 101 {
-		t.Fatalf("%d records after Close, want 101", n)
-	}
-}
-
-type syncBuffer struct {
-	m sync.Mutex
-	b bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.m.Lock()
-	defer s.m.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) lines() int {
-	s.m.Lock()
-	defer s.m.Unlock()
-	return bytes.Count(s.b.Bytes(), []byte("\n"))
-}
-
-// BenchmarkWrite: one typical allowed-call record through a buffered writer
-// into io.Discard (the encoding and buffering, not the disk); zap is the
+// BenchmarkWrite: one typical allowed-call record through a writer into
+// io.Discard (the encoding and buffering, not the disk); zap is the
 // same record through a zap logger, as records were written before.
 func BenchmarkWrite(b *testing.B) {
 	rec := &Record{
@@ -130,16 +68,14 @@ func BenchmarkWrite(b *testing.B) {
 		BytesIn: 4200, BytesOut: 180, Latency: 1234567 * time.Nanosecond, UpstreamLatency: 987654 * time.Nanosecond,
 	}
 	b.Run("writer", func(b *testing.B) {
-		w := NewBufferedZapWriter(zapcore.AddSync(io.Discard))
-		defer w.Close()
+		w := NewZapWriter(zapcore.AddSync(io.Discard))
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			w.Write(rec)
 		}
 	})
 	b.Run("zap", func(b *testing.B) {
-		bws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(io.Discard), Size: 256 << 10, FlushInterval: FlushInterval}
-		defer bws.Stop()
+		bws := zapcore.AddSync(io.Discard)
 		enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{LineEnding: zapcore.DefaultLineEnding, EncodeTime: zapcore.RFC3339NanoTimeEncoder})
 		log := zap.New(zapcore.NewCore(enc, bws, zapcore.InfoLevel))
 		b.ReportAllocs()
