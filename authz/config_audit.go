@@ -3,6 +3,7 @@ package authz
 import (
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"time"
 )
@@ -230,13 +231,19 @@ func validateAudit(a *AuditConfig) []error {
 			add("audit.sinks[%d].http.format %q: want jsonl, json or splunk_hec", i, sk.HTTP.Format)
 		}
 	}
-	a.prices = nil
 	for _, m := range slices.Sorted(maps.Keys(a.Prices)) {
 		if err := checkPriceKey(m, a.Prices[m]); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if p, err := NewPrices(a.Prices); err == nil {
+	// Validating a config again (each Server built from it does) writes
+	// nothing unless the table changed, so servers sharing a config do not
+	// race on it.
+	if p, err := NewPrices(a.Prices); err != nil {
+		if a.prices != nil {
+			a.prices = nil
+		}
+	} else if !reflect.DeepEqual(p, a.prices) {
 		a.prices = p
 	}
 	return errs

@@ -59,6 +59,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	defer resp.Body.Close()
+	// Deferred after Close, so it runs before it: the relay has read the
+	// upstream's answer to its end (or given up on it).
+	defer func() { c.rec.UpstreamTotal = time.Since(sent) }()
 	c.rec.UpstreamLatency = time.Since(sent)
 	c.rec.UpstreamRequestID = resp.Header.Get("X-Amzn-Requestid")
 	if c.rec.UpstreamRequestID == "" {
@@ -89,10 +92,19 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	w.WriteHeader(resp.StatusCode)
+	// The answer passes as it arrives; a copy is kept only when the tokens
+	// are in the body rather than the headers (Converse).
+	u, ok := bedrock.UsageFromHeaders(resp.Header)
+	hw := newHashWriter(w, !ok && usageInBody(c.route.Op))
 	bp := copyBufPool.Get().(*[]byte)
-	n, err := io.CopyBuffer(w, resp.Body, *bp)
+	n, err := io.CopyBuffer(hw, resp.Body, *bp)
 	copyBufPool.Put(bp)
 	c.rec.BytesOut = n
+	c.rec.ResponseSHA256 = hexSum(hw.h)
+	if !ok && err == nil && !hw.over {
+		u, ok = unaryUsage(c, nil, hw.capture)
+	}
+	s.recordUsage(c, u, ok)
 	if err != nil && ctx.Err() == nil {
 		// Headers are gone: all that is left is to cut the response short so
 		// the client sees a truncated body rather than a silent success.
@@ -156,6 +168,7 @@ func (s *Server) relayError(w http.ResponseWriter, c *call, resp *http.Response)
 	w.WriteHeader(resp.StatusCode)
 	n, _ := w.Write(body)
 	c.rec.BytesOut = int64(n)
+	c.rec.ResponseSHA256 = promptHash(body[:n])
 }
 
 func isJSON(b []byte) bool { return len(b) > 0 && json.Valid(b) }
@@ -189,12 +202,16 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(resp.Body)
 	defer func() { br.Reset(nil); readerPool.Put(br) }()
+	var sa streamAudit
+	sa.init(c)
+	defer sa.done(s, c)
 	write := func(b []byte) bool {
 		if len(b) == 0 {
 			return true
 		}
 		n, err := w.Write(b)
 		c.rec.BytesOut += int64(n)
+		sa.h.Write(b[:n])
 		if err != nil {
 			c.rec.ErrorType = "ClientClosedRequest"
 			return false
@@ -232,6 +249,7 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 		if f.MessageType() == "exception" || f.MessageType() == "error" {
 			c.rec.ErrorType = f.ExceptionType()
 		}
+		sa.usage.Observe(f) // what the upstream counted, whatever a guard does with the event
 		out := f.Raw
 		if sg != nil {
 			var blockErr *bedrock.APIError

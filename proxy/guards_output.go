@@ -225,6 +225,13 @@ func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Re
 	o := newOutputScan(ag.output, dryRun)
 	var ex bedrock.Extracted
 	oversize := len(body) > maxGuardedResponse
+	// The tokens were spent whatever the guards decide: recorded first.
+	var whole []byte
+	if !oversize {
+		whole = body
+	}
+	u, uok := unaryUsage(c, resp.Header, whole)
+	s.recordUsage(c, u, uok)
 	switch enc := resp.Header.Get("Content-Encoding"); {
 	case oversize:
 		o.unscannable([]string{fmt.Sprintf("a response body over the %d bytes Warden scans", maxGuardedResponse)})
@@ -282,11 +289,13 @@ func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Re
 		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 	}
 	w.WriteHeader(resp.StatusCode)
-	n, werr := w.Write(body)
+	hw := newHashWriter(w, false)
+	n, werr := hw.Write(body)
 	c.rec.BytesOut = int64(n)
+	defer func() { c.rec.ResponseSHA256 = hexSum(hw.h) }()
 	if oversize && werr == nil {
 		bp := copyBufPool.Get().(*[]byte)
-		m, err := io.CopyBuffer(w, resp.Body, *bp)
+		m, err := io.CopyBuffer(hw, resp.Body, *bp)
 		copyBufPool.Put(bp)
 		c.rec.BytesOut += m
 		if err != nil && resp.Request.Context().Err() == nil {

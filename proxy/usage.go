@@ -1,0 +1,136 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+	"io"
+	"net/http"
+
+	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/bedrock"
+)
+
+// maxUsageCapture bounds how much of a plain (unguarded) unary answer
+// Warden keeps to read its token counts from: Converse puts them in the
+// body. Larger answers still pass whole; their record says no tokens
+// unless headers did.
+const maxUsageCapture = 4 << 20
+
+// promptHash is the hex SHA-256 of the request body as the app sent it
+// (audit.Record.PromptSHA256). Call it before any guard, cap or metadata
+// stamp rewrites the body.
+func promptHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+func hexSum(h hash.Hash) string {
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0]))
+}
+
+// usageInBody says whether a unary answer of op states its tokens in the
+// body, so a plain relay keeps a copy to read them from.
+func usageInBody(op bedrock.Operation) bool {
+	return op == bedrock.OpConverse || op == bedrock.OpInvokeModel
+}
+
+// hashWriter passes writes to w and hashes what w accepted: the bytes the
+// client was sent. With capture it also keeps up to maxUsageCapture of
+// them (over says it stopped).
+type hashWriter struct {
+	w       io.Writer
+	h       hash.Hash
+	capture []byte
+	keep    bool
+	over    bool
+}
+
+func newHashWriter(w io.Writer, keep bool) *hashWriter {
+	return &hashWriter{w: w, h: sha256.New(), keep: keep}
+}
+
+func (hw *hashWriter) Write(p []byte) (int, error) {
+	n, err := hw.w.Write(p)
+	hw.h.Write(p[:n])
+	if hw.keep && !hw.over {
+		if len(hw.capture)+n > maxUsageCapture {
+			hw.over, hw.capture = true, nil
+		} else {
+			hw.capture = append(hw.capture, p[:n]...)
+		}
+	}
+	return n, err
+}
+
+// unaryUsage reads a unary answer's tokens: InvokeModel's headers when
+// they say, else the body (which may be nil).
+func unaryUsage(c *call, h http.Header, body []byte) (bedrock.Usage, bool) {
+	if u, ok := bedrock.UsageFromHeaders(h); ok {
+		return u, true
+	}
+	if body == nil || !usageInBody(c.route.Op) {
+		return bedrock.Usage{}, false
+	}
+	return bedrock.UsageFromResponse(c.route.Op, requestFamily(c), body)
+}
+
+// recordUsage puts the call's tokens and their cost in its record.
+func (s *Server) recordUsage(c *call, u bedrock.Usage, ok bool) {
+	if !ok {
+		return
+	}
+	c.rec.Usage.Known = true
+	c.rec.Usage.Input, c.rec.Usage.Output = u.Input, u.Output
+	c.rec.Usage.CacheRead, c.rec.Usage.CacheWrite = u.CacheRead, u.CacheWrite
+	c.rec.CostUSD, c.rec.CostKnown = callCost(s.priceTable(), c, u)
+}
+
+// priceTable is audit.prices of the config Warden started with (a restart
+// key: a reload does not change prices).
+func (s *Server) priceTable() *authz.Prices { return s.cfg.Audit.PriceTable() }
+
+// callCost prices u on the call's model: its canonical id (a system
+// profile falls back to its foundation model), else the foundation models
+// an indirect id resolved to — when every one of them is priced and they
+// agree, since Warden cannot tell which of a router's models answered.
+func callCost(p *authz.Prices, c *call, u bedrock.Usage) (float64, bool) {
+	if p == nil {
+		return 0, false
+	}
+	if cost, ok := p.Cost(c.rec.ModelCanonical, u); ok {
+		return cost, true
+	}
+	var cost float64
+	for i, m := range c.rec.ModelResolved {
+		ci, ok := p.Cost(m, u)
+		if !ok || i > 0 && ci != cost {
+			return 0, false
+		}
+		cost = ci
+	}
+	return cost, len(c.rec.ModelResolved) > 0
+}
+
+// streamAudit is what relayStream learns for the record as frames pass:
+// the hash of the bytes the client was sent and the upstream's usage. It
+// lives on relayStream's stack; per event it costs a SHA-256 update over
+// the frame and a header lookup (plus, for InvokeModelWithResponseStream,
+// a base64 decode of the chunk into a fixed buffer).
+type streamAudit struct {
+	h     hash.Hash
+	usage bedrock.StreamUsage
+}
+
+func (a *streamAudit) init(c *call) {
+	a.h = sha256.New()
+	a.usage.Op, a.usage.Family = c.route.Op, requestFamily(c)
+}
+
+// done writes what the stream showed into the record.
+func (a *streamAudit) done(s *Server, c *call) {
+	c.rec.ResponseSHA256 = hexSum(a.h)
+	u, ok := a.usage.Usage()
+	s.recordUsage(c, u, ok)
+}
