@@ -165,6 +165,20 @@ func TestUsageE2E(t *testing.T) {
 			checkUsageRecord(t, "Converse", e.audit.wait(t, n)[n-1],
 				int64(aws.ToInt32(conv.Usage.InputTokens)), int64(aws.ToInt32(conv.Usage.OutputTokens)), haikuPrice, tap)
 
+			// An application profile: priced as the model the control
+			// plane resolves it to.
+			conv, err = c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(appProfile), Messages: userMsg("through a profile")})
+			if err != nil {
+				t.Fatalf("Converse on %s: %v", appProfile, err)
+			}
+			n++
+			rec := e.audit.wait(t, n)[n-1]
+			if len(rec.ModelResolved) != 1 || rec.ModelResolved[0] != haiku {
+				t.Errorf("Converse on a profile: model_resolved %v", rec.ModelResolved)
+			}
+			checkUsageRecord(t, "Converse on a profile", rec,
+				int64(aws.ToInt32(conv.Usage.InputTokens)), int64(aws.ToInt32(conv.Usage.OutputTokens)), haikuPrice, tap)
+
 			// ConverseStream: usage in the metadata event, the last.
 			cs, err := c.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{ModelId: aws.String(haiku), Messages: userMsg("stream please, a few words")})
 			if err != nil {

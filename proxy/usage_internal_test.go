@@ -1,0 +1,187 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/bedrock"
+)
+
+func TestPromptHash(t *testing.T) {
+	body := []byte(`{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`)
+	sum := sha256.Sum256(body)
+	if got := promptHash(body); got != hex.EncodeToString(sum[:]) {
+		t.Errorf("promptHash = %s", got)
+	}
+	if got := promptHash(nil); got != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" {
+		t.Errorf("promptHash(empty) = %s", got)
+	}
+}
+
+func TestCallCost(t *testing.T) {
+	p, err := authz.NewPrices(map[string]authz.PriceConfig{
+		"anthropic.claude-3-5-haiku-20241022-v1:0": {Input: 1, Output: 2},
+		"meta.llama3-1-70b-instruct-v1:0":          {Input: 1, Output: 2},
+		"amazon.nova-lite-v1:0":                    {Input: 5, Output: 5},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := bedrock.Usage{Input: 1e6, Output: 1e6}
+	const profile = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123def456"
+	for _, tc := range []struct {
+		canonical string
+		resolved  []string
+		cost      float64
+		ok        bool
+	}{
+		{"us.anthropic.claude-3-5-haiku-20241022-v1:0", nil, 3, true},
+		{profile, []string{"anthropic.claude-3-5-haiku-20241022-v1:0"}, 3, true},
+		// A router over models of one price is priced; over different prices it is not.
+		{profile, []string{"anthropic.claude-3-5-haiku-20241022-v1:0", "meta.llama3-1-70b-instruct-v1:0"}, 3, true},
+		{profile, []string{"anthropic.claude-3-5-haiku-20241022-v1:0", "amazon.nova-lite-v1:0"}, 0, false},
+		{profile, []string{"anthropic.claude-3-5-haiku-20241022-v1:0", "mistral.mistral-large-2407-v1:0"}, 0, false},
+		{profile, nil, 0, false},
+	} {
+		c := &call{}
+		c.rec.ModelCanonical, c.rec.ModelResolved = tc.canonical, tc.resolved
+		if cost, ok := callCost(p, c, u); cost != tc.cost || ok != tc.ok {
+			t.Errorf("callCost(%s, %v) = %v, %v; want %v, %v", tc.canonical, tc.resolved, cost, ok, tc.cost, tc.ok)
+		}
+	}
+	if _, ok := callCost(nil, &call{}, u); ok {
+		t.Error("no table, yet a cost")
+	}
+}
+
+// streamTransport answers with a canned event stream.
+type streamTransport struct{ body []byte }
+
+func (s streamTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	return &http.Response{StatusCode: 200, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {eventStreamType}, "X-Amzn-Requestid": {"abc"}},
+		Body:   io.NopCloser(bytes.NewReader(s.body)), ContentLength: -1, Request: r}, nil
+}
+
+// cannedStream is a ConverseStream answer of n text deltas and its
+// metadata event, or an InvokeModelWithResponseStream one of n Anthropic
+// chunks ending in invocation metrics.
+func cannedStream(op bedrock.Operation, n int) []byte {
+	var b bytes.Buffer
+	chunk := func(v string) {
+		p, _ := json.Marshal(map[string]string{"bytes": base64.StdEncoding.EncodeToString([]byte(v)), "p": "abcdef"})
+		b.Write(bedrock.EncodeEvent("chunk", p))
+	}
+	if op == bedrock.OpConverseStream {
+		b.Write(bedrock.EncodeEvent("messageStart", []byte(`{"role":"assistant"}`)))
+		for i := range n {
+			b.Write(bedrock.EncodeEvent("contentBlockDelta", fmt.Appendf(nil, `{"contentBlockIndex":0,"delta":{"text":"word %d and a few more "}}`, i)))
+		}
+		b.Write(bedrock.EncodeEvent("messageStop", []byte(`{"stopReason":"end_turn"}`)))
+		b.Write(bedrock.EncodeEvent("metadata", []byte(`{"usage":{"inputTokens":30,"outputTokens":120,"totalTokens":150},"metrics":{"latencyMs":321}}`)))
+		return b.Bytes()
+	}
+	chunk(`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"usage":{"input_tokens":30,"output_tokens":1}}}`)
+	for i := range n {
+		chunk(fmt.Sprintf(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"word %d and a few more "}}`, i))
+	}
+	chunk(`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":120}}`)
+	chunk(`{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":30,"outputTokenCount":120,"invocationLatency":900,"firstByteLatency":100}}`)
+	return b.Bytes()
+}
+
+type lastRecord struct {
+	discardAudit
+	rec audit.Record
+}
+
+func (l *lastRecord) Write(r *audit.Record) { l.rec = *r }
+
+// BenchmarkRelayStream runs a 100-event stream through the endpoint
+// handler against a canned upstream; ns/event is the handler's cost per
+// event, hashing and usage included. BenchmarkStreamAuditEvent isolates
+// the audit part of that cost.
+func BenchmarkRelayStream(b *testing.B) {
+	const events = 100
+	for _, op := range []bedrock.Operation{bedrock.OpConverseStream, bedrock.OpInvokeModelWithResponseStream} {
+		b.Run(string(op), func(b *testing.B) {
+			cfg, err := authz.ParseConfig([]byte(`
+version: 1
+upstream: {region: us-east-1, url: "http://127.0.0.1:1", insecure: true}
+identity: {static: {app: a}}
+apps: [{name: a, allow_weak_identity: true, match: {tags: {app: a}}, allow: {models: ["anthropic.*"], operations: [ConverseStream, InvokeModelWithResponseStream]}}]
+audit: {prices: {"anthropic.*": {input_per_mtok: 1, output_per_mtok: 5}}}
+`))
+			if err != nil {
+				b.Fatal(err)
+			}
+			rec := &lastRecord{}
+			s, err := New(context.Background(), Options{Config: cfg, Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", ""), Audit: rec})
+			if err != nil {
+				b.Fatal(err)
+			}
+			stream := cannedStream(op, events)
+			s.upstreamRT = streamTransport{stream}
+			path, body := "converse-stream", `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`
+			if op == bedrock.OpInvokeModelWithResponseStream {
+				path, body = "invoke-with-response-stream", `{"anthropic_version":"bedrock-2023-05-31","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`
+			}
+			h := s.Handler()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(stream)))
+			for b.Loop() {
+				r := httptest.NewRequest("POST", "http://127.0.0.1:8480/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/"+path, strings.NewReader(body))
+				r.RemoteAddr = "127.0.0.1:5555"
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != 200 {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+			b.StopTimer()
+			if !rec.rec.Usage.Known || rec.rec.Usage.Output != 120 || !rec.rec.CostKnown {
+				b.Fatalf("record: usage %+v cost %v %v", rec.rec.Usage, rec.rec.CostUSD, rec.rec.CostKnown)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*(events+4)), "ns/event")
+		})
+	}
+}
+
+func BenchmarkStreamAuditEvent(b *testing.B) {
+	for _, op := range []bedrock.Operation{bedrock.OpConverseStream, bedrock.OpInvokeModelWithResponseStream} {
+		b.Run(string(op), func(b *testing.B) {
+			fr := bedrock.NewFrameReader(bytes.NewReader(cannedStream(op, 1)))
+			_, _ = fr.Next()
+			f, err := fr.Next() // a text delta
+			if err != nil {
+				b.Fatal(err)
+			}
+			c := &call{route: bedrock.Route{Op: op}}
+			var sa streamAudit
+			sa.init(c)
+			b.ReportAllocs()
+			for b.Loop() {
+				sa.h.Write(f.Raw)
+				sa.usage.Observe(f)
+			}
+		})
+	}
+}
