@@ -113,8 +113,12 @@ audit:
 
 	// The client keeps the X-Warden-Request-Id of every answer it received
 	// in full.
-	client := bedrockruntime.New(bedrockruntime.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + ep), RetryMaxAttempts: 1,
-		HTTPClient: bedrocktest.BufferedClient(nil), Credentials: credentials.NewStaticCredentialsProvider("AKIAAPP", "x", "")})
+	// One client per worker: smithy-go v1.28.9 shares one event-stream
+	// decoder buffer between a client's concurrent streams (a data race).
+	newClient := func() *bedrockruntime.Client {
+		return bedrockruntime.New(bedrockruntime.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + ep), RetryMaxAttempts: 1,
+			HTTPClient: bedrocktest.BufferedClient(nil), Credentials: credentials.NewStaticCredentialsProvider("AKIAAPP", "x", "")})
+	}
 	var mu sync.Mutex
 	succeeded := map[string]bool{}
 	var attempted, failed atomic.Int64
@@ -124,7 +128,7 @@ audit:
 		}
 		return ""
 	}
-	call := func(ctx context.Context, i int) {
+	call := func(ctx context.Context, client *bedrockruntime.Client, i int) {
 		attempted.Add(1)
 		model := aws.String("amazon.nova-lite-v1:0")
 		if i%5 == 0 {
@@ -162,9 +166,10 @@ audit:
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			client := newClient()
 			for ctx.Err() == nil {
 				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				call(cctx, int(n.Add(1)))
+				call(cctx, client, int(n.Add(1)))
 				cancel()
 			}
 		}()
