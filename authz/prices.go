@@ -72,7 +72,7 @@ func checkPriceKey(k string, v PriceConfig) error {
 // "anthropic.claude-3-5-haiku-*" prices "us.anthropic.claude-3-5-haiku-…"
 // even when a catch-all "*" exists.
 func (p *Prices) Lookup(model string) (PriceConfig, bool) {
-	if p == nil || model == "" {
+	if p == nil || model == "" || len(p.exact) == 0 && len(p.prefixes) == 0 {
 		return PriceConfig{}, false
 	}
 	if pc, ok := p.exact[model]; ok {

@@ -3,6 +3,8 @@ package bedrock
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"net/http"
 )
 
@@ -53,25 +55,29 @@ func (f usageFields) known() bool { return f.has&(hasInput|hasOutput) != 0 }
 // integer.
 func UsageFromHeaders(h http.Header) (Usage, bool) {
 	var f usageFields
-	for _, x := range []struct {
-		name string
-		bit  uint8
-		dst  *int64
-	}{
-		{HeaderInputTokens, hasInput, &f.u.Input},
-		{HeaderOutputTokens, hasOutput, &f.u.Output},
-		{HeaderCacheReadTokens, hasCacheRead, &f.u.CacheRead},
-		{HeaderCacheWriteTokens, hasCacheWrite, &f.u.CacheWrite},
-	} {
-		vs := h[x.name]
-		if len(vs) == 0 {
-			continue
-		}
-		if n, ok := parseCount([]byte(vs[0])); ok {
-			f.set(x.bit, x.dst, n)
-		}
+	var ok bool
+	if f.u.Input, ok = headerCount(h, HeaderInputTokens); ok {
+		f.has |= hasInput
+	}
+	if f.u.Output, ok = headerCount(h, HeaderOutputTokens); ok {
+		f.has |= hasOutput
+	}
+	if f.u.CacheRead, ok = headerCount(h, HeaderCacheReadTokens); ok {
+		f.has |= hasCacheRead
+	}
+	if f.u.CacheWrite, ok = headerCount(h, HeaderCacheWriteTokens); ok {
+		f.has |= hasCacheWrite
 	}
 	return f.u, f.known()
+}
+
+// headerCount reads a count header (name in canonical form).
+func headerCount(h http.Header, name string) (int64, bool) {
+	vs := h[name]
+	if len(vs) == 0 {
+		return 0, false
+	}
+	return parseCount([]byte(vs[0]))
 }
 
 // UsageFromResponse reads the token counts of a unary response body:
@@ -239,19 +245,8 @@ func usageOfObject(body []byte, depth int) (usageFields, bool) {
 	if depth > 4 {
 		return usageFields{}, false
 	}
-	var mb [16]Member
-	var members []Member
-	var err error
-	if depth == 0 {
-		members, _, err = ScanObjectInto(mb[:0], body)
-	} else {
-		s := jsonScanner{b: body}
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != '{' {
-			return usageFields{}, false
-		}
-		members, _, err = s.object(mb[:0], true)
-	}
+	var mb [16]rawMember
+	members, err := rawMembers(mb[:0], body, depth == 0)
 	if err != nil {
 		return usageFields{}, false
 	}
@@ -259,8 +254,8 @@ func usageOfObject(body []byte, depth int) (usageFields, bool) {
 	var titanOut int64
 	titan := false
 	for _, m := range members {
-		v := body[m.ValueStart:m.ValueEnd]
-		switch m.Key {
+		v := body[m.vs:m.ve]
+		switch string(m.key) { // compared in place: no allocation
 		case "usage", "billed_units":
 			// Converse and Nova (inputTokens…), Anthropic (input_tokens…),
 			// Mistral chat and Jamba (prompt_tokens…), Cohere's billed units.
@@ -398,4 +393,80 @@ func parseCount(b []byte) (int64, bool) {
 		}
 	}
 	return n, i == len(b)
+}
+
+// rawMember is a member of a scanned object: its key as raw bytes (decoded
+// only if it holds escapes) and its value's range.
+type rawMember struct {
+	key    []byte
+	vs, ve int
+}
+
+// rawMembers validates the JSON object at the start of b (after
+// whitespace) and returns its members, like ScanObjectInto but without
+// turning keys into strings: usage is read on every answer, and most of its
+// keys are response keys ScanObject does not intern. whole requires the
+// object to be all of b.
+func rawMembers(dst []rawMember, b []byte, whole bool) ([]rawMember, error) {
+	s := jsonScanner{b: b}
+	s.ws()
+	if s.i >= len(b) || b[s.i] != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	s.i++
+	s.depth++
+	s.ws()
+	if s.i < len(b) && b[s.i] == '}' {
+		s.i++
+		return dst, s.trailing(whole)
+	}
+	for {
+		s.ws()
+		if s.i >= len(b) || b[s.i] != '"' {
+			return nil, s.errorf("object key expected")
+		}
+		ks := s.i
+		if _, err := s.str(false); err != nil {
+			return nil, err
+		}
+		key := b[ks+1 : s.i-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			key = []byte(unquoteString(key))
+		}
+		s.ws()
+		if s.i >= len(b) || b[s.i] != ':' {
+			return nil, s.errorf("':' expected")
+		}
+		s.i++
+		s.ws()
+		vs := s.i
+		if err := s.value(); err != nil {
+			return nil, err
+		}
+		dst = append(dst, rawMember{key: key, vs: vs, ve: s.i})
+		s.ws()
+		if s.i >= len(b) {
+			return nil, s.errorf("',' or '}' expected")
+		}
+		switch b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return dst, s.trailing(whole)
+		default:
+			return nil, s.errorf("',' or '}' expected")
+		}
+	}
+}
+
+func (s *jsonScanner) trailing(whole bool) error {
+	if !whole {
+		return nil
+	}
+	s.ws()
+	if s.i != len(s.b) {
+		return fmt.Errorf("data after the object at offset %d", s.i)
+	}
+	return nil
 }

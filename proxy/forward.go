@@ -95,15 +95,16 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	// The answer passes as it arrives; a copy is kept only when the tokens
 	// are in the body rather than the headers (Converse).
 	u, ok := bedrock.UsageFromHeaders(resp.Header)
-	hw := newHashWriter(w, !ok && usageInBody(c.route.Op))
+	hw := newHashWriter(w, !ok && usageInBody(c.route.Op), resp.ContentLength)
 	bp := copyBufPool.Get().(*[]byte)
 	n, err := io.CopyBuffer(hw, resp.Body, *bp)
 	copyBufPool.Put(bp)
 	c.rec.BytesOut = n
-	c.rec.ResponseSHA256 = hexSum(hw.h)
+	c.rec.ResponseSHA256 = hw.hexSum()
 	if !ok && err == nil && !hw.over {
 		u, ok = unaryUsage(c, nil, hw.capture)
 	}
+	hw.release()
 	s.recordUsage(c, u, ok)
 	if err != nil && ctx.Err() == nil {
 		// Headers are gone: all that is left is to cut the response short so
@@ -168,7 +169,7 @@ func (s *Server) relayError(w http.ResponseWriter, c *call, resp *http.Response)
 	w.WriteHeader(resp.StatusCode)
 	n, _ := w.Write(body)
 	c.rec.BytesOut = int64(n)
-	c.rec.ResponseSHA256 = promptHash(body[:n])
+	c.rec.ResponseSHA256 = sha256Hex(body[:n])
 }
 
 func isJSON(b []byte) bool { return len(b) > 0 && json.Valid(b) }

@@ -289,10 +289,10 @@ func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Re
 		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 	}
 	w.WriteHeader(resp.StatusCode)
-	hw := newHashWriter(w, false)
+	hw := newHashWriter(w, false, 0)
 	n, werr := hw.Write(body)
 	c.rec.BytesOut = int64(n)
-	defer func() { c.rec.ResponseSHA256 = hexSum(hw.h) }()
+	defer func() { c.rec.ResponseSHA256 = hw.hexSum(); hw.release() }()
 	if oversize && werr == nil {
 		bp := copyBufPool.Get().(*[]byte)
 		m, err := io.CopyBuffer(hw, resp.Body, *bp)

@@ -6,6 +6,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
@@ -20,14 +21,22 @@ const maxUsageCapture = 4 << 20
 // promptHash is the hex SHA-256 of the request body as the app sent it
 // (audit.Record.PromptSHA256). Call it before any guard, cap or metadata
 // stamp rewrites the body.
-func promptHash(body []byte) string {
-	sum := sha256.Sum256(body)
-	return hex.EncodeToString(sum[:])
+func promptHash(body []byte) string { return sha256Hex(body) }
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hexString(sum[:])
+}
+
+// hexString is hex.EncodeToString in one allocation instead of two.
+func hexString(sum []byte) string {
+	var out [2 * sha256.Size]byte
+	return string(out[:hex.Encode(out[:], sum)])
 }
 
 func hexSum(h hash.Hash) string {
 	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0]))
+	return hexString(h.Sum(sum[:0]))
 }
 
 // usageInBody says whether a unary answer of op states its tokens in the
@@ -45,10 +54,42 @@ type hashWriter struct {
 	capture []byte
 	keep    bool
 	over    bool
+	sum     [sha256.Size]byte
 }
 
-func newHashWriter(w io.Writer, keep bool) *hashWriter {
-	return &hashWriter{w: w, h: sha256.New(), keep: keep}
+// hexSum is the hex digest of what passed so far.
+func (hw *hashWriter) hexSum() string {
+	return hexString(hw.h.Sum(hw.sum[:0]))
+}
+
+// hashWriters are pooled with their digest and capture buffer: every
+// unary answer passes through one.
+var hashWriters = sync.Pool{New: func() any { return &hashWriter{h: sha256.New()} }}
+
+// maxPooledCapture keeps the pool from pinning rare large answers.
+const maxPooledCapture = 64 << 10
+
+// newHashWriter hashes what passes to w; with keep it also keeps a copy,
+// sized for an answer of length bytes when that is known (-1 if not).
+// Release it when done with its capture.
+func newHashWriter(w io.Writer, keep bool, length int64) *hashWriter {
+	hw := hashWriters.Get().(*hashWriter)
+	hw.w, hw.keep, hw.over = w, keep, false
+	hw.h.Reset()
+	hw.capture = hw.capture[:0]
+	if keep && length > int64(cap(hw.capture)) && length <= maxUsageCapture {
+		hw.capture = make([]byte, 0, length)
+	}
+	return hw
+}
+
+// release returns hw to the pool; neither it nor its capture may be used after.
+func (hw *hashWriter) release() {
+	hw.w = nil
+	if cap(hw.capture) > maxPooledCapture {
+		hw.capture = nil
+	}
+	hashWriters.Put(hw)
 }
 
 func (hw *hashWriter) Write(p []byte) (int, error) {
@@ -56,7 +97,7 @@ func (hw *hashWriter) Write(p []byte) (int, error) {
 	hw.h.Write(p[:n])
 	if hw.keep && !hw.over {
 		if len(hw.capture)+n > maxUsageCapture {
-			hw.over, hw.capture = true, nil
+			hw.over, hw.capture = true, hw.capture[:0]
 		} else {
 			hw.capture = append(hw.capture, p[:n]...)
 		}

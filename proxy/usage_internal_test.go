@@ -185,3 +185,14 @@ func BenchmarkStreamAuditEvent(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPromptHash is what the pipeline pays per call for
+// prompt_sha256 on BenchmarkHandler's 4 KB prompt.
+func BenchmarkPromptHash(b *testing.B) {
+	body := []byte(`{"messages":[{"role":"user","content":[{"text":"` + strings.Repeat("x", 4096) + `"}]}]}`)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = promptHash(body)
+	}
+}
