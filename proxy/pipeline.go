@@ -114,6 +114,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	}
 	c.body = buf.Bytes()
 	c.rec.BytesIn = int64(len(c.body))
+	c.rec.PromptSHA256 = promptHash(c.body) // as the app sent it, before any mask or stamp
 
 	rawModel := route.RawModel
 	if route.Op == bedrock.OpStartAsyncInvoke {

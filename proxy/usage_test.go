@@ -106,10 +106,10 @@ func checkUsageRecord(t *testing.T, what string, rec audit.Record, in, out int64
 	if rec.ResponseSHA256 != got {
 		t.Errorf("%s: response_sha256 %s; the client received bytes hashing to %s", what, rec.ResponseSHA256, got)
 	}
-	// The prompt hash is set by the pipeline as soon as the body is read
-	// (proxy.promptHash): when present it must be the body the SDK sent,
-	// not the one Warden forwarded (which may carry stamped metadata).
-	if rec.PromptSHA256 != "" && rec.PromptSHA256 != sent {
+	// The prompt hash is set by the pipeline as soon as the body is read:
+	// the body the SDK sent, not the one Warden forwarded (which may carry
+	// stamped metadata or masks).
+	if rec.PromptSHA256 != sent {
 		t.Errorf("%s: prompt_sha256 %s; the SDK sent a body hashing to %s", what, rec.PromptSHA256, sent)
 	}
 	if rec.UpstreamTotal <= 0 || rec.UpstreamTotal < rec.UpstreamLatency {
