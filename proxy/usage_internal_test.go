@@ -196,3 +196,104 @@ func BenchmarkPromptHash(b *testing.B) {
 		_ = promptHash(body)
 	}
 }
+
+// fixedTransport answers with the given headers and body.
+type fixedTransport struct {
+	header http.Header
+	body   []byte
+}
+
+func (f fixedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	return &http.Response{StatusCode: 200, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: f.header.Clone(), Body: io.NopCloser(bytes.NewReader(f.body)), ContentLength: -1, Request: r}, nil
+}
+
+// TestUsageSources: InvokeModel's headers outrank its body; a stream's
+// final invocation metrics outrank the model's own counts; an answer too
+// large to keep still gets its hash.
+func TestUsageSources(t *testing.T) {
+	cfg, err := authz.ParseConfig([]byte(`
+version: 1
+upstream: {region: us-east-1, url: "http://127.0.0.1:1", insecure: true}
+identity: {static: {app: a}}
+apps: [{name: a, allow_weak_identity: true, match: {tags: {app: a}}, allow: {models: ["anthropic.*"], operations: ["*"]}}]
+audit: {prices: {"anthropic.*": {input_per_mtok: 1, output_per_mtok: 5}}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &lastRecord{}
+	s, err := New(context.Background(), Options{Config: cfg, Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", ""), Audit: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(path, body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "http://127.0.0.1:8480/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/"+path, strings.NewReader(body))
+		r.RemoteAddr = "127.0.0.1:5555"
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, r)
+		if w.Code != 200 {
+			t.Fatalf("%s: status %d: %s", path, w.Code, w.Body)
+		}
+		return w
+	}
+	const anth = `{"anthropic_version":"bedrock-2023-05-31","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`
+
+	s.upstreamRT = fixedTransport{
+		header: http.Header{"Content-Type": {"application/json"}, bedrock.HeaderInputTokens: {"100"}, bedrock.HeaderOutputTokens: {"50"},
+			bedrock.HeaderCacheReadTokens: {"1000"}},
+		body: []byte(`{"type":"message","content":[{"type":"text","text":"x"}],"usage":{"input_tokens":1,"output_tokens":1}}`),
+	}
+	w := do("invoke", anth)
+	if u := rec.rec.Usage; !u.Known || u.Input != 100 || u.Output != 50 || u.CacheRead != 1000 {
+		t.Errorf("InvokeModel usage %+v; want the headers' 100/50/1000", u)
+	}
+	if want := (100*1.0 + 50*5.0) / 1e6; !rec.rec.CostKnown || rec.rec.CostUSD != want {
+		t.Errorf("cost %v, %v; want %v", rec.rec.CostUSD, rec.rec.CostKnown, want)
+	}
+	if got := sha256Hex(w.Body.Bytes()); rec.rec.ResponseSHA256 != got {
+		t.Errorf("response_sha256 %s; the client got %s", rec.rec.ResponseSHA256, got)
+	}
+
+	// No headers: the body says.
+	s.upstreamRT = fixedTransport{header: http.Header{"Content-Type": {"application/json"}},
+		body: []byte(`{"output":{"message":{"role":"assistant","content":[{"text":"x"}]}},"usage":{"inputTokens":7,"outputTokens":3,"cacheWriteInputTokens":11}}`)}
+	do("converse", `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`)
+	if u := rec.rec.Usage; !u.Known || u.Input != 7 || u.Output != 3 || u.CacheWrite != 11 {
+		t.Errorf("Converse usage %+v", u)
+	}
+
+	// An answer over maxUsageCapture passes whole and is hashed, without tokens.
+	big := []byte(`{"output":{"message":{"role":"assistant","content":[{"text":"` + strings.Repeat("y", maxUsageCapture) + `"}]}},"usage":{"inputTokens":7,"outputTokens":3}}`)
+	s.upstreamRT = fixedTransport{header: http.Header{"Content-Type": {"application/json"}}, body: big}
+	w = do("converse", `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`)
+	if rec.rec.Usage.Known || rec.rec.CostKnown || w.Body.Len() != len(big) || rec.rec.ResponseSHA256 != sha256Hex(big) {
+		t.Errorf("large answer: usage %+v, cost known %v, %d of %d bytes, hash ok %v", rec.rec.Usage, rec.rec.CostKnown,
+			w.Body.Len(), len(big), rec.rec.ResponseSHA256 == sha256Hex(big))
+	}
+
+	// A stream: the model's message_delta says 60 after the metrics said
+	// 40; Bedrock's count stands.
+	var st bytes.Buffer
+	for _, c := range []string{
+		`{"type":"message_start","message":{"usage":{"input_tokens":9,"output_tokens":1}}}`,
+		`{"type":"message_delta","usage":{"output_tokens":50}}`,
+		`{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":10,"outputTokenCount":40}}`,
+		`{"type":"message_delta","usage":{"output_tokens":60}}`,
+	} {
+		p, _ := json.Marshal(map[string]string{"bytes": base64.StdEncoding.EncodeToString([]byte(c))})
+		st.Write(bedrock.EncodeEvent("chunk", p))
+	}
+	s.upstreamRT = fixedTransport{header: http.Header{"Content-Type": {eventStreamType}}, body: st.Bytes()}
+	w = do("invoke-with-response-stream", anth)
+	if u := rec.rec.Usage; !u.Known || u.Input != 10 || u.Output != 40 {
+		t.Errorf("stream usage %+v; want the metrics' 10/40", u)
+	}
+	if !bytes.Equal(w.Body.Bytes(), st.Bytes()) || rec.rec.ResponseSHA256 != sha256Hex(st.Bytes()) {
+		t.Errorf("stream: the client got %d bytes of %d; hash matches %v", w.Body.Len(), st.Len(), rec.rec.ResponseSHA256 == sha256Hex(w.Body.Bytes()))
+	}
+}
