@@ -57,7 +57,7 @@ func newControlPlane(t *testing.T) *ControlPlane {
 			cpPrompt + ":2": {Name: "summarise", Variants: []PromptVariant{{ModelID: cpProfile}, {AgentID: "AGENT12345"}}},
 		},
 		Forbidden: []string{cpForbidden},
-		Logf:      t.Logf,
+		Logf:      TestLogf(t),
 	})
 	t.Cleanup(cp.Close)
 	return cp

@@ -28,7 +28,7 @@ func newTestServer(t *testing.T) *Server {
 	s := NewServer(Config{
 		Credentials: map[string]string{testAKID: testSecret},
 		Profiles:    map[string]string{profileARN: "anthropic.claude-3-5-haiku-20241022-v1:0"},
-		Logf:        t.Logf,
+		Logf:        TestLogf(t), // handlers may still log after the test ends
 	})
 	t.Cleanup(s.Close)
 	return s
