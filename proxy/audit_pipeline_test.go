@@ -185,6 +185,9 @@ func TestRecordsThroughThePipeline(t *testing.T) {
 			strings.Join(r.WeakTags, ",") != "app,env" {
 			t.Errorf("record %d: %+v", i, r)
 		}
+		if r.ResponseSHA256 == "" {
+			t.Errorf("record %d has no response_sha256", i)
+		}
 		if want.finding != "" && (len(r.Findings) != 1 || r.Findings[0].Type != want.finding || r.Findings[0].Action != "block") {
 			t.Errorf("record %d findings: %+v", i, r.Findings)
 		}

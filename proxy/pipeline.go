@@ -275,10 +275,11 @@ func (s *Server) fail(w http.ResponseWriter, c *call, err error, rule string) {
 	c.rec.Reason = apiErr.Message
 	c.rec.Status = apiErr.Status
 	c.rec.ErrorType = apiErr.Type
-	writeAPIError(w, c.requestID, apiErr)
+	c.rec.ResponseSHA256 = sha256Hex(writeAPIError(w, c.requestID, apiErr))
 }
 
-func writeAPIError(w http.ResponseWriter, requestID string, e *bedrock.APIError) {
+// writeAPIError answers with e and returns the body it wrote.
+func writeAPIError(w http.ResponseWriter, requestID string, e *bedrock.APIError) []byte {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Amzn-ErrorType", e.Type)
@@ -287,6 +288,7 @@ func writeAPIError(w http.ResponseWriter, requestID string, e *bedrock.APIError)
 	h.Set("Content-Length", fmt.Sprint(len(body)))
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(body)
+	return body
 }
 
 // finish emits the call's one audit record and its metrics. It runs before
