@@ -272,4 +272,3 @@ audit:
 	}
 	t.Logf("audit verify: %s", strings.TrimSpace(out.String()))
 }
-
