@@ -729,7 +729,7 @@ func printBenchReport(out io.Writer, o *benchOptions, rep *benchReport) {
 	fmt.Fprintf(out, "## Warden bench\n\n")
 	fmt.Fprintf(out, "%s, GOMAXPROCS=%d (%d CPUs), client + proxy + emulator in one process; real aws-sdk-go-v2 bedrockruntime client, RetryMaxAttempts 1.\n",
 		rep.GoVersion, rep.GOMAXPROCS, rep.NumCPU)
-	fmt.Fprintf(out, "Median of %d runs; per run and mode: %d Converse calls at c=1, %d at c=%d, %d ConverseStream calls at c=1; prompt %d bytes. Warden audits to a file.\n",
+	fmt.Fprintf(out, "Median of %d runs; per run and mode: %d Converse calls at c=1, %d at c=%d, %d ConverseStream calls at c=1; prompt %d bytes. Warden audits through its on-disk spool (process durability) into a file sink.\n",
 		o.runs, o.requests, o.requests32, o.concurrency, o.streamRequests, o.promptBytes)
 	fmt.Fprintf(out, "Within each phase of a run the modes take turns in %d blocks (order rotating, a GC before each block).\n\n", o.blocks)
 

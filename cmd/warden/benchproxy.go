@@ -758,7 +758,7 @@ func printBPReport(out io.Writer, o *bpOptions, rep *bpReport) {
 	fmt.Fprintf(out, "Median of %d runs; per run and mode: %d Converse calls at c=1, %d at c=%d; prompt %d bytes. Interleaved: each phase of a run in %d chunks, the modes taking turns chunk by chunk (order rotated).\n",
 		o.runs, o.requests, o.requests32, o.concurrency, o.promptBytes, o.chunks)
 	fmt.Fprintf(out, "Proxy-mode clients: HTTPS_PROXY + Warden's CA, endpoint https://%s, %s inside the tunnel; direct and endpoint mode: plain HTTP/1.1.\n", bpRuntimeHost, proto)
-	fmt.Fprintf(out, "Bare goproxy: goproxy.NewProxyHttpServer, MITM with a static leaf from the same CA, no policy, the client's own signature forwarded; Warden audits to a file. Ratios are against the bare goproxy.\n\n")
+	fmt.Fprintf(out, "Bare goproxy: goproxy.NewProxyHttpServer, MITM with a static leaf from the same CA, no policy, the client's own signature forwarded; Warden audits through its on-disk spool into a file sink. Ratios are against the bare goproxy.\n\n")
 
 	fmt.Fprintf(out, "| metric |")
 	for _, m := range bpModes {
