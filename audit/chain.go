@@ -87,24 +87,13 @@ func ParseTrailer(line []byte) (Trailer, error) {
 		t.Sig = sig
 		s = s[:i]
 	}
-	if len(s) < len(hashKey)+hashHex+1 || !strings.HasSuffix(s, `"`) {
-		return t, errors.New("no chain trailer")
-	}
-	hs := s[len(s)-1-hashHex : len(s)-1]
-	s = s[:len(s)-1-hashHex]
-	if !strings.HasSuffix(s, hashKey) {
+	var ok bool
+	if s, t.Hash, ok = cutHexSuffix(s, hashKey); !ok {
 		return t, errors.New("no chain hash")
 	}
-	s = strings.TrimSuffix(s, hashKey)
-	if len(s) < len(prevKey)+hashHex+1 || !strings.HasSuffix(s, `"`) {
+	if s, t.Prev, ok = cutHexSuffix(s, prevKey); !ok {
 		return t, errors.New("no chain prev")
 	}
-	ps := s[len(s)-1-hashHex : len(s)-1]
-	s = s[:len(s)-1-hashHex]
-	if !strings.HasSuffix(s, prevKey) {
-		return t, errors.New("no chain prev")
-	}
-	s = strings.TrimSuffix(s, prevKey)
 	i := strings.LastIndex(s, seqKey)
 	if i < 0 {
 		return t, errors.New("no chain seq")
@@ -114,14 +103,20 @@ func ParseTrailer(line []byte) (Trailer, error) {
 		return t, fmt.Errorf("bad chain seq %q", s[i+len(seqKey):])
 	}
 	t.Seq = seq
-	if _, err := hex.Decode(t.Hash[:], []byte(hs)); err != nil {
-		return t, errors.New("bad chain hash")
-	}
-	if _, err := hex.Decode(t.Prev[:], []byte(ps)); err != nil {
-		return t, errors.New("bad chain prev")
-	}
 	t.Body = line[:i]
 	return t, nil
+}
+
+// cutHexSuffix removes key"<64 hex digits>" from the end of s.
+func cutHexSuffix(s, key string) (rest string, h [32]byte, ok bool) {
+	n := len(key) + hashHex + 1
+	if len(s) < n || !strings.HasSuffix(s, `"`) || !strings.HasPrefix(s[len(s)-n:], key) {
+		return s, h, false
+	}
+	if _, err := hex.Decode(h[:], []byte(s[len(s)-1-hashHex:len(s)-1])); err != nil {
+		return s, h, false
+	}
+	return s[:len(s)-n], h, true
 }
 
 // Valid reports whether the line's hash matches its body, seq and prev.
