@@ -22,7 +22,7 @@ func openAudit(ctx context.Context, cfg authz.AuditConfig, stdout io.Writer, log
 	}
 	instance, err := audit.ResolveInstance(dir, cfg.Instance)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (audit.spool.dir must be a writable directory, ideally a volume that outlives the container; `none` runs without a spool)", err)
 	}
 	sinks, err := openSinks(ctx, cfg, instance, stdout)
 	if err != nil {
