@@ -53,6 +53,16 @@ func TestParseConfigErrors(t *testing.T) {
 		{"tunnel too broad", minimal + "egress: {tunnel: [ok.example.com, \"*.amazonaws.com\"]}\n", []string{"egress.tunnel[1]", "too broad"}},
 		{"tunnel to an address", minimal + "egress: {tunnel: [\"10.0.0.1:443\"]}\n", []string{"egress.tunnel[0]", "not an address"}},
 		{"ca key without cert", minimal + "ca: {key_file: /k}\n", []string{"ca: cert_file and key_file"}},
+		{"audit durability", minimal + "audit: {spool: {durability: sometimes}}\n", []string{"audit.spool.durability", "process or fsync"}},
+		{"audit on_full", minimal + "audit: {spool: {on_full: ignore}}\n", []string{"audit.spool.on_full", "deny or drop"}},
+		{"audit tiny segments", minimal + "audit: {spool: {segment_bytes: 1000}}\n", []string{"audit.spool.segment_bytes"}},
+		{"audit spool under two segments", minimal + "audit: {spool: {segment_bytes: 1048576, max_bytes: 1048576}}\n", []string{"audit.spool.max_bytes", "two segments"}},
+		{"audit batch too large", minimal + "audit: {batch: {max_records: 20000}}\n", []string{"audit.batch.max_records"}},
+		{"audit two sinks in one entry", minimal + "audit: {sinks: [{stdout: {}, file: {path: /x}}]}\n", []string{"audit.sinks[0]", "exactly one sink"}},
+		{"audit s3 without bucket", minimal + "audit: {sinks: [{s3: {prefix: x/}}]}\n", []string{"audit.sinks[0].s3.bucket"}},
+		{"audit cloudwatch without group", minimal + "audit: {sinks: [{cloudwatch: {}}]}\n", []string{"audit.sinks[0].cloudwatch.log_group"}},
+		{"audit http auth half", minimal + "audit: {sinks: [{http: {url: \"https://c.example\", auth_header: Authorization}}]}\n", []string{"auth_header and auth_env"}},
+		{"audit http format", minimal + "audit: {sinks: [{http: {url: \"https://c.example\", format: xml}}]}\n", []string{"audit.sinks[0].http.format"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
