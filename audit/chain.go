@@ -78,7 +78,7 @@ func ParseTrailer(line []byte) (Trailer, error) {
 	}
 	s = s[:len(s)-1]
 	const hashKey, prevKey, seqKey, sigKey = `,"hash":"`, `,"prev":"`, `,"seq":`, `,"sig":"`
-	if i := strings.LastIndex(s, sigKey); i > len(hashKey)+hashHex && strings.HasSuffix(s, `"`) &&
+	if i := strings.LastIndex(s, sigKey); i > len(hashKey)+hashHex && i+len(sigKey) < len(s) && strings.HasSuffix(s, `"`) &&
 		strings.HasSuffix(s[:i-1-hashHex], hashKey) {
 		sig, err := base64.StdEncoding.DecodeString(s[i+len(sigKey) : len(s)-1])
 		if err != nil || len(sig) != ed25519.SignatureSize {

@@ -66,6 +66,9 @@ type Pipeline struct {
 	stop     chan struct{} // closed by Close: stop waiting, drain
 	draining atomic.Bool
 	closed   atomic.Bool
+	// closeMu: Begin and Write hold it shared, Close exclusively, so no
+	// append can slip in after the final checkpoint or race the unmap.
+	closeMu  sync.RWMutex
 	wg       sync.WaitGroup
 	shippers []*shipper
 	cancel   context.CancelFunc
@@ -194,14 +197,16 @@ var encBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b 
 // Begin appends r's intent before the call is forwarded. An error means the
 // call must not be forwarded (ErrSpoolFull under on_full: deny).
 func (p *Pipeline) Begin(r *Record) error {
+	p.closeMu.RLock()
+	defer p.closeMu.RUnlock()
 	if p.closed.Load() {
-		return errors.New("audit pipeline is closed")
+		return errClosed
 	}
 	r.Instance = p.instance
 	bp := encBufs.Get().(*[]byte)
 	line := r.AppendJSON((*bp)[:0])
 	p.sp.mu.Lock()
-	seg, pos, err := p.sp.appendLocked(kindIntent, r.RequestID, r.Time, true, line)
+	seg, pos, err := p.sp.appendLocked(kindIntent, r.RequestID, r.Time, roomNew, line)
 	if err == nil {
 		seg.intents++
 		r.pending = seg
@@ -226,12 +231,22 @@ func (p *Pipeline) Begin(r *Record) error {
 // Write seals r into the chain and appends it for the sinks. It returns
 // once the record is as durable as the spool is configured to be.
 func (p *Pipeline) Write(r *Record) {
-	if err := p.write(r); err != nil {
+	p.closeMu.RLock()
+	defer p.closeMu.RUnlock()
+	if p.closed.Load() {
+		p.m.dropped.WithLabelValues("closed").Inc()
+		p.log.Error("audit record lost: the pipeline was closed before the call ended", zap.String("request_id", r.RequestID))
+		return
+	}
+	if err := p.write(r, roomComplete); err != nil {
 		p.log.Error("audit record lost", zap.String("request_id", r.RequestID), zap.Error(err))
 	}
 }
 
-func (p *Pipeline) write(r *Record) error {
+// write seals r; a record without a spooled intent (a call never
+// forwarded) gets the room of a new call, so refusals cannot use up the
+// space kept for completions.
+func (p *Pipeline) write(r *Record, rm room) error {
 	r.Instance = p.instance
 	bp := encBufs.Get().(*[]byte)
 	defer encBufs.Put(bp)
@@ -239,20 +254,20 @@ func (p *Pipeline) write(r *Record) error {
 	body = body[:len(body)-1] // the trailer closes the object
 	bh := bodyHash(body)
 	var tb [256]byte
+	if r.pending == nil && rm == roomComplete {
+		rm = roomNew
+	}
 	p.sp.mu.Lock()
-	if r.pending != nil {
-		r.pending.intents--
-		r.pending = nil
-	}
-	if p.closed.Load() && p.sp.segs == nil {
-		p.sp.mu.Unlock()
-		p.m.dropped.WithLabelValues("closed").Inc()
-		return errors.New("audit pipeline is closed")
-	}
 	seq := p.seq + 1
 	h := chainHash(p.head, seq, bh)
 	trailer := append(appendTrailer(tb[:0], seq, p.head, h), '}')
-	seg, pos, err := p.sp.appendLocked(kindRecord, r.RequestID, r.Time, false, body, trailer)
+	seg, pos, err := p.sp.appendLocked(kindRecord, r.RequestID, r.Time, rm, body, trailer)
+	if err == nil && r.pending != nil {
+		// Released only once the record is in: if it is lost, the intent
+		// stays and the next start seals an incomplete record for it.
+		r.pending.intents--
+		r.pending = nil
+	}
 	ckpt := false
 	if err == nil {
 		p.seq, p.head, p.headSeg = seq, h, seg.n
@@ -287,10 +302,6 @@ func (p *Pipeline) write(r *Record) error {
 func (p *Pipeline) checkpoint(reason string, final bool) error {
 	now := time.Now().UTC()
 	p.sp.mu.Lock()
-	if p.sp.segs == nil {
-		p.sp.mu.Unlock()
-		return errors.New("audit pipeline is closed")
-	}
 	if reason == "periodic" && p.sinceCkpt == 0 { // another writer got there first
 		p.sp.mu.Unlock()
 		return nil
@@ -302,7 +313,7 @@ func (p *Pipeline) checkpoint(reason string, final bool) error {
 	line = append(line, `,"sig":"`...)
 	line = base64.StdEncoding.AppendEncode(line, ed25519.Sign(p.signer.priv, h[:]))
 	line = append(line, `"}`...)
-	seg, pos, err := p.sp.appendLocked(kindCheck, checkpointID(p.instance, seq), now, false, body, line)
+	seg, pos, err := p.sp.appendLocked(kindCheck, checkpointID(p.instance, seq), now, roomAny, body, line)
 	if err == nil {
 		p.seq, p.head, p.headSeg = seq, h, seg.n
 		p.sinceCkpt = 0
@@ -354,9 +365,10 @@ func (p *Pipeline) recover() error {
 			off = next
 			switch f.kind {
 			case kindIntent:
-				if _, dup := intents[f.id]; !dup {
-					order = append(order, f.id)
+				if _, dup := intents[f.id]; dup {
+					continue
 				}
+				order = append(order, f.id)
 				intents[f.id] = open{seg, f.line}
 				seg.intents++
 			case kindRecord, kindCheck:
@@ -365,8 +377,10 @@ func (p *Pipeline) recover() error {
 					delete(intents, f.id)
 				}
 				t, err := ParseTrailer(f.line)
-				if err != nil {
-					return fmt.Errorf("audit spool %s: sealed line %s: %w", seg.path, f.id, err)
+				if err != nil { // cannot happen short of disk corruption the CRC missed
+					p.log.Error("audit spool: a sealed line without a valid trailer; kept for the sinks, skipped for the chain head",
+						zap.String("segment", seg.path), zap.String("id", f.id), zap.Error(err))
+					continue
 				}
 				p.seq, p.head, p.headSeg = t.Seq, t.Hash, seg.n
 			}
@@ -378,14 +392,15 @@ func (p *Pipeline) recover() error {
 			continue
 		}
 		r, err := DecodeRecord(o.line)
-		if err != nil {
-			return fmt.Errorf("audit spool: intent %s: %w", id, err)
+		if err != nil { // keep what is certain: the id, and that a call was forwarded
+			p.log.Error("audit spool: an intent that does not decode; sealing a minimal record", zap.String("id", id), zap.Error(err))
+			r = Record{RequestID: id, Decision: "allow"}
 		}
 		r.Incomplete = true
 		r.Status = 0
 		r.Reason = "Warden stopped after forwarding the call and before it completed; recovered from the audit spool"
 		r.pending = o.seg
-		if err := p.write(&r); err != nil {
+		if err := p.write(&r, roomAny); err != nil {
 			return fmt.Errorf("audit spool: sealing recovered intent %s: %w", id, err)
 		}
 	}
@@ -399,7 +414,10 @@ func (p *Pipeline) recover() error {
 // spool holds (for at most DrainWithin; the rest is delivered on the next
 // start) and closes sinks and spool.
 func (p *Pipeline) Close() error {
-	if p.closed.Swap(true) {
+	p.closeMu.Lock()
+	already := p.closed.Swap(true)
+	p.closeMu.Unlock() // every Begin and Write in flight has finished
+	if already {
 		return nil
 	}
 	err := p.checkpoint("shutdown", true)
@@ -459,8 +477,48 @@ func (p *Pipeline) newShipper(s Sink, name string) (*shipper, error) {
 		sh.seg.Store(binary.LittleEndian.Uint64(b[:8]))
 		sh.off = int64(binary.LittleEndian.Uint64(b[8:16]))
 	}
+	sh.seg.Store(validCursor(p.sp, sh.seg.Load(), &sh.off))
 	sh.cur = f
 	return sh, nil
+}
+
+// validCursor returns the segment a saved cursor may resume in, moving it
+// (and off) to the oldest live segment's start if it names no live
+// segment or no frame boundary: delivering again beats skipping.
+func validCursor(sp *spool, segN uint64, off *int64) uint64 {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if len(sp.segs) == 0 {
+		*off = 0
+		return segN
+	}
+	newest := sp.segs[len(sp.segs)-1].n
+	for _, seg := range sp.segs {
+		switch {
+		case segN > newest: // a spool lost or replaced under its cursor
+			*off = 0
+			return sp.segs[0].n
+		case seg.n > segN: // the cursor's segment is gone: resume at the next
+			*off = 0
+			return seg.n
+		case seg.n < segN:
+			continue
+		}
+		end := seg.end.Load()
+		for o := int64(0); o < end && o != *off; {
+			_, o = decodeFrame(seg.data, o)
+			if o > *off {
+				*off = 0 // not a frame boundary
+				break
+			}
+		}
+		if *off > end {
+			*off = 0
+		}
+		return segN
+	}
+	*off = 0
+	return sp.segs[0].n
 }
 
 func (sh *shipper) save() error {
@@ -499,7 +557,11 @@ func (sh *shipper) collect(batch []Entry, max int, segN uint64, off int64) ([]En
 			segN, off = seg.n, 0
 		}
 		sealed := seg.sealed.Load() // before end: a sealed segment's end is final
-		end := seg.end.Load()
+		written := seg.end.Load()
+		end := written
+		if sh.p.o.Fsync {
+			end = min(end, seg.durable.Load())
+		}
 		for off < end && len(batch) < max {
 			f, next := decodeFrame(seg.data, off)
 			off = next
@@ -507,7 +569,7 @@ func (sh *shipper) collect(batch []Entry, max int, segN uint64, off int64) ([]En
 				batch = append(batch, Entry{ID: f.id, Time: f.time, Line: f.line})
 			}
 		}
-		if off < end || !sealed {
+		if off < written || !sealed {
 			break
 		}
 		segN, off = segN+1, 0

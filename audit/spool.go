@@ -47,6 +47,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // refused rather than forwarded without a durable record.
 var ErrSpoolFull = errors.New("audit spool is full")
 
+var errClosed = errors.New("audit pipeline is closed")
+
 type segment struct {
 	n       uint64
 	path    string
@@ -56,6 +58,11 @@ type segment struct {
 	sealed  atomic.Bool  // no more appends: readers go on to the next segment
 	intents int          // intents here not yet completed (guarded by spool.mu)
 	synced  int64        // bytes known on disk (guarded by spool.syncMu)
+	// durable is what shippers may read in fsync mode: bytes on disk, so a
+	// node crash cannot take back a line a sink already has.
+	durable atomic.Int64
+	fmu     sync.Mutex // the file between a flusher's fdatasync and removal
+	removed bool       // guarded by fmu
 }
 
 type spool struct {
@@ -85,6 +92,9 @@ type spool struct {
 	needSpare chan uint64
 	spareDone sync.WaitGroup
 	stopSpare bool // guarded by mu
+	// spareAsked says a spare is on its way (guarded by mu): the appender
+	// waits for it only then, and asks again after any failure.
+	spareAsked bool
 }
 
 // openSpool maps the segments found in dir (dir "" keeps them in memory)
@@ -92,8 +102,8 @@ type spool struct {
 func openSpool(dir string, segBytes, maxBytes int64, fsync bool) (*spool, error) {
 	s := &spool{dir: dir, segBytes: segBytes, maxSegs: int(maxBytes / segBytes), fsync: fsync}
 	s.syncCond = sync.NewCond(&s.syncMu)
-	if s.maxSegs < 2 {
-		s.maxSegs = 2
+	if s.maxSegs < 3 {
+		s.maxSegs = 3 // one for new calls, one being shipped, one kept for completions
 	}
 	if dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -122,6 +132,7 @@ func openSpool(dir string, segBytes, maxBytes int64, fsync bool) (*spool, error)
 			seg.end.Store(scanEnd(seg.data))
 			seg.sealed.Store(true)
 			seg.synced = seg.end.Load()
+			seg.durable.Store(seg.synced)
 			s.segs = append(s.segs, seg)
 		}
 	}
@@ -143,6 +154,7 @@ func openSpool(dir string, segBytes, maxBytes int64, fsync bool) (*spool, error)
 	s.spareDone.Add(1)
 	go s.prepareSpares()
 	s.needSpare <- seg.n + 1
+	s.spareAsked = true
 	return s, nil
 }
 
@@ -161,14 +173,29 @@ func (s *spool) prepareSpares() {
 // exactly the one after the current segment; waiting for it never races a
 // second creator for the file), or, if preparing failed, a new one.
 func (s *spool) nextSegment(n uint64) (*segment, error) {
-	if seg := <-s.spare; seg != nil {
-		if seg.n == n {
-			return seg, nil
-		}
+	var seg *segment
+	if s.spareAsked {
+		seg = <-s.spare
+		s.spareAsked = false
+	}
+	if seg != nil && seg.n != n {
 		seg.unmap()
 		os.Remove(seg.path)
+		seg = nil
 	}
-	return s.mapSegment(n, true)
+	var err error
+	if seg == nil {
+		seg, err = s.mapSegment(n, true)
+	}
+	next := n + 1
+	if err != nil {
+		next = n // ask for the one that failed again
+	}
+	if !s.stopSpare {
+		s.needSpare <- next // cap 1: the preparer has delivered the last one
+		s.spareAsked = true
+	}
+	return seg, err
 }
 
 func (s *spool) segPath(n uint64) string {
@@ -193,6 +220,13 @@ func (s *spool) mapSegment(n uint64, create bool) (*segment, error) {
 	size := s.segBytes
 	if create {
 		if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+			if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+				// ENOSPC above all: a sparse file would turn a full disk
+				// into SIGBUS on a later store.
+				f.Close()
+				os.Remove(p)
+				return nil, fmt.Errorf("audit spool segment %s: reserving %d bytes: %w", p, size, err)
+			}
 			if err := f.Truncate(size); err != nil { // filesystems without fallocate
 				f.Close()
 				os.Remove(p)
@@ -292,7 +326,19 @@ func decodeFrame(data []byte, off int64) (frame, int64) {
 // into the current segment, moving to a new one if it does not fit;
 // reserve keeps the last segment for completions (Begin passes true). It
 // returns the segment and the spool position after the frame.
-func (s *spool) appendLocked(kind byte, id string, t time.Time, reserve bool, parts ...[]byte) (*segment, int64, error) {
+// Room an append may take when it needs a new segment.
+type room int
+
+const (
+	roomNew      room = iota // a new call's intent (and records of calls never forwarded): keeps the last segment free
+	roomComplete             // the completion of a call whose intent is spooled: may use the last segment
+	roomAny                  // recovery and checkpoints: may exceed the bound, so a full spool can still start and drain
+)
+
+func (s *spool) appendLocked(kind byte, id string, t time.Time, r room, parts ...[]byte) (*segment, int64, error) {
+	if len(s.segs) == 0 {
+		return nil, 0, errClosed
+	}
 	if len(id) > 255 {
 		id = id[:255]
 	}
@@ -306,19 +352,13 @@ func (s *spool) appendLocked(kind byte, id string, t time.Time, reserve bool, pa
 	cur := s.segs[len(s.segs)-1]
 	off := cur.end.Load()
 	if off+int64(size) > int64(len(cur.data)) {
-		limit := s.maxSegs
-		if reserve {
-			limit--
-		}
-		if len(s.segs) >= limit {
+		switch {
+		case r == roomNew && len(s.segs) >= s.maxSegs-1, r == roomComplete && len(s.segs) >= s.maxSegs:
 			return nil, 0, ErrSpoolFull
 		}
 		next, err := s.nextSegment(cur.n + 1)
 		if err != nil {
 			return nil, 0, err
-		}
-		if !s.stopSpare {
-			s.needSpare <- next.n + 1 // cap 1, and the preparer has delivered
 		}
 		if off+4 <= int64(len(cur.data)) {
 			binary.LittleEndian.PutUint32(cur.data[off:], sealMark)
@@ -376,10 +416,10 @@ func (s *spool) waitDurable(pos int64) error {
 		s.want = pos
 		s.syncCond.Broadcast()
 	}
-	for s.done < pos && s.syncErr == nil {
+	for s.done < pos && s.syncErr == nil && !s.closing {
 		s.syncCond.Wait()
 	}
-	return s.syncErr
+	return s.syncErr // closing: unmapAll syncs every segment
 }
 
 // flushLoop is the group commit: one fdatasync per segment with unsynced
@@ -410,12 +450,17 @@ func (s *spool) flushLoop() {
 			if !dirty || seg.f == nil {
 				continue
 			}
-			if e := unix.Fdatasync(int(seg.f.Fd())); e != nil && err == nil {
-				err = fmt.Errorf("audit spool fsync %s: %w", seg.path, e)
+			seg.fmu.Lock()
+			if !seg.removed { // removed: every sink had it, nothing left to make durable
+				if e := unix.Fdatasync(int(seg.f.Fd())); e != nil && err == nil {
+					err = fmt.Errorf("audit spool fsync %s: %w", seg.path, e)
+				}
 			}
+			seg.fmu.Unlock()
 			s.syncMu.Lock()
 			seg.synced = end
 			s.syncMu.Unlock()
+			seg.durable.Store(end)
 		}
 		s.syncMu.Lock()
 		if err != nil {
@@ -426,6 +471,7 @@ func (s *spool) flushLoop() {
 		}
 		s.syncCond.Broadcast()
 		s.syncMu.Unlock()
+		s.wake() // shippers read only durable bytes in this mode
 	}
 }
 
@@ -436,7 +482,9 @@ func (s *spool) removeBefore(n uint64) {
 	var drop []*segment
 	keep := s.segs[:0]
 	for i, seg := range s.segs {
-		if seg.n < n && seg.intents == 0 && seg.sealed.Load() && i < len(s.segs)-1 {
+		// Only a prefix goes: a segment with an open intent keeps every
+		// later one, whose completions recovery needs to see.
+		if len(keep) == 0 && seg.n < n && seg.intents == 0 && seg.sealed.Load() && i < len(s.segs)-1 {
 			drop = append(drop, seg)
 			continue
 		}
@@ -477,10 +525,13 @@ func (s *spool) usedBytes() int64 {
 }
 
 func (seg *segment) unmap() {
-	if seg.f != nil {
+	seg.fmu.Lock()
+	defer seg.fmu.Unlock()
+	if seg.f != nil && !seg.removed {
 		_ = unix.Munmap(seg.data)
 		seg.f.Close()
 	}
+	seg.removed = true
 	seg.data = nil
 }
 

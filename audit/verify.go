@@ -127,22 +127,23 @@ func (v *Verifier) Add(source string, line []byte) {
 		v.out.Problems = append(v.out.Problems, Problem{Instance: m.Instance, Seq: t.Seq, Kind: ProblemEdited, Source: source,
 			Detail: "the line's bytes do not match its hash"})
 	}
+	c := v.chains[m.Instance]
+	if c == nil {
+		c = map[uint64]*chainEntry{}
+		v.chains[m.Instance] = c
+	}
+	old := c[t.Seq]
+	if old != nil && old.t.Hash == t.Hash {
+		v.out.Duplicates++ // a re-delivery, wherever it landed (at least once)
+		return
+	}
 	sk := [2]string{source, m.Instance}
 	if last, ok := v.last[sk]; ok && t.Seq < last {
 		v.out.Problems = append(v.out.Problems, Problem{Instance: m.Instance, Seq: t.Seq, Kind: ProblemReordered, Source: source,
 			Detail: fmt.Sprintf("after seq %d in the same source", last)})
 	}
 	v.last[sk] = max(v.last[sk], t.Seq)
-	c := v.chains[m.Instance]
-	if c == nil {
-		c = map[uint64]*chainEntry{}
-		v.chains[m.Instance] = c
-	}
-	if old := c[t.Seq]; old != nil {
-		if old.t.Hash == t.Hash {
-			v.out.Duplicates++
-			return
-		}
+	if old != nil {
 		v.out.Problems = append(v.out.Problems, Problem{Instance: m.Instance, Seq: t.Seq, Kind: ProblemConflict, Source: source,
 			Detail: "differs from the line with this seq in " + old.source})
 		return

@@ -194,8 +194,8 @@ func validateAudit(a *AuditConfig) []error {
 	if s.SegmentBytes < 64<<10 || s.SegmentBytes > 1<<30 {
 		add("audit.spool.segment_bytes %d: want 64 KiB to 1 GiB", s.SegmentBytes)
 	}
-	if s.MaxBytes < 2*s.SegmentBytes {
-		add("audit.spool.max_bytes %d: want at least two segments (2 × segment_bytes = %d)", s.MaxBytes, 2*s.SegmentBytes)
+	if s.MaxBytes < 3*s.SegmentBytes { // one for new calls, one being shipped, one kept for completions
+		add("audit.spool.max_bytes %d: want at least three segments (3 × segment_bytes = %d)", s.MaxBytes, 3*s.SegmentBytes)
 	}
 	if a.Batch.MaxRecords < 1 || a.Batch.MaxRecords > 10000 {
 		add("audit.batch.max_records %d: want 1 to 10000", a.Batch.MaxRecords)

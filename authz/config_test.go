@@ -56,7 +56,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"audit durability", minimal + "audit: {spool: {durability: sometimes}}\n", []string{"audit.spool.durability", "process or fsync"}},
 		{"audit on_full", minimal + "audit: {spool: {on_full: ignore}}\n", []string{"audit.spool.on_full", "deny or drop"}},
 		{"audit tiny segments", minimal + "audit: {spool: {segment_bytes: 1000}}\n", []string{"audit.spool.segment_bytes"}},
-		{"audit spool under two segments", minimal + "audit: {spool: {segment_bytes: 1048576, max_bytes: 1048576}}\n", []string{"audit.spool.max_bytes", "two segments"}},
+		{"audit spool under three segments", minimal + "audit: {spool: {segment_bytes: 1048576, max_bytes: 2097152}}\n", []string{"audit.spool.max_bytes", "three segments"}},
 		{"audit batch too large", minimal + "audit: {batch: {max_records: 20000}}\n", []string{"audit.batch.max_records"}},
 		{"audit two sinks in one entry", minimal + "audit: {sinks: [{stdout: {}, file: {path: /x}}]}\n", []string{"audit.sinks[0]", "exactly one sink"}},
 		{"audit s3 without bucket", minimal + "audit: {sinks: [{s3: {prefix: x/}}]}\n", []string{"audit.sinks[0].s3.bucket"}},
