@@ -180,7 +180,13 @@ func (p *Pipeline) initMetrics() {
 	if r := p.o.Registry; r != nil {
 		for _, c := range []prometheus.Collector{p.m.appended, p.m.dropped, p.m.refused, p.m.batches, p.m.delivered,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "warden_audit_spool_bytes", Help: "Size of the live audit spool segments."},
-				func() float64 { return float64(p.sp.usedBytes()) })} {
+				func() float64 { return float64(p.sp.usedBytes()) }),
+			// An anchor outside the sink: a monitoring system that keeps
+			// this series can tell `warden audit verify --min-seq` how far
+			// each chain reached, which catches a tail cut at a checkpoint.
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "warden_audit_chain_seq",
+				Help: "Seq of the newest line in this instance's audit hash chain.", ConstLabels: prometheus.Labels{"instance": p.instance}},
+				func() float64 { p.sp.mu.Lock(); defer p.sp.mu.Unlock(); return float64(p.seq) })} {
 			_ = r.Register(c)
 		}
 	}

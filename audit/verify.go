@@ -22,6 +22,7 @@ const (
 	ProblemUnanchored   = "unanchored-tail" // lines after the last checkpoint (truncated, or still running)
 	ProblemOpen         = "open-chain"      // the last checkpoint is not a shutdown's
 	ProblemNoCheckpoint = "no-checkpoint"   // an instance without any checkpoint
+	ProblemTruncated    = "truncated"       // a chain ends before a seq it is known to have reached
 )
 
 // Problem is one finding of Verify.
@@ -63,6 +64,11 @@ type ChainSummary struct {
 type VerifyOptions struct {
 	Keys      []string
 	AllowOpen bool
+	// MinSeq names, per instance, a seq its chain is known to have reached
+	// (from warden_audit_chain_seq or an earlier verify): a chain that ends
+	// before it, or is missing, was truncated even if it ends at a
+	// checkpoint.
+	MinSeq map[string]uint64
 }
 
 // Verification is Verify's answer: Problems empty means every line was
@@ -161,6 +167,18 @@ func (v *Verifier) Finish() *Verification {
 	slices.Sort(insts)
 	for _, in := range insts {
 		v.out.Chains = append(v.out.Chains, v.finishChain(in, v.chains[in]))
+	}
+	for in, min := range v.o.MinSeq {
+		var last uint64
+		if c := v.chains[in]; c != nil {
+			for s := range c {
+				last = max(last, s)
+			}
+		}
+		if last < min {
+			v.out.Problems = append(v.out.Problems, Problem{Instance: in, Seq: last, Kind: ProblemTruncated,
+				Detail: fmt.Sprintf("the chain ends at seq %d but is known to have reached seq %d", last, min)})
+		}
 	}
 	return &v.out
 }

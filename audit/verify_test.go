@@ -99,6 +99,11 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		}), VerifyOptions{}, []string{ProblemSignature}},
 		{"not a sealed line", append(slices.Clone(lines), `{"v":2,"request_id":"x"}`), VerifyOptions{}, []string{ProblemMalformed}},
 		{"head deleted", lines[2:], VerifyOptions{}, []string{ProblemDeleted}},
+		{"reached the seq an anchor names", lines, VerifyOptions{MinSeq: map[string]uint64{"test-1": uint64(len(lines))}}, nil},
+		// Cut right after an earlier checkpoint, with the open tail allowed:
+		// only an anchor outside the sink tells.
+		{"cut at a checkpoint, caught by an anchor", lines[:len(lines)-6], VerifyOptions{AllowOpen: true, MinSeq: map[string]uint64{"test-1": uint64(len(lines))}}, []string{ProblemTruncated}},
+		{"a whole chain deleted, caught by an anchor", lines, VerifyOptions{MinSeq: map[string]uint64{"other-instance": 5}}, []string{ProblemTruncated}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := verifyLines(tc.lines, tc.opts)

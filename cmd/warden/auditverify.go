@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/warden-egress/warden/audit"
@@ -32,11 +33,27 @@ func (k *keyList) Set(v string) error {
 	return nil
 }
 
+// seqFlags is the repeatable --min-seq INSTANCE=SEQ.
+type seqFlags map[string]uint64
+
+func (m seqFlags) String() string { return fmt.Sprint(map[string]uint64(m)) }
+func (m seqFlags) Set(v string) error {
+	in, n, ok := strings.Cut(v, "=")
+	seq, err := strconv.ParseUint(n, 10, 64)
+	if !ok || in == "" || err != nil {
+		return fmt.Errorf("want INSTANCE=SEQ, got %q", v)
+	}
+	m[in] = seq
+	return nil
+}
+
 func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var keys keyList
 	fs.Var(&keys, "key", "trusted checkpoint key: base64 Ed25519 public key, or @FILE (a spool's signing.pub); repeatable. Without it, each instance's first checkpoint key is trusted and reported")
+	minSeq := seqFlags{}
+	fs.Var(minSeq, "min-seq", "INSTANCE=SEQ: the chain of INSTANCE is known to have reached SEQ (warden_audit_chain_seq); a chain ending earlier, or missing, fails; repeatable")
 	allowOpen := fs.Bool("allow-open", false, "accept chains that do not end with a shutdown checkpoint (instances still running); their unchecked tail is reported as a warning")
 	s3o := addS3SourceFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -45,7 +62,7 @@ func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	if fs.NArg() == 0 {
 		return errors.New("usage: warden audit verify [--key KEY|@FILE]... [--allow-open] [--s3-endpoint URL --s3-region R --s3-path-style] SRC... (file, directory or s3://bucket/prefix)")
 	}
-	v := audit.NewVerifier(audit.VerifyOptions{Keys: keys, AllowOpen: *allowOpen})
+	v := audit.NewVerifier(audit.VerifyOptions{Keys: keys, AllowOpen: *allowOpen, MinSeq: minSeq})
 	for _, src := range fs.Args() {
 		if err := audit.ReadSourceWith(ctx, src, s3o.options(), func(name string, line []byte) error {
 			v.Add(name, line)

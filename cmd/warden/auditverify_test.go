@@ -73,6 +73,8 @@ func TestAuditVerifyCommand(t *testing.T) {
 		{"edited", append(append(append([]string{}, lines[:3]...), strings.Replace(lines[3], `"status":200`, `"status":500`, 1)), lines[4:]...), nil, 1, "FAIL edited"},
 		{"reordered", append(append(append([]string{}, lines[:3]...), lines[4], lines[3]), lines[5:]...), nil, 1, "FAIL reordered"},
 		{"truncated", lines[:len(lines)-2], nil, 1, "FAIL unanchored-tail"},
+		{"anchored", lines, []string{"--min-seq", fmt.Sprintf("cli-test=%d", len(lines))}, 0, "OK: every chain"},
+		{"truncated below the anchor", lines[:len(lines)-2], []string{"--allow-open", "--min-seq", fmt.Sprintf("cli-test=%d", len(lines))}, 1, "FAIL truncated"},
 		{"wrong key", lines, []string{"--key", "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}, 1, "FAIL untrusted-key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -20,7 +22,13 @@ func openAudit(ctx context.Context, cfg authz.AuditConfig, stdout io.Writer, log
 		dir = ""
 		log.Warn("audit.spool.dir is none: records wait for their sinks in memory, and a crash loses those not yet delivered")
 	}
-	instance, err := audit.ResolveInstance(dir, cfg.Instance)
+	want := cfg.Instance
+	if dir == "" && want != "" {
+		// Without a spool each start is a new chain with a new key: a
+		// suffix keeps two runs from claiming one chain.
+		want += "-" + strconv.FormatInt(time.Now().Unix(), 36)
+	}
+	instance, err := audit.ResolveInstance(dir, want)
 	if err != nil {
 		return nil, fmt.Errorf("%w (audit.spool.dir must be a writable directory, ideally a volume that outlives the container; `none` runs without a spool)", err)
 	}
