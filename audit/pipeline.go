@@ -304,6 +304,46 @@ func (p *Pipeline) write(r *Record, rm room) error {
 	return nil
 }
 
+// WriteLine seals one JSON object (a capture line: any object whose kind
+// says what it is) into the chain, as Write does a call record, with the
+// instance added as its first member.
+func (p *Pipeline) WriteLine(id string, t time.Time, obj []byte) {
+	p.closeMu.RLock()
+	defer p.closeMu.RUnlock()
+	if p.closed.Load() || len(obj) < 2 || obj[len(obj)-1] != '}' {
+		p.m.dropped.WithLabelValues("closed").Inc()
+		return
+	}
+	// The instance names the chain the line joins, as in records.
+	body := make([]byte, 0, len(obj)+len(p.instance)+16)
+	body = append(body, `{"instance":`...)
+	body = appendString(body, p.instance)
+	if len(obj) > 2 {
+		body = append(body, ',')
+	}
+	body = append(body, obj[1:len(obj)-1]...)
+	bh := bodyHash(body)
+	var tb [256]byte
+	p.sp.mu.Lock()
+	seq := p.seq + 1
+	h := chainHash(p.head, seq, bh)
+	trailer := append(appendTrailer(tb[:0], seq, p.head, h), '}')
+	seg, pos, err := p.sp.appendLocked(kindRecord, id, t, roomNew, body, trailer)
+	if err == nil {
+		p.seq, p.head, p.headSeg = seq, h, seg.n
+		p.sinceCkpt++
+	}
+	p.sp.mu.Unlock()
+	if err != nil {
+		p.m.dropped.WithLabelValues("error").Inc()
+		p.log.Error("audit line lost", zap.String("id", id), zap.Error(err))
+		return
+	}
+	p.m.records.Inc()
+	p.sp.wake()
+	_ = p.sp.waitDurable(pos)
+}
+
 // checkpoint seals a signed checkpoint of the chain head.
 func (p *Pipeline) checkpoint(reason string, final bool) error {
 	now := time.Now().UTC()

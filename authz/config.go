@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -265,6 +266,13 @@ func (c *Config) Validate() error {
 	errs = append(errs, validateGuards(c)...)
 
 	errs = append(errs, validateAudit(&c.Audit)...)
+	if c.Audit.Capture != nil {
+		for _, name := range c.Audit.Capture.Apps {
+			if !slices.ContainsFunc(c.Apps, func(a AppConfig) bool { return a.Name == name }) {
+				add("audit.capture.apps: %q is not an app", name)
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 

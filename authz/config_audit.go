@@ -21,10 +21,25 @@ type AuditConfig struct {
 	Checkpoint CheckpointConfig       `yaml:"checkpoint"`
 	Sinks      []SinkConfig           `yaml:"sinks"`
 	Prices     map[string]PriceConfig `yaml:"prices"`
+	// Capture, off unless set, keeps the raw request and response bodies
+	// of the named apps' calls, in a separate chain delivered to its own
+	// sinks: audit records never hold them.
+	Capture *CaptureConfig `yaml:"capture"`
 
 	// prices is Prices compiled by Validate (PriceTable).
 	prices *Prices
 }
+
+// CaptureConfig names the apps whose payloads are captured, where the
+// capture lines go, and how much of each body is kept.
+type CaptureConfig struct {
+	Apps     []string     `yaml:"apps"`
+	Sinks    []SinkConfig `yaml:"sinks"`
+	MaxBytes int64        `yaml:"max_bytes"`
+}
+
+// DefaultCaptureMaxBytes bounds each captured body.
+const DefaultCaptureMaxBytes = 1 << 20
 
 // Spool durability and overflow modes.
 const (
@@ -179,6 +194,9 @@ func (a *AuditConfig) applyDefaults() {
 	if a.Checkpoint.Interval == 0 {
 		a.Checkpoint.Interval = 10 * time.Second
 	}
+	if a.Capture != nil && a.Capture.MaxBytes == 0 {
+		a.Capture.MaxBytes = DefaultCaptureMaxBytes
+	}
 }
 
 func validateAudit(a *AuditConfig) []error {
@@ -203,33 +221,15 @@ func validateAudit(a *AuditConfig) []error {
 	if a.Batch.MaxWait < 0 || a.Batch.MaxBackoff < 0 || a.Checkpoint.Interval < 0 || a.Checkpoint.Every < 0 {
 		add("audit: durations and counts must not be negative")
 	}
-	for i, sk := range a.Sinks {
-		n := 0
-		for _, set := range []bool{sk.Stdout != nil, sk.File != nil, sk.S3 != nil, sk.CloudWatch != nil, sk.HTTP != nil} {
-			if set {
-				n++
-			}
+	errs = append(errs, validateSinks("audit.sinks", a.Sinks)...)
+	if c := a.Capture; c != nil {
+		if len(c.Apps) == 0 || len(c.Sinks) == 0 {
+			add("audit.capture: name the apps to capture and the sinks their payloads go to")
 		}
-		if n != 1 {
-			add("audit.sinks[%d]: name exactly one sink (stdout, file, s3, cloudwatch or http)", i)
-			continue
+		if c.MaxBytes < 0 {
+			add("audit.capture.max_bytes must not be negative")
 		}
-		switch {
-		case sk.File != nil && sk.File.Path == "":
-			add("audit.sinks[%d].file.path is required", i)
-		case sk.File != nil && (sk.File.MaxBytes < 0 || sk.File.MaxFiles < 0):
-			add("audit.sinks[%d].file: max_bytes and max_files must not be negative", i)
-		case sk.S3 != nil && sk.S3.Bucket == "":
-			add("audit.sinks[%d].s3.bucket is required", i)
-		case sk.CloudWatch != nil && sk.CloudWatch.LogGroup == "":
-			add("audit.sinks[%d].cloudwatch.log_group is required", i)
-		case sk.HTTP != nil && sk.HTTP.URL == "":
-			add("audit.sinks[%d].http.url is required", i)
-		case sk.HTTP != nil && (sk.HTTP.AuthHeader == "") != (sk.HTTP.AuthEnv == ""):
-			add("audit.sinks[%d].http: auth_header and auth_env go together", i)
-		case sk.HTTP != nil && sk.HTTP.Format != "" && sk.HTTP.Format != "jsonl" && sk.HTTP.Format != "json" && sk.HTTP.Format != "splunk_hec":
-			add("audit.sinks[%d].http.format %q: want jsonl, json or splunk_hec", i, sk.HTTP.Format)
-		}
+		errs = append(errs, validateSinks("audit.capture.sinks", c.Sinks)...)
 	}
 	for _, m := range slices.Sorted(maps.Keys(a.Prices)) {
 		if err := checkPriceKey(m, a.Prices[m]); err != nil {
@@ -245,6 +245,41 @@ func validateAudit(a *AuditConfig) []error {
 		}
 	} else if !reflect.DeepEqual(p, a.prices) {
 		a.prices = p
+	}
+	return errs
+}
+
+// validateSinks checks a sink list at path (audit.sinks, audit.capture.sinks).
+func validateSinks(path string, sinks []SinkConfig) []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for i, sk := range sinks {
+		n := 0
+		for _, set := range []bool{sk.Stdout != nil, sk.File != nil, sk.S3 != nil, sk.CloudWatch != nil, sk.HTTP != nil} {
+			if set {
+				n++
+			}
+		}
+		if n != 1 {
+			add("%s[%d]: name exactly one sink (stdout, file, s3, cloudwatch or http)", path, i)
+			continue
+		}
+		switch {
+		case sk.File != nil && sk.File.Path == "":
+			add("%s[%d].file.path is required", path, i)
+		case sk.File != nil && (sk.File.MaxBytes < 0 || sk.File.MaxFiles < 0):
+			add("%s[%d].file: max_bytes and max_files must not be negative", path, i)
+		case sk.S3 != nil && sk.S3.Bucket == "":
+			add("%s[%d].s3.bucket is required", path, i)
+		case sk.CloudWatch != nil && sk.CloudWatch.LogGroup == "":
+			add("%s[%d].cloudwatch.log_group is required", path, i)
+		case sk.HTTP != nil && sk.HTTP.URL == "":
+			add("%s[%d].http.url is required", path, i)
+		case sk.HTTP != nil && (sk.HTTP.AuthHeader == "") != (sk.HTTP.AuthEnv == ""):
+			add("%s[%d].http: auth_header and auth_env go together", path, i)
+		case sk.HTTP != nil && sk.HTTP.Format != "" && sk.HTTP.Format != "jsonl" && sk.HTTP.Format != "json" && sk.HTTP.Format != "splunk_hec":
+			add("%s[%d].http.format %q: want jsonl, json or splunk_hec", path, i, sk.HTTP.Format)
+		}
 	}
 	return errs
 }

@@ -62,6 +62,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"audit s3 without bucket", minimal + "audit: {sinks: [{s3: {prefix: x/}}]}\n", []string{"audit.sinks[0].s3.bucket"}},
 		{"audit cloudwatch without group", minimal + "audit: {sinks: [{cloudwatch: {}}]}\n", []string{"audit.sinks[0].cloudwatch.log_group"}},
 		{"audit http auth half", minimal + "audit: {sinks: [{http: {url: \"https://c.example\", auth_header: Authorization}}]}\n", []string{"auth_header and auth_env"}},
+		{"audit capture of an unknown app", minimal + "audit: {capture: {apps: [nobody], sinks: [{stdout: {}}]}}\n", []string{"audit.capture.apps", "nobody"}},
+		{"audit capture without sinks", minimal + "audit: {capture: {apps: [a]}}\n", []string{"audit.capture", "sinks"}},
+		{"audit capture sink", minimal + "audit: {capture: {apps: [a], sinks: [{s3: {}}]}}\n", []string{"audit.capture.sinks[0].s3.bucket"}},
 		{"audit http format", minimal + "audit: {sinks: [{http: {url: \"https://c.example\", format: xml}}]}\n", []string{"audit.sinks[0].http.format"}},
 	}
 	for _, tc := range cases {

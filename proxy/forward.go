@@ -96,6 +96,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	// are in the body rather than the headers (Converse).
 	u, ok := bedrock.UsageFromHeaders(resp.Header)
 	hw := newHashWriter(w, !ok && usageInBody(c.route.Op), resp.ContentLength)
+	hw.also = c.capture
 	bp := copyBufPool.Get().(*[]byte)
 	n, err := io.CopyBuffer(hw, resp.Body, *bp)
 	copyBufPool.Put(bp)
@@ -213,6 +214,9 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 		n, err := w.Write(b)
 		c.rec.BytesOut += int64(n)
 		sa.h.Write(b[:n])
+		if c.capture != nil {
+			c.capture.addResp(b[:n])
+		}
 		if err != nil {
 			c.rec.ErrorType = "ClientClosedRequest"
 			return false

@@ -290,6 +290,7 @@ func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Re
 	}
 	w.WriteHeader(resp.StatusCode)
 	hw := newHashWriter(w, false, 0)
+	hw.also = c.capture
 	n, werr := hw.Write(body)
 	c.rec.BytesOut = int64(n)
 	defer func() { c.rec.ResponseSHA256 = hw.hexSum(); hw.release() }()

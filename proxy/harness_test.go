@@ -104,6 +104,7 @@ type env struct {
 	endpoint string
 	audit    *recorder
 	writer   audit.Writer // when set, Warden writes here instead of to audit
+	capture  proxy.Capturer
 }
 
 type envOption func(*envOpts)
@@ -190,6 +191,7 @@ func (e *env) start(t *testing.T, policy, listener string, tlsCfg *tls.Config) {
 		Config:      cfg,
 		Credentials: credentials.NewStaticCredentialsProvider(wardenKey, wardenSecret, ""),
 		Audit:       w,
+		Capture:     e.capture,
 		Logger:      zaptest.NewLogger(t),
 	})
 	if err != nil {

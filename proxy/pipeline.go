@@ -33,11 +33,12 @@ type call struct {
 	model       *bedrock.ModelID
 	body        []byte
 	rec         audit.Record
-	via         *via   // how an intercepted call arrived; nil in endpoint mode
-	passthrough bool   // forward the caller's own signature (intercepted calls under upstream.signing: passthrough)
-	accessKeyID string // the caller's SigV4 key id, in passthrough
-	forwarded   bool   // the body was handed to the upstream transport
-	promptHash  string // written by hashPrompt's goroutine until promptDone closes
+	via         *via      // how an intercepted call arrived; nil in endpoint mode
+	passthrough bool      // forward the caller's own signature (intercepted calls under upstream.signing: passthrough)
+	accessKeyID string    // the caller's SigV4 key id, in passthrough
+	forwarded   bool      // the body was handed to the upstream transport
+	promptHash  string    // written by hashPrompt's goroutine until promptDone closes
+	capture     *captured // payloads kept for audit.capture; nil for most apps
 	promptDone  chan struct{}
 	// snap is the policy snapshot that decides this call; guards, caps and
 	// output guards read the same one, whatever a reload does meanwhile.
@@ -223,6 +224,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	}
 	err = s.audit.Begin(&c.rec)
 	c.rec.Decision = "deny" // until the guards and caps pass
+	if err == nil {
+		s.startCapture(c, d.App) // the body as the app sent it
+	}
 	if err != nil {
 		c.rec.Rule = "audit.spool"
 		if errors.Is(err, audit.ErrSpoolFull) {
@@ -308,7 +312,11 @@ func (s *Server) fail(w http.ResponseWriter, c *call, err error, rule string) {
 	c.rec.Reason = apiErr.Message
 	c.rec.Status = apiErr.Status
 	c.rec.ErrorType = apiErr.Type
-	c.rec.ResponseSHA256 = sha256Hex(writeAPIError(w, c.requestID, apiErr))
+	body := writeAPIError(w, c.requestID, apiErr)
+	c.rec.ResponseSHA256 = sha256Hex(body)
+	if c.capture != nil {
+		c.capture.addResp(body)
+	}
 }
 
 // writeAPIError answers with e and returns the body it wrote.
@@ -335,6 +343,7 @@ func (s *Server) finish(c *call) {
 		c.rec.PolicyHash = s.PolicyHash()
 	}
 	s.audit.Write(&c.rec)
+	s.finishCapture(c)
 	s.metrics.observe(&c.rec)
 }
 

@@ -32,8 +32,11 @@ type Options struct {
 	// (environment, IRSA, Pod Identity, ECS task role, instance profile).
 	Credentials aws.CredentialsProvider
 	// Audit receives one record per call; nil writes JSON lines to stdout.
-	Audit  audit.Writer
-	Logger *zap.Logger
+	Audit audit.Writer
+	// Capture receives the payloads of the apps in audit.capture.apps;
+	// nil captures nothing.
+	Capture Capturer
+	Logger  *zap.Logger
 	// Registry receives Warden's metrics; nil creates a private one.
 	Registry *prometheus.Registry
 	// CA intercepts forward-proxy and transparent connections; nil builds
@@ -46,13 +49,16 @@ type Server struct {
 	cfg *authz.Config // as started: listeners, upstream, identity, models, limits
 	// snap is the reloadable part (the policy from the apps section); each
 	// request loads it once.
-	snap     atomic.Pointer[snapshot]
-	identity *authz.Resolver
-	models   *authz.ModelResolver // indirect model ids → foundation models
-	audit    audit.Writer
-	log      *zap.Logger
-	metrics  *metrics
-	registry *prometheus.Registry
+	snap        atomic.Pointer[snapshot]
+	identity    *authz.Resolver
+	models      *authz.ModelResolver // indirect model ids → foundation models
+	audit       audit.Writer
+	capture     Capturer
+	captureApps map[string]bool
+	captureMax  int
+	log         *zap.Logger
+	metrics     *metrics
+	registry    *prometheus.Registry
 
 	creds     aws.CredentialsProvider
 	signer    *signer
@@ -122,6 +128,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("proxy: invalid configuration: %w", err)
 	}
 	s := &Server{cfg: cfg, audit: o.Audit, log: o.Logger, creds: o.Credentials, maxBody: cfg.Limits.MaxBodyBytes, registry: o.Registry}
+	if c := cfg.Audit.Capture; c != nil && o.Capture != nil {
+		s.capture, s.captureMax, s.captureApps = o.Capture, int(c.MaxBytes), map[string]bool{}
+		for _, a := range c.Apps {
+			s.captureApps[a] = true
+		}
+	}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}

@@ -55,6 +55,7 @@ type hashWriter struct {
 	keep    bool
 	over    bool
 	sum     [sha256.Size]byte
+	also    *captured // audit.capture's copy, when the app is captured
 }
 
 // hexSum is the hex digest of what passed so far.
@@ -74,7 +75,7 @@ const maxPooledCapture = 64 << 10
 // Release it when done with its capture.
 func newHashWriter(w io.Writer, keep bool, length int64) *hashWriter {
 	hw := hashWriters.Get().(*hashWriter)
-	hw.w, hw.keep, hw.over = w, keep, false
+	hw.w, hw.keep, hw.over, hw.also = w, keep, false, nil
 	hw.h.Reset()
 	hw.capture = hw.capture[:0]
 	if keep && length > int64(cap(hw.capture)) && length <= maxUsageCapture {
@@ -85,7 +86,7 @@ func newHashWriter(w io.Writer, keep bool, length int64) *hashWriter {
 
 // release returns hw to the pool; neither it nor its capture may be used after.
 func (hw *hashWriter) release() {
-	hw.w = nil
+	hw.w, hw.also = nil, nil
 	if cap(hw.capture) > maxPooledCapture {
 		hw.capture = nil
 	}
@@ -95,6 +96,9 @@ func (hw *hashWriter) release() {
 func (hw *hashWriter) Write(p []byte) (int, error) {
 	n, err := hw.w.Write(p)
 	hw.h.Write(p[:n])
+	if hw.also != nil {
+		hw.also.addResp(p[:n])
+	}
 	if hw.keep && !hw.over {
 		if len(hw.capture)+n > maxUsageCapture {
 			hw.over, hw.capture = true, hw.capture[:0]

@@ -56,7 +56,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	srv, err := proxy.New(ctx, proxy.Options{Config: cfg, Audit: aw, Logger: log, Registry: reg})
+	capture, err := openCapture(ctx, cfg.Audit, aw.Instance(), stdout, log)
+	if err != nil {
+		_ = aw.Close()
+		return err
+	}
+	opts := proxy.Options{Config: cfg, Audit: aw, Logger: log, Registry: reg}
+	if capture != nil {
+		opts.Capture = capture
+		defer capture.Close() // after the server's calls end
+	}
+	srv, err := proxy.New(ctx, opts)
 	if err != nil {
 		_ = aw.Close()
 		return err

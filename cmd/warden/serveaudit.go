@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -55,5 +56,43 @@ func openAudit(ctx context.Context, cfg authz.AuditConfig, stdout io.Writer, log
 	}
 	log.Info("audit pipeline open", zap.String("instance", p.Instance()), zap.String("spool", dir),
 		zap.String("durability", cfg.Spool.Durability), zap.String("checkpoint_key", p.PublicKey()))
+	return p, nil
+}
+
+// openCapture starts the capture pipeline when audit.capture is set: its
+// own spool (a capture directory in the audit spool), chain, key and sinks,
+// so payloads never mix with records.
+func openCapture(ctx context.Context, cfg authz.AuditConfig, instance string, stdout io.Writer, log *zap.Logger) (*audit.Pipeline, error) {
+	c := cfg.Capture
+	if c == nil {
+		return nil, nil
+	}
+	dir := ""
+	if cfg.Spool.Dir != authz.SpoolNone {
+		dir = filepath.Join(cfg.Spool.Dir, "capture")
+	}
+	name := instance + "-capture"
+	sinks, err := openSinks(ctx, authz.AuditConfig{Sinks: c.Sinks}, name, stdout)
+	if err != nil {
+		return nil, fmt.Errorf("audit.capture: %w", err)
+	}
+	p, err := audit.Open(ctx, audit.Options{
+		Dir: dir, Instance: name,
+		Fsync:        cfg.Spool.Durability == authz.DurabilityFsync,
+		MaxBytes:     cfg.Spool.MaxBytes,
+		SegmentBytes: cfg.Spool.SegmentBytes,
+		DropWhenFull: true, // a payload copy never refuses a call; its audit record is the evidence
+		Sinks:        sinks,
+		BatchMax:     cfg.Batch.MaxRecords, BatchWait: cfg.Batch.MaxWait, MaxBackoff: cfg.Batch.MaxBackoff,
+		CheckpointEvery: cfg.Checkpoint.Every, CheckpointInterval: cfg.Checkpoint.Interval,
+		Logger: log.Named("capture"),
+	})
+	if err != nil {
+		for _, s := range sinks {
+			_ = s.Close()
+		}
+		return nil, fmt.Errorf("audit.capture: %w", err)
+	}
+	log.Warn("audit.capture is on: raw request and response bodies of these apps are kept", zap.Strings("apps", c.Apps))
 	return p, nil
 }
