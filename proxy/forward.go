@@ -161,7 +161,11 @@ func (s *Server) relayError(w http.ResponseWriter, c *call, resp *http.Response)
 	if parsed == nil || parsed.Type == "" || !isJSON(body) {
 		e := errorForStatus(resp.StatusCode)
 		c.rec.ErrorType = e.Type
-		writeAPIError(w, c.requestID, e)
+		out := writeAPIError(w, c.requestID, e)
+		c.rec.ResponseSHA256 = sha256Hex(out)
+		if c.capture != nil {
+			c.capture.addResp(out)
+		}
 		return
 	}
 	c.rec.ErrorType = parsed.Type
@@ -171,6 +175,9 @@ func (s *Server) relayError(w http.ResponseWriter, c *call, resp *http.Response)
 	n, _ := w.Write(body)
 	c.rec.BytesOut = int64(n)
 	c.rec.ResponseSHA256 = sha256Hex(body[:n])
+	if c.capture != nil {
+		c.capture.addResp(body[:n])
+	}
 }
 
 func isJSON(b []byte) bool { return len(b) > 0 && json.Valid(b) }
