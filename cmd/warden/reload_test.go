@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,20 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/internal/testenv"
 )
-
-// logBuffer is written by serve's logger while the test reads it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // serve reloads its policy on SIGHUP: a valid file swaps the policy (and
 // names the changed keys it did not apply), an invalid one is rejected
@@ -70,7 +56,7 @@ audit:
 	write(cfg("amazon.nova-*", ""))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
-	stderr := &logBuffer{}
+	stderr := &testenv.Buffer{}
 	go func() {
 		done <- run(ctx, []string{"serve", "--config", cfgPath, "--watch-interval", "0"}, io.Discard, stderr)
 	}()

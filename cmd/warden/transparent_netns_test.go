@@ -54,7 +54,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -303,25 +302,6 @@ func netnsTLSAttempt(ctx context.Context, addr, sni string, pool *x509.CertPool)
 		return "<nil>", cc.n
 	}
 	return err.Error(), cc.n
-}
-
-// netnsBuffer is written by a child process's output copier while the test
-// reads it.
-type netnsBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *netnsBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *netnsBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // netnsEnvironment fails under CI and skips elsewhere.
@@ -789,7 +769,7 @@ type netnsWarden struct {
 	name     string
 	caFile   string
 	admin    string // http://host:port of its admin listener
-	out, err netnsBuffer
+	out, err testenv.Buffer
 	exited   chan struct{}
 	stop     func()
 }

@@ -8,7 +8,6 @@
 package miniotest
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
 	"io"
@@ -53,7 +52,7 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
-	out  *lockedBuffer
+	out  *testenv.Buffer
 }
 
 // Binary is where the MinIO binary is looked for: $WARDEN_MINIO, else
@@ -124,7 +123,7 @@ func (s *Server) start(t testing.TB) {
 		"MINIO_CI_CD=1", // no prompts, no surprises in a sandbox
 		"HOME="+s.home,  // MinIO creates ~/.minio: not in the user's home
 	)
-	out := &lockedBuffer{}
+	out := &testenv.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("miniotest: start %s: %v", s.bin, err)
@@ -263,22 +262,4 @@ func (s *Server) Objects(t testing.TB, bucket, prefix string) map[string][]byte 
 		}
 	}
 	return out
-}
-
-// lockedBuffer collects the server's output from its pipe goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
