@@ -61,7 +61,6 @@ type Pipeline struct {
 	head      [32]byte
 	headSeg   uint64
 	sinceCkpt int
-	records   uint64 // call records sealed since open
 
 	stop     chan struct{} // closed by Close: stop waiting, drain
 	draining atomic.Bool
@@ -257,51 +256,11 @@ func (p *Pipeline) write(r *Record, rm room) error {
 	bp := encBufs.Get().(*[]byte)
 	defer encBufs.Put(bp)
 	body := r.AppendJSON((*bp)[:0])
-	body = body[:len(body)-1] // the trailer closes the object
-	bh := bodyHash(body)
-	var tb [256]byte
+	*bp = body
 	if r.pending == nil && rm == roomComplete {
 		rm = roomNew
 	}
-	p.sp.mu.Lock()
-	seq := p.seq + 1
-	h := chainHash(p.head, seq, bh)
-	trailer := append(appendTrailer(tb[:0], seq, p.head, h), '}')
-	seg, pos, err := p.sp.appendLocked(kindRecord, r.RequestID, r.Time, rm, body, trailer)
-	if err == nil && r.pending != nil {
-		// Released only once the record is in: if it is lost, the intent
-		// stays and the next start seals an incomplete record for it.
-		r.pending.intents--
-		r.pending = nil
-	}
-	ckpt := false
-	if err == nil {
-		p.seq, p.head, p.headSeg = seq, h, seg.n
-		p.records++
-		p.sinceCkpt++
-		ckpt = p.sinceCkpt >= p.o.CheckpointEvery
-	}
-	p.sp.mu.Unlock()
-	*bp = body
-	if err != nil {
-		reason := "error"
-		if errors.Is(err, ErrSpoolFull) {
-			reason = "spool_full"
-		}
-		p.m.dropped.WithLabelValues(reason).Inc()
-		return err
-	}
-	p.m.records.Inc()
-	p.sp.wake()
-	if err := p.sp.waitDurable(pos); err != nil {
-		return err
-	}
-	if ckpt { // inline: one call in CheckpointEvery pays for a signature (~25 µs)
-		if err := p.checkpoint("periodic", false); err != nil {
-			p.log.Error("audit checkpoint failed", zap.Error(err))
-		}
-	}
-	return nil
+	return p.seal(r.RequestID, r.Time, body[:len(body)-1], rm, &r.pending)
 }
 
 // WriteLine seals one JSON object (a capture line: any object whose kind
@@ -322,26 +281,53 @@ func (p *Pipeline) WriteLine(id string, t time.Time, obj []byte) {
 		body = append(body, ',')
 	}
 	body = append(body, obj[1:len(obj)-1]...)
-	bh := bodyHash(body)
+	if err := p.seal(id, t, body, roomNew, nil); err != nil {
+		p.log.Error("audit line lost", zap.String("id", id), zap.Error(err))
+	}
+}
+
+// seal appends body (a JSON object without its closing brace) as the
+// chain's next line and waits until it is as durable as configured; a
+// pending intent is released once the line is in (if the line is lost, the
+// intent stays and the next start seals an incomplete record for it).
+func (p *Pipeline) seal(id string, t time.Time, body []byte, rm room, pending **segment) error {
+	bh := bodyHash(body) // off the lock
 	var tb [256]byte
 	p.sp.mu.Lock()
 	seq := p.seq + 1
 	h := chainHash(p.head, seq, bh)
 	trailer := append(appendTrailer(tb[:0], seq, p.head, h), '}')
-	seg, pos, err := p.sp.appendLocked(kindRecord, id, t, roomNew, body, trailer)
+	seg, pos, err := p.sp.appendLocked(kindRecord, id, t, rm, body, trailer)
+	ckpt := false
 	if err == nil {
+		if pending != nil && *pending != nil {
+			(*pending).intents--
+			*pending = nil
+		}
 		p.seq, p.head, p.headSeg = seq, h, seg.n
 		p.sinceCkpt++
+		ckpt = p.sinceCkpt >= p.o.CheckpointEvery
 	}
 	p.sp.mu.Unlock()
 	if err != nil {
-		p.m.dropped.WithLabelValues("error").Inc()
-		p.log.Error("audit line lost", zap.String("id", id), zap.Error(err))
-		return
+		reason := "error"
+		if errors.Is(err, ErrSpoolFull) {
+			reason = "spool_full"
+		}
+		p.m.dropped.WithLabelValues(reason).Inc()
+		return err
 	}
 	p.m.records.Inc()
 	p.sp.wake()
-	_ = p.sp.waitDurable(pos)
+	if err := p.sp.waitDurable(pos); err != nil {
+		return err
+	}
+	if ckpt { // inline: one line in CheckpointEvery pays for a signature (~25 µs)
+		if err := p.checkpoint("periodic", false); err != nil {
+			p.log.Error("audit checkpoint failed", zap.Error(err))
+		}
+	}
+	return nil
 }
 
 // checkpoint seals a signed checkpoint of the chain head.

@@ -82,7 +82,6 @@ type spool struct {
 	syncErr  error
 	closing  bool
 	flusher  sync.WaitGroup
-	waiting  atomic.Int32
 	notifyMu sync.Mutex
 	notify   []chan struct{}
 

@@ -37,17 +37,9 @@ func openAudit(ctx context.Context, cfg authz.AuditConfig, stdout io.Writer, log
 	if err != nil {
 		return nil, err
 	}
-	p, err := audit.Open(ctx, audit.Options{
-		Dir: dir, Instance: instance,
-		Fsync:        cfg.Spool.Durability == authz.DurabilityFsync,
-		MaxBytes:     cfg.Spool.MaxBytes,
-		SegmentBytes: cfg.Spool.SegmentBytes,
-		DropWhenFull: cfg.Spool.OnFull == authz.OnFullDrop,
-		Sinks:        sinks,
-		BatchMax:     cfg.Batch.MaxRecords, BatchWait: cfg.Batch.MaxWait, MaxBackoff: cfg.Batch.MaxBackoff,
-		CheckpointEvery: cfg.Checkpoint.Every, CheckpointInterval: cfg.Checkpoint.Interval,
-		Logger: log.Named("audit"), Registry: reg,
-	})
+	o := pipelineOptions(cfg, dir, instance, sinks, log.Named("audit"))
+	o.DropWhenFull, o.Registry = cfg.Spool.OnFull == authz.OnFullDrop, reg
+	p, err := audit.Open(ctx, o)
 	if err != nil {
 		for _, s := range sinks {
 			_ = s.Close()
@@ -76,17 +68,9 @@ func openCapture(ctx context.Context, cfg authz.AuditConfig, instance string, st
 	if err != nil {
 		return nil, fmt.Errorf("audit.capture: %w", err)
 	}
-	p, err := audit.Open(ctx, audit.Options{
-		Dir: dir, Instance: name,
-		Fsync:        cfg.Spool.Durability == authz.DurabilityFsync,
-		MaxBytes:     cfg.Spool.MaxBytes,
-		SegmentBytes: cfg.Spool.SegmentBytes,
-		DropWhenFull: true, // a payload copy never refuses a call; its audit record is the evidence
-		Sinks:        sinks,
-		BatchMax:     cfg.Batch.MaxRecords, BatchWait: cfg.Batch.MaxWait, MaxBackoff: cfg.Batch.MaxBackoff,
-		CheckpointEvery: cfg.Checkpoint.Every, CheckpointInterval: cfg.Checkpoint.Interval,
-		Logger: log.Named("capture"),
-	})
+	o := pipelineOptions(cfg, dir, name, sinks, log.Named("capture"))
+	o.DropWhenFull = true // a payload copy never refuses a call; its audit record is the evidence
+	p, err := audit.Open(ctx, o)
 	if err != nil {
 		for _, s := range sinks {
 			_ = s.Close()
@@ -95,4 +79,17 @@ func openCapture(ctx context.Context, cfg authz.AuditConfig, instance string, st
 	}
 	log.Warn("audit.capture is on: raw request and response bodies of these apps are kept", zap.Strings("apps", c.Apps))
 	return p, nil
+}
+
+// pipelineOptions is what the audit and capture pipelines share of the
+// audit config: durability, bounds, batching, checkpoints.
+func pipelineOptions(cfg authz.AuditConfig, dir, instance string, sinks []audit.Sink, log *zap.Logger) audit.Options {
+	return audit.Options{
+		Dir: dir, Instance: instance, Sinks: sinks, Logger: log,
+		Fsync:        cfg.Spool.Durability == authz.DurabilityFsync,
+		MaxBytes:     cfg.Spool.MaxBytes,
+		SegmentBytes: cfg.Spool.SegmentBytes,
+		BatchMax:     cfg.Batch.MaxRecords, BatchWait: cfg.Batch.MaxWait, MaxBackoff: cfg.Batch.MaxBackoff,
+		CheckpointEvery: cfg.Checkpoint.Every, CheckpointInterval: cfg.Checkpoint.Interval,
+	}
 }
