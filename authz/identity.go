@@ -26,6 +26,14 @@ type Identity struct {
 	// API it came from is failing (bounded by the source's stale_ttl).
 	Stale  bool
 	values map[string]string // TagValues, precomputed by sources whose identity never changes
+	weak   []string          // WeakTagNames, precomputed with values
+}
+
+// precompute caches TagValues and WeakTagNames for a source whose identity
+// never changes, so calls do not rebuild them.
+func (id *Identity) precompute() {
+	id.values, id.weak = nil, nil
+	id.values, id.weak = id.TagValues(), id.WeakTagNames()
 }
 
 // TagValues returns the tags as a plain map (for audit records). The map
@@ -44,6 +52,9 @@ func (id Identity) TagValues() map[string]string {
 // WeakTagNames returns the names of the tags the workload could have
 // claimed rather than proven, sorted (nil when all are strong).
 func (id Identity) WeakTagNames() []string {
+	if id.values != nil {
+		return id.weak
+	}
 	var out []string
 	for k, t := range id.Tags {
 		if !t.Strong {
@@ -62,7 +73,7 @@ func (id Identity) WithTag(key string, t Tag) Identity {
 		tags[k] = v
 	}
 	tags[key] = t
-	id.Tags, id.values = tags, nil
+	id.Tags, id.values, id.weak = tags, nil, nil
 	return id
 }
 

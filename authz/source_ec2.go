@@ -294,6 +294,6 @@ func (s *EC2Source) identityOf(ni *ec2types.NetworkInterface) Identity {
 		}
 		put(TagAWSTagPrefix+k, aws.ToString(t.Value), false)
 	}
-	id.values = id.TagValues()
+	id.precompute()
 	return id
 }

@@ -282,7 +282,7 @@ func (s *ECSSidecarSource) fetch(ctx context.Context, prev *Identity) (*Identity
 					}
 				}
 			}
-			id.values = id.TagValues()
+			id.precompute()
 		}
 	}
 	return id, nil
@@ -455,6 +455,6 @@ func (t *ecsTask) identity() *Identity {
 	for k, v := range t.TaskTags {
 		id.Tags[TagECSTagPrefix+k] = WeakTag(SourceECSSidecar, v)
 	}
-	id.values = id.TagValues()
+	id.precompute()
 	return id
 }

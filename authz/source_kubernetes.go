@@ -397,7 +397,7 @@ func newK8sPod(p *corev1.Pod) *k8sPod {
 		tags[TagK8sLabelPrefix+k] = WeakTag(SourceKubernetes, v)
 	}
 	kp.id = Identity{Source: SourceKubernetes, Tags: tags}
-	kp.id.values = kp.id.TagValues()
+	kp.id.precompute()
 	return kp
 }
 

@@ -222,7 +222,7 @@ func (s *KubernetesSidecarSource) build(labels, annots map[string]string) *Ident
 	for k, v := range annots {
 		id.Tags[TagK8sAnnotPrefix+k] = WeakTag(SourceKubernetesSidecar, v)
 	}
-	id.values = id.TagValues()
+	id.precompute()
 	return id
 }
 

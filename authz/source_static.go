@@ -15,7 +15,7 @@ func NewStaticSource(tags map[string]string) *StaticSource {
 	for k, v := range tags {
 		id.Tags[k] = Tag{Value: v, Source: "static"}
 	}
-	id.values = id.TagValues()
+	id.precompute()
 	return &StaticSource{id: id}
 }
 

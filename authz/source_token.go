@@ -361,7 +361,7 @@ func (s *TokenSource) identityOf(st authenticationv1.TokenReviewStatus) (Identit
 		tags[TagK8sNode] = StrongTag(SourceToken, v[0])
 	}
 	id := Identity{Source: SourceToken, Tags: tags}
-	id.values = id.TagValues()
+	id.precompute()
 	return id, ""
 }
 

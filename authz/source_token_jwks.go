@@ -240,6 +240,6 @@ func (v *jwksVerifier) verify(ctx context.Context, tok string) (Identity, time.T
 		tags[TagK8sNode] = StrongTag(SourceToken, c.K8s.Node.Name)
 	}
 	id := Identity{Source: SourceToken, Tags: tags}
-	id.values = id.TagValues()
+	id.precompute()
 	return id, exp, nil
 }
