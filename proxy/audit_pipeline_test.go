@@ -13,25 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/audit/audittest"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
 )
-
-// lineSink keeps what the audit pipeline delivers.
-type lineSink struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (s *lineSink) Name() string { return "test" }
-func (s *lineSink) Close() error { return nil }
-func (s *lineSink) Write(_ context.Context, b []audit.Entry) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, e := range b {
-		s.lines = append(s.lines, string(e.Line))
-	}
-	return nil
-}
 
 // intentProbe is an audit writer that remembers, for each call the
 // emulator answers, whether Warden had written its intent by then.
@@ -116,7 +100,7 @@ func TestIntentIsWrittenBeforeForwarding(t *testing.T) {
 // Calls through the real pipeline: every record sealed, delivered, with
 // the fields its outcome calls for, and the chain verifies.
 func TestRecordsThroughThePipeline(t *testing.T) {
-	sink := &lineSink{}
+	sink := &audittest.Sink{}
 	p, err := audit.Open(context.Background(), audit.Options{Dir: t.TempDir(), Instance: "warden-test", Sinks: []audit.Sink{sink},
 		BatchWait: time.Millisecond, CheckpointEvery: 3})
 	if err != nil {
@@ -147,9 +131,7 @@ func TestRecordsThroughThePipeline(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	sink.mu.Lock()
-	lines := append([]string(nil), sink.lines...)
-	sink.mu.Unlock()
+	lines := sink.Lines()
 	var calls []audit.Record
 	v := audit.NewVerifier(audit.VerifyOptions{Keys: []string{p.PublicKey()}})
 	for _, l := range lines {

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/audit/audittest"
 	"github.com/warden-egress/warden/authz"
 )
 
@@ -89,7 +90,7 @@ apps: [{name: a, allow_weak_identity: true, match: {tags: {app: a}}, allow: {mod
 	// With the production pipeline: intent and sealed record through the
 	// on-disk spool (process durability), shipped to a discarding sink.
 	b.Run("warden-spooled", func(b *testing.B) {
-		p, err := audit.Open(context.Background(), audit.Options{Dir: b.TempDir(), Instance: "bench", Sinks: []audit.Sink{discardSink{}},
+		p, err := audit.Open(context.Background(), audit.Options{Dir: b.TempDir(), Instance: "bench", Sinks: []audit.Sink{audittest.Discard{}},
 			SegmentBytes: 64 << 20, MaxBytes: 1 << 30})
 		if err != nil {
 			b.Fatal(err)
@@ -112,12 +113,6 @@ apps: [{name: a, allow_weak_identity: true, match: {tags: {app: a}}, allow: {mod
 		}
 	})
 }
-
-type discardSink struct{}
-
-func (discardSink) Name() string                               { return "discard" }
-func (discardSink) Write(context.Context, []audit.Entry) error { return nil }
-func (discardSink) Close() error                               { return nil }
 
 type bufPool struct{}
 

@@ -2,39 +2,22 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/audit/audittest"
 )
-
-type linesSink struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (s *linesSink) Name() string { return "lines" }
-func (s *linesSink) Close() error { return nil }
-func (s *linesSink) Write(_ context.Context, b []audit.Entry) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, e := range b {
-		s.lines = append(s.lines, string(e.Line))
-	}
-	return nil
-}
 
 // sealedAuditFile writes n calls' sealed lines to a file and returns its
 // lines and the chain's key.
 func sealedAuditFile(t *testing.T, n int) ([]string, string) {
 	t.Helper()
-	sink := &linesSink{}
+	sink := &audittest.Sink{}
 	p, err := audit.Open(t.Context(), audit.Options{Dir: t.TempDir(), Instance: "cli-test", Sinks: []audit.Sink{sink},
 		BatchWait: time.Millisecond, CheckpointEvery: 4})
 	if err != nil {
@@ -46,7 +29,7 @@ func sealedAuditFile(t *testing.T, n int) ([]string, string) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return sink.lines, p.PublicKey()
+	return sink.Lines(), p.PublicKey()
 }
 
 func TestAuditVerifyCommand(t *testing.T) {
