@@ -161,11 +161,7 @@ func (s *Server) relayError(w http.ResponseWriter, c *call, resp *http.Response)
 	if parsed == nil || parsed.Type == "" || !isJSON(body) {
 		e := errorForStatus(resp.StatusCode)
 		c.rec.ErrorType = e.Type
-		out := writeAPIError(w, c.requestID, e)
-		c.rec.ResponseSHA256 = sha256Hex(out)
-		if c.capture != nil {
-			c.capture.addResp(out)
-		}
+		c.answered(writeAPIError(w, c.requestID, e))
 		return
 	}
 	c.rec.ErrorType = parsed.Type
@@ -174,10 +170,7 @@ func (s *Server) relayError(w http.ResponseWriter, c *call, resp *http.Response)
 	w.WriteHeader(resp.StatusCode)
 	n, _ := w.Write(body)
 	c.rec.BytesOut = int64(n)
-	c.rec.ResponseSHA256 = sha256Hex(body[:n])
-	if c.capture != nil {
-		c.capture.addResp(body[:n])
-	}
+	c.answered(body[:n])
 }
 
 func isJSON(b []byte) bool { return len(b) > 0 && json.Valid(b) }

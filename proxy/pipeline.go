@@ -214,26 +214,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 			len(c.body), d.MaxBodyBytes, d.App), c.rec.Rule)
 		return
 	}
-	// The intent is durable before anything of the call leaves Warden (the
-	// Bedrock guard kind sends the prompt to ApplyGuardrail): a crash from
-	// here on still leaves a record.
-	// A recovered intent says what was decided before the crash.
-	c.rec.Decision = "allow"
-	if !d.Allow {
-		c.rec.Decision = "dry-run-deny"
-	}
-	err = s.audit.Begin(&c.rec)
-	c.rec.Decision = "deny" // until the guards and caps pass
-	if err == nil {
-		s.startCapture(c, d.App) // the body as the app sent it
-	}
-	if err != nil {
-		c.rec.Rule = "audit.spool"
-		if errors.Is(err, audit.ErrSpoolFull) {
-			s.fail(w, c, bedrock.ServiceUnavailable("warden: the audit spool is full (its sinks are behind); the call was not forwarded"), c.rec.Rule)
-		} else {
-			s.fail(w, c, bedrock.ServiceUnavailable("warden: the call's audit intent could not be written (%v); the call was not forwarded", err), c.rec.Rule)
-		}
+	if !s.beginAudit(w, c, d) {
 		return
 	}
 	guardDryRunDeny, err := s.applyInputGuards(r.Context(), c, d)
@@ -259,6 +240,41 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 		c.rec.Decision = "dry-run-deny" // the app runs in dry-run mode: record the denial, forward anyway
 	}
 	s.forward(w, r, c)
+}
+
+// beginAudit writes the call's intent, durable before anything of the call
+// leaves Warden (the Bedrock guard kind already sends the prompt to
+// ApplyGuardrail), so a crash from here on still leaves a record; false
+// means the call was refused.
+func (s *Server) beginAudit(w http.ResponseWriter, c *call, d authz.Decision) bool {
+	// A recovered intent says what was decided before the crash; the
+	// record says deny until the guards and caps pass.
+	c.rec.Decision = "allow"
+	if !d.Allow {
+		c.rec.Decision = "dry-run-deny"
+	}
+	err := s.audit.Begin(&c.rec)
+	c.rec.Decision = "deny"
+	if err != nil {
+		c.rec.Rule = "audit.spool"
+		if errors.Is(err, audit.ErrSpoolFull) {
+			s.fail(w, c, bedrock.ServiceUnavailable("warden: the audit spool is full (its sinks are behind); the call was not forwarded"), c.rec.Rule)
+		} else {
+			s.fail(w, c, bedrock.ServiceUnavailable("warden: the call's audit intent could not be written (%v); the call was not forwarded", err), c.rec.Rule)
+		}
+		return false
+	}
+	s.startCapture(c, d.App) // the body as the app sent it
+	return true
+}
+
+// answered notes a response body the app was sent whole: its hash for the
+// record, and a copy for capture.
+func (c *call) answered(body []byte) {
+	c.rec.ResponseSHA256 = sha256Hex(body)
+	if c.capture != nil {
+		c.capture.addResp(body)
+	}
 }
 
 // sharesArray reports whether a and b are views of one backing array (a
@@ -312,11 +328,7 @@ func (s *Server) fail(w http.ResponseWriter, c *call, err error, rule string) {
 	c.rec.Reason = apiErr.Message
 	c.rec.Status = apiErr.Status
 	c.rec.ErrorType = apiErr.Type
-	body := writeAPIError(w, c.requestID, apiErr)
-	c.rec.ResponseSHA256 = sha256Hex(body)
-	if c.capture != nil {
-		c.capture.addResp(body)
-	}
+	c.answered(writeAPIError(w, c.requestID, apiErr))
 }
 
 // writeAPIError answers with e and returns the body it wrote.
