@@ -3,6 +3,8 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 )
 
@@ -10,7 +12,8 @@ import (
 type recordJSON struct {
 	V                  int               `json:"v"`
 	Kind               string            `json:"kind"`
-	Time               time.Time         `json:"time"`
+	ID                 string            `json:"id"`
+	Time               json.RawMessage   `json:"time"`
 	Instance           string            `json:"instance"`
 	RequestID          string            `json:"request_id"`
 	UpstreamRequestID  string            `json:"upstream_request_id"`
@@ -40,38 +43,54 @@ type recordJSON struct {
 		Guard, Detector, Type, Action, Phase string
 		Count                                int
 	} `json:"findings"`
-	PromptSHA256     string   `json:"prompt_sha256"`
-	ResponseSHA256   string   `json:"response_sha256"`
-	TokensIn         *int64   `json:"tokens_in"`
-	TokensOut        int64    `json:"tokens_out"`
-	CacheReadTokens  int64    `json:"cache_read_tokens"`
-	CacheWriteTokens int64    `json:"cache_write_tokens"`
-	CostUSD          *float64 `json:"cost_usd"`
-	BytesIn          int64    `json:"bytes_in"`
-	BytesOut         int64    `json:"bytes_out"`
-	LatencyMS        float64  `json:"latency_ms"`
-	UpstreamMS       float64  `json:"upstream_latency_ms"`
-	UpstreamTotalMS  float64  `json:"upstream_total_ms"`
+	PromptSHA256     string      `json:"prompt_sha256"`
+	ResponseSHA256   string      `json:"response_sha256"`
+	TokensIn         *int64      `json:"tokens_in"`
+	TokensOut        int64       `json:"tokens_out"`
+	CacheReadTokens  int64       `json:"cache_read_tokens"`
+	CacheWriteTokens int64       `json:"cache_write_tokens"`
+	CostUSD          *jsonNumber `json:"cost_usd"`
+	BytesIn          int64       `json:"bytes_in"`
+	BytesOut         int64       `json:"bytes_out"`
+	LatencyMS        jsonNumber  `json:"latency_ms"`
+	UpstreamMS       jsonNumber  `json:"upstream_latency_ms"`
+	UpstreamTotalMS  jsonNumber  `json:"upstream_total_ms"`
 }
 
 // DecodeRecord parses a call record line (sealed or not; the chain fields
 // are ignored). It is the inverse of AppendJSON up to microsecond latencies.
 func DecodeRecord(line []byte) (Record, error) {
+	kind, _, r, err := decodeLine(line)
+	if err == nil && kind != "" {
+		err = fmt.Errorf("audit record: a %s line, not a call record", kind)
+	}
+	return r, err
+}
+
+// decodeLine parses any audit line: a call record into r, or just the kind
+// and id of a checkpoint or capture line. It is lenient where readers of
+// older or foreign lines need it: time as RFC 3339 or epoch seconds (zap's
+// default), non-finite numbers as zap writes them (cost then unknown).
+func decodeLine(line []byte) (kind, id string, r Record, err error) {
 	var j recordJSON
 	if err := json.Unmarshal(line, &j); err != nil {
-		return Record{}, fmt.Errorf("audit record: %w", err)
+		return "", "", Record{}, fmt.Errorf("audit record: %w", err)
+	}
+	t, err := parseTime(j.Time)
+	if err != nil {
+		return "", "", Record{}, fmt.Errorf("audit record: %w", err)
 	}
 	if j.Kind != "" {
-		return Record{}, fmt.Errorf("audit record: a %s line, not a call record", j.Kind)
+		return j.Kind, j.ID, Record{Time: t}, nil
 	}
-	r := Record{
-		Time: j.Time, Instance: j.Instance, RequestID: j.RequestID, UpstreamRequestID: j.UpstreamRequestID, Client: j.Client,
+	r = Record{
+		Time: t, Instance: j.Instance, RequestID: j.RequestID, UpstreamRequestID: j.UpstreamRequestID, Client: j.Client,
 		Protocol: j.Protocol, Mode: j.Mode, Host: j.Host, Signing: j.Signing, IdentitySource: j.IdentitySource,
 		IdentityStale: j.IdentityStale, Tags: j.Tags, WeakTags: j.WeakTags, App: j.App, Operation: j.Operation, Model: j.Model,
 		ModelCanonical: j.ModelCanonical, ModelResolved: j.ModelResolved, ModelResolvedStale: j.ModelResolvedStale,
 		PolicyHash: j.PolicyHash, Decision: j.Decision, Rule: j.Rule, Reason: j.Reason, Status: j.Status, ErrorType: j.ErrorType,
 		Incomplete: j.Incomplete, PromptSHA256: j.PromptSHA256, ResponseSHA256: j.ResponseSHA256, BytesIn: j.BytesIn, BytesOut: j.BytesOut,
-		Latency: ms(j.LatencyMS), UpstreamLatency: ms(j.UpstreamMS), UpstreamTotal: ms(j.UpstreamTotalMS),
+		Latency: ms(float64(j.LatencyMS)), UpstreamLatency: ms(float64(j.UpstreamMS)), UpstreamTotal: ms(float64(j.UpstreamTotalMS)),
 	}
 	for _, f := range j.Findings {
 		r.Findings = append(r.Findings, Finding{Guard: f.Guard, Detector: f.Detector, Type: f.Type, Count: f.Count, Action: f.Action, Phase: f.Phase})
@@ -79,10 +98,64 @@ func DecodeRecord(line []byte) (Record, error) {
 	if j.TokensIn != nil {
 		r.Usage = Usage{Known: true, Input: *j.TokensIn, Output: j.TokensOut, CacheRead: j.CacheReadTokens, CacheWrite: j.CacheWriteTokens}
 	}
-	if j.CostUSD != nil {
-		r.CostUSD, r.CostKnown = *j.CostUSD, true
+	if c := j.CostUSD; c != nil && !math.IsNaN(float64(*c)) && !math.IsInf(float64(*c), 0) {
+		r.CostUSD, r.CostKnown = float64(*c), true
 	}
-	return r, nil
+	return "", "", r, nil
 }
 
-func ms(v float64) time.Duration { return time.Duration(v*1000+0.5) * time.Microsecond }
+// ms converts milliseconds to a Duration; a value no record could hold
+// (negative, non-finite, beyond ~30 years) is -1, "unknown".
+func ms(v float64) time.Duration {
+	if !(v >= 0 && v < 1e12) { // NaN fails both
+		return -1
+	}
+	return time.Duration(v*1000+0.5) * time.Microsecond
+}
+
+// jsonNumber takes a number or the strings zap writes for non-finite
+// floats ("NaN", "+Inf", "-Inf").
+type jsonNumber float64
+
+func (n *jsonNumber) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || !(math.IsNaN(f) || math.IsInf(f, 0)) {
+			return fmt.Errorf("number %q", s)
+		}
+		*n = jsonNumber(f)
+		return nil
+	}
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	*n = jsonNumber(f)
+	return nil
+}
+
+// parseTime takes RFC 3339 (AppendJSON) or epoch seconds (zap's default
+// time encoder).
+func parseTime(raw json.RawMessage) (time.Time, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return time.Time{}, nil
+	}
+	if raw[0] == '"' {
+		var t time.Time
+		err := json.Unmarshal(raw, &t)
+		return t.UTC(), err
+	}
+	var secs float64
+	if err := json.Unmarshal(raw, &secs); err != nil {
+		return time.Time{}, err
+	}
+	if math.IsNaN(secs) || math.Abs(secs) > 1e11 {
+		return time.Time{}, fmt.Errorf("time %v out of range", secs)
+	}
+	whole, frac := math.Modf(secs)
+	return time.Unix(int64(whole), int64(frac*1e9)).UTC(), nil
+}

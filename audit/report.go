@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
@@ -133,80 +132,6 @@ func Account(tags map[string]string) string {
 	return UnknownAccount
 }
 
-// reportLine holds the fields of an audit line a report reads.
-type reportLine struct {
-	Kind           string            `json:"kind"`
-	ID             string            `json:"id"`
-	Time           json.RawMessage   `json:"time"`
-	RequestID      string            `json:"request_id"`
-	Tags           map[string]string `json:"tags"`
-	App            string            `json:"app"`
-	Model          string            `json:"model"`
-	ModelCanonical string            `json:"model_canonical"`
-	Decision       string            `json:"decision"`
-	Reason         string            `json:"reason"`
-	Incomplete     bool              `json:"incomplete"`
-	Findings       []struct {
-		Guard  string `json:"guard"`
-		Type   string `json:"type"`
-		Count  int    `json:"count"`
-		Action string `json:"action"`
-	} `json:"findings"`
-	TokensIn   int64       `json:"tokens_in"`
-	TokensOut  int64       `json:"tokens_out"`
-	CacheRead  int64       `json:"cache_read_tokens"`
-	CacheWrite int64       `json:"cache_write_tokens"`
-	CostUSD    *jsonNumber `json:"cost_usd"`
-	LatencyMS  jsonNumber  `json:"latency_ms"`
-}
-
-// jsonNumber takes a number or the strings zap writes for non-finite
-// floats ("NaN", "+Inf", "-Inf").
-type jsonNumber float64
-
-func (n *jsonNumber) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || !(math.IsNaN(f) || math.IsInf(f, 0)) {
-			return fmt.Errorf("number %q", s)
-		}
-		*n = jsonNumber(f)
-		return nil
-	}
-	var f float64
-	if err := json.Unmarshal(b, &f); err != nil {
-		return err
-	}
-	*n = jsonNumber(f)
-	return nil
-}
-
-// parseTime takes RFC 3339 (AppendJSON) or epoch seconds (zap's default
-// time encoder).
-func parseTime(raw json.RawMessage) (time.Time, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return time.Time{}, nil
-	}
-	if raw[0] == '"' {
-		var t time.Time
-		err := json.Unmarshal(raw, &t)
-		return t.UTC(), err
-	}
-	var secs float64
-	if err := json.Unmarshal(raw, &secs); err != nil {
-		return time.Time{}, err
-	}
-	if math.IsNaN(secs) || math.Abs(secs) > 1e11 {
-		return time.Time{}, fmt.Errorf("time %v out of range", secs)
-	}
-	whole, frac := math.Modf(secs)
-	return time.Unix(int64(whole), int64(frac*1e9)).UTC(), nil
-}
-
 // ReportBuilder aggregates audit lines into a Report; Add has the shape
 // ReadSource calls, so a builder can take a source directly. It is not safe
 // for concurrent use.
@@ -259,12 +184,7 @@ func NewReportBuilder(opts ReportOptions) *ReportBuilder {
 // by id.
 func (b *ReportBuilder) Add(name string, line []byte) error {
 	b.r.Lines++
-	var l reportLine
-	err := json.Unmarshal(line, &l)
-	var t time.Time
-	if err == nil {
-		t, err = parseTime(l.Time)
-	}
+	kind, id, l, err := decodeLine(line)
 	if err != nil {
 		b.r.Malformed++
 		if b.r.FirstMalformed == "" {
@@ -272,13 +192,13 @@ func (b *ReportBuilder) Add(name string, line []byte) error {
 		}
 		return nil
 	}
-	if l.Kind != "" {
-		if l.Kind == "checkpoint" {
-			if _, dup := b.seenCP[l.ID]; dup && l.ID != "" {
+	if kind != "" {
+		if kind == "checkpoint" {
+			if _, dup := b.seenCP[id]; dup && id != "" {
 				b.r.Duplicates++
 				return nil
 			}
-			b.seenCP[l.ID] = struct{}{}
+			b.seenCP[id] = struct{}{}
 			b.r.Checkpoints++
 		}
 		return nil
@@ -290,12 +210,13 @@ func (b *ReportBuilder) Add(name string, line []byte) error {
 		}
 		b.seen[l.RequestID] = struct{}{}
 	}
-	b.addCall(&l, t)
+	b.addCall(&l)
 	return nil
 }
 
-func (b *ReportBuilder) addCall(l *reportLine, t time.Time) {
+func (b *ReportBuilder) addCall(l *Record) {
 	r := &b.r
+	t := l.Time
 	r.Records++
 	if !t.IsZero() {
 		if r.First.IsZero() || t.Before(r.First) {
@@ -306,15 +227,12 @@ func (b *ReportBuilder) addCall(l *reportLine, t time.Time) {
 		}
 		b.timeline.add(t, l.App)
 	}
-	cost, costKnown := 0.0, false
-	if l.CostUSD != nil && !math.IsNaN(float64(*l.CostUSD)) && !math.IsInf(float64(*l.CostUSD), 0) {
-		cost, costKnown = float64(*l.CostUSD), true
-	}
-	if !costKnown {
+	cost := l.CostUSD
+	if !l.CostKnown {
 		r.CostUnknown++
 	}
-	r.TokensIn += l.TokensIn
-	r.TokensOut += l.TokensOut
+	r.TokensIn += l.Usage.Input
+	r.TokensOut += l.Usage.Output
 	r.CostUSD += cost
 	if l.Incomplete {
 		r.Incomplete++
@@ -339,13 +257,13 @@ func (b *ReportBuilder) addCall(l *reportLine, t time.Time) {
 	if l.Incomplete {
 		a.Incomplete++
 	}
-	a.TokensIn += l.TokensIn
-	a.TokensOut += l.TokensOut
-	a.CacheRead += l.CacheRead
-	a.CacheWrite += l.CacheWrite
+	a.TokensIn += l.Usage.Input
+	a.TokensOut += l.Usage.Output
+	a.CacheRead += l.Usage.CacheRead
+	a.CacheWrite += l.Usage.CacheWrite
 	a.CostUSD += cost
-	if lat := float64(l.LatencyMS); lat >= 0 && lat < 1e12 { // NaN fails both
-		a.latencies = append(a.latencies, time.Duration(lat*float64(time.Millisecond)))
+	if l.Latency >= 0 { // -1: the line held none a record could
+		a.latencies = append(a.latencies, l.Latency)
 	}
 
 	model := l.ModelCanonical
@@ -358,8 +276,8 @@ func (b *ReportBuilder) addCall(l *reportLine, t time.Time) {
 		b.models[model] = m
 	}
 	m.Calls++
-	m.TokensIn += l.TokensIn
-	m.TokensOut += l.TokensOut
+	m.TokensIn += l.Usage.Input
+	m.TokensOut += l.Usage.Output
 	m.CostUSD += cost
 
 	if l.Decision != "" && l.Decision != "allow" {
