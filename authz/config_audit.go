@@ -3,7 +3,6 @@ package authz
 import (
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"time"
 )
@@ -25,9 +24,6 @@ type AuditConfig struct {
 	// of the named apps' calls, in a separate chain delivered to its own
 	// sinks: audit records never hold them.
 	Capture *CaptureConfig `yaml:"capture"`
-
-	// prices is Prices compiled by Validate (PriceTable).
-	prices *Prices
 }
 
 // CaptureConfig names the apps whose payloads are captured, where the
@@ -235,16 +231,6 @@ func validateAudit(a *AuditConfig) []error {
 		if err := checkPriceKey(m, a.Prices[m]); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	// Validating a config again (each Server built from it does) writes
-	// nothing unless the table changed, so servers sharing a config do not
-	// race on it.
-	if p, err := NewPrices(a.Prices); err != nil {
-		if a.prices != nil {
-			a.prices = nil
-		}
-	} else if !reflect.DeepEqual(p, a.prices) {
-		a.prices = p
 	}
 	return errs
 }

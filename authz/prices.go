@@ -110,12 +110,9 @@ func (pc PriceConfig) Cost(u bedrock.Usage) float64 {
 		float64(u.CacheRead)*pc.CacheRead + float64(u.CacheWrite)*pc.CacheWrite) / 1e6
 }
 
-// PriceTable returns the compiled audit.prices of a validated config (nil
-// if the table does not compile: Validate reports why).
+// PriceTable compiles audit.prices (Validate has checked it; nil if it
+// does not compile). Callers compile once and keep the table.
 func (a *AuditConfig) PriceTable() *Prices {
-	if a.prices != nil {
-		return a.prices
-	}
 	p, _ := NewPrices(a.Prices)
 	return p
 }

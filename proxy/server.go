@@ -56,6 +56,7 @@ type Server struct {
 	capture     Capturer
 	captureApps map[string]bool
 	captureMax  int
+	prices      *authz.Prices // audit.prices, compiled once (audit is a restart key)
 	log         *zap.Logger
 	metrics     *metrics
 	registry    *prometheus.Registry
@@ -128,6 +129,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("proxy: invalid configuration: %w", err)
 	}
 	s := &Server{cfg: cfg, audit: o.Audit, log: o.Logger, creds: o.Credentials, maxBody: cfg.Limits.MaxBodyBytes, registry: o.Registry}
+	s.prices = cfg.Audit.PriceTable()
 	if c := cfg.Audit.Capture; c != nil && o.Capture != nil {
 		s.capture, s.captureMax, s.captureApps = o.Capture, int(c.MaxBytes), map[string]bool{}
 		for _, a := range c.Apps {

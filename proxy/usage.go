@@ -134,7 +134,7 @@ func (s *Server) recordUsage(c *call, u bedrock.Usage, ok bool) {
 
 // priceTable is audit.prices of the config Warden started with (a restart
 // key: a reload does not change prices).
-func (s *Server) priceTable() *authz.Prices { return s.cfg.Audit.PriceTable() }
+func (s *Server) priceTable() *authz.Prices { return s.prices }
 
 // callCost prices u on the call's model: its canonical id (a system
 // profile falls back to its foundation model), else the foundation models
