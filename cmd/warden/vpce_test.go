@@ -6,16 +6,22 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/bedrockagentruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 
 	"github.com/warden-egress/warden/authz"
 )
 
 const (
 	segmentedPolicy = "testdata/vpce/segmented.yaml"
-	wardenRole      = "arn:aws:iam::444455556666:role/warden"
+	wardenRole      = "arn:aws:iam::444455556666:role/warden/warden"
+	adminRole       = "arn:aws:iam::444455556666:role/platform-pipeline"
 )
 
 // The output of `warden policy vpce-policy` is compared with
@@ -28,18 +34,21 @@ func TestVPCEPolicyGolden(t *testing.T) {
 	}{
 		// Explicit globs, a system-profile glob, profile scopes, an
 		// application-profile ARN and an app allowed StartAsyncInvoke.
-		{"segmented", []string{"--config", segmentedPolicy, "--principal", wardenRole}},
+		{"segmented", []string{"--config", segmentedPolicy, "--principal", wardenRole, "--admin-principal", adminRole}},
 		// Two principals of the same account, one VPC endpoint required.
-		{"segmented_vpce", []string{"--config", segmentedPolicy, "--principal", wardenRole,
-			"--principal", "arn:aws:iam::444455556666:role/warden-shared", "--source-vpce", "vpce-0a1b2c3d4e5f60718"}},
-		// A wildcard principal (per-app roles) moves the principal into an
-		// ArnLike condition; --indirect adds the account's indirect ids.
+		{"segmented_vpce", []string{"--config", segmentedPolicy, "--principal", wardenRole, "--admin-principal", adminRole,
+			"--principal", "arn:aws:iam::444455556666:role/warden/shared", "--source-vpce", "vpce-0a1b2c3d4e5f60718"}},
+		// A wildcard principal (per-app roles under Warden's path) moves the
+		// principal into an ArnLike condition; --indirect adds the account's
+		// indirect ids.
 		{"segmented_wildcard_principal", []string{"--config", segmentedPolicy, "--principal", wardenRole,
-			"--principal", "arn:aws:iam::444455556666:role/warden-app-*", "--indirect", "--region", "eu-central-1"}},
+			"--principal", "arn:aws:iam::444455556666:role/warden/app-*", "--admin-principal", adminRole, "--indirect", "--region", "eu-central-1"}},
 		// batch-jobs allows models "*": the resource can only be "*".
-		{"star_glob", []string{"--config", policyFile, "--principal", "arn:aws:iam::123456789012:role/warden"}},
+		{"star_glob", []string{"--config", policyFile, "--principal", "arn:aws:iam::123456789012:role/warden",
+			"--admin-principal", "arn:aws:iam::123456789012:role/platform/deployer"}},
 		{"only_vpce", []string{"--config", segmentedPolicy, "--principal", wardenRole, "--only", "vpce"}},
-		{"only_deny", []string{"--config", segmentedPolicy, "--principal", wardenRole, "--only", "deny", "--source-vpce", "vpce-0a1b2c3d4e5f60718"}},
+		{"only_deny", []string{"--config", segmentedPolicy, "--principal", wardenRole, "--admin-principal", adminRole, "--only", "deny", "--source-vpce", "vpce-0a1b2c3d4e5f60718"}},
+		{"only_role", []string{"--config", segmentedPolicy, "--principal", wardenRole, "--only", "role", "--source-vpce", "vpce-0a1b2c3d4e5f60718"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,6 +81,278 @@ func TestVPCEPolicyGolden(t *testing.T) {
 	}
 }
 
+// deployIAMArgs is how deploy/iam/*.json are generated; deploy/README.md
+// shows the same command.
+var deployIAMArgs = []string{"policy", "vpce-policy", "--config", "../../deploy/examples/warden.yaml",
+	"--principal", "arn:aws:iam::111122223333:role/warden/*",
+	"--admin-principal", "arn:aws:iam::111122223333:role/platform-pipeline",
+	"--source-vpce", "vpce-0123456789abcdef0"}
+
+// TestDeployIAMPoliciesGenerated keeps the committed example policies equal
+// to what `warden policy vpce-policy` prints for the example config, so they
+// cannot lag the generator again; -update rewrites them.
+func TestDeployIAMPoliciesGenerated(t *testing.T) {
+	for _, tc := range []struct{ file, only string }{
+		{"vpce-policy.json", "vpce"},
+		{"deny-direct-bedrock-scp.json", "deny"},
+		{"warden-role-policy.json", "role"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			args := append(slices.Clone(deployIAMArgs), "--only", tc.only)
+			var out, errOut bytes.Buffer
+			if code := run(context.Background(), args, &out, &errOut); code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut.String())
+			}
+			checkVPCEOutput(t, args, out.Bytes())
+			path := filepath.Join("..", "..", "deploy", "iam", tc.file)
+			if *update {
+				if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out.Bytes(), want) {
+				t.Errorf("%s is not what `warden %s` prints (run go test ./cmd/warden -run TestDeployIAMPoliciesGenerated -update):\n--- got\n%s\n--- committed\n%s",
+					path, strings.Join(args, " "), out.String(), want)
+			}
+		})
+	}
+	// Nothing else in deploy/iam: a hand-written policy there would drift.
+	files, err := filepath.Glob("../../deploy/iam/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 3 {
+		t.Errorf("deploy/iam holds %v; every file there must be generated by this test", files)
+	}
+}
+
+// sdkOperations lists a client's operations: its exported methods shaped
+// (ctx, *<Op>Input, ...func(*Options)) (*<Op>Output, error).
+func sdkOperations(t *testing.T, client any) []string {
+	t.Helper()
+	ctxType := reflect.TypeOf((*context.Context)(nil)).Elem()
+	errType := reflect.TypeOf((*error)(nil)).Elem()
+	typ := reflect.TypeOf(client)
+	var ops []string
+	for i := range typ.NumMethod() {
+		m := typ.Method(i)
+		f := m.Type // the receiver is In(0)
+		if f.NumIn() != 4 || !f.IsVariadic() || f.In(1) != ctxType || f.NumOut() != 2 || f.Out(1) != errType {
+			continue
+		}
+		in, out := f.In(2), f.Out(0)
+		if in.Kind() != reflect.Pointer || in.Elem().Name() != m.Name+"Input" || out.Kind() != reflect.Pointer || out.Elem().Name() != m.Name+"Output" {
+			continue
+		}
+		ops = append(ops, m.Name)
+	}
+	return ops
+}
+
+// TestDenyPolicyCoversSDKOperations derives the data-plane operations from
+// the SDK clients themselves: every operation of bedrockruntime and
+// bedrockagentruntime must have a row in opActions (a new SDK operation
+// fails here until someone decides its IAM action), and every action of the
+// table, Mantle's documented ones included, must be denied to non-Warden
+// principals by the generated policy.
+func TestDenyPolicyCoversSDKOperations(t *testing.T) {
+	table := map[string]map[string]opAction{}
+	for _, o := range opActions() {
+		if table[o.api] == nil {
+			table[o.api] = map[string]opAction{}
+		}
+		if _, dup := table[o.api][o.op]; dup {
+			t.Errorf("opActions: %s %s listed twice", o.api, o.op)
+		}
+		table[o.api][o.op] = o
+		if len(o.actions) == 0 && o.why == "" {
+			t.Errorf("opActions: %s %s has neither actions nor a reason", o.api, o.op)
+		}
+		for _, a := range o.actions {
+			if !regexp.MustCompile(`^(bedrock|bedrock-mantle):[A-Z][A-Za-z]+$`).MatchString(a) {
+				t.Errorf("opActions: %s %s: action %q", o.api, o.op, a)
+			}
+		}
+	}
+	for _, c := range []struct {
+		api    string
+		client any
+		min    int
+	}{
+		{apiRuntime, &bedrockruntime.Client{}, 11},
+		{apiAgentRuntime, &bedrockagentruntime.Client{}, 25},
+	} {
+		ops := sdkOperations(t, c.client)
+		if len(ops) < c.min {
+			t.Fatalf("%s: found %d operations by reflection (%v), want at least %d", c.api, len(ops), ops, c.min)
+		}
+		for _, op := range ops {
+			if _, ok := table[c.api][op]; !ok {
+				t.Errorf("%s.%s has no row in opActions: look up its IAM action in the Service Authorization Reference and add it", c.api, op)
+			}
+		}
+	}
+	// The issue's named actions, so a table edit cannot drop them silently.
+	for _, a := range []string{
+		actMantleInference, actMantleBearer, actCallWithBearer, actCreateInvocaction, actInvokeModel, actInvokeStream,
+		"bedrock:InvokeAgent", "bedrock:InvokeInlineAgent", "bedrock:Retrieve", "bedrock:RetrieveAndGenerate",
+		"bedrock:InvokeFlow", "bedrock:Rerank", "bedrock:GenerateQuery", "bedrock:OptimizePrompt",
+	} {
+		if !slices.Contains(dataPlaneActions(), a) {
+			t.Errorf("dataPlaneActions lacks %s", a)
+		}
+	}
+
+	for _, args := range [][]string{
+		{"--config", segmentedPolicy, "--principal", wardenRole, "--admin-principal", adminRole, "--only", "deny"},
+		append(slices.Clone(deployIAMArgs[2:]), "--only", "deny"),
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), append([]string{"policy", "vpce-policy"}, args...), &out, &errOut); code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut.String())
+		}
+		var p iamPolicy
+		if err := json.Unmarshal(out.Bytes(), &p); err != nil {
+			t.Fatal(err)
+		}
+		denied := map[string]bool{}
+		for _, s := range p.Statement {
+			// Only statements that deny everyone but Warden count.
+			if s.Effect == "Deny" && slices.Equal(s.Resource, []string{"*"}) && s.Condition["ArnNotLike"]["aws:PrincipalArn"] != nil && len(s.Condition) == 1 {
+				for _, a := range s.Action {
+					denied[a] = true
+				}
+			}
+		}
+		for _, o := range opActions() {
+			for _, a := range o.actions {
+				if !denied[a] {
+					t.Errorf("%v: %s (%s %s) is not denied to non-Warden principals", args, a, o.api, o.op)
+				}
+			}
+		}
+	}
+}
+
+// arnLike is IAM's ArnLike on one pattern: * and ? match any run of
+// characters / any one character, "/" included.
+func arnLike(pattern, arn string) bool {
+	re := "^" + strings.NewReplacer(`\*`, ".*", `\?`, ".").Replace(regexp.QuoteMeta(pattern)) + "$"
+	return regexp.MustCompile(re).MatchString(arn)
+}
+
+// TestDenyPolicyGuardsWardenRoles: the exemption names roles, so whoever can
+// create a role that matches it, or let themselves assume one, could call
+// Bedrock directly. Every role the exemption matches must be covered by the
+// guard statement, which only the admin principals escape.
+func TestDenyPolicyGuardsWardenRoles(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), append(slices.Clone(deployIAMArgs), "--only", "deny"), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var p iamPolicy
+	if err := json.Unmarshal(out.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	var exempt []string
+	var guard *iamStatement
+	for i, s := range p.Statement {
+		if s.Sid == "DenyBedrockDataPlaneExceptWarden" {
+			for _, v := range s.Condition["ArnNotLike"]["aws:PrincipalArn"].([]any) {
+				exempt = append(exempt, v.(string))
+			}
+		}
+		if slices.Contains(s.Action, "iam:CreateRole") {
+			guard = &p.Statement[i]
+		}
+	}
+	if guard == nil {
+		t.Fatalf("no statement denies iam:CreateRole:\n%s", out.String())
+	}
+	for _, a := range []string{"iam:CreateRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PassRole"} {
+		if !slices.Contains(guard.Action, a) {
+			t.Errorf("guard statement does not deny %s", a)
+		}
+	}
+	if guard.Effect != "Deny" || len(guard.Condition) != 1 {
+		t.Errorf("guard statement: %+v", guard)
+	}
+	admins, _ := guard.Condition["ArnNotLike"]["aws:PrincipalArn"].([]any)
+	if len(admins) != 1 || admins[0] != "arn:aws:iam::111122223333:role/platform-pipeline" {
+		t.Errorf("guard exempts %v, want only the platform pipeline", admins)
+	}
+	// Roles an app team would create to claim the exemption.
+	for _, claim := range []string{
+		"arn:aws:iam::111122223333:role/warden/warden",
+		"arn:aws:iam::111122223333:role/warden/app-mine",
+		"arn:aws:iam::111122223333:role/warden/nested/path/x",
+	} {
+		matched := slices.ContainsFunc(exempt, func(e string) bool { return arnLike(e, claim) })
+		guarded := slices.ContainsFunc(guard.Resource, func(r string) bool { return arnLike(r, claim) })
+		if !matched || !guarded {
+			t.Errorf("%s: exempt %v, guarded %v (every exempt role must be guarded)", claim, matched, guarded)
+		}
+	}
+	for _, other := range []string{"arn:aws:iam::111122223333:role/warden-app-x", "arn:aws:iam::111122223333:role/app/warden", "arn:aws:iam::999999999999:role/warden/x"} {
+		if slices.ContainsFunc(exempt, func(e string) bool { return arnLike(e, other) }) {
+			t.Errorf("%s is exempt from the deny", other)
+		}
+	}
+	// An SCP holds at most 5,120 characters; the minified document must fit.
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, out.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if compact.Len() > 5120 {
+		t.Errorf("the deny policy is %d characters minified; an SCP holds 5120", compact.Len())
+	}
+}
+
+// TestWardenRolePolicy: Warden's own role may do what Warden does — invoke
+// the allowed models, apply guardrails, resolve indirect ids through the
+// control plane — and, with --source-vpce, its runtime calls only through
+// that endpoint (the control plane is another endpoint).
+func TestWardenRolePolicy(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), append(slices.Clone(deployIAMArgs), "--only", "role"), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var p iamPolicy
+	if err := json.Unmarshal(out.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	allowed := map[string]bool{}
+	for _, s := range p.Statement {
+		if s.Effect != "Allow" || s.Principal != nil {
+			t.Errorf("%s: Effect %s Principal %v", s.Sid, s.Effect, s.Principal)
+		}
+		runtime := !slices.Contains(s.Action, "bedrock:GetInferenceProfile")
+		vpce := s.Condition["StringEquals"]["aws:SourceVpce"]
+		if runtime != (vpce != nil) {
+			t.Errorf("%s: aws:SourceVpce condition %v (runtime calls: %v)", s.Sid, vpce, runtime)
+		}
+		for _, a := range s.Action {
+			allowed[a] = true
+		}
+	}
+	want := append([]string{actInvokeModel, actInvokeStream, actCountTokens, actApplyGuardrail, actStartAsyncInvoke, actGetAsyncInvoke, actListAsyncInvokes}, controlPlaneReads[:]...)
+	for _, a := range want {
+		if !allowed[a] {
+			t.Errorf("Warden's role may not %s", a)
+		}
+	}
+	for a := range allowed {
+		if a == actCallWithBearer || a == actCreateInvocaction || strings.HasPrefix(a, "bedrock-mantle:") || strings.HasPrefix(a, "iam:") {
+			t.Errorf("Warden's role may %s, which Warden never needs", a)
+		}
+	}
+}
+
 // checkVPCEOutput validates the structure of the emitted policies, whichever
 // of them the arguments asked for.
 func checkVPCEOutput(t *testing.T, args []string, out []byte) {
@@ -86,21 +367,23 @@ func checkVPCEOutput(t *testing.T, args []string, out []byte) {
 	if err := dec.Decode(&doc); err != nil {
 		t.Fatalf("output is not a JSON object: %v\n%s", err, out)
 	}
-	var vpce, deny json.RawMessage
+	var vpce, deny, role json.RawMessage
 	switch only {
 	case "vpce":
 		vpce = out
 	case "deny":
 		deny = out
+	case "role":
+		role = out
 	default:
-		if len(doc) != 3 || doc["vpc_endpoint_policy"] == nil || doc["deny_policy"] == nil || doc["vpc_endpoint_service"] == nil {
-			t.Fatalf("want keys vpc_endpoint_service, vpc_endpoint_policy and deny_policy, got %s", out)
+		if len(doc) != 4 || doc["vpc_endpoint_policy"] == nil || doc["deny_policy"] == nil || doc["vpc_endpoint_service"] == nil || doc["warden_role_policy"] == nil {
+			t.Fatalf("want keys vpc_endpoint_service, vpc_endpoint_policy, deny_policy and warden_role_policy, got %s", out)
 		}
 		var svc string
 		if err := json.Unmarshal(doc["vpc_endpoint_service"], &svc); err != nil || !strings.HasPrefix(svc, "com.amazonaws.") || !strings.HasSuffix(svc, ".bedrock-runtime") {
 			t.Errorf("vpc_endpoint_service = %s", doc["vpc_endpoint_service"])
 		}
-		vpce, deny = doc["vpc_endpoint_policy"], doc["deny_policy"]
+		vpce, deny, role = doc["vpc_endpoint_policy"], doc["deny_policy"], doc["warden_role_policy"]
 	}
 	if vpce != nil {
 		stmts := checkIAMPolicy(t, "vpc_endpoint_policy", vpce)
@@ -112,13 +395,20 @@ func checkVPCEOutput(t *testing.T, args []string, out []byte) {
 				t.Errorf("endpoint policy statement %s has no Principal", s.Sid)
 			}
 			for _, a := range s.Action {
-				if a == actCallWithBearer || a == actCreateInvocaction || a == "bedrock:*" || a == "*" {
+				if a == actCallWithBearer || a == actCreateInvocaction || !strings.HasPrefix(a, "bedrock:") {
 					t.Errorf("endpoint policy statement %s allows %s", s.Sid, a)
 				}
 			}
 			// A Principal "*" must be narrowed by an aws:PrincipalArn condition.
 			if p, ok := s.Principal.(string); ok && (p != "*" || s.Condition["ArnLike"]["aws:PrincipalArn"] == nil) {
 				t.Errorf("endpoint policy statement %s: Principal %q without an ArnLike aws:PrincipalArn condition", s.Sid, p)
+			}
+		}
+	}
+	if role != nil {
+		for _, s := range checkIAMPolicy(t, "warden_role_policy", role) {
+			if s.Effect != "Allow" || s.Principal != nil {
+				t.Errorf("role policy statement %s: Effect %s, Principal %v", s.Sid, s.Effect, s.Principal)
 			}
 		}
 	}
@@ -155,8 +445,9 @@ type testStatement struct {
 
 // checkIAMPolicy checks the IAM grammar the policies use: Version
 // 2012-10-17, a non-empty Statement array, unique Sids, Effect Allow|Deny,
-// Action and Resource arrays of bedrock actions and ARNs (or "*"), Principal
-// "*" or {"AWS": [ARN…]}, Condition operator → key → string list.
+// Action arrays of single bedrock, bedrock-mantle or iam actions, Resource
+// arrays of bedrock or iam ARNs (or "*"), Principal "*" or {"AWS": [ARN…]},
+// Condition operator → a real global key → string list.
 func checkIAMPolicy(t *testing.T, name string, raw json.RawMessage) []testStatement {
 	t.Helper()
 	var p struct {
@@ -174,7 +465,9 @@ func checkIAMPolicy(t *testing.T, name string, raw json.RawMessage) []testStatem
 	if len(p.Statement) == 0 {
 		t.Fatalf("%s: no Statement", name)
 	}
+	action := regexp.MustCompile(`^(bedrock|bedrock-mantle|iam):[A-Z][A-Za-z]+$`)
 	sids := map[string]bool{}
+	sidRE := regexp.MustCompile(`^[A-Za-z0-9]+$`)
 	var out []testStatement
 	for i, rs := range p.Statement {
 		var s testStatement
@@ -184,8 +477,8 @@ func checkIAMPolicy(t *testing.T, name string, raw json.RawMessage) []testStatem
 			t.Fatalf("%s: Statement[%d]: %v", name, i, err)
 		}
 		where := name + ": " + s.Sid
-		if s.Sid == "" || sids[s.Sid] {
-			t.Errorf("%s: Statement[%d]: empty or duplicate Sid %q", name, i, s.Sid)
+		if !sidRE.MatchString(s.Sid) || sids[s.Sid] {
+			t.Errorf("%s: Statement[%d]: empty, non-alphanumeric or duplicate Sid %q", name, i, s.Sid)
 		}
 		sids[s.Sid] = true
 		if s.Effect != "Allow" && s.Effect != "Deny" {
@@ -194,14 +487,17 @@ func checkIAMPolicy(t *testing.T, name string, raw json.RawMessage) []testStatem
 		if len(s.Action) == 0 || len(s.Resource) == 0 {
 			t.Errorf("%s: empty Action or Resource", where)
 		}
+		if !slices.IsSorted(s.Action) || len(slices.Compact(slices.Clone(s.Action))) != len(s.Action) {
+			t.Errorf("%s: Action is not sorted and unique: %v", where, s.Action)
+		}
 		for _, a := range s.Action {
-			if !strings.HasPrefix(a, "bedrock:") || strings.ContainsAny(a, "*?") {
-				t.Errorf("%s: Action %q is not one bedrock action", where, a)
+			if !action.MatchString(a) {
+				t.Errorf("%s: Action %q is not one bedrock, bedrock-mantle or iam action", where, a)
 			}
 		}
 		for _, r := range s.Resource {
-			if r != "*" && !strings.HasPrefix(r, "arn:aws:bedrock:") {
-				t.Errorf("%s: Resource %q is not a bedrock ARN", where, r)
+			if r != "*" && !strings.HasPrefix(r, "arn:aws:bedrock:") && !strings.HasPrefix(r, "arn:aws:iam::") {
+				t.Errorf("%s: Resource %q is not a bedrock or iam ARN", where, r)
 			}
 			if r == "*" && len(s.Resource) != 1 {
 				t.Errorf("%s: Resource lists * beside other ARNs", where)
@@ -230,12 +526,15 @@ func checkIAMPolicy(t *testing.T, name string, raw json.RawMessage) []testStatem
 			}
 			for k, v := range keys {
 				vs, ok := v.([]any)
-				if !strings.HasPrefix(k, "aws:") || !ok || len(vs) == 0 {
+				if (k != "aws:PrincipalArn" && k != "aws:SourceVpce") || !ok || len(vs) == 0 {
 					t.Errorf("%s: condition %s %s = %v", where, op, k, v)
+				}
+				if k == "aws:PrincipalArn" && !strings.HasPrefix(op, "Arn") || k == "aws:SourceVpce" && !strings.HasPrefix(op, "String") {
+					t.Errorf("%s: condition key %s under %s", where, k, op)
 				}
 			}
 		}
-		if i == 0 && !slices.IsSorted(s.Resource) {
+		if !slices.IsSorted(s.Resource) {
 			t.Errorf("%s: Resource is not sorted", where)
 		}
 		out = append(out, s)
@@ -278,7 +577,7 @@ func TestVPCEPolicyResources(t *testing.T) {
 	cfg := filepath.Join(dir, "w.yaml")
 	os.WriteFile(cfg, []byte("version: 1\nlisten: {endpoint: 127.0.0.1:8480}\nupstream: {region: us-east-1}\nidentity: {sources: [static], static: {app: x}}\napps:\n  - name: a\n    allow_weak_identity: true\n    match: {tags: {app: x}}\n    allow: {models: [\"amazon.nova-*\"], operations: [\"*\"]}\n"), 0o600)
 	out.Reset()
-	if code := run(context.Background(), []string{"policy", "vpce-policy", "--config", cfg, "--principal", wardenRole}, &out, &errOut); code != 0 {
+	if code := run(context.Background(), []string{"policy", "vpce-policy", "--config", cfg, "--principal", wardenRole, "--admin-principal", adminRole}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	var both vpceOutput
@@ -326,11 +625,20 @@ func TestVPCEPolicyUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--config", segmentedPolicy}, "--principal is required"},
-		{[]string{"--config", segmentedPolicy, "--principal", "warden"}, "IAM principal ARN"},
-		{[]string{"--config", segmentedPolicy, "--principal", wardenRole, "--only", "both"}, "--only"},
-		{[]string{"--config", segmentedPolicy, "--principal", wardenRole, "--source-vpce", "vpc-1"}, "VPC endpoint id"},
-		{[]string{"--principal", wardenRole}, "--config is required"},
-		{[]string{"--config", "testdata/policy/invalid.yaml", "--principal", wardenRole}, "invalid.yaml"},
+		{[]string{"--config", segmentedPolicy, "--principal", "warden"}, "IAM role ARN"},
+		// A user's access keys can be minted by anyone with iam:CreateAccessKey.
+		{[]string{"--config", segmentedPolicy, "--principal", "arn:aws:iam::444455556666:user/warden", "--admin-principal", adminRole}, "IAM role ARN"},
+		// A wildcard account or a leading wildcard would exempt roles anyone can create.
+		{[]string{"--config", segmentedPolicy, "--principal", "arn:aws:iam::*:role/warden/*", "--admin-principal", adminRole}, "12-digit"},
+		{[]string{"--config", segmentedPolicy, "--principal", "arn:aws:iam::444455556666:role/*warden", "--admin-principal", adminRole}, "fixed path"},
+		{[]string{"--config", segmentedPolicy, "--principal", wardenRole, "--admin-principal", "arn:aws:iam::444455556666:role/*"}, "fixed path"},
+		// Without admins the deny policy cannot say who may change Warden's roles.
+		{[]string{"--config", segmentedPolicy, "--principal", wardenRole}, "--admin-principal is required"},
+		{[]string{"--config", segmentedPolicy, "--principal", wardenRole, "--only", "deny"}, "--admin-principal is required"},
+		{[]string{"--config", segmentedPolicy, "--principal", wardenRole, "--admin-principal", adminRole, "--only", "both"}, "--only"},
+		{[]string{"--config", segmentedPolicy, "--principal", wardenRole, "--admin-principal", adminRole, "--source-vpce", "vpc-1"}, "VPC endpoint id"},
+		{[]string{"--principal", wardenRole, "--admin-principal", adminRole}, "--config is required"},
+		{[]string{"--config", "testdata/policy/invalid.yaml", "--principal", wardenRole, "--admin-principal", adminRole}, "invalid.yaml"},
 	} {
 		var out bytes.Buffer
 		code := run(context.Background(), append([]string{"policy", "vpce-policy"}, tc.args...), &out, &out)
