@@ -79,6 +79,12 @@ type Record struct {
 	// (crash, SIGKILL) after forwarding the call and before it ended.
 	Incomplete bool
 
+	// Count is how many calls an aggregated denial record stands for:
+	// repeated denials of one client for one reason within a second are
+	// folded into one record (the first folded call's fields, bytes
+	// summed). 0 or 1: the record is one call's.
+	Count int
+
 	// PromptSHA256 and ResponseSHA256 are the hex SHA-256 of the request
 	// body as the app sent it and of the response body as the app received
 	// it (the event-stream bytes for streams): evidence that matches a
@@ -98,6 +104,15 @@ type Record struct {
 	// Findings are what the app's guards found, one entry per guard,
 	// detector and type: counts only, never the values or where they sat.
 	Findings []Finding
+}
+
+// Calls is how many calls the record stands for: its Count when it
+// aggregates several, else 1.
+func (r *Record) Calls() int {
+	if r.Count > 1 {
+		return r.Count
+	}
+	return 1
 }
 
 // Usage counts a call's tokens; Known says the upstream reported them.
@@ -197,6 +212,9 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	}
 	if r.Incomplete {
 		e.AddBool("incomplete", true)
+	}
+	if r.Count > 1 {
+		e.AddInt("count", r.Count)
 	}
 	if len(r.Findings) > 0 {
 		_ = e.AddArray("findings", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
@@ -339,6 +357,9 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	}
 	if r.Incomplete {
 		b = append(b, `,"incomplete":true`...)
+	}
+	if r.Count > 1 {
+		b = appendInt(b, "count", int64(r.Count))
 	}
 	if len(r.Findings) > 0 {
 		b = append(b, `,"findings":[`...)

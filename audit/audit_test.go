@@ -163,7 +163,7 @@ func FuzzAppendJSON(f *testing.F) {
 	f.Add("r", "k", "v", "reason", int64(12345), 200)
 	f.Add("\xff\"\\\n", "\x00", "é\u2028", "<&>", int64(-1), -7)
 	f.Fuzz(func(t *testing.T, id, k, v, reason string, lat int64, status int) {
-		r := &Record{Time: time.Unix(0, lat).UTC(), RequestID: id, Tags: map[string]string{k: v}, App: v, Reason: reason, Status: status,
+		r := &Record{Time: time.Unix(0, lat).UTC(), RequestID: id, Tags: map[string]string{k: v}, App: v, Reason: reason, Status: status, Count: status,
 			Latency: time.Duration(lat), UpstreamLatency: time.Duration(lat / 3), ModelResolved: []string{k, v},
 			Findings: []Finding{{Guard: k, Detector: v, Type: reason, Count: status, Action: id}, {Guard: v, Action: k, Phase: reason}}}
 		if got, want := writerLine(r), zapLine(r); !bytes.Equal(got, want) {

@@ -39,6 +39,7 @@ type recordJSON struct {
 	Status             int               `json:"status"`
 	ErrorType          string            `json:"error_type"`
 	Incomplete         bool              `json:"incomplete"`
+	Count              int               `json:"count"`
 	Findings           []struct {
 		Guard, Detector, Type, Action, Phase string
 		Count                                int
@@ -89,7 +90,7 @@ func decodeLine(line []byte) (kind, id string, r Record, err error) {
 		IdentityStale: j.IdentityStale, Tags: j.Tags, WeakTags: j.WeakTags, App: j.App, Operation: j.Operation, Model: j.Model,
 		ModelCanonical: j.ModelCanonical, ModelResolved: j.ModelResolved, ModelResolvedStale: j.ModelResolvedStale,
 		PolicyHash: j.PolicyHash, Decision: j.Decision, Rule: j.Rule, Reason: j.Reason, Status: j.Status, ErrorType: j.ErrorType,
-		Incomplete: j.Incomplete, PromptSHA256: j.PromptSHA256, ResponseSHA256: j.ResponseSHA256, BytesIn: j.BytesIn, BytesOut: j.BytesOut,
+		Incomplete: j.Incomplete, Count: j.Count, PromptSHA256: j.PromptSHA256, ResponseSHA256: j.ResponseSHA256, BytesIn: j.BytesIn, BytesOut: j.BytesOut,
 		Latency: ms(float64(j.LatencyMS)), UpstreamLatency: ms(float64(j.UpstreamMS)), UpstreamTotal: ms(float64(j.UpstreamTotalMS)),
 	}
 	for _, f := range j.Findings {

@@ -31,6 +31,16 @@ type Options struct {
 	// DropWhenFull makes a full spool drop (count and log) instead of
 	// refusing new calls with ErrSpoolFull.
 	DropWhenFull bool
+	// ShareUnidentified and ShareApp bound, as fractions of MaxBytes, the
+	// spool bytes not yet delivered to every sink that the calls no app
+	// selected (Record.App "") and each app may hold with new calls'
+	// lines; beyond it their new calls get ErrShareFull while the others
+	// still get room. Defaults 0.1 and 0.5; 1 or more: no share bound.
+	ShareUnidentified, ShareApp float64
+	// DenialWindow is how long repeated denials of one client for one
+	// reason are folded into one record with a count (default 1s; negative:
+	// every denial gets its own record).
+	DenialWindow time.Duration
 
 	Sinks       []Sink
 	BatchMax    int
@@ -73,6 +83,11 @@ type Pipeline struct {
 	cancel   context.CancelFunc
 
 	m pipelineMetrics
+
+	denials *denials // nil when DenialWindow < 0
+	// lossLogged rate-limits the log line for records lost to a full share
+	// (a flood must not become a log flood: the metrics count each).
+	lossLogged atomic.Int64
 }
 
 type pipelineMetrics struct {
@@ -80,6 +95,8 @@ type pipelineMetrics struct {
 	appended                      *prometheus.CounterVec
 	dropped                       *prometheus.CounterVec
 	refused                       prometheus.Counter
+	shareRefused                  *prometheus.CounterVec
+	aggregated                    prometheus.Counter
 	batches                       *prometheus.CounterVec
 	delivered                     *prometheus.CounterVec
 }
@@ -112,6 +129,15 @@ func Open(ctx context.Context, o Options) (*Pipeline, error) {
 	if o.CheckpointInterval <= 0 {
 		o.CheckpointInterval = 10 * time.Second
 	}
+	if o.ShareUnidentified <= 0 {
+		o.ShareUnidentified = 0.1
+	}
+	if o.ShareApp <= 0 {
+		o.ShareApp = 0.5
+	}
+	if o.DenialWindow == 0 {
+		o.DenialWindow = time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
@@ -127,6 +153,7 @@ func Open(ctx context.Context, o Options) (*Pipeline, error) {
 	if p.sp, err = openSpool(o.Dir, o.SegmentBytes, o.MaxBytes, o.Fsync); err != nil {
 		return nil, err
 	}
+	p.sp.shareLimit = p.shareLimit
 	if err := p.recover(); err != nil {
 		p.sp.close()
 		return nil, err
@@ -149,7 +176,12 @@ func Open(ctx context.Context, o Options) (*Pipeline, error) {
 			p.sp.close()
 			return nil, err
 		}
+		sh.idx = len(p.shippers)
 		p.shippers = append(p.shippers, sh)
+		p.sp.cursors = append(p.sp.cursors, spoolPos{sh.seg.Load(), sh.off})
+	}
+	if o.DenialWindow > 0 {
+		p.denials = newDenials(p, o.DenialWindow)
 	}
 	for _, sh := range p.shippers {
 		p.wg.Add(1)
@@ -165,9 +197,15 @@ func (p *Pipeline) initMetrics() {
 		appended: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_audit_spooled_total",
 			Help: "Lines appended to the audit spool, by kind (intent, record, checkpoint)."}, []string{"kind"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_audit_dropped_total",
-			Help: "Audit lines lost, by reason (spool_full, error, closed)."}, []string{"reason"}),
+			Help: "Audit records lost, by reason (spool_full, share_full, error, closed); an aggregated denial counts its calls."}, []string{"reason"}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_audit_spool_full_refusals_total",
 			Help: "Calls refused because the audit spool was full (audit.spool.on_full: deny)."}),
+		shareRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_audit_share_refusals_total",
+			Help: "New calls' audit lines refused because their caller group held its share of the spool (audit.spool.share), " +
+				"by share: the app's name, or unidentified for calls no app selected. A refused intent refuses the call " +
+				"(on_full: deny); a refused record is counted in warden_audit_dropped_total{reason=\"share_full\"}."}, []string{"share"}),
+		aggregated: prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_audit_denials_aggregated_total",
+			Help: "Denied calls folded into an aggregated record (one per client and reason and second, with a count) instead of a record of their own."}),
 		batches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_audit_sink_batches_total",
 			Help: "Sink batch attempts by sink and result (ok, error)."}, []string{"sink", "result"}),
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_audit_sink_delivered_total",
@@ -177,7 +215,7 @@ func (p *Pipeline) initMetrics() {
 	p.m.records = p.m.appended.WithLabelValues("record")
 	p.m.checkpoints = p.m.appended.WithLabelValues("checkpoint")
 	if r := p.o.Registry; r != nil {
-		for _, c := range []prometheus.Collector{p.m.appended, p.m.dropped, p.m.refused, p.m.batches, p.m.delivered,
+		for _, c := range []prometheus.Collector{p.m.appended, p.m.dropped, p.m.refused, p.m.shareRefused, p.m.aggregated, p.m.batches, p.m.delivered,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "warden_audit_spool_bytes", Help: "Size of the live audit spool segments."},
 				func() float64 { return float64(p.sp.usedBytes()) }),
 			// An anchor outside the sink: a monitoring system that keeps
@@ -211,7 +249,7 @@ func (p *Pipeline) Begin(r *Record) error {
 	bp := encBufs.Get().(*[]byte)
 	line := r.AppendJSON((*bp)[:0])
 	p.sp.mu.Lock()
-	seg, pos, err := p.sp.appendLocked(kindIntent, r.RequestID, r.Time, roomNew, line)
+	seg, pos, err := p.sp.appendLocked(kindIntent, r.RequestID, r.Time, roomNew, p.sp.shareIndex(r.App), line)
 	if err == nil {
 		seg.intents++
 		r.pending = seg
@@ -220,11 +258,16 @@ func (p *Pipeline) Begin(r *Record) error {
 	*bp = line
 	encBufs.Put(bp)
 	if err != nil {
+		reason := "spool_full"
+		if errors.Is(err, ErrShareFull) {
+			reason = "share_full"
+			p.m.shareRefused.WithLabelValues(shareLabel(r.App)).Inc()
+		}
 		if errors.Is(err, ErrSpoolFull) && p.o.DropWhenFull {
-			p.m.dropped.WithLabelValues("spool_full").Inc()
+			p.m.dropped.WithLabelValues(reason).Inc()
 			return nil
 		}
-		if errors.Is(err, ErrSpoolFull) {
+		if errors.Is(err, ErrSpoolFull) && reason == "spool_full" {
 			p.m.refused.Inc()
 		}
 		return err
@@ -243,14 +286,23 @@ func (p *Pipeline) Write(r *Record) {
 		p.log.Error("audit record lost: the pipeline was closed before the call ended", zap.String("request_id", r.RequestID))
 		return
 	}
-	if err := p.write(r, roomComplete); err != nil {
-		p.log.Error("audit record lost", zap.String("request_id", r.RequestID), zap.Error(err))
+	fold := p.denials != nil && foldable(r)
+	if fold && p.denials.add(r, time.Now()) {
+		return // a repeat: its window's aggregated record will count it
 	}
+	err := p.write(r, roomComplete)
+	if err == nil {
+		return
+	}
+	if fold && errors.Is(err, ErrShareFull) && p.denials.keep(r) {
+		return // retried in its window's aggregated record
+	}
+	p.lose(r, err)
 }
 
 // write seals r; a record without a spooled intent (a call never
 // forwarded) gets the room of a new call, so refusals cannot use up the
-// space kept for completions.
+// space kept for completions. A lost record is the caller's to count.
 func (p *Pipeline) write(r *Record, rm room) error {
 	r.Instance = p.instance
 	bp := encBufs.Get().(*[]byte)
@@ -260,7 +312,60 @@ func (p *Pipeline) write(r *Record, rm room) error {
 	if r.pending == nil && rm == roomComplete {
 		rm = roomNew
 	}
-	return p.seal(r.RequestID, r.Time, body[:len(body)-1], rm, &r.pending)
+	sh := share{name: r.App, counted: rm != roomAny} // recovered records: their intents were in no share
+	return p.seal(r.RequestID, r.Time, body[:len(body)-1], rm, sh, &r.pending)
+}
+
+// lose counts r's calls as lost and says so in the log; losses to a full
+// spool or share are logged at most once every ten seconds (a flood of
+// denials must not become a flood of log lines: the metrics count each).
+func (p *Pipeline) lose(r *Record, err error) {
+	reason := "error"
+	switch {
+	case errors.Is(err, ErrShareFull):
+		reason = "share_full"
+		p.m.shareRefused.WithLabelValues(shareLabel(r.App)).Add(float64(r.Calls()))
+	case errors.Is(err, ErrSpoolFull):
+		reason = "spool_full"
+	}
+	p.m.dropped.WithLabelValues(reason).Add(float64(r.Calls()))
+	if reason != "error" {
+		now := time.Now().UnixNano()
+		last := p.lossLogged.Load()
+		if now-last < int64(10*time.Second) || !p.lossLogged.CompareAndSwap(last, now) {
+			return
+		}
+	}
+	p.log.Error("audit record lost", zap.String("request_id", r.RequestID), zap.String("app", r.App),
+		zap.Int("calls", r.Calls()), zap.Error(err))
+}
+
+// share names the caller group a sealed line counts in: an app, or "" for
+// the calls no app selected; lines of no group (capture, recovery) are not
+// counted.
+type share struct {
+	name    string
+	counted bool
+}
+
+// shareLabel names a share in metrics.
+func shareLabel(app string) string {
+	if app == "" {
+		return "unidentified"
+	}
+	return app
+}
+
+// shareLimit is the bound on the bytes share name may hold undelivered.
+func (p *Pipeline) shareLimit(name string) int64 {
+	f := p.o.ShareApp
+	if name == "" {
+		f = p.o.ShareUnidentified
+	}
+	if f >= 1 {
+		return 1<<63 - 1
+	}
+	return int64(f * float64(p.o.MaxBytes))
 }
 
 // WriteLine seals one JSON object (a capture line: any object whose kind
@@ -281,7 +386,12 @@ func (p *Pipeline) WriteLine(id string, t time.Time, obj []byte) {
 		body = append(body, ',')
 	}
 	body = append(body, obj[1:len(obj)-1]...)
-	if err := p.seal(id, t, body, roomNew, nil); err != nil {
+	if err := p.seal(id, t, body, roomNew, share{}, nil); err != nil {
+		reason := "error"
+		if errors.Is(err, ErrSpoolFull) {
+			reason = "spool_full"
+		}
+		p.m.dropped.WithLabelValues(reason).Inc()
 		p.log.Error("audit line lost", zap.String("id", id), zap.Error(err))
 	}
 }
@@ -290,14 +400,18 @@ func (p *Pipeline) WriteLine(id string, t time.Time, obj []byte) {
 // chain's next line and waits until it is as durable as configured; a
 // pending intent is released once the line is in (if the line is lost, the
 // intent stays and the next start seals an incomplete record for it).
-func (p *Pipeline) seal(id string, t time.Time, body []byte, rm room, pending **segment) error {
+func (p *Pipeline) seal(id string, t time.Time, body []byte, rm room, sh share, pending **segment) error {
 	bh := bodyHash(body) // off the lock
 	var tb [256]byte
 	p.sp.mu.Lock()
 	seq := p.seq + 1
 	h := chainHash(p.head, seq, bh)
 	trailer := append(appendTrailer(tb[:0], seq, p.head, h), '}')
-	seg, pos, err := p.sp.appendLocked(kindRecord, id, t, rm, body, trailer)
+	key := int32(noShare)
+	if sh.counted {
+		key = p.sp.shareIndex(sh.name)
+	}
+	seg, pos, err := p.sp.appendLocked(kindRecord, id, t, rm, key, body, trailer)
 	ckpt := false
 	if err == nil {
 		if pending != nil && *pending != nil {
@@ -310,11 +424,6 @@ func (p *Pipeline) seal(id string, t time.Time, body []byte, rm room, pending **
 	}
 	p.sp.mu.Unlock()
 	if err != nil {
-		reason := "error"
-		if errors.Is(err, ErrSpoolFull) {
-			reason = "spool_full"
-		}
-		p.m.dropped.WithLabelValues(reason).Inc()
 		return err
 	}
 	p.m.records.Inc()
@@ -345,7 +454,7 @@ func (p *Pipeline) checkpoint(reason string, final bool) error {
 	line = append(line, `,"sig":"`...)
 	line = base64.StdEncoding.AppendEncode(line, ed25519.Sign(p.signer.priv, h[:]))
 	line = append(line, `"}`...)
-	seg, pos, err := p.sp.appendLocked(kindCheck, checkpointID(p.instance, seq), now, roomAny, body, line)
+	seg, pos, err := p.sp.appendLocked(kindCheck, checkpointID(p.instance, seq), now, roomAny, noShare, body, line)
 	if err == nil {
 		p.seq, p.head, p.headSeg = seq, h, seg.n
 		p.sinceCkpt = 0
@@ -433,6 +542,7 @@ func (p *Pipeline) recover() error {
 		r.Reason = "Warden stopped after forwarding the call and before it completed; recovered from the audit spool"
 		r.pending = o.seg
 		if err := p.write(&r, roomAny); err != nil {
+			p.lose(&r, err)
 			return fmt.Errorf("audit spool: sealing recovered intent %s: %w", id, err)
 		}
 	}
@@ -451,6 +561,9 @@ func (p *Pipeline) Close() error {
 	p.closeMu.Unlock() // every Begin and Write in flight has finished
 	if already {
 		return nil
+	}
+	if p.denials != nil {
+		p.denials.close() // what is still being aggregated goes in before the final checkpoint
 	}
 	err := p.checkpoint("shutdown", true)
 	p.draining.Store(true)
@@ -482,6 +595,7 @@ type shipper struct {
 	p    *Pipeline
 	sink Sink
 	name string
+	idx  int // in the spool's cursors
 	wake chan struct{}
 	seg  atomic.Uint64 // read by other shippers' gc
 	off  int64
@@ -672,13 +786,14 @@ func (sh *shipper) run(ctx context.Context) {
 		if err := sh.save(); err != nil {
 			sh.p.log.Error("audit sink cursor not saved; a restart will deliver this batch again", zap.String("sink", sh.name), zap.Error(err))
 		}
-		sh.p.gc()
+		sh.p.gc(sh)
 	}
 }
 
 // gc removes segments every shipper has passed (and that hold no open
 // intent nor the chain head).
-func (p *Pipeline) gc() {
+func (p *Pipeline) gc(sh *shipper) {
+	p.sp.shipperPassed(sh.idx, spoolPos{sh.seg.Load(), sh.off})
 	p.sp.mu.Lock()
 	bound := p.headSeg
 	p.sp.mu.Unlock()

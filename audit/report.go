@@ -29,8 +29,12 @@ type ReportOptions struct {
 // and why, what the guards found, tokens and cost. It holds only what the
 // records hold (no prompt or answer text exists in them).
 type Report struct {
-	Lines       int // non-empty lines read
-	Records     int // distinct call records (by request_id)
+	Lines   int // non-empty lines read
+	Records int // distinct call records (by request_id)
+	// Calls are the calls those records stand for: an aggregated denial
+	// record (count N) counts N. Every per-decision, app, model, reason
+	// and timeline figure counts calls.
+	Calls       int
 	Duplicates  int // re-delivered call records and checkpoints, counted once
 	Checkpoints int // distinct checkpoint lines (not counted as calls)
 	Malformed   int // lines that are not audit records
@@ -217,7 +221,9 @@ func (b *ReportBuilder) Add(name string, line []byte) error {
 func (b *ReportBuilder) addCall(l *Record) {
 	r := &b.r
 	t := l.Time
+	n := l.Calls()
 	r.Records++
+	r.Calls += n
 	if !t.IsZero() {
 		if r.First.IsZero() || t.Before(r.First) {
 			r.First = t
@@ -225,11 +231,11 @@ func (b *ReportBuilder) addCall(l *Record) {
 		if t.After(r.Last) {
 			r.Last = t
 		}
-		b.timeline.add(t, l.App)
+		b.timeline.add(t, l.App, n)
 	}
 	cost := l.CostUSD
 	if !l.CostKnown {
-		r.CostUnknown++
+		r.CostUnknown += n
 	}
 	r.TokensIn += l.Usage.Input
 	r.TokensOut += l.Usage.Output
@@ -237,22 +243,22 @@ func (b *ReportBuilder) addCall(l *Record) {
 	if l.Incomplete {
 		r.Incomplete++
 	}
-	b.decisions[l.Decision]++
-	b.accounts[Account(l.Tags)]++
+	b.decisions[l.Decision] += n
+	b.accounts[Account(l.Tags)] += n
 
 	a := b.apps[l.App]
 	if a == nil {
 		a = &appAcc{AppStats: AppStats{App: l.App}}
 		b.apps[l.App] = a
 	}
-	a.Calls++
+	a.Calls += n
 	switch l.Decision {
 	case "allow":
-		a.Allowed++
+		a.Allowed += n
 	case "deny":
-		a.Denied++
+		a.Denied += n
 	case "dry-run-deny":
-		a.DryRunDeny++
+		a.DryRunDeny += n
 	}
 	if l.Incomplete {
 		a.Incomplete++
@@ -262,7 +268,7 @@ func (b *ReportBuilder) addCall(l *Record) {
 	a.CacheRead += l.Usage.CacheRead
 	a.CacheWrite += l.Usage.CacheWrite
 	a.CostUSD += cost
-	if l.Latency >= 0 { // -1: the line held none a record could
+	if l.Latency >= 0 { // -1: the line held none a record could; an aggregated record's first call stands for the rest
 		a.latencies = append(a.latencies, l.Latency)
 	}
 
@@ -275,13 +281,13 @@ func (b *ReportBuilder) addCall(l *Record) {
 		m = &ModelStats{Model: model}
 		b.models[model] = m
 	}
-	m.Calls++
+	m.Calls += n
 	m.TokensIn += l.Usage.Input
 	m.TokensOut += l.Usage.Output
 	m.CostUSD += cost
 
 	if l.Decision != "" && l.Decision != "allow" {
-		b.reasons[[2]string{l.Decision, l.Reason}]++
+		b.reasons[[2]string{l.Decision, l.Reason}] += n
 	}
 	counted := map[[2]string]bool{}
 	for _, f := range l.Findings {
@@ -442,7 +448,7 @@ func newTimeline() timeline {
 	return timeline{minute: map[bucketKey]int{}, hour: map[bucketKey]int{}, day: map[bucketKey]int{}}
 }
 
-func (tl *timeline) add(t time.Time, app string) {
+func (tl *timeline) add(t time.Time, app string, n int) {
 	if tl.first.IsZero() || t.Before(tl.first) {
 		tl.first = t
 	}
@@ -457,12 +463,12 @@ func (tl *timeline) add(t time.Time, app string) {
 		tl.hour = nil
 	}
 	if tl.minute != nil {
-		tl.minute[bucketKey{t.Truncate(time.Minute).Unix(), app}]++
+		tl.minute[bucketKey{t.Truncate(time.Minute).Unix(), app}] += n
 	}
 	if tl.hour != nil {
-		tl.hour[bucketKey{t.Truncate(time.Hour).Unix(), app}]++
+		tl.hour[bucketKey{t.Truncate(time.Hour).Unix(), app}] += n
 	}
-	tl.day[bucketKey{t.Truncate(24 * time.Hour).Unix(), app}]++
+	tl.day[bucketKey{t.Truncate(24 * time.Hour).Unix(), app}] += n
 }
 
 func (tl *timeline) buckets() (string, []TimeBucket) {
@@ -531,7 +537,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&buf, "\n%s\n", title)
 	}
 	fmt.Fprintf(tw, "Warden audit report\n")
-	fmt.Fprintf(tw, "calls\t%d\n", r.Records)
+	fmt.Fprintf(tw, "calls\t%d\n", r.Calls)
+	if r.Calls != r.Records {
+		fmt.Fprintf(tw, "records\t%d (aggregated denials count each of their calls)\n", r.Records)
+	}
 	if !r.First.IsZero() {
 		fmt.Fprintf(tw, "from\t%s\n", r.First.Format(time.RFC3339))
 		fmt.Fprintf(tw, "to\t%s\n", r.Last.Format(time.RFC3339))
@@ -816,11 +825,12 @@ svg text{font:11px system-ui,sans-serif;fill:#333}
 </head>
 <body>
 <h1>Warden audit report</h1>
-<div class="meta">{{.R.Records}} calls{{if not .R.First.IsZero}} from {{rfc3339 .R.First}} to {{rfc3339 .R.Last}}{{end}}.
+<div class="meta">{{.R.Calls}} calls{{if not .R.First.IsZero}} from {{rfc3339 .R.First}} to {{rfc3339 .R.Last}}{{end}}.
 Generated from audit records only: no prompt or answer text exists in them.</div>
 
 <div class="card"><h2>Summary</h2><table>
-<tr><th>calls</th><td class="n">{{.R.Records}}</td></tr>
+<tr><th>calls</th><td class="n">{{.R.Calls}}</td></tr>{{if ne .R.Calls .R.Records}}
+<tr><th>records</th><td class="n">{{.R.Records}}</td></tr>{{end}}
 <tr><th>lines read</th><td class="n">{{.R.Lines}}</td></tr>
 <tr><th>duplicates skipped</th><td class="n">{{.R.Duplicates}}</td></tr>
 <tr><th>checkpoints</th><td class="n">{{.R.Checkpoints}}</td></tr>

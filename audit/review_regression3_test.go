@@ -10,6 +10,7 @@ func TestReviewTwoSegmentsRefusesAtBoundary(t *testing.T) {
 	sink := newMemSink()
 	o := testOptions(t.TempDir(), sink)
 	o.MaxBytes = 2 * o.SegmentBytes // the minimum config validation allows
+	o.ShareApp = 1                  // the spool's boundary is under test, not one app's share of it
 	p, err := Open(t.Context(), o)
 	if err != nil {
 		t.Fatal(err)

@@ -47,7 +47,24 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // refused rather than forwarded without a durable record.
 var ErrSpoolFull = errors.New("audit spool is full")
 
+// ErrShareFull is returned when the caller group a line belongs to (an
+// app, or the callers no app selected) already holds its share of the
+// spool in lines no sink has yet: the others still get room. It wraps
+// ErrSpoolFull, so on_full applies to it as to a full spool.
+var ErrShareFull = fmt.Errorf("%w: this caller group's share of it is used up", ErrSpoolFull)
+
 var errClosed = errors.New("audit pipeline is closed")
+
+// noShare marks lines no caller group owns (checkpoints, recovery, capture):
+// never bounded by a share, never counted in one.
+const noShare = -1
+
+// keyRun says which share owns a run of a segment's bytes: those from the
+// previous run's end to end.
+type keyRun struct {
+	end uint32
+	key int32 // index into spool.shareNames, or noShare
+}
 
 type segment struct {
 	n       uint64
@@ -61,6 +78,12 @@ type segment struct {
 	// durable is what shippers may read in fsync mode: bytes on disk, so a
 	// node crash cannot take back a line a sink already has.
 	durable atomic.Int64
+	// runs attribute the segment's frames to shares, in order; relIdx and
+	// relOff say how far every shipper has passed (guarded by spool.mu).
+	// Segments found at open have none: their bytes count in no share.
+	runs    []keyRun
+	relIdx  int
+	relOff  uint32
 	fmu     sync.Mutex // the file between a flusher's fdatasync and removal
 	removed bool       // guarded by fmu
 }
@@ -94,12 +117,33 @@ type spool struct {
 	// spareAsked says a spare is on its way (guarded by mu): the appender
 	// waits for it only then, and asks again after any failure.
 	spareAsked bool
+
+	// Shares (guarded by mu): the bytes each caller group has in the spool
+	// that some sink has not passed yet, and the bound a new call's line
+	// of that group must stay under.
+	shares     map[string]int32
+	shareNames []string
+	held       []int64
+	shareLimit func(name string) int64
+	// cursors are the shippers' positions; every byte before the oldest is
+	// released from its share.
+	cursors []spoolPos
 }
+
+// spoolPos is a position in the spool: a segment and an offset in it.
+type spoolPos struct {
+	seg uint64
+	off int64
+}
+
+// maxShares bounds the share table; share names are app names from the
+// policy, so this is only a guard against unbounded growth.
+const maxShares = 4096
 
 // openSpool maps the segments found in dir (dir "" keeps them in memory)
 // and starts a new one for appends; the old ones are sealed.
 func openSpool(dir string, segBytes, maxBytes int64, fsync bool) (*spool, error) {
-	s := &spool{dir: dir, segBytes: segBytes, maxSegs: int(maxBytes / segBytes), fsync: fsync}
+	s := &spool{dir: dir, segBytes: segBytes, maxSegs: int(maxBytes / segBytes), fsync: fsync, shares: map[string]int32{}}
 	s.syncCond = sync.NewCond(&s.syncMu)
 	if s.maxSegs < 3 {
 		s.maxSegs = 3 // one for new calls, one being shipped, one kept for completions
@@ -334,7 +378,10 @@ const (
 	roomAny                  // recovery and checkpoints: may exceed the bound, so a full spool can still start and drain
 )
 
-func (s *spool) appendLocked(kind byte, id string, t time.Time, r room, parts ...[]byte) (*segment, int64, error) {
+// key is the share the line counts in (shareIndex, or noShare); a new
+// call's line is refused with ErrShareFull when its share already holds
+// its bound.
+func (s *spool) appendLocked(kind byte, id string, t time.Time, r room, key int32, parts ...[]byte) (*segment, int64, error) {
 	if len(s.segs) == 0 {
 		return nil, 0, errClosed
 	}
@@ -347,6 +394,11 @@ func (s *spool) appendLocked(kind byte, id string, t time.Time, r room, parts ..
 	}
 	if int64(size) > s.segBytes/2 {
 		return nil, 0, fmt.Errorf("audit record %s of %d bytes exceeds half a spool segment (%d bytes)", id, size, s.segBytes)
+	}
+	if key != noShare && r == roomNew && s.held[key] > 0 && s.held[key]+int64(size) > s.limitOf(key) {
+		// A share that holds nothing may always take one line: every
+		// group makes progress once its lines are delivered.
+		return nil, 0, ErrShareFull
 	}
 	cur := s.segs[len(s.segs)-1]
 	off := cur.end.Load()
@@ -381,7 +433,95 @@ func (s *spool) appendLocked(kind byte, id string, t time.Time, r room, parts ..
 	binary.LittleEndian.PutUint32(d, uint32(len(p))) // last: a reader never sees a length without its bytes
 	cur.end.Store(off + int64(size))
 	s.pos += int64(size)
+	if n := len(cur.runs); n > 0 && cur.runs[n-1].key == key {
+		cur.runs[n-1].end = uint32(off + int64(size))
+	} else {
+		cur.runs = append(cur.runs, keyRun{end: uint32(off + int64(size)), key: key})
+	}
+	if key != noShare {
+		s.held[key] += int64(size)
+	}
 	return cur, s.pos, nil
+}
+
+// shareIndex returns the index of the share named name (an app, or "" for
+// the callers no app selected), adding it on first use.
+func (s *spool) shareIndex(name string) int32 {
+	if i, ok := s.shares[name]; ok {
+		return i
+	}
+	if len(s.shareNames) >= maxShares {
+		return s.shares[""] // cannot happen with a policy's app names: fold into the tightest share
+	}
+	i := int32(len(s.shareNames))
+	s.shares[name] = i
+	s.shareNames = append(s.shareNames, name)
+	s.held = append(s.held, 0)
+	return i
+}
+
+func (s *spool) limitOf(key int32) int64 {
+	if s.shareLimit == nil {
+		return 1<<63 - 1
+	}
+	return s.shareLimit(s.shareNames[key])
+}
+
+// heldBy returns the bytes share name holds (tests, metrics).
+func (s *spool) heldBy(name string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i, ok := s.shares[name]; ok {
+		return s.held[i]
+	}
+	return 0
+}
+
+// releaseLocked returns to their shares the bytes of every frame before
+// pos, which every shipper has passed (delivered, or skipped as an intent).
+func (s *spool) releaseLocked(pos spoolPos) {
+	for _, seg := range s.segs {
+		if seg.n > pos.seg {
+			return
+		}
+		limit := uint32(1<<32 - 1) // a segment a shipper left: all of it
+		if seg.n == pos.seg {
+			limit = uint32(pos.off)
+		}
+		for seg.relIdx < len(seg.runs) {
+			run := seg.runs[seg.relIdx]
+			end := min(run.end, limit)
+			if end <= seg.relOff {
+				break
+			}
+			if run.key != noShare {
+				s.held[run.key] -= int64(end - seg.relOff)
+			}
+			seg.relOff = end
+			if end < run.end || seg.relIdx == len(seg.runs)-1 {
+				break // the last run may still grow: stay on it
+			}
+			seg.relIdx++
+		}
+	}
+}
+
+// shipperPassed records that shipper i has passed everything before pos,
+// and releases what every shipper has now passed.
+func (s *spool) shipperPassed(i int, pos spoolPos) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i >= len(s.cursors) {
+		return
+	}
+	s.cursors[i] = pos
+	oldest := pos
+	for _, c := range s.cursors {
+		if c.seg < oldest.seg || (c.seg == oldest.seg && c.off < oldest.off) {
+			oldest = c
+		}
+	}
+	s.releaseLocked(oldest)
 }
 
 // wake tells the shippers there is something new.

@@ -58,6 +58,8 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(string(benchRecord().AppendJSON(nil)))
 	f.Add(`{"v":2,"kind":"checkpoint"}`)
 	f.Add(`{"tokens_in":null,"cost_usd":"x"}`)
+	f.Add(`{"v":2,"request_id":"r","decision":"deny","count":42}`)
+	f.Add(`{"count":-3}`)
 	f.Fuzz(func(t *testing.T, line string) {
 		r, err := DecodeRecord([]byte(line))
 		if err != nil {
@@ -67,7 +69,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded record does not decode: %v", err)
 		}
-		if r2.RequestID != r.RequestID || r2.App != r.App || r2.Usage != r.Usage || r2.Status != r.Status {
+		if r2.RequestID != r.RequestID || r2.App != r.App || r2.Usage != r.Usage || r2.Status != r.Status || r2.Calls() != r.Calls() {
 			t.Fatalf("round trip changed the record:\n%+v\n%+v", r, r2)
 		}
 	})

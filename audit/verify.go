@@ -49,6 +49,7 @@ func (p Problem) String() string {
 type ChainSummary struct {
 	Instance          string
 	Records           int // call records
+	Calls             int // calls they stand for (an aggregated denial counts its count)
 	Checkpoints       int
 	FirstSeq, LastSeq uint64
 	LastCheckpoint    uint64
@@ -95,6 +96,7 @@ type chainEntry struct {
 	kind   string
 	key    string
 	final  bool
+	calls  int
 	source string
 }
 
@@ -112,6 +114,7 @@ type lineMeta struct {
 	Kind     string `json:"kind"`
 	Key      string `json:"key"`
 	Final    bool   `json:"final"`
+	Count    int    `json:"count"`
 }
 
 // Add checks one line read from source (a file or object name: lines of one
@@ -155,7 +158,11 @@ func (v *Verifier) Add(source string, line []byte) {
 		return
 	}
 	t.Body = nil // aliases the caller's line
-	c[t.Seq] = &chainEntry{t: t, kind: m.Kind, key: m.Key, final: m.Final, source: source}
+	calls := 1
+	if m.Count > 1 {
+		calls = m.Count
+	}
+	c[t.Seq] = &chainEntry{t: t, kind: m.Kind, key: m.Key, final: m.Final, calls: calls, source: source}
 }
 
 // Finish checks each chain's continuity and checkpoints.
@@ -210,6 +217,7 @@ func (v *Verifier) finishChain(in string, c map[uint64]*chainEntry) ChainSummary
 		}
 		if e.kind != "checkpoint" {
 			sum.Records++
+			sum.Calls += e.calls
 			continue
 		}
 		sum.Checkpoints++

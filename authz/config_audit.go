@@ -24,6 +24,10 @@ type AuditConfig struct {
 	// of the named apps' calls, in a separate chain delivered to its own
 	// sinks: audit records never hold them.
 	Capture *CaptureConfig `yaml:"capture"`
+	// DenialWindow folds repeated denials of one client for one reason
+	// within it into one record with a count; unset: 1s; 0s: every denial
+	// gets its own record.
+	DenialWindow *time.Duration `yaml:"denial_window"`
 }
 
 // CaptureConfig names the apps whose payloads are captured, where the
@@ -64,7 +68,26 @@ type SpoolConfig struct {
 	MaxBytes     int64  `yaml:"max_bytes"`
 	SegmentBytes int64  `yaml:"segment_bytes"`
 	OnFull       string `yaml:"on_full"`
+	// Share bounds what one caller group's new calls may hold of the spool
+	// before every sink has their lines, so that callers no app selects
+	// (a flood of denials) or one app cannot leave the others no room.
+	Share ShareConfig `yaml:"share"`
 }
+
+// ShareConfig holds fractions of spool.max_bytes: Unidentified for the
+// calls no app selected, PerApp for each app. 1 lifts the bound.
+type ShareConfig struct {
+	Unidentified float64 `yaml:"unidentified"`
+	PerApp       float64 `yaml:"per_app"`
+}
+
+// Share and denial aggregation defaults.
+const (
+	DefaultShareUnidentified = 0.1
+	DefaultSharePerApp       = 0.5
+	DefaultDenialWindow      = time.Second
+	maxDenialWindow          = time.Minute
+)
 
 // BatchConfig bounds a sink batch by records and by the time the oldest
 // record waits; failed batches are retried with exponential backoff up to
@@ -175,6 +198,16 @@ func (a *AuditConfig) applyDefaults() {
 	if s.OnFull == "" {
 		s.OnFull = OnFullDeny
 	}
+	if s.Share.Unidentified == 0 {
+		s.Share.Unidentified = DefaultShareUnidentified
+	}
+	if s.Share.PerApp == 0 {
+		s.Share.PerApp = DefaultSharePerApp
+	}
+	if a.DenialWindow == nil {
+		w := DefaultDenialWindow
+		a.DenialWindow = &w
+	}
 	if a.Batch.MaxRecords == 0 {
 		a.Batch.MaxRecords = 500
 	}
@@ -210,6 +243,17 @@ func validateAudit(a *AuditConfig) []error {
 	}
 	if s.MaxBytes < 3*s.SegmentBytes { // one for new calls, one being shipped, one kept for completions
 		add("audit.spool.max_bytes %d: want at least three segments (3 × segment_bytes = %d)", s.MaxBytes, 3*s.SegmentBytes)
+	}
+	for _, sh := range []struct {
+		key string
+		v   float64
+	}{{"unidentified", s.Share.Unidentified}, {"per_app", s.Share.PerApp}} {
+		if !(sh.v > 0 && sh.v <= 1) { // NaN fails too
+			add("audit.spool.share.%s %v: want a fraction of max_bytes above 0 and at most 1", sh.key, sh.v)
+		}
+	}
+	if w := a.DenialWindow; w != nil && (*w < 0 || *w > maxDenialWindow) {
+		add("audit.denial_window %s: want 0s (off) to %s", *w, maxDenialWindow)
 	}
 	if a.Batch.MaxRecords < 1 || a.Batch.MaxRecords > 10000 {
 		add("audit.batch.max_records %d: want 1 to 10000", a.Batch.MaxRecords)

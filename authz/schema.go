@@ -70,7 +70,11 @@ func schemaExtra() map[string]map[string]any {
 
 		"SpoolConfig.durability": {"enum": []any{DurabilityProcess, DurabilityFsync}},
 		"SpoolConfig.on_full":    {"enum": []any{OnFullDeny, OnFullDrop}},
-		"HTTPSinkConfig.format":  {"enum": []any{"jsonl", "json", "splunk_hec"}},
+		"ShareConfig.unidentified": {"exclusiveMinimum": 0, "maximum": 1,
+			"description": "fraction of max_bytes the calls no app selected may hold undelivered (default 0.1)"},
+		"ShareConfig.per_app": {"exclusiveMinimum": 0, "maximum": 1,
+			"description": "fraction of max_bytes each app's new calls may hold undelivered (default 0.5)"},
+		"HTTPSinkConfig.format": {"enum": []any{"jsonl", "json", "splunk_hec"}},
 		"AuditConfig.prices": {"propertyNames": map[string]any{"pattern": "^[^*]+\\*?$|^\\*$"},
 			"description": "USD per million tokens by canonical model id, or by a prefix ending in '*' (longest wins)"},
 		"PriceConfig.input_per_mtok":       {"minimum": 0},

@@ -9,8 +9,10 @@ import (
 	"github.com/warden-egress/warden/audit"
 )
 
-// Sink keeps every delivered line, in order.
+// Sink keeps every delivered line, in order. While Hold is set and open,
+// Write waits for it to close (a sink that is down or far behind).
 type Sink struct {
+	Hold  chan struct{}
 	mu    sync.Mutex
 	lines []string
 }
@@ -22,7 +24,14 @@ func (s *Sink) Name() string { return "test" }
 func (s *Sink) Close() error { return nil }
 
 // Write implements audit.Sink.
-func (s *Sink) Write(_ context.Context, b []audit.Entry) error {
+func (s *Sink) Write(ctx context.Context, b []audit.Entry) error {
+	if s.Hold != nil {
+		select {
+		case <-s.Hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range b {

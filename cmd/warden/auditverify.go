@@ -78,8 +78,12 @@ func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 		if c.Final {
 			end = "closed by a shutdown checkpoint"
 		}
-		fmt.Fprintf(stdout, "instance %s: seq %d–%d, %d records, %d checkpoints (last at seq %d), %s; key %s\n",
-			c.Instance, c.FirstSeq, c.LastSeq, c.Records, c.Checkpoints, c.LastCheckpoint, end, c.Key)
+		records := fmt.Sprintf("%d records", c.Records)
+		if c.Calls != c.Records {
+			records += fmt.Sprintf(" (%d calls: aggregated denials count each)", c.Calls)
+		}
+		fmt.Fprintf(stdout, "instance %s: seq %d–%d, %s, %d checkpoints (last at seq %d), %s; key %s\n",
+			c.Instance, c.FirstSeq, c.LastSeq, records, c.Checkpoints, c.LastCheckpoint, end, c.Key)
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(stdout, "WARNING %s\n", w)

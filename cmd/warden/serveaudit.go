@@ -39,6 +39,13 @@ func openAudit(ctx context.Context, cfg authz.AuditConfig, stdout io.Writer, log
 	}
 	o := pipelineOptions(cfg, dir, instance, sinks, log.Named("audit"))
 	o.DropWhenFull, o.Registry = cfg.Spool.OnFull == authz.OnFullDrop, reg
+	o.ShareUnidentified, o.ShareApp = cfg.Spool.Share.Unidentified, cfg.Spool.Share.PerApp
+	if w := cfg.DenialWindow; w != nil {
+		o.DenialWindow = *w
+		if *w == 0 {
+			o.DenialWindow = -1 // audit.denial_window: 0s turns aggregation off
+		}
+	}
 	p, err := audit.Open(ctx, o)
 	if err != nil {
 		for _, s := range sinks {
