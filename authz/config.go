@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -72,6 +73,14 @@ type UpstreamConfig struct {
 	URL      string `yaml:"url"`
 	Insecure bool   `yaml:"insecure"`
 	Signing  string `yaml:"signing"` // resign | passthrough
+	// ResponseHeaderTimeout bounds the wait for the upstream's answer to
+	// begin: long, because a non-streamed inference may legitimately run
+	// for many minutes.
+	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
+	// StreamIdleTimeout ends a stream with an exception frame when the
+	// upstream sends no event for so long; a stream runs as long as events
+	// flow.
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
 }
 
 // IdentityConfig lists the identity sources and configures each. Sources
@@ -120,9 +129,40 @@ type CAConfig struct {
 	ExtraRegions []string `yaml:"extra_regions"`
 }
 
-// LimitsConfig bounds requests.
+// LimitsConfig bounds requests, and what clients may hold of Warden before
+// anyone knows who they are (see limits.go for the defaults).
 type LimitsConfig struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// InflightBodyBytes bounds request bodies and buffered (output-scanned)
+	// answers held in memory at once, across the process; 0 derives it from
+	// the memory limit. Per-source and per-connection shares keep one client
+	// from taking it all.
+	InflightBodyBytes   int64 `yaml:"inflight_body_bytes"`
+	SourceBodyShare     int64 `yaml:"source_body_bytes"`
+	ConnectionBodyShare int64 `yaml:"connection_body_bytes"`
+	// MaxConnections bounds open connections per listener, and
+	// MaxConnectionsPerSource those of one client address.
+	MaxConnections          int `yaml:"max_connections"`
+	MaxConnectionsPerSource int `yaml:"max_connections_per_source"`
+	// MaxStreamsPerConnection bounds concurrent HTTP/2 streams.
+	MaxStreamsPerConnection int `yaml:"max_streams_per_connection"`
+	// MaxHeaderBytes bounds a request's header block on every listener
+	// (inside forward-proxy and transparent tunnels too).
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// HeaderTimeout bounds the time a client may take to send a request's
+	// headers (and a TLS handshake).
+	HeaderTimeout time.Duration `yaml:"header_timeout"`
+	// BodyIdleTimeout is the longest pause between bytes of a request body,
+	// and BodyMinRate the slowest average rate (bytes per second, checked
+	// after the first BodyIdleTimeout): a slow link may take as long as it
+	// needs for a large body, a trickle may not.
+	BodyIdleTimeout time.Duration `yaml:"body_idle_timeout"`
+	BodyMinRate     int64         `yaml:"body_min_rate"`
+	// WriteTimeout is the longest a write to a client may block: a client
+	// that stops reading an answer frees its call after it.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes keep-alive connections with no call for so long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // LoadConfig reads and validates a config file.
@@ -208,6 +248,8 @@ func (c *Config) applyDefaults() {
 	if c.Limits.MaxBodyBytes == 0 {
 		c.Limits.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	c.Limits.applyDefaults()
+	c.Upstream.applyTimeoutDefaults()
 	if len(c.Identity.Sources) == 0 && c.Identity.Static != nil {
 		c.Identity.Sources = []string{"static"}
 	}
@@ -254,6 +296,7 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxBodyBytes < 0 {
 		add("limits.max_body_bytes: must be positive")
 	}
+	errs = append(errs, c.Limits.validate(c.Upstream)...)
 	errs = append(errs, c.Egress.validate()...)
 	if (c.CA.CertFile == "") != (c.CA.KeyFile == "") {
 		add("ca: cert_file and key_file go together")

@@ -15,10 +15,17 @@ import (
 
 // ServeProxy serves forward-proxy mode (HTTPS_PROXY) on ln until Shutdown.
 // Only CONNECT is accepted: to a Bedrock runtime host the CA may sign for,
-// the connection is intercepted (goproxy MITM, HTTP/1.1 and h2 by ALPN) and
-// every request on it runs through the same pipeline as endpoint mode; to a
-// host in egress.tunnel it becomes an untouched tunnel; anything else, and
-// every plain-HTTP proxy request, gets 403. Warden is never an open proxy.
+// the connection is intercepted (TLS terminated with the CA, HTTP/1.1 and h2
+// by ALPN) and every request on it runs through the same pipeline as
+// endpoint mode; to a host in egress.tunnel it becomes an untouched tunnel
+// (goproxy); anything else, and every plain-HTTP proxy request, gets 403.
+// Warden is never an open proxy.
+//
+// Intercepted connections are served by Warden's own http.Server, as in
+// transparent mode, not by goproxy's MITM loop: that loop reads requests
+// with no header size or time bound and serves h2 with a default
+// http2.Server no option reaches, so a client could send a 300 MiB header
+// inside the tunnel. Here the tunnel gets every limit the endpoint has.
 func (s *Server) ServeProxy(ln net.Listener) error {
 	if s.ca == nil {
 		return errors.New("proxy: forward-proxy mode needs the MITM CA (listen.proxy was not configured)")
@@ -27,30 +34,27 @@ func (s *Server) ServeProxy(ln net.Listener) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{
-		Handler:           s.ProxyHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          zap.NewStdLog(s.log.Named("forward-proxy")),
-	}
+	ln = s.limitListener("proxy", ln)
+	ihs, queue := s.interceptServer("proxy-mitm", ln.Addr())
+	hs := s.newHTTPServer("forward-proxy", s.proxyHandler(queue), nil)
 	s.track(hs)
+	s.track(ihs)
+	go func() { _ = ihs.Serve(queue) }()
 	err = hs.Serve(ln)
+	queue.fail(net.ErrClosed)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err
 }
 
-// ProxyHandler is the forward proxy's HTTP handler (for tests and embedding).
-func (s *Server) ProxyHandler() http.Handler {
+// proxyHandler is the forward proxy's front door: CONNECT only.
+func (s *Server) proxyHandler(queue *connQueue) http.Handler {
 	gp := goproxy.NewProxyHttpServer()
-	gp.AllowHTTP2 = true
-	// Warden's own pipeline chooses which headers go upstream.
-	gp.KeepHeader = true
 	gp.Logger = goproxyLogger{s.log.Named("goproxy").Sugar()}
-	// Nothing may leave through goproxy's own transport (every intercepted
-	// request has a RoundTripper), and tunnels are dialled directly, never
-	// through a proxy from Warden's environment.
+	// goproxy only tunnels: nothing may leave through its own transport, and
+	// tunnels are dialled directly, never through a proxy from Warden's
+	// environment.
 	gp.Tr = &http.Transport{Proxy: nil, DialContext: func(context.Context, string, string) (net.Conn, error) {
 		return nil, errors.New("warden: goproxy's transport is disabled")
 	}}
@@ -58,29 +62,10 @@ func (s *Server) ProxyHandler() http.Handler {
 	gp.ConnectDial = dialer.Dial
 	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 		h, port, _ := splitHostPort(host)
-		switch act, rh := s.classify(h, port); act {
-		case interceptHost:
-			v := &via{mode: "proxy", host: rh}
-			handler := func(w http.ResponseWriter, r *http.Request) {
-				// goproxy's MITM connections are hijacked, so http.Server.Shutdown
-				// does not wait for them; Shutdown waits for these calls instead.
-				defer s.inflight.Done()
-				s.serve(w, r, v)
-			}
-			ctx.RoundTripper = goproxy.RoundTripperFunc(func(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
-				s.inflight.Add(1)
-				if streamingPath(req.URL.Path) {
-					return serveInProcess(handler, req)
-				}
-				return serveBuffered(handler, req)
-			})
-			tlsCfg := s.interceptTLS(rh.Host)
-			return &goproxy.ConnectAction{Action: goproxy.ConnectMitm,
-				TLSConfig: func(string, *goproxy.ProxyCtx) (*tls.Config, error) { return tlsCfg, nil }}, host
-		case tunnelHost:
+		if act, _ := s.classify(h, port); act == tunnelHost {
 			return &goproxy.ConnectAction{Action: goproxy.ConnectAccept}, host
 		}
-		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, host // the front door refused it already
+		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, host // the front door decided already
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
@@ -94,21 +79,51 @@ func (s *Server) ProxyHandler() http.Handler {
 			refuseProxy(w, fmt.Sprintf("warden: CONNECT target %q is not host:port", r.Host))
 			return
 		}
-		act, _ := s.classify(h, port)
+		act, rh := s.classify(h, port)
 		switch act {
 		case refuseHost:
 			s.metrics.connections.WithLabelValues("proxy", "refuse").Inc()
 			s.log.Info("CONNECT refused", zap.String("target", r.Host), zap.String("client", r.RemoteAddr))
 			refuseProxy(w, fmt.Sprintf("warden: CONNECT to %s refused: not a Bedrock runtime host this Warden intercepts, and not in egress.tunnel", r.Host))
-			return
 		case interceptHost:
 			s.metrics.connections.WithLabelValues("proxy", "intercept").Inc()
+			s.intercept(w, queue, &via{mode: "proxy", host: rh})
 		case tunnelHost:
 			s.metrics.connections.WithLabelValues("proxy", "tunnel").Inc()
 			s.log.Info("CONNECT tunnelled", zap.String("target", r.Host), zap.String("client", r.RemoteAddr))
+			gp.ServeHTTP(w, r)
 		}
-		gp.ServeHTTP(w, r)
 	})
+}
+
+// intercept takes over a CONNECT's connection, answers 200 and hands it,
+// wrapped in TLS with a certificate for the Bedrock host, to the
+// intercepting server.
+func (s *Server) intercept(w http.ResponseWriter, queue *connQueue, v *via) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		refuseProxy(w, "warden: CONNECT must arrive over HTTP/1.1")
+		return
+	}
+	conn, rw, err := hj.Hijack()
+	if err != nil {
+		s.log.Warn("CONNECT: hijack failed", zapErr(err))
+		return
+	}
+	// A ClientHello sent in the same write as the CONNECT is already read.
+	var pending []byte
+	if n := rw.Reader.Buffered(); n > 0 {
+		pending, _ = rw.Reader.Peek(n)
+		pending = append([]byte(nil), pending...)
+	}
+	if _, err := conn.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n")); err != nil {
+		_ = conn.Close()
+		return
+	}
+	ic := &redirectedConn{Conn: conn, pending: pending, via: v}
+	if !queue.put(tls.Server(ic, s.interceptTLS(v.host.Host))) {
+		_ = conn.Close()
+	}
 }
 
 func refuseProxy(w http.ResponseWriter, msg string) {

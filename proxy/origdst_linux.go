@@ -18,6 +18,9 @@ import (
 // connection's own local address when conntrack tracks it (the namespace
 // has nat rules), and ENOENT when it does not; ServeTransparent refuses both.
 func originalDst(c net.Conn) (netip.AddrPort, error) {
+	if g, ok := c.(*guardedConn); ok {
+		c = g.Conn
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return netip.AddrPort{}, fmt.Errorf("original destination: %T is not a TCP connection", c)

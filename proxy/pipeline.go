@@ -43,6 +43,8 @@ type call struct {
 	// snap is the policy snapshot that decides this call; guards, caps and
 	// output guards read the same one, whatever a reload does meanwhile.
 	snap *snapshot
+	// res is the call's share of the body budget (limits.inflight_body_bytes).
+	res reservation
 
 	// extracted caches bedrock.ExtractRequest of extractedOf (the body it
 	// read), so guards and caps read the body once unless a mask rewrote it.
@@ -93,12 +95,6 @@ func (c *call) extract() (bedrock.Extracted, error) {
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// bodyReadTimeout bounds how long reading a request body may take.
-const bodyReadTimeout = 60 * time.Second
-
-// smallBody is the size under which a body is read without its own deadline.
-const smallBody = 64 << 10
-
 // maxPooledBody keeps the pool from pinning rare huge bodies.
 const maxPooledBody = 1 << 20
 
@@ -141,9 +137,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 		if !(c.forwarded && sharesArray(c.body, buf.Bytes())) && buf.Cap() <= maxPooledBody {
 			bodyPool.Put(buf)
 		}
+		c.res.release()
 	}()
-	if err := s.readBody(w, r, buf); err != nil {
-		s.fail(w, c, err, "limits.max_body_bytes")
+	if err := s.readBody(w, r, buf, c); err != nil {
+		var apiErr *bedrock.APIError
+		rule := "limits.max_body_bytes"
+		if errors.As(err, &apiErr) && apiErr.Type == "ServiceUnavailableException" {
+			rule = "limits.inflight_body_bytes"
+		}
+		s.fail(w, c, err, rule)
 		return
 	}
 	c.body = buf.Bytes()
@@ -286,27 +288,51 @@ func sharesArray(a, b []byte) bool {
 	return &a[:cap(a)][cap(a)-1] == &b[:cap(b)][cap(b)-1]
 }
 
-// readBody reads the request body into buf, bounded by the configured limit.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) error {
+// readBody reads the request body into buf, bounded by the configured
+// size, the body budget (it grows with the bytes received, never with what
+// the client declares) and the progress bounds (limits.body_idle_timeout,
+// limits.body_min_rate).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, c *call) error {
 	if r.ContentLength > s.maxBody {
 		return bedrock.Validation("warden: request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, s.maxBody)
 	}
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return bedrock.Validation("warden: Content-Encoding %q is not supported; send the body uncompressed", enc)
 	}
+	if r.ContentLength == 0 {
+		return nil
+	}
+	cs := connStateFrom(r.Context())
+	var src netip.Addr
+	if cs != nil && cs.srcKnown.Load() {
+		src = cs.src
+	}
+	c.res = s.budget.newReservation(src, cs)
+	first := int64(bodyChunk) // what the client declares is not reserved, only a small chunk
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+		first = min(first, r.ContentLength)
 	}
-	// Bound the time a client may take to send a large or unsized body
-	// (slow-loris); the deadline is lifted before the possibly long model
-	// call. Small sized bodies (nearly every Converse call) arrive with their
-	// headers, and two deadline updates cost them ~15% of Warden's added latency.
-	if r.ContentLength < 0 || r.ContentLength > smallBody {
-		rc := http.NewResponseController(w)
-		_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
-		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	if err := c.res.grow(first); err != nil {
+		return s.budgetRefused(err)
 	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, s.maxBody+1))
+	buf.Grow(int(first))
+	br := &bodyReader{r: r.Body, res: &c.res}
+	rc := http.NewResponseController(w)
+	stop := br.watch(s.limits.BodyIdleTimeout, s.limits.BodyMinRate, func() { _ = rc.SetReadDeadline(time.Now()) })
+	n, err := buf.ReadFrom(io.LimitReader(br, s.maxBody+1))
+	stop()
+	if br.err != nil {
+		return s.budgetRefused(br.err)
+	}
+	if cut := br.cut.Load(); cut != nil {
+		// The deadline that unblocked the read stays: the connection is
+		// done (net/http closes it after this answer).
+		s.limitMetrics.refusals.WithLabelValues(*cut).Inc()
+		c.rec.Rule = "limits." + *cut
+		return bedrock.New(http.StatusRequestTimeout, "RequestTimeoutException",
+			"warden: the request body arrived too slowly (%d bytes read; limits.body_idle_timeout %s, limits.body_min_rate %d bytes/s)",
+			n, s.limits.BodyIdleTimeout, s.limits.BodyMinRate)
+	}
 	if err != nil {
 		return bedrock.Validation("warden: reading request body: %v", err)
 	}
@@ -314,6 +340,16 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buf
 		return bedrock.Validation("warden: request body exceeds the limit of %d bytes", s.maxBody)
 	}
 	return nil
+}
+
+// budgetRefused counts a body budget refusal and says it to the client.
+func (s *Server) budgetRefused(err error) error {
+	var be *errBudget
+	if errors.As(err, &be) {
+		s.limitMetrics.refusals.WithLabelValues(be.limit).Inc()
+		return be.apiError()
+	}
+	return err
 }
 
 // fail answers with an AWS-shaped error and records why.

@@ -69,54 +69,18 @@ type Server struct {
 	// upstreamRT is what forward uses: the transport, or a stub in benchmarks.
 	upstreamRT http.RoundTripper
 	maxBody    int64
-	async      asyncOwners // invocation ARN → app that started it (per instance)
-	ca         *CA         // forward-proxy and transparent interception
-	tunnels    []authz.TunnelRule
+	// limits are cfg.Limits with defaults; budget holds what bodies and
+	// buffered answers take of memory.
+	limits       authz.LimitsConfig
+	upstreamCfg  authz.UpstreamConfig // cfg.Upstream with its timeout defaults
+	budget       *bodyBudget
+	limitMetrics *limitMetrics
+	async        asyncOwners // invocation ARN → app that started it (per instance)
+	ca           *CA         // forward-proxy and transparent interception
+	tunnels      []authz.TunnelRule
 
 	mu      sync.Mutex
 	servers []*http.Server
-	// inflight counts calls on hijacked (forward-proxy MITM) connections,
-	// which http.Server.Shutdown does not track.
-	inflight callTracker
-}
-
-// callTracker counts running calls; unlike a WaitGroup, calls may start
-// while someone waits.
-type callTracker struct {
-	mu   sync.Mutex
-	n    int
-	idle chan struct{} // closed when n drops to 0; nil while n is 0
-}
-
-func (t *callTracker) Add(int) {
-	t.mu.Lock()
-	if t.n == 0 {
-		t.idle = make(chan struct{})
-	}
-	t.n++
-	t.mu.Unlock()
-}
-
-func (t *callTracker) Done() {
-	t.mu.Lock()
-	t.n--
-	if t.n == 0 {
-		close(t.idle)
-		t.idle = nil
-	}
-	t.mu.Unlock()
-}
-
-// Idle returns a channel closed once no call runs.
-func (t *callTracker) Idle() <-chan struct{} {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.n == 0 {
-		c := make(chan struct{})
-		close(c)
-		return c
-	}
-	return t.idle
 }
 
 // New validates options and builds a Server; it does not listen yet.
@@ -147,6 +111,13 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	s.limits = cfg.Limits.WithDefaults()
+	s.upstreamCfg = cfg.Upstream.WithDefaults()
+	s.maxBody = s.limits.MaxBodyBytes
+	s.budget = newBodyBudget(budgetSizes(s.limits, memoryLimit()))
+	if s.limitMetrics, err = newLimitMetrics(s.registry, s.budget); err != nil {
+		return nil, err
+	}
 	if m.reloadMetrics, err = newReloadMetrics(s.registry, s); err != nil {
 		return nil, err
 	}
@@ -208,6 +179,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.signer = newSigner(s.region)
 	s.transport = NewUpstreamTransport()
+	s.transport.ResponseHeaderTimeout = s.upstreamCfg.ResponseHeaderTimeout
 	s.upstreamRT = s.transport
 	return s, nil
 }
@@ -302,6 +274,7 @@ func (s *Server) ServeEndpoint(ln net.Listener, tlsCfg *tls.Config) error {
 	if perr != nil {
 		return perr
 	}
+	ln = s.limitListener("endpoint", ln)
 	var p http.Protocols
 	p.SetHTTP1(true)
 	if tlsCfg != nil {
@@ -309,14 +282,7 @@ func (s *Server) ServeEndpoint(ln net.Listener, tlsCfg *tls.Config) error {
 	} else {
 		p.SetUnencryptedHTTP2(true)
 	}
-	hs := &http.Server{
-		Handler:           s.Handler(),
-		Protocols:         &p,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
-	}
+	hs := s.newHTTPServer("http", s.Handler(), &p)
 	if tlsCfg != nil {
 		c := tlsCfg.Clone()
 		c.NextProtos = []string{"h2", "http/1.1"}
@@ -345,6 +311,27 @@ func (s *Server) ServeAdmin(ln net.Listener) error {
 	return err
 }
 
+// newHTTPServer is an http.Server under limits.*: header size and time,
+// keep-alive idle time, HTTP/2 streams per connection, and the connection
+// state requests find their connection's budget in.
+func (s *Server) newHTTPServer(logName string, h http.Handler, p *http.Protocols) *http.Server {
+	l := s.limits
+	return &http.Server{
+		Handler:           h,
+		Protocols:         p,
+		ReadHeaderTimeout: l.HeaderTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: l.MaxStreamsPerConnection,
+			// A connection whose client stops reading is closed.
+			WriteByteTimeout: l.WriteTimeout,
+		},
+		ConnContext: withConnState,
+		ErrorLog:    zap.NewStdLog(s.log.Named(logName)),
+	}
+}
+
 func (s *Server) track(hs *http.Server) {
 	s.mu.Lock()
 	s.servers = append(s.servers, hs)
@@ -362,15 +349,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, hs := range servers {
 		if err := hs.Shutdown(ctx); err != nil && first == nil {
 			first = err
-		}
-	}
-	// Calls on intercepted forward-proxy connections finish (or ctx ends)
-	// before the audit writer closes, so their records are not lost.
-	select {
-	case <-s.inflight.Idle():
-	case <-ctx.Done():
-		if first == nil {
-			first = fmt.Errorf("proxy: shutdown: forward-proxy calls still running: %w", ctx.Err())
 		}
 	}
 	s.transport.CloseIdleConnections()

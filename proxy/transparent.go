@@ -37,36 +37,9 @@ func (s *Server) ServeTransparent(ln net.Listener) error {
 	if s.ca == nil {
 		return errors.New("proxy: transparent mode needs the MITM CA (listen.transparent was not configured)")
 	}
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetHTTP2(true)
-	intercepted := &connQueue{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{}), ln: ln}
-	hs := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			v, _ := r.Context().Value(viaKey{}).(*via)
-			if v == nil { // cannot happen: every queued connection carries one
-				writeAPIError(w, newRequestID(), bedrock.InternalServer("warden: intercepted connection without its origin"))
-				return
-			}
-			s.serve(w, r, v)
-		}),
-		Protocols: &p,
-		// Serve sees *tls.Conn values and handshakes them itself; with h2
-		// in NextProtos it also speaks HTTP/2 on them.
-		TLSConfig:         &tls.Config{NextProtos: []string{"h2", "http/1.1"}},
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          zap.NewStdLog(s.log.Named("transparent")),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if tc, ok := c.(*tls.Conn); ok {
-				if rc, ok := tc.NetConn().(*redirectedConn); ok {
-					return context.WithValue(ctx, viaKey{}, rc.via)
-				}
-			}
-			return ctx
-		},
-	}
+	ln = s.limitListener("transparent", ln)
+	hs, intercepted := s.interceptServer("transparent", ln.Addr())
+	intercepted.ln = ln
 	s.track(hs)
 	loopback := false
 	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
@@ -90,6 +63,38 @@ func (s *Server) ServeTransparent(ln net.Listener) error {
 }
 
 type viaKey struct{}
+
+// interceptServer serves connections already classified for interception
+// (TLS to a Bedrock runtime host, from a forward-proxy CONNECT or an
+// iptables redirect), fed through the returned queue, under the same limits
+// as the endpoint listener.
+func (s *Server) interceptServer(name string, addr net.Addr) (*http.Server, *connQueue) {
+	q := &connQueue{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	hs := s.newHTTPServer(name, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, _ := r.Context().Value(viaKey{}).(*via)
+		if v == nil { // cannot happen: every queued connection carries one
+			writeAPIError(w, newRequestID(), bedrock.InternalServer("warden: intercepted connection without its origin"))
+			return
+		}
+		s.serve(w, r, v)
+	}), &p)
+	// Serve sees *tls.Conn values and handshakes them itself; with h2 in
+	// NextProtos it also speaks HTTP/2 on them.
+	hs.TLSConfig = &tls.Config{NextProtos: []string{"h2", "http/1.1"}}
+	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		ctx = withConnState(ctx, c)
+		if tc, ok := c.(*tls.Conn); ok {
+			if rc, ok := tc.NetConn().(*redirectedConn); ok {
+				return context.WithValue(ctx, viaKey{}, rc.via)
+			}
+		}
+		return ctx
+	}
+	return hs, q
+}
 
 // handleRedirected classifies one redirected connection and hands it on.
 func (s *Server) handleRedirected(c net.Conn, loopback bool, q *connQueue) {
@@ -280,7 +285,10 @@ func (q *connQueue) Accept() (net.Conn, error) {
 }
 
 func (q *connQueue) Close() error {
-	err := q.ln.Close()
+	var err error
+	if q.ln != nil { // transparent: the queue owns the listener
+		err = q.ln.Close()
+	}
 	q.fail(net.ErrClosed)
 	return err
 }

@@ -1,0 +1,554 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/bedrock"
+)
+
+// What a client may hold of Warden before anyone knows who it is: open
+// connections (per listener and per source address), request bodies and
+// buffered answers in memory (process-wide, per source and per connection),
+// and time (a pause in a body, a slow trickle, a blocked write). Each
+// refusal is counted in warden_limit_refusals_total{limit}.
+
+// Limit names, as metrics labels and in refusal messages.
+const (
+	limitConnections        = "max_connections"
+	limitConnectionsSource  = "max_connections_per_source"
+	limitInflight           = "inflight_body_bytes"
+	limitInflightSource     = "source_body_bytes"
+	limitInflightConnection = "connection_body_bytes"
+	limitBodyIdle           = "body_idle_timeout"
+	limitBodyRate           = "body_min_rate"
+	limitWrite              = "write_timeout"
+	limitStreamIdle         = "stream_idle_timeout"
+	limitResponseHeader     = "response_header_timeout"
+)
+
+// fallbackInflightBodyBytes is the body budget when no memory limit is known.
+const fallbackInflightBodyBytes = 1 << 30
+
+// bodyChunk is reserved up front for a body (or a whole small sized one)
+// and the step in which a growing body takes budget.
+const bodyChunk = 64 << 10
+
+type limitMetrics struct {
+	refusals    *prometheus.CounterVec
+	inflight    prometheus.GaugeFunc
+	connections *prometheus.GaugeVec
+}
+
+func newLimitMetrics(reg *prometheus.Registry, b *bodyBudget) (*limitMetrics, error) {
+	m := &limitMetrics{
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_limit_refusals_total",
+			Help: "Connections refused, calls refused or cut, by the limit that refused them (limits.* and upstream timeouts).",
+		}, []string{"limit"}),
+		inflight: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "warden_inflight_body_bytes",
+			Help: "Request body and buffered answer bytes held in memory (limits.inflight_body_bytes).",
+		}, func() float64 { return float64(b.used.Load()) }),
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "warden_open_connections",
+			Help: "Open client connections, by listener.",
+		}, []string{"listener"}),
+	}
+	for _, c := range []prometheus.Collector{m.refusals, m.inflight, m.connections} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, l := range []string{limitConnections, limitConnectionsSource, limitInflight, limitInflightSource,
+		limitInflightConnection, limitBodyIdle, limitBodyRate, limitWrite, limitStreamIdle, limitResponseHeader} {
+		m.refusals.WithLabelValues(l) // present at 0, so alerts can rate() them
+	}
+	return m, nil
+}
+
+// memoryLimit is the process's memory limit: GOMEMLIMIT, else the cgroup's
+// memory.max, else 0 (none known).
+func memoryLimit() int64 {
+	if l := debug.SetMemoryLimit(-1); l > 0 && l != math.MaxInt64 {
+		return l
+	}
+	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		v := strings.TrimSpace(string(b))
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err == nil && n > 0 && n < 1<<50 { // cgroup v1 says "no limit" with a huge number
+			return n
+		}
+	}
+	return 0
+}
+
+// budgetSizes resolves limits.inflight_body_bytes and its shares: the total
+// defaults to a quarter of the memory limit (1 GiB without one), a source
+// to a quarter of it and a connection to an eighth, none below the largest
+// allowed body (or a call of that size could never be read).
+func budgetSizes(l authz.LimitsConfig, memLimit int64) (total, source, conn int64) {
+	total = l.InflightBodyBytes
+	if total == 0 {
+		total = fallbackInflightBodyBytes
+		if memLimit > 0 {
+			total = memLimit / 4
+		}
+		total = max(total, 2*l.MaxBodyBytes)
+	}
+	source, conn = l.SourceBodyShare, l.ConnectionBodyShare
+	if source == 0 {
+		source = min(max(total/4, l.MaxBodyBytes), total)
+	}
+	if conn == 0 {
+		conn = min(max(total/8, l.MaxBodyBytes), source)
+	}
+	return total, source, conn
+}
+
+// bodyBudget accounts bytes of request bodies and buffered answers held in
+// memory, across the process, per source address and per connection.
+type bodyBudget struct {
+	total, perSource, perConn int64
+	used                      atomic.Int64
+
+	mu      sync.Mutex
+	sources map[netip.Addr]int64
+}
+
+func newBodyBudget(total, source, conn int64) *bodyBudget {
+	return &bodyBudget{total: total, perSource: source, perConn: conn, sources: map[netip.Addr]int64{}}
+}
+
+// errBudget says which share refused a reservation.
+type errBudget struct {
+	limit      string
+	want, have int64
+}
+
+func (e *errBudget) Error() string {
+	return fmt.Sprintf("limits.%s: %d bytes wanted, %d of the limit in use", e.limit, e.want, e.have)
+}
+
+// apiError is what the client is told: the call was not forwarded, and a
+// retry later may well succeed.
+func (e *errBudget) apiError() *bedrock.APIError {
+	who := map[string]string{limitInflight: "Warden", limitInflightSource: "your address", limitInflightConnection: "this connection"}[e.limit]
+	return bedrock.ServiceUnavailable("warden: too many request bytes are in flight for %s (limits.%s); the call was not forwarded, retry later", who, e.limit)
+}
+
+// reservation is one call's share of the budget; it grows with the bytes
+// the call holds and is released when the call ends.
+type reservation struct {
+	b    *bodyBudget
+	src  netip.Addr // invalid: not counted per source
+	conn *connState // nil: not counted per connection
+	n    int64
+}
+
+func (b *bodyBudget) newReservation(src netip.Addr, cs *connState) reservation {
+	return reservation{b: b, src: src, conn: cs}
+}
+
+// grow takes n more bytes, or none and says which share refused them.
+func (r *reservation) grow(n int64) error {
+	b := r.b
+	if b == nil || n <= 0 {
+		return nil
+	}
+	if r.conn != nil {
+		if got := r.conn.bodyBytes.Add(n); got > b.perConn {
+			r.conn.bodyBytes.Add(-n)
+			return &errBudget{limitInflightConnection, n, got - n}
+		}
+	}
+	if r.src.IsValid() {
+		b.mu.Lock()
+		got := b.sources[r.src] + n
+		if got > b.perSource {
+			b.mu.Unlock()
+			r.undoConn(n)
+			return &errBudget{limitInflightSource, n, got - n}
+		}
+		b.sources[r.src] = got
+		b.mu.Unlock()
+	}
+	if got := b.used.Add(n); got > b.total {
+		b.used.Add(-n)
+		r.undoSource(n)
+		r.undoConn(n)
+		return &errBudget{limitInflight, n, got - n}
+	}
+	r.n += n
+	return nil
+}
+
+func (r *reservation) undoConn(n int64) {
+	if r.conn != nil {
+		r.conn.bodyBytes.Add(-n)
+	}
+}
+
+func (r *reservation) undoSource(n int64) {
+	if !r.src.IsValid() {
+		return
+	}
+	b := r.b
+	b.mu.Lock()
+	if left := b.sources[r.src] - n; left > 0 {
+		b.sources[r.src] = left
+	} else {
+		delete(b.sources, r.src)
+	}
+	b.mu.Unlock()
+}
+
+// release returns everything the call held.
+func (r *reservation) release() {
+	if r.b == nil || r.n == 0 {
+		return
+	}
+	n := r.n
+	r.n = 0
+	r.b.used.Add(-n)
+	r.undoSource(n)
+	r.undoConn(n)
+}
+
+// ensure grows the reservation to at least n bytes, in chunks, so a body
+// arriving in small reads takes the budget's locks once per chunk.
+func (r *reservation) ensure(n int64) error {
+	if n <= r.n {
+		return nil
+	}
+	need := n - r.n
+	need = (need + bodyChunk - 1) / bodyChunk * bodyChunk
+	return r.grow(need)
+}
+
+// connState is what Warden knows of one client connection; the listener
+// creates it, requests find it in their context.
+type connState struct {
+	listener string
+	src      netip.Addr // the client address, once known (after a PROXY header)
+	srcKnown atomic.Bool
+	// bodyBytes is this connection's part of the body budget.
+	bodyBytes atomic.Int64
+	// writeTimedOut is set when a write to the client blocked past
+	// limits.write_timeout (the call's record says why it ended).
+	writeTimedOut atomic.Bool
+}
+
+type connStateKey struct{}
+
+// connStateOf finds the state of the connection under c (TLS and the
+// intercepting wrappers unwrapped).
+func connStateOf(c net.Conn) *connState {
+	for range 8 {
+		switch v := c.(type) {
+		case *guardedConn:
+			return v.state
+		case *tls.Conn:
+			c = v.NetConn()
+		case *redirectedConn:
+			c = v.Conn
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// withConnState is an http.Server ConnContext.
+func withConnState(ctx context.Context, c net.Conn) context.Context {
+	if cs := connStateOf(c); cs != nil {
+		return context.WithValue(ctx, connStateKey{}, cs)
+	}
+	return ctx
+}
+
+func connStateFrom(ctx context.Context) *connState {
+	cs, _ := ctx.Value(connStateKey{}).(*connState)
+	return cs
+}
+
+// connLimiter bounds one listener's open connections, in total and per
+// source address.
+type connLimiter struct {
+	name      string
+	max       int64
+	perSource int
+	open      atomic.Int64
+	metrics   *limitMetrics
+	gauge     prometheus.Gauge
+	write     time.Duration
+
+	mu      sync.Mutex
+	sources map[netip.Addr]int
+}
+
+func (s *Server) newConnLimiter(name string) *connLimiter {
+	return &connLimiter{name: name, max: int64(s.limits.MaxConnections), perSource: s.limits.MaxConnectionsPerSource,
+		metrics: s.limitMetrics, gauge: s.limitMetrics.connections.WithLabelValues(name), write: s.limits.WriteTimeout,
+		sources: map[netip.Addr]int{}}
+}
+
+// limitListener refuses connections beyond the listener's bound at once
+// (accepted and closed, so a flood cannot fill the kernel's backlog in front
+// of everyone else) and wraps the others in guardedConn.
+type limitListener struct {
+	net.Listener
+	l *connLimiter
+}
+
+func (s *Server) limitListener(name string, ln net.Listener) net.Listener {
+	return &limitListener{Listener: ln, l: s.newConnLimiter(name)}
+}
+
+func (ll *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := ll.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if gc := ll.l.admit(c); gc != nil {
+			return gc, nil
+		}
+	}
+}
+
+// admit counts c against the listener's bound, or closes it.
+func (l *connLimiter) admit(c net.Conn) *guardedConn {
+	if l.open.Add(1) > l.max {
+		l.open.Add(-1)
+		l.metrics.refusals.WithLabelValues(limitConnections).Inc()
+		_ = c.Close()
+		return nil
+	}
+	l.gauge.Inc()
+	return &guardedConn{Conn: c, l: l, state: &connState{listener: l.name}, writeTimeout: l.write}
+}
+
+// addSource counts one more connection from a; false means over the bound.
+func (l *connLimiter) addSource(a netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sources[a] >= l.perSource {
+		return false
+	}
+	l.sources[a]++
+	return true
+}
+
+func (l *connLimiter) removeSource(a netip.Addr) {
+	l.mu.Lock()
+	if n := l.sources[a] - 1; n > 0 {
+		l.sources[a] = n
+	} else {
+		delete(l.sources, a)
+	}
+	l.mu.Unlock()
+}
+
+// errSourceConnections ends a connection over its source's bound.
+var errSourceConnections = errors.New("warden: too many connections from this address (limits.max_connections_per_source)")
+
+// guardedConn is a client connection under its listener's bounds: its
+// source is counted at the first read (a PROXY header, read lazily, names
+// it), and no write may block longer than limits.write_timeout.
+type guardedConn struct {
+	net.Conn
+	l            *connLimiter
+	state        *connState
+	writeTimeout time.Duration
+	// deadline is the write deadline in force (unix nanoseconds); it is
+	// pushed forward only when less than half of the timeout is left, so
+	// a stream of small writes does not reset a timer each time.
+	deadline atomic.Int64
+	admitted atomic.Int32 // 0 unknown, 1 counted, -1 refused
+	closed   atomic.Bool
+}
+
+func (c *guardedConn) Read(p []byte) (int, error) {
+	if c.admitted.Load() == 0 && !c.admitSource() {
+		return 0, errSourceConnections
+	}
+	return c.Conn.Read(p)
+}
+
+// admitSource counts the connection against its source address's bound.
+func (c *guardedConn) admitSource() bool {
+	ap, ok := addrPortOf(c.Conn.RemoteAddr())
+	if !ok {
+		c.admitted.Store(-1)
+		return false
+	}
+	a := ap.Addr().Unmap().WithZone("")
+	if !c.l.addSource(a) {
+		c.admitted.Store(-1)
+		c.l.metrics.refusals.WithLabelValues(limitConnectionsSource).Inc()
+		_ = c.Conn.Close()
+		return false
+	}
+	c.state.src = a
+	c.state.srcKnown.Store(true)
+	c.admitted.Store(1)
+	return true
+}
+
+func (c *guardedConn) Write(p []byte) (int, error) {
+	if c.writeTimeout > 0 {
+		now := time.Now()
+		if time.Duration(c.deadline.Load()-now.UnixNano()) < c.writeTimeout/2 {
+			d := now.Add(c.writeTimeout)
+			c.deadline.Store(d.UnixNano())
+			_ = c.Conn.SetWriteDeadline(d)
+		}
+	}
+	n, err := c.Conn.Write(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && c.state.writeTimedOut.CompareAndSwap(false, true) {
+		c.l.metrics.refusals.WithLabelValues(limitWrite).Inc()
+	}
+	return n, err
+}
+
+// SetWriteDeadline is the server's own deadline (TLS handshakes): it
+// replaces the progress deadline until the next write renews it.
+func (c *guardedConn) SetWriteDeadline(t time.Time) error {
+	if t.IsZero() {
+		c.deadline.Store(0)
+	} else {
+		c.deadline.Store(t.UnixNano())
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *guardedConn) SetDeadline(t time.Time) error {
+	if err := c.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *guardedConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		if c.admitted.Load() == 1 {
+			c.l.removeSource(c.state.src)
+		}
+		c.l.open.Add(-1)
+		c.l.gauge.Dec()
+	}
+	return c.Conn.Close()
+}
+
+// CloseWrite half-closes a TCP connection (tunnels end one direction at a
+// time).
+func (c *guardedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// NetConn exposes the wrapped connection (ResponseController and TLS
+// helpers look for it).
+func (c *guardedConn) NetConn() net.Conn { return c.Conn }
+
+// bodyReader reads a request body under the call's budget and its
+// progress bounds: no pause longer than limits.body_idle_timeout, and no
+// average rate below limits.body_min_rate once the first idle period has
+// passed. A watchdog timer checks both; the read path only counts, so a
+// body that arrives with its headers costs one timer, not a deadline update
+// per read.
+type bodyReader struct {
+	r        interface{ Read([]byte) (int, error) }
+	res      *reservation
+	got      int64
+	lastRead atomic.Int64 // unix nanoseconds of the last byte
+	total    atomic.Int64
+	cut      atomic.Pointer[string] // the limit that cut the body, if any
+	err      error                  // a budget refusal
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		b.got += int64(n)
+		b.total.Store(b.got)
+		b.lastRead.Store(time.Now().UnixNano())
+		if b.got > b.res.n {
+			if gerr := b.res.grow(max(b.got-b.res.n, bodyChunk)); gerr != nil {
+				b.err = gerr
+				return 0, gerr
+			}
+		}
+	}
+	if err != nil && b.cut.Load() != nil {
+		return n, fmt.Errorf("%w (limits.%s)", err, *b.cut.Load())
+	}
+	return n, err
+}
+
+// watch starts the progress watchdog; abort unblocks a pending read (it
+// sets a read deadline in the past). The returned stop must be called once
+// the body is read.
+func (b *bodyReader) watch(idle time.Duration, minRate int64, abort func()) (stop func()) {
+	if idle <= 0 {
+		return func() {}
+	}
+	start := time.Now()
+	b.lastRead.Store(start.UnixNano())
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	tick := max(idle/2, time.Millisecond)
+	check := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		now := time.Now()
+		var why string
+		switch elapsed := now.Sub(start); {
+		case now.Sub(time.Unix(0, b.lastRead.Load())) >= idle:
+			why = limitBodyIdle
+		case minRate > 0 && elapsed >= idle && float64(b.total.Load()) < float64(minRate)*elapsed.Seconds():
+			why = limitBodyRate
+		}
+		if why != "" {
+			b.cut.Store(&why)
+			abort()
+			return
+		}
+		t.Reset(tick)
+	}
+	mu.Lock()
+	t = time.AfterFunc(tick, check)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
+}
