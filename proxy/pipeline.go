@@ -259,7 +259,15 @@ func (s *Server) beginAudit(w http.ResponseWriter, c *call, d authz.Decision) bo
 	c.rec.Decision = "deny"
 	if err != nil {
 		c.rec.Rule = "audit.spool"
-		if errors.Is(err, audit.ErrSpoolFull) {
+		if errors.Is(err, audit.ErrShareFull) {
+			// Only this app's share: the others' calls still go through.
+			c.rec.Rule = "audit.spool.share"
+			who := "app " + d.App + " (its share, audit.spool.share.per_app"
+			if d.App == "" {
+				who = "calls no app selects (their share, audit.spool.share.unidentified"
+			}
+			s.fail(w, c, bedrock.ServiceUnavailable("warden: the audit spool is full for %s, holds records the sinks have not taken yet); the call was not forwarded", who), c.rec.Rule)
+		} else if errors.Is(err, audit.ErrSpoolFull) {
 			s.fail(w, c, bedrock.ServiceUnavailable("warden: the audit spool is full (its sinks are behind); the call was not forwarded"), c.rec.Rule)
 		} else {
 			s.fail(w, c, bedrock.ServiceUnavailable("warden: the call's audit intent could not be written (%v); the call was not forwarded", err), c.rec.Rule)
