@@ -84,6 +84,9 @@ func decodeLine(line []byte) (kind, id string, r Record, err error) {
 	if j.Kind != "" {
 		return j.Kind, j.ID, Record{Time: t}, nil
 	}
+	if j.Count < 0 || j.Count > maxCount {
+		return "", "", Record{}, fmt.Errorf("audit record: count %d out of range (0 to %d)", j.Count, maxCount)
+	}
 	r = Record{
 		Time: t, Instance: j.Instance, RequestID: j.RequestID, UpstreamRequestID: j.UpstreamRequestID, Client: j.Client,
 		Protocol: j.Protocol, Mode: j.Mode, Host: j.Host, Signing: j.Signing, IdentitySource: j.IdentitySource,
@@ -104,6 +107,10 @@ func decodeLine(line []byte) (kind, id string, r Record, err error) {
 	}
 	return "", "", r, nil
 }
+
+// maxCount bounds an aggregated record's count: far above what one window
+// of one client can hold, low enough that no sum of counts overflows.
+const maxCount = 1 << 40
 
 // ms converts milliseconds to a Duration; a value no record could hold
 // (negative, non-finite, beyond ~30 years) is -1, "unknown".

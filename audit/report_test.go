@@ -377,7 +377,8 @@ func FuzzReportLine(f *testing.F) {
 		`{"time":"NaN"}`, `{"cost_usd":"+Inf","latency_ms":"NaN"}`, `{"cost_usd":"nope"}`, `{"latency_ms":-5}`,
 		`{"latency_ms":1e308}`, `{"findings":[{"count":-3}]}`, `{"tags":{"ecs.cluster":"arn:::::"}}`,
 		`{"time":"0001-01-01T00:00:00Z","request_id":"a"}`, `{"time":"9999-12-31T23:59:59Z","request_id":"b"}`,
-		`{"app":"\u2028\u001b","reason":"\xff"}`,
+		`{"app":"\u2028\u001b","reason":"\xff"}`, `{"request_id":"c","decision":"deny","count":5}`, `{"count":-1}`,
+		`{"count":1099511627777}`, `{"count":1e3}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -393,6 +394,9 @@ func FuzzReportLine(f *testing.F) {
 		r := b.Report()
 		if r.Records+r.Malformed+r.Checkpoints+r.Duplicates > r.Lines {
 			t.Fatalf("counts exceed lines: %+v", r)
+		}
+		if r.Calls < r.Records {
+			t.Fatalf("fewer calls than records: %+v", r)
 		}
 		var out bytes.Buffer
 		if err := r.WriteText(&out); err != nil {

@@ -159,7 +159,7 @@ func (v *Verifier) Add(source string, line []byte) {
 	}
 	t.Body = nil // aliases the caller's line
 	calls := 1
-	if m.Count > 1 {
+	if m.Count > 1 && m.Count <= maxCount { // beyond: no count Warden writes (the report calls the line malformed)
 		calls = m.Count
 	}
 	c[t.Seq] = &chainEntry{t: t, kind: m.Kind, key: m.Key, final: m.Final, calls: calls, source: source}
