@@ -153,6 +153,12 @@ func validateNetwork(c *Config) []error {
 	}
 	c.Identity.EC2.trusted = trusted
 	c.Identity.Kubernetes.trusted = trusted
+	// The ec2 source leaves pod addresses to the kubernetes source (their
+	// ENI is the node's); pod_cidrs itself is checked with that source.
+	c.Identity.EC2.podNets = TrustedNets{}
+	if slices.Contains(c.Identity.Sources, SourceKubernetes) {
+		c.Identity.EC2.podNets, _ = ParseTrustedNets(c.Identity.Kubernetes.PodCIDRs)
+	}
 
 	pp := c.Listen.ProxyProtocol
 	lbs, err := pp.TrustedNets()

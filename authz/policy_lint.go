@@ -35,6 +35,7 @@ func PolicyWarnings(cfg *Config) []string {
 			out = append(out, fmt.Sprintf("%s: allow.regions does not include upstream.region %s, where calls with a bare model id are served", where, r))
 		}
 	}
+	out = append(out, identityWarnings(&cfg.Identity)...)
 	return append(out, globalWarnings(cfg)...)
 }
 

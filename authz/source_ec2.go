@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 //	    region: eu-west-1    # default: upstream.region / AWS_REGION
 //	    endpoint: ""         # override (tests, VPC endpoints); https unless loopback
 //	    cache_ttl: 60s       # fresh answers
+//	    verify_after: 5s     # an answer older than this is re-checked (the IP may have moved)
 //	    negative_ttl: 5s     # "no ENI has this IP"; also the retry interval during an outage
 //	    stale_ttl: 5m        # max age of an identity served while the EC2 API fails
 //	    tag_keys: [team]     # import only these ENI tags (default: all)
@@ -49,6 +51,18 @@ import (
 // handed out from ENI prefixes (prefix delegation) are not matched by the
 // address filter and do not resolve.
 //
+// An address can change hands between lookups: whoever may call
+// ec2:AssignPrivateIpAddresses can request a specific free private IP, and
+// AWS frees an address the moment it is unassigned or its ENI deleted. So
+// an answer is believed for verify_after only: a background sweep
+// re-checks, in batches, that the addresses in use are still held by the
+// same ENI and by it alone, and drops those that moved; an answer not
+// verified that recently is looked up again before it is served (and, if
+// the EC2 API fails, served only marked stale, which refuse_stale_identity
+// denies). An address held by several ENIs is refused: the call is denied.
+// Addresses in identity.kubernetes.pod_cidrs are never looked up: with the
+// VPC CNI their ENI is the node's.
+//
 // Warden's role needs ec2:DescribeNetworkInterfaces. Lookups that fail
 // (throttling, outage, access denied) serve the last identity fetched for
 // the IP for up to stale_ttl, marked stale; without one the call is denied.
@@ -58,15 +72,25 @@ type EC2Config struct {
 	CacheTTL    time.Duration `yaml:"cache_ttl"`
 	NegativeTTL time.Duration `yaml:"negative_ttl"`
 	StaleTTL    time.Duration `yaml:"stale_ttl"`
+	// VerifyAfter bounds how long an answer is believed without checking
+	// that its ENI still holds the address (default 5s; equal to cache_ttl
+	// turns verification off).
+	VerifyAfter time.Duration `yaml:"verify_after"`
 	TagKeys     []string      `yaml:"tag_keys"`
 
 	// trusted is identity.trusted_cidrs, compiled by validateNetwork.
 	trusted TrustedNets
+	// podNets is identity.kubernetes.pod_cidrs, compiled by
+	// validateNetwork: the source does not answer for pod addresses.
+	podNets TrustedNets
 }
+
+// DefaultEC2VerifyAfter is identity.ec2.verify_after's default.
+const DefaultEC2VerifyAfter = 5 * time.Second
 
 func (c EC2Config) validate() error {
 	var errs []error
-	for name, d := range map[string]time.Duration{"cache_ttl": c.CacheTTL, "negative_ttl": c.NegativeTTL, "stale_ttl": c.StaleTTL} {
+	for name, d := range map[string]time.Duration{"cache_ttl": c.CacheTTL, "negative_ttl": c.NegativeTTL, "stale_ttl": c.StaleTTL, "verify_after": c.VerifyAfter} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("identity.ec2.%s: must not be negative", name))
 		}
@@ -74,6 +98,9 @@ func (c EC2Config) validate() error {
 	o := c.cacheOptions()
 	if c.StaleTTL > 0 && c.StaleTTL < o.TTL {
 		errs = append(errs, fmt.Errorf("identity.ec2.stale_ttl (%s) is shorter than cache_ttl (%s); set it equal to cache_ttl to disable stale serving", c.StaleTTL, o.TTL))
+	}
+	if c.VerifyAfter > o.TTL {
+		errs = append(errs, fmt.Errorf("identity.ec2.verify_after (%s) is longer than cache_ttl (%s); set it equal to cache_ttl to turn verification off", c.VerifyAfter, o.TTL))
 	}
 	if c.Endpoint != "" {
 		if err := validateAPIEndpoint(c.Endpoint); err != nil {
@@ -89,7 +116,15 @@ func (c EC2Config) validate() error {
 }
 
 func (c EC2Config) cacheOptions() CacheOptions {
-	return CacheOptions{TTL: c.CacheTTL, NegativeTTL: c.NegativeTTL, StaleTTL: c.StaleTTL}.withDefaults()
+	o := CacheOptions{TTL: c.CacheTTL, NegativeTTL: c.NegativeTTL, StaleTTL: c.StaleTTL}.withDefaults()
+	o.VerifyAfter = c.VerifyAfter
+	if o.VerifyAfter <= 0 {
+		o.VerifyAfter = min(DefaultEC2VerifyAfter, o.TTL)
+	}
+	if o.VerifyAfter >= o.TTL {
+		o.VerifyAfter = 0 // the lookup at cache_ttl is the check
+	}
+	return o
 }
 
 // validateAPIEndpoint accepts https URLs, and plain http only on loopback
@@ -127,16 +162,18 @@ type EC2Source struct {
 	client  describeNetworkInterfacesAPI
 	region  string
 	trusted TrustedNets
+	podNets TrustedNets
 	tagKeys map[string]bool // nil: all
 	cache   *IdentityCache
 	log     *zap.Logger
+	refused refusalCounts
 }
 
 // maxENIPages bounds pagination of one lookup (a filter on one address
 // matches at most a handful of interfaces).
 const maxENIPages = 20
 
-func newEC2Source(_ context.Context, cfg EC2Config, deps Deps) (Source, error) {
+func newEC2Source(ctx context.Context, cfg EC2Config, deps Deps) (Source, error) {
 	if cfg.trusted.Empty() {
 		return nil, errors.New("identity.trusted_cidrs is not set (or the configuration was not validated): the ec2 source would answer for nobody")
 	}
@@ -158,7 +195,9 @@ func newEC2Source(_ context.Context, cfg EC2Config, deps Deps) (Source, error) {
 			so.MaxBackoff = 200 * time.Millisecond
 		})
 	})
-	return NewEC2Source(client, awsCfg.Region, cfg, deps.Logger), nil
+	s := NewEC2Source(client, awsCfg.Region, cfg, deps.Logger)
+	go s.cache.RunVerifier(ctx)
+	return s, nil
 }
 
 // NewEC2Source builds the source around an EC2 client (tests pass a stub).
@@ -166,16 +205,20 @@ func NewEC2Source(client describeNetworkInterfacesAPI, region string, cfg EC2Con
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &EC2Source{client: client, region: region, trusted: cfg.trusted, log: log}
+	s := &EC2Source{client: client, region: region, trusted: cfg.trusted, podNets: cfg.podNets, log: log}
 	if len(cfg.TagKeys) > 0 {
 		s.tagKeys = make(map[string]bool, len(cfg.TagKeys))
 		for _, k := range cfg.TagKeys {
 			s.tagKeys[k] = true
 		}
 	}
-	s.cache = NewIdentityCache(s.lookup, cfg.cacheOptions())
+	s.cache = NewVerifiedIdentityCache(s.lookup, s.verify, cfg.cacheOptions())
 	return s
 }
+
+// Refusals returns how many calls the source refused, by reason (for
+// metrics).
+func (s *EC2Source) Refusals() map[string]uint64 { return s.refused.snapshot() }
 
 // Name implements Source.
 func (s *EC2Source) Name() string { return SourceEC2 }
@@ -193,12 +236,16 @@ func (s *EC2Source) Resolve(ctx context.Context, c *Conn) (Identity, error) {
 	if !s.trusted.Contains(a) {
 		return Identity{}, ErrNoIdentity
 	}
-	return s.cache.Get(ctx, a.WithZone("").String())
+	if s.podNets.Contains(a) {
+		// The kubernetes source answers for these (or refuses them).
+		return Identity{}, fmt.Errorf("%w: %s is in identity.kubernetes.pod_cidrs: its network interface is the node's", ErrNoIdentity, a)
+	}
+	id, err := s.cache.Get(ctx, a.WithZone("").String())
+	if re := (*RefusedError)(nil); errors.As(err, &re) {
+		s.refused.add(re.Reason)
+	}
+	return id, err
 }
-
-// errAmbiguousENI is a definitive miss: more than one interface claims the
-// address (overlapping VPCs), so none can be believed.
-var errAmbiguousENI = fmt.Errorf("address held by more than one network interface: %w", ErrNoIdentity)
 
 func (s *EC2Source) lookup(ctx context.Context, ip string) (Identity, error) {
 	addr, err := netip.ParseAddr(ip)
@@ -229,9 +276,12 @@ func (s *EC2Source) lookup(ctx context.Context, ip string) (Identity, error) {
 				continue
 			}
 			if match != nil && aws.ToString(match.NetworkInterfaceId) != aws.ToString(ni.NetworkInterfaceId) {
-				s.log.Warn("ec2 identity: address held by several network interfaces; not resolving",
+				s.log.Warn("ec2 identity: address held by several network interfaces; refusing it",
 					zap.String("ip", ip), zap.String("eni", aws.ToString(match.NetworkInterfaceId)), zap.String("other", aws.ToString(ni.NetworkInterfaceId)))
-				return Identity{}, errAmbiguousENI
+				// Overlapping VPCs, or an address in transit: neither
+				// holder can be believed, and no later source may guess.
+				return Identity{}, &RefusedError{Reason: RefusedShared, Msg: fmt.Sprintf("source IP %s is held by more than one network interface (%s, %s)",
+					ip, aws.ToString(match.NetworkInterfaceId), aws.ToString(ni.NetworkInterfaceId))}
 			}
 			match = ni
 		}
@@ -240,6 +290,67 @@ func (s *EC2Source) lookup(ctx context.Context, ip string) (Identity, error) {
 		return Identity{}, ErrNoIdentity
 	}
 	return s.identityOf(match), nil
+}
+
+// verify checks, with one paginated call per address family, that each
+// address is still held by the ENI its cached identity names, and by it
+// alone.
+func (s *EC2Source) verify(ctx context.Context, keys []string, ids []Identity) ([]bool, error) {
+	addrs := make([]netip.Addr, len(keys))
+	var v4, v6 []string
+	for i, k := range keys {
+		a, err := netip.ParseAddr(k)
+		if err != nil {
+			continue // the zero Addr is held by nobody: dropped
+		}
+		addrs[i] = a
+		if a.Is6() {
+			v6 = append(v6, k)
+		} else {
+			v4 = append(v4, k)
+		}
+	}
+	holders := make(map[netip.Addr][]string, len(keys))
+	for _, q := range []struct {
+		filter string
+		values []string
+	}{{"addresses.private-ip-address", v4}, {"ipv6-addresses.ipv6-address", v6}} {
+		if len(q.values) == 0 {
+			continue
+		}
+		p := ec2.NewDescribeNetworkInterfacesPaginator(s.client, &ec2.DescribeNetworkInterfacesInput{
+			Filters: []ec2types.Filter{{Name: aws.String(q.filter), Values: q.values}},
+		}, func(o *ec2.DescribeNetworkInterfacesPaginatorOptions) { o.StopOnDuplicateToken = true })
+		for pages := 0; p.HasMorePages(); pages++ {
+			if pages == maxENIPages {
+				return nil, fmt.Errorf("ec2:DescribeNetworkInterfaces for %d addresses: more than %d pages", len(q.values), maxENIPages)
+			}
+			out, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("ec2:DescribeNetworkInterfaces: %w", err)
+			}
+			for i := range out.NetworkInterfaces {
+				ni := &out.NetworkInterfaces[i]
+				id := aws.ToString(ni.NetworkInterfaceId)
+				for _, a := range addrs {
+					if a.IsValid() && eniHolds(ni, a) && !slices.Contains(holders[a], id) {
+						holders[a] = append(holders[a], id)
+					}
+				}
+			}
+		}
+	}
+	ok := make([]bool, len(keys))
+	for i, a := range addrs {
+		was := ids[i].Tags[TagAWSENI].Value
+		h := holders[a]
+		ok[i] = len(h) == 1 && h[0] == was
+		if !ok[i] {
+			s.log.Info("ec2 identity: address no longer held by the same network interface alone; dropping its cached identity",
+				zap.String("ip", keys[i]), zap.String("was", was), zap.Strings("now", h))
+		}
+	}
+	return ok, nil
 }
 
 func eniHolds(ni *ec2types.NetworkInterface, a netip.Addr) bool {

@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -39,8 +40,23 @@ func startEC2(t *testing.T, pageSize int) *bedrocktest.EC2Server {
 	return s
 }
 
-// ec2Source builds the source as NewResolver does, from a parsed config.
+// ec2Source builds the source as NewResolver does, from a parsed config;
+// its verifier sweeps until the test ends.
 func ec2Source(t *testing.T, s *bedrocktest.EC2Server, ec2yaml string) *EC2Source {
+	t.Helper()
+	return ec2SourceCtx(t.Context(), t, s, ec2yaml)
+}
+
+// ec2SourceNoSweep is ec2Source without the background verifier, for tests
+// that run its sweeps themselves.
+func ec2SourceNoSweep(t *testing.T, s *bedrocktest.EC2Server, ec2yaml string) *EC2Source {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ec2SourceCtx(ctx, t, s, ec2yaml)
+}
+
+func ec2SourceCtx(ctx context.Context, t *testing.T, s *bedrocktest.EC2Server, ec2yaml string) *EC2Source {
 	t.Helper()
 	y := strings.Replace(ec2Base, "ec2: {}", "ec2: {endpoint: \""+s.URL+"\""+ec2yaml+"}", 1)
 	cfg, err := ParseConfig([]byte(y))
@@ -48,7 +64,7 @@ func ec2Source(t *testing.T, s *bedrocktest.EC2Server, ec2yaml string) *EC2Sourc
 		t.Fatal(err)
 	}
 	deps := Deps{AWS: aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider(ec2TestKey, ec2TestSecret, "")}}
-	src, err := newEC2Source(context.Background(), cfg.Identity.EC2, deps)
+	src, err := newEC2Source(ctx, cfg.Identity.EC2, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,15 +161,27 @@ func TestEC2SourceUntrustedAndUnknown(t *testing.T) {
 	}
 }
 
+// TestEC2SourceAmbiguousAcrossPages: an address two ENIs hold (on
+// different pages) is refused, and the refusal denies through the resolver
+// instead of falling through to a later source.
 func TestEC2SourceAmbiguousAcrossPages(t *testing.T) {
 	s := startEC2(t, 1)
 	s.PutENI(bedrocktest.ENI{ID: "eni-0ccc", OwnerID: "444455556666", PrivateIPs: []string{"10.0.1.10"}})
 	src := ec2Source(t, s, "")
-	if _, err := src.Resolve(context.Background(), ec2ConnFrom("10.0.1.10")); !errors.Is(err, ErrNoIdentity) {
-		t.Fatalf("ambiguous address resolved: %v", err)
+	var re *RefusedError
+	if _, err := src.Resolve(context.Background(), ec2ConnFrom("10.0.1.10")); !errors.As(err, &re) || re.Reason != RefusedShared ||
+		errors.Is(err, ErrNoIdentity) || !strings.Contains(err.Error(), "eni-0aaa") || !strings.Contains(err.Error(), "eni-0ccc") {
+		t.Fatalf("ambiguous address: %v, want a shared refusal naming both ENIs", err)
 	}
 	if len(s.Calls()) != 2 || s.Calls()[1].Form.Get("NextToken") == "" {
 		t.Fatalf("not paginated: %+v", s.Calls())
+	}
+	r := &Resolver{sources: []Source{src, NewStaticSource(map[string]string{"app": "x"})}}
+	if id, err := r.Resolve(context.Background(), ec2ConnFrom("10.0.1.10")); err == nil || errors.Is(err, ErrNoIdentity) {
+		t.Fatalf("resolver fell through on a shared address: %v %v", err, id)
+	}
+	if n := src.Refusals()[RefusedShared]; n != 2 {
+		t.Fatalf("shared refusals = %d, want 2", n)
 	}
 	// A lone match on a later page resolves.
 	s.DeleteENI("eni-0aaa")
@@ -245,6 +273,137 @@ func BenchmarkEC2SourceWarm(b *testing.B) {
 	for b.Loop() {
 		if _, err := src.Resolve(ctx, c); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestEC2SourceAddressMoves: an address released by one ENI and requested by
+// another stops naming the first ENI within verify_after, long before
+// cache_ttl: at call time when the answer is older than verify_after, and
+// in the background sweep, which checks every address in use in one call.
+func TestEC2SourceAddressMoves(t *testing.T) {
+	s := startEC2(t, 0)
+	s.PutENI(bedrocktest.ENI{ID: "eni-0ccc", OwnerID: "444455556666", PrivateIPs: []string{"10.0.3.30"}, Tags: map[string]string{"team": "intruder"}})
+	src := ec2SourceNoSweep(t, s, ", cache_ttl: 1h, verify_after: 100ms")
+	ctx := context.Background()
+	eniOf := func(ip string) string {
+		id, err := src.Resolve(ctx, ec2ConnFrom(ip))
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return id.Tags[TagAWSENI].Value
+	}
+	if got := eniOf("10.0.1.10"); got != "eni-0aaa" {
+		t.Fatalf("before: %s", got)
+	}
+
+	// At call time: the address moves; once the answer is older than
+	// verify_after the caller is named after its new ENI.
+	s.MovePrivateIP("10.0.1.10", "eni-0ccc")
+	k8sEventually(t, "moved address", func() string {
+		if got := eniOf("10.0.1.10"); got != "eni-0ccc" {
+			return "still " + got
+		}
+		return ""
+	})
+
+	// The sweep: two addresses in use are checked in one call; one of them
+	// has moved and is dropped, the other stays fresh.
+	if got := eniOf("10.0.2.20"); got != "eni-0bbb" {
+		t.Fatalf("ecs eni: %s", got)
+	}
+	s.MovePrivateIP("10.0.1.10", "eni-0aaa")
+	s.ResetCalls()
+	if err := src.cache.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	calls := s.Calls()
+	if len(calls) != 1 || calls[0].Form.Get("Filter.1.Name") != "addresses.private-ip-address" || calls[0].Form.Get("Filter.1.Value.2") == "" {
+		t.Fatalf("sweep calls %+v, want one call for both addresses", calls)
+	}
+	if st := src.cache.Stats(); st.Invalidated != 1 || st.Verified != 1 {
+		t.Fatalf("stats after sweep %+v, want 1 verified and 1 invalidated", st)
+	}
+	if got := eniOf("10.0.1.10"); got != "eni-0aaa" {
+		t.Fatalf("after sweep: %s", got)
+	}
+
+	// An address in use that a second ENI is given while cached: the next
+	// sweep drops it, and it is refused, not served.
+	s.AssignPrivateIP("eni-0ccc", "10.0.2.20")
+	if got := eniOf("10.0.2.20"); got != "eni-0bbb" {
+		t.Fatalf("within verify_after: %s", got)
+	}
+	if err := src.cache.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var re *RefusedError
+	if _, err := src.Resolve(ctx, ec2ConnFrom("10.0.2.20")); !errors.As(err, &re) || re.Reason != RefusedShared {
+		t.Fatalf("address given to a second ENI: %v, want a shared refusal", err)
+	}
+}
+
+// TestEC2SourceUnverifiedIsStale: past verify_after, an answer the EC2 API
+// cannot confirm is served marked stale (refuse_stale_identity denies it),
+// not as fresh until cache_ttl.
+func TestEC2SourceUnverifiedIsStale(t *testing.T) {
+	s := startEC2(t, 0)
+	src := ec2Source(t, s, ", cache_ttl: 1h, verify_after: 50ms")
+	ctx := context.Background()
+	if id, err := src.Resolve(ctx, ec2ConnFrom("10.0.1.10")); err != nil || id.Stale {
+		t.Fatalf("fresh: %v %+v", err, id)
+	}
+	s.SetOutage(http.StatusServiceUnavailable)
+	time.Sleep(100 * time.Millisecond) // past verify_after, far from cache_ttl
+	id, err := src.Resolve(ctx, ec2ConnFrom("10.0.1.10"))
+	if err != nil || !id.Stale || id.Tags[TagAWSENI].Value != "eni-0aaa" {
+		t.Fatalf("unverified answer: %v stale=%v, want the last identity marked stale", err, id.Stale)
+	}
+	p, err := NewPolicy([]AppConfig{{Name: "a", RefuseStaleIdentity: true, Match: MatchConfig{Tags: map[string]string{TagAWSAccount: "111122223333"}},
+		Allow: AllowConfig{Models: []string{"*"}, Operations: []string{"Converse"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := bedrock.ParseModelID("anthropic.claude-3-5-haiku-20241022-v1:0")
+	if d := p.Decide(id, Call{Op: bedrock.OpConverse, Model: &m}); d.Allow {
+		t.Fatalf("refuse_stale_identity allowed an unverified identity: %+v", d)
+	}
+	s.SetOutage(0)
+	k8sEventually(t, "verified again", func() string {
+		id, err := src.Resolve(ctx, ec2ConnFrom("10.0.1.10"))
+		if err != nil || id.Stale {
+			return fmt.Sprintf("%v stale=%v", err, id.Stale)
+		}
+		return ""
+	})
+}
+
+func TestEC2VerifyAfterConfig(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want time.Duration // VerifyAfter in effect
+		err  string
+	}{
+		{"", DefaultEC2VerifyAfter, ""},
+		{", verify_after: 1s", time.Second, ""},
+		{", cache_ttl: 2s", 0, ""}, // shorter than the default: the lookup at cache_ttl is the check
+		{", cache_ttl: 10s, verify_after: 10s", 0, ""},
+		{", verify_after: 2m", 0, "verify_after (2m0s) is longer than cache_ttl"},
+		{", verify_after: -1s", 0, "verify_after: must not be negative"},
+	} {
+		cfg, err := ParseConfig([]byte(strings.Replace(ec2Base, "ec2: {}", "ec2: {region: eu-west-1"+tc.yaml+"}", 1)))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: %v, want %q", tc.yaml, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.yaml, err)
+			continue
+		}
+		if got := cfg.Identity.EC2.cacheOptions().VerifyAfter; got != tc.want {
+			t.Errorf("%q: verify_after in effect %s, want %s", tc.yaml, got, tc.want)
 		}
 	}
 }

@@ -52,6 +52,13 @@ type KubernetesConfig struct {
 	// SyncTimeout is how long startup waits for the first full list of pods
 	// (calls are denied until it completes). Default 30s.
 	SyncTimeout time.Duration `yaml:"sync_timeout"`
+	// PodCIDRs are the networks pod addresses come from (the VPC CNI's pod
+	// subnets, the cluster CIDR). An address in them that no running pod
+	// holds — a pod whose status.podIP is not written yet, one gone more
+	// than reuse_grace ago — is refused (the call is denied) instead of
+	// being passed to the next source, which would name the node (ec2 with
+	// the VPC CNI). The ec2 source never answers for these addresses either.
+	PodCIDRs []string `yaml:"pod_cidrs"`
 
 	// trusted is identity.trusted_cidrs, compiled and handed over by
 	// validateNetwork: the source answers only for these client networks.
@@ -84,6 +91,9 @@ func (c KubernetesConfig) validate() error {
 	}
 	if c.SyncTimeout < 0 {
 		errs = append(errs, errors.New("kubernetes.sync_timeout must not be negative"))
+	}
+	if _, err := ParseTrustedNets(c.PodCIDRs); err != nil {
+		errs = append(errs, fmt.Errorf("kubernetes.pod_cidrs: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -140,7 +150,9 @@ type KubernetesSource struct {
 	cfg     KubernetesConfig
 	log     *zap.Logger
 	trusted TrustedNets
+	podNets TrustedNets // pod_cidrs: unknown addresses here are refused
 	now     func() time.Time
+	refused refusalCounts
 
 	informer cache.SharedIndexInformer
 	reg      cache.ResourceEventHandlerRegistration
@@ -175,10 +187,15 @@ func NewKubernetesSource(ctx context.Context, cfg KubernetesConfig, client kuber
 	if log == nil {
 		log = zap.NewNop()
 	}
+	podNets, err := ParseTrustedNets(cfg.PodCIDRs) // validated above
+	if err != nil {
+		return nil, err
+	}
 	s := &KubernetesSource{
 		cfg:      cfg.withDefaults(),
 		log:      log.With(zap.String("source", SourceKubernetes)),
 		trusted:  trusted,
+		podNets:  podNets,
 		now:      time.Now,
 		pods:     map[string]*k8sPod{},
 		byIP:     map[netip.Addr][]*k8sPod{},
@@ -287,22 +304,23 @@ func (s *KubernetesSource) Resolve(_ context.Context, c *Conn) (Identity, error)
 			return Identity{}, fmt.Errorf("pod data is stale: the API server has been unreachable for %s (max_staleness %s)", stale.Round(time.Second), s.cfg.MaxStaleness)
 		}
 	}
-	id, reason := s.lookup(ip)
-	if reason != "" {
-		// An address no pod holds (a node, a VM in the same network) is
-		// routine; an ambiguous one is worth an operator's attention.
-		lvl := zap.InfoLevel
-		if reason == reasonNoPod {
-			lvl = zap.DebugLevel
+	id, code, why := s.lookup(ip)
+	if code != "" {
+		if code == RefusedNoPod && !s.podNets.Contains(ip) {
+			// Outside pod_cidrs an address no pod holds (a node, a VM in
+			// the same network) is routine: later sources may know it.
+			s.log.Debug("kubernetes: source IP does not resolve", zap.Stringer("ip", ip), zap.String("reason", why))
+			return Identity{}, fmt.Errorf("%w: %s %s", ErrNoIdentity, ip, why)
 		}
-		s.log.Log(lvl, "kubernetes: source IP does not resolve", zap.Stringer("ip", ip), zap.String("reason", reason))
-		if reason != reasonNoPod {
-			// A pod address this source refuses (shared, reused, hostNetwork)
-			// must not fall through to a weaker source: with the VPC CNI the
-			// ec2 source would name the node instead.
-			return Identity{}, fmt.Errorf("source IP %s %s", ip, reason)
+		// A pod address this source refuses (no pod yet or any more,
+		// shared, reused, hostNetwork) must not fall through to a weaker
+		// source: with the VPC CNI the ec2 source would name the node.
+		if code == RefusedNoPod {
+			why += " but is in identity.kubernetes.pod_cidrs (a pod not reported yet, or gone more than reuse_grace ago)"
 		}
-		return Identity{}, fmt.Errorf("%w: %s %s", ErrNoIdentity, ip, reason)
+		s.refused.add(code)
+		s.log.Info("kubernetes: source IP refused", zap.Stringer("ip", ip), zap.String("reason", code), zap.String("why", why))
+		return Identity{}, &RefusedError{Reason: code, Msg: fmt.Sprintf("source IP %s %s", ip, why)}
 	}
 	// Served from the last known pods while the API server is unreachable:
 	// flagged for audit and metrics.
@@ -310,30 +328,33 @@ func (s *KubernetesSource) Resolve(_ context.Context, c *Conn) (Identity, error)
 	return id, nil
 }
 
-const reasonNoPod = "belongs to no running pod"
+// Refusals returns how many calls the source refused, by reason (for
+// metrics).
+func (s *KubernetesSource) Refusals() map[string]uint64 { return s.refused.snapshot() }
 
-// lookup returns the identity for ip, or why there is none.
-func (s *KubernetesSource) lookup(ip netip.Addr) (Identity, string) {
+// lookup returns the identity for ip, or a Refused* code and why there is
+// none.
+func (s *KubernetesSource) lookup(ip netip.Addr) (id Identity, code, why string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	holders := s.byIP[ip]
 	if t, ok := s.released[ip]; ok {
 		if ago := s.now().Sub(t); ago < s.cfg.ReuseGrace {
-			return Identity{}, fmt.Sprintf("was released by another pod %s ago (reuse_grace %s)", ago.Round(time.Millisecond), s.cfg.ReuseGrace)
+			return Identity{}, RefusedReused, fmt.Sprintf("was released by another pod %s ago (reuse_grace %s)", ago.Round(time.Millisecond), s.cfg.ReuseGrace)
 		}
 	}
 	if len(holders) == 0 {
-		return Identity{}, reasonNoPod
+		return Identity{}, RefusedNoPod, "belongs to no running pod"
 	}
 	for _, h := range holders {
 		if h.hostNetwork {
-			return Identity{}, "is a node's address (hostNetwork pod " + h.key + ")"
+			return Identity{}, RefusedHostNetwork, "is a node's address (hostNetwork pod " + h.key + ")"
 		}
 	}
 	if len(holders) > 1 {
-		return Identity{}, fmt.Sprintf("is held by %d pods (%s, %s, …)", len(holders), holders[0].key, holders[1].key)
+		return Identity{}, RefusedShared, fmt.Sprintf("is held by %d pods (%s, %s, …)", len(holders), holders[0].key, holders[1].key)
 	}
-	return holders[0].id, ""
+	return holders[0].id, "", ""
 }
 
 // slimPod keeps only what the index needs, so a large cluster's pods cost

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"go.uber.org/zap/zaptest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/warden-egress/warden/authz/kubetest"
+	"github.com/warden-egress/warden/bedrock/bedrocktest"
 )
 
 // TestMain stops the shared kube-apiserver (started by the first test that
@@ -60,8 +63,13 @@ func k8sEventually(t *testing.T, what string, f func() string) {
 	}
 }
 
+// resolver is a Source or a Resolver.
+type resolver interface {
+	Resolve(ctx context.Context, c *Conn) (Identity, error)
+}
+
 // k8sResolvesTo reports "" when ip resolves to namespace/pod.
-func k8sResolvesTo(s Source, ip, ns, pod string) func() string {
+func k8sResolvesTo(s resolver, ip, ns, pod string) func() string {
 	return func() string {
 		id, err := s.Resolve(context.Background(), k8sConn(ip))
 		if err != nil {
@@ -494,3 +502,92 @@ type syncedRegistration struct {
 }
 
 func (syncedRegistration) HasSynced() bool { return true }
+
+// TestKubernetesPodCIDRsDoNotFallThrough runs [kubernetes, ec2] through
+// NewResolver against a real kube-apiserver and the EC2 emulator, where
+// (as with the VPC CNI) pod addresses are secondary addresses on the
+// node's ENI. A pod address the pod watch cannot vouch for — a pod whose
+// status.podIP is not written yet, one deleted more than reuse_grace ago —
+// is denied; it never falls through to ec2, which would name the node.
+func TestKubernetesPodCIDRsDoNotFallThrough(t *testing.T) {
+	kc := kubetest.Shared(t)
+	ns := kc.Namespace(t)
+	kc.ServiceAccount(t, ns, "chatbot")
+	e := startEC2(t, 0)
+	e.PutENI(bedrocktest.ENI{ID: "eni-0node", OwnerID: "111122223333", PrivateIPs: []string{"10.0.8.1", "10.0.9.1", "10.0.9.2"},
+		InstanceID: "i-0node", Tags: map[string]string{"cluster.k8s.amazonaws.com/name": "prod", "node.k8s.amazonaws.com/instance_id": "i-0node"}})
+	cfg, err := ParseConfig([]byte(`
+version: 1
+listen: {endpoint: 127.0.0.1:8480}
+upstream: {region: eu-west-1}
+identity:
+  sources: [kubernetes, ec2]
+  trusted_cidrs: [10.0.0.0/16]
+  kubernetes: {kubeconfig: "` + kc.Kubeconfig + `", reuse_grace: 300ms, pod_cidrs: [10.0.9.0/24]}
+  ec2: {region: eu-west-1, endpoint: "` + e.URL + `"}
+apps:
+  - name: a
+    match: {tags: {k8s.serviceaccount: chatbot}}
+    allow: {models: ["*"], operations: [Converse]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewResolver(t.Context(), cfg.Identity, Deps{Logger: zaptest.NewLogger(t),
+		AWS: aws.Config{Credentials: credentials.NewStaticCredentialsProvider(ec2TestKey, ec2TestSecret, "")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k8s *KubernetesSource
+	var ec2src *EC2Source
+	for _, s := range r.Sources() {
+		switch s := s.(type) {
+		case *KubernetesSource:
+			k8s = s
+		case *EC2Source:
+			ec2src = s
+		}
+	}
+	// refused reports "" when ip is denied with a refusal for reason.
+	refused := func(ip, reason string) func() string {
+		return func() string {
+			id, err := r.Resolve(context.Background(), k8sConn(ip))
+			var re *RefusedError
+			if !errors.As(err, &re) || errors.Is(err, ErrNoIdentity) {
+				return fmt.Sprintf("resolve %s: want a %s refusal, got %s (identity %s)", ip, reason, k8sErr(err), id)
+			}
+			if re.Reason != reason {
+				return fmt.Sprintf("resolve %s: refusal %q (%v), want %q", ip, re.Reason, err, reason)
+			}
+			return ""
+		}
+	}
+
+	// A pod that runs before its status.podIP is written: its address is
+	// the node ENI's, and is denied.
+	pod := kc.RunningPod(t, kubetest.PodSpec{Namespace: ns, Name: "early", ServiceAccount: "chatbot"})
+	k8sEventually(t, "pod without an IP yet", refused("10.0.9.1", RefusedNoPod))
+	if _, err := r.Resolve(context.Background(), k8sConn("10.0.9.1")); !strings.Contains(err.Error(), "pod_cidrs") {
+		t.Errorf("refusal does not name pod_cidrs: %v", err)
+	}
+	// Once written, the pod resolves.
+	kc.SetPodIP(t, pod, "10.0.9.1")
+	k8sEventually(t, "pod IP written", k8sResolvesTo(r, "10.0.9.1", ns, "early"))
+	// Deleted: refused as reused for reuse_grace, then still refused.
+	kc.DeletePod(t, ns, "early")
+	k8sEventually(t, "deleted pod", refused("10.0.9.1", RefusedReused))
+	k8sEventually(t, "past reuse_grace", refused("10.0.9.1", RefusedNoPod))
+
+	// Outside pod_cidrs, ec2 still names the node's own address.
+	id, err := r.Resolve(context.Background(), k8sConn("10.0.8.1"))
+	if err != nil || id.Source != SourceEC2 || id.Tags[TagAWSENI].Value != "eni-0node" {
+		t.Fatalf("node address: %v %v", err, id)
+	}
+	// And ec2 on its own never answers for a pod address.
+	if id, err := ec2src.Resolve(context.Background(), k8sConn("10.0.9.2")); !errors.Is(err, ErrNoIdentity) {
+		t.Fatalf("ec2 named pod address 10.0.9.2: %v %v", err, id)
+	}
+	if got := k8s.Refusals(); got[RefusedNoPod] < 2 || got[RefusedReused] < 1 {
+		t.Fatalf("refusal counts %v", got)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"go.uber.org/zap"
@@ -35,6 +37,65 @@ type Presenter interface {
 }
 
 var errNotAvailable = errors.New("is not available in this release")
+
+// Refusal reasons: why a source that knows an address refuses to name its
+// holder (the label of warden_identity_refusals_total).
+const (
+	RefusedNoPod       = "no_pod"       // kubernetes: a pod_cidrs address no running pod holds
+	RefusedReused      = "reused"       // kubernetes: released by a pod less than reuse_grace ago
+	RefusedShared      = "shared"       // held by several pods, or by several network interfaces
+	RefusedHostNetwork = "host_network" // kubernetes: a hostNetwork pod's (the node's) address
+)
+
+var refusalReasons = [...]string{RefusedNoPod, RefusedReused, RefusedShared, RefusedHostNetwork}
+
+// RefusedError is a source's definitive "this address must not be
+// believed": the source knows the address and that no single workload can
+// be named for it. Unlike ErrNoIdentity it denies the call: a later source
+// would name the wrong workload (with the VPC CNI, ec2 names the node).
+type RefusedError struct {
+	Reason string // one of the Refused* constants
+	Msg    string
+}
+
+func (e *RefusedError) Error() string { return e.Msg }
+
+// refusalCounts counts a source's refusals by reason, for metrics.
+type refusalCounts [len(refusalReasons)]atomic.Uint64
+
+func (c *refusalCounts) add(reason string) {
+	if i := slices.Index(refusalReasons[:], reason); i >= 0 {
+		c[i].Add(1)
+	}
+}
+
+// snapshot returns the counts by reason (every reason, zeros included).
+func (c *refusalCounts) snapshot() map[string]uint64 {
+	out := make(map[string]uint64, len(refusalReasons))
+	for i, r := range refusalReasons {
+		out[r] = c[i].Load()
+	}
+	return out
+}
+
+// identityWarnings reports source orders that let an IP-based source name
+// the wrong workload: with the VPC CNI a pod's address is a secondary
+// address of its node's ENI, so ec2 names the node for any pod address the
+// kubernetes source cannot vouch for.
+func identityWarnings(c *IdentityConfig) []string {
+	k := slices.Index(c.Sources, SourceKubernetes)
+	e := slices.Index(c.Sources, SourceEC2)
+	if k < 0 || e < 0 {
+		return nil
+	}
+	if len(c.Kubernetes.PodCIDRs) == 0 {
+		if e > k {
+			return []string{"identity.sources lists kubernetes before ec2 without identity.kubernetes.pod_cidrs: a pod address the pod watch does not know (a pod not yet reported, one gone more than reuse_grace ago) falls through to ec2, which with the VPC CNI names the node; list the pod networks in identity.kubernetes.pod_cidrs"}
+		}
+		return []string{"identity.sources lists ec2 before kubernetes without identity.kubernetes.pod_cidrs: with the VPC CNI every pod address resolves to its node through ec2; put kubernetes first and list the pod networks in identity.kubernetes.pod_cidrs"}
+	}
+	return nil
+}
 
 func (c *IdentityConfig) validate() []error {
 	var errs []error
@@ -78,6 +139,9 @@ func (c *IdentityConfig) validate() []error {
 func NewResolver(ctx context.Context, cfg IdentityConfig, deps Deps) (*Resolver, error) {
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
+	}
+	for _, w := range identityWarnings(&cfg) {
+		deps.Logger.Warn(w)
 	}
 	r := &Resolver{}
 	for _, name := range cfg.Sources {

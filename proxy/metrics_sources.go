@@ -30,6 +30,12 @@ var (
 		"Lookups that failed (the API was unreachable or refused), by source.", []string{"source"}, nil)
 	descIDCacheStale = prometheus.NewDesc("warden_identity_cache_stale_total",
 		"Identities served stale from a source's cache because its API failed, by source.", []string{"source"}, nil)
+	descIDCacheVerified = prometheus.NewDesc("warden_identity_cache_verified_total",
+		"Cached identities a background check confirmed still hold their address, by source.", []string{"source"}, nil)
+	descIDCacheInvalidated = prometheus.NewDesc("warden_identity_cache_invalidated_total",
+		"Cached identities dropped because their address changed hands, by source.", []string{"source"}, nil)
+	descIDRefusals = prometheus.NewDesc("warden_identity_refusals_total",
+		"Calls denied because a source knew the address but would not name a workload for it (no_pod, reused, shared, host_network), by source and reason.", []string{"source", "reason"}, nil)
 	descIDCacheEntries = prometheus.NewDesc("warden_identity_cache_entries",
 		"Identities a source's cache holds, by source.", []string{"source"}, nil)
 	descIDRefreshFailures = prometheus.NewDesc("warden_identity_refresh_failures_total",
@@ -51,7 +57,7 @@ var (
 
 func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descIDCacheHits, descIDCacheNegative, descIDCacheLookups, descIDCacheShared,
-		descIDCacheErrors, descIDCacheStale, descIDCacheEntries, descIDRefreshFailures, descIDStaleness,
+		descIDCacheErrors, descIDCacheStale, descIDCacheVerified, descIDCacheInvalidated, descIDRefusals, descIDCacheEntries, descIDRefreshFailures, descIDStaleness,
 		descModelHits, descModelMisses, descModelLookups, descModelFailures, descModelStale} {
 		ch <- d
 	}
@@ -72,7 +78,14 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 				counter(descIDCacheShared, st.Shared, name)
 				counter(descIDCacheErrors, st.LookupErrors, name)
 				counter(descIDCacheStale, st.StaleServes, name)
+				counter(descIDCacheVerified, st.Verified, name)
+				counter(descIDCacheInvalidated, st.Invalidated, name)
 				ch <- prometheus.MustNewConstMetric(descIDCacheEntries, prometheus.GaugeValue, float64(st.Entries), name)
+			}
+			if rs, ok := src.(interface{ Refusals() map[string]uint64 }); ok {
+				for reason, n := range rs.Refusals() {
+					counter(descIDRefusals, n, name, reason)
+				}
 			}
 			if rf, ok := src.(interface{ RefreshFailures() uint64 }); ok {
 				counter(descIDRefreshFailures, rf.RefreshFailures(), name)

@@ -118,6 +118,46 @@ func (s *EC2Server) DeleteENI(id string) {
 	s.mu.Unlock()
 }
 
+// AssignPrivateIP adds ip to an ENI's secondary private addresses, as
+// ec2:AssignPrivateIpAddresses with a chosen address does. Unlike AWS the
+// emulator lets another ENI keep the address, to model overlapping VPCs.
+// It reports whether the ENI exists.
+func (s *EC2Server) AssignPrivateIP(eniID, ip string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.enis[eniID]
+	if !ok {
+		return false
+	}
+	if !containsString(e.PrivateIPs, ip) {
+		e.PrivateIPs = append(append([]string(nil), e.PrivateIPs...), ip)
+	}
+	s.enis[eniID] = e
+	return true
+}
+
+// MovePrivateIP unassigns ip from every ENI that holds it and assigns it to
+// eniID: an address released by one workload and requested by another.
+// It reports whether eniID exists.
+func (s *EC2Server) MovePrivateIP(ip, eniID string) bool {
+	s.mu.Lock()
+	for id, e := range s.enis {
+		if !containsString(e.PrivateIPs, ip) {
+			continue
+		}
+		var keep []string
+		for _, p := range e.PrivateIPs {
+			if p != ip {
+				keep = append(keep, p)
+			}
+		}
+		e.PrivateIPs = keep
+		s.enis[id] = e
+	}
+	s.mu.Unlock()
+	return s.AssignPrivateIP(eniID, ip)
+}
+
 // SetOutage makes every call fail: status > 0 answers that status with the
 // EC2 error AWS uses for it (503 Unavailable, 500 InternalError, 503 with
 // throttling is RequestLimitExceeded via FailNext), -1 resets connections
