@@ -154,7 +154,7 @@ type LimitsConfig struct {
 	HeaderTimeout time.Duration `yaml:"header_timeout"`
 	// BodyIdleTimeout is the longest pause between bytes of a request body,
 	// and BodyMinRate the slowest average rate (bytes per second, checked
-	// after the first BodyIdleTimeout): a slow link may take as long as it
+	// from twice BodyIdleTimeout on): a slow link may take as long as it
 	// needs for a large body, a trickle may not.
 	BodyIdleTimeout time.Duration `yaml:"body_idle_timeout"`
 	BodyMinRate     int64         `yaml:"body_min_rate"`

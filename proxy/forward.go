@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warden-egress/warden/bedrock"
@@ -107,12 +108,25 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	hw.release()
 	s.recordUsage(c, u, ok)
+	if err != nil && hw.werr != nil {
+		c.rec.ErrorType = clientWriteError(ctx) // the client stopped reading, or left
+		return
+	}
 	if err != nil && ctx.Err() == nil {
 		// Headers are gone: all that is left is to cut the response short so
 		// the client sees a truncated body rather than a silent success.
 		c.rec.ErrorType = "UpstreamBodyError"
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// clientWriteError names why a write to the client failed: it blocked past
+// limits.write_timeout, or the client went away.
+func clientWriteError(ctx context.Context) string {
+	if cs := connStateFrom(ctx); cs != nil && cs.writeTimedOut.Load() {
+		return "ClientWriteTimeout"
+	}
+	return "ClientClosedRequest"
 }
 
 func isEventStream(h http.Header) bool {
@@ -197,6 +211,7 @@ func errorForStatus(status int) *bedrock.APIError {
 // hold a text event until the next one arrives, rewrite it, or end the
 // stream with an exception frame.
 func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response, sg *streamGuard) {
+	ctx := resp.Request.Context()
 	w.Header().Del("Content-Length")
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
@@ -218,7 +233,7 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 			c.capture.addResp(b[:n])
 		}
 		if err != nil {
-			c.rec.ErrorType = "ClientClosedRequest"
+			c.rec.ErrorType = clientWriteError(ctx)
 			return false
 		}
 		return true
@@ -228,9 +243,30 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 		_ = write(bedrock.EncodeException(e))
 		_ = rc.Flush()
 	}
+	// upstream.stream_idle_timeout: a stream lives as long as events flow;
+	// one that goes quiet is closed under the reader and ended with an
+	// exception frame.
+	var idleCut atomic.Bool
+	idle := s.upstreamCfg.StreamIdleTimeout
+	var idleTimer *time.Timer
+	if idle > 0 {
+		idleTimer = time.AfterFunc(idle, func() { idleCut.Store(true); _ = resp.Body.Close() })
+		defer idleTimer.Stop()
+	}
 	fr := bedrock.NewFrameReader(br)
 	for {
 		f, err := fr.Next()
+		if idleTimer != nil && err == nil {
+			idleTimer.Reset(idle)
+		}
+		if err != nil && idleCut.Load() {
+			s.limitMetrics.refusals.WithLabelValues(limitStreamIdle).Inc()
+			e := bedrock.ModelStreamError("warden: the upstream sent no stream event for %s (upstream.stream_idle_timeout); the stream was ended", idle)
+			c.rec.Rule, c.rec.Reason, c.rec.ErrorType, c.rec.Status = "upstream.stream_idle_timeout", e.Message, e.Type, http.StatusGatewayTimeout
+			_ = write(bedrock.EncodeException(e))
+			_ = rc.Flush()
+			return
+		}
 		if err != nil {
 			if sg != nil { // release what the guard still holds
 				out, blockErr, rule := sg.end()

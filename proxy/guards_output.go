@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -213,7 +214,18 @@ func rewriteSpans(body []byte, ex bedrock.Extracted, edits []spanEdit) []byte {
 // scans it with the output guards and relays it, masked where a guard
 // masks, or answers 403 AccessDeniedException when one blocks.
 func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Response, ag *appGuards, dryRun bool) {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxGuardedResponse+1))
+	// The buffered answer counts against the body budget, as the request did.
+	br := &bodyReader{r: resp.Body, res: &c.res}
+	br.got = c.res.n // the request's bytes are held until the call ends
+	body, err := io.ReadAll(io.LimitReader(br, maxGuardedResponse+1))
+	if br.err != nil {
+		var be *errBudget
+		if errors.As(br.err, &be) {
+			be.answer = true
+		}
+		s.fail(w, c, s.budgetRefused(br.err), "limits.inflight_body_bytes")
+		return
+	}
 	if err != nil {
 		if resp.Request != nil && resp.Request.Context().Err() != nil {
 			c.rec.Status, c.rec.ErrorType = 499, "ClientClosedRequest"

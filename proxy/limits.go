@@ -143,6 +143,7 @@ func newBodyBudget(total, source, conn int64) *bodyBudget {
 type errBudget struct {
 	limit      string
 	want, have int64
+	answer     bool // refused while buffering the upstream's answer
 }
 
 func (e *errBudget) Error() string {
@@ -153,6 +154,9 @@ func (e *errBudget) Error() string {
 // retry later may well succeed.
 func (e *errBudget) apiError() *bedrock.APIError {
 	who := map[string]string{limitInflight: "Warden", limitInflightSource: "your address", limitInflightConnection: "this connection"}[e.limit]
+	if e.answer {
+		return bedrock.ServiceUnavailable("warden: too many bytes are in flight for %s (limits.%s) to hold the answer for the output guards; it was not relayed, retry later", who, e.limit)
+	}
 	return bedrock.ServiceUnavailable("warden: too many request bytes are in flight for %s (limits.%s); the call was not forwarded, retry later", who, e.limit)
 }
 
@@ -178,7 +182,7 @@ func (r *reservation) grow(n int64) error {
 	if r.conn != nil {
 		if got := r.conn.bodyBytes.Add(n); got > b.perConn {
 			r.conn.bodyBytes.Add(-n)
-			return &errBudget{limitInflightConnection, n, got - n}
+			return &errBudget{limit: limitInflightConnection, want: n, have: got - n}
 		}
 	}
 	if r.src.IsValid() {
@@ -187,7 +191,7 @@ func (r *reservation) grow(n int64) error {
 		if got > b.perSource {
 			b.mu.Unlock()
 			r.undoConn(n)
-			return &errBudget{limitInflightSource, n, got - n}
+			return &errBudget{limit: limitInflightSource, want: n, have: got - n}
 		}
 		b.sources[r.src] = got
 		b.mu.Unlock()
@@ -196,7 +200,7 @@ func (r *reservation) grow(n int64) error {
 		b.used.Add(-n)
 		r.undoSource(n)
 		r.undoConn(n)
-		return &errBudget{limitInflight, n, got - n}
+		return &errBudget{limit: limitInflight, want: n, have: got - n}
 	}
 	r.n += n
 	return nil
@@ -475,8 +479,8 @@ func (c *guardedConn) NetConn() net.Conn { return c.Conn }
 
 // bodyReader reads a request body under the call's budget and its
 // progress bounds: no pause longer than limits.body_idle_timeout, and no
-// average rate below limits.body_min_rate once the first idle period has
-// passed. A watchdog timer checks both; the read path only counts, so a
+// average rate below limits.body_min_rate from twice that on (a pause is
+// reported as a pause, not as a low rate). A watchdog timer checks both; the read path only counts, so a
 // body that arrives with its headers costs one timer, not a deadline update
 // per read.
 type bodyReader struct {
@@ -532,7 +536,7 @@ func (b *bodyReader) watch(idle time.Duration, minRate int64, abort func()) (sto
 		switch elapsed := now.Sub(start); {
 		case now.Sub(time.Unix(0, b.lastRead.Load())) >= idle:
 			why = limitBodyIdle
-		case minRate > 0 && elapsed >= idle && float64(b.total.Load()) < float64(minRate)*elapsed.Seconds():
+		case minRate > 0 && elapsed >= 2*idle && float64(b.total.Load()) < float64(minRate)*elapsed.Seconds():
 			why = limitBodyRate
 		}
 		if why != "" {

@@ -307,15 +307,15 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buf
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return bedrock.Validation("warden: Content-Encoding %q is not supported; send the body uncompressed", enc)
 	}
-	if r.ContentLength == 0 {
-		return nil
-	}
 	cs := connStateFrom(r.Context())
 	var src netip.Addr
 	if cs != nil && cs.srcKnown.Load() {
 		src = cs.src
 	}
 	c.res = s.budget.newReservation(src, cs)
+	if r.ContentLength == 0 {
+		return nil
+	}
 	first := int64(bodyChunk) // what the client declares is not reserved, only a small chunk
 	if r.ContentLength > 0 {
 		first = min(first, r.ContentLength)

@@ -56,6 +56,7 @@ type hashWriter struct {
 	over    bool
 	sum     [sha256.Size]byte
 	also    *captured // audit.capture's copy, when the app is captured
+	werr    error     // the first write error: the client's side failed
 }
 
 // hexSum is the hex digest of what passed so far.
@@ -75,7 +76,7 @@ const maxPooledCapture = 64 << 10
 // Release it when done with its capture.
 func newHashWriter(w io.Writer, keep bool, length int64) *hashWriter {
 	hw := hashWriters.Get().(*hashWriter)
-	hw.w, hw.keep, hw.over, hw.also = w, keep, false, nil
+	hw.w, hw.keep, hw.over, hw.also, hw.werr = w, keep, false, nil, nil
 	hw.h.Reset()
 	hw.capture = hw.capture[:0]
 	if keep && length > int64(cap(hw.capture)) && length <= maxUsageCapture {
@@ -95,6 +96,9 @@ func (hw *hashWriter) release() {
 
 func (hw *hashWriter) Write(p []byte) (int, error) {
 	n, err := hw.w.Write(p)
+	if err != nil && hw.werr == nil {
+		hw.werr = err
+	}
 	hw.h.Write(p[:n])
 	if hw.also != nil {
 		hw.also.addResp(p[:n])
