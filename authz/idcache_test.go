@@ -245,3 +245,115 @@ func BenchmarkIdentityCacheWarm(b *testing.B) {
 		}
 	}
 }
+
+// TestIdentityCacheRefusal: a refusal (an address two holders claim) is
+// definitive like "nobody": the last good identity is dropped, never served
+// stale, and the refusal itself is remembered for NegativeTTL.
+func TestIdentityCacheRefusal(t *testing.T) {
+	f := &fakeLookup{}
+	f.set(okLookup("a"))
+	c := NewIdentityCache(f.lookup, CacheOptions{TTL: 20 * time.Millisecond, NegativeTTL: time.Hour, StaleTTL: time.Hour})
+	ctx := context.Background()
+	if _, err := c.Get(ctx, "ip"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(40 * time.Millisecond) // past TTL
+	refusal := &RefusedError{Reason: RefusedShared, Msg: "held by two"}
+	f.set(func(context.Context, string) (Identity, error) { return Identity{}, refusal })
+	for range 2 {
+		var re *RefusedError
+		if id, err := c.Get(ctx, "ip"); !errors.As(err, &re) || re != refusal || id.Stale {
+			t.Fatalf("refused address: %v %+v, want the refusal", err, id)
+		}
+	}
+	if n := f.calls.Load(); n != 2 {
+		t.Fatalf("%d lookups: the refusal was not remembered", n)
+	}
+	if st := c.Stats(); st.StaleServes != 0 || st.Entries != 0 {
+		t.Fatalf("stats %+v: the refused address kept its identity", st)
+	}
+}
+
+// TestIdentityCacheVerify: with VerifyAfter an answer is fresh only while
+// verified that recently; a sweep checks only entries in use, confirms or
+// drops them, and a failed sweep leaves them unverified, so callers look up
+// again and, if that fails, get the identity marked stale.
+func TestIdentityCacheVerify(t *testing.T) {
+	f := &fakeLookup{}
+	f.set(okLookup("a"))
+	var (
+		mu     sync.Mutex
+		holds  = map[string]bool{"used": true, "moved": false}
+		asked  [][]string
+		vErr   error
+		verify = func(_ context.Context, keys []string, ids []Identity) ([]bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			asked = append(asked, keys)
+			if vErr != nil {
+				return nil, vErr
+			}
+			ok := make([]bool, len(keys))
+			for i, k := range keys {
+				ok[i] = holds[k] && ids[i].Tags["k"].Value == "a"
+			}
+			return ok, nil
+		}
+	)
+	c := NewVerifiedIdentityCache(f.lookup, verify, CacheOptions{TTL: time.Hour, StaleTTL: 2 * time.Hour, VerifyAfter: 50 * time.Millisecond})
+	ctx := context.Background()
+	for _, k := range []string{"used", "moved", "idle"} {
+		if _, err := c.Get(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Verify(ctx); err != nil { // all three were just used
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.Verified != 1 || st.Invalidated != 2 || st.Entries != 1 {
+		t.Fatalf("first sweep: %+v", st)
+	}
+	if _, err := c.Get(ctx, "used"); err != nil {
+		t.Fatal(err)
+	}
+	holds["idle"] = true
+	if _, err := c.Get(ctx, "idle"); err != nil { // looked up again
+		t.Fatal(err)
+	}
+	mu.Lock()
+	asked = nil
+	mu.Unlock()
+	// Both were served since the last sweep: checked in one call.
+	if err := c.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(asked) != 1 || len(asked[0]) != 2 {
+		t.Fatalf("second sweep asked %v, want both keys in one call", asked)
+	}
+	mu.Unlock()
+	// Unused since: the next sweep asks nothing.
+	if err := c.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(asked) != 1 {
+		t.Fatalf("idle entries verified: %v", asked)
+	}
+	vErr = errOutage
+	mu.Unlock()
+	// The API fails: the sweep leaves the entry unverified, and past
+	// VerifyAfter it is looked up again and served stale.
+	if _, err := c.Get(ctx, "used"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Verify(ctx); !errors.Is(err, errOutage) {
+		t.Fatalf("failed sweep: %v", err)
+	}
+	time.Sleep(80 * time.Millisecond)
+	f.set(failLookup)
+	id, err := c.Get(ctx, "used")
+	if err != nil || !id.Stale {
+		t.Fatalf("unverified during an outage: %v stale=%v, want stale", err, id.Stale)
+	}
+}
