@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -328,13 +329,20 @@ func cmdPolicyVPCE(args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
+var (
+	partitionRE = regexp.MustCompile(`^aws(-[a-z]+)*$`)
+	// IAM's path and name characters, plus the * and ? of ArnLike.
+	rolePathRE = regexp.MustCompile(`^[A-Za-z0-9+=,.@_/*?-]{1,576}$`)
+)
+
 // checkPrincipalARN accepts an IAM role ARN in a named account (wildcards
 // allowed in the path and name). Users are refused because anyone with
 // iam:CreateAccessKey on one becomes it; a wildcard account, or a name that
 // starts with a wildcard, would exempt roles anyone can create.
 func checkPrincipalARN(flagName, p string) error {
 	parts := strings.SplitN(p, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[1] == "" || parts[2] != "iam" || parts[3] != "" || !strings.HasPrefix(parts[5], "role/") || len(parts[5]) == len("role/") {
+	if len(parts) != 6 || parts[0] != "arn" || !partitionRE.MatchString(parts[1]) || parts[2] != "iam" || parts[3] != "" ||
+		!strings.HasPrefix(parts[5], "role/") || !rolePathRE.MatchString(parts[5][len("role/"):]) {
 		return fmt.Errorf("%s %q: want an IAM role ARN (arn:aws:iam::ACCOUNT:role/PATH/NAME)", flagName, p)
 	}
 	if len(parts[4]) != 12 || strings.Trim(parts[4], "0123456789") != "" {

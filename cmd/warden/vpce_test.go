@@ -647,3 +647,39 @@ func TestVPCEPolicyUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckPrincipalARN: whatever principal pattern is accepted names one
+// account and cannot match a role of another account or every role of its
+// own (a name that starts with another character than the pattern).
+func FuzzCheckPrincipalARN(f *testing.F) {
+	for _, s := range []string{
+		wardenRole, "arn:aws:iam::444455556666:role/warden/*", "arn:aws:iam::*:role/warden/*",
+		"arn:aws:iam::444455556666:role/*", "arn:aws:iam::444455556666:user/warden", "arn:aws:iam::444455556666:root",
+		"arn:aws-cn:iam::444455556666:role/w?", "arn:*:iam::444455556666:role/w", "warden", "",
+		"arn:aws:iam::44445555666:role/w", "arn:aws:iam:us-east-1:444455556666:role/w", "arn:aws:iam::444455556666:role/",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if checkPrincipalARN("--principal", p) != nil {
+			return
+		}
+		parts := strings.SplitN(p, ":", 6)
+		other, first := "000000000000", "+"
+		if parts[4] == other {
+			other = "111111111111"
+		}
+		if parts[5][len("role/")] == '+' {
+			first = "="
+		}
+		for _, arn := range []string{
+			"arn:" + parts[1] + ":iam::" + other + ":" + parts[5],
+			"arn:" + parts[1] + ":iam::" + other + ":role/" + strings.NewReplacer("*", "x", "?", "y").Replace(parts[5][len("role/"):]),
+			"arn:" + parts[1] + ":iam::" + parts[4] + ":role/" + first + "unrelated",
+		} {
+			if arnLike(p, arn) {
+				t.Errorf("accepted %q matches %q", p, arn)
+			}
+		}
+	})
+}
