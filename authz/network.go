@@ -129,6 +129,21 @@ func (t TrustedNets) String() string {
 // they only answer for identity.trusted_cidrs.
 var ipBasedSources = []string{SourceKubernetes, SourceEC2}
 
+// sameHostSources answer for callers in Warden's own network namespace
+// (Conn.SameHost): loopback or redirected connections.
+var sameHostSources = []string{SourceStatic, SourceKubernetesSidecar, SourceECSSidecar}
+
+var loopbackNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+func overlapsLoopback(p netip.Prefix) bool {
+	for _, l := range loopbackNets {
+		if p.Overlaps(l) {
+			return true
+		}
+	}
+	return false
+}
+
 // trusts reports whether IP-based sources may answer for addr. It parses
 // the list on every call: sources use the compiled TrustedNets instead.
 func (c *IdentityConfig) trusts(addr netip.Addr) bool {
@@ -171,6 +186,21 @@ func validateNetwork(c *Config) []error {
 		for _, cl := range trusted.prefixes {
 			if lb.Overlaps(cl) {
 				errs = append(errs, fmt.Errorf("listen.proxy_protocol.trusted %s overlaps identity.trusted_cidrs %s: a workload there could send its own PROXY header and claim another client's address; list only the load balancers' own addresses", lb, cl))
+			}
+		}
+	}
+	// A loopback "load balancer" is any process in Warden's network
+	// namespace: with a source that answers loopback callers (the sidecars'
+	// and static identities), a workload container could send a header and
+	// claim any client address, and its LOCAL health checks would be
+	// loopback calls.
+	for _, lb := range lbs.prefixes {
+		if !overlapsLoopback(lb) {
+			continue
+		}
+		for _, name := range sameHostSources {
+			if slices.Contains(c.Identity.Sources, name) {
+				errs = append(errs, fmt.Errorf("listen.proxy_protocol.trusted %s includes loopback addresses, but the %q source gives loopback callers its identity: every process in Warden's network namespace could then send a PROXY header and claim any client address; list only the load balancers' own (non-loopback) addresses", lb, name))
 			}
 		}
 	}

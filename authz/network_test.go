@@ -114,3 +114,44 @@ func TestValidateNetwork(t *testing.T) {
 		}
 	}
 }
+
+// A loopback load balancer next to a source that answers loopback callers
+// would let any process in the pod claim any client address (and make LOCAL
+// health checks loopback calls): refused. Without such a source (a shared
+// proxy with a co-located load balancer) it stays allowed.
+func TestValidateNetworkLoopbackLoadBalancer(t *testing.T) {
+	static := `
+version: 1
+listen: {endpoint: 127.0.0.1:8480, proxy_protocol: {trusted: [LB]}}
+upstream: {region: us-east-1}
+identity:
+  sources: [SOURCES]
+  static: {app: a}
+  trusted_cidrs: [10.0.0.0/16]
+  ec2: {}
+apps:
+  - name: a
+    allow_weak_identity: true
+    match: {tags: {app: a}}
+    allow: {models: ["*"], operations: [Converse]}
+`
+	cases := []struct {
+		lb, sources string
+		refused     bool
+	}{
+		{"127.0.0.1", "static", true},
+		{"127.0.0.0/8", "static, ec2", true},
+		{"::1", "static", true},
+		{"::ffff:127.0.0.1", "static", true},
+		{"120.0.0.0/5", "static", true}, // a wide range that includes 127/8
+		{"10.1.0.0/24", "static", false},
+		{"127.0.0.1", "ec2", false},
+	}
+	for _, tc := range cases {
+		y := strings.NewReplacer("LB", `"`+tc.lb+`"`, "SOURCES", tc.sources).Replace(static)
+		_, err := ParseConfig([]byte(y))
+		if tc.refused != (err != nil && strings.Contains(err.Error(), "includes loopback addresses")) {
+			t.Errorf("trusted %s with sources [%s]: %v (want refused=%v)", tc.lb, tc.sources, err, tc.refused)
+		}
+	}
+}

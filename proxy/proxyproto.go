@@ -248,12 +248,32 @@ func (c *proxyConn) init() {
 			c.err = fmt.Errorf("%w (from load balancer %s)", err, c.Conn.RemoteAddr())
 			return
 		}
-		if !h.Local {
+		switch {
+		case !h.Local:
 			c.remote = net.TCPAddrFromAddrPort(h.Src)
 			c.local = net.TCPAddrFromAddrPort(h.Dst)
+		case isLoopbackAddr(c.Conn.RemoteAddr()):
+			// LOCAL keeps the peer's address, and a loopback peer's is a
+			// loopback call that sidecar and static sources would answer.
+			// Validation refuses loopback load balancers next to those
+			// sources; this holds if a config skipped it.
+			c.remote = localCheckAddr{peer: c.Conn.RemoteAddr()}
 		}
 	})
 }
+
+func isLoopbackAddr(a net.Addr) bool {
+	ap, ok := addrPortOf(a)
+	return ok && ap.Addr().Unmap().IsLoopback()
+}
+
+// localCheckAddr is the RemoteAddr of a LOCAL (health check) connection
+// from a loopback load balancer: it names the peer for logs and audit, but
+// does not parse as an address, so no source identifies the caller by it.
+type localCheckAddr struct{ peer net.Addr }
+
+func (a localCheckAddr) Network() string { return a.peer.Network() }
+func (a localCheckAddr) String() string  { return "proxy-local(" + a.peer.String() + ")" }
 
 // Read reads the client's stream after the header; a connection whose
 // header is missing or malformed fails every read.
@@ -265,8 +285,9 @@ func (c *proxyConn) Read(b []byte) (int, error) {
 	return c.Conn.Read(b)
 }
 
-// RemoteAddr is the original client (the peer itself for LOCAL, and for a
-// connection whose header failed: it serves no request).
+// RemoteAddr is the original client (the peer itself for LOCAL, wrapped in
+// localCheckAddr if it is loopback; and for a connection whose header
+// failed: it serves no request).
 func (c *proxyConn) RemoteAddr() net.Addr {
 	c.init()
 	if c.remote != nil {

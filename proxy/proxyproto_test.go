@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -209,10 +210,11 @@ func TestProxyListenerTrustedPeer(t *testing.T) {
 		t.Fatalf("v6: %+v", a)
 	}
 
-	// LOCAL (health check): the peer's own address.
+	// LOCAL (health check): the peer's own address, marked so that it
+	// does not parse as a (loopback) client address.
 	ch = serveOnce(ln, 2)
 	c := dialWrite(t, ln, append(localV2(), "ok"...))
-	if a := <-ch; a.err != nil || a.remote != c.LocalAddr().String() || a.data != "ok" {
+	if a := <-ch; a.err != nil || a.remote != "proxy-local("+c.LocalAddr().String()+")" || a.data != "ok" {
 		t.Fatalf("local: %+v", a)
 	}
 
@@ -357,5 +359,51 @@ func TestProxyHeaderRefusesLocalSources(t *testing.T) {
 		if _, err := parseProxyBody(h[:16], h[16:]); err == nil {
 			t.Errorf("source %s accepted", src)
 		}
+	}
+}
+
+// A LOCAL header from a trusted loopback peer must not make the call a
+// loopback one: the static (sidecar) identity is for the pod's own
+// containers, and LOCAL carries no client address at all. Served through
+// the real listener and http.Server, identified as the pipeline does.
+func TestProxyLocalFromLoopbackPeerIsNotSameHost(t *testing.T) {
+	ln := ppListen(t, time.Second, "127.0.0.0/8")
+	static := authz.NewStaticSource(map[string]string{"app": "sidecar-app"})
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := static.Resolve(context.Background(), connOf(r, nil))
+		if err != nil {
+			_, _ = io.WriteString(w, "no identity: "+err.Error())
+			return
+		}
+		_, _ = io.WriteString(w, "identity: "+id.String())
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go hs.Serve(ln) //nolint:errcheck
+	t.Cleanup(func() { hs.Close() })
+
+	get := func(hdr []byte) string {
+		t.Helper()
+		c := dialWrite(t, ln, append(hdr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"...))
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		return string(body)
+	}
+	if got := get(localV2()); got != "no identity: "+authz.ErrNoIdentity.Error() {
+		t.Fatalf("LOCAL from a loopback load balancer: %q", got)
+	}
+	// A LOCAL header with a TCP4 block that names a loopback source is
+	// still LOCAL: the block is ignored, not believed.
+	local4 := AppendProxyV2(nil, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), nil)
+	local4[12] = 0x20
+	if got := get(local4); !strings.HasPrefix(got, "no identity") {
+		t.Fatalf("LOCAL TCP4 from a loopback load balancer: %q", got)
+	}
+	// Control: PROXY with a client address is that client (not loopback).
+	if got := get(AppendProxyV2(nil, v4src, v4dst, nil)); !strings.HasPrefix(got, "no identity") {
+		t.Fatalf("PROXY: %q", got)
 	}
 }
