@@ -38,6 +38,11 @@ type CacheOptions struct {
 	// the entries in use in batches, so callers rarely wait. 0: entries
 	// are fresh for TTL.
 	VerifyAfter time.Duration
+	// Admit, if set, is asked before each lookup; an error refuses the
+	// lookup (not cached: it says nothing about key), and a stale-eligible
+	// identity is served instead if there is one. release is called when
+	// the lookup is done.
+	Admit func(key string) (release func(), err error)
 }
 
 // Cache defaults.
@@ -209,6 +214,16 @@ func (c *IdentityCache) Get(ctx context.Context, key string) (Identity, error) {
 // refresh runs one lookup for key on behalf of every waiting caller: it is
 // not cancelled when the first caller gives up.
 func (c *IdentityCache) refresh(ctx context.Context, key string) (cacheResult, error) {
+	if c.opts.Admit != nil {
+		release, err := c.opts.Admit(key)
+		if err != nil {
+			if e, ok := c.pos.Peek(key); ok && c.now().Sub(e.fetched) < c.opts.StaleTTL {
+				return cacheResult{id: e.id, stale: true}, nil
+			}
+			return cacheResult{}, err
+		}
+		defer release()
+	}
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LookupTimeout)
 	defer cancel()
 	c.lookups.Add(1)

@@ -77,6 +77,9 @@ type EC2Config struct {
 	// turns verification off).
 	VerifyAfter time.Duration `yaml:"verify_after"`
 	TagKeys     []string      `yaml:"tag_keys"`
+	// LookupLimits bound DescribeNetworkInterfaces calls for uncached
+	// addresses (defaults: DefaultEC2LookupLimits).
+	LookupLimits LookupLimits `yaml:"lookup_limits"`
 
 	// trusted is identity.trusted_cidrs, compiled by validateNetwork.
 	trusted TrustedNets
@@ -106,6 +109,9 @@ func (c EC2Config) validate() error {
 		if err := validateAPIEndpoint(c.Endpoint); err != nil {
 			errs = append(errs, fmt.Errorf("identity.ec2.endpoint: %w", err))
 		}
+	}
+	if err := c.LookupLimits.validate("identity.ec2.lookup_limits"); err != nil {
+		errs = append(errs, err)
 	}
 	for _, k := range c.TagKeys {
 		if k == "" {
@@ -165,6 +171,7 @@ type EC2Source struct {
 	podNets TrustedNets
 	tagKeys map[string]bool // nil: all
 	cache   *IdentityCache
+	limiter *lookupLimiter
 	log     *zap.Logger
 	refused refusalCounts
 }
@@ -212,9 +219,18 @@ func NewEC2Source(client describeNetworkInterfacesAPI, region string, cfg EC2Con
 			s.tagKeys[k] = true
 		}
 	}
-	s.cache = NewVerifiedIdentityCache(s.lookup, s.verify, cfg.cacheOptions())
+	s.limiter = newLookupLimiter(SourceEC2, cfg.LookupLimits.withDefaults(DefaultEC2LookupLimits()))
+	o := cfg.cacheOptions()
+	o.Admit = func(ip string) (func(), error) {
+		a, _ := netip.ParseAddr(ip)
+		return s.limiter.admit(a)
+	}
+	s.cache = NewVerifiedIdentityCache(s.lookup, s.verify, o)
 	return s
 }
+
+// LookupsLimited counts lookups refused by identity.ec2.lookup_limits.
+func (s *EC2Source) LookupsLimited() uint64 { return s.limiter.Limited() }
 
 // Refusals returns how many calls the source refused, by reason (for
 // metrics).

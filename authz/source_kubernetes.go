@@ -290,7 +290,7 @@ func (s *KubernetesSource) Resolve(_ context.Context, c *Conn) (Identity, error)
 	if c == nil || !c.Remote.IsValid() {
 		return Identity{}, ErrNoIdentity
 	}
-	ip := c.Remote.Addr().Unmap()
+	ip := c.Remote.Addr().Unmap().WithZone("") // the index holds no zones
 	if !s.trusted.Contains(ip) {
 		return Identity{}, ErrNoIdentity
 	}
@@ -406,11 +406,13 @@ func newK8sPod(p *corev1.Pod) *k8sPod {
 	tags := make(map[string]Tag, 4+len(p.Labels))
 	tags[TagK8sNamespace] = StrongTag(SourceKubernetes, p.Namespace)
 	tags[TagK8sPod] = StrongTag(SourceKubernetes, p.Name)
-	sa := p.Spec.ServiceAccountName
-	if sa == "" {
-		sa = "default"
+	// No name means no service account: the API server fills in "default"
+	// for every pod but mirror (static) pods, which run with none, and a
+	// node's manifest must not be taken for the namespace's default
+	// account.
+	if sa := p.Spec.ServiceAccountName; sa != "" {
+		tags[TagK8sServiceAccount] = StrongTag(SourceKubernetes, sa)
 	}
-	tags[TagK8sServiceAccount] = StrongTag(SourceKubernetes, sa)
 	if p.Spec.NodeName != "" {
 		tags[TagK8sNode] = StrongTag(SourceKubernetes, p.Spec.NodeName)
 	}

@@ -407,7 +407,8 @@ func TestKubernetesSourceFake(t *testing.T) {
 	mk("2")
 	k8sEventually(t, "recreated", k8sNoIdentity(s, "10.4.0.1", "released by another pod"))
 
-	// A pod without a service account name runs as "default".
+	// A pod without a service account name (a mirror pod: the API server
+	// names "default" for all others) has no service account tag.
 	_, err := client.CoreV1().Pods("db").Create(context.Background(), &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "db"},
 		Status:     corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.4.0.2"},
@@ -415,9 +416,9 @@ func TestKubernetesSourceFake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k8sEventually(t, "default sa", func() string {
+	k8sEventually(t, "no sa", func() string {
 		id, err := s.Resolve(context.Background(), k8sConn("10.4.0.2"))
-		if err != nil || id.Tags[TagK8sServiceAccount].Value != "default" {
+		if _, has := id.Tags[TagK8sServiceAccount]; err != nil || has || id.Tags[TagK8sPod].Value != "x" {
 			return id.String() + k8sErr(err)
 		}
 		return ""

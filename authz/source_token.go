@@ -69,6 +69,17 @@ type TokenConfig struct {
 	// is deleted (TokenReview refuses it at once).
 	JWKSURL string `yaml:"jwks_url"`
 	Issuer  string `yaml:"issuer"`
+	// BindPodIP refuses a pod-bound token presented from an address the
+	// kubernetes source's pod index gives to another pod (a stolen token
+	// replayed from a pod of another workload), and a token bound to no
+	// pod presented from a pod's address. Addresses the index does not
+	// know, and nodes' addresses (hostNetwork pods, SNAT), are not checked.
+	// Needs the kubernetes source in identity.sources.
+	BindPodIP bool `yaml:"bind_pod_ip"`
+	// LookupLimits bound TokenReviews for tokens not in the cache
+	// (defaults: DefaultTokenLookupLimits). Offline (JWKS) verification
+	// makes no API call and is not limited.
+	LookupLimits LookupLimits `yaml:"lookup_limits"`
 }
 
 func (c TokenConfig) withDefaults() TokenConfig {
@@ -100,6 +111,9 @@ func (c TokenConfig) validate() error {
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, errors.New("token.timeout must not be negative"))
+	}
+	if err := c.LookupLimits.validate("token.lookup_limits"); err != nil {
+		errs = append(errs, err)
 	}
 	switch {
 	case c.JWKSURL == "" && c.Issuer == "":
@@ -164,6 +178,11 @@ type TokenSource struct {
 	ok     *lru.Cache[[sha256.Size]byte, tokenEntry]
 	bad    *lru.Cache[[sha256.Size]byte, tokenEntry]
 	flight singleflight.Group
+
+	limiter *lookupLimiter
+	// pods is the kubernetes source's pod index, for bind_pod_ip (set by
+	// NewResolver; nil: not checked).
+	pods podIndex
 }
 
 type tokenEntry struct {
@@ -200,6 +219,8 @@ func NewTokenSource(cfg TokenConfig, client kubernetes.Interface, log *zap.Logge
 		now:    time.Now,
 		ok:     ok,
 		bad:    bad,
+
+		limiter: newLookupLimiter(SourceToken, cfg.LookupLimits.withDefaults(DefaultTokenLookupLimits())),
 	}
 	if cfg.JWKSURL != "" {
 		s.jwks = newJWKSVerifier(cfg.JWKSURL, cfg.Issuer, cfg.Audience, client)
@@ -253,7 +274,7 @@ func (s *TokenSource) Resolve(ctx context.Context, c *Conn) (Identity, error) {
 	now := s.now()
 	if e, ok := s.ok.Get(key); ok {
 		if now.Before(e.expires) {
-			return e.id, nil
+			return s.bound(c, e.id)
 		}
 		s.ok.Remove(key)
 	}
@@ -272,6 +293,16 @@ func (s *TokenSource) Resolve(ctx context.Context, c *Conn) (Identity, error) {
 		if e, ok := s.bad.Get(key); ok && s.now().Before(e.expires) {
 			return nil, fmt.Errorf("%w: %s", errTokenRejected, e.why)
 		}
+		if s.jwks == nil {
+			// A TokenReview for a token nobody has shown yet: bounded per
+			// client and in all, so random tokens cannot flood the API
+			// server. Refusals are not verdicts and are not cached.
+			release, err := s.limiter.admit(c.Remote.Addr())
+			if err != nil {
+				return nil, err
+			}
+			defer release()
+		}
 		// Independent of the first caller's context: the others wait too.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
 		defer cancel()
@@ -280,8 +311,11 @@ func (s *TokenSource) Resolve(ctx context.Context, c *Conn) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	return v.(Identity), nil
+	return s.bound(c, v.(Identity))
 }
+
+// LookupsLimited counts TokenReviews refused by token.lookup_limits.
+func (s *TokenSource) LookupsLimited() uint64 { return s.limiter.Limited() }
 
 func (s *TokenSource) review(ctx context.Context, key [sha256.Size]byte, tok string) (Identity, error) {
 	if s.jwks != nil {

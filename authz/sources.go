@@ -124,6 +124,9 @@ func (c *IdentityConfig) validate() []error {
 			err = c.Keys.validate()
 		case SourceToken:
 			err = c.Token.validate()
+			if err == nil && c.Token.BindPodIP && !slices.Contains(c.Sources, SourceKubernetes) {
+				err = errors.New("token.bind_pod_ip needs the kubernetes source (its pod index) in identity.sources")
+			}
 		default:
 			err = fmt.Errorf("unknown source (known: %s, %s, %s, %s, %s, %s, %s)", SourceStatic, SourceKubernetesSidecar,
 				SourceECSSidecar, SourceKubernetes, SourceEC2, SourceKeys, SourceToken)
@@ -175,6 +178,9 @@ func NewResolver(ctx context.Context, cfg IdentityConfig, deps Deps) (*Resolver,
 		} else {
 			r.sources = append(r.sources, s)
 		}
+	}
+	if err := bindTokenPods(r, cfg.Token); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -75,6 +75,7 @@ type EC2Server struct {
 	outage   int // 0 healthy; >0 status for every call; -1 reset every connection
 	failNext []int
 	delay    time.Duration
+	hold     chan struct{} // non-nil: signed calls wait until it is closed
 }
 
 // NewEC2Server starts an EC2 emulator on 127.0.0.1:0.
@@ -176,6 +177,27 @@ func (s *EC2Server) FailNext(statuses ...int) {
 	s.mu.Unlock()
 }
 
+// Hold keeps every signed call from now on waiting, after it is recorded in
+// Calls, until release is called: a test can hold lookups in flight and
+// count them without depending on timing. release is idempotent.
+func (s *EC2Server) Hold() (release func()) {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.hold = ch
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.hold == ch {
+				s.hold = nil
+			}
+			s.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
 // SetDelay delays every response (to test singleflight and timeouts).
 func (s *EC2Server) SetDelay(d time.Duration) {
 	s.mu.Lock()
@@ -272,9 +294,16 @@ func (s *EC2Server) serve(w http.ResponseWriter, r *http.Request) {
 	if len(s.failNext) > 0 {
 		status, s.failNext = s.failNext[0], s.failNext[1:]
 	}
-	delay := s.delay
+	delay, hold := s.delay, s.hold
 	s.mu.Unlock()
 
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {
