@@ -40,6 +40,8 @@ var (
 		"Identities a source's cache holds, by source.", []string{"source"}, nil)
 	descIDRefreshFailures = prometheus.NewDesc("warden_identity_refresh_failures_total",
 		"Background refreshes of a sidecar source's identity that failed (the last good identity is served), by source.", []string{"source"}, nil)
+	descIDLookupsLimited = prometheus.NewDesc("warden_identity_lookups_limited_total",
+		"Lookups of uncached callers a source refused under its lookup_limits (the call got 429), by source.", []string{"source"}, nil)
 	descIDStaleness = prometheus.NewDesc("warden_identity_source_stale_seconds",
 		"How long a watching source has been unable to reach its API (0 while healthy), by source.", []string{"source"}, nil)
 
@@ -57,7 +59,7 @@ var (
 
 func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descIDCacheHits, descIDCacheNegative, descIDCacheLookups, descIDCacheShared,
-		descIDCacheErrors, descIDCacheStale, descIDCacheVerified, descIDCacheInvalidated, descIDRefusals, descIDCacheEntries, descIDRefreshFailures, descIDStaleness,
+		descIDCacheErrors, descIDCacheStale, descIDCacheVerified, descIDCacheInvalidated, descIDRefusals, descIDCacheEntries, descIDRefreshFailures, descIDStaleness, descIDLookupsLimited,
 		descModelHits, descModelMisses, descModelLookups, descModelFailures, descModelStale} {
 		ch <- d
 	}
@@ -86,6 +88,9 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 				for reason, n := range rs.Refusals() {
 					counter(descIDRefusals, n, name, reason)
 				}
+			}
+			if ll, ok := src.(interface{ LookupsLimited() uint64 }); ok {
+				counter(descIDLookupsLimited, ll.LookupsLimited(), name)
 			}
 			if rf, ok := src.(interface{ RefreshFailures() uint64 }); ok {
 				counter(descIDRefreshFailures, rf.RefreshFailures(), name)

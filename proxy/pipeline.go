@@ -183,6 +183,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	conn := connOf(r, c.body)
 	conn.Redirected = v != nil && v.redirected
 	id, err := s.identity.Resolve(r.Context(), conn)
+	if lim := (*authz.LookupLimitedError)(nil); errors.As(err, &lim) {
+		// Not a verdict on the caller: the SDKs retry a throttle.
+		s.fail(w, c, bedrock.Throttling("warden: workload identity not verified yet: %v", err), "identity-lookup-limit")
+		return
+	}
 	if err != nil && !errors.Is(err, authz.ErrNoIdentity) {
 		s.fail(w, c, bedrock.AccessDenied("warden: workload identity could not be verified: %v", err), "identity")
 		return
