@@ -115,8 +115,10 @@ func opActions() []opAction {
 		with(apiRuntime, "ConverseStream", actInvokeStream),
 		same(apiRuntime, "CountTokens"),
 		same(apiRuntime, "GetAsyncInvoke"),
-		// New in the 2026 SDKs; its reference row names no other action, so
-		// the action carries the operation's name like its siblings.
+		// New in the 2026 SDKs; no reference row was at hand, so the action
+		// is assumed to carry the operation's name like its siblings. If AWS
+		// names it otherwise, the endpoint refuses Warden's checks (closed)
+		// and the deny misses that one operation (open): recheck on upgrade.
 		same(apiRuntime, "InvokeGuardrailChecks"),
 		same(apiRuntime, "InvokeModel"),
 		same(apiRuntime, "InvokeModelWithBidirectionalStream"),
@@ -131,6 +133,8 @@ func opActions() []opAction {
 		same(apiAgentRuntime, "EndSession"),
 		same(apiAgentRuntime, "GenerateQuery"),
 		same(apiAgentRuntime, "GetAgentMemory"),
+		// The flow-execution operations are newer than the pinned SDK
+		// (v1.41.0); listed ahead from the API reference's operation list.
 		same(apiAgentRuntime, "GetExecutionFlowSnapshot"),
 		same(apiAgentRuntime, "GetFlowExecution"),
 		same(apiAgentRuntime, "GetInvocationStep"),
