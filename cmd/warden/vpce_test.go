@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -682,4 +685,47 @@ func FuzzCheckPrincipalARN(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestWardenRolePolicyCoversControlPlaneCalls reads the control-plane calls
+// model resolution makes (cl.bedrock.X / cl.agent.X in authz) and checks the
+// role policy grants each, so a new resolver call cannot ship without it.
+func TestWardenRolePolicyCoversControlPlaneCalls(t *testing.T) {
+	files, err := filepath.Glob("../../authz/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]bool{}
+	fset := token.NewFileSet()
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			if client, ok := sel.X.(*ast.SelectorExpr); ok && (client.Sel.Name == "bedrock" || client.Sel.Name == "agent") {
+				calls["bedrock:"+sel.Sel.Name] = true
+			}
+			return true
+		})
+	}
+	if len(calls) < 7 {
+		t.Fatalf("found %d control-plane calls in authz (%v); the test no longer sees them", len(calls), calls)
+	}
+	for c := range calls {
+		if !slices.Contains(controlPlaneReads[:], c) {
+			t.Errorf("authz calls %s; Warden's role policy does not grant it (controlPlaneReads)", c)
+		}
+	}
 }
