@@ -257,8 +257,8 @@ func (s *EC2Source) Resolve(ctx context.Context, c *Conn) (Identity, error) {
 		return Identity{}, fmt.Errorf("%w: %s is in identity.kubernetes.pod_cidrs: its network interface is the node's", ErrNoIdentity, a)
 	}
 	id, err := s.cache.Get(ctx, a.WithZone("").String())
-	if re := (*RefusedError)(nil); errors.As(err, &re) {
-		s.refused.add(re.Reason)
+	if err != nil {
+		s.countRefusal(err)
 	}
 	return id, err
 }
@@ -367,6 +367,12 @@ func (s *EC2Source) verify(ctx context.Context, keys []string, ids []Identity) (
 		}
 	}
 	return ok, nil
+}
+
+func (s *EC2Source) countRefusal(err error) {
+	if re := (*RefusedError)(nil); errors.As(err, &re) {
+		s.refused.add(re.Reason)
+	}
 }
 
 func eniHolds(ni *ec2types.NetworkInterface, a netip.Addr) bool {
