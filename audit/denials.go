@@ -25,7 +25,10 @@ type denials struct {
 
 // denialKey is what repeats share: the client's address (without its port:
 // a flood opens a connection per call), its identity and app, the call and
-// the answer.
+// the answer. For calls no app selected the model and the reason's text
+// are left out: the caller chooses them (an unknown route's reason quotes
+// its path), so they must not let a flood open a window per call; the
+// rule still tells the kinds of denial apart.
 type denialKey struct {
 	app, client, source, op, model, rule, reason, errType string
 	status                                                int
@@ -35,6 +38,9 @@ type denialAgg struct {
 	start time.Time // of the window, opened by a denial written on its own
 	rec   Record    // the first folded call's, bytes summed; set once n > 0
 	n     int       // calls folded in
+	// varied says the folded calls differed in model or reason (callers no
+	// app selected): the record then says so rather than name only one.
+	varied bool
 }
 
 // maxDenialWindows bounds the open windows (and their memory); beyond it a
@@ -54,8 +60,12 @@ func foldable(r *Record) bool {
 }
 
 func keyOf(r *Record) denialKey {
-	return denialKey{app: r.App, client: clientHost(r.Client), source: r.IdentitySource, op: r.Operation, model: r.Model,
-		rule: r.Rule, reason: r.Reason, errType: r.ErrorType, status: r.Status}
+	k := denialKey{app: r.App, client: clientHost(r.Client), source: r.IdentitySource, op: r.Operation,
+		rule: r.Rule, errType: r.ErrorType, status: r.Status}
+	if r.App != "" {
+		k.model, k.reason = r.Model, r.Reason
+	}
+	return k
 }
 
 // clientHost is a client address without its port.
@@ -111,6 +121,9 @@ func (e *denialAgg) fold(r *Record) {
 		e.rec = *r
 		e.rec.pending = nil
 	} else {
+		if e.rec.Model != r.Model || e.rec.Reason != r.Reason {
+			e.varied = true
+		}
 		e.rec.BytesIn += r.BytesIn
 		e.rec.BytesOut += r.BytesOut
 		// A hash stands for every call only if they all had it.
@@ -172,6 +185,9 @@ func (p *Pipeline) writeAggregate(e *denialAgg) {
 	if e.n > 1 {
 		r.Count = e.n
 		r.Client = clientHost(r.Client)
+	}
+	if e.varied {
+		r.Reason = "(reasons and models vary; the first call's) " + r.Reason
 	}
 	if err := p.write(&r, roomNew); err != nil {
 		p.lose(&r, err)

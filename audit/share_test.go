@@ -193,7 +193,8 @@ func TestShareBoundsAndRelease(t *testing.T) {
 
 // Repeated denials of one client (any port) for one reason become one
 // record on its own and one with a count; the report and the verifier
-// count the calls.
+// count the calls. For callers no app selects, the reason's text and the
+// model (theirs to choose) do not split windows; for an app they do.
 func TestDenialsAggregatePerClientAndReason(t *testing.T) {
 	sink := newMemSink()
 	o := testOptions(t.TempDir(), sink)
@@ -205,12 +206,25 @@ func TestDenialsAggregatePerClientAndReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	const per = 50
-	clients, reasons := []string{"10.0.0.1", "10.0.0.2", "[fd00::1]"}, []string{"unknown operation", "no app selects this caller"}
+	clients := []string{"10.0.0.1", "10.0.0.2", "[fd00::1]"}
+	kinds := []struct {
+		app, rule, model string
+		reason           func(i int) string
+	}{
+		{"", "route", "", func(i int) string { return fmt.Sprintf("unknown operation: POST /p-%d", i) }},
+		{"", "identity", "", func(i int) string { return "workload identity could not be verified" }},
+		{"app", "apps[0].allow.models", "m1", func(int) string { return "model m1 is not allowed" }},
+		{"app", "apps[0].allow.models", "m2", func(int) string { return "model m2 is not allowed" }},
+	}
 	n := 0
 	for i := range per {
 		for _, c := range clients {
-			for _, why := range reasons {
-				r := denial(n, fmt.Sprintf("%s:%d", c, 2000+i), why)
+			for _, k := range kinds {
+				r := denial(n, fmt.Sprintf("%s:%d", c, 2000+i), k.reason(i))
+				r.App, r.Rule, r.Model = k.app, k.rule, k.model
+				if k.rule == "route" {
+					r.Model = fmt.Sprintf("caller-chosen-%d", i)
+				}
 				if i == per-1 {
 					r.ResponseSHA256 = "other" // a hash differing in one call stands for none
 				}
@@ -223,14 +237,14 @@ func TestDenialsAggregatePerClientAndReason(t *testing.T) {
 	allowed := callRecord(1)
 	p.Begin(allowed)
 	p.Write(allowed)
-	guarded := denial(n, "10.0.0.1:9", reasons[0])
+	guarded := denial(n, "10.0.0.1:9", "blocked")
 	guarded.Findings = []Finding{{Guard: "g", Detector: "pii", Type: "EMAIL", Count: 1, Action: "block"}}
 	p.Write(guarded)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
 	lines, _ := sink.snapshot()
-	type key struct{ client, reason string }
+	type key struct{ client, rule, model string }
 	got := map[key][]Record{}
 	rb := NewReportBuilder(ReportOptions{})
 	v := NewVerifier(VerifyOptions{Keys: []string{p.PublicKey()}})
@@ -245,11 +259,15 @@ func TestDenialsAggregatePerClientAndReason(t *testing.T) {
 			t.Fatal(err)
 		}
 		if r.Decision == "deny" && len(r.Findings) == 0 {
-			got[key{clientHost(r.Client), r.Reason}] = append(got[key{clientHost(r.Client), r.Reason}], r)
+			k := key{clientHost(r.Client), r.Rule, r.Model}
+			if r.App == "" {
+				k.model = ""
+			}
+			got[k] = append(got[k], r)
 		}
 	}
-	if len(got) != len(clients)*len(reasons) {
-		t.Fatalf("%d (client, reason) pairs recorded, want %d", len(got), len(clients)*len(reasons))
+	if len(got) != len(clients)*len(kinds) {
+		t.Fatalf("%d (client, kind) pairs recorded, want %d", len(got), len(clients)*len(kinds))
 	}
 	for k, rs := range got {
 		if len(rs) != 2 || rs[0].Count != 0 || rs[1].Count != per-1 {
@@ -264,19 +282,26 @@ func TestDenialsAggregatePerClientAndReason(t *testing.T) {
 		if rs[0].Client == agg.Client || rs[0].ResponseSHA256 != "ab12" {
 			t.Errorf("%v: the window's first call is not recorded as it was: %+v", k, rs[0])
 		}
+		if varied := strings.HasPrefix(agg.Reason, "(reasons and models vary"); varied != (k.rule == "route") {
+			t.Errorf("%v: aggregated reason %q", k, agg.Reason)
+		}
 	}
 	if n := metricSum(t, reg, "warden_audit_denials_aggregated_total"); n != len(got)*(per-1) {
 		t.Errorf("aggregated: %d, want %d", n, len(got)*(per-1))
 	}
-	calls := len(clients)*len(reasons)*per + 2
+	calls := len(clients)*len(kinds)*per + 2
 	rep := rb.Report()
 	if rep.Calls != calls || rep.Records != 2*len(got)+2 {
 		t.Errorf("report: %d calls in %d records, want %d in %d", rep.Calls, rep.Records, calls, 2*len(got)+2)
 	}
-	if len(rep.Apps) != 2 || rep.Apps[0].App != "" || rep.Apps[0].Denied != calls-1 || rep.Apps[0].Calls != calls-1 {
+	if len(rep.Apps) != 2 || rep.Apps[0].App != "" || rep.Apps[0].Denied != calls/2 || rep.Apps[1].Calls != calls/2 || rep.Apps[1].Denied != calls/2-1 {
 		t.Errorf("report apps: %+v", rep.Apps)
 	}
-	if len(rep.Reasons) == 0 || rep.Reasons[0].Calls != len(clients)*per+1 {
+	found := false
+	for _, rc := range rep.Reasons {
+		found = found || rc.Reason == "workload identity could not be verified" && rc.Calls == len(clients)*per
+	}
+	if !found {
 		t.Errorf("report reasons: %+v", rep.Reasons)
 	}
 	var text strings.Builder

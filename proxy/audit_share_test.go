@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -47,10 +48,21 @@ func TestDenialFloodDoesNotStarveApps(t *testing.T) {
 	policy := strings.ReplaceAll(basePolicy, "${UPSTREAM}", emu.URL)
 	e.start(t, strings.ReplaceAll(policy, "${CONTROL_PLANE}", e.cp.URL), "", nil)
 	c := e.client(t, nil)
-	hc := &http.Client{Timeout: 30 * time.Second}
-	deny := func(path string) {
+	// Each flooding source is its own loopback address (127.0.0.0/8 is all
+	// loopback): repeats of one source fold into one record per second, so
+	// it takes many sources to fill a share.
+	clients := map[int]*http.Client{}
+	source := func(n int) *http.Client {
+		if clients[n] == nil {
+			d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(n/250), byte(2+n%250))}}
+			clients[n] = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+			t.Cleanup(clients[n].CloseIdleConnections)
+		}
+		return clients[n]
+	}
+	deny := func(from int, path string) {
 		t.Helper()
-		resp, err := hc.Post(e.endpoint+path, "application/json", strings.NewReader(`{}`))
+		resp, err := source(from).Post(e.endpoint+path, "application/json", strings.NewReader(`{}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,14 +76,14 @@ func TestDenialFloodDoesNotStarveApps(t *testing.T) {
 	pad := strings.Repeat("x", 100)
 	denied, allowed := 0, 0
 	for round := range rounds {
-		// Unknown routes: no app selects them. Every path is its own
-		// reason (nothing to fold), and one path repeats (folded).
+		// Unknown routes: no app selects them. Many sources, and one
+		// source repeating itself (folded).
 		for i := range distinct {
-			deny(fmt.Sprintf("/flood-%d-%d/%s", round, i, pad))
+			deny(i, fmt.Sprintf("/flood-%d-%d/%s", round, i, pad))
 			denied++
 		}
-		for range same {
-			deny("/flood-same/" + pad)
+		for i := range same {
+			deny(distinct, fmt.Sprintf("/flood-same-%d/%s", i, pad))
 			denied++
 		}
 		for i := range appCalls {
@@ -111,13 +123,20 @@ func TestDenialFloodDoesNotStarveApps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dropped := 0
-	for _, mf := range mfs {
-		if mf.GetName() == "warden_audit_dropped_total" {
-			for _, m := range mf.GetMetric() {
-				dropped += int(m.GetCounter().GetValue())
+	metric := func(name string) int {
+		sum := 0
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				for _, m := range mf.GetMetric() {
+					sum += int(m.GetCounter().GetValue())
+				}
 			}
 		}
+		return sum
+	}
+	dropped, folded := metric("warden_audit_dropped_total"), metric("warden_audit_denials_aggregated_total")
+	if dropped == 0 || folded == 0 {
+		t.Errorf("%d denied calls counted as dropped and %d folded: want both (the flood outgrows its share; one source repeats itself)", dropped, folded)
 	}
 	if calls["chatbot-prod"] != allowed {
 		t.Errorf("%d app calls recorded, want %d", calls["chatbot-prod"], allowed)
