@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -218,6 +219,7 @@ func (p *Pipeline) initMetrics() {
 		for _, c := range []prometheus.Collector{p.m.appended, p.m.dropped, p.m.refused, p.m.shareRefused, p.m.aggregated, p.m.batches, p.m.delivered,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "warden_audit_spool_bytes", Help: "Size of the live audit spool segments."},
 				func() float64 { return float64(p.sp.usedBytes()) }),
+			shareCollector{p},
 			// An anchor outside the sink: a monitoring system that keeps
 			// this series can tell `warden audit verify --min-seq` how far
 			// each chain reached, which catches a tail cut at a checkpoint.
@@ -346,6 +348,32 @@ func (p *Pipeline) lose(r *Record, err error) {
 type share struct {
 	name    string
 	counted bool
+}
+
+// shareCollector reports the bytes each share holds and its bound.
+type shareCollector struct{ p *Pipeline }
+
+var (
+	shareHeldDesc = prometheus.NewDesc("warden_audit_share_bytes",
+		"Bytes of audit lines a caller group (an app, or unidentified) holds in the spool that some sink has not taken yet.", []string{"share"}, nil)
+	shareLimitDesc = prometheus.NewDesc("warden_audit_share_limit_bytes",
+		"The bound on warden_audit_share_bytes beyond which the group's new calls are refused (audit.spool.share).", []string{"share"}, nil)
+)
+
+func (c shareCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- shareHeldDesc
+	ch <- shareLimitDesc
+}
+
+func (c shareCollector) Collect(ch chan<- prometheus.Metric) {
+	sp := c.p.sp
+	sp.mu.Lock()
+	names, held := slices.Clone(sp.shareNames), slices.Clone(sp.held)
+	sp.mu.Unlock()
+	for i, name := range names {
+		ch <- prometheus.MustNewConstMetric(shareHeldDesc, prometheus.GaugeValue, float64(held[i]), shareLabel(name))
+		ch <- prometheus.MustNewConstMetric(shareLimitDesc, prometheus.GaugeValue, float64(c.p.shareLimit(name)), shareLabel(name))
+	}
 }
 
 // shareLabel names a share in metrics.

@@ -155,6 +155,21 @@ func TestShareBoundsAndRelease(t *testing.T) {
 			if held := p.sp.heldBy(""); held > limit {
 				t.Errorf("the share holds %d bytes, over its bound of %d", held, limit)
 			}
+			gauges := map[string]float64{}
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mf := range mfs {
+				for _, m := range mf.GetMetric() {
+					if l := m.GetLabel(); len(l) == 1 && l[0].GetValue() == "unidentified" && m.GetGauge() != nil {
+						gauges[mf.GetName()] = m.GetGauge().GetValue()
+					}
+				}
+			}
+			if gauges["warden_audit_share_bytes"] != float64(p.sp.heldBy("")) || gauges["warden_audit_share_limit_bytes"] != float64(limit) {
+				t.Errorf("share gauges %v, want %d held of %d", gauges, p.sp.heldBy(""), limit)
+			}
 			for i := range 50 { // another share still has room
 				r := callRecord(10000 + i)
 				if err := p.Begin(r); err != nil || r.pending == nil {
