@@ -234,7 +234,7 @@ func (s *EC2Source) LookupsLimited() uint64 { return s.limiter.Limited() }
 
 // Refusals returns how many calls the source refused, by reason (for
 // metrics).
-func (s *EC2Source) Refusals() map[string]uint64 { return s.refused.snapshot() }
+func (s *EC2Source) Refusals() map[string]uint64 { return s.refused.snapshot(RefusedShared) }
 
 // Name implements Source.
 func (s *EC2Source) Name() string { return SourceEC2 }

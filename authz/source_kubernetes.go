@@ -330,7 +330,9 @@ func (s *KubernetesSource) Resolve(_ context.Context, c *Conn) (Identity, error)
 
 // Refusals returns how many calls the source refused, by reason (for
 // metrics).
-func (s *KubernetesSource) Refusals() map[string]uint64 { return s.refused.snapshot() }
+func (s *KubernetesSource) Refusals() map[string]uint64 {
+	return s.refused.snapshot(RefusedNoPod, RefusedReused, RefusedShared, RefusedHostNetwork)
+}
 
 // lookup returns the identity for ip, or a Refused* code and why there is
 // none.

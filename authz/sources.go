@@ -69,11 +69,14 @@ func (c *refusalCounts) add(reason string) {
 	}
 }
 
-// snapshot returns the counts by reason (every reason, zeros included).
-func (c *refusalCounts) snapshot() map[string]uint64 {
-	out := make(map[string]uint64, len(refusalReasons))
-	for i, r := range refusalReasons {
-		out[r] = c[i].Load()
+// snapshot returns the counts of the reasons a source can give, zeros
+// included (so each series exists from the start).
+func (c *refusalCounts) snapshot(reasons ...string) map[string]uint64 {
+	out := make(map[string]uint64, len(reasons))
+	for _, r := range reasons {
+		if i := slices.Index(refusalReasons[:], r); i >= 0 {
+			out[r] = c[i].Load()
+		}
 	}
 	return out
 }
