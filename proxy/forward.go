@@ -108,8 +108,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	hw.release()
 	s.recordUsage(c, u, ok)
-	if err != nil && hw.werr != nil {
-		c.rec.ErrorType = clientWriteError(ctx) // the client stopped reading, or left
+	if err != nil && (hw.werr != nil || ctx.Err() != nil) {
+		// The client stopped reading, or left: an abandoned answer.
+		c.rec.Status, c.rec.ErrorType = 499, clientWriteError(ctx)
 		return
 	}
 	if err != nil && ctx.Err() == nil {
@@ -278,7 +279,11 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 					return
 				}
 			}
-			if err != io.EOF && c.rec.ErrorType == "" && resp.Request.Context().Err() == nil {
+			if err != io.EOF && c.rec.ErrorType == "" && ctx.Err() != nil {
+				// The client hung up mid-stream: an abandoned answer, not a delivered one.
+				c.rec.Status, c.rec.ErrorType = 499, clientWriteError(ctx)
+			}
+			if err != io.EOF && c.rec.ErrorType == "" && ctx.Err() == nil {
 				e := bedrock.InternalServer("warden: the upstream event stream failed: %v", describeStreamErr(err))
 				c.rec.ErrorType = e.Type
 				c.rec.Status = 500

@@ -626,3 +626,25 @@ func TestStreamIdleTimeout(t *testing.T) {
 		t.Errorf("record of the cut stream: rule %q error_type %q, want upstream.stream_idle_timeout / ModelStreamErrorException", r.Rule, r.ErrorType)
 	}
 }
+
+// A client that hangs up mid-stream leaves a record that says so (status
+// 499, ClientClosedRequest), not a delivered 200 (the soak found 17,747
+// such records).
+func TestHungUpStreamIsRecorded(t *testing.T) {
+	e := startLimitsEnv(t, "", "", nil)
+	gate := make(chan struct{})
+	defer close(gate)
+	e.emu.Inject(bedrocktest.Fault{Op: "ConverseStream", Gate: gate})
+	ctx, cancel := context.WithCancel(context.Background())
+	out, err := e.client(t, nil).ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{ModelId: aws.String(haiku), Messages: userMsg("hi")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-out.GetStream().Events() // the first event arrived
+	cancel()
+	out.GetStream().Close()
+	r := e.audit.wait(t, 1)[0]
+	if r.Status != 499 || r.ErrorType != "ClientClosedRequest" {
+		t.Errorf("record of a stream whose client hung up: status %d error_type %q, want 499 ClientClosedRequest", r.Status, r.ErrorType)
+	}
+}
