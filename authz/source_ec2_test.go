@@ -268,7 +268,9 @@ func BenchmarkEC2SourceWarm(b *testing.B) {
 	src.trusted, _ = ParseTrustedNets([]string{"10.0.0.0/8"})
 	// As configured by default: answers re-verified (here: never due).
 	src.cache = NewVerifiedIdentityCache(func(context.Context, string) (Identity, error) { return idFor("a"), nil },
-		func(_ context.Context, keys []string, _ []Identity) ([]bool, error) { return make([]bool, len(keys)), nil },
+		func(_ context.Context, keys []string, _ []Identity) ([]bool, error) {
+			return make([]bool, len(keys)), nil
+		},
 		CacheOptions{VerifyAfter: time.Hour, TTL: 2 * time.Hour})
 	c := ec2ConnFrom("10.0.1.10")
 	ctx := context.Background()
