@@ -29,6 +29,7 @@ const (
 	causeSink         = "sink"
 	causeOther        = "other"
 	disconnectNoEvent = "the stream ended before its first event"
+	hangupRecord      = "499 ClientClosedRequest" // how the sink tallies a hung-up call's record
 )
 
 var kinds = []struct {

@@ -119,6 +119,7 @@ type Report struct {
 	// before the resources settle); DeliverErr says why not.
 	DeliverErr   string
 	Hashes       map[string]string // policy name → hash
+	Hangups      int64             // hang-ups by design, warm-up included (each should be audited as one)
 	WardenErrors int64             // error-level log lines from Warden
 	WardenWarns  int64
 }
@@ -175,6 +176,11 @@ func (r *Report) Problems() []string {
 				p = append(p, fmt.Sprintf("no audit record names policy %s (%s)", name, r.Hashes[name]))
 			}
 		}
+	}
+	// A hang-up lands mid-stream (the emulator paces its events), so its
+	// record must say the client left, not that the answer was delivered.
+	if rec := r.Sink.ErrorTypes[hangupRecord]; rec < r.Hangups*9/10 {
+		p = append(p, fmt.Sprintf("only %d of %d hang-ups are audited as %q", rec, r.Hangups, hangupRecord))
 	}
 	if !r.Settled {
 		p = append(p, fmt.Sprintf("resources did not return to baseline within %s: goroutines %d (limit %d), fds %d (limit %d), heap %.1f MB (limit %.1f MB)",
@@ -474,6 +480,7 @@ func Soak(ctx context.Context, o Options, w io.Writer) (*Report, error) {
 	if err := e.sink.waitRecords(c.calls.Load(), time.Now().Add(time.Minute)); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
+	warmHangups := c.snapshot().failedTotal(causeDisconnect)
 	e.closeIdle()
 	time.Sleep(3 * time.Second) // past the emulator's and sink's idle timeouts
 	e.resetEmulator()
@@ -603,6 +610,7 @@ func Soak(ctx context.Context, o Options, w io.Writer) (*Report, error) {
 		e.closeIdle()
 	}
 	rep.Calls = c.snapshot()
+	rep.Hangups = warmHangups + rep.Calls.failedTotal(causeDisconnect)
 	rep.Sink = e.sink.stats()
 	rep.WardenErrors, rep.WardenWarns = e.errs.Load(), e.warns.Load()
 	if rep.Settled {
@@ -636,7 +644,7 @@ func printSummary(w io.Writer, r *Report) {
 		ets = append(ets, fmt.Sprintf("%s: %d", et, n))
 	}
 	slices.Sort(ets)
-	fmt.Fprintf(w, "  audit records by status and error type: %s (the clients hung up %d times)\n", strings.Join(ets, ", "), r.Calls.failedTotal(causeDisconnect))
+	fmt.Fprintf(w, "  audit records by status and error type: %s (the clients hung up %d times, warm-up included)\n", strings.Join(ets, ", "), r.Hangups)
 	fmt.Fprintf(w, "  Warden logged %d errors and %d warnings (rejected reloads and sink retries are expected ones)\n", r.WardenErrors, r.WardenWarns)
 	fmt.Fprintf(w, "  peak under load: rss %.1f MB, heap after GC %.1f MB, %d goroutines, %d fds\n", mb(r.Peak.RSS), mb(r.Peak.Heap), r.Peak.Goroutines, r.Peak.FDs)
 	fmt.Fprintf(w, "  baseline: heap %.1f MB, %d goroutines, %d fds; after the load (%s to settle): heap %.1f MB, %d goroutines, %d fds, rss %.1f MB\n",
