@@ -378,3 +378,65 @@ func TestKeyCandidate(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaKeysDocumented is the other direction: every key of the schema
+// is named somewhere in the docs, as its path in a code span or by its own
+// name (in a table row, a YAML example or prose), so a new key cannot ship
+// undocumented.
+func TestSchemaKeysDocumented(t *testing.T) {
+	root := repoRoot(t)
+	s, top := loadSchema(t, root)
+	var all strings.Builder
+	for _, file := range docFiles(t, root) {
+		b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Write(b)
+		all.WriteByte('\n')
+	}
+	text := all.String()
+	var keys []string
+	s.walkKeys(top, "", 0, func(key, leaf string) {
+		keys = append(keys, key)
+		if strings.Contains(text, "`"+key) {
+			return
+		}
+		if !regexp.MustCompile(`\b` + regexp.QuoteMeta(leaf) + `\b`).MatchString(text) {
+			t.Errorf("config key %s (deploy/warden.schema.json) is not named in README.md, docs/*.md or deploy/README.md", key)
+		}
+	})
+	if len(keys) < 100 {
+		t.Errorf("only %d keys walked in the schema: is the walk still following $ref?", len(keys))
+	}
+}
+
+// walkKeys calls fn for every property path under n (maps and arrays
+// stepped into as NAME and []).
+func (s *schema) walkKeys(n *schemaNode, prefix string, depth int, fn func(key, leaf string)) {
+	n = s.resolve(n)
+	if n == nil || depth > 10 {
+		return
+	}
+	if n.Items != nil {
+		s.walkKeys(n.Items, prefix+"[]", depth+1, fn)
+		return
+	}
+	if v := s.mapValue(n); v != nil {
+		s.walkKeys(v, prefix+".NAME", depth+1, fn)
+		return
+	}
+	props := make([]string, 0, len(n.Properties))
+	for k := range n.Properties {
+		props = append(props, k)
+	}
+	sort.Strings(props)
+	for _, k := range props {
+		key := k
+		if prefix != "" {
+			key = prefix + "." + k
+		}
+		fn(key, k)
+		s.walkKeys(n.Properties[k], key, depth+1, fn)
+	}
+}
