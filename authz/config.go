@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -178,8 +179,10 @@ func LoadConfig(path string) (*Config, error) {
 	return cfg, nil
 }
 
-// ParseConfig decodes YAML strictly (unknown keys are errors with line
-// numbers), applies defaults and validates.
+// ParseConfig decodes YAML strictly (unknown keys are errors), applies
+// defaults and validates. Every problem is reported at once, as a
+// *ConfigError that names config keys and knows each one's position;
+// validation is skipped only when a value could not be decoded at all.
 func ParseConfig(data []byte) (*Config, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -189,19 +192,38 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 		return nil, err
 	}
-	var cfg Config
-	strict := yaml.NewDecoder(bytes.NewReader(data))
-	strict.KnownFields(true)
-	if err := strict.Decode(&cfg); err != nil {
-		return nil, err
-	}
 	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
 		return nil, errors.New("configuration must be a single YAML document")
 	}
-	recordAppLines(&root, cfg.Apps, cfg.Deny)
-	cfg.applyDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+	shape := &shapeChecker{}
+	shape.check(&root, reflect.TypeFor[Config](), "")
+	var cfg Config
+	if err := root.Decode(&cfg); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, err
+		}
+		// What the shape check did not say (duplicate keys, …) in yaml's
+		// words; its own findings replace yaml's, which name Go types.
+		for _, msg := range te.Errors {
+			if shape.badValue && strings.Contains(msg, "cannot unmarshal") {
+				continue
+			}
+			p := positionProblems(&root, errors.New(msg))
+			shape.problems = append(shape.problems, p...)
+			shape.badValue = true
+		}
+	}
+	problems := shape.problems
+	if !shape.badValue {
+		recordAppLines(&root, cfg.Apps, cfg.Deny)
+		cfg.applyDefaults()
+		if err := cfg.Validate(); err != nil {
+			problems = append(problems, positionProblems(&root, err)...)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &ConfigError{Problems: problems}
 	}
 	return &cfg, nil
 }

@@ -3,6 +3,7 @@ package authz
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -110,6 +111,10 @@ var (
 func Diagnostics(file string, data []byte, err error) []string {
 	if err == nil {
 		return nil
+	}
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		return ce.diagnostics(file)
 	}
 	var root yaml.Node
 	if yaml.Unmarshal(data, &root) != nil {

@@ -65,8 +65,8 @@ func TestRestartKeys(t *testing.T) {
 
 func TestDiagnosticsPositions(t *testing.T) {
 	for _, tc := range []struct{ name, file, want string }{
-		{"unknown key", strings.Replace(reloadBase, "    allow_weak_identity: true", "    allow_weak_identity: true\n    colour: blue", 1), "w.yaml:7:5: field colour not found in type authz.AppConfig"},
-		{"bad type", strings.Replace(reloadBase, "version: 1", "version: one", 1), "w.yaml:2:10: cannot unmarshal !!str `one` into int"},
+		{"unknown key", strings.Replace(reloadBase, "    allow_weak_identity: true", "    allow_weak_identity: true\n    colour: blue", 1), "w.yaml:7:5: apps[0].colour: unknown key (known: allow, allow_weak_identity, "},
+		{"bad type", strings.Replace(reloadBase, "version: 1", "version: one", 1), "w.yaml:2:10: version: `one` is not an integer"},
 		{"validation", strings.Replace(reloadBase, "operations: [Converse]", "operations: [Conversation]", 1), "w.yaml:5:5: apps[0] (a): allow.operations: unknown operation \"Conversation\""},
 		{"syntax", reloadBase + "  - name: [\n", "w.yaml:9: "},
 		{"deny rule", reloadBase + "deny:\n  - name: x\n", "w.yaml:10:5: deny[0] (x): "},

@@ -240,7 +240,7 @@ func TestReloadRejectsInvalidKeepsLastGood(t *testing.T) {
 
 	d.write(t, strings.Replace(e.policy(`"amazon.nova-*"`), "operations: [Converse]", "operations: [Converse]\n      colour: blue", 1))
 	r := e.next(t)
-	if r.Err == nil || r.Hash != h0 || len(r.Errors) != 1 || !strings.HasPrefix(r.Errors[0], d.path()+":16:7: field colour not found") {
+	if r.Err == nil || r.Hash != h0 || len(r.Errors) != 1 || !strings.HasPrefix(r.Errors[0], d.path()+":16:7: apps[0].allow.colour: unknown key") {
 		t.Fatalf("invalid file: %+v", r)
 	}
 	_, metrics = e.get(t, "/metrics")

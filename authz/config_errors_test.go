@@ -1,0 +1,64 @@
+package authz
+
+import (
+	"strings"
+	"testing"
+)
+
+// Config problems name config keys, never Go types, come all in one pass,
+// and each carries the position of the key it is about.
+func TestConfigErrorDiagnostics(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string // Diagnostics, in order
+	}{
+		{"unknown key names the path and the known keys",
+			"version: 1\nlisten:\n  endpoint: 127.0.0.1:8480\n  admn: 127.0.0.1:9\n",
+			[]string{"c.yaml:4:3: listen.admn: unknown key (known: admin, endpoint, proxy, proxy_protocol, tls, transparent)"}},
+		{"unknown key inside a list item",
+			minimal + "audit:\n  sinks:\n    - file: {path: /a, colour: red}\n",
+			[]string{"c.yaml:13:24: audit.sinks[0].file.colour: unknown key (known: max_bytes, max_files, path)"}},
+		{"wrong kind of value names the key and the wanted kind",
+			strings.Replace(minimal, "version: 1", "version: one", 1) + "limits: {header_timeout: soon, max_connections: [1]}\n",
+			[]string{"c.yaml:2:10: version: `one` is not an integer",
+				"c.yaml:11:26: limits.header_timeout: `soon` is not a duration (e.g. 30s, 5m, 1h30m)",
+				"c.yaml:11:49: limits.max_connections: want an integer, got a list"}},
+		{"unknown keys and validation problems in one pass",
+			strings.Replace(minimal, "sources: [static]", `sources: [statik]`, 1) + "audit:\n  sinks:\n    - s3: {prefix: x}\n  colour: red\n",
+			[]string{"c.yaml:14:3: audit.colour: unknown key",
+				`c.yaml:5:22: identity.sources: "statik": unknown source`,
+				"c.yaml:13:7: audit.sinks[0].s3.bucket is required"}},
+		{"a missing key points at its section",
+			"version: 1\nlisten: {endpoint: 127.0.0.1:8480, tls: {cert_file: /c}}\n",
+			[]string{"c.yaml:2:36: listen.tls: cert_file and key_file are both required"}},
+		{"a quoted value after the key path points at that list item",
+			strings.Replace(minimal, "sources: [static]", "sources: [static, token], token: {header: x-tok}", 1),
+			[]string{`c.yaml:5:30: identity.sources: "token": token.audience is required`}},
+		{"a missing top-level key points at the file's start",
+			"listen: {endpoint: 127.0.0.1:8480}\n",
+			[]string{"c.yaml:1:1: version: must be 1, got 0"}},
+		{"per-app problems keep the app's position",
+			strings.Replace(minimal, "[Converse]", "[Converze]", 1),
+			[]string{`c.yaml:7:5: apps[0] (a): allow.operations: unknown operation "Converze"`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.yaml))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			got := Diagnostics("c.yaml", []byte(tc.yaml), err)
+			if len(got) != len(tc.want) {
+				t.Fatalf("Diagnostics =\n%s\nwant %d problems:\n%s", strings.Join(got, "\n"), len(tc.want), strings.Join(tc.want, "\n"))
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], tc.want[i]) {
+					t.Errorf("problem %d = %q, want it to start with %q", i, got[i], tc.want[i])
+				}
+				if strings.Contains(got[i], "authz.") || strings.Contains(got[i], "not found in type") {
+					t.Errorf("problem %d names a Go type: %q", i, got[i])
+				}
+			}
+		})
+	}
+}
