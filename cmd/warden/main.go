@@ -14,10 +14,6 @@ const usage = `warden — per-application control over Amazon Bedrock
 
 usage:
   warden serve --config FILE        run the proxy
-  warden demo                       run Warden with an example policy in front of a local
-                                    Bedrock emulator and drive it with the AWS SDK
-  warden bench [flags]              measure Warden against a direct call and a bare reverse proxy
-  warden bench-proxy [flags]        measure forward-proxy mode against a bare goproxy MITM
   warden policy validate --config FILE
                                     check a configuration file and exit
   warden keys issue|genmaster|inspect  Warden-issued SigV4 keys (warden keys help)
@@ -45,12 +41,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = cmdServe(ctx, args[1:], stdout, stderr)
-	case "demo":
-		err = cmdDemo(ctx, args[1:], stdout, stderr)
-	case "bench":
-		err = cmdBench(ctx, args[1:], stdout, stderr)
-	case "bench-proxy":
-		err = cmdBenchProxy(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
 		err = cmdHealthcheck(ctx, args[1:], stdout, stderr)
 	case "policy":

@@ -20,31 +20,6 @@ import (
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
 )
 
-// The demo runs end to end offline and shows every kind of decision.
-func TestDemo(t *testing.T) {
-	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"demo"}, &out, &errOut); code != 0 {
-		t.Fatalf("demo exited %d: %s\n%s", code, errOut.String(), out.String())
-	}
-	s := out.String()
-	if got := strings.Count(s, "\nALLOW "); got != 4 {
-		t.Errorf("%d ALLOW lines, want 4:\n%s", got, s)
-	}
-	if got := strings.Count(s, "\nDENY "); got != 3 {
-		t.Errorf("%d DENY lines, want 3:\n%s", got, s)
-	}
-	if got := strings.Count(s, `audit {"v":2`); got != 7 {
-		t.Errorf("%d audit lines, want 7", got)
-	}
-	for _, want := range []string{"no app matches", "model not in allow.models", "operation not in allow.operations",
-		"via HTTPS_PROXY (intercepted, re-signed)", `"protocol":"HTTP/2.0"`, "REFUSE CONNECT sts.us-east-1.amazonaws.com:443",
-		"received 4 calls, 4 of them signed by Warden's key"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("demo output lacks %q", want)
-		}
-	}
-}
-
 // serve runs from a config file, answers on the endpoint and admin
 // listeners, writes audit records to the configured file (0600), and shuts
 // down cleanly when its context ends.

@@ -22,7 +22,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/authz"
@@ -43,7 +42,7 @@ const (
 // example policy in front of it, and the real Go SDK driving allowed and
 // denied calls through Warden.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs := flag.NewFlagSet("warden-demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	showPolicy := fs.Bool("policy", false, "print the example policy and exit")
 	if err := fs.Parse(args); err != nil {
@@ -81,10 +80,17 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("example policy: %w", err)
 	}
-	// Audit lines are collected and printed under the call they describe.
+	// Audit records go through the production pipeline (an in-memory spool,
+	// the hash chain) to a sink that collects the lines, printed under the
+	// call they describe.
 	records := make(chan struct{}, 16)
 	auditBuf := &lockedBuffer{}
-	aw := &notifyingWriter{Writer: audit.NewZapWriter(zapcore.AddSync(auditBuf)), done: records}
+	aw, err := audit.Open(ctx, audit.Options{Instance: "demo", Sinks: []audit.Sink{&demoSink{w: auditBuf, done: records}},
+		BatchWait: 10 * time.Millisecond})
+	if err != nil {
+		return fmt.Errorf("audit pipeline: %w", err)
+	}
+	defer aw.Close()
 	warden, stopWarden, err := startDemoWarden(ctx, cfg, aw)
 	if err != nil {
 		return err
@@ -269,20 +275,33 @@ func (l *lockedBuffer) take() string {
 	return s
 }
 
-// notifyingWriter tells the demo when a record has been written, so output
-// stays in call order.
-type notifyingWriter struct {
-	audit.Writer
+// demoSink collects the call records the pipeline delivers (checkpoints
+// are left out) and tells the demo when one has arrived, so output stays in
+// call order.
+type demoSink struct {
+	w    io.Writer
 	done chan struct{}
 }
 
-func (n *notifyingWriter) Write(r *audit.Record) {
-	n.Writer.Write(r)
-	select {
-	case n.done <- struct{}{}:
-	default:
+func (s *demoSink) Name() string { return "demo" }
+
+func (s *demoSink) Write(_ context.Context, batch []audit.Entry) error {
+	for _, e := range batch {
+		if _, err := audit.DecodeRecord(e.Line); err != nil {
+			continue // a checkpoint
+		}
+		if _, err := fmt.Fprintf(s.w, "%s\n", e.Line); err != nil {
+			return err
+		}
+		select {
+		case s.done <- struct{}{}:
+		default:
+		}
 	}
+	return nil
 }
+
+func (s *demoSink) Close() error { return nil }
 
 // startDemoWarden runs one Warden on free loopback ports: the endpoint
 // listener, and the forward proxy when the config names one.

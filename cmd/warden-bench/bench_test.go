@@ -78,3 +78,26 @@ func TestBenchFlags(t *testing.T) {
 		t.Error("stray argument accepted")
 	}
 }
+
+// The command routes to the endpoint bench by default and to the forward-
+// proxy bench with "proxy"; errors name which, help exits 0.
+func TestRunCommands(t *testing.T) {
+	for _, c := range []struct {
+		args       []string
+		code       int
+		out, inErr string
+	}{
+		{[]string{"help"}, 0, "warden-bench proxy [flags]", ""},
+		{[]string{"-h"}, 0, "", "-stream-requests"},
+		{[]string{"proxy", "-h"}, 0, "", "-handshakes"},
+		{[]string{"--runs", "0"}, 1, "", "warden-bench: --runs"},
+		{[]string{"proxy", "--proto", "h3"}, 1, "", `warden-bench proxy: --proto "h3"`},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), c.args, &stdout, &stderr)
+		if code != c.code || !strings.Contains(stdout.String(), c.out) || !strings.Contains(stderr.String(), c.inErr) {
+			t.Errorf("run %q: exit %d, want %d; stdout %q (want %q), stderr %q (want %q)",
+				c.args, code, c.code, stdout.String(), c.out, stderr.String(), c.inErr)
+		}
+	}
+}

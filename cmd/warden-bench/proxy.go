@@ -1,6 +1,6 @@
 package main
 
-// warden bench-proxy: forward-proxy mode (issue 4) measured against a bare
+// warden-bench proxy: forward-proxy mode (issue 4) measured against a bare
 // goproxy MITM with no policy, against endpoint mode, and against a direct
 // call, in one process and one run; plus what interception costs per new
 // connection (CONNECT + full TLS handshake with a warm leaf cache, against the
@@ -31,8 +31,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -45,6 +43,7 @@ import (
 
 	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/internal/stats"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -162,7 +161,7 @@ type bpReport struct {
 	LeafRuns       []bpLeafSample `json:"leaf_runs"`
 }
 
-// cmdBenchProxy is `warden bench-proxy`.
+// cmdBenchProxy is `warden-bench proxy`.
 func cmdBenchProxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench-proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -247,7 +246,7 @@ func cmdBenchProxy(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		for _, m := range order {
 			l := lats[m][:o.requests]
-			cur[m].P50us, cur[m].P99us = percentileUS(l, 0.50), percentileUS(l, 0.99)
+			cur[m].P50us, cur[m].P99us = stats.PercentileUS(l, 0.50), stats.PercentileUS(l, 0.99)
 		}
 		elapsed := make(map[string]time.Duration, len(bpModes))
 		runtime.GC()
@@ -283,8 +282,8 @@ func cmdBenchProxy(ctx context.Context, args []string, stdout, stderr io.Writer)
 			hcur[m] = bpHandshakeSample{
 				MeanUsEach: float64(total[m].Nanoseconds()) / 1e3 / float64(len(l)),
 				PerSecond:  float64(len(l)) / total[m].Seconds(),
-				P50us:      percentileUS(l, 0.50),
-				P99us:      percentileUS(l, 0.99),
+				P50us:      stats.PercentileUS(l, 0.50),
+				P99us:      stats.PercentileUS(l, 0.99),
 			}
 			hsSamples[m] = append(hsSamples[m], hcur[m])
 		}
@@ -560,35 +559,8 @@ func (e *bpEnv) converseC1(ctx context.Context, m string, lat []time.Duration) e
 	return nil
 }
 
-// runConcurrent makes n calls from e.o.concurrency workers and returns the
-// wall time; the first error stops every worker.
 func (e *bpEnv) runConcurrent(ctx context.Context, m string, n int) (time.Duration, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	start := time.Now()
-	for w := 0; w < min(e.o.concurrency, n); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				if err := e.call(ctx, m); err != nil {
-					errOnce.Do(func() { firstErr = err; cancel() })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return 0, firstErr
-	}
-	return time.Since(start), nil
+	return concurrently(ctx, e.o.concurrency, n, func(ctx context.Context) error { return e.call(ctx, m) })
 }
 
 // h2Hello is an HTTP/2 client preface and an empty SETTINGS frame.
@@ -674,7 +646,7 @@ func (e *bpEnv) leafCost(run int, lat []time.Duration) (bpLeafSample, error) {
 		lat[i] = time.Since(t0)
 	}
 	s := bpLeafSample{ColdMeanUs: float64(time.Since(start).Nanoseconds()) / 1e3 / float64(len(lat))}
-	s.ColdP50us = percentileUS(lat, 0.50)
+	s.ColdP50us = stats.PercentileUS(lat, 0.50)
 	const warmCalls = 100000
 	start = time.Now()
 	for i := 0; i < warmCalls; i++ {
@@ -696,19 +668,12 @@ func buildBPReport(o *bpOptions, samples map[string][]bpSample, hs map[string][]
 		Handshake: make(map[string]*bpHandshakeResult, len(bpHandshakeModes)),
 		LeafRuns:  leaves,
 	}
-	col := func(n int, f func(int) float64) float64 {
-		v := make([]float64, n)
-		for i := range v {
-			v[i] = f(i)
-		}
-		return median(v)
-	}
 	for _, m := range bpModes {
 		runs := samples[m]
 		rep.Modes[m] = &bpModeResult{Title: bpModeTitle[m], Runs: runs, Median: bpSample{
-			P50us:      col(len(runs), func(i int) float64 { return runs[i].P50us }),
-			P99us:      col(len(runs), func(i int) float64 { return runs[i].P99us }),
-			Throughput: col(len(runs), func(i int) float64 { return runs[i].Throughput }),
+			P50us:      stats.MedianOf(runs, func(s bpSample) float64 { return s.P50us }),
+			P99us:      stats.MedianOf(runs, func(s bpSample) float64 { return s.P99us }),
+			Throughput: stats.MedianOf(runs, func(s bpSample) float64 { return s.Throughput }),
 		}}
 	}
 	direct, base := rep.Modes[bpDirect].Median, rep.Modes[bpGoproxy].Median
@@ -730,19 +695,19 @@ func buildBPReport(o *bpOptions, samples map[string][]bpSample, hs map[string][]
 	for _, m := range bpHandshakeModes {
 		runs := hs[m]
 		rep.Handshake[m] = &bpHandshakeResult{Title: bpModeTitle[m], Runs: runs, Median: bpHandshakeSample{
-			P50us:      col(len(runs), func(i int) float64 { return runs[i].P50us }),
-			P99us:      col(len(runs), func(i int) float64 { return runs[i].P99us }),
-			PerSecond:  col(len(runs), func(i int) float64 { return runs[i].PerSecond }),
-			MeanUsEach: col(len(runs), func(i int) float64 { return runs[i].MeanUsEach }),
+			P50us:      stats.MedianOf(runs, func(s bpHandshakeSample) float64 { return s.P50us }),
+			P99us:      stats.MedianOf(runs, func(s bpHandshakeSample) float64 { return s.P99us }),
+			PerSecond:  stats.MedianOf(runs, func(s bpHandshakeSample) float64 { return s.PerSecond }),
+			MeanUsEach: stats.MedianOf(runs, func(s bpHandshakeSample) float64 { return s.MeanUsEach }),
 		}}
 	}
 	if b := rep.Handshake[bpGoproxy].Median.P50us; b > 0 {
 		rep.HandshakeRatio = rep.Handshake[bpResign].Median.P50us / b
 	}
 	rep.Leaf = bpLeafSample{
-		ColdP50us:  col(len(leaves), func(i int) float64 { return leaves[i].ColdP50us }),
-		ColdMeanUs: col(len(leaves), func(i int) float64 { return leaves[i].ColdMeanUs }),
-		WarmNs:     col(len(leaves), func(i int) float64 { return leaves[i].WarmNs }),
+		ColdP50us:  stats.MedianOf(leaves, func(s bpLeafSample) float64 { return s.ColdP50us }),
+		ColdMeanUs: stats.MedianOf(leaves, func(s bpLeafSample) float64 { return s.ColdMeanUs }),
+		WarmNs:     stats.MedianOf(leaves, func(s bpLeafSample) float64 { return s.WarmNs }),
 	}
 	return rep
 }

@@ -16,10 +16,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -32,6 +30,7 @@ import (
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/internal/stats"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -216,7 +215,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		for _, m := range order {
 			l := lat[m][:o.requests]
-			cur[m].P50us, cur[m].P99us = percentileUS(l, 0.50), percentileUS(l, 0.99)
+			cur[m].P50us, cur[m].P99us = stats.PercentileUS(l, 0.50), stats.PercentileUS(l, 0.99)
 		}
 		elapsed := make(map[string]time.Duration, len(benchModes))
 		if err := env.interleave(run, o.requests32, func(m string, from, to int) error {
@@ -235,7 +234,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		for _, m := range order {
-			cur[m].TTFEp50us = percentileUS(lat[m][:o.streamRequests], 0.50)
+			cur[m].TTFEp50us = stats.PercentileUS(lat[m][:o.streamRequests], 0.50)
 		}
 		for _, m := range benchModes {
 			samples[m] = append(samples[m], *cur[m])
@@ -576,61 +575,8 @@ func (e *benchEnv) converseConcurrent(ctx context.Context, m string, n int) (tim
 	return e.runConcurrent(ctx, m, n)
 }
 
-// runConcurrent makes n Converse calls from e.o.concurrency workers and
-// returns the wall time. The first error stops every worker.
 func (e *benchEnv) runConcurrent(ctx context.Context, m string, n int) (time.Duration, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	workers := min(e.o.concurrency, n)
-	start := time.Now()
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				if err := e.callConverse(ctx, m); err != nil {
-					errOnce.Do(func() { firstErr = err; cancel() })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if firstErr != nil {
-		return 0, firstErr
-	}
-	return elapsed, nil
-}
-
-// percentileUS is the nearest-rank percentile of d, in microseconds. It
-// sorts d in place.
-func percentileUS(d []time.Duration, p float64) float64 {
-	if len(d) == 0 {
-		return 0
-	}
-	slices.Sort(d)
-	i := int(float64(len(d))*p+0.999999) - 1
-	i = min(max(i, 0), len(d)-1)
-	return float64(d[i].Nanoseconds()) / 1e3
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return concurrently(ctx, e.o.concurrency, n, func(ctx context.Context) error { return e.callConverse(ctx, m) })
 }
 
 func buildBenchReport(o *benchOptions, samples map[string][]benchSample) *benchReport {
@@ -642,18 +588,11 @@ func buildBenchReport(o *benchOptions, samples map[string][]benchSample) *benchR
 	}
 	for _, m := range benchModes {
 		runs := samples[m]
-		col := func(f func(benchSample) float64) float64 {
-			v := make([]float64, len(runs))
-			for i, s := range runs {
-				v[i] = f(s)
-			}
-			return median(v)
-		}
 		rep.Modes[m] = &benchModeResult{Runs: runs, Median: benchSample{
-			P50us:      col(func(s benchSample) float64 { return s.P50us }),
-			P99us:      col(func(s benchSample) float64 { return s.P99us }),
-			Throughput: col(func(s benchSample) float64 { return s.Throughput }),
-			TTFEp50us:  col(func(s benchSample) float64 { return s.TTFEp50us }),
+			P50us:      stats.MedianOf(runs, func(s benchSample) float64 { return s.P50us }),
+			P99us:      stats.MedianOf(runs, func(s benchSample) float64 { return s.P99us }),
+			Throughput: stats.MedianOf(runs, func(s benchSample) float64 { return s.Throughput }),
+			TTFEp50us:  stats.MedianOf(runs, func(s benchSample) float64 { return s.TTFEp50us }),
 		}}
 	}
 	d, b, w := rep.Modes[modeDirect].Median, rep.Modes[modeBare].Median, rep.Modes[modeWarden].Median
@@ -692,10 +631,10 @@ func buildBenchReport(o *benchOptions, samples map[string][]benchSample) *benchR
 		}
 		rep.RunThroughputRatios = append(rep.RunThroughputRatios, tr)
 	}
-	if m := median(added); len(added) > 0 && !math.IsInf(m, 0) {
+	if m := stats.Median(added); len(added) > 0 && !math.IsInf(m, 0) {
 		rep.MedianRunAddedRatio = &m
 	}
-	rep.MedianRunThroughputRatio = median(rep.RunThroughputRatios)
+	rep.MedianRunThroughputRatio = stats.Median(rep.RunThroughputRatios)
 
 	ratio := "n/a (bare proxy added ≤ 0 µs)"
 	if rep.AddedRatio != nil {

@@ -1,0 +1,58 @@
+// Command warden-bench measures Warden's cost in-process against a local
+// Bedrock emulator, with the real Go SDK as the client:
+//
+//	go run ./cmd/warden-bench [flags]        endpoint mode against a direct call and a bare reverse proxy
+//	go run ./cmd/warden-bench proxy [flags]  forward-proxy mode against a bare goproxy MITM
+//
+// It is its own command so that the production binary (cmd/warden) links no
+// emulator.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `warden-bench — measure Warden against a local Bedrock emulator
+
+usage:
+  warden-bench [flags]         measure endpoint mode against a direct call and a bare reverse proxy
+  warden-bench proxy [flags]   measure forward-proxy mode against a bare goproxy MITM
+  warden-bench help            this text; add -h after a command for its flags
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the command without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	name, cmd := "warden-bench", cmdBench
+	if len(args) > 0 {
+		switch args[0] {
+		case "proxy":
+			name, cmd, args = "warden-bench proxy", cmdBenchProxy, args[1:]
+		case "help", "--help":
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+	}
+	err := cmd(ctx, args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // the flag set has printed its usage
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
