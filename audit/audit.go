@@ -6,12 +6,9 @@
 package audit
 
 import (
-	"fmt"
 	"math"
-	"os"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -568,47 +565,4 @@ type Writer interface {
 	Begin(r *Record) error
 	Write(r *Record)
 	Close() error
-}
-
-// ZapWriter writes records as JSON lines (Record.AppendJSON, the format of
-// zap's JSON encoder) to a zap WriteSyncer, one Write per record: every
-// record is written, none sampled.
-type ZapWriter struct {
-	ws     zapcore.WriteSyncer
-	closer func() error
-}
-
-// NewZapWriter writes to ws (for example zapcore.Lock(os.Stdout)); like a
-// zap core it does not serialise writes, so ws must be safe for concurrent
-// use if Write is called concurrently.
-func NewZapWriter(ws zapcore.WriteSyncer) *ZapWriter {
-	return &ZapWriter{ws: ws, closer: func() error { return nil }}
-}
-
-var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-// maxPooledLine keeps rare huge records from pinning memory in the pool.
-const maxPooledLine = 64 << 10
-
-// Begin implements Writer: a plain writer keeps no intent.
-func (w *ZapWriter) Begin(*Record) error { return nil }
-
-// Write implements Writer. A write error is reported on stderr, as zap
-// reports its own.
-func (w *ZapWriter) Write(r *Record) {
-	bp := lineBufs.Get().(*[]byte)
-	line := append(r.AppendJSON((*bp)[:0]), '\n')
-	if _, err := w.ws.Write(line); err != nil {
-		fmt.Fprintf(os.Stderr, "%v write error: %v\n", time.Now(), err)
-	}
-	if cap(line) <= maxPooledLine {
-		*bp = line
-		lineBufs.Put(bp)
-	}
-}
-
-// Close flushes and closes.
-func (w *ZapWriter) Close() error {
-	_ = w.ws.Sync()
-	return w.closer()
 }

@@ -13,21 +13,18 @@ import (
 )
 
 func TestRecordJSON(t *testing.T) {
-	var buf bytes.Buffer
-	w := NewZapWriter(zapcore.AddSync(&buf))
-	w.Write(&Record{
+	var buf []byte
+	for _, r := range []*Record{{
 		Time: time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC), RequestID: "r1", UpstreamRequestID: "u1",
 		Client: "127.0.0.1:5000", Protocol: "HTTP/2.0", IdentitySource: "static", Tags: map[string]string{"app": "a"},
 		App: "a-prod", Operation: "Converse", Model: "m", ModelCanonical: "m", PolicyHash: "0123456789ab", Decision: "allow", Rule: "apps[0]",
 		Reason: "allowed", Status: 200, BytesIn: 10, BytesOut: 20, Latency: 1500 * time.Microsecond,
-	})
-	w.Write(&Record{RequestID: "r2", Decision: "deny", Status: 403, ErrorType: "AccessDeniedException"})
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
+	}, {RequestID: "r2", Decision: "deny", Status: 403, ErrorType: "AccessDeniedException"}} {
+		buf = append(r.AppendJSON(buf), '\n')
 	}
-	lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))
+	lines := bytes.Split(bytes.TrimSpace(buf), []byte("\n"))
 	if len(lines) != 2 {
-		t.Fatalf("%d lines, want one per record:\n%s", len(lines), buf.Bytes())
+		t.Fatalf("%d lines, want one per record:\n%s", len(lines), buf)
 	}
 	var got map[string]any
 	if err := json.Unmarshal(lines[0], &got); err != nil {
@@ -56,9 +53,9 @@ func TestRecordJSON(t *testing.T) {
 	}
 }
 
-// BenchmarkWrite: one typical allowed-call record through a writer into
-// io.Discard (the encoding and buffering, not the disk); zap is the
-// same record through a zap logger, as records were written before.
+// BenchmarkWrite: one typical allowed-call record encoded as a line into
+// io.Discard (the encoding, not the disk); zap is the same record through
+// a zap logger, as records were written before.
 func BenchmarkWrite(b *testing.B) {
 	rec := &Record{
 		Time: time.Now(), RequestID: "0f8fad5b-d9cb-469f-a165-70867728950e", UpstreamRequestID: "4c1a8e5b-7f7d-4f55-a1a7-6a5c2f0f6a11",
@@ -67,11 +64,12 @@ func BenchmarkWrite(b *testing.B) {
 		PolicyHash: "0123456789ab", Decision: "allow", Rule: "apps[0]", Reason: "allowed by apps[0] (bench-prod)", Status: 200,
 		BytesIn: 4200, BytesOut: 180, Latency: 1234567 * time.Nanosecond, UpstreamLatency: 987654 * time.Nanosecond,
 	}
-	b.Run("writer", func(b *testing.B) {
-		w := NewZapWriter(zapcore.AddSync(io.Discard))
+	b.Run("appendjson", func(b *testing.B) {
+		var line []byte
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			w.Write(rec)
+			line = append(rec.AppendJSON(line[:0]), '\n')
+			_, _ = io.Discard.Write(line)
 		}
 	})
 	b.Run("zap", func(b *testing.B) {
@@ -94,12 +92,10 @@ func zapLine(r *Record) []byte {
 	return buf.Bytes()
 }
 
+// writerLine is the record as a sink's line (AppendJSON) with zap's line
+// ending.
 func writerLine(r *Record) []byte {
-	var buf bytes.Buffer
-	w := NewZapWriter(zapcore.AddSync(&buf))
-	w.Write(r)
-	_ = w.Close()
-	return buf.Bytes()
+	return append(r.AppendJSON(nil), '\n')
 }
 
 func TestAppendJSONMatchesZap(t *testing.T) {

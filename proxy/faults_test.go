@@ -147,7 +147,7 @@ func TestUpstreamURLValidation(t *testing.T) {
 		policy = strings.Replace(policy, `url: "${UPSTREAM}", insecure: true`, `url: "`+tc.url+`", insecure: `+map[bool]string{true: "true", false: "false"}[tc.insecure], 1)
 		cfg, err := authz.ParseConfig([]byte(policy))
 		if err == nil {
-			_, err = proxy.New(context.Background(), proxy.Options{Config: cfg, Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")})
+			_, err = proxy.New(context.Background(), proxy.Options{Config: cfg, Credentials: credentials.NewStaticCredentialsProvider("a", "b", ""), Audit: newRecorder()})
 		}
 		if (err == nil) != tc.ok {
 			t.Errorf("url %q insecure %v: err %v, want ok=%v", tc.url, tc.insecure, err, tc.ok)
@@ -211,4 +211,19 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// A server without an audit writer would forward calls no record describes:
+// New refuses to build one.
+func TestNewRequiresAudit(t *testing.T) {
+	policy := strings.Replace(basePolicy, "${CONTROL_PLANE}", "http://127.0.0.1:1", 1)
+	policy = strings.Replace(policy, "${UPSTREAM}", "http://127.0.0.1:9999", 1)
+	cfg, err := authz.ParseConfig([]byte(policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = proxy.New(context.Background(), proxy.Options{Config: cfg, Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")})
+	if err == nil || !strings.Contains(err.Error(), "Options.Audit is required") {
+		t.Errorf("New without Audit: err %v, want Options.Audit is required", err)
+	}
 }

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 
@@ -10,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/warden-egress/warden/audit"
 )
@@ -103,6 +101,5 @@ func (s *Server) AdminHandler() http.Handler {
 	return mux
 }
 
-func zapErr(err error) zap.Field        { return zap.Error(err) }
-func zapReq(id string) zap.Field        { return zap.String("request_id", id) }
-func stdoutSyncer() zapcore.WriteSyncer { return zapcore.Lock(os.Stdout) }
+func zapErr(err error) zap.Field { return zap.Error(err) }
+func zapReq(id string) zap.Field { return zap.String("request_id", id) }

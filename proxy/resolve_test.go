@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
-	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/warden-egress/warden/audit"
@@ -261,12 +259,10 @@ func TestResolveControlPlaneOutage(t *testing.T) {
 
 // The audit JSON carries model_resolved (and model_resolved_stale).
 func TestAuditModelResolvedJSON(t *testing.T) {
-	var buf bytes.Buffer
-	w := audit.NewZapWriter(zapcore.AddSync(&buf))
-	w.Write(&audit.Record{Model: resOKProfile, ModelResolved: []string{haiku, usHaiku}, ModelResolvedStale: true})
-	w.Write(&audit.Record{Model: haiku})
-	_ = w.Close()
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	lines := []string{
+		string((&audit.Record{Model: resOKProfile, ModelResolved: []string{haiku, usHaiku}, ModelResolvedStale: true}).AppendJSON(nil)),
+		string((&audit.Record{Model: haiku}).AppendJSON(nil)),
+	}
 	var first, second map[string]any
 	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
 		t.Fatal(err)

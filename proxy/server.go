@@ -31,7 +31,7 @@ type Options struct {
 	// Credentials sign upstream requests; nil loads the AWS default chain
 	// (environment, IRSA, Pod Identity, ECS task role, instance profile).
 	Credentials aws.CredentialsProvider
-	// Audit receives one record per call; nil writes JSON lines to stdout.
+	// Audit receives one record per call (required).
 	Audit audit.Writer
 	// Capture receives the payloads of the apps in audit.capture.apps;
 	// nil captures nothing.
@@ -92,6 +92,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("proxy: invalid configuration: %w", err)
 	}
+	if o.Audit == nil {
+		return nil, errors.New("proxy: Options.Audit is required (an audit.Pipeline in production)")
+	}
 	s := &Server{cfg: cfg, audit: o.Audit, log: o.Logger, creds: o.Credentials, maxBody: cfg.Limits.MaxBodyBytes, registry: o.Registry}
 	s.prices = cfg.Audit.PriceTable()
 	if c := cfg.Audit.Capture; c != nil && o.Capture != nil {
@@ -120,9 +123,6 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if m.reloadMetrics, err = newReloadMetrics(s.registry, s); err != nil {
 		return nil, err
-	}
-	if s.audit == nil {
-		s.audit = audit.NewZapWriter(stdoutSyncer())
 	}
 	// Loading the default AWS configuration reads the environment and shared
 	// files only; credentials are fetched lazily on first use.
