@@ -11,7 +11,7 @@ import (
 // What interception costs per connection: the leaf lookup (warm cache), the
 // leaf signature (cold cache), and a full TLS handshake against Warden's
 // intercepting TLS config compared with the same handshake on a static,
-// pre-built certificate. `warden bench-proxy` measures the same through real
+// pre-built certificate. `warden-bench proxy` measures the same through real
 // CONNECTs; these isolate the TLS part.
 
 const benchHost = "bedrock-runtime.us-east-1.amazonaws.com"

@@ -138,7 +138,7 @@ type benchReport struct {
 // Bedrock emulator, through a bare httputil.ReverseProxy, and through Warden —
 // and reports Warden's cost against the bare proxy's.
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("warden-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o benchOptions
 	fs.IntVar(&o.runs, "runs", 7, "number of runs; each metric is the median across runs")

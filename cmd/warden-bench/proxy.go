@@ -50,7 +50,7 @@ import (
 // bpRuntimeHost is the name proxy-mode clients call and the CA signs for.
 const bpRuntimeHost = "bedrock-runtime.us-east-1.amazonaws.com"
 
-// bpPolicy is Warden under test: the same app and identity as `warden bench`.
+// bpPolicy is Warden under test: the same app and identity as `warden-bench`.
 // ${LISTEN} holds the listeners, ${SIGNING} resign or passthrough.
 const bpPolicy = `version: 1
 listen:
@@ -163,7 +163,7 @@ type bpReport struct {
 
 // cmdBenchProxy is `warden-bench proxy`.
 func cmdBenchProxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench-proxy", flag.ContinueOnError)
+	fs := flag.NewFlagSet("warden-bench proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o bpOptions
 	fs.IntVar(&o.runs, "runs", 7, "number of runs; each metric is the median across runs")
