@@ -392,7 +392,7 @@ func TestSchemaKeysDocumented(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		all.Write(b)
+		all.WriteString(string(b))
 		all.WriteByte('\n')
 	}
 	text := all.String()
