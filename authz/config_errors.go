@@ -234,14 +234,14 @@ func positionProblems(root *yaml.Node, err error) []ConfigProblem {
 	var out []ConfigProblem
 	for _, msg := range strings.Split(err.Error(), "\n") {
 		msg = strings.TrimSpace(msg)
-		if msg == "" {
+		if msg == "" || msg == "yaml: unmarshal errors:" {
 			continue
 		}
 		p := ConfigProblem{Msg: msg}
 		if m := reLine.FindStringSubmatch(msg); m != nil {
 			p.Line, _ = strconv.Atoi(m[1])
 			p.Msg, p.lineInText = m[2], true
-			if root != nil {
+			if root != nil && root.Kind != 0 {
 				p.Column = columnFor(root, p.Line, p.Msg)
 			}
 		} else if doc != nil {

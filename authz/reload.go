@@ -120,27 +120,7 @@ func Diagnostics(file string, data []byte, err error) []string {
 	if yaml.Unmarshal(data, &root) != nil {
 		root = yaml.Node{}
 	}
-	var out []string
-	for _, msg := range strings.Split(err.Error(), "\n") {
-		msg = strings.TrimSpace(msg)
-		if msg == "" || msg == "yaml: unmarshal errors:" {
-			continue
-		}
-		m := reLine.FindStringSubmatch(msg)
-		if m == nil {
-			out = append(out, file+": "+msg)
-			continue
-		}
-		line, _ := strconv.Atoi(m[1])
-		rest := m[2]
-		col := columnFor(&root, line, rest)
-		if col > 0 {
-			out = append(out, fmt.Sprintf("%s:%d:%d: %s", file, line, col, rest))
-		} else {
-			out = append(out, fmt.Sprintf("%s:%d: %s", file, line, rest))
-		}
-	}
-	return out
+	return (&ConfigError{Problems: positionProblems(&root, err)}).diagnostics(file)
 }
 
 // columnFor finds the column of the node an error on line names: the

@@ -147,7 +147,7 @@ func TestAuditReportErrors(t *testing.T) {
 			t.Errorf("%q: exit %d, stderr %q, want an error with %q", c.args, code, errs, c.want)
 		}
 	}
-	if out, errs, code := runAuditReport(t, "-h"); code != 0 || !strings.Contains(errs, "warden audit report") {
+	if out, errs, code := runAuditReport(t, "-h"); code != 0 || !strings.Contains(out, "warden audit report") {
 		t.Errorf("-h: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }

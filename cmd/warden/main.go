@@ -2,28 +2,67 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
-const usage = `warden — per-application control over Amazon Bedrock
+// command is one `warden` command or subcommand: its line in the overview,
+// the usage --help prints, and what runs it.
+type command struct {
+	name     string
+	synopsis string // arguments and a short description, for the overview
+	usage    string // printed by --help, before the flags
+	// flags: the command parses flags before doing anything, so running
+	// it with -h prints its flag defaults, which --help appends.
+	flags bool
+	subs  []command
+	run   func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
 
-usage:
-  warden serve --config FILE        run the proxy
-  warden policy validate --config FILE
-                                    check a configuration file and exit
-  warden keys issue|genmaster|inspect  Warden-issued SigV4 keys (warden keys help)
-  warden iptables [--port 8482] [--uid N] [--gid N] [--cidr CIDR]… [--exclude-cidr CIDR]… [--apply]
-                                    print (or install) the transparent-mode NAT rules for an init container
-  warden ca bundle|cert --ca-cert FILE --out FILE
-                                    CA files for apps using the forward proxy (warden ca help)
-  warden healthcheck [--url URL]    probe the admin /healthz (for container health checks)
-  warden version
-`
+// commands lists every command; with subcommands, run dispatches on args[0].
+func commands() []command {
+	return []command{
+		{name: "serve", synopsis: "--config FILE  run the proxy (SIGHUP or a changed file reloads the policy)", flags: true, run: cmdServe,
+			usage: "usage: warden serve --config FILE [--watch-interval 1s]\n        run the proxy; SIGHUP, or a change to the file or its directory, reloads the policy\n"},
+		{name: "policy", run: cmdPolicy, usage: policyUsage, subs: []command{
+			{name: "validate", synopsis: "--config FILE  check a configuration as serve would, and exit", usage: policyValidateUsage, flags: true},
+			{name: "test", synopsis: "--config FILE --cases CASES.yaml  run policy test cases", usage: policyTestUsage, flags: true},
+			{name: "explain", synopsis: "--config FILE --tag K=V … --op OP [--model ID]  why a call is allowed or denied", usage: policyExplainUsage, flags: true},
+			{name: "vpce-policy", synopsis: "--config FILE --principal ARN …  the VPC endpoint, SCP and role policies", usage: vpceUsage, flags: true},
+			{name: "schema", synopsis: "print the configuration's JSON Schema", usage: policySchemaUsage},
+		}},
+		{name: "audit", run: cmdAudit, subs: []command{
+			{name: "verify", synopsis: "[--key KEY|@FILE]… SRC…  check audit records' hash chains and signed checkpoints", flags: true,
+				usage: "usage: warden audit verify [--key KEY|@FILE]… [--min-seq INSTANCE=SEQ]… [--allow-open] [--s3-endpoint URL --s3-region R --s3-path-style] SRC…\n" +
+					"        check every instance's hash chain and signed checkpoints; SRC: a file, a directory or s3://bucket/prefix\n"},
+			{name: "report", synopsis: "[--html FILE] SRC…  summarise audit records per account, app, model and decision", usage: auditReportUsage, flags: true},
+		}},
+		{name: "keys", run: cmdKeys, usage: keysUsage, subs: []command{
+			{name: "issue", synopsis: "--app APP --ttl 30d --master-key FILE  print a Warden-issued SigV4 key", usage: keysUsage, flags: true},
+			{name: "genmaster", synopsis: "--out FILE  create a master key file", usage: keysUsage, flags: true},
+			{name: "inspect", synopsis: "ACCESS_KEY_ID  print the app and expiry a key id names", usage: keysUsage},
+		}},
+		{name: "ca", run: cmdCA, usage: caUsage, subs: []command{
+			{name: "bundle", synopsis: "--ca-cert FILE --out FILE  AWS_CA_BUNDLE: system roots plus Warden's CA", usage: caUsage},
+			{name: "cert", synopsis: "--ca-cert FILE --out FILE  Warden's CA certificate alone (NODE_EXTRA_CA_CERTS)", usage: caUsage},
+		}},
+		{name: "iptables", synopsis: "[--port 8482] [--cidr CIDR]… [--apply]  print (or install) the transparent-mode NAT rules", usage: iptablesUsage, flags: true, run: cmdIptables},
+		{name: "healthcheck", synopsis: "[--url URL]  probe the admin /healthz (container health checks)", flags: true, run: cmdHealthcheck,
+			usage: "usage: warden healthcheck [--url URL] [--timeout 2s]\n        probe the admin /healthz; exit 0 when it answers 200\n"},
+		{name: "version", synopsis: "print the version (also --version)", usage: "usage: warden version\n        print the version, the VCS revision and the Go version the binary was built with\n",
+			run: func(_ context.Context, _ []string, stdout, _ io.Writer) error {
+				_, err := fmt.Fprintln(stdout, versionString())
+				return err
+			}},
+	}
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -34,39 +73,206 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		writeOverview(stderr)
 		return 2
 	}
-	var err error
-	switch args[0] {
-	case "serve":
-		err = cmdServe(ctx, args[1:], stdout, stderr)
-	case "healthcheck":
-		err = cmdHealthcheck(ctx, args[1:], stdout, stderr)
-	case "policy":
-		err = cmdPolicy(ctx, args[1:], stdout, stderr)
-	case "iptables":
-		err = cmdIptables(ctx, args[1:], stdout, stderr)
-	case "keys":
-		err = cmdKeys(ctx, args[1:], stdout, stderr)
-	case "ca":
-		err = cmdCA(ctx, args[1:], stdout, stderr)
-	case "audit":
-		err = cmdAudit(ctx, args[1:], stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "warden", version)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "warden: unknown command %q\n\n%s", args[0], usage)
-		return 2
+	if args[0] == "--version" || args[0] == "-version" {
+		fmt.Fprintln(stdout, versionString())
+		return 0
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "warden %s: %v\n", args[0], err)
-		return 1
+	if path, ok := helpRequest(args); ok {
+		if err := writeHelp(ctx, stdout, path); err != nil {
+			fmt.Fprintf(stderr, "warden: %v\n\n", err)
+			writeOverview(stderr)
+			return 2
+		}
+		return 0
 	}
-	return 0
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "warden %s: %v\n", args[0], err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stderr, "warden: unknown command %q\n\n", args[0])
+	writeOverview(stderr)
+	return 2
 }
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// helpRequest says whether args ask for help, and about which command path:
+// `warden help [CMD [SUB]]`, `warden CMD help`, or -h/--help anywhere
+// before a "--".
+func helpRequest(args []string) ([]string, bool) {
+	isHelp := func(a string) bool { return a == "-h" || a == "-help" || a == "--help" }
+	if args[0] == "help" || isHelp(args[0]) {
+		return leadingWords(args[1:]), true
+	}
+	if len(args) > 1 && args[1] == "help" {
+		return append([]string{args[0]}, leadingWords(args[2:])...), true
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if isHelp(a) {
+			return leadingWords(args), true
+		}
+	}
+	return nil, false
+}
+
+// leadingWords are the command and subcommand names: the arguments before
+// the first flag, at most two.
+func leadingWords(args []string) []string {
+	var out []string
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") || len(out) == 2 {
+			break
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// writeOverview lists every command and subcommand.
+func writeOverview(w io.Writer) {
+	var b strings.Builder
+	b.WriteString("warden — per-application control over Amazon Bedrock\n\nusage: warden COMMAND [SUBCOMMAND] [flags]\n\ncommands:\n")
+	line := func(name, synopsis string) {
+		args, desc, ok := strings.Cut(synopsis, "  ")
+		if !ok {
+			args, desc = "", synopsis
+		}
+		head := strings.TrimSpace("warden " + name + " " + args)
+		fmt.Fprintf(&b, "  %s\n        %s\n", head, desc)
+	}
+	for _, c := range commands() {
+		if len(c.subs) == 0 {
+			line(c.name, c.synopsis)
+			continue
+		}
+		for _, s := range c.subs {
+			line(c.name+" "+s.name, s.synopsis)
+		}
+	}
+	b.WriteString("\n`warden help COMMAND [SUBCOMMAND]`, or -h/--help after any command, prints its usage and flags.\n")
+	io.WriteString(w, b.String())
+}
+
+// writeHelp prints the usage of the command path names (the overview for
+// none) and, for a command that parses flags, its flags.
+func writeHelp(ctx context.Context, w io.Writer, path []string) error {
+	if len(path) == 0 {
+		writeOverview(w)
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name != path[0] {
+			continue
+		}
+		if len(c.subs) == 0 {
+			io.WriteString(w, c.usage)
+			if c.flags {
+				writeFlags(ctx, w, c.run, []string{"-h"})
+			}
+			return nil
+		}
+		if len(path) == 1 && c.usage != "" {
+			io.WriteString(w, c.usage)
+			fmt.Fprintf(w, "\n`warden %s SUBCOMMAND --help` prints a subcommand's usage and flags.\n", c.name)
+			return nil
+		}
+		if len(path) == 1 {
+			fmt.Fprintf(w, "usage: warden %s SUBCOMMAND [flags]\n\n", c.name)
+			for _, s := range c.subs {
+				fmt.Fprintf(w, "  warden %s %s %s\n", c.name, s.name, s.synopsis)
+			}
+			fmt.Fprintf(w, "\n`warden %s SUBCOMMAND --help` prints a subcommand's usage and flags.\n", c.name)
+			return nil
+		}
+		for _, s := range c.subs {
+			if s.name == path[1] {
+				if !strings.HasPrefix(s.usage, "usage") {
+					io.WriteString(w, "usage:\n")
+				}
+				io.WriteString(w, s.usage)
+				if s.flags {
+					writeFlags(ctx, w, c.run, []string{s.name, "-h"})
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("%s: unknown subcommand %q", c.name, path[1])
+	}
+	return fmt.Errorf("unknown command %q", path[0])
+}
+
+// writeFlags runs a command with -h, which makes its flag set print its
+// defaults and stop, and keeps just the flag lines ("  -name …" and their
+// "    \t…" continuations).
+func writeFlags(ctx context.Context, w io.Writer, run func(context.Context, []string, io.Writer, io.Writer) error, args []string) {
+	var out bytes.Buffer
+	_ = run(ctx, args, io.Discard, &out) // flag.ErrHelp, by design
+	var flags []string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(l, "  -") || strings.HasPrefix(l, "    \t") {
+			flags = append(flags, l)
+		}
+	}
+	if len(flags) > 0 {
+		fmt.Fprintf(w, "\nflags:\n%s\n", strings.Join(flags, "\n"))
+	}
+}
+
+// version is the release name, set at build time with
+// -ldflags "-X main.version=v1.2.3". Left empty, versionString uses the
+// module version and VCS revision Go records in the binary.
+var version = ""
+
+func versionString() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		info = nil
+	}
+	return formatVersion(version, info)
+}
+
+// formatVersion is "warden VERSION [REVISION[-dirty]] GOVERSION".
+func formatVersion(ldflagsVersion string, info *debug.BuildInfo) string {
+	v := ldflagsVersion
+	if v == "" {
+		v = "(devel)"
+		if info != nil && info.Main.Version != "" {
+			v = info.Main.Version
+		}
+	}
+	parts := []string{"warden", v}
+	if info != nil {
+		rev, dirty := "", false
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if rev != "" && dirty {
+			rev += "-dirty"
+		}
+		if rev != "" {
+			parts = append(parts, rev)
+		}
+		if info.GoVersion != "" {
+			parts = append(parts, info.GoVersion)
+		}
+	}
+	return strings.Join(parts, " ")
+}

@@ -15,19 +15,26 @@ import (
 
 	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/proxy"
 )
 
-const policyUsage = `usage:
-  warden policy validate [--strict] --config FILE
-        check a configuration; warnings (unreachable apps …) fail only with --strict
-  warden policy test --config FILE --cases CASES.yaml
+const (
+	policyValidateUsage = `  warden policy validate [--strict] --config FILE
+        check a configuration as serve would (keys, values, the region, the compiled policy)
+        without touching the network; warnings (unreachable apps …) fail only with --strict
+`
+	policyTestUsage = `  warden policy test --config FILE --cases CASES.yaml [-v]
         run policy test cases; exit 1 if any fails
-  warden policy explain --config FILE --tag KEY=VALUE[:strong] … --op OPERATION [--model ID]
+`
+	policyExplainUsage = `  warden policy explain --config FILE --tag KEY=VALUE[:strong] … --op OPERATION [--model ID]
         [--foundation ID …] [--region R …] [--unresolved] [--s3-output URI]
         show which app selects the identity, each selector's result, the decision and its rule
-  warden policy schema
+`
+	policySchemaUsage = `  warden policy schema
         print the configuration file's JSON Schema (also deploy/warden.schema.json)
-` + vpceUsage
+`
+	policyUsage = "usage:\n" + policyValidateUsage + policyTestUsage + policyExplainUsage + policySchemaUsage + vpceUsage
+)
 
 func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -36,7 +43,7 @@ func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	switch args[0] {
 	case "validate":
-		return cmdPolicyValidate(args[1:], stdout, stderr)
+		return cmdPolicyValidate(ctx, args[1:], stdout, stderr)
 	case "test":
 		return cmdPolicyTest(args[1:], stdout, stderr)
 	case "explain":
@@ -57,14 +64,19 @@ func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return fmt.Errorf("unknown subcommand %q", args[0])
 }
 
-// loadPolicy reads, validates and compiles a config file.
+// loadPolicy reads, validates and compiles a config file; its errors are
+// file:line:column: message lines, as validate prints them.
 func loadPolicy(path string) (*authz.Config, *authz.Policy, error) {
 	if path == "" {
 		return nil, nil, errors.New("--config is required")
 	}
-	cfg, err := authz.LoadConfig(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := authz.ParseConfig(data)
+	if err != nil {
+		return nil, nil, errors.New(strings.Join(authz.Diagnostics(path, data, err), "\n"))
 	}
 	p, err := authz.NewPolicyFromConfig(cfg)
 	if err != nil {
@@ -93,7 +105,7 @@ func parsePolicyFlags(fs *flag.FlagSet, args []string, path *string, rest ...*st
 	return nil
 }
 
-func cmdPolicyValidate(args []string, stdout, stderr io.Writer) error {
+func cmdPolicyValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("policy validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
@@ -109,6 +121,11 @@ func cmdPolicyValidate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg, err := authz.ParseConfig(data)
+	if err == nil {
+		// What serve would refuse of a valid file without touching the
+		// network: the region, the compiled policy and guards, the upstream.
+		err = proxy.CheckConfig(ctx, cfg)
+	}
 	if err != nil {
 		// One error a line, file:line:column: message, so editors and CI
 		// annotations can jump to it.
@@ -431,7 +448,14 @@ func writeExplanation(w io.Writer, id authz.Identity, call authz.Call, ex authz.
 	}
 	app := d.App
 	if app == "" {
+		// A decision taken before the app's rules (an unsupported
+		// operation) still names the app that selects the caller.
 		app = "-"
+		for _, a := range ex.Apps {
+			if a.Selected {
+				app = a.Name
+			}
+		}
 	}
 	fmt.Fprintf(w, "decision  %s\n", decision)
 	fmt.Fprintf(w, "app       %s\n", app)

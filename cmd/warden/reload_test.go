@@ -145,7 +145,7 @@ audit:
 	if h := policyHash(); h != h1 {
 		t.Errorf("policy %s after a rejected reload, want %s", h, h1)
 	}
-	if log := stderr.String(); !regexp.MustCompile(regexp.QuoteMeta(cfgPath) + `:9:\d+: field colour not found`).MatchString(log) {
+	if log := stderr.String(); !regexp.MustCompile(regexp.QuoteMeta(cfgPath) + `:9:\d+: apps\[0\]\.allow\.colour: unknown key`).MatchString(log) {
 		t.Errorf("rejection lacks file:line:column:\n%s", log)
 	}
 	if err := converse(haiku); err != nil {

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/proxy"
+)
+
+// The overview names every command and subcommand, wherever help is asked.
+func TestHelpListsEveryCommand(t *testing.T) {
+	want := []string{"warden serve", "warden policy validate", "warden policy test", "warden policy explain",
+		"warden policy vpce-policy", "warden policy schema", "warden audit verify", "warden audit report",
+		"warden keys issue", "warden keys genmaster", "warden keys inspect", "warden ca bundle", "warden ca cert",
+		"warden iptables", "warden healthcheck", "warden version"}
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut); code != 0 || errOut.Len() > 0 {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errOut.String())
+		}
+		for _, w := range want {
+			if !strings.Contains(out.String(), w+" ") && !strings.Contains(out.String(), w+"\n") {
+				t.Errorf("%q: overview lacks %q:\n%s", args, w, out.String())
+			}
+		}
+	}
+	// Without arguments the overview is an error: stderr, exit 2.
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), nil, &out, &errOut); code != 2 || out.Len() > 0 || !strings.Contains(errOut.String(), "warden policy validate") {
+		t.Errorf("no arguments: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+}
+
+// --help and -h on every command and subcommand print its usage (and its
+// flags, for those that have some) to stdout and exit 0, touching nothing.
+func TestHelpOnEveryCommand(t *testing.T) {
+	type ask struct {
+		args []string
+		want []string
+	}
+	var asks []ask
+	for _, c := range commands() {
+		if len(c.subs) == 0 {
+			want := []string{"warden " + c.name}
+			if c.flags {
+				want = append(want, "flags:\n  -")
+			}
+			for _, a := range [][]string{{c.name, "--help"}, {c.name, "-h"}, {"help", c.name}} {
+				asks = append(asks, ask{a, want})
+			}
+			continue
+		}
+		var subs []string
+		for _, s := range c.subs {
+			subs = append(subs, "warden "+c.name+" "+s.name)
+			want := []string{"warden " + c.name + " " + s.name}
+			if s.flags {
+				want = append(want, "flags:\n  -")
+			}
+			for _, a := range [][]string{{c.name, s.name, "--help"}, {c.name, s.name, "-h"}, {"help", c.name, s.name},
+				// a flag before --help still asks for help, not a run
+				{c.name, s.name, "--config", "/nonexistent", "--help"}} {
+				asks = append(asks, ask{a, want})
+			}
+		}
+		for _, a := range [][]string{{c.name, "--help"}, {c.name, "-h"}, {c.name, "help"}, {"help", c.name}} {
+			asks = append(asks, ask{a, subs})
+		}
+	}
+	for _, a := range asks {
+		t.Run(strings.Join(a.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := run(context.Background(), a.args, &out, &errOut); code != 0 || errOut.Len() > 0 {
+				t.Fatalf("exit %d, stderr %q", code, errOut.String())
+			}
+			for _, w := range a.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("usage lacks %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+	for _, args := range [][]string{{"help", "nope"}, {"policy", "nope", "--help"}} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), `"nope"`) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 naming the unknown command", args, code, errOut.String())
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var a, b, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"--version"}, &a, &errOut); code != 0 || !strings.HasPrefix(a.String(), "warden ") {
+		t.Errorf("--version: exit %d, %q %q", code, a.String(), errOut.String())
+	}
+	if code := run(context.Background(), []string{"version"}, &b, &errOut); code != 0 || a.String() != b.String() {
+		t.Errorf("version: exit %d, %q; --version said %q", code, b.String(), a.String())
+	}
+	info := &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v0.4.0"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123456789abcdef0123456789abcdef01234567"}, {Key: "vcs.modified", Value: "true"}}}
+	for _, tc := range []struct {
+		ldflags string
+		info    *debug.BuildInfo
+		want    string
+	}{
+		{"", info, "warden v0.4.0 0123456789ab-dirty go1.26.0"},
+		{"v1.2.3", info, "warden v1.2.3 0123456789ab-dirty go1.26.0"},
+		{"", &debug.BuildInfo{GoVersion: "go1.26.0"}, "warden (devel) go1.26.0"},
+		{"v1.2.3", nil, "warden v1.2.3"},
+	} {
+		if got := formatVersion(tc.ldflags, tc.info); got != tc.want {
+			t.Errorf("formatVersion(%q, …) = %q, want %q", tc.ldflags, got, tc.want)
+		}
+	}
+}
+
+// noAWSRegion clears every place the AWS SDK finds a region.
+func noAWSRegion(t *testing.T) {
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+}
+
+func writeConfig(t *testing.T, s string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "w.yaml")
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Config errors name config keys and carry file:line:column, all at once.
+func TestValidateReportsKeysAndPositions(t *testing.T) {
+	noAWSRegion(t)
+	p := writeConfig(t, `version: 1
+listen:
+  endpoint: 127.0.0.1:8480
+  admn: 127.0.0.1:9480
+upstream: {region: us-east-1}
+identity: {sources: [statik]}
+audit:
+  sinks:
+    - s3: {prefix: warden/}
+`)
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"policy", "validate", p}, &out, &errOut); code != 1 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	want := []string{
+		p + ":4:3: listen.admn: unknown key (known: admin, endpoint, proxy, proxy_protocol, tls, transparent)\n",
+		p + `:6:22: identity.sources: "statik": unknown source`,
+		p + ":9:7: audit.sinks[0].s3.bucket is required\n",
+		"invalid (3 errors)",
+	}
+	for _, w := range want {
+		if !strings.Contains(errOut.String(), w) {
+			t.Errorf("stderr lacks %q:\n%s", w, errOut.String())
+		}
+	}
+	if strings.Contains(errOut.String(), "authz.") || strings.Contains(errOut.String(), "not found in type") {
+		t.Errorf("an error names a Go type:\n%s", errOut.String())
+	}
+}
+
+// policy validate rejects what serve rejects: a config without a region
+// fails both unless the environment names one; a region that makes no
+// upstream host fails both.
+func TestValidateRejectsWhatServeRejects(t *testing.T) {
+	base := "version: 1\nlisten: {endpoint: 127.0.0.1:8480}\n%sidentity: {static: {app: a}}\napps:\n  - name: a\n    allow_weak_identity: true\n    match: {tags: {app: a}}\n    allow: {models: [\"*\"], operations: [Converse]}\n"
+	cases := []struct {
+		name, upstream, envRegion string
+		valid                     bool
+		want                      string
+	}{
+		{"no region anywhere", "", "", false, ":1:1: upstream.region: not set"},
+		{"region from AWS_REGION", "", "eu-west-1", true, ""},
+		{"region in the file", "upstream: {region: us-east-1}\n", "", true, ""},
+		{"no region, a section without one", "upstream: {signing: resign}\n", "", false, ":3:1: upstream.region: not set"},
+		{"a region that makes no host", "upstream: {region: \"us east 1\"}\n", "", false, ":3:1: upstream.url:"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			noAWSRegion(t)
+			t.Setenv("AWS_REGION", tc.envRegion)
+			cfgText := strings.Replace(base, "%s", tc.upstream, 1)
+			p := writeConfig(t, cfgText)
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), []string{"policy", "validate", p}, &out, &errOut)
+			if (code == 0) != tc.valid || (tc.want != "" && !strings.Contains(errOut.String(), p+tc.want)) {
+				t.Errorf("validate: exit %d, want valid=%v and %q:\n%s%s", code, tc.valid, tc.want, out.String(), errOut.String())
+			}
+			// serve's own constructor agrees.
+			cfg, err := authz.ParseConfig([]byte(cfgText))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = proxy.New(context.Background(), proxy.Options{Config: cfg, Audit: nopAudit{},
+				Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")})
+			if (err == nil) != tc.valid {
+				t.Errorf("proxy.New: %v, want valid=%v (validate and serve disagree)", err, tc.valid)
+			}
+		})
+	}
+}
+
+// nopAudit takes records and keeps none: proxy.New needs a writer.
+type nopAudit struct{}
+
+func (nopAudit) Begin(*audit.Record) error { return nil }
+func (nopAudit) Write(*audit.Record)       {}
+func (nopAudit) Close() error              { return nil }
+
+// explain names the app that selects the caller even when the decision
+// comes before the app's rules.
+func TestExplainNamesSelectedApp(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"policy", "explain", "--config", policyFile,
+		"--tag", "k8s.namespace=payments:strong", "--tag", "k8s.serviceaccount=api:strong",
+		"--op", "InvokeModelWithBidirectionalStream", "--model", "amazon.nova-sonic-v1:0"}, &out, &out); code != 0 {
+		t.Fatalf("exit %d\n%s", code, out.String())
+	}
+	for _, w := range []string{"apps[0] payments-prod (line 7, enforce): SELECTED", "\napp       payments-prod\n", "rule      unsupported-operation"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("explain lacks %q:\n%s", w, out.String())
+		}
+	}
+}
