@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"gopkg.in/yaml.v3"
 )
 
 // docFiles are the Markdown files the checks cover, relative to the root.
@@ -439,4 +441,70 @@ func (s *schema) walkKeys(n *schemaNode, prefix string, depth int, fn func(key, 
 		fn(key, k)
 		s.walkKeys(n.Properties[k], key, depth+1, fn)
 	}
+}
+
+// yamlBlockRe is a fenced YAML example: a piece of a Warden config file.
+var yamlBlockRe = regexp.MustCompile("(?ms)^```ya?ml\\n(.*?)^```")
+
+// TestYAMLExamplesInSchema: every key of every YAML example in the docs is
+// in the schema, at the place the example puts it.
+func TestYAMLExamplesInSchema(t *testing.T) {
+	root := repoRoot(t)
+	s, top := loadSchema(t, root)
+	blocks := 0
+	for _, file := range docFiles(t, root) {
+		b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range yamlBlockRe.FindAllStringSubmatchIndex(string(b), -1) {
+			line := 1 + strings.Count(string(b[:m[2]]), "\n")
+			var v any
+			if err := yaml.Unmarshal(b[m[2]:m[3]], &v); err != nil {
+				t.Errorf("%s:%d: YAML example: %v", file, line, err)
+				continue
+			}
+			blocks++
+			for _, bad := range s.unknownKeys(top, v, "") {
+				t.Errorf("%s:%d: YAML example: %s is not in deploy/warden.schema.json", file, line, bad)
+			}
+		}
+	}
+	if blocks == 0 {
+		t.Error("no YAML examples found in the docs: is the fence pattern still matching?")
+	}
+}
+
+func (s *schema) unknownKeys(n *schemaNode, v any, prefix string) []string {
+	n = s.resolve(n)
+	if n == nil {
+		return nil
+	}
+	var bad []string
+	switch v := v.(type) {
+	case map[string]any:
+		mv := s.mapValue(n)
+		for k, x := range v {
+			key := k
+			if prefix != "" {
+				key = prefix + "." + k
+			}
+			switch child, ok := n.Properties[k]; {
+			case mv != nil:
+				bad = append(bad, s.unknownKeys(mv, x, key)...)
+			case !ok:
+				bad = append(bad, key)
+			default:
+				bad = append(bad, s.unknownKeys(child, x, key)...)
+			}
+		}
+	case []any:
+		if n.Items != nil {
+			for _, x := range v {
+				bad = append(bad, s.unknownKeys(n.Items, x, prefix+"[]")...)
+			}
+		}
+	}
+	sort.Strings(bad)
+	return bad
 }
