@@ -55,6 +55,25 @@ func (e *ConfigError) diagnostics(file string) []string {
 	return out
 }
 
+// DecodeStrict decodes one YAML document into v (a pointer to a struct)
+// the way ParseConfig decodes the config: unknown keys and values of the
+// wrong kind are a *ConfigError naming the key path, not a Go type.
+func DecodeStrict(data []byte, v any) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return err
+	}
+	if root.Kind == 0 {
+		return nil // empty: v keeps its zero value
+	}
+	shape := &shapeChecker{}
+	shape.check(&root, reflect.TypeOf(v).Elem(), "")
+	if len(shape.problems) > 0 {
+		return &ConfigError{Problems: shape.problems}
+	}
+	return root.Decode(v)
+}
+
 // shapeChecker walks the YAML tree beside the Go type it decodes into, the
 // way the decoder will, and reports what the decoder would refuse in terms
 // of config keys.

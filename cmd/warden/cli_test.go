@@ -174,6 +174,16 @@ audit:
 	}
 }
 
+// A cases file's unknown keys are named by their path too.
+func TestPolicyCasesUnknownKey(t *testing.T) {
+	p := writeConfig(t, "cases:\n  - name: x\n    operation: Converse\n    expect: allow\n    colour: red\n")
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"policy", "test", "--config", policyFile, "--cases", p}, &out, &out); code != 1 ||
+		!strings.Contains(out.String(), p+":5:5: cases[0].colour: unknown key (known: app, expect, ") || strings.Contains(out.String(), "main.") {
+		t.Errorf("exit %d:\n%s", code, out.String())
+	}
+}
+
 // policy validate rejects what serve rejects: a config without a region
 // fails both unless the environment names one; a region that makes no
 // upstream host fails both.
@@ -184,7 +194,7 @@ func TestValidateRejectsWhatServeRejects(t *testing.T) {
 		valid                     bool
 		want                      string
 	}{
-		{"no region anywhere", "", "", false, ":1:1: upstream.region: not set"},
+		{"no region anywhere", "", "", false, ":1:1: upstream.region: not set, and the AWS configuration names no region; set upstream.region or AWS_REGION\nwarden policy: " + "%s: invalid (1 error)"},
 		{"region from AWS_REGION", "", "eu-west-1", true, ""},
 		{"region in the file", "upstream: {region: us-east-1}\n", "", true, ""},
 		{"no region, a section without one", "upstream: {signing: resign}\n", "", false, ":3:1: upstream.region: not set"},
@@ -198,8 +208,9 @@ func TestValidateRejectsWhatServeRejects(t *testing.T) {
 			p := writeConfig(t, cfgText)
 			var out, errOut bytes.Buffer
 			code := run(context.Background(), []string{"policy", "validate", p}, &out, &errOut)
-			if (code == 0) != tc.valid || (tc.want != "" && !strings.Contains(errOut.String(), p+tc.want)) {
-				t.Errorf("validate: exit %d, want valid=%v and %q:\n%s%s", code, tc.valid, tc.want, out.String(), errOut.String())
+			want := strings.ReplaceAll(tc.want, "%s", p)
+			if (code == 0) != tc.valid || (want != "" && !strings.Contains(errOut.String(), p+want)) {
+				t.Errorf("validate: exit %d, want valid=%v and %q:\n%s%s", code, tc.valid, want, out.String(), errOut.String())
 			}
 			// serve's own constructor agrees.
 			cfg, err := authz.ParseConfig([]byte(cfgText))

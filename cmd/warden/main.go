@@ -160,7 +160,7 @@ func writeOverview(w io.Writer) {
 		}
 	}
 	b.WriteString("\n`warden help COMMAND [SUBCOMMAND]`, or -h/--help after any command, prints its usage and flags.\n")
-	io.WriteString(w, b.String())
+	fmt.Fprint(w, b.String())
 }
 
 // writeHelp prints the usage of the command path names (the overview for
@@ -175,14 +175,14 @@ func writeHelp(ctx context.Context, w io.Writer, path []string) error {
 			continue
 		}
 		if len(c.subs) == 0 {
-			io.WriteString(w, c.usage)
+			fmt.Fprint(w, c.usage)
 			if c.flags {
 				writeFlags(ctx, w, c.run, []string{"-h"})
 			}
 			return nil
 		}
 		if len(path) == 1 && c.usage != "" {
-			io.WriteString(w, c.usage)
+			fmt.Fprint(w, c.usage)
 			fmt.Fprintf(w, "\n`warden %s SUBCOMMAND --help` prints a subcommand's usage and flags.\n", c.name)
 			return nil
 		}
@@ -197,9 +197,9 @@ func writeHelp(ctx context.Context, w io.Writer, path []string) error {
 		for _, s := range c.subs {
 			if s.name == path[1] {
 				if !strings.HasPrefix(s.usage, "usage") {
-					io.WriteString(w, "usage:\n")
+					fmt.Fprint(w, "usage:\n")
 				}
-				io.WriteString(w, s.usage)
+				fmt.Fprint(w, s.usage)
 				if s.flags {
 					writeFlags(ctx, w, c.run, []string{s.name, "-h"})
 				}

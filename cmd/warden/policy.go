@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -133,7 +132,11 @@ func cmdPolicyValidate(ctx context.Context, args []string, stdout, stderr io.Wri
 		for _, line := range diags {
 			fmt.Fprintln(stderr, line)
 		}
-		return fmt.Errorf("%s: invalid (%d errors)", *path, len(diags))
+		noun := "errors"
+		if len(diags) == 1 {
+			noun = "error"
+		}
+		return fmt.Errorf("%s: invalid (%d %s)", *path, len(diags), noun)
 	}
 	warnings := authz.PolicyWarnings(cfg)
 	for _, w := range warnings {
@@ -183,10 +186,8 @@ func loadCases(path string) ([]policyCase, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var pc policyCases
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&pc); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := authz.DecodeStrict(data, &pc); err != nil {
+		return nil, errors.New(strings.Join(authz.Diagnostics(path, data, err), "\n"))
 	}
 	if len(root.Content) > 0 && root.Content[0].Kind == yaml.MappingNode {
 		m := root.Content[0]
