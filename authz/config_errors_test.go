@@ -62,3 +62,39 @@ func TestConfigErrorDiagnostics(t *testing.T) {
 		})
 	}
 }
+
+// Anchors, aliases and merge keys decode as yaml does, with no false
+// unknown keys; an unknown key inside a merged mapping is still found.
+func TestConfigShapeFollowsAliases(t *testing.T) {
+	base := `version: 1
+listen: {endpoint: 127.0.0.1:8480}
+upstream: {region: us-east-1}
+identity: {sources: [static], static: {app: a}}
+x-allow: &allow {models: ["*"], operations: [Converse]}
+apps:
+  - name: a
+    allow_weak_identity: true
+    match: {tags: {app: a}}
+    allow:
+      <<: *allow
+      regions: [us-east-1]
+  - name: b
+    allow_weak_identity: true
+    match: {tags: {app: b}}
+    allow: *allow
+`
+	_, err := ParseConfig([]byte(base))
+	if err == nil || !strings.Contains(err.Error(), "x-allow: unknown key") || strings.Count(err.Error(), "\n") != 0 {
+		t.Fatalf("err = %v, want only x-allow named as unknown", err)
+	}
+	ok := strings.Replace(base, "x-allow: &allow {models: [\"*\"], operations: [Converse]}\n", "", 1)
+	ok = strings.Replace(ok, "    allow:\n      <<: *allow\n", "    allow: &allow\n      models: [\"*\"]\n      operations: [Converse]\n", 1)
+	ok = strings.Replace(ok, "    allow: *allow\n", "    allow:\n      <<: *allow\n      colour: red\n", 1)
+	_, err = ParseConfig([]byte(ok))
+	if err == nil || !strings.Contains(err.Error(), "apps[1].allow.colour: unknown key") || strings.Count(err.Error(), "\n") != 0 {
+		t.Fatalf("err = %v, want only apps[1].allow.colour", err)
+	}
+	if _, err := ParseConfig([]byte(strings.Replace(ok, "      colour: red\n", "", 1))); err != nil {
+		t.Fatalf("aliases and merge keys: %v", err)
+	}
+}
