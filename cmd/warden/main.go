@@ -234,10 +234,7 @@ func writeFlags(ctx context.Context, w io.Writer, run func(context.Context, []st
 var version = ""
 
 func versionString() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		info = nil
-	}
+	info, _ := debug.ReadBuildInfo() // nil when the binary carries none
 	return formatVersion(version, info)
 }
 
