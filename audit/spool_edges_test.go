@@ -155,6 +155,9 @@ func TestSpoolSegmentCreationFailureRecovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Closed before t.TempDir's cleanup (cleanups run last-registered first), so
+	// the spool's background segment creation is not racing the removal.
+	t.Cleanup(func() { _ = p.Close() })
 	// make the spare's and the appender's creation fail once: remove the spare file... simulate by
 	// taking the spare and replacing the dir with a file.
 	time.Sleep(100 * time.Millisecond)
