@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -39,8 +40,10 @@ import (
 //     X-Amzn-Bedrock-Invocation-Latency: value replaced by <volatile>;
 //   - in bodies, frame payloads and audit strings: UUIDs -> <uuid>, the
 //     emulator's random Anthropic message ids (msg_bdrk_ + 24 hex) ->
-//     msg_bdrk_<id>, async invocation ids (async-invoke/ + 12 hex) ->
-//     async-invoke/<id>, RFC 3339 timestamps -> <time>;
+//     msg_bdrk_<id>, async invocation ids (async-invoke/ or %2F + 12
+//     hex) -> async-invoke/<id>, RFC 3339 timestamps -> <time>;
+//   - when an answer held a timestamp (async invocations), its
+//     Content-Length and its record's bytes_out -> <time-dependent>;
 //   - event streams are written as decoded frames (headers and payload,
 //     a chunk's base64 "bytes" written decoded on the next line in its
 //     place), not as raw bytes whose CRCs cover the random ids;
@@ -52,17 +55,29 @@ import (
 
 // corpusCase is one line of cases.jsonl.
 type corpusCase struct {
-	Name    string            `json:"name"`
-	Policy  string            `json:"policy"` // file in policies/, without .yaml
-	Method  string            `json:"method"`
-	Path    string            `json:"path"` // as sent on the wire
-	Headers map[string]string `json:"headers"`
-	Body    string            `json:"body"`
+	Name   string `json:"name"`
+	Policy string `json:"policy"` // file in policies/, without .yaml
+	corpusRequest
+	// Then are further calls to the same Warden, in order; "${ARN}" in a
+	// path stands for the invocationArn the previous answer named,
+	// path-escaped.
+	Then []corpusRequest `json:"then"`
+	// H2C sends every call over HTTP/2 with prior knowledge (default
+	// HTTP/1.1).
+	H2C bool `json:"h2c"`
 	// Reply and Deltas set the emulator's completion text and how a stream
 	// cuts it (empty: the emulator's defaults).
 	Reply  string             `json:"reply"`
 	Deltas []string           `json:"deltas"`
 	Fault  *bedrocktest.Fault `json:"fault"` // injected before the call
+}
+
+// corpusRequest is one call as the client sends it.
+type corpusRequest struct {
+	Method  string            `json:"method"`
+	Path    string            `json:"path"` // as sent on the wire
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body"`
 }
 
 const corpusDir = "testdata/corpus"
@@ -93,6 +108,11 @@ func loadCorpus(t *testing.T) []corpusCase {
 		}
 		if c.Name == "" || seen[c.Name] || c.Policy == "" || c.Method == "" || c.Path == "" {
 			t.Fatalf("cases.jsonl:%d: case %q needs a unique name, a policy, a method and a path", line, c.Name)
+		}
+		for j, r := range c.Then {
+			if r.Method == "" || r.Path == "" {
+				t.Fatalf("cases.jsonl:%d: case %s: then[%d] needs a method and a path", line, c.Name, j)
+			}
 		}
 		seen[c.Name] = true
 		cases = append(cases, c)
@@ -169,28 +189,47 @@ func runCorpusCase(t *testing.T, c corpusCase) []byte {
 	p = strings.ReplaceAll(p, "${CONTROL_PLANE}", e.cp.URL)
 	e.start(t, p, "", nil)
 
-	req, err := http.NewRequest(c.Method, e.endpoint+c.Path, strings.NewReader(c.Body))
-	if err != nil {
-		t.Fatalf("case %s: %v", c.Name, err)
-	}
-	// NewRequest parses the path; keep it byte for byte as the case has it.
-	req.URL.Opaque = "//" + req.URL.Host + c.Path
-	for k, v := range c.Headers {
-		req.Header.Set(k, v)
-	}
 	// A fresh transport per case: no connection outlives its Warden.
 	tr := &http.Transport{}
+	if c.H2C {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
 	defer tr.CloseIdleConnections()
 	var out bytes.Buffer
-	var body []byte
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		fmt.Fprintf(&out, "## response\nerror %v\n", err)
-	} else {
-		var rerr error
-		body, rerr = io.ReadAll(resp.Body)
+	var bodies [][]byte
+	arn := ""
+	for i, r := range append([]corpusRequest{c.corpusRequest}, c.Then...) {
+		if i > 0 {
+			// The previous call's record first, so records keep the calls' order.
+			e.audit.wait(t, i)
+			fmt.Fprintf(&out, "## then %s %s\n", r.Method, r.Path)
+		}
+		path := strings.ReplaceAll(r.Path, "${ARN}", url.PathEscape(arn))
+		req, err := http.NewRequest(r.Method, e.endpoint+path, strings.NewReader(r.Body))
+		if err != nil {
+			t.Fatalf("case %s: %v", c.Name, err)
+		}
+		// NewRequest parses the path; keep it byte for byte as the case has it.
+		req.URL.Opaque = "//" + req.URL.Host + path
+		for k, v := range r.Headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			fmt.Fprintf(&out, "## response\nerror %v\n", err)
+			continue
+		}
+		body, rerr := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		writeCorpusResponse(t, &out, resp, body, rerr)
+		bodies = append(bodies, body)
+		var started struct {
+			InvocationArn string `json:"invocationArn"`
+		}
+		if json.Unmarshal(body, &started) == nil && started.InvocationArn != "" {
+			arn = started.InvocationArn
+		}
 	}
 
 	// Shutdown waits for the handlers, so every record is written.
@@ -204,18 +243,22 @@ func runCorpusCase(t *testing.T, c corpusCase) []byte {
 	for _, call := range emu.Calls() {
 		// Not call.Status: when the emulator resets a connection, whether
 		// it noted its status first is a race of its own.
-		fmt.Fprintf(&out, "%s %s %s signature_ok=%v\n", call.Method, call.EscapedPath, call.Op, call.SignatureOK)
+		fmt.Fprintf(&out, "%s %s %s signature_ok=%v\n", call.Method, normaliseText(call.EscapedPath), call.Op, call.SignatureOK)
 		if len(call.Body) > 0 {
 			fmt.Fprintf(&out, "%s\n", normaliseText(string(call.Body)))
 		}
 	}
 	out.WriteString("## audit\n")
-	checkResponseHash(t, e, body)
+	checkResponseHash(t, e, bodies)
 	e.audit.mu.Lock()
 	recs := slices.Clone(e.audit.recs)
 	e.audit.mu.Unlock()
-	for _, r := range recs {
-		out.Write(normaliseRecord(r))
+	for i, r := range recs {
+		rec := normaliseRecord(r)
+		if i < len(bodies) && timestamp.Match(bodies[i]) {
+			rec = bytesOut.ReplaceAll(rec, []byte(`"bytes_out":"<time-dependent>"`))
+		}
+		out.Write(rec)
 		out.WriteByte('\n')
 	}
 	return out.Bytes()
@@ -223,16 +266,19 @@ func runCorpusCase(t *testing.T, c corpusCase) []byte {
 
 // checkResponseHash holds the records' response_sha256 to the bytes the
 // client read, so normalising it hides nothing.
-func checkResponseHash(t *testing.T, e *env, body []byte) {
+func checkResponseHash(t *testing.T, e *env, bodies [][]byte) {
 	t.Helper()
-	sum := sha256.Sum256(body)
-	want := hex.EncodeToString(sum[:])
 	e.audit.mu.Lock()
 	defer e.audit.mu.Unlock()
 	for i := range e.audit.recs {
 		r := &e.audit.recs[i]
-		if r.ResponseSHA256 == want {
-			r.ResponseSHA256 = "<sha256 of the answer as received>"
+		// Records are in the calls' order: each call waits for the
+		// previous one's record.
+		if i < len(bodies) {
+			sum := sha256.Sum256(bodies[i])
+			if r.ResponseSHA256 == hex.EncodeToString(sum[:]) {
+				r.ResponseSHA256 = "<sha256 of the answer as received>"
+			}
 		}
 	}
 }
@@ -252,6 +298,9 @@ func writeCorpusResponse(t *testing.T, out *bytes.Buffer, resp *http.Response, b
 		for _, v := range resp.Header[k] {
 			if slices.Contains(volatileHeaders, k) {
 				v = "<volatile>"
+			}
+			if k == "Content-Length" && timestamp.Match(body) {
+				v = "<time-dependent>"
 			}
 			fmt.Fprintf(out, "%s: %s\n", k, v)
 		}
@@ -292,6 +341,12 @@ func writeCorpusResponse(t *testing.T, out *bytes.Buffer, resp *http.Response, b
 	}
 }
 
+// timestamp is an RFC 3339 time; its fraction has no fixed length, so a
+// body holding one has a time-dependent length.
+var timestamp = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
+
+var bytesOut = regexp.MustCompile(`"bytes_out":\d+`)
+
 // chunkBytes is a chunk event's base64 payload, written decoded instead.
 var chunkBytes = regexp.MustCompile(`"bytes":"[A-Za-z0-9+/=]*"`)
 
@@ -301,8 +356,8 @@ var volatileText = []struct {
 }{
 	{regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`), "<uuid>"},
 	{regexp.MustCompile(`msg_bdrk_[0-9a-f]{24}`), "msg_bdrk_<id>"},
-	{regexp.MustCompile(`async-invoke/[0-9a-f]{12}\b`), "async-invoke/<id>"},
-	{regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`), "<time>"},
+	{regexp.MustCompile(`async-invoke(/|%2F)[0-9a-f]{12}\b`), "async-invoke${1}<id>"},
+	{timestamp, "<time>"},
 }
 
 func normaliseText(s string) string {
