@@ -219,21 +219,29 @@ func OutsideWarden(allowed ...string) func(string) string {
 	}
 }
 
-// TestPackage forbids Warden's test packages (those whose last element ends in
-// "test": bedrocktest, kubetest, miniotest, testenv's kin), testing and
-// net/http/httptest: emulators and fixtures do not ship in a production
-// binary. Other modules' packages are their own business (client-go's gentype
-// links k8s.io/client-go/testing).
+// TestPackage forbids test packages: Warden's own (bedrocktest, kubetest,
+// miniotest, testenv), the standard library's testing and its helpers
+// (net/http/httptest, testing/fstest) and other modules' (zaptest).
+// Emulators and fixtures do not ship in production code. The runtime's
+// internal/synctest and client-go's k8s.io/client-go/testing (linked by its
+// typed clients) are not Warden's choice and pass. cmd/warden's
+// linkage_test.go applies the same rule to the production binary.
 func TestPackage(dep string) string {
-	const why = "a production binary links no test package (emulators and fixtures live in test, bench and demo commands)"
+	const why = "production code links no test package (emulators and fixtures live in tests, cmd/warden-bench and cmd/warden-demo)"
+	name := dep[strings.LastIndexByte(dep, '/')+1:]
+	first, _, _ := strings.Cut(dep, "/")
+	standard := !strings.Contains(first, ".")
 	switch {
-	case dep == "testing" || dep == "net/http/httptest":
-		return why
 	case strings.HasPrefix(dep, Module+"/"):
-		name := dep[strings.LastIndexByte(dep, '/')+1:]
 		if strings.HasSuffix(name, "test") || name == "testenv" {
 			return why
 		}
+	case standard && (dep == "testing" || strings.HasPrefix(dep, "testing/")):
+		return why
+	case standard && strings.HasSuffix(name, "test") && first != "internal":
+		return why
+	case !standard && strings.HasSuffix(name, "test") && name != "latest":
+		return why
 	}
 	return ""
 }
