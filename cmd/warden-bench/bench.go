@@ -45,16 +45,18 @@ const (
 	benchModel     = "anthropic.claude-3-5-haiku-20241022-v1:0"
 )
 
-// benchPolicy is the Warden configuration under test: one static identity,
-// one app, the same pipeline a sidecar runs.
+// benchPolicy is the Warden configuration every bench runs: one static
+// identity, one app, the same pipeline a sidecar runs. ${LISTEN} holds the
+// listeners (the bench opens its own sockets), ${SIGNING} resign or
+// passthrough.
 const benchPolicy = `version: 1
 listen:
-  endpoint: 127.0.0.1:0   # the bench opens its own listener
+${LISTEN}
 upstream:
   region: us-east-1
   url: ${EMULATOR_URL}
   insecure: true
-  signing: resign
+  signing: ${SIGNING}
 identity:
   sources: [static]
   static: {app: bench, env: prod}
@@ -66,6 +68,11 @@ apps:
       models: ["anthropic.claude-3-5-haiku-*"]
       operations: [Converse, ConverseStream]
 `
+
+// policyFor is benchPolicy with its placeholders filled in.
+func policyFor(listen, signing, emulatorURL string) []byte {
+	return []byte(strings.NewReplacer("${LISTEN}", listen, "${SIGNING}", signing, "${EMULATOR_URL}", emulatorURL).Replace(benchPolicy))
+}
 
 const (
 	modeDirect = "direct"
@@ -81,10 +88,30 @@ var benchModeTitle = map[string]string{
 	modeWarden: "Warden",
 }
 
+// loadOptions are the flags both benches share: how many calls, how
+// concurrent, how big.
+type loadOptions struct {
+	runs, requests, concurrency, requests32, promptBytes, warmup int
+	json                                                         bool
+}
+
+// register defines the shared flags on fs; requests32 is the default size
+// of the throughput phase, which differs per bench.
+func (o *loadOptions) register(fs *flag.FlagSet, requests32 int) {
+	fs.IntVar(&o.runs, "runs", 7, "number of runs; each metric is the median across runs")
+	fs.IntVar(&o.requests, "requests", 2000, "Converse calls per run per mode at concurrency 1")
+	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrency of the throughput phase")
+	fs.IntVar(&o.requests32, "requests32", requests32, "Converse calls per run per mode in the throughput phase")
+	fs.IntVar(&o.promptBytes, "prompt-bytes", 4096, "size of the prompt text")
+	fs.IntVar(&o.warmup, "warmup", 200, "warm-up Converse calls per mode before measuring")
+	fs.BoolVar(&o.json, "json", false, "print machine-readable JSON instead of tables")
+}
+
 type benchOptions struct {
-	runs, requests, concurrency, requests32, promptBytes, streamRequests, warmup, blocks int
-	json, strict                                                                         bool
-	cpuProfile                                                                           string
+	loadOptions
+	streamRequests, blocks int
+	strict                 bool
+	cpuProfile             string
 }
 
 // benchSample is one run's measurements for one mode.
@@ -141,15 +168,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("warden-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o benchOptions
-	fs.IntVar(&o.runs, "runs", 7, "number of runs; each metric is the median across runs")
-	fs.IntVar(&o.requests, "requests", 2000, "Converse calls per run per mode at concurrency 1")
-	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrency of the throughput phase")
-	fs.IntVar(&o.requests32, "requests32", 10000, "Converse calls per run per mode in the throughput phase")
-	fs.IntVar(&o.promptBytes, "prompt-bytes", 4096, "size of the prompt text")
+	o.register(fs, 10000)
 	fs.IntVar(&o.streamRequests, "stream-requests", 500, "ConverseStream calls per run per mode (time to first event)")
-	fs.IntVar(&o.warmup, "warmup", 200, "warm-up Converse calls per mode before measuring")
 	fs.IntVar(&o.blocks, "blocks", 10, "interleave the modes within each phase of a run in this many blocks (1: each mode's phase in one piece)")
-	fs.BoolVar(&o.json, "json", false, "print machine-readable JSON instead of tables")
 	fs.BoolVar(&o.strict, "strict", false, "exit non-zero when a target is missed")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured runs (whole process) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -332,7 +353,7 @@ func newBenchEnv(ctx context.Context, o *benchOptions) (_ *benchEnv, err error) 
 
 	// Warden, auditing as it runs in production: every call through the
 	// on-disk spool (process durability) into a file sink.
-	cfg, err := authz.ParseConfig([]byte(strings.ReplaceAll(benchPolicy, "${EMULATOR_URL}", e.emu.URL)))
+	cfg, err := authz.ParseConfig(policyFor("  endpoint: 127.0.0.1:0", "resign", e.emu.URL))
 	if err != nil {
 		return nil, fmt.Errorf("bench policy: %w", err)
 	}

@@ -50,28 +50,6 @@ import (
 // bpRuntimeHost is the name proxy-mode clients call and the CA signs for.
 const bpRuntimeHost = "bedrock-runtime.us-east-1.amazonaws.com"
 
-// bpPolicy is Warden under test: the same app and identity as `warden-bench`.
-// ${LISTEN} holds the listeners, ${SIGNING} resign or passthrough.
-const bpPolicy = `version: 1
-listen:
-${LISTEN}
-upstream:
-  region: us-east-1
-  url: ${EMULATOR_URL}
-  insecure: true
-  signing: ${SIGNING}
-identity:
-  sources: [static]
-  static: {app: bench, env: prod}
-apps:
-  - name: bench-prod
-    allow_weak_identity: true # static sidecar tags
-    match: {tags: {app: bench, env: prod}}
-    allow:
-      models: ["anthropic.claude-3-5-haiku-*"]
-      operations: [Converse, ConverseStream]
-`
-
 const (
 	bpDirect      = "direct"
 	bpEndpoint    = "endpoint"
@@ -97,10 +75,9 @@ var bpModeTitle = map[string]string{
 var bpHandshakeModes = [...]string{bpGoproxy, bpResign}
 
 type bpOptions struct {
-	runs, requests, concurrency, requests32, promptBytes, warmup int
-	handshakes, leafSigns, chunks                                int
-	proto                                                        string
-	json                                                         bool
+	loadOptions
+	handshakes, leafSigns, chunks int
+	proto                         string
 }
 
 type bpSample struct {
@@ -166,17 +143,11 @@ func cmdBenchProxy(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := flag.NewFlagSet("warden-bench proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o bpOptions
-	fs.IntVar(&o.runs, "runs", 7, "number of runs; each metric is the median across runs")
-	fs.IntVar(&o.requests, "requests", 2000, "Converse calls per run per mode at concurrency 1")
-	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrency of the throughput phase")
-	fs.IntVar(&o.requests32, "requests32", 5000, "Converse calls per run per mode in the throughput phase")
-	fs.IntVar(&o.promptBytes, "prompt-bytes", 4096, "size of the prompt text")
-	fs.IntVar(&o.warmup, "warmup", 200, "warm-up Converse calls per mode before measuring")
+	o.register(fs, 5000)
 	fs.IntVar(&o.handshakes, "handshakes", 500, "CONNECT + TLS handshakes per run per listener (new connection each)")
 	fs.IntVar(&o.leafSigns, "leaf-signs", 100, "cold-cache leaf certificates signed per run (new host each)")
 	fs.IntVar(&o.chunks, "chunks", 5, "each phase of a run is cut into this many chunks, the modes taking turns chunk by chunk")
 	fs.StringVar(&o.proto, "proto", "h2", "protocol of proxy-mode clients inside the tunnel: h2 (the SDK's default, by ALPN) or h1")
-	fs.BoolVar(&o.json, "json", false, "print machine-readable JSON instead of tables")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -397,8 +368,7 @@ func newBPEnv(ctx context.Context, o *bpOptions) (_ *bpEnv, err error) {
 		if signing == "resign" {
 			listen = "  endpoint: 127.0.0.1:0\n" + listen
 		}
-		policy := strings.NewReplacer("${LISTEN}", listen, "${SIGNING}", signing, "${EMULATOR_URL}", e.emu.URL).Replace(bpPolicy)
-		cfg, err := authz.ParseConfig([]byte(policy))
+		cfg, err := authz.ParseConfig(policyFor(listen, signing, e.emu.URL))
 		if err != nil {
 			return nil, fmt.Errorf("bench-proxy policy (%s): %w", signing, err)
 		}
