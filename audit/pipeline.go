@@ -156,11 +156,11 @@ func Open(ctx context.Context, o Options) (*Pipeline, error) {
 	}
 	p.sp.shareLimit = p.shareLimit
 	if err := p.recover(); err != nil {
-		p.sp.close()
+		_ = p.sp.close() // the failure that stopped Open is the error worth returning
 		return nil, err
 	}
 	if err := p.checkpoint("start", false); err != nil {
-		p.sp.close()
+		_ = p.sp.close() // the failure that stopped Open is the error worth returning
 		return nil, err
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -174,7 +174,7 @@ func Open(ctx context.Context, o Options) (*Pipeline, error) {
 		sh, err := p.newShipper(s, name)
 		if err != nil {
 			cancel()
-			p.sp.close()
+			_ = p.sp.close()
 			return nil, err
 		}
 		sh.idx = len(p.shippers)

@@ -172,7 +172,7 @@ func TestAppCapsAndGuardrailConfigErrors(t *testing.T) {
 		{"guardrail bad version", appWith("    bedrock_guardrail: {id: abc, version: latest}\n"), []string{"bedrock_guardrail.version", `"latest"`}},
 		{"guardrail version 0", appWith("    bedrock_guardrail: {id: abc, version: \"0\"}\n"), []string{"bedrock_guardrail.version", `"0"`}},
 		{"guardrail bad trace", appWith("    bedrock_guardrail: {id: abc, version: \"1\", trace: on}\n"), []string{"bedrock_guardrail.trace", `"on"`}},
-		{"guardrail unknown key", appWith("    bedrock_guardrail: {id: abc, version: \"1\", versoin: \"2\"}\n"), []string{"versoin"}},
+		{"guardrail unknown key", appWith("    bedrock_guardrail: {id: abc, version: \"1\", versoin: \"2\"}\n"), []string{"versoin"}}, //nolint:misspell // the typo is the input under test
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

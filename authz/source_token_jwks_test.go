@@ -43,7 +43,7 @@ func TestTokenSourceOfflineAPIServer(t *testing.T) {
 	}
 	parts := strings.Split(tok, ".")
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(payload), `"chatbot"`, `"admin"`, -1))) + "." + parts[2]
+	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(strings.ReplaceAll(string(payload), `"chatbot"`, `"admin"`))) + "." + parts[2]
 	for name, bad := range map[string]string{
 		"wrong audience": kc.Token(t, ns, "chatbot", "sts.amazonaws.com", pod),
 		"forged":         forged,

@@ -36,8 +36,6 @@ type Presenter interface {
 	Presents(c *Conn) bool
 }
 
-var errNotAvailable = errors.New("is not available in this release")
-
 // Refusal reasons: why a source that knows an address refuses to name its
 // holder (the label of warden_identity_refusals_total).
 const (

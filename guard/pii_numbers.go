@@ -305,7 +305,6 @@ func phoneAt(s string, i int) int {
 		ng++
 		// A separator, then another group?
 		p = cl
-		sep = 0
 		if paren && p < len(s) && isDigit(s[p]) {
 			sep = ')'
 			continue

@@ -279,11 +279,12 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 					return
 				}
 			}
-			if err != io.EOF && c.rec.ErrorType == "" && ctx.Err() != nil {
+			// The decoder returns io.EOF itself at a clean end; a wrapped EOF is a failure.
+			if err != io.EOF && c.rec.ErrorType == "" && ctx.Err() != nil { //nolint:errorlint // bare io.EOF only
 				// The client hung up mid-stream: an abandoned answer, not a delivered one.
 				c.rec.Status, c.rec.ErrorType = 499, clientWriteError(ctx)
 			}
-			if err != io.EOF && c.rec.ErrorType == "" && ctx.Err() == nil {
+			if err != io.EOF && c.rec.ErrorType == "" && ctx.Err() == nil { //nolint:errorlint // bare io.EOF only
 				e := bedrock.InternalServer("warden: the upstream event stream failed: %v", describeStreamErr(err))
 				c.rec.ErrorType = e.Type
 				c.rec.Status = 500

@@ -110,21 +110,12 @@ type env struct {
 type envOption func(*envOpts)
 
 type envOpts struct {
-	policy       string
-	tls          *tls.Config
-	listener     string // "endpoint" (default) or "proxy"
-	acceptAppKey bool
+	policy string
+	tls    *tls.Config
 }
 
 func withPolicy(p string) envOption   { return func(o *envOpts) { o.policy = p } }
 func withTLS(c *tls.Config) envOption { return func(o *envOpts) { o.tls = c } }
-
-// withListener serves the named listener instead of the endpoint one.
-func withListener(name string) envOption { return func(o *envOpts) { o.listener = name } }
-
-// withAppKeyAccepted makes the emulator accept the app's own key too, as
-// Bedrock would in passthrough mode.
-func withAppKeyAccepted() envOption { return func(o *envOpts) { o.acceptAppKey = true } }
 
 func newEmulator(t testing.TB, extraKeys ...string) *bedrocktest.Server {
 	creds := map[string]string{wardenKey: wardenSecret}
@@ -163,14 +154,10 @@ func startEnv(t *testing.T, opts ...envOption) *env {
 	for _, f := range opts {
 		f(&o)
 	}
-	var extra []string
-	if o.acceptAppKey {
-		extra = []string{appKey, appSecret}
-	}
-	e := &env{emu: newEmulator(t, extra...), cp: newControlPlane(t), audit: newRecorder()}
+	e := &env{emu: newEmulator(t), cp: newControlPlane(t), audit: newRecorder()}
 	policy := strings.ReplaceAll(o.policy, "${UPSTREAM}", e.emu.URL)
 	policy = strings.ReplaceAll(policy, "${CONTROL_PLANE}", e.cp.URL)
-	e.start(t, policy, o.listener, o.tls)
+	e.start(t, policy, "", o.tls)
 	return e
 }
 

@@ -152,7 +152,7 @@ func TestJSSDKThroughForwardProxy(t *testing.T) {
 			if r.OK || r.Name != "AccessDeniedException" || r.Status != 403 || !strings.Contains(r.Message, "chatbot-prod") {
 				t.Fatalf("denied converse: %+v", r)
 			}
-			recs := e.audit.wait(t, 3)
+			e.audit.wait(t, 3)
 
 			// Without Warden's CA the SDK must refuse the MITM certificate.
 			r = runJSProxy(t, dir, jsProxyEnv(t, e.endpoint, "", appKey, appSecret), "converse", haiku, "no CA")
@@ -181,7 +181,7 @@ func TestJSSDKThroughForwardProxy(t *testing.T) {
 			// Audit: the three calls, in order, with their decisions; the
 			// no-CA attempt never got past TLS, so it has no record.
 			time.Sleep(200 * time.Millisecond)
-			recs = e.audit.wait(t, 3)
+			recs := e.audit.wait(t, 3)
 			if len(recs) != 3 {
 				t.Fatalf("%d audit records, want 3: %+v", len(recs), recs)
 			}

@@ -238,17 +238,6 @@ func (r *reservation) release() {
 	r.undoConn(n)
 }
 
-// ensure grows the reservation to at least n bytes, in chunks, so a body
-// arriving in small reads takes the budget's locks once per chunk.
-func (r *reservation) ensure(n int64) error {
-	if n <= r.n {
-		return nil
-	}
-	need := n - r.n
-	need = (need + bodyChunk - 1) / bodyChunk * bodyChunk
-	return r.grow(need)
-}
-
 // connState is what Warden knows of one client connection; the listener
 // creates it, requests find it in their context.
 type connState struct {

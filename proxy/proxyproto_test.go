@@ -307,7 +307,7 @@ func TestProxyListenerWithHTTPServer(t *testing.T) {
 	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, r.RemoteAddr)
 	}), ReadHeaderTimeout: 5 * time.Second}
-	go hs.Serve(ln) //nolint:errcheck
+	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
 
 	c := dialWrite(t, ln, append(AppendProxyV2(nil, v4src, v4dst, nil), "GET / HTTP/1.1\r\nHost: x\r\n\r\n"...))
@@ -377,7 +377,7 @@ func TestProxyLocalFromLoopbackPeerIsNotSameHost(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "identity: "+id.String())
 	}), ReadHeaderTimeout: 5 * time.Second}
-	go hs.Serve(ln) //nolint:errcheck
+	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
 
 	get := func(hdr []byte) string {

@@ -179,7 +179,7 @@ func NewControlPlane(cfg ControlPlaneConfig) *ControlPlane {
 }
 
 // Close stops the emulator; later requests are refused at connect.
-func (cp *ControlPlane) Close() { cp.hs.Close() }
+func (cp *ControlPlane) Close() { _ = cp.hs.Close() }
 
 // Handler returns the emulator as an http.Handler (to mount it elsewhere).
 func (cp *ControlPlane) Handler() http.Handler { return http.HandlerFunc(cp.serve) }

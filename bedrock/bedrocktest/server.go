@@ -165,7 +165,7 @@ func (s *Server) Close() {
 		s.ts.Close()
 	}
 	if s.hs != nil {
-		s.hs.Close()
+		_ = s.hs.Close()
 	}
 }
 

@@ -64,7 +64,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opts := proxy.Options{Config: cfg, Audit: aw, Logger: log, Registry: reg}
 	if capture != nil {
 		opts.Capture = capture
-		defer capture.Close() // after the server's calls end
+		defer func() { _ = capture.Close() }() // after the server's calls end
 	}
 	srv, err := proxy.New(ctx, opts)
 	if err != nil {
