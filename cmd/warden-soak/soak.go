@@ -177,9 +177,12 @@ func (r *Report) Problems() []string {
 			}
 		}
 	}
-	// A hang-up lands mid-stream (the emulator paces its events), so its
-	// record must say the client left, not that the answer was delivered.
-	if rec := r.Sink.ErrorTypes[hangupRecord]; rec < r.Hangups*9/10 {
+	// A hang-up normally lands mid-stream (the emulator paces its events),
+	// so its record must say the client left, not that the answer was
+	// delivered. A client slowed by a loaded machine may cancel only after
+	// Warden has written the whole stream, which is rightly a 200: the bound
+	// is half, which the pre-fix code (0 of 1064) fails by far.
+	if rec := r.Sink.ErrorTypes[hangupRecord]; rec < r.Hangups/2 {
 		p = append(p, fmt.Sprintf("only %d of %d hang-ups are audited as %q", rec, r.Hangups, hangupRecord))
 	}
 	if !r.Settled {
@@ -237,7 +240,7 @@ func newEnv(ctx context.Context, o Options) (_ *env, err error) {
 		Reply: func(op, model, prompt string) string {
 			return "Here is a summary of the meeting notes: the roadmap was reviewed, priorities were agreed and a follow-up was scheduled for next week."
 		},
-		Deltas: func(op, text string) []string { return splitWords(text, 8) },
+		Deltas: func(op, text string) []string { return splitWords(text, 16) },
 	})
 	e.closers = append(e.closers, e.emu.Close)
 	e.injectDelays()
