@@ -237,9 +237,7 @@ var (
 	// rePathHead is the key path a validation message starts with:
 	// "audit.sinks[0].s3.bucket is required", `identity.sources: "x": …`.
 	rePathHead = regexp.MustCompile(`^([A-Za-z_][\w-]*(?:\[[^\]]*\])*(?:\.[\w*-]+(?:\[[^\]]*\])*)*)(?:[: ]|$)`)
-	// reAppHead is the "apps[1] (name): " of per-app and deny-rule messages.
-	reAppHead = regexp.MustCompile(`^((?:apps|deny)\[\d+\])(?: \([^)]*\))?: `)
-	reQuoted  = regexp.MustCompile(`^"((?:[^"\\]|\\.)*)"`)
+	reQuoted   = regexp.MustCompile(`^"((?:[^"\\]|\\.)*)"`)
 )
 
 // positionProblems turns validation messages into problems with the

@@ -90,7 +90,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("audit pipeline: %w", err)
 	}
-	defer aw.Close()
+	defer func() { _ = aw.Close() }() // the demo has printed its lines; a close error changes nothing
 	warden, stopWarden, err := startDemoWarden(ctx, cfg, aw)
 	if err != nil {
 		return err
@@ -233,7 +233,7 @@ func converseStream(ctx context.Context, client *bedrockruntime.Client, model st
 		return "", err
 	}
 	stream := out.GetStream()
-	defer stream.Close()
+	defer func() { _ = stream.Close() }()
 	var b strings.Builder
 	for ev := range stream.Events() {
 		if d, ok := ev.(*types.ConverseStreamOutputMemberContentBlockDelta); ok {
