@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"runtime/debug"
@@ -480,6 +481,17 @@ type bodyReader struct {
 	total    atomic.Int64
 	cut      atomic.Pointer[string] // the limit that cut the body, if any
 	err      error                  // a budget refusal
+
+	// The watchdog's state lives here, not in closures: a body read costs
+	// one timer, not a handful of allocations.
+	mu            sync.Mutex
+	stopped       bool
+	timer         *time.Timer
+	start         time.Time
+	idle, tick    time.Duration
+	minRate       int64
+	w             http.ResponseWriter // its read deadline unblocks a stalled read
+	limIdle, rate string              // cut reasons, addressable
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
@@ -501,47 +513,49 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// watch starts the progress watchdog; abort unblocks a pending read (it
-// sets a read deadline in the past). The returned stop must be called once
-// the body is read.
-func (b *bodyReader) watch(idle time.Duration, minRate int64, abort func()) (stop func()) {
+// watch starts the progress watchdog; when it cuts the body it sets w's
+// read deadline in the past, which unblocks a pending read. stopWatch must
+// be called once the body is read.
+func (b *bodyReader) watch(idle time.Duration, minRate int64, w http.ResponseWriter) {
 	if idle <= 0 {
-		return func() {}
+		return
 	}
-	start := time.Now()
-	b.lastRead.Store(start.UnixNano())
-	var mu sync.Mutex
-	stopped := false
-	var t *time.Timer
-	tick := max(idle/2, time.Millisecond)
-	check := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		now := time.Now()
-		var why string
-		switch elapsed := now.Sub(start); {
-		case now.Sub(time.Unix(0, b.lastRead.Load())) >= idle:
-			why = limitBodyIdle
-		case minRate > 0 && elapsed >= 2*idle && float64(b.total.Load()) < float64(minRate)*elapsed.Seconds():
-			why = limitBodyRate
-		}
-		if why != "" {
-			b.cut.Store(&why)
-			abort()
-			return
-		}
-		t.Reset(tick)
+	b.start, b.idle, b.minRate, b.w = time.Now(), idle, minRate, w
+	b.tick = max(idle/2, time.Millisecond)
+	b.lastRead.Store(b.start.UnixNano())
+	b.limIdle, b.rate = limitBodyIdle, limitBodyRate
+	b.mu.Lock()
+	b.timer = time.AfterFunc(b.tick, b.check)
+	b.mu.Unlock()
+}
+
+func (b *bodyReader) check() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return
 	}
-	mu.Lock()
-	t = time.AfterFunc(tick, check)
-	mu.Unlock()
-	return func() {
-		mu.Lock()
-		stopped = true
-		t.Stop()
-		mu.Unlock()
+	now := time.Now()
+	var why *string
+	switch elapsed := now.Sub(b.start); {
+	case now.Sub(time.Unix(0, b.lastRead.Load())) >= b.idle:
+		why = &b.limIdle
+	case b.minRate > 0 && elapsed >= 2*b.idle && float64(b.total.Load()) < float64(b.minRate)*elapsed.Seconds():
+		why = &b.rate
 	}
+	if why != nil {
+		b.cut.Store(why)
+		_ = http.NewResponseController(b.w).SetReadDeadline(now)
+		return
+	}
+	b.timer.Reset(b.tick)
+}
+
+func (b *bodyReader) stopWatch() {
+	b.mu.Lock()
+	b.stopped = true
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	b.mu.Unlock()
 }
