@@ -18,6 +18,14 @@ import (
 // SchemaVersion is bumped on any incompatible change to Record.
 const SchemaVersion = 2
 
+// A record's decision: the call was allowed; denied; or the policy (or a
+// guard) would have denied it, but its app runs in dry-run, so it went on.
+const (
+	DecisionAllow      = "allow"
+	DecisionDeny       = "deny"
+	DecisionDryRunDeny = "dry-run-deny"
+)
+
 // Record is what happened on one call. It never holds prompts, responses,
 // credentials or matched values.
 type Record struct {
@@ -62,7 +70,7 @@ type Record struct {
 	// that changes the policy.
 	PolicyHash string
 
-	Decision          string // allow | deny
+	Decision          string // DecisionAllow, DecisionDeny or DecisionDryRunDeny
 	Rule              string
 	Reason            string
 	Status            int

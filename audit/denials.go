@@ -56,7 +56,7 @@ func newDenials(p *Pipeline, window time.Duration) *denials {
 
 // foldable says r is a denial of a call never forwarded.
 func foldable(r *Record) bool {
-	return r.Decision == "deny" && r.pending == nil && !r.Incomplete && len(r.Findings) == 0 && !r.Usage.Known && r.Count <= 1
+	return r.Decision == DecisionDeny && r.pending == nil && !r.Incomplete && len(r.Findings) == 0 && !r.Usage.Known && r.Count <= 1
 }
 
 func keyOf(r *Record) denialKey {

@@ -563,7 +563,7 @@ func (p *Pipeline) recover() error {
 		r, err := DecodeRecord(o.line)
 		if err != nil { // keep what is certain: the id, and that a call was forwarded
 			p.log.Error("audit spool: an intent that does not decode; sealing a minimal record", zap.String("id", id), zap.Error(err))
-			r = Record{RequestID: id, Decision: "allow"}
+			r = Record{RequestID: id, Decision: DecisionAllow}
 		}
 		r.Incomplete = true
 		r.Status = 0

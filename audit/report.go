@@ -253,11 +253,11 @@ func (b *ReportBuilder) addCall(l *Record) {
 	}
 	a.Calls += n
 	switch l.Decision {
-	case "allow":
+	case DecisionAllow:
 		a.Allowed += n
-	case "deny":
+	case DecisionDeny:
 		a.Denied += n
-	case "dry-run-deny":
+	case DecisionDryRunDeny:
 		a.DryRunDeny += n
 	}
 	if l.Incomplete {
@@ -286,7 +286,7 @@ func (b *ReportBuilder) addCall(l *Record) {
 	m.TokensOut += l.Usage.Output
 	m.CostUSD += cost
 
-	if l.Decision != "" && l.Decision != "allow" {
+	if l.Decision != "" && l.Decision != DecisionAllow {
 		b.reasons[[2]string{l.Decision, l.Reason}] += n
 	}
 	counted := map[[2]string]bool{}
@@ -393,14 +393,14 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // decisionCounts orders allow, deny, dry-run-deny first, then the rest.
 func decisionCounts(m map[string]int) []Count {
 	var out []Count
-	for _, d := range []string{"allow", "deny", "dry-run-deny"} {
+	for _, d := range []string{DecisionAllow, DecisionDeny, DecisionDryRunDeny} {
 		if n := m[d]; n > 0 {
 			out = append(out, Count{Name: d, Calls: n})
 		}
 	}
 	var rest []Count
 	for d, n := range m {
-		if d != "allow" && d != "deny" && d != "dry-run-deny" {
+		if d != DecisionAllow && d != DecisionDeny && d != DecisionDryRunDeny {
 			rest = append(rest, Count{Name: d, Calls: n})
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/bedrock"
 )
 
@@ -240,7 +241,7 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 		return true
 	}
 	stop := func(e *bedrock.APIError, rule string) {
-		c.rec.Decision, c.rec.Rule, c.rec.Reason, c.rec.ErrorType = "deny", rule, e.Message, e.Type
+		c.rec.Decision, c.rec.Rule, c.rec.Reason, c.rec.ErrorType = audit.DecisionDeny, rule, e.Message, e.Type
 		_ = write(bedrock.EncodeException(e))
 		_ = rc.Flush()
 	}

@@ -166,8 +166,8 @@ func (o *outputScan) blocked() (msg, rule string) {
 // recordDryRunBlock notes in the audit record that a dry-run app's output
 // guard would have blocked (a policy denial recorded first keeps its rule).
 func recordDryRunBlock(c *call, msg, rule string) {
-	if c.rec.Decision == "allow" {
-		c.rec.Decision = "dry-run-deny"
+	if c.rec.Decision == audit.DecisionAllow {
+		c.rec.Decision = audit.DecisionDryRunDeny
 		c.rec.Rule, c.rec.Reason = rule, "warden: "+msg
 	}
 }
@@ -285,7 +285,7 @@ func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Re
 	c.rec.Findings = append(c.rec.Findings, o.findings...)
 	if msg, rule := o.blocked(); msg != "" {
 		if !dryRun {
-			c.rec.Decision, c.rec.Rule = "deny", rule
+			c.rec.Decision, c.rec.Rule = audit.DecisionDeny, rule
 			s.fail(w, c, bedrock.AccessDenied("warden: %s", msg), rule)
 			return
 		}

@@ -106,7 +106,7 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) { s.serve
 // (forward-proxy or transparent) call.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	c := &call{start: time.Now(), requestID: newRequestID(), via: v}
-	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Protocol: r.Proto, Decision: "deny"}
+	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Protocol: r.Proto, Decision: audit.DecisionDeny}
 	w.Header()["X-Warden-Request-Id"] = []string{c.requestID} // canonical already
 	defer s.finish(c)
 
@@ -244,9 +244,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 		s.fail(w, c, err, "request-metadata")
 		return
 	}
-	c.rec.Decision = "allow"
+	c.rec.Decision = audit.DecisionAllow
 	if !d.Allow || guardDryRunDeny {
-		c.rec.Decision = "dry-run-deny" // the app runs in dry-run mode: record the denial, forward anyway
+		c.rec.Decision = audit.DecisionDryRunDeny // the app runs in dry-run mode: record the denial, forward anyway
 	}
 	s.forward(w, r, c)
 }
@@ -266,12 +266,12 @@ func isLookupLimited(err error) bool {
 func (s *Server) beginAudit(w http.ResponseWriter, c *call, d authz.Decision) bool {
 	// A recovered intent says what was decided before the crash; the
 	// record says deny until the guards and caps pass.
-	c.rec.Decision = "allow"
+	c.rec.Decision = audit.DecisionAllow
 	if !d.Allow {
-		c.rec.Decision = "dry-run-deny"
+		c.rec.Decision = audit.DecisionDryRunDeny
 	}
 	err := s.audit.Begin(&c.rec)
-	c.rec.Decision = "deny"
+	c.rec.Decision = audit.DecisionDeny
 	if err != nil {
 		c.rec.Rule = "audit.spool"
 		if errors.Is(err, audit.ErrShareFull) {

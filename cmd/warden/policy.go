@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
 	"github.com/warden-egress/warden/proxy"
@@ -205,7 +206,7 @@ func loadCases(path string) ([]policyCase, error) {
 	for i, c := range pc.Cases {
 		where := fmt.Sprintf("%s:%d: cases[%d]", path, c.Line, i)
 		switch c.Expect {
-		case "allow", "deny", "dry-run-deny":
+		case audit.DecisionAllow, audit.DecisionDeny, audit.DecisionDryRunDeny:
 		default:
 			errs = append(errs, fmt.Errorf("%s: expect must be allow, deny or dry-run-deny, got %q", where, c.Expect))
 		}
@@ -252,11 +253,11 @@ func (c *policyCase) call() authz.Call {
 func decisionName(d authz.Decision) string {
 	switch {
 	case d.Allow:
-		return "allow"
+		return audit.DecisionAllow
 	case d.DryRun:
-		return "dry-run-deny"
+		return audit.DecisionDryRunDeny
 	}
-	return "deny"
+	return audit.DecisionDeny
 }
 
 func cmdPolicyTest(args []string, stdout, stderr io.Writer) error {
