@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -216,14 +215,10 @@ func rewriteSpans(body []byte, ex bedrock.Extracted, edits []spanEdit) []byte {
 func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Response, ag *appGuards, dryRun bool) {
 	// The buffered answer counts against the body budget, as the request did.
 	br := &bodyReader{r: resp.Body, res: &c.res}
-	br.got = c.res.n // the request's bytes are held until the call ends
+	br.held.Store(c.res.n) // the request's bytes are held until the call ends
 	body, err := io.ReadAll(io.LimitReader(br, maxGuardedResponse+1))
 	if br.err != nil {
-		var be *errBudget
-		if errors.As(br.err, &be) {
-			be.answer = true
-		}
-		s.fail(w, c, s.budgetRefused(br.err), "limits.inflight_body_bytes")
+		s.fail(w, c, s.budgetRefused(c, br.err, true), "limits.inflight_body_bytes")
 		return
 	}
 	if err != nil {

@@ -470,45 +470,66 @@ func (c *guardedConn) NetConn() net.Conn { return c.Conn }
 // bodyReader reads a request body under the call's budget and its
 // progress bounds: no pause longer than limits.body_idle_timeout, and no
 // average rate below limits.body_min_rate from twice that on (a pause is
-// reported as a pause, not as a low rate). A watchdog timer checks both; the read path only counts, so a
-// body that arrives with its headers costs one timer, not a deadline update
-// per read.
+// reported as a pause, not as a low rate). A watchdog timer checks both;
+// the read path only counts, so a body that arrives with its headers costs
+// one timer, not a deadline update per read.
 type bodyReader struct {
-	r        interface{ Read([]byte) (int, error) }
-	res      *reservation
-	got      int64
-	lastRead atomic.Int64 // unix nanoseconds of the last byte
-	total    atomic.Int64
-	cut      atomic.Pointer[string] // the limit that cut the body, if any
-	err      error                  // a budget refusal
+	r   interface{ Read([]byte) (int, error) }
+	res *reservation
+	// held counts the bytes the reservation must cover: those read, plus
+	// what the call already held when the reader started (a buffered answer
+	// adds to its request's bytes).
+	held     atomic.Int64
+	read     atomic.Int64  // bytes read: the watchdog's rate
+	lastRead atomic.Int64  // unix nanoseconds of the last byte
+	cut      atomic.Uint32 // cutIdle or cutRate, once the watchdog cut the body
+	err      error         // a budget refusal
 
 	// The watchdog's state lives here, not in closures: a body read costs
 	// one timer, not a handful of allocations.
-	mu            sync.Mutex
-	stopped       bool
-	timer         *time.Timer
-	start         time.Time
-	idle, tick    time.Duration
-	minRate       int64
-	w             http.ResponseWriter // its read deadline unblocks a stalled read
-	limIdle, rate string              // cut reasons, addressable
+	mu         sync.Mutex
+	stopped    bool
+	timer      *time.Timer
+	start      time.Time
+	idle, tick time.Duration
+	minRate    int64
+	w          http.ResponseWriter // its read deadline unblocks a stalled read
+}
+
+// Why the watchdog cut a body (bodyReader.cut).
+const (
+	cutNone uint32 = iota
+	cutIdle
+	cutRate
+)
+
+// cutLimit names the limit that cut the body, "" if none did.
+func (b *bodyReader) cutLimit() string {
+	switch b.cut.Load() {
+	case cutIdle:
+		return limitBodyIdle
+	case cutRate:
+		return limitBodyRate
+	}
+	return ""
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if n > 0 {
-		b.got += int64(n)
-		b.total.Store(b.got)
+		b.read.Add(int64(n))
 		b.lastRead.Store(time.Now().UnixNano())
-		if b.got > b.res.n {
-			if gerr := b.res.grow(max(b.got-b.res.n, bodyChunk)); gerr != nil {
+		if held := b.held.Add(int64(n)); held > b.res.n {
+			if gerr := b.res.grow(max(held-b.res.n, bodyChunk)); gerr != nil {
 				b.err = gerr
 				return 0, gerr
 			}
 		}
 	}
-	if err != nil && b.cut.Load() != nil {
-		return n, fmt.Errorf("%w (limits.%s)", err, *b.cut.Load())
+	if err != nil {
+		if lim := b.cutLimit(); lim != "" {
+			return n, fmt.Errorf("%w (limits.%s)", err, lim)
+		}
 	}
 	return n, err
 }
@@ -523,7 +544,6 @@ func (b *bodyReader) watch(idle time.Duration, minRate int64, w http.ResponseWri
 	b.start, b.idle, b.minRate, b.w = time.Now(), idle, minRate, w
 	b.tick = max(idle/2, time.Millisecond)
 	b.lastRead.Store(b.start.UnixNano())
-	b.limIdle, b.rate = limitBodyIdle, limitBodyRate
 	b.mu.Lock()
 	b.timer = time.AfterFunc(b.tick, b.check)
 	b.mu.Unlock()
@@ -536,14 +556,14 @@ func (b *bodyReader) check() {
 		return
 	}
 	now := time.Now()
-	var why *string
+	why := cutNone
 	switch elapsed := now.Sub(b.start); {
 	case now.Sub(time.Unix(0, b.lastRead.Load())) >= b.idle:
-		why = &b.limIdle
-	case b.minRate > 0 && elapsed >= 2*b.idle && float64(b.total.Load()) < float64(b.minRate)*elapsed.Seconds():
-		why = &b.rate
+		why = cutIdle
+	case b.minRate > 0 && elapsed >= 2*b.idle && float64(b.read.Load()) < float64(b.minRate)*elapsed.Seconds():
+		why = cutRate
 	}
-	if why != nil {
+	if why != cutNone {
 		b.cut.Store(why)
 		_ = http.NewResponseController(b.w).SetReadDeadline(now)
 		return

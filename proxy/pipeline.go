@@ -142,12 +142,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 		c.res.release()
 	}()
 	if err := s.readBody(w, r, buf, c); err != nil {
-		var apiErr *bedrock.APIError
-		rule := "limits.max_body_bytes"
-		if errors.As(err, &apiErr) && apiErr.Type == "ServiceUnavailableException" {
-			rule = "limits.inflight_body_bytes"
-		}
-		s.fail(w, c, err, rule)
+		s.fail(w, c, err, "limits.max_body_bytes") // unless readBody named the limit
 		return
 	}
 	c.body = buf.Bytes()
@@ -336,7 +331,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buf
 		first = min(first, r.ContentLength)
 	}
 	if err := c.res.grow(first); err != nil {
-		return s.budgetRefused(err)
+		return s.budgetRefused(c, err, false)
 	}
 	buf.Grow(int(first))
 	br := &c.br
@@ -345,13 +340,13 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buf
 	n, err := buf.ReadFrom(io.LimitReader(br, s.maxBody+1))
 	br.stopWatch()
 	if br.err != nil {
-		return s.budgetRefused(br.err)
+		return s.budgetRefused(c, br.err, false)
 	}
-	if cut := br.cut.Load(); cut != nil {
+	if cut := br.cutLimit(); cut != "" {
 		// The deadline that unblocked the read stays: the connection is
 		// done (net/http closes it after this answer).
-		s.limitMetrics.refusals.WithLabelValues(*cut).Inc()
-		c.rec.Rule = "limits." + *cut
+		s.limitMetrics.refusals.WithLabelValues(cut).Inc()
+		c.rec.Rule = "limits." + cut
 		return bedrock.New(http.StatusRequestTimeout, "RequestTimeoutException",
 			"warden: the request body arrived too slowly (%d bytes read; limits.body_idle_timeout %s, limits.body_min_rate %d bytes/s)",
 			n, s.limits.BodyIdleTimeout, s.limits.BodyMinRate)
@@ -365,14 +360,17 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buf
 	return nil
 }
 
-// budgetRefused counts a body budget refusal and says it to the client.
-func (s *Server) budgetRefused(err error) error {
+// budgetRefused counts a body budget refusal, records which share refused
+// it, and says it to the client (answer: while buffering the answer).
+func (s *Server) budgetRefused(c *call, err error, answer bool) error {
 	var be *errBudget
-	if errors.As(err, &be) {
-		s.limitMetrics.refusals.WithLabelValues(be.limit).Inc()
-		return be.apiError()
+	if !errors.As(err, &be) {
+		return err
 	}
-	return err
+	be.answer = answer
+	s.limitMetrics.refusals.WithLabelValues(be.limit).Inc()
+	c.rec.Rule = "limits." + be.limit
+	return be.apiError()
 }
 
 // fail answers with an AWS-shaped error and records why.
