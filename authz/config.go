@@ -267,9 +267,6 @@ func (c *Config) applyDefaults() {
 	if c.Upstream.Signing == "" {
 		c.Upstream.Signing = "resign"
 	}
-	if c.Limits.MaxBodyBytes == 0 {
-		c.Limits.MaxBodyBytes = DefaultMaxBodyBytes
-	}
 	c.Limits.applyDefaults()
 	c.Upstream.applyTimeoutDefaults()
 	if len(c.Identity.Sources) == 0 && c.Identity.Static != nil {

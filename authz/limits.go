@@ -37,46 +37,30 @@ func (u UpstreamConfig) WithDefaults() UpstreamConfig {
 	return u
 }
 
-func (l *LimitsConfig) applyDefaults() {
-	if l.MaxBodyBytes == 0 {
-		l.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if l.MaxConnections == 0 {
-		l.MaxConnections = DefaultMaxConnections
-	}
-	if l.MaxConnectionsPerSource == 0 {
-		l.MaxConnectionsPerSource = min(DefaultMaxConnectionsPerSource, l.MaxConnections)
-	}
-	if l.MaxStreamsPerConnection == 0 {
-		l.MaxStreamsPerConnection = DefaultMaxStreamsPerConnection
-	}
-	if l.MaxHeaderBytes == 0 {
-		l.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
-	if l.HeaderTimeout == 0 {
-		l.HeaderTimeout = DefaultHeaderTimeout
-	}
-	if l.BodyIdleTimeout == 0 {
-		l.BodyIdleTimeout = DefaultBodyIdleTimeout
-	}
-	if l.BodyMinRate == 0 {
-		l.BodyMinRate = DefaultBodyMinRate
-	}
-	if l.WriteTimeout == 0 {
-		l.WriteTimeout = DefaultWriteTimeout
-	}
-	if l.IdleTimeout == 0 {
-		l.IdleTimeout = DefaultIdleTimeout
+// orDefault sets *v to d when the file left it unset (zero).
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
 	}
 }
 
+func (l *LimitsConfig) applyDefaults() {
+	orDefault(&l.MaxBodyBytes, DefaultMaxBodyBytes)
+	orDefault(&l.MaxConnections, DefaultMaxConnections)
+	orDefault(&l.MaxConnectionsPerSource, min(DefaultMaxConnectionsPerSource, l.MaxConnections))
+	orDefault(&l.MaxStreamsPerConnection, DefaultMaxStreamsPerConnection)
+	orDefault(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	orDefault(&l.HeaderTimeout, DefaultHeaderTimeout)
+	orDefault(&l.BodyIdleTimeout, DefaultBodyIdleTimeout)
+	orDefault(&l.BodyMinRate, DefaultBodyMinRate)
+	orDefault(&l.WriteTimeout, DefaultWriteTimeout)
+	orDefault(&l.IdleTimeout, DefaultIdleTimeout)
+}
+
 func (u *UpstreamConfig) applyTimeoutDefaults() {
-	if u.ResponseHeaderTimeout == 0 {
-		u.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
-	}
-	if u.StreamIdleTimeout == 0 {
-		u.StreamIdleTimeout = DefaultStreamIdleTimeout
-	}
+	orDefault(&u.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+	orDefault(&u.StreamIdleTimeout, DefaultStreamIdleTimeout)
 }
 
 func (l *LimitsConfig) validate(u UpstreamConfig) []error {
