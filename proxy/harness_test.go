@@ -174,7 +174,8 @@ func (e *env) start(t *testing.T, policy, listener string, tlsCfg *tls.Config) {
 	if e.writer != nil {
 		w = e.writer
 	}
-	e.srv, err = proxy.New(context.Background(), proxy.Options{
+	// Background work (identity sources, verification sweeps) stops with the test.
+	e.srv, err = proxy.New(t.Context(), proxy.Options{
 		Config:      cfg,
 		Credentials: credentials.NewStaticCredentialsProvider(wardenKey, wardenSecret, ""),
 		Audit:       w,

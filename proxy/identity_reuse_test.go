@@ -1,21 +1,14 @@
 package proxy_test
 
 import (
-	"context"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"go.uber.org/zap/zaptest"
-
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/authz/kubetest"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
-	"github.com/warden-egress/warden/proxy"
 )
 
 // startIdentityEnv runs the runtime emulator, an EC2 emulator and Warden
@@ -36,30 +29,7 @@ func startIdentityEnv(t *testing.T, policy string, vars ...string) (*env, *bedro
 	ec2 := bedrocktest.NewEC2Server(bedrocktest.EC2Config{Region: "us-east-1", Credentials: map[string]string{ec2E2EKey: ec2E2ESecret}, Logf: bedrocktest.TestLogf(t)})
 	t.Cleanup(ec2.Close)
 	policy = strings.NewReplacer(append([]string{"${UPSTREAM}", e.emu.URL, "${EC2}", ec2.URL}, vars...)...).Replace(policy)
-	cfg, err := authz.ParseConfig([]byte(policy))
-	if err != nil {
-		t.Fatalf("policy: %v", err)
-	}
-	e.srv, err = proxy.New(t.Context(), proxy.Options{
-		Config:      cfg,
-		Credentials: credentials.NewStaticCredentialsProvider(wardenKey, wardenSecret, ""),
-		Audit:       e.audit,
-		Logger:      zaptest.NewLogger(t),
-	})
-	if err != nil {
-		t.Fatalf("proxy.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = e.srv.ServeEndpoint(ln, nil) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = e.srv.Shutdown(ctx)
-	})
-	e.endpoint = "http://" + ln.Addr().String()
+	e.start(t, policy, "", nil)
 	return e, ec2
 }
 
