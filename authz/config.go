@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-egress/warden/bedrock"
 	"gopkg.in/yaml.v3"
 )
 
@@ -308,6 +309,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		add("upstream.signing: %q is not resign or passthrough", c.Upstream.Signing)
+	}
+	if r := c.Upstream.Region; r != "" && !bedrock.ValidRegion(r) {
+		add("upstream.region: %q is not an AWS region name (like us-east-1)", r)
 	}
 	if err := ValidateUpstreamURL(c.Upstream.URL, c.Upstream.Insecure); err != nil {
 		add("upstream.url: %v", err)

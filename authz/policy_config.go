@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/warden-egress/warden/bedrock"
 )
 
 // AppConfig is one application: which workloads it selects and what they may do.
@@ -135,7 +137,7 @@ func validateApps(apps []AppConfig) []error {
 			}
 		}
 		for _, r := range a.Allow.Regions {
-			if !validRegionPattern(r) {
+			if !bedrock.ValidRegionPattern(r) {
 				add("allow.regions: %q is not a region (us-east-1), a region prefix ending in * (eu-*), or *", r)
 			}
 		}
@@ -225,24 +227,6 @@ func hasControlOrSpace(s string) bool {
 		}
 	}
 	return false
-}
-
-// validRegionPattern: "*", a region, or a region prefix ending in "*".
-func validRegionPattern(r string) bool {
-	if r == "*" {
-		return true
-	}
-	body := strings.TrimSuffix(r, "*")
-	if body == "" {
-		return false
-	}
-	for i := 0; i < len(body); i++ {
-		c := body[i]
-		if !(isLowerAlnumByte(c) || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func isLowerAlnumByte(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }

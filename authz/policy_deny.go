@@ -82,7 +82,7 @@ func validateDeny(rules []DenyConfig) []error {
 			}
 		}
 		for _, rg := range r.Regions {
-			if !validRegionPattern(rg) {
+			if !bedrock.ValidRegionPattern(rg) {
 				add("regions: %q is not a region (us-east-1), a region prefix ending in * (eu-*), or *", rg)
 			}
 		}

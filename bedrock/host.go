@@ -75,7 +75,7 @@ func ParseRuntimeHost(hostport string) (RuntimeHost, error) {
 	default:
 		return bad("not an AWS runtime domain")
 	}
-	if !validRegionName(out.Region) {
+	if !ValidRegion(out.Region) {
 		return bad("no region label")
 	}
 	if strings.HasPrefix(out.Region, "cn-") != strings.HasSuffix(h, ".cn") {
@@ -99,31 +99,3 @@ func dnsLabel(l string) bool {
 	return true
 }
 
-// validRegionName checks the shape of a region: letters-letters-digit, as in
-// us-east-1, us-gov-west-1, ap-southeast-7.
-func validRegionName(r string) bool {
-	parts := strings.Split(r, "-")
-	if len(parts) < 3 {
-		return false
-	}
-	last := parts[len(parts)-1]
-	if last == "" || len(last) > 2 {
-		return false
-	}
-	for i := 0; i < len(last); i++ {
-		if last[i] < '0' || last[i] > '9' {
-			return false
-		}
-	}
-	for _, p := range parts[:len(parts)-1] {
-		if p == "" {
-			return false
-		}
-		for i := 0; i < len(p); i++ {
-			if p[i] < 'a' || p[i] > 'z' {
-				return false
-			}
-		}
-	}
-	return true
-}

@@ -183,45 +183,10 @@ func parseARN(s string) (arn, string) {
 
 func quote(s string) string { return strconv.Quote(quoteTrunc(s)) }
 
-// validRegion checks the region syntax and that it belongs to the partition:
-// aws: xx-direction-N (not cn-, not us-gov-); aws-us-gov: us-gov-direction-N;
-// aws-cn: cn-direction-N. Direction is [a-z]{3,12}, N is 1..99 without a leading zero.
+// validRegion checks the region syntax and that it belongs to the partition.
 func validRegion(partition, r string) bool {
-	switch partition {
-	case "aws-us-gov":
-		rest, ok := strings.CutPrefix(r, "us-gov-")
-		return ok && validRegionTail(rest)
-	case "aws-cn":
-		rest, ok := strings.CutPrefix(r, "cn-")
-		return ok && validRegionTail(rest)
-	case "aws":
-		if len(r) < 3 || r[2] != '-' || !isLower(r[0]) || !isLower(r[1]) ||
-			strings.HasPrefix(r, "cn-") || strings.HasPrefix(r, "us-gov-") {
-			return false
-		}
-		return validRegionTail(r[3:])
-	}
-	return false
-}
-
-func isLower(c byte) bool { return 'a' <= c && c <= 'z' }
-
-func validRegionTail(s string) bool {
-	dir, num, ok := strings.Cut(s, "-")
-	if !ok || len(dir) < 3 || len(dir) > 12 || len(num) < 1 || len(num) > 2 || num[0] == '0' {
-		return false
-	}
-	for i := 0; i < len(dir); i++ {
-		if !isLower(dir[i]) {
-			return false
-		}
-	}
-	for i := 0; i < len(num); i++ {
-		if num[i] < '0' || num[i] > '9' {
-			return false
-		}
-	}
-	return true
+	p, ok := RegionPartition(r)
+	return ok && p == partition
 }
 
 func validAccount(s string) bool {

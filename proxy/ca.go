@@ -51,6 +51,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/bedrock"
 )
 
 // BedrockRegions lists the regions whose Bedrock runtime names the CA may sign for by default. Names in the
@@ -135,7 +136,7 @@ func NewCA(opts CAOptions) (*CA, error) {
 	}
 	regions = append(slices.Clone(regions), opts.ExtraRegions...)
 	for _, r := range regions {
-		if !validRegion(r) {
+		if !bedrock.ValidRegion(r) {
 			return nil, fmt.Errorf("ca: %q is not a region name", r)
 		}
 	}
@@ -401,16 +402,4 @@ func excludesAllIPs(ranges []*net.IPNet) bool {
 		}
 	}
 	return v4 && v6
-}
-
-func validRegion(r string) bool {
-	if r == "" || len(r) > 32 {
-		return false
-	}
-	for _, ch := range r {
-		if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-') {
-			return false
-		}
-	}
-	return r[0] != '-' && r[len(r)-1] != '-' && strings.Contains(r, "-")
 }

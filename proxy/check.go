@@ -9,6 +9,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/bedrock"
 )
 
 // CheckConfig runs the checks New makes of a valid config that need no
@@ -36,7 +37,7 @@ func CheckConfig(ctx context.Context, cfg *authz.Config) error {
 		}
 		if cfg.Listen.Proxy != "" || cfg.Listen.Transparent != "" {
 			for _, r := range append([]string{region}, cfg.CA.ExtraRegions...) {
-				if !validRegion(r) {
+				if !bedrock.ValidRegion(r) {
 					errs = append(errs, fmt.Errorf("ca: %q is not a region name", r))
 				}
 			}
