@@ -198,7 +198,7 @@ func TestValidateRejectsWhatServeRejects(t *testing.T) {
 		{"region from AWS_REGION", "", "eu-west-1", true, ""},
 		{"region in the file", "upstream: {region: us-east-1}\n", "", true, ""},
 		{"no region, a section without one", "upstream: {signing: resign}\n", "", false, ":3:1: upstream.region: not set"},
-		{"a region that makes no host", "upstream: {region: \"us east 1\"}\n", "", false, ":3:1: upstream.url:"},
+		{"a region that makes no host", "upstream: {region: \"us east 1\"}\n", "", false, ":3:12: upstream.region: \"us east 1\" is not an AWS region name"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
