@@ -215,7 +215,10 @@ func TestValidateRejectsWhatServeRejects(t *testing.T) {
 			// serve's own constructor agrees.
 			cfg, err := authz.ParseConfig([]byte(cfgText))
 			if err != nil {
-				t.Fatal(err)
+				if tc.valid {
+					t.Fatal(err)
+				}
+				return // serve parses the file the same way, and stops there
 			}
 			_, err = proxy.New(context.Background(), proxy.Options{Config: cfg, Audit: nopAudit{},
 				Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")})
