@@ -378,22 +378,8 @@ func ValidateUpstreamURL(raw string, insecure bool) error {
 	if u.Scheme != "https" {
 		return fmt.Errorf("%q is plain http: Warden's signed requests and session token would cross the network in clear; use https or set upstream.insecure: true (tests only)", raw)
 	}
-	if !IsBedrockRuntimeHost(u.Hostname()) {
+	if !bedrock.IsRuntimeHost(u.Hostname()) {
 		return fmt.Errorf("%q is not a Bedrock runtime host (bedrock-runtime.*.amazonaws.com[.cn], *.vpce.amazonaws.com, *.api.aws); set upstream.insecure: true only for tests", raw)
 	}
 	return nil
-}
-
-// IsBedrockRuntimeHost reports whether host is an AWS Bedrock runtime name.
-func IsBedrockRuntimeHost(host string) bool {
-	h := strings.ToLower(strings.TrimSuffix(host, "."))
-	switch {
-	case strings.HasPrefix(h, "bedrock-runtime.") || strings.HasPrefix(h, "bedrock-runtime-fips."):
-		return strings.HasSuffix(h, ".amazonaws.com") || strings.HasSuffix(h, ".amazonaws.com.cn") || strings.HasSuffix(h, ".api.aws")
-	case strings.HasSuffix(h, ".vpce.amazonaws.com"):
-		return strings.Contains(h, "bedrock-runtime") || strings.HasPrefix(h, "vpce-")
-	case strings.HasSuffix(h, ".api.aws"):
-		return strings.Contains(h, "bedrock-runtime")
-	}
-	return false
 }

@@ -44,7 +44,7 @@ func ParseTunnel(entry string) (TunnelRule, error) {
 		}
 	}
 	// Tunnelling a Bedrock runtime host would be a way around every policy.
-	if IsBedrockRuntimeHost(host) || strings.Contains(host, "bedrock-runtime") {
+	if bedrock.IsRuntimeHost(host) || strings.Contains(host, "bedrock-runtime") {
 		return TunnelRule{}, fmt.Errorf("%q: Bedrock runtime hosts are always intercepted, never tunnelled", entry)
 	}
 	if r.Wildcard && coversRuntimeHost(host) {

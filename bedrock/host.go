@@ -99,3 +99,13 @@ func dnsLabel(l string) bool {
 	return true
 }
 
+
+// IsRuntimeHost reports whether host (no port) is one of the Bedrock runtime
+// name forms ParseRuntimeHost accepts.
+func IsRuntimeHost(host string) bool {
+	if strings.Contains(host, ":") {
+		return false
+	}
+	_, err := ParseRuntimeHost(host)
+	return err == nil
+}

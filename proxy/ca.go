@@ -50,7 +50,6 @@ import (
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
 )
 
@@ -234,7 +233,9 @@ func CheckCACert(cert *x509.Certificate) error {
 		return errors.New("ca cert: no permitted DNS name constraints")
 	}
 	for _, d := range cert.PermittedDNSDomains {
-		if !authz.IsBedrockRuntimeHost(strings.TrimPrefix(d, ".")) {
+		// A constraint is a runtime host, or the domain under which VPC
+		// endpoint names (vpce-ID.DOMAIN) live.
+		if d := strings.TrimPrefix(d, "."); !bedrock.IsRuntimeHost(d) && !bedrock.IsRuntimeHost("vpce-0."+d) {
 			return fmt.Errorf("ca cert: permitted name %q is not a Bedrock runtime name", d)
 		}
 	}
@@ -292,7 +293,7 @@ func (c *CA) CertPEM() []byte { return slices.Clone(c.certPEM) }
 // Allowed reports whether the CA signs for host: a Bedrock runtime name inside the certificate's constraints.
 func (c *CA) Allowed(host string) bool {
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
-	if h == "" || net.ParseIP(h) != nil || strings.ContainsAny(h, "*/: ") || !authz.IsBedrockRuntimeHost(h) {
+	if h == "" || net.ParseIP(h) != nil || strings.ContainsAny(h, "*/: ") || !bedrock.IsRuntimeHost(h) {
 		return false
 	}
 	// h itself or any parent domain of it is a permitted subtree: one map

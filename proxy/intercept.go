@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
 )
 
@@ -44,7 +43,7 @@ func (s *Server) classify(host string, port int) (hostAction, bedrock.RuntimeHos
 		}
 		return refuseHost, rh
 	}
-	if authz.IsBedrockRuntimeHost(host) {
+	if bedrock.IsRuntimeHost(host) {
 		return refuseHost, bedrock.RuntimeHost{} // a runtime-looking name Warden cannot parse: fail closed
 	}
 	for _, t := range s.tunnels {
