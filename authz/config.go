@@ -15,24 +15,27 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-egress/warden/audit"
+
+	"github.com/warden-egress/warden/authz/models"
+	"github.com/warden-egress/warden/authz/policy"
+
+	"github.com/warden-egress/warden/authz/identity"
 	"github.com/warden-egress/warden/bedrock"
 	"gopkg.in/yaml.v3"
 )
 
-// DefaultMaxBodyBytes is Bedrock's own InvokeModel body limit.
-const DefaultMaxBodyBytes = 25_000_000
-
 // Config is the whole Warden configuration file. The keys under listen,
 // upstream, identity and apps are a contract with external tests: keep them.
 type Config struct {
-	Version  int            `yaml:"version"`
-	Listen   ListenConfig   `yaml:"listen"`
-	Upstream UpstreamConfig `yaml:"upstream"`
-	Identity IdentityConfig `yaml:"identity"`
-	Apps     []AppConfig    `yaml:"apps"`
-	Limits   LimitsConfig   `yaml:"limits"`
-	Models   ModelsConfig   `yaml:"models"`
-	Audit    AuditConfig    `yaml:"audit"`
+	Version  int                `yaml:"version"`
+	Listen   ListenConfig       `yaml:"listen"`
+	Upstream UpstreamConfig     `yaml:"upstream"`
+	Identity identity.Config    `yaml:"identity"`
+	Apps     []policy.AppConfig `yaml:"apps"`
+	Limits   LimitsConfig       `yaml:"limits"`
+	Models   models.Config      `yaml:"models"`
+	Audit    audit.Config       `yaml:"audit"`
 	// Egress says what the forward-proxy and transparent listeners do with
 	// connections to hosts that are not Bedrock runtime hosts.
 	Egress EgressConfig `yaml:"egress"`
@@ -41,13 +44,19 @@ type Config struct {
 	CA CAConfig `yaml:"ca"`
 
 	// Deny rules beat every app's allow (see DenyConfig).
-	Deny []DenyConfig `yaml:"deny"`
+	Deny []policy.DenyConfig `yaml:"deny"`
 	// Mode "dry-run" forwards every call the policy would deny and records
 	// the denial (for rolling Warden out); "enforce" (the default) denies.
 	Mode string `yaml:"mode"`
 
 	// Guards are named guardrails (see GuardConfig) that apps apply by name.
 	Guards map[string]GuardConfig `yaml:"guards"`
+}
+
+// Policy returns the policy's part of the file (apps, deny, mode) with the
+// settings of other sections it checks against.
+func (c *Config) Policy() policy.Config {
+	return policy.Config{Apps: c.Apps, Deny: c.Deny, Mode: c.Mode, MaxBodyBytes: c.Limits.MaxBodyBytes, Region: c.Upstream.Region}
 }
 
 // ListenConfig holds listener addresses; empty means "not listening".
@@ -83,24 +92,6 @@ type UpstreamConfig struct {
 	// upstream sends no event for so long; a stream runs as long as events
 	// flow.
 	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
-}
-
-// IdentityConfig lists the identity sources and configures each. Sources
-// that verify a credential the caller presents (keys, token) are consulted
-// first whatever their position; the others are tried in order.
-type IdentityConfig struct {
-	Sources []string          `yaml:"sources"`
-	Static  map[string]string `yaml:"static"`
-
-	KubernetesSidecar KubernetesSidecarConfig `yaml:"kubernetes_sidecar"`
-	ECSSidecar        ECSSidecarConfig        `yaml:"ecs_sidecar"`
-	Kubernetes        KubernetesConfig        `yaml:"kubernetes"`
-	EC2               EC2Config               `yaml:"ec2"`
-	Keys              KeysConfig              `yaml:"keys"`
-	Token             TokenConfig             `yaml:"token"`
-	// TrustedCIDRs are the client networks IP-based sources (kubernetes, ec2)
-	// answer for; connections from elsewhere get no IP-based identity.
-	TrustedCIDRs []string `yaml:"trusted_cidrs"`
 }
 
 // EgressConfig lists what may leave through Warden untouched.
@@ -217,7 +208,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	problems := shape.problems
 	if !shape.badValue {
-		recordAppLines(&root, cfg.Apps, cfg.Deny)
+		policy.RecordLines(&root, cfg.Apps, cfg.Deny)
 		cfg.applyDefaults()
 		if err := cfg.Validate(); err != nil {
 			problems = append(problems, positionProblems(&root, err)...)
@@ -227,34 +218,6 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, &ConfigError{Problems: problems}
 	}
 	return &cfg, nil
-}
-
-// recordAppLines remembers where each app starts so validation errors can
-// point at the line a security engineer has to edit.
-func recordAppLines(root *yaml.Node, apps []AppConfig, deny []DenyConfig) {
-	if root == nil || len(root.Content) == 0 {
-		return
-	}
-	m := root.Content[0]
-	if m.Kind != yaml.MappingNode {
-		return
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == "apps" && m.Content[i+1].Kind == yaml.SequenceNode {
-			for j, n := range m.Content[i+1].Content {
-				if j < len(apps) {
-					apps[j].Line = n.Line
-				}
-			}
-		}
-		if m.Content[i].Value == "deny" && m.Content[i+1].Kind == yaml.SequenceNode {
-			for j, n := range m.Content[i+1].Content {
-				if j < len(deny) {
-					deny[j].Line = n.Line
-				}
-			}
-		}
-	}
 }
 
 // DefaultEndpoint is where the endpoint listener binds when the config names
@@ -270,10 +233,8 @@ func (c *Config) applyDefaults() {
 	}
 	c.Limits.applyDefaults()
 	c.Upstream.applyTimeoutDefaults()
-	if len(c.Identity.Sources) == 0 && c.Identity.Static != nil {
-		c.Identity.Sources = []string{"static"}
-	}
-	c.Audit.applyDefaults()
+	c.Identity.ApplyDefaults()
+	c.Audit.ApplyDefaults()
 }
 
 // Validate checks everything that can be checked without I/O.
@@ -295,7 +256,7 @@ func (c *Config) Validate() error {
 	if c.Listen.Endpoint == "" && c.Listen.Proxy == "" && c.Listen.Transparent == "" {
 		add("listen: set listen.endpoint, listen.proxy or listen.transparent")
 	}
-	if c.Listen.Endpoint != "" && c.Listen.TLS == nil && !IsLoopbackHostPort(c.Listen.Endpoint) {
+	if c.Listen.Endpoint != "" && c.Listen.TLS == nil && !identity.IsLoopbackHostPort(c.Listen.Endpoint) {
 		add("listen.endpoint: %q is not a loopback address; a non-loopback listener needs listen.tls (cert_file, key_file)", c.Listen.Endpoint)
 	}
 	if t := c.Listen.TLS; t != nil && (t.CertFile == "" || t.KeyFile == "") {
@@ -324,35 +285,22 @@ func (c *Config) Validate() error {
 	if (c.CA.CertFile == "") != (c.CA.KeyFile == "") {
 		add("ca: cert_file and key_file go together")
 	}
-	errs = append(errs, c.Identity.validate()...)
-	errs = append(errs, c.Models.validate()...)
+	errs = append(errs, c.Identity.Validate()...)
+	errs = append(errs, c.Models.Validate()...)
 	errs = append(errs, validateNetwork(c)...)
-	errs = append(errs, validateApps(c.Apps)...)
-	errs = append(errs, validatePolicyGlobals(c)...)
+	pc := c.Policy()
+	errs = append(errs, pc.Validate()...)
 	errs = append(errs, validateGuards(c)...)
 
-	errs = append(errs, validateAudit(&c.Audit)...)
+	errs = append(errs, c.Audit.Validate()...)
 	if c.Audit.Capture != nil {
 		for _, name := range c.Audit.Capture.Apps {
-			if !slices.ContainsFunc(c.Apps, func(a AppConfig) bool { return a.Name == name }) {
+			if !slices.ContainsFunc(c.Apps, func(a policy.AppConfig) bool { return a.Name == name }) {
 				add("audit.capture.apps: %q is not an app", name)
 			}
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// IsLoopbackHostPort reports whether addr's host is a loopback IP or "localhost".
-func IsLoopbackHostPort(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // ValidateUpstreamURL accepts "" (the regional endpoint) and https URLs on

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warden-egress/warden/audit"
 )
 
 func TestAuditShareAndDenialWindowConfig(t *testing.T) {
@@ -11,7 +13,7 @@ func TestAuditShareAndDenialWindowConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := cfg.Audit.Spool.Share; s.Unidentified != DefaultShareUnidentified || s.PerApp != DefaultSharePerApp {
+	if s := cfg.Audit.Spool.Share; s.Unidentified != audit.DefaultShareUnidentified || s.PerApp != audit.DefaultSharePerApp {
 		t.Errorf("share defaults: %+v", s)
 	}
 	if w := cfg.Audit.DenialWindow; w == nil || *w != time.Second {

@@ -3,6 +3,8 @@ package authz
 import (
 	"strings"
 	"testing"
+
+	"github.com/warden-egress/warden/authz/policy"
 )
 
 const minimal = `
@@ -122,7 +124,7 @@ apps:
 			return
 		}
 		// A config that validates must compile into a policy.
-		if _, err := NewPolicy(cfg.Apps); err != nil {
+		if _, err := policy.NewPolicy(cfg.Apps); err != nil {
 			t.Fatalf("validated config does not compile: %v", err)
 		}
 		if err := cfg.Validate(); err != nil {

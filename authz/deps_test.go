@@ -6,17 +6,20 @@ import (
 	"github.com/warden-egress/warden/internal/deptest"
 )
 
-// authz answers who is calling and whether they may: it imports neither
-// proxy, audit nor guard (DESIGN: the middle layer's packages do not import
-// each other), only bedrock below it.
+// The loader assembles the file from the sections the packages below it own
+// (identity, policy, models, and the guard and audit sections); nothing of
+// the request path.
 func TestDeps(t *testing.T) {
 	deptest.DepChecker{
 		BadDeps: map[string]string{
-			deptest.Module + "/proxy/...": "authz sits below proxy; proxy asks it",
-			deptest.Module + "/audit/...": "authz does not record; proxy turns its decision into a record",
-			deptest.Module + "/guard/...": "authz does not depend on guard; the shared PII type list is checked by a test, not an import",
-			deptest.Module + "/cmd/...":   "authz sits below the commands",
+			deptest.Module + "/proxy/...": "the loader sits below proxy; proxy reads the config it returns",
+			deptest.Module + "/cmd/...":   "the loader sits below the commands",
 		},
 		BadDep: deptest.TestPackage,
+		WantDeps: []string{
+			deptest.Module + "/authz/identity",
+			deptest.Module + "/authz/policy",
+			deptest.Module + "/authz/models",
+		},
 	}.Check(t)
 }

@@ -7,6 +7,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/warden-egress/warden/authz/policy"
+	"github.com/warden-egress/warden/bedrock"
 )
 
 // GuardConfig is one named guard (top-level guards: map): the detectors it
@@ -140,30 +143,6 @@ func (g *GuardConfig) Masks() bool {
 		(g.Injection != nil && g.Injection.EffectiveAction() == GuardMask)
 }
 
-// BedrockGuardrailConfig is an Amazon Bedrock guardrail (created in AWS)
-// that Warden attaches to an app's calls: the X-Amzn-Bedrock-Guardrail*
-// headers of InvokeModel and InvokeModelWithResponseStream, the
-// guardrailConfig member of Converse and ConverseStream bodies. A call
-// naming another guardrail is denied.
-type BedrockGuardrailConfig struct {
-	// ID is the guardrail's id or ARN, as Bedrock's guardrailIdentifier.
-	ID string `yaml:"id"`
-	// Version is a version number ("1") or DRAFT.
-	Version string `yaml:"version"`
-	// Trace is enabled, disabled or enabled_full; empty leaves the
-	// caller's setting (Bedrock's default: disabled).
-	Trace string `yaml:"trace"`
-}
-
-// Bedrock's guardrailIdentifier and guardrailVersion patterns.
-var (
-	guardrailIDRe      = regexp.MustCompile(`^(([a-z0-9]+)|(arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/[a-z0-9]+))$`)
-	guardrailVersionRe = regexp.MustCompile(`^(([1-9][0-9]{0,7})|(DRAFT))$`)
-)
-
-// GuardrailTraces are the values bedrock_guardrail.trace may take.
-var GuardrailTraces = []string{"enabled", "disabled", "enabled_full"}
-
 // validateAppRewrites checks the app settings that rewrite requests
 // (limits.on_exceed: clamp, bedrock_guardrail): Warden must sign the
 // calls, so upstream.signing: passthrough rules them out.
@@ -173,7 +152,7 @@ func validateAppRewrites(c *Config) []error {
 	for i := range c.Apps {
 		a := &c.Apps[i]
 		add := func(format string, args ...any) {
-			errs = append(errs, fmt.Errorf("%s: %s", appWhere(a, i), fmt.Sprintf(format, args...)))
+			errs = append(errs, fmt.Errorf("%s: %s", policy.AppWhere(a, i), fmt.Sprintf(format, args...)))
 		}
 		if a.Limits.Clamps() && passthrough {
 			add("limits.on_exceed: clamp rewrites the body; passthrough cannot (upstream.signing: passthrough forwards the caller's signature, which covers the body); use reject")
@@ -185,17 +164,17 @@ func validateAppRewrites(c *Config) []error {
 		switch {
 		case g.ID == "":
 			add("bedrock_guardrail.id is required (a guardrail id or ARN)")
-		case len(g.ID) > 2048 || !guardrailIDRe.MatchString(g.ID):
+		case !bedrock.ValidGuardrailID(g.ID):
 			add("bedrock_guardrail.id: %q is not a guardrail id (lower-case letters and digits) or guardrail ARN", g.ID)
 		}
 		switch {
 		case g.Version == "":
 			add("bedrock_guardrail.version is required (a version number or DRAFT)")
-		case !guardrailVersionRe.MatchString(g.Version):
+		case !bedrock.ValidGuardrailVersion(g.Version):
 			add("bedrock_guardrail.version: %q is not a version number (1, 2, …) or DRAFT", g.Version)
 		}
-		if g.Trace != "" && !slices.Contains(GuardrailTraces, g.Trace) {
-			add("bedrock_guardrail.trace: %q is not %s", g.Trace, strings.Join(GuardrailTraces, ", "))
+		if g.Trace != "" && !slices.Contains(policy.GuardrailTraces, g.Trace) {
+			add("bedrock_guardrail.trace: %q is not %s", g.Trace, strings.Join(policy.GuardrailTraces, ", "))
 		}
 		if passthrough {
 			add("bedrock_guardrail: attaching a guardrail rewrites the request; passthrough cannot (upstream.signing: passthrough forwards the caller's signature, which covers headers and body)")
@@ -241,13 +220,13 @@ func validateGuards(c *Config) []error {
 			switch {
 			case b.ID == "":
 				add("bedrock.id is required (a guardrail id or ARN)")
-			case len(b.ID) > 2048 || !guardrailIDRe.MatchString(b.ID):
+			case !bedrock.ValidGuardrailID(b.ID):
 				add("bedrock.id: %q is not a guardrail id (lower-case letters and digits) or guardrail ARN", b.ID)
 			}
 			switch {
 			case b.Version == "":
 				add("bedrock.version is required (a version number or DRAFT)")
-			case !guardrailVersionRe.MatchString(b.Version):
+			case !bedrock.ValidGuardrailVersion(b.Version):
 				add("bedrock.version: %q is not a version number (1, 2, …) or DRAFT", b.Version)
 			}
 			if b.Timeout < 0 {
@@ -315,7 +294,7 @@ func validateGuards(c *Config) []error {
 		seen := map[string]bool{}
 		for _, name := range a.Guards {
 			add := func(format string, args ...any) {
-				errs = append(errs, fmt.Errorf("%s: guards: %s", appWhere(a, i), fmt.Sprintf(format, args...)))
+				errs = append(errs, fmt.Errorf("%s: guards: %s", policy.AppWhere(a, i), fmt.Sprintf(format, args...)))
 			}
 			g, ok := c.Guards[name]
 			switch {

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warden-egress/warden/authz/policy"
 )
 
 // guarded is minimal with guards defined and applied by app a.
@@ -132,7 +134,7 @@ func TestAppCapsAndGuardrailConfig(t *testing.T) {
 	if l := a.Limits; l.MaxOutputTokens != 2048 || l.MaxPromptChars != 100000 || !l.Clamps() {
 		t.Errorf("limits: %+v", l)
 	}
-	if g := a.BedrockGuardrail; g == nil || *g != (BedrockGuardrailConfig{ID: "abc123def456", Version: "3", Trace: "enabled"}) {
+	if g := a.BedrockGuardrail; g == nil || *g != (policy.BedrockGuardrailConfig{ID: "abc123def456", Version: "3", Trace: "enabled"}) {
 		t.Errorf("bedrock_guardrail: %+v", g)
 	}
 	arn := appWith("    bedrock_guardrail: {id: \"arn:aws:bedrock:us-east-1:123456789012:guardrail/abc123\", version: DRAFT}\n" +

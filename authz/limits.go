@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/warden-egress/warden/authz/policy"
 )
 
 // Defaults for limits and upstream timeouts that fit both a sidecar (one
@@ -46,7 +48,7 @@ func orDefault[T comparable](v *T, d T) {
 }
 
 func (l *LimitsConfig) applyDefaults() {
-	orDefault(&l.MaxBodyBytes, DefaultMaxBodyBytes)
+	orDefault(&l.MaxBodyBytes, policy.DefaultMaxBodyBytes)
 	orDefault(&l.MaxConnections, DefaultMaxConnections)
 	orDefault(&l.MaxConnectionsPerSource, min(DefaultMaxConnectionsPerSource, l.MaxConnections))
 	orDefault(&l.MaxStreamsPerConnection, DefaultMaxStreamsPerConnection)

@@ -6,11 +6,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/warden-egress/warden/audit"
+
 	"github.com/warden-egress/warden/bedrock"
 )
 
 func TestPricesLookup(t *testing.T) {
-	p, err := NewPrices(map[string]PriceConfig{
+	p, err := audit.NewPrices(map[string]audit.PriceConfig{
 		"anthropic.claude-3-5-haiku-20241022-v1:0": {Input: 0.8, Output: 4, CacheRead: 0.08, CacheWrite: 1},
 		"anthropic.claude-3-5-haiku-*":             {Input: 1, Output: 5},
 		"anthropic.*":                              {Input: 3, Output: 15},
@@ -39,7 +41,7 @@ func TestPricesLookup(t *testing.T) {
 	}
 
 	// Without a catch-all, profiles and foundation ARNs fall back to the foundation model.
-	q, err := NewPrices(map[string]PriceConfig{"anthropic.claude-3-5-haiku-20241022-v1:0": {Input: 0.8, Output: 4}})
+	q, err := audit.NewPrices(map[string]audit.PriceConfig{"anthropic.claude-3-5-haiku-20241022-v1:0": {Input: 0.8, Output: 4}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,14 +56,14 @@ func TestPricesLookup(t *testing.T) {
 			t.Errorf("Lookup(%q) = %+v, true; want no price", model, got)
 		}
 	}
-	var none *Prices
+	var none *audit.Prices
 	if _, ok := none.Cost("anthropic.claude-3-5-haiku-20241022-v1:0", bedrock.Usage{Input: 1}); ok {
 		t.Error("a nil table priced a model")
 	}
 }
 
 func TestPricesCost(t *testing.T) {
-	p, err := NewPrices(map[string]PriceConfig{"anthropic.claude-3-5-haiku-*": {Input: 0.8, Output: 4, CacheRead: 0.08, CacheWrite: 1}})
+	p, err := audit.NewPrices(map[string]audit.PriceConfig{"anthropic.claude-3-5-haiku-*": {Input: 0.8, Output: 4, CacheRead: 0.08, CacheWrite: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,12 +84,12 @@ func TestPricesErrors(t *testing.T) {
 		"a**":               "'*' may only end a key",
 		"":                  "empty model key",
 	} {
-		_, err := NewPrices(map[string]PriceConfig{key: {Input: 1}})
+		_, err := audit.NewPrices(map[string]audit.PriceConfig{key: {Input: 1}})
 		if err == nil || !strings.Contains(err.Error(), wantErr) {
 			t.Errorf("NewPrices(%q) error = %v; want %q", key, err, wantErr)
 		}
 	}
-	if _, err := NewPrices(map[string]PriceConfig{"x": {Output: -1}}); err == nil || !strings.Contains(err.Error(), "audit.prices[x]") {
+	if _, err := audit.NewPrices(map[string]audit.PriceConfig{"x": {Output: -1}}); err == nil || !strings.Contains(err.Error(), "audit.prices[x]") {
 		t.Errorf("negative price: error = %v", err)
 	}
 }
@@ -129,7 +131,7 @@ audit:
 `))
 	if err == nil {
 		cfg2, _ := ParseConfig([]byte(minimal))
-		cfg2.Audit.Prices = map[string]PriceConfig{"anthropic.*-haiku": {Input: 1}}
+		cfg2.Audit.Prices = map[string]audit.PriceConfig{"anthropic.*-haiku": {Input: 1}}
 		err = cfg2.Validate()
 	}
 	if err == nil || !strings.Contains(err.Error(), `audit.prices[anthropic.*-haiku]: '*' may only end a key`) {

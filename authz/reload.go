@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/warden-egress/warden/authz/identity"
+	"github.com/warden-egress/warden/authz/policy"
 	"gopkg.in/yaml.v3"
 )
 
@@ -175,4 +177,16 @@ func mappingValue(m *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+// Warnings returns findings about a valid config that do not stop it
+// loading but are probably mistakes: unreachable apps and other policy
+// slips (policy.AppWarnings), identity source orders that can name the
+// wrong workload (identity.Warnings), and escapable deny rules or a global
+// dry-run (policy.GlobalWarnings).
+func Warnings(cfg *Config) []string {
+	pc := cfg.Policy()
+	out := policy.AppWarnings(&pc)
+	out = append(out, identity.Warnings(&cfg.Identity)...)
+	return append(out, policy.GlobalWarnings(&pc)...)
 }

@@ -3,9 +3,15 @@ package authz
 import (
 	"bytes"
 	"encoding/json"
+	"path"
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/warden-egress/warden/audit"
+
+	"github.com/warden-egress/warden/authz/identity"
+	"github.com/warden-egress/warden/authz/policy"
 )
 
 // SchemaID is the $id of the config file's JSON Schema.
@@ -41,20 +47,20 @@ func JSONSchema() []byte {
 // schemaExtra adds what the types alone do not say, by "Type.key".
 func schemaExtra() map[string]map[string]any {
 	ops := []any{"*"}
-	for _, o := range policyOperations {
+	for _, o := range policy.Operations() {
 		ops = append(ops, string(o))
 	}
-	sources := []any{SourceStatic, SourceKubernetesSidecar, SourceECSSidecar, SourceKubernetes, SourceEC2, SourceKeys, SourceToken}
+	sources := []any{identity.SourceStatic, identity.SourceKubernetesSidecar, identity.SourceECSSidecar, identity.SourceKubernetes, identity.SourceEC2, identity.SourceKeys, identity.SourceToken}
 	return map[string]map[string]any{
 		"Config.version":              {"const": 1},
 		"UpstreamConfig.signing":      {"enum": []any{"resign", "passthrough"}},
-		"AppConfig.mode":              {"enum": []any{ModeEnforce, ModeDryRun}},
+		"AppConfig.mode":              {"enum": []any{policy.ModeEnforce, policy.ModeDryRun}},
 		"AllowConfig.operations":      {"items": map[string]any{"enum": ops}},
 		"DenyConfig.operations":       {"items": map[string]any{"enum": ops}},
 		"IdentityConfig.sources":      {"items": map[string]any{"enum": sources}, "uniqueItems": true},
 		"LimitsConfig.max_body_bytes": {"minimum": 0},
 
-		"Config.mode":                    {"enum": []any{ModeEnforce, ModeDryRun}},
+		"Config.mode":                    {"enum": []any{policy.ModeEnforce, policy.ModeDryRun}},
 		"AppLimitsConfig.max_body_bytes": {"minimum": 0},
 
 		"AppLimitsConfig.on_exceed":    {"enum": []any{"reject", "clamp"}},
@@ -68,8 +74,8 @@ func schemaExtra() map[string]map[string]any {
 		"BedrockGuardConfig.on_error":  {"enum": []any{"block", "allow"}},
 		"BedrockGuardrailConfig.trace": {"enum": []any{"enabled", "disabled", "enabled_full"}},
 
-		"SpoolConfig.durability": {"enum": []any{DurabilityProcess, DurabilityFsync}},
-		"SpoolConfig.on_full":    {"enum": []any{OnFullDeny, OnFullDrop}},
+		"SpoolConfig.durability": {"enum": []any{audit.DurabilityProcess, audit.DurabilityFsync}},
+		"SpoolConfig.on_full":    {"enum": []any{audit.OnFullDeny, audit.OnFullDrop}},
 		"ShareConfig.unidentified": {"exclusiveMinimum": 0, "maximum": 1,
 			"description": "fraction of max_bytes the calls no app selected may hold undelivered (default 0.1)"},
 		"ShareConfig.per_app": {"exclusiveMinimum": 0, "maximum": 1,
@@ -137,8 +143,21 @@ func (g *schemaGen) of(t reflect.Type) map[string]any {
 	return map[string]any{} // anything
 }
 
-func (g *schemaGen) object(t reflect.Type) map[string]any {
+// defName names a struct's schema definition: its Go name, except that a
+// section type named Config in its own package (identity.Config) keeps the
+// name it had as one of the loader's types (IdentityConfig), so moving a
+// type never changes the published schema.
+func defName(t reflect.Type) string {
 	name := t.Name()
+	if name == "Config" && t.PkgPath() != reflect.TypeFor[Config]().PkgPath() {
+		base := path.Base(t.PkgPath())
+		return strings.ToUpper(base[:1]) + base[1:] + "Config"
+	}
+	return name
+}
+
+func (g *schemaGen) object(t reflect.Type) map[string]any {
+	name := defName(t)
 	if name != "" {
 		if _, done := g.defs[name]; done {
 			return map[string]any{"$ref": "#/$defs/" + name}

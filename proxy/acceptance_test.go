@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-egress/warden/authz/identity"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
@@ -100,10 +102,10 @@ func startAcceptance(t *testing.T) *acceptanceEnv {
 		t.Setenv(k, v)
 	}
 	masterFile := filepath.Join(dir, "master.key")
-	if _, err := authz.GenerateMasterKey(masterFile, rand.Reader); err != nil {
+	if _, err := identity.GenerateMasterKey(masterFile, rand.Reader); err != nil {
 		t.Fatal(err)
 	}
-	master, err := authz.LoadMasterKey(masterFile)
+	master, err := identity.LoadMasterKey(masterFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +166,7 @@ func (e *acceptanceEnv) sdk(from, akid, secret string) *bedrockruntime.Client {
 
 func (e *acceptanceEnv) issue(t *testing.T, app string) (string, string) {
 	t.Helper()
-	id, secret, err := authz.IssueKey(e.master, app, time.Now().Add(24*time.Hour), rand.Reader)
+	id, secret, err := identity.IssueKey(e.master, app, time.Now().Add(24*time.Hour), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +247,7 @@ func TestAcceptance(t *testing.T) {
 		e.allow(t, prod, accOpus, "ledger-prod", "keys")
 		e.allow(t, dev, haiku, "ledger-dev", "keys")
 		rec := e.deny(t, dev, accOpus, "ledger-dev", "app ledger-dev may not call", accOpus)
-		if rec.Tags[authz.TagWardenKeyApp] != "ledger-dev" || rec.Tags[authz.TagWardenKeyID] != devID {
+		if rec.Tags[identity.TagWardenKeyApp] != "ledger-dev" || rec.Tags[identity.TagWardenKeyID] != devID {
 			t.Errorf("denial audit tags %v", rec.Tags)
 		}
 		e.allow(t, prod, haiku, "ledger-prod", "keys")
@@ -277,7 +279,7 @@ func TestAcceptance(t *testing.T) {
 		if _, err := rand.Read(otherMaster); err != nil {
 			t.Fatal(err)
 		}
-		foreignID, foreignSecret, _ := authz.IssueKey(otherMaster, "ledger-prod", time.Now().Add(time.Hour), rand.Reader)
+		foreignID, foreignSecret, _ := identity.IssueKey(otherMaster, "ledger-prod", time.Now().Add(time.Hour), rand.Reader)
 		// An id naming ledger-prod, signed with the dev key's (valid) secret.
 		tamperedID, _ := e.issue(t, "ledger-prod")
 		for _, tc := range []struct{ name, akid, secret string }{

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-egress/warden/authz/identity"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/document"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
-
-	"github.com/warden-egress/warden/authz"
 )
 
 // twoAppsPolicy selects two apps by Warden-issued keys; both may run async
@@ -47,19 +47,19 @@ apps:
 func startTwoKeyApps(t *testing.T, policy string) (*keysEnv, *bedrockruntime.Client, *bedrockruntime.Client) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "master.key")
-	if _, err := authz.GenerateMasterKey(file, rand.Reader); err != nil {
+	if _, err := identity.GenerateMasterKey(file, rand.Reader); err != nil {
 		t.Fatal(err)
 	}
-	master, err := authz.LoadMasterKey(file)
+	master, err := identity.LoadMasterKey(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	exp := time.Now().Add(24 * time.Hour)
-	aID, aSecret, err := authz.IssueKey(master, "team-a", exp, rand.Reader)
+	aID, aSecret, err := identity.IssueKey(master, "team-a", exp, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bID, bSecret, err := authz.IssueKey(master, "team-b", exp, rand.Reader)
+	bID, bSecret, err := identity.IssueKey(master, "team-b", exp, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/warden-egress/warden/authz/policy"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/document"
@@ -132,7 +134,7 @@ func TestCapsMaxOutputTokensClamp(t *testing.T) {
 	}
 	recs := e.audit.wait(t, 4)
 	for i, r := range recs {
-		want := audit.Finding{Guard: "limits", Detector: "max_output_tokens", Type: "MAX_TOKENS", Count: 1, Action: authz.LimitClamp}
+		want := audit.Finding{Guard: "limits", Detector: "max_output_tokens", Type: "MAX_TOKENS", Count: 1, Action: policy.LimitClamp}
 		if i == 3 { // additionalModelRequestFields clamped, inferenceConfig.maxTokens added
 			want.Count = 2
 		}

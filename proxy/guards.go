@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/warden-egress/warden/authz/policy"
+
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/warden-egress/warden/audit"
@@ -46,7 +48,7 @@ type guardSet map[string]*appGuards
 
 // compileGuards builds the guards of apps from defs once per snapshot, each
 // guard once whatever the number of apps using it.
-func compileGuards(apps []authz.AppConfig, defs map[string]authz.GuardConfig) (guardSet, error) {
+func compileGuards(apps []policy.AppConfig, defs map[string]authz.GuardConfig) (guardSet, error) {
 	built := map[string]*compiledGuard{}
 	set := make(guardSet, len(apps))
 	for _, a := range apps {
@@ -65,7 +67,7 @@ func compileGuards(apps []authz.AppConfig, defs map[string]authz.GuardConfig) (g
 				built[name] = g
 			}
 			if ag == nil {
-				ag = &appGuards{dryRun: a.Mode == authz.ModeDryRun}
+				ag = &appGuards{dryRun: a.Mode == policy.ModeDryRun}
 			}
 			if g.input {
 				ag.input = append(ag.input, g)
@@ -322,7 +324,7 @@ func addFinding(fs []audit.Finding, f audit.Finding) []audit.Finding {
 // blocked.
 //
 // The guards come from the snapshot that decided the call.
-func (s *Server) applyInputGuards(ctx context.Context, c *call, d authz.Decision) (dryRunDeny bool, err error) {
+func (s *Server) applyInputGuards(ctx context.Context, c *call, d policy.Decision) (dryRunDeny bool, err error) {
 	if c.snap == nil || d.App == "" {
 		return false, nil
 	}

@@ -9,8 +9,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/warden-egress/warden/authz/policy"
+
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
 )
 
@@ -57,7 +58,7 @@ func generates(op bedrock.Operation) bool {
 }
 
 // appConfig returns the snapshot's config of app (nil when it is not there).
-func (snap *snapshot) appConfig(app string) *authz.AppConfig {
+func (snap *snapshot) appConfig(app string) *policy.AppConfig {
 	if snap == nil || snap.cfg == nil {
 		return nil
 	}
@@ -73,7 +74,7 @@ func (snap *snapshot) appConfig(app string) *authz.AppConfig {
 // when it clamps. A non-nil error is the answer for the caller: nothing is
 // forwarded. dryRunDeny is set when a dry-run app's call would have been
 // denied and is forwarded as sent.
-func (s *Server) applyCaps(r *http.Request, c *call, d authz.Decision) (dryRunDeny bool, err error) {
+func (s *Server) applyCaps(r *http.Request, c *call, d policy.Decision) (dryRunDeny bool, err error) {
 	if c.snap == nil || d.App == "" {
 		return false, nil
 	}
@@ -118,7 +119,7 @@ const (
 // version is refused: why is the denial's message and nothing is changed.
 // A passthrough call cannot be changed: it passes only if it already names
 // the app's guardrail.
-func attachGuardrail(r *http.Request, c *call, a *authz.AppConfig) (why string, err error) {
+func attachGuardrail(r *http.Request, c *call, a *policy.AppConfig) (why string, err error) {
 	g := a.BedrockGuardrail
 	deny := "warden: app " + a.Name + " must use guardrail " + g.ID + ":" + g.Version
 	switch c.route.Op {
@@ -169,7 +170,7 @@ var guardrailConfigFields = []string{"guardrailIdentifier", "guardrailVersion", 
 // is then nil). A body Warden cannot read surely (not one JSON object, a
 // top-level key repeated or misspelt in case, a guardrailConfig that is not
 // an object or has unknown or repeated members) is a ValidationException.
-func converseGuardrail(body []byte, g *authz.BedrockGuardrailConfig) (out []byte, named string, err error) {
+func converseGuardrail(body []byte, g *policy.BedrockGuardrailConfig) (out []byte, named string, err error) {
 	members, closeAt, err := bedrock.ScanObject(body)
 	if err != nil {
 		return nil, "", bedrock.Validation("warden: the request body must be a single valid JSON object (%v)", err)
@@ -245,7 +246,7 @@ func converseGuardrail(body []byte, g *authz.BedrockGuardrailConfig) (out []byte
 }
 
 // converseNamesGuardrail says whether body's guardrailConfig names g.
-func converseNamesGuardrail(body []byte, g *authz.BedrockGuardrailConfig) (bool, error) {
+func converseNamesGuardrail(body []byte, g *policy.BedrockGuardrailConfig) (bool, error) {
 	var v struct {
 		GuardrailConfig *struct {
 			ID  string `json:"guardrailIdentifier"`
@@ -264,7 +265,7 @@ type tokenEdit struct {
 	lit        []byte
 }
 
-func (s *Server) applyLimits(c *call, a *authz.AppConfig) error {
+func (s *Server) applyLimits(c *call, a *policy.AppConfig) error {
 	lim := a.Limits
 	if lim.MaxOutputTokens <= 0 && lim.MaxPromptChars <= 0 || !generates(c.route.Op) || len(bytes.TrimSpace(c.body)) == 0 {
 		return nil
@@ -319,7 +320,7 @@ func (s *Server) applyLimits(c *call, a *authz.AppConfig) error {
 		return nil
 	}
 	c.body = applyEdits(c.body, edits, func(e tokenEdit) (int, int, []byte) { return e.start, e.end, e.lit })
-	c.rec.Findings = addFinding(c.rec.Findings, audit.Finding{Guard: capFindingGuard, Detector: "max_output_tokens", Type: "MAX_TOKENS", Count: len(edits), Action: authz.LimitClamp})
+	c.rec.Findings = addFinding(c.rec.Findings, audit.Finding{Guard: capFindingGuard, Detector: "max_output_tokens", Type: "MAX_TOKENS", Count: len(edits), Action: policy.LimitClamp})
 	return nil
 }
 

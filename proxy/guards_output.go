@@ -11,6 +11,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/warden-egress/warden/authz/policy"
+
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
@@ -62,7 +64,7 @@ func (s *Server) outputGuards(c *call) (*appGuards, bool) {
 	if ag == nil || len(ag.output) == 0 {
 		return nil, false
 	}
-	return ag, ag.dryRun || snap.cfg != nil && snap.cfg.Mode == authz.ModeDryRun
+	return ag, ag.dryRun || snap.cfg != nil && snap.cfg.Mode == policy.ModeDryRun
 }
 
 // outputScan collects what the output guards found in one answer.

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-egress/warden/authz/identity"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -68,19 +70,19 @@ func startKeysEnv(t *testing.T) *keysEnv {
 	t.Helper()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "master.key")
-	if _, err := authz.GenerateMasterKey(file, rand.Reader); err != nil {
+	if _, err := identity.GenerateMasterKey(file, rand.Reader); err != nil {
 		t.Fatal(err)
 	}
-	master, err := authz.LoadMasterKey(file)
+	master, err := identity.LoadMasterKey(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	k := &keysEnv{master: master}
 	exp := time.Now().Add(30 * 24 * time.Hour)
-	if k.goodID, k.goodSecret, err = authz.IssueKey(master, "payments", exp, rand.Reader); err != nil {
+	if k.goodID, k.goodSecret, err = identity.IssueKey(master, "payments", exp, rand.Reader); err != nil {
 		t.Fatal(err)
 	}
-	if k.revokedID, k.revokedSecret, err = authz.IssueKey(master, "payments", exp, rand.Reader); err != nil {
+	if k.revokedID, k.revokedSecret, err = identity.IssueKey(master, "payments", exp, rand.Reader); err != nil {
 		t.Fatal(err)
 	}
 	// An app selecting only weak tags may have to say so (issue 3); use the
@@ -150,7 +152,7 @@ func TestKeysGoSDKAllowed(t *testing.T) {
 			}
 			for _, rec := range k.audit.wait(t, 2) {
 				if rec.Decision != "allow" || rec.App != "keyed" || rec.IdentitySource != "keys" ||
-					rec.Tags[authz.TagWardenKeyApp] != "payments" || rec.Tags[authz.TagWardenKeyID] != k.goodID {
+					rec.Tags[identity.TagWardenKeyApp] != "payments" || rec.Tags[identity.TagWardenKeyID] != k.goodID {
 					t.Errorf("audit: %+v", rec)
 				}
 				if strings.Contains(fmt.Sprint(rec), k.goodSecret) {
@@ -166,15 +168,15 @@ func TestKeysGoSDKAllowed(t *testing.T) {
 // answer for this loopback caller.
 func TestKeysGoSDKDenied(t *testing.T) {
 	k := startKeysEnv(t)
-	expiredID, expiredSecret, err := authz.IssueKey(k.master, "payments", time.Now().Add(-time.Minute), rand.Reader)
+	expiredID, expiredSecret, err := identity.IssueKey(k.master, "payments", time.Now().Add(-time.Minute), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	otherMaster := make([]byte, 32)
 	_, _ = rand.Read(otherMaster)
-	foreignID, foreignSecret, _ := authz.IssueKey(otherMaster, "payments", time.Now().Add(time.Hour), rand.Reader)
+	foreignID, foreignSecret, _ := identity.IssueKey(otherMaster, "payments", time.Now().Add(time.Hour), rand.Reader)
 	// An id edited to name another app, signed with the original secret.
-	tamperedID, _, _ := authz.IssueKey(k.master, "admin", time.Now().Add(time.Hour), rand.Reader)
+	tamperedID, _, _ := identity.IssueKey(k.master, "admin", time.Now().Add(time.Hour), rand.Reader)
 
 	cases := []struct {
 		name, akid, secret, reason string
@@ -263,7 +265,7 @@ func TestKeysJSSDK(t *testing.T) {
 // own app and its own models.
 func TestKeysTwoWorkloads(t *testing.T) {
 	k := startKeysEnv(t)
-	billingID, billingSecret, err := authz.IssueKey(k.master, "billing", time.Now().Add(time.Hour), rand.Reader)
+	billingID, billingSecret, err := identity.IssueKey(k.master, "billing", time.Now().Add(time.Hour), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

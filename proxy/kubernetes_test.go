@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-egress/warden/authz/identity"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
@@ -136,8 +138,8 @@ apps:
 		t.Fatalf("valid token: %v", err)
 	}
 	recs := e.audit.wait(t, 1)
-	if r := recs[0]; r.App != "chatbot-k8s" || r.Decision != "allow" || r.IdentitySource != authz.SourceToken ||
-		r.Tags[authz.TagK8sNamespace] != ns || r.Tags[authz.TagK8sServiceAccount] != "chatbot" || r.Tags[authz.TagK8sPod] != "chatbot-0" {
+	if r := recs[0]; r.App != "chatbot-k8s" || r.Decision != "allow" || r.IdentitySource != identity.SourceToken ||
+		r.Tags[identity.TagK8sNamespace] != ns || r.Tags[identity.TagK8sServiceAccount] != "chatbot" || r.Tags[identity.TagK8sPod] != "chatbot-0" {
 		t.Errorf("audit record: app %q decision %q source %q tags %v", r.App, r.Decision, r.IdentitySource, r.Tags)
 	}
 	calls := e.emu.Calls()
@@ -225,8 +227,8 @@ apps:
 	}
 	recs := e.audit.wait(t, 1)
 	last := recs[len(recs)-1]
-	if last.App != "chatbot-k8s" || last.IdentitySource != authz.SourceKubernetes || last.Tags[authz.TagK8sPod] != "chatbot-0" ||
-		last.Tags[authz.TagK8sLabelPrefix+"app"] != "chatbot" {
+	if last.App != "chatbot-k8s" || last.IdentitySource != identity.SourceKubernetes || last.Tags[identity.TagK8sPod] != "chatbot-0" ||
+		last.Tags[identity.TagK8sLabelPrefix+"app"] != "chatbot" {
 		t.Errorf("audit: app %q source %q tags %v", last.App, last.IdentitySource, last.Tags)
 	}
 	// A hostNetwork pod's IP (the node's) and an IP no pod holds: no

@@ -3,9 +3,9 @@ package proxy
 import (
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/warden-egress/warden/authz/identity"
 
-	"github.com/warden-egress/warden/authz"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // sourceCollector exports the identity sources' and the model resolver's
@@ -72,7 +72,7 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.s.identity != nil {
 		for _, src := range c.s.identity.Sources() {
 			name := src.Name()
-			if cs, ok := src.(interface{ CacheStats() authz.CacheStats }); ok {
+			if cs, ok := src.(interface{ CacheStats() identity.CacheStats }); ok {
 				st := cs.CacheStats()
 				counter(descIDCacheHits, st.Hits, name)
 				counter(descIDCacheNegative, st.NegativeHits, name)

@@ -17,8 +17,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/warden-egress/warden/authz/identity"
+	"github.com/warden-egress/warden/authz/policy"
+
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
 )
 
@@ -185,21 +187,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 		s.fail(w, c, bedrock.Throttling("warden: workload identity not verified yet: %v", err), "identity-lookup-limit")
 		return
 	}
-	if err != nil && !errors.Is(err, authz.ErrNoIdentity) {
+	if err != nil && !errors.Is(err, identity.ErrNoIdentity) {
 		s.fail(w, c, bedrock.AccessDenied("warden: workload identity could not be verified: %v", err), "identity")
 		return
 	}
 	if c.accessKeyID != "" {
 		// Recorded and selectable, but claimed: Warden has not verified the
 		// signature (the upstream does), so the tag is weak.
-		id = id.WithTag(authz.TagAWSAccessKey, authz.WeakTag("passthrough", c.accessKeyID))
+		id = id.WithTag(identity.TagAWSAccessKey, identity.WeakTag("passthrough", c.accessKeyID))
 	}
 	c.rec.IdentitySource = id.Source
 	c.rec.IdentityStale = id.Stale
 	c.rec.Tags = id.TagValues()
 	c.rec.WeakTags = id.WeakTagNames()
 
-	d := s.decide(r.Context(), id, c, authz.Call{Op: route.Op, Model: c.model, S3OutputURI: c.asyncOutput})
+	d := s.decide(r.Context(), id, c, policy.Call{Op: route.Op, Model: c.model, S3OutputURI: c.asyncOutput})
 	if d.Allow {
 		if why := s.asyncOwnerDenial(c, d.App); why != "" {
 			d.Allow, d.Rule, d.Reason = false, "async-ownership", why
@@ -250,7 +252,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 // function of its own, so the errors.As target is allocated only on the
 // error path).
 func isLookupLimited(err error) bool {
-	var lim *authz.LookupLimitedError
+	var lim *identity.LookupLimitedError
 	return errors.As(err, &lim)
 }
 
@@ -258,7 +260,7 @@ func isLookupLimited(err error) bool {
 // leaves Warden (the Bedrock guard kind already sends the prompt to
 // ApplyGuardrail), so a crash from here on still leaves a record; false
 // means the call was refused.
-func (s *Server) beginAudit(w http.ResponseWriter, c *call, d authz.Decision) bool {
+func (s *Server) beginAudit(w http.ResponseWriter, c *call, d policy.Decision) bool {
 	// A recovered intent says what was decided before the crash; the
 	// record says deny until the guards and caps pass.
 	c.rec.Decision = audit.DecisionAllow
@@ -416,8 +418,8 @@ func (s *Server) finish(c *call) {
 	s.metrics.observe(&c.rec)
 }
 
-func connOf(r *http.Request, body []byte) *authz.Conn {
-	c := &authz.Conn{Request: r, Body: body}
+func connOf(r *http.Request, body []byte) *identity.Conn {
+	c := &identity.Conn{Request: r, Body: body}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		c.Remote = ap
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/warden-egress/warden/authz/identity"
+
 	"github.com/warden-egress/warden/authz"
 )
 
@@ -183,7 +185,7 @@ func ProxyProtocolListener(ln net.Listener, cfg authz.ProxyProtocolConfig) (net.
 
 type proxyListener struct {
 	net.Listener
-	trusted authz.TrustedNets
+	trusted identity.TrustedNets
 	timeout time.Duration
 }
 

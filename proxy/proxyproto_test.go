@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-egress/warden/authz/identity"
+
 	"github.com/warden-egress/warden/authz"
 )
 
@@ -368,7 +370,7 @@ func TestProxyHeaderRefusesLocalSources(t *testing.T) {
 // the real listener and http.Server, identified as the pipeline does.
 func TestProxyLocalFromLoopbackPeerIsNotSameHost(t *testing.T) {
 	ln := ppListen(t, time.Second, "127.0.0.0/8")
-	static := authz.NewStaticSource(map[string]string{"app": "sidecar-app"})
+	static := identity.NewStaticSource(map[string]string{"app": "sidecar-app"})
 	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := static.Resolve(context.Background(), connOf(r, nil))
 		if err != nil {
@@ -392,7 +394,7 @@ func TestProxyLocalFromLoopbackPeerIsNotSameHost(t *testing.T) {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 		return string(body)
 	}
-	if got := get(localV2()); got != "no identity: "+authz.ErrNoIdentity.Error() {
+	if got := get(localV2()); got != "no identity: "+identity.ErrNoIdentity.Error() {
 		t.Fatalf("LOCAL from a loopback load balancer: %q", got)
 	}
 	// A LOCAL header with a TCP4 block that names a loopback source is

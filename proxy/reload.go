@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-egress/warden/authz/policy"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -23,7 +25,7 @@ import (
 // come from one policy.
 type snapshot struct {
 	cfg    *authz.Config // the file the snapshot came from (apps applied; other keys as at start)
-	policy *authz.Policy
+	policy *policy.Policy
 	hash   string   // authz.PolicyHash
 	guards guardSet // every app's compiled guards
 }
@@ -31,7 +33,7 @@ type snapshot struct {
 // newSnapshot compiles cfg's policy for the region Warden forwards to (fixed
 // at start: upstream changes need a restart).
 func newSnapshot(cfg *authz.Config, region string) (*snapshot, error) {
-	p, err := authz.NewPolicyFromConfig(cfg)
+	p, err := policy.New(cfg.Policy())
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/authz/identity"
+	"github.com/warden-egress/warden/authz/models"
+	"github.com/warden-egress/warden/authz/policy"
+
 	"github.com/warden-egress/warden/bedrock"
 )
 
@@ -21,14 +24,14 @@ import (
 //
 // The policy snapshot is loaded once here: the decision and the audit
 // record's policy_hash come from the same policy whatever reloads happen.
-func (s *Server) decide(ctx context.Context, id authz.Identity, c *call, ac authz.Call) authz.Decision {
+func (s *Server) decide(ctx context.Context, id identity.Identity, c *call, ac policy.Call) policy.Decision {
 	snap := s.snap.Load()
 	c.snap = snap
 	if snap == nil {
-		return authz.Decision{Rule: "policy", Reason: "warden: no valid policy is loaded"}
+		return policy.Decision{Rule: "policy", Reason: "warden: no valid policy is loaded"}
 	}
 	c.rec.PolicyHash = snap.hash
-	var rerr *authz.ResolveError
+	var rerr *models.ResolveError
 	// Only a caller some app selects gets control-plane lookups: a workload
 	// the policy does not know cannot make Warden call AWS on its behalf.
 	if m := c.model; m != nil && m.Indirect() && m.Kind != bedrock.KindSageMakerEndpoint && selected(snap.policy, id) {
@@ -39,7 +42,7 @@ func (s *Server) decide(ctx context.Context, id authz.Identity, c *call, ac auth
 			ac.Foundations, ac.Regions, ac.Resolved = res.Foundations, res.Regions, true
 			c.rec.ModelResolved, c.rec.ModelResolvedStale = res.Foundations, res.Stale
 		case !errors.As(err, &rerr):
-			rerr = &authz.ResolveError{Model: m.Raw, Reason: "internal error", Err: err}
+			rerr = &models.ResolveError{Model: m.Raw, Reason: "internal error", Err: err}
 		}
 	}
 	d := snap.policy.Decide(id, ac)
@@ -49,7 +52,7 @@ func (s *Server) decide(ctx context.Context, id authz.Identity, c *call, ac auth
 	return d
 }
 
-func selected(p *authz.Policy, id authz.Identity) bool {
+func selected(p *policy.Policy, id identity.Identity) bool {
 	_, i := p.Match(id)
 	return i >= 0
 }

@@ -16,6 +16,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/warden-egress/warden/authz/identity"
+	"github.com/warden-egress/warden/authz/models"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,13 +53,13 @@ type Server struct {
 	// snap is the reloadable part (the policy from the apps section); each
 	// request loads it once.
 	snap        atomic.Pointer[snapshot]
-	identity    *authz.Resolver
-	models      *authz.ModelResolver // indirect model ids → foundation models
+	identity    *identity.Resolver
+	models      *models.Resolver // indirect model ids → foundation models
 	audit       audit.Writer
 	capture     Capturer
 	captureApps map[string]bool
 	captureMax  int
-	prices      *authz.Prices // audit.prices, compiled once (audit is a restart key)
+	prices      *audit.Prices // audit.prices, compiled once (audit is a restart key)
 	log         *zap.Logger
 	metrics     *metrics
 	registry    *prometheus.Registry
@@ -146,13 +149,13 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.snap.Store(snap)
 	m.lastReload.SetToCurrentTime()
-	if s.identity, err = authz.NewResolver(ctx, cfg.Identity, authz.Deps{AWS: awsCfg, Logger: s.log}); err != nil {
+	if s.identity, err = identity.NewResolver(ctx, cfg.Identity, identity.Deps{AWS: awsCfg, Logger: s.log}); err != nil {
 		return nil, fmt.Errorf("proxy: identity: %w", err)
 	}
 	// The control plane is read with Warden's own credentials.
 	modelsAWS := awsCfg.Copy()
 	modelsAWS.Credentials = s.creds
-	if s.models, err = authz.NewModelResolver(cfg.Models, authz.Deps{AWS: modelsAWS, Logger: s.log}); err != nil {
+	if s.models, err = models.NewResolver(cfg.Models, modelsAWS, s.log); err != nil {
 		return nil, fmt.Errorf("proxy: models: %w", err)
 	}
 	if err := s.registry.Register(sourceCollector{s}); err != nil {

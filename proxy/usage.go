@@ -8,7 +8,8 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/audit"
+
 	"github.com/warden-egress/warden/bedrock"
 )
 
@@ -138,13 +139,13 @@ func (s *Server) recordUsage(c *call, u bedrock.Usage, ok bool) {
 
 // priceTable is audit.prices of the config Warden started with (a restart
 // key: a reload does not change prices).
-func (s *Server) priceTable() *authz.Prices { return s.prices }
+func (s *Server) priceTable() *audit.Prices { return s.prices }
 
 // callCost prices u on the call's model: its canonical id (a system
 // profile falls back to its foundation model), else the foundation models
 // an indirect id resolved to — when every one of them is priced and they
 // agree, since Warden cannot tell which of a router's models answered.
-func callCost(p *authz.Prices, c *call, u bedrock.Usage) (float64, bool) {
+func callCost(p *audit.Prices, c *call, u bedrock.Usage) (float64, bool) {
 	if p == nil {
 		return 0, false
 	}

@@ -33,7 +33,7 @@ func TestPromptHash(t *testing.T) {
 }
 
 func TestCallCost(t *testing.T) {
-	p, err := authz.NewPrices(map[string]authz.PriceConfig{
+	p, err := audit.NewPrices(map[string]audit.PriceConfig{
 		"anthropic.claude-3-5-haiku-20241022-v1:0": {Input: 1, Output: 2},
 		"meta.llama3-1-70b-instruct-v1:0":          {Input: 1, Output: 2},
 		"amazon.nova-lite-v1:0":                    {Input: 5, Output: 5},

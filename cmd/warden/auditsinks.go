@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 )
 
 // openSinks builds one audit sink per configured entry, in order. The
@@ -16,7 +15,7 @@ import (
 // names (secrets never sit in the config file); an unset or empty one is
 // an error rather than unauthenticated delivery. On error the sinks opened
 // so far are closed.
-func openSinks(ctx context.Context, cfg authz.AuditConfig, instance string, stdout io.Writer) ([]audit.Sink, error) {
+func openSinks(ctx context.Context, cfg audit.Config, instance string, stdout io.Writer) ([]audit.Sink, error) {
 	var sinks []audit.Sink
 	fail := func(err error) ([]audit.Sink, error) {
 		for _, s := range sinks {
@@ -34,7 +33,7 @@ func openSinks(ctx context.Context, cfg authz.AuditConfig, instance string, stdo
 	return sinks, nil
 }
 
-func openSink(ctx context.Context, sc authz.SinkConfig, instance string, stdout io.Writer) (audit.Sink, error) {
+func openSink(ctx context.Context, sc audit.SinkConfig, instance string, stdout io.Writer) (audit.Sink, error) {
 	switch {
 	case sc.Stdout != nil:
 		return audit.NewStdoutSink(stdout), nil

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 )
 
 // fakeAWS records what the S3 and CloudWatch sinks send: object keys, and
@@ -68,12 +67,12 @@ func TestOpenSinks(t *testing.T) {
 	defer hec.Close()
 
 	path := filepath.Join(dir, "audit", "audit.jsonl")
-	cfg := authz.AuditConfig{Sinks: []authz.SinkConfig{
+	cfg := audit.Config{Sinks: []audit.SinkConfig{
 		{Stdout: &struct{}{}},
-		{File: &authz.FileSinkConfig{Path: path, MaxBytes: 1 << 20}},
-		{S3: &authz.S3SinkConfig{Bucket: "sec", Prefix: "bedrock/", Region: "us-east-1", Endpoint: awsSrv.URL, PathStyle: true}},
-		{CloudWatch: &authz.CloudWatchSinkConfig{LogGroup: "/warden", Region: "us-east-1", Endpoint: awsSrv.URL}},
-		{HTTP: &authz.HTTPSinkConfig{URL: hec.URL, Format: "splunk_hec", AuthHeader: "Authorization", AuthEnv: "WARDEN_TEST_HEC_TOKEN", Timeout: 5 * time.Second}},
+		{File: &audit.FileSinkConfig{Path: path, MaxBytes: 1 << 20}},
+		{S3: &audit.S3SinkConfig{Bucket: "sec", Prefix: "bedrock/", Region: "us-east-1", Endpoint: awsSrv.URL, PathStyle: true}},
+		{CloudWatch: &audit.CloudWatchSinkConfig{LogGroup: "/warden", Region: "us-east-1", Endpoint: awsSrv.URL}},
+		{HTTP: &audit.HTTPSinkConfig{URL: hec.URL, Format: "splunk_hec", AuthHeader: "Authorization", AuthEnv: "WARDEN_TEST_HEC_TOKEN", Timeout: 5 * time.Second}},
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -122,19 +121,19 @@ func TestOpenSinksErrors(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		sink authz.SinkConfig
+		sink audit.SinkConfig
 		want []string
 	}{
 		{"http auth env empty",
-			authz.SinkConfig{HTTP: &authz.HTTPSinkConfig{URL: "http://127.0.0.1:1/", AuthHeader: "Authorization", AuthEnv: "WARDEN_TEST_EMPTY_TOKEN"}},
+			audit.SinkConfig{HTTP: &audit.HTTPSinkConfig{URL: "http://127.0.0.1:1/", AuthHeader: "Authorization", AuthEnv: "WARDEN_TEST_EMPTY_TOKEN"}},
 			[]string{"audit.sinks[1] (http)", "WARDEN_TEST_EMPTY_TOKEN"}},
 		{"file path under a file",
-			authz.SinkConfig{File: &authz.FileSinkConfig{Path: filepath.Join(blocker, "audit.jsonl")}},
+			audit.SinkConfig{File: &audit.FileSinkConfig{Path: filepath.Join(blocker, "audit.jsonl")}},
 			[]string{"audit.sinks[1] (file)", blocker}},
-		{"no sink named", authz.SinkConfig{}, []string{"audit.sinks[1]", "no sink named"}},
+		{"no sink named", audit.SinkConfig{}, []string{"audit.sinks[1]", "no sink named"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := authz.AuditConfig{Sinks: []authz.SinkConfig{{Stdout: &struct{}{}}, tc.sink}}
+			cfg := audit.Config{Sinks: []audit.SinkConfig{{Stdout: &struct{}{}}, tc.sink}}
 			sinks, err := openSinks(context.Background(), cfg, "w", io.Discard)
 			if err == nil || sinks != nil {
 				t.Fatalf("openSinks = %v, %v: want an error and no sinks", sinks, err)

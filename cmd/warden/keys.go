@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/authz/identity"
 )
 
 const keysUsage = `usage:
@@ -75,7 +75,7 @@ func (k keysCommand) issue(args []string, stdout, stderr io.Writer) error {
 	if *app == "" || *ttlText == "" || *masterFile == "" {
 		return errors.New("--app, --ttl and --master-key are required")
 	}
-	if err := authz.ValidateKeyApp(*app); err != nil {
+	if err := identity.ValidateKeyApp(*app); err != nil {
 		return fmt.Errorf("--app: %w", err)
 	}
 	ttl, err := parseTTL(*ttlText)
@@ -93,13 +93,13 @@ func (k keysCommand) issue(args []string, stdout, stderr io.Writer) error {
 	if strings.ContainsAny(*profile, "[]\r\n") {
 		return fmt.Errorf("--profile: %q cannot be an ini section name", *profile)
 	}
-	master, err := authz.LoadMasterKey(*masterFile)
+	master, err := identity.LoadMasterKey(*masterFile)
 	if err != nil {
 		return err
 	}
 	// Keys expire on whole seconds; round up so the key lives at least ttl.
 	expires := k.now().Add(ttl).Add(time.Second - 1).Truncate(time.Second).UTC()
-	akid, secret, err := authz.IssueKey(master, *app, expires, k.rand)
+	akid, secret, err := identity.IssueKey(master, *app, expires, k.rand)
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func (k keysCommand) genmaster(args []string, stdout, stderr io.Writer) error {
 	if *out == "" || fs.NArg() > 0 {
 		return errors.New("usage: warden keys genmaster --out FILE")
 	}
-	fp, err := authz.GenerateMasterKey(*out, k.rand)
+	fp, err := identity.GenerateMasterKey(*out, k.rand)
 	if err != nil {
 		return err
 	}
@@ -154,7 +154,7 @@ func (k keysCommand) inspect(args []string, stdout, _ io.Writer) error {
 		return errors.New("usage: warden keys inspect ACCESS_KEY_ID")
 	}
 	akid := strings.TrimSpace(args[0])
-	app, expires, err := authz.ParseKeyID(akid)
+	app, expires, err := identity.ParseKeyID(akid)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/authz/identity"
 )
 
 var keysTestNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -34,7 +34,7 @@ func genMaster(t *testing.T) (string, []byte) {
 	if _, _, err := runKeys(t, "genmaster", "--out", p); err != nil {
 		t.Fatal(err)
 	}
-	key, err := authz.LoadMasterKey(p)
+	key, err := identity.LoadMasterKey(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestKeysGenmaster(t *testing.T) {
 		t.Fatalf("mode %v, %v", fi.Mode(), err)
 	}
 	key, _ := os.ReadFile(p)
-	if !strings.Contains(out, "fingerprint "+authz.MasterKeyFingerprint(key)) || !strings.Contains(out, "defaultMode: 0400") {
+	if !strings.Contains(out, "fingerprint "+identity.MasterKeyFingerprint(key)) || !strings.Contains(out, "defaultMode: 0400") {
 		t.Errorf("output: %s", out)
 	}
 	if _, _, err := runKeys(t, "genmaster", "--out", p); err == nil || !strings.Contains(err.Error(), "already exists") {
@@ -71,11 +71,11 @@ func TestKeysIssueFormats(t *testing.T) {
 	wantExp := keysTestNow.Add(30 * 24 * time.Hour)
 	check := func(t *testing.T, akid, secret string) {
 		t.Helper()
-		app, exp, err := authz.ParseKeyID(akid)
+		app, exp, err := identity.ParseKeyID(akid)
 		if err != nil || app != "payments" || !exp.Equal(wantExp) {
 			t.Errorf("key id %q: %q %v %v", akid, app, exp, err)
 		}
-		if secret != authz.SecretFor(key, akid) {
+		if secret != identity.SecretFor(key, akid) {
 			t.Errorf("secret is not the derived one")
 		}
 	}
@@ -175,7 +175,7 @@ func TestParseTTL(t *testing.T) {
 
 func TestKeysInspect(t *testing.T) {
 	_, key := genMaster(t)
-	akid, secret, err := authz.IssueKey(key, "payments", keysTestNow.Add(48*time.Hour+30*time.Minute), rand.Reader)
+	akid, secret, err := identity.IssueKey(key, "payments", keysTestNow.Add(48*time.Hour+30*time.Minute), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestKeysInspect(t *testing.T) {
 	if strings.Contains(out, secret) {
 		t.Error("inspect printed the secret")
 	}
-	old, _, _ := authz.IssueKey(key, "payments", keysTestNow.Add(-3*time.Hour), rand.Reader)
+	old, _, _ := identity.IssueKey(key, "payments", keysTestNow.Add(-3*time.Hour), rand.Reader)
 	if out, _, _ := runKeys(t, "inspect", old); !strings.Contains(out, "EXPIRED 3h ago") {
 		t.Errorf("expired key: %s", out)
 	}

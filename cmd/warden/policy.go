@@ -10,6 +10,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/warden-egress/warden/authz/identity"
+	"github.com/warden-egress/warden/authz/policy"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/warden-egress/warden/audit"
@@ -66,7 +69,7 @@ func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // loadPolicy reads, validates and compiles a config file; its errors are
 // file:line:column: message lines, as validate prints them.
-func loadPolicy(path string) (*authz.Config, *authz.Policy, error) {
+func loadPolicy(path string) (*authz.Config, *policy.Policy, error) {
 	if path == "" {
 		return nil, nil, errors.New("--config is required")
 	}
@@ -78,7 +81,7 @@ func loadPolicy(path string) (*authz.Config, *authz.Policy, error) {
 	if err != nil {
 		return nil, nil, errors.New(strings.Join(authz.Diagnostics(path, data, err), "\n"))
 	}
-	p, err := authz.NewPolicyFromConfig(cfg)
+	p, err := policy.New(cfg.Policy())
 	if err != nil {
 		return nil, nil, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -139,7 +142,7 @@ func cmdPolicyValidate(ctx context.Context, args []string, stdout, stderr io.Wri
 		}
 		return fmt.Errorf("%s: invalid (%d %s)", *path, len(diags), noun)
 	}
-	warnings := authz.PolicyWarnings(cfg)
+	warnings := authz.Warnings(cfg)
 	for _, w := range warnings {
 		fmt.Fprintf(stdout, "%s: warning: %s\n", *path, w)
 	}
@@ -225,19 +228,19 @@ func loadCases(path string) ([]policyCase, error) {
 	return pc.Cases, errors.Join(errs...)
 }
 
-func (c *policyCase) identity() authz.Identity {
-	id := authz.Identity{Source: "policy-test", Tags: map[string]authz.Tag{}}
+func (c *policyCase) identity() identity.Identity {
+	id := identity.Identity{Source: "policy-test", Tags: map[string]identity.Tag{}}
 	for k, v := range c.Tags {
-		id.Tags[k] = authz.WeakTag("policy-test", v)
+		id.Tags[k] = identity.WeakTag("policy-test", v)
 	}
 	for k, v := range c.StrongTags {
-		id.Tags[k] = authz.StrongTag("policy-test", v)
+		id.Tags[k] = identity.StrongTag("policy-test", v)
 	}
 	return id
 }
 
-func (c *policyCase) call() authz.Call {
-	call := authz.Call{Op: bedrock.Operation(c.Operation), Foundations: c.Foundations, Regions: c.Regions, S3OutputURI: c.S3OutputURI}
+func (c *policyCase) call() policy.Call {
+	call := policy.Call{Op: bedrock.Operation(c.Operation), Foundations: c.Foundations, Regions: c.Regions, S3OutputURI: c.S3OutputURI}
 	call.Resolved = c.Foundations != nil
 	if c.Resolved != nil {
 		call.Resolved = *c.Resolved
@@ -250,7 +253,7 @@ func (c *policyCase) call() authz.Call {
 }
 
 // decisionName is the decision as the audit record spells it.
-func decisionName(d authz.Decision) string {
+func decisionName(d policy.Decision) string {
 	switch {
 	case d.Allow:
 		return audit.DecisionAllow
@@ -332,16 +335,16 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 // parseTagFlag reads KEY=VALUE[:strong|:weak]; weak is the default.
-func parseTagFlag(s string) (string, authz.Tag, error) {
+func parseTagFlag(s string) (string, identity.Tag, error) {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok || k == "" {
-		return "", authz.Tag{}, fmt.Errorf("--tag %q: want KEY=VALUE[:strong]", s)
+		return "", identity.Tag{}, fmt.Errorf("--tag %q: want KEY=VALUE[:strong]", s)
 	}
 	if rest, ok := strings.CutSuffix(v, ":strong"); ok {
-		return k, authz.StrongTag("explain", rest), nil
+		return k, identity.StrongTag("explain", rest), nil
 	}
 	v = strings.TrimSuffix(v, ":weak")
-	return k, authz.WeakTag("explain", v), nil
+	return k, identity.WeakTag("explain", v), nil
 }
 
 func cmdPolicyExplain(args []string, stdout, stderr io.Writer) error {
@@ -367,7 +370,7 @@ func cmdPolicyExplain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	id := authz.Identity{Source: "explain", Tags: map[string]authz.Tag{}}
+	id := identity.Identity{Source: "explain", Tags: map[string]identity.Tag{}}
 	for _, t := range tagFlags {
 		k, tag, err := parseTagFlag(t)
 		if err != nil {
@@ -375,7 +378,7 @@ func cmdPolicyExplain(args []string, stdout, stderr io.Writer) error {
 		}
 		id.Tags[k] = tag
 	}
-	call := authz.Call{Op: bedrock.Operation(*op), Foundations: foundations, Regions: regions, S3OutputURI: *s3}
+	call := policy.Call{Op: bedrock.Operation(*op), Foundations: foundations, Regions: regions, S3OutputURI: *s3}
 	var m bedrock.ModelID
 	if *model != "" {
 		if m, err = bedrock.ParseModelID(*model); err != nil {
@@ -388,7 +391,7 @@ func cmdPolicyExplain(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func writeExplanation(w io.Writer, id authz.Identity, call authz.Call, ex authz.Explanation) {
+func writeExplanation(w io.Writer, id identity.Identity, call policy.Call, ex policy.Explanation) {
 	model := "-"
 	if call.Model != nil {
 		model = call.Model.Raw
@@ -465,14 +468,14 @@ func writeExplanation(w io.Writer, id authz.Identity, call authz.Call, ex authz.
 	fmt.Fprintf(w, "reason    %s\n", d.Reason)
 }
 
-func describeModel(m *bedrock.ModelID, call authz.Call) string {
+func describeModel(m *bedrock.ModelID, call policy.Call) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s, canonical %s", m.Kind, m.Canonical)
 	if m.Region != "" {
 		fmt.Fprintf(&b, ", region %s", m.Region)
 	}
 	if m.Scope != "" {
-		fmt.Fprintf(&b, ", scope %s (served in %s), base model %s", m.Scope, strings.Join(authz.ScopeGeography(m.Scope), ", "), m.Foundation)
+		fmt.Fprintf(&b, ", scope %s (served in %s), base model %s", m.Scope, strings.Join(policy.ScopeGeography(m.Scope), ", "), m.Foundation)
 	}
 	if m.Indirect() && m.Kind != bedrock.KindSageMakerEndpoint {
 		switch {

@@ -12,14 +12,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 )
 
 // openAudit starts the audit pipeline the config describes: the spool
 // (recovering what a crash left in it), the sinks, the chain.
-func openAudit(ctx context.Context, cfg authz.AuditConfig, stdout io.Writer, log *zap.Logger, reg prometheus.Registerer) (*audit.Pipeline, error) {
+func openAudit(ctx context.Context, cfg audit.Config, stdout io.Writer, log *zap.Logger, reg prometheus.Registerer) (*audit.Pipeline, error) {
 	dir := cfg.Spool.Dir
-	if dir == authz.SpoolNone {
+	if dir == audit.SpoolNone {
 		dir = ""
 		log.Warn("audit.spool.dir is none: records wait for their sinks in memory, and a crash loses those not yet delivered")
 	}
@@ -38,7 +37,7 @@ func openAudit(ctx context.Context, cfg authz.AuditConfig, stdout io.Writer, log
 		return nil, err
 	}
 	o := pipelineOptions(cfg, dir, instance, sinks, log.Named("audit"))
-	o.DropWhenFull, o.Registry = cfg.Spool.OnFull == authz.OnFullDrop, reg
+	o.DropWhenFull, o.Registry = cfg.Spool.OnFull == audit.OnFullDrop, reg
 	o.ShareUnidentified, o.ShareApp = cfg.Spool.Share.Unidentified, cfg.Spool.Share.PerApp
 	if w := cfg.DenialWindow; w != nil {
 		o.DenialWindow = *w
@@ -61,17 +60,17 @@ func openAudit(ctx context.Context, cfg authz.AuditConfig, stdout io.Writer, log
 // openCapture starts the capture pipeline when audit.capture is set: its
 // own spool (a capture directory in the audit spool), chain, key and sinks,
 // so payloads never mix with records.
-func openCapture(ctx context.Context, cfg authz.AuditConfig, instance string, stdout io.Writer, log *zap.Logger) (*audit.Pipeline, error) {
+func openCapture(ctx context.Context, cfg audit.Config, instance string, stdout io.Writer, log *zap.Logger) (*audit.Pipeline, error) {
 	c := cfg.Capture
 	if c == nil {
 		return nil, nil
 	}
 	dir := ""
-	if cfg.Spool.Dir != authz.SpoolNone {
+	if cfg.Spool.Dir != audit.SpoolNone {
 		dir = filepath.Join(cfg.Spool.Dir, "capture")
 	}
 	name := instance + "-capture"
-	sinks, err := openSinks(ctx, authz.AuditConfig{Sinks: c.Sinks}, name, stdout)
+	sinks, err := openSinks(ctx, audit.Config{Sinks: c.Sinks}, name, stdout)
 	if err != nil {
 		return nil, fmt.Errorf("audit.capture: %w", err)
 	}
@@ -90,10 +89,10 @@ func openCapture(ctx context.Context, cfg authz.AuditConfig, instance string, st
 
 // pipelineOptions is what the audit and capture pipelines share of the
 // audit config: durability, bounds, batching, checkpoints.
-func pipelineOptions(cfg authz.AuditConfig, dir, instance string, sinks []audit.Sink, log *zap.Logger) audit.Options {
+func pipelineOptions(cfg audit.Config, dir, instance string, sinks []audit.Sink, log *zap.Logger) audit.Options {
 	return audit.Options{
 		Dir: dir, Instance: instance, Sinks: sinks, Logger: log,
-		Fsync:        cfg.Spool.Durability == authz.DurabilityFsync,
+		Fsync:        cfg.Spool.Durability == audit.DurabilityFsync,
 		MaxBytes:     cfg.Spool.MaxBytes,
 		SegmentBytes: cfg.Spool.SegmentBytes,
 		BatchMax:     cfg.Batch.MaxRecords, BatchWait: cfg.Batch.MaxWait, MaxBackoff: cfg.Batch.MaxBackoff,

@@ -10,7 +10,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/authz/policy"
 )
 
 // `warden policy vpce-policy` turns a Warden policy into the network and IAM
@@ -377,7 +377,7 @@ func hasWildcard(s string) bool { return strings.ContainsAny(s, "*?") }
 // scope ("us.", "global.", …) and returns the scope and the rest.
 func scopePrefix(g string) (string, string, bool) {
 	scope, rest, ok := strings.Cut(g, ".")
-	if !ok || authz.ScopeGeography(scope) == nil {
+	if !ok || policy.ScopeGeography(scope) == nil {
 		return "", "", false
 	}
 	return scope, rest, true
@@ -392,7 +392,7 @@ func mayMatchProfile(g string) bool {
 		return false
 	}
 	for _, s := range []string{"us", "eu", "apac", "jp", "au", "ca", "us-gov", "global"} {
-		if strings.HasPrefix(s, g[:i]) && authz.ScopeGeography(s) != nil {
+		if strings.HasPrefix(s, g[:i]) && policy.ScopeGeography(s) != nil {
 			return true
 		}
 	}
@@ -401,7 +401,7 @@ func mayMatchProfile(g string) bool {
 
 // modelResources turns the apps' model globs into sorted, deduplicated ARN
 // patterns; ["*"] when a glob can match any id.
-func modelResources(apps []authz.AppConfig, opts vpceOptions) []string {
+func modelResources(apps []policy.AppConfig, opts vpceOptions) []string {
 	set := map[string]bool{}
 	fm := func(g string) { set["arn:aws:bedrock:*::foundation-model/"+g] = true }
 	ip := func(g string) { set["arn:aws:bedrock:*:"+opts.account+":inference-profile/"+g] = true }
@@ -446,7 +446,7 @@ func modelResources(apps []authz.AppConfig, opts vpceOptions) []string {
 }
 
 // asyncAllowed reports whether some app may start async invocations.
-func asyncAllowed(apps []authz.AppConfig) bool {
+func asyncAllowed(apps []policy.AppConfig) bool {
 	for _, a := range apps {
 		if len(a.Allow.AsyncOutputPrefixes) == 0 {
 			continue // every StartAsyncInvoke of the app is denied
@@ -485,7 +485,7 @@ func dedupe(s []string) []string {
 }
 
 // opAllowed reports whether some app may call the operation.
-func opAllowed(apps []authz.AppConfig, op string) bool {
+func opAllowed(apps []policy.AppConfig, op string) bool {
 	for _, a := range apps {
 		for _, o := range a.Allow.Operations {
 			if o == op || o == "*" {
@@ -500,7 +500,7 @@ func opAllowed(apps []authz.AppConfig, op string) bool {
 // actions on the allowed models, ApplyGuardrail (its own guards and the
 // apps'), and guardrail checks and async invocations when some app may use
 // them. No Principal and no Condition: the callers add theirs.
-func wardenStatements(apps []authz.AppConfig, opts vpceOptions) []iamStatement {
+func wardenStatements(apps []policy.AppConfig, opts vpceOptions) []iamStatement {
 	models := modelResources(apps, opts)
 	invoke := []string{actCountTokens, actInvokeModel, actInvokeStream}
 	async := asyncAllowed(apps)
@@ -533,7 +533,7 @@ func wardenStatements(apps []authz.AppConfig, opts vpceOptions) []iamStatement {
 	return out
 }
 
-func vpcEndpointPolicy(apps []authz.AppConfig, opts vpceOptions) *iamPolicy {
+func vpcEndpointPolicy(apps []policy.AppConfig, opts vpceOptions) *iamPolicy {
 	principal, cond := principalMatch(opts.principals)
 	p := &iamPolicy{Version: "2012-10-17"}
 	for _, s := range wardenStatements(apps, opts) {
@@ -547,7 +547,7 @@ func vpcEndpointPolicy(apps []authz.AppConfig, opts vpceOptions) *iamPolicy {
 // bedrock-runtime calls of wardenStatements, through the VPC endpoint when
 // --source-vpce names it, and the control-plane reads that resolve indirect
 // model ids (other endpoints, so no aws:SourceVpce on them).
-func wardenRolePolicy(apps []authz.AppConfig, opts vpceOptions) *iamPolicy {
+func wardenRolePolicy(apps []policy.AppConfig, opts vpceOptions) *iamPolicy {
 	p := &iamPolicy{Version: "2012-10-17"}
 	var cond map[string]map[string]any
 	if len(opts.sourceVPCE) > 0 {

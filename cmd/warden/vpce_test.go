@@ -15,10 +15,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/warden-egress/warden/authz/policy"
+
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
-
-	"github.com/warden-egress/warden/authz"
 )
 
 const (
@@ -615,7 +615,7 @@ func TestVPCEModelResources(t *testing.T) {
 		{[]string{"amazon.nova-*", "*haiku*"}, nil, []string{"*"}},
 		{[]string{"arn:aws:bedrock:us-east-1:444455556666:imported-model/*"}, nil, []string{"arn:aws:bedrock:us-east-1:444455556666:imported-model/*"}},
 	} {
-		apps := []authz.AppConfig{{Allow: authz.AllowConfig{Models: tc.globs, ProfileScopes: tc.scopes}}}
+		apps := []policy.AppConfig{{Allow: policy.AllowConfig{Models: tc.globs, ProfileScopes: tc.scopes}}}
 		if got := modelResources(apps, opts); !slices.Equal(got, tc.want) {
 			t.Errorf("%v scopes %v:\n got %q\nwant %q", tc.globs, tc.scopes, got, tc.want)
 		}
@@ -691,7 +691,7 @@ func FuzzCheckPrincipalARN(f *testing.F) {
 // model resolution makes (cl.bedrock.X / cl.agent.X in authz) and checks the
 // role policy grants each, so a new resolver call cannot ship without it.
 func TestWardenRolePolicyCoversControlPlaneCalls(t *testing.T) {
-	files, err := filepath.Glob("../../authz/*.go")
+	files, err := filepath.Glob("../../authz/*/*.go")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,7 +141,7 @@ func (s *Server) start(t testing.TB) {
 			t.Fatalf("miniotest: minio on %s exited during start: %s\n%s", s.addr, cmd.ProcessState, out.String())
 		default:
 		}
-		resp, err := client.Get(s.Endpoint + "/minio/health/live")
+		resp, err := client.Get(s.Endpoint + "/minio/health/cluster") // 200 once the object layer takes writes (live answers earlier)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -150,7 +150,7 @@ func (s *Server) start(t testing.TB) {
 		}
 		if time.Now().After(deadline) {
 			s.stopLocked(syscall.SIGKILL)
-			t.Fatalf("miniotest: minio on %s not live after %s (last: %v)\n%s", s.addr, startWait, err, out.String())
+			t.Fatalf("miniotest: minio on %s not ready after %s (last: %v)\n%s", s.addr, startWait, err, out.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
