@@ -99,7 +99,6 @@ func dnsLabel(l string) bool {
 	return true
 }
 
-
 // IsRuntimeHost reports whether host (no port) is one of the Bedrock runtime
 // name forms ParseRuntimeHost accepts.
 func IsRuntimeHost(host string) bool {
