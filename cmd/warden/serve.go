@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/proxy"
 )
@@ -52,11 +53,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
 	reg := prometheus.NewRegistry()
-	aw, err := openAudit(ctx, cfg.Audit, stdout, log, reg)
+	aw, err := audit.OpenFromConfig(ctx, cfg.Audit, stdout, log, reg)
 	if err != nil {
 		return err
 	}
-	capture, err := openCapture(ctx, cfg.Audit, aw.Instance(), stdout, log)
+	capture, err := audit.OpenCapture(ctx, cfg.Audit, aw.Instance(), stdout, log)
 	if err != nil {
 		_ = aw.Close()
 		return err

@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"bytes"
@@ -13,8 +13,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/warden-egress/warden/audit"
 )
 
 // fakeAWS records what the S3 and CloudWatch sinks send: object keys, and
@@ -67,22 +65,22 @@ func TestOpenSinks(t *testing.T) {
 	defer hec.Close()
 
 	path := filepath.Join(dir, "audit", "audit.jsonl")
-	cfg := audit.Config{Sinks: []audit.SinkConfig{
+	cfg := Config{Sinks: []SinkConfig{
 		{Stdout: &struct{}{}},
-		{File: &audit.FileSinkConfig{Path: path, MaxBytes: 1 << 20}},
-		{S3: &audit.S3SinkConfig{Bucket: "sec", Prefix: "bedrock/", Region: "us-east-1", Endpoint: awsSrv.URL, PathStyle: true}},
-		{CloudWatch: &audit.CloudWatchSinkConfig{LogGroup: "/warden", Region: "us-east-1", Endpoint: awsSrv.URL}},
-		{HTTP: &audit.HTTPSinkConfig{URL: hec.URL, Format: "splunk_hec", AuthHeader: "Authorization", AuthEnv: "WARDEN_TEST_HEC_TOKEN", Timeout: 5 * time.Second}},
+		{File: &FileSinkConfig{Path: path, MaxBytes: 1 << 20}},
+		{S3: &S3SinkConfig{Bucket: "sec", Prefix: "bedrock/", Region: "us-east-1", Endpoint: awsSrv.URL, PathStyle: true}},
+		{CloudWatch: &CloudWatchSinkConfig{LogGroup: "/warden", Region: "us-east-1", Endpoint: awsSrv.URL}},
+		{HTTP: &HTTPSinkConfig{URL: hec.URL, Format: "splunk_hec", AuthHeader: "Authorization", AuthEnv: "WARDEN_TEST_HEC_TOKEN", Timeout: 5 * time.Second}},
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var stdout bytes.Buffer
-	sinks, err := openSinks(ctx, cfg, "w-7", &stdout)
+	sinks, err := OpenSinks(ctx, cfg, "w-7", &stdout)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
-	batch := []audit.Entry{{ID: "r1", Time: time.Date(2026, 12, 1, 5, 0, 0, 0, time.UTC), Line: []byte(`{"id":"r1"}`)}}
+	batch := []Entry{{ID: "r1", Time: time.Date(2026, 12, 1, 5, 0, 0, 0, time.UTC), Line: []byte(`{"id":"r1"}`)}}
 	for _, s := range sinks {
 		names = append(names, s.Name())
 		if err := s.Write(ctx, batch); err != nil {
@@ -121,20 +119,20 @@ func TestOpenSinksErrors(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		sink audit.SinkConfig
+		sink SinkConfig
 		want []string
 	}{
 		{"http auth env empty",
-			audit.SinkConfig{HTTP: &audit.HTTPSinkConfig{URL: "http://127.0.0.1:1/", AuthHeader: "Authorization", AuthEnv: "WARDEN_TEST_EMPTY_TOKEN"}},
+			SinkConfig{HTTP: &HTTPSinkConfig{URL: "http://127.0.0.1:1/", AuthHeader: "Authorization", AuthEnv: "WARDEN_TEST_EMPTY_TOKEN"}},
 			[]string{"audit.sinks[1] (http)", "WARDEN_TEST_EMPTY_TOKEN"}},
 		{"file path under a file",
-			audit.SinkConfig{File: &audit.FileSinkConfig{Path: filepath.Join(blocker, "audit.jsonl")}},
+			SinkConfig{File: &FileSinkConfig{Path: filepath.Join(blocker, "audit.jsonl")}},
 			[]string{"audit.sinks[1] (file)", blocker}},
-		{"no sink named", audit.SinkConfig{}, []string{"audit.sinks[1]", "no sink named"}},
+		{"no sink named", SinkConfig{}, []string{"audit.sinks[1]", "no sink named"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := audit.Config{Sinks: []audit.SinkConfig{{Stdout: &struct{}{}}, tc.sink}}
-			sinks, err := openSinks(context.Background(), cfg, "w", io.Discard)
+			cfg := Config{Sinks: []SinkConfig{{Stdout: &struct{}{}}, tc.sink}}
+			sinks, err := OpenSinks(context.Background(), cfg, "w", io.Discard)
 			if err == nil || sinks != nil {
 				t.Fatalf("openSinks = %v, %v: want an error and no sinks", sinks, err)
 			}

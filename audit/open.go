@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"context"
@@ -10,15 +10,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-
-	"github.com/warden-egress/warden/audit"
 )
 
-// openAudit starts the audit pipeline the config describes: the spool
+// OpenFromConfig starts the audit pipeline the config describes: the spool
 // (recovering what a crash left in it), the sinks, the chain.
-func openAudit(ctx context.Context, cfg audit.Config, stdout io.Writer, log *zap.Logger, reg prometheus.Registerer) (*audit.Pipeline, error) {
+func OpenFromConfig(ctx context.Context, cfg Config, stdout io.Writer, log *zap.Logger, reg prometheus.Registerer) (*Pipeline, error) {
 	dir := cfg.Spool.Dir
-	if dir == audit.SpoolNone {
+	if dir == SpoolNone {
 		dir = ""
 		log.Warn("audit.spool.dir is none: records wait for their sinks in memory, and a crash loses those not yet delivered")
 	}
@@ -28,16 +26,16 @@ func openAudit(ctx context.Context, cfg audit.Config, stdout io.Writer, log *zap
 		// suffix keeps two runs from claiming one chain.
 		want += "-" + strconv.FormatInt(time.Now().Unix(), 36)
 	}
-	instance, err := audit.ResolveInstance(dir, want)
+	instance, err := ResolveInstance(dir, want)
 	if err != nil {
 		return nil, fmt.Errorf("%w (audit.spool.dir must be a writable directory, ideally a volume that outlives the container; `none` runs without a spool)", err)
 	}
-	sinks, err := openSinks(ctx, cfg, instance, stdout)
+	sinks, err := OpenSinks(ctx, cfg, instance, stdout)
 	if err != nil {
 		return nil, err
 	}
 	o := pipelineOptions(cfg, dir, instance, sinks, log.Named("audit"))
-	o.DropWhenFull, o.Registry = cfg.Spool.OnFull == audit.OnFullDrop, reg
+	o.DropWhenFull, o.Registry = cfg.Spool.OnFull == OnFullDrop, reg
 	o.ShareUnidentified, o.ShareApp = cfg.Spool.Share.Unidentified, cfg.Spool.Share.PerApp
 	if w := cfg.DenialWindow; w != nil {
 		o.DenialWindow = *w
@@ -45,7 +43,7 @@ func openAudit(ctx context.Context, cfg audit.Config, stdout io.Writer, log *zap
 			o.DenialWindow = -1 // audit.denial_window: 0s turns aggregation off
 		}
 	}
-	p, err := audit.Open(ctx, o)
+	p, err := Open(ctx, o)
 	if err != nil {
 		for _, s := range sinks {
 			_ = s.Close()
@@ -57,26 +55,26 @@ func openAudit(ctx context.Context, cfg audit.Config, stdout io.Writer, log *zap
 	return p, nil
 }
 
-// openCapture starts the capture pipeline when audit.capture is set: its
+// OpenCapture starts the capture pipeline when audit.capture is set: its
 // own spool (a capture directory in the audit spool), chain, key and sinks,
 // so payloads never mix with records.
-func openCapture(ctx context.Context, cfg audit.Config, instance string, stdout io.Writer, log *zap.Logger) (*audit.Pipeline, error) {
+func OpenCapture(ctx context.Context, cfg Config, instance string, stdout io.Writer, log *zap.Logger) (*Pipeline, error) {
 	c := cfg.Capture
 	if c == nil {
 		return nil, nil
 	}
 	dir := ""
-	if cfg.Spool.Dir != audit.SpoolNone {
+	if cfg.Spool.Dir != SpoolNone {
 		dir = filepath.Join(cfg.Spool.Dir, "capture")
 	}
 	name := instance + "-capture"
-	sinks, err := openSinks(ctx, audit.Config{Sinks: c.Sinks}, name, stdout)
+	sinks, err := OpenSinks(ctx, Config{Sinks: c.Sinks}, name, stdout)
 	if err != nil {
 		return nil, fmt.Errorf("audit.capture: %w", err)
 	}
 	o := pipelineOptions(cfg, dir, name, sinks, log.Named("capture"))
 	o.DropWhenFull = true // a payload copy never refuses a call; its audit record is the evidence
-	p, err := audit.Open(ctx, o)
+	p, err := Open(ctx, o)
 	if err != nil {
 		for _, s := range sinks {
 			_ = s.Close()
@@ -89,10 +87,10 @@ func openCapture(ctx context.Context, cfg audit.Config, instance string, stdout 
 
 // pipelineOptions is what the audit and capture pipelines share of the
 // audit config: durability, bounds, batching, checkpoints.
-func pipelineOptions(cfg audit.Config, dir, instance string, sinks []audit.Sink, log *zap.Logger) audit.Options {
-	return audit.Options{
+func pipelineOptions(cfg Config, dir, instance string, sinks []Sink, log *zap.Logger) Options {
+	return Options{
 		Dir: dir, Instance: instance, Sinks: sinks, Logger: log,
-		Fsync:        cfg.Spool.Durability == audit.DurabilityFsync,
+		Fsync:        cfg.Spool.Durability == DurabilityFsync,
 		MaxBytes:     cfg.Spool.MaxBytes,
 		SegmentBytes: cfg.Spool.SegmentBytes,
 		BatchMax:     cfg.Batch.MaxRecords, BatchWait: cfg.Batch.MaxWait, MaxBackoff: cfg.Batch.MaxBackoff,

@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"context"
@@ -6,18 +6,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/warden-egress/warden/audit"
 )
 
-// openSinks builds one audit sink per configured entry, in order. The
+// OpenSinks builds one audit sink per configured entry, in order. The
 // HTTP sink's auth value is read from the environment variable the config
 // names (secrets never sit in the config file); an unset or empty one is
 // an error rather than unauthenticated delivery. On error the sinks opened
 // so far are closed.
-func openSinks(ctx context.Context, cfg audit.Config, instance string, stdout io.Writer) ([]audit.Sink, error) {
-	var sinks []audit.Sink
-	fail := func(err error) ([]audit.Sink, error) {
+func OpenSinks(ctx context.Context, cfg Config, instance string, stdout io.Writer) ([]Sink, error) {
+	var sinks []Sink
+	fail := func(err error) ([]Sink, error) {
 		for _, s := range sinks {
 			err = errors.Join(err, s.Close())
 		}
@@ -33,15 +31,15 @@ func openSinks(ctx context.Context, cfg audit.Config, instance string, stdout io
 	return sinks, nil
 }
 
-func openSink(ctx context.Context, sc audit.SinkConfig, instance string, stdout io.Writer) (audit.Sink, error) {
+func openSink(ctx context.Context, sc SinkConfig, instance string, stdout io.Writer) (Sink, error) {
 	switch {
 	case sc.Stdout != nil:
-		return audit.NewStdoutSink(stdout), nil
+		return NewStdoutSink(stdout), nil
 	case sc.File != nil:
-		return audit.NewFileSink(audit.FileSinkOptions{Path: sc.File.Path, MaxBytes: sc.File.MaxBytes, MaxFiles: sc.File.MaxFiles})
+		return NewFileSink(FileSinkOptions{Path: sc.File.Path, MaxBytes: sc.File.MaxBytes, MaxFiles: sc.File.MaxFiles})
 	case sc.S3 != nil:
 		c := sc.S3
-		return audit.NewS3Sink(ctx, audit.S3SinkOptions{
+		return NewS3Sink(ctx, S3SinkOptions{
 			Bucket: c.Bucket, Prefix: c.Prefix, Region: c.Region, Endpoint: c.Endpoint, PathStyle: c.PathStyle,
 			Instance: instance,
 		})
@@ -51,7 +49,7 @@ func openSink(ctx context.Context, sc audit.SinkConfig, instance string, stdout 
 		if stream == "" {
 			stream = instance
 		}
-		return audit.NewCloudWatchSink(ctx, audit.CloudWatchSinkOptions{
+		return NewCloudWatchSink(ctx, CloudWatchSinkOptions{
 			LogGroup: c.LogGroup, LogStream: stream, Region: c.Region, Endpoint: c.Endpoint,
 		})
 	case sc.HTTP != nil:
@@ -63,7 +61,7 @@ func openSink(ctx context.Context, sc audit.SinkConfig, instance string, stdout 
 				return nil, fmt.Errorf("auth_env %s is not set or empty: it must hold the %s header value for %s", c.AuthEnv, c.AuthHeader, c.URL)
 			}
 		}
-		return audit.NewHTTPSink(audit.HTTPSinkOptions{
+		return NewHTTPSink(HTTPSinkOptions{
 			URL: c.URL, Format: c.Format, AuthHeader: c.AuthHeader, AuthValue: value, Timeout: c.Timeout,
 		})
 	}
