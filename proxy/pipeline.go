@@ -512,7 +512,7 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 	sum := sha256.Sum256(body)
 	var hexSum [2 * sha256.Size]byte
 	hex.Encode(hexSum[:], sum[:])
-	if err := s.signer.sign(req, escaped, string(hexSum[:]), creds, time.Now()); err != nil {
+	if err := s.signer.Sign(req, escaped, string(hexSum[:]), creds, time.Now()); err != nil {
 		return nil, err
 	}
 	return req, nil

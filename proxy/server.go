@@ -18,6 +18,7 @@ import (
 
 	"github.com/warden-egress/warden/authz/identity"
 	"github.com/warden-egress/warden/authz/models"
+	"github.com/warden-egress/warden/bedrock/sigv4"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -65,7 +66,7 @@ type Server struct {
 	registry    *prometheus.Registry
 
 	creds     aws.CredentialsProvider
-	signer    *signer
+	signer    *sigv4.Signer
 	region    string
 	upstream  *url.URL
 	transport *http.Transport
@@ -180,7 +181,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		}
 		s.tunnels = append(s.tunnels, rule)
 	}
-	s.signer = newSigner(s.region)
+	s.signer = sigv4.NewSigner(s.region)
 	s.transport = NewUpstreamTransport()
 	s.transport.ResponseHeaderTimeout = s.upstreamCfg.ResponseHeaderTimeout
 	s.upstreamRT = s.transport

@@ -1,4 +1,4 @@
-package proxy
+package sigv4
 
 import (
 	"bytes"
@@ -15,30 +15,25 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-
-	"github.com/warden-egress/warden/bedrock/sigv4"
 )
 
-const (
-	amzDateFormat   = "20060102T150405Z"
-	scopeDateFormat = "20060102"
-	signingService  = "bedrock"
-)
+// signingService is the service name in Bedrock runtime scopes.
+const signingService = "bedrock"
 
-// signer is Warden's SigV4 signer for upstream requests. Warden builds those
+// Signer is Warden's SigV4 signer for upstream requests. Warden builds those
 // requests itself, so it knows the header set exactly and can skip the
-// general signer's work (sorting, lowercasing and re-reading every header,
+// general Signer's work (sorting, lowercasing and re-reading every header,
 // deriving the signing key each time): it caches the day's signing key and
-// pools its buffers. Its output is byte-identical to aws-sdk-go-v2's signer
+// pools its buffers. Its output is byte-identical to aws-sdk-go-v2's Signer
 // for the same request (tested), and every end-to-end test has the emulator's
 // independent verifier check it.
-type signer struct {
+type Signer struct {
 	region string
 
 	mu  sync.Mutex
 	key signingKey
 
-	date atomic.Pointer[amzDate]
+	date atomic.Pointer[dateCache]
 
 	pool sync.Pool // *signBuf
 }
@@ -68,14 +63,14 @@ type signBuf struct {
 // req.Header ("" for host and content-length, which are not there).
 type headerName struct{ lower, key string }
 
-// amzDate is a formatted X-Amz-Date and the second it names.
-type amzDate struct {
+// dateCache is a formatted X-Amz-Date and the second it names.
+type dateCache struct {
 	unix int64
 	s    string
 }
 
-func newSigner(region string) *signer {
-	s := &signer{region: region}
+func NewSigner(region string) *Signer {
+	s := &Signer{region: region}
 	s.pool.New = func() any {
 		return &signBuf{canon: make([]byte, 0, 1024), sts: make([]byte, 0, 256), auth: make([]byte, 0, 256), h: sha256.New()}
 	}
@@ -85,7 +80,7 @@ func newSigner(region string) *signer {
 // signingKeyFor returns the derived key for creds on date, its generation
 // and the credential scope, cached: they change once a day or when the
 // credentials rotate.
-func (s *signer) signingKeyFor(creds aws.Credentials, date string) ([]byte, uint64, string) {
+func (s *Signer) signingKeyFor(creds aws.Credentials, date string) ([]byte, uint64, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.key.date == date && s.key.secret == creds.SecretAccessKey && s.key.akid == creds.AccessKeyID {
@@ -108,13 +103,13 @@ func hmacSum(key []byte, data string) []byte {
 
 // amzDateOf formats now (UTC) as X-Amz-Date, reusing the string of the
 // last call within the same second.
-func (s *signer) amzDateOf(now time.Time) string {
+func (s *Signer) amzDateOf(now time.Time) string {
 	sec := now.Unix()
 	if d := s.date.Load(); d != nil && d.unix == sec {
 		return d.s
 	}
 	var b [len(amzDateFormat)]byte
-	d := &amzDate{unix: sec, s: string(now.UTC().AppendFormat(b[:0], amzDateFormat))}
+	d := &dateCache{unix: sec, s: string(now.UTC().AppendFormat(b[:0], amzDateFormat))}
 	s.date.Store(d)
 	return d.s
 }
@@ -156,13 +151,13 @@ func lowerHeader(k string) string {
 // sign adds X-Amz-Date, X-Amz-Security-Token and Authorization to req.
 // escapedPath is the exact path that goes on the wire, and req's headers hold
 // only canonical (http.CanonicalHeaderKey) names.
-func (s *signer) sign(req *http.Request, escapedPath, payloadHash string, creds aws.Credentials, now time.Time) error {
-	amzDate := s.amzDateOf(now)
-	date := amzDate[:8]
+func (s *Signer) Sign(req *http.Request, escapedPath, payloadHash string, creds aws.Credentials, now time.Time) error {
+	dateCache := s.amzDateOf(now)
+	date := dateCache[:8]
 	// One allocation for the values of the headers sign sets; each gets a
 	// full slice so an append to one cannot reach the next.
 	vals := new([3]string)
-	vals[0] = amzDate
+	vals[0] = dateCache
 	req.Header["X-Amz-Date"] = vals[0:1:1]
 	if creds.SessionToken != "" {
 		vals[1] = creds.SessionToken
@@ -197,7 +192,7 @@ func (s *signer) sign(req *http.Request, escapedPath, payloadHash string, creds 
 	c = append(c, '\n')
 	if req.URL.RawQuery != "" {
 		// Rare on the runtime API (ListAsyncInvokes): share the verifier's code.
-		q, err := sigv4.CanonicalQuery(req.URL.RawQuery)
+		q, err := CanonicalQuery(req.URL.RawQuery)
 		if err != nil {
 			return fmt.Errorf("canonical query of %q: %w", req.URL.RawQuery, err)
 		}
@@ -247,7 +242,7 @@ func (s *signer) sign(req *http.Request, escapedPath, payloadHash string, creds 
 	key, gen, scope := s.signingKeyFor(creds, date)
 	st := b.sts[:0]
 	st = append(st, "AWS4-HMAC-SHA256\n"...)
-	st = append(st, amzDate...)
+	st = append(st, dateCache...)
 	st = append(st, '\n')
 	st = append(st, scope...)
 	st = append(st, '\n')

@@ -1,4 +1,4 @@
-package proxy
+package sigv4
 
 import (
 	"bytes"
@@ -36,7 +36,7 @@ func TestSignerMatchesSDK(t *testing.T) {
 		{"multi-valued header", "POST", "/guardrail/gr1/version/1/apply", "",
 			http.Header{"Content-Type": {"application/json"}, "Accept": {"a", "b"}}, `{}`, aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret"}},
 	}
-	s := newSigner("us-east-1")
+	s := NewSigner("us-east-1")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			mk := func() *http.Request {
@@ -52,8 +52,8 @@ func TestSignerMatchesSDK(t *testing.T) {
 			sum := sha256.Sum256([]byte(tc.body))
 			hash := hex.EncodeToString(sum[:])
 			mine, sdk := mk(), mk()
-			s.sign(mine, tc.escPath, hash, tc.creds, now)
-			s.sign(mine, tc.escPath, hash, tc.creds, now) // a second call hits the key cache and must agree
+			s.Sign(mine, tc.escPath, hash, tc.creds, now)
+			s.Sign(mine, tc.escPath, hash, tc.creds, now) // a second call hits the key cache and must agree
 			if err := v4.NewSigner().SignHTTP(context.Background(), tc.creds, sdk, hash, "bedrock", "us-east-1", now); err != nil {
 				t.Fatal(err)
 			}
@@ -69,15 +69,15 @@ func TestSignerMatchesSDK(t *testing.T) {
 	}
 	// Rotated credentials get a new key.
 	a, b := &http.Request{Method: "POST", URL: &url.URL{Path: "/x"}, Host: "h", Header: http.Header{}}, &http.Request{Method: "POST", URL: &url.URL{Path: "/x"}, Host: "h", Header: http.Header{}}
-	s.sign(a, "/x", "e3b0", aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "one"}, now)
-	s.sign(b, "/x", "e3b0", aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "two"}, now)
+	s.Sign(a, "/x", "e3b0", aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "one"}, now)
+	s.Sign(b, "/x", "e3b0", aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "two"}, now)
 	if bytes.Equal([]byte(a.Header.Get("Authorization")), []byte(b.Header.Get("Authorization"))) {
 		t.Error("signing key was not re-derived after the secret changed")
 	}
 }
 
 func BenchmarkSign(b *testing.B) {
-	s := newSigner("us-east-1")
+	s := NewSigner("us-east-1")
 	creds := aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret", SessionToken: "tok"}
 	u := &url.URL{Scheme: "https", Host: "bedrock-runtime.us-east-1.amazonaws.com", Path: "/model/anthropic.claude-3-5-haiku-20241022-v1:0/converse", RawPath: "/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse"}
 	hdr := http.Header{"Content-Type": {"application/json"}, "Amz-Sdk-Invocation-Id": {"abc"}, "Amz-Sdk-Request": {"attempt=1; max=3"}, "User-Agent": {"x"}}
@@ -86,7 +86,7 @@ func BenchmarkSign(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			r := &http.Request{Method: "POST", URL: u, Host: u.Host, Header: hdr.Clone(), ContentLength: 4096}
-			s.sign(r, u.RawPath, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", creds, now)
+			s.Sign(r, u.RawPath, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", creds, now)
 		}
 	})
 	b.Run("sdk", func(b *testing.B) {
@@ -97,17 +97,4 @@ func BenchmarkSign(b *testing.B) {
 			_ = sg.SignHTTP(context.Background(), creds, r, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "bedrock", "us-east-1", now)
 		}
 	})
-}
-
-func TestForwardHeaderAllowlist(t *testing.T) {
-	for _, h := range []string{"X-Amzn-Bedrock-GuardrailIdentifier", "X-Amzn-Bedrock-Service-Tier", "Content-Type", "X-Amzn-Bedrock-Accept"} {
-		if !forwardHeader(http.CanonicalHeaderKey(h)) {
-			t.Errorf("%s dropped", h)
-		}
-	}
-	for _, h := range []string{"Authorization", "X-Amz-Security-Token", "X-Amz-Date", "X-Amzn-Bedrock-Future-Thing", "X-Warden-Token", "Content-Encoding", "Connection", "X-Forwarded-For"} {
-		if forwardHeader(http.CanonicalHeaderKey(h)) {
-			t.Errorf("%s forwarded", h)
-		}
-	}
 }
