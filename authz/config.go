@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/proxy/proxyproto"
 
 	"github.com/warden-egress/warden/authz/models"
 	"github.com/warden-egress/warden/authz/policy"
@@ -69,7 +70,7 @@ type ListenConfig struct {
 	Admin       string     `yaml:"admin"`
 	TLS         *TLSConfig `yaml:"tls"` // serves the endpoint listener over TLS (h2 by ALPN)
 	// ProxyProtocol accepts PROXY protocol v2 from trusted load balancers.
-	ProxyProtocol ProxyProtocolConfig `yaml:"proxy_protocol"`
+	ProxyProtocol proxyproto.Config `yaml:"proxy_protocol"`
 }
 
 // TLSConfig names a certificate and key on disk.

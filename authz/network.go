@@ -3,47 +3,9 @@ package authz
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/warden-egress/warden/authz/identity"
 )
-
-// DefaultProxyHeaderTimeout bounds how long a trusted load balancer may take
-// to send its PROXY protocol header.
-const DefaultProxyHeaderTimeout = 5 * time.Second
-
-// ProxyProtocolConfig configures PROXY protocol v2 on the endpoint listener.
-//
-//	listen:
-//	  proxy_protocol:
-//	    trusted: [10.0.0.0/24]   # the load balancers' addresses (e.g. an NLB's subnets)
-//	    header_timeout: 5s       # default 5s
-//
-// A connection whose TCP peer is in trusted MUST start with a v2 header
-// (health checks send the LOCAL command); the header's source address then
-// becomes the client address every identity source and the audit record see.
-// Connections from any other peer are never parsed for a header: a workload
-// cannot claim another client address by sending one.
-type ProxyProtocolConfig struct {
-	Trusted       []string      `yaml:"trusted"`
-	HeaderTimeout time.Duration `yaml:"header_timeout"`
-}
-
-// Enabled reports whether any load balancer is trusted.
-func (c ProxyProtocolConfig) Enabled() bool { return len(c.Trusted) > 0 }
-
-// TrustedNets compiles the trusted load balancer networks.
-func (c ProxyProtocolConfig) TrustedNets() (identity.TrustedNets, error) {
-	return identity.ParseTrustedNets(c.Trusted)
-}
-
-// Timeout is the header timeout with its default applied.
-func (c ProxyProtocolConfig) Timeout() time.Duration {
-	if c.HeaderTimeout <= 0 {
-		return DefaultProxyHeaderTimeout
-	}
-	return c.HeaderTimeout
-}
 
 // validateNetwork checks listen.proxy_protocol against the identity
 // section (identity.trusted_cidrs itself is checked by identity.Config).

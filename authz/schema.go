@@ -143,17 +143,27 @@ func (g *schemaGen) of(t reflect.Type) map[string]any {
 	return map[string]any{} // anything
 }
 
-// defName names a struct's schema definition: its Go name, except that a
-// section type named Config in its own package (identity.Config) keeps the
-// name it had as one of the loader's types (IdentityConfig), so moving a
-// type never changes the published schema.
+// sectionNames keep the schema's definition names of the section types
+// that moved out of the loader into the package that uses them (as Config),
+// so moving a type never changes the published schema.
+var sectionNames = map[string]string{
+	"identity":   "IdentityConfig",
+	"models":     "ModelsConfig",
+	"audit":      "AuditConfig",
+	"guard":      "GuardConfig",
+	"proxyproto": "ProxyProtocolConfig",
+	"mitm":       "CAConfig",
+}
+
+// defName names a struct's schema definition: its Go name, or for a
+// section type named Config its name in sectionNames.
 func defName(t reflect.Type) string {
-	name := t.Name()
-	if name == "Config" && t.PkgPath() != reflect.TypeFor[Config]().PkgPath() {
-		base := path.Base(t.PkgPath())
-		return strings.ToUpper(base[:1]) + base[1:] + "Config"
+	if t.Name() == "Config" && t.PkgPath() != reflect.TypeFor[Config]().PkgPath() {
+		if n, ok := sectionNames[path.Base(t.PkgPath())]; ok {
+			return n
+		}
 	}
-	return name
+	return t.Name()
 }
 
 func (g *schemaGen) object(t reflect.Type) map[string]any {

@@ -22,6 +22,7 @@ import (
 	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
 	"github.com/warden-egress/warden/proxy"
+	"github.com/warden-egress/warden/proxy/proxyproto"
 )
 
 // Warden's own credentials for ec2:DescribeNetworkInterfaces, taken from the
@@ -273,7 +274,7 @@ func startLoadBalancer(t *testing.T, backend string, client netip.AddrPort) *loa
 				}
 				defer out.Close()
 				to := netip.MustParseAddrPort(ln.Addr().String())
-				if _, err := out.Write(proxy.AppendProxyV2(nil, lb.client, to, []byte{0x04, 0x00, 0x01, 0x00})); err != nil {
+				if _, err := out.Write(proxyproto.AppendHeader(nil, lb.client, to, []byte{0x04, 0x00, 0x01, 0x00})); err != nil {
 					return
 				}
 				done := make(chan struct{})
@@ -318,7 +319,7 @@ func TestEC2IdentityBehindProxyProtocol(t *testing.T) {
 	}
 	defer spoof.Close()
 	req := "POST /model/" + haiku + "/converse HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
-	if _, err := spoof.Write(append(proxy.AppendProxyV2(nil, client, client, nil), req...)); err != nil {
+	if _, err := spoof.Write(append(proxyproto.AppendHeader(nil, client, client, nil), req...)); err != nil {
 		t.Fatal(err)
 	}
 	_ = spoof.SetReadDeadline(time.Now().Add(5 * time.Second))

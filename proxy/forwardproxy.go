@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
+	"github.com/warden-egress/warden/proxy/proxyproto"
 	"go.uber.org/zap"
 )
 
@@ -30,7 +31,7 @@ func (s *Server) ServeProxy(ln net.Listener) error {
 	if s.ca == nil {
 		return errors.New("proxy: forward-proxy mode needs the MITM CA (listen.proxy was not configured)")
 	}
-	ln, err := ProxyProtocolListener(ln, s.cfg.Listen.ProxyProtocol)
+	ln, err := proxyproto.Listen(ln, s.cfg.Listen.ProxyProtocol)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/proxy/proxyproto"
 )
 
 // What a client may hold of Warden before anyone knows who it is: open
@@ -391,7 +392,7 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 
 // admitSource counts the connection against its source address's bound.
 func (c *guardedConn) admitSource() bool {
-	ap, ok := addrPortOf(c.Conn.RemoteAddr())
+	ap, ok := proxyproto.AddrPortOf(c.Conn.RemoteAddr())
 	if !ok {
 		c.admitted.Store(-1)
 		return false

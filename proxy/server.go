@@ -19,6 +19,7 @@ import (
 	"github.com/warden-egress/warden/authz/identity"
 	"github.com/warden-egress/warden/authz/models"
 	"github.com/warden-egress/warden/bedrock/sigv4"
+	"github.com/warden-egress/warden/proxy/proxyproto"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -274,7 +275,7 @@ func (s *Server) Upstream() *url.URL { u := *s.upstream; return &u }
 // with tlsCfg they speak HTTP/1.1 and h2 by ALPN.
 func (s *Server) ServeEndpoint(ln net.Listener, tlsCfg *tls.Config) error {
 	// PROXY protocol from trusted load balancers comes before TLS.
-	ln, perr := ProxyProtocolListener(ln, s.cfg.Listen.ProxyProtocol)
+	ln, perr := proxyproto.Listen(ln, s.cfg.Listen.ProxyProtocol)
 	if perr != nil {
 		return perr
 	}

@@ -1,4 +1,8 @@
-package proxy
+// Package proxyproto reads PROXY protocol v2 headers from trusted load
+// balancers (haproxy's proxy-protocol.txt, section 2.2), so the client
+// address identity sources and records see is the workload's, not the load
+// balancer's. Connections from any other peer are never parsed.
+package proxyproto
 
 import (
 	"bytes"
@@ -12,8 +16,6 @@ import (
 	"time"
 
 	"github.com/warden-egress/warden/authz/identity"
-
-	"github.com/warden-egress/warden/authz"
 )
 
 // PROXY protocol v2 (haproxy's proxy-protocol.txt, section 2.2): a 16-byte
@@ -167,12 +169,12 @@ func readProxyHeader(r io.Reader) (proxyHeader, error) {
 	return parseProxyBody(pre[:], body)
 }
 
-// ProxyProtocolListener wraps ln so that connections from trusted load
+// Listen wraps ln so that connections from trusted load
 // balancers must begin with a PROXY protocol v2 header, whose source address
 // becomes the connection's RemoteAddr. Connections from any other peer are
 // returned untouched: their bytes are never parsed as a header, so a client
 // cannot claim another address.
-func ProxyProtocolListener(ln net.Listener, cfg authz.ProxyProtocolConfig) (net.Listener, error) {
+func Listen(ln net.Listener, cfg Config) (net.Listener, error) {
 	if !cfg.Enabled() {
 		return ln, nil
 	}
@@ -197,14 +199,15 @@ func (l *proxyListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	peer, ok := addrPortOf(c.RemoteAddr())
+	peer, ok := AddrPortOf(c.RemoteAddr())
 	if !ok || !l.trusted.Contains(peer.Addr()) {
 		return c, nil
 	}
 	return &proxyConn{Conn: c, timeout: l.timeout}, nil
 }
 
-func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
+// AddrPortOf returns a net.Addr's address and port, when it has them.
+func AddrPortOf(a net.Addr) (netip.AddrPort, bool) {
 	switch v := a.(type) {
 	case *net.TCPAddr:
 		return v.AddrPort(), true
@@ -265,7 +268,7 @@ func (c *proxyConn) init() {
 }
 
 func isLoopbackAddr(a net.Addr) bool {
-	ap, ok := addrPortOf(a)
+	ap, ok := AddrPortOf(a)
 	return ok && ap.Addr().Unmap().IsLoopback()
 }
 
@@ -332,4 +335,70 @@ func (c *proxyConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return nil
+}
+
+// DefaultHeaderTimeout bounds how long a trusted load balancer may take
+// to send its PROXY protocol header.
+const DefaultHeaderTimeout = 5 * time.Second
+
+// Config configures PROXY protocol v2 on the endpoint listener.
+//
+//	listen:
+//	  proxy_protocol:
+//	    trusted: [10.0.0.0/24]   # the load balancers' addresses (e.g. an NLB's subnets)
+//	    header_timeout: 5s       # default 5s
+//
+// A connection whose TCP peer is in trusted MUST start with a v2 header
+// (health checks send the LOCAL command); the header's source address then
+// becomes the client address every identity source and the audit record see.
+// Connections from any other peer are never parsed for a header: a workload
+// cannot claim another client address by sending one.
+type Config struct {
+	Trusted       []string      `yaml:"trusted"`
+	HeaderTimeout time.Duration `yaml:"header_timeout"`
+}
+
+// Enabled reports whether any load balancer is trusted.
+func (c Config) Enabled() bool { return len(c.Trusted) > 0 }
+
+// TrustedNets compiles the trusted load balancer networks.
+func (c Config) TrustedNets() (identity.TrustedNets, error) {
+	return identity.ParseTrustedNets(c.Trusted)
+}
+
+// Timeout is the header timeout with its default applied.
+func (c Config) Timeout() time.Duration {
+	if c.HeaderTimeout <= 0 {
+		return DefaultHeaderTimeout
+	}
+	return c.HeaderTimeout
+}
+
+// AppendHeader appends a PROXY protocol v2 header (PROXY command, TCP over
+// the family of src) with the given raw TLV bytes: what a load balancer
+// sends. Warden itself never sends one; tests and health checkers do.
+func AppendHeader(dst []byte, src, to netip.AddrPort, tlvs []byte) []byte {
+	dst = append(dst, proxyV2Sig[:]...)
+	dst = append(dst, 0x21)
+	var addrs []byte
+	if src.Addr().Is4() && to.Addr().Is4() {
+		dst = append(dst, proxyFamTCP4)
+		a, b := src.Addr().As4(), to.Addr().As4()
+		addrs = append(append(addrs, a[:]...), b[:]...)
+	} else {
+		dst = append(dst, proxyFamTCP6)
+		a, b := src.Addr().As16(), to.Addr().As16()
+		addrs = append(append(addrs, a[:]...), b[:]...)
+	}
+	addrs = binary.BigEndian.AppendUint16(addrs, src.Port())
+	addrs = binary.BigEndian.AppendUint16(addrs, to.Port())
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(addrs)+len(tlvs)))
+	dst = append(dst, addrs...)
+	return append(dst, tlvs...)
+}
+
+// LocalHeader is a LOCAL header (a load balancer's health check) with the
+// UNSPEC family.
+func LocalHeader() []byte {
+	return append(append(proxyV2Sig[:len(proxyV2Sig):len(proxyV2Sig)], 0x20, 0x00), 0, 0)
 }

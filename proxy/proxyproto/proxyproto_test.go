@@ -1,9 +1,8 @@
-package proxy
+package proxyproto
 
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -13,39 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/warden-egress/warden/authz/identity"
-
-	"github.com/warden-egress/warden/authz"
 )
-
-// AppendProxyV2 appends a PROXY protocol v2 header (PROXY command, TCP over
-// the family of src) with the given raw TLV bytes. For tests, here and in
-// package proxy_test.
-func AppendProxyV2(dst []byte, src, to netip.AddrPort, tlvs []byte) []byte {
-	dst = append(dst, proxyV2Sig[:]...)
-	dst = append(dst, 0x21)
-	var addrs []byte
-	if src.Addr().Is4() && to.Addr().Is4() {
-		dst = append(dst, proxyFamTCP4)
-		a, b := src.Addr().As4(), to.Addr().As4()
-		addrs = append(append(addrs, a[:]...), b[:]...)
-	} else {
-		dst = append(dst, proxyFamTCP6)
-		a, b := src.Addr().As16(), to.Addr().As16()
-		addrs = append(append(addrs, a[:]...), b[:]...)
-	}
-	addrs = binary.BigEndian.AppendUint16(addrs, src.Port())
-	addrs = binary.BigEndian.AppendUint16(addrs, to.Port())
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(addrs)+len(tlvs)))
-	dst = append(dst, addrs...)
-	return append(dst, tlvs...)
-}
-
-// localV2 is a LOCAL header (health check) with UNSPEC family.
-func localV2() []byte {
-	return append(append(proxyV2Sig[:len(proxyV2Sig):len(proxyV2Sig)], 0x20, 0x00), 0, 0)
-}
 
 // awsTLVs are what an AWS NLB in front of a VPC endpoint service sends:
 // PP2_TYPE_AWS (0xEA) with subtype PP2_SUBTYPE_AWS_VPCE_ID, plus a NOOP.
@@ -64,25 +31,25 @@ var (
 )
 
 func TestParseProxyHeader(t *testing.T) {
-	h, n, err := parseProxyHeader(append(AppendProxyV2(nil, v4src, v4dst, awsTLVs()), "GET / HTTP/1.1\r\n"...))
+	h, n, err := parseProxyHeader(append(AppendHeader(nil, v4src, v4dst, awsTLVs()), "GET / HTTP/1.1\r\n"...))
 	if err != nil || h.Src != v4src || h.Dst != v4dst || h.Local || h.TLVs != 2 || n != 16+12+len(awsTLVs()) {
 		t.Fatalf("v4: %+v %d %v", h, n, err)
 	}
-	h, _, err = parseProxyHeader(AppendProxyV2(nil, v6src, v6dst, nil))
+	h, _, err = parseProxyHeader(AppendHeader(nil, v6src, v6dst, nil))
 	if err != nil || h.Src != v6src || h.Dst != v6dst {
 		t.Fatalf("v6: %+v %v", h, err)
 	}
 	mapped := netip.AddrPortFrom(netip.AddrFrom16(v4src.Addr().As16()), v4src.Port())
-	h, _, err = parseProxyHeader(AppendProxyV2(nil, mapped, v6dst, nil))
+	h, _, err = parseProxyHeader(AppendHeader(nil, mapped, v6dst, nil))
 	if err != nil || h.Src != v4src {
 		t.Fatalf("v4-mapped source is the v4 address: %+v %v", h, err)
 	}
-	h, n, err = parseProxyHeader(localV2())
+	h, n, err = parseProxyHeader(LocalHeader())
 	if err != nil || !h.Local || n != 16 {
 		t.Fatalf("local: %+v %v", h, err)
 	}
 
-	good := AppendProxyV2(nil, v4src, v4dst, nil)
+	good := AppendHeader(nil, v4src, v4dst, nil)
 	mut := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
 	bad := map[string][]byte{
 		"v1 text":          []byte("PROXY TCP4 203.0.113.7 10.0.0.5 51234 443\r\n"),
@@ -95,10 +62,10 @@ func TestParseProxyHeader(t *testing.T) {
 		"too long":         mut(func(b []byte) []byte { binary.BigEndian.PutUint16(b[14:], 4097); return b }),
 		"short tcp4":       mut(func(b []byte) []byte { binary.BigEndian.PutUint16(b[14:], 8); return b[:24] }),
 		"truncated":        good[:20],
-		"truncated tlv":    AppendProxyV2(nil, v4src, v4dst, []byte{0xEA, 0x00}),
-		"overrunning tlv":  AppendProxyV2(nil, v4src, v4dst, []byte{0xEA, 0x00, 0x09, 1, 2}),
-		"unspecified src":  AppendProxyV2(nil, netip.MustParseAddrPort("0.0.0.0:1"), v4dst, nil),
-		"multicast src":    AppendProxyV2(nil, netip.MustParseAddrPort("[ff02::1]:1"), v6dst, nil),
+		"truncated tlv":    AppendHeader(nil, v4src, v4dst, []byte{0xEA, 0x00}),
+		"overrunning tlv":  AppendHeader(nil, v4src, v4dst, []byte{0xEA, 0x00, 0x09, 1, 2}),
+		"unspecified src":  AppendHeader(nil, netip.MustParseAddrPort("0.0.0.0:1"), v4dst, nil),
+		"multicast src":    AppendHeader(nil, netip.MustParseAddrPort("[ff02::1]:1"), v6dst, nil),
 		"short":            good[:10],
 		"broken signature": mut(func(b []byte) []byte { b[3] = 'x'; return b }),
 	}
@@ -110,10 +77,10 @@ func TestParseProxyHeader(t *testing.T) {
 }
 
 func FuzzProxyHeader(f *testing.F) {
-	f.Add(AppendProxyV2(nil, v4src, v4dst, nil))
-	f.Add(AppendProxyV2(nil, v4src, v4dst, awsTLVs()))
-	f.Add(AppendProxyV2(nil, v6src, v6dst, awsTLVs()))
-	f.Add(localV2())
+	f.Add(AppendHeader(nil, v4src, v4dst, nil))
+	f.Add(AppendHeader(nil, v4src, v4dst, awsTLVs()))
+	f.Add(AppendHeader(nil, v6src, v6dst, awsTLVs()))
+	f.Add(LocalHeader())
 	f.Add(append(append(proxyV2Sig[:12:12], 0x20, proxyFamTCP4, 0, 15), make([]byte, 15)...))
 	f.Add([]byte("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -138,7 +105,7 @@ func FuzzProxyHeader(f *testing.F) {
 			t.Fatalf("source %v", h.Src)
 		}
 		// Round trip through the encoder.
-		h3, _, err := parseProxyHeader(AppendProxyV2(nil, h.Src, h.Dst, nil))
+		h3, _, err := parseProxyHeader(AppendHeader(nil, h.Src, h.Dst, nil))
 		if err != nil || h3.Src != h.Src {
 			t.Fatalf("round trip %+v -> %+v (%v)", h, h3, err)
 		}
@@ -152,7 +119,7 @@ func ppListen(t *testing.T, timeout time.Duration, cidrs ...string) net.Listener
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := ProxyProtocolListener(raw, authz.ProxyProtocolConfig{Trusted: cidrs, HeaderTimeout: timeout})
+	ln, err := Listen(raw, Config{Trusted: cidrs, HeaderTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,13 +168,13 @@ func TestProxyListenerTrustedPeer(t *testing.T) {
 	ln := ppListen(t, time.Second, "127.0.0.0/8")
 
 	ch := serveOnce(ln, 5)
-	dialWrite(t, ln, append(AppendProxyV2(nil, v4src, v4dst, awsTLVs()), "hello"...))
+	dialWrite(t, ln, append(AppendHeader(nil, v4src, v4dst, awsTLVs()), "hello"...))
 	if a := <-ch; a.err != nil || a.remote != v4src.String() || a.data != "hello" {
 		t.Fatalf("v4: %+v", a)
 	}
 
 	ch = serveOnce(ln, 5)
-	dialWrite(t, ln, append(AppendProxyV2(nil, v6src, v6dst, nil), "hello"...))
+	dialWrite(t, ln, append(AppendHeader(nil, v6src, v6dst, nil), "hello"...))
 	if a := <-ch; a.err != nil || a.remote != v6src.String() || a.data != "hello" {
 		t.Fatalf("v6: %+v", a)
 	}
@@ -215,7 +182,7 @@ func TestProxyListenerTrustedPeer(t *testing.T) {
 	// LOCAL (health check): the peer's own address, marked so that it
 	// does not parse as a (loopback) client address.
 	ch = serveOnce(ln, 2)
-	c := dialWrite(t, ln, append(localV2(), "ok"...))
+	c := dialWrite(t, ln, append(LocalHeader(), "ok"...))
 	if a := <-ch; a.err != nil || a.remote != "proxy-local("+c.LocalAddr().String()+")" || a.data != "ok" {
 		t.Fatalf("local: %+v", a)
 	}
@@ -230,7 +197,7 @@ func TestProxyListenerTrustedPeer(t *testing.T) {
 
 func TestProxyListenerUntrustedPeerCannotSpoof(t *testing.T) {
 	ln := ppListen(t, time.Second, "10.0.0.0/8") // loopback is not a load balancer
-	hdr := AppendProxyV2(nil, v4src, v4dst, nil)
+	hdr := AppendHeader(nil, v4src, v4dst, nil)
 	ch := serveOnce(ln, len(hdr))
 	c := dialWrite(t, ln, hdr)
 	a := <-ch
@@ -242,7 +209,7 @@ func TestProxyListenerUntrustedPeerCannotSpoof(t *testing.T) {
 func TestProxyListenerHeaderTimeout(t *testing.T) {
 	ln := ppListen(t, 150*time.Millisecond, "127.0.0.0/8")
 	ch := serveOnce(ln, 1)
-	hdr := AppendProxyV2(nil, v4src, v4dst, nil)
+	hdr := AppendHeader(nil, v4src, v4dst, nil)
 	dialWrite(t, ln, hdr[:10]) // stalls mid-header
 	start := time.Now()
 	a := <-ch
@@ -312,7 +279,7 @@ func TestProxyListenerWithHTTPServer(t *testing.T) {
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
 
-	c := dialWrite(t, ln, append(AppendProxyV2(nil, v4src, v4dst, nil), "GET / HTTP/1.1\r\nHost: x\r\n\r\n"...))
+	c := dialWrite(t, ln, append(AppendHeader(nil, v4src, v4dst, nil), "GET / HTTP/1.1\r\nHost: x\r\n\r\n"...))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -337,11 +304,11 @@ func TestProxyProtocolListenerDisabled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	ln, err := ProxyProtocolListener(raw, authz.ProxyProtocolConfig{})
+	ln, err := Listen(raw, Config{})
 	if err != nil || ln != raw {
 		t.Fatal("disabled PROXY protocol wrapped the listener")
 	}
-	if _, err := ProxyProtocolListener(raw, authz.ProxyProtocolConfig{Trusted: []string{"nonsense"}}); err == nil {
+	if _, err := Listen(raw, Config{Trusted: []string{"nonsense"}}); err == nil {
 		t.Fatal("bad CIDR accepted")
 	}
 }
@@ -349,63 +316,17 @@ func TestProxyProtocolListenerDisabled(t *testing.T) {
 // A trusted load balancer cannot hand a remote client a loopback or
 // link-local source: loopback-only sources would treat it as local.
 func TestProxyHeaderRefusesLocalSources(t *testing.T) {
-	ok := AppendProxyV2(nil, v4src, v4dst, nil)
+	ok := AppendHeader(nil, v4src, v4dst, nil)
 	if h, err := parseProxyBody(ok[:16], ok[16:]); err != nil || h.Src != v4src {
 		t.Fatalf("control: %v %v", h.Src, err)
 	}
 	for _, src := range []string{"127.0.0.1:5000", "[::1]:5000", "169.254.170.2:80", "[fe80::1]:80"} {
-		h := AppendProxyV2(nil, netip.MustParseAddrPort(src), v4dst, nil)
+		h := AppendHeader(nil, netip.MustParseAddrPort(src), v4dst, nil)
 		if netip.MustParseAddrPort(src).Addr().Is6() {
-			h = AppendProxyV2(nil, netip.MustParseAddrPort(src), v6dst, nil)
+			h = AppendHeader(nil, netip.MustParseAddrPort(src), v6dst, nil)
 		}
 		if _, err := parseProxyBody(h[:16], h[16:]); err == nil {
 			t.Errorf("source %s accepted", src)
 		}
-	}
-}
-
-// A LOCAL header from a trusted loopback peer must not make the call a
-// loopback one: the static (sidecar) identity is for the pod's own
-// containers, and LOCAL carries no client address at all. Served through
-// the real listener and http.Server, identified as the pipeline does.
-func TestProxyLocalFromLoopbackPeerIsNotSameHost(t *testing.T) {
-	ln := ppListen(t, time.Second, "127.0.0.0/8")
-	static := identity.NewStaticSource(map[string]string{"app": "sidecar-app"})
-	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := static.Resolve(context.Background(), connOf(r, nil))
-		if err != nil {
-			_, _ = io.WriteString(w, "no identity: "+err.Error())
-			return
-		}
-		_, _ = io.WriteString(w, "identity: "+id.String())
-	}), ReadHeaderTimeout: 5 * time.Second}
-	go hs.Serve(ln)
-	t.Cleanup(func() { hs.Close() })
-
-	get := func(hdr []byte) string {
-		t.Helper()
-		c := dialWrite(t, ln, append(hdr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"...))
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		return string(body)
-	}
-	if got := get(localV2()); got != "no identity: "+identity.ErrNoIdentity.Error() {
-		t.Fatalf("LOCAL from a loopback load balancer: %q", got)
-	}
-	// A LOCAL header with a TCP4 block that names a loopback source is
-	// still LOCAL: the block is ignored, not believed.
-	local4 := AppendProxyV2(nil, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), nil)
-	local4[12] = 0x20
-	if got := get(local4); !strings.HasPrefix(got, "no identity") {
-		t.Fatalf("LOCAL TCP4 from a loopback load balancer: %q", got)
-	}
-	// Control: PROXY with a client address is that client (not loopback).
-	if got := get(AppendProxyV2(nil, v4src, v4dst, nil)); !strings.HasPrefix(got, "no identity") {
-		t.Fatalf("PROXY: %q", got)
 	}
 }
