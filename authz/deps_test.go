@@ -14,8 +14,8 @@ func TestDeps(t *testing.T) {
 		BadDeps: map[string]string{
 			// proxy's leaf packages (proxyproto, mitm) own their sections'
 			// types, which the loader assembles; proxy itself is above it.
-			deptest.Module + "/proxy": "the loader sits below proxy; proxy reads the config it returns",
-			deptest.Module + "/cmd/...":   "the loader sits below the commands",
+			deptest.Module + "/proxy":   "the loader sits below proxy; proxy reads the config it returns",
+			deptest.Module + "/cmd/...": "the loader sits below the commands",
 		},
 		BadDep: deptest.TestPackage,
 		WantDeps: []string{
