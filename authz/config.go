@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-egress/warden/proxy/mitm"
+
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/proxy/proxyproto"
 
@@ -42,7 +44,7 @@ type Config struct {
 	Egress EgressConfig `yaml:"egress"`
 	// CA is the MITM certificate authority of the forward-proxy and
 	// transparent listeners.
-	CA CAConfig `yaml:"ca"`
+	CA mitm.Config `yaml:"ca"`
 
 	// Deny rules beat every app's allow (see DenyConfig).
 	Deny []policy.DenyConfig `yaml:"deny"`
@@ -102,25 +104,6 @@ type EgressConfig struct {
 	// connection may reach through an untouched TCP tunnel. Everything else
 	// that is not a Bedrock runtime host is refused.
 	Tunnel []string `yaml:"tunnel"`
-}
-
-// CAConfig configures the MITM certificate authority. By default a fresh
-// name-constrained CA is created in memory at start and its key is never
-// written; CertFile and KeyFile load an operator's CA instead (the key file
-// must be 0600).
-type CAConfig struct {
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// CertOut is where serve writes the CA certificate (public) for
-	// `warden ca bundle` and for apps' NODE_EXTRA_CA_CERTS.
-	CertOut string `yaml:"cert_out"`
-	// BundleOut is where serve writes the system roots plus the CA
-	// certificate, for the Go SDK's and the CLI's AWS_CA_BUNDLE (which
-	// replaces the system roots, so the certificate alone would break every
-	// other AWS call).
-	BundleOut string `yaml:"bundle_out"`
-	// ExtraRegions adds regions to the built-in list the CA may sign for.
-	ExtraRegions []string `yaml:"extra_regions"`
 }
 
 // LimitsConfig bounds requests, and what clients may hold of Warden before
@@ -283,9 +266,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Limits.validate(c.Upstream)...)
 	errs = append(errs, c.Egress.validate()...)
-	if (c.CA.CertFile == "") != (c.CA.KeyFile == "") {
-		add("ca: cert_file and key_file go together")
-	}
+	errs = append(errs, c.CA.Validate()...)
 	errs = append(errs, c.Identity.Validate()...)
 	errs = append(errs, c.Models.Validate()...)
 	errs = append(errs, validateNetwork(c)...)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"testing"
+
+	"github.com/warden-egress/warden/proxy/mitm"
 )
 
 // What interception costs per connection: the leaf lookup (warm cache), the
@@ -16,9 +18,9 @@ import (
 
 const benchHost = "bedrock-runtime.us-east-1.amazonaws.com"
 
-func newBenchCA(b *testing.B) *CA {
+func newBenchCA(b *testing.B) *mitm.CA {
 	b.Helper()
-	ca, err := NewCA(CAOptions{})
+	ca, err := mitm.New(mitm.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

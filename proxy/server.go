@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/warden-egress/warden/proxy/mitm"
+
 	"github.com/warden-egress/warden/authz/identity"
 	"github.com/warden-egress/warden/authz/models"
 	"github.com/warden-egress/warden/bedrock/sigv4"
@@ -46,7 +48,7 @@ type Options struct {
 	Registry *prometheus.Registry
 	// CA intercepts forward-proxy and transparent connections; nil builds
 	// one from the config's ca section when either listener is configured.
-	CA *CA
+	CA *mitm.CA
 }
 
 // Server is a running Warden: its compiled policy, upstream client and listeners.
@@ -81,7 +83,7 @@ type Server struct {
 	budget       *bodyBudget
 	limitMetrics *limitMetrics
 	async        asyncOwners // invocation ARN → app that started it (per instance)
-	ca           *CA         // forward-proxy and transparent interception
+	ca           *mitm.CA    // forward-proxy and transparent interception
 	tunnels      []authz.TunnelRule
 
 	mu      sync.Mutex
@@ -192,22 +194,22 @@ func New(ctx context.Context, o Options) (*Server, error) {
 // caFor returns the MITM CA when an intercepting listener is configured:
 // given, loaded from the operator's files, or fresh in memory. Warden's own
 // region is always among those it may sign for.
-func caFor(cfg *authz.Config, region string, given *CA) (*CA, error) {
+func caFor(cfg *authz.Config, region string, given *mitm.CA) (*mitm.CA, error) {
 	if cfg.Listen.Proxy == "" && cfg.Listen.Transparent == "" {
 		return given, nil
 	}
 	if given != nil {
 		return given, nil
 	}
-	opts := CAOptions{ExtraRegions: append([]string{region}, cfg.CA.ExtraRegions...)}
+	opts := mitm.Options{ExtraRegions: append([]string{region}, cfg.CA.ExtraRegions...)}
 	if cfg.CA.CertFile != "" {
-		ca, err := LoadCA(cfg.CA.CertFile, cfg.CA.KeyFile, opts)
+		ca, err := mitm.Load(cfg.CA.CertFile, cfg.CA.KeyFile, opts)
 		if err != nil {
 			return nil, fmt.Errorf("proxy: ca: %w", err)
 		}
 		return ca, nil
 	}
-	ca, err := NewCA(opts)
+	ca, err := mitm.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: ca: %w", err)
 	}
@@ -215,7 +217,7 @@ func caFor(cfg *authz.Config, region string, given *CA) (*CA, error) {
 }
 
 // CA returns the MITM certificate authority (nil without an intercepting listener).
-func (s *Server) CA() *CA { return s.ca }
+func (s *Server) CA() *mitm.CA { return s.ca }
 
 // upstreamURL is the configured URL or the regional endpoint.
 func upstreamURL(u authz.UpstreamConfig, region string) (*url.URL, error) {

@@ -33,6 +33,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-egress/warden/proxy/mitm"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -297,7 +299,7 @@ func rotate(modes []string, by int) []string {
 type bpEnv struct {
 	o            *bpOptions
 	emu          *bedrocktest.Server
-	ca           *proxy.CA
+	ca           *mitm.CA
 	proxyAddr    map[string]string // handshake mode → proxy listener address
 	handshakeTLS *tls.Config       // the client side of a handshake (the SDK's defaults)
 	clients      map[string]*bedrockruntime.Client
@@ -326,7 +328,7 @@ func newBPEnv(ctx context.Context, o *bpOptions) (_ *bpEnv, err error) {
 	}
 
 	// One CA for every intercepting listener: the same leaf everywhere.
-	if e.ca, err = proxy.NewCA(proxy.CAOptions{}); err != nil {
+	if e.ca, err = mitm.New(mitm.Options{}); err != nil {
 		return nil, err
 	}
 	leaf, err := e.ca.Leaf(bpRuntimeHost)
@@ -601,7 +603,7 @@ func (e *bpEnv) handshakes(ctx context.Context, m string, lat []time.Duration) (
 // fresh key pair and signature each), on a CA of its own so the serving
 // CA's cache is untouched; and a cached Leaf, averaged.
 func (e *bpEnv) leafCost(run int, lat []time.Duration) (bpLeafSample, error) {
-	ca, err := proxy.NewCA(proxy.CAOptions{CacheSize: 2 * len(lat)})
+	ca, err := mitm.New(mitm.Options{CacheSize: 2 * len(lat)})
 	if err != nil {
 		return bpLeafSample{}, err
 	}

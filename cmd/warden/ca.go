@@ -12,7 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/warden-egress/warden/proxy"
+	"github.com/warden-egress/warden/proxy/mitm"
 )
 
 const caUsage = `usage:
@@ -134,7 +134,7 @@ func readWardenCACert(file string) ([]byte, error) {
 	if cert == nil {
 		return nil, fmt.Errorf("%s holds no PEM certificate", file)
 	}
-	if err := proxy.CheckCACert(cert); err != nil {
+	if err := mitm.CheckCert(cert); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), nil

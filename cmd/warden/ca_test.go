@@ -16,8 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-egress/warden/proxy/mitm"
+
 	"github.com/warden-egress/warden/internal/testenv"
-	"github.com/warden-egress/warden/proxy"
 )
 
 func selfSignedPEM(t *testing.T, cn string) []byte {
@@ -55,7 +56,7 @@ func certsIn(t *testing.T, data []byte) []*x509.Certificate {
 
 func TestCABundle(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := proxy.NewCA(proxy.CAOptions{})
+	ca, err := mitm.New(mitm.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestCABundleDefaultSystemRoots(t *testing.T) {
 	}
 	t.Setenv("SSL_CERT_FILE", "")
 	dir := t.TempDir()
-	ca, _ := proxy.NewCA(proxy.CAOptions{})
+	ca, _ := mitm.New(mitm.Options{})
 	caFile := filepath.Join(dir, "ca.pem")
 	os.WriteFile(caFile, ca.CertPEM(), 0o644)
 	out := filepath.Join(dir, "bundle.pem")
@@ -142,7 +143,7 @@ func TestCABundleRefusesBadInput(t *testing.T) {
 	unconstrained := filepath.Join(dir, "careless.pem")
 	os.WriteFile(unconstrained, selfSignedPEM(t, "careless"), 0o644)
 	withKey := filepath.Join(dir, "withkey.pem")
-	ca, _ := proxy.NewCA(proxy.CAOptions{})
+	ca, _ := mitm.New(mitm.Options{})
 	os.WriteFile(withKey, append(ca.CertPEM(), []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")...), 0o600)
 	roots := filepath.Join(dir, "roots.pem")
 	os.WriteFile(roots, selfSignedPEM(t, "root"), 0o644)

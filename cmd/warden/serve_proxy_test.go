@@ -15,13 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-egress/warden/proxy/mitm"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
-	"github.com/warden-egress/warden/proxy"
 )
 
 // serve with listen.proxy writes the CA certificate and the AWS_CA_BUNDLE
@@ -31,7 +32,7 @@ func TestServeForwardProxyWritesCAFiles(t *testing.T) {
 	emu := serveEmulator(t)
 	dir := t.TempDir()
 	// A stand-in system root bundle, so the test does not depend on the host's.
-	other, err := proxy.NewCA(proxy.CAOptions{})
+	other, err := mitm.New(mitm.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,7 @@
-package proxy
+// Package mitm is the name-constrained certificate authority the forward-proxy
+// and transparent listeners present to clients: it signs leaf certificates
+// for Bedrock runtime host names only.
+package mitm
 
 // The forward proxy's MITM certificate authority (issue 4; DESIGN.md threat model item 4: "the MITM CA as a
 // skeleton key").
@@ -7,7 +10,7 @@ package proxy
 // key leaks, nothing it signs verifies for any name other than a Bedrock runtime host:
 //
 //   - It is created in memory at start (ECDSA P-256); its key is never written anywhere. An operator who wants a
-//     stable certificate across restarts supplies key and certificate files (LoadCA), and LoadCA refuses a key file
+//     stable certificate across restarts supplies key and certificate files (Load), and Load refuses a key file
 //     readable by group or others and a certificate without Warden's constraints.
 //   - Its certificate carries critical X.509 Name Constraints. RFC 5280 dNSName constraints cannot express
 //     wildcards in the middle of a name ("bedrock-runtime.*.amazonaws.com" is impossible); a constraint is a
@@ -22,7 +25,7 @@ package proxy
 //     The VPC-endpoint subtree is per region and per service: interface endpoint DNS names for bedrock-runtime all
 //     sit under bedrock-runtime.REGION.vpce.amazonaws.com, so the broad vpce.amazonaws.com is never permitted.
 //     The cost of enumeration: a region AWS opens after this build is not covered until Warden is updated or the
-//     operator adds it (CAOptions.Regions / ExtraRegions), and the certificate is a few kilobytes larger.
+//     operator adds it (Options.Regions / ExtraRegions), and the certificate is a few kilobytes larger.
 //     Leaf refuses any host outside these subtrees before signing, so such a host fails closed (the forward
 //     proxy refuses the CONNECT) instead of producing a certificate clients would reject.
 //   - Excluded IP ranges 0.0.0.0/0 and ::/0: it can never sign for an IP address.
@@ -69,8 +72,8 @@ var BedrockRegions = []string{
 	"cn-north-1", "cn-northwest-1",
 }
 
-// CAOptions configure NewCA. Zero values take the defaults noted.
-type CAOptions struct {
+// Options configure New. Zero values take the defaults noted.
+type Options struct {
 	// Regions replaces BedrockRegions; ExtraRegions adds to whichever list applies.
 	Regions      []string
 	ExtraRegions []string
@@ -126,8 +129,8 @@ func PermittedDomains(regions []string) []string {
 	return slices.Compact(out)
 }
 
-// NewCA generates a fresh in-memory CA.
-func NewCA(opts CAOptions) (*CA, error) {
+// New generates a fresh in-memory CA.
+func New(opts Options) (*CA, error) {
 	opts = opts.withDefaults()
 	regions := opts.Regions
 	if len(regions) == 0 {
@@ -178,9 +181,9 @@ func NewCA(opts CAOptions) (*CA, error) {
 	return newCA(cert, key, opts)
 }
 
-// LoadCA loads an operator-supplied CA. The key file must not be readable or writable by group or others, and
-// the certificate must carry Warden's constraints (see CheckCACert).
-func LoadCA(certFile, keyFile string, opts CAOptions) (*CA, error) {
+// Load loads an operator-supplied CA. The key file must not be readable or writable by group or others, and
+// the certificate must carry Warden's constraints (see CheckCert).
+func Load(certFile, keyFile string, opts Options) (*CA, error) {
 	st, err := os.Stat(keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("ca key: %w", err)
@@ -208,7 +211,7 @@ func LoadCA(certFile, keyFile string, opts CAOptions) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ca cert: %w", err)
 	}
-	if err := CheckCACert(cert); err != nil {
+	if err := CheckCert(cert); err != nil {
 		return nil, err
 	}
 	opts = opts.withDefaults()
@@ -218,10 +221,10 @@ func LoadCA(certFile, keyFile string, opts CAOptions) (*CA, error) {
 	return newCA(cert, signer, opts)
 }
 
-// CheckCACert refuses a CA certificate that could sign for anything other than Bedrock runtime names: it must be
+// CheckCert refuses a CA certificate that could sign for anything other than Bedrock runtime names: it must be
 // a CA with path length 0, critical permitted dNSName constraints that are all Bedrock runtime names, no other
 // kind of permitted subtree, and every IPv4 and IPv6 address excluded.
-func CheckCACert(cert *x509.Certificate) error {
+func CheckCert(cert *x509.Certificate) error {
 	switch {
 	case !cert.BasicConstraintsValid || !cert.IsCA:
 		return errors.New("ca cert: not a CA certificate")
@@ -248,7 +251,7 @@ func CheckCACert(cert *x509.Certificate) error {
 	return nil
 }
 
-func newCA(cert *x509.Certificate, key crypto.Signer, opts CAOptions) (*CA, error) {
+func newCA(cert *x509.Certificate, key crypto.Signer, opts Options) (*CA, error) {
 	permitted := make(map[string]bool, len(cert.PermittedDNSDomains))
 	for _, d := range cert.PermittedDNSDomains {
 		permitted[strings.ToLower(strings.TrimPrefix(d, "."))] = true
@@ -265,7 +268,7 @@ func newCA(cert *x509.Certificate, key crypto.Signer, opts CAOptions) (*CA, erro
 	}, nil
 }
 
-func (o CAOptions) withDefaults() CAOptions {
+func (o Options) withDefaults() Options {
 	if o.Validity <= 0 {
 		o.Validity = defaultCAValidity
 	}
@@ -403,4 +406,37 @@ func excludesAllIPs(ranges []*net.IPNet) bool {
 		}
 	}
 	return v4 && v6
+}
+
+// Config (the ca section) configures the MITM certificate authority. By default a fresh
+// name-constrained CA is created in memory at start and its key is never
+// written; CertFile and KeyFile load an operator's CA instead (the key file
+// must be 0600).
+type Config struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// CertOut is where serve writes the CA certificate (public) for
+	// `warden ca bundle` and for apps' NODE_EXTRA_CA_CERTS.
+	CertOut string `yaml:"cert_out"`
+	// BundleOut is where serve writes the system roots plus the CA
+	// certificate, for the Go SDK's and the CLI's AWS_CA_BUNDLE (which
+	// replaces the system roots, so the certificate alone would break every
+	// other AWS call).
+	BundleOut string `yaml:"bundle_out"`
+	// ExtraRegions adds regions to the built-in list the CA may sign for.
+	ExtraRegions []string `yaml:"extra_regions"`
+}
+
+// Validate checks the ca section; errors name config keys.
+func (c *Config) Validate() []error {
+	var errs []error
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		errs = append(errs, errors.New("ca: cert_file and key_file go together"))
+	}
+	for i, r := range c.ExtraRegions {
+		if !bedrock.ValidRegion(r) {
+			errs = append(errs, fmt.Errorf("ca.extra_regions[%d]: %q is not a region name", i, r))
+		}
+	}
+	return errs
 }

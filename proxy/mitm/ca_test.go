@@ -1,4 +1,4 @@
-package proxy
+package mitm
 
 import (
 	"crypto/ecdsa"
@@ -22,7 +22,7 @@ import (
 
 func newTestCA(t *testing.T) *CA {
 	t.Helper()
-	ca, err := NewCA(CAOptions{})
+	ca, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestCANameConstraintsPresentAndCritical(t *testing.T) {
 	if !cert.IsCA || !cert.MaxPathLenZero || cert.MaxPathLen != 0 {
 		t.Error("CA must be a CA with path length 0")
 	}
-	if err := CheckCACert(cert); err != nil {
+	if err := CheckCert(cert); err != nil {
 		t.Error(err)
 	}
 }
@@ -260,7 +260,7 @@ func writeCAFiles(t *testing.T, ca *CA, keyMode os.FileMode) (certFile, keyFile 
 func TestLoadCA(t *testing.T) {
 	ca := newTestCA(t)
 	certFile, keyFile := writeCAFiles(t, ca, 0o600)
-	loaded, err := LoadCA(certFile, keyFile, CAOptions{})
+	loaded, err := Load(certFile, keyFile, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestLoadCA(t *testing.T) {
 
 	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660} {
 		c, k := writeCAFiles(t, ca, mode)
-		if _, err := LoadCA(c, k, CAOptions{}); err == nil || !strings.Contains(err.Error(), "mode") {
+		if _, err := Load(c, k, Options{}); err == nil || !strings.Contains(err.Error(), "mode") {
 			t.Errorf("key mode %#o: err = %v, want a refusal", mode, err)
 		}
 	}
@@ -304,7 +304,7 @@ func TestLoadCARefusesUnconstrainedCert(t *testing.T) {
 		c, k := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
 		os.WriteFile(c, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 		os.WriteFile(k, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
-		if _, err := LoadCA(c, k, CAOptions{}); err == nil {
+		if _, err := Load(c, k, Options{}); err == nil {
 			t.Errorf("%s CA loaded", name)
 		}
 	}
