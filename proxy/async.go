@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 
 	"github.com/warden-egress/warden/bedrock"
 )
@@ -19,71 +18,14 @@ import (
 // replica is unknown to another (GetAsyncInvoke there is denied, List does
 // not show it), and a restart forgets every job. A fleet behind a load
 // balancer needs a shared store (DynamoDB, Redis) in its place; the
-// asyncOwners methods are the seam for it.
+// policy.AsyncJobs methods are the seam for it.
 //
 // The store is bounded: past maxAsyncJobs the oldest ARNs are forgotten,
 // and a forgotten ARN is denied like a foreign one (fail closed).
 
-// maxAsyncJobs bounds the ARNs remembered (about 150 bytes each).
-const maxAsyncJobs = 100_000
-
 // maxAsyncResponse bounds the Start/List response Warden reads to inspect
 // (a full ListAsyncInvokes page of 1,000 summaries is well under 1 MiB).
 const maxAsyncResponse = 8 << 20
-
-// asyncOwners maps invocation ARNs to the app that started them. The zero
-// value is ready to use.
-type asyncOwners struct {
-	mu    sync.Mutex
-	owner map[string]string
-	order []string // ring of ARNs in insertion order, for eviction
-	next  int
-	limit int // 0 = maxAsyncJobs
-}
-
-// remember records that app started arn. The first owner wins: a second app
-// replaying another's clientRequestToken gets the same ARN back from
-// Bedrock, but not access to it.
-func (o *asyncOwners) remember(arn, app string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if _, ok := o.owner[arn]; ok {
-		return
-	}
-	limit := o.limit
-	if limit <= 0 {
-		limit = maxAsyncJobs
-	}
-	if o.owner == nil {
-		o.owner = make(map[string]string)
-	}
-	if len(o.order) < limit {
-		o.order = append(o.order, arn)
-	} else {
-		delete(o.owner, o.order[o.next])
-		o.order[o.next] = arn
-		o.next = (o.next + 1) % limit
-	}
-	o.owner[arn] = app
-}
-
-// owns reports whether app started arn (through this instance, and not yet
-// forgotten).
-func (o *asyncOwners) owns(arn, app string) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	a, ok := o.owner[arn]
-	return ok && a == app
-}
-
-// asyncOwnerDenial is why GetAsyncInvoke of an ARN the calling app did not
-// start is denied ("" when it is not).
-func (s *Server) asyncOwnerDenial(c *call, app string) string {
-	if c.route.Op != bedrock.OpGetAsyncInvoke || s.async.owns(c.route.InvocationARN, app) {
-		return ""
-	}
-	return fmt.Sprintf("warden: app %s may not read async invocation %s: it was not started by this app through this Warden instance", app, c.route.InvocationARN)
-}
 
 // relayAsync relays a successful StartAsyncInvoke (remembering the ARN it
 // returns) or ListAsyncInvokes (keeping only the app's own jobs) response.
@@ -102,7 +44,7 @@ func (s *Server) relayAsync(w http.ResponseWriter, c *call, resp *http.Response)
 			// The job may exist but nobody can read it through Warden: say so.
 			s.log.Warn("StartAsyncInvoke response without an invocationArn", zapReq(c.requestID))
 		} else {
-			s.async.remember(out.InvocationArn, c.rec.App)
+			s.async.Remember(out.InvocationArn, c.rec.App)
 		}
 	case bedrock.OpListAsyncInvokes:
 		filtered, err := s.filterAsyncList(body, c.rec.App)
@@ -143,7 +85,7 @@ func (s *Server) filterAsyncList(body []byte, app string) ([]byte, error) {
 		if err := json.Unmarshal(raw, &sum); err != nil {
 			return nil, fmt.Errorf("summary: %w", err)
 		}
-		if sum.InvocationArn != "" && s.async.owns(sum.InvocationArn, app) {
+		if sum.InvocationArn != "" && s.async.Owns(sum.InvocationArn, app) {
 			kept = append(kept, raw)
 		}
 	}

@@ -202,22 +202,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	c.rec.WeakTags = id.WeakTagNames()
 
 	d := s.decide(r.Context(), id, c, policy.Call{Op: route.Op, Model: c.model, S3OutputURI: c.asyncOutput})
-	if d.Allow {
-		if why := s.asyncOwnerDenial(c, d.App); why != "" {
-			d.Allow, d.Rule, d.Reason = false, "async-ownership", why
-		}
-	}
+	d = s.async.CheckAsyncOwner(d, route.Op, route.InvocationARN)
 	c.rec.App, c.rec.Rule, c.rec.Reason = d.App, d.Rule, d.Reason
 	if !d.Allow && !d.DryRun {
 		s.fail(w, c, bedrock.AccessDenied("%s", d.Reason), d.Rule)
 		return
 	}
-	// The app's own body limit is a limit, not an authorisation: it holds
-	// in dry-run too, like the global one.
-	if d.MaxBodyBytes > 0 && int64(len(c.body)) > d.MaxBodyBytes {
-		c.rec.Rule = "app.limits.max_body_bytes"
-		s.fail(w, c, bedrock.Validation("warden: request body of %d bytes exceeds the limit of %d bytes for app %s (limits.max_body_bytes)",
-			len(c.body), d.MaxBodyBytes, d.App), c.rec.Rule)
+	if rule, err := d.CheckBody(len(c.body)); err != nil {
+		c.rec.Rule = rule
+		s.fail(w, c, err, rule)
 		return
 	}
 	if !s.beginAudit(w, c, d) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/warden-egress/warden/authz/identity"
 	"github.com/warden-egress/warden/authz/models"
+	"github.com/warden-egress/warden/authz/policy"
 	"github.com/warden-egress/warden/bedrock/sigv4"
 	"github.com/warden-egress/warden/proxy/proxyproto"
 
@@ -82,8 +83,8 @@ type Server struct {
 	upstreamCfg  authz.UpstreamConfig // cfg.Upstream with its timeout defaults
 	budget       *bodyBudget
 	limitMetrics *limitMetrics
-	async        asyncOwners // invocation ARN → app that started it (per instance)
-	ca           *mitm.CA    // forward-proxy and transparent interception
+	async        *policy.AsyncJobs // invocation ARN → app that started it (per instance)
+	ca           *mitm.CA          // forward-proxy and transparent interception
 	tunnels      []authz.TunnelRule
 
 	mu      sync.Mutex
@@ -102,7 +103,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Audit == nil {
 		return nil, errors.New("proxy: Options.Audit is required (an audit.Pipeline in production)")
 	}
-	s := &Server{cfg: cfg, audit: o.Audit, log: o.Logger, creds: o.Credentials, maxBody: cfg.Limits.MaxBodyBytes, registry: o.Registry}
+	s := &Server{cfg: cfg, audit: o.Audit, log: o.Logger, creds: o.Credentials, maxBody: cfg.Limits.MaxBodyBytes, registry: o.Registry, async: policy.NewAsyncJobs(0)}
 	s.prices = cfg.Audit.PriceTable()
 	if c := cfg.Audit.Capture; c != nil && o.Capture != nil {
 		s.capture, s.captureMax, s.captureApps = o.Capture, int(c.MaxBytes), map[string]bool{}
