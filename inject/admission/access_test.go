@@ -248,7 +248,7 @@ func TestNamespaces(t *testing.T) {
 			patch: `{"metadata":{"labels":{"pod-security.kubernetes.io/enforce-version":"v1.22"}}}`, want: psaMsg},
 		{name: "platform enrols the injector's namespace", user: platformUser, ns: ParamsNamespace,
 			patch: `{"metadata":{"labels":{"warden-egress.io/enrolled":"true","pod-security.kubernetes.io/enforce":"restricted"}}}`,
-			want: "the Warden injector's namespace cannot be enrolled"},
+			want:  "the Warden injector's namespace cannot be enrolled"},
 		{name: "platform enrols a namespace", user: platformUser, ns: plain,
 			patch: `{"metadata":{"labels":{"warden-egress.io/enrolled":"true","pod-security.kubernetes.io/enforce":"restricted"}}}`},
 	} {
