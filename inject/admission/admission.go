@@ -174,6 +174,10 @@ func WriteManifests(w io.Writer, p *Params) error {
 			}
 			data = append([]byte("# Generated from the injector's configuration.\n"), data...)
 		}
+		if p != nil && p.InjectorNamespace != ParamsNamespace {
+			// The parameters live in the injector's namespace.
+			data = bytes.ReplaceAll(data, []byte(paramRefYAML(ParamsNamespace)), []byte(paramRefYAML(p.InjectorNamespace)))
+		}
 		if i > 0 {
 			if _, err := io.WriteString(w, "---\n"); err != nil {
 				return err
@@ -184,4 +188,9 @@ func WriteManifests(w io.Writer, p *Params) error {
 		}
 	}
 	return nil
+}
+
+// paramRefYAML is a binding's paramRef as the manifests write it.
+func paramRefYAML(namespace string) string {
+	return "  paramRef:\n    name: " + ParamsName + "\n    namespace: " + namespace + "\n"
 }

@@ -73,7 +73,8 @@ var digestRef = regexp.MustCompile(`^[a-z0-9]+([._/:-][a-z0-9]+)*@sha256:[0-9a-f
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// ConfigMap renders p as the parameters ConfigMap the bindings name.
+// ConfigMap renders p as the parameters ConfigMap the bindings name, in the
+// injector's namespace (WriteManifests points the bindings there).
 func (p *Params) ConfigMap() (*corev1.ConfigMap, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -90,7 +91,7 @@ func (p *Params) ConfigMap() (*corev1.ConfigMap, error) {
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      ParamsName,
-			Namespace: ParamsNamespace,
+			Namespace: p.InjectorNamespace,
 			Labels:    map[string]string{"app.kubernetes.io/name": "warden", "app.kubernetes.io/component": "admission"},
 		},
 		Data: map[string]string{
