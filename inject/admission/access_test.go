@@ -213,6 +213,33 @@ func TestPodUpdates(t *testing.T) {
 	}
 }
 
+// TestPodAdmittedBeforeEnrolment: a pod that predates its namespace's
+// enrolment keeps its metadata editable (controllers, finalizers), but any
+// change to its spec is judged like a new pod.
+func TestPodAdmittedBeforeEnrolment(t *testing.T) {
+	f := installed(t)
+	ctx := context.Background()
+	ns := f.namespace(t, nsOpts{})
+	team := f.as(t, teamUser)
+	if _, err := team.CoreV1().Pods(ns).Create(ctx, plainPod(ns, "old"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	enrol := `{"metadata":{"labels":{"warden-egress.io/enrolled":"true","pod-security.kubernetes.io/enforce":"restricted"}}}`
+	if _, err := f.c.Client.CoreV1().Namespaces().Patch(ctx, ns, types.StrategicMergePatchType, []byte(enrol), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("label change allowed", func(t *testing.T) {
+		if _, err := team.CoreV1().Pods(ns).Patch(ctx, "old", types.StrategicMergePatchType, []byte(`{"metadata":{"labels":{"tier":"web"}}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatalf("label change refused: %v", err)
+		}
+	})
+	t.Run("image change judged", func(t *testing.T) {
+		_, err := team.CoreV1().Pods(ns).Patch(ctx, "old", types.StrategicMergePatchType,
+			[]byte(`{"spec":{"containers":[{"name":"app","image":"example.invalid/chatbot:1.4.3"}]}}`), metav1.PatchOptions{})
+		wantDenied(t, err, PolicyPods, "must run the warden sidecar")
+	})
+}
+
 // TestNamespaces: enrolment is the platform's, and pins Pod Security
 // restricted.
 func TestNamespaces(t *testing.T) {

@@ -48,6 +48,7 @@ const (
 	labelEnrolled   = "warden-egress.io/enrolled"
 	labelAllowOpt   = "warden-egress.io/allow-opt-out"
 	labelPSAEnforce = "pod-security.kubernetes.io/enforce"
+	legacyNamespace = "kt-enrolled-without-psa"
 )
 
 // fixture is the cluster with the embedded policies installed.
@@ -89,6 +90,15 @@ func install(c *kubetest.Cluster) (*fixture, error) {
 	}
 	if _, err := c.Client.CoreV1().ConfigMaps(ParamsNamespace).Create(ctx, set.Params, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("create params: %w", err)
+	}
+	// A namespace enrolled before the policies existed, without Pod Security
+	// labels: what a cluster without the PodSecurity plugin looks like. It
+	// shows the policies' own host rules, which PodSecurity otherwise
+	// answers first.
+	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: legacyNamespace, Labels: map[string]string{labelEnrolled: "true"},
+	}}, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("create %s: %w", legacyNamespace, err)
 	}
 	for _, p := range set.Policies {
 		if _, err := c.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, p, metav1.CreateOptions{}); err != nil {
@@ -223,6 +233,9 @@ func (f *fixture) as(t testing.TB, user rest.ImpersonationConfig) kubernetes.Int
 type nsOpts struct {
 	enrolled, allowOptOut bool
 	extraLabels           map[string]string
+	// existing names a namespace created by install to set up (RBAC,
+	// service account) instead of creating one.
+	existing string
 }
 
 // namespace creates (as the admin, a platform member) a namespace where the
@@ -242,6 +255,9 @@ func (f *fixture) namespace(t *testing.T, o nsOpts) string {
 	for k, v := range o.extraLabels {
 		labels[k] = v
 	}
+	if o.existing != "" {
+		return f.setUpNamespace(t, o.existing)
+	}
 	ns, err := f.c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "kt-", Labels: labels},
 	}, metav1.CreateOptions{})
@@ -254,6 +270,15 @@ func (f *fixture) namespace(t *testing.T, o nsOpts) string {
 			metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
 		_ = f.c.Client.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
 	})
+	return f.setUpNamespace(t, ns.Name)
+}
+
+// setUpNamespace gives the team and break-glass users edit (and ephemeral
+// containers) in ns and creates the service account "app".
+func (f *fixture) setUpNamespace(t *testing.T, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if _, err := f.c.Client.RbacV1().RoleBindings(ns.Name).Create(ctx, &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "edit"},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "edit"},

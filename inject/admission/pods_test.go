@@ -311,3 +311,44 @@ func TestInjectorNamespaceExempt(t *testing.T) {
 		_ = f.c.Client.CoreV1().Pods(ParamsNamespace).Delete(context.Background(), p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))})
 	})
 }
+
+// TestHostRulesWithoutPodSecurity: where Pod Security does not answer first
+// (a namespace enrolled before the policies, without the restricted label; a
+// cluster without the PodSecurity plugin), warden-pods itself refuses host
+// namespaces and hostPath.
+func TestHostRulesWithoutPodSecurity(t *testing.T) {
+	f := installed(t)
+	ns := f.namespace(t, nsOpts{existing: legacyNamespace})
+	t.Cleanup(func() {
+		_ = f.c.Client.CoreV1().Pods(ns).DeleteCollection(context.Background(),
+			metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}, metav1.ListOptions{})
+	})
+	team := f.as(t, teamUser)
+	const hostMsg = "pods in enrolled namespaces may not share a process namespace or use the host's PID or network namespace"
+	for _, tc := range []struct {
+		name string
+		edit func(p *corev1.Pod)
+		want string // "" allowed
+	}{
+		{name: "hostPath into the kubelet's pod directories", edit: func(p *corev1.Pod) {
+			p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "kubelet", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/lib/kubelet/pods"}}})
+			app(p).VolumeMounts = append(app(p).VolumeMounts, corev1.VolumeMount{Name: "kubelet", MountPath: "/pods", ReadOnly: true})
+		}, want: "volume kubelet is a hostPath: not allowed in enrolled namespaces"},
+		{name: "hostPID", edit: func(p *corev1.Pod) { p.Spec.HostPID = true }, want: hostMsg},
+		{name: "hostNetwork", edit: func(p *corev1.Pod) { p.Spec.HostNetwork = true }, want: hostMsg},
+		{name: "canonical pod", edit: func(*corev1.Pod) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := f.canonicalPod(ns, "h-"+strings.ReplaceAll(strings.ToLower(strings.Fields(tc.name)[0]), "'", ""))
+			tc.edit(p)
+			_, err := team.CoreV1().Pods(ns).Create(context.Background(), p, metav1.CreateOptions{})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			wantDenied(t, err, PolicyPods, tc.want)
+		})
+	}
+}
