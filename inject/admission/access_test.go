@@ -105,6 +105,18 @@ func TestExecAndDebug(t *testing.T) {
 		})
 	}
 
+	// kubectl (>= 1.30) execs over WebSocket: a GET, still CONNECT to admission.
+	t.Run("team exec into warden with GET (WebSocket)", func(t *testing.T) {
+		err := streamRequest(ctx, f.as(t, teamUser).CoreV1().RESTClient().Get(), enrolled, pods[enrolled].Name, "exec", "warden")
+		wantDenied(t, err, PolicyExec, denialExec)
+	})
+	t.Run("break-glass exec into warden with GET (WebSocket)", func(t *testing.T) {
+		err := streamRequest(ctx, f.as(t, breakGlassUser).CoreV1().RESTClient().Get(), enrolled, pods[enrolled].Name, "exec", "warden")
+		if !noKubelet(err) {
+			t.Fatalf("want admission to allow it and the API server then to find no node %q for the kubelet, got: %v", nodeName, err)
+		}
+	})
+
 	for _, tc := range []struct {
 		name string
 		user rest.ImpersonationConfig

@@ -463,7 +463,13 @@ func debugContainer() corev1.EphemeralContainer {
 // stream upgrade: admission answers before the API server looks for the
 // node's kubelet.
 func execInto(ctx context.Context, cs kubernetes.Interface, ns, pod, sub, container string) error {
-	req := cs.CoreV1().RESTClient().Post().Namespace(ns).Resource("pods").Name(pod).SubResource(sub)
+	return streamRequest(ctx, cs.CoreV1().RESTClient().Post(), ns, pod, sub, container)
+}
+
+// streamRequest sends an exec or attach request with verb's method: POST
+// (SPDY clients) or GET (kubectl's WebSocket client since v1.30).
+func streamRequest(ctx context.Context, req *rest.Request, ns, pod, sub, container string) error {
+	req = req.Namespace(ns).Resource("pods").Name(pod).SubResource(sub)
 	switch sub {
 	case "exec":
 		req = req.VersionedParams(&corev1.PodExecOptions{Container: container, Command: []string{"sh"}, Stdin: true, Stdout: true, Stderr: true}, scheme.ParameterCodec)
