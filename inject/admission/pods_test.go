@@ -149,6 +149,12 @@ func TestPodsRejected(t *testing.T) {
 			app(p).SecurityContext.RunAsUser = nil
 			p.Spec.SecurityContext.RunAsUser = ptr(int64(65532))
 		}, want: "container app must set runAsUser"},
+		{name: "enrolled/app runs with gid 65532", edit: func(p *corev1.Pod) {
+			app(p).SecurityContext.RunAsGroup = ptr(int64(65532))
+		}, want: "container app may not run with Warden's gid 65532"},
+		{name: "enrolled/pod-level runAsGroup 65532 inherited by the app", edit: func(p *corev1.Pod) {
+			p.Spec.SecurityContext.RunAsGroup = ptr(int64(65532))
+		}, want: "container app may not run with Warden's gid 65532"},
 		{name: "enrolled/init container without runAsUser", edit: func(p *corev1.Pod) {
 			c := *app(p)
 			c.Name = "migrate"
