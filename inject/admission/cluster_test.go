@@ -406,6 +406,7 @@ func (f *fixture) canonicalPod(ns, name string) *corev1.Pod {
 			{Name: "AWS_ROLE_ARN", Value: "arn:aws:iam::111122223333:role/warden"},
 			{Name: "AWS_REGION", Value: "us-east-1"},
 			{Name: "AWS_WEB_IDENTITY_TOKEN_FILE", Value: "/var/run/secrets/warden/token"},
+			{Name: "AWS_EC2_METADATA_DISABLED", Value: "true"},
 		},
 		Ports: []corev1.ContainerPort{{Name: "admin", ContainerPort: 9480}},
 		StartupProbe: &corev1.Probe{

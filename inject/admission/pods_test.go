@@ -113,6 +113,9 @@ func TestPodsRejected(t *testing.T) {
 		{name: "enrolled/warden token file elsewhere", edit: func(p *corev1.Pod) {
 			warden(p).Env[6].Value = "/tmp/token"
 		}, want: "environment differs"},
+		{name: "enrolled/warden may use the node's instance role", edit: func(p *corev1.Pod) {
+			warden(p).Env[7].Value = "false"
+		}, want: "environment differs"},
 		{name: "enrolled/envFrom in warden", edit: func(p *corev1.Pod) {
 			warden(p).EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "team"}}}}
 		}, want: "environment differs"},
