@@ -53,21 +53,21 @@ type File struct {
 }
 
 // Files returns the embedded manifest files in install order.
-func Files() []File {
+func Files() ([]File, error) {
 	entries, err := fs.ReadDir(manifests, "manifests")
 	if err != nil {
-		panic(fmt.Sprintf("admission: embedded manifests: %v", err)) // the embed pattern guarantees the directory
+		return nil, fmt.Errorf("admission: embedded manifests: %w", err)
 	}
 	var out []File
 	for _, e := range entries {
 		data, err := manifests.ReadFile(path.Join("manifests", e.Name()))
 		if err != nil {
-			panic(fmt.Sprintf("admission: embedded manifest %s: %v", e.Name(), err))
+			return nil, fmt.Errorf("admission: embedded manifest %s: %w", e.Name(), err)
 		}
 		out = append(out, File{Name: e.Name(), Data: data})
 	}
 	slices.SortFunc(out, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	return out, nil
 }
 
 // Set is the decoded manifests.
@@ -80,8 +80,12 @@ type Set struct {
 // Load decodes the embedded manifests. Every binding's paramRef names the
 // parameters ConfigMap, which Load checks with ParseParams.
 func Load() (*Set, error) {
+	files, err := Files()
+	if err != nil {
+		return nil, err
+	}
 	var s Set
-	for _, f := range Files() {
+	for _, f := range files {
 		docs, err := splitDocuments(f.Data)
 		if err != nil {
 			return nil, fmt.Errorf("admission: %s: %w", f.Name, err)
@@ -162,7 +166,11 @@ func splitDocuments(data []byte) ([][]byte, error) {
 // YAML stream, with the parameters ConfigMap generated from p (nil: the
 // embedded example parameters).
 func WriteManifests(w io.Writer, p *Params) error {
-	for i, f := range Files() {
+	files, err := Files()
+	if err != nil {
+		return err
+	}
+	for i, f := range files {
 		data := f.Data
 		if p != nil && strings.HasPrefix(f.Name, "00-params") {
 			cm, err := p.ConfigMap()

@@ -16,7 +16,10 @@ var update = flag.Bool("update", false, "rewrite deploy/kubernetes/admission and
 const deployDir = "../../deploy/kubernetes/admission"
 
 func TestDeployCopies(t *testing.T) {
-	files := Files()
+	files, err := Files()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if *update {
 		if err := os.MkdirAll(deployDir, 0o755); err != nil {
 			t.Fatal(err)

@@ -120,7 +120,7 @@ func (r EnvRule) String() string {
 }
 
 // paramKeys are the keys the policies read; each is required.
-var paramKeys = []string{"audience", "injectorNamespace", "images", "args", "env", "mounts", "breakGlassGroups", "platformGroups"}
+var paramKeys = [...]string{"audience", "injectorNamespace", "images", "args", "env", "mounts", "breakGlassGroups", "platformGroups"}
 
 // ParseParams reads and validates the parameters ConfigMap the way the
 // policies read it (lists one item a line, surrounding spaces trimmed, blank
@@ -135,8 +135,8 @@ func ParseParams(cm *corev1.ConfigMap) (*Params, error) {
 		}
 	}
 	for k := range cm.Data {
-		if !slices.Contains(paramKeys, k) {
-			return nil, &ParamsError{Key: k, Reason: "unknown key (known: " + strings.Join(paramKeys, ", ") + ")"}
+		if !slices.Contains(paramKeys[:], k) {
+			return nil, &ParamsError{Key: k, Reason: "unknown key (known: " + strings.Join(paramKeys[:], ", ") + ")"}
 		}
 	}
 	p := &Params{
