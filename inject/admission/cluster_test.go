@@ -286,7 +286,7 @@ func (f *fixture) setUpNamespace(t *testing.T, name string) string {
 			{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: teamUser.UserName},
 			{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: breakGlassUser.UserName},
 		},
-	}, metav1.CreateOptions{}); err != nil {
+	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	// The built-in edit role does not grant pods/ephemeralcontainers (a
@@ -295,7 +295,7 @@ func (f *fixture) setUpNamespace(t *testing.T, name string) string {
 	if _, err := f.c.Client.RbacV1().Roles(ns.Name).Create(ctx, &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "debug"},
 		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods/ephemeralcontainers"}, Verbs: []string{"update", "patch"}}},
-	}, metav1.CreateOptions{}); err != nil {
+	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	if _, err := f.c.Client.RbacV1().RoleBindings(ns.Name).Create(ctx, &rbacv1.RoleBinding{
@@ -305,7 +305,7 @@ func (f *fixture) setUpNamespace(t *testing.T, name string) string {
 			{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: teamUser.UserName},
 			{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: breakGlassUser.UserName},
 		},
-	}, metav1.CreateOptions{}); err != nil {
+	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	// RBAC reaches the authorizer through an informer: wait until it does.
@@ -315,7 +315,7 @@ func (f *fixture) setUpNamespace(t *testing.T, name string) string {
 	if _, err := f.c.Client.CoreV1().ServiceAccounts(ns.Name).Create(ctx, &corev1.ServiceAccount{
 		ObjectMeta:                   metav1.ObjectMeta{Name: appSA},
 		AutomountServiceAccountToken: new(bool),
-	}, metav1.CreateOptions{}); err != nil {
+	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	return ns.Name

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -305,7 +306,7 @@ func TestPodsAllowed(t *testing.T) {
 func TestInjectorNamespaceExempt(t *testing.T) {
 	f := installed(t)
 	ctx := context.Background()
-	if _, err := f.c.Client.CoreV1().ServiceAccounts(ParamsNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: appSA}}, metav1.CreateOptions{}); err != nil {
+	if _, err := f.c.Client.CoreV1().ServiceAccounts(ParamsNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: appSA}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	p := plainPod(ParamsNamespace, "exempt")
