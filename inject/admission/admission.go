@@ -162,6 +162,17 @@ func splitDocuments(data []byte) ([][]byte, error) {
 	return docs, nil
 }
 
+// ExampleParams returns the parameters the manifests ship with
+// (deploy/kubernetes/admission/00-params.yaml): the injector's sidecar as it
+// writes it today, with placeholder image digests. A starting point to adapt.
+func ExampleParams() (*Params, error) {
+	s, err := Load()
+	if err != nil {
+		return nil, err
+	}
+	return ParseParams(s.Params)
+}
+
 // WriteManifests writes the manifests, in install order, as one multi-document
 // YAML stream, with the parameters ConfigMap generated from p (nil: the
 // embedded example parameters).

@@ -11,11 +11,7 @@ import (
 
 func exampleParams(t testing.TB) *Params {
 	t.Helper()
-	set, err := Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ParseParams(set.Params)
+	p, err := ExampleParams()
 	if err != nil {
 		t.Fatal(err)
 	}
