@@ -6,10 +6,13 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	evjsonpatch "gopkg.in/evanphx/json-patch.v4"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/yaml"
 )
 
@@ -83,7 +86,25 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, strings.TrimSuffix(path, ".yaml")+".patch.json", append(patch, '\n'))
+			goldenPatch(t, strings.TrimSuffix(path, ".yaml")+".patch.json", append(patch, '\n'))
+			// The patch, applied to the input as the API server would,
+			// yields the mutated pod.
+			orig, _ := json.Marshal(pod)
+			p, err := evjsonpatch.DecodePatch(patch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			applied, err := p.Apply(orig)
+			if err != nil {
+				t.Fatalf("apply patch: %v", err)
+			}
+			var got corev1.Pod
+			if err := json.Unmarshal(applied, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !equality.Semantic.DeepEqual(&got, out) {
+				t.Errorf("patched input differs from the mutated pod")
+			}
 			golden(t, strings.TrimSuffix(path, ".yaml")+".injected.yaml", injected)
 
 			// Idempotent: the injected pod admitted again is unchanged.
@@ -115,6 +136,39 @@ func golden(t *testing.T, path string, got []byte) {
 		t.Fatalf("%v (run with -update)", err)
 	}
 	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (run with -update and review the diff):\n%s", path, got)
+	}
+}
+
+// goldenPatch compares patches as sets of operations: the diff library
+// walks maps, so the order of independent operations varies from run to
+// run (each order applies to the same result, checked by the caller).
+func goldenPatch(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		golden(t, path, got)
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update)", err)
+	}
+	canon := func(b []byte) []string {
+		var ops []json.RawMessage
+		if err := json.Unmarshal(b, &ops); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out := make([]string, len(ops))
+		for i, o := range ops {
+			var v any
+			_ = json.Unmarshal(o, &v)
+			c, _ := json.Marshal(v)
+			out[i] = string(c)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if g, w := canon(got), canon(want); !slices.Equal(g, w) {
 		t.Errorf("%s differs from the golden file (run with -update and review the diff):\n%s", path, got)
 	}
 }

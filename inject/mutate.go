@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -120,6 +121,18 @@ func (in *Injector) Mutate(pod *corev1.Pod, ns Namespace) (*corev1.Pod, Outcome,
 	out := pod.DeepCopy()
 	s := &out.Spec
 	reserved := func(c corev1.Container) bool { return c.Name == ContainerName || c.Name == IptablesContainerName }
+	// The ServiceAccount admission plugin mounts the API token into every
+	// container, Warden's included, and runs again after a webhook's
+	// change: keep its mount on Warden's container, or every reinvocation
+	// would take it away and be a change.
+	var apiTokenMounts []corev1.VolumeMount
+	if i := slices.IndexFunc(s.InitContainers, func(c corev1.Container) bool { return c.Name == ContainerName }); i >= 0 {
+		for _, m := range s.InitContainers[i].VolumeMounts {
+			if isAPITokenMount(m) {
+				apiTokenMounts = append(apiTokenMounts, m)
+			}
+		}
+	}
 	s.Containers = slices.DeleteFunc(s.Containers, reserved)
 	s.InitContainers = slices.DeleteFunc(s.InitContainers, reserved)
 	if len(s.Containers) == 0 {
@@ -133,7 +146,9 @@ func (in *Injector) Mutate(pod *corev1.Pod, ns Namespace) (*corev1.Pod, Outcome,
 	if mode == ModeTransparent {
 		head = append(head, in.iptablesContainer())
 	}
-	head = append(head, in.wardenContainer(mode, ns.Name, sa))
+	wc := in.wardenContainer(mode, ns.Name, sa)
+	wc.VolumeMounts = append(wc.VolumeMounts, apiTokenMounts...)
+	head = append(head, wc)
 	s.InitContainers = append(head, s.InitContainers...)
 
 	// Volumes: ours, canonical; a reserved name this mode does not use goes.
@@ -179,6 +194,14 @@ func (in *Injector) hasWardenToken(v corev1.Volume) bool {
 		}
 	}
 	return false
+}
+
+// apiTokenPath is where the ServiceAccount admission plugin mounts the
+// kube-api-access-* projected volume.
+const apiTokenPath = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+func isAPITokenMount(m corev1.VolumeMount) bool {
+	return m.MountPath == apiTokenPath && strings.HasPrefix(m.Name, "kube-api-access-") && m.ReadOnly
 }
 
 func isReservedVolume(name string) bool {

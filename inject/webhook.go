@@ -169,7 +169,7 @@ func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	}
 	pt := admissionv1.PatchTypeJSONPatch
 	resp.Patch, resp.PatchType = patch, &pt
-	log.Info("sidecar injected", zap.String("mode", modeOf(mutated)), zap.Int("patch_ops", len(ops)))
+	log.Info("sidecar injected", zap.String("mode", modeOf(mutated)), zap.Strings("patched", opPaths(ops)))
 	return resp, OutcomeInjected
 }
 
@@ -207,4 +207,13 @@ func podName(p *corev1.Pod, req *admissionv1.AdmissionRequest) string {
 		return p.GenerateName + "*"
 	}
 	return ""
+}
+
+// opPaths names what a patch touches (paths only: values may hold config).
+func opPaths(ops []jsonpatch.Operation) []string {
+	out := make([]string, len(ops))
+	for i, o := range ops {
+		out[i] = o.Operation + " " + o.Path
+	}
+	return out
 }
