@@ -87,7 +87,6 @@ func isKubeletProjected(path string) bool {
 	return err == nil && fi.Mode()&fs.ModeSymlink != 0
 }
 
-
 // GetCertificate is tls.Config.GetCertificate.
 func (r *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	r.mu.Lock()

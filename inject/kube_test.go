@@ -299,7 +299,10 @@ func TestWebhookOnAPIServer(t *testing.T) {
 		}
 	})
 
-	untouched := []struct{ name, ns string; ann map[string]string }{
+	untouched := []struct {
+		name, ns string
+		ann      map[string]string
+	}{
 		{"other-namespace", plain, nil},
 		{"other-namespace-proxy-annotation", plain, map[string]string{inject.AnnotationMode: inject.ModeProxy}},
 		{"opt-out-allowed", optOutOK, map[string]string{inject.AnnotationInject: "false"}},
@@ -323,8 +326,12 @@ func TestWebhookOnAPIServer(t *testing.T) {
 		pod  func() *corev1.Pod
 		want string
 	}{
-		{"opt-out-forbidden", func() *corev1.Pod { return appPod("optout", map[string]string{inject.AnnotationInject: "false"}, "app") }, "does not allow opting out"},
-		{"unknown-mode", func() *corev1.Pod { return appPod("badmode", map[string]string{inject.AnnotationMode: "sidecar"}, "app") }, "want endpoint, proxy or transparent"},
+		{"opt-out-forbidden", func() *corev1.Pod {
+			return appPod("optout", map[string]string{inject.AnnotationInject: "false"}, "app")
+		}, "does not allow opting out"},
+		{"unknown-mode", func() *corev1.Pod {
+			return appPod("badmode", map[string]string{inject.AnnotationMode: "sidecar"}, "app")
+		}, "want endpoint, proxy or transparent"},
 		{"host-network", func() *corev1.Pod { p := appPod("hostnet", nil, "app"); p.Spec.HostNetwork = true; return p }, "hostNetwork"},
 		{"foreign-warden-token", func() *corev1.Pod {
 			p := appPod("thief", nil, "app")

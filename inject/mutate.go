@@ -17,13 +17,13 @@ import (
 type Outcome string
 
 const (
-	OutcomeInjected  Outcome = "injected"   // the pod was patched
-	OutcomeUnchanged Outcome = "unchanged"  // already canonical: empty patch
-	OutcomeOptedOut  Outcome = "opted_out"  // opt-out honoured
-	OutcomeSkipped   Outcome = "skipped"    // not a pod CREATE in an enrolled namespace
-	OutcomeDenied    Outcome = "denied"     // refused (DeniedError)
-	OutcomeBadInput  Outcome = "bad_input"  // undecodable review or pod
-	OutcomeError     Outcome = "error"      // the injector could not decide (fails closed)
+	OutcomeInjected  Outcome = "injected"  // the pod was patched
+	OutcomeUnchanged Outcome = "unchanged" // already canonical: empty patch
+	OutcomeOptedOut  Outcome = "opted_out" // opt-out honoured
+	OutcomeSkipped   Outcome = "skipped"   // not a pod CREATE in an enrolled namespace
+	OutcomeDenied    Outcome = "denied"    // refused (DeniedError)
+	OutcomeBadInput  Outcome = "bad_input" // undecodable review or pod
+	OutcomeError     Outcome = "error"     // the injector could not decide (fails closed)
 )
 
 // Outcomes lists every outcome (so each metric series exists from the start).
