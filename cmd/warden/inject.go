@@ -49,7 +49,6 @@ const injectUsage = `usage:
 func cmdInject(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("inject", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, injectUsage) }
 	configPath := fs.String("config", "", "the injector's configuration (YAML)")
 	certFile := fs.String("tls-cert", "", "the webhook's serving certificate (PEM), re-read when it changes")
 	keyFile := fs.String("tls-key", "", "its key (PEM, mode 0600)")
