@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
@@ -25,6 +28,7 @@ import (
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
 	"github.com/warden-egress/warden/inject"
 	"github.com/warden-egress/warden/internal/testenv"
+	"github.com/warden-egress/warden/proxy"
 )
 
 var injectorConfigs = []string{
@@ -123,53 +127,8 @@ func TestInjectBootstrapSelfSigned(t *testing.T) {
 func TestInjectedSidecarServesSDKs(t *testing.T) {
 	jsDir, anthropicDir := nodeClients(t)
 	emu := serveEmulator(t)
-	dir := t.TempDir()
-	rendered := renderSidecarConfig(t, inject.ModeEndpoint)
-	ep, admin := freeAddr(t), freeAddr(t)
-	labels := filepath.Join(dir, "labels")
-	if err := os.WriteFile(labels, []byte("app=\"checkout\"\npod-template-hash=\"7d4b9c6f5\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	auditPath := filepath.Join(dir, "audit.jsonl")
-	var cfg map[string]any
-	if err := yaml.Unmarshal(rendered, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["listen"] = map[string]any{"endpoint": ep, "admin": admin}
-	up := cfg["upstream"].(map[string]any)
-	up["url"], up["insecure"] = emu.URL, true
-	ks := cfg["identity"].(map[string]any)["kubernetes_sidecar"].(map[string]any)
-	if ks["trust_pod_env"] != true {
-		t.Fatalf("the injector's sidecar config does not trust the pod env: %v", ks)
-	}
-	ks["labels_path"], ks["annotations_path"] = labels, filepath.Join(dir, "annotations")
-	cfg["audit"] = map[string]any{"spool": map[string]any{"dir": filepath.Join(dir, "spool")},
-		"sinks": []any{map[string]any{"file": map[string]any{"path": auditPath}}}}
-	moved, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// What the injector writes into Warden's container env.
-	t.Setenv(inject.ConfigEnv, string(moved))
-	t.Setenv(inject.PodNamespaceEnv, "shop")
-	t.Setenv(inject.PodSAEnv, "checkout")
-	t.Setenv(inject.PodNameEnv, "checkout-7d4b9c6f5-abcde")
-	t.Setenv(inject.PodIPEnv, "10.1.2.3")
-	t.Setenv(inject.HostIPEnv, "192.168.0.10")
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	stderr := &testenv.Buffer{}
-	go func() { done <- run(ctx, []string{"serve", "--config-env", inject.ConfigEnv}, io.Discard, stderr) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not shut down")
-		}
-	}()
-	waitHTTP(t, "http://"+admin+"/readyz")
+	sc := startInjectedSidecar(t, inject.ModeEndpoint, emu.URL)
+	ep, stderr, auditPath := sc.listen, sc.stderr, sc.auditPath
 	url := "http://" + ep
 	const model = "anthropic.claude-3-5-haiku-20241022-v1:0"
 
@@ -217,6 +176,210 @@ func TestInjectedSidecarServesSDKs(t *testing.T) {
 	if n := len(emu.Calls()); n != 4 {
 		t.Errorf("the emulator saw %d calls, want 4", n)
 	}
+}
+
+// injectedSidecar is `warden serve` started as the injector starts it.
+type injectedSidecar struct {
+	listen    string // the endpoint (endpoint mode) or proxy (proxy mode) address
+	auditPath string
+	caDir     string
+	stderr    *testenv.Buffer
+}
+
+// startInjectedSidecar runs serve --config-env WARDEN_CONFIG in process,
+// with the injector's rendered configuration of mode and the identity env
+// the injector writes; it moves only what cannot exist on a test machine:
+// listen addresses, the upstream (the emulator serveEmulator started), the
+// downward-API, CA and spool paths, and a file sink.
+func startInjectedSidecar(t *testing.T, mode, emuURL string) *injectedSidecar {
+	t.Helper()
+	dir := t.TempDir()
+	sc := &injectedSidecar{listen: freeAddr(t), auditPath: filepath.Join(dir, "audit.jsonl"), caDir: filepath.Join(dir, "warden-ca"), stderr: &testenv.Buffer{}}
+	admin := freeAddr(t)
+	labels := filepath.Join(dir, "labels")
+	if err := os.WriteFile(labels, []byte("app=\"checkout\"\npod-template-hash=\"7d4b9c6f5\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal(renderSidecarConfig(t, mode), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	listen := cfg["listen"].(map[string]any)
+	key := "endpoint"
+	if mode == inject.ModeProxy {
+		key = "proxy"
+	}
+	if _, ok := listen[key]; !ok {
+		t.Fatalf("the %s-mode config has no listen.%s: %v", mode, key, listen)
+	}
+	cfg["listen"] = map[string]any{key: sc.listen, "admin": admin}
+	up := cfg["upstream"].(map[string]any)
+	up["url"], up["insecure"] = emuURL, true
+	ks := cfg["identity"].(map[string]any)["kubernetes_sidecar"].(map[string]any)
+	if ks["trust_pod_env"] != true {
+		t.Fatalf("the injector's sidecar config does not trust the pod env: %v", ks)
+	}
+	ks["labels_path"], ks["annotations_path"] = labels, filepath.Join(dir, "annotations")
+	if ca, ok := cfg["ca"].(map[string]any); ok {
+		if ca["cert_out"] != inject.CACertFile || ca["bundle_out"] != inject.CABundleFile {
+			t.Fatalf("ca: %v", ca)
+		}
+		if err := os.Mkdir(sc.caDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		ca["cert_out"] = filepath.Join(sc.caDir, filepath.Base(inject.CACertFile))
+		ca["bundle_out"] = filepath.Join(sc.caDir, filepath.Base(inject.CABundleFile))
+	}
+	cfg["audit"] = map[string]any{"spool": map[string]any{"dir": filepath.Join(dir, "spool")},
+		"sinks": []any{map[string]any{"file": map[string]any{"path": sc.auditPath}}}}
+	moved, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the injector writes into Warden's container env.
+	t.Setenv(inject.ConfigEnv, string(moved))
+	t.Setenv(inject.PodNamespaceEnv, "shop")
+	t.Setenv(inject.PodSAEnv, "checkout")
+	t.Setenv(inject.PodNameEnv, "checkout-7d4b9c6f5-abcde")
+	t.Setenv(inject.PodIPEnv, "10.1.2.3")
+	t.Setenv(inject.HostIPEnv, "192.168.0.10")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config-env", inject.ConfigEnv}, io.Discard, sc.stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not shut down")
+		}
+	})
+	waitHTTP(t, "http://"+admin+"/readyz")
+	return sc
+}
+
+// In proxy mode the sidecar writes only the CA certificate (and the bundle
+// of system roots plus it) into the shared warden-ca directory — no key —
+// and clients configured by the env the injector writes reach Bedrock
+// through it: the Go SDK trusting AWS_CA_BUNDLE, the Node AWS SDK trusting
+// NODE_EXTRA_CA_CERTS, both through HTTPS_PROXY to the real Bedrock host
+// name (the CONNECT never leaves loopback).
+func TestInjectedProxySidecarServesSDKs(t *testing.T) {
+	jsDir, _ := nodeClients(t)
+	emu := serveEmulator(t)
+	// A stand-in system root bundle, so the test does not depend on the host's.
+	other, err := proxy.NewCA(proxy.CAOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := filepath.Join(t.TempDir(), "roots.pem")
+	if err := os.WriteFile(roots, other.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SSL_CERT_FILE", roots)
+	sc := startInjectedSidecar(t, inject.ModeProxy, emu.URL)
+
+	entries, err := os.ReadDir(sc.caDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, e := range entries {
+		files = append(files, e.Name())
+		data, err := os.ReadFile(filepath.Join(sc.caDir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, []byte("PRIVATE KEY")) {
+			t.Errorf("%s in the shared warden-ca directory holds a private key", e.Name())
+		}
+	}
+	if strings.Join(files, ",") != "bundle.crt,ca.crt" {
+		t.Errorf("warden-ca holds %v, want bundle.crt and ca.crt only", files)
+	}
+	// The env the injector writes into app containers, with the paths moved
+	// like the sidecar's.
+	env := map[string]string{}
+	for _, e := range appEnvOf(t, inject.ModeProxy) {
+		env[e.Name] = e.Value
+	}
+	proxyURL := "http://" + sc.listen
+	if env[inject.EnvHTTPSProxy] != "http://127.0.0.1:8481" {
+		t.Fatalf("HTTPS_PROXY %q", env[inject.EnvHTTPSProxy])
+	}
+	caBundle := filepath.Join(sc.caDir, filepath.Base(env[inject.EnvAWSCABundle]))
+	nodeCA := filepath.Join(sc.caDir, filepath.Base(env[inject.EnvNodeExtraCA]))
+	const model = "anthropic.claude-3-5-haiku-20241022-v1:0"
+
+	// Go SDK: AWS_CA_BUNDLE read by LoadDefaultConfig. The proxy is set on
+	// the transport from the same value, because net/http reads
+	// HTTPS_PROXY once per process (an earlier test may have).
+	t.Setenv(inject.EnvAWSCABundle, caBundle)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv(inject.EnvAWSEndpoint, "")
+	pu, _ := neturl.Parse(proxyURL)
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.Proxy = http.ProxyURL(pu) })
+	awsCfg, err := config.LoadDefaultConfig(context.Background(), config.WithHTTPClient(hc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := bedrockruntime.NewFromConfig(awsCfg)
+	if _, err := client.Converse(context.Background(), &bedrockruntime.ConverseInput{ModelId: aws.String(model),
+		Messages: []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "hi via proxy"}}}}}); err != nil {
+		t.Fatalf("Go SDK via HTTPS_PROXY + AWS_CA_BUNDLE: %v\n%s", err, sc.stderr.String())
+	}
+	// Without Warden's CA the MITM'd connection is refused.
+	t.Setenv(inject.EnvAWSCABundle, roots)
+	bare, err := config.LoadDefaultConfig(context.Background(), config.WithHTTPClient(
+		awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.Proxy = http.ProxyURL(pu) })))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bedrockruntime.NewFromConfig(bare, func(o *bedrockruntime.Options) { o.RetryMaxAttempts = 1 }).Converse(context.Background(),
+		&bedrockruntime.ConverseInput{ModelId: aws.String(model), Messages: []types.Message{{Role: types.ConversationRoleUser,
+			Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "x"}}}}}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("without Warden's CA: %v, want a certificate error", err)
+	}
+
+	// Node AWS SDK: HTTPS_PROXY and NODE_EXTRA_CA_CERTS.
+	r := runNode(t, filepath.Join(jsDir, "client.mjs"), []string{"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIAAPPPLACEHOLDER01",
+		"AWS_SECRET_ACCESS_KEY=placeholder", "AWS_SESSION_TOKEN=", inject.EnvAWSEndpoint + "=", "https_proxy=",
+		inject.EnvHTTPSProxy + "=" + proxyURL, inject.EnvNodeExtraCA + "=" + nodeCA, "AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true"},
+		"converse", model, "hi from node via proxy")
+	if r["ok"] != true {
+		t.Fatalf("Node AWS SDK via HTTPS_PROXY + NODE_EXTRA_CA_CERTS: %v\n%s", r, sc.stderr.String())
+	}
+	recs := waitAuditRecords(t, sc.auditPath, 2)
+	for i, rec := range recs[:2] {
+		if rec.App != "shop-prod" || rec.Decision != "allow" || rec.Tags["k8s.namespace"] != "shop" {
+			t.Errorf("record %d: app %q decision %q tags %v", i, rec.App, rec.Decision, rec.Tags)
+		}
+	}
+}
+
+// appEnvOf is the env the injector writes into an app container in mode.
+func appEnvOf(t *testing.T, mode string) []corev1.EnvVar {
+	t.Helper()
+	data, err := os.ReadFile(injectorConfigs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := inject.ParseConfig(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := inject.New(cfg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Annotations: map[string]string{inject.AnnotationMode: mode}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}}
+	out, _, err := in.Mutate(pod, inject.Namespace{Name: "shop", Labels: map[string]string{inject.LabelEnrolled: "true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Spec.Containers[0].Env
 }
 
 type sidecarRecord struct {
