@@ -133,25 +133,30 @@ func (w *webhook) register(t *testing.T, c *kubetest.Cluster) {
 }
 
 // namespace creates a namespace with labels (the test id added) and the
-// service accounts pods name.
+// service accounts pods name. The labels are there from creation: the API
+// server reads a namespace it has not cached yet, but a label added later
+// could reach its cache after the pod.
 func (w *webhook) namespace(t *testing.T, c *kubetest.Cluster, labels map[string]string) string {
 	t.Helper()
-	ns := c.Namespace(t)
-	n, err := c.Client.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+	l := map[string]string{"warden-test": w.testID}
+	for k, v := range labels {
+		l[k] = v
+	}
+	ns, err := c.Client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "kt-inject-", Labels: l}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Labels["warden-test"] = w.testID
-	for k, v := range labels {
-		n.Labels[k] = v
-	}
-	if _, err := c.Client.CoreV1().Namespaces().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() {
+		zero := int64(0)
+		_ = c.Client.CoreV1().Pods(ns.Name).DeleteCollection(context.Background(),
+			metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
+		_ = c.Client.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
+	})
 	for _, sa := range []string{"default", "checkout"} {
-		c.ServiceAccount(t, ns, sa)
+		c.ServiceAccount(t, ns.Name, sa)
 	}
-	return ns
+	return ns.Name
 }
 
 // waitActive waits until the API server calls the webhook for ns (it
@@ -178,6 +183,17 @@ func appPod(name string, annotations map[string]string, containers ...string) *c
 		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: c, Image: "app:1",
 			SecurityContext: &corev1.SecurityContext{RunAsUser: &runAs}})
 	}
+	return p
+}
+
+// restrictedPod is an app pod that meets Pod Security "restricted".
+func restrictedPod(name string, annotations map[string]string) *corev1.Pod {
+	p := appPod(name, annotations, "app")
+	t, f := true, false
+	p.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: &t,
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
+	p.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = &f
+	p.Spec.Containers[0].SecurityContext.Capabilities = &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}
 	return p
 }
 
@@ -309,7 +325,11 @@ func TestWebhookOnAPIServer(t *testing.T) {
 	}
 	for _, tc := range untouched {
 		t.Run("untouched/"+tc.name, func(t *testing.T) {
+			optedOut := admissions(t, w, inject.OutcomeOptedOut)
 			stored := create(t, c, tc.ns, appPod(tc.name, tc.ann, "app"))
+			if tc.ns == optOutOK && admissions(t, w, inject.OutcomeOptedOut) != optedOut+1 {
+				t.Errorf("the webhook did not record the opt-out")
+			}
 			if len(stored.Spec.InitContainers) != 0 || len(stored.Spec.Containers[0].Env) != 0 || stored.Annotations[inject.AnnotationInjected] != "" {
 				t.Errorf("pod changed: init %v env %v annotations %v", names(stored.Spec.InitContainers), stored.Spec.Containers[0].Env, stored.Annotations)
 			}
@@ -318,6 +338,32 @@ func TestWebhookOnAPIServer(t *testing.T) {
 					t.Errorf("volume %s added", v.Name)
 				}
 			}
+		})
+	}
+
+	// Pod Security "restricted" (the admission policies require it on
+	// enrolled namespaces) runs after the webhook: the injected pod of a
+	// compliant app passes in endpoint and proxy modes; transparent mode's
+	// NET_ADMIN init step cannot.
+	restricted := w.namespace(t, c, map[string]string{inject.LabelEnrolled: "true", "pod-security.kubernetes.io/enforce": "restricted"})
+	for _, mode := range []string{inject.ModeEndpoint, inject.ModeProxy, inject.ModeTransparent} {
+		t.Run("pod-security-restricted/"+mode, func(t *testing.T) {
+			p := restrictedPod("r-"+mode, map[string]string{inject.AnnotationMode: mode})
+			_, err := c.Client.CoreV1().Pods(restricted).Create(context.Background(), p, metav1.CreateOptions{})
+			if mode == inject.ModeTransparent {
+				if err == nil || !strings.Contains(err.Error(), "violates PodSecurity") || !strings.Contains(err.Error(), inject.IptablesContainerName) {
+					t.Fatalf("transparent mode under restricted: %v, want a PodSecurity refusal naming %s", err, inject.IptablesContainerName)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("restricted namespace refused the injected pod: %v", err)
+			}
+			stored, err := c.Client.CoreV1().Pods(restricted).Get(context.Background(), p.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertInjected(t, w.in, stored, mode, restricted)
 		})
 	}
 

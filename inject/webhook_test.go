@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +18,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -75,7 +79,26 @@ func TestHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &Handler{Injector: in, Namespaces: testNamespaces, Metrics: m}
+	core, logs := observer.New(zapcore.DebugLevel)
+	h := &Handler{Injector: in, Namespaces: testNamespaces, Metrics: m, Log: zap.New(core)}
+	// Logs name what happened, never the sidecar's configuration or
+	// Warden's role (checked after the cases).
+	defer func() {
+		for _, e := range logs.All() {
+			line := e.Message
+			for k, v := range e.ContextMap() {
+				line += fmt.Sprintf(" %s=%v", k, v)
+			}
+			for _, secret := range []string{in.cfg.RoleARN, "shop-prod", ConfigEnv, TokenFile} {
+				if strings.Contains(line, secret) {
+					t.Errorf("log line carries %q: %s", secret, line)
+				}
+			}
+		}
+		if logs.Len() < 10 {
+			t.Errorf("%d log lines for the cases", logs.Len())
+		}
+	}()
 	hostNet := simplePod(nil)
 	hostNet.Spec.HostNetwork = true
 	noApp := simplePod(nil)

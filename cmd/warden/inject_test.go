@@ -71,20 +71,21 @@ func TestInjectAndConfigEnvErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []struct {
+		name string
 		args []string
 		want string
 	}{
-		{[]string{"serve"}, "one of --config and --config-env is required"},
-		{[]string{"serve", "--config", "x", "--config-env", "Y"}, "one of --config and --config-env is required"},
-		{[]string{"serve", "--config-env", "WARDEN_EMPTY_CONFIG"}, "WARDEN_EMPTY_CONFIG: the environment variable is not set or empty"},
-		{[]string{"inject"}, "--config is required"},
-		{[]string{"inject", "--config", bad}, "is not an IAM role ARN"},
-		{[]string{"inject", "--config", injectorConfigs[0], "--print-config", "ebpf"}, `--print-config "ebpf"`},
-		{[]string{"inject", "--config", injectorConfigs[0], "--kubeconfig", "/nonexistent"}, "kubeconfig /nonexistent"},
-		{[]string{"inject", "--bootstrap-self-signed", t.TempDir()}, "needs at least one --host"},
+		{"serve without config", []string{"serve"}, "one of --config and --config-env is required"},
+		{"serve with both", []string{"serve", "--config", "x", "--config-env", "Y"}, "one of --config and --config-env is required"},
+		{"serve empty env", []string{"serve", "--config-env", "WARDEN_EMPTY_CONFIG"}, "WARDEN_EMPTY_CONFIG: the environment variable is not set or empty"},
+		{"inject without config", []string{"inject"}, "--config is required"},
+		{"inject bad config", []string{"inject", "--config", bad}, "is not an IAM role ARN"},
+		{"inject unknown mode", []string{"inject", "--config", injectorConfigs[0], "--print-config", "ebpf"}, `--print-config "ebpf"`},
+		{"inject missing kubeconfig", []string{"inject", "--config", injectorConfigs[0], "--kubeconfig", "/nonexistent"}, "kubeconfig /nonexistent"},
+		{"bootstrap without host", []string{"inject", "--bootstrap-self-signed", t.TempDir()}, "needs at least one --host"},
 	}
 	for _, tc := range cases {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			var errb bytes.Buffer
 			if code := run(context.Background(), tc.args, io.Discard, &errb); code == 0 || !strings.Contains(errb.String(), tc.want) {
 				t.Errorf("exit %d, stderr %q; want failure naming %q", code, errb.String(), tc.want)
