@@ -25,7 +25,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}),
 	}
-	for _, o := range Outcomes {
+	for _, o := range Outcomes() {
 		m.admissions.WithLabelValues(string(o))
 	}
 	for _, c := range []prometheus.Collector{m.admissions, m.duration} {

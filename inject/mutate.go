@@ -27,7 +27,9 @@ const (
 )
 
 // Outcomes lists every outcome (so each metric series exists from the start).
-var Outcomes = []Outcome{OutcomeInjected, OutcomeUnchanged, OutcomeOptedOut, OutcomeSkipped, OutcomeDenied, OutcomeBadInput, OutcomeError}
+func Outcomes() []Outcome {
+	return []Outcome{OutcomeInjected, OutcomeUnchanged, OutcomeOptedOut, OutcomeSkipped, OutcomeDenied, OutcomeBadInput, OutcomeError}
+}
 
 // DeniedError is a refusal with the message the API server shows the user.
 type DeniedError struct{ Reason string }

@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 type fakeNamespaces map[string]Namespace
@@ -331,6 +332,22 @@ func FuzzDecodeReview(f *testing.F) {
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"x","kind":{"version":"v1","kind":"Pod"},"namespace":"shop","operation":"CREATE","object":{"spec":{"containers":null}}}}`))
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"x","kind":{"version":"v1","kind":"Pod"},"namespace":"shop","operation":"CREATE","object":[]}}`))
 	f.Add([]byte(`{}`))
+	// The golden pods, as the API server would send them.
+	inputs, _ := filepath.Glob(filepath.Join("testdata", "golden", "*.yaml"))
+	for _, path := range inputs {
+		if strings.HasSuffix(path, ".injected.yaml") {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		var pod corev1.Pod
+		if err := sigsyaml.Unmarshal(data, &pod); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(review(f, "shop", admissionv1.Create, &pod))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := DecodeReview(body)
 		if err != nil {
@@ -347,6 +364,44 @@ func FuzzDecodeReview(f *testing.F) {
 			var ops []map[string]any
 			if err := json.Unmarshal(resp.Patch, &ops); err != nil || len(ops) == 0 {
 				t.Fatalf("patch %q: %v", resp.Patch, err)
+			}
+		}
+	})
+}
+
+// FuzzParseConfig: any injector configuration that parses renders, in
+// every mode, a sidecar configuration that is YAML with the injector's
+// keys; nothing panics.
+func FuzzParseConfig(f *testing.F) {
+	base, err := os.ReadFile(filepath.Join("testdata", "injector.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(base)
+	deploy, err := os.ReadFile(filepath.Join("..", "deploy", "kubernetes", "injector", "config.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(deploy)
+	f.Add([]byte("image: x\nrole_arn: arn:aws:iam::111122223333:role/r\nregion: us-east-1\npolicy: {version: 1}\n"))
+	f.Add([]byte("policy: {listen: {}}\n"))
+	f.Add([]byte("resources: {limits: {memory: -1}}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseConfig(data)
+		if err != nil {
+			return
+		}
+		in, err := New(cfg, "fuzz")
+		if err != nil {
+			t.Fatalf("ParseConfig accepted what New refuses: %v", err)
+		}
+		for _, m := range []string{ModeEndpoint, ModeProxy, ModeTransparent} {
+			var out map[string]any
+			if err := sigsyaml.Unmarshal(in.SidecarConfig(m), &out); err != nil {
+				t.Fatalf("%s config is not YAML: %v", m, err)
+			}
+			if _, ok := out["identity"]; !ok {
+				t.Fatalf("%s config has no identity", m)
 			}
 		}
 	})
