@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	neturl "net/url"
@@ -552,5 +555,89 @@ func TestInjectAudit(t *testing.T) {
 	}
 	if _, listed := got["current"]; listed || len(got) != len(want) {
 		t.Errorf("listed: %v", got)
+	}
+}
+
+// `warden inject` as a process: it serves the webhook over TLS with the
+// bootstrap certificate, answers an AdmissionReview for an enrolled
+// namespace of a real API server with a JSON patch, and counts it on
+// /metrics.
+func TestInjectServesWebhook(t *testing.T) {
+	c := kubetest.Shared(t)
+	ctx := context.Background()
+	ns, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		GenerateName: "kt-injcmd-", Labels: map[string]string{inject.LabelEnrolled: "true"}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Client.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
+	})
+	dir := filepath.Join(t.TempDir(), "tls")
+	if code := run(ctx, []string{"inject", "--bootstrap-self-signed", dir, "--host", "127.0.0.1"}, io.Discard, io.Discard); code != 0 {
+		t.Fatal("bootstrap failed")
+	}
+	hook, metrics := freeAddr(t), freeAddr(t)
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan int, 1)
+	stderr := &testenv.Buffer{}
+	go func() {
+		done <- run(sctx, []string{"inject", "--config", injectorConfigs[0], "--kubeconfig", c.Kubeconfig,
+			"--tls-cert", filepath.Join(dir, "tls.crt"), "--tls-key", filepath.Join(dir, "tls.key"),
+			"--listen", hook, "--metrics-listen", metrics}, io.Discard, stderr)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("warden inject exited %d: %s", code, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("warden inject did not shut down")
+		}
+	}()
+	waitHTTP(t, "http://"+metrics+"/readyz")
+
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}, Timeout: 10 * time.Second}
+	pod, _ := json.Marshal(&corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Name: "p"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}})
+	review := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"abc-123",
+		"kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},
+		"namespace":%q,"operation":"CREATE","object":%s}}`, ns.Name, pod)
+	resp, err := hc.Post("https://"+hook+"/inject", "application/json", strings.NewReader(review))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Response struct {
+			UID       string `json:"uid"`
+			Allowed   bool   `json:"allowed"`
+			PatchType string `json:"patchType"`
+			Patch     []byte `json:"patch"`
+		} `json:"response"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Response.UID != "abc-123" || !out.Response.Allowed || out.Response.PatchType != "JSONPatch" ||
+		!bytes.Contains(out.Response.Patch, []byte(`"name":"warden"`)) {
+		t.Fatalf("response: %+v (patch %s)", out.Response, out.Response.Patch)
+	}
+	mresp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if !strings.Contains(string(body), `warden_inject_admissions_total{outcome="injected"} 1`) {
+		t.Errorf("/metrics lacks the injected admission:\n%s", grepLines(string(body), "warden_inject"))
 	}
 }
