@@ -406,3 +406,56 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// A Secret volume as the kubelet writes it (files are symlinks into
+// ..data, itself a symlink to a timestamped directory swapped on update;
+// mode 0440 for fsGroup): the key's group bit is accepted there, and a
+// swap of ..data is served from the next handshake.
+func TestCertReloadKubeletSecretVolume(t *testing.T) {
+	vol := t.TempDir()
+	version := func(name string, s *SelfSigned) {
+		t.Helper()
+		d := filepath.Join(vol, name)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f, data := range map[string][]byte{"tls.crt": s.Cert, "tls.key": s.Key} {
+			if err := os.WriteFile(filepath.Join(d, f), data, 0o440); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tmp := filepath.Join(vol, "..data_tmp")
+		if err := os.Symlink(name, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(vol, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := NewSelfSigned([]string{"127.0.0.1"}, time.Hour)
+	b, _ := NewSelfSigned([]string{"127.0.0.1"}, time.Hour)
+	version("..2026_12_05_06_00_00.1", a)
+	for _, f := range []string{"tls.crt", "tls.key"} {
+		if err := os.Symlink(filepath.Join("..data", f), filepath.Join(vol, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := NewCertReloader(filepath.Join(vol, "tls.crt"), filepath.Join(vol, "tls.key"), nil)
+	if err != nil {
+		t.Fatalf("0440 key in a kubelet Secret volume: %v", err)
+	}
+	leaf := func(c *tls.Certificate) []byte { return c.Certificate[0] }
+	want := func(s *SelfSigned) []byte {
+		pair, _ := tls.X509KeyPair(s.Cert, s.Key)
+		return pair.Certificate[0]
+	}
+	got, _ := r.GetCertificate(nil)
+	if !bytes.Equal(leaf(got), want(a)) {
+		t.Fatal("not certificate A")
+	}
+	version("..2026_12_05_07_00_00.2", b)
+	got, _ = r.GetCertificate(nil)
+	if !bytes.Equal(leaf(got), want(b)) {
+		t.Fatal("after the ..data swap: not certificate B")
+	}
+}
