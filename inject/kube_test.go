@@ -292,28 +292,31 @@ func TestWebhookOnAPIServer(t *testing.T) {
 		}
 	})
 
-	t.Run("second-admission-empty-patch", func(t *testing.T) {
-		stored := create(t, c, enrolled, appPod("once", nil, "app"))
-		// The stored (injected, defaulted) pod submitted again as a new pod:
-		// the API server calls the webhook, which answers with no patch.
-		again := stored.DeepCopy()
-		again.ObjectMeta = metav1.ObjectMeta{Name: "twice", Annotations: stored.Annotations, Labels: stored.Labels}
-		again.Spec.NodeName = ""
-		before := admissions(t, w, inject.OutcomeUnchanged)
-		stored2 := create(t, c, enrolled, again)
-		if got := admissions(t, w, inject.OutcomeUnchanged); got != before+1 {
-			t.Errorf("unchanged admissions %v → %v, want one more", before, got)
-		}
-		assertInjected(t, w.in, stored2, inject.ModeEndpoint, enrolled)
-		// And the handler's own answer for the stored object: allowed, no patch.
-		raw, _ := json.Marshal(stored)
-		h := &inject.Handler{Injector: w.in, Namespaces: inject.APINamespaces{Client: c.Client}}
-		resp, outcome := h.Review(context.Background(), &admissionv1.AdmissionRequest{UID: types.UID("u-1"), Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
-			Namespace: enrolled, Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw}})
-		if !resp.Allowed || resp.Patch != nil || outcome != inject.OutcomeUnchanged || resp.UID != "u-1" {
-			t.Errorf("review of the stored pod: allowed %v patch %s outcome %s uid %s", resp.Allowed, resp.Patch, outcome, resp.UID)
-		}
-	})
+	for _, mode := range []string{inject.ModeEndpoint, inject.ModeProxy, inject.ModeTransparent} {
+		t.Run("second-admission-empty-patch/"+mode, func(t *testing.T) {
+			ann := map[string]string{inject.AnnotationMode: mode}
+			stored := create(t, c, enrolled, appPod("once-"+mode, ann, "app", "sidecar-app"))
+			// The stored (injected, defaulted) pod submitted again as a new
+			// pod: the API server calls the webhook, which answers with no
+			// patch.
+			again := stored.DeepCopy()
+			again.ObjectMeta = metav1.ObjectMeta{Name: "twice-" + mode, Annotations: stored.Annotations, Labels: stored.Labels}
+			before := admissions(t, w, inject.OutcomeUnchanged)
+			stored2 := create(t, c, enrolled, again)
+			if got := admissions(t, w, inject.OutcomeUnchanged); got != before+1 {
+				t.Errorf("unchanged admissions %v → %v, want one more", before, got)
+			}
+			assertInjected(t, w.in, stored2, mode, enrolled)
+			// And the handler's own answer for the stored object: allowed, no patch.
+			raw, _ := json.Marshal(stored)
+			h := &inject.Handler{Injector: w.in, Namespaces: inject.APINamespaces{Client: c.Client}}
+			resp, outcome := h.Review(context.Background(), &admissionv1.AdmissionRequest{UID: types.UID("u-1"), Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+				Namespace: enrolled, Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw}})
+			if !resp.Allowed || resp.Patch != nil || outcome != inject.OutcomeUnchanged || resp.UID != "u-1" {
+				t.Errorf("review of the stored pod: allowed %v patch %s outcome %s uid %s", resp.Allowed, resp.Patch, outcome, resp.UID)
+			}
+		})
+	}
 
 	untouched := []struct {
 		name, ns string

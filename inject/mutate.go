@@ -125,13 +125,15 @@ func (in *Injector) Mutate(pod *corev1.Pod, ns Namespace) (*corev1.Pod, Outcome,
 	reserved := func(c corev1.Container) bool { return c.Name == ContainerName || c.Name == IptablesContainerName }
 	// The ServiceAccount admission plugin mounts the API token into every
 	// container, Warden's included, and runs again after a webhook's
-	// change: keep its mount on Warden's container, or every reinvocation
+	// change: keep its mount on Warden's containers, or every reinvocation
 	// would take it away and be a change.
-	var apiTokenMounts []corev1.VolumeMount
-	if i := slices.IndexFunc(s.InitContainers, func(c corev1.Container) bool { return c.Name == ContainerName }); i >= 0 {
-		for _, m := range s.InitContainers[i].VolumeMounts {
-			if isAPITokenMount(m) {
-				apiTokenMounts = append(apiTokenMounts, m)
+	apiTokenMounts := map[string][]corev1.VolumeMount{}
+	for _, c := range s.InitContainers {
+		if reserved(c) && apiTokenMounts[c.Name] == nil {
+			for _, m := range c.VolumeMounts {
+				if isAPITokenMount(m) {
+					apiTokenMounts[c.Name] = append(apiTokenMounts[c.Name], m)
+				}
 			}
 		}
 	}
@@ -148,9 +150,10 @@ func (in *Injector) Mutate(pod *corev1.Pod, ns Namespace) (*corev1.Pod, Outcome,
 	if mode == ModeTransparent {
 		head = append(head, in.iptablesContainer())
 	}
-	wc := in.wardenContainer(mode, ns.Name, sa)
-	wc.VolumeMounts = append(wc.VolumeMounts, apiTokenMounts...)
-	head = append(head, wc)
+	head = append(head, in.wardenContainer(mode, ns.Name, sa))
+	for i := range head {
+		head[i].VolumeMounts = append(head[i].VolumeMounts, apiTokenMounts[head[i].Name]...)
+	}
 	s.InitContainers = append(head, s.InitContainers...)
 
 	// Volumes: ours, canonical; a reserved name this mode does not use goes.

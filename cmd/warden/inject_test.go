@@ -631,6 +631,39 @@ func TestInjectServesWebhook(t *testing.T) {
 		!bytes.Contains(out.Response.Patch, []byte(`"name":"warden"`)) {
 		t.Fatalf("response: %+v (patch %s)", out.Response, out.Response.Patch)
 	}
+	// The WARDEN_CONFIG the webhook wrote passes `warden policy validate`.
+	var ops []struct {
+		Op    string          `json:"op"`
+		Path  string          `json:"path"`
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(out.Response.Patch, &ops); err != nil {
+		t.Fatal(err)
+	}
+	var wardenCfg string
+	for _, op := range ops {
+		var cs []corev1.Container
+		if op.Path == "/spec/initContainers" && json.Unmarshal(op.Value, &cs) == nil {
+			for _, c := range cs {
+				for _, e := range c.Env {
+					if c.Name == inject.ContainerName && e.Name == inject.ConfigEnv {
+						wardenCfg = e.Value
+					}
+				}
+			}
+		}
+	}
+	if wardenCfg == "" {
+		t.Fatalf("no WARDEN_CONFIG in the patch: %s", out.Response.Patch)
+	}
+	cfgFile := filepath.Join(t.TempDir(), "warden.yaml")
+	if err := os.WriteFile(cfgFile, []byte(wardenCfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var vout, verr bytes.Buffer
+	if code := run(ctx, []string{"policy", "validate", "--strict", "--config", cfgFile}, &vout, &verr); code != 0 {
+		t.Fatalf("policy validate of the webhook's WARDEN_CONFIG: %s%s", vout.String(), verr.String())
+	}
 	mresp, err := http.Get("http://" + metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
