@@ -382,6 +382,12 @@ func TestWebhookOnAPIServer(t *testing.T) {
 			return appPod("badmode", map[string]string{inject.AnnotationMode: "sidecar"}, "app")
 		}, "want endpoint, proxy or transparent"},
 		{"host-network", func() *corev1.Pod { p := appPod("hostnet", nil, "app"); p.Spec.HostNetwork = true; return p }, "hostNetwork"},
+		{"share-process-namespace", func() *corev1.Pod {
+			p := appPod("sharer", nil, "app")
+			yes := true
+			p.Spec.ShareProcessNamespace = &yes
+			return p
+		}, "shares a process namespace"},
 		{"foreign-warden-token", func() *corev1.Pod {
 			p := appPod("thief", nil, "app")
 			p.Spec.Volumes = []corev1.Volume{{Name: "mine", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{

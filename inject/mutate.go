@@ -113,6 +113,9 @@ func (in *Injector) Mutate(pod *corev1.Pod, ns Namespace) (*corev1.Pod, Outcome,
 	if pod.Spec.HostNetwork {
 		return nil, OutcomeDenied, denied("pod uses hostNetwork: its loopback is the node's, so Warden's sidecar could not tell this pod from any other process on the node; enrolled pods cannot use hostNetwork")
 	}
+	if pod.Spec.HostPID || (pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace) {
+		return nil, OutcomeDenied, denied("pod shares a process namespace (hostPID or shareProcessNamespace): other containers could read Warden's token and audit key through /proc; enrolled pods cannot")
+	}
 	for _, v := range pod.Spec.Volumes {
 		if v.Name != VolumeToken && in.hasWardenToken(v) {
 			return nil, OutcomeDenied, denied("volume %q projects a service-account token with Warden's audience %q: only the injector's %s volume, in Warden's container, may hold it",

@@ -102,6 +102,11 @@ func TestHandler(t *testing.T) {
 	}()
 	hostNet := simplePod(nil)
 	hostNet.Spec.HostNetwork = true
+	sharePID := simplePod(nil)
+	yes := true
+	sharePID.Spec.ShareProcessNamespace = &yes
+	hostPID := simplePod(nil)
+	hostPID.Spec.HostPID = true
 	noApp := simplePod(nil)
 	noApp.Spec.Containers[0].Name = ContainerName
 	cases := []struct {
@@ -125,6 +130,8 @@ func TestHandler(t *testing.T) {
 		{"inject=maybe", "shop", admissionv1.Create, simplePod(map[string]string{AnnotationInject: "maybe"}), false, false, OutcomeDenied, `want "true" or "false"`},
 		{"bad mode", "shop", admissionv1.Create, simplePod(map[string]string{AnnotationMode: "ebpf"}), false, false, OutcomeDenied, "want endpoint, proxy or transparent"},
 		{"hostNetwork", "shop", admissionv1.Create, hostNet, false, false, OutcomeDenied, "hostNetwork"},
+		{"shareProcessNamespace", "shop", admissionv1.Create, sharePID, false, false, OutcomeDenied, "shares a process namespace"},
+		{"hostPID", "shop", admissionv1.Create, hostPID, false, false, OutcomeDenied, "shares a process namespace"},
 		{"only a warden container", "shop", admissionv1.Create, noApp, false, false, OutcomeDenied, "no container but"},
 		{"namespace lookup fails", "gone", admissionv1.Create, simplePod(nil), false, false, OutcomeError, `cannot read namespace "gone"`},
 	}
