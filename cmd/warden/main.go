@@ -30,7 +30,9 @@ type command struct {
 func commands() []command {
 	return []command{
 		{name: "serve", synopsis: "--config FILE  run the proxy (SIGHUP or a changed file reloads the policy)", flags: true, run: cmdServe,
-			usage: "usage: warden serve --config FILE [--watch-interval 1s]\n        run the proxy; SIGHUP, or a change to the file or its directory, reloads the policy\n"},
+			usage: "usage: warden serve --config FILE [--watch-interval 1s]\n       warden serve --config-env NAME\n" +
+				"        run the proxy; SIGHUP, or a change to the file or its directory, reloads the policy;\n" +
+				"        --config-env reads the configuration from an environment variable (the injected sidecar's WARDEN_CONFIG)\n"},
 		{name: "policy", run: cmdPolicy, usage: policyUsage, subs: []command{
 			{name: "validate", synopsis: "--config FILE  check a configuration as serve would, and exit", usage: policyValidateUsage, flags: true},
 			{name: "test", synopsis: "--config FILE --cases CASES.yaml  run policy test cases", usage: policyTestUsage, flags: true},
@@ -54,6 +56,8 @@ func commands() []command {
 			{name: "cert", synopsis: "--ca-cert FILE --out FILE  Warden's CA certificate alone (NODE_EXTRA_CA_CERTS)", usage: caUsage},
 		}},
 		{name: "iptables", synopsis: "[--port 8482] [--cidr CIDR]… [--apply]  print (or install) the transparent-mode NAT rules", usage: iptablesUsage, flags: true, run: cmdIptables},
+		{name: "inject", synopsis: "--config FILE --tls-cert FILE --tls-key FILE  the Kubernetes sidecar injector (mutating webhook; --audit lists stale pods)",
+			usage: injectUsage, flags: true, run: cmdInject},
 		{name: "healthcheck", synopsis: "[--url URL]  probe the admin /healthz (container health checks)", flags: true, run: cmdHealthcheck,
 			usage: "usage: warden healthcheck [--url URL] [--timeout 2s]\n        probe the admin /healthz; exit 0 when it answers 200\n"},
 		{name: "version", synopsis: "print the version (also --version)", usage: "usage: warden version\n        print the version, the VCS revision and the Go version the binary was built with\n",

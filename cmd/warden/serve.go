@@ -28,12 +28,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
+	configEnv := fs.String("config-env", "", "read the configuration from this environment variable instead of a file (the injected sidecar: "+
+		"WARDEN_CONFIG, written by `warden inject`); nothing to watch, a changed policy comes with new pods")
 	watch := fs.Duration("watch-interval", time.Second, "how often to check the config file and its directory for changes (0 disables watching; SIGHUP still reloads)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *path == "" {
-		return errors.New("--config is required")
+	if (*path == "") == (*configEnv == "") {
+		return errors.New("one of --config and --config-env is required")
 	}
 	if *watch < 0 {
 		return errors.New("--watch-interval must not be negative")
@@ -42,13 +44,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	data, err := os.ReadFile(*path)
+	data, name, err := readServeConfig(*path, *configEnv)
 	if err != nil {
-		return fmt.Errorf("config: %w", err)
+		return err
 	}
 	cfg, err := authz.ParseConfig(data)
 	if err != nil {
-		return errors.New(strings.Join(authz.Diagnostics(*path, data, err), "\n"))
+		return errors.New(strings.Join(authz.Diagnostics(name, data, err), "\n"))
 	}
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
@@ -72,8 +74,29 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_ = aw.Close()
 		return err
 	}
-	go watchConfig(ctx, srv, *path, data, *watch, hup, log)
+	if *path != "" {
+		go watchConfig(ctx, srv, *path, data, *watch, hup, log)
+	} else {
+		log.Info("configuration from the environment; not watched", zap.String("env", *configEnv))
+	}
 	return runServer(ctx, srv, cfg, log)
+}
+
+// readServeConfig reads the file, or the environment variable, and names
+// it for diagnostics.
+func readServeConfig(path, env string) ([]byte, string, error) {
+	if env != "" {
+		v, ok := os.LookupEnv(env)
+		if !ok || strings.TrimSpace(v) == "" {
+			return nil, "", fmt.Errorf("--config-env %s: the environment variable is not set or empty", env)
+		}
+		return []byte(v), "$" + env, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("config: %w", err)
+	}
+	return data, path, nil
 }
 
 // watchConfig reloads the policy on SIGHUP and, unless interval is 0, when

@@ -43,6 +43,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/warden-egress/warden/authz/kubetest"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -114,7 +115,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(netnsHelperEnv) != "" {
 		netnsHelperMain()
 	}
-	os.Exit(m.Run())
+	// kubetest.Main stops the shared kube-apiserver TestInjectAudit starts.
+	os.Exit(kubetest.Main(m))
 }
 
 // netnsHelperMain runs the role named in the environment and exits.
