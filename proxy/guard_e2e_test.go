@@ -18,7 +18,7 @@ import (
 
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/authz"
-	"github.com/warden-egress/warden/guard"
+	"github.com/warden-egress/warden/guard/detect"
 )
 
 // guardPolicy is basePolicy with guards; ${GUARDS} is the app's list.
@@ -42,7 +42,7 @@ func guardEnv(t *testing.T, guards string, mode string) *env {
 // authz keeps its own copy of the PII type names (it cannot import guard):
 // the two lists must agree.
 func TestGuardPIITypesAgree(t *testing.T) {
-	if got, want := authz.PIITypes, guard.PIITypes(); !slices.Equal(got, want) {
+	if got, want := authz.PIITypes, detect.PIITypes(); !slices.Equal(got, want) {
 		t.Fatalf("authz.PIITypes = %v\nguard.PIITypes() = %v", got, want)
 	}
 }

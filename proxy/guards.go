@@ -15,7 +15,7 @@ import (
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
-	"github.com/warden-egress/warden/guard"
+	"github.com/warden-egress/warden/guard/detect"
 )
 
 // This file runs the apps' guards (authz.GuardConfig, package guard) over
@@ -29,7 +29,7 @@ const wordsType = "DENIED_WORDS"
 // detectors, and what each detector's findings make Warden do.
 type compiledGuard struct {
 	name             string
-	scanner          *guard.Scanner
+	scanner          *detect.Scanner
 	actions          map[string]string // detector name -> block | mask | record
 	blockUnscannable bool
 	input, output    bool          // applies_to
@@ -84,9 +84,9 @@ func compileGuards(apps []policy.AppConfig, defs map[string]authz.GuardConfig) (
 func compileGuard(name string, def authz.GuardConfig) (*compiledGuard, error) {
 	g := &compiledGuard{name: name, actions: map[string]string{}, blockUnscannable: def.BlocksUnscannable(),
 		input: def.AppliesToInput(), output: def.AppliesToOutput()}
-	var ds []guard.Detector
+	var ds []detect.Detector
 	if p := def.PII; p != nil {
-		d, err := guard.NewPII(guard.PIIConfig{Types: p.Types, Regexes: p.Custom})
+		d, err := detect.NewPII(detect.PIIConfig{Types: p.Types, Regexes: p.Custom})
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +94,7 @@ func compileGuard(name string, def authz.GuardConfig) (*compiledGuard, error) {
 		g.actions[d.Name()] = p.EffectiveAction()
 	}
 	if w := def.Words; w != nil {
-		d, err := guard.NewWords(wordsType, w.List)
+		d, err := detect.NewWords(wordsType, w.List)
 		if err != nil {
 			return nil, err
 		}
@@ -102,7 +102,7 @@ func compileGuard(name string, def authz.GuardConfig) (*compiledGuard, error) {
 		g.actions[d.Name()] = w.EffectiveAction()
 	}
 	if j := def.Injection; j != nil {
-		d := guard.NewInjection()
+		d := detect.NewInjection()
 		ds = append(ds, d)
 		g.actions[d.Name()] = j.EffectiveAction()
 	}
@@ -113,7 +113,7 @@ func compileGuard(name string, def authz.GuardConfig) (*compiledGuard, error) {
 		}
 		g.bedrock = &bedrockGuard{cfg: *b, action: act}
 	}
-	g.scanner = guard.NewScanner(ds...)
+	g.scanner = detect.NewScanner(ds...)
 	return g, nil
 }
 
@@ -203,12 +203,12 @@ func runInputGuards(ctx context.Context, c *call, ag *appGuards, dryRun bool, ap
 
 	var masks []spanEdit
 	blockTypes := make([][]string, len(ag.input))
-	var buf []guard.Finding
+	var buf []detect.Finding
 	for si, sp := range ex.Texts {
 		var norm string
-		var toMask []guard.Finding
+		var toMask []detect.Finding
 		for gi, g := range ag.input {
-			var found []guard.Finding
+			var found []detect.Finding
 			norm, found = g.scanner.ScanAppend(buf[:0], sp.Text)
 			buf = found
 			for _, f := range found {
@@ -231,7 +231,7 @@ func runInputGuards(ctx context.Context, c *call, ag *appGuards, dryRun bool, ap
 			}
 		}
 		if len(toMask) > 0 {
-			masks = append(masks, spanEdit{si, guard.Mask(norm, toMask)})
+			masks = append(masks, spanEdit{si, detect.Mask(norm, toMask)})
 		}
 	}
 	for gi, g := range ag.input {
@@ -276,7 +276,7 @@ func runInputGuards(ctx context.Context, c *call, ag *appGuards, dryRun bool, ap
 	}
 
 	// Each masked span's JSON string literal is replaced by the JSON
-	// encoding of guard.Mask over its normalised text (so the text around
+	// encoding of detect.Mask over its normalised text (so the text around
 	// the placeholders is the normalised one, NFKC and all).
 	out.body = rewriteSpans(c.body, ex, masks)
 	return out

@@ -16,7 +16,7 @@ import (
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
-	"github.com/warden-egress/warden/guard"
+	"github.com/warden-egress/warden/guard/detect"
 )
 
 // This file runs the apps' output guards (applies_to: output) over the
@@ -75,7 +75,7 @@ type outputScan struct {
 	types    [][]string // per guard: the finding types it blocks on
 	unscan   []string   // per guard: why it blocks unscannable content, or ""
 	errs     []string   // per guard: why its bedrock: call failed and on_error blocks, or ""
-	buf      []guard.Finding
+	buf      []detect.Finding
 }
 
 func newOutputScan(gs []*compiledGuard, dryRun bool) *outputScan {
@@ -118,10 +118,10 @@ func (o *outputScan) blockAction() string {
 // the guard's index and its action (block, mask or record; a block is
 // reported as block even in dry-run: the caller decides). It returns the
 // normalised text the offsets refer to.
-func (o *outputScan) scan(text string, fn func(gi int, f guard.Finding, act string)) string {
+func (o *outputScan) scan(text string, fn func(gi int, f detect.Finding, act string)) string {
 	norm := text
 	for gi, g := range o.guards {
-		var found []guard.Finding
+		var found []detect.Finding
 		norm, found = g.scanner.ScanAppend(o.buf[:0], text)
 		o.buf = found
 		for _, f := range found {
@@ -255,10 +255,10 @@ func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Re
 		}
 	}
 	var edits []spanEdit
-	var toMask []guard.Finding
+	var toMask []detect.Finding
 	for i, sp := range ex.Texts {
 		toMask = toMask[:0]
-		norm := o.scan(sp.Text, func(gi int, f guard.Finding, act string) {
+		norm := o.scan(sp.Text, func(gi int, f detect.Finding, act string) {
 			switch act {
 			case authz.GuardBlock:
 				o.blockType(gi, f.Type)
@@ -269,7 +269,7 @@ func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Re
 			o.add(audit.Finding{Guard: o.guards[gi].name, Detector: f.Detector, Type: f.Type, Count: 1, Action: act})
 		})
 		if len(toMask) > 0 {
-			edits = append(edits, spanEdit{i, guard.Mask(norm, toMask)})
+			edits = append(edits, spanEdit{i, detect.Mask(norm, toMask)})
 		}
 	}
 	// bedrock: guards check the unmasked answer (source OUTPUT) before the
@@ -409,7 +409,7 @@ func (sg *streamGuard) next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string
 	}
 	h := &heldEvent{raw: bytes.Clone(f.Raw), ex: ex, norms: make([]string, len(ex.Texts))}
 	for i, sp := range ex.Texts {
-		h.norms[i] = guard.Normalize(sp.Text)
+		h.norms[i] = detect.Normalize(sp.Text)
 	}
 	if e, rule := sg.release(h); e != nil {
 		return nil, e, rule
@@ -457,7 +457,7 @@ func (sg *streamGuard) release(next *heldEvent) (*bedrock.APIError, string) {
 		base := l.pos - len(l.tail)
 		window := l.tail + held + ahead
 		var masks []heldMask
-		sg.o.scan(window, func(gi int, f guard.Finding, act string) {
+		sg.o.scan(window, func(gi int, f detect.Finding, act string) {
 			if f.End <= hs || f.Start >= he {
 				return // released already, or the next event's own
 			}

@@ -1,4 +1,4 @@
-package guard
+package detect
 
 // Finding is one detected span. Start and End are byte offsets into the
 // normalised text (see Normalize), End exclusive. A Finding never carries the

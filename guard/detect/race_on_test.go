@@ -1,6 +1,6 @@
 //go:build race
 
-package guard
+package detect
 
 // raceEnabled: sync.Pool drops items at random under the race detector, so
 // allocation counts are not asserted.

@@ -1,5 +1,5 @@
 //go:build !race
 
-package guard
+package detect
 
 const raceEnabled = false
