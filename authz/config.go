@@ -26,6 +26,8 @@ import (
 	"github.com/warden-egress/warden/authz/identity"
 	"github.com/warden-egress/warden/bedrock"
 	"gopkg.in/yaml.v3"
+
+	"github.com/warden-egress/warden/guard"
 )
 
 // Config is the whole Warden configuration file. The keys under listen,
@@ -52,8 +54,8 @@ type Config struct {
 	// the denial (for rolling Warden out); "enforce" (the default) denies.
 	Mode string `yaml:"mode"`
 
-	// Guards are named guardrails (see GuardConfig) that apps apply by name.
-	Guards map[string]GuardConfig `yaml:"guards"`
+	// Guards are named guardrails (see guard.Config) that apps apply by name.
+	Guards map[string]guard.Config `yaml:"guards"`
 }
 
 // Policy returns the policy's part of the file (apps, deny, mode) with the

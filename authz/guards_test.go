@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/warden-egress/warden/authz/policy"
+	"github.com/warden-egress/warden/guard"
 )
 
 // guarded is minimal with guards defined and applied by app a.
@@ -27,13 +28,13 @@ func TestGuardsConfig(t *testing.T) {
 		t.Fatalf("apps[0].guards = %v", got)
 	}
 	pb, nc, jb := cfg.Guards["pii-block"], cfg.Guards["no-competitors"], cfg.Guards["jailbreaks"]
-	if pb.PII.EffectiveAction() != GuardBlock || !pb.BlocksUnscannable() || !pb.AppliesToInput() || !pb.AppliesToOutput() || pb.Masks() {
+	if pb.PII.EffectiveAction() != guard.Block || !pb.BlocksUnscannable() || !pb.AppliesToInput() || !pb.AppliesToOutput() || pb.Masks() {
 		t.Errorf("pii-block: %+v", pb)
 	}
-	if nc.Words.EffectiveAction() != GuardRecord || !nc.AppliesToInput() || nc.AppliesToOutput() {
+	if nc.Words.EffectiveAction() != guard.Record || !nc.AppliesToInput() || nc.AppliesToOutput() {
 		t.Errorf("no-competitors: %+v", nc)
 	}
-	if jb.Injection.EffectiveAction() != GuardBlock || jb.BlocksUnscannable() {
+	if jb.Injection.EffectiveAction() != guard.Block || jb.BlocksUnscannable() {
 		t.Errorf("jailbreaks: %+v", jb)
 	}
 }
@@ -107,10 +108,10 @@ func TestBedrockGuardConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, a := cfg.Guards["managed"].Bedrock, cfg.Guards["managed-arn"].Bedrock
-	if m.ID != "abc123def456" || m.Version != "DRAFT" || m.EffectiveTimeout() != 2*time.Second || !m.BlocksOnError() || m.EffectiveAction() != GuardBlock {
+	if m.ID != "abc123def456" || m.Version != "DRAFT" || m.EffectiveTimeout() != 2*time.Second || !m.BlocksOnError() || m.EffectiveAction() != guard.Block {
 		t.Errorf("managed: %+v", m)
 	}
-	if a.Version != "12" || a.EffectiveTimeout() != 500*time.Millisecond || a.BlocksOnError() || a.EffectiveAction() != GuardRecord {
+	if a.Version != "12" || a.EffectiveTimeout() != 500*time.Millisecond || a.BlocksOnError() || a.EffectiveAction() != guard.Record {
 		t.Errorf("managed-arn: %+v", a)
 	}
 	if g := cfg.Guards["managed"]; g.Masks() {

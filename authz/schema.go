@@ -12,6 +12,7 @@ import (
 
 	"github.com/warden-egress/warden/authz/identity"
 	"github.com/warden-egress/warden/authz/policy"
+	"github.com/warden-egress/warden/guard"
 )
 
 // SchemaID is the $id of the config file's JSON Schema.
@@ -91,8 +92,9 @@ func schemaExtra() map[string]map[string]any {
 }
 
 func piiTypeEnum() []any {
-	out := make([]any, len(PIITypes))
-	for i, t := range PIITypes {
+	types := guard.PIITypes()
+	out := make([]any, len(types))
+	for i, t := range types {
 		out[i] = t
 	}
 	return out
@@ -155,9 +157,22 @@ var sectionNames = map[string]string{
 	"mitm":       "CAConfig",
 }
 
-// defName names a struct's schema definition: its Go name, or for a
-// section type named Config its name in sectionNames.
+// typeNames keep the definition names of other moved types whose Go name
+// in their new package says less than their old one (guard.PIIConfig was
+// authz.PIIGuardConfig).
+var typeNames = map[reflect.Type]string{
+	reflect.TypeFor[guard.PIIConfig]():       "PIIGuardConfig",
+	reflect.TypeFor[guard.WordsConfig]():     "WordsGuardConfig",
+	reflect.TypeFor[guard.InjectionConfig](): "InjectionGuardConfig",
+	reflect.TypeFor[guard.BedrockConfig]():   "BedrockGuardConfig",
+}
+
+// defName names a struct's schema definition: its Go name, or its name in
+// typeNames, or for a section type named Config its name in sectionNames.
 func defName(t reflect.Type) string {
+	if n, ok := typeNames[t]; ok {
+		return n
+	}
 	if t.Name() == "Config" && t.PkgPath() != reflect.TypeFor[Config]().PkgPath() {
 		if n, ok := sectionNames[path.Base(t.PkgPath())]; ok {
 			return n

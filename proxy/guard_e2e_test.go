@@ -18,7 +18,6 @@ import (
 
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/authz"
-	"github.com/warden-egress/warden/guard/detect"
 )
 
 // guardPolicy is basePolicy with guards; ${GUARDS} is the app's list.
@@ -37,14 +36,6 @@ func guardEnv(t *testing.T, guards string, mode string) *env {
 		p = strings.Replace(p, "    allow_weak_identity: true", "    mode: "+mode+"\n    allow_weak_identity: true", 1)
 	}
 	return startEnv(t, withPolicy(p))
-}
-
-// authz keeps its own copy of the PII type names (it cannot import guard):
-// the two lists must agree.
-func TestGuardPIITypesAgree(t *testing.T) {
-	if got, want := authz.PIITypes, detect.PIITypes(); !slices.Equal(got, want) {
-		t.Fatalf("authz.PIITypes = %v\nguard.PIITypes() = %v", got, want)
-	}
 }
 
 func findingsOf(r audit.Record, g string) []audit.Finding {

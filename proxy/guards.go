@@ -13,12 +13,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/guard"
 	"github.com/warden-egress/warden/guard/detect"
 )
 
-// This file runs the apps' guards (authz.GuardConfig, package guard) over
+// This file runs the apps' guards (guard.Config, package guard) over
 // request bodies; guards_output.go runs them over responses and streamed
 // answers.
 
@@ -48,7 +48,7 @@ type guardSet map[string]*appGuards
 
 // compileGuards builds the guards of apps from defs once per snapshot, each
 // guard once whatever the number of apps using it.
-func compileGuards(apps []policy.AppConfig, defs map[string]authz.GuardConfig) (guardSet, error) {
+func compileGuards(apps []policy.AppConfig, defs map[string]guard.Config) (guardSet, error) {
 	built := map[string]*compiledGuard{}
 	set := make(guardSet, len(apps))
 	for _, a := range apps {
@@ -81,7 +81,7 @@ func compileGuards(apps []policy.AppConfig, defs map[string]authz.GuardConfig) (
 	return set, nil
 }
 
-func compileGuard(name string, def authz.GuardConfig) (*compiledGuard, error) {
+func compileGuard(name string, def guard.Config) (*compiledGuard, error) {
 	g := &compiledGuard{name: name, actions: map[string]string{}, blockUnscannable: def.BlocksUnscannable(),
 		input: def.AppliesToInput(), output: def.AppliesToOutput()}
 	var ds []detect.Detector
@@ -108,7 +108,7 @@ func compileGuard(name string, def authz.GuardConfig) (*compiledGuard, error) {
 	}
 	if b := def.Bedrock; b != nil {
 		act := b.EffectiveAction()
-		if act == authz.GuardMask {
+		if act == guard.Mask {
 			return nil, fmt.Errorf("bedrock.action: mask is not supported")
 		}
 		g.bedrock = &bedrockGuard{cfg: *b, action: act}
@@ -164,9 +164,9 @@ const maxListedPaths = 5
 // apply calls ApplyGuardrail for the guards with a bedrock: detector.
 func runInputGuards(ctx context.Context, c *call, ag *appGuards, dryRun bool, apply guardrailApplier) guardOutcome {
 	var out guardOutcome
-	blockAction := authz.GuardBlock
+	blockAction := guard.Block
 	if dryRun {
-		blockAction = authz.GuardRecord
+		blockAction = guard.Record
 	}
 	block := func(g *compiledGuard, msg string) {
 		out.blocked = append(out.blocked, "guard "+g.name+": "+msg)
@@ -191,7 +191,7 @@ func runInputGuards(ctx context.Context, c *call, ag *appGuards, dryRun bool, ap
 			paths = paths[:maxListedPaths]
 		}
 		for _, g := range ag.input {
-			act := authz.GuardAllow
+			act := guard.Allow
 			if g.blockUnscannable {
 				act = blockAction
 				block(g, fmt.Sprintf("the request holds content Warden cannot scan (%s%s) and the guard blocks unscannable content",
@@ -213,18 +213,18 @@ func runInputGuards(ctx context.Context, c *call, ag *appGuards, dryRun bool, ap
 			buf = found
 			for _, f := range found {
 				act := g.actions[f.Detector]
-				if act == authz.GuardMask && c.passthrough {
+				if act == guard.Mask && c.passthrough {
 					// Config validation rejects mask under passthrough; should
 					// one get here, the signed body cannot change: block.
-					act = authz.GuardBlock
+					act = guard.Block
 				}
 				switch act {
-				case authz.GuardBlock:
+				case guard.Block:
 					if !slices.Contains(blockTypes[gi], f.Type) {
 						blockTypes[gi] = append(blockTypes[gi], f.Type)
 					}
 					act = blockAction
-				case authz.GuardMask:
+				case guard.Mask:
 					toMask = append(toMask, f)
 				}
 				out.findings = addFinding(out.findings, audit.Finding{Guard: g.name, Detector: f.Detector, Type: f.Type, Count: 1, Action: act})
@@ -247,7 +247,7 @@ func runInputGuards(ctx context.Context, c *call, ag *appGuards, dryRun bool, ap
 		}
 		found, failed := runBedrockGuard(ctx, apply, g.bedrock, types.GuardrailContentSourceInput, texts)
 		if failed != "" {
-			act := authz.GuardAllow
+			act := guard.Allow
 			if g.bedrock.cfg.BlocksOnError() {
 				act = blockAction
 				block(g, guardrailFailedMsg(g.bedrock, failed))
@@ -257,7 +257,7 @@ func runInputGuards(ctx context.Context, c *call, ag *appGuards, dryRun bool, ap
 		}
 		for _, t := range found {
 			act := g.bedrock.action
-			if act == authz.GuardBlock {
+			if act == guard.Block {
 				if !slices.Contains(blockTypes[gi], t) {
 					blockTypes[gi] = append(blockTypes[gi], t)
 				}
@@ -276,7 +276,7 @@ func runInputGuards(ctx context.Context, c *call, ag *appGuards, dryRun bool, ap
 	}
 
 	// Each masked span's JSON string literal is replaced by the JSON
-	// encoding of detect.Mask over its normalised text (so the text around
+	// encoding of guard.Mask over its normalised text (so the text around
 	// the placeholders is the normalised one, NFKC and all).
 	out.body = rewriteSpans(c.body, ex, masks)
 	return out

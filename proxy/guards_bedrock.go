@@ -14,8 +14,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/guard"
 )
 
 // This file is the bedrock guard kind: a detector backed by an Amazon
@@ -42,7 +42,7 @@ const (
 
 // bedrockGuard is a compiled bedrock: section.
 type bedrockGuard struct {
-	cfg    authz.BedrockGuardConfig
+	cfg    guard.BedrockConfig
 	action string // block | record
 }
 
@@ -200,7 +200,7 @@ func applyOutputBedrock(ctx context.Context, apply guardrailApplier, o *outputSc
 		}
 		found, failed := runBedrockGuard(ctx, apply, g.bedrock, types.GuardrailContentSourceOutput, texts)
 		if failed != "" {
-			act := authz.GuardAllow
+			act := guard.Allow
 			if g.bedrock.cfg.BlocksOnError() {
 				act = o.blockAction()
 				if o.errs[gi] == "" {
@@ -212,7 +212,7 @@ func applyOutputBedrock(ctx context.Context, apply guardrailApplier, o *outputSc
 		}
 		for _, t := range found {
 			act := g.bedrock.action
-			if act == authz.GuardBlock {
+			if act == guard.Block {
 				o.blockType(gi, t)
 				act = o.blockAction()
 			}

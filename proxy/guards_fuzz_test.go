@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/guard"
 )
 
 // Seeded PII the mask guard must rewrite wherever the fuzzer puts text
@@ -29,9 +29,9 @@ func FuzzMaskRewrite(f *testing.F) {
 	f.Add("mail \"me\" at", "<b>now</b> & then", "ｆｕｌｌ width １２３", "line\nbreak\t\u2028", uint8(1))
 	f.Add("zero\u200bwidth", "emoji 😀 \\ slash", "x@y", "{EMAIL}", uint8(2))
 	f.Add("\xff\xfe invalid", "a\u0000b", "🙂", "ssn:", uint8(7))
-	g, err := compileGuard("pii-mask", authz.GuardConfig{
-		PII:         &authz.PIIGuardConfig{Types: []string{"EMAIL", "US_SOCIAL_SECURITY_NUMBER", "CREDIT_DEBIT_CARD_NUMBER"}, Action: authz.GuardMask},
-		Unscannable: authz.GuardAllow,
+	g, err := compileGuard("pii-mask", guard.Config{
+		PII:         &guard.PIIConfig{Types: []string{"EMAIL", "US_SOCIAL_SECURITY_NUMBER", "CREDIT_DEBIT_CARD_NUMBER"}, Action: guard.Mask},
+		Unscannable: guard.Allow,
 	})
 	if err != nil {
 		f.Fatal(err)

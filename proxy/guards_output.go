@@ -14,8 +14,8 @@ import (
 	"github.com/warden-egress/warden/authz/policy"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/guard"
 	"github.com/warden-egress/warden/guard/detect"
 )
 
@@ -95,7 +95,7 @@ func (o *outputScan) unscannable(paths []string) {
 	}
 	listed := paths[:min(len(paths), maxListedPaths)]
 	for gi, g := range o.guards {
-		act := authz.GuardAllow
+		act := guard.Allow
 		if g.blockUnscannable {
 			act = o.blockAction()
 			if o.unscan[gi] == "" {
@@ -109,9 +109,9 @@ func (o *outputScan) unscannable(paths []string) {
 
 func (o *outputScan) blockAction() string {
 	if o.dryRun {
-		return authz.GuardRecord
+		return guard.Record
 	}
-	return authz.GuardBlock
+	return guard.Block
 }
 
 // scan runs every output guard over text and calls fn for each finding with
@@ -260,10 +260,10 @@ func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Re
 		toMask = toMask[:0]
 		norm := o.scan(sp.Text, func(gi int, f detect.Finding, act string) {
 			switch act {
-			case authz.GuardBlock:
+			case guard.Block:
 				o.blockType(gi, f.Type)
 				act = o.blockAction()
-			case authz.GuardMask:
+			case guard.Mask:
 				toMask = append(toMask, f)
 			}
 			o.add(audit.Finding{Guard: o.guards[gi].name, Detector: f.Detector, Type: f.Type, Count: 1, Action: act})
@@ -471,20 +471,20 @@ func (sg *streamGuard) release(next *heldEvent) (*bedrock.APIError, string) {
 			}
 			rec := act
 			switch act {
-			case authz.GuardBlock:
+			case guard.Block:
 				sg.o.blockType(gi, f.Type)
 				if !sg.o.dryRun {
 					blocked = true
 				}
 				rec = sg.o.blockAction()
-			case authz.GuardMask:
+			case guard.Mask:
 				placeholder := f.Start >= hs || dup < 0 || !l.seen[dup].masked
 				masks = append(masks, heldMask{max(f.Start, hs) - hs, min(f.End, he) - hs, f.Type, placeholder})
 			}
 			if dup < 0 {
 				sg.o.add(audit.Finding{Guard: sg.o.guards[gi].name, Detector: f.Detector, Type: f.Type, Count: 1, Action: rec})
-				l.seen = append(l.seen, seenFinding{gi, f.Type, as, ae, act == authz.GuardMask})
-			} else if act == authz.GuardMask {
+				l.seen = append(l.seen, seenFinding{gi, f.Type, as, ae, act == guard.Mask})
+			} else if act == guard.Mask {
 				l.seen[dup].masked = true
 			}
 		})

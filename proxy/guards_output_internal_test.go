@@ -7,13 +7,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/guard"
 )
 
 func testStreamGuard(t testing.TB, action string, types ...string) *streamGuard {
 	t.Helper()
-	g, err := compileGuard("g", authz.GuardConfig{PII: &authz.PIIGuardConfig{Types: types, Action: action}, Unscannable: "allow"})
+	g, err := compileGuard("g", guard.Config{PII: &guard.PIIConfig{Types: types, Action: action}, Unscannable: "allow"})
 	if err != nil {
 		t.Fatal(err)
 	}
