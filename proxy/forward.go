@@ -16,6 +16,7 @@ import (
 
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/guard"
 )
 
 const eventStreamType = "application/vnd.amazon.eventstream"
@@ -84,7 +85,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 			copyResponseHeader(w.Header(), resp.Header)
 			s.relayGuardedStream(w, c, resp, ag, dryRun)
 		} else {
-			s.relayGuardedUnary(w, c, resp, ag, dryRun) // guards_output.go
+			s.relayGuardedUnary(w, c, resp, ag, dryRun) // guards.go
 		}
 		return
 	}
@@ -212,7 +213,7 @@ func errorForStatus(status int) *bedrock.APIError {
 // With output guards (sg non-nil) each frame passes through sg, which may
 // hold a text event until the next one arrives, rewrite it, or end the
 // stream with an exception frame.
-func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response, sg *streamGuard) {
+func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response, sg *guard.Stream) {
 	ctx := resp.Request.Context()
 	w.Header().Del("Content-Length")
 	w.WriteHeader(resp.StatusCode)
@@ -271,7 +272,7 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 		}
 		if err != nil {
 			if sg != nil { // release what the guard still holds
-				out, blockErr, rule := sg.end()
+				out, blockErr, rule := sg.End()
 				if blockErr != nil {
 					stop(blockErr, rule)
 					return
@@ -302,7 +303,7 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 		if sg != nil {
 			var blockErr *bedrock.APIError
 			var rule string
-			if out, blockErr, rule = sg.next(f); blockErr != nil {
+			if out, blockErr, rule = sg.Next(f); blockErr != nil {
 				stop(blockErr, rule)
 				return
 			}

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/guard"
 )
 
 // snapshot is everything a request reads that a reload may replace. It is
@@ -26,8 +27,8 @@ import (
 type snapshot struct {
 	cfg    *authz.Config // the file the snapshot came from (apps applied; other keys as at start)
 	policy *policy.Policy
-	hash   string   // authz.PolicyHash
-	guards guardSet // every app's compiled guards
+	hash   string     // authz.PolicyHash
+	guards *guard.Set // every app's compiled guards
 }
 
 // newSnapshot compiles cfg's policy for the region Warden forwards to (fixed
@@ -37,7 +38,7 @@ func newSnapshot(cfg *authz.Config, region string) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	guards, err := compileGuards(cfg.Apps, cfg.Guards)
+	guards, err := guard.Compile(guardApps(cfg.Apps), cfg.Guards)
 	if err != nil {
 		return nil, err
 	}

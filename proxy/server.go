@@ -31,6 +31,7 @@ import (
 
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/guard"
 )
 
 // Options configure a Server.
@@ -70,6 +71,7 @@ type Server struct {
 	registry    *prometheus.Registry
 
 	creds     aws.CredentialsProvider
+	guardrail guard.Guardrail // the guards' bedrock: detector (ApplyGuardrail)
 	signer    *sigv4.Signer
 	region    string
 	upstream  *url.URL
@@ -189,6 +191,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.transport = NewUpstreamTransport()
 	s.transport.ResponseHeaderTimeout = s.upstreamCfg.ResponseHeaderTimeout
 	s.upstreamRT = s.transport
+	s.guardrail = guard.NewBedrock(guard.BedrockOptions{Region: s.region, Credentials: s.creds,
+		Endpoint: s.upstream.String(), HTTPClient: &http.Client{Transport: s.transport}})
 	return s, nil
 }
 

@@ -1,39 +1,34 @@
-package proxy
+package guard
 
 import (
 	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/warden-egress/warden/authz/policy"
-
-	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/bedrock"
-	"github.com/warden-egress/warden/guard"
 	"github.com/warden-egress/warden/guard/detect"
 )
 
 // This file runs the apps' output guards (applies_to: output) over the
 // model's answers: unary response bodies are buffered, scanned and then
 // passed, masked or refused; event streams are scanned event by event with
-// a carry-over window and at most one event held back (see streamGuard).
+// a carry-over window and at most one event held back (see Stream).
 //
 // A guard's bedrock: detector (ApplyGuardrail, source OUTPUT) runs on unary
 // answers only; in a stream it is not applied (no call per event): apps
 // that stream attach the guardrail with apps[].bedrock_guardrail instead,
 // which Bedrock applies to streamed answers.
 
-// maxGuardedResponse bounds the unary response body output guards buffer.
-// A bigger body cannot be scanned: it counts as unscannable content, so a
-// guard with unscannable: block refuses it and one with unscannable: allow
-// lets it through unscanned (findings record UNSCANNABLE).
-const maxGuardedResponse = 10 << 20
+// MaxAnswerBytes bounds the unary answer body the output guards scan (the
+// caller buffers at most this much). A bigger body cannot be scanned: it
+// counts as unscannable content, so a guard with unscannable: block refuses
+// it and one with unscannable: allow lets it through unscanned (findings
+// record UNSCANNABLE).
+const MaxAnswerBytes = 10 << 20
 
 // outputWindow is how many bytes of already released, normalised text each
 // stream lane keeps as left context for the next scan. Every fixed-format
@@ -44,46 +39,23 @@ const maxGuardedResponse = 10 << 20
 // three or more events can be missed.
 const outputWindow = 128
 
-// PhaseOutput marks audit findings in the model's answer.
-const phaseOutput = "output"
-
-// outputGuards returns the app's output guards for a call whose answer is
-// model text (Converse*, InvokeModel*), nil otherwise, and whether blocks
-// are only recorded (the app, or the whole policy, is in dry-run).
-func (s *Server) outputGuards(c *call) (*appGuards, bool) {
-	switch c.route.Op {
-	case bedrock.OpConverse, bedrock.OpConverseStream, bedrock.OpInvokeModel, bedrock.OpInvokeModelWithResponseStream:
-	default:
-		return nil, false
-	}
-	snap := c.snap // the policy that decided the call also guards its answer
-	if snap == nil || c.rec.App == "" {
-		return nil, false
-	}
-	ag := snap.guards[c.rec.App]
-	if ag == nil || len(ag.output) == 0 {
-		return nil, false
-	}
-	return ag, ag.dryRun || snap.cfg != nil && snap.cfg.Mode == policy.ModeDryRun
-}
-
 // outputScan collects what the output guards found in one answer.
 type outputScan struct {
-	guards   []*compiledGuard
+	guards   []*compiled
 	dryRun   bool
-	findings []audit.Finding
+	findings []Finding
 	types    [][]string // per guard: the finding types it blocks on
 	unscan   []string   // per guard: why it blocks unscannable content, or ""
 	errs     []string   // per guard: why its bedrock: call failed and on_error blocks, or ""
 	buf      []detect.Finding
 }
 
-func newOutputScan(gs []*compiledGuard, dryRun bool) *outputScan {
+func newOutputScan(gs []*compiled, dryRun bool) *outputScan {
 	return &outputScan{guards: gs, dryRun: dryRun, types: make([][]string, len(gs)), unscan: make([]string, len(gs)), errs: make([]string, len(gs))}
 }
 
-func (o *outputScan) add(f audit.Finding) {
-	f.Phase = phaseOutput
+func (o *outputScan) add(f Finding) {
+	f.Phase = PhaseOutput
 	o.findings = addFinding(o.findings, f)
 }
 
@@ -95,7 +67,7 @@ func (o *outputScan) unscannable(paths []string) {
 	}
 	listed := paths[:min(len(paths), maxListedPaths)]
 	for gi, g := range o.guards {
-		act := guard.Allow
+		act := Allow
 		if g.blockUnscannable {
 			act = o.blockAction()
 			if o.unscan[gi] == "" {
@@ -103,15 +75,15 @@ func (o *outputScan) unscannable(paths []string) {
 					strings.Join(listed, ", "), more)
 			}
 		}
-		o.add(audit.Finding{Guard: g.name, Type: "UNSCANNABLE", Count: len(paths), Action: act})
+		o.add(Finding{Guard: g.name, Type: "UNSCANNABLE", Count: len(paths), Action: act})
 	}
 }
 
 func (o *outputScan) blockAction() string {
 	if o.dryRun {
-		return guard.Record
+		return Record
 	}
-	return guard.Block
+	return Block
 }
 
 // scan runs every output guard over text and calls fn for each finding with
@@ -164,15 +136,6 @@ func (o *outputScan) blocked() (msg, rule string) {
 	return strings.Join(parts, "; "), rule
 }
 
-// recordDryRunBlock notes in the audit record that a dry-run app's output
-// guard would have blocked (a policy denial recorded first keeps its rule).
-func recordDryRunBlock(c *call, msg, rule string) {
-	if c.rec.Decision == audit.DecisionAllow {
-		c.rec.Decision = audit.DecisionDryRunDeny
-		c.rec.Rule, c.rec.Reason = rule, "warden: "+msg
-	}
-}
-
 // spanEdit replaces the text of ex.Texts[i] with text.
 type spanEdit struct {
 	i    int
@@ -211,43 +174,42 @@ func rewriteSpans(body []byte, ex bedrock.Extracted, edits []spanEdit) []byte {
 	return applyEdits(body, outer, at)
 }
 
-// relayGuardedUnary buffers a 2xx unary answer (up to maxGuardedResponse),
-// scans it with the output guards and relays it, masked where a guard
-// masks, or answers 403 AccessDeniedException when one blocks.
-func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Response, ag *appGuards, dryRun bool) {
-	// The buffered answer counts against the body budget, as the request did.
-	br := &bodyReader{r: resp.Body, res: &c.res}
-	br.held.Store(c.res.n) // the request's bytes are held until the call ends
-	body, err := io.ReadAll(io.LimitReader(br, maxGuardedResponse+1))
-	if br.err != nil {
-		s.fail(w, c, s.budgetRefused(c, br.err, true), "limits.inflight_body_bytes")
-		return
+// Answer is a unary answer as the output guards see it.
+type Answer struct {
+	// Op and Family are the call's operation and model family (as
+	// bedrock.ExtractResponse takes them).
+	Op     bedrock.Operation
+	Family string
+	// Body is the answer's body; Oversize says it is longer than
+	// MaxAnswerBytes (Body then holds its first bytes and is not scanned).
+	Body     []byte
+	Oversize bool
+	// ContentEncoding is the answer's Content-Encoding: one other than
+	// identity cannot be scanned.
+	ContentEncoding string
+	// DryRun: a block is recorded, not enforced.
+	DryRun bool
+}
+
+// CheckAnswer scans a unary answer (Converse, InvokeModel) with g's output
+// guards: what they found, the masked body, and whether they block. The
+// guards with a bedrock: detector check the unmasked answer (ApplyGuardrail,
+// source OUTPUT) through gr before the client sees any of it; ctx is the
+// client's request, so a client that goes away cancels that call.
+func (ag *Guards) CheckAnswer(ctx context.Context, a Answer, gr Guardrail) Outcome {
+	if !ag.HasOutput() {
+		return Outcome{DryRun: a.DryRun}
 	}
-	if err != nil {
-		if resp.Request != nil && resp.Request.Context().Err() != nil {
-			c.rec.Status, c.rec.ErrorType = 499, "ClientClosedRequest"
-			return
-		}
-		s.fail(w, c, bedrock.ServiceUnavailable("warden: reading the upstream response failed (%s)", describeStreamErr(err)), "upstream")
-		return
-	}
-	o := newOutputScan(ag.output, dryRun)
+	o := newOutputScan(ag.output, a.DryRun)
 	var ex bedrock.Extracted
-	oversize := len(body) > maxGuardedResponse
-	// The tokens were spent whatever the guards decide: recorded first.
-	var whole []byte
-	if !oversize {
-		whole = body
-	}
-	u, uok := unaryUsage(c, resp.Header, whole)
-	s.recordUsage(c, u, uok)
-	switch enc := resp.Header.Get("Content-Encoding"); {
-	case oversize:
-		o.unscannable([]string{fmt.Sprintf("a response body over the %d bytes Warden scans", maxGuardedResponse)})
+	switch enc := a.ContentEncoding; {
+	case a.Oversize:
+		o.unscannable([]string{fmt.Sprintf("a response body over the %d bytes Warden scans", MaxAnswerBytes)})
 	case enc != "" && enc != "identity":
 		o.unscannable([]string{"the body (Content-Encoding " + enc + ")"})
 	default:
-		if ex, err = bedrock.ExtractResponse(c.route.Op, requestFamily(c), body); err != nil {
+		var err error
+		if ex, err = bedrock.ExtractResponse(a.Op, a.Family, a.Body); err != nil {
 			ex = bedrock.Extracted{Unscannable: []string{"the body (not JSON)"}}
 		}
 		if len(ex.Unscannable) > 0 {
@@ -260,79 +222,39 @@ func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Re
 		toMask = toMask[:0]
 		norm := o.scan(sp.Text, func(gi int, f detect.Finding, act string) {
 			switch act {
-			case guard.Block:
+			case Block:
 				o.blockType(gi, f.Type)
 				act = o.blockAction()
-			case guard.Mask:
+			case Mask:
 				toMask = append(toMask, f)
 			}
-			o.add(audit.Finding{Guard: o.guards[gi].name, Detector: f.Detector, Type: f.Type, Count: 1, Action: act})
+			o.add(Finding{Guard: o.guards[gi].name, Detector: f.Detector, Type: f.Type, Count: 1, Action: act})
 		})
 		if len(toMask) > 0 {
 			edits = append(edits, spanEdit{i, detect.Mask(norm, toMask)})
 		}
 	}
-	// bedrock: guards check the unmasked answer (source OUTPUT) before the
-	// client sees any of it; streams never get here (guards_bedrock.go).
-	ctx := context.Background()
-	if resp.Request != nil {
-		ctx = resp.Request.Context() // the client's: its going away cancels the call
-	}
-	applyOutputBedrock(ctx, s.applyGuardrail, o, ex)
-	c.rec.Findings = append(c.rec.Findings, o.findings...)
-	if msg, rule := o.blocked(); msg != "" {
-		if !dryRun {
-			c.rec.Decision, c.rec.Rule = audit.DecisionDeny, rule
-			s.fail(w, c, bedrock.AccessDenied("warden: %s", msg), rule)
-			return
-		}
-		recordDryRunBlock(c, msg, rule)
+	// bedrock: guards check the unmasked answer (source OUTPUT); streams
+	// never get here (bedrock.go).
+	applyOutputBedrock(ctx, gr, o, ex)
+	out := o.outcome()
+	if out.Blocked() && !a.DryRun {
+		return out
 	}
 	if len(edits) > 0 {
-		body = rewriteSpans(body, ex, edits)
+		out.Body = rewriteSpans(a.Body, ex, edits)
 	}
-	copyResponseHeader(w.Header(), resp.Header)
-	if oversize {
-		w.Header().Del("Content-Length")
-	} else {
-		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
-	}
-	w.WriteHeader(resp.StatusCode)
-	hw := newHashWriter(w, false, 0)
-	hw.also = c.capture
-	n, werr := hw.Write(body)
-	c.rec.BytesOut = int64(n)
-	defer func() { c.rec.ResponseSHA256 = hw.hexSum(); hw.release() }()
-	if oversize && werr == nil {
-		bp := copyBufPool.Get().(*[]byte)
-		m, err := io.CopyBuffer(hw, resp.Body, *bp)
-		copyBufPool.Put(bp)
-		c.rec.BytesOut += m
-		if err != nil && resp.Request.Context().Err() == nil {
-			c.rec.ErrorType = "UpstreamBodyError"
-			panic(http.ErrAbortHandler)
-		}
-	}
+	return out
 }
 
-// relayGuardedStream is relayStream with output guards: each event passes
-// through a streamGuard, which holds a text event until the next event
-// arrives (or the stream ends) so a value split across two events is seen
-// whole before either part leaves. On a block the client gets a
-// modelStreamErrorException frame naming the guard and the finding types,
-// and the stream ends.
-func (s *Server) relayGuardedStream(w http.ResponseWriter, c *call, resp *http.Response, ag *appGuards, dryRun bool) {
-	sg := newStreamGuard(c.route.Op, requestFamily(c), ag.output, dryRun)
-	defer func() {
-		c.rec.Findings = append(c.rec.Findings, sg.o.findings...)
-		if msg, rule := sg.o.blocked(); msg != "" && dryRun {
-			recordDryRunBlock(c, msg, rule)
-		}
-	}()
-	s.relayStream(w, c, resp, sg)
+// outcome is what o found so far: the findings and, when a guard blocks,
+// why.
+func (o *outputScan) outcome() Outcome {
+	msg, rule := o.blocked()
+	return Outcome{Findings: o.findings, Message: msg, Rule: rule, DryRun: o.dryRun}
 }
 
-// streamGuard scans a stream's events. Text is kept per lane (the JSON path
+// Stream scans a stream's events. Text is kept per lane (the JSON path
 // of the text in the event: "delta.text", "delta.toolUse.input",
 // "bytes/delta.text", …), so a content block's deltas read as one text.
 //
@@ -345,7 +267,7 @@ func (s *Server) relayGuardedStream(w http.ResponseWriter, c *call, resp *http.R
 // two events is thus caught before either half leaves Warden; one spread
 // over three or more events is caught when the window completes it, and
 // only its unreleased part can be masked.
-type streamGuard struct {
+type Stream struct {
 	op     bedrock.Operation
 	family string
 	o      *outputScan
@@ -375,13 +297,24 @@ type heldEvent struct {
 	norms []string // per span: normalised text
 }
 
-func newStreamGuard(op bedrock.Operation, family string, gs []*compiledGuard, dryRun bool) *streamGuard {
-	return &streamGuard{op: op, family: family, o: newOutputScan(gs, dryRun), lanes: map[string]*lane{}}
+// NewStream returns the scanner of one streamed answer (ConverseStream,
+// InvokeModelWithResponseStream) with g's output guards; dryRun records
+// blocks instead of stopping the stream. g must have output guards.
+func (ag *Guards) NewStream(op bedrock.Operation, family string, dryRun bool) *Stream {
+	return newStream(op, family, ag.output, dryRun)
 }
 
-// next takes one frame and returns the bytes to send now (valid until the
+func newStream(op bedrock.Operation, family string, gs []*compiled, dryRun bool) *Stream {
+	return &Stream{op: op, family: family, o: newOutputScan(gs, dryRun), lanes: map[string]*lane{}}
+}
+
+// Outcome is what the guards found in the stream so far (its Body is nil:
+// the events carry their own edits).
+func (sg *Stream) Outcome() Outcome { return sg.o.outcome() }
+
+// Next takes one frame and returns the bytes to send now (valid until the
 // next call), or the error to end the stream with and its rule.
-func (sg *streamGuard) next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
+func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 	sg.out = sg.out[:0]
 	var ex bedrock.Extracted
 	if f.MessageType() == bedrock.MessageTypeEvent {
@@ -418,8 +351,8 @@ func (sg *streamGuard) next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string
 	return sg.out, nil, ""
 }
 
-// end releases the held event at the end of the stream.
-func (sg *streamGuard) end() ([]byte, *bedrock.APIError, string) {
+// End releases the held event at the end of the stream.
+func (sg *Stream) End() ([]byte, *bedrock.APIError, string) {
 	sg.out = sg.out[:0]
 	if e, rule := sg.release(nil); e != nil {
 		return nil, e, rule
@@ -430,7 +363,7 @@ func (sg *streamGuard) end() ([]byte, *bedrock.APIError, string) {
 // release scans the held event with next's text as look-ahead and appends
 // it (masked if a guard masks) to sg.out, or returns the error that stops
 // the stream.
-func (sg *streamGuard) release(next *heldEvent) (*bedrock.APIError, string) {
+func (sg *Stream) release(next *heldEvent) (*bedrock.APIError, string) {
 	h := sg.held
 	if h == nil {
 		return nil, ""
@@ -471,20 +404,20 @@ func (sg *streamGuard) release(next *heldEvent) (*bedrock.APIError, string) {
 			}
 			rec := act
 			switch act {
-			case guard.Block:
+			case Block:
 				sg.o.blockType(gi, f.Type)
 				if !sg.o.dryRun {
 					blocked = true
 				}
 				rec = sg.o.blockAction()
-			case guard.Mask:
+			case Mask:
 				placeholder := f.Start >= hs || dup < 0 || !l.seen[dup].masked
 				masks = append(masks, heldMask{max(f.Start, hs) - hs, min(f.End, he) - hs, f.Type, placeholder})
 			}
 			if dup < 0 {
-				sg.o.add(audit.Finding{Guard: sg.o.guards[gi].name, Detector: f.Detector, Type: f.Type, Count: 1, Action: rec})
-				l.seen = append(l.seen, seenFinding{gi, f.Type, as, ae, act == guard.Mask})
-			} else if act == guard.Mask {
+				sg.o.add(Finding{Guard: sg.o.guards[gi].name, Detector: f.Detector, Type: f.Type, Count: 1, Action: rec})
+				l.seen = append(l.seen, seenFinding{gi, f.Type, as, ae, act == Mask})
+			} else if act == Mask {
 				l.seen[dup].masked = true
 			}
 		})

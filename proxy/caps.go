@@ -429,3 +429,39 @@ func containsFold(list []string, s string) bool {
 	}
 	return false
 }
+
+// applyEdits returns b with each [start,end) replaced; the ranges do not
+// overlap. (Package guard keeps its own copy for masking: the caps are a
+// policy matter and do not go through it.)
+func applyEdits[E any](b []byte, edits []E, at func(E) (int, int, []byte)) []byte {
+	slices.SortFunc(edits, func(x, y E) int { a, _, _ := at(x); b, _, _ := at(y); return a - b })
+	out := make([]byte, 0, len(b)+64*len(edits))
+	pos := 0
+	for _, e := range edits {
+		s, end, lit := at(e)
+		out = append(out, b[pos:s]...)
+		out = append(out, lit...)
+		pos = end
+	}
+	return append(out, b[pos:]...)
+}
+
+// jsonString encodes s as a JSON string literal (HTML characters as they are).
+func jsonString(s string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string: cannot fail
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// addFinding counts f into fs, one entry per guard, detector, type and action.
+func addFinding(fs []audit.Finding, f audit.Finding) []audit.Finding {
+	for i := range fs {
+		if fs[i].Guard == f.Guard && fs[i].Detector == f.Detector && fs[i].Type == f.Type && fs[i].Action == f.Action {
+			fs[i].Count += f.Count
+			return fs
+		}
+	}
+	return append(fs, f)
+}

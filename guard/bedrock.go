@@ -1,10 +1,9 @@
-package proxy
+package guard
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -13,9 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/bedrock"
-	"github.com/warden-egress/warden/guard"
 )
 
 // This file is the bedrock guard kind: a detector backed by an Amazon
@@ -26,11 +23,15 @@ import (
 // Input: the request's texts, source INPUT, before anything is forwarded.
 // Output: a unary answer's texts (Converse, InvokeModel), source OUTPUT,
 // once the whole answer is buffered and before the client sees any of it
-// (relayGuardedUnary). Streamed answers (ConverseStream,
+// (CheckAnswer). Streamed answers (ConverseStream,
 // InvokeModelWithResponseStream) are NOT checked by this kind: a paid,
 // round-tripping call per event would stall the stream and still see only
 // fragments. For streams, attach the guardrail to the call itself with
 // apps[].bedrock_guardrail, which Bedrock applies to streamed answers.
+//
+// The guards reach the guardrail through the Guardrail interface: Bedrock
+// is its implementation for Amazon Bedrock's ApplyGuardrail, and tests plug
+// a fake.
 
 // bedrockType is the finding type of a guardrail intervention; the
 // assessment's policy names (never the matched values) follow it.
@@ -42,50 +43,81 @@ const (
 
 // bedrockGuard is a compiled bedrock: section.
 type bedrockGuard struct {
-	cfg    guard.BedrockConfig
+	cfg    BedrockConfig
 	action string // block | record
 }
 
-// guardrailVerdict is what one ApplyGuardrail call said.
-type guardrailVerdict struct {
-	intervened bool
-	types      []string // policy findings, e.g. TOPIC:Finance, CONTENT:PROMPT_ATTACK, PII:EMAIL
+// Guardrail applies an Amazon Bedrock guardrail to texts.
+type Guardrail interface {
+	ApplyGuardrail(ctx context.Context, req GuardrailRequest) (Verdict, error)
 }
 
-// guardrailApplier calls ApplyGuardrail; runInputGuards takes one so the
-// tests and the server can supply theirs.
-type guardrailApplier func(ctx context.Context, g *bedrockGuard, source types.GuardrailContentSource, texts []string) (guardrailVerdict, error)
+// GuardrailRequest is one ApplyGuardrail call.
+type GuardrailRequest struct {
+	// ID and Version name the guardrail (bedrock.id, bedrock.version).
+	ID, Version string
+	// Source is INPUT for a request's texts, OUTPUT for an answer's.
+	Source types.GuardrailContentSource
+	// Texts are the call's texts, one text block each.
+	Texts []string
+}
 
-// applyGuardrail is the Server's guardrailApplier: the Go SDK with Warden's
-// credentials and region, pointed at the upstream URL through Warden's
-// upstream transport. No retries: the call's timeout is short and a failure
-// is on_error's to decide.
-func (s *Server) applyGuardrail(ctx context.Context, g *bedrockGuard, source types.GuardrailContentSource, texts []string) (guardrailVerdict, error) {
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.EffectiveTimeout())
-	defer cancel()
-	client := bedrockruntime.New(bedrockruntime.Options{
-		Region:           s.region,
-		Credentials:      s.creds,
-		BaseEndpoint:     aws.String(s.upstream.String()),
-		HTTPClient:       &http.Client{Transport: s.transport},
+// Verdict is what one ApplyGuardrail call said.
+type Verdict struct {
+	// Intervened is Bedrock's GUARDRAIL_INTERVENED.
+	Intervened bool
+	// Types name the policies that acted, e.g. TOPIC:Finance,
+	// CONTENT:PROMPT_ATTACK, PII:EMAIL; never a matched value.
+	Types []string
+}
+
+// BedrockOptions configure a Bedrock guardrail client.
+type BedrockOptions struct {
+	Region      string
+	Credentials aws.CredentialsProvider
+	// Endpoint is the Bedrock runtime URL (Warden's upstream).
+	Endpoint string
+	// HTTPClient sends the calls (Warden's upstream transport).
+	HTTPClient bedrockruntime.HTTPClient
+}
+
+// Bedrock is the Guardrail of Amazon Bedrock's ApplyGuardrail: the Go SDK
+// with Warden's credentials and region, at its upstream URL through its
+// upstream transport. No retries: the call's timeout is short and a
+// failure is on_error's to decide.
+type Bedrock struct {
+	client *bedrockruntime.Client
+}
+
+// NewBedrock returns the ApplyGuardrail client o describes.
+func NewBedrock(o BedrockOptions) *Bedrock {
+	return &Bedrock{client: bedrockruntime.New(bedrockruntime.Options{
+		Region:           o.Region,
+		Credentials:      o.Credentials,
+		BaseEndpoint:     aws.String(o.Endpoint),
+		HTTPClient:       o.HTTPClient,
 		RetryMaxAttempts: 1,
-	})
-	content := make([]types.GuardrailContentBlock, 0, len(texts))
-	for _, t := range texts {
+	})}
+}
+
+// ApplyGuardrail implements Guardrail.
+func (b *Bedrock) ApplyGuardrail(ctx context.Context, req GuardrailRequest) (Verdict, error) {
+	content := make([]types.GuardrailContentBlock, 0, len(req.Texts))
+	for _, t := range req.Texts {
 		content = append(content, &types.GuardrailContentBlockMemberText{Value: types.GuardrailTextBlock{Text: aws.String(t)}})
 	}
-	out, err := client.ApplyGuardrail(ctx, &bedrockruntime.ApplyGuardrailInput{
-		GuardrailIdentifier: aws.String(g.cfg.ID),
-		GuardrailVersion:    aws.String(g.cfg.Version),
-		Source:              source,
+	out, err := b.client.ApplyGuardrail(ctx, &bedrockruntime.ApplyGuardrailInput{
+		GuardrailIdentifier: aws.String(req.ID),
+		GuardrailVersion:    aws.String(req.Version),
+		Source:              req.Source,
 		Content:             content,
 	})
 	if err != nil {
-		return guardrailVerdict{}, err
+		return Verdict{}, err
 	}
-	v := guardrailVerdict{intervened: out.Action == types.GuardrailActionGuardrailIntervened}
-	if v.intervened {
-		v.types = assessmentTypes(out.Assessments)
+	v := Verdict{Intervened: out.Action == types.GuardrailActionGuardrailIntervened}
+	if v.Intervened {
+		v.Types = assessmentTypes(out.Assessments)
 	}
 	return v, nil
 }
@@ -151,23 +183,26 @@ func guardrailErrorSummary(err error) string {
 	}
 }
 
-// runBedrockGuard applies g's guardrail to texts and reports what the
-// caller does: the finding types to act on under g's action, or, when the
-// call failed, an error summary (on_error decides). source is INPUT for a
-// request, OUTPUT for an answer; ctx is the client's request context (the
-// guard's timeout is added on top), so a client that goes away cancels it.
-func runBedrockGuard(ctx context.Context, apply guardrailApplier, g *bedrockGuard, source types.GuardrailContentSource, texts []string) (found []string, failed string) {
-	if apply == nil {
+// runBedrockGuard applies g's guardrail to texts through gr and reports
+// what the caller does: the finding types to act on under g's action, or,
+// when the call failed, an error summary (on_error decides). source is
+// INPUT for a request, OUTPUT for an answer; ctx is the client's request
+// context, and the guard's timeout (bedrock.timeout) is added on top, so a
+// client that goes away cancels the call.
+func runBedrockGuard(ctx context.Context, gr Guardrail, g *bedrockGuard, source types.GuardrailContentSource, texts []string) (found []string, failed string) {
+	if gr == nil {
 		return nil, "no client"
 	}
-	v, err := apply(ctx, g, source, texts)
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.EffectiveTimeout())
+	defer cancel()
+	v, err := gr.ApplyGuardrail(ctx, GuardrailRequest{ID: g.cfg.ID, Version: g.cfg.Version, Source: source, Texts: texts})
 	if err != nil {
 		return nil, guardrailErrorSummary(err)
 	}
-	if !v.intervened {
+	if !v.Intervened {
 		return nil, ""
 	}
-	return append([]string{bedrockType}, v.types...), ""
+	return append([]string{bedrockType}, v.Types...), ""
 }
 
 // guardrailFailedMsg is the block message when on_error is block.
@@ -180,7 +215,7 @@ func guardrailFailedMsg(g *bedrockGuard, why string) string {
 // unary answer's texts (source OUTPUT) and notes into o what they found:
 // GUARDRAIL_INTERVENED as findings under the guard's action, a failed call
 // under on_error. Not called for streams (see the top of this file).
-func applyOutputBedrock(ctx context.Context, apply guardrailApplier, o *outputScan, ex bedrock.Extracted) {
+func applyOutputBedrock(ctx context.Context, gr Guardrail, o *outputScan, ex bedrock.Extracted) {
 	if len(ex.Texts) == 0 {
 		return
 	}
@@ -198,25 +233,25 @@ func applyOutputBedrock(ctx context.Context, apply guardrailApplier, o *outputSc
 				texts[i] = sp.Text
 			}
 		}
-		found, failed := runBedrockGuard(ctx, apply, g.bedrock, types.GuardrailContentSourceOutput, texts)
+		found, failed := runBedrockGuard(ctx, gr, g.bedrock, types.GuardrailContentSourceOutput, texts)
 		if failed != "" {
-			act := guard.Allow
+			act := Allow
 			if g.bedrock.cfg.BlocksOnError() {
 				act = o.blockAction()
 				if o.errs[gi] == "" {
 					o.errs[gi] = guardrailFailedMsg(g.bedrock, failed)
 				}
 			}
-			o.add(audit.Finding{Guard: g.name, Detector: bedrockDetector, Type: bedrockErrorType, Count: 1, Action: act})
+			o.add(Finding{Guard: g.name, Detector: bedrockDetector, Type: bedrockErrorType, Count: 1, Action: act})
 			continue
 		}
 		for _, t := range found {
 			act := g.bedrock.action
-			if act == guard.Block {
+			if act == Block {
 				o.blockType(gi, t)
 				act = o.blockAction()
 			}
-			o.add(audit.Finding{Guard: g.name, Detector: bedrockDetector, Type: t, Count: 1, Action: act})
+			o.add(Finding{Guard: g.name, Detector: bedrockDetector, Type: t, Count: 1, Action: act})
 		}
 	}
 }

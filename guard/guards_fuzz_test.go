@@ -1,4 +1,4 @@
-package proxy
+package guard
 
 import (
 	"bytes"
@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/warden-egress/warden/bedrock"
-	"github.com/warden-egress/warden/guard"
 )
 
 // Seeded PII the mask guard must rewrite wherever the fuzzer puts text
@@ -18,7 +17,7 @@ import (
 // ("00 4111 1111 1111 1111" fails Luhn).
 var fuzzSeeds = []string{"jo@example.com", "123-45-6789", "4111 1111 1111 1111"}
 
-// FuzzMaskRewrite runs the request-side mask rewrite (runInputGuards) over
+// FuzzMaskRewrite runs the request-side mask rewrite (CheckInput) over
 // Converse-like bodies holding fuzzer text around seeded PII and checks that
 // the result is valid JSON that encoding/json parses, that every byte
 // outside the rewritten string literals is unchanged, and that no seeded
@@ -29,14 +28,14 @@ func FuzzMaskRewrite(f *testing.F) {
 	f.Add("mail \"me\" at", "<b>now</b> & then", "ｆｕｌｌ width １２３", "line\nbreak\t\u2028", uint8(1))
 	f.Add("zero\u200bwidth", "emoji 😀 \\ slash", "x@y", "{EMAIL}", uint8(2))
 	f.Add("\xff\xfe invalid", "a\u0000b", "🙂", "ssn:", uint8(7))
-	g, err := compileGuard("pii-mask", guard.Config{
-		PII:         &guard.PIIConfig{Types: []string{"EMAIL", "US_SOCIAL_SECURITY_NUMBER", "CREDIT_DEBIT_CARD_NUMBER"}, Action: guard.Mask},
-		Unscannable: guard.Allow,
+	g, err := compile("pii-mask", Config{
+		PII:         &PIIConfig{Types: []string{"EMAIL", "US_SOCIAL_SECURITY_NUMBER", "CREDIT_DEBIT_CARD_NUMBER"}, Action: Mask},
+		Unscannable: Allow,
 	})
 	if err != nil {
 		f.Fatal(err)
 	}
-	ag := &appGuards{input: []*compiledGuard{g}}
+	ag := &Guards{input: []*compiled{g}}
 	f.Fuzz(func(t *testing.T, a, b, sys, tool string, mode uint8) {
 		for _, s := range []string{a, b, sys, tool} {
 			for _, v := range fuzzSeeds {
@@ -70,27 +69,26 @@ func FuzzMaskRewrite(f *testing.F) {
 		if mode&2 != 0 { // '@' only occurs inside string literals here
 			body = bytes.ReplaceAll(body, []byte("@"), []byte(`\u0040`))
 		}
-		c := &call{route: bedrock.Route{Op: bedrock.OpConverse}, body: body}
-		out := runInputGuards(context.Background(), c, ag, false, nil)
-		if len(out.blocked) > 0 {
-			t.Fatalf("a mask guard blocked: %v", out.blocked)
+		ex, exErr := bedrock.ExtractRequest(bedrock.OpConverse, bedrock.FamilyUnknown, body)
+		out := ag.CheckInput(context.Background(), Request{Body: body, Extracted: ex, ExtractErr: exErr}, nil)
+		if out.Blocked() {
+			t.Fatalf("a mask guard blocked: %v", out.Message)
 		}
-		if out.body == nil {
+		if out.Body == nil {
 			t.Fatalf("nothing masked in %s", body)
 		}
-		if !json.Valid(out.body) {
-			t.Fatalf("masked body is not valid JSON:\n%s", out.body)
+		if !json.Valid(out.Body) {
+			t.Fatalf("masked body is not valid JSON:\n%s", out.Body)
 		}
 		var parsed map[string]any
-		if err := json.Unmarshal(out.body, &parsed); err != nil {
-			t.Fatalf("masked body does not parse: %v\n%s", err, out.body)
+		if err := json.Unmarshal(out.Body, &parsed); err != nil {
+			t.Fatalf("masked body does not parse: %v\n%s", err, out.Body)
 		}
 
 		// Outside the string literals the extractor found, the bytes are
 		// the original ones; each literal is replaced by a JSON string.
-		ex, err := bedrock.ExtractRequest(bedrock.OpConverse, bedrock.FamilyUnknown, body)
-		if err != nil {
-			t.Fatal(err)
+		if exErr != nil {
+			t.Fatal(exErr)
 		}
 		spans := slices.Clone(ex.Texts)
 		slices.SortFunc(spans, func(x, y bedrock.TextSpan) int { return x.Start - y.Start })
@@ -100,15 +98,15 @@ func FuzzMaskRewrite(f *testing.F) {
 				continue
 			}
 			gap := body[pin:sp.Start]
-			if !bytes.HasPrefix(out.body[pout:], gap) {
-				t.Fatalf("bytes before %s changed:\nin  %q\nout %q", sp.Path, gap, out.body[pout:min(len(out.body), pout+len(gap))])
+			if !bytes.HasPrefix(out.Body[pout:], gap) {
+				t.Fatalf("bytes before %s changed:\nin  %q\nout %q", sp.Path, gap, out.Body[pout:min(len(out.Body), pout+len(gap))])
 			}
 			pout += len(gap)
-			n := stringLiteralLen(out.body[pout:])
+			n := stringLiteralLen(out.Body[pout:])
 			if n < 0 {
-				t.Fatalf("no string literal at %s in %s", sp.Path, out.body[pout:])
+				t.Fatalf("no string literal at %s in %s", sp.Path, out.Body[pout:])
 			}
-			lit := out.body[pout : pout+n]
+			lit := out.Body[pout : pout+n]
 			if !bytes.Equal(lit, body[sp.Start:sp.End]) {
 				var s string
 				if err := json.Unmarshal(lit, &s); err != nil {
@@ -118,8 +116,8 @@ func FuzzMaskRewrite(f *testing.F) {
 			pout += n
 			pin = sp.End
 		}
-		if !bytes.Equal(out.body[pout:], body[pin:]) {
-			t.Fatalf("tail changed:\nin  %q\nout %q", body[pin:], out.body[pout:])
+		if !bytes.Equal(out.Body[pout:], body[pin:]) {
+			t.Fatalf("tail changed:\nin  %q\nout %q", body[pin:], out.Body[pout:])
 		}
 
 		// No seeded value, nor its digits, remains in any string.
@@ -128,12 +126,12 @@ func FuzzMaskRewrite(f *testing.F) {
 		all := strings.Join(strs, "\n")
 		for _, v := range fuzzSeeds {
 			if strings.Contains(all, v) {
-				t.Fatalf("%q survived masking:\n%s", v, out.body)
+				t.Fatalf("%q survived masking:\n%s", v, out.Body)
 			}
 		}
 		if strings.Contains(all, "example.com") || strings.Contains(all, "6789") || strings.Contains(all, "1111 1111") {
 			if !strings.Contains(a+b+sys+tool, "example.com") && !strings.Contains(a+b+sys+tool, "6789") && !strings.Contains(a+b+sys+tool, "1111") {
-				t.Fatalf("part of a seeded value survived masking:\n%s", out.body)
+				t.Fatalf("part of a seeded value survived masking:\n%s", out.Body)
 			}
 		}
 	})

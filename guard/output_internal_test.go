@@ -1,4 +1,4 @@
-package proxy
+package guard
 
 import (
 	"bytes"
@@ -8,16 +8,15 @@ import (
 	"testing"
 
 	"github.com/warden-egress/warden/bedrock"
-	"github.com/warden-egress/warden/guard"
 )
 
-func testStreamGuard(t testing.TB, action string, types ...string) *streamGuard {
+func testStreamGuard(t testing.TB, action string, types ...string) *Stream {
 	t.Helper()
-	g, err := compileGuard("g", guard.Config{PII: &guard.PIIConfig{Types: types, Action: action}, Unscannable: "allow"})
+	g, err := compile("g", Config{PII: &PIIConfig{Types: types, Action: action}, Unscannable: "allow"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newStreamGuard(bedrock.OpConverseStream, bedrock.FamilyUnknown, []*compiledGuard{g}, false)
+	return newStream(bedrock.OpConverseStream, bedrock.FamilyUnknown, []*compiled{g}, false)
 }
 
 func deltaFrame(t testing.TB, text string) []byte {
@@ -31,7 +30,7 @@ func deltaFrame(t testing.TB, text string) []byte {
 // feed passes frames through sg one by one and returns, per frame, the
 // texts (or event types) released when it arrived, then those released at
 // the end; err is the error that stopped the stream.
-func feed(t *testing.T, sg *streamGuard, frames ...[]byte) (released [][]string, err *bedrock.APIError) {
+func feed(t *testing.T, sg *Stream, frames ...[]byte) (released [][]string, err *bedrock.APIError) {
 	t.Helper()
 	read := func(b []byte) []string {
 		var out []string
@@ -57,13 +56,13 @@ func feed(t *testing.T, sg *streamGuard, frames ...[]byte) (released [][]string,
 		if e != nil {
 			t.Fatal(e)
 		}
-		out, apiErr, _ := sg.next(f)
+		out, apiErr, _ := sg.Next(f)
 		if apiErr != nil {
 			return released, apiErr
 		}
 		released = append(released, read(out))
 	}
-	out, apiErr, _ := sg.end()
+	out, apiErr, _ := sg.End()
 	if apiErr != nil {
 		return released, apiErr
 	}
@@ -200,14 +199,14 @@ func BenchmarkStreamGuardEvent(b *testing.B) {
 			gs := testStreamGuard(b, action).o.guards
 			n := 0
 			for b.Loop() {
-				sg := newStreamGuard(bedrock.OpConverseStream, bedrock.FamilyUnknown, gs, false)
+				sg := newStream(bedrock.OpConverseStream, bedrock.FamilyUnknown, gs, false)
 				for _, f := range frames {
-					if _, err, _ := sg.next(f); err != nil {
+					if _, err, _ := sg.Next(f); err != nil {
 						b.Fatal(err)
 					}
 					n++
 				}
-				sg.end()
+				sg.End()
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
 		})

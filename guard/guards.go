@@ -1,0 +1,368 @@
+package guard
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+
+	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/guard/detect"
+)
+
+// This file compiles the apps' guards (Config, package detect) and runs them
+// over request bodies; output.go runs them over responses and streamed
+// answers, bedrock.go is the bedrock: detector (ApplyGuardrail).
+
+// wordsType is the finding type of a guard's word list.
+const wordsType = "DENIED_WORDS"
+
+// PhaseOutput marks findings in the model's answer; a request's have no
+// phase ("").
+const PhaseOutput = "output"
+
+// Finding is what the guards found, counted: one entry per guard, detector,
+// type and action. It names types, never values. Its fields are those of
+// audit.Finding, in the same order, so a caller converts it with
+// audit.Finding(f); guard does not import audit (the record is the
+// caller's).
+type Finding struct {
+	Guard    string
+	Detector string // "" for UNSCANNABLE
+	Type     string
+	Count    int
+	// Action is what was done: block, mask, record, or allow (unscannable
+	// content or a failed guardrail call let through). A block that a
+	// dry-run only records is record.
+	Action string
+	// Phase is PhaseOutput for findings in the model's answer, "" for the
+	// request's.
+	Phase string
+}
+
+// Outcome is what the guards decided about a request or an answer.
+type Outcome struct {
+	// Findings are every guard's findings, in guard order.
+	Findings []Finding
+	// Message says why the guards block, "guard NAME: why; guard NAME2:
+	// why", or is "" when none does. Rule is the first blocking guard's
+	// "guards.NAME".
+	Message, Rule string
+	// DryRun says the blocks were only recorded (the findings say record):
+	// the call goes on and the caller records a dry-run denial.
+	DryRun bool
+	// Body is the body with the masked texts rewritten, nil when nothing
+	// was masked or the guards block (outside dry-run).
+	Body []byte
+}
+
+// Blocked reports whether a guard blocks (or, in dry-run, would have).
+func (o *Outcome) Blocked() bool { return o.Message != "" }
+
+// compiled is one guard built from its Config: a Scanner running all its
+// detectors, and what each detector's findings make Warden do.
+type compiled struct {
+	name             string
+	scanner          *detect.Scanner
+	actions          map[string]string // detector name -> block | mask | record
+	blockUnscannable bool
+	input, output    bool          // applies_to
+	bedrock          *bedrockGuard // the bedrock: detector (bedrock.go), nil without one
+}
+
+// Guards are the guards one app applies, in the app's order, per side. A
+// nil *Guards applies none.
+type Guards struct {
+	input, output []*compiled
+	dryRun        bool // the app's mode is dry-run: blocks are recorded
+}
+
+// HasInput reports whether g checks requests.
+func (g *Guards) HasInput() bool { return g != nil && len(g.input) > 0 }
+
+// HasOutput reports whether g checks the model's answers.
+func (g *Guards) HasOutput() bool { return g != nil && len(g.output) > 0 }
+
+// DryRun reports whether the app the guards belong to runs in dry-run mode.
+func (g *Guards) DryRun() bool { return g != nil && g.dryRun }
+
+// App is what Compile needs to know of one app.
+type App struct {
+	Name   string
+	Guards []string // the names of the guards it applies, in order
+	DryRun bool     // the app's mode is dry-run
+}
+
+// Set holds every app's guards for one policy.
+type Set struct {
+	apps map[string]*Guards
+}
+
+// For returns app's guards, nil when it applies none.
+func (s *Set) For(app string) *Guards {
+	if s == nil {
+		return nil
+	}
+	return s.apps[app]
+}
+
+// Compile builds the guards of apps from defs once per policy, each guard
+// once whatever the number of apps using it.
+func Compile(apps []App, defs map[string]Config) (*Set, error) {
+	built := map[string]*compiled{}
+	set := &Set{apps: make(map[string]*Guards, len(apps))}
+	for _, a := range apps {
+		var ag *Guards
+		for _, name := range a.Guards {
+			g, ok := built[name]
+			if !ok {
+				def, ok := defs[name]
+				if !ok {
+					return nil, fmt.Errorf("app %s: guard %q is not defined (a guards: section changed by a reload needs a restart)", a.Name, name)
+				}
+				var err error
+				if g, err = compile(name, def); err != nil {
+					return nil, fmt.Errorf("guard %s: %w", name, err)
+				}
+				built[name] = g
+			}
+			if ag == nil {
+				ag = &Guards{dryRun: a.DryRun}
+			}
+			if g.input {
+				ag.input = append(ag.input, g)
+			}
+			if g.output {
+				ag.output = append(ag.output, g)
+			}
+		}
+		set.apps[a.Name] = ag
+	}
+	return set, nil
+}
+
+func compile(name string, def Config) (*compiled, error) {
+	g := &compiled{name: name, actions: map[string]string{}, blockUnscannable: def.BlocksUnscannable(),
+		input: def.AppliesToInput(), output: def.AppliesToOutput()}
+	var ds []detect.Detector
+	if p := def.PII; p != nil {
+		d, err := detect.NewPII(detect.PIIConfig{Types: p.Types, Regexes: p.Custom})
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+		g.actions[d.Name()] = p.EffectiveAction()
+	}
+	if w := def.Words; w != nil {
+		d, err := detect.NewWords(wordsType, w.List)
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+		g.actions[d.Name()] = w.EffectiveAction()
+	}
+	if j := def.Injection; j != nil {
+		d := detect.NewInjection()
+		ds = append(ds, d)
+		g.actions[d.Name()] = j.EffectiveAction()
+	}
+	if b := def.Bedrock; b != nil {
+		act := b.EffectiveAction()
+		if act == Mask {
+			return nil, fmt.Errorf("bedrock.action: mask is not supported")
+		}
+		g.bedrock = &bedrockGuard{cfg: *b, action: act}
+	}
+	g.scanner = detect.NewScanner(ds...)
+	return g, nil
+}
+
+// Request is a request body as the input guards see it.
+type Request struct {
+	// Body is the body as it would be forwarded.
+	Body []byte
+	// Extracted is its text (bedrock.ExtractRequest for the call's
+	// operation and model family); ExtractErr is ExtractRequest's error,
+	// which makes the whole body unscannable (not JSON, or not UTF-8:
+	// Bedrock would refuse it too, and Warden cannot tell what the model
+	// would read).
+	Extracted  bedrock.Extracted
+	ExtractErr error
+	// Passthrough says the caller's signature covers the body, which then
+	// cannot change: a mask blocks instead (configuration validation
+	// rejects mask under passthrough; this is the second line).
+	Passthrough bool
+	// DryRun: nothing is blocked, a block is recorded instead (masks still
+	// apply, since they never stop a call).
+	DryRun bool
+}
+
+// maxListedPaths bounds the unscannable paths an error names.
+const maxListedPaths = 5
+
+// CheckInput scans a request with g's input guards: what they found, the
+// masked body, and whether they block. gr applies the guards with a
+// bedrock: detector (ApplyGuardrail, source INPUT); ctx is the client's
+// request, so a client that goes away cancels that call.
+func (ag *Guards) CheckInput(ctx context.Context, req Request, gr Guardrail) (out Outcome) {
+	out.DryRun = req.DryRun
+	if !ag.HasInput() {
+		return out
+	}
+	var blocked []string
+	dryRun := req.DryRun
+	blockAction := Block
+	if dryRun {
+		blockAction = Record
+	}
+	block := func(g *compiled, msg string) {
+		blocked = append(blocked, "guard "+g.name+": "+msg)
+		if out.Rule == "" {
+			out.Rule = "guards." + g.name
+		}
+	}
+	defer func() { out.Message = strings.Join(blocked, "; ") }() // every return below
+	if len(bytes.TrimSpace(req.Body)) == 0 {
+		return out // GET operations: nothing to scan
+	}
+	ex := req.Extracted
+	if req.ExtractErr != nil {
+		ex = bedrock.Extracted{Unscannable: []string{"the body (not JSON)"}}
+	}
+	if len(ex.Unscannable) > 0 {
+		paths := ex.Unscannable
+		more := ""
+		if len(paths) > maxListedPaths {
+			more = fmt.Sprintf(" and %d more", len(paths)-maxListedPaths)
+			paths = paths[:maxListedPaths]
+		}
+		for _, g := range ag.input {
+			act := Allow
+			if g.blockUnscannable {
+				act = blockAction
+				block(g, fmt.Sprintf("the request holds content Warden cannot scan (%s%s) and the guard blocks unscannable content",
+					strings.Join(paths, ", "), more))
+			}
+			out.Findings = append(out.Findings, Finding{Guard: g.name, Type: "UNSCANNABLE", Count: len(ex.Unscannable), Action: act})
+		}
+	}
+
+	var masks []spanEdit
+	blockTypes := make([][]string, len(ag.input))
+	var buf []detect.Finding
+	for si, sp := range ex.Texts {
+		var norm string
+		var toMask []detect.Finding
+		for gi, g := range ag.input {
+			var found []detect.Finding
+			norm, found = g.scanner.ScanAppend(buf[:0], sp.Text)
+			buf = found
+			for _, f := range found {
+				act := g.actions[f.Detector]
+				if act == Mask && req.Passthrough {
+					// Config validation rejects mask under passthrough; should
+					// one get here, the signed body cannot change: block.
+					act = Block
+				}
+				switch act {
+				case Block:
+					if !slices.Contains(blockTypes[gi], f.Type) {
+						blockTypes[gi] = append(blockTypes[gi], f.Type)
+					}
+					act = blockAction
+				case Mask:
+					toMask = append(toMask, f)
+				}
+				out.Findings = addFinding(out.Findings, Finding{Guard: g.name, Detector: f.Detector, Type: f.Type, Count: 1, Action: act})
+			}
+		}
+		if len(toMask) > 0 {
+			masks = append(masks, spanEdit{si, detect.Mask(norm, toMask)})
+		}
+	}
+	for gi, g := range ag.input {
+		if g.bedrock == nil || len(ex.Texts) == 0 {
+			continue
+		}
+		if !dryRun && (len(blocked) > 0 || slices.ContainsFunc(blockTypes, func(ts []string) bool { return len(ts) > 0 })) {
+			break // denied already: spare the paid call
+		}
+		texts := make([]string, len(ex.Texts))
+		for i, sp := range ex.Texts {
+			texts[i] = sp.Text
+		}
+		found, failed := runBedrockGuard(ctx, gr, g.bedrock, types.GuardrailContentSourceInput, texts)
+		if failed != "" {
+			act := Allow
+			if g.bedrock.cfg.BlocksOnError() {
+				act = blockAction
+				block(g, guardrailFailedMsg(g.bedrock, failed))
+			}
+			out.Findings = addFinding(out.Findings, Finding{Guard: g.name, Detector: bedrockDetector, Type: bedrockErrorType, Count: 1, Action: act})
+			continue
+		}
+		for _, t := range found {
+			act := g.bedrock.action
+			if act == Block {
+				if !slices.Contains(blockTypes[gi], t) {
+					blockTypes[gi] = append(blockTypes[gi], t)
+				}
+				act = blockAction
+			}
+			out.Findings = addFinding(out.Findings, Finding{Guard: g.name, Detector: bedrockDetector, Type: t, Count: 1, Action: act})
+		}
+	}
+	for gi, g := range ag.input {
+		if len(blockTypes[gi]) > 0 {
+			block(g, "the request holds "+strings.Join(blockTypes[gi], ", "))
+		}
+	}
+	if len(blocked) > 0 && !dryRun || len(masks) == 0 {
+		return out
+	}
+
+	// Each masked span's JSON string literal is replaced by the JSON
+	// encoding of detect.Mask over its normalised text (so the text around
+	// the placeholders is the normalised one, NFKC and all).
+	out.Body = rewriteSpans(req.Body, ex, masks)
+	return out
+}
+
+// applyEdits returns b with each [start,end) replaced; the ranges do not
+// overlap (they are distinct JSON string literals).
+func applyEdits[E any](b []byte, edits []E, at func(E) (int, int, []byte)) []byte {
+	slices.SortFunc(edits, func(x, y E) int { a, _, _ := at(x); b, _, _ := at(y); return a - b })
+	out := make([]byte, 0, len(b)+64*len(edits))
+	pos := 0
+	for _, e := range edits {
+		s, end, lit := at(e)
+		out = append(out, b[pos:s]...)
+		out = append(out, lit...)
+		pos = end
+	}
+	return append(out, b[pos:]...)
+}
+
+// jsonString encodes s as a JSON string literal (HTML characters as they are).
+func jsonString(s string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string: cannot fail
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// addFinding counts f into fs, one entry per guard, detector, type and action.
+func addFinding(fs []Finding, f Finding) []Finding {
+	for i := range fs {
+		if fs[i].Guard == f.Guard && fs[i].Detector == f.Detector && fs[i].Type == f.Type && fs[i].Action == f.Action {
+			fs[i].Count += f.Count
+			return fs
+		}
+	}
+	return append(fs, f)
+}
