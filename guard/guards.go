@@ -81,14 +81,14 @@ type Guards struct {
 	dryRun        bool // the app's mode is dry-run: blocks are recorded
 }
 
-// HasInput reports whether g checks requests.
-func (g *Guards) HasInput() bool { return g != nil && len(g.input) > 0 }
+// HasInput reports whether ag checks requests.
+func (ag *Guards) HasInput() bool { return ag != nil && len(ag.input) > 0 }
 
-// HasOutput reports whether g checks the model's answers.
-func (g *Guards) HasOutput() bool { return g != nil && len(g.output) > 0 }
+// HasOutput reports whether ag checks the model's answers.
+func (ag *Guards) HasOutput() bool { return ag != nil && len(ag.output) > 0 }
 
 // DryRun reports whether the app the guards belong to runs in dry-run mode.
-func (g *Guards) DryRun() bool { return g != nil && g.dryRun }
+func (ag *Guards) DryRun() bool { return ag != nil && ag.dryRun }
 
 // App is what Compile needs to know of one app.
 type App struct {
@@ -204,7 +204,7 @@ type Request struct {
 // maxListedPaths bounds the unscannable paths an error names.
 const maxListedPaths = 5
 
-// CheckInput scans a request with g's input guards: what they found, the
+// CheckInput scans a request with ag's input guards: what they found, the
 // masked body, and whether they block. gr applies the guards with a
 // bedrock: detector (ApplyGuardrail, source INPUT); ctx is the client's
 // request, so a client that goes away cancels that call.

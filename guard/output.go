@@ -191,7 +191,7 @@ type Answer struct {
 	DryRun bool
 }
 
-// CheckAnswer scans a unary answer (Converse, InvokeModel) with g's output
+// CheckAnswer scans a unary answer (Converse, InvokeModel) with ag's output
 // guards: what they found, the masked body, and whether they block. The
 // guards with a bedrock: detector check the unmasked answer (ApplyGuardrail,
 // source OUTPUT) through gr before the client sees any of it; ctx is the
@@ -298,10 +298,16 @@ type heldEvent struct {
 }
 
 // NewStream returns the scanner of one streamed answer (ConverseStream,
-// InvokeModelWithResponseStream) with g's output guards; dryRun records
-// blocks instead of stopping the stream. g must have output guards.
+// InvokeModelWithResponseStream) with ag's output guards; dryRun records
+// blocks instead of stopping the stream. Without output guards nothing is
+// found (text events are still held back one event: the caller relays
+// such a stream without a Stream).
 func (ag *Guards) NewStream(op bedrock.Operation, family string, dryRun bool) *Stream {
-	return newStream(op, family, ag.output, dryRun)
+	var gs []*compiled
+	if ag != nil {
+		gs = ag.output
+	}
+	return newStream(op, family, gs, dryRun)
 }
 
 func newStream(op bedrock.Operation, family string, gs []*compiled, dryRun bool) *Stream {
