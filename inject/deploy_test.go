@@ -17,8 +17,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/warden-egress/warden/authz/kubetest"
 	"github.com/warden-egress/warden/inject"
+	"github.com/warden-egress/warden/internal/kubetest"
 )
 
 var deployDir = filepath.Join("..", "deploy", "kubernetes", "injector")

@@ -7,6 +7,6 @@
 //
 // The names it writes (labels, annotations, volumes, paths, ports) are in
 // names.go and are shared with the admission policies that pin them.
-// Tests run the webhook against a real kube-apiserver (authz/kubetest);
+// Tests run the webhook against a real kube-apiserver (internal/kubetest);
 // with no kubelet there, they assert the pods the API server stores.
 package inject

@@ -1,7 +1,7 @@
 package inject_test
 
 // These tests run the webhook against a real kube-apiserver and etcd
-// (authz/kubetest). There is no kubelet, scheduler or controller manager:
+// (internal/kubetest). There is no kubelet, scheduler or controller manager:
 // nothing runs a pod, so every assertion is on the pod as the API server
 // STORED it after admission (what a kubelet would then run).
 
@@ -25,8 +25,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/warden-egress/warden/authz/kubetest"
 	"github.com/warden-egress/warden/inject"
+	"github.com/warden-egress/warden/internal/kubetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }

@@ -23,8 +23,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -120,7 +120,7 @@ func startAcceptance(t *testing.T) *acceptanceEnv {
 		e.ec2.PutENI(eni)
 	}
 	policy := strings.NewReplacer("${UPSTREAM}", e.emu.URL, "${EC2}", e.ec2.URL, "${MASTER}", masterFile).Replace(acceptancePolicy)
-	cfg, err := authz.ParseConfig([]byte(policy))
+	cfg, err := config.ParseConfig([]byte(policy))
 	if err != nil {
 		t.Fatalf("policy: %v", err)
 	}

@@ -8,8 +8,8 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/config"
 )
 
 // CheckConfig runs the checks New makes of a valid config that need no
@@ -19,7 +19,7 @@ import (
 // that region gives, the CA's regions and the egress tunnels. `warden policy
 // validate` runs it so that it rejects what serve would; keep it in step
 // with New (a test in cmd/warden compares the two).
-func CheckConfig(ctx context.Context, cfg *authz.Config) error {
+func CheckConfig(ctx context.Context, cfg *config.Config) error {
 	var errs []error
 	region := cfg.Upstream.Region
 	if region == "" {
@@ -47,7 +47,7 @@ func CheckConfig(ctx context.Context, cfg *authz.Config) error {
 		errs = append(errs, fmt.Errorf("policy: %w", err))
 	}
 	for i, t := range cfg.Egress.Tunnel {
-		if _, err := authz.ParseTunnel(t); err != nil {
+		if _, err := config.ParseTunnel(t); err != nil {
 			errs = append(errs, fmt.Errorf("egress.tunnel[%d]: %w", i, err))
 		}
 	}

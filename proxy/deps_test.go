@@ -15,7 +15,7 @@ func TestDeps(t *testing.T) {
 		},
 		BadDep: deptest.TestPackage,
 		WantDeps: []string{
-			deptest.Module + "/authz",
+			deptest.Module + "/config",
 			deptest.Module + "/guard",
 			deptest.Module + "/audit",
 			deptest.Module + "/bedrock",

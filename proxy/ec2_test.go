@@ -19,8 +19,8 @@ import (
 	"github.com/aws/smithy-go"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/proxy"
 	"github.com/warden-egress/warden/proxy/proxyproto"
 )
@@ -82,7 +82,7 @@ func startEC2Env(t *testing.T, trusted, proxyProtocol string) *ec2Env {
 		proxyProtocol = ", proxy_protocol: {trusted: [" + proxyProtocol + "]}"
 	}
 	policy := strings.NewReplacer("${UPSTREAM}", e.emu.URL, "${EC2}", e.ec2.URL, "${TRUSTED}", trusted, "${PROXY_PROTOCOL}", proxyProtocol).Replace(ec2Policy)
-	cfg, err := authz.ParseConfig([]byte(policy))
+	cfg, err := config.ParseConfig([]byte(policy))
 	if err != nil {
 		t.Fatalf("policy: %v", err)
 	}

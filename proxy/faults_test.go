@@ -22,8 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -145,7 +145,7 @@ func TestUpstreamURLValidation(t *testing.T) {
 	} {
 		policy := strings.Replace(basePolicy, "${CONTROL_PLANE}", "http://127.0.0.1:1", 1)
 		policy = strings.Replace(policy, `url: "${UPSTREAM}", insecure: true`, `url: "`+tc.url+`", insecure: `+map[bool]string{true: "true", false: "false"}[tc.insecure], 1)
-		cfg, err := authz.ParseConfig([]byte(policy))
+		cfg, err := config.ParseConfig([]byte(policy))
 		if err == nil {
 			_, err = proxy.New(context.Background(), proxy.Options{Config: cfg, Credentials: credentials.NewStaticCredentialsProvider("a", "b", ""), Audit: newRecorder()})
 		}
@@ -218,7 +218,7 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 func TestNewRequiresAudit(t *testing.T) {
 	policy := strings.Replace(basePolicy, "${CONTROL_PLANE}", "http://127.0.0.1:1", 1)
 	policy = strings.Replace(policy, "${UPSTREAM}", "http://127.0.0.1:9999", 1)
-	cfg, err := authz.ParseConfig([]byte(policy))
+	cfg, err := config.ParseConfig([]byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/config"
 )
 
 // appEnv runs basePolicy with extra keys (indented four spaces) in its app.
@@ -293,7 +293,7 @@ func TestBedrockGuardrailDryRun(t *testing.T) {
 func TestRewritingAppSettingsRefusedUnderPassthrough(t *testing.T) {
 	for _, keys := range []string{"    limits: {max_output_tokens: 10, on_exceed: clamp}\n", guardrailApp} {
 		p := strings.Replace(basePolicy, "signing: resign", "signing: passthrough", 1) + keys
-		_, err := authz.ParseConfig([]byte(p))
+		_, err := config.ParseConfig([]byte(p))
 		if err == nil || !strings.Contains(err.Error(), "passthrough cannot") {
 			t.Errorf("%s under passthrough: %v", strings.TrimSpace(keys), err)
 		}

@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/config"
 )
 
 // guardPolicy is basePolicy with guards; ${GUARDS} is the app's list.
@@ -286,7 +286,7 @@ func TestGuardReloadAppliesNewGuards(t *testing.T) {
 	p := strings.Replace(guardPolicy, "${GUARDS}", "[pii-block, brand-new]", 1)
 	p = strings.ReplaceAll(p, "${UPSTREAM}", e.emu.URL)
 	p = strings.ReplaceAll(p, "${CONTROL_PLANE}", e.cp.URL) + "  brand-new: {injection: {}}\n"
-	cfg, err := authz.ParseConfig([]byte(p))
+	cfg, err := config.ParseConfig([]byte(p))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/audit/audittest"
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/config"
 )
 
 // cannedTransport answers every request with a fixed Converse response
@@ -58,7 +58,7 @@ var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 func BenchmarkHandler(b *testing.B) {
 	respBody := []byte(`{"output":{"message":{"role":"assistant","content":[{"text":"hello"}]}},"stopReason":"end_turn","usage":{"inputTokens":1,"outputTokens":1,"totalTokens":2}}`)
 	prompt := `{"messages":[{"role":"user","content":[{"text":"` + strings.Repeat("x", 4096) + `"}]}]}`
-	cfg, err := authz.ParseConfig([]byte(`
+	cfg, err := config.ParseConfig([]byte(`
 version: 1
 upstream: {region: us-east-1, url: "http://127.0.0.1:1", insecure: true}
 identity: {static: {app: a}}

@@ -17,8 +17,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -166,7 +166,7 @@ func startEnv(t *testing.T, opts ...envOption) *env {
 // sets e.srv and e.endpoint; Warden stops when the test ends.
 func (e *env) start(t *testing.T, policy, listener string, tlsCfg *tls.Config) {
 	t.Helper()
-	cfg, err := authz.ParseConfig([]byte(policy))
+	cfg, err := config.ParseConfig([]byte(policy))
 	if err != nil {
 		t.Fatalf("policy: %v", err)
 	}

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz/kubetest"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/internal/kubetest"
 )
 
 // startIdentityEnv runs the runtime emulator, an EC2 emulator and Warden

@@ -23,8 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/config"
 )
 
 // keysPolicy selects app "keyed" by a verified Warden-issued key and app
@@ -89,7 +89,7 @@ func startKeysEnv(t *testing.T) *keysEnv {
 	// flag when this release's policy model knows it.
 	weak := "    allow_weak_identity: true\n"
 	probe := fmt.Sprintf(keysPolicy, file, k.revokedID, weak)
-	if _, err := authz.ParseConfig([]byte(strings.ReplaceAll(probe, "${UPSTREAM}", "http://127.0.0.1:1"))); err != nil &&
+	if _, err := config.ParseConfig([]byte(strings.ReplaceAll(probe, "${UPSTREAM}", "http://127.0.0.1:1"))); err != nil &&
 		strings.Contains(err.Error(), "allow_weak_identity") {
 		weak = ""
 	}

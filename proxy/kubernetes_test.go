@@ -18,8 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/warden-egress/warden/authz"
-	"github.com/warden-egress/warden/authz/kubetest"
+	"github.com/warden-egress/warden/config"
+	"github.com/warden-egress/warden/internal/kubetest"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -36,7 +36,7 @@ func startK8sEnv(t *testing.T, kc *kubetest.Cluster, ns, policy string) *env {
 	t.Helper()
 	e := &env{emu: newEmulator(t), audit: newRecorder()}
 	policy = strings.NewReplacer("${UPSTREAM}", e.emu.URL, "${KUBECONFIG}", kc.Kubeconfig, "${NS}", ns).Replace(policy)
-	cfg, err := authz.ParseConfig([]byte(policy))
+	cfg, err := config.ParseConfig([]byte(policy))
 	if err != nil {
 		t.Fatalf("policy: %v", err)
 	}

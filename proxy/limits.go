@@ -19,8 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/proxy/proxyproto"
 )
 
@@ -108,7 +108,7 @@ func memoryLimit() int64 {
 // defaults to a quarter of the memory limit (1 GiB without one), a source
 // to a quarter of it and a connection to an eighth, none below the largest
 // allowed body (or a call of that size could never be read).
-func budgetSizes(l authz.LimitsConfig, memLimit int64) (total, source, conn int64) {
+func budgetSizes(l config.LimitsConfig, memLimit int64) (total, source, conn int64) {
 	total = l.InflightBodyBytes
 	if total == 0 {
 		total = fallbackInflightBodyBytes

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -127,7 +127,7 @@ func TestReloadDenyAndMode(t *testing.T) {
 		t.Helper()
 		p := strings.Replace(globalsPolicy, "%s", mode, 1)
 		p = strings.Replace(p, `models: ["anthropic.claude-3-opus-*"]`, `models: ["anthropic.claude-3-opus-*", "anthropic.claude-3-5-haiku-*"]`, 1)
-		cfg, err := authz.ParseConfig([]byte(strings.ReplaceAll(p, "${UPSTREAM}", e.emu.URL)))
+		cfg, err := config.ParseConfig([]byte(strings.ReplaceAll(p, "${UPSTREAM}", e.emu.URL)))
 		if err != nil {
 			t.Fatal(err)
 		}

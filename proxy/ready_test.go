@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/config"
 )
 
 // /readyz fails until a good policy is loaded, then passes.
@@ -22,7 +22,7 @@ func TestReadyzNeedsPolicy(t *testing.T) {
 	if code := get(); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz without a policy = %d, want 503", code)
 	}
-	cfg, err := authz.ParseConfig([]byte("version: 1\nidentity: {static: {app: a}}\napps:\n  - name: a\n    allow_weak_identity: true\n    match: {tags: {app: a}}\n"))
+	cfg, err := config.ParseConfig([]byte("version: 1\nidentity: {static: {app: a}}\napps:\n  - name: a\n    allow_weak_identity: true\n    match: {tags: {app: a}}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/guard"
 )
 
@@ -25,15 +25,15 @@ import (
 // loads the pointer once, so one call's decision and audit record always
 // come from one policy.
 type snapshot struct {
-	cfg    *authz.Config // the file the snapshot came from (apps applied; other keys as at start)
+	cfg    *config.Config // the file the snapshot came from (apps applied; other keys as at start)
 	policy *policy.Policy
-	hash   string     // authz.PolicyHash
+	hash   string     // config.PolicyHash
 	guards *guard.Set // every app's compiled guards
 }
 
 // newSnapshot compiles cfg's policy for the region Warden forwards to (fixed
 // at start: upstream changes need a restart).
-func newSnapshot(cfg *authz.Config, region string) (*snapshot, error) {
+func newSnapshot(cfg *config.Config, region string) (*snapshot, error) {
 	p, err := policy.New(cfg.Policy())
 	if err != nil {
 		return nil, err
@@ -42,7 +42,7 @@ func newSnapshot(cfg *authz.Config, region string) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &snapshot{cfg: cfg, policy: p.WithRegion(region), hash: authz.PolicyHash(cfg), guards: guards}, nil
+	return &snapshot{cfg: cfg, policy: p.WithRegion(region), hash: config.PolicyHash(cfg), guards: guards}, nil
 }
 
 // PolicyHash returns the running policy's hash ("" before one is loaded).
@@ -72,7 +72,7 @@ type ReloadResult struct {
 // Reload validates cfg fully and, if valid, swaps in its policy
 // atomically. Only the apps section is applied: the keys that differ from
 // the running config and need a restart are returned (and logged).
-func (s *Server) Reload(cfg *authz.Config) ReloadResult {
+func (s *Server) Reload(cfg *config.Config) ReloadResult {
 	old := s.snap.Load()
 	if err := cfg.Validate(); err != nil {
 		return s.reloadFailed(old, err, nil)
@@ -82,7 +82,7 @@ func (s *Server) Reload(cfg *authz.Config) ReloadResult {
 	if err != nil {
 		return s.reloadFailed(old, err, nil)
 	}
-	res := ReloadResult{Hash: next.hash, Changed: old == nil || old.hash != next.hash, NotApplied: authz.RestartKeys(s.cfg, cfg)}
+	res := ReloadResult{Hash: next.hash, Changed: old == nil || old.hash != next.hash, NotApplied: config.RestartKeys(s.cfg, cfg)}
 	s.snap.Store(next)
 	s.metrics.reloads.WithLabelValues("ok").Inc()
 	s.metrics.lastReload.SetToCurrentTime()
@@ -107,7 +107,7 @@ func (s *Server) reloadFailed(old *snapshot, err error, diags []string) ReloadRe
 		res.Hash = old.hash
 	}
 	if res.Errors == nil {
-		res.Errors = authz.Diagnostics("config", nil, err)
+		res.Errors = config.Diagnostics("config", nil, err)
 	}
 	s.metrics.reloads.WithLabelValues("error").Inc()
 	s.log.Error("config reload rejected; the last good policy stays", zap.Strings("errors", res.Errors),
@@ -125,9 +125,9 @@ func (s *Server) ReloadFile(path string) ReloadResult {
 }
 
 func (s *Server) reloadData(path string, data []byte) ReloadResult {
-	cfg, err := authz.ParseConfig(data)
+	cfg, err := config.ParseConfig(data)
 	if err != nil {
-		return s.reloadFailed(s.snap.Load(), err, authz.Diagnostics(path, data, err))
+		return s.reloadFailed(s.snap.Load(), err, config.Diagnostics(path, data, err))
 	}
 	return s.Reload(cfg)
 }

@@ -24,8 +24,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -145,7 +145,7 @@ func startReloadEnv(t *testing.T, file func(*reloadEnv) string) *reloadEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := authz.ParseConfig(data)
+	cfg, err := config.ParseConfig(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,11 +316,11 @@ func testReloadUnderLoad(t *testing.T, newWriter func(*testing.T, string) policy
 	})
 	novaOnly, haikuOnly := e.policy(`"amazon.nova-*"`), e.policy(`"anthropic.claude-3-5-haiku-*"`)
 	hash := func(p string) string {
-		cfg, err := authz.ParseConfig([]byte(p))
+		cfg, err := config.ParseConfig([]byte(p))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return authz.PolicyHash(cfg)
+		return config.PolicyHash(cfg)
 	}
 	allows := map[string]string{hash(novaOnly): nova, hash(haikuOnly): haiku} // policy hash → the model it allows
 	invalid := []string{

@@ -16,8 +16,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -97,7 +97,7 @@ func startResolveEnv(t *testing.T, cacheTTL string) *resolveEnv {
 	t.Cleanup(e.emu.Close)
 	t.Cleanup(e.cp.Close)
 	policy := strings.NewReplacer("${UPSTREAM}", e.emu.URL, "${CONTROL_PLANE}", e.cp.URL, "${CACHE_TTL}", cacheTTL).Replace(resolvePolicy)
-	cfg, err := authz.ParseConfig([]byte(policy))
+	cfg, err := config.ParseConfig([]byte(policy))
 	if err != nil {
 		t.Fatalf("policy: %v", err)
 	}

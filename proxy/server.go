@@ -30,13 +30,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/guard"
 )
 
 // Options configure a Server.
 type Options struct {
-	Config *authz.Config
+	Config *config.Config
 	// Credentials sign upstream requests; nil loads the AWS default chain
 	// (environment, IRSA, Pod Identity, ECS task role, instance profile).
 	Credentials aws.CredentialsProvider
@@ -55,7 +55,7 @@ type Options struct {
 
 // Server is a running Warden: its compiled policy, upstream client and listeners.
 type Server struct {
-	cfg *authz.Config // as started: listeners, upstream, identity, models, limits
+	cfg *config.Config // as started: listeners, upstream, identity, models, limits
 	// snap is the reloadable part (the policy from the apps section); each
 	// request loads it once.
 	snap        atomic.Pointer[snapshot]
@@ -81,13 +81,13 @@ type Server struct {
 	maxBody    int64
 	// limits are cfg.Limits with defaults; budget holds what bodies and
 	// buffered answers take of memory.
-	limits       authz.LimitsConfig
-	upstreamCfg  authz.UpstreamConfig // cfg.Upstream with its timeout defaults
+	limits       config.LimitsConfig
+	upstreamCfg  config.UpstreamConfig // cfg.Upstream with its timeout defaults
 	budget       *bodyBudget
 	limitMetrics *limitMetrics
 	async        *policy.AsyncJobs // invocation ARN → app that started it (per instance)
 	ca           *mitm.CA          // forward-proxy and transparent interception
-	tunnels      []authz.TunnelRule
+	tunnels      []config.TunnelRule
 
 	mu      sync.Mutex
 	servers []*http.Server
@@ -181,7 +181,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	for _, t := range cfg.Egress.Tunnel {
-		rule, err := authz.ParseTunnel(t)
+		rule, err := config.ParseTunnel(t)
 		if err != nil {
 			return nil, fmt.Errorf("proxy: egress.tunnel: %w", err)
 		}
@@ -199,7 +199,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 // caFor returns the MITM CA when an intercepting listener is configured:
 // given, loaded from the operator's files, or fresh in memory. Warden's own
 // region is always among those it may sign for.
-func caFor(cfg *authz.Config, region string, given *mitm.CA) (*mitm.CA, error) {
+func caFor(cfg *config.Config, region string, given *mitm.CA) (*mitm.CA, error) {
 	if cfg.Listen.Proxy == "" && cfg.Listen.Transparent == "" {
 		return given, nil
 	}
@@ -225,7 +225,7 @@ func caFor(cfg *authz.Config, region string, given *mitm.CA) (*mitm.CA, error) {
 func (s *Server) CA() *mitm.CA { return s.ca }
 
 // upstreamURL is the configured URL or the regional endpoint.
-func upstreamURL(u authz.UpstreamConfig, region string) (*url.URL, error) {
+func upstreamURL(u config.UpstreamConfig, region string) (*url.URL, error) {
 	raw := u.URL
 	if raw == "" {
 		suffix := "amazonaws.com"
@@ -234,7 +234,7 @@ func upstreamURL(u authz.UpstreamConfig, region string) (*url.URL, error) {
 		}
 		raw = "https://bedrock-runtime." + region + "." + suffix
 	}
-	if err := authz.ValidateUpstreamURL(raw, u.Insecure); err != nil {
+	if err := config.ValidateUpstreamURL(raw, u.Insecure); err != nil {
 		return nil, fmt.Errorf("proxy: upstream.url: %w", err)
 	}
 	parsed, err := url.Parse(raw)

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/internal/testenv"
 	"github.com/warden-egress/warden/proxy"
 )
@@ -37,7 +37,7 @@ apps:
 
 func newTransparentServer(t *testing.T, policy string) *proxy.Server {
 	t.Helper()
-	cfg, err := authz.ParseConfig([]byte(policy))
+	cfg, err := config.ParseConfig([]byte(policy))
 	if err != nil {
 		t.Fatalf("policy: %v", err)
 	}

@@ -17,8 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/config"
 )
 
 func TestPromptHash(t *testing.T) {
@@ -123,7 +123,7 @@ func BenchmarkRelayStream(b *testing.B) {
 	const events = 100
 	for _, op := range []bedrock.Operation{bedrock.OpConverseStream, bedrock.OpInvokeModelWithResponseStream} {
 		b.Run(string(op), func(b *testing.B) {
-			cfg, err := authz.ParseConfig([]byte(`
+			cfg, err := config.ParseConfig([]byte(`
 version: 1
 upstream: {region: us-east-1, url: "http://127.0.0.1:1", insecure: true}
 identity: {static: {app: a}}
@@ -216,7 +216,7 @@ func (f fixedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // final invocation metrics outrank the model's own counts; an answer too
 // large to keep still gets its hash.
 func TestUsageSources(t *testing.T) {
-	cfg, err := authz.ParseConfig([]byte(`
+	cfg, err := config.ParseConfig([]byte(`
 version: 1
 upstream: {region: us-east-1, url: "http://127.0.0.1:1", insecure: true}
 identity: {static: {app: a}}

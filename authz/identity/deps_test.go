@@ -17,7 +17,7 @@ func TestDeps(t *testing.T) {
 			deptest.Module + "/guard/...":    "identity does not read content",
 			deptest.Module + "/authz/policy": "policy uses identity's answer, not the other way",
 			deptest.Module + "/authz/models": "model resolution is not about the caller",
-			deptest.Module + "/authz":        "the loader assembles identity's section; identity does not read the file",
+			deptest.Module + "/config":       "the loader assembles identity's section; identity does not read the file",
 			deptest.Module + "/cmd/...":      "identity sits below the commands",
 		},
 		BadDep:   deptest.TestPackage,

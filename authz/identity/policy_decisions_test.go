@@ -14,15 +14,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/authz/identity"
 	"github.com/warden-egress/warden/authz/policy"
 	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/config"
 )
 
 func TestNewResolverWithEC2(t *testing.T) {
 	s := identity.StartEC2(t, 0)
-	cfg, err := authz.ParseConfig([]byte(strings.Replace(identity.EC2Base, "ec2: {}", "ec2: {endpoint: \""+s.URL+"\", region: eu-west-1}", 1)))
+	cfg, err := config.ParseConfig([]byte(strings.Replace(identity.EC2Base, "ec2: {}", "ec2: {endpoint: \""+s.URL+"\", region: eu-west-1}", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}

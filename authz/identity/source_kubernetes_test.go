@@ -25,8 +25,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/warden-egress/warden/authz/kubetest"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/internal/kubetest"
 )
 
 // TestMain stops the shared kube-apiserver (started by the first test that

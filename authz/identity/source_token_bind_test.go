@@ -14,7 +14,7 @@ import (
 	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/warden-egress/warden/authz/kubetest"
+	"github.com/warden-egress/warden/internal/kubetest"
 )
 
 const bindConfig = `

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warden-egress/warden/authz/kubetest"
+	"github.com/warden-egress/warden/internal/kubetest"
 )
 
 // TestTokenSourceOfflineAPIServer verifies real kube-apiserver tokens against

@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/warden-egress/warden/authz/kubetest"
+	"github.com/warden-egress/warden/internal/kubetest"
 )
 
 const tokenAudience = "warden.example.com"

@@ -16,7 +16,7 @@ func TestDeps(t *testing.T) {
 			deptest.Module + "/guard/...":      "models does not read content",
 			deptest.Module + "/authz/identity": "resolution does not depend on the caller",
 			deptest.Module + "/authz/policy":   "the policy judges the resolved model; resolution does not judge",
-			deptest.Module + "/authz":          "the loader assembles the models section",
+			deptest.Module + "/config":         "the loader assembles the models section",
 			deptest.Module + "/cmd/...":        "models sits below the commands",
 		},
 		BadDep:   deptest.TestPackage,

@@ -12,10 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/warden-egress/warden/authz"
 	. "github.com/warden-egress/warden/authz/models"
 	"github.com/warden-egress/warden/bedrock"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/config"
 )
 
 const (
@@ -452,7 +452,7 @@ apps:
 `
 
 func TestModelsConfigYAML(t *testing.T) {
-	cfg, err := authz.ParseConfig([]byte(minimalConfig + `
+	cfg, err := config.ParseConfig([]byte(minimalConfig + `
 models:
   control_plane_url: http://127.0.0.1:9999
   agent_url: http://127.0.0.1:9998
@@ -473,7 +473,7 @@ models:
 	if d.CacheTTL != 5*time.Minute || d.StaleTTL != time.Hour || d.NegativeTTL != 30*time.Second || d.Timeout != 3*time.Second {
 		t.Errorf("defaults %+v", d)
 	}
-	if _, err := authz.ParseConfig([]byte(minimalConfig + "models: {control_plane_url: \"http://10.1.2.3\"}\n")); err == nil ||
+	if _, err := config.ParseConfig([]byte(minimalConfig + "models: {control_plane_url: \"http://10.1.2.3\"}\n")); err == nil ||
 		!strings.Contains(err.Error(), "models.control_plane_url") {
 		t.Errorf("non-loopback http accepted: %v", err)
 	}

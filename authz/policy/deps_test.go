@@ -16,7 +16,7 @@ func TestDeps(t *testing.T) {
 			deptest.Module + "/audit/...":    "policy does not record; proxy turns its decision into a record",
 			deptest.Module + "/guard/...":    "policy decides on the caller and the call, not the content",
 			deptest.Module + "/authz/models": "proxy resolves model ids before it asks the policy",
-			deptest.Module + "/authz":        "the loader assembles the policy's section; policy does not read the file",
+			deptest.Module + "/config":       "the loader assembles the policy's section; policy does not read the file",
 			deptest.Module + "/cmd/...":      "policy sits below the commands",
 		},
 		BadDep:   deptest.TestPackage,

@@ -28,8 +28,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/internal/stats"
 	"github.com/warden-egress/warden/proxy"
 )
@@ -353,7 +353,7 @@ func newBenchEnv(ctx context.Context, o *benchOptions) (_ *benchEnv, err error) 
 
 	// Warden, auditing as it runs in production: every call through the
 	// on-disk spool (process durability) into a file sink.
-	cfg, err := authz.ParseConfig(policyFor("  endpoint: 127.0.0.1:0", "resign", e.emu.URL))
+	cfg, err := config.ParseConfig(policyFor("  endpoint: 127.0.0.1:0", "resign", e.emu.URL))
 	if err != nil {
 		return nil, fmt.Errorf("bench policy: %w", err)
 	}

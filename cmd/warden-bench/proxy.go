@@ -43,8 +43,8 @@ import (
 	"github.com/elazarl/goproxy"
 	"go.uber.org/zap"
 
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/internal/stats"
 	"github.com/warden-egress/warden/proxy"
 )
@@ -370,7 +370,7 @@ func newBPEnv(ctx context.Context, o *bpOptions) (_ *bpEnv, err error) {
 		if signing == "resign" {
 			listen = "  endpoint: 127.0.0.1:0\n" + listen
 		}
-		cfg, err := authz.ParseConfig(policyFor(listen, signing, e.emu.URL))
+		cfg, err := config.ParseConfig(policyFor(listen, signing, e.emu.URL))
 		if err != nil {
 			return nil, fmt.Errorf("bench-proxy policy (%s): %w", signing, err)
 		}

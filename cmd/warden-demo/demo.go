@@ -24,8 +24,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -76,7 +76,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	out := &lockedWriter{w: stdout}
 	fmt.Fprintf(out, "Bedrock emulator on %s (accepts only Warden's key %s)\n", emu.URL, demoWardenKey)
 	policy := strings.NewReplacer("${EMULATOR_URL}", emu.URL, "${CONTROL_PLANE_URL}", cp.URL).Replace(demoPolicy)
-	cfg, err := authz.ParseConfig([]byte(policy))
+	cfg, err := config.ParseConfig([]byte(policy))
 	if err != nil {
 		return fmt.Errorf("example policy: %w", err)
 	}
@@ -305,7 +305,7 @@ func (s *demoSink) Close() error { return nil }
 
 // startDemoWarden runs one Warden on free loopback ports: the endpoint
 // listener, and the forward proxy when the config names one.
-func startDemoWarden(ctx context.Context, cfg *authz.Config, aw audit.Writer) (demoWarden, func(), error) {
+func startDemoWarden(ctx context.Context, cfg *config.Config, aw audit.Writer) (demoWarden, func(), error) {
 	srv, err := proxy.New(ctx, proxy.Options{
 		Config:      cfg,
 		Credentials: credentials.NewStaticCredentialsProvider(demoWardenKey, demoWardenSecret, ""),

@@ -21,8 +21,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -268,17 +268,17 @@ func newEnv(ctx context.Context, o Options) (_ *env, err error) {
 		if name == "invalid" {
 			continue
 		}
-		cfg, err := authz.ParseConfig(data)
+		cfg, err := config.ParseConfig(data)
 		if err != nil {
 			return nil, fmt.Errorf("policy %s: %w", name, err)
 		}
-		e.hashes[name] = authz.PolicyHash(cfg)
+		e.hashes[name] = config.PolicyHash(cfg)
 	}
 	e.cfgPath = filepath.Join(e.dir, "warden.yaml")
 	if err := os.WriteFile(e.cfgPath, e.files["A"], 0o600); err != nil {
 		return nil, err
 	}
-	cfg, err := authz.ParseConfig(e.files["A"])
+	cfg, err := config.ParseConfig(e.files["A"])
 	if err != nil {
 		return nil, err
 	}

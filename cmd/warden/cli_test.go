@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -169,7 +169,7 @@ audit:
 			t.Errorf("stderr lacks %q:\n%s", w, errOut.String())
 		}
 	}
-	if strings.Contains(errOut.String(), "authz.") || strings.Contains(errOut.String(), "not found in type") {
+	if strings.Contains(errOut.String(), "config.") || strings.Contains(errOut.String(), "not found in type") {
 		t.Errorf("an error names a Go type:\n%s", errOut.String())
 	}
 }
@@ -213,7 +213,7 @@ func TestValidateRejectsWhatServeRejects(t *testing.T) {
 				t.Errorf("validate: exit %d, want valid=%v and %q:\n%s%s", code, tc.valid, want, out.String(), errOut.String())
 			}
 			// serve's own constructor agrees.
-			cfg, err := authz.ParseConfig([]byte(cfgText))
+			cfg, err := config.ParseConfig([]byte(cfgText))
 			if err != nil {
 				if tc.valid {
 					t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/config"
 )
 
 // TestDeployExamplesParse keeps the Warden configs embedded in the
@@ -48,7 +48,7 @@ func TestDeployExamplesParse(t *testing.T) {
 					continue
 				}
 				found++
-				if _, err := authz.ParseConfig([]byte(v)); err != nil {
+				if _, err := config.ParseConfig([]byte(v)); err != nil {
 					t.Errorf("%s: ConfigMap %v key %s: %v", f, doc.Metadata["name"], k, err)
 				}
 			}

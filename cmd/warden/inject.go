@@ -23,7 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/inject"
 	"github.com/warden-egress/warden/proxy"
 )
@@ -141,12 +141,12 @@ func loadInjector(ctx context.Context, path string) (*inject.Injector, error) {
 
 // checkSidecarConfig is `warden policy validate` on a rendered config.
 func checkSidecarConfig(ctx context.Context, data []byte) error {
-	cfg, err := authz.ParseConfig(data)
+	cfg, err := config.ParseConfig(data)
 	if err == nil {
 		err = proxy.CheckConfig(ctx, cfg)
 	}
 	if err != nil {
-		return errors.New(strings.Join(authz.Diagnostics("$"+inject.ConfigEnv, data, err), "\n"))
+		return errors.New(strings.Join(config.Diagnostics("$"+inject.ConfigEnv, data, err), "\n"))
 	}
 	return nil
 }

@@ -27,9 +27,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/warden-egress/warden/authz/kubetest"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
 	"github.com/warden-egress/warden/inject"
+	"github.com/warden-egress/warden/internal/kubetest"
 	"github.com/warden-egress/warden/internal/testenv"
 	"github.com/warden-egress/warden/proxy/mitm"
 )

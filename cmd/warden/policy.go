@@ -16,8 +16,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
 	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -57,7 +57,7 @@ func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if len(args) > 1 {
 			return fmt.Errorf("policy schema: unexpected arguments %q", args[1:])
 		}
-		_, err := stdout.Write(authz.JSONSchema())
+		_, err := stdout.Write(config.JSONSchema())
 		return err
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, policyUsage)
@@ -69,7 +69,7 @@ func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // loadPolicy reads, validates and compiles a config file; its errors are
 // file:line:column: message lines, as validate prints them.
-func loadPolicy(path string) (*authz.Config, *policy.Policy, error) {
+func loadPolicy(path string) (*config.Config, *policy.Policy, error) {
 	if path == "" {
 		return nil, nil, errors.New("--config is required")
 	}
@@ -77,9 +77,9 @@ func loadPolicy(path string) (*authz.Config, *policy.Policy, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: %w", err)
 	}
-	cfg, err := authz.ParseConfig(data)
+	cfg, err := config.ParseConfig(data)
 	if err != nil {
-		return nil, nil, errors.New(strings.Join(authz.Diagnostics(path, data, err), "\n"))
+		return nil, nil, errors.New(strings.Join(config.Diagnostics(path, data, err), "\n"))
 	}
 	p, err := policy.New(cfg.Policy())
 	if err != nil {
@@ -123,7 +123,7 @@ func cmdPolicyValidate(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	cfg, err := authz.ParseConfig(data)
+	cfg, err := config.ParseConfig(data)
 	if err == nil {
 		// What serve would refuse of a valid file without touching the
 		// network: the region, the compiled policy and guards, the upstream.
@@ -132,7 +132,7 @@ func cmdPolicyValidate(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		// One error a line, file:line:column: message, so editors and CI
 		// annotations can jump to it.
-		diags := authz.Diagnostics(*path, data, err)
+		diags := config.Diagnostics(*path, data, err)
 		for _, line := range diags {
 			fmt.Fprintln(stderr, line)
 		}
@@ -142,7 +142,7 @@ func cmdPolicyValidate(ctx context.Context, args []string, stdout, stderr io.Wri
 		}
 		return fmt.Errorf("%s: invalid (%d %s)", *path, len(diags), noun)
 	}
-	warnings := authz.Warnings(cfg)
+	warnings := config.Warnings(cfg)
 	for _, w := range warnings {
 		fmt.Fprintf(stdout, "%s: warning: %s\n", *path, w)
 	}
@@ -190,8 +190,8 @@ func loadCases(path string) ([]policyCase, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var pc policyCases
-	if err := authz.DecodeStrict(data, &pc); err != nil {
-		return nil, errors.New(strings.Join(authz.Diagnostics(path, data, err), "\n"))
+	if err := config.DecodeStrict(data, &pc); err != nil {
+		return nil, errors.New(strings.Join(config.Diagnostics(path, data, err), "\n"))
 	}
 	if len(root.Content) > 0 && root.Content[0].Kind == yaml.MappingNode {
 		m := root.Content[0]

@@ -20,7 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/warden-egress/warden/audit"
-	"github.com/warden-egress/warden/authz"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -48,9 +48,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	cfg, err := authz.ParseConfig(data)
+	cfg, err := config.ParseConfig(data)
 	if err != nil {
-		return errors.New(strings.Join(authz.Diagnostics(name, data, err), "\n"))
+		return errors.New(strings.Join(config.Diagnostics(name, data, err), "\n"))
 	}
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
@@ -127,7 +127,7 @@ func watchConfig(ctx context.Context, srv *proxy.Server, path string, loaded []b
 
 // runServer listens on the configured addresses until ctx ends, then shuts
 // down gracefully, draining in-flight calls and flushing audit records.
-func runServer(ctx context.Context, srv *proxy.Server, cfg *authz.Config, log *zap.Logger) error {
+func runServer(ctx context.Context, srv *proxy.Server, cfg *config.Config, log *zap.Logger) error {
 	var tlsCfg *tls.Config
 	if t := cfg.Listen.TLS; t != nil {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
@@ -188,7 +188,7 @@ func runServer(ctx context.Context, srv *proxy.Server, cfg *authz.Config, log *z
 // writeCAFiles writes the MITM CA certificate (public, 0644: apps running as
 // other users must read it; the key is never written) and, if asked, the
 // AWS_CA_BUNDLE file of system roots plus that certificate.
-func writeCAFiles(srv *proxy.Server, cfg *authz.Config, log *zap.Logger) error {
+func writeCAFiles(srv *proxy.Server, cfg *config.Config, log *zap.Logger) error {
 	ca := srv.CA()
 	if ca == nil {
 		return nil

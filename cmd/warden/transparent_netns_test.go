@@ -43,7 +43,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/warden-egress/warden/authz/kubetest"
+	"github.com/warden-egress/warden/internal/kubetest"
 	"io"
 	"math/rand/v2"
 	"net"

@@ -1,6 +1,6 @@
 package admission
 
-// Tests on the real kube-apiserver (authz/kubetest). No kubelet, scheduler or
+// Tests on the real kube-apiserver (internal/kubetest). No kubelet, scheduler or
 // controller runs: these tests assert admission outcomes (the API server's
 // answer) and the objects it stored, never a running container. An exec that
 // admission allows fails afterwards because no Node object or kubelet exists;
@@ -26,7 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
-	"github.com/warden-egress/warden/authz/kubetest"
+	"github.com/warden-egress/warden/internal/kubetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }

@@ -14,7 +14,7 @@ func TestDeps(t *testing.T) {
 		BadDeps: map[string]string{
 			deptest.Module + "/cmd/...": "admission sits below the commands",
 			deptest.Module + "/proxy":   "the policies have nothing to do with serving requests",
-			deptest.Module + "/authz":   "the policies are independent of Warden's own authorization",
+			deptest.Module + "/config":  "the policies are independent of Warden's own authorization",
 		},
 		BadDep: func(dep string) string {
 			if dep == deptest.Module+"/inject" {

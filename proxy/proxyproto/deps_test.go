@@ -12,7 +12,7 @@ func TestDeps(t *testing.T) {
 	deptest.DepChecker{
 		BadDeps: map[string]string{
 			deptest.Module + "/proxy":        "proxy wraps its listeners with this package, not the other way",
-			deptest.Module + "/authz":        "the loader assembles this package's Config",
+			deptest.Module + "/config":       "the loader assembles this package's Config",
 			deptest.Module + "/authz/policy": "reading a header decides nothing",
 			deptest.Module + "/audit/...":    "proxyproto does not record",
 			deptest.Module + "/guard/...":    "proxyproto does not read content",

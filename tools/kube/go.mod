@@ -1,5 +1,5 @@
 // Module tools/kube builds a real kube-apiserver and etcd for Warden's Kubernetes tests
-// (authz/kubetest). It is a separate module so the main module's ./... never builds it.
+// (internal/kubetest). It is a separate module so the main module's ./... never builds it.
 // scripts/kube-assets builds both binaries into a cache keyed by this module's go.sum.
 module github.com/warden-egress/warden/tools/kube
 

@@ -1,4 +1,4 @@
-package authz
+package config
 
 import (
 	"crypto/sha256"

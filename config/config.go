@@ -1,6 +1,10 @@
-// Package authz decides who is calling and whether they may make the call:
-// configuration loading, workload identity sources and the policy model.
-package authz
+// Package config loads Warden's configuration file: it assembles the
+// sections the packages that use them own (identity, policy, models, guard,
+// audit, the listeners' proxyproto and mitm), keeps the settings of the
+// request path itself (listen, upstream, limits, egress), checks what spans
+// sections, reports every problem with its file:line:column, and generates
+// the JSON Schema.
+package config
 
 import (
 	"bytes"
