@@ -104,12 +104,12 @@ func TestIptablesValidation(t *testing.T) {
 	}
 }
 
-// inNetns runs fn on a thread of its own in a new network namespace (with
-// CAP_NET_ADMIN dropped from that thread when dropNetAdmin is set); the
-// thread is thrown away afterwards, so nothing else runs in the namespace.
-// `warden iptables` opens its netlink socket on the calling thread, so it
-// programs that namespace.
-func inNetns(t *testing.T, dropNetAdmin bool, fn func()) {
+// inNetns runs fn on a thread of its own in a new network namespace, with
+// that thread's effective capabilities set by caps when it is not nil; the
+// thread is thrown away afterwards, so nothing else runs in the namespace or
+// with those capabilities. `warden iptables` opens its netlink socket on the
+// calling thread, so it programs that namespace with those capabilities.
+func inNetns(t *testing.T, caps func(effective [2]uint32) [2]uint32, fn func()) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		testenv.Missing(t, "warden iptables --apply tests need root to create a network namespace")
@@ -121,14 +121,15 @@ func inNetns(t *testing.T, dropNetAdmin bool, fn func()) {
 			errc <- err
 			return
 		}
-		if dropNetAdmin {
+		if caps != nil {
 			hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 			var data [2]unix.CapUserData
 			if err := unix.Capget(&hdr, &data[0]); err != nil {
 				errc <- err
 				return
 			}
-			data[0].Effective &^= 1 << unix.CAP_NET_ADMIN
+			eff := caps([2]uint32{data[0].Effective, data[1].Effective})
+			data[0].Effective, data[1].Effective = eff[0], eff[1]
 			if err := unix.Capset(&hdr, &data[0]); err != nil {
 				errc <- err
 				return
@@ -171,7 +172,7 @@ func TestIptablesApply(t *testing.T) {
 		{args: []string{"--delete"}, stdout: "warden iptables: table inet warden removed\n"},
 		{args: []string{"--print"}, code: 1, stderr: "no such table"},
 	}
-	inNetns(t, false, func() {
+	inNetns(t, nil, func() {
 		for _, s := range steps {
 			var out, errOut bytes.Buffer
 			code := run(context.Background(), append([]string{"iptables"}, s.args...), &out, &errOut)
@@ -186,9 +187,17 @@ func TestIptablesApply(t *testing.T) {
 	}
 }
 
-// Without NET_ADMIN the error says what is missing.
-func TestIptablesApplyWithoutNetAdmin(t *testing.T) {
-	inNetns(t, true, func() {
+// NET_ADMIN alone is enough (no NET_RAW: netlink needs no raw socket, unlike
+// the iptables binary), and without it the error says what is missing.
+func TestIptablesApplyCapabilities(t *testing.T) {
+	const netAdmin = 1 << unix.CAP_NET_ADMIN
+	inNetns(t, func([2]uint32) [2]uint32 { return [2]uint32{netAdmin, 0} }, func() {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), []string{"iptables", "--apply"}, &out, &errOut); code != 0 {
+			t.Errorf("with CAP_NET_ADMIN only: exit %d, stderr %q", code, errOut.String())
+		}
+	})
+	inNetns(t, func(eff [2]uint32) [2]uint32 { return [2]uint32{eff[0] &^ netAdmin, eff[1]} }, func() {
 		var out, errOut bytes.Buffer
 		code := run(context.Background(), []string{"iptables", "--apply"}, &out, &errOut)
 		want := "needs CAP_NET_ADMIN in the pod's network namespace"
@@ -196,4 +205,20 @@ func TestIptablesApplyWithoutNetAdmin(t *testing.T) {
 			t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and an error naming the table and %q", code, out.String(), errOut.String(), want)
 		}
 	})
+}
+
+// The table docs/deployment.md shows is the dry run of the defaults.
+func TestIptablesDocsExample(t *testing.T) {
+	golden, err := os.ReadFile(filepath.Join("testdata", "iptables", "defaults.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "deployment.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(golden), "\n")
+	if !strings.Contains(string(doc), "```\n"+table+"```\n") {
+		t.Errorf("docs/deployment.md does not show the default table; paste it from %s:\n%s", "testdata/iptables/defaults.golden", table)
+	}
 }
