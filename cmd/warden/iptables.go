@@ -49,7 +49,7 @@ func cmdIptables(_ context.Context, args []string, stdout, stderr io.Writer) err
 	gid := fs.Int64("gid", 65532, "GID Warden runs as; its connections are not redirected")
 	ipv6 := fs.Bool("ipv6", true, "also redirect IPv6 (to [::1]:PORT); false leaves IPv6 egress alone")
 	apply := fs.Bool("apply", false, "install the table (needs NET_ADMIN in the network namespace)")
-	print := fs.Bool("print", false, "print the table as the kernel holds it (after --apply, or alone: now)")
+	printTable := fs.Bool("print", false, "print the table as the kernel holds it (after --apply, or alone: now)")
 	del := fs.Bool("delete", false, "remove the table")
 	var cidrs, excludes listFlag
 	fs.Var(&cidrs, "cidr", "redirect TCP 443 to this destination CIDR (repeatable; default 0.0.0.0/0 and, with --ipv6, ::/0)")
@@ -60,7 +60,7 @@ func cmdIptables(_ context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *del && (*apply || *print) {
+	if *del && (*apply || *printTable) {
 		return errors.New("--delete goes alone, without --apply or --print")
 	}
 	cfg, err := redirect.NewConfig(*port, *uid, *gid, *ipv6, cidrs, excludes)
@@ -68,7 +68,7 @@ func cmdIptables(_ context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	plan := redirect.Build(cfg)
-	if !*apply && !*print && !*del {
+	if !*apply && !*printTable && !*del {
 		_, err := io.WriteString(stdout, "# warden iptables: dry run, nothing applied; --apply installs this table over netlink\n"+plan.Text(true))
 		return err
 	}
@@ -107,7 +107,7 @@ func cmdIptables(_ context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	if *print {
+	if *printTable {
 		_, err := io.WriteString(stdout, "# warden iptables: read back from the kernel\n"+got.Text(true))
 		return err
 	}

@@ -54,9 +54,9 @@ var (
 // (uid_t)-1, "no user".
 const MaxID = 1<<32 - 2
 
-// NewConfig validates the flag values of `warden iptables`. name prefixes the
-// CIDR errors (--cidr, --exclude-cidr); each entry of cidrs and excludes may
-// hold several comma-separated CIDRs.
+// NewConfig validates the flag values of `warden iptables`; errors name the
+// flag and wrap ErrPort, ErrID or ErrCIDR. Each entry of cidrs and excludes
+// may hold several comma-separated CIDRs.
 func NewConfig(port int, uid, gid int64, ipv6 bool, cidrs, excludes []string) (Config, error) {
 	cfg := Config{Port: port, IPv6: ipv6}
 	if port < 1 || port > 65535 {

@@ -99,7 +99,9 @@ func hint(err error) string {
 	case errors.Is(err, os.ErrPermission):
 		return " (needs CAP_NET_ADMIN in the pod's network namespace: the init container adds NET_ADMIN)"
 	case errors.Is(err, os.ErrNotExist):
-		return " (the kernel lacks nf_tables nat support for the inet family: Linux 5.2 or later with nft_chain_nat and nft_redir)"
+		// For Warden's own rule set (no jumps, no sets) this is the kernel
+		// refusing the chain type or the redirect.
+		return " (usually: the kernel lacks nf_tables nat support for the inet family: Linux 5.2 or later with nft_chain_nat and nft_redir)"
 	}
 	return ""
 }

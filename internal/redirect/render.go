@@ -25,12 +25,12 @@ import (
 // changed by hand never reads back as Warden's own.
 func (rs Ruleset) Text(counters bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "table %s %s {\n", familyName(rs.Family), rs.Table)
+	fmt.Fprintf(&b, "table %s %s {\n", familyName(rs.Family), name(rs.Table))
 	for i, c := range rs.Chains {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
-		fmt.Fprintf(&b, "\tchain %s {\n", c.Name)
+		fmt.Fprintf(&b, "\tchain %s {\n", name(c.Name))
 		if c.Hook != nil {
 			fmt.Fprintf(&b, "\t\ttype %s hook %s priority %s;", c.Type, hookName(*c.Hook), priorityName(c.Priority))
 			if c.Policy != nil {
@@ -66,7 +66,7 @@ func RuleText(exprs []expr.Any, counters bool) string {
 	var l4 byte
 	var words []string
 	unknown := func(e expr.Any) {
-		words = append(words, fmt.Sprintf("unknown-expression(%T%+v)", e, e))
+		words = append(words, "unknown-expression("+oneLine(fmt.Sprintf("%T%+v", e, e))+")")
 	}
 	for _, e := range exprs {
 		switch e := e.(type) {
@@ -117,6 +117,25 @@ func RuleText(exprs []expr.Any, counters bool) string {
 		}
 	}
 	return strings.Join(words, " ")
+}
+
+// name is a table or chain name as nft accepts it: bare when it is a plain
+// identifier, quoted otherwise (the kernel takes any bytes).
+func name(s string) string {
+	for i, r := range s {
+		if !(r == '_' || r == '-' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return strconv.Quote(s)
+		}
+	}
+	if s == "" {
+		return `""`
+	}
+	return s
+}
+
+// oneLine keeps what the kernel sent on one line.
+func oneLine(s string) string {
+	return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(s)
 }
 
 func allZero(b []byte) bool {
@@ -288,9 +307,9 @@ func verdictText(v *expr.Verdict) string {
 	case expr.VerdictContinue:
 		return "continue"
 	case expr.VerdictJump:
-		return "jump " + v.Chain
+		return "jump " + name(v.Chain)
 	case expr.VerdictGoto:
-		return "goto " + v.Chain
+		return "goto " + name(v.Chain)
 	}
 	return fmt.Sprintf("verdict(%d)", v.Kind)
 }
@@ -313,7 +332,7 @@ func redirText(r *expr.Redir, regs map[uint32]operand) string {
 	lo, ok1 := port(r.RegisterProtoMin)
 	hi, ok2 := port(r.RegisterProtoMax)
 	if !ok1 || (r.RegisterProtoMax != 0 && !ok2) {
-		return fmt.Sprintf("unknown-expression(%T%+v)", r, r)
+		return "unknown-expression(" + oneLine(fmt.Sprintf("%T%+v", r, r)) + ")"
 	}
 	s := "redirect to :" + lo
 	if r.RegisterProtoMax != 0 && hi != lo {

@@ -45,6 +45,7 @@ func TestRuleText(t *testing.T) {
 		}, false, "redirect to :80-90 flags 0x4"},
 		{"redirect_bare", []expr.Any{&expr.Redir{}}, false, "redirect"},
 		{"jump", []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "other"}}, false, "jump other"},
+		{"jump_odd_name", []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "a b\n"}}, false, `jump "a b\n"`},
 		{"unknown_expression", []expr.Any{&expr.Masq{}}, false, "unknown-expression(*expr.Masq"},
 		{"cmp_without_load", []expr.Any{&expr.Cmp{Register: 3, Data: []byte{1}}}, false, "unknown-expression(*expr.Cmp"},
 		{"payload_write", []expr.Any{&expr.Payload{OperationType: expr.PayloadWrite}}, false, "unknown-expression(*expr.Payload"},
@@ -106,4 +107,64 @@ func TestBuildOrder(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rules:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// FuzzRuleText: RuleText reads whatever the kernel hands back; any sequence
+// of expressions with any field values renders without panicking, and a
+// rule set someone else wrote never reads back as one of Build's rules
+// unless it is one (checked by the kernel tests; here: no panic, one line).
+func FuzzRuleText(f *testing.F) {
+	f.Add([]byte{0, 1, 11, 1, 1, 4, 57, 5, 0, 0, 0, 4, 6, 1})
+	f.Add([]byte{2, 1, 1, 16, 4, 3, 1, 1, 4, 255, 0, 0, 0, 0, 0, 0, 0, 4, 1, 1, 4, 10, 0, 0, 0, 5, 6, 2})
+	f.Add([]byte{7, 1, 2, 0, 80, 8, 1, 1, 2})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		next := func() byte {
+			if len(b) == 0 {
+				return 0
+			}
+			c := b[0]
+			b = b[1:]
+			return c
+		}
+		bytesN := func() []byte {
+			n := int(next() % 20)
+			out := make([]byte, 0, n)
+			for range n {
+				out = append(out, next())
+			}
+			return out
+		}
+		var exprs []expr.Any
+		for len(b) > 0 && len(exprs) < 32 {
+			switch next() % 10 {
+			case 0:
+				exprs = append(exprs, &expr.Meta{Key: expr.MetaKey(next() % 40), Register: uint32(next() % 4), SourceRegister: next()%8 == 0})
+			case 1:
+				exprs = append(exprs, &expr.Cmp{Op: expr.CmpOp(next() % 8), Register: uint32(next() % 4), Data: bytesN()})
+			case 2:
+				exprs = append(exprs, &expr.Payload{OperationType: expr.PayloadOperationType(next() % 2), DestRegister: uint32(next() % 4),
+					Base: expr.PayloadBase(next() % 4), Offset: uint32(next() % 40), Len: uint32(next() % 20)})
+			case 3:
+				exprs = append(exprs, &expr.Bitwise{SourceRegister: uint32(next() % 4), DestRegister: uint32(next() % 4),
+					Len: uint32(next() % 20), Mask: bytesN(), Xor: bytesN()})
+			case 4:
+				exprs = append(exprs, &expr.Counter{Packets: uint64(next()), Bytes: uint64(next())})
+			case 5:
+				exprs = append(exprs, &expr.Verdict{Kind: expr.VerdictKind(int(next()%12) - 5), Chain: string(bytesN())})
+			case 6:
+				exprs = append(exprs, &expr.Redir{RegisterProtoMin: uint32(next() % 4), RegisterProtoMax: uint32(next() % 4), Flags: uint32(next())})
+			case 7:
+				exprs = append(exprs, &expr.Immediate{Register: uint32(next() % 4), Data: bytesN()})
+			case 8:
+				exprs = append(exprs, &expr.Masq{})
+			case 9:
+				exprs = append(exprs, &expr.Verdict{Kind: expr.VerdictReturn})
+			}
+		}
+		for _, counters := range []bool{false, true} {
+			if s := RuleText(exprs, counters); strings.ContainsAny(s, "\n\r") {
+				t.Fatalf("rule text spans lines: %q", s)
+			}
+		}
+	})
 }

@@ -43,7 +43,7 @@ type Chain struct {
 }
 
 // Build returns the rule set for cfg: a nat chain hooked at output (priority
-// dstnat, policy accept) that, in order,
+// -100, dstnat; policy accept) that, in order,
 //
 //	returns (no NAT) for sockets owned by cfg.UID, then cfg.GID;
 //	per address family with something to redirect: returns for loopback
