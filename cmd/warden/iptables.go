@@ -23,7 +23,8 @@ is needed: the init container runs this same static image. They live in their
 own table, inet warden, chain output (type nat hook output priority -100):
   return for sockets owned by Warden's --uid, then --gid (its upstream
   connections are never looped back); return for loopback (127.0.0.0/8, ::1)
-  and each --exclude-cidr; then redirect TCP 443 to --port for each --cidr.
+  and each --exclude-cidr; then redirect TCP 443 to --port for each --cidr
+  (an address family with no --cidr of its own is redirected everywhere).
 One inet table covers IPv4 and IPv6. IPv6 connections are redirected like
 IPv4 ones, to [::1]:PORT: served when Warden's transparent listener is on
 [::1], refused by the kernel otherwise, so IPv6 never goes around Warden.
@@ -52,7 +53,7 @@ func cmdIptables(_ context.Context, args []string, stdout, stderr io.Writer) err
 	printTable := fs.Bool("print", false, "print the table as the kernel holds it (after --apply, or alone: now)")
 	del := fs.Bool("delete", false, "remove the table")
 	var cidrs, excludes listFlag
-	fs.Var(&cidrs, "cidr", "redirect TCP 443 to this destination CIDR (repeatable; default 0.0.0.0/0 and, with --ipv6, ::/0)")
+	fs.Var(&cidrs, "cidr", "redirect TCP 443 to this destination CIDR (repeatable); a family with none is redirected everywhere (0.0.0.0/0; ::/0 with --ipv6)")
 	fs.Var(&excludes, "exclude-cidr", "never redirect this destination CIDR (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err

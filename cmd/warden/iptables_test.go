@@ -26,6 +26,8 @@ func TestIptablesGolden(t *testing.T) {
 		{"defaults", nil},
 		{"ipv4_only", []string{"--ipv6=false"}},
 		{"custom_port_uid_gid", []string{"--port", "15001", "--uid", "1337", "--gid", "0"}},
+		// IPv4 ranges alone: IPv6 is still redirected, everywhere.
+		{"v4_cidr_only", []string{"--cidr", "52.94.0.0/16", "--exclude-cidr", "169.254.169.254/32"}},
 		{"cidrs_excludes", []string{
 			"--cidr", "10.0.0.0/8", "--cidr", "172.16.0.0/12,fd00::/8", "--cidr", "2600:1f00::/24",
 			"--exclude-cidr", "10.96.0.0/12", "--exclude-cidr", "169.254.169.254/32",

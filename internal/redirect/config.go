@@ -29,8 +29,10 @@ type Config struct {
 	// UID and GID are Warden's; connections from sockets they own are not
 	// redirected, so Warden's own upstream connections are not looped back.
 	UID, GID uint32
-	// CIDRs are the redirected destinations (TCP 443 only). Empty means
-	// everything: 0.0.0.0/0 and, with IPv6, ::/0.
+	// CIDRs are the redirected destinations (TCP 443 only). NewConfig
+	// fills in each address family the flags leave out with everything
+	// (0.0.0.0/0; ::/0 with IPv6), so listing IPv4 CIDRs alone does not
+	// leave IPv6 open.
 	CIDRs []netip.Prefix
 	// Excludes are destinations never redirected.
 	Excludes []netip.Prefix
@@ -76,11 +78,14 @@ func NewConfig(port int, uid, gid int64, ipv6 bool, cidrs, excludes []string) (C
 	if cfg.Excludes, err = ParseCIDRs("--exclude-cidr", excludes, ipv6); err != nil {
 		return cfg, err
 	}
-	if len(cfg.CIDRs) == 0 {
-		cfg.CIDRs = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
-		if ipv6 {
-			cfg.CIDRs = append(cfg.CIDRs, netip.MustParsePrefix("::/0"))
-		}
+	// Fail closed per family: a family with no --cidr of its own is
+	// redirected everywhere, so `--cidr 52.94.0.0/16` alone cannot leave
+	// IPv6 to Bedrock around Warden.
+	if len(family(cfg.CIDRs, false)) == 0 {
+		cfg.CIDRs = append(cfg.CIDRs, netip.MustParsePrefix("0.0.0.0/0"))
+	}
+	if ipv6 && len(family(cfg.CIDRs, true)) == 0 {
+		cfg.CIDRs = append(cfg.CIDRs, netip.MustParsePrefix("::/0"))
 	}
 	return cfg, nil
 }

@@ -22,6 +22,10 @@ func TestNewConfig(t *testing.T) {
 		{name: "defaults_ipv4_only", port: 8482, ipv6: false, wantCIDRs: "0.0.0.0/0"},
 		{name: "max_id", port: 1, uid: MaxID, gid: MaxID, ipv6: true, wantCIDRs: "0.0.0.0/0 ::/0"},
 		{name: "cidrs_dedup_order", port: 65535, ipv6: true, cidrs: []string{"fd00::/8, 10.0.0.0/8", "10.0.0.0/8"}, wantCIDRs: "fd00::/8 10.0.0.0/8"},
+		// A family without a CIDR of its own is redirected everywhere (fail closed).
+		{name: "v4_cidrs_only", port: 1, ipv6: true, cidrs: []string{"52.94.0.0/16"}, wantCIDRs: "52.94.0.0/16 ::/0"},
+		{name: "v4_cidrs_only_no_ipv6", port: 1, ipv6: false, cidrs: []string{"52.94.0.0/16"}, wantCIDRs: "52.94.0.0/16"},
+		{name: "v6_cidrs_only", port: 1, ipv6: true, cidrs: []string{"2600:1f00::/24"}, wantCIDRs: "2600:1f00::/24 0.0.0.0/0"},
 		{name: "port_zero", port: 0, wantErr: ErrPort, wantMsg: "--port 0: port out of range: want 1-65535"},
 		{name: "port_high", port: 65536, wantErr: ErrPort, wantMsg: "--port 65536"},
 		{name: "uid_negative", port: 1, uid: -1, wantErr: ErrID, wantMsg: "--uid -1: uid or gid out of range: want 0-4294967294"},
