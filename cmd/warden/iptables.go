@@ -21,7 +21,8 @@ installs it with --apply; Warden itself needs no capability.
 The rules are programmed over netlink (nftables), so no iptables or nft binary
 is needed: the init container runs this same static image. They live in their
 own table, inet warden, chain output (type nat hook output priority -100):
-  return for sockets owned by Warden's --uid, then --gid (its upstream
+  return for sockets owned by Warden's --uid (and --gid if set; no group by
+  default, since an app image may share Warden's group) (its upstream
   connections are never looped back); return for loopback (127.0.0.0/8, ::1)
   and each --exclude-cidr; then redirect TCP 443 to --port for each --cidr
   (an address family with no --cidr of its own is redirected everywhere).
@@ -47,7 +48,7 @@ func cmdIptables(_ context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Usage = func() { fmt.Fprint(stderr, iptablesUsage); fs.PrintDefaults() }
 	port := fs.Int("port", 8482, "Warden's transparent listener port (1-65535)")
 	uid := fs.Int64("uid", 65532, "UID Warden runs as; its connections are not redirected")
-	gid := fs.Int64("gid", 65532, "GID Warden runs as; its connections are not redirected")
+	gid := fs.Int64("gid", -1, "also exempt sockets of this group (default -1: none; a group is not Warden's alone)")
 	ipv6 := fs.Bool("ipv6", true, "also redirect IPv6 (to [::1]:PORT); false leaves IPv6 egress alone")
 	apply := fs.Bool("apply", false, "install the table (needs NET_ADMIN in the network namespace)")
 	printTable := fs.Bool("print", false, "print the table as the kernel holds it (after --apply, or alone: now)")

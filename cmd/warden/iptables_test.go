@@ -70,7 +70,7 @@ func TestIptablesValidation(t *testing.T) {
 		{"port_high", []string{"--port", "65536"}, "--port 65536: port out of range: want 1-65535"},
 		{"port_negative", []string{"--port", "-1"}, "--port -1: port out of range: want 1-65535"},
 		{"uid_negative", []string{"--uid", "-1"}, "--uid -1: uid or gid out of range: want 0-4294967294"},
-		{"gid_negative", []string{"--gid", "-5"}, "--gid -5: uid or gid out of range: want 0-4294967294"},
+		{"gid_negative", []string{"--gid", "-5"}, "--gid -5: uid or gid out of range: want 0-4294967294, or -1 for none"},
 		{"uid_too_big", []string{"--uid", "4294967295"}, "--uid 4294967295: uid or gid out of range: want 0-4294967294"},
 		{"cidr_garbage", []string{"--cidr", "bedrock"}, `--cidr "bedrock": invalid CIDR: not a CIDR`},
 		{"cidr_bare_ip", []string{"--cidr", "10.0.0.1"}, `--cidr "10.0.0.1": invalid CIDR: not a CIDR`},

@@ -26,9 +26,15 @@ import (
 type Config struct {
 	// Port is Warden's transparent listener port (1-65535).
 	Port int
-	// UID and GID are Warden's; connections from sockets they own are not
+	// UID is Warden's: connections from sockets it owns are not
 	// redirected, so Warden's own upstream connections are not looped back.
-	UID, GID uint32
+	UID uint32
+	// GID, when HasGID, also exempts sockets of that group. Off by default:
+	// a group is not Warden's alone (an app image's passwd file may put its
+	// user in Warden's group, which admission cannot see), so exempting it
+	// would let that app go around Warden.
+	GID    uint32
+	HasGID bool
 	// CIDRs are the redirected destinations (TCP 443 only). NewConfig
 	// fills in each address family the flags leave out with everything
 	// (0.0.0.0/0; ::/0 with IPv6), so listing IPv4 CIDRs alone does not
@@ -57,7 +63,7 @@ var (
 const MaxID = 1<<32 - 2
 
 // NewConfig validates the flag values of `warden iptables`; errors name the
-// flag and wrap ErrPort, ErrID or ErrCIDR. Each entry of cidrs and excludes
+// flag and wrap ErrPort, ErrID or ErrCIDR. A gid of -1 exempts no group. Each entry of cidrs and excludes
 // may hold several comma-separated CIDRs.
 func NewConfig(port int, uid, gid int64, ipv6 bool, cidrs, excludes []string) (Config, error) {
 	cfg := Config{Port: port, IPv6: ipv6}
@@ -67,10 +73,13 @@ func NewConfig(port int, uid, gid int64, ipv6 bool, cidrs, excludes []string) (C
 	if uid < 0 || uid > MaxID {
 		return cfg, fmt.Errorf("--uid %d: %w: want 0-%d", uid, ErrID, int64(MaxID))
 	}
-	if gid < 0 || gid > MaxID {
-		return cfg, fmt.Errorf("--gid %d: %w: want 0-%d", gid, ErrID, int64(MaxID))
+	if gid < -1 || gid > MaxID {
+		return cfg, fmt.Errorf("--gid %d: %w: want 0-%d, or -1 for none", gid, ErrID, int64(MaxID))
 	}
-	cfg.UID, cfg.GID = uint32(uid), uint32(gid)
+	cfg.UID = uint32(uid)
+	if gid >= 0 {
+		cfg.GID, cfg.HasGID = uint32(gid), true
+	}
 	var err error
 	if cfg.CIDRs, err = ParseCIDRs("--cidr", cidrs, ipv6); err != nil {
 		return cfg, err

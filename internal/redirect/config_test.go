@@ -18,7 +18,7 @@ func TestNewConfig(t *testing.T) {
 		wantMsg        string
 		wantCIDRs      string
 	}{
-		{name: "defaults", port: 8482, uid: 65532, gid: 65532, ipv6: true, wantCIDRs: "0.0.0.0/0 ::/0"},
+		{name: "defaults", port: 8482, uid: 65532, gid: -1, ipv6: true, wantCIDRs: "0.0.0.0/0 ::/0"},
 		{name: "defaults_ipv4_only", port: 8482, ipv6: false, wantCIDRs: "0.0.0.0/0"},
 		{name: "max_id", port: 1, uid: MaxID, gid: MaxID, ipv6: true, wantCIDRs: "0.0.0.0/0 ::/0"},
 		{name: "cidrs_dedup_order", port: 65535, ipv6: true, cidrs: []string{"fd00::/8, 10.0.0.0/8", "10.0.0.0/8"}, wantCIDRs: "fd00::/8 10.0.0.0/8"},

@@ -45,7 +45,7 @@ type Chain struct {
 // Build returns the rule set for cfg: a nat chain hooked at output (priority
 // -100, dstnat; policy accept) that, in order,
 //
-//	returns (no NAT) for sockets owned by cfg.UID, then cfg.GID;
+//	returns (no NAT) for sockets owned by cfg.UID (and cfg.GID if HasGID);
 //	per address family with something to redirect: returns for loopback
 //	(127.0.0.0/8, ::1) and each exclude, then redirects TCP 443 to each
 //	CIDR to cfg.Port on the loopback address of that family.
@@ -55,10 +55,10 @@ type Chain struct {
 // its packets.
 func Build(cfg Config) Ruleset {
 	var rules [][]expr.Any
-	rules = append(rules,
-		rule(metaCmp(expr.MetaKeySKUID, native32(cfg.UID)), ret()),
-		rule(metaCmp(expr.MetaKeySKGID, native32(cfg.GID)), ret()),
-	)
+	rules = append(rules, rule(metaCmp(expr.MetaKeySKUID, native32(cfg.UID)), ret()))
+	if cfg.HasGID {
+		rules = append(rules, rule(metaCmp(expr.MetaKeySKGID, native32(cfg.GID)), ret()))
+	}
 	for _, v6 := range []bool{false, true} {
 		targets := family(cfg.CIDRs, v6)
 		if len(targets) == 0 || (v6 && !cfg.IPv6) {
