@@ -95,11 +95,11 @@ func (s *Server) applyCaps(r *http.Request, c *call, d policy.Decision) (dryRunD
 	if d.DryRun {
 		// Recorded, and the call forwarded as the caller sent it.
 		if d.Allow { // a policy denial recorded first keeps its rule and reason
-			c.rec.Rule, c.rec.Reason = "app.bedrock_guardrail", why
+			c.record(verdict{rule: "app.bedrock_guardrail", reason: why})
 		}
 		return true, nil
 	}
-	c.rec.Rule = "app.bedrock_guardrail"
+	c.record(verdict{rule: "app.bedrock_guardrail"})
 	return false, bedrock.AccessDenied("%s", why)
 }
 
@@ -144,7 +144,7 @@ func attachGuardrail(r *http.Request, c *call, a *policy.AppConfig) (why string,
 		body, named, err := converseGuardrail(c.body, g)
 		switch {
 		case err != nil:
-			c.rec.Rule = "app.bedrock_guardrail"
+			c.record(verdict{rule: "app.bedrock_guardrail"})
 			return "", err
 		case named != "":
 			return deny + " (the call names " + named + ")", nil
@@ -272,7 +272,7 @@ func (s *Server) applyLimits(c *call, a *policy.AppConfig) error {
 	}
 	ex, err := c.extract()
 	if err != nil {
-		c.rec.Rule = "app.limits"
+		c.record(verdict{rule: "app.limits"})
 		return bedrock.Validation("warden: app %s caps its requests (limits) and the request body could not be read: %v", a.Name, err)
 	}
 	if lim.MaxPromptChars > 0 {
@@ -281,7 +281,7 @@ func (s *Server) applyLimits(c *call, a *policy.AppConfig) error {
 			n += int64(utf8.RuneCountInString(sp.Text))
 		}
 		if n > lim.MaxPromptChars {
-			c.rec.Rule = "app.limits.max_prompt_chars"
+			c.record(verdict{rule: "app.limits.max_prompt_chars"})
 			return bedrock.Validation("warden: the request holds %d characters of text; app %s allows at most %d (limits.max_prompt_chars)",
 				n, a.Name, lim.MaxPromptChars)
 		}
@@ -292,7 +292,7 @@ func (s *Server) applyLimits(c *call, a *policy.AppConfig) error {
 	capN := lim.MaxOutputTokens
 	clamp := lim.Clamps()
 	reject := func(format string, args ...any) error {
-		c.rec.Rule = "app.limits.max_output_tokens"
+		c.record(verdict{rule: "app.limits.max_output_tokens"})
 		return bedrock.Validation("warden: "+format+"; app %s allows at most %d output tokens (limits.max_output_tokens)", append(args, a.Name, capN)...)
 	}
 	var edits []tokenEdit
@@ -311,7 +311,7 @@ func (s *Server) applyLimits(c *call, a *policy.AppConfig) error {
 	if c.route.Op == bedrock.OpConverse || c.route.Op == bedrock.OpConverseStream {
 		more, err := converseTokenEdits(c.body, ex.MaxTokensPath == "" && clamp && !c.passthrough, clamp && !c.passthrough, capN, reject)
 		if err != nil {
-			c.rec.Rule = "app.limits.max_output_tokens"
+			c.record(verdict{rule: "app.limits.max_output_tokens"})
 			return err
 		}
 		edits = append(edits, more...)
