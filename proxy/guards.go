@@ -119,7 +119,6 @@ func (s *Server) outputGuards(c *call) (*guard.Guards, bool) {
 	return ag, ag.DryRun() || snap.cfg != nil && snap.cfg.Mode == policy.ModeDryRun
 }
 
-
 // relayGuardedUnary buffers a 2xx unary answer (up to guard.MaxAnswerBytes),
 // has the output guards check it and relays it, masked where a guard
 // masks, or answers 403 AccessDeniedException when one blocks.
