@@ -31,7 +31,7 @@ func JSONSchema() []byte {
 		"$schema":     "https://json-schema.org/draft/2020-12/schema",
 		"$id":         SchemaID,
 		"title":       "Warden configuration",
-		"description": "Warden's configuration file (warden serve --config). Generated from the Go types by authz.JSONSchema; do not edit.",
+		"description": "Warden's configuration file (warden serve --config). Generated from the Go types by config.JSONSchema; do not edit.",
 		"$ref":        root["$ref"],
 		"$defs":       g.defs,
 	}
