@@ -159,7 +159,7 @@ func rewriteSpans(body []byte, ex bedrock.Extracted, edits []spanEdit) []byte {
 		if sp.Base64 {
 			text = base64.StdEncoding.EncodeToString([]byte(text))
 		}
-		e := edit{sp.Start, sp.End, jsonString(text)}
+		e := edit{sp.Start, sp.End, bedrock.JSONString(text)}
 		if sp.Src == 0 {
 			outer = append(outer, e)
 		} else {
@@ -168,10 +168,10 @@ func rewriteSpans(body []byte, ex bedrock.Extracted, edits []spanEdit) []byte {
 	}
 	for src, es := range inner {
 		d := ex.Decoded[src-1]
-		nb := applyEdits(d.Bytes, es, at)
-		outer = append(outer, edit{d.Start, d.End, jsonString(base64.StdEncoding.EncodeToString(nb))})
+		nb := bedrock.ApplyEdits(d.Bytes, es, at)
+		outer = append(outer, edit{d.Start, d.End, bedrock.JSONString(base64.StdEncoding.EncodeToString(nb))})
 	}
-	return applyEdits(body, outer, at)
+	return bedrock.ApplyEdits(body, outer, at)
 }
 
 // Answer is a unary answer as the output guards see it.
