@@ -42,6 +42,13 @@ const (
 	PolicyTokenRequests      = "warden-token-requests"
 	PolicyExec               = "warden-exec"
 	PolicyEphemeralContainer = "warden-ephemeral-containers"
+	PolicyTransparent        = "warden-transparent"
+
+	// LabelAllowTransparent on an enrolled namespace (platform-owned) lets
+	// its pods run transparent mode: Pod Security enforce may then be
+	// `privileged`, and PolicyTransparent enforces `restricted` on every
+	// container but the canonical warden-iptables.
+	LabelAllowTransparent = "warden-egress.io/allow-transparent"
 )
 
 // File is one embedded manifest file.
