@@ -10,10 +10,13 @@ package inject_test
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +27,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 
 	"github.com/warden-egress/warden/inject"
 	"github.com/warden-egress/warden/inject/admission"
@@ -303,6 +307,37 @@ func TestInjectorWithPolicies(t *testing.T) {
 		}
 	})
 
+	// The examples in deploy/kubernetes: the app as a team deploys it with
+	// the injector is admitted; the hand-written sidecar is refused.
+	t.Run("app example admitted", func(t *testing.T) {
+		c.ServiceAccount(t, enrolled, "chatbot")
+		p := examplePod(t, "app-example.yaml")
+		stored, err := pods(enrolled)(p)
+		if err != nil {
+			t.Fatalf("deploy/kubernetes/app-example.yaml: %v", err)
+		}
+		wc := findInit(stored, inject.ContainerName)
+		if wc == nil {
+			t.Fatal("no warden sidecar")
+		}
+		if e, _ := envOf(wc, inject.PodSAEnv); e.Value != "chatbot" {
+			t.Errorf("warden's service account %q, want chatbot", e.Value)
+		}
+		if e, _ := envOf(&stored.Spec.Containers[0], inject.EnvAWSEndpoint); e.Value != "http://127.0.0.1:8480" {
+			t.Errorf("app %s = %q", inject.EnvAWSEndpoint, e.Value)
+		}
+	})
+	t.Run("hand-written sidecar example refused", func(t *testing.T) {
+		p := examplePod(t, "sidecar-example.yaml")
+		if _, err := pods(enrolled)(p); !deniedByInjector(err) {
+			t.Errorf("enrolled: got %v, want the injector's refusal", err)
+		}
+		c.ServiceAccount(t, plain, "chatbot")
+		if _, err := pods(plain)(p); !deniedBy(err, "warden-pods") {
+			t.Errorf("not enrolled: got %v, want warden-pods' refusal", err)
+		}
+	})
+
 	// Each way around Warden (issue 14, "Rejected"), as the team.
 	t.Run("rejected/token volume in an app container, enrolled", func(t *testing.T) {
 		p := teamPod("steal-token", "")
@@ -436,7 +471,7 @@ func TestInjectorWithPolicies(t *testing.T) {
 			t.Fatalf("got %v, want PodSecurity's refusal of NET_ADMIN", err)
 		}
 	})
-	t.Run("transparent/app container asking for NET_ADMIN", func(t *testing.T) {
+	t.Run("transparent/app container asking for a network capability", func(t *testing.T) {
 		p := teamPod("net-admin", inject.ModeTransparent)
 		p.Spec.Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
 		if _, err := pods(transparent)(p); !deniedBy(err, "warden-transparent") {
@@ -508,4 +543,31 @@ func TestInjectorWithPolicies(t *testing.T) {
 			t.Fatalf("the platform allowing transparent mode: %v", err)
 		}
 	})
+}
+
+// examplePod is the pod template of the Deployment in
+// deploy/kubernetes/FILE, as its ReplicaSet would create it.
+func examplePod(t *testing.T, file string) *corev1.Pod {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "deploy", "kubernetes", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if meta.Kind != "Deployment" {
+			continue
+		}
+		var d appsv1.Deployment
+		if err := yaml.UnmarshalStrict([]byte(doc), &d); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "example-" + d.Name, Labels: d.Spec.Template.Labels,
+			Annotations: d.Spec.Template.Annotations}, Spec: d.Spec.Template.Spec}
+	}
+	t.Fatalf("%s has no Deployment", file)
+	return nil
 }
