@@ -283,6 +283,15 @@ func TestInjectorWithPolicies(t *testing.T) {
 		})
 	}
 
+	// need is a pod admitted above (a subtest run alone has none).
+	need := func(t *testing.T, mode string) *corev1.Pod {
+		t.Helper()
+		p := admitted[mode]
+		if p == nil {
+			t.Fatalf("needs the pod of admitted/%s: run the whole test", mode)
+		}
+		return p
+	}
 	t.Run("second admission is a no-op", func(t *testing.T) {
 		for mode, first := range admitted {
 			again := first.DeepCopy()
@@ -388,7 +397,7 @@ func TestInjectorWithPolicies(t *testing.T) {
 	t.Run("rejected/a different warden container where the injector is not called", func(t *testing.T) {
 		// Not enrolled, so no injector: a Warden-audience token needs the
 		// canonical sidecar, and this one runs another image.
-		p := admitted[inject.ModeEndpoint].DeepCopy()
+		p := need(t, inject.ModeEndpoint).DeepCopy()
 		p.ObjectMeta = metav1.ObjectMeta{Name: "fake-warden"}
 		findInit(p, inject.ContainerName).Image = "attacker/warden:1"
 		if _, err := pods(plain)(p); !deniedBy(err, "warden-pods") {
@@ -424,7 +433,7 @@ func TestInjectorWithPolicies(t *testing.T) {
 		}
 	})
 	t.Run("rejected/exec into warden", func(t *testing.T) {
-		pod := admitted[inject.ModeEndpoint]
+		pod := need(t, inject.ModeEndpoint)
 		if err := execRequest(ctx, cs, enrolled, pod.Name, inject.ContainerName); !deniedBy(err, "warden-exec") {
 			t.Fatalf("got %v, want warden-exec's refusal", err)
 		}
@@ -433,7 +442,7 @@ func TestInjectorWithPolicies(t *testing.T) {
 		}
 	})
 	t.Run("rejected/ephemeral container", func(t *testing.T) {
-		pod, err := cs.CoreV1().Pods(enrolled).Get(ctx, admitted[inject.ModeEndpoint].Name, metav1.GetOptions{})
+		pod, err := cs.CoreV1().Pods(enrolled).Get(ctx, need(t, inject.ModeEndpoint).Name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -447,7 +456,7 @@ func TestInjectorWithPolicies(t *testing.T) {
 		}
 	})
 	t.Run("rejected/UPDATE changing the warden image", func(t *testing.T) {
-		pod, err := cs.CoreV1().Pods(enrolled).Get(ctx, admitted[inject.ModeProxy].Name, metav1.GetOptions{})
+		pod, err := cs.CoreV1().Pods(enrolled).Get(ctx, need(t, inject.ModeProxy).Name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -478,6 +487,54 @@ func TestInjectorWithPolicies(t *testing.T) {
 			t.Fatalf("got %v, want warden-transparent's refusal", err)
 		}
 	})
+	// warden-transparent re-states Pod Security restricted: each rule, the
+	// same pod refused by the built-in PodSecurity plugin in a restricted
+	// namespace and by the policy where transparent mode is allowed.
+	sc := func(p *corev1.Pod) *corev1.SecurityContext { return p.Spec.Containers[0].SecurityContext }
+	yes := true
+	for _, rc := range []struct {
+		name   string
+		change func(*corev1.Pod)
+	}{
+		{"privilege escalation not refused", func(p *corev1.Pod) { sc(p).AllowPrivilegeEscalation = nil }},
+		{"privileged", func(p *corev1.Pod) { sc(p).Privileged, sc(p).AllowPrivilegeEscalation = &yes, &yes }},
+		{"capabilities not dropped", func(p *corev1.Pod) { sc(p).Capabilities.Drop = nil }},
+		{"SYS_ADMIN added", func(p *corev1.Pod) { sc(p).Capabilities.Add = []corev1.Capability{"SYS_ADMIN"} }},
+		{"container runAsNonRoot false", func(p *corev1.Pod) { f := false; sc(p).RunAsNonRoot = &f }},
+		{"seccomp Unconfined", func(p *corev1.Pod) {
+			sc(p).SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}
+		}},
+		{"pod seccomp Unconfined", func(p *corev1.Pod) {
+			p.Spec.SecurityContext.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}
+			sc(p).SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+		}},
+		{"hostPort", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080, HostPort: 8080}}
+		}},
+		{"hostIPC", func(p *corev1.Pod) { p.Spec.HostIPC = true }},
+		{"SELinux user", func(p *corev1.Pod) { sc(p).SELinuxOptions = &corev1.SELinuxOptions{User: "system_u"} }},
+		{"AppArmor Unconfined", func(p *corev1.Pod) {
+			sc(p).AppArmorProfile = &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeUnconfined}
+		}},
+		{"unsafe sysctl", func(p *corev1.Pod) {
+			p.Spec.SecurityContext.Sysctls = []corev1.Sysctl{{Name: "kernel.msgmax", Value: "65536"}}
+		}},
+		{"nfs volume", func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "share", VolumeSource: corev1.VolumeSource{NFS: &corev1.NFSVolumeSource{Server: "nfs.example", Path: "/x"}}}}
+		}},
+	} {
+		t.Run("transparent/restricted/"+rc.name, func(t *testing.T) {
+			p := teamPod("restricted-"+strings.ToLower(strings.ReplaceAll(rc.name, " ", "-")), inject.ModeEndpoint)
+			p.Name = strings.ReplaceAll(p.Name, "_", "-")
+			rc.change(p)
+			if _, err := pods(enrolled)(p.DeepCopy()); err == nil || !strings.Contains(err.Error(), "violates PodSecurity") {
+				t.Errorf("restricted namespace: got %v, want PodSecurity's refusal", err)
+			}
+			if _, err := pods(transparent)(p.DeepCopy()); !deniedBy(err, "warden-transparent") {
+				t.Errorf("transparent namespace: got %v, want warden-transparent's refusal", err)
+			}
+		})
+	}
 	t.Run("transparent/root app container", func(t *testing.T) {
 		p := teamPod("root-app", inject.ModeTransparent)
 		root := int64(0)
@@ -490,7 +547,7 @@ func TestInjectorWithPolicies(t *testing.T) {
 		// Opted out (allowed here), so the injector does not touch it: a
 		// team-written warden-iptables with the canonical securityContext
 		// running its own command.
-		iptables := findInit(admitted[inject.ModeTransparent], inject.IptablesContainerName).DeepCopy()
+		iptables := findInit(need(t, inject.ModeTransparent), inject.IptablesContainerName).DeepCopy()
 		iptables.VolumeMounts = nil
 		iptables.Command = []string{"/bin/sh", "-c", "nft flush ruleset"}
 		p := teamPod("fake-iptables", "")
@@ -501,7 +558,7 @@ func TestInjectorWithPolicies(t *testing.T) {
 		}
 	})
 	t.Run("transparent/UPDATE changing the warden-iptables image", func(t *testing.T) {
-		pod, err := cs.CoreV1().Pods(transparent).Get(ctx, admitted[inject.ModeTransparent].Name, metav1.GetOptions{})
+		pod, err := cs.CoreV1().Pods(transparent).Get(ctx, need(t, inject.ModeTransparent).Name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
