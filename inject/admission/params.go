@@ -25,7 +25,7 @@ type Params struct {
 	// Args are the sidecar's exact args (no command override).
 	Args []string
 	// IptablesArgs are the exact args of transparent mode's warden-iptables
-	// init container (the one container allowed NET_ADMIN and NET_RAW, in
+	// init container (the one container allowed NET_ADMIN alone, in
 	// namespaces that allow transparent mode).
 	IptablesArgs []string
 	// Env lists the variables the sidecar may have and how each is pinned.
