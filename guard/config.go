@@ -31,7 +31,7 @@ type Config struct {
 	// MaxHoldBytes bounds the streamed answer text the guard holds back
 	// for a value it cannot bound itself (custom expressions, URLs, the
 	// injection heuristic); 0 means DefaultMaxHoldBytes.
-	MaxHoldBytes int `yaml:"max_hold_bytes"`
+	MaxHoldBytes int `yaml:"max_hold_bytes,omitempty"`
 }
 
 // Bounds of max_hold_bytes.
