@@ -646,7 +646,10 @@ func (sp *heldSpan) masked(raw string) (string, bool) {
 		if e <= s {
 			continue
 		}
-		ms = append(ms, heldMask{s - sp.start, e - sp.start, m.typ, m.placeholder && m.start >= sp.start})
+		// The placeholder goes where the value starts (not in a span that
+		// only ends with the escape its first rune began with).
+		owns := m.start >= sp.start && m.start < sp.start+len(sp.norm)
+		ms = append(ms, heldMask{s - sp.start, e - sp.start, m.typ, m.placeholder && owns})
 	}
 	if len(ms) == 0 {
 		return "", false
@@ -659,8 +662,17 @@ func (sp *heldSpan) masked(raw string) (string, bool) {
 		// to the fragment, so the whole span becomes the placeholder.
 		return "{" + ms[0].typ + "}", true
 	}
+	// Offsets past the decoded text are the rune an escape left at the
+	// end of raw begins (decoded with the next span): masked, the escape
+	// goes too.
+	at := func(o int) int {
+		if o >= len(sp.rawAt) {
+			return len(raw)
+		}
+		return sp.rawAt[o]
+	}
 	for i := range ms {
-		ms[i].start, ms[i].end = sp.rawAt[ms[i].start], sp.rawAt[ms[i].end]
+		ms[i].start, ms[i].end = at(ms[i].start), at(ms[i].end)
 	}
 	return maskHeld(raw, ms), true
 }

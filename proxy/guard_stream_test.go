@@ -223,3 +223,34 @@ func TestGuardStreamHoldBackSDK(t *testing.T) {
 		})
 	}
 }
+
+// An exception the upstream relays inside the stream is text the client
+// reads: it is scanned like event text (issue 13 §2).
+func TestGuardStreamScansUpstreamException(t *testing.T) {
+	for _, c := range []struct{ action, want string }{
+		{"mask", "model failed on {EMAIL} and {US_SOCIAL_SECURITY_NUMBER}"},
+		{"block", "warden: guard out: the response holds EMAIL, US_SOCIAL_SECURITY_NUMBER (in the upstream's modelStreamErrorException); the stream was stopped"},
+	} {
+		t.Run(c.action, func(t *testing.T) {
+			reply, deltas := "Fine, thanks.", []string{"Fine,", " thanks."}
+			e := streamEnv(t, c.action, &reply, &deltas)
+			e.emu.Inject(bedrocktest.Fault{Op: "ConverseStream", MidStreamException: "modelStreamErrorException",
+				Message: "model failed on jo.smith@example.com and 123-45-6789"})
+			got, err := converseStreamText(t, e.client(t, nil))
+			var mse *types.ModelStreamErrorException
+			if !errors.As(err, &mse) {
+				t.Fatalf("stream error %v, want ModelStreamErrorException", err)
+			}
+			if mse.ErrorMessage() != c.want {
+				t.Errorf("error message %q, want %q", mse.ErrorMessage(), c.want)
+			}
+			if got != "" { // the emulator fails after its first event, messageStart
+				t.Errorf("client received %q before the exception", got)
+			}
+			r := e.audit.wait(t, 1)[0]
+			if len(r.Findings) != 2 || r.Findings[0].Phase != "output" {
+				t.Errorf("findings %+v", r.Findings)
+			}
+		})
+	}
+}
