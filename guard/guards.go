@@ -71,6 +71,8 @@ type compiled struct {
 	blockUnscannable bool
 	input, output    bool          // applies_to
 	bedrock          *bedrockGuard // the bedrock: detector (bedrock.go), nil without one
+	holdBound        int           // the most streamed text held for an unfinished value (Stream)
+	holdAll          bool          // a custom expression can match whitespace: hold up to holdBound
 }
 
 // Guards are the guards one app applies, in the app's order, per side. A
@@ -177,6 +179,12 @@ func compile(name string, def Config) (*compiled, error) {
 		g.bedrock = &bedrockGuard{cfg: *b, action: act}
 	}
 	g.scanner = detect.NewScanner(ds...)
+	g.holdBound = g.scanner.MaxHold(def.EffectiveMaxHoldBytes())
+	if p := def.PII; p != nil {
+		for _, expr := range p.Custom {
+			g.holdAll = g.holdAll || detect.MatchesSpace(expr)
+		}
+	}
 	return g, nil
 }
 
