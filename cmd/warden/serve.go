@@ -74,7 +74,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_ = aw.Close()
 		return err
 	}
-	if *path != "" {
+	if cfg.Bundle != nil {
+		if err := startBundleFollower(ctx, srv, cfg, log); err != nil {
+			_ = aw.Close()
+			return err
+		}
+		log.Info("the policy comes from signed bundles; the config file is not watched (its other keys need a restart)")
+	} else if *path != "" {
 		go watchConfig(ctx, srv, *path, data, *watch, hup, log)
 	} else {
 		log.Info("configuration from the environment; not watched", zap.String("env", *configEnv))
