@@ -98,10 +98,17 @@ func (b *BundleConfig) validate(c *Config) []error {
 	if b.Retry < 0 {
 		add("bundle.retry: must not be negative")
 	}
-	if len(c.Apps) > 0 || len(c.Deny) > 0 || len(c.Guards) > 0 || c.Mode != "" {
-		add("bundle: the policy (apps, deny, guards, mode) comes from the signed bundle; remove it from this file")
-	}
 	return errs
+}
+
+// fileValidate is what a file with a bundle section may not hold: its
+// policy comes from the bundle (a merged config, the file's other keys and
+// a bundle's policy, has both and is valid).
+func (b *BundleConfig) fileValidate(c *Config) error {
+	if b != nil && (len(c.Apps) > 0 || len(c.Deny) > 0 || len(c.Guards) > 0 || c.Mode != "") {
+		return errors.New("bundle: the policy (apps, deny, guards, mode) comes from the signed bundle; remove it from this file")
+	}
+	return nil
 }
 
 // WithPolicy returns a copy of base whose policy sections (apps, deny,

@@ -206,6 +206,9 @@ func ParseConfig(data []byte) (*Config, error) {
 		if err := cfg.Validate(); err != nil {
 			problems = append(problems, positionProblems(&root, err)...)
 		}
+		if err := cfg.Bundle.fileValidate(&cfg); err != nil {
+			problems = append(problems, positionProblems(&root, err)...)
+		}
 	}
 	if len(problems) > 0 {
 		return nil, &ConfigError{Problems: problems}

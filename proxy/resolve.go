@@ -33,7 +33,7 @@ func (s *Server) decide(ctx context.Context, id identity.Identity, c *call, ac p
 	}
 	c.rec.PolicyHash = snap.hash
 	c.rec.PolicySerial = snap.serial
-	c.rec.PolicyExpired = !snap.expires.IsZero() && !time.Now().Before(snap.expires)
+	c.rec.PolicyExpired = snap.bundleExpired(time.Now())
 	var rerr *models.ResolveError
 	// Only a caller some app selects gets control-plane lookups: a workload
 	// the policy does not know cannot make Warden call AWS on its behalf.

@@ -75,7 +75,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if cfg.Bundle != nil {
-		if err := startBundleFollower(ctx, srv, cfg, log); err != nil {
+		if err := startBundleFollower(ctx, srv, log); err != nil {
 			_ = aw.Close()
 			return err
 		}
