@@ -25,8 +25,11 @@ type ApplyFunc func(ctx context.Context, v *Verified) error
 
 // FollowerOptions configure a Follower.
 type FollowerOptions struct {
-	// URL is the bundle service's base URL (https).
+	// URL is the bundle service's base URL (https); or, instead, Store is
+	// where the bundles are published (an S3 prefix), read directly and
+	// polled every Retry.
 	URL    string
+	Store  Store
 	Client *http.Client // with the service's CA; nil: http.DefaultClient
 	Trust  Trust
 	Target Target
@@ -47,21 +50,30 @@ type FollowerOptions struct {
 type Follower struct {
 	o       FollowerOptions
 	metrics *followerMetrics
+	picker  *Service // with Store: picks this Warden's bundle from it
 
 	mu      sync.Mutex
 	current *Verified // the running bundle
 	lastErr error     // the last fetch or refusal
 	lastOK  time.Time // the last successful contact with the service
+	// refusedETag is the last refused bundle's: served again, it is not
+	// verified, counted and logged again on every poll.
+	refusedETag string
+	refusedErr  error
 }
 
 // NewFollower checks the options.
 func NewFollower(o FollowerOptions) (*Follower, error) {
-	u, err := url.Parse(o.URL)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("bundle url %q: not an absolute URL", o.URL)
-	}
-	if u.Scheme != "https" {
-		return nil, fmt.Errorf("bundle url %q: must be https", o.URL)
+	if o.Store == nil {
+		u, err := url.Parse(o.URL)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("bundle url %q: not an absolute URL", o.URL)
+		}
+		if u.Scheme != "https" {
+			return nil, fmt.Errorf("bundle url %q: must be https", o.URL)
+		}
+	} else if o.URL != "" {
+		return nil, errors.New("bundle: a URL and a store given; want one")
 	}
 	if len(o.Trust) == 0 {
 		return nil, errors.New("bundle: no trusted keys")
@@ -82,7 +94,13 @@ func NewFollower(o FollowerOptions) (*Follower, error) {
 		o.Retry = 5 * time.Second
 	}
 	f := &Follower{o: o}
+	if o.Store != nil {
+		f.o.Wait = 0 // an object store has no long-poll: poll every Retry
+		f.picker = &Service{store: o.Store, trust: o.Trust, log: o.Logger, now: o.Now, changed: make(chan struct{}),
+			files: map[string]storedFile{}, onSkip: func(name string, err error) { f.refused(fmt.Errorf("%s: %w", name, err), "store") }}
+	}
 	if o.Registry != nil {
+		var err error
 		if f.metrics, err = newFollowerMetrics(o.Registry, f); err != nil {
 			return nil, err
 		}
@@ -143,11 +161,11 @@ func (f *Follower) LoadCache(ctx context.Context) error {
 	}
 	v, err := Verify(raw, Policy{Trust: f.o.Trust, Target: f.o.Target, Now: f.o.Now(), AllowExpired: true})
 	if err != nil {
-		f.refused(err, "cache")
+		f.refused(err, "cache "+CacheFile)
 		return fmt.Errorf("bundle cache %s: %w", CacheFile, err)
 	}
 	if err := f.o.Apply(ctx, v); err != nil {
-		f.refused(err, "cache")
+		f.refused(err, "cache "+CacheFile)
 		return fmt.Errorf("bundle cache: bundle %d: %w", v.Serial, err)
 	}
 	f.mu.Lock()
@@ -179,54 +197,42 @@ func (f *Follower) Run(ctx context.Context) {
 // gets; it reports whether a new bundle was applied.
 func (f *Follower) Once(ctx context.Context) (bool, error) {
 	cur := f.Current()
-	q := url.Values{"fleet": {f.o.Target.Fleet}, "namespace": {f.o.Target.Namespace}}
-	if f.o.Wait > 0 {
-		q.Set("wait", f.o.Wait.String())
+	fetch := f.fetchService
+	if f.picker != nil {
+		fetch = f.fetchStore
 	}
-	u := f.o.URL + PathBundle + "?" + q.Encode()
-	rctx, cancel := context.WithTimeout(ctx, f.o.Wait+30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
-	if err != nil {
-		return false, f.fetchFailed(err)
-	}
-	if cur != nil {
-		req.Header.Set("If-None-Match", cur.ETag)
-	}
-	resp, err := f.o.Client.Do(req)
-	if err != nil {
-		return false, f.fetchFailed(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	switch resp.StatusCode {
-	case http.StatusNotModified:
-		f.contact(nil)
-		return false, nil
-	case http.StatusOK:
-	default:
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return false, f.fetchFailed(fmt.Errorf("bundle service answered %s: %s", resp.Status, body))
-	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxBundleBytes+1))
+	raw, err := fetch(ctx, cur)
 	if err != nil {
 		return false, f.fetchFailed(err)
 	}
 	f.contact(nil)
-	if cur != nil && ETagOf(raw) == cur.ETag {
+	if raw == nil || (cur != nil && ETagOf(raw) == cur.ETag) {
 		return false, nil
+	}
+	f.mu.Lock()
+	again := f.refusedETag == ETagOf(raw)
+	if again {
+		f.lastErr = f.refusedErr
+	}
+	f.mu.Unlock()
+	if again {
+		return false, f.refusedErr
 	}
 	var min uint64
 	if cur != nil {
 		min = cur.Serial + 1 // a new bundle needs a new serial
 	}
 	v, err := Verify(raw, Policy{Trust: f.o.Trust, Target: f.o.Target, MinSerial: min, Now: f.o.Now()})
-	if err != nil {
-		f.refused(err, "service")
-		return false, err
+	if err == nil {
+		if aerr := f.o.Apply(ctx, v); aerr != nil {
+			err = fmt.Errorf("bundle %d: policy rejected: %w", v.Serial, aerr)
+		}
 	}
-	if err := f.o.Apply(ctx, v); err != nil {
-		err = fmt.Errorf("bundle %d: policy rejected: %w", v.Serial, err)
-		f.refused(err, "service")
+	if err != nil {
+		f.refused(err, f.source())
+		f.mu.Lock()
+		f.refusedETag, f.refusedErr = ETagOf(raw), err
+		f.mu.Unlock()
 		return false, err
 	}
 	if f.o.CacheDir != "" {
@@ -235,7 +241,7 @@ func (f *Follower) Once(ctx context.Context) (bool, error) {
 		}
 	}
 	f.mu.Lock()
-	f.current, f.lastErr = v, nil
+	f.current, f.lastErr, f.refusedETag, f.refusedErr = v, nil, "", nil
 	f.mu.Unlock()
 	if f.metrics != nil {
 		f.metrics.applied.Inc()
@@ -248,6 +254,59 @@ func (f *Follower) Once(ctx context.Context) (bool, error) {
 	f.o.Logger.Info("policy bundle applied", zap.Uint64("serial", v.Serial), zap.Uint64("previous_serial", prev),
 		zap.String("key_id", v.KeyID), zap.String("scope", v.Scope.String()), zap.Time("expires_at", v.ExpiresAt))
 	return true, nil
+}
+
+// source names where bundles come from, for errors.
+func (f *Follower) source() string {
+	if f.o.Store != nil {
+		return f.o.Store.String()
+	}
+	return f.o.URL
+}
+
+// fetchService asks the bundle service, with the running bundle's ETag;
+// nil bytes mean unchanged (304).
+func (f *Follower) fetchService(ctx context.Context, cur *Verified) ([]byte, error) {
+	q := url.Values{"fleet": {f.o.Target.Fleet}, "namespace": {f.o.Target.Namespace}}
+	if f.o.Wait > 0 {
+		q.Set("wait", f.o.Wait.String())
+	}
+	rctx, cancel := context.WithTimeout(ctx, f.o.Wait+30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, f.o.URL+PathBundle+"?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if cur != nil {
+		req.Header.Set("If-None-Match", cur.ETag)
+	}
+	resp, err := f.o.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	switch resp.StatusCode {
+	case http.StatusNotModified:
+		return nil, nil
+	case http.StatusOK:
+	default:
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("bundle service answered %s: %s", resp.Status, body)
+	}
+	return readBounded(resp.Body, "the bundle service's answer")
+}
+
+// fetchStore re-reads the store (one LIST when nothing changed) and picks
+// the newest unexpired bundle for this Warden, as the service would.
+func (f *Follower) fetchStore(ctx context.Context, _ *Verified) ([]byte, error) {
+	if err := f.picker.scan(ctx); err != nil {
+		return nil, err
+	}
+	b, _ := f.picker.pick(f.o.Target)
+	if b == nil {
+		return nil, fmt.Errorf("no unexpired bundle for fleet %q namespace %q", f.o.Target.Fleet, f.o.Target.Namespace)
+	}
+	return b.Raw, nil
 }
 
 func (f *Follower) contact(err error) {
@@ -266,7 +325,7 @@ func (f *Follower) contact(err error) {
 }
 
 func (f *Follower) fetchFailed(err error) error {
-	err = fmt.Errorf("fetching the policy bundle from %s: %w", f.o.URL, err)
+	err = fmt.Errorf("fetching the policy bundle from %s: %w", f.source(), err)
 	f.contact(err)
 	f.mu.Lock()
 	f.lastErr = err

@@ -30,38 +30,50 @@ func FileName(serial uint64) string { return fmt.Sprintf("bundle-%020d.json", se
 const MaxWait = 5 * time.Minute
 
 // Service serves the newest signed bundle for each Warden's scope from a
-// directory, with ETag and long-poll, and accepts published bundles (PUT,
-// verified against its trusted keys: the signature is the authorisation).
+// Store (a directory or an S3 prefix), with ETag and long-poll, and accepts
+// published bundles (PUT, verified against its trusted keys: the signature
+// is the authorisation). A Follower reading a Store directly runs one too,
+// unserved, to pick its bundle the same way.
 type Service struct {
-	dir   string
+	store Store
 	trust Trust
 	log   *zap.Logger
 	now   func() time.Time
+	// onSkip hears of each stored bundle that does not verify (once per
+	// version of the file).
+	onSkip func(name string, err error)
 
 	mu      sync.Mutex
-	bundles []*Verified   // by serial, ascending
+	bundles []*Verified // by serial, ascending
+	files   map[string]storedFile
 	changed chan struct{} // closed and replaced when bundles change
 	stamp   string
 }
 
-// NewService serves the bundles in dir (files named FileName), checked
-// against trust. It reads dir once; Run keeps re-reading it.
-func NewService(dir string, trust Trust, log *zap.Logger) (*Service, error) {
+// storedFile is what a scan made of one file, kept while its stamp holds.
+type storedFile struct {
+	stamp string
+	v     *Verified // nil: it did not verify
+}
+
+// NewService serves the bundles in store, checked against trust. It reads
+// the store once; Run keeps re-reading it.
+func NewService(ctx context.Context, store Store, trust Trust, log *zap.Logger) (*Service, error) {
 	if len(trust) == 0 {
 		return nil, errors.New("bundle service: no trusted keys")
 	}
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Service{dir: dir, trust: trust, log: log, now: time.Now, changed: make(chan struct{})}
-	if err := s.scan(); err != nil {
+	s := &Service{store: store, trust: trust, log: log, now: time.Now, changed: make(chan struct{}), files: map[string]storedFile{}}
+	if err := s.scan(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// Run re-reads the directory every interval until ctx ends, waking
-// long-polls when a bundle appears.
+// Run re-reads the store every interval until ctx ends, waking long-polls
+// when a bundle appears.
 func (s *Service) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -70,55 +82,64 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.scan(); err != nil {
-				s.log.Error("bundle service: reading the bundle directory", zap.Error(err))
+			if err := s.scan(ctx); err != nil {
+				s.log.Error("bundle service: reading the bundle store", zap.Error(err))
 			}
 		}
 	}
 }
 
-func (s *Service) scan() error {
-	ents, err := os.ReadDir(s.dir)
+// scan lists the store and reads the files that are new or changed since
+// the last scan (an S3 prefix costs one LIST when nothing changed).
+func (s *Service) scan(ctx context.Context) error {
+	list, err := s.store.List(ctx)
 	if err != nil {
 		return fmt.Errorf("bundle service: %w", err)
 	}
 	var stamp strings.Builder
-	var names []string
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), "bundle-") || !strings.HasSuffix(e.Name(), ".json") {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			continue
-		}
-		names = append(names, e.Name())
-		fmt.Fprintf(&stamp, "%s/%d/%d;", e.Name(), fi.Size(), fi.ModTime().UnixNano())
+	for _, o := range list {
+		fmt.Fprintf(&stamp, "%s/%s;", o.Name, o.Stamp)
 	}
 	s.mu.Lock()
 	same := stamp.String() == s.stamp
+	old := s.files
 	s.mu.Unlock()
 	if same {
 		return nil
 	}
-	var list []*Verified
-	for _, n := range names {
-		raw, err := os.ReadFile(filepath.Join(s.dir, n))
-		if err != nil {
-			return fmt.Errorf("bundle service: %w", err)
+	files := make(map[string]storedFile, len(list))
+	var bundles []*Verified
+	for _, o := range list {
+		f, ok := old[o.Name]
+		if !ok || f.stamp != o.Stamp {
+			raw, err := s.store.Get(ctx, o.Name)
+			if err != nil {
+				return fmt.Errorf("bundle service: %w", err)
+			}
+			f = storedFile{stamp: o.Stamp}
+			f.v, err = Verify(raw, Policy{Trust: s.trust, AnyScope: true, AllowExpired: true})
+			if err == nil && FileName(f.v.Serial) != o.Name {
+				f.v, err = nil, fmt.Errorf("%w: %s holds serial %d", ErrMalformed, o.Name, f.v.Serial)
+			}
+			if err != nil {
+				s.log.Warn("bundle service: skipping a bundle that does not verify", zap.String("store", s.store.String()),
+					zap.String("file", o.Name), zap.Error(err))
+				if s.onSkip != nil {
+					s.onSkip(o.Name, err)
+				}
+			}
 		}
-		v, err := Verify(raw, Policy{Trust: s.trust, AnyScope: true, AllowExpired: true})
-		if err != nil {
-			s.log.Warn("bundle service: skipping a bundle that does not verify", zap.String("file", n), zap.Error(err))
-			continue
+		files[o.Name] = f
+		if f.v != nil {
+			bundles = append(bundles, f.v)
 		}
-		list = append(list, v)
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].Serial < list[j].Serial })
+	sort.Slice(bundles, func(i, j int) bool { return bundles[i].Serial < bundles[j].Serial })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stamp = stamp.String()
-	s.bundles = list
+	s.files = files
+	s.bundles = bundles
 	close(s.changed)
 	s.changed = make(chan struct{})
 	return nil
@@ -210,8 +231,12 @@ func (s *Service) publish(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return
 	}
-	if err := s.Add(v); err != nil {
-		http.Error(w, err.Error(), http.StatusConflict)
+	if err := s.Add(r.Context(), v); err != nil {
+		code := http.StatusConflict
+		if !errors.Is(err, ErrOlder) && !errors.Is(err, ErrExists) {
+			code = http.StatusInternalServerError
+		}
+		http.Error(w, err.Error(), code)
 		return
 	}
 	s.log.Info("bundle published", zap.Uint64("serial", v.Serial), zap.String("key_id", v.KeyID), zap.String("scope", v.Scope.String()))
@@ -219,20 +244,19 @@ func (s *Service) publish(w http.ResponseWriter, r *http.Request) {
 	_, _ = fmt.Fprintf(w, "bundle %d stored\n", v.Serial)
 }
 
-// Add stores a verified bundle; its serial must be new.
-func (s *Service) Add(v *Verified) error {
+// Add stores a verified bundle; its serial must be above every stored one.
+func (s *Service) Add(ctx context.Context, v *Verified) error {
 	s.mu.Lock()
-	for _, b := range s.bundles {
-		if b.Serial >= v.Serial {
-			s.mu.Unlock()
-			return fmt.Errorf("%w: serial %d is not above the newest stored, %d", ErrOlder, v.Serial, s.bundles[len(s.bundles)-1].Serial)
-		}
+	if n := len(s.bundles); n > 0 && s.bundles[n-1].Serial >= v.Serial {
+		newest := s.bundles[n-1].Serial
+		s.mu.Unlock()
+		return fmt.Errorf("%w: serial %d is not above the newest stored, %d", ErrOlder, v.Serial, newest)
 	}
 	s.mu.Unlock()
-	if err := WriteFileAtomic(filepath.Join(s.dir, FileName(v.Serial)), v.Raw, 0o644); err != nil {
+	if err := s.store.Create(ctx, FileName(v.Serial), v.Raw); err != nil {
 		return err
 	}
-	return s.scan()
+	return s.scan(ctx)
 }
 
 // WriteFileAtomic writes data to path through a temporary file and a

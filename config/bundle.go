@@ -6,20 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/warden-egress/warden/authz/policy"
+	"github.com/warden-egress/warden/bundle"
 )
 
 // BundleConfig makes Warden take its policy from signed policy bundles
 // (package bundle) fetched from a bundle service, instead of from this
 // file's apps. The section itself is a restart key.
 type BundleConfig struct {
-	// URL is the bundle service's base URL; https only.
+	// URL is the bundle service's base URL (https only), or the S3 prefix
+	// the bundles are published under (s3://BUCKET/PREFIX), read directly
+	// with Warden's AWS credentials and polled every Retry.
 	URL string `yaml:"url"`
+	// S3 reaches an s3:// URL's bucket.
+	S3 *BundleS3Config `yaml:"s3"`
 	// CAFile holds the PEM roots the service's certificate must chain to
 	// ("": the system roots).
 	CAFile string `yaml:"ca_file"`
@@ -38,6 +43,15 @@ type BundleConfig struct {
 	Retry time.Duration `yaml:"retry"`
 }
 
+// BundleS3Config is how Warden reaches an s3:// bundle URL.
+type BundleS3Config struct {
+	Region string `yaml:"region"`
+	// Endpoint is a VPC endpoint or S3-compatible store: https (http only
+	// to a loopback address).
+	Endpoint  string `yaml:"endpoint"`
+	PathStyle bool   `yaml:"path_style"`
+}
+
 // BundleKey is one trusted public key.
 type BundleKey struct {
 	ID        string `yaml:"id"`
@@ -50,8 +64,6 @@ const (
 	DefaultBundleWait     = 30 * time.Second
 	DefaultBundleRetry    = 5 * time.Second
 )
-
-var bundleKeyIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // WithDefaults returns b with its defaults filled.
 func (b BundleConfig) WithDefaults() BundleConfig {
@@ -73,16 +85,28 @@ func (b *BundleConfig) validate(c *Config) []error {
 	}
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if u, err := url.Parse(b.URL); err != nil || u.Scheme != "https" || u.Host == "" {
-		add("bundle.url: %q: want an https:// URL of the bundle service", b.URL)
+	if u, err := url.Parse(b.URL); err != nil || (u.Scheme != "https" && u.Scheme != "s3") || u.Host == "" {
+		add("bundle.url: %q: want the bundle service's https:// URL or an s3://BUCKET/PREFIX", b.URL)
+	} else if u.Scheme == "s3" {
+		if b.CAFile != "" {
+			add("bundle.ca_file: only for an https:// bundle.url (S3 is reached with the system roots)")
+		}
+	}
+	if b.S3 != nil {
+		if !strings.HasPrefix(b.URL, "s3://") {
+			add("bundle.s3: only for an s3:// bundle.url")
+		}
+		if err := bundle.CheckS3Endpoint(b.S3.Endpoint); err != nil {
+			add("bundle.s3.endpoint: %v", err)
+		}
 	}
 	if len(b.TrustedKeys) == 0 {
 		add("bundle.trusted_keys: at least one key is required")
 	}
 	seen := map[string]bool{}
 	for i, k := range b.TrustedKeys {
-		if !bundleKeyIDRe.MatchString(k.ID) {
-			add("bundle.trusted_keys[%d].id: %q: want 1-64 of A-Z a-z 0-9 . _ -", i, k.ID)
+		if err := bundle.ValidKeyID(k.ID); err != nil {
+			add("bundle.trusted_keys[%d].id: %v", i, err)
 		}
 		if seen[k.ID] {
 			add("bundle.trusted_keys[%d].id: %q listed twice", i, k.ID)

@@ -93,7 +93,7 @@ func newBundleFleet(t *testing.T) *bundleFleet {
 	f := &bundleFleet{dir: t.TempDir(), signer: bundle.Signer{KeyID: "sec-2026-12", Key: key},
 		pub: base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))}
 	var err error
-	f.svc, err = bundle.NewService(f.dir, bundle.Trust{"sec-2026-12": key.Public().(ed25519.PublicKey)}, zaptest.NewLogger(t))
+	f.svc, err = bundle.NewService(context.Background(), bundle.DirStore{Dir: f.dir}, bundle.Trust{"sec-2026-12": key.Public().(ed25519.PublicKey)}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func (f *bundleFleet) publish(t *testing.T, raw []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.svc.Add(v); err != nil {
+	if err := f.svc.Add(context.Background(), v); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -257,7 +257,11 @@ func TestBundlePropagationAndRefusals(t *testing.T) {
 		f.wardens = append(f.wardens, f.start(t, ns, f.url, ""))
 	}
 	for _, w := range f.wardens {
-		eventually(t, w.ns+" on serial 1", func() bool { return w.srv.PolicySerial() == 1 })
+		// The policy is applied a moment before the follower records it.
+		eventually(t, w.ns+" on serial 1", func() bool {
+			code, _ := w.readyz(t)
+			return w.srv.PolicySerial() == 1 && code == 200
+		})
 		if code, body := w.readyz(t); code != 200 || !strings.Contains(body, "serial 1") {
 			t.Fatalf("%s /readyz = %d %q", w.ns, code, body)
 		}

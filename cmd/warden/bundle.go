@@ -16,9 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.uber.org/zap"
 
 	"github.com/warden-egress/warden/bundle"
@@ -37,14 +34,15 @@ const (
         check a bundle's signatures, envelope and expiry (and scope, with --fleet/--namespace); print it
 `
 	policyPublishUsage = `  warden policy publish --bundle FILE --to DIR|https://SERVICE|s3://BUCKET/PREFIX [--ca-file FILE]
-        [--s3-endpoint URL --s3-region R --s3-path-style]
-        put a signed bundle where the bundle service serves it (a directory it reads, its PUT /v1/bundles,
-        or an S3 prefix); the serial must be above every published one
+        [--trust ID=BASE64|@FILE.pub …] [--s3-endpoint URL --s3-region R --s3-path-style]
+        put a signed bundle where Wardens (or the bundle service) read it: a directory, the service's
+        PUT /v1/bundles, or an S3 prefix (AWS default credentials); a published serial is never replaced
 `
 	bundleUsage = `usage:
-  warden bundle serve --dir DIR --trust ID=BASE64|@FILE.pub … --tls-cert FILE --tls-key FILE [--listen :8443]
-        serve the newest signed bundle for each Warden's scope over TLS (ETag, long-poll) from DIR,
-        and accept PUT /v1/bundles of bundles signed by a trusted key
+  warden bundle serve --dir DIR|s3://BUCKET/PREFIX --trust ID=BASE64|@FILE.pub … --tls-cert FILE --tls-key FILE
+        [--listen :8443] [--s3-endpoint URL --s3-region R --s3-path-style]
+        serve the newest signed bundle for each Warden's scope over TLS (ETag, long-poll) from a directory
+        or an S3 prefix, and accept PUT /v1/bundles of bundles signed by a trusted key
 `
 )
 
@@ -211,6 +209,8 @@ func cmdPolicyPublish(ctx context.Context, args []string, stdout, stderr io.Writ
 	to := fs.String("to", "", "destination: a directory, https://SERVICE or s3://BUCKET/PREFIX")
 	caFile := fs.String("ca-file", "", "PEM roots for an https:// destination (default: the system roots)")
 	s3o := addS3SourceFlags(fs)
+	var trust multiFlag
+	fs.Var(&trust, "trust", "check the bundle against these keys before publishing, ID=BASE64 or ID=@FILE.pub (repeatable; a service checks it anyway)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -225,9 +225,17 @@ func cmdPolicyPublish(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("%s: %w", *path, err)
 	}
+	if len(trust) > 0 {
+		t, err := parseTrustFlags(trust)
+		if err != nil {
+			return err
+		}
+		if _, err := bundle.Verify(raw, bundle.Policy{Trust: t, AnyScope: true, Now: time.Now()}); err != nil {
+			return fmt.Errorf("%s: not published (%s): %w", *path, bundle.Reason(err), err)
+		}
+	}
 	name := bundle.FileName(env.Serial)
-	switch {
-	case strings.HasPrefix(*to, "https://"):
+	if strings.HasPrefix(*to, "https://") {
 		client, err := tlsClient(*caFile)
 		if err != nil {
 			return err
@@ -246,62 +254,39 @@ func cmdPolicyPublish(ctx context.Context, args []string, stdout, stderr io.Writ
 		if resp.StatusCode != http.StatusCreated {
 			return fmt.Errorf("publish to %s: %s: %s", *to, resp.Status, strings.TrimSpace(string(body)))
 		}
-	case strings.HasPrefix(*to, "s3://"):
-		bucket, prefix, _ := strings.Cut(strings.TrimPrefix(*to, "s3://"), "/")
-		if bucket == "" {
-			return fmt.Errorf("--to %q: want s3://BUCKET/PREFIX", *to)
-		}
-		o := s3o.options().S3
-		client, err := s3Client(ctx, o.Endpoint, o.Region, o.PathStyle)
+		name = strings.TrimSuffix(*to, "/") + bundle.PathPublish
+	} else {
+		store, err := openBundleStore(ctx, *to, s3o)
 		if err != nil {
 			return err
 		}
-		key := strings.TrimSuffix(prefix, "/") + "/" + name
-		if prefix == "" {
-			key = name
+		if err := store.Create(ctx, name, raw); err != nil {
+			if errors.Is(err, bundle.ErrExists) {
+				return fmt.Errorf("publish to %s: serial %d is already published; sign with a new serial: %w", store, env.Serial, err)
+			}
+			return fmt.Errorf("publish to %s: %w", store, err)
 		}
-		// Never replace a published serial (If-None-Match: * on PUT).
-		if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key),
-			Body: bytes.NewReader(raw), ContentType: aws.String("application/json"), IfNoneMatch: aws.String("*")}); err != nil {
-			return fmt.Errorf("publish to s3://%s/%s: %w", bucket, key, err)
+		name = store.String() + name
+		if _, isDir := store.(bundle.DirStore); isDir {
+			name = filepath.Join(store.String(), bundle.FileName(env.Serial))
 		}
-		name = "s3://" + bucket + "/" + key
-	default:
-		fi, err := os.Stat(*to)
-		if err != nil || !fi.IsDir() {
-			return fmt.Errorf("--to %q: not a directory, https:// or s3:// URL", *to)
-		}
-		dst := filepath.Join(*to, name)
-		if _, err := os.Stat(dst); err == nil {
-			return fmt.Errorf("%s exists: serial %d is already published; sign with a new serial", dst, env.Serial)
-		}
-		if err := bundle.WriteFileAtomic(dst, raw, 0o644); err != nil {
-			return err
-		}
-		name = dst
 	}
 	fmt.Fprintf(stdout, "published bundle %d for %s: %s\n", env.Serial, env.Scope, name)
 	return nil
 }
 
-func s3Client(ctx context.Context, endpoint, region string, pathStyle bool) (*s3.Client, error) {
-	var opts []func(*awsconfig.LoadOptions) error
-	if region != "" {
-		opts = append(opts, awsconfig.WithRegion(region))
+// openBundleStore opens a directory or an s3://BUCKET/PREFIX of bundles
+// (credentials from the AWS default chain).
+func openBundleStore(ctx context.Context, where string, s3o s3SourceFlags) (bundle.Store, error) {
+	if strings.HasPrefix(where, "s3://") {
+		o := s3o.options().S3
+		return bundle.NewS3Store(ctx, bundle.S3Options{URL: where, Region: o.Region, Endpoint: o.Endpoint, PathStyle: o.PathStyle})
 	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("aws config: %w", err)
+	fi, err := os.Stat(where)
+	if err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%q: not a directory, https:// or s3:// URL", where)
 	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
-	}
-	return s3.NewFromConfig(cfg, func(so *s3.Options) {
-		if endpoint != "" {
-			so.BaseEndpoint = aws.String(endpoint)
-		}
-		so.UsePathStyle = pathStyle
-	}), nil
+	return bundle.DirStore{Dir: where}, nil
 }
 
 func tlsClient(caFile string) (*http.Client, error) {
@@ -341,11 +326,12 @@ func cmdBundle(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func cmdBundleServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bundle serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("dir", "", "directory of bundles (bundle-SERIAL.json)")
+	dir := fs.String("dir", "", "directory of bundles (bundle-SERIAL.json), or s3://BUCKET/PREFIX")
+	s3o := addS3SourceFlags(fs)
 	listen := fs.String("listen", ":8443", "TLS listen address")
 	cert := fs.String("tls-cert", "", "TLS certificate (PEM)")
 	key := fs.String("tls-key", "", "TLS key (PEM)")
-	scan := fs.Duration("scan-interval", time.Second, "how often to re-read --dir")
+	scan := fs.Duration("scan-interval", time.Second, "how often to re-read --dir (one LIST of an S3 prefix)")
 	var trust multiFlag
 	fs.Var(&trust, "trust", "trusted public key, ID=BASE64 or ID=@FILE.pub (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -360,7 +346,11 @@ func cmdBundleServe(ctx context.Context, args []string, stderr io.Writer) error 
 	}
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
-	svc, err := bundle.NewService(*dir, t, log)
+	store, err := openBundleStore(ctx, *dir, s3o)
+	if err != nil {
+		return err
+	}
+	svc, err := bundle.NewService(ctx, store, t, log)
 	if err != nil {
 		return err
 	}
