@@ -3,14 +3,18 @@ package bundle
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 )
 
 // GenerateKey creates an Ed25519 key pair and writes the private key as
@@ -78,4 +82,42 @@ func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
 		return nil, errors.New("signing key " + path + ": not an Ed25519 key")
 	}
 	return priv, nil
+}
+
+// TrustRoots are what decides which bundles a Warden accepts: where it
+// fetches them, the roots that service's certificate must chain to, the
+// keys that may sign, and its place in the scopes.
+type TrustRoots struct {
+	URL        string
+	CAFile     string
+	CAPEM      string
+	Keys       map[string]string // key id → base64 public key
+	Fleet      string
+	Namespace  string
+	S3Endpoint string
+}
+
+// Pin is a digest of r ("sha256:…"). The injector puts it on an injected
+// sidecar's command line (`warden serve --bundle-pin`), which the
+// admission policy pins exactly, and the sidecar refuses to start when
+// its configuration's trust roots do not match: whoever can edit the
+// sidecar's configuration cannot change whom it trusts.
+func (r TrustRoots) Pin() string {
+	ids := make([]string, 0, len(r.Keys))
+	for id := range r.Keys {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	h := sha256.New()
+	field := func(name, v string) { fmt.Fprintf(h, "%s %d:%s\n", name, len(v), v) }
+	field("url", r.URL)
+	field("ca_file", r.CAFile)
+	field("ca_pem", r.CAPEM)
+	for _, id := range ids {
+		field("key "+id, strings.TrimSpace(r.Keys[id]))
+	}
+	field("fleet", r.Fleet)
+	field("namespace", r.Namespace)
+	field("s3_endpoint", r.S3Endpoint)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -28,6 +29,9 @@ type BundleConfig struct {
 	// CAFile holds the PEM roots the service's certificate must chain to
 	// ("": the system roots).
 	CAFile string `yaml:"ca_file"`
+	// CAPEM is the same roots inline (an injected sidecar's: its
+	// configuration is all it gets from the injector).
+	CAPEM string `yaml:"ca_pem"`
 	// TrustedKeys are the Ed25519 public keys bundles may be signed with,
 	// by key id (several during a rotation).
 	TrustedKeys []BundleKey `yaml:"trusted_keys"`
@@ -41,6 +45,28 @@ type BundleConfig struct {
 	Wait time.Duration `yaml:"wait"`
 	// Retry is the pause after a failed fetch (and between short polls).
 	Retry time.Duration `yaml:"retry"`
+}
+
+// CertPool is CAPEM's certificates (nil when it holds none).
+func (b *BundleConfig) CertPool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(b.CAPEM)) {
+		return nil
+	}
+	return pool
+}
+
+// TrustRoots are the section's keys that decide which bundles are
+// accepted (see bundle.TrustRoots.Pin).
+func (b *BundleConfig) TrustRoots() bundle.TrustRoots {
+	r := bundle.TrustRoots{URL: b.URL, CAFile: b.CAFile, CAPEM: b.CAPEM, Keys: map[string]string{}, Fleet: b.Fleet, Namespace: b.Namespace}
+	for _, k := range b.TrustedKeys {
+		r.Keys[k.ID] = k.PublicKey
+	}
+	if b.S3 != nil {
+		r.S3Endpoint = b.S3.Endpoint
+	}
+	return r
 }
 
 // BundleS3Config is how Warden reaches an s3:// bundle URL.
@@ -90,6 +116,17 @@ func (b *BundleConfig) validate(c *Config) []error {
 	} else if u.Scheme == "s3" {
 		if b.CAFile != "" {
 			add("bundle.ca_file: only for an https:// bundle.url (S3 is reached with the system roots)")
+		}
+	}
+	if b.CAFile != "" && b.CAPEM != "" {
+		add("bundle.ca_pem: give ca_file or ca_pem, not both")
+	}
+	if b.CAPEM != "" {
+		if b.CertPool() == nil {
+			add("bundle.ca_pem: no PEM certificate")
+		}
+		if strings.HasPrefix(b.URL, "s3://") {
+			add("bundle.ca_pem: only for an https:// bundle.url (S3 is reached with the system roots)")
 		}
 	}
 	if b.S3 != nil {

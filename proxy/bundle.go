@@ -65,6 +65,9 @@ func (s *Server) FollowBundles(ctx context.Context) (*bundle.Follower, error) {
 		}
 	} else {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if bc.CAPEM != "" {
+			tc.RootCAs = bc.CertPool() // validated
+		}
 		if bc.CAFile != "" {
 			pem, err := os.ReadFile(bc.CAFile)
 			if err != nil {
