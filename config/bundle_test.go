@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -85,4 +86,33 @@ func TestWithPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzWithPolicy: a bundle's policy file is parsed by WithPolicy; whatever
+// it accepts is a config that validates and keeps the base's other keys.
+func FuzzWithPolicy(f *testing.F) {
+	base, err := ParseConfig([]byte(bundleFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte("apps:\n  - name: chatbot\n    allow_weak_identity: true\n    match: {tags: {app: chatbot}}\n    allow: {models: [\"amazon.nova-*\"]}\n"))
+	f.Add([]byte("version: 1\nmode: dry-run\ndeny: [{name: d, models: [\"*\"]}]\napps: []\n"))
+	f.Add([]byte("guards: {g: {words: {list: [acme], action: block}}}\napps: [{name: a, guards: [g], match: {tags: {k8s.namespace: a}}, allow: {models: [\"*\"]}}]\n"))
+	f.Add([]byte("listen: {admin: ':1'}\n"))
+	f.Add([]byte("- a\n"))
+	f.Add([]byte("apps: &a [*a]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := WithPolicy(base, data)
+		if err != nil {
+			return
+		}
+		if cfg.Bundle != base.Bundle || !reflect.DeepEqual(cfg.Upstream, base.Upstream) || !reflect.DeepEqual(cfg.Listen, base.Listen) {
+			t.Fatal("WithPolicy changed a key outside the policy")
+		}
+		c := *cfg
+		c.Bundle = nil
+		if err := c.Validate(); err != nil {
+			t.Fatalf("an accepted policy does not validate: %v", err)
+		}
+	})
 }
