@@ -427,3 +427,44 @@ func rewrap(t *testing.T, b *bundle.Bundle, env *bundle.Envelope) []byte {
 	}
 	return out
 }
+
+// TestBundleExpiredKeepsServing: the service is unreachable and the
+// running bundle expires: the Warden keeps deciding with it and says so in
+// /readyz, warden_policy_bundle_expired and every audit record.
+func TestBundleExpiredKeepsServing(t *testing.T) {
+	f := newBundleFleet(t)
+	now := time.Now()
+	// Expiry is kept to the second: at least a second from now.
+	expires := now.Add(2 * time.Second)
+	f.publish(t, f.sign(t, 5, `"amazon.nova-*"`, bundle.Scope{Fleets: []string{"*"}}, now, expires))
+	first := f.start(t, "shop", f.url, "")
+	eventually(t, "serial 5", func() bool { code, _ := first.readyz(t); return first.srv.PolicySerial() == 5 && code == 200 })
+
+	// Restarted with the service gone: the cached bundle, then its expiry.
+	w := f.start(t, "shop", "https://127.0.0.1:1", first.cache)
+	if err := w.converse(t, novaModel); err != nil {
+		t.Fatalf("before expiry: %v", err)
+	}
+	if recs := w.audit.all(); recs[len(recs)-1].PolicyExpired {
+		t.Fatal("a record says expired before the expiry")
+	}
+	eventually(t, "the expiry", func() bool { return time.Now().After(expires.Add(time.Second)) })
+	if err := w.converse(t, novaModel); err != nil {
+		t.Fatalf("after expiry the last good bundle no longer decides: %v", err)
+	}
+	if err := w.converse(t, claudeModel); !isDenied(err) {
+		t.Fatalf("after expiry: claude %v, want AccessDenied", err)
+	}
+	recs := w.audit.all()
+	for _, r := range recs[len(recs)-2:] {
+		if !r.PolicyExpired || r.PolicySerial != 5 {
+			t.Fatalf("record after expiry: expired %v serial %d", r.PolicyExpired, r.PolicySerial)
+		}
+	}
+	if code, body := w.readyz(t); code != 200 || !strings.Contains(body, "serial 5") || !strings.Contains(body, "EXPIRED") {
+		t.Fatalf("/readyz after expiry = %d %q", code, body)
+	}
+	if got := gaugeOf(t, w, "warden_policy_bundle_expired"); got != 1 {
+		t.Fatalf("warden_policy_bundle_expired = %v", got)
+	}
+}
