@@ -32,7 +32,14 @@ type Config struct {
 	// after spaces), so a test can split a value across events at a
 	// boundary of its choosing. The pieces should join to text.
 	Deltas func(op, text string) []string
-	Logf   func(format string, args ...any)
+	// EventDelay is slept between the events of every stream (a model's
+	// time per token); an injected fault's EventDelay takes precedence.
+	EventDelay time.Duration
+	// EventSent, if set, is called after each stream event is written and
+	// flushed, with its index in the stream and its event type
+	// ("contentBlockDelta", "chunk", …): benchmarks time the relay from it.
+	EventSent func(i int, eventType string)
+	Logf      func(format string, args ...any)
 	// MaxBodyBytes caps request bodies (default 25,000,000 + 1 MiB).
 	MaxBodyBytes int64
 }
