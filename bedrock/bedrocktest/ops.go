@@ -595,14 +595,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, events []event, 
 		if f.ResetAfterEvents > 0 && i == f.ResetAfterEvents {
 			abort(w, r)
 		}
+		if s.cfg.EventSent != nil {
+			s.cfg.EventSent(i, ev.typ)
+		}
 		if _, err := w.Write(encodeEvent(enc, &buf, "event", ev.typ, ev.payload)); err != nil {
 			return
 		}
 		if err := rc.Flush(); err != nil {
 			return
-		}
-		if s.cfg.EventSent != nil {
-			s.cfg.EventSent(i, ev.typ)
 		}
 		if i == 0 {
 			if f.MidStreamException != "" {

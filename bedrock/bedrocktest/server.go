@@ -35,9 +35,10 @@ type Config struct {
 	// EventDelay is slept between the events of every stream (a model's
 	// time per token); an injected fault's EventDelay takes precedence.
 	EventDelay time.Duration
-	// EventSent, if set, is called after each stream event is written and
-	// flushed, with its index in the stream and its event type
-	// ("contentBlockDelta", "chunk", …): benchmarks time the relay from it.
+	// EventSent, if set, is called as each stream event is about to be
+	// written (after EventDelay), with its index in the stream and its
+	// event type ("contentBlockDelta", "chunk", …): the moment the model
+	// emits it, from which benchmarks time the relay.
 	EventSent func(i int, eventType string)
 	Logf      func(format string, args ...any)
 	// MaxBodyBytes caps request bodies (default 25,000,000 + 1 MiB).

@@ -584,7 +584,7 @@ func TestEventSent(t *testing.T) {
 			if err != nil || text != "one two three" {
 				t.Fatalf("ConverseStream: %q, %v", text, err)
 			}
-			s.Close() // waits for the handler, which reports after each flush
+			s.Close() // waits for the handler
 			want := []string{"0:messageStart", "1:contentBlockDelta", "2:contentBlockDelta", "3:contentBlockDelta",
 				"4:contentBlockStop", "5:messageStop", "6:metadata"}
 			mu.Lock()
