@@ -14,7 +14,9 @@ package main
 //   - delay per token: from the emulator's flush of a token to the SDK's
 //     delivery of it (the relay, plus the hold-back under the guard);
 //   - tokens held: how many later tokens the emulator had sent when a
-//     token reached the caller (the hold-back in tokens, whatever the gap).
+//     token reached the caller (the hold-back in tokens, whatever the gap;
+//     the gap actually measured is reported too, a busy machine's timers
+//     being late).
 //
 // The answers hold nothing the guard masks, so every event passes whole and
 // the k-th text the caller reads is the k-th token sent (checked per call).
@@ -154,6 +156,9 @@ type bsSample struct {
 	Heldp50    int     `json:"tokens_held_p50"`
 	Heldp99    int     `json:"tokens_held_p99"`
 	HeldMax    int     `json:"tokens_held_max"`
+	// GapP50us is the median time between two tokens as the emulator
+	// sent them (--token-gap plus the timer's lateness on a busy machine).
+	GapP50us float64 `json:"token_gap_p50_us"`
 }
 
 type bsModeResult struct {
@@ -289,15 +294,18 @@ type bsCall struct {
 	ttft  time.Duration
 	delay []time.Duration // per token: delivered − sent
 	held  []int           // per token: tokens sent after it by its delivery
+	gaps  []time.Duration // between two tokens sent
 }
 
 func summarise(calls []*bsCall) bsSample {
 	var ttft, delay []time.Duration
 	var held []int
+	var gaps []time.Duration
 	for _, c := range calls {
 		ttft = append(ttft, c.ttft)
 		delay = append(delay, c.delay...)
 		held = append(held, c.held...)
+		gaps = append(gaps, c.gaps...)
 	}
 	s := bsSample{
 		TTFTp50us: stats.PercentileUS(ttft, 0.50), TTFTp99us: stats.PercentileUS(ttft, 0.99),
@@ -305,6 +313,7 @@ func summarise(calls []*bsCall) bsSample {
 		Heldp50: stats.Percentile(held, 0.50), Heldp99: stats.Percentile(held, 0.99),
 	}
 	s.HeldMax = stats.Percentile(held, 1)
+	s.GapP50us = stats.PercentileUS(gaps, 0.50)
 	return s
 }
 
@@ -471,6 +480,9 @@ func (e *bsEnv) call(ctx context.Context, m string, tx *bsText) (*bsCall, error)
 		}
 		c.held[k] = max(0, j-(k+1))
 	}
+	for k := 1; k < len(sent); k++ {
+		c.gaps = append(c.gaps, sent[k].Sub(sent[k-1]))
+	}
 	return c, nil
 }
 
@@ -491,6 +503,7 @@ func buildBSReport(o *bsOptions, texts []*bsText, samples map[string]map[string]
 				Heldp50:    int(stats.MedianOf(runs, func(s bsSample) float64 { return float64(s.Heldp50) })),
 				Heldp99:    int(stats.MedianOf(runs, func(s bsSample) float64 { return float64(s.Heldp99) })),
 				HeldMax:    int(stats.MedianOf(runs, func(s bsSample) float64 { return float64(s.HeldMax) })),
+				GapP50us:   stats.MedianOf(runs, func(s bsSample) float64 { return s.GapP50us }),
 			}}
 		}
 		g, n := r.Modes[bsGuard].Median, r.Modes[bsNoGuard].Median
@@ -535,7 +548,8 @@ func printBSReport(out io.Writer, rep *bsReport) {
 		fmt.Fprintf(out, "| time to first text byte p99 (µs) | %.0f | %.0f | %+.0f | %.2f |\n", n.Median.TTFTp99us, g.Median.TTFTp99us, r.AddedTTFTp99us, r.Ratios.TTFTp99)
 		fmt.Fprintf(out, "| delay per token p50 (µs) | %.0f | %.0f | %+.0f | %.2f |\n", n.Median.Delayp50us, g.Median.Delayp50us, r.AddedDelayp50us, r.Ratios.Delayp50)
 		fmt.Fprintf(out, "| delay per token p99 (µs) | %.0f | %.0f | %+.0f | %.2f |\n", n.Median.Delayp99us, g.Median.Delayp99us, r.AddedDelayp99us, r.Ratios.Delayp99)
-		fmt.Fprintf(out, "| tokens held p50 / p99 / max | %d / %d / %d | %d / %d / %d | | |\n\n",
+		fmt.Fprintf(out, "| tokens held p50 / p99 / max | %d / %d / %d | %d / %d / %d | | |\n",
 			n.Median.Heldp50, n.Median.Heldp99, n.Median.HeldMax, g.Median.Heldp50, g.Median.Heldp99, g.Median.HeldMax)
+		fmt.Fprintf(out, "| time between tokens sent p50 (µs) | %.0f | %.0f | | |\n\n", n.Median.GapP50us, g.Median.GapP50us)
 	}
 }

@@ -25,7 +25,7 @@ func TestBenchStreamSmoke(t *testing.T) {
 	for _, want := range []string{
 		"### prose (", "### number-dense (", bsModeTitle[bsNoGuard], bsModeTitle[bsGuard],
 		"time to first text byte p50", "time to first text byte p99", "delay per token p50", "delay per token p99",
-		"tokens held p50 / p99 / max", "guard / no guard",
+		"tokens held p50 / p99 / max", "time between tokens sent p50", "guard / no guard",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -58,7 +58,7 @@ func TestBenchStreamJSON(t *testing.T) {
 				t.Fatalf("%s, mode %s: missing or wrong number of runs: %+v", r.Name, m, s)
 			}
 			if md := s.Median; md.TTFTp50us <= 0 || md.TTFTp99us < md.TTFTp50us || md.Delayp99us < md.Delayp50us ||
-				md.Heldp99 < md.Heldp50 || md.HeldMax < md.Heldp99 {
+				md.Heldp99 < md.Heldp50 || md.HeldMax < md.Heldp99 || md.GapP50us <= 0 {
 				t.Errorf("%s, mode %s: implausible numbers %+v", r.Name, m, md)
 			}
 		}
