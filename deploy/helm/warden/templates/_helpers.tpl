@@ -94,6 +94,14 @@ capabilities: {drop: [ALL]}
 {{/* The injector's configuration (the file `warden inject --config` reads), from the values. */}}
 {{- define "warden.injectorConfig" -}}
 {{- $s := .Values.sidecar -}}
+{{- /* The policy's upstream.region defaults to the sidecar's region: `warden inject` checks every mode's sidecar
+configuration before serving, in its own environment, where no AWS_REGION names one. */ -}}
+{{- $policy := deepCopy $s.policy -}}
+{{- $upstream := default (dict) $policy.upstream -}}
+{{- if not $upstream.region -}}
+{{- $_ := set $upstream "region" $s.region -}}
+{{- $_ := set $policy "upstream" $upstream -}}
+{{- end -}}
 {{- $cfg := dict
   "image" (include "warden.pinnedImage" .)
   "image_pull_policy" .Values.image.pullPolicy
@@ -108,7 +116,7 @@ capabilities: {drop: [ALL]}
     "previous_images" .Values.admission.previousImages
     "break_glass_groups" .Values.admission.breakGlassGroups
     "platform_groups" .Values.admission.platformGroups)
-  "policy" $s.policy
+  "policy" $policy
 -}}
 # Written by the warden Helm chart from its values; `warden inject` reads it.
 {{ toYaml $cfg }}
