@@ -420,11 +420,11 @@ func TestAdmissionFilesVerbatim(t *testing.T) {
 		want = append(want, f.Name)
 		got, err := os.ReadFile(filepath.Join(dir, f.Name))
 		if err != nil {
-			t.Errorf("%v (copy inject/admission/manifests/%s into %s)", err, f.Name, dir)
+			t.Errorf("%v (run go test ./inject/admission -run TestDeployCopies -update)", err)
 			continue
 		}
 		if !bytes.Equal(got, f.Data) {
-			t.Errorf("%s differs from inject/admission/manifests/%s: cp inject/admission/manifests/%s %s", filepath.Join(dir, f.Name), f.Name, f.Name, dir)
+			t.Errorf("%s differs from inject/admission/manifests/%s (run go test ./inject/admission -run TestDeployCopies -update)", filepath.Join(dir, f.Name), f.Name)
 		}
 	}
 	if !slices.Equal(have, want) {
