@@ -69,7 +69,7 @@ var modes = []mode{
 			"ClusterRole/warden-inject", "ClusterRoleBinding/warden-inject", "PodDisruptionBudget/warden-inject",
 			"MutatingWebhookConfiguration/warden-inject", "Issuer/warden-selfsigned", "Certificate/warden-inject",
 			"ConfigMap/warden-admission-params", "ValidatingAdmissionPolicy/warden-pods"},
-		absent: []string{"Deployment/warden-bundle", "Deployment/warden-proxy"},
+		absent: []string{"Deployment/warden-bundles", "Deployment/warden-proxy"},
 	},
 	{
 		name: "secret-tls", namespace: "platform",
@@ -78,8 +78,8 @@ var modes = []mode{
 	},
 	{
 		name: "bundle", namespace: "warden-system",
-		want: []string{"Deployment/warden-inject", "Deployment/warden-bundle", "Service/warden-bundle", "PersistentVolumeClaim/warden-bundles",
-			"Certificate/warden-bundle", "Certificate/warden-inject"},
+		want: []string{"Deployment/warden-inject", "Deployment/warden-bundles", "Service/warden-bundles", "PersistentVolumeClaim/warden-bundles-data",
+			"Certificate/warden-bundles", "Certificate/warden-inject"},
 		absent: []string{"Issuer/warden-selfsigned"},
 	},
 	{
@@ -91,9 +91,9 @@ var modes = []mode{
 	},
 	{
 		name: "all", namespace: "warden-system",
-		want: []string{"Deployment/warden-inject", "Deployment/warden-bundle", "Deployment/warden-proxy", "Certificate/warden-proxy",
+		want: []string{"Deployment/warden-inject", "Deployment/warden-bundles", "Deployment/warden-proxy", "Certificate/warden-proxy",
 			"ValidatingAdmissionPolicyBinding/warden-pods"},
-		absent: []string{"PersistentVolumeClaim/warden-bundles"},
+		absent: []string{"PersistentVolumeClaim/warden-bundles-data"},
 	},
 }
 
@@ -269,7 +269,7 @@ func TestRenderModes(t *testing.T) {
 			}
 			for kind, hint := range map[string]string{
 				"MutatingWebhookConfiguration/warden-inject": "warden-egress.io/enrolled=true",
-				"Deployment/warden-bundle":                   "warden policy publish",
+				"Deployment/warden-bundles":                   "warden policy publish",
 				"Deployment/warden-proxy":                    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME=https://warden-proxy." + m.namespace,
 				"Deployment/warden-subnet-a":                 "HTTPS_PROXY=http://warden-subnet-a." + m.namespace,
 			} {
