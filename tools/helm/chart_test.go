@@ -269,7 +269,7 @@ func TestRenderModes(t *testing.T) {
 			}
 			for kind, hint := range map[string]string{
 				"MutatingWebhookConfiguration/warden-inject": "warden-egress.io/enrolled=true",
-				"Deployment/warden-bundles":                   "warden policy publish",
+				"Deployment/warden-bundles":                  "warden policy publish",
 				"Deployment/warden-proxy":                    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME=https://warden-proxy." + m.namespace,
 				"Deployment/warden-subnet-a":                 "HTTPS_PROXY=http://warden-subnet-a." + m.namespace,
 			} {
