@@ -97,6 +97,9 @@ func TestCorpusPII(t *testing.T) {
 		if slices.Contains(checksummed, typ) && prec < 0.99 {
 			t.Errorf("%s: precision %.3f < 0.99", typ, prec)
 		}
+		if prec < 0.95 {
+			t.Errorf("%s: precision %.3f < 0.95", typ, prec)
+		}
 	}
 	t.Log("\n" + b.String())
 	for _, m := range misses {

@@ -461,5 +461,110 @@ benign = [
 for t in benign:
     add(t)
 
+# ---------------------------------------------------------------- issue 13: shapes people type
+# A separate generator so the rows above stay as they were.
+R = random.Random(20261205)
+
+def sep_join(groups, seps):
+    out_ = groups[0]
+    for g, sp in zip(groups[1:], seps):
+        out_ += sp + g
+    return out_
+
+CARD_SEPS = [".", "_", "/", " - ", "  ", "\t", " . "]
+for i in range(28):
+    c = card()
+    groups = [c[j:j + 4] for j in range(0, len(c), 4)] if len(c) in (16, 19, 13) else [c[:4], c[4:10], c[10:]]
+    kind = i % 7
+    if kind == 0:    # one separator kind
+        v = sep_join(groups, [CARD_SEPS[i % len(CARD_SEPS)]] * (len(groups) - 1))
+    elif kind == 1:  # mixed
+        v = sep_join(groups, [R.choice(["-", " ", ".", "  "]) for _ in groups[1:]])
+    elif kind == 2:  # label glued with ':'
+        v = R.choice(["card:", "Card:", "CC:", "cc#", "PAN:"]) + c
+    elif kind == 3:  # label glued
+        v = R.choice(["card", "CARD", "cc", "visa"]) + c
+    elif kind == 4:  # label and '-'
+        v = R.choice(["card-", "cc-", "card."]) + sep_join(groups, ["-"] * (len(groups) - 1))
+    elif kind == 5:  # small groups
+        v = " ".join(c)
+    else:            # doubled spaces around dashes
+        v = sep_join(groups, ["  -  "] * (len(groups) - 1))
+    tmpl = R.choice([
+        "Customer wrote: {v} -- please refund the duplicate charge.",
+        "charge it to {v} thx",
+        "| name | {name} |\n| card | {v} |",
+        "Extract the fields: {name};{v};EUR 12.00",
+        "my card is {v} expiry 04/29",
+    ])
+    add(tmpl.format(v=v, name=R.choice(NAMES)), ["CREDIT_DEBIT_CARD_NUMBER"])
+
+SSN_FORMS = ["{a}/{g}/{s}", "{a}_{g}_{s}", "{a} - {g} - {s}", "{a}  {g}  {s}", "{a}-{g} {s}", "{a}.{g}.{s}", "{a} / {g} / {s}",
+             "SSN:{a}-{g}-{s}", "SSN{a}-{g}-{s}", "ssn-{a}-{g}-{s}", "ssn:{a}{g}{s}", "SSN{a}{g}{s}", "ssn_{a}{g}{s}", "SSN#{a}-{g}-{s}",
+             "ss#{a}{g}{s}", "SSN:{a}/{g}/{s}"]
+for i in range(32):
+    a, g, s_ = ssn()
+    v = SSN_FORMS[i % len(SSN_FORMS)].format(a=a, g=g, s=s_)
+    tmpl = R.choice([
+        "Applicant {name} {v} -- run the background check.",
+        "{v}",
+        "form fields: name={name}; {v}; dob=1990-01-01",
+        "Please redact: {v}.",
+        "the number is {v} (don't share)",
+    ])
+    add(tmpl.format(v=v, name=R.choice(NAMES)), ["US_SOCIAL_SECURITY_NUMBER"])
+for i in range(4):
+    r = aba()
+    add(R.choice(["ABA:{r} acct 00012345", "routing#{r}", "RTN{r} for payroll", "aba-{r}"]).format(r=r), ["US_BANK_ROUTING_NUMBER"])
+for i in range(4):
+    a, b, c = nanp()
+    add(R.choice(["tel:{a}-{b}-{c}", "phone:{a}{b}{c}", "Tel:({a}) {b}-{c}", "mobile{a}{b}{c}"]).format(a=a, b=b, c=c), ["PHONE"])
+
+# Hard negatives for the wider separators and labels: versions, dates, order
+# numbers, timestamps, phone-like ids, table rows.
+for i in range(12):
+    add(R.choice([
+        "Upgrade {a}.{b}.{c} to {a}.{d}.0 before {y}/{m:02d}/{dd:02d}.",
+        "Release {a}.{b}.{c}.{e} shipped on {y}-{m:02d}-{dd:02d}T{h:02d}:{mi:02d}:{se:02d}Z.",
+        "dates: {dd:02d}/{m:02d}/{y}, {m:02d}/{dd:02d}/{y}, {y}/{m:02d}/{dd:02d}, {dd:02d}.{m:02d}.{y}",
+        "Order {o1}-{o2}-{o3} ({y}-{m:02d}-{dd:02d}) qty {b}",
+        "log {y}-{m:02d}-{dd:02d} {h:02d}:{mi:02d}:{se:02d}.{ms:03d} request_id={o1}_{o2}_{o3} took {b} ms",
+        "epoch {ts} / {tsm} ms / {h:02d}:{mi:02d}:{se:02d}",
+        "Ticket INV-{y}-{o3}-{o2} and PO#{o1}/{o2}/{o3} are linked.",
+        "ext. {b} / id {o1}-{o2} / room {a}.{b}",
+    ]).format(a=R.randint(1, 20), b=R.randint(0, 99), c=R.randint(0, 99), d=R.randint(0, 9), e=R.randint(1000, 99999),
+              y=R.randint(1990, 2030), m=R.randint(1, 12), dd=R.randint(1, 28), h=R.randint(0, 23), mi=R.randint(0, 59),
+              se=R.randint(0, 59), ms=R.randint(0, 999), o1=digits(4), o2=digits(4), o3=digits(4),
+              ts=R.randint(1500000000, 1800000000), tsm=R.randint(1500000000000, 1800000000000)))
+for i in range(10):
+    # table rows: columns of numbers aligned with spaces or tabs
+    cols = [str(R.randint(1990, 2030))] + [digits(R.choice([2, 3, 4])) for _ in range(R.randint(3, 6))]
+    sep = R.choice(["  ", "\t", "   ", " | "])
+    add("Quarterly table:\nyear" + sep + sep.join("c%d" % k for k in range(len(cols) - 1)) + "\n" + sep.join(cols) + "\n" + sep.join(
+        [str(R.randint(1990, 2030))] + [digits(R.choice([2, 3, 4])) for _ in range(len(cols) - 1)]))
+for t in [
+    "Build 20240601.1734.5521.8812 failed on step 3/14.",
+    "Versions: 4.1111.1111.1111 is not a version anyone ships; 4.11.1 is.",
+    "Phone-like id 555-0100-22 and badge 123-456-789 are not personal numbers.",
+    "Tracking 9400 1000 0000 0000 0000 00 and 1Z999AA10123456784.",
+    "Part 123/45/67890 and drawing 12/345/6789 belong to batch 2024/06.",
+    "Run 123_456_789 and job 12_34_5678 finished.",
+    "Score 3 - 45 - 678 after three rounds.",
+    "serial SN-123-45-6789 (the vendor's format)",
+    "order-4111-1111-1111-1111 was cancelled",
+    "Lottery 4 11 23 35 42 49 7 13 22 31 44 48",
+    "grid: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20",
+    "Time 12:34:56.789, 2024-06-01 08:15:30.123456+02:00, 1717243200.123",
+    "VLAN 120, MTU 9001, 4 of 16 ports up, 2 of 3 links at 10.5 Gb/s.",
+    "Version v123.45.6789 and release 2.45.6789 are tagged.",
+    "Account no. 12-3456-7890 is the customer's loyalty number.",
+    "ISBN-13 978-3-16-148410-0, ISSN 2049-3630.",
+    "Table:\n| id | qty | price |\n| 123 | 45 | 6789 |\n| 124 | 46 | 6790 |",
+    "Call centre queue 2023  118  45  6789 waiting",
+    "Coordinates 123.4567, 45.6789 and 12.3456789",
+    "Chapter 123 - 45 - page 6789? No: chapter 12, page 345.",
+]:
+    add(t)
+
 for o in out:
     print(json.dumps(o, ensure_ascii=False))
