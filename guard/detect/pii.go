@@ -33,6 +33,17 @@ var piiTypes = [...]string{
 // PIITypes returns the names of the built-in PII types.
 func PIITypes() []string { return slices.Clone(piiTypes[:]) }
 
+// idTypes are the built-in types that are numbers or keys: the ones worth
+// looking for in identifiers (tool-use ids), which hold no prose.
+var idTypes = [...]string{
+	Phone, USSocialSecurityNumber, CreditDebitCardNumber, IBAN, USBankRoutingNumber,
+	UKNationalInsuranceNumber, AWSAccessKey, AWSSecretKey,
+}
+
+// IDTypes returns the built-in types that are numbers or keys, in PIITypes
+// order.
+func IDTypes() []string { return slices.Clone(idTypes[:]) }
+
 type piiKind uint16
 
 const (
