@@ -5,6 +5,8 @@
 #   docker run --rm -v $PWD/deploy/examples/warden.yaml:/etc/warden/warden.yaml:ro -p 8480:8480 warden
 # The image ships no policy: the configuration is always mounted (ConfigMap, ECS volume), so a missing
 # one fails at start instead of running with a default.
+# The transparent-mode init container runs this same image (`warden iptables --apply`, as root with
+# NET_ADMIN): the redirect is programmed over netlink (nftables), so the image needs no iptables or nft.
 
 FROM golang:1.26 AS build
 WORKDIR /src

@@ -66,7 +66,7 @@ type Record struct {
 	ModelResolvedStale bool
 
 	// PolicyHash names the policy snapshot that made the decision
-	// (authz.PolicyHash of its apps section); it changes on every reload
+	// (config.PolicyHash of its apps section); it changes on every reload
 	// that changes the policy.
 	PolicyHash string
 

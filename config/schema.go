@@ -31,7 +31,7 @@ func JSONSchema() []byte {
 		"$schema":     "https://json-schema.org/draft/2020-12/schema",
 		"$id":         SchemaID,
 		"title":       "Warden configuration",
-		"description": "Warden's configuration file (warden serve --config). Generated from the Go types by authz.JSONSchema; do not edit.",
+		"description": "Warden's configuration file (warden serve --config). Generated from the Go types by config.JSONSchema; do not edit.",
 		"$ref":        root["$ref"],
 		"$defs":       g.defs,
 	}
@@ -64,8 +64,10 @@ func schemaExtra() map[string]map[string]any {
 		"Config.mode":                    {"enum": []any{policy.ModeEnforce, policy.ModeDryRun}},
 		"AppLimitsConfig.max_body_bytes": {"minimum": 0},
 
-		"AppLimitsConfig.on_exceed":    {"enum": []any{"reject", "clamp"}},
-		"GuardConfig.unscannable":      {"enum": []any{"block", "allow"}},
+		"AppLimitsConfig.on_exceed": {"enum": []any{"reject", "clamp"}},
+		"GuardConfig.unscannable":   {"enum": []any{"block", "allow"}},
+		"GuardConfig.max_hold_bytes": {"minimum": guard.MinMaxHoldBytes, "maximum": guard.MaxMaxHoldBytes,
+			"description": "the most streamed answer text held back for a value the guard's detectors cannot bound (custom expressions, URLs, injection); default 512"},
 		"GuardConfig.applies_to":       {"items": map[string]any{"enum": []any{"input", "output"}}, "uniqueItems": true},
 		"PIIGuardConfig.action":        {"enum": []any{"block", "mask", "record"}},
 		"PIIGuardConfig.types":         {"items": map[string]any{"enum": piiTypeEnum()}, "uniqueItems": true},

@@ -17,7 +17,7 @@ var updateSchema = flag.Bool("update", false, "rewrite ../deploy/warden.schema.j
 var schemaFile = filepath.Join("..", "deploy", "warden.schema.json")
 
 // The committed schema is the generated one: change a config type, run
-// go test ./authz -run TestSchemaUpToDate -update, commit the file.
+// go test ./config -run TestSchemaUpToDate -update, commit the file.
 func TestSchemaUpToDate(t *testing.T) {
 	got := JSONSchema()
 	if *updateSchema {
@@ -27,10 +27,10 @@ func TestSchemaUpToDate(t *testing.T) {
 	}
 	want, err := os.ReadFile(schemaFile)
 	if err != nil {
-		t.Fatalf("%v (run go test ./authz -run TestSchemaUpToDate -update)", err)
+		t.Fatalf("%v (run go test ./config -run TestSchemaUpToDate -update)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatalf("%s is out of date with the config types: run go test ./authz -run TestSchemaUpToDate -update and commit it", schemaFile)
+		t.Fatalf("%s is out of date with the config types: run go test ./config -run TestSchemaUpToDate -update and commit it", schemaFile)
 	}
 }
 

@@ -28,6 +28,24 @@ type Config struct {
 	Unscannable string `yaml:"unscannable"`
 	// AppliesTo is input, output or both (the default).
 	AppliesTo []string `yaml:"applies_to"`
+	// MaxHoldBytes bounds the streamed answer text the guard holds back
+	// for a value it cannot bound itself (custom expressions, URLs, the
+	// injection heuristic); 0 means DefaultMaxHoldBytes.
+	MaxHoldBytes int `yaml:"max_hold_bytes,omitempty"`
+}
+
+// Bounds of max_hold_bytes.
+const (
+	MinMaxHoldBytes = 64
+	MaxMaxHoldBytes = 64 << 10
+)
+
+// EffectiveMaxHoldBytes returns max_hold_bytes, or its default.
+func (g *Config) EffectiveMaxHoldBytes() int {
+	if g.MaxHoldBytes == 0 {
+		return DefaultMaxHoldBytes
+	}
+	return g.MaxHoldBytes
 }
 
 // PIIConfig finds personal data: built-in types named as Bedrock
@@ -230,6 +248,9 @@ func (g *Config) Validate() []error {
 	case "", Block, Allow:
 	default:
 		add("unscannable: %q is not block or allow", g.Unscannable)
+	}
+	if n := g.MaxHoldBytes; n != 0 && (n < MinMaxHoldBytes || n > MaxMaxHoldBytes) {
+		add("max_hold_bytes: %d is outside %d..%d", n, MinMaxHoldBytes, MaxMaxHoldBytes)
 	}
 	for _, d := range g.AppliesTo {
 		if d != Input && d != Output {

@@ -46,6 +46,9 @@ func TestConfigValidate(t *testing.T) {
 			`unscannable: "maybe" is not block or allow`,
 			`applies_to: "inputs" is not input or output`,
 		}},
+		{"max_hold_bytes low", Config{Injection: &InjectionConfig{}, MaxHoldBytes: 63}, []string{"max_hold_bytes: 63 is outside 64..65536"}},
+		{"max_hold_bytes high", Config{Injection: &InjectionConfig{}, MaxHoldBytes: 65537}, []string{"max_hold_bytes: 65537 is outside 64..65536"}},
+		{"max_hold_bytes bounds", Config{Injection: &InjectionConfig{}, MaxHoldBytes: 64}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,7 +67,8 @@ func TestConfigDefaults(t *testing.T) {
 	g := Config{PII: &PIIConfig{}, Words: &WordsConfig{Action: Mask}, Injection: &InjectionConfig{}, Bedrock: &BedrockConfig{}}
 	if g.PII.EffectiveAction() != Block || g.Injection.EffectiveAction() != Block || g.Bedrock.EffectiveAction() != Block ||
 		!g.BlocksUnscannable() || !g.AppliesToInput() || !g.AppliesToOutput() || !g.Masks() ||
-		g.Bedrock.EffectiveTimeout() != DefaultBedrockTimeout || !g.Bedrock.BlocksOnError() {
+		g.Bedrock.EffectiveTimeout() != DefaultBedrockTimeout || !g.Bedrock.BlocksOnError() ||
+		g.EffectiveMaxHoldBytes() != DefaultMaxHoldBytes {
 		t.Errorf("defaults: %+v", g)
 	}
 	out := Config{AppliesTo: []string{Output}, Unscannable: Allow}

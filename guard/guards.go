@@ -3,7 +3,6 @@ package guard
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -74,6 +73,8 @@ type compiled struct {
 	bedrock          *bedrockGuard   // the bedrock: detector (bedrock.go), nil without one
 	ids              *detect.Scanner // the number and key types run on tool-use ids (ids.go), nil for none
 	idKey            []byte          // keys the hash that masks an id
+	holdBound        int             // the most streamed text held for an unfinished value (Stream)
+	holdAll          bool            // a custom expression can match whitespace: hold up to holdBound
 }
 
 // Guards are the guards one app applies, in the app's order, per side. A
@@ -184,6 +185,12 @@ func compile(name string, def Config) (*compiled, error) {
 		g.bedrock = &bedrockGuard{cfg: *b, action: act}
 	}
 	g.scanner = detect.NewScanner(ds...)
+	g.holdBound = g.scanner.MaxHold(def.EffectiveMaxHoldBytes())
+	if p := def.PII; p != nil {
+		for _, expr := range p.Custom {
+			g.holdAll = g.holdAll || detect.MatchesSpace(expr)
+		}
+	}
 	return g, nil
 }
 
@@ -360,30 +367,6 @@ func (ag *Guards) CheckInput(ctx context.Context, req Request, gr Guardrail) (ou
 	// the placeholders is the normalised one, NFKC and all).
 	out.Body = rewriteSpans(req.Body, withIDs(ex), masks)
 	return out
-}
-
-// applyEdits returns b with each [start,end) replaced; the ranges do not
-// overlap (they are distinct JSON string literals).
-func applyEdits[E any](b []byte, edits []E, at func(E) (int, int, []byte)) []byte {
-	slices.SortFunc(edits, func(x, y E) int { a, _, _ := at(x); b, _, _ := at(y); return a - b })
-	out := make([]byte, 0, len(b)+64*len(edits))
-	pos := 0
-	for _, e := range edits {
-		s, end, lit := at(e)
-		out = append(out, b[pos:s]...)
-		out = append(out, lit...)
-		pos = end
-	}
-	return append(out, b[pos:]...)
-}
-
-// jsonString encodes s as a JSON string literal (HTML characters as they are).
-func jsonString(s string) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string: cannot fail
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 // addFinding counts f into fs, one entry per guard, detector, type and action.

@@ -48,7 +48,7 @@ func compileApp(t *testing.T, defs map[string]Config, names ...string) *Guards {
 func converseRequest(texts ...string) []byte {
 	var parts []string
 	for _, t := range texts {
-		parts = append(parts, fmt.Sprintf(`{"text":%s}`, jsonString(t)))
+		parts = append(parts, fmt.Sprintf(`{"text":%s}`, bedrock.JSONString(t)))
 	}
 	return []byte(`{"messages":[{"role":"user","content":[` + strings.Join(parts, ",") + `]}]}`)
 }
@@ -189,7 +189,7 @@ func TestCheckInputGuardrailRequest(t *testing.T) {
 }
 
 func converseAnswer(text string) []byte {
-	return []byte(`{"output":{"message":{"role":"assistant","content":[{"text":` + string(jsonString(text)) + `}]}},"stopReason":"end_turn"}`)
+	return []byte(`{"output":{"message":{"role":"assistant","content":[{"text":` + string(bedrock.JSONString(text)) + `}]}},"stopReason":"end_turn"}`)
 }
 
 func TestCheckAnswer(t *testing.T) {

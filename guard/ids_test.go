@@ -69,7 +69,7 @@ var idDefs = map[string]Config{
 }
 
 func toolRequest(id string) []byte {
-	lit := string(jsonString(id))
+	lit := string(bedrock.JSONString(id))
 	return []byte(`{"messages":[{"role":"user","content":[{"text":"look up 4111 1111 1111 1111 for bob@example.com"}]},` +
 		`{"role":"assistant","content":[{"toolUse":{"toolUseId":` + lit + `,"name":"lookup","input":{"q":"x"}}}]},` +
 		`{"role":"user","content":[{"toolResult":{"toolUseId":` + lit + `,"content":[{"text":"found"}]}}]}]}`)

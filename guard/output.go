@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/warden-egress/warden/bedrock"
@@ -159,7 +161,7 @@ func rewriteSpans(body []byte, ex bedrock.Extracted, edits []spanEdit) []byte {
 		if sp.Base64 {
 			text = base64.StdEncoding.EncodeToString([]byte(text))
 		}
-		e := edit{sp.Start, sp.End, jsonString(text)}
+		e := edit{sp.Start, sp.End, bedrock.JSONString(text)}
 		if sp.Src == 0 {
 			outer = append(outer, e)
 		} else {
@@ -168,10 +170,10 @@ func rewriteSpans(body []byte, ex bedrock.Extracted, edits []spanEdit) []byte {
 	}
 	for src, es := range inner {
 		d := ex.Decoded[src-1]
-		nb := applyEdits(d.Bytes, es, at)
-		outer = append(outer, edit{d.Start, d.End, jsonString(base64.StdEncoding.EncodeToString(nb))})
+		nb := bedrock.ApplyEdits(d.Bytes, es, at)
+		outer = append(outer, edit{d.Start, d.End, bedrock.JSONString(base64.StdEncoding.EncodeToString(nb))})
 	}
-	return applyEdits(body, outer, at)
+	return bedrock.ApplyEdits(body, outer, at)
 }
 
 // Answer is a unary answer as the output guards see it.
@@ -255,32 +257,56 @@ func (o *outputScan) outcome() Outcome {
 	return Outcome{Findings: o.findings, Message: msg, Rule: rule, DryRun: o.dryRun}
 }
 
-// Stream scans a stream's events. Text is kept per lane (the JSON path
-// of the text in the event: "delta.text", "delta.toolUse.input",
-// "bytes/delta.text", …), so a content block's deltas read as one text.
+// Stream scans a stream's events and holds back text by content. Text is
+// kept per lane (the JSON path of the text in the event: "delta.text",
+// "delta.toolUse.input", "bytes/delta.text", …), so a content block's
+// deltas read as one text.
 //
-// Delay: the latest event carrying text is held; when the next event arrives
-// the held one is scanned in the window tail + held + next-text-of-the-same-
-// lane (tail: up to outputWindow bytes of the lane's released text), then
-// released (masked if needed) or the stream is stopped. An event without
-// text releases the held one first and then passes, so order never changes
-// and no event waits for more than the one after it. A value split across
-// two events is thus caught before either half leaves Warden; one spread
-// over three or more events is caught when the window completes it, and
-// only its unreleased part can be masked.
+// Hold-back: each text event is queued; after it arrives, every lane's
+// unreleased text is scanned behind a window of its released text, and the
+// text is decided up to the point from which a value an enabled detector
+// reports may still be unfinished (detect.Holder: the trailing run that may
+// start a number, an email, a key, a word-list phrase), but never holding
+// more than the guard's bound (the longest value its detectors can match,
+// max_hold_bytes for unbounded custom expressions and the injection
+// heuristic). Decided text is masked or stops the stream (block) before any
+// of a value leaves; queued events leave in order, whole, as soon as all of
+// their text is decided. An event without text (contentBlockStop,
+// messageStop, metadata, a chunk without text) ends the content block: the
+// held text is decided as final and released before it, and it passes at
+// once. Exception frames from the upstream are scanned like text.
+//
+// Text in a lane holding a JSON fragment (a toolUse input, Anthropic's
+// partial_json) is scanned decoded; an escape split across events ("\u00" |
+// "34") is decoded across the boundary.
 type Stream struct {
-	op     bedrock.Operation
-	family string
-	o      *outputScan
-	lanes  map[string]*lane
-	held   *heldEvent
-	out    []byte
+	op      bedrock.Operation
+	family  string
+	o       *outputScan
+	lanes   map[string]*lane
+	queue   []*heldEvent
+	bound   int  // the longest text held for a value that may be unfinished
+	holdAll bool // a guard's custom expression can match whitespace: hold up to bound
+	out     []byte
 }
 
 type lane struct {
-	tail string // the last released normalised text, up to outputWindow bytes
-	pos  int    // absolute offset (in the lane's normalised text) where the next event's text starts
-	seen []seenFinding
+	tail     string // the last decided normalised text, up to the window
+	pos      int    // absolute offset (in the lane's normalised text) of the end of the decided text
+	pending  string // normalised text not yet decided
+	seen     []seenFinding
+	masks    []absMask // decided masks, absolute offsets
+	fragment bool      // the text is a JSON fragment (decoded before scanning)
+	carry    string    // a fragment's incomplete escape at the end of the last span
+	carrySp  *heldSpan // the span that ended with carry
+	window   int
+}
+
+// absMask is a decided mask in a lane's absolute offsets.
+type absMask struct {
+	start, end  int
+	typ         string
+	placeholder bool // false: the rest of a value whose placeholder an earlier text carries
 }
 
 // seenFinding is a finding already counted (absolute lane offsets), so the
@@ -289,20 +315,36 @@ type seenFinding struct {
 	gi         int
 	typ        string
 	start, end int
-	masked     bool // its placeholder has been written
+	masked     bool // its placeholder has been placed
 }
 
 type heldEvent struct {
 	raw   []byte
 	ex    bedrock.Extracted
-	norms []string // per span: normalised text
+	spans []*heldSpan
 }
+
+// heldSpan is one text of a held event: its lane and its range in the
+// lane's normalised text.
+type heldSpan struct {
+	lane       *lane
+	norm       string
+	start, end int
+	// fragment spans: rawAt[i] is the offset in the span's raw text of
+	// norm[i] (len(norm)+1 entries); nil when norm is the text itself.
+	rawAt []int
+}
+
+// DefaultMaxHoldBytes is max_hold_bytes' default: how much streamed text a
+// guard holds back for a value it cannot bound (custom expressions, the
+// injection heuristic, URLs).
+const DefaultMaxHoldBytes = 512
 
 // NewStream returns the scanner of one streamed answer (ConverseStream,
 // InvokeModelWithResponseStream) with ag's output guards; dryRun records
 // blocks instead of stopping the stream. Without output guards nothing is
-// found (text events are still held back one event: the caller relays
-// such a stream without a Stream).
+// found and nothing is held (the caller relays such a stream without a
+// Stream).
 func (ag *Guards) NewStream(op bedrock.Operation, family string, dryRun bool) *Stream {
 	var gs []*compiled
 	if ag != nil {
@@ -312,7 +354,12 @@ func (ag *Guards) NewStream(op bedrock.Operation, family string, dryRun bool) *S
 }
 
 func newStream(op bedrock.Operation, family string, gs []*compiled, dryRun bool) *Stream {
-	return &Stream{op: op, family: family, o: newOutputScan(gs, dryRun), lanes: map[string]*lane{}}
+	sg := &Stream{op: op, family: family, o: newOutputScan(gs, dryRun), lanes: map[string]*lane{}}
+	for _, g := range gs {
+		sg.bound = max(sg.bound, g.holdBound)
+		sg.holdAll = sg.holdAll || g.holdAll
+	}
+	return sg
 }
 
 // Outcome is what the guards found in the stream so far (its Body is nil:
@@ -324,12 +371,15 @@ func (sg *Stream) Outcome() Outcome { return sg.o.outcome() }
 func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 	sg.out = sg.out[:0]
 	var ex bedrock.Extracted
-	if f.MessageType() == bedrock.MessageTypeEvent {
+	switch f.MessageType() {
+	case bedrock.MessageTypeEvent:
 		var err error
 		ex, err = bedrock.ExtractStreamEvent(sg.op, sg.family, f.EventType(), f.Message.Payload)
 		if err != nil {
 			ex = bedrock.Extracted{Unscannable: []string{f.EventType() + " event (not JSON)"}}
 		}
+	case bedrock.MessageTypeException, bedrock.MessageTypeError:
+		return sg.exception(f)
 	}
 	if len(ex.IDs) > 0 { // tool-use ids (ids.go): block, or mask and go on with the masked event
 		var e *bedrock.APIError
@@ -339,7 +389,7 @@ func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 		}
 	}
 	if len(ex.Unscannable) > 0 {
-		if e, rule := sg.release(nil); e != nil {
+		if e, rule := sg.flush(); e != nil {
 			return nil, e, rule
 		}
 		sg.o.unscannable(ex.Unscannable)
@@ -348,65 +398,146 @@ func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 		}
 	}
 	if len(ex.Texts) == 0 {
-		if e, rule := sg.release(nil); e != nil {
+		if e, rule := sg.flush(); e != nil {
 			return nil, e, rule
 		}
 		sg.out = append(sg.out, f.Raw...)
 		return sg.out, nil, ""
 	}
-	h := &heldEvent{raw: bytes.Clone(f.Raw), ex: ex, norms: make([]string, len(ex.Texts))}
+	h := &heldEvent{raw: bytes.Clone(f.Raw), ex: ex, spans: make([]*heldSpan, len(ex.Texts))}
 	for i, sp := range ex.Texts {
-		h.norms[i] = detect.Normalize(sp.Text)
+		h.spans[i] = sg.addSpan(sp)
 	}
-	if e, rule := sg.release(h); e != nil {
+	sg.queue = append(sg.queue, h)
+	if e, rule := sg.decide(false); e != nil {
 		return nil, e, rule
 	}
-	sg.held = h
+	if e, rule := sg.emit(); e != nil {
+		return nil, e, rule
+	}
 	return sg.out, nil, ""
 }
 
-// End releases the held event at the end of the stream.
+// End releases the held text at the end of the stream.
 func (sg *Stream) End() ([]byte, *bedrock.APIError, string) {
 	sg.out = sg.out[:0]
-	if e, rule := sg.release(nil); e != nil {
+	if e, rule := sg.flush(); e != nil {
 		return nil, e, rule
 	}
 	return sg.out, nil, ""
 }
 
-// release scans the held event with next's text as look-ahead and appends
-// it (masked if a guard masks) to sg.out, or returns the error that stops
-// the stream.
-func (sg *Stream) release(next *heldEvent) (*bedrock.APIError, string) {
-	h := sg.held
-	if h == nil {
-		return nil, ""
+// flush decides all held text as final, releases it and ends every lane
+// (the content block is over: the next text starts a new one).
+func (sg *Stream) flush() (*bedrock.APIError, string) {
+	if e, rule := sg.decide(true); e != nil {
+		return e, rule
 	}
-	sg.held = nil
-	var edits []spanEdit
-	blocked := false
-	for i, sp := range h.ex.Texts {
-		l := sg.lanes[sp.Path]
-		if l == nil {
-			l = &lane{}
-			sg.lanes[sp.Path] = l
+	if e, rule := sg.emit(); e != nil {
+		return e, rule
+	}
+	clear(sg.lanes)
+	return nil, ""
+}
+
+// isFragment reports whether a lane's text is a fragment of JSON.
+func isFragment(path string) bool {
+	return strings.HasSuffix(path, "toolUse.input") || strings.HasSuffix(path, "partial_json")
+}
+
+// addSpan appends a span's text to its lane's pending text.
+func (sg *Stream) addSpan(sp bedrock.TextSpan) *heldSpan {
+	l := sg.lanes[sp.Path]
+	if l == nil {
+		l = &lane{fragment: isFragment(sp.Path), window: max(outputWindow, sg.bound)}
+		sg.lanes[sp.Path] = l
+	}
+	hs := &heldSpan{lane: l}
+	if l.fragment {
+		raw := l.carry + sp.Text
+		dec, at, rest := decodeFragment(raw)
+		// Offsets into this span's raw text: the carried escape started in
+		// the previous span, so its rune maps to this span's start.
+		for i := range at {
+			at[i] = max(0, at[i]-len(l.carry))
 		}
-		var ahead string
-		if next != nil {
-			for j, nsp := range next.ex.Texts {
-				if nsp.Path == sp.Path {
-					ahead += next.norms[j]
+		if n := detect.Normalize(dec); n == dec {
+			hs.norm, hs.rawAt = dec, at
+		} else {
+			hs.norm = n // offsets no longer map: a mask replaces the whole span
+		}
+		if l.carrySp != nil && len(l.carry) > 0 {
+			// the previous span is decided only with the rune its escape began
+			_, n := utf8.DecodeRuneInString(hs.norm)
+			l.carrySp.end = l.pos + len(l.pending) + n
+		}
+		l.carry, l.carrySp = rest, nil
+		if rest != "" {
+			l.carrySp = hs
+		}
+	} else {
+		hs.norm = detect.Normalize(sp.Text)
+	}
+	hs.start = l.pos + len(l.pending)
+	hs.end = hs.start + len(hs.norm)
+	l.pending += hs.norm
+	return hs
+}
+
+// decide scans every lane's pending text and decides it up to its hold
+// point (all of it when final), recording masks or returning the error
+// that stops the stream.
+func (sg *Stream) decide(final bool) (*bedrock.APIError, string) {
+	blocked := false
+	for _, l := range sg.lanes {
+		if l.pending == "" && (!final || l.carry == "") {
+			continue
+		}
+		window := l.tail + l.pending
+		hs := len(l.tail)
+		base := l.pos - hs
+		safe := len(window)
+		type hit struct {
+			gi  int
+			f   detect.Finding
+			act string
+		}
+		var hits []hit
+		sg.o.scan(window, func(gi int, f detect.Finding, act string) {
+			if f.End > hs {
+				hits = append(hits, hit{gi, f, act})
+			}
+		})
+		if !final {
+			for _, g := range sg.o.guards {
+				h := 0
+				if !g.holdAll {
+					h = g.scanner.Hold(window)
+				}
+				safe = min(safe, h)
+			}
+			// A finding that reaches past the hold point may still grow:
+			// decide it whole later.
+			for changed := true; changed; {
+				changed = false
+				for _, h := range hits {
+					if h.f.Start < safe && h.f.End > safe {
+						safe, changed = h.f.Start, true
+					}
+				}
+			}
+			safe = max(safe, hs)
+			if len(window)-safe > sg.bound {
+				safe = len(window) - sg.bound
+				for safe < len(window) && !utf8.RuneStart(window[safe]) {
+					safe++
 				}
 			}
 		}
-		held := h.norms[i]
-		hs, he := len(l.tail), len(l.tail)+len(held)
-		base := l.pos - len(l.tail)
-		window := l.tail + held + ahead
-		var masks []heldMask
-		sg.o.scan(window, func(gi int, f detect.Finding, act string) {
-			if f.End <= hs || f.Start >= he {
-				return // released already, or the next event's own
+		for _, h := range hits {
+			f, gi, act := h.f, h.gi, h.act
+			if f.Start >= safe {
+				continue // not decided yet
 			}
 			as, ae := base+f.Start, base+f.End
 			dup := -1
@@ -425,47 +556,298 @@ func (sg *Stream) release(next *heldEvent) (*bedrock.APIError, string) {
 				}
 				rec = sg.o.blockAction()
 			case Mask:
-				placeholder := f.Start >= hs || dup < 0 || !l.seen[dup].masked
-				masks = append(masks, heldMask{max(f.Start, hs) - hs, min(f.End, he) - hs, f.Type, placeholder})
+				ms, me := max(as, l.pos), min(ae, base+safe)
+				placeholder := dup < 0 || !l.seen[dup].masked
+				if me > ms {
+					l.masks = append(l.masks, absMask{ms, me, f.Type, placeholder})
+				}
 			}
 			if dup < 0 {
 				sg.o.add(Finding{Guard: sg.o.guards[gi].name, Detector: f.Detector, Type: f.Type, Count: 1, Action: rec})
 				l.seen = append(l.seen, seenFinding{gi, f.Type, as, ae, act == Mask})
-			} else if act == Mask {
-				l.seen[dup].masked = true
+			} else {
+				if act == Mask {
+					l.seen[dup].masked = true
+				}
+				l.seen[dup].end = max(l.seen[dup].end, ae)
 			}
-		})
-		if len(masks) > 0 {
-			edits = append(edits, spanEdit{i, maskHeld(held, masks)})
 		}
-		// Slide the window: keep the last outputWindow bytes (whole runes)
-		// of the released text, unmasked, as the next scan's left context.
-		t := l.tail + held
-		if len(t) > outputWindow {
-			cut := len(t) - outputWindow
+		// Slide: the decided text joins the tail (whole runes, unmasked)
+		// as the next scan's left context.
+		n := safe - hs
+		t := l.tail + l.pending[:n]
+		if len(t) > l.window {
+			cut := len(t) - l.window
 			for cut < len(t) && !utf8.RuneStart(t[cut]) {
 				cut++
 			}
 			t = t[cut:]
 		}
-		l.tail = t
-		l.pos += len(held)
+		l.tail, l.pending, l.pos = t, l.pending[n:], l.pos+n
 		l.seen = slices.DeleteFunc(l.seen, func(s seenFinding) bool { return s.end <= l.pos-len(l.tail) })
+		if final {
+			l.carrySp = nil
+		}
 	}
 	if blocked {
 		msg, rule := sg.o.blocked()
 		return bedrock.ModelStreamError("warden: %s; the stream was stopped", msg), rule
 	}
-	if len(edits) == 0 {
-		sg.out = append(sg.out, h.raw...)
-		return nil, ""
+	return nil, ""
+}
+
+// emit appends the queued events whose text is all decided, in order,
+// masked where a guard masks.
+func (sg *Stream) emit() (*bedrock.APIError, string) {
+	k := 0
+	for ; k < len(sg.queue); k++ {
+		h := sg.queue[k]
+		ready := true
+		for _, sp := range h.spans {
+			if sp.end > sp.lane.pos || sp.lane.carrySp == sp {
+				ready = false
+				break
+			}
+		}
+		if !ready {
+			break
+		}
+		var edits []spanEdit
+		for i, sp := range h.spans {
+			if txt, ok := sp.masked(h.ex.Texts[i].Text); ok {
+				edits = append(edits, spanEdit{i, txt})
+			}
+		}
+		if len(edits) == 0 {
+			sg.out = append(sg.out, h.raw...)
+			continue
+		}
+		b, err := reencodeEvent(h, edits)
+		if err != nil {
+			sg.queue = sg.queue[k+1:]
+			return bedrock.InternalServer("warden: re-encoding a masked event failed"), "guards"
+		}
+		sg.out = append(sg.out, b...)
 	}
-	b, err := reencodeEvent(h, edits)
+	sg.queue = sg.queue[k:]
+	// Masks wholly before every queued span of their lane are done.
+	for _, l := range sg.lanes {
+		low := l.pos
+		for _, h := range sg.queue {
+			for _, sp := range h.spans {
+				if sp.lane == l {
+					low = min(low, sp.start)
+				}
+			}
+		}
+		l.masks = slices.DeleteFunc(l.masks, func(m absMask) bool { return m.end <= low })
+	}
+	return nil, ""
+}
+
+// masked returns the span's text with its lane's masks applied, and
+// whether any applies. raw is the span's text as the event carries it.
+func (sp *heldSpan) masked(raw string) (string, bool) {
+	var ms []heldMask
+	for _, m := range sp.lane.masks {
+		s, e := max(m.start, sp.start), min(m.end, sp.end)
+		if e <= s {
+			continue
+		}
+		// The placeholder goes where the value starts (not in a span that
+		// only ends with the escape its first rune began with).
+		owns := m.start >= sp.start && m.start < sp.start+len(sp.norm)
+		ms = append(ms, heldMask{s - sp.start, e - sp.start, m.typ, m.placeholder && owns})
+	}
+	if len(ms) == 0 {
+		return "", false
+	}
+	if !sp.lane.fragment {
+		return maskHeld(sp.norm, ms), true
+	}
+	if sp.rawAt == nil {
+		// Decoded text that normalisation changed: offsets do not map back
+		// to the fragment, so the whole span becomes the placeholder.
+		return "{" + ms[0].typ + "}", true
+	}
+	// Offsets past the decoded text are the rune an escape left at the
+	// end of raw begins (decoded with the next span): masked, the escape
+	// goes too.
+	at := func(o int) int {
+		if o >= len(sp.rawAt) {
+			return len(raw)
+		}
+		return sp.rawAt[o]
+	}
+	for i := range ms {
+		ms[i].start, ms[i].end = at(ms[i].start), at(ms[i].end)
+	}
+	return maskHeld(raw, ms), true
+}
+
+// decodeFragment decodes the JSON string escapes in a fragment of JSON
+// text. It returns the decoded text, for each of its bytes (and its end)
+// the offset in s it came from, and the incomplete escape s ends with ("",
+// "\\", "\\u00", a lone high surrogate "\\ud83d", …), left undecoded.
+func decodeFragment(s string) (dec string, at []int, rest string) {
+	if strings.IndexByte(s, '\\') < 0 {
+		at = make([]int, len(s)+1)
+		for i := range at {
+			at[i] = i
+		}
+		return s, at, ""
+	}
+	var b strings.Builder
+	at = make([]int, 0, len(s)+1)
+	put := func(from int, str string) {
+		for range len(str) {
+			at = append(at, from)
+		}
+		b.WriteString(str)
+	}
+	i := 0
+	for i < len(s) {
+		c := s[i]
+		if c != '\\' {
+			put(i, s[i:i+1])
+			i++
+			continue
+		}
+		if i+1 >= len(s) {
+			return b.String(), append(at, i), s[i:]
+		}
+		switch e := s[i+1]; e {
+		case 'u':
+			if i+6 > len(s) {
+				return b.String(), append(at, i), s[i:]
+			}
+			r, ok := hex4(s[i+2 : i+6])
+			if !ok {
+				put(i, s[i:i+2])
+				i += 2
+				continue
+			}
+			n := 6
+			if utf16.IsSurrogate(r) {
+				if i+12 > len(s) && (i+6 == len(s) || s[i+6] == '\\') && strings.HasPrefix("\\u", s[i+6:min(len(s), i+8)]) {
+					return b.String(), append(at, i), s[i:]
+				}
+				if i+12 <= len(s) && s[i+6] == '\\' && s[i+7] == 'u' {
+					if r2, ok := hex4(s[i+8 : i+12]); ok {
+						if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+							r, n = d, 12
+						}
+					}
+				}
+			}
+			put(i, string(r))
+			i += n
+		default:
+			d := simpleEscape(e)
+			if d == "" {
+				d = s[i : i+2]
+			}
+			put(i, d)
+			i += 2
+		}
+	}
+	return b.String(), append(at, len(s)), ""
+}
+
+// simpleEscape decodes the one-character JSON escape \e ("" if none).
+func simpleEscape(e byte) string {
+	switch e {
+	case '"', '\\', '/':
+		return string(e)
+	case 'b':
+		return "\b"
+	case 'f':
+		return "\f"
+	case 'n':
+		return "\n"
+	case 'r':
+		return "\r"
+	case 't':
+		return "\t"
+	}
+	return ""
+}
+
+func hex4(s string) (rune, bool) {
+	var r rune
+	for i := 0; i < 4; i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// exception scans an exception or error frame relayed from the upstream:
+// its message is text the client reads. Everything held is decided as
+// final and released first (the stream ends with the frame).
+func (sg *Stream) exception(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
+	if e, rule := sg.flush(); e != nil {
+		return nil, e, rule
+	}
+	var p map[string]any
+	if json.Unmarshal(f.Message.Payload, &p) != nil {
+		sg.out = append(sg.out, f.Raw...)
+		return sg.out, nil, ""
+	}
+	key := "message"
+	msg, ok := p[key].(string)
+	if !ok {
+		key = "Message"
+		msg, ok = p[key].(string)
+	}
+	if !ok || msg == "" {
+		sg.out = append(sg.out, f.Raw...)
+		return sg.out, nil, ""
+	}
+	var masks []detect.Finding
+	blocked := false
+	norm := sg.o.scan(msg, func(gi int, fd detect.Finding, act string) {
+		rec := act
+		switch act {
+		case Block:
+			sg.o.blockType(gi, fd.Type)
+			blocked = blocked || !sg.o.dryRun
+			rec = sg.o.blockAction()
+		case Mask:
+			masks = append(masks, fd)
+		}
+		sg.o.add(Finding{Guard: sg.o.guards[gi].name, Detector: fd.Detector, Type: fd.Type, Count: 1, Action: rec})
+	})
+	if blocked {
+		m, rule := sg.o.blocked()
+		return nil, bedrock.ModelStreamError("warden: %s (in the upstream's %s); the stream was stopped", m, f.ExceptionType()), rule
+	}
+	if len(masks) == 0 {
+		sg.out = append(sg.out, f.Raw...)
+		return sg.out, nil, ""
+	}
+	p[key] = detect.Mask(norm, masks)
+	payload, err := json.Marshal(p)
 	if err != nil {
-		return bedrock.InternalServer("warden: re-encoding a masked event failed"), "guards"
+		return nil, bedrock.InternalServer("warden: re-encoding a masked exception failed"), "guards"
+	}
+	m := f.Message
+	m.Payload = payload
+	b, err := bedrock.EncodeMessage(m)
+	if err != nil {
+		return nil, bedrock.InternalServer("warden: re-encoding a masked exception failed"), "guards"
 	}
 	sg.out = append(sg.out, b...)
-	return nil, ""
+	return sg.out, nil, ""
 }
 
 // heldMask is a masked range of a held text; placeholder is false for the

@@ -69,42 +69,66 @@ func feed(t *testing.T, sg *Stream, frames ...[]byte) (released [][]string, err 
 	return append(released, read(out)), nil
 }
 
-func TestStreamGuardHoldsOneEvent(t *testing.T) {
-	sg := testStreamGuard(t, "record", "EMAIL")
+// TestStreamGuardHoldBack: what leaves Warden as each frame arrives (per
+// frame, then at the end), for values cut into tokens.
+func TestStreamGuardHoldBack(t *testing.T) {
 	stop := bedrock.EncodeEvent("contentBlockStop", []byte(`{"contentBlockIndex":0}`))
-	got, err := feed(t, sg, deltaFrame(t, "a "), deltaFrame(t, "b "), deltaFrame(t, "c "), stop, deltaFrame(t, "d"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Each text event leaves when the next one arrives; a non-text event
-	// releases the held one and passes right behind it, in order.
-	want := [][]string{nil, {"a "}, {"b "}, {"c ", "<contentBlockStop>"}, nil, {"d"}}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("released %q, want %q", got, want)
-	}
-}
-
-func TestStreamGuardBlocksValueSplitInTwo(t *testing.T) {
-	sg := testStreamGuard(t, "block", "CREDIT_DEBIT_CARD_NUMBER")
-	got, err := feed(t, sg, deltaFrame(t, "card "), deltaFrame(t, "4111 1111"), deltaFrame(t, " 1111 1111"), deltaFrame(t, " ok"))
-	if err == nil || err.Type != "ModelStreamErrorException" || !strings.Contains(err.Message, "CREDIT_DEBIT_CARD_NUMBER") {
-		t.Fatalf("err %v", err)
-	}
-	if fmt.Sprint(got) != fmt.Sprint([][]string{nil, {"card "}}) {
-		t.Errorf("released %q before the block, want only the text before the number", got)
-	}
-}
-
-// A value cut into three events is still caught (by the carry-over window)
-// when the event completing it is scanned; its first part has left.
-func TestStreamGuardBlocksValueSplitInThree(t *testing.T) {
-	sg := testStreamGuard(t, "block", "CREDIT_DEBIT_CARD_NUMBER")
-	got, err := feed(t, sg, deltaFrame(t, "4111"), deltaFrame(t, " 1111 11"), deltaFrame(t, "11 1111"))
-	if err == nil {
-		t.Fatalf("not blocked; released %q", got)
-	}
-	if fmt.Sprint(got) != fmt.Sprint([][]string{nil, {"4111"}}) {
-		t.Errorf("released %q", got)
+	for _, c := range []struct {
+		name, action string
+		types        []string
+		frames       []string // "<stop>" is a contentBlockStop
+		want         string   // fmt.Sprint of the released texts per frame
+		blocked      bool
+	}{
+		{"prose leaves word by word", "record", []string{"EMAIL"},
+			[]string{"a ", "b ", "c", " ", "<stop>", "d"},
+			`[[a ] [b ] [] [c  ] [<contentBlockStop>] [] [d]]`, false},
+		{"a number is held until it ends", "record", []string{"CREDIT_DEBIT_CARD_NUMBER"},
+			[]string{"card ", "4111 1111", " 1111 1111", " ok", " then"},
+			`[[card ] [] [] [4111 1111  1111 1111] [ ok] [ then]]`, false},
+		{"block: none of a card in two", "block", []string{"CREDIT_DEBIT_CARD_NUMBER"},
+			[]string{"card ", "4111 1111", " 1111 1111", " ok"},
+			`[[card ] [] []]`, true},
+		{"block: none of a card in three", "block", []string{"CREDIT_DEBIT_CARD_NUMBER"},
+			[]string{"4111", " 1111 11", "11 1111"},
+			`[[] [] []]`, true},
+		{"block: SSN in 1-3 byte tokens", "block", []string{"US_SOCIAL_SECURITY_NUMBER"},
+			[]string{"id ", "SSN ", "123", "-4", "5-", "678", "9 ok"},
+			`[[id ] [] [] [] [] []]`, true},
+		{"block: email byte by byte", "block", []string{"EMAIL"},
+			[]string{"to ", "j", "o", "@", "e", "x", ".", "c", "o", "m", " now"},
+			`[[to ] [] [] [] [] [] [] [] [] []]`, true},
+		{"block: access key", "block", []string{"AWS_ACCESS_KEY"},
+			[]string{"key ", "AK", "IA", "IOSF", "ODNN7", "EXAMPLE", "."},
+			`[[key ] [] [] [] [] [] []]`, true},
+		{"block: spaced IBAN", "block", []string{"INTERNATIONAL_BANK_ACCOUNT_NUMBER"},
+			[]string{"iban ", "DE", "89 ", "3704 ", "0044 ", "0532 ", "0130 ", "00", "."},
+			`[[iban ] [] [] [] [] [] [] [] []]`, true},
+		{"mask: the placeholder, events kept", "mask", []string{"CREDIT_DEBIT_CARD_NUMBER"},
+			[]string{"card ", "41", "11 ", "1111 ", "1111 ", "1111", ", ok"},
+			`[[card ] [] [] [] [] [] [{CREDIT_DEBIT_CARD_NUMBER}    ] [, ok]]`, false},
+		{"a block ends the number", "block", []string{"CREDIT_DEBIT_CARD_NUMBER"},
+			[]string{"4111 1111", "<stop>", "1111 1111"},
+			`[[] [4111 1111 <contentBlockStop>] [] [1111 1111]]`, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sg := testStreamGuard(t, c.action, c.types...)
+			var frames [][]byte
+			for _, f := range c.frames {
+				if f == "<stop>" {
+					frames = append(frames, stop)
+				} else {
+					frames = append(frames, deltaFrame(t, f))
+				}
+			}
+			got, err := feed(t, sg, frames...)
+			if (err != nil) != c.blocked || err != nil && err.Type != "ModelStreamErrorException" {
+				t.Errorf("err %v, blocked %v", err, c.blocked)
+			}
+			if fmt.Sprint(got) != c.want {
+				t.Errorf("released %q\n want %s", got, c.want)
+			}
+		})
 	}
 }
 

@@ -35,10 +35,35 @@ type Config struct {
 	Resources ResourcesConfig `yaml:"resources"`
 	// SpoolSizeLimit bounds the warden-spool emptyDir (default 2Gi).
 	SpoolSizeLimit string `yaml:"spool_size_limit"`
+	// Admission completes the admission policies' parameters that
+	// `warden inject --print-policies` generates from this configuration.
+	Admission AdmissionConfig `yaml:"admission"`
 	// Policy is the Warden configuration every sidecar runs (upstream,
 	// apps, guards, audit sinks…). listen, identity and ca are the
 	// injector's: it writes them per mode, so they must not appear here.
 	Policy map[string]any `yaml:"policy"`
+}
+
+// AdmissionConfig is what the admission policies need beyond the sidecar
+// the injector writes (which they pin from the injector's own values).
+type AdmissionConfig struct {
+	// PreviousImages are earlier Warden images (N-1, pinned by digest) the
+	// policies still admit while pods roll to Image.
+	PreviousImages []string `yaml:"previous_images"`
+	// BreakGlassGroups may exec/attach into the sidecar and add ephemeral
+	// containers in enrolled namespaces.
+	BreakGlassGroups []string `yaml:"break_glass_groups"`
+	// PlatformGroups may set or change the enrolment labels.
+	PlatformGroups []string `yaml:"platform_groups"`
+}
+
+// DefaultBreakGlassGroups and DefaultPlatformGroups are AdmissionConfig's
+// defaults (the names the hand-written parameters use).
+func DefaultBreakGlassGroups() []string { return []string{"warden-egress.io:break-glass"} }
+
+// DefaultPlatformGroups: see DefaultBreakGlassGroups.
+func DefaultPlatformGroups() []string {
+	return []string{"system:masters", "warden-egress.io:platform"}
 }
 
 // ResourcesConfig are Kubernetes quantities ("50m", "64Mi").
@@ -82,6 +107,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.SpoolSizeLimit == "" {
 		c.SpoolSizeLimit = "2Gi"
+	}
+	if c.Admission.BreakGlassGroups == nil {
+		c.Admission.BreakGlassGroups = DefaultBreakGlassGroups()
+	}
+	if c.Admission.PlatformGroups == nil {
+		c.Admission.PlatformGroups = DefaultPlatformGroups()
 	}
 }
 

@@ -464,7 +464,7 @@ func assertInjected(t *testing.T, in *inject.Injector, p *corev1.Pod, mode, ns s
 		if ipt.Name != inject.IptablesContainerName || ipt.Args[0] != "iptables" || ipt.Args[1] != "--apply" {
 			t.Errorf("transparent init step: %s %v", ipt.Name, ipt.Args)
 		}
-		if caps := ipt.SecurityContext.Capabilities.Add; len(caps) != 2 || caps[0] != "NET_ADMIN" || caps[1] != "NET_RAW" {
+		if caps := ipt.SecurityContext.Capabilities.Add; len(caps) != 1 || caps[0] != "NET_ADMIN" {
 			t.Errorf("iptables capabilities: %v", caps)
 		}
 	}

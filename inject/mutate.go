@@ -360,7 +360,7 @@ func (in *Injector) iptablesContainer() corev1.Container {
 			RunAsUser: &root, RunAsNonRoot: &f,
 			ReadOnlyRootFilesystem: &t, AllowPrivilegeEscalation: &f,
 			Capabilities: &corev1.Capabilities{
-				Add:  []corev1.Capability{"NET_ADMIN", "NET_RAW"},
+				Add:  []corev1.Capability{"NET_ADMIN"},
 				Drop: []corev1.Capability{"ALL"},
 			},
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},

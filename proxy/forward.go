@@ -242,7 +242,8 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 		return true
 	}
 	stop := func(e *bedrock.APIError, rule string) {
-		c.rec.Decision, c.rec.Rule, c.rec.Reason, c.rec.ErrorType = audit.DecisionDeny, rule, e.Message, e.Type
+		c.record(verdict{decision: audit.DecisionDeny, rule: rule, reason: e.Message})
+		c.rec.ErrorType = e.Type
 		_ = write(bedrock.EncodeException(e))
 		_ = rc.Flush()
 	}
@@ -265,7 +266,8 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 		if err != nil && idleCut.Load() {
 			s.limitMetrics.refusals.WithLabelValues(limitStreamIdle).Inc()
 			e := bedrock.ModelStreamError("warden: the upstream sent no stream event for %s (upstream.stream_idle_timeout); the stream was ended", idle)
-			c.rec.Rule, c.rec.Reason, c.rec.ErrorType, c.rec.Status = "upstream.stream_idle_timeout", e.Message, e.Type, http.StatusGatewayTimeout
+			c.record(verdict{rule: "upstream.stream_idle_timeout", reason: e.Message})
+			c.rec.ErrorType, c.rec.Status = e.Type, http.StatusGatewayTimeout
 			_ = write(bedrock.EncodeException(e))
 			_ = rc.Flush()
 			return

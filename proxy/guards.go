@@ -91,11 +91,11 @@ func (s *Server) applyInputGuards(ctx context.Context, c *call, d policy.Decisio
 	}
 	if d.DryRun {
 		if d.Allow { // a policy denial recorded first keeps its rule and reason
-			c.rec.Rule, c.rec.Reason = res.Rule, "warden: "+res.Message
+			c.record(verdict{rule: res.Rule, reason: "warden: " + res.Message})
 		}
 		return true, nil
 	}
-	c.rec.Rule = res.Rule
+	c.record(verdict{rule: res.Rule})
 	return false, bedrock.AccessDenied("warden: %s", res.Message)
 }
 
@@ -117,15 +117,6 @@ func (s *Server) outputGuards(c *call) (*guard.Guards, bool) {
 		return nil, false
 	}
 	return ag, ag.DryRun() || snap.cfg != nil && snap.cfg.Mode == policy.ModeDryRun
-}
-
-// recordDryRunBlock notes in the audit record that a dry-run app's output
-// guard would have blocked (a policy denial recorded first keeps its rule).
-func recordDryRunBlock(c *call, msg, rule string) {
-	if c.rec.Decision == audit.DecisionAllow {
-		c.rec.Decision = audit.DecisionDryRunDeny
-		c.rec.Rule, c.rec.Reason = rule, "warden: "+msg
-	}
 }
 
 // relayGuardedUnary buffers a 2xx unary answer (up to guard.MaxAnswerBytes),
@@ -165,11 +156,11 @@ func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Re
 	c.rec.Findings = append(c.rec.Findings, auditFindings(res.Findings)...)
 	if res.Blocked() {
 		if !res.DryRun {
-			c.rec.Decision, c.rec.Rule = audit.DecisionDeny, res.Rule
+			c.record(verdict{decision: audit.DecisionDeny, rule: res.Rule})
 			s.fail(w, c, bedrock.AccessDenied("warden: %s", res.Message), res.Rule)
 			return
 		}
-		recordDryRunBlock(c, res.Message, res.Rule)
+		c.dryRunBlocked(res.Rule, "warden: "+res.Message)
 	}
 	if res.Body != nil {
 		body = res.Body
@@ -210,7 +201,7 @@ func (s *Server) relayGuardedStream(w http.ResponseWriter, c *call, resp *http.R
 		res := sg.Outcome()
 		c.rec.Findings = append(c.rec.Findings, auditFindings(res.Findings)...)
 		if res.Blocked() && dryRun {
-			recordDryRunBlock(c, res.Message, res.Rule)
+			c.dryRunBlocked(res.Rule, "warden: "+res.Message)
 		}
 	}()
 	s.relayStream(w, c, resp, sg)

@@ -104,48 +104,93 @@ const maxPooledBody = 1 << 20
 
 func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) { s.serve(w, r, nil) }
 
-// serve runs one call through the pipeline; v describes an intercepted
-// (forward-proxy or transparent) call.
+// stop is a stage's typed outcome when it ends the call: the AWS-shaped
+// error the caller receives and the record's rule (kept when a limit or
+// guard already named itself). A nil *stop means "go on".
+type stop struct {
+	err  error
+	rule string
+}
+
+func stopWith(err error, rule string) *stop { return &stop{err: err, rule: rule} }
+
+// serve runs one call through the pipeline's stages, in order:
+//
+//	parse → identify → authorize → record intent → inspect → forward
+//
+// and, whatever happens, record (s.finish writes the one audit record).
+// Each stage reads and fills the call and returns nil to go on or a *stop
+// that ends the call with an AWS-shaped error; the verdict fields of the
+// record are written through verdict.go only.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	c := &call{start: time.Now(), requestID: newRequestID(), via: v}
 	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Protocol: r.Proto, Decision: audit.DecisionDeny}
 	w.Header()["X-Warden-Request-Id"] = []string{c.requestID} // canonical already
 	defer s.finish(c)
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer s.releaseBody(c, buf)
 
+	if st := s.parse(w, r, c, buf); st != nil {
+		s.fail(w, c, st.err, st.rule)
+		return
+	}
+	id, st := s.identify(r, c)
+	if st != nil {
+		s.fail(w, c, st.err, st.rule)
+		return
+	}
+	d, st := s.authorize(r, c, id)
+	if st != nil {
+		s.fail(w, c, st.err, st.rule)
+		return
+	}
+	if st := s.recordIntent(c, d); st != nil {
+		s.fail(w, c, st.err, st.rule)
+		return
+	}
+	dryRunDeny, st := s.inspect(r, c, d, id)
+	if st != nil {
+		s.fail(w, c, st.err, st.rule)
+		return
+	}
+	c.forwarding(!d.Allow || dryRunDeny) // a dry-run app's denial is recorded and the call forwarded anyway
+	s.forward(w, r, c)
+}
+
+// releaseBody returns the body buffer to the pool once the call is done.
+func (s *Server) releaseBody(c *call, buf *bytes.Buffer) {
+	c.awaitPromptHash() // it may still be reading buf
+	// A forwarded body may still be in the transport's hands after
+	// RoundTrip returns (net/http may finish writing it in another
+	// goroutine when the upstream answers early): only bodies that never
+	// left go back to the pool.
+	if !(c.forwarded && sharesArray(c.body, buf.Bytes())) && buf.Cap() <= maxPooledBody {
+		bodyPool.Put(buf)
+	}
+	c.res.release()
+}
+
+// parse: the route, operation and model id from the path (and, for
+// StartAsyncInvoke, the body); an intercepted call's host checks; the body,
+// read whole before anything is forwarded, so a request is either forwarded
+// complete or not at all.
+func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *bytes.Buffer) *stop {
 	// EscapedPath re-validates RawPath on every call: take it once.
 	c.escapedPath = r.URL.EscapedPath()
 	route, err := bedrock.ParseRoute(r.Method, c.escapedPath, r.URL.RawQuery)
 	if err != nil {
-		s.fail(w, c, err, "route")
-		return
+		return stopWith(err, "route")
 	}
 	c.route = route
 	c.rec.Operation = string(route.Op)
-	if v != nil {
-		if err := s.checkIntercepted(r, c, v); err != nil {
-			s.fail(w, c, err, "intercept")
-			return
+	if c.via != nil {
+		if err := s.checkIntercepted(r, c, c.via); err != nil {
+			return stopWith(err, "intercept")
 		}
 	}
-
-	// The body is read whole before anything is forwarded: a request is
-	// either forwarded complete or not at all.
-	buf := bodyPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		c.awaitPromptHash() // it may still be reading buf
-		// A forwarded body may still be in the transport's hands after
-		// RoundTrip returns (net/http may finish writing it in another
-		// goroutine when the upstream answers early): only bodies that never
-		// left go back to the pool.
-		if !(c.forwarded && sharesArray(c.body, buf.Bytes())) && buf.Cap() <= maxPooledBody {
-			bodyPool.Put(buf)
-		}
-		c.res.release()
-	}()
 	if err := s.readBody(w, r, buf, c); err != nil {
-		s.fail(w, c, err, "limits.max_body_bytes") // unless readBody named the limit
-		return
+		return stopWith(err, "limits.max_body_bytes") // unless readBody named the limit
 	}
 	c.body = buf.Bytes()
 	c.rec.BytesIn = int64(len(c.body))
@@ -154,12 +199,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	rawModel := route.RawModel
 	if route.Op == bedrock.OpStartAsyncInvoke {
 		if rawModel, err = bedrock.AsyncInvokeModel(c.body); err != nil {
-			s.fail(w, c, err, "route")
-			return
+			return stopWith(err, "route")
 		}
 		if c.asyncOutput, err = bedrock.AsyncOutputURI(c.body); err != nil {
-			s.fail(w, c, err, "route")
-			return
+			return stopWith(err, "route")
 		}
 	}
 	switch {
@@ -169,8 +212,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 		m, err := bedrock.ParseModelID(rawModel)
 		if err != nil {
 			c.rec.Model = rawModel
-			s.fail(w, c, err, "model-id")
-			return
+			return stopWith(err, "model-id")
 		}
 		c.model = &m
 	}
@@ -178,18 +220,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 		c.rec.Model = c.model.Raw
 		c.rec.ModelCanonical = c.model.Canonical
 	}
+	return nil
+}
 
+// identify: who is calling (presented credentials first, then the listed
+// sources). A lookup over its limits is a throttle, not a verdict on the
+// caller; a credential that fails is a denial.
+func (s *Server) identify(r *http.Request, c *call) (identity.Identity, *stop) {
 	conn := connOf(r, c.body)
-	conn.Redirected = v != nil && v.redirected
+	conn.Redirected = c.via != nil && c.via.redirected
 	id, err := s.identity.Resolve(r.Context(), conn)
 	if err != nil && isLookupLimited(err) {
 		// Not a verdict on the caller: the SDKs retry a throttle.
-		s.fail(w, c, bedrock.Throttling("warden: workload identity not verified yet: %v", err), "identity-lookup-limit")
-		return
+		return id, stopWith(bedrock.Throttling("warden: workload identity not verified yet: %v", err), "identity-lookup-limit")
 	}
 	if err != nil && !errors.Is(err, identity.ErrNoIdentity) {
-		s.fail(w, c, bedrock.AccessDenied("warden: workload identity could not be verified: %v", err), "identity")
-		return
+		return id, stopWith(bedrock.AccessDenied("warden: workload identity could not be verified: %v", err), "identity")
 	}
 	if c.accessKeyID != "" {
 		// Recorded and selectable, but claimed: Warden has not verified the
@@ -200,45 +246,46 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	c.rec.IdentityStale = id.Stale
 	c.rec.Tags = id.TagValues()
 	c.rec.WeakTags = id.WeakTagNames()
+	return id, nil
+}
 
-	d := s.decide(r.Context(), id, c, policy.Call{Op: route.Op, Model: c.model, S3OutputURI: c.asyncOutput})
-	d = s.async.CheckAsyncOwner(d, route.Op, route.InvocationARN)
-	c.rec.App, c.rec.Rule, c.rec.Reason = d.App, d.Rule, d.Reason
+// authorize: the policy's decision (indirect model ids resolved first, for
+// selected callers only), async job ownership, and the app's own body
+// limit. A dry-run app's denial goes on, to be recorded and forwarded.
+func (s *Server) authorize(r *http.Request, c *call, id identity.Identity) (policy.Decision, *stop) {
+	d := s.decide(r.Context(), id, c, policy.Call{Op: c.route.Op, Model: c.model, S3OutputURI: c.asyncOutput})
+	d = s.async.CheckAsyncOwner(d, c.route.Op, c.route.InvocationARN)
+	c.rec.App = d.App
+	c.record(verdict{rule: d.Rule, reason: d.Reason})
 	if !d.Allow && !d.DryRun {
-		s.fail(w, c, bedrock.AccessDenied("%s", d.Reason), d.Rule)
-		return
+		return d, stopWith(bedrock.AccessDenied("%s", d.Reason), d.Rule)
 	}
 	if rule, err := d.CheckBody(len(c.body)); err != nil {
-		c.rec.Rule = rule
-		s.fail(w, c, err, rule)
-		return
+		c.record(verdict{rule: rule})
+		return d, stopWith(err, rule)
 	}
-	if !s.beginAudit(w, c, d) {
-		return
-	}
-	guardDryRunDeny, err := s.applyInputGuards(r.Context(), c, d)
+	return d, nil
+}
+
+// inspect: the input guards (block, mask, record; Bedrock ApplyGuardrail),
+// the app's caps and guardrail, and the metadata stamp. dryRunDeny says a
+// dry-run app's guard or cap would have denied the call.
+func (s *Server) inspect(r *http.Request, c *call, d policy.Decision, id identity.Identity) (dryRunDeny bool, _ *stop) {
+	dryRunDeny, err := s.applyInputGuards(r.Context(), c, d)
 	if err != nil {
-		s.fail(w, c, err, "guards")
-		return
+		return false, stopWith(err, "guards")
 	}
-	if dryRunDeny, err := s.applyCaps(r, c, d); err != nil { // apps[].limits caps, apps[].bedrock_guardrail
-		s.fail(w, c, err, "app.limits")
-		return
-	} else if dryRunDeny {
-		guardDryRunDeny = true
+	capDryRunDeny, err := s.applyCaps(r, c, d) // apps[].limits caps, apps[].bedrock_guardrail
+	if err != nil {
+		return false, stopWith(err, "app.limits")
 	}
 	if c.passthrough {
 		// The caller's signature covers body and headers as sent: nothing is stamped.
 	} else if err := s.stampMetadata(r, c, d.App, id.Source); err != nil {
-		c.rec.Rule = "request-metadata"
-		s.fail(w, c, err, "request-metadata")
-		return
+		c.record(verdict{rule: "request-metadata"})
+		return false, stopWith(err, "request-metadata")
 	}
-	c.rec.Decision = audit.DecisionAllow
-	if !d.Allow || guardDryRunDeny {
-		c.rec.Decision = audit.DecisionDryRunDeny // the app runs in dry-run mode: record the denial, forward anyway
-	}
-	s.forward(w, r, c)
+	return dryRunDeny || capDryRunDeny, nil
 }
 
 // isLookupLimited reports an identity lookup refused by its rate limit (a
@@ -249,38 +296,39 @@ func isLookupLimited(err error) bool {
 	return errors.As(err, &lim)
 }
 
-// beginAudit writes the call's intent, durable before anything of the call
+// recordIntent: the call's intent, durable before anything of the call
 // leaves Warden (the Bedrock guard kind already sends the prompt to
-// ApplyGuardrail), so a crash from here on still leaves a record; false
-// means the call was refused.
-func (s *Server) beginAudit(w http.ResponseWriter, c *call, d policy.Decision) bool {
+// ApplyGuardrail), so a crash from here on still leaves a record. A full
+// spool refuses the call (audit.spool.on_full: deny).
+func (s *Server) recordIntent(c *call, d policy.Decision) *stop {
 	// A recovered intent says what was decided before the crash; the
 	// record says deny until the guards and caps pass.
-	c.rec.Decision = audit.DecisionAllow
-	if !d.Allow {
-		c.rec.Decision = audit.DecisionDryRunDeny
-	}
+	c.forwarding(!d.Allow)
 	err := s.audit.Begin(&c.rec)
-	c.rec.Decision = audit.DecisionDeny
-	if err != nil {
-		c.rec.Rule = "audit.spool"
-		if errors.Is(err, audit.ErrShareFull) {
-			// Only this app's share: the others' calls still go through.
-			c.rec.Rule = "audit.spool.share"
-			who := "app " + d.App + " (its share, audit.spool.share.per_app"
-			if d.App == "" {
-				who = "calls no app selects (their share, audit.spool.share.unidentified"
-			}
-			s.fail(w, c, bedrock.ServiceUnavailable("warden: the audit spool is full for %s, holds records the sinks have not taken yet); the call was not forwarded", who), c.rec.Rule)
-		} else if errors.Is(err, audit.ErrSpoolFull) {
-			s.fail(w, c, bedrock.ServiceUnavailable("warden: the audit spool is full (its sinks are behind); the call was not forwarded"), c.rec.Rule)
-		} else {
-			s.fail(w, c, bedrock.ServiceUnavailable("warden: the call's audit intent could not be written (%v); the call was not forwarded", err), c.rec.Rule)
-		}
-		return false
+	c.record(verdict{decision: audit.DecisionDeny})
+	if err == nil {
+		s.startCapture(c, d.App) // the body as the app sent it
+		return nil
 	}
-	s.startCapture(c, d.App) // the body as the app sent it
-	return true
+	// The spool's rule replaces the policy's: it is why the call ends.
+	rule := "audit.spool"
+	if errors.Is(err, audit.ErrShareFull) {
+		rule = "audit.spool.share"
+	}
+	c.record(verdict{rule: rule})
+	switch {
+	case errors.Is(err, audit.ErrShareFull):
+		// Only this app's share: the others' calls still go through.
+		who := "app " + d.App + " (its share, audit.spool.share.per_app"
+		if d.App == "" {
+			who = "calls no app selects (their share, audit.spool.share.unidentified"
+		}
+		return stopWith(bedrock.ServiceUnavailable("warden: the audit spool is full for %s, holds records the sinks have not taken yet); the call was not forwarded", who), rule)
+	case errors.Is(err, audit.ErrSpoolFull):
+		return stopWith(bedrock.ServiceUnavailable("warden: the audit spool is full (its sinks are behind); the call was not forwarded"), rule)
+	default:
+		return stopWith(bedrock.ServiceUnavailable("warden: the call's audit intent could not be written (%v); the call was not forwarded", err), rule)
+	}
 }
 
 // answered notes a response body the app was sent whole: its hash for the
@@ -341,7 +389,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buf
 		// The deadline that unblocked the read stays: the connection is
 		// done (net/http closes it after this answer).
 		s.limitMetrics.refusals.WithLabelValues(cut).Inc()
-		c.rec.Rule = "limits." + cut
+		c.record(verdict{rule: "limits." + cut})
 		return bedrock.New(http.StatusRequestTimeout, "RequestTimeoutException",
 			"warden: the request body arrived too slowly (%d bytes read; limits.body_idle_timeout %s, limits.body_min_rate %d bytes/s)",
 			n, s.limits.BodyIdleTimeout, s.limits.BodyMinRate)
@@ -364,7 +412,7 @@ func (s *Server) budgetRefused(c *call, err error, answer bool) error {
 	}
 	be.answer = answer
 	s.limitMetrics.refusals.WithLabelValues(be.limit).Inc()
-	c.rec.Rule = "limits." + be.limit
+	c.record(verdict{rule: "limits." + be.limit})
 	return be.apiError()
 }
 
@@ -374,10 +422,7 @@ func (s *Server) fail(w http.ResponseWriter, c *call, err error, rule string) {
 	if !errors.As(err, &apiErr) {
 		apiErr = bedrock.InternalServer("warden: %v", err)
 	}
-	if c.rec.Rule == "" {
-		c.rec.Rule = rule
-	}
-	c.rec.Reason = apiErr.Message
+	c.failed(rule, apiErr.Message)
 	c.rec.Status = apiErr.Status
 	c.rec.ErrorType = apiErr.Type
 	c.answered(writeAPIError(w, c.requestID, apiErr))

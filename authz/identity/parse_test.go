@@ -14,7 +14,7 @@ type identityFile struct {
 }
 
 // parseIdentity reads a whole config file's identity section as the loader
-// (package authz) does: decoded, defaulted, validated. The loader's own
+// (package config) does: decoded, defaulted, validated. The loader's own
 // checks of the other sections and of the file's shape are tested there.
 func parseIdentity(data []byte) (*identityFile, error) {
 	var file struct {

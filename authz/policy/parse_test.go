@@ -26,7 +26,7 @@ func (f *policyFile) Policy() Config {
 }
 
 // parsePolicy reads a whole config file's policy keys (apps, deny, mode) as
-// the loader (package authz) does: strictly decoded, with each app's line,
+// the loader (package config) does: strictly decoded, with each app's line,
 // validated. The loader's checks of the other sections, of references
 // between sections and of the file's shape are tested there.
 func parsePolicy(data []byte) (*policyFile, error) {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/inject"
+	"github.com/warden-egress/warden/inject/admission"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -39,6 +40,10 @@ const injectUsage = `usage:
       sidecar), or injected by another injector version, image or policy. Exits 1 when there are any.
   warden inject --print-config MODE --config FILE
       print the Warden configuration a sidecar in MODE (endpoint, proxy, transparent) runs.
+  warden inject --print-policies --config FILE
+      print the admission policies (ValidatingAdmissionPolicies, their bindings and their parameters ConfigMap),
+      the parameters generated from this configuration: the canonical sidecar the policies admit is exactly the
+      one this injector writes. Apply with kubectl apply -f -.
   warden inject --bootstrap-self-signed DIR --host NAME [--host NAME]…
       write a bootstrap CA (ca.crt) and a serving certificate for the hosts (tls.crt, tls.key 0600) into DIR,
       and print the caBundle for the MutatingWebhookConfiguration. Use cert-manager in production.
@@ -57,6 +62,7 @@ func cmdInject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: in-cluster)")
 	audit := fs.Bool("audit", false, "list pods in enrolled namespaces that do not run the current sidecar")
 	printConfig := fs.String("print-config", "", "print the sidecar configuration of this mode")
+	printPolicies := fs.Bool("print-policies", false, "print the admission policies with parameters generated from --config")
 	bootstrap := fs.String("bootstrap-self-signed", "", "write a bootstrap CA and serving certificate into this directory")
 	var hosts listFlag
 	fs.Var(&hosts, "host", "DNS name or IP of the webhook's serving certificate (with --bootstrap-self-signed; repeatable)")
@@ -87,6 +93,13 @@ func cmdInject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		_, err := stdout.Write(cfg)
 		return err
+	}
+	if *printPolicies {
+		p, err := in.AdmissionParams()
+		if err != nil {
+			return fmt.Errorf("%s: %w", *configPath, err)
+		}
+		return admission.WriteManifests(stdout, p)
 	}
 	client, err := kubeClient(*kubeconfig)
 	if err != nil {

@@ -24,11 +24,14 @@ func testPackageIn(dep string, standard bool) string {
 		// Not the runtime's own internal/synctest and internal/testlog,
 		// which sync and os link in every binary.
 		return "a standard test helper"
-	case !standard && strings.HasSuffix(name, "test") && name != "latest":
+	case !standard && strings.HasSuffix(name, "test") && name != "latest" &&
+		dep != "github.com/mdlayher/netlink/nltest":
 		return "a third-party test helper"
 	}
 	// k8s.io/client-go/testing is linked by client-go's own typed clients
-	// (gentype), so it is not a choice Warden makes.
+	// (gentype), and github.com/mdlayher/netlink/nltest by google/nftables'
+	// Conn (the type of its TestDial field; it links no "testing"), so
+	// neither is a choice Warden makes.
 	return ""
 }
 

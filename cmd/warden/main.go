@@ -55,7 +55,7 @@ func commands() []command {
 			{name: "bundle", synopsis: "--ca-cert FILE --out FILE  AWS_CA_BUNDLE: system roots plus Warden's CA", usage: caUsage},
 			{name: "cert", synopsis: "--ca-cert FILE --out FILE  Warden's CA certificate alone (NODE_EXTRA_CA_CERTS)", usage: caUsage},
 		}},
-		{name: "iptables", synopsis: "[--port 8482] [--cidr CIDR]… [--apply]  print (or install) the transparent-mode NAT rules", usage: iptablesUsage, flags: true, run: cmdIptables},
+		{name: "iptables", synopsis: "[--port 8482] [--cidr CIDR]… [--apply]  print (or install, over netlink) the transparent-mode redirect", usage: iptablesUsage, flags: true, run: cmdIptables},
 		{name: "inject", synopsis: "--config FILE --tls-cert FILE --tls-key FILE  the Kubernetes sidecar injector (mutating webhook; --audit lists stale pods)",
 			usage: injectUsage, flags: true, run: cmdInject},
 		{name: "healthcheck", synopsis: "[--url URL]  probe the admin /healthz (container health checks)", flags: true, run: cmdHealthcheck,

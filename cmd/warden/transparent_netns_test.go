@@ -7,9 +7,9 @@ package main
 //
 //	root namespace                         namespace NS
 //	emulator 10.213.X.1:443 (plain HTTP) ◄─veth─ 10.213.X.2
-//	                                             iptables (warden iptables --apply):
-//	                                               uid/gid 1337 RETURN, loopback RETURN,
-//	                                               tcp 443 REDIRECT --to-ports 15001
+//	                                             nftables (warden iptables --apply, netlink):
+//	                                               skuid/skgid 1337 return, loopback return,
+//	                                               tcp dport 443 redirect to :15001
 //	                                             warden serve as uid 1337 (listen.transparent 127.0.0.1:15001)
 //	                                             client as root: the Go SDK against
 //	                                               https://bedrock-runtime.us-east-1.amazonaws.com,
@@ -22,12 +22,20 @@ package main
 // connection would reach the transparent listener as plain HTTP and be
 // refused (and counted).
 //
-// Needs root (netns, veth, iptables, setpriv) and iptables on PATH; .ci/run
-// and scripts/test install it with apt-get when it is missing. Developed
-// against iptables 1.8.9 in its nf_tables variant (iptables-nft, the Debian
-// 12 default alternative); iptables-legacy works in a namespace too. The
-// nat table is only ever touched inside the test's own namespace.
+// Needs root (netns, veth, setpriv) and `ip` and `setpriv` on PATH. It runs
+// with PATH set to a directory holding only those two, and asserts that no
+// iptables, ip6tables or nft is found: `warden iptables --apply` programs the
+// redirect over netlink, as it must from the distroless image, which has no
+// such binary. The rules are read back with `warden iptables --print`, and
+// their counters after the traffic show what was redirected and what was
+// exempt. nftables is only ever touched inside the test's own namespace.
 // Under CI (CI set) a missing piece fails the test; elsewhere it skips.
+//
+// IPv6 must not go around Warden: before the IPv6 Warden starts, a
+// connection from the namespace to [fd00:213:X::1]:443, where the root
+// namespace listens, is refused (redirected to [::1]:15001, where nothing
+// listens yet) and never reaches that listener, while the same dial as
+// Warden's uid (exempt) does reach it.
 //
 // Warden and the client run as the test binary itself (TestMain's helper roles,
 // guarded by WARDEN_NETNS_HELPER): `warden serve` and `warden iptables` go
@@ -55,6 +63,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -76,6 +85,7 @@ const (
 	netnsPortEnv    = "WARDEN_NETNS_PORT"   // client: the transparent port, dialled directly once
 	netnsCA6Env     = "WARDEN_NETNS_CA6"    // client: the IPv6 Warden's CA certificate
 	netnsUp6Env     = "WARDEN_NETNS_UP6"    // client: the IPv6 address the Bedrock host name resolves to
+	netnsDialEnv    = "WARDEN_NETNS_DIAL"   // dial: the address to connect to
 	netnsResultMark = "WARDEN_NETNS_RESULT "
 
 	netnsUID         = 1337
@@ -135,6 +145,17 @@ func netnsHelperMain() {
 		code := run(ctx, args, os.Stdout, os.Stderr)
 		stop()
 		os.Exit(code)
+	case "dial":
+		// One TCP connection, to tell redirected (refused) from not.
+		res := "ok"
+		c, err := net.DialTimeout("tcp", os.Getenv(netnsDialEnv), 10*time.Second)
+		if err != nil {
+			res = err.Error()
+		} else {
+			_ = c.Close()
+		}
+		fmt.Printf("\n%s%s\n", netnsResultMark, res)
+		os.Exit(0)
 	case "client":
 		res := netnsClient()
 		b, _ := json.Marshal(res)
@@ -309,31 +330,53 @@ func netnsTLSAttempt(ctx context.Context, addr, sni string, pool *x509.CertPool)
 // netnsEnvironment fails under CI and skips elsewhere.
 func netnsEnvironment(t *testing.T, format string, args ...any) {
 	t.Helper()
-	testenv.Missing(t, format+" (run as root with iptables installed)", args...)
+	testenv.Missing(t, format+" (run as root with ip and setpriv installed)", args...)
 }
 
-// netnsSbinPath makes sure iptables, ip and setpriv are found even when the
-// caller's PATH has no sbin directories.
-func netnsSbinPath() string {
-	p := os.Getenv("PATH")
+// netnsTools sets PATH to a new directory holding links to ip and setpriv
+// only (found on the caller's PATH or in the sbin directories), so nothing
+// else the test or Warden might run, iptables least of all, is on it.
+func netnsTools(t *testing.T) {
+	t.Helper()
+	search := os.Getenv("PATH")
 	for _, d := range []string{"/usr/local/sbin", "/usr/sbin", "/sbin"} {
-		if !strings.Contains(":"+p+":", ":"+d+":") {
-			p += ":" + d
+		search += ":" + d
+	}
+	dir := t.TempDir()
+	for _, tool := range []string{"ip", "setpriv"} {
+		var found string
+		for _, d := range filepath.SplitList(search) {
+			if p := filepath.Join(d, tool); d != "" && netnsExecutable(p) {
+				found = p
+				break
+			}
+		}
+		if found == "" {
+			netnsEnvironment(t, "transparent netns test needs %s (looked in %s)", tool, search)
+		}
+		if err := os.Symlink(found, filepath.Join(dir, tool)); err != nil {
+			t.Fatal(err)
 		}
 	}
-	return p
+	t.Setenv("PATH", dir)
+	for _, tool := range []string{"iptables", "ip6tables", "iptables-nft", "iptables-legacy", "iptables-restore", "nft"} {
+		if p, err := exec.LookPath(tool); err == nil {
+			t.Fatalf("%s is on PATH (%s); this test proves the redirect without it", tool, p)
+		}
+	}
+}
+
+func netnsExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0
 }
 
 func TestTransparentNetns(t *testing.T) {
 	if os.Geteuid() != 0 {
-		netnsEnvironment(t, "transparent netns test needs root (network namespace, veth, iptables)")
+		netnsEnvironment(t, "transparent netns test needs root (network namespace, veth, netlink)")
 	}
-	t.Setenv("PATH", netnsSbinPath())
-	for _, tool := range []string{"ip", "iptables", "setpriv"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			netnsEnvironment(t, "transparent netns test needs %s on PATH: %v", tool, err)
-		}
-	}
+	netnsTools(t)
+	t.Logf("PATH=%s (ip and setpriv only; no iptables, ip6tables or nft)", os.Getenv("PATH"))
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 
@@ -463,41 +506,55 @@ func TestTransparentNetns(t *testing.T) {
 		return netnsArgsEnv + "=" + string(b)
 	}
 
-	// The init container: warden iptables --apply inside the namespace.
-	if v6 {
-		if out, err := sh("ip", nsExec("ip6tables", "-t", "nat", "-S")...); err != nil {
-			t.Logf("ip6tables nat unavailable in the namespace, IPv4 only: %v (%s)", err, out)
-			v6 = false
+	// The init container: warden iptables --apply inside the namespace,
+	// over netlink (nothing to exec on PATH), printing what it read back.
+	iptArgs := []string{"--port", strconv.Itoa(netnsPort), "--uid", strconv.Itoa(netnsUID), "--gid", strconv.Itoa(netnsUID),
+		"--ipv6=" + strconv.FormatBool(v6)}
+	wardenIptables := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, "ip", nsExec(bin, "-test.run="+netnsHelperRegex)...)
+		cmd.Env = helperEnv("warden", argsEnv(append([]string{"iptables"}, args...)...))
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	var dry, dryErr bytes.Buffer
+	if code := run(ctx, append([]string{"iptables"}, iptArgs...), &dry, &dryErr); code != 0 {
+		t.Fatalf("warden iptables (dry run): exit %d: %s", code, dryErr.String())
+	}
+	applied, err := wardenIptables(append([]string{"--apply", "--print"}, iptArgs...)...)
+	if err != nil {
+		if strings.Contains(applied, "the kernel lacks nf_tables nat support") {
+			netnsEnvironment(t, "this kernel cannot redirect with nftables: %s", applied)
+		}
+		t.Fatalf("warden iptables --apply --print in %s: %v\n%s", ns, err, applied)
+	}
+	t.Logf("warden iptables --apply --print in %s:\n%s", ns, applied)
+	// What the kernel holds is the dry run, line for line.
+	plan := strings.SplitN(dry.String(), "\n", 2)[1]
+	if !strings.Contains(applied, "read back and verified\n# warden iptables: read back from the kernel\n"+plan) {
+		t.Errorf("read back from the kernel differs from the dry run:\n%s\ndry run:\n%s", applied, plan)
+	}
+	// counter is the packet count of the rule whose text, counters aside, is rule.
+	counter := func(table, rule string) int {
+		t.Helper()
+		re := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(rule) + ` counter packets (\d+) bytes \d+ (return|redirect to :\d+)$`)
+		m := re.FindStringSubmatch(table)
+		if m == nil {
+			t.Errorf("no rule %q in:\n%s", rule, table)
+			return -1
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	redirect4 := "meta nfproto ipv4 meta l4proto tcp tcp dport 443"
+	redirect6 := "meta nfproto ipv6 meta l4proto tcp tcp dport 443"
+	exemptUID := fmt.Sprintf("meta skuid %d", netnsUID)
+	for _, rule := range []string{redirect4, exemptUID, fmt.Sprintf("meta skgid %d", netnsUID), "meta nfproto ipv4 ip daddr 127.0.0.0/8"} {
+		if n := counter(applied, rule); n != 0 {
+			t.Errorf("rule %q: %d packets before any traffic", rule, n)
 		}
 	}
-	t.Logf("%s", strings.TrimSpace(must("iptables", "--version")))
-	ipt := exec.CommandContext(ctx, "ip", nsExec(bin, "-test.run="+netnsHelperRegex)...)
-	ipt.Env = helperEnv("warden", argsEnv("iptables", "--apply", "--port", strconv.Itoa(netnsPort),
-		"--uid", strconv.Itoa(netnsUID), "--gid", strconv.Itoa(netnsUID), "--ipv6="+strconv.FormatBool(v6)))
-	if out, err := ipt.CombinedOutput(); err != nil {
-		if strings.Contains(string(out), "Could not fetch rule set") || strings.Contains(string(out), "Table does not exist") {
-			netnsEnvironment(t, "iptables cannot use the nat table here: %s", out)
-		}
-		t.Fatalf("warden iptables --apply in %s: %v\n%s", ns, err, out)
-	}
-	rulesFor := func(tool string) string {
-		rules := must("ip", nsExec(tool, "-t", "nat", "-S")...)
-		t.Logf("%s nat rules in %s:\n%s", tool, ns, rules)
-		for _, want := range []string{
-			"-A OUTPUT -p tcp -j WARDEN_OUTPUT",
-			fmt.Sprintf("--uid-owner %d -j RETURN", netnsUID),
-			fmt.Sprintf("--gid-owner %d -j RETURN", netnsUID),
-			fmt.Sprintf("--dport 443 -j REDIRECT --to-ports %d", netnsPort),
-		} {
-			if !strings.Contains(rules, want) {
-				t.Errorf("%s nat rules lack %q", tool, want)
-			}
-		}
-		return rules
-	}
-	rulesFor("iptables")
-	if v6 {
-		rulesFor("ip6tables")
+	if v6 && counter(applied, redirect6) != 0 {
+		t.Errorf("IPv6 redirect counted packets before any traffic")
 	}
 
 	// The sidecar: warden serve as uid/gid 1337 inside the namespace. Its
@@ -584,6 +641,51 @@ audit: {spool: {dir: none}, sinks: [{stdout: {}}]} # Warden runs as uid 1337 her
 	w4 := startWarden("warden4", fmt.Sprintf("127.0.0.1:%d", netnsPort), netnsAdminPort)
 	var w6 *netnsWarden
 	if v6 {
+		// IPv6 does not go around Warden, even with no Warden on [::1]: a
+		// listener on [upIP6]:443 in the root namespace is reached by
+		// Warden's uid (exempt) and never by anyone else, whose connection
+		// is redirected to [::1]:15001 and refused there.
+		ln6, err := net.Listen("tcp", net.JoinHostPort(upIP6, "443"))
+		if err != nil {
+			t.Fatalf("IPv6 listener on [%s]:443: %v", upIP6, err)
+		}
+		var accepted atomic.Int64
+		go func() {
+			for {
+				c, err := ln6.Accept()
+				if err != nil {
+					return
+				}
+				accepted.Add(1)
+				_ = c.Close()
+			}
+		}()
+		dial := func(asWarden bool) string {
+			t.Helper()
+			args := []string{bin, "-test.run=" + netnsHelperRegex}
+			if asWarden {
+				args = append([]string{"setpriv", fmt.Sprintf("--reuid=%d", netnsUID), fmt.Sprintf("--regid=%d", netnsUID), "--clear-groups"}, args...)
+			}
+			cmd := exec.CommandContext(ctx, "ip", nsExec(args...)...)
+			cmd.Env = helperEnv("dial", netnsDialEnv+"="+net.JoinHostPort(upIP6, "443"))
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("dial helper: %v\n%s", err, out)
+			}
+			_, res, _ := strings.Cut(string(out), netnsResultMark)
+			return strings.TrimSpace(res)
+		}
+		if res := dial(false); !strings.Contains(res, "connection refused") || accepted.Load() != 0 {
+			t.Errorf("IPv6 to [%s]:443 with no Warden on [::1]: %q, %d connections reached the listener; want refused, none", upIP6, res, accepted.Load())
+		} else {
+			t.Logf("IPv6 to [%s]:443 with no Warden on [::1], as the app: %s; the listener saw %d connections", upIP6, res, accepted.Load())
+		}
+		if res := dial(true); res != "ok" || accepted.Load() != 1 {
+			t.Errorf("IPv6 to [%s]:443 as Warden's uid: %q, %d connections reached the listener; want ok, 1", upIP6, res, accepted.Load())
+		} else {
+			t.Logf("IPv6 to [%s]:443 as Warden's uid (exempt): %s; the listener saw %d connection", upIP6, res, accepted.Load())
+		}
+		_ = ln6.Close()
 		w6 = startWarden("warden6", fmt.Sprintf("[::1]:%d", netnsPort), netnsAdminPort+1)
 	}
 
@@ -690,6 +792,28 @@ audit: {spool: {dir: none}, sinks: [{stdout: {}}]} # Warden runs as uid 1337 her
 	checkCounts(w4, 2) // the non-Bedrock SNI and the direct dial
 	if v6 {
 		checkCounts(w6, 0)
+	}
+
+	// The kernel's counters: the client's connections were redirected and
+	// Warden's own upstream connections matched the uid exemption.
+	after, err := wardenIptables("--print")
+	if err != nil {
+		t.Fatalf("warden iptables --print in %s: %v\n%s", ns, err, after)
+	}
+	t.Logf("warden iptables --print in %s after the traffic:\n%s", ns, after)
+	// Converse, ConverseStream, the denied Converse and the other SNI, at
+	// least one connection each for the SDK calls (it may reuse one).
+	if n := counter(after, redirect4); n < 2 {
+		t.Errorf("IPv4 redirect counted %d connections, want at least 2 (the SDK's and the other-SNI handshake)", n)
+	}
+	if n := counter(after, exemptUID); n < 1 {
+		t.Errorf("uid %d exemption counted %d connections, want Warden's upstream connections", netnsUID, n)
+	}
+	if v6 {
+		// The refused dial and the SDK's IPv6 connection.
+		if n := counter(after, redirect6); n < 2 {
+			t.Errorf("IPv6 redirect counted %d connections, want at least 2 (the refused dial and the SDK's)", n)
+		}
 	}
 
 	// Stop Warden so the buffered audit sink flushes, then read its records.

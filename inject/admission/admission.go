@@ -42,6 +42,13 @@ const (
 	PolicyTokenRequests      = "warden-token-requests"
 	PolicyExec               = "warden-exec"
 	PolicyEphemeralContainer = "warden-ephemeral-containers"
+	PolicyTransparent        = "warden-transparent"
+
+	// LabelAllowTransparent on an enrolled namespace (platform-owned) lets
+	// its pods run transparent mode: Pod Security enforce may then be
+	// `privileged`, and PolicyTransparent enforces `restricted` on every
+	// container but the canonical warden-iptables.
+	LabelAllowTransparent = "warden-egress.io/allow-transparent"
 )
 
 // File is one embedded manifest file.
@@ -86,16 +93,41 @@ func Load() (*Set, error) {
 	}
 	var s Set
 	for _, f := range files {
-		docs, err := splitDocuments(f.Data)
-		if err != nil {
-			return nil, fmt.Errorf("admission: %s: %w", f.Name, err)
-		}
-		for i, doc := range docs {
-			if err := s.add(doc); err != nil {
-				return nil, fmt.Errorf("admission: %s document %d: %w", f.Name, i+1, err)
-			}
+		if err := s.decode(f.Name, f.Data); err != nil {
+			return nil, err
 		}
 	}
+	return s.check(ParamsNamespace)
+}
+
+// Decode decodes a stream WriteManifests wrote (what `warden inject
+// --print-policies` prints), with the same checks as Load; the bindings
+// must read their parameters from the ConfigMap's namespace.
+func Decode(stream []byte) (*Set, error) {
+	var s Set
+	if err := s.decode("stream", stream); err != nil {
+		return nil, err
+	}
+	if s.Params == nil {
+		return nil, errors.New("admission: the stream defines no parameters ConfigMap")
+	}
+	return s.check(s.Params.Namespace)
+}
+
+func (s *Set) decode(name string, data []byte) error {
+	docs, err := splitDocuments(data)
+	if err != nil {
+		return fmt.Errorf("admission: %s: %w", name, err)
+	}
+	for i, doc := range docs {
+		if err := s.add(doc); err != nil {
+			return fmt.Errorf("admission: %s document %d: %w", name, i+1, err)
+		}
+	}
+	return nil
+}
+
+func (s *Set) check(paramsNamespace string) (*Set, error) {
 	if s.Params == nil {
 		return nil, errors.New("admission: the manifests define no parameters ConfigMap")
 	}
@@ -110,11 +142,11 @@ func Load() (*Set, error) {
 		if !policies[b.Spec.PolicyName] {
 			return nil, fmt.Errorf("admission: binding %s names policy %q, which the manifests do not define", b.Name, b.Spec.PolicyName)
 		}
-		if r := b.Spec.ParamRef; r == nil || r.Name != ParamsName || r.Namespace != ParamsNamespace {
-			return nil, fmt.Errorf("admission: binding %s does not take its parameters from %s/%s", b.Name, ParamsNamespace, ParamsName)
+		if r := b.Spec.ParamRef; r == nil || r.Name != ParamsName || r.Namespace != paramsNamespace {
+			return nil, fmt.Errorf("admission: binding %s does not take its parameters from %s/%s", b.Name, paramsNamespace, ParamsName)
 		}
 	}
-	return &s, nil
+	return s, nil
 }
 
 func (s *Set) add(doc []byte) error {

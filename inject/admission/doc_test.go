@@ -10,7 +10,7 @@ import (
 
 // TestDocCitesRealTests: every test the threat model in
 // docs/kubernetes-admission.md cites (`TestX/sub`, `…/sub` continuing the
-// previous one) is a test function here, and each subtest name appears in
+// previous one) is a test function here or in package inject, and each subtest name appears in
 // the tests' source (go test writes spaces in subtest names as '_').
 func TestDocCitesRealTests(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "kubernetes-admission.md"))
@@ -21,6 +21,12 @@ func TestDocCitesRealTests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// TestInjectorWithPolicies lives with the injector (package inject).
+	injectorTests, err := filepath.Glob(filepath.Join("..", "*_test.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, injectorTests...)
 	var src strings.Builder
 	for _, f := range files {
 		b, err := os.ReadFile(f)

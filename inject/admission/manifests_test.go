@@ -64,7 +64,7 @@ func TestLoad(t *testing.T) {
 			t.Errorf("policy %s takes no ConfigMap parameters", p.Name)
 		}
 	}
-	want := []string{PolicyPods, PolicyNamespaces, PolicyTokenRequests, PolicyExec, PolicyEphemeralContainer}
+	want := []string{PolicyPods, PolicyNamespaces, PolicyTokenRequests, PolicyExec, PolicyEphemeralContainer, PolicyTransparent}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Fatalf("policies %v, want %v", names, want)
 	}
@@ -126,7 +126,7 @@ func TestWriteManifests(t *testing.T) {
 	if back.Audience != "warden.example" || len(back.Images) != 1 {
 		t.Fatalf("generated parameters not in the stream: %+v", back)
 	}
-	if len(s.Policies) != 5 || len(s.Bindings) != 5 {
+	if len(s.Policies) != 6 || len(s.Bindings) != 6 {
 		t.Fatalf("%d policies, %d bindings in the stream", len(s.Policies), len(s.Bindings))
 	}
 	if s.Params.Namespace != "warden" {

@@ -24,6 +24,10 @@ type Params struct {
 	Images []string
 	// Args are the sidecar's exact args (no command override).
 	Args []string
+	// IptablesArgs are the exact args of transparent mode's warden-iptables
+	// init container (the one container allowed NET_ADMIN alone, in
+	// namespaces that allow transparent mode).
+	IptablesArgs []string
 	// Env lists the variables the sidecar may have and how each is pinned.
 	Env []EnvRule
 	// Mounts lists the sidecar's allowed volume mounts.
@@ -99,6 +103,7 @@ func (p *Params) ConfigMap() (*corev1.ConfigMap, error) {
 			"injectorNamespace": p.InjectorNamespace,
 			"images":            strings.Join(p.Images, "\n"),
 			"args":              strings.Join(p.Args, "\n"),
+			"iptablesArgs":      strings.Join(p.IptablesArgs, "\n"),
 			"env":               strings.Join(env, "\n"),
 			"mounts":            strings.Join(mounts, "\n"),
 			"breakGlassGroups":  strings.Join(p.BreakGlassGroups, "\n"),
@@ -120,7 +125,7 @@ func (r EnvRule) String() string {
 }
 
 // paramKeys are the keys the policies read; each is required.
-var paramKeys = [...]string{"audience", "injectorNamespace", "images", "args", "env", "mounts", "breakGlassGroups", "platformGroups"}
+var paramKeys = [...]string{"audience", "injectorNamespace", "images", "args", "iptablesArgs", "env", "mounts", "breakGlassGroups", "platformGroups"}
 
 // ParseParams reads and validates the parameters ConfigMap the way the
 // policies read it (lists one item a line, surrounding spaces trimmed, blank
@@ -144,6 +149,7 @@ func ParseParams(cm *corev1.ConfigMap) (*Params, error) {
 		InjectorNamespace: cm.Data["injectorNamespace"],
 		Images:            lines(cm.Data["images"]),
 		Args:              lines(cm.Data["args"]),
+		IptablesArgs:      lines(cm.Data["iptablesArgs"]),
 		BreakGlassGroups:  lines(cm.Data["breakGlassGroups"]),
 		PlatformGroups:    lines(cm.Data["platformGroups"]),
 	}
@@ -232,6 +238,10 @@ func (p *Params) Validate() error {
 		}
 	}
 	single("args", p.Args)
+	if len(p.IptablesArgs) == 0 {
+		bad("iptablesArgs", "the warden-iptables init container's args are required")
+	}
+	single("iptablesArgs", p.IptablesArgs)
 	single("breakGlassGroups", p.BreakGlassGroups)
 	single("platformGroups", p.PlatformGroups)
 	if len(p.PlatformGroups) == 0 {

@@ -223,8 +223,10 @@ func OutsideWarden(allowed ...string) func(string) string {
 // miniotest, testenv), the standard library's testing and its helpers
 // (net/http/httptest, testing/fstest) and other modules' (zaptest).
 // Emulators and fixtures do not ship in production code. The runtime's
-// internal/synctest and client-go's k8s.io/client-go/testing (linked by its
-// typed clients) are not Warden's choice and pass. cmd/warden's
+// internal/synctest, client-go's k8s.io/client-go/testing (linked by its
+// typed clients) and github.com/mdlayher/netlink/nltest (linked by
+// google/nftables' Conn, whose TestDial field has its type; it links no
+// "testing") are not Warden's choice and pass. cmd/warden's
 // linkage_test.go applies the same rule to the production binary.
 func TestPackage(dep string) string {
 	const why = "production code links no test package (emulators and fixtures live in tests, cmd/warden-bench and cmd/warden-demo)"
@@ -240,11 +242,14 @@ func TestPackage(dep string) string {
 		return why
 	case standard && strings.HasSuffix(name, "test") && first != "internal":
 		return why
-	case !standard && strings.HasSuffix(name, "test") && name != "latest":
+	case !standard && strings.HasSuffix(name, "test") && name != "latest" && dep != netlinkTest:
 		return why
 	}
 	return ""
 }
+
+// netlinkTest is linked by github.com/google/nftables in every build.
+const netlinkTest = "github.com/mdlayher/netlink/nltest"
 
 // Rules joins rules for BadDep: a dependency is forbidden by the first rule
 // that gives a reason.

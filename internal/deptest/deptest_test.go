@@ -79,6 +79,8 @@ func TestOutsideWardenAndTestPackage(t *testing.T) {
 		"net/http/httptest":                           true,
 		"internal/synctest":                           false,
 		"k8s.io/client-go/testing":                    false,
+		"github.com/mdlayher/netlink/nltest":          false,
+		"github.com/mdlayher/netlink/nlenctest":       true,
 		"k8s.io/client-go/tools/clientcmd/api/latest": false,
 		Module + "/proxy":                             false,
 	} {

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// Missing reports a piece of the environment a test needs (root, iptables,
+// Missing reports a piece of the environment a test needs (root, ip,
 // node, a system root bundle, IPv6 loopback). Under CI (CI set, where
 // .ci/run installs everything) it fails the test; elsewhere it skips, so a
 // developer machine without the piece still runs the rest. A test that
