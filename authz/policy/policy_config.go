@@ -105,8 +105,9 @@ type AllowConfig struct {
 	// version, which run the mutable DRAFT) that the app accepts anyway.
 	// Such ids are denied unless listed here; a listed one is resolved again
 	// after models.unpinned_cache_ttl and never served stale. It must still
-	// resolve to models allow.models allows.
-	UnpinnedModels []string `yaml:"unpinned_models"`
+	// resolve to models allow.models allows. (omitempty: policies without it
+	// keep their policy hash.)
+	UnpinnedModels []string `yaml:"unpinned_models,omitempty"`
 }
 
 // validateApps checks the apps section; errors name the app and its line.

@@ -177,8 +177,8 @@ func (a *app) acceptsUnpinned(m *bedrock.ModelID) bool {
 // unpinnedWhy says why a re-pointable id is refused and how to pin it.
 func unpinnedWhy(m *bedrock.ModelID) string {
 	return fmt.Sprintf("a prompt without a version runs its DRAFT, which whoever may call bedrock:UpdatePrompt can re-point "+
-		"to another model after Warden checked it; pin a version: create one with CreatePromptVersion and call %s:VERSION "+
-		"(e.g. %s:1), or list the prompt in the app's allow.unpinned_models to accept the DRAFT", m.Raw, m.Raw)
+		"to another model after Warden checked it; pin a version: create one with CreatePromptVersion and call the prompt "+
+		"with it appended (%s:1 for version 1), or list the prompt in the app's allow.unpinned_models to accept the DRAFT", m.Raw)
 }
 
 // Resolves reports whether a call by id on the indirect model m is worth a
