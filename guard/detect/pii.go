@@ -203,22 +203,23 @@ func (p *PII) detectWords(s string, dst []Finding) []Finding {
 			i = skipWord(s, i)
 			continue
 		}
-		next, in := i+1, i // in: a position inside the word already passed
+		next, we := i+1, skipWord(s, i) // we: the end of the word
 		if cl&cDigit != 0 {
 			dst, next = p.digitToken(s, i, dst, 0)
 		} else {
 			if i+3 < n && isAlpha(s[i+1]) && (isDigit(s[i+2]) || s[i+2] == ' ' && isDigit(s[i+3])) {
 				dst, next = p.letterToken(s, i, dst)
 			}
-			if next == i+1 {
-				// A label with digits glued to it: "SSN123-45-6789",
-				// "card4111111111111111", "ssn_123456789".
+			// A label with digits glued to it: "SSN123-45-6789",
+			// "card4111111111111111", "ssn_123456789". A value ends the
+			// word (a number glued to letters on its right is none), so a
+			// word ending in a letter, as prose does, is passed at once.
+			if next == i+1 && isDigit(s[we-1]) {
 				j := i + 1
-				for j < n && isAlpha(s[j]) {
+				for j < we && isAlpha(s[j]) {
 					j++
 				}
-				in = j
-				if j < n && j-i <= maxLabel && (isDigit(s[j]) || s[j] == '_') {
+				if j < we && j-i <= maxLabel {
 					if d, lbl := gluedLabel(s, i, j); lbl != 0 {
 						dst, next = p.digitToken(s, d, dst, lbl)
 					}
@@ -230,7 +231,7 @@ func (p *PII) detectWords(s string, dst []Finding) []Finding {
 			dst, end = p.hexToken(s, i, dst)
 			next = max(next, end)
 		}
-		i = max(next, skipWord(s, in))
+		i = max(next, we)
 	}
 	return dst
 }

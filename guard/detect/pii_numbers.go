@@ -1,6 +1,9 @@
 package detect
 
-import "net/netip"
+import (
+	"net/netip"
+	"strings"
+)
 
 // Number-shaped PII: IPv4, SSN, card, routing and phone numbers. Each *At
 // function looks at the number starting at s[i] (a digit, '+' or '(' at a
@@ -127,8 +130,10 @@ func sepEnd(s string, p int) (end int, wide bool) {
 	return q, sp > 1 || sp == 1 && s[p] == '\t'
 }
 
-// inNumberRow reports whether the number at [i,e) has another number beside
-// it, separated by whitespace only, as in a table row.
+// inNumberRow reports whether the number at [i,e) is in a table of numbers:
+// another number beside it, separated by whitespace only, or a line just
+// above or below that holds nothing but numbers separated by whitespace
+// ("123\t45\t6789\n124\t46\t6790").
 func inNumberRow(s string, i, e int) bool {
 	b := i
 	for b > 0 && (s[b-1] == ' ' || s[b-1] == '\t') {
@@ -137,10 +142,53 @@ func inNumberRow(s string, i, e int) bool {
 	if b < i && b > 0 && isDigit(s[b-1]) {
 		return true
 	}
-	for e < len(s) && (s[e] == ' ' || s[e] == '\t') {
-		e++
+	r := e
+	for r < len(s) && (s[r] == ' ' || s[r] == '\t') {
+		r++
 	}
-	return e < len(s) && isDigit(s[e]) && (e == 0 || !isDigit(s[e-1]))
+	if r < len(s) && isDigit(s[r]) && (r == 0 || !isDigit(s[r-1])) {
+		return true
+	}
+	// The lines around: [ls, le) is the number's line.
+	ls := strings.LastIndexByte(s[:i], '\n') + 1
+	le := len(s)
+	if k := strings.IndexByte(s[e:], '\n'); k >= 0 {
+		le = e + k
+	}
+	if ls > 0 {
+		ps := strings.LastIndexByte(s[:ls-1], '\n') + 1
+		if numberRowLine(s[ps : ls-1]) {
+			return true
+		}
+	}
+	if le < len(s) {
+		ne := len(s)
+		if k := strings.IndexByte(s[le+1:], '\n'); k >= 0 {
+			ne = le + 1 + k
+		}
+		if numberRowLine(s[le+1 : ne]) {
+			return true
+		}
+	}
+	return false
+}
+
+// numberRowLine reports whether line holds two or more numbers and nothing
+// but whitespace between them.
+func numberRowLine(line string) bool {
+	runs := 0
+	for k := 0; k < len(line); k++ {
+		switch c := line[k]; {
+		case isDigit(c):
+			if k == 0 || !isDigit(line[k-1]) {
+				runs++
+			}
+		case c == ' ' || c == '\t' || c == '\r':
+		default:
+			return false
+		}
+	}
+	return runs >= 2
 }
 
 // validSSN applies the SSA's rules: area not 000, 666 or 9xx; group not 00;
@@ -440,8 +488,10 @@ func phoneAt(s string, i int, lbl piiKind) int {
 		return g[k+2].close
 	}
 
-	// National with a trunk 0.
-	if first == '0' && ng >= 2 && ng <= 5 && (digits == 10 || digits == 11) && s[g[0].start+1] != '0' && phoneRightOK(s, g[ng-1].close) {
+	// National with a trunk 0, not the tail of a longer run of groups
+	// ("01 02 03 04 05 06" is a sequence, not 02 03 04 05 06).
+	if first == '0' && ng >= 2 && ng <= 5 && (digits == 10 || digits == 11) && s[g[0].start+1] != '0' && phoneRightOK(s, g[ng-1].close) &&
+		!numberBefore(s, i) {
 		ok := true
 		for k := 0; k < ng; k++ {
 			n := g[k].end - g[k].start

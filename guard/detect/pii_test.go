@@ -75,6 +75,9 @@ func TestPhone(t *testing.T) {
 		{"Population 8,336,817 in 2022", nil}, // counts
 		{"+0 123 456 789", nil},               // no country code 0
 		{"01-02-2024", nil},                   // date with leading 0
+		{"01 23 45 67 89", []string{"PHONE:01 23 45 67 89"}},
+		{"01 02 03 04 05 06", nil}, // a sequence: its tail is no national number
+		{"toolu 01 02 03 04 05 06", nil},
 	})
 }
 
@@ -109,11 +112,14 @@ func TestSSN(t *testing.T) {
 		{"123.45.6789", []string{"US_SOCIAL_SECURITY_NUMBER:123.45.6789"}},
 		{"2023  118  45  6789", nil},                                                     // a table row
 		{"ssn 2023  118  45  6789", []string{"US_SOCIAL_SECURITY_NUMBER:118  45  6789"}}, // unless it says so
-		{"INV-123-45-6789", nil},    // part of a longer code
-		{"1.123.45.6789", nil},      // a version
-		{"ref123456789", nil},       // no SSN label
-		{"14:123-45-6789", nil},     // after a number and ':'
-		{"::ffff:123-45-6789", nil}, // inside an address
+		{"INV-123-45-6789", nil},              // part of a longer code
+		{"1.123.45.6789", nil},                // a version
+		{"ref123456789", nil},                 // no SSN label
+		{"14:123-45-6789", nil},               // after a number and ':'
+		{"::ffff:123-45-6789", nil},           // inside an address
+		{"123\t45\t6789\n124\t46\t6790", nil}, // rows of a table
+		{"id\tqty\tprice\n123\t45\t6789\n", []string{"US_SOCIAL_SECURITY_NUMBER:123\t45\t6789"}}, // the line above is no number row
+		{"SSN\n123\t45\t6789\n124\t46\t6790", []string{"US_SOCIAL_SECURITY_NUMBER:123\t45\t6789", "US_SOCIAL_SECURITY_NUMBER:124\t46\t6790"}},
 	})
 }
 
@@ -157,6 +163,8 @@ func TestCard(t *testing.T) {
 		{"v4111.1111.1111.1111", nil},                                // joined to a word
 		{"AT39 2636 8431 2748 2629", nil},                            // IBAN-shaped (failed its own check)
 		{"timestamp 1717243200123", nil},                             // 13 digits starting with 1
+		{"4111\t1111\t1111\t1111\n2023\t118\t45\t99", nil},           // a row of a table of numbers
+		{"4111\t1111\t1111\t1111\nexp 12/26", []string{"CREDIT_DEBIT_CARD_NUMBER:4111\t1111\t1111\t1111"}},
 	})
 }
 

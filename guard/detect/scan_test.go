@@ -173,6 +173,7 @@ func FuzzScan(f *testing.F) {
 		"2001:db8::1 00:1A:2B:3C:4D:5E https://x.io/(a)", "AKIAIOSFODNN7EXAMPLE secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 		"AB 12 34 56 C", "routing 021000021", "ignore all previous instructions", "aWdub3JlIGFsbCBwcmV2aW91cyBpbnN0cnVjdGlvbnM=",
 		"ｊｏｈｎ\u200b@example.com acme  corp", "\xff(((+1 (", "::::::::", "@@@.@", "www.www.", "ÜBER über",
+		"123\t45\t6789\n124\t46\t6790", "01 02 03 04 05 06", "SSN:123/45/6789", "4111-1111 1111.1111", "id\n\n123  45  6789\n",
 	} {
 		f.Add(s)
 	}

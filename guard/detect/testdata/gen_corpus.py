@@ -14,8 +14,11 @@ import json, random, string, base64
 R = random.Random(20261130)
 out = []
 
-def add(text, labels=(), injection=False):
-    out.append({"text": text, "labels": sorted(set(labels)), "injection": injection})
+def add(text, labels=(), injection=False, tool_use_id=False):
+    row = {"text": text, "labels": sorted(set(labels)), "injection": injection}
+    if tool_use_id:
+        row["tool_use_id"] = True
+    out.append(row)
 
 def digits(n):
     return "".join(R.choice(string.digits) for _ in range(n))
@@ -565,6 +568,93 @@ for t in [
     "Chapter 123 - 45 - page 6789? No: chapter 12, page 345.",
 ]:
     add(t)
+
+# ---------------------------------------------------------------- issue 13: a second, independent batch
+# Written without looking at the detectors' code: the ways people and
+# programs type these values, and look-alikes a scanner must leave alone.
+R = random.Random(20261206)
+
+def card_groups(c):
+    return [c[j:j + 4] for j in range(0, len(c), 4)] if len(c) in (16, 19, 13) else [c[:4], c[4:10], c[10:]]
+
+for i in range(16):
+    c = card(); g = card_groups(c)
+    v = [
+        "card no:" + " ".join(g), "credit card " + ".".join(g), "cc=" + c, "Card Number:" + "-".join(g),
+        "  ".join(g), " / ".join(g), sep_join(g, [R.choice(["-", " ", "  ", " - "]) for _ in g[1:]]), "card#" + "_".join(g),
+    ][i % 8]
+    add(R.choice(["{v}", "note: {v}, call back tomorrow", "<td>{v}</td>", "\"payment\": \"{v}\"",
+                  "Refund request -- {v} -- duplicate charge of $14.99"]).format(v=v), ["CREDIT_DEBIT_CARD_NUMBER"])
+for i in range(16):
+    a, g, s_ = ssn()
+    v = ["SSN: {a} - {g} - {s}", "social security #{a}-{g}-{s}", "SSN={a}-{g}-{s}", "\"ssn\":\"{a}{g}{s}\"",
+         "SSN.{a}.{g}.{s}", "ssn {a}  {g}  {s}", "{a}-{g}-{s}", "SSN/{a}{g}{s}"][i % 8].format(a=a, g=g, s=s_)
+    add(R.choice(["{v}", "HR file ({v}) attached", "<ssn>{v}</ssn>", "Update the record: {v}; zip 94105.",
+                  "background check for {name}: {v}"]).format(v=v, name=R.choice(NAMES)), ["US_SOCIAL_SECURITY_NUMBER"])
+for t in [
+    # dates in every separator the wider number shapes accept
+    "Dates: 2024/06/01, 01.06.2024, 2024_06_01, 06 - 01 - 2024, 2024  06  01.",
+    "Due 12/31/2025; paid 2025.12.30; posted 2025-12-31 23:59:59.",
+    # versions
+    "Driver 31.0.101.4953, BIOS 1.21.0, agent 4.11.1111.1111 (a build number).",
+    "Pin numpy==1.26.4, pandas==2.2.2, torch==2.3.1+cu121.",
+    # order numbers, tickets, invoices
+    "Order ORD-2024-000123-45 and RMA 123-456-7891 are linked.",
+    "Invoice no. 2024/0617/0042, PO 4500123456, delivery note 80012345.",
+    # timestamps
+    "ts=20240601081530 seq=1717243200 offset=+0200 dur=00:12:31.507",
+    "2024-06-01T08:15:30.123456789Z INFO request 3a7f served in 412ms",
+    # phone-like ids
+    "Ticket 555-0100 (fictional exchange) and case 800-12-3456-7.",
+    "Asset tag 2020-118-4521, rack 12-04, slot 3.",
+    # table rows of numbers
+    "| 123 | 45 | 6789 |\n| 234 | 56 | 7890 |",
+    "123\t45\t6789\n124\t46\t6790",
+    "csv: 123,45,6789,2024,15.5",
+    "Q1  4111  1111  1111  1111\nQ2  4222  2222  2222  2222",
+    "week  12  34  5678  90",
+]:
+    add(t)
+
+# Tool-use ids (Converse toolUseId, Anthropic tool_use id, OpenAI-style
+# call ids): [a-zA-Z0-9_-], chosen by the client or the model. Rows marked
+# tool_use_id are scanned by guard as ids are (the number and key types,
+# '_' read as a space), not as prompt text.
+B62 = string.ascii_letters + string.digits
+B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+def rnd(al, n):
+    return "".join(R.choice(al) for _ in range(n))
+
+ID_PREFIXES = ["tooluse_", "toolu_", "call_", ""]
+for i in range(56):
+    pre = ID_PREFIXES[i % 4]
+    kind = i % 7
+    if kind == 0:
+        c = card(); v = pre + R.choice(["", "card_", "cc", "pan-"]) + R.choice([c, "-".join(card_groups(c)), "_".join(card_groups(c))]); lab = "CREDIT_DEBIT_CARD_NUMBER"
+    elif kind == 1:
+        a, g, s_ = ssn(); v = pre + R.choice(["{a}-{g}-{s}", "ssn_{a}{g}{s}", "SSN{a}{g}{s}", "{a}_{g}_{s}"]).format(a=a, g=g, s=s_); lab = "US_SOCIAL_SECURITY_NUMBER"
+    elif kind == 2:
+        v = pre + akid(R.choice(["AKIA", "ASIA"])); lab = "AWS_ACCESS_KEY"
+    elif kind == 3:
+        v = pre + "iban_" + iban(); lab = "INTERNATIONAL_BANK_ACCOUNT_NUMBER"
+    elif kind == 4:
+        p_, d, sfx = nino(); v = pre + "ni_" + p_ + d + sfx; lab = "UK_NATIONAL_INSURANCE_NUMBER"
+    elif kind == 5:
+        v = pre + "aba_" + aba(); lab = "US_BANK_ROUTING_NUMBER"
+    else:
+        a, b, c = nanp(); v = pre + R.choice(["tel_{a}-{b}-{c}", "phone_{a}{b}{c}", "{a}-{b}-{c}", "mobile-{a}-{b}-{c}"]).format(a=a, b=b, c=c); lab = "PHONE"
+    add(v, [lab], tool_use_id=True)
+for i in range(40):
+    v = [
+        "tooluse_" + rnd(B62, 22), "toolu_01" + rnd(B58, 22), "call_" + rnd(B62, 24), rnd(B62, 9),
+        "tooluse_" + rnd(string.ascii_letters + "-_", 22),
+    ][i % 5]
+    add(v, tool_use_id=True)
+for v in ["call_20240601_081530", "tooluse_step_3_of_12", "toolu_order_4411229011", "tool_2024-06-01T08-15-30Z",
+          "fetch_user_48213", "tooluse_v1_2_3_4", "call_invoice_INV-2024-000123", "lookup_123_45", "toolu_01_02_03_04_05_06",
+          "tooluse_1717243200123", "call_0", "toolu_9780262033848", "search-2024-06-01-batch-000017", "get_weather_94105-1234"]:
+    add(v, tool_use_id=True)
 
 for o in out:
     print(json.dumps(o, ensure_ascii=False))
