@@ -51,6 +51,9 @@ type Options struct {
 	// CA intercepts forward-proxy and transparent connections; nil builds
 	// one from the config's ca section when either listener is configured.
 	CA *mitm.CA
+	// Now is the clock the model-resolution cache expires by; nil is
+	// time.Now. Tests move it instead of sleeping.
+	Now func() time.Time
 }
 
 // Server is a running Warden: its compiled policy, upstream client and listeners.
@@ -168,7 +171,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	// The control plane is read with Warden's own credentials.
 	modelsAWS := awsCfg.Copy()
 	modelsAWS.Credentials = s.creds
-	if s.models, err = models.NewResolver(cfg.Models, modelsAWS, s.log); err != nil {
+	if s.models, err = models.NewResolver(cfg.Models, modelsAWS, s.log, models.WithClock(o.Now)); err != nil {
 		return nil, fmt.Errorf("proxy: models: %w", err)
 	}
 	if err := s.registry.Register(sourceCollector{s}); err != nil {
