@@ -361,9 +361,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buf
 		return bedrock.Validation("warden: Content-Encoding %q is not supported; send the body uncompressed", enc)
 	}
 	cs := connStateFrom(r.Context())
-	var src netip.Addr
+	var src sourceKey
 	if cs != nil && cs.srcKnown.Load() {
-		src = cs.src
+		src = sourceKey{cs.vpce, cs.src}
 	}
 	c.res = s.budget.newReservation(src, cs)
 	if r.ContentLength == 0 {
@@ -460,6 +460,9 @@ func connOf(r *http.Request, body []byte) *identity.Conn {
 	c := &identity.Conn{Request: r, Body: body}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		c.Remote = ap
+	}
+	if cs := connStateFrom(r.Context()); cs != nil && cs.srcKnown.Load() {
+		c.VPCEndpoint = cs.vpce
 	}
 	return c
 }
