@@ -178,6 +178,16 @@ func TestCentralWardenAttributesSpokes(t *testing.T) {
 				r.Tags["aws.eni"] != want.eni || r.Client != client.String() {
 				t.Errorf("%s: record app=%q decision=%s client=%s tags=%v, want %+v", vpce, r.App, r.Decision, r.Client, r.Tags, want)
 			}
+			// The record's network path: the caller's side from the
+			// strong tags and the PROXY header, the upstream's from config.
+			wantPath := audit.Path{Account: want.account, VPC: want.vpc, ENI: want.eni, VPCEndpoint: vpce,
+				Upstream: strings.TrimPrefix(e.emu.URL, "http://"), Region: "us-east-1"}
+			if want.vpc != "" {
+				wantPath.Subnet = "subnet-" + strings.TrimPrefix(want.vpc, "vpc-")
+			}
+			if r.Path != wantPath {
+				t.Errorf("%s: path %+v, want %+v", vpce, r.Path, wantPath)
+			}
 		}
 	}
 	if r := byVPCE[centralVPCEB][0]; r.Tags["ecs.task_role_arn"] != centralTaskRole || r.Tags["ecs.cluster"] != "search" {
