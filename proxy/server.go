@@ -30,6 +30,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/bedrock"
 	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/guard"
 )
@@ -78,7 +79,9 @@ type Server struct {
 	signer    *sigv4.Signer
 	region    string
 	upstream  *url.URL
-	transport *http.Transport
+	// upstreamPath is every record's upstream side of its network path.
+	upstreamPath audit.Path
+	transport    *http.Transport
 	// upstreamRT is what forward uses: the transport, or a stub in benchmarks.
 	upstreamRT http.RoundTripper
 	maxBody    int64
@@ -185,6 +188,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if s.upstream, err = upstreamURL(cfg.Upstream, s.region); err != nil {
 		return nil, err
+	}
+	s.upstreamPath = audit.Path{Upstream: s.upstream.Host, Region: s.region}
+	if h, err := bedrock.ParseRuntimeHost(s.upstream.Host); err == nil && h.VPCE {
+		s.upstreamPath.UpstreamVPCEndpoint = h.VPCEndpointID
 	}
 	if s.ca, err = caFor(cfg, s.region, o.CA); err != nil {
 		return nil, err
