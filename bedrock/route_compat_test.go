@@ -308,7 +308,9 @@ func TestParseRouteCompatTricks(t *testing.T) {
 	}
 }
 
-func hexByte(c byte) string { return strings.ToLower(string("0123456789abcdef"[c>>4]) + string("0123456789abcdef"[c&15])) }
+func hexByte(c byte) string {
+	return strings.ToLower(string("0123456789abcdef"[c>>4]) + string("0123456789abcdef"[c&15]))
+}
 
 func FuzzParseEndpointRoute(f *testing.F) {
 	for _, p := range []string{
