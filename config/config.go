@@ -60,6 +60,9 @@ type Config struct {
 
 	// Guards are named guardrails (see guard.Config) that apps apply by name.
 	Guards map[string]guard.Config `yaml:"guards"`
+
+	// Bundle takes the policy from signed bundles (see BundleConfig).
+	Bundle *BundleConfig `yaml:"bundle"`
 }
 
 // Policy returns the policy's part of the file (apps, deny, mode) with the
@@ -203,6 +206,9 @@ func ParseConfig(data []byte) (*Config, error) {
 		if err := cfg.Validate(); err != nil {
 			problems = append(problems, positionProblems(&root, err)...)
 		}
+		if err := cfg.Bundle.fileValidate(&cfg); err != nil {
+			problems = append(problems, positionProblems(&root, err)...)
+		}
 	}
 	if len(problems) > 0 {
 		return nil, &ConfigError{Problems: problems}
@@ -281,6 +287,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, validateGuards(c)...)
 
 	errs = append(errs, c.Audit.Validate()...)
+	errs = append(errs, c.Bundle.validate(c)...)
 	if c.Audit.Capture != nil {
 		for _, name := range c.Audit.Capture.Apps {
 			if !slices.ContainsFunc(c.Apps, func(a policy.AppConfig) bool { return a.Name == name }) {

@@ -51,6 +51,9 @@ type Options struct {
 	// CA intercepts forward-proxy and transparent connections; nil builds
 	// one from the config's ca section when either listener is configured.
 	CA *mitm.CA
+	// Now is the clock the model-resolution cache expires by; nil is
+	// time.Now. Tests move it instead of sleeping.
+	Now func() time.Time
 }
 
 // Server is a running Warden: its compiled policy, upstream client and listeners.
@@ -88,6 +91,8 @@ type Server struct {
 	async        *policy.AsyncJobs // invocation ARN → app that started it (per instance)
 	ca           *mitm.CA          // forward-proxy and transparent interception
 	tunnels      []config.TunnelRule
+
+	readiness atomic.Pointer[Readiness]
 
 	mu      sync.Mutex
 	servers []*http.Server
@@ -154,15 +159,19 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: policy: %w", err)
 	}
-	s.snap.Store(snap)
-	m.lastReload.SetToCurrentTime()
+	// With bundle set the policy is the signed bundle's: none runs (every
+	// call denied, /readyz 503) until one is applied (fail closed).
+	if cfg.Bundle == nil {
+		s.snap.Store(snap)
+		m.lastReload.SetToCurrentTime()
+	}
 	if s.identity, err = identity.NewResolver(ctx, cfg.Identity, identity.Deps{AWS: awsCfg, Logger: s.log}); err != nil {
 		return nil, fmt.Errorf("proxy: identity: %w", err)
 	}
 	// The control plane is read with Warden's own credentials.
 	modelsAWS := awsCfg.Copy()
 	modelsAWS.Credentials = s.creds
-	if s.models, err = models.NewResolver(cfg.Models, modelsAWS, s.log); err != nil {
+	if s.models, err = models.NewResolver(cfg.Models, modelsAWS, s.log, models.WithClock(o.Now)); err != nil {
 		return nil, fmt.Errorf("proxy: models: %w", err)
 	}
 	if err := s.registry.Register(sourceCollector{s}); err != nil {
