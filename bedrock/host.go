@@ -9,10 +9,17 @@ import (
 // serves and how it is spelled. Forward-proxy and transparent modes learn the
 // host from CONNECT or TLS SNI and must know the region before forwarding.
 type RuntimeHost struct {
-	Host   string // lower case, no trailing dot, no port
-	Region string
-	FIPS   bool
-	VPCE   bool // an interface VPC endpoint name (vpce-ID[-AZ].bedrock-runtime.REGION.vpce.amazonaws.com)
+	// Service is the endpoint the name serves: bedrock-runtime for every
+	// name ParseRuntimeHost accepts; ParseServiceHost also returns
+	// bedrock-mantle and bedrock hosts.
+	Service Service
+	Host    string // lower case, no trailing dot, no port
+	Region  string
+	FIPS    bool
+	VPCE    bool // an interface VPC endpoint name (vpce-ID[-AZ].bedrock-runtime.REGION.vpce.amazonaws.com)
+	// VPCEndpointID is the endpoint's id ("vpce-" and its hex digits) when
+	// VPCE: the DNS label is the id, a suffix and, for a zonal name, the AZ.
+	VPCEndpointID string
 }
 
 // ParseRuntimeHost accepts exactly the Bedrock runtime name forms and returns
@@ -46,7 +53,7 @@ func ParseRuntimeHost(hostport string) (RuntimeHost, error) {
 			return bad("invalid DNS label")
 		}
 	}
-	out := RuntimeHost{Host: h}
+	out := RuntimeHost{Service: ServiceRuntime, Host: h}
 	switch {
 	case strings.HasSuffix(h, ".vpce.amazonaws.com"):
 		// vpce-ID[-AZ] . bedrock-runtime . REGION . vpce . amazonaws . com
@@ -54,6 +61,9 @@ func ParseRuntimeHost(hostport string) (RuntimeHost, error) {
 			return bad("a VPC endpoint name must be vpce-ID.bedrock-runtime.REGION.vpce.amazonaws.com")
 		}
 		out.VPCE, out.Region = true, labels[2]
+		if parts := strings.SplitN(labels[0], "-", 3); len(parts) >= 2 && parts[1] != "" {
+			out.VPCEndpointID = "vpce-" + parts[1]
+		}
 	case strings.HasSuffix(h, ".amazonaws.com.cn"):
 		if len(labels) != 5 || labels[0] != "bedrock-runtime" {
 			return bad("expected bedrock-runtime.REGION.amazonaws.com.cn")
@@ -107,4 +117,43 @@ func IsRuntimeHost(host string) bool {
 	}
 	_, err := ParseRuntimeHost(host)
 	return err == nil
+}
+
+// ParseServiceHost accepts the Bedrock runtime names ParseRuntimeHost
+// accepts and, with their Service set:
+//
+//	bedrock-mantle.REGION.api.aws     (bedrock-mantle: OpenAI-compatible and Anthropic Messages APIs)
+//	bedrock.REGION.amazonaws.com      (bedrock: Anthropic's Bedrock-only APIs under /anthropic/v1/)
+//
+// AWS documents no FIPS, China or VPC endpoint names for these two, so none
+// is accepted. A port, if present, must be 443.
+func ParseServiceHost(hostport string) (RuntimeHost, error) {
+	if h, err := ParseRuntimeHost(hostport); err == nil {
+		return h, nil
+	}
+	host := hostport
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
+		if hostport[i+1:] != "443" {
+			return RuntimeHost{}, fmt.Errorf("bedrock: host %q: only port 443 is a Bedrock endpoint", hostport)
+		}
+		host = hostport[:i]
+	}
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	labels := strings.Split(h, ".")
+	for _, l := range labels {
+		if !dnsLabel(l) {
+			return RuntimeHost{}, fmt.Errorf("bedrock: host %q is not a Bedrock host name (invalid DNS label)", hostport)
+		}
+	}
+	switch {
+	case len(labels) == 4 && labels[0] == "bedrock-mantle" && labels[2] == "api" && labels[3] == "aws":
+		if ValidRegion(labels[1]) && !strings.HasPrefix(labels[1], "cn-") {
+			return RuntimeHost{Service: ServiceMantle, Host: h, Region: labels[1]}, nil
+		}
+	case len(labels) == 4 && labels[0] == "bedrock" && labels[2] == "amazonaws" && labels[3] == "com":
+		if ValidRegion(labels[1]) && !strings.HasPrefix(labels[1], "cn-") {
+			return RuntimeHost{Service: ServiceBedrock, Host: h, Region: labels[1]}, nil
+		}
+	}
+	return RuntimeHost{}, fmt.Errorf("bedrock: host %q is not a Bedrock runtime, bedrock-mantle or bedrock host name", hostport)
 }
