@@ -21,9 +21,10 @@ const (
 	OpListAsyncInvokes                   Operation = "ListAsyncInvokes"
 )
 
-// Streaming reports whether the operation's response is an event stream.
+// Streaming reports whether the operation's response is an event stream
+// (agent-runtime operations included).
 func (o Operation) Streaming() bool {
-	return o == OpInvokeModelWithResponseStream || o == OpConverseStream || o == OpInvokeModelWithBidirectionalStream
+	return o == OpInvokeModelWithResponseStream || o == OpConverseStream || o == OpInvokeModelWithBidirectionalStream || o.AgentStreaming()
 }
 
 // Route is what the method and path of a request say about it.

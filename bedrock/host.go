@@ -9,10 +9,13 @@ import (
 // serves and how it is spelled. Forward-proxy and transparent modes learn the
 // host from CONNECT or TLS SNI and must know the region before forwarding.
 type RuntimeHost struct {
-	Host   string // lower case, no trailing dot, no port
-	Region string
-	FIPS   bool
-	VPCE   bool // an interface VPC endpoint name (vpce-ID[-AZ].bedrock-runtime.REGION.vpce.amazonaws.com)
+	Host string // lower case, no trailing dot, no port
+	// Service is the endpoint prefix: "bedrock-runtime" or
+	// AgentRuntimeService ("bedrock-agent-runtime").
+	Service string
+	Region  string
+	FIPS    bool
+	VPCE    bool // an interface VPC endpoint name (vpce-ID[-AZ].bedrock-runtime.REGION.vpce.amazonaws.com)
 }
 
 // ParseRuntimeHost accepts exactly the Bedrock runtime name forms and returns
@@ -26,16 +29,41 @@ type RuntimeHost struct {
 // A port, if present, must be 443. Anything else — other services, extra
 // labels, IP addresses — is an error that names the input.
 func ParseRuntimeHost(hostport string) (RuntimeHost, error) {
+	return parseServiceHost(hostport, "bedrock-runtime", "Bedrock runtime")
+}
+
+// ParseAgentRuntimeHost is ParseRuntimeHost for the agent runtime: the same
+// name forms with bedrock-agent-runtime[-fips] as the service label.
+func ParseAgentRuntimeHost(hostport string) (RuntimeHost, error) {
+	return parseServiceHost(hostport, AgentRuntimeService, "Bedrock agent runtime")
+}
+
+// ParseBedrockHost accepts the host names of either runtime and says which
+// in Service.
+func ParseBedrockHost(hostport string) (RuntimeHost, error) {
+	h, err := ParseRuntimeHost(hostport)
+	if err == nil {
+		return h, nil
+	}
+	if ah, aerr := ParseAgentRuntimeHost(hostport); aerr == nil {
+		return ah, nil
+	}
+	return RuntimeHost{}, fmt.Errorf("bedrock: host %q is neither a Bedrock runtime nor a Bedrock agent runtime host name", hostport)
+}
+
+// parseServiceHost parses the name forms of ParseRuntimeHost for the
+// endpoint prefix service (what names it in errors).
+func parseServiceHost(hostport, service, what string) (RuntimeHost, error) {
 	host := hostport
 	if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
 		if hostport[i+1:] != "443" {
-			return RuntimeHost{}, fmt.Errorf("bedrock: host %q: only port 443 is a Bedrock runtime endpoint", hostport)
+			return RuntimeHost{}, fmt.Errorf("bedrock: host %q: only port 443 is a %s endpoint", hostport, what)
 		}
 		host = hostport[:i]
 	}
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
 	bad := func(why string) (RuntimeHost, error) {
-		return RuntimeHost{}, fmt.Errorf("bedrock: host %q is not a Bedrock runtime host name (%s)", hostport, why)
+		return RuntimeHost{}, fmt.Errorf("bedrock: host %q is not a %s host name (%s)", hostport, what, why)
 	}
 	if h == "" || len(h) > 253 {
 		return bad("empty or too long")
@@ -46,30 +74,30 @@ func ParseRuntimeHost(hostport string) (RuntimeHost, error) {
 			return bad("invalid DNS label")
 		}
 	}
-	out := RuntimeHost{Host: h}
+	out := RuntimeHost{Host: h, Service: service}
 	switch {
 	case strings.HasSuffix(h, ".vpce.amazonaws.com"):
 		// vpce-ID[-AZ] . bedrock-runtime . REGION . vpce . amazonaws . com
-		if len(labels) != 6 || !strings.HasPrefix(labels[0], "vpce-") || labels[1] != "bedrock-runtime" {
-			return bad("a VPC endpoint name must be vpce-ID.bedrock-runtime.REGION.vpce.amazonaws.com")
+		if len(labels) != 6 || !strings.HasPrefix(labels[0], "vpce-") || labels[1] != service {
+			return bad("a VPC endpoint name must be vpce-ID." + service + ".REGION.vpce.amazonaws.com")
 		}
 		out.VPCE, out.Region = true, labels[2]
 	case strings.HasSuffix(h, ".amazonaws.com.cn"):
-		if len(labels) != 5 || labels[0] != "bedrock-runtime" {
-			return bad("expected bedrock-runtime.REGION.amazonaws.com.cn")
+		if len(labels) != 5 || labels[0] != service {
+			return bad("expected " + service + ".REGION.amazonaws.com.cn")
 		}
 		out.Region = labels[1]
 	case strings.HasSuffix(h, ".amazonaws.com"), strings.HasSuffix(h, ".api.aws"):
 		// bedrock-runtime . REGION . amazonaws . com, or … . api . aws
 		if len(labels) != 4 {
-			return bad("expected bedrock-runtime[-fips].REGION.amazonaws.com or .api.aws")
+			return bad("expected " + service + "[-fips].REGION.amazonaws.com or .api.aws")
 		}
 		switch labels[0] {
-		case "bedrock-runtime":
-		case "bedrock-runtime-fips":
+		case service:
+		case service + "-fips":
 			out.FIPS = true
 		default:
-			return bad("not the bedrock-runtime service")
+			return bad("not the " + service + " service")
 		}
 		out.Region = labels[1]
 	default:
@@ -97,6 +125,16 @@ func dnsLabel(l string) bool {
 		}
 	}
 	return true
+}
+
+// IsAgentRuntimeHost reports whether host (no port) is one of the agent
+// runtime name forms ParseAgentRuntimeHost accepts.
+func IsAgentRuntimeHost(host string) bool {
+	if strings.Contains(host, ":") {
+		return false
+	}
+	_, err := ParseAgentRuntimeHost(host)
+	return err == nil
 }
 
 // IsRuntimeHost reports whether host (no port) is one of the Bedrock runtime
