@@ -32,10 +32,10 @@ const (
 	OpListTagsForResource       Operation = "ListTagsForResource"
 )
 
-// AgentRuntimeService is the endpoint prefix of the agent runtime
-// (bedrock-agent-runtime.REGION.amazonaws.com); its SigV4 signing name is
-// "bedrock", as for bedrock-runtime.
-const AgentRuntimeService = "bedrock-agent-runtime"
+// ServiceAgentRuntime is the agent runtime's endpoint,
+// bedrock-agent-runtime.REGION.amazonaws.com; its SigV4 signing name is
+// "bedrock" (Service.SigningName), as for bedrock-runtime.
+const ServiceAgentRuntime Service = "bedrock-agent-runtime"
 
 // agentOps is every agent-runtime operation with what Warden knows of it.
 var agentOps = [...]struct {

@@ -18,22 +18,26 @@ func TestParseAgentRuntimeHost(t *testing.T) {
 		{"vpce-0abc123-xyz.bedrock-agent-runtime.us-east-1.vpce.amazonaws.com", "us-east-1", false, true},
 	}
 	for _, tc := range good {
-		for _, parse := range []func(string) (RuntimeHost, error){ParseAgentRuntimeHost, ParseBedrockHost} {
-			h, err := parse(tc.in)
-			if err != nil {
-				t.Errorf("%q: %v", tc.in, err)
-				continue
-			}
-			if h.Service != AgentRuntimeService || h.Region != tc.region || h.FIPS != tc.fips || h.VPCE != tc.vpce {
-				t.Errorf("%q = %+v, want region %s fips %v vpce %v", tc.in, h, tc.region, tc.fips, tc.vpce)
-			}
+		h, err := ParseAgentRuntimeHost(tc.in)
+		if err != nil {
+			t.Errorf("%q: %v", tc.in, err)
+			continue
+		}
+		if h.Service != ServiceAgentRuntime || h.Region != tc.region || h.FIPS != tc.fips || h.VPCE != tc.vpce {
+			t.Errorf("%q = %+v, want region %s fips %v vpce %v", tc.in, h, tc.region, tc.fips, tc.vpce)
+		}
+		if h.Service.SigningName() != "bedrock" {
+			t.Errorf("signing name %q", h.Service.SigningName())
 		}
 		if _, err := ParseRuntimeHost(tc.in); err == nil {
 			t.Errorf("ParseRuntimeHost(%q) accepted an agent runtime host", tc.in)
 		}
 	}
-	if h, err := ParseBedrockHost("bedrock-runtime.us-east-1.amazonaws.com"); err != nil || h.Service != "bedrock-runtime" {
-		t.Errorf("ParseBedrockHost(bedrock-runtime) = %+v, %v", h, err)
+	if h, err := ParseRuntimeHost("bedrock-runtime.us-east-1.amazonaws.com"); err != nil || h.Service != ServiceRuntime {
+		t.Errorf("ParseRuntimeHost(bedrock-runtime) = %+v, %v", h, err)
+	}
+	if h, err := ParseAgentRuntimeHost("vpce-0abc123-xyz.bedrock-agent-runtime.us-east-1.vpce.amazonaws.com"); err != nil || h.VPCEndpointID != "vpce-0abc123" {
+		t.Errorf("VPC endpoint id: %+v, %v", h, err)
 	}
 	if !IsAgentRuntimeHost("bedrock-agent-runtime.us-east-1.amazonaws.com") || IsAgentRuntimeHost("bedrock-agent-runtime.us-east-1.amazonaws.com:443") {
 		t.Error("IsAgentRuntimeHost")
@@ -52,8 +56,5 @@ func TestParseAgentRuntimeHost(t *testing.T) {
 		if h, err := ParseAgentRuntimeHost(in); err == nil {
 			t.Errorf("ParseAgentRuntimeHost(%q) = %+v, want an error", in, h)
 		}
-	}
-	if _, err := ParseBedrockHost("bedrock-agent.us-east-1.amazonaws.com"); err == nil {
-		t.Error("ParseBedrockHost accepted the agent control plane")
 	}
 }

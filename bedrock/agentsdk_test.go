@@ -236,7 +236,7 @@ func TestAgentRuntimeHostSDK(t *testing.T) {
 					continue
 				}
 				h, err := bedrock.ParseAgentRuntimeHost(ep.URI.Host)
-				if err != nil || h.Region != region || h.FIPS != fips || h.Service != bedrock.AgentRuntimeService {
+				if err != nil || h.Region != region || h.FIPS != fips || h.Service != bedrock.ServiceAgentRuntime {
 					t.Errorf("SDK endpoint %s (fips %v, dual-stack %v): %+v, %v", ep.URI.Host, fips, dual, h, err)
 				}
 			}

@@ -9,13 +9,17 @@ import (
 // serves and how it is spelled. Forward-proxy and transparent modes learn the
 // host from CONNECT or TLS SNI and must know the region before forwarding.
 type RuntimeHost struct {
-	Host string // lower case, no trailing dot, no port
-	// Service is the endpoint prefix: "bedrock-runtime" or
-	// AgentRuntimeService ("bedrock-agent-runtime").
-	Service string
+	// Service is the endpoint the name serves: bedrock-runtime for every
+	// name ParseRuntimeHost accepts; ParseServiceHost also returns
+	// bedrock-mantle and bedrock hosts.
+	Service Service
+	Host    string // lower case, no trailing dot, no port
 	Region  string
 	FIPS    bool
 	VPCE    bool // an interface VPC endpoint name (vpce-ID[-AZ].bedrock-runtime.REGION.vpce.amazonaws.com)
+	// VPCEndpointID is the endpoint's id ("vpce-" and its hex digits) when
+	// VPCE: the DNS label is the id, a suffix and, for a zonal name, the AZ.
+	VPCEndpointID string
 }
 
 // ParseRuntimeHost accepts exactly the Bedrock runtime name forms and returns
@@ -29,31 +33,30 @@ type RuntimeHost struct {
 // A port, if present, must be 443. Anything else — other services, extra
 // labels, IP addresses — is an error that names the input.
 func ParseRuntimeHost(hostport string) (RuntimeHost, error) {
-	return parseServiceHost(hostport, "bedrock-runtime", "Bedrock runtime")
+	return parseRuntimeForms(hostport, ServiceRuntime, "Bedrock runtime")
 }
 
 // ParseAgentRuntimeHost is ParseRuntimeHost for the agent runtime: the same
-// name forms with bedrock-agent-runtime[-fips] as the service label.
+// name forms with bedrock-agent-runtime[-fips] as the service label, and
+// Service ServiceAgentRuntime.
 func ParseAgentRuntimeHost(hostport string) (RuntimeHost, error) {
-	return parseServiceHost(hostport, AgentRuntimeService, "Bedrock agent runtime")
+	return parseRuntimeForms(hostport, ServiceAgentRuntime, "Bedrock agent runtime")
 }
 
-// ParseBedrockHost accepts the host names of either runtime and says which
-// in Service.
-func ParseBedrockHost(hostport string) (RuntimeHost, error) {
-	h, err := ParseRuntimeHost(hostport)
-	if err == nil {
-		return h, nil
+// IsAgentRuntimeHost reports whether host (no port) is one of the agent
+// runtime name forms ParseAgentRuntimeHost accepts.
+func IsAgentRuntimeHost(host string) bool {
+	if strings.Contains(host, ":") {
+		return false
 	}
-	if ah, aerr := ParseAgentRuntimeHost(hostport); aerr == nil {
-		return ah, nil
-	}
-	return RuntimeHost{}, fmt.Errorf("bedrock: host %q is neither a Bedrock runtime nor a Bedrock agent runtime host name", hostport)
+	_, err := ParseAgentRuntimeHost(host)
+	return err == nil
 }
 
-// parseServiceHost parses the name forms of ParseRuntimeHost for the
-// endpoint prefix service (what names it in errors).
-func parseServiceHost(hostport, service, what string) (RuntimeHost, error) {
+// parseRuntimeForms parses ParseRuntimeHost's name forms for the endpoint
+// prefix svc (what names it in errors).
+func parseRuntimeForms(hostport string, svc Service, what string) (RuntimeHost, error) {
+	service := string(svc)
 	host := hostport
 	if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
 		if hostport[i+1:] != "443" {
@@ -74,7 +77,7 @@ func parseServiceHost(hostport, service, what string) (RuntimeHost, error) {
 			return bad("invalid DNS label")
 		}
 	}
-	out := RuntimeHost{Host: h, Service: service}
+	out := RuntimeHost{Service: svc, Host: h}
 	switch {
 	case strings.HasSuffix(h, ".vpce.amazonaws.com"):
 		// vpce-ID[-AZ] . bedrock-runtime . REGION . vpce . amazonaws . com
@@ -82,6 +85,9 @@ func parseServiceHost(hostport, service, what string) (RuntimeHost, error) {
 			return bad("a VPC endpoint name must be vpce-ID." + service + ".REGION.vpce.amazonaws.com")
 		}
 		out.VPCE, out.Region = true, labels[2]
+		if parts := strings.SplitN(labels[0], "-", 3); len(parts) >= 2 && parts[1] != "" {
+			out.VPCEndpointID = "vpce-" + parts[1]
+		}
 	case strings.HasSuffix(h, ".amazonaws.com.cn"):
 		if len(labels) != 5 || labels[0] != service {
 			return bad("expected " + service + ".REGION.amazonaws.com.cn")
@@ -127,16 +133,6 @@ func dnsLabel(l string) bool {
 	return true
 }
 
-// IsAgentRuntimeHost reports whether host (no port) is one of the agent
-// runtime name forms ParseAgentRuntimeHost accepts.
-func IsAgentRuntimeHost(host string) bool {
-	if strings.Contains(host, ":") {
-		return false
-	}
-	_, err := ParseAgentRuntimeHost(host)
-	return err == nil
-}
-
 // IsRuntimeHost reports whether host (no port) is one of the Bedrock runtime
 // name forms ParseRuntimeHost accepts.
 func IsRuntimeHost(host string) bool {
@@ -145,4 +141,43 @@ func IsRuntimeHost(host string) bool {
 	}
 	_, err := ParseRuntimeHost(host)
 	return err == nil
+}
+
+// ParseServiceHost accepts the Bedrock runtime names ParseRuntimeHost
+// accepts and, with their Service set:
+//
+//	bedrock-mantle.REGION.api.aws     (bedrock-mantle: OpenAI-compatible and Anthropic Messages APIs)
+//	bedrock.REGION.amazonaws.com      (bedrock: Anthropic's Bedrock-only APIs under /anthropic/v1/)
+//
+// AWS documents no FIPS, China or VPC endpoint names for these two, so none
+// is accepted. A port, if present, must be 443.
+func ParseServiceHost(hostport string) (RuntimeHost, error) {
+	if h, err := ParseRuntimeHost(hostport); err == nil {
+		return h, nil
+	}
+	host := hostport
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
+		if hostport[i+1:] != "443" {
+			return RuntimeHost{}, fmt.Errorf("bedrock: host %q: only port 443 is a Bedrock endpoint", hostport)
+		}
+		host = hostport[:i]
+	}
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	labels := strings.Split(h, ".")
+	for _, l := range labels {
+		if !dnsLabel(l) {
+			return RuntimeHost{}, fmt.Errorf("bedrock: host %q is not a Bedrock host name (invalid DNS label)", hostport)
+		}
+	}
+	switch {
+	case len(labels) == 4 && labels[0] == "bedrock-mantle" && labels[2] == "api" && labels[3] == "aws":
+		if ValidRegion(labels[1]) && !strings.HasPrefix(labels[1], "cn-") {
+			return RuntimeHost{Service: ServiceMantle, Host: h, Region: labels[1]}, nil
+		}
+	case len(labels) == 4 && labels[0] == "bedrock" && labels[2] == "amazonaws" && labels[3] == "com":
+		if ValidRegion(labels[1]) && !strings.HasPrefix(labels[1], "cn-") {
+			return RuntimeHost{Service: ServiceBedrock, Host: h, Region: labels[1]}, nil
+		}
+	}
+	return RuntimeHost{}, fmt.Errorf("bedrock: host %q is not a Bedrock runtime, bedrock-mantle or bedrock host name", hostport)
 }

@@ -18,7 +18,14 @@ import (
 
 // Config configures a Server.
 type Config struct {
-	Region      string            // default "us-east-1"
+	Region string // default "us-east-1"
+	// Service is the endpoint emulated: "" or "bedrock-runtime" (every
+	// runtime operation, and /openai/v1's chat completions and responses),
+	// or "bedrock-mantle" (chat completions and responses under /v1 and
+	// /openai/v1, Anthropic's Messages API under /anthropic/v1; signatures
+	// for the service bedrock-mantle).
+	Service string
+
 	Credentials map[string]string // access key id -> secret; any other key gets 403 UnrecognizedClientException. Required.
 	MaxSkew     time.Duration     // default 5m
 	// Profiles maps application-inference-profile ARNs (or any other
@@ -148,6 +155,11 @@ func NewTLSServer(cfg Config) *Server {
 func newServer(cfg Config) *Server {
 	if len(cfg.Credentials) == 0 {
 		panic("bedrocktest: Config.Credentials is required")
+	}
+	switch cfg.Service {
+	case "", ServiceRuntime, ServiceMantle:
+	default:
+		panic(fmt.Sprintf("bedrocktest: Config.Service %q is not bedrock-runtime or bedrock-mantle", cfg.Service))
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
@@ -368,14 +380,17 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 	w := &statusWriter{ResponseWriter: rw}
 	w.Header().Set("X-Amzn-Requestid", newUUID())
 	escaped := wirePath(r)
-	rt, known := parseRoute(r.Method, escaped)
-	if !known {
+	rt, known := s.route(r.Method, escaped)
+	if !known && s.cfg.Service != ServiceMantle {
 		rt, known = parseAgentRoute(r.Method, escaped, r.URL.RawQuery)
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
 	call := &Call{
 		Op: rt.op, ModelID: rt.modelID, Method: r.Method, EscapedPath: escaped, Proto: r.Proto,
 		Header: r.Header.Clone(), Body: body,
+	}
+	if isCompatOp(rt.op) {
+		call.ModelID = compatModel(body)
 	}
 	if rt.ids != nil {
 		call.IDs = rt.ids
@@ -404,7 +419,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 	}
 
 	// Authentication comes first, as on AWS.
-	auth := authenticate(r, body, s.cfg.Credentials, s.cfg.MaxSkew, "bedrock", s.cfg.Region)
+	auth := authenticate(r, body, s.cfg.Credentials, s.cfg.MaxSkew, s.signingName(), s.cfg.Region)
 	if auth.err != nil {
 		s.mu.Lock()
 		call.AuthError = auth.err.Error()
@@ -440,7 +455,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		if f.ResetAfterEvents < 0 || (f.ResetAfterEvents > 0 && !isStreamOp(rt.op)) {
+		if f.ResetAfterEvents < 0 || (f.ResetAfterEvents > 0 && !isStreamOp(rt.op) && !isCompatOp(rt.op)) {
 			abort(w, r)
 		}
 		if f.Status != 0 {
@@ -452,9 +467,17 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 			if msg == "" {
 				msg = defaultMessage(typ)
 			}
+			if isCompatOp(rt.op) {
+				writeCompatError(w, rt.op, f.Status, msg)
+				return
+			}
 			writeError(w, f.Status, typ, msg)
 			return
 		}
+	}
+	if isCompatOp(rt.op) {
+		s.dispatchCompat(w, r, rt, body, f)
+		return
 	}
 	s.dispatch(w, r, rt, body, f)
 }
