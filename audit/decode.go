@@ -51,6 +51,7 @@ type recordJSON struct {
 	CacheReadTokens  int64       `json:"cache_read_tokens"`
 	CacheWriteTokens int64       `json:"cache_write_tokens"`
 	CostUSD          *jsonNumber `json:"cost_usd"`
+	BudgetFallback   bool        `json:"budget_fallback"`
 	BytesIn          int64       `json:"bytes_in"`
 	BytesOut         int64       `json:"bytes_out"`
 	LatencyMS        jsonNumber  `json:"latency_ms"`
@@ -94,7 +95,8 @@ func decodeLine(line []byte) (kind, id string, r Record, err error) {
 		ModelCanonical: j.ModelCanonical, ModelResolved: j.ModelResolved, ModelResolvedStale: j.ModelResolvedStale,
 		PolicyHash: j.PolicyHash, Decision: j.Decision, Rule: j.Rule, Reason: j.Reason, Status: j.Status, ErrorType: j.ErrorType,
 		Incomplete: j.Incomplete, Count: j.Count, PromptSHA256: j.PromptSHA256, ResponseSHA256: j.ResponseSHA256, BytesIn: j.BytesIn, BytesOut: j.BytesOut,
-		Latency: ms(float64(j.LatencyMS)), UpstreamLatency: ms(float64(j.UpstreamMS)), UpstreamTotal: ms(float64(j.UpstreamTotalMS)),
+		BudgetFallback: j.BudgetFallback,
+		Latency:        ms(float64(j.LatencyMS)), UpstreamLatency: ms(float64(j.UpstreamMS)), UpstreamTotal: ms(float64(j.UpstreamTotalMS)),
 	}
 	for _, f := range j.Findings {
 		r.Findings = append(r.Findings, Finding{Guard: f.Guard, Detector: f.Detector, Type: f.Type, Count: f.Count, Action: f.Action, Phase: f.Phase})
