@@ -139,7 +139,11 @@ func microUSD(usd float64) int64 {
 	if usd <= 0 {
 		return 0
 	}
-	return int64(math.Ceil(usd / MicroUSD))
+	v := usd * 1e6
+	if r := math.Round(v); math.Abs(v-r) < 1e-6 {
+		return int64(r) // 0.0001 is 100 µ$, not 100.00000000000001
+	}
+	return int64(math.Ceil(v))
 }
 
 // Limits are an app's budgets compiled: the limit of each kind (costs in
