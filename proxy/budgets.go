@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/warden-egress/warden/authz/budget"
@@ -83,7 +84,9 @@ func (s *Server) estimateTokens(c *call) (in, out int64) {
 		n = len(c.body)
 	} else {
 		for _, t := range ex.Texts {
-			n += len(t.Text)
+			if !strings.HasPrefix(t.Path, "requestMetadata") { // Warden's stamp, not prompt
+				n += len(t.Text)
+			}
 		}
 	}
 	in = budget.EstimateTokens(n)
@@ -149,3 +152,7 @@ func (s *Server) budgetUsage(c *call, t *budget.Ticket) *budget.Usage {
 	}
 	return u
 }
+
+// WaitBudgets waits for the budget settlements of calls that have ended
+// (they run after each call, off its path).
+func (s *Server) WaitBudgets() { s.settling.Wait() }
