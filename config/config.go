@@ -66,6 +66,9 @@ type Config struct {
 	// owners are kept: in each replica's memory, or in a Redis every
 	// replica shares.
 	Budgets budget.Config `yaml:"budgets"`
+
+	// Bundle takes the policy from signed bundles (see BundleConfig).
+	Bundle *BundleConfig `yaml:"bundle"`
 }
 
 // Policy returns the policy's part of the file (apps, deny, mode) with the
@@ -209,6 +212,9 @@ func ParseConfig(data []byte) (*Config, error) {
 		if err := cfg.Validate(); err != nil {
 			problems = append(problems, positionProblems(&root, err)...)
 		}
+		if err := cfg.Bundle.fileValidate(&cfg); err != nil {
+			problems = append(problems, positionProblems(&root, err)...)
+		}
 	}
 	if len(problems) > 0 {
 		return nil, &ConfigError{Problems: problems}
@@ -289,6 +295,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Audit.Validate()...)
 	errs = append(errs, c.Budgets.Validate()...)
 	errs = append(errs, validateBudgetPrices(c)...)
+	errs = append(errs, c.Bundle.validate(c)...)
 	if c.Audit.Capture != nil {
 		for _, name := range c.Audit.Capture.Apps {
 			if !slices.ContainsFunc(c.Apps, func(a policy.AppConfig) bool { return a.Name == name }) {

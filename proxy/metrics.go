@@ -91,8 +91,13 @@ func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.ready() {
-			http.Error(w, "no valid policy loaded", http.StatusServiceUnavailable)
+		ok, detail := s.ready()
+		if !ok {
+			http.Error(w, detail, http.StatusServiceUnavailable)
+			return
+		}
+		if detail != "" {
+			_, _ = w.Write([]byte("ready: " + detail + "\n"))
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
