@@ -293,3 +293,84 @@ func TestRedisJobsFirstOwnerWins(t *testing.T) {
 		t.Fatalf("replica 2 reads owner %v (%v), want a", o, err)
 	}
 }
+
+// BenchmarkMemoryReserve is the local check on a call's path: reserve
+// every budget an app sets (and settle it, as every call does).
+func BenchmarkMemoryReserve(b *testing.B) {
+	m := NewMemory(nil)
+	l := Compile(policy.BudgetsConfig{RequestsPerSecond: 1 << 40, RequestsPerMinute: 1 << 40, InputTokensPerMinute: 1 << 40,
+		OutputTokensPerMinute: 1 << 40, TokensPerDay: 1 << 50, CostPerDayUSD: 1e9, CostPerMonthUSD: 1e9, ConcurrentStreams: 1 << 40})
+	amt := Amount{TokensPerDay: 300, CostPerDay: 100, CostPerMonth: 100, RequestsPerSecond: 1, RequestsPerMinute: 1,
+		InputTokensPerMinute: 100, OutputTokensPerMinute: 200}
+	ctx := context.Background()
+	b.Run("reserve", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := m.Reserve(ctx, "chat", l, amt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("reserve+settle", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			t, err := m.Reserve(ctx, "chat", l, amt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = m.Settle(ctx, &t, amt)
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				t, err := m.Reserve(ctx, "chat", l, amt)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_ = m.Settle(ctx, &t, amt)
+			}
+		})
+	})
+}
+
+// BenchmarkRedisReserve is the Redis-backed check's round trip (one
+// EVALSHA) against a PING to the same local redis-server: the difference
+// is the script's own work.
+func BenchmarkRedisReserve(b *testing.B) {
+	srv := redistest.Start(b)
+	r, err := NewRedis(&RedisConfig{Address: srv.Addr, KeyPrefix: "warden", Timeout: 2 * time.Second}, time.Hour.Milliseconds())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	l := Compile(policy.BudgetsConfig{RequestsPerMinute: 1 << 40, TokensPerDay: 1 << 50, CostPerMonthUSD: 1e9, ConcurrentStreams: 1 << 40})
+	amt := Amount{TokensPerDay: 300, CostPerMonth: 100, RequestsPerSecond: 1, RequestsPerMinute: 1, ConcurrentStreams: 1}
+	ctx := context.Background()
+	b.Run("ping", func(b *testing.B) {
+		for b.Loop() {
+			if err := r.Ping(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("reserve", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := r.Reserve(ctx, "chat", l, amt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("reserve+settle", func(b *testing.B) {
+		for b.Loop() {
+			t, err := r.Reserve(ctx, "chat", l, amt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := r.Settle(ctx, &t, amt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
