@@ -54,7 +54,10 @@ func (s *Server) reserveBudget(ctx context.Context, c *call, d policy.Decision) 
 	}
 	bc := budget.Call{Op: c.route.Op}
 	if lim.Tokens() && budget.Generates(c.route.Op) {
-		bc.InputTokens, bc.OutputTokens = s.estimateTokens(c)
+		if !c.budgetMeasured {
+			s.measureForBudget(c, d)
+		}
+		bc.InputTokens, bc.OutputTokens = c.budgetIn, c.budgetOut
 		bc.CostUSD, bc.CostKnown = callCost(s.priceTable(), c, bedrock.Usage{Input: bc.InputTokens, Output: bc.OutputTokens})
 	}
 	amt, ref := lim.Amount(d.App, bc)
@@ -72,6 +75,19 @@ func (s *Server) reserveBudget(ctx context.Context, c *call, d policy.Decision) 
 	}
 	c.record(verdict{rule: ref.Rule})
 	return stopWith(ref.APIError(), ref.Rule)
+}
+
+// measureForBudget takes the call's token estimate when its app counts
+// tokens, from the body as the caps left it (their extraction is reused).
+func (s *Server) measureForBudget(c *call, d policy.Decision) {
+	if c.snap == nil || d.App == "" || !budget.Generates(c.route.Op) {
+		return
+	}
+	if lim := c.snap.budgets[d.App]; lim == nil || !lim.Tokens() {
+		return
+	}
+	c.budgetIn, c.budgetOut = s.estimateTokens(c)
+	c.budgetMeasured = true
 }
 
 // estimateTokens is what the call reserves: the prompt's estimate from
@@ -102,7 +118,8 @@ func (s *Server) estimateTokens(c *call) (in, out int64) {
 }
 
 // settleBudget settles the call's reservation from what it used, after
-// the call (off its path; Shutdown waits for it).
+// the call: in memory at once, in a shared store off the call's path
+// (Shutdown waits for it).
 func (s *Server) settleBudget(c *call) {
 	t := c.ticket
 	if t == nil {
@@ -110,6 +127,11 @@ func (s *Server) settleBudget(c *call) {
 	}
 	c.ticket = nil
 	used := budget.Used(t.Amount, c.forwarded, s.budgetUsage(c, t))
+	if !s.budgets.Shared() && !t.Fallback || t.Fallback {
+		// In this replica's memory: nanoseconds, no round trip to wait for.
+		s.budgets.Settle(context.Background(), t, used)
+		return
+	}
 	s.settling.Add(1)
 	go func() {
 		defer s.settling.Done()

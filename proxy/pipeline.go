@@ -58,6 +58,10 @@ type call struct {
 	ticket     *budget.Ticket
 	upstreamOK bool
 	streamText int64
+	// budgetIn and budgetOut are the call's token estimate for its
+	// budgets (measureForBudget), budgetMeasured says they were taken.
+	budgetIn, budgetOut int64
+	budgetMeasured      bool
 
 	// extracted caches bedrock.ExtractRequest of extractedOf (the body it
 	// read), so guards and caps read the body once unless a mask rewrote it.
@@ -292,6 +296,7 @@ func (s *Server) inspect(r *http.Request, c *call, d policy.Decision, id identit
 	if err != nil {
 		return false, stopWith(err, "app.limits")
 	}
+	s.measureForBudget(c, d) // from the body the caps read, before the stamp rewrites it
 	if c.passthrough {
 		// The caller's signature covers body and headers as sent: nothing is stamped.
 	} else if err := s.stampMetadata(r, c, d.App, id.Source); err != nil {
