@@ -127,7 +127,7 @@ func (s *Server) settleBudget(c *call) {
 	}
 	c.ticket = nil
 	used := budget.Used(t.Amount, c.forwarded, s.budgetUsage(c, t))
-	if !s.budgets.Shared() && !t.Fallback || t.Fallback {
+	if !s.budgets.Shared() || t.Fallback {
 		// In this replica's memory: nanoseconds, no round trip to wait for.
 		s.budgets.Settle(context.Background(), t, used)
 		return

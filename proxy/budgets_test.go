@@ -477,3 +477,37 @@ func (r *recorder) snapshot() []audit.Record {
 	defer r.mu.Unlock()
 	return append([]audit.Record(nil), r.recs...)
 }
+
+// The real JS SDK (v3, its standard retry strategy with maxAttempts 3): a
+// budget error is one attempt; a throttle is retried to its maxAttempts.
+// Warden's records count the attempts that reached it, and the SDK's own
+// $metadata.attempts agrees.
+func TestJSSDKBudgetAttempts(t *testing.T) {
+	dir := jsClientDir(t)
+	rds := redistest.Start(t)
+	emu := newEmulator(t)
+	awayFromEdge(budget.PeriodMinute, 20*time.Second)
+	r := fleet(t, 1, budgetPolicyFor("{requests_per_minute: 1, tokens_per_day: 150}", rds.Addr, "fail_closed", 1), emu)[0]
+	env := []string{"WARDEN_JS_MAX_ATTEMPTS=3"}
+	res := runJSEnv(t, dir, r.endpoint, appKey, appSecret, env, "converse", haiku, strings.Repeat("x", 120))
+	if !res.OK {
+		t.Fatalf("first call: %+v", res)
+	}
+	r.srv.WaitBudgets()
+	before := len(r.audit.snapshot())
+	res = runJSEnv(t, dir, r.endpoint, appKey, appSecret, env, "converse", haiku, strings.Repeat("y", 300))
+	if res.OK || res.Name != "ServiceQuotaExceededException" || res.Status != 400 || res.Attempts != 1 {
+		t.Fatalf("over the day's tokens: %+v, want ServiceQuotaExceededException (400) after 1 attempt", res)
+	}
+	if got := len(r.audit.wait(t, before+1)) - before; got != 1 {
+		t.Fatalf("a budget error reached Warden %d times, want 1", got)
+	}
+	before = len(r.audit.snapshot())
+	res = runJSEnv(t, dir, r.endpoint, appKey, appSecret, env, "converse", haiku, "hi")
+	if res.OK || res.Name != "ThrottlingException" || res.Status != 429 || res.Attempts != 3 {
+		t.Fatalf("over requests_per_minute: %+v, want ThrottlingException after the SDK's 3 attempts", res)
+	}
+	if got := len(r.audit.wait(t, before+3)) - before; got != 3 {
+		t.Fatalf("a throttle reached Warden %d times, want 3", got)
+	}
+}
