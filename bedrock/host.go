@@ -13,6 +13,9 @@ type RuntimeHost struct {
 	Region string
 	FIPS   bool
 	VPCE   bool // an interface VPC endpoint name (vpce-ID[-AZ].bedrock-runtime.REGION.vpce.amazonaws.com)
+	// VPCEndpointID is the endpoint's id ("vpce-" and its hex digits) when
+	// VPCE: the DNS label is the id, a suffix and, for a zonal name, the AZ.
+	VPCEndpointID string
 }
 
 // ParseRuntimeHost accepts exactly the Bedrock runtime name forms and returns
@@ -54,6 +57,9 @@ func ParseRuntimeHost(hostport string) (RuntimeHost, error) {
 			return bad("a VPC endpoint name must be vpce-ID.bedrock-runtime.REGION.vpce.amazonaws.com")
 		}
 		out.VPCE, out.Region = true, labels[2]
+		if parts := strings.SplitN(labels[0], "-", 3); len(parts) >= 2 && parts[1] != "" {
+			out.VPCEndpointID = "vpce-" + parts[1]
+		}
 	case strings.HasSuffix(h, ".amazonaws.com.cn"):
 		if len(labels) != 5 || labels[0] != "bedrock-runtime" {
 			return bad("expected bedrock-runtime.REGION.amazonaws.com.cn")

@@ -28,6 +28,9 @@ func TestParseRuntimeHost(t *testing.T) {
 			t.Errorf("ParseRuntimeHost(%q): %v", tc.in, err)
 			continue
 		}
+		if tc.vpce && h.VPCEndpointID != "vpce-0abc123" || !tc.vpce && h.VPCEndpointID != "" {
+			t.Errorf("ParseRuntimeHost(%q): endpoint id %q", tc.in, h.VPCEndpointID)
+		}
 		if h.Region != tc.region || h.FIPS != tc.fips || h.VPCE != tc.vpce {
 			t.Errorf("ParseRuntimeHost(%q) = %+v, want region %s fips %v vpce %v", tc.in, h, tc.region, tc.fips, tc.vpce)
 		}

@@ -17,8 +17,9 @@ import (
 
 // This file runs the apps' output guards (applies_to: output) over the
 // model's answers: unary response bodies are buffered, scanned and then
-// passed, masked or refused; event streams are scanned event by event with
-// a carry-over window and at most one event held back (see Stream).
+// passed, masked or refused; event streams are scanned as their events
+// arrive, their text held back by content until no value a detector
+// reports can still be unfinished in it (see Stream).
 //
 // A guard's bedrock: detector (ApplyGuardrail, source OUTPUT) runs on unary
 // answers only; in a stream it is not applied (no call per event): apps
@@ -236,6 +237,7 @@ func (ag *Guards) CheckAnswer(ctx context.Context, a Answer, gr Guardrail) Outco
 			edits = append(edits, spanEdit{i, detect.Mask(norm, toMask)})
 		}
 	}
+	edits = append(edits, o.checkIDs(ex)...) // tool-use ids (ids.go)
 	// bedrock: guards check the unmasked answer (source OUTPUT); streams
 	// never get here (bedrock.go).
 	applyOutputBedrock(ctx, gr, o, ex)
@@ -244,7 +246,7 @@ func (ag *Guards) CheckAnswer(ctx context.Context, a Answer, gr Guardrail) Outco
 		return out
 	}
 	if len(edits) > 0 {
-		out.Body = rewriteSpans(a.Body, ex, edits)
+		out.Body = rewriteSpans(a.Body, withIDs(ex), edits)
 	}
 	return out
 }
@@ -379,6 +381,13 @@ func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 		}
 	case bedrock.MessageTypeException, bedrock.MessageTypeError:
 		return sg.exception(f)
+	}
+	if len(ex.IDs) > 0 { // tool-use ids (ids.go): block, or mask and go on with the masked event
+		var e *bedrock.APIError
+		var rule string
+		if f, ex, e, rule = sg.checkIDs(f, ex); e != nil {
+			return nil, e, rule
+		}
 	}
 	if len(ex.Unscannable) > 0 {
 		if e, rule := sg.flush(); e != nil {

@@ -21,6 +21,7 @@ const (
 	TagECSFamily    = "ecs.family"   // task definition family, from AWS
 	TagECSRevision  = "ecs.revision"
 	TagECSService   = "ecs.service"
+	TagECSTaskRole  = "ecs.task_role_arn" // the task's IAM role, from AWS (ec2 source, shared Warden)
 	TagECSLaunch    = "ecs.launch_type"
 	TagECSTagPrefix = "ecs.tag." // + task tag key: weak
 
@@ -28,6 +29,9 @@ const (
 	TagAWSRegion    = "aws.region"
 	TagAWSTagPrefix = "aws.tag." // + EC2/ENI tag key: weak
 	TagAWSENI       = "aws.eni"
+	TagAWSVPC       = "aws.vpc"    // the ENI's VPC
+	TagAWSSubnet    = "aws.subnet" // the ENI's subnet
+	TagAWSVPCE      = "aws.vpce"   // the PrivateLink endpoint the caller came through (PROXY protocol v2 AWS TLV)
 	TagAWSInstance  = "aws.instance_id"
 	TagAWSAccessKey = "aws.access_key_id" // passthrough mode: the caller's key id, recorded, never trusted alone
 
@@ -50,8 +54,8 @@ func IsWeakKey(key string) bool {
 	}
 	switch key {
 	case TagK8sNamespace, TagK8sServiceAccount, TagK8sPod, TagK8sNode,
-		TagECSCluster, TagECSTaskARN, TagECSFamily, TagECSRevision, TagECSService, TagECSLaunch,
-		TagAWSAccount, TagAWSRegion, TagAWSENI, TagAWSInstance,
+		TagECSCluster, TagECSTaskARN, TagECSFamily, TagECSRevision, TagECSService, TagECSLaunch, TagECSTaskRole,
+		TagAWSAccount, TagAWSRegion, TagAWSENI, TagAWSInstance, TagAWSVPC, TagAWSSubnet, TagAWSVPCE,
 		TagWardenKeyApp, TagWardenKeyID:
 		return false
 	}
