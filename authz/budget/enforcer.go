@@ -92,10 +92,6 @@ func (e *Enforcer) Redis() *Redis { return e.redis }
 // Close closes the store.
 func (e *Enforcer) Close() error { return e.store.Close() }
 
-// ErrStoreUnavailable is the refusal of a call when the shared store
-// cannot be reached and on_store_error is fail_closed.
-var ErrStoreUnavailable = errors.New("budget store unavailable")
-
 // Reserve takes amt of app's budgets l before the call is forwarded. A
 // non-nil *Refusal is the answer for the caller (a budget with no room, or
 // the shared store down under fail_closed).

@@ -22,7 +22,7 @@ func redisEnforcer(t *testing.T, srv *redistest.Server, mode string, replicas in
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.Close() })
+	t.Cleanup(func() { _ = e.Close() })
 	return e, reg
 }
 
