@@ -245,6 +245,11 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *byt
 // sources). A lookup over its limits is a throttle, not a verdict on the
 // caller; a credential that fails is a denial.
 func (s *Server) identify(r *http.Request, c *call) (identity.Identity, *stop) {
+	if identity.PresentsBedrockAPIKey(r) {
+		// Never forwarded, never logged: the key is the app's way around Warden.
+		return identity.Identity{}, stopWith(bedrock.AccessDenied("warden: the request carries an Amazon Bedrock API key (ABSK… or bedrock-api-key-…); "+
+			"Warden refuses them, since they reach Bedrock without Warden: revoke it and use a Warden-issued key (warden keys issue --format bearer)"), "identity.bedrock-api-key")
+	}
 	conn := connOf(r, c.body)
 	conn.Redirected = c.via != nil && c.via.redirected
 	id, err := s.identity.Resolve(r.Context(), conn)

@@ -313,6 +313,10 @@ func (cp *ControlPlane) serve(rw http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Amzn-Requestid", newUUID())
 	escaped := wirePath(r)
 	op, id, known := cpRoute(r.Method, escaped)
+	abOp, abSegs, anthropicBedrock := anthropicBedrockRoute(escaped)
+	if anthropicBedrock {
+		op, known = abOp, true
+	}
 	call := &ControlPlaneCall{Op: op, Identifier: id, Method: r.Method, EscapedPath: escaped, RawQuery: r.URL.RawQuery}
 	if op == OpGetPrompt {
 		call.Version = r.URL.Query().Get("promptVersion")
@@ -356,6 +360,10 @@ func (cp *ControlPlane) serve(rw http.ResponseWriter, r *http.Request) {
 	}
 	if down {
 		writeError(w, http.StatusServiceUnavailable, "ServiceUnavailableException", "Service is temporarily unavailable.")
+		return
+	}
+	if anthropicBedrock {
+		serveAnthropicBedrock(w, r, abSegs)
 		return
 	}
 	if f := cp.takeFault(op); f != nil {
