@@ -33,16 +33,18 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/warden ./cmd/warden
-# The spool's mount point, owned by Warden's user: a new volume there (docker run, an ECS task volume with
-# this containerPath) starts as a copy of it, so uid 65532 can write.
-RUN mkdir -p /out/spool && chmod 0700 /out/spool
+# The mount points of Warden's state, owned by its user: the audit spool and the signed-bundle cache. A new volume
+# there (docker run, an ECS task volume with this containerPath) starts as a copy, ownership included, so uid 65532
+# can write it even under readonlyRootFilesystem.
+RUN mkdir -p /out/state && chmod 0700 /out/state
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/warden /warden
-COPY --from=build --chown=65532:65532 /out/spool /var/lib/warden/audit
+COPY --from=build --chown=65532:65532 /out/state /var/lib/warden/audit
+COPY --from=build --chown=65532:65532 /out/state /var/lib/warden/bundle
 # 65532 is distroless' "nonroot"; numeric so Kubernetes runAsNonRoot can verify it.
 USER 65532:65532
-VOLUME ["/var/lib/warden/audit"]
+VOLUME ["/var/lib/warden/audit", "/var/lib/warden/bundle"]
 # 8480 endpoint listener, 8481 forward proxy, 9480 admin (/healthz, /metrics)
 EXPOSE 8480 8481 9480
 ENTRYPOINT ["/warden"]

@@ -69,6 +69,11 @@ type Record struct {
 	// (config.PolicyHash of its apps section); it changes on every reload
 	// that changes the policy.
 	PolicyHash string
+	// PolicySerial is the signed policy bundle's serial (0: the policy came
+	// from the config file), and PolicyExpired says that bundle had expired
+	// (the service could not be reached: the last good bundle decided).
+	PolicySerial  uint64
+	PolicyExpired bool
 
 	Decision          string // DecisionAllow, DecisionDeny or DecisionDryRunDeny
 	Rule              string
@@ -207,6 +212,12 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	}
 	if r.PolicyHash != "" {
 		e.AddString("policy_hash", r.PolicyHash)
+	}
+	if r.PolicySerial != 0 {
+		e.AddUint64("policy_serial", r.PolicySerial)
+	}
+	if r.PolicyExpired {
+		e.AddBool("policy_expired", true)
 	}
 	e.AddString("decision", r.Decision)
 	e.AddString("rule", r.Rule)
@@ -351,6 +362,13 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	}
 	if r.PolicyHash != "" {
 		b = appendField(b, "policy_hash", r.PolicyHash)
+	}
+	if r.PolicySerial != 0 {
+		b = append(b, `,"policy_serial":`...)
+		b = strconv.AppendUint(b, r.PolicySerial, 10)
+	}
+	if r.PolicyExpired {
+		b = append(b, `,"policy_expired":true`...)
 	}
 	b = appendField(b, "decision", r.Decision)
 	b = appendField(b, "rule", r.Rule)

@@ -33,6 +33,8 @@ type recordJSON struct {
 	ModelResolved      []string          `json:"model_resolved"`
 	ModelResolvedStale bool              `json:"model_resolved_stale"`
 	PolicyHash         string            `json:"policy_hash"`
+	PolicySerial       uint64            `json:"policy_serial"`
+	PolicyExpired      bool              `json:"policy_expired"`
 	Decision           string            `json:"decision"`
 	Rule               string            `json:"rule"`
 	Reason             string            `json:"reason"`
@@ -92,7 +94,7 @@ func decodeLine(line []byte) (kind, id string, r Record, err error) {
 		Protocol: j.Protocol, Mode: j.Mode, Host: j.Host, Signing: j.Signing, IdentitySource: j.IdentitySource,
 		IdentityStale: j.IdentityStale, Tags: j.Tags, WeakTags: j.WeakTags, App: j.App, Operation: j.Operation, Model: j.Model,
 		ModelCanonical: j.ModelCanonical, ModelResolved: j.ModelResolved, ModelResolvedStale: j.ModelResolvedStale,
-		PolicyHash: j.PolicyHash, Decision: j.Decision, Rule: j.Rule, Reason: j.Reason, Status: j.Status, ErrorType: j.ErrorType,
+		PolicyHash: j.PolicyHash, PolicySerial: j.PolicySerial, PolicyExpired: j.PolicyExpired, Decision: j.Decision, Rule: j.Rule, Reason: j.Reason, Status: j.Status, ErrorType: j.ErrorType,
 		Incomplete: j.Incomplete, Count: j.Count, PromptSHA256: j.PromptSHA256, ResponseSHA256: j.ResponseSHA256, BytesIn: j.BytesIn, BytesOut: j.BytesOut,
 		Latency: ms(float64(j.LatencyMS)), UpstreamLatency: ms(float64(j.UpstreamMS)), UpstreamTotal: ms(float64(j.UpstreamTotalMS)),
 	}

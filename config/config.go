@@ -61,6 +61,9 @@ type Config struct {
 	// Guards are named guardrails (see guard.Config) that apps apply by name.
 	Guards map[string]guard.Config `yaml:"guards"`
 
+	// Bundle takes the policy from signed bundles (see BundleConfig).
+	Bundle *BundleConfig `yaml:"bundle"`
+
 	// Shutdown bounds what Warden does after SIGTERM.
 	Shutdown ShutdownConfig `yaml:"shutdown"`
 }
@@ -233,6 +236,9 @@ func ParseConfig(data []byte) (*Config, error) {
 		if err := cfg.Validate(); err != nil {
 			problems = append(problems, positionProblems(&root, err)...)
 		}
+		if err := cfg.Bundle.fileValidate(&cfg); err != nil {
+			problems = append(problems, positionProblems(&root, err)...)
+		}
 	}
 	if len(problems) > 0 {
 		return nil, &ConfigError{Problems: problems}
@@ -314,6 +320,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, validateGuards(c)...)
 
 	errs = append(errs, c.Audit.Validate()...)
+	errs = append(errs, c.Bundle.validate(c)...)
 	if c.Audit.Capture != nil {
 		for _, name := range c.Audit.Capture.Apps {
 			if !slices.ContainsFunc(c.Apps, func(a policy.AppConfig) bool { return a.Name == name }) {

@@ -114,7 +114,7 @@ func TestECSTaskDefinitionsRegister(t *testing.T) {
 	// or a container's name fails before anything is sent.
 	in, _ := loadTaskDefinition(t, ecsTaskDefinitionFiles(t)[0])
 	for name, edit := range map[string]func(*ecs.RegisterTaskDefinitionInput){
-		"no family":         func(i *ecs.RegisterTaskDefinitionInput) { i.Family = nil },
+		"no family": func(i *ecs.RegisterTaskDefinitionInput) { i.Family = nil },
 		"dependency without a condition": func(i *ecs.RegisterTaskDefinitionInput) {
 			i.ContainerDefinitions[1].DependsOn = []types.ContainerDependency{{ContainerName: aws.String("warden")}}
 		},

@@ -17,8 +17,9 @@ import (
 
 // This file runs the apps' output guards (applies_to: output) over the
 // model's answers: unary response bodies are buffered, scanned and then
-// passed, masked or refused; event streams are scanned event by event with
-// a carry-over window and at most one event held back (see Stream).
+// passed, masked or refused; event streams are scanned as their events
+// arrive, their text held back by content until no value a detector
+// reports can still be unfinished in it (see Stream).
 //
 // A guard's bedrock: detector (ApplyGuardrail, source OUTPUT) runs on unary
 // answers only; in a stream it is not applied (no call per event): apps

@@ -196,4 +196,3 @@ func join(got [][]string) string {
 	}
 	return sb.String()
 }
-

@@ -3,16 +3,21 @@ package inject
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/warden-egress/warden/bundle"
 )
 
 // Config is the injector's configuration (the file `warden inject --config`
@@ -42,6 +47,136 @@ type Config struct {
 	// apps, guards, audit sinks…). listen, identity and ca are the
 	// injector's: it writes them per mode, so they must not appear here.
 	Policy map[string]any `yaml:"policy"`
+	// Bundle makes every sidecar take its policy from signed bundles. The
+	// trust roots (service URL, CA, keys, fleet) reach sidecars only this
+	// way: written into the sidecar's configuration, and their digest on
+	// its command line (`serve --bundle-pin`), which the admission policy
+	// pins; nothing an app team can edit.
+	Bundle *BundleConfig `yaml:"bundle"`
+}
+
+// BundleConfig is the bundle section every sidecar gets (the Warden
+// config's bundle section; see docs/bundles.md). The sidecar's namespace
+// is its POD_NAMESPACE and its cache lives in warden-spool.
+type BundleConfig struct {
+	URL string `yaml:"url"`
+	// CA is the PEM roots the bundle service's certificate chains to.
+	CA          string            `yaml:"ca"`
+	TrustedKeys []BundleKeyConfig `yaml:"trusted_keys"`
+	Fleet       string            `yaml:"fleet"`
+	Wait        string            `yaml:"wait"`
+	Retry       string            `yaml:"retry"`
+	S3          *BundleS3Config   `yaml:"s3"`
+}
+
+// BundleKeyConfig is one trusted bundle-signing public key.
+type BundleKeyConfig struct {
+	ID        string `yaml:"id"`
+	PublicKey string `yaml:"public_key"`
+}
+
+// BundleS3Config reaches an s3:// bundle URL.
+type BundleS3Config struct {
+	Region    string `yaml:"region"`
+	Endpoint  string `yaml:"endpoint"`
+	PathStyle bool   `yaml:"path_style"`
+}
+
+// BundleCacheDir is where a sidecar keeps its last good bundle.
+const BundleCacheDir = SpoolDir + "/bundle"
+
+// policyKeys are the Warden config keys a bundle supplies instead.
+var policyKeys = []string{"apps", "deny", "guards", "mode"}
+
+func (b *BundleConfig) validate(policy map[string]any) []error {
+	var errs []error
+	add := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("injector config: bundle."+format, a...))
+	}
+	if u, err := url.Parse(b.URL); err != nil || (u.Scheme != "https" && u.Scheme != "s3") || u.Host == "" {
+		add("url %q: want the bundle service's https:// URL or s3://BUCKET/PREFIX", b.URL)
+	}
+	if b.CA != "" {
+		if !x509.NewCertPool().AppendCertsFromPEM([]byte(b.CA)) {
+			add("ca: no PEM certificate")
+		}
+		if strings.HasPrefix(b.URL, "s3://") {
+			add("ca: only for an https:// url")
+		}
+	}
+	if len(b.TrustedKeys) == 0 {
+		add("trusted_keys: at least one key is required")
+	}
+	seen := map[string]bool{}
+	for i, k := range b.TrustedKeys {
+		if err := bundle.ValidKeyID(k.ID); err != nil {
+			add("trusted_keys[%d].id: %v", i, err)
+		}
+		if seen[k.ID] {
+			add("trusted_keys[%d].id: %q listed twice", i, k.ID)
+		}
+		seen[k.ID] = true
+		if _, err := bundle.ParsePublicKey(k.PublicKey); err != nil {
+			add("trusted_keys[%d].public_key: %v", i, err)
+		}
+	}
+	for _, d := range []struct{ key, v string }{{"wait", b.Wait}, {"retry", b.Retry}} {
+		if _, err := time.ParseDuration(d.v); d.v != "" && err != nil {
+			add("%s %q: %v", d.key, d.v, err)
+		}
+	}
+	if b.S3 != nil {
+		if !strings.HasPrefix(b.URL, "s3://") {
+			add("s3: only for an s3:// url")
+		}
+		if err := bundle.CheckS3Endpoint(b.S3.Endpoint); err != nil {
+			add("s3.endpoint: %v", err)
+		}
+	}
+	for _, k := range policyKeys {
+		if _, ok := policy[k]; ok {
+			errs = append(errs, fmt.Errorf("injector config: policy.%s: with bundle set the policy comes from signed bundles; remove it", k))
+		}
+	}
+	return errs
+}
+
+// TrustRoots are the sidecar's bundle trust roots, whose Pin its command
+// line carries.
+func (b *BundleConfig) TrustRoots() bundle.TrustRoots {
+	r := bundle.TrustRoots{URL: b.URL, CAPEM: b.CA, Keys: map[string]string{}, Fleet: b.Fleet}
+	for _, k := range b.TrustedKeys {
+		r.Keys[k.ID] = k.PublicKey
+	}
+	if b.S3 != nil {
+		r.S3Endpoint = b.S3.Endpoint
+	}
+	return r
+}
+
+// section is the sidecar config's bundle section.
+func (b *BundleConfig) section() map[string]any {
+	keys := make([]any, 0, len(b.TrustedKeys))
+	for _, k := range b.TrustedKeys {
+		keys = append(keys, map[string]any{"id": k.ID, "public_key": k.PublicKey})
+	}
+	m := map[string]any{"url": b.URL, "trusted_keys": keys, "cache_dir": BundleCacheDir}
+	if b.CA != "" {
+		m["ca_pem"] = b.CA
+	}
+	if b.Fleet != "" {
+		m["fleet"] = b.Fleet
+	}
+	if b.Wait != "" {
+		m["wait"] = b.Wait
+	}
+	if b.Retry != "" {
+		m["retry"] = b.Retry
+	}
+	if b.S3 != nil {
+		m["s3"] = map[string]any{"region": b.S3.Region, "endpoint": b.S3.Endpoint, "path_style": b.S3.PathStyle}
+	}
+	return m
 }
 
 // AdmissionConfig is what the admission policies need beyond the sidecar
@@ -73,7 +208,7 @@ type ResourcesConfig struct {
 }
 
 // injectorOwned are the Warden config keys the injector writes.
-var injectorOwned = []string{"listen", "identity", "ca"}
+var injectorOwned = []string{"listen", "identity", "ca", "bundle"}
 
 var roleARN = regexp.MustCompile(`^arn:aws[a-zA-Z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$`)
 
@@ -150,8 +285,11 @@ func (c *Config) validate() error {
 	}
 	for _, k := range injectorOwned {
 		if _, ok := c.Policy[k]; ok {
-			add("policy.%s is written by the injector (per mode); remove it", k)
+			add("policy.%s is written by the injector (per mode, and bundle from the injector's bundle section); remove it", k)
 		}
+	}
+	if c.Bundle != nil {
+		errs = append(errs, c.Bundle.validate(c.Policy)...)
 	}
 	if a, ok := c.Policy["audit"].(map[string]any); ok {
 		if s, ok := a["spool"].(map[string]any); ok {
@@ -216,6 +354,9 @@ func (c *Config) SidecarConfig(mode string) ([]byte, error) {
 		return nil, fmt.Errorf("mode %q is not %s, %s or %s", mode, ModeEndpoint, ModeProxy, ModeTransparent)
 	}
 	cfg["listen"] = listen
+	if c.Bundle != nil {
+		cfg["bundle"] = c.Bundle.section()
+	}
 	cfg["identity"] = map[string]any{
 		"sources": []any{"kubernetes-sidecar"},
 		"kubernetes_sidecar": map[string]any{

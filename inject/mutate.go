@@ -297,11 +297,17 @@ func (in *Injector) wardenContainer(mode, namespace, serviceAccount string) core
 	if mode != ModeEndpoint {
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeCA, MountPath: CADir})
 	}
+	args := []string{"serve", "--config-env", ConfigEnv}
+	if in.cfg.Bundle != nil {
+		// The trust roots' digest: the admission policy pins the args, so
+		// a sidecar whose configuration trusts anything else will not start.
+		args = append(args, "--bundle-pin", in.cfg.Bundle.TrustRoots().Pin())
+	}
 	return corev1.Container{
 		Name:            ContainerName,
 		Image:           in.cfg.Image,
 		ImagePullPolicy: corev1.PullPolicy(in.cfg.ImagePullPolicy),
-		Args:            []string{"serve", "--config-env", ConfigEnv},
+		Args:            args,
 		RestartPolicy:   &always,
 		Env: []corev1.EnvVar{
 			{Name: ConfigEnv, Value: string(in.rendered[mode])},

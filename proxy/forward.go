@@ -211,8 +211,8 @@ func errorForStatus(status int) *bedrock.APIError {
 // upstream fails mid-stream the client gets an exception frame, which the
 // SDKs turn into a typed error, instead of a silently truncated stream.
 // With output guards (sg non-nil) each frame passes through sg, which may
-// hold a text event until the next one arrives, rewrite it, or end the
-// stream with an exception frame.
+// hold text events back until their text is decided (guard.Stream), rewrite
+// them, or end the stream with an exception frame.
 func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response, sg *guard.Stream) {
 	ctx := resp.Request.Context()
 	w.Header().Del("Content-Length")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
@@ -22,26 +23,36 @@ import (
 // a ModelStreamErrorException; under mask it sees the placeholder and no
 // digit of the value.
 
-var streamValues = []struct{ typ, value string }{
-	{"CREDIT_DEBIT_CARD_NUMBER", "4111 1111 1111 1111"},
-	{"US_SOCIAL_SECURITY_NUMBER", "123-45-6789"},
-	{"EMAIL", "jo.smith@example.com"},
-	{"AWS_ACCESS_KEY", "AKIAIOSFODNN7EXAMPLE"},
-	{"INTERNATIONAL_BANK_ACCOUNT_NUMBER", "DE89 3704 0044 0532 0130 00"},
+var streamValues = []struct{ name, typ, value string }{
+	{"card", "CREDIT_DEBIT_CARD_NUMBER", "4111 1111 1111 1111"},
+	{"card-compact", "CREDIT_DEBIT_CARD_NUMBER", "4111111111111111"},
+	{"ssn", "US_SOCIAL_SECURITY_NUMBER", "123-45-6789"},
+	{"email", "EMAIL", "jo.smith@example.com"},
+	{"aws-key", "AWS_ACCESS_KEY", "AKIAIOSFODNN7EXAMPLE"},
+	{"iban", "INTERNATIONAL_BANK_ACCOUNT_NUMBER", "DE89 3704 0044 0532 0130 00"},
+}
+
+// streamPlaces put the value inside the answer, at its end (released by
+// the end of the content block, not by later text) and at its start.
+var streamPlaces = []struct{ name, before, after string }{
+	{"middle", "Here it is: ", ". Anything else?"},
+	{"end", "Here it is: ", ""},
+	{"start", "", " is what you asked for."},
 }
 
 const streamTypes = "[CREDIT_DEBIT_CARD_NUMBER, US_SOCIAL_SECURITY_NUMBER, EMAIL, AWS_ACCESS_KEY, INTERNATIONAL_BANK_ACCOUNT_NUMBER]"
 
-// streamFamilies are the native request bodies of each family the emulator
-// streams InvokeModelWithResponseStream chunks for.
-var streamFamilies = []struct{ model, body string }{
-	{haiku, `{"anthropic_version":"bedrock-2023-05-31","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`},
-	{"amazon.titan-text-express-v1", `{"inputText":"hi"}`},
-	{"amazon.nova-lite-v1:0", `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`},
-	{"meta.llama3-8b-instruct-v1:0", `{"prompt":"hi"}`},
-	{"mistral.mistral-large-2407-v1:0", `{"prompt":"hi"}`},
-	{"cohere.command-r-v1:0", `{"message":"hi"}`},
-	{"ai21.jamba-1-5-mini-v1:0", `{"messages":[{"role":"user","content":"hi"}]}`},
+// streamFamilies are the native request bodies of each family (and stream
+// shape) the emulator streams InvokeModelWithResponseStream chunks for.
+var streamFamilies = []struct{ name, model, body string }{
+	{"anthropic-messages", haiku, `{"anthropic_version":"bedrock-2023-05-31","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`},
+	{"titan", "amazon.titan-text-express-v1", `{"inputText":"hi"}`},
+	{"nova", "amazon.nova-lite-v1:0", `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`},
+	{"llama", "meta.llama3-8b-instruct-v1:0", `{"prompt":"hi"}`},
+	{"mistral-prompt", "mistral.mistral-large-2407-v1:0", `{"prompt":"hi"}`},
+	{"mistral-chat", "mistral.mistral-large-2407-v1:0", `{"messages":[{"role":"user","content":"hi"}]}`},
+	{"cohere", "cohere.command-r-v1:0", `{"message":"hi"}`},
+	{"jamba", "ai21.jamba-1-5-mini-v1:0", `{"messages":[{"role":"user","content":"hi"}]}`},
 }
 
 func tokens(s string, n int) []string {
@@ -142,14 +153,28 @@ func invokeStreamText(t *testing.T, c *bedrockruntime.Client, model, body string
 	return sb.String(), wb.String(), st.Err()
 }
 
-// leaks returns the first 4-character run of value found in got.
+// leaks returns the first 4-character run of value found in got, as
+// written or with separators left out on both sides (a card number whose
+// digits arrive with their spaces dropped leaks as well).
 func leaks(got, value string) string {
-	for i := 0; i+4 <= len(value); i++ {
-		if strings.Contains(got, value[i:i+4]) {
-			return value[i : i+4]
+	for _, p := range [][2]string{{got, value}, {compact(got), compact(value)}} {
+		for i := 0; i+4 <= len(p[1]); i++ {
+			if strings.Contains(p[0], p[1][i:i+4]) {
+				return p[1][i : i+4]
+			}
 		}
 	}
 	return ""
+}
+
+// compact is s with everything but letters and digits left out.
+func compact(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return r
+		}
+		return -1
+	}, s)
 }
 
 func digitsOf(value string) string {
@@ -162,8 +187,15 @@ func digitsOf(value string) string {
 	return b.String()
 }
 
+// TestGuardStreamHoldBackSDK is issue 13's acceptance for streamed values:
+// every value type, cut into 1-, 2- and 3-byte tokens, in the middle, at
+// the end and at the start of the answer, through ConverseStream and each
+// family's InvokeModelWithResponseStream chunks. block: the SDK raises
+// ModelStreamErrorException naming the type, and nothing the client
+// received (text, the final chunk's copy of the answer, the error message)
+// holds a 4-character run of the value. mask: the client receives the
+// answer with {TYPE} in the value's place and no digit of it.
 func TestGuardStreamHoldBackSDK(t *testing.T) {
-	const before, after = "Here it is: ", ". Anything else?"
 	for _, action := range []string{"block", "mask"} {
 		t.Run(action, func(t *testing.T) {
 			var reply string
@@ -171,52 +203,56 @@ func TestGuardStreamHoldBackSDK(t *testing.T) {
 			e := streamEnv(t, action, &reply, &deltas)
 			c := e.client(t, nil)
 			for _, v := range streamValues {
-				for _, n := range []int{1, 2, 3} {
-					reply = before + v.value + after
-					deltas = tokens(reply, n)
-					check := func(t *testing.T, got string, err error) {
-						t.Helper()
-						switch action {
-						case "block":
-							var mse *types.ModelStreamErrorException
-							if !errors.As(err, &mse) {
-								t.Fatalf("stream error %v, want ModelStreamErrorException (client got %q)", err, got)
-							}
-							if !strings.Contains(mse.ErrorMessage(), v.typ) {
-								t.Errorf("error %q does not name %s", mse.ErrorMessage(), v.typ)
-							}
-							if run := leaks(got+mse.ErrorMessage(), v.value); run != "" {
-								t.Errorf("client received %q: %q of the value leaked", got, run)
-							}
-						case "mask":
-							if err != nil {
-								t.Fatalf("stream: %v", err)
-							}
-							if want := before + "{" + v.typ + "}" + after; got != want {
-								t.Errorf("client received %q, want %q", got, want)
-							}
-							if d := digitsOf(v.value); d != "" && strings.ContainsAny(got, d) {
-								t.Errorf("client received %q: a digit of the value", got)
+				for _, pl := range streamPlaces {
+					for _, n := range []int{1, 2, 3} {
+						reply = pl.before + v.value + pl.after
+						deltas = tokens(reply, n)
+						masked := pl.before + "{" + v.typ + "}" + pl.after
+						check := func(t *testing.T, got, whole string, err error) {
+							t.Helper()
+							switch action {
+							case "block":
+								var mse *types.ModelStreamErrorException
+								if !errors.As(err, &mse) {
+									t.Fatalf("stream error %v, want ModelStreamErrorException (client got %q)", err, got)
+								}
+								if !strings.Contains(mse.ErrorMessage(), v.typ) {
+									t.Errorf("error %q does not name %s", mse.ErrorMessage(), v.typ)
+								}
+								for _, r := range []string{got, whole, mse.ErrorMessage()} {
+									if run := leaks(r, v.value); run != "" {
+										t.Errorf("client received %q: %q of the value leaked", r, run)
+									}
+								}
+							case "mask":
+								if err != nil {
+									t.Fatalf("stream: %v", err)
+								}
+								if got != masked {
+									t.Errorf("client received %q, want %q", got, masked)
+								}
+								if whole != "" && whole != masked {
+									t.Errorf("final chunk's whole answer %q, want %q", whole, masked)
+								}
+								if d := digitsOf(v.value); d != "" && strings.ContainsAny(got+whole, d) {
+									t.Errorf("client received %q: a digit of the value", got+whole)
+								}
+								if run := leaks(got+whole, v.value); run != "" {
+									t.Errorf("client received %q: %q of the value leaked", got+whole, run)
+								}
 							}
 						}
-					}
-					t.Run(fmt.Sprintf("%s/%d-byte/ConverseStream", v.typ, n), func(t *testing.T) {
-						got, err := converseStreamText(t, c)
-						check(t, got, err)
-					})
-					for _, f := range streamFamilies {
-						t.Run(fmt.Sprintf("%s/%d-byte/%s", v.typ, n, f.model), func(t *testing.T) {
-							got, whole, err := invokeStreamText(t, c, f.model, f.body)
-							check(t, got, err)
-							if whole != "" {
-								if action == "mask" && whole != before+"{"+v.typ+"}"+after {
-									t.Errorf("final chunk's whole answer %q", whole)
-								}
-								if run := leaks(whole, v.value); run != "" {
-									t.Errorf("final chunk's whole answer %q leaks %q", whole, run)
-								}
-							}
+						name := fmt.Sprintf("%s/%s/%d-byte", v.name, pl.name, n)
+						t.Run(name+"/ConverseStream", func(t *testing.T) {
+							got, err := converseStreamText(t, c)
+							check(t, got, "", err)
 						})
+						for _, f := range streamFamilies {
+							t.Run(name+"/"+f.name, func(t *testing.T) {
+								got, whole, err := invokeStreamText(t, c, f.model, f.body)
+								check(t, got, whole, err)
+							})
+						}
 					}
 				}
 			}

@@ -190,9 +190,10 @@ func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Re
 }
 
 // relayGuardedStream is relayStream with output guards: each event passes
-// through a guard.Stream, which holds a text event until the next event
-// arrives (or the stream ends) so a value split across two events is seen
-// whole before either part leaves. On a block the client gets a
+// through a guard.Stream, which holds streamed text back by content (until
+// no value a detector reports can still be unfinished in it, within the
+// guards' bound), so a value cut into tokens is seen whole before any part
+// of it leaves. On a block the client gets a
 // modelStreamErrorException frame naming the guard and the finding types,
 // and the stream ends.
 func (s *Server) relayGuardedStream(w http.ResponseWriter, c *call, resp *http.Response, ag *guard.Guards, dryRun bool) {

@@ -95,8 +95,13 @@ func (s *Server) AdminHandler() http.Handler {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
 			return
 		}
-		if !s.ready() {
-			http.Error(w, "no valid policy loaded", http.StatusServiceUnavailable)
+		ok, detail := s.ready()
+		if !ok {
+			http.Error(w, detail, http.StatusServiceUnavailable)
+			return
+		}
+		if detail != "" {
+			_, _ = w.Write([]byte("ready: " + detail + "\n"))
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))

@@ -449,7 +449,9 @@ func (s *Server) finish(c *call) {
 	c.rec.Latency = time.Since(c.start)
 	c.awaitPromptHash()
 	if c.rec.PolicyHash == "" { // failed before the policy was consulted
-		c.rec.PolicyHash = s.PolicyHash()
+		if snap := s.snap.Load(); snap != nil {
+			c.rec.PolicyHash, c.rec.PolicySerial = snap.hash, snap.serial
+		}
 	}
 	s.audit.Write(&c.rec)
 	s.finishCapture(c)

@@ -29,6 +29,10 @@ type snapshot struct {
 	policy *policy.Policy
 	hash   string     // config.PolicyHash
 	guards *guard.Set // every app's compiled guards
+	// serial and expires are the signed policy bundle's (0 and zero when
+	// the policy came from the config file).
+	serial  uint64
+	expires time.Time
 }
 
 // newSnapshot compiles cfg's policy for the region Warden forwards to (fixed
@@ -73,6 +77,41 @@ type ReloadResult struct {
 // atomically. Only the apps section is applied: the keys that differ from
 // the running config and need a restart are returned (and logged).
 func (s *Server) Reload(cfg *config.Config) ReloadResult {
+	if s.cfg.Bundle != nil {
+		return s.reloadFailed(s.snap.Load(), errors.New("config: the policy comes from signed bundles (bundle.url); a file reload does not replace it"), nil)
+	}
+	return s.reload(cfg, BundleMeta{})
+}
+
+// BundleMeta names the signed bundle a policy came from.
+type BundleMeta struct {
+	Serial  uint64
+	Expires time.Time
+}
+
+// ApplyBundle applies the policy file of a verified policy bundle (package
+// bundle checked its signature, scope, expiry and serial): its policy
+// sections replace the running ones, validated against the rest of the
+// running config exactly as a reload is. Every audit record then carries
+// the bundle's serial beside the policy hash.
+func (s *Server) ApplyBundle(policyYAML []byte, meta BundleMeta) ReloadResult {
+	name := fmt.Sprintf("bundle %d", meta.Serial)
+	cfg, err := config.WithPolicy(s.cfg, policyYAML)
+	if err != nil {
+		return s.reloadFailed(s.snap.Load(), err, config.Diagnostics(name, policyYAML, err))
+	}
+	return s.reload(cfg, meta)
+}
+
+// PolicySerial returns the running bundle's serial (0: not from a bundle).
+func (s *Server) PolicySerial() uint64 {
+	if p := s.snap.Load(); p != nil {
+		return p.serial
+	}
+	return 0
+}
+
+func (s *Server) reload(cfg *config.Config, meta BundleMeta) ReloadResult {
 	old := s.snap.Load()
 	if err := cfg.Validate(); err != nil {
 		return s.reloadFailed(old, err, nil)
@@ -82,6 +121,7 @@ func (s *Server) Reload(cfg *config.Config) ReloadResult {
 	if err != nil {
 		return s.reloadFailed(old, err, nil)
 	}
+	next.serial, next.expires = meta.Serial, meta.Expires
 	res := ReloadResult{Hash: next.hash, Changed: old == nil || old.hash != next.hash, NotApplied: config.RestartKeys(s.cfg, cfg)}
 	s.snap.Store(next)
 	s.metrics.reloads.WithLabelValues("ok").Inc()
@@ -96,7 +136,7 @@ func (s *Server) Reload(cfg *config.Config) ReloadResult {
 			prev = old.hash
 		}
 		s.log.Info("config reload: policy applied", zap.String("policy_hash", next.hash),
-			zap.String("previous_policy_hash", prev), zap.Int("apps", len(cfg.Apps)))
+			zap.String("previous_policy_hash", prev), zap.Int("apps", len(cfg.Apps)), zap.Uint64("policy_serial", next.serial))
 	}
 	return res
 }
@@ -285,7 +325,7 @@ func newReloadMetrics(reg *prometheus.Registry, s *Server) (reloadMetrics, error
 	}
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("error")
-	for _, c := range []prometheus.Collector{m.reloads, m.lastReload, policyInfo{s}} {
+	for _, c := range []prometheus.Collector{m.reloads, m.lastReload, policyInfo{s}, policySerial{s}} {
 		if err := reg.Register(c); err != nil {
 			return m, err
 		}
@@ -308,5 +348,39 @@ func (p policyInfo) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// ready reports whether a good policy is loaded.
-func (s *Server) ready() bool { return s.snap.Load() != nil }
+var policySerialDesc = prometheus.NewDesc("warden_policy_serial",
+	"The running policy's signed bundle serial (0: the policy came from the config file).", nil, nil)
+
+type policySerial struct{ s *Server }
+
+func (p policySerial) Describe(ch chan<- *prometheus.Desc) { ch <- policySerialDesc }
+func (p policySerial) Collect(ch chan<- prometheus.Metric) {
+	if p.s.snap.Load() != nil {
+		ch <- prometheus.MustNewConstMetric(policySerialDesc, prometheus.GaugeValue, float64(p.s.PolicySerial()))
+	}
+}
+
+// Readiness reports, for /readyz, whether the policy source is usable and
+// what to say about it (the bundle follower: not loaded, expired, refused).
+type Readiness func() (ready bool, detail string)
+
+// SetReadiness adds a check to /readyz: not ready when it says so, and its
+// detail in the answer's body either way.
+func (s *Server) SetReadiness(r Readiness) { s.readiness.Store(&r) }
+
+// ready reports whether a good policy is loaded, and the readiness detail.
+func (s *Server) ready() (bool, string) {
+	ok := s.snap.Load() != nil
+	detail := ""
+	if !ok {
+		detail = "no valid policy loaded"
+	}
+	if r := s.readiness.Load(); r != nil {
+		rok, d := (*r)()
+		ok = ok && rok
+		if d != "" {
+			detail = d
+		}
+	}
+	return ok, detail
+}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/warden-egress/warden/authz/identity"
 	"github.com/warden-egress/warden/authz/models"
@@ -31,6 +32,8 @@ func (s *Server) decide(ctx context.Context, id identity.Identity, c *call, ac p
 		return policy.Decision{Rule: "policy", Reason: "warden: no valid policy is loaded"}
 	}
 	c.rec.PolicyHash = snap.hash
+	c.rec.PolicySerial = snap.serial
+	c.rec.PolicyExpired = snap.bundleExpired(time.Now())
 	var rerr *models.ResolveError
 	// Only a caller some app selects gets control-plane lookups: a workload
 	// the policy does not know cannot make Warden call AWS on its behalf.

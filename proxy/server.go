@@ -89,6 +89,8 @@ type Server struct {
 	ca           *mitm.CA          // forward-proxy and transparent interception
 	tunnels      []config.TunnelRule
 
+	readiness atomic.Pointer[Readiness]
+
 	mu      sync.Mutex
 	servers []*http.Server // call listeners
 	admins  []*http.Server // closed last: /metrics shows the shutdown's drain
@@ -157,8 +159,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: policy: %w", err)
 	}
-	s.snap.Store(snap)
-	m.lastReload.SetToCurrentTime()
+	// With bundle set the policy is the signed bundle's: none runs (every
+	// call denied, /readyz 503) until one is applied (fail closed).
+	if cfg.Bundle == nil {
+		s.snap.Store(snap)
+		m.lastReload.SetToCurrentTime()
+	}
 	if s.identity, err = identity.NewResolver(ctx, cfg.Identity, identity.Deps{AWS: awsCfg, Logger: s.log}); err != nil {
 		return nil, fmt.Errorf("proxy: identity: %w", err)
 	}

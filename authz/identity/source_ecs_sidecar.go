@@ -27,8 +27,8 @@ const (
 	// role's credentials; the agent sets it in every container of a task
 	// that has a task role.
 	ECSCredentialsEnv = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"
-	DefaultECSRefresh     = 5 * time.Minute
-	DefaultECSTimeout     = 2 * time.Second
+	DefaultECSRefresh = 5 * time.Minute
+	DefaultECSTimeout = 2 * time.Second
 
 	// maxECSMetadata bounds a task metadata response (a task has at most
 	// ten containers; real responses are a few KiB).

@@ -577,10 +577,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, events []event, 
 	if f == nil {
 		f = &Fault{}
 	}
+	delay := f.EventDelay
+	if delay == 0 {
+		delay = s.cfg.EventDelay
+	}
 	ctx := r.Context()
 	for i, ev := range events {
-		if i > 0 && f.EventDelay > 0 {
-			t := time.NewTimer(f.EventDelay)
+		if i > 0 && delay > 0 {
+			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
 			case <-ctx.Done():
@@ -590,6 +594,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, events []event, 
 		}
 		if f.ResetAfterEvents > 0 && i == f.ResetAfterEvents {
 			abort(w, r)
+		}
+		if s.cfg.EventSent != nil {
+			s.cfg.EventSent(i, ev.typ)
 		}
 		if _, err := w.Write(encodeEvent(enc, &buf, "event", ev.typ, ev.payload)); err != nil {
 			return

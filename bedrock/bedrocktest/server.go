@@ -32,7 +32,15 @@ type Config struct {
 	// after spaces), so a test can split a value across events at a
 	// boundary of its choosing. The pieces should join to text.
 	Deltas func(op, text string) []string
-	Logf   func(format string, args ...any)
+	// EventDelay is slept between the events of every stream (a model's
+	// time per token); an injected fault's EventDelay takes precedence.
+	EventDelay time.Duration
+	// EventSent, if set, is called as each stream event is about to be
+	// written (after EventDelay), with its index in the stream and its
+	// event type ("contentBlockDelta", "chunk", …): the moment the model
+	// emits it, from which benchmarks time the relay.
+	EventSent func(i int, eventType string)
+	Logf      func(format string, args ...any)
 	// MaxBodyBytes caps request bodies (default 25,000,000 + 1 MiB).
 	MaxBodyBytes int64
 }

@@ -5,9 +5,13 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -552,5 +556,42 @@ func TestUnknownOperation(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 403 { // authentication comes first
 		t.Fatalf("%d", resp.StatusCode)
+	}
+}
+
+// TestEventSent: every stream event is reported, in order, with its type,
+// whether or not the stream is paced (Config.EventDelay; no timing is
+// asserted).
+func TestEventSent(t *testing.T) {
+	for _, delay := range []time.Duration{0, time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			var mu sync.Mutex
+			var got []string
+			s := NewServer(Config{
+				Credentials: map[string]string{testAKID: testSecret},
+				Reply:       func(_, _, _ string) string { return "one two three" },
+				Deltas:      func(_, text string) []string { return strings.SplitAfter(text, " ") },
+				EventDelay:  delay,
+				EventSent: func(i int, typ string) {
+					mu.Lock()
+					defer mu.Unlock()
+					got = append(got, fmt.Sprintf("%d:%s", i, typ))
+				},
+				Logf: TestLogf(t),
+			})
+			t.Cleanup(s.Close)
+			text, _, err := converseStreamText(t, client(s, testAKID, testSecret), "amazon.nova-lite-v1:0")
+			if err != nil || text != "one two three" {
+				t.Fatalf("ConverseStream: %q, %v", text, err)
+			}
+			s.Close() // waits for the handler
+			want := []string{"0:messageStart", "1:contentBlockDelta", "2:contentBlockDelta", "3:contentBlockDelta",
+				"4:contentBlockStop", "5:messageStop", "6:metadata"}
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(got, want) {
+				t.Errorf("events sent %q, want %q", got, want)
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/internal/testenv"
 )
 
@@ -155,8 +156,9 @@ func TestImageBuild(t *testing.T) {
 		re   string
 	}{
 		{"runs as uid 65532", `^USER 65532:65532$`},
-		{"declares the default spool a VOLUME", `^VOLUME \["` + regexp.QuoteMeta(audit.DefaultSpoolDir) + `"\]$`},
+		{"declares the default spool and bundle cache VOLUMEs", `^VOLUME \["` + regexp.QuoteMeta(audit.DefaultSpoolDir) + `", "` + regexp.QuoteMeta(config.DefaultBundleCacheDir) + `"\]$`},
 		{"gives the spool mount point to 65532", `^COPY --from=build --chown=65532:65532 \S+ ` + regexp.QuoteMeta(audit.DefaultSpoolDir) + `$`},
+		{"gives the bundle cache mount point to 65532", `^COPY --from=build --chown=65532:65532 \S+ ` + regexp.QuoteMeta(config.DefaultBundleCacheDir) + `$`},
 		{"serves the mounted config", `^CMD \["serve", "--config", "/etc/warden/warden.yaml"\]$`},
 		{"is static", `CGO_ENABLED=0`},
 	}

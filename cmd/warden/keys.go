@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warden-egress/warden/authz/identity"
+	"github.com/warden-egress/warden/bundle"
 )
 
 const keysUsage = `usage:
@@ -25,6 +26,9 @@ const keysUsage = `usage:
       create a master key file (mode 0600; never overwrites)
   warden keys inspect ACCESS_KEY_ID
       print the app and expiry an access key id names (not whether it is genuine; no secret)
+  warden keys bundle-key --id ID --out DIR
+      create an Ed25519 policy-bundle signing key: DIR/ID.key (mode 0600; never overwrites) and
+      DIR/ID.pub (base64, for bundle.trusted_keys); prints the public key
 `
 
 // MaxKeyTTL bounds warden keys issue --ttl.
@@ -51,6 +55,8 @@ func (k keysCommand) run(args []string, stdout, stderr io.Writer) error {
 		return k.genmaster(args[1:], stdout, stderr)
 	case "inspect":
 		return k.inspect(args[1:], stdout, stderr)
+	case "bundle-key":
+		return k.bundleKey(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, keysUsage)
 		return nil
@@ -222,4 +228,23 @@ func roundDuration(d time.Duration) string {
 		return fmt.Sprintf("%dh", hours)
 	}
 	return fmt.Sprintf("%dd%dh", days, hours)
+}
+
+func (k keysCommand) bundleKey(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("keys bundle-key", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	id := fs.String("id", "", "key id (named in bundles and in bundle.trusted_keys), e.g. security-2026-12")
+	out := fs.String("out", "", "directory for ID.key (0600) and ID.pub")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *id == "" || *out == "" {
+		return errors.New("--id and --out are required")
+	}
+	pub, err := bundle.GenerateKey(*out, *id, k.rand)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "bundle signing key %s: %s/%s.key (0600)\ntrusted key for Wardens:\n  - id: %s\n    public_key: %s\n", *id, *out, *id, *id, pub)
+	return nil
 }

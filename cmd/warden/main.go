@@ -39,6 +39,12 @@ func commands() []command {
 			{name: "explain", synopsis: "--config FILE --tag K=V … --op OP [--model ID]  why a call is allowed or denied", usage: policyExplainUsage, flags: true},
 			{name: "vpce-policy", synopsis: "--config FILE --principal ARN …  the VPC endpoint, SCP and role policies", usage: vpceUsage, flags: true},
 			{name: "schema", synopsis: "print the configuration's JSON Schema", usage: policySchemaUsage},
+			{name: "sign", synopsis: "--policy FILE --key FILE --key-id ID --out FILE  sign a policy bundle", usage: policySignUsage, flags: true},
+			{name: "verify", synopsis: "--bundle FILE --trust ID=KEY …  check a signed policy bundle", usage: policyVerifyUsage, flags: true},
+			{name: "publish", synopsis: "--bundle FILE --to DIR|https://…|s3://…  publish a signed policy bundle", usage: policyPublishUsage, flags: true},
+		}},
+		{name: "bundle", run: cmdBundle, usage: bundleUsage, subs: []command{
+			{name: "serve", synopsis: "--dir DIR --trust ID=KEY --tls-cert F --tls-key F  the policy bundle service (TLS, ETag, long-poll)", usage: bundleUsage, flags: true},
 		}},
 		{name: "audit", run: cmdAudit, subs: []command{
 			{name: "verify", synopsis: "[--key KEY|@FILE]… SRC…  check audit records' hash chains and signed checkpoints", flags: true,
@@ -50,6 +56,7 @@ func commands() []command {
 			{name: "issue", synopsis: "--app APP --ttl 30d --master-key FILE  print a Warden-issued SigV4 key", usage: keysUsage, flags: true},
 			{name: "genmaster", synopsis: "--out FILE  create a master key file", usage: keysUsage, flags: true},
 			{name: "inspect", synopsis: "ACCESS_KEY_ID  print the app and expiry a key id names", usage: keysUsage},
+			{name: "bundle-key", synopsis: "--id ID --out DIR  create an Ed25519 policy-bundle signing key", usage: keysUsage, flags: true},
 		}},
 		{name: "ca", run: cmdCA, usage: caUsage, subs: []command{
 			{name: "bundle", synopsis: "--ca-cert FILE --out FILE  AWS_CA_BUNDLE: system roots plus Warden's CA", usage: caUsage},

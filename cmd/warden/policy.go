@@ -36,7 +36,8 @@ const (
 	policySchemaUsage = `  warden policy schema
         print the configuration file's JSON Schema (also deploy/warden.schema.json)
 `
-	policyUsage = "usage:\n" + policyValidateUsage + policyTestUsage + policyExplainUsage + policySchemaUsage + vpceUsage
+	policyUsage = "usage:\n" + policyValidateUsage + policyTestUsage + policyExplainUsage + policySchemaUsage + vpceUsage +
+		policySignUsage + policyVerifyUsage + policyPublishUsage
 )
 
 func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -53,6 +54,12 @@ func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return cmdPolicyExplain(args[1:], stdout, stderr)
 	case "vpce-policy":
 		return cmdPolicyVPCE(args[1:], stdout, stderr)
+	case "sign":
+		return cmdPolicySign(args[1:], stdout, stderr)
+	case "verify":
+		return cmdPolicyVerify(args[1:], stdout, stderr)
+	case "publish":
+		return cmdPolicyPublish(ctx, args[1:], stdout, stderr)
 	case "schema":
 		if len(args) > 1 {
 			return fmt.Errorf("policy schema: unexpected arguments %q", args[1:])

@@ -30,6 +30,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	path := fs.String("config", "", "configuration file (YAML)")
 	configEnv := fs.String("config-env", "", "read the configuration from this environment variable instead of a file (the injected sidecar: "+
 		"WARDEN_CONFIG, written by `warden inject`); nothing to watch, a changed policy comes with new pods")
+	pin := fs.String("bundle-pin", "", "refuse to start unless the config's bundle section (url, CA, trusted keys, fleet, namespace) has this digest "+
+		"(written by `warden inject` on the sidecar's command line, which the admission policy pins)")
 	watch := fs.Duration("watch-interval", time.Second, "how often to check the config file and its directory for changes (0 disables watching; SIGHUP still reloads)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -51,6 +53,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg, err := config.ParseConfig(data)
 	if err != nil {
 		return errors.New(strings.Join(config.Diagnostics(name, data, err), "\n"))
+	}
+	if *pin != "" {
+		if cfg.Bundle == nil {
+			return fmt.Errorf("--bundle-pin %s: %s has no bundle section: the policy must come from signed bundles", *pin, name)
+		}
+		if got := cfg.Bundle.TrustRoots().Pin(); got != *pin {
+			return fmt.Errorf("--bundle-pin: %s's bundle trust roots (url, CA, trusted keys, fleet, namespace) digest to %s, not %s: refusing to start", name, got, *pin)
+		}
 	}
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
@@ -74,7 +84,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_ = aw.Close()
 		return err
 	}
-	if *path != "" {
+	if cfg.Bundle != nil {
+		if err := startBundleFollower(ctx, srv, log); err != nil {
+			_ = aw.Close()
+			return err
+		}
+		log.Info("the policy comes from signed bundles; the config file is not watched (its other keys need a restart)")
+	} else if *path != "" {
 		go watchConfig(ctx, srv, *path, data, *watch, hup, log)
 	} else {
 		log.Info("configuration from the environment; not watched", zap.String("env", *configEnv))

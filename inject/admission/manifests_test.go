@@ -9,11 +9,14 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite deploy/kubernetes/admission and the golden files from the embedded manifests")
+var update = flag.Bool("update", false, "rewrite deploy/kubernetes/admission, the Helm chart's copies and the golden files from the embedded manifests")
 
 // deployDir holds the copies users apply; the embedded manifests are the
 // source (edit manifests/, then run go test ./inject/admission -update).
 const deployDir = "../../deploy/kubernetes/admission"
+
+// chartDir holds the Helm chart's copies of the policies (-update writes them).
+const chartDir = "../../deploy/helm/warden/files/admission"
 
 func TestDeployCopies(t *testing.T) {
 	files, err := Files()
@@ -27,6 +30,14 @@ func TestDeployCopies(t *testing.T) {
 		for _, f := range files {
 			if err := os.WriteFile(filepath.Join(deployDir, f.Name), f.Data, 0o644); err != nil {
 				t.Fatal(err)
+			}
+			// The Helm chart's copy: the policies and bindings (it generates the
+			// parameters from its values). tools/helm's TestAdmissionFilesVerbatim
+			// checks it.
+			if !strings.HasPrefix(f.Name, "00-params") {
+				if err := os.WriteFile(filepath.Join(chartDir, f.Name), f.Data, 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	}

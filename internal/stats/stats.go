@@ -3,6 +3,7 @@
 package stats
 
 import (
+	"cmp"
 	"slices"
 	"time"
 )
@@ -10,13 +11,20 @@ import (
 // PercentileUS is the nearest-rank percentile p (0 < p ≤ 1) of d, in
 // microseconds; 0 when d is empty. It sorts d in place.
 func PercentileUS(d []time.Duration, p float64) float64 {
-	if len(d) == 0 {
-		return 0
+	return float64(Percentile(d, p).Nanoseconds()) / 1e3
+}
+
+// Percentile is the nearest-rank percentile p (0 < p ≤ 1) of v; the zero
+// value when v is empty. It sorts v in place.
+func Percentile[T cmp.Ordered](v []T, p float64) T {
+	var zero T
+	if len(v) == 0 {
+		return zero
 	}
-	slices.Sort(d)
-	i := int(float64(len(d))*p+0.999999) - 1
-	i = min(max(i, 0), len(d)-1)
-	return float64(d[i].Nanoseconds()) / 1e3
+	slices.Sort(v)
+	i := int(float64(len(v))*p+0.999999) - 1
+	i = min(max(i, 0), len(v)-1)
+	return v[i]
 }
 
 // Median is the median of v (the mean of the middle two when len(v) is

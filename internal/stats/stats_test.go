@@ -62,3 +62,21 @@ func TestMedian(t *testing.T) {
 		t.Errorf("MedianOf = %v, want 4", got)
 	}
 }
+
+func TestPercentile(t *testing.T) {
+	for _, c := range []struct {
+		v    []int
+		p    float64
+		want int
+	}{
+		{nil, 0.5, 0},
+		{[]int{3}, 0.5, 3},
+		{[]int{0, 0, 0, 9}, 0.5, 0},
+		{[]int{0, 0, 0, 9}, 0.99, 9},
+		{[]int{4, 1, 3, 2}, 0.75, 3},
+	} {
+		if got := Percentile(c.v, c.p); got != c.want {
+			t.Errorf("Percentile(%v, %v) = %v, want %v", c.v, c.p, got, c.want)
+		}
+	}
+}
