@@ -232,6 +232,11 @@ func (p *Pipeline) initMetrics() {
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_audit_sink_delivered_total",
 			Help: "Lines delivered by sink (at least once: replays after a crash count again)."}, []string{"sink"}),
 	}
+	// Every loss reason exists at 0 from the start, so an alert on
+	// increase() fires at the first loss rather than the second.
+	for _, r := range []string{"spool_full", "share_full", "error"} {
+		p.m.dropped.WithLabelValues(r)
+	}
 	p.m.intents = p.m.appended.WithLabelValues("intent")
 	p.m.records = p.m.appended.WithLabelValues("record")
 	p.m.checkpoints = p.m.appended.WithLabelValues("checkpoint")
@@ -239,6 +244,9 @@ func (p *Pipeline) initMetrics() {
 		for _, c := range []prometheus.Collector{p.m.appended, p.m.dropped, p.m.refused, p.m.shareRefused, p.m.aggregated, p.m.batches, p.m.delivered,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "warden_audit_spool_bytes", Help: "Size of the live audit spool segments."},
 				func() float64 { return float64(p.sp.usedBytes()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "warden_audit_spool_max_bytes",
+				Help: "The spool's bound (audit.spool.max_bytes): warden_audit_spool_bytes over it is how full the spool is."},
+				func() float64 { return float64(p.o.MaxBytes) }),
 			shareCollector{p},
 			deliveryCollector{p},
 			// An anchor outside the sink: a monitoring system that keeps
@@ -713,9 +721,9 @@ type deliveryCollector struct{ p *Pipeline }
 
 var (
 	deliveredSeqDesc = prometheus.NewDesc("warden_audit_sink_delivered_seq",
-		"Seq of the last audit chain line the sink acknowledged (with warden_audit_chain_seq: the range it lacks).", []string{"sink", "instance"}, nil)
+		"Seq of the last audit chain line the sink acknowledged (with warden_audit_chain_seq: the range it lacks).", []string{"sink"}, nil)
 	undeliveredDesc = prometheus.NewDesc("warden_audit_undelivered_lines",
-		"Audit chain lines sealed but not yet acknowledged by the sink; at shutdown, what the drain left for the next start.", []string{"sink", "instance"}, nil)
+		"Audit chain lines sealed but not yet acknowledged by the sink; at shutdown, what the drain left for the next start.", []string{"sink"}, nil)
 )
 
 func (c deliveryCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -730,8 +738,8 @@ func (c deliveryCollector) Collect(ch chan<- prometheus.Metric) {
 	p.sp.mu.Unlock()
 	for _, sh := range p.shippers {
 		d := min(sh.delivered.Load(), head)
-		ch <- prometheus.MustNewConstMetric(deliveredSeqDesc, prometheus.GaugeValue, float64(d), sh.name, p.instance)
-		ch <- prometheus.MustNewConstMetric(undeliveredDesc, prometheus.GaugeValue, float64(head-d), sh.name, p.instance)
+		ch <- prometheus.MustNewConstMetric(deliveredSeqDesc, prometheus.GaugeValue, float64(d), sh.name)
+		ch <- prometheus.MustNewConstMetric(undeliveredDesc, prometheus.GaugeValue, float64(head-d), sh.name)
 	}
 }
 

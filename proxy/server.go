@@ -51,6 +51,8 @@ type Options struct {
 	// CA intercepts forward-proxy and transparent connections; nil builds
 	// one from the config's ca section when either listener is configured.
 	CA *mitm.CA
+	// Version labels warden_build_info ("" → "(devel)").
+	Version string
 }
 
 // Server is a running Warden: its compiled policy, upstream client and listeners.
@@ -124,7 +126,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 	}
-	m, err := newMetrics(s.registry)
+	m, err := newMetrics(s.registry, o.Version)
 	if err != nil {
 		return nil, err
 	}

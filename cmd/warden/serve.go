@@ -74,7 +74,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_ = aw.Close()
 		return err
 	}
-	opts := proxy.Options{Config: cfg, Audit: aw, Logger: log, Registry: reg}
+	opts := proxy.Options{Config: cfg, Audit: aw, Logger: log, Registry: reg, Version: versionLabel()}
 	if capture != nil {
 		opts.Capture = capture
 		defer func() { _ = capture.Close() }() // after the server's calls end
