@@ -52,7 +52,9 @@ type Record struct {
 	Tags          map[string]string
 	// WeakTags names the tags the workload could have claimed rather than
 	// proven (sorted); the rest are strong.
-	WeakTags       []string
+	WeakTags []string
+	// Path is the network path the call took, where known.
+	Path           Path
 	App            string
 	Operation      string
 	Model          string // as requested
@@ -114,6 +116,34 @@ type Record struct {
 	// Findings are what the app's guards found, one entry per guard,
 	// detector and type: counts only, never the values or where they sat.
 	Findings []Finding
+}
+
+// Path is a call's network path: the caller's side, from what the
+// platform vouches for (the identity's strong tags, a trusted load
+// balancer's PROXY protocol header), and the upstream's. Each field is
+// empty when not known; with a routed or same-VPC caller there is no VPC
+// endpoint, with a sidecar no subnet. JSON: src_account, src_vpc,
+// src_subnet, src_eni, src_vpce, upstream, upstream_vpce, upstream_region.
+type Path struct {
+	Account     string // the caller's AWS account
+	VPC         string
+	Subnet      string
+	ENI         string
+	VPCEndpoint string // the PrivateLink endpoint the caller came through
+	// Upstream is the host Warden sends calls to; UpstreamVPCEndpoint its
+	// VPC endpoint id when it is an interface endpoint's name; Region the
+	// region it serves.
+	Upstream            string
+	UpstreamVPCEndpoint string
+	Region              string
+}
+
+// fields lists Path's JSON names and values, in encoding order.
+func (p *Path) fields() [8][2]string {
+	return [8][2]string{
+		{"src_account", p.Account}, {"src_vpc", p.VPC}, {"src_subnet", p.Subnet}, {"src_eni", p.ENI}, {"src_vpce", p.VPCEndpoint},
+		{"upstream", p.Upstream}, {"upstream_vpce", p.UpstreamVPCEndpoint}, {"upstream_region", p.Region},
+	}
 }
 
 // Calls is how many calls the record stands for: its Count when it
@@ -197,6 +227,11 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	}
 	if len(r.WeakTags) > 0 {
 		_ = e.AddArray("weak_tags", stringArray(r.WeakTags))
+	}
+	for _, f := range r.Path.fields() {
+		if f[1] != "" {
+			e.AddString(f[0], f[1])
+		}
 	}
 	e.AddString("app", r.App)
 	e.AddString("operation", r.Operation)
@@ -347,6 +382,11 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	}
 	if len(r.WeakTags) > 0 {
 		b = appendStrings(b, "weak_tags", r.WeakTags)
+	}
+	for _, f := range r.Path.fields() {
+		if f[1] != "" {
+			b = appendField(b, f[0], f[1])
+		}
 	}
 	b = appendField(b, "app", r.App)
 	b = appendField(b, "operation", r.Operation)

@@ -26,6 +26,14 @@ type recordJSON struct {
 	IdentityStale      bool              `json:"identity_stale"`
 	Tags               map[string]string `json:"tags"`
 	WeakTags           []string          `json:"weak_tags"`
+	SrcAccount         string            `json:"src_account"`
+	SrcVPC             string            `json:"src_vpc"`
+	SrcSubnet          string            `json:"src_subnet"`
+	SrcENI             string            `json:"src_eni"`
+	SrcVPCE            string            `json:"src_vpce"`
+	Upstream           string            `json:"upstream"`
+	UpstreamVPCE       string            `json:"upstream_vpce"`
+	UpstreamRegion     string            `json:"upstream_region"`
 	App                string            `json:"app"`
 	Operation          string            `json:"operation"`
 	Model              string            `json:"model"`
@@ -97,6 +105,8 @@ func decodeLine(line []byte) (kind, id string, r Record, err error) {
 		PolicyHash: j.PolicyHash, PolicySerial: j.PolicySerial, PolicyExpired: j.PolicyExpired, Decision: j.Decision, Rule: j.Rule, Reason: j.Reason, Status: j.Status, ErrorType: j.ErrorType,
 		Incomplete: j.Incomplete, Count: j.Count, PromptSHA256: j.PromptSHA256, ResponseSHA256: j.ResponseSHA256, BytesIn: j.BytesIn, BytesOut: j.BytesOut,
 		Latency: ms(float64(j.LatencyMS)), UpstreamLatency: ms(float64(j.UpstreamMS)), UpstreamTotal: ms(float64(j.UpstreamTotalMS)),
+		Path: Path{Account: j.SrcAccount, VPC: j.SrcVPC, Subnet: j.SrcSubnet, ENI: j.SrcENI, VPCEndpoint: j.SrcVPCE,
+			Upstream: j.Upstream, UpstreamVPCEndpoint: j.UpstreamVPCE, Region: j.UpstreamRegion},
 	}
 	for _, f := range j.Findings {
 		r.Findings = append(r.Findings, Finding{Guard: f.Guard, Detector: f.Detector, Type: f.Type, Count: f.Count, Action: f.Action, Phase: f.Phase})

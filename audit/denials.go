@@ -30,8 +30,8 @@ type denials struct {
 // its path), so they must not let a flood open a window per call; the
 // rule still tells the kinds of denial apart.
 type denialKey struct {
-	app, client, source, op, model, rule, reason, errType string
-	status                                                int
+	app, client, vpce, source, op, model, rule, reason, errType string
+	status                                                      int
 }
 
 type denialAgg struct {
@@ -60,7 +60,7 @@ func foldable(r *Record) bool {
 }
 
 func keyOf(r *Record) denialKey {
-	k := denialKey{app: r.App, client: clientHost(r.Client), source: r.IdentitySource, op: r.Operation,
+	k := denialKey{app: r.App, client: clientHost(r.Client), vpce: r.Path.VPCEndpoint, source: r.IdentitySource, op: r.Operation,
 		rule: r.Rule, errType: r.ErrorType, status: r.Status}
 	if r.App != "" {
 		k.model, k.reason = r.Model, r.Reason

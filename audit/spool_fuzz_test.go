@@ -60,6 +60,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(`{"tokens_in":null,"cost_usd":"x"}`)
 	f.Add(`{"v":2,"request_id":"r","decision":"deny","count":42}`)
 	f.Add(`{"count":-3}`)
+	f.Add(`{"v":2,"request_id":"p","src_account":"222233334444","src_vpc":"vpc-1","src_vpce":"vpce-0a1b2c3d","upstream":"h","upstream_region":"us-east-1"}`)
 	f.Fuzz(func(t *testing.T, line string) {
 		r, err := DecodeRecord([]byte(line))
 		if err != nil {
@@ -69,7 +70,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded record does not decode: %v", err)
 		}
-		if r2.RequestID != r.RequestID || r2.App != r.App || r2.Usage != r.Usage || r2.Status != r.Status || r2.Calls() != r.Calls() {
+		if r2.RequestID != r.RequestID || r2.App != r.App || r2.Usage != r.Usage || r2.Status != r.Status || r2.Calls() != r.Calls() || r2.Path != r.Path {
 			t.Fatalf("round trip changed the record:\n%+v\n%+v", r, r2)
 		}
 	})

@@ -21,14 +21,84 @@ const (
 	OpListAsyncInvokes                   Operation = "ListAsyncInvokes"
 )
 
-// Streaming reports whether the operation's response is an event stream.
+// The OpenAI-compatible and Anthropic-native operations (reference §1, §10).
+// The model is the JSON body's "model"; whether the answer streams (server-
+// sent events) is the body's "stream", not the route's.
+const (
+	// OpenAIChatCompletions and OpenAIResponses are bedrock-runtime's
+	// OpenAI-compatible API: POST /openai/v1/chat/completions and
+	// POST /openai/v1/responses (IAM: bedrock:InvokeModel, and
+	// bedrock:InvokeModelWithResponseStream for streams).
+	OpOpenAIChatCompletions Operation = "OpenAIChatCompletions"
+	OpOpenAIResponses       Operation = "OpenAIResponses"
+	// MantleChatCompletions, MantleResponses and MantleMessages are served on
+	// bedrock-mantle.REGION.api.aws: POST {/v1,/openai/v1}/chat/completions,
+	// POST {/v1,/openai/v1}/responses and POST /anthropic/v1/messages (IAM:
+	// bedrock-mantle:CreateInference).
+	OpMantleChatCompletions Operation = "MantleChatCompletions"
+	OpMantleResponses       Operation = "MantleResponses"
+	OpMantleMessages        Operation = "MantleMessages"
+	// AnthropicAgents, AnthropicSessions and AnthropicMemoryStores are
+	// Anthropic's Bedrock-only APIs (Claude Managed Agents) under
+	// /anthropic/v1/ on bedrock.REGION.amazonaws.com, one operation per
+	// resource and everything below it. Nothing Warden can inspect flows
+	// through them as prompt text, so no policy allows them unless it names
+	// them.
+	OpAnthropicAgents       Operation = "AnthropicAgents"
+	OpAnthropicSessions     Operation = "AnthropicSessions"
+	OpAnthropicMemoryStores Operation = "AnthropicMemoryStores"
+)
+
+// BodyModel reports whether the operation names its model in the JSON
+// body's "model" (rather than in the path, or in StartAsyncInvoke's
+// "modelId").
+func (o Operation) BodyModel() bool {
+	switch o {
+	case OpOpenAIChatCompletions, OpOpenAIResponses, OpMantleChatCompletions, OpMantleResponses, OpMantleMessages:
+		return true
+	}
+	return false
+}
+
+// Service is the AWS endpoint a route is served on, spelled as its host
+// name's first label (and, for bedrock-mantle, its IAM service prefix).
+type Service string
+
+// The services Warden routes to.
+const (
+	ServiceRuntime Service = "bedrock-runtime" // bedrock-runtime.REGION.amazonaws.com
+	ServiceMantle  Service = "bedrock-mantle"  // bedrock-mantle.REGION.api.aws
+	// ServiceBedrock is bedrock.REGION.amazonaws.com, the control plane's
+	// host, where Anthropic's Bedrock-only APIs live under /anthropic/v1/.
+	ServiceBedrock Service = "bedrock"
+)
+
+// SigningName is the SigV4 service name requests to the service are signed
+// for: "bedrock" for bedrock-runtime and the control plane, "bedrock-mantle"
+// for bedrock-mantle.
+func (s Service) SigningName() string {
+	if s == ServiceMantle {
+		return "bedrock-mantle"
+	}
+	return "bedrock"
+}
+
+// Streaming reports whether the operation's response is an event stream
+// (agent-runtime operations included).
 func (o Operation) Streaming() bool {
-	return o == OpInvokeModelWithResponseStream || o == OpConverseStream || o == OpInvokeModelWithBidirectionalStream
+	return o == OpInvokeModelWithResponseStream || o == OpConverseStream || o == OpInvokeModelWithBidirectionalStream || o.AgentStreaming()
 }
 
 // Route is what the method and path of a request say about it.
 type Route struct {
 	Op Operation
+	// Service is the endpoint the operation is served on; "" is
+	// bedrock-runtime (use OnService).
+	Service Service
+	// Path is the escaped path to send upstream when it differs from the
+	// path the caller sent (an endpoint-mode prefix such as /bedrock-mantle
+	// removed, /anthropic added); "" otherwise.
+	Path string
 	// RawModel is the model identifier exactly as sent, percent-decoded once
 	// ("" for operations without a model in the path).
 	RawModel string
@@ -38,6 +108,14 @@ type Route struct {
 	GuardrailID, GuardrailVersion string
 	// InvocationARN is set for GetAsyncInvoke (percent-decoded once).
 	InvocationARN string
+}
+
+// OnService returns the endpoint the route is served on.
+func (r Route) OnService() Service {
+	if r.Service == "" {
+		return ServiceRuntime
+	}
+	return r.Service
 }
 
 // ModelKind names the form of a model identifier.

@@ -75,6 +75,15 @@ type Extracted struct {
 	// Decoded are the base64-carried bodies whose values are in Texts
 	// (TextSpan.Src indexes them from 1).
 	Decoded []Decoded
+	// IDs are identifiers a client or a model chooses that are no model
+	// text but travel with it, so could carry a value: tool-use ids
+	// (Converse toolUse.toolUseId and toolResult.toolUseId, in requests,
+	// answers and contentBlockStart.start.toolUse events; Anthropic
+	// tool_use id and tool_result tool_use_id; Mistral tool_call_id). They
+	// are not in Texts: a guard runs only the number and key detectors on
+	// them, and a rewrite must keep an id an id (see guard). Same fields as
+	// Texts; Src as there.
+	IDs []TextSpan
 }
 
 // ExtractRequest returns the text, unscannable content and output-token
@@ -263,6 +272,7 @@ const (
 	aMax                // an output-token limit
 	aB64                // a base64 string holding a JSON body of the returned ctx
 	aB64Text            // a base64 string holding UTF-8 text (a text document's bytes)
+	aID                 // an identifier the client or model chooses (Extracted.IDs)
 )
 
 // rule says what member k of an object in ctx c holds. Anything not listed
@@ -342,12 +352,16 @@ func (e *extractor) rule(c ctx, k []byte) (act, ctx) {
 		return aUnsc, 0 // bytes, s3Location, and sources not known yet
 	case cToolUse:
 		switch string(k) {
-		case "toolUseId", "type":
+		case "toolUseId":
+			return aID, 0
+		case "type":
 			return aSkip, 0
 		}
 	case cToolResult:
 		switch string(k) {
-		case "toolUseId", "status", "type":
+		case "toolUseId":
+			return aID, 0
+		case "status", "type":
 			return aSkip, 0
 		case "content":
 			return aText, cBlock
@@ -474,7 +488,9 @@ func (e *extractor) rule(c ctx, k []byte) (act, ctx) {
 		}
 	case cAnthBlock:
 		switch string(k) {
-		case "type", "id", "tool_use_id", "signature", "cache_control", "stop_reason":
+		case "id", "tool_use_id":
+			return aID, 0
+		case "type", "signature", "cache_control", "stop_reason":
 			return aSkip, 0
 		case "source":
 			return aText, cAnthSrc
@@ -532,7 +548,9 @@ func (e *extractor) rule(c ctx, k []byte) (act, ctx) {
 		}
 	case cChatMsg:
 		switch string(k) {
-		case "role", "tool_call_id":
+		case "tool_call_id":
+			return aID, 0
+		case "role":
 			return aSkip, 0
 		case "content":
 			return aText, cChatContent
@@ -742,6 +760,23 @@ func (e *extractor) member(a act, c ctx) error {
 		return e.base64Body(c)
 	case aB64Text:
 		return e.base64Text()
+	case aID:
+		e.ws()
+		if e.i < len(e.b) && e.b[e.i] == '"' {
+			start := e.i
+			esc, err := e.str()
+			if err != nil {
+				return err
+			}
+			n := len(e.out.Texts)
+			e.emit(start, e.i, esc)
+			if len(e.out.Texts) > n { // not empty
+				e.out.IDs = append(e.out.IDs, e.out.Texts[n])
+				e.out.Texts = e.out.Texts[:n]
+			}
+			return nil
+		}
+		return e.jsonScanner.value() // not a string: Bedrock refuses it
 	}
 	return e.value(c)
 }
@@ -834,7 +869,7 @@ func (e *extractor) base64Body(c ctx) error {
 		return nil
 	}
 	o := e.out
-	nTexts, nUnsc, nDec := len(o.Texts), len(o.Unscannable), len(o.Decoded)
+	nTexts, nIDs, nUnsc, nDec := len(o.Texts), len(o.IDs), len(o.Unscannable), len(o.Decoded)
 	o.Decoded = append(o.Decoded, Decoded{Path: string(e.path), Start: start, End: e.i, Bytes: dec})
 	sub := extractor{
 		jsonScanner: jsonScanner{b: dec},
@@ -845,7 +880,7 @@ func (e *extractor) base64Body(c ctx) error {
 		famChunk:    e.famChunk,
 	}
 	if err := sub.run(c); err != nil {
-		o.Texts, o.Unscannable, o.Decoded = o.Texts[:nTexts], o.Unscannable[:nUnsc], o.Decoded[:nDec]
+		o.Texts, o.IDs, o.Unscannable, o.Decoded = o.Texts[:nTexts], o.IDs[:nIDs], o.Unscannable[:nUnsc], o.Decoded[:nDec]
 		e.unscannable()
 	}
 	return nil

@@ -67,7 +67,7 @@ func checkAgainstEncodingJSON(t *testing.T, body []byte, ex Extracted, err error
 	}
 	checkExtracted(t, body, ex)
 	all := allStrings(t, body)
-	for _, s := range ex.Texts {
+	for _, s := range slices.Concat(ex.Texts, ex.IDs) {
 		if s.Src == 0 && !s.Base64 && !slices.Contains(all, s.Text) {
 			t.Fatalf("span %s %q is not a string value of the body", s.Path, s.Text)
 		}

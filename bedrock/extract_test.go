@@ -212,7 +212,7 @@ func checkExtracted(t testing.TB, body []byte, ex Extracted) {
 			t.Fatalf("decoded %d %s: the literal does not decode to Bytes (%v)", i, d.Path, err)
 		}
 	}
-	for _, sp := range ex.Texts {
+	for _, sp := range slices.Concat(ex.Texts, ex.IDs) {
 		src := body
 		if sp.Src != 0 {
 			if sp.Src < 0 || sp.Src > len(ex.Decoded) {
@@ -810,5 +810,79 @@ func TestExtractMaskRoundTrip(t *testing.T) {
 	ex2, err = ExtractStreamEvent(OpInvokeModelWithResponseStream, FamilyAnthropic, "chunk", payload2)
 	if err != nil || len(ex2.Texts) != 1 || ex2.Texts[0].Text != "mail a{EMAIL}b.co" {
 		t.Fatalf("%v %+v", err, ex2)
+	}
+}
+
+// TestExtractIDs checks that tool-use ids land in IDs, never in Texts, in
+// every shape that carries one (issue 13).
+func TestExtractIDs(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		extract func() (Extracted, []byte, error)
+		want    []string // "path=text"
+		src     int
+	}{
+		{"converse request", func() (Extracted, []byte, error) {
+			return withBody(ExtractRequest, OpConverse, "", (`{"messages":[
+				{"role":"assistant","content":[{"toolUse":{"toolUseId":"tooluse_4111111111111111","name":"lookup","input":{"q":"x"}}}]},
+				{"role":"user","content":[{"toolResult":{"toolUseId":"tooluse_4111111111111111","content":[{"text":"ok"}],"status":"success"}}]}]}`))
+		}, []string{"messages[0].content[0].toolUse.toolUseId=tooluse_4111111111111111", "messages[1].content[0].toolResult.toolUseId=tooluse_4111111111111111"}, 0},
+		{"converse response", func() (Extracted, []byte, error) {
+			return withBody(ExtractResponse, OpConverse, "", (`{"output":{"message":{"role":"assistant","content":[{"toolUse":{"toolUseId":"SSN123-45-6789","name":"n","input":{}}}]}},"stopReason":"tool_use"}`))
+		}, []string{"output.message.content[0].toolUse.toolUseId=SSN123-45-6789"}, 0},
+		{"converse stream contentBlockStart", func() (Extracted, []byte, error) {
+			return withBody(eventExtractor("contentBlockStart"), OpConverseStream, "", (`{"contentBlockIndex":1,"start":{"toolUse":{"toolUseId":"tooluse_\u0041KIAIOSFODNN7EXAMPLE","name":"lookup"}},"p":"abc"}`))
+		}, []string{"start.toolUse.toolUseId=tooluse_AKIAIOSFODNN7EXAMPLE"}, 0},
+		{"anthropic request", func() (Extracted, []byte, error) {
+			return withBody(ExtractRequest, OpInvokeModel, FamilyAnthropic, (`{"anthropic_version":"bedrock-2023-05-31","max_tokens":10,"messages":[
+				{"role":"assistant","content":[{"type":"tool_use","id":"toolu_123-45-6789","name":"n","input":{}}]},
+				{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_123-45-6789","content":"done"}]}]}`))
+		}, []string{"messages[0].content[0].id=toolu_123-45-6789", "messages[1].content[0].tool_use_id=toolu_123-45-6789"}, 0},
+		{"anthropic stream chunk", func() (Extracted, []byte, error) {
+			return withBody(eventExtractor("chunk"), OpInvokeModelWithResponseStream, FamilyAnthropic,
+				string(chunkPayload([]byte(`{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_4111 1111 1111 1111","name":"n","input":{}}}`))))
+		}, []string{"bytes/content_block.id=toolu_4111 1111 1111 1111"}, 1},
+		{"mistral tool message", func() (Extracted, []byte, error) {
+			return withBody(ExtractRequest, OpInvokeModel, FamilyMistral, (`{"messages":[{"role":"tool","tool_call_id":"call_5500000000000004","content":"42"}]}`))
+		}, []string{"messages[0].tool_call_id=call_5500000000000004"}, 0},
+		{"empty and non-string ids", func() (Extracted, []byte, error) {
+			return withBody(ExtractRequest, OpConverse, "", (`{"messages":[{"role":"user","content":[{"toolResult":{"toolUseId":"","content":[]}},{"toolResult":{"toolUseId":7,"content":[]}}]}]}`))
+		}, nil, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ex, body, err := c.extract()
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkExtracted(t, body, ex) // literals decode to the texts
+			var got []string
+			for _, sp := range ex.IDs {
+				got = append(got, sp.Path+"="+sp.Text)
+				if sp.Src != c.src {
+					t.Errorf("%s: Src %d, want %d", sp.Path, sp.Src, c.src)
+				}
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("IDs = %q, want %q", got, c.want)
+			}
+			for _, sp := range ex.Texts {
+				for _, id := range ex.IDs {
+					if sp.Path == id.Path {
+						t.Errorf("%s is in Texts too", sp.Path)
+					}
+				}
+			}
+		})
+	}
+}
+
+func withBody(f func(Operation, string, []byte) (Extracted, error), op Operation, family, body string) (Extracted, []byte, error) {
+	ex, err := f(op, family, []byte(body))
+	return ex, []byte(body), err
+}
+
+func eventExtractor(eventType string) func(Operation, string, []byte) (Extracted, error) {
+	return func(op Operation, family string, payload []byte) (Extracted, error) {
+		return ExtractStreamEvent(op, family, eventType, payload)
 	}
 }

@@ -37,6 +37,10 @@ func FuzzParseRoute(f *testing.F) {
 	f.Add("GET", "/model/a.b/converse", "")
 	f.Add("POST", "/model/a.b%2F..%2Fc/invoke", "")
 	f.Add("POST", "/model/a.b%252F/invoke", "")
+	f.Add("POST", "/openai/v1/chat/completions", "")
+	f.Add("POST", "/openai/v1/responses", "")
+	f.Add("GET", "/openai/v1/responses/resp_1", "")
+	f.Add("POST", "/anthropic/v1/messages", "")
 	f.Fuzz(func(t *testing.T, method, path, query string) {
 		r, err := ParseRoute(method, path, query)
 		if err != nil {
@@ -51,6 +55,9 @@ func FuzzParseRoute(f *testing.F) {
 		}
 		if r.Op == "" {
 			t.Fatal("success without an operation")
+		}
+		if r.OnService() != ServiceRuntime || r.Path != "" {
+			t.Fatalf("the runtime's router returned %+v", r)
 		}
 		for _, v := range []string{r.RawModel, r.GuardrailID, r.GuardrailVersion, r.InvocationARN} {
 			if hasControl(v) || strings.ContainsAny(v, "%?#;\\ ") {

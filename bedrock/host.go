@@ -9,10 +9,17 @@ import (
 // serves and how it is spelled. Forward-proxy and transparent modes learn the
 // host from CONNECT or TLS SNI and must know the region before forwarding.
 type RuntimeHost struct {
-	Host   string // lower case, no trailing dot, no port
-	Region string
-	FIPS   bool
-	VPCE   bool // an interface VPC endpoint name (vpce-ID[-AZ].bedrock-runtime.REGION.vpce.amazonaws.com)
+	// Service is the endpoint the name serves: bedrock-runtime for every
+	// name ParseRuntimeHost accepts; ParseServiceHost also returns
+	// bedrock-mantle and bedrock hosts.
+	Service Service
+	Host    string // lower case, no trailing dot, no port
+	Region  string
+	FIPS    bool
+	VPCE    bool // an interface VPC endpoint name (vpce-ID[-AZ].bedrock-runtime.REGION.vpce.amazonaws.com)
+	// VPCEndpointID is the endpoint's id ("vpce-" and its hex digits) when
+	// VPCE: the DNS label is the id, a suffix and, for a zonal name, the AZ.
+	VPCEndpointID string
 }
 
 // ParseRuntimeHost accepts exactly the Bedrock runtime name forms and returns
@@ -26,16 +33,40 @@ type RuntimeHost struct {
 // A port, if present, must be 443. Anything else — other services, extra
 // labels, IP addresses — is an error that names the input.
 func ParseRuntimeHost(hostport string) (RuntimeHost, error) {
+	return parseRuntimeForms(hostport, ServiceRuntime, "Bedrock runtime")
+}
+
+// ParseAgentRuntimeHost is ParseRuntimeHost for the agent runtime: the same
+// name forms with bedrock-agent-runtime[-fips] as the service label, and
+// Service ServiceAgentRuntime.
+func ParseAgentRuntimeHost(hostport string) (RuntimeHost, error) {
+	return parseRuntimeForms(hostport, ServiceAgentRuntime, "Bedrock agent runtime")
+}
+
+// IsAgentRuntimeHost reports whether host (no port) is one of the agent
+// runtime name forms ParseAgentRuntimeHost accepts.
+func IsAgentRuntimeHost(host string) bool {
+	if strings.Contains(host, ":") {
+		return false
+	}
+	_, err := ParseAgentRuntimeHost(host)
+	return err == nil
+}
+
+// parseRuntimeForms parses ParseRuntimeHost's name forms for the endpoint
+// prefix svc (what names it in errors).
+func parseRuntimeForms(hostport string, svc Service, what string) (RuntimeHost, error) {
+	service := string(svc)
 	host := hostport
 	if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
 		if hostport[i+1:] != "443" {
-			return RuntimeHost{}, fmt.Errorf("bedrock: host %q: only port 443 is a Bedrock runtime endpoint", hostport)
+			return RuntimeHost{}, fmt.Errorf("bedrock: host %q: only port 443 is a %s endpoint", hostport, what)
 		}
 		host = hostport[:i]
 	}
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
 	bad := func(why string) (RuntimeHost, error) {
-		return RuntimeHost{}, fmt.Errorf("bedrock: host %q is not a Bedrock runtime host name (%s)", hostport, why)
+		return RuntimeHost{}, fmt.Errorf("bedrock: host %q is not a %s host name (%s)", hostport, what, why)
 	}
 	if h == "" || len(h) > 253 {
 		return bad("empty or too long")
@@ -46,30 +77,33 @@ func ParseRuntimeHost(hostport string) (RuntimeHost, error) {
 			return bad("invalid DNS label")
 		}
 	}
-	out := RuntimeHost{Host: h}
+	out := RuntimeHost{Service: svc, Host: h}
 	switch {
 	case strings.HasSuffix(h, ".vpce.amazonaws.com"):
 		// vpce-ID[-AZ] . bedrock-runtime . REGION . vpce . amazonaws . com
-		if len(labels) != 6 || !strings.HasPrefix(labels[0], "vpce-") || labels[1] != "bedrock-runtime" {
-			return bad("a VPC endpoint name must be vpce-ID.bedrock-runtime.REGION.vpce.amazonaws.com")
+		if len(labels) != 6 || !strings.HasPrefix(labels[0], "vpce-") || labels[1] != service {
+			return bad("a VPC endpoint name must be vpce-ID." + service + ".REGION.vpce.amazonaws.com")
 		}
 		out.VPCE, out.Region = true, labels[2]
+		if parts := strings.SplitN(labels[0], "-", 3); len(parts) >= 2 && parts[1] != "" {
+			out.VPCEndpointID = "vpce-" + parts[1]
+		}
 	case strings.HasSuffix(h, ".amazonaws.com.cn"):
-		if len(labels) != 5 || labels[0] != "bedrock-runtime" {
-			return bad("expected bedrock-runtime.REGION.amazonaws.com.cn")
+		if len(labels) != 5 || labels[0] != service {
+			return bad("expected " + service + ".REGION.amazonaws.com.cn")
 		}
 		out.Region = labels[1]
 	case strings.HasSuffix(h, ".amazonaws.com"), strings.HasSuffix(h, ".api.aws"):
 		// bedrock-runtime . REGION . amazonaws . com, or … . api . aws
 		if len(labels) != 4 {
-			return bad("expected bedrock-runtime[-fips].REGION.amazonaws.com or .api.aws")
+			return bad("expected " + service + "[-fips].REGION.amazonaws.com or .api.aws")
 		}
 		switch labels[0] {
-		case "bedrock-runtime":
-		case "bedrock-runtime-fips":
+		case service:
+		case service + "-fips":
 			out.FIPS = true
 		default:
-			return bad("not the bedrock-runtime service")
+			return bad("not the " + service + " service")
 		}
 		out.Region = labels[1]
 	default:
@@ -107,4 +141,43 @@ func IsRuntimeHost(host string) bool {
 	}
 	_, err := ParseRuntimeHost(host)
 	return err == nil
+}
+
+// ParseServiceHost accepts the Bedrock runtime names ParseRuntimeHost
+// accepts and, with their Service set:
+//
+//	bedrock-mantle.REGION.api.aws     (bedrock-mantle: OpenAI-compatible and Anthropic Messages APIs)
+//	bedrock.REGION.amazonaws.com      (bedrock: Anthropic's Bedrock-only APIs under /anthropic/v1/)
+//
+// AWS documents no FIPS, China or VPC endpoint names for these two, so none
+// is accepted. A port, if present, must be 443.
+func ParseServiceHost(hostport string) (RuntimeHost, error) {
+	if h, err := ParseRuntimeHost(hostport); err == nil {
+		return h, nil
+	}
+	host := hostport
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
+		if hostport[i+1:] != "443" {
+			return RuntimeHost{}, fmt.Errorf("bedrock: host %q: only port 443 is a Bedrock endpoint", hostport)
+		}
+		host = hostport[:i]
+	}
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	labels := strings.Split(h, ".")
+	for _, l := range labels {
+		if !dnsLabel(l) {
+			return RuntimeHost{}, fmt.Errorf("bedrock: host %q is not a Bedrock host name (invalid DNS label)", hostport)
+		}
+	}
+	switch {
+	case len(labels) == 4 && labels[0] == "bedrock-mantle" && labels[2] == "api" && labels[3] == "aws":
+		if ValidRegion(labels[1]) && !strings.HasPrefix(labels[1], "cn-") {
+			return RuntimeHost{Service: ServiceMantle, Host: h, Region: labels[1]}, nil
+		}
+	case len(labels) == 4 && labels[0] == "bedrock" && labels[2] == "amazonaws" && labels[3] == "com":
+		if ValidRegion(labels[1]) && !strings.HasPrefix(labels[1], "cn-") {
+			return RuntimeHost{Service: ServiceBedrock, Host: h, Region: labels[1]}, nil
+		}
+	}
+	return RuntimeHost{}, fmt.Errorf("bedrock: host %q is not a Bedrock runtime, bedrock-mantle or bedrock host name", hostport)
 }

@@ -28,6 +28,9 @@ func TestParseRuntimeHost(t *testing.T) {
 			t.Errorf("ParseRuntimeHost(%q): %v", tc.in, err)
 			continue
 		}
+		if tc.vpce && h.VPCEndpointID != "vpce-0abc123" || !tc.vpce && h.VPCEndpointID != "" {
+			t.Errorf("ParseRuntimeHost(%q): endpoint id %q", tc.in, h.VPCEndpointID)
+		}
 		if h.Region != tc.region || h.FIPS != tc.fips || h.VPCE != tc.vpce {
 			t.Errorf("ParseRuntimeHost(%q) = %+v, want region %s fips %v vpce %v", tc.in, h, tc.region, tc.fips, tc.vpce)
 		}
@@ -38,7 +41,7 @@ func TestParseRuntimeHost(t *testing.T) {
 	bad := []string{
 		"", ":443", "bedrock-runtime.us-east-1.amazonaws.com:8443",
 		"bedrock.us-east-1.amazonaws.com",                       // control plane
-		"bedrock-agent-runtime.us-east-1.amazonaws.com",         // another service
+		"bedrock-agent-runtime.us-east-1.amazonaws.com",         // another service (ParseAgentRuntimeHost)
 		"sts.us-east-1.amazonaws.com",                           //
 		"s3.bedrock-runtime.us-east-1.amazonaws.com",            // extra label
 		"bedrock-runtime.us-east-1.amazonaws.com.evil.com",      // suffix trick

@@ -274,6 +274,16 @@ func parseModelARN(s string) (ModelID, error) {
 	return m, nil
 }
 
+// Repointable reports whether the id names something its owner can change
+// after Warden resolved it, so that what runs is not what Warden checked: a
+// prompt without a version runs the prompt's DRAFT, which anyone with
+// bedrock:UpdatePrompt can re-point to another model at any time. A numbered
+// prompt version (prompt/ID:N) is immutable. (Agent and flow aliases, which
+// their owner can re-point too, are not model ids the runtime routes.)
+func (m ModelID) Repointable() bool {
+	return m.Kind == KindPrompt && !strings.Contains(m.Resource, ":")
+}
+
 // validPrompt: [0-9a-zA-Z]{10} with an optional :VERSION of 1-5 digits.
 func validPrompt(s string) bool {
 	id, ver, hasVer := strings.Cut(s, ":")

@@ -163,3 +163,32 @@ func TestParseModelIDRejects(t *testing.T) {
 }
 
 func quoteQ(s string) string { return strings.TrimSuffix(strings.TrimPrefix(fmtQ(s), `"`), `"`) }
+
+// Only a prompt without a version runs something its owner can change after
+// Warden resolved it.
+func TestModelIDRepointable(t *testing.T) {
+	const acct = "arn:aws:bedrock:us-east-1:123456789012:"
+	cases := []struct {
+		id   string
+		want bool
+	}{
+		{acct + "prompt/PROMPT1234", true},
+		{acct + "prompt/PROMPT1234:3", false},
+		{"arn:aws-cn:bedrock:cn-north-1:123456789012:prompt/abcdefghij", true},
+		{acct + "application-inference-profile/abc123def456", false},
+		{acct + "prompt-router/my-router", false},
+		{acct + "default-prompt-router/anthropic.claude:1", false},
+		{acct + "provisioned-model/abc123def456", false},
+		{"anthropic.claude-3-5-haiku-20241022-v1:0", false},
+		{"us.anthropic.claude-3-5-haiku-20241022-v1:0", false},
+	}
+	for _, tc := range cases {
+		m, err := ParseModelID(tc.id)
+		if err != nil {
+			t.Fatalf("ParseModelID(%q): %v", tc.id, err)
+		}
+		if got := m.Repointable(); got != tc.want {
+			t.Errorf("%s: Repointable() = %v, want %v", tc.id, got, tc.want)
+		}
+	}
+}

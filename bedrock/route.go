@@ -66,6 +66,11 @@ func ParseRoute(method, escapedPath, rawQuery string) (Route, error) {
 		return Route{}, wrongMethod(method, p, OpStartAsyncInvoke+" or "+OpListAsyncInvokes)
 	case strings.HasPrefix(p, "/async-invoke/"):
 		return routeGetAsync(method, p, rawQuery)
+	case strings.HasPrefix(p, "/openai/"):
+		return routeRuntimeOpenAI(method, p, rawQuery)
+	case strings.HasPrefix(p, "/anthropic/"):
+		return Route{}, AccessDenied("unknown operation: %q %q: Warden does not serve bedrock-runtime's Anthropic Messages API (/anthropic/v1/messages); "+
+			"use InvokeModel (Anthropic's Bedrock SDK does) or bedrock-mantle's /anthropic/v1/messages", quoteTrunc(method), quoteTrunc(p))
 	}
 	return Route{}, unknownOp(method, p)
 }
@@ -417,66 +422,78 @@ func hasControl(s string) bool {
 	return false
 }
 
-// AsyncInvokeModel reads modelId from a StartAsyncInvoke JSON body.
-//
-// The body must be one valid-UTF-8 JSON object with exactly one "modelId"
-// key holding a non-empty string. Duplicate keys, keys that differ from
-// "modelId" only in case, invalid UTF-8 and trailing data are rejected:
-// encoding/json would resolve each of them silently (last key wins, case-
-// insensitive match, U+FFFD), and Bedrock might resolve them differently,
-// letting a caller be authorised for one model and run another.
+// AsyncInvokeModel reads modelId from a StartAsyncInvoke JSON body (see
+// topString for what is refused).
 func AsyncInvokeModel(body []byte) (string, error) {
+	return topString(body, "modelId", "StartAsyncInvoke body")
+}
+
+// BodyModel reads the model of an operation that names it in its JSON body
+// ("model"; Operation.BodyModel), under the same rules as AsyncInvokeModel.
+func BodyModel(op Operation, body []byte) (string, error) {
+	return topString(body, "model", string(op)+" body")
+}
+
+// topString reads the string value of key from a JSON object body.
+//
+// The body must be one valid-UTF-8 JSON object with exactly one key holding
+// a non-empty string. Duplicate keys, keys that differ from key only in case,
+// invalid UTF-8 and trailing data are rejected: encoding/json would resolve
+// each of them silently (last key wins, case-insensitive match, U+FFFD), and
+// Bedrock might resolve them differently, letting a caller be authorised for
+// one model and run another.
+func topString(body []byte, key, what string) (string, error) {
 	if !utf8.Valid(body) {
-		return "", Validation("StartAsyncInvoke body is not valid UTF-8")
+		return "", Validation("%s is not valid UTF-8", what)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return "", Validation("StartAsyncInvoke body is not a JSON object")
+		return "", Validation("%s is not a JSON object", what)
 	}
-	var model string
+	var val string
 	found := false
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return "", Validation("StartAsyncInvoke body: %v", err)
+			return "", Validation("%s: %v", what, err)
 		}
-		key, _ := tok.(string)
-		if key != "modelId" {
-			if strings.EqualFold(key, "modelId") {
-				return "", Validation("StartAsyncInvoke body has the ambiguous key %q (want \"modelId\")", quoteTrunc(key))
+		k, _ := tok.(string)
+		if k != key {
+			if strings.EqualFold(k, key) {
+				return "", Validation("%s has the ambiguous key %q (want %q)", what, quoteTrunc(k), key)
 			}
 			var skip json.RawMessage
 			if err := dec.Decode(&skip); err != nil {
-				return "", Validation("StartAsyncInvoke body: %v", err)
+				return "", Validation("%s: %v", what, err)
 			}
 			continue
 		}
 		if found {
-			return "", Validation("StartAsyncInvoke body has more than one \"modelId\"")
+			return "", Validation("%s has more than one %q", what, key)
 		}
 		found = true
 		v, err := dec.Token()
 		if err != nil {
-			return "", Validation("StartAsyncInvoke body: %v", err)
+			return "", Validation("%s: %v", what, err)
 		}
 		s, ok := v.(string)
 		if !ok {
-			return "", Validation("StartAsyncInvoke body: \"modelId\" is not a string")
+			return "", Validation("%s: %q is not a string", what, key)
 		}
-		model = s
+		val = s
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
-		return "", Validation("StartAsyncInvoke body: %v", err)
+		return "", Validation("%s: %v", what, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return "", Validation("StartAsyncInvoke body has data after the JSON object")
+		return "", Validation("%s has data after the JSON object", what)
 	}
 	if !found {
-		return "", Validation("StartAsyncInvoke body has no \"modelId\"")
+		return "", Validation("%s has no %q", what, key)
 	}
-	if model == "" {
-		return "", Validation("StartAsyncInvoke body has an empty \"modelId\"")
+	if val == "" {
+		return "", Validation("%s has an empty %q", what, key)
 	}
-	return model, nil
+	return val, nil
 }

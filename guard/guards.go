@@ -69,10 +69,12 @@ type compiled struct {
 	scanner          *detect.Scanner
 	actions          map[string]string // detector name -> block | mask | record
 	blockUnscannable bool
-	input, output    bool          // applies_to
-	bedrock          *bedrockGuard // the bedrock: detector (bedrock.go), nil without one
-	holdBound        int           // the most streamed text held for an unfinished value (Stream)
-	holdAll          bool          // a custom expression can match whitespace: hold up to holdBound
+	input, output    bool            // applies_to
+	bedrock          *bedrockGuard   // the bedrock: detector (bedrock.go), nil without one
+	ids              *detect.Scanner // the number and key types run on tool-use ids (ids.go), nil for none
+	idKey            []byte          // keys the hash that masks an id
+	holdBound        int             // the most streamed text held for an unfinished value (Stream)
+	holdAll          bool            // a custom expression can match whitespace: hold up to holdBound
 }
 
 // Guards are the guards one app applies, in the app's order, per side. A
@@ -157,6 +159,10 @@ func compile(name string, def Config) (*compiled, error) {
 		}
 		ds = append(ds, d)
 		g.actions[d.Name()] = p.EffectiveAction()
+		if g.ids, err = idScanner(p.Types); err != nil {
+			return nil, err
+		}
+		g.idKey = newIDKey()
 	}
 	if w := def.Words; w != nil {
 		d, err := detect.NewWords(wordsType, w.List)
@@ -291,6 +297,30 @@ func (ag *Guards) CheckInput(ctx context.Context, req Request, gr Guardrail) (ou
 			masks = append(masks, spanEdit{si, detect.Mask(norm, toMask)})
 		}
 	}
+	// Tool-use ids (ids.go): masking replaces the whole id.
+	for j, sp := range ex.IDs {
+		var key []byte
+		buf = scanIDs(ag.input, sp.Text, buf, func(gi int, f detect.Finding, act string) {
+			if act == Mask && req.Passthrough {
+				act = Block
+			}
+			switch act {
+			case Block:
+				if !slices.Contains(blockTypes[gi], f.Type) {
+					blockTypes[gi] = append(blockTypes[gi], f.Type)
+				}
+				act = blockAction
+			case Mask:
+				if key == nil {
+					key = ag.input[gi].idKey
+				}
+			}
+			out.Findings = addFinding(out.Findings, Finding{Guard: ag.input[gi].name, Detector: f.Detector, Type: f.Type, Count: 1, Action: act})
+		})
+		if key != nil {
+			masks = append(masks, spanEdit{len(ex.Texts) + j, maskID(key, sp.Text)})
+		}
+	}
 	for gi, g := range ag.input {
 		if g.bedrock == nil || len(ex.Texts) == 0 {
 			continue
@@ -335,7 +365,7 @@ func (ag *Guards) CheckInput(ctx context.Context, req Request, gr Guardrail) (ou
 	// Each masked span's JSON string literal is replaced by the JSON
 	// encoding of detect.Mask over its normalised text (so the text around
 	// the placeholders is the normalised one, NFKC and all).
-	out.Body = rewriteSpans(req.Body, ex, masks)
+	out.Body = rewriteSpans(req.Body, withIDs(ex), masks)
 	return out
 }
 

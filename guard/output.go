@@ -237,6 +237,7 @@ func (ag *Guards) CheckAnswer(ctx context.Context, a Answer, gr Guardrail) Outco
 			edits = append(edits, spanEdit{i, detect.Mask(norm, toMask)})
 		}
 	}
+	edits = append(edits, o.checkIDs(ex)...) // tool-use ids (ids.go)
 	// bedrock: guards check the unmasked answer (source OUTPUT); streams
 	// never get here (bedrock.go).
 	applyOutputBedrock(ctx, gr, o, ex)
@@ -245,7 +246,7 @@ func (ag *Guards) CheckAnswer(ctx context.Context, a Answer, gr Guardrail) Outco
 		return out
 	}
 	if len(edits) > 0 {
-		out.Body = rewriteSpans(a.Body, ex, edits)
+		out.Body = rewriteSpans(a.Body, withIDs(ex), edits)
 	}
 	return out
 }
@@ -380,6 +381,13 @@ func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 		}
 	case bedrock.MessageTypeException, bedrock.MessageTypeError:
 		return sg.exception(f)
+	}
+	if len(ex.IDs) > 0 { // tool-use ids (ids.go): block, or mask and go on with the masked event
+		var e *bedrock.APIError
+		var rule string
+		if f, ex, e, rule = sg.checkIDs(f, ex); e != nil {
+			return nil, e, rule
+		}
 	}
 	if len(ex.Unscannable) > 0 {
 		if e, rule := sg.flush(); e != nil {

@@ -49,6 +49,7 @@ import (
 //     place), not as raw bytes whose CRCs cover the random ids;
 //   - audit records: time -> 2000-01-01T00:00:00Z, request_id and
 //     upstream_request_id -> <request-id>, client -> 127.0.0.1:<port>,
+//     upstream (the emulator's loopback address) -> 127.0.0.1:<port>,
 //     each non-zero latency -> 1ms (zero stays zero), response_sha256 ->
 //     <sha256 of the answer as received> after checking it is the SHA-256
 //     of the bytes the client read (any other value is kept and shows).
@@ -376,6 +377,9 @@ func normaliseRecord(r audit.Record) []byte {
 	}
 	if i := strings.LastIndexByte(r.Client, ':'); i >= 0 {
 		r.Client = r.Client[:i] + ":<port>"
+	}
+	if i := strings.LastIndexByte(r.Path.Upstream, ':'); i >= 0 {
+		r.Path.Upstream = r.Path.Upstream[:i] + ":<port>"
 	}
 	for _, d := range []*time.Duration{&r.Latency, &r.UpstreamLatency, &r.UpstreamTotal} {
 		if *d != 0 {

@@ -210,6 +210,7 @@ func TestEC2IdentityOutage(t *testing.T) {
 type loadBalancer struct {
 	ln     net.Listener
 	client netip.AddrPort
+	tlvs   []byte // the header's TLVs (default: a NOOP)
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  []net.Conn
@@ -241,11 +242,18 @@ func (lb *loadBalancer) close() {
 
 func startLoadBalancer(t *testing.T, backend string, client netip.AddrPort) *loadBalancer {
 	t.Helper()
+	return startLoadBalancerTLV(t, backend, client, []byte{0x04, 0x00, 0x01, 0x00})
+}
+
+// startLoadBalancerTLV is startLoadBalancer sending tlvs in each header (an
+// NLB in front of a VPC endpoint service sends the endpoint's id).
+func startLoadBalancerTLV(t *testing.T, backend string, client netip.AddrPort, tlvs []byte) *loadBalancer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	lb := &loadBalancer{ln: ln, client: client}
+	lb := &loadBalancer{ln: ln, client: client, tlvs: tlvs}
 	t.Cleanup(lb.close)
 	go func() {
 		for {
@@ -274,7 +282,7 @@ func startLoadBalancer(t *testing.T, backend string, client netip.AddrPort) *loa
 				}
 				defer out.Close()
 				to := netip.MustParseAddrPort(ln.Addr().String())
-				if _, err := out.Write(proxyproto.AppendHeader(nil, lb.client, to, []byte{0x04, 0x00, 0x01, 0x00})); err != nil {
+				if _, err := out.Write(proxyproto.AppendHeader(nil, lb.client, to, lb.tlvs)); err != nil {
 					return
 				}
 				done := make(chan struct{})

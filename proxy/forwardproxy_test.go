@@ -559,7 +559,7 @@ func TestForwardProxyTunnel(t *testing.T) {
 }
 
 // Passthrough fails closed on what it cannot forward intact: no
-// Authorization at all, or a signature over a header Warden drops.
+// Authorization at all, an API key, or a signature over a header Warden drops.
 func TestForwardProxyPassthroughFailsClosed(t *testing.T) {
 	const body = `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`
 	sign := func(extra map[string]string) func(*http.Request) {
@@ -589,6 +589,9 @@ func TestForwardProxyPassthroughFailsClosed(t *testing.T) {
 			req.Header.Add("Authorization", req.Header.Get("Authorization"))
 		}, 403, "AccessDeniedException", "exactly one Authorization header", false, "intercept"},
 		{"not SigV4", func(req *http.Request) { req.Header.Set("Authorization", "Basic dXNlcjpwYXNz") }, 403, "AccessDeniedException", "not AWS4-HMAC-SHA256", false, "intercept"},
+		// An API key forwarded intact would work without Warden too.
+		{"Bedrock API key", func(req *http.Request) { req.Header.Set("Authorization", "Bearer ABSKQmVkcm9ja0FQSUtleQ==") }, 403, "AccessDeniedException", "not API keys", false, "intercept"},
+		{"signed plus x-api-key", sign(map[string]string{"X-Api-Key": "ABSKQmVkcm9ja0FQSUtleQ=="}), 403, "AccessDeniedException", "not API keys", false, "intercept"},
 		{"signed header Warden drops", sign(map[string]string{"X-Custom": "1"}), 400, "ValidationException", `x-custom\" is not one Warden forwards`, false, "intercept"},
 		{"signed correctly", sign(nil), 200, "", "", true, ""},
 	}

@@ -98,10 +98,12 @@ func (s *Server) checkIntercepted(r *http.Request, c *call, v *via) error {
 	c.rec.Signing = "passthrough"
 	auth := r.Header.Values("Authorization")
 	if len(auth) != 1 {
-		return bedrock.AccessDenied("warden: passthrough needs exactly one Authorization header (SigV4 or a Bedrock API key)")
+		return bedrock.AccessDenied("warden: passthrough needs exactly one Authorization header (a SigV4 signature)")
 	}
-	if strings.HasPrefix(auth[0], "Bearer ") {
-		return nil
+	if scheme, _, _ := strings.Cut(auth[0], " "); strings.EqualFold(scheme, "Bearer") || len(r.Header.Values("X-Api-Key")) > 0 {
+		// A Bedrock API key forwarded intact would work without Warden as
+		// well; a Warden-issued bearer key means nothing to Bedrock.
+		return bedrock.AccessDenied("warden: passthrough forwards SigV4 signatures only, not API keys (Bearer or x-api-key)")
 	}
 	sig, err := parseSigV4Authorization(auth[0])
 	if err != nil {

@@ -344,3 +344,72 @@ func TestKeysAlteredBodyAndSkew(t *testing.T) {
 		t.Errorf("emulator saw %d calls", n)
 	}
 }
+
+// A Warden-issued bearer key (Authorization: Bearer or x-api-key, as the
+// OpenAI and Anthropic SDKs send it) identifies its app like the SigV4 key;
+// neither header reaches the upstream, which sees Warden's signature; a real
+// Bedrock API key is refused before anything else and never recorded.
+func TestKeysBearer(t *testing.T) {
+	k := startKeysEnv(t)
+	good := identity.BearerKeyFor(k.master, k.goodID)
+	revoked := identity.BearerKeyFor(k.master, k.revokedID)
+	const absk = "ABSKQmVkcm9ja0FQSUtleS1leGFtcGxlOnNlY3JldA=="
+	call := func(h, v string) (int, string) {
+		req, _ := http.NewRequest("POST", k.endpoint+"/model/"+haiku+"/converse", strings.NewReader(`{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(h, v)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, hv := range [][2]string{{"Authorization", "Bearer " + good}, {"X-Api-Key", good}} {
+		if st, body := call(hv[0], hv[1]); st != 200 {
+			t.Fatalf("%s: %d %s", hv[0], st, body)
+		}
+	}
+	calls := k.emu.Calls()
+	if len(calls) != 2 {
+		t.Fatalf("emulator saw %d calls", len(calls))
+	}
+	for _, c := range calls {
+		if !c.SignatureOK || c.AccessKeyID != wardenKey || c.Header.Get("X-Api-Key") != "" || strings.Contains(c.Header.Get("Authorization"), k.goodID) {
+			t.Errorf("upstream saw %q / x-api-key %q (signature ok %v)", c.Header.Get("Authorization"), c.Header.Get("X-Api-Key"), c.SignatureOK)
+		}
+	}
+	for _, rec := range k.audit.wait(t, 2) {
+		if rec.Decision != "allow" || rec.App != "keyed" || rec.Tags[identity.TagWardenKeyID] != k.goodID {
+			t.Errorf("audit: %+v", rec)
+		}
+	}
+
+	for _, tc := range []struct{ name, h, v, says string }{
+		{"revoked", "Authorization", "Bearer " + revoked, "key revoked"},
+		{"edited", "X-Api-Key", good[:len(good)-2] + "AA", "signature does not match"},
+		{"Bedrock API key", "Authorization", "Bearer " + absk, "Amazon Bedrock API key"},
+		{"short-term Bedrock API key", "X-Api-Key", "bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29tLz9BY3Rpb249Q2FsbFdpdGhCZWFyZXJUb2tlbg==", "Amazon Bedrock API key"},
+	} {
+		st, body := call(tc.h, tc.v)
+		if st != 403 || !strings.Contains(body, tc.says) {
+			t.Errorf("%s: %d %s", tc.name, st, body)
+		}
+	}
+	if n := len(k.emu.Calls()); n != 2 {
+		t.Fatalf("refused calls reached the upstream (%d calls)", n)
+	}
+	recs := k.audit.wait(t, 6)
+	for _, rec := range recs[2:] {
+		if rec.Decision != "deny" {
+			t.Errorf("audit: %+v", rec)
+		}
+		if s := fmt.Sprint(rec); strings.Contains(s, "ABSKQmVk") || strings.Contains(s, "bedrock-api-key-Ym") {
+			t.Error("the audit record carries the Bedrock API key")
+		}
+	}
+	if recs[4].Rule != "identity.bedrock-api-key" {
+		t.Errorf("rule %q", recs[4].Rule)
+	}
+}

@@ -134,11 +134,11 @@ type bodyBudget struct {
 	used                      atomic.Int64
 
 	mu      sync.Mutex
-	sources map[netip.Addr]int64
+	sources map[sourceKey]int64
 }
 
 func newBodyBudget(total, source, conn int64) *bodyBudget {
-	return &bodyBudget{total: total, perSource: source, perConn: conn, sources: map[netip.Addr]int64{}}
+	return &bodyBudget{total: total, perSource: source, perConn: conn, sources: map[sourceKey]int64{}}
 }
 
 // errBudget says which share refused a reservation.
@@ -166,12 +166,23 @@ func (e *errBudget) apiError() *bedrock.APIError {
 // the call holds and is released when the call ends.
 type reservation struct {
 	b    *bodyBudget
-	src  netip.Addr // invalid: not counted per source
+	src  sourceKey  // invalid: not counted per source
 	conn *connState // nil: not counted per connection
 	n    int64
 }
 
-func (b *bodyBudget) newReservation(src netip.Addr, cs *connState) reservation {
+// sourceKey is a client as the per-source bounds count it: its address,
+// scoped by the VPC endpoint it came through (spoke VPCs behind one
+// PrivateLink service may use the same addresses).
+type sourceKey struct {
+	vpce string
+	addr netip.Addr
+}
+
+// IsValid reports whether the key names a client.
+func (k sourceKey) IsValid() bool { return k.addr.IsValid() }
+
+func (b *bodyBudget) newReservation(src sourceKey, cs *connState) reservation {
 	return reservation{b: b, src: src, conn: cs}
 }
 
@@ -245,6 +256,7 @@ func (r *reservation) release() {
 type connState struct {
 	listener string
 	src      netip.Addr // the client address, once known (after a PROXY header)
+	vpce     string     // the VPC endpoint a trusted load balancer named, with src
 	srcKnown atomic.Bool
 	// bodyBytes is this connection's part of the body budget.
 	bodyBytes atomic.Int64
@@ -298,13 +310,13 @@ type connLimiter struct {
 	write     time.Duration
 
 	mu      sync.Mutex
-	sources map[netip.Addr]int
+	sources map[sourceKey]int
 }
 
 func (s *Server) newConnLimiter(name string) *connLimiter {
 	return &connLimiter{name: name, max: int64(s.limits.MaxConnections), perSource: s.limits.MaxConnectionsPerSource,
 		metrics: s.limitMetrics, gauge: s.limitMetrics.connections.WithLabelValues(name), write: s.limits.WriteTimeout,
-		sources: map[netip.Addr]int{}}
+		sources: map[sourceKey]int{}}
 }
 
 // limitListener refuses connections beyond the listener's bound at once
@@ -344,7 +356,7 @@ func (l *connLimiter) admit(c net.Conn) *guardedConn {
 }
 
 // addSource counts one more connection from a; false means over the bound.
-func (l *connLimiter) addSource(a netip.Addr) bool {
+func (l *connLimiter) addSource(a sourceKey) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.sources[a] >= l.perSource {
@@ -354,7 +366,7 @@ func (l *connLimiter) addSource(a netip.Addr) bool {
 	return true
 }
 
-func (l *connLimiter) removeSource(a netip.Addr) {
+func (l *connLimiter) removeSource(a sourceKey) {
 	l.mu.Lock()
 	if n := l.sources[a] - 1; n > 0 {
 		l.sources[a] = n
@@ -398,13 +410,14 @@ func (c *guardedConn) admitSource() bool {
 		return false
 	}
 	a := ap.Addr().Unmap().WithZone("")
-	if !c.l.addSource(a) {
+	vpce := proxyproto.VPCEndpointOf(c.Conn)
+	if !c.l.addSource(sourceKey{vpce, a}) {
 		c.admitted.Store(-1)
 		c.l.metrics.refusals.WithLabelValues(limitConnectionsSource).Inc()
 		_ = c.Conn.Close()
 		return false
 	}
-	c.state.src = a
+	c.state.src, c.state.vpce = a, vpce
 	c.state.srcKnown.Store(true)
 	c.admitted.Store(1)
 	return true
@@ -447,7 +460,7 @@ func (c *guardedConn) SetDeadline(t time.Time) error {
 func (c *guardedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		if c.admitted.Load() == 1 {
-			c.l.removeSource(c.state.src)
+			c.l.removeSource(sourceKey{c.state.vpce, c.state.src})
 		}
 		c.l.open.Add(-1)
 		c.l.gauge.Dec()

@@ -124,7 +124,8 @@ func stopWith(err error, rule string) *stop { return &stop{err: err, rule: rule}
 // record are written through verdict.go only.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	c := &call{start: time.Now(), requestID: newRequestID(), via: v}
-	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Protocol: r.Proto, Decision: audit.DecisionDeny}
+	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Protocol: r.Proto, Decision: audit.DecisionDeny,
+		Path: s.upstreamPath}
 	w.Header()["X-Warden-Request-Id"] = []string{c.requestID} // canonical already
 	defer s.finish(c)
 	buf := bodyPool.Get().(*bytes.Buffer)
@@ -227,9 +228,18 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *byt
 // sources). A lookup over its limits is a throttle, not a verdict on the
 // caller; a credential that fails is a denial.
 func (s *Server) identify(r *http.Request, c *call) (identity.Identity, *stop) {
+	if identity.PresentsBedrockAPIKey(r) {
+		// Never forwarded, never logged: the key is the app's way around Warden.
+		return identity.Identity{}, stopWith(bedrock.AccessDenied("warden: the request carries an Amazon Bedrock API key (ABSK… or bedrock-api-key-…); "+
+			"Warden refuses them, since they reach Bedrock without Warden: revoke it and use a Warden-issued key (warden keys issue --format bearer)"), "identity.bedrock-api-key")
+	}
 	conn := connOf(r, c.body)
 	conn.Redirected = c.via != nil && c.via.redirected
 	id, err := s.identity.Resolve(r.Context(), conn)
+	c.rec.Path.VPCEndpoint = conn.VPCEndpoint
+	if err == nil {
+		callerPath(&c.rec.Path, id)
+	}
 	if err != nil && isLookupLimited(err) {
 		// Not a verdict on the caller: the SDKs retry a throttle.
 		return id, stopWith(bedrock.Throttling("warden: workload identity not verified yet: %v", err), "identity-lookup-limit")
@@ -247,6 +257,25 @@ func (s *Server) identify(r *http.Request, c *call) (identity.Identity, *stop) {
 	c.rec.Tags = id.TagValues()
 	c.rec.WeakTags = id.WeakTagNames()
 	return id, nil
+}
+
+// callerPath fills the caller's side of a record's network path from the
+// identity's strong tags: what the platform vouches for, never what the
+// workload claims.
+func callerPath(p *audit.Path, id identity.Identity) {
+	strong := func(k string) string {
+		if t, ok := id.Tags[k]; ok && t.Strong {
+			return t.Value
+		}
+		return ""
+	}
+	p.Account = strong(identity.TagAWSAccount)
+	p.VPC = strong(identity.TagAWSVPC)
+	p.Subnet = strong(identity.TagAWSSubnet)
+	p.ENI = strong(identity.TagAWSENI)
+	if p.VPCEndpoint == "" {
+		p.VPCEndpoint = strong(identity.TagAWSVPCE)
+	}
 }
 
 // authorize: the policy's decision (indirect model ids resolved first, for
@@ -361,9 +390,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buf
 		return bedrock.Validation("warden: Content-Encoding %q is not supported; send the body uncompressed", enc)
 	}
 	cs := connStateFrom(r.Context())
-	var src netip.Addr
+	var src sourceKey
 	if cs != nil && cs.srcKnown.Load() {
-		src = cs.src
+		src = sourceKey{cs.vpce, cs.src}
 	}
 	c.res = s.budget.newReservation(src, cs)
 	if r.ContentLength == 0 {
@@ -462,6 +491,9 @@ func connOf(r *http.Request, body []byte) *identity.Conn {
 	c := &identity.Conn{Request: r, Body: body}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		c.Remote = ap
+	}
+	if cs := connStateFrom(r.Context()); cs != nil && cs.srcKnown.Load() {
+		c.VPCEndpoint = cs.vpce
 	}
 	return c
 }

@@ -36,8 +36,9 @@ func (s *Server) decide(ctx context.Context, id identity.Identity, c *call, ac p
 	c.rec.PolicyExpired = snap.bundleExpired(time.Now())
 	var rerr *models.ResolveError
 	// Only a caller some app selects gets control-plane lookups: a workload
-	// the policy does not know cannot make Warden call AWS on its behalf.
-	if m := c.model; m != nil && m.Indirect() && m.Kind != bedrock.KindSageMakerEndpoint && selected(snap.policy, id) {
+	// the policy does not know cannot make Warden call AWS on its behalf;
+	// nor does a re-pointable id (an unversioned prompt) the app refuses.
+	if m := c.model; m != nil && m.Indirect() && m.Kind != bedrock.KindSageMakerEndpoint && snap.policy.Resolves(id, m) {
 		// A SageMaker endpoint hides no Bedrock model: the policy matches its ARN.
 		res, err := s.models.Lookup(ctx, *m)
 		switch {
@@ -53,9 +54,4 @@ func (s *Server) decide(ctx context.Context, id identity.Identity, c *call, ac p
 		d.Reason += ": " + rerr.Reason
 	}
 	return d
-}
-
-func selected(p *policy.Policy, id identity.Identity) bool {
-	_, i := p.Match(id)
-	return i >= 0
 }

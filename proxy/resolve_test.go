@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/authz/models"
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
 	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/proxy"
@@ -30,8 +32,10 @@ const (
 	resNewProf   = resAcct + "application-inference-profile/neww12345678"
 	resRouter    = resAcct + "prompt-router/mixed1234567"
 	resOKRouter  = resAcct + "prompt-router/haikuonly123"
-	resBadPrompt = resAcct + "prompt/OPUSPROMPT"
-	resOKPrompt  = resAcct + "prompt/HAIKUPRMPT"
+	resBadPrompt = resAcct + "prompt/OPUSPROMPT:1"
+	resOKPrompt  = resAcct + "prompt/HAIKUPRMPT:1"
+	// resDraft has no version: it runs its DRAFT, which its owner can re-point.
+	resDraft = resAcct + "prompt/DRAFTPRMPT"
 )
 
 // resolvePolicy is basePolicy's app with the control plane configured; the
@@ -56,7 +60,15 @@ apps:
     allow:
       models: ["anthropic.claude-3-5-haiku-*", "us.anthropic.claude-3-5-haiku-*"]
       operations: [Converse, ConverseStream, InvokeModel]
+      unpinned_models: [${UNPINNED}]
 `
+
+// resolveOpts vary startResolveEnv's Warden.
+type resolveOpts struct {
+	cacheTTL string           // models.cache_ttl
+	unpinned string           // allow.unpinned_models, a YAML flow list's items
+	now      func() time.Time // the resolver's clock; nil is time.Now
+}
 
 type resolveEnv struct {
 	emu      *bedrocktest.Server
@@ -69,8 +81,13 @@ type resolveEnv struct {
 // and Warden in front of both (Warden's one key is accepted by both).
 func startResolveEnv(t *testing.T, cacheTTL string) *resolveEnv {
 	t.Helper()
+	return startResolveEnvOpts(t, resolveOpts{cacheTTL: cacheTTL})
+}
+
+func startResolveEnvOpts(t *testing.T, o resolveOpts) *resolveEnv {
+	t.Helper()
 	all := map[string]string{resOKProfile: haiku, resBadProf: resOpus, resNewProf: haiku, resRouter: haiku,
-		resOKRouter: haiku, resBadPrompt: resOpus, resOKPrompt: haiku}
+		resOKRouter: haiku, resBadPrompt: resOpus, resOKPrompt: haiku, resDraft: haiku}
 	e := &resolveEnv{
 		emu: bedrocktest.NewServer(bedrocktest.Config{
 			Region: "us-east-1", Credentials: map[string]string{wardenKey: wardenSecret}, Profiles: all,
@@ -89,6 +106,7 @@ func startResolveEnv(t *testing.T, cacheTTL string) *resolveEnv {
 			Prompts: map[string]bedrocktest.Prompt{
 				resBadPrompt: {Variants: []bedrocktest.PromptVariant{{ModelID: resBadProf}}},
 				resOKPrompt:  {Variants: []bedrocktest.PromptVariant{{ModelID: haiku}}},
+				resDraft:     {Variants: []bedrocktest.PromptVariant{{ModelID: haiku}}},
 			},
 			Logf: bedrocktest.TestLogf(t),
 		}),
@@ -96,7 +114,8 @@ func startResolveEnv(t *testing.T, cacheTTL string) *resolveEnv {
 	}
 	t.Cleanup(e.emu.Close)
 	t.Cleanup(e.cp.Close)
-	policy := strings.NewReplacer("${UPSTREAM}", e.emu.URL, "${CONTROL_PLANE}", e.cp.URL, "${CACHE_TTL}", cacheTTL).Replace(resolvePolicy)
+	policy := strings.NewReplacer("${UPSTREAM}", e.emu.URL, "${CONTROL_PLANE}", e.cp.URL, "${CACHE_TTL}", o.cacheTTL,
+		"${UNPINNED}", o.unpinned).Replace(resolvePolicy)
 	cfg, err := config.ParseConfig([]byte(policy))
 	if err != nil {
 		t.Fatalf("policy: %v", err)
@@ -106,6 +125,7 @@ func startResolveEnv(t *testing.T, cacheTTL string) *resolveEnv {
 		Credentials: credentials.NewStaticCredentialsProvider(wardenKey, wardenSecret, ""),
 		Audit:       e.audit,
 		Logger:      zaptest.NewLogger(t),
+		Now:         o.now,
 	})
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)
@@ -276,5 +296,105 @@ func TestAuditModelResolvedJSON(t *testing.T) {
 	}
 	if _, ok := second["model_resolved"]; ok {
 		t.Errorf("direct model has model_resolved: %s", lines[1])
+	}
+}
+
+// resClock is a clock tests move by hand.
+type resClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *resClock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *resClock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// A prompt without a version runs its DRAFT, which its owner can re-point
+// after Warden checked it (issue 13 §3). By default it is denied with a
+// message saying how to pin a version, and costs no control-plane call.
+func TestResolveUnpinnedPromptDenied(t *testing.T) {
+	e := startResolveEnv(t, "5m")
+	wantDenied(t, e.converse(resDraft), resDraft, "pin a version", "CreatePromptVersion", resDraft+":1", "allow.unpinned_models")
+	if n := e.cp.CallCount(""); n != 0 {
+		t.Errorf("a refused unversioned prompt made %d control-plane calls, want 0", n)
+	}
+	// The same prompt pinned to a version is resolved and allowed.
+	if err := e.converse(resOKPrompt); err != nil {
+		t.Fatalf("versioned prompt: %v", err)
+	}
+	if n := e.cp.CallCount(bedrocktest.OpGetPrompt); n != 1 {
+		t.Errorf("versioned prompt: %d GetPrompt calls, want 1", n)
+	}
+	recs := e.audit.wait(t, 2)
+	if r := recs[0]; r.Decision != "deny" || r.Status != 403 || r.Rule != "apps[0].allow.unpinned_models" || len(r.ModelResolved) != 0 {
+		t.Errorf("denied record: decision %s status %d rule %q model_resolved %q", r.Decision, r.Status, r.Rule, r.ModelResolved)
+	}
+	if got := e.emu.Calls(); len(got) != 1 || got[0].ModelID != resOKPrompt {
+		t.Errorf("upstream calls %+v, want only the versioned prompt's", got)
+	}
+}
+
+// An app that lists the prompt in allow.unpinned_models gets it, resolved
+// again after models.unpinned_cache_ttl: a DRAFT re-pointed to a denied
+// model is denied once that short TTL has passed, and never served stale
+// while the control plane fails. Versioned prompts keep models.cache_ttl.
+func TestResolveUnpinnedPromptOptIn(t *testing.T) {
+	clk := &resClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	e := startResolveEnvOpts(t, resolveOpts{cacheTTL: "5m", unpinned: `"` + resAcct + `prompt/DRAFT*"`, now: clk.now})
+	getPrompt := func() int { return e.cp.CallCount(bedrocktest.OpGetPrompt) }
+
+	if err := e.converse(resDraft); err != nil {
+		t.Fatalf("listed unversioned prompt → haiku: %v", err)
+	}
+	if err := e.converse(resOKPrompt); err != nil {
+		t.Fatalf("versioned prompt: %v", err)
+	}
+	if n := getPrompt(); n != 2 {
+		t.Fatalf("%d GetPrompt calls, want 2", n)
+	}
+	// Not resolved on every call: within the TTL the answer is reused.
+	if err := e.converse(resDraft); err != nil {
+		t.Fatal(err)
+	}
+	if n := getPrompt(); n != 2 {
+		t.Errorf("a call within unpinned_cache_ttl asked the control plane again (%d calls)", n)
+	}
+
+	// The owner re-points the DRAFT to a model the app may not use.
+	e.cp.UpdatePrompt(resDraft, bedrocktest.Prompt{Variants: []bedrocktest.PromptVariant{{ModelID: resOpus}}})
+	clk.add(models.DefaultModelsUnpinnedCacheTTL + time.Second)
+	wantDenied(t, e.converse(resDraft), resDraft, resOpus)
+	// The versioned prompt was not asked for again: it keeps cache_ttl.
+	if err := e.converse(resOKPrompt); err != nil {
+		t.Fatal(err)
+	}
+	if n := getPrompt(); n != 3 {
+		t.Errorf("%d GetPrompt calls after the short TTL, want 3 (only the DRAFT re-resolved)", n)
+	}
+
+	// Back to haiku; then the control plane fails past the short TTL: the
+	// DRAFT is denied, not served stale.
+	e.cp.UpdatePrompt(resDraft, bedrocktest.Prompt{Variants: []bedrocktest.PromptVariant{{ModelID: haiku}}})
+	clk.add(models.DefaultModelsUnpinnedCacheTTL + time.Second)
+	if err := e.converse(resDraft); err != nil {
+		t.Fatalf("re-pointed back to haiku: %v", err)
+	}
+	e.cp.SetDown(true)
+	clk.add(models.DefaultModelsUnpinnedCacheTTL + time.Second)
+	wantDenied(t, e.converse(resDraft), resDraft, "could not be resolved", "control plane")
+
+	recs := e.audit.wait(t, 7)
+	want := []struct {
+		decision string
+		resolved string
+	}{{"allow", haiku}, {"allow", haiku}, {"allow", haiku}, {"deny", resOpus}, {"allow", haiku}, {"allow", haiku}, {"deny", ""}}
+	for i, w := range want {
+		r := recs[i]
+		got := strings.Join(r.ModelResolved, ",")
+		if r.Decision != w.decision || got != w.resolved || r.ModelResolvedStale {
+			t.Errorf("record %d (%s): decision %s model_resolved %q stale %v, want %s %q", i, r.Model, r.Decision, got, r.ModelResolvedStale, w.decision, w.resolved)
+		}
+	}
+	if r := recs[6]; r.Rule != "model-resolution" {
+		t.Errorf("outage record: rule %q, want model-resolution", r.Rule)
 	}
 }

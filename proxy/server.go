@@ -30,6 +30,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/bedrock"
 	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/guard"
 )
@@ -53,6 +54,9 @@ type Options struct {
 	CA *mitm.CA
 	// Version labels warden_build_info ("" → "(devel)").
 	Version string
+	// Now is the clock the model-resolution cache expires by; nil is
+	// time.Now. Tests move it instead of sleeping.
+	Now func() time.Time
 }
 
 // Server is a running Warden: its compiled policy, upstream client and listeners.
@@ -77,7 +81,9 @@ type Server struct {
 	signer    *sigv4.Signer
 	region    string
 	upstream  *url.URL
-	transport *http.Transport
+	// upstreamPath is every record's upstream side of its network path.
+	upstreamPath audit.Path
+	transport    *http.Transport
 	// upstreamRT is what forward uses: the transport, or a stub in benchmarks.
 	upstreamRT http.RoundTripper
 	maxBody    int64
@@ -173,7 +179,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	// The control plane is read with Warden's own credentials.
 	modelsAWS := awsCfg.Copy()
 	modelsAWS.Credentials = s.creds
-	if s.models, err = models.NewResolver(cfg.Models, modelsAWS, s.log); err != nil {
+	if s.models, err = models.NewResolver(cfg.Models, modelsAWS, s.log, models.WithClock(o.Now)); err != nil {
 		return nil, fmt.Errorf("proxy: models: %w", err)
 	}
 	if err := s.registry.Register(sourceCollector{s}); err != nil {
@@ -187,6 +193,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if s.upstream, err = upstreamURL(cfg.Upstream, s.region); err != nil {
 		return nil, err
+	}
+	s.upstreamPath = audit.Path{Upstream: s.upstream.Host, Region: s.region}
+	if h, err := bedrock.ParseRuntimeHost(s.upstream.Host); err == nil && h.VPCE {
+		s.upstreamPath.UpstreamVPCEndpoint = h.VPCEndpointID
 	}
 	if s.ca, err = caFor(cfg, s.region, o.CA); err != nil {
 		return nil, err

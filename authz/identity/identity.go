@@ -100,6 +100,11 @@ func (id Identity) String() string {
 type Conn struct {
 	Remote netip.AddrPort // the client address (after PROXY protocol, if trusted)
 	Local  netip.AddrPort
+	// VPCEndpoint is the PrivateLink endpoint the client came through
+	// ("vpce-…"), named by a trusted load balancer's PROXY protocol AWS
+	// TLV; empty otherwise. Spoke VPCs' networks may overlap, so an
+	// address means something only together with it.
+	VPCEndpoint string
 	// Redirected marks a connection an iptables OUTPUT REDIRECT sent to a
 	// loopback-bound transparent listener: only a process in Warden's own
 	// network namespace can have made it, whatever its source address.

@@ -142,7 +142,17 @@ func clientKey(a netip.Addr) string {
 // admit asks for one lookup on behalf of client. On success the caller must
 // call release when the lookup is done.
 func (l *lookupLimiter) admit(client netip.Addr) (release func(), err error) {
+	return l.admitScoped("", client)
+}
+
+// admitScoped is admit for a client address scoped by the VPC endpoint it
+// came through: spokes behind one endpoint service may share addresses,
+// and each gets its own bucket.
+func (l *lookupLimiter) admitScoped(scope string, client netip.Addr) (release func(), err error) {
 	key := clientKey(client)
+	if scope != "" {
+		key = scope + "/" + key
+	}
 	if client.IsValid() {
 		if err := l.admitClient(key); err != nil {
 			return nil, err

@@ -12,8 +12,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"go.uber.org/zap"
 )
 
@@ -24,9 +28,41 @@ import (
 //
 //	aws.eni          the ENI id                          strong
 //	aws.account      the ENI's owner account             strong
+//	aws.vpc          the ENI's VPC                       strong
+//	aws.subnet       the ENI's subnet                    strong
+//	aws.vpce         the VPC endpoint the caller came through (PROXY protocol v2 AWS TLV)  strong
 //	aws.instance_id  the attached instance, if any       strong
 //	aws.region       the region looked up                strong
 //	aws.tag.<key>    each ENI tag (tag_keys filters)     WEAK: anyone with ec2:CreateTags on it edits them
+//
+// With ecs_tasks, an ECS task's ENI (awsvpc, Fargate) also yields its task
+// (ecs:ListTasks, ecs:DescribeTasks, ecs:DescribeTaskDefinition in the
+// ENI's account): ecs.task_arn, ecs.cluster, ecs.launch_type and
+// ecs.task_role_arn strong; ecs.family, ecs.revision and ecs.service weak
+// (whoever registers the task definition or runs the task chooses them).
+//
+// A central Warden serves many VPCs and accounts. Spokes that reach it
+// through PrivateLink (an endpoint service on an NLB with PROXY protocol v2,
+// whose addresses are listen.proxy_protocol.trusted) arrive with their VPC
+// endpoint id, and their networks may overlap, so the address is looked up
+// only together with the endpoint: the endpoint's owner comes from
+// ec2:DescribeVpcEndpointConnections in Warden's account (which owns the
+// endpoint service), its VPC from ec2:DescribeVpcEndpoints in the owner's
+// account, and the interface from ec2:DescribeNetworkInterfaces in that
+// account filtered by that VPC. Other accounts are reached through a role
+// each (accounts[].role_arn, assumed with its external id); an endpoint
+// whose owner is not listed names the caller by account and endpoint
+// alone (aws.account, aws.vpce). An endpoint with no available connection
+// to Warden's endpoint services is refused. Routed spokes (transit
+// gateway, peering) have unique addresses: accounts[].cidrs says which
+// account to look them up in (default: Warden's own).
+//
+//	identity:
+//	  ec2:
+//	    endpoint_services: [vpce-svc-0123456789abcdef0]  # optional: only these services' connections
+//	    ecs_tasks: true
+//	    accounts:
+//	      - {account: "222233334444", role_arn: "arn:aws:iam::222233334444:role/warden-identity", external_id: x-7f3a, cidrs: [10.20.0.0/16]}
 //
 //	identity:
 //	  sources: [ec2]
@@ -81,6 +117,22 @@ type EC2Config struct {
 	// addresses (defaults: DefaultEC2LookupLimits).
 	LookupLimits LookupLimits `yaml:"lookup_limits"`
 
+	// Accounts are the accounts whose interfaces are looked up, other than
+	// through Warden's own credentials (see EC2AccountConfig).
+	Accounts []EC2AccountConfig `yaml:"accounts"`
+	// EndpointServices, when set, are the only endpoint services whose
+	// connections name callers.
+	EndpointServices []string `yaml:"endpoint_services"`
+	// ECSTasks resolves ECS task ENIs to their tasks.
+	ECSTasks bool `yaml:"ecs_tasks"`
+	// STSEndpoint and ECSEndpoint override the STS and ECS endpoints (tests,
+	// VPC endpoints); https unless loopback.
+	STSEndpoint string `yaml:"sts_endpoint"`
+	ECSEndpoint string `yaml:"ecs_endpoint"`
+
+	// accountNets are Accounts[i].CIDRs, compiled by validate.
+	accountNets []TrustedNets
+
 	// trusted is identity.trusted_cidrs, compiled by validateNetwork.
 	trusted TrustedNets
 	// podNets is identity.kubernetes.pod_cidrs, compiled by
@@ -91,8 +143,8 @@ type EC2Config struct {
 // DefaultEC2VerifyAfter is identity.ec2.verify_after's default.
 const DefaultEC2VerifyAfter = 5 * time.Second
 
-func (c EC2Config) validate() error {
-	var errs []error
+func (c *EC2Config) validate() error {
+	errs := c.validateAccounts()
 	for name, d := range map[string]time.Duration{"cache_ttl": c.CacheTTL, "negative_ttl": c.NegativeTTL, "stale_ttl": c.StaleTTL, "verify_after": c.VerifyAfter} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("identity.ec2.%s: must not be negative", name))
@@ -166,6 +218,10 @@ type describeNetworkInterfacesAPI interface {
 // EC2Source resolves a trusted source IP to its network interface's tags.
 type EC2Source struct {
 	client  describeNetworkInterfacesAPI
+	home    *ec2Account            // routed callers in no account's cidrs
+	byID    map[string]*ec2Account // identity.ec2.accounts by id
+	routed  []*ec2Account          // accounts with cidrs, in config order
+	eps     *endpoints
 	region  string
 	trusted TrustedNets
 	podNets TrustedNets
@@ -191,28 +247,88 @@ func newEC2Source(ctx context.Context, cfg EC2Config, deps Deps) (Source, error)
 	if awsCfg.Region == "" {
 		return nil, errors.New("no region: set identity.ec2.region, upstream.region or AWS_REGION")
 	}
-	client := ec2.NewFromConfig(awsCfg, func(o *ec2.Options) {
-		if cfg.Endpoint != "" {
-			o.BaseEndpoint = aws.String(cfg.Endpoint)
-		}
-		// Fail fast into the stale path: the cache, not the SDK, rides out
-		// an outage.
-		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+	retryer := func() aws.Retryer {
+		// Fail fast into the stale path: the cache, not the SDK, rides
+		// out an outage.
+		return retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = 2
 			so.MaxBackoff = 200 * time.Millisecond
 		})
+	}
+	ec2For := func(c aws.Config) *ec2.Client {
+		return ec2.NewFromConfig(c, func(o *ec2.Options) {
+			if cfg.Endpoint != "" {
+				o.BaseEndpoint = aws.String(cfg.Endpoint)
+			}
+			o.Retryer = retryer()
+		})
+	}
+	ecsFor := func(c aws.Config) *ecs.Client {
+		return ecs.NewFromConfig(c, func(o *ecs.Options) {
+			if cfg.ECSEndpoint != "" {
+				o.BaseEndpoint = aws.String(cfg.ECSEndpoint)
+			}
+			o.Retryer = retryer()
+		})
+	}
+	client := ec2For(awsCfg)
+	stsClient := sts.NewFromConfig(awsCfg, func(o *sts.Options) {
+		if cfg.STSEndpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.STSEndpoint)
+		}
 	})
-	s := NewEC2Source(client, awsCfg.Region, cfg, deps.Logger)
+	var accounts []*ec2Account
+	for i, a := range cfg.Accounts {
+		acfg := awsCfg.Copy()
+		if a.RoleARN != "" {
+			acfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(stsClient, a.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+				o.ExternalID = aws.String(a.ExternalID)
+				o.RoleSessionName = "warden-identity"
+			}))
+		}
+		acct := &ec2Account{id: a.Account, ec2: ec2For(acfg)}
+		if i < len(cfg.accountNets) {
+			acct.nets = cfg.accountNets[i]
+		}
+		if cfg.ECSTasks {
+			acct.tasks = newECSTaskIndex(ecsFor(acfg), a.ECSClusters)
+		}
+		accounts = append(accounts, acct)
+	}
+	home := &ec2Account{ec2: client}
+	if cfg.ECSTasks {
+		home.tasks = newECSTaskIndex(ecsFor(awsCfg), nil)
+	}
+	for _, a := range accounts {
+		if i := slices.IndexFunc(cfg.Accounts, func(c EC2AccountConfig) bool { return c.Account == a.id }); i >= 0 && cfg.Accounts[i].RoleARN == "" {
+			home = a // Warden's own account, listed
+		}
+	}
+	s := buildEC2Source(client, awsCfg.Region, cfg, deps.Logger, home, accounts, client)
 	go s.cache.RunVerifier(ctx)
 	return s, nil
 }
 
-// NewEC2Source builds the source around an EC2 client (tests pass a stub).
+// NewEC2Source builds the source around an EC2 client (tests pass a stub),
+// for Warden's own account only.
 func NewEC2Source(client describeNetworkInterfacesAPI, region string, cfg EC2Config, log *zap.Logger) *EC2Source {
+	return buildEC2Source(client, region, cfg, log, &ec2Account{ec2: client}, nil, nil)
+}
+
+func buildEC2Source(client describeNetworkInterfacesAPI, region string, cfg EC2Config, log *zap.Logger,
+	home *ec2Account, accounts []*ec2Account, conns endpointConnectionsAPI) *EC2Source {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &EC2Source{client: client, region: region, trusted: cfg.trusted, podNets: cfg.podNets, log: log}
+	s := &EC2Source{client: client, home: home, byID: map[string]*ec2Account{}, region: region, trusted: cfg.trusted, podNets: cfg.podNets, log: log}
+	for _, a := range accounts {
+		s.byID[a.id] = a
+		if !a.nets.Empty() {
+			s.routed = append(s.routed, a)
+		}
+	}
+	s.eps = &endpoints{conns: conns, services: cfg.EndpointServices, accounts: s.byID,
+		cache: expirable.NewLRU[string, endpointInfo](4096, nil, endpointTTL)}
 	if len(cfg.TagKeys) > 0 {
 		s.tagKeys = make(map[string]bool, len(cfg.TagKeys))
 		for _, k := range cfg.TagKeys {
@@ -221,9 +337,10 @@ func NewEC2Source(client describeNetworkInterfacesAPI, region string, cfg EC2Con
 	}
 	s.limiter = newLookupLimiter(SourceEC2, cfg.LookupLimits.withDefaults(DefaultEC2LookupLimits()))
 	o := cfg.cacheOptions()
-	o.Admit = func(ip string) (func(), error) {
+	o.Admit = func(key string) (func(), error) {
+		scope, ip := splitEC2Key(key)
 		a, _ := netip.ParseAddr(ip)
-		return s.limiter.admit(a)
+		return s.limiter.admitScoped(scope, a)
 	}
 	s.cache = NewVerifiedIdentityCache(s.lookup, s.verify, o)
 	return s
@@ -234,7 +351,36 @@ func (s *EC2Source) LookupsLimited() uint64 { return s.limiter.Limited() }
 
 // Refusals returns how many calls the source refused, by reason (for
 // metrics).
-func (s *EC2Source) Refusals() map[string]uint64 { return s.refused.snapshot(RefusedShared) }
+func (s *EC2Source) Refusals() map[string]uint64 {
+	return s.refused.snapshot(RefusedShared, RefusedEndpoint)
+}
+
+// ec2Key is the cache key of a caller: its address, scoped by the VPC
+// endpoint it came through (spoke networks behind one endpoint service may
+// overlap; routed networks cannot).
+func ec2Key(vpce string, a netip.Addr) string {
+	if vpce == "" {
+		return a.String()
+	}
+	return vpce + "/" + a.String()
+}
+
+func splitEC2Key(key string) (vpce, ip string) {
+	if i := strings.IndexByte(key, '/'); i >= 0 {
+		return key[:i], key[i+1:]
+	}
+	return "", key
+}
+
+// accountFor is the account a routed (no endpoint) address is looked up in.
+func (s *EC2Source) accountFor(a netip.Addr) *ec2Account {
+	for _, acct := range s.routed {
+		if acct.nets.Contains(a) {
+			return acct
+		}
+	}
+	return s.home
+}
 
 // Name implements Source.
 func (s *EC2Source) Name() string { return SourceEC2 }
@@ -256,48 +402,74 @@ func (s *EC2Source) Resolve(ctx context.Context, c *Conn) (Identity, error) {
 		// The kubernetes source answers for these (or refuses them).
 		return Identity{}, fmt.Errorf("%w: %s is in identity.kubernetes.pod_cidrs: its network interface is the node's", ErrNoIdentity, a)
 	}
-	id, err := s.cache.Get(ctx, a.WithZone("").String())
+	id, err := s.cache.Get(ctx, ec2Key(c.VPCEndpoint, a.WithZone("")))
 	if err != nil {
 		s.countRefusal(err)
 	}
 	return id, err
 }
 
-func (s *EC2Source) lookup(ctx context.Context, ip string) (Identity, error) {
+// scopeOf resolves where a key's address is looked up: the account, and
+// for a caller that came through a VPC endpoint the endpoint (with its VPC,
+// when its owner's account is listed). acct is nil for an endpoint whose
+// owner is not listed: the caller is named by the endpoint alone.
+func (s *EC2Source) scopeOf(ctx context.Context, vpce string, a netip.Addr) (acct *ec2Account, ep *endpointInfo, err error) {
+	if vpce == "" {
+		return s.accountFor(a), nil, nil
+	}
+	info, err := s.eps.get(ctx, vpce)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.byID[info.owner], &info, nil
+}
+
+func (s *EC2Source) lookup(ctx context.Context, key string) (Identity, error) {
+	vpce, ip := splitEC2Key(key)
 	addr, err := netip.ParseAddr(ip)
 	if err != nil {
 		return Identity{}, ErrNoIdentity
+	}
+	acct, ep, err := s.scopeOf(ctx, vpce, addr)
+	if err != nil {
+		return Identity{}, err
+	}
+	if acct == nil {
+		return s.endpointIdentity(ep), nil
 	}
 	filter := "addresses.private-ip-address"
 	if addr.Is6() {
 		filter = "ipv6-addresses.ipv6-address"
 	}
-	p := ec2.NewDescribeNetworkInterfacesPaginator(s.client, &ec2.DescribeNetworkInterfacesInput{
-		Filters: []ec2types.Filter{{Name: aws.String(filter), Values: []string{ip}}},
-	}, func(o *ec2.DescribeNetworkInterfacesPaginatorOptions) { o.StopOnDuplicateToken = true })
+	filters := []ec2types.Filter{{Name: aws.String(filter), Values: []string{ip}}}
+	if ep != nil {
+		filters = append(filters, ec2types.Filter{Name: aws.String("vpc-id"), Values: []string{ep.vpc}})
+	}
+	p := ec2.NewDescribeNetworkInterfacesPaginator(acct.ec2, &ec2.DescribeNetworkInterfacesInput{Filters: filters},
+		func(o *ec2.DescribeNetworkInterfacesPaginatorOptions) { o.StopOnDuplicateToken = true })
 	var match *ec2types.NetworkInterface
 	for pages := 0; p.HasMorePages(); pages++ {
 		if pages == maxENIPages {
-			return Identity{}, fmt.Errorf("ec2:DescribeNetworkInterfaces for %s: more than %d pages", ip, maxENIPages)
+			return Identity{}, fmt.Errorf("ec2:DescribeNetworkInterfaces for %s: more than %d pages", key, maxENIPages)
 		}
 		out, err := p.NextPage(ctx)
 		if err != nil {
-			return Identity{}, fmt.Errorf("ec2:DescribeNetworkInterfaces: %w", err)
+			return Identity{}, fmt.Errorf("ec2:DescribeNetworkInterfaces%s: %w", acct.in(), err)
 		}
 		for i := range out.NetworkInterfaces {
 			ni := &out.NetworkInterfaces[i]
-			// Trust the filter, but verify: only an interface that lists
-			// the address names the caller.
-			if !eniHolds(ni, addr) {
+			// Trust the filters, but verify: only an interface that lists
+			// the address, in the endpoint's VPC, names the caller.
+			if !eniHolds(ni, addr) || (ep != nil && aws.ToString(ni.VpcId) != ep.vpc) {
 				continue
 			}
 			if match != nil && aws.ToString(match.NetworkInterfaceId) != aws.ToString(ni.NetworkInterfaceId) {
 				s.log.Warn("ec2 identity: address held by several network interfaces; refusing it",
-					zap.String("ip", ip), zap.String("eni", aws.ToString(match.NetworkInterfaceId)), zap.String("other", aws.ToString(ni.NetworkInterfaceId)))
+					zap.String("key", key), zap.String("eni", aws.ToString(match.NetworkInterfaceId)), zap.String("other", aws.ToString(ni.NetworkInterfaceId)))
 				// Overlapping VPCs, or an address in transit: neither
 				// holder can be believed, and no later source may guess.
 				return Identity{}, &RefusedError{Reason: RefusedShared, Msg: fmt.Sprintf("source IP %s is held by more than one network interface (%s, %s)",
-					ip, aws.ToString(match.NetworkInterfaceId), aws.ToString(ni.NetworkInterfaceId))}
+					key, aws.ToString(match.NetworkInterfaceId), aws.ToString(ni.NetworkInterfaceId))}
 			}
 			match = ni
 		}
@@ -305,65 +477,142 @@ func (s *EC2Source) lookup(ctx context.Context, ip string) (Identity, error) {
 	if match == nil {
 		return Identity{}, ErrNoIdentity
 	}
-	return s.identityOf(match), nil
+	id := s.identityOf(match, ep)
+	if acct.tasks != nil && isECSTaskENI(match) {
+		t, ok, err := acct.tasks.lookup(ctx, aws.ToString(match.NetworkInterfaceId))
+		if err != nil {
+			return Identity{}, fmt.Errorf("ECS task of %s%s: %w", aws.ToString(match.NetworkInterfaceId), acct.in(), err)
+		}
+		if ok {
+			addTaskTags(&id, t)
+		}
+	}
+	id.precompute()
+	return id, nil
+}
+
+// in names the account in messages.
+func (a *ec2Account) in() string {
+	if a == nil || a.id == "" {
+		return ""
+	}
+	return " in account " + a.id
+}
+
+// endpointIdentity names a caller by its VPC endpoint alone: the endpoint's
+// owner account is not listed in identity.ec2.accounts, so its interfaces
+// cannot be looked up.
+func (s *EC2Source) endpointIdentity(ep *endpointInfo) Identity {
+	id := Identity{Source: SourceEC2, Tags: map[string]Tag{
+		TagAWSAccount: StrongTag(SourceEC2, ep.owner),
+		TagAWSVPCE:    StrongTag(SourceEC2, ep.id),
+		TagAWSRegion:  StrongTag(SourceEC2, s.region),
+	}}
+	id.precompute()
+	return id
 }
 
 // verify checks, with one paginated call per address family, that each
 // address is still held by the ENI its cached identity names, and by it
 // alone.
 func (s *EC2Source) verify(ctx context.Context, keys []string, ids []Identity) ([]bool, error) {
+	// Keys are checked per account and VPC: one paginated call per
+	// address family in each.
+	type group struct {
+		acct    *ec2Account
+		vpc     string
+		v4, v6  []string
+		holders map[netip.Addr][]string
+	}
+	groups := map[string]*group{}
 	addrs := make([]netip.Addr, len(keys))
-	var v4, v6 []string
+	groupOf := make([]*group, len(keys))
+	ok := make([]bool, len(keys))
 	for i, k := range keys {
-		a, err := netip.ParseAddr(k)
+		vpce, ip := splitEC2Key(k)
+		a, err := netip.ParseAddr(ip)
 		if err != nil {
 			continue // the zero Addr is held by nobody: dropped
 		}
-		addrs[i] = a
-		if a.Is6() {
-			v6 = append(v6, k)
-		} else {
-			v4 = append(v4, k)
+		acct, ep, err := s.scopeOf(ctx, vpce, a)
+		if err != nil {
+			var re *RefusedError
+			if errors.As(err, &re) {
+				continue // the endpoint's connection is gone: dropped
+			}
+			return nil, err
 		}
-	}
-	holders := make(map[netip.Addr][]string, len(keys))
-	for _, q := range []struct {
-		filter string
-		values []string
-	}{{"addresses.private-ip-address", v4}, {"ipv6-addresses.ipv6-address", v6}} {
-		if len(q.values) == 0 {
+		if acct == nil {
+			// Named by its endpoint alone: nothing holds the address
+			// that Warden can see, and the endpoint's owner is fixed.
+			ok[i] = ids[i].Tags[TagAWSENI].Value == ""
 			continue
 		}
-		p := ec2.NewDescribeNetworkInterfacesPaginator(s.client, &ec2.DescribeNetworkInterfacesInput{
-			Filters: []ec2types.Filter{{Name: aws.String(q.filter), Values: q.values}},
-		}, func(o *ec2.DescribeNetworkInterfacesPaginatorOptions) { o.StopOnDuplicateToken = true })
-		for pages := 0; p.HasMorePages(); pages++ {
-			if pages == maxENIPages {
-				return nil, fmt.Errorf("ec2:DescribeNetworkInterfaces for %d addresses: more than %d pages", len(q.values), maxENIPages)
+		vpc := ""
+		if ep != nil {
+			vpc = ep.vpc
+		}
+		gk := acct.id + "|" + vpc
+		g := groups[gk]
+		if g == nil {
+			g = &group{acct: acct, vpc: vpc, holders: map[netip.Addr][]string{}}
+			groups[gk] = g
+		}
+		addrs[i], groupOf[i] = a, g
+		if a.Is6() {
+			g.v6 = append(g.v6, ip)
+		} else {
+			g.v4 = append(g.v4, ip)
+		}
+	}
+	for _, g := range groups {
+		for _, q := range []struct {
+			filter string
+			values []string
+		}{{"addresses.private-ip-address", g.v4}, {"ipv6-addresses.ipv6-address", g.v6}} {
+			if len(q.values) == 0 {
+				continue
 			}
-			out, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("ec2:DescribeNetworkInterfaces: %w", err)
+			filters := []ec2types.Filter{{Name: aws.String(q.filter), Values: q.values}}
+			if g.vpc != "" {
+				filters = append(filters, ec2types.Filter{Name: aws.String("vpc-id"), Values: []string{g.vpc}})
 			}
-			for i := range out.NetworkInterfaces {
-				ni := &out.NetworkInterfaces[i]
-				id := aws.ToString(ni.NetworkInterfaceId)
-				for _, a := range addrs {
-					if a.IsValid() && eniHolds(ni, a) && !slices.Contains(holders[a], id) {
-						holders[a] = append(holders[a], id)
+			p := ec2.NewDescribeNetworkInterfacesPaginator(g.acct.ec2, &ec2.DescribeNetworkInterfacesInput{Filters: filters},
+				func(o *ec2.DescribeNetworkInterfacesPaginatorOptions) { o.StopOnDuplicateToken = true })
+			for pages := 0; p.HasMorePages(); pages++ {
+				if pages == maxENIPages {
+					return nil, fmt.Errorf("ec2:DescribeNetworkInterfaces for %d addresses%s: more than %d pages", len(q.values), g.acct.in(), maxENIPages)
+				}
+				out, err := p.NextPage(ctx)
+				if err != nil {
+					return nil, fmt.Errorf("ec2:DescribeNetworkInterfaces%s: %w", g.acct.in(), err)
+				}
+				for i := range out.NetworkInterfaces {
+					ni := &out.NetworkInterfaces[i]
+					if g.vpc != "" && aws.ToString(ni.VpcId) != g.vpc {
+						continue
+					}
+					id := aws.ToString(ni.NetworkInterfaceId)
+					for j, a := range addrs {
+						if groupOf[j] == g && eniHolds(ni, a) && !slices.Contains(g.holders[a], id) {
+							g.holders[a] = append(g.holders[a], id)
+						}
 					}
 				}
 			}
 		}
 	}
-	ok := make([]bool, len(keys))
 	for i, a := range addrs {
+		g := groupOf[i]
+		if g == nil {
+			continue
+		}
 		was := ids[i].Tags[TagAWSENI].Value
-		h := holders[a]
+		h := g.holders[a]
 		ok[i] = len(h) == 1 && h[0] == was
 		if !ok[i] {
 			s.log.Info("ec2 identity: address no longer held by the same network interface alone; dropping its cached identity",
-				zap.String("ip", keys[i]), zap.String("was", was), zap.Strings("now", h))
+				zap.String("key", keys[i]), zap.String("was", was), zap.Strings("now", h))
 		}
 	}
 	return ok, nil
@@ -402,8 +651,10 @@ func eniHolds(ni *ec2types.NetworkInterface, a netip.Addr) bool {
 	return false
 }
 
-func (s *EC2Source) identityOf(ni *ec2types.NetworkInterface) Identity {
-	id := Identity{Source: SourceEC2, Tags: make(map[string]Tag, 4+len(ni.TagSet))}
+// identityOf builds the identity of an interface's holder (not yet
+// precomputed: ECS task tags may follow).
+func (s *EC2Source) identityOf(ni *ec2types.NetworkInterface, ep *endpointInfo) Identity {
+	id := Identity{Source: SourceEC2, Tags: make(map[string]Tag, 7+len(ni.TagSet))}
 	put := func(k, v string, strong bool) {
 		if v == "" {
 			return
@@ -417,6 +668,11 @@ func (s *EC2Source) identityOf(ni *ec2types.NetworkInterface) Identity {
 	put(TagAWSENI, aws.ToString(ni.NetworkInterfaceId), true)
 	put(TagAWSAccount, aws.ToString(ni.OwnerId), true)
 	put(TagAWSRegion, s.region, true)
+	put(TagAWSVPC, aws.ToString(ni.VpcId), true)
+	put(TagAWSSubnet, aws.ToString(ni.SubnetId), true)
+	if ep != nil {
+		put(TagAWSVPCE, ep.id, true)
+	}
 	if ni.Attachment != nil {
 		put(TagAWSInstance, aws.ToString(ni.Attachment.InstanceId), true)
 	}
@@ -427,6 +683,5 @@ func (s *EC2Source) identityOf(ni *ec2types.NetworkInterface) Identity {
 		}
 		put(TagAWSTagPrefix+k, aws.ToString(t.Value), false)
 	}
-	id.precompute()
 	return id
 }

@@ -85,6 +85,7 @@ func TestEC2SourceResolves(t *testing.T) {
 		TagAWSAccount:            StrongTag("ec2", "111122223333"),
 		TagAWSInstance:           StrongTag("ec2", "i-0123456789abcdef0"),
 		TagAWSRegion:             StrongTag("ec2", "eu-west-1"),
+		TagAWSVPC:                StrongTag("ec2", "vpc-1"),
 		TagAWSTagPrefix + "team": WeakTag("ec2", "search"),
 		TagAWSTagPrefix + "env":  WeakTag("ec2", "prod"),
 		TagAWSTagPrefix + "Name": WeakTag("ec2", "web-1"),

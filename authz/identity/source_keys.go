@@ -158,6 +158,11 @@ func (s *KeysSource) Presents(c *Conn) bool {
 	if u := c.Request.URL; u != nil && strings.Contains(u.RawQuery, "Credential="+KeyPrefix) {
 		return true // presigned form, which Warden does not accept: Resolve denies it
 	}
+	for _, k := range PresentedAPIKeys(c.Request) {
+		if IsWardenKeyID(k) {
+			return true // a bearer key
+		}
+	}
 	return false
 }
 
@@ -168,6 +173,9 @@ func (s *KeysSource) Resolve(_ context.Context, c *Conn) (Identity, error) {
 		return Identity{}, ErrNoIdentity
 	}
 	r := c.Request
+	if keys := PresentedAPIKeys(r); len(keys) > 0 {
+		return s.resolveBearer(r, keys)
+	}
 	shown := presentedKeyID(r)
 	fail := func(err error) (Identity, error) {
 		return Identity{}, fmt.Errorf("Warden-issued key %s failed verification: %w", shown, err)
@@ -201,26 +209,78 @@ func (s *KeysSource) Resolve(_ context.Context, c *Conn) (Identity, error) {
 			return fail(fmt.Errorf("the request was signed for host %q, which is not one of identity.keys.hosts", truncateString(r.Host, 128)))
 		}
 	}
+	if err := s.admit(akid, expires, now); err != nil {
+		return fail(err)
+	}
+	return keyIdentity(app, akid), nil
+}
+
+// admit checks what a genuine key must still pass: its expiry and the
+// revocation lists.
+func (s *KeysSource) admit(akid string, expires, now time.Time) error {
 	if !now.Before(expires) {
-		return fail(fmt.Errorf("%w at %s", ErrKeyExpired, expires.Format(time.RFC3339)))
+		return fmt.Errorf("%w at %s", ErrKeyExpired, expires.Format(time.RFC3339))
 	}
 	if s.revoked[akid] {
-		return fail(ErrKeyRevoked)
+		return ErrKeyRevoked
 	}
 	if s.file != "" {
 		rev := s.revocationsAt(now)
 		if rev.err != nil {
 			// The reason (a file name, a line) is in Warden's log, not for the caller.
-			return fail(errors.New("the revocation list cannot be read or parsed, so no Warden-issued key is accepted until an operator fixes it"))
+			return errors.New("the revocation list cannot be read or parsed, so no Warden-issued key is accepted until an operator fixes it")
 		}
 		if rev.ids[akid] {
-			return fail(ErrKeyRevoked)
+			return ErrKeyRevoked
 		}
 	}
+	return nil
+}
+
+func keyIdentity(app, akid string) Identity {
 	return Identity{Source: SourceKeys, Tags: map[string]Tag{
 		TagWardenKeyApp: StrongTag(SourceKeys, app),
 		TagWardenKeyID:  StrongTag(SourceKeys, akid),
-	}}, nil
+	}}
+}
+
+// resolveBearer verifies a Warden-issued bearer key (bearer.go). Exactly
+// one credential may be presented: a bearer key beside a signature or a
+// second key is refused, since the upstream and Warden might each pick a
+// different one. identity.keys.hosts and .region do not apply: a bearer
+// key signs no host or scope.
+func (s *KeysSource) resolveBearer(r *http.Request, keys []string) (Identity, error) {
+	akid, mac, ok := splitBearerKey(keys[0])
+	shown := "(malformed bearer key)"
+	if ok {
+		shown = akid
+	}
+	fail := func(err error) (Identity, error) {
+		return Identity{}, fmt.Errorf("Warden-issued bearer key %s failed verification: %w", shown, err)
+	}
+	sigv4 := false
+	for _, v := range r.Header.Values("Authorization") {
+		if scheme, _, _ := strings.Cut(v, " "); !strings.EqualFold(scheme, "Bearer") {
+			sigv4 = true
+		}
+	}
+	switch {
+	case len(keys) > 1 || sigv4:
+		return fail(errors.New("more than one credential presented (send one Authorization: Bearer or one x-api-key, and no signature)"))
+	case !ok:
+		return fail(fmt.Errorf("%w: want KEYID.MAC as warden keys issue --format bearer prints it", ErrKeyMalformed))
+	}
+	app, expires, err := ParseKeyID(akid)
+	if err != nil {
+		return fail(err)
+	}
+	if !checkBearerMAC(s.master, akid, mac) {
+		return fail(fmt.Errorf("%w (a key from another master key, or an edited key)", ErrKeySignature))
+	}
+	if err := s.admit(akid, expires, s.now()); err != nil {
+		return fail(err)
+	}
+	return keyIdentity(app, akid), nil
 }
 
 // describe turns a sigv4 error into a reason for the caller. The verifier's

@@ -66,9 +66,10 @@ const (
 	RefusedReused      = "reused"       // kubernetes: released by a pod less than reuse_grace ago
 	RefusedShared      = "shared"       // held by several pods, or by several network interfaces
 	RefusedHostNetwork = "host_network" // kubernetes: a hostNetwork pod's (the node's) address
+	RefusedEndpoint    = "endpoint"     // ec2: a VPC endpoint with no available connection to Warden's endpoint services
 )
 
-var refusalReasons = [...]string{RefusedNoPod, RefusedReused, RefusedShared, RefusedHostNetwork}
+var refusalReasons = [...]string{RefusedNoPod, RefusedReused, RefusedShared, RefusedHostNetwork, RefusedEndpoint}
 
 // RefusedError is a source's definitive "this address must not be
 // believed": the source knows the address and that no single workload can

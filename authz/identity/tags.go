@@ -21,7 +21,7 @@ const (
 	TagECSFamily    = "ecs.family"        // task definition family: strong only with ecs_sidecar.platform_task_definitions
 	TagECSRevision  = "ecs.revision"      // likewise
 	TagECSService   = "ecs.service"       // likewise
-	TagECSTaskRole  = "ecs.task_role_arn" // the task role the platform passed (iam:PassRole): strong
+	TagECSTaskRole  = "ecs.task_role_arn" // the task role the platform passed (iam:PassRole): strong; from the ecs-sidecar and ec2 sources
 	TagECSLaunch    = "ecs.launch_type"
 	TagECSTagPrefix = "ecs.tag." // + task tag key: weak
 
@@ -29,6 +29,9 @@ const (
 	TagAWSRegion    = "aws.region"
 	TagAWSTagPrefix = "aws.tag." // + EC2/ENI tag key: weak
 	TagAWSENI       = "aws.eni"
+	TagAWSVPC       = "aws.vpc"    // the ENI's VPC
+	TagAWSSubnet    = "aws.subnet" // the ENI's subnet
+	TagAWSVPCE      = "aws.vpce"   // the PrivateLink endpoint the caller came through (PROXY protocol v2 AWS TLV)
 	TagAWSInstance  = "aws.instance_id"
 	TagAWSAccessKey = "aws.access_key_id" // passthrough mode: the caller's key id, recorded, never trusted alone
 
@@ -52,7 +55,7 @@ func IsWeakKey(key string) bool {
 	switch key {
 	case TagK8sNamespace, TagK8sServiceAccount, TagK8sPod, TagK8sNode,
 		TagECSCluster, TagECSTaskARN, TagECSFamily, TagECSRevision, TagECSService, TagECSLaunch, TagECSTaskRole,
-		TagAWSAccount, TagAWSRegion, TagAWSENI, TagAWSInstance,
+		TagAWSAccount, TagAWSRegion, TagAWSENI, TagAWSInstance, TagAWSVPC, TagAWSSubnet, TagAWSVPCE,
 		TagWardenKeyApp, TagWardenKeyID:
 		return false
 	}

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,8 +30,11 @@ const (
 	DefaultModelsCacheTTL    = 5 * time.Minute
 	DefaultModelsStaleTTL    = time.Hour
 	DefaultModelsNegativeTTL = 30 * time.Second
-	DefaultModelsTimeout     = 3 * time.Second
-	DefaultModelsCacheSize   = 10_000
+	// DefaultModelsUnpinnedCacheTTL is how long the answer for an id its
+	// owner can re-point (a prompt without a version) is used.
+	DefaultModelsUnpinnedCacheTTL = 30 * time.Second
+	DefaultModelsTimeout          = 3 * time.Second
+	DefaultModelsCacheSize        = 10_000
 	// MaxModelResolveDepth bounds the control-plane lookups in one chain
 	// (prompt → provisioned model → custom model → foundation model is 3).
 	MaxModelResolveDepth = 3
@@ -56,6 +60,13 @@ type Config struct {
 	Insecure bool `yaml:"insecure"`
 	// CacheTTL is how long an answer is used without asking again.
 	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// UnpinnedCacheTTL replaces CacheTTL for an id whose owner can re-point
+	// it after Warden resolved it (a prompt without a version runs its
+	// mutable DRAFT), or whose resolution passed through one: such an answer
+	// is asked for again after this long and is never served stale while
+	// the control plane fails (the call is denied instead). The policy
+	// refuses such ids unless the app lists them in allow.unpinned_models.
+	UnpinnedCacheTTL time.Duration `yaml:"unpinned_cache_ttl"`
 	// StaleTTL is how long after it was fetched an answer is still served
 	// while the control plane fails (throttling, 5xx, timeouts, network);
 	// never for "not found" or "access denied". Equal to CacheTTL disables it.
@@ -81,6 +92,11 @@ func (c Config) withDefaults() Config {
 	if c.NegativeTTL == 0 {
 		c.NegativeTTL = DefaultModelsNegativeTTL
 	}
+	if c.UnpinnedCacheTTL == 0 {
+		c.UnpinnedCacheTTL = DefaultModelsUnpinnedCacheTTL
+	}
+	// Never longer than an ordinary answer is kept.
+	c.UnpinnedCacheTTL = min(c.UnpinnedCacheTTL, c.CacheTTL)
 	if c.Timeout == 0 {
 		c.Timeout = DefaultModelsTimeout
 	}
@@ -97,6 +113,7 @@ func (c Config) Validate() []error {
 	for name, d := range map[string]time.Duration{
 		"models.cache_ttl": c.CacheTTL, "models.stale_ttl": c.StaleTTL,
 		"models.negative_ttl": c.NegativeTTL, "models.timeout": c.Timeout,
+		"models.unpinned_cache_ttl": c.UnpinnedCacheTTL,
 	} {
 		if d < 0 {
 			add("%s: must not be negative, got %s", name, d)
@@ -104,6 +121,9 @@ func (c Config) Validate() []error {
 	}
 	if c.CacheTTL > 0 && c.StaleTTL > 0 && c.StaleTTL < c.CacheTTL {
 		add("models.stale_ttl: %s is shorter than models.cache_ttl %s", c.StaleTTL, c.CacheTTL)
+	}
+	if cache := cmp.Or(c.CacheTTL, DefaultModelsCacheTTL); c.UnpinnedCacheTTL > cache {
+		add("models.unpinned_cache_ttl: %s is longer than models.cache_ttl %s; an answer its owner can re-point must not be kept longer than any other", c.UnpinnedCacheTTL, cache)
 	}
 	if c.CacheSize < 0 {
 		add("models.cache_size: must not be negative, got %d", c.CacheSize)
@@ -182,6 +202,10 @@ type Resolution struct {
 	// Stale is set when the answer came from the cache, past cache_ttl,
 	// because the control plane failed (within stale_ttl).
 	Stale bool
+	// Unpinned is set when the id, or an id its resolution passed through,
+	// can be re-pointed by its owner (bedrock.ModelID.Repointable): the
+	// answer is kept for unpinned_cache_ttl only and never served stale.
+	Unpinned bool
 	// Lookups is the number of control-plane calls the answer took (0 for
 	// an answer from the cache).
 	Lookups int
@@ -239,10 +263,23 @@ type regionClients struct {
 	agent   *bedrockagent.Client
 }
 
+// Option adjusts a Resolver built by NewResolver.
+type Option func(*Resolver)
+
+// WithClock makes the resolver read the time from now (nil: time.Now), so
+// tests can expire its cache without sleeping.
+func WithClock(now func() time.Time) Option {
+	return func(r *Resolver) {
+		if now != nil {
+			r.now = now
+		}
+	}
+}
+
 // NewResolver builds a resolver calling the control plane with
 // awsCfg (credentials, HTTP client, retryer); the region comes from each
 // ARN. It does no I/O until the first Resolve.
-func NewResolver(cfg Config, awsCfg aws.Config, log *zap.Logger) (*Resolver, error) {
+func NewResolver(cfg Config, awsCfg aws.Config, log *zap.Logger, opts ...Option) (*Resolver, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -255,14 +292,18 @@ func NewResolver(cfg Config, awsCfg aws.Config, log *zap.Logger) (*Resolver, err
 	if err != nil {
 		return nil, err
 	}
-	return &Resolver{
+	r := &Resolver{
 		cfg:     cfg,
 		aws:     awsCfg.Copy(),
 		log:     log.Named("models"),
 		cache:   expirable.NewLRU[string, *modelEntry](cfg.CacheSize, nil, ttl),
 		clients: clients,
 		now:     time.Now,
-	}, nil
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r, nil
 }
 
 // Stats returns counters for metrics.
@@ -289,7 +330,7 @@ func (r *Resolver) Lookup(ctx context.Context, m bedrock.ModelID) (Resolution, e
 	key := m.Canonical
 	now := r.now()
 	if e, ok := r.cache.Get(key); ok {
-		if e.hasGood && now.Sub(e.goodAt) < r.cfg.CacheTTL {
+		if e.hasGood && now.Sub(e.goodAt) < r.ttl(e.res) {
 			r.hits.Add(1)
 			return e.res, nil
 		}
@@ -326,7 +367,7 @@ func (r *Resolver) refresh(ctx context.Context, key string, m bedrock.ModelID) (
 	r.lookups.Add(uint64(acc.lookups))
 	if err == nil {
 		res := acc.result()
-		r.cache.Add(key, &modelEntry{res: Resolution{Foundations: res.Foundations, Imported: res.Imported, Regions: res.Regions}, goodAt: now, hasGood: true})
+		r.cache.Add(key, &modelEntry{res: Resolution{Foundations: res.Foundations, Imported: res.Imported, Regions: res.Regions, Unpinned: res.Unpinned}, goodAt: now, hasGood: true})
 		return res, nil
 	}
 	var re *ResolveError
@@ -344,10 +385,20 @@ func (r *Resolver) refresh(ctx context.Context, key string, m bedrock.ModelID) (
 	return r.fallback(e, now)
 }
 
+// ttl is how long a good answer is used without asking again.
+func (r *Resolver) ttl(res Resolution) time.Duration {
+	if res.Unpinned {
+		return r.cfg.UnpinnedCacheTTL
+	}
+	return r.cfg.CacheTTL
+}
+
 // fallback answers from a failed entry: the last good answer while the
 // failure is transient and the answer is within stale_ttl, else the error.
+// An unpinned answer is never served stale: its owner may have re-pointed
+// it while the control plane could not say so.
 func (r *Resolver) fallback(e *modelEntry, now time.Time) (Resolution, error) {
-	if e.hasGood && e.err.Transient && now.Sub(e.goodAt) < r.cfg.StaleTTL {
+	if e.hasGood && !e.res.Unpinned && e.err.Transient && now.Sub(e.goodAt) < r.cfg.StaleTTL {
 		r.stale.Add(1)
 		res := e.res
 		res.Stale = true
@@ -364,6 +415,7 @@ type accumulator struct {
 	regions         []string
 	seenRegion      map[string]bool
 	lookups         int
+	unpinned        bool // some id on the way can be re-pointed by its owner
 }
 
 func (a *accumulator) add(m bedrock.ModelID) {
@@ -390,7 +442,7 @@ func (a *accumulator) result() Resolution {
 	sort.Strings(a.found)
 	sort.Strings(a.imported)
 	sort.Strings(a.regions)
-	return Resolution{Foundations: a.found, Imported: a.imported, Regions: a.regions, Lookups: a.lookups}
+	return Resolution{Foundations: a.found, Imported: a.imported, Regions: a.regions, Lookups: a.lookups, Unpinned: a.unpinned}
 }
 
 func definitive(format string, args ...any) *ResolveError {
@@ -405,6 +457,9 @@ func (r *Resolver) walk(ctx context.Context, m bedrock.ModelID, depth int, acc *
 	}
 	if acc.visited[m.Canonical] {
 		return nil // its models are in acc already (or it is being resolved: a cycle adds nothing)
+	}
+	if m.Repointable() {
+		acc.unpinned = true
 	}
 	if depth >= MaxModelResolveDepth {
 		return definitive("it nests indirect model ids more than %d deep (at %s)", MaxModelResolveDepth, m.Raw)

@@ -73,6 +73,7 @@ func testControlPlane(t *testing.T) *bedrocktest.ControlPlane {
 		Prompts: map[string]bedrocktest.Prompt{
 			prompt:        {Variants: []bedrocktest.PromptVariant{{ModelID: sonnetID}}},
 			prompt + ":3": {Variants: []bedrocktest.PromptVariant{{ModelID: appProfile}, {ModelID: "us." + haikuID}}},
+			prompt + ":5": {Variants: []bedrocktest.PromptVariant{{ModelID: prompt}}}, // a version over the DRAFT
 			cyclePrompt:   {Variants: []bedrocktest.PromptVariant{{ModelID: acctPrefix + "prompt/CYCLE12345"}}},
 			agentPrompt:   {Variants: []bedrocktest.PromptVariant{{Name: "a", AgentID: "AGENTABCDE"}}},
 			deepPrompt:    {Variants: []bedrocktest.PromptVariant{{ModelID: provCustom}}},                       // prompt → provisioned → custom → titan
@@ -426,6 +427,11 @@ func TestModelsConfigValidate(t *testing.T) {
 		{Config{CacheTTL: -time.Second}, "models.cache_ttl"},
 		{Config{CacheTTL: time.Hour, StaleTTL: time.Minute}, "models.stale_ttl"},
 		{Config{CacheSize: -1}, "models.cache_size"},
+		{Config{UnpinnedCacheTTL: -time.Second}, "models.unpinned_cache_ttl"},
+		{Config{CacheTTL: time.Minute, UnpinnedCacheTTL: 2 * time.Minute}, "models.unpinned_cache_ttl: 2m0s is longer than models.cache_ttl 1m0s"},
+		{Config{UnpinnedCacheTTL: 10 * time.Minute}, "longer than models.cache_ttl 5m0s"},
+		{Config{UnpinnedCacheTTL: 5 * time.Second}, ""},
+		{Config{CacheTTL: 10 * time.Second}, ""}, // the 30s default follows cache_ttl down
 	}
 	for _, tc := range cases {
 		errs := ValidateModelsConfig(tc.cfg)
@@ -460,21 +466,92 @@ models:
   stale_ttl: 30m
   negative_ttl: 10s
   timeout: 1500ms
+  unpinned_cache_ttl: 15s
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := cfg.Models
 	if m.ControlPlaneURL != "http://127.0.0.1:9999" || m.CacheTTL != 2*time.Minute || m.StaleTTL != 30*time.Minute ||
-		m.NegativeTTL != 10*time.Second || m.Timeout != 1500*time.Millisecond {
+		m.NegativeTTL != 10*time.Second || m.Timeout != 1500*time.Millisecond || m.UnpinnedCacheTTL != 15*time.Second {
 		t.Errorf("parsed %+v", m)
 	}
 	d := ModelsConfigDefaults(Config{})
-	if d.CacheTTL != 5*time.Minute || d.StaleTTL != time.Hour || d.NegativeTTL != 30*time.Second || d.Timeout != 3*time.Second {
+	if d.CacheTTL != 5*time.Minute || d.StaleTTL != time.Hour || d.NegativeTTL != 30*time.Second || d.Timeout != 3*time.Second ||
+		d.UnpinnedCacheTTL != 30*time.Second {
 		t.Errorf("defaults %+v", d)
+	}
+	if d := ModelsConfigDefaults(Config{CacheTTL: 10 * time.Second}); d.UnpinnedCacheTTL != 10*time.Second {
+		t.Errorf("unpinned_cache_ttl %s with cache_ttl 10s, want 10s", d.UnpinnedCacheTTL)
 	}
 	if _, err := config.ParseConfig([]byte(minimalConfig + "models: {control_plane_url: \"http://10.1.2.3\"}\n")); err == nil ||
 		!strings.Contains(err.Error(), "models.control_plane_url") {
 		t.Errorf("non-loopback http accepted: %v", err)
+	}
+}
+
+// An id its owner can re-point (a prompt without a version, or a resolution
+// passing through one) is asked for again after unpinned_cache_ttl and is
+// never served stale; a numbered version keeps cache_ttl and stale serving.
+func TestModelResolverUnpinned(t *testing.T) {
+	cp := testControlPlane(t)
+	r, clk := testResolver(t, cp, Config{Timeout: 2 * time.Second})
+	ctx := context.Background()
+	draft, version, nested := mustModel(t, prompt), mustModel(t, prompt+":3"), mustModel(t, prompt+":5")
+	lookup := func(m bedrock.ModelID) Resolution {
+		t.Helper()
+		res, err := r.Lookup(ctx, m)
+		if err != nil {
+			t.Fatalf("%s: %v", m.Raw, err)
+		}
+		return res
+	}
+	getPrompt := func() int { return cp.CallCount(bedrocktest.OpGetPrompt) }
+
+	if res := lookup(draft); !res.Unpinned || !reflect.DeepEqual(res.Foundations, []string{sonnetID}) {
+		t.Fatalf("draft: %+v", res)
+	}
+	if res := lookup(version); res.Unpinned {
+		t.Fatalf("version marked unpinned: %+v", res)
+	}
+	if res := lookup(nested); !res.Unpinned || !reflect.DeepEqual(res.Foundations, []string{sonnetID}) {
+		t.Fatalf("a version over a DRAFT: %+v, want unpinned", res)
+	}
+	calls := getPrompt()
+	// Within the short TTL: no lookup.
+	clk.add(DefaultModelsUnpinnedCacheTTL - time.Second)
+	lookup(draft)
+	lookup(version)
+	if getPrompt() != calls {
+		t.Fatalf("within unpinned_cache_ttl: %d GetPrompt calls, want %d", getPrompt(), calls)
+	}
+	// The owner re-points the DRAFT; past the short TTL it is asked again,
+	// and the version is not.
+	cp.UpdatePrompt(prompt, bedrocktest.Prompt{Variants: []bedrocktest.PromptVariant{{ModelID: haikuID}}})
+	clk.add(2 * time.Second)
+	if res := lookup(draft); !reflect.DeepEqual(res.Foundations, []string{haikuID}) {
+		t.Errorf("after the re-point and the short TTL: %q, want the new model", res.Foundations)
+	}
+	lookup(version)
+	if got := getPrompt(); got != calls+1 {
+		t.Errorf("%d GetPrompt calls past the short TTL, want %d (the DRAFT only)", got, calls+1)
+	}
+
+	// An outage past the short TTL: the DRAFT is an error, not stale; the
+	// version, past cache_ttl, is served stale.
+	cp.SetDown(true)
+	clk.add(DefaultModelsCacheTTL)
+	var re *ResolveError
+	if res, err := r.Lookup(ctx, draft); !errors.As(err, &re) || !re.Transient {
+		t.Fatalf("draft during an outage: %+v %v, want a transient ResolveError", res, err)
+	}
+	if res, err := r.Lookup(ctx, draft); err == nil {
+		t.Fatalf("draft within negative_ttl of the failure: %+v, want the error again", res)
+	}
+	if res := lookup(version); !res.Stale {
+		t.Errorf("version during an outage: %+v, want stale", res)
+	}
+	if res, err := r.Lookup(ctx, nested); err == nil {
+		t.Errorf("a version over a DRAFT during an outage: %+v, want an error", res)
 	}
 }

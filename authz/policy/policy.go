@@ -129,6 +129,7 @@ type app struct {
 	noStale   bool // refuse_stale_identity
 	sels      []selector
 	models    []string
+	unpinned  []string // allow.unpinned_models
 	ops       uint16
 	regions   []string
 	scopes    []string
@@ -207,7 +208,7 @@ func compileApp(a *AppConfig, i int) app {
 	c := app{
 		name: a.Name, index: i, line: a.Line,
 		dryRun: a.Mode == ModeDryRun, allowWeak: a.AllowWeakIdentity, noStale: a.RefuseStaleIdentity, maxBody: a.Limits.MaxBodyBytes,
-		models: a.Allow.Models, regions: a.Allow.Regions, scopes: a.Allow.ProfileScopes,
+		models: a.Allow.Models, unpinned: a.Allow.UnpinnedModels, regions: a.Allow.Regions, scopes: a.Allow.ProfileScopes,
 		rule: fmt.Sprintf("apps[%d]", i), ruleOps: fmt.Sprintf("apps[%d].allow.operations", i),
 	}
 	for _, op := range a.Allow.Operations {

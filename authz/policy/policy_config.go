@@ -100,6 +100,14 @@ type AllowConfig struct {
 	// AsyncOutputPrefixes are the s3:// prefixes StartAsyncInvoke may write
 	// under; StartAsyncInvoke is denied without one.
 	AsyncOutputPrefixes []string `yaml:"async_output_prefixes"`
+	// UnpinnedModels are globs over the canonical ids of targets whose owner
+	// can re-point them after Warden resolved them (today: prompts without a
+	// version, which run the mutable DRAFT) that the app accepts anyway.
+	// Such ids are denied unless listed here; a listed one is resolved again
+	// after models.unpinned_cache_ttl and never served stale. It must still
+	// resolve to models allow.models allows. (omitempty: policies without it
+	// keep their policy hash.)
+	UnpinnedModels []string `yaml:"unpinned_models,omitempty"`
 }
 
 // validateApps checks the apps section; errors name the app and its line.
@@ -128,6 +136,11 @@ func validateApps(apps []AppConfig) []error {
 		for _, m := range a.Allow.Models {
 			if err := validateGlob(m); err != nil {
 				add("allow.models %q: %v", m, err)
+			}
+		}
+		for _, m := range a.Allow.UnpinnedModels {
+			if err := validateGlob(m); err != nil {
+				add("allow.unpinned_models %q: %v", m, err)
 			}
 		}
 		asyncListed := false

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/warden-egress/warden/authz/identity"
 	"github.com/warden-egress/warden/bedrock"
 )
 
@@ -119,6 +120,9 @@ func (a *app) checkModel(m *bedrock.ModelID, call *Call) verdict {
 		// The endpoint ARN hides no Bedrock model: it is matched as itself.
 		return a.checkSelf(m)
 	}
+	if m.Repointable() && !a.acceptsUnpinned(m) {
+		return deny("allow.unpinned_models", "%s", unpinnedWhy(m))
+	}
 	if !call.Resolved {
 		return deny("model-resolution", "the %s could not be resolved to the foundation model(s) behind it", kindName(m.Kind))
 	}
@@ -157,6 +161,36 @@ func (a *app) checkModel(m *bedrock.ModelID, call *Call) verdict {
 		}
 	}
 	return allowed
+}
+
+// acceptsUnpinned reports whether the app lists the re-pointable id m in
+// allow.unpinned_models.
+func (a *app) acceptsUnpinned(m *bedrock.ModelID) bool {
+	for _, g := range a.unpinned {
+		if Glob(g, m.Canonical) {
+			return true
+		}
+	}
+	return false
+}
+
+// unpinnedWhy says why a re-pointable id is refused and how to pin it.
+func unpinnedWhy(m *bedrock.ModelID) string {
+	return fmt.Sprintf("a prompt without a version runs its DRAFT, which whoever may call bedrock:UpdatePrompt can re-point "+
+		"to another model after Warden checked it; pin a version: create one with CreatePromptVersion and call the prompt "+
+		"with it appended (%s:1 for version 1), or list the prompt in the app's allow.unpinned_models to accept the DRAFT", m.Raw)
+}
+
+// Resolves reports whether a call by id on the indirect model m is worth a
+// control-plane lookup: some app selects the caller and that app does not
+// refuse m outright as re-pointable. Lookups for anything else would spend
+// the control plane's quota on calls the policy denies anyway.
+func (p *Policy) Resolves(id identity.Identity, m *bedrock.ModelID) bool {
+	i := p.match(id)
+	if i < 0 {
+		return false
+	}
+	return !m.Repointable() || p.apps[i].acceptsUnpinned(m)
 }
 
 // checkSelf matches an id with no foundation model behind it by its own ARN.

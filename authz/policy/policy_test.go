@@ -428,6 +428,8 @@ func TestPolicyValidation(t *testing.T) {
 		{"async without prefixes", "  - name: a\n    match: {tags: {k8s.namespace: n}}\n    allow: {models: [\"*\"], operations: [StartAsyncInvoke]}\n",
 			[]string{"line 4", "StartAsyncInvoke", "async_output_prefixes"}},
 		{"unknown key", "  - name: u\n    match: {tags: {k8s.namespace: n}, regex: {a: b}}\n", []string{"regex"}},
+		{"bad unpinned glob", "  - name: u\n    match: {tags: {k8s.namespace: n}}\n    allow: {unpinned_models: [\"arn:aws:bedrock:*:*:prompt/[A-Z]\"]}\n",
+			[]string{"line 4", "allow.unpinned_models", "[A-Z]"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -775,6 +777,61 @@ apps:
 		}
 		if !d.Allow && !strings.Contains(d.Reason, "served from cache") {
 			t.Errorf("reason %q", d.Reason)
+		}
+	}
+}
+
+// A prompt without a version runs its mutable DRAFT: denied unless the app
+// lists it in allow.unpinned_models, before any resolution; a numbered
+// version is unaffected (issue 13 §3).
+func TestDecideUnpinnedPrompts(t *testing.T) {
+	const (
+		acct    = "arn:aws:bedrock:us-east-1:123456789012:"
+		draft   = acct + "prompt/PROMPT1234"
+		listed  = acct + "prompt/TEAMPROMPT"
+		version = acct + "prompt/PROMPT1234:7"
+	)
+	p := mustPolicy(t, `
+  - name: strict
+    match: {tags: {k8s.namespace: strict}}
+    allow: {models: ["anthropic.*"], operations: [Converse]}
+  - name: lenient
+    match: {tags: {k8s.namespace: lenient}}
+    allow:
+      models: ["anthropic.*"]
+      operations: [Converse]
+      unpinned_models: ["`+acct+`prompt/TEAM*"]
+`)
+	strict, lenient := tags("k8s.namespace=strict!"), tags("k8s.namespace=lenient!")
+	pin := []string{"pin a version", "CreatePromptVersion", draft + ":1", "allow.unpinned_models"}
+	runDecideCases(t, p, []decideCase{
+		{name: "draft refused unresolved", id: strict, model: draft, app: "strict", rule: "apps[0].allow.unpinned_models", mention: pin},
+		{name: "draft refused even if resolved", id: strict, model: draft, foundations: []string{pHaiku}, app: "strict", rule: "allow.unpinned_models", mention: pin},
+		{name: "version resolved", id: strict, model: version, foundations: []string{pHaiku}, allow: true, app: "strict"},
+		{name: "version unresolved", id: strict, model: version, app: "strict", rule: "model-resolution"},
+		{name: "listed draft resolved", id: lenient, model: listed, foundations: []string{pHaiku}, allow: true, app: "lenient"},
+		{name: "listed draft resolved to a denied model", id: lenient, model: listed, foundations: []string{pNovaLite}, app: "lenient", rule: "allow.models", mention: []string{pNovaLite}},
+		{name: "listed draft unresolved", id: lenient, model: listed, app: "lenient", rule: "model-resolution"},
+		{name: "unlisted draft in the lenient app", id: lenient, model: draft, app: "lenient", rule: "apps[1].allow.unpinned_models"},
+		{name: "app profile unaffected", id: strict, model: pAppProfile, foundations: []string{pHaiku}, allow: true, app: "strict"},
+	})
+
+	// Resolves: the proxy asks the control plane only for what may pass.
+	for _, tc := range []struct {
+		name  string
+		id    identity.Identity
+		model string
+		want  bool
+	}{
+		{"refused draft", strict, draft, false},
+		{"version", strict, version, true},
+		{"listed draft", lenient, listed, true},
+		{"unlisted draft", lenient, draft, false},
+		{"profile", strict, pAppProfile, true},
+		{"no app", tags("k8s.namespace=nobody!"), version, false},
+	} {
+		if got := p.Resolves(tc.id, policyModel(t, tc.model)); got != tc.want {
+			t.Errorf("Resolves(%s) = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -165,6 +165,11 @@ func NewControlPlane(cfg ControlPlaneConfig) *ControlPlane {
 		cfg.MaxSkew = sigv4.DefaultMaxSkew
 	}
 	cp := &ControlPlane{cfg: cfg, forbidden: map[string]bool{}}
+	// UpdatePrompt changes prompts while requests are served: a private copy.
+	cp.cfg.Prompts = make(map[string]Prompt, len(cfg.Prompts))
+	for k, v := range cfg.Prompts {
+		cp.cfg.Prompts[k] = v
+	}
 	for _, id := range cfg.Forbidden {
 		cp.forbidden[id] = true
 	}
@@ -204,6 +209,16 @@ func (cp *ControlPlane) Inject(f Fault) {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	cp.faults = append(cp.faults, &queuedFault{Fault: f, left: n})
+}
+
+// UpdatePrompt replaces the prompt fixture under key (the prompt ARN for its
+// DRAFT, "ARN:VERSION" for a numbered version), as bedrock:UpdatePrompt
+// re-points a prompt's DRAFT to another model; later GetPrompt calls answer
+// the new fixture.
+func (cp *ControlPlane) UpdatePrompt(key string, p Prompt) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	cp.cfg.Prompts[key] = p
 }
 
 // Calls returns a copy of every request received, in arrival order.
@@ -298,6 +313,10 @@ func (cp *ControlPlane) serve(rw http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Amzn-Requestid", newUUID())
 	escaped := wirePath(r)
 	op, id, known := cpRoute(r.Method, escaped)
+	abOp, abSegs, anthropicBedrock := anthropicBedrockRoute(escaped)
+	if anthropicBedrock {
+		op, known = abOp, true
+	}
 	call := &ControlPlaneCall{Op: op, Identifier: id, Method: r.Method, EscapedPath: escaped, RawQuery: r.URL.RawQuery}
 	if op == OpGetPrompt {
 		call.Version = r.URL.Query().Get("promptVersion")
@@ -341,6 +360,10 @@ func (cp *ControlPlane) serve(rw http.ResponseWriter, r *http.Request) {
 	}
 	if down {
 		writeError(w, http.StatusServiceUnavailable, "ServiceUnavailableException", "Service is temporarily unavailable.")
+		return
+	}
+	if anthropicBedrock {
+		serveAnthropicBedrock(w, r, abSegs)
 		return
 	}
 	if f := cp.takeFault(op); f != nil {
@@ -550,27 +573,13 @@ func (cp *ControlPlane) getPrompt(w http.ResponseWriter, id, version, ts string)
 			}
 		}
 	}
-	arn := base
-	if !strings.HasPrefix(base, "arn:") {
-		found := false
-		for k := range cp.cfg.Prompts {
-			if strings.HasSuffix(k, ":prompt/"+base) {
-				arn, found = k, true
-				break
-			}
-		}
-		if !found {
-			notFound(w, "Prompt "+id+" not found.")
-			return
-		}
-	}
-	key, ver := arn, "DRAFT"
-	if version != "" && version != "DRAFT" {
-		key, ver = arn+":"+version, version
-	}
-	p, ok := cp.cfg.Prompts[key]
+	arn, ver, p, ok := cp.findPrompt(base, version)
 	if !ok {
-		notFound(w, "Prompt "+id+" (version "+ver+") not found.")
+		if arn == "" {
+			notFound(w, "Prompt "+id+" not found.")
+		} else {
+			notFound(w, "Prompt "+id+" (version "+ver+") not found.")
+		}
 		return
 	}
 	variants := make([]map[string]any, 0, len(p.Variants))
@@ -611,6 +620,33 @@ func (cp *ControlPlane) getPrompt(w http.ResponseWriter, id, version, ts string)
 		"createdAt":      ts,
 		"updatedAt":      ts,
 	})
+}
+
+// findPrompt finds the prompt fixture for base (an ARN without a version,
+// or a 10-character id) at version ("" or "DRAFT" for the DRAFT). arn is ""
+// when no prompt has that id.
+func (cp *ControlPlane) findPrompt(base, version string) (arn, ver string, p Prompt, ok bool) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	arn = base
+	if !strings.HasPrefix(base, "arn:") {
+		arn = ""
+		for k := range cp.cfg.Prompts {
+			if strings.HasSuffix(k, ":prompt/"+base) {
+				arn = k
+				break
+			}
+		}
+		if arn == "" {
+			return "", "", Prompt{}, false
+		}
+	}
+	key, ver := arn, "DRAFT"
+	if version != "" && version != "DRAFT" {
+		key, ver = arn+":"+version, version
+	}
+	p, ok = cp.cfg.Prompts[key]
+	return arn, ver, p, ok
 }
 
 // lookup finds a fixture by ARN, by the ARN's resource id, or by name,

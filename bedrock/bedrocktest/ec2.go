@@ -21,8 +21,13 @@ import (
 // EC2Config configures an EC2Server.
 type EC2Config struct {
 	Region      string            // default "us-east-1"
-	Credentials map[string]string // access key id -> secret. Required.
-	MaxSkew     time.Duration     // default 5m
+	Credentials map[string]string // access key id -> secret. Required unless IAM is set.
+	// IAM, when set, replaces Credentials: it holds the keys (temporary
+	// ones from the STS emulator included), and each caller sees only its
+	// own account's network interfaces and VPC endpoints, and the endpoint
+	// connections of the endpoint services its account owns.
+	IAM     *IAM
+	MaxSkew time.Duration // default 5m
 	// PageSize is how many interfaces one page holds when the request has
 	// no MaxResults (default 1000, as AWS).
 	PageSize int
@@ -54,6 +59,7 @@ type EC2Call struct {
 	Action      string
 	Form        url.Values
 	AccessKeyID string
+	Account     string // the caller's account, when the server has an IAM
 	SignatureOK bool
 	AuthError   string
 	Status      int
@@ -71,6 +77,7 @@ type EC2Server struct {
 
 	mu       sync.Mutex
 	enis     map[string]ENI
+	vpces    map[string]VPCEndpoint
 	calls    []*EC2Call
 	outage   int // 0 healthy; >0 status for every call; -1 reset every connection
 	failNext []int
@@ -80,8 +87,8 @@ type EC2Server struct {
 
 // NewEC2Server starts an EC2 emulator on 127.0.0.1:0.
 func NewEC2Server(cfg EC2Config) *EC2Server {
-	if len(cfg.Credentials) == 0 {
-		panic("bedrocktest: EC2Config.Credentials is required")
+	if len(cfg.Credentials) == 0 && cfg.IAM == nil {
+		panic("bedrocktest: EC2Config.Credentials or IAM is required")
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
@@ -96,7 +103,7 @@ func NewEC2Server(cfg EC2Config) *EC2Server {
 	if err != nil {
 		panic(fmt.Sprintf("bedrocktest: listen: %v", err))
 	}
-	s := &EC2Server{cfg: cfg, ln: ln, enis: map[string]ENI{}, URL: "http://" + ln.Addr().String()}
+	s := &EC2Server{cfg: cfg, ln: ln, enis: map[string]ENI{}, vpces: map[string]VPCEndpoint{}, URL: "http://" + ln.Addr().String()}
 	s.hs = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 30 * time.Second}
 	go s.hs.Serve(ln) //nolint:errcheck // ends with Close
 	return s
@@ -109,6 +116,28 @@ func (s *EC2Server) Close() { _ = s.hs.Close() }
 func (s *EC2Server) PutENI(e ENI) {
 	s.mu.Lock()
 	s.enis[e.ID] = e
+	s.mu.Unlock()
+}
+
+// VPCEndpoint is an interface VPC endpoint fixture: the consumer's side
+// (DescribeVpcEndpoints, in OwnerID's account) and the endpoint service
+// owner's side (DescribeVpcEndpointConnections, in ServiceOwnerID's
+// account).
+type VPCEndpoint struct {
+	ID             string // vpce-...
+	OwnerID        string // the account that created the endpoint (the spoke)
+	VpcID          string
+	SubnetIDs      []string
+	ServiceID      string // vpce-svc-...
+	ServiceName    string // com.amazonaws.vpce.REGION.vpce-svc-...
+	ServiceOwnerID string // the account that owns the endpoint service
+	State          string // default "available"
+}
+
+// PutVPCEndpoint adds or replaces a VPC endpoint.
+func (s *EC2Server) PutVPCEndpoint(e VPCEndpoint) {
+	s.mu.Lock()
+	s.vpces[e.ID] = e
 	s.mu.Unlock()
 }
 
@@ -265,8 +294,8 @@ func (s *EC2Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 
 	// Authentication comes first, as on AWS.
-	auth := authenticate(r, body, s.cfg.Credentials, s.cfg.MaxSkew, "ec2", s.cfg.Region)
-	res, verr := auth.res, auth.err
+	who, auth, verr := s.cfg.IAM.authenticate(r, body, s.cfg.Credentials, s.cfg.MaxSkew, "ec2", s.cfg.Region)
+	res := auth.res
 	if verr != nil {
 		s.mu.Lock()
 		call.AuthError = verr.Error()
@@ -277,7 +306,7 @@ func (s *EC2Server) serve(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.Is(verr, sigv4.ErrMissingAuth):
 			ec2Error(sw, http.StatusUnauthorized, "AuthFailure", "AWS was not able to validate the provided access credentials")
-		case errors.Is(verr, sigv4.ErrUnknownKey):
+		case errors.Is(verr, sigv4.ErrUnknownKey), errors.Is(verr, errBadToken), errors.Is(verr, errExpiredToken):
 			ec2Error(sw, http.StatusUnauthorized, "AuthFailure", "AWS was not able to validate the provided access credentials")
 		case errors.Is(verr, sigv4.ErrExpired):
 			ec2Error(sw, http.StatusBadRequest, "RequestExpired", "Request has expired.")
@@ -289,7 +318,7 @@ func (s *EC2Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	call.SignatureOK, call.AccessKeyID = true, res.AccessKeyID
+	call.SignatureOK, call.AccessKeyID, call.Account = true, res.AccessKeyID, who.Account
 	status := s.outage
 	if len(s.failNext) > 0 {
 		status, s.failNext = s.failNext[0], s.failNext[1:]
@@ -333,7 +362,11 @@ func (s *EC2Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch a := form.Get("Action"); a {
 	case "DescribeNetworkInterfaces":
-		s.describeNetworkInterfaces(sw, form)
+		s.describeNetworkInterfaces(sw, form, who)
+	case "DescribeVpcEndpointConnections":
+		s.describeVpcEndpointConnections(sw, form, who)
+	case "DescribeVpcEndpoints":
+		s.describeVpcEndpoints(sw, form, who)
 	case "":
 		ec2Error(sw, http.StatusBadRequest, "MissingAction", "The request must contain the parameter Action")
 	default:
@@ -376,7 +409,7 @@ func parseFilters(form url.Values) ([]ec2Filter, error) {
 	}
 }
 
-func (s *EC2Server) describeNetworkInterfaces(w http.ResponseWriter, form url.Values) {
+func (s *EC2Server) describeNetworkInterfaces(w http.ResponseWriter, form url.Values, who principal) {
 	filters, err := parseFilters(form)
 	if err != nil {
 		ec2Error(w, http.StatusBadRequest, "UnknownParameter", err.Error())
@@ -417,7 +450,9 @@ func (s *EC2Server) describeNetworkInterfaces(w http.ResponseWriter, form url.Va
 	s.mu.Lock()
 	all := make([]ENI, 0, len(s.enis))
 	for _, e := range s.enis {
-		all = append(all, e)
+		if who.visible(e.OwnerID) {
+			all = append(all, e)
+		}
 	}
 	s.mu.Unlock()
 	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })

@@ -18,7 +18,14 @@ import (
 
 // Config configures a Server.
 type Config struct {
-	Region      string            // default "us-east-1"
+	Region string // default "us-east-1"
+	// Service is the endpoint emulated: "" or "bedrock-runtime" (every
+	// runtime operation, and /openai/v1's chat completions and responses),
+	// or "bedrock-mantle" (chat completions and responses under /v1 and
+	// /openai/v1, Anthropic's Messages API under /anthropic/v1; signatures
+	// for the service bedrock-mantle).
+	Service string
+
 	Credentials map[string]string // access key id -> secret; any other key gets 403 UnrecognizedClientException. Required.
 	MaxSkew     time.Duration     // default 5m
 	// Profiles maps application-inference-profile ARNs (or any other
@@ -43,6 +50,12 @@ type Config struct {
 	Logf      func(format string, args ...any)
 	// MaxBodyBytes caps request bodies (default 25,000,000 + 1 MiB).
 	MaxBodyBytes int64
+
+	// Agent runtime fixtures (see agent.go). A nil map accepts any id; a
+	// non-nil one answers ResourceNotFoundException for ids it lacks.
+	Agents         map[string]Agent     // agent id ->
+	KnowledgeBases map[string][]Passage // knowledge base id -> its passages (nil entry: DefaultPassages)
+	Flows          map[string][]string  // flow id -> its alias ids (TSTALIASID always exists)
 }
 
 // Call is one request as the emulator received it.
@@ -58,6 +71,11 @@ type Call struct {
 	Status        int    // 0 when the connection was reset before a status was sent
 	Header        http.Header
 	Body          []byte
+	// IDs holds an agent-runtime call's identifiers by their name in the
+	// API (agentId, agentAliasId, sessionId, knowledgeBaseId,
+	// flowIdentifier, flowAliasIdentifier, sessionIdentifier,
+	// invocationStepId, resourceArn, memoryId), percent-decoded.
+	IDs map[string]string
 }
 
 // Fault is an injected failure; see Server.Inject.
@@ -101,6 +119,7 @@ type Server struct {
 	calls  []*Call
 	faults []*queuedFault
 	async  []*asyncJob
+	agent  agentState
 }
 
 // NewServer starts an emulator on 127.0.0.1:0 speaking HTTP/1.1 and h2c
@@ -136,6 +155,11 @@ func NewTLSServer(cfg Config) *Server {
 func newServer(cfg Config) *Server {
 	if len(cfg.Credentials) == 0 {
 		panic("bedrocktest: Config.Credentials is required")
+	}
+	switch cfg.Service {
+	case "", ServiceRuntime, ServiceMantle:
+	default:
+		panic(fmt.Sprintf("bedrocktest: Config.Service %q is not bedrock-runtime or bedrock-mantle", cfg.Service))
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
@@ -187,6 +211,12 @@ func (s *Server) Calls() []Call {
 		out[i].Header = c.Header.Clone()
 		out[i].Body = append([]byte(nil), c.Body...)
 		out[i].SignedHeaders = append([]string(nil), c.SignedHeaders...)
+		if c.IDs != nil {
+			out[i].IDs = make(map[string]string, len(c.IDs))
+			for k, v := range c.IDs {
+				out[i].IDs[k] = v
+			}
+		}
 	}
 	return out
 }
@@ -196,6 +226,7 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls, s.faults, s.async = nil, nil, nil
+	s.agent = agentState{}
 }
 
 // Inject queues a fault for the next matching request(s). Faults apply only
@@ -261,6 +292,8 @@ type route struct {
 	modelID string // decoded
 	pathID  string // guardrail id / invocation ARN, decoded
 	version string
+	ids     map[string]string // agent runtime: the path and query identifiers
+	query   url.Values        // agent runtime: the query
 }
 
 // Operation names.
@@ -347,11 +380,21 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 	w := &statusWriter{ResponseWriter: rw}
 	w.Header().Set("X-Amzn-Requestid", newUUID())
 	escaped := wirePath(r)
-	rt, known := parseRoute(r.Method, escaped)
+	rt, known := s.route(r.Method, escaped)
+	if !known && s.cfg.Service != ServiceMantle {
+		rt, known = parseAgentRoute(r.Method, escaped, r.URL.RawQuery)
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
 	call := &Call{
 		Op: rt.op, ModelID: rt.modelID, Method: r.Method, EscapedPath: escaped, Proto: r.Proto,
 		Header: r.Header.Clone(), Body: body,
+	}
+	if isCompatOp(rt.op) {
+		call.ModelID = compatModel(body)
+	}
+	if rt.ids != nil {
+		call.IDs = rt.ids
+		call.ModelID = agentModel(rt.op, body)
 	}
 	if rt.op == OpStartAsyncInvoke {
 		var in struct {
@@ -376,7 +419,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 	}
 
 	// Authentication comes first, as on AWS.
-	auth := authenticate(r, body, s.cfg.Credentials, s.cfg.MaxSkew, "bedrock", s.cfg.Region)
+	auth := authenticate(r, body, s.cfg.Credentials, s.cfg.MaxSkew, s.signingName(), s.cfg.Region)
 	if auth.err != nil {
 		s.mu.Lock()
 		call.AuthError = auth.err.Error()
@@ -412,7 +455,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		if f.ResetAfterEvents < 0 || (f.ResetAfterEvents > 0 && !isStreamOp(rt.op)) {
+		if f.ResetAfterEvents < 0 || (f.ResetAfterEvents > 0 && !isStreamOp(rt.op) && !isCompatOp(rt.op)) {
 			abort(w, r)
 		}
 		if f.Status != 0 {
@@ -424,15 +467,23 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 			if msg == "" {
 				msg = defaultMessage(typ)
 			}
+			if isCompatOp(rt.op) {
+				writeCompatError(w, rt.op, f.Status, msg)
+				return
+			}
 			writeError(w, f.Status, typ, msg)
 			return
 		}
+	}
+	if isCompatOp(rt.op) {
+		s.dispatchCompat(w, r, rt, body, f)
+		return
 	}
 	s.dispatch(w, r, rt, body, f)
 }
 
 func isStreamOp(op string) bool {
-	return op == OpConverseStream || op == OpInvokeModelWithResponseStream
+	return op == OpConverseStream || op == OpInvokeModelWithResponseStream || isAgentStreamOp(op)
 }
 
 // abort kills the connection without a (further) response.

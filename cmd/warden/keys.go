@@ -17,11 +17,13 @@ import (
 )
 
 const keysUsage = `usage:
-  warden keys issue --app APP --ttl 30d --master-key FILE [--format env|profile|json] [--profile NAME]
+  warden keys issue --app APP --ttl 30d --master-key FILE [--format env|profile|json|bearer] [--profile NAME]
       print a new Warden-issued key for APP (ttl: d, h and m units, e.g. 30d, 12h, 1d12h; at most 365d)
         env      AWS_ACCESS_KEY_ID=… / AWS_SECRET_ACCESS_KEY=… lines (shell, --env-file, kubectl --from-env-file)
         profile  an ~/.aws/credentials block (section name: --profile, default warden-APP)
         json     the AWS credential_process format (Version, AccessKeyId, SecretAccessKey, Expiration) plus App
+        bearer   the key as an API key (Authorization: Bearer / x-api-key) for the OpenAI and Anthropic SDKs:
+                 OPENAI_API_KEY=…, ANTHROPIC_API_KEY=… and AWS_BEARER_TOKEN_BEDROCK=… lines (one key, three names)
   warden keys genmaster --out FILE
       create a master key file (mode 0600; never overwrites)
   warden keys inspect ACCESS_KEY_ID
@@ -70,7 +72,7 @@ func (k keysCommand) issue(args []string, stdout, stderr io.Writer) error {
 	app := fs.String("app", "", "app name the key identifies (the warden.key_app tag)")
 	ttlText := fs.String("ttl", "", "how long the key is valid: d, h and m units, e.g. 30d (at most 365d)")
 	masterFile := fs.String("master-key", "", "master key file (or the directory of a Kubernetes Secret volume)")
-	format := fs.String("format", "env", "output: env, profile or json")
+	format := fs.String("format", "env", "output: env, profile, json or bearer")
 	profile := fs.String("profile", "", "profile name for --format profile (default warden-APP)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -89,9 +91,9 @@ func (k keysCommand) issue(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--ttl: %w", err)
 	}
 	switch *format {
-	case "env", "profile", "json":
+	case "env", "profile", "json", "bearer":
 	default:
-		return fmt.Errorf("--format: %q is not env, profile or json", *format)
+		return fmt.Errorf("--format: %q is not env, profile, json or bearer", *format)
 	}
 	if *profile != "" && *format != "profile" {
 		return errors.New("--profile applies to --format profile only")
@@ -113,6 +115,10 @@ func (k keysCommand) issue(args []string, stdout, stderr io.Writer) error {
 	switch *format {
 	case "env":
 		fmt.Fprintf(stdout, "# Warden key for app %s, expires %s\nAWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", *app, exp, akid, secret)
+	case "bearer":
+		key := identity.BearerKeyFor(master, akid)
+		fmt.Fprintf(stdout, "# Warden bearer key for app %s (key id %s), expires %s\nOPENAI_API_KEY=%s\nANTHROPIC_API_KEY=%s\nAWS_BEARER_TOKEN_BEDROCK=%s\n",
+			*app, akid, exp, key, key, key)
 	case "profile":
 		name := *profile
 		if name == "" {

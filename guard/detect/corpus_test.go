@@ -14,6 +14,9 @@ type corpusRow struct {
 	Text      string   `json:"text"`
 	Labels    []string `json:"labels"`
 	Injection bool     `json:"injection"`
+	// ToolUseID marks a tool-use id rather than prompt text: guard scans
+	// ids (TestCorpusToolUseIDs there), so the text tests here skip them.
+	ToolUseID bool `json:"tool_use_id"`
 }
 
 func loadCorpus(t *testing.T) []corpusRow {
@@ -31,7 +34,9 @@ func loadCorpus(t *testing.T) []corpusRow {
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			t.Fatalf("corpus.jsonl:%d: %v", line, err)
 		}
-		rows = append(rows, r)
+		if !r.ToolUseID {
+			rows = append(rows, r)
+		}
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
@@ -96,6 +101,9 @@ func TestCorpusPII(t *testing.T) {
 		}
 		if slices.Contains(checksummed, typ) && prec < 0.99 {
 			t.Errorf("%s: precision %.3f < 0.99", typ, prec)
+		}
+		if prec < 0.95 {
+			t.Errorf("%s: precision %.3f < 0.95", typ, prec)
 		}
 	}
 	t.Log("\n" + b.String())

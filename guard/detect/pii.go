@@ -33,6 +33,17 @@ var piiTypes = [...]string{
 // PIITypes returns the names of the built-in PII types.
 func PIITypes() []string { return slices.Clone(piiTypes[:]) }
 
+// idTypes are the built-in types that are numbers or keys: the ones worth
+// looking for in identifiers (tool-use ids), which hold no prose.
+var idTypes = [...]string{
+	Phone, USSocialSecurityNumber, CreditDebitCardNumber, IBAN, USBankRoutingNumber,
+	UKNationalInsuranceNumber, AWSAccessKey, AWSSecretKey,
+}
+
+// IDTypes returns the built-in types that are numbers or keys, in PIITypes
+// order.
+func IDTypes() []string { return slices.Clone(idTypes[:]) }
+
 type piiKind uint16
 
 const (
@@ -177,7 +188,7 @@ func (p *PII) detectWords(s string, dst []Finding) []Finding {
 		cl := class[c]
 		if cl&(cDigit|cUpper|cLower) == 0 {
 			if (c == '+' || c == '(') && k&kPhone != 0 && i+1 < n && isDigit(s[i+1]) && !wordRuneBefore(s, i) {
-				if end := phoneAt(s, i); end > 0 {
+				if end := phoneAt(s, i, 0); end > 0 {
 					dst = p.emit(dst, Phone, i, end)
 					i = end
 					continue
@@ -192,18 +203,35 @@ func (p *PII) detectWords(s string, dst []Finding) []Finding {
 			i = skipWord(s, i)
 			continue
 		}
-		next := i + 1
+		next, we := i+1, skipWord(s, i) // we: the end of the word
 		if cl&cDigit != 0 {
-			dst, next = p.digitToken(s, i, dst)
-		} else if i+3 < n && isAlpha(s[i+1]) && (isDigit(s[i+2]) || s[i+2] == ' ' && isDigit(s[i+3])) {
-			dst, next = p.letterToken(s, i, dst)
+			dst, next = p.digitToken(s, i, dst, 0)
+		} else {
+			if i+3 < n && isAlpha(s[i+1]) && (isDigit(s[i+2]) || s[i+2] == ' ' && isDigit(s[i+3])) {
+				dst, next = p.letterToken(s, i, dst)
+			}
+			// A label with digits glued to it: "SSN123-45-6789",
+			// "card4111111111111111", "ssn_123456789". A value ends the
+			// word (a number glued to letters on its right is none), so a
+			// word ending in a letter, as prose does, is passed at once.
+			if next == i+1 && isDigit(s[we-1]) {
+				j := i + 1
+				for j < we && isAlpha(s[j]) {
+					j++
+				}
+				if j < we && j-i <= maxLabel {
+					if d, lbl := gluedLabel(s, i, j); lbl != 0 {
+						dst, next = p.digitToken(s, d, dst, lbl)
+					}
+				}
+			}
 		}
 		if k&(kIP|kMAC) != 0 && cl&(cDigit|cHexLetter) != 0 && hexSepSoon(s, i) {
 			var end int
 			dst, end = p.hexToken(s, i, dst)
 			next = max(next, end)
 		}
-		i = max(next, skipWord(s, i))
+		i = max(next, we)
 	}
 	return dst
 }
@@ -327,11 +355,12 @@ func skipWord(s string, i int) int {
 }
 
 // digitToken runs the number-shaped checks on a word that starts with a digit
-// at i. It returns dst and where scanning may resume.
-func (p *PII) digitToken(s string, i int, dst []Finding) ([]Finding, int) {
+// at i, or on the digits glued to a label (lbl, see gluedLabel). It returns
+// dst and where scanning may resume.
+func (p *PII) digitToken(s string, i int, dst []Finding, lbl piiKind) ([]Finding, int) {
 	k := p.kinds
 	next := i + 1
-	if !numLeftOK(s, i) {
+	if lbl == 0 && !numLeftOK(s, i) {
 		return dst, next
 	}
 	found := func(typ string, end int) {
@@ -345,7 +374,7 @@ func (p *PII) digitToken(s string, i int, dst []Finding) ([]Finding, int) {
 		}
 	}
 	if k&kSSN != 0 {
-		if end := ssnAt(s, i); end > 0 {
+		if end := ssnAt(s, i, lbl); end > 0 {
 			found(USSocialSecurityNumber, end)
 			return dst, next
 		}
@@ -357,13 +386,13 @@ func (p *PII) digitToken(s string, i int, dst []Finding) ([]Finding, int) {
 		}
 	}
 	if k&kRouting != 0 {
-		if end := routingAt(s, i); end > 0 {
+		if end := routingAt(s, i, lbl); end > 0 {
 			found(USBankRoutingNumber, end)
 			return dst, next
 		}
 	}
 	if k&kPhone != 0 {
-		if end := phoneAt(s, i); end > 0 {
+		if end := phoneAt(s, i, lbl); end > 0 {
 			found(Phone, end)
 		}
 	}
@@ -417,9 +446,74 @@ func numLeftOK(s string, i int) bool {
 		return false
 	}
 	if (c == '-' || c == '.' || c == '/' || c == ':') && i >= 2 && isAlnum(s[i-2]) {
-		return false
+		// After a word and ':' ("SSN:123-45-6789", "tel:555-..."), or a
+		// label word and '-', '.' or '/' ("ssn-123-45-6789", "card.4111...").
+		// Not after a number or another word ("v1.2", "INV-2024-0917").
+		w := letterWordBefore(s, i-1)
+		return w != "" && (c == ':' || labelKind(w) != 0)
 	}
 	return !wordRuneBefore(s, i)
+}
+
+// letterWordBefore returns the ASCII letters that end at s[:j] when they make
+// a whole word (nothing word-like before them), or "".
+func letterWordBefore(s string, j int) string {
+	b := j
+	for b > 0 && j-b < 16 && isAlpha(s[b-1]) {
+		b--
+	}
+	if b == j || wordRuneBefore(s, b) || b > 0 && strings.IndexByte(":.-/@", s[b-1]) >= 0 {
+		return "" // not a word of its own ("::ffff:", "host:")
+	}
+	return s[b:j]
+}
+
+// kLabel marks a number introduced by a generic label ("no", "number"): it
+// may start glued to it, but the label is no context for any type.
+const kLabel piiKind = 1 << 15
+
+// labels are words that introduce a value, and the types they are context
+// for. A number may be glued to one ("SSN123-45-6789") or follow it after
+// '-', '.', '/' or '_' ("ssn-123-45-6789"), which after other words means the
+// digits belong to a longer token (an invoice or part number).
+var labels = map[string]piiKind{
+	"ssn": kSSN, "ssns": kSSN, "ss": kSSN, "ssnum": kSSN, "ssno": kSSN, "socsec": kSSN, "itin": kSSN,
+	"card": kCard, "cardno": kCard, "cardnum": kCard, "cardnumber": kCard, "cc": kCard, "ccn": kCard, "ccnum": kCard,
+	"pan": kCard, "visa": kCard, "mc": kCard, "amex": kCard, "mastercard": kCard, "debit": kCard, "credit": kCard,
+	"tel": kPhone, "phone": kPhone, "ph": kPhone, "mob": kPhone, "mobile": kPhone, "cell": kPhone, "fax": kPhone,
+	"sms": kPhone, "whatsapp": kPhone,
+	"aba": kRouting, "rtn": kRouting, "routing": kRouting,
+	"no": kLabel, "nr": kLabel, "num": kLabel, "number": kLabel, "acct": kLabel, "account": kLabel,
+}
+
+// labelKind returns the types the label word w is context for (kLabel for a
+// generic one), or 0 when w is no label. w is compared without case.
+func labelKind(w string) piiKind {
+	if len(w) > maxLabel {
+		return 0
+	}
+	var b [maxLabel]byte
+	for i := 0; i < len(w); i++ {
+		b[i] = lower(w[i])
+	}
+	return labels[string(b[:len(w)])]
+}
+
+// maxLabel is the length of the longest label.
+const maxLabel = 10
+
+// gluedLabel reports whether the letters s[i:j] are a label with digits
+// glued to them, directly or after '_': it returns where the digits start and
+// the label's kinds, or 0, 0.
+func gluedLabel(s string, i, j int) (int, piiKind) {
+	d := j
+	if d < len(s) && s[d] == '_' {
+		d++
+	}
+	if d >= len(s) || !isDigit(s[d]) {
+		return 0, 0
+	}
+	return d, labelKind(s[i:j])
 }
 
 // numRightOK reports whether a number may end at e: the next byte is not a

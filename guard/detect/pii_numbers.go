@@ -1,6 +1,9 @@
 package detect
 
-import "net/netip"
+import (
+	"net/netip"
+	"strings"
+)
 
 // Number-shaped PII: IPv4, SSN, card, routing and phone numbers. Each *At
 // function looks at the number starting at s[i] (a digit, '+' or '(' at a
@@ -57,32 +60,44 @@ func lastWord(s string) string {
 
 var ssnContext = []string{"ssn", "ssns", "social security", "social sec", "itin", "ss#"}
 
-func ssnAt(s string, i int) int {
+func ssnAt(s string, i int, lbl piiKind) int {
 	e1 := digitsAt(s, i)
 	switch e1 - i {
 	case 3:
-		if e1+1 >= len(s) {
+		p, w1 := sepEnd(s, e1)
+		if p == e1 {
 			return 0
 		}
-		sep := s[e1]
-		if sep != '-' && sep != ' ' && sep != '.' {
+		e2 := digitsAt(s, p)
+		if e2-p != 2 {
 			return 0
 		}
-		e2 := digitsAt(s, e1+1)
-		if e2-e1 != 3 || e2 >= len(s) || s[e2] != sep {
+		q, w2 := sepEnd(s, e2)
+		if q == e2 {
 			return 0
 		}
-		e3 := digitsAt(s, e2+1)
-		if e3-e2 != 5 || !numRightOK(s, e3) {
+		e3 := digitsAt(s, q)
+		if e3-q != 4 || !numRightOK(s, e3) {
 			return 0
 		}
-		if !validSSN(s[i:e1], s[e1+1:e2], s[e2+1:e3]) {
+		if !validSSN(s[i:e1], s[p:e2], s[q:e3]) {
 			return 0
+		}
+		// "2023   118  45  6789": a wide gap between numbers of a table
+		// row is not an SSN unless the row says so.
+		if (w1 || w2) && lbl&kSSN == 0 && inNumberRow(s, i, e3) {
+			before, _ := window(s, i, e3, 60, 0)
+			if !containsFold(before, ssnContext, true) {
+				return 0
+			}
 		}
 		return e3
 	case 9:
 		if !numRightOK(s, e1) || !validSSN(s[i:i+3], s[i+3:i+5], s[i+5:i+9]) {
 			return 0
+		}
+		if lbl&kSSN != 0 {
+			return e1
 		}
 		before, _ := window(s, i, e1, 60, 0)
 		if !containsFold(before, ssnContext, true) {
@@ -93,42 +108,130 @@ func ssnAt(s string, i int) int {
 	return 0
 }
 
+// sepEnd returns the end of a separator between digit groups at s[p], or p
+// when there is none: up to three spaces or tabs, or one of - . _ / with up
+// to three spaces or tabs on either side ("123-45", "4111.1111", "123 - 45",
+// "4111  1111"). wide reports a gap of whitespace alone wider than one space,
+// as table columns are.
+func sepEnd(s string, p int) (end int, wide bool) {
+	q := p
+	for q < len(s) && q-p < 3 && (s[q] == ' ' || s[q] == '\t') {
+		q++
+	}
+	sp := q - p
+	if q < len(s) && (s[q] == '-' || s[q] == '.' || s[q] == '_' || s[q] == '/') {
+		q++
+		r := q
+		for q < len(s) && q-r < 3 && (s[q] == ' ' || s[q] == '\t') {
+			q++
+		}
+		return q, false
+	}
+	return q, sp > 1 || sp == 1 && s[p] == '\t'
+}
+
+// inNumberRow reports whether the number at [i,e) is in a table of numbers:
+// another number beside it, separated by whitespace only, or a line just
+// above or below that holds nothing but numbers separated by whitespace
+// ("123\t45\t6789\n124\t46\t6790").
+func inNumberRow(s string, i, e int) bool {
+	b := i
+	for b > 0 && (s[b-1] == ' ' || s[b-1] == '\t') {
+		b--
+	}
+	if b < i && b > 0 && isDigit(s[b-1]) {
+		return true
+	}
+	r := e
+	for r < len(s) && (s[r] == ' ' || s[r] == '\t') {
+		r++
+	}
+	if r < len(s) && isDigit(s[r]) && (r == 0 || !isDigit(s[r-1])) {
+		return true
+	}
+	// The lines around: [ls, le) is the number's line.
+	ls := strings.LastIndexByte(s[:i], '\n') + 1
+	le := len(s)
+	if k := strings.IndexByte(s[e:], '\n'); k >= 0 {
+		le = e + k
+	}
+	if ls > 0 {
+		ps := strings.LastIndexByte(s[:ls-1], '\n') + 1
+		if numberRowLine(s[ps : ls-1]) {
+			return true
+		}
+	}
+	if le < len(s) {
+		ne := len(s)
+		if k := strings.IndexByte(s[le+1:], '\n'); k >= 0 {
+			ne = le + 1 + k
+		}
+		if numberRowLine(s[le+1 : ne]) {
+			return true
+		}
+	}
+	return false
+}
+
+// numberRowLine reports whether line holds two or more numbers and nothing
+// but whitespace between them.
+func numberRowLine(line string) bool {
+	runs := 0
+	for k := 0; k < len(line); k++ {
+		switch c := line[k]; {
+		case isDigit(c):
+			if k == 0 || !isDigit(line[k-1]) {
+				runs++
+			}
+		case c == ' ' || c == '\t' || c == '\r':
+		default:
+			return false
+		}
+	}
+	return runs >= 2
+}
+
 // validSSN applies the SSA's rules: area not 000, 666 or 9xx; group not 00;
 // serial not 0000.
 func validSSN(area, group, serial string) bool {
 	return area != "000" && area != "666" && area[0] != '9' && group != "00" && serial != "0000"
 }
 
-// cardAt finds 13 to 19 digits, contiguous or in groups of 3 to 6 separated
-// by single spaces or dashes (one kind), that pass the Luhn check and start
-// with a known issuer prefix. When groups follow the number ("4111 1111 1111
-// 1111 12/26") the longest valid prefix of groups wins.
+// cardAt finds 13 to 19 digits, contiguous or in groups separated by spaces,
+// dashes, dots, underscores or slashes (mixed, see sepEnd), that pass the
+// Luhn check and start with a known issuer prefix. Groups are 3 digits or
+// more, and when more groups follow the number ("4111 1111 1111 1111 12/26")
+// the longest valid prefix of groups wins. Groups of 1
+// or 2 digits ("4 1 1 1 ...", "41 11 11 ...") count only when the whole run,
+// and nothing more, is the number.
 func cardAt(s string, i int) int {
-	var ends [8]int // end of each group
-	var total [8]int
+	const maxGroups = 20
+	var ends [maxGroups]int // end of each group
+	var total [maxGroups]int
 	ng := 0
 	p := i
-	var sep byte
-	for ng < len(ends) {
+	wide, more := false, false
+	for {
 		e := digitsAt(s, p)
 		if e == p {
 			break
 		}
-		n := e - p
 		prev := 0
 		if ng > 0 {
 			prev = total[ng-1]
 		}
-		if prev+n > 19 {
+		if prev+e-p > 19 || ng == maxGroups {
+			more = true
 			break
 		}
-		ends[ng], total[ng] = e, prev+n
+		ends[ng], total[ng] = e, prev+e-p
 		ng++
-		if e+1 >= len(s) || !isDigit(s[e+1]) || (s[e] != ' ' && s[e] != '-') || (sep != 0 && s[e] != sep) {
+		q, w := sepEnd(s, e)
+		if q == e || q >= len(s) || !isDigit(s[q]) {
 			break
 		}
-		sep = s[e]
-		p = e + 1
+		wide = wide || w
+		p = q
 	}
 	if ng == 0 || ibanShapedBefore(s, i) {
 		return 0
@@ -136,16 +239,26 @@ func cardAt(s string, i int) int {
 	if ng == 1 && !numRightOK(s, ends[0]) {
 		return 0
 	}
+	if wide && inNumberRow(s, i, ends[ng-1]) {
+		return 0
+	}
+	full, small := ng, false
 	if ng > 1 {
-		// Grouped: every group but the last 3..6 digits long.
+		// Grouped: groups of 3 or more digits ("4111 1111 11111111" is what
+		// a zero-width joiner between two groups leaves).
 		start := i
 		for g := 0; g < ng; g++ {
-			n := ends[g] - start
-			if n < 3 || n > 6 {
+			if ends[g]-start < 3 {
+				small = true
 				ng = g
 				break
 			}
-			start = ends[g] + 1
+			start, _ = sepEnd(s, ends[g])
+		}
+	}
+	if small && !more && total[full-1] >= 13 && numRightOK(s, ends[full-1]) && !numberBefore(s, i) {
+		if validCard(s[i:ends[full-1]], total[full-1]) {
+			return ends[full-1]
 		}
 	}
 	for g := ng - 1; g >= 0; g-- {
@@ -155,14 +268,26 @@ func cardAt(s string, i int) int {
 		if total[g] > 19 {
 			continue
 		}
-		if g == ng-1 && !numRightOK(s, ends[g]) && !(ends[g] < len(s) && s[ends[g]] == sep) {
-			continue
+		if !numRightOK(s, ends[g]) {
+			if q, _ := sepEnd(s, ends[g]); q == ends[g] {
+				continue
+			}
 		}
 		if validCard(s[i:ends[g]], total[g]) {
 			return ends[g]
 		}
 	}
 	return 0
+}
+
+// numberBefore reports whether a number ends just before i, separated by
+// whitespace or a group separator.
+func numberBefore(s string, i int) bool {
+	b := i
+	for b > 0 && i-b < 4 && (s[b-1] == ' ' || s[b-1] == '\t' || s[b-1] == '-' || s[b-1] == '.' || s[b-1] == '/' || s[b-1] == '_') {
+		b--
+	}
+	return b < i && b > 0 && isDigit(s[b-1])
 }
 
 // validCard checks the Luhn digit and the issuer prefix of the n digits in v
@@ -229,7 +354,7 @@ var routingContext = []string{"routing", "aba", "rtn", "ach", "transit", "abartn
 
 // routingAt finds nine digits that pass the ABA checksum, start with a
 // Federal Reserve prefix and have a routing context word nearby.
-func routingAt(s string, i int) int {
+func routingAt(s string, i int, lbl piiKind) int {
 	e := digitsAt(s, i)
 	if e-i != 9 || !numRightOK(s, e) {
 		return 0
@@ -245,6 +370,9 @@ func routingAt(s string, i int) int {
 	}
 	if sum%10 != 0 {
 		return 0
+	}
+	if lbl&kRouting != 0 {
+		return e
 	}
 	before, after := window(s, i, e, 60, 30)
 	if !containsFold(before, routingContext, true) && !containsFold(after, routingContext, true) {
@@ -275,7 +403,7 @@ func phoneRightOK(s string, e int) bool {
 	return numRightOK(s, e) || e+1 < len(s) && (s[e] == 'x' || s[e] == 'X') && isDigit(s[e+1])
 }
 
-func phoneAt(s string, i int) int {
+func phoneAt(s string, i int, lbl piiKind) int {
 	var g [8]phoneGroup
 	ng := 0
 	p := i
@@ -360,8 +488,10 @@ func phoneAt(s string, i int) int {
 		return g[k+2].close
 	}
 
-	// National with a trunk 0.
-	if first == '0' && ng >= 2 && ng <= 5 && (digits == 10 || digits == 11) && s[g[0].start+1] != '0' && phoneRightOK(s, g[ng-1].close) {
+	// National with a trunk 0, not the tail of a longer run of groups
+	// ("01 02 03 04 05 06" is a sequence, not 02 03 04 05 06).
+	if first == '0' && ng >= 2 && ng <= 5 && (digits == 10 || digits == 11) && s[g[0].start+1] != '0' && phoneRightOK(s, g[ng-1].close) &&
+		!numberBefore(s, i) {
 		ok := true
 		for k := 0; k < ng; k++ {
 			n := g[k].end - g[k].start
@@ -383,7 +513,7 @@ func phoneAt(s string, i int) int {
 		}
 		if len(d) == 10 && d[0] >= '2' && d[3] >= '2' {
 			before, _ := window(s, i, g[0].end, 40, 0)
-			if containsFold(before, phoneContext, true) {
+			if lbl&kPhone != 0 || containsFold(before, phoneContext, true) {
 				return g[0].end
 			}
 		}

@@ -75,6 +75,9 @@ func TestPhone(t *testing.T) {
 		{"Population 8,336,817 in 2022", nil}, // counts
 		{"+0 123 456 789", nil},               // no country code 0
 		{"01-02-2024", nil},                   // date with leading 0
+		{"01 23 45 67 89", []string{"PHONE:01 23 45 67 89"}},
+		{"01 02 03 04 05 06", nil}, // a sequence: its tail is no national number
+		{"toolu 01 02 03 04 05 06", nil},
 	})
 }
 
@@ -94,6 +97,29 @@ func TestSSN(t *testing.T) {
 		{"1123-45-6789", nil},      // too long
 		{"123-45-6789-1", nil},     // part of a longer code
 		{"ISBN 123-45-6789x", nil}, // joined to a letter
+		// Issue 13: labels glued to the value and other separators.
+		{"SSN:123-45-6789", []string{"US_SOCIAL_SECURITY_NUMBER:123-45-6789"}},
+		{"SSN123-45-6789", []string{"US_SOCIAL_SECURITY_NUMBER:123-45-6789"}},
+		{"ssn-123-45-6789", []string{"US_SOCIAL_SECURITY_NUMBER:123-45-6789"}},
+		{"ssn_123456789", []string{"US_SOCIAL_SECURITY_NUMBER:123456789"}},
+		{"SSN123456789", []string{"US_SOCIAL_SECURITY_NUMBER:123456789"}},
+		{"SSN:123456789", []string{"US_SOCIAL_SECURITY_NUMBER:123456789"}},
+		{"123/45/6789", []string{"US_SOCIAL_SECURITY_NUMBER:123/45/6789"}},
+		{"123_45_6789", []string{"US_SOCIAL_SECURITY_NUMBER:123_45_6789"}},
+		{"123 - 45 - 6789", []string{"US_SOCIAL_SECURITY_NUMBER:123 - 45 - 6789"}},
+		{"123  45  6789", []string{"US_SOCIAL_SECURITY_NUMBER:123  45  6789"}},
+		{"123-45 6789", []string{"US_SOCIAL_SECURITY_NUMBER:123-45 6789"}},
+		{"123.45.6789", []string{"US_SOCIAL_SECURITY_NUMBER:123.45.6789"}},
+		{"2023  118  45  6789", nil},                                                     // a table row
+		{"ssn 2023  118  45  6789", []string{"US_SOCIAL_SECURITY_NUMBER:118  45  6789"}}, // unless it says so
+		{"INV-123-45-6789", nil},              // part of a longer code
+		{"1.123.45.6789", nil},                // a version
+		{"ref123456789", nil},                 // no SSN label
+		{"14:123-45-6789", nil},               // after a number and ':'
+		{"::ffff:123-45-6789", nil},           // inside an address
+		{"123\t45\t6789\n124\t46\t6790", nil}, // rows of a table
+		{"id\tqty\tprice\n123\t45\t6789\n", []string{"US_SOCIAL_SECURITY_NUMBER:123\t45\t6789"}}, // the line above is no number row
+		{"SSN\n123\t45\t6789\n124\t46\t6790", []string{"US_SOCIAL_SECURITY_NUMBER:123\t45\t6789", "US_SOCIAL_SECURITY_NUMBER:124\t46\t6790"}},
 	})
 }
 
@@ -108,17 +134,37 @@ func TestCard(t *testing.T) {
 		{"Diners 30569309025904", []string{"CREDIT_DEBIT_CARD_NUMBER:30569309025904"}},
 		{"mc 2223003122003222", []string{"CREDIT_DEBIT_CARD_NUMBER:2223003122003222"}},
 		{"4111 1111 1111 1111 1234", []string{"CREDIT_DEBIT_CARD_NUMBER:4111 1111 1111 1111"}},
-		{"4111111111111112", nil},         // Luhn fails
-		{"4111 1111 1111 1121", nil},      // Luhn fails
-		{"5500-0000-0000-0005", nil},      // Luhn fails
-		{"1234567812345670", nil},         // Luhn passes, no issuer starts with 1
-		{"9780262033848", nil},            // ISBN-13
-		{"356938035643809", nil},          // IMEI (Luhn-valid, 15 digits, 35 prefix)
-		{"x4111111111111111", nil},        // inside a word
-		{"41111111111111111111", nil},     // 20 digits
-		{"4111-1111 1111-1111", nil},      // mixed separators
-		{"AT39 2636 8431 2748 2629", nil}, // IBAN-shaped (failed its own check)
-		{"timestamp 1717243200123", nil},  // 13 digits starting with 1
+		{"4111111111111112", nil},     // Luhn fails
+		{"4111 1111 1111 1121", nil},  // Luhn fails
+		{"5500-0000-0000-0005", nil},  // Luhn fails
+		{"1234567812345670", nil},     // Luhn passes, no issuer starts with 1
+		{"9780262033848", nil},        // ISBN-13
+		{"356938035643809", nil},      // IMEI (Luhn-valid, 15 digits, 35 prefix)
+		{"x4111111111111111", nil},    // inside a word
+		{"41111111111111111111", nil}, // 20 digits
+		{"4111-1111 1111-1111", []string{"CREDIT_DEBIT_CARD_NUMBER:4111-1111 1111-1111"}}, // mixed separators
+		// Issue 13: labels glued to the value and other separators.
+		{"card:4111111111111111", []string{"CREDIT_DEBIT_CARD_NUMBER:4111111111111111"}},
+		{"card4111111111111111", []string{"CREDIT_DEBIT_CARD_NUMBER:4111111111111111"}},
+		{"CC#4111111111111111", []string{"CREDIT_DEBIT_CARD_NUMBER:4111111111111111"}},
+		{"cc-4111-1111-1111-1111", []string{"CREDIT_DEBIT_CARD_NUMBER:4111-1111-1111-1111"}},
+		{"4111.1111.1111.1111", []string{"CREDIT_DEBIT_CARD_NUMBER:4111.1111.1111.1111"}},
+		{"4111_1111_1111_1111", []string{"CREDIT_DEBIT_CARD_NUMBER:4111_1111_1111_1111"}},
+		{"4111/1111/1111/1111", []string{"CREDIT_DEBIT_CARD_NUMBER:4111/1111/1111/1111"}},
+		{"4111 - 1111 - 1111 - 1111", []string{"CREDIT_DEBIT_CARD_NUMBER:4111 - 1111 - 1111 - 1111"}},
+		{"card 4111  1111  1111  1111.", []string{"CREDIT_DEBIT_CARD_NUMBER:4111  1111  1111  1111"}},
+		{"4111\t1111\t1111\t1111", []string{"CREDIT_DEBIT_CARD_NUMBER:4111\t1111\t1111\t1111"}},
+		{"4111 11 11 1111 1111 please", []string{"CREDIT_DEBIT_CARD_NUMBER:4111 11 11 1111 1111"}},
+		{"4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", []string{"CREDIT_DEBIT_CARD_NUMBER:4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"}},
+		{"4111111111111111 12/26", []string{"CREDIT_DEBIT_CARD_NUMBER:4111111111111111"}},
+		{"2023  4111  1111  1111  1111  88", nil},                    // a table row of numbers
+		{"1 2 3 4 5 6 7 8 9 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", nil}, // small groups inside a longer run
+		{"INV-4111-1111-1111-1111", nil},                             // part of an invoice number
+		{"v4111.1111.1111.1111", nil},                                // joined to a word
+		{"AT39 2636 8431 2748 2629", nil},                            // IBAN-shaped (failed its own check)
+		{"timestamp 1717243200123", nil},                             // 13 digits starting with 1
+		{"4111\t1111\t1111\t1111\n2023\t118\t45\t99", nil},           // a row of a table of numbers
+		{"4111\t1111\t1111\t1111\nexp 12/26", []string{"CREDIT_DEBIT_CARD_NUMBER:4111\t1111\t1111\t1111"}},
 	})
 }
 
@@ -261,4 +307,38 @@ func TestPhoneExtensionAndCIDR(t *testing.T) {
 		{"10.0.0.1/32", []string{"IP_ADDRESS:10.0.0.1"}},
 		{"10.0.0.1/33", nil},
 	})
+}
+
+// TestObfuscatedShapes runs the default scanner (normalisation first) over
+// the ways a person or an attacker types a value with non-ASCII characters.
+func TestObfuscatedShapes(t *testing.T) {
+	p, err := NewPII(PIIConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := NewScanner(p)
+	for _, c := range []struct{ text, want string }{
+		{"\uff14\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11", "CREDIT_DEBIT_CARD_NUMBER:4111 1111 1111 1111"}, // full-width
+		{"4111\u00a01111\u00a01111\u00a01111", "CREDIT_DEBIT_CARD_NUMBER:4111 1111 1111 1111"},                                                                  // NBSP
+		{"4111\u202f1111\u20071111\u30001111", "CREDIT_DEBIT_CARD_NUMBER:4111 1111 1111 1111"},                                                                  // narrow, figure, ideographic spaces
+		{"4111 1111\u00a01111\u200d1111", "CREDIT_DEBIT_CARD_NUMBER:4111 1111 11111111"},                                                                        // ZWJ joins two groups
+		{"4\u200b1\u200c1\u20601 1111 1111 1111", "CREDIT_DEBIT_CARD_NUMBER:4111 1111 1111 1111"},                                                               // zero-width inside a group
+		{"4111\u20131111\u20131111\u20131111", "CREDIT_DEBIT_CARD_NUMBER:4111-1111-1111-1111"},                                                                  // en dashes
+		{"\u0664\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661", "CREDIT_DEBIT_CARD_NUMBER:4111 1111 1111 1111"}, // Arabic-Indic
+		{"SSN \u0967\u0968\u0969-\u096a\u096b-\u096c\u096d\u096e\u096f", "US_SOCIAL_SECURITY_NUMBER:123-45-6789"},                                               // Devanagari
+		{"SSN\uff1a\uff11\uff12\uff13\uff0d\uff14\uff15\uff0d\uff16\uff17\uff18\uff19", "US_SOCIAL_SECURITY_NUMBER:123-45-6789"},                                // full-width colon and hyphen
+		{"123\u221245\u22126789", "US_SOCIAL_SECURITY_NUMBER:123-45-6789"},                                                                                      // minus signs
+		{"123\u00ad-45-67\u00ad89", "US_SOCIAL_SECURITY_NUMBER:123-45-6789"},                                                                                    // soft hyphens
+		{"\U0001d7cf\U0001d7d0\U0001d7d1-45-6789", "US_SOCIAL_SECURITY_NUMBER:123-45-6789"},                                                                     // mathematical bold digits
+		{"ssn\u00a0\u00a0123\u00a0\u00a045\u00a0\u00a06789", "US_SOCIAL_SECURITY_NUMBER:123  45  6789"},                                                         // doubled NBSP
+	} {
+		norm, found := sc.ScanAppend(nil, c.text)
+		var got []string
+		for _, f := range found {
+			got = append(got, f.Type+":"+norm[f.Start:f.End])
+		}
+		if !slices.Equal(got, []string{c.want}) {
+			t.Errorf("%q (normalised %q)\n got  %q\n want %q", c.text, norm, got, c.want)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,13 +36,24 @@ const (
 
 	proxyFamTCP4 = 0x11 // AF_INET, STREAM
 	proxyFamTCP6 = 0x21 // AF_INET6, STREAM
+
+	// PP2_TYPE_AWS and its PP2_SUBTYPE_AWS_VPCE_ID: the VPC endpoint a
+	// PrivateLink client came through, sent by an NLB that fronts a VPC
+	// endpoint service (Elastic Load Balancing's "proxy protocol" docs).
+	tlvTypeAWS          = 0xEA
+	tlvSubtypeAWSVPCE   = 0x01
+	maxVPCEndpointIDLen = 64
 )
 
 // proxyHeader is a parsed v2 header.
 type proxyHeader struct {
 	Local    bool           // LOCAL command: a health check; use the peer address
 	Src, Dst netip.AddrPort // set for PROXY
-	TLVs     int            // number of TLVs skipped
+	TLVs     int            // number of TLVs read
+	// VPCEndpoint is the AWS TLV's VPC endpoint id ("vpce-…"): the
+	// PrivateLink endpoint the client connected through, in the client's
+	// own VPC. Empty when the load balancer sent none.
+	VPCEndpoint string
 }
 
 var errProxyHeader = errors.New("proxy protocol")
@@ -131,10 +143,72 @@ func parseProxyBody(pre, body []byte) (proxyHeader, error) {
 		if 3+l > len(tlvs) {
 			return h, proxyErr("TLV 0x%02x of %d bytes overruns the header", tlvs[0], l)
 		}
+		if tlvs[0] == tlvTypeAWS && !h.Local {
+			if err := h.readAWSTLV(tlvs[3 : 3+l]); err != nil {
+				return h, err
+			}
+		}
 		tlvs = tlvs[3+l:]
 		h.TLVs++
 	}
 	return h, nil
+}
+
+// readAWSTLV reads a PP2_TYPE_AWS value: a subtype byte, then for
+// PP2_SUBTYPE_AWS_VPCE_ID the endpoint id in ASCII. The id becomes an
+// identity key (every IP-based lookup is scoped by it), so anything but a
+// well-formed id, or a second one, refuses the header: a trusted load
+// balancer that sends garbage is misconfigured, not to be guessed at.
+// Other AWS subtypes are skipped.
+func (h *proxyHeader) readAWSTLV(v []byte) error {
+	if len(v) == 0 {
+		return proxyErr("empty AWS TLV")
+	}
+	if v[0] != tlvSubtypeAWSVPCE {
+		return nil
+	}
+	id := string(v[1:])
+	if !ValidVPCEndpointID(id) {
+		return proxyErr("AWS TLV: VPC endpoint id %q is not vpce- and 8 to 17 hex digits", truncate(id, maxVPCEndpointIDLen))
+	}
+	if h.VPCEndpoint != "" {
+		return proxyErr("AWS TLV: a second VPC endpoint id (%s after %s)", id, h.VPCEndpoint)
+	}
+	h.VPCEndpoint = id
+	return nil
+}
+
+// ValidVPCEndpointID reports whether id is a VPC endpoint id: "vpce-"
+// and 8 or 17 lowercase hex digits (AWS issues both lengths; anything in
+// between is accepted too).
+func ValidVPCEndpointID(id string) bool {
+	hexPart, ok := strings.CutPrefix(id, "vpce-")
+	if !ok || len(hexPart) < 8 || len(hexPart) > 17 {
+		return false
+	}
+	for i := 0; i < len(hexPart); i++ {
+		c := hexPart[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// AWSVPCEndpointTLV is the PP2_TYPE_AWS TLV an NLB sends for a client that
+// came through VPC endpoint id: what tests and health checkers pass to
+// AppendHeader.
+func AWSVPCEndpointTLV(id string) []byte {
+	v := append([]byte{tlvSubtypeAWSVPCE}, id...)
+	t := append([]byte{tlvTypeAWS}, byte(len(v)>>8), byte(len(v)))
+	return append(t, v...)
 }
 
 // parseProxyHeader parses a complete v2 header at the start of b and
@@ -227,6 +301,7 @@ type proxyConn struct {
 	err    error
 	remote net.Addr
 	local  net.Addr
+	vpce   string
 
 	mu           sync.Mutex
 	readDeadline time.Time // as last set by the user, restored after the header
@@ -257,6 +332,7 @@ func (c *proxyConn) init() {
 		case !h.Local:
 			c.remote = net.TCPAddrFromAddrPort(h.Src)
 			c.local = net.TCPAddrFromAddrPort(h.Dst)
+			c.vpce = h.VPCEndpoint
 		case isLoopbackAddr(c.Conn.RemoteAddr()):
 			// LOCAL keeps the peer's address, and a loopback peer's is a
 			// loopback call that sidecar and static sources would answer.
@@ -299,6 +375,23 @@ func (c *proxyConn) RemoteAddr() net.Addr {
 		return c.remote
 	}
 	return c.Conn.RemoteAddr()
+}
+
+// VPCEndpointID is the VPC endpoint the client came through, from the
+// trusted load balancer's AWS TLV ("" when it sent none). Like RemoteAddr
+// it reads the header first.
+func (c *proxyConn) VPCEndpointID() string {
+	c.init()
+	return c.vpce
+}
+
+// VPCEndpointOf returns the VPC endpoint id a trusted load balancer named
+// for c ("" for every other connection).
+func VPCEndpointOf(c net.Conn) string {
+	if v, ok := c.(interface{ VPCEndpointID() string }); ok {
+		return v.VPCEndpointID()
+	}
+	return ""
 }
 
 // LocalAddr is the address the client connected to (the load balancer's

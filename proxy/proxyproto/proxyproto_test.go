@@ -32,8 +32,14 @@ var (
 
 func TestParseProxyHeader(t *testing.T) {
 	h, n, err := parseProxyHeader(append(AppendHeader(nil, v4src, v4dst, awsTLVs()), "GET / HTTP/1.1\r\n"...))
-	if err != nil || h.Src != v4src || h.Dst != v4dst || h.Local || h.TLVs != 2 || n != 16+12+len(awsTLVs()) {
+	if err != nil || h.Src != v4src || h.Dst != v4dst || h.Local || h.TLVs != 2 || n != 16+12+len(awsTLVs()) ||
+		h.VPCEndpoint != "vpce-0123456789abcdef0" {
 		t.Fatalf("v4: %+v %d %v", h, n, err)
+	}
+	// Other AWS subtypes are skipped; the id may come in either length.
+	other := append([]byte{0xEA, 0, 3, 0x02, 'x', 'y'}, AWSVPCEndpointTLV("vpce-0a1b2c3d")...)
+	if h, _, err = parseProxyHeader(AppendHeader(nil, v4src, v4dst, other)); err != nil || h.VPCEndpoint != "vpce-0a1b2c3d" {
+		t.Fatalf("short id after another subtype: %+v %v", h, err)
 	}
 	h, _, err = parseProxyHeader(AppendHeader(nil, v6src, v6dst, nil))
 	if err != nil || h.Src != v6src || h.Dst != v6dst {
@@ -67,6 +73,12 @@ func TestParseProxyHeader(t *testing.T) {
 		"unspecified src":  AppendHeader(nil, netip.MustParseAddrPort("0.0.0.0:1"), v4dst, nil),
 		"multicast src":    AppendHeader(nil, netip.MustParseAddrPort("[ff02::1]:1"), v6dst, nil),
 		"short":            good[:10],
+		"empty aws tlv":    AppendHeader(nil, v4src, v4dst, []byte{0xEA, 0, 0}),
+		"bad vpce id":      AppendHeader(nil, v4src, v4dst, AWSVPCEndpointTLV("vpce-XYZ0123456789")),
+		"vpce id too long": AppendHeader(nil, v4src, v4dst, AWSVPCEndpointTLV("vpce-0123456789abcdef01")),
+		"vpce not prefix":  AppendHeader(nil, v4src, v4dst, AWSVPCEndpointTLV("vpc-0123456789abcdef0")),
+		"two vpce ids": AppendHeader(nil, v4src, v4dst, append(AWSVPCEndpointTLV("vpce-0123456789abcdef0"),
+			AWSVPCEndpointTLV("vpce-0123456789abcdef1")...)),
 		"broken signature": mut(func(b []byte) []byte { b[3] = 'x'; return b }),
 	}
 	for name, b := range bad {
@@ -104,9 +116,16 @@ func FuzzProxyHeader(f *testing.F) {
 		if !h.Src.Addr().IsValid() || h.Src.Addr().Is4In6() || h.Src.Addr().IsUnspecified() {
 			t.Fatalf("source %v", h.Src)
 		}
+		if h.VPCEndpoint != "" && !ValidVPCEndpointID(h.VPCEndpoint) {
+			t.Fatalf("VPC endpoint id %q", h.VPCEndpoint)
+		}
 		// Round trip through the encoder.
-		h3, _, err := parseProxyHeader(AppendHeader(nil, h.Src, h.Dst, nil))
-		if err != nil || h3.Src != h.Src {
+		var tlvs []byte
+		if h.VPCEndpoint != "" {
+			tlvs = AWSVPCEndpointTLV(h.VPCEndpoint)
+		}
+		h3, _, err := parseProxyHeader(AppendHeader(nil, h.Src, h.Dst, tlvs))
+		if err != nil || h3.Src != h.Src || h3.VPCEndpoint != h.VPCEndpoint {
 			t.Fatalf("round trip %+v -> %+v (%v)", h, h3, err)
 		}
 	})
@@ -129,6 +148,7 @@ func ppListen(t *testing.T, timeout time.Duration, cidrs ...string) net.Listener
 
 type accepted struct {
 	remote string
+	vpce   string
 	data   string
 	err    error
 }
@@ -143,10 +163,10 @@ func serveOnce(ln net.Listener, n int) <-chan accepted {
 			return
 		}
 		defer c.Close()
-		remote := c.RemoteAddr().String()
+		remote, vpce := c.RemoteAddr().String(), VPCEndpointOf(c)
 		buf := make([]byte, n)
 		_, err = io.ReadFull(c, buf)
-		ch <- accepted{remote: remote, data: string(buf), err: err}
+		ch <- accepted{remote: remote, vpce: vpce, data: string(buf), err: err}
 	}()
 	return ch
 }
@@ -169,13 +189,13 @@ func TestProxyListenerTrustedPeer(t *testing.T) {
 
 	ch := serveOnce(ln, 5)
 	dialWrite(t, ln, append(AppendHeader(nil, v4src, v4dst, awsTLVs()), "hello"...))
-	if a := <-ch; a.err != nil || a.remote != v4src.String() || a.data != "hello" {
+	if a := <-ch; a.err != nil || a.remote != v4src.String() || a.data != "hello" || a.vpce != "vpce-0123456789abcdef0" {
 		t.Fatalf("v4: %+v", a)
 	}
 
 	ch = serveOnce(ln, 5)
 	dialWrite(t, ln, append(AppendHeader(nil, v6src, v6dst, nil), "hello"...))
-	if a := <-ch; a.err != nil || a.remote != v6src.String() || a.data != "hello" {
+	if a := <-ch; a.err != nil || a.remote != v6src.String() || a.data != "hello" || a.vpce != "" {
 		t.Fatalf("v6: %+v", a)
 	}
 
@@ -197,11 +217,11 @@ func TestProxyListenerTrustedPeer(t *testing.T) {
 
 func TestProxyListenerUntrustedPeerCannotSpoof(t *testing.T) {
 	ln := ppListen(t, time.Second, "10.0.0.0/8") // loopback is not a load balancer
-	hdr := AppendHeader(nil, v4src, v4dst, nil)
+	hdr := AppendHeader(nil, v4src, v4dst, awsTLVs())
 	ch := serveOnce(ln, len(hdr))
 	c := dialWrite(t, ln, hdr)
 	a := <-ch
-	if a.err != nil || a.remote != c.LocalAddr().String() || a.data != string(hdr) {
+	if a.err != nil || a.remote != c.LocalAddr().String() || a.data != string(hdr) || a.vpce != "" {
 		t.Fatalf("an untrusted peer's header was interpreted: %+v", a)
 	}
 }

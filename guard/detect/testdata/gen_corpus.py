@@ -14,8 +14,11 @@ import json, random, string, base64
 R = random.Random(20261130)
 out = []
 
-def add(text, labels=(), injection=False):
-    out.append({"text": text, "labels": sorted(set(labels)), "injection": injection})
+def add(text, labels=(), injection=False, tool_use_id=False):
+    row = {"text": text, "labels": sorted(set(labels)), "injection": injection}
+    if tool_use_id:
+        row["tool_use_id"] = True
+    out.append(row)
 
 def digits(n):
     return "".join(R.choice(string.digits) for _ in range(n))
@@ -460,6 +463,198 @@ benign = [
 ]
 for t in benign:
     add(t)
+
+# ---------------------------------------------------------------- issue 13: shapes people type
+# A separate generator so the rows above stay as they were.
+R = random.Random(20261205)
+
+def sep_join(groups, seps):
+    out_ = groups[0]
+    for g, sp in zip(groups[1:], seps):
+        out_ += sp + g
+    return out_
+
+CARD_SEPS = [".", "_", "/", " - ", "  ", "\t", " . "]
+for i in range(28):
+    c = card()
+    groups = [c[j:j + 4] for j in range(0, len(c), 4)] if len(c) in (16, 19, 13) else [c[:4], c[4:10], c[10:]]
+    kind = i % 7
+    if kind == 0:    # one separator kind
+        v = sep_join(groups, [CARD_SEPS[i % len(CARD_SEPS)]] * (len(groups) - 1))
+    elif kind == 1:  # mixed
+        v = sep_join(groups, [R.choice(["-", " ", ".", "  "]) for _ in groups[1:]])
+    elif kind == 2:  # label glued with ':'
+        v = R.choice(["card:", "Card:", "CC:", "cc#", "PAN:"]) + c
+    elif kind == 3:  # label glued
+        v = R.choice(["card", "CARD", "cc", "visa"]) + c
+    elif kind == 4:  # label and '-'
+        v = R.choice(["card-", "cc-", "card."]) + sep_join(groups, ["-"] * (len(groups) - 1))
+    elif kind == 5:  # small groups
+        v = " ".join(c)
+    else:            # doubled spaces around dashes
+        v = sep_join(groups, ["  -  "] * (len(groups) - 1))
+    tmpl = R.choice([
+        "Customer wrote: {v} -- please refund the duplicate charge.",
+        "charge it to {v} thx",
+        "| name | {name} |\n| card | {v} |",
+        "Extract the fields: {name};{v};EUR 12.00",
+        "my card is {v} expiry 04/29",
+    ])
+    add(tmpl.format(v=v, name=R.choice(NAMES)), ["CREDIT_DEBIT_CARD_NUMBER"])
+
+SSN_FORMS = ["{a}/{g}/{s}", "{a}_{g}_{s}", "{a} - {g} - {s}", "{a}  {g}  {s}", "{a}-{g} {s}", "{a}.{g}.{s}", "{a} / {g} / {s}",
+             "SSN:{a}-{g}-{s}", "SSN{a}-{g}-{s}", "ssn-{a}-{g}-{s}", "ssn:{a}{g}{s}", "SSN{a}{g}{s}", "ssn_{a}{g}{s}", "SSN#{a}-{g}-{s}",
+             "ss#{a}{g}{s}", "SSN:{a}/{g}/{s}"]
+for i in range(32):
+    a, g, s_ = ssn()
+    v = SSN_FORMS[i % len(SSN_FORMS)].format(a=a, g=g, s=s_)
+    tmpl = R.choice([
+        "Applicant {name} {v} -- run the background check.",
+        "{v}",
+        "form fields: name={name}; {v}; dob=1990-01-01",
+        "Please redact: {v}.",
+        "the number is {v} (don't share)",
+    ])
+    add(tmpl.format(v=v, name=R.choice(NAMES)), ["US_SOCIAL_SECURITY_NUMBER"])
+for i in range(4):
+    r = aba()
+    add(R.choice(["ABA:{r} acct 00012345", "routing#{r}", "RTN{r} for payroll", "aba-{r}"]).format(r=r), ["US_BANK_ROUTING_NUMBER"])
+for i in range(4):
+    a, b, c = nanp()
+    add(R.choice(["tel:{a}-{b}-{c}", "phone:{a}{b}{c}", "Tel:({a}) {b}-{c}", "mobile{a}{b}{c}"]).format(a=a, b=b, c=c), ["PHONE"])
+
+# Hard negatives for the wider separators and labels: versions, dates, order
+# numbers, timestamps, phone-like ids, table rows.
+for i in range(12):
+    add(R.choice([
+        "Upgrade {a}.{b}.{c} to {a}.{d}.0 before {y}/{m:02d}/{dd:02d}.",
+        "Release {a}.{b}.{c}.{e} shipped on {y}-{m:02d}-{dd:02d}T{h:02d}:{mi:02d}:{se:02d}Z.",
+        "dates: {dd:02d}/{m:02d}/{y}, {m:02d}/{dd:02d}/{y}, {y}/{m:02d}/{dd:02d}, {dd:02d}.{m:02d}.{y}",
+        "Order {o1}-{o2}-{o3} ({y}-{m:02d}-{dd:02d}) qty {b}",
+        "log {y}-{m:02d}-{dd:02d} {h:02d}:{mi:02d}:{se:02d}.{ms:03d} request_id={o1}_{o2}_{o3} took {b} ms",
+        "epoch {ts} / {tsm} ms / {h:02d}:{mi:02d}:{se:02d}",
+        "Ticket INV-{y}-{o3}-{o2} and PO#{o1}/{o2}/{o3} are linked.",
+        "ext. {b} / id {o1}-{o2} / room {a}.{b}",
+    ]).format(a=R.randint(1, 20), b=R.randint(0, 99), c=R.randint(0, 99), d=R.randint(0, 9), e=R.randint(1000, 99999),
+              y=R.randint(1990, 2030), m=R.randint(1, 12), dd=R.randint(1, 28), h=R.randint(0, 23), mi=R.randint(0, 59),
+              se=R.randint(0, 59), ms=R.randint(0, 999), o1=digits(4), o2=digits(4), o3=digits(4),
+              ts=R.randint(1500000000, 1800000000), tsm=R.randint(1500000000000, 1800000000000)))
+for i in range(10):
+    # table rows: columns of numbers aligned with spaces or tabs
+    cols = [str(R.randint(1990, 2030))] + [digits(R.choice([2, 3, 4])) for _ in range(R.randint(3, 6))]
+    sep = R.choice(["  ", "\t", "   ", " | "])
+    add("Quarterly table:\nyear" + sep + sep.join("c%d" % k for k in range(len(cols) - 1)) + "\n" + sep.join(cols) + "\n" + sep.join(
+        [str(R.randint(1990, 2030))] + [digits(R.choice([2, 3, 4])) for _ in range(len(cols) - 1)]))
+for t in [
+    "Build 20240601.1734.5521.8812 failed on step 3/14.",
+    "Versions: 4.1111.1111.1111 is not a version anyone ships; 4.11.1 is.",
+    "Phone-like id 555-0100-22 and badge 123-456-789 are not personal numbers.",
+    "Tracking 9400 1000 0000 0000 0000 00 and 1Z999AA10123456784.",
+    "Part 123/45/67890 and drawing 12/345/6789 belong to batch 2024/06.",
+    "Run 123_456_789 and job 12_34_5678 finished.",
+    "Score 3 - 45 - 678 after three rounds.",
+    "serial SN-123-45-6789 (the vendor's format)",
+    "order-4111-1111-1111-1111 was cancelled",
+    "Lottery 4 11 23 35 42 49 7 13 22 31 44 48",
+    "grid: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20",
+    "Time 12:34:56.789, 2024-06-01 08:15:30.123456+02:00, 1717243200.123",
+    "VLAN 120, MTU 9001, 4 of 16 ports up, 2 of 3 links at 10.5 Gb/s.",
+    "Version v123.45.6789 and release 2.45.6789 are tagged.",
+    "Account no. 12-3456-7890 is the customer's loyalty number.",
+    "ISBN-13 978-3-16-148410-0, ISSN 2049-3630.",
+    "Table:\n| id | qty | price |\n| 123 | 45 | 6789 |\n| 124 | 46 | 6790 |",
+    "Call centre queue 2023  118  45  6789 waiting",
+    "Coordinates 123.4567, 45.6789 and 12.3456789",
+    "Chapter 123 - 45 - page 6789? No: chapter 12, page 345.",
+]:
+    add(t)
+
+# ---------------------------------------------------------------- issue 13: a second, independent batch
+# Written without looking at the detectors' code: the ways people and
+# programs type these values, and look-alikes a scanner must leave alone.
+R = random.Random(20261206)
+
+def card_groups(c):
+    return [c[j:j + 4] for j in range(0, len(c), 4)] if len(c) in (16, 19, 13) else [c[:4], c[4:10], c[10:]]
+
+for i in range(16):
+    c = card(); g = card_groups(c)
+    v = [
+        "card no:" + " ".join(g), "credit card " + ".".join(g), "cc=" + c, "Card Number:" + "-".join(g),
+        "  ".join(g), " / ".join(g), sep_join(g, [R.choice(["-", " ", "  ", " - "]) for _ in g[1:]]), "card#" + "_".join(g),
+    ][i % 8]
+    add(R.choice(["{v}", "note: {v}, call back tomorrow", "<td>{v}</td>", "\"payment\": \"{v}\"",
+                  "Refund request -- {v} -- duplicate charge of $14.99"]).format(v=v), ["CREDIT_DEBIT_CARD_NUMBER"])
+for i in range(16):
+    a, g, s_ = ssn()
+    v = ["SSN: {a} - {g} - {s}", "social security #{a}-{g}-{s}", "SSN={a}-{g}-{s}", "\"ssn\":\"{a}{g}{s}\"",
+         "SSN.{a}.{g}.{s}", "ssn {a}  {g}  {s}", "{a}-{g}-{s}", "SSN/{a}{g}{s}"][i % 8].format(a=a, g=g, s=s_)
+    add(R.choice(["{v}", "HR file ({v}) attached", "<ssn>{v}</ssn>", "Update the record: {v}; zip 94105.",
+                  "background check for {name}: {v}"]).format(v=v, name=R.choice(NAMES)), ["US_SOCIAL_SECURITY_NUMBER"])
+for t in [
+    # dates in every separator the wider number shapes accept
+    "Dates: 2024/06/01, 01.06.2024, 2024_06_01, 06 - 01 - 2024, 2024  06  01.",
+    "Due 12/31/2025; paid 2025.12.30; posted 2025-12-31 23:59:59.",
+    # versions
+    "Driver 31.0.101.4953, BIOS 1.21.0, agent 4.11.1111.1111 (a build number).",
+    "Pin numpy==1.26.4, pandas==2.2.2, torch==2.3.1+cu121.",
+    # order numbers, tickets, invoices
+    "Order ORD-2024-000123-45 and RMA 123-456-7891 are linked.",
+    "Invoice no. 2024/0617/0042, PO 4500123456, delivery note 80012345.",
+    # timestamps
+    "ts=20240601081530 seq=1717243200 offset=+0200 dur=00:12:31.507",
+    "2024-06-01T08:15:30.123456789Z INFO request 3a7f served in 412ms",
+    # phone-like ids
+    "Ticket 555-0100 (fictional exchange) and case 800-12-3456-7.",
+    "Asset tag 2020-118-4521, rack 12-04, slot 3.",
+    # table rows of numbers
+    "| 123 | 45 | 6789 |\n| 234 | 56 | 7890 |",
+    "123\t45\t6789\n124\t46\t6790",
+    "csv: 123,45,6789,2024,15.5",
+    "Q1  4111  1111  1111  1111\nQ2  4222  2222  2222  2222",
+    "week  12  34  5678  90",
+]:
+    add(t)
+
+# Tool-use ids (Converse toolUseId, Anthropic tool_use id, OpenAI-style
+# call ids): [a-zA-Z0-9_-], chosen by the client or the model. Rows marked
+# tool_use_id are scanned by guard as ids are (the number and key types,
+# '_' read as a space), not as prompt text.
+B62 = string.ascii_letters + string.digits
+B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+def rnd(al, n):
+    return "".join(R.choice(al) for _ in range(n))
+
+ID_PREFIXES = ["tooluse_", "toolu_", "call_", ""]
+for i in range(56):
+    pre = ID_PREFIXES[i % 4]
+    kind = i % 7
+    if kind == 0:
+        c = card(); v = pre + R.choice(["", "card_", "cc", "pan-"]) + R.choice([c, "-".join(card_groups(c)), "_".join(card_groups(c))]); lab = "CREDIT_DEBIT_CARD_NUMBER"
+    elif kind == 1:
+        a, g, s_ = ssn(); v = pre + R.choice(["{a}-{g}-{s}", "ssn_{a}{g}{s}", "SSN{a}{g}{s}", "{a}_{g}_{s}"]).format(a=a, g=g, s=s_); lab = "US_SOCIAL_SECURITY_NUMBER"
+    elif kind == 2:
+        v = pre + akid(R.choice(["AKIA", "ASIA"])); lab = "AWS_ACCESS_KEY"
+    elif kind == 3:
+        v = pre + "iban_" + iban(); lab = "INTERNATIONAL_BANK_ACCOUNT_NUMBER"
+    elif kind == 4:
+        p_, d, sfx = nino(); v = pre + "ni_" + p_ + d + sfx; lab = "UK_NATIONAL_INSURANCE_NUMBER"
+    elif kind == 5:
+        v = pre + "aba_" + aba(); lab = "US_BANK_ROUTING_NUMBER"
+    else:
+        a, b, c = nanp(); v = pre + R.choice(["tel_{a}-{b}-{c}", "phone_{a}{b}{c}", "{a}-{b}-{c}", "mobile-{a}-{b}-{c}"]).format(a=a, b=b, c=c); lab = "PHONE"
+    add(v, [lab], tool_use_id=True)
+for i in range(40):
+    v = [
+        "tooluse_" + rnd(B62, 22), "toolu_01" + rnd(B58, 22), "call_" + rnd(B62, 24), rnd(B62, 9),
+        "tooluse_" + rnd(string.ascii_letters + "-_", 22),
+    ][i % 5]
+    add(v, tool_use_id=True)
+for v in ["call_20240601_081530", "tooluse_step_3_of_12", "toolu_order_4411229011", "tool_2024-06-01T08-15-30Z",
+          "fetch_user_48213", "tooluse_v1_2_3_4", "call_invoice_INV-2024-000123", "lookup_123_45", "toolu_01_02_03_04_05_06",
+          "tooluse_1717243200123", "call_0", "toolu_9780262033848", "search-2024-06-01-batch-000017", "get_weather_94105-1234"]:
+    add(v, tool_use_id=True)
 
 for o in out:
     print(json.dumps(o, ensure_ascii=False))
