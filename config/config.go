@@ -69,6 +69,36 @@ type Config struct {
 
 	// Bundle takes the policy from signed bundles (see BundleConfig).
 	Bundle *BundleConfig `yaml:"bundle"`
+
+	// Shutdown bounds what Warden does after SIGTERM.
+	Shutdown ShutdownConfig `yaml:"shutdown"`
+}
+
+// ShutdownConfig is the stop sequence: on SIGTERM Warden stops accepting
+// calls, lets the calls in flight finish for at most half of GracePeriod,
+// then keeps delivering the audit spool until every sink has every line or
+// GracePeriod ends, and logs what was left (the next start delivers it).
+// GracePeriod must end before the platform's SIGKILL: below Kubernetes'
+// terminationGracePeriodSeconds, below ECS's stopTimeout.
+type ShutdownConfig struct {
+	GracePeriod time.Duration `yaml:"grace_period"`
+}
+
+// DefaultShutdownGrace fits the 30 s both Kubernetes and ECS (Fargate's
+// stopTimeout default) give a container between SIGTERM and SIGKILL.
+const DefaultShutdownGrace = 25 * time.Second
+
+// maxShutdownGrace: ECS allows a stopTimeout of at most 120 s; Kubernetes
+// has no bound, but an audit drain longer than this is a sink outage,
+// which the spool (kept for the next start) already covers.
+const maxShutdownGrace = 10 * time.Minute
+
+// Grace is GracePeriod with its default.
+func (s ShutdownConfig) Grace() time.Duration {
+	if s.GracePeriod == 0 {
+		return DefaultShutdownGrace
+	}
+	return s.GracePeriod
 }
 
 // Policy returns the policy's part of the file (apps, deny, mode) with the
@@ -278,6 +308,9 @@ func (c *Config) Validate() error {
 	}
 	if err := ValidateUpstreamURL(c.Upstream.URL, c.Upstream.Insecure); err != nil {
 		add("upstream.url: %v", err)
+	}
+	if g := c.Shutdown.GracePeriod; g < 0 || g > maxShutdownGrace || (g > 0 && g < time.Second) {
+		add("shutdown.grace_period: %s is not between 1s and %s (unset: %s)", g, maxShutdownGrace, DefaultShutdownGrace)
 	}
 	if c.Limits.MaxBodyBytes < 0 {
 		add("limits.max_body_bytes: must be positive")
