@@ -82,7 +82,7 @@ func TestStoreReserveSettle(t *testing.T) {
 			if _, ex := reserve(t, s, "a", l, Amount{RequestsPerMinute: 1, TokensPerDay: 850, ConcurrentStreams: 1}); ex != nil {
 				t.Fatalf("the rest of the day's tokens: %v", ex)
 			}
-			if _, ex := reserve(t, s, "a", l, Amount{RequestsPerMinute: 1, TokensPerDay: 1}); ex == nil || ex.ResetAt.IsZero() || ex.ResetAt.Sub(time.Now()) > 24*time.Hour {
+			if _, ex := reserve(t, s, "a", l, Amount{RequestsPerMinute: 1, TokensPerDay: 1}); ex == nil || ex.ResetAt.IsZero() || time.Until(ex.ResetAt) > 24*time.Hour {
 				t.Fatalf("one token past the budget: %+v, want refused with the next UTC midnight", ex)
 			}
 			// A request that takes no tokens still passes an exhausted token budget.
@@ -273,7 +273,7 @@ func TestRedisJobsFirstOwnerWins(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer func() { _ = r.Close() }()
+		t.Cleanup(func() { _ = r.Close() })
 		replicas = append(replicas, r)
 	}
 	ctx := context.Background()
