@@ -351,12 +351,13 @@ func expectedMarks(r *Report) map[string]int {
 		"tokens":   2 * len(d.Tokens),
 		"cost":     len(d.Cost),
 		"findings": len(d.Findings),
+		"paths":    len(d.Paths.Edges),
 	}
 }
 
 func TestExpectedMarksMixed(t *testing.T) {
 	got := expectedMarks(buildFixture(t, mixedFixture))
-	want := map[string]int{"timeline": 7, "denials": 4, "models": 4, "tokens": 8, "cost": 4, "findings": 3}
+	want := map[string]int{"timeline": 7, "denials": 4, "models": 4, "tokens": 8, "cost": 4, "findings": 3, "paths": 12}
 	if mustJSON(t, got) != mustJSON(t, want) {
 		t.Errorf("expected marks %v, want %v", got, want)
 	}
