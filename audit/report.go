@@ -884,7 +884,7 @@ Generated from audit records only: no prompt or answer text exists in them.</div
 </table></div>
 
 <h2>Access paths</h2>
-<div class="card chart" data-chart="paths"><h2>Account &rarr; VPC/subnet &rarr; app &rarr; model (width: calls; red: denials, orange: dry-run denials; hover for findings)</h2><svg role="img" aria-label="Access paths"></svg></div>
+<div class="card chart" data-chart="paths"><h2>Account &rarr; VPC/subnet &rarr; app &rarr; model (width: calls; the red and orange shares: denied and dry-run denied calls; hover for findings)</h2><svg role="img" aria-label="Access paths"></svg></div>
 {{with .R.Exposure}}
 <h2 id="exposure">Exposure: {{.Filter.String}}</h2>
 <div class="card"><table>
@@ -1056,9 +1056,14 @@ function timeline() {
 }
 // sankey draws a layered graph: one column per layer, a node per name
 // (its height the larger of the calls in and out), one ribbon per edge
-// (its width the edge's calls; red when it carried denials, orange when
-// dry-run denials). Each ribbon is a mark naming its ends in data-from,
-// data-to and data-layer, its calls in data-calls.
+// (its width the edge's calls, with its denied and dry-run denied shares
+// drawn over it in red and orange). Each ribbon is a mark naming its ends
+// in data-from, data-to and data-layer, its calls in data-calls.
+function ribbon(x0, sy, x1, ty, w) {
+	var xm = (x0 + x1) / 2;
+	return "M" + x0 + "," + sy + " C" + xm + "," + sy + " " + xm + "," + ty + " " + x1 + "," + ty +
+		" L" + x1 + "," + (ty + w) + " C" + xm + "," + (ty + w) + " " + xm + "," + (sy + w) + " " + x0 + "," + (sy + w) + " Z";
+}
 function sankey(name, d) {
 	var ch = chart(name), left = 10, top = 24, colW = 280, nodeW = 10, gap = 10, marks = 0;
 	var nodes = (d && d.nodes) || [], edges = (d && d.edges) || [];
@@ -1075,7 +1080,7 @@ function sankey(name, d) {
 		if (c.length > maxCount) { maxCount = c.length; }
 	});
 	var plotH = Math.max(160, maxCount * 30), scale = (plotH - gap * (maxCount - 1)) / maxTotal;
-	var y = [], h = [], x = [], outOff = [], inOff = [];
+	var y = [], h = [], x = [], outOff = [], inOff = [], labels = [];
 	cols.forEach(function (c, layer) {
 		var yy = top;
 		ch.svg.appendChild(el(ch, "text", { x: left + layer * colW, y: 12, "font-weight": "bold" }, d.layers[layer]));
@@ -1086,27 +1091,37 @@ function sankey(name, d) {
 			ch.svg.appendChild(r);
 			var label = el(ch, "text", { x: x[k] + nodeW + 4, y: y[k] + Math.min(h[k], 24) / 2 + 4 }, short(nodes[k].name, 36));
 			label.appendChild(el(ch, "title", {}, nodes[k].name));
-			ch.svg.appendChild(label);
+			labels.push(label);
 			yy += h[k] + gap;
 		});
 	});
 	var order = edges.slice().sort(function (a, b) { return (y[a.from] - y[b.from]) || (y[a.to] - y[b.to]); });
 	order.forEach(function (e) {
 		var w = Math.max(e.calls * scale, 1);
-		var x0 = x[e.from] + nodeW, x1 = x[e.to], xm = (x0 + x1) / 2;
+		var x0 = x[e.from] + nodeW, x1 = x[e.to];
 		var sy = y[e.from] + outOff[e.from], ty = y[e.to] + inOff[e.to];
 		outOff[e.from] += e.calls * scale; inOff[e.to] += e.calls * scale;
-		var p = "M" + x0 + "," + sy + " C" + xm + "," + sy + " " + xm + "," + ty + " " + x1 + "," + ty +
-			" L" + x1 + "," + (ty + w) + " C" + xm + "," + (ty + w) + " " + xm + "," + (sy + w) + " " + x0 + "," + (sy + w) + " Z";
-		var fill = e.deny > 0 ? "#e15759" : e.dry > 0 ? "#f28e2b" : "#4e79a7";
 		var from = nodes[e.from], to = nodes[e.to];
-		var path = el(ch, "path", { "class": "mark", d: p, fill: fill, "fill-opacity": 0.45, stroke: fill, "stroke-opacity": 0.7,
+		var title = (from.name === "" ? "-" : from.name) + " \u2192 " + (to.name === "" ? "-" : to.name) +
+			": " + e.calls + " calls, " + e.deny + " denied, " + e.dry + " dry-run denied, " + e.findings + " findings";
+		var path = el(ch, "path", { "class": "mark", d: ribbon(x0, sy, x1, ty, w), fill: "#4e79a7", "fill-opacity": 0.45, stroke: "#4e79a7", "stroke-opacity": 0.7,
 			"data-layer": from.layer, "data-from": from.name, "data-to": to.name, "data-calls": e.calls });
-		path.appendChild(el(ch, "title", {}, (from.name === "" ? "-" : from.name) + " → " + (to.name === "" ? "-" : to.name) +
-			": " + e.calls + " calls, " + e.deny + " denied, " + e.dry + " dry-run denied, " + e.findings + " findings"));
+		path.appendChild(el(ch, "title", {}, title));
 		ch.svg.appendChild(path);
+		// The denied and dry-run denied shares, drawn over the ribbon's
+		// top edge in proportion to their calls.
+		var off = 0;
+		[[e.deny, "#e15759", "deny"], [e.dry, "#f28e2b", "dry-run"]].forEach(function (part) {
+			if (part[0] <= 0) { return; }
+			var pw = Math.min(Math.max(part[0] * scale, 1), w - off);
+			var sub = el(ch, "path", { "class": "part " + part[2], d: ribbon(x0, sy + off, x1, ty + off, pw), fill: part[1], "fill-opacity": 0.6 });
+			sub.appendChild(el(ch, "title", {}, title));
+			ch.svg.appendChild(sub);
+			off += pw;
+		});
 		marks++;
 	});
+	labels.forEach(function (l) { ch.svg.appendChild(l); }); // over the ribbons
 	finish(ch, marks, left + 3 * colW + nodeW + 240, top + plotH + 10);
 }
 function items(list) {

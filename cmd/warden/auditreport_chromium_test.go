@@ -161,6 +161,7 @@ func TestAuditReportPathsChromium(t *testing.T) {
 	}
 	drawn := map[string]map[edge]int{} // chart -> edge -> data-calls
 	charts := map[string]*html.Node{}
+	parts := map[string]map[string]int{} // chart -> "deny"/"dry-run" -> shares drawn
 	var ids []string
 	var walk func(n *html.Node, chart string)
 	walk = func(n *html.Node, chart string) {
@@ -183,6 +184,12 @@ func TestAuditReportPathsChromium(t *testing.T) {
 					t.Errorf("chart %s: edge %+v drawn twice", chart, e)
 				}
 				drawn[chart][e] = calls
+			}
+			if cl := strings.Fields(attr(n, "class")); n.Data == "path" && len(cl) == 2 && cl[0] == "part" && chart != "" {
+				if parts[chart] == nil {
+					parts[chart] = map[string]int{}
+				}
+				parts[chart][cl[1]]++
 			}
 			if n.Data == "td" && attr(n, "class") == "ids" {
 				for c := n.FirstChild; c != nil; c = c.NextSibling {
@@ -222,6 +229,19 @@ func TestAuditReportPathsChromium(t *testing.T) {
 		}
 		if len(drawn[chart]) != len(edges) {
 			t.Errorf("chart %s: %d ribbons drawn, want %d", chart, len(drawn[chart]), len(edges))
+		}
+		// Each edge that carried denials (dry-run denials) shows their share.
+		var deny, dry int
+		for _, e := range edges {
+			if e.Denied > 0 {
+				deny++
+			}
+			if e.DryRunDeny > 0 {
+				dry++
+			}
+		}
+		if parts[chart]["deny"] != deny || parts[chart]["dry-run"] != dry {
+			t.Errorf("chart %s: denied shares %v, want %d deny and %d dry-run", chart, parts[chart], deny, dry)
 		}
 	}
 	var keys, exposed []audit.PathKey
