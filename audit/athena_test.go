@@ -314,3 +314,37 @@ func TestAthenaViewsUseTableColumns(t *testing.T) {
 		}
 	}
 }
+
+// TestAthenaLayout: the table's partition projection names the keys the
+// S3 sink writes (ObjectKey): the storage template with the projected
+// dt and hour is the directory of a key, and the date format and hour
+// digits are the key's.
+func TestAthenaLayout(t *testing.T) {
+	src, err := os.ReadFile(athenaTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	props := map[string]string{}
+	for _, m := range regexp.MustCompile(`'([a-z.A-Z]+)' = '([^']*)'`).FindAllStringSubmatch(string(src), -1) {
+		props[m[1]] = m[2]
+	}
+	for k, v := range map[string]string{
+		"projection.enabled": "true", "projection.dt.type": "date", "projection.dt.format": "yyyy-MM-dd",
+		"projection.hour.type": "integer", "projection.hour.range": "0,23", "projection.hour.digits": "2",
+	} {
+		if props[k] != v {
+			t.Errorf("%s: %s = %q, want %q", athenaTable, k, props[k], v)
+		}
+	}
+	tmpl, loc := props["storage.location.template"], regexp.MustCompile(`LOCATION '([^']*)'`).FindStringSubmatch(string(src))
+	if loc == nil || !strings.HasPrefix(tmpl, loc[1]) {
+		t.Fatalf("storage.location.template %q is not under LOCATION %v", tmpl, loc)
+	}
+	prefix := strings.TrimPrefix(loc[1], "s3://BUCKET/")
+	at := time.Date(2026, 12, 1, 8, 59, 0, 0, time.UTC)
+	key := ObjectKey(prefix, "warden-a", at.Truncate(time.Hour), Entry{ID: "r1", Time: at})
+	dir := strings.NewReplacer("${dt}", "2026-12-01", "${hour}", "08").Replace(strings.TrimPrefix(tmpl, "s3://BUCKET/"))
+	if !strings.HasPrefix(key, dir) || strings.Contains(key[len(dir):], "/") {
+		t.Errorf("the sink writes %s, not in the table's partition directory %s", key, dir)
+	}
+}
