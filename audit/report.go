@@ -26,6 +26,11 @@ type ReportOptions struct {
 	// Exposure, when set, adds the exposure view of the records it
 	// matches (every path they took, with their ids).
 	Exposure *ExposureFilter
+	// Budgets are the apps' day and month budgets (from the config, by
+	// app): the report adds each one's use and what remains of it in the
+	// UTC day and month of BudgetsAsOf (zero: the last call's time).
+	Budgets     map[string]AppBudget
+	BudgetsAsOf time.Time
 }
 
 // Report summarises audit records: who called which model, what was denied
@@ -73,6 +78,10 @@ type Report struct {
 	Edges []EdgeStats
 	// Exposure is the exposure view, when ReportOptions asked for one.
 	Exposure *Exposure
+	// Budgets are the budgeted apps' use and remaining day and month
+	// budgets (with ReportOptions.Budgets), as of BudgetsAsOf.
+	Budgets     []BudgetStats
+	BudgetsAsOf time.Time
 
 	topModels int // models charted
 }
@@ -163,6 +172,7 @@ type ReportBuilder struct {
 	timeline  timeline
 	paths     paths
 	exposure  *exposureAcc
+	budgets   budgetAcc
 }
 
 type appAcc struct {
@@ -190,6 +200,7 @@ func NewReportBuilder(opts ReportOptions) *ReportBuilder {
 		reasons:   map[[2]string]int{},
 		timeline:  newTimeline(),
 		paths:     paths{},
+		budgets:   newBudgetAcc(),
 	}
 	if opts.Exposure != nil {
 		b.exposure = newExposureAcc(*opts.Exposure)
@@ -272,6 +283,7 @@ func (b *ReportBuilder) addCall(l *Record) {
 		a = &appAcc{AppStats: AppStats{App: l.App}}
 		b.apps[l.App] = a
 	}
+	b.budgets.add(l)
 	a.Calls += n
 	switch l.Decision {
 	case DecisionAllow:
@@ -331,6 +343,13 @@ func (b *ReportBuilder) addCall(l *Record) {
 func (b *ReportBuilder) Report() *Report {
 	r := b.r
 	r.topModels = b.opts.TopModels
+	if len(b.opts.Budgets) > 0 {
+		r.BudgetsAsOf = b.opts.BudgetsAsOf
+		if r.BudgetsAsOf.IsZero() {
+			r.BudgetsAsOf = r.Last
+		}
+		r.Budgets = b.budgets.stats(b.opts.Budgets, r.BudgetsAsOf)
+	}
 	r.Decisions = decisionCounts(b.decisions)
 	r.Accounts = sortedCounts(b.accounts)
 	r.Apps = nil
@@ -600,6 +619,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, a := range r.Apps {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", textSafe(a.App), a.Calls, a.Allowed, a.Denied, a.DryRunDeny,
 			a.Incomplete, a.TokensIn, a.TokensOut, fmtUSD(a.CostUSD), fmtMS(a.LatencyP50), fmtMS(a.LatencyP99))
+	}
+
+	if len(r.Budgets) > 0 {
+		section("Budgets (UTC day and month of " + r.BudgetsAsOf.UTC().Format(time.RFC3339) + ", from the records of forwarded calls)")
+		r.writeBudgets(tw)
 	}
 
 	section("Models")

@@ -24,6 +24,7 @@ import (
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/proxy/proxyproto"
 
+	"github.com/warden-egress/warden/authz/budget"
 	"github.com/warden-egress/warden/authz/models"
 	"github.com/warden-egress/warden/authz/policy"
 
@@ -60,6 +61,11 @@ type Config struct {
 
 	// Guards are named guardrails (see guard.Config) that apps apply by name.
 	Guards map[string]guard.Config `yaml:"guards"`
+
+	// Budgets says where the apps' budgets (apps[].budgets) and async job
+	// owners are kept: in each replica's memory, or in a Redis every
+	// replica shares.
+	Budgets budget.Config `yaml:"budgets"`
 
 	// Bundle takes the policy from signed bundles (see BundleConfig).
 	Bundle *BundleConfig `yaml:"bundle"`
@@ -287,6 +293,8 @@ func (c *Config) Validate() error {
 	errs = append(errs, validateGuards(c)...)
 
 	errs = append(errs, c.Audit.Validate()...)
+	errs = append(errs, c.Budgets.Validate()...)
+	errs = append(errs, validateBudgetPrices(c)...)
 	errs = append(errs, c.Bundle.validate(c)...)
 	if c.Audit.Capture != nil {
 		for _, name := range c.Audit.Capture.Apps {
@@ -296,6 +304,22 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateBudgetPrices: a cost budget prices calls with audit.prices, so
+// an app with one needs a price table (a call on a model the table does
+// not price is denied at run time).
+func validateBudgetPrices(c *Config) []error {
+	if len(c.Audit.Prices) > 0 {
+		return nil
+	}
+	var errs []error
+	for i := range c.Apps {
+		if c.Apps[i].Budgets.Cost() {
+			errs = append(errs, fmt.Errorf("%s: budgets: a cost budget prices calls with audit.prices, which is empty", policy.AppWhere(&c.Apps[i], i)))
+		}
+	}
+	return errs
 }
 
 // ValidateUpstreamURL accepts "" (the regional endpoint) and https URLs on

@@ -18,6 +18,7 @@ import (
 
 	"github.com/warden-egress/warden/proxy/mitm"
 
+	"github.com/warden-egress/warden/authz/budget"
 	"github.com/warden-egress/warden/authz/identity"
 	"github.com/warden-egress/warden/authz/models"
 	"github.com/warden-egress/warden/authz/policy"
@@ -91,8 +92,10 @@ type Server struct {
 	upstreamCfg  config.UpstreamConfig // cfg.Upstream with its timeout defaults
 	budget       *bodyBudget
 	limitMetrics *limitMetrics
-	async        *policy.AsyncJobs // invocation ARN → app that started it (per instance)
-	ca           *mitm.CA          // forward-proxy and transparent interception
+	async        policy.JobStore  // invocation ARN → app that started it (in memory, or the shared budget store)
+	budgets      *budget.Enforcer // apps[].budgets, on the budgets: store
+	settling     sync.WaitGroup   // budget settlements still running
+	ca           *mitm.CA         // forward-proxy and transparent interception
 	tunnels      []config.TunnelRule
 
 	readiness atomic.Pointer[Readiness]
@@ -113,7 +116,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Audit == nil {
 		return nil, errors.New("proxy: Options.Audit is required (an audit.Pipeline in production)")
 	}
-	s := &Server{cfg: cfg, audit: o.Audit, log: o.Logger, creds: o.Credentials, maxBody: cfg.Limits.MaxBodyBytes, registry: o.Registry, async: policy.NewAsyncJobs(0)}
+	s := &Server{cfg: cfg, audit: o.Audit, log: o.Logger, creds: o.Credentials, maxBody: cfg.Limits.MaxBodyBytes, registry: o.Registry}
 	s.prices = cfg.Audit.PriceTable()
 	if c := cfg.Audit.Capture; c != nil && o.Capture != nil {
 		s.capture, s.captureMax, s.captureApps = o.Capture, int(c.MaxBytes), map[string]bool{}
@@ -141,6 +144,13 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if m.reloadMetrics, err = newReloadMetrics(s.registry, s); err != nil {
 		return nil, err
+	}
+	if s.budgets, err = budget.New(cfg.Budgets, budget.Options{Registry: s.registry, Logger: s.log, Apps: s.currentBudgets}); err != nil {
+		return nil, fmt.Errorf("proxy: budgets: %w", err)
+	}
+	s.async = policy.NewAsyncJobs(0)
+	if jobs := s.budgets.Jobs(cfg.Budgets.WithDefaults().AsyncJobTTL); jobs != nil {
+		s.async = jobs
 	}
 	// Loading the default AWS configuration reads the environment and shared
 	// files only; credentials are fetched lazily on first use.
@@ -380,6 +390,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.transport.CloseIdleConnections()
+	s.settling.Wait()
+	if err := s.budgets.Close(); err != nil && first == nil {
+		first = err
+	}
 	if err := s.audit.Close(); err != nil && first == nil {
 		first = err
 	}

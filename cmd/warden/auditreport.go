@@ -11,10 +11,11 @@ import (
 	"time"
 
 	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/config"
 )
 
 const auditReportUsage = `usage:
-  warden audit report [--html FILE] [--top N] [--s3-endpoint URL] [--s3-region R] [--s3-path-style]
+  warden audit report [--html FILE] [--top N] [--config FILE] [--s3-endpoint URL] [--s3-region R] [--s3-path-style]
                       [--exposure] [--account A] [--vpc V] [--subnet S] [--app APP] [--model M]
                       [--finding-type T] [--from TIME] [--to TIME] SRC...
       summarise audit records: calls per account, app, model and decision, denial reasons, guardrail
@@ -26,6 +27,8 @@ const auditReportUsage = `usage:
       --to exclusive)
       SRC: a file (plain or .gz), a directory (every *.jsonl, *.json, *.log, *.gz under it) or
       s3://bucket/prefix (credentials from the default AWS chain)
+      --config: the apps' day and month budgets (apps[].budgets) in it are reported with each app's use and
+      what remains in the UTC day and month of the last call
 `
 
 func cmdAuditReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -34,6 +37,7 @@ func cmdAuditReport(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.Usage = func() { fmt.Fprint(stderr, auditReportUsage); fs.PrintDefaults() }
 	htmlPath := fs.String("html", "", "also write the report as one HTML page to FILE (mode 0600)")
 	top := fs.Int("top", 10, "denial reasons and models to list in the charts")
+	cfgPath := fs.String("config", "", "a Warden config whose apps' day and month budgets to report use and remaining budget against")
 	s3 := addS3SourceFlags(fs)
 	exposure := fs.Bool("exposure", false, "add the exposure view (implied by any filter below)")
 	var f audit.ExposureFilter
@@ -71,6 +75,19 @@ func cmdAuditReport(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	if *exposure || f != (audit.ExposureFilter{}) {
 		opts.Exposure = &f
+	}
+	if *cfgPath != "" {
+		cfg, err := config.LoadConfig(*cfgPath)
+		if err != nil {
+			return fmt.Errorf("--config: %w", err)
+		}
+		opts.Budgets = map[string]audit.AppBudget{}
+		for _, a := range cfg.Apps {
+			b := a.Budgets
+			if b.TokensPerDay > 0 || b.CostPerDayUSD > 0 || b.CostPerMonthUSD > 0 {
+				opts.Budgets[a.Name] = audit.AppBudget{TokensPerDay: b.TokensPerDay, CostPerDayUSD: b.CostPerDayUSD, CostPerMonthUSD: b.CostPerMonthUSD}
+			}
+		}
 	}
 	r, err := audit.BuildReport(ctx, fs.Args(), s3.options(), opts)
 	if err != nil {

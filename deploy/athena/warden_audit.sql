@@ -61,6 +61,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS warden_audit (
   `cache_read_tokens` bigint,
   `cache_write_tokens` bigint,
   `cost_usd` double,
+  `budget_fallback` boolean,
   `bytes_in` bigint,
   `bytes_out` bigint,
   `latency_ms` double,
