@@ -337,7 +337,7 @@ func TestAthenaLayout(t *testing.T) {
 		}
 	}
 	tmpl, loc := props["storage.location.template"], regexp.MustCompile(`LOCATION '([^']*)'`).FindStringSubmatch(string(src))
-	if loc == nil || !strings.HasPrefix(tmpl, loc[1]) {
+	if len(loc) < 2 || !strings.HasPrefix(tmpl, loc[1]) {
 		t.Fatalf("storage.location.template %q is not under LOCATION %v", tmpl, loc)
 	}
 	prefix := strings.TrimPrefix(loc[1], "s3://BUCKET/")

@@ -162,7 +162,7 @@ func identityRoles(c identity.EC2Config, principals []string) identityRolesOutpu
 				// account out.
 				Condition: map[string]map[string]any{
 					"StringEquals": {"sts:ExternalId": a.ExternalID},
-					"ArnLike":      {"aws:PrincipalArn": slices.Clone([]string(principals))},
+					"ArnLike":      {"aws:PrincipalArn": slices.Clone(principals)},
 				},
 			}}},
 			RolePolicy: &iamPolicy{Version: "2012-10-17", Statement: []iamStatement{
