@@ -352,12 +352,13 @@ func expectedMarks(r *Report) map[string]int {
 		"tokens":   2 * len(d.Tokens),
 		"cost":     len(d.Cost),
 		"findings": len(d.Findings),
+		"paths":    len(d.Paths.Edges),
 	}
 }
 
 func TestExpectedMarksMixed(t *testing.T) {
 	got := expectedMarks(buildFixture(t, mixedFixture))
-	want := map[string]int{"timeline": 7, "denials": 4, "models": 4, "tokens": 8, "cost": 4, "findings": 3}
+	want := map[string]int{"timeline": 7, "denials": 4, "models": 4, "tokens": 8, "cost": 4, "findings": 3, "paths": 12}
 	if mustJSON(t, got) != mustJSON(t, want) {
 		t.Errorf("expected marks %v, want %v", got, want)
 	}
@@ -380,11 +381,15 @@ func FuzzReportLine(f *testing.F) {
 		`{"time":"0001-01-01T00:00:00Z","request_id":"a"}`, `{"time":"9999-12-31T23:59:59Z","request_id":"b"}`,
 		`{"app":"\u2028\u001b","reason":"\xff"}`, `{"request_id":"c","decision":"deny","count":5}`, `{"count":-1}`,
 		`{"count":1099511627777}`, `{"count":1e3}`,
+		`{"request_id":"d","src_account":"1","src_vpc":"v","src_subnet":"s","src_vpce":"e","findings":[{"guard":"g","type":"t","count":2}]}`,
+		`{"request_id":"e","src_vpce":" <b>","app":"<img>","findings":[{"type":"EMAIL","count":-1}]}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
-		b := NewReportBuilder(ReportOptions{})
+		// An exposure view matching every record, so the fuzzed one meets
+		// the path and exposure aggregates too.
+		b := NewReportBuilder(ReportOptions{Exposure: &ExposureFilter{}})
 		// Alongside a real record, so the fuzzed one meets every aggregate.
 		if err := b.Add("seed", []byte(`{"time":"2026-11-30T09:00:00Z","request_id":"seed","app":"a","decision":"deny","reason":"r","findings":[{"guard":"g","type":"t","count":1,"action":"block"}]}`)); err != nil {
 			t.Fatal(err)
@@ -398,6 +403,9 @@ func FuzzReportLine(f *testing.F) {
 		}
 		if r.Calls < r.Records {
 			t.Fatalf("fewer calls than records: %+v", r)
+		}
+		if x := r.Exposure; x == nil || x.Calls != r.Calls || x.Records != r.Records {
+			t.Fatalf("an empty exposure filter matched %+v, the report has %d calls in %d records", x, r.Calls, r.Records)
 		}
 		var out bytes.Buffer
 		if err := r.WriteText(&out); err != nil {

@@ -152,6 +152,54 @@ func TestAuditReportErrors(t *testing.T) {
 	}
 }
 
+// The exposure flags select the audit package's exposure goldens: the
+// command's text report ends with the same view.
+func TestAuditReportExposureFlags(t *testing.T) {
+	const fixture = "../../audit/testdata/report/paths.jsonl"
+	for _, tc := range []struct {
+		golden string
+		args   []string
+	}{
+		{"paths.exposure-app-range.golden", []string{"--app", "search-dev", "--from", "2026-12-01", "--to", "2026-12-02T00:00:00Z"}},
+		{"paths.exposure-subnet.golden", []string{"--subnet", "subnet-0b1"}},
+		{"paths.exposure-guard-type-account.golden", []string{"--finding-type", "pii-block/US_SOCIAL_SECURITY_NUMBER", "--account", "111111111111"}},
+	} {
+		out, errs, code := runAuditReport(t, append(tc.args, fixture)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.args, code, errs)
+		}
+		want, err := os.ReadFile("../../audit/testdata/report/" + tc.golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(out, string(want)) {
+			t.Errorf("%v: the report does not end with %s:\n%s", tc.args, tc.golden, out)
+		}
+	}
+	// --exposure alone: every record.
+	out, errs, code := runAuditReport(t, "--exposure", fixture)
+	if code != 0 || !strings.Contains(out, "\nExposure: all records\nmatching calls    10\nmatching records  8\n") {
+		t.Errorf("--exposure: exit %d %s\n%s", code, errs, out)
+	}
+	// No filter: no exposure view.
+	if out, _, _ := runAuditReport(t, fixture); strings.Contains(out, "Exposure") {
+		t.Errorf("an exposure view without --exposure or a filter:\n%s", out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--from", "yesterday"}, `--from "yesterday": want RFC 3339`},
+		{[]string{"--to", "2026-13-01"}, `--to "2026-13-01"`},
+		{[]string{"--from", "2026-12-02", "--to", "2026-12-01"}, "is not before --to"},
+	} {
+		_, errs, code := runAuditReport(t, append(tc.args, fixture)...)
+		if code == 0 || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, code, errs, tc.want)
+		}
+	}
+}
+
 // --config reports each budgeted app's use of its day and month budgets
 // and what remains.
 func TestAuditReportBudgets(t *testing.T) {
