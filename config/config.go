@@ -92,10 +92,14 @@ type TLSConfig struct {
 
 // UpstreamConfig says where Warden forwards and how it signs.
 type UpstreamConfig struct {
-	Region   string `yaml:"region"`
-	URL      string `yaml:"url"`
-	Insecure bool   `yaml:"insecure"`
-	Signing  string `yaml:"signing"` // resign | passthrough
+	Region string `yaml:"region"`
+	URL    string `yaml:"url"`
+	// AgentRuntimeURL is where agent-runtime calls (InvokeAgent, Retrieve,
+	// RetrieveAndGenerate, InvokeFlow, …) go; "" is the region's
+	// bedrock-agent-runtime endpoint. It is signed as upstream.url is.
+	AgentRuntimeURL string `yaml:"agent_runtime_url,omitempty"`
+	Insecure        bool   `yaml:"insecure"`
+	Signing         string `yaml:"signing"` // resign | passthrough
 	// ResponseHeaderTimeout bounds the wait for the upstream's answer to
 	// begin: long, because a non-streamed inference may legitimately run
 	// for many minutes.
@@ -272,6 +276,9 @@ func (c *Config) Validate() error {
 	}
 	if err := ValidateUpstreamURL(c.Upstream.URL, c.Upstream.Insecure); err != nil {
 		add("upstream.url: %v", err)
+	}
+	if err := ValidateUpstreamURL(c.Upstream.AgentRuntimeURL, c.Upstream.Insecure); err != nil {
+		add("upstream.agent_runtime_url: %v", err)
 	}
 	if c.Limits.MaxBodyBytes < 0 {
 		add("limits.max_body_bytes: must be positive")
