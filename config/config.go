@@ -277,7 +277,7 @@ func (c *Config) Validate() error {
 	if err := ValidateUpstreamURL(c.Upstream.URL, c.Upstream.Insecure); err != nil {
 		add("upstream.url: %v", err)
 	}
-	if err := ValidateUpstreamURL(c.Upstream.AgentRuntimeURL, c.Upstream.Insecure); err != nil {
+	if err := ValidateAgentRuntimeURL(c.Upstream.AgentRuntimeURL, c.Upstream.Insecure); err != nil {
 		add("upstream.agent_runtime_url: %v", err)
 	}
 	if c.Limits.MaxBodyBytes < 0 {
@@ -309,6 +309,16 @@ func (c *Config) Validate() error {
 // AWS's Bedrock runtime host names. Anything else receives Warden's signed
 // requests and session token, so it needs an explicit insecure flag.
 func ValidateUpstreamURL(raw string, insecure bool) error {
+	return validateUpstreamURL(raw, insecure, bedrock.IsRuntimeHost, "runtime host (bedrock-runtime.*.amazonaws.com[.cn], *.vpce.amazonaws.com, *.api.aws)")
+}
+
+// ValidateAgentRuntimeURL is ValidateUpstreamURL for
+// upstream.agent_runtime_url: the host must be a Bedrock agent runtime host.
+func ValidateAgentRuntimeURL(raw string, insecure bool) error {
+	return validateUpstreamURL(raw, insecure, bedrock.IsAgentRuntimeHost, "agent runtime host (bedrock-agent-runtime.*.amazonaws.com[.cn], *.vpce.amazonaws.com, *.api.aws)")
+}
+
+func validateUpstreamURL(raw string, insecure bool, hostOK func(string) bool, what string) error {
 	if raw == "" {
 		return nil
 	}
@@ -328,8 +338,8 @@ func ValidateUpstreamURL(raw string, insecure bool) error {
 	if u.Scheme != "https" {
 		return fmt.Errorf("%q is plain http: Warden's signed requests and session token would cross the network in clear; use https or set upstream.insecure: true (tests only)", raw)
 	}
-	if !bedrock.IsRuntimeHost(u.Hostname()) {
-		return fmt.Errorf("%q is not a Bedrock runtime host (bedrock-runtime.*.amazonaws.com[.cn], *.vpce.amazonaws.com, *.api.aws); set upstream.insecure: true only for tests", raw)
+	if !hostOK(u.Hostname()) {
+		return fmt.Errorf("%q is not a Bedrock %s; set upstream.insecure: true only for tests", raw, what)
 	}
 	return nil
 }

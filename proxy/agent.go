@@ -164,7 +164,7 @@ func agentUpstreamURL(u config.UpstreamConfig, region string) (*url.URL, error) 
 		}
 		raw = "https://bedrock-agent-runtime." + region + "." + suffix
 	}
-	if err := config.ValidateUpstreamURL(raw, u.Insecure); err != nil {
+	if err := config.ValidateAgentRuntimeURL(raw, u.Insecure); err != nil {
 		return nil, err
 	}
 	parsed, err := url.Parse(raw)

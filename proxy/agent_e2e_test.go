@@ -13,6 +13,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/config"
+	"github.com/warden-egress/warden/proxy"
 )
 
 // agentPolicy serves both runtimes on one endpoint listener, the agent
@@ -156,4 +158,36 @@ func TestAgentRuntimeEndToEnd(t *testing.T) {
 			Inputs: []bt.FlowInput{}})
 		return err
 	}, "apps[0].allow.operations", "InvokeFlow")
+}
+
+// upstream.agent_runtime_url accepts only agent-runtime hosts (a runtime
+// host, or anything else, would receive Warden's signed agent calls).
+func TestAgentRuntimeURLValidation(t *testing.T) {
+	for _, tc := range []struct {
+		url      string
+		insecure bool
+		ok       bool
+	}{
+		{"", false, true},
+		{"https://bedrock-agent-runtime.us-east-1.amazonaws.com", false, true},
+		{"https://vpce-0abc123-xyz.bedrock-agent-runtime.us-east-1.vpce.amazonaws.com", false, true},
+		{"https://bedrock-runtime.us-east-1.amazonaws.com", false, false},
+		{"https://bedrock-agent-runtime.us-east-1.amazonaws.com.evil.com", false, false},
+		{"http://bedrock-agent-runtime.us-east-1.amazonaws.com", false, false},
+		{"http://127.0.0.1:9999", true, true},
+	} {
+		policy := strings.Replace(basePolicy, "${CONTROL_PLANE}", "http://127.0.0.1:1", 1)
+		policy = strings.Replace(policy, `url: "${UPSTREAM}", insecure: true`,
+			`url: "https://bedrock-runtime.us-east-1.amazonaws.com", agent_runtime_url: "`+tc.url+`", insecure: `+map[bool]string{true: "true", false: "false"}[tc.insecure], 1)
+		cfg, err := config.ParseConfig([]byte(policy))
+		if err == nil {
+			_, err = proxy.New(context.Background(), proxy.Options{Config: cfg, Credentials: credentials.NewStaticCredentialsProvider("a", "b", ""), Audit: newRecorder()})
+		}
+		if (err == nil) != tc.ok {
+			t.Errorf("agent_runtime_url %q insecure %v: err %v, want ok=%v", tc.url, tc.insecure, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "agent_runtime_url") && !strings.Contains(err.Error(), "agent runtime") {
+			t.Errorf("error does not name the key: %v", err)
+		}
+	}
 }
