@@ -191,3 +191,24 @@ func TestAgentRuntimeURLValidation(t *testing.T) {
 		}
 	}
 }
+
+// An app with guards gets its agent-runtime calls refused, not forwarded
+// unread: Warden's guards do not read agent bodies or answers yet.
+func TestAgentRuntimeRefusedWhenGuarded(t *testing.T) {
+	e := startEnv(t, withPolicy(agentPolicy+`    guards: [pii-block]
+guards:
+  pii-block: {pii: {types: [US_SOCIAL_SECURITY_NUMBER], action: block}}
+`))
+	_, err := e.agentClient().InvokeAgent(context.Background(), &bar.InvokeAgentInput{AgentId: aws.String("AGENT00001"), AgentAliasId: aws.String("ALIAS00001"),
+		SessionId: aws.String("sess-1"), InputText: aws.String("my ssn is 123-45-6789")})
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDeniedException" || !strings.Contains(ae.ErrorMessage(), "does not apply to agent-runtime calls yet") {
+		t.Fatalf("got %v; want AccessDeniedException saying guards do not apply yet", err)
+	}
+	if r := e.audit.wait(t, 1)[0]; r.Decision != "deny" || r.Rule != "agent-runtime.guards" {
+		t.Fatalf("record decision %q rule %q", r.Decision, r.Rule)
+	}
+	if n := len(e.emu.Calls()); n != 0 {
+		t.Fatalf("%d calls reached the upstream", n)
+	}
+}
