@@ -33,7 +33,7 @@ apps:
     match: {tags: {app: rag, env: prod}}
     allow:
       models: ["anthropic.claude-3-5-haiku-*"]
-      operations: [Converse, InvokeAgent, Retrieve, RetrieveAndGenerate]
+      operations: [Converse, InvokeAgent, InvokeInlineAgent, Retrieve, RetrieveAndGenerate, RetrieveAndGenerateStream]
       agents: ["AGENT00001/ALIAS00001"]
       knowledge_bases: ["KB00000001"]
       s3_input_prefixes: ["s3://rag-docs/team-a/"]
@@ -153,6 +153,42 @@ func TestAgentRuntimeEndToEnd(t *testing.T) {
 		_, err := c.Retrieve(ctx, &bar.RetrieveInput{KnowledgeBaseId: aws.String("KB00000002"), RetrievalQuery: &bt.KnowledgeBaseQuery{Text: aws.String("q")}})
 		return err
 	}, "apps[0].allow.knowledge_bases", "KB00000002")
+	// RetrieveAndGenerateStream and InvokeInlineAgent, streamed through.
+	rs, err := c.RetrieveAndGenerateStream(ctx, &bar.RetrieveAndGenerateStreamInput{Input: rag(haiku, nil).Input,
+		RetrieveAndGenerateConfiguration: rag(haiku, nil).RetrieveAndGenerateConfiguration})
+	if err != nil {
+		t.Fatalf("RetrieveAndGenerateStream: %v", err)
+	}
+	var streamed strings.Builder
+	for ev := range rs.GetStream().Events() {
+		if o, ok := ev.(*bt.RetrieveAndGenerateStreamResponseOutputMemberOutput); ok {
+			streamed.WriteString(aws.ToString(o.Value.Text))
+		}
+	}
+	if err := rs.GetStream().Err(); err != nil || streamed.Len() == 0 {
+		t.Fatalf("RetrieveAndGenerateStream: %q, %v", streamed.String(), err)
+	}
+	ia, err := c.InvokeInlineAgent(ctx, &bar.InvokeInlineAgentInput{SessionId: aws.String("sess-2"), FoundationModel: aws.String(haiku),
+		Instruction: aws.String("answer questions about Warden briefly and in plain words"), InputText: aws.String("hello")})
+	if err != nil {
+		t.Fatalf("InvokeInlineAgent: %v", err)
+	}
+	inline := 0
+	for ev := range ia.GetStream().Events() {
+		if _, ok := ev.(*bt.InlineAgentResponseStreamMemberChunk); ok {
+			inline++
+		}
+	}
+	if err := ia.GetStream().Err(); err != nil || inline == 0 {
+		t.Fatalf("InvokeInlineAgent: %d chunks, %v", inline, err)
+	}
+	denied("InvokeInlineAgent collaborator model", func() error {
+		_, err := c.InvokeInlineAgent(ctx, &bar.InvokeInlineAgentInput{SessionId: aws.String("sess-2"), FoundationModel: aws.String(haiku),
+			Instruction: aws.String("answer questions about Warden briefly and in plain words"), InputText: aws.String("hello"),
+			AgentCollaboration: bt.AgentCollaborationSupervisor,
+			Collaborators: []bt.Collaborator{{FoundationModel: aws.String("meta.llama3-70b-instruct-v1:0"), Instruction: aws.String("a sub-agent that helps with questions about Warden policy"), AgentName: aws.String("helper")}}})
+		return err
+	}, "apps[0].allow.models", "collaborators[0].foundationModel")
 	denied("InvokeFlow not listed", func() error {
 		_, err := c.InvokeFlow(ctx, &bar.InvokeFlowInput{FlowIdentifier: aws.String("FLOW000001"), FlowAliasIdentifier: aws.String("ALIAS00001"),
 			Inputs: []bt.FlowInput{}})
