@@ -203,3 +203,40 @@ func TestAgentPolicyValidation(t *testing.T) {
 		})
 	}
 }
+
+// A top-level deny rule on a model holds for the models an agent-runtime
+// body names, as it does for a runtime call's model.
+func TestDenyRulesSeeAgentModels(t *testing.T) {
+	cfg, err := parsePolicy([]byte(`
+version: 1
+upstream: {region: us-east-1}
+deny:
+  - {name: no-opus, models: ["anthropic.claude-3-opus*"]}
+  - {name: no-eu, regions: ["eu-*"], operations: [RetrieveAndGenerate]}
+apps:
+  - name: a
+    match: {tags: {k8s.namespace: a}}
+    allow: {models: ["*"], profile_scopes: [us, eu], operations: [RetrieveAndGenerate], knowledge_bases: ["*"]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(cfg.Policy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"input":{"text":"q"},"retrieveAndGenerateConfiguration":{"type":"KNOWLEDGE_BASE","knowledgeBaseConfiguration":{"knowledgeBaseId":"KB00000001","modelArn":"%s",` +
+		`"orchestrationConfiguration":{"queryTransformationConfiguration":{"type":"QUERY_DECOMPOSITION"}}}}}`
+	for _, tc := range []struct{ model, rule string }{
+		{"anthropic.claude-3-5-haiku-20241022-v1:0", ""},
+		{"anthropic.claude-3-opus-20240229-v1:0", "deny[0]"},
+		{"us.anthropic.claude-3-opus-20240229-v1:0", "deny[0]"},
+		{"arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0", "deny[1]"},
+		{"eu.anthropic.claude-3-5-haiku-20241022-v1:0", "deny[1]"},
+	} {
+		d := p.Decide(tags("k8s.namespace=a!"), agentCall(t, "POST", "/retrieveAndGenerate", sprintf(body, tc.model)))
+		if tc.rule == "" && !d.Allow || tc.rule != "" && (d.Allow || d.Rule != tc.rule) {
+			t.Errorf("%s: allow %v rule %s (%s); want rule %q", tc.model, d.Allow, d.Rule, d.Reason, tc.rule)
+		}
+	}
+}
