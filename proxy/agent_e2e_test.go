@@ -186,7 +186,7 @@ func TestAgentRuntimeEndToEnd(t *testing.T) {
 		_, err := c.InvokeInlineAgent(ctx, &bar.InvokeInlineAgentInput{SessionId: aws.String("sess-2"), FoundationModel: aws.String(haiku),
 			Instruction: aws.String("answer questions about Warden briefly and in plain words"), InputText: aws.String("hello"),
 			AgentCollaboration: bt.AgentCollaborationSupervisor,
-			Collaborators: []bt.Collaborator{{FoundationModel: aws.String("meta.llama3-70b-instruct-v1:0"), Instruction: aws.String("a sub-agent that helps with questions about Warden policy"), AgentName: aws.String("helper")}}})
+			Collaborators:      []bt.Collaborator{{FoundationModel: aws.String("meta.llama3-70b-instruct-v1:0"), Instruction: aws.String("a sub-agent that helps with questions about Warden policy"), AgentName: aws.String("helper")}}})
 		return err
 	}, "apps[0].allow.models", "collaborators[0].foundationModel")
 	denied("InvokeFlow not listed", func() error {
