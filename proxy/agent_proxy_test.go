@@ -16,12 +16,27 @@ import (
 // Forward-proxy mode intercepts the agent-runtime host: the real client,
 // left at its regional endpoint with HTTPS_PROXY at Warden, is re-signed
 // and sent to upstream.agent_runtime_url, and its record names the host.
+//
+// Under passthrough the app's own signature (which covers the Host) must
+// reach the upstream intact: the emulator then accepts only the app's key.
 func TestForwardProxyAgentRuntime(t *testing.T) {
-	e := &env{emu: newEmulator(t), cp: newControlPlane(t), audit: newRecorder()}
-	policy := strings.NewReplacer("${UPSTREAM}", e.emu.URL, "${CONTROL_PLANE}", e.cp.URL).Replace(`
+	for _, signing := range []string{"resign", "passthrough"} {
+		t.Run(signing, func(t *testing.T) { forwardProxyAgentRuntime(t, signing) })
+	}
+}
+
+func forwardProxyAgentRuntime(t *testing.T, signing string) {
+	key, secret := wardenKey, wardenSecret
+	if signing == "passthrough" {
+		key, secret = appKey, appSecret
+	}
+	emu := bedrocktest.NewServer(bedrocktest.Config{Region: "us-east-1", Credentials: map[string]string{key: secret}})
+	t.Cleanup(emu.Close)
+	e := &env{emu: emu, cp: newControlPlane(t), audit: newRecorder()}
+	policy := strings.NewReplacer("${UPSTREAM}", e.emu.URL, "${CONTROL_PLANE}", e.cp.URL, "${SIGNING}", signing).Replace(`
 version: 1
 listen: {proxy: 127.0.0.1:0}
-upstream: {region: us-east-1, url: "${UPSTREAM}", agent_runtime_url: "${UPSTREAM}", insecure: true, signing: resign}
+upstream: {region: us-east-1, url: "${UPSTREAM}", agent_runtime_url: "${UPSTREAM}", insecure: true, signing: ${SIGNING}}
 models: {control_plane_url: "${CONTROL_PLANE}", insecure: true}
 identity:
   sources: [static]
@@ -64,7 +79,7 @@ apps:
 		})
 	}
 	for _, c := range e.emu.Calls() {
-		if c.Op != bedrocktest.OpRetrieve || !c.SignatureOK || c.AccessKeyID != wardenKey || c.IDs["knowledgeBaseId"] != "KB00000001" {
+		if c.Op != bedrocktest.OpRetrieve || !c.SignatureOK || c.AccessKeyID != key || c.IDs["knowledgeBaseId"] != "KB00000001" {
 			t.Errorf("upstream saw %s %v signed by %s (ok %v)", c.Op, c.IDs, c.AccessKeyID, c.SignatureOK)
 		}
 	}
