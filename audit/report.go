@@ -23,6 +23,11 @@ import (
 type ReportOptions struct {
 	TopReasons int
 	TopModels  int
+	// Budgets are the apps' day and month budgets (from the config, by
+	// app): the report adds each one's use and what remains of it in the
+	// UTC day and month of BudgetsAsOf (zero: the last call's time).
+	Budgets     map[string]AppBudget
+	BudgetsAsOf time.Time
 }
 
 // Report summarises audit records: who called which model, what was denied
@@ -63,6 +68,11 @@ type Report struct {
 	// buckets in time order.
 	Bucket   string
 	Timeline []TimeBucket
+
+	// Budgets are the budgeted apps' use and remaining day and month
+	// budgets (with ReportOptions.Budgets), as of BudgetsAsOf.
+	Budgets     []BudgetStats
+	BudgetsAsOf time.Time
 
 	topModels int // models charted
 }
@@ -151,6 +161,7 @@ type ReportBuilder struct {
 	findings  map[[2]string]*FindingStats
 	reasons   map[[2]string]int
 	timeline  timeline
+	budgets   budgetAcc
 }
 
 type appAcc struct {
@@ -177,6 +188,7 @@ func NewReportBuilder(opts ReportOptions) *ReportBuilder {
 		findings:  map[[2]string]*FindingStats{},
 		reasons:   map[[2]string]int{},
 		timeline:  newTimeline(),
+		budgets:   newBudgetAcc(),
 	}
 }
 
@@ -251,6 +263,7 @@ func (b *ReportBuilder) addCall(l *Record) {
 		a = &appAcc{AppStats: AppStats{App: l.App}}
 		b.apps[l.App] = a
 	}
+	b.budgets.add(l)
 	a.Calls += n
 	switch l.Decision {
 	case DecisionAllow:
@@ -310,6 +323,13 @@ func (b *ReportBuilder) addCall(l *Record) {
 func (b *ReportBuilder) Report() *Report {
 	r := b.r
 	r.topModels = b.opts.TopModels
+	if len(b.opts.Budgets) > 0 {
+		r.BudgetsAsOf = b.opts.BudgetsAsOf
+		if r.BudgetsAsOf.IsZero() {
+			r.BudgetsAsOf = r.Last
+		}
+		r.Budgets = b.budgets.stats(b.opts.Budgets, r.BudgetsAsOf)
+	}
 	r.Decisions = decisionCounts(b.decisions)
 	r.Accounts = sortedCounts(b.accounts)
 	r.Apps = nil
@@ -575,6 +595,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, a := range r.Apps {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", textSafe(a.App), a.Calls, a.Allowed, a.Denied, a.DryRunDeny,
 			a.Incomplete, a.TokensIn, a.TokensOut, fmtUSD(a.CostUSD), fmtMS(a.LatencyP50), fmtMS(a.LatencyP99))
+	}
+
+	if len(r.Budgets) > 0 {
+		section("Budgets (UTC day and month of " + r.BudgetsAsOf.UTC().Format(time.RFC3339) + ", from the records of forwarded calls)")
+		r.writeBudgets(tw)
 	}
 
 	section("Models")

@@ -17,12 +17,6 @@ import (
 	"github.com/warden-egress/warden/bedrock"
 )
 
-// bodyCapture keeps the body of every request it refuses.
-type bodyCapture struct {
-	agentCapture
-	bodies [][]byte
-}
-
 func facts(f []bedrock.AgentFact) string {
 	var out []string
 	for _, x := range f {

@@ -118,8 +118,8 @@ func (s *Server) resolveAgentModels(ctx context.Context, snap *snapshot, id iden
 }
 
 // checkAgentContent refuses an agent-runtime call of an app whose calls
-// must be inspected or capped: Warden's guards, caps and attached
-// guardrail do not read agent-runtime bodies or answers yet, and a call
+// must be inspected, capped or metered: Warden's guards, caps, attached
+// guardrail and token budgets do not read agent-runtime bodies or answers yet, and a call
 // they cannot read is not let through unread. A dry-run app's call is
 // recorded as the denial it would have been and forwarded.
 func (s *Server) checkAgentContent(c *call, d policy.Decision) (dryRunDeny bool, _ *stop) {
@@ -137,6 +137,11 @@ func (s *Server) checkAgentContent(c *call, d policy.Decision) (dryRunDeny bool,
 		if a.BedrockGuardrail != nil {
 			what = append(what, "bedrock_guardrail")
 		}
+	}
+	if lim := c.snap.budgets[d.App]; lim != nil && lim.Tokens() {
+		// Agents generate tokens Warden does not measure yet: a token or
+		// cost budget would not see them.
+		what = append(what, "token or cost budgets")
 	}
 	if len(what) == 0 {
 		return false, nil

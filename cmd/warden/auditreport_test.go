@@ -151,3 +151,36 @@ func TestAuditReportErrors(t *testing.T) {
 		t.Errorf("-h: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }
+
+// --config reports each budgeted app's use of its day and month budgets
+// and what remains.
+func TestAuditReportBudgets(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "warden.yaml")
+	if err := os.WriteFile(cfg, []byte(`version: 1
+listen: {endpoint: 127.0.0.1:8480}
+upstream: {region: us-east-1}
+identity: {sources: [static], static: {app: p}}
+audit: {prices: {"anthropic.*": {input_per_mtok: 1, output_per_mtok: 5}}}
+apps:
+  - name: payments-prod
+    allow_weak_identity: true
+    match: {tags: {app: p}}
+    allow: {models: ["*"], operations: [Converse]}
+    limits: {max_output_tokens: 100}
+    budgets: {tokens_per_day: 100000, cost_per_month_usd: 50}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := runAuditReport(t, "--config", cfg, reportFixture)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"Budgets (UTC day and month of 2026-11-30T13:30:00Z", "payments-prod  tokens_per_day", "payments-prod  cost_per_month_usd", "2026-12-01T00:00:00Z"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if _, errs, code := runAuditReport(t, "--config", filepath.Join(t.TempDir(), "none.yaml"), reportFixture); code == 0 || !strings.Contains(errs, "--config") {
+		t.Errorf("a missing config: exit %d, %s", code, errs)
+	}
+}

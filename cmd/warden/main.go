@@ -249,6 +249,17 @@ func versionString() string {
 	return formatVersion(version, info)
 }
 
+// versionLabel is the version and revision alone, for warden_build_info
+// (which carries the Go version in a label of its own).
+func versionLabel() string {
+	info, _ := debug.ReadBuildInfo()
+	v := strings.TrimPrefix(formatVersion(version, info), "warden ")
+	if info != nil && info.GoVersion != "" {
+		v = strings.TrimSuffix(v, " "+info.GoVersion)
+	}
+	return v
+}
+
 // formatVersion is "warden VERSION [REVISION[-dirty]] GOVERSION".
 func formatVersion(ldflagsVersion string, info *debug.BuildInfo) string {
 	v := ldflagsVersion
