@@ -228,13 +228,25 @@ func TestAgentRuntimeURLValidation(t *testing.T) {
 	}
 }
 
-// An app with guards gets its agent-runtime calls refused, not forwarded
-// unread: Warden's guards do not read agent bodies or answers yet.
+// An app with guards or token budgets gets its agent-runtime calls
+// refused, not forwarded unread or unmetered: Warden's guards and budgets
+// do not read agent bodies or answers yet.
 func TestAgentRuntimeRefusedWhenGuarded(t *testing.T) {
-	e := startEnv(t, withPolicy(agentPolicy+`    guards: [pii-block]
+	for name, extra := range map[string]string{
+		"guards": `    guards: [pii-block]
 guards:
   pii-block: {pii: {types: [US_SOCIAL_SECURITY_NUMBER], action: block}}
-`))
+`,
+		"token budget": `    budgets: {tokens_per_day: 1000000}
+    limits: {max_output_tokens: 1000}
+`,
+	} {
+		t.Run(name, func(t *testing.T) { agentRefusedWith(t, extra) })
+	}
+}
+
+func agentRefusedWith(t *testing.T, extra string) {
+	e := startEnv(t, withPolicy(agentPolicy+extra))
 	_, err := e.agentClient().InvokeAgent(context.Background(), &bar.InvokeAgentInput{AgentId: aws.String("AGENT00001"), AgentAliasId: aws.String("ALIAS00001"),
 		SessionId: aws.String("sess-1"), InputText: aws.String("my ssn is 123-45-6789")})
 	var ae smithy.APIError
