@@ -33,6 +33,7 @@ type call struct {
 	asyncOutput string // StartAsyncInvoke's output s3Uri
 	metaHeader  string // X-Amzn-Bedrock-Request-Metadata to send (InvokeModel*), "" to leave alone
 	route       bedrock.Route
+	agent       *policy.AgentCall // an agent-runtime call's ids and body facts (agent.go); nil otherwise
 	model       *bedrock.ModelID
 	body        []byte
 	rec         audit.Record
@@ -196,6 +197,9 @@ func (s *Server) releaseBody(c *call, buf *bytes.Buffer) {
 func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *bytes.Buffer) *stop {
 	// EscapedPath re-validates RawPath on every call: take it once.
 	c.escapedPath = r.URL.EscapedPath()
+	if isAgentCall(c) {
+		return s.parseAgent(w, r, c, buf) // agent.go
+	}
 	route, err := bedrock.ParseRoute(r.Method, c.escapedPath, r.URL.RawQuery)
 	if err != nil {
 		return stopWith(err, "route")
@@ -299,7 +303,7 @@ func callerPath(p *audit.Path, id identity.Identity) {
 // selected callers only), async job ownership, and the app's own body
 // limit. A dry-run app's denial goes on, to be recorded and forwarded.
 func (s *Server) authorize(r *http.Request, c *call, id identity.Identity) (policy.Decision, *stop) {
-	d := s.decide(r.Context(), id, c, policy.Call{Op: c.route.Op, Model: c.model, S3OutputURI: c.asyncOutput})
+	d := s.decide(r.Context(), id, c, policy.Call{Op: c.route.Op, Model: c.model, S3OutputURI: c.asyncOutput, Agent: c.agent})
 	d = policy.CheckAsyncOwner(r.Context(), s.async, d, c.route.Op, c.route.InvocationARN)
 	c.rec.App = d.App
 	c.record(verdict{rule: d.Rule, reason: d.Reason})
@@ -317,6 +321,9 @@ func (s *Server) authorize(r *http.Request, c *call, id identity.Identity) (poli
 // the app's caps and guardrail, and the metadata stamp. dryRunDeny says a
 // dry-run app's guard or cap would have denied the call.
 func (s *Server) inspect(r *http.Request, c *call, d policy.Decision, id identity.Identity) (dryRunDeny bool, _ *stop) {
+	if c.agent != nil {
+		return s.checkAgentContent(c, d) // agent.go: nothing reads these bodies yet
+	}
 	dryRunDeny, err := s.applyInputGuards(r.Context(), c, d)
 	if err != nil {
 		return false, stopWith(err, "guards")
@@ -576,7 +583,11 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 	if err != nil {
 		return nil, err
 	}
-	u := &url.URL{Scheme: s.upstream.Scheme, Host: s.upstream.Host, Path: decoded, RawPath: escaped, RawQuery: r.URL.RawQuery}
+	base := s.upstream
+	if c.agent != nil {
+		base = s.agentUpstream
+	}
+	u := &url.URL{Scheme: base.Scheme, Host: base.Host, Path: decoded, RawPath: escaped, RawQuery: r.URL.RawQuery}
 	body := c.body
 	req := (&http.Request{
 		Method:     r.Method,
@@ -634,8 +645,11 @@ func (s *Server) newPassthroughRequest(ctx context.Context, r *http.Request, c *
 	if err != nil {
 		return nil, err
 	}
-	target := s.upstream
-	if s.cfg.Upstream.URL == "" {
+	target, configured := s.upstream, s.cfg.Upstream.URL != ""
+	if c.agent != nil {
+		target, configured = s.agentUpstream, s.cfg.Upstream.AgentRuntimeURL != ""
+	}
+	if !configured {
 		target = &url.URL{Scheme: "https", Host: c.via.host.Host}
 	}
 	u := &url.URL{Scheme: target.Scheme, Host: target.Host, Path: decoded, RawPath: c.escapedPath, RawQuery: r.URL.RawQuery}

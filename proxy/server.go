@@ -82,6 +82,8 @@ type Server struct {
 	signer    *sigv4.Signer
 	region    string
 	upstream  *url.URL
+	// agentUpstream is where agent-runtime calls go (upstream.agent_runtime_url).
+	agentUpstream *url.URL
 	// upstreamPath is every record's upstream side of its network path.
 	upstreamPath audit.Path
 	transport    *http.Transport
@@ -202,6 +204,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, errors.New("proxy: no AWS credentials provider")
 	}
 	if s.upstream, err = upstreamURL(cfg.Upstream, s.region); err != nil {
+		return nil, err
+	}
+	if s.agentUpstream, err = agentUpstreamURL(cfg.Upstream, s.region); err != nil {
 		return nil, err
 	}
 	s.upstreamPath = audit.Path{Upstream: s.upstream.Host, Region: s.region}

@@ -11,8 +11,17 @@ import (
 	"github.com/warden-egress/warden/bedrock"
 )
 
-// Operations returns the operations an app can be allowed.
+// Operations returns the operations an app can be allowed: the runtime's
+// (which allow.operations "*" stands for) then the agent runtime's (which
+// must each be named).
 func Operations() []bedrock.Operation { return policyOperations[:] }
+
+// runtimeOperations is how many of policyOperations, from the start, "*"
+// includes: the bedrock-runtime ones. Agent-runtime operations run agents,
+// read knowledge bases and S3 with Warden's credentials, so an app gets them
+// only by naming them; a policy written before they existed does not gain
+// them.
+const runtimeOperations = 10
 
 // policyOperations are the operations an app can be allowed. The
 // bidirectional stream is absent on purpose: Warden cannot inspect its
@@ -22,6 +31,14 @@ var policyOperations = [...]bedrock.Operation{
 	bedrock.OpConverse, bedrock.OpConverseStream, bedrock.OpCountTokens,
 	bedrock.OpApplyGuardrail, bedrock.OpInvokeGuardrailChecks,
 	bedrock.OpStartAsyncInvoke, bedrock.OpGetAsyncInvoke, bedrock.OpListAsyncInvokes,
+	// bedrock-agent-runtime: never included by "*".
+	bedrock.OpInvokeAgent, bedrock.OpInvokeInlineAgent, bedrock.OpRetrieve, bedrock.OpRetrieveAndGenerate,
+	bedrock.OpRetrieveAndGenerateStream, bedrock.OpInvokeFlow, bedrock.OpRerank, bedrock.OpGenerateQuery,
+	bedrock.OpOptimizePrompt, bedrock.OpCreateSession, bedrock.OpGetSession, bedrock.OpUpdateSession,
+	bedrock.OpEndSession, bedrock.OpDeleteSession, bedrock.OpListSessions, bedrock.OpCreateInvocation,
+	bedrock.OpListInvocations, bedrock.OpPutInvocationStep, bedrock.OpGetInvocationStep,
+	bedrock.OpListInvocationSteps, bedrock.OpGetAgentMemory, bedrock.OpDeleteAgentMemory,
+	bedrock.OpTagResource, bedrock.OpUntagResource, bedrock.OpListTagsForResource,
 }
 
 func knownOperation(name string) bool {
@@ -29,13 +46,22 @@ func knownOperation(name string) bool {
 }
 
 // opBit gives each policy operation one bit of a set.
-func opBit(op bedrock.Operation) uint16 {
+func opBit(op bedrock.Operation) uint64 {
 	for i, o := range policyOperations {
 		if o == op {
 			return 1 << i
 		}
 	}
 	return 0
+}
+
+// starOps is the set allow.operations "*" stands for.
+func starOps() uint64 {
+	var b uint64
+	for _, o := range policyOperations[:runtimeOperations] {
+		b |= opBit(o)
+	}
+	return b
 }
 
 // Decision is the policy's answer for one call.
@@ -75,6 +101,8 @@ type Call struct {
 	Regions []string
 	// S3OutputURI is StartAsyncInvoke's outputDataConfig.s3OutputDataConfig.s3Uri.
 	S3OutputURI string
+	// Agent is what an agent-runtime call names (nil for runtime calls).
+	Agent *AgentCall
 }
 
 // Policy is an immutable, compiled set of apps. Decide is pure and lock-free.
@@ -130,11 +158,12 @@ type app struct {
 	sels      []selector
 	models    []string
 	unpinned  []string // allow.unpinned_models
-	ops       uint16
+	ops       uint64
 	regions   []string
 	scopes    []string
 	prefixes  []string // normalised to end in '/'
 	maxBody   int64    // limits.max_body_bytes; 0 = the global limit
+	agents    agentAllow
 
 	// Rules, precomputed so the allow path does not format strings.
 	rule, ruleOps string
@@ -213,13 +242,12 @@ func compileApp(a *AppConfig, i int) app {
 	}
 	for _, op := range a.Allow.Operations {
 		if op == "*" {
-			for _, o := range policyOperations {
-				c.ops |= opBit(o)
-			}
+			c.ops |= starOps()
 			continue
 		}
 		c.ops |= opBit(bedrock.Operation(op))
 	}
+	c.agents = compileAgentAllow(&a.Allow)
 	for _, pfx := range a.Allow.AsyncOutputPrefixes {
 		c.prefixes = append(c.prefixes, normaliseS3Prefix(pfx))
 	}
@@ -437,11 +465,23 @@ func modelName(call *Call) string {
 
 func (a *app) decide(call *Call) Decision {
 	if a.ops&opBit(call.Op) == 0 {
+		hint := ""
+		if call.Op.AgentRuntime() {
+			hint = ` (agent-runtime operations are allowed only by name; "*" does not include them)`
+		}
 		return Decision{Rule: a.ruleOps, Reason: fmt.Sprintf(
-			"warden: app %s may not call operation %s (model %s): operation not in allow.operations", a.name, call.Op, modelName(call))}
+			"warden: app %s may not call operation %s (model %s): operation not in allow.operations%s", a.name, call.Op, modelName(call), hint)}
 	}
 	if call.Model != nil {
 		if v := a.checkModel(call.Model, call); v.field != "" {
+			return a.deny(call, v)
+		}
+	}
+	if call.Op.AgentRuntime() {
+		if call.Agent == nil {
+			return a.deny(call, deny("agent-request", "the agent-runtime request was not read"))
+		}
+		if v := a.checkAgent(call.Agent); v.field != "" {
 			return a.deny(call, v)
 		}
 	}
@@ -457,6 +497,10 @@ func (a *app) deny(call *Call, v verdict) Decision {
 	rule := v.field // model-resolution is not a rule of the app's
 	if strings.HasPrefix(rule, "allow.") {
 		rule = a.rule + "." + rule
+	}
+	if call.Agent != nil {
+		return Decision{Rule: rule, Reason: fmt.Sprintf(
+			"warden: app %s may not call operation %s: %s", a.name, call.Op, v.why)}
 	}
 	return Decision{Rule: rule, Reason: fmt.Sprintf(
 		"warden: app %s may not call operation %s on model %s: %s", a.name, call.Op, modelName(call), v.why)}

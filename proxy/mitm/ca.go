@@ -113,17 +113,21 @@ func PermittedDomains(regions []string) []string {
 		if r == "" {
 			continue
 		}
-		if strings.HasPrefix(r, "cn-") {
-			out = append(out, "bedrock-runtime."+r+".amazonaws.com.cn")
-			continue
+		// The runtime and the agent runtime (InvokeAgent, Retrieve, …): the
+		// same name forms, both intercepted.
+		for _, svc := range []string{"bedrock-runtime", "bedrock-agent-runtime"} {
+			if strings.HasPrefix(r, "cn-") {
+				out = append(out, svc+"."+r+".amazonaws.com.cn")
+				continue
+			}
+			out = append(out,
+				svc+"."+r+".amazonaws.com",
+				svc+"-fips."+r+".amazonaws.com",
+				svc+"."+r+".api.aws",
+				svc+"-fips."+r+".api.aws",
+				svc+"."+r+".vpce.amazonaws.com",
+			)
 		}
-		out = append(out,
-			"bedrock-runtime."+r+".amazonaws.com",
-			"bedrock-runtime-fips."+r+".amazonaws.com",
-			"bedrock-runtime."+r+".api.aws",
-			"bedrock-runtime-fips."+r+".api.aws",
-			"bedrock-runtime."+r+".vpce.amazonaws.com",
-		)
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
@@ -238,7 +242,7 @@ func CheckCert(cert *x509.Certificate) error {
 	for _, d := range cert.PermittedDNSDomains {
 		// A constraint is a runtime host, or the domain under which VPC
 		// endpoint names (vpce-ID.DOMAIN) live.
-		if d := strings.TrimPrefix(d, "."); !bedrock.IsRuntimeHost(d) && !bedrock.IsRuntimeHost("vpce-0."+d) {
+		if d := strings.TrimPrefix(d, "."); !interceptable(d) && !interceptable("vpce-0."+d) {
 			return fmt.Errorf("ca cert: permitted name %q is not a Bedrock runtime name", d)
 		}
 	}
@@ -296,7 +300,7 @@ func (c *CA) CertPEM() []byte { return slices.Clone(c.certPEM) }
 // Allowed reports whether the CA signs for host: a Bedrock runtime name inside the certificate's constraints.
 func (c *CA) Allowed(host string) bool {
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
-	if h == "" || net.ParseIP(h) != nil || strings.ContainsAny(h, "*/: ") || !bedrock.IsRuntimeHost(h) {
+	if h == "" || net.ParseIP(h) != nil || strings.ContainsAny(h, "*/: ") || !interceptable(h) {
 		return false
 	}
 	// h itself or any parent domain of it is a permitted subtree: one map
@@ -440,3 +444,6 @@ func (c *Config) Validate() []error {
 	}
 	return errs
 }
+
+// interceptable reports a Bedrock runtime or agent runtime host name.
+func interceptable(h string) bool { return bedrock.IsRuntimeHost(h) || bedrock.IsAgentRuntimeHost(h) }
