@@ -166,7 +166,10 @@ func TestKubernetesSourceStripsZone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Both pods, not the last one created: map order is random, and the
+	// informer indexes each create on its own.
 	k8sEventually(t, "indexed", k8sResolvesTo(s, "fd00::5", "ns", "ula"))
+	k8sEventually(t, "indexed", k8sResolvesTo(s, "fe80::5", "ns", "ll"))
 	for _, remote := range []string{"[fe80::5%eth0]:4000", "[fd00::5%3]:4000"} {
 		id, err := s.Resolve(ctx, &Conn{Remote: netip.MustParseAddrPort(remote)})
 		if err != nil || id.Tags[TagK8sNamespace].Value != "ns" {
