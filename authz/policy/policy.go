@@ -22,6 +22,26 @@ var policyOperations = [...]bedrock.Operation{
 	bedrock.OpConverse, bedrock.OpConverseStream, bedrock.OpCountTokens,
 	bedrock.OpApplyGuardrail, bedrock.OpInvokeGuardrailChecks,
 	bedrock.OpStartAsyncInvoke, bedrock.OpGetAsyncInvoke, bedrock.OpListAsyncInvokes,
+	bedrock.OpOpenAIChatCompletions, bedrock.OpOpenAIResponses,
+	bedrock.OpMantleChatCompletions, bedrock.OpMantleResponses, bedrock.OpMantleMessages,
+	bedrock.OpAnthropicAgents, bedrock.OpAnthropicSessions, bedrock.OpAnthropicMemoryStores,
+}
+
+// opSet is a set of policy operations, one bit each.
+type opSet uint32
+
+// A compile-time check that every policy operation has a bit.
+var _ = [32 - len(policyOperations)]struct{}{}
+
+// namedOnly reports the operations "*" leaves out: Anthropic's Bedrock-only
+// APIs (agents, sessions, memory stores) carry state and content Warden does
+// not inspect as prompts, so an app gets them only by naming them.
+func namedOnly(op bedrock.Operation) bool {
+	switch op {
+	case bedrock.OpAnthropicAgents, bedrock.OpAnthropicSessions, bedrock.OpAnthropicMemoryStores:
+		return true
+	}
+	return false
 }
 
 func knownOperation(name string) bool {
@@ -29,7 +49,7 @@ func knownOperation(name string) bool {
 }
 
 // opBit gives each policy operation one bit of a set.
-func opBit(op bedrock.Operation) uint16 {
+func opBit(op bedrock.Operation) opSet {
 	for i, o := range policyOperations {
 		if o == op {
 			return 1 << i
@@ -130,7 +150,7 @@ type app struct {
 	sels      []selector
 	models    []string
 	unpinned  []string // allow.unpinned_models
-	ops       uint16
+	ops       opSet
 	regions   []string
 	scopes    []string
 	prefixes  []string // normalised to end in '/'
@@ -214,7 +234,9 @@ func compileApp(a *AppConfig, i int) app {
 	for _, op := range a.Allow.Operations {
 		if op == "*" {
 			for _, o := range policyOperations {
-				c.ops |= opBit(o)
+				if !namedOnly(o) {
+					c.ops |= opBit(o)
+				}
 			}
 			continue
 		}
