@@ -94,7 +94,13 @@ type TLSConfig struct {
 type UpstreamConfig struct {
 	Region   string `yaml:"region"`
 	URL      string `yaml:"url"`
-	Insecure bool   `yaml:"insecure"`
+	// MantleURL and BedrockURL are where bedrock-mantle calls (the
+	// OpenAI-compatible and Anthropic Messages APIs) and Anthropic's
+	// Bedrock-only calls (bedrock.REGION.amazonaws.com/anthropic/…) go;
+	// "" is the regional endpoint of each.
+	MantleURL  string `yaml:"mantle_url"`
+	BedrockURL string `yaml:"bedrock_url"`
+	Insecure   bool   `yaml:"insecure"`
 	Signing  string `yaml:"signing"` // resign | passthrough
 	// ResponseHeaderTimeout bounds the wait for the upstream's answer to
 	// begin: long, because a non-streamed inference may legitimately run
@@ -273,6 +279,12 @@ func (c *Config) Validate() error {
 	if err := ValidateUpstreamURL(c.Upstream.URL, c.Upstream.Insecure); err != nil {
 		add("upstream.url: %v", err)
 	}
+	if err := ValidateServiceURL(c.Upstream.MantleURL, c.Upstream.Insecure, bedrock.ServiceMantle); err != nil {
+		add("upstream.mantle_url: %v", err)
+	}
+	if err := ValidateServiceURL(c.Upstream.BedrockURL, c.Upstream.Insecure, bedrock.ServiceBedrock); err != nil {
+		add("upstream.bedrock_url: %v", err)
+	}
 	if c.Limits.MaxBodyBytes < 0 {
 		add("limits.max_body_bytes: must be positive")
 	}
@@ -296,6 +308,33 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateServiceURL is ValidateUpstreamURL for the bedrock-mantle and
+// bedrock hosts: the https URL must name that service's host
+// (bedrock-mantle.REGION.api.aws, bedrock.REGION.amazonaws.com) or an
+// interface VPC endpoint.
+func ValidateServiceURL(raw string, insecure bool, svc bedrock.Service) error {
+	if raw == "" {
+		return nil
+	}
+	if err := ValidateUpstreamURL(raw, true); err != nil {
+		return err
+	}
+	if insecure {
+		return nil
+	}
+	u, _ := url.Parse(raw)
+	if u.Scheme != "https" {
+		return fmt.Errorf("%q is plain http: Warden's signed requests and session token would cross the network in clear; use https or set upstream.insecure: true (tests only)", raw)
+	}
+	if h, err := bedrock.ParseRuntimeHost(u.Hostname()); err == nil && h.VPCE {
+		return nil
+	}
+	if h, err := bedrock.ParseServiceHost(u.Hostname()); err != nil || h.Service != svc {
+		return fmt.Errorf("%q is not a %s host name or an interface VPC endpoint; set upstream.insecure: true only for tests", raw, svc)
+	}
+	return nil
 }
 
 // ValidateUpstreamURL accepts "" (the regional endpoint) and https URLs on

@@ -179,12 +179,23 @@ func (s *Server) releaseBody(c *call, buf *bytes.Buffer) {
 func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *bytes.Buffer) *stop {
 	// EscapedPath re-validates RawPath on every call: take it once.
 	c.escapedPath = r.URL.EscapedPath()
-	route, err := bedrock.ParseRoute(r.Method, c.escapedPath, r.URL.RawQuery)
+	var route bedrock.Route
+	var err error
+	if c.via != nil {
+		// An intercepted call: only the paths of the service its host names.
+		route, err = bedrock.ParseServiceRoute(c.via.host.Service, r.Method, c.escapedPath, r.URL.RawQuery)
+	} else {
+		route, err = bedrock.ParseEndpointRoute(r.Method, c.escapedPath, r.URL.RawQuery)
+	}
 	if err != nil {
 		return stopWith(err, "route")
 	}
 	c.route = route
 	c.rec.Operation = string(route.Op)
+	if svc := route.OnService(); svc != bedrock.ServiceRuntime {
+		base, _ := s.upstreamFor(svc)
+		c.rec.Path.Upstream, c.rec.Path.UpstreamVPCEndpoint = base.Host, ""
+	}
 	if c.via != nil {
 		if err := s.checkIntercepted(r, c, c.via); err != nil {
 			return stopWith(err, "intercept")
@@ -198,6 +209,13 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *byt
 	c.hashPrompt(c.body) // as the app sent it, before any mask or stamp (those write new arrays)
 
 	rawModel := route.RawModel
+	if route.Op.BodyModel() {
+		// The OpenAI-compatible and Anthropic Messages APIs name the model
+		// in the body; whether they stream is the body's "stream".
+		if rawModel, err = bedrock.BodyModel(route.Op, c.body); err != nil {
+			return stopWith(err, "route")
+		}
+	}
 	if route.Op == bedrock.OpStartAsyncInvoke {
 		if rawModel, err = bedrock.AsyncInvokeModel(c.body); err != nil {
 			return stopWith(err, "route")
@@ -454,16 +472,22 @@ func (s *Server) fail(w http.ResponseWriter, c *call, err error, rule string) {
 	c.failed(rule, apiErr.Message)
 	c.rec.Status = apiErr.Status
 	c.rec.ErrorType = apiErr.Type
-	c.answered(writeAPIError(w, c.requestID, apiErr))
+	c.answered(writeAPIErrorAs(w, c.requestID, apiErr, c.route.Op.ErrorShape()))
 }
 
 // writeAPIError answers with e and returns the body it wrote.
 func writeAPIError(w http.ResponseWriter, requestID string, e *bedrock.APIError) []byte {
+	return writeAPIErrorAs(w, requestID, e, bedrock.ErrorAWS)
+}
+
+// writeAPIErrorAs answers with e in the body shape of the caller's API (the
+// OpenAI and Anthropic SDKs raise their typed errors from their own).
+func writeAPIErrorAs(w http.ResponseWriter, requestID string, e *bedrock.APIError, shape bedrock.ErrorAPI) []byte {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Amzn-ErrorType", e.Type)
 	h.Set("X-Amzn-Requestid", requestID)
-	body := e.Body()
+	body := e.BodyFor(shape)
 	h.Set("Content-Length", fmt.Sprint(len(body)))
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(body)
@@ -531,7 +555,9 @@ func forwardHeader(name string) bool {
 		"X-Amzn-Bedrock-Accept", "X-Amzn-Bedrock-Trace",
 		"X-Amzn-Bedrock-Guardrailidentifier", "X-Amzn-Bedrock-Guardrailversion",
 		"X-Amzn-Bedrock-Performanceconfig-Latency", "X-Amzn-Bedrock-Service-Tier",
-		"X-Amzn-Bedrock-Request-Metadata":
+		"X-Amzn-Bedrock-Request-Metadata",
+		// Anthropic's Messages API reads its version and beta flags here.
+		"Anthropic-Version", "Anthropic-Beta":
 		return true
 	}
 	return false
@@ -541,6 +567,9 @@ func forwardHeader(name string) bool {
 // exactly the operation and model Warden authorised, in the SDKs' encoding,
 // whatever spelling the client used. It returns the escaped and decoded forms.
 func upstreamPath(rt bedrock.Route, escapedPath string) (escaped, decoded string, err error) {
+	if rt.Path != "" {
+		escapedPath = rt.Path // an endpoint-mode prefix removed, or /anthropic added
+	}
 	if rt.RawModel == "" {
 		decoded, err = url.PathUnescape(escapedPath)
 		return escapedPath, decoded, err
@@ -557,7 +586,8 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 	if err != nil {
 		return nil, err
 	}
-	u := &url.URL{Scheme: s.upstream.Scheme, Host: s.upstream.Host, Path: decoded, RawPath: escaped, RawQuery: r.URL.RawQuery}
+	base, signer := s.upstreamFor(c.route.OnService())
+	u := &url.URL{Scheme: base.Scheme, Host: base.Host, Path: decoded, RawPath: escaped, RawQuery: r.URL.RawQuery}
 	body := c.body
 	req := (&http.Request{
 		Method:     r.Method,
@@ -584,7 +614,7 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 	sum := sha256.Sum256(body)
 	var hexSum [2 * sha256.Size]byte
 	hex.Encode(hexSum[:], sum[:])
-	if err := s.signer.Sign(req, escaped, string(hexSum[:]), creds, time.Now()); err != nil {
+	if err := signer.Sign(req, escaped, string(hexSum[:]), creds, time.Now()); err != nil {
 		return nil, err
 	}
 	return req, nil
@@ -616,7 +646,10 @@ func (s *Server) newPassthroughRequest(ctx context.Context, r *http.Request, c *
 		return nil, err
 	}
 	target := s.upstream
-	if s.cfg.Upstream.URL == "" {
+	switch svc := c.route.OnService(); {
+	case svc != bedrock.ServiceRuntime && s.serviceURLSet(svc):
+		target, _ = s.upstreamFor(svc)
+	case svc != bedrock.ServiceRuntime, s.cfg.Upstream.URL == "":
 		target = &url.URL{Scheme: "https", Host: c.via.host.Host}
 	}
 	u := &url.URL{Scheme: target.Scheme, Host: target.Host, Path: decoded, RawPath: c.escapedPath, RawQuery: r.URL.RawQuery}

@@ -1,0 +1,183 @@
+package proxy_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
+
+	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/authz/identity"
+	"github.com/warden-egress/warden/bedrock/bedrocktest"
+)
+
+// gptOSS is a model the OpenAI-compatible routes serve.
+const gptOSS = "openai.gpt-oss-20b-1:0"
+
+// compatPolicy: app "oai" (a Warden-issued bearer key for app payments) may
+// use gpt-oss through the OpenAI-compatible routes on bedrock-runtime and
+// bedrock-mantle, with SSNs and card numbers blocked.
+const compatPolicy = `
+version: 1
+listen: {endpoint: 127.0.0.1:0}
+upstream: {region: us-east-1, url: "%s", mantle_url: "%s", insecure: true, signing: resign}
+identity:
+  sources: [keys]
+  keys: {master_key_file: %s}
+apps:
+  - name: oai
+    match: {tags: {warden.key_app: payments}}
+    allow:
+      models: ["openai.gpt-oss-*"]
+      operations: [OpenAIChatCompletions, OpenAIResponses, MantleChatCompletions, MantleResponses, MantleMessages]
+    guards: [pii-block]
+guards:
+  pii-block: {pii: {types: [US_SOCIAL_SECURITY_NUMBER, CREDIT_DEBIT_CARD_NUMBER], action: block}}
+`
+
+type compatEnv struct {
+	*env
+	mantle *bedrocktest.Server
+	key    string // a Warden-issued bearer key for app payments
+}
+
+func startCompatEnv(t *testing.T) *compatEnv {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "master.key")
+	if _, err := identity.GenerateMasterKey(file, rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	master, err := identity.LoadMasterKey(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := identity.IssueKey(master, "payments", time.Now().Add(24*time.Hour), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mantle := bedrocktest.NewServer(bedrocktest.Config{Service: bedrocktest.ServiceMantle, Region: "us-east-1",
+		Credentials: map[string]string{wardenKey: wardenSecret}, Logf: bedrocktest.TestLogf(t)})
+	t.Cleanup(mantle.Close)
+	e := &env{emu: newEmulator(t), audit: newRecorder()}
+	e.start(t, fmt.Sprintf(compatPolicy, e.emu.URL, mantle.URL, file), "", nil)
+	return &compatEnv{env: e, mantle: mantle, key: identity.BearerKeyFor(master, id)}
+}
+
+// openai is the real OpenAI Go SDK with only its base URL and a
+// Warden-issued key set.
+func (e *compatEnv) openai(base string) openai.Client {
+	return openai.NewClient(option.WithBaseURL(e.endpoint+base), option.WithAPIKey(e.key), option.WithMaxRetries(0))
+}
+
+// The real OpenAI Go SDK through Warden, on bedrock-runtime's /openai/v1
+// and bedrock-mantle's /v1 (endpoint mode, /bedrock-mantle prefix): a chat
+// completion, a streamed one and a response reach the right emulator
+// signed by Warden for that service; a model the app may not use is the
+// SDK's typed 403; an SSN in a prompt is blocked before anything leaves.
+func TestOpenAISDKThroughWarden(t *testing.T) {
+	e := startCompatEnv(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, base     string
+		emu            *bedrocktest.Server
+		chatOp, respOp string
+	}{
+		{"runtime", "/openai/v1", e.emu, "OpenAIChatCompletions", "OpenAIResponses"},
+		{"mantle", "/bedrock-mantle/v1", e.mantle, "MantleChatCompletions", "MantleResponses"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := e.openai(tc.base)
+			before, recBefore := len(tc.emu.Calls()), len(e.audit.wait(t, 0))
+			cc, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+				Model:    gptOSS,
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hello there")},
+			})
+			if err != nil {
+				t.Fatalf("chat completion: %v", err)
+			}
+			if len(cc.Choices) != 1 || cc.Choices[0].Message.Content == "" {
+				t.Fatalf("chat completion = %+v", cc)
+			}
+
+			st := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+				Model:    gptOSS,
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hello there")},
+			})
+			var acc openai.ChatCompletionAccumulator
+			n := 0
+			for st.Next() {
+				acc.AddChunk(st.Current())
+				n++
+			}
+			if err := st.Err(); err != nil {
+				t.Fatalf("stream: %v", err)
+			}
+			if n < 2 || acc.Choices[0].Message.Content != cc.Choices[0].Message.Content {
+				t.Fatalf("streamed %d chunks: %q, want %q", n, acc.Choices[0].Message.Content, cc.Choices[0].Message.Content)
+			}
+
+			r, err := c.Responses.New(ctx, responses.ResponseNewParams{
+				Model: gptOSS, Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hello there")},
+			})
+			if err != nil {
+				t.Fatalf("response: %v", err)
+			}
+			if r.OutputText() == "" {
+				t.Fatalf("response: %s", r.RawJSON())
+			}
+
+			calls := tc.emu.Calls()[before:]
+			if len(calls) != 3 {
+				t.Fatalf("emulator saw %d calls, want 3", len(calls))
+			}
+			for i, want := range []string{tc.chatOp, tc.chatOp, tc.respOp} {
+				cl := calls[i]
+				if cl.Op != want || !cl.SignatureOK || cl.AccessKeyID != wardenKey || strings.Contains(cl.Header.Get("Authorization"), e.key) {
+					t.Errorf("call %d: op %s signature ok %v key %s (%s)", i, cl.Op, cl.SignatureOK, cl.AccessKeyID, cl.AuthError)
+				}
+			}
+			for _, rec := range e.audit.wait(t, recBefore+3)[recBefore:] {
+				if rec.Decision != audit.DecisionAllow || rec.App != "oai" || rec.Model != gptOSS {
+					t.Errorf("audit: decision %s app %s model %s op %s", rec.Decision, rec.App, rec.Model, rec.Operation)
+				}
+			}
+
+			// A model the app may not use: the SDK's typed error, nothing forwarded.
+			_, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+				Model:    "anthropic.claude-3-5-haiku-20241022-v1:0",
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hello")},
+			})
+			var apiErr *openai.Error
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != 403 || !strings.Contains(apiErr.Message, "allow.models") && !strings.Contains(apiErr.Message, "may not call") {
+				t.Fatalf("denied model: %v", err)
+			}
+			if apiErr.Code != "AccessDeniedException" {
+				t.Errorf("denied model: code %q", apiErr.Code)
+			}
+
+			// An SSN in the prompt: blocked, the SDK's typed error.
+			_, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+				Model:    gptOSS,
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("my ssn is 123-45-6789")},
+			})
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != 403 || strings.Contains(apiErr.Message, "123-45-6789") {
+				t.Fatalf("SSN prompt: %v", err)
+			}
+			recs := e.audit.wait(t, recBefore+5)[recBefore+3:]
+			if recs[0].Decision != audit.DecisionDeny || recs[1].Decision != audit.DecisionDeny || !strings.HasPrefix(recs[1].Rule, "guard") {
+				t.Errorf("audit: %s %s / %s %s", recs[0].Decision, recs[0].Rule, recs[1].Decision, recs[1].Rule)
+			}
+			if n := len(tc.emu.Calls()) - before; n != 3 {
+				t.Fatalf("refused calls reached the upstream (%d calls)", n)
+			}
+		})
+	}
+}
