@@ -92,8 +92,8 @@ type TLSConfig struct {
 
 // UpstreamConfig says where Warden forwards and how it signs.
 type UpstreamConfig struct {
-	Region   string `yaml:"region"`
-	URL      string `yaml:"url"`
+	Region string `yaml:"region"`
+	URL    string `yaml:"url"`
 	// MantleURL and BedrockURL are where bedrock-mantle calls (the
 	// OpenAI-compatible and Anthropic Messages APIs) and Anthropic's
 	// Bedrock-only calls (bedrock.REGION.amazonaws.com/anthropic/…) go;
@@ -101,7 +101,7 @@ type UpstreamConfig struct {
 	MantleURL  string `yaml:"mantle_url"`
 	BedrockURL string `yaml:"bedrock_url"`
 	Insecure   bool   `yaml:"insecure"`
-	Signing  string `yaml:"signing"` // resign | passthrough
+	Signing    string `yaml:"signing"` // resign | passthrough
 	// ResponseHeaderTimeout bounds the wait for the upstream's answer to
 	// begin: long, because a non-streamed inference may legitimately run
 	// for many minutes.
