@@ -144,6 +144,10 @@ func TestOpenAISDKThroughWarden(t *testing.T) {
 					t.Errorf("call %d: op %s signature ok %v key %s (%s)", i, cl.Op, cl.SignatureOK, cl.AccessKeyID, cl.AuthError)
 				}
 			}
+			// Usage is always asked for, and nothing is stored upstream.
+			if !strings.Contains(string(calls[1].Body), `"stream_options":{"include_usage":true}`) || !strings.Contains(string(calls[2].Body), `"store":false`) {
+				t.Errorf("forwarded bodies: %s / %s", calls[1].Body, calls[2].Body)
+			}
 			for _, rec := range e.audit.wait(t, recBefore+3)[recBefore:] {
 				if rec.Decision != audit.DecisionAllow || rec.App != "oai" || rec.Model != gptOSS {
 					t.Errorf("audit: decision %s app %s model %s op %s", rec.Decision, rec.App, rec.Model, rec.Operation)
