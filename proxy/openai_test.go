@@ -149,8 +149,8 @@ func TestOpenAISDKThroughWarden(t *testing.T) {
 				t.Errorf("forwarded bodies: %s / %s", calls[1].Body, calls[2].Body)
 			}
 			for _, rec := range e.audit.wait(t, recBefore+3)[recBefore:] {
-				if rec.Decision != audit.DecisionAllow || rec.App != "oai" || rec.Model != gptOSS {
-					t.Errorf("audit: decision %s app %s model %s op %s", rec.Decision, rec.App, rec.Model, rec.Operation)
+				if rec.Decision != audit.DecisionAllow || rec.App != "oai" || rec.Model != gptOSS || !rec.Usage.Known || rec.Usage.Output == 0 || rec.Usage.Input == 0 {
+					t.Errorf("audit: decision %s app %s model %s op %s usage %+v", rec.Decision, rec.App, rec.Model, rec.Operation, rec.Usage)
 				}
 			}
 
