@@ -80,3 +80,25 @@ func anthropicErrorType(status int) string {
 	}
 	return "invalid_request_error"
 }
+
+// SSEEvent returns the error as the server-sent event that ends a stream
+// of the given API with an error its SDK raises: Anthropic's "error" event
+// ({"type":"error","error":{type,message}}); for OpenAI's, an "error" event
+// whose data is both Responses' error event (type, code, message, param)
+// and, under "error", the object the OpenAI SDKs raise from any stream.
+func (e *APIError) SSEEvent(api ErrorAPI) []byte {
+	var v any
+	switch api {
+	case ErrorAnthropic:
+		v = map[string]any{"type": "error", "error": map[string]any{"type": anthropicErrorType(e.Status), "message": e.Message}}
+	default:
+		v = map[string]any{"type": "error", "code": e.Type, "message": e.Message, "param": nil,
+			"error": map[string]any{"message": e.Message, "type": openAIErrorType(e.Status), "param": nil, "code": e.Type}}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte(`{"type":"error"}`)
+	}
+	out := append([]byte("event: error\ndata: "), b...)
+	return append(out, "\n\n"...)
+}

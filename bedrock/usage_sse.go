@@ -11,7 +11,7 @@ import "bytes"
 // count replacing an earlier one when larger. It reports false when no event
 // states an input or output count.
 func UsageFromSSE(body []byte) (Usage, bool) {
-	var f usageFields
+	var su SSEUsage
 	for len(body) > 0 {
 		line := body
 		if i := bytes.IndexByte(body, '\n'); i >= 0 {
@@ -23,13 +23,25 @@ func UsageFromSSE(body []byte) (Usage, bool) {
 		if !ok {
 			continue
 		}
-		data = bytes.TrimSpace(data)
-		if len(data) == 0 || data[0] != '{' || !bytes.Contains(data, []byte("tokens")) {
-			continue
-		}
-		if ev, _ := usageOfObject(data, 0); ev.has != 0 {
-			f.merge(ev)
-		}
+		su.Observe(data)
 	}
-	return f.u, f.known()
+	return su.Usage()
 }
+
+// SSEUsage merges the usage a stream's events state, event by event, as
+// UsageFromSSE does for a whole stream.
+type SSEUsage struct{ f usageFields }
+
+// Observe reads one event's data.
+func (s *SSEUsage) Observe(data []byte) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '{' || !bytes.Contains(data, []byte("tokens")) {
+		return
+	}
+	if ev, _ := usageOfObject(data, 0); ev.has != 0 {
+		s.f.merge(ev)
+	}
+}
+
+// Usage is the merged usage, and whether an input or output count was stated.
+func (s *SSEUsage) Usage() (Usage, bool) { return s.f.u, s.f.known() }

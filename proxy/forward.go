@@ -84,6 +84,8 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		if isEventStream(resp.Header) {
 			copyResponseHeader(w.Header(), resp.Header)
 			s.relayGuardedStream(w, c, resp, ag, dryRun)
+		} else if isSSE(resp.Header) {
+			s.relayGuardedSSE(w, c, resp, ag, dryRun) // sse.go
 		} else {
 			s.relayGuardedUnary(w, c, resp, ag, dryRun) // guards.go
 		}

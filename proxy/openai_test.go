@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,9 +40,10 @@ apps:
     allow:
       models: ["openai.gpt-oss-*"]
       operations: [OpenAIChatCompletions, OpenAIResponses, MantleChatCompletions, MantleResponses, MantleMessages]
-    guards: [pii-block]
+    guards: [pii-block, card-out]
 guards:
-  pii-block: {pii: {types: [US_SOCIAL_SECURITY_NUMBER, CREDIT_DEBIT_CARD_NUMBER], action: block}}
+  pii-block: {pii: {types: [US_SOCIAL_SECURITY_NUMBER], action: block}}
+  card-out: {pii: {types: [CREDIT_DEBIT_CARD_NUMBER], action: block}, applies_to: [output]}
 `
 
 type compatEnv struct {
@@ -63,12 +66,37 @@ func startCompatEnv(t *testing.T) *compatEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mantle := bedrocktest.NewServer(bedrocktest.Config{Service: bedrocktest.ServiceMantle, Region: "us-east-1",
-		Credentials: map[string]string{wardenKey: wardenSecret}, Logf: bedrocktest.TestLogf(t)})
+	cfg := bedrocktest.Config{Region: "us-east-1", Credentials: map[string]string{wardenKey: wardenSecret}, Logf: bedrocktest.TestLogf(t),
+		Reply:  compatReply,
+		Deltas: func(_, text string) []string { return splitEvery(text, 2) }}
+	runtime := bedrocktest.NewServer(cfg)
+	t.Cleanup(runtime.Close)
+	cfg.Service = bedrocktest.ServiceMantle
+	mantle := bedrocktest.NewServer(cfg)
 	t.Cleanup(mantle.Close)
-	e := &env{emu: newEmulator(t), audit: newRecorder()}
+	e := &env{emu: runtime, audit: newRecorder()}
 	e.start(t, fmt.Sprintf(compatPolicy, e.emu.URL, mantle.URL, file), "", nil)
 	return &compatEnv{env: e, mantle: mantle, key: identity.BearerKeyFor(master, id)}
+}
+
+// testCard is a card number (Luhn-valid test PAN) the emulator answers
+// with when asked for one; it is never in a prompt.
+const testCard = "4111 1111 1111 1111"
+
+func compatReply(op, model, prompt string) string {
+	if strings.Contains(prompt, "card please") {
+		return "your card is " + testCard + ", keep it safe"
+	}
+	return "hello from the emulator, you sent " + fmt.Sprint(len(prompt)) + " characters"
+}
+
+// splitEvery cuts s into n-byte pieces (tokens as small as a model's).
+func splitEvery(s string, n int) []string {
+	var out []string
+	for len(s) > n {
+		out, s = append(out, s[:n]), s[n:]
+	}
+	return append(out, s)
 }
 
 // openai is the real OpenAI Go SDK with only its base URL and a
@@ -184,4 +212,81 @@ func TestOpenAISDKThroughWarden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An answer with a card number, under an output guard that blocks card
+// numbers: unary, the SDK's typed 403; streamed in 2-byte server-sent
+// events, the stream ends with an error the SDK raises and no 4-digit
+// fragment of the number ever reaches the client.
+func TestOpenAISDKOutputGuard(t *testing.T) {
+	e := startCompatEnv(t)
+	ctx := context.Background()
+	for _, base := range []string{"/openai/v1", "/bedrock-mantle/v1"} {
+		t.Run(base, func(t *testing.T) {
+			var wire strings.Builder
+			c := openai.NewClient(option.WithBaseURL(e.endpoint+base), option.WithAPIKey(e.key), option.WithMaxRetries(0),
+				option.WithMiddleware(func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+					resp, err := next(req)
+					if err == nil {
+						resp.Body = teeBody{resp.Body, &wire}
+					}
+					return resp, err
+				}))
+			params := openai.ChatCompletionNewParams{
+				Model:    gptOSS,
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("my card please")},
+			}
+			_, err := c.Chat.Completions.New(ctx, params)
+			var apiErr *openai.Error
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != 403 || strings.Contains(apiErr.Message, "4111") {
+				t.Fatalf("unary answer with a card: %v", err)
+			}
+
+			wire.Reset()
+			st := c.Chat.Completions.NewStreaming(ctx, params)
+			var acc openai.ChatCompletionAccumulator
+			for st.Next() {
+				acc.AddChunk(st.Current())
+			}
+			if st.Err() == nil {
+				t.Fatal("the stream with a card number ended without an error")
+			}
+			got := ""
+			if len(acc.Choices) > 0 {
+				got = acc.Choices[0].Message.Content
+			}
+			if !strings.HasPrefix("your card is ", got) && !strings.HasPrefix(got, "your card is") {
+				t.Errorf("streamed text %q", got)
+			}
+			digits := strings.Map(func(r rune) rune {
+				if r >= '0' && r <= '9' {
+					return r
+				}
+				return -1
+			}, got)
+			if len(digits) >= 4 || strings.Contains(wire.String(), "4111") || strings.Contains(wire.String(), "1111") {
+				t.Errorf("a fragment of the card reached the client: text %q", got)
+			}
+			if !strings.Contains(st.Err().Error(), "CREDIT_DEBIT_CARD_NUMBER") {
+				t.Errorf("stream error %v does not name the finding type", st.Err())
+			}
+			recs := e.audit.wait(t, 0)
+			last := recs[len(recs)-1]
+			if last.Decision != audit.DecisionDeny || !strings.HasPrefix(last.Rule, "guard") {
+				t.Errorf("audit: %s %s usage %+v", last.Decision, last.Rule, last.Usage)
+			}
+		})
+	}
+}
+
+// teeBody copies what the client reads into w.
+type teeBody struct {
+	io.ReadCloser
+	w *strings.Builder
+}
+
+func (t teeBody) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	t.w.Write(p[:n])
+	return n, err
 }
