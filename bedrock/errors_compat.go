@@ -1,6 +1,9 @@
 package bedrock
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strings"
+)
 
 // ErrorAPI names the error body shape a route's callers' SDKs parse.
 type ErrorAPI int
@@ -101,4 +104,27 @@ func (e *APIError) SSEEvent(api ErrorAPI) []byte {
 	}
 	out := append([]byte("event: error\ndata: "), b...)
 	return append(out, "\n\n"...)
+}
+
+// PathErrorShape is the error shape for a request Warden could not
+// classify, judged by its service (ServiceRuntime for the endpoint
+// listener) and path: the OpenAI SDKs' under /openai/ and on bedrock-mantle
+// (the endpoint's /bedrock-mantle/ prefix included), Anthropic's under
+// /anthropic/ there and on the bedrock host, AWS's elsewhere.
+func PathErrorShape(svc Service, escapedPath string) ErrorAPI {
+	p := escapedPath
+	if svc == ServiceRuntime {
+		if rest, ok := strings.CutPrefix(p, EndpointMantlePrefix+"/"); ok {
+			svc, p = ServiceMantle, "/"+rest
+		} else if anthropicBedrockOnly(p) {
+			return ErrorAnthropic
+		}
+	}
+	switch {
+	case svc == ServiceBedrock, strings.HasPrefix(p, "/anthropic/"):
+		return ErrorAnthropic
+	case svc == ServiceMantle, strings.HasPrefix(p, "/openai/"):
+		return ErrorOpenAI
+	}
+	return ErrorAWS
 }

@@ -24,3 +24,27 @@ func TestErrorBodyFor(t *testing.T) {
 		}
 	}
 }
+
+func TestPathErrorShape(t *testing.T) {
+	cases := []struct {
+		svc  Service
+		path string
+		want ErrorAPI
+	}{
+		{ServiceRuntime, "/model/x/converse", ErrorAWS},
+		{ServiceRuntime, "/openai/v1/models", ErrorOpenAI},
+		{ServiceRuntime, "/anthropic/v1/messages", ErrorAnthropic},
+		{ServiceRuntime, "/bedrock-mantle/v1/models", ErrorOpenAI},
+		{ServiceRuntime, "/bedrock-mantle/anthropic/v1/models", ErrorAnthropic},
+		{ServiceRuntime, "/bedrock-mantlex/v1/models", ErrorAWS},
+		{ServiceRuntime, "/v1/agents/x/y", ErrorAnthropic},
+		{ServiceMantle, "/v1/files", ErrorOpenAI},
+		{ServiceMantle, "/anthropic/v1/models", ErrorAnthropic},
+		{ServiceBedrock, "/foundation-models", ErrorAnthropic},
+	}
+	for _, tc := range cases {
+		if got := PathErrorShape(tc.svc, tc.path); got != tc.want {
+			t.Errorf("PathErrorShape(%s, %q) = %d, want %d", tc.svc, tc.path, got, tc.want)
+		}
+	}
+}

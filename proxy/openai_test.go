@@ -46,13 +46,17 @@ guards:
   card-out: {pii: {types: [CREDIT_DEBIT_CARD_NUMBER], action: block}, applies_to: [output]}
 `
 
+// startCompatEnv runs Warden's endpoint listener (listener "") or forward
+// proxy ("proxy") in front of a bedrock-runtime and a bedrock-mantle emulator.
 type compatEnv struct {
 	*env
 	mantle *bedrocktest.Server
 	key    string // a Warden-issued bearer key for app payments
 }
 
-func startCompatEnv(t *testing.T) *compatEnv {
+func startCompatEnv(t *testing.T) *compatEnv { return startCompatEnvOn(t, "") }
+
+func startCompatEnvOn(t *testing.T, listener string) *compatEnv {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "master.key")
 	if _, err := identity.GenerateMasterKey(file, rand.Reader); err != nil {
@@ -75,7 +79,11 @@ func startCompatEnv(t *testing.T) *compatEnv {
 	mantle := bedrocktest.NewServer(cfg)
 	t.Cleanup(mantle.Close)
 	e := &env{emu: runtime, audit: newRecorder()}
-	e.start(t, fmt.Sprintf(compatPolicy, e.emu.URL, mantle.URL, file), "", nil)
+	policy := fmt.Sprintf(compatPolicy, e.emu.URL, mantle.URL, file)
+	if listener == "proxy" {
+		policy = strings.Replace(policy, "listen: {endpoint: 127.0.0.1:0}", "listen: {proxy: 127.0.0.1:0}", 1)
+	}
+	e.start(t, policy, listener, nil)
 	return &compatEnv{env: e, mantle: mantle, key: identity.BearerKeyFor(master, id)}
 }
 
@@ -289,4 +297,58 @@ func (t teeBody) Read(p []byte) (int, error) {
 	n, err := t.ReadCloser.Read(p)
 	t.w.Write(p[:n])
 	return n, err
+}
+
+// Forward-proxy mode: the OpenAI SDK pointed at bedrock-mantle's real host
+// name, with HTTPS_PROXY at Warden and Warden's CA trusted, is intercepted
+// like the runtime: its bearer key identifies the app, the call reaches the
+// mantle upstream signed for bedrock-mantle, a denied model is the SDK's
+// typed error. The control plane host is not intercepted (no tunnel named:
+// refused).
+func TestOpenAISDKForwardProxyMantle(t *testing.T) {
+	e := startCompatEnvOn(t, "proxy")
+	hc := &http.Client{Transport: e.proxyTransport(true)}
+	c := openai.NewClient(option.WithBaseURL("https://bedrock-mantle.us-east-1.api.aws/v1"), option.WithAPIKey(e.key),
+		option.WithMaxRetries(0), option.WithHTTPClient(hc))
+	ctx := context.Background()
+	cc, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+		Model:    gptOSS,
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hello there")},
+	})
+	if err != nil {
+		t.Fatalf("chat completion through the forward proxy: %v", err)
+	}
+	if len(cc.Choices) != 1 || cc.Choices[0].Message.Content == "" {
+		t.Fatalf("chat completion = %+v", cc)
+	}
+	calls := e.mantle.Calls()
+	if len(calls) != 1 || calls[0].Op != "MantleChatCompletions" || !calls[0].SignatureOK || calls[0].AccessKeyID != wardenKey {
+		t.Fatalf("mantle calls: %+v", calls)
+	}
+	rec := e.audit.wait(t, 1)[0]
+	if rec.Decision != audit.DecisionAllow || rec.App != "oai" || rec.Mode != "proxy" || rec.Host != "bedrock-mantle.us-east-1.api.aws" {
+		t.Errorf("audit: %s %s mode %s host %s", rec.Decision, rec.App, rec.Mode, rec.Host)
+	}
+	_, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+		Model:    "anthropic.claude-3-5-haiku-20241022-v1:0",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hello")},
+	})
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 403 {
+		t.Fatalf("denied model: %v", err)
+	}
+	// A path bedrock-mantle has but Warden does not serve: refused by name.
+	_, err = c.Models.List(ctx)
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 403 || !strings.Contains(apiErr.Message, "ListModels") {
+		t.Fatalf("models list: %v", err)
+	}
+	// The control plane host is not intercepted.
+	cp := openai.NewClient(option.WithBaseURL("https://bedrock.us-east-1.amazonaws.com/anthropic/v1"), option.WithAPIKey(e.key),
+		option.WithMaxRetries(0), option.WithHTTPClient(hc))
+	if _, err := cp.Models.List(ctx); err == nil || errors.As(err, &apiErr) {
+		t.Fatalf("the control plane host through the proxy: %v", err)
+	}
+	if n := len(e.mantle.Calls()); n != 1 {
+		t.Fatalf("refused calls reached the upstream (%d calls)", n)
+	}
 }

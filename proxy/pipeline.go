@@ -32,6 +32,7 @@ type call struct {
 	asyncOutput string // StartAsyncInvoke's output s3Uri
 	metaHeader  string // X-Amzn-Bedrock-Request-Metadata to send (InvokeModel*), "" to leave alone
 	route       bedrock.Route
+	errShape    bedrock.ErrorAPI // the caller's API's error shape, judged by the path until the route is known
 	model       *bedrock.ModelID
 	body        []byte
 	rec         audit.Record
@@ -181,6 +182,11 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *byt
 	c.escapedPath = r.URL.EscapedPath()
 	var route bedrock.Route
 	var err error
+	svc := bedrock.ServiceRuntime
+	if c.via != nil {
+		svc = c.via.host.Service
+	}
+	c.errShape = bedrock.PathErrorShape(svc, c.escapedPath)
 	if c.via != nil {
 		// An intercepted call: only the paths of the service its host names.
 		route, err = bedrock.ParseServiceRoute(c.via.host.Service, r.Method, c.escapedPath, r.URL.RawQuery)
@@ -191,6 +197,7 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *byt
 		return stopWith(err, "route")
 	}
 	c.route = route
+	c.errShape = route.Op.ErrorShape()
 	c.rec.Operation = string(route.Op)
 	if svc := route.OnService(); svc != bedrock.ServiceRuntime {
 		base, _ := s.upstreamFor(svc)
@@ -472,7 +479,7 @@ func (s *Server) fail(w http.ResponseWriter, c *call, err error, rule string) {
 	c.failed(rule, apiErr.Message)
 	c.rec.Status = apiErr.Status
 	c.rec.ErrorType = apiErr.Type
-	c.answered(writeAPIErrorAs(w, c.requestID, apiErr, c.route.Op.ErrorShape()))
+	c.answered(writeAPIErrorAs(w, c.requestID, apiErr, c.errShape))
 }
 
 // writeAPIError answers with e and returns the body it wrote.

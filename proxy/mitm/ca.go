@@ -22,6 +22,9 @@ package mitm
 //       bedrock-runtime.REGION.amazonaws.com.cn       (China)
 //       bedrock-runtime.REGION.api.aws, bedrock-runtime-fips.REGION.api.aws  (dual-stack)
 //       bedrock-runtime.REGION.vpce.amazonaws.com     (interface endpoint names: vpce-ID[-AZ].bedrock-runtime.…)
+//       bedrock-mantle.REGION.api.aws                 (bedrock-mantle: the OpenAI-compatible and Anthropic Messages APIs)
+//     bedrock.REGION.amazonaws.com (the control plane, where Anthropic's Bedrock-only APIs also live) is never
+//     permitted: a leaked key must not let anyone answer for the control plane.
 //     The VPC-endpoint subtree is per region and per service: interface endpoint DNS names for bedrock-runtime all
 //     sit under bedrock-runtime.REGION.vpce.amazonaws.com, so the broad vpce.amazonaws.com is never permitted.
 //     The cost of enumeration: a region AWS opens after this build is not covered until Warden is updated or the
@@ -123,6 +126,7 @@ func PermittedDomains(regions []string) []string {
 			"bedrock-runtime."+r+".api.aws",
 			"bedrock-runtime-fips."+r+".api.aws",
 			"bedrock-runtime."+r+".vpce.amazonaws.com",
+			"bedrock-mantle."+r+".api.aws",
 		)
 	}
 	slices.Sort(out)
@@ -238,7 +242,7 @@ func CheckCert(cert *x509.Certificate) error {
 	for _, d := range cert.PermittedDNSDomains {
 		// A constraint is a runtime host, or the domain under which VPC
 		// endpoint names (vpce-ID.DOMAIN) live.
-		if d := strings.TrimPrefix(d, "."); !bedrock.IsRuntimeHost(d) && !bedrock.IsRuntimeHost("vpce-0."+d) {
+		if d := strings.TrimPrefix(d, "."); !bedrock.IsRuntimeHost(d) && !bedrock.IsRuntimeHost("vpce-0."+d) && !isMantleHost(d) {
 			return fmt.Errorf("ca cert: permitted name %q is not a Bedrock runtime name", d)
 		}
 	}
@@ -296,7 +300,7 @@ func (c *CA) CertPEM() []byte { return slices.Clone(c.certPEM) }
 // Allowed reports whether the CA signs for host: a Bedrock runtime name inside the certificate's constraints.
 func (c *CA) Allowed(host string) bool {
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
-	if h == "" || net.ParseIP(h) != nil || strings.ContainsAny(h, "*/: ") || !bedrock.IsRuntimeHost(h) {
+	if h == "" || net.ParseIP(h) != nil || strings.ContainsAny(h, "*/: ") || !bedrock.IsRuntimeHost(h) && !isMantleHost(h) {
 		return false
 	}
 	// h itself or any parent domain of it is a permitted subtree: one map
@@ -439,4 +443,13 @@ func (c *Config) Validate() []error {
 		}
 	}
 	return errs
+}
+
+// isMantleHost reports a bedrock-mantle host name (bedrock-mantle.REGION.api.aws).
+func isMantleHost(h string) bool {
+	if strings.Contains(h, ":") {
+		return false
+	}
+	sh, err := bedrock.ParseServiceHost(h)
+	return err == nil && sh.Service == bedrock.ServiceMantle
 }
