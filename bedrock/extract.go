@@ -108,8 +108,12 @@ func ExtractRequest(op Operation, family string, body []byte) (Extracted, error)
 		root = cAsyncRoot
 	case OpApplyGuardrail:
 		root = cApplyGuard
+	case OpOpenAIChatCompletions, OpMantleChatCompletions:
+		root = cChat // OpenAI's chat shape: messages[], content parts, tool calls
+	case OpMantleMessages:
+		root = cAnth // Anthropic's Messages API
 	default:
-		root = cAnyRoot
+		root = cAnyRoot // Responses among them: every string is read
 	}
 	return extract(body, root, family, true, "request")
 }
@@ -127,6 +131,10 @@ func ExtractResponse(op Operation, family string, body []byte) (Extracted, error
 		root = familyResponse(family)
 	case OpConverseStream, OpInvokeModelWithResponseStream, OpInvokeModelWithBidirectionalStream:
 		return Extracted{}, fmt.Errorf("extract %s response: an event stream; extract its events", op)
+	case OpOpenAIChatCompletions, OpMantleChatCompletions:
+		root = cChat
+	case OpMantleMessages:
+		root = cAnth
 	default:
 		root = cAnyRoot
 	}
@@ -151,6 +159,12 @@ func ExtractStreamEvent(op Operation, family string, eventType string, payload [
 	case OpInvokeModelWithResponseStream:
 		if eventType == "chunk" {
 			root = cChunkWrap
+		}
+	case OpOpenAIChatCompletions, OpMantleChatCompletions:
+		root = cChat // a chat.completion.chunk
+	case OpMantleMessages:
+		if eventType != "error" {
+			root = cAnth // message_start, content_block_*, message_delta, …
 		}
 	}
 	return extract(payload, root, family, false, eventType+" event")
