@@ -22,7 +22,7 @@ func TestExtractCompat(t *testing.T) {
 			body:  `{"model":"openai.gpt-oss-20b-1:0","messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"hi 123"}]},{"role":"tool","tool_call_id":"call_9","content":"42"}]}`,
 			texts: []string{"be brief", "hi 123", "42"}, forbidden: []string{"openai.gpt-oss-20b-1:0", "system", "call_9", "text"}},
 		{name: "chat image", op: OpMantleChatCompletions,
-			body:  `{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}`,
+			body:   `{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}`,
 			unscan: true, forbidden: []string{"data:image/png;base64,AAAA"}},
 		{name: "chat chunk", op: OpOpenAIChatCompletions, stream: "",
 			body:  `{"id":"chatcmpl-123","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"41"},"finish_reason":null}]}`,
