@@ -278,6 +278,21 @@ func TestOpenAISDKOutputGuard(t *testing.T) {
 			if !strings.Contains(st.Err().Error(), "CREDIT_DEBIT_CARD_NUMBER") {
 				t.Errorf("stream error %v does not name the finding type", st.Err())
 			}
+			// The same through a streamed response.
+			wire.Reset()
+			rs := c.Responses.NewStreaming(ctx, responses.ResponseNewParams{
+				Model: gptOSS, Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("my card please")},
+			})
+			var text strings.Builder
+			for rs.Next() {
+				if ev := rs.Current(); ev.Type == "response.output_text.delta" {
+					text.WriteString(ev.Delta)
+				}
+			}
+			if rs.Err() == nil || strings.Contains(wire.String(), "4111") || strings.Contains(wire.String(), "1111") {
+				t.Errorf("streamed response: err %v, text %q", rs.Err(), text.String())
+			}
+
 			recs := e.audit.wait(t, 0)
 			last := recs[len(recs)-1]
 			if last.Decision != audit.DecisionDeny || !strings.HasPrefix(last.Rule, "guard") {
