@@ -40,7 +40,7 @@ func TestExtractCompat(t *testing.T) {
 			body:  `{"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":"hi there"}]},{"type":"function_call_output","call_id":"call_1","output":"result 7"}]}`,
 			texts: []string{"hi there", "result 7"}, forbidden: []string{"input_text", "user", "call_1", "function_call_output"}},
 		{name: "responses image", op: OpMantleResponses,
-			body:  `{"model":"m","input":[{"role":"user","content":[{"type":"input_image","image_url":"data:image/png;base64,AAAA"}]}]}`,
+			body:   `{"model":"m","input":[{"role":"user","content":[{"type":"input_image","image_url":"data:image/png;base64,AAAA"}]}]}`,
 			unscan: true, forbidden: []string{"data:image/png;base64,AAAA"}},
 		{name: "responses delta", op: OpOpenAIResponses, stream: "response.output_text.delta",
 			body:  `{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":"4111","sequence_number":3}`,
