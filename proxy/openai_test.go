@@ -30,7 +30,7 @@ const gptOSS = "openai.gpt-oss-20b-1:0"
 const compatPolicy = `
 version: 1
 listen: {endpoint: 127.0.0.1:0}
-upstream: {region: us-east-1, url: "%s", mantle_url: "%s", insecure: true, signing: resign}
+upstream: {region: us-east-1, url: "%s", mantle_url: "%s", bedrock_url: "%s", insecure: true, signing: resign}
 identity:
   sources: [keys]
   keys: {master_key_file: %s}
@@ -39,7 +39,7 @@ apps:
     match: {tags: {warden.key_app: payments}}
     allow:
       models: ["openai.gpt-oss-*"]
-      operations: [OpenAIChatCompletions, OpenAIResponses, MantleChatCompletions, MantleResponses, MantleMessages]
+      operations: [OpenAIChatCompletions, OpenAIResponses, MantleChatCompletions, MantleResponses, MantleMessages, AnthropicSessions]
     guards: [pii-block, card-out]
 guards:
   pii-block: {pii: {types: [US_SOCIAL_SECURITY_NUMBER], action: block}}
@@ -51,7 +51,8 @@ guards:
 type compatEnv struct {
 	*env
 	mantle *bedrocktest.Server
-	key    string // a Warden-issued bearer key for app payments
+	cp     *bedrocktest.ControlPlane // Anthropic's Bedrock-only APIs
+	key    string                    // a Warden-issued bearer key for app payments
 }
 
 func startCompatEnv(t *testing.T) *compatEnv { return startCompatEnvOn(t, "") }
@@ -78,13 +79,13 @@ func startCompatEnvOn(t *testing.T, listener string) *compatEnv {
 	cfg.Service = bedrocktest.ServiceMantle
 	mantle := bedrocktest.NewServer(cfg)
 	t.Cleanup(mantle.Close)
-	e := &env{emu: runtime, audit: newRecorder()}
-	policy := fmt.Sprintf(compatPolicy, e.emu.URL, mantle.URL, file)
+	e := &env{emu: runtime, cp: newControlPlane(t), audit: newRecorder()}
+	policy := fmt.Sprintf(compatPolicy, e.emu.URL, mantle.URL, e.cp.URL, file)
 	if listener == "proxy" {
 		policy = strings.Replace(policy, "listen: {endpoint: 127.0.0.1:0}", "listen: {proxy: 127.0.0.1:0}", 1)
 	}
 	e.start(t, policy, listener, nil)
-	return &compatEnv{env: e, mantle: mantle, key: identity.BearerKeyFor(master, id)}
+	return &compatEnv{env: e, mantle: mantle, cp: e.cp, key: identity.BearerKeyFor(master, id)}
 }
 
 // testCard is a card number (Luhn-valid test PAN) the emulator answers
@@ -365,5 +366,64 @@ func TestOpenAISDKForwardProxyMantle(t *testing.T) {
 	}
 	if n := len(e.mantle.Calls()); n != 1 {
 		t.Fatalf("refused calls reached the upstream (%d calls)", n)
+	}
+}
+
+// Anthropic's APIs as its SDKs send them (x-api-key, anthropic-version):
+// Messages on bedrock-mantle, unary and streamed, with the version header
+// forwarded; a denied model in Anthropic's error shape; the Bedrock-only
+// sessions API (named in the policy) forwarded to the bedrock host signed
+// for "bedrock"; agents ("*" would not include it either) refused in
+// Anthropic's shape.
+func TestAnthropicRoutesThroughWarden(t *testing.T) {
+	e := startCompatEnv(t)
+	call := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, e.endpoint+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Api-Key", e.key)
+		req.Header.Set("Anthropic-Version", "2023-06-01")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	msg := `{"model":"` + gptOSS + `","max_tokens":100,"messages":[{"role":"user","content":"hello"}]%s}`
+	if st, body := call("POST", "/bedrock-mantle/anthropic/v1/messages", fmt.Sprintf(msg, "")); st != 200 || !strings.Contains(body, `"type":"message"`) {
+		t.Fatalf("messages: %d %s", st, body)
+	}
+	if st, body := call("POST", "/bedrock-mantle/anthropic/v1/messages", fmt.Sprintf(msg, `,"stream":true`)); st != 200 || !strings.Contains(body, "event: message_stop") {
+		t.Fatalf("streamed messages: %d %s", st, body)
+	}
+	calls := e.mantle.Calls()
+	if len(calls) != 2 || calls[0].Op != "MantleMessages" || !calls[0].SignatureOK || calls[0].Header.Get("Anthropic-Version") != "2023-06-01" || calls[0].Header.Get("X-Api-Key") != "" {
+		t.Fatalf("mantle calls: %+v", calls)
+	}
+	recs := e.audit.wait(t, 2)
+	if !recs[1].Usage.Known || recs[1].Usage.Output == 0 {
+		t.Errorf("streamed Messages usage %+v", recs[1].Usage)
+	}
+	st, body := call("POST", "/bedrock-mantle/anthropic/v1/messages", `{"model":"anthropic.claude-3-5-haiku-20241022-v1:0","max_tokens":10,"messages":[]}`)
+	if st != 403 || !strings.Contains(body, `"type":"error"`) || !strings.Contains(body, `"permission_error"`) {
+		t.Fatalf("denied model: %d %s", st, body)
+	}
+
+	if st, body := call("POST", "/v1/sessions", `{"agent":"agent_1"}`); st != 200 || !strings.Contains(body, `"type":"session"`) {
+		t.Fatalf("sessions: %d %s", st, body)
+	}
+	var sess *bedrocktest.ControlPlaneCall
+	for _, c := range e.cp.Calls() {
+		if c.Op == "AnthropicSessions" {
+			sess = &c
+		}
+	}
+	if sess == nil || !sess.SignatureOK || sess.EscapedPath != "/anthropic/v1/sessions" {
+		t.Fatalf("the bedrock host saw %+v", e.cp.Calls())
+	}
+	st, body = call("GET", "/v1/agents", "")
+	if st != 403 || !strings.Contains(body, `"permission_error"`) || !strings.Contains(body, "AnthropicAgents") {
+		t.Fatalf("agents: %d %s", st, body)
 	}
 }
