@@ -109,6 +109,11 @@ type Record struct {
 	CostUSD   float64
 	CostKnown bool
 
+	// BudgetFallback says the app's budgets were decided by this replica
+	// alone, on its share of each limit, while the shared budget store was
+	// unreachable (budgets.on_store_error: fail_open).
+	BudgetFallback bool
+
 	// pending is the spool segment holding the call's intent (Begin), so
 	// Write can release it.
 	pending *segment
@@ -294,6 +299,9 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	if r.CostKnown {
 		e.AddFloat64("cost_usd", r.CostUSD)
 	}
+	if r.BudgetFallback {
+		e.AddBool("budget_fallback", true)
+	}
 	e.AddInt64("bytes_in", r.BytesIn)
 	e.AddInt64("bytes_out", r.BytesOut)
 	e.AddFloat64("latency_ms", float64(r.Latency.Microseconds())/1000)
@@ -463,6 +471,9 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	if r.CostKnown {
 		b = append(b, `,"cost_usd":`...)
 		b = appendFloat(b, r.CostUSD)
+	}
+	if r.BudgetFallback {
+		b = append(b, `,"budget_fallback":true`...)
 	}
 	b = append(b, `,"bytes_in":`...)
 	b = strconv.AppendInt(b, r.BytesIn, 10)

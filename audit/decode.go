@@ -61,6 +61,7 @@ type recordJSON struct {
 	CacheReadTokens  int64       `json:"cache_read_tokens"`
 	CacheWriteTokens int64       `json:"cache_write_tokens"`
 	CostUSD          *jsonNumber `json:"cost_usd"`
+	BudgetFallback   bool        `json:"budget_fallback"`
 	BytesIn          int64       `json:"bytes_in"`
 	BytesOut         int64       `json:"bytes_out"`
 	LatencyMS        jsonNumber  `json:"latency_ms"`
@@ -104,7 +105,8 @@ func decodeLine(line []byte) (kind, id string, r Record, err error) {
 		ModelCanonical: j.ModelCanonical, ModelResolved: j.ModelResolved, ModelResolvedStale: j.ModelResolvedStale,
 		PolicyHash: j.PolicyHash, PolicySerial: j.PolicySerial, PolicyExpired: j.PolicyExpired, Decision: j.Decision, Rule: j.Rule, Reason: j.Reason, Status: j.Status, ErrorType: j.ErrorType,
 		Incomplete: j.Incomplete, Count: j.Count, PromptSHA256: j.PromptSHA256, ResponseSHA256: j.ResponseSHA256, BytesIn: j.BytesIn, BytesOut: j.BytesOut,
-		Latency: ms(float64(j.LatencyMS)), UpstreamLatency: ms(float64(j.UpstreamMS)), UpstreamTotal: ms(float64(j.UpstreamTotalMS)),
+		BudgetFallback: j.BudgetFallback,
+		Latency:        ms(float64(j.LatencyMS)), UpstreamLatency: ms(float64(j.UpstreamMS)), UpstreamTotal: ms(float64(j.UpstreamTotalMS)),
 		Path: Path{Account: j.SrcAccount, VPC: j.SrcVPC, Subnet: j.SrcSubnet, ENI: j.SrcENI, VPCEndpoint: j.SrcVPCE,
 			Upstream: j.Upstream, UpstreamVPCEndpoint: j.UpstreamVPCE, Region: j.UpstreamRegion},
 	}

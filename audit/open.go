@@ -20,6 +20,11 @@ func OpenFromConfig(ctx context.Context, cfg Config, stdout io.Writer, log *zap.
 		dir = ""
 		log.Warn("audit.spool.dir is none: records wait for their sinks in memory, and a crash loses those not yet delivered")
 	}
+	if dir != "" {
+		if err := CheckSpoolDir(dir); err != nil {
+			return nil, err
+		}
+	}
 	want := cfg.Instance
 	if dir == "" && want != "" {
 		// Without a spool each start is a new chain with a new key: a

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Options configure a Pipeline.
@@ -100,6 +101,25 @@ type pipelineMetrics struct {
 	aggregated                    prometheus.Counter
 	batches                       *prometheus.CounterVec
 	delivered                     *prometheus.CounterVec
+}
+
+// SinkLeftover is what one sink had not received when a shutdown ended: the
+// lines FirstSeq..LastSeq of the instance's chain (Lines of them; 0 when
+// the sink had everything).
+type SinkLeftover struct {
+	Sink              string
+	Lines             uint64
+	FirstSeq, LastSeq uint64
+}
+
+// Leftover is what a shutdown left undelivered: per sink, and across
+// sinks (the lines some sink lacks). Kept says the spool is on disk, so
+// the next start delivers them; without a spool they are lost.
+type Leftover struct {
+	Sinks             []SinkLeftover
+	Lines             uint64
+	FirstSeq, LastSeq uint64
+	Kept              bool
 }
 
 // Open recovers the spool in o.Dir (sealing a record marked incomplete for
@@ -212,6 +232,11 @@ func (p *Pipeline) initMetrics() {
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_audit_sink_delivered_total",
 			Help: "Lines delivered by sink (at least once: replays after a crash count again)."}, []string{"sink"}),
 	}
+	// Every loss reason exists at 0 from the start, so an alert on
+	// increase() fires at the first loss rather than the second.
+	for _, r := range []string{"spool_full", "share_full", "error"} {
+		p.m.dropped.WithLabelValues(r)
+	}
 	p.m.intents = p.m.appended.WithLabelValues("intent")
 	p.m.records = p.m.appended.WithLabelValues("record")
 	p.m.checkpoints = p.m.appended.WithLabelValues("checkpoint")
@@ -219,7 +244,11 @@ func (p *Pipeline) initMetrics() {
 		for _, c := range []prometheus.Collector{p.m.appended, p.m.dropped, p.m.refused, p.m.shareRefused, p.m.aggregated, p.m.batches, p.m.delivered,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "warden_audit_spool_bytes", Help: "Size of the live audit spool segments."},
 				func() float64 { return float64(p.sp.usedBytes()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "warden_audit_spool_max_bytes",
+				Help: "The spool's bound (audit.spool.max_bytes): warden_audit_spool_bytes over it is how full the spool is."},
+				func() float64 { return float64(p.o.MaxBytes) }),
 			shareCollector{p},
+			deliveryCollector{p},
 			// An anchor outside the sink: a monitoring system that keeps
 			// this series can tell `warden audit verify --min-seq` how far
 			// each chain reached, which catches a tail cut at a checkpoint.
@@ -580,15 +609,26 @@ func (p *Pipeline) recover() error {
 	return nil
 }
 
-// Close writes a final checkpoint, lets the shippers deliver what the
-// spool holds (for at most DrainWithin; the rest is delivered on the next
-// start) and closes sinks and spool.
+// Close is Shutdown bounded by Options.DrainWithin.
 func (p *Pipeline) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.o.DrainWithin)
+	defer cancel()
+	_, err := p.Shutdown(ctx)
+	return err
+}
+
+// Shutdown writes a final checkpoint, lets the shippers deliver what the
+// spool holds until every sink has every line or ctx ends, closes sinks
+// and spool, and reports (in its return, one log line and the
+// warden_audit_undelivered_lines gauge) what was left undelivered. The
+// spool keeps that for the next start. A second call returns at once with
+// a zero Leftover.
+func (p *Pipeline) Shutdown(ctx context.Context) (Leftover, error) {
 	p.closeMu.Lock()
 	already := p.closed.Swap(true)
 	p.closeMu.Unlock() // every Begin and Write in flight has finished
 	if already {
-		return nil
+		return Leftover{}, nil
 	}
 	if p.denials != nil {
 		p.denials.close() // what is still being aggregated goes in before the final checkpoint
@@ -601,12 +641,13 @@ func (p *Pipeline) Close() error {
 	go func() { p.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(p.o.DrainWithin):
-		p.log.Warn("audit: sinks did not catch up before shutdown; the spool keeps the rest for the next start")
-		p.cancel()
+	case <-ctx.Done():
+		p.cancel() // a sink still retrying gives up; its cursor stays where delivery stopped
 		<-done
 	}
 	p.cancel()
+	left := p.leftover()
+	p.logLeftover(left)
 	for _, sh := range p.shippers {
 		if e := sh.close(); e != nil && err == nil {
 			err = e
@@ -615,7 +656,91 @@ func (p *Pipeline) Close() error {
 	if e := p.sp.close(); e != nil && err == nil {
 		err = e
 	}
-	return err
+	return left, err
+}
+
+// leftover reads what each sink lacks from the chain head and the seq of
+// the last line it acknowledged. Lines are sealed with consecutive seqs in
+// spool order, so a sink lacks exactly delivered+1..head.
+func (p *Pipeline) leftover() Leftover {
+	p.sp.mu.Lock()
+	head := p.seq
+	p.sp.mu.Unlock()
+	l := Leftover{Kept: p.o.Dir != ""}
+	low := head
+	for _, sh := range p.shippers {
+		d := min(sh.delivered.Load(), head)
+		sl := SinkLeftover{Sink: sh.name, Lines: head - d}
+		if sl.Lines > 0 {
+			sl.FirstSeq, sl.LastSeq = d+1, head
+		}
+		l.Sinks = append(l.Sinks, sl)
+		low = min(low, d)
+	}
+	if l.Lines = head - low; l.Lines > 0 {
+		l.FirstSeq, l.LastSeq = low+1, head
+	}
+	return l
+}
+
+// logLeftover writes shutdown's final audit line: every sink has every
+// line, or what is left, per sink, and where it is.
+func (p *Pipeline) logLeftover(l Leftover) {
+	if l.Lines == 0 {
+		p.log.Info("audit shutdown: every sink has every line", zap.Uint64("undelivered_lines", 0), zap.Int("sinks", len(l.Sinks)))
+		return
+	}
+	fields := []zap.Field{zap.Uint64("undelivered_lines", l.Lines), zap.Uint64("first_seq", l.FirstSeq), zap.Uint64("last_seq", l.LastSeq),
+		zap.String("instance", p.instance), zap.Bool("kept_in_spool", l.Kept),
+		zap.Array("sinks", zapcore.ArrayMarshalerFunc(func(enc zapcore.ArrayEncoder) error {
+			for _, s := range l.Sinks {
+				_ = enc.AppendObject(zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
+					o.AddString("sink", s.Sink)
+					o.AddUint64("undelivered_lines", s.Lines)
+					if s.Lines > 0 {
+						o.AddUint64("first_seq", s.FirstSeq)
+						o.AddUint64("last_seq", s.LastSeq)
+					}
+					return nil
+				}))
+			}
+			return nil
+		}))}
+	msg := "audit shutdown: lines left undelivered; the spool keeps them and the next start delivers them"
+	if !l.Kept {
+		msg = "audit shutdown: lines left undelivered and lost (audit.spool.dir is none)"
+	}
+	p.log.Error(msg, fields...)
+}
+
+// deliveryCollector exports, per sink, the seq of the last line it
+// acknowledged and how many lines of the chain it still lacks (the chain
+// head is warden_audit_chain_seq). Read on scrape, also while a shutdown
+// drains.
+type deliveryCollector struct{ p *Pipeline }
+
+var (
+	deliveredSeqDesc = prometheus.NewDesc("warden_audit_sink_delivered_seq",
+		"Seq of the last audit chain line the sink acknowledged (with warden_audit_chain_seq: the range it lacks).", []string{"sink"}, nil)
+	undeliveredDesc = prometheus.NewDesc("warden_audit_undelivered_lines",
+		"Audit chain lines sealed but not yet acknowledged by the sink; at shutdown, what the drain left for the next start.", []string{"sink"}, nil)
+)
+
+func (c deliveryCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- deliveredSeqDesc
+	ch <- undeliveredDesc
+}
+
+func (c deliveryCollector) Collect(ch chan<- prometheus.Metric) {
+	p := c.p
+	p.sp.mu.Lock()
+	head := p.seq
+	p.sp.mu.Unlock()
+	for _, sh := range p.shippers {
+		d := min(sh.delivered.Load(), head)
+		ch <- prometheus.MustNewConstMetric(deliveredSeqDesc, prometheus.GaugeValue, float64(d), sh.name)
+		ch <- prometheus.MustNewConstMetric(undeliveredDesc, prometheus.GaugeValue, float64(head-d), sh.name)
+	}
 }
 
 // shipper delivers one sink's lines from its cursor.
@@ -628,7 +753,10 @@ type shipper struct {
 	seg  atomic.Uint64 // read by other shippers' gc
 	off  int64
 	cur  *os.File // persisted cursor; nil in memory
-	m    struct{ ok, failed, delivered prometheus.Counter }
+	// delivered is the seq of the last line the sink acknowledged (at
+	// start: the line before the cursor).
+	delivered atomic.Uint64
+	m         struct{ ok, failed, delivered prometheus.Counter }
 }
 
 const cursorSize = 8 + 8 + 4
@@ -639,6 +767,7 @@ func (p *Pipeline) newShipper(s Sink, name string) (*shipper, error) {
 	sh.m.failed = p.m.batches.WithLabelValues(name, "error")
 	sh.m.delivered = p.m.delivered.WithLabelValues(name)
 	if p.o.Dir == "" {
+		sh.initDelivered()
 		return sh, nil
 	}
 	path := filepath.Join(p.o.Dir, "cursor-"+name)
@@ -653,7 +782,23 @@ func (p *Pipeline) newShipper(s Sink, name string) (*shipper, error) {
 	}
 	sh.seg.Store(validCursor(p.sp, sh.seg.Load(), &sh.off))
 	sh.cur = f
+	sh.initDelivered()
 	return sh, nil
+}
+
+// initDelivered sets delivered from the cursor: the seq before the first
+// line still to ship, or the chain head when there is none.
+func (sh *shipper) initDelivered() {
+	sh.p.sp.mu.Lock()
+	head := sh.p.seq
+	sh.p.sp.mu.Unlock()
+	sh.delivered.Store(head)
+	first, _, _ := sh.collect(nil, 1, sh.seg.Load(), sh.off)
+	if len(first) == 1 {
+		if t, err := ParseTrailer(first[0].Line); err == nil && t.Seq > 0 {
+			sh.delivered.Store(t.Seq - 1)
+		}
+	}
 }
 
 // validCursor returns the segment a saved cursor may resume in, moving it
@@ -807,6 +952,9 @@ func (sh *shipper) run(ctx context.Context) {
 		since = time.Time{}
 		sh.m.ok.Inc()
 		sh.m.delivered.Add(float64(len(batch)))
+		if t, err := ParseTrailer(batch[len(batch)-1].Line); err == nil {
+			sh.delivered.Store(t.Seq)
+		}
 		clear(batch) // drop references to spool memory
 		batch = batch[:0]
 		sh.seg.Store(readSeg)

@@ -23,6 +23,14 @@ import (
 type ReportOptions struct {
 	TopReasons int
 	TopModels  int
+	// Exposure, when set, adds the exposure view of the records it
+	// matches (every path they took, with their ids).
+	Exposure *ExposureFilter
+	// Budgets are the apps' day and month budgets (from the config, by
+	// app): the report adds each one's use and what remains of it in the
+	// UTC day and month of BudgetsAsOf (zero: the last call's time).
+	Budgets     map[string]AppBudget
+	BudgetsAsOf time.Time
 }
 
 // Report summarises audit records: who called which model, what was denied
@@ -63,6 +71,17 @@ type Report struct {
 	// buckets in time order.
 	Bucket   string
 	Timeline []TimeBucket
+
+	// Paths are the access paths (account -> VPC/subnet -> app -> model),
+	// most calls first; Edges the graph's edges, layer by layer.
+	Paths []PathStats
+	Edges []EdgeStats
+	// Exposure is the exposure view, when ReportOptions asked for one.
+	Exposure *Exposure
+	// Budgets are the budgeted apps' use and remaining day and month
+	// budgets (with ReportOptions.Budgets), as of BudgetsAsOf.
+	Budgets     []BudgetStats
+	BudgetsAsOf time.Time
 
 	topModels int // models charted
 }
@@ -151,6 +170,9 @@ type ReportBuilder struct {
 	findings  map[[2]string]*FindingStats
 	reasons   map[[2]string]int
 	timeline  timeline
+	paths     paths
+	exposure  *exposureAcc
+	budgets   budgetAcc
 }
 
 type appAcc struct {
@@ -166,7 +188,7 @@ func NewReportBuilder(opts ReportOptions) *ReportBuilder {
 	if opts.TopModels <= 0 {
 		opts.TopModels = 10
 	}
-	return &ReportBuilder{
+	b := &ReportBuilder{
 		opts:      opts,
 		seen:      map[string]struct{}{},
 		seenCP:    map[string]struct{}{},
@@ -177,7 +199,13 @@ func NewReportBuilder(opts ReportOptions) *ReportBuilder {
 		findings:  map[[2]string]*FindingStats{},
 		reasons:   map[[2]string]int{},
 		timeline:  newTimeline(),
+		paths:     paths{},
+		budgets:   newBudgetAcc(),
 	}
+	if opts.Exposure != nil {
+		b.exposure = newExposureAcc(*opts.Exposure)
+	}
+	return b
 }
 
 // Add takes one audit line. A line that is not an audit record is counted
@@ -245,12 +273,17 @@ func (b *ReportBuilder) addCall(l *Record) {
 	}
 	b.decisions[l.Decision] += n
 	b.accounts[Account(l.Tags)] += n
+	b.paths.add(l)
+	if b.exposure != nil {
+		b.exposure.add(l)
+	}
 
 	a := b.apps[l.App]
 	if a == nil {
 		a = &appAcc{AppStats: AppStats{App: l.App}}
 		b.apps[l.App] = a
 	}
+	b.budgets.add(l)
 	a.Calls += n
 	switch l.Decision {
 	case DecisionAllow:
@@ -310,6 +343,13 @@ func (b *ReportBuilder) addCall(l *Record) {
 func (b *ReportBuilder) Report() *Report {
 	r := b.r
 	r.topModels = b.opts.TopModels
+	if len(b.opts.Budgets) > 0 {
+		r.BudgetsAsOf = b.opts.BudgetsAsOf
+		if r.BudgetsAsOf.IsZero() {
+			r.BudgetsAsOf = r.Last
+		}
+		r.Budgets = b.budgets.stats(b.opts.Budgets, r.BudgetsAsOf)
+	}
 	r.Decisions = decisionCounts(b.decisions)
 	r.Accounts = sortedCounts(b.accounts)
 	r.Apps = nil
@@ -367,6 +407,10 @@ func (b *ReportBuilder) Report() *Report {
 		r.Reasons = r.Reasons[:b.opts.TopReasons]
 	}
 	r.Bucket, r.Timeline = b.timeline.buckets()
+	r.Paths, r.Edges = b.paths.stats()
+	if b.exposure != nil {
+		r.Exposure = b.exposure.exposure()
+	}
 	return &r
 }
 
@@ -577,6 +621,11 @@ func (r *Report) WriteText(w io.Writer) error {
 			a.Incomplete, a.TokensIn, a.TokensOut, fmtUSD(a.CostUSD), fmtMS(a.LatencyP50), fmtMS(a.LatencyP99))
 	}
 
+	if len(r.Budgets) > 0 {
+		section("Budgets (UTC day and month of " + r.BudgetsAsOf.UTC().Format(time.RFC3339) + ", from the records of forwarded calls)")
+		r.writeBudgets(tw)
+	}
+
 	section("Models")
 	fmt.Fprintf(tw, "MODEL\tCALLS\tTOKENS IN\tTOKENS OUT\tCOST USD\n")
 	for _, m := range r.Models {
@@ -595,6 +644,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", textSafe(f.Guard), textSafe(f.Type), f.Calls, f.Count, byAction(f.ByAction))
 	}
 
+	r.writePathsText(tw, section)
+
 	section(fmt.Sprintf("Calls per %s", r.Bucket))
 	apps := r.appNames()
 	fmt.Fprintf(tw, "START (UTC)\tTOTAL")
@@ -612,6 +663,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(tw, "\t%d", b.Apps[a])
 		}
 		fmt.Fprintf(tw, "\n")
+	}
+	if r.Exposure != nil {
+		r.Exposure.writeText(tw, section)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -652,6 +706,8 @@ type chartData struct {
 	Tokens   []chartTokens `json:"tokens"`
 	Cost     []chartBar    `json:"cost"`
 	Findings []chartBar    `json:"findings"`
+	Paths    *sankeyData   `json:"paths"`
+	Exposure *sankeyData   `json:"exposure,omitempty"`
 }
 
 // maxChartBuckets bounds the empty buckets the chart fills in.
@@ -704,10 +760,11 @@ type chartTokens struct {
 	Out int64  `json:"out"`
 }
 
-// HTMLCharts names the charts WriteHTML draws (each container's
-// data-chart), in page order.
+// HTMLCharts names the charts WriteHTML always draws (each container's
+// data-chart), in page order; a report with an exposure view adds the
+// "exposure" graph.
 func HTMLCharts() []string {
-	return []string{"timeline", "denials", "models", "tokens", "cost", "findings"}
+	return []string{"paths", "timeline", "denials", "models", "tokens", "cost", "findings"}
 }
 
 func (r *Report) chartData() chartData {
@@ -739,6 +796,10 @@ func (r *Report) chartData() chartData {
 	for _, f := range r.Findings {
 		d.Findings = append(d.Findings, chartBar{Label: f.Guard + "/" + f.Type, Value: float64(f.Count)})
 	}
+	d.Paths = r.sankey()
+	if r.Exposure != nil {
+		d.Exposure = r.Exposure.sankey()
+	}
 	return d
 }
 
@@ -765,6 +826,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		Data:   r.chartData(),
 		Script: template.JS(reportScript),
 		Charts: []htmlChart{
+			{"paths", "Access paths"},
 			{"timeline", "Calls per " + r.Bucket + " by app"},
 			{"denials", "Denials by reason"},
 			{"models", "Top models by calls"},
@@ -789,6 +851,8 @@ func reportTemplate() *template.Template {
 		"ms":       fmtMS,
 		"byAction": byAction,
 		"rfc3339":  func(t time.Time) string { return t.Format(time.RFC3339) },
+		"tm":       fmtTime,
+		"layer":    func(i int) string { return pathLayers[i] + " → " + pathLayers[i+1] },
 		"bucket":   func(r *Report, t time.Time) string { return t.Format(r.BucketFormat()) },
 		"name": func(s string) string {
 			if s == "" {
@@ -843,10 +907,24 @@ Generated from audit records only: no prompt or answer text exists in them.</div
 <tr><th>calls without cost</th><td class="n">{{.R.CostUnknown}}</td></tr>
 </table></div>
 
+<h2>Access paths</h2>
+<div class="card chart" data-chart="paths"><h2>Account &rarr; VPC/subnet &rarr; app &rarr; model (width: calls; the red and orange shares: denied and dry-run denied calls; hover for findings)</h2><svg role="img" aria-label="Access paths"></svg></div>
+{{with .R.Exposure}}
+<h2 id="exposure">Exposure: {{.Filter.String}}</h2>
+<div class="card"><table>
+<tr><th>matching calls</th><td class="n">{{.Calls}}</td></tr>
+<tr><th>matching records</th><td class="n">{{.Records}}</td></tr>
+<tr><th>paths</th><td class="n">{{len .Paths}}</td></tr>
+</table></div>
+<div class="card chart" data-chart="exposure"><h2>Exposure paths</h2><svg role="img" aria-label="Exposure paths"></svg></div>
+<div class="card"><table><tr><th>account</th><th>vpc/subnet</th><th>app</th><th>model</th><th class="n">calls</th><th class="n">deny</th><th class="n">dry-run-deny</th><th class="n">findings</th><th>first</th><th>last</th><th>record ids</th></tr>
+{{range .Paths}}<tr class="exposure-path"><td>{{name .Account}}</td><td>{{name .Network}}</td><td>{{name .App}}</td><td>{{name .Model}}</td><td class="n">{{.Calls}}</td><td class="n">{{.Denied}}</td><td class="n">{{.DryRunDeny}}</td><td class="n">{{.Findings}}</td><td>{{tm .First}}</td><td>{{tm .Last}}</td><td class="ids">{{range $i, $id := .RecordIDs}}{{if $i}} {{end}}<code>{{name $id}}</code>{{end}}</td></tr>
+{{end}}</table></div>
+{{end}}
 <h2>Charts</h2>
 <div class="grid">
-{{range .Charts}}<div class="card chart" data-chart="{{.Name}}"><h2>{{.Title}}</h2><svg role="img" aria-label="{{.Title}}"></svg></div>
-{{end}}</div>
+{{range .Charts}}{{if ne .Name "paths"}}<div class="card chart" data-chart="{{.Name}}"><h2>{{.Title}}</h2><svg role="img" aria-label="{{.Title}}"></svg></div>
+{{end}}{{end}}</div>
 
 <h2>Decisions</h2>
 <div class="card"><table><tr><th>decision</th><th class="n">calls</th></tr>
@@ -876,6 +954,16 @@ Generated from audit records only: no prompt or answer text exists in them.</div
 <h2>Guardrail findings</h2>
 <div class="card"><table><tr><th>guard</th><th>type</th><th class="n">calls</th><th class="n">findings</th><th>by action</th></tr>
 {{range .R.Findings}}<tr><td>{{name .Guard}}</td><td>{{name .Type}}</td><td class="n">{{.Calls}}</td><td class="n">{{.Count}}</td><td>{{byAction .ByAction}}</td></tr>
+{{end}}</table></div>
+
+<h2>Access paths</h2>
+<div class="card"><table><tr><th>account</th><th>vpc/subnet</th><th>app</th><th>model</th><th class="n">calls</th><th class="n">deny</th><th class="n">dry-run-deny</th><th class="n">findings</th></tr>
+{{range .R.Paths}}<tr><td>{{name .Account}}</td><td>{{name .Network}}</td><td>{{name .App}}</td><td>{{name .Model}}</td><td class="n">{{.Calls}}</td><td class="n">{{.Denied}}</td><td class="n">{{.DryRunDeny}}</td><td class="n">{{.Findings}}</td></tr>
+{{end}}</table></div>
+
+<h2>Access path edges</h2>
+<div class="card"><table><tr><th>layer</th><th>from</th><th>to</th><th class="n">calls</th><th class="n">deny</th><th class="n">dry-run-deny</th><th class="n">findings</th></tr>
+{{range .R.Edges}}<tr><td>{{layer .Layer}}</td><td>{{name .From}}</td><td>{{name .To}}</td><td class="n">{{.Calls}}</td><td class="n">{{.Denied}}</td><td class="n">{{.DryRunDeny}}</td><td class="n">{{.Findings}}</td></tr>
 {{end}}</table></div>
 
 <h2>Calls per {{.R.Bucket}}</h2>
@@ -990,6 +1078,76 @@ function timeline() {
 	}
 	finish(ch, marks, Math.max(left + n * slot + 10, 300), top + h + 24);
 }
+// sankey draws a layered graph: one column per layer, a node per name
+// (its height the larger of the calls in and out), one ribbon per edge
+// (its width the edge's calls, with its denied and dry-run denied shares
+// drawn over it in red and orange). Each ribbon is a mark naming its ends
+// in data-from, data-to and data-layer, its calls in data-calls.
+function ribbon(x0, sy, x1, ty, w) {
+	var xm = (x0 + x1) / 2;
+	return "M" + x0 + "," + sy + " C" + xm + "," + sy + " " + xm + "," + ty + " " + x1 + "," + ty +
+		" L" + x1 + "," + (ty + w) + " C" + xm + "," + (ty + w) + " " + xm + "," + (sy + w) + " " + x0 + "," + (sy + w) + " Z";
+}
+function sankey(name, d) {
+	var ch = chart(name), left = 10, top = 24, colW = 280, nodeW = 10, gap = 10, marks = 0;
+	var nodes = (d && d.nodes) || [], edges = (d && d.edges) || [];
+	if (edges.length === 0) { finish(ch, 0, 0, 0); return; }
+	var inSum = [], outSum = [], val = [], cols = [[], [], [], []], i;
+	for (i = 0; i < nodes.length; i++) { inSum.push(0); outSum.push(0); }
+	edges.forEach(function (e) { outSum[e.from] += e.calls; inSum[e.to] += e.calls; });
+	for (i = 0; i < nodes.length; i++) { val.push(Math.max(inSum[i], outSum[i], 1)); cols[nodes[i].layer].push(i); }
+	var maxTotal = 0, maxCount = 0;
+	cols.forEach(function (c) {
+		c.sort(function (a, b) { return val[b] - val[a] || (nodes[a].name < nodes[b].name ? -1 : nodes[a].name > nodes[b].name ? 1 : 0); });
+		var t = c.reduce(function (s, k) { return s + val[k]; }, 0);
+		if (t > maxTotal) { maxTotal = t; }
+		if (c.length > maxCount) { maxCount = c.length; }
+	});
+	var plotH = Math.max(160, maxCount * 30), scale = (plotH - gap * (maxCount - 1)) / maxTotal;
+	var y = [], h = [], x = [], outOff = [], inOff = [], labels = [];
+	cols.forEach(function (c, layer) {
+		var yy = top;
+		ch.svg.appendChild(el(ch, "text", { x: left + layer * colW, y: 12, "font-weight": "bold" }, d.layers[layer]));
+		c.forEach(function (k) {
+			x[k] = left + layer * colW; y[k] = yy; h[k] = Math.max(val[k] * scale, 2); outOff[k] = 0; inOff[k] = 0;
+			var r = el(ch, "rect", { "class": "node", x: x[k], y: y[k], width: nodeW, height: h[k], fill: "#5a6270" });
+			r.appendChild(el(ch, "title", {}, (nodes[k].name === "" ? "-" : nodes[k].name) + ": " + val[k] + " calls"));
+			ch.svg.appendChild(r);
+			var label = el(ch, "text", { x: x[k] + nodeW + 4, y: y[k] + Math.min(h[k], 24) / 2 + 4 }, short(nodes[k].name, 36));
+			label.appendChild(el(ch, "title", {}, nodes[k].name));
+			labels.push(label);
+			yy += h[k] + gap;
+		});
+	});
+	var order = edges.slice().sort(function (a, b) { return (y[a.from] - y[b.from]) || (y[a.to] - y[b.to]); });
+	order.forEach(function (e) {
+		var w = Math.max(e.calls * scale, 1);
+		var x0 = x[e.from] + nodeW, x1 = x[e.to];
+		var sy = y[e.from] + outOff[e.from], ty = y[e.to] + inOff[e.to];
+		outOff[e.from] += e.calls * scale; inOff[e.to] += e.calls * scale;
+		var from = nodes[e.from], to = nodes[e.to];
+		var title = (from.name === "" ? "-" : from.name) + " \u2192 " + (to.name === "" ? "-" : to.name) +
+			": " + e.calls + " calls, " + e.deny + " denied, " + e.dry + " dry-run denied, " + e.findings + " findings";
+		var path = el(ch, "path", { "class": "mark", d: ribbon(x0, sy, x1, ty, w), fill: "#4e79a7", "fill-opacity": 0.45, stroke: "#4e79a7", "stroke-opacity": 0.7,
+			"data-layer": from.layer, "data-from": from.name, "data-to": to.name, "data-calls": e.calls });
+		path.appendChild(el(ch, "title", {}, title));
+		ch.svg.appendChild(path);
+		// The denied and dry-run denied shares, drawn over the ribbon's
+		// top edge in proportion to their calls.
+		var off = 0;
+		[[e.deny, "#e15759", "deny"], [e.dry, "#f28e2b", "dry-run"]].forEach(function (part) {
+			if (part[0] <= 0) { return; }
+			var pw = Math.min(Math.max(part[0] * scale, 1), w - off);
+			var sub = el(ch, "path", { "class": "part " + part[2], d: ribbon(x0, sy + off, x1, ty + off, pw), fill: part[1], "fill-opacity": 0.6 });
+			sub.appendChild(el(ch, "title", {}, title));
+			ch.svg.appendChild(sub);
+			off += pw;
+		});
+		marks++;
+	});
+	labels.forEach(function (l) { ch.svg.appendChild(l); }); // over the ribbons
+	finish(ch, marks, left + 3 * colW + nodeW + 240, top + plotH + 10);
+}
 function items(list) {
 	return (list || []).map(function (b) { return { label: b.label, values: [b.value] }; });
 }
@@ -999,5 +1157,7 @@ bars("models", items(data.models), ["calls"], num);
 bars("tokens", (data.tokens || []).map(function (t) { return { label: t.app, values: [t.in, t.out] }; }), ["in", "out"], num);
 bars("cost", (data.cost || []).map(function (b, i) { return { label: b.label, values: [b.value], color: i }; }), ["USD"], usd);
 bars("findings", items(data.findings), ["findings"], num);
+sankey("paths", data.paths);
+if (data.exposure) { sankey("exposure", data.exposure); }
 })();
 `

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -351,12 +352,13 @@ func expectedMarks(r *Report) map[string]int {
 		"tokens":   2 * len(d.Tokens),
 		"cost":     len(d.Cost),
 		"findings": len(d.Findings),
+		"paths":    len(d.Paths.Edges),
 	}
 }
 
 func TestExpectedMarksMixed(t *testing.T) {
 	got := expectedMarks(buildFixture(t, mixedFixture))
-	want := map[string]int{"timeline": 7, "denials": 4, "models": 4, "tokens": 8, "cost": 4, "findings": 3}
+	want := map[string]int{"timeline": 7, "denials": 4, "models": 4, "tokens": 8, "cost": 4, "findings": 3, "paths": 12}
 	if mustJSON(t, got) != mustJSON(t, want) {
 		t.Errorf("expected marks %v, want %v", got, want)
 	}
@@ -379,11 +381,15 @@ func FuzzReportLine(f *testing.F) {
 		`{"time":"0001-01-01T00:00:00Z","request_id":"a"}`, `{"time":"9999-12-31T23:59:59Z","request_id":"b"}`,
 		`{"app":"\u2028\u001b","reason":"\xff"}`, `{"request_id":"c","decision":"deny","count":5}`, `{"count":-1}`,
 		`{"count":1099511627777}`, `{"count":1e3}`,
+		`{"request_id":"d","src_account":"1","src_vpc":"v","src_subnet":"s","src_vpce":"e","findings":[{"guard":"g","type":"t","count":2}]}`,
+		`{"request_id":"e","src_vpce":" <b>","app":"<img>","findings":[{"type":"EMAIL","count":-1}]}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
-		b := NewReportBuilder(ReportOptions{})
+		// An exposure view matching every record, so the fuzzed one meets
+		// the path and exposure aggregates too.
+		b := NewReportBuilder(ReportOptions{Exposure: &ExposureFilter{}})
 		// Alongside a real record, so the fuzzed one meets every aggregate.
 		if err := b.Add("seed", []byte(`{"time":"2026-11-30T09:00:00Z","request_id":"seed","app":"a","decision":"deny","reason":"r","findings":[{"guard":"g","type":"t","count":1,"action":"block"}]}`)); err != nil {
 			t.Fatal(err)
@@ -397,6 +403,9 @@ func FuzzReportLine(f *testing.F) {
 		}
 		if r.Calls < r.Records {
 			t.Fatalf("fewer calls than records: %+v", r)
+		}
+		if x := r.Exposure; x == nil || x.Calls != r.Calls || x.Records != r.Records {
+			t.Fatalf("an empty exposure filter matched %+v, the report has %d calls in %d records", x, r.Calls, r.Records)
 		}
 		var out bytes.Buffer
 		if err := r.WriteText(&out); err != nil {
@@ -436,5 +445,48 @@ func TestReportReadsAppendJSON(t *testing.T) {
 	}
 	if len(r.Findings) != 1 || r.Findings[0].ByAction["mask"] != 2 || len(r.Reasons) != 1 || r.Reasons[0].Reason != "why" || r.Bucket != "minute" {
 		t.Errorf("findings %+v reasons %+v bucket %s", r.Findings, r.Reasons, r.Bucket)
+	}
+}
+
+// With the apps' budgets the report shows each app's use of its day and
+// month budgets and what remains, in the UTC day and month of the last
+// call: forwarded calls count (input, output and cache tokens), denied
+// ones and other days do not.
+func TestReportBudgets(t *testing.T) {
+	b := NewReportBuilder(ReportOptions{Budgets: map[string]AppBudget{
+		"chat": {TokensPerDay: 1000, CostPerDayUSD: 1, CostPerMonthUSD: 10},
+	}})
+	add := func(id, at, decision string, in, out, cache int64, cost float64) {
+		t.Helper()
+		line := fmt.Sprintf(`{"v":2,"time":%q,"request_id":%q,"app":"chat","decision":%q,"tokens_in":%d,"tokens_out":%d,"cache_read_tokens":%d,"cost_usd":%g}`,
+			at, id, decision, in, out, cache, cost)
+		if err := b.Add("t", []byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("1", "2026-03-03T10:00:00Z", DecisionAllow, 100, 100, 0, 2)    // an earlier day of the month
+	add("2", "2026-03-04T10:00:00Z", DecisionAllow, 100, 50, 50, 0.25) // today
+	add("3", "2026-03-04T11:00:00Z", DecisionDryRunDeny, 10, 10, 0, 0.25)
+	add("4", "2026-03-04T12:00:00Z", DecisionDeny, 0, 0, 0, 0)
+	add("5", "2026-02-28T12:00:00Z", DecisionAllow, 500, 500, 0, 5) // last month
+	r := b.Report()
+	if len(r.Budgets) != 1 {
+		t.Fatalf("budgets: %+v", r.Budgets)
+	}
+	s := r.Budgets[0]
+	if s.DayTokens != 220 || s.DayTokensLeft != 780 || s.DayCostUSD != 0.5 || s.DayCostLeftUSD != 0.5 || s.MonthCostUSD != 2.5 || s.MonthCostLeftUSD != 7.5 {
+		t.Fatalf("budget stats: %+v", s)
+	}
+	if got := s.DayResets.Format(time.RFC3339); got != "2026-03-05T00:00:00Z" {
+		t.Fatalf("day resets %s", got)
+	}
+	var out strings.Builder
+	if err := r.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Budgets (UTC day and month of 2026-03-04T12:00:00Z", "tokens_per_day      220", "cost_per_month_usd  2.500000", "2026-04-01T00:00:00Z"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
 	}
 }

@@ -83,9 +83,10 @@ func (s Service) SigningName() string {
 	return "bedrock"
 }
 
-// Streaming reports whether the operation's response is an event stream.
+// Streaming reports whether the operation's response is an event stream
+// (agent-runtime operations included).
 func (o Operation) Streaming() bool {
-	return o == OpInvokeModelWithResponseStream || o == OpConverseStream || o == OpInvokeModelWithBidirectionalStream
+	return o == OpInvokeModelWithResponseStream || o == OpConverseStream || o == OpInvokeModelWithBidirectionalStream || o.AgentStreaming()
 }
 
 // Route is what the method and path of a request say about it.

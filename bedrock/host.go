@@ -33,16 +33,40 @@ type RuntimeHost struct {
 // A port, if present, must be 443. Anything else — other services, extra
 // labels, IP addresses — is an error that names the input.
 func ParseRuntimeHost(hostport string) (RuntimeHost, error) {
+	return parseRuntimeForms(hostport, ServiceRuntime, "Bedrock runtime")
+}
+
+// ParseAgentRuntimeHost is ParseRuntimeHost for the agent runtime: the same
+// name forms with bedrock-agent-runtime[-fips] as the service label, and
+// Service ServiceAgentRuntime.
+func ParseAgentRuntimeHost(hostport string) (RuntimeHost, error) {
+	return parseRuntimeForms(hostport, ServiceAgentRuntime, "Bedrock agent runtime")
+}
+
+// IsAgentRuntimeHost reports whether host (no port) is one of the agent
+// runtime name forms ParseAgentRuntimeHost accepts.
+func IsAgentRuntimeHost(host string) bool {
+	if strings.Contains(host, ":") {
+		return false
+	}
+	_, err := ParseAgentRuntimeHost(host)
+	return err == nil
+}
+
+// parseRuntimeForms parses ParseRuntimeHost's name forms for the endpoint
+// prefix svc (what names it in errors).
+func parseRuntimeForms(hostport string, svc Service, what string) (RuntimeHost, error) {
+	service := string(svc)
 	host := hostport
 	if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
 		if hostport[i+1:] != "443" {
-			return RuntimeHost{}, fmt.Errorf("bedrock: host %q: only port 443 is a Bedrock runtime endpoint", hostport)
+			return RuntimeHost{}, fmt.Errorf("bedrock: host %q: only port 443 is a %s endpoint", hostport, what)
 		}
 		host = hostport[:i]
 	}
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
 	bad := func(why string) (RuntimeHost, error) {
-		return RuntimeHost{}, fmt.Errorf("bedrock: host %q is not a Bedrock runtime host name (%s)", hostport, why)
+		return RuntimeHost{}, fmt.Errorf("bedrock: host %q is not a %s host name (%s)", hostport, what, why)
 	}
 	if h == "" || len(h) > 253 {
 		return bad("empty or too long")
@@ -53,33 +77,33 @@ func ParseRuntimeHost(hostport string) (RuntimeHost, error) {
 			return bad("invalid DNS label")
 		}
 	}
-	out := RuntimeHost{Service: ServiceRuntime, Host: h}
+	out := RuntimeHost{Service: svc, Host: h}
 	switch {
 	case strings.HasSuffix(h, ".vpce.amazonaws.com"):
 		// vpce-ID[-AZ] . bedrock-runtime . REGION . vpce . amazonaws . com
-		if len(labels) != 6 || !strings.HasPrefix(labels[0], "vpce-") || labels[1] != "bedrock-runtime" {
-			return bad("a VPC endpoint name must be vpce-ID.bedrock-runtime.REGION.vpce.amazonaws.com")
+		if len(labels) != 6 || !strings.HasPrefix(labels[0], "vpce-") || labels[1] != service {
+			return bad("a VPC endpoint name must be vpce-ID." + service + ".REGION.vpce.amazonaws.com")
 		}
 		out.VPCE, out.Region = true, labels[2]
 		if parts := strings.SplitN(labels[0], "-", 3); len(parts) >= 2 && parts[1] != "" {
 			out.VPCEndpointID = "vpce-" + parts[1]
 		}
 	case strings.HasSuffix(h, ".amazonaws.com.cn"):
-		if len(labels) != 5 || labels[0] != "bedrock-runtime" {
-			return bad("expected bedrock-runtime.REGION.amazonaws.com.cn")
+		if len(labels) != 5 || labels[0] != service {
+			return bad("expected " + service + ".REGION.amazonaws.com.cn")
 		}
 		out.Region = labels[1]
 	case strings.HasSuffix(h, ".amazonaws.com"), strings.HasSuffix(h, ".api.aws"):
 		// bedrock-runtime . REGION . amazonaws . com, or … . api . aws
 		if len(labels) != 4 {
-			return bad("expected bedrock-runtime[-fips].REGION.amazonaws.com or .api.aws")
+			return bad("expected " + service + "[-fips].REGION.amazonaws.com or .api.aws")
 		}
 		switch labels[0] {
-		case "bedrock-runtime":
-		case "bedrock-runtime-fips":
+		case service:
+		case service + "-fips":
 			out.FIPS = true
 		default:
-			return bad("not the bedrock-runtime service")
+			return bad("not the " + service + " service")
 		}
 		out.Region = labels[1]
 	default:

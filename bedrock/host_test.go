@@ -41,7 +41,7 @@ func TestParseRuntimeHost(t *testing.T) {
 	bad := []string{
 		"", ":443", "bedrock-runtime.us-east-1.amazonaws.com:8443",
 		"bedrock.us-east-1.amazonaws.com",                       // control plane
-		"bedrock-agent-runtime.us-east-1.amazonaws.com",         // another service
+		"bedrock-agent-runtime.us-east-1.amazonaws.com",         // another service (ParseAgentRuntimeHost)
 		"sts.us-east-1.amazonaws.com",                           //
 		"s3.bedrock-runtime.us-east-1.amazonaws.com",            // extra label
 		"bedrock-runtime.us-east-1.amazonaws.com.evil.com",      // suffix trick

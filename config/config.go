@@ -24,6 +24,7 @@ import (
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/proxy/proxyproto"
 
+	"github.com/warden-egress/warden/authz/budget"
 	"github.com/warden-egress/warden/authz/models"
 	"github.com/warden-egress/warden/authz/policy"
 
@@ -61,8 +62,43 @@ type Config struct {
 	// Guards are named guardrails (see guard.Config) that apps apply by name.
 	Guards map[string]guard.Config `yaml:"guards"`
 
+	// Budgets says where the apps' budgets (apps[].budgets) and async job
+	// owners are kept: in each replica's memory, or in a Redis every
+	// replica shares.
+	Budgets budget.Config `yaml:"budgets"`
+
 	// Bundle takes the policy from signed bundles (see BundleConfig).
 	Bundle *BundleConfig `yaml:"bundle"`
+
+	// Shutdown bounds what Warden does after SIGTERM.
+	Shutdown ShutdownConfig `yaml:"shutdown"`
+}
+
+// ShutdownConfig is the stop sequence: on SIGTERM Warden stops accepting
+// calls, lets the calls in flight finish for at most half of GracePeriod,
+// then keeps delivering the audit spool until every sink has every line or
+// GracePeriod ends, and logs what was left (the next start delivers it).
+// GracePeriod must end before the platform's SIGKILL: below Kubernetes'
+// terminationGracePeriodSeconds, below ECS's stopTimeout.
+type ShutdownConfig struct {
+	GracePeriod time.Duration `yaml:"grace_period"`
+}
+
+// DefaultShutdownGrace fits the 30 s both Kubernetes and ECS (Fargate's
+// stopTimeout default) give a container between SIGTERM and SIGKILL.
+const DefaultShutdownGrace = 25 * time.Second
+
+// maxShutdownGrace: ECS allows a stopTimeout of at most 120 s; Kubernetes
+// has no bound, but an audit drain longer than this is a sink outage,
+// which the spool (kept for the next start) already covers.
+const maxShutdownGrace = 10 * time.Minute
+
+// Grace is GracePeriod with its default.
+func (s ShutdownConfig) Grace() time.Duration {
+	if s.GracePeriod == 0 {
+		return DefaultShutdownGrace
+	}
+	return s.GracePeriod
 }
 
 // Policy returns the policy's part of the file (apps, deny, mode) with the
@@ -285,6 +321,9 @@ func (c *Config) Validate() error {
 	if err := ValidateServiceURL(c.Upstream.BedrockURL, c.Upstream.Insecure, bedrock.ServiceBedrock); err != nil {
 		add("upstream.bedrock_url: %v", err)
 	}
+	if g := c.Shutdown.GracePeriod; g < 0 || g > maxShutdownGrace || (g > 0 && g < time.Second) {
+		add("shutdown.grace_period: %s is not between 1s and %s (unset: %s)", g, maxShutdownGrace, DefaultShutdownGrace)
+	}
 	if c.Limits.MaxBodyBytes < 0 {
 		add("limits.max_body_bytes: must be positive")
 	}
@@ -299,6 +338,8 @@ func (c *Config) Validate() error {
 	errs = append(errs, validateGuards(c)...)
 
 	errs = append(errs, c.Audit.Validate()...)
+	errs = append(errs, c.Budgets.Validate()...)
+	errs = append(errs, validateBudgetPrices(c)...)
 	errs = append(errs, c.Bundle.validate(c)...)
 	if c.Audit.Capture != nil {
 		for _, name := range c.Audit.Capture.Apps {
@@ -335,6 +376,22 @@ func ValidateServiceURL(raw string, insecure bool, svc bedrock.Service) error {
 		return fmt.Errorf("%q is not a %s host name or an interface VPC endpoint; set upstream.insecure: true only for tests", raw, svc)
 	}
 	return nil
+}
+
+// validateBudgetPrices: a cost budget prices calls with audit.prices, so
+// an app with one needs a price table (a call on a model the table does
+// not price is denied at run time).
+func validateBudgetPrices(c *Config) []error {
+	if len(c.Audit.Prices) > 0 {
+		return nil
+	}
+	var errs []error
+	for i := range c.Apps {
+		if c.Apps[i].Budgets.Cost() {
+			errs = append(errs, fmt.Errorf("%s: budgets: a cost budget prices calls with audit.prices, which is empty", policy.AppWhere(&c.Apps[i], i)))
+		}
+	}
+	return errs
 }
 
 // ValidateUpstreamURL accepts "" (the regional endpoint) and https URLs on

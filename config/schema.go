@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/warden-egress/warden/authz/budget"
 	"path"
 	"reflect"
 	"strings"
@@ -86,10 +87,22 @@ func schemaExtra() map[string]map[string]any {
 		"HTTPSinkConfig.format": {"enum": []any{"jsonl", "json", "splunk_hec"}},
 		"AuditConfig.prices": {"propertyNames": map[string]any{"pattern": "^[^*]+\\*?$|^\\*$"},
 			"description": "USD per million tokens by canonical model id, or by a prefix ending in '*' (longest wins)"},
-		"PriceConfig.input_per_mtok":       {"minimum": 0},
-		"PriceConfig.output_per_mtok":      {"minimum": 0},
-		"PriceConfig.cache_read_per_mtok":  {"minimum": 0},
-		"PriceConfig.cache_write_per_mtok": {"minimum": 0},
+		"BudgetsStoreConfig.store":               {"enum": []any{budget.StoreMemory, budget.StoreRedis}},
+		"BudgetsStoreConfig.on_store_error":      {"enum": []any{budget.FailClosed, budget.FailOpen}},
+		"BudgetsStoreConfig.replicas":            {"minimum": 1},
+		"BudgetsConfig.requests_per_second":      {"minimum": 0},
+		"BudgetsConfig.requests_per_minute":      {"minimum": 0},
+		"BudgetsConfig.input_tokens_per_minute":  {"minimum": 0},
+		"BudgetsConfig.output_tokens_per_minute": {"minimum": 0},
+		"BudgetsConfig.tokens_per_day":           {"minimum": 0},
+		"BudgetsConfig.cost_per_day_usd":         {"minimum": 0},
+		"BudgetsConfig.cost_per_month_usd":       {"minimum": 0},
+		"BudgetsConfig.concurrent_streams":       {"minimum": 0},
+		"BudgetsConfig.async_invoke_cost_usd":    {"minimum": 0},
+		"PriceConfig.input_per_mtok":             {"minimum": 0},
+		"PriceConfig.output_per_mtok":            {"minimum": 0},
+		"PriceConfig.cache_read_per_mtok":        {"minimum": 0},
+		"PriceConfig.cache_write_per_mtok":       {"minimum": 0},
 	}
 }
 
@@ -157,6 +170,7 @@ var sectionNames = map[string]string{
 	"guard":      "GuardConfig",
 	"proxyproto": "ProxyProtocolConfig",
 	"mitm":       "CAConfig",
+	"budget":     "BudgetsStoreConfig",
 }
 
 // typeNames keep the definition names of other moved types whose Go name

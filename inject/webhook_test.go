@@ -390,6 +390,11 @@ func FuzzParseConfig(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(deploy)
+	deployBundle, err := os.ReadFile(filepath.Join("..", "deploy", "kubernetes", "injector", "config-bundle.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(deployBundle)
 	f.Add([]byte("image: x\nrole_arn: arn:aws:iam::111122223333:role/r\nregion: us-east-1\npolicy: {version: 1}\n"))
 	f.Add([]byte("policy: {listen: {}}\n"))
 	f.Add([]byte("resources: {limits: {memory: -1}}\n"))

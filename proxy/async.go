@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,14 +15,13 @@ import (
 // app started (from StartAsyncInvoke's 200 response), answers GetAsyncInvoke
 // only for the app's own ARNs and filters ListAsyncInvokes down to them.
 //
-// The store is in memory and per Warden instance: a job started through one
-// replica is unknown to another (GetAsyncInvoke there is denied, List does
-// not show it), and a restart forgets every job. A fleet behind a load
-// balancer needs a shared store (DynamoDB, Redis) in its place; the
-// policy.AsyncJobs methods are the seam for it.
-//
-// The store is bounded: past maxAsyncJobs the oldest ARNs are forgotten,
-// and a forgotten ARN is denied like a foreign one (fail closed).
+// The store (policy.JobStore) is the budget store's: with budgets.store:
+// redis every replica shares it, so any replica answers for a job another
+// started; in memory it is per Warden instance (a job started through one
+// replica is unknown to another, and a restart forgets every job) and
+// bounded (past 100,000 ARNs the oldest are forgotten, and a forgotten ARN
+// is denied like a foreign one: fail closed). A store that cannot answer
+// denies GetAsyncInvoke and fails ListAsyncInvokes.
 
 // maxAsyncResponse bounds the Start/List response Warden reads to inspect
 // (a full ListAsyncInvokes page of 1,000 summaries is well under 1 MiB).
@@ -44,10 +44,13 @@ func (s *Server) relayAsync(w http.ResponseWriter, c *call, resp *http.Response)
 			// The job may exist but nobody can read it through Warden: say so.
 			s.log.Warn("StartAsyncInvoke response without an invocationArn", zapReq(c.requestID))
 		} else {
-			s.async.Remember(out.InvocationArn, c.rec.App)
+			if err := s.async.Remember(resp.Request.Context(), out.InvocationArn, c.rec.App); err != nil {
+				// The job runs, but no replica will let the app read it.
+				s.log.Warn("remembering an async invocation's owner failed", zapErr(err), zapReq(c.requestID))
+			}
 		}
 	case bedrock.OpListAsyncInvokes:
-		filtered, err := s.filterAsyncList(body, c.rec.App)
+		filtered, err := s.filterAsyncList(resp.Request.Context(), body, c.rec.App)
 		if err != nil {
 			s.log.Warn("filtering ListAsyncInvokes", zapErr(err), zapReq(c.requestID))
 			s.fail(w, c, bedrock.InternalServer("warden: the upstream ListAsyncInvokes response could not be filtered to the app's jobs"), "upstream")
@@ -66,7 +69,7 @@ func (s *Server) relayAsync(w http.ResponseWriter, c *call, resp *http.Response)
 // filterAsyncList drops the summaries of jobs app did not start, keeping
 // every other member (nextToken) as sent. A page may come back short or
 // empty with a nextToken: the client pages on as usual.
-func (s *Server) filterAsyncList(body []byte, app string) ([]byte, error) {
+func (s *Server) filterAsyncList(ctx context.Context, body []byte, app string) ([]byte, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		return nil, err
@@ -77,15 +80,23 @@ func (s *Server) filterAsyncList(body []byte, app string) ([]byte, error) {
 			return nil, fmt.Errorf("asyncInvokeSummaries: %w", err)
 		}
 	}
-	kept := make([]json.RawMessage, 0, len(sums))
-	for _, raw := range sums {
+	arns := make([]string, len(sums))
+	for i, raw := range sums {
 		var sum struct {
 			InvocationArn string `json:"invocationArn"`
 		}
 		if err := json.Unmarshal(raw, &sum); err != nil {
 			return nil, fmt.Errorf("summary: %w", err)
 		}
-		if sum.InvocationArn != "" && s.async.Owns(sum.InvocationArn, app) {
+		arns[i] = sum.InvocationArn
+	}
+	owners, err := s.async.Owners(ctx, arns)
+	if err != nil {
+		return nil, err
+	}
+	kept := make([]json.RawMessage, 0, len(sums))
+	for i, raw := range sums {
+		if arns[i] != "" && owners[i] == app {
 			kept = append(kept, raw)
 		}
 	}

@@ -98,6 +98,6 @@ func (s *Server) FollowBundles(ctx context.Context) (*bundle.Follower, error) {
 }
 
 // bundleExpired says whether the snapshot's bundle is past its expiry.
-func (p *snapshot) bundleExpired(now time.Time) bool {
-	return !p.expires.IsZero() && !now.Before(p.expires)
+func (snap *snapshot) bundleExpired(now time.Time) bool {
+	return !snap.expires.IsZero() && !now.Before(snap.expires)
 }

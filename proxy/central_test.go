@@ -218,4 +218,47 @@ func TestCentralWardenAttributesSpokes(t *testing.T) {
 	if !accounts[centralSpokeA] || !accounts[centralSpokeB] || accounts[centralHub] {
 		t.Errorf("interfaces looked up in %v", accounts)
 	}
+
+	// The path reaches both report views, through the records' JSON: the
+	// access paths tell the two spokes apart although they share an
+	// address, and the exposure view of spoke A's subnet lists exactly its
+	// records.
+	exposure := audit.ExposureFilter{Subnet: "subnet-a"}
+	b := audit.NewReportBuilder(audit.ReportOptions{Exposure: &exposure})
+	for i := range recs {
+		if err := b.Add("central", recs[i].AppendJSON(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := b.Report()
+	model := recs[0].ModelCanonical
+	if model == "" {
+		model = recs[0].Model
+	}
+	wantPaths := map[audit.PathKey]audit.PathCounts{
+		{Account: centralSpokeA, Network: "vpc-a/subnet-a", App: "payments-prod", Model: model}:  {Calls: 2},
+		{Account: centralSpokeB, Network: "vpc-b/subnet-b", App: "search-nonprod", Model: model}: {Calls: 2},
+		{Account: centralUnlisted, Network: centralVPCEC, App: "", Model: model}:                 {Calls: 1, Denied: 1},
+	}
+	if len(rep.Paths) != len(wantPaths) {
+		t.Errorf("report paths %+v, want %+v", rep.Paths, wantPaths)
+	}
+	for _, p := range rep.Paths {
+		if w, ok := wantPaths[p.PathKey]; !ok || w != p.PathCounts {
+			t.Errorf("report path %+v: want %+v (known %v)", p, w, ok)
+		}
+	}
+	var wantIDs []string
+	for _, r := range byVPCE[centralVPCEA] {
+		wantIDs = append(wantIDs, r.RequestID)
+	}
+	sort.Strings(wantIDs)
+	if x := rep.Exposure; x == nil || len(x.Paths) != 1 || x.Paths[0].Account != centralSpokeA || x.Calls != 2 {
+		t.Fatalf("exposure of subnet-a: %+v", x)
+	}
+	gotIDs := append([]string(nil), rep.Exposure.Paths[0].RecordIDs...)
+	sort.Strings(gotIDs)
+	if strings.Join(gotIDs, ",") != strings.Join(wantIDs, ",") {
+		t.Errorf("exposure record ids %v, want spoke A's %v", gotIDs, wantIDs)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/authz/budget"
 	"github.com/warden-egress/warden/bedrock"
 	"github.com/warden-egress/warden/guard"
 )
@@ -76,6 +77,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		s.relayError(w, c, resp)
 		return
 	}
+	c.upstreamOK = true
 	if c.route.Op == bedrock.OpStartAsyncInvoke || c.route.Op == bedrock.OpListAsyncInvokes {
 		s.relayAsync(w, c, resp) // remembers the app's jobs, hides others'
 		return
@@ -319,6 +321,9 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 		idleTimer = time.AfterFunc(idle, func() { idleCut.Store(true); _ = resp.Body.Close() })
 		defer idleTimer.Stop()
 	}
+	// A budgeted stream counts the answer text it relays, which is what it
+	// settles if it is cut before its usage event.
+	countText := c.ticket != nil && c.ticket.Amount[budget.OutputTokensPerMinute] > 0
 	fr := bedrock.NewFrameReader(br)
 	for {
 		f, err := fr.Next()
@@ -363,6 +368,9 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 			c.rec.ErrorType = f.ExceptionType()
 		}
 		sa.usage.Observe(f) // what the upstream counted, whatever a guard does with the event
+		if countText {
+			c.streamText += streamTextBytes(c, f)
+		}
 		out := f.Raw
 		if sg != nil {
 			var blockErr *bedrock.APIError
@@ -384,6 +392,22 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 			}
 		}
 	}
+}
+
+// streamTextBytes is the answer text one event of c's stream carries.
+func streamTextBytes(c *call, f *bedrock.Frame) int64 {
+	if f.MessageType() != "event" {
+		return 0
+	}
+	ex, err := bedrock.ExtractStreamEvent(c.route.Op, requestFamily(c), f.EventType(), f.Message.Payload)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, t := range ex.Texts {
+		n += int64(len(t.Text))
+	}
+	return n
 }
 
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}

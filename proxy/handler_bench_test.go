@@ -56,6 +56,7 @@ var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // Converse call with a bare httputil.ReverseProxy's, both against a canned
 // upstream: the part of the added latency that is Warden's own code.
 func BenchmarkHandler(b *testing.B) {
+	var runWardenWith func(b *testing.B, cfg *config.Config, aw audit.Writer)
 	respBody := []byte(`{"output":{"message":{"role":"assistant","content":[{"text":"hello"}]}},"stopReason":"end_turn","usage":{"inputTokens":1,"outputTokens":1,"totalTokens":2}}`)
 	prompt := `{"messages":[{"role":"user","content":[{"text":"` + strings.Repeat("x", 4096) + `"}]}]}`
 	cfg, err := config.ParseConfig([]byte(`
@@ -78,7 +79,31 @@ apps: [{name: a, allow_weak_identity: true, match: {tags: {app: a}}, allow: {mod
 		r.Header.Set("User-Agent", "aws-sdk-go-v2/1.0")
 		return r
 	}
-	runWarden := func(b *testing.B, aw audit.Writer) {
+	const capped = `
+version: 1
+upstream: {region: us-east-1, url: "http://127.0.0.1:1", insecure: true}
+identity: {static: {app: a}}
+audit: {prices: {"anthropic.*": {input_per_mtok: 1, output_per_mtok: 5}}}
+apps:
+  - name: a
+    allow_weak_identity: true
+    match: {tags: {app: a}}
+    allow: {models: ["anthropic.*"], operations: [Converse]}
+    limits: {max_output_tokens: 1024}
+`
+	capCfg, err := config.ParseConfig([]byte(capped))
+	if err != nil {
+		b.Fatal(err)
+	}
+	budgetCfg, err := config.ParseConfig([]byte(capped + `    budgets: {requests_per_second: 1000000000, requests_per_minute: 1000000000, input_tokens_per_minute: 1000000000000000,
+      output_tokens_per_minute: 1000000000000000, tokens_per_day: 1000000000000000, cost_per_day_usd: 1000000000,
+      cost_per_month_usd: 1000000000, concurrent_streams: 1000}
+`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	runWarden := func(b *testing.B, aw audit.Writer) { runWardenWith(b, cfg, aw) }
+	runWardenWith = func(b *testing.B, cfg *config.Config, aw audit.Writer) {
 		s, err := New(context.Background(), Options{Config: cfg, Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", ""), Audit: aw})
 		if err != nil {
 			b.Fatal(err)
@@ -95,6 +120,12 @@ apps: [{name: a, allow_weak_identity: true, match: {tags: {app: a}}, allow: {mod
 		}
 	}
 	b.Run("warden", func(b *testing.B) { runWarden(b, discardAudit{}) })
+	// An app with limits.max_output_tokens (a token budget needs it), and
+	// the same app with every kind of local budget (in memory, never
+	// reached): the difference is the reservation before forwarding and
+	// the settlement after.
+	b.Run("warden-capped", func(b *testing.B) { runWardenWith(b, capCfg, discardAudit{}) })
+	b.Run("warden-capped-budgets", func(b *testing.B) { runWardenWith(b, budgetCfg, discardAudit{}) })
 	// With the audit record encoded into io.Discard (no spool).
 	b.Run("warden-audited", func(b *testing.B) {
 		runWarden(b, encodingAudit{})

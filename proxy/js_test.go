@@ -21,6 +21,8 @@ type jsResult struct {
 	Name    string   `json:"name"`
 	Message string   `json:"message"`
 	Status  int      `json:"status"`
+	// Attempts is the SDK's own count ($metadata.attempts).
+	Attempts int `json:"attempts"`
 }
 
 // jsClientDir returns the Node client's directory, or skips when Node or
@@ -118,6 +120,12 @@ func contains(xs []string, x string) bool {
 // runJSWith runs the Node client with the given app credentials.
 func runJSWith(t *testing.T, dir, endpoint, akid, secret string, args ...string) jsResult {
 	t.Helper()
+	return runJSEnv(t, dir, endpoint, akid, secret, nil, args...)
+}
+
+// runJSEnv is runJSWith with extra environment (WARDEN_JS_*).
+func runJSEnv(t *testing.T, dir, endpoint, akid, secret string, extraEnv []string, args ...string) jsResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(dir, "client.mjs")}, args...)...)
@@ -129,6 +137,7 @@ func runJSWith(t *testing.T, dir, endpoint, akid, secret string, args ...string)
 		"AWS_SESSION_TOKEN=",
 		"HTTPS_PROXY=", "https_proxy=",
 	)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	out, err := cmd.Output()
 	if err != nil {
 		stderr := ""

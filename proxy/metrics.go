@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 
@@ -20,6 +21,10 @@ type metrics struct {
 	// connections counts forward-proxy CONNECTs and transparent connections
 	// by listener mode and what Warden did (intercept, tunnel, refuse).
 	connections *prometheus.CounterVec
+	// What the calls consumed and what the guards found, from the record.
+	tokens   *prometheus.CounterVec
+	cost     *prometheus.CounterVec
+	findings *prometheus.CounterVec
 	reloadMetrics
 
 	// Label lookups hash and compare every label on each call; the label
@@ -35,7 +40,10 @@ type requestKey struct {
 
 type durationKey struct{ op, decision string }
 
-func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+// Token kinds of warden_tokens_total.
+var tokenKinds = [...]string{"input", "output", "cache_read", "cache_write"}
+
+func newMetrics(reg *prometheus.Registry, version string) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_requests_total",
@@ -54,8 +62,29 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Name: "warden_intercept_connections_total",
 			Help: "Forward-proxy CONNECTs and transparent connections, by mode and action (intercept, tunnel, refuse).",
 		}, []string{"mode", "action"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_tokens_total",
+			Help: "Tokens the upstream reported for calls, by app, model (canonical id) and kind (input, output, cache_read, cache_write).",
+		}, []string{"app", "model", "kind"}),
+		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_cost_usd_total",
+			Help: "Estimated cost in USD of calls whose model has a price in audit.prices, by app and model (canonical id).",
+		}, []string{"app", "model"}),
+		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_guard_findings_total",
+			Help: "What the apps' guards found, by app, guard, finding type, action (block, mask, record) and phase (input, output); counts only, never values.",
+		}, []string{"app", "guard", "type", "action", "phase"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.connections} {
+	if version == "" {
+		version = "(devel)"
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "warden_build_info",
+		Help:        "1, labelled with the Warden version and the Go version it was built with.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.connections, m.tokens, m.cost, m.findings, buildInfo} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -84,6 +113,27 @@ func (m *metrics) observe(r *audit.Record) {
 		o, _ = m.observers.LoadOrStore(dk, m.duration.WithLabelValues(op, r.Decision))
 	}
 	o.(prometheus.Observer).Observe(r.Latency.Seconds())
+	model := r.ModelCanonical
+	if model == "" {
+		model = r.Model
+	}
+	if u := r.Usage; u.Known {
+		for i, n := range [...]int64{u.Input, u.Output, u.CacheRead, u.CacheWrite} {
+			if n > 0 {
+				m.tokens.WithLabelValues(r.App, model, tokenKinds[i]).Add(float64(n))
+			}
+		}
+	}
+	if r.CostKnown && r.CostUSD > 0 {
+		m.cost.WithLabelValues(r.App, model).Add(r.CostUSD)
+	}
+	for _, f := range r.Findings {
+		phase := f.Phase
+		if phase == "" {
+			phase = "input"
+		}
+		m.findings.WithLabelValues(r.App, f.Guard, f.Type, f.Action, phase).Add(float64(f.Count))
+	}
 }
 
 // AdminHandler serves health and metrics.
@@ -91,6 +141,10 @@ func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if s.stopping.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
 		ok, detail := s.ready()
 		if !ok {
 			http.Error(w, detail, http.StatusServiceUnavailable)

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/warden-egress/warden/authz/budget"
 	"github.com/warden-egress/warden/authz/identity"
 	"github.com/warden-egress/warden/authz/policy"
 
@@ -50,6 +51,18 @@ type call struct {
 	res reservation
 	// br reads the request body (kept here: one allocation fewer per call).
 	br bodyReader
+
+	// ticket is the call's budget reservation (apps[].budgets), settled
+	// when the call ends; upstreamOK says the upstream answered 2xx;
+	// streamText counts the answer text a stream relayed (for a stream cut
+	// before its usage event).
+	ticket     *budget.Ticket
+	upstreamOK bool
+	streamText int64
+	// budgetIn and budgetOut are the call's token estimate for its
+	// budgets (measureForBudget), budgetMeasured says they were taken.
+	budgetIn, budgetOut int64
+	budgetMeasured      bool
 
 	// extracted caches bedrock.ExtractRequest of extractedOf (the body it
 	// read), so guards and caps read the body once unless a mask rewrote it.
@@ -117,7 +130,7 @@ func stopWith(err error, rule string) *stop { return &stop{err: err, rule: rule}
 
 // serve runs one call through the pipeline's stages, in order:
 //
-//	parse → identify → authorize → record intent → inspect → forward
+//	parse → identify → authorize → record intent → inspect → budget → forward
 //
 // and, whatever happens, record (s.finish writes the one audit record).
 // Each stage reads and fills the call and returns nil to go on or a *stop
@@ -153,6 +166,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	}
 	dryRunDeny, st := s.inspect(r, c, d, id)
 	if st != nil {
+		s.fail(w, c, st.err, st.rule)
+		return
+	}
+	if st := s.reserveBudget(r.Context(), c, d); st != nil {
 		s.fail(w, c, st.err, st.rule)
 		return
 	}
@@ -308,7 +325,7 @@ func callerPath(p *audit.Path, id identity.Identity) {
 // limit. A dry-run app's denial goes on, to be recorded and forwarded.
 func (s *Server) authorize(r *http.Request, c *call, id identity.Identity) (policy.Decision, *stop) {
 	d := s.decide(r.Context(), id, c, policy.Call{Op: c.route.Op, Model: c.model, S3OutputURI: c.asyncOutput})
-	d = s.async.CheckAsyncOwner(d, c.route.Op, c.route.InvocationARN)
+	d = policy.CheckAsyncOwner(r.Context(), s.async, d, c.route.Op, c.route.InvocationARN)
 	c.rec.App = d.App
 	c.record(verdict{rule: d.Rule, reason: d.Reason})
 	if !d.Allow && !d.DryRun {
@@ -333,6 +350,7 @@ func (s *Server) inspect(r *http.Request, c *call, d policy.Decision, id identit
 	if err != nil {
 		return false, stopWith(err, "app.limits")
 	}
+	s.measureForBudget(c, d) // from the body the caps read, before the stamp rewrites it
 	if c.passthrough {
 		// The caller's signature covers body and headers as sent: nothing is stamped.
 	} else if err := s.stampMetadata(r, c, d.App, id.Source); err != nil {
@@ -513,6 +531,7 @@ func (s *Server) finish(c *call) {
 			c.rec.PolicyHash, c.rec.PolicySerial = snap.hash, snap.serial
 		}
 	}
+	s.settleBudget(c)
 	s.audit.Write(&c.rec)
 	s.finishCapture(c)
 	s.metrics.observe(&c.rec)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/warden-egress/warden/authz/budget"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,8 @@ type snapshot struct {
 	policy *policy.Policy
 	hash   string     // config.PolicyHash
 	guards *guard.Set // every app's compiled guards
+	// budgets are the apps' compiled budgets (apps[].budgets), by app.
+	budgets map[string]*budget.Limits
 	// serial and expires are the signed policy bundle's (0 and zero when
 	// the policy came from the config file).
 	serial  uint64
@@ -46,7 +49,7 @@ func newSnapshot(cfg *config.Config, region string) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &snapshot{cfg: cfg, policy: p.WithRegion(region), hash: config.PolicyHash(cfg), guards: guards}, nil
+	return &snapshot{cfg: cfg, policy: p.WithRegion(region), hash: config.PolicyHash(cfg), guards: guards, budgets: budgetLimits(cfg.Apps)}, nil
 }
 
 // PolicyHash returns the running policy's hash ("" before one is loaded).

@@ -18,6 +18,7 @@ import (
 
 	"github.com/warden-egress/warden/proxy/mitm"
 
+	"github.com/warden-egress/warden/authz/budget"
 	"github.com/warden-egress/warden/authz/identity"
 	"github.com/warden-egress/warden/authz/models"
 	"github.com/warden-egress/warden/authz/policy"
@@ -52,6 +53,8 @@ type Options struct {
 	// CA intercepts forward-proxy and transparent connections; nil builds
 	// one from the config's ca section when either listener is configured.
 	CA *mitm.CA
+	// Version labels warden_build_info ("" → "(devel)").
+	Version string
 	// Now is the clock the model-resolution cache expires by; nil is
 	// time.Now. Tests move it instead of sleeping.
 	Now func() time.Time
@@ -95,14 +98,19 @@ type Server struct {
 	upstreamCfg  config.UpstreamConfig // cfg.Upstream with its timeout defaults
 	budget       *bodyBudget
 	limitMetrics *limitMetrics
-	async        *policy.AsyncJobs // invocation ARN → app that started it (per instance)
-	ca           *mitm.CA          // forward-proxy and transparent interception
+	async        policy.JobStore  // invocation ARN → app that started it (in memory, or the shared budget store)
+	budgets      *budget.Enforcer // apps[].budgets, on the budgets: store
+	settling     sync.WaitGroup   // budget settlements still running
+	ca           *mitm.CA         // forward-proxy and transparent interception
 	tunnels      []config.TunnelRule
 
 	readiness atomic.Pointer[Readiness]
 
 	mu      sync.Mutex
-	servers []*http.Server
+	servers []*http.Server // call listeners
+	admins  []*http.Server // closed last: /metrics shows the shutdown's drain
+	// stopping is set by Shutdown: /readyz answers 503.
+	stopping atomic.Bool
 }
 
 // New validates options and builds a Server; it does not listen yet.
@@ -117,7 +125,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Audit == nil {
 		return nil, errors.New("proxy: Options.Audit is required (an audit.Pipeline in production)")
 	}
-	s := &Server{cfg: cfg, audit: o.Audit, log: o.Logger, creds: o.Credentials, maxBody: cfg.Limits.MaxBodyBytes, registry: o.Registry, async: policy.NewAsyncJobs(0)}
+	s := &Server{cfg: cfg, audit: o.Audit, log: o.Logger, creds: o.Credentials, maxBody: cfg.Limits.MaxBodyBytes, registry: o.Registry}
 	s.prices = cfg.Audit.PriceTable()
 	if c := cfg.Audit.Capture; c != nil && o.Capture != nil {
 		s.capture, s.captureMax, s.captureApps = o.Capture, int(c.MaxBytes), map[string]bool{}
@@ -131,7 +139,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 	}
-	m, err := newMetrics(s.registry)
+	m, err := newMetrics(s.registry, o.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +153,13 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if m.reloadMetrics, err = newReloadMetrics(s.registry, s); err != nil {
 		return nil, err
+	}
+	if s.budgets, err = budget.New(cfg.Budgets, budget.Options{Registry: s.registry, Logger: s.log, Apps: s.currentBudgets}); err != nil {
+		return nil, fmt.Errorf("proxy: budgets: %w", err)
+	}
+	s.async = policy.NewAsyncJobs(0)
+	if jobs := s.budgets.Jobs(cfg.Budgets.WithDefaults().AsyncJobTTL); jobs != nil {
+		s.async = jobs
 	}
 	// Loading the default AWS configuration reads the environment and shared
 	// files only; credentials are fetched lazily on first use.
@@ -381,7 +396,9 @@ func (s *Server) ServeEndpoint(ln net.Listener, tlsCfg *tls.Config) error {
 // ServeAdmin serves /healthz, /readyz and /metrics on ln.
 func (s *Server) ServeAdmin(ln net.Listener) error {
 	hs := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
-	s.track(hs)
+	s.mu.Lock()
+	s.admins = append(s.admins, hs)
+	s.mu.Unlock()
 	err := hs.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -416,22 +433,69 @@ func (s *Server) track(hs *http.Server) {
 	s.mu.Unlock()
 }
 
-// Shutdown stops listeners, waits for in-flight calls (bounded by ctx) and
-// flushes the audit writer.
+// drainer is an audit writer that can report what a shutdown left
+// undelivered (audit.Pipeline).
+type drainer interface {
+	Shutdown(ctx context.Context) (audit.Leftover, error)
+}
+
+// Shutdown stops Warden within ctx's deadline: the call listeners stop
+// accepting and /readyz answers 503; the calls in flight get at most half
+// of the time left (then their connections are closed, and the spool's
+// intents record them as incomplete at the next start); the audit and
+// capture pipelines then deliver their spools until every sink has every
+// line or ctx ends, and log what is left. The admin listener keeps serving
+// /metrics (warden_audit_undelivered_lines) until the drain ends.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopping.Store(true)
 	s.mu.Lock()
-	servers := s.servers
-	s.servers = nil
+	servers, admins := s.servers, s.admins
+	s.servers, s.admins = nil, nil
 	s.mu.Unlock()
+	callsCtx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		callsCtx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(dl)/2))
+		defer cancel()
+	}
 	var first error
 	for _, hs := range servers {
-		if err := hs.Shutdown(ctx); err != nil && first == nil {
-			first = err
+		if err := hs.Shutdown(callsCtx); err != nil {
+			s.log.Warn("shutdown: calls still in flight at half the grace period; closing their connections", zap.Error(err))
+			_ = hs.Close()
 		}
 	}
 	s.transport.CloseIdleConnections()
-	if err := s.audit.Close(); err != nil && first == nil {
-		first = err
+	s.settling.Wait() // budget settlements of calls that just ended
+	if err := s.budgets.Close(); err != nil {
+		first = fmt.Errorf("budgets: %w", err)
+	}
+	var wg sync.WaitGroup
+	drain := func(name string, w any) {
+		defer wg.Done()
+		var err error
+		if d, ok := w.(drainer); ok {
+			_, err = d.Shutdown(ctx)
+		} else if c, ok := w.(interface{ Close() error }); ok {
+			err = c.Close()
+		}
+		if err != nil {
+			s.mu.Lock()
+			if first == nil {
+				first = fmt.Errorf("%s: %w", name, err)
+			}
+			s.mu.Unlock()
+		}
+	}
+	wg.Add(1)
+	go drain("audit", s.audit)
+	if s.capture != nil {
+		wg.Add(1)
+		go drain("audit.capture", s.capture)
+	}
+	wg.Wait()
+	for _, hs := range admins {
+		_ = hs.Close()
 	}
 	return first
 }

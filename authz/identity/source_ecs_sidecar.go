@@ -23,13 +23,21 @@ import (
 // Defaults for the ecs-sidecar source.
 const (
 	DefaultECSMetadataEnv = "ECS_CONTAINER_METADATA_URI_V4"
-	DefaultECSRefresh     = 5 * time.Minute
-	DefaultECSTimeout     = 2 * time.Second
+	// ECSCredentialsEnv is the path, on the agent's address, of the task
+	// role's credentials; the agent sets it in every container of a task
+	// that has a task role.
+	ECSCredentialsEnv = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"
+	DefaultECSRefresh = 5 * time.Minute
+	DefaultECSTimeout = 2 * time.Second
 
 	// maxECSMetadata bounds a task metadata response (a task has at most
 	// ten containers; real responses are a few KiB).
-	maxECSMetadata = 4 << 20
-	minECSRefresh  = 10 * time.Second
+	maxECSMetadata    = 4 << 20
+	maxECSCredentials = 64 << 10
+	minECSRefresh     = 10 * time.Second
+
+	// capNetAdmin is CAP_NET_ADMIN's bit in /proc/PID/status CapEff.
+	capNetAdmin = 12
 )
 
 // ECSSidecarConfig configures the ecs-sidecar identity source: Warden runs as
@@ -54,6 +62,13 @@ type ECSSidecarConfig struct {
 	Refresh time.Duration `yaml:"refresh"`
 	// Timeout bounds one fetch. Default 2s.
 	Timeout time.Duration `yaml:"timeout"`
+	// PlatformTaskDefinitions makes ecs.family, ecs.revision and
+	// ecs.service strong tags. Whoever may register a task definition or
+	// create a service chooses those names, so they are weak unless only
+	// the platform can (the IAM setup of docs/ecs.md: an SCP denying
+	// ecs:RegisterTaskDefinition, CreateService, UpdateService, RunTask and
+	// StartTask to everyone but the platform pipeline).
+	PlatformTaskDefinitions bool `yaml:"platform_task_definitions"`
 }
 
 func (c ECSSidecarConfig) withDefaults() ECSSidecarConfig {
@@ -124,21 +139,37 @@ type ECSSidecarSource struct {
 	log      *zap.Logger
 	client   *http.Client
 	base     string // metadata endpoint, no trailing slash
+	role     string // the task role's ARN ("" when the task has none); fixed for the task's life
 	noTags   atomic.Bool
 	id       atomic.Pointer[Identity]
 	failures atomic.Uint64
 	done     chan struct{}
 }
 
-func newECSSidecarSource(ctx context.Context, cfg ECSSidecarConfig, deps Deps) (Source, error) {
-	return startECSSidecar(ctx, cfg, deps, os.LookupEnv)
+// ecsHost is what the source reads of its own container: the environment
+// and the process's status (capabilities). Tests replace both.
+type ecsHost struct {
+	lookupEnv  func(string) (string, bool)
+	readStatus func() ([]byte, error) // /proc/self/status
 }
 
-func startECSSidecar(ctx context.Context, cfg ECSSidecarConfig, deps Deps, lookupEnv func(string) (string, bool)) (*ECSSidecarSource, error) {
+func newECSSidecarSource(ctx context.Context, cfg ECSSidecarConfig, deps Deps) (Source, error) {
+	status := deps.ProcStatus
+	if status == nil {
+		status = func() ([]byte, error) { return os.ReadFile("/proc/self/status") }
+	}
+	return startECSSidecar(ctx, cfg, deps, ecsHost{lookupEnv: os.LookupEnv, readStatus: status})
+}
+
+func startECSSidecar(ctx context.Context, cfg ECSSidecarConfig, deps Deps, host ecsHost) (*ECSSidecarSource, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Refresh < 0 || cfg.Timeout < 0 {
 		return nil, fmt.Errorf("refresh %s / timeout %s: negative", cfg.Refresh, cfg.Timeout)
 	}
+	if err := checkNoNetAdmin(host.readStatus); err != nil {
+		return nil, err
+	}
+	lookupEnv := host.lookupEnv
 	raw := cfg.URL
 	if raw == "" {
 		v, ok := lookupEnv(cfg.URIEnv)
@@ -168,6 +199,15 @@ func startECSSidecar(ctx context.Context, cfg ECSSidecarConfig, deps Deps, looku
 		done:   make(chan struct{}),
 	}
 	s.noTags.Store(cfg.Fargate)
+	if rel, ok := lookupEnv(ECSCredentialsEnv); ok && rel != "" {
+		role, err := s.fetchRole(ctx, rel)
+		if err != nil {
+			return nil, err
+		}
+		s.role = role
+	} else {
+		s.log.Info("no task role (" + ECSCredentialsEnv + " is not set): ecs.task_role_arn is not available")
+	}
 	id, err := s.fetch(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -175,6 +215,87 @@ func startECSSidecar(ctx context.Context, cfg ECSSidecarConfig, deps Deps, looku
 	s.id.Store(id)
 	go s.refreshLoop(ctx)
 	return s, nil
+}
+
+// checkNoNetAdmin refuses to run with CAP_NET_ADMIN in the process's
+// effective set: this source believes whatever answers at the agent's
+// link-local address, and a container with NET_ADMIN in the task's network
+// namespace can add that address and answer for it. A task definition that
+// grants it to Warden likely grants it elsewhere too; the platform's must
+// grant it to no container (Fargate never allows it).
+func checkNoNetAdmin(readStatus func() ([]byte, error)) error {
+	status, err := readStatus()
+	if err != nil {
+		return fmt.Errorf("reading this process's capabilities (/proc/self/status), which the ecs-sidecar source checks for NET_ADMIN: %w", err)
+	}
+	eff, err := parseCapEff(status)
+	if err != nil {
+		return fmt.Errorf("/proc/self/status: %w", err)
+	}
+	if eff&(1<<capNetAdmin) != 0 {
+		return fmt.Errorf("the ecs-sidecar source refuses to run with CAP_NET_ADMIN (effective capabilities %016x): a container holding it can answer at the ECS agent's address "+
+			"and name any task; drop it from Warden's container (linuxParameters.capabilities.drop: [ALL]) and grant it to no container of the task", eff)
+	}
+	return nil
+}
+
+// parseCapEff reads the CapEff line of a /proc/PID/status.
+func parseCapEff(status []byte) (uint64, error) {
+	for _, line := range strings.Split(string(status), "\n") {
+		v, ok := strings.CutPrefix(line, "CapEff:")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if len(v) == 0 || len(v) > 16 {
+			return 0, fmt.Errorf("CapEff %q is not a 64-bit hex mask", v)
+		}
+		n, err := strconv.ParseUint(v, 16, 64)
+		if err != nil {
+			return 0, fmt.Errorf("CapEff %q is not a 64-bit hex mask", v)
+		}
+		return n, nil
+	}
+	return 0, errors.New("no CapEff line")
+}
+
+// fetchRole asks the agent's credentials endpoint, rel being the task's
+// AWS_CONTAINER_CREDENTIALS_RELATIVE_URI, which role the task runs with.
+// The platform passes that role (iam:PassRole), so it is a strong tag. The
+// answer carries the role's credentials too: only RoleArn is decoded, and
+// nothing of the body is ever logged or returned.
+func (s *ECSSidecarSource) fetchRole(ctx context.Context, rel string) (string, error) {
+	u, err := url.Parse(rel)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(rel, "/") || strings.HasPrefix(rel, "//") {
+		return "", fmt.Errorf("env %s: want a path on the agent's address, like /v2/credentials/ID", ECSCredentialsEnv)
+	}
+	base, _ := url.Parse(s.base) // checked at start
+	endpoint := base.Scheme + "://" + base.Host + rel
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+	if err != nil {
+		return "", fmt.Errorf("task role: %w", err)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("task role: the agent's credentials endpoint is unreachable: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("task role: the agent's credentials endpoint answered HTTP %d", resp.StatusCode)
+	}
+	var creds struct {
+		RoleArn string `json:"RoleArn"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxECSCredentials)).Decode(&creds); err != nil {
+		return "", errors.New("task role: the agent's credentials answer is not JSON with a RoleArn")
+	}
+	a, err := arn.Parse(creds.RoleArn)
+	if err != nil || a.Service != "iam" || !strings.HasPrefix(a.Resource, "role/") || !isAccountID(a.AccountID) {
+		return "", fmt.Errorf("task role: RoleArn %q is not an IAM role ARN", creds.RoleArn)
+	}
+	return creds.RoleArn, nil
 }
 
 // newMetadataClient talks to the agent directly: no proxy (Warden's own
@@ -269,7 +390,12 @@ func (s *ECSSidecarSource) fetch(ctx context.Context, prev *Identity) (*Identity
 		s.log.Warn("ECS agent reported a metadata error", zap.String("field", e.ErrorField), zap.String("code", e.ErrorCode),
 			zap.String("message", e.ErrorMessage), zap.String("resource", e.ResourceARN))
 	}
-	id := task.identity()
+	if s.role != "" {
+		if a, _ := arn.Parse(s.role); a.AccountID != task.account {
+			return nil, fmt.Errorf("task role %s is not in the task's account %s", s.role, task.account)
+		}
+	}
+	id := task.identity(s.cfg.PlatformTaskDefinitions, s.role)
 	if prev != nil {
 		if old := prev.Tags[TagECSTaskARN].Value; old != task.TaskARN {
 			return nil, fmt.Errorf("task metadata from %s names task %q, not %q", endpoint, task.TaskARN, old)
@@ -437,19 +563,31 @@ func clusterName(c string) string {
 // identity builds an immutable identity. Everything except task tags is
 // written by AWS (the agent, from the ECS control plane) and strong; task
 // tags are set by whoever runs the task and are weak.
-func (t *ecsTask) identity() *Identity {
-	id := &Identity{Source: SourceECSSidecar, Tags: make(map[string]Tag, 8+len(t.TaskTags))}
+// identity builds the task's tags. The task ARN, cluster, launch type,
+// account and region come from ECS; the task role from the platform's
+// iam:PassRole. Family, revision and service are names whoever registers
+// the task definition or creates the service chooses: strong only when
+// platformDefs says only the platform can (identity.ecs_sidecar.
+// platform_task_definitions).
+func (t *ecsTask) identity(platformDefs bool, role string) *Identity {
+	id := &Identity{Source: SourceECSSidecar, Tags: make(map[string]Tag, 9+len(t.TaskTags))}
 	strong := func(k, v string) {
 		if v != "" {
 			id.Tags[k] = StrongTag(SourceECSSidecar, v)
 		}
 	}
+	named := func(k, v string) {
+		if v != "" {
+			id.Tags[k] = Tag{Value: v, Strong: platformDefs, Source: SourceECSSidecar}
+		}
+	}
 	strong(TagECSTaskARN, t.TaskARN)
 	strong(TagECSCluster, clusterName(t.Cluster))
-	strong(TagECSFamily, t.Family)
-	strong(TagECSRevision, string(t.Revision))
-	strong(TagECSService, t.ServiceName)
+	named(TagECSFamily, t.Family)
+	named(TagECSRevision, string(t.Revision))
+	named(TagECSService, t.ServiceName)
 	strong(TagECSLaunch, t.LaunchType)
+	strong(TagECSTaskRole, role)
 	strong(TagAWSAccount, t.account)
 	strong(TagAWSRegion, t.region)
 	for k, v := range t.TaskTags {

@@ -78,7 +78,7 @@ func startECS(t testing.TB, cfg ECSSidecarConfig, log *zap.Logger) (*ECSSidecarS
 	if cfg.Refresh == 0 {
 		cfg.Refresh = time.Hour
 	}
-	s, err := startECSSidecar(ctx, cfg, Deps{Logger: log}, fakeEnv(nil))
+	s, err := startECSSidecar(ctx, cfg, Deps{Logger: log}, testECSHost(nil))
 	if err != nil {
 		cancel()
 		return nil, err
@@ -97,16 +97,18 @@ func TestECSSidecarShapes(t *testing.T) {
 	fargate := testdataFile(t, "testdata/ecs/fargate_task.json")
 	withErrors := testdataFile(t, "testdata/ecs/ec2_task_with_tags_errors.json")
 	cases := []struct {
-		name    string
-		pages   map[string]page
-		fargate bool
-		asked   []string
-		want    map[string]wantTag
+		name     string
+		pages    map[string]page
+		fargate  bool
+		platform bool // identity.ecs_sidecar.platform_task_definitions
+		asked    []string
+		want     map[string]wantTag
 	}{
 		{
-			name:  "EC2 taskWithTags",
-			pages: map[string]page{"/taskWithTags": ok(ec2), "/task": ok(`{"TaskARN":"wrong"}`)},
-			asked: []string{"/taskWithTags"},
+			name:     "EC2 taskWithTags, task definitions by the platform",
+			pages:    map[string]page{"/taskWithTags": ok(ec2), "/task": ok(`{"TaskARN":"wrong"}`)},
+			platform: true,
+			asked:    []string{"/taskWithTags"},
 			want: map[string]wantTag{
 				TagECSCluster:                 {"payments-prod", true},
 				TagECSTaskARN:                 {"arn:aws:ecs:us-west-2:111122223333:task/payments-prod/158d1c8083dd49d6b527399fd6414f5c", true},
@@ -131,9 +133,9 @@ func TestECSSidecarShapes(t *testing.T) {
 			want: map[string]wantTag{
 				TagECSCluster:  {"batch-nonprod", true},
 				TagECSTaskARN:  {"arn:aws:ecs:us-east-1:444455556666:task/batch-nonprod/9781c248-0edd-4cdb-9a93-f63cb662a5d3", true},
-				TagECSFamily:   {"summarizer", true},
-				TagECSRevision: {"5", true},
-				TagECSService:  {"summarizer", true},
+				TagECSFamily:   {"summarizer", false}, // whoever registers the task definition names it
+				TagECSRevision: {"5", false},
+				TagECSService:  {"summarizer", false},
 				TagECSLaunch:   {"FARGATE", true},
 				TagAWSAccount:  {"444455556666", true},
 				TagAWSRegion:   {"us-east-1", true},
@@ -148,9 +150,9 @@ func TestECSSidecarShapes(t *testing.T) {
 				TagECSLaunch:   {"FARGATE", true},
 				TagAWSAccount:  {"444455556666", true},
 				TagAWSRegion:   {"us-east-1", true},
-				TagECSFamily:   {"summarizer", true},
-				TagECSRevision: {"5", true},
-				TagECSService:  {"summarizer", true},
+				TagECSFamily:   {"summarizer", false}, // whoever registers the task definition names it
+				TagECSRevision: {"5", false},
+				TagECSService:  {"summarizer", false},
 				TagECSTaskARN:  {"arn:aws:ecs:us-east-1:444455556666:task/batch-nonprod/9781c248-0edd-4cdb-9a93-f63cb662a5d3", true},
 			},
 		},
@@ -161,8 +163,8 @@ func TestECSSidecarShapes(t *testing.T) {
 			want: map[string]wantTag{
 				TagECSCluster:  {"default", true},
 				TagECSTaskARN:  {"arn:aws:ecs:eu-west-1:111122223333:task/default/8f03e41243824aea923aca126495f665", true},
-				TagECSFamily:   {"curltest", true},
-				TagECSRevision: {"26", true},
+				TagECSFamily:   {"curltest", false},
+				TagECSRevision: {"26", false},
 				TagECSLaunch:   {"EC2", true},
 				TagAWSAccount:  {"111122223333", true},
 				TagAWSRegion:   {"eu-west-1", true},
@@ -173,7 +175,7 @@ func TestECSSidecarShapes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newAgent(t, tc.pages)
 			core, logs := observer.New(zap.InfoLevel)
-			s, err := startECS(t, ECSSidecarConfig{URL: a.url(), Fargate: tc.fargate}, zap.New(core))
+			s, err := startECS(t, ECSSidecarConfig{URL: a.url(), Fargate: tc.fargate, PlatformTaskDefinitions: tc.platform}, zap.New(core))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -300,7 +302,7 @@ func TestECSSidecarEnv(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			s, err := startECSSidecar(ctx, tc.cfg, Deps{}, fakeEnv(tc.env))
+			s, err := startECSSidecar(ctx, tc.cfg, Deps{}, testECSHost(tc.env))
 			if tc.want == nil {
 				if err != nil {
 					t.Fatal(err)
@@ -407,7 +409,7 @@ func TestECSSidecarRefresh(t *testing.T) {
 		if !maps.Equal(got, st.tags) {
 			t.Errorf("%s: tags %v, want %v", st.name, got, st.tags)
 		}
-		if id.Tags[TagECSTaskARN].Value != held.Tags[TagECSTaskARN].Value || !id.Tags[TagECSFamily].Strong {
+		if id.Tags[TagECSTaskARN].Value != held.Tags[TagECSTaskARN].Value || !id.Tags[TagECSCluster].Strong {
 			t.Errorf("%s: strong identity changed: %v", st.name, id)
 		}
 		if !maps.Equal(id.values, id.TagValues()) {
@@ -508,7 +510,7 @@ func TestECSSidecarThroughResolver(t *testing.T) {
 	a := newAgent(t, map[string]page{"/taskWithTags": ok(testdataFile(t, "testdata/ecs/ec2_task_with_tags.json"))})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r, err := NewResolver(ctx, Config{Sources: []string{SourceECSSidecar}, ECSSidecar: ECSSidecarConfig{URL: a.url()}}, Deps{})
+	r, err := NewResolver(ctx, Config{Sources: []string{SourceECSSidecar}, ECSSidecar: ECSSidecarConfig{URL: a.url()}}, Deps{ProcStatus: statusWith("0000000000000000")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,7 +557,12 @@ func FuzzParseECSTask(f *testing.F) {
 		if err != nil {
 			return
 		}
-		id := task.identity()
+		for _, k := range []string{TagECSFamily, TagECSRevision, TagECSService} {
+			if weak := task.identity(false, ""); weak.Tags[k].Strong {
+				t.Fatalf("%s strong without platform_task_definitions: %v", k, weak)
+			}
+		}
+		id := task.identity(true, "")
 		if id.Tags[TagECSTaskARN].Value != task.TaskARN || !id.Tags[TagECSTaskARN].Strong {
 			t.Fatalf("task ARN tag: %v", id)
 		}
@@ -569,6 +576,172 @@ func FuzzParseECSTask(f *testing.F) {
 		}
 		if !maps.Equal(id.values, id.TagValues()) {
 			t.Fatal("values")
+		}
+	})
+}
+
+// statusWith is a /proc/self/status with the given effective capabilities.
+func statusWith(capEff string) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		return []byte("Name:\twarden\nUmask:\t0022\nState:\tS (sleeping)\nCapInh:\t0000000000000000\nCapPrm:\t" + capEff +
+			"\nCapEff:\t" + capEff + "\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t1\n"), nil
+	}
+}
+
+// testECSHost is a container without NET_ADMIN and with env.
+func testECSHost(env map[string]string) ecsHost {
+	return ecsHost{lookupEnv: fakeEnv(env), readStatus: statusWith("0000000000000000")}
+}
+
+func TestECSSidecarRefusesNetAdmin(t *testing.T) {
+	a := newAgent(t, map[string]page{"/taskWithTags": ok(testdataFile(t, "testdata/ecs/ec2_task_with_tags.json"))})
+	cases := []struct {
+		name   string
+		status func() ([]byte, error)
+		want   []string // nil: starts
+	}{
+		{"no capabilities (drop ALL)", statusWith("0000000000000000"), nil},
+		{"Docker's default set, no NET_ADMIN", statusWith("00000000a80425fb"), nil},
+		{"NET_ADMIN alone", statusWith("0000000000001000"), []string{"CAP_NET_ADMIN", "0000000000001000", "capabilities.drop"}},
+		{"root's full set", statusWith("000001ffffffffff"), []string{"CAP_NET_ADMIN"}},
+		{"unreadable", func() ([]byte, error) { return nil, os.ErrPermission }, []string{"/proc/self/status", "NET_ADMIN"}},
+		{"no CapEff line", func() ([]byte, error) { return []byte("Name:\twarden\n"), nil }, []string{"no CapEff"}},
+		{"CapEff not hex", statusWith("zz"), []string{"not a 64-bit hex mask"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			s, err := startECSSidecar(ctx, ECSSidecarConfig{URL: a.url()}, Deps{}, ecsHost{lookupEnv: fakeEnv(nil), readStatus: tc.status})
+			if tc.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				cancel()
+				<-s.done
+				return
+			}
+			if err == nil {
+				t.Fatal("started")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// credsBody is the agent's credentials answer: the role and its secrets,
+// which must never surface.
+const (
+	credsPath   = "/v2/credentials/7e1b5b3c-0f5e-4d8a-9d2b-3f6a1c2e4b5d"
+	credsSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY"
+	credsToken  = "IQoJb3JpZ2luX2VjSESSIONTOKEN"
+)
+
+func credsBody(role string) string {
+	return `{"AccessKeyId":"ASIAEXAMPLEEXAMPLE01","Expiration":"2026-12-01T12:00:00Z","RoleArn":"` + role +
+		`","SecretAccessKey":"` + credsSecret + `","Token":"` + credsToken + `"}`
+}
+
+// credsAgent serves task metadata under agentPrefix and the credentials
+// endpoint at credsPath on the same address, as the ECS agent does.
+func credsAgent(t *testing.T, creds page) string {
+	task := testdataFile(t, "testdata/ecs/ec2_task_with_tags.json")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := page{status: http.StatusNotFound, body: "not found"}
+		switch r.URL.Path {
+		case agentPrefix + "/taskWithTags":
+			p = ok(task)
+		case credsPath:
+			p = creds
+		}
+		if p.status == 0 {
+			p.status = http.StatusOK
+		}
+		w.WriteHeader(p.status)
+		_, _ = w.Write([]byte(p.body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + agentPrefix
+}
+
+func TestECSSidecarTaskRole(t *testing.T) {
+	const role = "arn:aws:iam::111122223333:role/warden/app-payments"
+	cases := []struct {
+		name  string
+		creds page
+		env   map[string]string
+		role  string   // the tag, when it starts
+		want  []string // the error, when it does not
+	}{
+		{"task role is a strong tag", ok(credsBody(role)), map[string]string{ECSCredentialsEnv: credsPath}, role, nil},
+		{"no task role: no tag", ok(credsBody(role)), nil, "", nil},
+		{"endpoint refuses", page{status: 400, body: `{"code":"InvalidIdentifier","message":"` + credsSecret + `"}`},
+			map[string]string{ECSCredentialsEnv: credsPath}, "", []string{"HTTP 400"}},
+		{"unknown credentials id", ok(""), map[string]string{ECSCredentialsEnv: "/v2/credentials/other"}, "", []string{"HTTP 404"}},
+		{"not JSON", ok("<html>" + credsSecret), map[string]string{ECSCredentialsEnv: credsPath}, "", []string{"not JSON with a RoleArn"}},
+		{"not a role", ok(credsBody("arn:aws:iam::111122223333:user/alice")), map[string]string{ECSCredentialsEnv: credsPath}, "", []string{"not an IAM role ARN"}},
+		{"no RoleArn", ok(`{"AccessKeyId":"A","SecretAccessKey":"` + credsSecret + `"}`), map[string]string{ECSCredentialsEnv: credsPath}, "", []string{`RoleArn ""`}},
+		{"role in another account", ok(credsBody("arn:aws:iam::999988887777:role/warden/x")), map[string]string{ECSCredentialsEnv: credsPath}, "",
+			[]string{"not in the task's account 111122223333"}},
+		{"absolute URL in the env", ok(credsBody(role)), map[string]string{ECSCredentialsEnv: "http://10.0.0.9/v2/credentials/x"}, "", []string{"a path on the agent's address"}},
+		{"scheme-relative URL in the env", ok(credsBody(role)), map[string]string{ECSCredentialsEnv: "//10.0.0.9/v2/credentials/x"}, "", []string{"a path on the agent's address"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			u := credsAgent(t, tc.creds)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			s, err := startECSSidecar(ctx, ECSSidecarConfig{URL: u, Refresh: time.Hour}, Deps{}, testECSHost(tc.env))
+			if tc.want != nil {
+				if err == nil {
+					t.Fatal("started")
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not mention %q", err, w)
+					}
+				}
+				if strings.Contains(err.Error(), credsSecret) || strings.Contains(err.Error(), credsToken) {
+					t.Errorf("error leaks the credentials: %q", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cancel(); <-s.done }()
+			id, _ := s.Resolve(ctx, loopback)
+			got, ok := id.Tags[TagECSTaskRole]
+			if tc.role == "" {
+				if ok {
+					t.Errorf("task role tag %v without a task role", got)
+				}
+				return
+			}
+			if !ok || got.Value != tc.role || !got.Strong {
+				t.Errorf("task role tag %+v, want %q strong", got, tc.role)
+			}
+			if strings.Contains(fmt_(id), credsSecret) {
+				t.Error("identity holds the secret")
+			}
+		})
+	}
+}
+
+func fmt_(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+func FuzzParseCapEff(f *testing.F) {
+	for _, s := range []string{"CapEff:\t0000000000001000\n", "CapEff:\t000001ffffffffff", "Name:\tx\nCapEff:\t\n", "CapEff: zz", "CapEff:\t00000000000010000"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := parseCapEff(data)
+		if err == nil && !strings.Contains(string(data), "CapEff:") {
+			t.Fatalf("parsed %x from a status without CapEff", v)
 		}
 	})
 }

@@ -45,6 +45,10 @@ type Config struct {
 type Deps struct {
 	AWS    aws.Config
 	Logger *zap.Logger
+	// ProcStatus reads this process's /proc/self/status, where the
+	// ecs-sidecar source checks its capabilities; nil reads the real one.
+	// Tests that run as root (holding NET_ADMIN) replace it.
+	ProcStatus func() ([]byte, error)
 }
 
 // Presenter is implemented by sources that verify a credential the caller

@@ -16,12 +16,12 @@ const (
 	TagK8sLabelPrefix    = "k8s.label."      // + label key: weak
 	TagK8sAnnotPrefix    = "k8s.annotation." // + annotation key: weak
 
-	TagECSCluster   = "ecs.cluster"  // cluster ARN or name, from AWS
-	TagECSTaskARN   = "ecs.task_arn" // from AWS
-	TagECSFamily    = "ecs.family"   // task definition family, from AWS
-	TagECSRevision  = "ecs.revision"
-	TagECSService   = "ecs.service"
-	TagECSTaskRole  = "ecs.task_role_arn" // the task's IAM role, from AWS (ec2 source, shared Warden)
+	TagECSCluster   = "ecs.cluster"       // cluster ARN or name, from AWS
+	TagECSTaskARN   = "ecs.task_arn"      // from AWS
+	TagECSFamily    = "ecs.family"        // task definition family: strong only with ecs_sidecar.platform_task_definitions
+	TagECSRevision  = "ecs.revision"      // likewise
+	TagECSService   = "ecs.service"       // likewise
+	TagECSTaskRole  = "ecs.task_role_arn" // the task role the platform passed (iam:PassRole): strong; from the ecs-sidecar and ec2 sources
 	TagECSLaunch    = "ecs.launch_type"
 	TagECSTagPrefix = "ecs.tag." // + task tag key: weak
 

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
@@ -10,11 +11,22 @@ import (
 // maxAsyncJobs bounds the ARNs remembered (about 150 bytes each).
 const maxAsyncJobs = 100_000
 
-// AsyncJobs maps invocation ARNs to the app that started them: an app may
-// read only its own asynchronous jobs. The store is in memory, per Warden
-// instance and bounded (past its limit the oldest ARNs are forgotten, and a
-// forgotten ARN is denied like a foreign one: fail closed). The zero value
-// is ready to use.
+// JobStore remembers which app started each asynchronous invocation: an
+// app may read only its own jobs. AsyncJobs keeps them in this instance's
+// memory; a shared store (budgets.store: redis, authz/budget.RedisJobs)
+// lets any replica answer for a job another started.
+type JobStore interface {
+	// Remember records that app started arn. The first owner wins: a second
+	// app replaying another's clientRequestToken gets the same ARN back from
+	// Bedrock, but not access to it.
+	Remember(ctx context.Context, arn, app string) error
+	// Owners returns the app that started each ARN ("" when unknown).
+	Owners(ctx context.Context, arns []string) ([]string, error)
+}
+
+// AsyncJobs is the in-memory JobStore: per Warden instance and bounded
+// (past its limit the oldest ARNs are forgotten, and a forgotten ARN is
+// denied like a foreign one: fail closed). The zero value is ready to use.
 type AsyncJobs struct {
 	mu    sync.Mutex
 	owner map[string]string
@@ -23,14 +35,12 @@ type AsyncJobs struct {
 	limit int // 0 = maxAsyncJobs
 }
 
-// Remember records that app started arn. The first owner wins: a second app
-// replaying another's clientRequestToken gets the same ARN back from
-// Bedrock, but not access to it.
-func (o *AsyncJobs) Remember(arn, app string) {
+// Remember implements JobStore.
+func (o *AsyncJobs) Remember(_ context.Context, arn, app string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if _, ok := o.owner[arn]; ok {
-		return
+		return nil
 	}
 	limit := o.limit
 	if limit <= 0 {
@@ -47,6 +57,18 @@ func (o *AsyncJobs) Remember(arn, app string) {
 		o.next = (o.next + 1) % limit
 	}
 	o.owner[arn] = app
+	return nil
+}
+
+// Owners implements JobStore.
+func (o *AsyncJobs) Owners(_ context.Context, arns []string) ([]string, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]string, len(arns))
+	for i, a := range arns {
+		out[i] = o.owner[a]
+	}
+	return out, nil
 }
 
 // Owns reports whether app started arn (through this instance, and not yet
@@ -63,13 +85,22 @@ func (o *AsyncJobs) Owns(arn, app string) bool {
 func NewAsyncJobs(limit int) *AsyncJobs { return &AsyncJobs{limit: limit} }
 
 // CheckAsyncOwner takes back an allow for GetAsyncInvoke of a job the
-// deciding app did not start through this instance.
-func (o *AsyncJobs) CheckAsyncOwner(d Decision, op bedrock.Operation, invocationARN string) Decision {
-	if !d.Allow || op != bedrock.OpGetAsyncInvoke || o.Owns(invocationARN, d.App) {
+// deciding app did not start (as far as jobs knows). A store that cannot
+// answer denies: fail closed.
+func CheckAsyncOwner(ctx context.Context, jobs JobStore, d Decision, op bedrock.Operation, invocationARN string) Decision {
+	if !d.Allow || op != bedrock.OpGetAsyncInvoke {
+		return d
+	}
+	owners, err := jobs.Owners(ctx, []string{invocationARN})
+	if err == nil && len(owners) == 1 && owners[0] == d.App {
 		return d
 	}
 	d.Allow, d.Rule = false, "async-ownership"
-	d.Reason = fmt.Sprintf("warden: app %s may not read async invocation %s: it was not started by this app through this Warden instance", d.App, invocationARN)
+	if err != nil {
+		d.Reason = fmt.Sprintf("warden: app %s may not read async invocation %s: its owner could not be checked (the job store did not answer)", d.App, invocationARN)
+		return d
+	}
+	d.Reason = fmt.Sprintf("warden: app %s may not read async invocation %s: it was not started by this app through Warden (or Warden no longer remembers it)", d.App, invocationARN)
 	return d
 }
 

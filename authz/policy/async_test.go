@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,14 +11,15 @@ import (
 )
 
 func TestAsyncOwnersBoundedFirstOwnerWins(t *testing.T) {
+	ctx := context.Background()
 	o := AsyncJobs{limit: 3}
-	o.Remember("arn1", "a")
-	o.Remember("arn1", "b") // a replayed clientRequestToken returns a's ARN to b
+	o.Remember(ctx, "arn1", "a")
+	o.Remember(ctx, "arn1", "b") // a replayed clientRequestToken returns a's ARN to b
 	if !o.Owns("arn1", "a") || o.Owns("arn1", "b") {
 		t.Fatal("first owner must win")
 	}
 	for i := 2; i <= 5; i++ {
-		o.Remember(fmt.Sprintf("arn%d", i), "a")
+		o.Remember(ctx, fmt.Sprintf("arn%d", i), "a")
 	}
 	// Capacity 3: arn1 and arn2 are forgotten, and forgotten means denied.
 	for i, want := range []bool{false, false, true, true, true} {
@@ -31,8 +33,9 @@ func TestAsyncOwnersBoundedFirstOwnerWins(t *testing.T) {
 }
 
 func TestCheckAsyncOwner(t *testing.T) {
+	ctx := context.Background()
 	jobs := NewAsyncJobs(0)
-	jobs.Remember("arn:job/1", "a")
+	jobs.Remember(ctx, "arn:job/1", "a")
 	allow := Decision{Allow: true, App: "a", Rule: "apps[0]"}
 	for _, tc := range []struct {
 		name string
@@ -47,7 +50,7 @@ func TestCheckAsyncOwner(t *testing.T) {
 		{"not a Get", allow, bedrock.OpListAsyncInvokes, "", false},
 		{"already denied stays as decided", Decision{App: "b", Rule: "apps[1].allow.models"}, bedrock.OpGetAsyncInvoke, "arn:job/1", false},
 	} {
-		got := jobs.CheckAsyncOwner(tc.d, tc.op, tc.arn)
+		got := CheckAsyncOwner(ctx, jobs, tc.d, tc.op, tc.arn)
 		if tc.deny != (got.Rule == "async-ownership") || (tc.deny && (got.Allow || !strings.Contains(got.Reason, tc.arn))) {
 			t.Errorf("%s: %+v", tc.name, got)
 		}
@@ -73,5 +76,20 @@ func TestDecisionCheckBody(t *testing.T) {
 	}
 	if _, err := (Decision{App: "a"}).CheckBody(1 << 30); err != nil {
 		t.Fatalf("no app limit: %v", err)
+	}
+}
+
+type failingJobs struct{}
+
+func (failingJobs) Remember(context.Context, string, string) error { return errors.New("down") }
+func (failingJobs) Owners(context.Context, []string) ([]string, error) {
+	return nil, errors.New("down")
+}
+
+// A job store that cannot answer denies GetAsyncInvoke: fail closed.
+func TestCheckAsyncOwnerStoreDown(t *testing.T) {
+	d := CheckAsyncOwner(context.Background(), failingJobs{}, Decision{Allow: true, App: "a"}, bedrock.OpGetAsyncInvoke, "arn:job/1")
+	if d.Allow || d.Rule != "async-ownership" || !strings.Contains(d.Reason, "could not be checked") {
+		t.Fatalf("store down: %+v", d)
 	}
 }

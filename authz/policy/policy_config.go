@@ -32,6 +32,10 @@ type AppConfig struct {
 	// Limits are the app's own, each at most the global one.
 	Limits AppLimitsConfig `yaml:"limits"`
 
+	// Budgets are the app's rate limits and token and cost budgets, held
+	// across every replica sharing the budget store.
+	Budgets BudgetsConfig `yaml:"budgets,omitempty"`
+
 	// Guards name the guards (top-level guards:) the app's calls go through.
 	Guards []string `yaml:"guards"`
 
@@ -181,6 +185,9 @@ func validateApps(apps []AppConfig) []error {
 			}
 		default:
 			add("limits.on_exceed: %q is not reject or clamp", a.Limits.OnExceed)
+		}
+		for _, e := range validateBudgets(a) {
+			add("%s", e)
 		}
 		if asyncListed && len(a.Allow.AsyncOutputPrefixes) == 0 {
 			add("allow.operations lists StartAsyncInvoke but allow.async_output_prefixes is empty, so every StartAsyncInvoke would be denied; list the s3:// prefixes its output may go to")

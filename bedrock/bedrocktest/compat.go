@@ -73,8 +73,6 @@ func isCompatOp(op string) bool {
 	return false
 }
 
-func isOpenAIOp(op string) bool { return isCompatOp(op) && op != OpMantleMessages }
-
 // compatModel reads the body's "model" for the call record.
 func compatModel(body []byte) string {
 	var in struct {

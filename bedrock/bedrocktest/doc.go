@@ -42,6 +42,15 @@
 // server-sent event streams and error shapes (compat.go). The ControlPlane
 // emulator also answers Anthropic's Bedrock-only APIs under /anthropic/v1/.
 //
+// A bedrock-runtime emulator also serves the agent runtime (bedrock-agent-runtime, see
+// agent.go): InvokeAgent and InvokeInlineAgent (chunk, trace, returnControl
+// and files events), Retrieve, RetrieveAndGenerate and its stream, InvokeFlow,
+// Rerank, GenerateQuery, OptimizePrompt, sessions with their invocations and
+// steps, tags, and agent memory (a session ended with a memoryId leaves a
+// summary). Point AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME at Server.URL.
+// Config.Agents, KnowledgeBases and Flows are fixtures; Call.IDs records
+// each call's identifiers and Call.ModelID the model its body names.
+//
 // Model families are picked from the foundation model id (system inference
 // profile prefixes and ARNs are understood); map application inference
 // profiles and other indirect ids to a foundation model with Config.Profiles.

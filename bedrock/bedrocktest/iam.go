@@ -179,19 +179,6 @@ func accountOfARN(arn string) string {
 	return parts[4]
 }
 
-// isAccountID reports whether s is 12 digits.
-func isAccountID(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 // visible reports whether a caller may see a resource owned by account:
 // every resource when the emulator has no IAM (p.Account is empty).
 func (p principal) visible(account string) bool {

@@ -242,6 +242,10 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route, body
 	case OpStartAsyncInvoke, OpGetAsyncInvoke, OpListAsyncInvokes:
 		s.asyncOp(w, r, rt, body)
 	default:
+		if rt.ids != nil {
+			s.agentDispatch(w, r, rt, body, f)
+			return
+		}
 		writeError(w, 404, "UnknownOperationException", "")
 	}
 }

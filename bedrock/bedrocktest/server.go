@@ -50,6 +50,12 @@ type Config struct {
 	Logf      func(format string, args ...any)
 	// MaxBodyBytes caps request bodies (default 25,000,000 + 1 MiB).
 	MaxBodyBytes int64
+
+	// Agent runtime fixtures (see agent.go). A nil map accepts any id; a
+	// non-nil one answers ResourceNotFoundException for ids it lacks.
+	Agents         map[string]Agent     // agent id ->
+	KnowledgeBases map[string][]Passage // knowledge base id -> its passages (nil entry: DefaultPassages)
+	Flows          map[string][]string  // flow id -> its alias ids (TSTALIASID always exists)
 }
 
 // Call is one request as the emulator received it.
@@ -65,6 +71,11 @@ type Call struct {
 	Status        int    // 0 when the connection was reset before a status was sent
 	Header        http.Header
 	Body          []byte
+	// IDs holds an agent-runtime call's identifiers by their name in the
+	// API (agentId, agentAliasId, sessionId, knowledgeBaseId,
+	// flowIdentifier, flowAliasIdentifier, sessionIdentifier,
+	// invocationStepId, resourceArn, memoryId), percent-decoded.
+	IDs map[string]string
 }
 
 // Fault is an injected failure; see Server.Inject.
@@ -108,6 +119,7 @@ type Server struct {
 	calls  []*Call
 	faults []*queuedFault
 	async  []*asyncJob
+	agent  agentState
 }
 
 // NewServer starts an emulator on 127.0.0.1:0 speaking HTTP/1.1 and h2c
@@ -199,6 +211,12 @@ func (s *Server) Calls() []Call {
 		out[i].Header = c.Header.Clone()
 		out[i].Body = append([]byte(nil), c.Body...)
 		out[i].SignedHeaders = append([]string(nil), c.SignedHeaders...)
+		if c.IDs != nil {
+			out[i].IDs = make(map[string]string, len(c.IDs))
+			for k, v := range c.IDs {
+				out[i].IDs[k] = v
+			}
+		}
 	}
 	return out
 }
@@ -208,6 +226,7 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls, s.faults, s.async = nil, nil, nil
+	s.agent = agentState{}
 }
 
 // Inject queues a fault for the next matching request(s). Faults apply only
@@ -273,6 +292,8 @@ type route struct {
 	modelID string // decoded
 	pathID  string // guardrail id / invocation ARN, decoded
 	version string
+	ids     map[string]string // agent runtime: the path and query identifiers
+	query   url.Values        // agent runtime: the query
 }
 
 // Operation names.
@@ -360,6 +381,9 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Amzn-Requestid", newUUID())
 	escaped := wirePath(r)
 	rt, known := s.route(r.Method, escaped)
+	if !known && s.cfg.Service != ServiceMantle {
+		rt, known = parseAgentRoute(r.Method, escaped, r.URL.RawQuery)
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
 	call := &Call{
 		Op: rt.op, ModelID: rt.modelID, Method: r.Method, EscapedPath: escaped, Proto: r.Proto,
@@ -367,6 +391,10 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 	}
 	if isCompatOp(rt.op) {
 		call.ModelID = compatModel(body)
+	}
+	if rt.ids != nil {
+		call.IDs = rt.ids
+		call.ModelID = agentModel(rt.op, body)
 	}
 	if rt.op == OpStartAsyncInvoke {
 		var in struct {
@@ -455,7 +483,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 }
 
 func isStreamOp(op string) bool {
-	return op == OpConverseStream || op == OpInvokeModelWithResponseStream
+	return op == OpConverseStream || op == OpInvokeModelWithResponseStream || isAgentStreamOp(op)
 }
 
 // abort kills the connection without a (further) response.

@@ -112,7 +112,20 @@ type benchOptions struct {
 	streamRequests, blocks int
 	strict                 bool
 	cpuProfile             string
+	// budgets gives the bench app local budgets (in memory) on every kind,
+	// high enough never to refuse: the cost of checking them.
+	budgets bool
 }
+
+// benchBudgets are the app's budgets under -budgets: every kind, in
+// memory, none ever reached by a bench run.
+const benchBudgets = `    limits: {max_output_tokens: 4096}
+    budgets: {requests_per_second: 1000000, requests_per_minute: 100000000, input_tokens_per_minute: 1000000000000,
+      output_tokens_per_minute: 1000000000000, tokens_per_day: 1000000000000, cost_per_day_usd: 1000000000,
+      cost_per_month_usd: 1000000000, concurrent_streams: 100000}
+audit:
+  prices: {"anthropic.claude-3-5-haiku-*": {input_per_mtok: 0.8, output_per_mtok: 4}}
+`
 
 // benchSample is one run's measurements for one mode.
 type benchSample struct {
@@ -173,6 +186,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.blocks, "blocks", 10, "interleave the modes within each phase of a run in this many blocks (1: each mode's phase in one piece)")
 	fs.BoolVar(&o.strict, "strict", false, "exit non-zero when a target is missed")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured runs (whole process) to this file")
+	fs.BoolVar(&o.budgets, "budgets", false, "give the app local budgets (apps[].budgets in memory, every kind, never reached)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -353,7 +367,11 @@ func newBenchEnv(ctx context.Context, o *benchOptions) (_ *benchEnv, err error) 
 
 	// Warden, auditing as it runs in production: every call through the
 	// on-disk spool (process durability) into a file sink.
-	cfg, err := config.ParseConfig(policyFor("  endpoint: 127.0.0.1:0", "resign", e.emu.URL))
+	pol := policyFor("  endpoint: 127.0.0.1:0", "resign", e.emu.URL)
+	if o.budgets {
+		pol = append(pol, benchBudgets...)
+	}
+	cfg, err := config.ParseConfig(pol)
 	if err != nil {
 		return nil, fmt.Errorf("bench policy: %w", err)
 	}

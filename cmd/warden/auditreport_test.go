@@ -151,3 +151,84 @@ func TestAuditReportErrors(t *testing.T) {
 		t.Errorf("-h: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }
+
+// The exposure flags select the audit package's exposure goldens: the
+// command's text report ends with the same view.
+func TestAuditReportExposureFlags(t *testing.T) {
+	const fixture = "../../audit/testdata/report/paths.jsonl"
+	for _, tc := range []struct {
+		golden string
+		args   []string
+	}{
+		{"paths.exposure-app-range.golden", []string{"--app", "search-dev", "--from", "2026-12-01", "--to", "2026-12-02T00:00:00Z"}},
+		{"paths.exposure-subnet.golden", []string{"--subnet", "subnet-0b1"}},
+		{"paths.exposure-guard-type-account.golden", []string{"--finding-type", "pii-block/US_SOCIAL_SECURITY_NUMBER", "--account", "111111111111"}},
+	} {
+		out, errs, code := runAuditReport(t, append(tc.args, fixture)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.args, code, errs)
+		}
+		want, err := os.ReadFile("../../audit/testdata/report/" + tc.golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(out, string(want)) {
+			t.Errorf("%v: the report does not end with %s:\n%s", tc.args, tc.golden, out)
+		}
+	}
+	// --exposure alone: every record.
+	out, errs, code := runAuditReport(t, "--exposure", fixture)
+	if code != 0 || !strings.Contains(out, "\nExposure: all records\nmatching calls    10\nmatching records  8\n") {
+		t.Errorf("--exposure: exit %d %s\n%s", code, errs, out)
+	}
+	// No filter: no exposure view.
+	if out, _, _ := runAuditReport(t, fixture); strings.Contains(out, "Exposure") {
+		t.Errorf("an exposure view without --exposure or a filter:\n%s", out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--from", "yesterday"}, `--from "yesterday": want RFC 3339`},
+		{[]string{"--to", "2026-13-01"}, `--to "2026-13-01"`},
+		{[]string{"--from", "2026-12-02", "--to", "2026-12-01"}, "is not before --to"},
+	} {
+		_, errs, code := runAuditReport(t, append(tc.args, fixture)...)
+		if code == 0 || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, code, errs, tc.want)
+		}
+	}
+}
+
+// --config reports each budgeted app's use of its day and month budgets
+// and what remains.
+func TestAuditReportBudgets(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "warden.yaml")
+	if err := os.WriteFile(cfg, []byte(`version: 1
+listen: {endpoint: 127.0.0.1:8480}
+upstream: {region: us-east-1}
+identity: {sources: [static], static: {app: p}}
+audit: {prices: {"anthropic.*": {input_per_mtok: 1, output_per_mtok: 5}}}
+apps:
+  - name: payments-prod
+    allow_weak_identity: true
+    match: {tags: {app: p}}
+    allow: {models: ["*"], operations: [Converse]}
+    limits: {max_output_tokens: 100}
+    budgets: {tokens_per_day: 100000, cost_per_month_usd: 50}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := runAuditReport(t, "--config", cfg, reportFixture)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"Budgets (UTC day and month of 2026-11-30T13:30:00Z", "payments-prod  tokens_per_day", "payments-prod  cost_per_month_usd", "2026-12-01T00:00:00Z"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if _, errs, code := runAuditReport(t, "--config", filepath.Join(t.TempDir(), "none.yaml"), reportFixture); code == 0 || !strings.Contains(errs, "--config") {
+		t.Errorf("a missing config: exit %d, %s", code, errs)
+	}
+}

@@ -19,7 +19,7 @@ import (
 // The overview names every command and subcommand, wherever help is asked.
 func TestHelpListsEveryCommand(t *testing.T) {
 	want := []string{"warden serve", "warden policy validate", "warden policy test", "warden policy explain",
-		"warden policy vpce-policy", "warden policy schema", "warden audit verify", "warden audit report",
+		"warden policy vpce-policy", "warden policy identity-roles", "warden policy schema", "warden audit verify", "warden audit report",
 		"warden keys issue", "warden keys genmaster", "warden keys inspect", "warden ca bundle", "warden ca cert",
 		"warden iptables", "warden healthcheck", "warden version"}
 	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/warden-egress/warden/config"
 )
 
 // `warden inject --print-policies` prints the admission policies with
@@ -45,6 +47,31 @@ func TestInjectPrintPolicies(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
+
+	// Bundle mode: the parameters pin the sidecar's --bundle-pin, the digest
+	// of the trust roots its configuration carries (what serve checks).
+	t.Run("bundle mode", func(t *testing.T) {
+		bcfg := filepath.Join("..", "..", "deploy", "kubernetes", "injector", "config-bundle.yaml")
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), []string{"inject", "--print-policies", "--config", bcfg}, &out, &errb); code != 0 {
+			t.Fatalf("inject --print-policies: exit %d: %s", code, errb.String())
+		}
+		var sidecar bytes.Buffer
+		if code := run(context.Background(), []string{"inject", "--print-config", "proxy", "--config", bcfg}, &sidecar, &errb); code != 0 {
+			t.Fatalf("inject --print-config: exit %d: %s", code, errb.String())
+		}
+		sc, err := config.ParseConfig(sidecar.Bytes())
+		if err != nil || sc.Bundle == nil {
+			t.Fatalf("the sidecar config: %v (bundle %v)", err, sc != nil && sc.Bundle != nil)
+		}
+		want := "--config-env\n    WARDEN_CONFIG\n    --bundle-pin\n    " + sc.Bundle.TrustRoots().Pin() + "\n"
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("the parameters' args do not end in the sidecar's pin %s:\n%s", sc.Bundle.TrustRoots().Pin(), grepLines(out.String(), "args"))
+		}
+		if sc.Bundle.URL != "https://warden-bundles.warden-system.svc:8443" || len(sc.Apps) != 0 {
+			t.Errorf("sidecar bundle url %q, %d apps", sc.Bundle.URL, len(sc.Apps))
+		}
+	})
 
 	t.Run("image by tag", func(t *testing.T) {
 		data, err := os.ReadFile(cfgPath)

@@ -37,15 +37,16 @@ import (
 var injectorConfigs = []string{
 	filepath.Join("..", "..", "inject", "testdata", "injector.yaml"),
 	filepath.Join("..", "..", "deploy", "kubernetes", "injector", "config.yaml"),
+	filepath.Join("..", "..", "deploy", "kubernetes", "injector", "config-bundle.yaml"),
 }
 
 // The configuration the injector writes into a sidecar (WARDEN_CONFIG), in
 // every mode, passes `warden policy validate` — for the tests' injector
-// config and the one deploy/kubernetes/injector ships.
+// config and the two deploy/kubernetes/injector ships (a policy, bundles).
 func TestInjectSidecarConfigValidates(t *testing.T) {
 	for _, cfgPath := range injectorConfigs {
 		for _, mode := range []string{inject.ModeEndpoint, inject.ModeProxy, inject.ModeTransparent} {
-			t.Run(filepath.Base(filepath.Dir(cfgPath))+"/"+mode, func(t *testing.T) {
+			t.Run(filepath.Base(filepath.Dir(cfgPath))+"/"+strings.TrimSuffix(filepath.Base(cfgPath), ".yaml")+"/"+mode, func(t *testing.T) {
 				var out, errb bytes.Buffer
 				if code := run(context.Background(), []string{"inject", "--print-config", mode, "--config", cfgPath}, &out, &errb); code != 0 {
 					t.Fatalf("inject --print-config: exit %d: %s", code, errb.String())

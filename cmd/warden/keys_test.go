@@ -126,7 +126,7 @@ func TestKeysIssueFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	m = regexp.MustCompile(`(?m)^# Warden bearer key for app payments \(key id (WDN1[A-Z0-9]+)\), expires 2026-07-01T12:00:00Z\nOPENAI_API_KEY=(WDN1[A-Z0-9]+\.[A-Za-z0-9_-]{43})\nANTHROPIC_API_KEY=([^\n]+)\nAWS_BEARER_TOKEN_BEDROCK=([^\n]+)\n$`).FindStringSubmatch(out)
-	if m == nil || m[3] != m[2] || m[4] != m[2] || !strings.HasPrefix(m[2], m[1]+".") {
+	if len(m) != 5 || m[3] != m[2] || m[4] != m[2] || !strings.HasPrefix(m[2], m[1]+".") {
 		t.Fatalf("bearer output:\n%s", out)
 	}
 	if m[2] != identity.BearerKeyFor(key, m[1]) {

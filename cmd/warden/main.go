@@ -38,6 +38,7 @@ func commands() []command {
 			{name: "test", synopsis: "--config FILE --cases CASES.yaml  run policy test cases", usage: policyTestUsage, flags: true},
 			{name: "explain", synopsis: "--config FILE --tag K=V … --op OP [--model ID]  why a call is allowed or denied", usage: policyExplainUsage, flags: true},
 			{name: "vpce-policy", synopsis: "--config FILE --principal ARN …  the VPC endpoint, SCP and role policies", usage: vpceUsage, flags: true},
+			{name: "identity-roles", synopsis: "--config FILE --principal ARN …  a central Warden's hub and spoke identity roles", usage: identityRolesUsage, flags: true},
 			{name: "schema", synopsis: "print the configuration's JSON Schema", usage: policySchemaUsage},
 			{name: "sign", synopsis: "--policy FILE --key FILE --key-id ID --out FILE  sign a policy bundle", usage: policySignUsage, flags: true},
 			{name: "verify", synopsis: "--bundle FILE --trust ID=KEY …  check a signed policy bundle", usage: policyVerifyUsage, flags: true},
@@ -247,6 +248,17 @@ var version = ""
 func versionString() string {
 	info, _ := debug.ReadBuildInfo() // nil when the binary carries none
 	return formatVersion(version, info)
+}
+
+// versionLabel is the version and revision alone, for warden_build_info
+// (which carries the Go version in a label of its own).
+func versionLabel() string {
+	info, _ := debug.ReadBuildInfo()
+	v := strings.TrimPrefix(formatVersion(version, info), "warden ")
+	if info != nil && info.GoVersion != "" {
+		v = strings.TrimSuffix(v, " "+info.GoVersion)
+	}
+	return v
 }
 
 // formatVersion is "warden VERSION [REVISION[-dirty]] GOVERSION".

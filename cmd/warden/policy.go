@@ -36,7 +36,7 @@ const (
 	policySchemaUsage = `  warden policy schema
         print the configuration file's JSON Schema (also deploy/warden.schema.json)
 `
-	policyUsage = "usage:\n" + policyValidateUsage + policyTestUsage + policyExplainUsage + policySchemaUsage + vpceUsage +
+	policyUsage = "usage:\n" + policyValidateUsage + policyTestUsage + policyExplainUsage + policySchemaUsage + vpceUsage + identityRolesUsage +
 		policySignUsage + policyVerifyUsage + policyPublishUsage
 )
 
@@ -54,6 +54,8 @@ func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return cmdPolicyExplain(args[1:], stdout, stderr)
 	case "vpce-policy":
 		return cmdPolicyVPCE(args[1:], stdout, stderr)
+	case "identity-roles":
+		return cmdPolicyIdentityRoles(args[1:], stdout, stderr)
 	case "sign":
 		return cmdPolicySign(args[1:], stdout, stderr)
 	case "verify":

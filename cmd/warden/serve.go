@@ -74,7 +74,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_ = aw.Close()
 		return err
 	}
-	opts := proxy.Options{Config: cfg, Audit: aw, Logger: log, Registry: reg}
+	opts := proxy.Options{Config: cfg, Audit: aw, Logger: log, Registry: reg, Version: versionLabel()}
 	if capture != nil {
 		opts.Capture = capture
 		defer func() { _ = capture.Close() }() // after the server's calls end
@@ -141,8 +141,9 @@ func watchConfig(ctx context.Context, srv *proxy.Server, path string, loaded []b
 	srv.WatchConfig(ctx, path, o)
 }
 
-// runServer listens on the configured addresses until ctx ends, then shuts
-// down gracefully, draining in-flight calls and flushing audit records.
+// runServer listens on the configured addresses until ctx ends (SIGTERM),
+// then shuts down within shutdown.grace_period: calls in flight finish,
+// the audit spool is delivered, and what is left is logged.
 func runServer(ctx context.Context, srv *proxy.Server, cfg *config.Config, log *zap.Logger) error {
 	var tlsCfg *tls.Config
 	if t := cfg.Listen.TLS; t != nil {
@@ -193,9 +194,10 @@ func runServer(ctx context.Context, srv *proxy.Server, cfg *config.Config, log *
 	}
 	g.Go(func() error {
 		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		grace := cfg.Shutdown.Grace()
+		sctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
-		log.Info("shutting down")
+		log.Info("shutting down: calls in flight get half the grace period, the audit drain the rest", zap.Duration("grace_period", grace))
 		return srv.Shutdown(sctx)
 	})
 	return g.Wait()

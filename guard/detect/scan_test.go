@@ -64,9 +64,11 @@ func BenchmarkScanDefault(b *testing.B) {
 	buf := make([]Finding, 0, 64)
 	b.SetBytes(int64(len(benchPrompt)))
 	b.ReportAllocs()
-	for b.Loop() {
-		_, buf = sc.ScanAppend(buf[:0], benchPrompt)
-	}
+	cpuRate(b, len(benchPrompt), func() {
+		for b.Loop() {
+			_, buf = sc.ScanAppend(buf[:0], benchPrompt)
+		}
+	})
 }
 
 func BenchmarkScanDefaultASCII(b *testing.B) {
@@ -110,21 +112,25 @@ func BenchmarkScanMix(b *testing.B) {
 	buf := make([]Finding, 0, 256)
 	b.SetBytes(int64(len(benchMix)))
 	b.ReportAllocs()
-	for b.Loop() {
-		_, buf = sc.ScanAppend(buf[:0], benchMix)
-	}
+	cpuRate(b, len(benchMix), func() {
+		for b.Loop() {
+			_, buf = sc.ScanAppend(buf[:0], benchMix)
+		}
+	})
 }
 
 func BenchmarkByteLoop(b *testing.B) {
 	b.SetBytes(int64(len(benchMix)))
 	n := 0
-	for b.Loop() {
-		for i := 0; i < len(benchMix); i++ {
-			if class[benchMix[i]]&cDigit != 0 {
-				n++
+	cpuRate(b, len(benchMix), func() {
+		for b.Loop() {
+			for i := 0; i < len(benchMix); i++ {
+				if class[benchMix[i]]&cDigit != 0 {
+					n++
+				}
 			}
 		}
-	}
+	})
 	if n < 0 {
 		b.Fatal(n)
 	}

@@ -337,7 +337,9 @@ func injector(t testing.TB, r *rendered) *inject.Injector {
 // TestAdmissionMatchesPrintPolicies: the chart's admission objects (the
 // parameters ConfigMap, the policies and their bindings) are exactly what
 // `warden inject --print-policies` prints for the injector configuration the
-// same release renders, so the two cannot drift.
+// same release renders, so the two cannot drift. In the bundle mode that
+// includes the sidecar's `--bundle-pin`, which the chart computes in a
+// template and the injector in Go (bundle.TrustRoots.Pin).
 func TestAdmissionMatchesPrintPolicies(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
@@ -349,50 +351,57 @@ func TestAdmissionMatchesPrintPolicies(t *testing.T) {
 				}
 				return
 			}
-			p, err := injector(t, r).AdmissionParams()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var printed bytes.Buffer
-			if err := admission.WriteManifests(&printed, p); err != nil {
-				t.Fatal(err)
-			}
-			want, err := decodeObjects(printed.Bytes())
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []*unstructured.Unstructured
-			for _, o := range r.objects {
-				if o.GetLabels()["app.kubernetes.io/component"] == "admission" {
-					got = append(got, o)
-				}
-			}
-			key := func(o *unstructured.Unstructured) string { return o.GetKind() + "/" + o.GetName() }
-			byKey := func(objs []*unstructured.Unstructured) map[string]map[string]any {
-				out := map[string]map[string]any{}
-				for _, o := range objs {
-					out[key(o)] = o.Object
-				}
-				return out
-			}
-			if diff := cmp.Diff(byKey(want), byKey(got)); diff != "" {
-				t.Errorf("the chart's admission objects differ from `warden inject --print-policies` (-printed +chart):\n%s", diff)
-			}
-			// And they are a set admission.Decode accepts: bindings name defined
-			// policies and read the parameters from the release's namespace.
-			var stream bytes.Buffer
-			for _, o := range got {
-				b, err := yaml.Marshal(o.Object)
-				if err != nil {
-					t.Fatal(err)
-				}
-				stream.WriteString("---\n")
-				stream.Write(b)
-			}
-			if _, err := admission.Decode(stream.Bytes()); err != nil {
-				t.Errorf("admission.Decode of the chart's objects: %v", err)
-			}
+			checkAdmissionMatches(t, r)
 		})
+	}
+}
+
+// checkAdmissionMatches compares r's admission objects with what
+// `warden inject --print-policies` prints for r's injector configuration.
+func checkAdmissionMatches(t *testing.T, r *rendered) {
+	t.Helper()
+	p, err := injector(t, r).AdmissionParams()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var printed bytes.Buffer
+	if err := admission.WriteManifests(&printed, p); err != nil {
+		t.Fatal(err)
+	}
+	want, err := decodeObjects(printed.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []*unstructured.Unstructured
+	for _, o := range r.objects {
+		if o.GetLabels()["app.kubernetes.io/component"] == "admission" {
+			got = append(got, o)
+		}
+	}
+	key := func(o *unstructured.Unstructured) string { return o.GetKind() + "/" + o.GetName() }
+	byKey := func(objs []*unstructured.Unstructured) map[string]map[string]any {
+		out := map[string]map[string]any{}
+		for _, o := range objs {
+			out[key(o)] = o.Object
+		}
+		return out
+	}
+	if diff := cmp.Diff(byKey(want), byKey(got)); diff != "" {
+		t.Errorf("the chart's admission objects differ from `warden inject --print-policies` (-printed +chart):\n%s", diff)
+	}
+	// And they are a set admission.Decode accepts: bindings name defined
+	// policies and read the parameters from the release's namespace.
+	var stream bytes.Buffer
+	for _, o := range got {
+		b, err := yaml.Marshal(o.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream.WriteString("---\n")
+		stream.Write(b)
+	}
+	if _, err := admission.Decode(stream.Bytes()); err != nil {
+		t.Errorf("admission.Decode of the chart's objects: %v", err)
 	}
 }
 
@@ -435,22 +444,9 @@ func TestAdmissionFilesVerbatim(t *testing.T) {
 // TestRenderRefuses: values the chart cannot turn into a working, fail-closed
 // install are refused at render time, naming the value.
 func TestRenderRefuses(t *testing.T) {
-	set := func(base map[string]any, path string, v any) map[string]any {
-		out := deepCopy(base)
-		m := out
-		keys := strings.Split(path, ".")
-		for _, k := range keys[:len(keys)-1] {
-			next, ok := m[k].(map[string]any)
-			if !ok {
-				next = map[string]any{}
-				m[k] = next
-			}
-			m = next
-		}
-		m[keys[len(keys)-1]] = v
-		return out
-	}
+	set := setValue
 	def := modeValues(t, "default")
+	bun := modeValues(t, "bundle")
 	for _, tc := range []struct {
 		name string
 		vals map[string]any
@@ -467,6 +463,16 @@ func TestRenderRefuses(t *testing.T) {
 		{"bundle without keys", set(def, "bundle.enabled", true), "bundle.trustedKeys"},
 		{"unknown top-level key", set(def, "injektor", map[string]any{"enabled": true}), "injektor"},
 		{"mode typo", set(def, "injector.webhook.failurePolicy", "Ignore"), "failurePolicy"},
+		{"sidecar bundle without a url or service", set(set(bun, "bundle.enabled", false), "sidecar.bundle.url", ""), "sidecar.bundle.url is required"},
+		{"sidecar bundle over http", set(bun, "sidecar.bundle.url", "http://warden-bundles:8443"), "/sidecar/bundle/url"},
+		{"sidecar bundle without a CA for the chart's service", set(bun, "sidecar.bundle.caPEM", ""), "caPEM or caFrom is required"},
+		{"sidecar bundle on a self-signed service", set(bun, "tls.certManager.issuerRef", map[string]any{}), "needs a CA that outlives"},
+		{"sidecar bundle beside apps", set(bun, "sidecar.policy.apps", []any{map[string]any{"name": "x"}}), "sidecar.policy.apps: with sidecar.bundle.enabled"},
+		{"sidecar bundle with caPEM and caFrom", set(bun, "sidecar.bundle.caFrom", map[string]any{"secret": "corp-ca", "key": "ca.crt"}), "caPEM or caFrom, not both"},
+		{"sidecar bundle caFrom without a cluster", set(set(bun, "sidecar.bundle.caPEM", ""), "sidecar.bundle.caFrom", map[string]any{"secret": "corp-ca", "key": "ca.crt"}), "cannot read the cluster"},
+		{"sidecar bundle caFrom naming both", set(set(bun, "sidecar.bundle.caPEM", ""), "sidecar.bundle.caFrom", map[string]any{"secret": "a", "configMap": "b", "key": "ca.crt"}), "name one secret or one configMap"},
+		{"sidecar bundle without keys", set(set(set(bun, "bundle.enabled", false), "bundle.trustedKeys", []any{}), "sidecar.bundle.url", "https://bundles.corp.example"), "sidecar.bundle.trustedKeys"},
+		{"sidecar bundle key typo", set(bun, "sidecar.bundle.trustedKeys", []any{map[string]any{"id": "k", "public_key": "x"}}), "public_key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, tc.vals, "warden-system")
@@ -475,6 +481,23 @@ func TestRenderRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// setValue returns a copy of base with the value at path (a.b.c) set to v.
+func setValue(base map[string]any, path string, v any) map[string]any {
+	out := deepCopy(base)
+	m := out
+	keys := strings.Split(path, ".")
+	for _, k := range keys[:len(keys)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[k] = next
+		}
+		m = next
+	}
+	m[keys[len(keys)-1]] = v
+	return out
 }
 
 func deepCopy(m map[string]any) map[string]any {

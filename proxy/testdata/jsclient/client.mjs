@@ -11,6 +11,8 @@
 //                                     trust Warden's CA with NODE_EXTRA_CA_CERTS
 //   WARDEN_JS_MAX_TOKENS              optional inferenceConfig.maxTokens
 //   WARDEN_JS_TIMEOUT_MS              optional overall deadline (default 30000)
+//   WARDEN_JS_MAX_ATTEMPTS            optional maxAttempts (default 1); above 1 the SDK's standard retry
+//                                     strategy applies, and "attempts" says how many it made
 //
 // It prints exactly one JSON line on stdout and exits 0, whether the call succeeded or not:
 //   {"ok":true,"op":..,"text":..,"events":[..],"usage":{..},"stopReason":..,"requestId":..}
@@ -57,7 +59,7 @@ if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) {
 const proxyURL = env.HTTPS_PROXY || env.https_proxy;
 
 async function makeClient() {
-  const cfg = { region: env.AWS_REGION, credentials, maxAttempts: 1 };
+  const cfg = { region: env.AWS_REGION, credentials, maxAttempts: Number(env.WARDEN_JS_MAX_ATTEMPTS || 1) };
   if (proxyURL) {
     // Imported lazily so endpoint mode loads nothing but the SDK.
     const { NodeHttpHandler } = await import("@smithy/node-http-handler");
@@ -103,6 +105,7 @@ async function main() {
         usage: out.usage ?? null,
         stopReason: out.stopReason ?? null,
         requestId: out.$metadata?.requestId ?? null,
+        attempts: out.$metadata?.attempts ?? null,
       });
     } else {
       const out = await client.send(new ConverseStreamCommand(input()), opts);
@@ -130,6 +133,7 @@ async function main() {
       message: err?.message ?? String(err),
       status: err?.$metadata?.httpStatusCode,
       code: err?.code,
+      attempts: err?.$metadata?.attempts,
     };
     // A stream can fail after some events arrived (an exception frame mid-stream): say how far it got.
     if (events.length > 0) {

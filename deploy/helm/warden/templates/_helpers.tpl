@@ -118,6 +118,15 @@ configuration before serving, in its own environment, where no AWS_REGION names 
     "platform_groups" .Values.admission.platformGroups)
   "policy" $policy
 -}}
+{{- with (include "warden.sidecarBundle" . | fromYaml) }}
+{{- range $k := list "apps" "deny" "guards" "mode" }}
+{{- if get $policy $k }}
+{{- fail (printf "sidecar.policy.%s: with sidecar.bundle.enabled the policy comes from signed bundles; remove it (publish it with `warden policy sign` and `warden policy publish`)" $k) }}
+{{- end }}
+{{- $_ := unset $policy $k }}
+{{- end }}
+{{- $_ := set $cfg "bundle" . }}
+{{- end }}
 # Written by the warden Helm chart from its values; `warden inject` reads it.
 {{ toYaml $cfg }}
 {{- end -}}
@@ -143,4 +152,81 @@ the CA files) the chart's Deployment and Service expect. */}}
 {{- $_ := set $cfg "listen" $listen -}}
 # Written by the warden Helm chart from sharedProxy.config; `warden serve --config` reads it.
 {{ toYaml $cfg }}
+{{- end -}}
+
+{{/* The injector configuration's bundle section (YAML; empty without sidecar.bundle.enabled): the trust roots every
+sidecar gets. url defaults to the chart's bundle service, trusted_keys to bundle.trustedKeys, and the CA comes
+inline (caPEM) or, at install, from a Secret or ConfigMap of the release's namespace (caFrom). */}}
+{{- define "warden.sidecarBundle" -}}
+{{- $b := .Values.sidecar.bundle -}}
+{{- if $b.enabled -}}
+{{- $own := printf "https://warden-bundles.%s.svc:%d" .Release.Namespace (int .Values.bundle.port) -}}
+{{- $url := $b.url -}}
+{{- if not $url -}}
+{{- if not .Values.bundle.enabled -}}
+{{- fail "sidecar.bundle.url is required (the bundle service's https:// URL or an s3://BUCKET/PREFIX), or set bundle.enabled for the chart's own service" -}}
+{{- end -}}
+{{- $url = $own -}}
+{{- end -}}
+{{- $ca := $b.caPEM -}}
+{{- with $b.caFrom -}}
+{{- if $ca -}}
+{{- fail "sidecar.bundle: give caPEM or caFrom, not both" -}}
+{{- end -}}
+{{- $key := required "sidecar.bundle.caFrom.key is required (e.g. ca.crt)" .key -}}
+{{- if and .secret (not .configMap) -}}
+{{- $obj := lookup "v1" "Secret" $.Release.Namespace .secret -}}
+{{- $ca = get (default (dict) $obj.data) $key | b64dec -}}
+{{- if not $ca -}}
+{{- fail (printf "sidecar.bundle.caFrom: Secret %s/%s has no key %q (it must exist before install; helm template and --dry-run=client cannot read the cluster: give caPEM there)" $.Release.Namespace .secret $key) -}}
+{{- end -}}
+{{- else if and .configMap (not .secret) -}}
+{{- $obj := lookup "v1" "ConfigMap" $.Release.Namespace .configMap -}}
+{{- $ca = get (default (dict) $obj.data) $key -}}
+{{- if not $ca -}}
+{{- fail (printf "sidecar.bundle.caFrom: ConfigMap %s/%s has no key %q (it must exist before install; helm template and --dry-run=client cannot read the cluster: give caPEM there)" $.Release.Namespace .configMap $key) -}}
+{{- end -}}
+{{- else -}}
+{{- fail "sidecar.bundle.caFrom: name one secret or one configMap (and its key)" -}}
+{{- end -}}
+{{- end -}}
+{{- if and (eq $url $own) (not $ca) -}}
+{{- fail "sidecar.bundle: caPEM or caFrom is required with the chart's bundle service (its certificate comes from your issuer, which the system roots do not know)" -}}
+{{- end -}}
+{{- if and (eq $url $own) .Values.tls.certManager.enabled (not .Values.tls.certManager.issuerRef) -}}
+{{- fail "sidecar.bundle with the chart's bundle service needs a CA that outlives the service's certificate (sidecars pin it): set tls.certManager.issuerRef to your CA issuer and give its CA in sidecar.bundle.caPEM or caFrom" -}}
+{{- end -}}
+{{- $keys := list -}}
+{{- range (default .Values.bundle.trustedKeys $b.trustedKeys) -}}
+{{- $keys = append $keys (dict "id" .id "public_key" .publicKey) -}}
+{{- end -}}
+{{- if not $keys -}}
+{{- fail "sidecar.bundle.trustedKeys (or bundle.trustedKeys): at least one {id, publicKey} is required (the keys bundles may be signed with)" -}}
+{{- end -}}
+{{- $out := dict "url" $url "trusted_keys" $keys -}}
+{{- with $ca }}{{ $_ := set $out "ca" . }}{{ end -}}
+{{- with $b.fleet }}{{ $_ := set $out "fleet" . }}{{ end -}}
+{{- with $b.wait }}{{ $_ := set $out "wait" . }}{{ end -}}
+{{- with $b.retry }}{{ $_ := set $out "retry" . }}{{ end -}}
+{{- with $b.s3 }}{{ $_ := set $out "s3" (dict "region" (default "" .region) "endpoint" (default "" .endpoint) "path_style" (default false .pathStyle)) }}{{ end -}}
+{{- toYaml $out -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The sidecar's --bundle-pin for an injector configuration's bundle section (a dict): bundle.TrustRoots.Pin
+computed as the injector computes it (inject.BundleConfig.TrustRoots: no ca_file, no namespace), field by field:
+"NAME LEN:VALUE\n" for url, ca_file, ca_pem, each key by sorted id ("key ID", trimmed), fleet, namespace and
+s3_endpoint, hashed with SHA-256. tools/helm's TestAdmissionMatchesPrintPolicies fails if the two differ. */}}
+{{- define "warden.bundlePin" -}}
+{{- $fields := list (list "url" .url) (list "ca_file" "") (list "ca_pem" (default "" .ca)) -}}
+{{- $keys := dict -}}
+{{- range .trusted_keys }}{{ $_ := set $keys .id .public_key }}{{ end -}}
+{{- range (keys $keys | sortAlpha) }}{{ $fields = append $fields (list (printf "key %s" .) (trim (get $keys .))) }}{{ end -}}
+{{- $s3 := default "" (default (dict) .s3).endpoint -}}
+{{- $fields = append $fields (list "fleet" (default "" .fleet)) -}}
+{{- $fields = append $fields (list "namespace" "") -}}
+{{- $fields = append $fields (list "s3_endpoint" $s3) -}}
+{{- $msg := "" -}}
+{{- range $fields }}{{ $msg = printf "%s%s %d:%s\n" $msg (index . 0) (len (index . 1)) (index . 1) }}{{ end -}}
+{{- printf "sha256:%s" (sha256sum $msg) -}}
 {{- end -}}

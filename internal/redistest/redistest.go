@@ -1,0 +1,214 @@
+// Package redistest runs a real redis-server on loopback for the tests of
+// the shared budget store: each Server has its own port and directory, and
+// can be killed and started again on the same port to show what Warden
+// does while Redis is gone and after it returns.
+//
+// The binary is redis-server on PATH (or $WARDEN_REDIS_SERVER); .ci/run
+// installs it from apt. Without it a test fails under CI and skips
+// elsewhere (testenv.Missing).
+package redistest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/warden-egress/warden/internal/testenv"
+)
+
+const (
+	startWait = 30 * time.Second
+	stopWait  = 10 * time.Second
+)
+
+// Server is a running redis-server on 127.0.0.1.
+type Server struct {
+	Addr string // 127.0.0.1:PORT
+	// Username and Password are an ACL user the server was started with
+	// (allowed only what Warden needs), when StartACL made it.
+	Username, Password string
+
+	bin, dir string
+	acl      bool
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{}
+	out      *testenv.Buffer
+}
+
+// Binary is the redis-server to run: $WARDEN_REDIS_SERVER, else the one
+// on PATH ("" when there is none).
+func Binary() string {
+	if p := os.Getenv("WARDEN_REDIS_SERVER"); p != "" {
+		return p
+	}
+	p, err := exec.LookPath("redis-server")
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// Start runs redis-server on a free loopback port, stopped when the test
+// ends.
+func Start(t testing.TB) *Server { return start(t, false) }
+
+// StartACL is Start with the default user disabled and one ACL user,
+// "warden", allowed only the commands and keys the budget store uses.
+func StartACL(t testing.TB) *Server { return start(t, true) }
+
+func start(t testing.TB, acl bool) *Server {
+	t.Helper()
+	bin := Binary()
+	if bin == "" {
+		testenv.Missing(t, "redis-server not found on PATH (apt-get install -y redis-server)")
+		return nil
+	}
+	s := &Server{bin: bin, dir: t.TempDir(), Addr: freeAddr(t), acl: acl}
+	if acl {
+		s.Username, s.Password = "warden", "warden-test-password"
+	}
+	t.Cleanup(s.Kill)
+	s.start(t)
+	return s
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("redistest: find a free port: %v", err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func (s *Server) start(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		t.Fatalf("redistest: start %s: already running", s.Addr)
+	}
+	_, port, _ := net.SplitHostPort(s.Addr)
+	conf := []string{
+		"bind 127.0.0.1",
+		"port " + port,
+		"dir " + s.dir,
+		"save \"\"",
+		"appendonly no",
+		"protected-mode yes",
+		"daemonize no",
+		"logfile \"\"",
+	}
+	if s.acl {
+		conf = append(conf,
+			"user default off",
+			// What the budget store runs: its scripts, the async owners' SET
+			// and GET, and PING; on Warden's keys only.
+			fmt.Sprintf("user %s on >%s ~warden:* resetchannels -@all +evalsha +eval +script|load +time +hget +hmget +hset +hdel +hexists +zadd +zrem +zrangebyscore +pexpire +set +get +ping +hello +auth",
+				s.Username, s.Password))
+	}
+	path := filepath.Join(s.dir, "redis.conf")
+	if err := os.WriteFile(path, []byte(strings.Join(conf, "\n")+"\n"), 0o600); err != nil {
+		t.Fatalf("redistest: write %s: %v", path, err)
+	}
+	cmd := exec.Command(s.bin, path)
+	out := &testenv.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("redistest: start %s: %v", s.bin, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.cmd, s.done, s.out = cmd, done, out
+	deadline := time.Now().Add(startWait)
+	for {
+		select {
+		case <-done:
+			s.cmd = nil
+			t.Fatalf("redistest: redis-server on %s exited during start: %s\n%s", s.Addr, cmd.ProcessState, out.String())
+		default:
+		}
+		err := s.ping()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.stopLocked(syscall.SIGKILL)
+			t.Fatalf("redistest: redis-server on %s not ready after %s (last: %v)\n%s", s.Addr, startWait, err, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ping speaks just enough RESP to see the server answer (no client
+// library: the helper tests the server, not a client).
+func (s *Server) ping() error {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	// +PONG, or -NOAUTH when the default user is off: either way it serves.
+	if strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH") || strings.HasPrefix(line, "-NOPERM") {
+		return nil
+	}
+	return fmt.Errorf("unexpected answer %q", line)
+}
+
+// Kill stops redis-server with SIGKILL, as a crash would.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked(syscall.SIGKILL)
+}
+
+func (s *Server) stopLocked(sig syscall.Signal) {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(sig)
+	select {
+	case <-s.done:
+	case <-time.After(stopWait):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd = nil
+}
+
+// Restart starts redis-server again on the same port (empty: nothing is
+// saved), after killing it if it still runs.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Kill()
+	s.start(t)
+}
+
+// Output is what redis-server printed since it last started.
+func (s *Server) Output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.out == nil {
+		return ""
+	}
+	return s.out.String()
+}
