@@ -60,7 +60,13 @@ func fillValue(v reflect.Value) {
 		fillValue(e)
 		m.SetMapIndex(k, e)
 		v.Set(m)
-	case reflect.Pointer, reflect.Interface, reflect.Func, reflect.Chan:
+	case reflect.Pointer:
+		if v.Type().Elem().Kind() == reflect.Struct { // optional groups such as Record.Agent
+			p := reflect.New(v.Type().Elem())
+			fillValue(p.Elem())
+			v.Set(p)
+		}
+	case reflect.Interface, reflect.Func, reflect.Chan:
 		// none exported in Record; a new one fails TestRecordFieldsReachJSON
 	}
 }
@@ -76,6 +82,10 @@ func leafFields(t reflect.Type, prefix []int, name string, out *[]leaf) {
 		idx := append(slices.Clone(prefix), i)
 		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Time{}) {
 			leafFields(f.Type, idx, name+f.Name+".", out)
+			continue
+		}
+		if f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct {
+			leafFields(f.Type.Elem(), idx, name+f.Name+".", out)
 			continue
 		}
 		*out = append(*out, leaf{name + f.Name, idx})

@@ -67,6 +67,9 @@ type Record struct {
 	ModelResolved      []string
 	ModelResolvedStale bool
 
+	// Agent is what an agent-runtime call named (nil for runtime calls).
+	Agent *AgentFields
+
 	// PolicyHash names the policy snapshot that made the decision
 	// (config.PolicyHash of its apps section); it changes on every reload
 	// that changes the policy.
@@ -250,6 +253,19 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 			e.AddBool("model_resolved_stale", true)
 		}
 	}
+	if a := r.Agent; a != nil {
+		for _, f := range a.fields() {
+			if f[1] != "" {
+				e.AddString(f[0], f[1])
+			}
+		}
+		if len(a.KnowledgeBases) > 0 {
+			_ = e.AddArray("knowledge_base_ids", stringArray(a.KnowledgeBases))
+		}
+		if len(a.Models) > 0 {
+			_ = e.AddArray("agent_models", stringArray(a.Models))
+		}
+	}
 	if r.PolicyHash != "" {
 		e.AddString("policy_hash", r.PolicyHash)
 	}
@@ -406,6 +422,19 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		b = appendStrings(b, "model_resolved", r.ModelResolved)
 		if r.ModelResolvedStale {
 			b = append(b, `,"model_resolved_stale":true`...)
+		}
+	}
+	if a := r.Agent; a != nil {
+		for _, f := range a.fields() {
+			if f[1] != "" {
+				b = appendField(b, f[0], f[1])
+			}
+		}
+		if len(a.KnowledgeBases) > 0 {
+			b = appendStrings(b, "knowledge_base_ids", a.KnowledgeBases)
+		}
+		if len(a.Models) > 0 {
+			b = appendStrings(b, "agent_models", a.Models)
 		}
 	}
 	if r.PolicyHash != "" {

@@ -131,6 +131,9 @@ func TestAppendJSONMatchesZap(t *testing.T) {
 			{Guard: "pii-mask", Detector: "pii", Type: "EMAIL", Count: 2, Action: "mask", Phase: "output"},
 		}},
 		{ModelResolvedStale: true, Latency: 1234567 * time.Hour, Tags: map[string]string{}},
+		{Operation: "InvokeAgent", Agent: &AgentFields{AgentID: "AGENT00001", AgentAliasID: "ALIAS00001", SessionID: weird, KnowledgeBases: []string{"KB1", weird}, Models: []string{"m"}}},
+		{Operation: "InvokeFlow", Agent: &AgentFields{FlowID: "F", FlowAliasID: "A"}},
+		{Operation: "Retrieve", Agent: &AgentFields{}},
 	} {
 		got, want := writerLine(r), zapLine(r)
 		if !bytes.Equal(got, want) {

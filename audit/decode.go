@@ -40,17 +40,18 @@ type recordJSON struct {
 	ModelCanonical     string            `json:"model_canonical"`
 	ModelResolved      []string          `json:"model_resolved"`
 	ModelResolvedStale bool              `json:"model_resolved_stale"`
-	PolicyHash         string            `json:"policy_hash"`
-	PolicySerial       uint64            `json:"policy_serial"`
-	PolicyExpired      bool              `json:"policy_expired"`
-	Decision           string            `json:"decision"`
-	Rule               string            `json:"rule"`
-	Reason             string            `json:"reason"`
-	Status             int               `json:"status"`
-	ErrorType          string            `json:"error_type"`
-	Incomplete         bool              `json:"incomplete"`
-	Count              int               `json:"count"`
-	Findings           []struct {
+	AgentFields
+	PolicyHash    string `json:"policy_hash"`
+	PolicySerial  uint64 `json:"policy_serial"`
+	PolicyExpired bool   `json:"policy_expired"`
+	Decision      string `json:"decision"`
+	Rule          string `json:"rule"`
+	Reason        string `json:"reason"`
+	Status        int    `json:"status"`
+	ErrorType     string `json:"error_type"`
+	Incomplete    bool   `json:"incomplete"`
+	Count         int    `json:"count"`
+	Findings      []struct {
 		Guard, Detector, Type, Action, Phase string
 		Count                                int
 	} `json:"findings"`
@@ -109,6 +110,10 @@ func decodeLine(line []byte) (kind, id string, r Record, err error) {
 		Latency:        ms(float64(j.LatencyMS)), UpstreamLatency: ms(float64(j.UpstreamMS)), UpstreamTotal: ms(float64(j.UpstreamTotalMS)),
 		Path: Path{Account: j.SrcAccount, VPC: j.SrcVPC, Subnet: j.SrcSubnet, ENI: j.SrcENI, VPCEndpoint: j.SrcVPCE,
 			Upstream: j.Upstream, UpstreamVPCEndpoint: j.UpstreamVPCE, Region: j.UpstreamRegion},
+	}
+	if a := j.AgentFields; a.AgentID != "" || a.AgentAliasID != "" || a.FlowID != "" || a.FlowAliasID != "" || a.SessionID != "" ||
+		len(a.KnowledgeBases) > 0 || len(a.Models) > 0 {
+		r.Agent = &a
 	}
 	for _, f := range j.Findings {
 		r.Findings = append(r.Findings, Finding{Guard: f.Guard, Detector: f.Detector, Type: f.Type, Count: f.Count, Action: f.Action, Phase: f.Phase})

@@ -136,8 +136,12 @@ type UpstreamConfig struct {
 	// "" is the regional endpoint of each.
 	MantleURL  string `yaml:"mantle_url"`
 	BedrockURL string `yaml:"bedrock_url"`
-	Insecure   bool   `yaml:"insecure"`
-	Signing    string `yaml:"signing"` // resign | passthrough
+	// AgentRuntimeURL is where agent-runtime calls (InvokeAgent, Retrieve,
+	// RetrieveAndGenerate, InvokeFlow, …) go; "" is the region's
+	// bedrock-agent-runtime endpoint. It is signed as upstream.url is.
+	AgentRuntimeURL string `yaml:"agent_runtime_url,omitempty"`
+	Insecure        bool   `yaml:"insecure"`
+	Signing         string `yaml:"signing"` // resign | passthrough
 	// ResponseHeaderTimeout bounds the wait for the upstream's answer to
 	// begin: long, because a non-streamed inference may legitimately run
 	// for many minutes.
@@ -321,6 +325,9 @@ func (c *Config) Validate() error {
 	if err := ValidateServiceURL(c.Upstream.BedrockURL, c.Upstream.Insecure, bedrock.ServiceBedrock); err != nil {
 		add("upstream.bedrock_url: %v", err)
 	}
+	if err := ValidateAgentRuntimeURL(c.Upstream.AgentRuntimeURL, c.Upstream.Insecure); err != nil {
+		add("upstream.agent_runtime_url: %v", err)
+	}
 	if g := c.Shutdown.GracePeriod; g < 0 || g > maxShutdownGrace || (g > 0 && g < time.Second) {
 		add("shutdown.grace_period: %s is not between 1s and %s (unset: %s)", g, maxShutdownGrace, DefaultShutdownGrace)
 	}
@@ -398,6 +405,16 @@ func validateBudgetPrices(c *Config) []error {
 // AWS's Bedrock runtime host names. Anything else receives Warden's signed
 // requests and session token, so it needs an explicit insecure flag.
 func ValidateUpstreamURL(raw string, insecure bool) error {
+	return validateUpstreamURL(raw, insecure, bedrock.IsRuntimeHost, "runtime host (bedrock-runtime.*.amazonaws.com[.cn], *.vpce.amazonaws.com, *.api.aws)")
+}
+
+// ValidateAgentRuntimeURL is ValidateUpstreamURL for
+// upstream.agent_runtime_url: the host must be a Bedrock agent runtime host.
+func ValidateAgentRuntimeURL(raw string, insecure bool) error {
+	return validateUpstreamURL(raw, insecure, bedrock.IsAgentRuntimeHost, "agent runtime host (bedrock-agent-runtime.*.amazonaws.com[.cn], *.vpce.amazonaws.com, *.api.aws)")
+}
+
+func validateUpstreamURL(raw string, insecure bool, hostOK func(string) bool, what string) error {
 	if raw == "" {
 		return nil
 	}
@@ -417,8 +434,8 @@ func ValidateUpstreamURL(raw string, insecure bool) error {
 	if u.Scheme != "https" {
 		return fmt.Errorf("%q is plain http: Warden's signed requests and session token would cross the network in clear; use https or set upstream.insecure: true (tests only)", raw)
 	}
-	if !bedrock.IsRuntimeHost(u.Hostname()) {
-		return fmt.Errorf("%q is not a Bedrock runtime host (bedrock-runtime.*.amazonaws.com[.cn], *.vpce.amazonaws.com, *.api.aws); set upstream.insecure: true only for tests", raw)
+	if !hostOK(u.Hostname()) {
+		return fmt.Errorf("%q is not a Bedrock %s; set upstream.insecure: true only for tests", raw, what)
 	}
 	return nil
 }

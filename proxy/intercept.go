@@ -43,7 +43,13 @@ func (s *Server) classify(host string, port int) (hostAction, bedrock.RuntimeHos
 		}
 		return refuseHost, rh
 	}
-	if bedrock.IsRuntimeHost(host) {
+	if rh, err := bedrock.ParseAgentRuntimeHost(host); err == nil {
+		if port == 443 && s.ca != nil && s.ca.Allowed(rh.Host) {
+			return interceptHost, rh
+		}
+		return refuseHost, rh
+	}
+	if bedrock.IsRuntimeHost(host) || bedrock.IsAgentRuntimeHost(host) {
 		return refuseHost, bedrock.RuntimeHost{} // a runtime-looking name Warden cannot parse: fail closed
 	}
 	// bedrock-mantle is inference, like the runtime: intercepted, never

@@ -33,7 +33,8 @@ type call struct {
 	asyncOutput string // StartAsyncInvoke's output s3Uri
 	metaHeader  string // X-Amzn-Bedrock-Request-Metadata to send (InvokeModel*), "" to leave alone
 	route       bedrock.Route
-	errShape    bedrock.ErrorAPI // the caller's API's error shape, judged by the path until the route is known
+	errShape    bedrock.ErrorAPI  // the caller's API's error shape, judged by the path until the route is known
+	agent       *policy.AgentCall // an agent-runtime call's ids and body facts (agent.go); nil otherwise
 	model       *bedrock.ModelID
 	body        []byte
 	rec         audit.Record
@@ -197,13 +198,18 @@ func (s *Server) releaseBody(c *call, buf *bytes.Buffer) {
 func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *bytes.Buffer) *stop {
 	// EscapedPath re-validates RawPath on every call: take it once.
 	c.escapedPath = r.URL.EscapedPath()
-	var route bedrock.Route
-	var err error
 	svc := bedrock.ServiceRuntime
 	if c.via != nil {
 		svc = c.via.host.Service
 	}
 	c.errShape = bedrock.PathErrorShape(svc, c.escapedPath)
+	// Agent-runtime paths first (by the intercepted host, or the path's
+	// first segment): ParseEndpointRoute never sees them (FuzzAgentDispatch).
+	if isAgentCall(c) {
+		return s.parseAgent(w, r, c, buf) // agent.go
+	}
+	var route bedrock.Route
+	var err error
 	if c.via != nil {
 		// An intercepted call: only the paths of the service its host names.
 		route, err = bedrock.ParseServiceRoute(c.via.host.Service, r.Method, c.escapedPath, r.URL.RawQuery)
@@ -324,7 +330,7 @@ func callerPath(p *audit.Path, id identity.Identity) {
 // selected callers only), async job ownership, and the app's own body
 // limit. A dry-run app's denial goes on, to be recorded and forwarded.
 func (s *Server) authorize(r *http.Request, c *call, id identity.Identity) (policy.Decision, *stop) {
-	d := s.decide(r.Context(), id, c, policy.Call{Op: c.route.Op, Model: c.model, S3OutputURI: c.asyncOutput})
+	d := s.decide(r.Context(), id, c, policy.Call{Op: c.route.Op, Model: c.model, S3OutputURI: c.asyncOutput, Agent: c.agent})
 	d = policy.CheckAsyncOwner(r.Context(), s.async, d, c.route.Op, c.route.InvocationARN)
 	c.rec.App = d.App
 	c.record(verdict{rule: d.Rule, reason: d.Reason})
@@ -342,6 +348,9 @@ func (s *Server) authorize(r *http.Request, c *call, id identity.Identity) (poli
 // the app's caps and guardrail, and the metadata stamp. dryRunDeny says a
 // dry-run app's guard or cap would have denied the call.
 func (s *Server) inspect(r *http.Request, c *call, d policy.Decision, id identity.Identity) (dryRunDeny bool, _ *stop) {
+	if c.agent != nil {
+		return s.checkAgentContent(c, d) // agent.go: nothing reads these bodies yet
+	}
 	dryRunDeny, err := s.applyInputGuards(r.Context(), c, d)
 	if err != nil {
 		return false, stopWith(err, "guards")

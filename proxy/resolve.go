@@ -49,6 +49,9 @@ func (s *Server) decide(ctx context.Context, id identity.Identity, c *call, ac p
 			rerr = &models.ResolveError{Model: m.Raw, Reason: "internal error", Err: err}
 		}
 	}
+	if ac.Agent != nil {
+		s.resolveAgentModels(ctx, snap, id, ac.Agent) // agent.go
+	}
 	d := snap.policy.Decide(id, ac)
 	if rerr != nil && !d.Allow && d.Rule == "model-resolution" {
 		d.Reason += ": " + rerr.Reason

@@ -83,9 +83,12 @@ type Server struct {
 	region    string
 	upstream  *url.URL
 	// services are the other endpoints Warden forwards to (bedrock-mantle,
-	// and bedrock for Anthropic's Bedrock-only APIs), each with its URL
-	// and a signer for its SigV4 service name.
+	// bedrock for Anthropic's Bedrock-only APIs, and bedrock-agent-runtime),
+	// each with its URL and a signer for its SigV4 service name.
 	services map[bedrock.Service]serviceUpstream
+	// agentUpstream is where agent-runtime calls go
+	// (upstream.agent_runtime_url): services[ServiceAgentRuntime]'s URL.
+	agentUpstream *url.URL
 	// upstreamPath is every record's upstream side of its network path.
 	upstreamPath audit.Path
 	transport    *http.Transport
@@ -208,6 +211,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.upstream, err = upstreamURL(cfg.Upstream, s.region); err != nil {
 		return nil, err
 	}
+	if s.agentUpstream, err = agentUpstreamURL(cfg.Upstream, s.region); err != nil {
+		return nil, err
+	}
 	s.upstreamPath = audit.Path{Upstream: s.upstream.Host, Region: s.region}
 	if h, err := bedrock.ParseRuntimeHost(s.upstream.Host); err == nil && h.VPCE {
 		s.upstreamPath.UpstreamVPCEndpoint = h.VPCEndpointID
@@ -226,6 +232,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.services, err = serviceUpstreams(cfg.Upstream, s.region); err != nil {
 		return nil, err
 	}
+	s.services[bedrock.ServiceAgentRuntime] = serviceUpstream{url: s.agentUpstream,
+		signer: sigv4.NewServiceSigner(s.region, bedrock.ServiceAgentRuntime.SigningName())}
 	s.transport = NewUpstreamTransport()
 	s.transport.ResponseHeaderTimeout = s.upstreamCfg.ResponseHeaderTimeout
 	s.upstreamRT = s.transport
@@ -507,6 +515,8 @@ func (s *Server) serviceURLSet(svc bedrock.Service) bool {
 		return s.cfg.Upstream.MantleURL != ""
 	case bedrock.ServiceBedrock:
 		return s.cfg.Upstream.BedrockURL != ""
+	case bedrock.ServiceAgentRuntime:
+		return s.cfg.Upstream.AgentRuntimeURL != ""
 	}
 	return s.cfg.Upstream.URL != ""
 }

@@ -11,7 +11,9 @@ import (
 	"github.com/warden-egress/warden/bedrock"
 )
 
-// Operations returns the operations an app can be allowed.
+// Operations returns the operations an app can be allowed: the runtime's,
+// the OpenAI-compatible and Anthropic ones, then the agent runtime's.
+// allow.operations "*" stands for all but the named-only ones (namedOnly).
 func Operations() []bedrock.Operation { return policyOperations[:] }
 
 // policyOperations are the operations an app can be allowed. The
@@ -25,23 +27,34 @@ var policyOperations = [...]bedrock.Operation{
 	bedrock.OpOpenAIChatCompletions, bedrock.OpOpenAIResponses,
 	bedrock.OpMantleChatCompletions, bedrock.OpMantleResponses, bedrock.OpMantleMessages,
 	bedrock.OpAnthropicAgents, bedrock.OpAnthropicSessions, bedrock.OpAnthropicMemoryStores,
+	// bedrock-agent-runtime: never included by "*".
+	bedrock.OpInvokeAgent, bedrock.OpInvokeInlineAgent, bedrock.OpRetrieve, bedrock.OpRetrieveAndGenerate,
+	bedrock.OpRetrieveAndGenerateStream, bedrock.OpInvokeFlow, bedrock.OpRerank, bedrock.OpGenerateQuery,
+	bedrock.OpOptimizePrompt, bedrock.OpCreateSession, bedrock.OpGetSession, bedrock.OpUpdateSession,
+	bedrock.OpEndSession, bedrock.OpDeleteSession, bedrock.OpListSessions, bedrock.OpCreateInvocation,
+	bedrock.OpListInvocations, bedrock.OpPutInvocationStep, bedrock.OpGetInvocationStep,
+	bedrock.OpListInvocationSteps, bedrock.OpGetAgentMemory, bedrock.OpDeleteAgentMemory,
+	bedrock.OpTagResource, bedrock.OpUntagResource, bedrock.OpListTagsForResource,
 }
 
 // opSet is a set of policy operations, one bit each.
-type opSet uint32
+type opSet uint64
 
 // A compile-time check that every policy operation has a bit.
-var _ = [32 - len(policyOperations)]struct{}{}
+var _ = [64 - len(policyOperations)]struct{}{}
 
-// namedOnly reports the operations "*" leaves out: Anthropic's Bedrock-only
-// APIs (agents, sessions, memory stores) carry state and content Warden does
-// not inspect as prompts, so an app gets them only by naming them.
+// namedOnly reports the operations "*" leaves out, which an app gets only by
+// naming them (so a policy written before they existed does not gain them):
+// Anthropic's Bedrock-only APIs (agents, sessions, memory stores) carry state
+// and content Warden does not inspect as prompts, and the agent runtime's
+// operations run agents and read knowledge bases and S3 with Warden's
+// credentials.
 func namedOnly(op bedrock.Operation) bool {
 	switch op {
 	case bedrock.OpAnthropicAgents, bedrock.OpAnthropicSessions, bedrock.OpAnthropicMemoryStores:
 		return true
 	}
-	return false
+	return op.AgentRuntime()
 }
 
 func knownOperation(name string) bool {
@@ -56,6 +69,17 @@ func opBit(op bedrock.Operation) opSet {
 		}
 	}
 	return 0
+}
+
+// starOps is the set allow.operations "*" stands for.
+func starOps() opSet {
+	var b opSet
+	for _, o := range policyOperations {
+		if !namedOnly(o) {
+			b |= opBit(o)
+		}
+	}
+	return b
 }
 
 // Decision is the policy's answer for one call.
@@ -95,6 +119,8 @@ type Call struct {
 	Regions []string
 	// S3OutputURI is StartAsyncInvoke's outputDataConfig.s3OutputDataConfig.s3Uri.
 	S3OutputURI string
+	// Agent is what an agent-runtime call names (nil for runtime calls).
+	Agent *AgentCall
 }
 
 // Policy is an immutable, compiled set of apps. Decide is pure and lock-free.
@@ -155,6 +181,7 @@ type app struct {
 	scopes    []string
 	prefixes  []string // normalised to end in '/'
 	maxBody   int64    // limits.max_body_bytes; 0 = the global limit
+	agents    agentAllow
 
 	// Rules, precomputed so the allow path does not format strings.
 	rule, ruleOps string
@@ -233,15 +260,12 @@ func compileApp(a *AppConfig, i int) app {
 	}
 	for _, op := range a.Allow.Operations {
 		if op == "*" {
-			for _, o := range policyOperations {
-				if !namedOnly(o) {
-					c.ops |= opBit(o)
-				}
-			}
+			c.ops |= starOps()
 			continue
 		}
 		c.ops |= opBit(bedrock.Operation(op))
 	}
+	c.agents = compileAgentAllow(&a.Allow)
 	for _, pfx := range a.Allow.AsyncOutputPrefixes {
 		c.prefixes = append(c.prefixes, normaliseS3Prefix(pfx))
 	}
@@ -459,11 +483,23 @@ func modelName(call *Call) string {
 
 func (a *app) decide(call *Call) Decision {
 	if a.ops&opBit(call.Op) == 0 {
+		hint := ""
+		if call.Op.AgentRuntime() {
+			hint = ` (agent-runtime operations are allowed only by name; "*" does not include them)`
+		}
 		return Decision{Rule: a.ruleOps, Reason: fmt.Sprintf(
-			"warden: app %s may not call operation %s (model %s): operation not in allow.operations", a.name, call.Op, modelName(call))}
+			"warden: app %s may not call operation %s (model %s): operation not in allow.operations%s", a.name, call.Op, modelName(call), hint)}
 	}
 	if call.Model != nil {
 		if v := a.checkModel(call.Model, call); v.field != "" {
+			return a.deny(call, v)
+		}
+	}
+	if call.Op.AgentRuntime() {
+		if call.Agent == nil {
+			return a.deny(call, deny("agent-request", "the agent-runtime request was not read"))
+		}
+		if v := a.checkAgent(call.Agent); v.field != "" {
 			return a.deny(call, v)
 		}
 	}
@@ -479,6 +515,10 @@ func (a *app) deny(call *Call, v verdict) Decision {
 	rule := v.field // model-resolution is not a rule of the app's
 	if strings.HasPrefix(rule, "allow.") {
 		rule = a.rule + "." + rule
+	}
+	if call.Agent != nil {
+		return Decision{Rule: rule, Reason: fmt.Sprintf(
+			"warden: app %s may not call operation %s: %s", a.name, call.Op, v.why)}
 	}
 	return Decision{Rule: rule, Reason: fmt.Sprintf(
 		"warden: app %s may not call operation %s on model %s: %s", a.name, call.Op, modelName(call), v.why)}

@@ -112,6 +112,34 @@ type AllowConfig struct {
 	// resolve to models allow.models allows. (omitempty: policies without it
 	// keep their policy hash.)
 	UnpinnedModels []string `yaml:"unpinned_models,omitempty"`
+
+	// The agent runtime's allowlists (docs/policy.md#agents-knowledge-bases-and-flows).
+	// Each is empty by default, which allows nothing. (omitempty: policies
+	// without them keep their policy hash.)
+
+	// Agents are globs over "AGENT_ID/ALIAS_ID": the agent aliases
+	// InvokeAgent and the agent memory operations may name, and inline
+	// agents may call as collaborators.
+	Agents []string `yaml:"agents,omitempty"`
+	// UnpinnedAgents accepts the test alias (TSTALIASID), which runs the
+	// agent's mutable DRAFT; it is denied unless listed here too.
+	UnpinnedAgents []string `yaml:"unpinned_agents,omitempty"`
+	// KnowledgeBases are globs over knowledge base ids (Retrieve, and every
+	// knowledge base a body names).
+	KnowledgeBases []string `yaml:"knowledge_bases,omitempty"`
+	// Flows are globs over "FLOW_ID/ALIAS_ID" (InvokeFlow).
+	Flows []string `yaml:"flows,omitempty"`
+	// UnpinnedFlows accepts a flow's test alias (TSTALIASID).
+	UnpinnedFlows []string `yaml:"unpinned_flows,omitempty"`
+	// S3InputPrefixes are the s3:// prefixes an agent-runtime call may make
+	// Bedrock read with Warden's credentials (external sources, files).
+	S3InputPrefixes []string `yaml:"s3_input_prefixes,omitempty"`
+	// Lambdas are globs over the Lambda ARNs an inline agent's action
+	// groups and prompt overrides may invoke.
+	Lambdas []string `yaml:"lambdas,omitempty"`
+	// BuiltinTools are the built-in action group signatures an inline agent
+	// may enable (AMAZON.CodeInterpreter, AMAZON.UserInput, ANTHROPIC.Computer, …).
+	BuiltinTools []string `yaml:"builtin_tools,omitempty"`
 }
 
 // validateApps checks the apps section; errors name the app and its line.
@@ -156,6 +184,7 @@ func validateApps(apps []AppConfig) []error {
 				asyncListed = true
 			}
 		}
+		validateAgentAllow(&a.Allow, add)
 		for _, r := range a.Allow.Regions {
 			if !bedrock.ValidRegionPattern(r) {
 				add("allow.regions: %q is not a region (us-east-1), a region prefix ending in * (eu-*), or *", r)

@@ -206,6 +206,26 @@ func (r *denyRule) applies(id identity.Identity, call *Call, upstreamRegion stri
 	if r.ops != 0 && r.ops&opBit(call.Op) == 0 {
 		return false
 	}
+	if ac := call.Agent; ac != nil && len(ac.Models) > 0 && (len(r.models) > 0 || len(r.regions) > 0) {
+		// An agent-runtime body may name several models: the rule applies
+		// when it applies to any one of them.
+		for i := range ac.Models {
+			m := &ac.Models[i]
+			if m.ID == nil {
+				continue // not a model id: the app's check denies it
+			}
+			sub := Call{Op: call.Op, Model: m.ID, Foundations: m.Foundations, Regions: m.Regions}
+			if r.appliesToModel(&sub, upstreamRegion) {
+				return true
+			}
+		}
+		return false
+	}
+	return r.appliesToModel(call, upstreamRegion)
+}
+
+// appliesToModel checks a deny rule's models and regions against the call.
+func (r *denyRule) appliesToModel(call *Call, upstreamRegion string) bool {
 	var buf [8]string // the candidates fit on the stack: a deny check allocates nothing
 	if len(r.models) > 0 && !anyGlob(r.models, denyModels(call, buf[:0])) {
 		return false

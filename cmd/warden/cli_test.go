@@ -179,7 +179,7 @@ func TestPolicyCasesUnknownKey(t *testing.T) {
 	p := writeConfig(t, "cases:\n  - name: x\n    operation: Converse\n    expect: allow\n    colour: red\n")
 	var out bytes.Buffer
 	if code := run(context.Background(), []string{"policy", "test", "--config", policyFile, "--cases", p}, &out, &out); code != 1 ||
-		!strings.Contains(out.String(), p+":5:5: cases[0].colour: unknown key (known: app, expect, ") || strings.Contains(out.String(), "main.") {
+		!strings.Contains(out.String(), p+":5:5: cases[0].colour: unknown key (known: app, body, expect, ") || strings.Contains(out.String(), "main.") {
 		t.Errorf("exit %d:\n%s", code, out.String())
 	}
 }

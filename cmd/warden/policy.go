@@ -181,6 +181,13 @@ type policyCase struct {
 	Resolved    *bool    `yaml:"resolved"`
 	Regions     []string `yaml:"regions"` // regions of the foundation-model ARNs resolution named
 	S3OutputURI string   `yaml:"s3_output_uri"`
+	// Method, Path (with any query after '?') and Body are an agent-runtime
+	// request (InvokeAgent, Retrieve, …), read as the proxy reads it;
+	// Foundations then resolve the indirect models its body names.
+	Method string `yaml:"method"`
+	Path   string `yaml:"path"`
+	Body   string `yaml:"body"`
+	agent  *policy.AgentCall
 
 	Expect string  `yaml:"expect"` // allow | deny | dry-run-deny
 	App    *string `yaml:"app"`    // "" = no app selects the caller
@@ -230,6 +237,15 @@ func loadCases(path string) ([]policyCase, error) {
 				errs = append(errs, fmt.Errorf("%s: model: %v", where, err))
 			}
 		}
+		if bedrock.Operation(c.Operation).AgentRuntime() {
+			ac, err := agentCall(c.Operation, c.Method, c.Path, c.Body, c.Foundations, c.Regions)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %v", where, err))
+			}
+			pc.Cases[i].agent = ac
+		} else if c.Path != "" || c.Body != "" || c.Method != "" {
+			errs = append(errs, fmt.Errorf("%s: method, path and body are for agent-runtime operations only", where))
+		}
 	}
 	if len(pc.Cases) == 0 {
 		errs = append(errs, fmt.Errorf("%s: no cases", path))
@@ -249,7 +265,7 @@ func (c *policyCase) identity() identity.Identity {
 }
 
 func (c *policyCase) call() policy.Call {
-	call := policy.Call{Op: bedrock.Operation(c.Operation), Foundations: c.Foundations, Regions: c.Regions, S3OutputURI: c.S3OutputURI}
+	call := policy.Call{Op: bedrock.Operation(c.Operation), Foundations: c.Foundations, Regions: c.Regions, S3OutputURI: c.S3OutputURI, Agent: c.agent}
 	call.Resolved = c.Foundations != nil
 	if c.Resolved != nil {
 		call.Resolved = *c.Resolved

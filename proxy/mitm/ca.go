@@ -116,18 +116,24 @@ func PermittedDomains(regions []string) []string {
 		if r == "" {
 			continue
 		}
-		if strings.HasPrefix(r, "cn-") {
-			out = append(out, "bedrock-runtime."+r+".amazonaws.com.cn")
-			continue
+		// The runtime and the agent runtime (InvokeAgent, Retrieve, …): the
+		// same name forms, both intercepted; bedrock-mantle (not in China).
+		for _, svc := range []string{"bedrock-runtime", "bedrock-agent-runtime"} {
+			if strings.HasPrefix(r, "cn-") {
+				out = append(out, svc+"."+r+".amazonaws.com.cn")
+				continue
+			}
+			out = append(out,
+				svc+"."+r+".amazonaws.com",
+				svc+"-fips."+r+".amazonaws.com",
+				svc+"."+r+".api.aws",
+				svc+"-fips."+r+".api.aws",
+				svc+"."+r+".vpce.amazonaws.com",
+			)
 		}
-		out = append(out,
-			"bedrock-runtime."+r+".amazonaws.com",
-			"bedrock-runtime-fips."+r+".amazonaws.com",
-			"bedrock-runtime."+r+".api.aws",
-			"bedrock-runtime-fips."+r+".api.aws",
-			"bedrock-runtime."+r+".vpce.amazonaws.com",
-			"bedrock-mantle."+r+".api.aws",
-		)
+		if !strings.HasPrefix(r, "cn-") {
+			out = append(out, "bedrock-mantle."+r+".api.aws")
+		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
@@ -242,7 +248,7 @@ func CheckCert(cert *x509.Certificate) error {
 	for _, d := range cert.PermittedDNSDomains {
 		// A constraint is a runtime host, or the domain under which VPC
 		// endpoint names (vpce-ID.DOMAIN) live.
-		if d := strings.TrimPrefix(d, "."); !bedrock.IsRuntimeHost(d) && !bedrock.IsRuntimeHost("vpce-0."+d) && !isMantleHost(d) {
+		if d := strings.TrimPrefix(d, "."); !interceptable(d) && !interceptable("vpce-0."+d) {
 			return fmt.Errorf("ca cert: permitted name %q is not a Bedrock runtime name", d)
 		}
 	}
@@ -300,7 +306,7 @@ func (c *CA) CertPEM() []byte { return slices.Clone(c.certPEM) }
 // Allowed reports whether the CA signs for host: a Bedrock runtime name inside the certificate's constraints.
 func (c *CA) Allowed(host string) bool {
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
-	if h == "" || net.ParseIP(h) != nil || strings.ContainsAny(h, "*/: ") || !bedrock.IsRuntimeHost(h) && !isMantleHost(h) {
+	if h == "" || net.ParseIP(h) != nil || strings.ContainsAny(h, "*/: ") || !interceptable(h) {
 		return false
 	}
 	// h itself or any parent domain of it is a permitted subtree: one map
@@ -443,6 +449,12 @@ func (c *Config) Validate() []error {
 		}
 	}
 	return errs
+}
+
+// interceptable reports a Bedrock runtime, agent runtime or bedrock-mantle
+// host name.
+func interceptable(h string) bool {
+	return bedrock.IsRuntimeHost(h) || bedrock.IsAgentRuntimeHost(h) || isMantleHost(h)
 }
 
 // isMantleHost reports a bedrock-mantle host name (bedrock-mantle.REGION.api.aws).

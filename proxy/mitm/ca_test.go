@@ -99,6 +99,10 @@ func TestCALeafVerifies(t *testing.T) {
 		"bedrock-runtime.ap-southeast-2.api.aws",
 		"vpce-0123456789abcdef0-abcdefgh.bedrock-runtime.us-east-1.vpce.amazonaws.com",
 		"vpce-0123456789abcdef0-abcdefgh-us-east-1a.bedrock-runtime.us-east-1.vpce.amazonaws.com",
+		// The agent runtime (InvokeAgent, Retrieve, …), intercepted too.
+		"bedrock-agent-runtime.us-east-1.amazonaws.com",
+		"bedrock-agent-runtime.cn-northwest-1.amazonaws.com.cn",
+		"vpce-0123456789abcdef0-abcdefgh.bedrock-agent-runtime.us-east-1.vpce.amazonaws.com",
 	} {
 		leaf, err := ca.Leaf(host)
 		if err != nil {
@@ -122,6 +126,8 @@ func TestCALeafRefusesOtherHosts(t *testing.T) {
 		"bedrock-runtime.us-east-1.amazonaws.com.evil.com",
 		"*.bedrock-runtime.us-east-1.amazonaws.com", "127.0.0.1", "::1", "",
 		"bedrock-runtime.xx-nowhere-9.amazonaws.com", // not an enumerated region: outside the constraints
+		"bedrock-agent.us-east-1.amazonaws.com",      // the agents' control plane
+		"bedrock-agent-runtime.us-east-1.amazonaws.com.evil.com",
 	} {
 		if _, err := ca.Leaf(host); !errors.Is(err, ErrHostNotAllowed) {
 			t.Errorf("Leaf(%q) = %v, want ErrHostNotAllowed", host, err)

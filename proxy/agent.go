@@ -1,0 +1,181 @@
+package proxy
+
+// The agent runtime (bedrock-agent-runtime: InvokeAgent, Retrieve,
+// RetrieveAndGenerate, InvokeFlow, …) on the request path. Endpoint mode
+// serves it on the same listener as the runtime, chosen by the path's first
+// segment (no runtime path starts with one of the agent runtime's; the two
+// parsers are fuzzed disjoint); forward-proxy and transparent modes
+// intercept the agent-runtime host and parse only its routes. Calls go to
+// upstream.agent_runtime_url, signed for service "bedrock" as runtime calls
+// are.
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/warden-egress/warden/audit"
+	"github.com/warden-egress/warden/authz/identity"
+	"github.com/warden-egress/warden/authz/policy"
+	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/config"
+)
+
+// agentPathSegments are the first path segments of the agent runtime's
+// operations (aws-sdk-go-v2/service/bedrockagentruntime's serializers).
+func agentPathSegment(seg string) bool {
+	switch seg {
+	case "agents", "knowledgebases", "flows", "sessions", "tags",
+		"retrieveAndGenerate", "retrieveAndGenerateStream", "rerank", "generateQuery", "optimize-prompt":
+		return true
+	}
+	return false
+}
+
+// isAgentCall says whether c is an agent-runtime call: by the intercepted
+// host, or in endpoint mode by the path's first segment.
+func isAgentCall(c *call) bool {
+	if c.via != nil {
+		return c.via.host.Service == bedrock.ServiceAgentRuntime
+	}
+	seg := strings.TrimPrefix(c.escapedPath, "/")
+	if i := strings.IndexByte(seg, '/'); i >= 0 {
+		seg = seg[:i]
+	}
+	return agentPathSegment(seg)
+}
+
+// parseAgent is parse for an agent-runtime call: the route, the intercepted
+// host, the body read whole, and every fact the body names (a body that is
+// not strict JSON is refused here, before anyone is asked about it).
+func (s *Server) parseAgent(w http.ResponseWriter, r *http.Request, c *call, buf *bytes.Buffer) *stop {
+	ar, err := bedrock.ParseAgentRoute(r.Method, c.escapedPath, r.URL.RawQuery)
+	if err != nil {
+		return stopWith(err, "route")
+	}
+	c.route = bedrock.Route{Op: ar.Op, Service: bedrock.ServiceAgentRuntime}
+	c.rec.Operation = string(ar.Op)
+	c.rec.Path.Upstream, c.rec.Path.UpstreamVPCEndpoint = s.agentUpstream.Host, ""
+	if h, err := bedrock.ParseAgentRuntimeHost(s.agentUpstream.Host); err == nil && h.VPCE {
+		c.rec.Path.UpstreamVPCEndpoint = h.VPCEndpointID
+	}
+	c.rec.Agent = &audit.AgentFields{AgentID: ar.AgentID, AgentAliasID: ar.AgentAliasID, FlowID: ar.FlowID, FlowAliasID: ar.FlowAliasID, SessionID: ar.SessionID}
+	if ar.KnowledgeBaseID != "" {
+		c.rec.Agent.KnowledgeBases = []string{ar.KnowledgeBaseID}
+	}
+	if c.via != nil {
+		if err := s.checkIntercepted(r, c, c.via); err != nil {
+			return stopWith(err, "intercept")
+		}
+	}
+	if err := s.readBody(w, r, buf, c); err != nil {
+		return stopWith(err, "limits.max_body_bytes") // unless readBody named the limit
+	}
+	c.body = buf.Bytes()
+	c.rec.BytesIn = int64(len(c.body))
+	c.hashPrompt(c.body)
+	facts, err := bedrock.AgentRequestFacts(ar.Op, c.body)
+	if err != nil {
+		return stopWith(err, "agent-request")
+	}
+	c.agent = &policy.AgentCall{Route: ar, Facts: facts, Models: policy.AgentModels(&facts)}
+	for _, kb := range facts.KnowledgeBases {
+		if !contains(c.rec.Agent.KnowledgeBases, kb.Value) {
+			c.rec.Agent.KnowledgeBases = append(c.rec.Agent.KnowledgeBases, kb.Value)
+		}
+	}
+	for _, m := range facts.Models {
+		c.rec.Agent.Models = append(c.rec.Agent.Models, m.Value)
+	}
+	return nil
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveAgentModels resolves the indirect models an agent-runtime body
+// names, as decide resolves a runtime call's model: only for a caller some
+// app selects, and not for a re-pointable id the app refuses. A failure
+// leaves the model unresolved, which the policy denies.
+func (s *Server) resolveAgentModels(ctx context.Context, snap *snapshot, id identity.Identity, ac *policy.AgentCall) {
+	for i := range ac.Models {
+		m := &ac.Models[i]
+		if m.ID == nil || !m.ID.Indirect() || m.ID.Kind == bedrock.KindSageMakerEndpoint || !snap.policy.Resolves(id, m.ID) {
+			continue
+		}
+		if res, err := s.models.Lookup(ctx, *m.ID); err == nil {
+			m.Foundations, m.Regions, m.Resolved = res.Foundations, res.Regions, true
+		}
+	}
+}
+
+// checkAgentContent refuses an agent-runtime call of an app whose calls
+// must be inspected, capped or metered: Warden's guards, caps, attached
+// guardrail and token budgets do not read agent-runtime bodies or answers yet, and a call
+// they cannot read is not let through unread. A dry-run app's call is
+// recorded as the denial it would have been and forwarded.
+func (s *Server) checkAgentContent(c *call, d policy.Decision) (dryRunDeny bool, _ *stop) {
+	if c.snap == nil || d.App == "" {
+		return false, nil
+	}
+	var what []string
+	if ag := c.snap.guards.For(d.App); ag.HasInput() || ag.HasOutput() {
+		what = append(what, "guards")
+	}
+	if a := c.snap.appConfig(d.App); a != nil {
+		if a.Limits.MaxPromptChars > 0 || a.Limits.MaxOutputTokens > 0 {
+			what = append(what, "limits.max_prompt_chars/max_output_tokens")
+		}
+		if a.BedrockGuardrail != nil {
+			what = append(what, "bedrock_guardrail")
+		}
+	}
+	if lim := c.snap.budgets[d.App]; lim != nil && lim.Tokens() {
+		// Agents generate tokens Warden does not measure yet: a token or
+		// cost budget would not see them.
+		what = append(what, "token or cost budgets")
+	}
+	if len(what) == 0 {
+		return false, nil
+	}
+	reason := "warden: app " + d.App + " has " + strings.Join(what, ", ") + ", which Warden does not apply to agent-runtime calls yet; operation " +
+		string(c.route.Op) + " is refused rather than forwarded unread"
+	if d.DryRun {
+		if d.Allow {
+			c.record(verdict{rule: "agent-runtime.guards", reason: reason})
+		}
+		return true, nil
+	}
+	c.record(verdict{rule: "agent-runtime.guards"})
+	return false, stopWith(bedrock.AccessDenied("%s", reason), "agent-runtime.guards")
+}
+
+// agentUpstreamURL is upstream.agent_runtime_url or the region's
+// bedrock-agent-runtime endpoint.
+func agentUpstreamURL(u config.UpstreamConfig, region string) (*url.URL, error) {
+	raw := u.AgentRuntimeURL
+	if raw == "" {
+		suffix := "amazonaws.com"
+		if strings.HasPrefix(region, "cn-") {
+			suffix = "amazonaws.com.cn"
+		}
+		raw = "https://bedrock-agent-runtime." + region + "." + suffix
+	}
+	if err := config.ValidateAgentRuntimeURL(raw, u.Insecure); err != nil {
+		return nil, err
+	}
+	parsed, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	parsed.Path, parsed.RawPath = "", ""
+	return parsed, nil
+}
