@@ -37,7 +37,7 @@ func TestReadSSEEvent(t *testing.T) {
 	}
 	for _, tc := range cases {
 		evs, err := readAllSSE(tc.in)
-		if err != io.EOF { //nolint:errorlint // bare io.EOF
+		if err != io.EOF {
 			t.Errorf("%s: end %v", tc.name, err)
 		}
 		var got []string
@@ -66,7 +66,7 @@ func FuzzReadSSEEvent(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		evs, err := readAllSSE(s)
-		if err != io.EOF { //nolint:errorlint // bare io.EOF
+		if err != io.EOF {
 			if errors.Is(err, errSSEEventTooLong) {
 				return
 			}
