@@ -108,6 +108,12 @@ func ExtractRequest(op Operation, family string, body []byte) (Extracted, error)
 		root = cAsyncRoot
 	case OpApplyGuardrail:
 		root = cApplyGuard
+	case OpOpenAIChatCompletions, OpMantleChatCompletions:
+		root = cChat // OpenAI's chat shape: messages[], content parts, tool calls
+	case OpMantleMessages:
+		root = cAnth // Anthropic's Messages API
+	case OpOpenAIResponses, OpMantleResponses:
+		root = cResp // input items, content parts, tool calls and their outputs
 	default:
 		root = cAnyRoot
 	}
@@ -127,6 +133,12 @@ func ExtractResponse(op Operation, family string, body []byte) (Extracted, error
 		root = familyResponse(family)
 	case OpConverseStream, OpInvokeModelWithResponseStream, OpInvokeModelWithBidirectionalStream:
 		return Extracted{}, fmt.Errorf("extract %s response: an event stream; extract its events", op)
+	case OpOpenAIChatCompletions, OpMantleChatCompletions:
+		root = cChat
+	case OpMantleMessages:
+		root = cAnth
+	case OpOpenAIResponses, OpMantleResponses:
+		root = cResp
 	default:
 		root = cAnyRoot
 	}
@@ -151,6 +163,16 @@ func ExtractStreamEvent(op Operation, family string, eventType string, payload [
 	case OpInvokeModelWithResponseStream:
 		if eventType == "chunk" {
 			root = cChunkWrap
+		}
+	case OpOpenAIChatCompletions, OpMantleChatCompletions:
+		root = cChat // a chat.completion.chunk
+	case OpMantleMessages:
+		if eventType != "error" {
+			root = cAnth // message_start, content_block_*, message_delta, …
+		}
+	case OpOpenAIResponses, OpMantleResponses:
+		if eventType != "error" {
+			root = cResp // response.output_text.delta, response.completed, …
 		}
 	}
 	return extract(payload, root, family, false, eventType+" event")
@@ -260,6 +282,9 @@ const (
 
 	cCohere     // Cohere Command R request, response and chunk
 	cCohereHist // chat_history[]
+
+	cResp     // OpenAI Responses request, response and stream event
+	cRespItem // an input or output item, or a content part
 )
 
 // act is what to do with a member's value.
@@ -570,6 +595,29 @@ func (e *extractor) rule(c ctx, k []byte) (act, ctx) {
 			return aSkip, 0
 		}
 
+	case cResp:
+		switch string(k) {
+		case "max_output_tokens":
+			return aMax, cAny
+		case "input", "output", "item", "part":
+			return aText, cRespItem
+		case "response":
+			return aText, cResp
+		case "id", "object", "model", "status", "type", "item_id", "previous_response_id", "service_tier", "tool_choice",
+			"truncation", "reasoning", "prompt_cache_key", "safety_identifier", "user", "usage", "error", "incomplete_details":
+			return aSkip, 0
+		}
+	case cRespItem:
+		switch string(k) {
+		case "type", "role", "id", "status", "name", "annotations", "logprobs":
+			return aSkip, 0
+		case "call_id":
+			return aID, 0
+		case "content":
+			return aText, cRespItem
+		case "image_url", "file_data", "file_id", "file_url", "encrypted_content":
+			return aUnsc, 0
+		}
 	case cCohere:
 		switch string(k) {
 		case "max_tokens":

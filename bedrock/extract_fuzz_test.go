@@ -13,6 +13,7 @@ import (
 var fuzzOps = []Operation{
 	OpConverse, OpConverseStream, OpCountTokens, OpInvokeModel, OpInvokeModelWithResponseStream,
 	OpStartAsyncInvoke, OpApplyGuardrail, OpGetAsyncInvoke,
+	OpOpenAIChatCompletions, OpMantleChatCompletions, OpMantleMessages, OpOpenAIResponses,
 }
 
 var fuzzFamilies = []string{

@@ -369,3 +369,19 @@ func checkGenericQuery(q string, op Operation) error {
 	}
 	return nil
 }
+
+// BodyStreams reports whether a compat body (Operation.BodyModel) asks for
+// a streamed answer: its top-level "stream" is true. A body that is not one
+// JSON object reports false (the caps refuse it before it is forwarded).
+func BodyStreams(body []byte) bool {
+	members, _, err := ScanObject(body)
+	if err != nil {
+		return false
+	}
+	for _, m := range members {
+		if m.Key == "stream" && string(body[m.ValueStart:m.ValueEnd]) == "true" {
+			return true
+		}
+	}
+	return false
+}

@@ -390,3 +390,20 @@ func FuzzBodyModel(f *testing.F) {
 		}
 	})
 }
+
+func TestBodyStreams(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"stream":true}`:               true,
+		`{"model":"m", "stream": true}`: true,
+		`{"stream":false}`:              false,
+		`{"stream":"true"}`:             false,
+		`{"Stream":true}`:               false,
+		`{"a":{"stream":true}}`:         false,
+		`{"stream":true`:                false,
+		``:                              false,
+	} {
+		if got := BodyStreams([]byte(body)); got != want {
+			t.Errorf("BodyStreams(%s) = %v, want %v", body, got, want)
+		}
+	}
+}

@@ -130,6 +130,12 @@ type TLSConfig struct {
 type UpstreamConfig struct {
 	Region string `yaml:"region"`
 	URL    string `yaml:"url"`
+	// MantleURL and BedrockURL are where bedrock-mantle calls (the
+	// OpenAI-compatible and Anthropic Messages APIs) and Anthropic's
+	// Bedrock-only calls (bedrock.REGION.amazonaws.com/anthropic/…) go;
+	// "" is the regional endpoint of each.
+	MantleURL  string `yaml:"mantle_url"`
+	BedrockURL string `yaml:"bedrock_url"`
 	// AgentRuntimeURL is where agent-runtime calls (InvokeAgent, Retrieve,
 	// RetrieveAndGenerate, InvokeFlow, …) go; "" is the region's
 	// bedrock-agent-runtime endpoint. It is signed as upstream.url is.
@@ -313,6 +319,12 @@ func (c *Config) Validate() error {
 	if err := ValidateUpstreamURL(c.Upstream.URL, c.Upstream.Insecure); err != nil {
 		add("upstream.url: %v", err)
 	}
+	if err := ValidateServiceURL(c.Upstream.MantleURL, c.Upstream.Insecure, bedrock.ServiceMantle); err != nil {
+		add("upstream.mantle_url: %v", err)
+	}
+	if err := ValidateServiceURL(c.Upstream.BedrockURL, c.Upstream.Insecure, bedrock.ServiceBedrock); err != nil {
+		add("upstream.bedrock_url: %v", err)
+	}
 	if err := ValidateAgentRuntimeURL(c.Upstream.AgentRuntimeURL, c.Upstream.Insecure); err != nil {
 		add("upstream.agent_runtime_url: %v", err)
 	}
@@ -344,6 +356,33 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateServiceURL is ValidateUpstreamURL for the bedrock-mantle and
+// bedrock hosts: the https URL must name that service's host
+// (bedrock-mantle.REGION.api.aws, bedrock.REGION.amazonaws.com) or an
+// interface VPC endpoint.
+func ValidateServiceURL(raw string, insecure bool, svc bedrock.Service) error {
+	if raw == "" {
+		return nil
+	}
+	if err := ValidateUpstreamURL(raw, true); err != nil {
+		return err
+	}
+	if insecure {
+		return nil
+	}
+	u, _ := url.Parse(raw)
+	if u.Scheme != "https" {
+		return fmt.Errorf("%q is plain http: Warden's signed requests and session token would cross the network in clear; use https or set upstream.insecure: true (tests only)", raw)
+	}
+	if h, err := bedrock.ParseRuntimeHost(u.Hostname()); err == nil && h.VPCE {
+		return nil
+	}
+	if h, err := bedrock.ParseServiceHost(u.Hostname()); err != nil || h.Service != svc {
+		return fmt.Errorf("%q is not a %s host name or an interface VPC endpoint; set upstream.insecure: true only for tests", raw, svc)
+	}
+	return nil
 }
 
 // validateBudgetPrices: a cost budget prices calls with audit.prices, so

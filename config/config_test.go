@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/warden-egress/warden/bedrock"
+
 	"strings"
 	"testing"
 
@@ -43,6 +45,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"match everything", strings.Replace(minimal, "match: {tags: {app: a}}", "match: {}", 1), []string{"match.tags"}},
 		{"non-loopback without tls", strings.Replace(minimal, "127.0.0.1:8480", "0.0.0.0:8480", 1), []string{"loopback", "listen.tls"}},
 		{"plain http upstream", strings.Replace(minimal, "{region: us-east-1}", "{region: us-east-1, url: \"http://10.0.0.1\"}", 1), []string{"upstream.url", "insecure"}},
+		{"plain http mantle", strings.Replace(minimal, "{region: us-east-1}", "{region: us-east-1, mantle_url: \"http://bedrock-mantle.us-east-1.api.aws\"}", 1), []string{"upstream.mantle_url", "plain http"}},
+		{"mantle url on the runtime host", strings.Replace(minimal, "{region: us-east-1}", "{region: us-east-1, mantle_url: \"https://bedrock-runtime.us-east-1.amazonaws.com\"}", 1), []string{"upstream.mantle_url", "not a bedrock-mantle host"}},
+		{"bedrock url elsewhere", strings.Replace(minimal, "{region: us-east-1}", "{region: us-east-1, bedrock_url: \"https://s3.us-east-1.amazonaws.com\"}", 1), []string{"upstream.bedrock_url", "not a bedrock host"}},
+		{"bedrock url with a path", strings.Replace(minimal, "{region: us-east-1}", "{region: us-east-1, bedrock_url: \"https://bedrock.us-east-1.amazonaws.com/anthropic\"}", 1), []string{"upstream.bedrock_url", "no user, path or query"}},
 		{"unknown source", strings.Replace(minimal, "sources: [static]", "sources: [magic]", 1), []string{"magic"}},
 		{"duplicate app", minimal + "  - name: a\n    match: {tags: {x: y}}\n", []string{"already used"}},
 		{"bad glob", strings.Replace(minimal, `["*"]`, `["[a-z]"]`, 1), []string{"allow.models"}},
@@ -133,4 +139,29 @@ apps:
 			t.Fatalf("validated config fails validation again: %v", err)
 		}
 	})
+}
+
+func TestValidateServiceURL(t *testing.T) {
+	for _, tc := range []struct {
+		raw      string
+		svc      bedrock.Service
+		insecure bool
+		ok       bool
+	}{
+		{"", bedrock.ServiceMantle, false, true},
+		{"https://bedrock-mantle.us-east-1.api.aws", bedrock.ServiceMantle, false, true},
+		{"https://bedrock.eu-west-1.amazonaws.com", bedrock.ServiceBedrock, false, true},
+		{"https://vpce-0123456789abcdef0-abcdefgh.bedrock-runtime.us-east-1.vpce.amazonaws.com", bedrock.ServiceMantle, false, true},
+		{"https://bedrock.us-east-1.amazonaws.com", bedrock.ServiceMantle, false, false},
+		{"https://bedrock-mantle.us-east-1.api.aws", bedrock.ServiceBedrock, false, false},
+		{"https://bedrock-mantle.cn-north-1.api.aws", bedrock.ServiceMantle, false, false},
+		{"http://127.0.0.1:9000", bedrock.ServiceMantle, true, true},
+		{"http://127.0.0.1:9000", bedrock.ServiceMantle, false, false},
+		{"ftp://bedrock-mantle.us-east-1.api.aws", bedrock.ServiceMantle, true, false},
+	} {
+		err := ValidateServiceURL(tc.raw, tc.insecure, tc.svc)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateServiceURL(%q, %v, %s) = %v, want ok=%v", tc.raw, tc.insecure, tc.svc, err, tc.ok)
+		}
+	}
 }

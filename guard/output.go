@@ -323,6 +323,11 @@ type heldEvent struct {
 	raw   []byte
 	ex    bedrock.Extracted
 	spans []*heldSpan
+	// sse is set for a server-sent event: raw is the event as sent, name
+	// its event field ("" when it had none), payload its data.
+	sse     bool
+	name    string
+	payload []byte
 }
 
 // heldSpan is one text of a held event: its lane and its range in the
@@ -406,6 +411,57 @@ func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 		return sg.out, nil, ""
 	}
 	h := &heldEvent{raw: bytes.Clone(f.Raw), ex: ex, spans: make([]*heldSpan, len(ex.Texts))}
+	for i, sp := range ex.Texts {
+		h.spans[i] = sg.addSpan(sp)
+	}
+	sg.queue = append(sg.queue, h)
+	if e, rule := sg.decide(false); e != nil {
+		return nil, e, rule
+	}
+	if e, rule := sg.emit(); e != nil {
+		return nil, e, rule
+	}
+	return sg.out, nil, ""
+}
+
+// NextSSE is Next for one server-sent event of the OpenAI-compatible or
+// Anthropic Messages APIs: raw is the event as the upstream sent it (its
+// lines and the blank line ending it), name its event field ("" for none)
+// and data its data (lines joined). Events whose data is not JSON
+// ("[DONE]", a comment or keep-alive without data) carry no text and pass.
+// A masked event is re-sent as "event:" (when named) and one "data:" line.
+func (sg *Stream) NextSSE(raw []byte, name string, data []byte) ([]byte, *bedrock.APIError, string) {
+	sg.out = sg.out[:0]
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		if e, rule := sg.flush(); e != nil {
+			return nil, e, rule
+		}
+		sg.out = append(sg.out, raw...)
+		return sg.out, nil, ""
+	}
+	ex, err := bedrock.ExtractStreamEvent(sg.op, sg.family, name, trimmed)
+	if err != nil {
+		ex = bedrock.Extracted{Unscannable: []string{name + " event (not JSON)"}}
+	}
+	if len(ex.Unscannable) > 0 {
+		if e, rule := sg.flush(); e != nil {
+			return nil, e, rule
+		}
+		sg.o.unscannable(ex.Unscannable)
+		if msg, rule := sg.o.blocked(); msg != "" && !sg.o.dryRun {
+			return nil, bedrock.ModelStreamError("warden: %s; the stream was stopped", msg), rule
+		}
+	}
+	if len(ex.Texts) == 0 {
+		if e, rule := sg.flush(); e != nil {
+			return nil, e, rule
+		}
+		sg.out = append(sg.out, raw...)
+		return sg.out, nil, ""
+	}
+	h := &heldEvent{raw: bytes.Clone(raw), ex: ex, spans: make([]*heldSpan, len(ex.Texts)),
+		sse: true, name: name, payload: bytes.Clone(trimmed)}
 	for i, sp := range ex.Texts {
 		h.spans[i] = sg.addSpan(sp)
 	}
@@ -897,6 +953,22 @@ func maskHeld(text string, ms []heldMask) string {
 // chunk, inside the base64 "bytes", which is re-encoded) and the frame
 // re-encoded with its headers unchanged.
 func reencodeEvent(h *heldEvent, edits []spanEdit) ([]byte, error) {
+	if h.sse {
+		var b []byte
+		if h.name != "" {
+			b = append(append(append(b, "event: "...), h.name...), '\n')
+		}
+		// Raw line breaks in JSON are whitespace between tokens (strings
+		// cannot hold them): one data line.
+		p := bytes.Map(func(r rune) rune {
+			if r == '\n' || r == '\r' {
+				return ' '
+			}
+			return r
+		}, rewriteSpans(h.payload, h.ex, edits))
+		b = append(append(b, "data: "...), p...)
+		return append(b, "\n\n"...), nil
+	}
 	f, err := bedrock.NewFrameReader(bytes.NewReader(h.raw)).Next()
 	if err != nil {
 		return nil, err

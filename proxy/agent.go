@@ -55,7 +55,7 @@ func (s *Server) parseAgent(w http.ResponseWriter, r *http.Request, c *call, buf
 	if err != nil {
 		return stopWith(err, "route")
 	}
-	c.route = bedrock.Route{Op: ar.Op}
+	c.route = bedrock.Route{Op: ar.Op, Service: bedrock.ServiceAgentRuntime}
 	c.rec.Operation = string(ar.Op)
 	c.rec.Path.Upstream, c.rec.Path.UpstreamVPCEndpoint = s.agentUpstream.Host, ""
 	if h, err := bedrock.ParseAgentRuntimeHost(s.agentUpstream.Host); err == nil && h.VPCE {

@@ -30,18 +30,31 @@ var agentDispatchSeeds = [][2]string{
 	{"POST", "/guardrail/gr1/version/1/apply"},
 	{"POST", "/async-invoke"},
 	{"GET", "/async-invoke"},
+	// The OpenAI-compatible and Anthropic routes endpoint mode also serves,
+	// two of them under resources the agent runtime has too (/v1/agents,
+	// /v1/sessions against /agents/, /sessions/).
+	{"POST", "/openai/v1/chat/completions"},
+	{"POST", "/openai/v1/responses"},
+	{"POST", "/bedrock-mantle/v1/chat/completions"},
+	{"POST", "/bedrock-mantle/v1/responses"},
+	{"POST", "/bedrock-mantle/anthropic/v1/messages"},
+	{"GET", "/v1/agents"},
+	{"POST", "/v1/sessions"},
+	{"GET", "/v1/memory_stores"},
 }
 
-// Endpoint mode picks the parser by the path's first segment: no operation
-// either parser accepts may be sent to the other, and every agent-runtime
-// operation must be recognised as one.
+// Endpoint mode picks the parser by the path's first segment, agent-runtime
+// paths first: no operation either parser (ParseAgentRoute, and
+// ParseEndpointRoute with the OpenAI-compatible and Anthropic routes) accepts
+// may be sent to the other, and every agent-runtime operation must be
+// recognised as one.
 func TestAgentDispatch(t *testing.T) {
 	seen := map[bedrock.Operation]bool{}
 	for _, s := range agentDispatchSeeds {
 		path, query, _ := strings.Cut(s[1], "?")
 		c := &call{escapedPath: path}
 		ar, aerr := bedrock.ParseAgentRoute(s[0], path, query)
-		_, rerr := bedrock.ParseRoute(s[0], path, query)
+		_, rerr := bedrock.ParseEndpointRoute(s[0], path, query)
 		switch {
 		case aerr == nil && !isAgentCall(c):
 			t.Errorf("%s %s is agent-runtime %s but dispatched to the runtime", s[0], s[1], ar.Op)
@@ -74,7 +87,7 @@ func FuzzAgentDispatch(f *testing.F) {
 		if _, err := bedrock.ParseAgentRoute(method, path, query); err == nil && !agent {
 			t.Fatalf("%q %q %q: agent-runtime operation dispatched to the runtime", method, path, query)
 		}
-		if _, err := bedrock.ParseRoute(method, path, query); err == nil && agent {
+		if _, err := bedrock.ParseEndpointRoute(method, path, query); err == nil && agent {
 			t.Fatalf("%q %q %q: runtime operation dispatched to the agent runtime", method, path, query)
 		}
 	})

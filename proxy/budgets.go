@@ -52,7 +52,7 @@ func (s *Server) reserveBudget(ctx context.Context, c *call, d policy.Decision) 
 	if lim == nil {
 		return nil
 	}
-	bc := budget.Call{Op: c.route.Op}
+	bc := budget.Call{Op: c.route.Op, Streamed: c.route.Op.BodyModel() && bedrock.BodyStreams(c.body)}
 	if lim.Tokens() && budget.Generates(c.route.Op) {
 		if !c.budgetMeasured {
 			s.measureForBudget(c, d)
@@ -164,7 +164,7 @@ func (s *Server) budgetUsage(c *call, t *budget.Ticket) *budget.Usage {
 		return nil // refused upstream (or never answered): nothing generated
 	}
 	in, out := t.Amount[budget.InputTokensPerMinute], t.Amount[budget.OutputTokensPerMinute]
-	if budget.Streams(c.route.Op) {
+	if budget.Streams(c.route.Op) || c.route.Op.BodyModel() && bedrock.BodyStreams(c.body) {
 		// Cut before its usage event: the prompt, and the answer relayed.
 		out = min(out, budget.EstimateTokens(int(c.streamText)))
 	}

@@ -86,6 +86,8 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		if isEventStream(resp.Header) {
 			copyResponseHeader(w.Header(), resp.Header)
 			s.relayGuardedStream(w, c, resp, ag, dryRun)
+		} else if isSSE(resp.Header) {
+			s.relayGuardedSSE(w, c, resp, ag, dryRun) // sse.go
 		} else {
 			s.relayGuardedUnary(w, c, resp, ag, dryRun) // guards.go
 		}
@@ -102,8 +104,13 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	u, ok := bedrock.UsageFromHeaders(resp.Header)
 	hw := newHashWriter(w, !ok && usageInBody(c.route.Op), resp.ContentLength)
 	hw.also = c.capture
+	var dst io.Writer = hw
+	if isSSE(resp.Header) {
+		// Server-sent events pass event by event, as they arrive.
+		dst = &flushWriter{w: hw, rc: http.NewResponseController(w)}
+	}
 	bp := copyBufPool.Get().(*[]byte)
-	n, err := io.CopyBuffer(hw, resp.Body, *bp)
+	n, err := io.CopyBuffer(dst, resp.Body, *bp)
 	copyBufPool.Put(bp)
 	c.rec.BytesOut = n
 	c.rec.ResponseSHA256 = hw.hexSum()
@@ -132,6 +139,57 @@ func clientWriteError(ctx context.Context) string {
 		return "ClientWriteTimeout"
 	}
 	return "ClientClosedRequest"
+}
+
+// isSSE reports a server-sent event stream (the OpenAI-compatible and
+// Anthropic Messages APIs' streams).
+func isSSE(h http.Header) bool {
+	return strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
+}
+
+// flushWriter flushes after every write.
+type flushWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (f *flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = f.rc.Flush()
+	}
+	return n, err
+}
+
+// compatErrorType is the record's error type for an OpenAI- or
+// Anthropic-shaped error body: error.code or error.type, else what
+// ParseError found.
+func compatErrorType(body []byte, parsed *bedrock.APIError) string {
+	var e struct {
+		Error struct {
+			Type string `json:"type"`
+			Code any    `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil {
+		if code, ok := e.Error.Code.(string); ok && code != "" {
+			return truncType(code)
+		}
+		if e.Error.Type != "" {
+			return truncType(e.Error.Type)
+		}
+	}
+	if parsed != nil && parsed.Type != "" {
+		return parsed.Type
+	}
+	return "UnknownError"
+}
+
+func truncType(s string) string {
+	if len(s) > 64 {
+		return s[:64]
+	}
+	return s
 }
 
 func isEventStream(h http.Header) bool {
@@ -177,7 +235,11 @@ func (s *Server) relayError(w http.ResponseWriter, c *call, resp *http.Response)
 		return
 	}
 	parsed := bedrock.ParseError(resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), body)
-	if parsed == nil || parsed.Type == "" || !isJSON(body) {
+	if c.route.Op.ErrorShape() != bedrock.ErrorAWS && isJSON(body) {
+		// The OpenAI and Anthropic APIs answer in their own shapes, which
+		// their SDKs read: relayed as they are.
+		parsed = &bedrock.APIError{Type: compatErrorType(body, parsed)}
+	} else if parsed == nil || parsed.Type == "" || !isJSON(body) {
 		e := errorForStatus(resp.StatusCode)
 		c.rec.ErrorType = e.Type
 		c.answered(writeAPIError(w, c.requestID, e))

@@ -106,7 +106,9 @@ func (s *Server) outputGuards(c *call) (*guard.Guards, bool) {
 	switch c.route.Op {
 	case bedrock.OpConverse, bedrock.OpConverseStream, bedrock.OpInvokeModel, bedrock.OpInvokeModelWithResponseStream:
 	default:
-		return nil, false
+		if !c.route.Op.BodyModel() { // the OpenAI-compatible and Messages APIs answer model text too
+			return nil, false
+		}
 	}
 	snap := c.snap // the policy that decided the call also guards its answer
 	if snap == nil || c.rec.App == "" {

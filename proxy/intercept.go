@@ -52,6 +52,18 @@ func (s *Server) classify(host string, port int) (hostAction, bedrock.RuntimeHos
 	if bedrock.IsRuntimeHost(host) || bedrock.IsAgentRuntimeHost(host) {
 		return refuseHost, bedrock.RuntimeHost{} // a runtime-looking name Warden cannot parse: fail closed
 	}
+	// bedrock-mantle is inference, like the runtime: intercepted, never
+	// tunnelled. (bedrock.REGION.amazonaws.com is the control plane: it is
+	// tunnelled when egress.tunnel names it, else refused.)
+	if sh, err := bedrock.ParseServiceHost(host); err == nil && sh.Service == bedrock.ServiceMantle {
+		if port == 443 && s.ca != nil && s.ca.Allowed(sh.Host) {
+			return interceptHost, sh
+		}
+		return refuseHost, sh
+	}
+	if strings.HasPrefix(host, "bedrock-mantle.") {
+		return refuseHost, bedrock.RuntimeHost{} // a mantle-looking name Warden cannot parse: fail closed
+	}
 	for _, t := range s.tunnels {
 		if t.Matches(host, port) {
 			return tunnelHost, bedrock.RuntimeHost{}

@@ -33,6 +33,7 @@ type call struct {
 	asyncOutput string // StartAsyncInvoke's output s3Uri
 	metaHeader  string // X-Amzn-Bedrock-Request-Metadata to send (InvokeModel*), "" to leave alone
 	route       bedrock.Route
+	errShape    bedrock.ErrorAPI  // the caller's API's error shape, judged by the path until the route is known
 	agent       *policy.AgentCall // an agent-runtime call's ids and body facts (agent.go); nil otherwise
 	model       *bedrock.ModelID
 	body        []byte
@@ -197,15 +198,34 @@ func (s *Server) releaseBody(c *call, buf *bytes.Buffer) {
 func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *bytes.Buffer) *stop {
 	// EscapedPath re-validates RawPath on every call: take it once.
 	c.escapedPath = r.URL.EscapedPath()
+	svc := bedrock.ServiceRuntime
+	if c.via != nil {
+		svc = c.via.host.Service
+	}
+	c.errShape = bedrock.PathErrorShape(svc, c.escapedPath)
+	// Agent-runtime paths first (by the intercepted host, or the path's
+	// first segment): ParseEndpointRoute never sees them (FuzzAgentDispatch).
 	if isAgentCall(c) {
 		return s.parseAgent(w, r, c, buf) // agent.go
 	}
-	route, err := bedrock.ParseRoute(r.Method, c.escapedPath, r.URL.RawQuery)
+	var route bedrock.Route
+	var err error
+	if c.via != nil {
+		// An intercepted call: only the paths of the service its host names.
+		route, err = bedrock.ParseServiceRoute(c.via.host.Service, r.Method, c.escapedPath, r.URL.RawQuery)
+	} else {
+		route, err = bedrock.ParseEndpointRoute(r.Method, c.escapedPath, r.URL.RawQuery)
+	}
 	if err != nil {
 		return stopWith(err, "route")
 	}
 	c.route = route
+	c.errShape = route.Op.ErrorShape()
 	c.rec.Operation = string(route.Op)
+	if svc := route.OnService(); svc != bedrock.ServiceRuntime {
+		base, _ := s.upstreamFor(svc)
+		c.rec.Path.Upstream, c.rec.Path.UpstreamVPCEndpoint = base.Host, ""
+	}
 	if c.via != nil {
 		if err := s.checkIntercepted(r, c, c.via); err != nil {
 			return stopWith(err, "intercept")
@@ -219,6 +239,13 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *byt
 	c.hashPrompt(c.body) // as the app sent it, before any mask or stamp (those write new arrays)
 
 	rawModel := route.RawModel
+	if route.Op.BodyModel() {
+		// The OpenAI-compatible and Anthropic Messages APIs name the model
+		// in the body; whether they stream is the body's "stream".
+		if rawModel, err = bedrock.BodyModel(route.Op, c.body); err != nil {
+			return stopWith(err, "route")
+		}
+	}
 	if route.Op == bedrock.OpStartAsyncInvoke {
 		if rawModel, err = bedrock.AsyncInvokeModel(c.body); err != nil {
 			return stopWith(err, "route")
@@ -479,16 +506,22 @@ func (s *Server) fail(w http.ResponseWriter, c *call, err error, rule string) {
 	c.failed(rule, apiErr.Message)
 	c.rec.Status = apiErr.Status
 	c.rec.ErrorType = apiErr.Type
-	c.answered(writeAPIError(w, c.requestID, apiErr))
+	c.answered(writeAPIErrorAs(w, c.requestID, apiErr, c.errShape))
 }
 
 // writeAPIError answers with e and returns the body it wrote.
 func writeAPIError(w http.ResponseWriter, requestID string, e *bedrock.APIError) []byte {
+	return writeAPIErrorAs(w, requestID, e, bedrock.ErrorAWS)
+}
+
+// writeAPIErrorAs answers with e in the body shape of the caller's API (the
+// OpenAI and Anthropic SDKs raise their typed errors from their own).
+func writeAPIErrorAs(w http.ResponseWriter, requestID string, e *bedrock.APIError, shape bedrock.ErrorAPI) []byte {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Amzn-ErrorType", e.Type)
 	h.Set("X-Amzn-Requestid", requestID)
-	body := e.Body()
+	body := e.BodyFor(shape)
 	h.Set("Content-Length", fmt.Sprint(len(body)))
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(body)
@@ -557,7 +590,9 @@ func forwardHeader(name string) bool {
 		"X-Amzn-Bedrock-Accept", "X-Amzn-Bedrock-Trace",
 		"X-Amzn-Bedrock-Guardrailidentifier", "X-Amzn-Bedrock-Guardrailversion",
 		"X-Amzn-Bedrock-Performanceconfig-Latency", "X-Amzn-Bedrock-Service-Tier",
-		"X-Amzn-Bedrock-Request-Metadata":
+		"X-Amzn-Bedrock-Request-Metadata",
+		// Anthropic's Messages API reads its version and beta flags here.
+		"Anthropic-Version", "Anthropic-Beta":
 		return true
 	}
 	return false
@@ -567,6 +602,9 @@ func forwardHeader(name string) bool {
 // exactly the operation and model Warden authorised, in the SDKs' encoding,
 // whatever spelling the client used. It returns the escaped and decoded forms.
 func upstreamPath(rt bedrock.Route, escapedPath string) (escaped, decoded string, err error) {
+	if rt.Path != "" {
+		escapedPath = rt.Path // an endpoint-mode prefix removed, or /anthropic added
+	}
 	if rt.RawModel == "" {
 		decoded, err = url.PathUnescape(escapedPath)
 		return escapedPath, decoded, err
@@ -583,10 +621,7 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 	if err != nil {
 		return nil, err
 	}
-	base := s.upstream
-	if c.agent != nil {
-		base = s.agentUpstream
-	}
+	base, signer := s.upstreamFor(c.route.OnService())
 	u := &url.URL{Scheme: base.Scheme, Host: base.Host, Path: decoded, RawPath: escaped, RawQuery: r.URL.RawQuery}
 	body := c.body
 	req := (&http.Request{
@@ -614,7 +649,7 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 	sum := sha256.Sum256(body)
 	var hexSum [2 * sha256.Size]byte
 	hex.Encode(hexSum[:], sum[:])
-	if err := s.signer.Sign(req, escaped, string(hexSum[:]), creds, time.Now()); err != nil {
+	if err := signer.Sign(req, escaped, string(hexSum[:]), creds, time.Now()); err != nil {
 		return nil, err
 	}
 	return req, nil
@@ -645,11 +680,11 @@ func (s *Server) newPassthroughRequest(ctx context.Context, r *http.Request, c *
 	if err != nil {
 		return nil, err
 	}
-	target, configured := s.upstream, s.cfg.Upstream.URL != ""
-	if c.agent != nil {
-		target, configured = s.agentUpstream, s.cfg.Upstream.AgentRuntimeURL != ""
-	}
-	if !configured {
+	target := s.upstream
+	switch svc := c.route.OnService(); {
+	case svc != bedrock.ServiceRuntime && s.serviceURLSet(svc):
+		target, _ = s.upstreamFor(svc)
+	case svc != bedrock.ServiceRuntime, s.cfg.Upstream.URL == "":
 		target = &url.URL{Scheme: "https", Host: c.via.host.Host}
 	}
 	u := &url.URL{Scheme: target.Scheme, Host: target.Host, Path: decoded, RawPath: c.escapedPath, RawQuery: r.URL.RawQuery}

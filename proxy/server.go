@@ -82,7 +82,12 @@ type Server struct {
 	signer    *sigv4.Signer
 	region    string
 	upstream  *url.URL
-	// agentUpstream is where agent-runtime calls go (upstream.agent_runtime_url).
+	// services are the other endpoints Warden forwards to (bedrock-mantle,
+	// bedrock for Anthropic's Bedrock-only APIs, and bedrock-agent-runtime),
+	// each with its URL and a signer for its SigV4 service name.
+	services map[bedrock.Service]serviceUpstream
+	// agentUpstream is where agent-runtime calls go
+	// (upstream.agent_runtime_url): services[ServiceAgentRuntime]'s URL.
 	agentUpstream *url.URL
 	// upstreamPath is every record's upstream side of its network path.
 	upstreamPath audit.Path
@@ -224,6 +229,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		s.tunnels = append(s.tunnels, rule)
 	}
 	s.signer = sigv4.NewSigner(s.region)
+	if s.services, err = serviceUpstreams(cfg.Upstream, s.region); err != nil {
+		return nil, err
+	}
+	s.services[bedrock.ServiceAgentRuntime] = serviceUpstream{url: s.agentUpstream,
+		signer: sigv4.NewServiceSigner(s.region, bedrock.ServiceAgentRuntime.SigningName())}
 	s.transport = NewUpstreamTransport()
 	s.transport.ResponseHeaderTimeout = s.upstreamCfg.ResponseHeaderTimeout
 	s.upstreamRT = s.transport
@@ -279,6 +289,49 @@ func upstreamURL(u config.UpstreamConfig, region string) (*url.URL, error) {
 	}
 	parsed.Path, parsed.RawPath = "", ""
 	return parsed, nil
+}
+
+// serviceUpstream is where calls to one service go and how they are signed.
+type serviceUpstream struct {
+	url    *url.URL
+	signer *sigv4.Signer
+}
+
+// serviceUpstreams builds the bedrock-mantle and bedrock upstreams:
+// upstream.mantle_url and upstream.bedrock_url, or the regional endpoints.
+func serviceUpstreams(u config.UpstreamConfig, region string) (map[bedrock.Service]serviceUpstream, error) {
+	out := map[bedrock.Service]serviceUpstream{}
+	for _, sv := range []struct {
+		svc       bedrock.Service
+		raw, key  string
+		defaultTo string
+	}{
+		{bedrock.ServiceMantle, u.MantleURL, "mantle_url", "https://bedrock-mantle." + region + ".api.aws"},
+		{bedrock.ServiceBedrock, u.BedrockURL, "bedrock_url", "https://bedrock." + region + ".amazonaws.com"},
+	} {
+		raw := sv.raw
+		if raw == "" {
+			raw = sv.defaultTo
+		}
+		if err := config.ValidateServiceURL(raw, u.Insecure, sv.svc); err != nil {
+			return nil, fmt.Errorf("proxy: upstream.%s: %w", sv.key, err)
+		}
+		parsed, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: upstream.%s %q: %w", sv.key, raw, err)
+		}
+		parsed.Path, parsed.RawPath = "", ""
+		out[sv.svc] = serviceUpstream{url: parsed, signer: sigv4.NewServiceSigner(region, sv.svc.SigningName())}
+	}
+	return out, nil
+}
+
+// upstreamFor returns the base URL and signer for a route's service.
+func (s *Server) upstreamFor(svc bedrock.Service) (*url.URL, *sigv4.Signer) {
+	if su, ok := s.services[svc]; ok {
+		return su.url, su.signer
+	}
+	return s.upstream, s.signer
 }
 
 // NewUpstreamTransport is the pooled client transport Warden uses upstream.
@@ -453,4 +506,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = hs.Close()
 	}
 	return first
+}
+
+// serviceURLSet reports whether the operator named svc's upstream URL.
+func (s *Server) serviceURLSet(svc bedrock.Service) bool {
+	switch svc {
+	case bedrock.ServiceMantle:
+		return s.cfg.Upstream.MantleURL != ""
+	case bedrock.ServiceBedrock:
+		return s.cfg.Upstream.BedrockURL != ""
+	case bedrock.ServiceAgentRuntime:
+		return s.cfg.Upstream.AgentRuntimeURL != ""
+	}
+	return s.cfg.Upstream.URL != ""
 }

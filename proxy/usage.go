@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
@@ -43,7 +44,7 @@ func hexSum(h hash.Hash) string {
 // usageInBody says whether a unary answer of op states its tokens in the
 // body, so a plain relay keeps a copy to read them from.
 func usageInBody(op bedrock.Operation) bool {
-	return op == bedrock.OpConverse || op == bedrock.OpInvokeModel
+	return op == bedrock.OpConverse || op == bedrock.OpInvokeModel || op.BodyModel()
 }
 
 // hashWriter passes writes to w and hashes what w accepted: the bytes the
@@ -122,6 +123,12 @@ func unaryUsage(c *call, h http.Header, body []byte) (bedrock.Usage, bool) {
 	}
 	if body == nil || !usageInBody(c.route.Op) {
 		return bedrock.Usage{}, false
+	}
+	if c.route.Op.BodyModel() {
+		// The compat APIs answer JSON, or server-sent events when streamed.
+		if t := bytes.TrimLeft(body, " \t\r\n"); len(t) > 0 && t[0] != '{' {
+			return bedrock.UsageFromSSE(body)
+		}
 	}
 	return bedrock.UsageFromResponse(c.route.Op, requestFamily(c), body)
 }

@@ -210,6 +210,10 @@ type Usage struct {
 // Call is what the proxy measured of a call before forwarding it.
 type Call struct {
 	Op bedrock.Operation
+	// Streamed is set for a call whose body asks for a streamed answer
+	// (the OpenAI-compatible and Messages APIs decide it there, not by
+	// operation).
+	Streamed bool
 	// InputTokens is the prompt's estimate (EstimateTokens of its text),
 	// OutputTokens the most the model may answer (the request's own limit,
 	// else the app's limits.max_output_tokens).
@@ -231,7 +235,7 @@ func EstimateTokens(textBytes int) int64 { return int64(textBytes+2) / 3 }
 func (l *Limits) Amount(app string, c Call) (Amount, *Refusal) {
 	var a Amount
 	a[RequestsPerSecond], a[RequestsPerMinute] = 1, 1
-	if Streams(c.Op) {
+	if Streams(c.Op) || c.Streamed {
 		a[ConcurrentStreams] = 1
 	}
 	if c.Op == bedrock.OpStartAsyncInvoke {
@@ -267,7 +271,7 @@ func Generates(op bedrock.Operation) bool {
 	case bedrock.OpInvokeModel, bedrock.OpInvokeModelWithResponseStream, bedrock.OpConverse, bedrock.OpConverseStream:
 		return true
 	}
-	return false
+	return op.BodyModel() // the OpenAI-compatible and Messages APIs
 }
 
 // Streams says whether op holds a stream open (budgets.concurrent_streams).

@@ -35,6 +35,18 @@ func TestWindowsAndResets(t *testing.T) {
 	}
 }
 
+func TestGeneratesCompat(t *testing.T) {
+	for _, op := range []bedrock.Operation{bedrock.OpOpenAIChatCompletions, bedrock.OpOpenAIResponses,
+		bedrock.OpMantleChatCompletions, bedrock.OpMantleResponses, bedrock.OpMantleMessages} {
+		if !Generates(op) {
+			t.Errorf("%s does not count against token and cost budgets", op)
+		}
+	}
+	if Generates(bedrock.OpAnthropicSessions) {
+		t.Error("AnthropicSessions counts as generating")
+	}
+}
+
 func TestAmount(t *testing.T) {
 	lim := Compile(policy.BudgetsConfig{RequestsPerMinute: 10, TokensPerDay: 1000, CostPerDayUSD: 1, ConcurrentStreams: 2})
 	for _, tc := range []struct {
@@ -47,6 +59,11 @@ func TestAmount(t *testing.T) {
 			Amount{TokensPerDay: 110, CostPerDay: 100, CostPerMonth: 100, RequestsPerSecond: 1, RequestsPerMinute: 1, InputTokensPerMinute: 10, OutputTokensPerMinute: 100}, ""},
 		{"stream holds a stream", Call{Op: bedrock.OpConverseStream, InputTokens: 1, OutputTokens: 1, CostKnown: true},
 			Amount{TokensPerDay: 2, RequestsPerSecond: 1, RequestsPerMinute: 1, InputTokensPerMinute: 1, OutputTokensPerMinute: 1, ConcurrentStreams: 1}, ""},
+		{"streamed chat completion holds a stream", Call{Op: bedrock.OpMantleChatCompletions, Streamed: true, InputTokens: 1, OutputTokens: 1, CostKnown: true},
+			Amount{TokensPerDay: 2, RequestsPerSecond: 1, RequestsPerMinute: 1, InputTokensPerMinute: 1, OutputTokensPerMinute: 1, ConcurrentStreams: 1}, ""},
+		{"responses call", Call{Op: bedrock.OpOpenAIResponses, InputTokens: 3, OutputTokens: 4, CostKnown: true},
+			Amount{TokensPerDay: 7, RequestsPerSecond: 1, RequestsPerMinute: 1, InputTokensPerMinute: 3, OutputTokensPerMinute: 4}, ""},
+		{"unpriced compat model under a cost budget", Call{Op: bedrock.OpMantleMessages, InputTokens: 1, OutputTokens: 1}, Amount{}, "budgets.cost"},
 		{"count tokens is a request only", Call{Op: bedrock.OpCountTokens, InputTokens: 10},
 			Amount{RequestsPerSecond: 1, RequestsPerMinute: 1}, ""},
 		{"unpriced model under a cost budget", Call{Op: bedrock.OpConverse, InputTokens: 1, OutputTokens: 1}, Amount{}, "budgets.cost"},

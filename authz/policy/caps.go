@@ -48,6 +48,15 @@ func (a *AppConfig) ApplyCaps(d Decision, req CapRequest) (CapResult, error) {
 	if err := a.applyLimits(&req, &res); err != nil {
 		return res, err
 	}
+	if err := a.applyCompat(&req, &res); err != nil {
+		return res, err
+	}
+	if a.BedrockGuardrail != nil && compatKindOf(req.Op) != 0 {
+		// Fail closed: the app requires its guardrail on every inference,
+		// and Warden does not attach one to these APIs yet.
+		res.Rule = "app.bedrock_guardrail"
+		return res, bedrock.AccessDenied("warden: app %s must use guardrail %s:%s, which Warden cannot attach to %s calls yet", a.Name, a.BedrockGuardrail.ID, a.BedrockGuardrail.Version, req.Op)
+	}
 	if a.BedrockGuardrail != nil {
 		why, err := a.attachGuardrail(&req, &res)
 		switch {
@@ -269,7 +278,7 @@ type tokenEdit struct {
 
 func (a *AppConfig) applyLimits(req *CapRequest, res *CapResult) error {
 	lim := a.Limits
-	if lim.MaxOutputTokens <= 0 && lim.MaxPromptChars <= 0 || !generates(req.Op) || len(bytes.TrimSpace(req.Body)) == 0 {
+	if lim.MaxOutputTokens <= 0 && lim.MaxPromptChars <= 0 || !generates(req.Op) && compatKindOf(req.Op) == 0 || len(bytes.TrimSpace(req.Body)) == 0 {
 		return nil
 	}
 	ex, err := req.Extract()
@@ -288,8 +297,8 @@ func (a *AppConfig) applyLimits(req *CapRequest, res *CapResult) error {
 				n, a.Name, lim.MaxPromptChars)
 		}
 	}
-	if lim.MaxOutputTokens <= 0 {
-		return nil
+	if lim.MaxOutputTokens <= 0 || compatKindOf(req.Op) != 0 {
+		return nil // the compat APIs' output keys: applyCompat
 	}
 	capN := lim.MaxOutputTokens
 	clamp := lim.Clamps()

@@ -11,17 +11,10 @@ import (
 	"github.com/warden-egress/warden/bedrock"
 )
 
-// Operations returns the operations an app can be allowed: the runtime's
-// (which allow.operations "*" stands for) then the agent runtime's (which
-// must each be named).
+// Operations returns the operations an app can be allowed: the runtime's,
+// the OpenAI-compatible and Anthropic ones, then the agent runtime's.
+// allow.operations "*" stands for all but the named-only ones (namedOnly).
 func Operations() []bedrock.Operation { return policyOperations[:] }
-
-// runtimeOperations is how many of policyOperations, from the start, "*"
-// includes: the bedrock-runtime ones. Agent-runtime operations run agents,
-// read knowledge bases and S3 with Warden's credentials, so an app gets them
-// only by naming them; a policy written before they existed does not gain
-// them.
-const runtimeOperations = 10
 
 // policyOperations are the operations an app can be allowed. The
 // bidirectional stream is absent on purpose: Warden cannot inspect its
@@ -31,6 +24,9 @@ var policyOperations = [...]bedrock.Operation{
 	bedrock.OpConverse, bedrock.OpConverseStream, bedrock.OpCountTokens,
 	bedrock.OpApplyGuardrail, bedrock.OpInvokeGuardrailChecks,
 	bedrock.OpStartAsyncInvoke, bedrock.OpGetAsyncInvoke, bedrock.OpListAsyncInvokes,
+	bedrock.OpOpenAIChatCompletions, bedrock.OpOpenAIResponses,
+	bedrock.OpMantleChatCompletions, bedrock.OpMantleResponses, bedrock.OpMantleMessages,
+	bedrock.OpAnthropicAgents, bedrock.OpAnthropicSessions, bedrock.OpAnthropicMemoryStores,
 	// bedrock-agent-runtime: never included by "*".
 	bedrock.OpInvokeAgent, bedrock.OpInvokeInlineAgent, bedrock.OpRetrieve, bedrock.OpRetrieveAndGenerate,
 	bedrock.OpRetrieveAndGenerateStream, bedrock.OpInvokeFlow, bedrock.OpRerank, bedrock.OpGenerateQuery,
@@ -41,12 +37,32 @@ var policyOperations = [...]bedrock.Operation{
 	bedrock.OpTagResource, bedrock.OpUntagResource, bedrock.OpListTagsForResource,
 }
 
+// opSet is a set of policy operations, one bit each.
+type opSet uint64
+
+// A compile-time check that every policy operation has a bit.
+var _ = [64 - len(policyOperations)]struct{}{}
+
+// namedOnly reports the operations "*" leaves out, which an app gets only by
+// naming them (so a policy written before they existed does not gain them):
+// Anthropic's Bedrock-only APIs (agents, sessions, memory stores) carry state
+// and content Warden does not inspect as prompts, and the agent runtime's
+// operations run agents and read knowledge bases and S3 with Warden's
+// credentials.
+func namedOnly(op bedrock.Operation) bool {
+	switch op {
+	case bedrock.OpAnthropicAgents, bedrock.OpAnthropicSessions, bedrock.OpAnthropicMemoryStores:
+		return true
+	}
+	return op.AgentRuntime()
+}
+
 func knownOperation(name string) bool {
 	return opBit(bedrock.Operation(name)) != 0
 }
 
 // opBit gives each policy operation one bit of a set.
-func opBit(op bedrock.Operation) uint64 {
+func opBit(op bedrock.Operation) opSet {
 	for i, o := range policyOperations {
 		if o == op {
 			return 1 << i
@@ -56,10 +72,12 @@ func opBit(op bedrock.Operation) uint64 {
 }
 
 // starOps is the set allow.operations "*" stands for.
-func starOps() uint64 {
-	var b uint64
-	for _, o := range policyOperations[:runtimeOperations] {
-		b |= opBit(o)
+func starOps() opSet {
+	var b opSet
+	for _, o := range policyOperations {
+		if !namedOnly(o) {
+			b |= opBit(o)
+		}
 	}
 	return b
 }
@@ -158,7 +176,7 @@ type app struct {
 	sels      []selector
 	models    []string
 	unpinned  []string // allow.unpinned_models
-	ops       uint64
+	ops       opSet
 	regions   []string
 	scopes    []string
 	prefixes  []string // normalised to end in '/'

@@ -155,7 +155,7 @@ type denyRule struct {
 	name    string
 	rule    string // "deny[0]"
 	sels    []selector
-	ops     uint64 // 0 = any operation
+	ops     opSet // 0 = any operation
 	models  []string
 	regions []string
 }

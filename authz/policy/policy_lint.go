@@ -127,7 +127,10 @@ func contains(list []string, v string) bool {
 // owned per app.
 func unownedAgentOps(a *app) []string {
 	var out []string
-	for _, op := range policyOperations[runtimeOperations:] {
+	for _, op := range policyOperations {
+		if !op.AgentRuntime() {
+			continue
+		}
 		switch op {
 		case "InvokeAgent", "InvokeInlineAgent", "Retrieve", "RetrieveAndGenerate", "RetrieveAndGenerateStream",
 			"InvokeFlow", "Rerank", "GenerateQuery", "OptimizePrompt":

@@ -28,7 +28,8 @@ const signingService = "bedrock"
 // for the same request (tested), and every end-to-end test has the emulator's
 // independent verifier check it.
 type Signer struct {
-	region string
+	region  string
+	service string // the scope's service name: "bedrock" unless NewServiceSigner says otherwise
 
 	mu  sync.Mutex
 	key signingKey
@@ -69,8 +70,13 @@ type dateCache struct {
 	s    string
 }
 
-func NewSigner(region string) *Signer {
-	s := &Signer{region: region}
+// NewSigner signs for the Bedrock runtime (service name "bedrock").
+func NewSigner(region string) *Signer { return NewServiceSigner(region, signingService) }
+
+// NewServiceSigner signs for another SigV4 service name (bedrock-mantle's
+// is "bedrock-mantle").
+func NewServiceSigner(region, service string) *Signer {
+	s := &Signer{region: region, service: service}
 	s.pool.New = func() any {
 		return &signBuf{canon: make([]byte, 0, 1024), sts: make([]byte, 0, 256), auth: make([]byte, 0, 256), h: sha256.New()}
 	}
@@ -88,9 +94,9 @@ func (s *Signer) signingKeyFor(creds aws.Credentials, date string) ([]byte, uint
 	}
 	k := hmacSum([]byte("AWS4"+creds.SecretAccessKey), date)
 	k = hmacSum(k, s.region)
-	k = hmacSum(k, signingService)
+	k = hmacSum(k, s.service)
 	k = hmacSum(k, "aws4_request")
-	scope := date + "/" + s.region + "/" + signingService + "/aws4_request"
+	scope := date + "/" + s.region + "/" + s.service + "/aws4_request"
 	s.key = signingKey{secret: creds.SecretAccessKey, akid: creds.AccessKeyID, date: date, scope: scope, key: k, gen: s.key.gen + 1}
 	return k, s.key.gen, scope
 }

@@ -76,6 +76,30 @@ func TestSignerMatchesSDK(t *testing.T) {
 	}
 }
 
+// A signer for another service name (bedrock-mantle) matches the SDK's
+// signer for that name.
+func TestServiceSignerMatchesSDK(t *testing.T) {
+	now := time.Date(2026, 11, 22, 4, 5, 6, 0, time.UTC)
+	creds := aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret"}
+	mk := func() *http.Request {
+		u := &url.URL{Scheme: "https", Host: "bedrock-mantle.us-east-1.api.aws", Path: "/v1/chat/completions"}
+		return &http.Request{Method: "POST", URL: u, Host: u.Host, Body: http.NoBody, ContentLength: 2,
+			Header: http.Header{"Content-Type": {"application/json"}, "Anthropic-Version": {"2023-06-01"}}}
+	}
+	sum := sha256.Sum256([]byte("{}"))
+	hash := hex.EncodeToString(sum[:])
+	mine, sdk := mk(), mk()
+	if err := NewServiceSigner("us-east-1", "bedrock-mantle").Sign(mine, "/v1/chat/completions", hash, creds, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, sdk, hash, "bedrock-mantle", "us-east-1", now); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := mine.Header.Get("Authorization"), sdk.Header.Get("Authorization"); got != want {
+		t.Errorf("Authorization\n got %s\nwant %s", got, want)
+	}
+}
+
 func BenchmarkSign(b *testing.B) {
 	s := NewSigner("us-east-1")
 	creds := aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret", SessionToken: "tok"}

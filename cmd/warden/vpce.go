@@ -559,11 +559,30 @@ func wardenRolePolicy(apps []policy.AppConfig, opts vpceOptions) *iamPolicy {
 		s.Condition = cond
 		p.Statement = append(p.Statement, s)
 	}
+	if mantleAllowed(apps) {
+		// bedrock-mantle is its own service and endpoint (not the
+		// bedrock-runtime VPC endpoint, so no aws:SourceVpce), and the model
+		// is in the body: the apps' allow.models stays Warden's job.
+		p.Statement = append(p.Statement, iamStatement{
+			Sid: "WardenCallsBedrockMantle", Effect: "Allow", Action: []string{actMantleInference}, Resource: []string{"*"},
+		})
+	}
 	p.Statement = append(p.Statement, iamStatement{
 		Sid: "WardenResolvesIndirectModelIds", Effect: "Allow", Action: controlPlaneReads[:],
 		Resource: []string{"*"},
 	})
 	return p
+}
+
+// mantleAllowed reports whether some app may call a bedrock-mantle
+// operation (by name or "*").
+func mantleAllowed(apps []policy.AppConfig) bool {
+	for _, op := range []string{"MantleChatCompletions", "MantleResponses", "MantleMessages"} {
+		if opAllowed(apps, op) {
+			return true
+		}
+	}
+	return false
 }
 
 // denyPolicy goes on app roles as a permissions boundary / identity policy,

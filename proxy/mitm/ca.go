@@ -22,6 +22,9 @@ package mitm
 //       bedrock-runtime.REGION.amazonaws.com.cn       (China)
 //       bedrock-runtime.REGION.api.aws, bedrock-runtime-fips.REGION.api.aws  (dual-stack)
 //       bedrock-runtime.REGION.vpce.amazonaws.com     (interface endpoint names: vpce-ID[-AZ].bedrock-runtime.…)
+//       bedrock-mantle.REGION.api.aws                 (bedrock-mantle: the OpenAI-compatible and Anthropic Messages APIs)
+//     bedrock.REGION.amazonaws.com (the control plane, where Anthropic's Bedrock-only APIs also live) is never
+//     permitted: a leaked key must not let anyone answer for the control plane.
 //     The VPC-endpoint subtree is per region and per service: interface endpoint DNS names for bedrock-runtime all
 //     sit under bedrock-runtime.REGION.vpce.amazonaws.com, so the broad vpce.amazonaws.com is never permitted.
 //     The cost of enumeration: a region AWS opens after this build is not covered until Warden is updated or the
@@ -114,7 +117,7 @@ func PermittedDomains(regions []string) []string {
 			continue
 		}
 		// The runtime and the agent runtime (InvokeAgent, Retrieve, …): the
-		// same name forms, both intercepted.
+		// same name forms, both intercepted; bedrock-mantle (not in China).
 		for _, svc := range []string{"bedrock-runtime", "bedrock-agent-runtime"} {
 			if strings.HasPrefix(r, "cn-") {
 				out = append(out, svc+"."+r+".amazonaws.com.cn")
@@ -127,6 +130,9 @@ func PermittedDomains(regions []string) []string {
 				svc+"-fips."+r+".api.aws",
 				svc+"."+r+".vpce.amazonaws.com",
 			)
+		}
+		if !strings.HasPrefix(r, "cn-") {
+			out = append(out, "bedrock-mantle."+r+".api.aws")
 		}
 	}
 	slices.Sort(out)
@@ -445,5 +451,17 @@ func (c *Config) Validate() []error {
 	return errs
 }
 
-// interceptable reports a Bedrock runtime or agent runtime host name.
-func interceptable(h string) bool { return bedrock.IsRuntimeHost(h) || bedrock.IsAgentRuntimeHost(h) }
+// interceptable reports a Bedrock runtime, agent runtime or bedrock-mantle
+// host name.
+func interceptable(h string) bool {
+	return bedrock.IsRuntimeHost(h) || bedrock.IsAgentRuntimeHost(h) || isMantleHost(h)
+}
+
+// isMantleHost reports a bedrock-mantle host name (bedrock-mantle.REGION.api.aws).
+func isMantleHost(h string) bool {
+	if strings.Contains(h, ":") {
+		return false
+	}
+	sh, err := bedrock.ParseServiceHost(h)
+	return err == nil && sh.Service == bedrock.ServiceMantle
+}
