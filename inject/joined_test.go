@@ -42,24 +42,6 @@ const (
 
 var team = rest.ImpersonationConfig{UserName: "alice", Groups: []string{"team-a"}}
 
-// freshCluster starts a cluster of the test's own: the policies are
-// cluster-wide and would judge the other tests' pods.
-func freshCluster(t *testing.T) *kubetest.Cluster {
-	t.Helper()
-	assets, err := kubetest.Assets()
-	if err != nil {
-		if kubetest.Required() {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	c, err := kubetest.Start(assets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	return c
-}
 
 // installPolicies applies the stream `warden inject --print-policies` prints
 // for the injector in.
@@ -204,7 +186,7 @@ func noKubelet(err error) bool {
 // and each way around Warden of issue 14 still fails with the injector
 // running.
 func TestInjectorWithPolicies(t *testing.T) {
-	c := freshCluster(t)
+	c := kubetest.Fresh(t)
 	ctx := context.Background()
 	w := startWebhook(t, c)
 	params := installPolicies(t, c, w.in)

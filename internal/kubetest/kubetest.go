@@ -122,6 +122,26 @@ func Shared(t testing.TB) *Cluster {
 	return shared
 }
 
+// Fresh starts a cluster of the test's own, stopped at cleanup, for tests
+// whose cluster-wide objects (admission policies) would judge other tests'
+// pods. Missing binaries skip it like Shared (fail when Required).
+func Fresh(t testing.TB) *Cluster {
+	t.Helper()
+	assets, err := Assets()
+	if err != nil {
+		if Required() {
+			t.Fatalf("kubetest: %v", err)
+		}
+		t.Skipf("kubetest: %v", err)
+	}
+	c, err := Start(assets)
+	if err != nil {
+		t.Fatalf("kubetest: %v", err)
+	}
+	t.Cleanup(c.Stop)
+	return c
+}
+
 // Main runs the tests and stops the shared cluster, if one was started.
 func Main(m *testing.M) int {
 	code := m.Run()
