@@ -42,7 +42,6 @@ const (
 
 var team = rest.ImpersonationConfig{UserName: "alice", Groups: []string{"team-a"}}
 
-
 // installPolicies applies the stream `warden inject --print-policies` prints
 // for the injector in.
 func installPolicies(t *testing.T, c *kubetest.Cluster, in *inject.Injector) *admission.Params {
