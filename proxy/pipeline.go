@@ -142,10 +142,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Protocol: r.Proto, Decision: audit.DecisionDeny,
 		Path: s.upstreamPath}
 	w.Header()["X-Warden-Request-Id"] = []string{c.requestID} // canonical already
-	defer s.finish(c)
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
+	// Deferred in this order so finish (the record, the budget settlement,
+	// which may read c.body) runs before the body's buffer goes back to
+	// the pool.
 	defer s.releaseBody(c, buf)
+	defer s.finish(c)
 
 	if st := s.parse(w, r, c, buf); st != nil {
 		s.fail(w, c, st.err, st.rule)
