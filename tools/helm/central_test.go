@@ -61,10 +61,10 @@ func TestCentralMode(t *testing.T) {
 	}
 	ann := svc.GetAnnotations()
 	for k, want := range map[string]string{
-		"service.beta.kubernetes.io/aws-load-balancer-type":                "external",
-		"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type":     "ip",
-		"service.beta.kubernetes.io/aws-load-balancer-scheme":              "internal",
-		"service.beta.kubernetes.io/aws-load-balancer-proxy-protocol":      "*",
+		"service.beta.kubernetes.io/aws-load-balancer-type":                 "external",
+		"service.beta.kubernetes.io/aws-load-balancer-nlb-target-type":      "ip",
+		"service.beta.kubernetes.io/aws-load-balancer-scheme":               "internal",
+		"service.beta.kubernetes.io/aws-load-balancer-proxy-protocol":       "*",
 		"service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "HTTP",
 		"service.beta.kubernetes.io/aws-load-balancer-healthcheck-path":     "/readyz",
 		"service.beta.kubernetes.io/aws-load-balancer-healthcheck-port":     "9090",
