@@ -2,14 +2,21 @@ package helm_test
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/warden-egress/warden/config"
+	"github.com/warden-egress/warden/internal/kubetest"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -234,5 +241,94 @@ func TestCentralRefuses(t *testing.T) {
 				t.Errorf("render: %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestCentralRBAC creates the central mode's ClusterRole and binding on the
+// real API server (RBAC authorizer) and asks it, by SubjectAccessReview,
+// what Warden's service account may do: read pods across namespaces (the
+// kubernetes source's list and watch), and nothing else.
+func TestCentralRBAC(t *testing.T) {
+	c := kubetest.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m := centralMode(t)
+	r := mustRender(t, m)
+	const name = "egress-warden-central"
+	for _, kind := range []string{"ClusterRole", "ClusterRoleBinding"} {
+		o := r.find(kind, name)
+		if o == nil {
+			t.Fatalf("no %s/%s", kind, name)
+		}
+		b, err := o.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch kind {
+		case "ClusterRole":
+			var cr rbacv1.ClusterRole
+			if err := json.Unmarshal(b, &cr); err != nil {
+				t.Fatal(err)
+			}
+			cr.Name = "rbac-test-" + name
+			if _, err := c.Client.RbacV1().ClusterRoles().Create(ctx, &cr, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_ = c.Client.RbacV1().ClusterRoles().Delete(context.Background(), cr.Name, metav1.DeleteOptions{})
+			})
+		case "ClusterRoleBinding":
+			var crb rbacv1.ClusterRoleBinding
+			if err := json.Unmarshal(b, &crb); err != nil {
+				t.Fatal(err)
+			}
+			crb.Name = "rbac-test-" + name
+			crb.RoleRef.Name = "rbac-test-" + name
+			if _, err := c.Client.RbacV1().ClusterRoleBindings().Create(ctx, &crb, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_ = c.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), crb.Name, metav1.DeleteOptions{})
+			})
+		}
+	}
+	user := "system:serviceaccount:" + m.namespace + ":warden-central"
+	for _, tc := range []struct {
+		verb, resource, namespace string
+		allowed                   bool
+	}{
+		{"list", "pods", "", true},
+		{"watch", "pods", "", true},
+		{"get", "pods", "shop", true},
+		{"create", "pods", "shop", false},
+		{"delete", "pods", "shop", false},
+		{"get", "secrets", m.namespace, false},
+		{"list", "configmaps", "", false},
+		{"list", "namespaces", "", false},
+		{"list", "serviceaccounts", "", false},
+		{"create", "serviceaccounts/token", "shop", false},
+	} {
+		res, sub, _ := strings.Cut(tc.resource, "/")
+		var got bool
+		// The authorizer's cache follows the new binding within moments.
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+			sar, err := c.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+				Spec: authorizationv1.SubjectAccessReviewSpec{
+					User:   user,
+					Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + m.namespace, "system:authenticated"},
+					ResourceAttributes: &authorizationv1.ResourceAttributes{
+						Verb: tc.verb, Resource: res, Subresource: sub, Namespace: tc.namespace,
+					},
+				},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				return false, err
+			}
+			got = sar.Status.Allowed
+			return got == tc.allowed || !tc.allowed, nil
+		})
+		if err != nil || got != tc.allowed {
+			t.Errorf("%s %s in %q: allowed=%v (%v), want %v", tc.verb, tc.resource, tc.namespace, got, err, tc.allowed)
+		}
 	}
 }
