@@ -27,6 +27,7 @@ import (
 
 	"github.com/warden-egress/warden/authz/identity"
 	"github.com/warden-egress/warden/config"
+	"github.com/warden-egress/warden/proxy"
 )
 
 // The central Warden on ECS (docs/ecs.md, "A central Warden on ECS"): its
@@ -316,6 +317,11 @@ func TestECSCentralSemantics(t *testing.T) {
 		t.Fatal("warden has no WARDEN_CONFIG")
 	}
 	cfg, err := config.ParseConfig([]byte(raw))
+	if err == nil {
+		// What `warden serve` and `warden policy validate` check before
+		// starting: regions, policy and guard compilation, upstream.
+		err = proxy.CheckConfig(context.Background(), cfg)
+	}
 	if err != nil {
 		t.Fatalf("the task's Warden config: %v", err)
 	}
