@@ -10,6 +10,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/warden-egress/warden/bedrock"
+	"github.com/warden-egress/warden/inject"
 	"github.com/warden-egress/warden/proxy"
 )
 
@@ -64,6 +66,7 @@ func standinHandler(held *heldStreams) http.Handler {
 func cmdStandin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("warden-bench _standin", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	tlsDir := fs.String("tls", "", "serve HTTPS (HTTP/2 by ALPN, as Bedrock does) with a fresh certificate whose CA goes to DIR/ca.crt")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,13 +74,34 @@ func cmdStandin(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	scheme := "http"
+	if *tlsDir != "" {
+		ss, err := inject.NewSelfSigned([]string{"127.0.0.1"}, 24*time.Hour)
+		if err != nil {
+			return err
+		}
+		if err := ss.Write(*tlsDir); err != nil {
+			return err
+		}
+		cert, err := tls.X509KeyPair(ss.Cert, ss.Key)
+		if err != nil {
+			return err
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}})
+		scheme = "https"
+	}
 	held := newHeldStreams()
 	mux := http.NewServeMux()
 	mux.Handle("/model/", standinHandler(held))
 	mux.HandleFunc("/release", func(w http.ResponseWriter, r *http.Request) { held.release() })
+	mux.HandleFunc("/rearm", func(w http.ResponseWriter, r *http.Request) { held.rearm() })
 	mux.HandleFunc("/held", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, held.count()) })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(zap.NewNop())}
-	return serveChild(ctx, srv, ln, stdout)
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	srv.Protocols = &p
+	return serveChild(ctx, srv, ln, scheme, stdout)
 }
 
 // cmdBare is the hidden "_bare" subcommand: httputil.ReverseProxy with
@@ -109,16 +133,16 @@ func cmdBare(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: zap.NewStdLog(zap.NewNop())}
-	return serveChild(ctx, srv, ln, stdout)
+	return serveChild(ctx, srv, ln, "http", stdout)
 }
 
 // serveChild prints the address, serves until ctx ends or stdin closes (the
 // parent died), and shuts down.
-func serveChild(ctx context.Context, srv *http.Server, ln net.Listener, stdout io.Writer) error {
+func serveChild(ctx context.Context, srv *http.Server, ln net.Listener, scheme string, stdout io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { _, _ = io.Copy(io.Discard, os.Stdin); cancel() }()
-	fmt.Fprintln(stdout, "http://"+ln.Addr().String())
+	fmt.Fprintln(stdout, scheme+"://"+ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -214,6 +238,17 @@ func (h *heldStreams) release() {
 	}
 }
 
+// rearm makes the streams that start from now on wait for the next release.
+func (h *heldStreams) rearm() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	select {
+	case <-h.released:
+		h.released = make(chan struct{})
+	default:
+	}
+}
+
 // serve writes a messageStart and a first text delta, holds the stream until
 // release (or the client goes), then ends it with its stop and metadata.
 func (h *heldStreams) serve(w http.ResponseWriter, r *http.Request) {
@@ -235,10 +270,11 @@ func (h *heldStreams) serve(w http.ResponseWriter, r *http.Request) {
 	fl.Flush()
 	h.mu.Lock()
 	h.n++
+	released := h.released
 	h.mu.Unlock()
 	defer func() { h.mu.Lock(); h.n--; h.mu.Unlock() }()
 	select {
-	case <-h.released:
+	case <-released:
 	case <-r.Context().Done():
 		return
 	}

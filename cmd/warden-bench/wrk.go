@@ -230,10 +230,13 @@ type wrkEnv struct {
 	standin *child
 	bare    *child
 	procs   map[string]*exec.Cmd // nginx, warden, warden-noguard
-	bodies  map[int]string       // prompt bytes → body file
-	rss     map[string]int64     // mode → RSS (KiB) at the end
-	closers []func()
-	stderr  io.Writer
+	admin   map[string]string    // Warden mode → its admin listener
+	// extraEnv is added to Warden's environment (SSL_CERT_FILE for a TLS stand-in).
+	extraEnv []string
+	bodies   map[int]string   // prompt bytes → body file
+	rss      map[string]int64 // mode → RSS (KiB) at the end
+	closers  []func()
+	stderr   io.Writer
 }
 
 func (e *wrkEnv) close() {
@@ -243,7 +246,7 @@ func (e *wrkEnv) close() {
 }
 
 func newWrkEnv(ctx context.Context, o *wrkOptions, stderr io.Writer) (_ *wrkEnv, err error) {
-	e := &wrkEnv{o: o, urls: map[string]string{}, procs: map[string]*exec.Cmd{}, bodies: map[int]string{}, rss: map[string]int64{}, stderr: stderr}
+	e := &wrkEnv{o: o, urls: map[string]string{}, procs: map[string]*exec.Cmd{}, admin: map[string]string{}, bodies: map[int]string{}, rss: map[string]int64{}, stderr: stderr}
 	defer func() {
 		if err != nil {
 			e.close()
@@ -324,6 +327,12 @@ func freeAddr() (string, error) {
 }
 
 func (e *wrkEnv) startWarden(ctx context.Context, bin, mode string) error {
+	return e.startWardenWith(ctx, bin, mode, "")
+}
+
+// startWardenWith starts Warden in mode with extra YAML appended to its
+// configuration.
+func (e *wrkEnv) startWardenWith(ctx context.Context, bin, mode, extra string) error {
 	dir := filepath.Join(e.dir, mode)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -341,7 +350,7 @@ func (e *wrkEnv) startWarden(ctx context.Context, bin, mode string) error {
 		guards, appGuards = wrkGuards, "    guards: [pii]\n"
 	}
 	cfg := strings.NewReplacer("${ENDPOINT}", ep, "${ADMIN}", admin, "${UPSTREAM}", e.standin.URL, "${DIR}", dir,
-		"${GUARDS}", guards, "${APPGUARDS}", appGuards).Replace(wardenBenchPolicy)
+		"${GUARDS}", guards, "${APPGUARDS}", appGuards).Replace(wardenBenchPolicy) + extra
 	cfgPath := filepath.Join(dir, "warden.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
@@ -349,6 +358,7 @@ func (e *wrkEnv) startWarden(ctx context.Context, bin, mode string) error {
 	cmd := exec.CommandContext(ctx, bin, "serve", "--config", cfgPath)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+benchKey, "AWS_SECRET_ACCESS_KEY="+benchSecret, "AWS_REGION=us-east-1",
 		"AWS_EC2_METADATA_DISABLED=true")
+	cmd.Env = append(cmd.Env, e.extraEnv...)
 	logf, err := os.Create(filepath.Join(dir, "warden.log"))
 	if err != nil {
 		return err
@@ -365,6 +375,7 @@ func (e *wrkEnv) startWarden(ctx context.Context, bin, mode string) error {
 		return fmt.Errorf("%s did not become ready: %v\n%s", mode, err, log)
 	}
 	e.urls[mode] = "http://" + ep
+	e.admin[mode] = admin
 	return nil
 }
 
