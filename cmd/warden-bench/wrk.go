@@ -623,12 +623,37 @@ type wrkReport struct {
 
 // wrkRatio is one of issue 19's targets: a ratio of medians and the median
 // of the per-run ratios (both must meet the bound).
+// A ratio of added latencies is undefined (nil) when the baseline added
+// nothing: a noisy run where the proxy's p99 fell below the direct one's.
 type wrkRatio struct {
-	Name      string  `json:"name"`
-	Ratio     float64 `json:"ratio_of_medians"`
-	PerRunMed float64 `json:"median_of_per_run_ratios"`
-	Bound     string  `json:"target"`
-	Pass      bool    `json:"pass"`
+	Name      string   `json:"name"`
+	Ratio     *float64 `json:"ratio_of_medians"`
+	PerRunMed *float64 `json:"median_of_per_run_ratios"`
+	Bound     string   `json:"target"`
+	Pass      bool     `json:"pass"`
+}
+
+func ratioOf(num, den float64) *float64 {
+	if den <= 0 {
+		return nil
+	}
+	r := num / den
+	return &r
+}
+
+func medianRatio(rs []float64) *float64 {
+	if len(rs) == 0 {
+		return nil
+	}
+	m := stats.Median(rs)
+	return &m
+}
+
+func fmtRatio(r *float64) string {
+	if r == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", *r)
 }
 
 func buildWrkReport(o *wrkOptions, scs []wrkScenario, samples map[string]map[string][]wrkSample, _ map[string]int64) *wrkReport {
@@ -665,10 +690,10 @@ func buildWrkReport(o *wrkOptions, scs []wrkScenario, samples map[string]map[str
 			}
 		}
 		med := rep.Median[sc]
-		r := (get(med[wmWarden]) - get(med[wmDirect])) / (get(med[other]) - get(med[wmDirect]))
-		pm := stats.Median(per)
+		r := ratioOf(get(med[wmWarden])-get(med[wmDirect]), get(med[other])-get(med[wmDirect]))
+		pm := medianRatio(per)
 		rep.Ratios = append(rep.Ratios, wrkRatio{Name: fmt.Sprintf("%s: Warden added %s / %s added %s", sc, metric, other, metric),
-			Ratio: r, PerRunMed: pm, Bound: fmt.Sprintf("≤ %.1f", le), Pass: r <= le && pm <= le && r >= 0})
+			Ratio: r, PerRunMed: pm, Bound: fmt.Sprintf("≤ %.1f", le), Pass: r != nil && pm != nil && *r <= le && *pm <= le})
 	}
 	thr := func(sc, other string, ge float64) {
 		if samples[sc] == nil {
@@ -678,10 +703,10 @@ func buildWrkReport(o *wrkOptions, scs []wrkScenario, samples map[string]map[str
 		for i := range samples[sc][wmWarden] {
 			per = append(per, samples[sc][wmWarden][i].RPS/samples[sc][other][i].RPS)
 		}
-		r := rep.Median[sc][wmWarden].RPS / rep.Median[sc][other].RPS
-		pm := stats.Median(per)
+		r := ratioOf(rep.Median[sc][wmWarden].RPS, rep.Median[sc][other].RPS)
+		pm := medianRatio(per)
 		rep.Ratios = append(rep.Ratios, wrkRatio{Name: fmt.Sprintf("%s: Warden calls/s / %s calls/s", sc, other),
-			Ratio: r, PerRunMed: pm, Bound: fmt.Sprintf("≥ %.2f", ge), Pass: r >= ge && pm >= ge})
+			Ratio: r, PerRunMed: pm, Bound: fmt.Sprintf("≥ %.2f", ge), Pass: r != nil && pm != nil && *r >= ge && *pm >= ge})
 	}
 	added("4KB-c1", "p99", wmBare, 2)
 	added("4KB-c32", "p99", wmBare, 1.5)
@@ -726,6 +751,6 @@ func printWrkReport(out io.Writer, o *wrkOptions, rep *wrkReport) {
 		if !r.Pass {
 			v = "FAIL"
 		}
-		fmt.Fprintf(out, "| %s | %.2f | %.2f | %s | %s |\n", r.Name, r.Ratio, r.PerRunMed, r.Bound, v)
+		fmt.Fprintf(out, "| %s | %s | %s | %s | %s |\n", r.Name, fmtRatio(r.Ratio), fmtRatio(r.PerRunMed), r.Bound, v)
 	}
 }
