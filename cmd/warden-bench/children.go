@@ -193,8 +193,6 @@ func startChild(ctx context.Context, name string, args ...string) (*child, error
 	return c, nil
 }
 
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
 func (c *child) stop() {
 	if c == nil || c.cmd.Process == nil {
 		return

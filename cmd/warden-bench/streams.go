@@ -102,7 +102,7 @@ func cmdBenchStreams(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	tlsDir := filepath.Join(dir, "standin-tls")
 	standin, err := startChild(ctx, "stand-in", "_standin", "--tls", tlsDir)
 	if err != nil {
