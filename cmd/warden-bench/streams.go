@@ -201,9 +201,12 @@ func cmdBenchStreams(ctx context.Context, args []string, stdout, stderr io.Write
 	if o.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printStreamsReport(stdout, rep)
 	}
-	printStreamsReport(stdout, rep)
 	if rep.EndedWhole != o.n {
 		return fmt.Errorf("%d of %d streams ended whole", rep.EndedWhole, o.n)
 	}

@@ -79,3 +79,28 @@ func TestBenchWrkFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchStreamsSmoke holds a few streams open through the warden binary:
+// every one ends whole after release, and Warden's goroutines come back to
+// their baseline. It checks shapes, never sizes.
+func TestBenchStreamsSmoke(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if err := cmdBenchStreams(ctx, []string{"--n", "40", "--ramp", "10", "--hold", "100ms", "--json"}, &stdout, &stderr); err != nil {
+		t.Fatalf("streams bench: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var rep streamsReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, stdout.String())
+	}
+	if rep.EndedWhole != 40 || rep.Open.OpenStreams != 40 || rep.Open.StandinHolds != 40 {
+		t.Errorf("ended whole %d, open %d, held by the stand-in %d; want 40 each", rep.EndedWhole, rep.Open.OpenStreams, rep.Open.StandinHolds)
+	}
+	if rep.Open.Goroutines < rep.Baseline.Goroutines+40 || rep.After.Goroutines > rep.Baseline.Goroutines+8 {
+		t.Errorf("goroutines baseline %d, open %d, after %d", rep.Baseline.Goroutines, rep.Open.Goroutines, rep.After.Goroutines)
+	}
+	if rep.Open.RSSKiB <= 0 || rep.Open.HeapInuse <= 0 {
+		t.Errorf("no readings: %+v", rep.Open)
+	}
+}
