@@ -41,6 +41,17 @@ apps:
       models: ["openai.gpt-oss-*"]
       operations: [OpenAIChatCompletions, OpenAIResponses, MantleChatCompletions, MantleResponses, MantleMessages, AnthropicSessions]
     guards: [pii-block, card-out]
+  - name: claude
+    match: {tags: {warden.key_app: claude}}
+    allow:
+      models: ["anthropic.claude-3-5-haiku-*"]
+      operations: [InvokeModel, InvokeModelWithResponseStream, AnthropicSessions]
+    guards: [pii-block]
+  - name: claude-plain
+    match: {tags: {warden.key_app: claude-plain}}
+    allow:
+      models: ["anthropic.claude-3-5-haiku-*"]
+      operations: ["*"]
 guards:
   pii-block: {pii: {types: [US_SOCIAL_SECURITY_NUMBER], action: block}}
   card-out: {pii: {types: [CREDIT_DEBIT_CARD_NUMBER], action: block}, applies_to: [output]}
@@ -53,6 +64,10 @@ type compatEnv struct {
 	mantle *bedrocktest.Server
 	cp     *bedrocktest.ControlPlane // Anthropic's Bedrock-only APIs
 	key    string                    // a Warden-issued bearer key for app payments
+	// Warden-issued SigV4 keys (access key id, secret) for apps claude
+	// (Anthropic's Bedrock-only sessions API named in its policy) and
+	// claude-plain (operations "*", which does not include them).
+	claudeKey, claudePlainKey [2]string
 }
 
 func startCompatEnv(t *testing.T) *compatEnv { return startCompatEnvOn(t, "") }
@@ -71,6 +86,13 @@ func startCompatEnvOn(t *testing.T, listener string) *compatEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sigv4 := func(app string) [2]string {
+		akid, secret, err := identity.IssueKey(master, app, time.Now().Add(24*time.Hour), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return [2]string{akid, secret}
+	}
 	cfg := bedrocktest.Config{Region: "us-east-1", Credentials: map[string]string{wardenKey: wardenSecret}, Logf: bedrocktest.TestLogf(t),
 		Reply:  compatReply,
 		Deltas: func(_, text string) []string { return splitEvery(text, 2) }}
@@ -85,7 +107,8 @@ func startCompatEnvOn(t *testing.T, listener string) *compatEnv {
 		policy = strings.Replace(policy, "listen: {endpoint: 127.0.0.1:0}", "listen: {proxy: 127.0.0.1:0}", 1)
 	}
 	e.start(t, policy, listener, nil)
-	return &compatEnv{env: e, mantle: mantle, cp: e.cp, key: identity.BearerKeyFor(master, id)}
+	return &compatEnv{env: e, mantle: mantle, cp: e.cp, key: identity.BearerKeyFor(master, id),
+		claudeKey: sigv4("claude"), claudePlainKey: sigv4("claude-plain")}
 }
 
 // testCard is a card number (Luhn-valid test PAN) the emulator answers
