@@ -175,7 +175,10 @@ func TestAnthropicBedrockNodeSDKThroughWarden(t *testing.T) {
 			"AWS_ACCESS_KEY_ID=" + k[0], "AWS_SECRET_ACCESS_KEY=" + k[1]}
 	}
 	claude, plain := envFor(e.claudeKey), envFor(e.claudePlainKey)
-	run := func(env []string, args ...string) compatJSResult { t.Helper(); return runCompatJS(t, dir, env, args...) }
+	run := func(env []string, args ...string) compatJSResult {
+		t.Helper()
+		return runCompatJS(t, dir, env, args...)
+	}
 
 	msg := run(claude, "messages", haiku, "hello there")
 	if !msg.OK || msg.Text == "" {

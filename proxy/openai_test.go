@@ -41,6 +41,11 @@ apps:
       models: ["openai.gpt-oss-*"]
       operations: [OpenAIChatCompletions, OpenAIResponses, MantleChatCompletions, MantleResponses, MantleMessages, AnthropicSessions]
     guards: [pii-block, card-out]
+  - name: oai-b
+    match: {tags: {warden.key_app: payments-b}}
+    allow:
+      models: ["openai.gpt-oss-*"]
+      operations: ["*", OpenAIChatCompletions, OpenAIResponses, MantleChatCompletions, MantleResponses]
   - name: claude
     match: {tags: {warden.key_app: claude}}
     allow:
@@ -68,6 +73,7 @@ type compatEnv struct {
 	// (Anthropic's Bedrock-only sessions API named in its policy) and
 	// claude-plain (operations "*", which does not include them).
 	claudeKey, claudePlainKey [2]string
+	keyB                      string // a Warden-issued bearer key for app oai-b (payments-b)
 }
 
 func startCompatEnv(t *testing.T) *compatEnv { return startCompatEnvOn(t, "") }
@@ -108,7 +114,7 @@ func startCompatEnvOn(t *testing.T, listener string) *compatEnv {
 	}
 	e.start(t, policy, listener, nil)
 	return &compatEnv{env: e, mantle: mantle, cp: e.cp, key: identity.BearerKeyFor(master, id),
-		claudeKey: sigv4("claude"), claudePlainKey: sigv4("claude-plain")}
+		claudeKey: sigv4("claude"), claudePlainKey: sigv4("claude-plain"), keyB: identity.BearerKeyFor(master, sigv4("payments-b")[0])}
 }
 
 // testCard is a card number (Luhn-valid test PAN) the emulator answers
@@ -448,5 +454,100 @@ func TestAnthropicRoutesThroughWarden(t *testing.T) {
 	st, body = call("GET", "/v1/agents", "")
 	if st != 403 || !strings.Contains(body, `"permission_error"`) || !strings.Contains(body, "AnthropicAgents") {
 		t.Fatalf("agents: %d %s", st, body)
+	}
+}
+
+// Stored responses are not readable across apps (nor by their own app):
+// through the real OpenAI Go SDK, app oai's response asked with store:true
+// reaches Bedrock as store:false (so there is nothing upstream to read) and
+// a chat completion's store:true likewise; app oai-b asking for oai's
+// response by id — GET, DELETE, its input items, or as previous_response_id
+// — is refused by Warden by name on bedrock-runtime and bedrock-mantle, and
+// none of those calls reaches Bedrock.
+func TestOpenAIStoredResponsesNotReadableAcrossApps(t *testing.T) {
+	e := startCompatEnv(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, base string
+		emu        *bedrocktest.Server
+	}{
+		{"runtime", "/openai/v1", e.emu},
+		{"mantle", "/bedrock-mantle/v1", e.mantle},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := e.openai(tc.base)
+			b := openai.NewClient(option.WithBaseURL(e.endpoint+tc.base), option.WithAPIKey(e.keyB), option.WithMaxRetries(0))
+			before := len(tc.emu.Calls())
+			r, err := a.Responses.New(ctx, responses.ResponseNewParams{
+				Model: gptOSS, Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("remember this")},
+				Store: openai.Bool(true),
+			})
+			if err != nil {
+				t.Fatalf("app A's response: %v", err)
+			}
+			if r.ID == "" || !strings.Contains(r.RawJSON(), `"store":false`) {
+				t.Fatalf("app A's response: id %q (%s)", r.ID, r.RawJSON())
+			}
+			_, err = a.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+				Model:    gptOSS,
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("remember this")},
+				Store:    openai.Bool(true),
+			})
+			if err != nil {
+				t.Fatalf("app A's chat completion: %v", err)
+			}
+			calls := tc.emu.Calls()[before:]
+			if len(calls) != 2 {
+				t.Fatalf("emulator saw %d calls, want 2", len(calls))
+			}
+			for _, c := range calls {
+				if !strings.Contains(string(c.Body), `"store":false`) || strings.Contains(string(c.Body), `"store":true`) {
+					t.Errorf("%s forwarded with %s", c.Op, c.Body)
+				}
+			}
+
+			var apiErr *openai.Error
+			refused := func(what string, err error, names ...string) {
+				t.Helper()
+				if !errors.As(err, &apiErr) || apiErr.StatusCode != 403 {
+					t.Errorf("%s: %v, want a 403", what, err)
+					return
+				}
+				for _, n := range names {
+					if !strings.Contains(apiErr.Message, n) {
+						t.Errorf("%s: refusal %q does not say %q", what, apiErr.Message, n)
+					}
+				}
+			}
+			for _, c := range []struct {
+				who    string
+				client openai.Client
+			}{{"app B", b}, {"app A itself", a}} {
+				_, err = c.client.Responses.Get(ctx, r.ID, responses.ResponseGetParams{})
+				refused(c.who+" GET /responses/{id}", err, "responses/"+r.ID)
+				err = c.client.Responses.Delete(ctx, r.ID)
+				refused(c.who+" DELETE /responses/{id}", err, "responses/"+r.ID)
+				_, err = c.client.Responses.InputItems.List(ctx, r.ID, responses.InputItemListParams{})
+				refused(c.who+" GET /responses/{id}/input_items", err, "input_items")
+			}
+			_, err = b.Responses.New(ctx, responses.ResponseNewParams{
+				Model: gptOSS, Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("what did A say?")},
+				PreviousResponseID: openai.String(r.ID),
+			})
+			refused("app B with previous_response_id", err, "previous_response_id")
+			if n := len(tc.emu.Calls()) - before; n != 2 {
+				t.Fatalf("refused calls reached the upstream (%d calls)", n)
+			}
+			recs := e.audit.wait(t, 0)
+			last := recs[len(recs)-1]
+			if last.Decision != audit.DecisionDeny || last.App != "oai-b" || last.Rule != "app.limits" {
+				t.Errorf("audit of the previous_response_id refusal: %s app %q rule %s", last.Decision, last.App, last.Rule)
+			}
+			if tc.name == "mantle" {
+				// bedrock-mantle has these routes; Warden names what it refused.
+				_, err = b.Responses.Get(ctx, r.ID, responses.ResponseGetParams{})
+				refused("mantle GET", err, "GetResponse")
+			}
+		})
 	}
 }
