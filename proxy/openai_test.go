@@ -100,8 +100,13 @@ func startCompatEnvOn(t *testing.T, listener string) *compatEnv {
 		return [2]string{akid, secret}
 	}
 	cfg := bedrocktest.Config{Region: "us-east-1", Credentials: map[string]string{wardenKey: wardenSecret}, Logf: bedrocktest.TestLogf(t),
-		Reply:  compatReply,
-		Deltas: func(_, text string) []string { return splitEvery(text, 2) }}
+		Reply: compatReply,
+		Deltas: func(_, text string) []string {
+			if len(text) > 1<<20 {
+				return splitEvery(text, 32<<10)
+			}
+			return splitEvery(text, 2)
+		}}
 	runtime := bedrocktest.NewServer(cfg)
 	t.Cleanup(runtime.Close)
 	cfg.Service = bedrocktest.ServiceMantle
@@ -121,9 +126,16 @@ func startCompatEnvOn(t *testing.T, listener string) *compatEnv {
 // with when asked for one; it is never in a prompt.
 const testCard = "4111 1111 1111 1111"
 
+// longAnswer is the length of the answer to "long answer please": more
+// than the 4 MiB Warden keeps of a unary answer to read its usage.
+const longAnswer = 5 << 20
+
 func compatReply(op, model, prompt string) string {
 	if strings.Contains(prompt, "card please") {
 		return "your card is " + testCard + ", keep it safe"
+	}
+	if strings.Contains(prompt, "long answer please") {
+		return strings.Repeat("a long answer ", longAnswer/14+1)
 	}
 	return "hello from the emulator, you sent " + fmt.Sprint(len(prompt)) + " characters"
 }
@@ -550,4 +562,101 @@ func TestOpenAIStoredResponsesNotReadableAcrossApps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Usage on streams that do not end normally, and on long ones, is what the
+// upstream stated or says unknown — never zero as if counted — in exactly
+// one record per call:
+//   - a chat completions stream the output guard cuts before its usage
+//     chunk: unknown (Usage.Known false, no cost);
+//   - a Messages stream cut after message_start: the input count it
+//     stated;
+//   - an unguarded chat completions stream longer than 4 MiB (what Warden
+//     keeps of a unary answer): its usage chunk, read as the events pass.
+func TestCompatStreamUsageRecords(t *testing.T) {
+	e := startCompatEnv(t)
+	ctx := context.Background()
+	// one waits for the record of the subtest's call, which must be the
+	// only one: before is the count of records before the call.
+	one := func(t *testing.T, before int) audit.Record {
+		t.Helper()
+		n := before + 1
+		recs := e.audit.wait(t, n)
+		time.Sleep(50 * time.Millisecond) // a second record for the call would land now
+		if got := len(e.audit.wait(t, 0)); got != n {
+			t.Fatalf("%d records, want %d", got, n)
+		}
+		return recs[n-1]
+	}
+
+	t.Run("chat cut by the guard", func(t *testing.T) {
+		before := len(e.audit.wait(t, 0))
+		c := e.openai("/openai/v1")
+		st := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+			Model: gptOSS, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("my card please")},
+		})
+		for st.Next() {
+		}
+		if st.Err() == nil {
+			t.Fatal("the stream was not cut")
+		}
+		rec := one(t, before)
+		if rec.Decision != audit.DecisionDeny || !strings.HasPrefix(rec.Rule, "guard") {
+			t.Fatalf("record: %s %s", rec.Decision, rec.Rule)
+		}
+		if rec.Usage.Known || rec.Usage.Input != 0 || rec.Usage.Output != 0 || rec.CostKnown {
+			t.Errorf("usage of a stream cut before its usage chunk: %+v cost known %v", rec.Usage, rec.CostKnown)
+		}
+	})
+
+	t.Run("messages cut by the guard", func(t *testing.T) {
+		before := len(e.audit.wait(t, 0))
+		body := `{"model":"` + gptOSS + `","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"my card please"}]}`
+		req, _ := http.NewRequest("POST", e.endpoint+"/bedrock-mantle/anthropic/v1/messages", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Api-Key", e.key)
+		req.Header.Set("Anthropic-Version", "2023-06-01")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), "event: error") || strings.Contains(string(b), "event: message_stop") {
+			t.Fatalf("the stream was not cut: %s", b)
+		}
+		rec := one(t, before)
+		if rec.Decision != audit.DecisionDeny || !rec.Usage.Known || rec.Usage.Input == 0 {
+			t.Errorf("record: %s %s usage %+v", rec.Decision, rec.Rule, rec.Usage)
+		}
+	})
+
+	t.Run("unguarded stream over 4 MiB", func(t *testing.T) {
+		before := len(e.audit.wait(t, 0))
+		c := openai.NewClient(option.WithBaseURL(e.endpoint+"/openai/v1"), option.WithAPIKey(e.keyB), option.WithMaxRetries(0))
+		st := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+			Model: gptOSS, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("long answer please")},
+		})
+		n := 0
+		var usage openai.CompletionUsage
+		for st.Next() {
+			ch := st.Current()
+			if len(ch.Choices) > 0 {
+				n += len(ch.Choices[0].Delta.Content)
+			}
+			if ch.Usage.CompletionTokens > 0 {
+				usage = ch.Usage
+			}
+		}
+		if err := st.Err(); err != nil || n < longAnswer {
+			t.Fatalf("stream: %v after %d bytes of text", err, n)
+		}
+		rec := one(t, before)
+		if rec.Decision != audit.DecisionAllow || rec.App != "oai-b" || rec.BytesOut <= 4<<20 {
+			t.Fatalf("record: %s app %s bytes %d", rec.Decision, rec.App, rec.BytesOut)
+		}
+		if !rec.Usage.Known || rec.Usage.Output != usage.CompletionTokens || rec.Usage.Input != usage.PromptTokens {
+			t.Errorf("usage of a %d-byte stream: %+v, the stream said %d/%d", rec.BytesOut, rec.Usage, usage.PromptTokens, usage.CompletionTokens)
+		}
+	})
 }
