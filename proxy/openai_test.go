@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -80,6 +82,13 @@ func startCompatEnv(t *testing.T) *compatEnv { return startCompatEnvOn(t, "") }
 
 func startCompatEnvOn(t *testing.T, listener string) *compatEnv {
 	t.Helper()
+	return startCompatEnvWith(t, listener, "")
+}
+
+// startCompatEnvWith is startCompatEnvOn with more top-level config
+// (YAML appended to compatPolicy).
+func startCompatEnvWith(t *testing.T, listener, extra string) *compatEnv {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "master.key")
 	if _, err := identity.GenerateMasterKey(file, rand.Reader); err != nil {
 		t.Fatal(err)
@@ -113,7 +122,7 @@ func startCompatEnvOn(t *testing.T, listener string) *compatEnv {
 	mantle := bedrocktest.NewServer(cfg)
 	t.Cleanup(mantle.Close)
 	e := &env{emu: runtime, cp: newControlPlane(t), audit: newRecorder()}
-	policy := fmt.Sprintf(compatPolicy, e.emu.URL, mantle.URL, e.cp.URL, file)
+	policy := fmt.Sprintf(compatPolicy, e.emu.URL, mantle.URL, e.cp.URL, file) + extra
 	if listener == "proxy" {
 		policy = strings.Replace(policy, "listen: {endpoint: 127.0.0.1:0}", "listen: {proxy: 127.0.0.1:0}", 1)
 	}
@@ -659,4 +668,73 @@ func TestCompatStreamUsageRecords(t *testing.T) {
 			t.Errorf("usage of a %d-byte stream: %+v, the stream said %d/%d", rec.BytesOut, rec.Usage, usage.PromptTokens, usage.CompletionTokens)
 		}
 	})
+}
+
+// End-user attribution (audit.end_user): the identifier the app's request
+// states — chat completions' and responses' safety_identifier or user,
+// Messages' metadata.user_id, as the real OpenAI Go SDK sends them — is in
+// the record as its SHA-256 under "sha256", as sent under "raw", and not at
+// all by default; the body reaches Bedrock unchanged either way, and a
+// refused call (an SSN in the prompt) is attributed too.
+func TestCompatEndUserRecorded(t *testing.T) {
+	ctx := context.Background()
+	hash := func(s string) string { sum := sha256.Sum256([]byte(s)); return "sha256:" + hex.EncodeToString(sum[:]) }
+	for _, tc := range []struct {
+		mode         string
+		user, safety string // want in the record
+	}{
+		{"", "", ""},
+		{"sha256", hash("end-user-7"), hash("safe-9")},
+		{"raw", "end-user-7", "safe-9"},
+	} {
+		t.Run("mode="+tc.mode, func(t *testing.T) {
+			extra := ""
+			if tc.mode != "" {
+				extra = "audit: {end_user: " + tc.mode + "}\n"
+			}
+			e := startCompatEnvWith(t, "", extra)
+			c := e.openai("/openai/v1")
+			if _, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+				Model: gptOSS, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hello")},
+				User: openai.String("end-user-7"),
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Responses.New(ctx, responses.ResponseNewParams{
+				Model: gptOSS, Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hello")},
+				User: openai.String("end-user-7"), SafetyIdentifier: openai.String("safe-9"),
+			}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+				Model: gptOSS, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("my ssn is 123-45-6789")},
+				User: openai.String("end-user-7"),
+			})
+			if err == nil {
+				t.Fatal("the SSN prompt was not refused")
+			}
+			body := `{"model":"` + gptOSS + `","max_tokens":10,"metadata":{"user_id":"end-user-7"},"messages":[{"role":"user","content":"hi"}]}`
+			req, _ := http.NewRequest("POST", e.endpoint+"/bedrock-mantle/anthropic/v1/messages", strings.NewReader(body))
+			req.Header.Set("X-Api-Key", e.key)
+			req.Header.Set("Anthropic-Version", "2023-06-01")
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+
+			recs := e.audit.wait(t, 4)
+			for i, want := range []string{tc.user, tc.safety, tc.user, tc.user} {
+				if recs[i].EndUser != want {
+					t.Errorf("record %d (%s %s): end_user %q, want %q", i, recs[i].Operation, recs[i].Decision, recs[i].EndUser, want)
+				}
+			}
+			calls := e.emu.Calls()
+			if len(calls) != 2 || !strings.Contains(string(calls[0].Body), `"user":"end-user-7"`) || !strings.Contains(string(calls[1].Body), `"safety_identifier":"safe-9"`) {
+				t.Errorf("the bodies did not reach Bedrock unchanged: %d calls", len(calls))
+			}
+		})
+	}
 }
