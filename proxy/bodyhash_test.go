@@ -12,7 +12,7 @@ import (
 // checkpoints and past them, bodies shorter and longer than the original.
 func TestPromptDigestSumOf(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, n := range []int{0, 1, 100, hashCheckpoint - 1, hashCheckpoint, hashCheckpoint + 1, 3*hashCheckpoint + 17, 800 << 10} {
+	for _, n := range []int{0, 1, 100, hashTail, hashTail + 1, 4096, hashCheckpoint - 1, hashCheckpoint, hashCheckpoint + 1, 3*hashCheckpoint + 17, 800 << 10} {
 		orig := make([]byte, n)
 		for i := range orig {
 			orig[i] = byte(rng.IntN(256))
@@ -21,7 +21,14 @@ func TestPromptDigestSumOf(t *testing.T) {
 		if d.sum != sha256.Sum256(orig) {
 			t.Fatalf("n=%d: digest of the original is wrong", n)
 		}
-		for _, prefix := range []int{0, 1, hashCheckpoint - 1, hashCheckpoint, hashCheckpoint + 1, 2 * hashCheckpoint, n - 1, n} {
+		// A stamp edits the last bytes: a state must lie within hashTail
+		// (and a block) of the end, or the payload is hashed twice.
+		if n >= hashTail+sha256.BlockSize {
+			if len(d.states) == 0 || d.states[len(d.states)-1].off < n-hashTail-sha256.BlockSize {
+				t.Fatalf("n=%d: no state near the end (%d states)", n, len(d.states))
+			}
+		}
+		for _, prefix := range []int{0, 1, n - hashTail - 1, n - hashTail, n - 64, hashCheckpoint - 1, hashCheckpoint, hashCheckpoint + 1, 2 * hashCheckpoint, n - 1, n} {
 			if prefix < 0 || prefix > n {
 				continue
 			}
