@@ -118,18 +118,18 @@ func (s *Server) resolveAgentModels(ctx context.Context, snap *snapshot, id iden
 }
 
 // checkAgentContent refuses an agent-runtime call of an app whose calls
-// must be inspected, capped or metered: Warden's guards, caps, attached
-// guardrail and token budgets do not read agent-runtime bodies or answers yet, and a call
-// they cannot read is not let through unread. A dry-run app's call is
-// recorded as the denial it would have been and forwarded.
+// must be capped or metered in ways Warden does not apply to agent-runtime
+// bodies: caps (limits.max_prompt_chars, max_output_tokens), an attached
+// Bedrock guardrail and token or cost budgets. A call they cannot read is
+// not let through unread; the refusal names what is missing. Guards do
+// apply (input guards on the request, output guards on the answer and its
+// stream: applyInputGuards, outputGuards). A dry-run app's call is recorded
+// as the denial it would have been and forwarded.
 func (s *Server) checkAgentContent(c *call, d policy.Decision) (dryRunDeny bool, _ *stop) {
 	if c.snap == nil || d.App == "" {
 		return false, nil
 	}
 	var what []string
-	if ag := c.snap.guards.For(d.App); ag.HasInput() || ag.HasOutput() {
-		what = append(what, "guards")
-	}
 	if a := c.snap.appConfig(d.App); a != nil {
 		if a.Limits.MaxPromptChars > 0 || a.Limits.MaxOutputTokens > 0 {
 			what = append(what, "limits.max_prompt_chars/max_output_tokens")
@@ -147,15 +147,48 @@ func (s *Server) checkAgentContent(c *call, d policy.Decision) (dryRunDeny bool,
 		return false, nil
 	}
 	reason := "warden: app " + d.App + " has " + strings.Join(what, ", ") + ", which Warden does not apply to agent-runtime calls yet; operation " +
-		string(c.route.Op) + " is refused rather than forwarded unread"
+		string(c.route.Op) + " is refused rather than forwarded uncapped or unmetered"
 	if d.DryRun {
 		if d.Allow {
-			c.record(verdict{rule: "agent-runtime.guards", reason: reason})
+			c.record(verdict{rule: "agent-runtime.unsupported", reason: reason})
 		}
 		return true, nil
 	}
-	c.record(verdict{rule: "agent-runtime.guards"})
-	return false, stopWith(bedrock.AccessDenied("%s", reason), "agent-runtime.guards")
+	c.record(verdict{rule: "agent-runtime.unsupported"})
+	return false, stopWith(bedrock.AccessDenied("%s", reason), "agent-runtime.unsupported")
+}
+
+// inspectAgent is inspect for an agent-runtime call: what Warden cannot
+// apply refuses the call (checkAgentContent), then the input guards read
+// the body (bedrock.ExtractRequest's agent shapes: inputText, session and
+// prompt-session attributes, retrieval queries, flow inputs…; never the
+// identifiers policy checked). Caps and the metadata stamp do not apply.
+func (s *Server) inspectAgent(r *http.Request, c *call, d policy.Decision) (dryRunDeny bool, _ *stop) {
+	dryRunDeny, st := s.checkAgentContent(c, d)
+	if st != nil {
+		return false, st
+	}
+	guardDryRun, err := s.applyInputGuards(r.Context(), c, d)
+	if err != nil {
+		return false, stopWith(err, "guards")
+	}
+	return dryRunDeny || guardDryRun, nil
+}
+
+// agentStreamError is the exception an agent-runtime stream ends with for
+// e: the agent streams' unions have no modelStreamErrorException, which
+// the SDKs would surface as an untyped error. A guard's block is an
+// accessDeniedException; anything else Warden ends a stream with (an idle
+// upstream) a dependencyFailedException. Both are in every agent stream's
+// union.
+func agentStreamError(c *call, e *bedrock.APIError, rule string) *bedrock.APIError {
+	if c.agent == nil || e.Type != bedrock.TypeModelStreamError {
+		return e
+	}
+	if strings.HasPrefix(rule, "guards") {
+		return bedrock.AccessDenied("%s", e.Message)
+	}
+	return bedrock.New(http.StatusFailedDependency, "DependencyFailedException", "%s", e.Message)
 }
 
 // agentUpstreamURL is upstream.agent_runtime_url or the region's

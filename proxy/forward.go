@@ -306,6 +306,7 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 		return true
 	}
 	stop := func(e *bedrock.APIError, rule string) {
+		e = agentStreamError(c, e, rule) // agent.go
 		c.record(verdict{decision: audit.DecisionDeny, rule: rule, reason: e.Message})
 		c.rec.ErrorType = e.Type
 		_ = write(bedrock.EncodeException(e))
@@ -332,7 +333,7 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 		}
 		if err != nil && idleCut.Load() {
 			s.limitMetrics.refusals.WithLabelValues(limitStreamIdle).Inc()
-			e := bedrock.ModelStreamError("warden: the upstream sent no stream event for %s (upstream.stream_idle_timeout); the stream was ended", idle)
+			e := agentStreamError(c, bedrock.ModelStreamError("warden: the upstream sent no stream event for %s (upstream.stream_idle_timeout); the stream was ended", idle), "upstream.stream_idle_timeout")
 			c.record(verdict{rule: "upstream.stream_idle_timeout", reason: e.Message})
 			c.rec.ErrorType, c.rec.Status = e.Type, http.StatusGatewayTimeout
 			_ = write(bedrock.EncodeException(e))

@@ -352,7 +352,7 @@ func (s *Server) authorize(r *http.Request, c *call, id identity.Identity) (poli
 // dry-run app's guard or cap would have denied the call.
 func (s *Server) inspect(r *http.Request, c *call, d policy.Decision, id identity.Identity) (dryRunDeny bool, _ *stop) {
 	if c.agent != nil {
-		return s.checkAgentContent(c, d) // agent.go: nothing reads these bodies yet
+		return s.inspectAgent(r, c, d) // agent.go
 	}
 	dryRunDeny, err := s.applyInputGuards(r.Context(), c, d)
 	if err != nil {
