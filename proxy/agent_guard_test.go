@@ -91,7 +91,7 @@ func TestAgentGuardInput(t *testing.T) {
 	withAttr := agentInput("what is my balance")
 	withAttr.SessionState = &bt.SessionState{SessionAttributes: map[string]string{"customer": "ssn " + ssn}}
 	for name, call := range map[string]func() error{
-		"inputText": func() error { _, err := invokeAgentText(t, c, agentInput("my ssn is "+ssn)); return err },
+		"inputText":         func() error { _, err := invokeAgentText(t, c, agentInput("my ssn is "+ssn)); return err },
 		"sessionAttributes": func() error { _, err := invokeAgentText(t, c, withAttr); return err },
 		"Retrieve query": func() error {
 			_, err := c.Retrieve(ctx, &bar.RetrieveInput{KnowledgeBaseId: aws.String("KB00000001"),
