@@ -12,7 +12,11 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"net/url"
 	"strings"
 
@@ -189,6 +193,104 @@ func agentStreamError(c *call, e *bedrock.APIError, rule string) *bedrock.APIErr
 		return bedrock.AccessDenied("%s", e.Message)
 	}
 	return bedrock.New(http.StatusFailedDependency, "DependencyFailedException", "%s", e.Message)
+}
+
+// agentAnswerOwnership runs on an agent-runtime call's 2xx answer before
+// it is relayed: the session ids Bedrock generates become the app's
+// (CreateSession's sessionId, RetrieveAndGenerate's, the stream's
+// X-Amzn-Bedrock-Knowledge-Base-Session-Id header), and ListSessions'
+// summaries are filtered down to the app's sessions. A unary body it reads
+// is put back for the relay (and the output guards). An error is the
+// answer for the client: an unfilterable ListSessions is not relayed.
+func (s *Server) agentAnswerOwnership(c *call, resp *http.Response) error {
+	ctx := resp.Request.Context()
+	remember := func(key string) {
+		if err := s.async.Remember(ctx, key, c.rec.App); err != nil {
+			// The session exists, but no replica will let the app use it.
+			s.log.Warn("remembering an agent-runtime session's owner failed", zapErr(err), zapReq(c.requestID))
+		}
+	}
+	switch c.route.Op {
+	case bedrock.OpRetrieveAndGenerateStream:
+		if id := resp.Header.Get("X-Amzn-Bedrock-Knowledge-Base-Session-Id"); id != "" {
+			remember(policy.AgentKBSessionKey(id))
+		}
+		return nil
+	case bedrock.OpCreateSession, bedrock.OpRetrieveAndGenerate, bedrock.OpListSessions:
+	default:
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAsyncResponse+1))
+	if err != nil || len(body) > maxAsyncResponse {
+		return bedrock.ServiceUnavailable("warden: reading the upstream %s response failed", c.route.Op)
+	}
+	var out struct {
+		SessionID string `json:"sessionId"`
+	}
+	switch c.route.Op {
+	case bedrock.OpCreateSession:
+		if json.Unmarshal(body, &out) == nil && out.SessionID != "" {
+			remember(policy.AgentSessionKey(out.SessionID))
+		}
+	case bedrock.OpRetrieveAndGenerate:
+		if json.Unmarshal(body, &out) == nil && out.SessionID != "" {
+			remember(policy.AgentKBSessionKey(out.SessionID))
+		}
+	case bedrock.OpListSessions:
+		filtered, err := s.filterSessions(ctx, body, c.rec.App)
+		if err != nil {
+			s.log.Warn("filtering ListSessions", zapErr(err), zapReq(c.requestID))
+			return bedrock.InternalServer("warden: the upstream ListSessions response could not be filtered to the app's sessions")
+		}
+		body = filtered
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
+}
+
+// filterSessions drops the summaries of sessions app did not create,
+// keeping every other member (nextToken) as sent.
+func (s *Server) filterSessions(ctx context.Context, body []byte, app string) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, err
+	}
+	var sums []json.RawMessage
+	if raw, ok := top["sessionSummaries"]; ok && !bytes.Equal(raw, []byte("null")) {
+		if err := json.Unmarshal(raw, &sums); err != nil {
+			return nil, fmt.Errorf("sessionSummaries: %w", err)
+		}
+	}
+	keys := make([]string, len(sums))
+	for i, raw := range sums {
+		var sum struct {
+			SessionID string `json:"sessionId"`
+		}
+		if err := json.Unmarshal(raw, &sum); err != nil {
+			return nil, fmt.Errorf("summary: %w", err)
+		}
+		if sum.SessionID != "" {
+			keys[i] = policy.AgentSessionKey(sum.SessionID)
+		}
+	}
+	owners, err := s.async.Owners(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	kept := make([]json.RawMessage, 0, len(sums))
+	for i, raw := range sums {
+		if keys[i] != "" && owners[i] == app {
+			kept = append(kept, raw)
+		}
+	}
+	k, err := json.Marshal(kept)
+	if err != nil {
+		return nil, err
+	}
+	top["sessionSummaries"] = k
+	return json.Marshal(top)
 }
 
 // agentUpstreamURL is upstream.agent_runtime_url or the region's

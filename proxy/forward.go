@@ -82,6 +82,14 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		s.relayAsync(w, c, resp) // remembers the app's jobs, hides others'
 		return
 	}
+	if c.agent != nil {
+		// Sessions the answer creates become the app's; ListSessions keeps
+		// only the app's (agent.go).
+		if err := s.agentAnswerOwnership(c, resp); err != nil {
+			s.fail(w, c, err, "agent-runtime.ownership")
+			return
+		}
+	}
 	if ag, dryRun := s.outputGuards(c); ag != nil {
 		if isEventStream(resp.Header) {
 			copyResponseHeader(w.Header(), resp.Header)

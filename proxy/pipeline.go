@@ -335,6 +335,7 @@ func callerPath(p *audit.Path, id identity.Identity) {
 func (s *Server) authorize(r *http.Request, c *call, id identity.Identity) (policy.Decision, *stop) {
 	d := s.decide(r.Context(), id, c, policy.Call{Op: c.route.Op, Model: c.model, S3OutputURI: c.asyncOutput, Agent: c.agent})
 	d = policy.CheckAsyncOwner(r.Context(), s.async, d, c.route.Op, c.route.InvocationARN)
+	d = policy.CheckAgentOwner(r.Context(), s.async, d, c.agent) // sessions and memory are per app
 	c.rec.App = d.App
 	c.record(verdict{rule: d.Rule, reason: d.Reason})
 	if !d.Allow && !d.DryRun {
