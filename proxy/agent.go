@@ -16,8 +16,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/warden-egress/warden/audit"
