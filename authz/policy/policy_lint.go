@@ -118,4 +118,3 @@ func contains(list []string, v string) bool {
 	}
 	return false
 }
-
