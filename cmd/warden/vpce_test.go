@@ -761,3 +761,39 @@ func TestWardenRolePolicyCoversControlPlaneCalls(t *testing.T) {
 		}
 	}
 }
+
+// --agent-service-role takes a role ARN pattern with a fixed path, like
+// --principal; --only agent-vpce needs an app that may call the agent
+// runtime.
+func TestVPCEAgentFlags(t *testing.T) {
+	base := []string{"policy", "vpce-policy", "--config", "../../deploy/examples/warden.yaml",
+		"--principal", "arn:aws:iam::111122223333:role/warden/*", "--admin-principal", "arn:aws:iam::111122223333:role/platform"}
+	for _, tc := range []struct {
+		extra []string
+		want  string
+	}{
+		{[]string{"--agent-service-role", "arn:aws:iam::111122223333:role/*"}, "--agent-service-role"},
+		{[]string{"--agent-service-role", "arn:aws:iam::*:role/bedrock-agents/*"}, "12-digit"},
+		{[]string{"--agent-service-role", "arn:aws:iam::111122223333:user/x"}, "want an IAM role ARN"},
+		{[]string{"--only", "agent-vpc"}, "want vpce, agent-vpce, deny or role"},
+	} {
+		var out bytes.Buffer
+		if code := run(context.Background(), append(slices.Clone(base), tc.extra...), &out, &out); code == 0 || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%v: exit %d, output %q; want an error mentioning %q", tc.extra, code, out.String(), tc.want)
+		}
+	}
+	noAgents := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(noAgents, []byte("version: 1\nupstream: {region: us-east-1}\nidentity: {sources: [static], static: {app: a}}\napps:\n  - name: a\n    allow_weak_identity: true\n    match: {tags: {app: a}}\n    allow: {models: [\"amazon.nova-*\"], operations: [Converse]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	args := []string{"policy", "vpce-policy", "--config", noAgents, "--principal", "arn:aws:iam::111122223333:role/warden", "--only", "agent-vpce"}
+	if code := run(context.Background(), args, &out, &out); code == 0 || !strings.Contains(out.String(), "no app may call an agent-runtime operation") {
+		t.Errorf("agent-vpce without agent apps: exit %d, %q", code, out.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"policy", "vpce-policy", "--config", noAgents, "--principal", "arn:aws:iam::111122223333:role/warden", "--only", "vpce"}, &out, &out); code != 0 ||
+		strings.Contains(out.String(), "agent") {
+		t.Errorf("no agent apps: exit %d; the runtime endpoint policy mentions agents: %s", code, out.String())
+	}
+}
