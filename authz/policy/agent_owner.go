@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/warden-egress/warden/bedrock"
@@ -94,7 +95,7 @@ func CheckAgentOwner(ctx context.Context, jobs JobStore, d Decision, ac *AgentCa
 			return deny("the owner of " + describeAgentKey(k) + " could not be recorded (the job store did not answer)")
 		}
 	}
-	keys := append(owned, claim...)
+	keys := slices.Concat(owned, claim)
 	owners, err := jobs.Owners(ctx, keys)
 	if err != nil || len(owners) != len(keys) {
 		return deny("the owner of " + describeAgentKey(keys[0]) + " could not be checked (the job store did not answer)")
