@@ -24,6 +24,7 @@ const agentGuardDefs = `guards:
   email-mask: {pii: {types: [EMAIL], action: mask}}
   card-block: {pii: {types: [CREDIT_DEBIT_CARD_NUMBER], action: block}, applies_to: [output]}
   card-mask: {pii: {types: [CREDIT_DEBIT_CARD_NUMBER], action: mask}, applies_to: [output]}
+  ssn-out: {pii: {types: [US_SOCIAL_SECURITY_NUMBER], action: block}, applies_to: [output]}
 `
 
 // agentGuardEnv is Warden with agentPolicy and the app's guards, in front
@@ -235,4 +236,59 @@ func TestAgentGuardRetrieveOutput(t *testing.T) {
 	if len(res.RetrievalResults) != 1 || aws.ToString(res.RetrievalResults[0].Content.Text) != "Contact {EMAIL} for access." {
 		t.Fatalf("Retrieve results %+v", res.RetrievalResults)
 	}
+}
+
+// An inline agent's returnControl event (the function call the app must
+// run, its parameters taken from the conversation) is read by the output
+// guards: an SSN in it ends the stream with AccessDeniedException before
+// the event reaches the app. In dry-run the same stream is forwarded and
+// the record says what would have been denied.
+func TestAgentGuardReturnControl(t *testing.T) {
+	for _, mode := range []string{"enforce", "dry-run"} {
+		t.Run(mode, func(t *testing.T) {
+			var e *env
+			if mode == "dry-run" {
+				e = agentGuardEnvDryRun(t, "[ssn-out]")
+			} else {
+				e, _ = agentGuardEnv(t, "[ssn-out]", nil, nil, nil)
+			}
+			out, err := e.agentClient().InvokeInlineAgent(context.Background(), &bar.InvokeInlineAgentInput{SessionId: aws.String("inline-1"),
+				FoundationModel: aws.String(haiku), Instruction: aws.String("look customers up with the find function and answer briefly"),
+				InputText: aws.String("find the customer with SSN 123-45-6789"),
+				ActionGroups: []bt.AgentActionGroup{{ActionGroupName: aws.String("lookup"),
+					ActionGroupExecutor: &bt.ActionGroupExecutorMemberCustomControl{Value: bt.CustomControlMethodReturnControl},
+					FunctionSchema: &bt.FunctionSchemaMemberFunctions{Value: []bt.FunctionDefinition{{Name: aws.String("find"),
+						Parameters: map[string]bt.ParameterDetail{"query": {Type: bt.ParameterTypeString}}}}}}}})
+			if err != nil {
+				t.Fatalf("InvokeInlineAgent: %v", err)
+			}
+			st := out.GetStream()
+			defer st.Close()
+			got := 0
+			for ev := range st.Events() {
+				if _, ok := ev.(*bt.InlineAgentResponseStreamMemberReturnControl); ok {
+					got++
+				}
+			}
+			r := e.audit.wait(t, 1)[0]
+			var ad *bt.AccessDeniedException
+			if mode == "enforce" {
+				if got != 0 || !errors.As(st.Err(), &ad) || r.Decision != "deny" || r.Rule != "guards.ssn-out" {
+					t.Fatalf("%d returnControl events reached the app, stream error %v, record %q %q", got, st.Err(), r.Decision, r.Rule)
+				}
+				return
+			}
+			if got != 1 || st.Err() != nil || r.Decision != "dry-run-deny" || r.Rule != "guards.ssn-out" {
+				t.Fatalf("dry-run: %d returnControl events, stream error %v, record %q %q", got, st.Err(), r.Decision, r.Rule)
+			}
+		})
+	}
+}
+
+// agentGuardEnvDryRun is agentGuardEnv with the app in dry-run mode.
+func agentGuardEnvDryRun(t *testing.T, guards string) *env {
+	t.Helper()
+	p := strings.Replace(agentPolicy, "    allow_weak_identity: true", "    mode: dry-run\n    allow_weak_identity: true", 1)
+	p += "    guards: " + guards + "\n" + agentGuardDefs
+	return startEnv(t, withPolicy(p))
 }
