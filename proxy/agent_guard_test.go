@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	bar "github.com/aws/aws-sdk-go-v2/service/bedrockagentruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockagentruntime/document"
 	bt "github.com/aws/aws-sdk-go-v2/service/bedrockagentruntime/types"
 	"github.com/aws/smithy-go"
 
@@ -291,4 +292,58 @@ func agentGuardEnvDryRun(t *testing.T, guards string) *env {
 	p := strings.Replace(agentPolicy, "    allow_weak_identity: true", "    mode: dry-run\n    allow_weak_identity: true", 1)
 	p += "    guards: " + guards + "\n" + agentGuardDefs
 	return startEnv(t, withPolicy(p))
+}
+
+// A flow's input documents are read by the input guards and its output
+// documents by the output guards.
+func TestAgentGuardFlow(t *testing.T) {
+	reply := "Write to jo.smith@example.com."
+	var prompts []string
+	emu := bedrocktest.NewServer(bedrocktest.Config{Region: "us-east-1", Credentials: map[string]string{wardenKey: wardenSecret},
+		Reply: func(_, _, prompt string) string { prompts = append(prompts, prompt); return reply }})
+	t.Cleanup(emu.Close)
+	e := &env{emu: emu, cp: newControlPlane(t), audit: newRecorder()}
+	p := strings.Replace(agentPolicy, "operations: [Converse,", "operations: [InvokeFlow, Converse,", 1)
+	p += "      flows: [\"FLOW000001/ALIAS00001\"]\n    guards: [ssn-block, email-mask]\n" + agentGuardDefs
+	p = strings.ReplaceAll(strings.ReplaceAll(p, "${UPSTREAM}", emu.URL), "${CONTROL_PLANE}", e.cp.URL)
+	e.start(t, p, "", nil)
+	c := e.agentClient()
+	flow := func(doc map[string]any) (string, error) {
+		out, err := c.InvokeFlow(context.Background(), &bar.InvokeFlowInput{FlowIdentifier: aws.String("FLOW000001"), FlowAliasIdentifier: aws.String("ALIAS00001"),
+			Inputs: []bt.FlowInput{{NodeName: aws.String("FlowInputNode"), NodeOutputName: aws.String("document"),
+				Content: &bt.FlowInputContentMemberDocument{Value: document.NewLazyDocument(doc)}}}})
+		if err != nil {
+			return "", err
+		}
+		st := out.GetStream()
+		defer st.Close()
+		var sb strings.Builder
+		for ev := range st.Events() {
+			if o, ok := ev.(*bt.FlowResponseStreamMemberFlowOutputEvent); ok {
+				if d, ok := o.Value.Content.(*bt.FlowOutputContentMemberDocument); ok {
+					var s string
+					if err := d.Value.UnmarshalSmithyDocument(&s); err != nil {
+						return "", err
+					}
+					sb.WriteString(s)
+				}
+			}
+		}
+		return sb.String(), st.Err()
+	}
+	_, err := flow(map[string]any{"customer": map[string]any{"ssn": "123-45-6789"}})
+	var ad *bt.AccessDeniedException
+	if !errors.As(err, &ad) || !strings.Contains(ad.ErrorMessage(), "guard ssn-block") || len(emu.Calls()) != 0 {
+		t.Fatalf("SSN in a flow input: %v, %d upstream calls; want AccessDeniedException before forwarding", err, len(emu.Calls()))
+	}
+	got, err := flow(map[string]any{"question": "mail ann@example.org please"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prompts) != 1 || prompts[0] != "mail {EMAIL} please" {
+		t.Fatalf("the flow received %q", prompts)
+	}
+	if got != "Write to {EMAIL}." {
+		t.Fatalf("flow output %q", got)
+	}
 }
