@@ -96,6 +96,9 @@ type Extracted struct {
 // signatures are ever passed over. A body that is not valid JSON (or not
 // UTF-8) is an error.
 func ExtractRequest(op Operation, family string, body []byte) (Extracted, error) {
+	if op.AgentRuntime() {
+		return extract(body, cAgentReq, family, false, "request")
+	}
 	var root ctx
 	switch op {
 	case OpConverse, OpConverseStream:
@@ -125,6 +128,12 @@ func ExtractRequest(op Operation, family string, body []byte) (Extracted, error)
 // string scanned). Streaming operations' responses are event streams: give
 // their events to ExtractStreamEvent.
 func ExtractResponse(op Operation, family string, body []byte) (Extracted, error) {
+	if op.AgentRuntime() {
+		if op.AgentStreaming() {
+			return Extracted{}, fmt.Errorf("extract %s response: an event stream; extract its events", op)
+		}
+		return extract(body, cAgentResp, family, false, "response")
+	}
 	var root ctx
 	switch op {
 	case OpConverse:
@@ -156,6 +165,18 @@ func ExtractResponse(op Operation, family string, body []byte) (Extracted, error
 // payload. Other events (exceptions) and unknown families have every
 // string scanned.
 func ExtractStreamEvent(op Operation, family string, eventType string, payload []byte) (Extracted, error) {
+	if op.AgentRuntime() {
+		if !AgentEventKnown(op, eventType) {
+			// An event Warden does not know may carry anything, in any
+			// encoding: it is not read as text (but must be JSON, as
+			// every event payload is).
+			if _, err := extract(payload, cAny, family, false, eventType+" event"); err != nil {
+				return Extracted{}, err
+			}
+			return Extracted{Unscannable: []string{quoteTrunc(eventType) + " event (a type Warden does not know for " + string(op) + ")"}}, nil
+		}
+		return extract(payload, cAgentResp, family, false, eventType+" event")
+	}
 	root := cAnyRoot
 	switch op {
 	case OpConverseStream:
@@ -285,6 +306,11 @@ const (
 
 	cResp     // OpenAI Responses request, response and stream event
 	cRespItem // an input or output item, or a content part
+
+	cAgentReq    // an agent-runtime request body (extract_agent.go)
+	cAgentOpaque // a structured member of caller data (PutInvocationStep's payload)
+	cAgentResp   // an agent-runtime answer or stream event payload
+	cAgentFile   // an agent's output file (files event)
 )
 
 // act is what to do with a member's value.
@@ -303,6 +329,9 @@ const (
 // rule says what member k of an object in ctx c holds. Anything not listed
 // is scanned as arbitrary JSON.
 func (e *extractor) rule(c ctx, k []byte) (act, ctx) {
+	if c >= cAgentReq {
+		return e.agentRule(c, k) // extract_agent.go
+	}
 	switch c {
 	case cAny:
 		return aText, cAny
@@ -679,6 +708,13 @@ func (e *extractor) value(c ctx) error {
 				e.unscannable()
 				return e.jsonScanner.value()
 			}
+		case cAgentFile:
+			// The media type says whether the file's bytes are text.
+			saved := e.textDoc
+			e.textDoc = textMediaType(e.peekString("type"))
+			err := e.object(c)
+			e.textDoc = saved
+			return err
 		case cDoc:
 			// The format, wherever it sits among the members, says
 			// whether the document's bytes are text.

@@ -14,6 +14,7 @@ var fuzzOps = []Operation{
 	OpConverse, OpConverseStream, OpCountTokens, OpInvokeModel, OpInvokeModelWithResponseStream,
 	OpStartAsyncInvoke, OpApplyGuardrail, OpGetAsyncInvoke,
 	OpOpenAIChatCompletions, OpMantleChatCompletions, OpMantleMessages, OpOpenAIResponses,
+	OpInvokeAgent, OpInvokeInlineAgent, OpRetrieveAndGenerate, OpRetrieveAndGenerateStream, OpInvokeFlow, OpGetInvocationStep,
 }
 
 var fuzzFamilies = []string{
@@ -96,7 +97,7 @@ func FuzzExtractResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, opi, fami uint8, body []byte) {
 		op, fam := fuzzPick(opi, fami)
 		ex, err := ExtractResponse(op, fam, body)
-		if op.Streaming() {
+		if op.Streaming() || op.AgentStreaming() {
 			if err == nil {
 				t.Fatal("a streaming response was extracted")
 			}

@@ -279,7 +279,7 @@ func checkWarden(t *testing.T, in *ecs.RegisterTaskDefinitionInput, w, app types
 		t.Error("the app container holds Warden's config")
 	}
 	// The app reaches the endpoint listener; the health check the admin.
-	for _, name := range []string{"AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "ANTHROPIC_BEDROCK_BASE_URL"} {
+	for _, name := range []string{"AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME", "ANTHROPIC_BEDROCK_BASE_URL"} {
 		v, _ := env(app, name)
 		if u, err := url.Parse(v); err != nil || u.Host != cfg.Listen.Endpoint || u.Scheme != "http" {
 			t.Errorf("app %s=%q, want http://%s", name, v, cfg.Listen.Endpoint)

@@ -540,6 +540,7 @@ func assertInjected(t *testing.T, in *inject.Injector, p *corev1.Pod, mode, ns s
 	switch mode {
 	case inject.ModeEndpoint:
 		want[inject.EnvAWSEndpoint] = "http://127.0.0.1:8480"
+		want[inject.EnvAWSAgentEndpoint] = "http://127.0.0.1:8480"
 		want[inject.EnvAnthropicBedrock] = "http://127.0.0.1:8480"
 	case inject.ModeProxy:
 		want[inject.EnvHTTPSProxy] = "http://127.0.0.1:8481"

@@ -251,7 +251,7 @@ func appEnv(mode string) []corev1.EnvVar {
 	switch mode {
 	case ModeEndpoint:
 		url := "http://127.0.0.1:" + strconv.Itoa(EndpointPort)
-		return []corev1.EnvVar{lit(EnvAWSEndpoint, url), lit(EnvAnthropicBedrock, url)}
+		return []corev1.EnvVar{lit(EnvAWSEndpoint, url), lit(EnvAWSAgentEndpoint, url), lit(EnvAnthropicBedrock, url)}
 	case ModeProxy:
 		url := "http://127.0.0.1:" + strconv.Itoa(ProxyPort)
 		return []corev1.EnvVar{lit(EnvHTTPSProxy, url), lit(EnvHTTPSProxyLower, url),

@@ -73,6 +73,10 @@ const (
 	// EnvAWSEndpoint is read by the AWS SDKs (Go v2, JS v3, boto3, CLI) for
 	// the bedrock-runtime service only.
 	EnvAWSEndpoint = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
+	// EnvAWSAgentEndpoint is the same for bedrock-agent-runtime (Agents,
+	// Knowledge Bases, Flows), which the sidecar's endpoint listener serves
+	// too (by path).
+	EnvAWSAgentEndpoint = "AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME"
 	// EnvAnthropicBedrock is read by Anthropic's Bedrock SDKs
 	// (@anthropic-ai/bedrock-sdk, anthropic[bedrock] for Python).
 	EnvAnthropicBedrock = "ANTHROPIC_BEDROCK_BASE_URL"

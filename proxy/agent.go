@@ -12,8 +12,12 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/warden-egress/warden/audit"
@@ -118,18 +122,18 @@ func (s *Server) resolveAgentModels(ctx context.Context, snap *snapshot, id iden
 }
 
 // checkAgentContent refuses an agent-runtime call of an app whose calls
-// must be inspected, capped or metered: Warden's guards, caps, attached
-// guardrail and token budgets do not read agent-runtime bodies or answers yet, and a call
-// they cannot read is not let through unread. A dry-run app's call is
-// recorded as the denial it would have been and forwarded.
+// must be capped or metered in ways Warden does not apply to agent-runtime
+// bodies: caps (limits.max_prompt_chars, max_output_tokens), an attached
+// Bedrock guardrail and token or cost budgets. A call they cannot read is
+// not let through unread; the refusal names what is missing. Guards do
+// apply (input guards on the request, output guards on the answer and its
+// stream: applyInputGuards, outputGuards). A dry-run app's call is recorded
+// as the denial it would have been and forwarded.
 func (s *Server) checkAgentContent(c *call, d policy.Decision) (dryRunDeny bool, _ *stop) {
 	if c.snap == nil || d.App == "" {
 		return false, nil
 	}
 	var what []string
-	if ag := c.snap.guards.For(d.App); ag.HasInput() || ag.HasOutput() {
-		what = append(what, "guards")
-	}
 	if a := c.snap.appConfig(d.App); a != nil {
 		if a.Limits.MaxPromptChars > 0 || a.Limits.MaxOutputTokens > 0 {
 			what = append(what, "limits.max_prompt_chars/max_output_tokens")
@@ -147,15 +151,146 @@ func (s *Server) checkAgentContent(c *call, d policy.Decision) (dryRunDeny bool,
 		return false, nil
 	}
 	reason := "warden: app " + d.App + " has " + strings.Join(what, ", ") + ", which Warden does not apply to agent-runtime calls yet; operation " +
-		string(c.route.Op) + " is refused rather than forwarded unread"
+		string(c.route.Op) + " is refused rather than forwarded uncapped or unmetered"
 	if d.DryRun {
 		if d.Allow {
-			c.record(verdict{rule: "agent-runtime.guards", reason: reason})
+			c.record(verdict{rule: "agent-runtime.unsupported", reason: reason})
 		}
 		return true, nil
 	}
-	c.record(verdict{rule: "agent-runtime.guards"})
-	return false, stopWith(bedrock.AccessDenied("%s", reason), "agent-runtime.guards")
+	c.record(verdict{rule: "agent-runtime.unsupported"})
+	return false, stopWith(bedrock.AccessDenied("%s", reason), "agent-runtime.unsupported")
+}
+
+// inspectAgent is inspect for an agent-runtime call: what Warden cannot
+// apply refuses the call (checkAgentContent), then the input guards read
+// the body (bedrock.ExtractRequest's agent shapes: inputText, session and
+// prompt-session attributes, retrieval queries, flow inputs…; never the
+// identifiers policy checked). Caps and the metadata stamp do not apply.
+func (s *Server) inspectAgent(r *http.Request, c *call, d policy.Decision) (dryRunDeny bool, _ *stop) {
+	dryRunDeny, st := s.checkAgentContent(c, d)
+	if st != nil {
+		return false, st
+	}
+	guardDryRun, err := s.applyInputGuards(r.Context(), c, d)
+	if err != nil {
+		return false, stopWith(err, "guards")
+	}
+	return dryRunDeny || guardDryRun, nil
+}
+
+// agentStreamError is the exception an agent-runtime stream ends with for
+// e: the agent streams' unions have no modelStreamErrorException, which
+// the SDKs would surface as an untyped error. A guard's block is an
+// accessDeniedException; anything else Warden ends a stream with (an idle
+// upstream) a dependencyFailedException. Both are in every agent stream's
+// union.
+func agentStreamError(c *call, e *bedrock.APIError, rule string) *bedrock.APIError {
+	if c.agent == nil || e.Type != bedrock.TypeModelStreamError {
+		return e
+	}
+	if strings.HasPrefix(rule, "guards") {
+		return bedrock.AccessDenied("%s", e.Message)
+	}
+	return bedrock.New(http.StatusFailedDependency, "DependencyFailedException", "%s", e.Message)
+}
+
+// agentAnswerOwnership runs on an agent-runtime call's 2xx answer before
+// it is relayed: the session ids Bedrock generates become the app's
+// (CreateSession's sessionId, RetrieveAndGenerate's, the stream's
+// X-Amzn-Bedrock-Knowledge-Base-Session-Id header), and ListSessions'
+// summaries are filtered down to the app's sessions. A unary body it reads
+// is put back for the relay (and the output guards). An error is the
+// answer for the client: an unfilterable ListSessions is not relayed.
+func (s *Server) agentAnswerOwnership(c *call, resp *http.Response) error {
+	ctx := resp.Request.Context()
+	remember := func(key string) {
+		if err := s.async.Remember(ctx, key, c.rec.App); err != nil {
+			// The session exists, but no replica will let the app use it.
+			s.log.Warn("remembering an agent-runtime session's owner failed", zapErr(err), zapReq(c.requestID))
+		}
+	}
+	switch c.route.Op {
+	case bedrock.OpRetrieveAndGenerateStream:
+		if id := resp.Header.Get("X-Amzn-Bedrock-Knowledge-Base-Session-Id"); id != "" {
+			remember(policy.AgentKBSessionKey(id))
+		}
+		return nil
+	case bedrock.OpCreateSession, bedrock.OpRetrieveAndGenerate, bedrock.OpListSessions:
+	default:
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAsyncResponse+1))
+	if err != nil || len(body) > maxAsyncResponse {
+		return bedrock.ServiceUnavailable("warden: reading the upstream %s response failed", c.route.Op)
+	}
+	var out struct {
+		SessionID string `json:"sessionId"`
+	}
+	switch c.route.Op {
+	case bedrock.OpCreateSession:
+		if json.Unmarshal(body, &out) == nil && out.SessionID != "" {
+			remember(policy.AgentSessionKey(out.SessionID))
+		}
+	case bedrock.OpRetrieveAndGenerate:
+		if json.Unmarshal(body, &out) == nil && out.SessionID != "" {
+			remember(policy.AgentKBSessionKey(out.SessionID))
+		}
+	case bedrock.OpListSessions:
+		filtered, err := s.filterSessions(ctx, body, c.rec.App)
+		if err != nil {
+			s.log.Warn("filtering ListSessions", zapErr(err), zapReq(c.requestID))
+			return bedrock.InternalServer("warden: the upstream ListSessions response could not be filtered to the app's sessions")
+		}
+		body = filtered
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
+}
+
+// filterSessions drops the summaries of sessions app did not create,
+// keeping every other member (nextToken) as sent.
+func (s *Server) filterSessions(ctx context.Context, body []byte, app string) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, err
+	}
+	var sums []json.RawMessage
+	if raw, ok := top["sessionSummaries"]; ok && !bytes.Equal(raw, []byte("null")) {
+		if err := json.Unmarshal(raw, &sums); err != nil {
+			return nil, fmt.Errorf("sessionSummaries: %w", err)
+		}
+	}
+	keys := make([]string, len(sums))
+	for i, raw := range sums {
+		var sum struct {
+			SessionID string `json:"sessionId"`
+		}
+		if err := json.Unmarshal(raw, &sum); err != nil {
+			return nil, fmt.Errorf("summary: %w", err)
+		}
+		if sum.SessionID != "" {
+			keys[i] = policy.AgentSessionKey(sum.SessionID)
+		}
+	}
+	owners, err := s.async.Owners(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	kept := make([]json.RawMessage, 0, len(sums))
+	for i, raw := range sums {
+		if keys[i] != "" && owners[i] == app {
+			kept = append(kept, raw)
+		}
+	}
+	k, err := json.Marshal(kept)
+	if err != nil {
+		return nil, err
+	}
+	top["sessionSummaries"] = k
+	return json.Marshal(top)
 }
 
 // agentUpstreamURL is upstream.agent_runtime_url or the region's

@@ -228,14 +228,13 @@ func TestAgentRuntimeURLValidation(t *testing.T) {
 	}
 }
 
-// An app with guards or token budgets gets its agent-runtime calls
-// refused, not forwarded unread or unmetered: Warden's guards and budgets
-// do not read agent bodies or answers yet.
+// An app with caps, an attached guardrail or token budgets gets its
+// agent-runtime calls refused, not forwarded uncapped or unmetered: Warden
+// does not apply those to agent bodies and answers yet (guards it does:
+// agent_guard_test.go).
 func TestAgentRuntimeRefusedWhenGuarded(t *testing.T) {
 	for name, extra := range map[string]string{
-		"guards": `    guards: [pii-block]
-guards:
-  pii-block: {pii: {types: [US_SOCIAL_SECURITY_NUMBER], action: block}}
+		"caps": `    limits: {max_prompt_chars: 10000}
 `,
 		"token budget": `    budgets: {tokens_per_day: 1000000}
     limits: {max_output_tokens: 1000}
@@ -251,9 +250,9 @@ func agentRefusedWith(t *testing.T, extra string) {
 		SessionId: aws.String("sess-1"), InputText: aws.String("my ssn is 123-45-6789")})
 	var ae smithy.APIError
 	if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDeniedException" || !strings.Contains(ae.ErrorMessage(), "does not apply to agent-runtime calls yet") {
-		t.Fatalf("got %v; want AccessDeniedException saying guards do not apply yet", err)
+		t.Fatalf("got %v; want AccessDeniedException saying what does not apply yet", err)
 	}
-	if r := e.audit.wait(t, 1)[0]; r.Decision != "deny" || r.Rule != "agent-runtime.guards" {
+	if r := e.audit.wait(t, 1)[0]; r.Decision != "deny" || r.Rule != "agent-runtime.unsupported" {
 		t.Fatalf("record decision %q rule %q", r.Decision, r.Rule)
 	}
 	if n := len(e.emu.Calls()); n != 0 {

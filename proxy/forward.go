@@ -82,6 +82,14 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		s.relayAsync(w, c, resp) // remembers the app's jobs, hides others'
 		return
 	}
+	if c.agent != nil {
+		// Sessions the answer creates become the app's; ListSessions keeps
+		// only the app's (agent.go).
+		if err := s.agentAnswerOwnership(c, resp); err != nil {
+			s.fail(w, c, err, "agent-runtime.ownership")
+			return
+		}
+	}
 	if ag, dryRun := s.outputGuards(c); ag != nil {
 		if isEventStream(resp.Header) {
 			copyResponseHeader(w.Header(), resp.Header)
@@ -317,6 +325,7 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 		return true
 	}
 	stop := func(e *bedrock.APIError, rule string) {
+		e = agentStreamError(c, e, rule) // agent.go
 		c.record(verdict{decision: audit.DecisionDeny, rule: rule, reason: e.Message})
 		c.rec.ErrorType = e.Type
 		_ = write(bedrock.EncodeException(e))
@@ -343,7 +352,7 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 		}
 		if err != nil && idleCut.Load() {
 			s.limitMetrics.refusals.WithLabelValues(limitStreamIdle).Inc()
-			e := bedrock.ModelStreamError("warden: the upstream sent no stream event for %s (upstream.stream_idle_timeout); the stream was ended", idle)
+			e := agentStreamError(c, bedrock.ModelStreamError("warden: the upstream sent no stream event for %s (upstream.stream_idle_timeout); the stream was ended", idle), "upstream.stream_idle_timeout")
 			c.record(verdict{rule: "upstream.stream_idle_timeout", reason: e.Message})
 			c.rec.ErrorType, c.rec.Status = e.Type, http.StatusGatewayTimeout
 			_ = write(bedrock.EncodeException(e))

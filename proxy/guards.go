@@ -103,8 +103,11 @@ func (s *Server) applyInputGuards(ctx context.Context, c *call, d policy.Decisio
 // model text (Converse*, InvokeModel*), nil otherwise, and whether blocks
 // are only recorded (the app, or the whole policy, is in dry-run).
 func (s *Server) outputGuards(c *call) (*guard.Guards, bool) {
-	switch c.route.Op {
-	case bedrock.OpConverse, bedrock.OpConverseStream, bedrock.OpInvokeModel, bedrock.OpInvokeModelWithResponseStream:
+	switch op := c.route.Op; {
+	case op.AgentRuntime():
+		// Every agent-runtime answer is read: chunks, citations, retrieved
+		// passages, flow outputs, sessions' and memory's contents.
+	case op == bedrock.OpConverse, op == bedrock.OpConverseStream, op == bedrock.OpInvokeModel, op == bedrock.OpInvokeModelWithResponseStream:
 	default:
 		if !c.route.Op.BodyModel() { // the OpenAI-compatible and Messages APIs answer model text too
 			return nil, false

@@ -363,6 +363,7 @@ func callerPath(p *audit.Path, id identity.Identity) {
 func (s *Server) authorize(r *http.Request, c *call, id identity.Identity) (policy.Decision, *stop) {
 	d := s.decide(r.Context(), id, c, policy.Call{Op: c.route.Op, Model: c.model, S3OutputURI: c.asyncOutput, Agent: c.agent})
 	d = policy.CheckAsyncOwner(r.Context(), s.async, d, c.route.Op, c.route.InvocationARN)
+	d = policy.CheckAgentOwner(r.Context(), s.async, d, c.agent) // sessions and memory are per app
 	c.rec.App = d.App
 	s.recordEndUser(c) // metadata.go
 	c.record(verdict{rule: d.Rule, reason: d.Reason})
@@ -381,7 +382,7 @@ func (s *Server) authorize(r *http.Request, c *call, id identity.Identity) (poli
 // dry-run app's guard or cap would have denied the call.
 func (s *Server) inspect(r *http.Request, c *call, d policy.Decision, id identity.Identity) (dryRunDeny bool, _ *stop) {
 	if c.agent != nil {
-		return s.checkAgentContent(c, d) // agent.go: nothing reads these bodies yet
+		return s.inspectAgent(r, c, d) // agent.go
 	}
 	dryRunDeny, err := s.applyInputGuards(r.Context(), c, d)
 	if err != nil {

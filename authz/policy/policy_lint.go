@@ -31,9 +31,6 @@ func AppWarnings(cfg *Config) []string {
 		if b.ops&opBit("StartAsyncInvoke") != 0 && len(b.prefixes) == 0 {
 			out = append(out, fmt.Sprintf("%s: allow.operations \"*\" includes StartAsyncInvoke, which is denied without allow.async_output_prefixes", where))
 		}
-		if shared := unownedAgentOps(b); len(shared) > 0 {
-			out = append(out, fmt.Sprintf("%s: allow.operations lists %s, which Warden does not yet hold to the app's own sessions and memory: the app can read and change those of every app using the same agents", where, strings.Join(shared, ", ")))
-		}
 		if r := cfg.Region; r != "" && len(b.regions) > 0 && !b.regionAllowed(r) {
 			out = append(out, fmt.Sprintf("%s: allow.regions does not include upstream.region %s, where calls with a bare model id are served", where, r))
 		}
@@ -120,25 +117,4 @@ func contains(list []string, v string) bool {
 		}
 	}
 	return false
-}
-
-// unownedAgentOps lists the agent-runtime operations an app is allowed
-// that reach sessions, invocation steps or agent memory, which are not yet
-// owned per app.
-func unownedAgentOps(a *app) []string {
-	var out []string
-	for _, op := range policyOperations {
-		if !op.AgentRuntime() {
-			continue
-		}
-		switch op {
-		case "InvokeAgent", "InvokeInlineAgent", "Retrieve", "RetrieveAndGenerate", "RetrieveAndGenerateStream",
-			"InvokeFlow", "Rerank", "GenerateQuery", "OptimizePrompt":
-			continue
-		}
-		if a.ops&opBit(op) != 0 {
-			out = append(out, string(op))
-		}
-	}
-	return out
 }

@@ -498,9 +498,8 @@ func TestPolicyWarnings(t *testing.T) {
   - {name: b, match: {in: {k8s.namespace: [n, m]}}}`, nil},
 		{"async via *", `
   - {name: a, match: {tags: {k8s.namespace: n}}, allow: {operations: ["*"]}}`, []string{"apps[0] (a): allow.operations \"*\" includes StartAsyncInvoke"}},
-		{"agent sessions are shared", `
-  - {name: a, match: {tags: {k8s.namespace: n}}, allow: {operations: [InvokeAgent, GetSession, GetAgentMemory], agents: ["*"]}}`,
-			[]string{"apps[0] (a): allow.operations lists GetSession, GetAgentMemory, which Warden does not yet hold"}},
+		{"agent sessions are per app (no warning)", `
+  - {name: a, match: {tags: {k8s.namespace: n}}, allow: {operations: [InvokeAgent, GetSession, GetAgentMemory], agents: ["*"]}}`, nil},
 		{"agent invocations alone are not", `
   - {name: a, match: {tags: {k8s.namespace: n}}, allow: {operations: [InvokeAgent, Retrieve], agents: ["*"], knowledge_bases: ["*"]}}`, nil},
 		{"regions exclude upstream", `

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockagentruntime"
+	agenttypes "github.com/aws/aws-sdk-go-v2/service/bedrockagentruntime/types"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"gopkg.in/yaml.v3"
@@ -180,6 +183,25 @@ func TestInjectedSidecarServesSDKs(t *testing.T) {
 	}
 	if n := len(emu.Calls()); n != 4 {
 		t.Errorf("the emulator saw %d calls, want 4", n)
+	}
+
+	// The Go agent-runtime SDK through AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME
+	// reaches the same sidecar, whose policy names no agent-runtime
+	// operation: Warden's refusal (not AWS's) proves the route.
+	t.Setenv(inject.EnvAWSAgentEndpoint, url)
+	awsCfg, err = config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents := bedrockagentruntime.NewFromConfig(awsCfg, func(o *bedrockagentruntime.Options) { o.HTTPClient = bedrocktest.BufferedClient(nil) })
+	_, err = agents.Retrieve(context.Background(), &bedrockagentruntime.RetrieveInput{KnowledgeBaseId: aws.String("KB00000001"),
+		RetrievalQuery: &agenttypes.KnowledgeBaseQuery{Text: aws.String("hi")}})
+	var denied *agenttypes.AccessDeniedException
+	if !errors.As(err, &denied) || !strings.Contains(denied.ErrorMessage(), "Retrieve") {
+		t.Fatalf("Go agent-runtime SDK via %s: %v; want Warden's AccessDeniedException for Retrieve\n%s", inject.EnvAWSAgentEndpoint, err, stderr.String())
+	}
+	if n := len(emu.Calls()); n != 4 {
+		t.Errorf("the refused agent-runtime call reached the emulator (%d calls)", n)
 	}
 }
 

@@ -246,8 +246,12 @@ type iamStatement struct {
 type vpceOutput struct {
 	VPCEndpointService string     `json:"vpc_endpoint_service"`
 	VPCEndpointPolicy  *iamPolicy `json:"vpc_endpoint_policy"`
-	DenyPolicy         *iamPolicy `json:"deny_policy"`
-	WardenRolePolicy   *iamPolicy `json:"warden_role_policy"`
+	// The bedrock-agent-runtime endpoint's, when some app may call the
+	// agent runtime (vpce_agents.go).
+	AgentRuntimeVPCEndpointService string     `json:"agent_runtime_vpc_endpoint_service,omitempty"`
+	AgentRuntimeVPCEndpointPolicy  *iamPolicy `json:"agent_runtime_vpc_endpoint_policy,omitempty"`
+	DenyPolicy                     *iamPolicy `json:"deny_policy"`
+	WardenRolePolicy               *iamPolicy `json:"warden_role_policy"`
 }
 
 type vpceOptions struct {
@@ -257,15 +261,18 @@ type vpceOptions struct {
 	account    string
 	sourceVPCE []string
 	indirect   bool
+	agentRoles []string // --agent-service-role
 }
 
 const vpceUsage = `  warden policy vpce-policy --config FILE --principal ARN [--principal ARN …]
         --admin-principal ARN [--admin-principal ARN …] [--region R] [--account A]
-        [--source-vpce VPCE-ID …] [--indirect] [--only vpce|deny|role]
+        [--source-vpce VPCE-ID …] [--indirect] [--agent-service-role ARN …]
+        [--only vpce|agent-vpce|deny|role]
         emit the VPC endpoint policy for bedrock-runtime (only Warden's principals, only the
-        allowed model and profile ARNs), the identity policy / SCP denying every Bedrock
-        data-plane action to everyone else and guarding Warden's roles, and Warden's own
-        role policy
+        allowed model and profile ARNs) and, when an app may call the agent runtime, for
+        bedrock-agent-runtime (the allowed agent aliases, knowledge bases and flows), the
+        identity policy / SCP denying every Bedrock data-plane action to everyone else and
+        guarding Warden's roles (and the agents' service roles), and Warden's own role policy
 `
 
 func cmdPolicyVPCE(args []string, stdout, stderr io.Writer) error {
@@ -277,16 +284,18 @@ func cmdPolicyVPCE(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&admins, "admin-principal", "ARN of the platform pipeline that alone may create and change Warden's roles (repeatable; required unless --only vpce|role)")
 	region := fs.String("region", "", "region of the VPC endpoint (default: upstream.region)")
 	account := fs.String("account", "", "account id in inference-profile ARNs (default: the principals' account, else *)")
-	fs.Var(&vpces, "source-vpce", "Warden's own role may call bedrock-runtime only through this VPC endpoint id (repeatable)")
+	fs.Var(&vpces, "source-vpce", "Warden's own role may call bedrock-runtime only through this VPC endpoint id (repeatable; list the bedrock-agent-runtime endpoint's too when apps call agents)")
+	var agentRoles listFlag
+	fs.Var(&agentRoles, "agent-service-role", "ARN of the service roles agents and knowledge bases invoke models as (repeatable; a role path such as arn:aws:iam::A:role/bedrock-agents/*): exempt from the deny for model invocation and retrieval only, and guarded like Warden's roles")
 	indirect := fs.Bool("indirect", false, "allow the account's application inference profiles, prompts, prompt routers, provisioned, custom and imported models through the endpoint")
-	only := fs.String("only", "", "print only one policy: vpce, deny or role")
+	only := fs.String("only", "", "print only one policy: vpce, agent-vpce, deny or role")
 	if err := parsePolicyFlags(fs, args, path); err != nil {
 		return err
 	}
 	switch *only {
-	case "", "vpce", "deny", "role":
+	case "", "vpce", "agent-vpce", "deny", "role":
 	default:
-		return fmt.Errorf("--only %q: want vpce, deny or role", *only)
+		return fmt.Errorf("--only %q: want vpce, agent-vpce, deny or role", *only)
 	}
 	if len(principals) == 0 {
 		return errors.New("--principal is required (the ARN of the role Warden calls Bedrock as)")
@@ -304,6 +313,11 @@ func cmdPolicyVPCE(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	for _, p := range agentRoles {
+		if err := checkPrincipalARN("--agent-service-role", p); err != nil {
+			return err
+		}
+	}
 	for _, v := range vpces {
 		if !strings.HasPrefix(v, "vpce-") {
 			return fmt.Errorf("--source-vpce %q: want a VPC endpoint id (vpce-…)", v)
@@ -313,7 +327,7 @@ func cmdPolicyVPCE(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := vpceOptions{principals: principals, admins: admins, region: *region, account: *account, sourceVPCE: vpces, indirect: *indirect}
+	opts := vpceOptions{principals: principals, admins: admins, region: *region, account: *account, sourceVPCE: vpces, indirect: *indirect, agentRoles: agentRoles}
 	if opts.region == "" {
 		opts.region = cfg.Upstream.Region
 	}
@@ -328,6 +342,10 @@ func cmdPolicyVPCE(args []string, stdout, stderr io.Writer) error {
 		VPCEndpointPolicy:  vpcEndpointPolicy(cfg.Apps, opts),
 		WardenRolePolicy:   wardenRolePolicy(cfg.Apps, opts),
 	}
+	if p := agentEndpointPolicy(cfg.Apps, opts); p != nil {
+		out.AgentRuntimeVPCEndpointService = "com.amazonaws." + opts.region + ".bedrock-agent-runtime"
+		out.AgentRuntimeVPCEndpointPolicy = p
+	}
 	if len(admins) > 0 {
 		out.DenyPolicy = denyPolicy(opts)
 	}
@@ -335,6 +353,11 @@ func cmdPolicyVPCE(args []string, stdout, stderr io.Writer) error {
 	switch *only {
 	case "vpce":
 		v = out.VPCEndpointPolicy
+	case "agent-vpce":
+		if out.AgentRuntimeVPCEndpointPolicy == nil {
+			return errors.New("--only agent-vpce: no app may call an agent-runtime operation")
+		}
+		v = out.AgentRuntimeVPCEndpointPolicy
 	case "deny":
 		v = out.DenyPolicy
 	case "role":
@@ -489,6 +512,15 @@ func principalMatch(principals []string) (any, map[string]map[string]any) {
 	return map[string]any{"AWS": sorted}, nil
 }
 
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
 func dedupe(s []string) []string {
 	out := s[:0]
 	for i, v := range s {
@@ -574,6 +606,10 @@ func wardenRolePolicy(apps []policy.AppConfig, opts vpceOptions) *iamPolicy {
 		s.Condition = cond
 		p.Statement = append(p.Statement, s)
 	}
+	for _, s := range agentStatements(apps, opts) { // vpce_agents.go
+		s.Condition = cond
+		p.Statement = append(p.Statement, s)
+	}
 	if mantleAllowed(apps) {
 		// bedrock-mantle is its own service and endpoint (not the
 		// bedrock-runtime VPC endpoint, so no aws:SourceVpce), and the model
@@ -644,18 +680,49 @@ func denyPolicy(opts vpceOptions) *iamPolicy {
 		}
 	}
 	notWarden := map[string]map[string]any{"ArnNotLike": {"aws:PrincipalArn": wardens}}
+	agentRoles := append([]string(nil), opts.agentRoles...)
+	sort.Strings(agentRoles)
+	agentRoles = dedupe(agentRoles)
+	var modelActs []string
+	if len(agentRoles) > 0 {
+		// The agents' service roles invoke models and retrieve: those
+		// actions get their own statement that exempts them too.
+		var rest []string
+		for _, a := range bedrockActs {
+			if slicesContains(agentModelActions[:], a) {
+				modelActs = append(modelActs, a)
+			} else {
+				rest = append(rest, a)
+			}
+		}
+		bedrockActs = rest
+	}
 	p := &iamPolicy{Version: "2012-10-17", Statement: []iamStatement{{
 		Sid: "DenyBedrockDataPlaneExceptWarden", Effect: "Deny",
 		Action: bedrockActs, Resource: []string{"*"}, Condition: notWarden,
-	}, {
+	}}}
+	if len(modelActs) > 0 {
+		both := append(append([]string(nil), wardens...), agentRoles...)
+		sort.Strings(both)
+		p.Statement = append(p.Statement, iamStatement{
+			Sid: "DenyModelInvocationExceptWardenAndAgentRoles", Effect: "Deny",
+			Action: modelActs, Resource: []string{"*"},
+			Condition: map[string]map[string]any{"ArnNotLike": {"aws:PrincipalArn": dedupe(both)}},
+		})
+	}
+	guarded := append(append([]string(nil), wardens...), agentRoles...)
+	sort.Strings(guarded)
+	p.Statement = append(p.Statement, iamStatement{
 		Sid: "DenyBedrockMantleExceptWarden", Effect: "Deny",
 		Action: mantleActs, Resource: []string{"*"}, Condition: notWarden,
-	}, {
-		// The exemption above names roles; only the platform may make them.
+	}, iamStatement{
+		// The exemptions above name roles; only the platform may make them,
+		// change them or pass them to a service (an agent's service role
+		// passed to an app team's agent would run its models unchecked).
 		Sid: "DenyChangingWardenRolesExceptAdmins", Effect: "Deny",
-		Action: roleGuardActions[:], Resource: wardens,
+		Action: roleGuardActions[:], Resource: dedupe(guarded),
 		Condition: map[string]map[string]any{"ArnNotLike": {"aws:PrincipalArn": admins}},
-	}}}
+	})
 	if len(opts.sourceVPCE) > 0 {
 		vpces := append([]string(nil), opts.sourceVPCE...)
 		sort.Strings(vpces)
