@@ -314,6 +314,9 @@ type Ticket struct {
 	// shared store was unreachable).
 	Fallback bool
 	store    Store
+	// hold keeps a shared store's reservation alive while the call runs
+	// (nil in memory); Settle stops it.
+	hold *hold
 }
 
 func (t *Ticket) tracked(k Kind) bool { return t.Kinds&(1<<k) != 0 }
