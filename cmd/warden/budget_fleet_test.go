@@ -233,6 +233,17 @@ func TestBudgetFleetProcesses(t *testing.T) {
 			for _, w := range fleet {
 				series := `warden_budget_used{app="chatbot-prod",budget="tokens_per_day"}`
 				waitUntil(t, w.ns+"'s "+series+" = "+fmt.Sprint(used), func() bool { return w.metric(series) == float64(used) })
+				// Usage and what remains, per app and budget, on /metrics.
+				for series, want := range map[string]float64{
+					`warden_budget_limit{app="chatbot-prod",budget="tokens_per_day"}`:      tpd,
+					`warden_budget_remaining{app="chatbot-prod",budget="tokens_per_day"}`:  float64(tpd - used),
+					`warden_budget_limit{app="chatbot-prod",budget="requests_per_minute"}`: rpm,
+					`warden_budget_used{app="chatbot-prod",budget="requests_per_minute"}`:  float64(d.codes[""]),
+				} {
+					if got := w.metric(series); got != want {
+						t.Errorf("%s: %s = %v, want %v", w.ns, series, got, want)
+					}
+				}
 			}
 		})
 	}
