@@ -118,6 +118,12 @@ func cmdBenchBudgets(ctx context.Context, args []string, stdout, stderr io.Write
 	in := &bedrockruntime.ConverseInput{ModelId: aws.String(benchModel),
 		Messages: []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: prompt}}}}}
 	clients := map[string]*bedrockruntime.Client{}
+	var closers []func() // run last first
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}()
 	for _, arm := range []string{armOff, armOn} {
 		pol := append(policyFor("  endpoint: 127.0.0.1:0", "resign", emu.URL), budgetsBenchCaps...)
 		if arm == armOn {
@@ -149,18 +155,18 @@ func cmdBenchBudgets(ctx context.Context, args []string, stdout, stderr io.Write
 			_ = aw.Close()
 			return err
 		}
+		closers = append(closers, func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx) // also closes the audit writer
+		})
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
 		}
 		go func() { _ = srv.ServeEndpoint(ln, nil) }()
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
 		tr := &connTracker{}
-		defer tr.closeAll()
+		closers = append(closers, tr.closeAll)
 		hc := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 			t.MaxIdleConns, t.MaxIdleConnsPerHost, t.DialContext = 1024, 256, tr.dial
 		})
