@@ -117,7 +117,7 @@ func (e *Enforcer) Reserve(ctx context.Context, app string, l *Limits, amt Amoun
 			e.log.Info("budget store answers again: budgets are shared again")
 		}
 		e.m.checks.WithLabelValues(app, "", "ok").Inc()
-		if e.redis != nil && t.ID != "" {
+		if e.redis != nil && t.ID != "" && t.reserves() {
 			t.hold = e.startHold(app, t.ID)
 		}
 		return t, nil
