@@ -47,6 +47,7 @@ var deployProofs = []proof{
 
 	// ECS.
 	{"ecs/*.json", "SDK validation (RegisterTaskDefinition through the real ECS client) + semantic checks", []string{"deploy TestECSTaskDefinitionsRegister", "deploy TestECSTaskDefinitionsSemantics"}},
+	{"ecs/central/*.json", "SDK validation (task definition and service through the ECS client, the NLB through the ELBv2 client) + semantic checks", []string{"deploy TestECSCentralSendsThroughSDK", "deploy TestECSCentralSemantics"}},
 
 	// Warden configs.
 	{"examples/warden.yaml", "parse + validate --strict; policy test; decisions golden; served by real processes", []string{"cmd/warden TestPolicyExampleCases", "cmd/warden TestPolicyDecisionsGolden", "cmd/warden TestImageQuickstart"}},

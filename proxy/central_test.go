@@ -2,7 +2,9 @@ package proxy_test
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
+	"net/http"
 	"net/netip"
 	"path/filepath"
 	"sort"
@@ -260,5 +262,39 @@ func TestCentralWardenAttributesSpokes(t *testing.T) {
 	sort.Strings(gotIDs)
 	if strings.Join(gotIDs, ",") != strings.Join(wantIDs, ",") {
 		t.Errorf("exposure record ids %v, want spoke A's %v", gotIDs, wantIDs)
+	}
+}
+
+// TestCentralWardenBehindTLSTargetGroup: the ECS central Warden's NLB
+// (deploy/ecs/central) has a TLS target group with PROXY protocol v2: on
+// each connection to Warden it sends the header, then a TLS handshake.
+// Warden's TLS endpoint reads the header first and attributes the caller
+// by it and its VPC endpoint TLV. (Here the load balancer passes the
+// client's own TLS through after the header; what Warden reads is the
+// same.)
+func TestCentralWardenBehindTLSTargetGroup(t *testing.T) {
+	e := startCentralEnv(t)
+	cert, pool := selfSigned(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = e.srv.ServeEndpoint(ln, &tls.Config{Certificates: []tls.Certificate{cert}}) }()
+	client := netip.MustParseAddrPort("10.0.5.7:45678")
+	lb := startLoadBalancerTLV(t, ln.Addr().String(), client, proxyproto.AWSVPCEndpointTLV(centralVPCEA))
+	e.endpoint = "https://" + lb.ln.Addr().String()
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if err := ec2Converse(e.client(t, hc)); err != nil {
+		t.Fatalf("through the TLS target group: %v", err)
+	}
+	r := e.audit.wait(t, 1)[0]
+	if r.App != "payments-prod" || r.Decision != "allow" || r.Client != client.String() || r.Path.VPCEndpoint != centralVPCEA || r.Tags["aws.account"] != centralSpokeA {
+		t.Errorf("record app=%q decision=%s client=%s path=%+v, want payments-prod from %s through %s", r.App, r.Decision, r.Client, r.Path, client, centralVPCEA)
+	}
+	// Straight to the TLS listener from the trusted address, without the
+	// header: refused before TLS.
+	e.endpoint = "https://" + ln.Addr().String()
+	if err := ec2Converse(e.client(t, hc)); err == nil {
+		t.Error("a trusted peer's TLS without a PROXY header was served")
 	}
 }

@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -337,5 +338,54 @@ func TestEC2IdentityBehindProxyProtocol(t *testing.T) {
 	}
 	if n := len(e.ec2.Calls()); n != 1 {
 		t.Fatalf("spoofed address looked up (%d calls)", n)
+	}
+}
+
+// TestAdminHealthCheckBehindProxyProtocol: an NLB whose target group has
+// proxy_protocol_v2.enabled sends a LOCAL header on its health check
+// connections, and its HTTP health check of /readyz on the admin port must
+// pass; a peer outside the trusted load balancers (the kubelet) is served
+// without one, and a trusted one without a header is not.
+func TestAdminHealthCheckBehindProxyProtocol(t *testing.T) {
+	e := startEC2Env(t, "10.0.0.0/8", "127.0.0.1/32")
+	aln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = e.srv.ServeAdmin(aln) }()
+	addr := netip.MustParseAddrPort(aln.Addr().String())
+	get := func(from string, header []byte) (string, error) {
+		c, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.ParseIP(from)}, net.TCPAddrFromAddrPort(addr))
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(append(header, "GET /readyz HTTP/1.1\r\nHost: warden\r\nConnection: close\r\n\r\n"...)); err != nil {
+			return "", err
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		return strings.TrimSpace(line), err
+	}
+	for _, tc := range []struct {
+		name, from string
+		header     []byte
+		want       string
+	}{
+		{"NLB health check (LOCAL header)", "127.0.0.1", proxyproto.LocalHeader(), "HTTP/1.1 200 OK"},
+		{"NLB health check naming a client", "127.0.0.1", proxyproto.AppendHeader(nil, netip.MustParseAddrPort("10.0.5.7:40000"), addr, nil), "HTTP/1.1 200 OK"},
+		{"kubelet probe (untrusted peer, no header)", "127.0.0.2", nil, "HTTP/1.1 200 OK"},
+		{"trusted peer without a header", "127.0.0.1", nil, ""},
+	} {
+		got, err := get(tc.from, tc.header)
+		if tc.want == "" {
+			if strings.HasPrefix(got, "HTTP/1.1 200") {
+				t.Errorf("%s: served %q", tc.name, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %q (%v), want %q", tc.name, got, err, tc.want)
+		}
 	}
 }

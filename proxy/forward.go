@@ -410,7 +410,12 @@ func streamTextBytes(c *call, f *bedrock.Frame) int64 {
 	return n
 }
 
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
+// readerPool's readers are held for a stream's whole life, which is mostly
+// waiting for the next token: 4 KiB holds a burst of typical events (tens
+// to hundreds of bytes each) for frameBuffered, and a frame larger than the
+// buffer is read through it into the frame reader's own buffer. At 32 KiB
+// the reader was half of what each of 10,000 open streams cost (issue 19).
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
 
 // frameBuffered reports whether br holds a whole event-stream frame.
 func frameBuffered(br *bufio.Reader) bool {

@@ -38,13 +38,19 @@ type call struct {
 	model       *bedrock.ModelID
 	body        []byte
 	rec         audit.Record
-	via         *via      // how an intercepted call arrived; nil in endpoint mode
-	passthrough bool      // forward the caller's own signature (intercepted calls under upstream.signing: passthrough)
-	accessKeyID string    // the caller's SigV4 key id, in passthrough
-	forwarded   bool      // the body was handed to the upstream transport
-	promptHash  string    // written by hashPrompt's goroutine until promptDone closes
-	capture     *captured // payloads kept for audit.capture; nil for most apps
+	via         *via          // how an intercepted call arrived; nil in endpoint mode
+	passthrough bool          // forward the caller's own signature (intercepted calls under upstream.signing: passthrough)
+	accessKeyID string        // the caller's SigV4 key id, in passthrough
+	forwarded   bool          // the body was handed to the upstream transport
+	digest      *promptDigest // written by hashPrompt's goroutine until promptDone closes
+	capture     *captured     // payloads kept for audit.capture; nil for most apps
 	promptDone  chan struct{}
+	// prefixOf is the body a rewrite made from the app's by editing only
+	// past its first prefixLen bytes (the metadata stamp), so its payload
+	// hash continues the prompt's digest (bodyhash.go).
+	prefixOf  []byte
+	prefixLen int
+	hashed    []byte // the body hashPrompt hashes
 	// snap is the policy snapshot that decides this call; guards, caps and
 	// output guards read the same one, whatever a reload does meanwhile.
 	snap *snapshot
@@ -79,14 +85,15 @@ const asyncPromptHash = 2048
 
 // hashPrompt starts hashing the request body for the record.
 func (c *call) hashPrompt(body []byte) {
+	c.hashed = body
 	if len(body) < asyncPromptHash {
-		c.promptHash = promptHash(body)
+		c.digest = newPromptDigest(body)
 		return
 	}
 	done := make(chan struct{})
 	c.promptDone = done
 	go func() {
-		c.promptHash = promptHash(body)
+		c.digest = newPromptDigest(body)
 		close(done)
 	}()
 }
@@ -97,9 +104,30 @@ func (c *call) awaitPromptHash() {
 		<-c.promptDone
 		c.promptDone = nil
 	}
-	if c.promptHash != "" {
-		c.rec.PromptSHA256 = c.promptHash
+	if c.digest != nil && c.rec.PromptSHA256 == "" {
+		c.rec.PromptSHA256 = hexString(c.digest.sum[:])
 	}
+}
+
+// payloadSum is the SHA-256 of body, the bytes Warden signs and forwards:
+// the prompt's own digest when they are the app's bytes, its continuation
+// when only their tail was rewritten, a fresh hash otherwise.
+func (c *call) payloadSum(body []byte) [32]byte {
+	c.awaitPromptHash()
+	if d := c.digest; d != nil {
+		switch {
+		case sameBytes(body, d.body):
+			return d.sum
+		case c.prefixLen > 0 && sameBytes(body, c.prefixOf):
+			return d.sumOf(body, c.prefixLen)
+		}
+	}
+	return sha256.Sum256(body)
+}
+
+// sameBytes says a and b are the same slice of the same array.
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // extract returns the text Warden reads in the request body, parsing it
@@ -649,7 +677,7 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 	if err != nil {
 		return nil, fmt.Errorf("retrieving Warden's AWS credentials: %w", err)
 	}
-	sum := sha256.Sum256(body)
+	sum := c.payloadSum(body)
 	var hexSum [2 * sha256.Size]byte
 	hex.Encode(hexSum[:], sum[:])
 	if err := signer.Sign(req, escaped, string(hexSum[:]), creds, time.Now()); err != nil {

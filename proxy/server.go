@@ -402,8 +402,16 @@ func (s *Server) ServeEndpoint(ln net.Listener, tlsCfg *tls.Config) error {
 	return err
 }
 
-// ServeAdmin serves /healthz, /readyz and /metrics on ln.
+// ServeAdmin serves /healthz, /readyz and /metrics on ln. A load balancer
+// with PROXY protocol on its target group sends its header on health check
+// connections too (a LOCAL header, Elastic Load Balancing's target group
+// docs), so the admin listener reads one from the trusted load balancers as
+// the endpoint does; other peers (the kubelet, Prometheus) never send one.
 func (s *Server) ServeAdmin(ln net.Listener) error {
+	ln, perr := proxyproto.Listen(ln, s.cfg.Listen.ProxyProtocol)
+	if perr != nil {
+		return perr
+	}
 	hs := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
 	s.admins = append(s.admins, hs)

@@ -20,11 +20,6 @@ import (
 // unless headers did.
 const maxUsageCapture = 4 << 20
 
-// promptHash is the hex SHA-256 of the request body as the app sent it
-// (audit.Record.PromptSHA256). Call it before any guard, cap or metadata
-// stamp rewrites the body.
-func promptHash(body []byte) string { return sha256Hex(body) }
-
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hexString(sum[:])

@@ -24,11 +24,11 @@ import (
 func TestPromptHash(t *testing.T) {
 	body := []byte(`{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`)
 	sum := sha256.Sum256(body)
-	if got := promptHash(body); got != hex.EncodeToString(sum[:]) {
-		t.Errorf("promptHash = %s", got)
+	if got := newPromptDigest(body).sum; got != sum {
+		t.Errorf("prompt digest = %x", got)
 	}
-	if got := promptHash(nil); got != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" {
-		t.Errorf("promptHash(empty) = %s", got)
+	if got := hex.EncodeToString(newPromptDigest(nil).sum[:]); got != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" {
+		t.Errorf("prompt digest(empty) = %s", got)
 	}
 }
 
@@ -193,7 +193,7 @@ func BenchmarkPromptHash(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = promptHash(body)
+		_ = newPromptDigest(body)
 	}
 }
 

@@ -28,6 +28,8 @@ usage:
   warden-bench proxy [flags]   measure forward-proxy mode against a bare goproxy MITM
   warden-bench stream [flags]  measure the output guard's stream hold-back against no guard
   warden-bench budgets [flags] measure Warden with local budgets on against off, interleaved in blocks
+  warden-bench streams [flags] hold N (default 10,000) ConverseStreams open through the warden binary: RSS per stream
+  warden-bench wrk [flags]     wrk against direct, a bare Go proxy, nginx and the warden binary (4 KB and 800 KB prompts)
   warden-bench help            this text; add -h after a command for its flags
 `
 
@@ -49,6 +51,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			name, cmd, args = "warden-bench stream", cmdBenchStream, args[1:]
 		case "budgets":
 			name, cmd, args = "warden-bench budgets", cmdBenchBudgets, args[1:]
+		case "wrk":
+			name, cmd, args = "warden-bench wrk", cmdBenchWrk, args[1:]
+		case "streams":
+			name, cmd, args = "warden-bench streams", cmdBenchStreams, args[1:]
+		case "_standin": // the bench's own child processes
+			name, cmd, args = "warden-bench _standin", cmdStandin, args[1:]
+		case "_bare":
+			name, cmd, args = "warden-bench _bare", cmdBare, args[1:]
 		case "help", "--help":
 			fmt.Fprint(stdout, usage)
 			return 0

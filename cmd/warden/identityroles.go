@@ -24,8 +24,12 @@ import (
 //     aws:PrincipalArn) of the hub account, only with the account's
 //     external id;
 //   - the spoke role's permissions: the interface and endpoint reads, and
-//     the ECS task index's reads with ecs_tasks. Every one is a Describe or
-//     List action, which IAM scopes by account, not by resource.
+//     the ECS task index's reads with ecs_tasks. ecs:DescribeTasks is
+//     narrowed to the account's tasks (of the listed ecs_clusters, when
+//     there are some) and ecs:ListTasks to those clusters by the ecs:cluster
+//     condition key; ec2:Describe*, ecs:DescribeTaskDefinition and
+//     ecs:ListClusters support no resource-level permissions, so IAM takes
+//     only Resource "*" for them (the output's notes say so).
 //
 // deploy/iam/central-*.json are this command's output for
 // deploy/examples/warden-central.yaml (TestDeployIAMPoliciesGenerated).
@@ -35,6 +39,8 @@ const identityRolesUsage = `  warden policy identity-roles --config FILE --princ
         emit a central Warden's IAM from identity.ec2: its own identity policy (assume each spoke
         role, read endpoint connections and its own account's interfaces), and each spoke role's
         trust policy (Warden's roles only, with the account's external id) and permissions
+        (ECS task reads narrowed to the account and its ecs_clusters; ec2:Describe*,
+        ecs:DescribeTaskDefinition and ecs:ListClusters take only Resource "*" in IAM)
 `
 
 // The identity source's AWS calls (authz/identity/source_ec2*.go).
@@ -42,6 +48,13 @@ var (
 	interfaceReads = []string{"ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcEndpoints"}
 	ecsTaskReads   = []string{"ecs:DescribeTaskDefinition", "ecs:DescribeTasks", "ecs:ListClusters", "ecs:ListTasks"}
 )
+
+// resourceStarNote is the output's note on the reads left at Resource "*".
+const resourceStarNote = `ec2:DescribeNetworkInterfaces, ec2:DescribeVpcEndpoints, ec2:DescribeVpcEndpointConnections, ` +
+	`ecs:DescribeTaskDefinition and ecs:ListClusters support no resource-level permissions: IAM accepts only ` +
+	`Resource "*" for them (the Service Authorization Reference), so each role grants them account-wide, read-only. ` +
+	`ecs:DescribeTasks is narrowed to the account's tasks (of its ecs_clusters when listed) and ecs:ListTasks to ` +
+	`those clusters by the ecs:cluster condition key.`
 
 // trustPolicy is a role's trust policy (its statements have no Resource).
 type trustPolicy struct {
@@ -68,6 +81,7 @@ type spokeRole struct {
 type identityRolesOutput struct {
 	WardenIdentityPolicy *iamPolicy  `json:"warden_identity_policy"`
 	SpokeRoles           []spokeRole `json:"spoke_roles"`
+	Notes                []string    `json:"notes"`
 }
 
 func cmdPolicyIdentityRoles(args []string, stdout, stderr io.Writer) error {
@@ -104,7 +118,10 @@ func cmdPolicyIdentityRoles(args []string, stdout, stderr io.Writer) error {
 	if !slices.Contains(cfg.Identity.Sources, identity.SourceEC2) {
 		return fmt.Errorf("%s: identity.sources has no ec2: a central Warden's identity roles come from identity.ec2", *path)
 	}
-	out := identityRoles(cfg.Identity.EC2, principals)
+	out, err := identityRoles(cfg.Identity.EC2, principals)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *path, err)
+	}
 	var v any = out
 	switch *only {
 	case "hub":
@@ -136,19 +153,19 @@ func cmdPolicyIdentityRoles(args []string, stdout, stderr io.Writer) error {
 }
 
 // identityRoles builds the hub's identity policy and each spoke's role.
-func identityRoles(c identity.EC2Config, principals []string) identityRolesOutput {
-	reads := slices.Clone(interfaceReads)
-	if c.ECSTasks {
-		reads = append(reads, ecsTaskReads...)
-	}
+func identityRoles(c identity.EC2Config, principals []string) (identityRolesOutput, error) {
 	hub := &iamPolicy{Version: "2012-10-17"}
 	var roles []string
-	var out identityRolesOutput
+	out := identityRolesOutput{Notes: []string{resourceStarNote}}
 	for _, a := range c.Accounts {
 		if a.RoleARN == "" {
 			continue
 		}
 		roles = append(roles, a.RoleARN)
+		reads, err := readStatements(c.ECSTasks, arnPartition(a.RoleARN), a)
+		if err != nil {
+			return out, err
+		}
 		out.SpokeRoles = append(out.SpokeRoles, spokeRole{
 			Account: a.Account,
 			RoleARN: a.RoleARN,
@@ -165,9 +182,7 @@ func identityRoles(c identity.EC2Config, principals []string) identityRolesOutpu
 					"ArnLike":      {"aws:PrincipalArn": slices.Clone(principals)},
 				},
 			}}},
-			RolePolicy: &iamPolicy{Version: "2012-10-17", Statement: []iamStatement{
-				spokeReadStatement(readsFor(reads, a)),
-			}},
+			RolePolicy: &iamPolicy{Version: "2012-10-17", Statement: reads},
 		})
 	}
 	slices.Sort(roles)
@@ -179,32 +194,79 @@ func identityRoles(c identity.EC2Config, principals []string) identityRolesOutpu
 	// each caller's endpoint and its owner; the API takes no resource.
 	hub.Statement = append(hub.Statement, iamStatement{Sid: "ReadEndpointConnections", Effect: "Allow",
 		Action: []string{"ec2:DescribeVpcEndpointConnections"}, Resource: []string{"*"}})
-	// Warden's own account (listed without a role, or by default) is read
-	// with Warden's own credentials.
-	ownReads := reads
+	// Warden's own account (listed without a role, or by default: the
+	// account of the first principal) is read with Warden's own
+	// credentials.
+	own := identity.EC2AccountConfig{Account: arnAccount(principals[0])}
 	if i := slices.IndexFunc(c.Accounts, func(a identity.EC2AccountConfig) bool { return a.RoleARN == "" }); i >= 0 {
-		ownReads = readsFor(reads, c.Accounts[i])
+		own = c.Accounts[i]
+		if own.Account == "" {
+			own.Account = arnAccount(principals[0])
+		}
 	}
-	own := spokeReadStatement(ownReads)
-	own.Sid = "ReadOwnAccountCallers"
-	hub.Statement = append(hub.Statement, own)
+	ownReads, err := readStatements(c.ECSTasks, arnPartition(principals[0]), own)
+	if err != nil {
+		return out, err
+	}
+	for i := range ownReads {
+		ownReads[i].Sid = "OwnAccount" + ownReads[i].Sid
+	}
+	hub.Statement = append(hub.Statement, ownReads...)
 	out.WardenIdentityPolicy = hub
-	return out
+	return out, nil
 }
 
-// readsFor drops ecs:ListClusters for an account whose clusters are
-// listed: the task index lists only those.
-func readsFor(reads []string, a identity.EC2AccountConfig) []string {
-	if len(a.ECSClusters) == 0 {
-		return reads
+// readStatements are the reads of one account's callers: the interface
+// and endpoint reads (no resource-level permissions), and with ecs_tasks
+// the task index's, narrowed where IAM can: ecs:DescribeTasks to the
+// account's tasks (of its ecs_clusters when listed), ecs:ListTasks to
+// those clusters (ecs:cluster), and ecs:ListClusters only where the
+// clusters are not listed (the index lists them then).
+func readStatements(ecsTasks bool, partition string, a identity.EC2AccountConfig) ([]iamStatement, error) {
+	sts := []iamStatement{{Sid: "ReadInterfaces", Effect: "Allow", Action: slices.Sorted(slices.Values(interfaceReads)), Resource: []string{"*"}}}
+	if !ecsTasks {
+		return sts, nil
 	}
-	return slices.DeleteFunc(slices.Clone(reads), func(s string) bool { return s == "ecs:ListClusters" })
+	var clusters, tasks []string
+	for _, cl := range a.ECSClusters {
+		name, region, account := cl, "*", a.Account
+		if strings.HasPrefix(cl, "arn:") {
+			parts := strings.SplitN(cl, ":", 6)
+			if len(parts) != 6 || parts[2] != "ecs" || !strings.HasPrefix(parts[5], "cluster/") {
+				return nil, fmt.Errorf("identity.ec2.accounts[%s].ecs_clusters: %q is not an ECS cluster ARN", a.Account, cl)
+			}
+			name, region, account = strings.TrimPrefix(parts[5], "cluster/"), parts[3], parts[4]
+		}
+		clusters = append(clusters, fmt.Sprintf("arn:%s:ecs:%s:%s:cluster/%s", partition, region, account, name))
+		tasks = append(tasks, fmt.Sprintf("arn:%s:ecs:%s:%s:task/%s/*", partition, region, account, name))
+	}
+	noResource := []string{"ecs:DescribeTaskDefinition"}
+	if len(clusters) == 0 {
+		noResource = append(noResource, "ecs:ListClusters")
+		tasks = []string{fmt.Sprintf("arn:%s:ecs:*:%s:task/*", partition, a.Account)}
+	}
+	sts = append(sts,
+		iamStatement{Sid: "ReadTaskDefinitions", Effect: "Allow", Action: noResource, Resource: []string{"*"}},
+		iamStatement{Sid: "ReadTasks", Effect: "Allow", Action: []string{"ecs:DescribeTasks"}, Resource: tasks})
+	list := iamStatement{Sid: "ListTasks", Effect: "Allow", Action: []string{"ecs:ListTasks"}, Resource: []string{"*"}}
+	if len(clusters) > 0 {
+		list.Condition = map[string]map[string]any{"ArnLike": {"ecs:cluster": clusters}}
+	}
+	return append(sts, list), nil
 }
 
-func spokeReadStatement(reads []string) iamStatement {
-	a := slices.Clone(reads)
-	slices.Sort(a)
-	return iamStatement{Sid: "ReadCallers", Effect: "Allow", Action: a, Resource: []string{"*"}}
+func arnPartition(arn string) string {
+	if parts := strings.SplitN(arn, ":", 6); len(parts) == 6 && parts[1] != "" {
+		return parts[1]
+	}
+	return "aws"
+}
+
+func arnAccount(arn string) string {
+	if parts := strings.SplitN(arn, ":", 6); len(parts) == 6 {
+		return parts[4]
+	}
+	return ""
 }
 
 // principalAccountRoots names the accounts of the principals (trust

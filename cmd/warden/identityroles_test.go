@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/warden-egress/warden/authz/identity"
 )
 
 const centralExample = "../../deploy/examples/warden-central.yaml"
@@ -56,16 +58,24 @@ func TestIdentityRoles(t *testing.T) {
 	if a := sids["ReadEndpointConnections"].Action; !slices.Equal(a, []string{"ec2:DescribeVpcEndpointConnections"}) {
 		t.Errorf("hub endpoint reads %v", a)
 	}
-	if a := sids["ReadOwnAccountCallers"].Action; !slices.Contains(a, "ecs:ListClusters") || !slices.Contains(a, "ec2:DescribeNetworkInterfaces") {
+	if a := actions(out.Hub); !slices.Contains(a, "ecs:ListClusters") || !slices.Contains(a, "ec2:DescribeNetworkInterfaces") {
 		t.Errorf("hub's own-account reads %v (no ecs_clusters there: every cluster is listed)", a)
 	}
+	if r := sids["OwnAccountReadTasks"].Resource; !slices.Equal(r, []string{"arn:aws:ecs:*:111122223333:task/*"}) {
+		t.Errorf("hub's own ecs:DescribeTasks on %v, want its account's tasks", r)
+	}
+	checkResourceStar(t, "hub", out.Hub)
 	if len(out.Spokes) != 2 {
 		t.Fatalf("spokes %+v", out.Spokes)
 	}
 	for i, want := range []struct {
-		account, externalID string
-		listClusters        bool
-	}{{"222233334444", "warden-central-7f3a", false}, {"333344445555", "warden-central-91c2", true}} {
+		account, externalID  string
+		listClusters         bool
+		tasks, listCondition string
+	}{
+		{"222233334444", "warden-central-7f3a", false, "arn:aws:ecs:*:222233334444:task/payments/*", `["arn:aws:ecs:*:222233334444:cluster/payments"]`},
+		{"333344445555", "warden-central-91c2", true, "arn:aws:ecs:*:333344445555:task/*", "null"},
+	} {
 		s := out.Spokes[i]
 		if s.Account != want.account || s.Role != "arn:aws:iam::"+want.account+":role/warden-identity" {
 			t.Errorf("spoke %d: %s %s", i, s.Account, s.Role)
@@ -83,9 +93,26 @@ func TestIdentityRoles(t *testing.T) {
 		if !slices.Equal(st.Principal["AWS"], []string{"arn:aws:iam::111122223333:root"}) || !slices.Equal(st.Action, []string{"sts:AssumeRole"}) {
 			t.Errorf("spoke %s: trust %+v", s.Account, st)
 		}
-		acts := s.Policy.Statement[0].Action
+		acts := actions(s.Policy)
 		if slices.Contains(acts, "ecs:ListClusters") != want.listClusters || !slices.Contains(acts, "ecs:DescribeTasks") {
 			t.Errorf("spoke %s: actions %v", s.Account, acts)
+		}
+		checkResourceStar(t, "spoke "+s.Account, s.Policy)
+		for _, st := range s.Policy.Statement {
+			switch st.Sid {
+			case "ReadTasks":
+				if !slices.Equal(st.Resource, []string{want.tasks}) {
+					t.Errorf("spoke %s: ecs:DescribeTasks on %v, want %s", s.Account, st.Resource, want.tasks)
+				}
+			case "ListTasks":
+				var got any
+				if c := st.Condition["ArnLike"]; c != nil {
+					got = c["ecs:cluster"]
+				}
+				if p, _ := json.Marshal(got); string(p) != want.listCondition {
+					t.Errorf("spoke %s: ecs:ListTasks condition %s, want %s", s.Account, p, want.listCondition)
+				}
+			}
 		}
 	}
 
@@ -100,8 +127,65 @@ func TestIdentityRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdout, stderr, code = runIdentityRoles(t, "--config", noECS, "--principal", principal)
-	if code != 0 || strings.Contains(stdout, "ecs:") {
+	if code != 0 || strings.Contains(stdout, `"ecs:`) {
 		t.Errorf("without ecs_tasks: exit %d %s\n%s", code, stderr, stdout)
+	}
+}
+
+// actions are every action p grants.
+func actions(p iamPolicy) []string {
+	var out []string
+	for _, s := range p.Statement {
+		out = append(out, s.Action...)
+	}
+	return out
+}
+
+// noResourceLevel are the identity source's actions IAM supports no
+// resource-level permissions for: only they may be granted on "*" (or, as
+// ecs:ListTasks, on "*" narrowed by a condition where clusters are listed).
+var noResourceLevel = []string{"ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcEndpoints", "ec2:DescribeVpcEndpointConnections",
+	"ecs:DescribeTaskDefinition", "ecs:ListClusters", "ecs:ListTasks"}
+
+func checkResourceStar(t *testing.T, who string, p iamPolicy) {
+	t.Helper()
+	for _, s := range p.Statement {
+		if !slices.Contains(s.Resource, "*") {
+			continue
+		}
+		for _, a := range s.Action {
+			if !slices.Contains(noResourceLevel, a) {
+				t.Errorf("%s: %s granted on Resource \"*\"; it takes a narrower resource", who, a)
+			}
+		}
+	}
+}
+
+// TestIdentityRolesNotes: the full output says which reads stay on "*"
+// and why; cluster ARNs in ecs_clusters narrow by their own region.
+func TestIdentityRolesNotes(t *testing.T) {
+	stdout, stderr, code := runIdentityRoles(t, "--config", centralExample, "--principal", "arn:aws:iam::111122223333:role/warden/warden-central")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var out struct{ Notes []string }
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Notes) != 1 || !strings.Contains(out.Notes[0], "no resource-level permissions") || !strings.Contains(out.Notes[0], "ec2:DescribeNetworkInterfaces") {
+		t.Errorf("notes %q", out.Notes)
+	}
+	sts, err := readStatements(true, "aws-cn", identityEC2Account("222233334444", "arn:aws-cn:ecs:cn-north-1:222233334444:cluster/pay", "apps"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sts {
+		if s.Sid == "ReadTasks" && !slices.Equal(s.Resource, []string{"arn:aws-cn:ecs:cn-north-1:222233334444:task/pay/*", "arn:aws-cn:ecs:*:222233334444:task/apps/*"}) {
+			t.Errorf("ReadTasks on %v", s.Resource)
+		}
+	}
+	if _, err := readStatements(true, "aws", identityEC2Account("222233334444", "arn:aws:ecs:us-east-1:222233334444:service/pay/x")); err == nil {
+		t.Error("a service ARN in ecs_clusters was taken for a cluster")
 	}
 }
 
@@ -160,4 +244,8 @@ func TestIdentityRolesCoverSourceCalls(t *testing.T) {
 	if found < 6 {
 		t.Errorf("found only %d AWS calls in the source: the pattern no longer matches its code", found)
 	}
+}
+
+func identityEC2Account(account string, clusters ...string) identity.EC2AccountConfig {
+	return identity.EC2AccountConfig{Account: account, ECSClusters: clusters}
 }

@@ -60,6 +60,9 @@ type mode struct {
 	namespace string
 	want      []string
 	absent    []string
+	// others are namespaces besides the release's the mode puts objects
+	// in (the central mode's egress NetworkPolicies).
+	others []string
 }
 
 var modes = []mode{
@@ -88,6 +91,14 @@ var modes = []mode{
 			"ClusterRole/egress-warden-subnet-a", "ClusterRoleBinding/egress-warden-subnet-a", "Certificate/warden-subnet-a", "Issuer/warden-selfsigned"},
 		absent: []string{"Deployment/warden-inject", "MutatingWebhookConfiguration/warden-inject", "ConfigMap/warden-admission-params",
 			"ValidatingAdmissionPolicy/warden-pods"},
+	},
+	{
+		name: "central", namespace: "egress",
+		want: []string{"Deployment/warden-central", "Service/warden-central", "ConfigMap/warden-central", "PodDisruptionBudget/warden-central",
+			"HorizontalPodAutoscaler/warden-central", "NetworkPolicy/warden-central", "NetworkPolicy/warden-central-bedrock-egress",
+			"ClusterRole/egress-warden-central", "ClusterRoleBinding/egress-warden-central", "Certificate/warden-central"},
+		absent: []string{"Deployment/warden-inject", "ConfigMap/warden-admission-params", "ValidatingAdmissionPolicy/warden-pods"},
+		others: []string{"shop", "reports"},
 	},
 	{
 		name: "all", namespace: "warden-system",
@@ -261,6 +272,13 @@ func TestRenderModes(t *testing.T) {
 			seen := map[string]bool{}
 			for _, o := range r.objects {
 				id := o.GetKind() + "/" + o.GetName()
+				if o.GetNamespace() != m.namespace && slices.Contains(m.others, o.GetNamespace()) {
+					id = o.GetNamespace() + "/" + id
+					if o.GetKind() != "NetworkPolicy" {
+						t.Errorf("%s: only NetworkPolicies go to namespaces other than the release's", id)
+					}
+					continue
+				}
 				if seen[id] {
 					t.Errorf("%s rendered twice", id)
 				}
@@ -613,9 +631,11 @@ func TestServerSideDryRun(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			r := mustRender(t, m)
-			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: m.namespace}}
-			if _, err := c.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-				t.Fatal(err)
+			for _, name := range append([]string{m.namespace}, m.others...) {
+				ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+				if _, err := c.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+					t.Fatal(err)
+				}
 			}
 			for _, o := range r.objects {
 				id := o.GetKind() + "/" + o.GetName()

@@ -149,9 +149,74 @@ the CA files) the chart's Deployment and Service expect. */}}
 {{- else -}}
 {{- $_ := unset $listen "proxy" -}}
 {{- end -}}
+{{- if $v.central.enabled -}}
+{{- include "warden.centralConfig" (dict "v" $v "cfg" $cfg "listen" $listen) -}}
+{{- end -}}
 {{- $_ := set $cfg "listen" $listen -}}
 # Written by the warden Helm chart from sharedProxy.config; `warden serve --config` reads it.
 {{ toYaml $cfg }}
+{{- end -}}
+
+{{/* Central mode's part of the shared proxy's configuration, written into .cfg and .listen: PROXY protocol v2
+from the NLB's subnets only, and the ec2 identity source across VPCs and accounts (docs/identity.md, "A central
+Warden for many VPCs and accounts"). What the chart writes may not also come from sharedProxy.config. */}}
+{{- define "warden.centralConfig" -}}
+{{- $c := .v.central -}}
+{{- $cfg := .cfg -}}
+{{- if hasKey .listen "proxy_protocol" -}}
+{{- fail "sharedProxy.config.listen.proxy_protocol: with sharedProxy.central.enabled the chart writes it from sharedProxy.central.proxyProtocol.trusted" -}}
+{{- end -}}
+{{- if not $c.proxyProtocol.trusted -}}
+{{- fail "sharedProxy.central.proxyProtocol.trusted is required with sharedProxy.central.enabled: the NLB's subnets, the only peers Warden takes a PROXY header from" -}}
+{{- end -}}
+{{- $_ := set .listen "proxy_protocol" (dict "trusted" $c.proxyProtocol.trusted) -}}
+{{- $id := deepCopy (default (dict) $cfg.identity) -}}
+{{- if hasKey $id "trusted_cidrs" -}}
+{{- fail "sharedProxy.config.identity.trusted_cidrs: with sharedProxy.central.enabled the chart writes it from sharedProxy.central.identity.trustedCIDRs" -}}
+{{- end -}}
+{{- if hasKey $id "ec2" -}}
+{{- fail "sharedProxy.config.identity.ec2: with sharedProxy.central.enabled the chart writes it from sharedProxy.central.identity.ec2" -}}
+{{- end -}}
+{{- if not $c.identity.trustedCIDRs -}}
+{{- fail "sharedProxy.central.identity.trustedCIDRs is required with sharedProxy.central.enabled: the spoke networks, as the PROXY header names them" -}}
+{{- end -}}
+{{- $sources := default (list) $id.sources -}}
+{{- if not (has "ec2" $sources) -}}
+{{- $sources = append $sources "ec2" -}}
+{{- end -}}
+{{- $_ := set $id "sources" $sources -}}
+{{- $_ := set $id "trusted_cidrs" $c.identity.trustedCIDRs -}}
+{{- $e := $c.identity.ec2 -}}
+{{- $ec2 := dict -}}
+{{- with $e.endpointServices -}}
+{{- $_ := set $ec2 "endpoint_services" . -}}
+{{- end -}}
+{{- if $e.ecsTasks -}}
+{{- $_ := set $ec2 "ecs_tasks" true -}}
+{{- end -}}
+{{- $accounts := list -}}
+{{- range $i, $a := $e.accounts -}}
+{{- if and $a.roleArn (not $a.externalId) -}}
+{{- fail (printf "sharedProxy.central.identity.ec2.accounts[%d].externalId is required with a roleArn: the spoke role's trust policy asks for it" $i) -}}
+{{- end -}}
+{{- if and $a.externalId (not $a.roleArn) -}}
+{{- fail (printf "sharedProxy.central.identity.ec2.accounts[%d].externalId without a roleArn: Warden's own account is read with its own credentials" $i) -}}
+{{- end -}}
+{{- if and $a.roleArn (ne (index (splitList ":" $a.roleArn) 4) $a.account) -}}
+{{- fail (printf "sharedProxy.central.identity.ec2.accounts[%d].roleArn %s is not a role of account %s" $i $a.roleArn $a.account) -}}
+{{- end -}}
+{{- $acc := dict "account" $a.account -}}
+{{- with $a.roleArn -}}{{- $_ := set $acc "role_arn" . -}}{{- end -}}
+{{- with $a.externalId -}}{{- $_ := set $acc "external_id" . -}}{{- end -}}
+{{- with $a.cidrs -}}{{- $_ := set $acc "cidrs" . -}}{{- end -}}
+{{- with $a.ecsClusters -}}{{- $_ := set $acc "ecs_clusters" . -}}{{- end -}}
+{{- $accounts = append $accounts $acc -}}
+{{- end -}}
+{{- with $accounts -}}
+{{- $_ := set $ec2 "accounts" . -}}
+{{- end -}}
+{{- $_ := set $id "ec2" $ec2 -}}
+{{- $_ := set $cfg "identity" $id -}}
 {{- end -}}
 
 {{/* The injector configuration's bundle section (YAML; empty without sidecar.bundle.enabled): the trust roots every
