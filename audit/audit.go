@@ -54,8 +54,13 @@ type Record struct {
 	// proven (sorted); the rest are strong.
 	WeakTags []string
 	// Path is the network path the call took, where known.
-	Path           Path
-	App            string
+	Path Path
+	App  string
+	// EndUser is the end-user identifier the app's request stated (the
+	// OpenAI APIs' safety_identifier or user, Messages' metadata.user_id),
+	// as audit.end_user says: raw, "sha256:" and its digest, or not at
+	// all. The app asserts it; App is what Warden verified.
+	EndUser        string
 	Operation      string
 	Model          string // as requested
 	ModelCanonical string
@@ -242,6 +247,9 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 		}
 	}
 	e.AddString("app", r.App)
+	if r.EndUser != "" {
+		e.AddString("end_user", r.EndUser)
+	}
 	e.AddString("operation", r.Operation)
 	e.AddString("model", r.Model)
 	if r.ModelCanonical != "" {
@@ -413,6 +421,9 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		}
 	}
 	b = appendField(b, "app", r.App)
+	if r.EndUser != "" {
+		b = appendField(b, "end_user", r.EndUser)
+	}
 	b = appendField(b, "operation", r.Operation)
 	b = appendField(b, "model", r.Model)
 	if r.ModelCanonical != "" {

@@ -107,7 +107,7 @@ func TestAppendJSONMatchesZap(t *testing.T) {
 		{
 			Time: time.Date(2026, 11, 22, 4, 0, 0, 123456789, time.UTC), RequestID: "r1", UpstreamRequestID: "u1",
 			Client: "127.0.0.1:5000", Protocol: "HTTP/2.0", Mode: "proxy", Host: "bedrock-runtime.us-east-1.amazonaws.com", Signing: "passthrough", IdentitySource: "static", IdentityStale: true, Tags: map[string]string{"app": "a"},
-			App: "a-prod", Operation: "Converse", Model: "m", ModelCanonical: "m", ModelResolved: []string{"x", "y"}, ModelResolvedStale: true,
+			App: "a-prod", EndUser: "sha256:ab", Operation: "Converse", Model: "m", ModelCanonical: "m", ModelResolved: []string{"x", "y"}, ModelResolvedStale: true,
 			PolicyHash: "0123456789ab", Decision: "allow", Rule: "apps[0]", Reason: "allowed", Status: 200, BytesIn: 10, BytesOut: 1 << 40,
 			Latency: 1500 * time.Microsecond, UpstreamLatency: 987654321 * time.Nanosecond,
 			Instance: "warden-a1", WeakTags: []string{"aws.access_key_id"}, UpstreamTotal: 2 * time.Second, Incomplete: true,
@@ -120,7 +120,7 @@ func TestAppendJSONMatchesZap(t *testing.T) {
 		{Usage: Usage{Known: true}, CostKnown: true, CostUSD: 1e21},
 		{
 			Time: time.Date(1999, 1, 2, 3, 4, 5, 6000, est), RequestID: weird, UpstreamRequestID: weird, Client: weird, Protocol: weird, Mode: weird, Host: weird, Signing: weird,
-			IdentitySource: weird, Tags: map[string]string{weird: weird}, App: weird, Operation: weird, Model: weird, ModelCanonical: weird,
+			IdentitySource: weird, Tags: map[string]string{weird: weird}, App: weird, EndUser: weird, Operation: weird, Model: weird, ModelCanonical: weird,
 			ModelResolved: []string{weird, ""}, Instance: weird, Path: Path{weird, weird, weird, weird, weird, weird, weird, weird}, WeakTags: []string{weird}, PromptSHA256: weird, PolicyHash: weird, Decision: weird, Rule: weird, Reason: weird, Status: -1, ErrorType: weird,
 			BytesIn: -5, Latency: 999 * time.Nanosecond, UpstreamLatency: 1,
 			Findings: []Finding{{Guard: weird, Detector: weird, Type: weird, Count: -3, Action: weird, Phase: weird}, {}},

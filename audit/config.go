@@ -28,7 +28,19 @@ type Config struct {
 	// within it into one record with a count; unset: 1s; 0s: every denial
 	// gets its own record.
 	DenialWindow *time.Duration `yaml:"denial_window"`
+	// EndUser records the end-user identifier an OpenAI-compatible or
+	// Anthropic Messages request states (safety_identifier or user;
+	// metadata.user_id) in the record's end_user: EndUserOff (default),
+	// EndUserSHA256 or EndUserRaw.
+	EndUser string `yaml:"end_user"`
 }
+
+// audit.end_user modes.
+const (
+	EndUserOff    = "off"
+	EndUserSHA256 = "sha256"
+	EndUserRaw    = "raw"
+)
 
 // CaptureConfig names the apps whose payloads are captured, where the
 // capture lines go, and how much of each body is kept.
@@ -253,6 +265,11 @@ func (a *Config) Validate() []error {
 		if !(sh.v > 0 && sh.v <= 1) { // NaN fails too
 			add("audit.spool.share.%s %v: want a fraction of max_bytes above 0 and at most 1", sh.key, sh.v)
 		}
+	}
+	switch a.EndUser {
+	case "", EndUserOff, EndUserSHA256, EndUserRaw:
+	default:
+		add("audit.end_user %q: want off, sha256 or raw", a.EndUser)
 	}
 	if w := a.DenialWindow; w != nil && (*w < 0 || *w > maxDenialWindow) {
 		add("audit.denial_window %s: want 0s (off) to %s", *w, maxDenialWindow)

@@ -35,6 +35,7 @@ type recordJSON struct {
 	UpstreamVPCE       string            `json:"upstream_vpce"`
 	UpstreamRegion     string            `json:"upstream_region"`
 	App                string            `json:"app"`
+	EndUser            string            `json:"end_user"`
 	Operation          string            `json:"operation"`
 	Model              string            `json:"model"`
 	ModelCanonical     string            `json:"model_canonical"`
@@ -102,7 +103,7 @@ func decodeLine(line []byte) (kind, id string, r Record, err error) {
 	r = Record{
 		Time: t, Instance: j.Instance, RequestID: j.RequestID, UpstreamRequestID: j.UpstreamRequestID, Client: j.Client,
 		Protocol: j.Protocol, Mode: j.Mode, Host: j.Host, Signing: j.Signing, IdentitySource: j.IdentitySource,
-		IdentityStale: j.IdentityStale, Tags: j.Tags, WeakTags: j.WeakTags, App: j.App, Operation: j.Operation, Model: j.Model,
+		IdentityStale: j.IdentityStale, Tags: j.Tags, WeakTags: j.WeakTags, App: j.App, EndUser: j.EndUser, Operation: j.Operation, Model: j.Model,
 		ModelCanonical: j.ModelCanonical, ModelResolved: j.ModelResolved, ModelResolvedStale: j.ModelResolvedStale,
 		PolicyHash: j.PolicyHash, PolicySerial: j.PolicySerial, PolicyExpired: j.PolicyExpired, Decision: j.Decision, Rule: j.Rule, Reason: j.Reason, Status: j.Status, ErrorType: j.ErrorType,
 		Incomplete: j.Incomplete, Count: j.Count, PromptSHA256: j.PromptSHA256, ResponseSHA256: j.ResponseSHA256, BytesIn: j.BytesIn, BytesOut: j.BytesOut,

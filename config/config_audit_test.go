@@ -33,6 +33,7 @@ func TestAuditShareAndDenialWindowConfig(t *testing.T) {
 		{"audit: {spool: {share: {everyone: 0.5}}}", "everyone"},
 		{"audit: {denial_window: -1s}", "audit.denial_window -1s"},
 		{"audit: {denial_window: 2m}", "audit.denial_window 2m0s"},
+		{"audit: {end_user: plain}", `audit.end_user "plain": want off, sha256 or raw`},
 	} {
 		_, err := ParseConfig([]byte(minimal + c.yaml + "\n"))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

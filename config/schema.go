@@ -85,6 +85,8 @@ func schemaExtra() map[string]map[string]any {
 		"ShareConfig.per_app": {"exclusiveMinimum": 0, "maximum": 1,
 			"description": "fraction of max_bytes each app's new calls may hold undelivered (default 0.5)"},
 		"HTTPSinkConfig.format": {"enum": []any{"jsonl", "json", "splunk_hec"}},
+		"AuditConfig.end_user": {"enum": []any{audit.EndUserOff, audit.EndUserSHA256, audit.EndUserRaw},
+			"description": "record the end-user id an OpenAI-compatible or Messages request states (safety_identifier or user; metadata.user_id): off (default), sha256 or raw"},
 		"AuditConfig.prices": {"propertyNames": map[string]any{"pattern": "^[^*]+\\*?$|^\\*$"},
 			"description": "USD per million tokens by canonical model id, or by a prefix ending in '*' (longest wins)"},
 		"BudgetsStoreConfig.store":               {"enum": []any{budget.StoreMemory, budget.StoreRedis}},

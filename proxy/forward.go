@@ -102,19 +102,30 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	// The answer passes as it arrives; a copy is kept only when the tokens
 	// are in the body rather than the headers (Converse).
 	u, ok := bedrock.UsageFromHeaders(resp.Header)
-	hw := newHashWriter(w, !ok && usageInBody(c.route.Op), resp.ContentLength)
+	sse := isSSE(resp.Header)
+	hw := newHashWriter(w, !ok && !sse && usageInBody(c.route.Op), resp.ContentLength)
 	hw.also = c.capture
 	var dst io.Writer = hw
-	if isSSE(resp.Header) {
-		// Server-sent events pass event by event, as they arrive.
+	var src io.Reader = resp.Body
+	var scan *sseUsageScanner
+	if sse {
+		// Server-sent events pass event by event, as they arrive; their
+		// usage is read as they pass, however long the stream (no copy).
 		dst = &flushWriter{w: hw, rc: http.NewResponseController(w)}
+		scan = &sseUsageScanner{}
+		src = io.TeeReader(resp.Body, scan)
 	}
 	bp := copyBufPool.Get().(*[]byte)
-	n, err := io.CopyBuffer(dst, resp.Body, *bp)
+	n, err := io.CopyBuffer(dst, src, *bp)
 	copyBufPool.Put(bp)
 	c.rec.BytesOut = n
 	c.rec.ResponseSHA256 = hw.hexSum()
-	if !ok && err == nil && !hw.over {
+	switch {
+	case ok:
+	case scan != nil:
+		// What the upstream stated so far, even when the stream broke off.
+		u, ok = scan.Usage()
+	case err == nil && !hw.over:
 		u, ok = unaryUsage(c, nil, hw.capture)
 	}
 	hw.release()

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/bedrock"
 )
 
@@ -297,4 +298,24 @@ func (s *Server) stampMetadata(r *http.Request, c *call, app, identitySource str
 		c.metaHeader = h
 	}
 	return nil
+}
+
+// recordEndUser puts the end-user identifier an OpenAI-compatible or
+// Messages body states into the record, as audit.end_user says: nothing
+// (off, the default), its SHA-256, or the value. Warden does not verify it
+// and does not change it on the wire: Bedrock documents no attribution
+// field of its own on these APIs, and the record's app is the attribution
+// Warden vouches for (see docs/audit.md, "End users").
+func (s *Server) recordEndUser(c *call) {
+	if s.endUser == "" || s.endUser == audit.EndUserOff || !c.route.Op.BodyModel() {
+		return
+	}
+	v := bedrock.CompatEndUser(c.route.Op, c.body)
+	if v == "" {
+		return
+	}
+	if s.endUser == audit.EndUserSHA256 {
+		v = "sha256:" + sha256Hex([]byte(v))
+	}
+	c.rec.EndUser = v
 }

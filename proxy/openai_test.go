@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +43,22 @@ apps:
       models: ["openai.gpt-oss-*"]
       operations: [OpenAIChatCompletions, OpenAIResponses, MantleChatCompletions, MantleResponses, MantleMessages, AnthropicSessions]
     guards: [pii-block, card-out]
+  - name: oai-b
+    match: {tags: {warden.key_app: payments-b}}
+    allow:
+      models: ["openai.gpt-oss-*"]
+      operations: ["*", OpenAIChatCompletions, OpenAIResponses, MantleChatCompletions, MantleResponses]
+  - name: claude
+    match: {tags: {warden.key_app: claude}}
+    allow:
+      models: ["anthropic.claude-3-5-haiku-*"]
+      operations: [InvokeModel, InvokeModelWithResponseStream, AnthropicSessions]
+    guards: [pii-block]
+  - name: claude-plain
+    match: {tags: {warden.key_app: claude-plain}}
+    allow:
+      models: ["anthropic.claude-3-5-haiku-*"]
+      operations: ["*"]
 guards:
   pii-block: {pii: {types: [US_SOCIAL_SECURITY_NUMBER], action: block}}
   card-out: {pii: {types: [CREDIT_DEBIT_CARD_NUMBER], action: block}, applies_to: [output]}
@@ -53,11 +71,23 @@ type compatEnv struct {
 	mantle *bedrocktest.Server
 	cp     *bedrocktest.ControlPlane // Anthropic's Bedrock-only APIs
 	key    string                    // a Warden-issued bearer key for app payments
+	// Warden-issued SigV4 keys (access key id, secret) for apps claude
+	// (Anthropic's Bedrock-only sessions API named in its policy) and
+	// claude-plain (operations "*", which does not include them).
+	claudeKey, claudePlainKey [2]string
+	keyB                      string // a Warden-issued bearer key for app oai-b (payments-b)
 }
 
 func startCompatEnv(t *testing.T) *compatEnv { return startCompatEnvOn(t, "") }
 
 func startCompatEnvOn(t *testing.T, listener string) *compatEnv {
+	t.Helper()
+	return startCompatEnvWith(t, listener, "")
+}
+
+// startCompatEnvWith is startCompatEnvOn with more top-level config
+// (YAML appended to compatPolicy).
+func startCompatEnvWith(t *testing.T, listener, extra string) *compatEnv {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "master.key")
 	if _, err := identity.GenerateMasterKey(file, rand.Reader); err != nil {
@@ -71,30 +101,50 @@ func startCompatEnvOn(t *testing.T, listener string) *compatEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sigv4 := func(app string) [2]string {
+		akid, secret, err := identity.IssueKey(master, app, time.Now().Add(24*time.Hour), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return [2]string{akid, secret}
+	}
 	cfg := bedrocktest.Config{Region: "us-east-1", Credentials: map[string]string{wardenKey: wardenSecret}, Logf: bedrocktest.TestLogf(t),
-		Reply:  compatReply,
-		Deltas: func(_, text string) []string { return splitEvery(text, 2) }}
+		Reply: compatReply,
+		Deltas: func(_, text string) []string {
+			if len(text) > 1<<20 {
+				return splitEvery(text, 32<<10)
+			}
+			return splitEvery(text, 2)
+		}}
 	runtime := bedrocktest.NewServer(cfg)
 	t.Cleanup(runtime.Close)
 	cfg.Service = bedrocktest.ServiceMantle
 	mantle := bedrocktest.NewServer(cfg)
 	t.Cleanup(mantle.Close)
 	e := &env{emu: runtime, cp: newControlPlane(t), audit: newRecorder()}
-	policy := fmt.Sprintf(compatPolicy, e.emu.URL, mantle.URL, e.cp.URL, file)
+	policy := fmt.Sprintf(compatPolicy, e.emu.URL, mantle.URL, e.cp.URL, file) + extra
 	if listener == "proxy" {
 		policy = strings.Replace(policy, "listen: {endpoint: 127.0.0.1:0}", "listen: {proxy: 127.0.0.1:0}", 1)
 	}
 	e.start(t, policy, listener, nil)
-	return &compatEnv{env: e, mantle: mantle, cp: e.cp, key: identity.BearerKeyFor(master, id)}
+	return &compatEnv{env: e, mantle: mantle, cp: e.cp, key: identity.BearerKeyFor(master, id),
+		claudeKey: sigv4("claude"), claudePlainKey: sigv4("claude-plain"), keyB: identity.BearerKeyFor(master, sigv4("payments-b")[0])}
 }
 
 // testCard is a card number (Luhn-valid test PAN) the emulator answers
 // with when asked for one; it is never in a prompt.
 const testCard = "4111 1111 1111 1111"
 
+// longAnswer is the length of the answer to "long answer please": more
+// than the 4 MiB Warden keeps of a unary answer to read its usage.
+const longAnswer = 5 << 20
+
 func compatReply(op, model, prompt string) string {
 	if strings.Contains(prompt, "card please") {
 		return "your card is " + testCard + ", keep it safe"
+	}
+	if strings.Contains(prompt, "long answer please") {
+		return strings.Repeat("a long answer ", longAnswer/14+1)
 	}
 	return "hello from the emulator, you sent " + fmt.Sprint(len(prompt)) + " characters"
 }
@@ -425,5 +475,266 @@ func TestAnthropicRoutesThroughWarden(t *testing.T) {
 	st, body = call("GET", "/v1/agents", "")
 	if st != 403 || !strings.Contains(body, `"permission_error"`) || !strings.Contains(body, "AnthropicAgents") {
 		t.Fatalf("agents: %d %s", st, body)
+	}
+}
+
+// Stored responses are not readable across apps (nor by their own app):
+// through the real OpenAI Go SDK, app oai's response asked with store:true
+// reaches Bedrock as store:false (so there is nothing upstream to read) and
+// a chat completion's store:true likewise; app oai-b asking for oai's
+// response by id — GET, DELETE, its input items, or as previous_response_id
+// — is refused by Warden by name on bedrock-runtime and bedrock-mantle, and
+// none of those calls reaches Bedrock.
+func TestOpenAIStoredResponsesNotReadableAcrossApps(t *testing.T) {
+	e := startCompatEnv(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, base string
+		emu        *bedrocktest.Server
+	}{
+		{"runtime", "/openai/v1", e.emu},
+		{"mantle", "/bedrock-mantle/v1", e.mantle},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := e.openai(tc.base)
+			b := openai.NewClient(option.WithBaseURL(e.endpoint+tc.base), option.WithAPIKey(e.keyB), option.WithMaxRetries(0))
+			before := len(tc.emu.Calls())
+			r, err := a.Responses.New(ctx, responses.ResponseNewParams{
+				Model: gptOSS, Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("remember this")},
+				Store: openai.Bool(true),
+			})
+			if err != nil {
+				t.Fatalf("app A's response: %v", err)
+			}
+			if r.ID == "" || !strings.Contains(r.RawJSON(), `"store":false`) {
+				t.Fatalf("app A's response: id %q (%s)", r.ID, r.RawJSON())
+			}
+			_, err = a.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+				Model:    gptOSS,
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("remember this")},
+				Store:    openai.Bool(true),
+			})
+			if err != nil {
+				t.Fatalf("app A's chat completion: %v", err)
+			}
+			calls := tc.emu.Calls()[before:]
+			if len(calls) != 2 {
+				t.Fatalf("emulator saw %d calls, want 2", len(calls))
+			}
+			for _, c := range calls {
+				if !strings.Contains(string(c.Body), `"store":false`) || strings.Contains(string(c.Body), `"store":true`) {
+					t.Errorf("%s forwarded with %s", c.Op, c.Body)
+				}
+			}
+
+			var apiErr *openai.Error
+			refused := func(what string, err error, names ...string) {
+				t.Helper()
+				if !errors.As(err, &apiErr) || apiErr.StatusCode != 403 {
+					t.Errorf("%s: %v, want a 403", what, err)
+					return
+				}
+				for _, n := range names {
+					if !strings.Contains(apiErr.Message, n) {
+						t.Errorf("%s: refusal %q does not say %q", what, apiErr.Message, n)
+					}
+				}
+			}
+			for _, c := range []struct {
+				who    string
+				client openai.Client
+			}{{"app B", b}, {"app A itself", a}} {
+				_, err = c.client.Responses.Get(ctx, r.ID, responses.ResponseGetParams{})
+				refused(c.who+" GET /responses/{id}", err, "responses/"+r.ID)
+				err = c.client.Responses.Delete(ctx, r.ID)
+				refused(c.who+" DELETE /responses/{id}", err, "responses/"+r.ID)
+				_, err = c.client.Responses.InputItems.List(ctx, r.ID, responses.InputItemListParams{})
+				refused(c.who+" GET /responses/{id}/input_items", err, "input_items")
+			}
+			_, err = b.Responses.New(ctx, responses.ResponseNewParams{
+				Model: gptOSS, Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("what did A say?")},
+				PreviousResponseID: openai.String(r.ID),
+			})
+			refused("app B with previous_response_id", err, "previous_response_id")
+			if n := len(tc.emu.Calls()) - before; n != 2 {
+				t.Fatalf("refused calls reached the upstream (%d calls)", n)
+			}
+			recs := e.audit.wait(t, 0)
+			last := recs[len(recs)-1]
+			if last.Decision != audit.DecisionDeny || last.App != "oai-b" || last.Rule != "app.limits" {
+				t.Errorf("audit of the previous_response_id refusal: %s app %q rule %s", last.Decision, last.App, last.Rule)
+			}
+			if tc.name == "mantle" {
+				// bedrock-mantle has these routes; Warden names what it refused.
+				_, err = b.Responses.Get(ctx, r.ID, responses.ResponseGetParams{})
+				refused("mantle GET", err, "GetResponse")
+			}
+		})
+	}
+}
+
+// Usage on streams that do not end normally, and on long ones, is what the
+// upstream stated or says unknown — never zero as if counted — in exactly
+// one record per call:
+//   - a chat completions stream the output guard cuts before its usage
+//     chunk: unknown (Usage.Known false, no cost);
+//   - a Messages stream cut after message_start: the input count it
+//     stated;
+//   - an unguarded chat completions stream longer than 4 MiB (what Warden
+//     keeps of a unary answer): its usage chunk, read as the events pass.
+func TestCompatStreamUsageRecords(t *testing.T) {
+	e := startCompatEnv(t)
+	ctx := context.Background()
+	// one waits for the record of the subtest's call, which must be the
+	// only one: before is the count of records before the call.
+	one := func(t *testing.T, before int) audit.Record {
+		t.Helper()
+		n := before + 1
+		recs := e.audit.wait(t, n)
+		time.Sleep(50 * time.Millisecond) // a second record for the call would land now
+		if got := len(e.audit.wait(t, 0)); got != n {
+			t.Fatalf("%d records, want %d", got, n)
+		}
+		return recs[n-1]
+	}
+
+	t.Run("chat cut by the guard", func(t *testing.T) {
+		before := len(e.audit.wait(t, 0))
+		c := e.openai("/openai/v1")
+		st := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+			Model: gptOSS, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("my card please")},
+		})
+		for st.Next() {
+		}
+		if st.Err() == nil {
+			t.Fatal("the stream was not cut")
+		}
+		rec := one(t, before)
+		if rec.Decision != audit.DecisionDeny || !strings.HasPrefix(rec.Rule, "guard") {
+			t.Fatalf("record: %s %s", rec.Decision, rec.Rule)
+		}
+		if rec.Usage.Known || rec.Usage.Input != 0 || rec.Usage.Output != 0 || rec.CostKnown {
+			t.Errorf("usage of a stream cut before its usage chunk: %+v cost known %v", rec.Usage, rec.CostKnown)
+		}
+	})
+
+	t.Run("messages cut by the guard", func(t *testing.T) {
+		before := len(e.audit.wait(t, 0))
+		body := `{"model":"` + gptOSS + `","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"my card please"}]}`
+		req, _ := http.NewRequest("POST", e.endpoint+"/bedrock-mantle/anthropic/v1/messages", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Api-Key", e.key)
+		req.Header.Set("Anthropic-Version", "2023-06-01")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), "event: error") || strings.Contains(string(b), "event: message_stop") {
+			t.Fatalf("the stream was not cut: %s", b)
+		}
+		rec := one(t, before)
+		if rec.Decision != audit.DecisionDeny || !rec.Usage.Known || rec.Usage.Input == 0 {
+			t.Errorf("record: %s %s usage %+v", rec.Decision, rec.Rule, rec.Usage)
+		}
+	})
+
+	t.Run("unguarded stream over 4 MiB", func(t *testing.T) {
+		before := len(e.audit.wait(t, 0))
+		c := openai.NewClient(option.WithBaseURL(e.endpoint+"/openai/v1"), option.WithAPIKey(e.keyB), option.WithMaxRetries(0))
+		st := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+			Model: gptOSS, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("long answer please")},
+		})
+		n := 0
+		var usage openai.CompletionUsage
+		for st.Next() {
+			ch := st.Current()
+			if len(ch.Choices) > 0 {
+				n += len(ch.Choices[0].Delta.Content)
+			}
+			if ch.Usage.CompletionTokens > 0 {
+				usage = ch.Usage
+			}
+		}
+		if err := st.Err(); err != nil || n < longAnswer {
+			t.Fatalf("stream: %v after %d bytes of text", err, n)
+		}
+		rec := one(t, before)
+		if rec.Decision != audit.DecisionAllow || rec.App != "oai-b" || rec.BytesOut <= 4<<20 {
+			t.Fatalf("record: %s app %s bytes %d", rec.Decision, rec.App, rec.BytesOut)
+		}
+		if !rec.Usage.Known || rec.Usage.Output != usage.CompletionTokens || rec.Usage.Input != usage.PromptTokens {
+			t.Errorf("usage of a %d-byte stream: %+v, the stream said %d/%d", rec.BytesOut, rec.Usage, usage.PromptTokens, usage.CompletionTokens)
+		}
+	})
+}
+
+// End-user attribution (audit.end_user): the identifier the app's request
+// states — chat completions' and responses' safety_identifier or user,
+// Messages' metadata.user_id, as the real OpenAI Go SDK sends them — is in
+// the record as its SHA-256 under "sha256", as sent under "raw", and not at
+// all by default; the body reaches Bedrock unchanged either way, and a
+// refused call (an SSN in the prompt) is attributed too.
+func TestCompatEndUserRecorded(t *testing.T) {
+	ctx := context.Background()
+	hash := func(s string) string { sum := sha256.Sum256([]byte(s)); return "sha256:" + hex.EncodeToString(sum[:]) }
+	for _, tc := range []struct {
+		mode         string
+		user, safety string // want in the record
+	}{
+		{"", "", ""},
+		{"sha256", hash("end-user-7"), hash("safe-9")},
+		{"raw", "end-user-7", "safe-9"},
+	} {
+		t.Run("mode="+tc.mode, func(t *testing.T) {
+			extra := ""
+			if tc.mode != "" {
+				extra = "audit: {end_user: " + tc.mode + "}\n"
+			}
+			e := startCompatEnvWith(t, "", extra)
+			c := e.openai("/openai/v1")
+			if _, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+				Model: gptOSS, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hello")},
+				User: openai.String("end-user-7"),
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Responses.New(ctx, responses.ResponseNewParams{
+				Model: gptOSS, Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hello")},
+				User: openai.String("end-user-7"), SafetyIdentifier: openai.String("safe-9"),
+			}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+				Model: gptOSS, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("my ssn is 123-45-6789")},
+				User: openai.String("end-user-7"),
+			})
+			if err == nil {
+				t.Fatal("the SSN prompt was not refused")
+			}
+			body := `{"model":"` + gptOSS + `","max_tokens":10,"metadata":{"user_id":"end-user-7"},"messages":[{"role":"user","content":"hi"}]}`
+			req, _ := http.NewRequest("POST", e.endpoint+"/bedrock-mantle/anthropic/v1/messages", strings.NewReader(body))
+			req.Header.Set("X-Api-Key", e.key)
+			req.Header.Set("Anthropic-Version", "2023-06-01")
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+
+			recs := e.audit.wait(t, 4)
+			for i, want := range []string{tc.user, tc.safety, tc.user, tc.user} {
+				if recs[i].EndUser != want {
+					t.Errorf("record %d (%s %s): end_user %q, want %q", i, recs[i].Operation, recs[i].Decision, recs[i].EndUser, want)
+				}
+			}
+			calls := e.emu.Calls()
+			if len(calls) != 2 || !strings.Contains(string(calls[0].Body), `"user":"end-user-7"`) || !strings.Contains(string(calls[1].Body), `"safety_identifier":"safe-9"`) {
+				t.Errorf("the bodies did not reach Bedrock unchanged: %d calls", len(calls))
+			}
+		})
 	}
 }

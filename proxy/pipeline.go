@@ -364,6 +364,7 @@ func (s *Server) authorize(r *http.Request, c *call, id identity.Identity) (poli
 	d := s.decide(r.Context(), id, c, policy.Call{Op: c.route.Op, Model: c.model, S3OutputURI: c.asyncOutput, Agent: c.agent})
 	d = policy.CheckAsyncOwner(r.Context(), s.async, d, c.route.Op, c.route.InvocationARN)
 	c.rec.App = d.App
+	s.recordEndUser(c) // metadata.go
 	c.record(verdict{rule: d.Rule, reason: d.Reason})
 	if !d.Allow && !d.DryRun {
 		return d, stopWith(bedrock.AccessDenied("%s", d.Reason), d.Rule)

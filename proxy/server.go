@@ -106,6 +106,7 @@ type Server struct {
 	settling     sync.WaitGroup   // budget settlements still running
 	ca           *mitm.CA         // forward-proxy and transparent interception
 	tunnels      []config.TunnelRule
+	endUser      string // audit.end_user (a restart key, like prices)
 
 	readiness atomic.Pointer[Readiness]
 
@@ -130,6 +131,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, audit: o.Audit, log: o.Logger, creds: o.Credentials, maxBody: cfg.Limits.MaxBodyBytes, registry: o.Registry}
 	s.prices = cfg.Audit.PriceTable()
+	s.endUser = cfg.Audit.EndUser
 	if c := cfg.Audit.Capture; c != nil && o.Capture != nil {
 		s.capture, s.captureMax, s.captureApps = o.Capture, int(c.MaxBytes), map[string]bool{}
 		for _, a := range c.Apps {

@@ -186,3 +186,57 @@ func (a *streamAudit) done(s *Server, c *call) {
 	u, ok := a.usage.Usage()
 	s.recordUsage(c, u, ok)
 }
+
+// sseUsageScanner reads the usage of a server-sent event stream as its
+// bytes pass (an io.Writer for io.TeeReader), keeping only the current
+// line: a stream of any length has its usage read. A data line longer than
+// maxUsageCapture is passed over (a Responses response.completed event
+// repeats the whole answer; over that bound its usage is not read, and the
+// record says unknown unless another event stated counts).
+type sseUsageScanner struct {
+	usage bedrock.SSEUsage
+	line  []byte
+	skip  bool // the current line outgrew the bound
+}
+
+func (s *sseUsageScanner) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		part := p
+		if i >= 0 {
+			part = p[:i]
+		}
+		if !s.skip {
+			if len(s.line)+len(part) > maxUsageCapture {
+				s.skip, s.line = true, s.line[:0]
+			} else {
+				s.line = append(s.line, part...)
+			}
+		}
+		if i < 0 {
+			break
+		}
+		s.endLine()
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (s *sseUsageScanner) endLine() {
+	if !s.skip {
+		if data, ok := bytes.CutPrefix(bytes.TrimRight(s.line, "\r"), []byte("data:")); ok {
+			s.usage.Observe(data)
+		}
+	}
+	s.line, s.skip = s.line[:0], false
+}
+
+// Usage is what the events read so far stated (a last line without its
+// newline included), and whether any stated an input or output count.
+func (s *sseUsageScanner) Usage() (bedrock.Usage, bool) {
+	if len(s.line) > 0 {
+		s.endLine()
+	}
+	return s.usage.Usage()
+}

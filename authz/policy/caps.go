@@ -51,11 +51,14 @@ func (a *AppConfig) ApplyCaps(d Decision, req CapRequest) (CapResult, error) {
 	if err := a.applyCompat(&req, &res); err != nil {
 		return res, err
 	}
-	if a.BedrockGuardrail != nil && compatKindOf(req.Op) != 0 {
+	if a.BedrockGuardrail != nil && (compatKindOf(req.Op) != 0 || anthropicBedrockOnly(req.Op)) {
 		// Fail closed: the app requires its guardrail on every inference,
-		// and Warden does not attach one to these APIs yet.
+		// and Bedrock documents no way to name one on the OpenAI-compatible
+		// and Anthropic APIs (the guardrail header and guardrailConfig are
+		// InvokeModel's and Converse's); Anthropic's Bedrock-only sessions
+		// and agents run inference Warden cannot see to attach one to.
 		res.Rule = "app.bedrock_guardrail"
-		return res, bedrock.AccessDenied("warden: app %s must use guardrail %s:%s, which Warden cannot attach to %s calls yet", a.Name, a.BedrockGuardrail.ID, a.BedrockGuardrail.Version, req.Op)
+		return res, bedrock.AccessDenied("warden: app %s must use guardrail %s:%s, which Warden cannot attach to %s calls: Bedrock documents no guardrail setting for that API", a.Name, a.BedrockGuardrail.ID, a.BedrockGuardrail.Version, req.Op)
 	}
 	if a.BedrockGuardrail != nil {
 		why, err := a.attachGuardrail(&req, &res)
@@ -440,4 +443,10 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// anthropicBedrockOnly reports Anthropic's Bedrock-only APIs (agents,
+// sessions, memory stores on bedrock.REGION.amazonaws.com/anthropic).
+func anthropicBedrockOnly(op bedrock.Operation) bool {
+	return op == bedrock.OpAnthropicAgents || op == bedrock.OpAnthropicSessions || op == bedrock.OpAnthropicMemoryStores
 }

@@ -51,6 +51,11 @@ func TestApplyCompat(t *testing.T) {
 		{"clamp messages", clamp, msgs, false, `{"max_tokens":1024}`, `{"max_tokens":100}`, "", 1},
 		{"clamp passthrough rejects", clamp, msgs, true, `{"max_tokens":1024}`, "", "asks for 1024", 0},
 		{"guardrail app refused", guarded, chat, false, `{"model":"m"}`, "", "cannot attach", 0},
+		{"guardrail app refused on responses", guarded, resp, false, `{"model":"m"}`, "", "documents no guardrail setting", 0},
+		{"guardrail app refused on messages", guarded, msgs, false, `{"model":"m"}`, "", "cannot attach", 0},
+		{"guardrail app refused on sessions", guarded, bedrock.OpAnthropicSessions, false, `{"agent":"a"}`, "", "cannot attach", 0},
+		{"guardrail app refused on agents", guarded, bedrock.OpAnthropicAgents, false, ``, "", "cannot attach", 0},
+		{"sessions without guardrail", open, bedrock.OpAnthropicSessions, false, `{"agent":"a"}`, "", "", 0},
 		{"not compat", open, bedrock.OpConverse, false, `{"store":true}`, "", "", 0},
 	}
 	for _, tc := range cases {

@@ -75,6 +75,15 @@ const (
 	actCreateInvocaction = "bedrock:CreateModelInvocationJob"
 	actMantleInference   = "bedrock-mantle:CreateInference"
 	actMantleBearer      = "bedrock-mantle:CallWithBearerToken"
+	// actClaudeManagedAgents matches the IAM actions of Claude Managed
+	// Agents for Amazon Bedrock (bedrock.REGION.amazonaws.com/anthropic/v1:
+	// agents, sessions, memory stores). The service is in preview and AWS
+	// says its action names may change; the one named in its user guide is
+	// bedrock:CreateAnthropicSessionConnection, so the family is matched by
+	// pattern. UNCONFIRMED for every other action: if AWS names one without
+	// "Anthropic", Warden's calls to it are refused upstream (closed) and
+	// the deny policy misses it (open) — recheck at general availability.
+	actClaudeManagedAgents = "bedrock:*Anthropic*"
 )
 
 // opAction says which IAM actions authorise one API operation; no actions
@@ -97,11 +106,12 @@ type opAction struct {
 
 // The APIs of opActions.
 const (
-	apiRuntime      = "bedrockruntime"      // github.com/aws/aws-sdk-go-v2/service/bedrockruntime
-	apiAgentRuntime = "bedrockagentruntime" // github.com/aws/aws-sdk-go-v2/service/bedrockagentruntime
-	apiRuntimeHTTP  = "bedrock-runtime (OpenAI-compatible paths, no SDK operation)"
-	apiControl      = "bedrock (control plane)"
-	apiMantle       = "bedrock-mantle (bedrock-mantle.REGION.api.aws, no Go SDK)"
+	apiRuntime          = "bedrockruntime"      // github.com/aws/aws-sdk-go-v2/service/bedrockruntime
+	apiAgentRuntime     = "bedrockagentruntime" // github.com/aws/aws-sdk-go-v2/service/bedrockagentruntime
+	apiRuntimeHTTP      = "bedrock-runtime (OpenAI-compatible paths, no SDK operation)"
+	apiControl          = "bedrock (control plane)"
+	apiMantle           = "bedrock-mantle (bedrock-mantle.REGION.api.aws, no Go SDK)"
+	apiAnthropicBedrock = "bedrock (bedrock.REGION.amazonaws.com/anthropic/v1, no Go SDK)"
 )
 
 func opActions() []opAction {
@@ -180,6 +190,11 @@ func opActions() []opAction {
 		with(apiMantle, "ChatCompletions", actMantleInference),
 		with(apiMantle, "Messages", actMantleInference),
 		with(apiMantle, "BearerToken", actMantleBearer),
+
+		// Claude Managed Agents (Anthropic's Bedrock-only APIs): they run
+		// inference on the caller's behalf, so an app that could call them
+		// directly would go around Warden.
+		with(apiAnthropicBedrock, "ClaudeManagedAgents", actClaudeManagedAgents),
 	}
 }
 
@@ -567,6 +582,14 @@ func wardenRolePolicy(apps []policy.AppConfig, opts vpceOptions) *iamPolicy {
 			Sid: "WardenCallsBedrockMantle", Effect: "Allow", Action: []string{actMantleInference}, Resource: []string{"*"},
 		})
 	}
+	if managedAgentsAllowed(apps) {
+		// bedrock.REGION.amazonaws.com, not the bedrock-runtime endpoint: no
+		// aws:SourceVpce. Only apps whose policy names these operations
+		// reach them ("*" does not include them).
+		p.Statement = append(p.Statement, iamStatement{
+			Sid: "WardenCallsClaudeManagedAgents", Effect: "Allow", Action: []string{actClaudeManagedAgents}, Resource: []string{"*"},
+		})
+	}
 	p.Statement = append(p.Statement, iamStatement{
 		Sid: "WardenResolvesIndirectModelIds", Effect: "Allow", Action: controlPlaneReads[:],
 		Resource: []string{"*"},
@@ -580,6 +603,19 @@ func mantleAllowed(apps []policy.AppConfig) bool {
 	for _, op := range []string{"MantleChatCompletions", "MantleResponses", "MantleMessages"} {
 		if opAllowed(apps, op) {
 			return true
+		}
+	}
+	return false
+}
+
+// managedAgentsAllowed reports whether some app names one of Anthropic's
+// Bedrock-only operations ("*" does not include them).
+func managedAgentsAllowed(apps []policy.AppConfig) bool {
+	for _, a := range apps {
+		for _, o := range a.Allow.Operations {
+			if o == "AnthropicAgents" || o == "AnthropicSessions" || o == "AnthropicMemoryStores" {
+				return true
+			}
 		}
 	}
 	return false

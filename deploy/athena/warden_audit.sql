@@ -38,6 +38,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS warden_audit (
   `upstream_vpce` string,
   `upstream_region` string,
   `app` string,
+  `end_user` string,
   `operation` string,
   `model` string,
   `model_canonical` string,
