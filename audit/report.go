@@ -941,6 +941,11 @@ Generated from audit records only: no prompt or answer text exists in them.</div
 {{range .R.Apps}}<tr><td>{{name .App}}</td><td class="n">{{.Calls}}</td><td class="n">{{.Allowed}}</td><td class="n">{{.Denied}}</td><td class="n">{{.DryRunDeny}}</td><td class="n">{{.Incomplete}}</td><td class="n">{{.TokensIn}}</td><td class="n">{{.TokensOut}}</td><td class="n">{{usd .CostUSD}}</td><td class="n">{{ms .LatencyP50}}</td><td class="n">{{ms .LatencyP99}}</td></tr>
 {{end}}</table></div>
 
+{{with .R.BudgetRows}}<h2 id="budgets">Budgets (UTC day and month of {{rfc3339 $.R.BudgetsAsOf}}, from the records of forwarded calls)</h2>
+<div class="card"><table><tr><th>app</th><th>budget</th><th class="n">used</th><th class="n">limit</th><th class="n">remaining</th><th class="n">used %</th><th>resets (UTC)</th></tr>
+{{range .}}<tr class="budget"><td>{{name .App}}</td><td>{{.Budget}}</td><td class="n">{{.Used}}</td><td class="n">{{.Limit}}</td><td class="n">{{.Remaining}}</td><td class="n"><meter min="0" max="100" value="{{.PercentUsed}}"></meter> {{.PercentUsed}}</td><td>{{rfc3339 .Resets}}</td></tr>
+{{end}}</table></div>
+{{end}}
 <h2>Models</h2>
 <div class="card"><table><tr><th>model</th><th class="n">calls</th><th class="n">tokens in</th><th class="n">tokens out</th><th class="n">cost USD</th></tr>
 {{range .R.Models}}<tr><td>{{name .Model}}</td><td class="n">{{.Calls}}</td><td class="n">{{.TokensIn}}</td><td class="n">{{.TokensOut}}</td><td class="n">{{usd .CostUSD}}</td></tr>

@@ -85,20 +85,42 @@ func (a *budgetAcc) stats(budgets map[string]AppBudget, asOf time.Time) []Budget
 	return out
 }
 
+// BudgetRow is one line of the budgets table: an app's use of one day or
+// month budget, its limit, what remains and when it resets. The text and
+// HTML reports print the same rows.
+type BudgetRow struct {
+	App, Budget            string // the app; its budget's key (tokens_per_day, cost_per_day_usd, cost_per_month_usd)
+	Used, Limit, Remaining string // formatted: tokens as integers, USD as the report prints costs
+	PercentUsed            int    // 0–100 (capped: records can show more than a limit let through at the edge)
+	Resets                 time.Time
+}
+
+// BudgetRows lists r.Budgets a row per app and budget it sets.
+func (r *Report) BudgetRows() []BudgetRow {
+	var out []BudgetRow
+	pct := func(used, limit float64) int { return int(min(100, max(0, 100*used/limit))) }
+	for _, s := range r.Budgets {
+		if s.Budget.TokensPerDay > 0 {
+			out = append(out, BudgetRow{s.App, "tokens_per_day", fmt.Sprint(s.DayTokens), fmt.Sprint(s.Budget.TokensPerDay), fmt.Sprint(s.DayTokensLeft),
+				pct(float64(s.DayTokens), float64(s.Budget.TokensPerDay)), s.DayResets})
+		}
+		if s.Budget.CostPerDayUSD > 0 {
+			out = append(out, BudgetRow{s.App, "cost_per_day_usd", fmtUSD(s.DayCostUSD), fmtUSD(s.Budget.CostPerDayUSD), fmtUSD(s.DayCostLeftUSD),
+				pct(s.DayCostUSD, s.Budget.CostPerDayUSD), s.DayResets})
+		}
+		if s.Budget.CostPerMonthUSD > 0 {
+			out = append(out, BudgetRow{s.App, "cost_per_month_usd", fmtUSD(s.MonthCostUSD), fmtUSD(s.Budget.CostPerMonthUSD), fmtUSD(s.MonthCostLeftUSD),
+				pct(s.MonthCostUSD, s.Budget.CostPerMonthUSD), s.MonthEnd})
+		}
+	}
+	return out
+}
+
 // writeBudgets prints the budgets table: per app and budget, used, the
 // limit, what is left and when it resets.
 func (r *Report) writeBudgets(tw *tabwriter.Writer) {
-	fmt.Fprintf(tw, "APP\tBUDGET\tUSED\tLIMIT\tREMAINING\tRESETS (UTC)\n")
-	for _, s := range r.Budgets {
-		app := textSafe(s.App)
-		if s.Budget.TokensPerDay > 0 {
-			fmt.Fprintf(tw, "%s\ttokens_per_day\t%d\t%d\t%d\t%s\n", app, s.DayTokens, s.Budget.TokensPerDay, s.DayTokensLeft, s.DayResets.Format(time.RFC3339))
-		}
-		if s.Budget.CostPerDayUSD > 0 {
-			fmt.Fprintf(tw, "%s\tcost_per_day_usd\t%s\t%s\t%s\t%s\n", app, fmtUSD(s.DayCostUSD), fmtUSD(s.Budget.CostPerDayUSD), fmtUSD(s.DayCostLeftUSD), s.DayResets.Format(time.RFC3339))
-		}
-		if s.Budget.CostPerMonthUSD > 0 {
-			fmt.Fprintf(tw, "%s\tcost_per_month_usd\t%s\t%s\t%s\t%s\n", app, fmtUSD(s.MonthCostUSD), fmtUSD(s.Budget.CostPerMonthUSD), fmtUSD(s.MonthCostLeftUSD), s.MonthEnd.Format(time.RFC3339))
-		}
+	fmt.Fprintf(tw, "APP\tBUDGET\tUSED\tLIMIT\tREMAINING\tUSED %%\tRESETS (UTC)\n")
+	for _, b := range r.BudgetRows() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", textSafe(b.App), b.Budget, b.Used, b.Limit, b.Remaining, b.PercentUsed, b.Resets.Format(time.RFC3339))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -489,4 +490,67 @@ func TestReportBudgets(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
+
+	// The HTML page has the same rows: used, limit, remaining, % used and
+	// the reset, per app and budget.
+	want := [][]string{
+		{"chat", "tokens_per_day", "220", "1000", "780", "22", "2026-03-05T00:00:00Z"},
+		{"chat", "cost_per_day_usd", "0.500000", "1.000000", "0.500000", "50", "2026-03-05T00:00:00Z"},
+		{"chat", "cost_per_month_usd", "2.500000", "10.000000", "7.500000", "25", "2026-04-01T00:00:00Z"},
+	}
+	if got := htmlRows(t, renderHTML(t, r), "budget"); !reflect.DeepEqual(got, want) {
+		t.Errorf("HTML budget rows %q, want %q", got, want)
+	}
+	for i, row := range r.BudgetRows() {
+		text := []string{row.App, row.Budget, row.Used, row.Limit, row.Remaining, fmt.Sprint(row.PercentUsed), row.Resets.Format(time.RFC3339)}
+		if !reflect.DeepEqual(text, want[i]) {
+			t.Errorf("text row %d %q, want %q", i, text, want[i])
+		}
+	}
+	// Without budgets, no section.
+	if page := renderHTML(t, buildFixture(t, mixedFixture)); strings.Contains(page, `id="budgets"`) {
+		t.Error("a report without budgets has a budgets section")
+	}
+}
+
+// htmlRows are the text of the cells of each <tr class=CLASS> of page.
+func htmlRows(t *testing.T, page, class string) [][]string {
+	t.Helper()
+	doc, err := html.Parse(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text func(n *html.Node) string
+	text = func(n *html.Node) string {
+		if n.Type == html.TextNode {
+			return n.Data
+		}
+		var b strings.Builder
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			b.WriteString(text(c))
+		}
+		return b.String()
+	}
+	var rows [][]string
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == "tr" {
+			for _, a := range n.Attr {
+				if a.Key == "class" && a.Val == class {
+					var row []string
+					for c := n.FirstChild; c != nil; c = c.NextSibling {
+						if c.Type == html.ElementNode && c.Data == "td" {
+							row = append(row, strings.TrimSpace(text(c)))
+						}
+					}
+					rows = append(rows, row)
+				}
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	return rows
 }

@@ -182,11 +182,23 @@ func mappingValue(m *yaml.Node, key string) *yaml.Node {
 // Warnings returns findings about a valid config that do not stop it
 // loading but are probably mistakes: unreachable apps and other policy
 // slips (policy.AppWarnings), identity source orders that can name the
-// wrong workload (identity.Warnings), and escapable deny rules or a global
-// dry-run (policy.GlobalWarnings).
+// wrong workload (identity.Warnings), escapable deny rules or a global
+// dry-run (policy.GlobalWarnings), and apps or deny rules selecting on tags
+// the identity config makes weak (SelectorWarnings).
 func Warnings(cfg *Config) []string {
 	pc := cfg.Policy()
 	out := policy.AppWarnings(&pc)
 	out = append(out, identity.Warnings(&cfg.Identity)...)
-	return append(out, policy.GlobalWarnings(&pc)...)
+	out = append(out, policy.GlobalWarnings(&pc)...)
+	return append(out, SelectorWarnings(cfg)...)
+}
+
+// SelectorWarnings are the warnings that need both the policy and the
+// identity config: apps and deny rules selecting on a tag that the
+// configured sources produce weak (ecs.family, ecs.revision, ecs.service
+// without identity.ecs_sidecar.platform_task_definitions). The server logs
+// them when it loads or reloads a policy.
+func SelectorWarnings(cfg *Config) []string {
+	pc := cfg.Policy()
+	return policy.WeakSelectorWarnings(&pc, cfg.Identity.WeakUnder)
 }

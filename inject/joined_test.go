@@ -327,6 +327,29 @@ func TestInjectorWithPolicies(t *testing.T) {
 			t.Errorf("not enrolled: got %v, want warden-pods' refusal", err)
 		}
 	})
+	// The hand-written transparent example (its own warden-redirect init
+	// container with NET_ADMIN): refused in an enrolled namespace by the
+	// injector, elsewhere by warden-pods, and where the platform allows
+	// transparent mode by the injector too — only the injector's own
+	// warden-iptables may hold NET_ADMIN.
+	t.Run("hand-written transparent example refused", func(t *testing.T) {
+		p := examplePod(t, "transparent-example.yaml")
+		for _, ns := range []string{enrolled, transparent, plain} { // the other examples' subtests may have made them
+			_, err := c.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "chatbot"}}, metav1.CreateOptions{})
+			if err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+		}
+		if _, err := pods(enrolled)(p.DeepCopy()); !deniedByInjector(err) {
+			t.Errorf("enrolled: got %v, want the injector's refusal", err)
+		}
+		if _, err := pods(transparent)(p.DeepCopy()); !deniedByInjector(err) {
+			t.Errorf("transparent allowed: got %v, want the injector's refusal", err)
+		}
+		if _, err := pods(plain)(p.DeepCopy()); !deniedBy(err, "warden-pods") {
+			t.Errorf("not enrolled: got %v, want warden-pods' refusal", err)
+		}
+	})
 
 	// Each way around Warden (issue 14, "Rejected"), as the team.
 	t.Run("rejected/token volume in an app container, enrolled", func(t *testing.T) {

@@ -134,6 +134,7 @@ func (s *Server) reload(cfg *config.Config, meta BundleMeta) ReloadResult {
 			zap.Strings("keys", res.NotApplied), zap.String("policy_hash", next.hash))
 	}
 	if res.Changed {
+		s.logSelectorWarnings(cfg)
 		prev := ""
 		if old != nil {
 			prev = old.hash
@@ -142,6 +143,15 @@ func (s *Server) reload(cfg *config.Config, meta BundleMeta) ReloadResult {
 			zap.String("previous_policy_hash", prev), zap.Int("apps", len(cfg.Apps)), zap.Uint64("policy_serial", next.serial))
 	}
 	return res
+}
+
+// logSelectorWarnings logs the policy's selectors that the identity config
+// makes weak (config.SelectorWarnings): a policy from a signed bundle never
+// passes through `warden policy validate` on this host.
+func (s *Server) logSelectorWarnings(cfg *config.Config) {
+	for _, w := range config.SelectorWarnings(cfg) {
+		s.log.Warn("policy warning", zap.String("warning", w))
+	}
 }
 
 func (s *Server) reloadFailed(old *snapshot, err error, diags []string) ReloadResult {

@@ -191,6 +191,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if cfg.Bundle == nil {
 		s.snap.Store(snap)
 		m.lastReload.SetToCurrentTime()
+		s.logSelectorWarnings(cfg)
 	}
 	if s.identity, err = identity.NewResolver(ctx, cfg.Identity, identity.Deps{AWS: awsCfg, Logger: s.log}); err != nil {
 		return nil, fmt.Errorf("proxy: identity: %w", err)

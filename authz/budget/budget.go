@@ -314,9 +314,23 @@ type Ticket struct {
 	// shared store was unreachable).
 	Fallback bool
 	store    Store
+	// hold keeps a shared store's reservation alive while the call runs
+	// (nil in memory); Settle stops it.
+	hold *hold
 }
 
 func (t *Ticket) tracked(k Kind) bool { return t.Kinds&(1<<k) != 0 }
+
+// reserves says whether t holds anything in the store (a reservation is
+// stored only for the budgets it takes a positive amount of).
+func (t *Ticket) reserves() bool {
+	for k := Kind(0); k < NumKinds; k++ {
+		if t.tracked(k) && t.Amount[k] > 0 {
+			return true
+		}
+	}
+	return false
+}
 
 // Store keeps the budgets' counters. Reserve checks every budget l sets
 // and, if each has room for amt, takes amt of them all at once (atomically:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,7 @@ type Enforcer struct {
 	// downUntil is when to try the shared store again after it failed
 	// (Unix ns; 0: it answers).
 	downUntil atomic.Int64
+	closed    atomic.Bool // holds stop extending
 	log       *zap.Logger
 	m         *metrics
 	apps      func() map[string]*Limits
@@ -89,8 +91,12 @@ func (e *Enforcer) Jobs(ttl time.Duration) *RedisJobs {
 // Redis is the shared store (nil without one): for benchmarks and tests.
 func (e *Enforcer) Redis() *Redis { return e.redis }
 
-// Close closes the store.
-func (e *Enforcer) Close() error { return e.store.Close() }
+// Close closes the store (and stops extending running calls'
+// reservations).
+func (e *Enforcer) Close() error {
+	e.closed.Store(true)
+	return e.store.Close()
+}
 
 // Reserve takes amt of app's budgets l before the call is forwarded. A
 // non-nil *Refusal is the answer for the caller (a budget with no room, or
@@ -111,6 +117,9 @@ func (e *Enforcer) Reserve(ctx context.Context, app string, l *Limits, amt Amoun
 			e.log.Info("budget store answers again: budgets are shared again")
 		}
 		e.m.checks.WithLabelValues(app, "", "ok").Inc()
+		if e.redis != nil && t.ID != "" && t.reserves() {
+			t.hold = e.startHold(app, t.ID)
+		}
 		return t, nil
 	}
 	var ex *Exceeded
@@ -174,6 +183,9 @@ func (e *Enforcer) Settle(ctx context.Context, t *Ticket, used Amount) {
 	if t == nil || t.store == nil {
 		return
 	}
+	if t.hold != nil {
+		t.hold.stop()
+	}
 	if e.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, e.timeout)
@@ -185,12 +197,66 @@ func (e *Enforcer) Settle(ctx context.Context, t *Ticket, used Amount) {
 	}
 }
 
+// hold extends a running call's reservation in the shared store every
+// third of budgets.reservation_ttl, so a call that outlives the TTL (a long
+// stream) keeps its tokens, price and stream slot reserved: other calls
+// cannot take them, and its settlement replaces them exactly. A call that
+// ends sooner than a third of the TTL (nearly every call) never extends:
+// the hot path stays one round trip. A reservation that expired anyway
+// (the store unreachable for longer than the TTL) was given back, and the
+// settlement then adds only what the call used (redis_settle.lua): never
+// counted twice.
+type hold struct {
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool
+}
+
+func (e *Enforcer) startHold(app, id string) *hold {
+	every := e.redis.TTL() / 3
+	h := &hold{}
+	var tick func()
+	tick = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), max(e.timeout, time.Second))
+		held, err := e.redis.Extend(ctx, app, id)
+		cancel()
+		switch {
+		case err != nil:
+			e.m.storeErrors.Inc()
+			e.log.Warn("extending a running call's budget reservation failed; trying again", zap.String("app", app), zap.Error(err))
+		case held:
+			e.m.extended.Inc()
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.stopped || e.closed.Load() || (err == nil && !held) {
+			if err == nil && !held && !h.stopped {
+				e.log.Warn("a running call's budget reservation expired before it could be extended; its settlement adds what it used", zap.String("app", app))
+			}
+			return
+		}
+		h.timer = time.AfterFunc(every, tick)
+	}
+	h.mu.Lock()
+	h.timer = time.AfterFunc(every, tick)
+	h.mu.Unlock()
+	return h
+}
+
+func (h *hold) stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopped = true
+	h.timer.Stop()
+}
+
 // metrics are the budgets' on /metrics.
 type metrics struct {
 	checks      *prometheus.CounterVec
 	fallback    *prometheus.CounterVec
 	storeErrors prometheus.Counter
 	storeUp     prometheus.Gauge
+	extended    prometheus.Counter
 }
 
 var (
@@ -217,12 +283,14 @@ func newMetrics(reg prometheus.Registerer, e *Enforcer) (*metrics, error) {
 			Help: "Budget store calls that failed (unreachable, timed out)."}),
 		storeUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "warden_budget_store_up",
 			Help: "1 when the budget store answers, 0 while this replica is deciding alone or refusing (budgets.on_store_error)."}),
+		extended: prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_budget_reservations_extended_total",
+			Help: "Reservations of calls still running (long streams) extended by another budgets.reservation_ttl in the shared store."}),
 	}
 	m.storeUp.Set(1)
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.checks, m.fallback, m.storeErrors, m.storeUp, usageCollector{e}} {
+	for _, c := range []prometheus.Collector{m.checks, m.fallback, m.storeErrors, m.storeUp, m.extended, usageCollector{e}} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("budget: metrics: %w", err)
 		}

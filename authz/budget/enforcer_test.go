@@ -127,3 +127,83 @@ warden_budget_remaining{app="chat",budget="tokens_per_day"} 750
 		t.Fatal(err)
 	}
 }
+
+// A stream that outlives budgets.reservation_ttl (300 ms here) settles
+// correctly. Held: the Enforcer extends its reservation every third of the
+// TTL while it runs, so its tokens and stream slot stay taken (a second
+// stream is refused, usage never drops) and the settlement replaces them
+// by what it used. Hold lost (extensions stopped, as when Redis is
+// unreachable for longer than the TTL): the reservation expires and is
+// given back, and the settlement adds what the stream used once — never
+// twice, never a second refund.
+func TestEnforcerStreamOutlivesTTL(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	l := Compile(policy.BudgetsConfig{ConcurrentStreams: 1, TokensPerDay: 1000})
+	amt := Amount{ConcurrentStreams: 1, TokensPerDay: 500}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		lose bool
+	}{{"held", false}, {"hold lost", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			reg := prometheus.NewRegistry()
+			e, err := New(Config{Store: StoreRedis, ReservationTTL: ttl, Redis: &RedisConfig{Address: srv.Addr, Timeout: 2 * time.Second}},
+				Options{Registry: reg, Apps: func() map[string]*Limits { return map[string]*Limits{"a": l} }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = e.Close() })
+			tk, ref := e.Reserve(ctx, "a", l, amt)
+			if ref != nil {
+				t.Fatal(ref)
+			}
+			if tc.lose {
+				tk.hold.stop()
+			}
+			// The stream runs for 5 TTLs; every read runs the scripts'
+			// expiry of stale reservations first.
+			for end := time.Now().Add(5 * ttl); time.Now().Before(end); time.Sleep(ttl / 5) {
+				u, err := e.Redis().Usage(ctx, "a", l)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !tc.lose && (u[ConcurrentStreams] != 1 || u[TokensPerDay] != 500) {
+					t.Fatalf("%v into a held stream its reservation was given back: usage %v", time.Since(end.Add(-5*ttl)), u)
+				}
+			}
+			tk2, second := e.Reserve(ctx, "a", l, Amount{ConcurrentStreams: 1})
+			defer e.Settle(ctx, &tk2, Amount{})
+			switch {
+			case !tc.lose && (second == nil || second.Exceeded == nil || second.Exceeded.Kind != ConcurrentStreams):
+				t.Fatalf("a second stream while the first is held: %v, want refused on concurrent_streams", second)
+			case tc.lose && second != nil:
+				t.Fatalf("a second stream after the first's reservation expired: %v", second)
+			}
+			if tc.lose {
+				u, _ := e.Redis().Usage(ctx, "a", l)
+				if u[ConcurrentStreams] != 1 || u[TokensPerDay] != 0 {
+					t.Fatalf("after the lost reservation expired: usage %v, want only the second stream's slot", u)
+				}
+			}
+			// The first stream ends having used 420 tokens.
+			e.Settle(ctx, &tk, Amount{TokensPerDay: 420})
+			u, err := e.Redis().Usage(ctx, "a", l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantStreams := int64(0)
+			if tc.lose {
+				wantStreams = 1 // the second stream still runs
+			}
+			if u[TokensPerDay] != 420 || u[ConcurrentStreams] != wantStreams {
+				t.Fatalf("after settling: usage %v, want 420 tokens and %d streams", u, wantStreams)
+			}
+			ext := testutil.ToFloat64(e.m.extended)
+			if tc.lose && ext != 0 || !tc.lose && ext < 3 {
+				t.Fatalf("%v extensions in 5 TTLs", ext)
+			}
+			t.Logf("%s: %v extensions", tc.name, ext)
+		})
+	}
+}

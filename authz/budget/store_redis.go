@@ -26,10 +26,13 @@ var (
 	luaSettle string
 	//go:embed redis_usage.lua
 	luaUsage string
+	//go:embed redis_extend.lua
+	luaExtend string
 
 	reserveScript = redis.NewScript(luaWindows + luaReserve)
 	settleScript  = redis.NewScript(luaWindows + luaSettle)
 	usageScript   = redis.NewScript(luaWindows + luaUsage)
+	extendScript  = redis.NewScript(luaExtend)
 )
 
 // Redis is the shared store: every replica pointed at one Redis (or Redis
@@ -144,6 +147,20 @@ func (s *Redis) Settle(ctx context.Context, t *Ticket, used Amount) error {
 	}
 	return nil
 }
+
+// Extend pushes a reservation's expiry to the server's now + the TTL while
+// its call still runs. It reports false when the reservation is gone
+// (expired and given back, or settled).
+func (s *Redis) Extend(ctx context.Context, app, id string) (bool, error) {
+	n, err := extendScript.Run(ctx, s.c, s.keys(app), s.ttlMs, id).Int64()
+	if err != nil {
+		return false, fmt.Errorf("budget store (redis): extend a reservation of app %s: %w", app, err)
+	}
+	return n == 1, nil
+}
+
+// TTL is how long an unsettled reservation holds.
+func (s *Redis) TTL() time.Duration { return time.Duration(s.ttlMs) * time.Millisecond }
 
 // Usage implements Store.
 func (s *Redis) Usage(ctx context.Context, app string, l *Limits) (Amount, error) {

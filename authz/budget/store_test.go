@@ -238,8 +238,14 @@ func TestRedisACLUser(t *testing.T) {
 	if ex != nil {
 		t.Fatal(ex)
 	}
+	if held, err := r.Extend(ctx, "a", tk.ID); err != nil || !held {
+		t.Fatalf("extend as the ACL user: %v %v", held, err)
+	}
 	if err := r.Settle(ctx, &tk, Amount{RequestsPerMinute: 1}); err != nil {
 		t.Fatal(err)
+	}
+	if held, err := r.Extend(ctx, "a", tk.ID); err != nil || held {
+		t.Fatalf("extend a settled reservation: %v %v", held, err)
 	}
 	jobs := r.Jobs(3600)
 	if err := jobs.Remember(ctx, "arn:job/1", "a"); err != nil {

@@ -1,6 +1,9 @@
 package identity
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Tag keys every source uses, so the same selectors work whatever the source.
 // Strength is a property of the key as much as of the source: a key in
@@ -61,4 +64,27 @@ func IsWeakKey(key string) bool {
 	}
 	// Unknown keys (static config's own names, say) are weak: claimed, not proven.
 	return true
+}
+
+// WeakUnder says why key, a key IsWeakKey counts as platform-set, is
+// nonetheless produced weak by a source this config lists, or "" when no
+// listed source makes it weak. ecs.family, ecs.revision and ecs.service
+// are names whoever registers the task definition or creates the service
+// chooses: the ecs-sidecar source marks them strong only with
+// ecs_sidecar.platform_task_definitions, and the ec2 source's ECS task
+// lookup (ec2.ecs_tasks) always marks them weak.
+func (c *Config) WeakUnder(key string) string {
+	switch key {
+	case TagECSFamily, TagECSRevision, TagECSService:
+	default:
+		return ""
+	}
+	var why []string
+	if slices.Contains(c.Sources, SourceECSSidecar) && !c.ECSSidecar.PlatformTaskDefinitions {
+		why = append(why, "the ecs-sidecar source marks it weak because whoever registers a task definition or creates a service names it (if only the platform builds task definitions and services, set identity.ecs_sidecar.platform_task_definitions: true)")
+	}
+	if slices.Contains(c.Sources, SourceEC2) && c.EC2.ECSTasks {
+		why = append(why, "the ec2 source's ECS task lookup (identity.ec2.ecs_tasks) always marks it weak, whatever the platform controls")
+	}
+	return strings.Join(why, "; ")
 }

@@ -256,7 +256,7 @@ func validateMatch(a *AppConfig, where string) []error {
 			}
 		}
 		if weak {
-			add("selects only on weak tags (%s), which the workload being policed can set itself; select on at least one platform-set tag (%s, %s, ecs.cluster, ecs.family, %s, …) or set allow_weak_identity: true",
+			add("selects only on weak tags (%s), which the workload being policed can set itself; select on at least one platform-set tag (%s, %s, ecs.task_role_arn, %s, …) or set allow_weak_identity: true",
 				strings.Join(keys, ", "), identity.TagK8sNamespace, identity.TagK8sServiceAccount, identity.TagWardenKeyApp)
 		}
 	}

@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 	"strings"
+
+	"github.com/warden-egress/warden/authz/identity"
 )
 
 // AppWarnings returns findings about a valid config's apps that do not stop it
@@ -117,4 +119,39 @@ func contains(list []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// WeakSelectorWarnings reports apps and deny rules that select on a key the
+// identity config makes weak although the key names platform data in
+// general (weakUnder is identity.Config.WeakUnder: why a key is weak under
+// the configured sources, or ""). Today that is ecs.family, ecs.revision
+// and ecs.service without identity.ecs_sidecar.platform_task_definitions:
+// an app selecting on them never matches unless it allows weak identity,
+// and then any workload naming its task definition so is selected.
+func WeakSelectorWarnings(cfg *Config, weakUnder func(key string) string) []string {
+	var out []string
+	for i := range cfg.Apps {
+		a := &cfg.Apps[i]
+		for _, k := range a.Match.Keys() {
+			why := weakUnder(k)
+			if why == "" {
+				continue
+			}
+			effect := "without allow_weak_identity this app never selects a caller on it, so its workloads fall to a later app or are denied"
+			if a.AllowWeakIdentity {
+				effect = "with allow_weak_identity any workload that gives its task definition or service that name is selected"
+			}
+			out = append(out, fmt.Sprintf("%s: match selects on %s, which is weak under this identity config: %s; %s. Select on %s (the task role the platform passes, which iam:PassRole controls) instead",
+				AppWhere(a, i), k, why, effect, identity.TagECSTaskRole))
+		}
+	}
+	for i := range cfg.Deny {
+		for _, k := range cfg.Deny[i].Match.Keys() {
+			if why := weakUnder(k); why != "" {
+				out = append(out, fmt.Sprintf("deny[%d]: selects on %s, which is weak under this identity config: %s; a workload escapes the rule by renaming its task definition or service. Select on %s instead",
+					i, k, why, identity.TagECSTaskRole))
+			}
+		}
+	}
+	return out
 }

@@ -101,3 +101,37 @@ func TestRunCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetsBenchSmoke runs the budgets bench with tiny numbers: the
+// shape of the output, both arms measured in every block, never timings.
+func TestBudgetsBenchSmoke(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	args := []string{"--blocks", "2", "--block-requests", "40", "--c1-requests", "5", "--warmup", "5", "--json"}
+	if err := cmdBenchBudgets(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("budgets bench: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var rep budgetsBenchReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout.String())
+	}
+	if len(rep.Blocks) != 2 || rep.Blocks[0].First == rep.Blocks[1].First {
+		t.Fatalf("blocks %+v: want 2, alternating which arm goes first", rep.Blocks)
+	}
+	for _, b := range rep.Blocks {
+		if b.OffCallsPerS <= 0 || b.OnCallsPerS <= 0 || b.OffP50us <= 0 || b.OnP50us <= 0 || b.ThroughputRatio <= 0 {
+			t.Errorf("block not measured: %+v", b)
+		}
+	}
+	stdout.Reset()
+	if err := cmdBenchBudgets(ctx, []string{"--blocks", "1", "--block-requests", "20", "--c1-requests", "2", "--warmup", "0"}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout.String(), "target throughput with local budgets within 5 %") {
+		t.Errorf("text output lacks the target line:\n%s", stdout.String())
+	}
+	if err := cmdBenchBudgets(ctx, []string{"--blocks", "0"}, &stdout, &stderr); err == nil {
+		t.Error("--blocks 0 accepted")
+	}
+}

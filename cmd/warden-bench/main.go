@@ -4,6 +4,7 @@
 //	go run ./cmd/warden-bench [flags]        endpoint mode against a direct call and a bare reverse proxy
 //	go run ./cmd/warden-bench proxy [flags]  forward-proxy mode against a bare goproxy MITM
 //	go run ./cmd/warden-bench stream [flags] the output guard's stream hold-back against no guard
+//	go run ./cmd/warden-bench budgets [flags] local budgets on against off, interleaved in blocks
 //
 // It is its own command so that the production binary (cmd/warden) links no
 // emulator.
@@ -26,6 +27,7 @@ usage:
   warden-bench [flags]         measure endpoint mode against a direct call and a bare reverse proxy
   warden-bench proxy [flags]   measure forward-proxy mode against a bare goproxy MITM
   warden-bench stream [flags]  measure the output guard's stream hold-back against no guard
+  warden-bench budgets [flags] measure Warden with local budgets on against off, interleaved in blocks
   warden-bench streams [flags] hold N (default 10,000) ConverseStreams open through the warden binary: RSS per stream
   warden-bench wrk [flags]     wrk against direct, a bare Go proxy, nginx and the warden binary (4 KB and 800 KB prompts)
   warden-bench help            this text; add -h after a command for its flags
@@ -47,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			name, cmd, args = "warden-bench proxy", cmdBenchProxy, args[1:]
 		case "stream":
 			name, cmd, args = "warden-bench stream", cmdBenchStream, args[1:]
+		case "budgets":
+			name, cmd, args = "warden-bench budgets", cmdBenchBudgets, args[1:]
 		case "wrk":
 			name, cmd, args = "warden-bench wrk", cmdBenchWrk, args[1:]
 		case "streams":

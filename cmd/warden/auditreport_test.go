@@ -219,13 +219,24 @@ apps:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, errs, code := runAuditReport(t, "--config", cfg, reportFixture)
+	page := filepath.Join(t.TempDir(), "report.html")
+	out, errs, code := runAuditReport(t, "--config", cfg, "--html", page, reportFixture)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	for _, want := range []string{"Budgets (UTC day and month of 2026-11-30T13:30:00Z", "payments-prod  tokens_per_day", "payments-prod  cost_per_month_usd", "2026-12-01T00:00:00Z"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	html, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<h2 id="budgets">Budgets (UTC day and month of 2026-11-30T13:30:00Z`,
+		`<tr class="budget"><td>payments-prod</td><td>tokens_per_day</td>`, `<td>cost_per_month_usd</td>`, `<td class="n">100000</td>`, `<td>2026-12-01T00:00:00Z</td>`} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("html page lacks %q", want)
 		}
 	}
 	if _, errs, code := runAuditReport(t, "--config", filepath.Join(t.TempDir(), "none.yaml"), reportFixture); code == 0 || !strings.Contains(errs, "--config") {

@@ -363,15 +363,32 @@ const (
 	claudeModel = "anthropic.claude-3-haiku-20240307-v1:0"
 )
 
-// buildWarden builds the warden binary once for the test.
+// builtWarden is the warden binary, built by the first test that needs it
+// and shared by the rest of the test binary's run (TestMain removes it).
+var builtWarden struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// buildWarden returns the warden binary, building it once per test binary.
 func buildWarden(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "warden")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	builtWarden.once.Do(func() {
+		dir, err := os.MkdirTemp("", "warden-test-bin-")
+		if err != nil {
+			builtWarden.err = err
+			return
+		}
+		builtWarden.dir, builtWarden.path = dir, filepath.Join(dir, "warden")
+		if out, err := exec.Command("go", "build", "-o", builtWarden.path, ".").CombinedOutput(); err != nil {
+			builtWarden.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if builtWarden.err != nil {
+		t.Fatal(builtWarden.err)
 	}
-	return bin
+	return builtWarden.path
 }
 
 // proc is a child process with its output kept for a failure's report.

@@ -22,7 +22,7 @@ import (
 // constructs' own checks); this test runs both on a copy of the app and
 // checks the templates against the generated policies byte for byte.
 
-// cdkProject copies the app (sources, settings, tsconfig) into a temporary
+// cdkProject copies the app (sources, settings, tsconfig, cdk.json) into a temporary
 // directory beside a link to its node_modules, so compiling and
 // synthesising write nothing into the tree; edit, when set, changes
 // lib/network.ts first.
@@ -39,7 +39,7 @@ func cdkProject(t *testing.T, edit func(string) string) string {
 		testenv.Missing(t, "node (%v) or the CDK (%v, %v) missing; run npm ci in deploy/cdk", nodeErr, libErr, cliErr)
 	}
 	dir := t.TempDir()
-	for _, f := range []string{"tsconfig.json", "warden-infra.json", "bin/warden.ts", "lib/settings.ts", "lib/network.ts", "lib/organization.ts"} {
+	for _, f := range []string{"cdk.json", "tsconfig.json", "warden-infra.json", "bin/warden.ts", "lib/settings.ts", "lib/network.ts", "lib/organization.ts"} {
 		data, err := os.ReadFile(filepath.Join(src, f))
 		if err != nil {
 			t.Fatal(err)
@@ -103,7 +103,8 @@ func TestCDKSynth(t *testing.T) {
 	if out, err := runIn(t, dir, env, "node", "node_modules/typescript/bin/tsc", "-p", "."); err != nil {
 		t.Fatalf("tsc: %v\n%s", err, out)
 	}
-	if out, err := runIn(t, dir, env, "node_modules/.bin/cdk", "synth", "--app", "node dist/bin/warden.js", "--output", "cdk.out", "--quiet", "--no-notices"); err != nil {
+	// The app and its output directory come from cdk.json.
+	if out, err := runIn(t, dir, env, "node_modules/.bin/cdk", "synth", "--quiet", "--no-notices"); err != nil {
 		t.Fatalf("cdk synth: %v\n%s", err, out)
 	}
 	type resource struct {

@@ -126,7 +126,11 @@ func TestMain(m *testing.M) {
 		netnsHelperMain()
 	}
 	// kubetest.Main stops the shared kube-apiserver TestInjectAudit starts.
-	os.Exit(kubetest.Main(m))
+	code := kubetest.Main(m)
+	if builtWarden.dir != "" {
+		_ = os.RemoveAll(builtWarden.dir)
+	}
+	os.Exit(code)
 }
 
 // netnsHelperMain runs the role named in the environment and exits.

@@ -24,6 +24,12 @@ func docFiles(t *testing.T, root string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// deploy/'s own READMEs (deploy/athena/README.md, …).
+	sub, err := filepath.Glob(filepath.Join(root, "deploy", "*", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	more = append(more, sub...)
 	for _, f := range more {
 		rel, _ := filepath.Rel(root, f)
 		files = append(files, filepath.ToSlash(rel))

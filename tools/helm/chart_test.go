@@ -130,6 +130,9 @@ func modeValues(t testing.TB, name string) map[string]any {
 type rendered struct {
 	objects []*unstructured.Unstructured
 	notes   string
+	// sources are the templates that produced a manifest (Helm's
+	// "# Source: CHART/templates/..." lines).
+	sources map[string]bool
 }
 
 // render renders the chart with vals into namespace through the SDK's
@@ -163,7 +166,13 @@ func render(t testing.TB, vals map[string]any, namespace string) (*rendered, err
 	if err != nil {
 		t.Fatalf("rendered manifest: %v\n%s", err, manifest)
 	}
-	return &rendered{objects: objs, notes: r.Info.Notes}, nil
+	sources := map[string]bool{}
+	for _, l := range strings.Split(manifest, "\n") {
+		if src, ok := strings.CutPrefix(l, "# Source: warden/"); ok {
+			sources[strings.TrimSpace(src)] = true
+		}
+	}
+	return &rendered{objects: objs, notes: r.Info.Notes, sources: sources}, nil
 }
 
 func mustRender(t testing.TB, m mode) *rendered {
