@@ -180,60 +180,130 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 }
 
 // detectWords walks word starts and runs the number- and code-shaped checks.
+// Every value it reports holds a trigger (see nextTrigger) at most
+// triggerReach bytes after its start, so it jumps over text with no trigger
+// ahead to a byte the plain walk (wordStep from 0) would also stop at: a
+// non-word byte, which the walk only passes over inside a value it found.
+// FuzzDetectWordsSkip compares it with the plain walk.
 func (p *PII) detectWords(s string, dst []Finding) []Finding {
-	k := p.kinds
 	n := len(s)
 	for i := 0; i < n; {
-		c := s[i]
-		cl := class[c]
-		if cl&(cDigit|cUpper|cLower) == 0 {
-			if (c == '+' || c == '(') && k&kPhone != 0 && i+1 < n && isDigit(s[i+1]) && !wordRuneBefore(s, i) {
-				if end := phoneAt(s, i, 0); end > 0 {
-					dst = p.emit(dst, Phone, i, end)
-					i = end
-					continue
-				}
-			}
-			i++
-			continue
+		t := nextTrigger(s, i)
+		if t == n {
+			break
 		}
-		// i starts a word unless a non-ASCII letter precedes it (ASCII word
-		// runs are skipped whole).
-		if i > 0 && s[i-1] >= utf8.RuneSelf && wordRuneBefore(s, i) {
-			i = skipWord(s, i)
-			continue
+		if q := syncBefore(s, i, t-triggerReach); q > i {
+			i = q
 		}
-		next, we := i+1, skipWord(s, i) // we: the end of the word
-		if cl&cDigit != 0 {
-			dst, next = p.digitToken(s, i, dst, 0)
-		} else {
-			if i+3 < n && isAlpha(s[i+1]) && (isDigit(s[i+2]) || s[i+2] == ' ' && isDigit(s[i+3])) {
-				dst, next = p.letterToken(s, i, dst)
-			}
-			// A label with digits glued to it: "SSN123-45-6789",
-			// "card4111111111111111", "ssn_123456789". A value ends the
-			// word (a number glued to letters on its right is none), so a
-			// word ending in a letter, as prose does, is passed at once.
-			if next == i+1 && isDigit(s[we-1]) {
-				j := i + 1
-				for j < we && isAlpha(s[j]) {
-					j++
-				}
-				if j < we && j-i <= maxLabel {
-					if d, lbl := gluedLabel(s, i, j); lbl != 0 {
-						dst, next = p.digitToken(s, d, dst, lbl)
-					}
-				}
-			}
+		for i < n && i <= t {
+			dst, i = p.wordStep(s, i, dst)
 		}
-		if k&(kIP|kMAC) != 0 && cl&(cDigit|cHexLetter) != 0 && hexSepSoon(s, i) {
-			var end int
-			dst, end = p.hexToken(s, i, dst)
-			next = max(next, end)
-		}
-		i = max(next, we)
 	}
 	return dst
+}
+
+// triggerReach bounds how far after a value's start its trigger lies: a
+// label of up to maxLabel letters and '_' before the digits, or the four
+// hex digits before an IPv6 or MAC separator.
+const triggerReach = maxLabel + 2
+
+// nextTrigger returns the first position at or after i that may lie in a
+// number- or code-shaped value near its start, or len(s): a digit, or a ':',
+// '-' or '.' after a hex digit where an IPv6 address or a MAC address of
+// letters only ("ab-cd-ef-ab-cd-ef", "dead.beef.cafe") may begin.
+func nextTrigger(s string, i int) int {
+	n := len(s)
+	for ; i+8 <= n; i += 8 {
+		m := inRange(load64(s, i), '-', ':') // - . / 0-9 :
+		for m != 0 {
+			t := i + firstByte(m)
+			m &= m - 1
+			if isTrigger(s, t) {
+				return t
+			}
+		}
+	}
+	for ; i < n; i++ {
+		if c := s[i]; c >= '-' && c <= ':' && isTrigger(s, i) {
+			return i
+		}
+	}
+	return n
+}
+
+func isTrigger(s string, t int) bool {
+	switch c := s[t]; c {
+	case '/':
+		return false
+	case ':':
+		return t > 0 && isHex(s[t-1])
+	case '-':
+		return t > 0 && isHex(s[t-1]) && t+3 < len(s) && s[t+3] == '-'
+	case '.':
+		return t > 0 && isHex(s[t-1]) && t+5 < len(s) && s[t+5] == '.'
+	}
+	return true // a digit
+}
+
+// syncBefore returns the last non-word byte in [lo, hi], or lo.
+func syncBefore(s string, lo, hi int) int {
+	for q := hi; q > lo; q-- {
+		if class[s[q]]&cWord == 0 {
+			return q
+		}
+	}
+	return lo
+}
+
+// wordStep is one step of the walk over word starts from s[i]: it runs the
+// checks that may start there and returns dst and where the walk goes on.
+func (p *PII) wordStep(s string, i int, dst []Finding) ([]Finding, int) {
+	k := p.kinds
+	n := len(s)
+	c := s[i]
+	cl := class[c]
+	if cl&(cDigit|cUpper|cLower) == 0 {
+		if (c == '+' || c == '(') && k&kPhone != 0 && i+1 < n && isDigit(s[i+1]) && !wordRuneBefore(s, i) {
+			if end := phoneAt(s, i, 0); end > 0 {
+				return p.emit(dst, Phone, i, end), end
+			}
+		}
+		return dst, i + 1
+	}
+	// i starts a word unless a non-ASCII letter precedes it (ASCII word
+	// runs are skipped whole).
+	if i > 0 && s[i-1] >= utf8.RuneSelf && wordRuneBefore(s, i) {
+		return dst, skipWord(s, i)
+	}
+	next, we := i+1, skipWord(s, i) // we: the end of the word
+	if cl&cDigit != 0 {
+		dst, next = p.digitToken(s, i, dst, 0)
+	} else {
+		if i+3 < n && isAlpha(s[i+1]) && (isDigit(s[i+2]) || s[i+2] == ' ' && isDigit(s[i+3])) {
+			dst, next = p.letterToken(s, i, dst)
+		}
+		// A label with digits glued to it: "SSN123-45-6789",
+		// "card4111111111111111", "ssn_123456789". A value ends the
+		// word (a number glued to letters on its right is none), so a
+		// word ending in a letter, as prose does, is passed at once.
+		if next == i+1 && isDigit(s[we-1]) {
+			j := i + 1
+			for j < we && isAlpha(s[j]) {
+				j++
+			}
+			if j < we && j-i <= maxLabel {
+				if d, lbl := gluedLabel(s, i, j); lbl != 0 {
+					dst, next = p.digitToken(s, d, dst, lbl)
+				}
+			}
+		}
+	}
+	if k&(kIP|kMAC) != 0 && cl&(cDigit|cHexLetter) != 0 && hexSepSoon(s, i) {
+		var end int
+		dst, end = p.hexToken(s, i, dst)
+		next = max(next, end)
+	}
+	return dst, max(next, we)
 }
 
 // hexSepSoon reports whether the hex run at i (at most 4 digits) ends in ':',

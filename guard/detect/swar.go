@@ -39,6 +39,17 @@ func eqByte(x uint64, c byte) uint64 {
 	return ^((y&^msb + ^uint64(msb)) | y) & msb
 }
 
+// asciiRange is inRange for x without bytes of 0x80 and above.
+func asciiRange(x uint64, lo, hi byte) uint64 {
+	return (x + lsb*uint64(0x80-lo)) &^ (x + lsb*uint64(0x7f-hi)) & msb
+}
+
+// asciiEq is eqByte for x without bytes of 0x80 and above and c < 0x80.
+func asciiEq(x uint64, c byte) uint64 {
+	y := x ^ lsb*uint64(c)
+	return ^(y + lsb*0x7f) & msb
+}
+
 // firstByte returns the index in its word of the lowest byte flagged in m (a
 // non-zero mask with high bits set).
 func firstByte(m uint64) int { return bits.TrailingZeros64(m) >> 3 }

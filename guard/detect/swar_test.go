@@ -1,6 +1,9 @@
 package detect
 
 import (
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -27,6 +30,18 @@ func TestSWAR(t *testing.T) {
 						}
 						if m>>(8*k)&0x7f != 0 {
 							t.Fatalf("inRange sets low bits: %#x", m)
+						}
+					}
+				}
+				if x&msb == 0 {
+					for _, r := range ranges {
+						if got, want := asciiRange(x, r[0], r[1]), inRange(x, r[0], r[1]); got != want {
+							t.Fatalf("asciiRange(% x, %#x, %#x) = %#x, want %#x", b, r[0], r[1], got, want)
+						}
+					}
+					for _, c := range []byte{'@', '_', 0, '\'', 0x7f} {
+						if got, want := asciiEq(x, c), eqByte(x, c); got != want {
+							t.Fatalf("asciiEq(% x, %#x) = %#x, want %#x", b, c, got, want)
 						}
 					}
 				}
@@ -107,6 +122,129 @@ func FuzzNormalizeFast(f *testing.F) {
 		}
 		if got := Normalize(s); got != want {
 			t.Fatalf("Normalize(%q) = %q, general path %q", s, got, want)
+		}
+	})
+}
+
+// detectWordsPlain is PII.detectWords without the jumps: the reference
+// FuzzDetectWordsSkip holds it to.
+func (p *PII) detectWordsPlain(s string, dst []Finding) []Finding {
+	for i := 0; i < len(s); {
+		dst, i = p.wordStep(s, i, dst)
+	}
+	return dst
+}
+
+func FuzzDetectWordsSkip(f *testing.F) {
+	for _, s := range []string{
+		"", "4111 1111 1111 1111", "SSN 123-45-6789", "DE89 3704 0044 0532 0130 00", "+44 20 7946 0958", "GB 82 WEST",
+		"ab-cd-ef-ab-cd-ef dead.beef.cafe fe80::1 abcd:abcd:abcd:1", "cardnumber_4111111111111111", "AB 12 34 56 C",
+		"routing 021000021", "123\t45\t6789\n124\t46\t6790", "SSN:123/45/6789", "4111-1111 1111.1111", "über123 x—4111111111111111",
+		"tel:+1 (415) 555-2671 x89", "version 1.2.3.4 and 10.0.0.1/8", benchPrompt[:600],
+	} {
+		f.Add(s)
+	}
+	p, err := NewPII(PIIConfig{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := p.detectWords(s, nil)
+		want := p.detectWordsPlain(s, nil)
+		if len(got) != len(want) {
+			t.Fatalf("%q: skipping walk found %v, plain walk %v", s, got, want)
+		}
+		for k := range got {
+			if got[k] != want[k] {
+				t.Fatalf("%q: skipping walk found %v, plain walk %v", s, got, want)
+			}
+		}
+	})
+}
+
+// appendWordsPlain is appendWords by repeated nextWord calls: the reference
+// FuzzAppendWords holds it to.
+func appendWordsPlain(s string, dst []wordSpan) []wordSpan {
+	for p := 0; ; {
+		ws, we := nextWord(s, p)
+		if ws < 0 {
+			return dst
+		}
+		dst = append(dst, wordSpan{int32(ws), int32(we)})
+		p = we
+	}
+}
+
+func FuzzAppendWords(f *testing.F) {
+	for _, s := range []string{
+		"", "a", "don't stop", "it’s", "a''b 'x' y'", "_x_ 12ab", "café über naïve", "\xff\xfeab\xc3", "é", "aé",
+		strings.Repeat("x", 63) + "é" + "b", strings.Repeat("x", 62) + "’s", strings.Repeat("y ", 40) + "don’t",
+		strings.Repeat("z", 64) + "'s", benchPrompt[:700], "日本語のテキスト word", "a\u0301b c\u200bd",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := appendWords(s, nil)
+		want := appendWordsPlain(s, nil)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%q: appendWords = %v, nextWord gives %v", s, got, want)
+		}
+	})
+}
+
+// randomText builds n pieces of text from an alphabet that mixes word and
+// non-word bytes, apostrophes, runes of 2 to 4 bytes and invalid bytes, so
+// that runes and joins fall on every offset of the 8- and 64-byte blocks.
+func randomText(r *rand.Rand, n int) string {
+	alphabet := []string{"a", "Z", "0", "_", " ", "'", "’", "é", "\u0301", "\xff", "日", "\u200b", ".", "-", ":", "@",
+		"4", "1", "AB", "x", "\n", "\t", "𝟘", "ab", "12"}
+	var b strings.Builder
+	for range n {
+		b.WriteString(alphabet[r.IntN(len(alphabet))])
+	}
+	return b.String()
+}
+
+func TestAppendWordsRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		s := randomText(r, r.IntN(200))
+		if got, want := appendWords(s, nil), appendWordsPlain(s, nil); !slices.Equal(got, want) {
+			t.Fatalf("%q: appendWords = %v, nextWord gives %v", s, got, want)
+		}
+	}
+}
+
+func TestDetectWordsSkipRandom(t *testing.T) {
+	p, err := NewPII(PIIConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		s := randomText(r, r.IntN(120))
+		if got, want := p.detectWords(s, nil), p.detectWordsPlain(s, nil); !slices.Equal(got, want) {
+			t.Fatalf("%q: skipping walk found %v, plain walk %v", s, got, want)
+		}
+	}
+}
+
+func BenchmarkAppendWords(b *testing.B) {
+	var buf []wordSpan
+	b.SetBytes(int64(len(benchPrompt)))
+	cpuRate(b, len(benchPrompt), func() {
+		for b.Loop() {
+			buf = appendWords(benchPrompt, buf[:0])
+		}
+	})
+}
+
+func BenchmarkAppendWordsPlain(b *testing.B) {
+	var buf []wordSpan
+	b.SetBytes(int64(len(benchPrompt)))
+	cpuRate(b, len(benchPrompt), func() {
+		for b.Loop() {
+			buf = appendWordsPlain(benchPrompt, buf[:0])
 		}
 	})
 }

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"math/bits"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -328,20 +329,97 @@ func (sl *wslot) accepts(id uint16, word string) bool {
 // wordSpan is one word of the text, as nextWord finds it.
 type wordSpan struct{ start, end int32 }
 
-// appendWords tokenises s. Offsets are int32: texts past 2 GiB are cut short
-// (the proxy's body limits are far below that).
+// appendWords tokenises s as repeated nextWord calls would. Offsets are
+// int32: texts past 2 GiB are cut short (the proxy's body limits are far
+// below that). It classifies 64 bytes at a time into a bitmap of word bytes
+// (eight ASCII bytes at once with SWAR; runes, and apostrophes, which join
+// two words' letters, one at a time) and reads word starts and ends off it.
 func appendWords(s string, dst []wordSpan) []wordSpan {
 	if len(s) > math.MaxInt32 {
 		s = s[:math.MaxInt32]
 	}
-	for p := 0; ; {
-		ws, we := nextWord(s, p)
-		if ws < 0 {
-			return dst
+	n := len(s)
+	next := 0     // s[:next] is classified (a rune may run past a chunk)
+	var prev bool // the byte before the block is a word byte
+	start := int32(0)
+	var spill uint64 // word bytes of a rune that runs into the next block
+	for base := 0; base < n; base += 64 {
+		w := spill
+		spill = 0
+		for c := base; c < base+64 && c < n; c += 8 {
+			if c >= next && c+8 <= n {
+				x := load64(s, c)
+				if x&msb == 0 && asciiEq(x, '\'') == 0 {
+					m := asciiRange(x|lsb*0x20, 'a', 'z') | asciiRange(x, '0', '9') | asciiEq(x, '_')
+					w |= ((m >> 7) * 0x0102040810204080 >> 56) << (c - base)
+					next = c + 8
+					continue
+				}
+			}
+			w, spill = wordBitsSlow(s, base, min(c+8, n), &next, w, prev)
 		}
-		dst = append(dst, wordSpan{int32(ws), int32(we)})
-		p = we
+		// Word starts are 0->1 transitions, ends 1->0 ones; they alternate.
+		before := w << 1
+		if prev {
+			before |= 1
+		}
+		st, en := w&^before, before&^w
+		if prev && en != 0 {
+			dst = append(dst, wordSpan{start, int32(base + bits.TrailingZeros64(en))})
+			en &= en - 1
+		}
+		for ; en != 0; en &= en - 1 {
+			dst = append(dst, wordSpan{int32(base + bits.TrailingZeros64(st)), int32(base + bits.TrailingZeros64(en))})
+			st &= st - 1
+		}
+		if st != 0 {
+			start = int32(base + bits.TrailingZeros64(st))
+		}
+		// A last, partial block's word ends at a 1->0 transition at n.
+		prev = w>>63&1 == 1 && n-base >= 64
 	}
+	if prev {
+		dst = append(dst, wordSpan{start, int32(n)})
+	}
+	return dst
+}
+
+// wordBitsSlow classifies s[*next:end] rune by rune into the bitmap w of the
+// block at base (prev: the byte before base is a word byte), as nextWord
+// does, and moves *next past the last rune it looked at.
+func wordBitsSlow(s string, base, end int, next *int, w uint64, prev bool) (uint64, uint64) {
+	var spill uint64
+	isWordAt := func(p int) bool { // byte p-1 is a word byte
+		if p == base {
+			return prev
+		}
+		return w>>(p-1-base)&1 == 1
+	}
+	p := *next
+	for p < end {
+		c := s[p]
+		sz := 1
+		word := false
+		if c < utf8.RuneSelf {
+			word = class[c]&cWord != 0 || c == '\'' && p > 0 && isWordAt(p) && wordRuneAt(s, p+1)
+		} else {
+			var r rune
+			r, sz = utf8.DecodeRuneInString(s[p:])
+			word = isWordRune(r) || r == '\u2019' && p > 0 && isWordAt(p) && wordRuneAt(s, p+sz)
+		}
+		if word {
+			for k := p; k < p+sz; k++ {
+				if k < base+64 {
+					w |= 1 << (k - base)
+				} else {
+					spill |= 1 << (k - base - 64)
+				}
+			}
+		}
+		p += sz
+	}
+	*next = p
+	return w, spill
 }
 
 // spanDetector is implemented by detectors that work on words: the Scanner
