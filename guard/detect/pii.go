@@ -437,31 +437,47 @@ func (p *PII) digitToken(s string, i int, dst []Finding, lbl piiKind) ([]Finding
 		dst = p.emit(dst, typ, i, end)
 		next = max(next, end)
 	}
-	if k&kIP != 0 {
+	// The shape of the first digit run decides which checks can match at
+	// all (each condition below is one its check needs); most numbers in
+	// text are tried by one or two of them.
+	e := digitsAt(s, i)
+	run := e - i
+	var c byte // the byte after the run
+	if e < len(s) {
+		c = s[e]
+	}
+	grouped := false // a separator and another digit group follow
+	if run <= 19 {
+		if q, _ := sepEnd(s, e); q > e && q < len(s) && isDigit(s[q]) {
+			grouped = true
+		}
+	}
+	if k&kIP != 0 && run <= 3 && c == '.' {
 		if end := ipv4At(s, i); end > 0 {
 			found(IPAddress, end)
 			return dst, next
 		}
 	}
-	if k&kSSN != 0 {
+	if k&kSSN != 0 && (run == 3 && grouped || run == 9) {
 		if end := ssnAt(s, i, lbl); end > 0 {
 			found(USSocialSecurityNumber, end)
 			return dst, next
 		}
 	}
-	if k&kCard != 0 {
+	if k&kCard != 0 && (run >= 13 && run <= 19 || grouped) {
 		if end := cardAt(s, i); end > 0 {
 			found(CreditDebitCardNumber, end)
 			return dst, next
 		}
 	}
-	if k&kRouting != 0 {
+	if k&kRouting != 0 && run == 9 {
 		if end := routingAt(s, i, lbl); end > 0 {
 			found(USBankRoutingNumber, end)
 			return dst, next
 		}
 	}
-	if k&kPhone != 0 {
+	phoneGrouped := (c == ' ' || c == '-' || c == '.') && e+1 < len(s) && (isDigit(s[e+1]) || s[e+1] == '(')
+	if k&kPhone != 0 && run <= 12 && (phoneGrouped || run == 10 || run == 11) {
 		if end := phoneAt(s, i, lbl); end > 0 {
 			found(Phone, end)
 		}

@@ -248,3 +248,117 @@ func BenchmarkAppendWordsPlain(b *testing.B) {
 		}
 	})
 }
+
+func TestFoldWordsRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	sets := []*foldWords{ssnContext, routingContext, phoneContext, ninoContext, secretContext, versionWords}
+	alphabet := []string{"ssn", "SSN", "Tel", "phone", "x", " ", "_", "é", "itin", "aba", "ni no", "Secret", "v", "1", "#", "ss#", "Social Security"}
+	for range 20000 {
+		var b strings.Builder
+		for range r.IntN(12) {
+			b.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		s := b.String()
+		for _, f := range sets {
+			for _, whole := range []bool{true, false} {
+				if got, want := f.contains(s, whole), containsFold(s, f.words, whole); got != want {
+					t.Fatalf("%q in %q (whole %v): %v, containsFold %v", f.words, s, whole, got, want)
+				}
+			}
+		}
+	}
+}
+
+// containsFold is foldWords.contains without the first-byte table: the
+// reference TestFoldWordsRandom holds it to. It reports whether s contains one of the lower-case ASCII words,
+// without case; with whole set, only at word boundaries on both sides.
+func containsFold(s string, words []string, whole bool) bool {
+	for i := 0; i < len(s); i++ {
+		c := lower(s[i])
+		for _, w := range words {
+			if w[0] != c || !hasPrefixFoldASCII(s[i:], w) {
+				continue
+			}
+			if whole && (wordRuneBefore(s, i) || wordRuneAt(s, i+len(w))) {
+				continue
+			}
+			return true
+		}
+	}
+	return false
+}
+
+
+// digitTokenPlain is digitToken without the shape checks that pass numbers
+// no check can match: the reference TestDigitTokenRandom holds it to.
+func (p *PII) digitTokenPlain(s string, i int, dst []Finding, lbl piiKind) ([]Finding, int) {
+	k := p.kinds
+	next := i + 1
+	if lbl == 0 && !numLeftOK(s, i) {
+		return dst, next
+	}
+	found := func(typ string, end int) {
+		dst = p.emit(dst, typ, i, end)
+		next = max(next, end)
+	}
+	if k&kIP != 0 {
+		if end := ipv4At(s, i); end > 0 {
+			found(IPAddress, end)
+			return dst, next
+		}
+	}
+	if k&kSSN != 0 {
+		if end := ssnAt(s, i, lbl); end > 0 {
+			found(USSocialSecurityNumber, end)
+			return dst, next
+		}
+	}
+	if k&kCard != 0 {
+		if end := cardAt(s, i); end > 0 {
+			found(CreditDebitCardNumber, end)
+			return dst, next
+		}
+	}
+	if k&kRouting != 0 {
+		if end := routingAt(s, i, lbl); end > 0 {
+			found(USBankRoutingNumber, end)
+			return dst, next
+		}
+	}
+	if k&kPhone != 0 {
+		if end := phoneAt(s, i, lbl); end > 0 {
+			found(Phone, end)
+		}
+	}
+	return dst, next
+}
+
+
+func TestDigitTokenRandom(t *testing.T) {
+	p, err := NewPII(PIIConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	pieces := []string{"1", "4111", "23", "123", "45", "6789", "021000021", "0", "00", "44", "-", ".", " ", "  ", "\t", "/", "_", "(", ")",
+		"+", "x", "x89", "ssn", "routing ", "call ", "a", "\n", "10.0.0.1", "4111111111111111", "2015550123", "12/26", "version "}
+	for range 40000 {
+		var b strings.Builder
+		for range r.IntN(14) {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		s := b.String()
+		for i := 0; i < len(s); i++ {
+			if !isDigit(s[i]) {
+				continue
+			}
+			for _, lbl := range []piiKind{0, kSSN, kCard, kPhone, kRouting, kLabel} {
+				got, gn := p.digitToken(s, i, nil, lbl)
+				want, wn := p.digitTokenPlain(s, i, nil, lbl)
+				if gn != wn || !slices.Equal(got, want) {
+					t.Fatalf("%q at %d (label %d): %v %d, plain %v %d", s, i, lbl, got, gn, want, wn)
+				}
+			}
+		}
+	}
+}

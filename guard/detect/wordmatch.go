@@ -21,26 +21,46 @@ type wordMatcher struct {
 	words   []string  // id -> lower-case word (id 0: none)
 	table   []vEntry  // open addressing by hash
 	byFirst [][]int32 // id -> phrases whose first slot accepts it
-	// pairs holds the first two folded bytes of every word (one bit per
-	// pair), so most words of the text are rejected before they are hashed.
+	// pairs holds a bit per prefixKey of every word, so most words of the
+	// text are rejected before they are hashed.
 	pairs  [1 << 16 / 64]uint64
 	starts [1 << 16 / 64]uint64 // the same for words that start a phrase
 	maxLen int
 }
 
-func pairKey(a, b byte) uint16 { return uint16(lower(a))<<8 | uint16(lower(b)) }
+// prefixKey hashes the first three bytes of a word (all of a shorter one),
+// ASCII letters folded to lower case; ok is false when one of them is not
+// ASCII. A text word and a vocabulary word that fold to each other have the
+// same key when both have one: ASCII folds only to ASCII, byte for byte.
+func prefixKey(w string) (key uint16, ok bool) {
+	var x uint32
+	switch {
+	case len(w) >= 3:
+		x = uint32(w[0]) | uint32(w[1])<<8 | uint32(w[2])<<16
+	case len(w) == 2:
+		x = uint32(w[0]) | uint32(w[1])<<8
+	case len(w) == 1:
+		x = uint32(w[0])
+	default:
+		return 0, false
+	}
+	if x&0x808080 != 0 {
+		return 0, false
+	}
+	return uint16((x | 0x202020) * 0x9E3779B1 >> 16), true
+}
+
+func hasKey(set *[1 << 16 / 64]uint64, k uint16) bool { return set[k>>6]&(1<<(k&63)) != 0 }
 
 // mayHold reports whether the text word w may be in the vocabulary. Words
-// starting with a non-ASCII byte are always hashed: they may fold to anything.
+// with a non-ASCII byte among their first three are always hashed: they may
+// fold to anything.
 func (m *wordMatcher) mayHold(w string) bool {
 	if len(w) > m.maxLen {
 		return false
 	}
-	if len(w) < 2 || w[0] >= utf8.RuneSelf || w[1] >= utf8.RuneSelf {
-		return true
-	}
-	k := pairKey(w[0], w[1])
-	return m.pairs[k>>6]&(1<<(k&63)) != 0
+	k, ok := prefixKey(w)
+	return !ok || hasKey(&m.pairs, k)
 }
 
 type vEntry struct {
@@ -109,8 +129,7 @@ func (m *wordMatcher) id(w string) uint16 {
 	m.rebuild()
 	// Folding can change a non-ASCII word's byte length: leave slack.
 	m.maxLen = max(m.maxLen, 2*len(w)+4)
-	if len(w) >= 2 && w[0] < utf8.RuneSelf && w[1] < utf8.RuneSelf {
-		k := pairKey(w[0], w[1])
+	if k, ok := prefixKey(w); ok {
 		m.pairs[k>>6] |= 1 << (k & 63)
 	}
 	return id
@@ -200,14 +219,8 @@ func (m *wordMatcher) add(typ string, slots []slot) {
 		m.byFirst = append(m.byFirst, nil)
 	}
 	for _, a := range ph.slots[0].alts {
-		if w := m.words[a.id]; len(w) >= 2 && w[0] < utf8.RuneSelf && w[1] < utf8.RuneSelf {
-			k := pairKey(w[0], w[1])
+		if k, ok := prefixKey(m.words[a.id]); ok {
 			m.starts[k>>6] |= 1 << (k & 63)
-		} else {
-			m.starts = [len(m.starts)]uint64{}
-			for k := range m.starts {
-				m.starts[k] = ^uint64(0)
-			}
 		}
 		if l := m.byFirst[a.id]; len(l) == 0 || l[len(l)-1] != idx {
 			m.byFirst[a.id] = append(m.byFirst[a.id], idx)
@@ -464,10 +477,8 @@ func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Fi
 				continue
 			}
 		}
-		if we-ws >= 2 && s[ws] < utf8.RuneSelf && s[ws+1] < utf8.RuneSelf {
-			if k := pairKey(s[ws], s[ws+1]); m.starts[k>>6]&(1<<(k&63)) == 0 {
-				continue
-			}
+		if k, ok := prefixKey(s[ws:we]); ok && !hasKey(&m.starts, k) {
+			continue
 		}
 		id := m.lookup(s[ws:we])
 		if id == 0 || int(id) >= len(m.byFirst) || len(m.byFirst[id]) == 0 {
