@@ -288,7 +288,6 @@ func containsFold(s string, words []string, whole bool) bool {
 	return false
 }
 
-
 // digitTokenPlain is digitToken without the shape checks that pass numbers
 // no check can match: the reference TestDigitTokenRandom holds it to.
 func (p *PII) digitTokenPlain(s string, i int, dst []Finding, lbl piiKind) ([]Finding, int) {
@@ -332,7 +331,6 @@ func (p *PII) digitTokenPlain(s string, i int, dst []Finding, lbl piiKind) ([]Fi
 	}
 	return dst, next
 }
-
 
 func TestDigitTokenRandom(t *testing.T) {
 	p, err := NewPII(PIIConfig{})
