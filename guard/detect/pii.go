@@ -464,7 +464,7 @@ func (p *PII) digitToken(s string, i int, dst []Finding, lbl piiKind) ([]Finding
 			return dst, next
 		}
 	}
-	if k&kCard != 0 && (run >= 13 && run <= 19 || grouped) {
+	if k&kCard != 0 && (run >= 13 && run <= 19 || grouped && groupDigits(s, e, run) >= 13) {
 		if end := cardAt(s, i); end > 0 {
 			found(CreditDebitCardNumber, end)
 			return dst, next
@@ -483,6 +483,20 @@ func (p *PII) digitToken(s string, i int, dst []Finding, lbl piiKind) ([]Finding
 		}
 	}
 	return dst, next
+}
+
+// groupDigits counts the digits of the groups that follow a first run of
+// run digits ending at e, as cardAt joins them, stopping at 13.
+func groupDigits(s string, e, run int) int {
+	for run < 13 {
+		q, _ := sepEnd(s, e)
+		if q == e || q >= len(s) || !isDigit(s[q]) {
+			break
+		}
+		e = digitsAt(s, q)
+		run += e - q
+	}
+	return run
 }
 
 // letterToken runs the checks for values that start with a letter.

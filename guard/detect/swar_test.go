@@ -170,7 +170,7 @@ func appendWordsPlain(s string, dst []wordSpan) []wordSpan {
 		if ws < 0 {
 			return dst
 		}
-		dst = append(dst, wordSpan{int32(ws), int32(we)})
+		dst = append(dst, mkSpan(s, int32(ws), int32(we)))
 		p = we
 	}
 }

@@ -24,7 +24,7 @@ type wordMatcher struct {
 	// pairs holds a bit per prefixKey of every word, so most words of the
 	// text are rejected before they are hashed.
 	pairs  [1 << 16 / 64]uint64
-	starts [1 << 16 / 64]uint64 // the same for words that start a phrase
+	starts [1 << 14 / 64]uint64 // the same (folded to 14 bits) for words that start a phrase
 	maxLen int
 }
 
@@ -51,6 +51,15 @@ func prefixKey(w string) (key uint16, ok bool) {
 }
 
 func hasKey(set *[1 << 16 / 64]uint64, k uint16) bool { return set[k>>6]&(1<<(k&63)) != 0 }
+
+// startKey folds a prefixKey to the 14 bits of wordMatcher.starts, small
+// enough to stay in the L1 cache next to the text.
+func startKey(k uint16) uint16 { return k >> 2 }
+
+func (m *wordMatcher) mayStart(k uint16) bool {
+	k = startKey(k)
+	return m.starts[k>>6]&(1<<(k&63)) != 0
+}
 
 // mayHold reports whether the text word w may be in the vocabulary. Words
 // with a non-ASCII byte among their first three are always hashed: they may
@@ -220,6 +229,7 @@ func (m *wordMatcher) add(typ string, slots []slot) {
 	}
 	for _, a := range ph.slots[0].alts {
 		if k, ok := prefixKey(m.words[a.id]); ok {
+			k = startKey(k)
 			m.starts[k>>6] |= 1 << (k & 63)
 		}
 		if l := m.byFirst[a.id]; len(l) == 0 || l[len(l)-1] != idx {
@@ -339,8 +349,23 @@ func (sl *wslot) accepts(id uint16, word string) bool {
 	return false
 }
 
-// wordSpan is one word of the text, as nextWord finds it.
-type wordSpan struct{ start, end int32 }
+// wordSpan is one word of the text, as nextWord finds it, with its
+// prefixKey (noKey when it has none), so that each matcher rejects most
+// words with one bit test.
+type wordSpan struct {
+	start, end int32
+	key        uint32
+}
+
+const noKey = 1 << 31
+
+func mkSpan(s string, ws, we int32) wordSpan {
+	k, ok := prefixKey(s[ws:we])
+	if !ok {
+		return wordSpan{ws, we, noKey}
+	}
+	return wordSpan{ws, we, uint32(k)}
+}
 
 // appendWords tokenises s as repeated nextWord calls would. Offsets are
 // int32: texts past 2 GiB are cut short (the proxy's body limits are far
@@ -378,11 +403,11 @@ func appendWords(s string, dst []wordSpan) []wordSpan {
 		}
 		st, en := w&^before, before&^w
 		if prev && en != 0 {
-			dst = append(dst, wordSpan{start, int32(base + bits.TrailingZeros64(en))})
+			dst = append(dst, mkSpan(s, start, int32(base+bits.TrailingZeros64(en))))
 			en &= en - 1
 		}
 		for ; en != 0; en &= en - 1 {
-			dst = append(dst, wordSpan{int32(base + bits.TrailingZeros64(st)), int32(base + bits.TrailingZeros64(en))})
+			dst = append(dst, mkSpan(s, int32(base+bits.TrailingZeros64(st)), int32(base+bits.TrailingZeros64(en))))
 			st &= st - 1
 		}
 		if st != 0 {
@@ -392,7 +417,7 @@ func appendWords(s string, dst []wordSpan) []wordSpan {
 		prev = w>>63&1 == 1 && n-base >= 64
 	}
 	if prev {
-		dst = append(dst, wordSpan{start, int32(n)})
+		dst = append(dst, mkSpan(s, start, int32(n)))
 	}
 	return dst
 }
@@ -468,6 +493,7 @@ func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Fi
 	}
 	for k := 0; k < len(words); k++ {
 		ws, we := int(words[k].start), int(words[k].end)
+		key := words[k].key
 		if hook != nil && (we-ws >= 12 || we < len(s) && (s[we] == '+' || s[we] == '/' || s[we] == '=' || s[we] == '-')) {
 			var next int
 			if dst, next = hook(dst, ws, we); next > 0 {
@@ -477,7 +503,7 @@ func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Fi
 				continue
 			}
 		}
-		if k, ok := prefixKey(s[ws:we]); ok && !hasKey(&m.starts, k) {
+		if key&noKey == 0 && !m.mayStart(uint16(key)) {
 			continue
 		}
 		id := m.lookup(s[ws:we])
