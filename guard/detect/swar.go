@@ -145,3 +145,38 @@ func normalizeSimple(s string, i int) (string, bool) {
 	out.WriteString(s[done:])
 	return out.String(), true
 }
+
+// keyRun returns the length of the longest run of key characters (letters,
+// digits, '+' and '/') in s, or limit once a run reaches it; a run shorter
+// than 8 bytes may be reported shorter than it is.
+func keyRun(s string, limit int) int {
+	run, best := 0, 0
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := load64(s, i)
+		m := inRange(x|lsb*0x20, 'a', 'z') | inRange(x, '0', '9') | eqByte(x, '+') | eqByte(x, '/')
+		if m == msb {
+			if run += 8; run >= limit {
+				return limit
+			}
+			continue
+		}
+		// The run goes on through the chunk's first key characters, and a
+		// new one starts with its last ones; runs inside it are shorter.
+		best = max(best, run+bits.TrailingZeros64(^m&msb)>>3)
+		if best >= limit {
+			return limit
+		}
+		run = bits.LeadingZeros64(^m&msb) >> 3
+	}
+	best = max(best, run)
+	for ; i < len(s); i++ {
+		if c := s[i]; isAlnum(c) || c == '+' || c == '/' {
+			run++
+			best = max(best, run)
+		} else {
+			run = 0
+		}
+	}
+	return min(max(best, run), limit)
+}

@@ -360,3 +360,29 @@ func TestDigitTokenRandom(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyRun(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	pieces := []string{"a", "Z", "0", "+", "/", "_", " ", "-", "=", "é", "AKIA", "xxxxxxxxxx", "\xff", "@"}
+	for range 20000 {
+		var b strings.Builder
+		for range r.IntN(40) {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		s := b.String()
+		want, run := 0, 0
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; isAlnum(c) || c == '+' || c == '/' {
+				run++
+				want = max(want, run)
+			} else {
+				run = 0
+			}
+		}
+		for _, limit := range []int{20, 40} {
+			if got := keyRun(s, limit); got != min(want, limit) && (want >= 8 || got >= 8) {
+				t.Fatalf("keyRun(%q, %d) = %d, want %d", s, limit, got, min(want, limit))
+			}
+		}
+	}
+}
