@@ -160,14 +160,15 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 	}
 	// Keys are runs of 20 (access key ids) or 40 (secret keys) base64
 	// characters: text without such a run is passed in one SWAR pass
+	// (keyRunAtLeast)
 	// instead of four substring searches.
 	if k&(kAccessKey|kSecretKey) != 0 {
-		if run := keyRun(s, 40); run >= 20 {
+		if keyRunAtLeast(s, 20) {
 			if k&kAccessKey != 0 {
 				dst = p.detectMarked(s, dst, "AKIA", AWSAccessKey, accessKeyAt)
 				dst = p.detectMarked(s, dst, "ASIA", AWSAccessKey, accessKeyAt)
 			}
-			if k&kSecretKey != 0 && run >= 40 {
+			if k&kSecretKey != 0 && keyRunAtLeast(s, 40) {
 				dst = p.detectSecrets(s, dst)
 			}
 		}

@@ -146,37 +146,33 @@ func normalizeSimple(s string, i int) (string, bool) {
 	return out.String(), true
 }
 
-// keyRun returns the length of the longest run of key characters (letters,
-// digits, '+' and '/') in s, or limit once a run reaches it; a run shorter
-// than 8 bytes may be reported shorter than it is.
-func keyRun(s string, limit int) int {
-	run, best := 0, 0
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
+// keyRunAtLeast reports whether s holds a run of n (16 or more) key
+// characters: letters, digits, '+' and '/'. Such a run covers at least one
+// aligned 8-byte chunk of key characters, and prose has a space or a
+// punctuation byte below '+' in almost every chunk, which one subtraction
+// finds; only around a full chunk are bytes looked at one by one.
+func keyRunAtLeast(s string, n int) bool {
+	for i := 0; i+8 <= len(s); i += 8 {
 		x := load64(s, i)
-		m := inRange(x|lsb*0x20, 'a', 'z') | inRange(x, '0', '9') | eqByte(x, '+') | eqByte(x, '/')
-		if m == msb {
-			if run += 8; run >= limit {
-				return limit
-			}
+		if (x-lsb*'+')&^x&msb != 0 || x&msb != 0 {
+			continue // a byte below '+' (space, most punctuation) or non-ASCII
+		}
+		if inRange(x|lsb*0x20, 'a', 'z')|inRange(x, '0', '9')|eqByte(x, '+')|eqByte(x, '/') != msb {
 			continue
 		}
-		// The run goes on through the chunk's first key characters, and a
-		// new one starts with its last ones; runs inside it are shorter.
-		best = max(best, run+bits.TrailingZeros64(^m&msb)>>3)
-		if best >= limit {
-			return limit
+		b, e := i, i+8
+		for b > 0 && isKeyChar(s[b-1]) {
+			b--
 		}
-		run = bits.LeadingZeros64(^m&msb) >> 3
-	}
-	best = max(best, run)
-	for ; i < len(s); i++ {
-		if c := s[i]; isAlnum(c) || c == '+' || c == '/' {
-			run++
-			best = max(best, run)
-		} else {
-			run = 0
+		for e < len(s) && isKeyChar(s[e]) {
+			e++
 		}
+		if e-b >= n {
+			return true
+		}
+		i = (e - 8) &^ 7 // resume at the chunk holding the run's end
 	}
-	return min(max(best, run), limit)
+	return false
 }
+
+func isKeyChar(c byte) bool { return isAlnum(c) || c == '+' || c == '/' }

@@ -361,27 +361,27 @@ func TestDigitTokenRandom(t *testing.T) {
 	}
 }
 
-func TestKeyRun(t *testing.T) {
+func TestKeyRunAtLeast(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
-	pieces := []string{"a", "Z", "0", "+", "/", "_", " ", "-", "=", "é", "AKIA", "xxxxxxxxxx", "\xff", "@"}
-	for range 20000 {
+	pieces := []string{"a", "Z", "0", "+", "/", "_", " ", "-", "=", "é", "AKIA", "xxxxxxxxxx", "\xff", "@", "AKIAIOSFODNN7EXAMPLE"}
+	for range 40000 {
 		var b strings.Builder
 		for range r.IntN(40) {
 			b.WriteString(pieces[r.IntN(len(pieces))])
 		}
 		s := b.String()
-		want, run := 0, 0
+		longest, run := 0, 0
 		for i := 0; i < len(s); i++ {
-			if c := s[i]; isAlnum(c) || c == '+' || c == '/' {
+			if isKeyChar(s[i]) {
 				run++
-				want = max(want, run)
+				longest = max(longest, run)
 			} else {
 				run = 0
 			}
 		}
-		for _, limit := range []int{20, 40} {
-			if got := keyRun(s, limit); got != min(want, limit) && (want >= 8 || got >= 8) {
-				t.Fatalf("keyRun(%q, %d) = %d, want %d", s, limit, got, min(want, limit))
+		for _, n := range []int{16, 20, 40} {
+			if got, want := keyRunAtLeast(s, n), longest >= n; got != want {
+				t.Fatalf("keyRunAtLeast(%q, %d) = %v, longest run %d", s, n, got, longest)
 			}
 		}
 	}
