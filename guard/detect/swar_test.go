@@ -207,7 +207,7 @@ func randomText(r *rand.Rand, n int) string {
 
 func TestAppendWordsRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for range 20000 {
+	for range rounds(20000) {
 		s := randomText(r, r.IntN(200))
 		if got, want := appendWords(s, nil), appendWordsPlain(s, nil); !slices.Equal(got, want) {
 			t.Fatalf("%q: appendWords = %v, nextWord gives %v", s, got, want)
@@ -221,7 +221,7 @@ func TestDetectWordsSkipRandom(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(3, 4))
-	for range 20000 {
+	for range rounds(20000) {
 		s := randomText(r, r.IntN(120))
 		if got, want := p.detectWords(s, nil), p.detectWordsPlain(s, nil); !slices.Equal(got, want) {
 			t.Fatalf("%q: skipping walk found %v, plain walk %v", s, got, want)
@@ -253,7 +253,7 @@ func TestFoldWordsRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	sets := []*foldWords{ssnContext, routingContext, phoneContext, ninoContext, secretContext, versionWords}
 	alphabet := []string{"ssn", "SSN", "Tel", "phone", "x", " ", "_", "é", "itin", "aba", "ni no", "Secret", "v", "1", "#", "ss#", "Social Security"}
-	for range 20000 {
+	for range rounds(20000) {
 		var b strings.Builder
 		for range r.IntN(12) {
 			b.WriteString(alphabet[r.IntN(len(alphabet))])
@@ -340,7 +340,7 @@ func TestDigitTokenRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	pieces := []string{"1", "4111", "23", "123", "45", "6789", "021000021", "0", "00", "44", "-", ".", " ", "  ", "\t", "/", "_", "(", ")",
 		"+", "x", "x89", "ssn", "routing ", "call ", "a", "\n", "10.0.0.1", "4111111111111111", "2015550123", "12/26", "version "}
-	for range 40000 {
+	for range rounds(40000) {
 		var b strings.Builder
 		for range r.IntN(14) {
 			b.WriteString(pieces[r.IntN(len(pieces))])
@@ -364,7 +364,7 @@ func TestDigitTokenRandom(t *testing.T) {
 func TestKeyRunAtLeast(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	pieces := []string{"a", "Z", "0", "+", "/", "_", " ", "-", "=", "é", "AKIA", "xxxxxxxxxx", "\xff", "@", "AKIAIOSFODNN7EXAMPLE"}
-	for range 40000 {
+	for range rounds(40000) {
 		var b strings.Builder
 		for range r.IntN(40) {
 			b.WriteString(pieces[r.IntN(len(pieces))])
@@ -385,4 +385,12 @@ func TestKeyRunAtLeast(t *testing.T) {
 			}
 		}
 	}
+}
+
+// rounds is n, or a tenth of it under the race detector.
+func rounds(n int) int {
+	if raceEnabled {
+		return n / 10
+	}
+	return n
 }
