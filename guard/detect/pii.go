@@ -220,42 +220,133 @@ func (p *PII) detectWords(s string, dst []Finding) []Finding {
 const triggerReach = maxLabel + 2
 
 // nextTrigger returns the first position at or after i that may lie in a
-// number- or code-shaped value near its start, or len(s): a digit, or a ':',
-// '-' or '.' after a hex digit where an IPv6 address or a MAC address of
-// letters only ("ab-cd-ef-ab-cd-ef", "dead.beef.cafe") may begin.
+// number- or code-shaped value near its start, or len(s): see isTrigger.
 func nextTrigger(s string, i int) int {
 	n := len(s)
-	for ; i+8 <= n; i += 8 {
+	for i+8 <= n {
 		m := inRange(load64(s, i), '-', ':') // - . / 0-9 :
+		next := i + 8
 		for m != 0 {
 			t := i + firstByte(m)
 			m &= m - 1
-			if isTrigger(s, t) {
+			ok, after := isTrigger(s, t)
+			if ok {
 				return t
 			}
+			if after >= next {
+				next = after
+				break
+			}
+			m &^= 1<<(8*(after-i)) - 1 // the rest of a digit run
 		}
+		i = next
 	}
-	for ; i < n; i++ {
-		if c := s[i]; c >= '-' && c <= ':' && isTrigger(s, i) {
-			return i
+	for i < n {
+		if c := s[i]; c >= '-' && c <= ':' {
+			ok, after := isTrigger(s, i)
+			if ok {
+				return i
+			}
+			i = after
+			continue
 		}
+		i++
 	}
 	return n
 }
 
-func isTrigger(s string, t int) bool {
+// isTrigger reports whether s[t] (one of - . / 0-9 :) may lie in a value
+// near its start; if not, after is where to look on (past a digit run). The
+// values the word walk reports and their triggers:
+//   - numbers (IPv4, SSN, card, routing, phone): their first digit starts a
+//     run of digits and group separators (see clusterDigits) holding nine
+//     digits or more, or four or more and three dots (IPv4); or it follows
+//     '+' (an international phone number);
+//   - a label or country code glued to digits ("SSN123", "card_4111",
+//     "DE89...", "AB123456C"): a digit after a label, or after two letters
+//     that start a word, directly or after a space ("AB 12 34 56 C");
+//   - IPv6 and MAC addresses: a ':' after a hex digit that starts a run
+//     with "::" or five colons (colonAddress), or the first '-' or '.' of a
+//     MAC address (the next separators in their places).
+func isTrigger(s string, t int) (ok bool, after int) {
 	switch c := s[t]; c {
 	case '/':
-		return false
+		return false, t + 1
 	case ':':
-		return t > 0 && isHex(s[t-1])
+		return t > 0 && isHex(s[t-1]) && colonAddress(s, t), t + 1
 	case '-':
-		return t > 0 && isHex(s[t-1]) && t+3 < len(s) && s[t+3] == '-'
+		return t > 0 && isHex(s[t-1]) && t+6 < len(s) && s[t+3] == '-' && s[t+6] == '-', t + 1
 	case '.':
-		return t > 0 && isHex(s[t-1]) && t+5 < len(s) && s[t+5] == '.'
+		return t > 0 && isHex(s[t-1]) && t+5 < len(s) && s[t+5] == '.', t + 1
 	}
-	return true // a digit
+	if t > 0 {
+		switch p := s[t-1]; {
+		case p == '+':
+			return true, t + 1
+		case isAlpha(p) || p == '_':
+			if gluedBefore(s, t) {
+				return true, t + 1
+			}
+		case p == ' ' && t >= 3 && isAlpha(s[t-2]) && isAlpha(s[t-3]) && !alnumBefore(s, t-3):
+			return true, t + 1 // "AB 12 34 56 C"
+		}
+	}
+	d, dots := 0, 0
+	for p := t; p < len(s); p++ {
+		c := s[p]
+		switch {
+		case isDigit(c):
+			if d++; d == 9 {
+				return true, t + 1
+			}
+		case c == '.':
+			dots++
+		case !groupSep[c]:
+			return d >= 4 && dots >= 3, digitsAt(s, t)
+		}
+	}
+	return d >= 4 && dots >= 3, digitsAt(s, t)
 }
+
+// colonAddress reports whether the run of hex digits, colons and dots from
+// the colon at t may hold an IPv6 address (which has "::" or six colons or
+// more) or a MAC address (five colons); times ("08:01:07") hold neither.
+func colonAddress(s string, t int) bool {
+	colons := 0
+	for p := t; p < len(s) && p-t < 46; p++ {
+		switch c := s[p]; {
+		case c == ':':
+			if colons++; colons >= 5 || s[p-1] == ':' {
+				return true
+			}
+		case c != '.' && !isHex(c):
+			return false
+		}
+	}
+	return false
+}
+
+// gluedBefore reports whether the letters (and '_') before the digit at t
+// make a word start that a value may begin with: a country code or
+// National Insurance prefix (two letters) or a label ("SSN123", "ssn_1").
+func gluedBefore(s string, t int) bool {
+	j := t
+	if s[j-1] == '_' {
+		j--
+	}
+	b := j
+	for b > 0 && j-b <= maxLabel && isAlpha(s[b-1]) {
+		b--
+	}
+	if b == j || j-b > maxLabel || alnumBefore(s, b) {
+		return false
+	}
+	return j-b == 2 && j == t || labelKind(s[b:j]) != 0
+}
+
+// alnumBefore reports whether an ASCII letter or digit precedes s[i]: then
+// the word walk never starts a word at i.
+func alnumBefore(s string, i int) bool { return i > 0 && isAlnum(s[i-1]) }
 
 // syncBefore returns the last non-word byte in [lo, hi], or lo.
 func syncBefore(s string, lo, hi int) int {
@@ -458,16 +549,23 @@ func (p *PII) digitToken(s string, i int, dst []Finding, lbl piiKind) ([]Finding
 	if e < len(s) {
 		c = s[e]
 	}
-	grouped := false // a separator and another digit group follow
-	if run <= 19 {
-		if q, _ := sepEnd(s, e); q > e && q < len(s) && isDigit(s[q]) {
-			grouped = true
-		}
-	}
 	if k&kIP != 0 && run <= 3 && c == '.' {
 		if end := ipv4At(s, i); end > 0 {
 			found(IPAddress, end)
 			return dst, next
+		}
+	}
+	// Every other number value is nine digits or more (an SSN or routing
+	// number; phone and card numbers have ten or more) with nothing but
+	// group separators between them: dates, times, prices, quantities and
+	// most ids stop here.
+	if clusterDigits(s, i) < 9 {
+		return dst, next
+	}
+	grouped := false // a separator and another digit group follow
+	if run <= 19 {
+		if q, _ := sepEnd(s, e); q > e && q < len(s) && isDigit(s[q]) {
+			grouped = true
 		}
 	}
 	if k&kSSN != 0 && (run == 3 && grouped || run == 9) {
@@ -496,6 +594,31 @@ func (p *PII) digitToken(s string, i int, dst []Finding, lbl piiKind) ([]Finding
 	}
 	return dst, next
 }
+
+// clusterDigits counts the digits from s[i] on up to the first byte that is
+// neither a digit nor a byte number checks allow between digit groups
+// (whitespace, - . _ / and parentheses), stopping at 9.
+func clusterDigits(s string, i int) int {
+	d := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if isDigit(c) {
+			if d++; d == 9 {
+				break
+			}
+		} else if !groupSep[c] {
+			break
+		}
+	}
+	return d
+}
+
+var groupSep = func() (t [256]bool) {
+	for _, c := range " \t-._/()" {
+		t[c] = true
+	}
+	return t
+}()
 
 // groupDigits counts the digits of the groups that follow a first run of
 // run digits ending at e, as cardAt joins them, stopping at 13.

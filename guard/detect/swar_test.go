@@ -140,7 +140,8 @@ func FuzzDetectWordsSkip(f *testing.F) {
 		"", "4111 1111 1111 1111", "SSN 123-45-6789", "DE89 3704 0044 0532 0130 00", "+44 20 7946 0958", "GB 82 WEST",
 		"ab-cd-ef-ab-cd-ef dead.beef.cafe fe80::1 abcd:abcd:abcd:1", "cardnumber_4111111111111111", "AB 12 34 56 C",
 		"routing 021000021", "123\t45\t6789\n124\t46\t6790", "SSN:123/45/6789", "4111-1111 1111.1111", "über123 x—4111111111111111",
-		"tel:+1 (415) 555-2671 x89", "version 1.2.3.4 and 10.0.0.1/8", benchPrompt[:600],
+		"tel:+1 (415) 555-2671 x89", "version 1.2.3.4 and 10.0.0.1/8", benchPrompt[:600], benchNumbers[:800],
+		"2024-06-01T08:01:07.001Z ip=10.0.1.13 ::ffff:1.2.3.4 1:2:3:4:5:6:1.2.3.4 00-1A-2B-3C-4D-5E",
 	} {
 		f.Add(s)
 	}
@@ -197,7 +198,8 @@ func FuzzAppendWords(f *testing.F) {
 // that runes and joins fall on every offset of the 8- and 64-byte blocks.
 func randomText(r *rand.Rand, n int) string {
 	alphabet := []string{"a", "Z", "0", "_", " ", "'", "’", "é", "\u0301", "\xff", "日", "\u200b", ".", "-", ":", "@",
-		"4", "1", "AB", "x", "\n", "\t", "𝟘", "ab", "12"}
+		"4", "1", "AB", "x", "\n", "\t", "𝟘", "ab", "12", "00-1A-2B-3C-4D-5E", "2024-03-04", "+44", "(415)", "ssn_", "GB82",
+		"AB 12 34 56 C", "10.0.0.1", "fe80::1", "dead.beef.cafe", "555-2671", "4111", "123-45-6789", "021000021", "0958", "/8", "08:01:07", "::ffff:1.2.3.4", "1:2:3:4:5:6:1.2.3.4", "2001:db8::1", "aa:bb:cc:dd:ee:ff", "a:b:c:d:e:f:1:2"}
 	var b strings.Builder
 	for range n {
 		b.WriteString(alphabet[r.IntN(len(alphabet))])
@@ -221,7 +223,7 @@ func TestDetectWordsSkipRandom(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(3, 4))
-	for range rounds(20000) {
+	for range rounds(50000) {
 		s := randomText(r, r.IntN(120))
 		if got, want := p.detectWords(s, nil), p.detectWordsPlain(s, nil); !slices.Equal(got, want) {
 			t.Fatalf("%q: skipping walk found %v, plain walk %v", s, got, want)
