@@ -274,10 +274,8 @@ func isTrigger(s string, t int) (ok bool, after int) {
 		return false, t + 1
 	case ':':
 		return t > 0 && isHex(s[t-1]) && colonAddress(s, t), t + 1
-	case '-':
-		return t > 0 && isHex(s[t-1]) && t+6 < len(s) && s[t+3] == '-' && s[t+6] == '-', t + 1
-	case '.':
-		return t > 0 && isHex(s[t-1]) && t+5 < len(s) && s[t+5] == '.', t + 1
+	case '-', '.':
+		return macSep(s, t), t + 1
 	}
 	if t > 0 {
 		switch p := s[t-1]; {
@@ -291,21 +289,49 @@ func isTrigger(s string, t int) (ok bool, after int) {
 			return true, t + 1 // "AB 12 34 56 C"
 		}
 	}
-	d, dots := 0, 0
-	for p := t; p < len(s); p++ {
-		c := s[p]
-		switch {
+	// A digit run and the runs after it in the same cluster are passed
+	// together (theirs are suffixes of this one), up to a separator that
+	// may start a MAC address.
+	d, dots, resume := 0, 0, -1
+	p := t
+scan:
+	for ; p < len(s); p++ {
+		switch c := s[p]; {
 		case isDigit(c):
 			if d++; d == 9 {
 				return true, t + 1
 			}
-		case c == '.':
-			dots++
+		case c == '.' || c == '-':
+			if c == '.' {
+				dots++
+			}
+			if resume < 0 && macSep(s, p) {
+				resume = p
+			}
 		case !groupSep[c]:
-			return d >= 4 && dots >= 3, digitsAt(s, t)
+			break scan
 		}
 	}
-	return d >= 4 && dots >= 3, digitsAt(s, t)
+	if d >= 4 && dots >= 3 {
+		return true, t + 1
+	}
+	if resume >= 0 {
+		return false, resume
+	}
+	return false, p
+}
+
+// macSep reports whether the '-' or '.' at t may be the first separator of
+// a MAC address: after a hex digit, with the next separators in their
+// places ("ab-cd-ef-...", "abcd.ef01.2345").
+func macSep(s string, t int) bool {
+	if t == 0 || !isHex(s[t-1]) {
+		return false
+	}
+	if s[t] == '-' {
+		return t+6 < len(s) && s[t+3] == '-' && s[t+6] == '-'
+	}
+	return t+5 < len(s) && s[t+5] == '.'
 }
 
 // colonAddress reports whether the run of hex digits, colons and dots from
