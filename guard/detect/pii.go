@@ -188,19 +188,19 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 }
 
 // detectWords walks word starts and runs the number- and code-shaped checks.
-// Every value it reports holds a trigger (see nextTrigger) at most
-// triggerReach bytes after its start, so it jumps over text with no trigger
-// ahead to a byte the plain walk (wordStep from 0) would also stop at: a
-// non-word byte, which the walk only passes over inside a value it found.
-// FuzzDetectWordsSkip compares it with the plain walk.
+// Every value it reports holds a trigger (see isTrigger) a few bytes after
+// its start, so it jumps over text with no trigger ahead to a byte the plain
+// walk (wordStep from 0) would also stop at: a non-word byte, which the walk
+// only passes over inside a value it found. FuzzDetectWordsSkip compares it
+// with the plain walk.
 func (p *PII) detectWords(s string, dst []Finding) []Finding {
 	n := len(s)
 	for i := 0; i < n; {
-		t := nextTrigger(s, i)
+		t, back := nextTrigger(s, i)
 		if t == n {
 			break
 		}
-		if q := syncBefore(s, i, t-triggerReach); q > i {
+		if q := syncBefore(s, i, t-back); q > i {
 			i = q
 		}
 		for i < n && i <= t {
@@ -214,14 +214,10 @@ func (p *PII) detectWords(s string, dst []Finding) []Finding {
 	return dst
 }
 
-// triggerReach bounds how far after a value's start its trigger lies: a
-// label of up to maxLabel letters and '_' before the digits, or the four
-// hex digits before an IPv6 or MAC separator.
-const triggerReach = maxLabel + 2
-
-// nextTrigger returns the first position at or after i that may lie in a
-// number- or code-shaped value near its start, or len(s): see isTrigger.
-func nextTrigger(s string, i int) int {
+// nextTrigger returns the first position t at or after i that may lie in a
+// number- or code-shaped value near its start, and how far before t such a
+// value may start; or len(s). See isTrigger.
+func nextTrigger(s string, i int) (t, back int) {
 	n := len(s)
 	for i+8 <= n {
 		m := inRange(load64(s, i), '-', ':') // - . / 0-9 :
@@ -229,9 +225,9 @@ func nextTrigger(s string, i int) int {
 		for m != 0 {
 			t := i + firstByte(m)
 			m &= m - 1
-			ok, after := isTrigger(s, t)
-			if ok {
-				return t
+			back, after := isTrigger(s, t)
+			if back >= 0 {
+				return t, back
 			}
 			if after >= next {
 				next = after
@@ -243,50 +239,63 @@ func nextTrigger(s string, i int) int {
 	}
 	for i < n {
 		if c := s[i]; c >= '-' && c <= ':' {
-			ok, after := isTrigger(s, i)
-			if ok {
-				return i
+			back, after := isTrigger(s, i)
+			if back >= 0 {
+				return i, back
 			}
 			i = after
 			continue
 		}
 		i++
 	}
-	return n
+	return n, 0
 }
 
 // isTrigger reports whether s[t] (one of - . / 0-9 :) may lie in a value
-// near its start; if not, after is where to look on (past a digit run). The
-// values the word walk reports and their triggers:
+// that starts at most back bytes before it (back < 0: no value); if not,
+// after is where to look on (past a digit run). The values the word walk
+// reports and their first triggers:
 //   - numbers (IPv4, SSN, card, routing, phone): their first digit starts a
 //     run of digits and group separators (see clusterDigits) holding nine
-//     digits or more, or four or more and three dots (IPv4); or it follows
-//     '+' (an international phone number);
+//     digits or more, or four or more and three dots (IPv4); the value
+//     starts there or at a '(' before it; or the digit follows '+' (an
+//     international phone number);
 //   - a label or country code glued to digits ("SSN123", "card_4111",
 //     "DE89...", "AB123456C"): a digit after a label, or after two letters
 //     that start a word, directly or after a space ("AB 12 34 56 C");
 //   - IPv6 and MAC addresses: a ':' after a hex digit that starts a run
 //     with "::" or five colons (colonAddress), or the first '-' or '.' of a
-//     MAC address (the next separators in their places).
-func isTrigger(s string, t int) (ok bool, after int) {
+//     MAC address (the next separators in their places), up to four hex
+//     digits after the address's start.
+//
+// A value that starts in an earlier word than the one holding t-back meets
+// an earlier trigger: its letters make a glued or two-letter trigger, and
+// its separators a MAC or IPv6 one.
+func isTrigger(s string, t int) (back, after int) {
 	switch c := s[t]; c {
 	case '/':
-		return false, t + 1
+		return -1, t + 1
 	case ':':
-		return t > 0 && isHex(s[t-1]) && colonAddress(s, t), t + 1
+		if t > 0 && isHex(s[t-1]) && colonAddress(s, t) {
+			return 4, t + 1
+		}
+		return -1, t + 1
 	case '-', '.':
-		return macSep(s, t), t + 1
+		if macSep(s, t) {
+			return 4, t + 1
+		}
+		return -1, t + 1
 	}
 	if t > 0 {
 		switch p := s[t-1]; {
 		case p == '+':
-			return true, t + 1
+			return 1, t + 1
 		case isAlpha(p) || p == '_':
-			if gluedBefore(s, t) {
-				return true, t + 1
+			if b := gluedBefore(s, t); b >= 0 {
+				return t - b, t + 1
 			}
 		case p == ' ' && t >= 3 && isAlpha(s[t-2]) && isAlpha(s[t-3]) && !alnumBefore(s, t-3):
-			return true, t + 1 // "AB 12 34 56 C"
+			return 3, t + 1 // "AB 12 34 56 C"
 		}
 	}
 	// A digit run and the runs after it in the same cluster are passed
@@ -299,7 +308,7 @@ scan:
 		switch c := s[p]; {
 		case isDigit(c):
 			if d++; d == 9 {
-				return true, t + 1
+				return 1, t + 1
 			}
 		case c == '.' || c == '-':
 			if c == '.' {
@@ -313,12 +322,12 @@ scan:
 		}
 	}
 	if d >= 4 && dots >= 3 {
-		return true, t + 1
+		return 1, t + 1
 	}
 	if resume >= 0 {
-		return false, resume
+		return -1, resume
 	}
-	return false, p
+	return -1, p
 }
 
 // macSep reports whether the '-' or '.' at t may be the first separator of
@@ -352,10 +361,11 @@ func colonAddress(s string, t int) bool {
 	return false
 }
 
-// gluedBefore reports whether the letters (and '_') before the digit at t
-// make a word start that a value may begin with: a country code or
-// National Insurance prefix (two letters) or a label ("SSN123", "ssn_1").
-func gluedBefore(s string, t int) bool {
+// gluedBefore returns where the letters (and '_') before the digit at t
+// start when they make a word start that a value may begin with: a country
+// code or National Insurance prefix (two letters) or a label ("SSN123",
+// "ssn_1"); or -1.
+func gluedBefore(s string, t int) int {
 	j := t
 	if s[j-1] == '_' {
 		j--
@@ -365,9 +375,12 @@ func gluedBefore(s string, t int) bool {
 		b--
 	}
 	if b == j || j-b > maxLabel || alnumBefore(s, b) {
-		return false
+		return -1
 	}
-	return j-b == 2 && j == t || labelKind(s[b:j]) != 0
+	if j-b == 2 && j == t || labelKind(s[b:j]) != 0 {
+		return b
+	}
+	return -1
 }
 
 // alnumBefore reports whether an ASCII letter or digit precedes s[i]: then
