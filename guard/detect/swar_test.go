@@ -396,3 +396,115 @@ func rounds(n int) int {
 	}
 	return n
 }
+
+// scanPlain is wordMatcher.scan without the prefix-key filters and the id
+// cache: every word is hashed and looked up, and match looks words up each
+// time it tries them. TestWordMatchRandom holds scan to it.
+func (m *wordMatcher) scanPlain(s string, words []wordSpan, detector string, dst []Finding, hook blobHook) []Finding {
+	lookup := func(w string) uint16 {
+		h := uint64(fnvInit)
+		for _, r := range w {
+			h = (h ^ uint64(foldWordRune(r))) * fnvPrime
+		}
+		return m.lookupHash(h, w)
+	}
+	var match func(ph *wphrase, si, cnt, k int) int
+	match = func(ph *wphrase, si, cnt, k int) int {
+		pe := int(words[k-1].end)
+		if si == len(ph.slots) {
+			return pe
+		}
+		sl := &ph.slots[si]
+		if cnt < sl.max && k < len(words) {
+			ws, we := int(words[k].start), int(words[k].end)
+			if m.sepOK(s[pe:ws]) {
+				if id := lookup(s[ws:we]); id != 0 && sl.accepts(id, s[ws:we]) {
+					if r := match(ph, si, cnt+1, k+1); r >= 0 {
+						return r
+					}
+				}
+			}
+		}
+		if cnt >= sl.min {
+			return match(ph, si+1, 0, k)
+		}
+		return -1
+	}
+	for k := 0; k < len(words); k++ {
+		ws, we := int(words[k].start), int(words[k].end)
+		if hook != nil && (we-ws >= 12 || we < len(s) && (s[we] == '+' || s[we] == '/' || s[we] == '=' || s[we] == '-')) {
+			var next int
+			if dst, next = hook(dst, ws, we); next > 0 {
+				for k+1 < len(words) && int(words[k+1].start) < next {
+					k++
+				}
+				continue
+			}
+		}
+		id := lookup(s[ws:we])
+		if id == 0 || int(id) >= len(m.byFirst) || len(m.byFirst[id]) == 0 {
+			continue
+		}
+		best, bestPh := -1, int32(-1)
+		for _, pi := range m.byFirst[id] {
+			ph := &m.phrases[pi]
+			if !ph.slots[0].accepts(id, s[ws:we]) {
+				continue
+			}
+			if e := match(ph, 0, 1, k+1); e > best {
+				best, bestPh = e, pi
+			}
+		}
+		if best > 0 {
+			dst = append(dst, Finding{Type: m.phrases[bestPh].typ, Detector: detector, Start: ws, End: best})
+			for k+1 < len(words) && int(words[k+1].start) < best {
+				k++
+			}
+		}
+	}
+	return dst
+}
+
+// TestWordMatchRandom runs the deny list and the injection patterns over
+// random sequences of their own words, common words, case changes and
+// separators, and compares scan with scanPlain.
+func TestWordMatchRandom(t *testing.T) {
+	w, err := NewWords("DENIED_WORDS", benchWords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inj := NewInjection()
+	vocab := []string{"for", "with", "within", "the", "a", "I", "x", "é", "Über", "don't", "you’re", "DAN", "Dan", "éa"}
+	for _, mm := range []*wordMatcher{&w.wm, &inj.wm} {
+		for _, word := range mm.words[1:] {
+			vocab = append(vocab, word, strings.ToUpper(word[:1])+word[1:])
+		}
+	}
+	seps := []string{" ", "  ", "\n", ", ", ". ", " -- ", "\t", "’", "'", "\u00a0", "/", "+"}
+	r := rand.New(rand.NewPCG(11, 12))
+	found := 0
+	for range rounds(30000) {
+		var b strings.Builder
+		for range r.IntN(16) {
+			b.WriteString(vocab[r.IntN(len(vocab))])
+			b.WriteString(seps[r.IntN(len(seps))])
+		}
+		s := b.String()
+		words := appendWords(s, nil)
+		got, want := w.wm.scan(s, words, "words", nil, nil), w.wm.scanPlain(s, words, "words", nil, nil)
+		found += len(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("deny list on %q: scan %v, plain %v", s, got, want)
+		}
+		hook := func(dst []Finding, ws, we int) ([]Finding, int) { return dst, 0 }
+		got, want = inj.wm.scan(s, words, "injection", nil, hook), inj.wm.scanPlain(s, words, "injection", nil, hook)
+		found += len(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("injection on %q: scan %v, plain %v", s, got, want)
+		}
+	}
+	if found < rounds(30000)/20 {
+		t.Errorf("only %d findings in the random texts: the test exercises too little", found)
+	}
+	t.Logf("%d findings", found)
+}

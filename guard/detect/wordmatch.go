@@ -491,6 +491,7 @@ func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Fi
 	if len(m.phrases) == 0 && hook == nil {
 		return dst
 	}
+	var ids wordIDs
 	for k := 0; k < len(words); k++ {
 		ws, we := int(words[k].start), int(words[k].end)
 		key := words[k].key
@@ -516,7 +517,7 @@ func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Fi
 			if !ph.slots[0].accepts(id, s[ws:we]) {
 				continue
 			}
-			if e := m.match(s, words, ph, 0, 1, k+1); e > best {
+			if e := m.match(&ids, s, words, ph, 0, 1, k+1); e > best {
 				best, bestPh = e, pi
 			}
 		}
@@ -530,26 +531,46 @@ func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Fi
 	return dst
 }
 
+// wordIDs caches, for the words a match looks at, whether the separator
+// before each joins it to the previous word and the word's id: a phrase's
+// optional slots make match try a word in several places, and the deny list
+// and the injection patterns look at the same words.
+type wordIDs struct {
+	k  [32]int32 // k+1 of the cached word; 0: empty
+	id [32]int32 // the id, or -1 when the separator does not join
+}
+
+func (m *wordMatcher) joined(c *wordIDs, s string, words []wordSpan, k int) int32 {
+	slot := k & 31
+	if c.k[slot] == int32(k+1) {
+		return c.id[slot]
+	}
+	ws, we := int(words[k].start), int(words[k].end)
+	id := int32(-1)
+	if m.sepOK(s[int(words[k-1].end):ws]) {
+		id = int32(m.lookup(s[ws:we]))
+	}
+	c.k[slot], c.id[slot] = int32(k+1), id
+	return id
+}
+
 // match matches ph.slots[si:] from words[k] on (cnt words already taken by
 // slot si); it returns the end of the match or -1.
-func (m *wordMatcher) match(s string, words []wordSpan, ph *wphrase, si, cnt, k int) int {
+func (m *wordMatcher) match(c *wordIDs, s string, words []wordSpan, ph *wphrase, si, cnt, k int) int {
 	pe := int(words[k-1].end)
 	if si == len(ph.slots) {
 		return pe
 	}
 	sl := &ph.slots[si]
 	if cnt < sl.max && k < len(words) {
-		ws, we := int(words[k].start), int(words[k].end)
-		if m.sepOK(s[pe:ws]) {
-			if id := m.lookup(s[ws:we]); id != 0 && sl.accepts(id, s[ws:we]) {
-				if r := m.match(s, words, ph, si, cnt+1, k+1); r >= 0 {
-					return r
-				}
+		if id := m.joined(c, s, words, k); id > 0 && sl.accepts(uint16(id), s[words[k].start:words[k].end]) {
+			if r := m.match(c, s, words, ph, si, cnt+1, k+1); r >= 0 {
+				return r
 			}
 		}
 	}
 	if cnt >= sl.min {
-		return m.match(s, words, ph, si+1, 0, k)
+		return m.match(c, s, words, ph, si+1, 0, k)
 	}
 	return -1
 }
