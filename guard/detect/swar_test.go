@@ -171,7 +171,11 @@ func appendWordsPlain(s string, dst []wordSpan) []wordSpan {
 		if ws < 0 {
 			return dst
 		}
-		dst = append(dst, mkSpan(s, int32(ws), int32(we)))
+		key := uint32(noKey)
+		if k, ok := prefixKey(s[ws:we]); ok {
+			key = uint32(k)
+		}
+		dst = append(dst, wordSpan{int32(ws), int32(we), key})
 		p = we
 	}
 }

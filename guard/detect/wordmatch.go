@@ -360,6 +360,16 @@ type wordSpan struct {
 const noKey = 1 << 31
 
 func mkSpan(s string, ws, we int32) wordSpan {
+	if int(ws)+4 <= len(s) {
+		// prefixKey with one load: the word's first three bytes (fewer
+		// for a shorter word, the rest zero).
+		x := uint32(s[ws]) | uint32(s[ws+1])<<8 | uint32(s[ws+2])<<16
+		x &= 0xffffff >> (8 * (3 - min(we-ws, 3)))
+		if x&0x808080 != 0 {
+			return wordSpan{ws, we, noKey}
+		}
+		return wordSpan{ws, we, uint32(uint16((x | 0x202020) * 0x9E3779B1 >> 16))}
+	}
 	k, ok := prefixKey(s[ws:we])
 	if !ok {
 		return wordSpan{ws, we, noKey}
