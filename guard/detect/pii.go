@@ -305,19 +305,19 @@ func isTrigger(s string, t int) (back, after int) {
 	p := t
 scan:
 	for ; p < len(s); p++ {
-		switch c := s[p]; {
-		case isDigit(c):
+		switch clusterClass[s[p]] {
+		case ccDigit:
 			if d++; d == 9 {
 				return 1, t + 1
 			}
-		case c == '.' || c == '-':
-			if c == '.' {
-				dots++
-			}
+		case ccDot:
+			dots++
+			fallthrough
+		case ccDash:
 			if resume < 0 && macSep(s, p) {
 				resume = p
 			}
-		case !groupSep[c]:
+		case ccStop:
 			break scan
 		}
 	}
@@ -625,8 +625,12 @@ func (p *PII) digitToken(s string, i int, dst []Finding, lbl piiKind) ([]Finding
 			return dst, next
 		}
 	}
-	phoneGrouped := (c == ' ' || c == '-' || c == '.') && e+1 < len(s) && (isDigit(s[e+1]) || s[e+1] == '(')
-	if k&kPhone != 0 && run <= 12 && (phoneGrouped || run == 10 || run == 11) {
+	// A phone number from a digit: ten or eleven bare digits, or groups
+	// that start with a trunk or international 0, a NANP area code of
+	// three digits, or a 1 before one.
+	phoneGrouped := (c == ' ' || c == '-' || c == '.') && e+1 < len(s) && (isDigit(s[e+1]) || s[e+1] == '(') &&
+		(s[i] == '0' || run == 3 || run == 1 && s[i] == '1')
+	if k&kPhone != 0 && (phoneGrouped || run == 10 || run == 11) {
 		if end := phoneAt(s, i, lbl); end > 0 {
 			found(Phone, end)
 		}
@@ -655,6 +659,31 @@ func clusterDigits(s string, i int) int {
 var groupSep = func() (t [256]bool) {
 	for _, c := range " \t-._/()" {
 		t[c] = true
+	}
+	return t
+}()
+
+// clusterClass sorts bytes for isTrigger's scan of a digit cluster.
+const (
+	ccStop  = iota // ends the cluster
+	ccDigit        // 0-9
+	ccDot          // '.'
+	ccDash         // '-'
+	ccSep          // another group separator
+)
+
+var clusterClass = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case isDigit(byte(c)):
+			t[c] = ccDigit
+		case c == '.':
+			t[c] = ccDot
+		case c == '-':
+			t[c] = ccDash
+		case groupSep[c]:
+			t[c] = ccSep
+		}
 	}
 	return t
 }()

@@ -345,7 +345,8 @@ func TestDigitTokenRandom(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(7, 8))
 	pieces := []string{"1", "4111", "23", "123", "45", "6789", "021000021", "0", "00", "44", "-", ".", " ", "  ", "\t", "/", "_", "(", ")",
-		"+", "x", "x89", "ssn", "routing ", "call ", "a", "\n", "10.0.0.1", "4111111111111111", "2015550123", "12/26", "version "}
+		"+", "x", "x89", "ssn", "routing ", "call ", "a", "\n", "10.0.0.1", "4111111111111111", "2015550123", "12/26", "version ",
+		"020", "7946", "555", "07700", "900123", "1 "}
 	for range rounds(40000) {
 		var b strings.Builder
 		for range r.IntN(14) {
