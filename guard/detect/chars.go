@@ -87,6 +87,9 @@ func isWordRune(r rune) bool {
 	if r < utf8.RuneSelf {
 		return class[r]&cWord != 0
 	}
+	if r >= 0x2000 && r <= 0x206f {
+		return false // General Punctuation (quotes, dashes, spaces): no letter, digit or mark
+	}
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.M, r)
 }
 

@@ -160,8 +160,7 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 	}
 	// Keys are runs of 20 (access key ids) or 40 (secret keys) base64
 	// characters: text without such a run is passed in one SWAR pass
-	// (keyRunAtLeast)
-	// instead of four substring searches.
+	// (keyRunAtLeast) instead of four substring searches.
 	if k&(kAccessKey|kSecretKey) != 0 {
 		if keyRunAtLeast(s, 20) {
 			if k&kAccessKey != 0 {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -512,4 +513,14 @@ func TestWordMatchRandom(t *testing.T) {
 		t.Errorf("only %d findings in the random texts: the test exercises too little", found)
 	}
 	t.Logf("%d findings", found)
+}
+
+// TestGeneralPunctuationNotWord backs isWordRune's shortcut for
+// U+2000..U+206F.
+func TestGeneralPunctuationNotWord(t *testing.T) {
+	for r := rune(0x2000); r <= 0x206f; r++ {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.M, r) {
+			t.Errorf("%U is a word rune", r)
+		}
+	}
 }
