@@ -214,6 +214,20 @@ func randomText(r *rand.Rand, n int) string {
 
 func TestAppendWordsRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
+	// Long ASCII stretches take the whole-block path.
+	ascii := []string{"word", " ", "A1_", "don't", "'", "x", ".", "\n", "12", "é", "zz"}
+	for range rounds(5000) {
+		var b strings.Builder
+		for range r.IntN(200) {
+			if k := r.IntN(len(ascii)); k != len(ascii)-2 || r.IntN(20) == 0 {
+				b.WriteString(ascii[k])
+			}
+		}
+		s := b.String()
+		if got, want := appendWords(s, nil), appendWordsPlain(s, nil); !slices.Equal(got, want) {
+			t.Fatalf("%q: appendWords = %v, nextWord gives %v", s, got, want)
+		}
+	}
 	for range rounds(20000) {
 		s := randomText(r, r.IntN(200))
 		if got, want := appendWords(s, nil), appendWordsPlain(s, nil); !slices.Equal(got, want) {

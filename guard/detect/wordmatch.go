@@ -394,7 +394,22 @@ func appendWords(s string, dst []wordSpan) []wordSpan {
 	for base := 0; base < n; base += 64 {
 		w := spill
 		spill = 0
-		for c := base; c < base+64 && c < n; c += 8 {
+		if base >= next && base+64 <= n && asciiPrefix(s[base:base+64]) == 64 {
+			// A whole block of ASCII without apostrophes, the common
+			// case, without a branch per chunk.
+			var apos, bm uint64
+			for c := 0; c < 64; c += 8 {
+				x := load64(s, base+c)
+				apos |= asciiEq(x, '\'')
+				m := asciiRange(x|lsb*0x20, 'a', 'z') | asciiRange(x, '0', '9') | asciiEq(x, '_')
+				bm |= ((m >> 7) * 0x0102040810204080 >> 56) << c
+			}
+			if apos == 0 {
+				w = bm
+				next = base + 64
+			}
+		}
+		for c := base; c < base+64 && c < n && next < base+64; c += 8 {
 			if c >= next && c+8 <= n {
 				x := load64(s, c)
 				if x&msb == 0 && asciiEq(x, '\'') == 0 {
