@@ -87,6 +87,9 @@ func isWordRune(r rune) bool {
 	if r < utf8.RuneSelf {
 		return class[r]&cWord != 0
 	}
+	if r >= 0x2000 && r <= 0x206f {
+		return false // General Punctuation (quotes, dashes, spaces): no letter, digit or mark
+	}
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.M, r)
 }
 
@@ -104,13 +107,33 @@ func hasPrefixFoldASCII(s, needle string) bool {
 	return true
 }
 
-// containsFold reports whether s contains one of the lower-case ASCII words,
-// without case; with whole set, only at word boundaries on both sides.
-func containsFold(s string, words []string, whole bool) bool {
+// foldWords is a list of lower-case ASCII words for containsFold, with the
+// bytes they may start with (either case), so that most bytes of the text
+// are passed with one table lookup.
+type foldWords struct {
+	words []string
+	first [256]bool
+}
+
+func newFoldWords(words ...string) *foldWords {
+	f := &foldWords{words: words}
+	for _, w := range words {
+		f.first[w[0]] = true
+		if c := w[0]; c >= 'a' && c <= 'z' {
+			f.first[c-'a'+'A'] = true
+		}
+	}
+	return f
+}
+
+// contains is containsFold(s, f.words, whole).
+func (f *foldWords) contains(s string, whole bool) bool {
 	for i := 0; i < len(s); i++ {
-		c := lower(s[i])
-		for _, w := range words {
-			if w[0] != c || !hasPrefixFoldASCII(s[i:], w) {
+		if !f.first[s[i]] {
+			continue
+		}
+		for _, w := range f.words {
+			if !hasPrefixFoldASCII(s[i:], w) {
 				continue
 			}
 			if whole && (wordRuneBefore(s, i) || wordRuneAt(s, i+len(w))) {

@@ -31,13 +31,19 @@ import (
 // Latin ones (Cyrillic 'а' for 'a') are not folded: NFKC does not treat them
 // as equivalent and guessing would damage legitimate text.
 func Normalize(s string) string {
-	i := 0
-	for i < len(s) && s[i] < utf8.RuneSelf {
-		i++
-	}
+	i := asciiPrefix(s)
 	if i == len(s) {
 		return s
 	}
+	if t, ok := normalizeSimple(s, i); ok {
+		return t
+	}
+	return normalizeSlow(s, i)
+}
+
+// normalizeSlow is the general path of Normalize for s whose first non-ASCII
+// byte is at i.
+func normalizeSlow(s string, i int) string {
 	// Non-ASCII: is any work needed at all? Most text with a few curly quotes
 	// or accents is already NFKC and holds no invisible characters.
 	j := firstFold(s, i)

@@ -158,12 +158,19 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 	if k&kURL != 0 {
 		dst = p.detectURLs(s, dst)
 	}
-	if k&kAccessKey != 0 {
-		dst = p.detectMarked(s, dst, "AKIA", AWSAccessKey, accessKeyAt)
-		dst = p.detectMarked(s, dst, "ASIA", AWSAccessKey, accessKeyAt)
-	}
-	if k&kSecretKey != 0 {
-		dst = p.detectSecrets(s, dst)
+	// Keys are runs of 20 (access key ids) or 40 (secret keys) base64
+	// characters: text without such a run is passed in one SWAR pass
+	// (keyRunAtLeast) instead of four substring searches.
+	if k&(kAccessKey|kSecretKey) != 0 {
+		if keyRunAtLeast(s, 20) {
+			if k&kAccessKey != 0 {
+				dst = p.detectMarked(s, dst, "AKIA", AWSAccessKey, accessKeyAt)
+				dst = p.detectMarked(s, dst, "ASIA", AWSAccessKey, accessKeyAt)
+			}
+			if k&kSecretKey != 0 && keyRunAtLeast(s, 40) {
+				dst = p.detectSecrets(s, dst)
+			}
+		}
 	}
 	const wordKinds = kPhone | kSSN | kCard | kIBAN | kRouting | kIP | kMAC | kNINO
 	if k&wordKinds != 0 {
@@ -180,60 +187,264 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 }
 
 // detectWords walks word starts and runs the number- and code-shaped checks.
+// Every value it reports holds a trigger (see isTrigger) a few bytes after
+// its start, so it jumps over text with no trigger ahead to a byte the plain
+// walk (wordStep from 0) would also stop at: a non-word byte, which the walk
+// only passes over inside a value it found. FuzzDetectWordsSkip compares it
+// with the plain walk.
 func (p *PII) detectWords(s string, dst []Finding) []Finding {
-	k := p.kinds
 	n := len(s)
 	for i := 0; i < n; {
-		c := s[i]
-		cl := class[c]
-		if cl&(cDigit|cUpper|cLower) == 0 {
-			if (c == '+' || c == '(') && k&kPhone != 0 && i+1 < n && isDigit(s[i+1]) && !wordRuneBefore(s, i) {
-				if end := phoneAt(s, i, 0); end > 0 {
-					dst = p.emit(dst, Phone, i, end)
-					i = end
-					continue
-				}
+		t, back := nextTrigger(s, i)
+		if t == n {
+			break
+		}
+		if q := syncBefore(s, i, t-back); q > i {
+			i = q
+		}
+		for i < n && i <= t {
+			if c := s[i]; class[c]&(cDigit|cUpper|cLower) == 0 && c != '+' && c != '(' {
+				i++ // what wordStep does with a byte that starts nothing
+				continue
 			}
-			i++
-			continue
+			dst, i = p.wordStep(s, i, dst)
 		}
-		// i starts a word unless a non-ASCII letter precedes it (ASCII word
-		// runs are skipped whole).
-		if i > 0 && s[i-1] >= utf8.RuneSelf && wordRuneBefore(s, i) {
-			i = skipWord(s, i)
-			continue
-		}
-		next, we := i+1, skipWord(s, i) // we: the end of the word
-		if cl&cDigit != 0 {
-			dst, next = p.digitToken(s, i, dst, 0)
-		} else {
-			if i+3 < n && isAlpha(s[i+1]) && (isDigit(s[i+2]) || s[i+2] == ' ' && isDigit(s[i+3])) {
-				dst, next = p.letterToken(s, i, dst)
-			}
-			// A label with digits glued to it: "SSN123-45-6789",
-			// "card4111111111111111", "ssn_123456789". A value ends the
-			// word (a number glued to letters on its right is none), so a
-			// word ending in a letter, as prose does, is passed at once.
-			if next == i+1 && isDigit(s[we-1]) {
-				j := i + 1
-				for j < we && isAlpha(s[j]) {
-					j++
-				}
-				if j < we && j-i <= maxLabel {
-					if d, lbl := gluedLabel(s, i, j); lbl != 0 {
-						dst, next = p.digitToken(s, d, dst, lbl)
-					}
-				}
-			}
-		}
-		if k&(kIP|kMAC) != 0 && cl&(cDigit|cHexLetter) != 0 && hexSepSoon(s, i) {
-			var end int
-			dst, end = p.hexToken(s, i, dst)
-			next = max(next, end)
-		}
-		i = max(next, we)
 	}
 	return dst
+}
+
+// nextTrigger returns the first position t at or after i that may lie in a
+// number- or code-shaped value near its start, and how far before t such a
+// value may start; or len(s). See isTrigger.
+func nextTrigger(s string, i int) (t, back int) {
+	n := len(s)
+	for i+8 <= n {
+		m := inRange(load64(s, i), '-', ':') // - . / 0-9 :
+		next := i + 8
+		for m != 0 {
+			t := i + firstByte(m)
+			m &= m - 1
+			back, after := isTrigger(s, t)
+			if back >= 0 {
+				return t, back
+			}
+			if after >= next {
+				next = after
+				break
+			}
+			m &^= 1<<(8*(after-i)) - 1 // the rest of a digit run
+		}
+		i = next
+	}
+	for i < n {
+		if c := s[i]; c >= '-' && c <= ':' {
+			back, after := isTrigger(s, i)
+			if back >= 0 {
+				return i, back
+			}
+			i = after
+			continue
+		}
+		i++
+	}
+	return n, 0
+}
+
+// isTrigger reports whether s[t] (one of - . / 0-9 :) may lie in a value
+// that starts at most back bytes before it (back < 0: no value); if not,
+// after is where to look on (past a digit run). The values the word walk
+// reports and their first triggers:
+//   - numbers (IPv4, SSN, card, routing, phone): their first digit starts a
+//     run of digits and group separators (see clusterDigits) holding nine
+//     digits or more, or four or more and three dots (IPv4); the value
+//     starts there or at a '(' before it; or the digit follows '+' (an
+//     international phone number);
+//   - a label or country code glued to digits ("SSN123", "card_4111",
+//     "DE89...", "AB123456C"): a digit after a label, or after two letters
+//     that start a word, directly or after a space ("AB 12 34 56 C");
+//   - IPv6 and MAC addresses: a ':' after a hex digit that starts a run
+//     with "::" or five colons (colonAddress), or the first '-' or '.' of a
+//     MAC address (the next separators in their places), up to four hex
+//     digits after the address's start.
+//
+// A value that starts in an earlier word than the one holding t-back meets
+// an earlier trigger: its letters make a glued or two-letter trigger, and
+// its separators a MAC or IPv6 one.
+func isTrigger(s string, t int) (back, after int) {
+	switch c := s[t]; c {
+	case '/':
+		return -1, t + 1
+	case ':':
+		if t > 0 && isHex(s[t-1]) && colonAddress(s, t) {
+			return 4, t + 1
+		}
+		return -1, t + 1
+	case '-', '.':
+		if macSep(s, t) {
+			return 4, t + 1
+		}
+		return -1, t + 1
+	}
+	if t > 0 {
+		switch p := s[t-1]; {
+		case p == '+':
+			return 1, t + 1
+		case isAlpha(p) || p == '_':
+			if b := gluedBefore(s, t); b >= 0 {
+				return t - b, t + 1
+			}
+		case p == ' ' && t >= 3 && isAlpha(s[t-2]) && isAlpha(s[t-3]) && !alnumBefore(s, t-3):
+			return 3, t + 1 // "AB 12 34 56 C"
+		}
+	}
+	// A digit run and the runs after it in the same cluster are passed
+	// together (theirs are suffixes of this one), up to a separator that
+	// may start a MAC address.
+	d, dots, resume := 0, 0, -1
+	p := t
+scan:
+	for ; p < len(s); p++ {
+		switch clusterClass[s[p]] {
+		case ccDigit:
+			if d++; d == 9 {
+				return 1, t + 1
+			}
+		case ccDot:
+			dots++
+			fallthrough
+		case ccDash:
+			if resume < 0 && macSep(s, p) {
+				resume = p
+			}
+		case ccStop:
+			break scan
+		}
+	}
+	if d >= 4 && dots >= 3 {
+		return 1, t + 1
+	}
+	if resume >= 0 {
+		return -1, resume
+	}
+	return -1, p
+}
+
+// macSep reports whether the '-' or '.' at t may be the first separator of
+// a MAC address: after a hex digit, with the next separators in their
+// places ("ab-cd-ef-...", "abcd.ef01.2345").
+func macSep(s string, t int) bool {
+	if t == 0 || !isHex(s[t-1]) {
+		return false
+	}
+	if s[t] == '-' {
+		return t+6 < len(s) && s[t+3] == '-' && s[t+6] == '-'
+	}
+	return t+5 < len(s) && s[t+5] == '.'
+}
+
+// colonAddress reports whether the run of hex digits, colons and dots from
+// the colon at t may hold an IPv6 address (which has "::" or six colons or
+// more) or a MAC address (five colons); times ("08:01:07") hold neither.
+func colonAddress(s string, t int) bool {
+	colons := 0
+	for p := t; p < len(s) && p-t < 46; p++ {
+		switch c := s[p]; {
+		case c == ':':
+			if colons++; colons >= 5 || s[p-1] == ':' {
+				return true
+			}
+		case c != '.' && !isHex(c):
+			return false
+		}
+	}
+	return false
+}
+
+// gluedBefore returns where the letters (and '_') before the digit at t
+// start when they make a word start that a value may begin with: a country
+// code or National Insurance prefix (two letters) or a label ("SSN123",
+// "ssn_1"); or -1.
+func gluedBefore(s string, t int) int {
+	j := t
+	if s[j-1] == '_' {
+		j--
+	}
+	b := j
+	for b > 0 && j-b <= maxLabel && isAlpha(s[b-1]) {
+		b--
+	}
+	if b == j || j-b > maxLabel || alnumBefore(s, b) {
+		return -1
+	}
+	if j-b == 2 && j == t || labelKind(s[b:j]) != 0 {
+		return b
+	}
+	return -1
+}
+
+// alnumBefore reports whether an ASCII letter or digit precedes s[i]: then
+// the word walk never starts a word at i.
+func alnumBefore(s string, i int) bool { return i > 0 && isAlnum(s[i-1]) }
+
+// syncBefore returns the last non-word byte in [lo, hi], or lo.
+func syncBefore(s string, lo, hi int) int {
+	for q := hi; q > lo; q-- {
+		if class[s[q]]&cWord == 0 {
+			return q
+		}
+	}
+	return lo
+}
+
+// wordStep is one step of the walk over word starts from s[i]: it runs the
+// checks that may start there and returns dst and where the walk goes on.
+func (p *PII) wordStep(s string, i int, dst []Finding) ([]Finding, int) {
+	k := p.kinds
+	n := len(s)
+	c := s[i]
+	cl := class[c]
+	if cl&(cDigit|cUpper|cLower) == 0 {
+		if (c == '+' || c == '(') && k&kPhone != 0 && i+1 < n && isDigit(s[i+1]) && !wordRuneBefore(s, i) {
+			if end := phoneAt(s, i, 0); end > 0 {
+				return p.emit(dst, Phone, i, end), end
+			}
+		}
+		return dst, i + 1
+	}
+	// i starts a word unless a non-ASCII letter precedes it (ASCII word
+	// runs are skipped whole).
+	if i > 0 && s[i-1] >= utf8.RuneSelf && wordRuneBefore(s, i) {
+		return dst, skipWord(s, i)
+	}
+	next, we := i+1, skipWord(s, i) // we: the end of the word
+	if cl&cDigit != 0 {
+		dst, next = p.digitToken(s, i, dst, 0)
+	} else {
+		if i+3 < n && isAlpha(s[i+1]) && (isDigit(s[i+2]) || s[i+2] == ' ' && isDigit(s[i+3])) {
+			dst, next = p.letterToken(s, i, dst)
+		}
+		// A label with digits glued to it: "SSN123-45-6789",
+		// "card4111111111111111", "ssn_123456789". A value ends the
+		// word (a number glued to letters on its right is none), so a
+		// word ending in a letter, as prose does, is passed at once.
+		if next == i+1 && isDigit(s[we-1]) {
+			j := i + 1
+			for j < we && isAlpha(s[j]) {
+				j++
+			}
+			if j < we && j-i <= maxLabel {
+				if d, lbl := gluedLabel(s, i, j); lbl != 0 {
+					dst, next = p.digitToken(s, d, dst, lbl)
+				}
+			}
+		}
+	}
+	if k&(kIP|kMAC) != 0 && cl&(cDigit|cHexLetter) != 0 && hexSepSoon(s, i) {
+		var end int
+		dst, end = p.hexToken(s, i, dst)
+		next = max(next, end)
+	}
+	return dst, max(next, we)
 }
 
 // hexSepSoon reports whether the hex run at i (at most 4 digits) ends in ':',
@@ -367,36 +578,127 @@ func (p *PII) digitToken(s string, i int, dst []Finding, lbl piiKind) ([]Finding
 		dst = p.emit(dst, typ, i, end)
 		next = max(next, end)
 	}
-	if k&kIP != 0 {
+	// The shape of the first digit run decides which checks can match at
+	// all (each condition below is one its check needs); most numbers in
+	// text are tried by one or two of them.
+	e := digitsAt(s, i)
+	run := e - i
+	var c byte // the byte after the run
+	if e < len(s) {
+		c = s[e]
+	}
+	if k&kIP != 0 && run <= 3 && c == '.' {
 		if end := ipv4At(s, i); end > 0 {
 			found(IPAddress, end)
 			return dst, next
 		}
 	}
-	if k&kSSN != 0 {
+	// Every other number value is nine digits or more (an SSN or routing
+	// number; phone and card numbers have ten or more) with nothing but
+	// group separators between them: dates, times, prices, quantities and
+	// most ids stop here.
+	if clusterDigits(s, i) < 9 {
+		return dst, next
+	}
+	grouped := false // a separator and another digit group follow
+	if run <= 19 {
+		if q, _ := sepEnd(s, e); q > e && q < len(s) && isDigit(s[q]) {
+			grouped = true
+		}
+	}
+	if k&kSSN != 0 && (run == 3 && grouped || run == 9) {
 		if end := ssnAt(s, i, lbl); end > 0 {
 			found(USSocialSecurityNumber, end)
 			return dst, next
 		}
 	}
-	if k&kCard != 0 {
+	if k&kCard != 0 && (run >= 13 && run <= 19 || grouped && groupDigits(s, e, run) >= 13) {
 		if end := cardAt(s, i); end > 0 {
 			found(CreditDebitCardNumber, end)
 			return dst, next
 		}
 	}
-	if k&kRouting != 0 {
+	if k&kRouting != 0 && run == 9 {
 		if end := routingAt(s, i, lbl); end > 0 {
 			found(USBankRoutingNumber, end)
 			return dst, next
 		}
 	}
-	if k&kPhone != 0 {
+	// A phone number from a digit: ten or eleven bare digits, or groups
+	// that start with a trunk or international 0, a NANP area code of
+	// three digits, or a 1 before one.
+	phoneGrouped := (c == ' ' || c == '-' || c == '.') && e+1 < len(s) && (isDigit(s[e+1]) || s[e+1] == '(') &&
+		(s[i] == '0' || run == 3 || run == 1 && s[i] == '1')
+	if k&kPhone != 0 && (phoneGrouped || run == 10 || run == 11) {
 		if end := phoneAt(s, i, lbl); end > 0 {
 			found(Phone, end)
 		}
 	}
 	return dst, next
+}
+
+// clusterDigits counts the digits from s[i] on up to the first byte that is
+// neither a digit nor a byte number checks allow between digit groups
+// (whitespace, - . _ / and parentheses), stopping at 9.
+func clusterDigits(s string, i int) int {
+	d := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if isDigit(c) {
+			if d++; d == 9 {
+				break
+			}
+		} else if !groupSep[c] {
+			break
+		}
+	}
+	return d
+}
+
+var groupSep = func() (t [256]bool) {
+	for _, c := range " \t-._/()" {
+		t[c] = true
+	}
+	return t
+}()
+
+// clusterClass sorts bytes for isTrigger's scan of a digit cluster.
+const (
+	ccStop  = iota // ends the cluster
+	ccDigit        // 0-9
+	ccDot          // '.'
+	ccDash         // '-'
+	ccSep          // another group separator
+)
+
+var clusterClass = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case isDigit(byte(c)):
+			t[c] = ccDigit
+		case c == '.':
+			t[c] = ccDot
+		case c == '-':
+			t[c] = ccDash
+		case groupSep[c]:
+			t[c] = ccSep
+		}
+	}
+	return t
+}()
+
+// groupDigits counts the digits of the groups that follow a first run of
+// run digits ending at e, as cardAt joins them, stopping at 13.
+func groupDigits(s string, e, run int) int {
+	for run < 13 {
+		q, _ := sepEnd(s, e)
+		if q == e || q >= len(s) || !isDigit(s[q]) {
+			break
+		}
+		e = digitsAt(s, q)
+		run += e - q
+	}
+	return run
 }
 
 // letterToken runs the checks for values that start with a letter.

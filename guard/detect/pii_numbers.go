@@ -37,13 +37,13 @@ func ipv4At(s string, i int) int {
 	}
 	// "version 1.2.3.4", "firmware 2.0.0.1": four-part version numbers.
 	before, _ := window(s, i, p, 24, 0)
-	if w := lastWord(before); w != "" && containsFold(w, versionWords, true) {
+	if w := lastWord(before); w != "" && versionWords.contains(w, true) {
 		return 0
 	}
 	return p
 }
 
-var versionWords = []string{"version", "ver", "v", "firmware", "build", "release", "revision", "rev", "patch", "update", "driver", "bios"}
+var versionWords = newFoldWords("version", "ver", "v", "firmware", "build", "release", "revision", "rev", "patch", "update", "driver", "bios")
 
 // lastWord returns the last word of s when only spaces, ':' or '#' follow it.
 func lastWord(s string) string {
@@ -58,7 +58,7 @@ func lastWord(s string) string {
 	return s[b:e]
 }
 
-var ssnContext = []string{"ssn", "ssns", "social security", "social sec", "itin", "ss#"}
+var ssnContext = newFoldWords("ssn", "ssns", "social security", "social sec", "itin", "ss#")
 
 func ssnAt(s string, i int, lbl piiKind) int {
 	e1 := digitsAt(s, i)
@@ -87,7 +87,7 @@ func ssnAt(s string, i int, lbl piiKind) int {
 		// row is not an SSN unless the row says so.
 		if (w1 || w2) && lbl&kSSN == 0 && inNumberRow(s, i, e3) {
 			before, _ := window(s, i, e3, 60, 0)
-			if !containsFold(before, ssnContext, true) {
+			if !ssnContext.contains(before, true) {
 				return 0
 			}
 		}
@@ -100,7 +100,7 @@ func ssnAt(s string, i int, lbl piiKind) int {
 			return e1
 		}
 		before, _ := window(s, i, e1, 60, 0)
-		if !containsFold(before, ssnContext, true) {
+		if !ssnContext.contains(before, true) {
 			return 0
 		}
 		return e1
@@ -350,7 +350,7 @@ func validCard(v string, n int) bool {
 	return false
 }
 
-var routingContext = []string{"routing", "aba", "rtn", "ach", "transit", "abartn"}
+var routingContext = newFoldWords("routing", "aba", "rtn", "ach", "transit", "abartn")
 
 // routingAt finds nine digits that pass the ABA checksum, start with a
 // Federal Reserve prefix and have a routing context word nearby.
@@ -375,13 +375,13 @@ func routingAt(s string, i int, lbl piiKind) int {
 		return e
 	}
 	before, after := window(s, i, e, 60, 30)
-	if !containsFold(before, routingContext, true) && !containsFold(after, routingContext, true) {
+	if !routingContext.contains(before, true) && !routingContext.contains(after, true) {
 		return 0
 	}
 	return e
 }
 
-var phoneContext = []string{"phone", "call", "tel", "telephone", "mobile", "cell", "fax", "sms", "text", "whatsapp", "dial", "contact", "reach", "ring"}
+var phoneContext = newFoldWords("phone", "call", "tel", "telephone", "mobile", "cell", "fax", "sms", "text", "whatsapp", "dial", "contact", "reach", "ring")
 
 type phoneGroup struct {
 	start, end int  // the digits
@@ -513,7 +513,7 @@ func phoneAt(s string, i int, lbl piiKind) int {
 		}
 		if len(d) == 10 && d[0] >= '2' && d[3] >= '2' {
 			before, _ := window(s, i, g[0].end, 40, 0)
-			if lbl&kPhone != 0 || containsFold(before, phoneContext, true) {
+			if lbl&kPhone != 0 || phoneContext.contains(before, true) {
 				return g[0].end
 			}
 		}

@@ -223,7 +223,7 @@ func ibanAt(s string, i int) int {
 	return p
 }
 
-var ninoContext = []string{"national insurance", "nino", "ni number", "ni no", "nin"}
+var ninoContext = newFoldWords("national insurance", "nino", "ni number", "ni no", "nin")
 
 // ninoAt finds a UK National Insurance number: two prefix letters HMRC
 // allocates, six digits (optionally in pairs separated by spaces) and a
@@ -262,7 +262,7 @@ func ninoAt(s string, i int) int {
 		return 0
 	}
 	before, _ := window(s, i, p, 60, 0)
-	if containsFold(before, ninoContext, true) {
+	if ninoContext.contains(before, true) {
 		return p
 	}
 	return 0
@@ -285,7 +285,7 @@ func accessKeyAt(s string, i int) int {
 	return i + 20
 }
 
-var secretContext = []string{"secret"}
+var secretContext = newFoldWords("secret")
 
 // secretKeyAt finds an AWS secret access key: exactly 40 characters of the
 // base64 alphabet with upper and lower case letters and digits, and "secret"
@@ -319,7 +319,7 @@ end:
 		return 0
 	}
 	before, _ := window(s, i, p, 100, 0)
-	if !containsFold(before, secretContext, false) {
+	if !secretContext.contains(before, false) {
 		return 0
 	}
 	return p

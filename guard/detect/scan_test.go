@@ -78,9 +78,11 @@ func BenchmarkScanDefaultASCII(b *testing.B) {
 	buf := make([]Finding, 0, 64)
 	b.SetBytes(int64(len(text)))
 	b.ReportAllocs()
-	for b.Loop() {
-		_, buf = sc.ScanAppend(buf[:0], text)
-	}
+	cpuRate(b, len(text), func() {
+		for b.Loop() {
+			_, buf = sc.ScanAppend(buf[:0], text)
+		}
+	})
 }
 
 // benchMix is ~16 KB of what prompts and answers hold: the prose above, a
@@ -119,6 +121,27 @@ func BenchmarkScanMix(b *testing.B) {
 	})
 }
 
+// BenchmarkScanNumbers is the number-dense part of benchMix: the table and
+// the log lines.
+func BenchmarkScanNumbers(b *testing.B) {
+	text := benchNumbers
+	sc := defaultScanner(b)
+	buf := make([]Finding, 0, 256)
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	cpuRate(b, len(text), func() {
+		for b.Loop() {
+			_, buf = sc.ScanAppend(buf[:0], text)
+		}
+	})
+}
+
+var benchNumbers = func() string {
+	i := strings.Index(benchMix, "\n| date |")
+	j := strings.Index(benchMix, `{"toolUseId"`)
+	return benchMix[i:j]
+}()
+
 func BenchmarkByteLoop(b *testing.B) {
 	b.SetBytes(int64(len(benchMix)))
 	n := 0
@@ -140,18 +163,22 @@ func BenchmarkPIIMix(b *testing.B) {
 	p, _ := NewPII(PIIConfig{})
 	buf := make([]Finding, 0, 256)
 	b.SetBytes(int64(len(benchMix)))
-	for b.Loop() {
-		buf = p.Detect(benchMix, buf[:0])
-	}
+	cpuRate(b, len(benchMix), func() {
+		for b.Loop() {
+			buf = p.Detect(benchMix, buf[:0])
+		}
+	})
 }
 
 func benchDetector(b *testing.B, d Detector) {
 	text := Normalize(benchPrompt)
 	buf := make([]Finding, 0, 64)
 	b.SetBytes(int64(len(text)))
-	for b.Loop() {
-		buf = d.Detect(text, buf[:0])
-	}
+	cpuRate(b, len(text), func() {
+		for b.Loop() {
+			buf = d.Detect(text, buf[:0])
+		}
+	})
 }
 
 func BenchmarkPII(b *testing.B) {
@@ -168,9 +195,11 @@ func BenchmarkInjection(b *testing.B) { benchDetector(b, NewInjection()) }
 
 func BenchmarkNormalize(b *testing.B) {
 	b.SetBytes(int64(len(benchPrompt)))
-	for b.Loop() {
-		_ = Normalize(benchPrompt)
-	}
+	cpuRate(b, len(benchPrompt), func() {
+		for b.Loop() {
+			_ = Normalize(benchPrompt)
+		}
+	})
 }
 
 func FuzzScan(f *testing.F) {

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"math/bits"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -20,26 +21,55 @@ type wordMatcher struct {
 	words   []string  // id -> lower-case word (id 0: none)
 	table   []vEntry  // open addressing by hash
 	byFirst [][]int32 // id -> phrases whose first slot accepts it
-	// pairs holds the first two folded bytes of every word (one bit per
-	// pair), so most words of the text are rejected before they are hashed.
+	// pairs holds a bit per prefixKey of every word, so most words of the
+	// text are rejected before they are hashed.
 	pairs  [1 << 16 / 64]uint64
-	starts [1 << 16 / 64]uint64 // the same for words that start a phrase
+	starts [1 << 14 / 64]uint64 // the same (folded to 14 bits) for words that start a phrase
 	maxLen int
 }
 
-func pairKey(a, b byte) uint16 { return uint16(lower(a))<<8 | uint16(lower(b)) }
+// prefixKey hashes the first three bytes of a word (all of a shorter one),
+// ASCII letters folded to lower case; ok is false when one of them is not
+// ASCII. A text word and a vocabulary word that fold to each other have the
+// same key when both have one: ASCII folds only to ASCII, byte for byte.
+func prefixKey(w string) (key uint16, ok bool) {
+	var x uint32
+	switch {
+	case len(w) >= 3:
+		x = uint32(w[0]) | uint32(w[1])<<8 | uint32(w[2])<<16
+	case len(w) == 2:
+		x = uint32(w[0]) | uint32(w[1])<<8
+	case len(w) == 1:
+		x = uint32(w[0])
+	default:
+		return 0, false
+	}
+	if x&0x808080 != 0 {
+		return 0, false
+	}
+	return uint16((x | 0x202020) * 0x9E3779B1 >> 16), true
+}
+
+func hasKey(set *[1 << 16 / 64]uint64, k uint16) bool { return set[k>>6]&(1<<(k&63)) != 0 }
+
+// startKey folds a prefixKey to the 14 bits of wordMatcher.starts, small
+// enough to stay in the L1 cache next to the text.
+func startKey(k uint16) uint16 { return k >> 2 }
+
+func (m *wordMatcher) mayStart(k uint16) bool {
+	k = startKey(k)
+	return m.starts[k>>6]&(1<<(k&63)) != 0
+}
 
 // mayHold reports whether the text word w may be in the vocabulary. Words
-// starting with a non-ASCII byte are always hashed: they may fold to anything.
+// with a non-ASCII byte among their first three are always hashed: they may
+// fold to anything.
 func (m *wordMatcher) mayHold(w string) bool {
 	if len(w) > m.maxLen {
 		return false
 	}
-	if len(w) < 2 || w[0] >= utf8.RuneSelf || w[1] >= utf8.RuneSelf {
-		return true
-	}
-	k := pairKey(w[0], w[1])
-	return m.pairs[k>>6]&(1<<(k&63)) != 0
+	k, ok := prefixKey(w)
+	return !ok || hasKey(&m.pairs, k)
 }
 
 type vEntry struct {
@@ -108,8 +138,7 @@ func (m *wordMatcher) id(w string) uint16 {
 	m.rebuild()
 	// Folding can change a non-ASCII word's byte length: leave slack.
 	m.maxLen = max(m.maxLen, 2*len(w)+4)
-	if len(w) >= 2 && w[0] < utf8.RuneSelf && w[1] < utf8.RuneSelf {
-		k := pairKey(w[0], w[1])
+	if k, ok := prefixKey(w); ok {
 		m.pairs[k>>6] |= 1 << (k & 63)
 	}
 	return id
@@ -199,14 +228,9 @@ func (m *wordMatcher) add(typ string, slots []slot) {
 		m.byFirst = append(m.byFirst, nil)
 	}
 	for _, a := range ph.slots[0].alts {
-		if w := m.words[a.id]; len(w) >= 2 && w[0] < utf8.RuneSelf && w[1] < utf8.RuneSelf {
-			k := pairKey(w[0], w[1])
+		if k, ok := prefixKey(m.words[a.id]); ok {
+			k = startKey(k)
 			m.starts[k>>6] |= 1 << (k & 63)
-		} else {
-			m.starts = [len(m.starts)]uint64{}
-			for k := range m.starts {
-				m.starts[k] = ^uint64(0)
-			}
 		}
 		if l := m.byFirst[a.id]; len(l) == 0 || l[len(l)-1] != idx {
 			m.byFirst[a.id] = append(m.byFirst[a.id], idx)
@@ -325,23 +349,140 @@ func (sl *wslot) accepts(id uint16, word string) bool {
 	return false
 }
 
-// wordSpan is one word of the text, as nextWord finds it.
-type wordSpan struct{ start, end int32 }
+// wordSpan is one word of the text, as nextWord finds it, with its
+// prefixKey (noKey when it has none), so that each matcher rejects most
+// words with one bit test.
+type wordSpan struct {
+	start, end int32
+	key        uint32
+}
 
-// appendWords tokenises s. Offsets are int32: texts past 2 GiB are cut short
-// (the proxy's body limits are far below that).
+const noKey = 1 << 31
+
+func mkSpan(s string, ws, we int32) wordSpan {
+	if int(ws)+4 <= len(s) {
+		// prefixKey with one load: the word's first three bytes (fewer
+		// for a shorter word, the rest zero).
+		x := uint32(s[ws]) | uint32(s[ws+1])<<8 | uint32(s[ws+2])<<16
+		x &= 0xffffff >> (8 * (3 - min(we-ws, 3)))
+		if x&0x808080 != 0 {
+			return wordSpan{ws, we, noKey}
+		}
+		return wordSpan{ws, we, uint32(uint16((x | 0x202020) * 0x9E3779B1 >> 16))}
+	}
+	k, ok := prefixKey(s[ws:we])
+	if !ok {
+		return wordSpan{ws, we, noKey}
+	}
+	return wordSpan{ws, we, uint32(k)}
+}
+
+// appendWords tokenises s as repeated nextWord calls would. Offsets are
+// int32: texts past 2 GiB are cut short (the proxy's body limits are far
+// below that). It classifies 64 bytes at a time into a bitmap of word bytes
+// (eight ASCII bytes at once with SWAR; runes, and apostrophes, which join
+// two words' letters, one at a time) and reads word starts and ends off it.
 func appendWords(s string, dst []wordSpan) []wordSpan {
 	if len(s) > math.MaxInt32 {
 		s = s[:math.MaxInt32]
 	}
-	for p := 0; ; {
-		ws, we := nextWord(s, p)
-		if ws < 0 {
-			return dst
+	n := len(s)
+	next := 0     // s[:next] is classified (a rune may run past a chunk)
+	var prev bool // the byte before the block is a word byte
+	start := int32(0)
+	var spill uint64 // word bytes of a rune that runs into the next block
+	for base := 0; base < n; base += 64 {
+		w := spill
+		spill = 0
+		if base >= next && base+64 <= n && asciiPrefix(s[base:base+64]) == 64 {
+			// A whole block of ASCII without apostrophes, the common
+			// case, without a branch per chunk.
+			var apos, bm uint64
+			for c := 0; c < 64; c += 8 {
+				x := load64(s, base+c)
+				apos |= asciiEq(x, '\'')
+				m := asciiRange(x|lsb*0x20, 'a', 'z') | asciiRange(x, '0', '9') | asciiEq(x, '_')
+				bm |= ((m >> 7) * 0x0102040810204080 >> 56) << c
+			}
+			if apos == 0 {
+				w = bm
+				next = base + 64
+			}
 		}
-		dst = append(dst, wordSpan{int32(ws), int32(we)})
-		p = we
+		for c := base; c < base+64 && c < n && next < base+64; c += 8 {
+			if c >= next && c+8 <= n {
+				x := load64(s, c)
+				if x&msb == 0 && asciiEq(x, '\'') == 0 {
+					m := asciiRange(x|lsb*0x20, 'a', 'z') | asciiRange(x, '0', '9') | asciiEq(x, '_')
+					w |= ((m >> 7) * 0x0102040810204080 >> 56) << (c - base)
+					next = c + 8
+					continue
+				}
+			}
+			w, spill = wordBitsSlow(s, base, min(c+8, n), &next, w, prev)
+		}
+		// Word starts are 0->1 transitions, ends 1->0 ones; they alternate.
+		before := w << 1
+		if prev {
+			before |= 1
+		}
+		st, en := w&^before, before&^w
+		if prev && en != 0 {
+			dst = append(dst, mkSpan(s, start, int32(base+bits.TrailingZeros64(en))))
+			en &= en - 1
+		}
+		for ; en != 0; en &= en - 1 {
+			dst = append(dst, mkSpan(s, int32(base+bits.TrailingZeros64(st)), int32(base+bits.TrailingZeros64(en))))
+			st &= st - 1
+		}
+		if st != 0 {
+			start = int32(base + bits.TrailingZeros64(st))
+		}
+		// A last, partial block's word ends at a 1->0 transition at n.
+		prev = w>>63&1 == 1 && n-base >= 64
 	}
+	if prev {
+		dst = append(dst, mkSpan(s, start, int32(n)))
+	}
+	return dst
+}
+
+// wordBitsSlow classifies s[*next:end] rune by rune into the bitmap w of the
+// block at base (prev: the byte before base is a word byte), as nextWord
+// does, and moves *next past the last rune it looked at.
+func wordBitsSlow(s string, base, end int, next *int, w uint64, prev bool) (uint64, uint64) {
+	var spill uint64
+	isWordAt := func(p int) bool { // byte p-1 is a word byte
+		if p == base {
+			return prev
+		}
+		return w>>(p-1-base)&1 == 1
+	}
+	p := *next
+	for p < end {
+		c := s[p]
+		sz := 1
+		word := false
+		if c < utf8.RuneSelf {
+			word = class[c]&cWord != 0 || c == '\'' && p > 0 && isWordAt(p) && wordRuneAt(s, p+1)
+		} else {
+			var r rune
+			r, sz = utf8.DecodeRuneInString(s[p:])
+			word = isWordRune(r) || r == '\u2019' && p > 0 && isWordAt(p) && wordRuneAt(s, p+sz)
+		}
+		if word {
+			for k := p; k < p+sz; k++ {
+				if k < base+64 {
+					w |= 1 << (k - base)
+				} else {
+					spill |= 1 << (k - base - 64)
+				}
+			}
+		}
+		p += sz
+	}
+	*next = p
+	return w, spill
 }
 
 // spanDetector is implemented by detectors that work on words: the Scanner
@@ -375,8 +516,10 @@ func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Fi
 	if len(m.phrases) == 0 && hook == nil {
 		return dst
 	}
+	var ids wordIDs
 	for k := 0; k < len(words); k++ {
 		ws, we := int(words[k].start), int(words[k].end)
+		key := words[k].key
 		if hook != nil && (we-ws >= 12 || we < len(s) && (s[we] == '+' || s[we] == '/' || s[we] == '=' || s[we] == '-')) {
 			var next int
 			if dst, next = hook(dst, ws, we); next > 0 {
@@ -386,10 +529,8 @@ func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Fi
 				continue
 			}
 		}
-		if we-ws >= 2 && s[ws] < utf8.RuneSelf && s[ws+1] < utf8.RuneSelf {
-			if k := pairKey(s[ws], s[ws+1]); m.starts[k>>6]&(1<<(k&63)) == 0 {
-				continue
-			}
+		if key&noKey == 0 && !m.mayStart(uint16(key)) {
+			continue
 		}
 		id := m.lookup(s[ws:we])
 		if id == 0 || int(id) >= len(m.byFirst) || len(m.byFirst[id]) == 0 {
@@ -401,7 +542,7 @@ func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Fi
 			if !ph.slots[0].accepts(id, s[ws:we]) {
 				continue
 			}
-			if e := m.match(s, words, ph, 0, 1, k+1); e > best {
+			if e := m.match(&ids, s, words, ph, 0, 1, k+1); e > best {
 				best, bestPh = e, pi
 			}
 		}
@@ -415,26 +556,46 @@ func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Fi
 	return dst
 }
 
+// wordIDs caches, for the words a match looks at, whether the separator
+// before each joins it to the previous word and the word's id: a phrase's
+// optional slots make match try a word in several places, and the deny list
+// and the injection patterns look at the same words.
+type wordIDs struct {
+	k  [32]int32 // k+1 of the cached word; 0: empty
+	id [32]int32 // the id, or -1 when the separator does not join
+}
+
+func (m *wordMatcher) joined(c *wordIDs, s string, words []wordSpan, k int) int32 {
+	slot := k & 31
+	if c.k[slot] == int32(k+1) {
+		return c.id[slot]
+	}
+	ws, we := int(words[k].start), int(words[k].end)
+	id := int32(-1)
+	if m.sepOK(s[int(words[k-1].end):ws]) {
+		id = int32(m.lookup(s[ws:we]))
+	}
+	c.k[slot], c.id[slot] = int32(k+1), id
+	return id
+}
+
 // match matches ph.slots[si:] from words[k] on (cnt words already taken by
 // slot si); it returns the end of the match or -1.
-func (m *wordMatcher) match(s string, words []wordSpan, ph *wphrase, si, cnt, k int) int {
+func (m *wordMatcher) match(c *wordIDs, s string, words []wordSpan, ph *wphrase, si, cnt, k int) int {
 	pe := int(words[k-1].end)
 	if si == len(ph.slots) {
 		return pe
 	}
 	sl := &ph.slots[si]
 	if cnt < sl.max && k < len(words) {
-		ws, we := int(words[k].start), int(words[k].end)
-		if m.sepOK(s[pe:ws]) {
-			if id := m.lookup(s[ws:we]); id != 0 && sl.accepts(id, s[ws:we]) {
-				if r := m.match(s, words, ph, si, cnt+1, k+1); r >= 0 {
-					return r
-				}
+		if id := m.joined(c, s, words, k); id > 0 && sl.accepts(uint16(id), s[words[k].start:words[k].end]) {
+			if r := m.match(c, s, words, ph, si, cnt+1, k+1); r >= 0 {
+				return r
 			}
 		}
 	}
 	if cnt >= sl.min {
-		return m.match(s, words, ph, si+1, 0, k)
+		return m.match(c, s, words, ph, si+1, 0, k)
 	}
 	return -1
 }

@@ -1,0 +1,36 @@
+package detect
+
+import "testing"
+
+// BenchmarkScanStages times each stage of ScanDefault on its own.
+func BenchmarkScanStages(b *testing.B) {
+	p, _ := NewPII(PIIConfig{})
+	w, _ := NewWords("DENIED_WORDS", benchWords)
+	inj := NewInjection()
+	for _, tc := range []struct{ name, text string }{{"prose", benchPrompt}, {"numbers", benchNumbers}} {
+		text := Normalize(tc.text)
+		words := appendWords(text, nil)
+		var dst []Finding
+		stages := []struct {
+			name string
+			f    func()
+		}{
+			{"normalize", func() { _ = Normalize(tc.text) }},
+			{"tokenise", func() { words = appendWords(text, words[:0]) }},
+			{"pii", func() { dst = p.Detect(text, dst[:0]) }},
+			{"pii-words", func() { dst = p.detectWords(text, dst[:0]) }},
+			{"words", func() { dst = w.detectSpans(text, words, dst[:0]) }},
+			{"injection", func() { dst = inj.detectSpans(text, words, dst[:0]) }},
+		}
+		for _, st := range stages {
+			b.Run(tc.name+"/"+st.name, func(b *testing.B) {
+				b.SetBytes(int64(len(text)))
+				cpuRate(b, len(text), func() {
+					for b.Loop() {
+						st.f()
+					}
+				})
+			})
+		}
+	}
+}

@@ -1,0 +1,178 @@
+package detect
+
+import (
+	"math/bits"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// SWAR ("SIMD within a register") helpers: eight bytes of text tested at
+// once in a uint64, so the scanners skip text in which nothing can start at
+// about a cycle per byte or less, without per-byte branches.
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// load64 reads s[i:i+8] little-endian (the compiler merges the loads).
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// inRange returns, for each byte of x below 0x80, its high bit set when the
+// byte is in [lo, hi] (bytes of 0x80 and above never match).
+func inRange(x uint64, lo, hi byte) uint64 {
+	t := x &^ msb
+	ge := t + lsb*uint64(0x80-lo)
+	gt := t + lsb*uint64(0x7f-hi)
+	return ge &^ gt &^ x & msb
+}
+
+// eqByte returns each byte of x equal to c with its high bit set.
+func eqByte(x uint64, c byte) uint64 {
+	y := x ^ lsb*uint64(c)
+	return ^((y&^msb + ^uint64(msb)) | y) & msb
+}
+
+// asciiRange is inRange for x without bytes of 0x80 and above.
+func asciiRange(x uint64, lo, hi byte) uint64 {
+	return (x + lsb*uint64(0x80-lo)) &^ (x + lsb*uint64(0x7f-hi)) & msb
+}
+
+// asciiEq is eqByte for x without bytes of 0x80 and above and c < 0x80.
+func asciiEq(x uint64, c byte) uint64 {
+	y := x ^ lsb*uint64(c)
+	return ^(y + lsb*0x7f) & msb
+}
+
+// firstByte returns the index in its word of the lowest byte flagged in m (a
+// non-zero mask with high bits set).
+func firstByte(m uint64) int { return bits.TrailingZeros64(m) >> 3 }
+
+// asciiPrefix returns the length of the ASCII prefix of s.
+func asciiPrefix(s string) int {
+	i := 0
+	for ; i+32 <= len(s); i += 32 {
+		if (load64(s, i)|load64(s, i+8)|load64(s, i+16)|load64(s, i+24))&msb != 0 {
+			break
+		}
+	}
+	for ; i+8 <= len(s); i += 8 {
+		if m := load64(s, i) & msb; m != 0 {
+			return i + firstByte(m)
+		}
+	}
+	for i < len(s) && s[i] < utf8.RuneSelf {
+		i++
+	}
+	return i
+}
+
+// Runes Normalize handles without its general path: the ones it keeps as
+// they are in any text of ASCII and such runes (NFKC quick-check yes, a
+// starter that composes with nothing before it, not a rune foldRune drops or
+// maps), and the dashes it maps to '-'. They cover the punctuation and
+// Latin letters of most prose.
+const (
+	simpleKeep = 1
+	simpleDash = 2
+)
+
+// simpleRunes covers U+0080..U+02FF and U+2000..U+20FF (index r-0x2000+0x300).
+var simpleRunes = func() (t [0x300 + 0x100]uint8) {
+	set := func(r rune, idx int) {
+		if m, keep := foldRune(r); keep && m == '-' && r != '-' {
+			t[idx] = simpleDash
+			return
+		} else if !keep || m != r {
+			return
+		}
+		p := norm.NFKC.PropertiesString(string(r))
+		str := string(r)
+		if p.CCC() == 0 && p.BoundaryBefore() && norm.NFKC.QuickSpanString(str) == len(str) {
+			t[idx] = simpleKeep
+		}
+	}
+	for r := rune(0x80); r < 0x300; r++ {
+		set(r, int(r))
+	}
+	for r := rune(0x2000); r < 0x2100; r++ {
+		set(r, int(r-0x2000+0x300))
+	}
+	return t
+}()
+
+func simpleRune(r rune) uint8 {
+	switch {
+	case r < 0x300:
+		return simpleRunes[r]
+	case r >= 0x2000 && r < 0x2100:
+		return simpleRunes[r-0x2000+0x300]
+	}
+	return 0
+}
+
+// normalizeSimple normalises s (first non-ASCII byte at i) when it holds only
+// ASCII and simple runes; ok is false when it needs the general path.
+func normalizeSimple(s string, i int) (string, bool) {
+	var out strings.Builder
+	done := 0 // s[:done] is in out (when out != nil)
+	for i < len(s) {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch simpleRune(r) {
+		case simpleKeep:
+		case simpleDash:
+			if out.Cap() == 0 {
+				out.Grow(len(s))
+			}
+			out.WriteString(s[done:i])
+			out.WriteByte('-')
+			done = i + n
+		default:
+			return "", false
+		}
+		i += n
+		i += asciiPrefix(s[i:])
+	}
+	if out.Cap() == 0 {
+		return s, true
+	}
+	out.WriteString(s[done:])
+	return out.String(), true
+}
+
+// keyRunAtLeast reports whether s holds a run of n (16 or more) key
+// characters: letters, digits, '+' and '/'. Such a run covers at least one
+// aligned 8-byte chunk of key characters, and prose has a space or a
+// punctuation byte below '+' in almost every chunk, which one subtraction
+// finds; only around a full chunk are bytes looked at one by one.
+func keyRunAtLeast(s string, n int) bool {
+	for i := 0; i+8 <= len(s); i += 8 {
+		x := load64(s, i)
+		if (x-lsb*'+')&^x&msb != 0 || x&msb != 0 {
+			continue // a byte below '+' (space, most punctuation) or non-ASCII
+		}
+		if inRange(x|lsb*0x20, 'a', 'z')|inRange(x, '0', '9')|eqByte(x, '+')|eqByte(x, '/') != msb {
+			continue
+		}
+		b, e := i, i+8
+		for b > 0 && isKeyChar(s[b-1]) {
+			b--
+		}
+		for e < len(s) && isKeyChar(s[e]) {
+			e++
+		}
+		if e-b >= n {
+			return true
+		}
+		i = (e - 8) &^ 7 // resume at the chunk holding the run's end
+	}
+	return false
+}
+
+func isKeyChar(c byte) bool { return isAlnum(c) || c == '+' || c == '/' }
