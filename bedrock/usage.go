@@ -125,12 +125,20 @@ type StreamUsage struct {
 	Family string
 	f      usageFields
 	buf    [1024]byte // decoding room for chunk bytes
+	agent  *agentStreamUsage
 }
 
 // Observe reads one frame of the stream. It costs a header lookup for
 // events that cannot carry usage; chunk events are base64-decoded into a
 // fixed buffer and scanned only if they mention tokens.
 func (s *StreamUsage) Observe(f *Frame) {
+	if s.Op == OpInvokeAgent || s.Op == OpInvokeInlineAgent {
+		if s.agent == nil {
+			s.agent = &agentStreamUsage{}
+		}
+		s.agent.observe(f)
+		return
+	}
 	ev := streamEventUsage(s.Op, f, s.buf[:0])
 	if ev.has == 0 {
 		return
@@ -139,7 +147,22 @@ func (s *StreamUsage) Observe(f *Frame) {
 }
 
 // Usage returns the merged usage and whether any event reported it.
-func (s *StreamUsage) Usage() (Usage, bool) { return s.f.u, s.f.known() }
+// An agent stream's usage is the sum of its traces' model invocations.
+func (s *StreamUsage) Usage() (Usage, bool) {
+	if s.agent != nil {
+		return s.agent.u, s.agent.known
+	}
+	return s.f.u, s.f.known()
+}
+
+// Models are the foundation models an agent stream's traces named, in the
+// order first seen (nil for other streams).
+func (s *StreamUsage) Models() []string {
+	if s.agent == nil {
+		return nil
+	}
+	return s.agent.models
+}
 
 func (f *usageFields) merge(ev usageFields) {
 	if f.metrics && !ev.metrics {

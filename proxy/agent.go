@@ -143,8 +143,9 @@ func (s *Server) checkAgentContent(c *call, d policy.Decision) (dryRunDeny bool,
 		}
 	}
 	if lim := c.snap.budgets[d.App]; lim != nil && lim.Tokens() {
-		// Agents generate tokens Warden does not measure yet: a token or
-		// cost budget would not see them.
+		// Agents report their tokens only in traces the caller may not
+		// enable (recordAgentUsage): a token or cost budget would not see
+		// them.
 		what = append(what, "token or cost budgets")
 	}
 	if len(what) == 0 {

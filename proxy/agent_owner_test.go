@@ -46,6 +46,20 @@ apps:
 
 func startTwoAgentApps(t *testing.T) (*env, *bar.Client, *bar.Client) {
 	t.Helper()
+	e, issue := startTwoAgentAppsKeys(t)
+	client := func(app string) *bar.Client {
+		id, secret := issue(app)
+		return bar.New(bar.Options{Region: "us-east-1", BaseEndpoint: aws.String(e.endpoint),
+			Credentials: credentials.NewStaticCredentialsProvider(id, secret, ""), RetryMaxAttempts: 1,
+			HTTPClient: bedrocktest.BufferedClient(nil)})
+	}
+	return e, client("team-a"), client("team-b")
+}
+
+// startTwoAgentAppsKeys starts twoAgentAppsPolicy; issue returns a key for
+// a key app (team-a, team-b).
+func startTwoAgentAppsKeys(t *testing.T) (*env, func(app string) (id, secret string)) {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "master.key")
 	if _, err := identity.GenerateMasterKey(file, rand.Reader); err != nil {
 		t.Fatal(err)
@@ -55,16 +69,13 @@ func startTwoAgentApps(t *testing.T) (*env, *bar.Client, *bar.Client) {
 		t.Fatal(err)
 	}
 	e := startEnv(t, withPolicy(fmt.Sprintf(twoAgentAppsPolicy, file)))
-	client := func(app string) *bar.Client {
+	return e, func(app string) (string, string) {
 		id, secret, err := identity.IssueKey(master, app, time.Now().Add(time.Hour), rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return bar.New(bar.Options{Region: "us-east-1", BaseEndpoint: aws.String(e.endpoint),
-			Credentials: credentials.NewStaticCredentialsProvider(id, secret, ""), RetryMaxAttempts: 1,
-			HTTPClient: bedrocktest.BufferedClient(nil)})
+		return id, secret
 	}
-	return e, client("team-a"), client("team-b")
 }
 
 // A session, an agent session, an agent memory or a knowledge base session

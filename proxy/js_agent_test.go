@@ -38,11 +38,19 @@ type agentJSResult struct {
 	Name    string   `json:"name"`
 	Message string   `json:"message"`
 	Status  int      `json:"status"`
+	Session string   `json:"sessionId"`
 }
 
 // runAgentJS runs the Node client with AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME
 // pointed at Warden, as an unmodified Node app would be configured.
 func runAgentJS(t *testing.T, dir, endpoint string, args ...string) agentJSResult {
+	t.Helper()
+	return runAgentJSAs(t, dir, endpoint, appKey, appSecret, args...)
+}
+
+// runAgentJSAs is runAgentJS signing with the given key: with Warden-issued
+// keys, the key says which app calls.
+func runAgentJSAs(t *testing.T, dir, endpoint, key, secret string, args ...string) agentJSResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -50,8 +58,8 @@ func runAgentJS(t *testing.T, dir, endpoint string, args ...string) agentJSResul
 	cmd.Env = append(os.Environ(),
 		"AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME="+endpoint,
 		"AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID="+appKey,
-		"AWS_SECRET_ACCESS_KEY="+appSecret,
+		"AWS_ACCESS_KEY_ID="+key,
+		"AWS_SECRET_ACCESS_KEY="+secret,
 		"AWS_SESSION_TOKEN=",
 		"HTTPS_PROXY=", "https_proxy=",
 	)
@@ -74,35 +82,97 @@ func runAgentJS(t *testing.T, dir, endpoint string, args ...string) agentJSResul
 	return r
 }
 
-// The real @aws-sdk/client-bedrock-agent-runtime through Warden: InvokeAgent
-// streamed back chunk by chunk, Retrieve, and a denied agent alias reaching
-// the app as a typed AccessDeniedException.
+// The real @aws-sdk/client-bedrock-agent-runtime through Warden:
+// InvokeAgent streamed back chunk by chunk, InvokeInlineAgent,
+// RetrieveAndGenerate plain and streamed, Retrieve; denied by agent alias,
+// by the model a RetrieveAndGenerate embeds, by an S3 source outside the
+// app's prefixes, and by an SSN in inputText — each reaching the app as a
+// typed AccessDeniedException, with nothing forwarded.
 func TestJSAgentRuntime(t *testing.T) {
 	dir := agentJSDir(t)
-	e := startEnv(t, withPolicy(agentPolicy))
-	r := runAgentJS(t, dir, e.endpoint, "invoke-agent", "AGENT00001", "ALIAS00001", "node-1", "hello from node")
-	if !r.OK || !strings.Contains(r.Text, "You sent 15 characters to AGENT00001") || !contains(r.Events, "chunk") {
-		t.Fatalf("invoke-agent: %+v", r)
+	e := startEnv(t, withPolicy(agentPolicy+"    guards: [ssn-block]\n"+agentGuardDefs))
+	const fm = "arn:aws:bedrock:us-east-1::foundation-model/"
+	allowed := []struct {
+		args  []string
+		check func(agentJSResult) bool
+	}{
+		{[]string{"invoke-agent", "AGENT00001", "ALIAS00001", "node-1", "hello from node"}, func(r agentJSResult) bool {
+			return strings.Contains(r.Text, "You sent 15 characters to AGENT00001") && contains(r.Events, "chunk")
+		}},
+		{[]string{"retrieve", "KB00000001", "what is warden"}, func(r agentJSResult) bool {
+			return r.Results == 2 && strings.Contains(r.Text, "egress proxy")
+		}},
+		{[]string{"invoke-inline-agent", "node-2", haiku, "hello inline"}, func(r agentJSResult) bool {
+			return r.Text != "" && contains(r.Events, "chunk") && r.Session == "node-2"
+		}},
+		{[]string{"rag", "KB00000001", fm + haiku, "what is warden"}, func(r agentJSResult) bool {
+			return r.Text != "" && r.Session != ""
+		}},
+		{[]string{"rag-stream", "KB00000001", fm + haiku, "what is warden"}, func(r agentJSResult) bool {
+			return r.Text != "" && contains(r.Events, "output")
+		}},
 	}
-	r = runAgentJS(t, dir, e.endpoint, "retrieve", "KB00000001", "what is warden")
-	if !r.OK || r.Results != 2 || !strings.Contains(r.Text, "egress proxy") {
-		t.Fatalf("retrieve: %+v", r)
+	for _, tc := range allowed {
+		if r := runAgentJS(t, dir, e.endpoint, tc.args...); !r.OK || !tc.check(r) {
+			t.Fatalf("%v: %+v", tc.args, r)
+		}
 	}
-	r = runAgentJS(t, dir, e.endpoint, "invoke-agent", "AGENT00002", "ALIAS00001", "node-1", "denied")
-	if r.OK || r.Name != "AccessDeniedException" || r.Status != 403 || !strings.Contains(r.Message, "AGENT00002/ALIAS00001") {
-		t.Fatalf("denied invoke-agent: %+v", r)
+	const ssn = "123-45-6789"
+	denied := []struct {
+		args          []string
+		rule, message string
+	}{
+		{[]string{"invoke-agent", "AGENT00002", "ALIAS00001", "node-1", "denied"}, "apps[0].allow.agents", "AGENT00002/ALIAS00001"},
+		{[]string{"rag", "KB00000001", fm + "anthropic.claude-3-opus-20240229-v1:0", "what is warden"}, "apps[0].allow.models", "knowledgeBaseConfiguration.modelArn"},
+		{[]string{"rag-s3", "s3://rag-docs/team-b/secret.pdf", fm + haiku, "what is warden"}, "apps[0].allow.s3_input_prefixes", "s3://rag-docs/team-b/secret.pdf"},
+		{[]string{"invoke-agent", "AGENT00001", "ALIAS00001", "node-1", "my ssn is " + ssn}, "guards.ssn-block", "US_SOCIAL_SECURITY_NUMBER"},
+	}
+	for _, tc := range denied {
+		n := len(e.audit.wait(t, 0))
+		r := runAgentJS(t, dir, e.endpoint, tc.args...)
+		if r.OK || r.Name != "AccessDeniedException" || r.Status != 403 || !strings.Contains(r.Message, tc.message) || strings.Contains(r.Message, ssn) {
+			t.Fatalf("%v: %+v; want AccessDeniedException mentioning %q", tc.args, r, tc.message)
+		}
+		if rec := e.audit.wait(t, n+1)[n]; rec.Decision != "deny" || rec.Rule != tc.rule {
+			t.Fatalf("%v: record decision %q rule %q; want deny by %s", tc.args, rec.Decision, rec.Rule, tc.rule)
+		}
 	}
 	calls := e.emu.Calls()
-	if len(calls) != 2 {
-		t.Fatalf("emulator saw %d calls, want 2", len(calls))
+	if len(calls) != len(allowed) {
+		t.Fatalf("emulator saw %d calls, want %d (the denied ones never forwarded)", len(calls), len(allowed))
 	}
 	for _, c := range calls {
 		if !c.SignatureOK || c.AccessKeyID != wardenKey {
 			t.Errorf("%s not signed by Warden: %s", c.Op, c.AuthError)
 		}
 	}
-	recs := e.audit.wait(t, 3)
-	if recs[2].Decision != "deny" || recs[2].Rule != "apps[0].allow.agents" {
-		t.Fatalf("denied call's record: decision %q rule %q", recs[2].Decision, recs[2].Rule)
+}
+
+// Another app's session is unreadable from Node too: two apps told apart
+// by Warden-issued keys; the one that created a session reads it, the
+// other gets a typed AccessDeniedException.
+func TestJSAgentSessionsPerApp(t *testing.T) {
+	dir := agentJSDir(t)
+	e, issue := startTwoAgentAppsKeys(t)
+	aKey, aSecret := issue("team-a")
+	bKey, bSecret := issue("team-b")
+	r := runAgentJSAs(t, dir, e.endpoint, aKey, aSecret, "create-session")
+	if !r.OK || r.Session == "" {
+		t.Fatalf("create-session: %+v", r)
+	}
+	sid := r.Session
+	if r := runAgentJSAs(t, dir, e.endpoint, aKey, aSecret, "get-session", sid); !r.OK || r.Session != sid {
+		t.Fatalf("owner's get-session: %+v", r)
+	}
+	n := len(e.audit.wait(t, 0))
+	r = runAgentJSAs(t, dir, e.endpoint, bKey, bSecret, "get-session", sid)
+	if r.OK || r.Name != "AccessDeniedException" || r.Status != 403 {
+		t.Fatalf("other app's get-session: %+v", r)
+	}
+	if rec := e.audit.wait(t, n+1)[n]; rec.Decision != "deny" || rec.Rule != "agent-runtime.ownership" || rec.App != "agents-b" {
+		t.Fatalf("record decision %q rule %q app %q", rec.Decision, rec.Rule, rec.App)
+	}
+	if got := len(e.emu.Calls()); got != 2 {
+		t.Fatalf("emulator saw %d calls, want 2", got)
 	}
 }

@@ -184,7 +184,39 @@ func (a *streamAudit) init(c *call) {
 func (a *streamAudit) done(s *Server, c *call) {
 	c.rec.ResponseSHA256 = hexSum(a.h)
 	u, ok := a.usage.Usage()
+	if c.agent != nil {
+		s.recordAgentUsage(c, u, ok, a.usage.Models())
+		return
+	}
 	s.recordUsage(c, u, ok)
+}
+
+// recordAgentUsage puts what an agent stream's traces reported in its
+// record: the foundation models they named join the record's models, and
+// the summed tokens are its usage (unknown when no trace stated a count:
+// traces come only when the caller enabled them). The cost is known only
+// when the traces named exactly one model and it is priced: Warden cannot
+// tell which of several models spent which tokens.
+func (s *Server) recordAgentUsage(c *call, u bedrock.Usage, ok bool, models []string) {
+	if c.rec.Agent != nil {
+		for _, m := range models {
+			if !contains(c.rec.Agent.Models, m) {
+				c.rec.Agent.Models = append(c.rec.Agent.Models, m)
+			}
+		}
+	}
+	if !ok {
+		return
+	}
+	c.rec.Usage.Known = true
+	c.rec.Usage.Input, c.rec.Usage.Output = u.Input, u.Output
+	if p := s.priceTable(); p != nil && len(models) == 1 {
+		if id, err := bedrock.ParseModelID(models[0]); err == nil {
+			if c.rec.CostUSD, c.rec.CostKnown = p.Cost(id.Canonical, u); !c.rec.CostKnown && id.Foundation != "" {
+				c.rec.CostUSD, c.rec.CostKnown = p.Cost(id.Foundation, u)
+			}
+		}
+	}
 }
 
 // sseUsageScanner reads the usage of a server-sent event stream as its

@@ -422,6 +422,17 @@ func (s *Server) invokeInlineAgent(w http.ResponseWriter, r *http.Request, rt ro
 	s.stream(w, r, s.agentEvents(rt.op, in.FoundationModel, in.FoundationModel, in, trace, fix), f)
 }
 
+// The tokens an agent's traces report when the caller enables them: a
+// preProcessingTrace and an orchestrationTrace modelInvocationOutput each
+// state metadata.usage; these are their sums (the pre-processing step's
+// share is AgentTracePre*).
+const (
+	AgentTraceInputTokens     = 150
+	AgentTraceOutputTokens    = 25
+	AgentTracePreInputTokens  = 40
+	AgentTracePreOutputTokens = 5
+)
+
 // agentEvents is an agent's answer: traces when enabled, then either a
 // returnControl event or the reply in chunks (the last citing a knowledge
 // base when the agent has one), then files.
@@ -432,6 +443,10 @@ func (s *Server) agentEvents(op, who, model string, in agentRequest, trace jmap,
 		for _, t := range []jmap{
 			{"orchestrationTrace": jmap{"modelInvocationInput": jmap{"traceId": "trace-1", "type": "ORCHESTRATION", "text": in.InputText, "foundationModel": model}}},
 			{"orchestrationTrace": jmap{"rationale": jmap{"traceId": "trace-1", "text": "The user asked a question; I will answer it."}}},
+			{"preProcessingTrace": jmap{"modelInvocationOutput": jmap{"traceId": "trace-0", "metadata": jmap{"usage": jmap{
+				"inputTokens": AgentTracePreInputTokens, "outputTokens": AgentTracePreOutputTokens}}}}},
+			{"orchestrationTrace": jmap{"modelInvocationOutput": jmap{"traceId": "trace-1", "metadata": jmap{"usage": jmap{
+				"inputTokens": AgentTraceInputTokens - AgentTracePreInputTokens, "outputTokens": AgentTraceOutputTokens - AgentTracePreOutputTokens}}}}},
 		} {
 			tp := jmap{"eventTime": now, "trace": t}
 			for k, v := range trace {

@@ -103,12 +103,35 @@ func TestAgentInvokeAgent(t *testing.T) {
 	if a.text != "InvokeAgent AGENT12345 says: why is the sky blue" || a.chunks < 2 {
 		t.Errorf("text %q in %d chunks", a.text, a.chunks)
 	}
-	if len(a.traces) != 2 || aws.ToString(a.traces[0].Value.AgentId) != "AGENT12345" {
+	if len(a.traces) != 4 || aws.ToString(a.traces[0].Value.AgentId) != "AGENT12345" {
 		t.Errorf("traces %+v", a.traces)
 	} else if o, ok := a.traces[0].Value.Trace.(*bt.TraceMemberOrchestrationTrace); !ok {
 		t.Errorf("trace %T", a.traces[0].Value.Trace)
 	} else if mi, ok := o.Value.(*bt.OrchestrationTraceMemberModelInvocationInput); !ok || aws.ToString(mi.Value.Text) != "why is the sky blue" || aws.ToString(mi.Value.FoundationModel) != defaultAgentModel {
 		t.Errorf("orchestration trace %#v", o.Value)
+	}
+	// The model invocations' usage, as the SDK reads it, sums to the
+	// advertised totals.
+	var in, outTok int32
+	for _, tr := range a.traces {
+		var mo *bt.Metadata
+		switch v := tr.Value.Trace.(type) {
+		case *bt.TraceMemberOrchestrationTrace:
+			if o, ok := v.Value.(*bt.OrchestrationTraceMemberModelInvocationOutput); ok {
+				mo = o.Value.Metadata
+			}
+		case *bt.TraceMemberPreProcessingTrace:
+			if o, ok := v.Value.(*bt.PreProcessingTraceMemberModelInvocationOutput); ok {
+				mo = o.Value.Metadata
+			}
+		}
+		if mo != nil && mo.Usage != nil {
+			in += aws.ToInt32(mo.Usage.InputTokens)
+			outTok += aws.ToInt32(mo.Usage.OutputTokens)
+		}
+	}
+	if in != AgentTraceInputTokens || outTok != AgentTraceOutputTokens {
+		t.Errorf("traces' usage %d in, %d out; want %d, %d", in, outTok, AgentTraceInputTokens, AgentTraceOutputTokens)
 	}
 	if len(a.citations) != 1 || len(a.citations[0].RetrievedReferences) != 1 ||
 		aws.ToString(a.citations[0].RetrievedReferences[0].Content.Text) != "The sky is blue." {

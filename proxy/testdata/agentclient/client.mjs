@@ -2,6 +2,12 @@
 //
 //   node client.mjs invoke-agent <agentId> <agentAliasId> <sessionId> <inputText>
 //   node client.mjs retrieve <knowledgeBaseId> <query>
+//   node client.mjs invoke-inline-agent <sessionId> <foundationModel> <inputText>
+//   node client.mjs rag <knowledgeBaseId> <modelArn> <query>           RetrieveAndGenerate over a knowledge base
+//   node client.mjs rag-s3 <s3Uri> <modelArn> <query>                  RetrieveAndGenerate over an external S3 source
+//   node client.mjs rag-stream <knowledgeBaseId> <modelArn> <query>    RetrieveAndGenerateStream
+//   node client.mjs create-session                                     CreateSession (prints sessionId)
+//   node client.mjs get-session <sessionId>                            GetSession
 //
 // Configuration comes from the environment, as an unmodified Node app would get it:
 //   AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME  endpoint mode (read by the SDK itself)
@@ -15,7 +21,12 @@
 
 import {
   BedrockAgentRuntimeClient,
+  CreateSessionCommand,
+  GetSessionCommand,
   InvokeAgentCommand,
+  InvokeInlineAgentCommand,
+  RetrieveAndGenerateCommand,
+  RetrieveAndGenerateStreamCommand,
   RetrieveCommand,
 } from "@aws-sdk/client-bedrock-agent-runtime";
 
@@ -23,14 +34,39 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 function usage(msg) {
   process.stderr.write(
-    `client.mjs: ${msg}\nusage: node client.mjs invoke-agent <agentId> <aliasId> <sessionId> <text> | retrieve <kbId> <query>\n`,
+    `client.mjs: ${msg}\nusage: node client.mjs invoke-agent <agentId> <aliasId> <sessionId> <text> | retrieve <kbId> <query> |\n` +
+      `  invoke-inline-agent <sessionId> <model> <text> | rag|rag-stream <kbId> <modelArn> <query> | rag-s3 <s3Uri> <modelArn> <query> |\n` +
+      `  create-session | get-session <sessionId>\n`,
   );
   process.exit(2);
 }
 
 const [op, ...args] = process.argv.slice(2);
-if (!(op === "invoke-agent" && args.length === 4) && !(op === "retrieve" && args.length === 2)) {
+const arity = {
+  "invoke-agent": 4,
+  retrieve: 2,
+  "invoke-inline-agent": 3,
+  rag: 3,
+  "rag-s3": 3,
+  "rag-stream": 3,
+  "create-session": 0,
+  "get-session": 1,
+};
+if (arity[op] === undefined || arity[op] !== args.length) {
   usage("bad arguments");
+}
+// The instruction an inline agent runs with (Bedrock wants at least 40 characters).
+const INSTRUCTION = "answer questions about Warden briefly and in plain words";
+// eventName is the member an event-stream union event carries.
+const eventName = (ev) => Object.keys(ev).find((k) => ev[k] !== undefined && k !== "$unknown") ?? "$unknown";
+function ragConfig(source, modelArn) {
+  if (op === "rag-s3") {
+    return {
+      type: "EXTERNAL_SOURCES",
+      externalSourcesConfiguration: { modelArn, sources: [{ sourceType: "S3", s3Location: { uri: source } }] },
+    };
+  }
+  return { type: "KNOWLEDGE_BASE", knowledgeBaseConfiguration: { knowledgeBaseId: source, modelArn } };
 }
 const env = process.env;
 if (!env.AWS_REGION) usage("AWS_REGION is not set");
@@ -60,10 +96,53 @@ async function main() {
       const out = await client.send(new InvokeAgentCommand({ agentId, agentAliasId, sessionId, inputText }), opts);
       const dec = new TextDecoder();
       for await (const ev of out.completion ?? []) {
-        const name = Object.keys(ev).find((k) => ev[k] !== undefined && k !== "$unknown") ?? "$unknown";
+        const name = eventName(ev);
         events.push(name);
         if (name === "chunk" && ev.chunk.bytes) text += dec.decode(ev.chunk.bytes, { stream: true });
       }
+      emit({ ok: true, op, text, events, sessionId: out.sessionId ?? null });
+    } else if (op === "invoke-inline-agent") {
+      const [sessionId, foundationModel, inputText] = args;
+      const out = await client.send(
+        new InvokeInlineAgentCommand({ sessionId, foundationModel, instruction: INSTRUCTION, inputText }),
+        opts,
+      );
+      const dec = new TextDecoder();
+      for await (const ev of out.completion ?? []) {
+        const name = eventName(ev);
+        events.push(name);
+        if (name === "chunk" && ev.chunk.bytes) text += dec.decode(ev.chunk.bytes, { stream: true });
+      }
+      emit({ ok: true, op, text, events, sessionId: out.sessionId ?? null });
+    } else if (op === "rag" || op === "rag-s3") {
+      const [source, modelArn, query] = args;
+      const out = await client.send(
+        new RetrieveAndGenerateCommand({ input: { text: query }, retrieveAndGenerateConfiguration: ragConfig(source, modelArn) }),
+        opts,
+      );
+      text = out.output?.text ?? "";
+      emit({ ok: true, op, text, events, results: (out.citations ?? []).length, sessionId: out.sessionId ?? null });
+    } else if (op === "rag-stream") {
+      const [source, modelArn, query] = args;
+      const out = await client.send(
+        new RetrieveAndGenerateStreamCommand({
+          input: { text: query },
+          retrieveAndGenerateConfiguration: ragConfig(source, modelArn),
+        }),
+        opts,
+      );
+      for await (const ev of out.stream ?? []) {
+        const name = eventName(ev);
+        events.push(name);
+        if (name === "output") text += ev.output.text ?? "";
+      }
+      emit({ ok: true, op, text, events, sessionId: out.sessionId ?? null });
+    } else if (op === "create-session") {
+      const out = await client.send(new CreateSessionCommand({}), opts);
+      emit({ ok: true, op, text, events, sessionId: out.sessionId ?? null });
+    } else if (op === "get-session") {
+      const [sessionIdentifier] = args;
+      const out = await client.send(new GetSessionCommand({ sessionIdentifier }), opts);
       emit({ ok: true, op, text, events, sessionId: out.sessionId ?? null });
     } else {
       const [knowledgeBaseId, query] = args;
