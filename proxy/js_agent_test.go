@@ -123,6 +123,7 @@ func TestJSAgentRuntime(t *testing.T) {
 		rule, message string
 	}{
 		{[]string{"invoke-agent", "AGENT00002", "ALIAS00001", "node-1", "denied"}, "apps[0].allow.agents", "AGENT00002/ALIAS00001"},
+		{[]string{"retrieve", "KB00000002", "what is warden"}, "apps[0].allow.knowledge_bases", "KB00000002"},
 		{[]string{"rag", "KB00000001", fm + "anthropic.claude-3-opus-20240229-v1:0", "what is warden"}, "apps[0].allow.models", "knowledgeBaseConfiguration.modelArn"},
 		{[]string{"rag-s3", "s3://rag-docs/team-b/secret.pdf", fm + haiku, "what is warden"}, "apps[0].allow.s3_input_prefixes", "s3://rag-docs/team-b/secret.pdf"},
 		{[]string{"invoke-agent", "AGENT00001", "ALIAS00001", "node-1", "my ssn is " + ssn}, "guards.ssn-block", "US_SOCIAL_SECURITY_NUMBER"},
