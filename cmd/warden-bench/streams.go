@@ -35,10 +35,11 @@ import (
 )
 
 type streamsOptions struct {
-	n, ramp   int
-	wardenBin string
-	json      bool
-	hold      time.Duration
+	n, ramp    int
+	wardenBin  string
+	goMemLimit string
+	json       bool
+	hold       time.Duration
 }
 
 // streamsLimits is the connection-limit profile the scenario runs with:
@@ -64,6 +65,7 @@ type streamsReading struct {
 type streamsReport struct {
 	Streams        int            `json:"streams"`
 	Limits         string         `json:"limits"`
+	GoMemLimit     string         `json:"gomemlimit,omitempty"`
 	Baseline       streamsReading `json:"baseline"`
 	Open           streamsReading `json:"open"`
 	After          streamsReading `json:"after"`
@@ -83,6 +85,7 @@ func cmdBenchStreams(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.IntVar(&o.ramp, "ramp", 200, "streams opened concurrently while ramping up")
 	fs.DurationVar(&o.hold, "hold", 2*time.Second, "how long to hold them all open before reading and releasing")
 	fs.StringVar(&o.wardenBin, "warden-bin", "", "the warden binary (default: go build ./cmd/warden)")
+	fs.StringVar(&o.goMemLimit, "gomemlimit", "", "GOMEMLIMIT for Warden's process (e.g. 400MiB: the Go runtime's soft memory limit, as a container would set it)")
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of a table")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -115,6 +118,9 @@ func cmdBenchStreams(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	env := &wrkEnv{o: &wrkOptions{}, dir: dir, standin: standin, extraEnv: []string{"SSL_CERT_FILE=" + filepath.Join(tlsDir, "ca.crt")}, urls: map[string]string{}, procs: map[string]*exec.Cmd{}, admin: map[string]string{}}
 	defer env.close()
+	if o.goMemLimit != "" {
+		env.extraEnv = append(env.extraEnv, "GOMEMLIMIT="+o.goMemLimit)
+	}
 	bin := o.wardenBin
 	if bin == "" {
 		if bin, err = buildWarden(ctx, dir); err != nil {
@@ -156,7 +162,7 @@ func cmdBenchStreams(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	time.Sleep(time.Second)
-	rep := &streamsReport{Streams: o.n, Limits: strings.TrimSpace(strings.ReplaceAll(limits, "\n", " ")), RSSTargetMB: 500}
+	rep := &streamsReport{Streams: o.n, GoMemLimit: o.goMemLimit, Limits: strings.TrimSpace(strings.ReplaceAll(limits, "\n", " ")), RSSTargetMB: 500}
 	if rep.Baseline, err = readWarden(ctx, w.Process.Pid, admin); err != nil {
 		return err
 	}
@@ -215,7 +221,7 @@ func cmdBenchStreams(ctx context.Context, args []string, stdout, stderr io.Write
 
 func printStreamsReport(out io.Writer, r *streamsReport) {
 	fmt.Fprintf(out, "## warden-bench streams\n\n%d ConverseStreams held open at once through the warden binary (HTTP/1.1, one connection each; "+
-		"PII guard on input and output, every type; audit spool + file sink); limits: %s.\n\n", r.Streams, r.Limits)
+		"PII guard on input and output, every type; audit spool + file sink); limits: %s; GOMEMLIMIT %q.\n\n", r.Streams, r.Limits, r.GoMemLimit)
 	fmt.Fprintf(out, "| | RSS MiB | peak RSS MiB | Go heap in use MiB | goroutine stacks MiB | goroutines | fds |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range []struct {
 		name string
