@@ -300,8 +300,11 @@ func TestBudgetStreamSettles(t *testing.T) {
 	if _, err := streamText(); err != nil {
 		t.Fatal(err)
 	}
-	r.srv.WaitBudgets()
+	// The client may see the stream's end before Warden finishes the
+	// call: its record is written after the settle has started, so wait
+	// for the record, then for the settle.
 	rec := r.audit.wait(t, 1)[0]
+	r.srv.WaitBudgets()
 	if !rec.Usage.Known {
 		t.Fatal("the stream's record has no usage")
 	}
@@ -319,6 +322,7 @@ func TestBudgetStreamSettles(t *testing.T) {
 	if err == nil {
 		t.Fatal("the cut stream ended cleanly")
 	}
+	r.audit.wait(t, 2)
 	r.srv.WaitBudgets()
 	cut := budget.EstimateTokens(len(prompt)) + budget.EstimateTokens(len(text))
 	if got := budgetGauge(t, r.srv, "warden_budget_used", "tokens_per_day"); got != float64(full+cut) {
@@ -348,6 +352,7 @@ func TestBudgetSDKAttempts(t *testing.T) {
 	if _, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg(long)}); err != nil {
 		t.Fatal(err)
 	}
+	r.audit.wait(t, 1) // written after its settle started
 	r.srv.WaitBudgets()
 	before := len(r.audit.snapshot())
 	_, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku), Messages: userMsg(strings.Repeat("y", 300))})
@@ -493,6 +498,7 @@ func TestJSSDKBudgetAttempts(t *testing.T) {
 	if !res.OK {
 		t.Fatalf("first call: %+v", res)
 	}
+	r.audit.wait(t, 1) // written after its settle started
 	r.srv.WaitBudgets()
 	before := len(r.audit.snapshot())
 	res = runJSEnv(t, dir, r.endpoint, appKey, appSecret, env, "converse", haiku, strings.Repeat("y", 300))
