@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -254,44 +253,15 @@ func (s *Server) agentAnswerOwnership(c *call, resp *http.Response) error {
 // filterSessions drops the summaries of sessions app did not create,
 // keeping every other member (nextToken) as sent.
 func (s *Server) filterSessions(ctx context.Context, body []byte, app string) ([]byte, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		return nil, err
-	}
-	var sums []json.RawMessage
-	if raw, ok := top["sessionSummaries"]; ok && !bytes.Equal(raw, []byte("null")) {
-		if err := json.Unmarshal(raw, &sums); err != nil {
-			return nil, fmt.Errorf("sessionSummaries: %w", err)
-		}
-	}
-	keys := make([]string, len(sums))
-	for i, raw := range sums {
+	return s.filterOwned(ctx, body, app, "sessionSummaries", func(raw json.RawMessage) (string, error) {
 		var sum struct {
 			SessionID string `json:"sessionId"`
 		}
-		if err := json.Unmarshal(raw, &sum); err != nil {
-			return nil, fmt.Errorf("summary: %w", err)
+		if err := json.Unmarshal(raw, &sum); err != nil || sum.SessionID == "" {
+			return "", err
 		}
-		if sum.SessionID != "" {
-			keys[i] = policy.AgentSessionKey(sum.SessionID)
-		}
-	}
-	owners, err := s.async.Owners(ctx, keys)
-	if err != nil {
-		return nil, err
-	}
-	kept := make([]json.RawMessage, 0, len(sums))
-	for i, raw := range sums {
-		if keys[i] != "" && owners[i] == app {
-			kept = append(kept, raw)
-		}
-	}
-	k, err := json.Marshal(kept)
-	if err != nil {
-		return nil, err
-	}
-	top["sessionSummaries"] = k
-	return json.Marshal(top)
+		return policy.AgentSessionKey(sum.SessionID), nil
+	})
 }
 
 // agentUpstreamURL is upstream.agent_runtime_url or the region's

@@ -70,33 +70,44 @@ func (s *Server) relayAsync(w http.ResponseWriter, c *call, resp *http.Response)
 // every other member (nextToken) as sent. A page may come back short or
 // empty with a nextToken: the client pages on as usual.
 func (s *Server) filterAsyncList(ctx context.Context, body []byte, app string) ([]byte, error) {
+	return s.filterOwned(ctx, body, app, "asyncInvokeSummaries", func(raw json.RawMessage) (string, error) {
+		var sum struct {
+			InvocationArn string `json:"invocationArn"`
+		}
+		err := json.Unmarshal(raw, &sum)
+		return sum.InvocationArn, err
+	})
+}
+
+// filterOwned keeps, of the list body[member], the entries whose store key
+// (keyOf; "" for none) app owns in the job store, and every other member
+// of body as sent. Async jobs and agent sessions are listed this way.
+func (s *Server) filterOwned(ctx context.Context, body []byte, app, member string, keyOf func(json.RawMessage) (string, error)) ([]byte, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		return nil, err
 	}
-	var sums []json.RawMessage
-	if raw, ok := top["asyncInvokeSummaries"]; ok && !bytes.Equal(raw, []byte("null")) {
-		if err := json.Unmarshal(raw, &sums); err != nil {
-			return nil, fmt.Errorf("asyncInvokeSummaries: %w", err)
+	var entries []json.RawMessage
+	if raw, ok := top[member]; ok && !bytes.Equal(raw, []byte("null")) {
+		if err := json.Unmarshal(raw, &entries); err != nil {
+			return nil, fmt.Errorf("%s: %w", member, err)
 		}
 	}
-	arns := make([]string, len(sums))
-	for i, raw := range sums {
-		var sum struct {
-			InvocationArn string `json:"invocationArn"`
+	keys := make([]string, len(entries))
+	for i, raw := range entries {
+		k, err := keyOf(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d]: %w", member, i, err)
 		}
-		if err := json.Unmarshal(raw, &sum); err != nil {
-			return nil, fmt.Errorf("summary: %w", err)
-		}
-		arns[i] = sum.InvocationArn
+		keys[i] = k
 	}
-	owners, err := s.async.Owners(ctx, arns)
+	owners, err := s.async.Owners(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
-	kept := make([]json.RawMessage, 0, len(sums))
-	for i, raw := range sums {
-		if arns[i] != "" && owners[i] == app {
+	kept := make([]json.RawMessage, 0, len(entries))
+	for i, raw := range entries {
+		if keys[i] != "" && owners[i] == app {
 			kept = append(kept, raw)
 		}
 	}
@@ -104,6 +115,6 @@ func (s *Server) filterAsyncList(ctx context.Context, body []byte, app string) (
 	if err != nil {
 		return nil, err
 	}
-	top["asyncInvokeSummaries"] = k
+	top[member] = k
 	return json.Marshal(top)
 }
