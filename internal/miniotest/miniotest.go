@@ -10,15 +10,13 @@ package miniotest
 import (
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/warden-egress/warden/internal/proctest"
 	"github.com/warden-egress/warden/internal/testenv"
 )
 
@@ -49,10 +48,7 @@ type Server struct {
 	home              string
 	addr, consoleAddr string
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
-	out  *testenv.Buffer
+	proc *proctest.Proc
 }
 
 // Binary is where the MinIO binary is looked for: $WARDEN_MINIO, else
@@ -85,34 +81,18 @@ func Start(t testing.TB) *Server {
 		dir:       t.TempDir(),
 		certs:     t.TempDir(),
 		home:      t.TempDir(),
-		addr:      freeAddr(t),
+		addr:      proctest.FreeAddr(t),
 	}
-	s.consoleAddr = freeAddr(t)
+	s.consoleAddr = proctest.FreeAddr(t)
 	s.Endpoint = "http://" + s.addr
+	s.proc = &proctest.Proc{Name: "miniotest: minio on " + s.addr, StartWait: startWait, StopWait: stopWait, Poll: 100 * time.Millisecond}
 	t.Cleanup(s.Kill)
 	s.start(t)
 	return s
 }
 
-// freeAddr returns a loopback address with a port nothing listens on now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("miniotest: find a free port: %v", err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 func (s *Server) start(t testing.TB) {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		t.Fatalf("miniotest: start %s: already running", s.addr)
-	}
 	cmd := exec.Command(s.bin, "server", "--quiet", "--certs-dir", s.certs,
 		"--address", s.addr, "--console-address", s.consoleAddr, s.dir)
 	cmd.Env = append(os.Environ(),
@@ -123,66 +103,25 @@ func (s *Server) start(t testing.TB) {
 		"MINIO_CI_CD=1", // no prompts, no surprises in a sandbox
 		"HOME="+s.home,  // MinIO creates ~/.minio: not in the user's home
 	)
-	out := &testenv.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("miniotest: start %s: %v", s.bin, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.cmd, s.done, s.out = cmd, done, out
-
 	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(startWait)
-	for {
-		select {
-		case <-done:
-			s.cmd = nil
-			t.Fatalf("miniotest: minio on %s exited during start: %s\n%s", s.addr, cmd.ProcessState, out.String())
-		default:
-		}
+	s.proc.Start(t, cmd, func() error {
 		resp, err := client.Get(s.Endpoint + "/minio/health/cluster") // 200 once the object layer takes writes (live answers earlier)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			s.stopLocked(syscall.SIGKILL)
-			t.Fatalf("miniotest: minio on %s not ready after %s (last: %v)\n%s", s.addr, startWait, err, out.String())
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("health: %s", resp.Status)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // Stop sends SIGTERM and waits for MinIO to exit (killing it after 15 s).
-func (s *Server) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stopLocked(syscall.SIGTERM)
-}
+func (s *Server) Stop() { s.proc.Stop() }
 
 // Kill stops MinIO with SIGKILL, as a crash would.
-func (s *Server) Kill() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stopLocked(syscall.SIGKILL)
-}
-
-func (s *Server) stopLocked(sig syscall.Signal) {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(sig)
-	select {
-	case <-s.done:
-	case <-time.After(stopWait):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-	s.cmd = nil
-}
+func (s *Server) Kill() { s.proc.Kill() }
 
 // Restart starts MinIO again on the same port and data directory, after
 // stopping it if it still runs.
@@ -193,14 +132,7 @@ func (s *Server) Restart(t testing.TB) {
 }
 
 // Output is what MinIO printed since it last started (for failure messages).
-func (s *Server) Output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.out == nil {
-		return ""
-	}
-	return s.out.String()
-}
+func (s *Server) Output() string { return s.proc.Output() }
 
 // Client returns an S3 client for the server (path-style, static
 // credentials).

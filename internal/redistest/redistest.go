@@ -16,11 +16,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/warden-egress/warden/internal/proctest"
 	"github.com/warden-egress/warden/internal/testenv"
 )
 
@@ -38,10 +37,7 @@ type Server struct {
 
 	bin, dir string
 	acl      bool
-	mu       sync.Mutex
-	cmd      *exec.Cmd
-	done     chan struct{}
-	out      *testenv.Buffer
+	proc     *proctest.Proc
 }
 
 // Binary is the redis-server to run: $WARDEN_REDIS_SERVER, else the one
@@ -72,7 +68,8 @@ func start(t testing.TB, acl bool) *Server {
 		testenv.Missing(t, "redis-server not found on PATH (apt-get install -y redis-server)")
 		return nil
 	}
-	s := &Server{bin: bin, dir: t.TempDir(), Addr: freeAddr(t), acl: acl}
+	s := &Server{bin: bin, dir: t.TempDir(), Addr: proctest.FreeAddr(t), acl: acl}
+	s.proc = &proctest.Proc{Name: "redistest: redis-server on " + s.Addr, StartWait: startWait, StopWait: stopWait, Poll: 20 * time.Millisecond}
 	if acl {
 		s.Username, s.Password = "warden", "warden-test-password"
 	}
@@ -81,24 +78,8 @@ func start(t testing.TB, acl bool) *Server {
 	return s
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("redistest: find a free port: %v", err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 func (s *Server) start(t testing.TB) {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		t.Fatalf("redistest: start %s: already running", s.Addr)
-	}
 	_, port, _ := net.SplitHostPort(s.Addr)
 	conf := []string{
 		"bind 127.0.0.1",
@@ -122,33 +103,7 @@ func (s *Server) start(t testing.TB) {
 	if err := os.WriteFile(path, []byte(strings.Join(conf, "\n")+"\n"), 0o600); err != nil {
 		t.Fatalf("redistest: write %s: %v", path, err)
 	}
-	cmd := exec.Command(s.bin, path)
-	out := &testenv.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("redistest: start %s: %v", s.bin, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.cmd, s.done, s.out = cmd, done, out
-	deadline := time.Now().Add(startWait)
-	for {
-		select {
-		case <-done:
-			s.cmd = nil
-			t.Fatalf("redistest: redis-server on %s exited during start: %s\n%s", s.Addr, cmd.ProcessState, out.String())
-		default:
-		}
-		err := s.ping()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.stopLocked(syscall.SIGKILL)
-			t.Fatalf("redistest: redis-server on %s not ready after %s (last: %v)\n%s", s.Addr, startWait, err, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s.proc.Start(t, exec.Command(s.bin, path), s.ping)
 }
 
 // ping speaks just enough RESP to see the server answer (no client
@@ -175,25 +130,7 @@ func (s *Server) ping() error {
 }
 
 // Kill stops redis-server with SIGKILL, as a crash would.
-func (s *Server) Kill() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stopLocked(syscall.SIGKILL)
-}
-
-func (s *Server) stopLocked(sig syscall.Signal) {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(sig)
-	select {
-	case <-s.done:
-	case <-time.After(stopWait):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-	s.cmd = nil
-}
+func (s *Server) Kill() { s.proc.Kill() }
 
 // Restart starts redis-server again on the same port (empty: nothing is
 // saved), after killing it if it still runs.
@@ -204,11 +141,4 @@ func (s *Server) Restart(t testing.TB) {
 }
 
 // Output is what redis-server printed since it last started.
-func (s *Server) Output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.out == nil {
-		return ""
-	}
-	return s.out.String()
-}
+func (s *Server) Output() string { return s.proc.Output() }
