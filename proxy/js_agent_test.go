@@ -1,14 +1,11 @@
 package proxy_test
 
 import (
-	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/warden-egress/warden/internal/testenv"
 )
@@ -52,34 +49,14 @@ func runAgentJS(t *testing.T, dir, endpoint string, args ...string) agentJSResul
 // keys, the key says which app calls.
 func runAgentJSAs(t *testing.T, dir, endpoint, key, secret string, args ...string) agentJSResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(dir, "client.mjs")}, args...)...)
-	cmd.Env = append(os.Environ(),
+	return runNodeClient[agentJSResult](t, dir, append(os.Environ(),
 		"AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME="+endpoint,
 		"AWS_REGION=us-east-1",
 		"AWS_ACCESS_KEY_ID="+key,
 		"AWS_SECRET_ACCESS_KEY="+secret,
 		"AWS_SESSION_TOKEN=",
 		"HTTPS_PROXY=", "https_proxy=",
-	)
-	out, err := cmd.Output()
-	if err != nil {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("node agent client: %v\n%s\n%s", err, out, stderr)
-	}
-	var r agentJSResult
-	line := strings.TrimSpace(string(out))
-	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
-		line = line[i+1:]
-	}
-	if err := json.Unmarshal([]byte(line), &r); err != nil {
-		t.Fatalf("node agent client output %q: %v", out, err)
-	}
-	return r
+	), args...)
 }
 
 // The real @aws-sdk/client-bedrock-agent-runtime through Warden:

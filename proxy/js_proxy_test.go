@@ -1,11 +1,8 @@
 package proxy_test
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -75,28 +72,7 @@ func jsProxyEnv(t *testing.T, proxyURL, caFile, akid, secret string) []string {
 // environment, and sets an endpoint override proxy mode must not have).
 func runJSProxy(t *testing.T, dir string, envv []string, args ...string) jsProxyResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(dir, "client.mjs")}, args...)...)
-	cmd.Env = envv
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.Output()
-	if err != nil {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("node client %v: %v\n%s\n%s", args, err, out, stderr)
-	}
-	line := strings.TrimSpace(string(out))
-	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
-		line = line[i+1:]
-	}
-	var r jsProxyResult
-	if err := json.Unmarshal([]byte(line), &r); err != nil {
-		t.Fatalf("node client output %q: %v", out, err)
-	}
-	return r
+	return runNodeClient[jsProxyResult](t, dir, envv, args...)
 }
 
 // emulatorReply is the bedrocktest emulator's default completion for a

@@ -126,10 +126,7 @@ func runJSWith(t *testing.T, dir, endpoint, akid, secret string, args ...string)
 // runJSEnv is runJSWith with extra environment (WARDEN_JS_*).
 func runJSEnv(t *testing.T, dir, endpoint, akid, secret string, extraEnv []string, args ...string) jsResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(dir, "client.mjs")}, args...)...)
-	cmd.Env = append(os.Environ(),
+	env := append(os.Environ(),
 		"AWS_ENDPOINT_URL_BEDROCK_RUNTIME="+endpoint,
 		"AWS_REGION=us-east-1",
 		"AWS_ACCESS_KEY_ID="+akid,
@@ -137,22 +134,32 @@ func runJSEnv(t *testing.T, dir, endpoint, akid, secret string, extraEnv []strin
 		"AWS_SESSION_TOKEN=",
 		"HTTPS_PROXY=", "https_proxy=",
 	)
-	cmd.Env = append(cmd.Env, extraEnv...)
+	return runNodeClient[jsResult](t, dir, append(env, extraEnv...), args...)
+}
+
+// runNodeClient runs dir/client.mjs with env as its whole environment and
+// decodes the JSON its last line of output holds. Every Node client under
+// testdata prints its result so.
+func runNodeClient[T any](t *testing.T, dir string, env []string, args ...string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(dir, "client.mjs")}, args...)...)
+	cmd.Env = env
+	cmd.WaitDelay = 5 * time.Second
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("node client: %v\n%s\n%s", err, out, stderr)
+		t.Fatalf("node %s/client.mjs %v: %v\n%s\n%s", filepath.Base(dir), args, err, out, stderr.String())
 	}
-	var r jsResult
 	line := strings.TrimSpace(string(out))
 	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
 		line = line[i+1:]
 	}
+	var r T
 	if err := json.Unmarshal([]byte(line), &r); err != nil {
-		t.Fatalf("node client output %q: %v", out, err)
+		t.Fatalf("node %s/client.mjs %v printed %q: %v", filepath.Base(dir), args, out, err)
 	}
 	return r
 }

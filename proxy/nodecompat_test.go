@@ -1,14 +1,11 @@
 package proxy_test
 
 import (
-	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/internal/testenv"
@@ -48,28 +45,15 @@ func compatClientDir(t *testing.T) string {
 // variables) and nothing else of the caller's AWS or OpenAI configuration.
 func runCompatJS(t *testing.T, dir string, env []string, args ...string) compatJSResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join(dir, "client.mjs")}, args...)...)
+	var base []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(k, "AWS_") || strings.HasPrefix(k, "OPENAI_") || strings.HasPrefix(k, "ANTHROPIC_") || strings.EqualFold(k, "https_proxy") {
 			continue
 		}
-		cmd.Env = append(cmd.Env, kv)
+		base = append(base, kv)
 	}
-	cmd.Env = append(cmd.Env, env...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node client.mjs %v: %v\n%s\n%s", args, err, out, stderr.String())
-	}
-	var r compatJSResult
-	if err := json.Unmarshal([]byte(strings.TrimSpace(string(out))), &r); err != nil {
-		t.Fatalf("node client.mjs %v printed %q: %v", args, out, err)
-	}
-	return r
+	return runNodeClient[compatJSResult](t, dir, append(base, env...), args...)
 }
 
 // asciiDigits keeps the ASCII digits of s, in order.
