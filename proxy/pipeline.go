@@ -133,7 +133,7 @@ func sameBytes(a, b []byte) bool {
 // extract returns the text Warden reads in the request body, parsing it
 // only when the body changed since the last call.
 func (c *call) extract() (bedrock.Extracted, error) {
-	if c.extracted == nil || len(c.extractedOf) != len(c.body) || !sharesArray(c.extractedOf, c.body) {
+	if c.extracted == nil || !sameBytes(c.extractedOf, c.body) {
 		ex, err := bedrock.ExtractRequest(c.route.Op, requestFamily(c), c.body)
 		c.extracted, c.extractErr, c.extractedOf = &ex, err, c.body
 	}
