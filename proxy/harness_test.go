@@ -105,6 +105,8 @@ type env struct {
 	audit    *recorder
 	writer   audit.Writer // when set, Warden writes here instead of to audit
 	capture  proxy.Capturer
+	// profiling serves /debug/pprof/ on e.srv.AdminHandler().
+	profiling bool
 }
 
 type envOption func(*envOpts)
@@ -181,6 +183,7 @@ func (e *env) start(t *testing.T, policy, listener string, tlsCfg *tls.Config) {
 		Audit:       w,
 		Capture:     e.capture,
 		Logger:      zaptest.NewLogger(t),
+		Profiling:   e.profiling,
 	})
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)

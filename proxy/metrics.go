@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/http/pprof"
 	"runtime"
 	"strconv"
 	"sync"
@@ -157,6 +158,17 @@ func (s *Server) AdminHandler() http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	if s.profiling {
+		// Named so no other handler of net/http/pprof (cmdline: the
+		// process's arguments) is served.
+		mux.HandleFunc("GET /debug/pprof/{$}", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		for _, name := range []string{"heap", "allocs", "goroutine", "block", "mutex", "threadcreate"} {
+			mux.Handle("GET /debug/pprof/"+name, pprof.Handler(name))
+		}
+	}
 	return mux
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"runtime/trace"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ import (
 
 // call is one request's state as it moves through the pipeline.
 type call struct {
+	tctx        context.Context // the request's context, with its trace task when tracing
 	start       time.Time
 	requestID   string
 	escapedPath string
@@ -166,7 +168,17 @@ func stopWith(err error, rule string) *stop { return &stop{err: err, rule: rule}
 // that ends the call with an AWS-shaped error; the verdict fields of the
 // record are written through verdict.go only.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
-	c := &call{start: time.Now(), requestID: newRequestID(), via: v}
+	// Under an execution trace (warden serve --pprof, /debug/pprof/trace)
+	// each call is a task and each stage a region, so a slow call's time
+	// can be split by stage and by what its goroutine waited on
+	// (warden-bench trace). Without one, StartRegion is an atomic load.
+	ctx := r.Context()
+	if trace.IsEnabled() {
+		var task *trace.Task
+		ctx, task = trace.NewTask(ctx, "warden.call")
+		defer task.End() // deferred first: ends after the record is written
+	}
+	c := &call{start: time.Now(), requestID: newRequestID(), via: v, tctx: ctx}
 	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Protocol: r.Proto, Decision: audit.DecisionDeny,
 		Path: s.upstreamPath}
 	w.Header()["X-Warden-Request-Id"] = []string{c.requestID} // canonical already
@@ -178,35 +190,48 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	defer s.releaseBody(c, buf)
 	defer s.finish(c)
 
-	if st := s.parse(w, r, c, buf); st != nil {
+	rg := trace.StartRegion(ctx, "parse")
+	st := s.parse(w, r, c, buf)
+	rg.End()
+	if st != nil {
 		s.fail(w, c, st.err, st.rule)
 		return
 	}
+	rg = trace.StartRegion(ctx, "identify")
 	id, st := s.identify(r, c)
+	rg.End()
 	if st != nil {
 		s.fail(w, c, st.err, st.rule)
 		return
 	}
+	rg = trace.StartRegion(ctx, "authorize")
 	d, st := s.authorize(r, c, id)
+	if st == nil {
+		st = s.recordIntent(c, d)
+	}
+	rg.End()
 	if st != nil {
 		s.fail(w, c, st.err, st.rule)
 		return
 	}
-	if st := s.recordIntent(c, d); st != nil {
-		s.fail(w, c, st.err, st.rule)
-		return
-	}
+	rg = trace.StartRegion(ctx, "inspect")
 	dryRunDeny, st := s.inspect(r, c, d, id)
+	rg.End()
 	if st != nil {
 		s.fail(w, c, st.err, st.rule)
 		return
 	}
-	if st := s.reserveBudget(r.Context(), c, d); st != nil {
+	rg = trace.StartRegion(ctx, "budget")
+	st = s.reserveBudget(r.Context(), c, d)
+	rg.End()
+	if st != nil {
 		s.fail(w, c, st.err, st.rule)
 		return
 	}
 	c.forwarding(!d.Allow || dryRunDeny) // a dry-run app's denial is recorded and the call forwarded anyway
+	rg = trace.StartRegion(ctx, "forward")
 	s.forward(w, r, c)
+	rg.End()
 }
 
 // releaseBody returns the body buffer to the pool once the call is done.
@@ -566,6 +591,7 @@ func writeAPIErrorAs(w http.ResponseWriter, requestID string, e *bedrock.APIErro
 // response only after that: the records of one client's sequential calls are
 // in order, and a unary answer normally completes only once its record exists.
 func (s *Server) finish(c *call) {
+	defer trace.StartRegion(c.tctx, "record").End()
 	c.rec.Latency = time.Since(c.start)
 	c.awaitPromptHash()
 	if c.rec.PolicyHash == "" { // failed before the policy was consulted

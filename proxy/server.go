@@ -55,6 +55,10 @@ type Options struct {
 	CA *mitm.CA
 	// Version labels warden_build_info ("" → "(devel)").
 	Version string
+	// Profiling serves Go's profiler and execution tracer under
+	// /debug/pprof/ on the admin listener (warden serve --pprof). Off by
+	// default: whoever reaches the admin port could load the process.
+	Profiling bool
 	// Now is the clock the model-resolution cache expires by; nil is
 	// time.Now. Tests move it instead of sleeping.
 	Now func() time.Time
@@ -109,6 +113,7 @@ type Server struct {
 	endUser      string // audit.end_user (a restart key, like prices)
 
 	readiness atomic.Pointer[Readiness]
+	profiling bool // Options.Profiling: /debug/pprof/ on the admin listener
 
 	mu      sync.Mutex
 	servers []*http.Server // call listeners
@@ -129,7 +134,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Audit == nil {
 		return nil, errors.New("proxy: Options.Audit is required (an audit.Pipeline in production)")
 	}
-	s := &Server{cfg: cfg, audit: o.Audit, log: o.Logger, creds: o.Credentials, maxBody: cfg.Limits.MaxBodyBytes, registry: o.Registry}
+	s := &Server{cfg: cfg, audit: o.Audit, log: o.Logger, creds: o.Credentials, maxBody: cfg.Limits.MaxBodyBytes, registry: o.Registry,
+		profiling: o.Profiling}
 	s.prices = cfg.Audit.PriceTable()
 	s.endUser = cfg.Audit.EndUser
 	if c := cfg.Audit.Capture; c != nil && o.Capture != nil {

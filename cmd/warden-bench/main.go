@@ -5,6 +5,8 @@
 //	go run ./cmd/warden-bench proxy [flags]  forward-proxy mode against a bare goproxy MITM
 //	go run ./cmd/warden-bench stream [flags] the output guard's stream hold-back against no guard
 //	go run ./cmd/warden-bench budgets [flags] local budgets on against off, interleaved in blocks
+//	go run ./cmd/warden-bench wrk [flags]    wrk against direct, a bare Go proxy, nginx and the warden binary
+//	go run ./cmd/warden-bench trace FILE...  the slowest calls' time by stage, goroutine state and GC
 //
 // It is its own command so that the production binary (cmd/warden) links no
 // emulator.
@@ -30,6 +32,7 @@ usage:
   warden-bench budgets [flags] measure Warden with local budgets on against off, interleaved in blocks
   warden-bench streams [flags] hold N (default 10,000) ConverseStreams open through the warden binary: RSS per stream
   warden-bench wrk [flags]     wrk against direct, a bare Go proxy, nginx and the warden binary (4 KB and 800 KB prompts)
+  warden-bench trace TRACE...  where the slowest calls' time went, from execution traces of a Warden run with --pprof
   warden-bench help            this text; add -h after a command for its flags
 `
 
@@ -55,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			name, cmd, args = "warden-bench wrk", cmdBenchWrk, args[1:]
 		case "streams":
 			name, cmd, args = "warden-bench streams", cmdBenchStreams, args[1:]
+		case "trace":
+			name, cmd, args = "warden-bench trace", cmdTrace, args[1:]
 		case "_standin": // the bench's own child processes
 			name, cmd, args = "warden-bench _standin", cmdStandin, args[1:]
 		case "_bare":

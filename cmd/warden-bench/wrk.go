@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/warden-egress/warden/internal/calltrace"
 	"github.com/warden-egress/warden/internal/stats"
 )
 
@@ -85,6 +86,11 @@ type wrkOptions struct {
 	wardenBin, nginxBin, wrkBin, workDir string
 	json, keep                           bool
 	only                                 string
+	// traceDir: run Warden with --pprof and take an execution trace of
+	// each Warden mode's measured runs into this directory; the report
+	// then splits the slowest calls' time (internal/calltrace).
+	traceDir string
+	traceQ   float64
 }
 
 // wardenBenchPolicy is the Warden the wrk bench runs: as benchPolicy, plus
@@ -132,6 +138,9 @@ func cmdBenchWrk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&o.only, "scenarios", "", "comma-separated scenario names to run (default: all): "+scenarioNames())
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of tables")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	fs.StringVar(&o.traceDir, "trace", "", "take a Go execution trace of Warden during each measured run of the Warden modes into this directory, "+
+		"and print where the slowest calls' time went (the traced runs are slower: read their latencies from a run without --trace)")
+	fs.Float64Var(&o.traceQ, "trace-quantile", 0.99, "with --trace: the calls at or above this quantile of latency are the tail")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -145,6 +154,15 @@ func cmdBenchWrk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	if o.traceDir != "" {
+		if o.duration < 2*time.Second {
+			return errors.New("--trace needs --duration ≥ 2s (the trace covers the run less its first second)")
+		}
+		if err := os.MkdirAll(o.traceDir, 0o700); err != nil {
+			return err
+		}
+	}
+	traces := map[string][]string{} // scenario/mode → trace files
 	for _, bin := range []string{o.nginxBin, o.wrkBin} {
 		if _, err := os.Stat(bin); err != nil {
 			return fmt.Errorf("%s: %w (apt-get install nginx-light wrk)", bin, err)
@@ -173,7 +191,18 @@ func cmdBenchWrk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		for si, sc := range scenarios {
 			for i := range wrkModes {
 				m := wrkModes[(i+run+si)%len(wrkModes)]
+				var tr *traceFetch
+				if o.traceDir != "" && env.admin[m] != "" {
+					tr = startTrace(ctx, env.admin[m], o.duration-time.Second,
+						filepath.Join(o.traceDir, fmt.Sprintf("%s-%s-run%d.trace", sc.Name, m, run+1)))
+				}
 				s, err := env.wrk(ctx, m, sc, o.duration)
+				if tr != nil {
+					if terr := tr.wait(); terr != nil && err == nil {
+						err = terr
+					}
+					traces[sc.Name+"/"+m] = append(traces[sc.Name+"/"+m], tr.path)
+				}
 				if err != nil {
 					return err
 				}
@@ -186,12 +215,33 @@ func cmdBenchWrk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	rep := buildWrkReport(&o, scenarios, samples, env.rss)
+	var traced []string // report order
+	for _, sc := range scenarios {
+		for _, m := range wrkModes {
+			key := sc.Name + "/" + m
+			if files := traces[key]; len(files) > 0 {
+				sum, err := readTraces(files, o.traceQ)
+				if err != nil {
+					return fmt.Errorf("%s: %w", key, err)
+				}
+				if rep.Traces == nil {
+					rep.Traces = map[string]*calltrace.Summary{}
+				}
+				rep.Traces[key] = sum
+				traced = append(traced, key)
+			}
+		}
+	}
 	if o.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
 	printWrkReport(stdout, &o, rep)
+	for _, key := range traced {
+		sc, m, _ := strings.Cut(key, "/")
+		rep.Traces[key].Format(stdout, fmt.Sprintf("%s, %s (traced runs)", sc, wrkModeTitle[m]))
+	}
 	return nil
 }
 
@@ -355,7 +405,11 @@ func (e *wrkEnv) startWardenWith(ctx context.Context, bin, mode, extra string) e
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, bin, "serve", "--config", cfgPath)
+	args := []string{"serve", "--config", cfgPath}
+	if e.o.traceDir != "" {
+		args = append(args, "--pprof")
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+benchKey, "AWS_SECRET_ACCESS_KEY="+benchSecret, "AWS_REGION=us-east-1",
 		"AWS_EC2_METADATA_DISABLED=true")
 	cmd.Env = append(cmd.Env, e.extraEnv...)
@@ -619,6 +673,9 @@ type wrkReport struct {
 	Median    map[string]map[string]wrkSample   `json:"median"`
 	Samples   map[string]map[string][]wrkSample `json:"samples"`
 	Ratios    []wrkRatio                        `json:"ratios"`
+	// Traces (with --trace): "scenario/mode" → where the slowest calls'
+	// time went.
+	Traces map[string]*calltrace.Summary `json:"traces,omitempty"`
 }
 
 // wrkRatio is one of issue 19's targets: a ratio of medians and the median

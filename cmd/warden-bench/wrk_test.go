@@ -56,6 +56,47 @@ func TestBenchWrkSmoke(t *testing.T) {
 	}
 }
 
+// TestBenchWrkTrace runs one scenario with --trace: Warden runs with
+// --pprof, each Warden mode's run leaves an execution trace, and the report
+// splits its calls by stage and goroutine state. Shapes only, no timings.
+func TestBenchWrkTrace(t *testing.T) {
+	for _, bin := range []string{"/usr/bin/wrk", "/usr/sbin/nginx"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			testenv.Missing(t, "%s is missing (apt-get install wrk nginx-light; scripts/test installs them as root)", bin)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if err := cmdBenchWrk(ctx, []string{"--runs", "1", "--duration", "2s", "--scenarios", "4KB-c32", "--trace", dir, "--trace-quantile", "0.9", "--json"}, &stdout, &stderr); err != nil {
+		t.Fatalf("wrk bench: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var rep wrkReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, stdout.String())
+	}
+	if len(rep.Traces) != 2 {
+		t.Fatalf("traces for %d modes, want the two Warden modes: %v", len(rep.Traces), rep.Traces)
+	}
+	for _, m := range []string{wmWarden, wmNoGuard} {
+		s := rep.Traces["4KB-c32/"+m]
+		if s == nil {
+			t.Fatalf("no trace summary for %s", m)
+		}
+		rows := map[string]bool{}
+		for _, r := range s.Rows {
+			rows[r.Name] = true
+		}
+		if s.Calls < 100 || s.TailCalls < 1 || !rows["stage forward"] || !rows["stage inspect"] || !rows["goroutine running"] {
+			t.Errorf("%s: %d calls, %d in the tail, rows %v", m, s.Calls, s.TailCalls, rows)
+		}
+		if _, err := os.Stat(dir + "/4KB-c32-" + m + "-run1.trace"); err != nil {
+			t.Errorf("%s: the trace file is missing: %v", m, err)
+		}
+	}
+}
+
 // The prose the wrk bench sends holds nothing the PII guard blocks: a
 // finding would turn every Warden call into a 403.
 func TestWrkProseIsClean(t *testing.T) {
@@ -72,6 +113,7 @@ func TestWrkProseIsClean(t *testing.T) {
 func TestBenchWrkFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--runs", "0"}, {"--duration", "10ms"}, {"--scenarios", "nope"}, {"extra"},
+		{"--trace", "x", "--duration", "1s"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if err := cmdBenchWrk(context.Background(), args, &stdout, &stderr); err == nil {

@@ -33,6 +33,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pin := fs.String("bundle-pin", "", "refuse to start unless the config's bundle section (url, CA, trusted keys, fleet, namespace) has this digest "+
 		"(written by `warden inject` on the sidecar's command line, which the admission policy pins)")
 	watch := fs.Duration("watch-interval", time.Second, "how often to check the config file and its directory for changes (0 disables watching; SIGHUP still reloads)")
+	profiling := fs.Bool("pprof", false, "serve Go's profiler and execution tracer under /debug/pprof/ on the admin listener "+
+		"(for operators chasing latency; off by default, since whoever reaches the admin port could load the process)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,7 +76,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_ = aw.Close()
 		return err
 	}
-	opts := proxy.Options{Config: cfg, Audit: aw, Logger: log, Registry: reg, Version: versionLabel()}
+	opts := proxy.Options{Config: cfg, Audit: aw, Logger: log, Registry: reg, Version: versionLabel(), Profiling: *profiling}
 	if capture != nil {
 		opts.Capture = capture
 		defer func() { _ = capture.Close() }() // after the server's calls end
