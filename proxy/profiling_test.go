@@ -95,10 +95,11 @@ func TestProfilingTracesCalls(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("GET /debug/pprof/trace: %v", r.err)
 	}
-	cs, err := calltrace.Read(bytes.NewReader(r.data))
+	tr, err := calltrace.Read(bytes.NewReader(r.data))
 	if err != nil {
 		t.Fatal(err)
 	}
+	cs := tr.Calls
 	if len(cs) != calls {
 		t.Fatalf("%d %s tasks in the trace, want %d (one per call)", len(cs), calltrace.TaskType, calls)
 	}
@@ -123,13 +124,17 @@ func TestProfilingTracesCalls(t *testing.T) {
 			t.Errorf("call %d: forward %v, running %v: both must be > 0", i, c.Stages["forward"], c.States["running"])
 		}
 	}
-	s, err := calltrace.Summarize(cs, 0.9)
+	s, err := calltrace.Summarize([]*calltrace.Trace{tr}, 0.9)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder
 	s.Format(&out, "Converse")
-	if !strings.Contains(out.String(), "| stage forward |") || !strings.Contains(out.String(), "| goroutine running |") {
+	if tr.Span <= 0 || tr.Span > 10*time.Second {
+		t.Errorf("trace span %v", tr.Span)
+	}
+	if !strings.Contains(out.String(), "| stage forward |") || !strings.Contains(out.String(), "| goroutine running |") ||
+		!strings.Contains(out.String(), "stop-the-world pauses") {
 		t.Errorf("summary lacks the forward stage or the running state:\n%s", out.String())
 	}
 }

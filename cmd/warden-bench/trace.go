@@ -47,18 +47,18 @@ func summarizeTraces(w io.Writer, title string, files []string, q float64) error
 
 // readTraces reads trace files as one sample of calls and summarizes it.
 func readTraces(files []string, q float64) (*calltrace.Summary, error) {
-	var all []*calltrace.Call
+	var all []*calltrace.Trace
 	for _, p := range files {
 		f, err := os.Open(p)
 		if err != nil {
 			return nil, err
 		}
-		cs, err := calltrace.Read(f)
+		t, err := calltrace.Read(f)
 		_ = f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		all = append(all, cs...)
+		all = append(all, t)
 	}
 	return calltrace.Summarize(all, q)
 }

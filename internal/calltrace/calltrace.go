@@ -39,6 +39,9 @@ type Call struct {
 	// pause and a concurrent mark phase; Assist is the mark assist its
 	// goroutine was made to do.
 	STW, GCMark, Assist time.Duration
+	// STWBy splits STW by the pause's reason ("stop-the-world (GC mark
+	// termination)", "stop-the-world (start trace)", …).
+	STWBy map[string]time.Duration
 }
 
 // Duration is the call's wall time (task begin to end).
@@ -50,11 +53,25 @@ type goState struct {
 	since  trace.Time
 }
 
-type interval struct{ from, to trace.Time }
+type interval struct {
+	from, to trace.Time
+	name     string
+}
 
-// Read reads an execution trace and returns its complete calls (begun and
-// ended inside the trace), ordered by start.
-func Read(r io.Reader) ([]*Call, error) {
+// Trace is what Read found in one execution trace.
+type Trace struct {
+	// Calls are the complete calls (begun and ended inside the trace),
+	// ordered by start.
+	Calls []*Call
+	// Span is the time from the first event to the last; GCs the mark
+	// phases that ended in it; Pauses every stop-the-world pause's length.
+	Span   time.Duration
+	GCs    int
+	Pauses []time.Duration
+}
+
+// Read reads an execution trace and returns its calls and its GC pauses.
+func Read(r io.Reader) (*Trace, error) {
 	tr, err := trace.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("calltrace: not a Go execution trace: %w", err)
@@ -69,6 +86,8 @@ func Read(r io.Reader) ([]*Call, error) {
 		openSTW            = map[string]trace.Time{}
 		openGC  trace.Time = -1
 		assist             = map[trace.GoID]trace.Time{}
+		first   trace.Time = -1
+		last    trace.Time
 	)
 	// account adds the goroutine's time in its current state, from
 	// max(since, the call's start) to now, to its call.
@@ -90,6 +109,10 @@ func Read(r io.Reader) ([]*Call, error) {
 		if err != nil {
 			return nil, fmt.Errorf("calltrace: reading the trace: %w", err)
 		}
+		if first < 0 {
+			first = ev.Time()
+		}
+		last = ev.Time()
 		switch ev.Kind() {
 		case trace.EventStateTransition:
 			st := ev.StateTransition()
@@ -151,12 +174,12 @@ func Read(r io.Reader) ([]*Call, error) {
 			switch {
 			case name == "GC concurrent mark phase":
 				if openGC >= 0 {
-					mark = append(mark, interval{openGC, ev.Time()})
+					mark = append(mark, interval{openGC, ev.Time(), name})
 					openGC = -1
 				}
 			case strings.HasPrefix(name, "stop-the-world"):
 				if from, ok := openSTW[name]; ok {
-					stw = append(stw, interval{from, ev.Time()})
+					stw = append(stw, interval{from, ev.Time(), name})
 					delete(openSTW, name)
 				}
 			case name == "GC mark assist":
@@ -172,10 +195,17 @@ func Read(r io.Reader) ([]*Call, error) {
 	}
 	slices.SortFunc(calls, func(a, b *Call) int { return cmp.Compare(a.Start, b.Start) })
 	for _, c := range calls {
-		c.STW = overlap(stw, c.Start, c.End)
-		c.GCMark = overlap(mark, c.Start, c.End)
+		c.STW, c.STWBy = overlap(stw, c.Start, c.End)
+		c.GCMark, _ = overlap(mark, c.Start, c.End)
 	}
-	return calls, nil
+	t := &Trace{Calls: calls, GCs: len(mark)}
+	if first >= 0 {
+		t.Span = last.Sub(first)
+	}
+	for _, i := range stw {
+		t.Pauses = append(t.Pauses, i.to.Sub(i.from))
+	}
+	return t, nil
 }
 
 type region struct {
@@ -201,16 +231,22 @@ func stateName(s trace.GoState, reason string) string {
 }
 
 // overlap is how much of [from, to] the intervals cover (they do not
-// overlap each other: one GC and one stop-the-world at a time).
-func overlap(iv []interval, from, to trace.Time) time.Duration {
+// overlap each other: one GC and one stop-the-world at a time), in all and
+// by the intervals' names.
+func overlap(iv []interval, from, to trace.Time) (time.Duration, map[string]time.Duration) {
 	var d time.Duration
+	var by map[string]time.Duration
 	for _, i := range iv {
 		lo, hi := max(i.from, from), min(i.to, to)
 		if hi > lo {
 			d += hi.Sub(lo)
+			if by == nil {
+				by = map[string]time.Duration{}
+			}
+			by[i.name] += hi.Sub(lo)
 		}
 	}
-	return d
+	return d, by
 }
 
 // Row is one component of a call's time: its mean over the calls around
@@ -230,11 +266,30 @@ type Summary struct {
 	P50       time.Duration `json:"p50_ns"`
 	PTail     time.Duration `json:"p_tail_ns"`
 	Rows      []Row         `json:"rows"` // wall, then stages, states, GC overlaps
+	// Over the whole traces: their summed span, GC cycles, and the
+	// stop-the-world pauses' median, 99th percentile and longest.
+	Span     time.Duration `json:"span_ns"`
+	GCs      int           `json:"gc_cycles"`
+	Pauses   int           `json:"stw_pauses"`
+	PauseP50 time.Duration `json:"stw_p50_ns"`
+	PauseP99 time.Duration `json:"stw_p99_ns"`
+	PauseMax time.Duration `json:"stw_max_ns"`
 }
 
-// Summarize compares the calls around the median with those at or above
-// quantile q of the duration (q in (0.5, 1)).
-func Summarize(calls []*Call, q float64) (*Summary, error) {
+// Summarize compares the calls of the traces (read as one sample) around
+// the median with those at or above quantile q of the duration (q in
+// (0.5, 1)).
+func Summarize(ts []*Trace, q float64) (*Summary, error) {
+	var calls []*Call
+	var stwLens []time.Duration
+	var span time.Duration
+	gcs := 0
+	for _, t := range ts {
+		calls = append(calls, t.Calls...)
+		stwLens = append(stwLens, t.Pauses...)
+		span += t.Span
+		gcs += t.GCs
+	}
 	if len(calls) < 20 {
 		return nil, fmt.Errorf("calltrace: %d complete %s tasks in the trace; at least 20 are needed (was the server run with --pprof and busy during the trace?)", len(calls), TaskType)
 	}
@@ -246,10 +301,20 @@ func Summarize(calls []*Call, q float64) (*Summary, error) {
 	n := len(byDur)
 	mid := byDur[n*45/100 : max(n*55/100, n*45/100+1)]
 	tail := byDur[min(int(float64(n)*q), n-1):]
-	s := &Summary{Calls: n, TailCalls: len(tail), Quantile: q, P50: byDur[n/2].Duration(), PTail: tail[0].Duration()}
+	s := &Summary{Calls: n, TailCalls: len(tail), Quantile: q, P50: byDur[n/2].Duration(), PTail: tail[0].Duration(), Span: span, GCs: gcs, Pauses: len(stwLens)}
+	if n := len(stwLens); n > 0 {
+		slices.Sort(stwLens)
+		s.PauseP50, s.PauseP99, s.PauseMax = stwLens[n/2], stwLens[min(n*99/100, n-1)], stwLens[n-1]
+	}
 	names := map[string]bool{}
-	var stages, states []string
+	var stages, states, pauses []string
 	for _, c := range calls {
+		for k := range c.STWBy {
+			if !names[k] {
+				names[k] = true
+				pauses = append(pauses, k)
+			}
+		}
 		for k := range c.Stages {
 			if !names["stage "+k] {
 				names["stage "+k] = true
@@ -265,6 +330,7 @@ func Summarize(calls []*Call, q float64) (*Summary, error) {
 	}
 	slices.SortFunc(stages, func(a, b string) int { return cmp.Compare(stageOrder(a), stageOrder(b)) })
 	slices.Sort(states)
+	slices.Sort(pauses)
 	mean := func(cs []*Call, f func(*Call) time.Duration) time.Duration {
 		var d time.Duration
 		for _, c := range cs {
@@ -283,6 +349,9 @@ func Summarize(calls []*Call, q float64) (*Summary, error) {
 		add("goroutine "+k, func(c *Call) time.Duration { return c.States[k] })
 	}
 	add("overlapping a stop-the-world pause", func(c *Call) time.Duration { return c.STW })
+	for _, k := range pauses {
+		add("… "+k, func(c *Call) time.Duration { return c.STWBy[k] })
+	}
 	add("overlapping a GC mark phase", func(c *Call) time.Duration { return c.GCMark })
 	add("GC mark assist on its goroutine", func(c *Call) time.Duration { return c.Assist })
 	return s, nil
@@ -305,7 +374,8 @@ func (s *Summary) Format(w io.Writer, title string) {
 	for _, r := range s.Rows {
 		fmt.Fprintf(w, "| %s | %.0f | %.0f | %+.0f |\n", r.Name, us(r.Median), us(r.Tail), us(r.Tail-r.Median))
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "\nIn %.1f s of trace: %d GC cycles (%.1f/s), %d stop-the-world pauses, p50 %.0f µs, p99 %.0f µs, longest %.0f µs.\n\n",
+		s.Span.Seconds(), s.GCs, float64(s.GCs)/max(s.Span.Seconds(), 1e-9), s.Pauses, us(s.PauseP50), us(s.PauseP99), us(s.PauseMax))
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
