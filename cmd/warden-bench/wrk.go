@@ -91,6 +91,8 @@ type wrkOptions struct {
 	// then splits the slowest calls' time (internal/calltrace).
 	traceDir string
 	traceQ   float64
+	// wardenEnv is added to both Warden modes' environment (GOGC=…).
+	wardenEnv []string
 }
 
 // wardenBenchPolicy is the Warden the wrk bench runs: as benchPolicy, plus
@@ -140,6 +142,13 @@ func cmdBenchWrk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	fs.StringVar(&o.traceDir, "trace", "", "take a Go execution trace of Warden during each measured run of the Warden modes into this directory, "+
 		"and print where the slowest calls' time went (the traced runs are slower: read their latencies from a run without --trace)")
+	fs.Func("warden-env", "KEY=VALUE added to both Warden processes' environment, e.g. GOGC=400 (repeatable)", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("%q is not KEY=VALUE", v)
+		}
+		o.wardenEnv = append(o.wardenEnv, v)
+		return nil
+	})
 	fs.Float64Var(&o.traceQ, "trace-quantile", 0.99, "with --trace: the calls at or above this quantile of latency are the tail")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -296,7 +305,8 @@ func (e *wrkEnv) close() {
 }
 
 func newWrkEnv(ctx context.Context, o *wrkOptions, stderr io.Writer) (_ *wrkEnv, err error) {
-	e := &wrkEnv{o: o, urls: map[string]string{}, procs: map[string]*exec.Cmd{}, admin: map[string]string{}, bodies: map[int]string{}, rss: map[string]int64{}, stderr: stderr}
+	e := &wrkEnv{o: o, urls: map[string]string{}, procs: map[string]*exec.Cmd{}, admin: map[string]string{}, bodies: map[int]string{}, rss: map[string]int64{}, stderr: stderr,
+		extraEnv: o.wardenEnv}
 	defer func() {
 		if err != nil {
 			e.close()
@@ -779,6 +789,9 @@ func printWrkReport(out io.Writer, o *wrkOptions, rep *wrkReport) {
 	fmt.Fprintf(out, "Warden: the `warden serve` binary, static identity, one app, audit through the spool into a file sink; "+
 		"\"Warden\" adds a PII guard (every type, block) on input and output. Median of %d runs of %s per mode and scenario, modes interleaved.\n\n",
 		rep.Runs, rep.Duration)
+	if len(o.wardenEnv) > 0 {
+		fmt.Fprintf(out, "Warden's environment adds %s.\n\n", strings.Join(o.wardenEnv, " "))
+	}
 	fmt.Fprintf(out, "| scenario | metric |")
 	for _, m := range wrkModes {
 		fmt.Fprintf(out, " %s |", wrkModeTitle[m])
