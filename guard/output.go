@@ -288,7 +288,12 @@ type Stream struct {
 	queue   []*heldEvent
 	bound   int  // the longest text held for a value that may be unfinished
 	holdAll bool // a guard's custom expression can match whitespace: hold up to bound
-	out     []byte
+	// recordOnly: every output guard only records (no block, mask or
+	// ApplyGuardrail), so no event can change: each is sent as it arrives
+	// and its text is still held back for the scan, which decides values
+	// whole, as for the other actions.
+	recordOnly bool
+	out        []byte
 }
 
 type lane struct {
@@ -328,6 +333,7 @@ type heldEvent struct {
 	sse     bool
 	name    string
 	payload []byte
+	sent    bool // already sent unchanged (Stream.recordOnly)
 }
 
 // heldSpan is one text of a held event: its lane and its range in the
@@ -360,12 +366,42 @@ func (ag *Guards) NewStream(op bedrock.Operation, family string, dryRun bool) *S
 }
 
 func newStream(op bedrock.Operation, family string, gs []*compiled, dryRun bool) *Stream {
-	sg := &Stream{op: op, family: family, o: newOutputScan(gs, dryRun), lanes: map[string]*lane{}}
+	sg := &Stream{op: op, family: family, o: newOutputScan(gs, dryRun), lanes: map[string]*lane{}, recordOnly: len(gs) > 0}
 	for _, g := range gs {
 		sg.bound = max(sg.bound, g.holdBound)
 		sg.holdAll = sg.holdAll || g.holdAll
+		sg.recordOnly = sg.recordOnly && g.recordsOnly()
 	}
 	return sg
+}
+
+// recordsOnly reports whether g can only record what it finds: no action
+// blocks or masks, unscannable content is not blocked, and no Bedrock
+// guardrail (which may intervene) runs.
+func (g *compiled) recordsOnly() bool {
+	if g.blockUnscannable || g.bedrock != nil {
+		return false
+	}
+	for _, a := range g.actions {
+		if a != Record {
+			return false
+		}
+	}
+	return true
+}
+
+// sendNow sends the events just queued when no guard can change them
+// (recordOnly); emit skips them later.
+func (sg *Stream) sendNow() {
+	if !sg.recordOnly {
+		return
+	}
+	for _, h := range sg.queue {
+		if !h.sent {
+			sg.out = append(sg.out, h.raw...)
+			h.sent = true
+		}
+	}
 }
 
 // Outcome is what the guards found in the stream so far (its Body is nil:
@@ -418,6 +454,7 @@ func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 	if e, rule := sg.decide(false); e != nil {
 		return nil, e, rule
 	}
+	sg.sendNow()
 	if e, rule := sg.emit(); e != nil {
 		return nil, e, rule
 	}
@@ -469,6 +506,7 @@ func (sg *Stream) NextSSE(raw []byte, name string, data []byte) ([]byte, *bedroc
 	if e, rule := sg.decide(false); e != nil {
 		return nil, e, rule
 	}
+	sg.sendNow()
 	if e, rule := sg.emit(); e != nil {
 		return nil, e, rule
 	}
@@ -668,6 +706,9 @@ func (sg *Stream) emit() (*bedrock.APIError, string) {
 		}
 		if !ready {
 			break
+		}
+		if h.sent {
+			continue
 		}
 		var edits []spanEdit
 		for i, sp := range h.spans {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -80,12 +81,15 @@ func TestStreamGuardHoldBack(t *testing.T) {
 		want         string   // fmt.Sprint of the released texts per frame
 		blocked      bool
 	}{
-		{"prose leaves word by word", "record", []string{"EMAIL"},
+		{"mask: prose leaves word by word", "mask", []string{"EMAIL"},
 			[]string{"a ", "b ", "c", " ", "<stop>", "d"},
 			`[[a ] [b ] [] [c  ] [<contentBlockStop>] [] [d]]`, false},
-		{"a number is held until it ends", "record", []string{"CREDIT_DEBIT_CARD_NUMBER"},
-			[]string{"card ", "4111 1111", " 1111 1111", " ok", " then"},
-			`[[card ] [] [] [4111 1111  1111 1111] [ ok] [ then]]`, false},
+		{"mask: a number is held until it ends", "mask", []string{"CREDIT_DEBIT_CARD_NUMBER"},
+			[]string{"card ", "4111 1111", " 1111 1", " ok", " then"},
+			`[[card ] [] [] [4111 1111  1111 1] [ ok] [ then]]`, false},
+		{"record: nothing is held", "record", []string{"EMAIL", "CREDIT_DEBIT_CARD_NUMBER"},
+			[]string{"a ", "b", "c", " 4111 1111", " 1111 1111", "<stop>", "d"},
+			`[[a ] [b] [c] [ 4111 1111] [ 1111 1111] [<contentBlockStop>] [d] []]`, false},
 		{"block: none of a card in two", "block", []string{"CREDIT_DEBIT_CARD_NUMBER"},
 			[]string{"card ", "4111 1111", " 1111 1111", " ok"},
 			`[[card ] [] []]`, true},
@@ -130,6 +134,88 @@ func TestStreamGuardHoldBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStreamGuardRecordOnly: when every output guard only records, events
+// leave as they arrive (no hold-back delay), and values split across them
+// are still found whole, once each. A guard that masks beside it brings
+// the hold-back back.
+func TestStreamGuardRecordOnly(t *testing.T) {
+	frames := []string{"mail jo@exa", "mple.com, card 4111 1111", " 1111 1111", " and 4111", " 1111 1111 1111."}
+	t.Run("record only", func(t *testing.T) {
+		sg := testStreamGuard(t, "record", "EMAIL", "CREDIT_DEBIT_CARD_NUMBER")
+		if !sg.recordOnly {
+			t.Fatal("a record-only guard does not send at once")
+		}
+		var fs [][]byte
+		for _, f := range frames {
+			fs = append(fs, deltaFrame(t, f))
+		}
+		got, err := feed(t, sg, fs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, f := range frames {
+			if len(got[i]) != 1 || got[i][0] != f {
+				t.Errorf("frame %d: released %q as it arrived, want %q", i, got[i], f)
+			}
+		}
+		if len(got[len(frames)]) != 0 {
+			t.Errorf("released at the end: %q, want nothing (all sent)", got[len(frames)])
+		}
+		// The same findings as when the text is held (mask), each value
+		// found whole although it was sent in pieces.
+		held := testStreamGuard(t, "mask", "EMAIL", "CREDIT_DEBIT_CARD_NUMBER")
+		if _, err := feed(t, held, fs...); err != nil {
+			t.Fatal(err)
+		}
+		summary := func(o Outcome) (out []string) {
+			for _, f := range o.Findings {
+				out = append(out, f.Type)
+			}
+			slices.Sort(out)
+			return out
+		}
+		got2, want := summary(sg.Outcome()), summary(held.Outcome())
+		if !slices.Equal(got2, want) || len(want) == 0 || !slices.Contains(want, "EMAIL") || !slices.Contains(want, "CREDIT_DEBIT_CARD_NUMBER") {
+			t.Errorf("record-only findings %v, held findings %v: want the same, with EMAIL and the card", got2, want)
+		}
+		for _, f := range sg.Outcome().Findings {
+			if f.Action != Record {
+				t.Errorf("finding %s: action %s, want record", f.Type, f.Action)
+			}
+		}
+	})
+	t.Run("record beside mask", func(t *testing.T) {
+		rec, err := compile("r", Config{PII: &PIIConfig{Types: []string{"EMAIL"}, Action: Record}, Unscannable: "allow"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mask, err := compile("m", Config{PII: &PIIConfig{Types: []string{"CREDIT_DEBIT_CARD_NUMBER"}, Action: Mask}, Unscannable: "allow"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sg := newStream(bedrock.OpConverseStream, bedrock.FamilyUnknown, []*compiled{rec, mask}, false)
+		if sg.recordOnly {
+			t.Fatal("a masking guard beside a recording one: events must be held")
+		}
+		got, err2 := feed(t, sg, deltaFrame(t, "card 4111 1111"), deltaFrame(t, " 1111 1111 ok"))
+		if err2 != nil {
+			t.Fatal(err2)
+		}
+		if strings.ContainsAny(fmt.Sprint(got[0]), "0123456789") || fmt.Sprint(got) != `[[] [card {CREDIT_DEBIT_CARD_NUMBER}] [ ok]]` {
+			t.Errorf("released %q: the card's digits must be held until it is masked", got)
+		}
+	})
+	t.Run("record but block unscannable", func(t *testing.T) {
+		g, err := compile("g", Config{PII: &PIIConfig{Action: Record}, Unscannable: "block"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if newStream(bedrock.OpConverseStream, bedrock.FamilyUnknown, []*compiled{g}, false).recordOnly {
+			t.Error("a guard that blocks unscannable content can stop the stream: events must be held")
+		}
+	})
 }
 
 func TestStreamGuardMasksAcrossEvents(t *testing.T) {

@@ -64,10 +64,10 @@ var bsModeTitle = map[string]string{
 
 // bsGuards is the output guard of the guard mode: every built-in PII type
 // (URL and email included, so the hold bound is max_hold_bytes' default),
-// masking.
-const bsGuards = `guards:
-  out: {pii: {action: mask}, applies_to: [output]}
-`
+// with action (mask by default; record sends every event as it arrives).
+func bsGuards(action string) string {
+	return "guards:\n  out: {pii: {action: " + action + "}, unscannable: allow, applies_to: [output]}\n"
+}
 
 // bsText is one answer the emulator streams.
 type bsText struct {
@@ -145,6 +145,7 @@ type bsOptions struct {
 	runs, calls, blocks, warmup int
 	gap                         time.Duration
 	json                        bool
+	action                      string // the output guard's action
 }
 
 // bsSample is one run's measurements for one mode and text.
@@ -200,6 +201,7 @@ type bsReport struct {
 	Calls      int             `json:"calls"`
 	Blocks     int             `json:"blocks"`
 	GapUs      float64         `json:"token_gap_us"`
+	Action     string          `json:"guard_action"`
 	Baseline   string          `json:"baseline"`
 	Texts      []*bsTextResult `json:"texts"`
 }
@@ -214,12 +216,16 @@ func cmdBenchStream(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.IntVar(&o.blocks, "blocks", 4, "the modes take turns in this many blocks of calls per run and text")
 	fs.IntVar(&o.warmup, "warmup", 3, "warm-up calls per mode and text")
 	fs.DurationVar(&o.gap, "token-gap", 2*time.Millisecond, "the emulator's time between tokens (a model's time per token)")
+	fs.StringVar(&o.action, "action", "mask", "the output guard's action: mask, block (nothing in the texts is found, so neither changes an event) or record (no hold-back)")
 	fs.BoolVar(&o.json, "json", false, "print machine-readable JSON instead of tables")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.action != "mask" && o.action != "block" && o.action != "record" {
+		return fmt.Errorf("--action %q: want mask, block or record", o.action)
 	}
 	if o.runs < 1 || o.calls < 1 || o.blocks < 1 || o.warmup < 0 || o.gap <= 0 {
 		return errors.New("--runs, --calls, --blocks and --token-gap must be positive, --warmup not negative")
@@ -371,7 +377,7 @@ func newBSEnv(ctx context.Context, o *bsOptions) (_ *bsEnv, err error) {
 	for _, m := range bsModes {
 		p := string(policyFor("  endpoint: 127.0.0.1:0", "resign", e.emu.URL))
 		if m == bsGuard {
-			p = strings.Replace(p, "    allow:\n", "    guards: [out]\n    allow:\n", 1) + bsGuards
+			p = strings.Replace(p, "    allow:\n", "    guards: [out]\n    allow:\n", 1) + bsGuards(o.action)
 		}
 		cfg, err := config.ParseConfig([]byte(p))
 		if err != nil {
@@ -489,7 +495,7 @@ func (e *bsEnv) call(ctx context.Context, m string, tx *bsText) (*bsCall, error)
 func buildBSReport(o *bsOptions, texts []*bsText, samples map[string]map[string][]bsSample) *bsReport {
 	rep := &bsReport{
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
-		Runs: o.runs, Calls: o.calls, Blocks: o.blocks, GapUs: float64(o.gap.Nanoseconds()) / 1e3, Baseline: bsNoGuard,
+		Runs: o.runs, Calls: o.calls, Blocks: o.blocks, GapUs: float64(o.gap.Nanoseconds()) / 1e3, Action: o.action, Baseline: bsNoGuard,
 	}
 	for _, tx := range texts {
 		r := &bsTextResult{bsText: *tx, Modes: map[string]*bsModeResult{}}
@@ -536,8 +542,8 @@ func printBSReport(out io.Writer, rep *bsReport) {
 	fmt.Fprintf(out, "## Warden bench-stream\n\n")
 	fmt.Fprintf(out, "%s, GOMAXPROCS=%d (%d CPUs), SDK + Warden + emulator in one process; real aws-sdk-go-v2 ConverseStream through Warden's endpoint (plain HTTP/1.1, keep-alive).\n",
 		rep.GoVersion, rep.GOMAXPROCS, rep.NumCPU)
-	fmt.Fprintf(out, "The emulator streams one token per event, %.0f µs apart. Output guard: `{pii: {action: mask}, applies_to: [output]}` (every PII type; nothing in the texts is masked, so every event passes whole).\n",
-		rep.GapUs)
+	fmt.Fprintf(out, "The emulator streams one token per event, %.0f µs apart. Output guard: `{pii: {action: %s}, unscannable: allow, applies_to: [output]}` (every PII type; nothing in the texts is found, so every event passes whole).\n",
+		rep.GapUs, rep.Action)
 	fmt.Fprintf(out, "Median of %d runs; per run, mode and text %d calls, the modes taking turns in %d blocks (order rotated). Ratios are guard / no guard within each run, then the median across runs.\n\n",
 		rep.Runs, rep.Calls, rep.Blocks)
 	for _, r := range rep.Texts {

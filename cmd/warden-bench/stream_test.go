@@ -68,8 +68,38 @@ func TestBenchStreamJSON(t *testing.T) {
 	}
 }
 
+// TestBenchStreamRecordHoldsNothing: with a record-only output guard the
+// emulator has sent no later token by the time one reaches the SDK (the
+// median; a mask guard holds a word's tokens until it ends). Counted in
+// tokens, not time: robust to a loaded machine.
+func TestBenchStreamRecordHoldsNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	run := func(action string) *bsReport {
+		var stdout, stderr bytes.Buffer
+		args := []string{"--json", "--action", action, "--runs", "1", "--calls", "4", "--blocks", "2", "--warmup", "1", "--token-gap", "2ms"}
+		if err := cmdBenchStream(ctx, args, &stdout, &stderr); err != nil {
+			t.Fatalf("cmdBenchStream --action %s: %v\nstderr:\n%s", action, err, stderr.String())
+		}
+		var rep bsReport
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+			t.Fatal(err)
+		}
+		return &rep
+	}
+	rec, mask := run("record"), run("mask")
+	for i, r := range rec.Texts {
+		if rec.Action != "record" || r.Modes[bsGuard].Median.Heldp50 != 0 {
+			t.Errorf("%s under record: %d tokens held at the median, want 0", r.Name, r.Modes[bsGuard].Median.Heldp50)
+		}
+		if m := mask.Texts[i]; m.Modes[bsGuard].Median.Heldp50 < 1 {
+			t.Errorf("%s under mask: %d tokens held at the median, want ≥ 1 (a word waits for its end)", m.Name, m.Modes[bsGuard].Median.Heldp50)
+		}
+	}
+}
+
 func TestBenchStreamFlags(t *testing.T) {
-	for _, args := range [][]string{{"--runs", "0"}, {"--calls", "0"}, {"--token-gap", "0s"}, {"--calls", "2", "--blocks", "3"}, {"--warmup", "-1"}, {"extra"}} {
+	for _, args := range [][]string{{"--action", "allow"}, {"--runs", "0"}, {"--calls", "0"}, {"--token-gap", "0s"}, {"--calls", "2", "--blocks", "3"}, {"--warmup", "-1"}, {"extra"}} {
 		var stdout, stderr bytes.Buffer
 		if err := cmdBenchStream(context.Background(), args, &stdout, &stderr); err == nil {
 			t.Errorf("%q accepted", args)
