@@ -274,6 +274,10 @@ type Summary struct {
 	PauseP50 time.Duration `json:"stw_p50_ns"`
 	PauseP99 time.Duration `json:"stw_p99_ns"`
 	PauseMax time.Duration `json:"stw_max_ns"`
+	// MedianInGC and TailInGC are the shares of the calls around the
+	// median and of the tail that overlapped a GC mark phase or pause.
+	MedianInGC float64 `json:"median_in_gc"`
+	TailInGC   float64 `json:"tail_in_gc"`
 }
 
 // Summarize compares the calls of the traces (read as one sample) around
@@ -341,6 +345,16 @@ func Summarize(ts []*Trace, q float64) (*Summary, error) {
 	add := func(name string, f func(*Call) time.Duration) {
 		s.Rows = append(s.Rows, Row{Name: name, Median: mean(mid, f), Tail: mean(tail, f)})
 	}
+	inGC := func(cs []*Call) float64 {
+		k := 0
+		for _, c := range cs {
+			if c.GCMark > 0 || c.STW > 0 {
+				k++
+			}
+		}
+		return float64(k) / float64(len(cs))
+	}
+	s.MedianInGC, s.TailInGC = inGC(mid), inGC(tail)
 	add("wall (task begin to end)", (*Call).Duration)
 	for _, k := range stages {
 		add("stage "+k, func(c *Call) time.Duration { return c.Stages[k] })
@@ -374,6 +388,7 @@ func (s *Summary) Format(w io.Writer, title string) {
 	for _, r := range s.Rows {
 		fmt.Fprintf(w, "| %s | %.0f | %.0f | %+.0f |\n", r.Name, us(r.Median), us(r.Tail), us(r.Tail-r.Median))
 	}
+	fmt.Fprintf(w, "\n%.0f %% of the calls around the median and %.0f %% of the tail overlapped a GC (mark phase or pause).", s.MedianInGC*100, s.TailInGC*100)
 	fmt.Fprintf(w, "\nIn %.1f s of trace: %d GC cycles (%.1f/s), %d stop-the-world pauses, p50 %.0f µs, p99 %.0f µs, longest %.0f µs.\n\n",
 		s.Span.Seconds(), s.GCs, float64(s.GCs)/max(s.Span.Seconds(), 1e-9), s.Pauses, us(s.PauseP50), us(s.PauseP99), us(s.PauseMax))
 }
