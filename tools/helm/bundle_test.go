@@ -92,6 +92,76 @@ func TestSidecarsFollowTheBundleService(t *testing.T) {
 	}
 }
 
+// TestSharedProxyFollowsTheBundleService: with sharedProxy.bundle the shared
+// proxy's configuration follows the release's bundle service (its Service's
+// name and port, a name its certificate carries) over TLS with the CA given,
+// trusts the keys the service accepts publishes from, places itself in the
+// release's namespace and the fleet given, keeps its last good bundle on a
+// writable volume, and holds no policy of its own (so `warden serve` takes
+// it from bundles only).
+func TestSharedProxyFollowsTheBundleService(t *testing.T) {
+	m := modes[slices.IndexFunc(modes, func(m mode) bool { return m.name == "shared-bundle" })]
+	r := mustRender(t, m)
+	data := r.configMapData(t, "warden-proxy", "warden.yaml")
+	cfg, err := config.ParseConfig(data)
+	if err != nil {
+		t.Fatalf("the shared proxy's config: %v\n%s", err, data)
+	}
+	b := cfg.Bundle
+	if b == nil {
+		t.Fatalf("the shared proxy's config has no bundle section:\n%s", data)
+	}
+	if len(cfg.Apps) != 0 || len(cfg.Deny) != 0 {
+		t.Errorf("the shared proxy's config holds %d apps and %d deny rules beside its bundle section", len(cfg.Apps), len(cfg.Deny))
+	}
+	u, err := url.Parse(b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := r.find("Service", "warden-bundles")
+	ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
+	if want := fmt.Sprintf("warden-bundles.%s.svc:%v", m.namespace, ports[0].(map[string]any)["port"]); u.Scheme != "https" || u.Host != want {
+		t.Errorf("the shared proxy follows %s, want https://%s", b.URL, want)
+	}
+	names, _, _ := unstructured.NestedStringSlice(r.find("Certificate", "warden-bundles").Object, "spec", "dnsNames")
+	if !slices.Contains(names, u.Hostname()) {
+		t.Errorf("the service's certificate names %v, not %s", names, u.Hostname())
+	}
+	var trust []string
+	cs, _, _ := unstructured.NestedSlice(r.find("Deployment", "warden-bundles").Object, "spec", "template", "spec", "containers")
+	for _, a := range cs[0].(map[string]any)["args"].([]any) {
+		if v, ok := strings.CutPrefix(a.(string), "--trust="); ok {
+			trust = append(trust, v)
+		}
+	}
+	var keys []string
+	for _, k := range b.TrustedKeys {
+		keys = append(keys, k.ID+"="+k.PublicKey)
+	}
+	if !slices.Equal(trust, keys) || len(keys) == 0 {
+		t.Errorf("the shared proxy trusts %q, the service %q", keys, trust)
+	}
+	if b.CertPool() == nil || b.Fleet != "eks-shared" || b.Namespace != m.namespace || b.Wait != 20*time.Second {
+		t.Errorf("bundle section: ca %d bytes, fleet %q, namespace %q, wait %v", len(b.CAPEM), b.Fleet, b.Namespace, b.Wait)
+	}
+	// The cache is on a writable volume of the proxy's container (the root
+	// filesystem is read-only), so a container restart keeps the last good bundle.
+	cs, _, _ = unstructured.NestedSlice(r.find("Deployment", "warden-proxy").Object, "spec", "template", "spec", "containers")
+	writable := false
+	for _, vm := range cs[0].(map[string]any)["volumeMounts"].([]any) {
+		mp := vm.(map[string]any)
+		if ro, _ := mp["readOnly"].(bool); !ro && strings.HasPrefix(b.CacheDir+"/", strings.TrimSuffix(mp["mountPath"].(string), "/")+"/") {
+			writable = true
+		}
+	}
+	if b.CacheDir == "" || !writable {
+		t.Errorf("bundle.cache_dir %q is on no writable volume of the shared proxy", b.CacheDir)
+	}
+	if want := "Policy: signed bundles from " + b.URL + " (namespace " + m.namespace + ", fleet eks-shared),\n  signed by sec-2026-01."; !strings.Contains(r.notes, want) {
+		t.Errorf("NOTES.txt lacks %q:\n%s", want, r.notes)
+	}
+}
+
 // TestBundlePinMatchesInject: the pin the chart's template computes equals
 // the injector's (Go) for every shape of trust roots — defaulted and
 // explicit URL, keys in any order, no CA, an S3 prefix and its endpoint, a

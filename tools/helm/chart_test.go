@@ -101,6 +101,12 @@ var modes = []mode{
 		others: []string{"shop", "reports"},
 	},
 	{
+		name: "shared-bundle", namespace: "warden-system",
+		want: []string{"Deployment/warden-proxy", "ConfigMap/warden-proxy", "Deployment/warden-bundles", "Service/warden-bundles",
+			"Certificate/warden-bundles", "Certificate/warden-proxy"},
+		absent: []string{"Deployment/warden-inject", "Issuer/warden-selfsigned", "ValidatingAdmissionPolicy/warden-pods", "ConfigMap/warden-admission-params"},
+	},
+	{
 		name: "all", namespace: "warden-system",
 		want: []string{"Deployment/warden-inject", "Deployment/warden-bundles", "Deployment/warden-proxy", "Certificate/warden-proxy",
 			"ValidatingAdmissionPolicyBinding/warden-pods"},
@@ -474,6 +480,7 @@ func TestRenderRefuses(t *testing.T) {
 	set := setValue
 	def := modeValues(t, "default")
 	bun := modeValues(t, "bundle")
+	shb := modeValues(t, "shared-bundle")
 	for _, tc := range []struct {
 		name string
 		vals map[string]any
@@ -500,6 +507,11 @@ func TestRenderRefuses(t *testing.T) {
 		{"sidecar bundle caFrom naming both", set(set(bun, "sidecar.bundle.caPEM", ""), "sidecar.bundle.caFrom", map[string]any{"secret": "a", "configMap": "b", "key": "ca.crt"}), "name one secret or one configMap"},
 		{"sidecar bundle without keys", set(set(set(bun, "bundle.enabled", false), "bundle.trustedKeys", []any{}), "sidecar.bundle.url", "https://bundles.corp.example"), "sidecar.bundle.trustedKeys"},
 		{"sidecar bundle key typo", set(bun, "sidecar.bundle.trustedKeys", []any{map[string]any{"id": "k", "public_key": "x"}}), "public_key"},
+		{"shared proxy bundle beside apps", set(shb, "sharedProxy.config.apps", []any{map[string]any{"name": "x"}}), "sharedProxy.config.apps: with sharedProxy.bundle.enabled"},
+		{"shared proxy bundle beside its own bundle section", set(shb, "sharedProxy.config.bundle", map[string]any{"url": "https://x"}), "sharedProxy.config.bundle: with sharedProxy.bundle.enabled"},
+		{"shared proxy bundle without a CA for the chart's service", set(shb, "sharedProxy.bundle.caPEM", ""), "sharedProxy.bundle: caPEM or caFrom is required"},
+		{"shared proxy bundle without a url or service", set(shb, "bundle.enabled", false), "sharedProxy.bundle.url is required"},
+		{"shared proxy bundle over http", set(shb, "sharedProxy.bundle.url", "http://warden-bundles:8443"), "/sharedProxy/bundle/url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, tc.vals, "warden-system")
