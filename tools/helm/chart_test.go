@@ -72,7 +72,7 @@ var modes = []mode{
 			"ClusterRole/warden-inject", "ClusterRoleBinding/warden-inject", "PodDisruptionBudget/warden-inject",
 			"MutatingWebhookConfiguration/warden-inject", "Issuer/warden-selfsigned", "Certificate/warden-inject",
 			"ConfigMap/warden-admission-params", "ValidatingAdmissionPolicy/warden-pods"},
-		absent: []string{"Deployment/warden-bundles", "Deployment/warden-proxy"},
+		absent: []string{"Deployment/warden-bundles", "Deployment/warden-proxy", "PrometheusRule/warden"},
 	},
 	{
 		name: "secret-tls", namespace: "platform",
@@ -109,7 +109,7 @@ var modes = []mode{
 	{
 		name: "all", namespace: "warden-system",
 		want: []string{"Deployment/warden-inject", "Deployment/warden-bundles", "Deployment/warden-proxy", "Certificate/warden-proxy",
-			"ValidatingAdmissionPolicyBinding/warden-pods"},
+			"ValidatingAdmissionPolicyBinding/warden-pods", "PrometheusRule/warden"},
 		absent: []string{"PersistentVolumeClaim/warden-bundles-data"},
 	},
 }
@@ -621,8 +621,9 @@ func TestInjectorMatchesManifests(t *testing.T) {
 
 // TestServerSideDryRun applies every object of every mode to a real
 // kube-apiserver (internal/kubetest) with a server-side dry run and strict
-// field validation, after installing the cert-manager CRDs the certificates
-// need (testdata/crds): schemas, defaults, and admission of the API server's
+// field validation, after installing the CRDs of cert-manager (the
+// certificates) and of the Prometheus Operator (the PrometheusRule) from
+// testdata/crds: schemas, defaults, and admission of the API server's
 // own (ValidatingAdmissionPolicies' CEL is compiled and type-checked there).
 // The Namespace is created for real (`helm install --create-namespace`).
 func TestServerSideDryRun(t *testing.T) {
@@ -630,6 +631,7 @@ func TestServerSideDryRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	installCRDs(t, ctx, c, filepath.Join("testdata", "crds", "cert-manager.yaml"))
+	installCRDs(t, ctx, c, filepath.Join("testdata", "crds", "prometheus-operator.yaml"))
 
 	dyn, err := dynamic.NewForConfig(c.Config)
 	if err != nil {
