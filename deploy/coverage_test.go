@@ -46,7 +46,7 @@ var deployProofs = []proof{
 	{"cdk/go.mod", "semantic: go sees deploy/cdk as its own module, so ./... skips node_modules", []string{"deploy TestCDKProjectFiles"}},
 
 	// ECS.
-	{"ecs/*.json", "SDK validation (RegisterTaskDefinition through the real ECS client) + semantic checks", []string{"deploy TestECSTaskDefinitionsRegister", "deploy TestECSTaskDefinitionsSemantics"}},
+	{"ecs/*.json", "SDK validation (RegisterTaskDefinition through the real ECS client) + semantic checks (a bundle-fed Warden's bundle section and cache volume)", []string{"deploy TestECSTaskDefinitionsRegister", "deploy TestECSTaskDefinitionsSemantics"}},
 	{"ecs/central/*.json", "SDK validation (task definition and service through the ECS client, the NLB through the ELBv2 client) + semantic checks", []string{"deploy TestECSCentralSendsThroughSDK", "deploy TestECSCentralSemantics"}},
 
 	// Warden configs.
