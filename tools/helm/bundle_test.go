@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +160,60 @@ func TestSharedProxyFollowsTheBundleService(t *testing.T) {
 	}
 	if want := "Policy: signed bundles from " + b.URL + " (namespace " + m.namespace + ", fleet eks-shared),\n  signed by sec-2026-01."; !strings.Contains(r.notes, want) {
 		t.Errorf("NOTES.txt lacks %q:\n%s", want, r.notes)
+	}
+}
+
+// TestBundleServiceS3: with bundle.store an S3 prefix the service reads and
+// writes it (`bundle serve --dir s3://…` and the region) with its service
+// account's role, mounts no bundle volume and makes no claim, rolls instead
+// of recreating, and runs several replicas under a PodDisruptionBudget; on
+// a volume (the bundle mode) it keeps one writer: one replica, Recreate.
+func TestBundleServiceS3(t *testing.T) {
+	for _, c := range []struct {
+		mode     string
+		dir      string
+		replicas int64
+		recreate bool
+		pdb      bool
+	}{
+		{"shared-bundle", "s3://platform-warden-bundles/prod/", 2, false, true},
+		{"bundle", "/var/lib/warden-bundles", 1, true, false},
+	} {
+		t.Run(c.mode, func(t *testing.T) {
+			m := modes[slices.IndexFunc(modes, func(m mode) bool { return m.name == c.mode })]
+			r := mustRender(t, m)
+			d := r.find("Deployment", "warden-bundles")
+			rv, _, _ := unstructured.NestedFieldNoCopy(d.Object, "spec", "replicas")
+			replicas, _ := strconv.ParseInt(fmt.Sprint(rv), 10, 64)
+			strategy, _, _ := unstructured.NestedString(d.Object, "spec", "strategy", "type")
+			if replicas != c.replicas || (strategy == "Recreate") != c.recreate {
+				t.Errorf("replicas %d strategy %q, want %d recreate=%v", replicas, strategy, c.replicas, c.recreate)
+			}
+			cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+			var args []string
+			for _, a := range cs[0].(map[string]any)["args"].([]any) {
+				args = append(args, a.(string))
+			}
+			if !slices.Contains(args, "--dir="+c.dir) {
+				t.Errorf("args %q lack --dir=%s", args, c.dir)
+			}
+			vols, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "volumes")
+			hasBundles := slices.ContainsFunc(vols, func(v any) bool { return v.(map[string]any)["name"] == "bundles" })
+			if s3 := strings.HasPrefix(c.dir, "s3://"); s3 {
+				if !slices.Contains(args, "--s3-region=us-east-1") || hasBundles {
+					t.Errorf("S3 store: args %q, a bundles volume %v", args, hasBundles)
+				}
+				sa := r.find("ServiceAccount", "warden-bundles")
+				if sa.GetAnnotations()["eks.amazonaws.com/role-arn"] == "" {
+					t.Errorf("the service account carries no role for the S3 store: %v", sa.GetAnnotations())
+				}
+			} else if !hasBundles {
+				t.Error("a volume store without the bundles volume")
+			}
+			if (r.find("PodDisruptionBudget", "warden-bundles") != nil) != c.pdb {
+				t.Errorf("PodDisruptionBudget warden-bundles rendered %v, want %v", !c.pdb, c.pdb)
+			}
+		})
 	}
 }
 

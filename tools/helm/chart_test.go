@@ -103,8 +103,9 @@ var modes = []mode{
 	{
 		name: "shared-bundle", namespace: "warden-system",
 		want: []string{"Deployment/warden-proxy", "ConfigMap/warden-proxy", "Deployment/warden-bundles", "Service/warden-bundles",
-			"Certificate/warden-bundles", "Certificate/warden-proxy"},
-		absent: []string{"Deployment/warden-inject", "Issuer/warden-selfsigned", "ValidatingAdmissionPolicy/warden-pods", "ConfigMap/warden-admission-params"},
+			"Certificate/warden-bundles", "Certificate/warden-proxy", "PodDisruptionBudget/warden-bundles"},
+		absent: []string{"Deployment/warden-inject", "Issuer/warden-selfsigned", "ValidatingAdmissionPolicy/warden-pods", "ConfigMap/warden-admission-params",
+			"PersistentVolumeClaim/warden-bundles-data"},
 	},
 	{
 		name: "all", namespace: "warden-system",
@@ -507,6 +508,8 @@ func TestRenderRefuses(t *testing.T) {
 		{"sidecar bundle caFrom naming both", set(set(bun, "sidecar.bundle.caPEM", ""), "sidecar.bundle.caFrom", map[string]any{"secret": "a", "configMap": "b", "key": "ca.crt"}), "name one secret or one configMap"},
 		{"sidecar bundle without keys", set(set(set(bun, "bundle.enabled", false), "bundle.trustedKeys", []any{}), "sidecar.bundle.url", "https://bundles.corp.example"), "sidecar.bundle.trustedKeys"},
 		{"sidecar bundle key typo", set(bun, "sidecar.bundle.trustedKeys", []any{map[string]any{"id": "k", "public_key": "x"}}), "public_key"},
+		{"bundle service replicas on a volume", set(bun, "bundle.replicas", 2), "bundle.replicas 2: bundles published to a volume have one writer"},
+		{"bundle service store not S3", set(bun, "bundle.store", "gs://bucket/prefix"), "/bundle/store"},
 		{"shared proxy bundle beside apps", set(shb, "sharedProxy.config.apps", []any{map[string]any{"name": "x"}}), "sharedProxy.config.apps: with sharedProxy.bundle.enabled"},
 		{"shared proxy bundle beside its own bundle section", set(shb, "sharedProxy.config.bundle", map[string]any{"url": "https://x"}), "sharedProxy.config.bundle: with sharedProxy.bundle.enabled"},
 		{"shared proxy bundle without a CA for the chart's service", set(shb, "sharedProxy.bundle.caPEM", ""), "sharedProxy.bundle: caPEM or caFrom is required"},
