@@ -214,4 +214,13 @@ func TestKeysFiles(t *testing.T) {
 	if _, err := ParseTrust(map[string]string{"k": "AAAA"}); err == nil {
 		t.Fatal("a short public key was trusted")
 	}
+	// A directory that does not exist yet (the README's ~/keys) is created,
+	// readable by its owner only.
+	fresh := filepath.Join(dir, "new", "keys")
+	if _, err := GenerateKey(fresh, "sec-2", nil); err != nil {
+		t.Fatalf("GenerateKey into a new directory: %v", err)
+	}
+	if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("the new key directory: %v, %v; want mode 0700", fi, err)
+	}
 }

@@ -19,10 +19,14 @@ import (
 
 // GenerateKey creates an Ed25519 key pair and writes the private key as
 // PKCS #8 PEM to dir/ID.key (mode 0600, never overwriting) and the public
-// key, base64, to dir/ID.pub. It returns the public key's base64.
+// key, base64, to dir/ID.pub, creating dir (mode 0700) when it does not
+// exist. It returns the public key's base64.
 func GenerateKey(dir, id string, rnd io.Reader) (string, error) {
 	if err := ValidKeyID(id); err != nil {
 		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("bundle key: %w", err)
 	}
 	if rnd == nil {
 		rnd = rand.Reader

@@ -556,3 +556,57 @@ func TestStoreNames(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowerNoRollbackAcrossRestart: the serial floor survives a restart
+// in the cached last good bundle. A Warden that ran serial 5 restarts while
+// its source (a store someone rolled back) serves only serial 3, validly
+// signed: it runs 5 from the cache and refuses 3 as older_serial; a Warden
+// without that cache would have taken 3.
+func TestFollowerNoRollbackAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	s, pub := testKey(21, "k")
+	trust := Trust{"k": pub}
+	all := Scope{Fleets: []string{"*"}}
+	cache := t.TempDir()
+
+	first := newTestService(t, trust)
+	first.put(t, fresh(t, 5, all, s))
+	h := newFollowerHarness(t, followerSetup{url: first.ts.URL, client: first.ts.Client(), cache: cache, trust: trust})
+	if changed, err := h.f.Once(ctx); !changed || err != nil || h.f.Current().Serial != 5 {
+		t.Fatalf("first Warden: Once = %v, %v", changed, err)
+	}
+
+	rolledBack := newTestService(t, trust)
+	rolledBack.put(t, fresh(t, 3, all, s))
+	for _, c := range []struct {
+		name       string
+		cache      string
+		wantSerial uint64
+		wantErr    string
+	}{
+		{"restarted with its cache", cache, 5, "older"},
+		{"a new Warden, no cache", t.TempDir(), 3, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newFollowerHarness(t, followerSetup{url: rolledBack.ts.URL, client: rolledBack.ts.Client(), cache: c.cache, trust: trust})
+			if err := r.f.LoadCache(ctx); err != nil {
+				t.Fatal(err)
+			}
+			_, err := r.f.Once(ctx)
+			if (c.wantErr == "") != (err == nil) || (err != nil && (!strings.Contains(err.Error(), c.wantErr) || Reason(err) != "older_serial")) {
+				t.Fatalf("Once = %v, want %q", err, c.wantErr)
+			}
+			if cur := r.f.Current(); cur == nil || cur.Serial != c.wantSerial {
+				t.Fatalf("running %+v, want serial %d", cur, c.wantSerial)
+			}
+			if c.wantErr != "" {
+				if got := testutil.ToFloat64(r.f.metrics.refused.WithLabelValues("older_serial")); got != 1 {
+					t.Errorf("older_serial refusals = %v, want 1", got)
+				}
+				if raw, err := os.ReadFile(filepath.Join(c.cache, CacheFile)); err != nil || !strings.Contains(ETagOf(raw), r.f.Current().ETag) {
+					t.Errorf("the cache no longer holds serial 5: %v", err)
+				}
+			}
+		})
+	}
+}

@@ -46,7 +46,7 @@ var deployProofs = []proof{
 	{"cdk/go.mod", "semantic: go sees deploy/cdk as its own module, so ./... skips node_modules", []string{"deploy TestCDKProjectFiles"}},
 
 	// ECS.
-	{"ecs/*.json", "SDK validation (RegisterTaskDefinition through the real ECS client) + semantic checks", []string{"deploy TestECSTaskDefinitionsRegister", "deploy TestECSTaskDefinitionsSemantics"}},
+	{"ecs/*.json", "SDK validation (RegisterTaskDefinition through the real ECS client) + semantic checks (a bundle-fed Warden's bundle section and cache volume)", []string{"deploy TestECSTaskDefinitionsRegister", "deploy TestECSTaskDefinitionsSemantics"}},
 	{"ecs/central/*.json", "SDK validation (task definition and service through the ECS client, the NLB through the ELBv2 client) + semantic checks", []string{"deploy TestECSCentralSendsThroughSDK", "deploy TestECSCentralSemantics"}},
 
 	// Warden configs.
@@ -67,6 +67,7 @@ var deployProofs = []proof{
 	{"helm/warden/templates/*.yaml", "rendered in some mode, server-side dry run", []string{"tools/helm TestEveryTemplateRenders", "tools/helm TestServerSideDryRun"}},
 	{"helm/warden/templates/*/*.yaml", "rendered in some mode, server-side dry run", []string{"tools/helm TestEveryTemplateRenders", "tools/helm TestServerSideDryRun"}},
 	{"helm/warden/files/admission/*.yaml", "golden: verbatim copies of the embedded policies", []string{"tools/helm TestAdmissionFilesVerbatim", "inject/admission TestDeployCopies"}},
+	{"helm/warden/files/monitoring/*.yaml", "golden: verbatim copy of monitoring/warden-alerts.yaml; rendered as a PrometheusRule, server-side dry run", []string{"tools/helm TestPrometheusRule", "tools/helm TestServerSideDryRun"}},
 
 	// Kubernetes.
 	{"kubernetes/admission/*.yaml", "golden: the embedded policies, which the API server enforces in the tests", []string{"inject/admission TestDeployCopies", "inject TestInjectorWithPolicies"}},
@@ -79,7 +80,7 @@ var deployProofs = []proof{
 	{"kubernetes/transparent-example.yaml", "refused by the injector and policies on a real API server; embedded config validates", []string{"inject TestInjectorWithPolicies", "cmd/warden TestDeployExamplesParse"}},
 
 	// Monitoring.
-	{"monitoring/warden-alerts.yaml", "parse (metricsql) + every metric exists on a running Warden", []string{"proxy TestAlertRulesParse", "proxy TestMonitoringMetricsExist"}},
+	{"monitoring/warden-alerts.yaml", "parse (metricsql) + every metric exists on a running Warden", []string{"proxy TestAlertRulesParse", "proxy TestMonitoringMetricsExist", "tools/helm TestPrometheusRule"}},
 	{"monitoring/warden-dashboard.json", "parse + every metric exists on a running Warden", []string{"proxy TestMonitoringMetricsExist"}},
 }
 

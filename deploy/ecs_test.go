@@ -278,6 +278,9 @@ func checkWarden(t *testing.T, in *ecs.RegisterTaskDefinitionInput, w, app types
 	if _, ok := env(app, "WARDEN_CONFIG"); ok {
 		t.Error("the app container holds Warden's config")
 	}
+	if cfg.Bundle != nil {
+		checkBundleWarden(t, in, w, cfg)
+	}
 	// The app reaches the endpoint listener; the health check the admin.
 	for _, name := range []string{"AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME", "ANTHROPIC_BEDROCK_BASE_URL"} {
 		v, _ := env(app, name)
@@ -320,6 +323,62 @@ func checkWarden(t *testing.T, in *ecs.RegisterTaskDefinitionInput, w, app types
 	decide(t, in, raw, role, fargate)
 }
 
+// checkBundleWarden: a Warden whose policy comes from signed bundles holds
+// none of its own, follows an S3 prefix or a service over HTTPS with at
+// least one trusted key, names its place in bundles' scopes (fleet, and a
+// namespace: there is no POD_NAMESPACE on ECS), and keeps its last good
+// bundle on a writable task volume.
+func checkBundleWarden(t *testing.T, in *ecs.RegisterTaskDefinitionInput, w types.ContainerDefinition, cfg *config.Config) {
+	t.Helper()
+	b := cfg.Bundle
+	if len(cfg.Apps) != 0 || len(cfg.Deny) != 0 {
+		t.Errorf("a bundle-fed Warden's config holds %d apps and %d deny rules", len(cfg.Apps), len(cfg.Deny))
+	}
+	if !strings.HasPrefix(b.URL, "s3://") && !strings.HasPrefix(b.URL, "https://") {
+		t.Errorf("bundle.url %q: want an s3:// prefix or the service's https:// URL", b.URL)
+	}
+	if len(b.TrustedKeys) == 0 {
+		t.Error("bundle.trusted_keys is empty")
+	}
+	if b.Fleet == "" || b.Namespace == "" {
+		t.Errorf("bundle fleet %q namespace %q: on ECS both must be set (no POD_NAMESPACE to default to)", b.Fleet, b.Namespace)
+	}
+	cache := b.CacheDir
+	if cache == "" {
+		cache = config.DefaultBundleCacheDir
+	}
+	mounted := false
+	for _, m := range w.MountPoints {
+		if aws.ToString(m.ContainerPath) == cache && !aws.ToBool(m.ReadOnly) {
+			for _, v := range in.Volumes {
+				if aws.ToString(v.Name) == aws.ToString(m.SourceVolume) && v.Host == nil && v.EfsVolumeConfiguration == nil {
+					mounted = true
+				}
+			}
+		}
+	}
+	if !mounted {
+		t.Errorf("no task volume mounted writable at the bundle cache %s (the image's VOLUME, owned by 65532): the last good bundle would not survive a restart", cache)
+	}
+}
+
+// ecsBundlePolicy is the policy the security team publishes for the
+// chatbot task of fargate-bundle-task-definition.json (the apps the other
+// task definitions embed); decide lays it over a bundle-fed config as a
+// Warden applying the bundle does (config.WithPolicy).
+const ecsBundlePolicy = `apps:
+  - name: chatbot-prod
+    match:
+      tags:
+        ecs.task_role_arn: arn:aws:iam::111122223333:role/warden/app-chatbot
+        aws.account: "111122223333"
+    allow:
+      models: ["anthropic.claude-3-5-haiku-*", "us.anthropic.claude-*"]
+      operations: [Converse, ConverseStream]
+      regions: ["us-*"]
+      profile_scopes: [us]
+`
+
 // decide runs the task's own identity, as the ecs-sidecar source reads it
 // from an ECS agent serving this task's metadata and role, through the
 // embedded policy: the task's role is allowed the app's calls, another
@@ -350,6 +409,11 @@ func decide(t *testing.T, in *ecs.RegisterTaskDefinitionInput, raw, role string,
 		cfg, err := config.ParseConfig([]byte(raw))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if cfg.Bundle != nil {
+			if cfg, err = config.WithPolicy(cfg, []byte(ecsBundlePolicy)); err != nil {
+				t.Fatalf("the published policy over the task's config: %v", err)
+			}
 		}
 		cfg.Identity.ECSSidecar.URL = agent.URL + "/v4/abc"
 		t.Setenv(identity.ECSCredentialsEnv, "/v2/credentials/xyz")

@@ -138,23 +138,32 @@ func cmdPolicySign(args []string, stdout, stderr io.Writer) error {
 const minimalBase = "version: 1\nupstream: {region: us-east-1}\nidentity: {sources: [static], static: {k8s.namespace: x}}\n"
 
 func validateBundlePolicy(name string, data []byte, basePath string) error {
+	_, err := bundlePolicyConfig(name, data, basePath)
+	return err
+}
+
+// bundlePolicyConfig is the config a Warden would run with the policy file
+// name (data) from a bundle: basePath's other keys (or minimalBase's) and
+// the file's apps, deny, mode and guards, validated as a reload validates.
+func bundlePolicyConfig(name string, data []byte, basePath string) (*config.Config, error) {
 	baseData := []byte(minimalBase)
 	if basePath != "" {
 		b, err := os.ReadFile(basePath)
 		if err != nil {
-			return fmt.Errorf("config: %w", err)
+			return nil, fmt.Errorf("config: %w", err)
 		}
 		baseData = b
 	}
 	base, err := config.ParseConfig(baseData)
 	if err != nil {
-		return errors.New(strings.Join(config.Diagnostics(basePath, baseData, err), "\n"))
+		return nil, errors.New(strings.Join(config.Diagnostics(basePath, baseData, err), "\n"))
 	}
 	base.Apps, base.Deny, base.Guards, base.Mode, base.Bundle = nil, nil, nil, "", nil
-	if _, err := config.WithPolicy(base, data); err != nil {
-		return errors.New(strings.Join(config.Diagnostics(name, data, err), "\n"))
+	cfg, err := config.WithPolicy(base, data)
+	if err != nil {
+		return nil, errors.New(strings.Join(config.Diagnostics(name, data, err), "\n"))
 	}
-	return nil
+	return cfg, nil
 }
 
 // bundlePolicyHash is the hash the audit records will carry for a policy.

@@ -55,6 +55,14 @@ import (
 // refused by all three, which keep serving the last good bundle: /readyz
 // (200, its serial, the last problem), warden_policy_serial and the refusal
 // counter on /metrics, an SDK call's decision, and the audit records.
+// Last, with no source reachable, a Warden restarted on its cache runs the
+// last good bundle, and one without a cache is not ready and denies every
+// call (fail closed).
+// propagationBound is the time within which a published change must reach
+// every Warden of TestBundleFleetProcesses, the bound README.md and
+// docs/bundles.md state (the measured time is logged, and is milliseconds).
+const propagationBound = 30 * time.Second
+
 func TestBundleFleetProcesses(t *testing.T) {
 	bin := buildWarden(t)
 	dir := t.TempDir()
@@ -157,7 +165,7 @@ func TestBundleFleetProcesses(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+			for deadline := time.Now().Add(propagationBound); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
 				if w.metric("warden_policy_serial") == 2 {
 					arrived[i] = time.Since(start)
 					return
@@ -193,7 +201,7 @@ func TestBundleFleetProcesses(t *testing.T) {
 	var last time.Duration
 	for i, w := range fleet {
 		if arrived[i] == 0 {
-			t.Fatalf("%s never ran serial 2 (serial %v)", w.ns, w.metric("warden_policy_serial"))
+			t.Fatalf("%s did not run serial 2 within %v of the publish (serial %v)", w.ns, propagationBound, w.metric("warden_policy_serial"))
 		}
 		last = max(last, arrived[i])
 	}
@@ -325,6 +333,52 @@ func TestBundleFleetProcesses(t *testing.T) {
 			t.Errorf("%s: the audit records' serials %v, want %s", w.ns, serials, want)
 		}
 	}
+
+	// Restarts with no bundle source reachable (nothing listens at dead):
+	// a Warden with its cache runs its last good bundle at once; one
+	// without a cache is not ready and denies every call (fail closed).
+	dead := "https://" + freeAddr(t)
+	restart := func(ns, cache string) *fleetWarden {
+		t.Helper()
+		w := &fleetWarden{ns: ns + "-restarted", endpoint: freeAddr(t), admin: freeAddr(t), audit: filepath.Join(dir, ns+"-restarted-audit.jsonl")}
+		cfg := strings.NewReplacer("${EP}", w.endpoint, "${ADMIN}", w.admin, "${UPSTREAM}", emu.URL, "${SPOOL}", filepath.Join(dir, ns+"-restarted-spool"),
+			"${AUDIT}", w.audit, "${URL}", dead, "${CA}", caFile, "${PUB}", pub, "${NS}", ns, "${CACHE}", cache).Replace(fleetConfig)
+		cfgPath := filepath.Join(dir, ns+"-restarted.yaml")
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		w.proc = startProc(t, "warden-"+w.ns, bin, env, "serve", "--config", cfgPath)
+		return w
+	}
+	t.Run("restart_from_cache", func(t *testing.T) {
+		w := restart(fleet[0].ns, filepath.Join(dir, fleet[0].ns+"-cache"))
+		waitUntil(t, w.ns+" answering /readyz", func() bool { code, _ := w.get("/readyz"); return code != 0 })
+		if code, body := w.get("/readyz"); code != 200 || !strings.Contains(body, "serial 2") {
+			t.Errorf("/readyz = %d %q, want 200 on the cached serial 2", code, body)
+		}
+		if h := w.policyHash(); h != good[fleet[0].ns] {
+			t.Errorf("policy hash %s, want the cached bundle's %s", h, good[fleet[0].ns])
+		}
+		if err := w.converse(claudeModel); err != nil {
+			t.Errorf("claude under the cached serial 2: %v", err)
+		}
+	})
+	t.Run("fail_closed", func(t *testing.T) {
+		w := restart("fresh", filepath.Join(dir, "fresh-cache"))
+		waitUntil(t, w.ns+" failing to fetch", func() bool {
+			_, body := w.get("/readyz")
+			return strings.Contains(body, "fetching the policy bundle")
+		})
+		if code, body := w.get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "none loaded") {
+			t.Errorf("/readyz = %d %q, want 503, none loaded", code, body)
+		}
+		if v := w.metric("warden_policy_bundle_loaded"); v != 0 {
+			t.Errorf("warden_policy_bundle_loaded = %v, want 0", v)
+		}
+		if err := w.converse(novaModel); !isAccessDenied(err) {
+			t.Errorf("a call with no bundle: %v, want AccessDenied", err)
+		}
+	})
 }
 
 // fleetConfig is each Warden's own config: its policy comes from bundles.

@@ -79,6 +79,30 @@ func TestPolicySignVerifyPublish(t *testing.T) {
 		t.Errorf("sign printed %q, not the policy hash %s", out, config.PolicyHash(merged))
 	}
 
+	// policy test and explain take the policy file alone (--policy), over a
+	// Warden's own config when given (its bundle section included).
+	cases := filepath.Join(dir, "cases.yaml")
+	_ = os.WriteFile(cases, []byte("cases:\n  - name: shop\n    strong_tags: {k8s.namespace: shop}\n    operation: Converse\n"+
+		"    model: anthropic.claude-3-haiku-20240307-v1:0\n    expect: allow\n"), 0o644)
+	wardenCfg := filepath.Join(dir, "warden.yaml")
+	_ = os.WriteFile(wardenCfg, []byte("version: 1\nupstream: {region: us-east-1}\nidentity: {sources: [static], static: {k8s.namespace: shop}}\nbundle:\n"+
+		"  url: https://warden-bundles.warden-system.svc:8443\n  trusted_keys: [{id: sec-2026-12, public_key: \"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\"}]\n"), 0o644)
+	for _, args := range [][]string{
+		{"policy", "test", "--policy", pol, "--cases", cases},
+		{"policy", "test", "--policy", pol, "--config", wardenCfg, "--cases", cases},
+	} {
+		if out := runOK(t, args...); !strings.Contains(out, "PASS: 1/1") {
+			t.Errorf("warden %s printed %q", strings.Join(args, " "), out)
+		}
+	}
+	if out := runOK(t, "policy", "explain", "--policy", pol, "--tag", "k8s.namespace=shop:strong", "--op", "Converse",
+		"--model", "anthropic.claude-3-haiku-20240307-v1:0"); !strings.Contains(out, "SELECTED") {
+		t.Errorf("explain --policy printed %q", out)
+	}
+	if e := runErr(t, "policy", "test", "--policy", wardenCfg, "--cases", cases); !strings.Contains(e, "warden.yaml:2:1") || !strings.Contains(e, "a policy bundle holds only") {
+		t.Errorf("policy test --policy of a whole config: %q", e)
+	}
+
 	bad := filepath.Join(dir, "bad.yaml")
 	_ = os.WriteFile(bad, []byte("apps:\n  - name: x\n    colour: red\n"), 0o644)
 	if e := runErr(t, "policy", "sign", "--policy", bad, "--key", key, "--key-id", "sec-2026-12", "--fleet", "*", "--out", filepath.Join(dir, "x.json")); !strings.Contains(e, "bad.yaml:3:5") {

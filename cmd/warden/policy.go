@@ -27,9 +27,11 @@ const (
         without touching the network; warnings (unreachable apps …) fail only with --strict
 `
 	policyTestUsage = `  warden policy test --config FILE --cases CASES.yaml [-v]
-        run policy test cases; exit 1 if any fails
+  warden policy test --policy FILE [--config FILE] --cases CASES.yaml [-v]
+        run policy test cases; exit 1 if any fails. --policy is a bundle's policy file (apps, deny, mode,
+        guards), tested as policy sign validates it: on --config's other keys, or on a minimal config
 `
-	policyExplainUsage = `  warden policy explain --config FILE --tag KEY=VALUE[:strong] … --op OPERATION [--model ID]
+	policyExplainUsage = `  warden policy explain --config FILE|--policy FILE --tag KEY=VALUE[:strong] … --op OPERATION [--model ID]
         [--foundation ID …] [--region R …] [--unresolved] [--s3-output URI]
         show which app selects the identity, each selector's result, the decision and its rule
 `
@@ -95,6 +97,30 @@ func loadPolicy(path string) (*config.Config, *policy.Policy, error) {
 		return nil, nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, p, nil
+}
+
+// loadTestPolicy is loadPolicy for test and explain: with policyPath (a
+// bundle's policy file, as `policy sign` takes it) the policy comes from
+// that file, laid over configPath's other keys or over the minimal config
+// sign validates against; without it, from configPath.
+func loadTestPolicy(configPath, policyPath string) (*policy.Policy, error) {
+	if policyPath == "" {
+		_, p, err := loadPolicy(configPath)
+		return p, err
+	}
+	data, err := os.ReadFile(policyPath)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	cfg, err := bundlePolicyConfig(policyPath, data, configPath)
+	if err != nil {
+		return nil, err
+	}
+	p, err := policy.New(cfg.Policy())
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %w", policyPath, err)
+	}
+	return p, nil
 }
 
 // configFlag accepts the file as --config or as the first argument.
@@ -292,6 +318,7 @@ func cmdPolicyTest(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("policy test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
+	polPath := fs.String("policy", "", "a bundle's policy file (apps, deny, mode, guards), instead of --config's policy")
 	casesPath := fs.String("cases", "", "test cases (YAML)")
 	verbose := fs.Bool("v", false, "print each decision, passing cases included")
 	if err := parsePolicyFlags(fs, args, path, casesPath); err != nil {
@@ -300,7 +327,7 @@ func cmdPolicyTest(args []string, stdout, stderr io.Writer) error {
 	if *casesPath == "" {
 		return errors.New("--cases is required")
 	}
-	_, p, err := loadPolicy(*path)
+	p, err := loadTestPolicy(*path, *polPath)
 	if err != nil {
 		return err
 	}
@@ -385,13 +412,14 @@ func cmdPolicyExplain(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&regions, "region", "a region the resolved foundation-model ARNs name (repeatable)")
 	unresolved := fs.Bool("unresolved", false, "the indirect model id could not be resolved")
 	s3 := fs.String("s3-output", "", "StartAsyncInvoke output s3Uri")
+	polPath := fs.String("policy", "", "a bundle's policy file (apps, deny, mode, guards), instead of --config's policy")
 	if err := parsePolicyFlags(fs, args, path); err != nil {
 		return err
 	}
 	if *op == "" {
 		return errors.New("--op is required")
 	}
-	_, p, err := loadPolicy(*path)
+	p, err := loadTestPolicy(*path, *polPath)
 	if err != nil {
 		return err
 	}

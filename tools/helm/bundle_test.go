@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,130 @@ func TestSidecarsFollowTheBundleService(t *testing.T) {
 		if sc.Bundle == nil || sc.Bundle.TrustRoots().Pin() != pin || len(sc.Apps) != 0 {
 			t.Errorf("%s sidecar: bundle %+v apps %d, pin want %s", mode, sc.Bundle, len(sc.Apps), pin)
 		}
+	}
+}
+
+// TestSharedProxyFollowsTheBundleService: with sharedProxy.bundle the shared
+// proxy's configuration follows the release's bundle service (its Service's
+// name and port, a name its certificate carries) over TLS with the CA given,
+// trusts the keys the service accepts publishes from, places itself in the
+// release's namespace and the fleet given, keeps its last good bundle on a
+// writable volume, and holds no policy of its own (so `warden serve` takes
+// it from bundles only).
+func TestSharedProxyFollowsTheBundleService(t *testing.T) {
+	m := modes[slices.IndexFunc(modes, func(m mode) bool { return m.name == "shared-bundle" })]
+	r := mustRender(t, m)
+	data := r.configMapData(t, "warden-proxy", "warden.yaml")
+	cfg, err := config.ParseConfig(data)
+	if err != nil {
+		t.Fatalf("the shared proxy's config: %v\n%s", err, data)
+	}
+	b := cfg.Bundle
+	if b == nil {
+		t.Fatalf("the shared proxy's config has no bundle section:\n%s", data)
+	}
+	if len(cfg.Apps) != 0 || len(cfg.Deny) != 0 {
+		t.Errorf("the shared proxy's config holds %d apps and %d deny rules beside its bundle section", len(cfg.Apps), len(cfg.Deny))
+	}
+	u, err := url.Parse(b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := r.find("Service", "warden-bundles")
+	ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
+	if want := fmt.Sprintf("warden-bundles.%s.svc:%v", m.namespace, ports[0].(map[string]any)["port"]); u.Scheme != "https" || u.Host != want {
+		t.Errorf("the shared proxy follows %s, want https://%s", b.URL, want)
+	}
+	names, _, _ := unstructured.NestedStringSlice(r.find("Certificate", "warden-bundles").Object, "spec", "dnsNames")
+	if !slices.Contains(names, u.Hostname()) {
+		t.Errorf("the service's certificate names %v, not %s", names, u.Hostname())
+	}
+	var trust []string
+	cs, _, _ := unstructured.NestedSlice(r.find("Deployment", "warden-bundles").Object, "spec", "template", "spec", "containers")
+	for _, a := range cs[0].(map[string]any)["args"].([]any) {
+		if v, ok := strings.CutPrefix(a.(string), "--trust="); ok {
+			trust = append(trust, v)
+		}
+	}
+	var keys []string
+	for _, k := range b.TrustedKeys {
+		keys = append(keys, k.ID+"="+k.PublicKey)
+	}
+	if !slices.Equal(trust, keys) || len(keys) == 0 {
+		t.Errorf("the shared proxy trusts %q, the service %q", keys, trust)
+	}
+	if b.CertPool() == nil || b.Fleet != "eks-shared" || b.Namespace != m.namespace || b.Wait != 20*time.Second {
+		t.Errorf("bundle section: ca %d bytes, fleet %q, namespace %q, wait %v", len(b.CAPEM), b.Fleet, b.Namespace, b.Wait)
+	}
+	// The cache is on a writable volume of the proxy's container (the root
+	// filesystem is read-only), so a container restart keeps the last good bundle.
+	cs, _, _ = unstructured.NestedSlice(r.find("Deployment", "warden-proxy").Object, "spec", "template", "spec", "containers")
+	writable := false
+	for _, vm := range cs[0].(map[string]any)["volumeMounts"].([]any) {
+		mp := vm.(map[string]any)
+		if ro, _ := mp["readOnly"].(bool); !ro && strings.HasPrefix(b.CacheDir+"/", strings.TrimSuffix(mp["mountPath"].(string), "/")+"/") {
+			writable = true
+		}
+	}
+	if b.CacheDir == "" || !writable {
+		t.Errorf("bundle.cache_dir %q is on no writable volume of the shared proxy", b.CacheDir)
+	}
+	if want := "Policy: signed bundles from " + b.URL + " (namespace " + m.namespace + ", fleet eks-shared),\n  signed by sec-2026-01."; !strings.Contains(r.notes, want) {
+		t.Errorf("NOTES.txt lacks %q:\n%s", want, r.notes)
+	}
+}
+
+// TestBundleServiceS3: with bundle.store an S3 prefix the service reads and
+// writes it (`bundle serve --dir s3://…` and the region) with its service
+// account's role, mounts no bundle volume and makes no claim, rolls instead
+// of recreating, and runs several replicas under a PodDisruptionBudget; on
+// a volume (the bundle mode) it keeps one writer: one replica, Recreate.
+func TestBundleServiceS3(t *testing.T) {
+	for _, c := range []struct {
+		mode     string
+		dir      string
+		replicas int64
+		recreate bool
+		pdb      bool
+	}{
+		{"shared-bundle", "s3://platform-warden-bundles/prod/", 2, false, true},
+		{"bundle", "/var/lib/warden-bundles", 1, true, false},
+	} {
+		t.Run(c.mode, func(t *testing.T) {
+			m := modes[slices.IndexFunc(modes, func(m mode) bool { return m.name == c.mode })]
+			r := mustRender(t, m)
+			d := r.find("Deployment", "warden-bundles")
+			rv, _, _ := unstructured.NestedFieldNoCopy(d.Object, "spec", "replicas")
+			replicas, _ := strconv.ParseInt(fmt.Sprint(rv), 10, 64)
+			strategy, _, _ := unstructured.NestedString(d.Object, "spec", "strategy", "type")
+			if replicas != c.replicas || (strategy == "Recreate") != c.recreate {
+				t.Errorf("replicas %d strategy %q, want %d recreate=%v", replicas, strategy, c.replicas, c.recreate)
+			}
+			cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+			var args []string
+			for _, a := range cs[0].(map[string]any)["args"].([]any) {
+				args = append(args, a.(string))
+			}
+			if !slices.Contains(args, "--dir="+c.dir) {
+				t.Errorf("args %q lack --dir=%s", args, c.dir)
+			}
+			vols, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "volumes")
+			hasBundles := slices.ContainsFunc(vols, func(v any) bool { return v.(map[string]any)["name"] == "bundles" })
+			if s3 := strings.HasPrefix(c.dir, "s3://"); s3 {
+				if !slices.Contains(args, "--s3-region=us-east-1") || hasBundles {
+					t.Errorf("S3 store: args %q, a bundles volume %v", args, hasBundles)
+				}
+				sa := r.find("ServiceAccount", "warden-bundles")
+				if sa.GetAnnotations()["eks.amazonaws.com/role-arn"] == "" {
+					t.Errorf("the service account carries no role for the S3 store: %v", sa.GetAnnotations())
+				}
+			} else if !hasBundles {
+				t.Error("a volume store without the bundles volume")
+			}
+			if (r.find("PodDisruptionBudget", "warden-bundles") != nil) != c.pdb {
+				t.Errorf("PodDisruptionBudget warden-bundles rendered %v, want %v", !c.pdb, c.pdb)
+			}
+		})
 	}
 }
 

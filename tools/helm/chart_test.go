@@ -72,7 +72,7 @@ var modes = []mode{
 			"ClusterRole/warden-inject", "ClusterRoleBinding/warden-inject", "PodDisruptionBudget/warden-inject",
 			"MutatingWebhookConfiguration/warden-inject", "Issuer/warden-selfsigned", "Certificate/warden-inject",
 			"ConfigMap/warden-admission-params", "ValidatingAdmissionPolicy/warden-pods"},
-		absent: []string{"Deployment/warden-bundles", "Deployment/warden-proxy"},
+		absent: []string{"Deployment/warden-bundles", "Deployment/warden-proxy", "PrometheusRule/warden"},
 	},
 	{
 		name: "secret-tls", namespace: "platform",
@@ -101,9 +101,16 @@ var modes = []mode{
 		others: []string{"shop", "reports"},
 	},
 	{
+		name: "shared-bundle", namespace: "warden-system",
+		want: []string{"Deployment/warden-proxy", "ConfigMap/warden-proxy", "Deployment/warden-bundles", "Service/warden-bundles",
+			"Certificate/warden-bundles", "Certificate/warden-proxy", "PodDisruptionBudget/warden-bundles"},
+		absent: []string{"Deployment/warden-inject", "Issuer/warden-selfsigned", "ValidatingAdmissionPolicy/warden-pods", "ConfigMap/warden-admission-params",
+			"PersistentVolumeClaim/warden-bundles-data"},
+	},
+	{
 		name: "all", namespace: "warden-system",
 		want: []string{"Deployment/warden-inject", "Deployment/warden-bundles", "Deployment/warden-proxy", "Certificate/warden-proxy",
-			"ValidatingAdmissionPolicyBinding/warden-pods"},
+			"ValidatingAdmissionPolicyBinding/warden-pods", "PrometheusRule/warden"},
 		absent: []string{"PersistentVolumeClaim/warden-bundles-data"},
 	},
 }
@@ -474,6 +481,7 @@ func TestRenderRefuses(t *testing.T) {
 	set := setValue
 	def := modeValues(t, "default")
 	bun := modeValues(t, "bundle")
+	shb := modeValues(t, "shared-bundle")
 	for _, tc := range []struct {
 		name string
 		vals map[string]any
@@ -500,6 +508,13 @@ func TestRenderRefuses(t *testing.T) {
 		{"sidecar bundle caFrom naming both", set(set(bun, "sidecar.bundle.caPEM", ""), "sidecar.bundle.caFrom", map[string]any{"secret": "a", "configMap": "b", "key": "ca.crt"}), "name one secret or one configMap"},
 		{"sidecar bundle without keys", set(set(set(bun, "bundle.enabled", false), "bundle.trustedKeys", []any{}), "sidecar.bundle.url", "https://bundles.corp.example"), "sidecar.bundle.trustedKeys"},
 		{"sidecar bundle key typo", set(bun, "sidecar.bundle.trustedKeys", []any{map[string]any{"id": "k", "public_key": "x"}}), "public_key"},
+		{"bundle service replicas on a volume", set(bun, "bundle.replicas", 2), "bundle.replicas 2: bundles published to a volume have one writer"},
+		{"bundle service store not S3", set(bun, "bundle.store", "gs://bucket/prefix"), "/bundle/store"},
+		{"shared proxy bundle beside apps", set(shb, "sharedProxy.config.apps", []any{map[string]any{"name": "x"}}), "sharedProxy.config.apps: with sharedProxy.bundle.enabled"},
+		{"shared proxy bundle beside its own bundle section", set(shb, "sharedProxy.config.bundle", map[string]any{"url": "https://x"}), "sharedProxy.config.bundle: with sharedProxy.bundle.enabled"},
+		{"shared proxy bundle without a CA for the chart's service", set(shb, "sharedProxy.bundle.caPEM", ""), "sharedProxy.bundle: caPEM or caFrom is required"},
+		{"shared proxy bundle without a url or service", set(shb, "bundle.enabled", false), "sharedProxy.bundle.url is required"},
+		{"shared proxy bundle over http", set(shb, "sharedProxy.bundle.url", "http://warden-bundles:8443"), "/sharedProxy/bundle/url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, tc.vals, "warden-system")
@@ -609,8 +624,9 @@ func TestInjectorMatchesManifests(t *testing.T) {
 
 // TestServerSideDryRun applies every object of every mode to a real
 // kube-apiserver (internal/kubetest) with a server-side dry run and strict
-// field validation, after installing the cert-manager CRDs the certificates
-// need (testdata/crds): schemas, defaults, and admission of the API server's
+// field validation, after installing the CRDs of cert-manager (the
+// certificates) and of the Prometheus Operator (the PrometheusRule) from
+// testdata/crds: schemas, defaults, and admission of the API server's
 // own (ValidatingAdmissionPolicies' CEL is compiled and type-checked there).
 // The Namespace is created for real (`helm install --create-namespace`).
 func TestServerSideDryRun(t *testing.T) {
@@ -618,6 +634,7 @@ func TestServerSideDryRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	installCRDs(t, ctx, c, filepath.Join("testdata", "crds", "cert-manager.yaml"))
+	installCRDs(t, ctx, c, filepath.Join("testdata", "crds", "prometheus-operator.yaml"))
 
 	dyn, err := dynamic.NewForConfig(c.Config)
 	if err != nil {

@@ -152,6 +152,18 @@ the CA files) the chart's Deployment and Service expect. */}}
 {{- if $v.central.enabled -}}
 {{- include "warden.centralConfig" (dict "v" $v "cfg" $cfg "listen" $listen) -}}
 {{- end -}}
+{{- with (include "warden.sharedProxyBundle" . | fromYaml) -}}
+{{- if hasKey $cfg "bundle" -}}
+{{- fail "sharedProxy.config.bundle: with sharedProxy.bundle.enabled the chart writes it from sharedProxy.bundle" -}}
+{{- end -}}
+{{- range $k := list "apps" "deny" "guards" "mode" -}}
+{{- if get $cfg $k -}}
+{{- fail (printf "sharedProxy.config.%s: with sharedProxy.bundle.enabled the policy comes from signed bundles; remove it (publish it with `warden policy sign` and `warden policy publish`)" $k) -}}
+{{- end -}}
+{{- $_ := unset $cfg $k -}}
+{{- end -}}
+{{- $_ := set $cfg "bundle" . -}}
+{{- end -}}
 {{- $_ := set $cfg "listen" $listen -}}
 # Written by the warden Helm chart from sharedProxy.config; `warden serve --config` reads it.
 {{ toYaml $cfg }}
@@ -223,50 +235,60 @@ Warden for many VPCs and accounts"). What the chart writes may not also come fro
 sidecar gets. url defaults to the chart's bundle service, trusted_keys to bundle.trustedKeys, and the CA comes
 inline (caPEM) or, at install, from a Secret or ConfigMap of the release's namespace (caFrom). */}}
 {{- define "warden.sidecarBundle" -}}
-{{- $b := .Values.sidecar.bundle -}}
-{{- if $b.enabled -}}
-{{- $own := printf "https://warden-bundles.%s.svc:%d" .Release.Namespace (int .Values.bundle.port) -}}
+{{- if .Values.sidecar.bundle.enabled -}}
+{{- include "warden.bundleTrust" (dict "ctx" . "b" .Values.sidecar.bundle "what" "sidecar.bundle" "who" "sidecars") -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A bundle section's trust roots from the values .b (sidecar.bundle or sharedProxy.bundle, named .what in errors;
+.who are the Wardens that pin the CA): url (default: the chart's bundle service), ca (PEM, from caPEM or caFrom),
+trusted_keys (default: bundle.trustedKeys), fleet, wait, retry, s3 — in the injector configuration's field names. */}}
+{{- define "warden.bundleTrust" -}}
+{{- $ := .ctx -}}
+{{- $b := .b -}}
+{{- $what := .what -}}
+{{- $own := printf "https://warden-bundles.%s.svc:%d" $.Release.Namespace (int $.Values.bundle.port) -}}
 {{- $url := $b.url -}}
 {{- if not $url -}}
-{{- if not .Values.bundle.enabled -}}
-{{- fail "sidecar.bundle.url is required (the bundle service's https:// URL or an s3://BUCKET/PREFIX), or set bundle.enabled for the chart's own service" -}}
+{{- if not $.Values.bundle.enabled -}}
+{{- fail (printf "%s.url is required (the bundle service's https:// URL or an s3://BUCKET/PREFIX), or set bundle.enabled for the chart's own service" $what) -}}
 {{- end -}}
 {{- $url = $own -}}
 {{- end -}}
 {{- $ca := $b.caPEM -}}
 {{- with $b.caFrom -}}
 {{- if $ca -}}
-{{- fail "sidecar.bundle: give caPEM or caFrom, not both" -}}
+{{- fail (printf "%s: give caPEM or caFrom, not both" $what) -}}
 {{- end -}}
-{{- $key := required "sidecar.bundle.caFrom.key is required (e.g. ca.crt)" .key -}}
+{{- $key := required (printf "%s.caFrom.key is required (e.g. ca.crt)" $what) .key -}}
 {{- if and .secret (not .configMap) -}}
 {{- $obj := lookup "v1" "Secret" $.Release.Namespace .secret -}}
 {{- $ca = get (default (dict) $obj.data) $key | b64dec -}}
 {{- if not $ca -}}
-{{- fail (printf "sidecar.bundle.caFrom: Secret %s/%s has no key %q (it must exist before install; helm template and --dry-run=client cannot read the cluster: give caPEM there)" $.Release.Namespace .secret $key) -}}
+{{- fail (printf "%s.caFrom: Secret %s/%s has no key %q (it must exist before install; helm template and --dry-run=client cannot read the cluster: give caPEM there)" $what $.Release.Namespace .secret $key) -}}
 {{- end -}}
 {{- else if and .configMap (not .secret) -}}
 {{- $obj := lookup "v1" "ConfigMap" $.Release.Namespace .configMap -}}
 {{- $ca = get (default (dict) $obj.data) $key -}}
 {{- if not $ca -}}
-{{- fail (printf "sidecar.bundle.caFrom: ConfigMap %s/%s has no key %q (it must exist before install; helm template and --dry-run=client cannot read the cluster: give caPEM there)" $.Release.Namespace .configMap $key) -}}
+{{- fail (printf "%s.caFrom: ConfigMap %s/%s has no key %q (it must exist before install; helm template and --dry-run=client cannot read the cluster: give caPEM there)" $what $.Release.Namespace .configMap $key) -}}
 {{- end -}}
 {{- else -}}
-{{- fail "sidecar.bundle.caFrom: name one secret or one configMap (and its key)" -}}
+{{- fail (printf "%s.caFrom: name one secret or one configMap (and its key)" $what) -}}
 {{- end -}}
 {{- end -}}
 {{- if and (eq $url $own) (not $ca) -}}
-{{- fail "sidecar.bundle: caPEM or caFrom is required with the chart's bundle service (its certificate comes from your issuer, which the system roots do not know)" -}}
+{{- fail (printf "%s: caPEM or caFrom is required with the chart's bundle service (its certificate comes from your issuer, which the system roots do not know)" $what) -}}
 {{- end -}}
-{{- if and (eq $url $own) .Values.tls.certManager.enabled (not .Values.tls.certManager.issuerRef) -}}
-{{- fail "sidecar.bundle with the chart's bundle service needs a CA that outlives the service's certificate (sidecars pin it): set tls.certManager.issuerRef to your CA issuer and give its CA in sidecar.bundle.caPEM or caFrom" -}}
+{{- if and (eq $url $own) $.Values.tls.certManager.enabled (not $.Values.tls.certManager.issuerRef) -}}
+{{- fail (printf "%s with the chart's bundle service needs a CA that outlives the service's certificate (%s pin it): set tls.certManager.issuerRef to your CA issuer and give its CA in %s.caPEM or caFrom" $what .who $what) -}}
 {{- end -}}
 {{- $keys := list -}}
-{{- range (default .Values.bundle.trustedKeys $b.trustedKeys) -}}
+{{- range (default $.Values.bundle.trustedKeys $b.trustedKeys) -}}
 {{- $keys = append $keys (dict "id" .id "public_key" .publicKey) -}}
 {{- end -}}
 {{- if not $keys -}}
-{{- fail "sidecar.bundle.trustedKeys (or bundle.trustedKeys): at least one {id, publicKey} is required (the keys bundles may be signed with)" -}}
+{{- fail (printf "%s.trustedKeys (or bundle.trustedKeys): at least one {id, publicKey} is required (the keys bundles may be signed with)" $what) -}}
 {{- end -}}
 {{- $out := dict "url" $url "trusted_keys" $keys -}}
 {{- with $ca }}{{ $_ := set $out "ca" . }}{{ end -}}
@@ -274,6 +296,19 @@ inline (caPEM) or, at install, from a Secret or ConfigMap of the release's names
 {{- with $b.wait }}{{ $_ := set $out "wait" . }}{{ end -}}
 {{- with $b.retry }}{{ $_ := set $out "retry" . }}{{ end -}}
 {{- with $b.s3 }}{{ $_ := set $out "s3" (dict "region" (default "" .region) "endpoint" (default "" .endpoint) "path_style" (default false .pathStyle)) }}{{ end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* The shared proxy's bundle section (Warden's configuration; empty without sharedProxy.bundle.enabled): the trust
+roots as for sidecars (warden.bundleTrust), the release's namespace as its place in bundles' scopes, and the cache
+of the last good bundle in the spool volume (kept across container restarts). */}}
+{{- define "warden.sharedProxyBundle" -}}
+{{- $b := .Values.sharedProxy.bundle -}}
+{{- if $b.enabled -}}
+{{- $t := include "warden.bundleTrust" (dict "ctx" . "b" $b "what" "sharedProxy.bundle" "who" "shared proxies") | fromYaml -}}
+{{- $out := dict "url" $t.url "trusted_keys" $t.trusted_keys "namespace" (default .Release.Namespace $b.namespace) "cache_dir" "/var/lib/warden/bundle" -}}
+{{- with $t.ca }}{{ $_ := set $out "ca_pem" . }}{{ end -}}
+{{- range $k := list "fleet" "wait" "retry" "s3" }}{{ with get $t $k }}{{ $_ := set $out $k . }}{{ end }}{{ end -}}
 {{- toYaml $out -}}
 {{- end -}}
 {{- end -}}
