@@ -354,8 +354,11 @@ func (in *Injector) iptablesContainer() corev1.Container {
 		Name:            IptablesContainerName,
 		Image:           in.cfg.Image,
 		ImagePullPolicy: corev1.PullPolicy(in.cfg.ImagePullPolicy),
+		// Warden's uid alone is exempt: a group is not Warden's alone (an
+		// app image's /etc/passwd may give its user gid 65532, and CEL
+		// cannot see it), while the policies pin runAsUser != UID.
 		Args: []string{"iptables", "--apply", "--port", strconv.Itoa(TransparentPort),
-			"--uid", strconv.FormatInt(UID, 10), "--gid", strconv.FormatInt(GID, 10)},
+			"--uid", strconv.FormatInt(UID, 10)},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},

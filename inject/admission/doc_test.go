@@ -10,7 +10,7 @@ import (
 
 // TestDocCitesRealTests: every test the threat model in
 // docs/kubernetes-admission.md cites (`TestX/sub`, `…/sub` continuing the
-// previous one) is a test function here or in package inject, and each subtest name appears in
+// previous one) is a test function here, in package inject or in cmd/warden, and each subtest name appears in
 // the tests' source (go test writes spaces in subtest names as '_').
 func TestDocCitesRealTests(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "kubernetes-admission.md"))
@@ -27,6 +27,12 @@ func TestDocCitesRealTests(t *testing.T) {
 		t.Fatal(err)
 	}
 	files = append(files, injectorTests...)
+	// The transparent-mode redirect's netns test lives with the command.
+	cmdTests, err := filepath.Glob(filepath.Join("..", "..", "cmd", "warden", "*_test.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, cmdTests...)
 	var src strings.Builder
 	for _, f := range files {
 		b, err := os.ReadFile(f)
