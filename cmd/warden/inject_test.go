@@ -377,12 +377,77 @@ func TestInjectedProxySidecarServesSDKs(t *testing.T) {
 	if r["ok"] != true {
 		t.Fatalf("Node AWS SDK via HTTPS_PROXY + NODE_EXTRA_CA_CERTS: %v\n%s", r, sc.stderr.String())
 	}
-	recs := waitAuditRecords(t, sc.auditPath, 2)
-	for i, rec := range recs[:2] {
+
+	// The Go SDK as an unmodified app in a process of its own: nothing but
+	// the env the injector writes (HTTPS_PROXY, https_proxy, AWS_CA_BUNDLE)
+	// and placeholder credentials, read by net/http's ProxyFromEnvironment
+	// and by LoadDefaultConfig, with no proxy or roots set in code.
+	res := runInjectedGoApp(t, map[string]string{
+		inject.EnvHTTPSProxy: proxyURL, inject.EnvHTTPSProxyLower: proxyURL, inject.EnvAWSCABundle: caBundle,
+	}, model)
+	if res != "ok" {
+		t.Fatalf("Go SDK in its own process via %s + %s from the environment: %s\n%s", inject.EnvHTTPSProxy, inject.EnvAWSCABundle, res, sc.stderr.String())
+	}
+	// The same process without HTTPS_PROXY would go to AWS itself; with
+	// it but without Warden's CA, the MITM'd connection is refused.
+	if res := runInjectedGoApp(t, map[string]string{inject.EnvHTTPSProxy: proxyURL, inject.EnvHTTPSProxyLower: proxyURL}, model); !strings.Contains(res, "certificate") {
+		t.Errorf("Go SDK via %s without %s: %s, want a certificate error", inject.EnvHTTPSProxy, inject.EnvAWSCABundle, res)
+	}
+
+	recs := waitAuditRecords(t, sc.auditPath, 3)
+	for i, rec := range recs[:3] {
 		if rec.App != "shop-prod" || rec.Decision != "allow" || rec.Tags["k8s.namespace"] != "shop" {
 			t.Errorf("record %d: app %q decision %q tags %v", i, rec.App, rec.Decision, rec.Tags)
 		}
 	}
+}
+
+// injectedAppRole is the helper role (TestMain) of runInjectedGoApp.
+const injectedAppRole = "injected-go-app"
+
+// runInjectedGoApp runs the test binary as an app: one Converse with the
+// Go SDK configured by LoadDefaultConfig alone, in an environment holding
+// only PATH, HOME, the region, placeholder credentials, SSL_CERT_FILE (the
+// test's stand-in system roots) and env. It returns "ok" or the error.
+func runInjectedGoApp(t *testing.T, env map[string]string, model string) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, self, "-test.run="+netnsHelperRegex)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), netnsHelperEnv + "=" + injectedAppRole,
+		netnsArgsEnv + "=" + model, "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIAAPPPLACEHOLDER01",
+		"AWS_SECRET_ACCESS_KEY=placeholder", "AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent",
+		"AWS_EC2_METADATA_DISABLED=true", "SSL_CERT_FILE=" + os.Getenv("SSL_CERT_FILE")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	_, res, found := strings.Cut(string(out), netnsResultMark)
+	if err != nil || !found {
+		t.Fatalf("the Go app process: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(res)
+}
+
+// injectedGoApp is the app process of runInjectedGoApp.
+func injectedGoApp() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return "LoadDefaultConfig: " + err.Error()
+	}
+	client := bedrockruntime.NewFromConfig(cfg, func(o *bedrockruntime.Options) { o.RetryMaxAttempts = 1 })
+	_, err = client.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(os.Getenv(netnsArgsEnv)),
+		Messages: []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "hi from a go app"}}}}})
+	if err != nil {
+		return err.Error()
+	}
+	return "ok"
 }
 
 // appEnvOf is the env the injector writes into an app container in mode.

@@ -160,6 +160,9 @@ func netnsHelperMain() {
 		}
 		fmt.Printf("\n%s%s\n", netnsResultMark, res)
 		os.Exit(0)
+	case injectedAppRole:
+		fmt.Printf("\n%s%s\n", netnsResultMark, injectedGoApp())
+		os.Exit(0)
 	case "client":
 		res := netnsClient()
 		b, _ := json.Marshal(res)
