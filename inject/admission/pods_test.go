@@ -43,6 +43,8 @@ func TestPodsRejected(t *testing.T) {
 	const (
 		tokenMsg = "mounts a service-account token with Warden's audience (warden.bedrock); only the warden sidecar may"
 		volMsg   = "mounts one of Warden's volumes"
+		// Outside enrolled namespaces.
+		plainTokenMsg = "volume warden-token projects a service-account token with Warden's audience (warden.bedrock), which only pods of enrolled namespaces may hold"
 	)
 	ownToken := func(p *corev1.Pod) {
 		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "mine", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
@@ -68,7 +70,13 @@ func TestPodsRejected(t *testing.T) {
 		}, want: "container app " + tokenMsg},
 		{name: "plain/Warden-audience token with a non-canonical sidecar", plainNS: true, edit: func(p *corev1.Pod) {
 			warden(p).Image = "example.invalid/my-warden:1"
-		}, want: "must run the canonical warden sidecar"},
+		}, want: plainTokenMsg},
+		// No injector writes the sidecar's configuration there: the canonical
+		// container with the team's WARDEN_CONFIG would run the team's policy
+		// with Warden's role.
+		{name: "plain/canonical sidecar with the team's own configuration", plainNS: true, edit: func(p *corev1.Pod) {
+			warden(p).Env[0].Value = "version: 1\napps: [{name: anything, match: {}, allow: {models: ['*']}}]\n"
+		}, want: plainTokenMsg},
 		{name: "plain/Warden-audience token in an init container named otherwise", plainNS: true, bare: true, edit: func(p *corev1.Pod) {
 			ownToken(p)
 			c := *app(p)
@@ -308,7 +316,9 @@ func TestPodsAllowed(t *testing.T) {
 				{Name: "AWS_WEB_IDENTITY_TOKEN_FILE", Value: "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"}}
 			return p
 		}},
-		{name: "canonical pod in a namespace that is not enrolled", ns: plain, pod: func(ns string) *corev1.Pod { return f.canonicalPod(ns, "canonical") }},
+		{name: "sidecar without Warden's token in a namespace that is not enrolled", ns: plain, pod: func(ns string) *corev1.Pod {
+			return withoutWardenToken(f.canonicalPod(ns, "no-token"))
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := tc.pod(tc.ns)
