@@ -537,12 +537,15 @@ func assertInjected(t *testing.T, in *inject.Injector, p *corev1.Pod, mode, ns s
 			apps = append(apps, &p.Spec.InitContainers[i])
 		}
 	}
-	want := map[string]string{}
+	// The endpoint variables in every mode: the clients that read them
+	// reach Warden's endpoint listener (up in every mode) whatever else the
+	// mode adds for the clients that do not.
+	want := map[string]string{
+		inject.EnvAWSEndpoint:      "http://127.0.0.1:8480",
+		inject.EnvAWSAgentEndpoint: "http://127.0.0.1:8480",
+		inject.EnvAnthropicBedrock: "http://127.0.0.1:8480",
+	}
 	switch mode {
-	case inject.ModeEndpoint:
-		want[inject.EnvAWSEndpoint] = "http://127.0.0.1:8480"
-		want[inject.EnvAWSAgentEndpoint] = "http://127.0.0.1:8480"
-		want[inject.EnvAnthropicBedrock] = "http://127.0.0.1:8480"
 	case inject.ModeProxy:
 		want[inject.EnvHTTPSProxy] = "http://127.0.0.1:8481"
 		want[inject.EnvAWSCABundle] = inject.CABundleFile

@@ -208,6 +208,7 @@ func TestInjectedSidecarServesSDKs(t *testing.T) {
 // injectedSidecar is `warden serve` started as the injector starts it.
 type injectedSidecar struct {
 	listen    string // the endpoint (endpoint mode) or proxy (proxy mode) address
+	endpoint  string // the endpoint listener's address (every mode)
 	auditPath string
 	caDir     string
 	stderr    *testenv.Buffer
@@ -239,7 +240,16 @@ func startInjectedSidecar(t *testing.T, mode, emuURL string) *injectedSidecar {
 	if _, ok := listen[key]; !ok {
 		t.Fatalf("the %s-mode config has no listen.%s: %v", mode, key, listen)
 	}
-	cfg["listen"] = map[string]any{key: sc.listen, "admin": admin}
+	if _, ok := listen["endpoint"]; !ok {
+		t.Fatalf("the %s-mode config has no listen.endpoint: %v", mode, listen)
+	}
+	sc.endpoint = sc.listen
+	listenMoved := map[string]any{key: sc.listen, "admin": admin}
+	if key != "endpoint" {
+		sc.endpoint = freeAddr(t)
+		listenMoved["endpoint"] = sc.endpoint
+	}
+	cfg["listen"] = listenMoved
 	up := cfg["upstream"].(map[string]any)
 	up["url"], up["insecure"] = emuURL, true
 	ks := cfg["identity"].(map[string]any)["kubernetes_sidecar"].(map[string]any)
@@ -394,8 +404,38 @@ func TestInjectedProxySidecarServesSDKs(t *testing.T) {
 		t.Errorf("Go SDK via %s without %s: %s, want a certificate error", inject.EnvHTTPSProxy, inject.EnvAWSCABundle, res)
 	}
 
-	recs := waitAuditRecords(t, sc.auditPath, 3)
-	for i, rec := range recs[:3] {
+	// Every variable the injector writes in proxy mode, at once (the
+	// endpoint variables too, pointing at the endpoint listener, moved like
+	// the proxy's): the Go SDK in its own process, and Anthropic's Bedrock
+	// SDK, which reads ANTHROPIC_BEDROCK_BASE_URL and no proxy variable.
+	full := map[string]string{}
+	for k, v := range env {
+		full[k] = v
+	}
+	endpointURL := "http://" + sc.endpoint
+	for _, k := range []string{inject.EnvAWSEndpoint, inject.EnvAWSAgentEndpoint, inject.EnvAnthropicBedrock} {
+		if full[k] != "http://127.0.0.1:8480" {
+			t.Fatalf("proxy mode: %s = %q, want Warden's endpoint", k, full[k])
+		}
+		full[k] = endpointURL
+	}
+	full[inject.EnvHTTPSProxy], full[inject.EnvHTTPSProxyLower] = proxyURL, proxyURL
+	full[inject.EnvAWSCABundle], full[inject.EnvNodeExtraCA] = caBundle, nodeCA
+	if res := runInjectedGoApp(t, full, model); res != "ok" {
+		t.Fatalf("Go SDK in its own process with every proxy-mode variable: %s\n%s", res, sc.stderr.String())
+	}
+	_, anthropicDir := nodeClients(t)
+	var anEnv []string
+	for k, v := range full {
+		anEnv = append(anEnv, k+"="+v)
+	}
+	anEnv = append(anEnv, "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIAAPPPLACEHOLDER01", "AWS_SECRET_ACCESS_KEY=placeholder", "AWS_SESSION_TOKEN=")
+	if r := runNode(t, filepath.Join(anthropicDir, "client.mjs"), anEnv, "create", model, "hi from anthropic in proxy mode"); r["ok"] != true || r["baseURL"] != endpointURL {
+		t.Fatalf("Anthropic Bedrock SDK with every proxy-mode variable: %v\n%s", r, sc.stderr.String())
+	}
+
+	recs := waitAuditRecords(t, sc.auditPath, 5)
+	for i, rec := range recs[:5] {
 		if rec.App != "shop-prod" || rec.Decision != "allow" || rec.Tags["k8s.namespace"] != "shop" {
 			t.Errorf("record %d: app %q decision %q tags %v", i, rec.App, rec.Decision, rec.Tags)
 		}
