@@ -27,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"gopkg.in/yaml.v3"
+	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -800,5 +801,78 @@ func TestInjectServesWebhook(t *testing.T) {
 	mresp.Body.Close()
 	if !strings.Contains(string(body), `warden_inject_admissions_total{outcome="injected"} 1`) {
 		t.Errorf("/metrics lacks the injected admission:\n%s", grepLines(string(body), "warden_inject"))
+	}
+
+	// The same process registered with the API server (TLS on loopback, the
+	// bootstrap CA as caBundle): a pod created through the API server is
+	// stored with the sidecar, and the WARDEN_CONFIG of the stored pod
+	// passes `warden policy validate --strict`. No kubelet: the stored
+	// object is what is checked.
+	c.ServiceAccount(t, ns.Name, "default")
+	url := "https://" + hook + "/inject"
+	fail, none, ifNeeded, timeout := admissionregv1.Fail, admissionregv1.SideEffectClassNone, admissionregv1.IfNeededReinvocationPolicy, int32(5)
+	mwc := &admissionregv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "warden-inject-" + ns.Name},
+		Webhooks: []admissionregv1.MutatingWebhook{{
+			Name:         "inject.warden-egress.io",
+			ClientConfig: admissionregv1.WebhookClientConfig{URL: &url, CABundle: caPEM},
+			Rules: []admissionregv1.RuleWithOperations{{Operations: []admissionregv1.OperationType{admissionregv1.Create},
+				Rule: admissionregv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
+			FailurePolicy: &fail, SideEffects: &none, ReinvocationPolicy: &ifNeeded, TimeoutSeconds: &timeout,
+			AdmissionReviewVersions: []string{"v1"},
+			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns.Name}},
+		}},
+	}
+	if _, err := c.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, mwc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), mwc.Name, metav1.DeleteOptions{})
+	})
+	app := func(name string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}}
+	}
+	injected := func(p *corev1.Pod) *corev1.Container {
+		for i := range p.Spec.InitContainers {
+			if p.Spec.InitContainers[i].Name == inject.ContainerName {
+				return &p.Spec.InitContainers[i]
+			}
+		}
+		return nil
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		p, err := c.Client.CoreV1().Pods(ns.Name).Create(ctx, app("probe"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil && injected(p) != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API server does not call warden inject after 60s (last: %v)", err)
+		}
+	}
+	if _, err := c.Client.CoreV1().Pods(ns.Name).Create(ctx, app("stored"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := c.Client.CoreV1().Pods(ns.Name).Get(ctx, "stored", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := injected(stored)
+	if wc == nil {
+		t.Fatalf("stored pod has no %s init container", inject.ContainerName)
+	}
+	storedCfg := ""
+	for _, e := range wc.Env {
+		if e.Name == inject.ConfigEnv {
+			storedCfg = e.Value
+		}
+	}
+	storedFile := filepath.Join(t.TempDir(), "stored.yaml")
+	if err := os.WriteFile(storedFile, []byte(storedCfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vout.Reset()
+	verr.Reset()
+	if code := run(ctx, []string{"policy", "validate", "--strict", "--config", storedFile}, &vout, &verr); code != 0 || storedCfg == "" {
+		t.Fatalf("policy validate of the stored pod's WARDEN_CONFIG (%d bytes): %s%s", len(storedCfg), vout.String(), verr.String())
 	}
 }
