@@ -399,6 +399,11 @@ func TestInjectedProxySidecarServesSDKs(t *testing.T) {
 	if res != "ok" {
 		t.Fatalf("Go SDK in its own process via %s + %s from the environment: %s\n%s", inject.EnvHTTPSProxy, inject.EnvAWSCABundle, res, sc.stderr.String())
 	}
+	// The lower-case https_proxy alone (what curl and many Python clients
+	// read first) takes the same process through Warden too.
+	if res := runInjectedGoApp(t, map[string]string{inject.EnvHTTPSProxyLower: proxyURL, inject.EnvAWSCABundle: caBundle}, model); res != "ok" {
+		t.Fatalf("Go SDK in its own process via %s alone: %s\n%s", inject.EnvHTTPSProxyLower, res, sc.stderr.String())
+	}
 	// The same process without HTTPS_PROXY would go to AWS itself; with
 	// it but without Warden's CA, the MITM'd connection is refused.
 	if res := runInjectedGoApp(t, map[string]string{inject.EnvHTTPSProxy: proxyURL, inject.EnvHTTPSProxyLower: proxyURL}, model); !strings.Contains(res, "certificate") {
@@ -435,8 +440,8 @@ func TestInjectedProxySidecarServesSDKs(t *testing.T) {
 		t.Fatalf("Anthropic Bedrock SDK with every proxy-mode variable: %v\n%s", r, sc.stderr.String())
 	}
 
-	recs := waitAuditRecords(t, sc.auditPath, 5)
-	for i, rec := range recs[:5] {
+	recs := waitAuditRecords(t, sc.auditPath, 6)
+	for i, rec := range recs[:6] {
 		if rec.App != "shop-prod" || rec.Decision != "allow" || rec.Tags["k8s.namespace"] != "shop" {
 			t.Errorf("record %d: app %q decision %q tags %v", i, rec.App, rec.Decision, rec.Tags)
 		}
