@@ -28,6 +28,9 @@ func TestIptablesExemptsWardenUIDOnly(t *testing.T) {
 	if i := slices.Index(args, "--uid"); i < 0 || i+1 >= len(args) || args[i+1] != strconv.FormatInt(UID, 10) {
 		t.Errorf("%s args %q: want --uid %d", IptablesContainerName, args, UID)
 	}
+	if !slices.Contains(args, "--apply") || !slices.Contains(args, "--print") {
+		t.Errorf("%s args %q: want --apply --print (the log shows the table read back from the kernel)", IptablesContainerName, args)
+	}
 	for _, a := range args {
 		if a == "--gid" || strings.HasPrefix(a, "--gid=") {
 			t.Errorf("%s args %q exempt a group from the redirect: an app image may map its uid to gid %d", IptablesContainerName, args, GID)

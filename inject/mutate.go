@@ -361,7 +361,9 @@ func (in *Injector) iptablesContainer() corev1.Container {
 		// Warden's uid alone is exempt: a group is not Warden's alone (an
 		// app image's /etc/passwd may give its user gid 65532, and CEL
 		// cannot see it), while the policies pin runAsUser != UID.
-		Args: []string{"iptables", "--apply", "--port", strconv.Itoa(TransparentPort),
+		// --print: the container's log shows the table read back from the
+		// kernel (kubectl logs -c warden-iptables).
+		Args: []string{"iptables", "--apply", "--print", "--port", strconv.Itoa(TransparentPort),
 			"--uid", strconv.FormatInt(UID, 10)},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
