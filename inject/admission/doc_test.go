@@ -152,3 +152,36 @@ func checkCitations(t *testing.T, name, doc, code string) int {
 	}
 	return cited
 }
+
+// TestReadmeKubernetesSteps: the README's copy-paste steps name files that
+// exist, create the namespace they enrol, and enrol it with Pod Security
+// restricted (warden-namespaces refuses the label otherwise).
+func TestReadmeKubernetesSteps(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n### Kubernetes\n")
+	if !ok {
+		t.Fatal("README.md has no \"### Kubernetes\" section")
+	}
+	_, block, ok := strings.Cut(section, "```sh\n")
+	if !ok {
+		t.Fatal("README.md's Kubernetes section has no sh block")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	paths := regexp.MustCompile(`deploy/[\w./-]+\.yaml`).FindAllString(block, -1)
+	if len(paths) < 5 {
+		t.Fatalf("the steps name %d manifests: %v", len(paths), paths)
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(filepath.Join("..", "..", p)); err != nil {
+			t.Errorf("README.md's Kubernetes steps name %s: %v", p, err)
+		}
+	}
+	create := strings.Index(block, "kubectl create namespace shop")
+	label := strings.Index(block, "kubectl label namespace shop warden-egress.io/enrolled=true pod-security.kubernetes.io/enforce=restricted")
+	if create < 0 || label < 0 || create > label {
+		t.Errorf("the steps must create namespace shop, then label it enrolled with Pod Security restricted:\n%s", block)
+	}
+}
