@@ -399,8 +399,9 @@ func TestInjectorWithPolicies(t *testing.T) {
 		assertInjected(t, w.in, stored, inject.ModeEndpoint, enrolled)
 	})
 	t.Run("rejected/a different warden container where the injector is not called", func(t *testing.T) {
-		// Not enrolled, so no injector: a Warden-audience token needs the
-		// canonical sidecar, and this one runs another image.
+		// Not enrolled, so no injector: Warden's token is for pods of
+		// enrolled namespaces only, whatever the sidecar (this one runs
+		// another image).
 		p := need(t, inject.ModeEndpoint).DeepCopy()
 		p.ObjectMeta = metav1.ObjectMeta{Name: "fake-warden"}
 		findInit(p, inject.ContainerName).Image = "attacker/warden:1"

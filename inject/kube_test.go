@@ -40,6 +40,7 @@ type webhook struct {
 	srv     *http.Server
 	metrics *prometheus.Registry
 	testID  string
+	certDir string // tls.crt and tls.key, read by the server's CertReloader
 }
 
 func loadInjector(t *testing.T) *inject.Injector {
@@ -94,7 +95,7 @@ func startWebhook(t *testing.T, c *kubetest.Cluster) *webhook {
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { _ = srv.Close() })
 	w := &webhook{in: in, url: "https://" + ln.Addr().String() + "/inject", caPEM: ss.CACert, srv: srv, metrics: reg,
-		testID: strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))}
+		testID: strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), certDir: dir}
 	w.register(t, c)
 	return w
 }
@@ -536,12 +537,15 @@ func assertInjected(t *testing.T, in *inject.Injector, p *corev1.Pod, mode, ns s
 			apps = append(apps, &p.Spec.InitContainers[i])
 		}
 	}
-	want := map[string]string{}
+	// The endpoint variables in every mode: the clients that read them
+	// reach Warden's endpoint listener (up in every mode) whatever else the
+	// mode adds for the clients that do not.
+	want := map[string]string{
+		inject.EnvAWSEndpoint:      "http://127.0.0.1:8480",
+		inject.EnvAWSAgentEndpoint: "http://127.0.0.1:8480",
+		inject.EnvAnthropicBedrock: "http://127.0.0.1:8480",
+	}
 	switch mode {
-	case inject.ModeEndpoint:
-		want[inject.EnvAWSEndpoint] = "http://127.0.0.1:8480"
-		want[inject.EnvAWSAgentEndpoint] = "http://127.0.0.1:8480"
-		want[inject.EnvAnthropicBedrock] = "http://127.0.0.1:8480"
 	case inject.ModeProxy:
 		want[inject.EnvHTTPSProxy] = "http://127.0.0.1:8481"
 		want[inject.EnvAWSCABundle] = inject.CABundleFile
@@ -576,4 +580,54 @@ func assertInjected(t *testing.T, in *inject.Injector, p *corev1.Pod, mode, ns s
 			}
 		}
 	}
+}
+
+// TestWebhookCertRotation: a certificate renewed on disk is what the API
+// server gets from the running injector, with no restart. The API server
+// is told to trust only the next CA: pod creation fails against the
+// certificate being served (so the new caBundle is in effect), then the
+// renewal is written over the files the server reads, and creation
+// succeeds with the sidecar injected.
+func TestWebhookCertRotation(t *testing.T) {
+	c := kubetest.Shared(t)
+	w := startWebhook(t, c)
+	ns := w.namespace(t, c, map[string]string{inject.LabelEnrolled: "true"})
+	waitActive(t, c, ns)
+	next, err := inject.NewSelfSigned([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	hooks := c.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	cfg, err := hooks.Get(ctx, "warden-inject-"+w.testID, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Webhooks[0].ClientConfig.CABundle = next.CACert
+	if _, err := hooks.Update(ctx, cfg, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dryRun := func() (*corev1.Pod, error) {
+		return c.Client.CoreV1().Pods(ns).Create(ctx, appPod("rotate", nil, "app"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	}
+	waitFor := func(what string, ok func(*corev1.Pod, error) bool) {
+		t.Helper()
+		var err error
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			var p *corev1.Pod
+			if p, err = dryRun(); ok(p, err) {
+				return
+			}
+		}
+		t.Fatalf("%s: not within 60s (last error: %v)", what, err)
+	}
+	waitFor("the API server refusing the old certificate", func(_ *corev1.Pod, err error) bool {
+		return err != nil && strings.Contains(err.Error(), "certificate")
+	})
+	if err := next.Write(w.certDir); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the renewed certificate served", func(p *corev1.Pod, err error) bool {
+		return err == nil && findInit(p, inject.ContainerName) != nil
+	})
 }

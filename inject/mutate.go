@@ -245,20 +245,24 @@ func upsert[T any](xs []T, v T, name func(T) string) []T {
 	return xs[:i+1+len(rest)]
 }
 
-// appEnv is what every app container gets in a mode.
+// appEnv is what every app container gets in a mode: the endpoint
+// variables always (Warden's endpoint listener is up in every mode, and the
+// clients that read them, Anthropic's Bedrock SDK among them, honour no
+// proxy variable), and what the mode adds for the clients that do not.
 func appEnv(mode string) []corev1.EnvVar {
 	lit := func(k, v string) corev1.EnvVar { return corev1.EnvVar{Name: k, Value: v} }
+	endpoint := "http://127.0.0.1:" + strconv.Itoa(EndpointPort)
+	env := []corev1.EnvVar{lit(EnvAWSEndpoint, endpoint), lit(EnvAWSAgentEndpoint, endpoint), lit(EnvAnthropicBedrock, endpoint)}
 	switch mode {
 	case ModeEndpoint:
-		url := "http://127.0.0.1:" + strconv.Itoa(EndpointPort)
-		return []corev1.EnvVar{lit(EnvAWSEndpoint, url), lit(EnvAWSAgentEndpoint, url), lit(EnvAnthropicBedrock, url)}
 	case ModeProxy:
 		url := "http://127.0.0.1:" + strconv.Itoa(ProxyPort)
-		return []corev1.EnvVar{lit(EnvHTTPSProxy, url), lit(EnvHTTPSProxyLower, url),
-			lit(EnvAWSCABundle, CABundleFile), lit(EnvNodeExtraCA, CACertFile)}
-	default: // transparent: nothing to point at, but the MITM CA to trust
-		return []corev1.EnvVar{lit(EnvAWSCABundle, CABundleFile), lit(EnvNodeExtraCA, CACertFile)}
+		env = append(env, lit(EnvHTTPSProxy, url), lit(EnvHTTPSProxyLower, url),
+			lit(EnvAWSCABundle, CABundleFile), lit(EnvNodeExtraCA, CACertFile))
+	default: // transparent: nothing more to point at, but the MITM CA to trust
+		env = append(env, lit(EnvAWSCABundle, CABundleFile), lit(EnvNodeExtraCA, CACertFile))
 	}
+	return env
 }
 
 // The values the API server would default are written out, so that the
@@ -354,8 +358,13 @@ func (in *Injector) iptablesContainer() corev1.Container {
 		Name:            IptablesContainerName,
 		Image:           in.cfg.Image,
 		ImagePullPolicy: corev1.PullPolicy(in.cfg.ImagePullPolicy),
-		Args: []string{"iptables", "--apply", "--port", strconv.Itoa(TransparentPort),
-			"--uid", strconv.FormatInt(UID, 10), "--gid", strconv.FormatInt(GID, 10)},
+		// Warden's uid alone is exempt: a group is not Warden's alone (an
+		// app image's /etc/passwd may give its user gid 65532, and CEL
+		// cannot see it), while the policies pin runAsUser != UID.
+		// --print: the container's log shows the table read back from the
+		// kernel (kubectl logs -c warden-iptables).
+		Args: []string{"iptables", "--apply", "--print", "--port", strconv.Itoa(TransparentPort),
+			"--uid", strconv.FormatInt(UID, 10)},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},

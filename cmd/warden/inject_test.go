@@ -27,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"gopkg.in/yaml.v3"
+	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -208,6 +209,7 @@ func TestInjectedSidecarServesSDKs(t *testing.T) {
 // injectedSidecar is `warden serve` started as the injector starts it.
 type injectedSidecar struct {
 	listen    string // the endpoint (endpoint mode) or proxy (proxy mode) address
+	endpoint  string // the endpoint listener's address (every mode)
 	auditPath string
 	caDir     string
 	stderr    *testenv.Buffer
@@ -239,7 +241,16 @@ func startInjectedSidecar(t *testing.T, mode, emuURL string) *injectedSidecar {
 	if _, ok := listen[key]; !ok {
 		t.Fatalf("the %s-mode config has no listen.%s: %v", mode, key, listen)
 	}
-	cfg["listen"] = map[string]any{key: sc.listen, "admin": admin}
+	if _, ok := listen["endpoint"]; !ok {
+		t.Fatalf("the %s-mode config has no listen.endpoint: %v", mode, listen)
+	}
+	sc.endpoint = sc.listen
+	listenMoved := map[string]any{key: sc.listen, "admin": admin}
+	if key != "endpoint" {
+		sc.endpoint = freeAddr(t)
+		listenMoved["endpoint"] = sc.endpoint
+	}
+	cfg["listen"] = listenMoved
 	up := cfg["upstream"].(map[string]any)
 	up["url"], up["insecure"] = emuURL, true
 	ks := cfg["identity"].(map[string]any)["kubernetes_sidecar"].(map[string]any)
@@ -377,12 +388,112 @@ func TestInjectedProxySidecarServesSDKs(t *testing.T) {
 	if r["ok"] != true {
 		t.Fatalf("Node AWS SDK via HTTPS_PROXY + NODE_EXTRA_CA_CERTS: %v\n%s", r, sc.stderr.String())
 	}
-	recs := waitAuditRecords(t, sc.auditPath, 2)
-	for i, rec := range recs[:2] {
+
+	// The Go SDK as an unmodified app in a process of its own: nothing but
+	// the env the injector writes (HTTPS_PROXY, https_proxy, AWS_CA_BUNDLE)
+	// and placeholder credentials, read by net/http's ProxyFromEnvironment
+	// and by LoadDefaultConfig, with no proxy or roots set in code.
+	res := runInjectedGoApp(t, map[string]string{
+		inject.EnvHTTPSProxy: proxyURL, inject.EnvHTTPSProxyLower: proxyURL, inject.EnvAWSCABundle: caBundle,
+	}, model)
+	if res != "ok" {
+		t.Fatalf("Go SDK in its own process via %s + %s from the environment: %s\n%s", inject.EnvHTTPSProxy, inject.EnvAWSCABundle, res, sc.stderr.String())
+	}
+	// The lower-case https_proxy alone (what curl and many Python clients
+	// read first) takes the same process through Warden too.
+	if res := runInjectedGoApp(t, map[string]string{inject.EnvHTTPSProxyLower: proxyURL, inject.EnvAWSCABundle: caBundle}, model); res != "ok" {
+		t.Fatalf("Go SDK in its own process via %s alone: %s\n%s", inject.EnvHTTPSProxyLower, res, sc.stderr.String())
+	}
+	// The same process without HTTPS_PROXY would go to AWS itself; with
+	// it but without Warden's CA, the MITM'd connection is refused.
+	if res := runInjectedGoApp(t, map[string]string{inject.EnvHTTPSProxy: proxyURL, inject.EnvHTTPSProxyLower: proxyURL}, model); !strings.Contains(res, "certificate") {
+		t.Errorf("Go SDK via %s without %s: %s, want a certificate error", inject.EnvHTTPSProxy, inject.EnvAWSCABundle, res)
+	}
+
+	// Every variable the injector writes in proxy mode, at once (the
+	// endpoint variables too, pointing at the endpoint listener, moved like
+	// the proxy's): the Go SDK in its own process, and Anthropic's Bedrock
+	// SDK, which reads ANTHROPIC_BEDROCK_BASE_URL and no proxy variable.
+	full := map[string]string{}
+	for k, v := range env {
+		full[k] = v
+	}
+	endpointURL := "http://" + sc.endpoint
+	for _, k := range []string{inject.EnvAWSEndpoint, inject.EnvAWSAgentEndpoint, inject.EnvAnthropicBedrock} {
+		if full[k] != "http://127.0.0.1:8480" {
+			t.Fatalf("proxy mode: %s = %q, want Warden's endpoint", k, full[k])
+		}
+		full[k] = endpointURL
+	}
+	full[inject.EnvHTTPSProxy], full[inject.EnvHTTPSProxyLower] = proxyURL, proxyURL
+	full[inject.EnvAWSCABundle], full[inject.EnvNodeExtraCA] = caBundle, nodeCA
+	if res := runInjectedGoApp(t, full, model); res != "ok" {
+		t.Fatalf("Go SDK in its own process with every proxy-mode variable: %s\n%s", res, sc.stderr.String())
+	}
+	_, anthropicDir := nodeClients(t)
+	var anEnv []string
+	for k, v := range full {
+		anEnv = append(anEnv, k+"="+v)
+	}
+	anEnv = append(anEnv, "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIAAPPPLACEHOLDER01", "AWS_SECRET_ACCESS_KEY=placeholder", "AWS_SESSION_TOKEN=")
+	if r := runNode(t, filepath.Join(anthropicDir, "client.mjs"), anEnv, "create", model, "hi from anthropic in proxy mode"); r["ok"] != true || r["baseURL"] != endpointURL {
+		t.Fatalf("Anthropic Bedrock SDK with every proxy-mode variable: %v\n%s", r, sc.stderr.String())
+	}
+
+	recs := waitAuditRecords(t, sc.auditPath, 6)
+	for i, rec := range recs[:6] {
 		if rec.App != "shop-prod" || rec.Decision != "allow" || rec.Tags["k8s.namespace"] != "shop" {
 			t.Errorf("record %d: app %q decision %q tags %v", i, rec.App, rec.Decision, rec.Tags)
 		}
 	}
+}
+
+// injectedAppRole is the helper role (TestMain) of runInjectedGoApp.
+const injectedAppRole = "injected-go-app"
+
+// runInjectedGoApp runs the test binary as an app: one Converse with the
+// Go SDK configured by LoadDefaultConfig alone, in an environment holding
+// only PATH, HOME, the region, placeholder credentials, SSL_CERT_FILE (the
+// test's stand-in system roots) and env. It returns "ok" or the error.
+func runInjectedGoApp(t *testing.T, env map[string]string, model string) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, self, "-test.run="+netnsHelperRegex)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), netnsHelperEnv + "=" + injectedAppRole,
+		netnsArgsEnv + "=" + model, "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIAAPPPLACEHOLDER01",
+		"AWS_SECRET_ACCESS_KEY=placeholder", "AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent",
+		"AWS_EC2_METADATA_DISABLED=true", "SSL_CERT_FILE=" + os.Getenv("SSL_CERT_FILE")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	_, res, found := strings.Cut(string(out), netnsResultMark)
+	if err != nil || !found {
+		t.Fatalf("the Go app process: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(res)
+}
+
+// injectedGoApp is the app process of runInjectedGoApp.
+func injectedGoApp() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return "LoadDefaultConfig: " + err.Error()
+	}
+	client := bedrockruntime.NewFromConfig(cfg, func(o *bedrockruntime.Options) { o.RetryMaxAttempts = 1 })
+	_, err = client.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(os.Getenv(netnsArgsEnv)),
+		Messages: []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "hi from a go app"}}}}})
+	if err != nil {
+		return err.Error()
+	}
+	return "ok"
 }
 
 // appEnvOf is the env the injector writes into an app container in mode.
@@ -695,5 +806,78 @@ func TestInjectServesWebhook(t *testing.T) {
 	mresp.Body.Close()
 	if !strings.Contains(string(body), `warden_inject_admissions_total{outcome="injected"} 1`) {
 		t.Errorf("/metrics lacks the injected admission:\n%s", grepLines(string(body), "warden_inject"))
+	}
+
+	// The same process registered with the API server (TLS on loopback, the
+	// bootstrap CA as caBundle): a pod created through the API server is
+	// stored with the sidecar, and the WARDEN_CONFIG of the stored pod
+	// passes `warden policy validate --strict`. No kubelet: the stored
+	// object is what is checked.
+	c.ServiceAccount(t, ns.Name, "default")
+	url := "https://" + hook + "/inject"
+	fail, none, ifNeeded, timeout := admissionregv1.Fail, admissionregv1.SideEffectClassNone, admissionregv1.IfNeededReinvocationPolicy, int32(5)
+	mwc := &admissionregv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "warden-inject-" + ns.Name},
+		Webhooks: []admissionregv1.MutatingWebhook{{
+			Name:         "inject.warden-egress.io",
+			ClientConfig: admissionregv1.WebhookClientConfig{URL: &url, CABundle: caPEM},
+			Rules: []admissionregv1.RuleWithOperations{{Operations: []admissionregv1.OperationType{admissionregv1.Create},
+				Rule: admissionregv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
+			FailurePolicy: &fail, SideEffects: &none, ReinvocationPolicy: &ifNeeded, TimeoutSeconds: &timeout,
+			AdmissionReviewVersions: []string{"v1"},
+			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns.Name}},
+		}},
+	}
+	if _, err := c.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, mwc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), mwc.Name, metav1.DeleteOptions{})
+	})
+	app := func(name string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}}}
+	}
+	injected := func(p *corev1.Pod) *corev1.Container {
+		for i := range p.Spec.InitContainers {
+			if p.Spec.InitContainers[i].Name == inject.ContainerName {
+				return &p.Spec.InitContainers[i]
+			}
+		}
+		return nil
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		p, err := c.Client.CoreV1().Pods(ns.Name).Create(ctx, app("probe"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil && injected(p) != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API server does not call warden inject after 60s (last: %v)", err)
+		}
+	}
+	if _, err := c.Client.CoreV1().Pods(ns.Name).Create(ctx, app("stored"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := c.Client.CoreV1().Pods(ns.Name).Get(ctx, "stored", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := injected(stored)
+	if wc == nil {
+		t.Fatalf("stored pod has no %s init container", inject.ContainerName)
+	}
+	storedCfg := ""
+	for _, e := range wc.Env {
+		if e.Name == inject.ConfigEnv {
+			storedCfg = e.Value
+		}
+	}
+	storedFile := filepath.Join(t.TempDir(), "stored.yaml")
+	if err := os.WriteFile(storedFile, []byte(storedCfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vout.Reset()
+	verr.Reset()
+	if code := run(ctx, []string{"policy", "validate", "--strict", "--config", storedFile}, &vout, &verr); code != 0 || storedCfg == "" {
+		t.Fatalf("policy validate of the stored pod's WARDEN_CONFIG (%d bytes): %s%s", len(storedCfg), vout.String(), verr.String())
 	}
 }

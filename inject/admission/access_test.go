@@ -70,7 +70,12 @@ func TestExecAndDebug(t *testing.T) {
 	plain := f.namespace(t, nsOpts{})
 	pods := map[string]*corev1.Pod{}
 	for _, ns := range []string{enrolled, plain} {
-		p, err := f.c.Client.CoreV1().Pods(ns).Create(ctx, f.canonicalPod(ns, "target"), metav1.CreateOptions{})
+		target := f.canonicalPod(ns, "target")
+		if ns == plain {
+			// Warden's token is for pods of enrolled namespaces only.
+			target = withoutWardenToken(target)
+		}
+		p, err := f.c.Client.CoreV1().Pods(ns).Create(ctx, target, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,10 +160,11 @@ func TestExecAndDebug(t *testing.T) {
 		})
 	}
 
-	// Even outside enrolled namespaces, an ephemeral container may not mount
-	// Warden's token (warden-pods matches pods/ephemeralcontainers too).
-	t.Run("team adds an ephemeral container mounting warden-token", func(t *testing.T) {
-		cur, err := f.c.Client.CoreV1().Pods(plain).Get(ctx, "target", metav1.GetOptions{})
+	// Even a break-glass user's ephemeral container may not mount Warden's
+	// token (warden-pods matches pods/ephemeralcontainers too).
+	t.Run("break-glass adds an ephemeral container mounting warden-token", func(t *testing.T) {
+		f.waitAllowed(t, breakGlassUser, attrs(enrolled, "patch", "pods", "ephemeralcontainers"))
+		cur, err := f.c.Client.CoreV1().Pods(enrolled).Get(ctx, "target", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +172,7 @@ func TestExecAndDebug(t *testing.T) {
 		dbg.Name = "thief"
 		dbg.VolumeMounts = []corev1.VolumeMount{{Name: "warden-token", MountPath: "/t", ReadOnly: true}}
 		cur.Spec.EphemeralContainers = append(cur.Spec.EphemeralContainers, dbg)
-		_, err = f.as(t, teamUser).CoreV1().Pods(plain).UpdateEphemeralContainers(ctx, cur.Name, cur, metav1.UpdateOptions{})
+		_, err = f.as(t, breakGlassUser).CoreV1().Pods(enrolled).UpdateEphemeralContainers(ctx, cur.Name, cur, metav1.UpdateOptions{})
 		wantDenied(t, err, PolicyPods, "container thief mounts a service-account token with Warden's audience")
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -487,4 +488,14 @@ func streamRequest(ctx context.Context, req *rest.Request, ns, pod, sub, contain
 func noKubelet(err error) bool {
 	return err != nil && apierrors.IsNotFound(err) && strings.Contains(err.Error(), `"`+nodeName+`" not found`) &&
 		!strings.Contains(err.Error(), "ValidatingAdmissionPolicy")
+}
+
+// withoutWardenToken is p without Warden's token volume and its mount.
+func withoutWardenToken(p *corev1.Pod) *corev1.Pod {
+	p.Spec.Volumes = slices.DeleteFunc(p.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == "warden-token" })
+	for i := range p.Spec.InitContainers {
+		c := &p.Spec.InitContainers[i]
+		c.VolumeMounts = slices.DeleteFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "warden-token" })
+	}
+	return p
 }

@@ -43,6 +43,8 @@ func TestPodsRejected(t *testing.T) {
 	const (
 		tokenMsg = "mounts a service-account token with Warden's audience (warden.bedrock); only the warden sidecar may"
 		volMsg   = "mounts one of Warden's volumes"
+		// Outside enrolled namespaces.
+		plainTokenMsg = "volume warden-token projects a service-account token with Warden's audience (warden.bedrock), which only pods of enrolled namespaces may hold"
 	)
 	ownToken := func(p *corev1.Pod) {
 		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "mine", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
@@ -68,7 +70,13 @@ func TestPodsRejected(t *testing.T) {
 		}, want: "container app " + tokenMsg},
 		{name: "plain/Warden-audience token with a non-canonical sidecar", plainNS: true, edit: func(p *corev1.Pod) {
 			warden(p).Image = "example.invalid/my-warden:1"
-		}, want: "must run the canonical warden sidecar"},
+		}, want: plainTokenMsg},
+		// No injector writes the sidecar's configuration there: the canonical
+		// container with the team's WARDEN_CONFIG would run the team's policy
+		// with Warden's role.
+		{name: "plain/canonical sidecar with the team's own configuration", plainNS: true, edit: func(p *corev1.Pod) {
+			warden(p).Env[0].Value = "version: 1\napps: [{name: anything, match: {}, allow: {models: ['*']}}]\n"
+		}, want: plainTokenMsg},
 		{name: "plain/Warden-audience token in an init container named otherwise", plainNS: true, bare: true, edit: func(p *corev1.Pod) {
 			ownToken(p)
 			c := *app(p)
@@ -190,6 +198,26 @@ func TestPodsRejected(t *testing.T) {
 				}
 			}
 		}, want: "Warden's volumes must be what the injector makes them"},
+		// IRSA and EKS Pod Identity give their credentials to every
+		// container of the pod, so neither may serve an enrolled pod: the
+		// shapes the EKS pod identity webhook writes, each part alone.
+		{name: "enrolled/IRSA token volume", edit: func(p *corev1.Pod) {
+			irsaVolume(p, "aws-iam-token", "sts.amazonaws.com")
+		}, want: "volume aws-iam-token projects a service-account token for AWS (sts.amazonaws.com)"},
+		{name: "enrolled/IRSA env in the app", edit: func(p *corev1.Pod) {
+			app(p).Env = append(app(p).Env, corev1.EnvVar{Name: "AWS_ROLE_ARN", Value: "arn:aws:iam::111122223333:role/app"},
+				corev1.EnvVar{Name: "AWS_WEB_IDENTITY_TOKEN_FILE", Value: "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"})
+		}, want: "container app has AWS_ROLE_ARN"},
+		{name: "enrolled/EKS Pod Identity token volume", edit: func(p *corev1.Pod) {
+			irsaVolume(p, "eks-pod-identity-token", "pods.eks.amazonaws.com")
+		}, want: "volume eks-pod-identity-token projects a service-account token for AWS (pods.eks.amazonaws.com)"},
+		{name: "enrolled/EKS Pod Identity env in an init container", edit: func(p *corev1.Pod) {
+			c := *app(p)
+			c.Name = "migrate"
+			c.Env = []corev1.EnvVar{{Name: "AWS_CONTAINER_CREDENTIALS_FULL_URI", Value: "http://169.254.170.23/v1/credentials"},
+				{Name: "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", Value: "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"}}
+			p.Spec.InitContainers = append(p.Spec.InitContainers, c)
+		}, want: "container migrate has AWS_CONTAINER_CREDENTIALS_FULL_URI"},
 		// Pod Security "restricted" (pinned on enrolled namespaces by
 		// warden-namespaces) runs before the policies and answers these
 		// first; warden-pods refuses them too where PodSecurity is off.
@@ -281,7 +309,16 @@ func TestPodsAllowed(t *testing.T) {
 			app(p).VolumeMounts = []corev1.VolumeMount{{Name: "vault", MountPath: "/var/run/vault"}}
 			return p
 		}},
-		{name: "canonical pod in a namespace that is not enrolled", ns: plain, pod: func(ns string) *corev1.Pod { return f.canonicalPod(ns, "canonical") }},
+		{name: "IRSA in a namespace that is not enrolled", ns: plain, pod: func(ns string) *corev1.Pod {
+			p := plainPod(ns, "irsa")
+			irsaVolume(p, "aws-iam-token", "sts.amazonaws.com")
+			app(p).Env = []corev1.EnvVar{{Name: "AWS_ROLE_ARN", Value: "arn:aws:iam::111122223333:role/app"},
+				{Name: "AWS_WEB_IDENTITY_TOKEN_FILE", Value: "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"}}
+			return p
+		}},
+		{name: "sidecar without Warden's token in a namespace that is not enrolled", ns: plain, pod: func(ns string) *corev1.Pod {
+			return withoutWardenToken(f.canonicalPod(ns, "no-token"))
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := tc.pod(tc.ns)
@@ -361,4 +398,18 @@ func TestHostRulesWithoutPodSecurity(t *testing.T) {
 			wantDenied(t, err, PolicyPods, tc.want)
 		})
 	}
+}
+
+// irsaVolume adds a projected token volume for an AWS audience, mounted in
+// the app container where the EKS pod identity webhook mounts it.
+func irsaVolume(p *corev1.Pod, name, audience string) {
+	exp := int64(86400)
+	p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: audience, ExpirationSeconds: &exp, Path: "token"}}},
+	}}})
+	dir := "/var/run/secrets/eks.amazonaws.com/serviceaccount"
+	if audience == "pods.eks.amazonaws.com" {
+		dir = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount"
+	}
+	app(p).VolumeMounts = append(app(p).VolumeMounts, corev1.VolumeMount{Name: name, MountPath: dir, ReadOnly: true})
 }
