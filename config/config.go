@@ -212,8 +212,10 @@ func LoadConfig(path string) (*Config, error) {
 
 // ParseConfig decodes YAML strictly (unknown keys are errors), applies
 // defaults and validates. Every problem is reported at once, as a
-// *ConfigError that names config keys and knows each one's position;
-// validation is skipped only when a value could not be decoded at all.
+// *ConfigError that names config keys and knows each one's position: a
+// value that could not be decoded is reported and the rest of the file is
+// still validated (validation is skipped only when the decoder failed in a
+// way the shape check cannot place, such as a duplicate key).
 func ParseConfig(data []byte) (*Config, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -229,6 +231,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	shape := &shapeChecker{}
 	shape.check(&root, reflect.TypeFor[Config](), "")
 	var cfg Config
+	unplaced := false // the decoder failed where the shape check saw nothing
 	if err := root.Decode(&cfg); err != nil {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
@@ -242,19 +245,23 @@ func ParseConfig(data []byte) (*Config, error) {
 			}
 			p := positionProblems(&root, errors.New(msg))
 			shape.problems = append(shape.problems, p...)
-			shape.badValue = true
+			unplaced = true
 		}
 	}
 	problems := shape.problems
-	if !shape.badValue {
+	if !unplaced && !slices.Contains(shape.badPaths, "") {
+		// The values that did not decode were left empty: validation of
+		// the rest goes on, and what it says about them is dropped.
+		var vp []ConfigProblem
 		policy.RecordLines(&root, cfg.Apps, cfg.Deny)
 		cfg.applyDefaults()
 		if err := cfg.Validate(); err != nil {
-			problems = append(problems, positionProblems(&root, err)...)
+			vp = append(vp, positionProblems(&root, err)...)
 		}
 		if err := cfg.Bundle.fileValidate(&cfg); err != nil {
-			problems = append(problems, positionProblems(&root, err)...)
+			vp = append(vp, positionProblems(&root, err)...)
 		}
+		problems = append(problems, dropBadPaths(vp, shape.badPaths)...)
 	}
 	if len(problems) > 0 {
 		return nil, &ConfigError{Problems: problems}

@@ -79,9 +79,19 @@ func DecodeStrict(data []byte, v any) error {
 // of config keys.
 type shapeChecker struct {
 	problems []ConfigProblem
-	// badValue says a value could not be decoded: validation of a
-	// half-decoded config would only repeat it, so it is skipped.
+	// badValue says a value could not be decoded; badPaths are the key
+	// paths of those values ("" for the whole file). Validation still runs
+	// on the rest of the file (every problem in one pass), but its problems
+	// about a value that did not decode are dropped: they would only repeat
+	// the decode problem in other words (see dropBadPaths).
 	badValue bool
+	badPaths []string
+}
+
+// bad records that the value at path could not be decoded.
+func (c *shapeChecker) bad(path string) {
+	c.badValue = true
+	c.badPaths = append(c.badPaths, path)
 }
 
 func (c *shapeChecker) add(n *yaml.Node, format string, args ...any) {
@@ -107,18 +117,18 @@ func (c *shapeChecker) check(n *yaml.Node, t reflect.Type, path string) {
 	switch {
 	case t == durationType || (t.Kind() != reflect.Struct && t.Kind() != reflect.Map && t.Kind() != reflect.Slice && t.Kind() != reflect.Interface):
 		if n.Kind != yaml.ScalarNode {
-			c.badValue = true
+			c.bad(path)
 			c.add(n, "%s: want %s, got %s", path, valueKindName(t), nodeKindName(n))
 			return
 		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
-			c.badValue = true
+			c.bad(path)
 			c.add(n, "%s: `%s` is not %s", path, n.Value, valueKindName(t))
 		}
 	case t.Kind() == reflect.Interface:
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			c.badValue = true
+			c.bad(path)
 			c.add(n, "%s: want %s, got %s", path, valueKindName(t), nodeKindName(n))
 			return
 		}
@@ -127,7 +137,7 @@ func (c *shapeChecker) check(n *yaml.Node, t reflect.Type, path string) {
 		}
 	case t.Kind() == reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			c.badValue = true
+			c.bad(path)
 			c.add(n, "%s: want %s, got %s", path, valueKindName(t), nodeKindName(n))
 			return
 		}
@@ -137,7 +147,7 @@ func (c *shapeChecker) check(n *yaml.Node, t reflect.Type, path string) {
 		}
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			c.badValue = true
+			c.bad(path)
 			c.add(n, "%s: want %s, got %s", orRoot(path), valueKindName(t), nodeKindName(n))
 			return
 		}
@@ -403,4 +413,48 @@ func walkMappings(n *yaml.Node, f func(*yaml.Node)) {
 	for _, c := range n.Content {
 		walkMappings(c, f)
 	}
+}
+
+// appWhereRe is how per-app and per-deny-rule problems name their entry:
+// "apps[2] (payments): allow.models: …".
+var appWhereRe = regexp.MustCompile(`^((?:apps|deny)\[\d+\]) \([^)]*\): `)
+
+// dropBadPaths drops the validation problems about a value that could not
+// be decoded (one that names its key path, or a key above or below it):
+// the decoder left that value empty, so validation would report it again
+// as missing or wrong.
+func dropBadPaths(problems []ConfigProblem, badPaths []string) []ConfigProblem {
+	if len(badPaths) == 0 {
+		return problems
+	}
+	var out []ConfigProblem
+	for _, p := range problems {
+		msg := appWhereRe.ReplaceAllString(p.Msg, "$1.")
+		if !mentionsPath(msg, badPaths) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// mentionsPath says whether msg names one of paths, or a key under one,
+// as a whole key path (not "listen.admin" for "listen.ad").
+func mentionsPath(msg string, paths []string) bool {
+	for _, path := range paths {
+		for i := 0; ; {
+			j := strings.Index(msg[i:], path)
+			if j < 0 {
+				break
+			}
+			j += i
+			end := j + len(path)
+			before := j == 0 || strings.ContainsRune(" \t\"'`(", rune(msg[j-1]))
+			after := end == len(msg) || strings.ContainsRune(" .[:,)\"'`", rune(msg[end]))
+			if before && after {
+				return true
+			}
+			i = j + 1
+		}
+	}
+	return false
 }

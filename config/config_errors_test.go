@@ -28,6 +28,19 @@ func TestConfigErrorDiagnostics(t *testing.T) {
 			[]string{"c.yaml:14:3: audit.colour: unknown key",
 				`c.yaml:5:22: identity.sources: "statik": unknown source`,
 				"c.yaml:13:7: audit.sinks[0].s3.bucket is required"}},
+		{"a value of the wrong kind does not hide the other problems",
+			strings.Replace(minimal, "sources: [static]", `sources: [statik]`, 1) + "limits: {max_body_bytes: lots}\naudit:\n  sinks:\n    - s3: {prefix: x}\n",
+			[]string{"c.yaml:11:26: limits.max_body_bytes: `lots` is not an integer",
+				`c.yaml:5:22: identity.sources: "statik": unknown source`,
+				"c.yaml:14:7: audit.sinks[0].s3.bucket is required"}},
+		{"what did not decode is reported once, not again by validation",
+			strings.Replace(minimal, "listen: {endpoint: 127.0.0.1:8480}", "listen: {endpoint: [127.0.0.1:8480]}", 1) +
+				"audit:\n  sinks:\n    - s3: {bucket: [b]}\n",
+			[]string{"c.yaml:3:20: listen.endpoint: want a string, got a list",
+				"c.yaml:13:20: audit.sinks[0].s3.bucket: want a string, got a list"}},
+		{"an app that did not decode is not validated again",
+			strings.Replace(minimal, `allow: {models: ["*"], operations: [Converse]}`, `allow: {models: "*", operations: [Converse]}`, 1),
+			[]string{"c.yaml:10:21: apps[0].allow.models: want a list, got `*`"}},
 		{"a missing key points at its section",
 			"version: 1\nlisten: {endpoint: 127.0.0.1:8480, tls: {cert_file: /c}}\n",
 			[]string{"c.yaml:2:36: listen.tls: cert_file and key_file are both required"}},
@@ -96,5 +109,25 @@ apps:
 	}
 	if _, err := ParseConfig([]byte(strings.Replace(ok, "      colour: red\n", "", 1))); err != nil {
 		t.Fatalf("aliases and merge keys: %v", err)
+	}
+}
+
+func TestMentionsPath(t *testing.T) {
+	for _, tc := range []struct {
+		msg  string
+		want bool
+	}{
+		{"listen.endpoint: want a string", true},
+		{"listen: set listen.endpoint, listen.proxy or listen.transparent", true},
+		{"listen.endpoint.x: deeper", true},
+		{"audit.sinks[0].s3.bucket is required", true},
+		{"listen.endpoints: another key", false},
+		{"xlisten.endpoint: another key", false},
+		{"listen: a key above it", false},
+		{"apps[0].allow.models: want a list", false}, // a different path
+	} {
+		if got := mentionsPath(tc.msg, []string{"listen.endpoint", "audit.sinks[0].s3.bucket"}); got != tc.want {
+			t.Errorf("mentionsPath(%q) = %v, want %v", tc.msg, got, tc.want)
+		}
 	}
 }
