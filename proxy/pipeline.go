@@ -167,8 +167,9 @@ func stopWith(err error, rule string) *stop { return &stop{err: err, rule: rule}
 // record are written through verdict.go only.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	c := &call{start: time.Now(), requestID: newRequestID(), via: v}
-	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Protocol: r.Proto, Decision: audit.DecisionDeny,
+	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Protocol: r.Proto,
 		Path: s.upstreamPath}
+	c.starts()
 	w.Header()["X-Warden-Request-Id"] = []string{c.requestID} // canonical already
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -419,7 +420,7 @@ func (s *Server) recordIntent(c *call, d policy.Decision) *stop {
 	// record says deny until the guards and caps pass.
 	c.forwarding(!d.Allow)
 	err := s.audit.Begin(&c.rec)
-	c.record(verdict{decision: audit.DecisionDeny})
+	c.denied("", "")
 	if err == nil {
 		s.startCapture(c, d.App) // the body as the app sent it
 		return nil
