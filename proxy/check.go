@@ -15,8 +15,9 @@ import (
 // CheckConfig runs the checks New makes of a valid config that need no
 // network, no files of the config's own and no keys: the region (from
 // upstream.region, else the AWS configuration New loads: environment and
-// shared config files), the policy and guard compilation, the upstream URL
-// that region gives, the CA's regions and the egress tunnels. `warden policy
+// shared config files), the policy and guard compilation, the upstream URLs
+// that region gives (New's own buildUpstreams), the CA's regions and the
+// egress tunnels. `warden policy
 // validate` runs it so that it rejects what serve would; keep it in step
 // with New (a test in cmd/warden compares the two).
 func CheckConfig(ctx context.Context, cfg *config.Config) error {
@@ -32,7 +33,7 @@ func CheckConfig(ctx context.Context, cfg *config.Config) error {
 	if region == "" {
 		errs = append(errs, errors.New("upstream.region: not set, and the AWS configuration names no region; set upstream.region or AWS_REGION"))
 	} else {
-		if _, err := upstreamURL(cfg.Upstream, region); err != nil {
+		if _, err := buildUpstreams(cfg.Upstream, region); err != nil {
 			errs = append(errs, errors.New(strings.TrimPrefix(err.Error(), "proxy: ")))
 		}
 		if cfg.Listen.Proxy != "" || cfg.Listen.Transparent != "" {

@@ -255,7 +255,10 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *byt
 	c.errShape = route.Op.ErrorShape()
 	c.rec.Operation = string(route.Op)
 	if svc := route.OnService(); svc != bedrock.ServiceRuntime {
-		base, _ := s.upstreamFor(svc)
+		base, _, ok := s.upstreamFor(svc)
+		if !ok {
+			return stopWith(bedrock.Validation("warden: %s has no endpoint in %s, and upstream names none", svc, s.region), "upstream")
+		}
 		c.rec.Path.Upstream, c.rec.Path.UpstreamVPCEndpoint = base.Host, ""
 	}
 	if c.via != nil {
@@ -655,7 +658,10 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 	if err != nil {
 		return nil, err
 	}
-	base, signer := s.upstreamFor(c.route.OnService())
+	base, signer, ok := s.upstreamFor(c.route.OnService())
+	if !ok { // parse refuses such a call first
+		return nil, fmt.Errorf("no upstream for %s", c.route.OnService())
+	}
 	u := &url.URL{Scheme: base.Scheme, Host: base.Host, Path: decoded, RawPath: escaped, RawQuery: r.URL.RawQuery}
 	body := c.body
 	req := (&http.Request{
@@ -717,7 +723,7 @@ func (s *Server) newPassthroughRequest(ctx context.Context, r *http.Request, c *
 	target := s.upstream
 	switch svc := c.route.OnService(); {
 	case svc != bedrock.ServiceRuntime && s.serviceURLSet(svc):
-		target, _ = s.upstreamFor(svc)
+		target, _, _ = s.upstreamFor(svc) // set, so present
 	case svc != bedrock.ServiceRuntime, s.cfg.Upstream.URL == "":
 		target = &url.URL{Scheme: "https", Host: c.via.host.Host}
 	}

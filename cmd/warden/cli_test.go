@@ -199,6 +199,10 @@ func TestValidateRejectsWhatServeRejects(t *testing.T) {
 		{"region in the file", "upstream: {region: us-east-1}\n", "", true, ""},
 		{"no region, a section without one", "upstream: {signing: resign}\n", "", false, ":3:1: upstream.region: not set"},
 		{"a region that makes no host", "upstream: {region: \"us east 1\"}\n", "", false, ":3:12: upstream.region: \"us east 1\" is not an AWS region name"},
+		// China has no bedrock-mantle or bedrock host: both used to pass
+		// validate and fail serve on the made-up mantle name.
+		{"a China region", "upstream: {region: cn-north-1}\n", "", true, ""},
+		{"a GovCloud region", "upstream: {region: us-gov-west-1}\n", "", true, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
