@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/warden-egress/warden/bedrock"
 	"github.com/warden-egress/warden/config"
+	"github.com/warden-egress/warden/proxy/mitm"
 )
 
 // CheckConfig runs the checks New makes of a valid config that need no
@@ -51,6 +53,36 @@ func CheckConfig(ctx context.Context, cfg *config.Config) error {
 		if _, err := config.ParseTunnel(t); err != nil {
 			errs = append(errs, fmt.Errorf("egress.tunnel[%d]: %w", i, err))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// CheckFiles loads what New and serve read from files when they start —
+// listen.tls's certificate and key, the MITM CA's (ca.cert_file and
+// ca.key_file, with an intercepting listener), the identity sources' files
+// (identity.Config.CheckFiles) and the Redis password file — with the same
+// loaders, and contacts nothing. `warden policy validate --files` runs it
+// beside CheckConfig where Warden will run; without --files the files may
+// live elsewhere (a laptop or CI checking a task definition's config).
+// Directories serve creates (audit.spool.dir, a file sink's) and addresses
+// it binds are not checked: only starting can.
+func CheckFiles(cfg *config.Config) error {
+	var errs []error
+	if t := cfg.Listen.TLS; t != nil {
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("listen.tls: %w", err))
+		}
+	}
+	if (cfg.Listen.Proxy != "" || cfg.Listen.Transparent != "") && cfg.CA.CertFile != "" {
+		if _, err := mitm.Load(cfg.CA.CertFile, cfg.CA.KeyFile, mitm.Options{ExtraRegions: cfg.CA.ExtraRegions}); err != nil {
+			errs = append(errs, fmt.Errorf("ca: %w", err))
+		}
+	}
+	if err := cfg.Identity.CheckFiles(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.Budgets.CheckFiles(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
