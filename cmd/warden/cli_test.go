@@ -311,3 +311,27 @@ func TestValidateFilesRejectsWhatServeRejects(t *testing.T) {
 		})
 	}
 }
+
+// A command group without its subcommand fails and lists the subcommands,
+// every group alike; `warden help help` is the overview.
+func TestGroupWithoutSubcommandPrintsUsage(t *testing.T) {
+	for _, c := range commands() {
+		if len(c.subs) == 0 {
+			continue
+		}
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), []string{c.name}, &out, &errOut)
+		if code == 0 {
+			t.Errorf("warden %s: exit 0 without a subcommand", c.name)
+		}
+		for _, s := range c.subs {
+			if !strings.Contains(errOut.String(), "warden "+c.name+" "+s.name) {
+				t.Errorf("warden %s: stderr does not list %q:\n%s", c.name, s.name, errOut.String())
+			}
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"help", "help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "warden policy validate") {
+		t.Errorf("warden help help: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+}
