@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-egress/warden/proxy/egress"
 	"github.com/warden-egress/warden/proxy/mitm"
 
 	"github.com/warden-egress/warden/audit"
@@ -48,7 +49,7 @@ type Config struct {
 	Audit    audit.Config       `yaml:"audit"`
 	// Egress says what the forward-proxy and transparent listeners do with
 	// connections to hosts that are not Bedrock runtime hosts.
-	Egress EgressConfig `yaml:"egress"`
+	Egress egress.Config `yaml:"egress"`
 	// CA is the MITM certificate authority of the forward-proxy and
 	// transparent listeners.
 	CA mitm.Config `yaml:"ca"`
@@ -150,15 +151,6 @@ type UpstreamConfig struct {
 	// upstream sends no event for so long; a stream runs as long as events
 	// flow.
 	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
-}
-
-// EgressConfig lists what may leave through Warden untouched.
-type EgressConfig struct {
-	// Tunnel names hosts ("sts.us-east-1.amazonaws.com", "*.s3.amazonaws.com",
-	// optionally with ":port", default 443) that CONNECT or a redirected
-	// connection may reach through an untouched TCP tunnel. Everything else
-	// that is not a Bedrock runtime host is refused.
-	Tunnel []string `yaml:"tunnel"`
 }
 
 // LimitsConfig bounds requests, and what clients may hold of Warden before
@@ -342,7 +334,7 @@ func (c *Config) Validate() error {
 		add("limits.max_body_bytes: must be positive")
 	}
 	errs = append(errs, c.Limits.validate(c.Upstream)...)
-	errs = append(errs, c.Egress.validate()...)
+	errs = append(errs, c.Egress.Validate()...)
 	errs = append(errs, c.CA.Validate()...)
 	errs = append(errs, c.Identity.Validate()...)
 	errs = append(errs, c.Models.Validate()...)

@@ -49,10 +49,8 @@ func CheckConfig(ctx context.Context, cfg *config.Config) error {
 	if _, err := newSnapshot(cfg, region); err != nil {
 		errs = append(errs, fmt.Errorf("policy: %w", err))
 	}
-	for i, t := range cfg.Egress.Tunnel {
-		if _, err := config.ParseTunnel(t); err != nil {
-			errs = append(errs, fmt.Errorf("egress.tunnel[%d]: %w", i, err))
-		}
+	if _, err := cfg.Egress.Rules(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

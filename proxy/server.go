@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/warden-egress/warden/proxy/egress"
 	"github.com/warden-egress/warden/proxy/mitm"
 
 	"github.com/warden-egress/warden/authz/budget"
@@ -104,7 +105,7 @@ type Server struct {
 	budgets      *budget.Enforcer // apps[].budgets, on the budgets: store
 	settling     sync.WaitGroup   // budget settlements still running
 	ca           *mitm.CA         // forward-proxy and transparent interception
-	tunnels      []config.TunnelRule
+	tunnels      []egress.Rule
 	endUser      string // audit.end_user (a restart key, like prices)
 
 	readiness atomic.Pointer[Readiness]
@@ -222,12 +223,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.ca, err = caFor(cfg, s.region, o.CA); err != nil {
 		return nil, err
 	}
-	for _, t := range cfg.Egress.Tunnel {
-		rule, err := config.ParseTunnel(t)
-		if err != nil {
-			return nil, fmt.Errorf("proxy: egress.tunnel: %w", err)
-		}
-		s.tunnels = append(s.tunnels, rule)
+	if s.tunnels, err = cfg.Egress.Rules(); err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	s.signer = sigv4.NewSigner(s.region)
 	s.services = ups.services
