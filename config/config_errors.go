@@ -430,11 +430,31 @@ func dropBadPaths(problems []ConfigProblem, badPaths []string) []ConfigProblem {
 	var out []ConfigProblem
 	for _, p := range problems {
 		msg := appWhereRe.ReplaceAllString(p.Msg, "$1.")
-		if !mentionsPath(msg, badPaths) {
+		if !mentionsPath(msg, badPaths) && !aboveBadPath(msg, badPaths) {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// aboveBadPath says whether msg is about a key above one of paths (its
+// leading key path is an ancestor of it): "apps[0].match must select a tag"
+// when apps[0].match.tags.app did not decode is about the hole the decoder
+// left, not about the file.
+func aboveBadPath(msg string, paths []string) bool {
+	lead := msg
+	if i := strings.IndexAny(lead, " :"); i >= 0 {
+		lead = lead[:i]
+	}
+	if lead == "" {
+		return false
+	}
+	for _, path := range paths {
+		if rest, ok := strings.CutPrefix(path, lead); ok && rest != "" && (rest[0] == '.' || rest[0] == '[') {
+			return true
+		}
+	}
+	return false
 }
 
 // mentionsPath says whether msg names one of paths, or a key under one,

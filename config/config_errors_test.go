@@ -38,6 +38,9 @@ func TestConfigErrorDiagnostics(t *testing.T) {
 				"audit:\n  sinks:\n    - s3: {bucket: [b]}\n",
 			[]string{"c.yaml:3:20: listen.endpoint: want a string, got a list",
 				"c.yaml:13:20: audit.sinks[0].s3.bucket: want a string, got a list"}},
+		{"nor is what the hole it left makes a key above it look like",
+			strings.Replace(minimal, "match: {tags: {app: a}}", "match: {tags: {app: [a]}}", 1),
+			[]string{"c.yaml:9:25: apps[0].match.tags.app: want a string, got a list"}},
 		{"an app that did not decode is not validated again",
 			strings.Replace(minimal, `allow: {models: ["*"], operations: [Converse]}`, `allow: {models: "*", operations: [Converse]}`, 1),
 			[]string{"c.yaml:10:21: apps[0].allow.models: want a list, got `*`"}},
@@ -109,6 +112,25 @@ apps:
 	}
 	if _, err := ParseConfig([]byte(strings.Replace(ok, "      colour: red\n", "", 1))); err != nil {
 		t.Fatalf("aliases and merge keys: %v", err)
+	}
+}
+
+func TestAboveBadPath(t *testing.T) {
+	for _, tc := range []struct {
+		msg  string
+		want bool
+	}{
+		{"apps[0].match must select at least one tag", true},
+		{"apps[0]: something", true},
+		{"apps[0].match.tags.app: itself", false}, // mentionsPath's case
+		{"apps[0].allow.operations: unknown operation", false},
+		{"apps[1].match must select at least one tag", false},
+		{"apps[0].matchx: another key", false},
+		{"listen: set listen.endpoint", false},
+	} {
+		if got := aboveBadPath(tc.msg, []string{"apps[0].match.tags.app"}); got != tc.want {
+			t.Errorf("aboveBadPath(%q) = %v, want %v", tc.msg, got, tc.want)
+		}
 	}
 }
 
