@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -477,4 +478,38 @@ func mentionsPath(msg string, paths []string) bool {
 		}
 	}
 	return false
+}
+
+// yamlParserProblems are the problems yaml.v3's parser (not its scanner)
+// reports. For these it prints a 0-based line, for the scanner's a 1-based
+// one, and for a problem on the first line none at all (see yaml.v3's
+// parser.fail); syntaxError undoes that.
+var yamlParserProblems = []string{
+	"did not find expected ',' or ']'", "did not find expected ',' or '}'", "did not find expected '-' indicator",
+	"did not find expected <document start>", "did not find expected <stream-start>", "did not find expected key",
+	"did not find expected node content", "found duplicate %TAG directive", "found duplicate %YAML directive",
+	"found incompatible YAML document", "found undefined tag handle",
+}
+
+var reYAMLSyntax = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
+
+// syntaxError turns a YAML syntax error into a *ConfigError with the
+// 1-based line of the problem (the last line when the problem is the end
+// of the file). yaml.v3 does not say the column.
+func syntaxError(data []byte, err error) error {
+	m := reYAMLSyntax.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	line, msg := 1, m[2]
+	if m[1] != "" {
+		line, _ = strconv.Atoi(m[1])
+		if slices.Contains(yamlParserProblems, msg) {
+			line++
+		}
+	}
+	if last := bytes.Count(bytes.TrimRight(data, "\n"), []byte("\n")) + 1; line > last {
+		line = last
+	}
+	return &ConfigError{Problems: []ConfigProblem{{Line: line, Msg: msg, lineInText: true}}}
 }

@@ -153,3 +153,26 @@ func TestMentionsPath(t *testing.T) {
 		}
 	}
 }
+
+// A YAML syntax error names the line it is on: yaml.v3 prints its parser's
+// problems a line early (0-based) and a first-line problem with no line.
+func TestSyntaxErrorLines(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"version: 1\nupstream: {region: us-east-1}\nlisten: {endpoint: [}\n", "c.yaml:3: did not find expected node content"},
+		{"version: 1\nlisten:\n  endpoint: [a\n  admin: x\n", "c.yaml:3: did not find expected ',' or ']'"},
+		{"version: 1\nlisten:\n  endpoint: a\n admin: b\n", "c.yaml:4: did not find expected key"},
+		{"a: b\n- c\n", "c.yaml:2: did not find expected key"},
+		{"version: 1\n\tlisten: x\n", "c.yaml:2: found a tab character that violates indentation"}, // the scanner's: already 1-based
+		{"version: 1\nlisten: @x\n", "c.yaml:2: found character that cannot start any token"},
+		{"version: 1\nlisten:\n  endpoint: \"a\n", "c.yaml:3: found unexpected end of stream"},
+		{"{a: [}\n", "c.yaml:1: did not find expected node content"}, // yaml.v3 gives no line
+		{"a: b: c\n", "c.yaml:1: mapping values are not allowed in this context"},
+		{"a: 1\nb:\n  - name: [\n", "c.yaml:3: did not find expected node content"}, // the end of the file: its last line
+	} {
+		_, err := ParseConfig([]byte(tc.yaml))
+		got := Diagnostics("c.yaml", []byte(tc.yaml), err)
+		if len(got) != 1 || !strings.HasPrefix(got[0], tc.want) {
+			t.Errorf("%q: %q, want one starting %q", tc.yaml, got, tc.want)
+		}
+	}
+}
