@@ -71,6 +71,9 @@ const (
 	// ServiceBedrock is bedrock.REGION.amazonaws.com, the control plane's
 	// host, where Anthropic's Bedrock-only APIs live under /anthropic/v1/.
 	ServiceBedrock Service = "bedrock"
+	// ServiceAgent is bedrock-agent.REGION.amazonaws.com, the Agents for
+	// Bedrock control plane, which model resolution asks about agents.
+	ServiceAgent Service = "bedrock-agent"
 )
 
 // SigningName is the SigV4 service name requests to the service are signed

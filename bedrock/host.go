@@ -43,6 +43,59 @@ func ParseAgentRuntimeHost(hostport string) (RuntimeHost, error) {
 	return parseRuntimeForms(hostport, ServiceAgentRuntime, "Bedrock agent runtime")
 }
 
+// ParseControlPlaneHost accepts a Bedrock control plane's host names (svc
+// is ServiceBedrock or ServiceAgent): the runtime's name forms with svc as
+// the service label,
+//
+//	SERVICE[-fips].REGION.amazonaws.com
+//	SERVICE.REGION.amazonaws.com.cn                   (China)
+//	SERVICE[-fips].REGION.api.aws                     (dual-stack)
+//	vpce-ID[-AZ].SERVICE.REGION.vpce.amazonaws.com
+//
+// with a valid region of the name's partition. It is the one check of the
+// hosts models.control_plane_url and models.agent_url may name.
+func ParseControlPlaneHost(hostport string, svc Service) (RuntimeHost, error) {
+	if svc != ServiceBedrock && svc != ServiceAgent {
+		return RuntimeHost{}, fmt.Errorf("bedrock: %q is not a control-plane service", svc)
+	}
+	return parseRuntimeForms(hostport, svc, "Bedrock "+string(svc)+" control-plane")
+}
+
+// IsControlPlaneHost reports whether host (no port) is one of the name
+// forms ParseControlPlaneHost accepts for svc.
+func IsControlPlaneHost(host string, svc Service) bool {
+	if strings.Contains(host, ":") {
+		return false
+	}
+	_, err := ParseControlPlaneHost(host, svc)
+	return err == nil
+}
+
+// RegionalURL is the https URL of svc's regional endpoint in region, and
+// false when AWS documents none there: bedrock-mantle and the bedrock host
+// (Anthropic's Bedrock-only APIs) have no China names, so in cn-* regions
+// only the runtime and the agent runtime have one. The names it builds are
+// the ones ParseRuntimeHost, ParseAgentRuntimeHost and ParseServiceHost
+// accept.
+func RegionalURL(svc Service, region string) (string, bool) {
+	if !ValidRegion(region) {
+		return "", false
+	}
+	china := strings.HasPrefix(region, "cn-")
+	switch svc {
+	case ServiceRuntime, ServiceAgentRuntime:
+		if china {
+			return "https://" + string(svc) + "." + region + ".amazonaws.com.cn", true
+		}
+		return "https://" + string(svc) + "." + region + ".amazonaws.com", true
+	case ServiceMantle:
+		return "https://bedrock-mantle." + region + ".api.aws", !china
+	case ServiceBedrock:
+		return "https://bedrock." + region + ".amazonaws.com", !china
+	}
+	return "", false
+}
+
 // IsAgentRuntimeHost reports whether host (no port) is one of the agent
 // runtime name forms ParseAgentRuntimeHost accepts.
 func IsAgentRuntimeHost(host string) bool {

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-egress/warden/proxy/egress"
 	"github.com/warden-egress/warden/proxy/mitm"
 
 	"github.com/warden-egress/warden/audit"
@@ -48,7 +49,7 @@ type Config struct {
 	Audit    audit.Config       `yaml:"audit"`
 	// Egress says what the forward-proxy and transparent listeners do with
 	// connections to hosts that are not Bedrock runtime hosts.
-	Egress EgressConfig `yaml:"egress"`
+	Egress egress.Config `yaml:"egress"`
 	// CA is the MITM certificate authority of the forward-proxy and
 	// transparent listeners.
 	CA mitm.Config `yaml:"ca"`
@@ -152,15 +153,6 @@ type UpstreamConfig struct {
 	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
 }
 
-// EgressConfig lists what may leave through Warden untouched.
-type EgressConfig struct {
-	// Tunnel names hosts ("sts.us-east-1.amazonaws.com", "*.s3.amazonaws.com",
-	// optionally with ":port", default 443) that CONNECT or a redirected
-	// connection may reach through an untouched TCP tunnel. Everything else
-	// that is not a Bedrock runtime host is refused.
-	Tunnel []string `yaml:"tunnel"`
-}
-
 // LimitsConfig bounds requests, and what clients may hold of Warden before
 // anyone knows who they are (see limits.go for the defaults).
 type LimitsConfig struct {
@@ -212,8 +204,10 @@ func LoadConfig(path string) (*Config, error) {
 
 // ParseConfig decodes YAML strictly (unknown keys are errors), applies
 // defaults and validates. Every problem is reported at once, as a
-// *ConfigError that names config keys and knows each one's position;
-// validation is skipped only when a value could not be decoded at all.
+// *ConfigError that names config keys and knows each one's position: a
+// value that could not be decoded is reported and the rest of the file is
+// still validated (validation is skipped only when the decoder failed in a
+// way the shape check cannot place, such as a duplicate key).
 func ParseConfig(data []byte) (*Config, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -221,7 +215,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("empty configuration")
 		}
-		return nil, err
+		return nil, syntaxError(data, err)
 	}
 	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
 		return nil, errors.New("configuration must be a single YAML document")
@@ -229,6 +223,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	shape := &shapeChecker{}
 	shape.check(&root, reflect.TypeFor[Config](), "")
 	var cfg Config
+	unplaced := false // the decoder failed where the shape check saw nothing
 	if err := root.Decode(&cfg); err != nil {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
@@ -242,19 +237,23 @@ func ParseConfig(data []byte) (*Config, error) {
 			}
 			p := positionProblems(&root, errors.New(msg))
 			shape.problems = append(shape.problems, p...)
-			shape.badValue = true
+			unplaced = true
 		}
 	}
 	problems := shape.problems
-	if !shape.badValue {
+	if !unplaced && !slices.Contains(shape.badPaths, "") {
+		// The values that did not decode were left empty: validation of
+		// the rest goes on, and what it says about them is dropped.
+		var vp []ConfigProblem
 		policy.RecordLines(&root, cfg.Apps, cfg.Deny)
 		cfg.applyDefaults()
 		if err := cfg.Validate(); err != nil {
-			problems = append(problems, positionProblems(&root, err)...)
+			vp = append(vp, positionProblems(&root, err)...)
 		}
 		if err := cfg.Bundle.fileValidate(&cfg); err != nil {
-			problems = append(problems, positionProblems(&root, err)...)
+			vp = append(vp, positionProblems(&root, err)...)
 		}
+		problems = append(problems, dropBadPaths(vp, shape.badPaths)...)
 	}
 	if len(problems) > 0 {
 		return nil, &ConfigError{Problems: problems}
@@ -335,7 +334,7 @@ func (c *Config) Validate() error {
 		add("limits.max_body_bytes: must be positive")
 	}
 	errs = append(errs, c.Limits.validate(c.Upstream)...)
-	errs = append(errs, c.Egress.validate()...)
+	errs = append(errs, c.Egress.Validate()...)
 	errs = append(errs, c.CA.Validate()...)
 	errs = append(errs, c.Identity.Validate()...)
 	errs = append(errs, c.Models.Validate()...)

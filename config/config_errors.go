@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -79,9 +80,19 @@ func DecodeStrict(data []byte, v any) error {
 // of config keys.
 type shapeChecker struct {
 	problems []ConfigProblem
-	// badValue says a value could not be decoded: validation of a
-	// half-decoded config would only repeat it, so it is skipped.
+	// badValue says a value could not be decoded; badPaths are the key
+	// paths of those values ("" for the whole file). Validation still runs
+	// on the rest of the file (every problem in one pass), but its problems
+	// about a value that did not decode are dropped: they would only repeat
+	// the decode problem in other words (see dropBadPaths).
 	badValue bool
+	badPaths []string
+}
+
+// bad records that the value at path could not be decoded.
+func (c *shapeChecker) bad(path string) {
+	c.badValue = true
+	c.badPaths = append(c.badPaths, path)
 }
 
 func (c *shapeChecker) add(n *yaml.Node, format string, args ...any) {
@@ -107,18 +118,18 @@ func (c *shapeChecker) check(n *yaml.Node, t reflect.Type, path string) {
 	switch {
 	case t == durationType || (t.Kind() != reflect.Struct && t.Kind() != reflect.Map && t.Kind() != reflect.Slice && t.Kind() != reflect.Interface):
 		if n.Kind != yaml.ScalarNode {
-			c.badValue = true
+			c.bad(path)
 			c.add(n, "%s: want %s, got %s", path, valueKindName(t), nodeKindName(n))
 			return
 		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
-			c.badValue = true
+			c.bad(path)
 			c.add(n, "%s: `%s` is not %s", path, n.Value, valueKindName(t))
 		}
 	case t.Kind() == reflect.Interface:
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			c.badValue = true
+			c.bad(path)
 			c.add(n, "%s: want %s, got %s", path, valueKindName(t), nodeKindName(n))
 			return
 		}
@@ -127,7 +138,7 @@ func (c *shapeChecker) check(n *yaml.Node, t reflect.Type, path string) {
 		}
 	case t.Kind() == reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			c.badValue = true
+			c.bad(path)
 			c.add(n, "%s: want %s, got %s", path, valueKindName(t), nodeKindName(n))
 			return
 		}
@@ -137,7 +148,7 @@ func (c *shapeChecker) check(n *yaml.Node, t reflect.Type, path string) {
 		}
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			c.badValue = true
+			c.bad(path)
 			c.add(n, "%s: want %s, got %s", orRoot(path), valueKindName(t), nodeKindName(n))
 			return
 		}
@@ -403,4 +414,102 @@ func walkMappings(n *yaml.Node, f func(*yaml.Node)) {
 	for _, c := range n.Content {
 		walkMappings(c, f)
 	}
+}
+
+// appWhereRe is how per-app and per-deny-rule problems name their entry:
+// "apps[2] (payments): allow.models: …".
+var appWhereRe = regexp.MustCompile(`^((?:apps|deny)\[\d+\]) \([^)]*\): `)
+
+// dropBadPaths drops the validation problems about a value that could not
+// be decoded (one that names its key path, or a key above or below it):
+// the decoder left that value empty, so validation would report it again
+// as missing or wrong.
+func dropBadPaths(problems []ConfigProblem, badPaths []string) []ConfigProblem {
+	if len(badPaths) == 0 {
+		return problems
+	}
+	var out []ConfigProblem
+	for _, p := range problems {
+		msg := appWhereRe.ReplaceAllString(p.Msg, "$1.")
+		if !mentionsPath(msg, badPaths) && !aboveBadPath(msg, badPaths) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// aboveBadPath says whether msg is about a key above one of paths (its
+// leading key path is an ancestor of it): "apps[0].match must select a tag"
+// when apps[0].match.tags.app did not decode is about the hole the decoder
+// left, not about the file.
+func aboveBadPath(msg string, paths []string) bool {
+	lead := msg
+	if i := strings.IndexAny(lead, " :"); i >= 0 {
+		lead = lead[:i]
+	}
+	if lead == "" {
+		return false
+	}
+	for _, path := range paths {
+		if rest, ok := strings.CutPrefix(path, lead); ok && rest != "" && (rest[0] == '.' || rest[0] == '[') {
+			return true
+		}
+	}
+	return false
+}
+
+// mentionsPath says whether msg names one of paths, or a key under one,
+// as a whole key path (not "listen.admin" for "listen.ad").
+func mentionsPath(msg string, paths []string) bool {
+	for _, path := range paths {
+		for i := 0; ; {
+			j := strings.Index(msg[i:], path)
+			if j < 0 {
+				break
+			}
+			j += i
+			end := j + len(path)
+			before := j == 0 || strings.ContainsRune(" \t\"'`(", rune(msg[j-1]))
+			after := end == len(msg) || strings.ContainsRune(" .[:,)\"'`", rune(msg[end]))
+			if before && after {
+				return true
+			}
+			i = j + 1
+		}
+	}
+	return false
+}
+
+// yamlParserProblems are the problems yaml.v3's parser (not its scanner)
+// reports. For these it prints a 0-based line, for the scanner's a 1-based
+// one, and for a problem on the first line none at all (see yaml.v3's
+// parser.fail); syntaxError undoes that.
+var yamlParserProblems = []string{
+	"did not find expected ',' or ']'", "did not find expected ',' or '}'", "did not find expected '-' indicator",
+	"did not find expected <document start>", "did not find expected <stream-start>", "did not find expected key",
+	"did not find expected node content", "found duplicate %TAG directive", "found duplicate %YAML directive",
+	"found incompatible YAML document", "found undefined tag handle",
+}
+
+var reYAMLSyntax = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
+
+// syntaxError turns a YAML syntax error into a *ConfigError with the
+// 1-based line of the problem (the last line when the problem is the end
+// of the file). yaml.v3 does not say the column.
+func syntaxError(data []byte, err error) error {
+	m := reYAMLSyntax.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	line, msg := 1, m[2]
+	if m[1] != "" {
+		line, _ = strconv.Atoi(m[1])
+		if slices.Contains(yamlParserProblems, msg) {
+			line++
+		}
+	}
+	if last := bytes.Count(bytes.TrimRight(data, "\n"), []byte("\n")) + 1; line > last {
+		line = last
+	}
+	return &ConfigError{Problems: []ConfigProblem{{Line: line, Msg: msg, lineInText: true}}}
 }

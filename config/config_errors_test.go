@@ -28,6 +28,22 @@ func TestConfigErrorDiagnostics(t *testing.T) {
 			[]string{"c.yaml:14:3: audit.colour: unknown key",
 				`c.yaml:5:22: identity.sources: "statik": unknown source`,
 				"c.yaml:13:7: audit.sinks[0].s3.bucket is required"}},
+		{"a value of the wrong kind does not hide the other problems",
+			strings.Replace(minimal, "sources: [static]", `sources: [statik]`, 1) + "limits: {max_body_bytes: lots}\naudit:\n  sinks:\n    - s3: {prefix: x}\n",
+			[]string{"c.yaml:11:26: limits.max_body_bytes: `lots` is not an integer",
+				`c.yaml:5:22: identity.sources: "statik": unknown source`,
+				"c.yaml:14:7: audit.sinks[0].s3.bucket is required"}},
+		{"what did not decode is reported once, not again by validation",
+			strings.Replace(minimal, "listen: {endpoint: 127.0.0.1:8480}", "listen: {endpoint: [127.0.0.1:8480]}", 1) +
+				"audit:\n  sinks:\n    - s3: {bucket: [b]}\n",
+			[]string{"c.yaml:3:20: listen.endpoint: want a string, got a list",
+				"c.yaml:13:20: audit.sinks[0].s3.bucket: want a string, got a list"}},
+		{"nor is what the hole it left makes a key above it look like",
+			strings.Replace(minimal, "match: {tags: {app: a}}", "match: {tags: {app: [a]}}", 1),
+			[]string{"c.yaml:9:25: apps[0].match.tags.app: want a string, got a list"}},
+		{"an app that did not decode is not validated again",
+			strings.Replace(minimal, `allow: {models: ["*"], operations: [Converse]}`, `allow: {models: "*", operations: [Converse]}`, 1),
+			[]string{"c.yaml:10:21: apps[0].allow.models: want a list, got `*`"}},
 		{"a missing key points at its section",
 			"version: 1\nlisten: {endpoint: 127.0.0.1:8480, tls: {cert_file: /c}}\n",
 			[]string{"c.yaml:2:36: listen.tls: cert_file and key_file are both required"}},
@@ -96,5 +112,67 @@ apps:
 	}
 	if _, err := ParseConfig([]byte(strings.Replace(ok, "      colour: red\n", "", 1))); err != nil {
 		t.Fatalf("aliases and merge keys: %v", err)
+	}
+}
+
+func TestAboveBadPath(t *testing.T) {
+	for _, tc := range []struct {
+		msg  string
+		want bool
+	}{
+		{"apps[0].match must select at least one tag", true},
+		{"apps[0]: something", true},
+		{"apps[0].match.tags.app: itself", false}, // mentionsPath's case
+		{"apps[0].allow.operations: unknown operation", false},
+		{"apps[1].match must select at least one tag", false},
+		{"apps[0].matchx: another key", false},
+		{"listen: set listen.endpoint", false},
+	} {
+		if got := aboveBadPath(tc.msg, []string{"apps[0].match.tags.app"}); got != tc.want {
+			t.Errorf("aboveBadPath(%q) = %v, want %v", tc.msg, got, tc.want)
+		}
+	}
+}
+
+func TestMentionsPath(t *testing.T) {
+	for _, tc := range []struct {
+		msg  string
+		want bool
+	}{
+		{"listen.endpoint: want a string", true},
+		{"listen: set listen.endpoint, listen.proxy or listen.transparent", true},
+		{"listen.endpoint.x: deeper", true},
+		{"audit.sinks[0].s3.bucket is required", true},
+		{"listen.endpoints: another key", false},
+		{"xlisten.endpoint: another key", false},
+		{"listen: a key above it", false},
+		{"apps[0].allow.models: want a list", false}, // a different path
+	} {
+		if got := mentionsPath(tc.msg, []string{"listen.endpoint", "audit.sinks[0].s3.bucket"}); got != tc.want {
+			t.Errorf("mentionsPath(%q) = %v, want %v", tc.msg, got, tc.want)
+		}
+	}
+}
+
+// A YAML syntax error names the line it is on: yaml.v3 prints its parser's
+// problems a line early (0-based) and a first-line problem with no line.
+func TestSyntaxErrorLines(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"version: 1\nupstream: {region: us-east-1}\nlisten: {endpoint: [}\n", "c.yaml:3: did not find expected node content"},
+		{"version: 1\nlisten:\n  endpoint: [a\n  admin: x\n", "c.yaml:3: did not find expected ',' or ']'"},
+		{"version: 1\nlisten:\n  endpoint: a\n admin: b\n", "c.yaml:4: did not find expected key"},
+		{"a: b\n- c\n", "c.yaml:2: did not find expected key"},
+		{"version: 1\n\tlisten: x\n", "c.yaml:2: found a tab character that violates indentation"}, // the scanner's: already 1-based
+		{"version: 1\nlisten: @x\n", "c.yaml:2: found character that cannot start any token"},
+		{"version: 1\nlisten:\n  endpoint: \"a\n", "c.yaml:3: found unexpected end of stream"},
+		{"{a: [}\n", "c.yaml:1: did not find expected node content"}, // yaml.v3 gives no line
+		{"a: b: c\n", "c.yaml:1: mapping values are not allowed in this context"},
+		{"a: 1\nb:\n  - name: [\n", "c.yaml:3: did not find expected node content"}, // the end of the file: its last line
+	} {
+		_, err := ParseConfig([]byte(tc.yaml))
+		got := Diagnostics("c.yaml", []byte(tc.yaml), err)
+		if len(got) != 1 || !strings.HasPrefix(got[0], tc.want) {
+			t.Errorf("%q: %q, want one starting %q", tc.yaml, got, tc.want)
+		}
 	}
 }

@@ -124,6 +124,8 @@ apps:
 `))
 	f.Add([]byte("version: 1\napps: [{name: x, match: {in: {k8s.namespace: []}}, allow: {regions: ['us east']}}]\n"))
 	f.Add([]byte("version: 1\napps: [{name: x, match: {exists: [aws.tag.team]}, allow: {async_output_prefixes: ['s3://b/../x']}}]\n"))
+	// values of the wrong kind beside problems validation finds
+	f.Add([]byte("version: 1\nlimits: {max_body_bytes: lots}\nidentity: {sources: [statik]}\napps: [3, {name: y, guards: {a: b}}]\naudit: {sinks: [{s3: {bucket: [b]}}]}\n"))
 	f.Add([]byte(bundleFile))
 	f.Add([]byte(strings.Replace(bundleFile, "url: https://warden-bundles.warden-system.svc:8443", "url: s3://b/p\n  s3: {endpoint: 'http://127.0.0.1:9000', path_style: true}", 1)))
 	f.Fuzz(func(t *testing.T, data []byte) {

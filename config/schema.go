@@ -172,6 +172,7 @@ var sectionNames = map[string]string{
 	"guard":      "GuardConfig",
 	"proxyproto": "ProxyProtocolConfig",
 	"mitm":       "CAConfig",
+	"egress":     "EgressConfig",
 	"budget":     "BudgetsStoreConfig",
 }
 

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -269,11 +270,10 @@ func (s *Server) filterSessions(ctx context.Context, body []byte, app string) ([
 func agentUpstreamURL(u config.UpstreamConfig, region string) (*url.URL, error) {
 	raw := u.AgentRuntimeURL
 	if raw == "" {
-		suffix := "amazonaws.com"
-		if strings.HasPrefix(region, "cn-") {
-			suffix = "amazonaws.com.cn"
+		var ok bool
+		if raw, ok = bedrock.RegionalURL(bedrock.ServiceAgentRuntime, region); !ok {
+			return nil, fmt.Errorf("upstream.region: %q has no bedrock-agent-runtime endpoint", region)
 		}
-		raw = "https://bedrock-agent-runtime." + region + "." + suffix
 	}
 	if err := config.ValidateAgentRuntimeURL(raw, u.Insecure); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/warden-egress/warden/authz/policy"
 	"github.com/warden-egress/warden/bedrock"
 )
 
@@ -101,13 +102,13 @@ func (s *Server) filterOwned(ctx context.Context, body []byte, app, member strin
 		}
 		keys[i] = k
 	}
-	owners, err := s.async.Owners(ctx, keys)
+	visible, err := policy.Visible(ctx, s.async, app, keys) // the policy decides what the app sees
 	if err != nil {
 		return nil, err
 	}
 	kept := make([]json.RawMessage, 0, len(entries))
 	for i, raw := range entries {
-		if keys[i] != "" && owners[i] == app {
+		if visible[i] {
 			kept = append(kept, raw)
 		}
 	}

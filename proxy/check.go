@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,13 +11,15 @@ import (
 
 	"github.com/warden-egress/warden/bedrock"
 	"github.com/warden-egress/warden/config"
+	"github.com/warden-egress/warden/proxy/mitm"
 )
 
 // CheckConfig runs the checks New makes of a valid config that need no
 // network, no files of the config's own and no keys: the region (from
 // upstream.region, else the AWS configuration New loads: environment and
-// shared config files), the policy and guard compilation, the upstream URL
-// that region gives, the CA's regions and the egress tunnels. `warden policy
+// shared config files), the policy and guard compilation, the upstream URLs
+// that region gives (New's own buildUpstreams), the CA's regions and the
+// egress tunnels. `warden policy
 // validate` runs it so that it rejects what serve would; keep it in step
 // with New (a test in cmd/warden compares the two).
 func CheckConfig(ctx context.Context, cfg *config.Config) error {
@@ -32,7 +35,7 @@ func CheckConfig(ctx context.Context, cfg *config.Config) error {
 	if region == "" {
 		errs = append(errs, errors.New("upstream.region: not set, and the AWS configuration names no region; set upstream.region or AWS_REGION"))
 	} else {
-		if _, err := upstreamURL(cfg.Upstream, region); err != nil {
+		if _, err := buildUpstreams(cfg.Upstream, region); err != nil {
 			errs = append(errs, errors.New(strings.TrimPrefix(err.Error(), "proxy: ")))
 		}
 		if cfg.Listen.Proxy != "" || cfg.Listen.Transparent != "" {
@@ -46,10 +49,38 @@ func CheckConfig(ctx context.Context, cfg *config.Config) error {
 	if _, err := newSnapshot(cfg, region); err != nil {
 		errs = append(errs, fmt.Errorf("policy: %w", err))
 	}
-	for i, t := range cfg.Egress.Tunnel {
-		if _, err := config.ParseTunnel(t); err != nil {
-			errs = append(errs, fmt.Errorf("egress.tunnel[%d]: %w", i, err))
+	if _, err := cfg.Egress.Rules(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// CheckFiles loads what New and serve read from files when they start —
+// listen.tls's certificate and key, the MITM CA's (ca.cert_file and
+// ca.key_file, with an intercepting listener), the identity sources' files
+// (identity.Config.CheckFiles) and the Redis password file — with the same
+// loaders, and contacts nothing. `warden policy validate --files` runs it
+// beside CheckConfig where Warden will run; without --files the files may
+// live elsewhere (a laptop or CI checking a task definition's config).
+// Directories serve creates (audit.spool.dir, a file sink's) and addresses
+// it binds are not checked: only starting can.
+func CheckFiles(cfg *config.Config) error {
+	var errs []error
+	if t := cfg.Listen.TLS; t != nil {
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("listen.tls: %w", err))
 		}
+	}
+	if (cfg.Listen.Proxy != "" || cfg.Listen.Transparent != "") && cfg.CA.CertFile != "" {
+		if _, err := mitm.Load(cfg.CA.CertFile, cfg.CA.KeyFile, mitm.Options{ExtraRegions: cfg.CA.ExtraRegions}); err != nil {
+			errs = append(errs, fmt.Errorf("ca: %w", err))
+		}
+	}
+	if err := cfg.Identity.CheckFiles(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.Budgets.CheckFiles(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/authz/budget"
 	"github.com/warden-egress/warden/bedrock"
 	"github.com/warden-egress/warden/guard"
@@ -326,7 +325,7 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 	}
 	stop := func(e *bedrock.APIError, rule string) {
 		e = agentStreamError(c, e, rule) // agent.go
-		c.record(verdict{decision: audit.DecisionDeny, rule: rule, reason: e.Message})
+		c.denied(rule, e.Message)
 		c.rec.ErrorType = e.Type
 		_ = write(bedrock.EncodeException(e))
 		_ = rc.Flush()

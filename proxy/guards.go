@@ -161,7 +161,7 @@ func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Re
 	c.rec.Findings = append(c.rec.Findings, auditFindings(res.Findings)...)
 	if res.Blocked() {
 		if !res.DryRun {
-			c.record(verdict{decision: audit.DecisionDeny, rule: res.Rule})
+			c.denied(res.Rule, "")
 			s.fail(w, c, bedrock.AccessDenied("warden: %s", res.Message), res.Rule)
 			return
 		}

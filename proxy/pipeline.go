@@ -179,8 +179,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 		defer task.End() // deferred first: ends after the record is written
 	}
 	c := &call{start: time.Now(), requestID: newRequestID(), via: v, tctx: ctx}
-	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Protocol: r.Proto, Decision: audit.DecisionDeny,
+	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Protocol: r.Proto,
 		Path: s.upstreamPath}
+	c.starts()
 	w.Header()["X-Warden-Request-Id"] = []string{c.requestID} // canonical already
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -279,7 +280,10 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *byt
 	c.errShape = route.Op.ErrorShape()
 	c.rec.Operation = string(route.Op)
 	if svc := route.OnService(); svc != bedrock.ServiceRuntime {
-		base, _ := s.upstreamFor(svc)
+		base, _, ok := s.upstreamFor(svc)
+		if !ok {
+			return stopWith(bedrock.Validation("warden: %s has no endpoint in %s, and upstream names none", svc, s.region), "upstream")
+		}
 		c.rec.Path.Upstream, c.rec.Path.UpstreamVPCEndpoint = base.Host, ""
 	}
 	if c.via != nil {
@@ -444,7 +448,7 @@ func (s *Server) recordIntent(c *call, d policy.Decision) *stop {
 	// record says deny until the guards and caps pass.
 	c.forwarding(!d.Allow)
 	err := s.audit.Begin(&c.rec)
-	c.record(verdict{decision: audit.DecisionDeny})
+	c.denied("", "")
 	if err == nil {
 		s.startCapture(c, d.App) // the body as the app sent it
 		return nil
@@ -680,7 +684,10 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 	if err != nil {
 		return nil, err
 	}
-	base, signer := s.upstreamFor(c.route.OnService())
+	base, signer, ok := s.upstreamFor(c.route.OnService())
+	if !ok { // parse refuses such a call first
+		return nil, fmt.Errorf("no upstream for %s", c.route.OnService())
+	}
 	u := &url.URL{Scheme: base.Scheme, Host: base.Host, Path: decoded, RawPath: escaped, RawQuery: r.URL.RawQuery}
 	body := c.body
 	req := (&http.Request{
@@ -742,7 +749,7 @@ func (s *Server) newPassthroughRequest(ctx context.Context, r *http.Request, c *
 	target := s.upstream
 	switch svc := c.route.OnService(); {
 	case svc != bedrock.ServiceRuntime && s.serviceURLSet(svc):
-		target, _ = s.upstreamFor(svc)
+		target, _, _ = s.upstreamFor(svc) // set, so present
 	case svc != bedrock.ServiceRuntime, s.cfg.Upstream.URL == "":
 		target = &url.URL{Scheme: "https", Host: c.via.host.Host}
 	}

@@ -29,7 +29,7 @@ func (s *Server) decide(ctx context.Context, id identity.Identity, c *call, ac p
 	snap := s.snap.Load()
 	c.snap = snap
 	if snap == nil {
-		return policy.Decision{Rule: "policy", Reason: "warden: no valid policy is loaded"}
+		return policy.NoPolicy()
 	}
 	c.rec.PolicyHash = snap.hash
 	c.rec.PolicySerial = snap.serial

@@ -11,11 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/warden-egress/warden/proxy/egress"
 	"github.com/warden-egress/warden/proxy/mitm"
 
 	"github.com/warden-egress/warden/authz/budget"
@@ -109,7 +109,7 @@ type Server struct {
 	budgets      *budget.Enforcer // apps[].budgets, on the budgets: store
 	settling     sync.WaitGroup   // budget settlements still running
 	ca           *mitm.CA         // forward-proxy and transparent interception
-	tunnels      []config.TunnelRule
+	tunnels      []egress.Rule
 	endUser      string // audit.end_user (a restart key, like prices)
 
 	readiness atomic.Pointer[Readiness]
@@ -217,12 +217,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.creds == nil {
 		return nil, errors.New("proxy: no AWS credentials provider")
 	}
-	if s.upstream, err = upstreamURL(cfg.Upstream, s.region); err != nil {
+	ups, err := buildUpstreams(cfg.Upstream, s.region)
+	if err != nil {
 		return nil, err
 	}
-	if s.agentUpstream, err = agentUpstreamURL(cfg.Upstream, s.region); err != nil {
-		return nil, err
-	}
+	s.upstream, s.agentUpstream = ups.runtime, ups.agent
 	s.upstreamPath = audit.Path{Upstream: s.upstream.Host, Region: s.region}
 	if h, err := bedrock.ParseRuntimeHost(s.upstream.Host); err == nil && h.VPCE {
 		s.upstreamPath.UpstreamVPCEndpoint = h.VPCEndpointID
@@ -230,17 +229,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.ca, err = caFor(cfg, s.region, o.CA); err != nil {
 		return nil, err
 	}
-	for _, t := range cfg.Egress.Tunnel {
-		rule, err := config.ParseTunnel(t)
-		if err != nil {
-			return nil, fmt.Errorf("proxy: egress.tunnel: %w", err)
-		}
-		s.tunnels = append(s.tunnels, rule)
+	if s.tunnels, err = cfg.Egress.Rules(); err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	s.signer = sigv4.NewSigner(s.region)
-	if s.services, err = serviceUpstreams(cfg.Upstream, s.region); err != nil {
-		return nil, err
-	}
+	s.services = ups.services
 	s.services[bedrock.ServiceAgentRuntime] = serviceUpstream{url: s.agentUpstream,
 		signer: sigv4.NewServiceSigner(s.region, bedrock.ServiceAgentRuntime.SigningName())}
 	s.transport = NewUpstreamTransport()
@@ -279,15 +272,37 @@ func caFor(cfg *config.Config, region string, given *mitm.CA) (*mitm.CA, error) 
 // CA returns the MITM certificate authority (nil without an intercepting listener).
 func (s *Server) CA() *mitm.CA { return s.ca }
 
+// upstreamSet is where calls go, built from the upstream config and the
+// region alone (no network, no files): New builds it, and so does
+// CheckConfig, so `policy validate` refuses what serve would.
+type upstreamSet struct {
+	runtime, agent *url.URL
+	services       map[bedrock.Service]serviceUpstream // bedrock-mantle and bedrock, when they have an endpoint
+}
+
+func buildUpstreams(u config.UpstreamConfig, region string) (upstreamSet, error) {
+	var ups upstreamSet
+	var err error
+	if ups.runtime, err = upstreamURL(u, region); err != nil {
+		return ups, err
+	}
+	if ups.agent, err = agentUpstreamURL(u, region); err != nil {
+		return ups, err
+	}
+	if ups.services, err = serviceUpstreams(u, region); err != nil {
+		return ups, err
+	}
+	return ups, nil
+}
+
 // upstreamURL is the configured URL or the regional endpoint.
 func upstreamURL(u config.UpstreamConfig, region string) (*url.URL, error) {
 	raw := u.URL
 	if raw == "" {
-		suffix := "amazonaws.com"
-		if strings.HasPrefix(region, "cn-") {
-			suffix = "amazonaws.com.cn"
+		var ok bool
+		if raw, ok = bedrock.RegionalURL(bedrock.ServiceRuntime, region); !ok {
+			return nil, fmt.Errorf("proxy: upstream.region: %q has no bedrock-runtime endpoint", region)
 		}
-		raw = "https://bedrock-runtime." + region + "." + suffix
 	}
 	if err := config.ValidateUpstreamURL(raw, u.Insecure); err != nil {
 		return nil, fmt.Errorf("proxy: upstream.url: %w", err)
@@ -308,19 +323,23 @@ type serviceUpstream struct {
 
 // serviceUpstreams builds the bedrock-mantle and bedrock upstreams:
 // upstream.mantle_url and upstream.bedrock_url, or the regional endpoints.
+// A service with neither (no regional endpoint: China) is left out, and
+// calls routed to it are refused (Server.upstreamFor).
 func serviceUpstreams(u config.UpstreamConfig, region string) (map[bedrock.Service]serviceUpstream, error) {
 	out := map[bedrock.Service]serviceUpstream{}
 	for _, sv := range []struct {
-		svc       bedrock.Service
-		raw, key  string
-		defaultTo string
+		svc      bedrock.Service
+		raw, key string
 	}{
-		{bedrock.ServiceMantle, u.MantleURL, "mantle_url", "https://bedrock-mantle." + region + ".api.aws"},
-		{bedrock.ServiceBedrock, u.BedrockURL, "bedrock_url", "https://bedrock." + region + ".amazonaws.com"},
+		{bedrock.ServiceMantle, u.MantleURL, "mantle_url"},
+		{bedrock.ServiceBedrock, u.BedrockURL, "bedrock_url"},
 	} {
 		raw := sv.raw
 		if raw == "" {
-			raw = sv.defaultTo
+			var ok bool
+			if raw, ok = bedrock.RegionalURL(sv.svc, region); !ok {
+				continue
+			}
 		}
 		if err := config.ValidateServiceURL(raw, u.Insecure, sv.svc); err != nil {
 			return nil, fmt.Errorf("proxy: upstream.%s: %w", sv.key, err)
@@ -335,12 +354,15 @@ func serviceUpstreams(u config.UpstreamConfig, region string) (map[bedrock.Servi
 	return out, nil
 }
 
-// upstreamFor returns the base URL and signer for a route's service.
-func (s *Server) upstreamFor(svc bedrock.Service) (*url.URL, *sigv4.Signer) {
-	if su, ok := s.services[svc]; ok {
-		return su.url, su.signer
+// upstreamFor returns the base URL and signer for a route's service, and
+// false when the service has no endpoint here (bedrock-mantle and the bedrock
+// host in a China region, with no upstream URL of their own configured).
+func (s *Server) upstreamFor(svc bedrock.Service) (*url.URL, *sigv4.Signer, bool) {
+	if svc == bedrock.ServiceRuntime {
+		return s.upstream, s.signer, true
 	}
-	return s.upstream, s.signer
+	su, ok := s.services[svc]
+	return su.url, su.signer, ok
 }
 
 // NewUpstreamTransport is the pooled client transport Warden uses upstream.

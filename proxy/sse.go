@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/bedrock"
 	"github.com/warden-egress/warden/guard"
 )
@@ -122,7 +121,7 @@ func (s *Server) relayGuardedSSE(w http.ResponseWriter, c *call, resp *http.Resp
 		return true
 	}
 	stop := func(e *bedrock.APIError, rule string) {
-		c.record(verdict{decision: audit.DecisionDeny, rule: rule, reason: e.Message})
+		c.denied(rule, e.Message)
 		c.rec.ErrorType = e.Type
 		_ = write(e.SSEEvent(c.route.Op.ErrorShape()))
 	}

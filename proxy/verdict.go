@@ -30,6 +30,17 @@ func (c *call) record(v verdict) {
 	}
 }
 
+// starts gives a new call its first verdict: deny, until the pipeline
+// forwards it.
+func (c *call) starts() { c.record(verdict{decision: audit.DecisionDeny}) }
+
+// denied turns the call's verdict into deny, naming the rule and the
+// reason when given (a guard on the answer that blocks it, a stream ended
+// by a guard, a call whose intent is recorded and not yet inspected).
+func (c *call) denied(rule, reason string) {
+	c.record(verdict{decision: audit.DecisionDeny, rule: rule, reason: reason})
+}
+
 // failed records why the call ends with an error: the first rule named
 // stays (a limit or guard that named itself before failing the call keeps
 // its name), the reason is what the caller reads.

@@ -11,7 +11,9 @@ import (
 )
 
 // TestOneVerdictWriter: a record's decision, rule and reason are assigned in
-// verdict.go only, so what a call's verdict can be is read in one file.
+// verdict.go only (no assignment, no audit.Record literal elsewhere), the
+// decision values are named there only, and proxy builds no policy.Decision
+// of its own, so what a call's verdict can be is read in one file.
 func TestOneVerdictWriter(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
@@ -33,6 +35,42 @@ func TestOneVerdictWriter(t *testing.T) {
 		}
 		checked++
 		ast.Inspect(af, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				// The decision values are named in verdict.go only:
+				// elsewhere a stage asks for deny through call.denied.
+				if x, ok := n.X.(*ast.Ident); ok && x.Name == "audit" && strings.HasPrefix(n.Sel.Name, "Decision") {
+					t.Errorf("%s: names audit.%s outside verdict.go; use call.starts, denied, forwarding or dryRunBlocked", fset.Position(n.Pos()), n.Sel.Name)
+				}
+			case *ast.CompositeLit:
+				typ := ""
+				switch ty := n.Type.(type) {
+				case *ast.SelectorExpr:
+					if x, ok := ty.X.(*ast.Ident); ok {
+						typ = x.Name + "." + ty.Sel.Name
+					}
+				case *ast.Ident:
+					typ = ty.Name
+				}
+				for _, e := range n.Elts {
+					kv, ok := e.(*ast.KeyValueExpr)
+					if !ok {
+						continue
+					}
+					key, _ := kv.Key.(*ast.Ident)
+					switch {
+					case key == nil:
+					case typ == "audit.Record" && (key.Name == "Decision" || key.Name == "Rule" || key.Name == "Reason"):
+						t.Errorf("%s: an audit.Record literal sets %s outside verdict.go", fset.Position(kv.Pos()), key.Name)
+					case typ == "verdict" && key.Name == "decision":
+						t.Errorf("%s: a verdict's decision is chosen outside verdict.go; use call.denied", fset.Position(kv.Pos()))
+					}
+				}
+				// The policy decides; proxy only asks it.
+				if typ == "policy.Decision" {
+					t.Errorf("%s: proxy builds a policy.Decision itself; the policy package takes every decision", fset.Position(n.Pos()))
+				}
+			}
 			as, ok := n.(*ast.AssignStmt)
 			if !ok {
 				return true

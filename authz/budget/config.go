@@ -238,3 +238,14 @@ func (r *RedisConfig) tlsConfig() (*tls.Config, error) {
 	}
 	return c, nil
 }
+
+// CheckFiles reads the files the store reads when it starts (the Redis
+// password file), without connecting, so `warden policy validate --files`
+// refuses what serve would.
+func (c *Config) CheckFiles() error {
+	if c.Redis == nil {
+		return nil
+	}
+	_, err := c.Redis.password()
+	return err
+}

@@ -128,10 +128,10 @@ func (c Config) Validate() []error {
 	if c.CacheSize < 0 {
 		add("models.cache_size: must not be negative, got %d", c.CacheSize)
 	}
-	if err := validateControlPlaneURL(c.ControlPlaneURL, c.Insecure, "bedrock"); err != nil {
+	if err := validateControlPlaneURL(c.ControlPlaneURL, c.Insecure, bedrock.ServiceBedrock); err != nil {
 		add("models.control_plane_url: %v", err)
 	}
-	if err := validateControlPlaneURL(c.AgentURL, c.Insecure, "bedrock-agent"); err != nil {
+	if err := validateControlPlaneURL(c.AgentURL, c.Insecure, bedrock.ServiceAgent); err != nil {
 		add("models.agent_url: %v", err)
 	}
 	return errs
@@ -140,7 +140,7 @@ func (c Config) Validate() []error {
 // validateControlPlaneURL accepts "" (the regional endpoint), https URLs on
 // AWS host names for the service, and, with insecure or on loopback, any
 // http(s) URL: whoever answers decides what an indirect id resolves to.
-func validateControlPlaneURL(raw string, insecure bool, service string) error {
+func validateControlPlaneURL(raw string, insecure bool, service bedrock.Service) error {
 	if raw == "" {
 		return nil
 	}
@@ -160,7 +160,7 @@ func validateControlPlaneURL(raw string, insecure bool, service string) error {
 	if u.Scheme != "https" {
 		return fmt.Errorf("%q is plain http: Warden's signed requests would cross the network in clear; use https, a loopback address, or set models.insecure: true (tests only)", raw)
 	}
-	if !isControlPlaneHost(u.Hostname(), service) {
+	if !bedrock.IsControlPlaneHost(u.Hostname(), service) {
 		return fmt.Errorf("%q is not a %s control-plane host (%s.REGION.amazonaws.com[.cn], *.vpce.amazonaws.com, *.api.aws); set models.insecure: true only for tests", raw, service, service)
 	}
 	return nil
@@ -172,17 +172,6 @@ func isLoopbackHost(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
-}
-
-func isControlPlaneHost(host, service string) bool {
-	h := strings.ToLower(strings.TrimSuffix(host, "."))
-	switch {
-	case strings.HasPrefix(h, service+".") || strings.HasPrefix(h, service+"-fips."):
-		return strings.HasSuffix(h, ".amazonaws.com") || strings.HasSuffix(h, ".amazonaws.com.cn") || strings.HasSuffix(h, ".api.aws")
-	case strings.HasSuffix(h, ".vpce.amazonaws.com"):
-		return strings.HasPrefix(h, "vpce-")
-	}
-	return false
 }
 
 // Resolution is what an indirect model id stands for.

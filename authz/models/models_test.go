@@ -424,6 +424,16 @@ func TestModelsConfigValidate(t *testing.T) {
 		{Config{ControlPlaneURL: "https://evil.example.com"}, "not a bedrock control-plane host"},
 		{Config{AgentURL: "https://bedrock.us-east-1.amazonaws.com"}, "not a bedrock-agent control-plane host"},
 		{Config{ControlPlaneURL: "https://bedrock.us-east-1.amazonaws.com/path"}, "no user, path or query"},
+		// bedrock.ParseControlPlaneHost is the one host check: a name needs a
+		// region of its partition, and the vpce form names the service.
+		{Config{ControlPlaneURL: "https://bedrock-fips.us-gov-west-1.amazonaws.com"}, ""},
+		{Config{ControlPlaneURL: "https://bedrock.cn-north-1.amazonaws.com.cn"}, ""},
+		{Config{AgentURL: "https://bedrock-agent.eu-west-1.api.aws"}, ""},
+		{Config{ControlPlaneURL: "https://bedrock.not-a-region.amazonaws.com"}, "not a bedrock control-plane host"},
+		{Config{ControlPlaneURL: "https://bedrock.evil.example.api.aws"}, "not a bedrock control-plane host"},
+		{Config{ControlPlaneURL: "https://bedrock.us-east-1.amazonaws.com.cn"}, "not a bedrock control-plane host"},
+		{Config{ControlPlaneURL: "https://vpce-0abc-123.vpce.amazonaws.com"}, "not a bedrock control-plane host"},
+		{Config{ControlPlaneURL: "https://vpce-0abc-123.s3.us-east-1.vpce.amazonaws.com"}, "not a bedrock control-plane host"},
 		{Config{CacheTTL: -time.Second}, "models.cache_ttl"},
 		{Config{CacheTTL: time.Hour, StaleTTL: time.Minute}, "models.stale_ttl"},
 		{Config{CacheSize: -1}, "models.cache_size"},

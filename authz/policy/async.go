@@ -104,6 +104,26 @@ func CheckAsyncOwner(ctx context.Context, jobs JobStore, d Decision, op bedrock.
 	return d
 }
 
+// Visible says which entries of a listing (ListAsyncInvokes' jobs, the
+// agent runtime's ListSessions) app may see, by each entry's key in jobs:
+// only those it started. An entry without a key, or whose owner the store
+// does not know, is hidden (fail closed); a store that cannot answer hides
+// the whole listing (the error).
+func Visible(ctx context.Context, jobs JobStore, app string, keys []string) ([]bool, error) {
+	owners, err := jobs.Owners(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	if len(owners) != len(keys) {
+		return nil, fmt.Errorf("job store answered %d owners for %d keys", len(owners), len(keys))
+	}
+	out := make([]bool, len(keys))
+	for i, k := range keys {
+		out[i] = k != "" && app != "" && owners[i] == app
+	}
+	return out, nil
+}
+
 // CheckBody applies the deciding app's own body limit: a limit, not an
 // authorisation, so it holds in dry-run too, like the global one. It
 // returns the rule and the error for the caller, or "" and nil.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -91,5 +92,36 @@ func TestCheckAsyncOwnerStoreDown(t *testing.T) {
 	d := CheckAsyncOwner(context.Background(), failingJobs{}, Decision{Allow: true, App: "a"}, bedrock.OpGetAsyncInvoke, "arn:job/1")
 	if d.Allow || d.Rule != "async-ownership" || !strings.Contains(d.Reason, "could not be checked") {
 		t.Fatalf("store down: %+v", d)
+	}
+}
+
+// A listing shows an app only the entries it started; an entry without a
+// key or with an unknown owner is hidden, and a store that cannot answer
+// hides the listing.
+func TestVisible(t *testing.T) {
+	jobs := NewAsyncJobs(0)
+	ctx := context.Background()
+	for arn, app := range map[string]string{"arn:job/a1": "a", "arn:job/a2": "a", "arn:job/b1": "b"} {
+		if err := jobs.Remember(ctx, arn, app); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := []string{"arn:job/a1", "arn:job/b1", "", "arn:job/unknown", "arn:job/a2"}
+	for _, tc := range []struct {
+		app  string
+		want []bool
+	}{
+		{"a", []bool{true, false, false, false, true}},
+		{"b", []bool{false, true, false, false, false}},
+		{"c", []bool{false, false, false, false, false}},
+		{"", []bool{false, false, false, false, false}}, // no app: nothing, not the unknown-owner entries
+	} {
+		got, err := Visible(ctx, jobs, tc.app, keys)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("Visible(%q) = %v, %v; want %v", tc.app, got, err, tc.want)
+		}
+	}
+	if got, err := Visible(ctx, failingJobs{}, "a", keys); err == nil || got != nil {
+		t.Errorf("store down: %v, %v; want an error", got, err)
 	}
 }

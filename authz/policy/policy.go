@@ -98,6 +98,13 @@ type Decision struct {
 	MaxBodyBytes int64
 }
 
+// NoPolicy is the decision when no valid policy is loaded (a Warden whose
+// bundle has not arrived, or whose first policy failed to compile): every
+// call is denied, failing closed.
+func NoPolicy() Decision {
+	return Decision{Rule: "policy", Reason: "warden: no valid policy is loaded"}
+}
+
 // Call is what the policy looks at. Decide does no I/O: everything it needs
 // is resolved by the caller first.
 type Call struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -12,7 +13,9 @@ import (
 // cmdAudit dispatches `warden audit report|verify`.
 func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("want a subcommand: report or verify")
+		var usage bytes.Buffer
+		_ = writeHelp(ctx, &usage, []string{"audit"})
+		return fmt.Errorf("a subcommand is required\n%s", usage.String())
 	}
 	switch args[0] {
 	case "report":

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"go.uber.org/zap"
 
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/config"
@@ -199,6 +200,10 @@ func TestValidateRejectsWhatServeRejects(t *testing.T) {
 		{"region in the file", "upstream: {region: us-east-1}\n", "", true, ""},
 		{"no region, a section without one", "upstream: {signing: resign}\n", "", false, ":3:1: upstream.region: not set"},
 		{"a region that makes no host", "upstream: {region: \"us east 1\"}\n", "", false, ":3:12: upstream.region: \"us east 1\" is not an AWS region name"},
+		// China has no bedrock-mantle or bedrock host: both used to pass
+		// validate and fail serve on the made-up mantle name.
+		{"a China region", "upstream: {region: cn-north-1}\n", "", true, ""},
+		{"a GovCloud region", "upstream: {region: us-gov-west-1}\n", "", true, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -249,5 +254,84 @@ func TestExplainNamesSelectedApp(t *testing.T) {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("explain lacks %q:\n%s", w, out.String())
 		}
+	}
+}
+
+// policy validate --files loads what serve loads from files at start, with
+// the same loaders, so it refuses what serve refuses there too; without
+// --files (checking a config away from where it runs) they are not read.
+func TestValidateFilesRejectsWhatServeRejects(t *testing.T) {
+	dir := t.TempDir()
+	master := filepath.Join(dir, "master.key")
+	if _, _, err := runKeys(t, "genmaster", "--out", master); err != nil {
+		t.Fatal(err)
+	}
+	base := "version: 1\nupstream: {region: us-east-1}\naudit: {spool: {dir: " + filepath.Join(dir, "spool") + "}}\n" +
+		"apps:\n  - name: a\n    allow_weak_identity: true\n    match: {tags: {app: a}}\n    allow: {models: [\"*\"], operations: [Converse]}\n"
+	missing := filepath.Join(dir, "missing")
+	for _, tc := range []struct {
+		name, section string
+		want          string // "" = valid with --files
+	}{
+		{"the master key", "listen: {endpoint: 127.0.0.1:0}\nidentity: {sources: [keys], keys: {master_key_file: " + master + "}}\n", ""},
+		{"no master key", "listen: {endpoint: 127.0.0.1:0}\nidentity: {sources: [keys], keys: {master_key_file: " + missing + "}}\n", ":2:29: identity.keys: master key: stat " + missing},
+		{"no revocation file", "listen: {endpoint: 127.0.0.1:0}\nidentity: {sources: [keys], keys: {master_key_file: " + master + ", revocation_file: " + missing + "}}\n", ":2:29: identity.keys: revocation file: open " + missing},
+		{"no TLS certificate", "listen: {endpoint: 127.0.0.1:0, tls: {cert_file: " + missing + ", key_file: " + missing + "}}\nidentity: {static: {app: a}}\n", ":1:33: listen.tls: open " + missing},
+		{"no CA key", "listen: {proxy: 127.0.0.1:0}\nidentity: {static: {app: a}}\nca: {cert_file: " + missing + ", key_file: " + missing + "}\n", ":3:1: ca: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			noAWSRegion(t)
+			cfgText := tc.section + base
+			p := writeConfig(t, cfgText)
+			var out, errOut bytes.Buffer
+			if code := run(context.Background(), []string{"policy", "validate", p}, &out, &errOut); code != 0 {
+				t.Errorf("without --files: exit %d\n%s", code, errOut.String())
+			}
+			errOut.Reset()
+			code := run(context.Background(), []string{"policy", "validate", "--files", p}, &out, &errOut)
+			if (code == 0) != (tc.want == "") || (tc.want != "" && !strings.Contains(errOut.String(), p+tc.want)) {
+				t.Errorf("--files: exit %d, want %q:\n%s", code, tc.want, errOut.String())
+			}
+			// serve agrees: proxy.New loads the keys and the CA, runServer
+			// the listener's certificate before it binds anything.
+			cfg, err := config.ParseConfig([]byte(cfgText))
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, err := proxy.New(context.Background(), proxy.Options{Config: cfg, Audit: nopAudit{},
+				Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")})
+			if err == nil && cfg.Listen.TLS != nil {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				err = runServer(ctx, srv, cfg, zap.NewNop())
+			}
+			if (err == nil) != (tc.want == "") {
+				t.Errorf("serve: %v, want valid=%v (validate --files and serve disagree)", err, tc.want == "")
+			}
+		})
+	}
+}
+
+// A command group without its subcommand fails and lists the subcommands,
+// every group alike; `warden help help` is the overview.
+func TestGroupWithoutSubcommandPrintsUsage(t *testing.T) {
+	for _, c := range commands() {
+		if len(c.subs) == 0 {
+			continue
+		}
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), []string{c.name}, &out, &errOut)
+		if code == 0 {
+			t.Errorf("warden %s: exit 0 without a subcommand", c.name)
+		}
+		for _, s := range c.subs {
+			if !strings.Contains(errOut.String(), "warden "+c.name+" "+s.name) {
+				t.Errorf("warden %s: stderr does not list %q:\n%s", c.name, s.name, errOut.String())
+			}
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"help", "help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "warden policy validate") {
+		t.Errorf("warden help help: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
 }

@@ -178,7 +178,7 @@ func writeOverview(w io.Writer) {
 // writeHelp prints the usage of the command path names (the overview for
 // none) and, for a command that parses flags, its flags.
 func writeHelp(ctx context.Context, w io.Writer, path []string) error {
-	if len(path) == 0 {
+	if len(path) == 0 || path[0] == "help" { // `warden help help`: the overview says how help works
 		writeOverview(w)
 		return nil
 	}

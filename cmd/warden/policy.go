@@ -22,9 +22,11 @@ import (
 )
 
 const (
-	policyValidateUsage = `  warden policy validate [--strict] --config FILE
+	policyValidateUsage = `  warden policy validate [--strict] [--files] --config FILE
         check a configuration as serve would (keys, values, the region, the compiled policy)
-        without touching the network; warnings (unreachable apps …) fail only with --strict
+        without touching the network; with --files also load the files it names (TLS and CA
+        keys, the master key, kubeconfigs, the Redis password) as serve does at start, where
+        Warden will run; warnings (unreachable apps …) fail only with --strict
 `
 	policyTestUsage = `  warden policy test --config FILE --cases CASES.yaml [-v]
   warden policy test --policy FILE [--config FILE] --cases CASES.yaml [-v]
@@ -148,6 +150,7 @@ func cmdPolicyValidate(ctx context.Context, args []string, stdout, stderr io.Wri
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
 	strict := fs.Bool("strict", false, "treat warnings as errors")
+	files := fs.Bool("files", false, "also load the files the configuration names, as serve does at start (run it where Warden runs)")
 	if err := parsePolicyFlags(fs, args, path); err != nil {
 		return err
 	}
@@ -161,8 +164,12 @@ func cmdPolicyValidate(ctx context.Context, args []string, stdout, stderr io.Wri
 	cfg, err := config.ParseConfig(data)
 	if err == nil {
 		// What serve would refuse of a valid file without touching the
-		// network: the region, the compiled policy and guards, the upstream.
+		// network: the region, the compiled policy and guards, the upstream;
+		// with --files, the files it reads at start too.
 		err = proxy.CheckConfig(ctx, cfg)
+		if *files {
+			err = errors.Join(err, proxy.CheckFiles(cfg))
+		}
 	}
 	if err != nil {
 		// One error a line, file:line:column: message, so editors and CI

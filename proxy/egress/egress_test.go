@@ -1,8 +1,8 @@
-package config
+package egress
 
 import "testing"
 
-func TestParseTunnel(t *testing.T) {
+func TestParse(t *testing.T) {
 	good := []struct {
 		in         string
 		host, port string
@@ -14,9 +14,9 @@ func TestParseTunnel(t *testing.T) {
 		{in: "Example.COM.:8443", matches: []string{"example.com:8443"}, misses: []string{"example.com"}},
 	}
 	for _, tc := range good {
-		r, err := ParseTunnel(tc.in)
+		r, err := Parse(tc.in)
 		if err != nil {
-			t.Fatalf("ParseTunnel(%q): %v", tc.in, err)
+			t.Fatalf("Parse(%q): %v", tc.in, err)
 		}
 		check := func(hp string, want bool) {
 			host, port := hp, 443
@@ -24,7 +24,7 @@ func TestParseTunnel(t *testing.T) {
 				host, port = h, p
 			}
 			if got := r.Matches(host, port); got != want {
-				t.Errorf("ParseTunnel(%q).Matches(%q, %d) = %v, want %v", tc.in, host, port, got, want)
+				t.Errorf("Parse(%q).Matches(%q, %d) = %v, want %v", tc.in, host, port, got, want)
 			}
 		}
 		for _, m := range tc.matches {
@@ -40,8 +40,8 @@ func TestParseTunnel(t *testing.T) {
 		"*.vpce.amazonaws.com", "*.bedrock-runtime.us-east-1.vpce.amazonaws.com", "*.api.aws", "*.us-east-1.api.aws",
 		"exa mple.com", "a..b",
 	} {
-		if r, err := ParseTunnel(in); err == nil {
-			t.Errorf("ParseTunnel(%q) = %+v, want an error", in, r)
+		if r, err := Parse(in); err == nil {
+			t.Errorf("Parse(%q) = %+v, want an error", in, r)
 		}
 	}
 }
@@ -59,12 +59,12 @@ func cutPort(hp string) (string, int, bool) {
 	return "", 0, false
 }
 
-func FuzzParseTunnel(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{"sts.us-east-1.amazonaws.com", "*.s3.amazonaws.com:443", "*.amazonaws.com", "x:1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		r, err := ParseTunnel(in)
+		r, err := Parse(in)
 		if err != nil {
 			return
 		}

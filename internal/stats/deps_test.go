@@ -1,0 +1,12 @@
+package stats
+
+import (
+	"testing"
+
+	"github.com/warden-egress/warden/internal/deptest"
+)
+
+// stats is a test and tooling helper that imports nothing of Warden's.
+func TestDeps(t *testing.T) {
+	deptest.DepChecker{BadDep: deptest.OutsideWarden(deptest.Module + "/internal/stats")}.Check(t)
+}
