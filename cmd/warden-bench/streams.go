@@ -39,6 +39,7 @@ type streamsOptions struct {
 	wardenBin  string
 	goMemLimit string
 	json       bool
+	profileDir string
 	hold       time.Duration
 }
 
@@ -87,6 +88,7 @@ func cmdBenchStreams(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.StringVar(&o.wardenBin, "warden-bin", "", "the warden binary (default: go build ./cmd/warden)")
 	fs.StringVar(&o.goMemLimit, "gomemlimit", "", "GOMEMLIMIT for Warden's process (e.g. 400MiB: the Go runtime's soft memory limit, as a container would set it)")
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of a table")
+	fs.StringVar(&o.profileDir, "profile", "", "run Warden with --pprof and save its heap profile and goroutine stacks, taken while every stream is open, into this directory")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -116,7 +118,7 @@ func cmdBenchStreams(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	env := &wrkEnv{o: &wrkOptions{}, dir: dir, standin: standin, extraEnv: []string{"SSL_CERT_FILE=" + filepath.Join(tlsDir, "ca.crt")}, urls: map[string]string{}, procs: map[string]*exec.Cmd{}, admin: map[string]string{}}
+	env := &wrkEnv{o: &wrkOptions{pprof: o.profileDir != ""}, dir: dir, standin: standin, extraEnv: []string{"SSL_CERT_FILE=" + filepath.Join(tlsDir, "ca.crt")}, urls: map[string]string{}, procs: map[string]*exec.Cmd{}, admin: map[string]string{}}
 	defer env.close()
 	if o.goMemLimit != "" {
 		env.extraEnv = append(env.extraEnv, "GOMEMLIMIT="+o.goMemLimit)
@@ -183,6 +185,11 @@ func cmdBenchStreams(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	rep.Open.OpenStreams = set.openCount()
 	rep.Open.StandinHolds = standinHolds(ctx, ctl, standin.URL)
+	if o.profileDir != "" {
+		if err := saveProfiles(ctx, admin, o.profileDir); err != nil {
+			return err
+		}
+	}
 	if err := releaseStandin(ctx, ctl, standin.URL); err != nil {
 		return err
 	}
@@ -472,4 +479,32 @@ func tlsClient(caFile string) (*http.Client, error) {
 		return nil, fmt.Errorf("%s: no certificate", caFile)
 	}
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}, nil
+}
+
+// saveProfiles saves Warden's heap profile (heap.pb.gz: go tool pprof
+// -sample_index=inuse_space) and its goroutines' stacks, counted
+// (goroutines.txt), from its admin listener into dir.
+func saveProfiles(ctx context.Context, admin, dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for path, name := range map[string]string{"/debug/pprof/heap?gc=1": "heap.pb.gz", "/debug/pprof/goroutine?debug=1": "goroutines.txt"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+path, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s %v", path, resp.Status, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }

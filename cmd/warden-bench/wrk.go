@@ -93,6 +93,8 @@ type wrkOptions struct {
 	traceQ   float64
 	// wardenEnv is added to both Warden modes' environment (GOGC=…).
 	wardenEnv []string
+	// pprof runs Warden with --pprof (implied by traceDir).
+	pprof bool
 }
 
 // wardenBenchPolicy is the Warden the wrk bench runs: as benchPolicy, plus
@@ -416,7 +418,7 @@ func (e *wrkEnv) startWardenWith(ctx context.Context, bin, mode, extra string) e
 		return err
 	}
 	args := []string{"serve", "--config", cfgPath}
-	if e.o.traceDir != "" {
+	if e.o.traceDir != "" || e.o.pprof {
 		args = append(args, "--pprof")
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
