@@ -39,6 +39,7 @@ func TestPodsRejected(t *testing.T) {
 	f := installed(t)
 	enrolled := f.namespace(t, nsOpts{enrolled: true})
 	plain := f.namespace(t, nsOpts{})
+	optOut := f.namespace(t, nsOpts{enrolled: true, allowOptOut: true})
 	team := f.as(t, teamUser)
 	const (
 		tokenMsg = "mounts a service-account token with Warden's audience (warden.bedrock); only the warden sidecar may"
@@ -55,6 +56,7 @@ func TestPodsRejected(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		plainNS bool // a namespace that is not enrolled
+		optOut  bool // an enrolled namespace that allows opting out
 		bare    bool // start from a pod without the sidecar
 		edit    func(p *corev1.Pod)
 		policy  string // "" is PodSecurity
@@ -84,6 +86,13 @@ func TestPodsRejected(t *testing.T) {
 			p.Spec.InitContainers = append(p.Spec.InitContainers, c)
 			app(p).VolumeMounts = nil
 		}, want: "container fetch-token " + tokenMsg},
+		// Opting out means running without Warden: no injector wrote a
+		// sidecar there, so a canonical-looking one would run the team's
+		// WARDEN_CONFIG with Warden's role.
+		{name: "opt-out/canonical sidecar with the team's own configuration", optOut: true, edit: func(p *corev1.Pod) {
+			p.Annotations = map[string]string{"warden-egress.io/inject": "false"}
+			warden(p).Env[0].Value = "version: 1\napps: [{name: anything, match: {}, allow: {models: ['*']}}]\n"
+		}, want: "volume warden-token projects a service-account token with Warden's audience (warden.bedrock), but the pod opts out of Warden"},
 		{name: "enrolled/no sidecar", bare: true, want: "must run the warden sidecar"},
 		{name: "enrolled/opt-out annotation where opt-out is not allowed", bare: true, edit: func(p *corev1.Pod) {
 			p.Annotations = map[string]string{"warden-egress.io/inject": "false"}
@@ -233,6 +242,9 @@ func TestPodsRejected(t *testing.T) {
 			ns := enrolled
 			if tc.plainNS {
 				ns = plain
+			}
+			if tc.optOut {
+				ns = optOut
 			}
 			name := "p-" + strings.NewReplacer(" ", "-", "/", "-", "'", "").Replace(strings.ToLower(tc.name))
 			if len(name) > 63 {
