@@ -53,6 +53,18 @@ func TestPodsRejected(t *testing.T) {
 		}}})
 		app(p).VolumeMounts = append(app(p).VolumeMounts, corev1.VolumeMount{Name: "mine", MountPath: "/var/run/aws"})
 	}
+	multiSource := func(p *corev1.Pod) {
+		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "kube-api-access-extra", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{
+				{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
+					Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: testAudience, Path: "token"}},
+				{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "namespace",
+					FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}},
+			},
+		}}})
+		app(p).VolumeMounts = append(app(p).VolumeMounts, corev1.VolumeMount{Name: "kube-api-access-extra", MountPath: "/var/run/extra", ReadOnly: true})
+	}
 	for _, tc := range []struct {
 		name    string
 		plainNS bool // a namespace that is not enrolled
@@ -67,6 +79,10 @@ func TestPodsRejected(t *testing.T) {
 		}, want: "container app " + tokenMsg},
 		{name: "enrolled/app projects its own Warden-audience token", edit: ownToken, want: "container app " + tokenMsg},
 		{name: "plain/app projects a Warden-audience token", plainNS: true, bare: true, edit: ownToken, want: "container app " + tokenMsg},
+		// The token hidden in a multi-source projection (beside a ConfigMap
+		// and the downward API, as kube-api-access-* volumes look).
+		{name: "enrolled/Warden-audience token as the second source of a projection", edit: multiSource, want: "container app " + tokenMsg},
+		{name: "plain/Warden-audience token as the second source of a projection", plainNS: true, bare: true, edit: multiSource, want: "container app " + tokenMsg},
 		{name: "plain/app mounts warden-token beside a sidecar", plainNS: true, edit: func(p *corev1.Pod) {
 			app(p).VolumeMounts = append(app(p).VolumeMounts, corev1.VolumeMount{Name: "warden-token", MountPath: "/t", ReadOnly: true})
 		}, want: "container app " + tokenMsg},
