@@ -411,6 +411,16 @@ func TestHostRulesWithoutPodSecurity(t *testing.T) {
 		}, want: "volume kubelet is a hostPath: not allowed in enrolled namespaces"},
 		{name: "hostPID", edit: func(p *corev1.Pod) { p.Spec.HostPID = true }, want: hostMsg},
 		{name: "hostNetwork", edit: func(p *corev1.Pod) { p.Spec.HostNetwork = true }, want: hostMsg},
+		// A privileged container, or one with SYS_ADMIN, can mount the
+		// node's disk and read the pod's own warden-token from the kubelet's
+		// directory, hostPath or not.
+		{name: "privileged app container", edit: func(p *corev1.Pod) {
+			app(p).SecurityContext.Privileged = ptr(true)
+			app(p).SecurityContext.AllowPrivilegeEscalation = nil
+		}, want: "container app may not be privileged or add capabilities other than NET_BIND_SERVICE"},
+		{name: "capability SYS_ADMIN added to the app", edit: func(p *corev1.Pod) {
+			app(p).SecurityContext.Capabilities.Add = []corev1.Capability{"SYS_ADMIN"}
+		}, want: "container app may not be privileged or add capabilities other than NET_BIND_SERVICE"},
 		{name: "canonical pod", edit: func(*corev1.Pod) {}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
