@@ -418,7 +418,7 @@ func TestHostRulesWithoutPodSecurity(t *testing.T) {
 			app(p).SecurityContext.Privileged = ptr(true)
 			app(p).SecurityContext.AllowPrivilegeEscalation = nil
 		}, want: "container app may not be privileged or add capabilities other than NET_BIND_SERVICE"},
-		{name: "capability SYS_ADMIN added to the app", edit: func(p *corev1.Pod) {
+		{name: "added capability in the app", edit: func(p *corev1.Pod) {
 			app(p).SecurityContext.Capabilities.Add = []corev1.Capability{"SYS_ADMIN"}
 		}, want: "container app may not be privileged or add capabilities other than NET_BIND_SERVICE"},
 		{name: "canonical pod", edit: func(*corev1.Pod) {}},
