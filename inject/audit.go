@@ -89,8 +89,24 @@ func (in *Injector) auditPod(p *corev1.Pod, ns Namespace) (Finding, bool) {
 	if wc.Image != in.cfg.Image {
 		why = append(why, fmt.Sprintf("image %s, now %s", wc.Image, in.cfg.Image))
 	}
-	if cfg, ok := in.rendered[modeOf(p)]; ok && p.Annotations[AnnotationConfig] != Digest(cfg) {
-		why = append(why, fmt.Sprintf("config %s, now %s", p.Annotations[AnnotationConfig], Digest(cfg)))
+	// The configuration the sidecar runs is its WARDEN_CONFIG, not the
+	// AnnotationConfig digest next to it: a team can edit annotations of a
+	// running pod, so judge the container's own value.
+	running := "none"
+	for _, e := range wc.Env {
+		if e.Name == ConfigEnv {
+			running = Digest([]byte(e.Value))
+			if e.ValueFrom != nil {
+				running = "not a literal"
+			}
+		}
+	}
+	if cfg, ok := in.rendered[modeOf(p)]; !ok || running != Digest(cfg) {
+		want := "none for mode " + modeOf(p)
+		if ok {
+			want = Digest(cfg)
+		}
+		why = append(why, fmt.Sprintf("config %s, now %s", running, want))
 	}
 	if len(why) == 0 {
 		return Finding{}, false

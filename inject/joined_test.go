@@ -387,6 +387,26 @@ func TestInjectorWithPolicies(t *testing.T) {
 			t.Fatalf("got %v, want the injector's refusal", err)
 		}
 	})
+	t.Run("rejected/opt-out keeping a hand-written sidecar with Warden's token", func(t *testing.T) {
+		// Opted out where allowed: the injector leaves the pod as written.
+		// The team copies the canonical sidecar (image, args, mounts,
+		// securityContext, Warden's token) with its own WARDEN_CONFIG.
+		p := need(t, inject.ModeEndpoint).DeepCopy()
+		p.ObjectMeta = metav1.ObjectMeta{Name: "opt-out-own-warden", Annotations: map[string]string{inject.AnnotationInject: "false"}}
+		wc := findInit(p, inject.ContainerName)
+		for i := range wc.Env {
+			switch wc.Env[i].Name {
+			case inject.ConfigEnv:
+				wc.Env[i].Value = "version: 1\napps: [{name: anything, match: {}, allow: {models: ['*']}}]\n"
+			case inject.PodNamespaceEnv:
+				wc.Env[i].Value = transparentOptOut
+			}
+		}
+		_, err := pods(transparentOptOut)(p)
+		if !deniedBy(err, "warden-pods") || !strings.Contains(err.Error(), "opts out of Warden") {
+			t.Fatalf("got %v, want warden-pods' refusal of a Warden token in an opted-out pod", err)
+		}
+	})
 	t.Run("rejected/a different warden container: replaced", func(t *testing.T) {
 		p := teamPod("fake-warden", "")
 		always := corev1.ContainerRestartPolicyAlways

@@ -653,6 +653,18 @@ func TestInjectAudit(t *testing.T) {
 		p.Spec.InitContainers[0].Image = "ghcr.io/warden-egress/warden:v0.0.1"
 		return p
 	})
+	// Current version, image and annotations, but the team's own
+	// configuration in the sidecar (written before the policies, or the
+	// annotations copied from an injected pod): judged by WARDEN_CONFIG.
+	mk(enrolled, "forged-config", func(p *corev1.Pod) *corev1.Pod {
+		p = inject1(p)
+		for i, e := range p.Spec.InitContainers[0].Env {
+			if e.Name == inject.ConfigEnv {
+				p.Spec.InitContainers[0].Env[i].Value = "version: 1\napps: [{name: anything, match: {}, allow: {models: ['*']}}]\n"
+			}
+		}
+		return p
+	})
 	ns, err := c.Client.CoreV1().Namespaces().Get(ctx, enrolled, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -664,7 +676,7 @@ func TestInjectAudit(t *testing.T) {
 
 	var out, errb bytes.Buffer
 	code := run(ctx, []string{"inject", "--audit", "--config", injectorConfigs[0], "--kubeconfig", c.Kubeconfig}, &out, &errb)
-	if code != 1 || !strings.Contains(errb.String(), "3 pod(s) in enrolled namespaces do not run the current sidecar") {
+	if code != 1 || !strings.Contains(errb.String(), "4 pod(s) in enrolled namespaces do not run the current sidecar") {
 		t.Fatalf("exit %d, stderr %s\n%s", code, errb.String(), out.String())
 	}
 	got := map[string]string{}
@@ -681,6 +693,7 @@ func TestInjectAudit(t *testing.T) {
 		"before-enrolment": inject.FindingNotInjected,
 		"old-version":      inject.FindingOutdated + ` injector "v0.0.1"`,
 		"old-image":        inject.FindingOutdated + " image ghcr.io/warden-egress/warden:v0.0.1",
+		"forged-config":    inject.FindingOutdated + " config ",
 	}
 	for pod, prefix := range want {
 		if !strings.HasPrefix(got[pod], prefix) {

@@ -17,8 +17,9 @@ import (
 func TestTokenRequests(t *testing.T) {
 	f := installed(t)
 	ctx := context.Background()
-	ns := f.namespace(t, nsOpts{enrolled: true})
-	pod, err := f.c.Client.CoreV1().Pods(ns).Create(ctx, f.canonicalPod(ns, "tok"), metav1.CreateOptions{})
+	enrolled := f.namespace(t, nsOpts{enrolled: true})
+	plain := f.namespace(t, nsOpts{})
+	pod, err := f.c.Client.CoreV1().Pods(enrolled).Create(ctx, f.canonicalPod(enrolled, "tok"), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,6 +29,7 @@ func TestTokenRequests(t *testing.T) {
 		user     rest.ImpersonationConfig
 		audience string
 		bound    bool
+		plain    bool   // a namespace that is not enrolled
 		want     string // "" allowed
 	}{
 		{name: "edit user, Warden's audience", user: teamUser, audience: testAudience, want: denial + "alice may not"},
@@ -35,8 +37,19 @@ func TestTokenRequests(t *testing.T) {
 		{name: "node, Warden's audience, unbound", user: nodeUser, audience: testAudience, want: denial + "system:node:node-1 may not"},
 		{name: "node, Warden's audience, bound to the pod", user: nodeUser, audience: testAudience, bound: true},
 		{name: "edit user, another audience", user: teamUser, audience: "vault"},
+		// IRSA and EKS Pod Identity tokens, minted by hand instead of
+		// through a pod's volume (which warden-pods refuses there).
+		{name: "edit user, IRSA audience, enrolled", user: teamUser, audience: "sts.amazonaws.com",
+			want: "in enrolled namespaces only Warden holds AWS credentials: alice may not request a token for AWS (sts.amazonaws.com)"},
+		{name: "edit user, EKS Pod Identity audience, enrolled", user: teamUser, audience: "pods.eks.amazonaws.com", bound: true,
+			want: "in enrolled namespaces only Warden holds AWS credentials: alice may not request a token for AWS (pods.eks.amazonaws.com)"},
+		{name: "edit user, IRSA audience, not enrolled", user: teamUser, audience: "sts.amazonaws.com", plain: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			ns := enrolled
+			if tc.plain {
+				ns = plain
+			}
 			if tc.user.UserName == teamUser.UserName {
 				f.waitAllowed(t, tc.user, attrs(ns, "create", "serviceaccounts", "token"))
 			}

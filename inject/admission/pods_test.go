@@ -39,6 +39,7 @@ func TestPodsRejected(t *testing.T) {
 	f := installed(t)
 	enrolled := f.namespace(t, nsOpts{enrolled: true})
 	plain := f.namespace(t, nsOpts{})
+	optOut := f.namespace(t, nsOpts{enrolled: true, allowOptOut: true})
 	team := f.as(t, teamUser)
 	const (
 		tokenMsg = "mounts a service-account token with Warden's audience (warden.bedrock); only the warden sidecar may"
@@ -52,9 +53,22 @@ func TestPodsRejected(t *testing.T) {
 		}}})
 		app(p).VolumeMounts = append(app(p).VolumeMounts, corev1.VolumeMount{Name: "mine", MountPath: "/var/run/aws"})
 	}
+	multiSource := func(p *corev1.Pod) {
+		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "kube-api-access-extra", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{
+				{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
+					Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: testAudience, Path: "token"}},
+				{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "namespace",
+					FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}},
+			},
+		}}})
+		app(p).VolumeMounts = append(app(p).VolumeMounts, corev1.VolumeMount{Name: "kube-api-access-extra", MountPath: "/var/run/extra", ReadOnly: true})
+	}
 	for _, tc := range []struct {
 		name    string
 		plainNS bool // a namespace that is not enrolled
+		optOut  bool // an enrolled namespace that allows opting out
 		bare    bool // start from a pod without the sidecar
 		edit    func(p *corev1.Pod)
 		policy  string // "" is PodSecurity
@@ -65,6 +79,10 @@ func TestPodsRejected(t *testing.T) {
 		}, want: "container app " + tokenMsg},
 		{name: "enrolled/app projects its own Warden-audience token", edit: ownToken, want: "container app " + tokenMsg},
 		{name: "plain/app projects a Warden-audience token", plainNS: true, bare: true, edit: ownToken, want: "container app " + tokenMsg},
+		// The token hidden in a multi-source projection (beside a ConfigMap
+		// and the downward API, as kube-api-access-* volumes look).
+		{name: "enrolled/Warden-audience token as the second source of a projection", edit: multiSource, want: "container app " + tokenMsg},
+		{name: "plain/Warden-audience token as the second source of a projection", plainNS: true, bare: true, edit: multiSource, want: "container app " + tokenMsg},
 		{name: "plain/app mounts warden-token beside a sidecar", plainNS: true, edit: func(p *corev1.Pod) {
 			app(p).VolumeMounts = append(app(p).VolumeMounts, corev1.VolumeMount{Name: "warden-token", MountPath: "/t", ReadOnly: true})
 		}, want: "container app " + tokenMsg},
@@ -84,6 +102,13 @@ func TestPodsRejected(t *testing.T) {
 			p.Spec.InitContainers = append(p.Spec.InitContainers, c)
 			app(p).VolumeMounts = nil
 		}, want: "container fetch-token " + tokenMsg},
+		// Opting out means running without Warden: no injector wrote a
+		// sidecar there, so a canonical-looking one would run the team's
+		// WARDEN_CONFIG with Warden's role.
+		{name: "opt-out/canonical sidecar with the team's own configuration", optOut: true, edit: func(p *corev1.Pod) {
+			p.Annotations = map[string]string{"warden-egress.io/inject": "false"}
+			warden(p).Env[0].Value = "version: 1\napps: [{name: anything, match: {}, allow: {models: ['*']}}]\n"
+		}, want: "volume warden-token projects a service-account token with Warden's audience (warden.bedrock), but the pod opts out of Warden"},
 		{name: "enrolled/no sidecar", bare: true, want: "must run the warden sidecar"},
 		{name: "enrolled/opt-out annotation where opt-out is not allowed", bare: true, edit: func(p *corev1.Pod) {
 			p.Annotations = map[string]string{"warden-egress.io/inject": "false"}
@@ -234,6 +259,9 @@ func TestPodsRejected(t *testing.T) {
 			if tc.plainNS {
 				ns = plain
 			}
+			if tc.optOut {
+				ns = optOut
+			}
 			name := "p-" + strings.NewReplacer(" ", "-", "/", "-", "'", "").Replace(strings.ToLower(tc.name))
 			if len(name) > 63 {
 				name = name[:63]
@@ -383,6 +411,16 @@ func TestHostRulesWithoutPodSecurity(t *testing.T) {
 		}, want: "volume kubelet is a hostPath: not allowed in enrolled namespaces"},
 		{name: "hostPID", edit: func(p *corev1.Pod) { p.Spec.HostPID = true }, want: hostMsg},
 		{name: "hostNetwork", edit: func(p *corev1.Pod) { p.Spec.HostNetwork = true }, want: hostMsg},
+		// A privileged container, or one with SYS_ADMIN, can mount the
+		// node's disk and read the pod's own warden-token from the kubelet's
+		// directory, hostPath or not.
+		{name: "privileged app container", edit: func(p *corev1.Pod) {
+			app(p).SecurityContext.Privileged = ptr(true)
+			app(p).SecurityContext.AllowPrivilegeEscalation = nil
+		}, want: "container app may not be privileged or add capabilities other than NET_BIND_SERVICE"},
+		{name: "added capability in the app", edit: func(p *corev1.Pod) {
+			app(p).SecurityContext.Capabilities.Add = []corev1.Capability{"SYS_ADMIN"}
+		}, want: "container app may not be privileged or add capabilities other than NET_BIND_SERVICE"},
 		{name: "canonical pod", edit: func(*corev1.Pod) {}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
