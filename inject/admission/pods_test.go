@@ -39,6 +39,7 @@ func TestPodsRejected(t *testing.T) {
 	f := installed(t)
 	enrolled := f.namespace(t, nsOpts{enrolled: true})
 	plain := f.namespace(t, nsOpts{})
+	optOut := f.namespace(t, nsOpts{enrolled: true, allowOptOut: true})
 	team := f.as(t, teamUser)
 	const (
 		tokenMsg = "mounts a service-account token with Warden's audience (warden.bedrock); only the warden sidecar may"
@@ -55,6 +56,9 @@ func TestPodsRejected(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		plainNS bool // a namespace that is not enrolled
+		// optOut: an enrolled namespace that allows opting out, the pod
+		// annotated warden-egress.io/inject=false (the injector leaves it).
+		optOut bool
 		bare    bool // start from a pod without the sidecar
 		edit    func(p *corev1.Pod)
 		policy  string // "" is PodSecurity
@@ -76,6 +80,16 @@ func TestPodsRejected(t *testing.T) {
 		// with Warden's role.
 		{name: "plain/canonical sidecar with the team's own configuration", plainNS: true, edit: func(p *corev1.Pod) {
 			warden(p).Env[0].Value = "version: 1\napps: [{name: anything, match: {}, allow: {models: ['*']}}]\n"
+		}, want: plainTokenMsg},
+		// Opted out, the injector leaves the pod alone: a canonical-looking
+		// sidecar there carries the team's WARDEN_CONFIG (its identity,
+		// audit sinks, or a policy of its own) with Warden's role.
+		{name: "opted-out/canonical sidecar with the team's own configuration", optOut: true, edit: func(p *corev1.Pod) {
+			p.Annotations = map[string]string{"warden-egress.io/inject": "false"}
+			warden(p).Env[0].Value = "version: 1\napps: [{name: anything, match: {}, allow: {models: ['*']}}]\n"
+		}, want: plainTokenMsg},
+		{name: "opted-out/canonical sidecar", optOut: true, edit: func(p *corev1.Pod) {
+			p.Annotations = map[string]string{"warden-egress.io/inject": "false"}
 		}, want: plainTokenMsg},
 		{name: "plain/Warden-audience token in an init container named otherwise", plainNS: true, bare: true, edit: func(p *corev1.Pod) {
 			ownToken(p)
@@ -233,6 +247,9 @@ func TestPodsRejected(t *testing.T) {
 			ns := enrolled
 			if tc.plainNS {
 				ns = plain
+			}
+			if tc.optOut {
+				ns = optOut
 			}
 			name := "p-" + strings.NewReplacer(" ", "-", "/", "-", "'", "").Replace(strings.ToLower(tc.name))
 			if len(name) > 63 {
