@@ -59,10 +59,10 @@ func TestPodsRejected(t *testing.T) {
 		// optOut: an enrolled namespace that allows opting out, the pod
 		// annotated warden-egress.io/inject=false (the injector leaves it).
 		optOut bool
-		bare    bool // start from a pod without the sidecar
-		edit    func(p *corev1.Pod)
-		policy  string // "" is PodSecurity
-		want    string
+		bare   bool // start from a pod without the sidecar
+		edit   func(p *corev1.Pod)
+		policy string // "" is PodSecurity
+		want   string
 	}{
 		{name: "enrolled/app mounts warden-token", edit: func(p *corev1.Pod) {
 			app(p).VolumeMounts = append(app(p).VolumeMounts, corev1.VolumeMount{Name: "warden-token", MountPath: "/t", ReadOnly: true})
