@@ -314,6 +314,9 @@ func Parse(raw []byte) (*Bundle, *Envelope, []byte, error) {
 	if dec.More() {
 		return nil, nil, nil, fmt.Errorf("%w: trailing data after the bundle", ErrMalformed)
 	}
+	if err := checkKeys(raw); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
 	envRaw, err := base64.StdEncoding.DecodeString(b.Envelope)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: envelope is not base64: %v", ErrMalformed, err)
@@ -327,7 +330,69 @@ func Parse(raw []byte) (*Bundle, *Envelope, []byte, error) {
 	if dec.More() {
 		return nil, nil, nil, fmt.Errorf("%w: trailing data after the envelope", ErrMalformed)
 	}
+	if err := checkKeys(envRaw); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: envelope: %v", ErrMalformed, err)
+	}
 	return &b, &env, envRaw, nil
+}
+
+// maxKeyDepth bounds how deep checkKeys walks: a bundle's objects nest
+// three deep (bundle, signatures, signature).
+const maxKeyDepth = 8
+
+var keyNameRe = regexp.MustCompile(`^[a-z0-9_]+$`)
+
+// checkKeys refuses a JSON document (already decoded strictly) in which an
+// object repeats a key, or spells one other than exactly as the format
+// does (lower-case ASCII): encoding/json would take the last of repeated
+// keys and match names case-insensitively (also "ſig" for "sig"), so the
+// same signed bytes could mean something else to another JSON parser.
+func checkKeys(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	return walkKeys(dec, 0)
+}
+
+func walkKeys(dec *json.Decoder, depth int) error {
+	if depth > maxKeyDepth {
+		return fmt.Errorf("nested deeper than %d", maxKeyDepth)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	if d == '[' {
+		for dec.More() {
+			if err := walkKeys(dec, depth+1); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token()
+		return err
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		k, _ := kt.(string)
+		if !keyNameRe.MatchString(k) {
+			return fmt.Errorf("key %q is not spelt as the format names it", k)
+		}
+		if seen[k] {
+			return fmt.Errorf("key %q given twice", k)
+		}
+		seen[k] = true
+		if err := walkKeys(dec, depth+1); err != nil {
+			return err
+		}
+	}
+	_, err = dec.Token()
+	return err
 }
 
 // Policy is what a Warden checks a bundle against.

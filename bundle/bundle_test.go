@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -222,5 +223,60 @@ func TestKeysFiles(t *testing.T) {
 	}
 	if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("the new key directory: %v, %v; want mode 0700", fi, err)
+	}
+}
+
+// signRaw signs envelope bytes as they are (Sign would re-serialise them):
+// what a publisher with a hand-made or buggy signer could produce.
+func signRaw(envRaw []byte, s Signer) []byte {
+	b := Bundle{Envelope: base64.StdEncoding.EncodeToString(envRaw),
+		Signatures: []Signature{{KeyID: s.KeyID, Sig: base64.StdEncoding.EncodeToString(ed25519.Sign(s.Key, message(envRaw)))}}}
+	out, _ := json.Marshal(b)
+	return out
+}
+
+// TestVerifyStrictJSON: a bundle file or signed envelope that repeats a
+// key, or spells one in another case, is refused as malformed (encoding/json
+// would take the last repeated key and match any case, so the same signed
+// bytes could mean another policy to another parser); and a bundle over
+// MaxBundleBytes is refused before it is parsed.
+func TestVerifyStrictJSON(t *testing.T) {
+	s, pub := testKey(2, "sec-2026-12")
+	trust := Trust{"sec-2026-12": pub}
+	good := sign(t, Envelope{Serial: 10}, s)
+	var b Bundle
+	if err := json.Unmarshal(good, &b); err != nil {
+		t.Fatal(err)
+	}
+	envRaw, _ := base64.StdEncoding.DecodeString(b.Envelope)
+	evilEnv := strings.Replace(string(envRaw), `"policy":"`, `"policy":"apps: []\n`, 1) // what a first-wins parser would see
+	sigJSON, _ := json.Marshal(b.Signatures)
+	evilB64 := base64.StdEncoding.EncodeToString([]byte(evilEnv))
+	for _, c := range []struct {
+		name string
+		raw  []byte
+		want error
+	}{
+		{"the envelope re-signed as is (control)", signRaw(envRaw, s), nil},
+		{"envelope key twice", []byte(`{"envelope":"` + evilB64 + `","envelope":"` + b.Envelope + `","signatures":` + string(sigJSON) + `}`), ErrMalformed},
+		{"Envelope in another case", []byte(strings.Replace(string(good), `"envelope"`, `"Envelope"`, 1)), ErrMalformed},
+		{"signature key in another case", []byte(strings.Replace(string(good), `"sig"`, `"SIG"`, 1)), ErrMalformed},
+		{"signature key_id twice", []byte(strings.Replace(string(good), `"key_id"`, `"key_id": "other", "key_id"`, 1)), ErrMalformed},
+		{"signed envelope with policy twice", signRaw([]byte(strings.Replace(string(envRaw), `"policy_sha256"`,
+			`"policy":"apps: []\n","policy_sha256"`, 1)), s), ErrMalformed},
+		{"signed envelope with Serial in another case", signRaw([]byte(strings.Replace(string(envRaw), `"serial"`, `"Serial"`, 1)), s), ErrMalformed},
+		{"signed envelope with a long-s key", signRaw([]byte(strings.Replace(string(envRaw), `"scope"`, `"ſcope"`, 1)), s), ErrMalformed},
+		{"over MaxBundleBytes (valid JSON: trailing blanks)", append(append([]byte{}, good...), bytes.Repeat([]byte(" "), MaxBundleBytes)...), ErrMalformed},
+		{"at MaxBundleBytes", append(append([]byte{}, good...), bytes.Repeat([]byte(" "), MaxBundleBytes-len(good))...), nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v, err := Verify(c.raw, Policy{Trust: trust, Target: Target{Fleet: "eks-prod", Namespace: "shop"}, Now: t0.Add(time.Minute)})
+			if !errors.Is(err, c.want) {
+				t.Fatalf("Verify: %v, want %v", err, c.want)
+			}
+			if err == nil && (v.Serial != 10 || v.Policy != testPolicy) {
+				t.Fatalf("verified %+v", v)
+			}
+		})
 	}
 }

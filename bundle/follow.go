@@ -235,14 +235,16 @@ func (f *Follower) Once(ctx context.Context) (bool, error) {
 		f.mu.Unlock()
 		return false, err
 	}
+	// Recorded at once (/readyz, metrics follow the applied policy), then
+	// cached (an fsync).
+	f.mu.Lock()
+	f.current, f.lastErr, f.refusedETag, f.refusedErr = v, nil, "", nil
+	f.mu.Unlock()
 	if f.o.CacheDir != "" {
 		if err := WriteFileAtomic(filepath.Join(f.o.CacheDir, CacheFile), raw, 0o600); err != nil {
 			f.o.Logger.Error("policy bundle applied but not cached", zap.Error(err))
 		}
 	}
-	f.mu.Lock()
-	f.current, f.lastErr, f.refusedETag, f.refusedErr = v, nil, "", nil
-	f.mu.Unlock()
 	if f.metrics != nil {
 		f.metrics.applied.Inc()
 		f.metrics.lastApplied.SetToCurrentTime()

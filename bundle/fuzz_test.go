@@ -27,6 +27,8 @@ func FuzzVerify(f *testing.F) {
 	f.Add([]byte(`{"envelope":"e30=","signatures":[{"key_id":"k","sig":"AAAA"}]}`))
 	f.Add([]byte(`{"envelope":"!!","signatures":null}`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(strings.Replace(string(good), `"envelope"`, `"Envelope"`, 1)))          // refused: a key in another case
+	f.Add([]byte(strings.Replace(string(good), `"key_id"`, `"key_id":"x","key_id"`, 1))) // refused: a key twice
 	other, _ := testKey(9, "k2")
 	two, err := Sign(Envelope{Serial: 4, IssuedAt: t0, ExpiresAt: t0.Add(time.Hour), Scope: Scope{Namespaces: []string{"canary-*"}, Fleets: []string{"f"}}, Policy: testPolicy}, other, s)
 	if err != nil {

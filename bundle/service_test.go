@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -609,4 +610,62 @@ func TestFollowerNoRollbackAcrossRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOversizedBundle: a bundle over MaxBundleBytes is refused wherever it
+// comes from, before it is parsed: the service's PUT (413, nothing stored),
+// a service's answer to a Warden (not applied; a fetch error), and a store
+// file (DirStore.Get; the service and an S3-reading Warden skip it).
+func TestOversizedBundle(t *testing.T) {
+	ctx := context.Background()
+	s, pub := testKey(5, "k")
+	trust := Trust{"k": pub}
+	good := fresh(t, 1, Scope{Fleets: []string{"*"}}, s)
+	huge := append(append([]byte{}, good...), bytes.Repeat([]byte(" "), MaxBundleBytes)...) // valid JSON, validly signed
+
+	t.Run("publish", func(t *testing.T) {
+		srv := newTestService(t, trust)
+		if code := srv.put(t, huge); code != http.StatusRequestEntityTooLarge {
+			t.Fatalf("PUT of %d bytes: %d, want 413", len(huge), code)
+		}
+		if resp, _ := srv.get(t, "fleet=f", ""); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("after the refused PUT the service answers %s, want 404", resp.Status)
+		}
+	})
+
+	t.Run("a service's answer", func(t *testing.T) {
+		var serve atomic.Pointer[[]byte]
+		serve.Store(&huge)
+		ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			raw := *serve.Load()
+			w.Header().Set("ETag", ETagOf(raw))
+			_, _ = w.Write(raw)
+		}))
+		t.Cleanup(ts.Close)
+		h := newFollowerHarness(t, followerSetup{url: ts.URL, client: ts.Client(), cache: t.TempDir(), trust: trust})
+		if _, err := h.f.Once(ctx); !errors.Is(err, ErrMalformed) || h.f.Current() != nil {
+			t.Fatalf("Once on a %d-byte answer: %v (current %v), want a malformed refusal and nothing applied", len(huge), err, h.f.Current())
+		}
+		if ready, detail := h.f.Status(); ready || !strings.Contains(detail, "over") {
+			t.Fatalf("Status = %v %q", ready, detail)
+		}
+		serve.Store(&good)
+		if changed, err := h.f.Once(ctx); !changed || err != nil || h.f.Current().Serial != 1 {
+			t.Fatalf("the same bundle at its size: changed %v, %v", changed, err)
+		}
+	})
+
+	t.Run("a store file", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, FileName(1)), huge, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := (DirStore{Dir: dir}).Get(ctx, FileName(1)); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("DirStore.Get of a %d-byte file: %v, want malformed", len(huge), err)
+		}
+		h := newFollowerHarness(t, followerSetup{store: DirStore{Dir: dir}, trust: trust})
+		if _, err := h.f.Once(ctx); err == nil || h.f.Current() != nil {
+			t.Fatalf("a Warden reading the store: %v, current %v; want nothing applied", err, h.f.Current())
+		}
+	})
 }

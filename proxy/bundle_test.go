@@ -468,3 +468,48 @@ func TestBundleExpiredKeepsServing(t *testing.T) {
 		t.Fatalf("warden_policy_bundle_expired = %v", got)
 	}
 }
+
+// TestBundleEveryRecordCarriesThePolicy: issue 15 wants the policy hash and
+// serial in every audit record, so the records of calls refused before the
+// policy decides (a body that does not parse, an operation Warden does not
+// know, an unsigned request) carry the running policy's too: an auditor
+// reading any record knows which policy the Warden ran.
+func TestBundleEveryRecordCarriesThePolicy(t *testing.T) {
+	f := newBundleFleet(t)
+	now := time.Now()
+	f.publish(t, f.sign(t, 7, `"amazon.nova-*"`, bundle.Scope{Fleets: []string{"*"}}, now, now.Add(time.Hour)))
+	w := f.start(t, "shop", f.url, "")
+	eventually(t, "serial 7", func() bool { return w.srv.PolicySerial() == 7 })
+	hash := w.srv.PolicyHash()
+	if hash == "" {
+		t.Fatal("no policy hash with serial 7 running")
+	}
+	for _, c := range []struct{ name, method, path, body string }{
+		{"unparsable body", http.MethodPost, "/model/" + novaModel + "/converse", "{not json"},
+		{"unknown operation", http.MethodPost, "/no/such/operation", "{}"},
+		{"unsigned get", http.MethodGet, "/", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := len(w.audit.all())
+			req, err := http.NewRequest(c.method, w.endpoint+c.path, strings.NewReader(c.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode < 400 {
+				t.Fatalf("%s %s answered %s, want a refusal", c.method, c.path, resp.Status)
+			}
+			recs := w.audit.wait(t, before+1)
+			r := recs[len(recs)-1]
+			if r.PolicyHash != hash || r.PolicySerial != 7 {
+				t.Errorf("record of a refused %s (status %d, reason %q): policy_hash %q policy_serial %d, want %q and 7",
+					c.name, r.Status, r.Reason, r.PolicyHash, r.PolicySerial, hash)
+			}
+		})
+	}
+}

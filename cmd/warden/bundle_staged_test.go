@@ -132,8 +132,11 @@ func TestBundleStagedRolloutProcesses(t *testing.T) {
 		if err := w.converse(claudeModel); err != nil {
 			t.Fatalf("%s: claude under serial 3: %v", w.ns, err)
 		}
-		if code, body := w.get("/readyz"); code != 200 || !strings.Contains(body, "serial 3") {
-			t.Errorf("%s /readyz = %d %q", w.ns, code, body)
-		}
+		// /readyz reads the follower's record of the bundle, made a moment
+		// after the policy (and warden_policy_serial) took effect.
+		waitUntil(t, w.ns+" /readyz on serial 3", func() bool {
+			code, body := w.get("/readyz")
+			return code == 200 && strings.Contains(body, "serial 3")
+		})
 	}
 }

@@ -46,6 +46,8 @@ func TestPodsRejected(t *testing.T) {
 		volMsg   = "mounts one of Warden's volumes"
 		// Outside enrolled namespaces.
 		plainTokenMsg = "volume warden-token projects a service-account token with Warden's audience (warden.bedrock), which only pods of enrolled namespaces may hold"
+		// the same in an opted-out pod of an enrolled namespace
+		optOutTokenMsg = "volume warden-token projects a service-account token with Warden's audience (warden.bedrock), but the pod opts out of Warden"
 	)
 	ownToken := func(p *corev1.Pod) {
 		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "mine", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
@@ -68,11 +70,13 @@ func TestPodsRejected(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		plainNS bool // a namespace that is not enrolled
-		optOut  bool // an enrolled namespace that allows opting out
-		bare    bool // start from a pod without the sidecar
-		edit    func(p *corev1.Pod)
-		policy  string // "" is PodSecurity
-		want    string
+		// optOut: an enrolled namespace that allows opting out, the pod
+		// annotated warden-egress.io/inject=false (the injector leaves it).
+		optOut bool
+		bare   bool // start from a pod without the sidecar
+		edit   func(p *corev1.Pod)
+		policy string // "" is PodSecurity
+		want   string
 	}{
 		{name: "enrolled/app mounts warden-token", edit: func(p *corev1.Pod) {
 			app(p).VolumeMounts = append(app(p).VolumeMounts, corev1.VolumeMount{Name: "warden-token", MountPath: "/t", ReadOnly: true})
@@ -95,6 +99,12 @@ func TestPodsRejected(t *testing.T) {
 		{name: "plain/canonical sidecar with the team's own configuration", plainNS: true, edit: func(p *corev1.Pod) {
 			warden(p).Env[0].Value = "version: 1\napps: [{name: anything, match: {}, allow: {models: ['*']}}]\n"
 		}, want: plainTokenMsg},
+		// Opted out, the injector leaves the pod alone: even the canonical
+		// sidecar, unedited, may hold no Warden token there (its
+		// configuration is the team's to change).
+		{name: "opted-out/canonical sidecar", optOut: true, edit: func(p *corev1.Pod) {
+			p.Annotations = map[string]string{"warden-egress.io/inject": "false"}
+		}, want: optOutTokenMsg},
 		{name: "plain/Warden-audience token in an init container named otherwise", plainNS: true, bare: true, edit: func(p *corev1.Pod) {
 			ownToken(p)
 			c := *app(p)
@@ -108,7 +118,7 @@ func TestPodsRejected(t *testing.T) {
 		{name: "opt-out/canonical sidecar with the team's own configuration", optOut: true, edit: func(p *corev1.Pod) {
 			p.Annotations = map[string]string{"warden-egress.io/inject": "false"}
 			warden(p).Env[0].Value = "version: 1\napps: [{name: anything, match: {}, allow: {models: ['*']}}]\n"
-		}, want: "volume warden-token projects a service-account token with Warden's audience (warden.bedrock), but the pod opts out of Warden"},
+		}, want: optOutTokenMsg},
 		{name: "enrolled/no sidecar", bare: true, want: "must run the warden sidecar"},
 		{name: "enrolled/opt-out annotation where opt-out is not allowed", bare: true, edit: func(p *corev1.Pod) {
 			p.Annotations = map[string]string{"warden-egress.io/inject": "false"}

@@ -217,11 +217,16 @@ func TestBundleServiceS3(t *testing.T) {
 	}
 }
 
-// TestBundlePinMatchesInject: the pin the chart's template computes equals
-// the injector's (Go) for every shape of trust roots — defaulted and
-// explicit URL, keys in any order, no CA, an S3 prefix and its endpoint, a
-// fleet in UTF-8 (lengths are bytes) — and each trust root changes it.
-func TestBundlePinMatchesInject(t *testing.T) {
+// bundleVariant is a named set of values.
+type bundleVariant struct {
+	name string
+	vals map[string]any
+}
+
+// bundleVariants are the shapes of sidecar.bundle TestBundlePinMatchesInject
+// pins and TestServerSideDryRun applies: defaulted and explicit URL, keys in
+// any order, no CA, an S3 prefix and its endpoint, a fleet in UTF-8.
+func bundleVariants(t testing.TB) []bundleVariant {
 	base := modeValues(t, "bundle")
 	keys := []any{
 		map[string]any{"id": "z-2027", "publicKey": "UvKwXnqyPZWFe7vCHNhqm4tl+PvLXLO1Vw6v6DJP6q4="},
@@ -230,10 +235,7 @@ func TestBundlePinMatchesInject(t *testing.T) {
 	ext := setValue(setValue(base, "sidecar.bundle.url", "https://bundles.corp.example:8443"), "sidecar.bundle.caPEM", "")
 	s3 := setValue(setValue(ext, "sidecar.bundle.url", "s3://corp-policy/eks/"), "sidecar.bundle.s3",
 		map[string]any{"region": "eu-west-1", "endpoint": "https://bucket.vpce-0a1b2c3d-4e5f.s3.eu-west-1.vpce.amazonaws.com", "pathStyle": true})
-	for _, tc := range []struct {
-		name string
-		vals map[string]any
-	}{
+	return []bundleVariant{
 		{"the chart's service", base},
 		{"another fleet", setValue(base, "sidecar.bundle.fleet", "eks-prod-é€")},
 		{"no fleet", setValue(base, "sidecar.bundle.fleet", "")},
@@ -243,7 +245,21 @@ func TestBundlePinMatchesInject(t *testing.T) {
 		{"s3 prefix", s3},
 		{"s3 prefix, no endpoint", setValue(s3, "sidecar.bundle.s3", map[string]any{"region": "eu-west-1"})},
 		{"wait and retry (not trust roots)", setValue(setValue(base, "sidecar.bundle.wait", "0s"), "sidecar.bundle.retry", "2s")},
-	} {
+	}
+}
+
+// TestBundlePinMatchesInject: the pin the chart's template computes equals
+// the injector's (Go) for every shape of trust roots — defaulted and
+// explicit URL, keys in any order, no CA, an S3 prefix and its endpoint, a
+// fleet in UTF-8 (lengths are bytes) — and each trust root changes it.
+func TestBundlePinMatchesInject(t *testing.T) {
+	base := modeValues(t, "bundle")
+	v := map[string]map[string]any{}
+	for _, tc := range bundleVariants(t) {
+		v[tc.name] = tc.vals
+	}
+	ext, s3 := v["external service, system roots"], v["s3 prefix"]
+	for _, tc := range bundleVariants(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := render(t, tc.vals, "warden-system")
 			if err != nil {
@@ -263,7 +279,7 @@ func TestBundlePinMatchesInject(t *testing.T) {
 		vals map[string]any
 	}{
 		{"base", base}, {"fleet", setValue(base, "sidecar.bundle.fleet", "eks-dev")},
-		{"keys", setValue(base, "sidecar.bundle.trustedKeys", keys)}, {"url", setValue(base, "sidecar.bundle.url", "https://bundles.corp.example")},
+		{"keys", v["own keys, unsorted"]}, {"url", setValue(base, "sidecar.bundle.url", "https://bundles.corp.example")},
 		{"ca", setValue(ext, "sidecar.bundle.caPEM", base["sidecar"].(map[string]any)["bundle"].(map[string]any)["caPEM"])},
 		{"no ca", ext}, {"s3", s3},
 	} {

@@ -654,34 +654,60 @@ func TestServerSideDryRun(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			for _, o := range r.objects {
-				id := o.GetKind() + "/" + o.GetName()
-				gvk := o.GroupVersionKind()
-				mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-				if err != nil {
-					t.Errorf("%s: %v", id, err)
-					continue
-				}
-				var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
-				if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-					ri = dyn.Resource(mapping.Resource).Namespace(o.GetNamespace())
-				}
-				body, err := o.MarshalJSON()
-				if err != nil {
-					t.Fatal(err)
-				}
-				force := true
-				_, err = ri.Patch(ctx, o.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{
-					DryRun:          []string{metav1.DryRunAll},
-					FieldManager:    "warden-helm-test",
-					Force:           &force,
-					FieldValidation: "Strict",
-				})
-				if err != nil {
-					t.Errorf("%s: server-side dry run: %v", id, err)
-				}
-			}
+			dryRunApply(t, ctx, dyn, mapper, r)
 		})
+	}
+	// The sidecar.bundle shapes TestBundlePinMatchesInject renders (an
+	// external service, an S3 prefix, own keys, ...) go to the API server
+	// too: every manifest a tested value set renders is applied.
+	for _, v := range bundleVariants(t) {
+		t.Run("bundle/"+v.name, func(t *testing.T) {
+			r, err := render(t, v.vals, "warden-system")
+			if err != nil {
+				t.Fatalf("render: %v", err)
+			}
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "warden-system"}}
+			if _, err := c.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+			dryRunApply(t, ctx, dyn, mapper, r)
+		})
+	}
+}
+
+// dryRunApply server-side applies (dry run, strict field validation) every
+// object of r; their namespaces must exist.
+func dryRunApply(t *testing.T, ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMapper, r *rendered) {
+	t.Helper()
+	if len(r.objects) == 0 {
+		t.Fatal("nothing rendered")
+	}
+	for _, o := range r.objects {
+		id := o.GetKind() + "/" + o.GetName()
+		gvk := o.GroupVersionKind()
+		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			t.Errorf("%s: %v", id, err)
+			continue
+		}
+		var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			ri = dyn.Resource(mapping.Resource).Namespace(o.GetNamespace())
+		}
+		body, err := o.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		force := true
+		_, err = ri.Patch(ctx, o.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{
+			DryRun:          []string{metav1.DryRunAll},
+			FieldManager:    "warden-helm-test",
+			Force:           &force,
+			FieldValidation: "Strict",
+		})
+		if err != nil {
+			t.Errorf("%s: server-side dry run: %v", id, err)
+		}
 	}
 }
 
