@@ -274,6 +274,45 @@ func TestServeReportsWhatValidateReports(t *testing.T) {
 	}
 }
 
+// What only serve's own checks find (no region anywhere, a missing file)
+// comes in the same pass as the file's other problems, not after they are
+// fixed.
+func TestValidateOnePassWithServeChecks(t *testing.T) {
+	noAWSRegion(t)
+	missing := filepath.Join(t.TempDir(), "missing")
+	app := "apps:\n  - name: a\n    allow_weak_identity: true\n    match: {tags: {app: a}}\n    allow: {models: [\"*\"], operations: [Converse]}\n"
+	for _, tc := range []struct {
+		name, cfg string
+		args      []string
+		want      []string
+	}{
+		{"unknown key, no region", "version: 1\nlisten: {endpoint: 127.0.0.1:0, admn: x}\nidentity: {static: {app: a}}\n" + app, nil,
+			[]string{":2:33: listen.admn: unknown key", ":1:1: upstream.region: not set"}},
+		{"invalid values, no region", "version: 1\nidentity: {sources: [statik]}\naudit: {sinks: [{s3: {region: us-east-1}}]}\n" + app, nil,
+			[]string{":2:22: identity.sources: \"statik\": unknown source", ":3:18: audit.sinks[0].s3.bucket is required", ":1:1: upstream.region: not set"}},
+		{"unknown key, missing file", "version: 1\nlisten: {endpoint: 127.0.0.1:0, admn: x}\nupstream: {region: us-east-1}\n" +
+			"identity: {sources: [keys], keys: {master_key_file: " + missing + "}}\n" + app, []string{"--files"},
+			[]string{":2:33: listen.admn: unknown key", ":4:29: identity.keys: master key: stat " + missing}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeConfig(t, tc.cfg)
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), append(append([]string{"policy", "validate"}, tc.args...), p), &out, &errOut)
+			if code == 0 {
+				t.Fatalf("exit 0\n%s", out.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errOut.String(), p+w) {
+					t.Errorf("lacks %q:\n%s", p+w, errOut.String())
+				}
+			}
+			if n := strings.Count(errOut.String(), "\n"); n != len(tc.want)+1 {
+				t.Errorf("%d lines, want %d problems and the summary:\n%s", n, len(tc.want), errOut.String())
+			}
+		})
+	}
+}
+
 // nopAudit takes records and keeps none: proxy.New needs a writer.
 type nopAudit struct{}
 
