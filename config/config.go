@@ -229,8 +229,15 @@ func ParseConfigChecked(data []byte, check Check) (*Config, error) {
 		}
 		return nil, syntaxError(data, err)
 	}
-	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
-		return nil, errors.New("configuration must be a single YAML document")
+	var second yaml.Node
+	if err := dec.Decode(&second); !errors.Is(err, io.EOF) {
+		msg := "configuration must be a single YAML document"
+		if err != nil || len(second.Content) == 0 {
+			return nil, errors.New(msg)
+		}
+		// Point at the second document's first node (its "---" is the line above).
+		n := second.Content[0]
+		return nil, &ConfigError{Problems: []ConfigProblem{{Line: n.Line, Column: n.Column, Msg: msg + "; a second one starts here"}}}
 	}
 	shape := &shapeChecker{}
 	shape.check(&root, reflect.TypeFor[Config](), "")

@@ -36,6 +36,9 @@ func TestConfigErrorDiagnostics(t *testing.T) {
 		{"an app's problem that follows from its key that did not decode is dropped",
 			strings.Replace(minimal, "allow_weak_identity: true", "allow_weak_identity: yes-please", 1),
 			[]string{"c.yaml:8:26: apps[0].allow_weak_identity: `yes-please` is not true or false"}},
+		{"a second document is pointed at",
+			minimal + "---\nversion: 1\n",
+			[]string{"c.yaml:12:1: configuration must be a single YAML document; a second one starts here"}},
 		{"what did not decode is reported once, not again by validation",
 			strings.Replace(minimal, "listen: {endpoint: 127.0.0.1:8480}", "listen: {endpoint: [127.0.0.1:8480]}", 1) +
 				"audit:\n  sinks:\n    - s3: {bucket: [b]}\n",
