@@ -205,7 +205,7 @@ func join(path, key string) string {
 
 func orRoot(path string) string {
 	if path == "" {
-		return "the configuration"
+		return "the file"
 	}
 	return path
 }

@@ -203,3 +203,16 @@ func TestSyntaxErrorLines(t *testing.T) {
 		}
 	}
 }
+
+// A file of the wrong shape at its top is "the file", whichever file
+// (the config, a policy test's cases) it is.
+func TestDecodeStrictRootNamesTheFile(t *testing.T) {
+	var v struct {
+		Cases []string `yaml:"cases"`
+	}
+	err := DecodeStrict([]byte("- a\n- b\n"), &v)
+	got := Diagnostics("cases.yaml", nil, err)
+	if len(got) != 1 || got[0] != "cases.yaml:1:1: the file: want a mapping, got a list" {
+		t.Errorf("Diagnostics = %q", got)
+	}
+}
