@@ -208,7 +208,19 @@ func LoadConfig(path string) (*Config, error) {
 // value that could not be decoded is reported and the rest of the file is
 // still validated (validation is skipped only when the decoder failed in a
 // way the shape check cannot place, such as a duplicate key).
-func ParseConfig(data []byte) (*Config, error) {
+func ParseConfig(data []byte) (*Config, error) { return ParseConfigChecked(data, nil) }
+
+// Check is a caller's own check of a parsed file, one that needs what
+// config cannot import or reach (proxy.CheckConfig: the AWS configuration's
+// region, the compiled policy; proxy.CheckFiles). ParseConfigChecked runs it
+// beside validation so that its problems come in the same pass, positioned
+// the same way; valid is false when validation found problems, so that the
+// check says only what validation cannot (the policy would not compile
+// twice over).
+type Check func(cfg *Config, valid bool) error
+
+// ParseConfigChecked is ParseConfig with check's problems among the file's.
+func ParseConfigChecked(data []byte, check Check) (*Config, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
@@ -217,8 +229,15 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 		return nil, syntaxError(data, err)
 	}
-	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
-		return nil, errors.New("configuration must be a single YAML document")
+	var second yaml.Node
+	if err := dec.Decode(&second); !errors.Is(err, io.EOF) {
+		msg := "configuration must be a single YAML document"
+		if err != nil || len(second.Content) == 0 {
+			return nil, errors.New(msg)
+		}
+		// Point at the second document's first node (its "---" is the line above).
+		n := second.Content[0]
+		return nil, &ConfigError{Problems: []ConfigProblem{{Line: n.Line, Column: n.Column, Msg: msg + "; a second one starts here"}}}
 	}
 	shape := &shapeChecker{}
 	shape.check(&root, reflect.TypeFor[Config](), "")
@@ -252,6 +271,11 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 		if err := cfg.Bundle.fileValidate(&cfg); err != nil {
 			vp = append(vp, positionProblems(&root, err)...)
+		}
+		if check != nil {
+			if err := check(&cfg, len(vp) == 0); err != nil {
+				vp = append(vp, positionProblems(&root, err)...)
+			}
 		}
 		problems = append(problems, dropBadPaths(vp, shape.badPaths)...)
 	}

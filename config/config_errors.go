@@ -205,7 +205,7 @@ func join(path, key string) string {
 
 func orRoot(path string) string {
 	if path == "" {
-		return "the configuration"
+		return "the file"
 	}
 	return path
 }
@@ -431,7 +431,7 @@ func dropBadPaths(problems []ConfigProblem, badPaths []string) []ConfigProblem {
 	var out []ConfigProblem
 	for _, p := range problems {
 		msg := appWhereRe.ReplaceAllString(p.Msg, "$1.")
-		if !mentionsPath(msg, badPaths) && !aboveBadPath(msg, badPaths) {
+		if !mentionsPath(msg, badPaths) && !aboveBadPath(msg, badPaths) && !namesAppBadKey(p.Msg, badPaths) {
 			out = append(out, p)
 		}
 	}
@@ -442,6 +442,38 @@ func dropBadPaths(problems []ConfigProblem, badPaths []string) []ConfigProblem {
 // leading key path is an ancestor of it): "apps[0].match must select a tag"
 // when apps[0].match.tags.app did not decode is about the hole the decoder
 // left, not about the file.
+// namesAppBadKey reports whether an app's or deny rule's own problem
+// ("apps[0] (a): … or set allow_weak_identity: true") names one of its keys
+// that did not decode: the problem follows from that key's value being left
+// empty ("apps[0].allow_weak_identity: `yes-please` is not true or false").
+func namesAppBadKey(msg string, paths []string) bool {
+	m := appWhereRe.FindStringSubmatch(msg)
+	if m == nil {
+		return false
+	}
+	text := msg[len(m[0]):]
+	for _, path := range paths {
+		key, ok := strings.CutPrefix(path, m[1]+".")
+		if !ok || key == "" {
+			continue
+		}
+		for i := strings.Index(text, key); i >= 0; {
+			end := i + len(key)
+			before := i == 0 || strings.ContainsRune(" ,(", rune(text[i-1]))
+			after := end == len(text) || strings.ContainsRune(":,)", rune(text[end]))
+			if before && after {
+				return true
+			}
+			j := strings.Index(text[end:], key)
+			if j < 0 {
+				break
+			}
+			i = end + j
+		}
+	}
+	return false
+}
+
 func aboveBadPath(msg string, paths []string) bool {
 	lead := msg
 	if i := strings.IndexAny(lead, " :"); i >= 0 {

@@ -33,6 +33,12 @@ func TestConfigErrorDiagnostics(t *testing.T) {
 			[]string{"c.yaml:11:26: limits.max_body_bytes: `lots` is not an integer",
 				`c.yaml:5:22: identity.sources: "statik": unknown source`,
 				"c.yaml:14:7: audit.sinks[0].s3.bucket is required"}},
+		{"an app's problem that follows from its key that did not decode is dropped",
+			strings.Replace(minimal, "allow_weak_identity: true", "allow_weak_identity: yes-please", 1),
+			[]string{"c.yaml:8:26: apps[0].allow_weak_identity: `yes-please` is not true or false"}},
+		{"a second document is pointed at",
+			minimal + "---\nversion: 1\n",
+			[]string{"c.yaml:12:1: configuration must be a single YAML document; a second one starts here"}},
 		{"what did not decode is reported once, not again by validation",
 			strings.Replace(minimal, "listen: {endpoint: 127.0.0.1:8480}", "listen: {endpoint: [127.0.0.1:8480]}", 1) +
 				"audit:\n  sinks:\n    - s3: {bucket: [b]}\n",
@@ -134,6 +140,27 @@ func TestAboveBadPath(t *testing.T) {
 	}
 }
 
+func TestNamesAppBadKey(t *testing.T) {
+	bad := []string{"apps[0].allow_weak_identity", "apps[2].mode"}
+	for _, tc := range []struct {
+		msg  string
+		want bool
+	}{
+		{"apps[0] (a): selects only on weak tags (app), …; select on a platform-set tag or set allow_weak_identity: true", true},
+		{"apps[0] (a): selects nothing", false},
+		{"apps[1] (b): … or set allow_weak_identity: true", false},                 // another app
+		{"apps[0] (a): … or set allow_weak_identity_x: true", false},               // another key
+		{"apps[2] (c): mode, if set, must be enforce or dry-run", true},            // at the start
+		{"apps[2] (c): dry-run mode apps are not modest", false},                   // inside a word
+		{"listen: set allow_weak_identity: true", false},                           // not an app's problem
+		{"apps[0].match must select at least one tag, allow_weak_identity", false}, // not the app-where form
+	} {
+		if got := namesAppBadKey(tc.msg, bad); got != tc.want {
+			t.Errorf("namesAppBadKey(%q) = %v, want %v", tc.msg, got, tc.want)
+		}
+	}
+}
+
 func TestMentionsPath(t *testing.T) {
 	for _, tc := range []struct {
 		msg  string
@@ -174,5 +201,18 @@ func TestSyntaxErrorLines(t *testing.T) {
 		if len(got) != 1 || !strings.HasPrefix(got[0], tc.want) {
 			t.Errorf("%q: %q, want one starting %q", tc.yaml, got, tc.want)
 		}
+	}
+}
+
+// A file of the wrong shape at its top is "the file", whichever file
+// (the config, a policy test's cases) it is.
+func TestDecodeStrictRootNamesTheFile(t *testing.T) {
+	var v struct {
+		Cases []string `yaml:"cases"`
+	}
+	err := DecodeStrict([]byte("- a\n- b\n"), &v)
+	got := Diagnostics("cases.yaml", nil, err)
+	if len(got) != 1 || got[0] != "cases.yaml:1:1: the file: want a mapping, got a list" {
+		t.Errorf("Diagnostics = %q", got)
 	}
 }

@@ -52,7 +52,12 @@ func schemaExtra() map[string]map[string]any {
 	for _, o := range policy.Operations() {
 		ops = append(ops, string(o))
 	}
-	sources := []any{identity.SourceStatic, identity.SourceKubernetesSidecar, identity.SourceECSSidecar, identity.SourceKubernetes, identity.SourceEC2, identity.SourceKeys, identity.SourceToken}
+	// The registry table is the one list of sources: a new row is in the
+	// schema's enum with nothing else to edit.
+	var sources []any
+	for _, name := range identity.SourceNames() {
+		sources = append(sources, name)
+	}
 	return map[string]map[string]any{
 		"Config.version":              {"const": 1},
 		"UpstreamConfig.signing":      {"enum": []any{"resign", "passthrough"}},

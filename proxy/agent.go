@@ -121,46 +121,30 @@ func (s *Server) resolveAgentModels(ctx context.Context, snap *snapshot, id iden
 	}
 }
 
-// checkAgentContent refuses an agent-runtime call of an app whose calls
-// must be capped or metered in ways Warden does not apply to agent-runtime
-// bodies: caps (limits.max_prompt_chars, max_output_tokens), an attached
-// Bedrock guardrail and token or cost budgets. A call they cannot read is
-// not let through unread; the refusal names what is missing. Guards do
+// checkAgentContent relays policy.AgentUnsupported, which refuses an
+// agent-runtime call of an app whose calls must be capped or metered in ways
+// Warden does not apply to agent-runtime bodies (caps, an attached Bedrock
+// guardrail, token or cost budgets), to the record and the caller. Guards do
 // apply (input guards on the request, output guards on the answer and its
 // stream: applyInputGuards, outputGuards). A dry-run app's call is recorded
 // as the denial it would have been and forwarded.
 func (s *Server) checkAgentContent(c *call, d policy.Decision) (dryRunDeny bool, _ *stop) {
-	if c.snap == nil || d.App == "" {
+	if c.snap == nil {
 		return false, nil
 	}
-	var what []string
-	if a := c.snap.appConfig(d.App); a != nil {
-		if a.Limits.MaxPromptChars > 0 || a.Limits.MaxOutputTokens > 0 {
-			what = append(what, "limits.max_prompt_chars/max_output_tokens")
-		}
-		if a.BedrockGuardrail != nil {
-			what = append(what, "bedrock_guardrail")
-		}
-	}
-	if lim := c.snap.budgets[d.App]; lim != nil && lim.Tokens() {
-		// Agents report their tokens only in traces the caller may not
-		// enable (recordAgentUsage): a token or cost budget would not see
-		// them.
-		what = append(what, "token or cost budgets")
-	}
-	if len(what) == 0 {
+	lim := c.snap.budgets[d.App]
+	deny, refused := policy.AgentUnsupported(d, c.snap.appConfig(d.App), lim != nil && lim.Tokens(), c.route.Op)
+	if !refused {
 		return false, nil
 	}
-	reason := "warden: app " + d.App + " has " + strings.Join(what, ", ") + ", which Warden does not apply to agent-runtime calls yet; operation " +
-		string(c.route.Op) + " is refused rather than forwarded uncapped or unmetered"
-	if d.DryRun {
+	if deny.DryRun {
 		if d.Allow {
-			c.record(verdict{rule: "agent-runtime.unsupported", reason: reason})
+			c.record(verdict{rule: deny.Rule, reason: deny.Reason})
 		}
 		return true, nil
 	}
-	c.record(verdict{rule: "agent-runtime.unsupported"})
-	return false, stopWith(bedrock.AccessDenied("%s", reason), "agent-runtime.unsupported")
+	c.record(verdict{rule: deny.Rule})
+	return false, stopWith(bedrock.AccessDenied("%s", deny.Reason), deny.Rule)
 }
 
 // inspectAgent is inspect for an agent-runtime call: what Warden cannot

@@ -23,17 +23,13 @@ import (
 // validate` runs it so that it rejects what serve would; keep it in step
 // with New (a test in cmd/warden compares the two).
 func CheckConfig(ctx context.Context, cfg *config.Config) error {
-	var errs []error
-	region := cfg.Upstream.Region
-	if region == "" {
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-		if err != nil {
-			return fmt.Errorf("loading AWS configuration: %w", err)
-		}
-		region = awsCfg.Region
+	region, err := awsRegion(ctx, cfg)
+	if err != nil {
+		return err
 	}
+	var errs []error
 	if region == "" {
-		errs = append(errs, errors.New("upstream.region: not set, and the AWS configuration names no region; set upstream.region or AWS_REGION"))
+		errs = append(errs, errNoRegion)
 	} else {
 		if _, err := buildUpstreams(cfg.Upstream, region); err != nil {
 			errs = append(errs, errors.New(strings.TrimPrefix(err.Error(), "proxy: ")))
@@ -53,6 +49,31 @@ func CheckConfig(ctx context.Context, cfg *config.Config) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// CheckRegion is the part of CheckConfig that holds for a config with other
+// problems: a region, from upstream.region or the AWS configuration.
+func CheckRegion(ctx context.Context, cfg *config.Config) error {
+	region, err := awsRegion(ctx, cfg)
+	if err == nil && region == "" {
+		err = errNoRegion
+	}
+	return err
+}
+
+var errNoRegion = errors.New("upstream.region: not set, and the AWS configuration names no region; set upstream.region or AWS_REGION")
+
+// awsRegion is upstream.region, else the AWS configuration's (as New finds
+// it); "" when neither names one.
+func awsRegion(ctx context.Context, cfg *config.Config) (string, error) {
+	if cfg.Upstream.Region != "" {
+		return cfg.Upstream.Region, nil
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return "", fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	return awsCfg.Region, nil
 }
 
 // CheckFiles loads what New and serve read from files when they start —

@@ -20,7 +20,7 @@ import (
 // unresolved, which denies it ("could not be resolved") after the checks
 // that come first (no app, operation) and honours dry-run; the reason the
 // resolver gave (not found, access denied, control plane failing) is
-// appended to the message. The resolved models, and whether the answer was
+// appended to the message (policy.Call.ResolveReason). The resolved models, and whether the answer was
 // served stale during an outage, go into the audit record.
 //
 // The policy snapshot is loaded once here: the decision and the audit
@@ -52,9 +52,8 @@ func (s *Server) decide(ctx context.Context, id identity.Identity, c *call, ac p
 	if ac.Agent != nil {
 		s.resolveAgentModels(ctx, snap, id, ac.Agent) // agent.go
 	}
-	d := snap.policy.Decide(id, ac)
-	if rerr != nil && !d.Allow && d.Rule == "model-resolution" {
-		d.Reason += ": " + rerr.Reason
+	if rerr != nil {
+		ac.ResolveReason = rerr.Reason
 	}
-	return d
+	return snap.policy.Decide(id, ac)
 }

@@ -86,6 +86,14 @@ func TestOneVerdictWriter(t *testing.T) {
 						t.Errorf("%s: assigns rec.%s outside verdict.go; use call.record, failed, forwarding or dryRunBlocked", fset.Position(as.Pos()), sel.Sel.Name)
 					}
 				}
+				// Nor does proxy edit a decision the policy returned
+				// (d.Reason += …): what it needs goes into policy.Call.
+				switch sel.Sel.Name {
+				case "Allow", "DryRun", "Rule", "Reason", "App":
+					if _, ok := sel.X.(*ast.Ident); ok {
+						t.Errorf("%s: assigns %s of a decision outside the policy package", fset.Position(as.Pos()), sel.Sel.Name)
+					}
+				}
 			}
 			return true
 		})

@@ -93,17 +93,17 @@ func (t TrustedNets) String() string {
 
 // ipBasedSources are the sources that identify a caller by its address, so
 // they only answer for identity.trusted_cidrs.
-var ipBasedSources = []string{SourceKubernetes, SourceEC2}
+func ipBasedSources() []string { return sourcesThat(byAddress) }
 
 // sameHostSources answer for callers in Warden's own network namespace
 // (Conn.SameHost): loopback or redirected connections.
-var sameHostSources = []string{SourceStatic, SourceKubernetesSidecar, SourceECSSidecar}
+func sameHostSources() []string { return sourcesThat(sameHost) }
 
 // AnswersSameHost lists the configured sources that give callers in Warden's
 // own network namespace (loopback) an identity.
 func (c *Config) AnswersSameHost() []string {
 	var out []string
-	for _, name := range sameHostSources {
+	for _, name := range sameHostSources() {
 		if slices.Contains(c.Sources, name) {
 			out = append(out, name)
 		}
@@ -140,7 +140,7 @@ func (c *Config) validateNetwork() []error {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("identity.trusted_cidrs: %w", err))
 	}
-	for _, name := range ipBasedSources {
+	for _, name := range ipBasedSources() {
 		if slices.Contains(c.Sources, name) && len(c.TrustedCIDRs) == 0 {
 			errs = append(errs, fmt.Errorf("identity.trusted_cidrs: required by the %q source, which identifies callers by source IP: list the networks your workloads connect from (after PROXY protocol, if any)", name))
 		}

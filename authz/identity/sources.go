@@ -134,14 +134,38 @@ func (c *Config) ApplyDefaults() {
 // section is checked and how the source is built. Adding a source means
 // adding a row here (and its config field in Config).
 type sourceKind struct {
-	name     string
+	name string
+	// reach is whom the source can answer for without a presented
+	// credential: callers in Warden's own network namespace (sameHost), any
+	// caller by its address (byAddress, so only within trusted_cidrs), or
+	// none (a presented-credential source).
+	reach    reach
 	validate func(c *Config) error
 	build    func(ctx context.Context, c *Config, deps Deps) (Source, error)
 }
 
+type reach int
+
+const (
+	presented reach = iota
+	sameHost
+	byAddress
+)
+
+// sourcesThat lists the registry's sources of one reach, in its order.
+func sourcesThat(r reach) []string {
+	var out []string
+	for _, k := range registry {
+		if k.reach == r {
+			out = append(out, k.name)
+		}
+	}
+	return out
+}
+
 // registry lists every identity source Warden knows, in documentation order.
 var registry = []sourceKind{
-	{SourceStatic,
+	{SourceStatic, sameHost,
 		func(c *Config) error {
 			if len(c.Static) == 0 {
 				return errors.New("needs identity.static tags")
@@ -149,28 +173,28 @@ var registry = []sourceKind{
 			return nil
 		},
 		func(_ context.Context, c *Config, _ Deps) (Source, error) { return NewStaticSource(c.Static), nil }},
-	{SourceKubernetesSidecar,
+	{SourceKubernetesSidecar, sameHost,
 		func(c *Config) error { return c.KubernetesSidecar.validate() },
 		func(ctx context.Context, c *Config, d Deps) (Source, error) {
 			return newKubernetesSidecarSource(ctx, c.KubernetesSidecar, d)
 		}},
-	{SourceECSSidecar,
+	{SourceECSSidecar, sameHost,
 		func(c *Config) error { return c.ECSSidecar.validate() },
 		func(ctx context.Context, c *Config, d Deps) (Source, error) {
 			return newECSSidecarSource(ctx, c.ECSSidecar, d)
 		}},
-	{SourceKubernetes,
+	{SourceKubernetes, byAddress,
 		func(c *Config) error { return c.Kubernetes.validate() },
 		func(ctx context.Context, c *Config, d Deps) (Source, error) {
 			return newKubernetesSource(ctx, c.Kubernetes, d)
 		}},
-	{SourceEC2,
+	{SourceEC2, byAddress,
 		func(c *Config) error { return c.EC2.validate() },
 		func(ctx context.Context, c *Config, d Deps) (Source, error) { return newEC2Source(ctx, c.EC2, d) }},
-	{SourceKeys,
+	{SourceKeys, presented,
 		func(c *Config) error { return c.Keys.validate() },
 		func(ctx context.Context, c *Config, d Deps) (Source, error) { return newKeysSource(ctx, c.Keys, d) }},
-	{SourceToken,
+	{SourceToken, presented,
 		func(c *Config) error {
 			if err := c.Token.validate(); err != nil {
 				return err

@@ -276,3 +276,36 @@ func validateAgentAllow(a *AllowConfig, add func(string, ...any)) {
 		}
 	}
 }
+
+// AgentUnsupported decides an agent-runtime call of the app d selected
+// whose app has what Warden does not apply to agent-runtime bodies yet:
+// caps (limits.max_prompt_chars, max_output_tokens), an attached Bedrock
+// guardrail, or token or cost budgets (tokenBudgets: the budget package's
+// answer, since agents report their tokens only in traces the caller may
+// not enable). Such a call is refused rather than forwarded uncapped or
+// unmetered, and the refusal names what is missing. refused is false when
+// nothing is missing (or no app selected the call). A dry-run app's
+// refusal is a dry-run denial: the caller forwards it and records it.
+func AgentUnsupported(d Decision, a *AppConfig, tokenBudgets bool, op bedrock.Operation) (deny Decision, refused bool) {
+	if d.App == "" {
+		return d, false
+	}
+	var what []string
+	if a != nil {
+		if a.Limits.MaxPromptChars > 0 || a.Limits.MaxOutputTokens > 0 {
+			what = append(what, "limits.max_prompt_chars/max_output_tokens")
+		}
+		if a.BedrockGuardrail != nil {
+			what = append(what, "bedrock_guardrail")
+		}
+	}
+	if tokenBudgets {
+		what = append(what, "token or cost budgets")
+	}
+	if len(what) == 0 {
+		return d, false
+	}
+	return Decision{App: d.App, DryRun: d.DryRun, MaxBodyBytes: d.MaxBodyBytes, Rule: "agent-runtime.unsupported",
+		Reason: "warden: app " + d.App + " has " + strings.Join(what, ", ") + ", which Warden does not apply to agent-runtime calls yet; operation " +
+			string(op) + " is refused rather than forwarded uncapped or unmetered"}, true
+}

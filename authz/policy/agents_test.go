@@ -240,3 +240,43 @@ apps:
 		}
 	}
 }
+
+// What Warden does not apply to agent-runtime calls refuses them here, in
+// policy, naming what is missing; a dry-run app's refusal stays dry-run.
+func TestAgentUnsupported(t *testing.T) {
+	allow := Decision{Allow: true, App: "a", Rule: "apps[0]", MaxBodyBytes: 7}
+	capped := &AppConfig{Name: "a", Limits: AppLimitsConfig{MaxOutputTokens: 100}}
+	guarded := &AppConfig{Name: "a", BedrockGuardrail: &BedrockGuardrailConfig{}}
+	for _, tc := range []struct {
+		name         string
+		d            Decision
+		app          *AppConfig
+		tokenBudgets bool
+		refused      bool
+		reason       string
+	}{
+		{"nothing unsupported", allow, &AppConfig{Name: "a"}, false, false, ""},
+		{"no app selected", Decision{}, capped, true, false, ""},
+		{"caps", allow, capped, false, true, "warden: app a has limits.max_prompt_chars/max_output_tokens, which Warden does not apply to agent-runtime calls yet; operation InvokeAgent is refused rather than forwarded uncapped or unmetered"},
+		{"guardrail and budgets", allow, guarded, true, true, "warden: app a has bedrock_guardrail, token or cost budgets, which"},
+		{"budgets only, no app config", allow, nil, true, true, "warden: app a has token or cost budgets, which"},
+		{"dry-run", Decision{Allow: true, DryRun: true, App: "a"}, capped, false, true, "warden: app a has limits."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			deny, refused := AgentUnsupported(tc.d, tc.app, tc.tokenBudgets, bedrock.OpInvokeAgent)
+			if refused != tc.refused {
+				t.Fatalf("refused = %v, want %v (%+v)", refused, tc.refused, deny)
+			}
+			if !refused {
+				if deny != tc.d {
+					t.Errorf("decision changed without a refusal: %+v, want %+v", deny, tc.d)
+				}
+				return
+			}
+			if deny.Allow || deny.Rule != "agent-runtime.unsupported" || deny.App != tc.d.App || deny.DryRun != tc.d.DryRun ||
+				deny.MaxBodyBytes != tc.d.MaxBodyBytes || !strings.HasPrefix(deny.Reason, tc.reason) {
+				t.Errorf("got %+v, want a denial by agent-runtime.unsupported for %q, dry-run %v, reason %q…", deny, tc.d.App, tc.d.DryRun, tc.reason)
+			}
+		})
+	}
+}

@@ -120,6 +120,10 @@ type Call struct {
 	// have no foundation model and match as themselves).
 	Foundations []string
 	Resolved    bool
+	// ResolveReason is why the resolution failed (not found, access
+	// denied, the control plane failing): a denial for want of it ends
+	// with it.
+	ResolveReason string
 	// Regions are the regions of the foundation-model ARNs the resolution
 	// named (an application profile copied from a cross-region profile
 	// routes to each); every one must be in allow.regions.
@@ -472,6 +476,9 @@ func (p *Policy) Decide(id identity.Identity, call Call) Decision {
 	}
 	d := a.decide(&call)
 	d.App, d.DryRun, d.MaxBodyBytes = a.name, a.dryRun || p.dryRun, a.maxBody
+	if !d.Allow && d.Rule == "model-resolution" && call.ResolveReason != "" {
+		d.Reason += ": " + call.ResolveReason
+	}
 	if !d.Allow && d.Rule == "model-resolution" && len(p.deny) > 0 {
 		// Deny rules hold even for an app in dry-run, and with the model
 		// behind an indirect id unknown they cannot be checked: only a

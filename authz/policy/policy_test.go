@@ -839,3 +839,20 @@ func TestDecideUnpinnedPrompts(t *testing.T) {
 		}
 	}
 }
+
+// Why a model could not be resolved ends the denial that comes of it, and
+// nothing else: the policy writes the whole reason.
+func TestDecideResolveReason(t *testing.T) {
+	p := mustPolicy(t, policyAll)
+	pay := tags("k8s.namespace=payments!", "k8s.serviceaccount=api!")
+	unresolved := Call{Op: bedrock.OpConverse, Model: policyModel(t, pAppProfile), ResolveReason: "not found"}
+	d := p.Decide(pay, unresolved)
+	if d.Allow || d.Rule != "model-resolution" || !strings.HasSuffix(d.Reason, " could not be resolved to the foundation model(s) behind it: not found") {
+		t.Errorf("unresolved: %+v", d)
+	}
+	resolved := unresolved
+	resolved.Foundations, resolved.Resolved = []string{"anthropic.claude-3-opus-20240229-v1:0"}, true
+	if d := p.Decide(pay, resolved); strings.Contains(d.Reason, "not found") {
+		t.Errorf("a denial by another rule carries the resolver's reason: %+v", d)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"go.uber.org/zap"
@@ -229,6 +230,84 @@ func TestValidateRejectsWhatServeRejects(t *testing.T) {
 				Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")})
 			if (err == nil) != tc.valid {
 				t.Errorf("proxy.New: %v, want valid=%v (validate and serve disagree)", err, tc.valid)
+			}
+		})
+	}
+}
+
+// serve refuses a file with exactly the lines policy validate --files
+// prints for it (file:line:column: key: message), before it opens the audit
+// (nothing on stdout, where the default sink writes).
+func TestServeReportsWhatValidateReports(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing")
+	app := "apps:\n  - name: a\n    allow_weak_identity: true\n    match: {tags: {app: a}}\n    allow: {models: [\"*\"], operations: [Converse]}\n"
+	for _, tc := range []struct{ name, cfg string }{
+		{"no region", "version: 1\nlisten: {endpoint: 127.0.0.1:0}\nidentity: {static: {app: a}}\n" + app},
+		{"no master key", "version: 1\nlisten: {endpoint: 127.0.0.1:0}\nupstream: {region: us-east-1}\n" +
+			"identity: {sources: [keys], keys: {master_key_file: " + missing + "}}\n" + app},
+		{"no TLS certificate", "version: 1\nlisten: {endpoint: 127.0.0.1:0, tls: {cert_file: " + missing + ", key_file: " + missing + "}}\n" +
+			"upstream: {region: us-east-1}\nidentity: {static: {app: a}}\n" + app},
+		{"parse errors", "version: 1\nlisten: {endpoint: 127.0.0.1:0, admn: x}\nupstream: {region: us-east-1}\nidentity: {sources: [statik]}\n" + app},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			noAWSRegion(t)
+			p := writeConfig(t, tc.cfg)
+			var vOut, vErr bytes.Buffer
+			if code := run(context.Background(), []string{"policy", "validate", "--files", p}, &vOut, &vErr); code == 0 {
+				t.Fatalf("validate --files: exit 0\n%s", vOut.String())
+			}
+			lines := strings.Split(strings.TrimSpace(vErr.String()), "\n")
+			want := "warden serve: " + strings.Join(lines[:len(lines)-1], "\n") // less the "invalid (N errors)" summary
+			var sOut, sErr bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if code := run(ctx, []string{"serve", "--config", p}, &sOut, &sErr); code == 0 {
+				t.Fatalf("serve: exit 0\n%s", sErr.String())
+			}
+			if got := strings.TrimSpace(sErr.String()); got != want {
+				t.Errorf("serve said:\n%s\nvalidate said:\n%s", got, want)
+			}
+			if sOut.Len() != 0 {
+				t.Errorf("serve wrote to stdout (the audit opened) before refusing the file:\n%s", sOut.String())
+			}
+		})
+	}
+}
+
+// What only serve's own checks find (no region anywhere, a missing file)
+// comes in the same pass as the file's other problems, not after they are
+// fixed.
+func TestValidateOnePassWithServeChecks(t *testing.T) {
+	noAWSRegion(t)
+	missing := filepath.Join(t.TempDir(), "missing")
+	app := "apps:\n  - name: a\n    allow_weak_identity: true\n    match: {tags: {app: a}}\n    allow: {models: [\"*\"], operations: [Converse]}\n"
+	for _, tc := range []struct {
+		name, cfg string
+		args      []string
+		want      []string
+	}{
+		{"unknown key, no region", "version: 1\nlisten: {endpoint: 127.0.0.1:0, admn: x}\nidentity: {static: {app: a}}\n" + app, nil,
+			[]string{":2:33: listen.admn: unknown key", ":1:1: upstream.region: not set"}},
+		{"invalid values, no region", "version: 1\nidentity: {sources: [statik]}\naudit: {sinks: [{s3: {region: us-east-1}}]}\n" + app, nil,
+			[]string{":2:22: identity.sources: \"statik\": unknown source", ":3:18: audit.sinks[0].s3.bucket is required", ":1:1: upstream.region: not set"}},
+		{"unknown key, missing file", "version: 1\nlisten: {endpoint: 127.0.0.1:0, admn: x}\nupstream: {region: us-east-1}\n" +
+			"identity: {sources: [keys], keys: {master_key_file: " + missing + "}}\n" + app, []string{"--files"},
+			[]string{":2:33: listen.admn: unknown key", ":4:29: identity.keys: master key: stat " + missing}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeConfig(t, tc.cfg)
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), append(append([]string{"policy", "validate"}, tc.args...), p), &out, &errOut)
+			if code == 0 {
+				t.Fatalf("exit 0\n%s", out.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errOut.String(), p+w) {
+					t.Errorf("lacks %q:\n%s", p+w, errOut.String())
+				}
+			}
+			if n := strings.Count(errOut.String(), "\n"); n != len(tc.want)+1 {
+				t.Errorf("%d lines, want %d problems and the summary:\n%s", n, len(tc.want), errOut.String())
 			}
 		})
 	}

@@ -26,7 +26,6 @@ import (
 	"github.com/warden-egress/warden/config"
 	"github.com/warden-egress/warden/inject"
 	"github.com/warden-egress/warden/inject/admission"
-	"github.com/warden-egress/warden/proxy"
 )
 
 const injectUsage = `usage:
@@ -154,10 +153,7 @@ func loadInjector(ctx context.Context, path string) (*inject.Injector, error) {
 
 // checkSidecarConfig is `warden policy validate` on a rendered config.
 func checkSidecarConfig(ctx context.Context, data []byte) error {
-	cfg, err := config.ParseConfig(data)
-	if err == nil {
-		err = proxy.CheckConfig(ctx, cfg)
-	}
+	_, err := config.ParseConfigChecked(data, serveChecks(ctx, false))
 	if err != nil {
 		return errors.New(strings.Join(config.Diagnostics("$"+inject.ConfigEnv, data, err), "\n"))
 	}

@@ -145,6 +145,25 @@ func parsePolicyFlags(fs *flag.FlagSet, args []string, path *string, rest ...*st
 	return nil
 }
 
+// serveChecks is what serve refuses of a file beyond config's own
+// validation, without touching the network: the region, the compiled policy
+// and guards, the upstream; with files, the files it reads at start too.
+// Through config.ParseConfigChecked its problems come in the same pass as
+// the file's others; of a file with other problems only the region is
+// checked (the rest would say them again).
+func serveChecks(ctx context.Context, files bool) config.Check {
+	return func(cfg *config.Config, valid bool) error {
+		if !valid {
+			return proxy.CheckRegion(ctx, cfg)
+		}
+		err := proxy.CheckConfig(ctx, cfg)
+		if files {
+			err = errors.Join(err, proxy.CheckFiles(cfg))
+		}
+		return err
+	}
+}
+
 func cmdPolicyValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("policy validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -161,16 +180,7 @@ func cmdPolicyValidate(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	cfg, err := config.ParseConfig(data)
-	if err == nil {
-		// What serve would refuse of a valid file without touching the
-		// network: the region, the compiled policy and guards, the upstream;
-		// with --files, the files it reads at start too.
-		err = proxy.CheckConfig(ctx, cfg)
-		if *files {
-			err = errors.Join(err, proxy.CheckFiles(cfg))
-		}
-	}
+	cfg, err := config.ParseConfigChecked(data, serveChecks(ctx, *files))
 	if err != nil {
 		// One error a line, file:line:column: message, so editors and CI
 		// annotations can jump to it.

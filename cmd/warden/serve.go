@@ -52,7 +52,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	cfg, err := config.ParseConfig(data)
+	// What policy validate --files checks, checked and reported the same
+	// way (file:line:column: key: message), before the audit opens: New
+	// would refuse these too, but later and without the file's positions.
+	cfg, err := config.ParseConfigChecked(data, serveChecks(ctx, true))
 	if err != nil {
 		return errors.New(strings.Join(config.Diagnostics(name, data, err), "\n"))
 	}
