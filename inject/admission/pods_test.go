@@ -431,6 +431,19 @@ func TestHostRulesWithoutPodSecurity(t *testing.T) {
 		{name: "added capability in the app", edit: func(p *corev1.Pod) {
 			app(p).SecurityContext.Capabilities.Add = []corev1.Capability{"SYS_ADMIN"}
 		}, want: "container app may not be privileged or add capabilities other than NET_BIND_SERVICE"},
+		// Transparent mode exempts Warden's uid from the redirect. Where
+		// Pod Security is off and warden-transparent is not bound (no
+		// allow-transparent label), an app running as root keeps
+		// CAP_SETUID, switches to uid 65532 and its sockets leave the pod
+		// unredirected (the same goes for a setuid-65532 binary without
+		// allowPrivilegeEscalation=false).
+		{name: "transparent pod whose app runs as root", edit: func(p *corev1.Pod) {
+			transparent(f, p)
+			app(p).SecurityContext = &corev1.SecurityContext{RunAsUser: ptr(int64(0))}
+			p.Spec.SecurityContext.RunAsNonRoot = nil
+		}, want: "warden-iptables (transparent mode) only in namespaces that allow transparent mode"},
+		{name: "restricted transparent pod", edit: func(p *corev1.Pod) { transparent(f, p) },
+			want: "warden-iptables (transparent mode) only in namespaces that allow transparent mode"},
 		{name: "canonical pod", edit: func(*corev1.Pod) {}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -446,6 +459,24 @@ func TestHostRulesWithoutPodSecurity(t *testing.T) {
 			wantDenied(t, err, PolicyPods, tc.want)
 		})
 	}
+}
+
+// transparent makes a canonical pod a transparent-mode one: the injector's
+// warden-iptables init container first.
+func transparent(f *fixture, p *corev1.Pod) {
+	p.Spec.InitContainers = append([]corev1.Container{{
+		Name:  "warden-iptables",
+		Image: f.params.Images[0],
+		Args:  f.params.IptablesArgs,
+		SecurityContext: &corev1.SecurityContext{
+			RunAsUser:                ptr(int64(0)),
+			RunAsNonRoot:             ptr(false),
+			ReadOnlyRootFilesystem:   ptr(true),
+			AllowPrivilegeEscalation: ptr(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_ADMIN"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+	}}, p.Spec.InitContainers...)
 }
 
 // irsaVolume adds a projected token volume for an AWS audience, mounted in
