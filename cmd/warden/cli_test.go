@@ -414,3 +414,47 @@ func TestGroupWithoutSubcommandPrintsUsage(t *testing.T) {
 		t.Errorf("warden help help: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
 }
+
+// TestUsageErrorsExitTwo: a command line the command cannot run (an unknown
+// flag, a flag's bad value, an unknown subcommand, stray arguments) exits 2
+// with a message naming what was wrong, as an unknown command does; 1 is
+// kept for a command that ran and failed.
+func TestUsageErrorsExitTwo(t *testing.T) {
+	type usage struct {
+		args []string
+		want string
+	}
+	var cases []usage
+	for _, c := range commands() {
+		if len(c.subs) == 0 {
+			if c.flags {
+				cases = append(cases, usage{[]string{c.name, "--no-such-flag"}, "flag provided but not defined: -no-such-flag"})
+			}
+			continue
+		}
+		cases = append(cases, usage{[]string{c.name, "no-such-sub"}, `"no-such-sub"`})
+		for _, s := range c.subs {
+			if s.flags {
+				cases = append(cases, usage{[]string{c.name, s.name, "--no-such-flag"}, "flag provided but not defined: -no-such-flag"})
+			}
+		}
+	}
+	cases = append(cases,
+		usage{[]string{"serve", "--watch-interval", "soon"}, `invalid value "soon"`},
+		usage{[]string{"policy", "validate", "--config", "a.yaml", "stray"}, `unexpected arguments ["stray"]`},
+		usage{[]string{"policy", "schema", "stray"}, `unexpected arguments ["stray"]`},
+	)
+	for _, u := range cases {
+		t.Run(strings.Join(u.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := run(context.Background(), u.args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), u.want) {
+				t.Errorf("exit %d, stderr %q; want exit 2 and %q", code, errOut.String(), u.want)
+			}
+		})
+	}
+	// A command that ran and failed still exits 1.
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"policy", "validate", "--config", filepath.Join(t.TempDir(), "missing.yaml")}, &out, &errOut); code != 1 {
+		t.Errorf("validate of a missing file: exit %d, want 1; stderr %q", code, errOut.String())
+	}
+}
