@@ -458,3 +458,46 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		t.Errorf("validate of a missing file: exit %d, want 1; stderr %q", code, errOut.String())
 	}
 }
+
+// Every bad item of a CIDR list is its own problem, with the item's key and
+// position: before, the second and later items of a list came out as a bare
+// `file: "bogus" is not a CIDR or an IP address` line (an errors.Join split
+// by the loader), with neither.
+func TestValidateCIDRListItemsHavePositions(t *testing.T) {
+	noAWSRegion(t)
+	p := writeConfig(t, `version: 1
+listen:
+  endpoint: 127.0.0.1:8480
+  admin: 127.0.0.1:9480
+  proxy_protocol: {trusted: [10.9.0.0/16, nope]}
+upstream: {region: us-east-1}
+identity:
+  sources: [kubernetes]
+  trusted_cidrs: [10.0.0.1/8, bogus]
+apps:
+  - name: a
+    match: {tags: {k8s.namespace: a}}
+    allow: {models: ["anthropic.*"]}
+`)
+	want := []string{
+		p + `:9:19: identity.trusted_cidrs[0]: "10.0.0.1/8" has host bits set (did you mean 10.0.0.0/8?)` + "\n",
+		p + `:9:31: identity.trusted_cidrs[1]: "bogus" is not a CIDR or an IP address` + "\n",
+		p + `:5:43: listen.proxy_protocol.trusted[1]: "nope" is not a CIDR or an IP address` + "\n",
+	}
+	for _, args := range [][]string{{"policy", "validate", p}, {"serve", "--config", p}} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut); code != 1 {
+			t.Fatalf("%q: exit %d\n%s%s", args, code, out.String(), errOut.String())
+		}
+		for _, w := range want {
+			if !strings.Contains(errOut.String(), w) {
+				t.Errorf("%q: stderr lacks %q:\n%s", args, w, errOut.String())
+			}
+		}
+		for _, line := range strings.Split(strings.TrimSpace(errOut.String()), "\n") {
+			if strings.HasPrefix(line, p+": ") {
+				t.Errorf("%q: a problem without a position: %q", args, line)
+			}
+		}
+	}
+}
