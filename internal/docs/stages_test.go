@@ -28,8 +28,10 @@ func TestStagesMatchServe(t *testing.T) {
 	if start < 0 {
 		t.Fatal("proxy/pipeline.go: no serve")
 	}
-	body := src[start:]
-	body = body[:strings.Index(body, "\n}\n")]
+	body, _, ok := strings.Cut(src[start:], "\n}\n")
+	if !ok {
+		t.Fatal("proxy/pipeline.go: serve does not end")
+	}
 	var regions []string
 	for _, m := range regexp.MustCompile(`trace\.StartRegion\([^,]+, "([a-z ]+)"\)`).FindAllStringSubmatch(src, -1) {
 		regions = append(regions, m[1])
@@ -45,7 +47,11 @@ func TestStagesMatchServe(t *testing.T) {
 
 	arch := read("ARCHITECTURE.md")
 	var tableStages, tableMethods []string
-	for _, line := range strings.Split(arch[strings.Index(arch, "| stage | where | what |"):], "\n")[2:] {
+	_, table, ok := strings.Cut(arch, "| stage | where | what |")
+	if !ok {
+		t.Fatal("ARCHITECTURE.md: no stage table")
+	}
+	for _, line := range strings.Split(table, "\n")[2:] {
 		if !strings.HasPrefix(line, "| ") {
 			break
 		}
