@@ -172,8 +172,8 @@ func (r *RedisConfig) validate() []error {
 	for _, a := range addrs {
 		if _, port, err := net.SplitHostPort(a); err != nil {
 			add("budgets.redis.address: %q is not host:port: %v", a, err)
-		} else if _, err := net.LookupPort("tcp", port); err != nil || port == "" {
-			add("budgets.redis.address: %q is not host:port: port %q: want 1-65535 or a service name", a, port)
+		} else if _, err := net.LookupPort("tcp", port); err != nil {
+			add("budgets.redis.address: %q is not host:port: port %q: want 0-65535 or a service name", a, port)
 		}
 	}
 	if r.Cluster && r.DB != 0 {
