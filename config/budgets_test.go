@@ -24,6 +24,7 @@ func TestBudgetsConfigErrors(t *testing.T) {
 		{"bad store", minimal + "budgets: {store: etcd}\n", []string{"budgets.store", "memory or redis"}},
 		{"fail_open on memory", minimal + "budgets: {on_store_error: fail_open}\n", []string{"fail_open applies to a shared store"}},
 		{"bad address", minimal + "budgets: {store: redis, redis: {address: redis}}\n", []string{"budgets.redis.address", "host:port"}},
+		{"address port out of range", minimal + "budgets: {store: redis, redis: {address: \"redis:637900\"}}\n", []string{"budgets.redis.address", `port "637900"`}},
 		{"several addresses without cluster", minimal + "budgets: {store: redis, redis: {addresses: [\"a:1\", \"b:1\"]}}\n", []string{"cluster: true"}},
 		{"short reservation ttl", minimal + "budgets: {reservation_ttl: 10s}\n", []string{"budgets.reservation_ttl"}},
 		{"prefix with a brace", minimal + "budgets: {store: redis, redis: {address: \"h:1\", key_prefix: \"w{x}\"}}\n", []string{"budgets.redis.key_prefix"}},

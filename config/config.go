@@ -314,7 +314,7 @@ func (c *Config) Validate() error {
 		if addr == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
+		if err := checkHostPort(addr); err != nil {
 			add("%s: %q is not host:port: %v", name, addr, err)
 		}
 	}
@@ -459,6 +459,20 @@ func validateUpstreamURL(raw string, insecure bool, hostOK func(string) bool, wh
 	}
 	if !hostOK(u.Hostname()) {
 		return fmt.Errorf("%q is not a Bedrock %s; set upstream.insecure: true only for tests", raw, what)
+	}
+	return nil
+}
+
+// checkHostPort checks a listen address as net.Listen will read it: host:port
+// with a port of 0-65535 (or a service name), so that a typo such as
+// 127.0.0.1:84800 is refused by validate rather than by the first listen.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("port %q: want 0-65535 or a service name", port)
 	}
 	return nil
 }

@@ -56,6 +56,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"two documents", minimal + "---\nversion: 1\n", []string{"single YAML document"}},
 		{"passthrough without an intercepting listener", strings.Replace(minimal, "{region: us-east-1}", "{region: us-east-1, signing: passthrough}", 1), []string{"passthrough", "listen.proxy"}},
 		{"bad proxy address", strings.Replace(minimal, "{endpoint: 127.0.0.1:8480}", "{proxy: nowhere}", 1), []string{"listen.proxy"}},
+		{"endpoint port out of range", strings.Replace(minimal, "127.0.0.1:8480", "127.0.0.1:84800", 1), []string{"listen.endpoint", `port "84800"`}},
+		{"admin port not a port", strings.Replace(minimal, "{endpoint: 127.0.0.1:8480}", "{endpoint: 127.0.0.1:8480, admin: \"127.0.0.1:9x\"}", 1), []string{"listen.admin", `port "9x"`}},
 		{"bad transparent address", strings.Replace(minimal, "{endpoint: 127.0.0.1:8480}", "{transparent: 15001}", 1), []string{"listen.transparent"}},
 		{"tunnel to bedrock", minimal + "egress: {tunnel: [bedrock-runtime.us-east-1.amazonaws.com]}\n", []string{"egress.tunnel[0]", "never tunnelled"}},
 		{"tunnel too broad", minimal + "egress: {tunnel: [ok.example.com, \"*.amazonaws.com\"]}\n", []string{"egress.tunnel[1]", "too broad"}},

@@ -13,10 +13,8 @@ func validateNetwork(c *Config) []error {
 	var errs []error
 	trusted, _ := identity.ParseTrustedNets(c.Identity.TrustedCIDRs)
 	pp := c.Listen.ProxyProtocol
-	lbs, err := pp.TrustedNets()
-	if err != nil {
-		errs = append(errs, fmt.Errorf("listen.proxy_protocol.trusted: %w", err))
-	}
+	lbs, _ := pp.TrustedNets()
+	errs = append(errs, identity.TrustedNetsErrors("listen.proxy_protocol.trusted", pp.Trusted)...)
 	// A workload inside a load balancer's range could send its own PROXY
 	// header and claim any client address: the ranges must not overlap.
 	for _, lb := range lbs.Prefixes() {

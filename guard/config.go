@@ -149,11 +149,37 @@ func (g *Config) AppliesToOutput() bool {
 	return len(g.AppliesTo) == 0 || slices.Contains(g.AppliesTo, Output)
 }
 
+// detectorSection is one detector's section of a guard: its key and, when
+// the guard sets it, its effective action.
+type detectorSection struct {
+	key    string
+	set    bool
+	action string
+}
+
+// detectorSections lists every detector section of a guard, in file order:
+// the one list Masks and Validate's "names no detector" read, so a new
+// detector is added here once (TestDetectorSectionsComplete checks every
+// detector field of Config is listed).
+func (g *Config) detectorSections() []detectorSection {
+	var out []detectorSection
+	add := func(key string, set bool, action func() string) {
+		d := detectorSection{key: key, set: set}
+		if set {
+			d.action = action()
+		}
+		out = append(out, d)
+	}
+	add("pii", g.PII != nil, func() string { return g.PII.EffectiveAction() })
+	add("words", g.Words != nil, func() string { return g.Words.EffectiveAction() })
+	add("injection", g.Injection != nil, func() string { return g.Injection.EffectiveAction() })
+	add("bedrock", g.Bedrock != nil, func() string { return g.Bedrock.EffectiveAction() })
+	return out
+}
+
 // Masks says whether any of the guard's detectors rewrites the body.
 func (g *Config) Masks() bool {
-	return (g.PII != nil && g.PII.EffectiveAction() == Mask) ||
-		(g.Words != nil && g.Words.EffectiveAction() == Mask) ||
-		(g.Injection != nil && g.Injection.EffectiveAction() == Mask)
+	return slices.ContainsFunc(g.detectorSections(), func(d detectorSection) bool { return d.set && d.action == Mask })
 }
 
 // Validate checks one guard's settings. Each problem names its key relative
@@ -171,8 +197,14 @@ func (g *Config) Validate() []error {
 			add("%s.action: %q is not block, mask or record", key, a)
 		}
 	}
-	if g.PII == nil && g.Words == nil && g.Injection == nil && g.Bedrock == nil {
-		add("names no detector (pii, words, injection or bedrock)")
+	var keys []string
+	named := false
+	for _, d := range g.detectorSections() {
+		keys = append(keys, d.key)
+		named = named || d.set
+	}
+	if !named {
+		add("names no detector (%s or %s)", strings.Join(keys[:len(keys)-1], ", "), keys[len(keys)-1])
 	}
 	if b := g.Bedrock; b != nil {
 		switch b.Action {

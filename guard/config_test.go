@@ -2,6 +2,9 @@ package guard
 
 import (
 	"fmt"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -74,5 +77,43 @@ func TestConfigDefaults(t *testing.T) {
 	out := Config{AppliesTo: []string{Output}, Unscannable: Allow}
 	if out.AppliesToInput() || !out.AppliesToOutput() || out.BlocksUnscannable() || out.Masks() {
 		t.Errorf("output only: %+v", out)
+	}
+}
+
+// TestDetectorSectionsComplete: every detector field of Config (a pointer to
+// a section with an action) is in detectorSections under its yaml key, so a
+// detector added to Config (ARCHITECTURE.md, "Adding a detector") is seen
+// by Masks and by the "names no detector" check without another hand list.
+func TestDetectorSectionsComplete(t *testing.T) {
+	ct := reflect.TypeFor[Config]()
+	var want []string
+	full := &Config{}
+	fv := reflect.ValueOf(full).Elem()
+	for i := range ct.NumField() {
+		f := ct.Field(i)
+		if f.Type.Kind() != reflect.Pointer || f.Type.Elem().Kind() != reflect.Struct {
+			continue
+		}
+		if _, ok := f.Type.Elem().FieldByName("Action"); !ok {
+			continue
+		}
+		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		want = append(want, key)
+		fv.Field(i).Set(reflect.New(f.Type.Elem()))
+	}
+	var got []string
+	for _, d := range full.detectorSections() {
+		got = append(got, d.key)
+		if !d.set {
+			t.Errorf("detector %q: set in Config but detectorSections says unset", d.key)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("detectorSections lists %v; Config's detector fields are %v", got, want)
+	}
+	for _, d := range (&Config{}).detectorSections() {
+		if d.set {
+			t.Errorf("detector %q: set in an empty Config", d.key)
+		}
 	}
 }

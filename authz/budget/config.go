@@ -170,8 +170,10 @@ func (r *RedisConfig) validate() []error {
 		add("budgets.redis.addresses: several addresses name a Redis Cluster's seeds; set budgets.redis.cluster: true")
 	}
 	for _, a := range addrs {
-		if _, _, err := net.SplitHostPort(a); err != nil {
+		if _, port, err := net.SplitHostPort(a); err != nil {
 			add("budgets.redis.address: %q is not host:port: %v", a, err)
+		} else if _, err := net.LookupPort("tcp", port); err != nil {
+			add("budgets.redis.address: %q is not host:port: port %q: want 0-65535 or a service name", a, port)
 		}
 	}
 	if r.Cluster && r.DB != 0 {

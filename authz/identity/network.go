@@ -22,38 +22,9 @@ func ParseTrustedNets(cidrs []string) (TrustedNets, error) {
 	var t TrustedNets
 	var errs []error
 	for _, s := range cidrs {
-		s = strings.TrimSpace(s)
-		var p netip.Prefix
-		if strings.Contains(s, "/") {
-			var err error
-			if p, err = netip.ParsePrefix(s); err != nil {
-				errs = append(errs, fmt.Errorf("%q is not a CIDR: %v", s, err))
-				continue
-			}
-			if p.Addr().Zone() != "" {
-				errs = append(errs, fmt.Errorf("%q: zones are not allowed", s))
-				continue
-			}
-			if m := p.Masked(); m != p {
-				errs = append(errs, fmt.Errorf("%q has host bits set (did you mean %s?)", s, m))
-				continue
-			}
-		} else {
-			a, err := netip.ParseAddr(s)
-			if err != nil || a.Zone() != "" {
-				errs = append(errs, fmt.Errorf("%q is not a CIDR or an IP address", s))
-				continue
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		// 10.0.0.0/8 and ::ffff:10.0.0.0/104 are the same network; keep
-		// IPv4 prefixes in IPv4 form so Contains can unmap once.
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		// After unmapping: ::ffff:0.0.0.0/96 is 0.0.0.0/0.
-		if p.Bits() == 0 {
-			errs = append(errs, fmt.Errorf("%q trusts every address; list the networks you mean", s))
+		p, err := parseTrustedNet(s)
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		t.prefixes = append(t.prefixes, p)
@@ -62,6 +33,53 @@ func ParseTrustedNets(cidrs []string) (TrustedNets, error) {
 		return TrustedNets{}, errors.Join(errs...)
 	}
 	return t, nil
+}
+
+// TrustedNetsErrors checks a list as ParseTrustedNets parses it, one error
+// per bad item, each naming its config key with the item's index
+// (key[1]: "bogus" is not …) so the loader can point at the item.
+func TrustedNetsErrors(key string, cidrs []string) []error {
+	var errs []error
+	for i, s := range cidrs {
+		if _, err := parseTrustedNet(s); err != nil {
+			errs = append(errs, fmt.Errorf("%s[%d]: %w", key, i, err))
+		}
+	}
+	return errs
+}
+
+// parseTrustedNet parses one item of a trust list.
+func parseTrustedNet(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return p, fmt.Errorf("%q is not a CIDR: %v", s, err)
+		}
+		if p.Addr().Zone() != "" {
+			return p, fmt.Errorf("%q: zones are not allowed", s)
+		}
+		if m := p.Masked(); m != p {
+			return p, fmt.Errorf("%q has host bits set (did you mean %s?)", s, m)
+		}
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return p, fmt.Errorf("%q is not a CIDR or an IP address", s)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	// 10.0.0.0/8 and ::ffff:10.0.0.0/104 are the same network; keep
+	// IPv4 prefixes in IPv4 form so Contains can unmap once.
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	// After unmapping: ::ffff:0.0.0.0/96 is 0.0.0.0/0.
+	if p.Bits() == 0 {
+		return p, fmt.Errorf("%q trusts every address; list the networks you mean", s)
+	}
+	return p, nil
 }
 
 // Contains reports whether a is in one of the networks. IPv4-mapped IPv6
@@ -136,10 +154,8 @@ func (c *Config) trusts(addr netip.Addr) bool {
 // unvalidated config trusts nothing).
 func (c *Config) validateNetwork() []error {
 	var errs []error
-	trusted, err := ParseTrustedNets(c.TrustedCIDRs)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("identity.trusted_cidrs: %w", err))
-	}
+	trusted, _ := ParseTrustedNets(c.TrustedCIDRs)
+	errs = append(errs, TrustedNetsErrors("identity.trusted_cidrs", c.TrustedCIDRs)...)
 	for _, name := range ipBasedSources() {
 		if slices.Contains(c.Sources, name) && len(c.TrustedCIDRs) == 0 {
 			errs = append(errs, fmt.Errorf("identity.trusted_cidrs: required by the %q source, which identifies callers by source IP: list the networks your workloads connect from (after PROXY protocol, if any)", name))

@@ -89,10 +89,8 @@ func (c *EC2Config) validateAccounts() []error {
 				errs = append(errs, fmt.Errorf("%s.external_id: required with role_arn (2-1224 characters of [\\w+=,.@:/-])", key))
 			}
 		}
-		t, err := ParseTrustedNets(a.CIDRs)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s.cidrs: %w", key, err))
-		}
+		t, _ := ParseTrustedNets(a.CIDRs)
+		errs = append(errs, TrustedNetsErrors(key+".cidrs", a.CIDRs)...)
 		for _, p := range t.Prefixes() {
 			for _, q := range nets {
 				if p.Overlaps(q) {

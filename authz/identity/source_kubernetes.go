@@ -92,9 +92,7 @@ func (c KubernetesConfig) validate() error {
 	if c.SyncTimeout < 0 {
 		errs = append(errs, errors.New("kubernetes.sync_timeout must not be negative"))
 	}
-	if _, err := ParseTrustedNets(c.PodCIDRs); err != nil {
-		errs = append(errs, fmt.Errorf("kubernetes.pod_cidrs: %w", err))
-	}
+	errs = append(errs, TrustedNetsErrors("kubernetes.pod_cidrs", c.PodCIDRs)...)
 	return errors.Join(errs...)
 }
 

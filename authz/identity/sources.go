@@ -244,10 +244,32 @@ func (c *Config) Validate() []error {
 			err = kind.validate(c)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("identity.sources: %q: %w", name, err))
+			errs = append(errs, sourceErrors(name, err)...)
 		}
 	}
 	return append(errs, c.validateNetwork()...)
+}
+
+// sourceErrors names each of a source's problems by its config key: one
+// about the source's own section (kubernetes.sync_timeout …) as
+// identity.kubernetes.sync_timeout, so the loader points at that key; any
+// other under identity.sources and the source's name.
+func sourceErrors(name string, err error) []error {
+	all := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		all = j.Unwrap()
+	}
+	section := strings.ReplaceAll(name, "-", "_")
+	out := make([]error, 0, len(all))
+	for _, e := range all {
+		msg := e.Error()
+		if strings.HasPrefix(msg, section+".") || strings.HasPrefix(msg, section+":") || strings.HasPrefix(msg, section+"[") {
+			out = append(out, fmt.Errorf("identity.%w", e))
+			continue
+		}
+		out = append(out, fmt.Errorf("identity.sources: %q: %w", name, e))
+	}
+	return out
 }
 
 // NewResolver builds the configured sources (cfg validated by Validate).

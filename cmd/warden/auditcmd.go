@@ -23,7 +23,7 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "verify":
 		return cmdAuditVerify(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown subcommand %q: want report or verify", args[0])
+	return usageErrorf("unknown subcommand %q: want report or verify", args[0])
 }
 
 // s3SourceFlags are the flags `audit report` and `audit verify` share for

@@ -49,7 +49,7 @@ func cmdAuditReport(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.StringVar(&f.FindingType, "finding-type", "", "exposure view: a guard finding's type (EMAIL) or guard/type (pii-block/EMAIL)")
 	from := fs.String("from", "", "exposure view: calls at or after TIME (RFC 3339 or YYYY-MM-DD, UTC)")
 	to := fs.String("to", "", "exposure view: calls before TIME (RFC 3339 or YYYY-MM-DD, UTC)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}

@@ -56,7 +56,7 @@ func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.Var(minSeq, "min-seq", "INSTANCE=SEQ: the chain of INSTANCE is known to have reached SEQ (warden_audit_chain_seq); a chain ending earlier, or missing, fails; repeatable")
 	allowOpen := fs.Bool("allow-open", false, "accept chains that do not end with a shutdown checkpoint (instances still running); their unchecked tail is reported as a warning")
 	s3o := addS3SourceFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {

@@ -91,7 +91,7 @@ func cmdPolicySign(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&ids, "key-id", "the id of each --key, in order")
 	fs.Var(&fleets, "fleet", "fleet pattern the bundle targets (repeatable; \"*\": every fleet)")
 	fs.Var(&nss, "namespace", "namespace pattern the bundle targets (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *pol == "" || *out == "" || len(keys) == 0 {
@@ -187,7 +187,7 @@ func cmdPolicyVerify(args []string, stdout, stderr io.Writer) error {
 	ns := fs.String("namespace", "", "check the scope for this namespace")
 	var trust multiFlag
 	fs.Var(&trust, "trust", "trusted public key, ID=BASE64 or ID=@FILE.pub (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *path == "" {
@@ -220,7 +220,7 @@ func cmdPolicyPublish(ctx context.Context, args []string, stdout, stderr io.Writ
 	s3o := addS3SourceFlags(fs)
 	var trust multiFlag
 	fs.Var(&trust, "trust", "check the bundle against these keys before publishing, ID=BASE64 or ID=@FILE.pub (repeatable; a service checks it anyway)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *path == "" || *to == "" {
@@ -329,7 +329,7 @@ func cmdBundle(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	}
 	fmt.Fprint(stderr, bundleUsage)
-	return fmt.Errorf("unknown subcommand %q", args[0])
+	return usageErrorf("unknown subcommand %q", args[0])
 }
 
 func cmdBundleServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -343,7 +343,7 @@ func cmdBundleServe(ctx context.Context, args []string, stderr io.Writer) error 
 	scan := fs.Duration("scan-interval", time.Second, "how often to re-read --dir (one LIST of an S3 prefix)")
 	var trust multiFlag
 	fs.Var(&trust, "trust", "trusted public key, ID=BASE64 or ID=@FILE.pub (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" || *cert == "" || *key == "" {

@@ -54,7 +54,7 @@ func cmdCA(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, caUsage)
 		return nil
 	}
-	return fmt.Errorf("unknown subcommand %q\n%s", args[0], caUsage)
+	return usageErrorf("unknown subcommand %q\n%s", args[0], caUsage)
 }
 
 func caWrite(args []string, bundle bool, stdout, stderr io.Writer) error {
@@ -64,7 +64,7 @@ func caWrite(args []string, bundle bool, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "file to write")
 	caCert := fs.String("ca-cert", "", "Warden's CA certificate (PEM)")
 	roots := fs.String("system-roots", "", "system root bundle to include (default: $SSL_CERT_FILE or the standard files)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}

@@ -414,3 +414,90 @@ func TestGroupWithoutSubcommandPrintsUsage(t *testing.T) {
 		t.Errorf("warden help help: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
 }
+
+// TestUsageErrorsExitTwo: a command line the command cannot run (an unknown
+// flag, a flag's bad value, an unknown subcommand, stray arguments) exits 2
+// with a message naming what was wrong, as an unknown command does; 1 is
+// kept for a command that ran and failed.
+func TestUsageErrorsExitTwo(t *testing.T) {
+	type usage struct {
+		args []string
+		want string
+	}
+	var cases []usage
+	for _, c := range commands() {
+		if len(c.subs) == 0 {
+			if c.flags {
+				cases = append(cases, usage{[]string{c.name, "--no-such-flag"}, "flag provided but not defined: -no-such-flag"})
+			}
+			continue
+		}
+		cases = append(cases, usage{[]string{c.name, "no-such-sub"}, `"no-such-sub"`})
+		for _, s := range c.subs {
+			if s.flags {
+				cases = append(cases, usage{[]string{c.name, s.name, "--no-such-flag"}, "flag provided but not defined: -no-such-flag"})
+			}
+		}
+	}
+	cases = append(cases,
+		usage{[]string{"serve", "--watch-interval", "soon"}, `invalid value "soon"`},
+		usage{[]string{"policy", "validate", "--config", "a.yaml", "stray"}, `unexpected arguments ["stray"]`},
+		usage{[]string{"policy", "schema", "stray"}, `unexpected arguments ["stray"]`},
+	)
+	for _, u := range cases {
+		t.Run(strings.Join(u.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := run(context.Background(), u.args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), u.want) {
+				t.Errorf("exit %d, stderr %q; want exit 2 and %q", code, errOut.String(), u.want)
+			}
+		})
+	}
+	// A command that ran and failed still exits 1.
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"policy", "validate", "--config", filepath.Join(t.TempDir(), "missing.yaml")}, &out, &errOut); code != 1 {
+		t.Errorf("validate of a missing file: exit %d, want 1; stderr %q", code, errOut.String())
+	}
+}
+
+// Every bad item of a CIDR list is its own problem, with the item's key and
+// position: before, the second and later items of a list came out as a bare
+// `file: "bogus" is not a CIDR or an IP address` line (an errors.Join split
+// by the loader), with neither.
+func TestValidateCIDRListItemsHavePositions(t *testing.T) {
+	noAWSRegion(t)
+	p := writeConfig(t, `version: 1
+listen:
+  endpoint: 127.0.0.1:8480
+  admin: 127.0.0.1:9480
+  proxy_protocol: {trusted: [10.9.0.0/16, nope]}
+upstream: {region: us-east-1}
+identity:
+  sources: [kubernetes]
+  trusted_cidrs: [10.0.0.1/8, bogus]
+apps:
+  - name: a
+    match: {tags: {k8s.namespace: a}}
+    allow: {models: ["anthropic.*"]}
+`)
+	want := []string{
+		p + `:9:19: identity.trusted_cidrs[0]: "10.0.0.1/8" has host bits set (did you mean 10.0.0.0/8?)` + "\n",
+		p + `:9:31: identity.trusted_cidrs[1]: "bogus" is not a CIDR or an IP address` + "\n",
+		p + `:5:43: listen.proxy_protocol.trusted[1]: "nope" is not a CIDR or an IP address` + "\n",
+	}
+	for _, args := range [][]string{{"policy", "validate", p}, {"serve", "--config", p}} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut); code != 1 {
+			t.Fatalf("%q: exit %d\n%s%s", args, code, out.String(), errOut.String())
+		}
+		for _, w := range want {
+			if !strings.Contains(errOut.String(), w) {
+				t.Errorf("%q: stderr lacks %q:\n%s", args, w, errOut.String())
+			}
+		}
+		for _, line := range strings.Split(strings.TrimSpace(errOut.String()), "\n") {
+			if strings.HasPrefix(line, p+": ") {
+				t.Errorf("%q: a problem without a position: %q", args, line)
+			}
+		}
+	}
+}

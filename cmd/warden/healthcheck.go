@@ -16,7 +16,7 @@ func cmdHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.SetOutput(stderr)
 	url := fs.String("url", "http://127.0.0.1:9480/healthz", "health URL to probe")
 	timeout := fs.Duration("timeout", 2*time.Second, "probe timeout")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)

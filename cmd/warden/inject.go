@@ -66,7 +66,7 @@ func cmdInject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var hosts listFlag
 	fs.Var(&hosts, "host", "DNS name or IP of the webhook's serving certificate (with --bootstrap-self-signed; repeatable)")
 	validity := fs.Duration("validity", 365*24*time.Hour, "lifetime of the bootstrap certificate")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}

@@ -56,7 +56,7 @@ func cmdIptables(_ context.Context, args []string, stdout, stderr io.Writer) err
 	var cidrs, excludes listFlag
 	fs.Var(&cidrs, "cidr", "redirect TCP 443 to this destination CIDR (repeatable); a family with none is redirected everywhere (0.0.0.0/0; ::/0 with --ipv6)")
 	fs.Var(&excludes, "exclude-cidr", "never redirect this destination CIDR (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

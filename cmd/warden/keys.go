@@ -63,7 +63,7 @@ func (k keysCommand) run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, keysUsage)
 		return nil
 	}
-	return fmt.Errorf("unknown subcommand %q\n%s", args[0], keysUsage)
+	return usageErrorf("unknown subcommand %q\n%s", args[0], keysUsage)
 }
 
 func (k keysCommand) issue(args []string, stdout, stderr io.Writer) error {
@@ -74,7 +74,7 @@ func (k keysCommand) issue(args []string, stdout, stderr io.Writer) error {
 	masterFile := fs.String("master-key", "", "master key file (or the directory of a Kubernetes Secret volume)")
 	format := fs.String("format", "env", "output: env, profile, json or bearer")
 	profile := fs.String("profile", "", "profile name for --format profile (default warden-APP)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -145,7 +145,7 @@ func (k keysCommand) genmaster(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keys genmaster", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("out", "", "file to create (mode 0600; an existing file is never overwritten)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *out == "" || fs.NArg() > 0 {
@@ -241,7 +241,7 @@ func (k keysCommand) bundleKey(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	id := fs.String("id", "", "key id (named in bundles and in bundle.trusted_keys), e.g. security-2026-12")
 	out := fs.String("out", "", "directory for ID.key (0600) and ID.pub")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *id == "" || *out == "" {

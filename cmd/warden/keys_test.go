@@ -223,7 +223,7 @@ func TestKeysCommandRegistered(t *testing.T) {
 		t.Fatalf("keys help: %d %s %s", code, out.String(), errOut.String())
 	}
 	out.Reset()
-	if code := run(context.Background(), []string{"keys", "nope"}, &out, &errOut); code != 1 {
+	if code := run(context.Background(), []string{"keys", "nope"}, &out, &errOut); code != 2 {
 		t.Errorf("unknown subcommand exit %d", code)
 	}
 	run(context.Background(), []string{"help"}, &out, &errOut)

@@ -4,6 +4,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -106,6 +108,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "warden %s: %v\n", args[0], err)
+			if errors.As(err, new(usageError)) {
+				return 2 // the command line is wrong, as for an unknown command
+			}
 			return 1
 		}
 		return 0
@@ -295,4 +300,26 @@ func formatVersion(ldflagsVersion string, info *debug.BuildInfo) string {
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// usageError is a command line the command cannot run: an unknown flag or
+// subcommand, a flag's bad value, stray arguments. warden exits 2 for it
+// (as for an unknown command), 1 when the command ran and failed.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, a ...any) error {
+	return usageError{fmt.Errorf(format, a...)}
+}
+
+// parseFlags parses a command's flags; a parse failure other than -h is a
+// usageError (the flag package has already printed the flags to stderr).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err}
 }

@@ -68,7 +68,7 @@ func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return cmdPolicyPublish(ctx, args[1:], stdout, stderr)
 	case "schema":
 		if len(args) > 1 {
-			return fmt.Errorf("policy schema: unexpected arguments %q", args[1:])
+			return usageErrorf("policy schema: unexpected arguments %q", args[1:])
 		}
 		_, err := stdout.Write(config.JSONSchema())
 		return err
@@ -77,7 +77,7 @@ func cmdPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	}
 	fmt.Fprint(stderr, policyUsage)
-	return fmt.Errorf("unknown subcommand %q", args[0])
+	return usageErrorf("unknown subcommand %q", args[0])
 }
 
 // loadPolicy reads, validates and compiles a config file; its errors are
@@ -127,7 +127,7 @@ func loadTestPolicy(configPath, policyPath string) (*policy.Policy, error) {
 
 // configFlag accepts the file as --config or as the first argument.
 func parsePolicyFlags(fs *flag.FlagSet, args []string, path *string, rest ...*string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	pos := fs.Args()
@@ -140,7 +140,7 @@ func parsePolicyFlags(fs *flag.FlagSet, args []string, path *string, rest ...*st
 		}
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("unexpected arguments %q", pos)
+		return usageErrorf("unexpected arguments %q", pos)
 	}
 	return nil
 }

@@ -35,7 +35,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	watch := fs.Duration("watch-interval", time.Second, "how often to check the config file and its directory for changes (0 disables watching; SIGHUP still reloads)")
 	profiling := fs.Bool("pprof", false, "serve Go's profiler and execution tracer under /debug/pprof/ on the admin listener "+
 		"(for operators chasing latency; off by default, since whoever reaches the admin port could load the process)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if (*path == "") == (*configEnv == "") {
