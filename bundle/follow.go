@@ -84,6 +84,19 @@ func NewFollower(o FollowerOptions) (*Follower, error) {
 	if o.Client == nil {
 		o.Client = http.DefaultClient
 	}
+	// A redirect may not leave TLS: the bundle is signed, but its serial
+	// and the Warden's fleet and namespace are not for plain http.
+	c := *o.Client
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != "https" {
+			return fmt.Errorf("bundle service redirected to %s: refused, want https", req.URL.Redacted())
+		}
+		if len(via) >= 10 {
+			return errors.New("bundle service: stopped after 10 redirects")
+		}
+		return nil
+	}
+	o.Client = &c
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
@@ -179,11 +192,16 @@ func (f *Follower) LoadCache(ctx context.Context) error {
 // Run fetches and applies bundles until ctx ends.
 func (f *Follower) Run(ctx context.Context) {
 	for ctx.Err() == nil {
+		start := time.Now()
 		changed, err := f.Once(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil || (f.o.Wait == 0 && !changed) {
+		// A long-poll answered "unchanged" well before the wait (a proxy
+		// or server that ignores wait) is paced like a short poll, so the
+		// follower does not spin against it.
+		early := f.o.Wait > 0 && time.Since(start) < f.o.Wait/2
+		if err != nil || (!changed && (f.o.Wait == 0 || early)) {
 			select {
 			case <-ctx.Done():
 				return
