@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,7 +180,11 @@ func TestBundleFleetProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	b2 := filepath.Join(dir, "b2.json")
-	sh("policy", "sign", "--policy", pol, "--key", keyFile, "--key-id", "sec-2026-12", "--serial", "2", "--fleet", "eks-*", "--expires", "1h", "--out", b2)
+	signed := sh("policy", "sign", "--policy", pol, "--key", keyFile, "--key-id", "sec-2026-12", "--serial", "2", "--fleet", "eks-*", "--expires", "1h", "--out", b2)
+	signedHash := regexp.MustCompile(`\(policy hash (\S+)\)`).FindStringSubmatch(signed)
+	if signedHash == nil {
+		t.Fatalf("policy sign printed no policy hash: %q", signed)
+	}
 	raw2, err := os.ReadFile(b2)
 	if err != nil {
 		t.Fatal(err)
@@ -218,6 +223,11 @@ func TestBundleFleetProcesses(t *testing.T) {
 			t.Fatalf("%s: claude under serial 2: %v", w.ns, err)
 		}
 		good[w.ns] = w.policyHash()
+		// One hash for one policy: what `warden policy sign` printed is
+		// what /metrics shows (and, below, what the audit records carry).
+		if good[w.ns] != signedHash[1] {
+			t.Errorf("%s: warden_policy_info hash %s, but policy sign printed %s", w.ns, good[w.ns], signedHash[1])
+		}
 	}
 
 	// checkRefused waits for every Warden to count one more refusal of
