@@ -313,7 +313,16 @@ func tlsClient(caFile string) (*http.Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tc
-	return &http.Client{Transport: tr}, nil
+	// TLS only: a redirect to http:// would resend the bundle in the clear.
+	return &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != "https" {
+			return fmt.Errorf("redirected to %s: refused, want https", req.URL.Redacted())
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}}, nil
 }
 
 func cmdBundle(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/warden-egress/warden/bundle"
@@ -170,5 +174,36 @@ bundle:
 	t.Setenv("WARDEN_TEST_CONFIG", "version: 1\nupstream: {region: us-east-1}\nidentity: {sources: [static], static: {app: x}}\napps: []\n")
 	if e := runErr(t, "serve", "--config-env", "WARDEN_TEST_CONFIG", "--bundle-pin", "sha256:00"); !strings.Contains(e, "no bundle section") {
 		t.Fatalf("a pin and no bundle section: %q", e)
+	}
+}
+
+// TestPolicyPublishRedirectToHTTP: `warden policy publish` to https://
+// refuses a redirect to plain http; the bundle never reaches it.
+func TestPolicyPublishRedirectToHTTP(t *testing.T) {
+	dir := t.TempDir()
+	runOK(t, "keys", "bundle-key", "--id", "k", "--out", dir)
+	pol := filepath.Join(dir, "policy.yaml")
+	_ = os.WriteFile(pol, []byte(cliPolicy), 0o644)
+	b := filepath.Join(dir, "b.json")
+	runOK(t, "policy", "sign", "--policy", pol, "--key", filepath.Join(dir, "k.key"), "--key-id", "k", "--serial", "3", "--fleet", "*", "--out", b)
+	var plainHits atomic.Int64
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		plainHits.Add(1)
+		w.WriteHeader(http.StatusCreated)
+	}))
+	t.Cleanup(plain.Close)
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(ts.Close)
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if e := runErr(t, "policy", "publish", "--bundle", b, "--to", ts.URL, "--ca-file", ca); !strings.Contains(e, "refused, want https") {
+		t.Fatalf("publish redirected to http: %q", e)
+	}
+	if n := plainHits.Load(); n != 0 {
+		t.Fatalf("the plain-http server got %d requests", n)
 	}
 }
