@@ -141,3 +141,48 @@ func TestFollowerLongPollAnsweredAtOnce(t *testing.T) {
 		t.Fatalf("%d requests against a source answering at once; want the pause of Retry after an early 304", n)
 	}
 }
+
+// TestServiceOddQueries: a fleet or namespace in the query is a value, never
+// a pattern: a glob, a path, a NUL, a newline, a very long value or a
+// repeated parameter gets this scope's bundle only when the value itself is
+// in scope, and never a server error. A second PUT of a published serial,
+// with other content, is refused and the first stays.
+func TestServiceOddQueries(t *testing.T) {
+	s, pub := testKey(9, "k")
+	srv := newTestService(t, Trust{"k": pub})
+	now := time.Now()
+	b1 := sign(t, Envelope{Serial: 1, IssuedAt: now, ExpiresAt: now.Add(time.Hour), Scope: Scope{Fleets: []string{"eks-*"}, Namespaces: []string{"shop"}}}, s)
+	if code := srv.put(t, b1); code != http.StatusCreated {
+		t.Fatalf("PUT = %d", code)
+	}
+	other := sign(t, Envelope{Serial: 1, IssuedAt: now, ExpiresAt: now.Add(time.Hour), Scope: Scope{Fleets: []string{"*"}}}, s)
+	if code := srv.put(t, other); code != http.StatusConflict {
+		t.Fatalf("PUT of serial 1 again with other content = %d, want 409", code)
+	}
+	for _, c := range []struct {
+		query string
+		want  int
+	}{
+		{"fleet=eks-prod&namespace=shop", http.StatusOK},
+		{"fleet=eks-prod&namespace=shop&namespace=billing", http.StatusOK}, // the first value counts
+		{"fleet=eks-prod&namespace=billing&namespace=shop", http.StatusNotFound},
+		{"fleet=*&namespace=*", http.StatusNotFound},
+		{"fleet=eks-*&namespace=sh%3Fp", http.StatusNotFound},
+		{"fleet=eks-prod&namespace=%5B", http.StatusNotFound},
+		{"fleet=eks-prod&namespace=shop%2F..%2Fbilling", http.StatusNotFound},
+		{"fleet=eks-prod&namespace=shop%00", http.StatusNotFound},
+		{"fleet=eks-prod&namespace=shop%0Abilling", http.StatusNotFound},
+		{"fleet=eks-prod&namespace=" + strings.Repeat("s", 8000), http.StatusNotFound},
+		{"fleet=eks-prod&namespace=shop;billing", http.StatusNotFound},
+		{"fleet=eks-prod", http.StatusNotFound},
+		{"fleet=eks-prod&namespace=shop&wait=-1s", http.StatusBadRequest},
+	} {
+		resp, body := srv.get(t, c.query, "")
+		if resp.StatusCode != c.want {
+			t.Errorf("GET ?%.80s = %d, want %d", c.query, resp.StatusCode, c.want)
+		}
+		if c.want == http.StatusOK && body != string(b1) {
+			t.Errorf("GET ?%s: not the published bundle", c.query)
+		}
+	}
+}
