@@ -80,7 +80,7 @@ func TestPrometheusRule(t *testing.T) {
 			}
 		}
 	}
-	for _, a := range []string{"WardenPolicyBundleExpired", "WardenPolicySerialSkew"} {
+	for _, a := range []string{"WardenPolicyBundleExpired", "WardenPolicyBundleUnreachable", "WardenPolicySerialSkew"} {
 		if _, ok := alerts[a]; !ok {
 			t.Errorf("the PrometheusRule lacks %s (alerts: %v)", a, alerts)
 		}
