@@ -207,3 +207,46 @@ func TestPolicyPublishRedirectToHTTP(t *testing.T) {
 		t.Fatalf("the plain-http server got %d requests", n)
 	}
 }
+
+// TestPolicySignKeyMistakes: a signing key readable by others is refused
+// before anything is signed; a key signed under another key's id is caught
+// by verify and by publish --trust (bad_signature), and nothing is stored.
+func TestPolicySignKeyMistakes(t *testing.T) {
+	dir := t.TempDir()
+	runOK(t, "keys", "bundle-key", "--id", "a", "--out", dir)
+	runOK(t, "keys", "bundle-key", "--id", "b", "--out", dir)
+	pol := filepath.Join(dir, "policy.yaml")
+	_ = os.WriteFile(pol, []byte(cliPolicy), 0o644)
+	open := filepath.Join(dir, "open.key")
+	raw, err := os.ReadFile(filepath.Join(dir, "a.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(open, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "open.json")
+	if e := runErr(t, "policy", "sign", "--policy", pol, "--key", open, "--key-id", "a", "--fleet", "*", "--out", out); !strings.Contains(e, "readable by others") {
+		t.Fatalf("sign with a 0644 key: %q", e)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a bundle was written with a key readable by others")
+	}
+
+	wrong := filepath.Join(dir, "wrong.json")
+	runOK(t, "policy", "sign", "--policy", pol, "--key", filepath.Join(dir, "a.key"), "--key-id", "b", "--serial", "4", "--fleet", "*", "--out", wrong)
+	trustB := "b=@" + filepath.Join(dir, "b.pub")
+	if e := runErr(t, "policy", "verify", "--bundle", wrong, "--trust", trustB); !strings.Contains(e, "bad_signature") {
+		t.Fatalf("verify of key a's signature under id b: %q", e)
+	}
+	store := filepath.Join(dir, "store")
+	if err := os.Mkdir(store, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if e := runErr(t, "policy", "publish", "--bundle", wrong, "--to", store, "--trust", trustB); !strings.Contains(e, "bad_signature") || !strings.Contains(e, "not published") {
+		t.Fatalf("publish --trust of key a's signature under id b: %q", e)
+	}
+	if entries, _ := os.ReadDir(store); len(entries) != 0 {
+		t.Fatalf("the store holds %d files after a refused publish", len(entries))
+	}
+}
