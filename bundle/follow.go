@@ -60,6 +60,11 @@ type Follower struct {
 	// verified, counted and logged again on every poll.
 	refusedETag string
 	refusedErr  error
+
+	// stopped is closed when Run returns (after its last fetch, cache
+	// write and log line), so an owner can wait for it.
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 // NewFollower checks the options.
@@ -106,7 +111,7 @@ func NewFollower(o FollowerOptions) (*Follower, error) {
 	if o.Retry <= 0 {
 		o.Retry = 5 * time.Second
 	}
-	f := &Follower{o: o}
+	f := &Follower{o: o, stopped: make(chan struct{})}
 	if o.Store != nil {
 		f.o.Wait = 0 // an object store has no long-poll: poll every Retry
 		f.picker = &Service{store: o.Store, trust: o.Trust, log: o.Logger, now: o.Now, changed: make(chan struct{}),
@@ -189,8 +194,12 @@ func (f *Follower) LoadCache(ctx context.Context) error {
 	return nil
 }
 
+// Stopped is closed once Run has returned.
+func (f *Follower) Stopped() <-chan struct{} { return f.stopped }
+
 // Run fetches and applies bundles until ctx ends.
 func (f *Follower) Run(ctx context.Context) {
+	defer f.stopOnce.Do(func() { close(f.stopped) })
 	for ctx.Err() == nil {
 		start := time.Now()
 		changed, err := f.Once(ctx)

@@ -165,11 +165,19 @@ func (f *bundleFleet) start(t *testing.T, ns, url, cache string) *bundleWarden {
 	go func() { _ = w.srv.ServeEndpoint(ln, nil) }()
 	go func() { _ = w.srv.ServeAdmin(aln) }()
 	ctx, cancel := context.WithCancel(context.Background())
-	if _, err := w.srv.FollowBundles(ctx); err != nil {
+	fo, err := w.srv.FollowBundles(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		cancel()
+		// The follower may be writing its cache (t.TempDir, removed after
+		// this) and logging through the test's logger: wait for it.
+		select {
+		case <-fo.Stopped():
+		case <-time.After(10 * time.Second):
+			t.Error("the bundle follower did not stop within 10 s of its context's end")
+		}
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
 		_ = w.srv.Shutdown(sctx)
