@@ -44,33 +44,11 @@ func TestSidecarsFollowTheBundleService(t *testing.T) {
 	if b == nil {
 		t.Fatal("the injector configuration has no bundle section")
 	}
-	u, err := url.Parse(b.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := r.find("Service", "warden-bundles")
-	ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
-	if want := fmt.Sprintf("warden-bundles.%s.svc:%v", m.namespace, ports[0].(map[string]any)["port"]); u.Scheme != "https" || u.Host != want {
-		t.Errorf("sidecars follow %s, want https://%s", b.URL, want)
-	}
-	names, _, _ := unstructured.NestedStringSlice(r.find("Certificate", "warden-bundles").Object, "spec", "dnsNames")
-	if !slices.Contains(names, u.Hostname()) {
-		t.Errorf("the service's certificate names %v, not %s", names, u.Hostname())
-	}
-	var trust []string
-	cs, _, _ := unstructured.NestedSlice(r.find("Deployment", "warden-bundles").Object, "spec", "template", "spec", "containers")
-	for _, a := range cs[0].(map[string]any)["args"].([]any) {
-		if v, ok := strings.CutPrefix(a.(string), "--trust="); ok {
-			trust = append(trust, v)
-		}
-	}
 	var keys []string
 	for _, k := range b.TrustedKeys {
 		keys = append(keys, k.ID+"="+k.PublicKey)
 	}
-	if !slices.Equal(trust, keys) || len(keys) == 0 {
-		t.Errorf("sidecars trust %q, the service %q", keys, trust)
-	}
+	checkFollowsService(t, r, m, "sidecars", b.URL, keys)
 	if b.CA == "" || b.Fleet != "eks-prod" {
 		t.Errorf("bundle section: ca %d bytes, fleet %q", len(b.CA), b.Fleet)
 	}
@@ -115,39 +93,17 @@ func TestSharedProxyFollowsTheBundleService(t *testing.T) {
 	if len(cfg.Apps) != 0 || len(cfg.Deny) != 0 {
 		t.Errorf("the shared proxy's config holds %d apps and %d deny rules beside its bundle section", len(cfg.Apps), len(cfg.Deny))
 	}
-	u, err := url.Parse(b.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := r.find("Service", "warden-bundles")
-	ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
-	if want := fmt.Sprintf("warden-bundles.%s.svc:%v", m.namespace, ports[0].(map[string]any)["port"]); u.Scheme != "https" || u.Host != want {
-		t.Errorf("the shared proxy follows %s, want https://%s", b.URL, want)
-	}
-	names, _, _ := unstructured.NestedStringSlice(r.find("Certificate", "warden-bundles").Object, "spec", "dnsNames")
-	if !slices.Contains(names, u.Hostname()) {
-		t.Errorf("the service's certificate names %v, not %s", names, u.Hostname())
-	}
-	var trust []string
-	cs, _, _ := unstructured.NestedSlice(r.find("Deployment", "warden-bundles").Object, "spec", "template", "spec", "containers")
-	for _, a := range cs[0].(map[string]any)["args"].([]any) {
-		if v, ok := strings.CutPrefix(a.(string), "--trust="); ok {
-			trust = append(trust, v)
-		}
-	}
 	var keys []string
 	for _, k := range b.TrustedKeys {
 		keys = append(keys, k.ID+"="+k.PublicKey)
 	}
-	if !slices.Equal(trust, keys) || len(keys) == 0 {
-		t.Errorf("the shared proxy trusts %q, the service %q", keys, trust)
-	}
+	checkFollowsService(t, r, m, "the shared proxy", b.URL, keys)
 	if b.CertPool() == nil || b.Fleet != "eks-shared" || b.Namespace != m.namespace || b.Wait != 20*time.Second {
 		t.Errorf("bundle section: ca %d bytes, fleet %q, namespace %q, wait %v", len(b.CAPEM), b.Fleet, b.Namespace, b.Wait)
 	}
 	// The cache is on a writable volume of the proxy's container (the root
 	// filesystem is read-only), so a container restart keeps the last good bundle.
-	cs, _, _ = unstructured.NestedSlice(r.find("Deployment", "warden-proxy").Object, "spec", "template", "spec", "containers")
+	cs, _, _ := unstructured.NestedSlice(r.find("Deployment", "warden-proxy").Object, "spec", "template", "spec", "containers")
 	writable := false
 	for _, vm := range cs[0].(map[string]any)["volumeMounts"].([]any) {
 		mp := vm.(map[string]any)
@@ -383,4 +339,35 @@ func renderOnCluster(t *testing.T, c *kubetest.Cluster, vals map[string]any, nam
 		t.Fatalf("rendered manifest: %v", err)
 	}
 	return &rendered{objects: objs, notes: r.Info.Notes}, nil
+}
+
+// checkFollowsService: who (sidecars, the shared proxy) follows the
+// chart's bundle service at its Service name and port over https, the
+// service's certificate names that host, and who trusts exactly the keys
+// (ID=public key) the service accepts publishes from.
+func checkFollowsService(t *testing.T, r *rendered, m mode, who, bundleURL string, keys []string) {
+	t.Helper()
+	u, err := url.Parse(bundleURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := r.find("Service", "warden-bundles")
+	ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
+	if want := fmt.Sprintf("warden-bundles.%s.svc:%v", m.namespace, ports[0].(map[string]any)["port"]); u.Scheme != "https" || u.Host != want {
+		t.Errorf("%s follow %s, want https://%s", who, bundleURL, want)
+	}
+	names, _, _ := unstructured.NestedStringSlice(r.find("Certificate", "warden-bundles").Object, "spec", "dnsNames")
+	if !slices.Contains(names, u.Hostname()) {
+		t.Errorf("the service's certificate names %v, not %s", names, u.Hostname())
+	}
+	var trust []string
+	cs, _, _ := unstructured.NestedSlice(r.find("Deployment", "warden-bundles").Object, "spec", "template", "spec", "containers")
+	for _, a := range cs[0].(map[string]any)["args"].([]any) {
+		if v, ok := strings.CutPrefix(a.(string), "--trust="); ok {
+			trust = append(trust, v)
+		}
+	}
+	if !slices.Equal(trust, keys) || len(keys) == 0 {
+		t.Errorf("%s trust %q, the service %q", who, keys, trust)
+	}
 }
