@@ -489,20 +489,7 @@ func saveProfiles(ctx context.Context, admin, dir string) error {
 		return err
 	}
 	for path, name := range map[string]string{"/debug/pprof/heap?gc=1": "heap.pb.gz", "/debug/pprof/goroutine?debug=1": "goroutines.txt"} {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+path, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		b, err := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s %v", path, resp.Status, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+		if err := fetchAdmin(ctx, admin, path, filepath.Join(dir, name)); err != nil {
 			return err
 		}
 	}

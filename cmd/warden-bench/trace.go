@@ -79,27 +79,32 @@ func startTrace(ctx context.Context, admin string, d time.Duration, path string)
 func (t *traceFetch) wait() error { return <-t.done }
 
 func fetchTrace(ctx context.Context, admin string, d time.Duration, path string) error {
-	secs := max(1, int(d/time.Second))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", admin, secs), nil)
+	return fetchAdmin(ctx, admin, fmt.Sprintf("/debug/pprof/trace?seconds=%d", max(1, int(d/time.Second))), path)
+}
+
+// fetchAdmin saves what GET admin+path answers into file (0600); an
+// answer other than 200 is an error naming --pprof, which serves them.
+func fetchAdmin(ctx context.Context, admin, path, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+path, nil)
 	if err != nil {
 		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("trace from %s: %w", admin, err)
+		return fmt.Errorf("GET %s from %s: %w", path, admin, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("trace from %s: %s: %s (is Warden running with --pprof?)", admin, resp.Status, b)
+		return fmt.Errorf("GET %s from %s: %s: %s (is Warden running with --pprof?)", path, admin, resp.Status, b)
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(file, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		_ = f.Close()
-		return fmt.Errorf("trace from %s: %w", admin, err)
+		return fmt.Errorf("GET %s from %s: %w", path, admin, err)
 	}
 	return f.Close()
 }
