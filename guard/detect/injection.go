@@ -28,8 +28,9 @@ const (
 // Guardrails backend). Its false-positive rate on benign prompts is measured
 // by the corpus test.
 type Injection struct {
-	wm    wordMatcher
-	spans sync.Pool // *[]wordSpan
+	wm     wordMatcher
+	spans  sync.Pool  // *[]wordSpan
+	filter wordFilter // the words wm and its blob hook look at on their own
 }
 
 // Pattern syntax: words separated by spaces; a word is alternatives separated
@@ -87,7 +88,13 @@ func NewInjection() *Injection {
 		}
 		d.wm.add(ph.typ, ph.slots)
 	}
+	d.addFilter(&d.filter)
 	return d
+}
+
+func (d *Injection) addFilter(f *wordFilter) {
+	f.add(&d.wm)
+	f.hook = true
 }
 
 func parsePattern(typ, pat string) (phrase, error) {
@@ -130,7 +137,7 @@ func (d *Injection) Name() string { return "injection" }
 
 // Detect implements Detector.
 func (d *Injection) Detect(s string, dst []Finding) []Finding {
-	withWords(&d.spans, s, func(words []wordSpan) { dst = d.detect(s, words, dst, 0) })
+	withWords(&d.spans, s, &d.filter, func(words []wordSpan) { dst = d.detect(s, words, dst, 0) })
 	return dst
 }
 

@@ -9,9 +9,10 @@ import (
 // is safe for concurrent use; its scratch buffers are pooled.
 type Scanner struct {
 	detectors []Detector
-	words     bool      // some detector works on words: tokenise once for all
-	pool      sync.Pool // *[]Finding
-	spans     sync.Pool // *[]wordSpan
+	words     bool       // some detector works on words: tokenise once for all
+	filter    wordFilter // the words they look at on their own
+	pool      sync.Pool  // *[]Finding
+	spans     sync.Pool  // *[]wordSpan
 }
 
 // NewScanner returns a Scanner that runs detectors in order.
@@ -19,8 +20,9 @@ func NewScanner(detectors ...Detector) *Scanner {
 	s := &Scanner{detectors: slices.Clone(detectors)}
 	s.pool.New = func() any { b := make([]Finding, 0, 16); return &b }
 	for _, d := range detectors {
-		if _, ok := d.(spanDetector); ok {
+		if sd, ok := d.(spanDetector); ok {
 			s.words = true
+			sd.addFilter(&s.filter)
 		}
 	}
 	return s
@@ -57,7 +59,7 @@ func (s *Scanner) ScanAppend(dst []Finding, text string) (normalized string, fou
 		}
 	}
 	if s.words {
-		withWords(&s.spans, normalized, run)
+		withWords(&s.spans, normalized, &s.filter, run)
 	} else {
 		run(nil)
 	}

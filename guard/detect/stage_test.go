@@ -7,9 +7,11 @@ func BenchmarkScanStages(b *testing.B) {
 	p, _ := NewPII(PIIConfig{})
 	w, _ := NewWords("DENIED_WORDS", benchWords)
 	inj := NewInjection()
+	sc := NewScanner(p, w, inj)
 	for _, tc := range []struct{ name, text string }{{"prose", benchPrompt}, {"numbers", benchNumbers}} {
 		text := Normalize(tc.text)
 		words := appendWords(text, nil)
+		kept := appendWordsFiltered(text, nil, &sc.filter)
 		var dst []Finding
 		stages := []struct {
 			name string
@@ -19,8 +21,9 @@ func BenchmarkScanStages(b *testing.B) {
 			{"tokenise", func() { words = appendWords(text, words[:0]) }},
 			{"pii", func() { dst = p.Detect(text, dst[:0]) }},
 			{"pii-words", func() { dst = p.detectWords(text, dst[:0]) }},
-			{"words", func() { dst = w.detectSpans(text, words, dst[:0]) }},
-			{"injection", func() { dst = inj.detectSpans(text, words, dst[:0]) }},
+			{"tokenise-kept", func() { kept = appendWordsFiltered(text, kept[:0], &sc.filter) }},
+			{"words", func() { dst = w.detectSpans(text, kept, dst[:0]) }},
+			{"injection", func() { dst = inj.detectSpans(text, kept, dst[:0]) }},
 		}
 		for _, st := range stages {
 			b.Run(tc.name+"/"+st.name, func(b *testing.B) {

@@ -3,6 +3,7 @@ package detect
 import (
 	"math"
 	"math/bits"
+	"slices"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -382,69 +383,190 @@ func mkSpan(s string, ws, we int32) wordSpan {
 // below that). It classifies 64 bytes at a time into a bitmap of word bytes
 // (eight ASCII bytes at once with SWAR; runes, and apostrophes, which join
 // two words' letters, one at a time) and reads word starts and ends off it.
-func appendWords(s string, dst []wordSpan) []wordSpan {
+func appendWords(s string, dst []wordSpan) []wordSpan { return appendWordsFiltered(s, dst, nil) }
+
+// wordFilter says which words of a text the phrase matchers may look at on
+// their own: a word whose prefixKey starts a phrase of some matcher (or
+// that has none), and, with hook, a word the injection heuristic's blob hook
+// looks at (see blobWord). The other words can only be looked at as the
+// continuation of a phrase, which the matchers tokenise from the phrase's
+// first word on (see wordWin); so the Scanner keeps just these spans.
+type wordFilter struct {
+	starts [1 << 14 / 64]uint64 // union of the matchers' starts
+	hook   bool
+}
+
+func (f *wordFilter) add(m *wordMatcher) {
+	for i := range f.starts {
+		f.starts[i] |= m.starts[i]
+	}
+}
+
+// keep returns 1 when the filter keeps sp (all words for a nil filter),
+// else 0, without a branch on the word: the tokeniser stores every span and
+// advances by keep, as most words of prose are dropped at random.
+func (f *wordFilter) keep(s string, sp wordSpan) int {
+	if f == nil {
+		return 1
+	}
+	k := startKey(uint16(sp.key))
+	b := int(f.starts[k>>6] >> (k & 63) & 1)
+	b |= int(sp.key >> 31) // noKey
+	if f.hook {
+		ws, we := int(sp.start), int(sp.end)
+		j := 0
+		if we < len(s) {
+			j = int(blobJoin[s[we]])
+		}
+		if we-ws >= 12 {
+			j = 1
+		}
+		b |= j
+	}
+	return b
+}
+
+// blobJoin marks the bytes after which blobWord holds.
+var blobJoin = [256]uint8{'+': 1, '/': 1, '=': 1, '-': 1}
+
+// blobWord reports whether the matchers' blob hook looks at the word
+// s[ws:we]: a long one, or one joined to the next by base64 punctuation.
+func blobWord(s string, ws, we int) bool {
+	return we-ws >= 12 || we < len(s) && (s[we] == '+' || s[we] == '/' || s[we] == '=' || s[we] == '-')
+}
+
+// appendWordsFiltered is appendWords keeping only the words f keeps.
+func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 	if len(s) > math.MaxInt32 {
 		s = s[:math.MaxInt32]
 	}
 	n := len(s)
-	next := 0     // s[:next] is classified (a rune may run past a chunk)
-	var prev bool // the byte before the block is a word byte
-	start := int32(0)
+	next := 0        // s[:next] is classified (a rune may run past a chunk)
+	var prev bool    // the byte before the block is a word byte
+	start := 0       // the start of a word that runs into the block
 	var spill uint64 // word bytes of a rune that runs into the next block
-	for base := 0; base < n; base += 64 {
-		w := spill
-		spill = 0
-		if base >= next && base+64 <= n && asciiPrefix(s[base:base+64]) == 64 {
-			// A whole block of ASCII without apostrophes, the common
-			// case, without a branch per chunk.
-			var apos, bm uint64
-			for c := 0; c < 64; c += 8 {
-				x := load64(s, base+c)
-				apos |= asciiEq(x, '\'')
-				m := asciiRange(x|lsb*0x20, 'a', 'z') | asciiRange(x, '0', '9') | asciiEq(x, '_')
-				bm |= ((m >> 7) * 0x0102040810204080 >> 56) << c
-			}
-			if apos == 0 {
-				w = bm
+	var wb, ob [wordGroup]uint64
+	// A block holds at most 33 word ends (32 starts and one carried in):
+	// spans are stored into buf's spare capacity and kept by advancing nd.
+	nd := len(dst)
+	buf := dst[:cap(dst)]
+	for gbase := 0; gbase < n; gbase += 64 * wordGroup {
+		// Classify the group's whole blocks at once (classifyWords).
+		nb := min(wordGroup, (n-gbase)/64)
+		classifyWords(s[gbase:gbase+64*nb], wb[:nb], ob[:nb])
+		for bi := 0; bi < wordGroup && gbase+64*bi < n; bi++ {
+			base := gbase + 64*bi
+			w := spill
+			spill = 0
+			if bi < nb && base >= next && ob[bi] == 0 {
+				// A whole block of ASCII without apostrophes, the
+				// common case.
+				w = wb[bi]
 				next = base + 64
 			}
-		}
-		for c := base; c < base+64 && c < n && next < base+64; c += 8 {
-			if c >= next && c+8 <= n {
-				x := load64(s, c)
-				if x&msb == 0 && asciiEq(x, '\'') == 0 {
-					m := asciiRange(x|lsb*0x20, 'a', 'z') | asciiRange(x, '0', '9') | asciiEq(x, '_')
-					w |= ((m >> 7) * 0x0102040810204080 >> 56) << (c - base)
-					next = c + 8
+			for c := base; c < base+64 && c < n && next < base+64; c += 8 {
+				if c >= next && c+8 <= n {
+					x := load64(s, c)
+					if x&msb == 0 && asciiEq(x, '\'') == 0 {
+						m := asciiRange(x|lsb*0x20, 'a', 'z') | asciiRange(x, '0', '9') | asciiEq(x, '_')
+						w |= ((m >> 7) * 0x0102040810204080 >> 56) << (c - base)
+						next = c + 8
+						continue
+					}
+				}
+				w, spill = wordBitsSlow(s, base, min(c+8, n), &next, w, prev)
+			}
+			// Word starts are 0->1 transitions, ends 1->0 ones; they
+			// alternate. A last, partial block's word ends at n.
+			before := w << 1
+			if prev {
+				before |= 1
+			}
+			st, en := w&^before, before&^w
+			if len(buf)-nd < 34 {
+				buf = slices.Grow(buf[:nd], 64+len(buf)/4)
+				buf = buf[:cap(buf)]
+			}
+			carry := prev
+			prev = w>>63&1 == 1 && n-base >= 64
+			if prev {
+				// The block's last word runs on: emitted at its end.
+				en |= 1 << 63
+			}
+			for ; en != 0; en &= en - 1 {
+				ws := start
+				if !carry {
+					ws = base + bits.TrailingZeros64(st)
+					st &= st - 1
+				}
+				carry = false
+				if en == 1<<63 && prev {
+					start = ws
+					break
+				}
+				we := base + bits.TrailingZeros64(en)
+				// The span and its prefixKey (see mkSpan), inline.
+				key := uint32(noKey)
+				if ws+4 <= n {
+					t := s[ws : ws+3]
+					x := uint32(t[0]) | uint32(t[1])<<8 | uint32(t[2])<<16
+					x &= 0xffffff >> (8 * (3 - min(we-ws, 3)))
+					if x&0x808080 == 0 {
+						key = uint32(uint16((x | 0x202020) * 0x9E3779B1 >> 16))
+					}
+				} else if k, ok := prefixKey(s[ws:we]); ok {
+					key = uint32(k)
+				}
+				buf[nd] = wordSpan{int32(ws), int32(we), key}
+				if f == nil {
+					nd++
 					continue
 				}
+				k := key >> 2 & (1<<14 - 1)
+				b := int(f.starts[k>>6]>>(k&63)&1) | int(key>>31)
+				if f.hook {
+					j := 0
+					if we < n {
+						j = int(blobJoin[s[we]])
+					}
+					if we-ws >= 12 {
+						j = 1
+					}
+					b |= j
+				}
+				nd += b
 			}
-			w, spill = wordBitsSlow(s, base, min(c+8, n), &next, w, prev)
 		}
-		// Word starts are 0->1 transitions, ends 1->0 ones; they alternate.
-		before := w << 1
-		if prev {
-			before |= 1
-		}
-		st, en := w&^before, before&^w
-		if prev && en != 0 {
-			dst = append(dst, mkSpan(s, start, int32(base+bits.TrailingZeros64(en))))
-			en &= en - 1
-		}
-		for ; en != 0; en &= en - 1 {
-			dst = append(dst, mkSpan(s, int32(base+bits.TrailingZeros64(st)), int32(base+bits.TrailingZeros64(en))))
-			st &= st - 1
-		}
-		if st != 0 {
-			start = int32(base + bits.TrailingZeros64(st))
-		}
-		// A last, partial block's word ends at a 1->0 transition at n.
-		prev = w>>63&1 == 1 && n-base >= 64
 	}
 	if prev {
-		dst = append(dst, mkSpan(s, start, int32(n)))
+		sp := mkSpan(s, int32(start), int32(n))
+		if len(buf) == nd {
+			buf = append(buf[:nd], sp)[:nd+1]
+		}
+		buf[nd] = sp
+		nd += f.keep(s, sp)
 	}
-	return dst
+	return buf[:nd]
+}
+
+// wordGroup is how many 64-byte blocks appendWords classifies at once.
+const wordGroup = 16
+
+// classifyWordsGo is classifyWords in Go (SWAR, eight bytes at a time): for
+// each 64-byte block b of s, odd[b] is non-zero when the block holds a byte
+// of 0x80 or above or an apostrophe, and otherwise word[b] has a bit set for
+// each ASCII letter, digit and '_'.
+func classifyWordsGo(s string, word, odd []uint64) {
+	for b := range word {
+		var o, bm uint64
+		for c := 0; c < 64; c += 8 {
+			x := load64(s, 64*b+c)
+			o |= x&msb | asciiEq(x, '\'')
+			m := asciiRange(x|lsb*0x20, 'a', 'z') | asciiRange(x, '0', '9') | asciiEq(x, '_')
+			bm |= ((m >> 7) * 0x0102040810204080 >> 56) << c
+		}
+		word[b], odd[b] = bm, o
+	}
 }
 
 // wordBitsSlow classifies s[*next:end] rune by rune into the bitmap w of the
@@ -489,16 +611,18 @@ func wordBitsSlow(s string, base, end int, next *int, w uint64, prev bool) (uint
 // tokenises the text once and hands every such detector the same words.
 type spanDetector interface {
 	detectSpans(s string, words []wordSpan, dst []Finding) []Finding
+	// addFilter adds the words the detector looks at on its own to f.
+	addFilter(f *wordFilter)
 }
 
 // withWords tokenises s into a buffer from pool (of *[]wordSpan, or a new
-// one) for f.
-func withWords(pool *sync.Pool, s string, f func([]wordSpan)) {
+// one) for f, keeping the words filter keeps (all with a nil filter).
+func withWords(pool *sync.Pool, s string, filter *wordFilter, f func([]wordSpan)) {
 	bp, _ := pool.Get().(*[]wordSpan)
 	if bp == nil {
 		bp = new([]wordSpan)
 	}
-	*bp = appendWords(s, (*bp)[:0])
+	*bp = appendWordsFiltered(s, (*bp)[:0], filter)
 	f(*bp)
 	if cap(*bp) <= 1<<16 {
 		pool.Put(bp)
@@ -510,17 +634,21 @@ func withWords(pool *sync.Pool, s string, f func([]wordSpan)) {
 // scanning resumes (0: right after the word).
 type blobHook func(dst []Finding, ws, we int) ([]Finding, int)
 
-// scan appends the longest match starting at each word, leftmost first,
-// without overlaps.
+// scan appends the longest match starting at each word of words, leftmost
+// first, without overlaps. words may be all the words of s or only those a
+// wordFilter that includes m (and, with hook, has hook set) keeps: a match
+// reads the words after its first from s itself (wordWin), and the other
+// words start nothing.
 func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Finding, hook blobHook) []Finding {
 	if len(m.phrases) == 0 && hook == nil {
 		return dst
 	}
 	var ids wordIDs
+	var win wordWin
 	for k := 0; k < len(words); k++ {
 		ws, we := int(words[k].start), int(words[k].end)
 		key := words[k].key
-		if hook != nil && (we-ws >= 12 || we < len(s) && (s[we] == '+' || s[we] == '/' || s[we] == '=' || s[we] == '-')) {
+		if hook != nil && blobWord(s, ws, we) {
 			var next int
 			if dst, next = hook(dst, ws, we); next > 0 {
 				for k+1 < len(words) && int(words[k+1].start) < next {
@@ -536,13 +664,14 @@ func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Fi
 		if id == 0 || int(id) >= len(m.byFirst) || len(m.byFirst[id]) == 0 {
 			continue
 		}
+		win.reset(s, words[k])
 		best, bestPh := -1, int32(-1)
 		for _, pi := range m.byFirst[id] {
 			ph := &m.phrases[pi]
 			if !ph.slots[0].accepts(id, s[ws:we]) {
 				continue
 			}
-			if e := m.match(&ids, s, words, ph, 0, 1, k+1); e > best {
+			if e := m.match(&ids, &win, ph, 0, 1, 1); e > best {
 				best, bestPh = e, pi
 			}
 		}
@@ -556,46 +685,94 @@ func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Fi
 	return dst
 }
 
+// wordWin holds the words of a text from a phrase's first word on,
+// tokenised by nextWord as a match asks for them: most attempts end at the
+// second word, so the words of prose that start no phrase are never
+// tokenised beyond the bitmap that found the candidates.
+type wordWin struct {
+	s    string
+	n    int // words held
+	end  bool
+	w    [24]wordSpan
+	more []wordSpan // words past len(w): a long deny-list phrase
+}
+
+func (ww *wordWin) reset(s string, first wordSpan) {
+	if len(s) > math.MaxInt32 {
+		s = s[:math.MaxInt32]
+	}
+	ww.s, ww.n, ww.end, ww.more = s, 1, false, ww.more[:0]
+	ww.w[0] = first
+}
+
+func (ww *wordWin) at(k int) wordSpan {
+	if k < len(ww.w) {
+		return ww.w[k]
+	}
+	return ww.more[k-len(ww.w)]
+}
+
+// has reports whether the text has a word k, tokenising up to it.
+func (ww *wordWin) has(k int) bool {
+	for ww.n <= k && !ww.end {
+		ws, we := nextWord(ww.s, int(ww.at(ww.n-1).end))
+		if ws < 0 {
+			ww.end = true
+			break
+		}
+		sp := wordSpan{start: int32(ws), end: int32(we)}
+		if ww.n < len(ww.w) {
+			ww.w[ww.n] = sp
+		} else {
+			ww.more = append(ww.more, sp)
+		}
+		ww.n++
+	}
+	return k < ww.n
+}
+
 // wordIDs caches, for the words a match looks at, whether the separator
 // before each joins it to the previous word and the word's id: a phrase's
-// optional slots make match try a word in several places, and the deny list
-// and the injection patterns look at the same words.
+// optional slots make match try a word in several places, and overlapping
+// attempts look at the same words. Entries are keyed by the word's start.
 type wordIDs struct {
-	k  [32]int32 // k+1 of the cached word; 0: empty
+	k  [32]int32 // start+1 of the cached word; 0: empty
 	id [32]int32 // the id, or -1 when the separator does not join
 }
 
-func (m *wordMatcher) joined(c *wordIDs, s string, words []wordSpan, k int) int32 {
-	slot := k & 31
-	if c.k[slot] == int32(k+1) {
+func (m *wordMatcher) joined(c *wordIDs, win *wordWin, k int) int32 {
+	w := win.at(k)
+	slot := w.start & 31
+	if c.k[slot] == w.start+1 {
 		return c.id[slot]
 	}
-	ws, we := int(words[k].start), int(words[k].end)
 	id := int32(-1)
-	if m.sepOK(s[int(words[k-1].end):ws]) {
-		id = int32(m.lookup(s[ws:we]))
+	if m.sepOK(win.s[win.at(k-1).end:w.start]) {
+		id = int32(m.lookup(win.s[w.start:w.end]))
 	}
-	c.k[slot], c.id[slot] = int32(k+1), id
+	c.k[slot], c.id[slot] = w.start+1, id
 	return id
 }
 
-// match matches ph.slots[si:] from words[k] on (cnt words already taken by
-// slot si); it returns the end of the match or -1.
-func (m *wordMatcher) match(c *wordIDs, s string, words []wordSpan, ph *wphrase, si, cnt, k int) int {
-	pe := int(words[k-1].end)
+// match matches ph.slots[si:] from word k of win on (cnt words already
+// taken by slot si); it returns the end of the match or -1.
+func (m *wordMatcher) match(c *wordIDs, win *wordWin, ph *wphrase, si, cnt, k int) int {
 	if si == len(ph.slots) {
-		return pe
+		return int(win.at(k - 1).end)
 	}
 	sl := &ph.slots[si]
-	if cnt < sl.max && k < len(words) {
-		if id := m.joined(c, s, words, k); id > 0 && sl.accepts(uint16(id), s[words[k].start:words[k].end]) {
-			if r := m.match(c, s, words, ph, si, cnt+1, k+1); r >= 0 {
-				return r
+	if cnt < sl.max && win.has(k) {
+		if id := m.joined(c, win, k); id > 0 {
+			w := win.at(k)
+			if sl.accepts(uint16(id), win.s[w.start:w.end]) {
+				if r := m.match(c, win, ph, si, cnt+1, k+1); r >= 0 {
+					return r
+				}
 			}
 		}
 	}
 	if cnt >= sl.min {
-		return m.match(c, s, words, ph, si+1, 0, k)
+		return m.match(c, win, ph, si+1, 0, k)
 	}
 	return -1
 }

@@ -21,10 +21,11 @@ import (
 // automaton would not pay for a dependency. Entries with punctuation inside
 // a word go to a byte-level matcher indexed by their first two bytes.
 type Words struct {
-	typ   string
-	wm    wordMatcher // entries made of plain words
-	set   phraseSet   // entries with punctuation in a word ("c++", "#internal")
-	spans sync.Pool   // *[]wordSpan
+	typ    string
+	wm     wordMatcher // entries made of plain words
+	set    phraseSet   // entries with punctuation in a word ("c++", "#internal")
+	spans  sync.Pool   // *[]wordSpan
+	filter wordFilter  // the words wm looks at on its own
 }
 
 // NewWords returns a detector whose findings have type typ (a guard or list
@@ -55,6 +56,7 @@ func NewWords(typ string, entries []string) (*Words, error) {
 			w.set.add(ph)
 		}
 	}
+	w.addFilter(&w.filter)
 	return w, nil
 }
 
@@ -63,9 +65,11 @@ func (w *Words) Name() string { return "words" }
 
 // Detect implements Detector.
 func (w *Words) Detect(s string, dst []Finding) []Finding {
-	withWords(&w.spans, s, func(words []wordSpan) { dst = w.detectSpans(s, words, dst) })
+	withWords(&w.spans, s, &w.filter, func(words []wordSpan) { dst = w.detectSpans(s, words, dst) })
 	return dst
 }
+
+func (w *Words) addFilter(f *wordFilter) { f.add(&w.wm) }
 
 func (w *Words) detectSpans(s string, words []wordSpan, dst []Finding) []Finding {
 	dst = w.wm.scan(s, words, "words", dst, nil)

@@ -1,0 +1,3 @@
+package detect
+
+func classifyWords(s string, word, odd []uint64) { classifyWordsGo(s, word, odd) }

@@ -1,0 +1,5 @@
+//go:build !amd64
+
+package detect
+
+func classifyWords(s string, word, odd []uint64) { classifyWordsGo(s, word, odd) }
