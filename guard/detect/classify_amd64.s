@@ -1,0 +1,83 @@
+#include "textflag.h"
+
+DATA wordConsts<>+0(SB)/8, $0x00275f3a2f7b6020
+GLOBL wordConsts<>(SB), RODATA|NOPTR, $8
+
+// func classifyWordsAVX2(p *byte, nb int, word, odd *uint64)
+//
+// For each 64-byte block: odd gets the high bit of every byte that is 0x80
+// or above or an apostrophe (0x27); word a bit for every byte that is an
+// ASCII letter, digit or '_' (signed compares: bytes of 0x80 and above are
+// negative and fall outside every range; such a block is odd anyway).
+TEXT ·classifyWordsAVX2(SB), NOSPLIT, $0-32
+	MOVQ p+0(FP), SI
+	MOVQ nb+8(FP), CX
+	MOVQ word+16(FP), DI
+	MOVQ odd+24(FP), R8
+
+	// The constants are broadcast from memory: a legacy-SSE MOVQ into
+	// an X register after a VEX instruction has dirtied the upper halves
+	// costs a state transition (measured at ~0.5 µs on this VM).
+	VPBROADCASTB wordConsts<>+0(SB), Y10 // 0x20: fold to lower case
+	VPBROADCASTB wordConsts<>+1(SB), Y11 // 'a'-1
+	VPBROADCASTB wordConsts<>+2(SB), Y12 // 'z'+1
+	VPBROADCASTB wordConsts<>+3(SB), Y13 // '0'-1
+	VPBROADCASTB wordConsts<>+4(SB), Y14 // '9'+1
+	VPBROADCASTB wordConsts<>+5(SB), Y15 // '_'
+	VPBROADCASTB wordConsts<>+6(SB), Y9  // '\''
+
+loop:
+	TESTQ CX, CX
+	JZ    done
+	VMOVDQU (SI), Y0
+	VMOVDQU 32(SI), Y1
+
+	// odd: non-ASCII or apostrophe.
+	VPCMPEQB  Y9, Y0, Y2
+	VPOR      Y0, Y2, Y2
+	VPMOVMSKB Y2, AX
+	VPCMPEQB  Y9, Y1, Y3
+	VPOR      Y1, Y3, Y3
+	VPMOVMSKB Y3, BX
+	SHLQ      $32, BX
+	ORQ       BX, AX
+	MOVQ      AX, (R8)
+
+	// word bytes of the first half.
+	VPOR      Y10, Y0, Y2
+	VPCMPGTB  Y11, Y2, Y3 // > 'a'-1
+	VPCMPGTB  Y2, Y12, Y4 // < 'z'+1
+	VPAND     Y3, Y4, Y3
+	VPCMPGTB  Y13, Y0, Y4 // > '0'-1
+	VPCMPGTB  Y0, Y14, Y5 // < '9'+1
+	VPAND     Y4, Y5, Y4
+	VPOR      Y4, Y3, Y3
+	VPCMPEQB  Y15, Y0, Y4
+	VPOR      Y4, Y3, Y3
+	VPMOVMSKB Y3, AX
+
+	// and of the second.
+	VPOR      Y10, Y1, Y2
+	VPCMPGTB  Y11, Y2, Y3
+	VPCMPGTB  Y2, Y12, Y4
+	VPAND     Y3, Y4, Y3
+	VPCMPGTB  Y13, Y1, Y4
+	VPCMPGTB  Y1, Y14, Y5
+	VPAND     Y4, Y5, Y4
+	VPOR      Y4, Y3, Y3
+	VPCMPEQB  Y15, Y1, Y4
+	VPOR      Y4, Y3, Y3
+	VPMOVMSKB Y3, BX
+	SHLQ      $32, BX
+	ORQ       BX, AX
+	MOVQ      AX, (DI)
+
+	ADDQ $64, SI
+	ADDQ $8, DI
+	ADDQ $8, R8
+	DECQ CX
+	JMP  loop
+
+done:
+	VZEROUPPER
+	RET
