@@ -100,10 +100,15 @@ func TestWordsFiltered(t *testing.T) {
 		s := Normalize(b.String())
 		all := appendWords(s, nil)
 		kept := appendWordsFiltered(s, nil, &sc.filter)
+		// kept is the words the filter keeps, in order, and those hold
+		// every word a matcher starts on: one without a prefix key, one
+		// the blob hook looks at, one that is a phrase's first word.
 		var want []wordSpan
 		for _, sp := range all {
 			if sc.filter.keep(s, sp) == 1 {
 				want = append(want, sp)
+			} else if mustKeep(s, sp, &w.wm, &inj.wm) {
+				t.Fatalf("%q: the filter drops %q", s, s[sp.start:sp.end])
 			}
 		}
 		if !slices.Equal(kept, want) {
@@ -122,4 +127,18 @@ func TestWordsFiltered(t *testing.T) {
 		t.Errorf("only %d injection findings in the random texts: the test exercises too little", found)
 	}
 	t.Logf("%d injection findings", found)
+}
+
+// mustKeep reports whether the Scanner's word filter must keep sp.
+func mustKeep(s string, sp wordSpan, ms ...*wordMatcher) bool {
+	ws, we := int(sp.start), int(sp.end)
+	if sp.key&noKey != 0 || blobWord(s, ws, we) {
+		return true
+	}
+	for _, m := range ms {
+		if id := m.lookup(s[ws:we]); id != 0 && int(id) < len(m.byFirst) && len(m.byFirst[id]) > 0 {
+			return true
+		}
+	}
+	return false
 }
