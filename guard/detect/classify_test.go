@@ -142,3 +142,44 @@ func mustKeep(s string, sp wordSpan, ms ...*wordMatcher) bool {
 	}
 	return false
 }
+
+// TestLookupAtRandom holds lookupAt's short-word table to lookup on the
+// matchers' own words, their case variants and prefixes, and random words.
+func TestLookupAtRandom(t *testing.T) {
+	w, err := NewWords("DENIED_WORDS", append([]string{"q4", "don't", "a_b", "x1y2z3w4", "café", "über alles"}, benchWords...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inj := NewInjection()
+	r := rand.New(rand.NewPCG(9, 10))
+	hits := 0
+	for _, m := range []*wordMatcher{&w.wm, &inj.wm} {
+		var texts []string
+		for _, word := range m.words[1:] {
+			texts = append(texts, word, strings.ToUpper(word), word[:len(word)-1], word+"s")
+		}
+		for range rounds(20000) {
+			texts = append(texts, randomText(r, 1+r.IntN(4)))
+		}
+		// Words as the tokeniser finds them: lookupAt is only asked
+		// about those (a key cannot tell "a" from "a ").
+		for _, text := range texts {
+			for _, pad := range []string{"", " tail of the text"} {
+				s := "x " + text + pad
+				for _, sp := range appendWords(s, nil) {
+					ws, we := int(sp.start), int(sp.end)
+					got, want := m.lookupAt(s, ws, we), m.lookup(s[ws:we])
+					if got != want {
+						t.Fatalf("%q in %q: lookupAt %d, lookup %d", s[ws:we], s, got, want)
+					}
+					if want != 0 {
+						hits++
+					}
+				}
+			}
+		}
+	}
+	if hits < 200 {
+		t.Errorf("only %d words found: the test exercises too little", hits)
+	}
+}

@@ -21,6 +21,7 @@ type wordMatcher struct {
 	phrases []wphrase
 	words   []string  // id -> lower-case word (id 0: none)
 	table   []vEntry  // open addressing by hash
+	short   []sEntry  // the ASCII words of up to 8 bytes, by shortKey
 	byFirst [][]int32 // id -> phrases whose first slot accepts it
 	// pairs holds a bit per prefixKey of every word, so most words of the
 	// text are rejected before they are hashed.
@@ -77,6 +78,34 @@ type vEntry struct {
 	hash uint64
 	id   uint16
 }
+
+type sEntry struct {
+	key uint64
+	id  uint16
+}
+
+// shortKey is the bytes of an ASCII word of up to 8 bytes (x, little-endian,
+// zero past its end) with 0x20 set in each: letters folded to lower case,
+// and the word's end marked by spaces, which no word holds; so two such
+// words fold to each other exactly when their keys are equal ('_' becomes
+// 0x7f, and digits and apostrophes have 0x20 set already).
+func shortKey(x uint64) uint64 { return x | lsb*0x20 }
+
+// asciiWord returns the first eight bytes of the word s[ws:we], the bytes
+// past its end zero.
+func asciiWord(s string, ws, we int) uint64 {
+	l := min(we-ws, 8)
+	if ws+8 <= len(s) {
+		return load64(s, ws) & (^uint64(0) >> (64 - 8*l))
+	}
+	var x uint64
+	for j := range l {
+		x |= uint64(s[ws+j]) << (8 * j)
+	}
+	return x
+}
+
+func shortSlot(key uint64, mask int) int { return int(key*0x9E3779B97F4A7C15>>40) & mask }
 
 type wphrase struct {
 	typ   string
@@ -151,6 +180,20 @@ func (m *wordMatcher) rebuild() {
 		size *= 2
 	}
 	m.table = make([]vEntry, size)
+	m.short = make([]sEntry, size)
+	for id := 1; id < len(m.words); id++ {
+		w := m.words[id]
+		if len(w) > 8 || asciiPrefix(w) < len(w) {
+			continue
+		}
+		key := shortKey(asciiWord(w, 0, len(w)))
+		for k := shortSlot(key, size-1); ; k = (k + 1) & (size - 1) {
+			if m.short[k].id == 0 {
+				m.short[k] = sEntry{key, uint16(id)}
+				break
+			}
+		}
+	}
 	for id := 1; id < len(m.words); id++ {
 		h := wordHash(m.words[id])
 		for k := h & uint64(size-1); ; k = (k + 1) & uint64(size-1) {
@@ -291,6 +334,26 @@ func nextWord(s string, p int) (ws, we int) {
 		break
 	}
 	return ws, p
+}
+
+// lookupAt returns the id of the text word s[ws:we] (a word as the tokeniser
+// finds it: shortKey relies on it holding no space), or 0: as lookup, but
+// an ASCII word of up to 8 bytes is found by one probe of the short table
+// (only an ASCII vocabulary word of the same bytes, folded, can match it).
+func (m *wordMatcher) lookupAt(s string, ws, we int) uint16 {
+	if we-ws <= 8 && len(m.short) > 0 {
+		if x := asciiWord(s, ws, we); x&msb == 0 {
+			key := shortKey(x)
+			mask := len(m.short) - 1
+			for k := shortSlot(key, mask); ; k = (k + 1) & mask {
+				e := m.short[k]
+				if e.id == 0 || e.key == key {
+					return e.id
+				}
+			}
+		}
+	}
+	return m.lookup(s[ws:we])
 }
 
 // lookup returns the id of the text word w, or 0.
@@ -660,7 +723,7 @@ func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Fi
 		if key&noKey == 0 && !m.mayStart(uint16(key)) {
 			continue
 		}
-		id := m.lookup(s[ws:we])
+		id := m.lookupAt(s, ws, we)
 		if id == 0 || int(id) >= len(m.byFirst) || len(m.byFirst[id]) == 0 {
 			continue
 		}
@@ -748,7 +811,7 @@ func (m *wordMatcher) joined(c *wordIDs, win *wordWin, k int) int32 {
 	}
 	id := int32(-1)
 	if m.sepOK(win.s[win.at(k-1).end:w.start]) {
-		id = int32(m.lookup(win.s[w.start:w.end]))
+		id = int32(m.lookupAt(win.s, int(w.start), int(w.end)))
 	}
 	c.k[slot], c.id[slot] = w.start+1, id
 	return id
