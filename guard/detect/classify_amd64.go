@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -28,3 +29,31 @@ func classifyWords(s string, word, odd []uint64) {
 func classifyWordsAVX2(p *byte, nb int, word, odd *uint64)
 
 func hasAVX2() bool { return cpu.X86.HasAVX2 }
+
+// indexLit is strings.Index(s, lit) for a literal of 2 to 4 bytes, looking
+// at 32 positions at a time with AVX2 where the CPU has it: the standard
+// library's Index looks for the literal's first byte with IndexByte and
+// stays with it while that byte is common (the 'w' of "www." in prose).
+// TestIndexLit and FuzzIndexLit hold it to strings.Index.
+func indexLit(s, lit string) int {
+	if !cpu.X86.HasAVX2 || len(lit) < 2 || len(lit) > 4 || len(s) < 32+3 {
+		return strings.Index(s, lit)
+	}
+	blocks := (len(s) - 3) / 32
+	var l [4]byte
+	copy(l[:], lit)
+	if i := indexLitAVX2(unsafe.StringData(s), blocks, &l, len(lit)); i >= 0 {
+		return i
+	}
+	if j := strings.Index(s[32*blocks:], lit); j >= 0 {
+		return 32*blocks + j
+	}
+	return -1
+}
+
+// indexLitAVX2 returns the first position i < 32*blocks at which the first
+// m bytes of lit (2 <= m <= 4) start at p, or -1. p must hold 32*blocks+3
+// bytes. It needs AVX2.
+//
+//go:noescape
+func indexLitAVX2(p *byte, blocks int, lit *[4]byte, m int) int

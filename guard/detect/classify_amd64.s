@@ -81,3 +81,59 @@ loop:
 done:
 	VZEROUPPER
 	RET
+
+// func indexLitAVX2(p *byte, blocks int, lit *[4]byte, m int) int
+TEXT ·indexLitAVX2(SB), NOSPLIT, $0-40
+	MOVQ p+0(FP), SI
+	MOVQ blocks+8(FP), CX
+	MOVQ lit+16(FP), R8
+	MOVQ m+24(FP), DX
+	VPBROADCASTB 0(R8), Y1
+	VPBROADCASTB 1(R8), Y2
+	VPBROADCASTB 2(R8), Y3
+	VPBROADCASTB 3(R8), Y4
+	// Y5, Y6: all ones where the literal has no third or fourth byte,
+	// so that position matches anything.
+	VPXOR    Y5, Y5, Y5
+	VPXOR    Y6, Y6, Y6
+	VPCMPEQB Y0, Y0, Y0
+	CMPQ     DX, $4
+	JGE      lsetup
+	VMOVDQU  Y0, Y6
+	CMPQ     DX, $3
+	JGE      lsetup
+	VMOVDQU  Y0, Y5
+
+lsetup:
+	XORQ BX, BX
+
+lloop:
+	TESTQ     CX, CX
+	JZ        lnone
+	VPCMPEQB  0(SI)(BX*1), Y1, Y7
+	VPCMPEQB  1(SI)(BX*1), Y2, Y8
+	VPAND     Y8, Y7, Y7
+	VPCMPEQB  2(SI)(BX*1), Y3, Y8
+	VPOR      Y5, Y8, Y8
+	VPAND     Y8, Y7, Y7
+	VPCMPEQB  3(SI)(BX*1), Y4, Y8
+	VPOR      Y6, Y8, Y8
+	VPAND     Y8, Y7, Y7
+	VPMOVMSKB Y7, AX
+	TESTL     AX, AX
+	JNZ       lfound
+	ADDQ      $32, BX
+	DECQ      CX
+	JMP       lloop
+
+lfound:
+	BSFL AX, AX
+	ADDQ BX, AX
+	MOVQ AX, ret+32(FP)
+	VZEROUPPER
+	RET
+
+lnone:
+	MOVQ $-1, ret+32(FP)
+	VZEROUPPER
+	RET

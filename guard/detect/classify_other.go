@@ -2,6 +2,10 @@
 
 package detect
 
+import "strings"
+
 func classifyWords(s string, word, odd []uint64) { classifyWordsGo(s, word, odd) }
 
 func hasAVX2() bool { return false }
+
+func indexLit(s, lit string) int { return strings.Index(s, lit) }

@@ -183,3 +183,48 @@ func TestLookupAtRandom(t *testing.T) {
 		t.Errorf("only %d words found: the test exercises too little", hits)
 	}
 }
+
+// TestIndexLit holds indexLit to strings.Index: literals at every offset
+// of every 32-byte step and in the tail, near misses, and random text.
+func TestIndexLit(t *testing.T) {
+	lits := []string{"://", "www.", "WWW.", "ab", "a\x00", "\xff\xfe\xfd"}
+	for _, lit := range lits {
+		for n := 0; n < 140; n++ {
+			for at := -1; at < n; at++ {
+				b := []byte(strings.Repeat("wwx:/", 30)[:n])
+				if at >= 0 {
+					copy(b[at:], lit)
+				}
+				s := string(b)
+				if got, want := indexLit(s, lit), strings.Index(s, lit); got != want {
+					t.Fatalf("indexLit(%q, %q) = %d, strings.Index %d", s, lit, got, want)
+				}
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(15, 16))
+	for range rounds(5000) {
+		s := randomText(r, r.IntN(300))
+		lit := lits[r.IntN(len(lits))]
+		if r.IntN(2) == 0 {
+			lit = s[:0]
+			if len(s) > 4 {
+				k := r.IntN(len(s) - 4)
+				lit = s[k : k+2+r.IntN(3)]
+			}
+		}
+		if got, want := indexLit(s, lit), strings.Index(s, lit); got != want {
+			t.Fatalf("indexLit(%q, %q) = %d, strings.Index %d", s, lit, got, want)
+		}
+	}
+}
+
+func FuzzIndexLit(f *testing.F) {
+	f.Add(benchPrompt[:500]+"http://x www.y", "://")
+	f.Add(strings.Repeat("w", 100)+"www.", "www.")
+	f.Fuzz(func(t *testing.T, s, lit string) {
+		if got, want := indexLit(s, lit), strings.Index(s, lit); got != want {
+			t.Fatalf("indexLit(%q, %q) = %d, strings.Index %d", s, lit, got, want)
+		}
+	})
+}

@@ -485,7 +485,7 @@ func (p *PII) detectMarked(s string, dst []Finding, marker, typ string, at func(
 func (p *PII) detectURLs(s string, dst []Finding) []Finding {
 	last := 0
 	for off := 0; ; {
-		j := strings.Index(s[off:], "://")
+		j := indexLit(s[off:], "://")
 		if j < 0 {
 			break
 		}
@@ -508,7 +508,7 @@ func (p *PII) detectURLs(s string, dst []Finding) []Finding {
 	}
 	for _, m := range [...]string{"www.", "WWW."} {
 		for off := 0; ; {
-			j := strings.Index(s[off:], m)
+			j := indexLit(s[off:], m)
 			if j < 0 {
 				break
 			}
