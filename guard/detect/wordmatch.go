@@ -521,7 +521,8 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 			base := gbase + 64*bi
 			w := spill
 			spill = 0
-			if bi < nb && base >= next && ob[bi] == 0 {
+			fast := bi < nb && base >= next && ob[bi] == 0
+			if fast {
 				// A whole block of ASCII without apostrophes, the
 				// common case.
 				w = wb[bi]
@@ -552,6 +553,10 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 			}
 			carry := prev
 			prev = w>>63&1 == 1 && n-base >= 64
+			if fast && f != nil && base+68 <= n {
+				nd = keepASCIIBlock(s, base, st, en, carry, prev, &start, f, buf, nd)
+				continue
+			}
 			if prev {
 				// The block's last word runs on: emitted at its end.
 				en |= 1 << 63
@@ -611,6 +616,54 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 	}
 	return buf[:nd]
 }
+
+// keepASCIIBlock is appendWordsFiltered's loop over the words of a block of
+// ASCII without apostrophes (starts st, ends en; carry: a word runs in from
+// the last block, at *start; prev: one runs on into the next, whose start
+// it stores in *start) with the 3 bytes after the block in s. It stores the
+// spans f keeps into buf from nd on and returns the new nd. Which words f
+// keeps is worked out first, into a mask of their starts, with no
+// dependency from one word to the next; then the kept spans are made.
+func keepASCIIBlock(s string, base int, st, en uint64, carry, prev bool, start *int, f *wordFilter, buf []wordSpan, nd int) int {
+	if carry && en != 0 {
+		sp := mkSpan(s, int32(*start), int32(base+bits.TrailingZeros64(en)))
+		buf[nd] = sp
+		nd += f.keep(s, sp)
+		en &= en - 1
+	}
+	if prev && st != 0 {
+		i := 63 - bits.LeadingZeros64(st)
+		*start = base + i
+		st &^= 1 << i
+	}
+	blk := s[base : base+68]
+	var km uint64
+	for s2, e2 := st, en; s2 != 0; s2, e2 = s2&(s2-1), e2&(e2-1) {
+		i, e := bits.TrailingZeros64(s2)&63, bits.TrailingZeros64(e2)&63
+		l := e - i
+		x := uint32(blk[i]) | uint32(blk[i+1])<<8 | uint32(blk[i+2])<<16
+		x &= lenMask3[min(l, 3)]
+		k := (x | 0x202020) * 0x9E3779B1 >> 18 // startKey of the prefixKey
+		b := f.starts[k>>6] >> (k & 63) & 1
+		if f.hook {
+			b |= uint64(blobJoin[blk[e]])
+			if l >= 12 {
+				b = 1
+			}
+		}
+		km |= b << i
+	}
+	for ; km != 0; km &= km - 1 {
+		i := bits.TrailingZeros64(km)
+		we := base + bits.TrailingZeros64(en&^(1<<(i+1)-1))
+		buf[nd] = mkSpan(s, int32(base+i), int32(we))
+		nd++
+	}
+	return nd
+}
+
+// lenMask3 keeps the first min(len, 3) bytes of a word.
+var lenMask3 = [4]uint32{0, 0xff, 0xffff, 0xffffff}
 
 // wordGroup is how many 64-byte blocks appendWords classifies at once.
 const wordGroup = 16
