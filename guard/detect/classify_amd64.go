@@ -57,3 +57,22 @@ func indexLit(s, lit string) int {
 //
 //go:noescape
 func indexLitAVX2(p *byte, blocks int, lit *[4]byte, m int) int
+
+// keyMasks is keyMasksGo, 32 bytes at a time with AVX2 where the CPU has
+// it. TestKeyMasks and FuzzClassifyWords hold the two to the same result.
+func keyMasks(s string, m []uint64) {
+	if len(m) == 0 {
+		return
+	}
+	_ = s[64*len(m)-1]
+	if cpu.X86.HasAVX2 {
+		keyMasksAVX2(unsafe.StringData(s), len(m), &m[0])
+		return
+	}
+	keyMasksGo(s, m)
+}
+
+// keyMasksAVX2 is keyMasksGo for the nb 64-byte blocks at p. It needs AVX2.
+//
+//go:noescape
+func keyMasksAVX2(p *byte, nb int, m *uint64)

@@ -137,3 +137,64 @@ lnone:
 	MOVQ $-1, ret+32(FP)
 	VZEROUPPER
 	RET
+
+DATA keyConsts<>+0(SB)/8, $0x00002f2b3a2f7b60
+GLOBL keyConsts<>(SB), RODATA|NOPTR, $8
+
+// func keyMasksAVX2(p *byte, nb int, m *uint64)
+//
+// A bit for every ASCII letter, digit, '+' and '/' (signed compares: bytes
+// of 0x80 and above are negative and never match).
+TEXT ·keyMasksAVX2(SB), NOSPLIT, $0-24
+	MOVQ p+0(FP), SI
+	MOVQ nb+8(FP), CX
+	MOVQ m+16(FP), DI
+	VPBROADCASTB wordConsts<>+0(SB), Y10 // 0x20
+	VPBROADCASTB keyConsts<>+0(SB), Y11  // 'a'-1
+	VPBROADCASTB keyConsts<>+1(SB), Y12  // 'z'+1
+	VPBROADCASTB keyConsts<>+2(SB), Y13  // '0'-1, also '/'
+	VPBROADCASTB keyConsts<>+3(SB), Y14  // '9'+1
+	VPBROADCASTB keyConsts<>+4(SB), Y15  // '+'
+
+kloop:
+	TESTQ CX, CX
+	JZ    kdone
+	VMOVDQU   (SI), Y0
+	VPOR      Y10, Y0, Y2
+	VPCMPGTB  Y11, Y2, Y3
+	VPCMPGTB  Y2, Y12, Y4
+	VPAND     Y3, Y4, Y3
+	VPCMPGTB  Y13, Y0, Y4
+	VPCMPGTB  Y0, Y14, Y5
+	VPAND     Y4, Y5, Y4
+	VPOR      Y4, Y3, Y3
+	VPCMPEQB  Y13, Y0, Y4
+	VPOR      Y4, Y3, Y3
+	VPCMPEQB  Y15, Y0, Y4
+	VPOR      Y4, Y3, Y3
+	VPMOVMSKB Y3, AX
+	VMOVDQU   32(SI), Y1
+	VPOR      Y10, Y1, Y2
+	VPCMPGTB  Y11, Y2, Y3
+	VPCMPGTB  Y2, Y12, Y4
+	VPAND     Y3, Y4, Y3
+	VPCMPGTB  Y13, Y1, Y4
+	VPCMPGTB  Y1, Y14, Y5
+	VPAND     Y4, Y5, Y4
+	VPOR      Y4, Y3, Y3
+	VPCMPEQB  Y13, Y1, Y4
+	VPOR      Y4, Y3, Y3
+	VPCMPEQB  Y15, Y1, Y4
+	VPOR      Y4, Y3, Y3
+	VPMOVMSKB Y3, BX
+	SHLQ      $32, BX
+	ORQ       BX, AX
+	MOVQ      AX, (DI)
+	ADDQ      $64, SI
+	ADDQ      $8, DI
+	DECQ      CX
+	JMP       kloop
+
+kdone:
+	VZEROUPPER
+	RET

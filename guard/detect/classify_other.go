@@ -9,3 +9,5 @@ func classifyWords(s string, word, odd []uint64) { classifyWordsGo(s, word, odd)
 func hasAVX2() bool { return false }
 
 func indexLit(s, lit string) int { return strings.Index(s, lit) }
+
+func keyMasks(s string, m []uint64) { keyMasksGo(s, m) }

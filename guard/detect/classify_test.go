@@ -9,7 +9,8 @@ import (
 
 // checkClassify compares classifyWords (AVX2 where the CPU has it) with
 // classifyWordsGo on the whole 64-byte blocks of s: the same odd blocks,
-// and the same word bits in every block that is not odd.
+// and the same word bits in every block that is not odd; and keyMasks with
+// keyMasksGo.
 func checkClassify(t *testing.T, s string) {
 	t.Helper()
 	nb := len(s) / 64
@@ -17,6 +18,12 @@ func checkClassify(t *testing.T, s string) {
 	ww, wo := make([]uint64, nb), make([]uint64, nb)
 	classifyWords(s[:64*nb], gw, go1)
 	classifyWordsGo(s[:64*nb], ww, wo)
+	km, kw := make([]uint64, nb), make([]uint64, nb)
+	keyMasks(s[:64*nb], km)
+	keyMasksGo(s[:64*nb], kw)
+	if !slices.Equal(km, kw) {
+		t.Fatalf("%q: keyMasks %x, keyMasksGo %x", s, km, kw)
+	}
 	for b := range nb {
 		if (go1[b] != 0) != (wo[b] != 0) || wo[b] == 0 && gw[b] != ww[b] {
 			t.Fatalf("%q block %d: classifyWords word %064b odd %x, classifyWordsGo word %064b odd %x",

@@ -146,33 +146,63 @@ func normalizeSimple(s string, i int) (string, bool) {
 	return out.String(), true
 }
 
-// keyRunAtLeast reports whether s holds a run of n (16 or more) key
-// characters: letters, digits, '+' and '/'. Such a run covers at least one
-// aligned 8-byte chunk of key characters, and prose has a space or a
-// punctuation byte below '+' in almost every chunk, which one subtraction
-// finds; only around a full chunk are bytes looked at one by one.
+// keyRunAtLeast reports whether s holds a run of n (1 or more) key
+// characters: letters, digits, '+' and '/'. It reads runs off bitmaps of
+// key characters, 64 bytes at a time (keyMasks): a run that ends in a block
+// is the ones at the bottom of its bitmap added to the run carried in, one
+// inside a block is found by and-ing the bitmap with itself shifted.
 func keyRunAtLeast(s string, n int) bool {
-	for i := 0; i+8 <= len(s); i += 8 {
-		x := load64(s, i)
-		if (x-lsb*'+')&^x&msb != 0 || x&msb != 0 {
-			continue // a byte below '+' (space, most punctuation) or non-ASCII
+	run := 0
+	var m [wordGroup]uint64
+	full := len(s) &^ 63
+	for gbase := 0; gbase < full; gbase += 64 * wordGroup {
+		nb := min(wordGroup, (full-gbase)/64)
+		keyMasks(s[gbase:gbase+64*nb], m[:nb])
+		for _, x := range m[:nb] {
+			if x == ^uint64(0) {
+				if run += 64; run >= n {
+					return true
+				}
+				continue
+			}
+			if run+bits.TrailingZeros64(^x) >= n || hasRun(x, n) {
+				return true
+			}
+			run = bits.LeadingZeros64(^x)
 		}
-		if inRange(x|lsb*0x20, 'a', 'z')|inRange(x, '0', '9')|eqByte(x, '+')|eqByte(x, '/') != msb {
-			continue
-		}
-		b, e := i, i+8
-		for b > 0 && isKeyChar(s[b-1]) {
-			b--
-		}
-		for e < len(s) && isKeyChar(s[e]) {
-			e++
-		}
-		if e-b >= n {
+	}
+	for i := full; i < len(s); i++ {
+		if !isKeyChar(s[i]) {
+			run = 0
+		} else if run++; run >= n {
 			return true
 		}
-		i = (e - 8) &^ 7 // resume at the chunk holding the run's end
 	}
 	return false
+}
+
+// hasRun reports whether x has n (1 to 64) consecutive bits set.
+func hasRun(x uint64, n int) bool {
+	for k := 1; k < n && x != 0; {
+		sh := min(k, n-k)
+		x &= x >> sh
+		k += sh
+	}
+	return x != 0
+}
+
+// keyMasksGo sets in m[b] a bit for each key character of the 64-byte
+// block b of s, eight bytes at a time.
+func keyMasksGo(s string, m []uint64) {
+	for b := range m {
+		var bm uint64
+		for c := 0; c < 64; c += 8 {
+			x := load64(s, 64*b+c)
+			k := inRange(x|lsb*0x20, 'a', 'z') | inRange(x, '0', '9') | eqByte(x, '+') | eqByte(x, '/')
+			bm |= ((k >> 7) * 0x0102040810204080 >> 56) << c
+		}
+		m[b] = bm
+	}
 }
 
 func isKeyChar(c byte) bool { return isAlnum(c) || c == '+' || c == '/' }

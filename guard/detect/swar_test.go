@@ -388,7 +388,7 @@ func TestKeyRunAtLeast(t *testing.T) {
 	pieces := []string{"a", "Z", "0", "+", "/", "_", " ", "-", "=", "é", "AKIA", "xxxxxxxxxx", "\xff", "@", "AKIAIOSFODNN7EXAMPLE"}
 	for range rounds(40000) {
 		var b strings.Builder
-		for range r.IntN(40) {
+		for range r.IntN(80) {
 			b.WriteString(pieces[r.IntN(len(pieces))])
 		}
 		s := b.String()
@@ -401,7 +401,7 @@ func TestKeyRunAtLeast(t *testing.T) {
 				run = 0
 			}
 		}
-		for _, n := range []int{16, 20, 40} {
+		for _, n := range []int{1, 16, 20, 40, 63, 64, 65, 130} {
 			if got, want := keyRunAtLeast(s, n), longest >= n; got != want {
 				t.Fatalf("keyRunAtLeast(%q, %d) = %v, longest run %d", s, n, got, longest)
 			}
