@@ -40,6 +40,8 @@ const (
 	wmNginx    = "nginx"
 	wmWarden   = "warden"
 	wmNoGuard  = "warden-noguard"
+	wmGoSync   = "gosync"
+	wmGoRaw    = "goraw"
 	wrkPathFmt = "/model/%s/converse"
 )
 
@@ -51,6 +53,8 @@ var wrkModeTitle = map[string]string{
 	wmNginx:   "nginx",
 	wmWarden:  "Warden",
 	wmNoGuard: "Warden, no guards",
+	wmGoSync:  "Go server, sync client",
+	wmGoRaw:   "Go, no net/http",
 }
 
 // wrkScenario is one load shape.
@@ -95,6 +99,8 @@ type wrkOptions struct {
 	wardenEnv []string
 	// pprof runs Warden with --pprof (implied by traceDir).
 	pprof bool
+	// modes: wrkModes, plus the Go-floor experiments with --go-floor.
+	modes []string
 }
 
 // wardenBenchPolicy is the Warden the wrk bench runs: as benchPolicy, plus
@@ -151,6 +157,8 @@ func cmdBenchWrk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		o.wardenEnv = append(o.wardenEnv, v)
 		return nil
 	})
+	goFloor := fs.Bool("go-floor", false, "also run two Go proxies that bypass net/http's transport (gosync: net/http server, synchronous HTTP/1.1 client) "+
+		"and its server too (goraw): how far a Go proxy gets without the standard HTTP stack")
 	fs.Float64Var(&o.traceQ, "trace-quantile", 0.99, "with --trace: the calls at or above this quantile of latency are the tail")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -164,6 +172,10 @@ func cmdBenchWrk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	scenarios, err := pickScenarios(o.only)
 	if err != nil {
 		return err
+	}
+	o.modes = wrkModes
+	if *goFloor {
+		o.modes = append(append([]string(nil), wrkModes...), wmGoSync, wmGoRaw)
 	}
 	if o.traceDir != "" {
 		if o.duration < 2*time.Second {
@@ -192,7 +204,7 @@ func cmdBenchWrk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	// Warm every mode and scenario once (connection pools, page cache, JIT
 	// of nothing but Go's own lazy init).
 	for _, sc := range scenarios {
-		for _, m := range wrkModes {
+		for _, m := range o.modes {
 			if _, err := env.wrk(ctx, m, sc, time.Second); err != nil {
 				return fmt.Errorf("warm-up: %w", err)
 			}
@@ -200,8 +212,8 @@ func cmdBenchWrk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	for run := 0; run < o.runs; run++ {
 		for si, sc := range scenarios {
-			for i := range wrkModes {
-				m := wrkModes[(i+run+si)%len(wrkModes)]
+			for i := range o.modes {
+				m := o.modes[(i+run+si)%len(o.modes)]
 				var tr *traceFetch
 				if o.traceDir != "" && env.admin[m] != "" {
 					tr = startTrace(ctx, env.admin[m], o.duration-time.Second,
@@ -228,7 +240,7 @@ func cmdBenchWrk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	rep := buildWrkReport(&o, scenarios, samples, env.rss)
 	var traced []string // report order
 	for _, sc := range scenarios {
-		for _, m := range wrkModes {
+		for _, m := range o.modes {
 			key := sc.Name + "/" + m
 			if files := traces[key]; len(files) > 0 {
 				sum, err := readTraces(files, o.traceQ)
@@ -336,6 +348,17 @@ func newWrkEnv(ctx context.Context, o *wrkOptions, stderr io.Writer) (_ *wrkEnv,
 	}
 	e.closers = append(e.closers, e.bare.stop)
 	e.urls[wmBare] = e.bare.URL
+	for _, m := range o.modes {
+		if m != wmGoSync && m != wmGoRaw {
+			continue
+		}
+		c, err := startChild(ctx, m+" proxy", "_"+m, "--upstream", e.standin.URL)
+		if err != nil {
+			return nil, err
+		}
+		e.closers = append(e.closers, c.stop)
+		e.urls[m] = c.URL
+	}
 	if err := e.startNginx(ctx); err != nil {
 		return nil, err
 	}
@@ -730,7 +753,7 @@ func buildWrkReport(o *wrkOptions, scs []wrkScenario, samples map[string]map[str
 		Scenarios: scs, Median: map[string]map[string]wrkSample{}, Samples: samples}
 	for _, sc := range scs {
 		rep.Median[sc.Name] = map[string]wrkSample{}
-		for _, m := range wrkModes {
+		for _, m := range o.modes {
 			r := samples[sc.Name][m]
 			rep.Median[sc.Name][m] = wrkSample{
 				P50:  stats.MedianOf(r, func(s wrkSample) float64 { return s.P50 }),
@@ -795,10 +818,10 @@ func printWrkReport(out io.Writer, o *wrkOptions, rep *wrkReport) {
 		fmt.Fprintf(out, "Warden's environment adds %s.\n\n", strings.Join(o.wardenEnv, " "))
 	}
 	fmt.Fprintf(out, "| scenario | metric |")
-	for _, m := range wrkModes {
+	for _, m := range o.modes {
 		fmt.Fprintf(out, " %s |", wrkModeTitle[m])
 	}
-	fmt.Fprintf(out, "\n|---|---|%s\n", strings.Repeat("---:|", len(wrkModes)))
+	fmt.Fprintf(out, "\n|---|---|%s\n", strings.Repeat("---:|", len(o.modes)))
 	for _, sc := range rep.Scenarios {
 		rows := []struct {
 			name string
@@ -811,13 +834,20 @@ func printWrkReport(out io.Writer, o *wrkOptions, rep *wrkReport) {
 		}
 		for _, r := range rows {
 			fmt.Fprintf(out, "| %s (c=%d) | %s |", sc.Name, sc.Connections, r.name)
-			for _, m := range wrkModes {
+			for _, m := range o.modes {
 				fmt.Fprintf(out, " %.0f |", r.get(rep.Median[sc.Name][m]))
 			}
 			fmt.Fprintln(out)
 		}
 	}
-	fmt.Fprintf(out, "\n| target | ratio of medians | median of per-run ratios | bound | |\n|---|---:|---:|---|---|\n")
+	for _, m := range []string{wmBare, wmGoSync, wmGoRaw} {
+		med, ok := rep.Median["4KB-c32"]
+		if !ok || med[m].RPS == 0 || med[wmNginx].RPS == 0 {
+			continue
+		}
+		fmt.Fprintf(out, "\n%s at 4KB-c32: %.2f of nginx's calls/s (median %.0f vs %.0f).", wrkModeTitle[m], med[m].RPS/med[wmNginx].RPS, med[m].RPS, med[wmNginx].RPS)
+	}
+	fmt.Fprintf(out, "\n\n| target | ratio of medians | median of per-run ratios | bound | |\n|---|---:|---:|---|---|\n")
 	for _, r := range rep.Ratios {
 		v := "PASS"
 		if !r.Pass {

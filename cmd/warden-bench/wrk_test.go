@@ -146,3 +146,34 @@ func TestBenchStreamsSmoke(t *testing.T) {
 		t.Errorf("no readings: %+v", rep.Open)
 	}
 }
+
+// TestBenchWrkGoFloor runs the two Go-floor proxies of --go-floor (a
+// synchronous upstream client under net/http's server, and no net/http
+// server at all): every call through them must succeed like through the
+// other modes, so the floor they measure is a working proxy's.
+func TestBenchWrkGoFloor(t *testing.T) {
+	for _, bin := range []string{"/usr/bin/wrk", "/usr/sbin/nginx"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			testenv.Missing(t, "%s is missing (apt-get install wrk nginx-light; scripts/test installs them as root)", bin)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	args := []string{"--runs", "1", "--duration", "1s", "--json", "--go-floor", "--scenarios", "4KB-c32,800KB-c1"}
+	if err := cmdBenchWrk(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("wrk bench: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var rep wrkReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, stdout.String())
+	}
+	for _, sc := range []string{"4KB-c32", "800KB-c1"} {
+		for _, m := range []string{wmGoSync, wmGoRaw} {
+			s := rep.Median[sc][m]
+			if s.RPS <= 0 || s.P50 <= 0 || s.P99 < s.P50 {
+				t.Errorf("%s %s: implausible sample %+v", sc, m, s)
+			}
+		}
+	}
+}
