@@ -137,10 +137,11 @@ func syncForward(sc *syncClient, r *http.Request, h http.Header, status func(int
 	})
 }
 
-func parseUpstreamHost(args []string, name string, stderr io.Writer) (string, error) {
+func parseUpstreamHost(ctx context.Context, args []string, name string, stderr io.Writer) (string, error) {
 	fs := flag.NewFlagSet("warden-bench "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	upstream := fs.String("upstream", "", "the stand-in's base URL (http only)")
+	pprofAddr := fs.String("pprof-addr", "", "also serve Go's profiler on this address (/debug/pprof/)")
 	if err := fs.Parse(args); err != nil {
 		return "", err
 	}
@@ -148,12 +149,13 @@ func parseUpstreamHost(args []string, name string, stderr io.Writer) (string, er
 	if err != nil || u.Host == "" || u.Scheme != "http" {
 		return "", fmt.Errorf("--upstream %q is not an http:// URL", *upstream)
 	}
+	servePprof(ctx, *pprofAddr)
 	return u.Host, nil
 }
 
 // cmdGoSync is the hidden "_gosync" subcommand.
 func cmdGoSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	host, err := parseUpstreamHost(args, "_gosync", stderr)
+	host, err := parseUpstreamHost(ctx, args, "_gosync", stderr)
 	if err != nil {
 		return err
 	}
@@ -176,7 +178,9 @@ func cmdGoSync(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // cmdGoRaw is the hidden "_goraw" subcommand.
 func cmdGoRaw(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	host, err := parseUpstreamHost(args, "_goraw", io.Discard)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	host, err := parseUpstreamHost(ctx, args, "_goraw", io.Discard)
 	if err != nil {
 		return err
 	}
@@ -185,8 +189,6 @@ func cmdGoRaw(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	go func() { _, _ = io.Copy(io.Discard, os.Stdin); cancel() }()
 	go func() { <-ctx.Done(); _ = ln.Close() }()
 	fmt.Fprintln(stdout, "http://"+ln.Addr().String())

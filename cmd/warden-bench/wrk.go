@@ -42,6 +42,7 @@ const (
 	wmNoGuard  = "warden-noguard"
 	wmGoSync   = "gosync"
 	wmGoRaw    = "goraw"
+	wmStore    = "store-forward"
 	wrkPathFmt = "/model/%s/converse"
 )
 
@@ -54,6 +55,7 @@ var wrkModeTitle = map[string]string{
 	wmWarden:  "Warden",
 	wmNoGuard: "Warden, no guards",
 	wmGoSync:  "Go server, sync client",
+	wmStore:   "bare, body read whole first",
 	wmGoRaw:   "Go, no net/http",
 }
 
@@ -99,6 +101,9 @@ type wrkOptions struct {
 	wardenEnv []string
 	// pprof runs Warden with --pprof (implied by traceDir).
 	pprof bool
+	// cpuProfDir: save a CPU profile of every Go proxy (Warden with
+	// --pprof, the bare proxy and the Go floors) for each measured run.
+	cpuProfDir string
 	// modes: wrkModes, plus the Go-floor experiments with --go-floor.
 	modes []string
 }
@@ -157,6 +162,7 @@ func cmdBenchWrk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		o.wardenEnv = append(o.wardenEnv, v)
 		return nil
 	})
+	fs.StringVar(&o.cpuProfDir, "cpu-profile", "", "save a CPU profile of each Go proxy (Warden, the bare proxy, the Go floors) for each measured run into this directory")
 	goFloor := fs.Bool("go-floor", false, "also run two Go proxies that bypass net/http's transport (gosync: net/http server, synchronous HTTP/1.1 client) "+
 		"and its server too (goraw): how far a Go proxy gets without the standard HTTP stack")
 	fs.Float64Var(&o.traceQ, "trace-quantile", 0.99, "with --trace: the calls at or above this quantile of latency are the tail")
@@ -175,7 +181,16 @@ func cmdBenchWrk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	o.modes = wrkModes
 	if *goFloor {
-		o.modes = append(append([]string(nil), wrkModes...), wmGoSync, wmGoRaw)
+		o.modes = append(append([]string(nil), wrkModes...), wmStore, wmGoSync, wmGoRaw)
+	}
+	if o.cpuProfDir != "" {
+		if o.duration < 2*time.Second || o.traceDir != "" {
+			return errors.New("--cpu-profile needs --duration ≥ 2s and no --trace")
+		}
+		if err := os.MkdirAll(o.cpuProfDir, 0o700); err != nil {
+			return err
+		}
+		o.pprof = true
 	}
 	if o.traceDir != "" {
 		if o.duration < 2*time.Second {
@@ -219,7 +234,17 @@ func cmdBenchWrk(ctx context.Context, args []string, stdout, stderr io.Writer) e
 					tr = startTrace(ctx, env.admin[m], o.duration-time.Second,
 						filepath.Join(o.traceDir, fmt.Sprintf("%s-%s-run%d.trace", sc.Name, m, run+1)))
 				}
+				if o.cpuProfDir != "" && env.admin[m] != "" {
+					tr = startProfile(ctx, env.admin[m], o.duration-time.Second,
+						filepath.Join(o.cpuProfDir, fmt.Sprintf("%s-%s-run%d.pprof", sc.Name, m, run+1)))
+				}
 				s, err := env.wrk(ctx, m, sc, o.duration)
+				if tr != nil && o.cpuProfDir != "" {
+					if terr := tr.wait(); terr != nil && err == nil {
+						err = terr
+					}
+					tr = nil
+				}
 				if tr != nil {
 					if terr := tr.wait(); terr != nil && err == nil {
 						err = terr
@@ -343,16 +368,41 @@ func newWrkEnv(ctx context.Context, o *wrkOptions, stderr io.Writer) (_ *wrkEnv,
 	}
 	e.closers = append(e.closers, e.standin.stop)
 	e.urls[wmDirect] = e.standin.URL
-	if e.bare, err = startChild(ctx, "bare proxy", "_bare", "--upstream", e.standin.URL); err != nil {
+	// childArgs: the Go baselines serve pprof beside the proxy when asked.
+	childArgs := func(m string) ([]string, error) {
+		a := []string{"_" + m, "--upstream", e.standin.URL}
+		if o.pprof {
+			addr, err := freeAddr()
+			if err != nil {
+				return nil, err
+			}
+			e.admin[m] = addr
+			a = append(a, "--pprof-addr", addr)
+		}
+		return a, nil
+	}
+	a, err := childArgs(wmBare)
+	if err != nil {
+		return nil, err
+	}
+	if e.bare, err = startChild(ctx, "bare proxy", a...); err != nil {
 		return nil, err
 	}
 	e.closers = append(e.closers, e.bare.stop)
 	e.urls[wmBare] = e.bare.URL
 	for _, m := range o.modes {
-		if m != wmGoSync && m != wmGoRaw {
+		if m != wmGoSync && m != wmGoRaw && m != wmStore {
 			continue
 		}
-		c, err := startChild(ctx, m+" proxy", "_"+m, "--upstream", e.standin.URL)
+		a, err := childArgs(m)
+		if err != nil {
+			return nil, err
+		}
+		if m == wmStore {
+			a[0] = "_bare"
+			a = append(a, "--store-and-forward")
+		}
+		c, err := startChild(ctx, m+" proxy", a...)
 		if err != nil {
 			return nil, err
 		}
@@ -846,6 +896,15 @@ func printWrkReport(out io.Writer, o *wrkOptions, rep *wrkReport) {
 			continue
 		}
 		fmt.Fprintf(out, "\n%s at 4KB-c32: %.2f of nginx's calls/s (median %.0f vs %.0f).", wrkModeTitle[m], med[m].RPS/med[wmNginx].RPS, med[m].RPS, med[wmNginx].RPS)
+	}
+	for _, sc := range []string{"800KB-c1", "800KB-c8"} {
+		med, ok := rep.Median[sc]
+		if !ok || med[wmStore].RPS == 0 {
+			continue
+		}
+		d := med[wmDirect].P50
+		fmt.Fprintf(out, "\n%s: reading the body whole first adds %.0f µs to p50 where the bare proxy adds %.0f (%.2f×); its calls/s are %.2f of the bare proxy's.",
+			sc, med[wmStore].P50-d, med[wmBare].P50-d, (med[wmStore].P50-d)/(med[wmBare].P50-d), med[wmStore].RPS/med[wmBare].RPS)
 	}
 	fmt.Fprintf(out, "\n\n| target | ratio of medians | median of per-run ratios | bound | |\n|---|---:|---:|---|---|\n")
 	for _, r := range rep.Ratios {

@@ -169,7 +169,7 @@ func TestBenchWrkGoFloor(t *testing.T) {
 		t.Fatalf("report: %v\n%s", err, stdout.String())
 	}
 	for _, sc := range []string{"4KB-c32", "800KB-c1"} {
-		for _, m := range []string{wmGoSync, wmGoRaw} {
+		for _, m := range []string{wmStore, wmGoSync, wmGoRaw} {
 			s := rep.Median[sc][m]
 			if s.RPS <= 0 || s.P50 <= 0 || s.P99 < s.P50 {
 				t.Errorf("%s %s: implausible sample %+v", sc, m, s)
