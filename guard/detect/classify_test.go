@@ -235,3 +235,26 @@ func FuzzIndexLit(f *testing.F) {
 		}
 	})
 }
+
+// TestB64Run holds b64Run to a byte-by-byte walk of the run.
+func TestB64Run(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 20))
+	pieces := []string{"A", "z", "0", "+", "/", "-", "_", "=", " ", ".", "é", "\xff", "QUJD", "aGVsbG8", "2024-06-01T08", "|"}
+	for range rounds(20000) {
+		var b strings.Builder
+		for range r.IntN(30) {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		s := b.String()
+		for i := 0; i <= len(s); i++ {
+			wj, wu, wl, wd := i, false, false, false
+			for ; wj < len(s) && class[s[wj]]&cB64 != 0; wj++ {
+				cl := class[s[wj]]
+				wu, wl, wd = wu || cl&cUpper != 0, wl || cl&cLower != 0, wd || cl&cDigit != 0
+			}
+			if j, u, l, d := b64Run(s, i); j != wj || u != wu || l != wl || d != wd {
+				t.Fatalf("b64Run(%q, %d) = %d %v %v %v, byte walk %d %v %v %v", s, i, j, u, l, d, wj, wu, wl, wd)
+			}
+		}
+	}
+}
