@@ -4,7 +4,9 @@ package detect
 
 import "strings"
 
-func classifyWords(s string, word, odd []uint64) { classifyWordsGo(s, word, odd) }
+func classifyWords(s string, word, odd, digit, join []uint64) {
+	classifyWordsGo(s, word, odd, digit, join)
+}
 
 func hasAVX2() bool { return false }
 

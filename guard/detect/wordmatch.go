@@ -457,12 +457,32 @@ func appendWords(s string, dst []wordSpan) []wordSpan { return appendWordsFilter
 type wordFilter struct {
 	starts [1 << 14 / 64]uint64 // union of the matchers' starts
 	hook   bool
+	// digits: some first word starts with an ASCII digit. Without one,
+	// a word that starts with a digit starts no phrase (a text word that
+	// folds to a vocabulary word starts with the same ASCII byte), and
+	// number-dense text's words are passed by a bitmap, not one by one.
+	digits bool
 }
 
 func (f *wordFilter) add(m *wordMatcher) {
 	for i := range f.starts {
 		f.starts[i] |= m.starts[i]
 	}
+	for id, phs := range m.byFirst {
+		if w := m.words[id]; len(phs) > 0 && w != "" && isDigit(w[0]) {
+			f.digits = true
+		}
+	}
+}
+
+// startBit is 1 when a word whose first byte is c and whose key (prefixKey
+// or noKey) is key may start a phrase.
+func (f *wordFilter) startBit(c byte, key uint32) int {
+	if !f.digits && isDigit(c) {
+		return 0
+	}
+	k := startKey(uint16(key))
+	return int(f.starts[k>>6]>>(k&63)&1) | int(key>>31)
 }
 
 // keep returns 1 when the filter keeps sp (all words for a nil filter),
@@ -472,9 +492,7 @@ func (f *wordFilter) keep(s string, sp wordSpan) int {
 	if f == nil {
 		return 1
 	}
-	k := startKey(uint16(sp.key))
-	b := int(f.starts[k>>6] >> (k & 63) & 1)
-	b |= int(sp.key >> 31) // noKey
+	b := f.startBit(s[sp.start], sp.key)
 	if f.hook {
 		ws, we := int(sp.start), int(sp.end)
 		j := 0
@@ -508,7 +526,7 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 	var prev bool    // the byte before the block is a word byte
 	start := 0       // the start of a word that runs into the block
 	var spill uint64 // word bytes of a rune that runs into the next block
-	var wb, ob [wordGroup]uint64
+	var wb, ob, db, jb [wordGroup]uint64
 	// A block holds at most 33 word ends (32 starts and one carried in):
 	// spans are stored into buf's spare capacity and kept by advancing nd.
 	nd := len(dst)
@@ -516,7 +534,7 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 	for gbase := 0; gbase < n; gbase += 64 * wordGroup {
 		// Classify the group's whole blocks at once (classifyWords).
 		nb := min(wordGroup, (n-gbase)/64)
-		classifyWords(s[gbase:gbase+64*nb], wb[:nb], ob[:nb])
+		classifyWords(s[gbase:gbase+64*nb], wb[:nb], ob[:nb], db[:nb], jb[:nb])
 		for bi := 0; bi < wordGroup && gbase+64*bi < n; bi++ {
 			base := gbase + 64*bi
 			w := spill
@@ -554,7 +572,7 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 			carry := prev
 			prev = w>>63&1 == 1 && n-base >= 64
 			if fast && f != nil && base+68 <= n {
-				nd = keepASCIIBlock(s, base, st, en, carry, prev, &start, f, buf, nd)
+				nd = keepASCIIBlock(s, base, w, st, en, db[bi], jb[bi], carry, prev, &start, f, buf, nd)
 				continue
 			}
 			if prev {
@@ -590,8 +608,7 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 					nd++
 					continue
 				}
-				k := key >> 2 & (1<<14 - 1)
-				b := int(f.starts[k>>6]>>(k&63)&1) | int(key>>31)
+				b := f.startBit(s[ws], key)
 				if f.hook {
 					j := 0
 					if we < n {
@@ -624,7 +641,7 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 // spans f keeps into buf from nd on and returns the new nd. Which words f
 // keeps is worked out first, into a mask of their starts, with no
 // dependency from one word to the next; then the kept spans are made.
-func keepASCIIBlock(s string, base int, st, en uint64, carry, prev bool, start *int, f *wordFilter, buf []wordSpan, nd int) int {
+func keepASCIIBlock(s string, base int, w, st, en, digit, join uint64, carry, prev bool, start *int, f *wordFilter, buf []wordSpan, nd int) int {
 	if carry && en != 0 {
 		sp := mkSpan(s, int32(*start), int32(base+bits.TrailingZeros64(en)))
 		buf[nd] = sp
@@ -636,22 +653,36 @@ func keepASCIIBlock(s string, base int, st, en uint64, carry, prev bool, start *
 		*start = base + i
 		st &^= 1 << i
 	}
+	// Words that may start a phrase, by the prefix key of their first
+	// three bytes (the length, up to 3, read off the bitmap).
 	blk := s[base : base+68]
+	cand := st
+	if !f.digits {
+		cand &^= digit
+	}
 	var km uint64
-	for s2, e2 := st, en; s2 != 0; s2, e2 = s2&(s2-1), e2&(e2-1) {
-		i, e := bits.TrailingZeros64(s2)&63, bits.TrailingZeros64(e2)&63
-		l := e - i
+	for c := cand; c != 0; c &= c - 1 {
+		i := bits.TrailingZeros64(c) & 63
+		l := min(bits.TrailingZeros64(^(w >> i)), 3)
 		x := uint32(blk[i]) | uint32(blk[i+1])<<8 | uint32(blk[i+2])<<16
-		x &= lenMask3[min(l, 3)]
+		x &= lenMask3[l]
 		k := (x | 0x202020) * 0x9E3779B1 >> 18 // startKey of the prefixKey
-		b := f.starts[k>>6] >> (k & 63) & 1
-		if f.hook {
-			b |= uint64(blobJoin[blk[e]])
-			if l >= 12 {
-				b = 1
+		km |= (f.starts[k>>6] >> (k & 63) & 1) << i
+	}
+	if f.hook {
+		// Words the blob hook reads, off the bitmaps: 12 bytes or
+		// longer (a run of 12 word bits from the start), or followed by
+		// a join byte (an end bit on one).
+		y := w & (w >> 1)
+		y &= y >> 2
+		y &= y >> 4
+		y &= y >> 4
+		km |= st & y
+		for e := en & join; e != 0; e &= e - 1 {
+			if below := st & (1<<bits.TrailingZeros64(e) - 1); below != 0 {
+				km |= 1 << (63 - bits.LeadingZeros64(below))
 			}
 		}
-		km |= b << i
 	}
 	for ; km != 0; km &= km - 1 {
 		i := bits.TrailingZeros64(km)
@@ -671,17 +702,22 @@ const wordGroup = 16
 // classifyWordsGo is classifyWords in Go (SWAR, eight bytes at a time): for
 // each 64-byte block b of s, odd[b] is non-zero when the block holds a byte
 // of 0x80 or above or an apostrophe, and otherwise word[b] has a bit set for
-// each ASCII letter, digit and '_'.
-func classifyWordsGo(s string, word, odd []uint64) {
+// each ASCII letter, digit and '_', digit[b] for each digit and join[b] for
+// each '+', '/', '=' and '-'.
+func classifyWordsGo(s string, word, odd, digit, join []uint64) {
 	for b := range word {
-		var o, bm uint64
+		var o, bm, dm, jm uint64
 		for c := 0; c < 64; c += 8 {
 			x := load64(s, 64*b+c)
 			o |= x&msb | asciiEq(x, '\'')
-			m := asciiRange(x|lsb*0x20, 'a', 'z') | asciiRange(x, '0', '9') | asciiEq(x, '_')
+			d := asciiRange(x, '0', '9')
+			m := asciiRange(x|lsb*0x20, 'a', 'z') | d | asciiEq(x, '_')
+			j := asciiEq(x, '+') | asciiEq(x, '/') | asciiEq(x, '=') | asciiEq(x, '-')
 			bm |= ((m >> 7) * 0x0102040810204080 >> 56) << c
+			dm |= ((d >> 7) * 0x0102040810204080 >> 56) << c
+			jm |= ((j >> 7) * 0x0102040810204080 >> 56) << c
 		}
-		word[b], odd[b] = bm, o
+		word[b], odd[b], digit[b], join[b] = bm, o, dm, jm
 	}
 }
 
