@@ -171,13 +171,19 @@ func decodeMetadata(raw []byte, what string) (map[string]string, error) {
 // top-level key, even in another case (which could shadow the stamp for a
 // lenient parser), is a ValidationException.
 func stampConverseBody(body []byte, st stamp) ([]byte, error) {
-	out, _, err := stampConverseBodyAt(body, st)
+	out, _, err := stampConverseBodyAt(body, st, false)
 	return out, err
 }
 
+// maxInPlaceTail bounds the bytes a stamp in place moves: the stamp edits
+// near the end of a body, and one that would move more is copied instead.
+const maxInPlaceTail = 4 << 10
+
 // stampConverseBodyAt is stampConverseBody that also says how many leading
-// bytes the result shares with body.
-func stampConverseBodyAt(body []byte, st stamp) ([]byte, int, error) {
+// bytes the result shares with body. With inPlace it may write the result
+// into body's own array (when the edit is near the end and the array has
+// room): body's bytes past the shared prefix are then gone.
+func stampConverseBodyAt(body []byte, st stamp, inPlace bool) ([]byte, int, error) {
 	// One validating pass over the body, UTF-8 included (encoding/json's
 	// Valid plus a Decoder walk cost ~50 µs for a 4 KB prompt; this ~1 µs).
 	var memberArr [16]bedrock.Member
@@ -240,7 +246,15 @@ func stampConverseBodyAt(body []byte, st stamp) ([]byte, int, error) {
 	if ins, err = appendMetadata(ins, caller, st); err != nil {
 		return nil, 0, err
 	}
-	out := make([]byte, cut+len(ins)+len(body)-resume)
+	n := cut + len(ins) + len(body) - resume
+	if inPlace && n <= cap(body) && len(body)-resume <= maxInPlaceTail {
+		// copy moves overlapping bytes as memmove does.
+		out := body[:n]
+		copy(out[cut+len(ins):], body[resume:])
+		copy(out[cut:], ins)
+		return out, cut, nil
+	}
+	out := make([]byte, n)
 	copy(out, body[:cut])
 	copy(out[cut:], ins)
 	copy(out[cut+len(ins):], body[resume:])
@@ -282,12 +296,27 @@ func (s *Server) stampMetadata(r *http.Request, c *call, app, identitySource str
 	st := stamp{App: app, IdentitySource: identitySource, RequestID: c.requestID}
 	switch c.route.Op {
 	case bedrock.OpConverse, bedrock.OpConverseStream:
-		body, prefix, err := stampConverseBodyAt(c.body, st)
+		// A long body read into the call's buffer is stamped there, not
+		// copied (it is forwarded from the buffer, bodybuf.go), once the
+		// prompt digest no longer reads it.
+		inPlace := len(c.body) >= sharedBodyMin && c.buf != nil && sharesArray(c.body, c.buf.Bytes())
+		if inPlace {
+			c.awaitPromptHash()
+		}
+		body, prefix, err := stampConverseBodyAt(c.body, st, inPlace)
 		if err != nil {
 			return err
 		}
 		if sameBytes(c.body, c.hashed) {
 			c.prefixOf, c.prefixLen = body, prefix
+		}
+		if inPlace && sharesArray(body, c.body) {
+			// The app's bytes past the prefix are rewritten: nothing may
+			// take body for them any more.
+			if c.digest != nil {
+				c.digest.edited = true
+			}
+			c.hashed, c.extracted, c.extractedOf = nil, nil, nil
 		}
 		c.body = body
 	case bedrock.OpInvokeModel, bedrock.OpInvokeModelWithResponseStream:
