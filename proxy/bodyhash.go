@@ -23,8 +23,8 @@ const (
 // only the metadata stamp did: it is then taken from the last state inside
 // the shared prefix, so a prompt is hashed once, not twice (issue 19).
 type promptDigest struct {
-	body   []byte
-	sum    [sha256.Size]byte
+	body []byte
+	sum  [sha256.Size]byte
 	// edited says body's bytes were rewritten in place after hashing (the
 	// metadata stamp, stampMetadata): only its prefix is still the sum's.
 	edited bool
