@@ -188,6 +188,12 @@ func stampConverseBodyAt(body []byte, st stamp, inPlace bool) ([]byte, int, erro
 	// Valid plus a Decoder walk cost ~50 µs for a 4 KB prompt; this ~1 µs).
 	var memberArr [16]bedrock.Member
 	members, closeAt, err := bedrock.ScanObjectInto(memberArr[:0], body)
+	return stampScanned(body, st, inPlace, members, closeAt, err)
+}
+
+// stampScanned is stampConverseBodyAt given bedrock.ScanObject's results
+// for body (taken beside the guards by a prescan).
+func stampScanned(body []byte, st stamp, inPlace bool, members []bedrock.Member, closeAt int, err error) ([]byte, int, error) {
 	if errors.Is(err, bedrock.ErrNotUTF8) {
 		return nil, 0, bedrock.Validation("warden: the request body is not valid UTF-8")
 	}
@@ -261,6 +267,44 @@ func stampConverseBodyAt(body []byte, st stamp, inPlace bool) ([]byte, int, erro
 	return out, cut, nil
 }
 
+// prescanMin is the body size from which a Converse body's validating
+// scan for the stamp starts on its own goroutine as soon as the body is
+// read, beside the identity, policy, guards and caps (~0.15 ms for
+// 800 KB here), instead of after them.
+const prescanMin = 64 << 10
+
+// prescan is a Converse body's bedrock.ScanObject, taken ahead.
+type prescan struct {
+	body    []byte
+	members []bedrock.Member
+	closeAt int
+	err     error
+	done    chan struct{}
+}
+
+// startPrescan starts the stamp's scan of a long Converse body that will
+// be stamped (every call Warden signs).
+func (c *call) startPrescan() {
+	if c.passthrough || len(c.body) < prescanMin || (c.route.Op != bedrock.OpConverse && c.route.Op != bedrock.OpConverseStream) {
+		return
+	}
+	ps := &prescan{body: c.body, done: make(chan struct{})}
+	c.prescan = ps
+	go func() {
+		ps.members, ps.closeAt, ps.err = bedrock.ScanObjectInto(make([]bedrock.Member, 0, 16), ps.body)
+		close(ps.done)
+	}()
+}
+
+// awaitPrescan waits for the prescan, if one runs, and returns it: after
+// it nothing reads the body's buffer but the call.
+func (c *call) awaitPrescan() *prescan {
+	if c.prescan != nil {
+		<-c.prescan.done
+	}
+	return c.prescan
+}
+
 // stampMetadataHeader returns the X-Amzn-Bedrock-Request-Metadata value
 // for a call whose client sent values (nil when none).
 func stampMetadataHeader(values []string, st stamp) (string, error) {
@@ -303,7 +347,14 @@ func (s *Server) stampMetadata(r *http.Request, c *call, app, identitySource str
 		if inPlace {
 			c.awaitPromptHash()
 		}
-		body, prefix, err := stampConverseBodyAt(c.body, st, inPlace)
+		var body []byte
+		var prefix int
+		var err error
+		if ps := c.awaitPrescan(); ps != nil && sameBytes(ps.body, c.body) {
+			body, prefix, err = stampScanned(c.body, st, inPlace, ps.members, ps.closeAt, ps.err)
+		} else {
+			body, prefix, err = stampConverseBodyAt(c.body, st, inPlace)
+		}
 		if err != nil {
 			return err
 		}

@@ -66,6 +66,8 @@ type call struct {
 	// digestFed says the prompt digest was taken while the body was read
 	// (digestFeed): promptDone and digest are already set.
 	digestFed bool
+	// prescan is the stamp's scan of a long body, running ahead (metadata.go).
+	prescan *prescan
 
 	// ticket is the call's budget reservation (apps[].budgets), settled
 	// when the call ends; upstreamOK says the upstream answered 2xx;
@@ -244,6 +246,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 // releaseBody returns the body buffer to the pool once the call is done.
 func (s *Server) releaseBody(c *call, buf *bodyBuf) {
 	c.awaitPromptHash() // it may still be reading buf
+	c.awaitPrescan()    // so may the stamp's scan
 	// A forwarded body may still be in the transport's hands after
 	// RoundTrip returns (net/http may finish writing it in another
 	// goroutine when the upstream answers early). Read through sharedBody
@@ -305,6 +308,7 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *bod
 	c.body = buf.Bytes()
 	c.rec.BytesIn = int64(len(c.body))
 	c.hashPrompt(c.body) // as the app sent it, before any mask or stamp (awaited before a stamp in place)
+	c.startPrescan()
 
 	rawModel := route.RawModel
 	if route.Op.BodyModel() {
