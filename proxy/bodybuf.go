@@ -27,11 +27,29 @@ const maxPooledBody = 1 << 20
 
 // sharedBodyMin is the body size from which the forwarded body is read
 // from the call's pooled buffer itself (sharedBody) rather than from a
-// buffer of its own. Smaller bodies stay an io.NopCloser(*bytes.Reader),
-// which net/http writes with the headers in one write; a sharedBody's
-// headers are flushed first (one more write), which costs nothing next to
-// a body larger than the transport's 64 KiB write buffer.
+// buffer of its own, whatever the upstream. Smaller bodies sent over
+// HTTP/1.1 stay an io.NopCloser(*bytes.Reader), which net/http writes with
+// the headers in one write; a sharedBody's headers are flushed first (one
+// more write), which costs nothing next to a body larger than the
+// transport's 64 KiB write buffer. Over TLS (Bedrock's HTTPS endpoints
+// speak HTTP/2, whose transport flushes the headers first anyway) every
+// body is shared.
 const sharedBodyMin = 64 << 10
+
+// shareBody says whether a forwarded body of n bytes of the call's
+// buffer is read from it through sharedBody readers (and so may be
+// stamped in place): long bodies always, others when the call's upstream
+// is HTTPS and Warden re-signs the call.
+func (s *Server) shareBody(c *call, n int) bool {
+	if n >= sharedBodyMin {
+		return true
+	}
+	if c.passthrough || c.agent != nil {
+		return false
+	}
+	base, _, ok := s.upstreamFor(c.route.OnService())
+	return ok && base.Scheme == "https"
+}
 
 func getBodyBuf() *bodyBuf {
 	b := bodyPool.Get().(*bodyBuf)

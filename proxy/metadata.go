@@ -340,10 +340,10 @@ func (s *Server) stampMetadata(r *http.Request, c *call, app, identitySource str
 	st := stamp{App: app, IdentitySource: identitySource, RequestID: c.requestID}
 	switch c.route.Op {
 	case bedrock.OpConverse, bedrock.OpConverseStream:
-		// A long body read into the call's buffer is stamped there, not
-		// copied (it is forwarded from the buffer, bodybuf.go), once the
-		// prompt digest no longer reads it.
-		inPlace := len(c.body) >= sharedBodyMin && c.buf != nil && sharesArray(c.body, c.buf.Bytes())
+		// A body forwarded out of the call's buffer (bodybuf.go) is
+		// stamped there, not copied, once the prompt digest no longer
+		// reads it.
+		inPlace := c.buf != nil && sharesArray(c.body, c.buf.Bytes()) && s.shareBody(c, len(c.body))
 		if inPlace {
 			c.awaitPromptHash()
 		}

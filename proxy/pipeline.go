@@ -724,7 +724,7 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 		Header:     make(http.Header, 12),
 		Host:       u.Host,
 	}).WithContext(ctx)
-	setBody(req, c, body)
+	setBody(req, c, body, s.shareBody(c, len(body)))
 	for k, vs := range r.Header {
 		if forwardHeader(k) {
 			req.Header[k] = vs
@@ -749,12 +749,12 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 // setBody gives req the call's whole body. It stays an
 // io.NopCloser(*bytes.Reader), a type net/http knows is in memory, so the
 // headers and a small body leave in one write.
-func setBody(req *http.Request, c *call, body []byte) {
+func setBody(req *http.Request, c *call, body []byte, share bool) {
 	if len(body) == 0 && req.Method == http.MethodGet {
 		return
 	}
-	if buf := c.buf; buf != nil && len(body) >= sharedBodyMin && sharesArray(body, buf.Bytes()) {
-		// A long body is read out of the call's pooled buffer (bodybuf.go).
+	if buf := c.buf; buf != nil && share && sharesArray(body, buf.Bytes()) {
+		// Read out of the call's pooled buffer (bodybuf.go).
 		sb, err := newSharedBody(buf, body)
 		if err == nil {
 			c.sharedFwd = true
@@ -796,7 +796,7 @@ func (s *Server) newPassthroughRequest(ctx context.Context, r *http.Request, c *
 		Header: make(http.Header, 16),
 		Host:   r.Host, // signed: kept as the caller sent it
 	}).WithContext(ctx)
-	setBody(req, c, body)
+	setBody(req, c, body, len(body) >= sharedBodyMin)
 	for k, vs := range r.Header {
 		if forwardHeader(k) || passthroughHeader(k) {
 			req.Header[k] = vs
