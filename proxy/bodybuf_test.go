@@ -6,8 +6,15 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/warden-egress/warden/config"
 )
 
 // feedChunks feeds body to a digestFeed the way readBody does: runs of
@@ -250,4 +257,81 @@ func FuzzStampInPlace(f *testing.F) {
 			t.Fatal("a refused stamp changed the body")
 		}
 	})
+}
+
+// lateTransport answers at once and hands the request body to the test
+// unread, as net/http may when the upstream answers before the body is
+// written: the body is read after the handler returned.
+type lateTransport struct {
+	resp   []byte
+	bodies chan *http.Request
+}
+
+func (lt lateTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	lt.bodies <- r
+	return &http.Response{StatusCode: 200, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {"application/json"}}, ContentLength: int64(len(lt.resp)),
+		Body: io.NopCloser(bytes.NewReader(lt.resp)), Request: r}, nil
+}
+
+// TestBodyReadAfterHandler: a forwarded body the transport reads only
+// after the handler returned, while later calls take buffers from the
+// pool, is still its own call's bytes, and its GetBody works until every
+// reader is closed and fails closed after.
+func TestBodyReadAfterHandler(t *testing.T) {
+	for _, upstream := range []string{"http://127.0.0.1:1", "https://127.0.0.1:1"} {
+		for _, n := range []int{3000, 200 << 10} {
+			cfg, err := config.ParseConfig([]byte(`
+version: 1
+upstream: {region: us-east-1, url: "` + upstream + `", insecure: true}
+identity: {static: {app: a}}
+apps: [{name: a, allow_weak_identity: true, match: {tags: {app: a}}, allow: {models: ["anthropic.*"], operations: [Converse]}}]
+`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := New(t.Context(), Options{Config: cfg, Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", ""), Audit: discardAudit{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lt := lateTransport{resp: []byte(`{"output":{"message":{"role":"assistant","content":[{"text":"ok"}]}},"stopReason":"end_turn","usage":{"inputTokens":1,"outputTokens":1,"totalTokens":2}}`),
+				bodies: make(chan *http.Request, 16)}
+			s.upstreamRT = lt
+			h := s.Handler()
+			const calls = 8
+			var reqs []*http.Request
+			for i := 0; i < calls; i++ {
+				text := strings.Repeat(string(rune('a'+i)), n)
+				r := httptest.NewRequest("POST", "http://w/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse",
+					strings.NewReader(`{"messages":[{"role":"user","content":[{"text":"`+text+`"}]}]}`))
+				r.RemoteAddr = "127.0.0.1:5555"
+				r.Header.Set("Content-Type", "application/json")
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != 200 {
+					t.Fatalf("call %d: %d %s", i, w.Code, w.Body)
+				}
+				reqs = append(reqs, <-lt.bodies)
+			}
+			for i, r := range reqs {
+				again, err := r.GetBody()
+				if err != nil {
+					t.Fatalf("%s n=%d call %d: GetBody while the body is open: %v", upstream, n, i, err)
+				}
+				for _, rc := range []io.ReadCloser{r.Body, again} {
+					b, err := io.ReadAll(rc)
+					rc.Close()
+					want := strings.Repeat(string(rune('a'+i)), n)
+					if err != nil || !bytes.Contains(b, []byte(`"text":"`+want+`"`)) || !bytes.Contains(b, []byte(`"warden_app":"a"`)) {
+						t.Fatalf("%s n=%d call %d: the body read after the handler is not the call's (%v): %.80q…", upstream, n, i, err, b)
+					}
+				}
+				if _, err := r.GetBody(); err == nil && r.Body != nil {
+					if _, shared := r.Body.(*sharedBody); shared {
+						t.Fatalf("%s n=%d call %d: GetBody after every reader closed must fail closed", upstream, n, i)
+					}
+				}
+			}
+		}
+	}
 }

@@ -536,8 +536,16 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bodyBuf, 
 	br.r, br.res = r.Body, &c.res
 	br.watch(s.limits.BodyIdleTimeout, s.limits.BodyMinRate, w)
 	if r.ContentLength >= streamHashMin {
-		// A long prompt is hashed as it arrives, beside the read.
+		// A long prompt is hashed as it arrives, beside the read. Should
+		// the read panic, the feed still stops before the buffer can be
+		// pooled again.
 		br.feed = newDigestFeed()
+		defer func() {
+			if f := br.feed; f != nil {
+				br.feed = nil
+				f.abort()
+			}
+		}()
 	}
 	n, err := buf.ReadFrom(io.LimitReader(br, s.maxBody+1))
 	br.stopWatch()
