@@ -129,7 +129,7 @@ func (c *call) payloadSum(body []byte) [32]byte {
 	c.awaitPromptHash()
 	if d := c.digest; d != nil {
 		// The stamp's continuation first: a stamp written in place leaves
-		// the body in the prompt's array (and d.body cleared).
+		// the body in the prompt's array (d.edited says so).
 		switch {
 		case c.prefixLen > 0 && sameBytes(body, c.prefixOf):
 			return d.sumOf(body, c.prefixLen)
