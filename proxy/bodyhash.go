@@ -108,10 +108,9 @@ const feedHoldBack = 2*hashTail + sha256.BlockSize
 type digestFeed struct {
 	ch      chan []byte
 	done    chan struct{}
-	pending []byte // received, not yet sent: one contiguous run of one array
-	total   int    // bytes received
-	d       *promptDigest
-	aborted bool
+	pending []byte        // received, not yet sent: one contiguous run of one array
+	d       *promptDigest // set by finish, filled by run
+	aborted bool          // set by abort before it closes ch
 }
 
 func newDigestFeed() *digestFeed {
@@ -125,7 +124,6 @@ func (f *digestFeed) add(p []byte) {
 	if len(p) == 0 {
 		return
 	}
-	f.total += len(p)
 	if len(f.pending) > 0 && len(f.pending) < cap(f.pending) && &f.pending[:len(f.pending)+1][len(f.pending)] == &p[0] {
 		f.pending = f.pending[:len(f.pending)+len(p)] // continues the run in the same array
 	} else {
