@@ -54,7 +54,7 @@ func isAgentCall(c *call) bool {
 // parseAgent is parse for an agent-runtime call: the route, the intercepted
 // host, the body read whole, and every fact the body names (a body that is
 // not strict JSON is refused here, before anyone is asked about it).
-func (s *Server) parseAgent(w http.ResponseWriter, r *http.Request, c *call, buf *bytes.Buffer) *stop {
+func (s *Server) parseAgent(w http.ResponseWriter, r *http.Request, c *call, buf *bodyBuf) *stop {
 	ar, err := bedrock.ParseAgentRoute(r.Method, c.escapedPath, r.URL.RawQuery)
 	if err != nil {
 		return stopWith(err, "route")

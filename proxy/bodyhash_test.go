@@ -52,7 +52,7 @@ func TestPayloadSumSharesOnlyWhatItMay(t *testing.T) {
 	if got := c.payloadSum(orig); got != sha256.Sum256(orig) {
 		t.Fatal("the app's own bytes")
 	}
-	stamped, prefix, err := stampConverseBodyAt(orig, stamp{App: "a", IdentitySource: "static", RequestID: "r"})
+	stamped, prefix, err := stampConverseBodyAt(orig, stamp{App: "a", IdentitySource: "static", RequestID: "r"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func BenchmarkPayloadSum800KB(b *testing.B) {
 	for b.Loop() {
 		c := &call{}
 		c.hashPrompt(orig)
-		stamped, prefix, _ := stampConverseBodyAt(orig, stamp{App: "a", IdentitySource: "static", RequestID: "r"})
+		stamped, prefix, _ := stampConverseBodyAt(orig, stamp{App: "a", IdentitySource: "static", RequestID: "r"}, false)
 		c.prefixOf, c.prefixLen = stamped, prefix
 		_ = c.payloadSum(stamped)
 	}

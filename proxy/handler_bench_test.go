@@ -120,6 +120,18 @@ apps:
 		}
 	}
 	b.Run("warden", func(b *testing.B) { runWarden(b, discardAudit{}) })
+	// The same over an HTTPS upstream, as Bedrock is (the body is then
+	// forwarded out of the pooled read buffer and stamped in place).
+	httpsCfg, err := config.ParseConfig([]byte(`
+version: 1
+upstream: {region: us-east-1, url: "https://127.0.0.1:1", insecure: true}
+identity: {static: {app: a}}
+apps: [{name: a, allow_weak_identity: true, match: {tags: {app: a}}, allow: {models: ["anthropic.*"], operations: [Converse]}}]
+`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("warden-https", func(b *testing.B) { runWardenWith(b, httpsCfg, discardAudit{}) })
 	// An app with limits.max_output_tokens (a token budget needs it), and
 	// the same app with every kind of local budget (in memory, never
 	// reached): the difference is the reservation before forwarding and

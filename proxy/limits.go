@@ -498,6 +498,7 @@ type bodyReader struct {
 	lastRead atomic.Int64  // unix nanoseconds of the last byte
 	cut      atomic.Uint32 // cutIdle or cutRate, once the watchdog cut the body
 	err      error         // a budget refusal
+	feed     *digestFeed   // takes the prompt digest as the body arrives; nil for most
 
 	// The watchdog's state lives here, not in closures: a body read costs
 	// one timer, not a handful of allocations.
@@ -538,6 +539,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 				b.err = gerr
 				return 0, gerr
 			}
+		}
+		if b.feed != nil {
+			b.feed.add(p[:n])
 		}
 	}
 	if err != nil {

@@ -171,17 +171,29 @@ func decodeMetadata(raw []byte, what string) (map[string]string, error) {
 // top-level key, even in another case (which could shadow the stamp for a
 // lenient parser), is a ValidationException.
 func stampConverseBody(body []byte, st stamp) ([]byte, error) {
-	out, _, err := stampConverseBodyAt(body, st)
+	out, _, err := stampConverseBodyAt(body, st, false)
 	return out, err
 }
 
+// maxInPlaceTail bounds the bytes a stamp in place moves: the stamp edits
+// near the end of a body, and one that would move more is copied instead.
+const maxInPlaceTail = 4 << 10
+
 // stampConverseBodyAt is stampConverseBody that also says how many leading
-// bytes the result shares with body.
-func stampConverseBodyAt(body []byte, st stamp) ([]byte, int, error) {
+// bytes the result shares with body. With inPlace it may write the result
+// into body's own array (when the edit is near the end and the array has
+// room): body's bytes past the shared prefix are then gone.
+func stampConverseBodyAt(body []byte, st stamp, inPlace bool) ([]byte, int, error) {
 	// One validating pass over the body, UTF-8 included (encoding/json's
 	// Valid plus a Decoder walk cost ~50 µs for a 4 KB prompt; this ~1 µs).
 	var memberArr [16]bedrock.Member
 	members, closeAt, err := bedrock.ScanObjectInto(memberArr[:0], body)
+	return stampScanned(body, st, inPlace, members, closeAt, err)
+}
+
+// stampScanned is stampConverseBodyAt given bedrock.ScanObject's results
+// for body (taken beside the guards by a prescan).
+func stampScanned(body []byte, st stamp, inPlace bool, members []bedrock.Member, closeAt int, err error) ([]byte, int, error) {
 	if errors.Is(err, bedrock.ErrNotUTF8) {
 		return nil, 0, bedrock.Validation("warden: the request body is not valid UTF-8")
 	}
@@ -240,11 +252,57 @@ func stampConverseBodyAt(body []byte, st stamp) ([]byte, int, error) {
 	if ins, err = appendMetadata(ins, caller, st); err != nil {
 		return nil, 0, err
 	}
-	out := make([]byte, cut+len(ins)+len(body)-resume)
+	n := cut + len(ins) + len(body) - resume
+	if inPlace && n <= cap(body) && len(body)-resume <= maxInPlaceTail {
+		// copy moves overlapping bytes as memmove does.
+		out := body[:n]
+		copy(out[cut+len(ins):], body[resume:])
+		copy(out[cut:], ins)
+		return out, cut, nil
+	}
+	out := make([]byte, n)
 	copy(out, body[:cut])
 	copy(out[cut:], ins)
 	copy(out[cut+len(ins):], body[resume:])
 	return out, cut, nil
+}
+
+// prescanMin is the body size from which a Converse body's validating
+// scan for the stamp starts on its own goroutine as soon as the body is
+// read, beside the identity, policy, guards and caps (~0.15 ms for
+// 800 KB here), instead of after them.
+const prescanMin = 64 << 10
+
+// prescan is a Converse body's bedrock.ScanObject, taken ahead.
+type prescan struct {
+	body    []byte
+	members []bedrock.Member
+	closeAt int
+	err     error
+	done    chan struct{}
+}
+
+// startPrescan starts the stamp's scan of a long Converse body that will
+// be stamped (every call Warden signs).
+func (c *call) startPrescan() {
+	if c.passthrough || len(c.body) < prescanMin || (c.route.Op != bedrock.OpConverse && c.route.Op != bedrock.OpConverseStream) {
+		return
+	}
+	ps := &prescan{body: c.body, done: make(chan struct{})}
+	c.prescan = ps
+	go func() {
+		ps.members, ps.closeAt, ps.err = bedrock.ScanObjectInto(make([]bedrock.Member, 0, 16), ps.body)
+		close(ps.done)
+	}()
+}
+
+// awaitPrescan waits for the prescan, if one runs, and returns it: after
+// it nothing reads the body's buffer but the call.
+func (c *call) awaitPrescan() *prescan {
+	if c.prescan != nil {
+		<-c.prescan.done
+	}
+	return c.prescan
 }
 
 // stampMetadataHeader returns the X-Amzn-Bedrock-Request-Metadata value
@@ -282,12 +340,34 @@ func (s *Server) stampMetadata(r *http.Request, c *call, app, identitySource str
 	st := stamp{App: app, IdentitySource: identitySource, RequestID: c.requestID}
 	switch c.route.Op {
 	case bedrock.OpConverse, bedrock.OpConverseStream:
-		body, prefix, err := stampConverseBodyAt(c.body, st)
+		// A body forwarded out of the call's buffer (bodybuf.go) is
+		// stamped there, not copied, once the prompt digest no longer
+		// reads it.
+		inPlace := c.buf != nil && sharesArray(c.body, c.buf.Bytes()) && s.shareBody(c, len(c.body))
+		if inPlace {
+			c.awaitPromptHash()
+		}
+		var body []byte
+		var prefix int
+		var err error
+		if ps := c.awaitPrescan(); ps != nil && sameBytes(ps.body, c.body) {
+			body, prefix, err = stampScanned(c.body, st, inPlace, ps.members, ps.closeAt, ps.err)
+		} else {
+			body, prefix, err = stampConverseBodyAt(c.body, st, inPlace)
+		}
 		if err != nil {
 			return err
 		}
 		if sameBytes(c.body, c.hashed) {
 			c.prefixOf, c.prefixLen = body, prefix
+		}
+		if inPlace && sharesArray(body, c.body) {
+			// The app's bytes past the prefix are rewritten: nothing may
+			// take body for them any more.
+			if c.digest != nil {
+				c.digest.edited = true
+			}
+			c.hashed, c.extracted, c.extractedOf = nil, nil, nil
 		}
 		c.body = body
 	case bedrock.OpInvokeModel, bedrock.OpInvokeModelWithResponseStream:

@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"runtime/trace"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/warden-egress/warden/authz/budget"
@@ -60,6 +59,15 @@ type call struct {
 	res reservation
 	// br reads the request body (kept here: one allocation fewer per call).
 	br bodyReader
+	// buf holds the body as read; sharedFwd says the upstream transport
+	// reads the forwarded body from it (sharedBody), holding references.
+	buf       *bodyBuf
+	sharedFwd bool
+	// digestFed says the prompt digest was taken while the body was read
+	// (digestFeed): promptDone and digest are already set.
+	digestFed bool
+	// prescan is the stamp's scan of a long body, running ahead (metadata.go).
+	prescan *prescan
 
 	// ticket is the call's budget reservation (apps[].budgets), settled
 	// when the call ends; upstreamOK says the upstream answered 2xx;
@@ -88,6 +96,9 @@ const asyncPromptHash = 2048
 // hashPrompt starts hashing the request body for the record.
 func (c *call) hashPrompt(body []byte) {
 	c.hashed = body
+	if c.digestFed {
+		return
+	}
 	if len(body) < asyncPromptHash {
 		c.digest = newPromptDigest(body)
 		return
@@ -117,11 +128,13 @@ func (c *call) awaitPromptHash() {
 func (c *call) payloadSum(body []byte) [32]byte {
 	c.awaitPromptHash()
 	if d := c.digest; d != nil {
+		// The stamp's continuation first: a stamp written in place leaves
+		// the body in the prompt's array (d.edited says so).
 		switch {
-		case sameBytes(body, d.body):
-			return d.sum
 		case c.prefixLen > 0 && sameBytes(body, c.prefixOf):
 			return d.sumOf(body, c.prefixLen)
+		case !d.edited && sameBytes(body, d.body):
+			return d.sum
 		}
 	}
 	return sha256.Sum256(body)
@@ -141,11 +154,6 @@ func (c *call) extract() (bedrock.Extracted, error) {
 	}
 	return *c.extracted, c.extractErr
 }
-
-var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledBody keeps the pool from pinning rare huge bodies.
-const maxPooledBody = 1 << 20
 
 func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request) { s.serve(w, r, nil) }
 
@@ -183,8 +191,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 		Path: s.upstreamPath}
 	c.starts()
 	w.Header()["X-Warden-Request-Id"] = []string{c.requestID} // canonical already
-	buf := bodyPool.Get().(*bytes.Buffer)
-	buf.Reset()
+	buf := getBodyBuf()
+	c.buf = buf
 	// Deferred in this order so finish (the record, the budget settlement,
 	// which may read c.body) runs before the body's buffer goes back to
 	// the pool.
@@ -236,14 +244,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 }
 
 // releaseBody returns the body buffer to the pool once the call is done.
-func (s *Server) releaseBody(c *call, buf *bytes.Buffer) {
+func (s *Server) releaseBody(c *call, buf *bodyBuf) {
 	c.awaitPromptHash() // it may still be reading buf
+	c.awaitPrescan()    // so may the stamp's scan
 	// A forwarded body may still be in the transport's hands after
 	// RoundTrip returns (net/http may finish writing it in another
-	// goroutine when the upstream answers early): only bodies that never
-	// left go back to the pool.
-	if !(c.forwarded && sharesArray(c.body, buf.Bytes())) && buf.Cap() <= maxPooledBody {
-		bodyPool.Put(buf)
+	// goroutine when the upstream answers early). Read through sharedBody
+	// readers, it holds references and the last one to let go pools the
+	// buffer; read any other way out of buf, buf is left to the garbage
+	// collector.
+	if !(c.forwarded && !c.sharedFwd && sharesArray(c.body, buf.Bytes())) {
+		buf.release()
 	}
 	c.res.release()
 }
@@ -252,7 +263,7 @@ func (s *Server) releaseBody(c *call, buf *bytes.Buffer) {
 // StartAsyncInvoke, the body); an intercepted call's host checks; the body,
 // read whole before anything is forwarded, so a request is either forwarded
 // complete or not at all.
-func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *bytes.Buffer) *stop {
+func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *bodyBuf) *stop {
 	// EscapedPath re-validates RawPath on every call: take it once.
 	c.escapedPath = r.URL.EscapedPath()
 	svc := bedrock.ServiceRuntime
@@ -296,7 +307,8 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, c *call, buf *byt
 	}
 	c.body = buf.Bytes()
 	c.rec.BytesIn = int64(len(c.body))
-	c.hashPrompt(c.body) // as the app sent it, before any mask or stamp (those write new arrays)
+	c.hashPrompt(c.body) // as the app sent it, before any mask or stamp (awaited before a stamp in place)
+	c.startPrescan()
 
 	rawModel := route.RawModel
 	if route.Op.BodyModel() {
@@ -496,7 +508,7 @@ func sharesArray(a, b []byte) bool {
 // size, the body budget (it grows with the bytes received, never with what
 // the client declares) and the progress bounds (limits.body_idle_timeout,
 // limits.body_min_rate).
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, c *call) error {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bodyBuf, c *call) error {
 	if r.ContentLength > s.maxBody {
 		return bedrock.Validation("warden: request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, s.maxBody)
 	}
@@ -523,8 +535,29 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buf
 	br := &c.br
 	br.r, br.res = r.Body, &c.res
 	br.watch(s.limits.BodyIdleTimeout, s.limits.BodyMinRate, w)
+	if r.ContentLength >= streamHashMin {
+		// A long prompt is hashed as it arrives, beside the read. Should
+		// the read panic, the feed still stops before the buffer can be
+		// pooled again.
+		br.feed = newDigestFeed()
+		defer func() {
+			if f := br.feed; f != nil {
+				br.feed = nil
+				f.abort()
+			}
+		}()
+	}
 	n, err := buf.ReadFrom(io.LimitReader(br, s.maxBody+1))
 	br.stopWatch()
+	if f := br.feed; f != nil {
+		br.feed = nil
+		if err != nil || br.err != nil || br.cutLimit() != "" || n > s.maxBody {
+			f.abort()
+		} else {
+			f.finish(buf.Bytes())
+			c.digest, c.promptDone, c.digestFed = f.d, f.done, true
+		}
+	}
 	if br.err != nil {
 		return s.budgetRefused(c, br.err, false)
 	}
@@ -699,7 +732,7 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 		Header:     make(http.Header, 12),
 		Host:       u.Host,
 	}).WithContext(ctx)
-	setBody(req, body)
+	setBody(req, c, body, s.shareBody(c, len(body)))
 	for k, vs := range r.Header {
 		if forwardHeader(k) {
 			req.Header[k] = vs
@@ -724,9 +757,20 @@ func (s *Server) newUpstreamRequest(ctx context.Context, r *http.Request, c *cal
 // setBody gives req the call's whole body. It stays an
 // io.NopCloser(*bytes.Reader), a type net/http knows is in memory, so the
 // headers and a small body leave in one write.
-func setBody(req *http.Request, body []byte) {
+func setBody(req *http.Request, c *call, body []byte, share bool) {
 	if len(body) == 0 && req.Method == http.MethodGet {
 		return
+	}
+	if buf := c.buf; buf != nil && share && sharesArray(body, buf.Bytes()) {
+		// Read out of the call's pooled buffer (bodybuf.go).
+		sb, err := newSharedBody(buf, body)
+		if err == nil {
+			c.sharedFwd = true
+			req.Body = sb
+			req.ContentLength = int64(len(body))
+			req.GetBody = func() (io.ReadCloser, error) { return newSharedBody(buf, body) }
+			return
+		}
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	req.ContentLength = int64(len(body))
@@ -760,7 +804,7 @@ func (s *Server) newPassthroughRequest(ctx context.Context, r *http.Request, c *
 		Header: make(http.Header, 16),
 		Host:   r.Host, // signed: kept as the caller sent it
 	}).WithContext(ctx)
-	setBody(req, body)
+	setBody(req, c, body, len(body) >= sharedBodyMin)
 	for k, vs := range r.Header {
 		if forwardHeader(k) || passthroughHeader(k) {
 			req.Header[k] = vs
