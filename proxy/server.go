@@ -120,6 +120,11 @@ type Server struct {
 	admins  []*http.Server // closed last: /metrics shows the shutdown's drain
 	// stopping is set by Shutdown: /readyz answers 503.
 	stopping atomic.Bool
+	// detached: the event streams relayed off their handlers (detach.go),
+	// which Shutdown waits for; inlineStreams keeps every stream on its
+	// handler (tests compare the two paths).
+	detached      detachedSet
+	inlineStreams bool
 }
 
 // New validates options and builds a Server; it does not listen yet.
@@ -512,6 +517,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			_ = hs.Close()
 		}
 	}
+	// Streams detached from their handlers get the same time, then are
+	// cut; their records are written before the audit drains.
+	s.detached.shutdown(callsCtx)
 	s.transport.CloseIdleConnections()
 	s.settling.Wait() // budget settlements of calls that just ended
 	if err := s.budgets.Close(); err != nil {
