@@ -367,7 +367,7 @@ type streamRelay struct {
 	sg        *guard.Stream
 	ctx       context.Context
 	out       streamOut
-	br        *bufio.Reader
+	rd        streamReader
 	fr        *bedrock.FrameReader
 	sa        streamAudit
 	idle      time.Duration
@@ -378,9 +378,8 @@ type streamRelay struct {
 
 func (rl *streamRelay) run() {
 	s, c, resp := rl.s, rl.c, rl.resp
-	rl.br = readerPool.Get().(*bufio.Reader)
-	rl.br.Reset(resp.Body)
-	defer func() { rl.br.Reset(nil); readerPool.Put(rl.br); rl.br, rl.fr = nil, nil }()
+	rl.rd.body, rl.rd.direct = resp.Body, true // the first event may be a while
+	defer func() { rl.rd.release(); rl.fr = nil }()
 	rl.sa.init(c)
 	defer rl.sa.done(s, c)
 	// upstream.stream_idle_timeout: a stream lives as long as events flow;
@@ -394,7 +393,7 @@ func (rl *streamRelay) run() {
 	// A budgeted stream counts the answer text it relays, which is what it
 	// settles if it is cut before its usage event.
 	rl.countText = c.ticket != nil && c.ticket.Amount[budget.OutputTokensPerMinute] > 0
-	rl.fr = bedrock.NewFrameReader(rl.br)
+	rl.fr = bedrock.NewFrameReader(&rl.rd)
 	for rl.step() {
 	}
 }
@@ -430,6 +429,7 @@ func (rl *streamRelay) stop(e *bedrock.APIError, rule string) {
 
 // step relays one frame, or ends the stream; false when it has ended.
 func (rl *streamRelay) step() bool {
+	rl.rd.idle()
 	f, err := rl.fr.Next()
 	if rl.idleTimer != nil && err == nil {
 		rl.idleTimer.Reset(rl.idle)
@@ -502,7 +502,7 @@ func (rl *streamRelay) relay(f *bedrock.Frame) bool {
 	// Flush unless the next frame is already complete in the buffer: an
 	// event is never held back waiting for the network, but a burst that
 	// arrived together leaves in one write.
-	if len(out) > 0 && !frameBuffered(rl.br) {
+	if len(out) > 0 && !frameBuffered(rl.rd.br) {
 		if err := rl.out.Flush(); err != nil {
 			return false
 		}
@@ -526,15 +526,59 @@ func streamTextBytes(c *call, f *bedrock.Frame) int64 {
 	return n
 }
 
-// readerPool's readers are held for a stream's whole life, which is mostly
-// waiting for the next token: 4 KiB holds a burst of typical events (tens
-// to hundreds of bytes each) for frameBuffered, and a frame larger than the
-// buffer is read through it into the frame reader's own buffer. At 32 KiB
-// the reader was half of what each of 10,000 open streams cost (issue 19).
+// readerPool's readers are held while a stream's events arrive: 4 KiB
+// holds a burst of typical events (tens to hundreds of bytes each) for
+// frameBuffered, and a frame larger than the buffer is read through it into
+// the frame reader's own buffer. At 32 KiB the reader was half of what each
+// of 10,000 open streams cost (issue 19); a stream waiting for its next
+// event holds none (streamReader).
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+
+// streamReader is the relay's buffered reader of the upstream's answer. A
+// stream spends most of its life waiting for the model's next event: when
+// nothing is buffered at a frame's start (idle), the buffer goes back to
+// the pool and the next read waits on the answer directly, for the few
+// bytes of the frame's prelude; the rest of the frame, and any burst
+// behind it, is read through a buffer again.
+type streamReader struct {
+	body   io.Reader
+	br     *bufio.Reader // nil while idle
+	direct bool          // the next read goes to body unbuffered
+}
+
+func (r *streamReader) Read(p []byte) (int, error) {
+	if r.direct {
+		r.direct = false
+		return r.body.Read(p)
+	}
+	if r.br == nil {
+		r.br = readerPool.Get().(*bufio.Reader)
+		r.br.Reset(r.body)
+	}
+	return r.br.Read(p)
+}
+
+// idle releases the buffer if it is empty: the next read may wait.
+func (r *streamReader) idle() {
+	if r.br != nil && r.br.Buffered() == 0 {
+		r.release()
+		r.direct = true
+	}
+}
+
+func (r *streamReader) release() {
+	if r.br != nil {
+		r.br.Reset(nil)
+		readerPool.Put(r.br)
+		r.br = nil
+	}
+}
 
 // frameBuffered reports whether br holds a whole event-stream frame.
 func frameBuffered(br *bufio.Reader) bool {
+	if br == nil {
+		return false
+	}
 	n := br.Buffered()
 	if n < 4 {
 		return false
