@@ -38,6 +38,7 @@ type hijackedStream struct {
 	// holds no buffer.
 	pending *[]byte
 	werr    error
+	unwatch func() // ends connWatcher's watch; nil when a goroutine watches
 }
 
 // chunkHead is room for a chunk's size line: 16 hex digits and CRLF.
@@ -115,10 +116,14 @@ func (h *hijackedStream) end(ok bool) {
 		chunkPool.Put(h.pending)
 		h.pending = nil
 	}
+	if h.unwatch != nil {
+		h.unwatch() // before the descriptor is closed
+	}
 	_ = h.conn.Close()
 }
 
-// watch reads the client connection until it fails: a client that leaves
+// watch reads the client connection until it fails, where connWatcher
+// cannot watch it: a client that leaves
 // (EOF, a reset, a TLS close_notify) cancels the upstream call, which ends
 // the relay with the record's 499. Bytes a client sends after its request
 // (a pipelined request, never answered: the answer says Connection: close)

@@ -329,7 +329,11 @@ func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response
 			c.detached = true
 			c.unwound = make(chan struct{})
 			rl.out = h
-			go h.watch()
+			if rm, ok := s.watcher.add(h.conn, h.cancel); ok {
+				h.unwatch = rm
+			} else {
+				go h.watch()
+			}
 			go s.runDetached(c, rl, h)
 			return
 		}

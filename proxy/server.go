@@ -124,6 +124,7 @@ type Server struct {
 	// which Shutdown waits for; inlineStreams keeps every stream on its
 	// handler (tests compare the two paths).
 	detached      detachedSet
+	watcher       connWatcher
 	inlineStreams bool
 }
 
@@ -520,6 +521,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Streams detached from their handlers get the same time, then are
 	// cut; their records are written before the audit drains.
 	s.detached.shutdown(callsCtx)
+	s.watcher.close()
 	s.transport.CloseIdleConnections()
 	s.settling.Wait() // budget settlements of calls that just ended
 	if err := s.budgets.Close(); err != nil {
