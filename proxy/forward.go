@@ -382,7 +382,7 @@ type streamRelay struct {
 
 func (rl *streamRelay) run() {
 	s, c, resp := rl.s, rl.c, rl.resp
-	rl.rd.body, rl.rd.direct = resp.Body, true // the first event may be a while
+	rl.rd.body = resp.Body
 	defer func() { rl.rd.release(); rl.fr = nil }()
 	rl.sa.init(c)
 	defer rl.sa.done(s, c)
@@ -433,7 +433,9 @@ func (rl *streamRelay) stop(e *bedrock.APIError, rule string) {
 
 // step relays one frame, or ends the stream; false when it has ended.
 func (rl *streamRelay) step() bool {
-	rl.rd.idle()
+	if rl.rd.idle() {
+		rl.rd.wait() // where an open stream rests, mostly
+	}
 	f, err := rl.fr.Next()
 	if rl.idleTimer != nil && err == nil {
 		rl.idleTimer.Reset(rl.idle)
@@ -540,20 +542,29 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<
 
 // streamReader is the relay's buffered reader of the upstream's answer. A
 // stream spends most of its life waiting for the model's next event: when
-// nothing is buffered at a frame's start (idle), the buffer goes back to
-// the pool and the next read waits on the answer directly, for the few
-// bytes of the frame's prelude; the rest of the frame, and any burst
-// behind it, is read through a buffer again.
+// nothing is buffered at a frame's start, the buffer goes back to the pool
+// and the relay waits (wait) for the first bytes of the next frame in a
+// shallow call, so its goroutine rests on a small stack that the runtime
+// can shrink; the rest of the frame, and any burst behind it, is read
+// through a buffer again.
 type streamReader struct {
-	body   io.Reader
-	br     *bufio.Reader // nil while idle
-	direct bool          // the next read goes to body unbuffered
+	body io.Reader
+	br   *bufio.Reader // nil while idle
+	// head holds what wait read; err is the error that ended it, returned
+	// once head is consumed.
+	head     [16]byte
+	hoff, hn int
+	err      error
 }
 
 func (r *streamReader) Read(p []byte) (int, error) {
-	if r.direct {
-		r.direct = false
-		return r.body.Read(p)
+	if r.hoff < r.hn {
+		n := copy(p, r.head[r.hoff:r.hn])
+		r.hoff += n
+		return n, nil
+	}
+	if r.err != nil {
+		return 0, r.err
 	}
 	if r.br == nil {
 		r.br = readerPool.Get().(*bufio.Reader)
@@ -562,12 +573,20 @@ func (r *streamReader) Read(p []byte) (int, error) {
 	return r.br.Read(p)
 }
 
-// idle releases the buffer if it is empty: the next read may wait.
-func (r *streamReader) idle() {
-	if r.br != nil && r.br.Buffered() == 0 {
-		r.release()
-		r.direct = true
+// idle reports whether nothing is buffered (the next read may wait), and
+// then releases the buffer.
+func (r *streamReader) idle() bool {
+	if r.hoff < r.hn || r.err != nil || (r.br != nil && r.br.Buffered() > 0) {
+		return false
 	}
+	r.release()
+	return true
+}
+
+// wait reads the next bytes of the answer unbuffered, waiting for them.
+func (r *streamReader) wait() {
+	r.hn, r.err = r.body.Read(r.head[:])
+	r.hoff = 0
 }
 
 func (r *streamReader) release() {
