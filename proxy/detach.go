@@ -222,6 +222,7 @@ func (s *Server) hijackStream(w http.ResponseWriter, c *call, resp *http.Respons
 	}
 	_ = conn.SetReadDeadline(time.Time{})
 	h.conn = conn
+	s.metrics.detached.Inc()
 	var head bytes.Buffer
 	head.Grow(512)
 	head.WriteString("HTTP/1.1 ")
@@ -268,11 +269,14 @@ func (s *Server) runDetached(c *call, rl *streamRelay, h *hijackedStream) {
 		}
 		h.cancel()
 		h.end(ok)
+		s.metrics.detached.Dec()
 		s.detached.remove(h)
 		close(h.done)
 	}()
 	rl.run()
-	ok = true
+	// A stream cut under the relay (its client gone, Shutdown) is not
+	// ended cleanly: the client must not take it for a complete answer.
+	ok = rl.ctx.Err() == nil
 }
 
 // runLater runs one of the handler's deferred steps for a detached stream;
