@@ -54,6 +54,9 @@ func (h *hijackedStream) Write(p []byte) (int, error) {
 	if h.werr != nil {
 		return 0, h.werr
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
 	if h.pending == nil {
 		h.pending = chunkPool.Get().(*[]byte)
 		*h.pending = (*h.pending)[:chunkHead]
@@ -81,6 +84,11 @@ func (h *hijackedStream) Flush() error {
 	}
 	b := *h.pending
 	n := len(b) - chunkHead
+	if n == 0 { // an empty chunk would end the answer
+		chunkPool.Put(h.pending)
+		h.pending = nil
+		return nil
+	}
 	var size [chunkHead]byte
 	head := strconv.AppendUint(size[:0], uint64(n), 16)
 	head = append(head, '\r', '\n')
