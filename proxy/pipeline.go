@@ -202,7 +202,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 			close(c.unwound)
 			return
 		}
-		s.end(c, buf, task)
+		s.finish(c)
+		s.releaseBody(c, buf)
+		if task != nil {
+			task.End()
+		}
 	}()
 
 	rg := trace.StartRegion(ctx, "parse")
@@ -249,7 +253,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	rg.End()
 }
 
-// end writes c's record, then releases its body and ends its trace task.
+// end writes c's record, then releases its body and ends its trace task
+// (serve's deferred steps, for a stream detached from it).
 func (s *Server) end(c *call, buf *bytes.Buffer, task *trace.Task) {
 	s.finish(c)
 	s.releaseBody(c, buf)
