@@ -64,15 +64,15 @@ type streamsReading struct {
 }
 
 type streamsReport struct {
-	Streams        int            `json:"streams"`
-	Limits         string         `json:"limits"`
-	GoMemLimit     string         `json:"gomemlimit,omitempty"`
-	Baseline       streamsReading `json:"baseline"`
-	Open           streamsReading `json:"open"`
-	After          streamsReading `json:"after"`
+	Streams    int            `json:"streams"`
+	Limits     string         `json:"limits"`
+	GoMemLimit string         `json:"gomemlimit,omitempty"`
+	Baseline   streamsReading `json:"baseline"`
+	Open       streamsReading `json:"open"`
+	After      streamsReading `json:"after"`
 	// Collected is After once Warden ran a garbage collection (its heap
 	// profile endpoint with gc=1): the heap back at its live size.
-	Collected streamsReading `json:"after_gc"`
+	Collected      streamsReading `json:"after_gc"`
 	PerStreamKiB   float64        `json:"rss_per_stream_kib"`
 	PerStreamHeap  float64        `json:"heap_per_stream_bytes"`
 	OpenSeconds    float64        `json:"seconds_to_open_all"`
