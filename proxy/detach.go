@@ -207,7 +207,7 @@ func (d *detachedSet) shutdown(ctx context.Context) {
 // handler if it turns out to be an event stream: an HTTP/1.1 client whose
 // connection can be taken over, asking for a streaming operation.
 func (s *Server) detachable(w http.ResponseWriter, r *http.Request, c *call) bool {
-	if r.ProtoMajor != 1 || r.ProtoMinor < 1 || !c.route.Op.Streaming() || s.inlineStreams {
+	if r.ProtoMajor != 1 || r.ProtoMinor < 1 || !c.route.Op.Streaming() {
 		return false
 	}
 	_, ok := w.(http.Hijacker)

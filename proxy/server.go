@@ -121,11 +121,9 @@ type Server struct {
 	// stopping is set by Shutdown: /readyz answers 503.
 	stopping atomic.Bool
 	// detached: the event streams relayed off their handlers (detach.go),
-	// which Shutdown waits for; inlineStreams keeps every stream on its
-	// handler (tests compare the two paths).
-	detached      detachedSet
-	watcher       connWatcher
-	inlineStreams bool
+	// which Shutdown waits for; watcher sees their clients hang up.
+	detached detachedSet
+	watcher  connWatcher
 }
 
 // New validates options and builds a Server; it does not listen yet.
