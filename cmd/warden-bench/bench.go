@@ -347,10 +347,11 @@ func newBenchEnv(ctx context.Context, o *benchOptions) (_ *benchEnv, err error) 
 			pr.Out.URL.Host = target.Host
 			// pr.Out.Host stays the client's Host (SetURL would clear it).
 		},
-		Transport:     bareTransport,
-		FlushInterval: -1,
-		BufferPool:    benchBufferPool{},
-		ErrorLog:      zap.NewStdLog(zap.NewNop()),
+		Transport: bareTransport,
+		// Default flushing: streams at once, others when written whole
+		// (see cmdBare).
+		BufferPool: benchBufferPool{},
+		ErrorLog:   zap.NewStdLog(zap.NewNop()),
 	}
 	bareLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

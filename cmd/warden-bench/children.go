@@ -9,6 +9,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"flag"
@@ -17,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/exec"
@@ -110,9 +112,12 @@ func cmdBare(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("warden-bench _bare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	upstream := fs.String("upstream", "", "the stand-in's base URL")
+	pprofAddr := fs.String("pprof-addr", "", "also serve Go's profiler on this address (/debug/pprof/)")
+	storeFirst := fs.Bool("store-and-forward", false, "read each request body whole before forwarding it (what any proxy that must inspect a prompt before it leaves does), with no other work")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	servePprof(ctx, *pprofAddr)
 	target, err := url.Parse(*upstream)
 	if err != nil || target.Host == "" {
 		return fmt.Errorf("--upstream %q is not a URL", *upstream)
@@ -122,18 +127,55 @@ func cmdBare(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			pr.Out.URL.Scheme = target.Scheme
 			pr.Out.URL.Host = target.Host
 		},
-		Transport:     proxy.NewUpstreamTransport(),
-		FlushInterval: -1,
-		BufferPool:    benchBufferPool{},
-		ErrorLog:      zap.NewStdLog(zap.NewNop()),
+		Transport: proxy.NewUpstreamTransport(),
+		// ReverseProxy's default flushing: streamed answers (chunked, or
+		// text/event-stream) at once, others when written whole. Flushing
+		// after every write (-1), as the bench did until 2026-12-06, cost
+		// the baseline ~20 % of its CPU per call at c=32 and flattered
+		// every ratio against it.
+		BufferPool: benchBufferPool{},
+		ErrorLog:   zap.NewStdLog(zap.NewNop()),
+	}
+	var h http.Handler = rp
+	if *storeFirst {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Sized by Content-Length (wrk sends it), one allocation, no
+			// regrowth: the cheapest way to hold a body whole.
+			if r.ContentLength < 0 || r.ContentLength > 64<<20 {
+				http.Error(w, "bench proxy: Content-Length required (≤ 64 MiB)", http.StatusLengthRequired)
+				return
+			}
+			b := make([]byte, r.ContentLength)
+			if _, err := io.ReadFull(r.Body, b); err != nil {
+				http.Error(w, "bench proxy: reading the body: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			r.ContentLength = int64(len(b))
+			rp.ServeHTTP(w, r)
+		})
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: zap.NewStdLog(zap.NewNop())}
 	return serveChild(ctx, srv, ln, "http", stdout)
+}
+
+// servePprof serves net/http/pprof on addr until ctx ends (addr "" is off):
+// the bench's --cpu-profile reads the Go baselines' profiles from it.
+func servePprof(ctx context.Context, addr string) {
+	if addr == "" {
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.ListenAndServe() }()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
 }
 
 // serveChild prints the address, serves until ctx ends or stdin closes (the

@@ -64,6 +64,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			name, cmd, args = "warden-bench _standin", cmdStandin, args[1:]
 		case "_bare":
 			name, cmd, args = "warden-bench _bare", cmdBare, args[1:]
+		case "_gosync":
+			name, cmd, args = "warden-bench _gosync", cmdGoSync, args[1:]
+		case "_goraw":
+			name, cmd, args = "warden-bench _goraw", cmdGoRaw, args[1:]
 		case "help", "--help":
 			fmt.Fprint(stdout, usage)
 			return 0

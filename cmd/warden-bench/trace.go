@@ -76,6 +76,15 @@ func startTrace(ctx context.Context, admin string, d time.Duration, path string)
 	return t
 }
 
+// startProfile fetches a CPU profile of d from admin into path meanwhile.
+func startProfile(ctx context.Context, admin string, d time.Duration, path string) *traceFetch {
+	t := &traceFetch{path: path, done: make(chan error, 1)}
+	go func() {
+		t.done <- fetchAdmin(ctx, admin, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(d/time.Second))), path)
+	}()
+	return t
+}
+
 func (t *traceFetch) wait() error { return <-t.done }
 
 func fetchTrace(ctx context.Context, admin string, d time.Duration, path string) error {

@@ -146,3 +146,86 @@ func TestBenchStreamsSmoke(t *testing.T) {
 		t.Errorf("no readings: open %+v, collected %+v", rep.Open, rep.Collected)
 	}
 }
+
+// TestBenchWrkGoFloor runs the two Go-floor proxies of --go-floor (a
+// synchronous upstream client under net/http's server, and no net/http
+// server at all): every call through them must succeed like through the
+// other modes, so the floor they measure is a working proxy's.
+func TestBenchWrkGoFloor(t *testing.T) {
+	for _, bin := range []string{"/usr/bin/wrk", "/usr/sbin/nginx"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			testenv.Missing(t, "%s is missing (apt-get install wrk nginx-light; scripts/test installs them as root)", bin)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	args := []string{"--runs", "1", "--duration", "1s", "--json", "--go-floor", "--scenarios", "4KB-c32,800KB-c1"}
+	if err := cmdBenchWrk(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("wrk bench: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var rep wrkReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, stdout.String())
+	}
+	for _, sc := range []string{"4KB-c32", "800KB-c1"} {
+		for _, m := range []string{wmStore, wmGoSync, wmGoRaw} {
+			s := rep.Median[sc][m]
+			if s.RPS <= 0 || s.P50 <= 0 || s.P99 < s.P50 {
+				t.Errorf("%s %s: implausible sample %+v", sc, m, s)
+			}
+		}
+	}
+}
+
+// TestWrkAddedRatio pins how the report compares tails: Warden's added
+// metric over the bare proxy's, and the whole metric in runs where the
+// direct call's own is at or above the bare proxy's (added is undefined).
+func TestWrkAddedRatio(t *testing.T) {
+	run := func(direct, bare, warden float64) map[string]wrkSample {
+		return map[string]wrkSample{wmDirect: {P99: direct, P50: 1, RPS: 1}, wmBare: {P99: bare, P50: 2, RPS: 1},
+			wmNginx: {P99: 1, P50: 1, RPS: 1}, wmWarden: {P99: warden, P50: 3, RPS: 1}, wmNoGuard: {P99: 1, P50: 1, RPS: 1}}
+	}
+	cases := []struct {
+		name     string
+		runs     []map[string]wrkSample
+		want     float64 // median of per-run ratios
+		pass     bool
+		wholeTag bool
+	}{
+		{"added", []map[string]wrkSample{run(100, 300, 400), run(100, 300, 400), run(100, 300, 400)}, 1.5, true, false},
+		{"added, over", []map[string]wrkSample{run(100, 200, 400), run(100, 200, 400), run(100, 200, 400)}, 3, false, false},
+		{"direct above", []map[string]wrkSample{run(900, 300, 600), run(900, 300, 600), run(900, 300, 600)}, 2, false, true},
+		{"mixed", []map[string]wrkSample{run(100, 300, 350), run(900, 300, 330), run(100, 300, 350)}, 1.25, true, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			samples := map[string]map[string][]wrkSample{"4KB-c32": {}}
+			for _, r := range tc.runs {
+				for m, s := range r {
+					samples["4KB-c32"][m] = append(samples["4KB-c32"][m], s)
+				}
+			}
+			o := &wrkOptions{runs: len(tc.runs), modes: wrkModes}
+			rep := buildWrkReport(o, []wrkScenario{{Name: "4KB-c32"}}, samples, nil)
+			var got *wrkRatio
+			for i := range rep.Ratios {
+				if strings.HasPrefix(rep.Ratios[i].Name, "4KB-c32: Warden added p99") {
+					got = &rep.Ratios[i]
+				}
+			}
+			if got == nil || got.PerRunMed == nil {
+				t.Fatalf("no p99 ratio in %+v", rep.Ratios)
+			}
+			if d := *got.PerRunMed - tc.want; d > 1e-9 || d < -1e-9 {
+				t.Errorf("median of per-run ratios %v, want %v (%s)", *got.PerRunMed, tc.want, got.Name)
+			}
+			if got.Pass != tc.pass {
+				t.Errorf("pass %v, want %v (%s)", got.Pass, tc.pass, got.Name)
+			}
+			if strings.Contains(got.Name, "whole p99") != tc.wholeTag {
+				t.Errorf("row %q: want the whole-metric note %v", got.Name, tc.wholeTag)
+			}
+		})
+	}
+}
