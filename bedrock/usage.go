@@ -124,8 +124,11 @@ type StreamUsage struct {
 	Op     Operation
 	Family string
 	f      usageFields
-	buf    [1024]byte // decoding room for chunk bytes
-	agent  *agentStreamUsage
+	// buf is decoding room for chunk bytes (InvokeModelWithResponseStream),
+	// allocated at the first chunk: a StreamUsage lives as long as its
+	// stream, and a ConverseStream never needs it (issue 19).
+	buf   *[1024]byte
+	agent *agentStreamUsage
 }
 
 // Observe reads one frame of the stream. It costs a header lookup for
@@ -139,7 +142,14 @@ func (s *StreamUsage) Observe(f *Frame) {
 		s.agent.observe(f)
 		return
 	}
-	ev := streamEventUsage(s.Op, f, s.buf[:0])
+	var buf []byte
+	if s.Op == OpInvokeModelWithResponseStream {
+		if s.buf == nil {
+			s.buf = new([1024]byte)
+		}
+		buf = s.buf[:0]
+	}
+	ev := streamEventUsage(s.Op, f, buf)
 	if ev.has == 0 {
 		return
 	}

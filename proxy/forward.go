@@ -48,7 +48,21 @@ func escapeLabel(s string) string {
 // forward sends the authorised call upstream and relays the answer.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	ctx := r.Context()
-	req, err := s.newUpstreamRequest(ctx, r, c)
+	uctx := ctx
+	if s.detachable(w, r, c) {
+		// A stream that may be detached from this handler (detach.go) needs
+		// an upstream context that outlives it: the handler's, until then.
+		var cancel context.CancelFunc
+		uctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+		c.upCancel, c.upUnlink = cancel, context.AfterFunc(ctx, cancel)
+		defer func() {
+			if !c.detached {
+				c.upUnlink()
+				cancel()
+			}
+		}()
+	}
+	req, err := s.newUpstreamRequest(uctx, r, c)
 	if err != nil {
 		s.log.Error("building upstream request", zapErr(err), zapReq(c.requestID))
 		s.fail(w, c, bedrock.InternalServer("warden: could not prepare the upstream request"), "upstream")
@@ -61,10 +75,16 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		s.upstreamFailed(w, c, ctx, err)
 		return
 	}
-	defer resp.Body.Close()
-	// Deferred after Close, so it runs before it: the relay has read the
-	// upstream's answer to its end (or given up on it).
-	defer func() { c.rec.UpstreamTotal = time.Since(sent) }()
+	// The relay has read the upstream's answer to its end (or given up on
+	// it); a detached stream's relay runs this when it ends.
+	defer func() {
+		if c.detached {
+			c.later = append(c.later, func() { c.rec.UpstreamTotal = time.Since(sent); _ = resp.Body.Close() })
+			return
+		}
+		c.rec.UpstreamTotal = time.Since(sent)
+		_ = resp.Body.Close()
+	}()
 	c.rec.UpstreamLatency = time.Since(sent)
 	c.rec.UpstreamRequestID = resp.Header.Get("X-Amzn-Requestid")
 	if c.rec.UpstreamRequestID == "" {
@@ -295,122 +315,205 @@ func errorForStatus(status int) *bedrock.APIError {
 // With output guards (sg non-nil) each frame passes through sg, which may
 // hold text events back until their text is decided (guard.Stream), rewrite
 // them, or end the stream with an exception frame.
+//
+// An HTTP/1.1 client's stream is detached from its handler (detach.go): the
+// connection is taken over and the same relay runs on a fresh goroutine,
+// while the handler returns and leaves its deferred steps to run after it.
 func (s *Server) relayStream(w http.ResponseWriter, c *call, resp *http.Response, sg *guard.Stream) {
-	ctx := resp.Request.Context()
+	rl := &streamRelay{s: s, c: c, resp: resp, sg: sg, ctx: resp.Request.Context()}
+	if c.upCancel != nil {
+		if h := s.hijackStream(w, c, resp, c.upCancel); h != nil {
+			// The handler's context ends when it returns: from here the
+			// client's presence is watched on the connection.
+			c.upUnlink()
+			c.detached = true
+			c.unwound = make(chan struct{})
+			rl.out = h
+			if rm, ok := s.watcher.add(h.conn, h.cancel); ok {
+				h.unwatch = rm
+			} else {
+				go h.watch()
+			}
+			go s.runDetached(c, rl, h)
+			return
+		}
+	}
 	w.Header().Del("Content-Length")
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
-	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(resp.Body)
-	defer func() { br.Reset(nil); readerPool.Put(br) }()
-	var sa streamAudit
-	sa.init(c)
-	defer sa.done(s, c)
-	write := func(b []byte) bool {
-		if len(b) == 0 {
-			return true
-		}
-		n, err := w.Write(b)
-		c.rec.BytesOut += int64(n)
-		sa.h.Write(b[:n])
-		if c.capture != nil {
-			c.capture.addResp(b[:n])
-		}
-		if err != nil {
-			c.rec.ErrorType = clientWriteError(ctx)
-			return false
-		}
-		return true
-	}
-	stop := func(e *bedrock.APIError, rule string) {
-		e = agentStreamError(c, e, rule) // agent.go
-		c.denied(rule, e.Message)
-		c.rec.ErrorType = e.Type
-		_ = write(bedrock.EncodeException(e))
-		_ = rc.Flush()
-	}
+	rl.out = responseOut{w: w, rc: rc}
+	rl.run()
+}
+
+// streamOut is where a relayed stream goes: net/http's response, or a
+// detached stream's connection.
+type streamOut interface {
+	Write(p []byte) (int, error)
+	Flush() error
+}
+
+type responseOut struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (o responseOut) Write(p []byte) (int, error) { return o.w.Write(p) }
+func (o responseOut) Flush() error                { return o.rc.Flush() }
+
+// streamRelay is one stream's relay state. It lives on the heap rather
+// than in the relay's frames, so a detached relay's goroutine, which rests
+// in the upstream read between events, keeps a small stack.
+type streamRelay struct {
+	s         *Server
+	c         *call
+	resp      *http.Response
+	sg        *guard.Stream
+	ctx       context.Context
+	out       streamOut
+	rd        streamReader
+	fr        *bedrock.FrameReader
+	sa        streamAudit
+	idle      time.Duration
+	idleTimer *time.Timer
+	idleCut   atomic.Bool
+	countText bool
+}
+
+func (rl *streamRelay) run() {
+	s, c, resp := rl.s, rl.c, rl.resp
+	rl.rd.body = resp.Body
+	defer func() { rl.rd.release(); rl.fr = nil }()
+	rl.sa.init(c)
+	defer rl.sa.done(s, c)
 	// upstream.stream_idle_timeout: a stream lives as long as events flow;
 	// one that goes quiet is closed under the reader and ended with an
 	// exception frame.
-	var idleCut atomic.Bool
-	idle := s.upstreamCfg.StreamIdleTimeout
-	var idleTimer *time.Timer
-	if idle > 0 {
-		idleTimer = time.AfterFunc(idle, func() { idleCut.Store(true); _ = resp.Body.Close() })
-		defer idleTimer.Stop()
+	rl.idle = s.upstreamCfg.StreamIdleTimeout
+	if rl.idle > 0 {
+		rl.idleTimer = time.AfterFunc(rl.idle, func() { rl.idleCut.Store(true); _ = resp.Body.Close() })
+		defer rl.idleTimer.Stop()
 	}
 	// A budgeted stream counts the answer text it relays, which is what it
 	// settles if it is cut before its usage event.
-	countText := c.ticket != nil && c.ticket.Amount[budget.OutputTokensPerMinute] > 0
-	fr := bedrock.NewFrameReader(br)
-	for {
-		f, err := fr.Next()
-		if idleTimer != nil && err == nil {
-			idleTimer.Reset(idle)
-		}
-		if err != nil && idleCut.Load() {
-			s.limitMetrics.refusals.WithLabelValues(limitStreamIdle).Inc()
-			e := agentStreamError(c, bedrock.ModelStreamError("warden: the upstream sent no stream event for %s (upstream.stream_idle_timeout); the stream was ended", idle), "upstream.stream_idle_timeout")
-			c.record(verdict{rule: "upstream.stream_idle_timeout", reason: e.Message})
-			c.rec.ErrorType, c.rec.Status = e.Type, http.StatusGatewayTimeout
-			_ = write(bedrock.EncodeException(e))
-			_ = rc.Flush()
+	rl.countText = c.ticket != nil && c.ticket.Amount[budget.OutputTokensPerMinute] > 0
+	rl.fr = bedrock.NewFrameReader(&rl.rd)
+	for rl.step() {
+	}
+}
+
+// write sends b to the client; false when the client is gone.
+func (rl *streamRelay) write(b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	c := rl.c
+	n, err := rl.out.Write(b)
+	c.rec.BytesOut += int64(n)
+	rl.sa.h.Write(b[:n])
+	if c.capture != nil {
+		c.capture.addResp(b[:n])
+	}
+	if err != nil {
+		c.rec.ErrorType = clientWriteError(rl.ctx)
+		return false
+	}
+	return true
+}
+
+// stop ends the stream with a guard's exception frame.
+func (rl *streamRelay) stop(e *bedrock.APIError, rule string) {
+	c := rl.c
+	e = agentStreamError(c, e, rule) // agent.go
+	c.denied(rule, e.Message)
+	c.rec.ErrorType = e.Type
+	_ = rl.write(bedrock.EncodeException(e))
+	_ = rl.out.Flush()
+}
+
+// step relays one frame, or ends the stream; false when it has ended.
+func (rl *streamRelay) step() bool {
+	if rl.rd.idle() {
+		rl.rd.wait() // where an open stream rests, mostly
+	}
+	f, err := rl.fr.Next()
+	if rl.idleTimer != nil && err == nil {
+		rl.idleTimer.Reset(rl.idle)
+	}
+	if err != nil {
+		rl.end(err)
+		return false
+	}
+	return rl.relay(f)
+}
+
+// end finishes the stream after the upstream read failed or ended.
+func (rl *streamRelay) end(err error) {
+	s, c, ctx := rl.s, rl.c, rl.ctx
+	if rl.idleCut.Load() {
+		s.limitMetrics.refusals.WithLabelValues(limitStreamIdle).Inc()
+		e := agentStreamError(c, bedrock.ModelStreamError("warden: the upstream sent no stream event for %s (upstream.stream_idle_timeout); the stream was ended", rl.idle), "upstream.stream_idle_timeout")
+		c.record(verdict{rule: "upstream.stream_idle_timeout", reason: e.Message})
+		c.rec.ErrorType, c.rec.Status = e.Type, http.StatusGatewayTimeout
+		_ = rl.write(bedrock.EncodeException(e))
+		_ = rl.out.Flush()
+		return
+	}
+	if rl.sg != nil { // release what the guard still holds
+		out, blockErr, rule := rl.sg.End()
+		if blockErr != nil {
+			rl.stop(blockErr, rule)
 			return
 		}
-		if err != nil {
-			if sg != nil { // release what the guard still holds
-				out, blockErr, rule := sg.End()
-				if blockErr != nil {
-					stop(blockErr, rule)
-					return
-				}
-				if !write(out) {
-					return
-				}
-			}
-			// The decoder returns io.EOF itself at a clean end; a wrapped EOF is a failure.
-			if err != io.EOF && c.rec.ErrorType == "" && ctx.Err() != nil { //nolint:errorlint // bare io.EOF only
-				// The client hung up mid-stream: an abandoned answer, not a delivered one.
-				c.rec.Status, c.rec.ErrorType = 499, clientWriteError(ctx)
-			}
-			if err != io.EOF && c.rec.ErrorType == "" && ctx.Err() == nil { //nolint:errorlint // bare io.EOF only
-				e := bedrock.InternalServer("warden: the upstream event stream failed: %v", describeStreamErr(err))
-				c.rec.ErrorType = e.Type
-				c.rec.Status = 500
-				_ = write(bedrock.EncodeException(e))
-			}
-			_ = rc.Flush()
+		if !rl.write(out) {
 			return
-		}
-		if f.MessageType() == "exception" || f.MessageType() == "error" {
-			c.rec.ErrorType = f.ExceptionType()
-		}
-		sa.usage.Observe(f) // what the upstream counted, whatever a guard does with the event
-		if countText {
-			c.streamText += streamTextBytes(c, f)
-		}
-		out := f.Raw
-		if sg != nil {
-			var blockErr *bedrock.APIError
-			var rule string
-			if out, blockErr, rule = sg.Next(f); blockErr != nil {
-				stop(blockErr, rule)
-				return
-			}
-		}
-		if !write(out) {
-			return
-		}
-		// Flush unless the next frame is already complete in the buffer: an
-		// event is never held back waiting for the network, but a burst that
-		// arrived together leaves in one write.
-		if len(out) > 0 && !frameBuffered(br) {
-			if err := rc.Flush(); err != nil {
-				return
-			}
 		}
 	}
+	// The decoder returns io.EOF itself at a clean end; a wrapped EOF is a failure.
+	if err != io.EOF && c.rec.ErrorType == "" && ctx.Err() != nil { //nolint:errorlint // bare io.EOF only
+		// The client hung up mid-stream: an abandoned answer, not a delivered one.
+		c.rec.Status, c.rec.ErrorType = 499, clientWriteError(ctx)
+	}
+	if err != io.EOF && c.rec.ErrorType == "" && ctx.Err() == nil { //nolint:errorlint // bare io.EOF only
+		e := bedrock.InternalServer("warden: the upstream event stream failed: %v", describeStreamErr(err))
+		c.rec.ErrorType = e.Type
+		c.rec.Status = 500
+		_ = rl.write(bedrock.EncodeException(e))
+	}
+	_ = rl.out.Flush()
+}
+
+// relay passes one frame on; false when the stream has ended.
+func (rl *streamRelay) relay(f *bedrock.Frame) bool {
+	c := rl.c
+	if f.MessageType() == "exception" || f.MessageType() == "error" {
+		c.rec.ErrorType = f.ExceptionType()
+	}
+	rl.sa.usage.Observe(f) // what the upstream counted, whatever a guard does with the event
+	if rl.countText {
+		c.streamText += streamTextBytes(c, f)
+	}
+	out := f.Raw
+	if rl.sg != nil {
+		var blockErr *bedrock.APIError
+		var rule string
+		if out, blockErr, rule = rl.sg.Next(f); blockErr != nil {
+			rl.stop(blockErr, rule)
+			return false
+		}
+	}
+	if !rl.write(out) {
+		return false
+	}
+	// Flush unless the next frame is already complete in the buffer: an
+	// event is never held back waiting for the network, but a burst that
+	// arrived together leaves in one write.
+	if len(out) > 0 && !frameBuffered(rl.rd.br) {
+		if err := rl.out.Flush(); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // streamTextBytes is the answer text one event of c's stream carries.
@@ -429,15 +532,76 @@ func streamTextBytes(c *call, f *bedrock.Frame) int64 {
 	return n
 }
 
-// readerPool's readers are held for a stream's whole life, which is mostly
-// waiting for the next token: 4 KiB holds a burst of typical events (tens
-// to hundreds of bytes each) for frameBuffered, and a frame larger than the
-// buffer is read through it into the frame reader's own buffer. At 32 KiB
-// the reader was half of what each of 10,000 open streams cost (issue 19).
+// readerPool's readers are held while a stream's events arrive: 4 KiB
+// holds a burst of typical events (tens to hundreds of bytes each) for
+// frameBuffered, and a frame larger than the buffer is read through it into
+// the frame reader's own buffer. At 32 KiB the reader was half of what each
+// of 10,000 open streams cost (issue 19); a stream waiting for its next
+// event holds none (streamReader).
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+
+// streamReader is the relay's buffered reader of the upstream's answer. A
+// stream spends most of its life waiting for the model's next event: when
+// nothing is buffered at a frame's start, the buffer goes back to the pool
+// and the relay waits (wait) for the first bytes of the next frame in a
+// shallow call, so its goroutine rests on a small stack that the runtime
+// can shrink; the rest of the frame, and any burst behind it, is read
+// through a buffer again.
+type streamReader struct {
+	body io.Reader
+	br   *bufio.Reader // nil while idle
+	// head holds what wait read; err is the error that ended it, returned
+	// once head is consumed.
+	head     [16]byte
+	hoff, hn int
+	err      error
+}
+
+func (r *streamReader) Read(p []byte) (int, error) {
+	if r.hoff < r.hn {
+		n := copy(p, r.head[r.hoff:r.hn])
+		r.hoff += n
+		return n, nil
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.br == nil {
+		r.br = readerPool.Get().(*bufio.Reader)
+		r.br.Reset(r.body)
+	}
+	return r.br.Read(p)
+}
+
+// idle reports whether nothing is buffered (the next read may wait), and
+// then releases the buffer.
+func (r *streamReader) idle() bool {
+	if r.hoff < r.hn || r.err != nil || (r.br != nil && r.br.Buffered() > 0) {
+		return false
+	}
+	r.release()
+	return true
+}
+
+// wait reads the next bytes of the answer unbuffered, waiting for them.
+func (r *streamReader) wait() {
+	r.hn, r.err = r.body.Read(r.head[:])
+	r.hoff = 0
+}
+
+func (r *streamReader) release() {
+	if r.br != nil {
+		r.br.Reset(nil)
+		readerPool.Put(r.br)
+		r.br = nil
+	}
+}
 
 // frameBuffered reports whether br holds a whole event-stream frame.
 func frameBuffered(br *bufio.Reader) bool {
+	if br == nil {
+		return false
+	}
 	n := br.Buffered()
 	if n < 4 {
 		return false

@@ -203,12 +203,19 @@ func (s *Server) relayGuardedUnary(w http.ResponseWriter, c *call, resp *http.Re
 // and the stream ends.
 func (s *Server) relayGuardedStream(w http.ResponseWriter, c *call, resp *http.Response, ag *guard.Guards, dryRun bool) {
 	sg := ag.NewStream(c.route.Op, requestFamily(c), dryRun)
-	defer func() {
+	outcome := func() {
 		res := sg.Outcome()
 		c.rec.Findings = append(c.rec.Findings, auditFindings(res.Findings)...)
 		if res.Blocked() && dryRun {
 			c.dryRunBlocked(res.Rule, "warden: "+res.Message)
 		}
+	}
+	defer func() {
+		if c.detached { // after the relay, on its goroutine (detach.go)
+			c.later = append(c.later, outcome)
+			return
+		}
+		outcome()
 	}()
 	s.relayStream(w, c, resp, sg)
 }

@@ -595,5 +595,9 @@ func (b *bodyReader) stopWatch() {
 	if b.timer != nil {
 		b.timer.Stop()
 	}
+	// The call outlives the handler when its stream is detached
+	// (detach.go): it must not keep net/http's response and connection
+	// buffers (10 KiB) alive.
+	b.w, b.r = nil, nil
 	b.mu.Unlock()
 }

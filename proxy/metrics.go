@@ -26,6 +26,9 @@ type metrics struct {
 	tokens   *prometheus.CounterVec
 	cost     *prometheus.CounterVec
 	findings *prometheus.CounterVec
+	// detached counts the event streams relayed off their handlers now
+	// (detach.go).
+	detached prometheus.Gauge
 	reloadMetrics
 
 	// Label lookups hash and compare every label on each call; the label
@@ -75,6 +78,10 @@ func newMetrics(reg *prometheus.Registry, version string) (*metrics, error) {
 			Name: "warden_guard_findings_total",
 			Help: "What the apps' guards found, by app, guard, finding type, action (block, mask, record) and phase (input, output); counts only, never values.",
 		}, []string{"app", "guard", "type", "action", "phase"}),
+		detached: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "warden_streams_detached",
+			Help: "Event streams to HTTP/1.1 clients open now on connections Warden took over from net/http (each closed when its stream ends).",
+		}),
 	}
 	if version == "" {
 		version = "(devel)"
@@ -85,7 +92,7 @@ func newMetrics(reg *prometheus.Registry, version string) (*metrics, error) {
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
 	buildInfo.Set(1)
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.connections, m.tokens, m.cost, m.findings, buildInfo} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.connections, m.tokens, m.cost, m.findings, m.detached, buildInfo} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -39,6 +39,15 @@ type call struct {
 	model       *bedrock.ModelID
 	body        []byte
 	rec         audit.Record
+	// A stream detached from its handler (detach.go): the upstream call's
+	// cancel and its link to the handler's context, whether it was
+	// detached, what the handler left to run after the relay, and a
+	// channel closed when the handler has returned.
+	upCancel    context.CancelFunc
+	upUnlink    func() bool
+	detached    bool
+	later       []func()
+	unwound     chan struct{}
 	via         *via          // how an intercepted call arrived; nil in endpoint mode
 	passthrough bool          // forward the caller's own signature (intercepted calls under upstream.signing: passthrough)
 	accessKeyID string        // the caller's SigV4 key id, in passthrough
@@ -181,10 +190,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	// can be split by stage and by what its goroutine waited on
 	// (warden-bench trace). Without one, StartRegion is an atomic load.
 	ctx := r.Context()
+	var task *trace.Task
 	if trace.IsEnabled() {
-		var task *trace.Task
-		ctx, task = trace.NewTask(ctx, "warden.call")
-		defer task.End() // deferred first: ends after the record is written
+		ctx, task = trace.NewTask(ctx, "warden.call") // ends after the record is written
 	}
 	c := &call{start: time.Now(), requestID: newRequestID(), via: v, tctx: ctx}
 	c.rec = audit.Record{Time: c.start, RequestID: c.requestID, Client: r.RemoteAddr, Protocol: r.Proto,
@@ -193,11 +201,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	w.Header()["X-Warden-Request-Id"] = []string{c.requestID} // canonical already
 	buf := getBodyBuf()
 	c.buf = buf
-	// Deferred in this order so finish (the record, the budget settlement,
-	// which may read c.body) runs before the body's buffer goes back to
-	// the pool.
-	defer s.releaseBody(c, buf)
-	defer s.finish(c)
+	// finish (the record, the budget settlement, which may read c.body)
+	// runs before the body's buffer goes back to the pool. A stream
+	// detached from this handler (detach.go) runs them when it ends.
+	defer func() {
+		if c.detached {
+			c.later = append(c.later, func() { s.end(c, buf, task) })
+			close(c.unwound)
+			return
+		}
+		s.finish(c)
+		s.releaseBody(c, buf)
+		if task != nil {
+			task.End()
+		}
+	}()
 
 	rg := trace.StartRegion(ctx, "parse")
 	st := s.parse(w, r, c, buf)
@@ -241,6 +259,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	rg = trace.StartRegion(ctx, "forward")
 	s.forward(w, r, c)
 	rg.End()
+}
+
+// end writes c's record, then releases its body and ends its trace task
+// (serve's deferred steps, for a stream detached from it).
+func (s *Server) end(c *call, buf *bodyBuf, task *trace.Task) {
+	s.finish(c)
+	s.releaseBody(c, buf)
+	if task != nil {
+		task.End()
+	}
 }
 
 // releaseBody returns the body buffer to the pool once the call is done.

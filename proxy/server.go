@@ -120,6 +120,10 @@ type Server struct {
 	admins  []*http.Server // closed last: /metrics shows the shutdown's drain
 	// stopping is set by Shutdown: /readyz answers 503.
 	stopping atomic.Bool
+	// detached: the event streams relayed off their handlers (detach.go),
+	// which Shutdown waits for; watcher sees their clients hang up.
+	detached detachedSet
+	watcher  connWatcher
 }
 
 // New validates options and builds a Server; it does not listen yet.
@@ -512,6 +516,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			_ = hs.Close()
 		}
 	}
+	// Streams detached from their handlers get the same time, then are
+	// cut; their records are written before the audit drains.
+	s.detached.shutdown(callsCtx)
+	s.watcher.close()
 	s.transport.CloseIdleConnections()
 	s.settling.Wait() // budget settlements of calls that just ended
 	if err := s.budgets.Close(); err != nil {

@@ -231,6 +231,9 @@ type redirectedConn struct {
 	via     *via
 }
 
+// NetConn is the connection under the redirect (connWatcher finds its socket).
+func (c *redirectedConn) NetConn() net.Conn { return c.Conn }
+
 func (c *redirectedConn) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)

@@ -142,8 +142,8 @@ func TestBenchStreamsSmoke(t *testing.T) {
 	if rep.Open.Goroutines < rep.Baseline.Goroutines+40 || rep.After.Goroutines > rep.Baseline.Goroutines+8 {
 		t.Errorf("goroutines baseline %d, open %d, after %d", rep.Baseline.Goroutines, rep.Open.Goroutines, rep.After.Goroutines)
 	}
-	if rep.Open.RSSKiB <= 0 || rep.Open.HeapInuse <= 0 {
-		t.Errorf("no readings: %+v", rep.Open)
+	if rep.Open.RSSKiB <= 0 || rep.Open.HeapInuse <= 0 || rep.Collected.HeapInuse <= 0 {
+		t.Errorf("no readings: open %+v, collected %+v", rep.Open, rep.Collected)
 	}
 }
 

@@ -35,8 +35,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	watch := fs.Duration("watch-interval", time.Second, "how often to check the config file and its directory for changes (0 disables watching; SIGHUP still reloads)")
 	profiling := fs.Bool("pprof", false, "serve Go's profiler and execution tracer under /debug/pprof/ on the admin listener "+
 		"(for operators chasing latency; off by default, since whoever reaches the admin port could load the process)")
+	memRatio := fs.Float64("memory-limit-ratio", 0.9, "when GOMEMLIMIT is unset and Warden runs under a cgroup memory limit (a container's), set Go's soft memory "+
+		"limit to this fraction of it, so the heap is collected before the container is killed (0 disables)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *memRatio < 0 || *memRatio > 1 {
+		return errors.New("--memory-limit-ratio must be between 0 and 1")
 	}
 	if (*path == "") == (*configEnv == "") {
 		return errors.New("one of --config and --config-env is required")
@@ -69,6 +74,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
+	applyMemoryLimit(*memRatio, log)
 	reg := prometheus.NewRegistry()
 	aw, err := audit.OpenFromConfig(ctx, cfg.Audit, stdout, log, reg)
 	if err != nil {

@@ -308,6 +308,9 @@ type proxyConn struct {
 	inHeader     bool
 }
 
+// NetConn is the load balancer's connection under the PROXY header.
+func (c *proxyConn) NetConn() net.Conn { return c.Conn }
+
 func (c *proxyConn) init() {
 	c.once.Do(func() {
 		c.mu.Lock()
