@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/warden-egress/warden/guard/detect"
+	"github.com/warden-egress/warden/internal/benchtext"
 	"github.com/warden-egress/warden/internal/testenv"
 )
 
@@ -104,7 +105,7 @@ func TestWrkProseIsClean(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := detect.Normalize(wrkProse(64 << 10))
+	text := detect.Normalize(benchtext.Prose(64 << 10))
 	if f := p.Detect(text, nil); len(f) > 0 {
 		t.Fatalf("the bench prose holds %d findings, first %s at %d", len(f), f[0].Type, f[0].Start)
 	}
