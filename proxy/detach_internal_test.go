@@ -3,11 +3,15 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"runtime"
+	"runtime/pprof"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +35,10 @@ func (c *captureConn) Write(p []byte) (int, error) {
 }
 
 func (c *captureConn) Close() error { c.closed = true; return nil }
+
+// The client closes its side as soon as the answer ends.
+func (c *captureConn) Read([]byte) (int, error)        { return 0, io.EOF }
+func (c *captureConn) SetReadDeadline(time.Time) error { return nil }
 
 // checkChunks writes each of writes (flushing where flush says) through a
 // hijackedStream and holds the wire to net/http's chunked decoding of the
@@ -300,5 +308,108 @@ func TestConnWatcher(t *testing.T) {
 	_, s3 := pair()
 	if _, ok := w.add(s3, func() {}); ok {
 		t.Fatal("a closed watcher accepted a connection")
+	}
+}
+
+func goroutineStacks() string {
+	var b bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
+	return b.String()
+}
+
+// goroutinesIn counts the goroutines whose stack names fn.
+func goroutinesIn(fn string) int { return strings.Count(goroutineStacks(), fn) }
+
+// A closed connWatcher's goroutine ends. Closing an epoll descriptor does
+// not wake a thread blocked in epoll_wait on it: before, every Server that
+// had detached a stream left its watcher's goroutine (and an OS thread,
+// blocked in the syscall) behind after Shutdown, forever.
+func TestConnWatcherCloseEndsItsGoroutine(t *testing.T) {
+	const loop = "proxy.(*connWatcher).loop"
+	before := goroutinesIn(loop)
+	var w connWatcher
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	remove, ok := w.add(s, func() {})
+	if !ok {
+		if runtime.GOOS == "linux" {
+			t.Fatal("the watcher could not watch a TCP connection")
+		}
+		return // elsewhere there is no watcher goroutine
+	}
+	remove()
+	// Once the goroutine waits in epoll_wait.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(goroutineStacks(), "EpollWait"); {
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher's goroutine never waited for events")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond) // from the call into the syscall
+	w.close()
+	for deadline := time.Now().Add(10 * time.Second); goroutinesIn(loop) > before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connWatcher goroutines left after close (%d before the watcher started)", goroutinesIn(loop), before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.close() // twice is harmless
+}
+
+// blockedHijacker's Hijack waits for release, then fails.
+type blockedHijacker struct {
+	http.ResponseWriter
+	called, release chan struct{}
+}
+
+func (b *blockedHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	close(b.called)
+	<-b.release
+	return nil, nil, errors.New("hijack failed")
+}
+
+// Shutdown while a stream's connection is being taken over: the stream is
+// seen with its connection or not at all. Before, it was registered before
+// the takeover, so Shutdown could find it without a connection (a nil
+// dereference when its grace period had ended) and, when the takeover
+// failed, waited forever for a stream that never started.
+func TestDetachedSetShutdownDuringTakeover(t *testing.T) {
+	s := &Server{log: zap.NewNop()}
+	hj := &blockedHijacker{called: make(chan struct{}), release: make(chan struct{})}
+	c := &call{requestID: "r"}
+	resp := &http.Response{StatusCode: 200, Header: http.Header{}}
+	taken := make(chan *hijackedStream, 1)
+	go func() { taken <- s.hijackStream(hj, c, resp, func() {}) }()
+	<-hj.called
+	stopped := make(chan struct{})
+	go func() { s.detached.shutdown(context.Background()); close(stopped) }()
+	for deadline := time.Now().Add(10 * time.Second); goroutinesIn("proxy.(*detachedSet).shutdown") == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("shutdown never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // let it take its list of open streams
+	close(hj.release)
+	if h := <-taken; h != nil {
+		t.Fatal("a failed takeover returned a stream")
+	}
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown waited for a stream whose takeover failed")
 	}
 }
