@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/warden-egress/warden/proxy/proxyproto"
 )
 
 // captureConn is a net.Conn whose writes are kept (the tests' client end).
@@ -411,5 +413,58 @@ func TestDetachedSetShutdownDuringTakeover(t *testing.T) {
 	case <-stopped:
 	case <-time.After(10 * time.Second):
 		t.Fatal("shutdown waited for a stream whose takeover failed")
+	}
+}
+
+// Under a PROXY protocol listener (a trusted load balancer's header first),
+// the limits and the redirect wrappers, the watcher finds the socket
+// and reports the client gone.
+func TestConnWatcherUnderProxyProtocol(t *testing.T) {
+	var w connWatcher
+	defer w.close()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	ln, err := proxyproto.Listen(raw, proxyproto.Config{Trusted: []string{"127.0.0.1/32"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A v2 header: PROXY, TCP over IPv4, 10.0.0.1:1234 → 10.0.0.2:443.
+	hdr := []byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\x0a\x00\x00\x01\x0a\x00\x00\x02\x04\xd2\x01\xbb")
+	if _, err := c.Write(append(hdr, 'x')); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := io.ReadFull(s, make([]byte, 1)); err != nil { // the header is read before the first byte
+		t.Fatal(err)
+	}
+	if got := s.RemoteAddr().String(); got != "10.0.0.1:1234" {
+		t.Fatalf("client address %s, want the header's 10.0.0.1:1234", got)
+	}
+	gone := make(chan struct{})
+	remove, ok := w.add(&redirectedConn{Conn: &guardedConn{Conn: s}}, func() { close(gone) })
+	if !ok {
+		if runtime.GOOS == "linux" {
+			t.Fatal("the watcher could not watch a connection under PROXY protocol")
+		}
+		return
+	}
+	defer remove()
+	c.Close()
+	select {
+	case <-gone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watcher never reported the client gone")
 	}
 }
