@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
 	"github.com/warden-egress/warden/proxy/proxyproto"
@@ -466,5 +467,60 @@ func TestConnWatcherUnderProxyProtocol(t *testing.T) {
 	case <-gone:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the watcher never reported the client gone")
+	}
+}
+
+// panicBody's Read panics, as a bug under the relay would.
+type panicBody struct{}
+
+func (panicBody) Read([]byte) (int, error) { panic("a bug under the relay") }
+func (panicBody) Close() error             { return nil }
+
+// takenHijacker hands conn over.
+type takenHijacker struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h takenHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.conn, nil, nil }
+
+// A panic in a detached stream's relay cuts the stream (no last chunk: the
+// client must not take it for a complete answer), still runs the handler's
+// deferred steps once (the record), and the stream is counted out.
+func TestRunDetachedPanic(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := newMetrics(reg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{log: zap.NewNop(), metrics: m}
+	conn := &captureConn{}
+	h := &hijackedStream{cancel: func() {}, done: make(chan struct{})}
+	if ok, err := s.detached.add(h, takenHijacker{conn: conn}); !ok || err != nil {
+		t.Fatalf("add: %v, %v", ok, err)
+	}
+	s.metrics.detached.Inc()
+	c := &call{requestID: "r", unwound: make(chan struct{})}
+	steps := 0
+	c.later = []func(){func() { steps++ }, func() { panic("a step panics too") }, func() { steps++ }}
+	close(c.unwound)
+	rl := &streamRelay{s: s, c: c, resp: &http.Response{Body: panicBody{}}, ctx: context.Background(), out: h}
+	s.runDetached(c, rl, h)
+	select {
+	case <-h.done:
+	default:
+		t.Fatal("the stream is not marked done")
+	}
+	if steps != 2 || c.rec.ErrorType != "InternalFailure" {
+		t.Errorf("after a panic: %d of 2 steps ran, error_type %q; want both and InternalFailure", steps, c.rec.ErrorType)
+	}
+	if !conn.closed || bytes.Contains(conn.buf.Bytes(), []byte("0\r\n\r\n")) {
+		t.Errorf("after a panic: connection closed %v, wrote %q; want it closed with no last chunk", conn.closed, conn.buf.Bytes())
+	}
+	if v := testutil.ToFloat64(m.detached); v != 0 {
+		t.Errorf("warden_streams_detached = %v after the stream, want 0", v)
+	}
+	if len(s.detached.streams) != 0 {
+		t.Errorf("%d streams left in the set", len(s.detached.streams))
 	}
 }
