@@ -106,7 +106,16 @@ func newEpoll() (epfd, wake int, err error) {
 func (w *connWatcher) loop(epfd, wake int) {
 	// The descriptors are closed here, after the last wait on them: closed
 	// while a wait was blocked, their numbers could be reused under it.
-	defer func() { _ = unix.Close(epfd); _ = unix.Close(wake) }()
+	// Marked closed first, under the lock, so that neither close (its
+	// write to wake) nor a remove (its EPOLL_CTL_DEL) can reach a number
+	// reused since, should the wait fail.
+	defer func() {
+		w.mu.Lock()
+		w.closed = true
+		_ = unix.Close(epfd)
+		_ = unix.Close(wake)
+		w.mu.Unlock()
+	}()
 	events := make([]unix.EpollEvent, 128)
 	for {
 		n, err := unix.EpollWait(epfd, events, -1)
