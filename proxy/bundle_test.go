@@ -448,9 +448,16 @@ func TestBundleExpiredKeepsServing(t *testing.T) {
 	f.publish(t, f.sign(t, 5, `"amazon.nova-*"`, bundle.Scope{Fleets: []string{"*"}}, now, expires))
 	first := f.start(t, "shop", f.url, "")
 	eventually(t, "serial 5", func() bool { code, _ := first.readyz(t); return first.srv.PolicySerial() == 5 && code == 200 })
+	// The bundle takes effect before it is cached: wait for the cache file
+	// the restarted Warden reads.
+	eventually(t, "the cached bundle", func() bool {
+		_, err := os.Stat(filepath.Join(first.cache, bundle.CacheFile))
+		return err == nil
+	})
 
 	// Restarted with the service gone: the cached bundle, then its expiry.
 	w := f.start(t, "shop", "https://127.0.0.1:1", first.cache)
+	eventually(t, "serial 5 from the cache", func() bool { return w.srv.PolicySerial() == 5 })
 	if err := w.converse(t, novaModel); err != nil {
 		t.Fatalf("before expiry: %v", err)
 	}
