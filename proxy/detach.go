@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -118,7 +119,9 @@ func (h *hijackedStream) fail(err error) {
 // closes the connection.
 func (h *hijackedStream) end(ok bool) {
 	if ok && h.Flush() == nil {
-		_, _ = h.conn.Write([]byte("0\r\n\r\n"))
+		if _, err := h.conn.Write([]byte("0\r\n\r\n")); err == nil {
+			h.linger()
+		}
 	}
 	if h.pending != nil {
 		chunkPool.Put(h.pending)
@@ -128,6 +131,29 @@ func (h *hijackedStream) end(ok bool) {
 		h.unwatch() // before the descriptor is closed
 	}
 	_ = h.conn.Close()
+}
+
+// lingerTime and lingerBytes bound what linger reads: net/http waits as
+// long (rstAvoidanceDelay) after an answer that closes its connection.
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 256 << 10
+)
+
+// linger, after a complete answer, shuts the connection's write side and
+// reads and drops what the client still sends until it closes its side
+// (the answer said Connection: close), for a moment at most. Closed with
+// bytes unread (a request the client pipelined behind the stream's), a
+// socket is reset, and the kernel drops what it has not sent yet: the end
+// of the answer, for a client slower than Warden.
+func (h *hijackedStream) linger() {
+	if cw, ok := h.conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	if h.conn.SetReadDeadline(time.Now().Add(lingerTime)) != nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, h.conn, lingerBytes)
 }
 
 // watch reads the client connection until it fails, where connWatcher
@@ -154,19 +180,31 @@ type detachedSet struct {
 	streams map[*hijackedStream]struct{}
 }
 
-// add registers h; false once Shutdown has begun (the stream is then
-// relayed inline, where the server's shutdown sees it).
-func (d *detachedSet) add(h *hijackedStream) bool {
+// add takes hj's connection over for h and registers h, under the set's
+// lock, so shutdown sees a stream with its connection or not at all. false
+// with no error once Shutdown has begun (the stream is then relayed
+// inline, where the server's shutdown sees it); false with the error when
+// the takeover failed.
+func (d *detachedSet) add(h *hijackedStream, hj http.Hijacker) (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closing {
-		return false
+		return false, nil
 	}
+	// brw's writer is empty (nothing was written through the
+	// ResponseWriter); its reader may hold bytes the client sent after its
+	// request, which are dropped.
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return false, err
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	h.conn = conn
 	if d.streams == nil {
 		d.streams = make(map[*hijackedStream]struct{})
 	}
 	d.streams[h] = struct{}{}
-	return true
+	return true, nil
 }
 
 func (d *detachedSet) remove(h *hijackedStream) {
@@ -219,17 +257,13 @@ func (s *Server) detachable(w http.ResponseWriter, r *http.Request, c *call) boo
 // nil means the stream stays on net/http's path.
 func (s *Server) hijackStream(w http.ResponseWriter, c *call, resp *http.Response, cancel context.CancelFunc) *hijackedStream {
 	h := &hijackedStream{cancel: cancel, done: make(chan struct{})}
-	if !s.detached.add(h) {
+	if ok, err := s.detached.add(h, w.(http.Hijacker)); !ok {
+		if err != nil {
+			s.log.Warn("stream: taking over the client connection failed; relaying inline", zapErr(err), zapReq(c.requestID))
+		}
 		return nil
 	}
-	conn, brw, err := w.(http.Hijacker).Hijack()
-	if err != nil {
-		s.detached.remove(h)
-		s.log.Warn("stream: taking over the client connection failed; relaying inline", zapErr(err), zapReq(c.requestID))
-		return nil
-	}
-	_ = conn.SetReadDeadline(time.Time{})
-	h.conn = conn
+	conn := h.conn
 	s.metrics.detached.Inc()
 	var head bytes.Buffer
 	head.Grow(512)
@@ -246,9 +280,6 @@ func (s *Server) hijackStream(w http.ResponseWriter, c *call, resp *http.Respons
 		head.WriteString("\r\n")
 	}
 	head.WriteString("Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
-	// brw's writer is empty (nothing was written through w); its reader
-	// may hold bytes the client sent after its request, which are dropped.
-	_ = brw
 	if _, err := conn.Write(head.Bytes()); err != nil {
 		h.fail(err)
 	}

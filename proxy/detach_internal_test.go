@@ -3,16 +3,23 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"runtime"
+	"runtime/pprof"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
+
+	"github.com/warden-egress/warden/proxy/proxyproto"
 )
 
 // captureConn is a net.Conn whose writes are kept (the tests' client end).
@@ -31,6 +38,10 @@ func (c *captureConn) Write(p []byte) (int, error) {
 }
 
 func (c *captureConn) Close() error { c.closed = true; return nil }
+
+// The client closes its side as soon as the answer ends.
+func (c *captureConn) Read([]byte) (int, error)        { return 0, io.EOF }
+func (c *captureConn) SetReadDeadline(time.Time) error { return nil }
 
 // checkChunks writes each of writes (flushing where flush says) through a
 // hijackedStream and holds the wire to net/http's chunked decoding of the
@@ -300,5 +311,216 @@ func TestConnWatcher(t *testing.T) {
 	_, s3 := pair()
 	if _, ok := w.add(s3, func() {}); ok {
 		t.Fatal("a closed watcher accepted a connection")
+	}
+}
+
+func goroutineStacks() string {
+	var b bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
+	return b.String()
+}
+
+// goroutinesIn counts the goroutines whose stack names fn.
+func goroutinesIn(fn string) int { return strings.Count(goroutineStacks(), fn) }
+
+// A closed connWatcher's goroutine ends. Closing an epoll descriptor does
+// not wake a thread blocked in epoll_wait on it: before, every Server that
+// had detached a stream left its watcher's goroutine (and an OS thread,
+// blocked in the syscall) behind after Shutdown, forever.
+func TestConnWatcherCloseEndsItsGoroutine(t *testing.T) {
+	const loop = "proxy.(*connWatcher).loop"
+	before := goroutinesIn(loop)
+	var w connWatcher
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	remove, ok := w.add(s, func() {})
+	if !ok {
+		if runtime.GOOS == "linux" {
+			t.Fatal("the watcher could not watch a TCP connection")
+		}
+		return // elsewhere there is no watcher goroutine
+	}
+	remove()
+	// Once the goroutine waits in epoll_wait.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(goroutineStacks(), "EpollWait"); {
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher's goroutine never waited for events")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond) // from the call into the syscall
+	w.close()
+	for deadline := time.Now().Add(10 * time.Second); goroutinesIn(loop) > before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connWatcher goroutines left after close (%d before the watcher started)", goroutinesIn(loop), before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.close() // twice is harmless
+}
+
+// blockedHijacker's Hijack waits for release, then fails.
+type blockedHijacker struct {
+	http.ResponseWriter
+	called, release chan struct{}
+}
+
+func (b *blockedHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	close(b.called)
+	<-b.release
+	return nil, nil, errors.New("hijack failed")
+}
+
+// Shutdown while a stream's connection is being taken over: the stream is
+// seen with its connection or not at all. Before, it was registered before
+// the takeover, so Shutdown could find it without a connection (a nil
+// dereference when its grace period had ended) and, when the takeover
+// failed, waited forever for a stream that never started.
+func TestDetachedSetShutdownDuringTakeover(t *testing.T) {
+	s := &Server{log: zap.NewNop()}
+	hj := &blockedHijacker{called: make(chan struct{}), release: make(chan struct{})}
+	c := &call{requestID: "r"}
+	resp := &http.Response{StatusCode: 200, Header: http.Header{}}
+	taken := make(chan *hijackedStream, 1)
+	go func() { taken <- s.hijackStream(hj, c, resp, func() {}) }()
+	<-hj.called
+	stopped := make(chan struct{})
+	go func() { s.detached.shutdown(context.Background()); close(stopped) }()
+	for deadline := time.Now().Add(10 * time.Second); goroutinesIn("proxy.(*detachedSet).shutdown") == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("shutdown never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // let it take its list of open streams
+	close(hj.release)
+	if h := <-taken; h != nil {
+		t.Fatal("a failed takeover returned a stream")
+	}
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown waited for a stream whose takeover failed")
+	}
+}
+
+// Under a PROXY protocol listener (a trusted load balancer's header first),
+// the limits and the redirect wrappers, the watcher finds the socket
+// and reports the client gone.
+func TestConnWatcherUnderProxyProtocol(t *testing.T) {
+	var w connWatcher
+	defer w.close()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	ln, err := proxyproto.Listen(raw, proxyproto.Config{Trusted: []string{"127.0.0.1/32"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A v2 header: PROXY, TCP over IPv4, 10.0.0.1:1234 → 10.0.0.2:443.
+	hdr := []byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\x0a\x00\x00\x01\x0a\x00\x00\x02\x04\xd2\x01\xbb")
+	if _, err := c.Write(append(hdr, 'x')); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := io.ReadFull(s, make([]byte, 1)); err != nil { // the header is read before the first byte
+		t.Fatal(err)
+	}
+	if got := s.RemoteAddr().String(); got != "10.0.0.1:1234" {
+		t.Fatalf("client address %s, want the header's 10.0.0.1:1234", got)
+	}
+	gone := make(chan struct{})
+	remove, ok := w.add(&redirectedConn{Conn: &guardedConn{Conn: s}}, func() { close(gone) })
+	if !ok {
+		if runtime.GOOS == "linux" {
+			t.Fatal("the watcher could not watch a connection under PROXY protocol")
+		}
+		return
+	}
+	defer remove()
+	c.Close()
+	select {
+	case <-gone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watcher never reported the client gone")
+	}
+}
+
+// panicBody's Read panics, as a bug under the relay would.
+type panicBody struct{}
+
+func (panicBody) Read([]byte) (int, error) { panic("a bug under the relay") }
+func (panicBody) Close() error             { return nil }
+
+// takenHijacker hands conn over.
+type takenHijacker struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h takenHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.conn, nil, nil }
+
+// A panic in a detached stream's relay cuts the stream (no last chunk: the
+// client must not take it for a complete answer), still runs the handler's
+// deferred steps once (the record), and the stream is counted out.
+func TestRunDetachedPanic(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := newMetrics(reg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{log: zap.NewNop(), metrics: m}
+	conn := &captureConn{}
+	h := &hijackedStream{cancel: func() {}, done: make(chan struct{})}
+	if ok, err := s.detached.add(h, takenHijacker{conn: conn}); !ok || err != nil {
+		t.Fatalf("add: %v, %v", ok, err)
+	}
+	s.metrics.detached.Inc()
+	c := &call{requestID: "r", unwound: make(chan struct{})}
+	steps := 0
+	c.later = []func(){func() { steps++ }, func() { panic("a step panics too") }, func() { steps++ }}
+	close(c.unwound)
+	rl := &streamRelay{s: s, c: c, resp: &http.Response{Body: panicBody{}}, ctx: context.Background(), out: h}
+	s.runDetached(c, rl, h)
+	select {
+	case <-h.done:
+	default:
+		t.Fatal("the stream is not marked done")
+	}
+	if steps != 2 || c.rec.ErrorType != "InternalFailure" {
+		t.Errorf("after a panic: %d of 2 steps ran, error_type %q; want both and InternalFailure", steps, c.rec.ErrorType)
+	}
+	if !conn.closed || bytes.Contains(conn.buf.Bytes(), []byte("0\r\n\r\n")) {
+		t.Errorf("after a panic: connection closed %v, wrote %q; want it closed with no last chunk", conn.closed, conn.buf.Bytes())
+	}
+	if v := testutil.ToFloat64(m.detached); v != 0 {
+		t.Errorf("warden_streams_detached = %v after the stream, want 0", v)
+	}
+	if len(s.detached.streams) != 0 {
+		t.Errorf("%d streams left in the set", len(s.detached.streams))
 	}
 }

@@ -1,12 +1,15 @@
 package proxy_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -315,5 +318,63 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A client that pipelines a request behind a detached stream's (never
+// answered: the answer says Connection: close) still gets the whole stream.
+// Closing a socket with bytes unread makes the kernel reset it and drop
+// what it has not sent yet: the client here reads its answer only after
+// Warden has finished writing it, as a slow client does, and before, it
+// got the first few KiB and a reset in place of the rest.
+func TestDetachedStreamPipelinedRequestKeepsTheAnswer(t *testing.T) {
+	text := strings.Repeat("lorem ipsum ", 256<<10/12) // ~256 KiB of answer
+	e := startLimitsEnv(t, "limits: {write_timeout: 20s}\n", "", &bedrocktest.Config{
+		Reply: func(op, model, prompt string) string { return text },
+		Deltas: func(op, text string) []string {
+			var ps []string
+			for off := 0; off < len(text); off += 8 << 10 {
+				ps = append(ps, text[off:min(off+8<<10, len(text))])
+			}
+			return ps
+		},
+	})
+	gate := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	defer open()
+	e.emu.Inject(bedrocktest.Fault{Op: "ConverseStream", Gate: gate})
+	u, _ := url.Parse(e.endpoint)
+	body := `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`
+	c := smallRcvBuf(t, e.endpoint)
+	req := fmt.Sprintf("POST /model/%s/converse-stream HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", haiku, u.Host, len(body), body)
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Fatalf("answer: %s, Connection: close %v", resp.Status, resp.Close)
+	}
+	if got := metricValue(t, e.srv.Registry(), "warden_streams_detached", nil); got != 1 {
+		t.Fatalf("warden_streams_detached = %v, want 1: the stream was not detached", got)
+	}
+	// The next request, pipelined; then the rest of the stream, read once
+	// Warden has written all of it and closed the connection.
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	open()
+	r := e.audit.wait(t, 1)[0]
+	waitFor(t, "warden_streams_detached back to 0", func() bool {
+		return metricValue(t, e.srv.Registry(), "warden_streams_detached", nil) == 0
+	})
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || int64(len(got)) != r.BytesOut || r.Status != 200 || r.ErrorType != "" {
+		t.Fatalf("the client read %d bytes of the stream, then %v; the record: status %d error_type %q, %d bytes out",
+			len(got), err, r.Status, r.ErrorType, r.BytesOut)
 	}
 }

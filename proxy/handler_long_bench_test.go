@@ -13,39 +13,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/warden-egress/warden/config"
+	"github.com/warden-egress/warden/internal/benchtext"
 )
-
-// longProse is n bytes of varied prompt prose with dates, amounts and
-// versions and no PII value (warden-bench wrk's long-context prompt).
-func longProse(n int) string {
-	sentences := []string{
-		"The operations review for the third quarter covered capacity, incidents and the release train. ",
-		"Median latency in the eu-west region fell from 212 ms to 164 ms after the cache change shipped on 2024-07-18. ",
-		"Two incidents reached severity two; both were mitigated within 45 minutes and neither breached the objective. ",
-		"Spend on compute rose 7.5% quarter over quarter, to $184,200, mostly from the new batch pipeline. ",
-		"Version 4.12.0 of the ingestion service replaced the legacy parser; error rates dropped by a third. ",
-		"The team proposes moving to a two week cadence, with a freeze during the last week of each quarter. ",
-		"Customer satisfaction held at 4.3 out of 5 across 1,284 survey answers, with shipping delays the top complaint. ",
-		"Headcount stays flat at 38 engineers; two open roles move to the platform group in January. ",
-		"Risks: the storage vendor's contract renews in March, and the on-call rotation is thin over the holidays. ",
-		"Please summarise the review in five bullet points and list every follow-up with its owner and due date.\n\n",
-	}
-	var b strings.Builder
-	b.Grow(n)
-	for i := 0; b.Len() < n; i++ {
-		s := sentences[i%len(sentences)]
-		if rest := n - b.Len(); rest < len(s) {
-			s = s[:rest]
-		}
-		b.WriteString(s)
-	}
-	return b.String()
-}
 
 // longConverseBody is a Converse request with n bytes of prompt prose.
 func longConverseBody(n int) string {
 	body, _ := json.Marshal(map[string]any{
-		"messages":        []any{map[string]any{"role": "user", "content": []any{map[string]any{"text": longProse(n)}}}},
+		"messages":        []any{map[string]any{"role": "user", "content": []any{map[string]any{"text": benchtext.Prose(n)}}}},
 		"inferenceConfig": map[string]any{"maxTokens": 512},
 	})
 	return string(body)

@@ -19,8 +19,12 @@ import (
 // Connection: close). A connection whose socket cannot be reached (an
 // unknown wrapper) is watched by a reading goroutine instead.
 type connWatcher struct {
-	mu      sync.Mutex
-	epfd    int // -1 until started, and after close
+	mu   sync.Mutex
+	epfd int
+	// wake is an eventfd in the epoll set that close writes: closing the
+	// epoll descriptor does not wake a thread blocked in epoll_wait on it,
+	// so the loop is told to stop and closes both descriptors itself.
+	wake    int
 	started bool
 	closed  bool
 	gen     uint32
@@ -46,12 +50,12 @@ func (w *connWatcher) add(conn net.Conn, gone func()) (remove func(), ok bool) {
 		return nil, false
 	}
 	if !w.started {
-		fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		fd, wake, err := newEpoll()
 		if err != nil {
 			return nil, false
 		}
-		w.epfd, w.started, w.watched = fd, true, make(map[int32]watchEntry)
-		go w.loop(fd)
+		w.epfd, w.wake, w.started, w.watched = fd, wake, true, make(map[int32]watchEntry)
+		go w.loop(fd, wake)
 	}
 	w.gen++
 	gen := w.gen
@@ -79,7 +83,39 @@ func (w *connWatcher) add(conn net.Conn, gone func()) (remove func(), ok bool) {
 	}, true
 }
 
-func (w *connWatcher) loop(epfd int) {
+// newEpoll makes the epoll set and the eventfd, in it, that stops the loop.
+func newEpoll() (epfd, wake int, err error) {
+	epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return -1, -1, err
+	}
+	wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		_ = unix.Close(epfd)
+		return -1, -1, err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
+		_ = unix.Close(wake)
+		_ = unix.Close(epfd)
+		return -1, -1, err
+	}
+	return epfd, wake, nil
+}
+
+func (w *connWatcher) loop(epfd, wake int) {
+	// The descriptors are closed here, after the last wait on them: closed
+	// while a wait was blocked, their numbers could be reused under it.
+	// Marked closed first, under the lock, so that neither close (its
+	// write to wake) nor a remove (its EPOLL_CTL_DEL) can reach a number
+	// reused since, should the wait fail.
+	defer func() {
+		w.mu.Lock()
+		w.closed = true
+		_ = unix.Close(epfd)
+		_ = unix.Close(wake)
+		w.mu.Unlock()
+	}()
 	events := make([]unix.EpollEvent, 128)
 	for {
 		n, err := unix.EpollWait(epfd, events, -1)
@@ -87,11 +123,15 @@ func (w *connWatcher) loop(epfd int) {
 			continue
 		}
 		if err != nil {
-			return // closed
+			return
 		}
 		var gone []func()
 		w.mu.Lock()
 		for _, ev := range events[:n] {
+			if ev.Fd == int32(wake) { // close: no connection is watched any more
+				w.mu.Unlock()
+				return
+			}
 			// An event for a connection already removed (its descriptor
 			// perhaps reused since) carries an older generation.
 			if e, ok := w.watched[ev.Fd]; ok && e.gen == uint32(ev.Pad) {
@@ -106,12 +146,14 @@ func (w *connWatcher) loop(epfd int) {
 	}
 }
 
-// close stops the watcher's goroutine.
+// close stops the watcher's goroutine, which closes its descriptors.
 func (w *connWatcher) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.started && !w.closed {
-		_ = unix.Close(w.epfd)
+		var one [8]byte
+		one[0] = 1 // an eventfd counter is a host-endian uint64; 1 in either byte order is non-zero
+		_, _ = unix.Write(w.wake, one[:])
 	}
 	w.closed = true
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/warden-egress/warden/guard/detect"
+	"github.com/warden-egress/warden/internal/benchtext"
 	"github.com/warden-egress/warden/internal/testenv"
 )
 
@@ -28,11 +29,7 @@ func TestMain(m *testing.M) {
 // otherwise: a guard false positive on the prose, nginx refusing 800 KB), and
 // the report has every row and target. It checks shapes, never timings.
 func TestBenchWrkSmoke(t *testing.T) {
-	for _, bin := range []string{"/usr/bin/wrk", "/usr/sbin/nginx"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			testenv.Missing(t, "%s is missing (apt-get install wrk nginx-light; scripts/test installs them as root)", bin)
-		}
-	}
+	needWrkAndNginx(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
@@ -60,11 +57,7 @@ func TestBenchWrkSmoke(t *testing.T) {
 // --pprof, each Warden mode's run leaves an execution trace, and the report
 // splits its calls by stage and goroutine state. Shapes only, no timings.
 func TestBenchWrkTrace(t *testing.T) {
-	for _, bin := range []string{"/usr/bin/wrk", "/usr/sbin/nginx"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			testenv.Missing(t, "%s is missing (apt-get install wrk nginx-light; scripts/test installs them as root)", bin)
-		}
-	}
+	needWrkAndNginx(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -104,7 +97,7 @@ func TestWrkProseIsClean(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := detect.Normalize(wrkProse(64 << 10))
+	text := detect.Normalize(benchtext.Prose(64 << 10))
 	if f := p.Detect(text, nil); len(f) > 0 {
 		t.Fatalf("the bench prose holds %d findings, first %s at %d", len(f), f[0].Type, f[0].Start)
 	}
@@ -152,11 +145,7 @@ func TestBenchStreamsSmoke(t *testing.T) {
 // server at all): every call through them must succeed like through the
 // other modes, so the floor they measure is a working proxy's.
 func TestBenchWrkGoFloor(t *testing.T) {
-	for _, bin := range []string{"/usr/bin/wrk", "/usr/sbin/nginx"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			testenv.Missing(t, "%s is missing (apt-get install wrk nginx-light; scripts/test installs them as root)", bin)
-		}
-	}
+	needWrkAndNginx(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
@@ -227,5 +216,16 @@ func TestWrkAddedRatio(t *testing.T) {
 				t.Errorf("row %q: want the whole-metric note %v", got.Name, tc.wholeTag)
 			}
 		})
+	}
+}
+
+// needWrkAndNginx fails (in CI) or skips the test without Debian's wrk and
+// nginx-light, which the wrk bench drives and compares with.
+func needWrkAndNginx(t *testing.T) {
+	t.Helper()
+	for _, bin := range []string{"/usr/bin/wrk", "/usr/sbin/nginx"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			testenv.Missing(t, "%s is missing (apt-get install wrk nginx-light; scripts/test installs them as root)", bin)
+		}
 	}
 }

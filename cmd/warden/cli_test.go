@@ -441,6 +441,10 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	}
 	cases = append(cases,
 		usage{[]string{"serve", "--watch-interval", "soon"}, `invalid value "soon"`},
+		usage{[]string{"serve", "--config", "a.yaml", "--memory-limit-ratio", "1.5"}, "--memory-limit-ratio"},
+		usage{[]string{"serve", "--config", "a.yaml", "--memory-limit-ratio", "-0.1"}, "--memory-limit-ratio"},
+		usage{[]string{"serve", "--config", "a.yaml", "--memory-limit-ratio", "NaN"}, "--memory-limit-ratio"},
+		usage{[]string{"serve", "--config", "a.yaml", "--memory-limit-ratio", "+Inf"}, "--memory-limit-ratio"},
 		usage{[]string{"policy", "validate", "--config", "a.yaml", "stray"}, `unexpected arguments ["stray"]`},
 		usage{[]string{"policy", "schema", "stray"}, `unexpected arguments ["stray"]`},
 	)

@@ -41,10 +41,11 @@ func parseCgroupLimit(b []byte) (int64, bool, error) {
 }
 
 // memoryLimitFor is the soft limit to set: ratio of the first cgroup limit
-// found under root; 0 when GOMEMLIMIT is set (the operator's word wins),
-// ratio is 0, or there is no limit. It says where the limit came from.
+// found under root; 0 when GOMEMLIMIT is set (the operator's word wins;
+// the runtime reads an empty one as unset, and so does this), ratio is 0,
+// or there is no limit. It says where the limit came from.
 func memoryLimitFor(root string, ratio float64, env func(string) (string, bool)) (int64, string, error) {
-	if _, set := env("GOMEMLIMIT"); set || ratio <= 0 {
+	if v, _ := env("GOMEMLIMIT"); v != "" || !(ratio > 0) {
 		return 0, "", nil
 	}
 	for _, f := range cgroupLimitFiles {

@@ -69,6 +69,8 @@ func TestMemoryLimitFor(t *testing.T) {
 	}
 	noEnv := func(string) (string, bool) { return "", false }
 	withEnv := func(k string) (string, bool) { return "400MiB", k == "GOMEMLIMIT" }
+	emptyEnv := func(k string) (string, bool) { return "", k == "GOMEMLIMIT" }
+	offEnv := func(k string) (string, bool) { return "off", k == "GOMEMLIMIT" }
 	for _, tc := range []struct {
 		name  string
 		files map[string]string
@@ -83,6 +85,9 @@ func TestMemoryLimitFor(t *testing.T) {
 		{"cgroup v1, no limit", map[string]string{"sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n"}, 0.9, noEnv, 0, false},
 		{"no cgroup files", nil, 0.9, noEnv, 0, false},
 		{"GOMEMLIMIT set wins", map[string]string{"sys/fs/cgroup/memory.max": "1000000000\n"}, 0.9, withEnv, 0, false},
+		// The runtime reads an empty GOMEMLIMIT as unset: no limit at all.
+		{"GOMEMLIMIT empty is unset", map[string]string{"sys/fs/cgroup/memory.max": "1000000000\n"}, 0.9, emptyEnv, 900000000, false},
+		{"GOMEMLIMIT off wins", map[string]string{"sys/fs/cgroup/memory.max": "1000000000\n"}, 0.9, offEnv, 0, false},
 		{"ratio 0 disables", map[string]string{"sys/fs/cgroup/memory.max": "1000000000\n"}, 0, noEnv, 0, false},
 		{"garbage", map[string]string{"sys/fs/cgroup/memory.max": "lots\n"}, 0.9, noEnv, 0, true},
 	} {

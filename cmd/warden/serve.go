@@ -40,8 +40,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *memRatio < 0 || *memRatio > 1 {
-		return errors.New("--memory-limit-ratio must be between 0 and 1")
+	if !(*memRatio >= 0 && *memRatio <= 1) { // NaN too
+		return usageErrorf("--memory-limit-ratio %v: want a fraction between 0 and 1", *memRatio)
 	}
 	if (*path == "") == (*configEnv == "") {
 		return errors.New("one of --config and --config-env is required")

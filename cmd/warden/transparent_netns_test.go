@@ -130,6 +130,11 @@ func TestMain(m *testing.M) {
 	if builtWarden.dir != "" {
 		_ = os.RemoveAll(builtWarden.dir)
 	}
+	// The Dockerfile-built binary (image_test.go): 110 MB a run, which
+	// filled the disk of a machine running the tests all day.
+	if imageBuildPath != "" {
+		_ = os.RemoveAll(filepath.Dir(imageBuildPath))
+	}
 	os.Exit(code)
 }
 
