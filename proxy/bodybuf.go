@@ -15,9 +15,16 @@ import (
 // finishes writing a body after RoundTrip returned (net/http may) never
 // reads bytes another call wrote; a reader the transport never closes
 // keeps its buffer out of the pool (the garbage collector takes it).
+//
+// gen counts the calls the buffer has served: a reader is opened (a
+// GetBody copy, which the transport may ask for at any time) only for the
+// generation it was made for, so one asked for after the buffer went back
+// to the pool and another call took it fails closed rather than reading
+// that call's bytes (TestGetBodyAfterBufferReused).
 type bodyBuf struct {
 	bytes.Buffer
 	refs atomic.Int32
+	gen  atomic.Uint32
 }
 
 var bodyPool = sync.Pool{New: func() any { return new(bodyBuf) }}
@@ -54,21 +61,29 @@ func (s *Server) shareBody(c *call, n int) bool {
 func getBodyBuf() *bodyBuf {
 	b := bodyPool.Get().(*bodyBuf)
 	b.Reset()
+	b.gen.Add(1) // before refs: an acquire that sees the new holder sees the new generation
 	b.refs.Store(1)
 	return b
 }
 
-// acquire adds a holder, unless the buffer was already released.
-func (b *bodyBuf) acquire() bool {
+// acquire adds a holder of generation gen, unless the buffer was already
+// released or has since been taken by another call.
+func (b *bodyBuf) acquire(gen uint32) bool {
 	for {
 		n := b.refs.Load()
 		if n <= 0 {
 			return false
 		}
 		if b.refs.CompareAndSwap(n, n+1) {
-			return true
+			break
 		}
 	}
+	if b.gen.Load() != gen {
+		// Another call's buffer: let go of it (the last holder pools it).
+		b.release()
+		return false
+	}
+	return true
 }
 
 // release drops a holder; the last one returns the buffer to the pool.
@@ -91,10 +106,10 @@ type sharedBody struct {
 	r   bytes.Reader
 }
 
-// newSharedBody opens a reader of body (bytes of buf's array) or says the
-// buffer was already released.
-func newSharedBody(buf *bodyBuf, body []byte) (*sharedBody, error) {
-	if !buf.acquire() {
+// newSharedBody opens a reader of body (bytes of buf's array, in its
+// generation gen) or says the buffer was already released.
+func newSharedBody(buf *bodyBuf, gen uint32, body []byte) (*sharedBody, error) {
+	if !buf.acquire(gen) {
 		return nil, errBodyReleased
 	}
 	sb := &sharedBody{buf: buf}

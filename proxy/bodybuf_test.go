@@ -131,11 +131,11 @@ func TestBodyBufRefs(t *testing.T) {
 	buf := getBodyBuf()
 	buf.WriteString("hello world")
 	body := buf.Bytes()
-	r1, err := newSharedBody(buf, body)
+	r1, err := newSharedBody(buf, buf.gen.Load(), body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := newSharedBody(buf, body) // a GetBody copy
+	r2, err := newSharedBody(buf, buf.gen.Load(), body) // a GetBody copy
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestBodyBufRefs(t *testing.T) {
 	if got := buf.refs.Load(); got != 0 {
 		t.Fatalf("refs %d, want 0", got)
 	}
-	if _, err := newSharedBody(buf, body); !errors.Is(err, errBodyReleased) {
+	if _, err := newSharedBody(buf, buf.gen.Load(), body); !errors.Is(err, errBodyReleased) {
 		t.Fatalf("a reader over a released buffer: %v", err)
 	}
 }
@@ -171,7 +171,7 @@ func TestSharedBodyConcurrentClose(t *testing.T) {
 		buf := getBodyBuf()
 		buf.Write(bytes.Repeat([]byte{'x'}, 64<<10))
 		body := buf.Bytes()
-		sb, _ := newSharedBody(buf, body)
+		sb, _ := newSharedBody(buf, buf.gen.Load(), body)
 		buf.release()
 		var wg sync.WaitGroup
 		wg.Add(1)

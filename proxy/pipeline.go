@@ -791,12 +791,14 @@ func setBody(req *http.Request, c *call, body []byte, share bool) {
 	}
 	if buf := c.buf; buf != nil && share && sharesArray(body, buf.Bytes()) {
 		// Read out of the call's pooled buffer (bodybuf.go).
-		sb, err := newSharedBody(buf, body)
+		// The handler holds buf: its generation is this call's.
+		gen := buf.gen.Load()
+		sb, err := newSharedBody(buf, gen, body)
 		if err == nil {
 			c.sharedFwd = true
 			req.Body = sb
 			req.ContentLength = int64(len(body))
-			req.GetBody = func() (io.ReadCloser, error) { return newSharedBody(buf, body) }
+			req.GetBody = func() (io.ReadCloser, error) { return newSharedBody(buf, gen, body) }
 			return
 		}
 	}

@@ -165,7 +165,11 @@ func (m *wordMatcher) id(w string) uint16 {
 	}
 	id := uint16(len(m.words))
 	m.words = append(m.words, w)
-	m.rebuild()
+	if len(m.table) < 4*len(m.words) {
+		m.rebuild() // doubles the tables: amortised, not once per word
+	} else {
+		m.insert(int(id))
+	}
 	// Folding can change a non-ASCII word's byte length: leave slack.
 	m.maxLen = max(m.maxLen, 2*len(w)+4)
 	if k, ok := prefixKey(w); ok {
@@ -182,10 +186,15 @@ func (m *wordMatcher) rebuild() {
 	m.table = make([]vEntry, size)
 	m.short = make([]sEntry, size)
 	for id := 1; id < len(m.words); id++ {
-		w := m.words[id]
-		if len(w) > 8 || asciiPrefix(w) < len(w) {
-			continue
-		}
+		m.insert(id)
+	}
+}
+
+// insert puts word id into the tables, which have room for it.
+func (m *wordMatcher) insert(id int) {
+	w := m.words[id]
+	size := len(m.table)
+	if len(w) <= 8 && asciiPrefix(w) == len(w) {
 		key := shortKey(asciiWord(w, 0, len(w)))
 		for k := shortSlot(key, size-1); ; k = (k + 1) & (size - 1) {
 			if m.short[k].id == 0 {
@@ -194,13 +203,11 @@ func (m *wordMatcher) rebuild() {
 			}
 		}
 	}
-	for id := 1; id < len(m.words); id++ {
-		h := wordHash(m.words[id])
-		for k := h & uint64(size-1); ; k = (k + 1) & uint64(size-1) {
-			if m.table[k].id == 0 {
-				m.table[k] = vEntry{h, uint16(id)}
-				break
-			}
+	h := wordHash(w)
+	for k := h & uint64(size-1); ; k = (k + 1) & uint64(size-1) {
+		if m.table[k].id == 0 {
+			m.table[k] = vEntry{h, uint16(id)}
+			break
 		}
 	}
 }

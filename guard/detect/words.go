@@ -51,6 +51,10 @@ func NewWords(typ string, entries []string) (*Words, error) {
 			ph.slots = append(ph.slots, slot{alts: []alt{a}, min: 1, max: 1})
 		}
 		if plain {
+			// Word ids are 16 bits (0: none).
+			if len(w.wm.words)+len(ph.slots) > 1<<16 {
+				return nil, fmt.Errorf("words %s: more than %d distinct words in the list", typ, 1<<16-1)
+			}
 			w.wm.add(typ, ph.slots)
 		} else {
 			w.set.add(ph)
