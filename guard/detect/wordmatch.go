@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -134,6 +135,11 @@ func wordHash(w string) uint64 {
 		h = (h ^ uint64(foldWordRune(r))) * fnvPrime
 	}
 	return h
+}
+
+// foldWord folds a deny-list word rune by rune as text is folded.
+func foldWord(w string) string {
+	return strings.Map(foldWordRune, w)
 }
 
 func foldWordRune(r rune) rune {

@@ -43,7 +43,9 @@ func NewWords(typ string, entries []string) (*Words, error) {
 		ph := phrase{typ: typ}
 		plain := true
 		for _, f := range fields {
-			a := alt{text: strings.ToLower(f)}
+			// Folded as the tokeniser folds text (foldWordRune: ’ is ',
+			// İ is i), so that every entry can match what it names.
+			a := alt{text: foldWord(f)}
 			first, _ := utf8.DecodeRuneInString(a.text)
 			last, _ := utf8.DecodeLastRuneInString(a.text)
 			a.startsWord, a.endsWord = isWordRune(first), isWordRune(last)

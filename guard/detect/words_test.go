@@ -119,3 +119,37 @@ func TestScanner(t *testing.T) {
 		t.Errorf("ScanAppend allocates %v times on ASCII text", n)
 	}
 }
+
+// TestWordsFoldEntriesAsText: a deny-list entry is folded the way text is
+// (’ as ', İ as i), so an entry written with a curly apostrophe or a capital
+// dotted I matches what it names. Before, "don’t" matched nothing at all:
+// text was folded to "don't" and compared with the entry's "don’t".
+func TestWordsFoldEntriesAsText(t *testing.T) {
+	cases := []struct {
+		entry string
+		texts []string
+	}{
+		{"don’t", []string{"please don’t do that", "please don't do that", "DON’T", "Don't"}},
+		{"don't", []string{"please don’t do that", "DON'T"}},
+		{"you’re fired", []string{"you're fired", "You’re FIRED"}},
+		{"İstanbul", []string{"İstanbul office", "istanbul office", "ISTANBUL"}},
+	}
+	for _, tc := range cases {
+		w, err := NewWords("DENIED_WORDS", []string{tc.entry})
+		if err != nil {
+			t.Fatalf("%q: %v", tc.entry, err)
+		}
+		sc := NewScanner(w)
+		for _, text := range tc.texts {
+			if got := w.Detect(text, nil); len(got) != 1 {
+				t.Errorf("entry %q, text %q: Detect found %v, want one finding", tc.entry, text, got)
+			}
+			if _, got := sc.ScanAppend(nil, text); len(got) != 1 {
+				t.Errorf("entry %q, text %q: the Scanner found %v, want one finding", tc.entry, text, got)
+			}
+		}
+		if got := w.Detect("do not", nil); len(got) != 0 {
+			t.Errorf("entry %q matched %q: %v", tc.entry, "do not", got)
+		}
+	}
+}
