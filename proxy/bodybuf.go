@@ -32,23 +32,30 @@ var bodyPool = sync.Pool{New: func() any { return new(bodyBuf) }}
 // maxPooledBody keeps the pool from pinning rare huge bodies.
 const maxPooledBody = 1 << 20
 
-// sharedBodyMin is the body size from which the forwarded body is read
-// from the call's pooled buffer itself (sharedBody) rather than from a
-// buffer of its own, whatever the upstream. Smaller bodies sent over
-// HTTP/1.1 stay an io.NopCloser(*bytes.Reader), which net/http writes with
-// the headers in one write; a sharedBody's headers are flushed first (one
-// more write), which costs nothing next to a body larger than the
-// transport's 64 KiB write buffer. Over TLS (Bedrock's HTTPS endpoints
-// speak HTTP/2, whose transport flushes the headers first anyway) every
-// body is shared.
-const sharedBodyMin = 64 << 10
+// longBody is the size from which a request body is a long prompt, which
+// Warden handles in three ways a short one would not gain from:
+//   - its prompt digest is taken while it is read (digestFeed, bodyhash.go),
+//     not after: a goroutine hand-off per 32 KiB, against hashing up to a
+//     millisecond after the last byte;
+//   - a Converse body's validating scan for the stamp starts as soon as it
+//     is read (prescan, metadata.go), beside identity, policy, guards and
+//     caps (~0.15 ms for 800 KB here);
+//   - it is forwarded from the call's pooled buffer itself (sharedBody)
+//     whatever the upstream. A shorter body sent over HTTP/1.1 stays an
+//     io.NopCloser(*bytes.Reader), which net/http writes with the headers
+//     in one write; a sharedBody's headers are flushed first (one more
+//     write), which costs nothing next to a body larger than the
+//     transport's 64 KiB write buffer. Over TLS (Bedrock's HTTPS endpoints
+//     speak HTTP/2, whose transport flushes the headers first anyway) every
+//     body is shared.
+const longBody = 64 << 10
 
 // shareBody says whether a forwarded body of n bytes of the call's
 // buffer is read from it through sharedBody readers (and so may be
 // stamped in place): long bodies always, others when the call's upstream
 // is HTTPS and Warden re-signs the call.
 func (s *Server) shareBody(c *call, n int) bool {
-	if n >= sharedBodyMin {
+	if n >= longBody {
 		return true
 	}
 	if c.passthrough || c.agent != nil {

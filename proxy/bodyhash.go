@@ -86,10 +86,6 @@ func (d *promptDigest) sumOf(b []byte, prefix int) [sha256.Size]byte {
 	return sha256.Sum256(b)
 }
 
-// streamHashMin is the declared body size from which the prompt digest is
-// taken while the body is being read (digestFeed) rather than after it.
-const streamHashMin = 64 << 10
-
 // feedBatch is how many received bytes digestFeed gathers before handing
 // them to its goroutine (one channel operation per batch, not per read).
 const feedBatch = 32 << 10

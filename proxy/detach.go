@@ -22,8 +22,10 @@ import (
 // Warden takes the connection over (http.Hijacker), writes the status line,
 // headers and chunked encoding itself from a fresh goroutine, and closes
 // the connection at the stream's end (Connection: close, so a client does
-// not reuse it). A small goroutine reading the connection notices a client
-// that leaves, which cancels the upstream call as net/http's context did.
+// not reuse it). One epoll watcher for all such connections (connWatcher,
+// watch_linux.go; a reading goroutine per connection where it cannot)
+// notices a client that leaves, which cancels the upstream call as
+// net/http's context did.
 // The stream guards, the record and its order (written before the client
 // sees the stream's end) are those of the inline relay: the same code runs,
 // only on another goroutine. HTTP/2 clients keep the inline path.

@@ -330,14 +330,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestDetachedStreamPipelinedRequestKeepsTheAnswer(t *testing.T) {
 	text := strings.Repeat("lorem ipsum ", 256<<10/12) // ~256 KiB of answer
 	e := startLimitsEnv(t, "limits: {write_timeout: 20s}\n", "", &bedrocktest.Config{
-		Reply: func(op, model, prompt string) string { return text },
-		Deltas: func(op, text string) []string {
-			var ps []string
-			for off := 0; off < len(text); off += 8 << 10 {
-				ps = append(ps, text[off:min(off+8<<10, len(text))])
-			}
-			return ps
-		},
+		Reply:  func(op, model, prompt string) string { return text },
+		Deltas: deltas8K,
 	})
 	gate := make(chan struct{})
 	var once sync.Once

@@ -553,14 +553,8 @@ func smallRcvBuf(t *testing.T, endpoint string) net.Conn {
 func TestClientStopsReading(t *testing.T) {
 	big := strings.Repeat("lorem ipsum ", 16<<20/12) // ~16 MiB of answer
 	e := startLimitsEnv(t, "limits: {write_timeout: 500ms}\n", "", &bedrocktest.Config{
-		Reply: func(op, model, prompt string) string { return big },
-		Deltas: func(op, text string) []string {
-			var ps []string
-			for off := 0; off < len(text); off += 8 << 10 {
-				ps = append(ps, text[off:min(off+8<<10, len(text))])
-			}
-			return ps
-		},
+		Reply:  func(op, model, prompt string) string { return big },
+		Deltas: deltas8K,
 	})
 	u, _ := url.Parse(e.endpoint)
 	body := `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`
@@ -647,4 +641,14 @@ func TestHungUpStreamIsRecorded(t *testing.T) {
 	if r.Status != 499 || r.ErrorType != "ClientClosedRequest" {
 		t.Errorf("record of a stream whose client hung up: status %d error_type %q, want 499 ClientClosedRequest", r.Status, r.ErrorType)
 	}
+}
+
+// deltas8K splits a streamed answer into 8 KiB text events (bedrocktest's
+// Config.Deltas): a long answer in few, large events.
+func deltas8K(_, text string) []string {
+	var ps []string
+	for off := 0; off < len(text); off += 8 << 10 {
+		ps = append(ps, text[off:min(off+8<<10, len(text))])
+	}
+	return ps
 }

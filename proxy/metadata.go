@@ -267,12 +267,6 @@ func stampScanned(body []byte, st stamp, inPlace bool, members []bedrock.Member,
 	return out, cut, nil
 }
 
-// prescanMin is the body size from which a Converse body's validating
-// scan for the stamp starts on its own goroutine as soon as the body is
-// read, beside the identity, policy, guards and caps (~0.15 ms for
-// 800 KB here), instead of after them.
-const prescanMin = 64 << 10
-
 // prescan is a Converse body's bedrock.ScanObject, taken ahead.
 type prescan struct {
 	body    []byte
@@ -285,7 +279,7 @@ type prescan struct {
 // startPrescan starts the stamp's scan of a long Converse body that will
 // be stamped (every call Warden signs).
 func (c *call) startPrescan() {
-	if c.passthrough || len(c.body) < prescanMin || (c.route.Op != bedrock.OpConverse && c.route.Op != bedrock.OpConverseStream) {
+	if c.passthrough || len(c.body) < longBody || (c.route.Op != bedrock.OpConverse && c.route.Op != bedrock.OpConverseStream) {
 		return
 	}
 	ps := &prescan{body: c.body, done: make(chan struct{})}

@@ -210,11 +210,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 			close(c.unwound)
 			return
 		}
-		s.finish(c)
-		s.releaseBody(c, buf)
-		if task != nil {
-			task.End()
-		}
+		s.end(c, buf, task)
 	}()
 
 	rg := trace.StartRegion(ctx, "parse")
@@ -261,8 +257,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, v *via) {
 	rg.End()
 }
 
-// end writes c's record, then releases its body and ends its trace task
-// (serve's deferred steps, for a stream detached from it).
+// end writes c's record, then releases its body and ends its trace task:
+// serve's deferred steps, run when serve returns or, for a stream detached
+// from it, when the stream ends.
 func (s *Server) end(c *call, buf *bodyBuf, task *trace.Task) {
 	s.finish(c)
 	s.releaseBody(c, buf)
@@ -563,7 +560,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bodyBuf, 
 	br := &c.br
 	br.r, br.res = r.Body, &c.res
 	br.watch(s.limits.BodyIdleTimeout, s.limits.BodyMinRate, w)
-	if r.ContentLength >= streamHashMin {
+	if r.ContentLength >= longBody {
 		// A long prompt is hashed as it arrives, beside the read. Should
 		// the read panic, the feed still stops before the buffer can be
 		// pooled again.
@@ -834,7 +831,7 @@ func (s *Server) newPassthroughRequest(ctx context.Context, r *http.Request, c *
 		Header: make(http.Header, 16),
 		Host:   r.Host, // signed: kept as the caller sent it
 	}).WithContext(ctx)
-	setBody(req, c, body, len(body) >= sharedBodyMin)
+	setBody(req, c, body, len(body) >= longBody)
 	for k, vs := range r.Header {
 		if forwardHeader(k) || passthroughHeader(k) {
 			req.Header[k] = vs
