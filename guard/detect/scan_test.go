@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/warden-egress/warden/internal/benchtext"
 )
 
 func defaultScanner(tb testing.TB) *Scanner {
@@ -74,6 +76,22 @@ func BenchmarkScanDefault(b *testing.B) {
 func BenchmarkScanDefaultASCII(b *testing.B) {
 	r := strings.NewReplacer("’", "'", "“", `"`, "”", `"`, "—", "-", "–", "-")
 	text := r.Replace(benchPrompt)
+	sc := defaultScanner(b)
+	buf := make([]Finding, 0, 64)
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	cpuRate(b, len(text), func() {
+		for b.Loop() {
+			_, buf = sc.ScanAppend(buf[:0], text)
+		}
+	})
+}
+
+// BenchmarkScanRAG is the default scanner over 64 KiB of the long-context
+// prose warden-bench sends (an operations review: dates, amounts, versions,
+// no PII value), the text a RAG prompt mostly holds.
+func BenchmarkScanRAG(b *testing.B) {
+	text := benchtext.Prose(64 << 10)
 	sc := defaultScanner(b)
 	buf := make([]Finding, 0, 64)
 	b.SetBytes(int64(len(text)))
