@@ -155,14 +155,19 @@ func testWordsFiltered(t *testing.T, sc *Scanner) {
 }
 
 // mustKeep reports whether the Scanner's word filter must keep sp: the blob
-// hook reads it, or it is the first word of a phrase (whatever its key).
+// hook reads it, or it is the first word of a phrase (of an anchor slot's,
+// for an anchored matcher), whatever its key.
 func mustKeep(s string, sp wordSpan, ms ...*wordMatcher) bool {
 	ws, we := int(sp.start), int(sp.end)
 	if blobWord(s, ws, we) {
 		return true
 	}
 	for _, m := range ms {
-		if id := m.lookup(s[ws:we]); id != 0 && int(id) < len(m.byFirst) && len(m.byFirst[id]) > 0 {
+		id := m.lookup(s[ws:we])
+		if id == 0 {
+			continue
+		}
+		if m.anchored && m.before[id] >= 0 || !m.anchored && int(id) < len(m.byFirst) && len(m.byFirst[id]) > 0 {
 			return true
 		}
 	}

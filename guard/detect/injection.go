@@ -35,7 +35,11 @@ type Injection struct {
 
 // Pattern syntax: words separated by spaces; a word is alternatives separated
 // by '|'; "[...]{m,n}" repeats a word m to n times; a trailing '?' makes it
-// optional; "=WORD" matches case-sensitively.
+// optional; "=WORD" matches case-sensitively. A leading '^' marks the
+// pattern's anchor (a required word; the first when none is marked): the
+// scan looks for a match only near one of its anchor's words, so a pattern
+// whose first word is common in prose ("you", "do", "what") is anchored on
+// a rarer word. Which word is the anchor changes the cost, not the matches.
 const (
 	injQual    = "previous|prior|above|earlier|preceding|former|original|initial|system|existing|developer|safety|all|any|your|every|foregoing|old"
 	injNouns   = "instructions|instruction|prompts|prompt|rules|directions|guidelines|directives|commands|guardrails|restrictions|constraints|policies|programming|messages|message|context|orders"
@@ -49,32 +53,32 @@ const (
 var injectionPatterns = []struct{ typ, pattern string }{
 	// Instruction override.
 	{PromptInjection, "ignore|disregard|forget|skip|override|bypass|drop|discard|abandon|neglect|ignoring|disregarding " + injFill + " [" + injQual + "]{1,3} " + injFill + " " + injNouns},
-	{PromptInjection, "do|don't|dont not? follow|obey|listen [to]{0,1} " + injFill + " [" + injQual + "]{1,3} " + injNouns},
+	{PromptInjection, "do|don't|dont not? ^follow|obey|listen [to]{0,1} " + injFill + " [" + injQual + "]{1,3} " + injNouns},
 	{PromptInjection, "override|overrides|supersede|supersedes|replace|replaces " + injFill + " [" + injQual + "]{1,3} " + injNouns},
 	// System-prompt extraction.
 	{PromptInjection, "reveal|leak|dump|expose|disclose|recite|divulge|exfiltrate [to|me|us]{0,2} [your|the|its|all|of|any]{0,3} [" + injSecret + "]{1,3} " + injSecretN},
-	{PromptInjection, "print|show|display|output|repeat|tell|share|give|write|send|paste|copy|list|spell [me|us|out|back|to]{0,2} [all|of|the]{0,2} your [" + injSecret + "]{0,3} " + injSecretN},
-	{PromptInjection, "what|which is|are|were your [" + injSecret + "]{1,3} " + injSecretN},
+	{PromptInjection, "print|show|display|output|repeat|tell|share|give|write|send|paste|copy|list|spell [me|us|out|back|to]{0,2} [all|of|the]{0,2} your [" + injSecret + "]{0,3} ^" + injSecretN},
+	{PromptInjection, "what|which is|are|were your [" + injSecret + "]{1,3} ^" + injSecretN},
 	{PromptInjection, "repeat|print|output|echo|return|copy [back]{0,1} [the|all|of|everything]{0,3} words|text|everything|content|lines above|before|prior"},
 	{PromptInjection, "print|output|repeat|reveal|show|display everything|all [that]{0,1} [is|was|was|you|were]{0,2} above|before"},
 	// Jailbreak.
-	{Jailbreak, "you|you're|youre|you've [are|now|in|a|an|entering|entered|become|been|acting|have]{0,3} [" + injModeKw + "]{1,2} mode|ai|model|assistant|version|persona"},
+	{Jailbreak, "you|you're|youre|you've [are|now|in|a|an|entering|entered|become|been|acting|have]{0,3} ^[" + injModeKw + "]{1,2} mode|ai|model|assistant|version|persona"},
 	{Jailbreak, "[" + injModeKw + "]{1,2} mode enabled|activated|engaged|unlocked|output|response"},
 	{Jailbreak, "simulate|emulate|enable|activate|enter|unlock [the]{0,1} jailbreak|jailbroken|=DAN|god|unrestricted|unfiltered mode"},
 	{Jailbreak, "simulate|emulate [the|a]{0,1} developer mode"},
-	{Jailbreak, "chatgpt|gpt|claude|ai|assistant|model with developer|dev mode"},
-	{Jailbreak, "you|you're|youre|act|be|become|called|named|pretend|roleplay|play|as [are|now|to|as|be|the|role|of]{0,3} =DAN"},
+	{Jailbreak, "chatgpt|gpt|claude|ai|assistant|model with ^developer|dev mode"},
+	{Jailbreak, "you|you're|youre|act|be|become|called|named|pretend|roleplay|play|as [are|now|to|as|be|the|role|of]{0,3} ^=DAN"},
 	{Jailbreak, "=DAN mode|prompt|jailbreak|persona|character"},
 	{Jailbreak, "stands for do anything now"},
-	{Jailbreak, "do anything now [dan]{0,1} mode|persona|character|prompt|jailbreak"},
+	{Jailbreak, "do ^anything now [dan]{0,1} mode|persona|character|prompt|jailbreak"},
 	{Jailbreak, "pretend|imagine|act|behave|assume|suppose [as|if|that|you|are|is|an|a|ai|model|assistant]{0,5} have|has|with|without no|any " + injLimits},
-	{Jailbreak, "freed|free|released|liberated|unbound from [all|the|any|your|its|of]{0,3} [typical|usual|normal|standard|ethical|moral|content|safety|openai|anthropic|ai]{0,2} " + injLimits},
-	{Jailbreak, "without|no|ignoring|disregarding any? ethical|moral|content|safety [or|and|ethical|moral|content|safety]{0,3} " + injLimits},
-	{Jailbreak, "bypass|circumvent|evade|disable|remove|turn|switch [off]{0,1} [your|the|all|any|of|its]{0,2} safety|content|ethical|moral|censorship filters|filter|guidelines|restrictions|guardrails|protocols|policies|safeguards"},
+	{Jailbreak, "freed|free|released|liberated|unbound from [all|the|any|your|its|of]{0,3} [typical|usual|normal|standard|ethical|moral|content|safety|openai|anthropic|ai]{0,2} ^" + injLimits},
+	{Jailbreak, "without|no|ignoring|disregarding any? ethical|moral|content|safety [or|and|ethical|moral|content|safety]{0,3} ^" + injLimits},
+	{Jailbreak, "bypass|circumvent|evade|disable|remove|turn|switch [off]{0,1} [your|the|all|any|of|its]{0,2} safety|content|ethical|moral|censorship ^filters|filter|guidelines|restrictions|guardrails|protocols|policies|safeguards"},
 	{Jailbreak, "jailbreak|jailbreaking yourself"},
 	{Jailbreak, "jailbreak|jailbroken|jailbreaking you|the|this ai|model|assistant|chatbot|bot|gpt|chatgpt|claude|llm"},
-	{Jailbreak, "you|you're|youre|you've [are|have|been|become|now]{0,3} jailbroken|unchained"},
-	{Jailbreak, "act|acting|pretend|roleplay|behave as|to|be an|a unrestricted|unfiltered|uncensored|amoral|unethical|evil ai|model|assistant|chatbot|bot|llm|version"},
+	{Jailbreak, "you|you're|youre|you've [are|have|been|become|now]{0,3} ^jailbroken|unchained"},
+	{Jailbreak, "act|acting|pretend|roleplay|behave as|to|be an|a ^unrestricted|unfiltered|uncensored|amoral|unethical|evil ai|model|assistant|chatbot|bot|llm|version"},
 }
 
 // NewInjection returns the heuristic injection detector.
@@ -86,8 +90,9 @@ func NewInjection() *Injection {
 		if err != nil {
 			panic(err) // the patterns are constants: a test covers them
 		}
-		d.wm.add(ph.typ, ph.slots)
+		d.wm.add(ph.typ, ph.slots, ph.anchor)
 	}
+	d.wm.anchor()
 	d.addFilter(&d.filter)
 	return d
 }
@@ -101,6 +106,12 @@ func parsePattern(typ, pat string) (phrase, error) {
 	ph := phrase{typ: typ}
 	for _, tok := range strings.Fields(pat) {
 		sl := slot{min: 1, max: 1}
+		if rest, ok := strings.CutPrefix(tok, "^"); ok && rest != "" {
+			if ph.anchor != 0 || len(ph.slots) == 0 {
+				return ph, fmt.Errorf("pattern %q: a second anchor, or one on the first word, at %q", pat, tok)
+			}
+			ph.anchor, tok = len(ph.slots), rest
+		}
 		if strings.HasPrefix(tok, "[") {
 			end := strings.Index(tok, "]{")
 			if end < 0 {
@@ -128,6 +139,9 @@ func parsePattern(typ, pat string) (phrase, error) {
 	}
 	if len(ph.slots) == 0 || ph.slots[0].min == 0 {
 		return ph, fmt.Errorf("pattern %q: must start with a required word", pat)
+	}
+	if ph.slots[ph.anchor].min == 0 {
+		return ph, fmt.Errorf("pattern %q: the anchor must be a required word", pat)
 	}
 	return ph, nil
 }

@@ -29,6 +29,21 @@ type wordMatcher struct {
 	pairs  [1 << 16 / 64]uint64
 	starts [1 << 14 / 64]uint64 // the same (folded to 14 bits) for words that start a phrase
 	maxLen int
+	// keys holds the filterKeys of the words a wordFilter keeps for m:
+	// the words of each phrase's anchor slot (its first, unless
+	// anchored); keyDigit: one of those starts with an ASCII digit.
+	keys     [1 << 14 / 64]uint64
+	keyDigit bool
+	// anchored: scan finds phrases from their anchor words (see
+	// scanAnchored); before[id] is then how many words a match may have
+	// before anchor word id (-1: id anchors none), and step how many
+	// bytes each of them with its separator takes at most.
+	anchored bool
+	before   []int32
+	step     int
+	// anchorKeys: the startKeys of the anchor words' prefixKeys, which
+	// scanAnchored rejects most of the list's other words by.
+	anchorKeys [1 << 14 / 64]uint64
 }
 
 // prefixKey hashes the first three bytes of a word (all of a shorter one),
@@ -54,6 +69,14 @@ func prefixKey(w string) (key uint16, ok bool) {
 }
 
 func hasKey(set *[1 << 16 / 64]uint64, k uint16) bool { return set[k>>6]&(1<<(k&63)) != 0 }
+
+// filterKey hashes the first eight bytes of an ASCII word (all of a
+// shorter one: x as asciiWord returns it) to the 14 bits a wordFilter
+// keeps words by. A text word whose first eight bytes (or fewer, all of
+// it) are ASCII folds to a word with the same ones, folded byte by byte,
+// and so the same filterKey; a word of eight bytes or fewer has its own,
+// but for collisions of the hash.
+func filterKey(x uint64) uint32 { return uint32(shortKey(x) * 0x9E3779B97F4A7C15 >> 50) }
 
 // startKey folds a prefixKey to the 14 bits of wordMatcher.starts, small
 // enough to stay in the L1 cache next to the text.
@@ -109,8 +132,9 @@ func asciiWord(s string, ws, we int) uint64 {
 func shortSlot(key uint64, mask int) int { return int(key*0x9E3779B97F4A7C15>>40) & mask }
 
 type wphrase struct {
-	typ   string
-	slots []wslot
+	typ    string
+	slots  []wslot
+	anchor int // the required slot whose words the filter keeps (0 unless anchored)
 }
 
 type wslot struct {
@@ -262,9 +286,10 @@ func foldEqual(text, w string) bool {
 }
 
 // add adds a phrase: slots of alternatives (plain words, lower case, or
-// "=Word" for a case-sensitive one).
-func (m *wordMatcher) add(typ string, slots []slot) {
-	ph := wphrase{typ: typ}
+// "=Word" for a case-sensitive one). anchor is the slot (required: min >= 1)
+// whose words the filter keeps; 0 unless m is anchored.
+func (m *wordMatcher) add(typ string, slots []slot, anchor int) {
+	ph := wphrase{typ: typ, anchor: anchor}
 	for _, sl := range slots {
 		ws := wslot{min: sl.min, max: sl.max}
 		for _, a := range sl.alts {
@@ -293,6 +318,76 @@ func (m *wordMatcher) add(typ string, slots []slot) {
 			m.byFirst[a.id] = append(m.byFirst[a.id], idx)
 		}
 	}
+	for _, a := range ph.slots[anchor].alts {
+		w := m.words[a.id]
+		if x := asciiWord(w, 0, len(w)); x&msb == 0 {
+			k := filterKey(x)
+			m.keys[k>>6] |= 1 << (k & 63)
+		}
+		m.keyDigit = m.keyDigit || isDigit(w[0])
+	}
+}
+
+// anchor makes m find its phrases from their anchor slots' words (see
+// scanAnchored); it is called once all phrases are added. A word of a
+// match is at most max(maxLen, 8) bytes long (lookupAt finds no longer
+// one) and the separator after it at most 64 (sepOK): so a match starts at
+// most (words before the anchor slot) * (that + 64) bytes before the first
+// word of its anchor slot.
+func (m *wordMatcher) anchor() {
+	m.anchored = true
+	m.before = make([]int32, len(m.words))
+	for i := range m.before {
+		m.before[i] = -1
+	}
+	m.step = max(m.maxLen, 8) + 64
+	for _, ph := range m.phrases {
+		n := 0
+		for _, sl := range ph.slots[:ph.anchor] {
+			n += sl.max
+		}
+		for _, a := range ph.slots[ph.anchor].alts {
+			m.before[a.id] = max(m.before[a.id], int32(n))
+			if k, ok := prefixKey(m.words[a.id]); ok {
+				k = startKey(k)
+				m.anchorKeys[k>>6] |= 1 << (k & 63)
+			}
+		}
+	}
+}
+
+// wordsBack returns a position at or before a, the start of a word of s,
+// at or after which every match that holds that word and has at most n
+// words before it starts; not before floor. It walks back over runs of
+// bytes split by the ASCII bytes no word holds, counting those with an
+// ASCII letter, digit or '_' (each holds a word of its own), and stops at
+// a sentence end, which no separator within a match holds (see sepOK;
+// for a matcher with punct).
+func wordsBack(s string, a, n, floor int) int {
+	p := a
+	for n > 0 && p > floor {
+		c := s[p-1]
+		if c < utf8.RuneSelf && class[c]&cWord == 0 && c != '\'' {
+			if !isSpace(c) && (c == '.' || c == '!' || c == '?') {
+				return p
+			}
+			p--
+			continue
+		}
+		counted := false
+		for p > floor {
+			c := s[p-1]
+			if c < utf8.RuneSelf && class[c]&cWord == 0 && c != '\'' {
+				break
+			}
+			counted = counted || class[c]&cWord != 0
+			p--
+		}
+		if counted {
+			n--
+		}
+	}
+	return max(p, floor)
 }
 
 func foldString(s string) []byte {
@@ -479,23 +574,24 @@ type wordFilter struct {
 
 func (f *wordFilter) add(m *wordMatcher) {
 	for i := range f.starts {
-		f.starts[i] |= m.starts[i]
+		f.starts[i] |= m.keys[i]
 	}
-	for id, phs := range m.byFirst {
-		if w := m.words[id]; len(phs) > 0 && w != "" && isDigit(w[0]) {
-			f.digits = true
-		}
-	}
+	f.digits = f.digits || m.keyDigit
 }
 
-// startBit is 1 when a word whose first byte is c and whose key (prefixKey
-// or noKey) is key may start a phrase.
-func (f *wordFilter) startBit(c byte, key uint32) int {
-	if !f.digits && isDigit(c) {
+// startBit is 1 when the word s[ws:we] may be one the filter keeps by its
+// filterKey: it has that key, or has none (a byte of its first eight is
+// not ASCII).
+func (f *wordFilter) startBit(s string, ws, we int) int {
+	if !f.digits && isDigit(s[ws]) {
 		return 0
 	}
-	k := startKey(uint16(key))
-	return int(f.starts[k>>6]>>(k&63)&1) | int(key>>31)
+	x := asciiWord(s, ws, we)
+	if x&msb != 0 {
+		return 1
+	}
+	k := filterKey(x)
+	return int(f.starts[k>>6] >> (k & 63) & 1)
 }
 
 // keep returns 1 when the filter keeps sp (all words for a nil filter),
@@ -505,7 +601,7 @@ func (f *wordFilter) keep(s string, sp wordSpan) int {
 	if f == nil {
 		return 1
 	}
-	b := f.startBit(s[sp.start], sp.key)
+	b := f.startBit(s, int(sp.start), int(sp.end))
 	if f.hook {
 		ws, we := int(sp.start), int(sp.end)
 		j := 0
@@ -584,7 +680,7 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 			}
 			carry := prev
 			prev = w>>63&1 == 1 && n-base >= 64
-			if fast && f != nil && base+68 <= n {
+			if fast && f != nil && base+72 <= n {
 				nd = keepASCIIBlock(s, base, w, st, en, db[bi], jb[bi], carry, prev, &start, f, buf, nd)
 				continue
 			}
@@ -621,7 +717,7 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 					nd++
 					continue
 				}
-				b := f.startBit(s[ws], key)
+				b := f.startBit(s, ws, we)
 				if f.hook {
 					j := 0
 					if we < n {
@@ -666,9 +762,9 @@ func keepASCIIBlock(s string, base int, w, st, en, digit, join uint64, carry, pr
 		*start = base + i
 		st &^= 1 << i
 	}
-	// Words that may start a phrase, by the prefix key of their first
-	// three bytes (the length, up to 3, read off the bitmap).
-	blk := s[base : base+68]
+	// Words the filter keeps by their filterKey (the length, up to 8,
+	// read off the bitmap: these words end in the block).
+	blk := s[base : base+72]
 	cand := st
 	if !f.digits {
 		cand &^= digit
@@ -676,10 +772,9 @@ func keepASCIIBlock(s string, base int, w, st, en, digit, join uint64, carry, pr
 	var km uint64
 	for c := cand; c != 0; c &= c - 1 {
 		i := bits.TrailingZeros64(c) & 63
-		l := min(bits.TrailingZeros64(^(w >> i)), 3)
-		x := uint32(blk[i]) | uint32(blk[i+1])<<8 | uint32(blk[i+2])<<16
-		x &= lenMask3[l]
-		k := (x | 0x202020) * 0x9E3779B1 >> 18 // startKey of the prefixKey
+		l := min(bits.TrailingZeros64(^(w >> i)), 8)
+		x := load64(blk, i) & lenMask8[l]
+		k := filterKey(x)
 		km |= (f.starts[k>>6] >> (k & 63) & 1) << i
 	}
 	if f.hook {
@@ -706,8 +801,8 @@ func keepASCIIBlock(s string, base int, w, st, en, digit, join uint64, carry, pr
 	return nd
 }
 
-// lenMask3 keeps the first min(len, 3) bytes of a word.
-var lenMask3 = [4]uint32{0, 0xff, 0xffff, 0xffffff}
+// lenMask8 keeps the first min(len, 8) bytes of a word.
+var lenMask8 = [9]uint64{0, 0xff, 0xffff, 0xffffff, 0xffffffff, 0xffffffffff, 0xffffffffffff, 0xffffffffffffff, ^uint64(0)}
 
 // wordGroup is how many 64-byte blocks appendWords classifies at once.
 const wordGroup = 16
@@ -803,16 +898,18 @@ type blobHook func(dst []Finding, ws, we int) ([]Finding, int)
 // first, without overlaps. words may be all the words of s or only those a
 // wordFilter that includes m (and, with hook, has hook set) keeps: a match
 // reads the words after its first from s itself (wordWin), and the other
-// words start nothing.
+// words start nothing (for an anchored m, see scanAnchored).
 func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Finding, hook blobHook) []Finding {
 	if len(m.phrases) == 0 && hook == nil {
 		return dst
+	}
+	if m.anchored {
+		return m.scanAnchored(s, words, detector, dst, hook)
 	}
 	var ids wordIDs
 	var win wordWin
 	for k := 0; k < len(words); k++ {
 		ws, we := int(words[k].start), int(words[k].end)
-		key := words[k].key
 		if hook != nil && blobWord(s, ws, we) {
 			var next int
 			if dst, next = hook(dst, ws, we); next > 0 {
@@ -822,32 +919,204 @@ func (m *wordMatcher) scan(s string, words []wordSpan, detector string, dst []Fi
 				continue
 			}
 		}
-		if key&noKey == 0 && !m.mayStart(uint16(key)) {
+		if key := words[k].key; key&noKey == 0 && !m.mayStart(uint16(key)) {
 			continue
 		}
-		id := m.lookupAt(s, ws, we)
-		if id == 0 || int(id) >= len(m.byFirst) || len(m.byFirst[id]) == 0 {
-			continue
-		}
-		win.reset(s, words[k])
-		best, bestPh := -1, int32(-1)
-		for _, pi := range m.byFirst[id] {
-			ph := &m.phrases[pi]
-			if !ph.slots[0].accepts(id, s[ws:we]) {
-				continue
-			}
-			if e := m.match(&ids, &win, ph, 0, 1, 1); e > best {
-				best, bestPh = e, pi
-			}
-		}
-		if best > 0 {
-			dst = append(dst, Finding{Type: m.phrases[bestPh].typ, Detector: detector, Start: ws, End: best})
+		if best, ph := m.startAt(s, words[k], &ids, &win); best > 0 {
+			dst = append(dst, Finding{Type: m.phrases[ph].typ, Detector: detector, Start: ws, End: best})
 			for k+1 < len(words) && int(words[k+1].start) < best {
 				k++
 			}
 		}
 	}
 	return dst
+}
+
+// startAt returns the end of the longest match that starts at the word sp
+// of s, and its phrase; or best <= 0.
+func (m *wordMatcher) startAt(s string, sp wordSpan, ids *wordIDs, win *wordWin) (best int, bestPh int32) {
+	if sp.key&noKey == 0 && !m.mayStart(uint16(sp.key)) {
+		return -1, -1
+	}
+	ws, we := int(sp.start), int(sp.end)
+	id := m.lookupAt(s, ws, we)
+	if id == 0 || int(id) >= len(m.byFirst) || len(m.byFirst[id]) == 0 {
+		return -1, -1
+	}
+	win.reset(s, sp)
+	best, bestPh = -1, -1
+	for _, pi := range m.byFirst[id] {
+		ph := &m.phrases[pi]
+		if !ph.slots[0].accepts(id, s[ws:we]) {
+			continue
+		}
+		if e := m.match(ids, win, ph, 0, 1, 1); e > best {
+			best, bestPh = e, pi
+		}
+	}
+	return best, bestPh
+}
+
+// anchorAt is an anchor word of the text (at: its start) and the least
+// start of a match that may hold it or a later anchor word (lo).
+type anchorAt struct{ at, lo int32 }
+
+// scanAnchored is scan for an anchored matcher, whose filter keeps the
+// words of its phrases' anchor slots rather than their first words: every
+// match holds an anchor word, with at most before[id] words before it,
+// which wordsBack bounds. So it visits the words as scan does, but only
+// those that start within reach of an anchor word at or after them: the
+// words the list holds, and the words between them (which it tokenises
+// from s with nextWord) where an anchor word is near. A word out of reach
+// starts no match, so the findings are scan's on all the words of s
+// (TestInjectionAnchors, TestWordsFiltered and the reference tests hold
+// it to that).
+func (m *wordMatcher) scanAnchored(s string, words []wordSpan, detector string, dst []Finding, hook blobHook) []Finding {
+	var abuf [64]anchorAt
+	ancs := abuf[:0]
+	for _, sp := range words {
+		// Most words are in the list for another matcher or the blob
+		// hook: rejected by their prefixKey before they are looked up.
+		if k := startKey(uint16(sp.key)); sp.key&noKey == 0 && m.anchorKeys[k>>6]&(1<<(k&63)) == 0 {
+			continue
+		}
+		id := m.lookupAt(s, int(sp.start), int(sp.end))
+		if id == 0 || int(id) >= len(m.before) || m.before[id] < 0 {
+			continue
+		}
+		ws, n := int(sp.start), int(m.before[id])
+		lo := ws
+		if n > 0 {
+			lo = wordsBack(s, ws, n, max(ws-n*m.step, 0))
+		}
+		ancs = append(ancs, anchorAt{sp.start, int32(lo)})
+	}
+	if len(ancs) == 0 {
+		// No match: only the blob hook, as scan calls it.
+		if hook == nil {
+			return dst
+		}
+		resume := 0
+		for _, sp := range words {
+			ws, we := int(sp.start), int(sp.end)
+			if ws >= resume && blobWord(s, ws, we) {
+				var next int
+				if dst, next = hook(dst, ws, we); next > 0 {
+					resume = next
+				}
+			}
+		}
+		return dst
+	}
+	for i := len(ancs) - 2; i >= 0; i-- {
+		ancs[i].lo = min(ancs[i].lo, ancs[i+1].lo)
+	}
+	if len(s) > math.MaxInt32 {
+		s = s[:math.MaxInt32]
+	}
+	v := anchorScan{m: m, s: s, detector: detector, dst: dst}
+	ai := 0  // the first anchor word at or after the word visited
+	tok := 0 // nextWord from tok finds the words as the tokeniser does
+	for _, sp := range words {
+		ws := int(sp.start)
+		for ai < len(ancs) && int(ancs[ai].at) < ws {
+			ai++
+		}
+		lo := math.MaxInt
+		if ai < len(ancs) {
+			lo = int(ancs[ai].lo)
+		}
+		if lo < ws && tok < ws {
+			// The words between the last word visited and this one
+			// that an anchor word can reach.
+			r := tok
+			if lo > r {
+				r = safeStart(s, lo, tok)
+			}
+			for {
+				gs, ge := nextWord(s, r)
+				if gs < 0 || gs >= ws {
+					break
+				}
+				r = ge
+				if gs >= v.resume && gs >= lo {
+					if e := v.visit(mkSpan(s, int32(gs), int32(ge)), true, hook); e > 0 {
+						r = e
+					}
+				}
+			}
+		}
+		we := int(sp.end)
+		tok = we
+		if ws < v.resume {
+			continue
+		}
+		// visit, inline: most words are the blob hook's.
+		if hook != nil && blobWord(s, ws, we) {
+			var next int
+			if v.dst, next = hook(v.dst, ws, we); next > 0 {
+				v.resume = next
+				continue
+			}
+		}
+		if ws < lo || sp.key&noKey == 0 && !m.mayStart(uint16(sp.key)) {
+			continue
+		}
+		if best, ph := m.startAt(s, sp, &v.ids, &v.win); best > 0 {
+			v.dst = append(v.dst, Finding{Type: m.phrases[ph].typ, Detector: detector, Start: ws, End: best})
+			v.resume, tok = best, best
+		}
+	}
+	return v.dst
+}
+
+// anchorScan is scanAnchored's state: the findings so far, and where the
+// next word may start (after the last finding).
+type anchorScan struct {
+	m        *wordMatcher
+	s        string
+	detector string
+	dst      []Finding
+	resume   int
+	ids      wordIDs
+	win      wordWin
+}
+
+// visit does what scan does at the word sp: the blob hook, then (when
+// try) a match from sp. It returns the end of the match, or 0.
+func (v *anchorScan) visit(sp wordSpan, try bool, hook blobHook) int {
+	ws, we := int(sp.start), int(sp.end)
+	if hook != nil && blobWord(v.s, ws, we) {
+		var next int
+		if v.dst, next = hook(v.dst, ws, we); next > 0 {
+			v.resume = next
+			return 0
+		}
+	}
+	if !try {
+		return 0
+	}
+	best, ph := v.m.startAt(v.s, sp, &v.ids, &v.win)
+	if best <= 0 {
+		return 0
+	}
+	v.dst = append(v.dst, Finding{Type: v.m.phrases[ph].typ, Detector: v.detector, Start: ws, End: best})
+	v.resume = best
+	return best
+}
+
+// safeStart returns the last position at or before p, and not before
+// floor (a position nextWord may start from), from which nextWord finds the
+// words the tokeniser finds: one after an ASCII byte that no word holds.
+func safeStart(s string, p, floor int) int {
+	for p > floor {
+		c := s[p-1]
+		if c < utf8.RuneSelf && class[c]&cWord == 0 && c != '\'' {
+			break
+		}
+		p--
+	}
+	return p
 }
 
 // wordWin holds the words of a text from a phrase's first word on,

@@ -57,7 +57,7 @@ func NewWords(typ string, entries []string) (*Words, error) {
 			if len(w.wm.words)+len(ph.slots) > 1<<16 {
 				return nil, fmt.Errorf("words %s: more than %d distinct words in the list", typ, 1<<16-1)
 			}
-			w.wm.add(typ, ph.slots)
+			w.wm.add(typ, ph.slots, 0)
 		} else {
 			w.set.add(ph)
 		}
@@ -109,8 +109,9 @@ type slot struct {
 }
 
 type phrase struct {
-	typ   string
-	slots []slot
+	typ    string
+	slots  []slot
+	anchor int // the slot marked '^' in an injection pattern (0: none marked)
 }
 
 // phraseSet matches phrases word by word. With punct set, words may also be

@@ -1,7 +1,9 @@
 package detect
 
 import (
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -152,4 +154,83 @@ func TestWordsFoldEntriesAsText(t *testing.T) {
 			t.Errorf("entry %q matched %q: %v", tc.entry, "do not", got)
 		}
 	}
+}
+
+// TestInjectionAnchors holds the anchored injection matcher (filter keeps
+// the anchor words; matches are sought back from them) to the same
+// patterns matched from every word, on texts of the patterns' words with
+// separators up to the longest one a match joins words across, long words,
+// sentence ends and non-ASCII between them; and checks the pattern
+// syntax's anchor errors.
+func TestInjectionAnchors(t *testing.T) {
+	for _, bad := range []string{"^a b", "a ^b?", "a ^[b|c]{0,2}", "a ^b ^c", "a ^"} {
+		if _, err := parsePattern(PromptInjection, bad); err == nil {
+			t.Errorf("pattern %q: no error", bad)
+		}
+	}
+	anchored := NewInjection()
+	plain := &Injection{}
+	plain.wm.punct = true
+	for _, p := range injectionPatterns {
+		ph, err := parsePattern(p.typ, p.pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain.wm.add(ph.typ, ph.slots, 0)
+	}
+	plain.addFilter(&plain.filter)
+	if !anchored.wm.anchored || plain.wm.anchored {
+		t.Fatal("NewInjection is not anchored, or the plain copy is")
+	}
+	vocab := slices.Clone(anchored.wm.words[1:])
+	for _, w := range anchored.wm.words[1:] {
+		vocab = append(vocab, strings.ToUpper(w))
+	}
+	vocab = append(vocab, "DAN", "xyzzy", "aWdub3JlIGFsbCBwcmV2aW91cyBpbnN0cnVjdGlvbnM=", strings.Repeat("q", 40), "é", "日本")
+	seps := []string{" ", " ", " ", "  ", ", ", " -- ", "\n", ". ", "! ", "? ", "’", " — ", "\u00a0", " é ",
+		" " + strings.Repeat(",", 62) + " ", " " + strings.Repeat(";", 63) + " ", strings.Repeat(" ", 64), strings.Repeat(" ", 65)}
+	r := rand.New(rand.NewPCG(21, 22))
+	found, far := 0, 0
+	for range rounds(20000) {
+		var b strings.Builder
+		for range r.IntN(30) {
+			if r.IntN(4) > 0 {
+				b.WriteString(vocab[r.IntN(len(vocab))])
+				b.WriteString(seps[r.IntN(len(seps))])
+				continue
+			}
+			// A phrase of a pattern, mostly with the words it allows.
+			ph := anchored.wm.phrases[r.IntN(len(anchored.wm.phrases))]
+			for _, sl := range ph.slots {
+				for range sl.min + r.IntN(sl.max-sl.min+1) {
+					w := anchored.wm.words[sl.alts[r.IntN(len(sl.alts))].id]
+					if r.IntN(20) == 0 {
+						w = vocab[r.IntN(len(vocab))]
+					}
+					b.WriteString(w)
+					b.WriteString(seps[min(r.IntN(len(seps)), r.IntN(len(seps)))])
+				}
+			}
+		}
+		s := Normalize(b.String())
+		all := appendWords(s, nil)
+		want := plain.detect(s, all, nil, 0)
+		if got := anchored.detect(s, all, nil, 0); !slices.Equal(got, want) {
+			t.Fatalf("%q: anchored on all words %v, from every word %v", s, got, want)
+		}
+		kept := appendWordsFiltered(s, nil, &anchored.filter)
+		if got := anchored.detect(s, kept, nil, 0); !slices.Equal(got, want) {
+			t.Fatalf("%q: anchored on the kept words %v, from every word %v", s, got, want)
+		}
+		found += len(want)
+		for _, f := range want {
+			if f.End-f.Start > 40 {
+				far++
+			}
+		}
+	}
+	if found < rounds(20000)/10 || far < found/20 {
+		t.Errorf("%d findings, %d of them long: the texts exercise too little", found, far)
+	}
+	t.Logf("%d findings, %d longer than 40 bytes", found, far)
 }
