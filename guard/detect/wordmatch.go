@@ -680,8 +680,8 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 			}
 			carry := prev
 			prev = w>>63&1 == 1 && n-base >= 64
-			if fast && f != nil && base+72 <= n {
-				nd = keepASCIIBlock(s, base, w, st, en, db[bi], jb[bi], carry, prev, &start, f, buf, nd)
+			if bi < nb && f != nil && base+72 <= n {
+				nd = keepBlock(s, base, w, st, en, db[bi], jb[bi], carry, prev, &start, f, buf, nd)
 				continue
 			}
 			if prev {
@@ -743,14 +743,14 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 	return buf[:nd]
 }
 
-// keepASCIIBlock is appendWordsFiltered's loop over the words of a block of
-// ASCII without apostrophes (starts st, ends en; carry: a word runs in from
+// keepBlock is appendWordsFiltered's loop over the words of a whole block
+// (its word bytes w, starts st, ends en; carry: a word runs in from
 // the last block, at *start; prev: one runs on into the next, whose start
 // it stores in *start) with the 3 bytes after the block in s. It stores the
 // spans f keeps into buf from nd on and returns the new nd. Which words f
 // keeps is worked out first, into a mask of their starts, with no
 // dependency from one word to the next; then the kept spans are made.
-func keepASCIIBlock(s string, base int, w, st, en, digit, join uint64, carry, prev bool, start *int, f *wordFilter, buf []wordSpan, nd int) int {
+func keepBlock(s string, base int, w, st, en, digit, join uint64, carry, prev bool, start *int, f *wordFilter, buf []wordSpan, nd int) int {
 	if carry && en != 0 {
 		sp := mkSpan(s, int32(*start), int32(base+bits.TrailingZeros64(en)))
 		buf[nd] = sp
@@ -762,8 +762,10 @@ func keepASCIIBlock(s string, base int, w, st, en, digit, join uint64, carry, pr
 		*start = base + i
 		st &^= 1 << i
 	}
-	// Words the filter keeps by their filterKey (the length, up to 8,
-	// read off the bitmap: these words end in the block).
+	// Words the filter keeps by their filterKey, or for having none (a
+	// byte of 0x80 or above among the first eight, as in "it’s": the
+	// length in bytes, up to 8, read off the bitmap, which marks every
+	// byte of a rune; these words end in the block).
 	blk := s[base : base+72]
 	cand := st
 	if !f.digits {
@@ -772,10 +774,11 @@ func keepASCIIBlock(s string, base int, w, st, en, digit, join uint64, carry, pr
 	var km uint64
 	for c := cand; c != 0; c &= c - 1 {
 		i := bits.TrailingZeros64(c) & 63
-		l := min(bits.TrailingZeros64(^(w >> i)), 8)
+		l := bits.TrailingZeros64(^(w >> i) | 1<<8) // min(length, 8), without a branch
 		x := load64(blk, i) & lenMask8[l]
 		k := filterKey(x)
-		km |= (f.starts[k>>6] >> (k & 63) & 1) << i
+		hi := x & msb
+		km |= (f.starts[k>>6]>>(k&63)&1 | (hi|-hi)>>63) << i
 	}
 	if f.hook {
 		// Words the blob hook reads, off the bitmaps: 12 bytes or
@@ -810,17 +813,18 @@ const wordGroup = 16
 // classifyWordsGo is classifyWords in Go (SWAR, eight bytes at a time): for
 // each 64-byte block b of s, odd[b] is non-zero when the block holds a byte
 // of 0x80 or above or an apostrophe, and otherwise word[b] has a bit set for
-// each ASCII letter, digit and '_', digit[b] for each digit and join[b] for
-// each '+', '/', '=' and '-'.
+// each ASCII letter, digit and '_'; in every block, digit[b] has one for
+// each ASCII digit and join[b] for each '+', '/', '=' and '-' (keepBlock
+// reads them in odd blocks too).
 func classifyWordsGo(s string, word, odd, digit, join []uint64) {
 	for b := range word {
 		var o, bm, dm, jm uint64
 		for c := 0; c < 64; c += 8 {
 			x := load64(s, 64*b+c)
 			o |= x&msb | asciiEq(x, '\'')
-			d := asciiRange(x, '0', '9')
+			d := inRange(x, '0', '9')
 			m := asciiRange(x|lsb*0x20, 'a', 'z') | d | asciiEq(x, '_')
-			j := asciiEq(x, '+') | asciiEq(x, '/') | asciiEq(x, '=') | asciiEq(x, '-')
+			j := eqByte(x, '+') | eqByte(x, '/') | eqByte(x, '=') | eqByte(x, '-')
 			bm |= ((m >> 7) * 0x0102040810204080 >> 56) << c
 			dm |= ((d >> 7) * 0x0102040810204080 >> 56) << c
 			jm |= ((j >> 7) * 0x0102040810204080 >> 56) << c
