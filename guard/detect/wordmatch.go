@@ -601,9 +601,13 @@ func (f *wordFilter) keep(s string, sp wordSpan) int {
 	if f == nil {
 		return 1
 	}
-	b := f.startBit(s, int(sp.start), int(sp.end))
+	return f.keepWord(s, int(sp.start), int(sp.end))
+}
+
+// keepWord is keep for the word s[ws:we] of a non-nil filter.
+func (f *wordFilter) keepWord(s string, ws, we int) int {
+	b := f.startBit(s, ws, we)
 	if f.hook {
-		ws, we := int(sp.start), int(sp.end)
 		j := 0
 		if we < len(s) {
 			j = int(blobJoin[s[we]])
@@ -648,15 +652,27 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 			base := gbase + 64*bi
 			w := spill
 			spill = 0
-			fast := bi < nb && base >= next && ob[bi] == 0
-			if fast {
+			whole := bi < nb
+			var odd uint64
+			if whole {
+				// The ASCII letters, digits and '_' of a whole block are
+				// word bytes wherever they are: only the chunks with a
+				// byte of 0x80 or above or an apostrophe are looked at
+				// rune by rune.
+				w |= wb[bi]
+				odd = ob[bi]
+			}
+			if whole && base >= next && odd == 0 {
 				// A whole block of ASCII without apostrophes, the
 				// common case.
-				w = wb[bi]
 				next = base + 64
 			}
 			for c := base; c < base+64 && c < n && next < base+64; c += 8 {
-				if c >= next && c+8 <= n {
+				if whole && c >= next && odd>>(c-base)&0xff == 0 {
+					next = c + 8
+					continue
+				}
+				if !whole && c >= next && c+8 <= n {
 					x := load64(s, c)
 					if x&msb == 0 && asciiEq(x, '\'') == 0 {
 						m := asciiRange(x|lsb*0x20, 'a', 'z') | asciiRange(x, '0', '9') | asciiEq(x, '_')
@@ -752,9 +768,12 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 // dependency from one word to the next; then the kept spans are made.
 func keepBlock(s string, base int, w, st, en, digit, join uint64, carry, prev bool, start *int, f *wordFilter, buf []wordSpan, nd int) int {
 	if carry && en != 0 {
-		sp := mkSpan(s, int32(*start), int32(base+bits.TrailingZeros64(en)))
-		buf[nd] = sp
-		nd += f.keep(s, sp)
+		// The word that runs in: its span made only when kept.
+		ws, we := *start, base+bits.TrailingZeros64(en)
+		if f.keepWord(s, ws, we) == 1 {
+			buf[nd] = mkSpan(s, int32(ws), int32(we))
+			nd++
+		}
 		en &= en - 1
 	}
 	if prev && st != 0 {
@@ -811,20 +830,19 @@ var lenMask8 = [9]uint64{0, 0xff, 0xffff, 0xffffff, 0xffffffff, 0xffffffffff, 0x
 const wordGroup = 16
 
 // classifyWordsGo is classifyWords in Go (SWAR, eight bytes at a time): for
-// each 64-byte block b of s, odd[b] is non-zero when the block holds a byte
-// of 0x80 or above or an apostrophe, and otherwise word[b] has a bit set for
-// each ASCII letter, digit and '_'; in every block, digit[b] has one for
-// each ASCII digit and join[b] for each '+', '/', '=' and '-' (keepBlock
-// reads them in odd blocks too).
+// each 64-byte block b of s, odd[b] has a bit set for each byte of 0x80 or
+// above and each apostrophe, word[b] for each ASCII letter, digit and '_',
+// digit[b] for each ASCII digit and join[b] for each '+', '/', '=' and '-'.
 func classifyWordsGo(s string, word, odd, digit, join []uint64) {
 	for b := range word {
 		var o, bm, dm, jm uint64
 		for c := 0; c < 64; c += 8 {
 			x := load64(s, 64*b+c)
-			o |= x&msb | asciiEq(x, '\'')
+			od := x&msb | eqByte(x, '\'')
 			d := inRange(x, '0', '9')
-			m := asciiRange(x|lsb*0x20, 'a', 'z') | d | asciiEq(x, '_')
+			m := inRange(x|lsb*0x20, 'a', 'z') | d | eqByte(x, '_')
 			j := eqByte(x, '+') | eqByte(x, '/') | eqByte(x, '=') | eqByte(x, '-')
+			o |= ((od >> 7) * 0x0102040810204080 >> 56) << c
 			bm |= ((m >> 7) * 0x0102040810204080 >> 56) << c
 			dm |= ((d >> 7) * 0x0102040810204080 >> 56) << c
 			jm |= ((j >> 7) * 0x0102040810204080 >> 56) << c
