@@ -807,12 +807,13 @@ func keepBlock(s string, base int, w, st, en, digit, join uint64, carry, prev bo
 		y &= y >> 2
 		y &= y >> 4
 		y &= y >> 4
-		km |= st & y
+		hk := st & y
 		for e := en & join; e != 0; e &= e - 1 {
 			if below := st & (1<<bits.TrailingZeros64(e) - 1); below != 0 {
-				km |= 1 << (63 - bits.LeadingZeros64(below))
+				hk |= 1 << (63 - bits.LeadingZeros64(below))
 			}
 		}
+		km |= hk & blobRuns(w|join)
 	}
 	for ; km != 0; km &= km - 1 {
 		i := bits.TrailingZeros64(km)
@@ -821,6 +822,29 @@ func keepBlock(s string, base int, w, st, en, digit, join uint64, carry, prev bo
 		nd++
 	}
 	return nd
+}
+
+// blobRuns returns the bytes of the runs of b (a block's word bytes and
+// join bytes: every base64 character and every word byte among them) that
+// are minBlob (20) bytes long or more, or that touch either end of the
+// block (and may be longer). The blob hook reads only base64 characters
+// and the bytes of the word it is called for, so what it does for a word
+// stays within the run of b that holds the word; in a run shorter than
+// minBlob it finds nothing, and the word need not be kept for it.
+func blobRuns(b uint64) uint64 {
+	r := b & (b >> 1) // r: the starts of 20 bytes of b
+	r &= r >> 2
+	r &= r >> 4
+	r &= r >> 8
+	r &= r >> 4
+	r |= r << 1 // and every byte they cover
+	r |= r << 2
+	r |= r << 4
+	r |= r << 8
+	r |= r << 4
+	low := (b ^ (b + 1)) >> 1                            // the run at bit 0
+	high := ^uint64(0) << (64 - bits.LeadingZeros64(^b)) // the run at bit 63
+	return r | low | high
 }
 
 // lenMask8 keeps the first min(len, 8) bytes of a word.
