@@ -57,6 +57,11 @@ func TestKernelsAtPageEdges(t *testing.T) {
 				}
 			}
 			_ = keyRunAtLeast(s, 16)
+			if n >= 72 { // filterMask reads the 72 bytes at a block: the last and the first
+				for _, blk := range []*[72]byte{(*[72]byte)(b[n-72:]), (*[72]byte)(b[:72])} {
+					checkFilterMask(t, blk, ^uint64(0), &sc.filter)
+				}
+			}
 			_ = appendWords(s, nil)
 			_, _ = sc.ScanAppend(nil, s)
 		}

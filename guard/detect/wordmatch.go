@@ -8,6 +8,7 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // wordMatcher matches phrases made of whole words. Text is tokenised once
@@ -785,20 +786,11 @@ func keepBlock(s string, base int, w, st, en, digit, join uint64, carry, prev bo
 	// byte of 0x80 or above among the first eight, as in "it’s": the
 	// length in bytes, up to 8, read off the bitmap, which marks every
 	// byte of a rune; these words end in the block).
-	blk := s[base : base+72]
 	cand := st
 	if !f.digits {
 		cand &^= digit
 	}
-	var km uint64
-	for c := cand; c != 0; c &= c - 1 {
-		i := bits.TrailingZeros64(c) & 63
-		l := bits.TrailingZeros64(^(w >> i) | 1<<8) // min(length, 8), without a branch
-		x := load64(blk, i) & lenMask8[l]
-		k := filterKey(x)
-		hi := x & msb
-		km |= (f.starts[k>>6]>>(k&63)&1 | (hi|-hi)>>63) << i
-	}
+	km := filterMask((*[72]byte)(unsafe.Pointer(unsafe.StringData(s[base:base+72]))), w, cand, &f.starts)
 	if f.hook {
 		// Words the blob hook reads, off the bitmaps: 12 bytes or
 		// longer (a run of 12 word bits from the start), or followed by
@@ -845,6 +837,25 @@ func blobRuns(b uint64) uint64 {
 	low := (b ^ (b + 1)) >> 1                            // the run at bit 0
 	high := ^uint64(0) << (64 - bits.LeadingZeros64(^b)) // the run at bit 63
 	return r | low | high
+}
+
+// filterMaskGo returns the bits of cand (word starts in the block blk, which
+// holds the 8 bytes after it too; w: the block's word bytes, in which these
+// words end) whose words starts holds by their filterKey, or that have none
+// (a byte of 0x80 or above among their first eight, as in "it’s": the
+// length in bytes, up to 8, is read off w, which marks every byte of a
+// rune).
+func filterMaskGo(blk *[72]byte, w, cand uint64, starts *[1 << 14 / 64]uint64) uint64 {
+	var km uint64
+	for c := cand; c != 0; c &= c - 1 {
+		i := bits.TrailingZeros64(c) & 63
+		l := bits.TrailingZeros64(^(w >> i) | 1<<8) // min(length, 8), without a branch
+		x := load64(unsafe.String(&blk[0], 72), i) & lenMask8[l]
+		k := filterKey(x)
+		hi := x & msb
+		km |= (starts[k>>6]>>(k&63)&1 | (hi|-hi)>>63) << i
+	}
+	return km
 }
 
 // lenMask8 keeps the first min(len, 8) bytes of a word.
