@@ -769,9 +769,20 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 // dependency from one word to the next; then the kept spans are made.
 func keepBlock(s string, base int, w, st, en, digit, join uint64, carry, prev bool, start *int, f *wordFilter, buf []wordSpan, nd int) int {
 	if carry && en != 0 {
-		// The word that runs in: its span made only when kept.
+		// The word that runs in: keepWord, inline (len(s) >= base+72
+		// holds its first 8 bytes and the byte after it); its span made
+		// only when kept.
 		ws, we := *start, base+bits.TrailingZeros64(en)
-		if f.keepWord(s, ws, we) == 1 {
+		x := load64(s, ws) & lenMask8[min(we-ws, 8)]
+		k := filterKey(x)
+		keep := x&msb != 0 || f.starts[k>>6]>>(k&63)&1 == 1
+		if !f.digits && isDigit(s[ws]) {
+			keep = false
+		}
+		if f.hook && (we-ws >= 12 || blobJoin[s[we]] == 1) {
+			keep = true
+		}
+		if keep {
 			buf[nd] = mkSpan(s, int32(ws), int32(we))
 			nd++
 		}
