@@ -2,7 +2,7 @@
 
 package detect
 
-func filterMask(blk *[72]byte, w, cand uint64, starts *[1 << 14 / 64]uint64) uint64 {
+func filterMask(blk *[72]byte, w, cand uint64, starts *[1 << 14 / 64]uint64, _ bool) uint64 {
 	return filterMaskGo(blk, w, cand, starts)
 }
 

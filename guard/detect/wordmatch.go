@@ -698,7 +698,7 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 			carry := prev
 			prev = w>>63&1 == 1 && n-base >= 64
 			if bi < nb && f != nil && base+72 <= n {
-				nd = keepBlock(s, base, w, st, en, db[bi], jb[bi], carry, prev, &start, f, buf, nd)
+				nd = keepBlock(s, base, w, st, en, db[bi], jb[bi], odd == 0, carry, prev, &start, f, buf, nd)
 				continue
 			}
 			if prev {
@@ -761,13 +761,14 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 }
 
 // keepBlock is appendWordsFiltered's loop over the words of a whole block
-// (its word bytes w, starts st, ends en; carry: a word runs in from
-// the last block, at *start; prev: one runs on into the next, whose start
-// it stores in *start) with the 3 bytes after the block in s. It stores the
+// (its word bytes w, starts st, ends en, digits and join bytes; ascii: it
+// holds no byte of 0x80 or above nor an apostrophe; carry: a word runs in
+// from the last block, at *start; prev: one runs on into the next, whose
+// start it stores in *start) with the 8 bytes after the block in s. It stores the
 // spans f keeps into buf from nd on and returns the new nd. Which words f
 // keeps is worked out first, into a mask of their starts, with no
 // dependency from one word to the next; then the kept spans are made.
-func keepBlock(s string, base int, w, st, en, digit, join uint64, carry, prev bool, start *int, f *wordFilter, buf []wordSpan, nd int) int {
+func keepBlock(s string, base int, w, st, en, digit, join uint64, ascii, carry, prev bool, start *int, f *wordFilter, buf []wordSpan, nd int) int {
 	if carry && en != 0 {
 		// The word that runs in: keepWord, inline (len(s) >= base+72
 		// holds its first 8 bytes and the byte after it); its span made
@@ -801,7 +802,7 @@ func keepBlock(s string, base int, w, st, en, digit, join uint64, carry, prev bo
 	if !f.digits {
 		cand &^= digit
 	}
-	km := filterMask((*[72]byte)(unsafe.Pointer(unsafe.StringData(s[base:base+72]))), w, cand, &f.starts)
+	km := filterMask((*[72]byte)(unsafe.Pointer(unsafe.StringData(s[base:base+72]))), w, cand, &f.starts, ascii)
 	if f.hook {
 		// Words the blob hook reads, off the bitmaps: 12 bytes or
 		// longer (a run of 12 word bits from the start), or followed by
