@@ -359,36 +359,161 @@ func (m *wordMatcher) anchor() {
 
 // wordsBack returns a position at or before a, the start of a word of s,
 // at or after which every match that holds that word and has at most n
-// words before it starts; not before floor. It walks back over runs of
-// bytes split by the ASCII bytes no word holds, counting those with an
-// ASCII letter, digit or '_' (each holds a word of its own), and stops at
-// a sentence end, which no separator within a match holds (see sepOK;
-// for a matcher with punct).
+// words before it starts; not before floor. It walks back over the n words
+// before a, as the tokeniser finds them (a byte is a word's when its rune
+// is a word rune, or an apostrophe or ’ between two word runes: nextWord's
+// rule, decided from its neighbours alone), and stops at a sentence end,
+// which no separator within a match holds (see sepOK; for a matcher with
+// punct). Each word costs its own bytes: a text dense in anchor words
+// costs a few words each, not a walk back to floor.
 func wordsBack(s string, a, n, floor int) int {
 	p := a
 	for n > 0 && p > floor {
-		c := s[p-1]
-		if c < utf8.RuneSelf && class[c]&cWord == 0 && c != '\'' {
-			if !isSpace(c) && (c == '.' || c == '!' || c == '?') {
-				return p
+		if sz := wordByteBefore(s, p); sz > 0 {
+			for p > floor {
+				sz := wordByteBefore(s, p)
+				if sz == 0 {
+					break
+				}
+				p -= sz
 			}
-			p--
+			n--
 			continue
 		}
-		counted := false
-		for p > floor {
-			c := s[p-1]
-			if c < utf8.RuneSelf && class[c]&cWord == 0 && c != '\'' {
-				break
-			}
-			counted = counted || class[c]&cWord != 0
-			p--
+		c := s[p-1]
+		if c == '.' || c == '!' || c == '?' {
+			return p
 		}
-		if counted {
-			n--
+		if c < utf8.RuneSelf {
+			p--
+		} else {
+			_, sz := utf8.DecodeLastRuneInString(s[:p])
+			p -= sz
 		}
 	}
 	return max(p, floor)
+}
+
+// backMax is how many words back a backWalker remembers.
+const backMax = 16
+
+// backWalker is wordsBack (with floor 0) for the anchor words of a text in
+// order: it remembers the starts of the words behind the last anchor, so
+// that the text between anchors is walked about once however dense the
+// anchors ("rules、rules、rules…" would otherwise walk back over the same
+// words for each), and no further back than the anchors need.
+type backWalker struct {
+	// rec holds the starts of the n words behind the last anchor,
+	// nearest first; closed: no word lies behind them before stop (the
+	// byte after a sentence end, or, when stop < 0, the text's start);
+	// otherwise the words behind rec[n-1] have not been walked yet.
+	rec    [backMax]int32
+	n      int
+	stop   int32
+	closed bool
+	last   int32 // the last anchor word's start (-1: none yet)
+	end    int32 // and its end
+}
+
+// next moves bw to the anchor word s[a:e], after the last one, knowing at
+// least need (<= backMax) words behind it.
+func (bw *backWalker) next(s string, a, e, need int) {
+	var cur [backMax]int32
+	cn := 0
+	limit := 0
+	if bw.last >= 0 {
+		limit = int(bw.end)
+	}
+	_, stop := walkWords(s, a, limit, &cur, &cn, need)
+	closed := stop >= 0
+	if !closed && cn < need {
+		if bw.last < 0 {
+			closed = true // at the text's start
+		} else {
+			// At the last anchor: it, then the words behind it.
+			cur[cn] = bw.last
+			cn++
+			k := copy(cur[cn:], bw.rec[:bw.n])
+			cn += k
+			if k == bw.n && bw.closed {
+				stop, closed = bw.stop, true
+			} else if cn < need {
+				_, stop = walkWords(s, int(cur[cn-1]), 0, &cur, &cn, need)
+				closed = stop >= 0 || cn < need
+			}
+		}
+	}
+	bw.rec, bw.n, bw.stop, bw.closed, bw.last, bw.end = cur, cn, stop, closed, int32(a), int32(e)
+}
+
+// walkWords walks back from p, not below limit, appending to cur (holding
+// *cn) the start of each word it passes until *cn is want; it returns where
+// it stopped and, when that was at a sentence end, the byte after it (else
+// -1).
+func walkWords(s string, p, limit int, cur *[backMax]int32, cn *int, want int) (int, int32) {
+	for p > limit && *cn < want {
+		c := s[p-1]
+		if c < utf8.RuneSelf && class[c]&cWord != 0 || wordByteBefore(s, p) > 0 {
+			for p > limit {
+				if c := s[p-1]; c < utf8.RuneSelf && class[c]&cWord != 0 {
+					p-- // ASCII letters, digits and '_', inline
+					continue
+				}
+				sz := wordByteBefore(s, p)
+				if sz == 0 {
+					break
+				}
+				p -= sz
+			}
+			cur[*cn] = int32(p)
+			*cn++
+			continue
+		}
+		switch {
+		case c == '.' || c == '!' || c == '?':
+			return p, int32(p)
+		case c < utf8.RuneSelf:
+			p--
+		default:
+			_, sz := utf8.DecodeLastRuneInString(s[:p])
+			p -= sz
+		}
+	}
+	return p, -1
+}
+
+// lo returns wordsBack(s, a, n, 0) for the anchor bw last moved to (at a),
+// for n no more than the need it was moved with.
+func (bw *backWalker) lo(a, n int) int {
+	switch {
+	case n == 0:
+		return a
+	case n <= bw.n:
+		return int(bw.rec[n-1])
+	case bw.stop >= 0:
+		return int(bw.stop)
+	}
+	return 0
+}
+
+// wordByteBefore returns the size of the rune that ends at p when it is
+// part of a word, else 0.
+func wordByteBefore(s string, p int) int {
+	c := s[p-1]
+	if c < utf8.RuneSelf {
+		if class[c]&cWord != 0 {
+			return 1
+		}
+		if c == '\'' && p >= 2 && wordRuneBefore(s, p-1) && wordRuneAt(s, p) {
+			return 1
+		}
+		return 0
+	}
+	r, sz := utf8.DecodeLastRuneInString(s[:p])
+	if isWordRune(r) || r == '\u2019' && p-sz >= 1 && wordRuneBefore(s, p-sz) && wordRuneAt(s, p) {
+		return sz
+	}
+	return 0
 }
 
 func foldString(s string) []byte {
@@ -1043,6 +1168,7 @@ type anchorAt struct{ at, lo int32 }
 func (m *wordMatcher) scanAnchored(s string, words []wordSpan, detector string, dst []Finding, hook blobHook) []Finding {
 	var abuf [64]anchorAt
 	ancs := abuf[:0]
+	bw := backWalker{last: -1}
 	for _, sp := range words {
 		// Most words are in the list for another matcher or the blob
 		// hook: rejected by their prefixKey before they are looked up.
@@ -1054,8 +1180,11 @@ func (m *wordMatcher) scanAnchored(s string, words []wordSpan, detector string, 
 			continue
 		}
 		ws, n := int(sp.start), int(m.before[id])
-		lo := ws
-		if n > 0 {
+		var lo int
+		if n <= backMax {
+			bw.next(s, ws, int(sp.end), n)
+			lo = bw.lo(ws, n)
+		} else {
 			lo = wordsBack(s, ws, n, max(ws-n*m.step, 0))
 		}
 		ancs = append(ancs, anchorAt{sp.start, int32(lo)})

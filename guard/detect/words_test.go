@@ -234,3 +234,70 @@ func TestInjectionAnchors(t *testing.T) {
 	}
 	t.Logf("%d findings, %d longer than 40 bytes", found, far)
 }
+
+// TestWordsBack holds wordsBack to the tokeniser: from the start of word k,
+// n words back is the start of word k-n (0 when there are fewer), or the
+// byte after the last sentence end before it, whichever is later.
+func TestWordsBack(t *testing.T) {
+	r := rand.New(rand.NewPCG(51, 52))
+	pieces := []string{"don't", "it’s", "a’’b", "x''y", "’", "'", "é", "日本", "、", "rules", " ", "  ", ". ", "!", "?", "\u0301", "\xff", "\u00a0", "—", "a_b", "9"}
+	for range rounds(20000) {
+		var b strings.Builder
+		if r.IntN(2) == 0 {
+			b.WriteString(randomText(r, r.IntN(30)))
+		}
+		for range r.IntN(30) {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		s := b.String()
+		words := appendWordsPlain(s, nil)
+		for k, sp := range words {
+			a := int(sp.start)
+			for n := 1; n <= 4; n++ {
+				want := 0
+				if k-n >= 0 {
+					want = int(words[k-n].start)
+				}
+				for q := a - 1; q >= want; q-- {
+					if c := s[q]; c == '.' || c == '!' || c == '?' {
+						want = q + 1
+						break
+					}
+				}
+				if got := wordsBack(s, a, n, 0); got != want {
+					t.Fatalf("%q: %d words back from %d: %d, want %d (words %v)", s, n, a, got, want, words)
+				}
+			}
+		}
+	}
+}
+
+// TestBackWalker holds backWalker to wordsBack for runs of words of random
+// texts taken as anchors, in order.
+func TestBackWalker(t *testing.T) {
+	r := rand.New(rand.NewPCG(53, 54))
+	pieces := []string{"don't", "it’s", "a’’b", "’", "'", "é", "、", "rules", " ", "  ", ". ", "!", "\u0301", "\xff", "—", "9"}
+	for range rounds(20000) {
+		var b strings.Builder
+		for range r.IntN(60) {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		s := b.String()
+		words := appendWordsPlain(s, nil)
+		bw := backWalker{last: -1}
+		every := 1 + r.IntN(4)
+		for k, sp := range words {
+			if r.IntN(every) != 0 {
+				continue
+			}
+			a := int(sp.start)
+			need := r.IntN(backMax + 1)
+			bw.next(s, a, int(sp.end), need)
+			for n := 0; n <= need; n++ {
+				if got, want := bw.lo(a, n), wordsBack(s, a, n, 0); got != want {
+					t.Fatalf("%q: word %d at %d, %d back: %d, wordsBack %d", s, k, a, n, got, want)
+				}
+			}
+		}
+	}
+}
