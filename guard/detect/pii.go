@@ -194,8 +194,9 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 // with the plain walk.
 func (p *PII) detectWords(s string, dst []Finding) []Finding {
 	n := len(s)
+	ts := triggerScan{s: s}
 	for i := 0; i < n; {
-		t, back := nextTrigger(s, i)
+		t, back := ts.next(i)
 		if t == n {
 			break
 		}
@@ -256,12 +257,14 @@ func nextTrigger(s string, i int) (t, back int) {
 // reports and their first triggers:
 //   - numbers (IPv4, SSN, card, routing, phone): their first digit starts a
 //     run of digits and group separators (see clusterDigits) holding nine
-//     digits or more, or four or more and three dots (IPv4); the value
+//     digits or more, or four or more and three dots followed by a digit
+//     (IPv4); the value
 //     starts there or at a '(' before it; or the digit follows '+' (an
 //     international phone number);
 //   - a label or country code glued to digits ("SSN123", "card_4111",
-//     "DE89...", "AB123456C"): a digit after a label, or after two letters
-//     that start a word, directly or after a space ("AB 12 34 56 C");
+//     "DE89...", "AB123456C"): a digit after a label, or two digits after
+//     two letters that start a word, directly or, as the digits of a
+//     National Insurance number, after a space ("AB 12 34 56 C");
 //   - IPv6 and MAC addresses: a ':' after a hex digit that starts a run
 //     with "::" or five colons (colonAddress), or the first '-' or '.' of a
 //     MAC address (the next separators in their places), up to four hex
@@ -293,7 +296,7 @@ func isTrigger(s string, t int) (back, after int) {
 			if b := gluedBefore(s, t); b >= 0 {
 				return t - b, t + 1
 			}
-		case p == ' ' && t >= 3 && isAlpha(s[t-2]) && isAlpha(s[t-3]) && !alnumBefore(s, t-3):
+		case p == ' ' && t >= 3 && isAlpha(s[t-2]) && isAlpha(s[t-3]) && !alnumBefore(s, t-3) && ninoDigits(s, t):
 			return 3, t + 1 // "AB 12 34 56 C"
 		}
 	}
@@ -310,7 +313,9 @@ scan:
 				return 1, t + 1
 			}
 		case ccDot:
-			dots++
+			if p+1 < len(s) && isDigit(s[p+1]) {
+				dots++
+			}
 			fallthrough
 		case ccDash:
 			if resume < 0 && macSep(s, p) {
@@ -376,10 +381,27 @@ func gluedBefore(s string, t int) int {
 	if b == j || j-b > maxLabel || alnumBefore(s, b) {
 		return -1
 	}
-	if j-b == 2 && j == t || labelKind(s[b:j]) != 0 {
+	if j-b == 2 && j == t && t+1 < len(s) && isDigit(s[t+1]) || labelKind(s[b:j]) != 0 {
 		return b
 	}
 	return -1
+}
+
+// ninoDigits reports whether the digits of a National Insurance number
+// written in pairs start at t: two digits, then two pairs of two digits,
+// each after an optional space (see ninoAt).
+func ninoDigits(s string, t int) bool {
+	p := t
+	for pair := 0; pair < 3; pair++ {
+		if pair > 0 && p < len(s) && s[p] == ' ' {
+			p++
+		}
+		if p+2 > len(s) || !isDigit(s[p]) || !isDigit(s[p+1]) {
+			return false
+		}
+		p += 2
+	}
+	return true
 }
 
 // alnumBefore reports whether an ASCII letter or digit precedes s[i]: then

@@ -1,0 +1,133 @@
+package detect
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// checkPIIMasks compares piiMasks (AVX2 where the CPU has it) with
+// piiMasksGo and with a byte-by-byte classification on the whole 64-byte
+// blocks of s.
+func checkPIIMasks(t *testing.T, s string) {
+	t.Helper()
+	nb := len(s) / 64
+	got, want := make([]piiBlock, nb), make([]piiBlock, nb)
+	piiMasks(s[:64*nb], got)
+	piiMasksGo(s[:64*nb], want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("%q: piiMasks %+v, piiMasksGo %+v", s, got, want)
+	}
+	for b := range nb {
+		var w piiBlock
+		for k := range 64 {
+			c := s[64*b+k]
+			set := func(f *uint64, ok bool) {
+				if ok {
+					*f |= 1 << k
+				}
+			}
+			set(&w.digit, isDigit(c))
+			set(&w.hexl, isHex(c) && !isDigit(c))
+			set(&w.alnum, isAlnum(c))
+			set(&w.under, c == '_')
+			set(&w.dot, c == '.')
+			set(&w.dash, c == '-')
+			set(&w.colon, c == ':')
+			set(&w.plus, c == '+')
+			set(&w.space, c == ' ')
+			set(&w.grp, groupSep[c])
+		}
+		if want[b] != w {
+			t.Fatalf("%q block %d: piiMasksGo %+v, bytes %+v", s[64*b:64*b+64], b, want[b], w)
+		}
+	}
+}
+
+// TestPIIMasks holds the vector classifier to the Go one and both to the
+// byte classes on every byte value at every offset and on random text.
+func TestPIIMasks(t *testing.T) {
+	t.Logf("AVX2 path: %v", hasAVX2())
+	for c := range 256 {
+		for off := range 64 {
+			b := []byte(strings.Repeat("a", 128))
+			b[off] = byte(c)
+			b[64+63-off] = byte(c)
+			checkPIIMasks(t, string(b))
+		}
+	}
+	r := rand.New(rand.NewPCG(21, 22))
+	for range rounds(5000) {
+		b := make([]byte, 64*(1+r.IntN(20)))
+		for i := range b {
+			switch r.IntN(4) {
+			case 0:
+				b[i] = byte(r.IntN(256))
+			default:
+				b[i] = byte(0x20 + r.IntN(0x60))
+			}
+		}
+		checkPIIMasks(t, string(b))
+	}
+	checkPIIMasks(t, Normalize(benchMix))
+}
+
+func FuzzPIIMasks(f *testing.F) {
+	f.Add(benchPrompt[:640])
+	f.Add(benchNumbers[:640])
+	f.Add(strings.Repeat("\x80\xff_-.:+ \t/()09afAFgzGZ@`[{", 8))
+	f.Fuzz(func(t *testing.T, s string) { checkPIIMasks(t, s) })
+}
+
+// checkTriggerScan holds triggerScan.next to nextTrigger: from every start
+// on its own, and along a walk as detectWords makes it.
+func checkTriggerScan(t *testing.T, s string) {
+	t.Helper()
+	for i := 0; i <= len(s); i++ {
+		ts := triggerScan{s: s}
+		gt, gb := ts.next(i)
+		wt, wb := nextTrigger(s, i)
+		if gt != wt || gb != wb {
+			t.Fatalf("%q from %d: triggerScan %d back %d, nextTrigger %d back %d", s, i, gt, gb, wt, wb)
+		}
+	}
+	ts := triggerScan{s: s}
+	for i := 0; i < len(s); {
+		gt, gb := ts.next(i)
+		wt, wb := nextTrigger(s, i)
+		if gt != wt || gb != wb {
+			t.Fatalf("%q walk from %d: triggerScan %d back %d, nextTrigger %d back %d", s, i, gt, gb, wt, wb)
+		}
+		if gt == len(s) {
+			break
+		}
+		i = gt + 1 + int(uint(gt*7)%5) // on a little past it, as a value would take
+	}
+}
+
+// TestTriggerScan holds triggerScan to nextTrigger on random text of value
+// pieces, with blocks and chunks of every alignment.
+func TestTriggerScan(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	for range rounds(4000) {
+		checkTriggerScan(t, randomText(r, r.IntN(150)))
+	}
+	for range rounds(20) {
+		checkTriggerScan(t, randomText(r, 400+r.IntN(400)))
+	}
+	for _, s := range []string{benchPrompt, benchNumbers, benchMix[:3000]} {
+		checkTriggerScan(t, s)
+	}
+}
+
+func FuzzTriggerScan(f *testing.F) {
+	for _, s := range []string{
+		"", "4111 1111 1111 1111", "SSN 123-45-6789", "ab-cd-ef-ab-cd-ef dead.beef.cafe fe80::1", "+44 20 7946 0958",
+		"AB 12 34 56 C", "version 1.2.3.4", "08:01:07 ::ffff:1.2.3.4", benchPrompt[:700], benchNumbers[:900],
+		strings.Repeat("x", 60) + "12345 6789", strings.Repeat("1 ", 40),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { checkTriggerScan(t, s) })
+}
