@@ -309,8 +309,8 @@ scan:
 	for ; p < len(s); p++ {
 		switch clusterClass[s[p]] {
 		case ccDigit:
-			if d++; d == 9 {
-				return 1, t + 1
+			if d++; d == 13 {
+				break scan
 			}
 		case ccDot:
 			if p+1 < len(s) && isDigit(s[p+1]) {
@@ -325,13 +325,39 @@ scan:
 			break scan
 		}
 	}
-	if d >= 4 && dots >= 3 {
+	if d >= 9 || d >= 4 && dots >= 3 {
+		if (t == 0 || plainBefore(s[t-1])) && !numberMayStart(s, t, digitsAt(s, t)-t, d) {
+			// Only this run is passed: the cluster's next runs start
+			// words of their own.
+			return -1, digitsAt(s, t)
+		}
 		return 1, t + 1
 	}
 	if resume >= 0 {
 		return -1, resume
 	}
 	return -1, p
+}
+
+// plainBefore reports whether c, the byte before a digit, makes the digit
+// a word start at which the word walk looks only at the number: c starts
+// nothing itself (no '(' or '+' of a phone number) and is no word byte (the
+// walk would start from the word's start).
+func plainBefore(c byte) bool {
+	return c < utf8.RuneSelf && class[c]&cWord == 0 && c != '(' && c != '+'
+}
+
+// numberMayStart reports whether a value may start at the word start t, a
+// run of run digits in a cluster holding d digits (counted up to 13): what
+// digitToken and hexToken need there. An IPv4 address or an SSN starts
+// with at most three digits, a phone number with three, or one, or a
+// trunk 0, or is ten or eleven digits; an SSN or routing number of nine;
+// a card number is 13 or more digits; an IPv6 or MAC address starting
+// with four digits has ':' or '.' after them. A run of 4 to 8 digits, or
+// 12, in a cluster of fewer than 13 is none of them ("1000-2000-000").
+func numberMayStart(s string, t, run, d int) bool {
+	return run <= 3 || run >= 9 || d >= 13 || s[t] == '0' ||
+		run == 4 && t+4 < len(s) && (s[t+4] == '.' || s[t+4] == ':')
 }
 
 // macSep reports whether the '-' or '.' at t may be the first separator of

@@ -111,7 +111,7 @@ func (ts *triggerScan) load(cb int) {
 	}
 	ts.base, ts.nb = 64*cb, nb
 	for b := 1; b <= nb; b++ {
-		ts.sure[b-1], ts.maybe[b-1] = triggerCands(&ts.m[b-1], &ts.m[b], &ts.m[b+1])
+		ts.sure[b-1], ts.maybe[b-1] = triggerCands(ts.s, ts.base+64*(b-1), &ts.m[b-1], &ts.m[b], &ts.m[b+1])
 	}
 }
 
@@ -123,13 +123,13 @@ func prevBits(x, px uint64, k uint) uint64 { return x<<k | px>>(64-k) }
 // taking the low bits of nx, the block after.
 func nextBits(x, nx uint64, k uint) uint64 { return x>>k | nx<<(64-k) }
 
-// triggerCands returns the positions of the block cu (pv before it, nx
-// after it) that may be triggers, from isTrigger's conditions on the bytes
+// triggerCands returns the positions of the block cu of s at base (pv
+// before it, nx after it) that may be triggers, from isTrigger's conditions on the bytes
 // around them: sure ones, where isTrigger reports a value that may start
 // one byte before (a digit with enough digits in its cluster and nothing
 // before it that isTrigger looks at), and maybe ones, a superset of the
 // rest, for isTrigger to decide.
-func triggerCands(pv, cu, nx *piiBlock) (sure, maybe uint64) {
+func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64) {
 	hexPrev := prevBits(cu.digit|cu.hexl, pv.digit|pv.hexl, 1)
 	// A ':' after a hex digit; the first '-' or '.' of a MAC address.
 	maybe = cu.colon & hexPrev
@@ -167,9 +167,17 @@ func triggerCands(pv, cu, nx *piiBlock) (sure, maybe uint64) {
 		in = in&-in - 1
 		d := bits.OnesCount64(nextBits(cu.digit, nx.digit, k) & in)
 		if d >= 9 || d >= 4 && bits.OnesCount64(nextBits(dotd, dotdNx, k)&in) >= 3 {
-			if prefixed&(1<<k) == 0 {
-				sure |= 1 << k
+			if prefixed&(1<<k) != 0 {
+				continue
 			}
+			// isTrigger's test of the word start (the run's first digit
+			// is the only one here that is).
+			t := base + int(k)
+			if (t == 0 || plainBefore(s[t-1])) &&
+				!numberMayStart(s, t, bits.TrailingZeros64(^nextBits(cu.digit, nx.digit, k)), d) {
+				continue
+			}
+			sure |= 1 << k
 			continue
 		}
 		if prefixed&(1<<k) == 0 {

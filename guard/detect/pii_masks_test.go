@@ -131,3 +131,37 @@ func FuzzTriggerScan(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) { checkTriggerScan(t, s) })
 }
+
+// numberText builds text of digit runs of every length, group separators
+// and the bytes that start or glue numbers, so that clusters of 9 to 20
+// digits with first runs of every length (the ones isTrigger passes over
+// as starting no value) fall on every offset of the blocks.
+func numberText(r *rand.Rand, n int) string {
+	pieces := []string{"0", "1", "4", "9", "12", "123", "1234", "12345", "123456", "1234567", "12345678", "0800", "4111",
+		"1000", " ", "  ", "\t", "-", ".", "/", "_", "(", ")", "+", ":", "|", "\n", "ab", "A", "ssn ", "phone ", "é", "f",
+		"dead.", "beef:", "021000021", "123-45-6789", "4111 1111 1111 1111", "10.0.0.1"}
+	var b strings.Builder
+	for range n {
+		b.WriteString(pieces[r.IntN(len(pieces))])
+	}
+	return b.String()
+}
+
+// TestDetectWordsNumbersRandom holds the skipping walk to the plain one,
+// and triggerScan to nextTrigger, on number-dense random text.
+func TestDetectWordsNumbersRandom(t *testing.T) {
+	p, err := NewPII(PIIConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(25, 26))
+	for range rounds(30000) {
+		s := numberText(r, r.IntN(60))
+		if got, want := p.detectWords(s, nil), p.detectWordsPlain(s, nil); !slices.Equal(got, want) {
+			t.Fatalf("%q: skipping walk found %v, plain walk %v", s, got, want)
+		}
+	}
+	for range rounds(3000) {
+		checkTriggerScan(t, numberText(r, r.IntN(80)))
+	}
+}
