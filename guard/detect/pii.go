@@ -150,31 +150,45 @@ func (p *PII) emit(dst []Finding, typ string, start, end int) []Finding {
 // Detect implements Detector.
 func (p *PII) Detect(s string, dst []Finding) []Finding {
 	k := p.kinds
+	const wordKinds = kPhone | kSSN | kCard | kIBAN | kRouting | kIP | kMAC | kNINO
 	// Values with a fixed marker are found by searching for it (IndexByte
 	// and Index are vectorised), the rest in one pass over word starts.
+	// That pass classifies every 64-byte block of the text (triggerScan),
+	// and the bitmaps also give the URL markers and key runs.
 	if k&kEmail != 0 {
 		dst = p.detectEmails(s, dst)
 	}
+	index := func(off int, lit string) int {
+		if j := indexLit(s[off:], lit); j >= 0 {
+			return off + j
+		}
+		return -1
+	}
+	key20 := func() bool { return keyRunAtLeast(s, 20) }
+	key40 := func() bool { return keyRunAtLeast(s, 40) }
+	if k&wordKinds != 0 {
+		ts := triggerScan{s: s}
+		dst = p.walkWords(&ts, dst)
+		if !ts.marksOver {
+			index = ts.marks.index
+		}
+		key20 = func() bool { return ts.key20 }
+		key40 = func() bool { return ts.key40 }
+	}
 	if k&kURL != 0 {
-		dst = p.detectURLs(s, dst)
+		dst = p.detectURLs(s, dst, index)
 	}
 	// Keys are runs of 20 (access key ids) or 40 (secret keys) base64
-	// characters: text without such a run is passed in one SWAR pass
-	// (keyRunAtLeast) instead of four substring searches.
-	if k&(kAccessKey|kSecretKey) != 0 {
-		if keyRunAtLeast(s, 20) {
-			if k&kAccessKey != 0 {
-				dst = p.detectMarked(s, dst, "AKIA", AWSAccessKey, accessKeyAt)
-				dst = p.detectMarked(s, dst, "ASIA", AWSAccessKey, accessKeyAt)
-			}
-			if k&kSecretKey != 0 && keyRunAtLeast(s, 40) {
-				dst = p.detectSecrets(s, dst)
-			}
+	// characters: text without such a run is passed without four
+	// substring searches.
+	if k&(kAccessKey|kSecretKey) != 0 && key20() {
+		if k&kAccessKey != 0 {
+			dst = p.detectMarked(s, dst, "AKIA", AWSAccessKey, accessKeyAt)
+			dst = p.detectMarked(s, dst, "ASIA", AWSAccessKey, accessKeyAt)
 		}
-	}
-	const wordKinds = kPhone | kSSN | kCard | kIBAN | kRouting | kIP | kMAC | kNINO
-	if k&wordKinds != 0 {
-		dst = p.detectWords(s, dst)
+		if k&kSecretKey != 0 && key40() {
+			dst = p.detectSecrets(s, dst)
+		}
 	}
 	for _, r := range p.regexes {
 		for _, m := range r.re.FindAllStringIndex(s, -1) {
@@ -193,8 +207,15 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 // only passes over inside a value it found. FuzzDetectWordsSkip compares it
 // with the plain walk.
 func (p *PII) detectWords(s string, dst []Finding) []Finding {
-	n := len(s)
 	ts := triggerScan{s: s}
+	return p.walkWords(&ts, dst)
+}
+
+// walkWords is detectWords with the triggerScan of s, which it leaves with
+// every block classified.
+func (p *PII) walkWords(ts *triggerScan, dst []Finding) []Finding {
+	s := ts.s
+	n := len(s)
 	for i := 0; i < n; {
 		t, back := ts.next(i)
 		if t == n {
@@ -529,15 +550,15 @@ func (p *PII) detectMarked(s string, dst []Finding, marker, typ string, at func(
 	}
 }
 
-// detectURLs finds "://" and "www." and checks the URL around them.
-func (p *PII) detectURLs(s string, dst []Finding) []Finding {
+// detectURLs finds "://" and "www." and checks the URL around them. index
+// returns the first position at or after off of a marker, or -1.
+func (p *PII) detectURLs(s string, dst []Finding, index func(off int, lit string) int) []Finding {
 	last := 0
 	for off := 0; ; {
-		j := indexLit(s[off:], "://")
-		if j < 0 {
+		at := index(off, "://")
+		if at < 0 {
 			break
 		}
-		at := off + j
 		off = at + 3
 		b := at
 		for b > last && at-b < 16 && (isAlnum(s[b-1]) || s[b-1] == '+' || s[b-1] == '.' || s[b-1] == '-') {
@@ -556,11 +577,10 @@ func (p *PII) detectURLs(s string, dst []Finding) []Finding {
 	}
 	for _, m := range [...]string{"www.", "WWW."} {
 		for off := 0; ; {
-			j := indexLit(s[off:], m)
-			if j < 0 {
+			i := index(off, m)
+			if i < 0 {
 				break
 			}
-			i := off + j
 			off = i + 4
 			if i > 0 && (wordRuneBefore(s, i) || s[i-1] == '/' || s[i-1] == '.' || s[i-1] == '@') {
 				continue // inside a URL or address already

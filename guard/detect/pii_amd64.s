@@ -6,7 +6,7 @@ DATA piiConsts<>+0(SB)/8, $0x2d2e602f677b3a20
 DATA piiConsts<>+8(SB)/8, $0x0000000000005f2b
 GLOBL piiConsts<>(SB), RODATA|NOPTR, $16
 
-// Whole vectors of '\t', '(' and ')' for memory operands.
+// Whole vectors of '\t', '(', ')' and 'w' for memory operands.
 DATA piiVec<>+0(SB)/8, $0x0909090909090909
 DATA piiVec<>+8(SB)/8, $0x0909090909090909
 DATA piiVec<>+16(SB)/8, $0x0909090909090909
@@ -19,7 +19,11 @@ DATA piiVec<>+64(SB)/8, $0x2929292929292929
 DATA piiVec<>+72(SB)/8, $0x2929292929292929
 DATA piiVec<>+80(SB)/8, $0x2929292929292929
 DATA piiVec<>+88(SB)/8, $0x2929292929292929
-GLOBL piiVec<>(SB), RODATA|NOPTR, $96
+DATA piiVec<>+96(SB)/8, $0x7777777777777777
+DATA piiVec<>+104(SB)/8, $0x7777777777777777
+DATA piiVec<>+112(SB)/8, $0x7777777777777777
+DATA piiVec<>+120(SB)/8, $0x7777777777777777
+GLOBL piiVec<>(SB), RODATA|NOPTR, $128
 
 // PIIHALF classifies the 32 bytes in Y0 into the 32-bit halves at offset
 // O of the piiBlock at DI (see piiBlock for the fields). Signed compares:
@@ -31,6 +35,9 @@ GLOBL piiVec<>(SB), RODATA|NOPTR, $96
 	VPMOVMSKB Y1, AX; \
 	MOVL      AX, O+0(DI); \
 	VPOR      Y15, Y0, Y2; \
+	VPCMPEQB  piiVec<>+96(SB), Y2, Y3; \
+	VPMOVMSKB Y3, AX; \
+	MOVL      AX, O+88(DI); \
 	VPCMPGTB  Y10, Y2, Y3; \
 	VPCMPGTB  Y2, Y13, Y4; \
 	VPAND     Y3, Y4, Y4; \
@@ -63,6 +70,8 @@ GLOBL piiVec<>(SB), RODATA|NOPTR, $96
 	MOVL      AX, O+56(DI); \
 	VPOR      Y2, Y1, Y1; \
 	VPCMPEQB  Y11, Y0, Y2; \
+	VPMOVMSKB Y2, AX; \
+	MOVL      AX, O+80(DI); \
 	VPOR      Y2, Y1, Y1; \
 	VPCMPEQB  piiVec<>+0(SB), Y0, Y2; \
 	VPOR      Y2, Y1, Y1; \
@@ -99,7 +108,7 @@ ploop:
 	VMOVDQU 32(SI), Y0
 	PIIHALF(4)
 	ADDQ $64, SI
-	ADDQ $80, DI
+	ADDQ $96, DI
 	DECQ CX
 	JMP  ploop
 

@@ -27,6 +27,8 @@ type piiBlock struct {
 	space uint64 // ' '
 	grp   uint64 // group separators: space, tab, - . _ / ( ) (groupSep)
 	under uint64 // '_'
+	slash uint64 // '/'
+	wfold uint64 // 'w' 'W'
 }
 
 // piiMasksGo sets m[b] to the classes of the 64-byte block b of s, eight
@@ -46,6 +48,8 @@ func piiMasksGo(s string, m []piiBlock) {
 			o.hexl |= pack(inRange(folded, 'a', 'f')) << c
 			o.alnum |= pack(digit|alpha) << c
 			o.under |= pack(under) << c
+			o.slash |= pack(eqByte(x, '/')) << c
+			o.wfold |= pack(eqByte(folded, 'w')) << c
 			o.dot |= pack(dot) << c
 			o.dash |= pack(dash) << c
 			o.colon |= pack(eqByte(x, ':')) << c
@@ -70,6 +74,46 @@ type triggerScan struct {
 	m     [trigChunk + 2]piiBlock
 	sure  [trigChunk]uint64 // the positions that are triggers with back 1
 	maybe [trigChunk]uint64 // the other positions that may be triggers
+
+	// What the other PII searches need, gathered from the same bitmaps as
+	// the chunks are classified (every block once, in order; see next).
+	keyRun       int  // key characters at the end of the text so far
+	key20, key40 bool // a run of 20 (40) key characters seen (keyRunAtLeast)
+	// The positions of "://", "www." and "WWW." (marks), in order, unless
+	// there were more than fit (marksOver).
+	marks     markIndex
+	marksOver bool
+}
+
+// maxMarks is how many URL markers a triggerScan keeps.
+const maxMarks = 32
+
+// markIndex lists the URL markers of a text in order: kind 0 for "://",
+// 1 for "www.", 2 for "WWW.".
+type markIndex struct {
+	pos  [maxMarks]int32
+	kind [maxMarks]uint8
+	n    int
+	cur  [3]int // per kind, where index looks from
+}
+
+var markLits = [3]string{"://", "www.", "WWW."}
+
+// index returns the first position at or after off of the marker lit (one
+// of markLits), or -1. Calls for one marker must not move off back.
+func (m *markIndex) index(off int, lit string) int {
+	k := 0
+	for k < len(markLits) && markLits[k] != lit {
+		k++
+	}
+	for j := m.cur[k]; j < m.n; j++ {
+		if m.kind[j] == uint8(k) && int(m.pos[j]) >= off {
+			m.cur[k] = j
+			return int(m.pos[j])
+		}
+	}
+	m.cur[k] = m.n
+	return -1
 }
 
 // masksAt sets m to the classes of the blocks from block b on, the last
@@ -111,8 +155,58 @@ func (ts *triggerScan) load(cb int) {
 	}
 	ts.base, ts.nb = 64*cb, nb
 	for b := 1; b <= nb; b++ {
-		ts.sure[b-1], ts.maybe[b-1] = triggerCands(ts.s, ts.base+64*(b-1), &ts.m[b-1], &ts.m[b], &ts.m[b+1])
+		cu, nx := &ts.m[b], &ts.m[b+1]
+		at := ts.base + 64*(b-1)
+		ts.sure[b-1], ts.maybe[b-1] = triggerCands(ts.s, at, &ts.m[b-1], cu, nx)
+		if !ts.key40 {
+			ts.keys(cu.alnum | cu.plus | cu.slash)
+		}
+		mk := cu.colon&nextBits(cu.slash, nx.slash, 1)&nextBits(cu.slash, nx.slash, 2) |
+			cu.wfold&nextBits(cu.wfold, nx.wfold, 1)&nextBits(cu.wfold, nx.wfold, 2)&nextBits(cu.dot, nx.dot, 3)
+		for ; mk != 0; mk &= mk - 1 {
+			ts.mark(at + bits.TrailingZeros64(mk))
+		}
 	}
+}
+
+// keys adds the bitmap x of key characters of the next block to the key
+// runs seen (keyRunAtLeast's arithmetic).
+func (ts *triggerScan) keys(x uint64) {
+	if x == ^uint64(0) {
+		ts.keyRun += 64
+	} else {
+		head := ts.keyRun + bits.TrailingZeros64(^x)
+		if head >= 20 || hasRun(x, 20) {
+			ts.key20 = true
+			ts.key40 = ts.key40 || head >= 40 || hasRun(x, 40)
+		}
+		ts.keyRun = bits.LeadingZeros64(^x)
+	}
+	ts.key20 = ts.key20 || ts.keyRun >= 20
+	ts.key40 = ts.key40 || ts.keyRun >= 40
+}
+
+// mark records the URL marker candidate at i ("://" or "www." in either
+// case) when it is one of markLits.
+func (ts *triggerScan) mark(i int) {
+	k := 0
+	if ts.s[i] != ':' {
+		switch ts.s[i : i+4] {
+		case "www.":
+			k = 1
+		case "WWW.":
+			k = 2
+		default:
+			return
+		}
+	}
+	m := &ts.marks
+	if m.n == maxMarks {
+		ts.marksOver = true
+		return
+	}
+	m.pos[m.n], m.kind[m.n] = int32(i), uint8(k)
+	m.n++
 }
 
 // prevBits aligns to each bit of x the bit k places before it (k in 1..63),
@@ -122,6 +216,10 @@ func prevBits(x, px uint64, k uint) uint64 { return x<<k | px>>(64-k) }
 // nextBits aligns to each bit of x the bit k places after it (k in 0..63),
 // taking the low bits of nx, the block after.
 func nextBits(x, nx uint64, k uint) uint64 { return x>>k | nx<<(64-k) }
+
+// nextBitsV is nextBits for a k that is no constant, written so that the
+// compiler knows both shifts are below 64.
+func nextBitsV(x, nx uint64, k uint) uint64 { return x>>(k&63) | nx<<1<<((63-k)&63) }
 
 // triggerCands returns the positions of the block cu of s at base (pv
 // before it, nx after it) that may be triggers, from isTrigger's conditions on the bytes
@@ -156,17 +254,27 @@ func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64)
 	// A dot before a digit (nx's bit 63, whose next byte is not at hand, is
 	// never in the 64 bits after a bit of cu).
 	dotd, dotdNx := cu.dot&dNext(1), nx.dot&(nx.digit>>1)
+	if bits.OnesCount64(cu.digit)+bits.OnesCount64(nx.digit) < 4 {
+		// No cluster holds four digits in the bits at hand.
+		for rest := starts; rest != 0; rest &= rest - 1 {
+			k := uint(bits.TrailingZeros64(rest))
+			if nextBitsV(clu, cluNx, k) == ^uint64(0) {
+				maybe |= 1 << k
+			}
+		}
+		return sure, maybe
+	}
 	for rest := starts; rest != 0; {
 		k := uint(bits.TrailingZeros64(rest))
 		rest &= rest - 1
-		in := ^nextBits(clu, cluNx, k)
+		in := ^nextBitsV(clu, cluNx, k)
 		if in == 0 { // the cluster runs past the bits at hand
 			maybe |= 1 << k
 			continue
 		}
 		in = in&-in - 1
-		d := bits.OnesCount64(nextBits(cu.digit, nx.digit, k) & in)
-		if d >= 9 || d >= 4 && bits.OnesCount64(nextBits(dotd, dotdNx, k)&in) >= 3 {
+		d := bits.OnesCount64(nextBitsV(cu.digit, nx.digit, k) & in)
+		if d >= 9 || d >= 4 && bits.OnesCount64(nextBitsV(dotd, dotdNx, k)&in) >= 3 {
 			if prefixed&(1<<k) != 0 {
 				continue
 			}
@@ -174,7 +282,7 @@ func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64)
 			// is the only one here that is).
 			t := base + int(k)
 			if (t == 0 || plainBefore(s[t-1])) &&
-				!numberMayStart(s, t, bits.TrailingZeros64(^nextBits(cu.digit, nx.digit, k)), d) {
+				!numberMayStart(s, t, bits.TrailingZeros64(^nextBitsV(cu.digit, nx.digit, k)), d) {
 				continue
 			}
 			sure |= 1 << k
@@ -188,7 +296,8 @@ func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64)
 }
 
 // next is nextTrigger(ts.s, i) for i at or after where the last call
-// started.
+// started. Once it returns len(ts.s), every block of the text has been
+// classified and the keys and marks fields are complete.
 func (ts *triggerScan) next(i int) (t, back int) {
 	s := ts.s
 	n := len(s)
@@ -201,8 +310,8 @@ func (ts *triggerScan) next(i int) (t, back int) {
 		i = after
 	}
 	for i < n {
-		if i >= ts.base+64*ts.nb {
-			ts.load(i / 64)
+		for i >= ts.base+64*ts.nb {
+			ts.load(ts.base/64 + ts.nb) // every block, in order
 		}
 		b := (i - ts.base) >> 6
 		below := uint64(1)<<(i&63) - 1

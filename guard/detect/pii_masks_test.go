@@ -32,6 +32,8 @@ func checkPIIMasks(t *testing.T, s string) {
 			set(&w.hexl, isHex(c) && !isDigit(c))
 			set(&w.alnum, isAlnum(c))
 			set(&w.under, c == '_')
+			set(&w.slash, c == '/')
+			set(&w.wfold, c|0x20 == 'w')
 			set(&w.dot, c == '.')
 			set(&w.dash, c == '-')
 			set(&w.colon, c == ':')
@@ -92,6 +94,7 @@ func checkTriggerScan(t *testing.T, s string) {
 			t.Fatalf("%q from %d: triggerScan %d back %d, nextTrigger %d back %d", s, i, gt, gb, wt, wb)
 		}
 	}
+	checkScanSide(t, s)
 	ts := triggerScan{s: s}
 	for i := 0; i < len(s); {
 		gt, gb := ts.next(i)
@@ -163,5 +166,86 @@ func TestDetectWordsNumbersRandom(t *testing.T) {
 	}
 	for range rounds(3000) {
 		checkTriggerScan(t, numberText(r, r.IntN(80)))
+	}
+}
+
+// checkScanSide holds what a triggerScan gathers for the other searches
+// to the plain searches: the key runs to keyRunAtLeast, the URL markers
+// to strings.Index (all of them, in order, or more than maxMarks).
+func checkScanSide(t *testing.T, s string) {
+	t.Helper()
+	ts := triggerScan{s: s}
+	for i := 0; i < len(s); {
+		t, _ := ts.next(i)
+		i = t + 1
+	}
+	if ts.key20 != keyRunAtLeast(s, 20) || ts.key40 != keyRunAtLeast(s, 40) {
+		t.Fatalf("%q: triggerScan key runs of 20 %v, 40 %v; keyRunAtLeast %v, %v", s, ts.key20, ts.key40,
+			keyRunAtLeast(s, 20), keyRunAtLeast(s, 40))
+	}
+	var pos []int32
+	var kind []uint8
+	for i := range s {
+		for k, lit := range markLits {
+			if strings.HasPrefix(s[i:], lit) {
+				pos, kind = append(pos, int32(i)), append(kind, uint8(k))
+			}
+		}
+	}
+	if len(pos) > maxMarks {
+		if !ts.marksOver {
+			t.Fatalf("%q: %d URL markers, triggerScan kept %d and no overflow", s, len(pos), ts.marks.n)
+		}
+		return
+	}
+	m := &ts.marks
+	if ts.marksOver || !slices.Equal(pos, m.pos[:m.n]) || !slices.Equal(kind, m.kind[:m.n]) {
+		t.Fatalf("%q: URL markers at %v kinds %v, triggerScan %v %v (over %v)", s, pos, kind, m.pos[:m.n], m.kind[:m.n], ts.marksOver)
+	}
+	for k, lit := range markLits {
+		for off := 0; off <= len(s); off += 1 + off%7 {
+			want := strings.Index(s[off:], lit)
+			if want >= 0 {
+				want += off
+			}
+			if got := m.index(off, lit); got != want {
+				t.Fatalf("%q: markIndex.index(%d, %q) = %d, strings.Index %d", s, off, lit, got, want)
+			}
+		}
+		_ = k
+	}
+}
+
+// urlText builds text of URL markers (and near misses) and key-character
+// runs of lengths around 20 and 40, so that both fall on every offset of
+// the blocks.
+func urlText(r *rand.Rand, n int) string {
+	pieces := []string{"://", "www.", "WWW.", "wWw.", "ww.", "www", ":/", "http", "://x.io", "www.x.io", " ", ".", "-", "=",
+		"AKIAIOSFODNN7EXAMPLE", "aB3+/", "abcdefghij", "0123456789", "é", "\n", "secret", "ab"}
+	var b strings.Builder
+	for range n {
+		b.WriteString(pieces[r.IntN(len(pieces))])
+	}
+	return b.String()
+}
+
+// TestScanSide holds the key runs and URL markers a triggerScan gathers
+// to the plain searches, and the PII detector that uses them to the
+// reference one.
+func TestScanSide(t *testing.T) {
+	r := rand.New(rand.NewPCG(27, 28))
+	p, err := NewPII(PIIConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range rounds(5000) {
+		s := urlText(r, r.IntN(120))
+		checkScanSide(t, s)
+		got, want := p.Detect(s, nil), p.detectPlain(s, nil)
+		sortFindings(got)
+		sortFindings(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%q: Detect found %v, the plain path %v", s, got, want)
+		}
 	}
 }

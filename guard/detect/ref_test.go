@@ -31,7 +31,12 @@ func (p *PII) detectPlain(s string, dst []Finding) []Finding {
 		dst = p.detectEmails(s, dst)
 	}
 	if k&kURL != 0 {
-		dst = p.detectURLs(s, dst)
+		dst = p.detectURLs(s, dst, func(off int, lit string) int {
+			if j := strings.Index(s[off:], lit); j >= 0 {
+				return off + j
+			}
+			return -1
+		})
 	}
 	if k&kAccessKey != 0 {
 		dst = p.detectMarked(s, dst, "AKIA", AWSAccessKey, accessKeyAt)
