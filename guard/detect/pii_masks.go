@@ -222,15 +222,29 @@ func nextBits(x, nx uint64, k uint) uint64 { return x>>k | nx<<(64-k) }
 func nextBitsV(x, nx uint64, k uint) uint64 { return x>>(k&63) | nx<<1<<((63-k)&63) }
 
 // triggerCands returns the positions of the block cu of s at base (pv
-// before it, nx after it) that may be triggers, from isTrigger's conditions on the bytes
-// around them: sure ones, where isTrigger reports a value that may start
+// before it, nx after it) that may be triggers, from isTrigger's
+// conditions on the bytes around them: sure ones, where isTrigger reports a value that may start
 // one byte before (a digit with enough digits in its cluster and nothing
 // before it that isTrigger looks at), and maybe ones, a superset of the
 // rest, for isTrigger to decide.
 func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64) {
 	hexPrev := prevBits(cu.digit|cu.hexl, pv.digit|pv.hexl, 1)
-	// A ':' after a hex digit; the first '-' or '.' of a MAC address.
-	maybe = cu.colon & hexPrev
+	// A ':' after a hex digit that starts a run of hex digits, colons and
+	// dots with "::" or five colons in its first 46 bytes (colonAddress;
+	// not a time as 08:01:07).
+	for cc := cu.colon & hexPrev; cc != 0; cc &= cc - 1 {
+		k := uint(bits.TrailingZeros64(cc))
+		run := ^nextBitsV(cu.digit|cu.hexl|cu.colon|cu.dot, nx.digit|nx.hexl|nx.colon|nx.dot, k)
+		in := uint64(1)<<46 - 1
+		if run != 0 {
+			in &= run&-run - 1
+		}
+		colons := nextBitsV(cu.colon, nx.colon, k) & in
+		if colons&(colons>>1) != 0 || bits.OnesCount64(colons) >= 5 {
+			maybe |= 1 << k
+		}
+	}
+	// The first '-' or '.' of a MAC address.
 	maybe |= cu.dash & hexPrev & nextBits(cu.dash, nx.dash, 3) & nextBits(cu.dash, nx.dash, 6)
 	maybe |= cu.dot & hexPrev & nextBits(cu.dot, nx.dot, 5)
 	// Digits: only the first of a run may be one (isTrigger passes the rest
@@ -239,12 +253,13 @@ func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64)
 	if starts == 0 {
 		return 0, maybe
 	}
-	// After '+', a letter or '_', or a word of two letters and a space
-	// with a digit pair after it.
+	// After '+', a letter or '_' with no digit before it (gluedBefore),
+	// or a word of two letters and a space with a digit pair after it.
 	letter, letterPv := cu.alnum&^cu.digit, pv.alnum&^pv.digit
 	dNext := func(k uint) uint64 { return nextBits(cu.digit, nx.digit, k) }
 	pairs := dNext(1) & (dNext(2)&dNext(3) | nextBits(cu.space, nx.space, 2)&dNext(3)&dNext(4))
-	prefixed := starts & (prevBits(cu.plus, pv.plus, 1) | prevBits(letter|cu.under, letterPv|pv.under, 1) |
+	glued := prevBits(letter|cu.under, letterPv|pv.under, 1) &^ prevBits(cu.digit, pv.digit, 2)
+	prefixed := starts & (prevBits(cu.plus, pv.plus, 1) | glued |
 		prevBits(cu.space, pv.space, 1)&prevBits(letter, letterPv, 2)&prevBits(letter, letterPv, 3)&^
 			prevBits(cu.alnum, pv.alnum, 4)&pairs)
 	maybe |= prefixed
