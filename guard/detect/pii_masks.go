@@ -176,9 +176,14 @@ func (ts *triggerScan) keys(x uint64) {
 		ts.keyRun += 64
 	} else {
 		head := ts.keyRun + bits.TrailingZeros64(^x)
-		if head >= 20 || hasRun(x, 20) {
+		// hasRun(x, 20) and hasRun(x, 40), unrolled.
+		r16 := x & (x >> 1)
+		r16 &= r16 >> 2
+		r16 &= r16 >> 4
+		r16 &= r16 >> 8 // runs of 16
+		if head >= 20 || r16&(r16>>4) != 0 {
 			ts.key20 = true
-			ts.key40 = ts.key40 || head >= 40 || hasRun(x, 40)
+			ts.key40 = ts.key40 || head >= 40 || r16&(r16>>16)&(r16>>24) != 0
 		}
 		ts.keyRun = bits.LeadingZeros64(^x)
 	}
@@ -257,11 +262,12 @@ func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64)
 	// or a word of two letters and a space with a digit pair after it.
 	letter, letterPv := cu.alnum&^cu.digit, pv.alnum&^pv.digit
 	dNext := func(k uint) uint64 { return nextBits(cu.digit, nx.digit, k) }
-	pairs := dNext(1) & (dNext(2)&dNext(3) | nextBits(cu.space, nx.space, 2)&dNext(3)&dNext(4))
 	glued := prevBits(letter|cu.under, letterPv|pv.under, 1) &^ prevBits(cu.digit, pv.digit, 2)
-	prefixed := starts & (prevBits(cu.plus, pv.plus, 1) | glued |
-		prevBits(cu.space, pv.space, 1)&prevBits(letter, letterPv, 2)&prevBits(letter, letterPv, 3)&^
-			prevBits(cu.alnum, pv.alnum, 4)&pairs)
+	prefixed := starts & (prevBits(cu.plus, pv.plus, 1) | glued)
+	if sp := starts & prevBits(cu.space, pv.space, 1) &^ prevBits(cu.alnum, pv.alnum, 4); sp != 0 {
+		pairs := dNext(1) & (dNext(2)&dNext(3) | nextBits(cu.space, nx.space, 2)&dNext(3)&dNext(4))
+		prefixed |= sp & prevBits(letter, letterPv, 2) & prevBits(letter, letterPv, 3) & pairs
+	}
 	maybe |= prefixed
 	// Or enough digits in its cluster: the rest of the cluster's runs have
 	// fewer when the first has too few.
@@ -279,7 +285,10 @@ func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64)
 		}
 		return sure, maybe
 	}
-	for rest := starts; rest != 0; {
+	// A cluster with four digits from a run start is four bytes long or
+	// more; prefixed starts are candidates already.
+	clu4 := clu & nextBits(clu, cluNx, 1) & nextBits(clu, cluNx, 2) & nextBits(clu, cluNx, 3)
+	for rest := starts & clu4 &^ prefixed; rest != 0; {
 		k := uint(bits.TrailingZeros64(rest))
 		rest &= rest - 1
 		in := ^nextBitsV(clu, cluNx, k)
@@ -290,9 +299,6 @@ func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64)
 		in = in&-in - 1
 		d := bits.OnesCount64(nextBitsV(cu.digit, nx.digit, k) & in)
 		if d >= 9 || d >= 4 && bits.OnesCount64(nextBitsV(dotd, dotdNx, k)&in) >= 3 {
-			if prefixed&(1<<k) != 0 {
-				continue
-			}
 			// isTrigger's test of the word start (the run's first digit
 			// is the only one here that is).
 			t := base + int(k)
@@ -303,9 +309,7 @@ func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64)
 			sure |= 1 << k
 			continue
 		}
-		if prefixed&(1<<k) == 0 {
-			rest &^= in << k // the cluster's later runs
-		}
+		rest &^= in << k // the cluster's later runs
 	}
 	return sure, maybe
 }
