@@ -166,14 +166,16 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 	}
 	key20 := func() bool { return keyRunAtLeast(s, 20) }
 	key40 := func() bool { return keyRunAtLeast(s, 40) }
-	if k&wordKinds != 0 {
+	if k&wordKinds != 0 && hasAVX2() {
 		ts := triggerScan{s: s}
-		dst = p.walkWords(&ts, dst)
+		dst = p.walkWords(s, &ts, dst)
 		if !ts.marksOver {
 			index = ts.marks.index
 		}
 		key20 = func() bool { return ts.key20 }
 		key40 = func() bool { return ts.key40 }
+	} else if k&wordKinds != 0 {
+		dst = p.walkWords(s, nil, dst)
 	}
 	if k&kURL != 0 {
 		dst = p.detectURLs(s, dst, index)
@@ -207,17 +209,25 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 // only passes over inside a value it found. FuzzDetectWordsSkip compares it
 // with the plain walk.
 func (p *PII) detectWords(s string, dst []Finding) []Finding {
+	if !hasAVX2() {
+		return p.walkWords(s, nil, dst)
+	}
 	ts := triggerScan{s: s}
-	return p.walkWords(&ts, dst)
+	return p.walkWords(s, &ts, dst)
 }
 
-// walkWords is detectWords with the triggerScan of s, which it leaves with
-// every block classified.
-func (p *PII) walkWords(ts *triggerScan, dst []Finding) []Finding {
-	s := ts.s
+// walkWords is detectWords with the triggers from ts, which it leaves with
+// every block of s classified, or (ts nil) from nextTrigger: without AVX2
+// the bitmaps cost more than nextTrigger's SWAR search on prose.
+func (p *PII) walkWords(s string, ts *triggerScan, dst []Finding) []Finding {
 	n := len(s)
 	for i := 0; i < n; {
-		t, back := ts.next(i)
+		var t, back int
+		if ts != nil {
+			t, back = ts.next(i)
+		} else {
+			t, back = nextTrigger(s, i)
+		}
 		if t == n {
 			break
 		}
