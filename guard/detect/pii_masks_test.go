@@ -249,3 +249,27 @@ func TestScanSide(t *testing.T) {
 		}
 	}
 }
+
+// TestContextIn holds contextIn to foldWords.contains on random text of
+// context words, digits, separators and non-ASCII bytes.
+func TestContextIn(t *testing.T) {
+	pieces := []string{"ssn", "SSN", "Social Security", "itin", "ss#", "aba", "Routing", "rtn", "phone", "Tel", "nino", "ni no",
+		"1", "12", " ", "|", "-", ".", "\n", "é", "\xff", "x", "Z", "_", "2024-01-01 "}
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, f := range []*foldWords{ssnContext, routingContext, phoneContext, ninoContext} {
+		for range rounds(20000) {
+			var b strings.Builder
+			for range r.IntN(25) {
+				if r.IntN(3) == 0 {
+					b.WriteString(pieces[r.IntN(len(pieces))])
+				} else {
+					b.WriteString(pieces[12+r.IntN(len(pieces)-12)])
+				}
+			}
+			s := b.String()
+			if got, want := contextIn(f, s), f.contains(s, true); got != want {
+				t.Fatalf("%q in %q: contextIn %v, contains %v", f.words, s, got, want)
+			}
+		}
+	}
+}
