@@ -1,7 +1,9 @@
 package detect
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -270,6 +272,30 @@ func TestContextIn(t *testing.T) {
 			if got, want := contextIn(f, s), f.contains(s, true); got != want {
 				t.Fatalf("%q in %q: contextIn %v, contains %v", f.words, s, got, want)
 			}
+		}
+	}
+}
+
+// TestIPv4Octets holds ipv4Octets to netip.ParseAddr on every shape of
+// four groups of one to three digits ipv4At hands it.
+func TestIPv4Octets(t *testing.T) {
+	r := rand.New(rand.NewPCG(33, 34))
+	group := func() string {
+		switch r.IntN(4) {
+		case 0:
+			return strings.Repeat("0", 1+r.IntN(3))
+		case 1:
+			return fmt.Sprint(r.IntN(10))
+		case 2:
+			return fmt.Sprint(250 + r.IntN(10))
+		}
+		return fmt.Sprintf("%0*d", 1+r.IntN(3), r.IntN(1000))
+	}
+	for range rounds(50000) {
+		a := group() + "." + group() + "." + group() + "." + group()
+		_, err := netip.ParseAddr(a)
+		if got, want := ipv4Octets(a), err == nil; got != want {
+			t.Fatalf("%q: ipv4Octets %v, netip.ParseAddr error %v", a, got, err)
 		}
 	}
 }

@@ -1,9 +1,6 @@
 package detect
 
-import (
-	"net/netip"
-	"strings"
-)
+import "strings"
 
 // Number-shaped PII: IPv4, SSN, card, routing and phone numbers. Each *At
 // function looks at the number starting at s[i] (a digit, '+' or '(' at a
@@ -32,7 +29,7 @@ func ipv4At(s string, i int) int {
 	if !ok {
 		return 0
 	}
-	if _, err := netip.ParseAddr(s[i:p]); err != nil { // rejects 256+ and leading zeros
+	if !ipv4Octets(s[i:p]) {
 		return 0
 	}
 	// "version 1.2.3.4", "firmware 2.0.0.1": four-part version numbers.
@@ -41,6 +38,25 @@ func ipv4At(s string, i int) int {
 		return 0
 	}
 	return p
+}
+
+// ipv4Octets reports whether the four dot-separated groups of one to three
+// digits in a are octets as net/netip reads them: 255 or less, without a
+// leading zero. TestIPv4Octets holds it to netip.ParseAddr.
+func ipv4Octets(a string) bool {
+	for len(a) > 0 {
+		e := 0
+		v := 0
+		for e < len(a) && a[e] != '.' {
+			v = v*10 + int(a[e]-'0')
+			e++
+		}
+		if v > 255 || e > 1 && a[0] == '0' {
+			return false
+		}
+		a = a[min(e+1, len(a)):]
+	}
+	return true
 }
 
 var versionWords = newFoldWords("version", "ver", "v", "firmware", "build", "release", "revision", "rev", "patch", "update", "driver", "bios")
