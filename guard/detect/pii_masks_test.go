@@ -240,9 +240,20 @@ func TestScanSide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range rounds(5000) {
-		s := urlText(r, r.IntN(120))
+	for k := range rounds(5000) {
+		n := r.IntN(120)
+		if k%50 == 0 {
+			n = 200 + r.IntN(400) // past a chunk (16 blocks), mostly past maxMarks
+		}
+		s := urlText(r, n)
 		checkScanSide(t, s)
+		if k < len(markLits)*40 {
+			// One marker on every offset around the first chunk's end,
+			// in text that is otherwise a key run or spaces.
+			fill := strings.Repeat([]string{"ab", "  "}[k%2], 700)
+			o := 64*trigChunk - 20 + k/len(markLits)
+			checkScanSide(t, fill[:o]+markLits[k%len(markLits)]+fill[o:])
+		}
 		got, want := p.Detect(s, nil), p.detectPlain(s, nil)
 		sortFindings(got)
 		sortFindings(want)
