@@ -499,9 +499,18 @@ func phoneAt(s string, i int, lbl piiKind) int {
 		k = 1
 	}
 	if ng-k == 3 && g[k].end-g[k].start == 3 && g[k+1].end-g[k+1].start == 3 && g[k+2].end-g[k+2].start == 4 &&
-		!g[k+1].paren && !g[k+2].paren && g[k+2].sep != ')' &&
-		s[g[k].start] >= '2' && s[g[k+1].start] >= '2' && phoneRightOK(s, g[k+2].close) {
-		return g[k+2].close
+		!g[k+1].paren && !g[k+2].paren && g[k+2].sep != ')' && phoneRightOK(s, g[k+2].close) {
+		// Real area codes and exchanges start 2-9; the numbers people
+		// write as examples and placeholders ("(555) 123-4567") often do
+		// not, yet are phone numbers to whoever reads them: such a number
+		// counts when its area code is in parentheses or a phone word
+		// comes before it.
+		if s[g[k].start] >= '2' && s[g[k+1].start] >= '2' || g[k].paren || lbl&kPhone != 0 {
+			return g[k+2].close
+		}
+		if before, _ := window(s, i, g[k+2].close, 40, 0); phoneContext.contains(before, true) {
+			return g[k+2].close
+		}
 	}
 
 	// National with a trunk 0, not the tail of a longer run of groups

@@ -210,11 +210,14 @@ func checkScanReference(t *testing.T, sc *Scanner, ps *plainScanner, s string) {
 	t.Helper()
 	norm, got := sc.ScanAppend(nil, s)
 	wantNorm, want := ps.scan(s)
+	if len(got) == 0 && len(want) == 0 {
+		if norm != wantNorm && norm != s { // without findings it may be s
+			t.Fatalf("%q: normalised to %q, the plain path to %q", s, norm, wantNorm)
+		}
+		return
+	}
 	if norm != wantNorm {
 		t.Fatalf("%q: normalised to %q, the plain path to %q", s, norm, wantNorm)
-	}
-	if len(got) == 0 && len(want) == 0 {
-		return
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("%q: found %v, the plain path %v", s, got, want)
