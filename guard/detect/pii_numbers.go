@@ -508,7 +508,7 @@ func phoneAt(s string, i int, lbl piiKind) int {
 		if s[g[k].start] >= '2' && s[g[k+1].start] >= '2' || g[k].paren || lbl&kPhone != 0 {
 			return g[k+2].close
 		}
-		if before, _ := window(s, i, g[k+2].close, 40, 0); phoneContext.contains(before, true) {
+		if before, _ := window(s, i, g[k+2].close, 40, 0); contextIn(phoneContext, before) {
 			return g[k+2].close
 		}
 	}
