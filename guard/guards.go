@@ -271,9 +271,11 @@ func (ag *Guards) CheckInput(ctx context.Context, req Request, gr Guardrail) (ou
 		var norm string
 		var toMask []detect.Finding
 		for gi, g := range ag.input {
-			var found []detect.Finding
-			norm, found = g.scanner.ScanAppend(buf[:0], sp.Text)
+			n, found := g.scanner.ScanAppend(buf[:0], sp.Text)
 			buf = found
+			if len(found) > 0 {
+				norm = n // the offsets' text; a scan that finds nothing may return sp.Text
+			}
 			for _, f := range found {
 				act := g.actions[f.Detector]
 				if act == Mask && req.Passthrough {

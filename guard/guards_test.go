@@ -95,6 +95,11 @@ func TestCheckInput(t *testing.T) {
 		{name: "mask", guards: []string{"pii-mask"}, req: request(t, converseRequest("mail jo@example.com, or jo@example.com")),
 			want:     Outcome{Findings: []Finding{{Guard: "pii-mask", Detector: "pii", Type: "EMAIL", Count: 2, Action: Mask}}},
 			wantBody: `{"messages":[{"role":"user","content":[{"text":"mail {EMAIL}, or {EMAIL}"}]}]}`},
+		// The masked text is the normalised one ("–" folds to "-") even
+		// when a later guard finds nothing in it.
+		{name: "mask then a guard that finds nothing", guards: []string{"pii-mask", "words"}, req: request(t, converseRequest("pages 3–5: jo@example.com")),
+			want:     Outcome{Findings: []Finding{{Guard: "pii-mask", Detector: "pii", Type: "EMAIL", Count: 1, Action: Mask}}},
+			wantBody: `{"messages":[{"role":"user","content":[{"text":"pages 3-5: {EMAIL}"}]}]}`},
 		{name: "mask under passthrough blocks", guards: []string{"pii-mask"},
 			req: func() Request { r := request(t, converseRequest("jo@example.com")); r.Passthrough = true; return r }(), want: Outcome{
 				Findings: []Finding{{Guard: "pii-mask", Detector: "pii", Type: "EMAIL", Count: 1, Action: Block}},
@@ -205,6 +210,9 @@ func TestCheckAnswer(t *testing.T) {
 		{name: "mask", guards: []string{"out-mask"}, a: Answer{Op: bedrock.OpConverse, Body: answer},
 			want:     Outcome{Findings: []Finding{{Guard: "out-mask", Detector: "pii", Type: "EMAIL", Count: 1, Action: Mask, Phase: PhaseOutput}}},
 			wantBody: string(converseAnswer("write to {EMAIL}"))},
+		{name: "mask then a guard that finds nothing", guards: []string{"out-mask", "words"}, a: Answer{Op: bedrock.OpConverse, Body: converseAnswer("pages 3–5: jo@example.com")},
+			want:     Outcome{Findings: []Finding{{Guard: "out-mask", Detector: "pii", Type: "EMAIL", Count: 1, Action: Mask, Phase: PhaseOutput}}},
+			wantBody: string(converseAnswer("pages 3-5: {EMAIL}"))},
 		{name: "block", guards: []string{"out-block"}, a: Answer{Op: bedrock.OpConverse, Body: answer}, want: Outcome{
 			Findings: []Finding{{Guard: "out-block", Detector: "pii", Type: "EMAIL", Count: 1, Action: Block, Phase: PhaseOutput}},
 			Message:  "guard out-block: the response holds EMAIL", Rule: "guards.out-block"}},

@@ -51,6 +51,12 @@ func TestKernelsAtPageEdges(t *testing.T) {
 			w, o, d, j := make([]uint64, nb), make([]uint64, nb), make([]uint64, nb), make([]uint64, nb)
 			classifyWords(s[:64*nb], w, o, d, j)
 			keyMasks(s[:64*nb], w)
+			piiMasks(s[:64*nb], make([]piiBlock, nb))
+			ts := triggerScan{s: s}
+			for i := 0; i < n; {
+				t, _ := ts.next(i)
+				i = t + 1
+			}
 			for _, lit := range []string{"://", "www.", "WWW.", "ab", "\x00\x00"} {
 				if got, want := indexLit(s, lit), strings.Index(s, lit); got != want {
 					t.Fatalf("n=%d at %d: indexLit(%q) = %d, strings.Index %d", n, at, lit, got, want)

@@ -35,10 +35,24 @@ func Normalize(s string) string {
 	if i == len(s) {
 		return s
 	}
-	if t, ok := normalizeSimple(s, i); ok {
+	if t, _, _, ok := normalizeSimple(s, i, nil); ok {
 		return t
 	}
 	return normalizeSlow(s, i)
+}
+
+// normalizeInto is Normalize that builds the text in buf's spare capacity
+// when its fast path copies: then inBuf is true, t aliases the returned
+// buffer and is valid only until the buffer is written again.
+func normalizeInto(s string, buf []byte) (t string, out []byte, inBuf bool) {
+	i := asciiPrefix(s)
+	if i == len(s) {
+		return s, buf, false
+	}
+	if t, out, copied, ok := normalizeSimple(s, i, buf); ok {
+		return t, out, copied
+	}
+	return normalizeSlow(s, i), buf, false
 }
 
 // normalizeSlow is the general path of Normalize for s whose first non-ASCII

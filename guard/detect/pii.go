@@ -150,31 +150,47 @@ func (p *PII) emit(dst []Finding, typ string, start, end int) []Finding {
 // Detect implements Detector.
 func (p *PII) Detect(s string, dst []Finding) []Finding {
 	k := p.kinds
+	const wordKinds = kPhone | kSSN | kCard | kIBAN | kRouting | kIP | kMAC | kNINO
 	// Values with a fixed marker are found by searching for it (IndexByte
 	// and Index are vectorised), the rest in one pass over word starts.
+	// That pass classifies every 64-byte block of the text (triggerScan),
+	// and the bitmaps also give the URL markers and key runs.
 	if k&kEmail != 0 {
 		dst = p.detectEmails(s, dst)
 	}
+	index := func(off int, lit string) int {
+		if j := indexLit(s[off:], lit); j >= 0 {
+			return off + j
+		}
+		return -1
+	}
+	key20 := func() bool { return keyRunAtLeast(s, 20) }
+	key40 := func() bool { return keyRunAtLeast(s, 40) }
+	if k&wordKinds != 0 && hasAVX2() {
+		ts := triggerScan{s: s}
+		dst = p.walkWords(s, &ts, dst)
+		if !ts.marksOver {
+			index = ts.marks.index
+		}
+		key20 = func() bool { return ts.key20 }
+		key40 = func() bool { return ts.key40 }
+	} else if k&wordKinds != 0 {
+		dst = p.walkWords(s, nil, dst)
+	}
 	if k&kURL != 0 {
-		dst = p.detectURLs(s, dst)
+		dst = p.detectURLs(s, dst, index)
 	}
 	// Keys are runs of 20 (access key ids) or 40 (secret keys) base64
-	// characters: text without such a run is passed in one SWAR pass
-	// (keyRunAtLeast) instead of four substring searches.
-	if k&(kAccessKey|kSecretKey) != 0 {
-		if keyRunAtLeast(s, 20) {
-			if k&kAccessKey != 0 {
-				dst = p.detectMarked(s, dst, "AKIA", AWSAccessKey, accessKeyAt)
-				dst = p.detectMarked(s, dst, "ASIA", AWSAccessKey, accessKeyAt)
-			}
-			if k&kSecretKey != 0 && keyRunAtLeast(s, 40) {
-				dst = p.detectSecrets(s, dst)
-			}
+	// characters: text without such a run is passed without four
+	// substring searches.
+	if k&(kAccessKey|kSecretKey) != 0 && key20() {
+		if k&kAccessKey != 0 {
+			dst = p.detectMarked(s, dst, "AKIA", AWSAccessKey, accessKeyAt)
+			dst = p.detectMarked(s, dst, "ASIA", AWSAccessKey, accessKeyAt)
 		}
-	}
-	const wordKinds = kPhone | kSSN | kCard | kIBAN | kRouting | kIP | kMAC | kNINO
-	if k&wordKinds != 0 {
-		dst = p.detectWords(s, dst)
+		if k&kSecretKey != 0 && key40() {
+			dst = p.detectSecrets(s, dst)
+		}
 	}
 	for _, r := range p.regexes {
 		for _, m := range r.re.FindAllStringIndex(s, -1) {
@@ -193,9 +209,25 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 // only passes over inside a value it found. FuzzDetectWordsSkip compares it
 // with the plain walk.
 func (p *PII) detectWords(s string, dst []Finding) []Finding {
+	if !hasAVX2() {
+		return p.walkWords(s, nil, dst)
+	}
+	ts := triggerScan{s: s}
+	return p.walkWords(s, &ts, dst)
+}
+
+// walkWords is detectWords with the triggers from ts, which it leaves with
+// every block of s classified, or (ts nil) from nextTrigger: without AVX2
+// the bitmaps cost more than nextTrigger's SWAR search on prose.
+func (p *PII) walkWords(s string, ts *triggerScan, dst []Finding) []Finding {
 	n := len(s)
 	for i := 0; i < n; {
-		t, back := nextTrigger(s, i)
+		var t, back int
+		if ts != nil {
+			t, back = ts.next(i)
+		} else {
+			t, back = nextTrigger(s, i)
+		}
 		if t == n {
 			break
 		}
@@ -256,12 +288,14 @@ func nextTrigger(s string, i int) (t, back int) {
 // reports and their first triggers:
 //   - numbers (IPv4, SSN, card, routing, phone): their first digit starts a
 //     run of digits and group separators (see clusterDigits) holding nine
-//     digits or more, or four or more and three dots (IPv4); the value
+//     digits or more, or four or more and three dots followed by a digit
+//     (IPv4); the value
 //     starts there or at a '(' before it; or the digit follows '+' (an
 //     international phone number);
 //   - a label or country code glued to digits ("SSN123", "card_4111",
-//     "DE89...", "AB123456C"): a digit after a label, or after two letters
-//     that start a word, directly or after a space ("AB 12 34 56 C");
+//     "DE89...", "AB123456C"): a digit after a label, or two digits after
+//     two letters that start a word, directly or, as the digits of a
+//     National Insurance number, after a space ("AB 12 34 56 C");
 //   - IPv6 and MAC addresses: a ':' after a hex digit that starts a run
 //     with "::" or five colons (colonAddress), or the first '-' or '.' of a
 //     MAC address (the next separators in their places), up to four hex
@@ -293,7 +327,7 @@ func isTrigger(s string, t int) (back, after int) {
 			if b := gluedBefore(s, t); b >= 0 {
 				return t - b, t + 1
 			}
-		case p == ' ' && t >= 3 && isAlpha(s[t-2]) && isAlpha(s[t-3]) && !alnumBefore(s, t-3):
+		case p == ' ' && t >= 3 && isAlpha(s[t-2]) && isAlpha(s[t-3]) && !alnumBefore(s, t-3) && ninoDigits(s, t):
 			return 3, t + 1 // "AB 12 34 56 C"
 		}
 	}
@@ -306,11 +340,13 @@ scan:
 	for ; p < len(s); p++ {
 		switch clusterClass[s[p]] {
 		case ccDigit:
-			if d++; d == 9 {
-				return 1, t + 1
+			if d++; d == 13 {
+				break scan
 			}
 		case ccDot:
-			dots++
+			if p+1 < len(s) && isDigit(s[p+1]) {
+				dots++
+			}
 			fallthrough
 		case ccDash:
 			if resume < 0 && macSep(s, p) {
@@ -320,13 +356,39 @@ scan:
 			break scan
 		}
 	}
-	if d >= 4 && dots >= 3 {
+	if d >= 9 || d >= 4 && dots >= 3 {
+		if (t == 0 || plainBefore(s[t-1])) && !numberMayStart(s, t, digitsAt(s, t)-t, d) {
+			// Only this run is passed: the cluster's next runs start
+			// words of their own.
+			return -1, digitsAt(s, t)
+		}
 		return 1, t + 1
 	}
 	if resume >= 0 {
 		return -1, resume
 	}
 	return -1, p
+}
+
+// plainBefore reports whether c, the byte before a digit, makes the digit
+// a word start at which the word walk looks only at the number: c starts
+// nothing itself (no '(' or '+' of a phone number) and is no word byte (the
+// walk would start from the word's start).
+func plainBefore(c byte) bool {
+	return c < utf8.RuneSelf && class[c]&cWord == 0 && c != '(' && c != '+'
+}
+
+// numberMayStart reports whether a value may start at the word start t, a
+// run of run digits in a cluster holding d digits (counted up to 13): what
+// digitToken and hexToken need there. An IPv4 address or an SSN starts
+// with at most three digits, a phone number with three, or one, or a
+// trunk 0, or is ten or eleven digits; an SSN or routing number of nine;
+// a card number is 13 or more digits; an IPv6 or MAC address starting
+// with four digits has ':' or '.' after them. A run of 4 to 8 digits, or
+// 12, in a cluster of fewer than 13 is none of them ("1000-2000-000").
+func numberMayStart(s string, t, run, d int) bool {
+	return run <= 3 || run >= 9 || d >= 13 || s[t] == '0' ||
+		run == 4 && t+4 < len(s) && (s[t+4] == '.' || s[t+4] == ':')
 }
 
 // macSep reports whether the '-' or '.' at t may be the first separator of
@@ -376,10 +438,27 @@ func gluedBefore(s string, t int) int {
 	if b == j || j-b > maxLabel || alnumBefore(s, b) {
 		return -1
 	}
-	if j-b == 2 && j == t || labelKind(s[b:j]) != 0 {
+	if j-b == 2 && j == t && t+1 < len(s) && isDigit(s[t+1]) || labelKind(s[b:j]) != 0 {
 		return b
 	}
 	return -1
+}
+
+// ninoDigits reports whether the digits of a National Insurance number
+// written in pairs start at t: two digits, then two pairs of two digits,
+// each after an optional space (see ninoAt).
+func ninoDigits(s string, t int) bool {
+	p := t
+	for pair := 0; pair < 3; pair++ {
+		if pair > 0 && p < len(s) && s[p] == ' ' {
+			p++
+		}
+		if p+2 > len(s) || !isDigit(s[p]) || !isDigit(s[p+1]) {
+			return false
+		}
+		p += 2
+	}
+	return true
 }
 
 // alnumBefore reports whether an ASCII letter or digit precedes s[i]: then
@@ -481,15 +560,15 @@ func (p *PII) detectMarked(s string, dst []Finding, marker, typ string, at func(
 	}
 }
 
-// detectURLs finds "://" and "www." and checks the URL around them.
-func (p *PII) detectURLs(s string, dst []Finding) []Finding {
+// detectURLs finds "://" and "www." and checks the URL around them. index
+// returns the first position at or after off of a marker, or -1.
+func (p *PII) detectURLs(s string, dst []Finding, index func(off int, lit string) int) []Finding {
 	last := 0
 	for off := 0; ; {
-		j := indexLit(s[off:], "://")
-		if j < 0 {
+		at := index(off, "://")
+		if at < 0 {
 			break
 		}
-		at := off + j
 		off = at + 3
 		b := at
 		for b > last && at-b < 16 && (isAlnum(s[b-1]) || s[b-1] == '+' || s[b-1] == '.' || s[b-1] == '-') {
@@ -508,11 +587,10 @@ func (p *PII) detectURLs(s string, dst []Finding) []Finding {
 	}
 	for _, m := range [...]string{"www.", "WWW."} {
 		for off := 0; ; {
-			j := indexLit(s[off:], m)
-			if j < 0 {
+			i := index(off, m)
+			if i < 0 {
 				break
 			}
-			i := off + j
 			off = i + 4
 			if i > 0 && (wordRuneBefore(s, i) || s[i-1] == '/' || s[i-1] == '.' || s[i-1] == '@') {
 				continue // inside a URL or address already

@@ -1,9 +1,6 @@
 package detect
 
-import (
-	"net/netip"
-	"strings"
-)
+import "strings"
 
 // Number-shaped PII: IPv4, SSN, card, routing and phone numbers. Each *At
 // function looks at the number starting at s[i] (a digit, '+' or '(' at a
@@ -32,7 +29,7 @@ func ipv4At(s string, i int) int {
 	if !ok {
 		return 0
 	}
-	if _, err := netip.ParseAddr(s[i:p]); err != nil { // rejects 256+ and leading zeros
+	if !ipv4Octets(s[i:p]) {
 		return 0
 	}
 	// "version 1.2.3.4", "firmware 2.0.0.1": four-part version numbers.
@@ -41,6 +38,25 @@ func ipv4At(s string, i int) int {
 		return 0
 	}
 	return p
+}
+
+// ipv4Octets reports whether the four dot-separated groups of one to three
+// digits in a are octets as net/netip reads them: 255 or less, without a
+// leading zero. TestIPv4Octets holds it to netip.ParseAddr.
+func ipv4Octets(a string) bool {
+	for len(a) > 0 {
+		e := 0
+		v := 0
+		for e < len(a) && a[e] != '.' {
+			v = v*10 + int(a[e]-'0')
+			e++
+		}
+		if v > 255 || e > 1 && a[0] == '0' {
+			return false
+		}
+		a = a[min(e+1, len(a)):]
+	}
+	return true
 }
 
 var versionWords = newFoldWords("version", "ver", "v", "firmware", "build", "release", "revision", "rev", "patch", "update", "driver", "bios")
@@ -87,7 +103,7 @@ func ssnAt(s string, i int, lbl piiKind) int {
 		// row is not an SSN unless the row says so.
 		if (w1 || w2) && lbl&kSSN == 0 && inNumberRow(s, i, e3) {
 			before, _ := window(s, i, e3, 60, 0)
-			if !ssnContext.contains(before, true) {
+			if !contextIn(ssnContext, before) {
 				return 0
 			}
 		}
@@ -100,7 +116,7 @@ func ssnAt(s string, i int, lbl piiKind) int {
 			return e1
 		}
 		before, _ := window(s, i, e1, 60, 0)
-		if !ssnContext.contains(before, true) {
+		if !contextIn(ssnContext, before) {
 			return 0
 		}
 		return e1
@@ -375,7 +391,7 @@ func routingAt(s string, i int, lbl piiKind) int {
 		return e
 	}
 	before, after := window(s, i, e, 60, 30)
-	if !routingContext.contains(before, true) && !routingContext.contains(after, true) {
+	if !contextIn(routingContext, before) && !contextIn(routingContext, after) {
 		return 0
 	}
 	return e
@@ -483,9 +499,18 @@ func phoneAt(s string, i int, lbl piiKind) int {
 		k = 1
 	}
 	if ng-k == 3 && g[k].end-g[k].start == 3 && g[k+1].end-g[k+1].start == 3 && g[k+2].end-g[k+2].start == 4 &&
-		!g[k+1].paren && !g[k+2].paren && g[k+2].sep != ')' &&
-		s[g[k].start] >= '2' && s[g[k+1].start] >= '2' && phoneRightOK(s, g[k+2].close) {
-		return g[k+2].close
+		!g[k+1].paren && !g[k+2].paren && g[k+2].sep != ')' && phoneRightOK(s, g[k+2].close) {
+		// Real area codes and exchanges start 2-9; the numbers people
+		// write as examples and placeholders ("(555) 123-4567") often do
+		// not, yet are phone numbers to whoever reads them: such a number
+		// counts when its area code is in parentheses or a phone word
+		// comes before it.
+		if s[g[k].start] >= '2' && s[g[k+1].start] >= '2' || g[k].paren || lbl&kPhone != 0 {
+			return g[k+2].close
+		}
+		if before, _ := window(s, i, g[k+2].close, 40, 0); contextIn(phoneContext, before) {
+			return g[k+2].close
+		}
 	}
 
 	// National with a trunk 0, not the tail of a longer run of groups
@@ -513,10 +538,29 @@ func phoneAt(s string, i int, lbl piiKind) int {
 		}
 		if len(d) == 10 && d[0] >= '2' && d[3] >= '2' {
 			before, _ := window(s, i, g[0].end, 40, 0)
-			if lbl&kPhone != 0 || phoneContext.contains(before, true) {
+			if lbl&kPhone != 0 || contextIn(phoneContext, before) {
 				return g[0].end
 			}
 		}
 	}
 	return 0
+}
+
+// contextIn is f.contains(s, true) that passes at once over text without
+// an ASCII letter, eight bytes at a time: the context words start with
+// one, and on number-dense text (tables, logs) the 60 bytes before a
+// number often hold none.
+func contextIn(f *foldWords, s string) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if inRange(load64(s, i)|lsb*0x20, 'a', 'z') != 0 {
+			return f.contains(s, true)
+		}
+	}
+	for ; i < len(s); i++ {
+		if isAlpha(s[i]) {
+			return f.contains(s, true)
+		}
+	}
+	return false
 }

@@ -65,16 +65,21 @@ func TestPhone(t *testing.T) {
 		{"0044 20 7946 0958", []string{"PHONE:0044 20 7946 0958"}},
 		{"07700 900123", []string{"PHONE:07700 900123"}},
 		{"mobile: 4155552671", []string{"PHONE:4155552671"}},
-		{"order 4155552671", nil},             // bare digits need context
-		{"2024-01-15", nil},                   // date
-		{"123-45-6789", nil},                  // SSN shape
-		{"4111 1111 1111 1111", nil},          // card shape
-		{"155-123-4567", nil},                 // NANP area codes do not start with 1
-		{"415-555-2671-99", nil},              // longer number
-		{"v1.2.3 and 10.0.0.1", nil},          // versions, addresses
-		{"Population 8,336,817 in 2022", nil}, // counts
-		{"+0 123 456 789", nil},               // no country code 0
-		{"01-02-2024", nil},                   // date with leading 0
+		{"order 4155552671", nil},                                   // bare digits need context
+		{"2024-01-15", nil},                                         // date
+		{"123-45-6789", nil},                                        // SSN shape
+		{"4111 1111 1111 1111", nil},                                // card shape
+		{"155-123-4567", nil},                                       // NANP area codes do not start with 1
+		{"ref 555-123-4567", nil},                                   // nor exchanges, without a phone word
+		{"(555) 123-4567", []string{"PHONE:(555) 123-4567"}},        // placeholder numbers in parentheses
+		{"phone: 555-123-4567", []string{"PHONE:555-123-4567"}},     // or after a phone word
+		{"Call me on 123 456 7890", []string{"PHONE:123 456 7890"}}, // any digits then
+		{"order (555) 123-45678", nil},                              // not the shape
+		{"415-555-2671-99", nil},                                    // longer number
+		{"v1.2.3 and 10.0.0.1", nil},                                // versions, addresses
+		{"Population 8,336,817 in 2022", nil},                       // counts
+		{"+0 123 456 789", nil},                                     // no country code 0
+		{"01-02-2024", nil},                                         // date with leading 0
 		{"01 23 45 67 89", []string{"PHONE:01 23 45 67 89"}},
 		{"01 02 03 04 05 06", nil}, // a sequence: its tail is no national number
 		{"toolu 01 02 03 04 05 06", nil},

@@ -262,7 +262,7 @@ func ninoAt(s string, i int) int {
 		return 0
 	}
 	before, _ := window(s, i, p, 60, 0)
-	if ninoContext.contains(before, true) {
+	if contextIn(ninoContext, before) {
 		return p
 	}
 	return 0

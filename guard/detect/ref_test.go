@@ -31,7 +31,12 @@ func (p *PII) detectPlain(s string, dst []Finding) []Finding {
 		dst = p.detectEmails(s, dst)
 	}
 	if k&kURL != 0 {
-		dst = p.detectURLs(s, dst)
+		dst = p.detectURLs(s, dst, func(off int, lit string) int {
+			if j := strings.Index(s[off:], lit); j >= 0 {
+				return off + j
+			}
+			return -1
+		})
 	}
 	if k&kAccessKey != 0 {
 		dst = p.detectMarked(s, dst, "AKIA", AWSAccessKey, accessKeyAt)
@@ -205,11 +210,14 @@ func checkScanReference(t *testing.T, sc *Scanner, ps *plainScanner, s string) {
 	t.Helper()
 	norm, got := sc.ScanAppend(nil, s)
 	wantNorm, want := ps.scan(s)
+	if len(got) == 0 && len(want) == 0 {
+		if norm != wantNorm && norm != s { // without findings it may be s
+			t.Fatalf("%q: normalised to %q, the plain path to %q", s, norm, wantNorm)
+		}
+		return
+	}
 	if norm != wantNorm {
 		t.Fatalf("%q: normalised to %q, the plain path to %q", s, norm, wantNorm)
-	}
-	if len(got) == 0 && len(want) == 0 {
-		return
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("%q: found %v, the plain path %v", s, got, want)

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -13,12 +14,14 @@ type Scanner struct {
 	filter    wordFilter // the words they look at on their own
 	pool      sync.Pool  // *[]Finding
 	spans     sync.Pool  // *[]wordSpan
+	norms     sync.Pool  // *[]byte: normalised text, while a scan runs
 }
 
 // NewScanner returns a Scanner that runs detectors in order.
 func NewScanner(detectors ...Detector) *Scanner {
 	s := &Scanner{detectors: slices.Clone(detectors)}
 	s.pool.New = func() any { b := make([]Finding, 0, 16); return &b }
+	s.norms.New = func() any { return new([]byte) }
 	for _, d := range detectors {
 		if sd, ok := d.(spanDetector); ok {
 			s.words = true
@@ -44,10 +47,14 @@ func (s *Scanner) Scan(text string) []Finding {
 }
 
 // ScanAppend is Scan without allocation: it appends the sorted findings to
-// dst and also returns the normalised text the offsets refer to (the input
-// itself when it needed no normalisation), ready for Mask.
+// dst and also returns the normalised text the offsets refer to, ready for
+// Mask. When nothing is found the offsets refer to nothing and normalized
+// may be text itself: the normalised text is built in a pooled buffer while
+// the detectors run and copied out only when there are findings (prose with
+// a dash to fold would otherwise allocate its length on every scan).
 func (s *Scanner) ScanAppend(dst []Finding, text string) (normalized string, found []Finding) {
-	normalized = Normalize(text)
+	bp := s.norms.Get().(*[]byte)
+	normalized, buf, inBuf := normalizeInto(text, (*bp)[:0])
 	n := len(dst)
 	run := func(words []wordSpan) {
 		for _, d := range s.detectors {
@@ -64,8 +71,24 @@ func (s *Scanner) ScanAppend(dst []Finding, text string) (normalized string, fou
 		run(nil)
 	}
 	sortFindings(dst[n:])
+	if inBuf {
+		// normalized aliases buf, which goes back to the pool.
+		if len(dst) > n {
+			normalized = strings.Clone(normalized)
+		} else {
+			normalized = text
+		}
+	}
+	if cap(buf) <= maxPooledNorm {
+		*bp = buf[:0]
+		s.norms.Put(bp)
+	}
 	return normalized, dst
 }
+
+// maxPooledNorm bounds the normalisation buffers a Scanner keeps: a long
+// prompt's is used once and dropped.
+const maxPooledNorm = 1 << 20
 
 // sortFindings orders findings by Start, then End, then Type. Insertion sort:
 // there are few, and they arrive mostly in order.

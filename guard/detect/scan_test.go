@@ -233,7 +233,7 @@ func FuzzScan(f *testing.F) {
 	sc := defaultScanner(f)
 	f.Fuzz(func(t *testing.T, s string) {
 		norm, found := sc.ScanAppend(nil, s)
-		if norm != Normalize(s) {
+		if want := Normalize(s); norm != want && (len(found) > 0 || norm != s) {
 			t.Fatal("ScanAppend's text differs from Normalize")
 		}
 		covered := make([]bool, len(norm))
@@ -312,5 +312,33 @@ func TestScannerConcurrent(t *testing.T) {
 		if n := <-done; n != want {
 			t.Errorf("concurrent scan found %d, want %d", n, want)
 		}
+	}
+}
+
+// TestScanAppendNormalized: the normalised text ScanAppend returns with
+// findings is Normalize's and stays so after later scans reuse the pooled
+// buffer it was built in; without findings it may be the input; and prose
+// whose dashes fold is scanned without allocating.
+func TestScanAppendNormalized(t *testing.T) {
+	sc := defaultScanner(t)
+	a := "pages 3–5: mail ops@example.org – thanks"
+	normA, found := sc.ScanAppend(nil, a)
+	if len(found) == 0 || normA != Normalize(a) || normA == a {
+		t.Fatalf("ScanAppend(%q) = %q, %v; want Normalize's text and a finding", a, normA, found)
+	}
+	keep := strings.Clone(normA)
+	for _, b := range []string{"years 1990–1999 – nothing here", strings.Repeat("x–y ", 40), "no dash"} {
+		normB, found := sc.ScanAppend(nil, b)
+		if len(found) != 0 || (normB != b && normB != Normalize(b)) {
+			t.Fatalf("ScanAppend(%q) = %q, %v", b, normB, found)
+		}
+		if normA != keep {
+			t.Fatalf("an earlier scan's text changed to %q after scanning %q", normA, b)
+		}
+	}
+	prose := strings.Repeat("The review covered weeks 3–5 — capacity, incidents and the release train. ", 50)
+	buf := make([]Finding, 0, 8)
+	if n := testing.AllocsPerRun(100, func() { _, buf = sc.ScanAppend(buf[:0], prose) }); n != 0 {
+		t.Errorf("ScanAppend allocates %.0f times per scan of prose with dashes", n)
 	}
 }

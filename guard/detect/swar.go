@@ -2,8 +2,8 @@ package detect
 
 import (
 	"math/bits"
-	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -118,32 +118,36 @@ func simpleRune(r rune) uint8 {
 }
 
 // normalizeSimple normalises s (first non-ASCII byte at i) when it holds only
-// ASCII and simple runes; ok is false when it needs the general path.
-func normalizeSimple(s string, i int) (string, bool) {
-	var out strings.Builder
-	done := 0 // s[:done] is in out (when out != nil)
+// ASCII and simple runes; ok is false when it needs the general path. When a
+// dash maps, the text is built in out's spare capacity (grown when short):
+// copied reports it, and t then aliases the returned buffer.
+func normalizeSimple(s string, i int, out []byte) (t string, buf []byte, copied, ok bool) {
+	done := 0 // s[:done] is in out (when copied)
 	for i < len(s) {
 		r, n := utf8.DecodeRuneInString(s[i:])
 		switch simpleRune(r) {
 		case simpleKeep:
 		case simpleDash:
-			if out.Cap() == 0 {
-				out.Grow(len(s))
+			if !copied {
+				if cap(out) < len(s) {
+					out = make([]byte, 0, len(s))
+				}
+				out, copied = out[:0], true
 			}
-			out.WriteString(s[done:i])
-			out.WriteByte('-')
+			out = append(out, s[done:i]...)
+			out = append(out, '-')
 			done = i + n
 		default:
-			return "", false
+			return "", out, false, false
 		}
 		i += n
 		i += asciiPrefix(s[i:])
 	}
-	if out.Cap() == 0 {
-		return s, true
+	if !copied {
+		return s, out, false, true
 	}
-	out.WriteString(s[done:])
-	return out.String(), true
+	out = append(out, s[done:]...)
+	return unsafe.String(unsafe.SliceData(out), len(out)), out, true, true
 }
 
 // keyRunAtLeast reports whether s holds a run of n (1 or more) key

@@ -1,0 +1,358 @@
+package detect
+
+import (
+	"math/bits"
+	"unsafe"
+)
+
+// Trigger bitmaps: detectWords asks nextTrigger for the next byte that may
+// lie in a number- or code-shaped value (see isTrigger). On prose most of
+// the bytes nextTrigger hands to isTrigger are none: sentence-ending
+// periods, hyphens in words, dates, amounts and other short numbers. A
+// triggerScan reads the text 64 bytes at a time into bitmaps of byte
+// classes (piiMasks, AVX2 where the CPU has it) and computes from them, with
+// bit arithmetic, the positions that can be triggers; isTrigger decides on
+// those alone. TestTriggerScan and FuzzTriggerScan hold it to nextTrigger.
+
+// piiBlock holds, for one 64-byte block of text, a bit per byte of each
+// class. The field order is the layout piiMasksAVX2 writes.
+type piiBlock struct {
+	digit uint64 // 0-9
+	hexl  uint64 // a-f A-F
+	alnum uint64 // letters, digits
+	dot   uint64 // '.'
+	dash  uint64 // '-'
+	colon uint64 // ':'
+	plus  uint64 // '+'
+	space uint64 // ' '
+	grp   uint64 // group separators: space, tab, - . _ / ( ) (groupSep)
+	under uint64 // '_'
+	slash uint64 // '/'
+	wfold uint64 // 'w' 'W'
+}
+
+// piiMasksGo sets m[b] to the classes of the 64-byte block b of s, eight
+// bytes at a time. Bytes of 0x80 and above are in no class.
+func piiMasksGo(s string, m []piiBlock) {
+	pack := func(k uint64) uint64 { return (k >> 7) * 0x0102040810204080 >> 56 }
+	for b := range m {
+		var o piiBlock
+		for c := 0; c < 64; c += 8 {
+			x := load64(s, 64*b+c)
+			digit := inRange(x, '0', '9')
+			folded := x | lsb*0x20
+			alpha := inRange(folded, 'a', 'z')
+			under := eqByte(x, '_')
+			dot, dash, space := eqByte(x, '.'), eqByte(x, '-'), eqByte(x, ' ')
+			o.digit |= pack(digit) << c
+			o.hexl |= pack(inRange(folded, 'a', 'f')) << c
+			o.alnum |= pack(digit|alpha) << c
+			o.under |= pack(under) << c
+			o.slash |= pack(eqByte(x, '/')) << c
+			o.wfold |= pack(eqByte(folded, 'w')) << c
+			o.dot |= pack(dot) << c
+			o.dash |= pack(dash) << c
+			o.colon |= pack(eqByte(x, ':')) << c
+			o.plus |= pack(eqByte(x, '+')) << c
+			o.space |= pack(space) << c
+			o.grp |= pack(space|eqByte(x, '\t')|dash|dot|under|eqByte(x, '/')|eqByte(x, '(')|eqByte(x, ')')) << c
+		}
+		m[b] = o
+	}
+}
+
+// trigChunk is how many blocks a triggerScan classifies at a time.
+const trigChunk = 16
+
+// triggerScan finds triggers in s a chunk of blocks at a time.
+type triggerScan struct {
+	s    string
+	base int // the text offset of the chunk's first block
+	nb   int // blocks in the chunk
+	// m[1:nb+1] are the chunk's blocks, m[0] the one before it and
+	// m[nb+1] the one after (zero beyond the text).
+	m     [trigChunk + 2]piiBlock
+	sure  [trigChunk]uint64 // the positions that are triggers with back 1
+	maybe [trigChunk]uint64 // the other positions that may be triggers
+
+	// What the other PII searches need, gathered from the same bitmaps as
+	// the chunks are classified (every block once, in order; see next).
+	keyRun       int  // key characters at the end of the text so far
+	key20, key40 bool // a run of 20 (40) key characters seen (keyRunAtLeast)
+	// The positions of "://", "www." and "WWW." (marks), in order, unless
+	// there were more than fit (marksOver).
+	marks     markIndex
+	marksOver bool
+}
+
+// maxMarks is how many URL markers a triggerScan keeps.
+const maxMarks = 32
+
+// markIndex lists the URL markers of a text in order: kind 0 for "://",
+// 1 for "www.", 2 for "WWW.".
+type markIndex struct {
+	pos  [maxMarks]int32
+	kind [maxMarks]uint8
+	n    int
+	cur  [3]int // per kind, where index looks from
+}
+
+var markLits = [3]string{"://", "www.", "WWW."}
+
+// index returns the first position at or after off of the marker lit (one
+// of markLits), or -1. Calls for one marker must not move off back.
+func (m *markIndex) index(off int, lit string) int {
+	k := 0
+	for k < len(markLits) && markLits[k] != lit {
+		k++
+	}
+	for j := m.cur[k]; j < m.n; j++ {
+		if m.kind[j] == uint8(k) && int(m.pos[j]) >= off {
+			m.cur[k] = j
+			return int(m.pos[j])
+		}
+	}
+	m.cur[k] = m.n
+	return -1
+}
+
+// masksAt sets m to the classes of the blocks from block b on, the last
+// one of the text padded with zero bytes (which are in no class, as the
+// end of the text is in none), and zero beyond the text.
+func (ts *triggerScan) masksAt(b int, m []piiBlock) {
+	s := ts.s
+	full := min(len(m), max(0, len(s)/64-b))
+	if full > 0 {
+		piiMasks(s[64*b:64*(b+full)], m[:full])
+	}
+	rest := m[full:]
+	if len(rest) == 0 {
+		return
+	}
+	if off := 64 * (b + full); off < len(s) && off >= 0 {
+		var pad [64]byte
+		copy(pad[:], s[off:])
+		piiMasks(unsafe.String(&pad[0], len(pad)), rest[:1])
+		rest = rest[1:]
+	}
+	clear(rest)
+}
+
+// load classifies the chunk that starts at block cb and computes its
+// candidates.
+func (ts *triggerScan) load(cb int) {
+	n := len(ts.s)
+	nb := min(trigChunk, (n-64*cb+63)/64)
+	if ts.nb > 0 && cb == ts.base/64+ts.nb {
+		// The next chunk: its block before and first block are known.
+		ts.m[0], ts.m[1] = ts.m[ts.nb], ts.m[ts.nb+1]
+		ts.masksAt(cb+1, ts.m[2:nb+2])
+	} else if cb == 0 {
+		ts.m[0] = piiBlock{}
+		ts.masksAt(0, ts.m[1:nb+2])
+	} else {
+		ts.masksAt(cb-1, ts.m[:nb+2])
+	}
+	ts.base, ts.nb = 64*cb, nb
+	for b := 1; b <= nb; b++ {
+		cu, nx := &ts.m[b], &ts.m[b+1]
+		at := ts.base + 64*(b-1)
+		ts.sure[b-1], ts.maybe[b-1] = triggerCands(ts.s, at, &ts.m[b-1], cu, nx)
+		if !ts.key40 {
+			ts.keys(cu.alnum | cu.plus | cu.slash)
+		}
+		mk := cu.colon&nextBits(cu.slash, nx.slash, 1)&nextBits(cu.slash, nx.slash, 2) |
+			cu.wfold&nextBits(cu.wfold, nx.wfold, 1)&nextBits(cu.wfold, nx.wfold, 2)&nextBits(cu.dot, nx.dot, 3)
+		for ; mk != 0; mk &= mk - 1 {
+			ts.mark(at + bits.TrailingZeros64(mk))
+		}
+	}
+}
+
+// keys adds the bitmap x of key characters of the next block to the key
+// runs seen (keyRunAtLeast's arithmetic).
+func (ts *triggerScan) keys(x uint64) {
+	if x == ^uint64(0) {
+		ts.keyRun += 64
+	} else {
+		head := ts.keyRun + bits.TrailingZeros64(^x)
+		// hasRun(x, 20) and hasRun(x, 40), unrolled.
+		r16 := x & (x >> 1)
+		r16 &= r16 >> 2
+		r16 &= r16 >> 4
+		r16 &= r16 >> 8 // runs of 16
+		if head >= 20 || r16&(r16>>4) != 0 {
+			ts.key20 = true
+			ts.key40 = ts.key40 || head >= 40 || r16&(r16>>16)&(r16>>24) != 0
+		}
+		ts.keyRun = bits.LeadingZeros64(^x)
+	}
+	ts.key20 = ts.key20 || ts.keyRun >= 20
+	ts.key40 = ts.key40 || ts.keyRun >= 40
+}
+
+// mark records the URL marker candidate at i ("://" or "www." in either
+// case) when it is one of markLits.
+func (ts *triggerScan) mark(i int) {
+	k := 0
+	if ts.s[i] != ':' {
+		switch ts.s[i : i+4] {
+		case "www.":
+			k = 1
+		case "WWW.":
+			k = 2
+		default:
+			return
+		}
+	}
+	m := &ts.marks
+	if m.n == maxMarks {
+		ts.marksOver = true
+		return
+	}
+	m.pos[m.n], m.kind[m.n] = int32(i), uint8(k)
+	m.n++
+}
+
+// prevBits aligns to each bit of x the bit k places before it (k in 1..63),
+// taking the top bits of px, the block before.
+func prevBits(x, px uint64, k uint) uint64 { return x<<k | px>>(64-k) }
+
+// nextBits aligns to each bit of x the bit k places after it (k in 0..63),
+// taking the low bits of nx, the block after.
+func nextBits(x, nx uint64, k uint) uint64 { return x>>k | nx<<(64-k) }
+
+// nextBitsV is nextBits for a k that is no constant, written so that the
+// compiler knows both shifts are below 64.
+func nextBitsV(x, nx uint64, k uint) uint64 { return x>>(k&63) | nx<<1<<((63-k)&63) }
+
+// triggerCands returns the positions of the block cu of s at base (pv
+// before it, nx after it) that may be triggers, from isTrigger's
+// conditions on the bytes around them: sure ones, where isTrigger reports a value that may start
+// one byte before (a digit with enough digits in its cluster and nothing
+// before it that isTrigger looks at), and maybe ones, a superset of the
+// rest, for isTrigger to decide.
+func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64) {
+	hexPrev := prevBits(cu.digit|cu.hexl, pv.digit|pv.hexl, 1)
+	// A ':' after a hex digit that starts a run of hex digits, colons and
+	// dots with "::" or five colons in its first 46 bytes (colonAddress;
+	// not a time as 08:01:07).
+	for cc := cu.colon & hexPrev; cc != 0; cc &= cc - 1 {
+		k := uint(bits.TrailingZeros64(cc))
+		run := ^nextBitsV(cu.digit|cu.hexl|cu.colon|cu.dot, nx.digit|nx.hexl|nx.colon|nx.dot, k)
+		in := uint64(1)<<46 - 1
+		if run != 0 {
+			in &= run&-run - 1
+		}
+		colons := nextBitsV(cu.colon, nx.colon, k) & in
+		if colons&(colons>>1) != 0 || bits.OnesCount64(colons) >= 5 {
+			maybe |= 1 << k
+		}
+	}
+	// The first '-' or '.' of a MAC address.
+	maybe |= cu.dash & hexPrev & nextBits(cu.dash, nx.dash, 3) & nextBits(cu.dash, nx.dash, 6)
+	maybe |= cu.dot & hexPrev & nextBits(cu.dot, nx.dot, 5)
+	// Digits: only the first of a run may be one (isTrigger passes the rest
+	// of a run with it).
+	starts := cu.digit &^ prevBits(cu.digit, pv.digit, 1)
+	if starts == 0 {
+		return 0, maybe
+	}
+	// After '+', a letter or '_' with no digit before it (gluedBefore),
+	// or a word of two letters and a space with a digit pair after it.
+	letter, letterPv := cu.alnum&^cu.digit, pv.alnum&^pv.digit
+	dNext := func(k uint) uint64 { return nextBits(cu.digit, nx.digit, k) }
+	glued := prevBits(letter|cu.under, letterPv|pv.under, 1) &^ prevBits(cu.digit, pv.digit, 2)
+	prefixed := starts & (prevBits(cu.plus, pv.plus, 1) | glued)
+	if sp := starts & prevBits(cu.space, pv.space, 1) &^ prevBits(cu.alnum, pv.alnum, 4); sp != 0 {
+		pairs := dNext(1) & (dNext(2)&dNext(3) | nextBits(cu.space, nx.space, 2)&dNext(3)&dNext(4))
+		prefixed |= sp & prevBits(letter, letterPv, 2) & prevBits(letter, letterPv, 3) & pairs
+	}
+	maybe |= prefixed
+	// Or enough digits in its cluster: the rest of the cluster's runs have
+	// fewer when the first has too few.
+	clu, cluNx := cu.digit|cu.grp, nx.digit|nx.grp
+	// A dot before a digit (nx's bit 63, whose next byte is not at hand, is
+	// never in the 64 bits after a bit of cu).
+	dotd, dotdNx := cu.dot&dNext(1), nx.dot&(nx.digit>>1)
+	if bits.OnesCount64(cu.digit)+bits.OnesCount64(nx.digit) < 4 {
+		// No cluster holds four digits in the bits at hand.
+		for rest := starts; rest != 0; rest &= rest - 1 {
+			k := uint(bits.TrailingZeros64(rest))
+			if nextBitsV(clu, cluNx, k) == ^uint64(0) {
+				maybe |= 1 << k
+			}
+		}
+		return sure, maybe
+	}
+	// A cluster with four digits from a run start is four bytes long or
+	// more; prefixed starts are candidates already.
+	clu4 := clu & nextBits(clu, cluNx, 1) & nextBits(clu, cluNx, 2) & nextBits(clu, cluNx, 3)
+	for rest := starts & clu4 &^ prefixed; rest != 0; {
+		k := uint(bits.TrailingZeros64(rest))
+		rest &= rest - 1
+		in := ^nextBitsV(clu, cluNx, k)
+		if in == 0 { // the cluster runs past the bits at hand
+			maybe |= 1 << k
+			continue
+		}
+		in = in&-in - 1
+		d := bits.OnesCount64(nextBitsV(cu.digit, nx.digit, k) & in)
+		if d >= 9 || d >= 4 && bits.OnesCount64(nextBitsV(dotd, dotdNx, k)&in) >= 3 {
+			// isTrigger's test of the word start (the run's first digit
+			// is the only one here that is).
+			t := base + int(k)
+			if (t == 0 || plainBefore(s[t-1])) &&
+				!numberMayStart(s, t, bits.TrailingZeros64(^nextBitsV(cu.digit, nx.digit, k)), d) {
+				continue
+			}
+			sure |= 1 << k
+			continue
+		}
+		rest &^= in << k // the cluster's later runs
+	}
+	return sure, maybe
+}
+
+// next is nextTrigger(ts.s, i) for i at or after where the last call
+// started. Once it returns len(ts.s), every block of the text has been
+// classified and the keys and marks fields are complete.
+func (ts *triggerScan) next(i int) (t, back int) {
+	s := ts.s
+	n := len(s)
+	if i > 0 && i < n && isDigit(s[i]) && isDigit(s[i-1]) {
+		// Inside a digit run, whose start (a candidate) is behind i.
+		back, after := isTrigger(s, i)
+		if back >= 0 {
+			return i, back
+		}
+		i = after
+	}
+	for i < n {
+		for i >= ts.base+64*ts.nb {
+			ts.load(ts.base/64 + ts.nb) // every block, in order
+		}
+		b := (i - ts.base) >> 6
+		below := uint64(1)<<(i&63) - 1
+		m := (ts.sure[b] | ts.maybe[b]) &^ below
+		for m == 0 && b+1 < ts.nb {
+			b++
+			m = ts.sure[b] | ts.maybe[b]
+		}
+		if m == 0 {
+			i = ts.base + 64*ts.nb
+			continue
+		}
+		k := bits.TrailingZeros64(m)
+		t := ts.base + 64*b + k
+		if ts.sure[b]&(1<<k) != 0 {
+			return t, 1
+		}
+		back, after := isTrigger(s, t)
+		if back >= 0 {
+			return t, back
+		}
+		i = max(after, t+1)
+	}
+	return n, 0
+}
