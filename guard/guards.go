@@ -73,6 +73,7 @@ type compiled struct {
 	bedrock          *bedrockGuard   // the bedrock: detector (bedrock.go), nil without one
 	ids              *detect.Scanner // the number and key types run on tool-use ids (ids.go), nil for none
 	idKey            []byte          // keys the hash that masks an id
+	masks            bool            // some action is mask: scans keep the normalised text
 	holdBound        int             // the most streamed text held for an unfinished value (Stream)
 	holdAll          bool            // a custom expression can match whitespace: hold up to holdBound
 }
@@ -177,6 +178,9 @@ func compile(name string, def Config) (*compiled, error) {
 		ds = append(ds, d)
 		g.actions[d.Name()] = j.EffectiveAction()
 	}
+	for _, act := range g.actions {
+		g.masks = g.masks || act == Mask
+	}
 	if b := def.Bedrock; b != nil {
 		act := b.EffectiveAction()
 		if act == Mask {
@@ -271,11 +275,8 @@ func (ag *Guards) CheckInput(ctx context.Context, req Request, gr Guardrail) (ou
 		var norm string
 		var toMask []detect.Finding
 		for gi, g := range ag.input {
-			n, found := g.scanner.ScanAppend(buf[:0], sp.Text)
+			found := scanText(g, buf[:0], sp.Text, &norm)
 			buf = found
-			if len(found) > 0 {
-				norm = n // the offsets' text; a scan that finds nothing may return sp.Text
-			}
 			for _, f := range found {
 				act := g.actions[f.Detector]
 				if act == Mask && req.Passthrough {
@@ -380,4 +381,18 @@ func addFinding(fs []Finding, f Finding) []Finding {
 		}
 	}
 	return append(fs, f)
+}
+
+// scanText runs g's scanner over text and appends its findings to dst; when g
+// masks and finds something, *norm becomes the normalised text the offsets
+// refer to (the text to mask). A guard that never masks does not copy it.
+func scanText(g *compiled, dst []detect.Finding, text string, norm *string) []detect.Finding {
+	if !g.masks {
+		return g.scanner.ScanFindings(dst, text)
+	}
+	n, found := g.scanner.ScanAppend(dst, text)
+	if len(found) > len(dst) {
+		*norm = n // a scan that finds nothing may return text itself
+	}
+	return found
 }

@@ -100,6 +100,12 @@ func TestCheckInput(t *testing.T) {
 		{name: "mask then a guard that finds nothing", guards: []string{"pii-mask", "words"}, req: request(t, converseRequest("pages 3–5: jo@example.com")),
 			want:     Outcome{Findings: []Finding{{Guard: "pii-mask", Detector: "pii", Type: "EMAIL", Count: 1, Action: Mask}}},
 			wantBody: `{"messages":[{"role":"user","content":[{"text":"pages 3-5: {EMAIL}"}]}]}`},
+		{name: "a recording guard before a masking one", guards: []string{"words", "pii-mask"}, req: request(t, converseRequest("3–5 acme corp, jo@example.com")),
+			want: Outcome{Findings: []Finding{
+				{Guard: "words", Detector: "words", Type: "DENIED_WORDS", Count: 1, Action: Record},
+				{Guard: "pii-mask", Detector: "pii", Type: "EMAIL", Count: 1, Action: Mask},
+			}},
+			wantBody: `{"messages":[{"role":"user","content":[{"text":"3-5 acme corp, {EMAIL}"}]}]}`},
 		{name: "mask under passthrough blocks", guards: []string{"pii-mask"},
 			req: func() Request { r := request(t, converseRequest("jo@example.com")); r.Passthrough = true; return r }(), want: Outcome{
 				Findings: []Finding{{Guard: "pii-mask", Detector: "pii", Type: "EMAIL", Count: 1, Action: Block}},

@@ -96,11 +96,8 @@ func (o *outputScan) blockAction() string {
 func (o *outputScan) scan(text string, fn func(gi int, f detect.Finding, act string)) string {
 	norm := text
 	for gi, g := range o.guards {
-		n, found := g.scanner.ScanAppend(o.buf[:0], text)
+		found := scanText(g, o.buf[:0], text, &norm)
 		o.buf = found
-		if len(found) > 0 {
-			norm = n // the offsets' text; a scan that finds nothing may return text
-		}
 		for _, f := range found {
 			fn(gi, f, g.actions[f.Detector])
 		}

@@ -36,7 +36,7 @@ func NewScanner(detectors ...Detector) *Scanner {
 // nothing is found.
 func (s *Scanner) Scan(text string) []Finding {
 	bp := s.pool.Get().(*[]Finding)
-	_, found := s.ScanAppend((*bp)[:0], text)
+	found := s.ScanFindings((*bp)[:0], text)
 	var out []Finding
 	if len(found) > 0 {
 		out = slices.Clone(found)
@@ -53,6 +53,18 @@ func (s *Scanner) Scan(text string) []Finding {
 // the detectors run and copied out only when there are findings (prose with
 // a dash to fold would otherwise allocate its length on every scan).
 func (s *Scanner) ScanAppend(dst []Finding, text string) (normalized string, found []Finding) {
+	return s.scan(dst, text, true)
+}
+
+// ScanFindings is ScanAppend for a caller that does not mask: it appends the
+// sorted findings (offsets into Normalize(text)) to dst and never copies the
+// normalised text out.
+func (s *Scanner) ScanFindings(dst []Finding, text string) []Finding {
+	_, found := s.scan(dst, text, false)
+	return found
+}
+
+func (s *Scanner) scan(dst []Finding, text string, keepText bool) (normalized string, found []Finding) {
 	bp := s.norms.Get().(*[]byte)
 	normalized, buf, inBuf := normalizeInto(text, (*bp)[:0])
 	n := len(dst)
@@ -73,7 +85,7 @@ func (s *Scanner) ScanAppend(dst []Finding, text string) (normalized string, fou
 	sortFindings(dst[n:])
 	if inBuf {
 		// normalized aliases buf, which goes back to the pool.
-		if len(dst) > n {
+		if keepText && len(dst) > n {
 			normalized = strings.Clone(normalized)
 		} else {
 			normalized = text
