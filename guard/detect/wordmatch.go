@@ -171,8 +171,11 @@ func foldWordRune(r rune) rune {
 	if r < utf8.RuneSelf {
 		return rune(lower(byte(r)))
 	}
-	if r == '\u2019' {
+	switch r {
+	case '\u2019':
 		return '\''
+	case 'ς': // final sigma: "ΟΔΥΣΣΕΥΣ" lower-cases to σ throughout
+		return 'σ'
 	}
 	return unicode.ToLower(r)
 }

@@ -195,7 +195,7 @@ func (ps *phraseSet) scan(s, detector string, dst []Finding) []Finding {
 				wordStart = true
 			}
 			var buf [4]byte
-			utf8.EncodeRune(buf[:], unicode.ToLower(r))
+			utf8.EncodeRune(buf[:], foldWordRune(r))
 			b0 = buf[0]
 			if ps.first[b0] == nil {
 				i += size
@@ -305,7 +305,7 @@ func matchAlt(s string, p int, a *alt) int {
 		}
 		tr, tn := utf8.DecodeRuneInString(t[j:])
 		sr, sn := utf8.DecodeRuneInString(s[p:])
-		if tr != sr && unicode.ToLower(sr) != tr {
+		if tr != sr && foldWordRune(sr) != tr {
 			return 0
 		}
 		j += tn

@@ -135,6 +135,10 @@ func TestWordsFoldEntriesAsText(t *testing.T) {
 		{"don't", []string{"please don’t do that", "DON'T"}},
 		{"you’re fired", []string{"you're fired", "You’re FIRED"}},
 		{"İstanbul", []string{"İstanbul office", "istanbul office", "ISTANBUL"}},
+		{"κόσμος", []string{"ΚΌΣΜΟΣ", "ο κόσμος", "κόσμοσ"}},    // final sigma folds to σ
+		{"ΚΌΣΜΟΣ", []string{"ο κόσμος είναι"}},                  // and the other way
+		{"κόσμος!", []string{"ΚΌΣΜΟΣ!", "ο κόσμος!"}},           // in an entry with punctuation too
+		{"it’s κόσμος", []string{"IT'S ΚΌΣΜΟΣ", "it’s κόσμος"}}, // curly apostrophe and sigma together
 	}
 	for _, tc := range cases {
 		w, err := NewWords("DENIED_WORDS", []string{tc.entry})
