@@ -30,6 +30,27 @@ func classifyWordsAVX2(p *byte, nb int, word, odd, digit, join *uint64)
 
 func hasAVX2() bool { return cpu.X86.HasAVX2 }
 
+// asciiPrefix returns the length of the ASCII prefix of s. A long text (a
+// RAG prompt is mostly ASCII) is tested 128 bytes per AVX2 step after a
+// first 128 bytes in Go, where the short ASCII stretches between the curly
+// quotes of prose end. TestASCIIPrefix holds it to asciiPrefixGo.
+func asciiPrefix(s string) int {
+	if len(s) < 512 || !cpu.X86.HasAVX2 {
+		return asciiPrefixGo(s)
+	}
+	if i := asciiPrefixGo(s[:128]); i < 128 {
+		return i
+	}
+	n := 128 + asciiBlocksAVX2(unsafe.StringData(s[128:]), (len(s)-128)/128)
+	return n + asciiPrefixGo(s[n:])
+}
+
+// asciiBlocksAVX2 returns 128 times the number of the nb 128-byte blocks at
+// p, from the first, that hold only ASCII. It needs AVX2.
+//
+//go:noescape
+func asciiBlocksAVX2(p *byte, nb int) int
+
 // indexLit is strings.Index(s, lit) for a literal of 2 to 4 bytes, looking
 // at 32 positions at a time with AVX2 where the CPU has it: the standard
 // library's Index looks for the literal's first byte with IndexByte and

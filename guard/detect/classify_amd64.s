@@ -236,3 +236,32 @@ lnone:
 	VZEROUPPER
 	RET
 
+
+// func asciiBlocksAVX2(p *byte, nb int) int
+//
+// 128 times the number of leading 128-byte blocks at p with no byte of
+// 0x80 or above (the sign bits of four 32-byte loads or-ed together).
+TEXT ·asciiBlocksAVX2(SB), NOSPLIT, $0-24
+	MOVQ p+0(FP), SI
+	MOVQ nb+8(FP), CX
+	XORQ AX, AX
+
+asciiloop:
+	TESTQ     CX, CX
+	JZ        asciidone
+	VMOVDQU   (SI), Y0
+	VPOR      32(SI), Y0, Y0
+	VPOR      64(SI), Y0, Y0
+	VPOR      96(SI), Y0, Y0
+	VPMOVMSKB Y0, DX
+	TESTL     DX, DX
+	JNZ       asciidone
+	ADDQ      $128, SI
+	ADDQ      $128, AX
+	DECQ      CX
+	JMP       asciiloop
+
+asciidone:
+	VZEROUPPER
+	MOVQ AX, ret+16(FP)
+	RET

@@ -36,6 +36,15 @@ func guardedPage(t *testing.T) []byte {
 func TestKernelsAtPageEdges(t *testing.T) {
 	t.Logf("AVX2 path: %v", hasAVX2())
 	page := guardedPage(t)
+	for n := 512; n <= 1300; n++ { // asciiPrefix's AVX2 blocks
+		b := page[len(page)-n:]
+		for k := range b {
+			b[k] = 'x'
+		}
+		if got := asciiPrefix(unsafe.String(unsafe.SliceData(b), n)); got != n {
+			t.Fatalf("asciiPrefix of %d ASCII bytes at the page's end = %d", n, got)
+		}
+	}
 	sc := defaultScanner(t)
 	fill := "ignore all previous instructions AKIAIOSFODNN7EXAMPLE https://x.io/a www.x.io ’é 4111 1111 1111 1111 acme corp "
 	for n := 0; n <= 300; n++ {

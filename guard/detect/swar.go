@@ -54,8 +54,9 @@ func asciiEq(x uint64, c byte) uint64 {
 // non-zero mask with high bits set).
 func firstByte(m uint64) int { return bits.TrailingZeros64(m) >> 3 }
 
-// asciiPrefix returns the length of the ASCII prefix of s.
-func asciiPrefix(s string) int {
+// asciiPrefixGo returns the length of the ASCII prefix of s (asciiPrefix
+// without AVX2).
+func asciiPrefixGo(s string) int {
 	i := 0
 	for ; i+32 <= len(s); i += 32 {
 		if (load64(s, i)|load64(s, i+8)|load64(s, i+16)|load64(s, i+24))&msb != 0 {

@@ -59,6 +59,22 @@ func TestSWAR(t *testing.T) {
 	}
 }
 
+// TestASCIIPrefixLong: the AVX2 path (texts of 512 bytes or more) against
+// asciiPrefixGo, a non-ASCII byte at every offset of long texts.
+func TestASCIIPrefixLong(t *testing.T) {
+	for _, n := range []int{511, 512, 513, 640, 1000, 1151, 1152, 1153, 2047} {
+		for at := 0; at <= n; at++ {
+			b := []byte(strings.Repeat("x", n))
+			if at < n {
+				b[at] = 0x80 | byte(at)
+			}
+			if got, want := asciiPrefix(string(b)), asciiPrefixGo(string(b)); got != want || got != at {
+				t.Fatalf("len %d, non-ASCII at %d: asciiPrefix = %d, asciiPrefixGo %d", n, at, got, want)
+			}
+		}
+	}
+}
+
 func TestASCIIPrefix(t *testing.T) {
 	for n := 0; n < 80; n++ {
 		for at := 0; at <= n; at++ {
