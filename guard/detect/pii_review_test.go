@@ -32,8 +32,8 @@ func TestDetectKeysWalkEndsAtTextEnd(t *testing.T) {
 	}
 	sc, ps := defaultScanner(t), newPlainScanner(t)
 	tails := []string{
-		" AKIA1234567890123456",                        // a digit run in the key: a trigger
-		" ASIAZ9876543210ABCDE",                        // likewise, temporary key
+		" AKIA1234567890123456",                            // a digit run in the key: a trigger
+		" ASIAZ9876543210ABCDE",                            // likewise, temporary key
 		" secret DE12aB3cD4eF5gH6iJ7kL8mN9oP0qR1sT2uVwXyZ", // two letters, two digits: a trigger
 		" secret=wJalrXUtnFEMIK7MDENG123456789CYEXAMPLEKY", // nine digits in the key
 		" key AKIA1234567890123456 card 4111111111111111",
