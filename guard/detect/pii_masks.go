@@ -362,5 +362,8 @@ func (ts *triggerScan) next(i int) (t, back int) {
 		}
 		i = max(after, t+1)
 	}
+	// From inside a digit run isTrigger may pass the rest of the text at
+	// once, past blocks not yet classified.
+	ts.finish()
 	return n, 0
 }

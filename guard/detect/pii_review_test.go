@@ -53,3 +53,18 @@ func TestDetectKeysWalkEndsAtTextEnd(t *testing.T) {
 		t.Fatal("no keys found at all: the texts test nothing")
 	}
 }
+
+// TestScanSideNextFromDigitRun: triggerScan.next called inside a digit run
+// whose cluster runs to the end of the text returned len(s) with the
+// blocks after the current chunk never classified, so the key runs it
+// reports were short of keyRunAtLeast's ("+12" and 30 slashes, a run of 33
+// key characters, across the first chunk's end).
+func TestScanSideNextFromDigitRun(t *testing.T) {
+	for _, end := range []int{64 * trigChunk, 3 * 64 * trigChunk} {
+		for o := end - 40; o < end+4; o++ {
+			for _, tail := range []string{"+12" + strings.Repeat("/", 30), "+1234" + strings.Repeat("/", 45)} {
+				checkScanSide(t, strings.Repeat("word ", 700)[:o]+tail)
+			}
+		}
+	}
+}
