@@ -18,7 +18,7 @@ func TestPureGoPath(t *testing.T) {
 		}
 		return
 	}
-	run := "TestPureGoPath|Reference|Corpus|WordsFiltered|AppendWords|ClassifyWords|IndexLit|KeyRun|WordMatch|LookupAt|DetectWordsSkip|B64Run|WordsListRandom|KernelsAtPageEdges|PIIMasks|TriggerScan|DetectWordsNumbers|ScanSide|ContextIn|WalkEndsAtTextEnd"
+	run := "TestPureGoPath|Reference|Corpus|WordsFiltered|AppendWords|ClassifyWords|IndexLit|KeyRun|WordMatch|LookupAt|DetectWordsSkip|B64Run|WordsListRandom|KernelsAtPageEdges|PIIMasks|TriggerScan|DetectWordsNumbers|ScanSide|ContextIn|WalkEndsAtTextEnd|LongTextsRandom"
 	cmd := exec.Command(os.Args[0], "-test.run", run, "-test.count", "1")
 	cmd.Env = append(os.Environ(), "WARDEN_DETECT_PURE_GO=1", "GODEBUG=cpu.avx2=off")
 	out, err := cmd.CombinedOutput()
