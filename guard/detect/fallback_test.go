@@ -18,7 +18,31 @@ func TestPureGoPath(t *testing.T) {
 		}
 		return
 	}
-	run := "TestPureGoPath|Reference|Corpus|WordsFiltered|AppendWords|ClassifyWords|IndexLit|KeyRun|WordMatch|LookupAt|DetectWordsSkip|B64Run|WordsListRandom|KernelsAtPageEdges|PIIMasks|TriggerScan|DetectWordsNumbers|ScanSide|ContextIn|FilterMask|ASCIIPrefix"
+	run := strings.Join([]string{
+		"TestPureGoPath",
+		"Reference",
+		"Corpus",
+		"WordsFiltered",
+		"AppendWords",
+		"ClassifyWords",
+		"IndexLit",
+		"KeyRun",
+		"WordMatch",
+		"LookupAt",
+		"DetectWordsSkip",
+		"B64Run",
+		"WordsListRandom",
+		"KernelsAtPageEdges",
+		"PIIMasks",
+		"TriggerScan",
+		"DetectWordsNumbers",
+		"ScanSide",
+		"ContextIn",
+		"FilterMask",
+		"ASCIIPrefix",
+		"WalkEndsAtTextEnd",
+		"LongTextsRandom",
+	}, "|") // one a line: branches that add tests merge cleanly
 	cmd := exec.Command(os.Args[0], "-test.run", run, "-test.count", "1")
 	cmd.Env = append(os.Environ(), "WARDEN_DETECT_PURE_GO=1", "GODEBUG=cpu.avx2=off")
 	out, err := cmd.CombinedOutput()

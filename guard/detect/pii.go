@@ -242,6 +242,12 @@ func (p *PII) walkWords(s string, ts *triggerScan, dst []Finding) []Finding {
 			dst, i = p.wordStep(s, i, dst)
 		}
 	}
+	if ts != nil {
+		// The walk may end inside a value or word that runs to the end of
+		// the text past the chunks classified so far: the key runs and
+		// URL markers are gathered from every block.
+		ts.finish()
+	}
 	return dst
 }
 

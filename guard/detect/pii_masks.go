@@ -314,6 +314,14 @@ func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64)
 	return sure, maybe
 }
 
+// finish classifies the blocks of the text that are not yet, for the keys
+// and marks fields.
+func (ts *triggerScan) finish() {
+	for ts.base+64*ts.nb < len(ts.s) {
+		ts.load(ts.base/64 + ts.nb)
+	}
+}
+
 // next is nextTrigger(ts.s, i) for i at or after where the last call
 // started. Once it returns len(ts.s), every block of the text has been
 // classified and the keys and marks fields are complete.
@@ -354,5 +362,8 @@ func (ts *triggerScan) next(i int) (t, back int) {
 		}
 		i = max(after, t+1)
 	}
+	// From inside a digit run isTrigger may pass the rest of the text at
+	// once, past blocks not yet classified.
+	ts.finish()
 	return n, 0
 }
