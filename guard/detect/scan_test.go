@@ -2,7 +2,10 @@ package detect
 
 import (
 	"fmt"
+	"math/bits"
+	"math/rand/v2"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -371,5 +374,44 @@ func TestScanAppendNormalized(t *testing.T) {
 	buf = make([]Finding, 0, 256)
 	if n := testing.AllocsPerRun(100, func() { buf = sc.ScanFindings(buf[:0], benchPrompt) }); n != 0 && !raceEnabled {
 		t.Errorf("ScanFindings allocates %.0f times per scan of a prompt with findings", n)
+	}
+}
+
+// TestSortFindings: findings come out in order (Start, then the longer span,
+// then Type), equal ones in the detectors' order, whether few or many; and
+// many arriving as two interleaved runs (a text of addresses and URLs: the
+// PII detector reports its words, then its URLs) take O(n log n)
+// comparisons, not insertion sort's O(n²) (100,000 findings from 1 MB took
+// 5.9 s of CPU before).
+func TestSortFindings(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 2, 31, 32, 33, 100, 5000} {
+		f := make([]Finding, n)
+		for i := range f {
+			st := r.IntN(n/2 + 1)
+			f[i] = Finding{Type: string(rune('A' + r.IntN(3))), Detector: fmt.Sprint(i), Start: st, End: st + 1 + r.IntN(3)}
+		}
+		want := slices.Clone(f)
+		sort.SliceStable(want, func(i, j int) bool { return findingLess(want[i], want[j]) })
+		sortFindings(f)
+		if !slices.Equal(f, want) {
+			t.Fatalf("n=%d: sortFindings differs from a stable sort", n)
+		}
+	}
+	const n = 20000
+	f := make([]Finding, 0, n)
+	for i := range n / 2 {
+		f = append(f, Finding{Type: Email, Start: 20 * i, End: 20*i + 6})
+	}
+	for i := range n / 2 {
+		f = append(f, Finding{Type: URL, Start: 20*i + 7, End: 20*i + 19})
+	}
+	cmps := 0
+	sortFindingsBy(f, func(a, b Finding) int { cmps++; return findingCmp(a, b) })
+	if !slices.IsSortedFunc(f, findingCmp) {
+		t.Fatal("not sorted")
+	}
+	if bound := 4 * n * bits.Len(n); cmps > bound {
+		t.Errorf("%d comparisons to sort %d findings in two runs, want at most %d", cmps, n, bound)
 	}
 }
