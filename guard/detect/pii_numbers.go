@@ -419,6 +419,29 @@ func phoneRightOK(s string, e int) bool {
 	return numRightOK(s, e) || e+1 < len(s) && (s[e] == 'x' || s[e] == 'X') && isDigit(s[e+1])
 }
 
+// nanpShape reports whether three groups are written as a North American
+// number: 3, 3 and 4 digits, only the first in parentheses.
+func nanpShape(g []phoneGroup) bool {
+	return g[0].end-g[0].start == 3 && g[1].end-g[1].start == 3 && g[2].end-g[2].start == 4 &&
+		!g[1].paren && !g[2].paren && g[2].sep != ')'
+}
+
+// nextNANP reports whether the groups after a North American number start
+// another one after a space: a list of numbers ("(415) 555-2671 (212)
+// 555-0198") is read as one run of groups, whose first number counts as
+// a number on its own; any other group after it (a longer number, or a
+// sequence of digit groups) does not let it count.
+func nextNANP(s string, g []phoneGroup) bool {
+	if g[0].sep != ' ' {
+		return false
+	}
+	k := 0
+	if len(g) >= 4 && g[0].end-g[0].start == 1 && s[g[0].start] == '1' && !g[0].paren {
+		k = 1 // "1 (212) 555-0198"
+	}
+	return len(g)-k >= 3 && nanpShape(g[k:k+3])
+}
+
 func phoneAt(s string, i int, lbl piiKind) int {
 	var g [8]phoneGroup
 	ng := 0
@@ -498,8 +521,7 @@ func phoneAt(s string, i int, lbl piiKind) int {
 	if ng >= 4 && g[0].end-g[0].start == 1 && first == '1' && !g[0].paren {
 		k = 1
 	}
-	if ng-k == 3 && g[k].end-g[k].start == 3 && g[k+1].end-g[k+1].start == 3 && g[k+2].end-g[k+2].start == 4 &&
-		!g[k+1].paren && !g[k+2].paren && g[k+2].sep != ')' && phoneRightOK(s, g[k+2].close) {
+	if (ng-k == 3 || ng-k > 3 && nextNANP(s, g[k+3:ng])) && nanpShape(g[k:k+3]) && phoneRightOK(s, g[k+2].close) {
 		// Real area codes and exchanges start 2-9; the numbers people
 		// write as examples and placeholders ("(555) 123-4567") often do
 		// not, yet are phone numbers to whoever reads them: such a number

@@ -65,11 +65,15 @@ func TestPhone(t *testing.T) {
 		{"0044 20 7946 0958", []string{"PHONE:0044 20 7946 0958"}},
 		{"07700 900123", []string{"PHONE:07700 900123"}},
 		{"mobile: 4155552671", []string{"PHONE:4155552671"}},
-		{"order 4155552671", nil},                                   // bare digits need context
-		{"2024-01-15", nil},                                         // date
-		{"123-45-6789", nil},                                        // SSN shape
-		{"4111 1111 1111 1111", nil},                                // card shape
-		{"155-123-4567", nil},                                       // NANP area codes do not start with 1
+		{"order 4155552671", nil},                                                                   // bare digits need context
+		{"2024-01-15", nil},                                                                         // date
+		{"123-45-6789", nil},                                                                        // SSN shape
+		{"4111 1111 1111 1111", nil},                                                                // card shape
+		{"155-123-4567", nil},                                                                       // NANP area codes do not start with 1
+		{"(415) 555-2671 (212) 555-0198", []string{"PHONE:(415) 555-2671", "PHONE:(212) 555-0198"}}, // a list: each counts
+		{"415 555 2671 212 555 0198", []string{"PHONE:415 555 2671", "PHONE:212 555 0198"}},
+		{"415-555-2671 1-212-555-0198", []string{"PHONE:415-555-2671", "PHONE:1-212-555-0198"}},
+		{"200 300 4000 5000", nil},                                  // a run of digit groups is no list of numbers
 		{"ref 555-123-4567", nil},                                   // nor exchanges, without a phone word
 		{"(555) 123-4567", []string{"PHONE:(555) 123-4567"}},        // placeholder numbers in parentheses
 		{"phone: 555-123-4567", []string{"PHONE:555-123-4567"}},     // or after a phone word
