@@ -696,7 +696,7 @@ func (p *PII) digitToken(s string, i int, dst []Finding, lbl piiKind) ([]Finding
 			return dst, next
 		}
 	}
-	if k&kCard != 0 && (run >= 13 && run <= 19 || grouped && groupDigits(s, e, run) >= 13) {
+	if k&kCard != 0 && (run >= 13 && run <= 19 || grouped && cardMayStart(s, i) && groupDigits(s, e, run) >= 13) {
 		if end := cardAt(s, i); end > 0 {
 			found(CreditDebitCardNumber, end)
 			return dst, next

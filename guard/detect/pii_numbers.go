@@ -221,6 +221,24 @@ func validSSN(area, group, serial string) bool {
 // or 2 digits ("4 1 1 1 ...", "41 11 11 ...") count only when the whole run,
 // and nothing more, is the number.
 func cardAt(s string, i int) int {
+	if !cardMayStart(s, i) {
+		return 0
+	}
+	return cardGroupsAt(s, i)
+}
+
+// cardMayStart is false where cardGroupsAt finds nothing without walking
+// the groups: a first group of one or two digits is a card only as the
+// whole run of small groups, which a number before i rules out. Each start
+// in a run of "1 1 1 …" would otherwise walk up to 20 groups
+// (TestNumberEarlyExits holds it to cardGroupsAt).
+func cardMayStart(s string, i int) bool {
+	e := digitsAt(s, i)
+	return e-i >= 3 || e == i || !numberBefore(s, i)
+}
+
+// cardGroupsAt is cardAt without the early exit.
+func cardGroupsAt(s string, i int) int {
 	const maxGroups = 20
 	var ends [maxGroups]int // end of each group
 	var total [maxGroups]int
@@ -443,6 +461,43 @@ func nextNANP(s string, g []phoneGroup) bool {
 }
 
 func phoneAt(s string, i int, lbl piiKind) int {
+	if !phoneMayStart(s, i) {
+		return 0
+	}
+	return phoneGroupsAt(s, i, lbl)
+}
+
+// phoneMayStart is false where phoneGroupsAt finds nothing, read off the
+// first group without gathering up to eight: a number that starts with a
+// bare group of digits is international only after "00", North American
+// only from a group of three or a "1" before one, national only from a
+// trunk 0 with no number before it, and bare only as 10 or 11 digits. Each
+// start in a run of "1 1 1 …" or "0 0 0 …" would otherwise gather eight
+// groups (TestNumberEarlyExits holds it to phoneGroupsAt).
+func phoneMayStart(s string, i int) bool {
+	if s[i] == '+' || s[i] == '(' {
+		return true
+	}
+	e := digitsAt(s, i)
+	switch n := e - i; {
+	case n == 0, n == 3, n == 10, n == 11, n >= 2 && s[i] == '0' && s[i+1] == '0':
+		return true
+	case n == 1 && s[i] == '1':
+		// "1 (415) …", "1-415-…": a group of three (or a parenthesis)
+		// after one separator.
+		if e+1 < len(s) && (s[e] == ' ' || s[e] == '-' || s[e] == '.') {
+			if s[e+1] == '(' {
+				return true
+			}
+			return digitsAt(s, e+1)-(e+1) == 3
+		}
+		return false
+	}
+	return s[i] == '0' && !numberBefore(s, i)
+}
+
+// phoneGroupsAt is phoneAt without the early exit.
+func phoneGroupsAt(s string, i int, lbl piiKind) int {
 	var g [8]phoneGroup
 	ng := 0
 	p := i
@@ -497,7 +552,10 @@ func phoneAt(s string, i int, lbl piiKind) int {
 		drop := 0
 		if !plus {
 			drop = 2
-			first = s[g[0].start+2]
+			first = s[g[0].start+2] // the country code's first digit
+			if g[0].end-g[0].start == 2 {
+				first = s[g[1].start] // "00 44 …": in the next group
+			}
 		}
 		if first == '0' {
 			return 0
