@@ -140,3 +140,27 @@ func FuzzWordsListReference(f *testing.F) {
 		checkWordsList(t, entries, inj, s)
 	})
 }
+
+// TestWordsFoldLongerText: a text word may be longer in bytes than the
+// entry it folds to (the Kelvin sign, 3 bytes, folds to 'k'; 'İ', 2 bytes,
+// to 'i'); mayHold's length bound must allow for it, or Words.Detect (which
+// does not normalise) misses what the plain path finds.
+func TestWordsFoldLongerText(t *testing.T) {
+	inj := NewInjection()
+	for _, c := range []struct{ entry, text string }{
+		{"kkkkk", "\u212a\u212a\u212a\u212a\u212a"},
+		{"kkkkkkkk", "\u212a\u212a\u212a\u212a\u212a\u212a\u212a\u212a"},
+		{"kiosk", "\u212a\u0130os\u212a"},
+		{"kkkkk kkkkk", "\u212a\u212a\u212a\u212a\u212a \u212a\u212a\u212a\u212a\u212a"},
+		{"iiiiiiii", "\u0130\u0130\u0130\u0130\u0130\u0130\u0130\u0130"},
+	} {
+		w, err := NewWords("DENIED_WORDS", []string{c.entry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := w.Detect(c.text, nil); len(got) != 1 || got[0].Start != 0 || got[0].End != len(c.text) {
+			t.Errorf("entry %q, text %q: Words.Detect found %v, want the whole text", c.entry, c.text, got)
+		}
+		checkWordsList(t, []string{c.entry}, inj, c.text+" and "+c.text)
+	}
+}
