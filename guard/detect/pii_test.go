@@ -43,6 +43,8 @@ func TestEmail(t *testing.T) {
 		{"end of sentence: ops@example.org.", []string{"EMAIL:ops@example.org"}},
 		{"mailto:x@y.de,z@w.fr", []string{"EMAIL:x@y.de", "EMAIL:z@w.fr"}},
 		{"müller@beispiel.de", []string{"EMAIL:müller@beispiel.de"}},
+		{"mary-jane.o'neil@example.com", []string{"EMAIL:mary-jane.o'neil@example.com"}}, // not just neil@…
+		{"say 'bob@example.com' twice", []string{"EMAIL:bob@example.com"}},               // quoted
 		{"@Override", nil},
 		{"npm i @types/node@20.1.0", nil},
 		{"user@localhost", nil},

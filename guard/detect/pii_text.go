@@ -27,14 +27,14 @@ func (p *PII) detectEmails(s string, dst []Finding) []Finding {
 }
 
 // emailAround returns the address around the '@' at s[at]: a local part of
-// letters, digits and . _ % + - (and letters of any script), a domain of at
+// letters, digits and . _ % + - ' (and letters of any script), a domain of at
 // least two labels whose last one is two or more letters.
 func emailAround(s string, at int) (int, int) {
 	l := at
 	for l > 0 && at-l <= 64 {
 		c := s[l-1]
 		if c < utf8.RuneSelf {
-			if class[c]&(cWord|cLocal) == 0 {
+			if class[c]&(cWord|cLocal) == 0 && c != '\'' {
 				break
 			}
 			l--
@@ -46,7 +46,9 @@ func emailAround(s string, at int) (int, int) {
 		}
 		l -= n
 	}
-	for l < at && (s[l] == '.' || s[l] == '-' || s[l] == '+') {
+	// An apostrophe joins a name's parts ("o'neil@…"); one before the
+	// address quotes it ('bob@…').
+	for l < at && (s[l] == '.' || s[l] == '-' || s[l] == '+' || s[l] == '\'') {
 		l++
 	}
 	if l == at {
