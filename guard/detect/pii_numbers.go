@@ -74,7 +74,7 @@ func lastWord(s string) string {
 	return s[b:e]
 }
 
-var ssnContext = newFoldWords("ssn", "ssns", "social security", "social sec", "itin", "ss#")
+var ssnContext = newFoldWords("ssn", "ssns", "social security", "social sec", "social", "itin", "ss#")
 
 func ssnAt(s string, i int, lbl piiKind) int {
 	e1 := digitsAt(s, i)

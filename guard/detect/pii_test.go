@@ -101,12 +101,13 @@ func TestSSN(t *testing.T) {
 		{"ssn: 123 45 6789", []string{"US_SOCIAL_SECURITY_NUMBER:123 45 6789"}},
 		{"Social Security No. 078051120", []string{"US_SOCIAL_SECURITY_NUMBER:078051120"}},
 		{"id 123-45-6789.", []string{"US_SOCIAL_SECURITY_NUMBER:123-45-6789"}},
-		{"000-12-3456", nil},       // area 000
-		{"666-12-3456", nil},       // area 666
-		{"912-12-3456", nil},       // area 9xx
-		{"123-00-4567", nil},       // group 00
-		{"123-45-0000", nil},       // serial 0000
-		{"order 123456789", nil},   // bare digits need context
+		{"000-12-3456", nil},     // area 000
+		{"666-12-3456", nil},     // area 666
+		{"912-12-3456", nil},     // area 9xx
+		{"123-00-4567", nil},     // group 00
+		{"123-45-0000", nil},     // serial 0000
+		{"order 123456789", nil}, // bare digits need context
+		{"my social is 123456789", []string{"US_SOCIAL_SECURITY_NUMBER:123456789"}}, // "social" is that context
 		{"123-45-67890", nil},      // too long
 		{"1123-45-6789", nil},      // too long
 		{"123-45-6789-1", nil},     // part of a longer code
