@@ -65,66 +65,46 @@ var benchPrompt = func() string {
 	return b.String()[:4096]
 }()
 
-// BenchmarkScanDefault is the default scanner (every PII type, a 50-word
-// list, the injection heuristic) over benchPrompt as a guard that blocks or
-// records scans it (ScanFindings: the findings only). The Scan benchmarks
-// below do the same; BenchmarkScanDefaultMask is the masking guard's scan.
-func BenchmarkScanDefault(b *testing.B) {
+// benchmarkScan times the default scanner over text as a guard that blocks
+// or records scans it (ScanFindings), or with mask as a masking guard does
+// (ScanAppend, which copies the normalised text out when something is
+// found), reporting cpu-MB/s.
+func benchmarkScan(b *testing.B, text string, mask bool) {
 	sc := defaultScanner(b)
-	buf := make([]Finding, 0, 64)
-	b.SetBytes(int64(len(benchPrompt)))
-	b.ReportAllocs()
-	cpuRate(b, len(benchPrompt), func() {
-		for b.Loop() {
-			buf = sc.ScanFindings(buf[:0], benchPrompt)
-		}
-	})
-}
-
-// BenchmarkScanDefaultMask is BenchmarkScanDefault as a masking guard scans
-// (ScanAppend): benchPrompt has findings, so the normalised text (its dashes
-// folded) is copied out for Mask.
-func BenchmarkScanDefaultMask(b *testing.B) {
-	sc := defaultScanner(b)
-	buf := make([]Finding, 0, 64)
-	b.SetBytes(int64(len(benchPrompt)))
-	b.ReportAllocs()
-	cpuRate(b, len(benchPrompt), func() {
-		for b.Loop() {
-			_, buf = sc.ScanAppend(buf[:0], benchPrompt)
-		}
-	})
-}
-
-func BenchmarkScanDefaultASCII(b *testing.B) {
-	r := strings.NewReplacer("’", "'", "“", `"`, "”", `"`, "—", "-", "–", "-")
-	text := r.Replace(benchPrompt)
-	sc := defaultScanner(b)
-	buf := make([]Finding, 0, 64)
+	buf := make([]Finding, 0, 256)
 	b.SetBytes(int64(len(text)))
 	b.ReportAllocs()
 	cpuRate(b, len(text), func() {
 		for b.Loop() {
-			buf = sc.ScanFindings(buf[:0], text)
+			if mask {
+				_, buf = sc.ScanAppend(buf[:0], text)
+			} else {
+				buf = sc.ScanFindings(buf[:0], text)
+			}
 		}
 	})
+}
+
+// BenchmarkScanDefault is the default scanner (every PII type, a 50-word
+// list, the injection heuristic) over benchPrompt as a guard that blocks or
+// records scans it (ScanFindings: the findings only). The Scan benchmarks
+// below do the same; BenchmarkScanDefaultMask is the masking guard's scan.
+func BenchmarkScanDefault(b *testing.B) { benchmarkScan(b, benchPrompt, false) }
+
+// BenchmarkScanDefaultMask is BenchmarkScanDefault as a masking guard scans
+// (ScanAppend): benchPrompt has findings, so the normalised text (its dashes
+// folded) is copied out for Mask.
+func BenchmarkScanDefaultMask(b *testing.B) { benchmarkScan(b, benchPrompt, true) }
+
+func BenchmarkScanDefaultASCII(b *testing.B) {
+	r := strings.NewReplacer("’", "'", "“", `"`, "”", `"`, "—", "-", "–", "-")
+	benchmarkScan(b, r.Replace(benchPrompt), false)
 }
 
 // BenchmarkScanRAG is the default scanner over 64 KiB of the long-context
 // prose warden-bench sends (an operations review: dates, amounts, versions,
 // no PII value), the text a RAG prompt mostly holds.
-func BenchmarkScanRAG(b *testing.B) {
-	text := benchtext.Prose(64 << 10)
-	sc := defaultScanner(b)
-	buf := make([]Finding, 0, 64)
-	b.SetBytes(int64(len(text)))
-	b.ReportAllocs()
-	cpuRate(b, len(text), func() {
-		for b.Loop() {
-			buf = sc.ScanFindings(buf[:0], text)
-		}
-	})
-}
+func BenchmarkScanRAG(b *testing.B) { benchmarkScan(b, benchtext.Prose(64<<10), false) }
 
 // benchMix is ~16 KB of what prompts and answers hold: the prose above, a
 // number-dense table, log lines with timestamps and versions, JSON with ids,
@@ -150,32 +130,11 @@ var benchMix = func() string {
 // the injection heuristic) over benchMix; BenchmarkByteLoop is a plain pass
 // over the same bytes (a class-table lookup per byte, the floor any scanner
 // pays) to state the scan's cost as a ratio in the same run.
-func BenchmarkScanMix(b *testing.B) {
-	sc := defaultScanner(b)
-	buf := make([]Finding, 0, 256)
-	b.SetBytes(int64(len(benchMix)))
-	b.ReportAllocs()
-	cpuRate(b, len(benchMix), func() {
-		for b.Loop() {
-			buf = sc.ScanFindings(buf[:0], benchMix)
-		}
-	})
-}
+func BenchmarkScanMix(b *testing.B) { benchmarkScan(b, benchMix, false) }
 
 // BenchmarkScanNumbers is the number-dense part of benchMix: the table and
 // the log lines.
-func BenchmarkScanNumbers(b *testing.B) {
-	text := benchNumbers
-	sc := defaultScanner(b)
-	buf := make([]Finding, 0, 256)
-	b.SetBytes(int64(len(text)))
-	b.ReportAllocs()
-	cpuRate(b, len(text), func() {
-		for b.Loop() {
-			buf = sc.ScanFindings(buf[:0], text)
-		}
-	})
-}
+func BenchmarkScanNumbers(b *testing.B) { benchmarkScan(b, benchNumbers, false) }
 
 var benchNumbers = func() string {
 	i := strings.Index(benchMix, "\n| date |")
