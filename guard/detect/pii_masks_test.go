@@ -53,28 +53,7 @@ func checkPIIMasks(t *testing.T, s string) {
 // byte classes on every byte value at every offset and on random text.
 func TestPIIMasks(t *testing.T) {
 	t.Logf("AVX2 path: %v", hasAVX2())
-	for c := range 256 {
-		for off := range 64 {
-			b := []byte(strings.Repeat("a", 128))
-			b[off] = byte(c)
-			b[64+63-off] = byte(c)
-			checkPIIMasks(t, string(b))
-		}
-	}
-	r := rand.New(rand.NewPCG(21, 22))
-	for range rounds(5000) {
-		b := make([]byte, 64*(1+r.IntN(20)))
-		for i := range b {
-			switch r.IntN(4) {
-			case 0:
-				b[i] = byte(r.IntN(256))
-			default:
-				b[i] = byte(0x20 + r.IntN(0x60))
-			}
-		}
-		checkPIIMasks(t, string(b))
-	}
-	checkPIIMasks(t, Normalize(benchMix))
+	eachKernelText(21, func(s string) { checkPIIMasks(t, s) })
 }
 
 func FuzzPIIMasks(f *testing.F) {
