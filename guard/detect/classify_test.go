@@ -362,11 +362,7 @@ func TestB64Run(t *testing.T) {
 	r := rand.New(rand.NewPCG(19, 20))
 	pieces := []string{"A", "z", "0", "+", "/", "-", "_", "=", " ", ".", "é", "\xff", "QUJD", "aGVsbG8", "2024-06-01T08", "|"}
 	for range rounds(20000) {
-		var b strings.Builder
-		for range r.IntN(30) {
-			b.WriteString(pieces[r.IntN(len(pieces))])
-		}
-		s := b.String()
+		s := joinRandom(r, pieces, r.IntN(30))
 		for i := 0; i <= len(s); i++ {
 			wj, wu, wl, wd := i, false, false, false
 			for ; wj < len(s) && class[s[wj]]&cB64 != 0; wj++ {

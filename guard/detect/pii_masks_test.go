@@ -124,11 +124,7 @@ func numberText(r *rand.Rand, n int) string {
 	pieces := []string{"0", "1", "4", "9", "12", "123", "1234", "12345", "123456", "1234567", "12345678", "0800", "4111",
 		"1000", " ", "  ", "\t", "-", ".", "/", "_", "(", ")", "+", ":", "|", "\n", "ab", "A", "ssn ", "phone ", "é", "f",
 		"dead.", "beef:", "021000021", "123-45-6789", "4111 1111 1111 1111", "10.0.0.1"}
-	var b strings.Builder
-	for range n {
-		b.WriteString(pieces[r.IntN(len(pieces))])
-	}
-	return b.String()
+	return joinRandom(r, pieces, n)
 }
 
 // TestDetectWordsNumbersRandom holds the skipping walk to the plain one,
@@ -203,11 +199,7 @@ func checkScanSide(t *testing.T, s string) {
 func urlText(r *rand.Rand, n int) string {
 	pieces := []string{"://", "www.", "WWW.", "wWw.", "ww.", "www", ":/", "http", "://x.io", "www.x.io", " ", ".", "-", "=",
 		"AKIAIOSFODNN7EXAMPLE", "aB3+/", "abcdefghij", "0123456789", "é", "\n", "secret", "ab"}
-	var b strings.Builder
-	for range n {
-		b.WriteString(pieces[r.IntN(len(pieces))])
-	}
-	return b.String()
+	return joinRandom(r, pieces, n)
 }
 
 // TestScanSide holds the key runs and URL markers a triggerScan gathers

@@ -253,11 +253,7 @@ func TestScanReferenceRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	found := 0
 	for range rounds(3000) {
-		var b strings.Builder
-		for range r.IntN(60) {
-			b.WriteString(pieces[r.IntN(len(pieces))])
-		}
-		s := b.String()
+		s := joinRandom(r, pieces, r.IntN(60))
 		checkScanReference(t, sc, ps, s)
 		_, f := sc.ScanAppend(nil, s)
 		found += len(f)

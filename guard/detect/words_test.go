@@ -250,9 +250,7 @@ func TestWordsBack(t *testing.T) {
 		if r.IntN(2) == 0 {
 			b.WriteString(randomText(r, r.IntN(30)))
 		}
-		for range r.IntN(30) {
-			b.WriteString(pieces[r.IntN(len(pieces))])
-		}
+		b.WriteString(joinRandom(r, pieces, r.IntN(30)))
 		s := b.String()
 		words := appendWordsPlain(s, nil)
 		for k, sp := range words {
@@ -282,11 +280,7 @@ func TestBackWalker(t *testing.T) {
 	r := rand.New(rand.NewPCG(53, 54))
 	pieces := []string{"don't", "it’s", "a’’b", "’", "'", "é", "、", "rules", " ", "  ", ". ", "!", "\u0301", "\xff", "—", "9"}
 	for range rounds(20000) {
-		var b strings.Builder
-		for range r.IntN(60) {
-			b.WriteString(pieces[r.IntN(len(pieces))])
-		}
-		s := b.String()
+		s := joinRandom(r, pieces, r.IntN(60))
 		words := appendWordsPlain(s, nil)
 		bw := backWalker{last: -1}
 		every := 1 + r.IntN(4)
