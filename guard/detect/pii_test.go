@@ -370,7 +370,7 @@ func TestNumberEarlyExits(t *testing.T) {
 		"1 415 555 2671", "1-(212) 555-0198", "1.415.555.2671", "0 20 7946 0958", "00 44 20 7946 0958", "1 1 1 1 1 1 1 1"}
 	skippedCard, skippedPhone := 0, 0
 	for range rounds(20000) {
-		s := joinRandom(r, pieces, 1 + r.IntN(24))
+		s := joinRandom(r, pieces, 1+r.IntN(24))
 		for i := 0; i < len(s); i++ {
 			c := s[i]
 			if !isDigit(c) && c != '+' && c != '(' {
