@@ -696,7 +696,7 @@ func (p *PII) digitToken(s string, i int, dst []Finding, lbl piiKind) ([]Finding
 			return dst, next
 		}
 	}
-	if k&kCard != 0 && (run >= 13 && run <= 19 || grouped && cardMayStart(s, i) && groupDigits(s, e, run) >= 13) {
+	if k&kCard != 0 && cardMayStart(s, i) && (run >= 13 && run <= 19 || grouped && groupDigits(s, e, run) >= 13) {
 		if end := cardAt(s, i); end > 0 {
 			found(CreditDebitCardNumber, end)
 			return dst, next
@@ -713,7 +713,7 @@ func (p *PII) digitToken(s string, i int, dst []Finding, lbl piiKind) ([]Finding
 	// three digits, or a 1 before one.
 	phoneGrouped := (c == ' ' || c == '-' || c == '.') && e+1 < len(s) && (isDigit(s[e+1]) || s[e+1] == '(') &&
 		(s[i] == '0' || run == 3 || run == 1 && s[i] == '1')
-	if k&kPhone != 0 && (phoneGrouped || run == 10 || run == 11) {
+	if k&kPhone != 0 && (phoneGrouped || run == 10 || run == 11) && phoneMayStart(s, i) {
 		if end := phoneAt(s, i, lbl); end > 0 {
 			found(Phone, end)
 		}

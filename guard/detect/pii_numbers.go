@@ -213,6 +213,16 @@ func validSSN(area, group, serial string) bool {
 	return area != "000" && area != "666" && area[0] != '9' && group != "00" && serial != "0000"
 }
 
+// cardMayStart is false where cardAt finds nothing, without walking
+// the groups: a first group of one or two digits is a card only as the
+// whole run of small groups, which a number before i rules out. Each start
+// in a run of "1 1 1 …" would otherwise walk up to 20 groups
+// (TestNumberEarlyExits holds it to cardAt; digitToken asks it first).
+func cardMayStart(s string, i int) bool {
+	e := digitsAt(s, i)
+	return e-i >= 3 || e == i || !numberBefore(s, i)
+}
+
 // cardAt finds 13 to 19 digits, contiguous or in groups separated by spaces,
 // dashes, dots, underscores or slashes (mixed, see sepEnd), that pass the
 // Luhn check and start with a known issuer prefix. Groups are 3 digits or
@@ -221,24 +231,6 @@ func validSSN(area, group, serial string) bool {
 // or 2 digits ("4 1 1 1 ...", "41 11 11 ...") count only when the whole run,
 // and nothing more, is the number.
 func cardAt(s string, i int) int {
-	if !cardMayStart(s, i) {
-		return 0
-	}
-	return cardGroupsAt(s, i)
-}
-
-// cardMayStart is false where cardGroupsAt finds nothing without walking
-// the groups: a first group of one or two digits is a card only as the
-// whole run of small groups, which a number before i rules out. Each start
-// in a run of "1 1 1 …" would otherwise walk up to 20 groups
-// (TestNumberEarlyExits holds it to cardGroupsAt).
-func cardMayStart(s string, i int) bool {
-	e := digitsAt(s, i)
-	return e-i >= 3 || e == i || !numberBefore(s, i)
-}
-
-// cardGroupsAt is cardAt without the early exit.
-func cardGroupsAt(s string, i int) int {
 	const maxGroups = 20
 	var ends [maxGroups]int // end of each group
 	var total [maxGroups]int
@@ -460,20 +452,13 @@ func nextNANP(s string, g []phoneGroup) bool {
 	return len(g)-k >= 3 && nanpShape(g[k:k+3])
 }
 
-func phoneAt(s string, i int, lbl piiKind) int {
-	if !phoneMayStart(s, i) {
-		return 0
-	}
-	return phoneGroupsAt(s, i, lbl)
-}
-
-// phoneMayStart is false where phoneGroupsAt finds nothing, read off the
+// phoneMayStart is false where phoneAt finds nothing, read off the
 // first group without gathering up to eight: a number that starts with a
 // bare group of digits is international only after "00", North American
 // only from a group of three or a "1" before one, national only from a
 // trunk 0 with no number before it, and bare only as 10 or 11 digits. Each
 // start in a run of "1 1 1 …" or "0 0 0 …" would otherwise gather eight
-// groups (TestNumberEarlyExits holds it to phoneGroupsAt).
+// groups (TestNumberEarlyExits holds it to phoneAt; digitToken asks it first).
 func phoneMayStart(s string, i int) bool {
 	if s[i] == '+' || s[i] == '(' {
 		return true
@@ -496,8 +481,7 @@ func phoneMayStart(s string, i int) bool {
 	return s[i] == '0' && !numberBefore(s, i)
 }
 
-// phoneGroupsAt is phoneAt without the early exit.
-func phoneGroupsAt(s string, i int, lbl piiKind) int {
+func phoneAt(s string, i int, lbl piiKind) int {
 	var g [8]phoneGroup
 	ng := 0
 	p := i

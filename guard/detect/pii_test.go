@@ -361,7 +361,7 @@ func TestObfuscatedShapes(t *testing.T) {
 // TestNumberEarlyExits holds cardMayStart and phoneMayStart, which let a
 // start in a run of tiny digit groups ("1 1 1 …", 1 MB of which took 220 ms
 // of CPU, 55 ms with them) skip the group walks, to the walks: where they
-// say no, cardGroupsAt and phoneGroupsAt find nothing. Random texts of digit
+// say no, cardAt and phoneAt find nothing. Random texts of digit
 // groups, separators, parentheses and plus signs, every start.
 func TestNumberEarlyExits(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
@@ -378,15 +378,15 @@ func TestNumberEarlyExits(t *testing.T) {
 			}
 			if isDigit(c) && !cardMayStart(s, i) {
 				skippedCard++
-				if end := cardGroupsAt(s, i); end != 0 {
-					t.Fatalf("%q at %d: cardMayStart says no, cardGroupsAt finds %q", s, i, s[i:end])
+				if end := cardAt(s, i); end != 0 {
+					t.Fatalf("%q at %d: cardMayStart says no, cardAt finds %q", s, i, s[i:end])
 				}
 			}
 			if !phoneMayStart(s, i) {
 				skippedPhone++
 				for _, lbl := range []piiKind{0, kPhone} {
-					if end := phoneGroupsAt(s, i, lbl); end != 0 {
-						t.Fatalf("%q at %d: phoneMayStart says no, phoneGroupsAt finds %q", s, i, s[i:end])
+					if end := phoneAt(s, i, lbl); end != 0 {
+						t.Fatalf("%q at %d: phoneMayStart says no, phoneAt finds %q", s, i, s[i:end])
 					}
 				}
 			}
