@@ -429,7 +429,7 @@ func (bw *backWalker) next(s string, a, e, need int) {
 	if bw.last >= 0 {
 		limit = int(bw.end)
 	}
-	_, stop := walkWords(s, a, limit, &cur, &cn, need)
+	stop := walkWords(s, a, limit, &cur, &cn, need)
 	closed := stop >= 0
 	if !closed && cn < need {
 		if bw.last < 0 {
@@ -443,7 +443,7 @@ func (bw *backWalker) next(s string, a, e, need int) {
 			if k == bw.n && bw.closed {
 				stop, closed = bw.stop, true
 			} else if cn < need {
-				_, stop = walkWords(s, int(cur[cn-1]), 0, &cur, &cn, need)
+				stop = walkWords(s, int(cur[cn-1]), 0, &cur, &cn, need)
 				closed = stop >= 0 || cn < need
 			}
 		}
@@ -452,10 +452,9 @@ func (bw *backWalker) next(s string, a, e, need int) {
 }
 
 // walkWords walks back from p, not below limit, appending to cur (holding
-// *cn) the start of each word it passes until *cn is want; it returns where
-// it stopped and, when that was at a sentence end, the byte after it (else
-// -1).
-func walkWords(s string, p, limit int, cur *[backMax]int32, cn *int, want int) (int, int32) {
+// *cn) the start of each word it passes until *cn is want; it returns, when
+// it stopped at a sentence end, the byte after it (else -1).
+func walkWords(s string, p, limit int, cur *[backMax]int32, cn *int, want int) int32 {
 	for p > limit && *cn < want {
 		c := s[p-1]
 		if c < utf8.RuneSelf && class[c]&cWord != 0 || wordByteBefore(s, p) > 0 {
@@ -476,7 +475,7 @@ func walkWords(s string, p, limit int, cur *[backMax]int32, cn *int, want int) (
 		}
 		switch {
 		case c == '.' || c == '!' || c == '?':
-			return p, int32(p)
+			return int32(p)
 		case c < utf8.RuneSelf:
 			p--
 		default:
@@ -484,7 +483,7 @@ func walkWords(s string, p, limit int, cur *[backMax]int32, cn *int, want int) (
 			p -= sz
 		}
 	}
-	return p, -1
+	return -1
 }
 
 // lo returns wordsBack(s, a, n, 0) for the anchor bw last moved to (at a),
