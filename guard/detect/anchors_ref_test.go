@@ -196,30 +196,3 @@ func FuzzInjectionReference(f *testing.F) {
 		}
 	})
 }
-
-// BenchmarkScanAnchorDense: 64 KiB texts dense in anchor words, the
-// anchored scan's slow inputs (see docs/performance.md, the word stages'
-// review): every word an anchor; nine words in reach of each; and anchors
-// that need no word behind them next to ones that need nine, with
-// non-ASCII separators between (backWalker walks eight words back over
-// text already walked at each "rules").
-func BenchmarkScanAnchorDense(b *testing.B) {
-	fill := func(unit string) string { return strings.Repeat(unit, 64<<10/len(unit)+1)[:64<<10] }
-	sep := strings.Repeat("؟", 30)
-	for _, c := range []struct{ name, text string }{
-		{"rules", fill("rules ")},
-		{"nine-before", fill("a b c d e f g h i rules ")},
-		{"rewalk", fill("act" + sep + "rules" + sep)},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			sc := defaultScanner(b)
-			buf := make([]Finding, 0, 64)
-			b.SetBytes(int64(len(c.text)))
-			cpuRate(b, len(c.text), func() {
-				for b.Loop() {
-					_, buf = sc.ScanAppend(buf[:0], c.text)
-				}
-			})
-		})
-	}
-}

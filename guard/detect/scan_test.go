@@ -106,6 +106,27 @@ func BenchmarkScanDefaultASCII(b *testing.B) {
 // no PII value), the text a RAG prompt mostly holds.
 func BenchmarkScanRAG(b *testing.B) { benchmarkScan(b, benchtext.Prose(64<<10), false) }
 
+// BenchmarkScanHostile is the default scanner over 64 KiB texts built to be
+// slow: dense in the injection heuristic's anchor words ("rules" needs nine
+// words behind it; "rewalk": an anchor needing none before one needing
+// nine, between runs of non-ASCII separators, the slowest text found), runs
+// of one-digit groups (each start a card and a phone candidate), and
+// addresses and URLs (a finding every 10 bytes, in two interleaved runs).
+// docs/performance.md gives their cost per MB.
+func BenchmarkScanHostile(b *testing.B) {
+	fill := func(unit string) string { return strings.Repeat(unit, 64<<10/len(unit)+1)[:64<<10] }
+	sep := strings.Repeat("؟", 30)
+	for _, c := range []struct{ name, text string }{
+		{"rules", fill("rules ")},
+		{"nine-before", fill("a b c d e f g h i rules ")},
+		{"rewalk", fill("act" + sep + "rules" + sep)},
+		{"digit-groups", fill("1 ")},
+		{"findings", fill("a@b.io http://x.io/ ")},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchmarkScan(b, c.text, true) })
+	}
+}
+
 // benchMix is ~16 KB of what prompts and answers hold: the prose above, a
 // number-dense table, log lines with timestamps and versions, JSON with ids,
 // and a few values of the new shapes (labels glued, dots and slashes).
