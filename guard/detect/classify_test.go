@@ -399,7 +399,7 @@ func checkFilterMask(t *testing.T, blk *[72]byte, cand uint64, f *wordFilter) {
 	for _, c := range []uint64{st, st & cand} {
 		want := filterMaskGo(blk, w, c, &f.starts)
 		for _, a := range []bool{false, ascii} { // the ASCII kernel only on ASCII blocks
-			if got := filterMask(blk, w, c, &f.starts, a); got != want {
+			if got := filterMask(blk, w, c, f, a); got != want {
 				t.Fatalf("%q (ASCII kernel: %v): filterMask %064b, filterMaskGo %064b (starts %064b)", blk[:], a, got, want, c)
 			}
 		}
