@@ -698,7 +698,7 @@ type wordFilter struct {
 	// assembly reads with one load instead of a load, two shifts and a
 	// mask.
 	keyBytes [1 << 14]uint8
-	hook   bool
+	hook     bool
 	// digits: some first word starts with an ASCII digit. Without one,
 	// a word that starts with a digit starts no phrase (a text word that
 	// folds to a vocabulary word starts with the same ASCII byte), and
