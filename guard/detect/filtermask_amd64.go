@@ -14,14 +14,18 @@ import (
 // starts.
 // ascii: the block's 64 bytes are ASCII (then no word lacks a key).
 func filterMask(blk *[72]byte, w, cand uint64, f *wordFilter, ascii bool) uint64 {
-	if cpu.X86.HasAVX2 && cpu.X86.HasBMI1 && cpu.X86.HasBMI2 {
-		if ascii {
-			return filterMaskASCIIBMI2((*byte)(unsafe.Pointer(blk)), w, cand, &f.keyBytes[0])
-		}
-		return filterMaskBMI2((*byte)(unsafe.Pointer(blk)), w, cand, &f.keyBytes[0])
+	if !f.bmi2 {
+		return filterMaskGo(blk, w, cand, &f.starts)
 	}
-	return filterMaskGo(blk, w, cand, &f.starts)
+	if ascii {
+		return filterMaskASCIIBMI2((*byte)(unsafe.Pointer(blk)), w, cand, &f.keyBytes[0])
+	}
+	return filterMaskBMI2((*byte)(unsafe.Pointer(blk)), w, cand, &f.keyBytes[0])
 }
+
+// haveFilterAsm: this architecture has filterMask's assembly (keepBlock
+// calls it directly when wordFilter.bmi2 says the CPU runs it).
+const haveFilterAsm = true
 
 // filterMaskBMI2 is filterMaskGo for the block at blk (72 bytes readable),
 // keys a wordFilter's keyBytes. It needs BMI1 and BMI2.

@@ -7,3 +7,8 @@ func filterMask(blk *[72]byte, w, cand uint64, f *wordFilter, _ bool) uint64 {
 }
 
 func hasBMI2() bool { return false }
+
+const haveFilterAsm = false
+
+func filterMaskBMI2(*byte, uint64, uint64, *byte) uint64      { panic("no assembly") }
+func filterMaskASCIIBMI2(*byte, uint64, uint64, *byte) uint64 { panic("no assembly") }

@@ -698,6 +698,7 @@ type wordFilter struct {
 	// assembly reads with one load instead of a load, two shifts and a
 	// mask.
 	keyBytes [1 << 14]uint8
+	bmi2     bool // filterMask runs its assembly (hasBMI2, asked once)
 	hook     bool
 	// digits: some first word starts with an ASCII digit. Without one,
 	// a word that starts with a digit starts no phrase (a text word that
@@ -713,6 +714,7 @@ func (f *wordFilter) add(m *wordMatcher) {
 	for k := range f.keyBytes {
 		f.keyBytes[k] = uint8(f.starts[k>>6] >> (k & 63) & 1)
 	}
+	f.bmi2 = hasBMI2()
 	f.digits = f.digits || m.keyDigit
 }
 
@@ -938,7 +940,17 @@ func keepBlock(s string, base int, w, st, en, digit, join uint64, ascii, carry, 
 	if !f.digits {
 		cand &^= digit
 	}
-	km := filterMask((*[72]byte)(unsafe.Pointer(unsafe.StringData(s[base:base+72]))), w, cand, f, ascii)
+	// filterMask, inline: its calls made it too big for the compiler to.
+	blk := (*[72]byte)(unsafe.Pointer(unsafe.StringData(s[base : base+72])))
+	var km uint64
+	switch {
+	case haveFilterAsm && f.bmi2 && ascii:
+		km = filterMaskASCIIBMI2(&blk[0], w, cand, &f.keyBytes[0])
+	case haveFilterAsm && f.bmi2:
+		km = filterMaskBMI2(&blk[0], w, cand, &f.keyBytes[0])
+	default:
+		km = filterMaskGo(blk, w, cand, &f.starts)
+	}
 	if f.hook {
 		// Words the blob hook reads, off the bitmaps: 12 bytes or
 		// longer (a run of 12 word bits from the start), or followed by
@@ -953,7 +965,9 @@ func keepBlock(s string, base int, w, st, en, digit, join uint64, ascii, carry, 
 				hk |= 1 << (63 - bits.LeadingZeros64(below))
 			}
 		}
-		km |= hk & blobRuns(w|join)
+		if hk != 0 {
+			km |= hk & blobRuns(w|join)
+		}
 	}
 	for ; km != 0; km &= km - 1 {
 		i := bits.TrailingZeros64(km)
