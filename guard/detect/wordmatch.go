@@ -913,15 +913,15 @@ func keepBlock(s string, base int, w, st, en, digit, join uint64, ascii, carry, 
 		// only when kept.
 		ws, we := *start, base+bits.TrailingZeros64(en)
 		x := load64(s, ws) & lenMask8[min(we-ws, 8)]
-		k := filterKey(x)
-		keep := x&msb != 0 || f.starts[k>>6]>>(k&63)&1 == 1
-		if !f.digits && isDigit(s[ws]) {
-			keep = false
+		hi := x & msb
+		keep := f.keyBytes[filterKey(x)&(1<<14-1)] | uint8((hi|-hi)>>63)
+		if !f.digits && uint8(x)-'0' < 10 {
+			keep = 0
 		}
 		if f.hook && (we-ws >= 12 || blobJoin[s[we]] == 1) {
-			keep = true
+			keep = 1
 		}
-		if keep {
+		if keep != 0 {
 			buf[nd] = mkSpan(s, int32(ws), int32(we))
 			nd++
 		}
