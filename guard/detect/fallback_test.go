@@ -42,6 +42,7 @@ func TestPureGoPath(t *testing.T) {
 		"ASCIIPrefix",
 		"WalkEndsAtTextEnd",
 		"LongTextsRandom",
+		"KeepRun",
 	}, "|") // one a line: branches that add tests merge cleanly
 	cmd := exec.Command(os.Args[0], "-test.run", run, "-test.count", "1")
 	cmd.Env = append(os.Environ(), "WARDEN_DETECT_PURE_GO=1", "GODEBUG=cpu.avx2=off")

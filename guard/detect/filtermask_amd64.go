@@ -49,3 +49,12 @@ var runBytes = func() (t [256]uint64) {
 	}
 	return t
 }()
+
+// keepRunBMI2 is keepBlock for the blocks bi, bi+1, … (up to end) of the
+// group at s[gbase:] while they are ASCII without apostrophes (r.odd 0),
+// r and keys (wordFilter.keyBytes) as appendWordsFiltered sets them; it
+// returns the first block it did not do. It needs BMI1 and BMI2
+// (keeprun_amd64.s). TestKeepRun and FuzzKeepRun hold it to keepBlock.
+//
+//go:noescape
+func keepRunBMI2(s *byte, gbase int, r *asciiRun, keys *byte, bi, end int) int

@@ -12,3 +12,4 @@ const haveFilterAsm = false
 
 func filterMaskBMI2(*byte, uint64, uint64, *byte) uint64      { panic("no assembly") }
 func filterMaskASCIIBMI2(*byte, uint64, uint64, *byte) uint64 { panic("no assembly") }
+func keepRunBMI2(*byte, int, *asciiRun, *byte, int, int) int  { panic("no assembly") }

@@ -78,6 +78,7 @@ func TestKernelsAtPageEdges(t *testing.T) {
 				}
 			}
 			_ = appendWords(s, nil)
+			_ = appendWordsFiltered(s, nil, &sc.filter) // keepRunBMI2 up to the last block with 8 bytes after it
 			_, _ = sc.ScanAppend(nil, s)
 		}
 	}

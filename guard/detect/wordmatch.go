@@ -778,7 +778,12 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 	var prev bool    // the byte before the block is a word byte
 	start := 0       // the start of a word that runs into the block
 	var spill uint64 // word bytes of a rune that runs into the next block
-	var wb, ob, db, jb [wordGroup]uint64
+	var run asciiRun
+	wb, ob, db, jb := &run.w, &run.odd, &run.digit, &run.join
+	asm := haveFilterAsm && f != nil && f.bmi2
+	if asm {
+		run.hook, run.digits = b2u(f.hook), b2u(f.digits)
+	}
 	// A block holds at most 33 word ends (32 starts and one carried in):
 	// spans are stored into buf's spare capacity and kept by advancing nd.
 	nd := len(dst)
@@ -787,8 +792,44 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 		// Classify the group's whole blocks at once (classifyWords).
 		nb := min(wordGroup, (n-gbase)/64)
 		classifyWords(s[gbase:gbase+64*nb], wb[:nb], ob[:nb], db[:nb], jb[:nb])
+		// The blocks keepRunBMI2 may do: whole, with 8 bytes after them.
+		nr := 0
+		if asm && n-gbase >= 72 {
+			nr = min(nb, (n-gbase-72)/64+1)
+		}
 		for bi := 0; bi < wordGroup && gbase+64*bi < n; bi++ {
 			base := gbase + 64*bi
+			if bi < nr && base >= next && spill == 0 && ob[bi] == 0 {
+				// A run of whole ASCII blocks: keepBlock for each in
+				// assembly, then the kept spans made here.
+				if len(buf)-nd < 33*(nr-bi)+1 {
+					buf = slices.Grow(buf[:nd], 33*(nr-bi)+1+len(buf)/4)
+					buf = buf[:cap(buf)]
+				}
+				run.prev, run.start = b2u(prev), int64(start)
+				done := keepRunBMI2(unsafe.StringData(s), gbase, &run, &f.keyBytes[0], bi, nr)
+				prev, start = run.prev == 1, int(run.start)
+				for ; bi < done; bi++ {
+					km, en, ck := run.km[bi], run.en[bi], run.carry[bi]
+					if km == 0 && ck < 0 {
+						continue
+					}
+					base := gbase + 64*bi
+					if ck >= 0 {
+						buf[nd] = mkSpan(s, int32(ck), int32(base+bits.TrailingZeros64(en)))
+						nd++
+					}
+					for ; km != 0; km &= km - 1 {
+						i := bits.TrailingZeros64(km)
+						we := base + bits.TrailingZeros64(en&^(1<<(i+1)-1))
+						buf[nd] = mkSpan(s, int32(base+i), int32(we))
+						nd++
+					}
+				}
+				next = gbase + 64*done
+				bi--
+				continue
+			}
 			w := spill
 			spill = 0
 			whole := bi < nb
@@ -896,6 +937,30 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 		nd += f.keep(s, sp)
 	}
 	return buf[:nd]
+}
+
+// asciiRun is what keepRunBMI2 reads and writes for a group of blocks:
+// their classification (classifyWords), and per block the starts of the
+// words kept (km), the word ends (en) and the start of the word that runs
+// in from the block before if it is kept (carry; else -1); prev and start
+// carry appendWordsFiltered's state from block to block, st and en2 are
+// the assembly's scratch, hook and digits the wordFilter's flags (0 or 1).
+// keeprun_amd64.s has its offsets (TestASCIIRunLayout).
+type asciiRun struct {
+	w, odd, digit, join [wordGroup]uint64
+	km, en              [wordGroup]uint64
+	carry               [wordGroup]int64
+	prev                uint64
+	start               int64
+	st, en2             uint64
+	hook, digits        uint64
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // keepBlock is appendWordsFiltered's loop over the words of a whole block

@@ -1,0 +1,249 @@
+#include "textflag.h"
+
+// Offsets into asciiRun (TestASCIIRunLayout holds them to the struct).
+#define R_W 0
+#define R_ODD 128
+#define R_DIGIT 256
+#define R_JOIN 384
+#define R_KM 512
+#define R_EN 640
+#define R_CARRY 768
+#define R_PREV 896
+#define R_START 904
+#define R_ST 912
+#define R_EN2 920
+#define R_HOOK 928
+#define R_DIGITS 936
+
+DATA eight<>+0(SB)/8, $8
+GLOBL eight<>(SB), RODATA|NOPTR, $8
+
+// func keepRunBMI2(s *byte, gbase int, r *asciiRun, keys *byte, bi, end int) int
+//
+// keepBlock for the blocks bi, bi+1, … of the group at s+gbase, while
+// they hold only ASCII bytes and no apostrophe (r.odd is 0) and before
+// block end; it returns the first block it did not do. For each block it
+// stores the kept word starts (r.km), the word ends (r.en) and the start
+// of the word that runs in from the block before when it is kept (r.carry,
+// else -1), carrying r.prev and r.start from block to block as
+// appendWordsFiltered does. Every block it does has 8 readable bytes after
+// it. It needs BMI1 and BMI2.
+TEXT ·keepRunBMI2(SB), NOSPLIT, $0-56
+	MOVQ s+0(FP), SI
+	MOVQ r+16(FP), R8
+	MOVQ keys+24(FP), DI
+	MOVQ bi+32(FP), R9
+	MOVQ end+40(FP), R10
+	MOVQ gbase+8(FP), R11
+	ADDQ SI, R11
+	MOVQ R9, AX
+	SHLQ $6, AX
+	ADDQ AX, R11                   // the block's bytes
+	LEAQ ·runBytes(SB), R15
+	MOVQ $0x2020202020202020, R13
+	MOVQ $0x9E3779B97F4A7C15, R14
+
+block:
+	CMPQ R9, R10
+	JGE  out
+	MOVQ R_ODD(R8)(R9*8), AX
+	TESTQ AX, AX
+	JNZ  out
+	MOVQ R_W(R8)(R9*8), DX     // w
+	MOVQ R_PREV(R8), AX        // prev: 0 or 1
+	LEAQ (AX)(DX*2), BX        // before: w<<1 | prev
+	MOVQ BX, CX
+	NOTQ CX
+	ANDQ DX, CX                // st: w &^ before
+	MOVQ DX, R12
+	NOTQ R12
+	ANDQ BX, R12               // en: before &^ w
+	MOVQ R12, R_EN(R8)(R9*8)
+	MOVQ $-1, R_CARRY(R8)(R9*8)
+	MOVQ CX, R_ST(R8)
+	TESTQ AX, AX
+	JZ   nocarry
+	TESTQ R12, R12
+	JZ   nocarry
+
+	// The word that runs in, from r.start to the block's first end.
+	MOVQ   R_START(R8), AX     // ws
+	TZCNTQ R12, BX             // we - base
+	MOVQ   R_JOIN(R8)(R9*8), CX
+	SHRXQ  BX, CX, CX
+	ANDQ   $1, CX              // a join byte at we
+	ADDQ   R11, BX
+	SUBQ   SI, BX
+	SUBQ   AX, BX              // the length, we - ws
+	CMPQ   BX, $12
+	JLT    short
+	MOVQ   $1, CX              // 12 bytes or longer
+
+short:
+	ANDQ    R_HOOK(R8), CX     // the blob hook reads it: kept
+	CMPQ    BX, $8
+	CMOVQGT eight<>(SB), BX
+	SHLQ    $3, BX
+	MOVQ    (SI)(AX*1), DX
+	BZHIQ   BX, DX, DX         // its first min(length, 8) bytes
+	MOVQ    $0x8080808080808080, BX
+	ANDQ    DX, BX
+	NEGQ    BX                 // CF: a byte of 0x80 or above (no key: kept)
+	SBBQ    BX, BX
+	ANDQ    $1, BX
+	ORQ     R13, DX
+	IMULQ   R14, DX
+	SHRQ    $50, DX
+	MOVBQZX (DI)(DX*1), DX
+	ORQ     BX, DX             // kept by its key, or for having none
+	MOVBQZX (SI)(AX*1), BX
+	SUBQ    $'0', BX
+	CMPQ    BX, $10
+	JAE     notdigit
+	ANDQ    R_DIGITS(R8), DX   // digit-led: kept only if a first word is
+
+notdigit:
+	ORQ     CX, DX
+	JZ      dropped
+	MOVQ    AX, R_CARRY(R8)(R9*8)
+
+dropped:
+	BLSRQ R12, R12
+
+nocarry:
+	MOVQ R12, R_EN2(R8)
+	MOVQ R_ST(R8), CX
+	MOVQ R_W(R8)(R9*8), DX
+	MOVQ DX, AX
+	SHRQ $63, AX
+	MOVQ AX, R_PREV(R8)        // the last word runs on
+	JZ   cand
+	TESTQ CX, CX
+	JZ   cand
+	LZCNTQ CX, BX
+	XORQ   $63, BX             // its start
+	BTRQ   BX, CX
+	MOVQ   CX, R_ST(R8)
+	ADDQ   R11, BX
+	SUBQ   SI, BX
+	MOVQ   BX, R_START(R8)
+
+cand:
+	CMPQ R_DIGITS(R8), $0
+	JNE  kstart
+	MOVQ R_DIGIT(R8)(R9*8), AX
+	NOTQ AX
+	ANDQ AX, CX                // digit-led words start no phrase
+
+kstart:
+	// filterMaskASCIIBMI2's loop: CX the candidates, DX the word bytes.
+	XORQ  R12, R12
+	TESTQ CX, CX
+	JZ    hook
+
+kloop:
+	TZCNTQ  CX, AX
+	SHRXQ   AX, DX, BX
+	MOVBQZX BX, BX
+	MOVQ    (R15)(BX*8), BX
+	ANDQ    (R11)(AX*1), BX
+	ORQ     R13, BX
+	IMULQ   R14, BX
+	SHRQ    $50, BX
+	MOVBQZX (DI)(BX*1), BX
+	SHLXQ   AX, BX, BX
+	ORQ     BX, R12
+	BLSRQ   CX, CX
+	JNZ     kloop
+
+hook:
+	CMPQ R_HOOK(R8), $0
+	JE   store
+	// Words the blob hook reads: 12 bytes or longer, or followed by a
+	// join byte; kept in runs of blobRuns.
+	MOVQ DX, AX
+	SHRQ $1, AX
+	ANDQ DX, AX
+	MOVQ AX, BX
+	SHRQ $2, BX
+	ANDQ BX, AX
+	MOVQ AX, BX
+	SHRQ $4, BX
+	ANDQ BX, AX
+	MOVQ AX, BX
+	SHRQ $4, BX
+	ANDQ BX, AX                // runs of 12 word bytes from here
+	ANDQ R_ST(R8), AX          // hk
+	MOVQ R_EN2(R8), CX
+	ANDQ R_JOIN(R8)(R9*8), CX  // ends on a join byte
+	JZ   hookdone
+
+jloop:
+	TZCNTQ CX, BX
+	BZHIQ  BX, R_ST(R8), BX    // the starts below the end
+	JZ     jnext
+	LZCNTQ BX, BX
+	XORQ   $63, BX
+	BTSQ   BX, AX              // the last of them: that word's start
+
+jnext:
+	BLSRQ CX, CX
+	JNZ   jloop
+
+hookdone:
+	TESTQ AX, AX
+	JZ    store
+	// blobRuns(w | join), and hk & it into the mask.
+	ORQ  R_JOIN(R8)(R9*8), DX  // b
+	MOVQ DX, CX
+	SHRQ $1, CX
+	ANDQ DX, CX
+	MOVQ CX, BX
+	SHRQ $2, BX
+	ANDQ BX, CX
+	MOVQ CX, BX
+	SHRQ $4, BX
+	ANDQ BX, CX
+	MOVQ CX, BX
+	SHRQ $8, BX
+	ANDQ BX, CX
+	MOVQ CX, BX
+	SHRQ $4, BX
+	ANDQ BX, CX                // the starts of 20 bytes of b
+	MOVQ CX, BX
+	SHLQ $1, BX
+	ORQ  BX, CX
+	MOVQ CX, BX
+	SHLQ $2, BX
+	ORQ  BX, CX
+	MOVQ CX, BX
+	SHLQ $4, BX
+	ORQ  BX, CX
+	MOVQ CX, BX
+	SHLQ $8, BX
+	ORQ  BX, CX
+	MOVQ CX, BX
+	SHLQ $4, BX
+	ORQ  BX, CX                // and every byte they cover
+	LEAQ 1(DX), BX
+	XORQ DX, BX
+	SHRQ $1, BX
+	ORQ  BX, CX                // the run at bit 0
+	NOTQ DX
+	LZCNTQ DX, DX              // the length of the run at bit 63
+	MOVQ $-1, BX
+	SHRXQ DX, BX, BX
+	NOTQ BX
+	ORQ  BX, CX                // that run (all of b at 64: covered above)
+	ANDQ CX, AX
+	ORQ  AX, R12
+
+store:
+	MOVQ R12, R_KM(R8)(R9*8)
+	INCQ R9
+	ADDQ $64, R11
+	JMP  block
+
+out:
+	MOVQ R9, ret+48(FP)
+	RET

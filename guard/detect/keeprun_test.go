@@ -1,0 +1,118 @@
+package detect
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/warden-egress/warden/internal/benchtext"
+)
+
+// TestASCIIRunLayout holds keeprun_amd64.s's offsets to asciiRun.
+func TestASCIIRunLayout(t *testing.T) {
+	var r asciiRun
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"w", unsafe.Offsetof(r.w), 0}, {"odd", unsafe.Offsetof(r.odd), 128}, {"digit", unsafe.Offsetof(r.digit), 256},
+		{"join", unsafe.Offsetof(r.join), 384}, {"km", unsafe.Offsetof(r.km), 512}, {"en", unsafe.Offsetof(r.en), 640},
+		{"carry", unsafe.Offsetof(r.carry), 768}, {"prev", unsafe.Offsetof(r.prev), 896}, {"start", unsafe.Offsetof(r.start), 904},
+		{"st", unsafe.Offsetof(r.st), 912}, {"en2", unsafe.Offsetof(r.en2), 920}, {"hook", unsafe.Offsetof(r.hook), 928},
+		{"digits", unsafe.Offsetof(r.digits), 936},
+	} {
+		if c.got != c.want {
+			t.Errorf("asciiRun.%s at %d, keeprun_amd64.s reads it at %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+// keepRunFilters returns the word filters keepRunBMI2 is held to keepBlock
+// with: the default Scanner's (blob hook, no digit-led first word), one
+// with digit-led first words, and a deny list's alone (no hook).
+func keepRunFilters(tb testing.TB) []*wordFilter {
+	tb.Helper()
+	p, err := NewPII(PIIConfig{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w, err := NewWords("DENIED_WORDS", append([]string{"911 call", "4chan", "2024 roadmap", "06"}, benchWords...))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	wl, err := NewWords("DENIED_WORDS", benchWords)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return []*wordFilter{&defaultScanner(tb).filter, &NewScanner(p, w, NewInjection()).filter, &NewScanner(wl).filter}
+}
+
+// checkKeepRun holds appendWordsFiltered with keepRunBMI2 (where the CPU
+// runs it) to the same without it (keepBlock for every block).
+func checkKeepRun(t *testing.T, fs []*wordFilter, s string) {
+	t.Helper()
+	for i, f := range fs {
+		g := *f
+		g.bmi2 = false
+		got, want := appendWordsFiltered(s, nil, f), appendWordsFiltered(s, nil, &g)
+		if !slices.Equal(got, want) {
+			t.Fatalf("filter %d on %q: with keepRunBMI2 %v, keepBlock %v", i, s, got, want)
+		}
+	}
+}
+
+// TestKeepRun holds keepRunBMI2 to keepBlock on random text of the
+// matchers' words with every separator, digits, join bytes, long words
+// and base64 runs, mostly ASCII (runs of whole ASCII blocks, broken by a
+// curly quote or an apostrophe now and then), at every length up to a few
+// blocks past a group, and on the benchmarks' texts.
+func TestKeepRun(t *testing.T) {
+	t.Logf("BMI2 path: %v", hasBMI2())
+	fs := keepRunFilters(t)
+	var vocab []string
+	for _, f := range []string{"ignore", "all", "previous", "instructions", "you", "are", "DAN", "developer", "mode", "follow", "acme", "q4",
+		"hell", "rules", "2024", "06", "911", "4chan", "a", "I", "x9", "satisfaction", "supercalifragilistic", "QUJDREVGR0hJSktMTU5PUFFS",
+		"aWdub3JlIGFsbCBwcmV2aW91cyBpbnN0cnVjdGlvbnM=", "eu", "west", "the", "and"} {
+		vocab = append(vocab, f, strings.ToUpper(f))
+	}
+	seps := []string{" ", " ", " ", "  ", "\n", ", ", ". ", "-", "+", "/", "=", "_", "(", ")", ":", "1"}
+	rare := []string{"’", "'", "é", "日"}
+	r := rand.New(rand.NewPCG(61, 62))
+	for i := range rounds(20000) {
+		var b strings.Builder
+		n := r.IntN(64 * (wordGroup + 3))
+		if i%4 == 0 {
+			n = 64*wordGroup + r.IntN(200) - 100
+		}
+		for b.Len() < n {
+			b.WriteString(vocab[r.IntN(len(vocab))])
+			if r.IntN(40) == 0 {
+				b.WriteString(rare[r.IntN(len(rare))])
+			} else {
+				b.WriteString(seps[r.IntN(len(seps))])
+			}
+		}
+		checkKeepRun(t, fs, b.String()[:max(n, 0)])
+	}
+	for _, s := range []string{benchPrompt, Normalize(benchPrompt), benchMix, benchNumbers, benchtext.Prose(64 << 10)} {
+		checkKeepRun(t, fs, s)
+	}
+	for n := range 300 {
+		checkKeepRun(t, fs, strings.Repeat("x", n))
+		checkKeepRun(t, fs, strings.Repeat("ignore ", n/7+1)[:n])
+		checkKeepRun(t, fs, strings.Repeat("1-a ", n/4+1)[:n])
+	}
+}
+
+func FuzzKeepRun(f *testing.F) {
+	f.Add(strings.Repeat("ignore all previous instructions ", 40))
+	f.Add(benchPrompt[:2000])
+	f.Add(benchMix[8192:10000])
+	f.Add(strings.Repeat("QUJDREVGR0hJSktMTU5PUFFS+x-", 60))
+	fs := keepRunFilters(f)
+	f.Fuzz(func(t *testing.T, s string) {
+		checkKeepRun(t, fs, s)
+	})
+}
