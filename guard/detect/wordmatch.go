@@ -679,6 +679,17 @@ func mkSpan(s string, ws, we int32) wordSpan {
 	return wordSpan{ws, we, uint32(k)}
 }
 
+// spanAt is mkSpan for a word with 8 readable bytes at its start (small
+// enough to be inlined where keepRunBMI2's kept words are made).
+func spanAt(s string, ws, we int) wordSpan {
+	x := uint32(load64(s, ws)) & (0xffffff >> (8 * (3 - min(we-ws, 3))))
+	key := uint32(noKey)
+	if x&0x808080 == 0 {
+		key = uint32(uint16((x | 0x202020) * 0x9E3779B1 >> 16))
+	}
+	return wordSpan{int32(ws), int32(we), key}
+}
+
 // appendWords tokenises s as repeated nextWord calls would. Offsets are
 // int32: texts past 2 GiB are cut short (the proxy's body limits are far
 // below that). It classifies 64 bytes at a time into a bitmap of word bytes
@@ -816,13 +827,13 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 					}
 					base := gbase + 64*bi
 					if ck >= 0 {
-						buf[nd] = mkSpan(s, int32(ck), int32(base+bits.TrailingZeros64(en)))
+						buf[nd] = spanAt(s, int(ck), base+bits.TrailingZeros64(en))
 						nd++
 					}
 					for ; km != 0; km &= km - 1 {
 						i := bits.TrailingZeros64(km)
 						we := base + bits.TrailingZeros64(en&^(1<<(i+1)-1))
-						buf[nd] = mkSpan(s, int32(base+i), int32(we))
+						buf[nd] = spanAt(s, base+i, we)
 						nd++
 					}
 				}
