@@ -679,10 +679,11 @@ func mkSpan(s string, ws, we int32) wordSpan {
 	return wordSpan{ws, we, uint32(k)}
 }
 
-// spanAt is mkSpan for a word with 8 readable bytes at its start (small
+// spanAt is mkSpan for a word with 4 readable bytes at its start (small
 // enough to be inlined where keepRunBMI2's kept words are made).
 func spanAt(s string, ws, we int) wordSpan {
-	x := uint32(load64(s, ws)) & (0xffffff >> (8 * (3 - min(we-ws, 3))))
+	t := s[ws : ws+4]
+	x := (uint32(t[0]) | uint32(t[1])<<8 | uint32(t[2])<<16) & uint32(lenMask8[min(we-ws, 3)])
 	key := uint32(noKey)
 	if x&0x808080 == 0 {
 		key = uint32(uint16((x | 0x202020) * 0x9E3779B1 >> 16))
