@@ -65,9 +65,9 @@ func checkKeepRun(t *testing.T, fs []*wordFilter, s string) {
 
 // TestKeepRun holds keepRunBMI2 to keepBlock on random text of the
 // matchers' words with every separator, digits, join bytes, long words
-// and base64 runs, mostly ASCII (runs of whole ASCII blocks, broken by a
-// curly quote or an apostrophe now and then), at every length up to a few
-// blocks past a group, and on the benchmarks' texts.
+// and base64 runs, mostly ASCII (runs of whole ASCII blocks, with a
+// curly quote, a rune or an apostrophe now and then or often), at every
+// length up to a few blocks past a group, and on the benchmarks' texts.
 func TestKeepRun(t *testing.T) {
 	t.Logf("BMI2 path: %v", hasBMI2())
 	fs := keepRunFilters(t)
@@ -78,7 +78,7 @@ func TestKeepRun(t *testing.T) {
 		vocab = append(vocab, f, strings.ToUpper(f))
 	}
 	seps := []string{" ", " ", " ", "  ", "\n", ", ", ". ", "-", "+", "/", "=", "_", "(", ")", ":", "1"}
-	rare := []string{"’", "'", "é", "日"}
+	rare := []string{"’", "'", "é", "日", "Über", "K", "it's", "don’t", "́"}
 	r := rand.New(rand.NewPCG(61, 62))
 	for i := range rounds(20000) {
 		var b strings.Builder
@@ -86,9 +86,13 @@ func TestKeepRun(t *testing.T) {
 		if i%4 == 0 {
 			n = 64*wordGroup + r.IntN(200) - 100
 		}
+		odds := 40 // one separator in odds is a rune or an apostrophe
+		if i%3 == 0 {
+			odds = 4
+		}
 		for b.Len() < n {
 			b.WriteString(vocab[r.IntN(len(vocab))])
-			if r.IntN(40) == 0 {
+			if r.IntN(odds) == 0 {
 				b.WriteString(rare[r.IntN(len(rare))])
 			} else {
 				b.WriteString(seps[r.IntN(len(seps))])
