@@ -120,3 +120,36 @@ func FuzzKeepRun(f *testing.F) {
 		checkKeepRun(t, fs, s)
 	})
 }
+
+// TestApostropheWords holds apostropheWords to wordBitsSlow (the rune by
+// rune classification it replaces) on blocks of ASCII dense in
+// apostrophes, with and without a word byte before the block, and a byte
+// after it of every kind; blocks with a byte of 0x80 or above are left
+// to wordBitsSlow.
+func TestApostropheWords(t *testing.T) {
+	r := rand.New(rand.NewPCG(71, 72))
+	pieces := []string{"'", "'", "a", "Z", "0", "_", " ", "-", "''", "it's", "'s", "x'", "é", "9"}
+	for i := range rounds(50000) {
+		pre := []string{"", "a", " ", "'"}[i%4]
+		s := pre + joinRandom(r, pieces, 60)
+		if len(s) < len(pre)+72 {
+			continue
+		}
+		s = s[:len(pre)+72]
+		base := len(pre)
+		nb := 1
+		w, o, d, j := make([]uint64, nb), make([]uint64, nb), make([]uint64, nb), make([]uint64, nb)
+		classifyWordsGo(s[base:base+64], w, o, d, j)
+		prev := base > 0 && class[s[base-1]]&cWord != 0
+		got, ok := apostropheWords(s, base, w[0], o[0], prev)
+		next := base
+		want, _ := wordBitsSlow(s, base, base+64, &next, w[0], prev)
+		hasHi := strings.ContainsFunc(s[base:base+65], func(c rune) bool { return c >= 0x80 })
+		if ok == hasHi {
+			t.Fatalf("%q: ok %v with a byte of 0x80 or above %v", s, ok, hasHi)
+		}
+		if ok && got != want {
+			t.Fatalf("%q (prev %v): apostropheWords %064b, wordBitsSlow %064b", s, prev, got, want)
+		}
+	}
+}

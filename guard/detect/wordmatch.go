@@ -811,6 +811,13 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 		}
 		for bi := 0; bi < wordGroup && gbase+64*bi < n; bi++ {
 			base := gbase + 64*bi
+			if bi < nr && base >= next && spill == 0 && ob[bi] != 0 {
+				// A block of ASCII whose only odd bytes are
+				// apostrophes ("vendor's") joins the run.
+				if w, ok := apostropheWords(s, base, wb[bi], ob[bi], prev); ok {
+					wb[bi], ob[bi] = w, 0
+				}
+			}
 			if bi < nr && base >= next && spill == 0 && ob[bi] == 0 {
 				// A run of whole ASCII blocks: keepBlock for each in
 				// assembly, then the kept spans made here.
@@ -949,6 +956,33 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 		nd += f.keep(s, sp)
 	}
 	return buf[:nd]
+}
+
+// apostropheWords returns the word bytes of the whole block at base (w:
+// its ASCII letters, digits and '_'; odd: its bytes of 0x80 and above and
+// its apostrophes; prev: the byte before it is a word byte), with 8
+// readable bytes after it, when they are ASCII but for none of 0x80 or
+// above (ok), as wordBitsSlow finds them: an apostrophe between a word
+// byte and an ASCII word byte is one (the byte before it cannot be an
+// apostrophe that is one: that needs a word byte after it).
+func apostropheWords(s string, base int, w, odd uint64, prev bool) (uint64, bool) {
+	var a uint64
+	for o := odd; o != 0; {
+		c := bits.TrailingZeros64(o) &^ 7 // the chunk of 8 bytes that holds it
+		x := load64(s, base+c)
+		if x&msb != 0 {
+			return 0, false
+		}
+		a |= ((asciiEq(x, '\'') >> 7) * 0x0102040810204080 >> 56) << c
+		o &^= 0xff << c
+	}
+	nx := s[base+64]
+	if nx >= utf8.RuneSelf {
+		return 0, false
+	}
+	before := w<<1 | b2u(prev)
+	after := w>>1 | uint64(class[nx]&cWord)/cWord<<63
+	return w | a&before&after, true
 }
 
 // asciiRun is what keepRunBMI2 reads and writes for a group of blocks:
