@@ -6,13 +6,30 @@ GLOBL wordConsts<>(SB), RODATA|NOPTR, $8
 DATA joinConsts<>+0(SB)/8, $0x00000000002d3d2b
 GLOBL joinConsts<>(SB), RODATA|NOPTR, $8
 
+// classLo and classHi are VPSHUFB tables (a 16-byte table in each lane)
+// whose AND is a byte's classes, a bit each: 0 the letters A-O and a-o
+// (high nibble 4 or 6, low 1-15), 1 P-Z and p-z (5 or 7, low 0-10), 2 the
+// digits (3, 0-9), 3 '_' (5, 15), 4 '+', '-' and '/' (2; b, d, f), 5 '='
+// (3, d), 6 the apostrophe (2, 7). Bytes of 0x80 and above (high nibble
+// 8-15) have none.
+DATA classLo<>+0(SB)/8, $0x4707070707070706
+DATA classLo<>+8(SB)/8, $0x1901310111030707
+GLOBL classLo<>(SB), RODATA|NOPTR, $16
+DATA classHi<>+0(SB)/8, $0x02010a0124500000
+DATA classHi<>+8(SB)/8, $0x0000000000000000
+GLOBL classHi<>(SB), RODATA|NOPTR, $16
+DATA classMasks<>+0(SB)/8, $0x000000000000300f
+GLOBL classMasks<>(SB), RODATA|NOPTR, $8
+
 // func classifyWordsAVX2(p *byte, nb int, word, odd, digit, join *uint64)
 //
 // For each 64-byte block: odd gets the high bit of every byte that is 0x80
 // or above or an apostrophe (0x27); word a bit for every byte that is an
 // ASCII letter, digit or '_'; digit one for every ASCII digit; join one for
-// every '+', '/', '=' and '-' (signed compares: bytes of 0x80 and above are
-// negative and fall outside every range; such a block is odd anyway).
+// every '+', '/', '=' and '-'. Each byte's classes come from two table
+// look-ups by its nibbles (classLo, classHi); a class bit is moved to the
+// byte's top bit by a 16-bit shift (the bits it moves across bytes land
+// below the top one) or tested for by a compare.
 TEXT ·classifyWordsAVX2(SB), NOSPLIT, $0-48
 	MOVQ p+0(FP), SI
 	MOVQ nb+8(FP), CX
@@ -24,16 +41,11 @@ TEXT ·classifyWordsAVX2(SB), NOSPLIT, $0-48
 	// The constants are broadcast from memory: a legacy-SSE MOVQ into
 	// an X register after a VEX instruction has dirtied the upper halves
 	// costs a state transition (measured at ~0.5 µs on this VM).
-	VPBROADCASTB wordConsts<>+0(SB), Y10 // 0x20: fold to lower case
-	VPBROADCASTB wordConsts<>+1(SB), Y11 // 'a'-1
-	VPBROADCASTB wordConsts<>+2(SB), Y12 // 'z'+1
-	VPBROADCASTB wordConsts<>+3(SB), Y13 // '0'-1, also '/'
-	VPBROADCASTB wordConsts<>+4(SB), Y14 // '9'+1
-	VPBROADCASTB wordConsts<>+5(SB), Y15 // '_'
-	VPBROADCASTB wordConsts<>+6(SB), Y9  // '\''
-	VPBROADCASTB joinConsts<>+0(SB), Y6  // '+'
-	VPBROADCASTB joinConsts<>+1(SB), Y7  // '='
-	VPBROADCASTB joinConsts<>+2(SB), Y8  // '-'
+	VBROADCASTI128 classLo<>(SB), Y12
+	VBROADCASTI128 classHi<>(SB), Y13
+	VPBROADCASTB   classMasks<>+0(SB), Y14 // 0x0f: the low nibble; the word classes
+	VPBROADCASTB   classMasks<>+1(SB), Y15 // 0x30: the join classes
+	VPXOR          Y11, Y11, Y11           // zero
 
 loop:
 	TESTQ CX, CX
@@ -41,71 +53,61 @@ loop:
 	VMOVDQU (SI), Y0
 	VMOVDQU 32(SI), Y1
 
-	// odd: non-ASCII or apostrophe.
-	VPCMPEQB  Y9, Y0, Y2
-	VPOR      Y0, Y2, Y2
-	VPMOVMSKB Y2, AX
-	VPCMPEQB  Y9, Y1, Y3
-	VPOR      Y1, Y3, Y3
-	VPMOVMSKB Y3, BX
+	// The classes of each half.
+	VPAND    Y14, Y0, Y2
+	VPSHUFB  Y2, Y12, Y2
+	VPSRLW   $4, Y0, Y3
+	VPAND    Y14, Y3, Y3
+	VPSHUFB  Y3, Y13, Y3
+	VPAND    Y3, Y2, Y2 // classes of Y0
+	VPAND    Y14, Y1, Y4
+	VPSHUFB  Y4, Y12, Y4
+	VPSRLW   $4, Y1, Y5
+	VPAND    Y14, Y5, Y5
+	VPSHUFB  Y5, Y13, Y5
+	VPAND    Y5, Y4, Y4 // classes of Y1
+
+	// odd: 0x80 or above, or an apostrophe (class 6).
+	VPSLLW    $1, Y2, Y3
+	VPOR      Y0, Y3, Y3
+	VPMOVMSKB Y3, AX
+	VPSLLW    $1, Y4, Y5
+	VPOR      Y1, Y5, Y5
+	VPMOVMSKB Y5, BX
 	SHLQ      $32, BX
 	ORQ       BX, AX
 	MOVQ      AX, (R8)
 
-	// join bytes.
-	VPCMPEQB  Y6, Y0, Y2
-	VPCMPEQB  Y7, Y0, Y3
-	VPOR      Y3, Y2, Y2
-	VPCMPEQB  Y8, Y0, Y3
-	VPOR      Y3, Y2, Y2
-	VPCMPEQB  Y13, Y0, Y3
-	VPOR      Y3, Y2, Y2
-	VPMOVMSKB Y2, AX
-	VPCMPEQB  Y6, Y1, Y2
-	VPCMPEQB  Y7, Y1, Y3
-	VPOR      Y3, Y2, Y2
-	VPCMPEQB  Y8, Y1, Y3
-	VPOR      Y3, Y2, Y2
-	VPCMPEQB  Y13, Y1, Y3
-	VPOR      Y3, Y2, Y2
-	VPMOVMSKB Y2, BX
+	// digits (class 2).
+	VPSLLW    $5, Y2, Y3
+	VPMOVMSKB Y3, AX
+	VPSLLW    $5, Y4, Y5
+	VPMOVMSKB Y5, BX
 	SHLQ      $32, BX
 	ORQ       BX, AX
-	MOVQ      AX, (R10)
+	MOVQ      AX, (R9)
 
-	// digits and word bytes of the first half.
-	VPCMPGTB  Y13, Y0, Y4 // > '0'-1
-	VPCMPGTB  Y0, Y14, Y5 // < '9'+1
-	VPAND     Y4, Y5, Y4
-	VPMOVMSKB Y4, DX
-	VPOR      Y10, Y0, Y2
-	VPCMPGTB  Y11, Y2, Y3 // > 'a'-1
-	VPCMPGTB  Y2, Y12, Y5 // < 'z'+1
-	VPAND     Y3, Y5, Y3
-	VPOR      Y4, Y3, Y3
-	VPCMPEQB  Y15, Y0, Y4
-	VPOR      Y4, Y3, Y3
+	// word bytes (classes 0-3).
+	VPAND     Y14, Y2, Y3
+	VPCMPGTB  Y11, Y3, Y3
 	VPMOVMSKB Y3, AX
-
-	// and of the second.
-	VPCMPGTB  Y13, Y1, Y4
-	VPCMPGTB  Y1, Y14, Y5
-	VPAND     Y4, Y5, Y4
-	VPMOVMSKB Y4, BX
-	SHLQ      $32, BX
-	ORQ       BX, DX
-	MOVQ      DX, (R9)
-	VPOR      Y10, Y1, Y2
-	VPCMPGTB  Y11, Y2, Y3
-	VPCMPGTB  Y2, Y12, Y5
-	VPAND     Y3, Y5, Y3
-	VPOR      Y4, Y3, Y3
-	VPCMPEQB  Y15, Y1, Y4
-	VPOR      Y4, Y3, Y3
-	VPMOVMSKB Y3, BX
+	VPAND     Y14, Y4, Y5
+	VPCMPGTB  Y11, Y5, Y5
+	VPMOVMSKB Y5, BX
 	SHLQ      $32, BX
 	ORQ       BX, AX
 	MOVQ      AX, (DI)
+
+	// join bytes (classes 4 and 5).
+	VPAND     Y15, Y2, Y3
+	VPCMPGTB  Y11, Y3, Y3
+	VPMOVMSKB Y3, AX
+	VPAND     Y15, Y4, Y5
+	VPCMPGTB  Y11, Y5, Y5
+	VPMOVMSKB Y5, BX
+	SHLQ      $32, BX
+	ORQ       BX, AX
+	MOVQ      AX, (R10)
 
 	ADDQ $64, SI
 	ADDQ $8, DI
