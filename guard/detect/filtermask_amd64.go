@@ -42,10 +42,11 @@ func hasBMI2() bool { return cpu.X86.HasAVX2 && cpu.X86.HasBMI1 && cpu.X86.HasBM
 
 // runBytes[b] keeps the bytes of a word whose word bits, from its first
 // byte on, are b (bit j: byte j): those of the run of 1 bits b starts
-// with, min(length, 8). filterMaskBMI2 reads it.
+// with, min(length, 8), with 0x20 cleared (filterKey's fold).
+// filterMaskBMI2 and keepRunBMI2 read it.
 var runBytes = func() (t [256]uint64) {
 	for b := range t {
-		t[b] = lenMask8[bits.TrailingZeros64(^uint64(b))]
+		t[b] = lenMask8[bits.TrailingZeros64(^uint64(b))] &^ (lsb * 0x20)
 	}
 	return t
 }()

@@ -6,7 +6,7 @@
 // filterKey: wordFilter.keyBytes): TZCNT and BLSR walk the starts, SHRX
 // and SHLX shift by a register without the flag dependency of SHR CL, and
 // runBytes, indexed by the 8 word bits from the start, keeps the word's
-// first min(length, 8) bytes. The loop is bound by the CPU's shift and
+// first min(length, 8) bytes, folded (filterKey). The loop is bound by the CPU's shift and
 // multiply ports (TZCNT and IMUL share one): the table look-ups replace
 // four of them per word (a second TZCNT, the shift of the length, BZHI,
 // and the bit extraction a 64-bit key bitmap needs).
@@ -19,7 +19,6 @@ TEXT ·filterMaskBMI2(SB), NOSPLIT, $0-40
 	TESTQ CX, CX
 	JZ    done
 	LEAQ  ·runBytes(SB), R9
-	MOVQ  $0x2020202020202020, R13 // shortKey
 	MOVQ  $0x9E3779B97F4A7C15, R14 // filterKey's multiplier
 	MOVQ  $0x8080808080808080, R15
 
@@ -28,12 +27,11 @@ loop:
 	SHRXQ   AX, DX, BX  // the word bits from i on
 	MOVBQZX BX, BX
 	MOVQ    (R9)(BX*8), R8
-	ANDQ    (SI)(AX*1), R8 // the word's first min(length, 8) bytes
+	ANDQ    (SI)(AX*1), R8 // the word's first min(length, 8) bytes, folded
 	MOVQ    R8, R10
 	ANDQ    R15, R10
 	NEGQ    R10         // CF: a byte of 0x80 or above (no key: kept)
 	SBBQ    R10, R10
-	ORQ     R13, R8
 	IMULQ   R14, R8
 	SHRQ    $50, R8     // filterKey
 	MOVBQZX (DI)(R8*1), R11
@@ -62,7 +60,6 @@ TEXT ·filterMaskASCIIBMI2(SB), NOSPLIT, $0-40
 	TESTQ CX, CX
 	JZ    adone
 	LEAQ  ·runBytes(SB), R9
-	MOVQ  $0x2020202020202020, R13
 	MOVQ  $0x9E3779B97F4A7C15, R14
 
 aloop:
@@ -71,7 +68,6 @@ aloop:
 	MOVBQZX BX, BX
 	MOVQ    (R9)(BX*8), R8
 	ANDQ    (SI)(AX*1), R8
-	ORQ     R13, R8
 	IMULQ   R14, R8
 	SHRQ    $50, R8
 	MOVBQZX (DI)(R8*1), R11 // 1: the key is kept

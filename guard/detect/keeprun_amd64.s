@@ -40,7 +40,7 @@ TEXT ·keepRunBMI2(SB), NOSPLIT, $0-56
 	SHLQ $6, AX
 	ADDQ AX, R11                   // the block's bytes
 	LEAQ ·runBytes(SB), R15
-	MOVQ $0x2020202020202020, R13
+	MOVQ $0xDFDFDFDFDFDFDFDF, R13  // filterKey's fold
 	MOVQ $0x9E3779B97F4A7C15, R14
 
 block:
@@ -91,7 +91,7 @@ short:
 	NEGQ    BX                 // CF: a byte of 0x80 or above (no key: kept)
 	SBBQ    BX, BX
 	ANDQ    $1, BX
-	ORQ     R13, DX
+	ANDQ    R13, DX
 	IMULQ   R14, DX
 	SHRQ    $50, DX
 	MOVBQZX (DI)(DX*1), DX
@@ -147,7 +147,6 @@ kloop:
 	MOVBQZX BX, BX
 	MOVQ    (R15)(BX*8), BX
 	ANDQ    (R11)(AX*1), BX
-	ORQ     R13, BX
 	IMULQ   R14, BX
 	SHRQ    $50, BX
 	MOVBQZX (DI)(BX*1), BX

@@ -77,7 +77,12 @@ func hasKey(set *[1 << 16 / 64]uint64, k uint16) bool { return set[k>>6]&(1<<(k&
 // it) are ASCII folds to a word with the same ones, folded byte by byte,
 // and so the same filterKey; a word of eight bytes or fewer has its own,
 // but for collisions of the hash.
-func filterKey(x uint64) uint32 { return uint32(shortKey(x) * 0x9E3779B97F4A7C15 >> 50) }
+//
+// Letters are folded to upper case by clearing 0x20 in every byte (no word
+// byte becomes 0, so the zero bytes past a shorter word's end still end
+// it): the assembly folds with the same AND that keeps the word's bytes
+// (runBytes), where setting 0x20 would take one more operation a word.
+func filterKey(x uint64) uint32 { return uint32((x &^ (lsb * 0x20)) * 0x9E3779B97F4A7C15 >> 50) }
 
 // startKey folds a prefixKey to the 14 bits of wordMatcher.starts, small
 // enough to stay in the L1 cache next to the text.
