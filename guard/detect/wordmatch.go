@@ -1182,6 +1182,12 @@ func wordBitsSlow(s string, base, end int, next *int, w uint64, prev bool) (uint
 		word := false
 		if c < utf8.RuneSelf {
 			word = class[c]&cWord != 0 || c == '\'' && p > 0 && isWordAt(p) && wordRuneAt(s, p+1)
+		} else if c == 0xe2 && p+2 < len(s) && s[p+1] == 0x80 && s[p+2]&0xc0 == 0x80 {
+			// U+2000-U+203F, General Punctuation (curly quotes,
+			// dashes, spaces): no word rune (isWordRune), decoded by
+			// hand; U+2019 joins two words as an apostrophe does.
+			sz = 3
+			word = s[p+2] == 0x99 && isWordAt(p) && wordRuneAt(s, p+3)
 		} else {
 			var r rune
 			r, sz = utf8.DecodeRuneInString(s[p:])
