@@ -45,6 +45,12 @@ type wordMatcher struct {
 	// anchorKeys: the startKeys of the anchor words' prefixKeys, which
 	// scanAnchored rejects most of the list's other words by.
 	anchorKeys [1 << 14 / 64]uint64
+	// pred[id] holds a bit per word id that may come right before anchor
+	// word id in a match that has words before it (nil: id anchors no
+	// phrase with a slot before its anchor slot). An anchor word whose
+	// text predecessor is none of them starts every match it is the
+	// first anchor-slot word of, and scanAnchored does not walk back.
+	pred [][]uint64
 }
 
 // prefixKey hashes the first three bytes of a word (all of a shorter one),
@@ -347,6 +353,7 @@ func (m *wordMatcher) anchor() {
 		m.before[i] = -1
 	}
 	m.step = max(m.maxLen, 8) + 64
+	m.pred = make([][]uint64, len(m.words))
 	for _, ph := range m.phrases {
 		n := 0
 		for _, sl := range ph.slots[:ph.anchor] {
@@ -354,6 +361,20 @@ func (m *wordMatcher) anchor() {
 		}
 		for _, a := range ph.slots[ph.anchor].alts {
 			m.before[a.id] = max(m.before[a.id], int32(n))
+			// The word right before the anchor slot's first word is
+			// one of slot k's when the slots between k and the
+			// anchor slot may all be empty.
+			for k := ph.anchor - 1; k >= 0; k-- {
+				if m.pred[a.id] == nil {
+					m.pred[a.id] = make([]uint64, (len(m.words)+63)/64)
+				}
+				for _, b := range ph.slots[k].alts {
+					m.pred[a.id][b.id>>6] |= 1 << (b.id & 63)
+				}
+				if ph.slots[k].min > 0 {
+					break
+				}
+			}
 			if k, ok := prefixKey(m.words[a.id]); ok {
 				k = startKey(k)
 				m.anchorKeys[k>>6] |= 1 << (k & 63)
@@ -1162,17 +1183,19 @@ type anchorAt struct{ at, lo int32 }
 // scanAnchored is scan for an anchored matcher, whose filter keeps the
 // words of its phrases' anchor slots rather than their first words: every
 // match holds an anchor word, with at most before[id] words before it,
-// which wordsBack bounds. So it visits the words as scan does, but only
-// those that start within reach of an anchor word at or after them: the
-// words the list holds, and the words between them (which it tokenises
-// from s with nextWord) where an anchor word is near. A word out of reach
-// starts no match, so the findings are scan's on all the words of s
-// (TestInjectionAnchors, TestWordsFiltered and the reference tests hold
-// it to that).
+// which wordsBack bounds (none when the word right before the anchor word
+// can be in no match with it: mayFollow). So it visits the words as scan
+// does, but only those that start within reach of an anchor word at or
+// after them: the words the list holds, and the words between them (which
+// it tokenises from s with nextWord) where an anchor word is near. A word
+// out of reach starts no match, so the findings are scan's on all the
+// words of s (TestInjectionAnchors, TestWordsFiltered and the reference
+// tests hold it to that).
 func (m *wordMatcher) scanAnchored(s string, words []wordSpan, detector string, dst []Finding, hook blobHook) []Finding {
 	var abuf [64]anchorAt
 	ancs := abuf[:0]
 	bw := backWalker{last: -1}
+	prevEnd := 0 // the end of the last anchor word
 	for _, sp := range words {
 		// Most words are in the list for another matcher or the blob
 		// hook: rejected by their prefixKey before they are looked up.
@@ -1185,7 +1208,15 @@ func (m *wordMatcher) scanAnchored(s string, words []wordSpan, detector string, 
 		}
 		ws, n := int(sp.start), int(m.before[id])
 		var lo int
-		if n <= backMax {
+		if n > 0 && !m.mayFollow(s, ws, id, prevEnd) {
+			// No match holds words before this one: it starts
+			// every match it is the first anchor-slot word of.
+			n = 0
+		}
+		prevEnd = int(sp.end)
+		if n == 0 {
+			lo = ws
+		} else if n <= backMax {
 			bw.next(s, ws, int(sp.end), n)
 			lo = bw.lo(ws, n)
 		} else {
@@ -1305,6 +1336,43 @@ func (v *anchorScan) visit(sp wordSpan, try bool, hook blobHook) int {
 	v.dst = append(v.dst, Finding{Type: v.m.phrases[ph].typ, Detector: v.detector, Start: ws, End: best})
 	v.resume = best
 	return best
+}
+
+// mayFollow reports whether the word before the anchor word id at a (the
+// word the tokeniser finds last before a, after floor: the end of the
+// last anchor word, so that each byte is walked back over once) may be in
+// a match with it (see pred). There is none at a sentence end or the
+// text's start.
+func (m *wordMatcher) mayFollow(s string, a int, id uint16, floor int) bool {
+	pred := m.pred[id]
+	if pred == nil {
+		return true
+	}
+	p := a
+	for p > floor && wordByteBefore(s, p) == 0 {
+		switch c := s[p-1]; {
+		case c == '.' || c == '!' || c == '?':
+			return false
+		case c < utf8.RuneSelf:
+			p--
+		default:
+			_, sz := utf8.DecodeLastRuneInString(s[:p])
+			p -= sz
+		}
+	}
+	if p <= floor && (p == 0 || wordByteBefore(s, p) == 0) {
+		return p > 0 && floor > 0 // the walk stopped at floor: no answer, walk back
+	}
+	pe := p
+	for p > 0 {
+		sz := wordByteBefore(s, p)
+		if sz == 0 {
+			break
+		}
+		p -= sz
+	}
+	b := m.lookupAt(s, p, pe)
+	return b != 0 && pred[b>>6]&(1<<(b&63)) != 0
 }
 
 // safeStart returns the last position at or before p, and not before
