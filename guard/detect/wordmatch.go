@@ -28,6 +28,7 @@ type wordMatcher struct {
 	// pairs holds a bit per prefixKey of every word, so most words of the
 	// text are rejected before they are hashed.
 	pairs  [1 << 16 / 64]uint64
+	firsts []rune               // the first runes of the words that start with a non-ASCII one
 	starts [1 << 14 / 64]uint64 // the same (folded to 14 bits) for words that start a phrase
 	maxLen int
 	// keys holds the filterKeys of the words a wordFilter keeps for m:
@@ -94,15 +95,31 @@ func (m *wordMatcher) mayStart(k uint16) bool {
 	return m.starts[k>>6]&(1<<(k&63)) != 0
 }
 
-// mayHold reports whether the text word w may be in the vocabulary. Words
-// with a non-ASCII byte among their first three are always hashed: they may
-// fold to anything.
+// mayHold reports whether the text word w may be in the vocabulary. A word
+// that starts with a non-ASCII rune may hold only when that rune folds to
+// ASCII or to the first rune of a vocabulary word (firsts); words with a
+// non-ASCII byte among their first three are then hashed.
 func (m *wordMatcher) mayHold(w string) bool {
 	if len(w) > m.maxLen {
 		return false
 	}
+	if w[0] >= utf8.RuneSelf && !m.mayLead(w) {
+		return false
+	}
 	k, ok := prefixKey(w)
 	return !ok || hasKey(&m.pairs, k)
+}
+
+// mayLead reports whether the first rune of w (not ASCII) folds to ASCII or
+// to one of firsts: a text word folds to a vocabulary word rune by rune
+// (foldEqual).
+func (m *wordMatcher) mayLead(w string) bool {
+	r, _ := decodeRune(w, 0)
+	if r < 1<<16 && !runeTab.toASCII.has(r) && len(m.firsts) == 0 {
+		return false // the common case: an all-ASCII vocabulary
+	}
+	f := foldWordRune(r)
+	return f < utf8.RuneSelf || slices.Contains(m.firsts, f)
 }
 
 type vEntry struct {
@@ -216,6 +233,9 @@ func (m *wordMatcher) id(w string) uint16 {
 	m.maxLen = max(m.maxLen, 2*len(w)+4+strings.Count(w, "k"))
 	if k, ok := prefixKey(w); ok {
 		m.pairs[k>>6] |= 1 << (k & 63)
+	}
+	if r, _ := utf8.DecodeRuneInString(w); r >= utf8.RuneSelf && !slices.Contains(m.firsts, r) {
+		m.firsts = append(m.firsts, r)
 	}
 	return id
 }
@@ -562,7 +582,7 @@ func nextWord(s string, p int) (ws, we int) {
 			p++
 			continue
 		}
-		r, sz := utf8.DecodeRuneInString(s[p:])
+		r, sz := decodeRune(s, p)
 		if isWordRune(r) {
 			break
 		}
@@ -585,7 +605,7 @@ func nextWord(s string, p int) (ws, we int) {
 			}
 			break
 		}
-		r, sz := utf8.DecodeRuneInString(s[p:])
+		r, sz := decodeRune(s, p)
 		if isWordRune(r) || r == '\u2019' && wordRuneAt(s, p+sz) {
 			p += sz
 			continue
