@@ -52,6 +52,9 @@ type wordMatcher struct {
 	// text predecessor is none of them starts every match it is the
 	// first anchor-slot word of, and scanAnchored does not walk back.
 	pred [][]uint64
+	// anchors pools scanAnchored's lists of anchor words (*[]anchorAt):
+	// a text dense in them ("rules rules …") has one every few bytes.
+	anchors sync.Pool
 }
 
 // prefixKey hashes the first three bytes of a word (all of a shorter one),
@@ -1196,6 +1199,9 @@ func (m *wordMatcher) startAt(s string, sp wordSpan, ids *wordIDs, win *wordWin)
 	return best, bestPh
 }
 
+// maxPooledAnchors bounds the anchor lists a matcher keeps (2 MB).
+const maxPooledAnchors = 1 << 18
+
 // anchorAt is an anchor word of the text (at: its start) and the least
 // start of a match that may hold it or a later anchor word (lo).
 type anchorAt struct{ at, lo int32 }
@@ -1212,8 +1218,8 @@ type anchorAt struct{ at, lo int32 }
 // words of s (TestInjectionAnchors, TestWordsFiltered and the reference
 // tests hold it to that).
 func (m *wordMatcher) scanAnchored(s string, words []wordSpan, detector string, dst []Finding, hook blobHook) []Finding {
-	var abuf [64]anchorAt
-	ancs := abuf[:0]
+	var ancs []anchorAt
+	var ap *[]anchorAt // ancs's pooled buffer, taken at the first anchor word
 	bw := backWalker{last: -1}
 	prevEnd := 0 // the end of the last anchor word
 	for _, sp := range words {
@@ -1241,6 +1247,12 @@ func (m *wordMatcher) scanAnchored(s string, words []wordSpan, detector string, 
 			lo = bw.lo(ws, n)
 		} else {
 			lo = wordsBack(s, ws, n, max(ws-n*m.step, 0))
+		}
+		if ap == nil {
+			if ap, _ = m.anchors.Get().(*[]anchorAt); ap == nil {
+				ap = new([]anchorAt)
+			}
+			ancs = (*ap)[:0]
 		}
 		ancs = append(ancs, anchorAt{sp.start, int32(lo)})
 	}
@@ -1319,6 +1331,10 @@ func (m *wordMatcher) scanAnchored(s string, words []wordSpan, detector string, 
 			v.dst = append(v.dst, Finding{Type: m.phrases[ph].typ, Detector: detector, Start: ws, End: best})
 			v.resume, tok = best, best
 		}
+	}
+	if cap(ancs) <= maxPooledAnchors {
+		*ap = ancs[:0]
+		m.anchors.Put(ap)
 	}
 	return v.dst
 }
