@@ -1091,16 +1091,15 @@ func wordBitsSlow(s string, base, end int, next *int, w uint64, prev bool) (uint
 			word = class[c]&cWord != 0 || c == '\'' && p > 0 && isWordAt(p) && wordRuneAt(s, p+1)
 		} else {
 			var r rune
-			r, sz = utf8.DecodeRuneInString(s[p:])
+			r, sz = decodeRune(s, p)
 			word = isWordRune(r) || r == '\u2019' && p > 0 && isWordAt(p) && wordRuneAt(s, p+sz)
 		}
 		if word {
-			for k := p; k < p+sz; k++ {
-				if k < base+64 {
-					w |= 1 << (k - base)
-				} else {
-					spill |= 1 << (k - base - 64)
-				}
+			// The rune's sz bits at p, some of them past the block.
+			bits := uint64(1)<<sz - 1
+			w |= bits << (p - base)
+			if p+sz > base+64 {
+				spill |= bits >> (base + 64 - p)
 			}
 		}
 		p += sz
