@@ -28,9 +28,14 @@ type wordMatcher struct {
 	// pairs holds a bit per prefixKey of every word, so most words of the
 	// text are rejected before they are hashed.
 	pairs  [1 << 16 / 64]uint64
-	firsts []rune               // the first runes of the words that start with a non-ASCII one
 	starts [1 << 14 / 64]uint64 // the same (folded to 14 bits) for words that start a phrase
 	maxLen int
+	// firsts has a bit for the first rune of each word that starts with
+	// a non-ASCII one below U+10000 (nil: no word does), firstsHi those
+	// above: a set, as a list of a CJK or Hangul deny list's first runes
+	// runs to thousands, searched for every word of such text.
+	firsts   *bmpBits
+	firstsHi map[rune]bool
 	// keys holds the filterKeys of the words a wordFilter keeps for m:
 	// the words of each phrase's anchor slot (its first, unless
 	// anchored); keyDigit: one of those starts with an ASCII digit.
@@ -118,11 +123,17 @@ func (m *wordMatcher) mayHold(w string) bool {
 // (foldEqual).
 func (m *wordMatcher) mayLead(w string) bool {
 	r, _ := decodeRune(w, 0)
-	if r < 1<<16 && !runeTab.toASCII.has(r) && len(m.firsts) == 0 {
+	if r < 1<<16 && !runeTab.toASCII.has(r) && m.firsts == nil && m.firstsHi == nil {
 		return false // the common case: an all-ASCII vocabulary
 	}
-	f := foldWordRune(r)
-	return f < utf8.RuneSelf || slices.Contains(m.firsts, f)
+	switch f := foldWordRune(r); {
+	case f < utf8.RuneSelf:
+		return true
+	case f < 1<<16:
+		return m.firsts != nil && m.firsts.has(f)
+	default:
+		return m.firstsHi[f]
+	}
 }
 
 type vEntry struct {
@@ -237,8 +248,18 @@ func (m *wordMatcher) id(w string) uint16 {
 	if k, ok := prefixKey(w); ok {
 		m.pairs[k>>6] |= 1 << (k & 63)
 	}
-	if r, _ := utf8.DecodeRuneInString(w); r >= utf8.RuneSelf && !slices.Contains(m.firsts, r) {
-		m.firsts = append(m.firsts, r)
+	switch r, _ := utf8.DecodeRuneInString(w); {
+	case r < utf8.RuneSelf:
+	case r < 1<<16:
+		if m.firsts == nil {
+			m.firsts = new(bmpBits)
+		}
+		m.firsts.set(r)
+	default:
+		if m.firstsHi == nil {
+			m.firstsHi = make(map[rune]bool)
+		}
+		m.firstsHi[r] = true
 	}
 	return id
 }
