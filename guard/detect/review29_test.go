@@ -109,3 +109,31 @@ func BenchmarkWordsManyFirsts(b *testing.B) {
 		}
 	})
 }
+
+// TestWordsFoldApostrophes: ’ (3 bytes) folds to ' (1), more than the
+// twice its bytes mayHold's length bound allowed a folded rune: an entry
+// of i's (İ: twice) or k's (the Kelvin sign: three times) and five
+// apostrophes, written with ’, was longer than the bound and missed by
+// the Scanner too (NFKC keeps İ and ’).
+func TestWordsFoldApostrophes(t *testing.T) {
+	inj := NewInjection()
+	for _, c := range []struct{ entry, text string }{
+		{"i'i'i'i'i'i", "İ’İ’İ’İ’İ’İ"},
+		{"k'k'k'k'k'k", "\u212a’\u212a’\u212a’\u212a’\u212a’\u212a"},
+		{"i'i'i'i'i'i'i'i'i'i", "İ’İ’İ’İ’İ’İ’İ’İ’İ’İ"},
+		{"don't", "DON’T"},
+	} {
+		w, err := NewWords("DENIED_WORDS", []string{c.entry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := w.Detect(c.text, nil); len(got) != 1 || got[0].Start != 0 || got[0].End != len(c.text) {
+			t.Errorf("entry %q, text %q: Words.Detect found %v, want the whole text", c.entry, c.text, got)
+		}
+		norm, got := NewScanner(w).ScanAppend(nil, c.text)
+		if len(got) != 1 || got[0].Start != 0 || got[0].End != len(norm) {
+			t.Errorf("entry %q, text %q: the Scanner found %v in %q, want the whole text", c.entry, c.text, got, norm)
+		}
+		checkWordsList(t, []string{c.entry}, inj, c.text+" and "+c.text)
+	}
+}

@@ -243,8 +243,8 @@ func (m *wordMatcher) id(w string) uint16 {
 	}
 	// Folding can change a word's byte length: leave slack. A text rune
 	// is at most twice the bytes of the rune it folds to, but for the
-	// Kelvin sign (3 bytes), which folds to 'k'.
-	m.maxLen = max(m.maxLen, 2*len(w)+4+strings.Count(w, "k"))
+	// Kelvin sign and ’ (3 bytes), which fold to 'k' and '.
+	m.maxLen = max(m.maxLen, 2*len(w)+4+strings.Count(w, "k")+strings.Count(w, "'"))
 	if k, ok := prefixKey(w); ok {
 		m.pairs[k>>6] |= 1 << (k & 63)
 	}
