@@ -155,6 +155,18 @@ var intlRunes = []string{
 	"\u0301", "\u0308", "\u3099", "\u309a", "\u064e", "\u1100", "\u1161", "\u11a8", "가", "각",
 	"ﬁ", "Ａ", "１", "²", "\u00a0", "\u200b", "\u00ad", "\u2060", "\ufeff", "\u061c", "٤", "३",
 	"\u2010", "\u2212", "’", "\u212a", "İ", "\U0001d400", "\U000e0041", "\xff",
+	// Hangul: LVT syllables, L and V jamo of both blocks, compatibility
+	// jamo; kana voicing marks (spacing, halfwidth); class-0 runes whose
+	// quick check is Maybe (Oriya, Kannada, Sinhala vowel signs) and their
+	// bases; decompositions to non-starters and composition exclusions;
+	// the Ohm and Angstrom signs, title case, Greek with ypogegrammeni;
+	// runes above the BMP (Deseret, CJK compatibility supplement, emoji);
+	// a literal U+FFFD and invalid UTF-8 of every kind: cut short,
+	// surrogate, overlong.
+	"각", "\uac01", "\u1100\u1161", "\u1175", "\ua960", "\ud7b0", "\ud7cb", "\u3131", "\uffa1", "\u309b", "\uff9e", "\uff76",
+	"\u0b47", "\u0b3e", "\u0b57", "\u0cbf", "\u0cd5", "\u0dd9", "\u0dcf", "\u0f73", "\u0958", "\u0344", "\u2126", "\u212b",
+	"\u01c5", "\u1f80", "\u0345", "\U00010400", "\U0002f800", "\U0001f600", "\ufffd", "\xe2\x80", "\xed\xa0\x80",
+	"\xf0\x9f\x98", "\xc0\xaf", "\x80",
 }
 
 // TestNormalizeIntl holds Normalize to normalizeRef on random texts of
@@ -179,6 +191,34 @@ func TestNormalizeIntl(t *testing.T) {
 			b.WriteString(intlRunes[r.IntN(len(intlRunes))])
 		}
 		check(b.String())
+	}
+}
+
+// TestInertConcatenation backs inertSpan's claim that a text of inert
+// runes (and ASCII) is its own NFKC form however they are put together,
+// as x/text computes it: x/text's quick check (QuickSpan) looks at each rune
+// on its own (its quick-check flag, its combining class against the last
+// one's, and its count of leading non-starters for the Stream-Safe format,
+// which inserts U+034F after 30 of them). So it is enough that each inert
+// rune passes alone and 40 times over (class 0: no reordering; no leading
+// non-starter: the count never grows), next to ASCII on either side.
+func TestInertConcatenation(t *testing.T) {
+	n := 0
+	for r := rune(utf8.RuneSelf); r < 1<<16; r++ {
+		if !runeTab.inert.has(r) {
+			continue
+		}
+		n++
+		one := string(r)
+		p := norm.NFKC.PropertiesString(one)
+		many := strings.Repeat(one, 40)
+		if p.CCC() != 0 || p.LeadCCC() != 0 || norm.NFKC.QuickSpanString(many) != len(many) ||
+			norm.NFKC.QuickSpanString("a"+one+"a") != len(one)+2 || norm.NFKC.String(many) != many {
+			t.Fatalf("%U is inert but x/text's quick check does not pass it on every text (class %d, lead %d)", r, p.CCC(), p.LeadCCC())
+		}
+	}
+	if n < 40000 {
+		t.Errorf("only %d inert runes", n)
 	}
 }
 
