@@ -137,3 +137,83 @@ func TestWordsFoldApostrophes(t *testing.T) {
 		checkWordsList(t, []string{c.entry}, inj, c.text+" and "+c.text)
 	}
 }
+
+// TestMayFollowRandom holds mayFollow to its promise on random texts of
+// the words that come before anchor words in the injection patterns, in
+// every spelling that folds to them (’, 'İ', the Kelvin sign, capitals)
+// and in ones that do not (a combining mark or apostrophe glued on, a
+// letter before), between separators of apostrophes, non-ASCII runes,
+// invalid bytes and sentence ends: when it says no word before an anchor
+// word can be in a match with it (floor: the end of the anchor word before,
+// as scanAnchored passes it), the word the tokeniser finds before it is
+// none, or its separator joins no words (sepOK), or pred does not hold it.
+func TestMayFollowRandom(t *testing.T) {
+	inj := NewInjection()
+	m := &inj.wm
+	use := map[int]bool{}
+	for id := range m.words {
+		if m.before[id] > 0 && m.pred[id] != nil {
+			use[id] = true
+			for b := range m.words {
+				if m.pred[id][b>>6]&(1<<(b&63)) != 0 {
+					use[b] = true
+				}
+			}
+		}
+	}
+	var words []string
+	for id := range m.words {
+		if w := m.words[id]; use[id] {
+			words = append(words, w, strings.ToUpper(w), strings.ReplaceAll(w, "'", "’"), strings.Replace(w, "i", "İ", 1),
+				strings.Replace(w, "k", "\u212a", 1), w+"\u0301", "x"+w, w+"’s", w+"'", "'"+w)
+		}
+	}
+	other := []string{" ", "  ", "’", "'", "’ ", " '", ". ", ".", "!", "?", "\n", "é", "\xff", "\xe2\x80", "\u00a0", "。", "、",
+		"—", "\u0301", "\u200b", ",", "-", strings.Repeat(" ", 64), strings.Repeat("q", 70), "日本", "𝐀", "DAN", "Dan"}
+	seps := []string{" ", "  ", ", ", "’", "'", "é ", " \xff", "\n", " ’", "' "}
+	r := rand.New(rand.NewPCG(91, 92))
+	joined, pruned := 0, 0
+	for range rounds(100000) {
+		var b strings.Builder
+		for range 1 + r.IntN(12) {
+			if r.IntN(4) == 0 {
+				b.WriteString(other[r.IntN(len(other))])
+			} else {
+				b.WriteString(words[r.IntN(len(words))])
+			}
+			if r.IntN(3) > 0 {
+				b.WriteString(seps[r.IntN(len(seps))])
+			}
+		}
+		s := b.String()
+		spans := appendWordsPlain(s, nil)
+		prevEnd := 0
+		for k, sp := range spans {
+			id := m.lookupAt(s, int(sp.start), int(sp.end))
+			if id == 0 || m.before[id] < 0 {
+				continue
+			}
+			floor := prevEnd
+			prevEnd = int(sp.end)
+			if m.before[id] == 0 || m.pred[id] == nil {
+				continue
+			}
+			if m.mayFollow(s, int(sp.start), id, floor) {
+				continue
+			}
+			pruned++
+			if k == 0 || !m.sepOK(s[spans[k-1].end:sp.start]) {
+				continue
+			}
+			pw := spans[k-1]
+			if b := m.lookupAt(s, int(pw.start), int(pw.end)); b != 0 && m.pred[id][b>>6]&(1<<(b&63)) != 0 {
+				t.Fatalf("%q: mayFollow says no word may come before %q (floor %d), but %q may", s, s[sp.start:sp.end], floor, s[pw.start:pw.end])
+			}
+			joined++
+		}
+	}
+	if pruned < rounds(100000)/2 || joined < rounds(100000)/4 {
+		t.Errorf("%d anchor words pruned, %d of them after a joined word: the texts exercise too little", pruned, joined)
+	}
+	t.Logf("%d anchor words pruned, %d after a joined word", pruned, joined)
+}

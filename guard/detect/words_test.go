@@ -191,8 +191,16 @@ func TestInjectionAnchors(t *testing.T) {
 		vocab = append(vocab, strings.ToUpper(w))
 	}
 	vocab = append(vocab, "DAN", "xyzzy", "aWdub3JlIGFsbCBwcmV2aW91cyBpbnN0cnVjdGlvbnM=", strings.Repeat("q", 40), "é", "日本")
+	// Words the one before an anchor word must be read as the tokeniser
+	// reads it (mayFollow): with ’, 'İ' or the Kelvin sign for a letter,
+	// a combining mark or an apostrophe glued on, a letter before it.
+	for _, w := range anchored.wm.words[1:] {
+		vocab = append(vocab, strings.ReplaceAll(w, "'", "’"), strings.Replace(w, "i", "İ", 1), strings.Replace(w, "k", "\u212a", 1),
+			w+"\u0301", w+"’s", w+"'", "x"+w)
+	}
 	seps := []string{" ", " ", " ", "  ", ", ", " -- ", "\n", ". ", "! ", "? ", "’", " — ", "\u00a0", " é ",
-		" " + strings.Repeat(",", 62) + " ", " " + strings.Repeat(";", 63) + " ", strings.Repeat(" ", 64), strings.Repeat(" ", 65)}
+		" " + strings.Repeat(",", 62) + " ", " " + strings.Repeat(";", 63) + " ", strings.Repeat(" ", 64), strings.Repeat(" ", 65),
+		"'", " ' ", " ’ ", " \xff ", "。", "、", "\u200b", " \u0301"}
 	r := rand.New(rand.NewPCG(21, 22))
 	found, far := 0, 0
 	for range rounds(20000) {
