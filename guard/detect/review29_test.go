@@ -265,3 +265,18 @@ func TestInjectionAnchorsPoolConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestFoldByteRatio backs mayHold's length bound (wordMatcher.id): every
+// rune is at most twice the bytes of the rune foldWordRune folds it to,
+// but for the Kelvin sign and ’, three bytes folding to 'k' and '.
+func TestFoldByteRatio(t *testing.T) {
+	for r := rune(0); r <= utf8.MaxRune; r++ {
+		if r >= 0xD800 && r <= 0xDFFF {
+			continue
+		}
+		f := foldWordRune(r)
+		if utf8.RuneLen(r) > 2*utf8.RuneLen(f) && !(r == '\u212a' && f == 'k' || r == '\u2019' && f == '\'') {
+			t.Errorf("%U (%d bytes) folds to %U (%d): mayHold's length bound does not allow for it", r, utf8.RuneLen(r), f, utf8.RuneLen(f))
+		}
+	}
+}
