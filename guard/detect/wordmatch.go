@@ -936,11 +936,10 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 				// common case.
 				next = base + 64
 			}
+			if whole && next < base+64 {
+				w, spill = wordBitsOdd(s, base, &next, w, odd, prev)
+			}
 			for c := base; c < base+64 && c < n && next < base+64; c += 8 {
-				if whole && c >= next && odd>>(c-base)&0xff == 0 {
-					next = c + 8
-					continue
-				}
 				if !whole && c >= next && c+8 <= n {
 					x := load64(s, c)
 					if x&msb == 0 && asciiEq(x, '\'') == 0 {
@@ -1269,6 +1268,51 @@ func wordBitsSlow(s string, base, end int, next *int, w uint64, prev bool) (uint
 		p += sz
 	}
 	*next = p
+	return w, spill
+}
+
+// wordBitsOdd is wordBitsSlow over the rest of the whole block at base,
+// whose word bits w already hold its ASCII letters, digits and '_' (from
+// classifyWords): only its odd bytes (odd: 0x80 or above, apostrophes) at
+// or after *next are looked at, rune by rune. It moves *next past the
+// block or past the last rune it looked at, whichever is further.
+func wordBitsOdd(s string, base int, next *int, w, odd uint64, prev bool) (uint64, uint64) {
+	var spill uint64
+	p := *next
+	if p-base >= 64 {
+		return w, 0
+	}
+	for o := odd &^ (1<<(p-base) - 1); o != 0; {
+		p = base + bits.TrailingZeros64(o)
+		c := s[p]
+		sz := 1
+		word := false
+		before := p == base && prev || p > base && w>>(p-1-base)&1 == 1 // byte p-1 is a word byte
+		if c == '\'' {
+			word = before && wordRuneAt(s, p+1)
+		} else if c == 0xe2 && p+2 < len(s) && s[p+1] == 0x80 && s[p+2]&0xc0 == 0x80 {
+			// General Punctuation, as in wordBitsSlow.
+			sz = 3
+			word = s[p+2] == 0x99 && before && wordRuneAt(s, p+3)
+		} else {
+			var r rune
+			r, sz = decodeRune(s, p)
+			word = isWordRune(r) || r == '\u2019' && before && wordRuneAt(s, p+sz)
+		}
+		if word {
+			b := uint64(1)<<sz - 1
+			w |= b << (p - base)
+			if p+sz > base+64 {
+				spill |= b >> (base + 64 - p)
+			}
+		}
+		p += sz
+		if p-base >= 64 {
+			break
+		}
+		o &^= 1<<(p-base) - 1
+	}
+	*next = max(p, base+64)
 	return w, spill
 }
 
