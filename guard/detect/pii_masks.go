@@ -265,7 +265,11 @@ func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64)
 	glued := prevBits(letter|cu.under, letterPv|pv.under, 1) &^ prevBits(cu.digit, pv.digit, 2)
 	prefixed := starts & (prevBits(cu.plus, pv.plus, 1) | glued)
 	if sp := starts & prevBits(cu.space, pv.space, 1) &^ prevBits(cu.alnum, pv.alnum, 4); sp != 0 {
-		pairs := dNext(1) & (dNext(2)&dNext(3) | nextBits(cu.space, nx.space, 2)&dNext(3)&dNext(4))
+		// ninoDigits: two digits, then two pairs, each after an optional
+		// space.
+		spNext := func(k uint) uint64 { return nextBits(cu.space, nx.space, k) }
+		pairs := dNext(1) & (dNext(2)&dNext(3)&(dNext(4)&dNext(5)|spNext(4)&dNext(5)&dNext(6)) |
+			spNext(2)&dNext(3)&dNext(4)&(dNext(5)&dNext(6)|spNext(5)&dNext(6)&dNext(7)))
 		prefixed |= sp & prevBits(letter, letterPv, 2) & prevBits(letter, letterPv, 3) & pairs
 	}
 	maybe |= prefixed
