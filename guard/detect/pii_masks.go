@@ -15,21 +15,26 @@ import (
 // those alone. TestTriggerScan and FuzzTriggerScan hold it to nextTrigger.
 
 // piiBlock holds, for one 64-byte block of text, a bit per byte of each
-// class. The field order is the layout piiMasksAVX2 writes.
+// class. The field order is the layout piiMasksAVX2 writes. The last five
+// classes are rare in prose: the kernel tests a block for any of their
+// bytes at once and computes them only when it has one.
 type piiBlock struct {
 	digit uint64 // 0-9
-	hexl  uint64 // a-f A-F
 	alnum uint64 // letters, digits
 	dot   uint64 // '.'
 	dash  uint64 // '-'
+	space uint64 // ' '
+	wfold uint64 // 'w' 'W'
 	colon uint64 // ':'
 	plus  uint64 // '+'
-	space uint64 // ' '
-	grp   uint64 // group separators: space, tab, - . _ / ( ) (groupSep)
 	under uint64 // '_'
 	slash uint64 // '/'
-	wfold uint64 // 'w' 'W'
+	gx    uint64 // the other group separators: tab, _ / ( ) (see grp)
 }
+
+// grp returns the bitmap of group separators: space, tab, - . _ / ( )
+// (groupSep).
+func (b *piiBlock) grp() uint64 { return b.space | b.dash | b.dot | b.gx }
 
 // piiMasksGo sets m[b] to the classes of the 64-byte block b of s, eight
 // bytes at a time. Bytes of 0x80 and above are in no class.
@@ -42,20 +47,18 @@ func piiMasksGo(s string, m []piiBlock) {
 			digit := inRange(x, '0', '9')
 			folded := x | lsb*0x20
 			alpha := inRange(folded, 'a', 'z')
-			under := eqByte(x, '_')
-			dot, dash, space := eqByte(x, '.'), eqByte(x, '-'), eqByte(x, ' ')
+			under, slash := eqByte(x, '_'), eqByte(x, '/')
 			o.digit |= pack(digit) << c
-			o.hexl |= pack(inRange(folded, 'a', 'f')) << c
 			o.alnum |= pack(digit|alpha) << c
-			o.under |= pack(under) << c
-			o.slash |= pack(eqByte(x, '/')) << c
+			o.dot |= pack(eqByte(x, '.')) << c
+			o.dash |= pack(eqByte(x, '-')) << c
+			o.space |= pack(eqByte(x, ' ')) << c
 			o.wfold |= pack(eqByte(folded, 'w')) << c
-			o.dot |= pack(dot) << c
-			o.dash |= pack(dash) << c
 			o.colon |= pack(eqByte(x, ':')) << c
 			o.plus |= pack(eqByte(x, '+')) << c
-			o.space |= pack(space) << c
-			o.grp |= pack(space|eqByte(x, '\t')|dash|dot|under|eqByte(x, '/')|eqByte(x, '(')|eqByte(x, ')')) << c
+			o.under |= pack(under) << c
+			o.slash |= pack(slash) << c
+			o.gx |= pack(eqByte(x, '\t')|under|slash|eqByte(x, '(')|eqByte(x, ')')) << c
 		}
 		m[b] = o
 	}
@@ -233,25 +236,27 @@ func nextBitsV(x, nx uint64, k uint) uint64 { return x>>(k&63) | nx<<1<<((63-k)&
 // before it that isTrigger looks at), and maybe ones, a superset of the
 // rest, for isTrigger to decide.
 func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64) {
-	hexPrev := prevBits(cu.digit|cu.hexl, pv.digit|pv.hexl, 1)
 	// A ':' after a hex digit that starts a run of hex digits, colons and
-	// dots with "::" or five colons in its first 46 bytes (colonAddress;
-	// not a time as 08:01:07).
-	for cc := cu.colon & hexPrev; cc != 0; cc &= cc - 1 {
-		k := uint(bits.TrailingZeros64(cc))
-		run := ^nextBitsV(cu.digit|cu.hexl|cu.colon|cu.dot, nx.digit|nx.hexl|nx.colon|nx.dot, k)
-		in := uint64(1)<<46 - 1
-		if run != 0 {
-			in &= run&-run - 1
+	// dots with "::" or five colons (colonAddress; not a time as
+	// 08:01:07), and the first '-' or '.' of a MAC address (macSep): rare
+	// in prose, so checked byte by byte where a letter or digit precedes.
+	mac := cu.dash&nextBits(cu.dash, nx.dash, 3)&nextBits(cu.dash, nx.dash, 6) | cu.dot&nextBits(cu.dot, nx.dot, 5)
+	for c := (cu.colon | mac) & prevBits(cu.alnum, pv.alnum, 1); c != 0; c &= c - 1 {
+		k := uint(bits.TrailingZeros64(c))
+		t := base + int(k)
+		if !isHex(s[t-1]) {
+			continue
 		}
-		colons := nextBitsV(cu.colon, nx.colon, k) & in
-		if colons&(colons>>1) != 0 || bits.OnesCount64(colons) >= 5 {
-			maybe |= 1 << k
+		if s[t] == ':' {
+			// colonAddress needs "::" or five colons in the 46 bytes
+			// from t (times have neither).
+			colons := nextBitsV(cu.colon, nx.colon, k) & (1<<46 - 1)
+			if colons&(colons>>1) == 0 && bits.OnesCount64(colons) < 5 || !colonAddress(s, t) {
+				continue
+			}
 		}
+		maybe |= 1 << k
 	}
-	// The first '-' or '.' of a MAC address.
-	maybe |= cu.dash & hexPrev & nextBits(cu.dash, nx.dash, 3) & nextBits(cu.dash, nx.dash, 6)
-	maybe |= cu.dot & hexPrev & nextBits(cu.dot, nx.dot, 5)
 	// Digits: only the first of a run may be one (isTrigger passes the rest
 	// of a run with it).
 	starts := cu.digit &^ prevBits(cu.digit, pv.digit, 1)
@@ -275,7 +280,7 @@ func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64)
 	maybe |= prefixed
 	// Or enough digits in its cluster: the rest of the cluster's runs have
 	// fewer when the first has too few.
-	clu, cluNx := cu.digit|cu.grp, nx.digit|nx.grp
+	clu, cluNx := cu.digit|cu.grp(), nx.digit|nx.grp()
 	// A dot before a digit (nx's bit 63, whose next byte is not at hand, is
 	// never in the 64 bits after a bit of cu).
 	dotd, dotdNx := cu.dot&dNext(1), nx.dot&(nx.digit>>1)
