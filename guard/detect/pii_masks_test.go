@@ -293,3 +293,17 @@ func TestIPv4Octets(t *testing.T) {
 		}
 	}
 }
+
+// TestTriggerScanLongClusters: a digit run starting anywhere in a block
+// whose cluster runs on, over group separators, past the block after it
+// (the bits at hand) before it has nine digits: triggerCands leaves those
+// to isTrigger, and the early exits for blocks with few digits must not
+// drop them.
+func TestTriggerScanLongClusters(t *testing.T) {
+	for k := range 64 {
+		for _, gap := range []string{strings.Repeat(" ", 130), strings.Repeat(" -", 70), strings.Repeat("\t", 64-k+64)} {
+			checkTriggerScan(t, strings.Repeat("x", k)+" 1"+gap+"2345678 9 0 ok")
+			checkTriggerScan(t, strings.Repeat("x", k)+" 12"+gap+"34.5.6.7 ok")
+		}
+	}
+}
