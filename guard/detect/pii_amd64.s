@@ -131,3 +131,52 @@ prare:
 pdone:
 	VZEROUPPER
 	RET
+
+// func piiMasksAVX512(p *byte, nb int, m *piiBlock, c *piiConsts512)
+//
+// piiMasksGo for the nb 64-byte blocks at p, a block at a time: each byte's
+// classes are looked up (VPERMI2B, two 128-entry tables: the bits of
+// piiBlock's fields 0-7 and 8-10, zero for bytes of 0x80 and above), the
+// 8x8 bit matrices of each qword transposed (VGF2P8AFFINEQB with the class
+// bytes as the matrix: byte k of a qword becomes the bits of class k of
+// its eight bytes, which are reversed first so that bit i is byte i), and
+// the bytes of the eight qwords transposed (VPERMB) into the fields.
+TEXT ·piiMasksAVX512(SB), NOSPLIT, $0-32
+	MOVQ p+0(FP), SI
+	MOVQ nb+8(FP), CX
+	MOVQ m+16(FP), DI
+	MOVQ c+24(FP), DX
+	VMOVDQU64    0(DX), Z16   // fields 0-7: bytes 0-63
+	VMOVDQU64    64(DX), Z17  // bytes 64-127
+	VMOVDQU64    128(DX), Z18 // fields 8-10: bytes 0-63
+	VMOVDQU64    192(DX), Z19 // bytes 64-127
+	VMOVDQU64    256(DX), Z20 // reverse each qword's bytes
+	VMOVDQU64    320(DX), Z21 // transpose qwords and bytes
+	VPBROADCASTQ 384(DX), Z22 // byte k: 1<<k
+	VPTERNLOGD   $0xff, Z23, Z23, Z23 // all ones
+	MOVQ         $7, AX
+	KMOVQ        AX, K3 // fields 8-10
+
+zloop:
+	TESTQ CX, CX
+	JZ    zdone
+	VMOVDQU64      (SI), Z0
+	VPSHUFB        Z20, Z0, Z0
+	VPCMPGTB       Z23, Z0, K2 // ASCII bytes
+	VMOVDQA64      Z0, Z1
+	VPERMI2B.Z     Z17, Z16, K2, Z0
+	VPERMI2B.Z     Z19, Z18, K2, Z1
+	VGF2P8AFFINEQB $0, Z0, Z22, Z0
+	VGF2P8AFFINEQB $0, Z1, Z22, Z1
+	VPERMB         Z0, Z21, Z0
+	VPERMB         Z1, Z21, Z1
+	VMOVDQU64      Z0, (DI)
+	VMOVDQU64      Z1, K3, 64(DI)
+	ADDQ           $64, SI
+	ADDQ           $88, DI
+	DECQ           CX
+	JMP            zloop
+
+zdone:
+	VZEROUPPER
+	RET

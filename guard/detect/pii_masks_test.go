@@ -28,6 +28,17 @@ func checkPIIMasks(t *testing.T, s string) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("%q: piiMasks %+v, piiMasksGo %+v", s, got, want)
 	}
+	for name, kernel := range piiKernels() {
+		k := slices.Clone(got)
+		for b := range k {
+			k[b] = piiBlock{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0),
+				^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+		}
+		kernel(s[:64*nb], k)
+		if !slices.Equal(k, want) {
+			t.Fatalf("%q: the %s kernel %+v, piiMasksGo %+v", s, name, k, want)
+		}
+	}
 	for b := range nb {
 		var w piiBlock
 		for k := range 64 {
@@ -64,7 +75,7 @@ func checkPIIMasks(t *testing.T, s string) {
 // TestPIIMasks holds the vector classifier to the Go one and both to the
 // byte classes on every byte value at every offset and on random text.
 func TestPIIMasks(t *testing.T) {
-	t.Logf("AVX2 path: %v", hasAVX2())
+	t.Logf("AVX2 path: %v, AVX-512 kernel: %v", hasAVX2(), len(piiKernels()) > 1)
 	eachKernelText(21, func(s string) { checkPIIMasks(t, s) })
 }
 

@@ -1,0 +1,5 @@
+//go:build !amd64
+
+package detect
+
+func piiKernels() map[string]func(string, []piiBlock) { return nil }
