@@ -294,8 +294,13 @@ func digitCands(s string, base int, starts uint64, pv, cu, nx *piiBlock) (sure, 
 		prefixed |= g &^ prevBits(cd, pd, 2)
 	}
 	sp := starts & prevBits(cu.space, pv.space, 1) &^ prevBits(cu.alnum, pv.alnum, 4)
-	// (ninoDigits byte by byte: most fail at once, "on 2024-07-18").
-	for sp &= prevBits(letter, letterPv, 2) & prevBits(letter, letterPv, 3); sp != 0; sp &= sp - 1 {
+	// (ninoDigits byte by byte, on the starts with two digit pairs: "to
+	// 164" has one).
+	if sp &= prevBits(letter, letterPv, 2) & prevBits(letter, letterPv, 3); sp != 0 {
+		d3 := nextBits(cd, nd, 3)
+		sp &= nextBits(cd, nd, 1) & d3 & (nextBits(cd, nd, 2) | nextBits(cu.space, nx.space, 2)&nextBits(cd, nd, 4))
+	}
+	for ; sp != 0; sp &= sp - 1 {
 		if k := bits.TrailingZeros64(sp); ninoDigits(s, base+k) {
 			prefixed |= 1 << k
 		}
@@ -319,10 +324,16 @@ func digitCands(s string, base int, starts uint64, pv, cu, nx *piiBlock) (sure, 
 		}
 		return 0, maybe
 	}
-	// A cluster with four digits from a run start is four bytes long or
-	// more; prefixed starts are candidates already.
-	clu4 := clu & nextBits(clu, cluNx, 1) & nextBits(clu, cluNx, 2) & nextBits(clu, cluNx, 3)
-	for rest := starts & clu4 &^ prefixed; rest != 0; {
+	// A cluster with nine digits from a run start is nine bytes long or
+	// more, and one with four and three dots before a digit seven;
+	// prefixed starts are candidates already.
+	c2 := clu & nextBits(clu, cluNx, 1)
+	c4 := c2 & nextBits(c2, cluNx&(cluNx>>1), 2)
+	long := c4 & nextBits(c4, cluNx&(cluNx>>1)&(cluNx>>2)&(cluNx>>3), 3) // 7 bytes
+	if dotd := cu.dot&nextBits(cd, nd, 1) | nx.dot&(nd>>1); bits.OnesCount64(dotd) < 3 {
+		long &= nextBits(c4, cluNx&(cluNx>>1)&(cluNx>>2)&(cluNx>>3), 5) // 9 bytes
+	}
+	for rest := starts & long &^ prefixed; rest != 0; {
 		k := uint(bits.TrailingZeros64(rest))
 		rest &= rest - 1
 		in := ^nextBitsV(clu, cluNx, k)
