@@ -65,7 +65,7 @@ func piiMasksGo(s string, m []piiBlock) {
 }
 
 // trigChunk is how many blocks a triggerScan classifies at a time.
-const trigChunk = 16
+const trigChunk = 32
 
 // triggerScan finds triggers in s a chunk of blocks at a time.
 type triggerScan struct {

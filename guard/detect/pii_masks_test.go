@@ -237,14 +237,14 @@ func TestScanSide(t *testing.T) {
 	for k := range rounds(5000) {
 		n := r.IntN(120)
 		if k%50 == 0 {
-			n = 200 + r.IntN(400) // past a chunk (16 blocks), mostly past maxMarks
+			n = 400 + r.IntN(800) // past a chunk (trigChunk blocks), mostly past maxMarks
 		}
 		s := urlText(r, n)
 		checkScanSide(t, s)
 		if k < len(markLits)*40 {
 			// One marker on every offset around the first chunk's end,
 			// in text that is otherwise a key run or spaces.
-			fill := strings.Repeat([]string{"ab", "  "}[k%2], 700)
+			fill := strings.Repeat([]string{"ab", "  "}[k%2], 32*trigChunk+100)
 			o := 64*trigChunk - 20 + k/len(markLits)
 			checkScanSide(t, fill[:o]+markLits[k%len(markLits)]+fill[o:])
 		}
