@@ -158,28 +158,24 @@ func (ts *triggerScan) load(cb int) {
 		ts.masksAt(cb-1, ts.m[:nb+2])
 	}
 	ts.base, ts.nb = 64*cb, nb
-	// The key runs in locals: the loop below is most of a prose scan.
+	// The loop below, with no call in it, is most of a prose scan: it
+	// gathers the key runs, the blocks with URL markers, and per block
+	// the digit run starts (in sure) and the separators (in maybe) the
+	// candidates come from; the blocks that have any are then
+	// passed to digitCands and sepCands.
 	keyRun, key20, key40 := ts.keyRun, ts.key20, ts.key40
-	var has uint64
+	var work, marked uint64 // bit b-1: block b has candidates, markers
 	m := &ts.m
 	for b := 1; b <= nb; b++ {
 		pv, cu, nx := &m[b-1], &m[b], &m[b+1]
-		at := ts.base + 64*(b-1)
-		var sure, maybe uint64
 		// A ':' or the first '-' or '.' of a MAC address after a letter
 		// or digit (rare in prose), and digit run starts.
 		mac := cu.dash&nextBits(cu.dash, nx.dash, 3)&nextBits(cu.dash, nx.dash, 6) | cu.dot&nextBits(cu.dot, nx.dot, 5)
-		if sep := (cu.colon | mac) & prevBits(cu.alnum, pv.alnum, 1); sep != 0 {
-			maybe = sepCands(ts.s, at, sep, cu, nx)
-		}
-		if starts := cu.digit &^ prevBits(cu.digit, pv.digit, 1); starts != 0 {
-			var dm uint64
-			sure, dm = digitCands(ts.s, at, starts, pv, cu, nx)
-			maybe |= dm
-		}
-		ts.sure[b-1], ts.maybe[b-1] = sure, maybe
-		if sure|maybe != 0 {
-			has |= 1 << (b - 1)
+		sep := (cu.colon | mac) & prevBits(cu.alnum, pv.alnum, 1)
+		starts := cu.digit &^ prevBits(cu.digit, pv.digit, 1)
+		ts.sure[b-1], ts.maybe[b-1] = starts, sep
+		if starts|sep != 0 {
+			work |= 1 << (b - 1)
 		}
 		if !key40 {
 			// keyRunAtLeast's arithmetic for 20 and 40 on the key
@@ -203,16 +199,40 @@ func (ts *triggerScan) load(cb int) {
 			key40 = key40 || keyRun >= 40
 		}
 		// URL markers: "://", and "www." in either case ("ww" is rare).
-		mk := cu.colon & nextBits(cu.slash, nx.slash, 1) & nextBits(cu.slash, nx.slash, 2)
-		if ww := cu.wfold & nextBits(cu.wfold, nx.wfold, 1); ww != 0 {
-			mk |= ww & nextBits(cu.wfold, nx.wfold, 2) & nextBits(cu.dot, nx.dot, 3)
-		}
-		for ; mk != 0; mk &= mk - 1 {
-			ts.mark(at + bits.TrailingZeros64(mk))
+		if cu.colon|cu.wfold&nextBits(cu.wfold, nx.wfold, 1) != 0 {
+			marked |= 1 << (b - 1)
 		}
 	}
 	ts.keyRun, ts.key20, ts.key40 = keyRun, key20, key40
+	has := work
+	for w := work; w != 0; w &= w - 1 {
+		b := bits.TrailingZeros64(w) + 1
+		pv, cu, nx := &m[b-1], &m[b], &m[b+1]
+		at := ts.base + 64*(b-1)
+		var sure, maybe uint64
+		if sep := ts.maybe[b-1]; sep != 0 {
+			maybe = sepCands(ts.s, at, sep, cu, nx)
+		}
+		if starts := ts.sure[b-1]; starts != 0 {
+			var dm uint64
+			sure, dm = digitCands(ts.s, at, starts, pv, cu, nx)
+			maybe |= dm
+		}
+		ts.sure[b-1], ts.maybe[b-1] = sure, maybe
+		if sure|maybe == 0 {
+			has &^= 1 << (b - 1)
+		}
+	}
 	ts.has = has
+	for ; marked != 0; marked &= marked - 1 {
+		b := bits.TrailingZeros64(marked) + 1
+		cu, nx := &m[b], &m[b+1]
+		mk := cu.colon&nextBits(cu.slash, nx.slash, 1)&nextBits(cu.slash, nx.slash, 2) |
+			cu.wfold&nextBits(cu.wfold, nx.wfold, 1)&nextBits(cu.wfold, nx.wfold, 2)&nextBits(cu.dot, nx.dot, 3)
+		for at := ts.base + 64*(b-1); mk != 0; mk &= mk - 1 {
+			ts.mark(at + bits.TrailingZeros64(mk))
+		}
+	}
 }
 
 // mark records the URL marker candidate at i ("://" or "www." in either
