@@ -53,7 +53,7 @@ var piiTables512 = func() (t piiConsts512) {
 		b := byte(c)
 		for k, in := range [...]bool{
 			isDigit(b), isAlnum(b), b == '.', b == '-', b == ' ', b|0x20 == 'w', b == ':', b == '+',
-			b == '_', b == '/', groupSep[b] && b != ' ' && b != '-' && b != '.',
+			b == '_', b == '/', groupSep[b] && b != ' ' && b != '-' && b != '.', b == '@',
 		} {
 			if in {
 				t.lut[k/8][c] |= 1 << (k % 8)

@@ -7,17 +7,17 @@ GLOBL piiConsts<>(SB), RODATA|NOPTR, $8
 
 // piiRare1 and piiRare2 are VPSHUFB tables indexed by a byte's low nibble:
 // a byte equals its entry in one of them when it is one of the rare bytes
-// ( ) : + / and tab _ (0x80 where no byte of the nibble is; a byte of 0x80
-// and above looks up 0 and equals no entry).
+// ( ) : + / and tab _ @ (0x80 where no byte of the nibble is; a byte of
+// 0x80 and above looks up 0 and equals no entry).
 DATA piiRare1<>+0(SB)/8, $0x8080808080808080
 DATA piiRare1<>+8(SB)/8, $0x2f8080802b3a2928
 GLOBL piiRare1<>(SB), RODATA|NOPTR, $16
 
-DATA piiRare2<>+0(SB)/8, $0x8080808080808080
+DATA piiRare2<>+0(SB)/8, $0x8080808080808040
 DATA piiRare2<>+8(SB)/8, $0x5f80808080800980
 GLOBL piiRare2<>(SB), RODATA|NOPTR, $16
 
-// Whole vectors of '+' and '_' for memory operands.
+// Whole vectors of '+', '_' and '@' for memory operands.
 DATA piiVec<>+0(SB)/8, $0x2b2b2b2b2b2b2b2b
 DATA piiVec<>+8(SB)/8, $0x2b2b2b2b2b2b2b2b
 DATA piiVec<>+16(SB)/8, $0x2b2b2b2b2b2b2b2b
@@ -26,11 +26,15 @@ DATA piiVec<>+32(SB)/8, $0x5f5f5f5f5f5f5f5f
 DATA piiVec<>+40(SB)/8, $0x5f5f5f5f5f5f5f5f
 DATA piiVec<>+48(SB)/8, $0x5f5f5f5f5f5f5f5f
 DATA piiVec<>+56(SB)/8, $0x5f5f5f5f5f5f5f5f
-GLOBL piiVec<>(SB), RODATA|NOPTR, $64
+DATA piiVec<>+64(SB)/8, $0x4040404040404040
+DATA piiVec<>+72(SB)/8, $0x4040404040404040
+DATA piiVec<>+80(SB)/8, $0x4040404040404040
+DATA piiVec<>+88(SB)/8, $0x4040404040404040
+GLOBL piiVec<>(SB), RODATA|NOPTR, $96
 
 // PIICOMMON classifies the 32 bytes in Y0 into the 32-bit halves at offset
 // O of the common fields of the piiBlock at DI (see piiBlock), and sets R
-// to the bytes that are rare (one of ( ) : + / tab _). Signed compares:
+// to the bytes that are rare (one of ( ) : + / tab _ @). Signed compares:
 // bytes of 0x80 and above are negative and fall outside every range.
 #define PIICOMMON(O, R) \
 	VPCMPGTB  Y11, Y0, Y2; \
@@ -73,6 +77,10 @@ GLOBL piiVec<>(SB), RODATA|NOPTR, $64
 	VPMOVMSKB Y3, AX; \
 	MOVL      AX, O+56(DI); \
 	VPOR      Y2, Y3, Y2; \
+	VPCMPEQB  piiVec<>+64(SB), Y0, Y3; \
+	VPMOVMSKB Y3, AX; \
+	MOVL      AX, O+88(DI); \
+	VPOR      Y3, Y2, Y2; \
 	VPANDN    R, Y2, Y2; \
 	VPMOVMSKB Y2, AX; \
 	MOVL      AX, O+80(DI); \
@@ -114,11 +122,11 @@ ploop:
 	JNZ     prare
 	VPXOR   Y2, Y2, Y2
 	VMOVDQU Y2, 48(DI)
-	MOVQ    $0, 80(DI)
+	VMOVDQU X2, 80(DI)
 
 pnext:
 	ADDQ $64, SI
-	ADDQ $88, DI
+	ADDQ $96, DI
 	DECQ CX
 	JMP  ploop
 
@@ -136,7 +144,7 @@ pdone:
 //
 // piiMasksGo for the nb 64-byte blocks at p, a block at a time: each byte's
 // classes are looked up (VPERMI2B, two 128-entry tables: the bits of
-// piiBlock's fields 0-7 and 8-10, zero for bytes of 0x80 and above), the
+// piiBlock's fields 0-7 and 8-11, zero for bytes of 0x80 and above), the
 // 8x8 bit matrices of each qword transposed (VGF2P8AFFINEQB with the class
 // bytes as the matrix: byte k of a qword becomes the bits of class k of
 // its eight bytes, which are reversed first so that bit i is byte i), and
@@ -148,14 +156,14 @@ TEXT ·piiMasksAVX512(SB), NOSPLIT, $0-32
 	MOVQ c+24(FP), DX
 	VMOVDQU64    0(DX), Z16   // fields 0-7: bytes 0-63
 	VMOVDQU64    64(DX), Z17  // bytes 64-127
-	VMOVDQU64    128(DX), Z18 // fields 8-10: bytes 0-63
+	VMOVDQU64    128(DX), Z18 // fields 8-11: bytes 0-63
 	VMOVDQU64    192(DX), Z19 // bytes 64-127
 	VMOVDQU64    256(DX), Z20 // reverse each qword's bytes
 	VMOVDQU64    320(DX), Z21 // transpose qwords and bytes
 	VPBROADCASTQ 384(DX), Z22 // byte k: 1<<k
 	VPTERNLOGD   $0xff, Z23, Z23, Z23 // all ones
-	MOVQ         $7, AX
-	KMOVQ        AX, K3 // fields 8-10
+	MOVQ         $15, AX
+	KMOVQ        AX, K3 // fields 8-11
 
 zloop:
 	TESTQ CX, CX
@@ -173,7 +181,7 @@ zloop:
 	VMOVDQU64      Z0, (DI)
 	VMOVDQU64      Z1, K3, 64(DI)
 	ADDQ           $64, SI
-	ADDQ           $88, DI
+	ADDQ           $96, DI
 	DECQ           CX
 	JMP            zloop
 

@@ -15,7 +15,7 @@ import (
 // those alone. TestTriggerScan and FuzzTriggerScan hold it to nextTrigger.
 
 // piiBlock holds, for one 64-byte block of text, a bit per byte of each
-// class. The field order is the layout piiMasksAVX2 writes. The last five
+// class. The field order is the layout the kernels write. The last six
 // classes are rare in prose: the kernel tests a block for any of their
 // bytes at once and computes them only when it has one.
 type piiBlock struct {
@@ -30,6 +30,7 @@ type piiBlock struct {
 	under uint64 // '_'
 	slash uint64 // '/'
 	gx    uint64 // the other group separators: tab, _ / ( ) (see grp)
+	at    uint64 // '@'
 }
 
 // grp returns the bitmap of group separators: space, tab, - . _ / ( )
@@ -59,6 +60,7 @@ func piiMasksGo(s string, m []piiBlock) {
 			o.under |= pack(under) << c
 			o.slash |= pack(slash) << c
 			o.gx |= pack(eqByte(x, '\t')|under|slash|eqByte(x, '(')|eqByte(x, ')')) << c
+			o.at |= pack(eqByte(x, '@')) << c
 		}
 		m[b] = o
 	}
@@ -87,7 +89,15 @@ type triggerScan struct {
 	// there were more than fit (marksOver).
 	marks     markIndex
 	marksOver bool
+	// The positions of '@' (for the email search), unless there were
+	// more than fit (atsOver).
+	ats     [maxAts]int32
+	nAts    int
+	atsOver bool
 }
+
+// maxAts is how many '@' positions a triggerScan keeps.
+const maxAts = 32
 
 // maxMarks is how many URL markers a triggerScan keeps.
 const maxMarks = 32
@@ -198,8 +208,9 @@ func (ts *triggerScan) load(cb int) {
 			key20 = key20 || keyRun >= 20
 			key40 = key40 || keyRun >= 40
 		}
-		// URL markers: "://", and "www." in either case ("ww" is rare).
-		if cu.colon|cu.wfold&nextBits(cu.wfold, nx.wfold, 1) != 0 {
+		// URL markers: "://", and "www." in either case ("ww" is rare);
+		// '@'.
+		if cu.colon|cu.at|cu.wfold&nextBits(cu.wfold, nx.wfold, 1) != 0 {
 			marked |= 1 << (b - 1)
 		}
 	}
@@ -229,8 +240,17 @@ func (ts *triggerScan) load(cb int) {
 		cu, nx := &m[b], &m[b+1]
 		mk := cu.colon&nextBits(cu.slash, nx.slash, 1)&nextBits(cu.slash, nx.slash, 2) |
 			cu.wfold&nextBits(cu.wfold, nx.wfold, 1)&nextBits(cu.wfold, nx.wfold, 2)&nextBits(cu.dot, nx.dot, 3)
-		for at := ts.base + 64*(b-1); mk != 0; mk &= mk - 1 {
+		at := ts.base + 64*(b-1)
+		for ; mk != 0; mk &= mk - 1 {
 			ts.mark(at + bits.TrailingZeros64(mk))
+		}
+		for a := cu.at; a != 0; a &= a - 1 {
+			if ts.nAts == maxAts {
+				ts.atsOver = true
+				break
+			}
+			ts.ats[ts.nAts] = int32(at + bits.TrailingZeros64(a))
+			ts.nAts++
 		}
 	}
 }

@@ -7,7 +7,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
+
+// onesBlock is a piiBlock with every bit of every field set.
+var onesBlock = func() (b piiBlock) {
+	f := unsafe.Slice((*uint64)(unsafe.Pointer(&b)), unsafe.Sizeof(b)/8)
+	for i := range f {
+		f[i] = ^uint64(0)
+	}
+	return b
+}()
 
 // checkPIIMasks compares piiMasks (AVX2 where the CPU has it) with
 // piiMasksGo and with a byte-by-byte classification on the whole 64-byte
@@ -19,8 +29,7 @@ func checkPIIMasks(t *testing.T, s string) {
 	for b := range got {
 		// Every field is written, the zero ones too: the blocks are
 		// reused from chunk to chunk.
-		got[b] = piiBlock{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0),
-			^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+		got[b] = onesBlock
 		want[b] = got[b]
 	}
 	piiMasks(s[:64*nb], got)
@@ -31,8 +40,7 @@ func checkPIIMasks(t *testing.T, s string) {
 	for name, kernel := range piiKernels() {
 		k := slices.Clone(got)
 		for b := range k {
-			k[b] = piiBlock{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0),
-				^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+			k[b] = onesBlock
 		}
 		kernel(s[:64*nb], k)
 		if !slices.Equal(k, want) {
@@ -59,6 +67,7 @@ func checkPIIMasks(t *testing.T, s string) {
 			set(&w.plus, c == '+')
 			set(&w.space, c == ' ')
 			set(&w.gx, groupSep[c] && c != ' ' && c != '-' && c != '.')
+			set(&w.at, c == '@')
 		}
 		var grp uint64
 		for k := range 64 {
@@ -183,6 +192,15 @@ func checkScanSide(t *testing.T, s string) {
 		t.Fatalf("%q: triggerScan key runs of 20 %v, 40 %v; keyRunAtLeast %v, %v", s, ts.key20, ts.key40,
 			keyRunAtLeast(s, 20), keyRunAtLeast(s, 40))
 	}
+	var ats []int32
+	for i := range s {
+		if s[i] == '@' {
+			ats = append(ats, int32(i))
+		}
+	}
+	if len(ats) > maxAts && !ts.atsOver || len(ats) <= maxAts && (ts.atsOver || !slices.Equal(ats, ts.ats[:ts.nAts])) {
+		t.Fatalf("%q: '@' at %v, triggerScan %v (over %v)", s, ats, ts.ats[:ts.nAts], ts.atsOver)
+	}
 	var pos []int32
 	var kind []uint8
 	for i := range s {
@@ -221,7 +239,7 @@ func checkScanSide(t *testing.T, s string) {
 // the blocks.
 func urlText(r *rand.Rand, n int) string {
 	pieces := []string{"://", "www.", "WWW.", "wWw.", "ww.", "www", ":/", "http", "://x.io", "www.x.io", " ", ".", "-", "=",
-		"AKIAIOSFODNN7EXAMPLE", "aB3+/", "abcdefghij", "0123456789", "é", "\n", "secret", "ab"}
+		"AKIAIOSFODNN7EXAMPLE", "aB3+/", "abcdefghij", "0123456789", "é", "\n", "secret", "ab", "@", "a@b.io", "x@"}
 	return joinRandom(r, pieces, n)
 }
 
