@@ -205,8 +205,8 @@ func (ts *triggerScan) load(cb int) {
 				}
 				keyRun = bits.LeadingZeros64(^x)
 			}
-			key20 = key20 || keyRun >= 20
-			key40 = key40 || keyRun >= 40
+			// (A run that reaches the block's end is the next block's
+			// head, or checked after the loop.)
 		}
 		// URL markers: "://", and "www." in either case ("ww" is rare);
 		// '@'.
@@ -214,6 +214,8 @@ func (ts *triggerScan) load(cb int) {
 			marked |= 1 << (b - 1)
 		}
 	}
+	key20 = key20 || keyRun >= 20
+	key40 = key40 || keyRun >= 40
 	ts.keyRun, ts.key20, ts.key40 = keyRun, key20, key40
 	has := work
 	for w := work; w != 0; w &= w - 1 {

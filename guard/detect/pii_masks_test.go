@@ -336,3 +336,17 @@ func TestTriggerScanLongClusters(t *testing.T) {
 		}
 	}
 }
+
+// TestScanSideKeyRunAtTextEnd: a key run that ends the text at a block's
+// end (no later block's head counts it) is found, in every length around
+// 20 and 40 and at the end of a chunk or inside one.
+func TestScanSideKeyRunAtTextEnd(t *testing.T) {
+	for _, n := range []int{64, 128, 64 * trigChunk, 64*trigChunk + 64, 64*trigChunk + 1, 200} {
+		for _, r := range []int{19, 20, 21, 39, 40, 41, 63, 64, 65, 90} {
+			if r > n {
+				continue
+			}
+			checkScanSide(t, strings.Repeat("word ", n/5+1)[:n-r]+strings.Repeat("aB3", r/3+1)[:r])
+		}
+	}
+}
