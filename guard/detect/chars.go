@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -79,18 +78,20 @@ func wordRuneAt(s string, i int) bool {
 	if c < utf8.RuneSelf {
 		return class[c]&cWord != 0
 	}
-	r, _ := utf8.DecodeRuneInString(s[i:])
+	r, _ := decodeRune(s, i)
 	return isWordRune(r)
 }
 
+// isWordRune reports whether r is a letter, digit, combining mark or '_'
+// (a table lookup below U+10000: see runeTables).
 func isWordRune(r rune) bool {
 	if r < utf8.RuneSelf {
 		return class[r]&cWord != 0
 	}
-	if r >= 0x2000 && r <= 0x206f {
-		return false // General Punctuation (quotes, dashes, spaces): no letter, digit or mark
+	if r < 1<<16 {
+		return runeTab.word.has(r)
 	}
-	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.M, r)
+	return isWordRuneSlow(r)
 }
 
 // hasPrefixFoldASCII reports whether s starts with needle, ASCII letters

@@ -59,7 +59,12 @@ func normalizeInto(s string, buf []byte) (t string, out []byte, inBuf bool) {
 // byte is at i.
 func normalizeSlow(s string, i int) string {
 	// Non-ASCII: is any work needed at all? Most text with a few curly quotes
-	// or accents is already NFKC and holds no invisible characters.
+	// or accents, and most text in other scripts, is already NFKC and holds
+	// no invisible characters: inertSpan says so by table for most of it.
+	i = inertSpan(s, i)
+	if i == len(s) {
+		return s
+	}
 	j := firstFold(s, i)
 	if j == len(s) && norm.NFKC.QuickSpanString(s) == len(s) {
 		return s
@@ -100,7 +105,11 @@ func firstFold(s string, i int) int {
 			i++
 			continue
 		}
-		r, n := utf8.DecodeRuneInString(s[i:])
+		r, n := decodeRune(s, i)
+		if r < 1<<16 && runeTab.plain.has(r) {
+			i += n
+			continue
+		}
 		if m, keep := foldRune(r); !keep || m != r {
 			return i
 		}

@@ -98,8 +98,14 @@ func FuzzNormalize(f *testing.F) {
 	for _, s := range []string{"", "abc", "a\u200bb", "４１１１", "ﬁ\u0301", "\xff\xfe", "e\u0301\u0302\u0303", "٤١", "\U000E0041"} {
 		f.Add(s)
 	}
+	for _, s := range []string{"дом й", "и\u0306", "가\u11a8", "カ\u3099", "日本\u200b語"} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		n := Normalize(s)
+		if ref := normalizeRef(s); n != ref {
+			t.Fatalf("Normalize(%+q) = %+q, the unicode and x/text tables say %+q", s, n, ref)
+		}
 		if utf8.ValidString(s) && !utf8.ValidString(n) {
 			t.Fatalf("valid input %q became invalid %q", s, n)
 		}

@@ -147,6 +147,21 @@ var benchMix = func() string {
 	return b.String()[:16384]
 }()
 
+// BenchmarkScanIntl is the default scanner over 16 KB of prose in other
+// scripts (Russian, Japanese, Arabic), where every word is runes of two or
+// three bytes: the tokeniser and the word tests classify runes, not bytes.
+func BenchmarkScanIntl(b *testing.B) {
+	for _, c := range []struct{ name, text string }{
+		{"russian", "Отчёт о работе за третий квартал охватывает мощности, инциденты и выпуски. Задержка в регионе снизилась после изменения кэша. Пожалуйста, кратко изложите обзор в пяти пунктах и перечислите все задачи с владельцами. "},
+		{"japanese", "第三四半期の運用レビューでは、容量、インシデント、リリース計画を扱いました。キャッシュの変更後、地域の遅延は低下しました。レビューを五つの要点にまとめ、担当者と期日とともにすべての課題を挙げてください。"},
+		{"arabic", "تناولت مراجعة العمليات للربع الثالث السعة والحوادث وخطة الإصدار. انخفض زمن الاستجابة في المنطقة بعد تغيير ذاكرة التخزين المؤقت. يرجى تلخيص المراجعة في خمس نقاط وذكر كل مهمة مع مسؤولها وموعدها. "},
+	} {
+		text := strings.Repeat(c.text, 16<<10/len(c.text)+1)
+		text = strings.ToValidUTF8(text[:16<<10], "")
+		b.Run(c.name, func(b *testing.B) { benchmarkScan(b, text, false) })
+	}
+}
+
 // BenchmarkScanMix is the default scanner (every PII type, a 50-word list,
 // the injection heuristic) over benchMix; BenchmarkByteLoop is a plain pass
 // over the same bytes (a class-table lookup per byte, the floor any scanner

@@ -30,6 +30,12 @@ type wordMatcher struct {
 	pairs  [1 << 16 / 64]uint64
 	starts [1 << 14 / 64]uint64 // the same (folded to 14 bits) for words that start a phrase
 	maxLen int
+	// firsts has a bit for the first rune of each word that starts with
+	// a non-ASCII one below U+10000 (nil: no word does), firstsHi those
+	// above: a set, as a list of a CJK or Hangul deny list's first runes
+	// runs to thousands, searched for every word of such text.
+	firsts   *bmpBits
+	firstsHi map[rune]bool
 	// keys holds the filterKeys of the words a wordFilter keeps for m:
 	// the words of each phrase's anchor slot (its first, unless
 	// anchored); keyDigit: one of those starts with an ASCII digit.
@@ -45,6 +51,15 @@ type wordMatcher struct {
 	// anchorKeys: the startKeys of the anchor words' prefixKeys, which
 	// scanAnchored rejects most of the list's other words by.
 	anchorKeys [1 << 14 / 64]uint64
+	// pred[id] holds a bit per word id that may come right before anchor
+	// word id in a match that has words before it (nil: id anchors no
+	// phrase with a slot before its anchor slot). An anchor word whose
+	// text predecessor is none of them starts every match it is the
+	// first anchor-slot word of, and scanAnchored does not walk back.
+	pred [][]uint64
+	// anchors pools scanAnchored's lists of anchor words (*[]anchorAt):
+	// a text dense in them ("rules rules …") has one every few bytes.
+	anchors sync.Pool
 }
 
 // prefixKey hashes the first three bytes of a word (all of a shorter one),
@@ -88,15 +103,37 @@ func (m *wordMatcher) mayStart(k uint16) bool {
 	return m.starts[k>>6]&(1<<(k&63)) != 0
 }
 
-// mayHold reports whether the text word w may be in the vocabulary. Words
-// with a non-ASCII byte among their first three are always hashed: they may
-// fold to anything.
+// mayHold reports whether the text word w may be in the vocabulary. A word
+// that starts with a non-ASCII rune may hold only when that rune folds to
+// ASCII or to the first rune of a vocabulary word (firsts); words with a
+// non-ASCII byte among their first three are then hashed.
 func (m *wordMatcher) mayHold(w string) bool {
 	if len(w) > m.maxLen {
 		return false
 	}
+	if w[0] >= utf8.RuneSelf && !m.mayLead(w) {
+		return false
+	}
 	k, ok := prefixKey(w)
 	return !ok || hasKey(&m.pairs, k)
+}
+
+// mayLead reports whether the first rune of w (not ASCII) folds to ASCII or
+// to one of firsts: a text word folds to a vocabulary word rune by rune
+// (foldEqual).
+func (m *wordMatcher) mayLead(w string) bool {
+	r, _ := decodeRune(w, 0)
+	if r < 1<<16 && !runeTab.toASCII.has(r) && m.firsts == nil && m.firstsHi == nil {
+		return false // the common case: an all-ASCII vocabulary
+	}
+	switch f := foldWordRune(r); {
+	case f < utf8.RuneSelf:
+		return true
+	case f < 1<<16:
+		return m.firsts != nil && m.firsts.has(f)
+	default:
+		return m.firstsHi[f]
+	}
 }
 
 type vEntry struct {
@@ -206,10 +243,23 @@ func (m *wordMatcher) id(w string) uint16 {
 	}
 	// Folding can change a word's byte length: leave slack. A text rune
 	// is at most twice the bytes of the rune it folds to, but for the
-	// Kelvin sign (3 bytes), which folds to 'k'.
-	m.maxLen = max(m.maxLen, 2*len(w)+4+strings.Count(w, "k"))
+	// Kelvin sign and ’ (3 bytes), which fold to 'k' and '.
+	m.maxLen = max(m.maxLen, 2*len(w)+4+strings.Count(w, "k")+strings.Count(w, "'"))
 	if k, ok := prefixKey(w); ok {
 		m.pairs[k>>6] |= 1 << (k & 63)
+	}
+	switch r, _ := utf8.DecodeRuneInString(w); {
+	case r < utf8.RuneSelf:
+	case r < 1<<16:
+		if m.firsts == nil {
+			m.firsts = new(bmpBits)
+		}
+		m.firsts.set(r)
+	default:
+		if m.firstsHi == nil {
+			m.firstsHi = make(map[rune]bool)
+		}
+		m.firstsHi[r] = true
 	}
 	return id
 }
@@ -347,6 +397,7 @@ func (m *wordMatcher) anchor() {
 		m.before[i] = -1
 	}
 	m.step = max(m.maxLen, 8) + 64
+	m.pred = make([][]uint64, len(m.words))
 	for _, ph := range m.phrases {
 		n := 0
 		for _, sl := range ph.slots[:ph.anchor] {
@@ -354,6 +405,20 @@ func (m *wordMatcher) anchor() {
 		}
 		for _, a := range ph.slots[ph.anchor].alts {
 			m.before[a.id] = max(m.before[a.id], int32(n))
+			// The word right before the anchor slot's first word is
+			// one of slot k's when the slots between k and the
+			// anchor slot may all be empty.
+			for k := ph.anchor - 1; k >= 0; k-- {
+				if m.pred[a.id] == nil {
+					m.pred[a.id] = make([]uint64, (len(m.words)+63)/64)
+				}
+				for _, b := range ph.slots[k].alts {
+					m.pred[a.id][b.id>>6] |= 1 << (b.id & 63)
+				}
+				if ph.slots[k].min > 0 {
+					break
+				}
+			}
 			if k, ok := prefixKey(m.words[a.id]); ok {
 				k = startKey(k)
 				m.anchorKeys[k>>6] |= 1 << (k & 63)
@@ -541,7 +606,7 @@ func nextWord(s string, p int) (ws, we int) {
 			p++
 			continue
 		}
-		r, sz := utf8.DecodeRuneInString(s[p:])
+		r, sz := decodeRune(s, p)
 		if isWordRune(r) {
 			break
 		}
@@ -564,7 +629,7 @@ func nextWord(s string, p int) (ws, we int) {
 			}
 			break
 		}
-		r, sz := utf8.DecodeRuneInString(s[p:])
+		r, sz := decodeRune(s, p)
 		if isWordRune(r) || r == '\u2019' && wordRuneAt(s, p+sz) {
 			p += sz
 			continue
@@ -1047,16 +1112,15 @@ func wordBitsSlow(s string, base, end int, next *int, w uint64, prev bool) (uint
 			word = class[c]&cWord != 0 || c == '\'' && p > 0 && isWordAt(p) && wordRuneAt(s, p+1)
 		} else {
 			var r rune
-			r, sz = utf8.DecodeRuneInString(s[p:])
+			r, sz = decodeRune(s, p)
 			word = isWordRune(r) || r == '\u2019' && p > 0 && isWordAt(p) && wordRuneAt(s, p+sz)
 		}
 		if word {
-			for k := p; k < p+sz; k++ {
-				if k < base+64 {
-					w |= 1 << (k - base)
-				} else {
-					spill |= 1 << (k - base - 64)
-				}
+			// The rune's sz bits at p, some of them past the block.
+			bits := uint64(1)<<sz - 1
+			w |= bits << (p - base)
+			if p+sz > base+64 {
+				spill |= bits >> (base + 64 - p)
 			}
 		}
 		p += sz
@@ -1155,6 +1219,9 @@ func (m *wordMatcher) startAt(s string, sp wordSpan, ids *wordIDs, win *wordWin)
 	return best, bestPh
 }
 
+// maxPooledAnchors bounds the anchor lists a matcher keeps (2 MB).
+const maxPooledAnchors = 1 << 18
+
 // anchorAt is an anchor word of the text (at: its start) and the least
 // start of a match that may hold it or a later anchor word (lo).
 type anchorAt struct{ at, lo int32 }
@@ -1162,17 +1229,19 @@ type anchorAt struct{ at, lo int32 }
 // scanAnchored is scan for an anchored matcher, whose filter keeps the
 // words of its phrases' anchor slots rather than their first words: every
 // match holds an anchor word, with at most before[id] words before it,
-// which wordsBack bounds. So it visits the words as scan does, but only
-// those that start within reach of an anchor word at or after them: the
-// words the list holds, and the words between them (which it tokenises
-// from s with nextWord) where an anchor word is near. A word out of reach
-// starts no match, so the findings are scan's on all the words of s
-// (TestInjectionAnchors, TestWordsFiltered and the reference tests hold
-// it to that).
+// which wordsBack bounds (none when the word right before the anchor word
+// can be in no match with it: mayFollow). So it visits the words as scan
+// does, but only those that start within reach of an anchor word at or
+// after them: the words the list holds, and the words between them (which
+// it tokenises from s with nextWord) where an anchor word is near. A word
+// out of reach starts no match, so the findings are scan's on all the
+// words of s (TestInjectionAnchors, TestWordsFiltered and the reference
+// tests hold it to that).
 func (m *wordMatcher) scanAnchored(s string, words []wordSpan, detector string, dst []Finding, hook blobHook) []Finding {
-	var abuf [64]anchorAt
-	ancs := abuf[:0]
+	var ancs []anchorAt
+	var ap *[]anchorAt // ancs's pooled buffer, taken at the first anchor word
 	bw := backWalker{last: -1}
+	prevEnd := 0 // the end of the last anchor word
 	for _, sp := range words {
 		// Most words are in the list for another matcher or the blob
 		// hook: rejected by their prefixKey before they are looked up.
@@ -1185,11 +1254,25 @@ func (m *wordMatcher) scanAnchored(s string, words []wordSpan, detector string, 
 		}
 		ws, n := int(sp.start), int(m.before[id])
 		var lo int
-		if n <= backMax {
+		if n > 0 && !m.mayFollow(s, ws, id, prevEnd) {
+			// No match holds words before this one: it starts
+			// every match it is the first anchor-slot word of.
+			n = 0
+		}
+		prevEnd = int(sp.end)
+		if n == 0 {
+			lo = ws
+		} else if n <= backMax {
 			bw.next(s, ws, int(sp.end), n)
 			lo = bw.lo(ws, n)
 		} else {
 			lo = wordsBack(s, ws, n, max(ws-n*m.step, 0))
+		}
+		if ap == nil {
+			if ap, _ = m.anchors.Get().(*[]anchorAt); ap == nil {
+				ap = new([]anchorAt)
+			}
+			ancs = (*ap)[:0]
 		}
 		ancs = append(ancs, anchorAt{sp.start, int32(lo)})
 	}
@@ -1269,6 +1352,10 @@ func (m *wordMatcher) scanAnchored(s string, words []wordSpan, detector string, 
 			v.resume, tok = best, best
 		}
 	}
+	if cap(ancs) <= maxPooledAnchors {
+		*ap = ancs[:0]
+		m.anchors.Put(ap)
+	}
 	return v.dst
 }
 
@@ -1305,6 +1392,43 @@ func (v *anchorScan) visit(sp wordSpan, try bool, hook blobHook) int {
 	v.dst = append(v.dst, Finding{Type: v.m.phrases[ph].typ, Detector: v.detector, Start: ws, End: best})
 	v.resume = best
 	return best
+}
+
+// mayFollow reports whether the word before the anchor word id at a (the
+// word the tokeniser finds last before a, after floor: the end of the
+// last anchor word, so that each byte is walked back over once) may be in
+// a match with it (see pred). There is none at a sentence end or the
+// text's start.
+func (m *wordMatcher) mayFollow(s string, a int, id uint16, floor int) bool {
+	pred := m.pred[id]
+	if pred == nil {
+		return true
+	}
+	p := a
+	for p > floor && wordByteBefore(s, p) == 0 {
+		switch c := s[p-1]; {
+		case c == '.' || c == '!' || c == '?':
+			return false
+		case c < utf8.RuneSelf:
+			p--
+		default:
+			_, sz := utf8.DecodeLastRuneInString(s[:p])
+			p -= sz
+		}
+	}
+	if p <= floor && (p == 0 || wordByteBefore(s, p) == 0) {
+		return p > 0 && floor > 0 // the walk stopped at floor: no answer, walk back
+	}
+	pe := p
+	for p > 0 {
+		sz := wordByteBefore(s, p)
+		if sz == 0 {
+			break
+		}
+		p -= sz
+	}
+	b := m.lookupAt(s, p, pe)
+	return b != 0 && pred[b>>6]&(1<<(b&63)) != 0
 }
 
 // safeStart returns the last position at or before p, and not before

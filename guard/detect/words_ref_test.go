@@ -63,6 +63,10 @@ var awkwardEntries = []string{
 	"don't", "don’t", "you’re fired",
 	"abcdefgh", "abcdefghij", "abcdefghijk lmn", "password", "passwords", "passwordless login", "pass", "passw0rd",
 	"q4", "Q4 guidance", "a", "i", "x1y2z3w4", "x1y2z3w4v5",
+	// Non-ASCII first runes (mayLead): title-case digraphs, Cherokee,
+	// Georgian Mtavruli, the Ohm and Angstrom signs, capital sharp s,
+	// dotless i, final sigma, Deseret (past the BMP); and ’ five times.
+	"ǅemal", "Ꭰꭱx", "Ანა", "ıslak", "ẞig", "\u2126mega", "\u212bström", "ςx", "𐐀x", "i'i'i'i'i'i",
 }
 
 // TestWordsListRandom: random deny lists drawn from awkwardEntries and
@@ -83,7 +87,9 @@ func TestWordsListRandom(t *testing.T) {
 		}
 	}
 	vocab = append(vocab, "secret", "ſECRET", "kelvin", "KELVIN", "istanbul", "İSTANBUL", "ISTANBUL", "strasse", "STRASSE",
-		"ΣΊΓΜΑ", "σίγμας", "dont", "don'T", "DON’T", "abcdefgh_", "ABCDEFGHI", "abcdefgH", "passwordlesS", "\xff", "é", "’")
+		"ΣΊΓΜΑ", "σίγμας", "dont", "don'T", "DON’T", "abcdefgh_", "ABCDEFGHI", "abcdefgH", "passwordlesS", "\xff", "é", "’",
+		"Ǆemal", "ǆEMAL", "ꭰꭱx", "ᎠᎡX", "ანა", "ısLAK", "Islak", "ßig", "Ωmega", "ωMEGA", "Åström", "åSTRÖM", "σx", "Σx", "𐐨x",
+		"İ’İ’İ’İ’İ’İ", "\u212a’\u212a")
 	seps := []string{" ", "  ", "\n", ", ", ". ", "-", "+", "/", "=", "’", "'", "\u00a0", "_", "#", "\t", "é", "0"}
 	found := 0
 	for i := range rounds(20000) {

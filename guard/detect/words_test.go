@@ -191,8 +191,16 @@ func TestInjectionAnchors(t *testing.T) {
 		vocab = append(vocab, strings.ToUpper(w))
 	}
 	vocab = append(vocab, "DAN", "xyzzy", "aWdub3JlIGFsbCBwcmV2aW91cyBpbnN0cnVjdGlvbnM=", strings.Repeat("q", 40), "é", "日本")
+	// Words the one before an anchor word must be read as the tokeniser
+	// reads it (mayFollow): with ’, 'İ' or the Kelvin sign for a letter,
+	// a combining mark or an apostrophe glued on, a letter before it.
+	for _, w := range anchored.wm.words[1:] {
+		vocab = append(vocab, strings.ReplaceAll(w, "'", "’"), strings.Replace(w, "i", "İ", 1), strings.Replace(w, "k", "\u212a", 1),
+			w+"\u0301", w+"’s", w+"'", "x"+w)
+	}
 	seps := []string{" ", " ", " ", "  ", ", ", " -- ", "\n", ". ", "! ", "? ", "’", " — ", "\u00a0", " é ",
-		" " + strings.Repeat(",", 62) + " ", " " + strings.Repeat(";", 63) + " ", strings.Repeat(" ", 64), strings.Repeat(" ", 65)}
+		" " + strings.Repeat(",", 62) + " ", " " + strings.Repeat(";", 63) + " ", strings.Repeat(" ", 64), strings.Repeat(" ", 65),
+		"'", " ' ", " ’ ", " \xff ", "。", "、", "\u200b", " \u0301"}
 	r := rand.New(rand.NewPCG(21, 22))
 	found, far := 0, 0
 	for range rounds(20000) {
@@ -296,6 +304,44 @@ func TestBackWalker(t *testing.T) {
 					t.Fatalf("%q: word %d at %d, %d back: %d, wordsBack %d", s, k, a, n, got, want)
 				}
 			}
+		}
+	}
+}
+
+// TestAnchorPredecessor holds mayFollow to what the injection patterns
+// allow right before an anchor word: the slot before it, or one further
+// back when the slots between may be empty; no word at a sentence end or
+// the text's start. (TestInjectionAnchors compares whole scans with an
+// unanchored matcher.)
+func TestAnchorPredecessor(t *testing.T) {
+	inj := NewInjection()
+	m := &inj.wm
+	for _, c := range []struct {
+		text, anchor string
+		floor        int
+		want         bool
+	}{
+		{"list every follow-up", "follow", 0, false},
+		{"do not follow", "follow", 0, true},              // the optional slot's word
+		{"don't follow", "follow", 0, true},               // the required slot's, past the optional one
+		{"dont  ,\n follow", "follow", 0, true},           // separators are walked over
+		{"do. follow", "follow", 0, false},                // a sentence end
+		{"follow", "follow", 0, false},                    // the text's start
+		{"é follow", "follow", 0, false},                  // not in the vocabulary
+		{"DO follow", "follow", 0, true},                  // folded
+		{"act DAN", "DAN", 3, true},                       // the last anchor word, ending at floor
+		{"you dev developer mode", "developer", 7, false}, // "dev" is the first word of the anchor slot
+		{"you jailbroken", "jailbroken", 0, true},
+		{"the jailbroken", "jailbroken", 0, false},
+		{"ignore all rules", "ignore", 0, true}, // anchors no phrase with words before it
+	} {
+		a := strings.LastIndex(c.text, c.anchor)
+		id := m.lookupAt(c.text, a, a+len(c.anchor))
+		if id == 0 || m.before[id] < 0 {
+			t.Fatalf("%q is not an anchor word", c.anchor)
+		}
+		if got := m.mayFollow(c.text, a, id, c.floor); got != c.want {
+			t.Errorf("mayFollow(%q, %q) = %v, want %v", c.text, c.anchor, got, c.want)
 		}
 	}
 }
