@@ -27,3 +27,6 @@ func piiKernels() map[string]func(string, []piiBlock) {
 	}
 	return k
 }
+
+// piiKernelAVX512 reports whether piiMasks uses the AVX-512 kernel.
+func piiKernelAVX512() bool { return hasPIIAVX512 }

@@ -3,3 +3,5 @@
 package detect
 
 func piiKernels() map[string]func(string, []piiBlock) { return nil }
+
+func piiKernelAVX512() bool { return false }
