@@ -61,6 +61,9 @@ func TestKernelsAtPageEdges(t *testing.T) {
 			classifyWords(s[:64*nb], w, o, d, j)
 			keyMasks(s[:64*nb], w)
 			piiMasks(s[:64*nb], make([]piiBlock, nb))
+			for _, kernel := range piiKernels() {
+				kernel(s[:64*nb], make([]piiBlock, nb))
+			}
 			ts := triggerScan{s: s}
 			for i := 0; i < n; {
 				t, _ := ts.next(i)

@@ -154,8 +154,10 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 	// Values with a fixed marker are found by searching for it (IndexByte
 	// and Index are vectorised), the rest in one pass over word starts.
 	// That pass classifies every 64-byte block of the text (triggerScan),
-	// and the bitmaps also give the URL markers and key runs.
-	if k&kEmail != 0 {
+	// and the bitmaps also give the URL markers, the key runs and the
+	// '@' the email search starts from.
+	walk := k&wordKinds != 0 && hasAVX2()
+	if k&kEmail != 0 && !walk {
 		dst = p.detectEmails(s, dst)
 	}
 	index := func(off int, lit string) int {
@@ -166,9 +168,14 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 	}
 	key20 := func() bool { return keyRunAtLeast(s, 20) }
 	key40 := func() bool { return keyRunAtLeast(s, 40) }
-	if k&wordKinds != 0 && hasAVX2() {
+	if walk {
 		ts := triggerScan{s: s}
 		dst = p.walkWords(s, &ts, dst)
+		if k&kEmail != 0 && ts.atsOver {
+			dst = p.detectEmails(s, dst)
+		} else if k&kEmail != 0 {
+			dst = p.detectEmailsAt(s, dst, ts.ats[:ts.nAts])
+		}
 		if !ts.marksOver {
 			index = ts.marks.index
 		}

@@ -6,22 +6,64 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-// piiMasks is piiMasksGo, 32 bytes at a time with AVX2 where the CPU has it
-// (pii_amd64.s). TestPIIMasks and FuzzPIIMasks hold the two to the same
-// result.
+// piiMasks is piiMasksGo, a block at a time with AVX-512 (VBMI and GFNI)
+// or 32 bytes at a time with AVX2 where the CPU has them (pii_amd64.s).
+// TestPIIMasks and FuzzPIIMasks hold the three to the same result.
 func piiMasks(s string, m []piiBlock) {
 	if len(m) == 0 {
 		return
 	}
 	_ = s[64*len(m)-1]
-	if cpu.X86.HasAVX2 {
+	switch {
+	case hasPIIAVX512:
+		piiMasksAVX512(unsafe.StringData(s), len(m), &m[0], &piiTables512)
+	case cpu.X86.HasAVX2:
 		piiMasksAVX2(unsafe.StringData(s), len(m), &m[0])
-		return
+	default:
+		piiMasksGo(s, m)
 	}
-	piiMasksGo(s, m)
 }
+
+// hasPIIAVX512 reports whether piiMasksAVX512 can run (and AVX2 is on:
+// GODEBUG=cpu.avx2=off turns every kernel off).
+var hasPIIAVX512 = cpu.X86.HasAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VBMI &&
+	cpu.X86.HasAVX512GFNI
 
 // piiMasksAVX2 is piiMasksGo for the nb 64-byte blocks at p. It needs AVX2.
 //
 //go:noescape
 func piiMasksAVX2(p *byte, nb int, m *piiBlock)
+
+// piiMasksAVX512 is piiMasksGo for the nb 64-byte blocks at p, with the
+// tables c (piiTables512). It needs AVX-512 F, BW, VBMI and GFNI.
+//
+//go:noescape
+func piiMasksAVX512(p *byte, nb int, m *piiBlock, c *piiConsts512)
+
+// piiConsts512 are the tables piiMasksAVX512 reads.
+type piiConsts512 struct {
+	lut [2][128]byte // per ASCII byte, bit k: in the class of field k (8+k)
+	rev [64]byte     // VPSHUFB indexes: each qword's bytes reversed
+	tr  [64]byte     // VPERMB indexes: byte 8k+j from byte 8j+k
+	sel uint64       // byte k: 1<<k
+}
+
+var piiTables512 = func() (t piiConsts512) {
+	for c := range 128 {
+		b := byte(c)
+		for k, in := range [...]bool{
+			isDigit(b), isAlnum(b), b == '.', b == '-', b == ' ', b|0x20 == 'w', b == ':', b == '+',
+			b == '_', b == '/', groupSep[b] && b != ' ' && b != '-' && b != '.', b == '@',
+		} {
+			if in {
+				t.lut[k/8][c] |= 1 << (k % 8)
+			}
+		}
+	}
+	for i := range 64 {
+		t.rev[i] = byte(i&^7+(7-i&7)) & 15 // in the 16-byte lane
+		t.tr[i] = byte(i%8*8 + i/8)
+	}
+	t.sel = 0x8040201008040201
+	return t
+}()

@@ -15,21 +15,27 @@ import (
 // those alone. TestTriggerScan and FuzzTriggerScan hold it to nextTrigger.
 
 // piiBlock holds, for one 64-byte block of text, a bit per byte of each
-// class. The field order is the layout piiMasksAVX2 writes.
+// class. The field order is the layout the kernels write. The last six
+// classes are rare in prose: the kernel tests a block for any of their
+// bytes at once and computes them only when it has one.
 type piiBlock struct {
 	digit uint64 // 0-9
-	hexl  uint64 // a-f A-F
 	alnum uint64 // letters, digits
 	dot   uint64 // '.'
 	dash  uint64 // '-'
+	space uint64 // ' '
+	wfold uint64 // 'w' 'W'
 	colon uint64 // ':'
 	plus  uint64 // '+'
-	space uint64 // ' '
-	grp   uint64 // group separators: space, tab, - . _ / ( ) (groupSep)
 	under uint64 // '_'
 	slash uint64 // '/'
-	wfold uint64 // 'w' 'W'
+	gx    uint64 // the other group separators: tab, _ / ( ) (see grp)
+	at    uint64 // '@'
 }
+
+// grp returns the bitmap of group separators: space, tab, - . _ / ( )
+// (groupSep).
+func (b *piiBlock) grp() uint64 { return b.space | b.dash | b.dot | b.gx }
 
 // piiMasksGo sets m[b] to the classes of the 64-byte block b of s, eight
 // bytes at a time. Bytes of 0x80 and above are in no class.
@@ -42,27 +48,26 @@ func piiMasksGo(s string, m []piiBlock) {
 			digit := inRange(x, '0', '9')
 			folded := x | lsb*0x20
 			alpha := inRange(folded, 'a', 'z')
-			under := eqByte(x, '_')
-			dot, dash, space := eqByte(x, '.'), eqByte(x, '-'), eqByte(x, ' ')
+			under, slash := eqByte(x, '_'), eqByte(x, '/')
 			o.digit |= pack(digit) << c
-			o.hexl |= pack(inRange(folded, 'a', 'f')) << c
 			o.alnum |= pack(digit|alpha) << c
-			o.under |= pack(under) << c
-			o.slash |= pack(eqByte(x, '/')) << c
+			o.dot |= pack(eqByte(x, '.')) << c
+			o.dash |= pack(eqByte(x, '-')) << c
+			o.space |= pack(eqByte(x, ' ')) << c
 			o.wfold |= pack(eqByte(folded, 'w')) << c
-			o.dot |= pack(dot) << c
-			o.dash |= pack(dash) << c
 			o.colon |= pack(eqByte(x, ':')) << c
 			o.plus |= pack(eqByte(x, '+')) << c
-			o.space |= pack(space) << c
-			o.grp |= pack(space|eqByte(x, '\t')|dash|dot|under|eqByte(x, '/')|eqByte(x, '(')|eqByte(x, ')')) << c
+			o.under |= pack(under) << c
+			o.slash |= pack(slash) << c
+			o.gx |= pack(eqByte(x, '\t')|under|slash|eqByte(x, '(')|eqByte(x, ')')) << c
+			o.at |= pack(eqByte(x, '@')) << c
 		}
 		m[b] = o
 	}
 }
 
 // trigChunk is how many blocks a triggerScan classifies at a time.
-const trigChunk = 16
+const trigChunk = 32
 
 // triggerScan finds triggers in s a chunk of blocks at a time.
 type triggerScan struct {
@@ -74,6 +79,7 @@ type triggerScan struct {
 	m     [trigChunk + 2]piiBlock
 	sure  [trigChunk]uint64 // the positions that are triggers with back 1
 	maybe [trigChunk]uint64 // the other positions that may be triggers
+	has   uint64            // bit b: sure[b] or maybe[b] is not zero
 
 	// What the other PII searches need, gathered from the same bitmaps as
 	// the chunks are classified (every block once, in order; see next).
@@ -83,7 +89,15 @@ type triggerScan struct {
 	// there were more than fit (marksOver).
 	marks     markIndex
 	marksOver bool
+	// The positions of '@' (for the email search), unless there were
+	// more than fit (atsOver).
+	ats     [maxAts]int32
+	nAts    int
+	atsOver bool
 }
+
+// maxAts is how many '@' positions a triggerScan keeps.
+const maxAts = 32
 
 // maxMarks is how many URL markers a triggerScan keeps.
 const maxMarks = 32
@@ -154,41 +168,93 @@ func (ts *triggerScan) load(cb int) {
 		ts.masksAt(cb-1, ts.m[:nb+2])
 	}
 	ts.base, ts.nb = 64*cb, nb
+	// The loop below, with no call in it, is most of a prose scan: it
+	// gathers the key runs, the blocks with URL markers, and per block
+	// the digit run starts (in sure) and the separators (in maybe) the
+	// candidates come from; the blocks that have any are then
+	// passed to digitCands and sepCands.
+	keyRun, key20, key40 := ts.keyRun, ts.key20, ts.key40
+	var work, marked uint64 // bit b-1: block b has candidates, markers
+	m := &ts.m
 	for b := 1; b <= nb; b++ {
-		cu, nx := &ts.m[b], &ts.m[b+1]
-		at := ts.base + 64*(b-1)
-		ts.sure[b-1], ts.maybe[b-1] = triggerCands(ts.s, at, &ts.m[b-1], cu, nx)
-		if !ts.key40 {
-			ts.keys(cu.alnum | cu.plus | cu.slash)
+		pv, cu, nx := &m[b-1], &m[b], &m[b+1]
+		// A ':' or the first '-' or '.' of a MAC address after a letter
+		// or digit (rare in prose), and digit run starts.
+		mac := cu.dash&nextBits(cu.dash, nx.dash, 3)&nextBits(cu.dash, nx.dash, 6) | cu.dot&nextBits(cu.dot, nx.dot, 5)
+		sep := (cu.colon | mac) & prevBits(cu.alnum, pv.alnum, 1)
+		starts := cu.digit &^ prevBits(cu.digit, pv.digit, 1)
+		ts.sure[b-1], ts.maybe[b-1] = starts, sep
+		if starts|sep != 0 {
+			work |= 1 << (b - 1)
 		}
+		if !key40 {
+			// keyRunAtLeast's arithmetic for 20 and 40 on the key
+			// characters x, the run ending the last block carried in.
+			x := cu.alnum | cu.plus | cu.slash
+			if x == ^uint64(0) {
+				keyRun += 64
+			} else {
+				head := keyRun + bits.TrailingZeros64(^x)
+				r16 := x & (x >> 1)
+				r16 &= r16 >> 2
+				r16 &= r16 >> 4
+				r16 &= r16 >> 8 // runs of 16
+				if head >= 20 || r16&(r16>>4) != 0 {
+					key20 = true
+					key40 = key40 || head >= 40 || r16&(r16>>16)&(r16>>24) != 0
+				}
+				keyRun = bits.LeadingZeros64(^x)
+			}
+			// (A run that reaches the block's end is the next block's
+			// head, or checked after the loop.)
+		}
+		// URL markers: "://", and "www." in either case ("ww" is rare);
+		// '@'.
+		if cu.colon|cu.at|cu.wfold&nextBits(cu.wfold, nx.wfold, 1) != 0 {
+			marked |= 1 << (b - 1)
+		}
+	}
+	key20 = key20 || keyRun >= 20
+	key40 = key40 || keyRun >= 40
+	ts.keyRun, ts.key20, ts.key40 = keyRun, key20, key40
+	has := work
+	for w := work; w != 0; w &= w - 1 {
+		b := bits.TrailingZeros64(w) + 1
+		pv, cu, nx := &m[b-1], &m[b], &m[b+1]
+		at := ts.base + 64*(b-1)
+		var sure, maybe uint64
+		if sep := ts.maybe[b-1]; sep != 0 {
+			maybe = sepCands(ts.s, at, sep, cu, nx)
+		}
+		if starts := ts.sure[b-1]; starts != 0 {
+			var dm uint64
+			sure, dm = digitCands(ts.s, at, starts, pv, cu, nx)
+			maybe |= dm
+		}
+		ts.sure[b-1], ts.maybe[b-1] = sure, maybe
+		if sure|maybe == 0 {
+			has &^= 1 << (b - 1)
+		}
+	}
+	ts.has = has
+	for ; marked != 0; marked &= marked - 1 {
+		b := bits.TrailingZeros64(marked) + 1
+		cu, nx := &m[b], &m[b+1]
 		mk := cu.colon&nextBits(cu.slash, nx.slash, 1)&nextBits(cu.slash, nx.slash, 2) |
 			cu.wfold&nextBits(cu.wfold, nx.wfold, 1)&nextBits(cu.wfold, nx.wfold, 2)&nextBits(cu.dot, nx.dot, 3)
+		at := ts.base + 64*(b-1)
 		for ; mk != 0; mk &= mk - 1 {
 			ts.mark(at + bits.TrailingZeros64(mk))
 		}
-	}
-}
-
-// keys adds the bitmap x of key characters of the next block to the key
-// runs seen (keyRunAtLeast's arithmetic).
-func (ts *triggerScan) keys(x uint64) {
-	if x == ^uint64(0) {
-		ts.keyRun += 64
-	} else {
-		head := ts.keyRun + bits.TrailingZeros64(^x)
-		// hasRun(x, 20) and hasRun(x, 40), unrolled.
-		r16 := x & (x >> 1)
-		r16 &= r16 >> 2
-		r16 &= r16 >> 4
-		r16 &= r16 >> 8 // runs of 16
-		if head >= 20 || r16&(r16>>4) != 0 {
-			ts.key20 = true
-			ts.key40 = ts.key40 || head >= 40 || r16&(r16>>16)&(r16>>24) != 0
+		for a := cu.at; a != 0; a &= a - 1 {
+			if ts.nAts == maxAts {
+				ts.atsOver = true
+				break
+			}
+			ts.ats[ts.nAts] = int32(at + bits.TrailingZeros64(a))
+			ts.nAts++
 		}
-		ts.keyRun = bits.LeadingZeros64(^x)
 	}
-	ts.key20 = ts.key20 || ts.keyRun >= 20
-	ts.key40 = ts.key40 || ts.keyRun >= 40
 }
 
 // mark records the URL marker candidate at i ("://" or "www." in either
@@ -226,69 +292,90 @@ func nextBits(x, nx uint64, k uint) uint64 { return x>>k | nx<<(64-k) }
 // compiler knows both shifts are below 64.
 func nextBitsV(x, nx uint64, k uint) uint64 { return x>>(k&63) | nx<<1<<((63-k)&63) }
 
-// triggerCands returns the positions of the block cu of s at base (pv
-// before it, nx after it) that may be triggers, from isTrigger's
-// conditions on the bytes around them: sure ones, where isTrigger reports a value that may start
-// one byte before (a digit with enough digits in its cluster and nothing
-// before it that isTrigger looks at), and maybe ones, a superset of the
-// rest, for isTrigger to decide.
-func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64) {
-	hexPrev := prevBits(cu.digit|cu.hexl, pv.digit|pv.hexl, 1)
-	// A ':' after a hex digit that starts a run of hex digits, colons and
-	// dots with "::" or five colons in its first 46 bytes (colonAddress;
-	// not a time as 08:01:07).
-	for cc := cu.colon & hexPrev; cc != 0; cc &= cc - 1 {
-		k := uint(bits.TrailingZeros64(cc))
-		run := ^nextBitsV(cu.digit|cu.hexl|cu.colon|cu.dot, nx.digit|nx.hexl|nx.colon|nx.dot, k)
-		in := uint64(1)<<46 - 1
-		if run != 0 {
-			in &= run&-run - 1
+// sepCands returns the positions of sep, the ':' and first MAC
+// separators ('-' with '-' 3 and 6 bytes on, '.' with '.' 5 bytes on)
+// after a letter or digit in the block cu of s at base (nx after it), that
+// may be triggers: after a hex digit, and a ':' only where colonAddress
+// holds (not a time as 08:01:07). isTrigger decides on them.
+func sepCands(s string, base int, sep uint64, cu, nx *piiBlock) (maybe uint64) {
+	for ; sep != 0; sep &= sep - 1 {
+		k := uint(bits.TrailingZeros64(sep))
+		t := base + int(k)
+		if !isHex(s[t-1]) {
+			continue
 		}
-		colons := nextBitsV(cu.colon, nx.colon, k) & in
-		if colons&(colons>>1) != 0 || bits.OnesCount64(colons) >= 5 {
-			maybe |= 1 << k
+		if s[t] == ':' {
+			// colonAddress needs "::" or five colons in the 46 bytes
+			// from t.
+			colons := nextBitsV(cu.colon, nx.colon, k) & (1<<46 - 1)
+			if colons&(colons>>1) == 0 && bits.OnesCount64(colons) < 5 || !colonAddress(s, t) {
+				continue
+			}
 		}
+		maybe |= 1 << k
 	}
-	// The first '-' or '.' of a MAC address.
-	maybe |= cu.dash & hexPrev & nextBits(cu.dash, nx.dash, 3) & nextBits(cu.dash, nx.dash, 6)
-	maybe |= cu.dot & hexPrev & nextBits(cu.dot, nx.dot, 5)
-	// Digits: only the first of a run may be one (isTrigger passes the rest
-	// of a run with it).
-	starts := cu.digit &^ prevBits(cu.digit, pv.digit, 1)
-	if starts == 0 {
-		return 0, maybe
-	}
+	return maybe
+}
+
+// digitCands returns the positions of starts, the digit run starts of
+// the block cu of s at base (pv before it, nx after it), that may be
+// triggers, from isTrigger's conditions on the bytes around them: sure
+// ones, where isTrigger reports a value that may start one byte before (a
+// digit with enough digits in its cluster and nothing before it that
+// isTrigger looks at), and maybe ones, a superset of the rest, for
+// isTrigger to decide. (Only the first digit of a run may be a trigger:
+// isTrigger passes the rest of a run with it.)
+func digitCands(s string, base int, starts uint64, pv, cu, nx *piiBlock) (sure, maybe uint64) {
+	cd, nd, pd := cu.digit, nx.digit, pv.digit
 	// After '+', a letter or '_' with no digit before it (gluedBefore),
-	// or a word of two letters and a space with a digit pair after it.
-	letter, letterPv := cu.alnum&^cu.digit, pv.alnum&^pv.digit
-	dNext := func(k uint) uint64 { return nextBits(cu.digit, nx.digit, k) }
-	glued := prevBits(letter|cu.under, letterPv|pv.under, 1) &^ prevBits(cu.digit, pv.digit, 2)
-	prefixed := starts & (prevBits(cu.plus, pv.plus, 1) | glued)
-	if sp := starts & prevBits(cu.space, pv.space, 1) &^ prevBits(cu.alnum, pv.alnum, 4); sp != 0 {
-		pairs := dNext(1) & (dNext(2)&dNext(3) | nextBits(cu.space, nx.space, 2)&dNext(3)&dNext(4))
-		prefixed |= sp & prevBits(letter, letterPv, 2) & prevBits(letter, letterPv, 3) & pairs
+	// or a word of two letters and a space with the digit pairs of a
+	// National Insurance number after it.
+	letter, letterPv := cu.alnum&^cd, pv.alnum&^pd
+	prefixed := starts & prevBits(cu.plus, pv.plus, 1)
+	if g := starts & prevBits(letter|cu.under, letterPv|pv.under, 1); g != 0 {
+		prefixed |= g &^ prevBits(cd, pd, 2)
 	}
-	maybe |= prefixed
+	sp := starts & prevBits(cu.space, pv.space, 1) &^ prevBits(cu.alnum, pv.alnum, 4)
+	// (ninoDigits byte by byte, on the starts with two digit pairs: "to
+	// 164" has one).
+	if sp &= prevBits(letter, letterPv, 2) & prevBits(letter, letterPv, 3); sp != 0 {
+		d3 := nextBits(cd, nd, 3)
+		sp &= nextBits(cd, nd, 1) & d3 & (nextBits(cd, nd, 2) | nextBits(cu.space, nx.space, 2)&nextBits(cd, nd, 4))
+	}
+	for ; sp != 0; sp &= sp - 1 {
+		if k := bits.TrailingZeros64(sp); ninoDigits(s, base+k) {
+			prefixed |= 1 << k
+		}
+	}
+	maybe = prefixed
 	// Or enough digits in its cluster: the rest of the cluster's runs have
 	// fewer when the first has too few.
-	clu, cluNx := cu.digit|cu.grp, nx.digit|nx.grp
-	// A dot before a digit (nx's bit 63, whose next byte is not at hand, is
-	// never in the 64 bits after a bit of cu).
-	dotd, dotdNx := cu.dot&dNext(1), nx.dot&(nx.digit>>1)
-	if bits.OnesCount64(cu.digit)+bits.OnesCount64(nx.digit) < 4 {
-		// No cluster holds four digits in the bits at hand.
+	clu, cluNx := cd|cu.grp(), nd|nx.grp()
+	if bits.OnesCount64(cd)+bits.OnesCount64(nd) < 4 {
+		// No cluster holds four digits in the bits at hand: a start is a
+		// candidate only when its cluster runs past them (which needs
+		// the block's last byte in it).
+		if clu>>63 == 0 {
+			return 0, maybe
+		}
 		for rest := starts; rest != 0; rest &= rest - 1 {
 			k := uint(bits.TrailingZeros64(rest))
 			if nextBitsV(clu, cluNx, k) == ^uint64(0) {
 				maybe |= 1 << k
 			}
 		}
-		return sure, maybe
+		return 0, maybe
 	}
-	// A cluster with four digits from a run start is four bytes long or
-	// more; prefixed starts are candidates already.
-	clu4 := clu & nextBits(clu, cluNx, 1) & nextBits(clu, cluNx, 2) & nextBits(clu, cluNx, 3)
-	for rest := starts & clu4 &^ prefixed; rest != 0; {
+	// A cluster with nine digits from a run start is nine bytes long or
+	// more, and one with four and three dots before a digit seven;
+	// prefixed starts are candidates already.
+	c2 := clu & nextBits(clu, cluNx, 1)
+	c4 := c2 & nextBits(c2, cluNx&(cluNx>>1), 2)
+	long := c4 & nextBits(c4, cluNx&(cluNx>>1)&(cluNx>>2)&(cluNx>>3), 3) // 7 bytes
+	if dotd := cu.dot&nextBits(cd, nd, 1) | nx.dot&(nd>>1); bits.OnesCount64(dotd) < 3 {
+		long &= nextBits(c4, cluNx&(cluNx>>1)&(cluNx>>2)&(cluNx>>3), 5) // 9 bytes
+	}
+	for rest := starts & long &^ prefixed; rest != 0; {
 		k := uint(bits.TrailingZeros64(rest))
 		rest &= rest - 1
 		in := ^nextBitsV(clu, cluNx, k)
@@ -297,13 +384,22 @@ func triggerCands(s string, base int, pv, cu, nx *piiBlock) (sure, maybe uint64)
 			continue
 		}
 		in = in&-in - 1
-		d := bits.OnesCount64(nextBitsV(cu.digit, nx.digit, k) & in)
-		if d >= 9 || d >= 4 && bits.OnesCount64(nextBitsV(dotd, dotdNx, k)&in) >= 3 {
+		dk := nextBitsV(cd, nd, k)
+		d := bits.OnesCount64(dk & in)
+		if d >= 4 && d < 9 {
+			// IPv4: a dot before a digit (nx's bit 63, whose next byte
+			// is not at hand, is never in the 64 bits after a bit of
+			// cu), three times.
+			dotd := nextBitsV(cu.dot&nextBits(cd, nd, 1), nx.dot&(nd>>1), k)
+			if bits.OnesCount64(dotd&in) < 3 {
+				d = 0
+			}
+		}
+		if d >= 4 {
 			// isTrigger's test of the word start (the run's first digit
 			// is the only one here that is).
 			t := base + int(k)
-			if (t == 0 || plainBefore(s[t-1])) &&
-				!numberMayStart(s, t, bits.TrailingZeros64(^nextBitsV(cu.digit, nx.digit, k)), d) {
+			if (t == 0 || plainBefore(s[t-1])) && !numberMayStart(s, t, bits.TrailingZeros64(^dk), d) {
 				continue
 			}
 			sure |= 1 << k
@@ -343,13 +439,15 @@ func (ts *triggerScan) next(i int) (t, back int) {
 		b := (i - ts.base) >> 6
 		below := uint64(1)<<(i&63) - 1
 		m := (ts.sure[b] | ts.maybe[b]) &^ below
-		for m == 0 && b+1 < ts.nb {
-			b++
-			m = ts.sure[b] | ts.maybe[b]
-		}
 		if m == 0 {
-			i = ts.base + 64*ts.nb
-			continue
+			// The next block of the chunk with a candidate.
+			later := ts.has &^ (2<<b - 1)
+			if later == 0 {
+				i = ts.base + 64*ts.nb
+				continue
+			}
+			b = bits.TrailingZeros64(later)
+			m = ts.sure[b] | ts.maybe[b]
 		}
 		k := bits.TrailingZeros64(m)
 		t := ts.base + 64*b + k

@@ -7,7 +7,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
+
+// onesBlock is a piiBlock with every bit of every field set.
+var onesBlock = func() (b piiBlock) {
+	f := unsafe.Slice((*uint64)(unsafe.Pointer(&b)), unsafe.Sizeof(b)/8)
+	for i := range f {
+		f[i] = ^uint64(0)
+	}
+	return b
+}()
 
 // checkPIIMasks compares piiMasks (AVX2 where the CPU has it) with
 // piiMasksGo and with a byte-by-byte classification on the whole 64-byte
@@ -16,10 +26,26 @@ func checkPIIMasks(t *testing.T, s string) {
 	t.Helper()
 	nb := len(s) / 64
 	got, want := make([]piiBlock, nb), make([]piiBlock, nb)
+	for b := range got {
+		// Every field is written, the zero ones too: the blocks are
+		// reused from chunk to chunk.
+		got[b] = onesBlock
+		want[b] = got[b]
+	}
 	piiMasks(s[:64*nb], got)
 	piiMasksGo(s[:64*nb], want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("%q: piiMasks %+v, piiMasksGo %+v", s, got, want)
+	}
+	for name, kernel := range piiKernels() {
+		k := slices.Clone(got)
+		for b := range k {
+			k[b] = onesBlock
+		}
+		kernel(s[:64*nb], k)
+		if !slices.Equal(k, want) {
+			t.Fatalf("%q: the %s kernel %+v, piiMasksGo %+v", s, name, k, want)
+		}
 	}
 	for b := range nb {
 		var w piiBlock
@@ -31,7 +57,6 @@ func checkPIIMasks(t *testing.T, s string) {
 				}
 			}
 			set(&w.digit, isDigit(c))
-			set(&w.hexl, isHex(c) && !isDigit(c))
 			set(&w.alnum, isAlnum(c))
 			set(&w.under, c == '_')
 			set(&w.slash, c == '/')
@@ -41,9 +66,16 @@ func checkPIIMasks(t *testing.T, s string) {
 			set(&w.colon, c == ':')
 			set(&w.plus, c == '+')
 			set(&w.space, c == ' ')
-			set(&w.grp, groupSep[c])
+			set(&w.gx, groupSep[c] && c != ' ' && c != '-' && c != '.')
+			set(&w.at, c == '@')
 		}
-		if want[b] != w {
+		var grp uint64
+		for k := range 64 {
+			if groupSep[s[64*b+k]] {
+				grp |= 1 << k
+			}
+		}
+		if want[b] != w || w.grp() != grp {
 			t.Fatalf("%q block %d: piiMasksGo %+v, bytes %+v", s[64*b:64*b+64], b, want[b], w)
 		}
 	}
@@ -52,7 +84,7 @@ func checkPIIMasks(t *testing.T, s string) {
 // TestPIIMasks holds the vector classifier to the Go one and both to the
 // byte classes on every byte value at every offset and on random text.
 func TestPIIMasks(t *testing.T) {
-	t.Logf("AVX2 path: %v", hasAVX2())
+	t.Logf("AVX2 path: %v, AVX-512 kernel: %v", hasAVX2(), len(piiKernels()) > 1)
 	eachKernelText(21, func(s string) { checkPIIMasks(t, s) })
 }
 
@@ -160,6 +192,15 @@ func checkScanSide(t *testing.T, s string) {
 		t.Fatalf("%q: triggerScan key runs of 20 %v, 40 %v; keyRunAtLeast %v, %v", s, ts.key20, ts.key40,
 			keyRunAtLeast(s, 20), keyRunAtLeast(s, 40))
 	}
+	var ats []int32
+	for i := range s {
+		if s[i] == '@' {
+			ats = append(ats, int32(i))
+		}
+	}
+	if len(ats) > maxAts && !ts.atsOver || len(ats) <= maxAts && (ts.atsOver || !slices.Equal(ats, ts.ats[:ts.nAts])) {
+		t.Fatalf("%q: '@' at %v, triggerScan %v (over %v)", s, ats, ts.ats[:ts.nAts], ts.atsOver)
+	}
 	var pos []int32
 	var kind []uint8
 	for i := range s {
@@ -198,7 +239,7 @@ func checkScanSide(t *testing.T, s string) {
 // the blocks.
 func urlText(r *rand.Rand, n int) string {
 	pieces := []string{"://", "www.", "WWW.", "wWw.", "ww.", "www", ":/", "http", "://x.io", "www.x.io", " ", ".", "-", "=",
-		"AKIAIOSFODNN7EXAMPLE", "aB3+/", "abcdefghij", "0123456789", "é", "\n", "secret", "ab"}
+		"AKIAIOSFODNN7EXAMPLE", "aB3+/", "abcdefghij", "0123456789", "é", "\n", "secret", "ab", "@", "a@b.io", "x@"}
 	return joinRandom(r, pieces, n)
 }
 
@@ -214,14 +255,14 @@ func TestScanSide(t *testing.T) {
 	for k := range rounds(5000) {
 		n := r.IntN(120)
 		if k%50 == 0 {
-			n = 200 + r.IntN(400) // past a chunk (16 blocks), mostly past maxMarks
+			n = 400 + r.IntN(800) // past a chunk (trigChunk blocks), mostly past maxMarks
 		}
 		s := urlText(r, n)
 		checkScanSide(t, s)
 		if k < len(markLits)*40 {
 			// One marker on every offset around the first chunk's end,
 			// in text that is otherwise a key run or spaces.
-			fill := strings.Repeat([]string{"ab", "  "}[k%2], 700)
+			fill := strings.Repeat([]string{"ab", "  "}[k%2], 32*trigChunk+100)
 			o := 64*trigChunk - 20 + k/len(markLits)
 			checkScanSide(t, fill[:o]+markLits[k%len(markLits)]+fill[o:])
 		}
@@ -278,6 +319,34 @@ func TestIPv4Octets(t *testing.T) {
 		_, err := netip.ParseAddr(a)
 		if got, want := ipv4Octets(a), err == nil; got != want {
 			t.Fatalf("%q: ipv4Octets %v, netip.ParseAddr error %v", a, got, err)
+		}
+	}
+}
+
+// TestTriggerScanLongClusters: a digit run starting anywhere in a block
+// whose cluster runs on, over group separators, past the block after it
+// (the bits at hand) before it has nine digits: triggerCands leaves those
+// to isTrigger, and the early exits for blocks with few digits must not
+// drop them.
+func TestTriggerScanLongClusters(t *testing.T) {
+	for k := range 64 {
+		for _, gap := range []string{strings.Repeat(" ", 130), strings.Repeat(" -", 70), strings.Repeat("\t", 64-k+64)} {
+			checkTriggerScan(t, strings.Repeat("x", k)+" 1"+gap+"2345678 9 0 ok")
+			checkTriggerScan(t, strings.Repeat("x", k)+" 12"+gap+"34.5.6.7 ok")
+		}
+	}
+}
+
+// TestScanSideKeyRunAtTextEnd: a key run that ends the text at a block's
+// end (no later block's head counts it) is found, in every length around
+// 20 and 40 and at the end of a chunk or inside one.
+func TestScanSideKeyRunAtTextEnd(t *testing.T) {
+	for _, n := range []int{64, 128, 64 * trigChunk, 64*trigChunk + 64, 64*trigChunk + 1, 200} {
+		for _, r := range []int{19, 20, 21, 39, 40, 41, 63, 64, 65, 90} {
+			if r > n {
+				continue
+			}
+			checkScanSide(t, strings.Repeat("word ", n/5+1)[:n-r]+strings.Repeat("aB3", r/3+1)[:r])
 		}
 	}
 }

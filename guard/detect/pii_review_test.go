@@ -63,7 +63,7 @@ func TestScanSideNextFromDigitRun(t *testing.T) {
 	for _, end := range []int{64 * trigChunk, 3 * 64 * trigChunk} {
 		for o := end - 40; o < end+4; o++ {
 			for _, tail := range []string{"+12" + strings.Repeat("/", 30), "+1234" + strings.Repeat("/", 45)} {
-				checkScanSide(t, strings.Repeat("word ", 700)[:o]+tail)
+				checkScanSide(t, strings.Repeat("word ", 40*trigChunk)[:o]+tail)
 			}
 		}
 	}

@@ -26,6 +26,24 @@ func (p *PII) detectEmails(s string, dst []Finding) []Finding {
 	return dst
 }
 
+// detectEmailsAt is detectEmails with the positions of every '@' of s, in
+// order, given.
+func (p *PII) detectEmailsAt(s string, dst []Finding, ats []int32) []Finding {
+	off := 0
+	for _, a := range ats {
+		at := int(a)
+		if at < off {
+			continue
+		}
+		off = at + 1
+		if start, end := emailAround(s, at); end > 0 {
+			dst = p.emit(dst, Email, start, end)
+			off = end
+		}
+	}
+	return dst
+}
+
 // emailAround returns the address around the '@' at s[at]: a local part of
 // letters, digits and . _ % + - ' (and letters of any script), a domain of at
 // least two labels whose last one is two or more letters.

@@ -1,6 +1,10 @@
 package detect
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/warden-egress/warden/internal/benchtext"
+)
 
 // BenchmarkScanStages times each stage of ScanDefault on its own.
 func BenchmarkScanStages(b *testing.B) {
@@ -8,7 +12,9 @@ func BenchmarkScanStages(b *testing.B) {
 	w, _ := NewWords("DENIED_WORDS", benchWords)
 	inj := NewInjection()
 	sc := NewScanner(p, w, inj)
-	for _, tc := range []struct{ name, text string }{{"prose", benchPrompt}, {"numbers", benchNumbers}} {
+	for _, tc := range []struct{ name, text string }{
+		{"prose", benchPrompt}, {"numbers", benchNumbers}, {"rag", benchtext.Prose(64 << 10)},
+	} {
 		text := Normalize(tc.text)
 		words := appendWords(text, nil)
 		kept := appendWordsFiltered(text, nil, &sc.filter)

@@ -1608,6 +1608,10 @@ func (m *wordMatcher) mayFollow(s string, a int, id uint16, floor int) bool {
 	}
 	pe := p
 	for p > 0 {
+		if c := s[p-1]; c < utf8.RuneSelf && class[c]&cWord != 0 {
+			p-- // ASCII letters, digits and '_', inline
+			continue
+		}
 		sz := wordByteBefore(s, p)
 		if sz == 0 {
 			break
