@@ -528,17 +528,7 @@ func walkWords(s string, p, limit int, cur *[backMax]int32, cn *int, want int) i
 	for p > limit && *cn < want {
 		c := s[p-1]
 		if c < utf8.RuneSelf && class[c]&cWord != 0 || wordByteBefore(s, p) > 0 {
-			for p > limit {
-				if c := s[p-1]; c < utf8.RuneSelf && class[c]&cWord != 0 {
-					p-- // ASCII letters, digits and '_', inline
-					continue
-				}
-				sz := wordByteBefore(s, p)
-				if sz == 0 {
-					break
-				}
-				p -= sz
-			}
+			p = wordStart(s, p, limit)
 			cur[*cn] = int32(p)
 			*cn++
 			continue
@@ -554,6 +544,23 @@ func walkWords(s string, p, limit int, cur *[backMax]int32, cn *int, want int) i
 		}
 	}
 	return -1
+}
+
+// wordStart returns the start of the word of s that ends at p, as the
+// tokeniser finds it (see wordByteBefore), not before limit.
+func wordStart(s string, p, limit int) int {
+	for p > limit {
+		if c := s[p-1]; c < utf8.RuneSelf && class[c]&cWord != 0 {
+			p-- // ASCII letters, digits and '_', inline
+			continue
+		}
+		sz := wordByteBefore(s, p)
+		if sz == 0 {
+			break
+		}
+		p -= sz
+	}
+	return p
 }
 
 // lo returns wordsBack(s, a, n, 0) for the anchor bw last moved to (at a),
@@ -1607,17 +1614,7 @@ func (m *wordMatcher) mayFollow(s string, a int, id uint16, floor int) bool {
 		return p > 0 && floor > 0 // the walk stopped at floor: no answer, walk back
 	}
 	pe := p
-	for p > 0 {
-		if c := s[p-1]; c < utf8.RuneSelf && class[c]&cWord != 0 {
-			p-- // ASCII letters, digits and '_', inline
-			continue
-		}
-		sz := wordByteBefore(s, p)
-		if sz == 0 {
-			break
-		}
-		p -= sz
-	}
+	p = wordStart(s, p, 0)
 	b := m.lookupAt(s, p, pe)
 	return b != 0 && pred[b>>6]&(1<<(b&63)) != 0
 }
