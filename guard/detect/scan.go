@@ -65,6 +65,11 @@ func (s *Scanner) ScanFindings(dst []Finding, text string) []Finding {
 }
 
 func (s *Scanner) scan(dst []Finding, text string, keepText bool) (normalized string, found []Finding) {
+	if text == "" {
+		// No detector finds anything in no text (a stream's empty
+		// deltas): spare the pools and the walks' setup (~170 ns).
+		return text, dst
+	}
 	bp := s.norms.Get().(*[]byte)
 	normalized, buf, inBuf := normalizeInto(text, (*bp)[:0])
 	n := len(dst)

@@ -115,6 +115,10 @@ func TestScanner(t *testing.T) {
 	if s := sc.Scan("nothing here"); s != nil {
 		t.Errorf("Scan of clean text = %v", s)
 	}
+	// No text: no finding, and dst comes back as it was.
+	if n, f := sc.ScanAppend(found[:1], ""); n != "" || len(f) != 1 || f[0] != found[0] {
+		t.Errorf("ScanAppend of no text = %q, %v", n, f)
+	}
 	ascii := "mail john@example.com about acme corp and 4111 1111 1111 1111"
 	buf := make([]Finding, 0, 16)
 	if n := testing.AllocsPerRun(50, func() { _, buf = sc.ScanAppend(buf[:0], ascii) }); n != 0 && !raceEnabled {
