@@ -1240,37 +1240,13 @@ func classifyWordsGo(s string, word, odd, digit, join []uint64) {
 // does, and moves *next past the last rune it looked at.
 func wordBitsSlow(s string, base, end int, next *int, w uint64, prev bool) (uint64, uint64) {
 	var spill uint64
-	isWordAt := func(p int) bool { // byte p-1 is a word byte
-		if p == base {
-			return prev
-		}
-		return w>>(p-1-base)&1 == 1
-	}
 	p := *next
 	for p < end {
-		c := s[p]
-		sz := 1
-		word := false
-		if c < utf8.RuneSelf {
-			word = class[c]&cWord != 0 || c == '\'' && p > 0 && isWordAt(p) && wordRuneAt(s, p+1)
-		} else if c == 0xe2 && p+2 < len(s) && s[p+1] == 0x80 && s[p+2]&0xc0 == 0x80 {
-			// U+2000-U+203F, General Punctuation (curly quotes,
-			// dashes, spaces): no word rune (isWordRune), decoded by
-			// hand; U+2019 joins two words as an apostrophe does.
-			sz = 3
-			word = s[p+2] == 0x99 && isWordAt(p) && wordRuneAt(s, p+3)
-		} else {
-			var r rune
-			r, sz = decodeRune(s, p)
-			word = isWordRune(r) || r == '\u2019' && p > 0 && isWordAt(p) && wordRuneAt(s, p+sz)
-		}
+		// before: byte p-1 is a word byte.
+		before := p == base && prev || p > base && w>>(p-1-base)&1 == 1
+		word, sz := runeWord(s, p, before)
 		if word {
-			// The rune's sz bits at p, some of them past the block.
-			bits := uint64(1)<<sz - 1
-			w |= bits << (p - base)
-			if p+sz > base+64 {
-				spill |= bits >> (base + 64 - p)
-			}
+			w, spill = setRuneBits(w, spill, p-base, sz)
 		}
 		p += sz
 	}
@@ -1291,27 +1267,10 @@ func wordBitsOdd(s string, base int, next *int, w, odd uint64, prev bool) (uint6
 	}
 	for o := odd &^ (1<<(p-base) - 1); o != 0; {
 		p = base + bits.TrailingZeros64(o)
-		c := s[p]
-		sz := 1
-		word := false
-		before := p == base && prev || p > base && w>>(p-1-base)&1 == 1 // byte p-1 is a word byte
-		if c == '\'' {
-			word = before && wordRuneAt(s, p+1)
-		} else if c == 0xe2 && p+2 < len(s) && s[p+1] == 0x80 && s[p+2]&0xc0 == 0x80 {
-			// General Punctuation, as in wordBitsSlow.
-			sz = 3
-			word = s[p+2] == 0x99 && before && wordRuneAt(s, p+3)
-		} else {
-			var r rune
-			r, sz = decodeRune(s, p)
-			word = isWordRune(r) || r == '\u2019' && before && wordRuneAt(s, p+sz)
-		}
+		before := p == base && prev || p > base && w>>(p-1-base)&1 == 1
+		word, sz := runeWord(s, p, before)
 		if word {
-			b := uint64(1)<<sz - 1
-			w |= b << (p - base)
-			if p+sz > base+64 {
-				spill |= b >> (base + 64 - p)
-			}
+			w, spill = setRuneBits(w, spill, p-base, sz)
 		}
 		p += sz
 		if p-base >= 64 {
@@ -1320,6 +1279,35 @@ func wordBitsOdd(s string, base int, next *int, w, odd uint64, prev bool) (uint6
 		o &^= 1<<(p-base) - 1
 	}
 	*next = max(p, base+64)
+	return w, spill
+}
+
+// runeWord reports whether the rune at p is a word's, as nextWord decides
+// (before: the byte at p-1 is a word byte, so that an apostrophe or U+2019
+// joins it to a word rune after it), and its size in bytes.
+func runeWord(s string, p int, before bool) (word bool, sz int) {
+	c := s[p]
+	switch {
+	case c < utf8.RuneSelf:
+		return class[c]&cWord != 0 || c == '\'' && before && wordRuneAt(s, p+1), 1
+	case c == 0xe2 && p+2 < len(s) && s[p+1] == 0x80 && s[p+2]&0xc0 == 0x80:
+		// U+2000-U+203F, General Punctuation (curly quotes, dashes,
+		// spaces): no word rune (isWordRune), decoded by hand; U+2019
+		// joins two words as an apostrophe does.
+		return s[p+2] == 0x99 && before && wordRuneAt(s, p+3), 3
+	}
+	r, sz := decodeRune(s, p)
+	return isWordRune(r) || r == '\u2019' && before && wordRuneAt(s, p+sz), sz
+}
+
+// setRuneBits sets the sz bits of a word rune at offset k of a block in its
+// bitmap w, and those past the block's end in spill (the next block's).
+func setRuneBits(w, spill uint64, k, sz int) (uint64, uint64) {
+	b := uint64(1)<<sz - 1
+	w |= b << k
+	if k+sz > 64 {
+		spill |= b >> (64 - k)
+	}
 	return w, spill
 }
 
