@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"sync"
@@ -114,36 +115,28 @@ const maxPooledNorm = 1 << 20
 // and URLs (two interleaved runs) took insertion sort seconds.
 func sortFindings(f []Finding) { sortFindingsBy(f, findingCmp) }
 
-// sortFindingsBy is sortFindings with cmp for findingCmp (a test counts the
+// sortFindingsBy is sortFindings with compare for findingCmp (a test counts the
 // comparisons).
-func sortFindingsBy(f []Finding, cmp func(a, b Finding) int) {
+func sortFindingsBy(f []Finding, compare func(a, b Finding) int) {
 	if len(f) > 32 {
-		slices.SortStableFunc(f, cmp)
+		slices.SortStableFunc(f, compare)
 		return
 	}
 	for i := 1; i < len(f); i++ {
-		for j := i; j > 0 && cmp(f[j], f[j-1]) < 0; j-- {
+		for j := i; j > 0 && compare(f[j], f[j-1]) < 0; j-- {
 			f[j], f[j-1] = f[j-1], f[j]
 		}
 	}
 }
 
+// findingCmp orders findings by Start, then the longer span first, then
+// Type.
 func findingCmp(a, b Finding) int {
-	switch {
-	case findingLess(a, b):
-		return -1
-	case findingLess(b, a):
-		return 1
+	if c := cmp.Compare(a.Start, b.Start); c != 0 {
+		return c
 	}
-	return 0
-}
-
-func findingLess(a, b Finding) bool {
-	if a.Start != b.Start {
-		return a.Start < b.Start
+	if c := cmp.Compare(b.End, a.End); c != 0 {
+		return c
 	}
-	if a.End != b.End {
-		return a.End > b.End // the longer span first
-	}
-	return a.Type < b.Type
+	return strings.Compare(a.Type, b.Type)
 }

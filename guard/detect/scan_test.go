@@ -387,7 +387,7 @@ func TestSortFindings(t *testing.T) {
 			f[i] = Finding{Type: string(rune('A' + r.IntN(3))), Detector: fmt.Sprint(i), Start: st, End: st + 1 + r.IntN(3)}
 		}
 		want := slices.Clone(f)
-		sort.SliceStable(want, func(i, j int) bool { return findingLess(want[i], want[j]) })
+		sort.SliceStable(want, func(i, j int) bool { return findingCmp(want[i], want[j]) < 0 })
 		sortFindings(f)
 		if !slices.Equal(f, want) {
 			t.Fatalf("n=%d: sortFindings differs from a stable sort", n)
