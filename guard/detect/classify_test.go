@@ -466,3 +466,18 @@ func FuzzFilterMask(f *testing.F) {
 		checkFilterMask(t, &blk, ^cand, &sc.filter)
 	})
 }
+
+// filterMask is keepBlock's choice of key-test kernel, for the tests: the
+// assembly with BMI1 and BMI2 where the CPU has them (and AVX2:
+// GODEBUG=cpu.avx2=off, which TestPureGoPath sets, then runs the Go loop),
+// reading f's keys from keyBytes, else filterMaskGo from starts. ascii: the
+// block's 64 bytes are ASCII (then no word lacks a key).
+func filterMask(blk *[72]byte, w, cand uint64, f *wordFilter, ascii bool) uint64 {
+	switch {
+	case haveFilterAsm && f.bmi2 && ascii:
+		return filterMaskASCIIBMI2(&blk[0], w, cand, &f.keyBytes[0])
+	case haveFilterAsm && f.bmi2:
+		return filterMaskBMI2(&blk[0], w, cand, &f.keyBytes[0])
+	}
+	return filterMaskGo(blk, w, cand, &f.starts)
+}

@@ -2,29 +2,12 @@ package detect
 
 import (
 	"math/bits"
-	"unsafe"
 
 	"golang.org/x/sys/cpu"
 )
 
-// filterMask is filterMaskGo in assembly with BMI1 and BMI2 where the CPU has
-// them (and AVX2: GODEBUG=cpu.avx2=off, which TestPureGoPath sets, then
-// runs the Go loop). TestFilterMask and FuzzFilterMask hold the two to the
-// same result. The assembly reads f's keys from keyBytes, the Go loop from
-// starts.
-// ascii: the block's 64 bytes are ASCII (then no word lacks a key).
-func filterMask(blk *[72]byte, w, cand uint64, f *wordFilter, ascii bool) uint64 {
-	if !f.bmi2 {
-		return filterMaskGo(blk, w, cand, &f.starts)
-	}
-	if ascii {
-		return filterMaskASCIIBMI2((*byte)(unsafe.Pointer(blk)), w, cand, &f.keyBytes[0])
-	}
-	return filterMaskBMI2((*byte)(unsafe.Pointer(blk)), w, cand, &f.keyBytes[0])
-}
-
-// haveFilterAsm: this architecture has filterMask's assembly (keepBlock
-// calls it directly when wordFilter.bmi2 says the CPU runs it).
+// haveFilterAsm: this architecture has the key test in assembly (keepBlock
+// calls it when wordFilter.bmi2 says the CPU runs it).
 const haveFilterAsm = true
 
 // filterMaskBMI2 is filterMaskGo for the block at blk (72 bytes readable),

@@ -2,10 +2,6 @@
 
 package detect
 
-func filterMask(blk *[72]byte, w, cand uint64, f *wordFilter, _ bool) uint64 {
-	return filterMaskGo(blk, w, cand, &f.starts)
-}
-
 func hasBMI2() bool { return false }
 
 const haveFilterAsm = false

@@ -1127,7 +1127,9 @@ func keepBlock(s string, base int, w, st, en, digit, join uint64, ascii, carry, 
 	if !f.digits {
 		cand &^= digit
 	}
-	// filterMask, inline: its calls made it too big for the compiler to.
+	// The key-test kernel (TestFilterMask holds the three to each other),
+	// chosen here rather than in a function of its own: its calls made
+	// it too big for the compiler to inline.
 	blk := (*[72]byte)(unsafe.Pointer(unsafe.StringData(s[base : base+72])))
 	var km uint64
 	switch {
