@@ -740,14 +740,7 @@ const noKey = 1 << 31
 
 func mkSpan(s string, ws, we int32) wordSpan {
 	if int(ws)+4 <= len(s) {
-		// prefixKey with one load: the word's first three bytes (fewer
-		// for a shorter word, the rest zero).
-		x := uint32(s[ws]) | uint32(s[ws+1])<<8 | uint32(s[ws+2])<<16
-		x &= 0xffffff >> (8 * (3 - min(we-ws, 3)))
-		if x&0x808080 != 0 {
-			return wordSpan{ws, we, noKey}
-		}
-		return wordSpan{ws, we, uint32(uint16((x | 0x202020) * 0x9E3779B1 >> 16))}
+		return spanAt(s, int(ws), int(we))
 	}
 	k, ok := prefixKey(s[ws:we])
 	if !ok {
@@ -991,19 +984,11 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 					break
 				}
 				we := base + bits.TrailingZeros64(en)
-				// The span and its prefixKey (see mkSpan), inline.
-				key := uint32(noKey)
 				if ws+4 <= n {
-					t := s[ws : ws+3]
-					x := uint32(t[0]) | uint32(t[1])<<8 | uint32(t[2])<<16
-					x &= 0xffffff >> (8 * (3 - min(we-ws, 3)))
-					if x&0x808080 == 0 {
-						key = uint32(uint16((x | 0x202020) * 0x9E3779B1 >> 16))
-					}
-				} else if k, ok := prefixKey(s[ws:we]); ok {
-					key = uint32(k)
+					buf[nd] = spanAt(s, ws, we) // mkSpan, inlined
+				} else {
+					buf[nd] = mkSpan(s, int32(ws), int32(we))
 				}
-				buf[nd] = wordSpan{int32(ws), int32(we), key}
 				if f == nil {
 					nd++
 					continue
