@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"slices"
 	"unsafe"
 
 	"github.com/warden-egress/warden/bedrock"
@@ -120,29 +121,32 @@ func (sg *Stream) newEvent() *heldEvent {
 		sg.spareEvents = sg.spareEvents[:n-1]
 		return h
 	}
-	return new(heldEvent)
+	h := new(heldEvent)
+	h.spans, h.ex.Texts = h.oneSpan[:0], h.oneText[:0]
+	return h
+}
+
+// span returns the memory of the i-th of the event's n spans, emptied
+// (pointers to it stay valid until the event is released).
+func (h *heldEvent) span(i, n int) *heldSpan {
+	sp := &h.one
+	if n > 1 {
+		if i == 0 {
+			h.more = slices.Grow(h.more[:0], n)[:n]
+		}
+		sp = &h.more[i]
+	}
+	*sp = heldSpan{atBuf: sp.atBuf[:0]}
+	return sp
 }
 
 // releaseEvent keeps h's memory (its raw bytes, extraction and spans) for
 // the next event.
 func (sg *Stream) releaseEvent(h *heldEvent) {
-	for _, sp := range h.spans {
-		*sp = heldSpan{atBuf: sp.atBuf[:0]}
-		sg.spareSpans = append(sg.spareSpans, sp)
-	}
 	clear(h.spans)
-	*h = heldEvent{raw: h.raw[:0], ex: h.ex, spans: h.spans[:0], payload: h.payload[:0]}
+	h.raw, h.spans, h.payload = h.raw[:0], h.spans[:0], h.payload[:0]
+	h.sse, h.name, h.sent = false, "", false
 	sg.spareEvents = append(sg.spareEvents, h)
-}
-
-// newSpan returns an empty held span.
-func (sg *Stream) newSpan() *heldSpan {
-	if n := len(sg.spareSpans); n > 0 {
-		sp := sg.spareSpans[n-1]
-		sg.spareSpans = sg.spareSpans[:n-1]
-		return sp
-	}
-	return new(heldSpan)
 }
 
 // extract reads one event's payload into h.ex (reusing its memory).

@@ -289,7 +289,6 @@ type Stream struct {
 	// released lanes, events and spans, reused (hold.go)
 	spareLanes  []*lane
 	spareEvents []*heldEvent
-	spareSpans  []*heldSpan
 	hits        []hit // decide's
 	bound       int   // the longest text held for a value that may be unfinished
 	holdAll     bool  // a guard's custom expression can match whitespace: hold up to bound
@@ -334,6 +333,12 @@ type heldEvent struct {
 	name    string
 	payload []byte
 	sent    bool // already sent unchanged (Stream.recordOnly)
+	// The memory of the spans, reused with the event (hold.go): one text
+	// (the usual event) in the event itself, more in more.
+	one     heldSpan
+	oneSpan [1]*heldSpan
+	oneText [1]bedrock.TextSpan
+	more    []heldSpan
 }
 
 // heldSpan is one text of a held event: its lane and its range in the
@@ -456,7 +461,7 @@ func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 	}
 	h.raw = append(h.raw[:0], f.Raw...)
 	for _, sp := range ex.Texts {
-		h.spans = append(h.spans, sg.addSpan(sp))
+		h.spans = append(h.spans, sg.addSpan(h.span(len(h.spans), len(ex.Texts)), sp))
 	}
 	sg.queue = append(sg.queue, h)
 	if e, rule := sg.decide(false); e != nil {
@@ -509,7 +514,7 @@ func (sg *Stream) NextSSE(raw []byte, name string, data []byte) ([]byte, *bedroc
 	}
 	h.raw, h.sse, h.name, h.payload = append(h.raw[:0], raw...), true, name, append(h.payload[:0], trimmed...)
 	for _, sp := range ex.Texts {
-		h.spans = append(h.spans, sg.addSpan(sp))
+		h.spans = append(h.spans, sg.addSpan(h.span(len(h.spans), len(ex.Texts)), sp))
 	}
 	sg.queue = append(sg.queue, h)
 	if e, rule := sg.decide(false); e != nil {
@@ -550,9 +555,8 @@ func isFragment(path string) bool {
 }
 
 // addSpan appends a span's text to its lane's pending text.
-func (sg *Stream) addSpan(sp bedrock.TextSpan) *heldSpan {
+func (sg *Stream) addSpan(hs *heldSpan, sp bedrock.TextSpan) *heldSpan {
 	l := sg.lane(sp.Path)
-	hs := sg.newSpan()
 	hs.lane = l
 	if l.fragment {
 		raw := l.carry + sp.Text
