@@ -11,11 +11,12 @@ import (
 // is safe for concurrent use; its scratch buffers are pooled.
 type Scanner struct {
 	detectors []Detector
-	words     bool       // some detector works on words: tokenise once for all
-	filter    wordFilter // the words they look at on their own
-	pool      sync.Pool  // *[]Finding
-	spans     sync.Pool  // *[]wordSpan
-	norms     sync.Pool  // *[]byte: normalised text, while a scan runs
+	spanDets  []spanDetector // detectors[k] as a spanDetector, or nil
+	words     bool           // some detector works on words: tokenise once for all
+	filter    wordFilter     // the words they look at on their own
+	pool      sync.Pool      // *[]Finding
+	spans     sync.Pool      // *[]wordSpan
+	norms     sync.Pool      // *[]byte: normalised text, while a scan runs
 }
 
 // NewScanner returns a Scanner that runs detectors in order.
@@ -23,10 +24,12 @@ func NewScanner(detectors ...Detector) *Scanner {
 	s := &Scanner{detectors: slices.Clone(detectors)}
 	s.pool.New = func() any { b := make([]Finding, 0, 16); return &b }
 	s.norms.New = func() any { return new([]byte) }
-	for _, d := range detectors {
+	s.spanDets = make([]spanDetector, len(detectors))
+	for k, d := range detectors {
 		if sd, ok := d.(spanDetector); ok {
 			s.words = true
 			sd.addFilter(&s.filter)
+			s.spanDets[k] = sd // asserted once, not per scan
 		}
 	}
 	return s
@@ -75,8 +78,8 @@ func (s *Scanner) scan(dst []Finding, text string, keepText bool) (normalized st
 	normalized, buf, inBuf := normalizeInto(text, (*bp)[:0])
 	n := len(dst)
 	run := func(words []wordSpan) {
-		for _, d := range s.detectors {
-			if sd, ok := d.(spanDetector); ok && words != nil {
+		for k, d := range s.detectors {
+			if sd := s.spanDets[k]; sd != nil && words != nil {
 				dst = sd.detectSpans(normalized, words, dst)
 			} else {
 				dst = d.Detect(normalized, dst)
