@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // highMasksByte is highMasks one byte at a time: the reference.
@@ -93,5 +94,31 @@ func TestNormalizeSimpleRandom(t *testing.T) {
 			b.WriteString(pieces[k])
 		}
 		check(b.String())
+	}
+}
+
+// TestInertSpanBytes holds inertSpan's inline two-byte decoding to the
+// utf8 package's: every two-byte sequence (valid, overlong, truncated,
+// followed by ASCII), at the start, middle and end of a text.
+func TestInertSpanBytes(t *testing.T) {
+	ref := func(s string) int {
+		for i := 0; i < len(s); {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r >= utf8.RuneSelf && (r >= 1<<16 || n == 1 || !runeTab.inert.has(r) || !runeTab.plain.has(r)) {
+				return i
+			}
+			i += n
+		}
+		return len(s)
+	}
+	for c0 := 0x80; c0 < 0x100; c0++ {
+		for c1 := range 0x100 {
+			seq := string([]byte{byte(c0), byte(c1)})
+			for _, s := range []string{seq, "ab" + seq, "я" + seq + "я", seq[:1], "я" + seq[:1]} {
+				if got, want := inertSpan(s, 0), ref(s); got != want {
+					t.Fatalf("inertSpan(%+q) = %d, want %d", s, got, want)
+				}
+			}
+		}
 	}
 }
