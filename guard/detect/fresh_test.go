@@ -119,7 +119,8 @@ func shuffled(rng *rand.Rand, units []string, n int) string {
 // scanned, taken in turn: chat, 32 texts of benchPrompt's paragraphs
 // shuffled (4 KB each: BenchmarkScanDefault's text made fresh); rag, 16
 // texts of benchtext's sentences shuffled (64 KiB each: BenchmarkScanRAG's
-// made fresh); words, 32 texts of random words with values after one word
+// made fresh); numbers, 128 texts of benchNumbers' lines shuffled (8 KB
+// each: BenchmarkScanNumbers's made fresh); words, 32 texts of random words with values after one word
 // in eight and a curly quote or dash in one in twenty (freshText: harder
 // than either). The -same cases scan the first text over and over, as the
 // other benchmarks do.
@@ -127,6 +128,7 @@ func BenchmarkScanFresh(b *testing.B) {
 	rng := rand.New(rand.NewPCG(19, 30))
 	paras := strings.SplitAfter(strings.TrimSpace(benchPrompt), "\n\n")[:8]
 	sents := strings.SplitAfter(benchtext.Prose(2048), ". ")
+	lines := strings.SplitAfter(benchNumbers, "\n")
 	for _, tc := range []struct {
 		name string
 		n    int
@@ -134,6 +136,7 @@ func BenchmarkScanFresh(b *testing.B) {
 	}{
 		{"chat", 256, func() string { return shuffled(rng, paras, 4096) }},
 		{"rag", 32, func() string { return shuffled(rng, sents, 64<<10) }},
+		{"numbers", 128, func() string { return shuffled(rng, lines, len(benchNumbers)) }},
 		{"words", 256, func() string { return freshText(rng, 4096, true) }},
 	} {
 		texts := make([]string, tc.n)
