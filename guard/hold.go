@@ -84,12 +84,30 @@ func (l *lane) reset(path string, fragment bool, window int) {
 	*l = lane{path: path, buf: l.buf[:0], seen: l.seen[:0], masks: l.masks[:0], fragment: fragment, window: window}
 }
 
+// What a stream keeps for reuse is bounded, so that an answer that once
+// held much (a long hold bound, a tool input without spaces held event by
+// event) does not keep that memory for the rest of its life: 10,000 streams
+// may be open at once (issue 19).
+const (
+	maxSpareEvents = 32      // released events kept (prose holds a few at once)
+	maxSpareBytes  = 4 << 10 // nor one whose raw bytes took more
+	maxSpareLanes  = 4       // ended lanes kept
+	maxSpareBuf    = 8 << 10 // nor a lane buffer larger than this
+	maxScanLanes   = 8       // lanes looked up by scanning; more get a map
+)
+
 // lane returns the lane of path, opening it (with a released lane's memory
 // when there is one).
 func (sg *Stream) lane(path string) *lane {
-	for _, l := range sg.lanes {
-		if l.path == path {
+	if sg.laneIndex != nil {
+		if l := sg.laneIndex[path]; l != nil {
 			return l
+		}
+	} else {
+		for _, l := range sg.lanes {
+			if l.path == path {
+				return l
+			}
 		}
 	}
 	var l *lane
@@ -100,6 +118,16 @@ func (sg *Stream) lane(path string) *lane {
 	}
 	l.reset(path, isFragment(path), max(outputWindow, sg.bound))
 	sg.lanes = append(sg.lanes, l)
+	switch {
+	case sg.laneIndex != nil:
+		sg.laneIndex[path] = l
+	case len(sg.lanes) > maxScanLanes:
+		// an event with text at many paths (array elements): index them
+		sg.laneIndex = make(map[string]*lane, 2*len(sg.lanes))
+		for _, l := range sg.lanes {
+			sg.laneIndex[l.path] = l
+		}
+	}
 	return l
 }
 
@@ -108,10 +136,18 @@ func (sg *Stream) lane(path string) *lane {
 // refers to them (only after an error that ends the stream).
 func (sg *Stream) endLanes() {
 	if len(sg.queue) == 0 {
-		sg.spareLanes = append(sg.spareLanes, sg.lanes...)
+		for _, l := range sg.lanes {
+			if len(sg.spareLanes) == maxSpareLanes {
+				break
+			}
+			if cap(l.buf) > maxSpareBuf {
+				l.buf = nil
+			}
+			sg.spareLanes = append(sg.spareLanes, l)
+		}
 	}
 	clear(sg.lanes)
-	sg.lanes = sg.lanes[:0]
+	sg.lanes, sg.laneIndex = sg.lanes[:0], nil
 }
 
 // newEvent returns an empty held event (a released one when there is one).
@@ -143,6 +179,14 @@ func (h *heldEvent) span(i, n int) *heldSpan {
 // releaseEvent keeps h's memory (its raw bytes, extraction and spans) for
 // the next event.
 func (sg *Stream) releaseEvent(h *heldEvent) {
+	if len(sg.spareEvents) == maxSpareEvents || cap(h.raw) > maxSpareBytes || cap(h.payload) > maxSpareBytes {
+		return
+	}
+	for _, d := range h.ex.Decoded {
+		if cap(d.Bytes) > maxSpareBytes {
+			return
+		}
+	}
 	clear(h.spans)
 	h.raw, h.spans, h.payload = h.raw[:0], h.spans[:0], h.payload[:0]
 	h.sse, h.name, h.sent = false, "", false

@@ -449,3 +449,67 @@ func TestStreamGuardAllocsPerToken(t *testing.T) {
 		})
 	}
 }
+
+// An event with text at many paths (array elements an event shape does not
+// name: every string is scanned) opens a lane per path; past a few they are
+// found through a map. Values cut across the events of each lane are
+// masked and blocked as the reference does, and what the stream keeps for
+// reuse stays bounded.
+func TestStreamHoldManyLanes(t *testing.T) {
+	for _, hg := range holdGuards[:2] { // mask, block
+		gs := compileHold(t, hg.cfgs)
+		for seed := range uint64(10) {
+			r := rand.New(rand.NewPCG(seed, 7))
+			const lanes = 20
+			parts := make([][]string, lanes)
+			for i := range parts {
+				parts[i] = split(r, fill(r, holdTexts[r.IntN(len(holdTexts))]))
+			}
+			var frames [][]byte
+			for k := 0; ; k++ {
+				extra := make([]string, lanes)
+				more := false
+				for i := range extra {
+					if k < len(parts[i]) {
+						extra[i], more = parts[i][k], true
+					}
+				}
+				if !more {
+					break
+				}
+				frames = append(frames, bedrock.EncodeEvent("contentBlockDelta", mustJSON(t, map[string]any{
+					"contentBlockIndex": 0, "delta": map[string]any{"text": "x"}, "extra": extra})))
+			}
+			frames = append(frames, bedrock.EncodeEvent("contentBlockStop", []byte(`{"contentBlockIndex":0}`)))
+			sg := newStream(bedrock.OpConverseStream, bedrock.FamilyUnknown, gs, false)
+			ref := newRefStream(bedrock.OpConverseStream, bedrock.FamilyUnknown, gs, false)
+			indexed := false
+			for i, raw := range frames {
+				f1, err := bedrock.NewFrameReader(bytes.NewReader(raw)).Next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				f2, _ := bedrock.NewFrameReader(bytes.NewReader(raw)).Next()
+				got, gotErr, gotRule := sg.Next(f1)
+				got = bytes.Clone(got)
+				want, wantErr, wantRule := ref.Next(f2)
+				indexed = indexed || sg.laneIndex != nil
+				if !bytes.Equal(got, want) || (gotErr == nil) != (wantErr == nil) || gotRule != wantRule {
+					t.Fatalf("%s, seed %d, frame %d: got %q, %v, %q\nwant %q, %v, %q", hg.name, seed, i, got, gotErr, gotRule, want, wantErr, wantRule)
+				}
+				if gotErr != nil {
+					break
+				}
+			}
+			if !indexed {
+				t.Fatalf("%s, seed %d: %d lanes never indexed", hg.name, seed, lanes)
+			}
+			if g, w := foundSet(sg.Outcome().Findings), foundSet(ref.Outcome().Findings); !maps.Equal(g, w) {
+				t.Fatalf("%s, seed %d: findings %v, want %v", hg.name, seed, g, w)
+			}
+			if len(sg.spareEvents) > maxSpareEvents || len(sg.spareLanes) > maxSpareLanes {
+				t.Fatalf("%d spare events, %d spare lanes kept", len(sg.spareEvents), len(sg.spareLanes))
+			}
+		}
+	}
+}

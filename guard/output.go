@@ -285,7 +285,9 @@ type Stream struct {
 	o      *outputScan
 	ext    bedrock.EventExtractor
 	lanes  []*lane // the open content blocks' (few: looked up by path in order)
-	queue  []*heldEvent
+	// laneIndex finds a lane by path when there are more than a few
+	laneIndex map[string]*lane
+	queue     []*heldEvent
 	// released lanes, events and spans, reused (hold.go)
 	spareLanes  []*lane
 	spareEvents []*heldEvent
