@@ -882,10 +882,12 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 		for bi := 0; bi < wordGroup && gbase+64*bi < n; bi++ {
 			base := gbase + 64*bi
 			if bi < nr && base >= next && spill == 0 && ob[bi] != 0 {
-				// A block of ASCII whose only odd bytes are
-				// apostrophes ("vendor's") joins the run.
-				if w, ok := apostropheWords(s, base, wb[bi], ob[bi], prev); ok {
-					wb[bi], ob[bi] = w, 0
+				// A block whose only odd bytes are apostrophes
+				// ("vendor's") and General Punctuation (curly quotes,
+				// dashes) joins the run; the words a U+2019 leaves
+				// without a key are kept by force.
+				if w, force, ok := punctWords(s, base, wb[bi], ob[bi], db[bi], prev, f.digits); ok {
+					wb[bi], ob[bi], run.force[bi] = w, 0, force
 				}
 			}
 			if bi < nr && base >= next && spill == 0 && ob[bi] == 0 {
@@ -899,7 +901,8 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 				done := keepRunBMI2(unsafe.StringData(s), gbase, &run, &f.keyBytes[0], bi, nr)
 				prev, start = run.prev == 1, int(run.start)
 				for ; bi < done; bi++ {
-					km, en, ck := run.km[bi], run.en[bi], run.carry[bi]
+					km, en, ck := run.km[bi]|run.force[bi], run.en[bi], run.carry[bi]
+					run.force[bi] = 0
 					if km == 0 && ck < 0 {
 						continue
 					}
@@ -1019,31 +1022,68 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 	return buf[:nd]
 }
 
-// apostropheWords returns the word bytes of the whole block at base (w:
-// its ASCII letters, digits and '_'; odd: its bytes of 0x80 and above and
-// its apostrophes; prev: the byte before it is a word byte), with 8
-// readable bytes after it, when they are ASCII but for none of 0x80 or
-// above (ok), as wordBitsSlow finds them: an apostrophe between a word
-// byte and an ASCII word byte is one (the byte before it cannot be an
-// apostrophe that is one: that needs a word byte after it).
-func apostropheWords(s string, base int, w, odd uint64, prev bool) (uint64, bool) {
-	var a uint64
+// punctWords returns the word bytes of the whole block at base (w: its
+// ASCII letters, digits and '_'; odd: its bytes of 0x80 and above and its
+// apostrophes; prev: the byte before it is a word byte), with 8 readable
+// bytes after it, as wordBitsSlow finds them, when its only bytes of 0x80
+// and above are whole runes of General Punctuation (U+2000-U+203F: E2 80
+// xx, curly quotes, dashes, spaces; no word rune) within the block and the
+// byte after the block is ASCII (ok). An apostrophe or U+2019 between a
+// word byte and an ASCII word byte is one (the byte before it cannot be an
+// apostrophe or U+2019 that is one: that needs a word rune after it). It
+// also returns the starts of the words (force) that a U+2019 makes have
+// no filterKey (a byte of 0x80 or above among their first eight) and that
+// end in the block: the word filter keeps those, unless digits is false
+// and they start with a digit (digit: the block's digits).
+func punctWords(s string, base int, w, odd, digit uint64, prev, digits bool) (uint64, uint64, bool) {
+	var a, q uint64 // apostrophes, U+2019
 	for o := odd; o != 0; {
-		c := bits.TrailingZeros64(o) &^ 7 // the chunk of 8 bytes that holds it
-		x := load64(s, base+c)
-		if x&msb != 0 {
-			return 0, false
+		i := bits.TrailingZeros64(o)
+		c := s[base+i]
+		if c == '\'' {
+			a |= 1 << i
+			o &= o - 1
+			continue
 		}
-		a |= ((asciiEq(x, '\'') >> 7) * 0x0102040810204080 >> 56) << c
-		o &^= 0xff << c
+		if c != 0xe2 || i > 61 || s[base+i+1] != 0x80 || s[base+i+2]&0xc0 != 0x80 {
+			return 0, 0, false
+		}
+		if s[base+i+2] == 0x99 {
+			q |= 1 << i
+		}
+		o &^= 7 << i
 	}
 	nx := s[base+64]
 	if nx >= utf8.RuneSelf {
-		return 0, false
+		return 0, 0, false
 	}
 	before := w<<1 | b2u(prev)
-	after := w>>1 | uint64(class[nx]&cWord)/cWord<<63
-	return w | a&before&after, true
+	nw := uint64(class[nx]&cWord) / cWord
+	w |= a & before & (w>>1 | nw<<63)
+	if q == 0 {
+		return w, 0, true
+	}
+	q &= before & (w>>3 | nw<<61)
+	w |= q | q<<1 | q<<2
+	st := w &^ (w<<1 | b2u(prev))
+	var force uint64
+	for ; q != 0; q &= q - 1 {
+		i := bits.TrailingZeros64(q)
+		// The start of its word, if in the block; the word has no key
+		// when U+2019 is among its first eight bytes.
+		if below := st & (1<<i - 1); below != 0 {
+			if j := 63 - bits.LeadingZeros64(below); i-j < 8 {
+				force |= 1 << j
+			}
+		}
+	}
+	if w>>63 != 0 && st != 0 {
+		force &^= 1 << (63 - bits.LeadingZeros64(st)) // runs on: kept from the next block
+	}
+	if !digits {
+		force &^= digit
+	}
+	return w, force, true
 }
 
 // asciiRun is what keepRunBMI2 reads and writes for a group of blocks:
@@ -1061,6 +1101,9 @@ type asciiRun struct {
 	start               int64
 	st, en2             uint64
 	hook, digits        uint64
+	// force: the starts of words kept whatever their key (punctWords),
+	// ORed into km in Go; zero for a block that has none.
+	force [wordGroup]uint64
 }
 
 func b2u(b bool) uint64 {
