@@ -22,7 +22,7 @@ func TestASCIIRunLayout(t *testing.T) {
 		{"join", unsafe.Offsetof(r.join), 384}, {"km", unsafe.Offsetof(r.km), 512}, {"en", unsafe.Offsetof(r.en), 640},
 		{"carry", unsafe.Offsetof(r.carry), 768}, {"prev", unsafe.Offsetof(r.prev), 896}, {"start", unsafe.Offsetof(r.start), 904},
 		{"st", unsafe.Offsetof(r.st), 912}, {"en2", unsafe.Offsetof(r.en2), 920}, {"hook", unsafe.Offsetof(r.hook), 928},
-		{"digits", unsafe.Offsetof(r.digits), 936},
+		{"digits", unsafe.Offsetof(r.digits), 936}, {"avx", unsafe.Offsetof(r.avx), 944},
 	} {
 		if c.got != c.want {
 			t.Errorf("asciiRun.%s at %d, keeprun_amd64.s reads it at %d", c.name, c.got, c.want)
@@ -56,10 +56,18 @@ func checkKeepRun(t *testing.T, fs []*wordFilter, s string) {
 	t.Helper()
 	for i, f := range fs {
 		g := *f
-		g.bmi2 = false
+		g.bmi2, g.avx512 = false, false
 		got, want := appendWordsFiltered(s, nil, f), appendWordsFiltered(s, nil, &g)
 		if !slices.Equal(got, want) {
-			t.Fatalf("filter %d on %q: with keepRunBMI2 %v, keepBlock %v", i, s, got, want)
+			t.Fatalf("filter %d on %q: with keepRunBMI2 (AVX-512 %v) %v, keepBlock %v", i, s, f.avx512, got, want)
+		}
+		if f.avx512 {
+			// The scalar key test too.
+			h := *f
+			h.avx512 = false
+			if got := appendWordsFiltered(s, nil, &h); !slices.Equal(got, want) {
+				t.Fatalf("filter %d on %q: with keepRunBMI2 (scalar keys) %v, keepBlock %v", i, s, got, want)
+			}
 		}
 	}
 }
@@ -70,7 +78,7 @@ func checkKeepRun(t *testing.T, fs []*wordFilter, s string) {
 // curly quote, a rune or an apostrophe now and then or often), at every
 // length up to a few blocks past a group, and on the benchmarks' texts.
 func TestKeepRun(t *testing.T) {
-	t.Logf("BMI2 path: %v", hasBMI2())
+	t.Logf("BMI2 path: %v, AVX-512 key test: %v", hasBMI2(), hasBMI2() && hasKeyAVX512())
 	fs := keepRunFilters(t)
 	var vocab []string
 	for _, f := range []string{"ignore", "all", "previous", "instructions", "you", "are", "DAN", "developer", "mode", "follow", "acme", "q4",

@@ -780,7 +780,11 @@ type wordFilter struct {
 	// assembly reads with one load instead of a load, two shifts and a
 	// mask.
 	keyBytes [1 << 14]uint8
-	bmi2     bool // filterMask runs its assembly (hasBMI2, asked once)
+	// keyPad: keepRunBMI2's AVX-512 key test gathers a dword at a key.
+	keyPad [3]uint8
+	bmi2   bool // filterMask runs its assembly (hasBMI2, asked once)
+	// avx512: keepRunBMI2 tests keys eight at a time (hasKeyAVX512).
+	avx512 bool
 	hook     bool
 	// digits: some first word starts with an ASCII digit. Without one,
 	// a word that starts with a digit starts no phrase (a text word that
@@ -797,6 +801,7 @@ func (f *wordFilter) add(m *wordMatcher) {
 		f.keyBytes[k] = uint8(f.starts[k>>6] >> (k & 63) & 1)
 	}
 	f.bmi2 = hasBMI2()
+	f.avx512 = f.bmi2 && hasKeyAVX512()
 	f.digits = f.digits || m.keyDigit
 }
 
@@ -864,7 +869,7 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 	wb, ob, db, jb := &run.w, &run.odd, &run.digit, &run.join
 	asm := haveFilterAsm && f != nil && f.bmi2
 	if asm {
-		run.hook, run.digits = b2u(f.hook), b2u(f.digits)
+		run.hook, run.digits, run.avx = b2u(f.hook), b2u(f.digits), b2u(f.avx512)
 	}
 	// A block holds at most 33 word ends (32 starts and one carried in):
 	// spans are stored into buf's spare capacity and kept by advancing nd.
@@ -1101,6 +1106,7 @@ type asciiRun struct {
 	start               int64
 	st, en2             uint64
 	hook, digits        uint64
+	avx                 uint64 // the key test in AVX-512 (wordFilter.avx512)
 	// force: the starts of words kept whatever their key (punctWords),
 	// ORed into km in Go; zero for a block that has none.
 	force [wordGroup]uint64
