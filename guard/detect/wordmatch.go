@@ -785,7 +785,7 @@ type wordFilter struct {
 	bmi2   bool // filterMask runs its assembly (hasBMI2, asked once)
 	// avx512: keepRunBMI2 tests keys eight at a time (hasKeyAVX512).
 	avx512 bool
-	hook     bool
+	hook   bool
 	// digits: some first word starts with an ASCII digit. Without one,
 	// a word that starts with a digit starts no phrase (a text word that
 	// folds to a vocabulary word starts with the same ASCII byte), and
