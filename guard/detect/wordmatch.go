@@ -927,6 +927,17 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 				bi--
 				continue
 			}
+			if f != nil && base+72 > n && base >= next && spill == 0 && (!prev || base-start <= 64) {
+				// The last block or two, without 8 bytes after them:
+				// from a zero-padded copy, as whole blocks.
+				if len(buf)-nd < 67 {
+					buf = slices.Grow(buf[:nd], 67+len(buf)/4)
+					buf = buf[:cap(buf)]
+				}
+				if nd2, ok := tailFiltered(s, base, prev, start, f, &run, buf, nd); ok {
+					return buf[:nd2]
+				}
+			}
 			w := spill
 			spill = 0
 			whole := bi < nb
@@ -1025,6 +1036,78 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 		nd += f.keep(s, sp)
 	}
 	return buf[:nd]
+}
+
+// tailFiltered is appendWordsFiltered's loop for the blocks of s from base
+// on (one or two: the text ends less than 72 bytes after base, prev and
+// start as the loop has them, a word that runs in starting at most 64 bytes
+// before base), done on a zero-padded copy of s[start or base:] as whole
+// blocks with 8 bytes after them: keepRunBMI2 where the filter runs it,
+// else keepBlock. The zeros end the text's last word at its end, as the
+// word-by-word loop does; the kept spans are the same as keepBlock's on
+// whole blocks. It stores the spans kept into buf from nd on (room for 67)
+// and returns the new nd; ok is false, and nothing is stored, when a block
+// holds a rune other than General Punctuation (punctWords).
+func tailFiltered(s string, base int, prev bool, start int, f *wordFilter, run *asciiRun, buf []wordSpan, nd int) (int, bool) {
+	n := len(s)
+	ps := base // the copy starts here
+	if prev {
+		ps = start
+	}
+	var pad [64 + 2*64 + 8]byte
+	off := base - ps
+	copy(pad[:], s[ps:n])
+	t := unsafe.String(&pad[0], len(pad))
+	k := (n-base)/64 + 1 // the padding ends the last word in the last block
+	var w, odd, digit, join [2]uint64
+	classifyWords(t[off:off+64*k], w[:k], odd[:k], digit[:k], join[:k])
+	var force [2]uint64
+	p := prev
+	for j := range k {
+		if odd[j] != 0 {
+			var ok bool
+			w[j], force[j], ok = punctWords(t, off+64*j, w[j], odd[j], digit[j], p, f.digits)
+			if !ok {
+				return nd, false
+			}
+		}
+		p = w[j]>>63 == 1
+	}
+	if haveFilterAsm && f.bmi2 {
+		copy(run.w[:k], w[:k])
+		clear(run.odd[:k])
+		copy(run.digit[:k], digit[:k])
+		copy(run.join[:k], join[:k])
+		run.prev, run.start = b2u(prev), int64(start-ps)
+		keepRunBMI2(&pad[0], off, run, &f.keyBytes[0], 0, k)
+		for j := range k {
+			km, en, ck := run.km[j]|force[j], run.en[j], run.carry[j]
+			b := base + 64*j
+			if ck >= 0 {
+				buf[nd] = mkSpan(s, int32(ps+int(ck)), int32(b+bits.TrailingZeros64(en)))
+				nd++
+			}
+			for ; km != 0; km &= km - 1 {
+				i := bits.TrailingZeros64(km)
+				buf[nd] = mkSpan(s, int32(b+i), int32(b+bits.TrailingZeros64(en&^(1<<(i+1)-1))))
+				nd++
+			}
+		}
+		return nd, true
+	}
+	// keepBlock on the copy, its spans moved back to s.
+	first := nd
+	st := start - ps
+	for j := range k {
+		before := w[j]<<1 | b2u(prev)
+		nx := w[j]>>63 == 1
+		nd = keepBlock(t, off+64*j, w[j], w[j]&^before, before&^w[j], digit[j], join[j], true, prev, nx, &st, f, buf, nd)
+		prev = nx
+	}
+	for i := first; i < nd; i++ {
+		buf[i] = mkSpan(s, buf[i].start+int32(ps), buf[i].end+int32(ps))
+	}
+	return nd, true
 }
 
 // punctWords returns the word bytes of the whole block at base (w: its
