@@ -782,8 +782,8 @@ type wordFilter struct {
 	keyBytes [1 << 14]uint8
 	// keepRunBMI2's AVX-512 key test gathers a dword at a key: 3 bytes
 	// past keyBytes at the last.
-	_ [3]uint8
-	bmi2   bool // filterMask runs its assembly (hasBMI2, asked once)
+	_    [3]uint8
+	bmi2 bool // filterMask runs its assembly (hasBMI2, asked once)
 	// avx512: keepRunBMI2 tests keys eight at a time (hasKeyAVX512).
 	avx512 bool
 	hook   bool
