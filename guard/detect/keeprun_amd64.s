@@ -257,21 +257,17 @@ hook:
 	SHRQ $4, BX
 	ANDQ BX, AX                // runs of 12 word bytes from here
 	ANDQ R_ST(R8), AX          // hk
-	MOVQ R_EN2(R8), CX
-	ANDQ R_JOIN(R8)(R9*8), CX  // ends on a join byte
-	JZ   hookdone
-
-jloop:
-	TZCNTQ CX, BX
-	BZHIQ  BX, R_ST(R8), BX    // the starts below the end
-	JZ     jnext
-	LZCNTQ BX, BX
-	XORQ   $63, BX
-	BTSQ   BX, AX              // the last of them: that word's start
-
-jnext:
-	BLSRQ CX, CX
-	JNZ   jloop
+	// The words that end on a join byte: r.st and r.en2 hold the
+	// block's starts and ends without the word that runs in or on, so
+	// the k-th start's word has the k-th end: the ends on a join byte
+	// numbered among the ends (PEXT), and the starts of those numbers
+	// (PDEP).
+	MOVQ  R_EN2(R8), CX
+	MOVQ  R_JOIN(R8)(R9*8), BX
+	ANDQ  CX, BX               // ends on a join byte
+	PEXTQ CX, BX, BX
+	PDEPQ R_ST(R8), BX, BX
+	ORQ   BX, AX
 
 hookdone:
 	TESTQ AX, AX
