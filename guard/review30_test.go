@@ -1,0 +1,230 @@
+package guard
+
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/aws/smithy-go/eventstream"
+
+	"github.com/warden-egress/warden/bedrock"
+)
+
+// Review tests of the stream hold-back's reuse of its memory (branch
+// stream30: hold.go, output.go, bedrock.EventExtractor). The reference
+// tests hand the Stream a fresh frame per event; the proxy hands it the
+// frames of one FrameReader, whose buffer (Raw, payload, headers) the next
+// frame overwrites, and the server-sent event reader reuses its raw and
+// data buffers too. These tests feed the Stream that way, scribbling over
+// the frame after each call, with what genHold leaves out: exceptions,
+// frames of other message types and events that are not JSON in the middle
+// of a stream, events with a varying number of texts (one, then many: the
+// event's own span, then its more, then a map of lanes), long runs without
+// a space cut at the hold bound with runes on the cut, and the smallest
+// max_hold_bytes. The Stream must send, mask and block exactly what the
+// reference does.
+
+// review30Event renders the review's extra event kinds for a wire, or
+// falls back to holdWire.render.
+func review30Render(t testing.TB, w holdWire, ev holdEvent) (raw []byte, name string, data []byte) {
+	switch ev.kind {
+	case "other": // a frame that is neither an event nor an exception
+		if w.sse {
+			return []byte(": keep-alive\n\n"), "", nil
+		}
+		b, err := bedrock.EncodeMessage(eventstream.Message{Headers: eventstream.Headers{
+			{Name: bedrock.HeaderMessageType, Value: eventstream.StringValue("ping")},
+		}, Payload: []byte(ev.piece)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, "", nil
+	case "notjson":
+		if w.sse {
+			data = []byte("{" + ev.piece)
+			return []byte("event: content_block_delta\ndata: " + string(data) + "\n\n"), "content_block_delta", data
+		}
+		data = []byte("{" + ev.piece)
+		return bedrock.EncodeEvent("contentBlockDelta", data), "contentBlockDelta", data
+	case "multi": // ConverseStream: the delta's text and strings at many paths
+		extra := strings.Split(ev.piece, "\x00")
+		data = mustJSON(t, map[string]any{"contentBlockIndex": 0, "delta": map[string]any{"text": extra[0]}, "extra": extra[1:]})
+		return bedrock.EncodeEvent("contentBlockDelta", data), "contentBlockDelta", data
+	}
+	return w.render(t, ev)
+}
+
+// review30Long are runs without a space the hold bound cuts (a tool input,
+// a base64 blob, a URL), with runes of two to four bytes where a cut falls.
+var review30Long = []string{
+	strings.Repeat("é", 70) + "4111111111111111" + strings.Repeat("x", 50),
+	strings.Repeat("ab😀", 40) + "jo.smith@example.com" + strings.Repeat("€", 30),
+	base64.StdEncoding.EncodeToString([]byte(strings.Repeat("card 4111 1111 1111 1111 and more ", 6))),
+	"https://example.com/" + strings.Repeat("a/", 60) + "?ssn=123-45-6789&k=AKIAIOSFODNN7EXAMPLE",
+	strings.Repeat("x", 63) + "’" + strings.Repeat("y", 63) + "–" + "123-45-6789",
+}
+
+// genReview30 is genHold with the review's events put in anywhere.
+func genReview30(r *rand.Rand, w holdWire) []holdEvent {
+	base := genHold(r)
+	var evs []holdEvent
+	for i, ev := range base {
+		if i > 0 && r.IntN(6) == 0 {
+			switch k := r.IntN(5); {
+			case k == 0:
+				evs = append(evs, holdEvent{kind: "exception", piece: fill(r, "upstream hiccup near %s")})
+			case k == 1:
+				evs = append(evs, holdEvent{kind: "other", piece: "{}"})
+			case k == 2:
+				evs = append(evs, holdEvent{kind: "notjson", piece: "not json " + fill(r, "%s")})
+			case k == 3 && w.op == bedrock.OpConverseStream:
+				// one event's texts at 1 to 14 paths
+				n := 1 + r.IntN(14)
+				parts := make([]string, n)
+				for j := range parts {
+					parts[j] = split(r, fill(r, holdTexts[r.IntN(len(holdTexts))]))[0]
+				}
+				evs = append(evs, holdEvent{kind: "multi", piece: strings.Join(parts, "\x00")})
+			default:
+				for _, p := range split(r, review30Long[r.IntN(len(review30Long))]) {
+					evs = append(evs, holdEvent{kind: "piece", lane: holdLane(r.IntN(3)), piece: p})
+				}
+			}
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// review30Guards add the smallest hold bound to holdGuards.
+var review30Guards = append(holdGuards[:len(holdGuards):len(holdGuards)], struct {
+	name   string
+	cfgs   []Config
+	dryRun bool
+}{"mask, smallest hold", []Config{{PII: &PIIConfig{Action: Mask}, MaxHoldBytes: MinMaxHoldBytes}}, false})
+
+// checkReview30 feeds evs to a Stream the way the proxy does (one
+// FrameReader, or reused server-sent event buffers, scribbled over after
+// each call) and to the reference with a fresh frame per event, and fails
+// on the first difference.
+func checkReview30(t *testing.T, w holdWire, gs []*compiled, dryRun bool, evs []holdEvent) {
+	t.Helper()
+	sg := newStream(w.op, w.family, gs, dryRun)
+	ref := newRefStream(w.op, w.family, gs, dryRun)
+	var stream []byte
+	raws := make([][]byte, len(evs))
+	names := make([]string, len(evs))
+	datas := make([][]byte, len(evs))
+	for i, ev := range evs {
+		raws[i], names[i], datas[i] = review30Render(t, w, ev)
+		stream = append(stream, raws[i]...)
+	}
+	fr := bedrock.NewFrameReader(bytes.NewReader(stream))
+	var rawBuf, dataBuf []byte
+	fail := func(i int, got []byte, gotErr *bedrock.APIError, gotRule string, want []byte, wantErr *bedrock.APIError, wantRule string) bool {
+		t.Helper()
+		if !bytes.Equal(got, want) || (gotErr == nil) != (wantErr == nil) || gotRule != wantRule ||
+			gotErr != nil && (gotErr.Status != wantErr.Status || gotErr.Type != wantErr.Type) {
+			t.Fatalf("%s, event %d of %+v:\ngot  %q, %v, %q\nwant %q, %v, %q", w.name, i, evs, got, gotErr, gotRule, want, wantErr, wantRule)
+		}
+		return gotErr != nil
+	}
+	stopped := false
+	for i := range evs {
+		var got, want []byte
+		var gotErr, wantErr *bedrock.APIError
+		var gotRule, wantRule string
+		if w.sse {
+			rawBuf, dataBuf = append(rawBuf[:0], raws[i]...), append(dataBuf[:0], datas[i]...)
+			var data []byte
+			if datas[i] != nil {
+				data = dataBuf
+			}
+			got, gotErr, gotRule = sg.NextSSE(rawBuf, names[i], data)
+			got = bytes.Clone(got)
+			for k := range rawBuf {
+				rawBuf[k] = '#'
+			}
+			for k := range dataBuf {
+				dataBuf[k] = '#'
+			}
+			want, wantErr, wantRule = ref.NextSSE(raws[i], names[i], datas[i])
+		} else {
+			f, err := fr.Next()
+			if err != nil {
+				t.Fatalf("frame %d: %v", i, err)
+			}
+			got, gotErr, gotRule = sg.Next(f)
+			got = bytes.Clone(got)
+			for k := range f.Raw {
+				f.Raw[k] = '#'
+			}
+			f2, err := bedrock.NewFrameReader(bytes.NewReader(raws[i])).Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, wantErr, wantRule = ref.Next(f2)
+		}
+		if stopped = fail(i, got, gotErr, gotRule, want, wantErr, wantRule); stopped {
+			break
+		}
+	}
+	if !stopped {
+		got, gotErr, gotRule := sg.End()
+		got = bytes.Clone(got)
+		want, wantErr, wantRule := ref.End()
+		fail(len(evs), got, gotErr, gotRule, want, wantErr, wantRule)
+		if _, err := fr.Next(); !w.sse && err != io.EOF { //nolint:errorlint // bare io.EOF only
+			t.Fatalf("frames left after the stream: %v", err)
+		}
+	}
+	if g, r := foundSet(sg.Outcome().Findings), foundSet(ref.Outcome().Findings); !maps.Equal(g, r) {
+		t.Fatalf("%s, %+v: findings %v, want %v", w.name, evs, g, r)
+	}
+	if len(sg.spareEvents) > maxSpareEvents || len(sg.spareLanes) > maxSpareLanes {
+		t.Fatalf("%d spare events, %d spare lanes kept", len(sg.spareEvents), len(sg.spareLanes))
+	}
+	for _, h := range sg.spareEvents {
+		if cap(h.raw) > maxSpareBytes || cap(h.payload) > maxSpareBytes {
+			t.Fatalf("a spare event keeps %d raw bytes, %d payload bytes", cap(h.raw), cap(h.payload))
+		}
+	}
+}
+
+// TestReview30StreamReusedFrames: the Stream fed as the proxy feeds it,
+// with the review's events anywhere, matches the reference.
+func TestReview30StreamReusedFrames(t *testing.T) {
+	n := 40
+	if testing.Short() || holdRace {
+		n = 10
+	}
+	for _, hg := range review30Guards {
+		gs := compileHold(t, hg.cfgs)
+		for _, w := range holdWires {
+			t.Run(hg.name+"/"+w.name, func(t *testing.T) {
+				for seed := range uint64(n) {
+					r := rand.New(rand.NewPCG(seed, 30))
+					checkReview30(t, w, gs, hg.dryRun, genReview30(r, w))
+				}
+			})
+		}
+	}
+}
+
+// FuzzReview30Stream is TestReview30StreamReusedFrames for any seed, guard
+// set and wire.
+func FuzzReview30Stream(f *testing.F) {
+	for i := range 8 {
+		f.Add(uint64(3000+i), uint8(i), uint8(i/2))
+	}
+	f.Fuzz(func(t *testing.T, seed uint64, gi, wi uint8) {
+		hg := review30Guards[int(gi)%len(review30Guards)]
+		w := holdWires[int(wi)%len(holdWires)]
+		r := rand.New(rand.NewPCG(seed, 30))
+		checkReview30(t, w, compileHold(t, hg.cfgs), hg.dryRun, genReview30(r, w))
+	})
+}
