@@ -190,3 +190,75 @@ func TestReview30Random(t *testing.T) {
 		checkKeepRun(t, fs, s)
 	}
 }
+
+// TestReview30ScanConcurrentRetained shares one Scanner between goroutines
+// scanning different texts (that normalise, that do not, with findings and
+// without) and keeps every normalised text ScanAppend returns: the pooled
+// scratch (scanScratch) must never hand a scan's buffer to another while
+// a result still refers to it. Each result is compared, after all the
+// goroutines are done, with a sequential scan's (run with -race).
+func TestReview30ScanConcurrentRetained(t *testing.T) {
+	sc := defaultScanner(t)
+	r := rand.New(rand.NewPCG(34, 35))
+	pieces := append(append([]string{}, review30Specials...), review30Fillers...)
+	pieces = append(pieces, "ｊｏｈｎ@example.com", "４１１１ １１１１ １１１１ １１１１", "acme corp", "\u200b", "ﬁle")
+	// Half of them fold only dashes (normalizeSimple: normalised in the
+	// pooled buffer), with values found.
+	simple := []string{"–", "—", "’", "4111 1111 1111 1111", "123-45-6789", "jo@example.com", "acme corp", " x ", "hell no", "ab"}
+	texts := make([]string, 64)
+	for i := range texts {
+		if i%2 == 0 {
+			texts[i] = joinRandom(r, simple, 1+r.IntN(30)) + "–" + simple[r.IntN(5)]
+			continue
+		}
+		texts[i] = joinRandom(r, pieces, 1+r.IntN(40))
+	}
+	type result struct {
+		norm  string
+		found []Finding
+	}
+	want := make([]result, len(texts))
+	for i, s := range texts {
+		n, f := sc.ScanAppend(nil, s)
+		want[i] = result{strings.Clone(n), f}
+	}
+	const workers = 4
+	got := make([][]result, workers)
+	done := make(chan struct{})
+	for w := range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for k := range rounds(400) {
+				i := (k*7 + w*13) % len(texts)
+				n, f := sc.ScanAppend(nil, texts[i])
+				got[w] = append(got[w], result{n, f})
+			}
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	for w := range workers {
+		for k, res := range got[w] {
+			i := (k*7 + w*13) % len(texts)
+			if len(want[i].found) > 0 && res.norm != want[i].norm {
+				t.Fatalf("worker %d, text %q: normalised %q, want %q", w, texts[i], res.norm, want[i].norm)
+			}
+			if !slicesEqualFindings(res.found, want[i].found) {
+				t.Fatalf("worker %d, text %q: found %v, want %v", w, texts[i], res.found, want[i].found)
+			}
+		}
+	}
+}
+
+func slicesEqualFindings(a, b []Finding) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
