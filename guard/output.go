@@ -607,10 +607,12 @@ func (sg *Stream) decide(final bool) (*bedrock.APIError, string) {
 		safe := len(window)
 		hits := sg.hits[:0]
 		sg.o.scan(window, func(gi int, f detect.Finding, act string) {
-			if f.End > hs {
-				hits = append(hits, hit{gi, f, act})
-			}
+			hits = append(hits, hit{gi, f, act})
 		})
+		if len(hits) > 0 {
+			widenHits(hits, window)
+			hits = slices.DeleteFunc(hits, func(h hit) bool { return h.f.End <= hs })
+		}
 		sg.hits = hits
 		if !final {
 			for _, g := range sg.o.guards {
@@ -689,6 +691,38 @@ func (sg *Stream) decide(final bool) (*bedrock.APIError, string) {
 		return bedrock.ModelStreamError("warden: %s; the stream was stopped", msg), rule
 	}
 	return nil, ""
+}
+
+// widenHits maps the findings of a scan of window back to window when the
+// scan's normalisation of it differs from it. Each token's text is
+// normalised on its own, so window (their concatenation) is normalised
+// again where a token boundary cut what composes ("e" then U+0301 is "é",
+// Hangul jamo a syllable): the offsets are then into that shorter text, and
+// a mask placed by them would leave the end of a value out. Normalising
+// normalised pieces only composes and reorders near their edges, so an
+// offset moves by at most the difference in length: each finding is
+// widened by it on both sides, to whole runes (a few bytes masked too
+// many, never one of the value sent).
+func widenHits(hits []hit, window string) {
+	n := detect.Normalize(window)
+	if n == window {
+		return
+	}
+	d := len(window) - len(n)
+	if d < 0 {
+		d = -d
+	}
+	for i := range hits {
+		f := &hits[i].f
+		s, e := max(0, f.Start-d), min(len(window), f.End+d)
+		for s > 0 && !utf8.RuneStart(window[s]) {
+			s--
+		}
+		for e < len(window) && !utf8.RuneStart(window[e]) {
+			e++
+		}
+		f.Start, f.End = s, e
+	}
 }
 
 // emit appends the queued events whose text is all decided, in order,

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/aws/smithy-go/eventstream"
 
@@ -227,4 +228,54 @@ func FuzzReview30Stream(f *testing.F) {
 		r := rand.New(rand.NewPCG(seed, 30))
 		checkReview30(t, w, compileHold(t, hg.cfgs), hg.dryRun, genReview30(r, w))
 	})
+}
+
+// TestReview30StreamNormalisesAcrossTokens: each token's text is
+// normalised on its own, and the lane's text (their concatenation) is
+// normalised again by the scan, which composes what a token boundary cut:
+// "e" then U+0301 is "é", a Hangul leading consonant then a vowel one
+// syllable, "ê" then U+0323 "ệ". The findings' offsets are then into a
+// shorter text than the lane's; a mask placed by them must still cover the
+// whole value (no digit of a card left out) and leave valid UTF-8, and a
+// block must stop the stream. Found in review (the hold-back has done
+// this since before issue 19): the card's last digit, or three, were sent.
+func TestReview30StreamNormalisesAcrossTokens(t *testing.T) {
+	stop := bedrock.EncodeEvent("contentBlockStop", []byte(`{"contentBlockIndex":0}`))
+	card := "4111 1111 1111 1111"
+	for _, pieces := range [][]string{
+		{"caf", "e", "\u0301 card " + card + " end"},
+		{"cafe", "\u0301 card " + card + " end"},
+		{"\u1100", "\u1161 " + card + " end"},
+		{"\u1100", "\u1161", "\u11a8 " + card + " end"},
+		{"x ê", "\u0323 and ", "A", "\u030a: " + card},
+		{"e", "\u0301 e", "\u0301 e", "\u0301 " + card[:9], card[9:] + " ok"},
+		{"plain ", card, " end"}, // no composition: the mask as before
+	} {
+		t.Run(strings.Join(pieces, "|"), func(t *testing.T) {
+			frames := make([][]byte, 0, len(pieces)+1)
+			for _, p := range pieces {
+				frames = append(frames, deltaFrame(t, p))
+			}
+			frames = append(frames, stop)
+			released, err := feed(t, testStreamGuard(t, "mask", "CREDIT_DEBIT_CARD_NUMBER"), frames...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out strings.Builder
+			for _, r := range released {
+				for _, s := range r {
+					if !strings.HasPrefix(s, "<") {
+						out.WriteString(s)
+					}
+				}
+			}
+			got := out.String()
+			if !utf8.ValidString(got) || strings.ContainsAny(got, "0123456789") || !strings.Contains(got, "{CREDIT_DEBIT_CARD_NUMBER}") {
+				t.Errorf("sent %q: want the card masked whole, valid UTF-8", got)
+			}
+			if _, err := feed(t, testStreamGuard(t, "block", "CREDIT_DEBIT_CARD_NUMBER"), frames...); err == nil {
+				t.Errorf("the block guard did not stop the stream")
+			}
+		})
+	}
 }
