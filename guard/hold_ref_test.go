@@ -5,7 +5,10 @@ package guard
 // verbatim but for its names (ref…) as the reference that
 // TestStreamHoldMatchesReference and FuzzStreamHoldReference hold the
 // current Stream to: the same bytes out per frame, the same errors and
-// findings.
+// findings. Two fixes made in review (review30_test.go) are made here too,
+// so that it stays the oracle of the memory's reuse: findings mapped back
+// from the scan's normalisation (widenHits), and a value's placeholder
+// counted as placed only with a mask.
 
 import (
 	"bytes"
@@ -275,17 +278,16 @@ func (sg *refStream) decide(final bool) (*bedrock.APIError, string) {
 		hs := len(l.tail)
 		base := l.pos - hs
 		safe := len(window)
-		type hit struct {
-			gi  int
-			f   detect.Finding
-			act string
-		}
 		var hits []hit
 		sg.o.scan(window, func(gi int, f detect.Finding, act string) {
-			if f.End > hs {
-				hits = append(hits, hit{gi, f, act})
-			}
+			hits = append(hits, hit{gi, f, act})
 		})
+		// The fix of review30 (TestReview30StreamNormalisesAcrossTokens):
+		// offsets into the scan's normalisation mapped back to window.
+		if len(hits) > 0 {
+			widenHits(hits, window)
+			hits = slices.DeleteFunc(hits, func(h hit) bool { return h.f.End <= hs })
+		}
 		if !final {
 			for _, g := range sg.o.guards {
 				h := 0
@@ -326,6 +328,7 @@ func (sg *refStream) decide(final bool) (*bedrock.APIError, string) {
 				}
 			}
 			rec := act
+			placed := false // review30: masked only once a placeholder is placed
 			switch act {
 			case Block:
 				sg.o.blockType(gi, f.Type)
@@ -338,13 +341,14 @@ func (sg *refStream) decide(final bool) (*bedrock.APIError, string) {
 				placeholder := dup < 0 || !l.seen[dup].masked
 				if me > ms {
 					l.masks = append(l.masks, absMask{ms, me, f.Type, placeholder})
+					placed = true
 				}
 			}
 			if dup < 0 {
 				sg.o.add(Finding{Guard: sg.o.guards[gi].name, Detector: f.Detector, Type: f.Type, Count: 1, Action: rec})
-				l.seen = append(l.seen, seenFinding{gi, f.Type, as, ae, act == Mask})
+				l.seen = append(l.seen, seenFinding{gi, f.Type, as, ae, placed})
 			} else {
-				if act == Mask {
+				if placed {
 					l.seen[dup].masked = true
 				}
 				l.seen[dup].end = max(l.seen[dup].end, ae)

@@ -654,6 +654,7 @@ func (sg *Stream) decide(final bool) (*bedrock.APIError, string) {
 				}
 			}
 			rec := act
+			placed := false // a mask with the placeholder was recorded
 			switch act {
 			case Block:
 				sg.o.blockType(gi, f.Type)
@@ -662,17 +663,21 @@ func (sg *Stream) decide(final bool) (*bedrock.APIError, string) {
 				}
 				rec = sg.o.blockAction()
 			case Mask:
+				// A value that starts in the decided tail may have
+				// nothing undecided to mask yet (me <= ms): its
+				// placeholder goes with its first mask.
 				ms, me := max(as, l.pos), min(ae, base+safe)
 				placeholder := dup < 0 || !l.seen[dup].masked
 				if me > ms {
 					l.masks = append(l.masks, absMask{ms, me, f.Type, placeholder})
+					placed = true
 				}
 			}
 			if dup < 0 {
 				sg.o.add(Finding{Guard: sg.o.guards[gi].name, Detector: f.Detector, Type: f.Type, Count: 1, Action: rec})
-				l.seen = append(l.seen, seenFinding{gi, f.Type, as, ae, act == Mask})
+				l.seen = append(l.seen, seenFinding{gi, f.Type, as, ae, placed})
 			} else {
-				if act == Mask {
+				if placed {
 					l.seen[dup].masked = true
 				}
 				l.seen[dup].end = max(l.seen[dup].end, ae)

@@ -245,6 +245,10 @@ func TestReview30StreamNormalisesAcrossTokens(t *testing.T) {
 	for _, pieces := range [][]string{
 		{"caf", "e", "\u0301 card " + card + " end"},
 		{"cafe", "\u0301 card " + card + " end"},
+		// The value found starting in the decided tail (widened) when
+		// nothing past it is decided yet: its placeholder goes with
+		// the mask recorded later.
+		{"cafe", "\u0301\u0301\u0301 card ", card, " end"},
 		{"\u1100", "\u1161 " + card + " end"},
 		{"\u1100", "\u1161", "\u11a8 " + card + " end"},
 		{"x ê", "\u0323 and ", "A", "\u030a: " + card},
