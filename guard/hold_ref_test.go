@@ -279,13 +279,13 @@ func (sg *refStream) decide(final bool) (*bedrock.APIError, string) {
 		base := l.pos - hs
 		safe := len(window)
 		var hits []hit
-		sg.o.scan(window, func(gi int, f detect.Finding, act string) {
+		norm := sg.o.scan(window, func(gi int, f detect.Finding, act string) {
 			hits = append(hits, hit{gi, f, act})
 		})
 		// The fix of review30 (TestReview30StreamNormalisesAcrossTokens):
 		// offsets into the scan's normalisation mapped back to window.
 		if len(hits) > 0 {
-			widenHits(hits, window)
+			widenHits(hits, window, norm)
 			hits = slices.DeleteFunc(hits, func(h hit) bool { return h.f.End <= hs })
 		}
 		if !final {

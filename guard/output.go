@@ -606,11 +606,11 @@ func (sg *Stream) decide(final bool) (*bedrock.APIError, string) {
 		base := l.pos - hs
 		safe := len(window)
 		hits := sg.hits[:0]
-		sg.o.scan(window, func(gi int, f detect.Finding, act string) {
+		norm := sg.o.scan(window, func(gi int, f detect.Finding, act string) {
 			hits = append(hits, hit{gi, f, act})
 		})
 		if len(hits) > 0 {
-			widenHits(hits, window)
+			widenHits(hits, window, norm)
 			hits = slices.DeleteFunc(hits, func(h hit) bool { return h.f.End <= hs })
 		}
 		sg.hits = hits
@@ -699,21 +699,23 @@ func (sg *Stream) decide(final bool) (*bedrock.APIError, string) {
 }
 
 // widenHits maps the findings of a scan of window back to window when the
-// scan's normalisation of it differs from it. Each token's text is
-// normalised on its own, so window (their concatenation) is normalised
-// again where a token boundary cut what composes ("e" then U+0301 is "é",
-// Hangul jamo a syllable): the offsets are then into that shorter text, and
-// a mask placed by them would leave the end of a value out. Normalising
-// normalised pieces only composes and reorders near their edges, so an
-// offset moves by at most the difference in length: each finding is
-// widened by it on both sides, to whole runes (a few bytes masked too
-// many, never one of the value sent).
-func widenHits(hits []hit, window string) {
-	n := detect.Normalize(window)
-	if n == window {
+// scan's normalisation of it (norm: outputScan.scan's, which is window
+// unless a masking guard found something) differs from it. Each token's
+// text is normalised on its own, so window (their concatenation) is
+// normalised again where a token boundary cut what composes ("e" then
+// U+0301 is "é", Hangul jamo a syllable): the offsets are then into that
+// shorter text, and a mask placed by them would leave the end of a value
+// out. Normalising normalised pieces only composes and reorders near their
+// edges, so an offset moves by at most the difference in length: each
+// finding is widened by it on both sides, to whole runes (a few bytes
+// masked too many, never one of the value sent). A block or record guard's
+// offsets are left as they are: they can only be early, which holds text
+// back longer.
+func widenHits(hits []hit, window, norm string) {
+	if norm == window {
 		return
 	}
-	d := len(window) - len(n)
+	d := len(window) - len(norm)
 	if d < 0 {
 		d = -d
 	}
