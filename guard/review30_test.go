@@ -283,3 +283,70 @@ func TestReview30StreamNormalisesAcrossTokens(t *testing.T) {
 		})
 	}
 }
+
+// TestReview30StreamMaskNoLeak: text full of what composes across a token
+// boundary (combining marks, Hangul jamo) around values, cut into tokens
+// anywhere between runes, under a masking guard: no digit of a value and
+// no part of an address is ever sent, and what is sent is valid UTF-8.
+func TestReview30StreamMaskNoLeak(t *testing.T) {
+	pieces := []string{"e", "\u0301", "\u0323", "ê", "A", "\u030a", "\u1100", "\u1161", "\u11a8", "o", "\u0308", " ", " ", "word ",
+		"café ", "\u0301\u0301", "x"}
+	values := []string{"4111 1111 1111 1111", "123-45-6789", "jo.smith@example.com", "+1 (555) 010-9999"}
+	stop := bedrock.EncodeEvent("contentBlockStop", []byte(`{"contentBlockIndex":0}`))
+	r := rand.New(rand.NewPCG(36, 37))
+	for range 400 {
+		var b strings.Builder
+		for range 1 + r.IntN(4) {
+			b.WriteString(joinRandomPieces(r, pieces, r.IntN(12)))
+			b.WriteString(" " + values[r.IntN(len(values))] + ". ")
+		}
+		b.WriteString(joinRandomPieces(r, pieces, r.IntN(6)))
+		text := b.String()
+		frames := [][]byte{}
+		for _, p := range splitRunes(r, text) {
+			frames = append(frames, deltaFrame(t, p))
+		}
+		frames = append(frames, stop)
+		released, err := feed(t, testStreamGuard(t, "mask"), frames...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		for _, rel := range released {
+			for _, s := range rel {
+				if !strings.HasPrefix(s, "<") {
+					out.WriteString(s)
+				}
+			}
+		}
+		got := out.String()
+		if !utf8.ValidString(got) || strings.ContainsAny(got, "0123456789@") || strings.Contains(got, "example") {
+			t.Fatalf("%q sent as %q", text, got)
+		}
+	}
+}
+
+func joinRandomPieces(r *rand.Rand, pieces []string, n int) string {
+	var b strings.Builder
+	for range n {
+		b.WriteString(pieces[r.IntN(len(pieces))])
+	}
+	return b.String()
+}
+
+// splitRunes cuts s into tokens of 1 to 3 runes (a base and its combining
+// mark may go to different tokens).
+func splitRunes(r *rand.Rand, s string) []string {
+	var out []string
+	for s != "" {
+		n := 0
+		for range 1 + r.IntN(3) {
+			if n < len(s) {
+				_, sz := utf8.DecodeRuneInString(s[n:])
+				n += sz
+			}
+		}
+		out, s = append(out, s[:n]), s[n:]
+	}
+	return out
+}
