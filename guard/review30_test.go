@@ -179,7 +179,7 @@ func checkReview30(t *testing.T, w holdWire, gs []*compiled, dryRun bool, evs []
 		got = bytes.Clone(got)
 		want, wantErr, wantRule := ref.End()
 		fail(len(evs), got, gotErr, gotRule, want, wantErr, wantRule)
-		if _, err := fr.Next(); !w.sse && err != io.EOF { //nolint:errorlint // bare io.EOF only
+		if _, err := fr.Next(); !w.sse && err != io.EOF {
 			t.Fatalf("frames left after the stream: %v", err)
 		}
 	}
