@@ -31,7 +31,10 @@ type lane struct {
 	masks    []absMask // decided masks, absolute offsets
 	fragment bool      // the text is a JSON fragment (decoded before scanning)
 	carry    string    // a fragment's incomplete escape at the end of the last span
-	carrySp  *heldSpan // the span that ended with carry
+	// carrySps are the spans that hold carry's bytes (an escape may be cut
+	// more than once: "\\" | "u" | "00" | "40"), decided only with the
+	// rune it begins
+	carrySps []*heldSpan
 	window   int
 }
 
@@ -81,7 +84,8 @@ func runeStart(b byte) bool { return b&0xC0 != 0x80 }
 // reset empties l for reuse as the lane of path.
 func (l *lane) reset(path string, fragment bool, window int) {
 	clear(l.masks)
-	*l = lane{path: path, buf: l.buf[:0], seen: l.seen[:0], masks: l.masks[:0], fragment: fragment, window: window}
+	clear(l.carrySps)
+	*l = lane{path: path, buf: l.buf[:0], seen: l.seen[:0], masks: l.masks[:0], carrySps: l.carrySps[:0], fragment: fragment, window: window}
 }
 
 // What a stream keeps for reuse is bounded, so that an answer that once

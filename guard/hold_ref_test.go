@@ -5,10 +5,11 @@ package guard
 // verbatim but for its names (ref…) as the reference that
 // TestStreamHoldMatchesReference and FuzzStreamHoldReference hold the
 // current Stream to: the same bytes out per frame, the same errors and
-// findings. Two fixes made in review (review30_test.go) are made here too,
-// so that it stays the oracle of the memory's reuse: findings mapped back
-// from the scan's normalisation (widenHits), and a value's placeholder
-// counted as placed only with a mask.
+// findings. Three fixes made in review (review30_test.go) are made here
+// too, so that it stays the oracle of the memory's reuse: findings mapped
+// back from the scan's normalisation (widenHits), a value's placeholder
+// counted as placed only with a mask, and every span an escape was cut
+// across held for its rune (carrySps).
 
 import (
 	"bytes"
@@ -41,10 +42,10 @@ type refLane struct {
 	pos      int    // absolute offset (in the refLane's normalised text) of the end of the decided text
 	pending  string // normalised text not yet decided
 	seen     []seenFinding
-	masks    []absMask    // decided masks, absolute offsets
-	fragment bool         // the text is a JSON fragment (decoded before scanning)
-	carry    string       // a fragment's incomplete escape at the end of the last span
-	carrySp  *refHeldSpan // the span that ended with carry
+	masks    []absMask      // decided masks, absolute offsets
+	fragment bool           // the text is a JSON fragment (decoded before scanning)
+	carry    string         // a fragment's incomplete escape at the end of the last span
+	carrySps []*refHeldSpan // the spans that hold carry (review30: an escape cut more than once)
 	window   int
 }
 
@@ -247,14 +248,17 @@ func (sg *refStream) addSpan(sp bedrock.TextSpan) *refHeldSpan {
 		} else {
 			hs.norm = n // offsets no longer map: a mask replaces the whole span
 		}
-		if l.carrySp != nil && len(l.carry) > 0 {
+		if len(l.carrySps) > 0 && (hs.norm != "" || rest == "") {
 			// the previous span is decided only with the rune its escape began
 			_, n := utf8.DecodeRuneInString(hs.norm)
-			l.carrySp.end = l.pos + len(l.pending) + n
+			for _, c := range l.carrySps {
+				c.end = l.pos + len(l.pending) + n
+			}
+			l.carrySps = nil
 		}
-		l.carry, l.carrySp = rest, nil
+		l.carry = rest
 		if rest != "" {
-			l.carrySp = hs
+			l.carrySps = append(l.carrySps, hs)
 		}
 	} else {
 		hs.norm = detect.Normalize(sp.Text)
@@ -368,7 +372,7 @@ func (sg *refStream) decide(final bool) (*bedrock.APIError, string) {
 		l.tail, l.pending, l.pos = t, l.pending[n:], l.pos+n
 		l.seen = slices.DeleteFunc(l.seen, func(s seenFinding) bool { return s.end <= l.pos-len(l.tail) })
 		if final {
-			l.carrySp = nil
+			l.carrySps = nil
 		}
 	}
 	if blocked {
@@ -386,7 +390,7 @@ func (sg *refStream) emit() (*bedrock.APIError, string) {
 		h := sg.queue[k]
 		ready := true
 		for _, sp := range h.spans {
-			if sp.end > sp.refLane.pos || sp.refLane.carrySp == sp {
+			if sp.end > sp.refLane.pos || slices.Contains(sp.refLane.carrySps, sp) {
 				ready = false
 				break
 			}

@@ -574,14 +574,20 @@ func (sg *Stream) addSpan(hs *heldSpan, sp bedrock.TextSpan) *heldSpan {
 		} else {
 			hs.norm = n // offsets no longer map: a mask replaces the whole span
 		}
-		if l.carrySp != nil && len(l.carry) > 0 {
-			// the previous span is decided only with the rune its escape began
+		if len(l.carrySps) > 0 && (hs.norm != "" || rest == "") {
+			// the spans the escape was cut across are decided only with
+			// the rune it began (while this span decodes nothing, the
+			// escape goes on: it joins them)
 			_, n := utf8.DecodeRuneInString(hs.norm)
-			l.carrySp.end = l.pos + l.pendingLen() + n
+			for _, c := range l.carrySps {
+				c.end = l.pos + l.pendingLen() + n
+			}
+			clear(l.carrySps)
+			l.carrySps = l.carrySps[:0]
 		}
-		l.carry, l.carrySp = rest, nil
+		l.carry = rest
 		if rest != "" {
-			l.carrySp = hs
+			l.carrySps = append(l.carrySps, hs)
 		}
 	} else {
 		hs.norm = detect.Normalize(sp.Text)
@@ -688,7 +694,8 @@ func (sg *Stream) decide(final bool) (*bedrock.APIError, string) {
 		l.slide(safe)
 		l.seen = slices.DeleteFunc(l.seen, func(s seenFinding) bool { return s.end <= l.pos-l.nTail })
 		if final {
-			l.carrySp = nil
+			clear(l.carrySps)
+			l.carrySps = l.carrySps[:0]
 		}
 	}
 	if blocked {
@@ -740,7 +747,7 @@ func (sg *Stream) emit() (*bedrock.APIError, string) {
 		h := sg.queue[k]
 		ready := true
 		for _, sp := range h.spans {
-			if sp.end > sp.lane.pos || sp.lane.carrySp == sp {
+			if sp.end > sp.lane.pos || slices.Contains(sp.lane.carrySps, sp) {
 				ready = false
 				break
 			}

@@ -3,6 +3,7 @@ package guard
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"maps"
 	"math/rand/v2"
@@ -347,6 +348,116 @@ func splitRunes(r *rand.Rand, s string) []string {
 			}
 		}
 		out, s = append(out, s[:n]), s[n:]
+	}
+	return out
+}
+
+// TestReview30StreamToolInputNoLeak is TestReview30StreamMaskNoLeak for a
+// tool-use input: JSON text whose combining marks and jamo come raw or
+// escaped ("\u0301"), cut into fragments anywhere (escapes too), decoded
+// across the cuts before the scan.
+func TestReview30StreamToolInputNoLeak(t *testing.T) {
+	pieces := []string{"e", "\u0301", `\u0301`, "\u0323", "ê", "A", `\u030a`, "\u1100", `\u1161`, "\u11a8", " ", "word ", `\"`, "x"}
+	values := []string{"4111 1111 1111 1111", "123-45-6789", "jo.smith@example.com", `jo.smith\u0040example.com`}
+	stop := bedrock.EncodeEvent("contentBlockStop", []byte(`{"contentBlockIndex":1}`))
+	r := rand.New(rand.NewPCG(38, 39))
+	for range 300 {
+		var b strings.Builder
+		b.WriteString(`{"q":"`)
+		for range 1 + r.IntN(3) {
+			b.WriteString(joinRandomPieces(r, pieces, r.IntN(10)))
+			b.WriteString(" " + values[r.IntN(len(values))] + ". ")
+		}
+		b.WriteString(joinRandomPieces(r, pieces, r.IntN(5)) + `"}`)
+		text := b.String()
+		sg := testStreamGuard(t, "mask")
+		var out []byte
+		var cuts []string
+		for text != "" { // fragments of 1 to 5 bytes, cut anywhere between runes
+			n := min(len(text), 1+r.IntN(5))
+			for n < len(text) && !utf8.RuneStart(text[n]) {
+				n++
+			}
+			cuts, text = append(cuts, text[:n]), text[n:]
+		}
+		for _, p := range append(cuts, "") {
+			raw := stop
+			if p != "" {
+				raw = toolFrame(t, p)
+			}
+			f, err := bedrock.NewFrameReader(bytes.NewReader(raw)).Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, apiErr, _ := sg.Next(f)
+			if apiErr != nil {
+				t.Fatal(apiErr)
+			}
+			out = append(out, o...)
+		}
+		o, apiErr, _ := sg.End()
+		if apiErr != nil {
+			t.Fatal(apiErr)
+		}
+		out = append(out, o...)
+		got := toolInputs(t, out)
+		var dec struct{ Q string }
+		if err := json.Unmarshal([]byte(got), &dec); err != nil {
+			t.Fatalf("%q sent as %q: not JSON: %v", cuts, got, err)
+		}
+		if !utf8.ValidString(dec.Q) || strings.ContainsAny(dec.Q, "0123456789@") || strings.Contains(dec.Q, "example") {
+			t.Fatalf("%q sent as %q", strings.Join(cuts, ""), got)
+		}
+	}
+}
+
+// TestReview30StreamEscapeCutThrice: a tool input's escape cut into three
+// fragments or more ("\\" | "u" | "00" | "40…"), inside a value a guard
+// masks. Only the fragment before the one that completes the escape used
+// to be held for the rune (its span's end moved past it): the ones before
+// it kept their bytes of the escape unmasked, and the answer's tool input
+// was no longer JSON ("{EMAIL}\u. "). Found in review (predates issue 19).
+func TestReview30StreamEscapeCutThrice(t *testing.T) {
+	stop := bedrock.EncodeEvent("contentBlockStop", []byte(`{"contentBlockIndex":1}`))
+	for _, cuts := range [][]string{
+		{`{"q":"x `, `jo.smith\`, `u`, `00`, `40example.com`, `. "}`},
+		{`{"q":"x jo.smith`, `\`, `u`, `0`, `0`, `4`, `0example.com. "}`},
+		{`{"q":"x jo.smith\u`, `00`, `40example.com. "}`},
+		{`{"q":"4111 1111 \`, `u`, `0031`, `111 1111 \ud83d`, `\`, `ude00 ok"}`},
+		{`{"q":"4111 1111 1111 111\`, `u`, `0`, `031 \ud83d\`, `u`, `de00 ok"}`},
+		{`{"q":"jo.smith\u0040example.com \`, `u`, `00`, `e9 ok"}`}, // the escape after the value
+	} {
+		t.Run(strings.Join(cuts, "|"), func(t *testing.T) {
+			sg := testStreamGuard(t, "mask")
+			var out []byte
+			for _, raw := range append(slicesMap(cuts, func(p string) []byte { return toolFrame(t, p) }), stop) {
+				f, err := bedrock.NewFrameReader(bytes.NewReader(raw)).Next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				o, apiErr, _ := sg.Next(f)
+				if apiErr != nil {
+					t.Fatal(apiErr)
+				}
+				out = append(out, o...)
+			}
+			o, _, _ := sg.End()
+			got := toolInputs(t, append(out, o...))
+			var dec struct{ Q string }
+			if err := json.Unmarshal([]byte(got), &dec); err != nil {
+				t.Fatalf("sent %q: not JSON: %v", got, err)
+			}
+			if strings.ContainsAny(dec.Q, "0123456789@") || strings.Contains(dec.Q, "example") || !strings.Contains(dec.Q, "}") {
+				t.Fatalf("sent %q (%q)", got, dec.Q)
+			}
+		})
+	}
+}
+
+func slicesMap(ss []string, f func(string) []byte) [][]byte {
+	out := make([][]byte, len(ss))
+	for i, s := range ss {
+		out[i] = f(s)
 	}
 	return out
 }
