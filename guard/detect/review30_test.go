@@ -262,3 +262,39 @@ func slicesEqualFindings(a, b []Finding) bool {
 	}
 	return true
 }
+
+// TestReview30LongWordIntoTail: a word of 56 to 136 bytes (letters, or
+// base64 with a curly quote or a rune in it) that runs into the text's
+// last block or two, starting at every offset around 64 bytes before it
+// (tailFiltered copies from the word's start when it starts at most 64
+// bytes before the block), followed by 0 to 72 bytes of every special.
+func TestReview30LongWordIntoTail(t *testing.T) {
+	scs, pss := review30Scanners(t)
+	fs := review30Filters(t)
+	r := rand.New(rand.NewPCG(40, 41))
+	letters := strings.Repeat("abcdefghijklmnopqrstuvwxyz", 8)
+	b64 := strings.Repeat("QUJDREVGR0hJSktMTU5PUFFS", 8)
+	for _, wl := range []int{56, 63, 64, 65, 71, 72, 73, 100, 127, 128, 129, 136} {
+		for pre := 0; pre < 140; pre += 1 + r.IntN(3) {
+			for range 2 {
+				word := []string{letters, b64}[r.IntN(2)][:wl]
+				if r.IntN(3) == 0 {
+					k := r.IntN(wl)
+					word = word[:k] + review30Specials[r.IntN(len(review30Specials))] + word[k:]
+				}
+				var suf strings.Builder
+				for suf.Len() < r.IntN(73) {
+					suf.WriteString([]string{" ", "x", "’", "'", "-", "9"}[r.IntN(6)])
+					if r.IntN(4) == 0 {
+						suf.WriteString(review30Specials[r.IntN(len(review30Specials))])
+					}
+				}
+				s := strings.Repeat("ab ", pre/3+1)[:pre] + word + suf.String()
+				for i, sc := range scs {
+					checkScanReference(t, sc, pss[i], s)
+				}
+				checkKeepRun(t, fs, s)
+			}
+		}
+	}
+}
