@@ -160,8 +160,8 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 	if k&kEmail != 0 && !walk {
 		dst = p.detectEmails(s, dst)
 	}
-	index := func(off int, lit string) int {
-		if j := indexLit(s[off:], lit); j >= 0 {
+	index := func(off, k int) int {
+		if j := indexLit(s[off:], markLits[k]); j >= 0 {
 			return off + j
 		}
 		return -1
@@ -177,7 +177,7 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 			dst = p.detectEmailsAt(s, dst, ts.ats[:ts.nAts])
 		}
 		if !ts.marksOver {
-			index = ts.marks.index
+			index = ts.marks.indexKind
 		}
 		key20 = func() bool { return ts.key20 }
 		key40 = func() bool { return ts.key40 }
@@ -574,11 +574,12 @@ func (p *PII) detectMarked(s string, dst []Finding, marker, typ string, at func(
 }
 
 // detectURLs finds "://" and "www." and checks the URL around them. index
-// returns the first position at or after off of a marker, or -1.
-func (p *PII) detectURLs(s string, dst []Finding, index func(off int, lit string) int) []Finding {
+// returns the first position at or after off of the marker markLits[k], or
+// -1.
+func (p *PII) detectURLs(s string, dst []Finding, index func(off, k int) int) []Finding {
 	last := 0
 	for off := 0; ; {
-		at := index(off, "://")
+		at := index(off, 0) // "://"
 		if at < 0 {
 			break
 		}
@@ -598,9 +599,9 @@ func (p *PII) detectURLs(s string, dst []Finding, index func(off int, lit string
 			off, last = end, end
 		}
 	}
-	for _, m := range [...]string{"www.", "WWW."} {
+	for k := 1; k <= 2; k++ { // "www.", "WWW."
 		for off := 0; ; {
-			i := index(off, m)
+			i := index(off, k)
 			if i < 0 {
 				break
 			}

@@ -120,6 +120,11 @@ func (m *markIndex) index(off int, lit string) int {
 	for k < len(markLits) && markLits[k] != lit {
 		k++
 	}
+	return m.indexKind(off, k)
+}
+
+// indexKind is index for the marker markLits[k].
+func (m *markIndex) indexKind(off, k int) int {
 	for j := m.cur[k]; j < m.n; j++ {
 		if m.kind[j] == uint8(k) && int(m.pos[j]) >= off {
 			m.cur[k] = j
