@@ -65,6 +65,7 @@ func runFastPathTests(t *testing.T, env ...string) {
 		"WordsListRandom",
 		"KernelsAtPageEdges",
 		"PIIMasks",
+		"PIICands",
 		"TriggerScan",
 		"DetectWordsNumbers",
 		"ScanSide",

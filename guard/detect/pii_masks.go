@@ -80,6 +80,7 @@ type triggerScan struct {
 	sure  [trigChunk]uint64 // the positions that are triggers with back 1
 	maybe [trigChunk]uint64 // the other positions that may be triggers
 	has   uint64            // bit b: sure[b] or maybe[b] is not zero
+	cv    candVec           // the chunk's other bitmaps, where piiCands computes them
 
 	// What the other PII searches need, gathered from the same bitmaps as
 	// the chunks are classified (every block once, in order; see next).
@@ -173,6 +174,10 @@ func (ts *triggerScan) load(cb int) {
 		ts.masksAt(cb-1, ts.m[:nb+2])
 	}
 	ts.base, ts.nb = 64*cb, nb
+	if hasPIICands {
+		ts.candsVec()
+		return
+	}
 	// The loop below, with no call in it, is most of a prose scan: it
 	// gathers the key runs, the blocks with URL markers, and per block
 	// the digit run starts (in sure) and the separators (in maybe) the
@@ -242,6 +247,13 @@ func (ts *triggerScan) load(cb int) {
 		}
 	}
 	ts.has = has
+	ts.markBlocks(marked)
+}
+
+// markBlocks records the URL markers and '@' of the blocks in marked (bit
+// b-1: block b of the chunk).
+func (ts *triggerScan) markBlocks(marked uint64) {
+	m := &ts.m
 	for ; marked != 0; marked &= marked - 1 {
 		b := bits.TrailingZeros64(marked) + 1
 		cu, nx := &m[b], &m[b+1]
@@ -260,6 +272,128 @@ func (ts *triggerScan) load(cb int) {
 			ts.nAts++
 		}
 	}
+}
+
+// candVec is what piiCands computes for the blocks m[1:nb+1] of a chunk
+// (block b in element or bit b-1), beside the digit run starts and the
+// separators it writes where load writes them (triggerScan.sure and
+// maybe): startBits and the blocks load looks at, eight blocks at a time.
+// The layout is the one piiCands512 writes.
+type candVec struct {
+	pre    [trigChunk]uint64 // startSets.pre
+	nino   [trigChunk]uint64 // startSets.nino
+	long   [trigChunk]uint64 // startSets.long & starts
+	few    uint64            // startSets.few (where the block has a start)
+	work   uint64            // blocks with a sep, pre, nino, long or few
+	marked uint64            // blocks with a ':', '@' or "ww" (URL markers, '@')
+	any    uint64            // blocks with a start or a sep
+	// keyRun is, in, the run of key characters (letters, digits, + and /)
+	// ending the block before the chunk and, out, the run ending the
+	// last group of eight blocks (blocks past nb hold none).
+	keyRun int
+	keys   uint64 // bit 0 (1): a run of 20 (40) key characters met (ORed in)
+}
+
+// piiCandsGo is piiCands512 in Go: the reference TestPIICands holds it to.
+// m holds the nb blocks of a chunk between the one before and the one
+// after; it sets startsOut and sepOut of each block (load's digit run
+// starts and separators) and v. The blocks up to the end of the last
+// group of eight hold no key characters.
+func piiCandsGo(m []piiBlock, nb int, v *candVec, startsOut, sepOut *[trigChunk]uint64) {
+	keyRun := v.keyRun
+	for b := 1; b <= (nb+7)&^7; b++ {
+		if b > nb {
+			// (Blocks past the chunk: only the key run ends here.)
+			if keyRun >= 20 {
+				v.keys |= 1
+			}
+			if keyRun >= 40 {
+				v.keys |= 2
+			}
+			keyRun = 0
+			continue
+		}
+		pv, cu, nx := &m[b-1], &m[b], &m[b+1]
+		bit := uint64(1) << (b - 1)
+		mac := cu.dash&nextBits(cu.dash, nx.dash, 3)&nextBits(cu.dash, nx.dash, 6) | cu.dot&nextBits(cu.dot, nx.dot, 5)
+		sep := (cu.colon | mac) & prevBits(cu.alnum, pv.alnum, 1)
+		starts := cu.digit &^ prevBits(cu.digit, pv.digit, 1)
+		c := startBits(starts, pv, cu, nx)
+		c.few = c.few && starts != 0
+		c.long &= starts
+		startsOut[b-1], sepOut[b-1] = starts, sep
+		v.pre[b-1], v.nino[b-1], v.long[b-1] = c.pre, c.nino, c.long
+		if starts|sep != 0 {
+			v.any |= bit
+		}
+		if c.few {
+			v.few |= bit
+		}
+		if sep|c.pre|c.nino|c.long != 0 || c.few {
+			v.work |= bit
+		}
+		if cu.colon|cu.at|cu.wfold&nextBits(cu.wfold, nx.wfold, 1) != 0 {
+			v.marked |= bit
+		}
+		// Key runs: the run from the blocks before and this block's
+		// head, and runs inside the block.
+		x := cu.alnum | cu.plus | cu.slash
+		head := keyRun + bits.TrailingZeros64(^x)
+		r16 := x & (x >> 1)
+		r16 &= r16 >> 2
+		r16 &= r16 >> 4
+		r16 &= r16 >> 8 // runs of 16
+		if head >= 20 || r16&(r16>>4) != 0 {
+			v.keys |= 1
+		}
+		if head >= 40 || r16&(r16>>16)&(r16>>24) != 0 {
+			v.keys |= 2
+		}
+		keyRun = bits.LeadingZeros64(^x)
+	}
+	v.keyRun = keyRun
+}
+
+// candsVec is the rest of load where piiCands computes the chunk's
+// bitmaps.
+func (ts *triggerScan) candsVec() {
+	nb := ts.nb
+	v := &ts.cv
+	v.few, v.work, v.marked, v.any, v.keys = 0, 0, 0, 0, 0
+	v.keyRun = ts.keyRun
+	piiCands(ts.m[:], nb, v, &ts.sure, &ts.maybe)
+	ts.keyRun = v.keyRun
+	ts.key20 = ts.key20 || v.keys&1 != 0 || v.keyRun >= 20
+	ts.key40 = ts.key40 || v.keys&2 != 0 || v.keyRun >= 40
+	// sure and maybe hold the starts and separators: no candidate in the
+	// blocks with some but no work.
+	for z := v.any &^ v.work; z != 0; z &= z - 1 {
+		k := bits.TrailingZeros64(z)
+		ts.sure[k], ts.maybe[k] = 0, 0
+	}
+	m := &ts.m
+	has := v.work
+	for w := v.work; w != 0; w &= w - 1 {
+		k := bits.TrailingZeros64(w)
+		cu, nx := &m[k+1], &m[k+2]
+		at := ts.base + 64*k
+		var sure, maybe uint64
+		if sep := ts.maybe[k]; sep != 0 {
+			maybe = sepCands(ts.s, at, sep, cu, nx)
+		}
+		if starts := ts.sure[k]; starts != 0 {
+			c := startSets{pre: v.pre[k], nino: v.nino[k], long: v.long[k], few: v.few>>k&1 != 0}
+			var dm uint64
+			sure, dm = startCands(ts.s, at, starts, &c, cu, nx)
+			maybe |= dm
+		}
+		ts.sure[k], ts.maybe[k] = sure, maybe
+		if sure|maybe == 0 {
+			has &^= 1 << k
+		}
+	}
+	ts.has = has
+	ts.markBlocks(v.marked)
 }
 
 // mark records the URL marker candidate at i ("://" or "www." in either
@@ -329,16 +463,36 @@ func sepCands(s string, base int, sep uint64, cu, nx *piiBlock) (maybe uint64) {
 // digit with enough digits in its cluster and nothing before it that
 // isTrigger looks at), and maybe ones, a superset of the rest, for
 // isTrigger to decide. (Only the first digit of a run may be a trigger:
-// isTrigger passes the rest of a run with it.)
+// isTrigger passes the rest of a run with it.) The bitmaps are startBits;
+// startCands decides on them.
 func digitCands(s string, base int, starts uint64, pv, cu, nx *piiBlock) (sure, maybe uint64) {
+	c := startBits(starts, pv, cu, nx)
+	return startCands(s, base, starts, &c, cu, nx)
+}
+
+// startSets are the digit run starts of a block sorted by what decides
+// whether they may be triggers (startBits).
+type startSets struct {
+	pre  uint64 // after '+', or a letter or '_' with no digit before it
+	nino uint64 // after a two-letter word and a space, with digit pairs after
+	long uint64 // where nine bytes (seven with three dots before digits) of the cluster follow
+	// few: the block and the next hold fewer than four digits, and the
+	// block's last byte is in a cluster (long is then zero).
+	few bool
+}
+
+// startBits computes the startSets of the block cu (pv before it, nx after
+// it) by bit arithmetic: piiCands512 computes the same for eight blocks at
+// a time (TestPIICands).
+func startBits(starts uint64, pv, cu, nx *piiBlock) (c startSets) {
 	cd, nd, pd := cu.digit, nx.digit, pv.digit
 	// After '+', a letter or '_' with no digit before it (gluedBefore),
 	// or a word of two letters and a space with the digit pairs of a
 	// National Insurance number after it.
 	letter, letterPv := cu.alnum&^cd, pv.alnum&^pd
-	prefixed := starts & prevBits(cu.plus, pv.plus, 1)
+	c.pre = starts & prevBits(cu.plus, pv.plus, 1)
 	if g := starts & prevBits(letter|cu.under, letterPv|pv.under, 1); g != 0 {
-		prefixed |= g &^ prevBits(cd, pd, 2)
+		c.pre |= g &^ prevBits(cd, pd, 2)
 	}
 	sp := starts & prevBits(cu.space, pv.space, 1) &^ prevBits(cu.alnum, pv.alnum, 4)
 	// (ninoDigits byte by byte, on the starts with two digit pairs: "to
@@ -347,12 +501,7 @@ func digitCands(s string, base int, starts uint64, pv, cu, nx *piiBlock) (sure, 
 		d3 := nextBits(cd, nd, 3)
 		sp &= nextBits(cd, nd, 1) & d3 & (nextBits(cd, nd, 2) | nextBits(cu.space, nx.space, 2)&nextBits(cd, nd, 4))
 	}
-	for ; sp != 0; sp &= sp - 1 {
-		if k := bits.TrailingZeros64(sp); ninoDigits(s, base+k) {
-			prefixed |= 1 << k
-		}
-	}
-	maybe = prefixed
+	c.nino = sp
 	// Or enough digits in its cluster: the rest of the cluster's runs have
 	// fewer when the first has too few.
 	clu, cluNx := cd|cu.grp(), nd|nx.grp()
@@ -360,9 +509,33 @@ func digitCands(s string, base int, starts uint64, pv, cu, nx *piiBlock) (sure, 
 		// No cluster holds four digits in the bits at hand: a start is a
 		// candidate only when its cluster runs past them (which needs
 		// the block's last byte in it).
-		if clu>>63 == 0 {
-			return 0, maybe
+		c.few = clu>>63 != 0
+		return c
+	}
+	// A cluster with nine digits from a run start is nine bytes long or
+	// more, and one with four and three dots before a digit seven.
+	c2 := clu & nextBits(clu, cluNx, 1)
+	c4 := c2 & nextBits(c2, cluNx&(cluNx>>1), 2)
+	long := c4 & nextBits(c4, cluNx&(cluNx>>1)&(cluNx>>2)&(cluNx>>3), 3) // 7 bytes
+	if dotd := cu.dot&nextBits(cd, nd, 1) | nx.dot&(nd>>1); bits.OnesCount64(dotd) < 3 {
+		long &= nextBits(c4, cluNx&(cluNx>>1)&(cluNx>>2)&(cluNx>>3), 5) // 9 bytes
+	}
+	c.long = long
+	return c
+}
+
+// startCands is digitCands on the startSets c of starts.
+func startCands(s string, base int, starts uint64, c *startSets, cu, nx *piiBlock) (sure, maybe uint64) {
+	prefixed := c.pre
+	for sp := c.nino; sp != 0; sp &= sp - 1 {
+		if k := bits.TrailingZeros64(sp); ninoDigits(s, base+k) {
+			prefixed |= 1 << k
 		}
+	}
+	maybe = prefixed
+	cd, nd := cu.digit, nx.digit
+	clu, cluNx := cd|cu.grp(), nd|nx.grp()
+	if c.few {
 		for rest := starts; rest != 0; rest &= rest - 1 {
 			k := uint(bits.TrailingZeros64(rest))
 			if nextBitsV(clu, cluNx, k) == ^uint64(0) {
@@ -371,16 +544,8 @@ func digitCands(s string, base int, starts uint64, pv, cu, nx *piiBlock) (sure, 
 		}
 		return 0, maybe
 	}
-	// A cluster with nine digits from a run start is nine bytes long or
-	// more, and one with four and three dots before a digit seven;
-	// prefixed starts are candidates already.
-	c2 := clu & nextBits(clu, cluNx, 1)
-	c4 := c2 & nextBits(c2, cluNx&(cluNx>>1), 2)
-	long := c4 & nextBits(c4, cluNx&(cluNx>>1)&(cluNx>>2)&(cluNx>>3), 3) // 7 bytes
-	if dotd := cu.dot&nextBits(cd, nd, 1) | nx.dot&(nd>>1); bits.OnesCount64(dotd) < 3 {
-		long &= nextBits(c4, cluNx&(cluNx>>1)&(cluNx>>2)&(cluNx>>3), 5) // 9 bytes
-	}
-	for rest := starts & long &^ prefixed; rest != 0; {
+	// Prefixed starts are candidates already.
+	for rest := starts & c.long &^ prefixed; rest != 0; {
 		k := uint(bits.TrailingZeros64(rest))
 		rest &= rest - 1
 		in := ^nextBitsV(clu, cluNx, k)

@@ -1,0 +1,118 @@
+package detect
+
+import (
+	"math/rand/v2"
+	"testing"
+	"unsafe"
+)
+
+// checkPIICands compares piiCands (piiCands512 where the CPU has it) with
+// piiCandsGo on the chunk m of nb blocks (m[0] before, m[nb+1] after) and
+// the key run keyRun before it.
+func checkPIICands(t *testing.T, m *[trigChunk + 2]piiBlock, nb, keyRun int) {
+	t.Helper()
+	var got, want candVec
+	var gotStarts, gotSep, wantStarts, wantSep [trigChunk]uint64
+	// Everything but the masks, the key run and the keys is left as it
+	// was (candsVec resets those): garbage must not show.
+	for _, v := range []*candVec{&got, &want} {
+		f := unsafe.Slice((*uint64)(unsafe.Pointer(v)), unsafe.Sizeof(*v)/8)
+		for i := range f {
+			f[i] = 0x5a5a5a5a5a5a5a5a
+		}
+		v.few, v.work, v.marked, v.any, v.keys, v.keyRun = 0, 0, 0, 0, 0, keyRun
+	}
+	for i := range gotStarts {
+		gotStarts[i], gotSep[i], wantStarts[i], wantSep[i] = 1, 2, 1, 2
+	}
+	piiCands(m[:], nb, &got, &gotStarts, &gotSep)
+	piiCandsGo(m[:], nb, &want, &wantStarts, &wantSep)
+	for b := range nb {
+		for _, f := range []struct {
+			name      string
+			got, want uint64
+		}{
+			{"starts", gotStarts[b], wantStarts[b]},
+			{"sep", gotSep[b], wantSep[b]},
+			{"pre", got.pre[b], want.pre[b]},
+			{"nino", got.nino[b], want.nino[b]},
+			{"long", got.long[b], want.long[b]},
+		} {
+			if f.got != f.want {
+				t.Fatalf("nb %d, block %d: %s %#x, piiCandsGo %#x", nb, b+1, f.name, f.got, f.want)
+			}
+		}
+	}
+	if got.few != want.few || got.work != want.work || got.marked != want.marked || got.any != want.any {
+		t.Fatalf("nb %d: few %#x work %#x marked %#x any %#x; piiCandsGo %#x %#x %#x %#x", nb,
+			got.few, got.work, got.marked, got.any, want.few, want.work, want.marked, want.any)
+	}
+	if got.keyRun != want.keyRun || got.keys != want.keys {
+		t.Fatalf("nb %d, key run %d in: key run %d, keys %b; piiCandsGo %d, %b", nb, keyRun,
+			got.keyRun, got.keys, want.keyRun, want.keys)
+	}
+}
+
+// TestPIICands holds piiCands to piiCandsGo on random bitmaps (each field
+// sparse, dense or random, so that every condition meets both outcomes)
+// and on the chunks of texts.
+func TestPIICands(t *testing.T) {
+	t.Logf("vector kernel: %v", hasPIICands)
+	// The offsets piiCands512 reads and writes.
+	var v candVec
+	if unsafe.Sizeof(piiBlock{}) != 96 || unsafe.Offsetof(v.few) != 768 || unsafe.Offsetof(v.work) != 776 ||
+		unsafe.Offsetof(v.marked) != 784 || unsafe.Offsetof(v.any) != 792 || unsafe.Offsetof(v.keyRun) != 800 ||
+		unsafe.Offsetof(v.keys) != 808 {
+		t.Fatal("piiBlock or candVec changed: update pii_cands_amd64.s")
+	}
+	rng := rand.New(rand.NewPCG(19, 30))
+	field := func() uint64 {
+		switch rng.IntN(6) {
+		case 0:
+			return 0
+		case 1:
+			return ^uint64(0)
+		case 2:
+			return rng.Uint64() & rng.Uint64() & rng.Uint64()
+		case 3:
+			return rng.Uint64() | rng.Uint64() | rng.Uint64()
+		case 4:
+			return ^uint64(0) << rng.IntN(64) >> rng.IntN(64)
+		}
+		return rng.Uint64()
+	}
+	var m [trigChunk + 2]piiBlock
+	for range 20000 {
+		for b := range m {
+			f := unsafe.Slice((*uint64)(unsafe.Pointer(&m[b])), unsafe.Sizeof(m[b])/8)
+			for i := range f {
+				f[i] = field()
+			}
+		}
+		keyRun := 0
+		if rng.IntN(2) == 0 {
+			keyRun = rng.IntN(130)
+		}
+		checkPIICands(t, &m, 1+rng.IntN(trigChunk), keyRun)
+	}
+	for _, text := range []string{benchPrompt, benchNumbers, benchMix, strings64("1 "), strings64("a@b.io http://x.io/ ")} {
+		ts := triggerScan{s: text}
+		for cb := 0; 64*cb < len(text); cb += trigChunk {
+			nb := min(trigChunk, (len(text)-64*cb+63)/64)
+			ts.masksAt(max(cb-1, 0), ts.m[:nb+2])
+			if cb == 0 {
+				copy(ts.m[1:], ts.m[:nb+1])
+				ts.m[0] = piiBlock{}
+			}
+			checkPIICands(t, &ts.m, nb, 0)
+		}
+	}
+}
+
+func strings64(unit string) string {
+	b := make([]byte, 0, 64<<10)
+	for len(b) < 64<<10 {
+		b = append(b, unit...)
+	}
+	return string(b[:64<<10])
+}
