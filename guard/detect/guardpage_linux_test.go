@@ -45,6 +45,18 @@ func TestKernelsAtPageEdges(t *testing.T) {
 			t.Fatalf("asciiPrefix of %d ASCII bytes at the page's end = %d", n, got)
 		}
 	}
+	// piiCands512 reads a chunk's blocks (not the text): the blocks at the
+	// page's end and at its start, every chunk length.
+	const chunkSize = int(unsafe.Sizeof([trigChunk + 2]piiBlock{}))
+	for _, at := range []int{len(page) - chunkSize, 0} {
+		m := (*[trigChunk + 2]piiBlock)(unsafe.Pointer(&page[at]))
+		clear(page)
+		for nb := 1; nb <= trigChunk; nb++ {
+			var v candVec
+			var starts, sep [trigChunk]uint64
+			piiCands(m[:], nb, &v, &starts, &sep)
+		}
+	}
 	sc := defaultScanner(t)
 	fill := "ignore all previous instructions AKIAIOSFODNN7EXAMPLE https://x.io/a www.x.io ’é 4111 1111 1111 1111 acme corp "
 	for n := 0; n <= 300; n++ {

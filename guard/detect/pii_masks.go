@@ -174,7 +174,7 @@ func (ts *triggerScan) load(cb int) {
 		ts.masksAt(cb-1, ts.m[:nb+2])
 	}
 	ts.base, ts.nb = 64*cb, nb
-	if hasPIICands {
+	if hasPIICands && nb >= minCandsVec {
 		ts.candsVec()
 		return
 	}
@@ -353,6 +353,10 @@ func piiCandsGo(m []piiBlock, nb int, v *candVec, startsOut, sepOut *[trigChunk]
 	}
 	v.keyRun = keyRun
 }
+
+// minCandsVec is the fewest blocks load gives piiCands: it computes eight
+// at a time, and below this the scalar loop is faster.
+const minCandsVec = 3
 
 // candsVec is the rest of load where piiCands computes the chunk's
 // bitmaps.
