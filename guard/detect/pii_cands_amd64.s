@@ -1,21 +1,71 @@
 #include "textflag.h"
 
 // piiCands512 (see pii_amd64.go and piiCandsGo): load's bitmaps and
-// startBits for eight blocks at a time, block b+j in qword lane j. A
-// field of the eight blocks is gathered (stride 96, the size of a
-// piiBlock); the lanes of the block before and after are the vector
+// startBits for eight blocks at a time, block b+j in qword lane j. The
+// eight blocks' fields are transposed into a vector each (VPERMI2Q); the
+// lanes of the block before and after are the vector
 // shifted by one lane (VALIGNQ) with the block before the group or after
 // it broadcast in; prevBits and nextBits are VPSHLDQ and VPSHRDQ.
 
-DATA piiGather<>+0(SB)/8, $0
-DATA piiGather<>+8(SB)/8, $96
-DATA piiGather<>+16(SB)/8, $192
-DATA piiGather<>+24(SB)/8, $288
-DATA piiGather<>+32(SB)/8, $384
-DATA piiGather<>+40(SB)/8, $480
-DATA piiGather<>+48(SB)/8, $576
-DATA piiGather<>+56(SB)/8, $672
-GLOBL piiGather<>(SB), RODATA|NOPTR, $64
+DATA piiTA0<>+0(SB)/8, $0
+DATA piiTA0<>+8(SB)/8, $8
+DATA piiTA0<>+16(SB)/8, $1
+DATA piiTA0<>+24(SB)/8, $9
+DATA piiTA0<>+32(SB)/8, $2
+DATA piiTA0<>+40(SB)/8, $10
+DATA piiTA0<>+48(SB)/8, $3
+DATA piiTA0<>+56(SB)/8, $11
+GLOBL piiTA0<>(SB), RODATA|NOPTR, $64
+
+DATA piiTA1<>+0(SB)/8, $4
+DATA piiTA1<>+8(SB)/8, $12
+DATA piiTA1<>+16(SB)/8, $5
+DATA piiTA1<>+24(SB)/8, $13
+DATA piiTA1<>+32(SB)/8, $6
+DATA piiTA1<>+40(SB)/8, $14
+DATA piiTA1<>+48(SB)/8, $7
+DATA piiTA1<>+56(SB)/8, $15
+GLOBL piiTA1<>(SB), RODATA|NOPTR, $64
+
+DATA piiTB0<>+0(SB)/8, $0
+DATA piiTB0<>+8(SB)/8, $1
+DATA piiTB0<>+16(SB)/8, $8
+DATA piiTB0<>+24(SB)/8, $9
+DATA piiTB0<>+32(SB)/8, $2
+DATA piiTB0<>+40(SB)/8, $3
+DATA piiTB0<>+48(SB)/8, $10
+DATA piiTB0<>+56(SB)/8, $11
+GLOBL piiTB0<>(SB), RODATA|NOPTR, $64
+
+DATA piiTB1<>+0(SB)/8, $4
+DATA piiTB1<>+8(SB)/8, $5
+DATA piiTB1<>+16(SB)/8, $12
+DATA piiTB1<>+24(SB)/8, $13
+DATA piiTB1<>+32(SB)/8, $6
+DATA piiTB1<>+40(SB)/8, $7
+DATA piiTB1<>+48(SB)/8, $14
+DATA piiTB1<>+56(SB)/8, $15
+GLOBL piiTB1<>(SB), RODATA|NOPTR, $64
+
+DATA piiTC0<>+0(SB)/8, $0
+DATA piiTC0<>+8(SB)/8, $1
+DATA piiTC0<>+16(SB)/8, $2
+DATA piiTC0<>+24(SB)/8, $3
+DATA piiTC0<>+32(SB)/8, $8
+DATA piiTC0<>+40(SB)/8, $9
+DATA piiTC0<>+48(SB)/8, $10
+DATA piiTC0<>+56(SB)/8, $11
+GLOBL piiTC0<>(SB), RODATA|NOPTR, $64
+
+DATA piiTC1<>+0(SB)/8, $4
+DATA piiTC1<>+8(SB)/8, $5
+DATA piiTC1<>+16(SB)/8, $6
+DATA piiTC1<>+24(SB)/8, $7
+DATA piiTC1<>+32(SB)/8, $12
+DATA piiTC1<>+40(SB)/8, $13
+DATA piiTC1<>+48(SB)/8, $14
+DATA piiTC1<>+56(SB)/8, $15
+GLOBL piiTC1<>(SB), RODATA|NOPTR, $64
 
 DATA piiK1<>+0(SB)/8, $1
 DATA piiK1<>+8(SB)/8, $1
@@ -67,10 +117,11 @@ DATA piiK40<>+48(SB)/8, $40
 DATA piiK40<>+56(SB)/8, $40
 GLOBL piiK40<>(SB), RODATA|NOPTR, $64
 
-// GATHER loads the field at offset off of the eight blocks at BX into Z.
-#define GATHER(off, Z) \
-	KXNORB     K1, K1, K1; \
-	VPGATHERQQ off(BX)(Z31*1), K1, Z
+// PERM sets D to the qwords of A and B (B's numbered from 8) that the
+// index vector I lists.
+#define PERM(I, A, B, D) \
+	VMOVDQU64 I<>(SB), D; \
+	VPERMI2Q  B, A, D
 
 // func piiCands512(m *piiBlock, nb int, v *candVec, starts, sep *[trigChunk]uint64)
 TEXT ·piiCands512(SB), NOSPLIT, $0-40
@@ -83,8 +134,7 @@ TEXT ·piiCands512(SB), NOSPLIT, $0-40
 	MOVQ         DI, SI              // the group's elements of v's arrays
 	XORQ         R12, R12            // the group
 	XORQ         R11, R11            // keys
-	VMOVDQU64    piiGather<>(SB), Z31
-	VPBROADCASTQ 800(DI), Z26       // lane 7: the key run before the group
+	VPBROADCASTQ 800(DI), Z26           // lane 7: the key run before the group
 
 cloop:
 	TESTQ CX, CX
@@ -98,18 +148,63 @@ cloop:
 
 cfull:
 	KMOVB AX, K7 // the lanes of blocks in the chunk
-	GATHER(0, Z0)   // digit
-	GATHER(8, Z1)   // alnum
-	GATHER(16, Z2)  // dot
-	GATHER(24, Z3)  // dash
-	GATHER(32, Z4)  // space
-	GATHER(40, Z5)  // wfold
-	GATHER(48, Z6)  // colon
-	GATHER(56, Z7)  // plus
-	GATHER(64, Z8)  // under
-	GATHER(72, Z9)  // slash
-	GATHER(80, Z10) // gx
-	GATHER(88, Z11) // at
+	// The fields 0-7 of the eight blocks (a row each, Z12-Z19)
+	// transposed into Z0-Z7 (a field each), in three steps: pairs of
+	// rows, pairs of pairs, all.
+	VMOVDQU64 0(BX), Z12
+	VMOVDQU64 96(BX), Z13
+	VMOVDQU64 192(BX), Z14
+	VMOVDQU64 288(BX), Z15
+	VMOVDQU64 384(BX), Z16
+	VMOVDQU64 480(BX), Z17
+	VMOVDQU64 576(BX), Z18
+	VMOVDQU64 672(BX), Z19
+	PERM(piiTA0, Z12, Z13, Z20)
+	PERM(piiTA1, Z12, Z13, Z21)
+	PERM(piiTA0, Z14, Z15, Z22)
+	PERM(piiTA1, Z14, Z15, Z23)
+	PERM(piiTA0, Z16, Z17, Z24)
+	PERM(piiTA1, Z16, Z17, Z25)
+	PERM(piiTA0, Z18, Z19, Z27)
+	PERM(piiTA1, Z18, Z19, Z28)
+	PERM(piiTB0, Z20, Z22, Z12)
+	PERM(piiTB1, Z20, Z22, Z13)
+	PERM(piiTB0, Z21, Z23, Z14)
+	PERM(piiTB1, Z21, Z23, Z15)
+	PERM(piiTB0, Z24, Z27, Z16)
+	PERM(piiTB1, Z24, Z27, Z17)
+	PERM(piiTB0, Z25, Z28, Z18)
+	PERM(piiTB1, Z25, Z28, Z19)
+	PERM(piiTC0, Z12, Z16, Z0)
+	PERM(piiTC1, Z12, Z16, Z1)
+	PERM(piiTC0, Z13, Z17, Z2)
+	PERM(piiTC1, Z13, Z17, Z3)
+	PERM(piiTC0, Z14, Z18, Z4)
+	PERM(piiTC1, Z14, Z18, Z5)
+	PERM(piiTC0, Z15, Z19, Z6)
+	PERM(piiTC1, Z15, Z19, Z7)
+
+	// The fields 8-11 (the rows' qwords 0-3 from offset 64) into Z8-Z11.
+	VMOVDQU64 64(BX), Z12
+	VMOVDQU64 160(BX), Z13
+	VMOVDQU64 256(BX), Z14
+	VMOVDQU64 352(BX), Z15
+	VMOVDQU64 448(BX), Z16
+	VMOVDQU64 544(BX), Z17
+	VMOVDQU64 640(BX), Z18
+	VMOVDQU64 736(BX), Z19
+	PERM(piiTA0, Z12, Z13, Z20)
+	PERM(piiTA0, Z14, Z15, Z21)
+	PERM(piiTA0, Z16, Z17, Z22)
+	PERM(piiTA0, Z18, Z19, Z23)
+	PERM(piiTB0, Z20, Z21, Z24)
+	PERM(piiTB1, Z20, Z21, Z25)
+	PERM(piiTB0, Z22, Z23, Z27)
+	PERM(piiTB1, Z22, Z23, Z28)
+	PERM(piiTC0, Z24, Z27, Z8)
+	PERM(piiTC1, Z24, Z27, Z9)
+	PERM(piiTC0, Z25, Z28, Z10)
+	PERM(piiTC1, Z25, Z28, Z11)
 
 	// The block before each lane: digit, alnum, plus, under, space.
 	VPBROADCASTQ -96(BX), Z24
