@@ -253,13 +253,23 @@ cfull:
 	VPTESTMQ  Z24, Z24, K7, K1
 	KMOVB     K1, 792(DI)(R12*1) // any
 
-	// marked: ':', '@' or "ww".
-	VPSHRDQ  $1, Z21, Z5, Z24
-	VPANDQ   Z5, Z24, Z24
-	VPORQ    Z6, Z24, Z24
-	VPORQ    Z11, Z24, Z24
-	VPTESTMQ Z24, Z24, K7, K1
-	KMOVB    K1, 784(DI)(R12*1)
+	// marked: '@', "://", or "www." in either case.
+	VPBROADCASTQ 840(BX), Z24
+	VALIGNQ      $1, Z9, Z24, Z27 // the block after's slash
+	VPSHRDQ      $1, Z27, Z9, Z28
+	VPSHRDQ      $2, Z27, Z9, Z29
+	VPANDQ       Z28, Z29, Z28
+	VPANDQ       Z6, Z28, Z28     // "://"
+	VPSHRDQ      $1, Z21, Z5, Z24
+	VPSHRDQ      $2, Z21, Z5, Z29
+	VPANDQ       Z24, Z29, Z24
+	VPANDQ       Z5, Z24, Z24
+	VPSHRDQ      $3, Z18, Z2, Z29
+	VPANDQ       Z29, Z24, Z24    // "www."
+	VPORQ        Z28, Z24, Z24
+	VPORQ        Z11, Z24, Z24
+	VPTESTMQ     Z24, Z24, K7, K1
+	KMOVB        K1, 784(DI)(R12*1)
 
 	// Key runs: x (zero past the chunk), its head after the run before
 	// (the leading zeros of the lane before), runs of 20 and 40 inside.

@@ -250,15 +250,21 @@ func (ts *triggerScan) load(cb int) {
 	ts.markBlocks(marked)
 }
 
+// urlMarks returns the positions in the block cu (nx after it) of "://"
+// and of "www." in any case: the candidates mark records.
+func urlMarks(cu, nx *piiBlock) uint64 {
+	return cu.colon&nextBits(cu.slash, nx.slash, 1)&nextBits(cu.slash, nx.slash, 2) |
+		cu.wfold&nextBits(cu.wfold, nx.wfold, 1)&nextBits(cu.wfold, nx.wfold, 2)&nextBits(cu.dot, nx.dot, 3)
+}
+
 // markBlocks records the URL markers and '@' of the blocks in marked (bit
-// b-1: block b of the chunk).
+// b-1: block b of the chunk; blocks with neither record nothing).
 func (ts *triggerScan) markBlocks(marked uint64) {
 	m := &ts.m
 	for ; marked != 0; marked &= marked - 1 {
 		b := bits.TrailingZeros64(marked) + 1
 		cu, nx := &m[b], &m[b+1]
-		mk := cu.colon&nextBits(cu.slash, nx.slash, 1)&nextBits(cu.slash, nx.slash, 2) |
-			cu.wfold&nextBits(cu.wfold, nx.wfold, 1)&nextBits(cu.wfold, nx.wfold, 2)&nextBits(cu.dot, nx.dot, 3)
+		mk := urlMarks(cu, nx)
 		at := ts.base + 64*(b-1)
 		for ; mk != 0; mk &= mk - 1 {
 			ts.mark(at + bits.TrailingZeros64(mk))
@@ -285,7 +291,7 @@ type candVec struct {
 	long   [trigChunk]uint64 // startSets.long & starts
 	few    uint64            // startSets.few (where the block has a start)
 	work   uint64            // blocks with a sep, pre, nino, long or few
-	marked uint64            // blocks with a ':', '@' or "ww" (URL markers, '@')
+	marked uint64            // blocks with an '@' or a URL marker (urlMarks)
 	any    uint64            // blocks with a start or a sep
 	// keyRun is, in, the run of key characters (letters, digits, + and /)
 	// ending the block before the chunk and, out, the run ending the
@@ -332,7 +338,7 @@ func piiCandsGo(m []piiBlock, nb int, v *candVec, startsOut, sepOut *[trigChunk]
 		if sep|c.pre|c.nino|c.long != 0 || c.few {
 			v.work |= bit
 		}
-		if cu.colon|cu.at|cu.wfold&nextBits(cu.wfold, nx.wfold, 1) != 0 {
+		if cu.at|urlMarks(cu, nx) != 0 {
 			v.marked |= bit
 		}
 		// Key runs: the run from the blocks before and this block's
