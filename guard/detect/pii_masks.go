@@ -559,13 +559,20 @@ func startCands(s string, base int, starts uint64, c *startSets, cu, nx *piiBloc
 		k := uint(bits.TrailingZeros64(rest))
 		rest &= rest - 1
 		in := ^nextBitsV(clu, cluNx, k)
-		if in == 0 { // the cluster runs past the bits at hand
-			maybe |= 1 << k
-			continue
-		}
-		in = in&-in - 1
 		dk := nextBitsV(cd, nd, k)
-		d := bits.OnesCount64(dk & in)
+		var d int
+		if in == 0 {
+			// The cluster runs past the bits at hand: isTrigger
+			// counts its digits up to 13, which these may hold
+			// ("1 1 1 …"); else it decides.
+			if d = bits.OnesCount64(dk); d < 13 {
+				maybe |= 1 << k
+				continue
+			}
+		} else {
+			in = in&-in - 1
+			d = bits.OnesCount64(dk & in)
+		}
 		if d >= 4 && d < 9 {
 			// IPv4: a dot before a digit (nx's bit 63, whose next byte
 			// is not at hand, is never in the 64 bits after a bit of

@@ -337,6 +337,23 @@ func TestTriggerScanLongClusters(t *testing.T) {
 	}
 }
 
+// TestTriggerScanThirteenDigits: a start whose cluster runs past the bits
+// at hand with 12, 13 or 14 digits in them (startCands decides on 13 or
+// more, as isTrigger counts up to 13: a run of 4 to 8 digits is a trigger
+// only with 13), from every offset, each run length.
+func TestTriggerScanThirteenDigits(t *testing.T) {
+	for k := range 64 {
+		for run := 1; run <= 9; run++ {
+			for _, n := range []int{12, 13, 14} {
+				digits := strings.Repeat("1", run) + " " + strings.Repeat("2", n-run)
+				text := strings.Repeat("x", k) + " " + digits + strings.Repeat(" ", 64-len(digits)) + "3 4 ok" + strings.Repeat(" y", 40)
+				checkTriggerScan(t, text)
+				checkTriggerScan(t, strings.Replace(text, " ", "-", 1))
+			}
+		}
+	}
+}
+
 // TestScanSideKeyRunAtTextEnd: a key run that ends the text at a block's
 // end (no later block's head counts it) is found, in every length around
 // 20 and 40 and at the end of a chunk or inside one.
