@@ -182,7 +182,7 @@ func (ts *triggerScan) load(cb int) {
 	// gathers the key runs, the blocks with URL markers, and per block
 	// the digit run starts (in sure) and the separators (in maybe) the
 	// candidates come from; the blocks that have any are then
-	// passed to digitCands and sepCands.
+	// passed to startBits and startCands, and sepCands.
 	keyRun, key20, key40 := ts.keyRun, ts.key20, ts.key40
 	var work, marked uint64 // bit b-1: block b has candidates, markers
 	m := &ts.m
@@ -237,9 +237,13 @@ func (ts *triggerScan) load(cb int) {
 			maybe = sepCands(ts.s, at, sep, cu, nx)
 		}
 		if starts := ts.sure[b-1]; starts != 0 {
-			var dm uint64
-			sure, dm = digitCands(ts.s, at, starts, pv, cu, nx)
-			maybe |= dm
+			c := startBits(starts, pv, cu, nx)
+			maybe |= c.pre
+			if c.checks(starts) {
+				var dm uint64
+				sure, dm = startCands(ts.s, at, starts, &c, cu, nx)
+				maybe |= dm
+			}
 		}
 		ts.sure[b-1], ts.maybe[b-1] = sure, maybe
 		if sure|maybe == 0 {
@@ -393,9 +397,12 @@ func (ts *triggerScan) candsVec() {
 		}
 		if starts := ts.sure[k]; starts != 0 {
 			c := startSets{pre: v.pre[k], nino: v.nino[k], long: v.long[k], few: v.few>>k&1 != 0}
-			var dm uint64
-			sure, dm = startCands(ts.s, at, starts, &c, cu, nx)
-			maybe |= dm
+			maybe |= c.pre
+			if c.checks(starts) {
+				var dm uint64
+				sure, dm = startCands(ts.s, at, starts, &c, cu, nx)
+				maybe |= dm
+			}
 		}
 		ts.sure[k], ts.maybe[k] = sure, maybe
 		if sure|maybe == 0 {
@@ -466,19 +473,14 @@ func sepCands(s string, base int, sep uint64, cu, nx *piiBlock) (maybe uint64) {
 	return maybe
 }
 
-// digitCands returns the positions of starts, the digit run starts of
-// the block cu of s at base (pv before it, nx after it), that may be
-// triggers, from isTrigger's conditions on the bytes around them: sure
+// The digit run starts of a block that may be triggers are found from
+// isTrigger's conditions on the bytes around them: startBits sorts them
+// by bit arithmetic into startSets, startCands decides on those into sure
 // ones, where isTrigger reports a value that may start one byte before (a
 // digit with enough digits in its cluster and nothing before it that
 // isTrigger looks at), and maybe ones, a superset of the rest, for
 // isTrigger to decide. (Only the first digit of a run may be a trigger:
-// isTrigger passes the rest of a run with it.) The bitmaps are startBits;
-// startCands decides on them.
-func digitCands(s string, base int, starts uint64, pv, cu, nx *piiBlock) (sure, maybe uint64) {
-	c := startBits(starts, pv, cu, nx)
-	return startCands(s, base, starts, &c, cu, nx)
-}
+// isTrigger passes the rest of a run with it.)
 
 // startSets are the digit run starts of a block sorted by what decides
 // whether they may be triggers (startBits).
@@ -534,7 +536,14 @@ func startBits(starts uint64, pv, cu, nx *piiBlock) (c startSets) {
 	return c
 }
 
-// startCands is digitCands on the startSets c of starts.
+// checks reports whether startCands has more to do for starts than
+// report c.pre: most blocks with digits have no start to check.
+func (c *startSets) checks(starts uint64) bool {
+	return c.nino != 0 || c.few || starts&c.long&^c.pre != 0
+}
+
+// startCands returns the sure and maybe triggers among starts, the digit
+// run starts of the block cu of s at base (nx after it), sorted into c.
 func startCands(s string, base int, starts uint64, c *startSets, cu, nx *piiBlock) (sure, maybe uint64) {
 	prefixed := c.pre
 	for sp := c.nino; sp != 0; sp &= sp - 1 {
