@@ -116,3 +116,35 @@ func strings64(unit string) string {
 	}
 	return string(b[:64<<10])
 }
+
+// FuzzPIICands holds piiCands to piiCandsGo on chunks whose bitmaps are
+// the fuzzer's bytes (repeated to fill the chunk), with the chunk length
+// and the key run before it from the first two bytes, and on the chunks
+// of the bytes read as text.
+func FuzzPIICands(f *testing.F) {
+	f.Add([]byte("\x20\x05order #48213907 on 2024-06-03 for $129.99, (415) 555-2671 AB 12 34 56 C"))
+	f.Add([]byte("\x03\x30\xff\x00\xff\x00\x01\x80"))
+	f.Add([]byte("1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) < 3 {
+			return
+		}
+		var m [trigChunk + 2]piiBlock
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(&m[0])), unsafe.Sizeof(m))
+		for i := range raw {
+			raw[i] = b[2+i%(len(b)-2)]
+		}
+		checkPIICands(t, &m, 1+int(b[0])%trigChunk, int(b[1]))
+		text := string(b)
+		ts := triggerScan{s: text}
+		for cb := 0; 64*cb < len(text); cb += trigChunk {
+			nb := min(trigChunk, (len(text)-64*cb+63)/64)
+			ts.masksAt(max(cb-1, 0), ts.m[:nb+2])
+			if cb == 0 {
+				copy(ts.m[1:], ts.m[:nb+1])
+				ts.m[0] = piiBlock{}
+			}
+			checkPIICands(t, &ts.m, nb, 0)
+		}
+	})
+}
