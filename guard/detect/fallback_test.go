@@ -66,6 +66,7 @@ func runFastPathTests(t *testing.T, env ...string) {
 		"KernelsAtPageEdges",
 		"PIIMasks",
 		"PIICands",
+		"PIIScansReused",
 		"TriggerScan",
 		"DetectWordsNumbers",
 		"ScanSide",

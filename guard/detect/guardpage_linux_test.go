@@ -76,7 +76,7 @@ func TestKernelsAtPageEdges(t *testing.T) {
 			for _, kernel := range piiKernels() {
 				kernel(s[:64*nb], make([]piiBlock, nb))
 			}
-			ts := triggerScan{s: s}
+			ts := newTriggerScan(s)
 			for i := 0; i < n; {
 				t, _ := ts.next(i)
 				i = t + 1

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -102,6 +103,9 @@ type PIIConfig struct {
 type PII struct {
 	kinds   piiKind
 	regexes []namedRegexp
+	// scans holds *triggerScan for Detect: their buffers (~4.6 KB) are
+	// reused as they were left, not cleared for every text (trigBufs).
+	scans sync.Pool
 }
 
 type namedRegexp struct {
@@ -168,9 +172,10 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 	}
 	key20 := func() bool { return keyRunAtLeast(s, 20) }
 	key40 := func() bool { return keyRunAtLeast(s, 40) }
+	var ts *triggerScan
 	if walk {
-		ts := triggerScan{s: s}
-		dst = p.walkWords(s, &ts, dst)
+		ts = p.triggerScan(s)
+		dst = p.walkWords(s, ts, dst)
 		if k&kEmail != 0 && ts.atsOver {
 			dst = p.detectEmails(s, dst)
 		} else if k&kEmail != 0 {
@@ -206,6 +211,10 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 			}
 		}
 	}
+	if ts != nil {
+		ts.release()
+		p.scans.Put(ts)
+	}
 	return dst
 }
 
@@ -219,8 +228,23 @@ func (p *PII) detectWords(s string, dst []Finding) []Finding {
 	if !hasAVX2() {
 		return p.walkWords(s, nil, dst)
 	}
-	ts := triggerScan{s: s}
-	return p.walkWords(s, &ts, dst)
+	ts := p.triggerScan(s)
+	dst = p.walkWords(s, ts, dst)
+	ts.release()
+	p.scans.Put(ts)
+	return dst
+}
+
+// triggerScan returns a triggerScan for s from p.scans, or a new one: its
+// state zero, its buffers as the last text left them. Release it and put
+// it back when done.
+func (p *PII) triggerScan(s string) *triggerScan {
+	ts, _ := p.scans.Get().(*triggerScan)
+	if ts == nil {
+		return newTriggerScan(s)
+	}
+	ts.trigState = trigState{s: s}
+	return ts
 }
 
 // walkWords is detectWords with the triggers from ts, which it leaves with

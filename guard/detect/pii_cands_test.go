@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"unsafe"
 )
@@ -96,7 +97,7 @@ func TestPIICands(t *testing.T) {
 		checkPIICands(t, &m, 1+rng.IntN(trigChunk), keyRun)
 	}
 	for _, text := range []string{benchPrompt, benchNumbers, benchMix, strings64("1 "), strings64("a@b.io http://x.io/ ")} {
-		ts := triggerScan{s: text}
+		ts := newTriggerScan(text)
 		for cb := 0; 64*cb < len(text); cb += trigChunk {
 			nb := min(trigChunk, (len(text)-64*cb+63)/64)
 			ts.masksAt(max(cb-1, 0), ts.m[:nb+2])
@@ -136,7 +137,7 @@ func FuzzPIICands(f *testing.F) {
 		}
 		checkPIICands(t, &m, 1+int(b[0])%trigChunk, int(b[1]))
 		text := string(b)
-		ts := triggerScan{s: text}
+		ts := newTriggerScan(text)
 		for cb := 0; 64*cb < len(text); cb += trigChunk {
 			nb := min(trigChunk, (len(text)-64*cb+63)/64)
 			ts.masksAt(max(cb-1, 0), ts.m[:nb+2])
@@ -147,4 +148,31 @@ func FuzzPIICands(f *testing.F) {
 			checkPIICands(t, &ts.m, nb, 0)
 		}
 	})
+}
+
+// TestPIIScansReused: a PII detector reuses the buffers of its trigger
+// scans from text to text without clearing them (PII.scans); what it
+// finds in a text is what a new detector finds, whatever it scanned
+// before (long texts dense in candidates, then short ones, and back).
+func TestPIIScansReused(t *testing.T) {
+	p, err := NewPII(PIIConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(30, 19))
+	units := []string{"1 ", "4111 1111 1111 1111 ", "(415) 555-2671 ", "a@b.io ", "http://x.io/ ", "AKIAIOSFODNN7EXAMPLE ",
+		"AB 12 34 56 C ", "10.0.0.1 ", "de:ad:be:ef:00:01 ", "2024-06-03 ", "word ", "secret: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY "}
+	for range 400 {
+		var b []byte
+		for n := rng.IntN(5000); len(b) < n; {
+			b = append(b, units[rng.IntN(len(units))]...)
+		}
+		text := string(b)
+		got := p.Detect(text, nil)
+		fresh, _ := NewPII(PIIConfig{})
+		want := fresh.Detect(text, nil)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%q: a reused detector found %v, a new one %v", text, got, want)
+		}
+	}
 }

@@ -71,16 +71,29 @@ const trigChunk = 32
 
 // triggerScan finds triggers in s a chunk of blocks at a time.
 type triggerScan struct {
-	s    string
-	base int // the text offset of the chunk's first block
-	nb   int // blocks in the chunk
+	trigState
+	trigBufs
+}
+
+// trigBufs are a triggerScan's per-chunk bitmaps, most of its size: only
+// their parts for the chunk loaded mean anything (m[:nb+2], sure[:nb],
+// maybe[:nb], cv's first nb), and load writes those before they are
+// read, so a triggerScan may be reused without clearing them (PII.scans).
+type trigBufs struct {
 	// m[1:nb+1] are the chunk's blocks, m[0] the one before it and
 	// m[nb+1] the one after (zero beyond the text).
 	m     [trigChunk + 2]piiBlock
 	sure  [trigChunk]uint64 // the positions that are triggers with back 1
 	maybe [trigChunk]uint64 // the other positions that may be triggers
-	has   uint64            // bit b: sure[b] or maybe[b] is not zero
 	cv    candVec           // the chunk's other bitmaps, where piiCands computes them
+}
+
+// trigState is the rest of a triggerScan: zero for a new text.
+type trigState struct {
+	s    string
+	base int    // the text offset of the chunk's first block
+	nb   int    // blocks in the chunk
+	has  uint64 // bit b: sure[b] or maybe[b] is not zero
 
 	// What the other PII searches need, gathered from the same bitmaps as
 	// the chunks are classified (every block once, in order; see next).
@@ -95,6 +108,12 @@ type triggerScan struct {
 	ats     [maxAts]int32
 	nAts    int
 	atsOver bool
+}
+
+// newTriggerScan returns a triggerScan for s with its buffers zero (tests;
+// PII.triggerScan reuses them).
+func newTriggerScan(s string) *triggerScan {
+	return &triggerScan{trigState: trigState{s: s}}
 }
 
 // maxAts is how many '@' positions a triggerScan keeps.
@@ -605,6 +624,9 @@ func startCands(s string, base int, starts uint64, c *startSets, cu, nx *piiBloc
 	}
 	return sure, maybe
 }
+
+// release drops the text: a pooled triggerScan must not keep it alive.
+func (ts *triggerScan) release() { ts.s = "" }
 
 // finish classifies the blocks of the text that are not yet, for the keys
 // and marks fields.
