@@ -165,18 +165,46 @@ func ExtractResponse(op Operation, family string, body []byte) (Extracted, error
 // payload. Other events (exceptions) and unknown families have every
 // string scanned.
 func ExtractStreamEvent(op Operation, family string, eventType string, payload []byte) (Extracted, error) {
-	if op.AgentRuntime() {
-		if !AgentEventKnown(op, eventType) {
-			// An event Warden does not know may carry anything, in any
-			// encoding: it is not read as text (but must be JSON, as
-			// every event payload is).
-			if _, err := extract(payload, cAny, family, false, eventType+" event"); err != nil {
-				return Extracted{}, err
-			}
-			return Extracted{Unscannable: []string{quoteTrunc(eventType) + " event (a type Warden does not know for " + string(op) + ")"}}, nil
-		}
-		return extract(payload, cAgentResp, family, false, eventType+" event")
+	var out Extracted
+	if err := extractEvent(&out, nil, op, family, eventType, payload); err != nil {
+		return Extracted{}, err
 	}
+	return out, nil
+}
+
+// EventExtractor extracts a stream's events one after another as
+// ExtractStreamEvent does, keeping its buffers from one event to the next:
+// a stream guard extracts every token's event, and a fresh Extracted, path
+// buffer and path strings per event were most of what a token cost. The
+// zero value is ready; one EventExtractor serves one goroutine.
+type EventExtractor struct {
+	path    []byte
+	scratch []byte
+	// paths are the span paths met so far (a stream's events repeat a
+	// few: "delta.text", "delta.toolUse.input"), handed out again instead
+	// of a new string per span.
+	paths []string
+}
+
+// maxInternedPaths bounds EventExtractor.paths: a stream whose events name
+// ever new paths (array indices) gets new strings past it.
+const maxInternedPaths = 16
+
+// Extract is ExtractStreamEvent writing into *dst, whose slices (and the
+// buffers of its Decoded bodies) it truncates and reuses: nothing dst held
+// may still be in use. On error *dst holds no spans.
+func (x *EventExtractor) Extract(dst *Extracted, op Operation, family, eventType string, payload []byte) error {
+	err := extractEvent(dst, x, op, family, eventType, payload)
+	if err != nil {
+		dst.Texts, dst.IDs, dst.Unscannable, dst.Decoded = dst.Texts[:0], dst.IDs[:0], dst.Unscannable[:0], dst.Decoded[:0]
+	}
+	return err
+}
+
+// extractEvent is ExtractStreamEvent into *out (reset first), with x's
+// buffers when x is not nil. The event type is named in an error only when
+// there is one (no string per event).
+func extractEvent(out *Extracted, x *EventExtractor, op Operation, family string, eventType string, payload []byte) error {
 	root := cAnyRoot
 	switch op {
 	case OpConverseStream:
@@ -195,8 +223,27 @@ func ExtractStreamEvent(op Operation, family string, eventType string, payload [
 		if eventType != "error" {
 			root = cResp // response.output_text.delta, response.completed, …
 		}
+	default: // the agent runtime's operations are none of the above
+		if !op.AgentRuntime() {
+			break
+		}
+		if !AgentEventKnown(op, eventType) {
+			// An event Warden does not know may carry anything, in any
+			// encoding: it is not read as text (but must be JSON, as
+			// every event payload is).
+			if err := extractInto(out, x, payload, cAny, family, false); err != nil {
+				return fmt.Errorf("extract %s event: %w", eventType, err)
+			}
+			out.Texts, out.IDs, out.Decoded = out.Texts[:0], out.IDs[:0], out.Decoded[:0]
+			out.Unscannable = append(out.Unscannable[:0], quoteTrunc(eventType)+" event (a type Warden does not know for "+string(op)+")")
+			return nil
+		}
+		root = cAgentResp
 	}
-	return extract(payload, root, family, false, eventType+" event")
+	if err := extractInto(out, x, payload, root, family, false); err != nil {
+		return fmt.Errorf("extract %s event: %w", eventType, err)
+	}
+	return nil
 }
 
 func familyRequest(family string) ctx {
@@ -233,20 +280,37 @@ func familyChunk(family string) ctx {
 
 func extract(body []byte, root ctx, family string, wantMax bool, what string) (Extracted, error) {
 	var out Extracted
+	if err := extractInto(&out, nil, body, root, family, wantMax); err != nil {
+		return Extracted{}, fmt.Errorf("extract %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// extractInto walks body from root into *out, whose slices it truncates
+// and reuses, with x's buffers when x is not nil. The walker holds the
+// Extracted by value (a pointer to a local one made it escape, one
+// allocation per call).
+func extractInto(out *Extracted, x *EventExtractor, body []byte, root ctx, family string, wantMax bool) error {
 	e := extractor{
 		jsonScanner: jsonScanner{b: body},
-		out:         &out,
+		x:           x,
 		wantMax:     wantMax,
 		famReq:      familyRequest(family),
 		famChunk:    familyChunk(family),
 	}
-	if err := e.run(root); err != nil {
-		if !utf8.Valid(body) {
-			err = ErrNotUTF8
-		}
-		return Extracted{}, fmt.Errorf("extract %s: %w", what, err)
+	e.out = Extracted{Texts: out.Texts[:0], IDs: out.IDs[:0], Unscannable: out.Unscannable[:0], Decoded: out.Decoded[:0]}
+	if x != nil {
+		e.path, e.scratch = x.path[:0], x.scratch[:0]
 	}
-	return out, nil
+	err := e.run(root)
+	if x != nil {
+		x.path, x.scratch = e.path[:0], e.scratch[:0]
+	}
+	*out = e.out
+	if err != nil && !utf8.Valid(body) {
+		err = ErrNotUTF8
+	}
+	return err
 }
 
 // ctx is where in a known body shape the walker stands: it decides what each
@@ -671,10 +735,11 @@ func (e *extractor) rule(c ctx, k []byte) (act, ctx) {
 // encoding/json.Valid accepts, UTF-8 only) and recording what the rules say.
 type extractor struct {
 	jsonScanner
-	out      *Extracted
-	src      int    // TextSpan.Src of what this walker finds
-	path     []byte // of the value being walked
-	scratch  []byte // for decoding escaped strings and keys
+	out      Extracted
+	x        *EventExtractor // its buffers and interned paths, or nil
+	src      int             // TextSpan.Src of what this walker finds
+	path     []byte          // of the value being walked
+	scratch  []byte          // for decoding escaped strings and keys
 	wantMax  bool
 	textDoc  bool // the document being walked has a text format
 	famReq   ctx  // the family's native request body
@@ -866,7 +931,25 @@ func (e *extractor) member(a act, c ctx) error {
 }
 
 func (e *extractor) unscannable() {
-	e.out.Unscannable = append(e.out.Unscannable, string(e.path))
+	e.out.Unscannable = append(e.out.Unscannable, e.pathString())
+}
+
+// pathString is the path being walked as a string: one interned in e.x when
+// there is one.
+func (e *extractor) pathString() string {
+	if e.x == nil {
+		return string(e.path)
+	}
+	for _, p := range e.x.paths {
+		if p == string(e.path) {
+			return p
+		}
+	}
+	s := string(e.path)
+	if len(e.x.paths) < maxInternedPaths {
+		e.x.paths = append(e.x.paths, s)
+	}
+	return s
 }
 
 // emit records the string literal b[start:end] as text.
@@ -881,7 +964,7 @@ func (e *extractor) emit(start, end int, escaped bool) {
 	} else {
 		text = string(raw)
 	}
-	e.out.Texts = append(e.out.Texts, TextSpan{Path: string(e.path), Text: text, Start: start, End: end, Src: e.src})
+	e.out.Texts = append(e.out.Texts, TextSpan{Path: e.pathString(), Text: text, Start: start, End: end, Src: e.src})
 }
 
 func (e *extractor) maxTokens() error {
@@ -906,7 +989,7 @@ func (e *extractor) maxTokens() error {
 }
 
 func (e *extractor) setMax(n int64, start int) {
-	o := e.out
+	o := &e.out
 	o.MaxTokensCount++
 	if o.MaxTokensPath != "" && n <= o.MaxTokens {
 		return
@@ -947,23 +1030,33 @@ func (e *extractor) base64Body(c ctx) error {
 	if esc {
 		raw = unquoteJSON(nil, raw)
 	}
-	dec, err := decodeBase64(raw)
+	var reuse []byte
+	if o := &e.out; e.x != nil && len(o.Decoded) < cap(o.Decoded) {
+		reuse = o.Decoded[:len(o.Decoded)+1][len(o.Decoded)].Bytes // an earlier event's, done with
+	}
+	dec, err := decodeBase64Into(reuse, raw)
 	if err != nil {
 		e.unscannable()
 		return nil
 	}
-	o := e.out
+	o := &e.out
 	nTexts, nIDs, nUnsc, nDec := len(o.Texts), len(o.IDs), len(o.Unscannable), len(o.Decoded)
-	o.Decoded = append(o.Decoded, Decoded{Path: string(e.path), Start: start, End: e.i, Bytes: dec})
+	o.Decoded = append(o.Decoded, Decoded{Path: e.pathString(), Start: start, End: e.i, Bytes: dec})
+	// The nested walker takes over the Extracted and the buffers (its path
+	// continues this one's, past its end) and hands them back.
 	sub := extractor{
 		jsonScanner: jsonScanner{b: dec},
-		out:         o,
+		out:         *o,
+		x:           e.x,
 		src:         len(o.Decoded),
-		path:        append(append([]byte(nil), e.path...), '/'),
+		path:        append(e.path, '/'),
+		scratch:     e.scratch,
 		famReq:      e.famReq,
 		famChunk:    e.famChunk,
 	}
-	if err := sub.run(c); err != nil {
+	err = sub.run(c)
+	e.out, e.scratch = sub.out, sub.scratch
+	if err != nil {
 		o.Texts, o.IDs, o.Unscannable, o.Decoded = o.Texts[:nTexts], o.IDs[:nIDs], o.Unscannable[:nUnsc], o.Decoded[:nDec]
 		e.unscannable()
 	}
@@ -1002,14 +1095,23 @@ func (e *extractor) base64Text() error {
 		return nil
 	}
 	if len(dec) > 0 {
-		e.out.Texts = append(e.out.Texts, TextSpan{Path: string(e.path), Text: string(dec), Start: start, End: e.i, Src: e.src, Base64: true})
+		e.out.Texts = append(e.out.Texts, TextSpan{Path: e.pathString(), Text: string(dec), Start: start, End: e.i, Src: e.src, Base64: true})
 	}
 	return nil
 }
 
-func decodeBase64(b []byte) ([]byte, error) {
+func decodeBase64(b []byte) ([]byte, error) { return decodeBase64Into(nil, b) }
+
+// decodeBase64Into is decodeBase64 into buf's memory when it is large
+// enough.
+func decodeBase64Into(buf, b []byte) ([]byte, error) {
 	// RawStdEncoding's bound is the larger (it rounds partial quanta up).
-	dst := make([]byte, base64.RawStdEncoding.DecodedLen(len(b)))
+	dst := buf[:0]
+	if n := base64.RawStdEncoding.DecodedLen(len(b)); cap(dst) >= n {
+		dst = dst[:n]
+	} else {
+		dst = make([]byte, n)
+	}
 	n, err := base64.StdEncoding.Decode(dst, b)
 	if err != nil {
 		n, err = base64.RawStdEncoding.Decode(dst, b)

@@ -148,6 +148,13 @@ func FuzzExtractStreamEvent(f *testing.F) {
 		}
 		ex, err := ExtractStreamEvent(op, fam, eventType, payload)
 		checkAgainstEncodingJSON(t, payload, ex, err)
+		// An EventExtractor reusing an earlier event's memory reads the same.
+		var x EventExtractor
+		var dst Extracted
+		eventExtractorPrime(t, &x, &dst)
+		if xerr := x.Extract(&dst, op, fam, eventType, payload); (xerr == nil) != (err == nil) || !sameExtracted(dst, ex) {
+			t.Fatalf("EventExtractor: %+v, %v; ExtractStreamEvent: %+v, %v", dst, xerr, ex, err)
+		}
 		if ex.MaxTokensPath != "" {
 			t.Fatal("max tokens reported for an event")
 		}

@@ -280,13 +280,20 @@ func (o *outputScan) outcome() Outcome {
 // partial_json) is scanned decoded; an escape split across events ("\u00" |
 // "34") is decoded across the boundary.
 type Stream struct {
-	op      bedrock.Operation
-	family  string
-	o       *outputScan
-	lanes   map[string]*lane
-	queue   []*heldEvent
-	bound   int  // the longest text held for a value that may be unfinished
-	holdAll bool // a guard's custom expression can match whitespace: hold up to bound
+	op     bedrock.Operation
+	family string
+	o      *outputScan
+	ext    bedrock.EventExtractor
+	lanes  []*lane // the open content blocks' (few: looked up by path in order)
+	// laneIndex finds a lane by path when there are more than a few
+	laneIndex map[string]*lane
+	queue     []*heldEvent
+	// released lanes, events and spans, reused (hold.go)
+	spareLanes  []*lane
+	spareEvents []*heldEvent
+	hits        []hit // decide's
+	bound       int   // the longest text held for a value that may be unfinished
+	holdAll     bool  // a guard's custom expression can match whitespace: hold up to bound
 	// recordOnly: every output guard only records (no block, mask or
 	// ApplyGuardrail), so no event can change: each is sent as it arrives
 	// and its text is still held back for the scan, which decides values
@@ -295,16 +302,11 @@ type Stream struct {
 	out        []byte
 }
 
-type lane struct {
-	tail     string // the last decided normalised text, up to the window
-	pos      int    // absolute offset (in the lane's normalised text) of the end of the decided text
-	pending  string // normalised text not yet decided
-	seen     []seenFinding
-	masks    []absMask // decided masks, absolute offsets
-	fragment bool      // the text is a JSON fragment (decoded before scanning)
-	carry    string    // a fragment's incomplete escape at the end of the last span
-	carrySp  *heldSpan // the span that ended with carry
-	window   int
+// hit is a finding of decide's scan: the guard's index and its action.
+type hit struct {
+	gi  int
+	f   detect.Finding
+	act string
 }
 
 // absMask is a decided mask in a lane's absolute offsets.
@@ -333,6 +335,12 @@ type heldEvent struct {
 	name    string
 	payload []byte
 	sent    bool // already sent unchanged (Stream.recordOnly)
+	// The memory of the spans, reused with the event (hold.go): one text
+	// (the usual event) in the event itself, more in more.
+	one     heldSpan
+	oneSpan [1]*heldSpan
+	oneText [1]bedrock.TextSpan
+	more    []heldSpan
 }
 
 // heldSpan is one text of a held event: its lane and its range in the
@@ -344,6 +352,7 @@ type heldSpan struct {
 	// fragment spans: rawAt[i] is the offset in the span's raw text of
 	// norm[i] (len(norm)+1 entries); nil when norm is the text itself.
 	rawAt []int
+	atBuf []int // rawAt's memory, kept when the span is reused
 }
 
 // DefaultMaxHoldBytes is max_hold_bytes' default: how much streamed text a
@@ -365,7 +374,7 @@ func (ag *Guards) NewStream(op bedrock.Operation, family string, dryRun bool) *S
 }
 
 func newStream(op bedrock.Operation, family string, gs []*compiled, dryRun bool) *Stream {
-	sg := &Stream{op: op, family: family, o: newOutputScan(gs, dryRun), lanes: map[string]*lane{}, recordOnly: len(gs) > 0}
+	sg := &Stream{op: op, family: family, o: newOutputScan(gs, dryRun), recordOnly: len(gs) > 0}
 	for _, g := range gs {
 		sg.bound = max(sg.bound, g.holdBound)
 		sg.holdAll = sg.holdAll || g.holdAll
@@ -411,24 +420,30 @@ func (sg *Stream) Outcome() Outcome { return sg.o.outcome() }
 // next call), or the error to end the stream with and its rule.
 func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 	sg.out = sg.out[:0]
-	var ex bedrock.Extracted
 	switch f.MessageType() {
 	case bedrock.MessageTypeEvent:
-		var err error
-		ex, err = bedrock.ExtractStreamEvent(sg.op, sg.family, f.EventType(), f.Message.Payload)
-		if err != nil {
-			ex = bedrock.Extracted{Unscannable: []string{f.EventType() + " event (not JSON)"}}
-		}
 	case bedrock.MessageTypeException, bedrock.MessageTypeError:
 		return sg.exception(f)
+	default:
+		// Neither text nor an error: it ends the content block and passes.
+		if e, rule := sg.flush(); e != nil {
+			return nil, e, rule
+		}
+		sg.out = append(sg.out, f.Raw...)
+		return sg.out, nil, ""
 	}
-	if len(ex.IDs) > 0 { // tool-use ids (ids.go): block, or mask and go on with the masked event
+	h := sg.newEvent()
+	if err := sg.extract(h, f.EventType(), f.Message.Payload); err != nil {
+		unscannableEvent(&h.ex, f.EventType())
+	}
+	if len(h.ex.IDs) > 0 { // tool-use ids (ids.go): block, or mask and go on with the masked event
 		var e *bedrock.APIError
 		var rule string
-		if f, ex, e, rule = sg.checkIDs(f, ex); e != nil {
+		if f, h.ex, e, rule = sg.checkIDs(f, h.ex); e != nil {
 			return nil, e, rule
 		}
 	}
+	ex := &h.ex
 	if len(ex.Unscannable) > 0 {
 		if e, rule := sg.flush(); e != nil {
 			return nil, e, rule
@@ -439,15 +454,16 @@ func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 		}
 	}
 	if len(ex.Texts) == 0 {
+		sg.releaseEvent(h)
 		if e, rule := sg.flush(); e != nil {
 			return nil, e, rule
 		}
 		sg.out = append(sg.out, f.Raw...)
 		return sg.out, nil, ""
 	}
-	h := &heldEvent{raw: bytes.Clone(f.Raw), ex: ex, spans: make([]*heldSpan, len(ex.Texts))}
-	for i, sp := range ex.Texts {
-		h.spans[i] = sg.addSpan(sp)
+	h.raw = append(h.raw[:0], f.Raw...)
+	for _, sp := range ex.Texts {
+		h.spans = append(h.spans, sg.addSpan(h.span(len(h.spans), len(ex.Texts)), sp))
 	}
 	sg.queue = append(sg.queue, h)
 	if e, rule := sg.decide(false); e != nil {
@@ -476,10 +492,11 @@ func (sg *Stream) NextSSE(raw []byte, name string, data []byte) ([]byte, *bedroc
 		sg.out = append(sg.out, raw...)
 		return sg.out, nil, ""
 	}
-	ex, err := bedrock.ExtractStreamEvent(sg.op, sg.family, name, trimmed)
-	if err != nil {
-		ex = bedrock.Extracted{Unscannable: []string{name + " event (not JSON)"}}
+	h := sg.newEvent()
+	if err := sg.extract(h, name, trimmed); err != nil {
+		unscannableEvent(&h.ex, name)
 	}
+	ex := &h.ex
 	if len(ex.Unscannable) > 0 {
 		if e, rule := sg.flush(); e != nil {
 			return nil, e, rule
@@ -490,16 +507,16 @@ func (sg *Stream) NextSSE(raw []byte, name string, data []byte) ([]byte, *bedroc
 		}
 	}
 	if len(ex.Texts) == 0 {
+		sg.releaseEvent(h)
 		if e, rule := sg.flush(); e != nil {
 			return nil, e, rule
 		}
 		sg.out = append(sg.out, raw...)
 		return sg.out, nil, ""
 	}
-	h := &heldEvent{raw: bytes.Clone(raw), ex: ex, spans: make([]*heldSpan, len(ex.Texts)),
-		sse: true, name: name, payload: bytes.Clone(trimmed)}
-	for i, sp := range ex.Texts {
-		h.spans[i] = sg.addSpan(sp)
+	h.raw, h.sse, h.name, h.payload = append(h.raw[:0], raw...), true, name, append(h.payload[:0], trimmed...)
+	for _, sp := range ex.Texts {
+		h.spans = append(h.spans, sg.addSpan(h.span(len(h.spans), len(ex.Texts)), sp))
 	}
 	sg.queue = append(sg.queue, h)
 	if e, rule := sg.decide(false); e != nil {
@@ -530,7 +547,7 @@ func (sg *Stream) flush() (*bedrock.APIError, string) {
 	if e, rule := sg.emit(); e != nil {
 		return e, rule
 	}
-	clear(sg.lanes)
+	sg.endLanes()
 	return nil, ""
 }
 
@@ -540,16 +557,13 @@ func isFragment(path string) bool {
 }
 
 // addSpan appends a span's text to its lane's pending text.
-func (sg *Stream) addSpan(sp bedrock.TextSpan) *heldSpan {
-	l := sg.lanes[sp.Path]
-	if l == nil {
-		l = &lane{fragment: isFragment(sp.Path), window: max(outputWindow, sg.bound)}
-		sg.lanes[sp.Path] = l
-	}
-	hs := &heldSpan{lane: l}
+func (sg *Stream) addSpan(hs *heldSpan, sp bedrock.TextSpan) *heldSpan {
+	l := sg.lane(sp.Path)
+	hs.lane = l
 	if l.fragment {
 		raw := l.carry + sp.Text
-		dec, at, rest := decodeFragment(raw)
+		dec, at, rest := decodeFragmentInto(raw, hs.atBuf)
+		hs.atBuf = at
 		// Offsets into this span's raw text: the carried escape started in
 		// the previous span, so its rune maps to this span's start.
 		for i := range at {
@@ -563,7 +577,7 @@ func (sg *Stream) addSpan(sp bedrock.TextSpan) *heldSpan {
 		if l.carrySp != nil && len(l.carry) > 0 {
 			// the previous span is decided only with the rune its escape began
 			_, n := utf8.DecodeRuneInString(hs.norm)
-			l.carrySp.end = l.pos + len(l.pending) + n
+			l.carrySp.end = l.pos + l.pendingLen() + n
 		}
 		l.carry, l.carrySp = rest, nil
 		if rest != "" {
@@ -572,9 +586,9 @@ func (sg *Stream) addSpan(sp bedrock.TextSpan) *heldSpan {
 	} else {
 		hs.norm = detect.Normalize(sp.Text)
 	}
-	hs.start = l.pos + len(l.pending)
+	hs.start = l.pos + l.pendingLen()
 	hs.end = hs.start + len(hs.norm)
-	l.pending += hs.norm
+	l.appendText(hs.norm)
 	return hs
 }
 
@@ -584,24 +598,20 @@ func (sg *Stream) addSpan(sp bedrock.TextSpan) *heldSpan {
 func (sg *Stream) decide(final bool) (*bedrock.APIError, string) {
 	blocked := false
 	for _, l := range sg.lanes {
-		if l.pending == "" && (!final || l.carry == "") {
+		if l.pendingLen() == 0 && (!final || l.carry == "") {
 			continue
 		}
-		window := l.tail + l.pending
-		hs := len(l.tail)
+		window := l.text() // tail, then pending; valid until the lane is appended to
+		hs := l.nTail
 		base := l.pos - hs
 		safe := len(window)
-		type hit struct {
-			gi  int
-			f   detect.Finding
-			act string
-		}
-		var hits []hit
+		hits := sg.hits[:0]
 		sg.o.scan(window, func(gi int, f detect.Finding, act string) {
 			if f.End > hs {
 				hits = append(hits, hit{gi, f, act})
 			}
 		})
+		sg.hits = hits
 		if !final {
 			for _, g := range sg.o.guards {
 				h := 0
@@ -668,17 +678,8 @@ func (sg *Stream) decide(final bool) (*bedrock.APIError, string) {
 		}
 		// Slide: the decided text joins the tail (whole runes, unmasked)
 		// as the next scan's left context.
-		n := safe - hs
-		t := l.tail + l.pending[:n]
-		if len(t) > l.window {
-			cut := len(t) - l.window
-			for cut < len(t) && !utf8.RuneStart(t[cut]) {
-				cut++
-			}
-			t = t[cut:]
-		}
-		l.tail, l.pending, l.pos = t, l.pending[n:], l.pos+n
-		l.seen = slices.DeleteFunc(l.seen, func(s seenFinding) bool { return s.end <= l.pos-len(l.tail) })
+		l.slide(safe)
+		l.seen = slices.DeleteFunc(l.seen, func(s seenFinding) bool { return s.end <= l.pos-l.nTail })
 		if final {
 			l.carrySp = nil
 		}
@@ -721,12 +722,12 @@ func (sg *Stream) emit() (*bedrock.APIError, string) {
 		}
 		b, err := reencodeEvent(h, edits)
 		if err != nil {
-			sg.queue = sg.queue[k+1:]
+			sg.dequeue(k + 1)
 			return bedrock.InternalServer("warden: re-encoding a masked event failed"), "guards"
 		}
 		sg.out = append(sg.out, b...)
 	}
-	sg.queue = sg.queue[k:]
+	sg.dequeue(k)
 	// Masks wholly before every queued span of their lane are done.
 	for _, l := range sg.lanes {
 		low := l.pos
@@ -787,15 +788,20 @@ func (sp *heldSpan) masked(raw string) (string, bool) {
 // the offset in s it came from, and the incomplete escape s ends with ("",
 // "\\", "\\u00", a lone high surrogate "\\ud83d", …), left undecoded.
 func decodeFragment(s string) (dec string, at []int, rest string) {
+	return decodeFragmentInto(s, nil)
+}
+
+// decodeFragmentInto is decodeFragment building at in buf's memory.
+func decodeFragmentInto(s string, buf []int) (dec string, at []int, rest string) {
+	at = slices.Grow(buf[:0], len(s)+1)
 	if strings.IndexByte(s, '\\') < 0 {
-		at = make([]int, len(s)+1)
+		at = at[:len(s)+1]
 		for i := range at {
 			at[i] = i
 		}
 		return s, at, ""
 	}
 	var b strings.Builder
-	at = make([]int, 0, len(s)+1)
 	put := func(from int, str string) {
 		for range len(str) {
 			at = append(at, from)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/warden-egress/warden/bedrock"
 )
@@ -252,22 +253,35 @@ func TestStreamGuardRecordCountsOnce(t *testing.T) {
 }
 
 // The tail never grows past the window, whatever the stream's length, and
-// is cut on a rune boundary.
+// is cut on a rune boundary. (The lanes are looked at before End, which
+// closes them.)
 func TestStreamGuardWindowBounded(t *testing.T) {
 	sg := testStreamGuard(t, "record", "EMAIL")
-	var frames [][]byte
 	for i := range 200 {
-		frames = append(frames, deltaFrame(t, fmt.Sprintf("é word %d ", i)))
+		f, err := bedrock.NewFrameReader(bytes.NewReader(deltaFrame(t, fmt.Sprintf("é word %d ", i)))).Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, apiErr, _ := sg.Next(f); apiErr != nil {
+			t.Fatal(apiErr)
+		}
 	}
-	if _, err := feed(t, sg, frames...); err != nil {
-		t.Fatal(err)
+	if len(sg.lanes) != 1 {
+		t.Fatalf("%d lanes, want 1", len(sg.lanes))
 	}
-	for path, l := range sg.lanes {
-		if len(l.tail) > outputWindow || !strings.HasSuffix(l.tail, "word 199 ") || !strings.ContainsRune(l.tail[:2]+"é", 'é') {
-			t.Errorf("lane %s: tail %q (%d bytes)", path, l.tail, len(l.tail))
+	for _, l := range sg.lanes {
+		tail := l.tail()
+		if w := max(outputWindow, sg.bound); l.window != w || len(tail) > w || len(tail) < w-8 || !utf8.ValidString(tail) {
+			t.Errorf("lane %s: tail %q (%d bytes), window %d", l.path, tail, len(tail), w)
+		}
+		if !strings.HasSuffix(l.text(), "word 199 ") || !strings.HasPrefix(l.text(), tail) {
+			t.Errorf("lane %s: text %q, tail %q", l.path, l.text(), tail)
 		}
 		if len(l.seen) != 0 {
-			t.Errorf("lane %s keeps %d findings", path, len(l.seen))
+			t.Errorf("lane %s keeps %d findings", l.path, len(l.seen))
+		}
+		if cap(l.buf) > 4*max(outputWindow, sg.bound) {
+			t.Errorf("lane %s: buffer of %d bytes for a window of %d", l.path, cap(l.buf), l.window)
 		}
 	}
 }

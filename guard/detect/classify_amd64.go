@@ -15,12 +15,47 @@ func classifyWords(s string, word, odd, digit, join []uint64) {
 		return
 	}
 	_, _, _, _ = s[64*len(word)-1], odd[len(word)-1], digit[len(word)-1], join[len(word)-1]
-	if cpu.X86.HasAVX2 {
+	switch {
+	case hasClassifyAVX512:
+		classifyWordsAVX512(unsafe.StringData(s), len(word), &word[0], &odd[0], &digit[0], &join[0], &classTab512)
+	case cpu.X86.HasAVX2:
 		classifyWordsAVX2(unsafe.StringData(s), len(word), &word[0], &odd[0], &digit[0], &join[0])
-		return
+	default:
+		classifyWordsGo(s, word, odd, digit, join)
 	}
-	classifyWordsGo(s, word, odd, digit, join)
 }
+
+// hasClassifyAVX512 reports whether classifyWordsAVX512 can run (and AVX2
+// is on: GODEBUG=cpu.avx2=off turns every kernel off).
+var hasClassifyAVX512 = cpu.X86.HasAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VBMI
+
+// classTab512 is classifyWordsAVX512's table of the ASCII bytes' classes:
+// bit 7 a letter, digit or '_' (a word byte), 6 a digit, 0 '+', '/', '='
+// or '-' (a join byte), 1 the apostrophe.
+var classTab512 = func() (t [128]byte) {
+	for c := range t {
+		b := byte(c)
+		if 'a' <= b|0x20 && b|0x20 <= 'z' || '0' <= b && b <= '9' || b == '_' {
+			t[c] |= 0x80
+		}
+		if '0' <= b && b <= '9' {
+			t[c] |= 0x40
+		}
+		if b == '+' || b == '/' || b == '=' || b == '-' {
+			t[c] |= 0x01
+		}
+		if b == '\'' {
+			t[c] |= 0x02
+		}
+	}
+	return t
+}()
+
+// classifyWordsAVX512 is classifyWordsAVX2 with AVX-512 F, BW and VBMI,
+// tab classTab512.
+//
+//go:noescape
+func classifyWordsAVX512(p *byte, nb int, word, odd, digit, join *uint64, tab *[128]byte)
 
 // classifyWordsAVX2 classifies the nb 64-byte blocks at p as classifyWordsGo
 // does. It needs AVX2.

@@ -267,3 +267,56 @@ asciidone:
 	VZEROUPPER
 	MOVQ AX, ret+16(FP)
 	RET
+
+// func classifyWordsAVX512(p *byte, nb int, word, odd, digit, join *uint64, tab *[128]byte)
+//
+// classifyWordsAVX2 a block at a time with AVX-512 (F, BW, VBMI): each
+// byte's classes from one look-up in the 128-byte table tab (VPERMI2B,
+// classTab512: bit 7 word, 6 digit, 0 join, 1 apostrophe; zeroed for bytes
+// of 0x80 and above), each bitmap from a mask move or a test into a mask
+// register, stored from there.
+TEXT ·classifyWordsAVX512(SB), NOSPLIT, $0-56
+	MOVQ p+0(FP), SI
+	MOVQ nb+8(FP), CX
+	MOVQ word+16(FP), DI
+	MOVQ odd+24(FP), R8
+	MOVQ digit+32(FP), R9
+	MOVQ join+40(FP), R10
+	MOVQ tab+48(FP), DX
+	VMOVDQU64    (DX), Z16
+	VMOVDQU64    64(DX), Z17
+	MOVL         $0x40, AX
+	VPBROADCASTB AX, Z18 // digit
+	MOVL         $0x01, AX
+	VPBROADCASTB AX, Z19 // join
+	MOVL         $0x02, AX
+	VPBROADCASTB AX, Z20 // apostrophe
+
+zloop:
+	TESTQ      CX, CX
+	JZ         zdone
+	VMOVDQU64  (SI), Z0
+	VPMOVB2M   Z0, K1 // 0x80 and above
+	KNOTQ      K1, K2
+	VMOVDQA64  Z0, Z1
+	VPERMI2B.Z Z17, Z16, K2, Z1
+	VPMOVB2M   Z1, K3
+	KMOVQ      K3, (DI)
+	VPTESTMB   Z18, Z1, K4
+	KMOVQ      K4, (R9)
+	VPTESTMB   Z19, Z1, K5
+	KMOVQ      K5, (R10)
+	VPTESTMB   Z20, Z1, K6
+	KORQ       K1, K6, K6
+	KMOVQ      K6, (R8)
+	ADDQ       $64, SI
+	ADDQ       $8, DI
+	ADDQ       $8, R8
+	ADDQ       $8, R9
+	ADDQ       $8, R10
+	DECQ       CX
+	JMP        zloop
+
+zdone:
+	VZEROUPPER
+	RET

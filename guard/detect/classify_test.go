@@ -31,12 +31,24 @@ func checkClassify(t *testing.T, s string) {
 				s[64*b:64*b+64], b, gw[b], go1[b], gd[b], gj[b], ww[b], wo[b], wd[b], wj[b])
 		}
 	}
+	if nb == 0 {
+		return
+	}
+	for k, kernel := range classifyKernels() {
+		// Each kernel the CPU runs, not only the one classifyWords picks.
+		clear(gw)
+		kernel(s[:64*nb], gw, go1, gd, gj)
+		if !slices.Equal(gw, ww) || !slices.Equal(go1, wo) || !slices.Equal(gd, wd) || !slices.Equal(gj, wj) {
+			t.Fatalf("%q: kernel %d word %x odd %x digit %x join %x, classifyWordsGo word %x odd %x digit %x join %x",
+				s, k, gw, go1, gd, gj, ww, wo, wd, wj)
+		}
+	}
 }
 
 // TestClassifyWordsAVX2 holds the vector classifier to the Go one on every
 // byte value at every offset and on random text.
 func TestClassifyWordsAVX2(t *testing.T) {
-	t.Logf("AVX2 path: %v", hasAVX2())
+	t.Logf("AVX2 path: %v, kernels: %d", hasAVX2(), len(classifyKernels()))
 	eachKernelText(5, func(s string) { checkClassify(t, s) })
 }
 

@@ -73,6 +73,8 @@ func runFastPathTests(t *testing.T, env ...string) {
 		"ContextIn",
 		"FilterMask",
 		"ASCIIPrefix",
+		"HighMasks",
+		"NormalizeSimpleRandom",
 		"WalkEndsAtTextEnd",
 		"LongTextsRandom",
 		"KeepRun",

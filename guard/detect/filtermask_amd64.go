@@ -23,6 +23,13 @@ func filterMaskASCIIBMI2(blk *byte, w, cand uint64, keys *byte) uint64
 
 func hasBMI2() bool { return cpu.X86.HasAVX2 && cpu.X86.HasBMI1 && cpu.X86.HasBMI2 }
 
+// hasKeyAVX512 reports whether keepRunBMI2 can test keys with AVX-512
+// (r.avx): F, BW, DQ, VL, VBMI and VBMI2.
+func hasKeyAVX512() bool {
+	x := &cpu.X86
+	return x.HasAVX512F && x.HasAVX512BW && x.HasAVX512DQ && x.HasAVX512VL && x.HasAVX512VBMI && x.HasAVX512VBMI2
+}
+
 // runBytes[b] keeps the bytes of a word whose word bits, from its first
 // byte on, are b (bit j: byte j): those of the run of 1 bits b starts
 // with, min(length, 8), with 0x20 cleared (filterKey's fold).

@@ -4,6 +4,8 @@ package detect
 
 func hasBMI2() bool { return false }
 
+func hasKeyAVX512() bool { return false }
+
 const haveFilterAsm = false
 
 func filterMaskBMI2(*byte, uint64, uint64, *byte) uint64      { panic("no assembly") }

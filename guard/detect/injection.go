@@ -177,10 +177,20 @@ func (d *Injection) detect(s string, words []wordSpan, dst []Finding, depth int)
 		for i > last && class[s[i-1]]&cB64 != 0 {
 			i--
 		}
-		j, up, lo, dg := b64Run(s, i)
-		if j == i {
-			j = we // no base64 character at i (a word of other letters)
+		// Most words the hook sees are in short runs ("follow-up", a
+		// date): measure the run by table before b64Run's flags.
+		k := i
+		for k < len(s) && k-i < minBlob && class[s[k]]&cB64 != 0 {
+			k++
 		}
+		if k-i < minBlob {
+			last = k
+			if k == i {
+				last = we // no base64 character at i (a word of other letters)
+			}
+			return dst, 0
+		}
+		j, up, lo, dg := b64Run(s, i)
 		last = j
 		end := j
 		for end < len(s) && end-j < 2 && s[end] == '=' {

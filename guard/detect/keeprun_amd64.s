@@ -14,9 +14,39 @@
 #define R_EN2 920
 #define R_HOOK 928
 #define R_DIGITS 936
+#define R_AVX 944
 
 DATA eight<>+0(SB)/8, $8
 GLOBL eight<>(SB), RODATA|NOPTR, $8
+
+// The AVX-512 key test's constants: the bytes 0-63 (the offsets
+// VPCOMPRESSB packs), byte j of each qword k: k (which start a qword
+// takes), and j (its bytes from the start).
+DATA keyConsts<>+0(SB)/8, $0x0706050403020100
+DATA keyConsts<>+8(SB)/8, $0x0f0e0d0c0b0a0908
+DATA keyConsts<>+16(SB)/8, $0x1716151413121110
+DATA keyConsts<>+24(SB)/8, $0x1f1e1d1c1b1a1918
+DATA keyConsts<>+32(SB)/8, $0x2726252423222120
+DATA keyConsts<>+40(SB)/8, $0x2f2e2d2c2b2a2928
+DATA keyConsts<>+48(SB)/8, $0x3736353433323130
+DATA keyConsts<>+56(SB)/8, $0x3f3e3d3c3b3a3938
+DATA keyConsts<>+64(SB)/8, $0x0000000000000000
+DATA keyConsts<>+72(SB)/8, $0x0101010101010101
+DATA keyConsts<>+80(SB)/8, $0x0202020202020202
+DATA keyConsts<>+88(SB)/8, $0x0303030303030303
+DATA keyConsts<>+96(SB)/8, $0x0404040404040404
+DATA keyConsts<>+104(SB)/8, $0x0505050505050505
+DATA keyConsts<>+112(SB)/8, $0x0606060606060606
+DATA keyConsts<>+120(SB)/8, $0x0707070707070707
+DATA keyConsts<>+128(SB)/8, $0x0706050403020100
+DATA keyConsts<>+136(SB)/8, $0x0706050403020100
+DATA keyConsts<>+144(SB)/8, $0x0706050403020100
+DATA keyConsts<>+152(SB)/8, $0x0706050403020100
+DATA keyConsts<>+160(SB)/8, $0x0706050403020100
+DATA keyConsts<>+168(SB)/8, $0x0706050403020100
+DATA keyConsts<>+176(SB)/8, $0x0706050403020100
+DATA keyConsts<>+184(SB)/8, $0x0706050403020100
+GLOBL keyConsts<>(SB), RODATA|NOPTR, $192
 
 // func keepRunBMI2(s *byte, gbase int, r *asciiRun, keys *byte, bi, end int) int
 //
@@ -27,7 +57,8 @@ GLOBL eight<>(SB), RODATA|NOPTR, $8
 // of the word that runs in from the block before when it is kept (r.carry,
 // else -1), carrying r.prev and r.start from block to block as
 // appendWordsFiltered does. Every block it does has 8 readable bytes after
-// it. It needs BMI1 and BMI2.
+// it. It needs BMI1 and BMI2; with r.avx set, AVX-512 F, BW, DQ, VL, VBMI
+// and VBMI2, for the key test eight words at a time.
 TEXT ·keepRunBMI2(SB), NOSPLIT, $0-56
 	MOVQ s+0(FP), SI
 	MOVQ r+16(FP), R8
@@ -42,6 +73,19 @@ TEXT ·keepRunBMI2(SB), NOSPLIT, $0-56
 	LEAQ ·runBytes(SB), R15
 	MOVQ $0xDFDFDFDFDFDFDFDF, R13  // filterKey's fold
 	MOVQ $0x9E3779B97F4A7C15, R14
+	CMPQ R_AVX(R8), $0
+	JE   block
+	VMOVDQU64    keyConsts<>+0(SB), Z16   // the offsets 0-63
+	VMOVDQU64    keyConsts<>+64(SB), Z17  // qword k: the k-th start
+	VMOVDQU64    keyConsts<>+128(SB), Z18 // its bytes 0-7
+	MOVL         $0x08080808, AX
+	VPBROADCASTD AX, Z19                  // the next eight starts
+	VPBROADCASTQ R13, Z20                 // filterKey's fold
+	VPBROADCASTQ R14, Z21                 // and multiplier
+	MOVL         $1, AX
+	VPBROADCASTQ AX, Z22
+	MOVL         $0xff, AX
+	VPBROADCASTD AX, Y23                  // keyBytes' byte of a dword
 
 block:
 	CMPQ R9, R10
@@ -140,6 +184,46 @@ kstart:
 	XORQ  R12, R12
 	TESTQ CX, CX
 	JZ    hook
+	CMPQ  R_AVX(R8), $0
+	JE    kloop
+
+	// With AVX-512, eight candidates at a time: their offsets packed
+	// (VPCOMPRESSB), each broadcast to a qword with 0-7 added, the
+	// block's bytes and word-byte flags from there (VPERMB: every word
+	// ends in the block, before any offset wraps), the run of word bytes
+	// from the start (f &^ (f+1)), folded, hashed, and the key bytes
+	// gathered (a dword each: keyPad); the kept bits go back to their
+	// starts with PDEP.
+	KMOVQ         CX, K1
+	VPCOMPRESSB.Z Z16, K1, Z24
+	KMOVQ         DX, K2
+	VPMOVM2B      K2, Z25
+	VMOVDQU64     (R11), Z26
+	VMOVDQA64     Z17, Z27
+
+vloop:
+	VPERMB     Z24, Z27, Z28
+	VPADDB     Z18, Z28, Z28
+	VPERMB     Z26, Z28, Z29        // the 8 bytes from each start
+	VPERMB     Z25, Z28, Z30        // which of them are word bytes
+	VPADDQ     Z22, Z30, Z31
+	VPANDNQ    Z30, Z31, Z31        // the word's first min(length, 8)
+	VPTERNLOGQ $0x80, Z20, Z29, Z31 // its bytes, folded
+	VPMULLQ    Z21, Z31, Z31
+	VPSRLQ     $50, Z31, Z31        // filterKey
+	KXNORB     K3, K3, K3
+	VPGATHERQD (DI)(Z31*1), K3, Y29
+	VPTESTMD   Y23, Y29, K4         // kept
+	KMOVB      K4, BX
+	PDEPQ      CX, BX, BX           // at the group's starts
+	ORQ        BX, R12
+	MOVL       $0xff, BX
+	PDEPQ      CX, BX, BX           // the group's starts
+	ANDNQ      CX, BX, CX
+	VPADDB     Z19, Z27, Z27
+	TESTQ      CX, CX
+	JNZ        vloop
+	JMP        hook
 
 kloop:
 	TZCNTQ  CX, AX
@@ -173,21 +257,17 @@ hook:
 	SHRQ $4, BX
 	ANDQ BX, AX                // runs of 12 word bytes from here
 	ANDQ R_ST(R8), AX          // hk
-	MOVQ R_EN2(R8), CX
-	ANDQ R_JOIN(R8)(R9*8), CX  // ends on a join byte
-	JZ   hookdone
-
-jloop:
-	TZCNTQ CX, BX
-	BZHIQ  BX, R_ST(R8), BX    // the starts below the end
-	JZ     jnext
-	LZCNTQ BX, BX
-	XORQ   $63, BX
-	BTSQ   BX, AX              // the last of them: that word's start
-
-jnext:
-	BLSRQ CX, CX
-	JNZ   jloop
+	// The words that end on a join byte: r.st and r.en2 hold the
+	// block's starts and ends without the word that runs in or on, so
+	// the k-th start's word has the k-th end: the ends on a join byte
+	// numbered among the ends (PEXT), and the starts of those numbers
+	// (PDEP).
+	MOVQ  R_EN2(R8), CX
+	MOVQ  R_JOIN(R8)(R9*8), BX
+	ANDQ  CX, BX               // ends on a join byte
+	PEXTQ CX, BX, BX
+	PDEPQ R_ST(R8), BX, BX
+	ORQ   BX, AX
 
 hookdone:
 	TESTQ AX, AX
@@ -244,5 +324,6 @@ store:
 	JMP  block
 
 out:
+	VZEROUPPER
 	MOVQ R9, ret+48(FP)
 	RET

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/warden-egress/warden/internal/benchtext"
@@ -21,7 +22,7 @@ func TestASCIIRunLayout(t *testing.T) {
 		{"join", unsafe.Offsetof(r.join), 384}, {"km", unsafe.Offsetof(r.km), 512}, {"en", unsafe.Offsetof(r.en), 640},
 		{"carry", unsafe.Offsetof(r.carry), 768}, {"prev", unsafe.Offsetof(r.prev), 896}, {"start", unsafe.Offsetof(r.start), 904},
 		{"st", unsafe.Offsetof(r.st), 912}, {"en2", unsafe.Offsetof(r.en2), 920}, {"hook", unsafe.Offsetof(r.hook), 928},
-		{"digits", unsafe.Offsetof(r.digits), 936},
+		{"digits", unsafe.Offsetof(r.digits), 936}, {"avx", unsafe.Offsetof(r.avx), 944},
 	} {
 		if c.got != c.want {
 			t.Errorf("asciiRun.%s at %d, keeprun_amd64.s reads it at %d", c.name, c.got, c.want)
@@ -55,10 +56,18 @@ func checkKeepRun(t *testing.T, fs []*wordFilter, s string) {
 	t.Helper()
 	for i, f := range fs {
 		g := *f
-		g.bmi2 = false
+		g.bmi2, g.avx512 = false, false
 		got, want := appendWordsFiltered(s, nil, f), appendWordsFiltered(s, nil, &g)
 		if !slices.Equal(got, want) {
-			t.Fatalf("filter %d on %q: with keepRunBMI2 %v, keepBlock %v", i, s, got, want)
+			t.Fatalf("filter %d on %q: with keepRunBMI2 (AVX-512 %v) %v, keepBlock %v", i, s, f.avx512, got, want)
+		}
+		if f.avx512 {
+			// The scalar key test too.
+			h := *f
+			h.avx512 = false
+			if got := appendWordsFiltered(s, nil, &h); !slices.Equal(got, want) {
+				t.Fatalf("filter %d on %q: with keepRunBMI2 (scalar keys) %v, keepBlock %v", i, s, got, want)
+			}
 		}
 	}
 }
@@ -69,7 +78,7 @@ func checkKeepRun(t *testing.T, fs []*wordFilter, s string) {
 // curly quote, a rune or an apostrophe now and then or often), at every
 // length up to a few blocks past a group, and on the benchmarks' texts.
 func TestKeepRun(t *testing.T) {
-	t.Logf("BMI2 path: %v", hasBMI2())
+	t.Logf("BMI2 path: %v, AVX-512 key test: %v", hasBMI2(), hasBMI2() && hasKeyAVX512())
 	fs := keepRunFilters(t)
 	var vocab []string
 	for _, f := range []string{"ignore", "all", "previous", "instructions", "you", "are", "DAN", "developer", "mode", "follow", "acme", "q4",
@@ -121,35 +130,63 @@ func FuzzKeepRun(f *testing.F) {
 	})
 }
 
-// TestApostropheWords holds apostropheWords to wordBitsSlow (the rune by
-// rune classification it replaces) on blocks of ASCII dense in
-// apostrophes, with and without a word byte before the block, and a byte
-// after it of every kind; blocks with a byte of 0x80 or above are left
-// to wordBitsSlow.
-func TestApostropheWords(t *testing.T) {
+// TestPunctWords holds punctWords to wordBitsSlow (the rune by rune
+// classification) on blocks of letters, digits, apostrophes, curly quotes,
+// dashes and other runes, and its force mask to the words it should hold:
+// those starting in the block, ending in it, with a byte of 0x80 or above
+// among their first eight, and not digit-led unless digits.
+func TestPunctWords(t *testing.T) {
 	r := rand.New(rand.NewPCG(71, 72))
-	pieces := []string{"'", "'", "a", "Z", "0", "_", " ", "-", "''", "it's", "'s", "x'", "é", "9"}
+	pieces := []string{"'", "'", "a", "Z", "0", "_", " ", "-", "''", "it's", "'s", "x'", "é", "9", "’", "’", "’s", "don’t",
+		"—", "“", "”", "–", "\u2028", "’’", "\xe2\x80", "\xe2\x80(", "日", "a’b’c", "12’s", "hasn’t"}
 	for i := range rounds(50000) {
-		pre := []string{"", "a", " ", "'"}[i%4]
+		pre := []string{"", "a", " ", "'", "’", "x’"}[i%6]
 		s := pre + joinRandom(r, pieces, 60)
 		if len(s) < len(pre)+72 {
 			continue
 		}
 		s = s[:len(pre)+72]
 		base := len(pre)
-		nb := 1
-		w, o, d, j := make([]uint64, nb), make([]uint64, nb), make([]uint64, nb), make([]uint64, nb)
+		w, o, d, j := make([]uint64, 1), make([]uint64, 1), make([]uint64, 1), make([]uint64, 1)
 		classifyWordsGo(s[base:base+64], w, o, d, j)
-		prev := base > 0 && class[s[base-1]]&cWord != 0
-		got, ok := apostropheWords(s, base, w[0], o[0], prev)
+		words := appendWords(s, nil)
+		prev := false // the byte before the block is a word's
+		for _, sp := range words {
+			prev = prev || int(sp.start) < base && int(sp.end) >= base
+		}
+		digits := i%2 == 0
+		got, force, ok := punctWords(s, base, w[0], o[0], d[0], prev, digits)
 		next := base
 		want, _ := wordBitsSlow(s, base, base+64, &next, w[0], prev)
-		hasHi := strings.ContainsFunc(s[base:base+65], func(c rune) bool { return c >= 0x80 })
-		if ok == hasHi {
-			t.Fatalf("%q: ok %v with a byte of 0x80 or above %v", s, ok, hasHi)
+		okWant := s[base+64] < utf8.RuneSelf
+		for p := base; p < base+64 && okWant; p++ {
+			if s[p] < utf8.RuneSelf {
+				continue
+			}
+			okWant = s[p] == 0xe2 && p+2 < base+64 && s[p+1] == 0x80 && s[p+2]&0xc0 == 0x80
+			p += 2
 		}
-		if ok && got != want {
-			t.Fatalf("%q (prev %v): apostropheWords %064b, wordBitsSlow %064b", s, prev, got, want)
+		if ok != okWant {
+			t.Fatalf("%q: ok %v, want %v", s, ok, okWant)
+		}
+		if !ok {
+			continue
+		}
+		if got != want {
+			t.Fatalf("%q (prev %v): punctWords %064b, wordBitsSlow %064b", s, prev, got, want)
+		}
+		var wantForce uint64
+		for _, sp := range words {
+			ws, we := int(sp.start), int(sp.end)
+			if ws < base || we >= base+64 || !digits && isDigit(s[ws]) {
+				continue
+			}
+			if strings.ContainsFunc(s[ws:min(we, ws+8)], func(c rune) bool { return c >= utf8.RuneSelf }) {
+				wantForce |= 1 << (ws - base)
+			}
+		}
+		if force != wantForce {
+			t.Fatalf("%q (prev %v, digits %v): force %064b, want %064b", s, prev, digits, force, wantForce)
 		}
 	}
 }

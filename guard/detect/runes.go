@@ -17,6 +17,14 @@ type runeTables struct {
 	plain   bmpBits // foldRune leaves r as it is (neither drops nor maps it)
 	inert   bmpBits // NFKC leaves r alone and r composes with no rune before it
 	toASCII bmpBits // foldWordRune(r) is ASCII (the Kelvin sign, 'İ', '’')
+	same    bmpBits // inert and plain: normalisation leaves r alone (derived)
+}
+
+// derive fills the tables computed from the others.
+func (t *runeTables) derive() {
+	for j := range t.same {
+		t.same[j] = t.inert[j] & t.plain[j]
+	}
 }
 
 // bmpBits is a bit per rune below U+10000.
@@ -39,6 +47,7 @@ var runeTab = func() *runeTables {
 			tb[j] = binary.LittleEndian.Uint64(b[(i*len(tb)+j)*8:])
 		}
 	}
+	t.derive()
 	return t
 }()
 
@@ -67,8 +76,16 @@ func inertSpan(s string, i int) int {
 			i++
 			continue
 		}
+		if c >= 0xC2 && c <= 0xDF && i+1 < len(s) && s[i+1]&0xC0 == 0x80 {
+			// Two bytes (Cyrillic, Greek, Arabic, Hebrew): decoded here.
+			if r := rune(c&0x1F)<<6 | rune(s[i+1]&0x3F); !t.same.has(r) {
+				return i
+			}
+			i += 2
+			continue
+		}
 		r, n := decodeRune(s, i)
-		if r >= 1<<16 || n == 1 || !t.inert.has(r) || !t.plain.has(r) {
+		if r >= 1<<16 || n == 1 || !t.same.has(r) {
 			return i
 		}
 		i += n

@@ -42,6 +42,7 @@ func buildRuneTables() *runeTables {
 			t.toASCII.set(r)
 		}
 	}
+	t.derive()
 	return t
 }
 

@@ -101,6 +101,26 @@ func BenchmarkScanDefaultASCII(b *testing.B) {
 	benchmarkScan(b, r.Replace(benchPrompt), false)
 }
 
+// BenchmarkScanTurns is benchPrompt as a Converse request often holds such
+// a chat: one message per paragraph (~250 bytes each), each scanned on its
+// own as the input guard scans each text block. Against
+// BenchmarkScanDefault it shows what a scan costs whatever its length.
+func BenchmarkScanTurns(b *testing.B) {
+	sc := defaultScanner(b)
+	turns := strings.Split(strings.TrimSpace(benchPrompt), "\n\n")
+	buf := make([]Finding, 0, 256)
+	b.SetBytes(int64(len(benchPrompt)))
+	b.ReportAllocs()
+	cpuRate(b, len(benchPrompt), func() {
+		for b.Loop() {
+			for _, t := range turns {
+				buf = sc.ScanFindings(buf[:0], t)
+			}
+		}
+	})
+	b.ReportMetric(float64(len(turns)), "texts/op")
+}
+
 // BenchmarkScanRAG is the default scanner over 64 KiB of the long-context
 // prose warden-bench sends (an operations review: dates, amounts, versions,
 // no PII value), the text a RAG prompt mostly holds.

@@ -124,25 +124,53 @@ func simpleRune(r rune) uint8 {
 // copied reports it, and t then aliases the returned buffer.
 func normalizeSimple(s string, i int, out []byte) (t string, buf []byte, copied, ok bool) {
 	done := 0 // s[:done] is in out (when copied)
-	for i < len(s) {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch simpleRune(r) {
-		case simpleKeep:
-		case simpleDash:
-			if !copied {
-				if cap(out) < len(s) {
-					out = make([]byte, 0, len(s))
-				}
-				out, copied = out[:0], true
-			}
-			out = append(out, s[done:i]...)
-			out = append(out, '-')
-			done = i + n
-		default:
-			return "", out, false, false
+	// The non-ASCII bytes come off bitmaps, 64 bytes a word (highMasks):
+	// prose has a curly quote every few hundred bytes, and looking for the
+	// next one byte-wise cost more than the runes themselves.
+	var m [32]uint64
+	for base := i &^ 63; base < len(s); {
+		nb := min(len(m), (len(s)-base)/64)
+		if nb == 0 {
+			m[0], nb = highTail(s[base:]), 1
+		} else {
+			highMasks(s[base:base+64*nb], m[:nb])
 		}
-		i += n
-		i += asciiPrefix(s[i:])
+		for k, x := range m[:nb] {
+			if x == 0 {
+				continue
+			}
+			blk := base + 64*k
+			if d := i - blk; d >= 64 {
+				continue // a rune from the block before covers this one
+			} else if d > 0 {
+				x &= ^uint64(0) << d
+			}
+			for x != 0 {
+				j := blk + bits.TrailingZeros64(x)
+				r, n := decodeRune(s, j)
+				switch simpleRune(r) {
+				case simpleKeep:
+				case simpleDash:
+					if !copied {
+						if cap(out) < len(s) {
+							out = make([]byte, 0, len(s))
+						}
+						out, copied = out[:0], true
+					}
+					out = append(out, s[done:j]...)
+					out = append(out, '-')
+					done = j + n
+				default:
+					return "", out, false, false
+				}
+				i = j + n
+				if i-blk >= 64 {
+					break
+				}
+				x &= ^uint64(0) << (i - blk)
+			}
+		}
+		base += 64 * nb
 	}
 	if !copied {
 		return s, out, false, true

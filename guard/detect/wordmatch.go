@@ -780,8 +780,13 @@ type wordFilter struct {
 	// assembly reads with one load instead of a load, two shifts and a
 	// mask.
 	keyBytes [1 << 14]uint8
-	bmi2     bool // filterMask runs its assembly (hasBMI2, asked once)
-	hook     bool
+	// keepRunBMI2's AVX-512 key test gathers a dword at a key: 3 bytes
+	// past keyBytes at the last.
+	_    [3]uint8
+	bmi2 bool // filterMask runs its assembly (hasBMI2, asked once)
+	// avx512: keepRunBMI2 tests keys eight at a time (hasKeyAVX512).
+	avx512 bool
+	hook   bool
 	// digits: some first word starts with an ASCII digit. Without one,
 	// a word that starts with a digit starts no phrase (a text word that
 	// folds to a vocabulary word starts with the same ASCII byte), and
@@ -797,6 +802,7 @@ func (f *wordFilter) add(m *wordMatcher) {
 		f.keyBytes[k] = uint8(f.starts[k>>6] >> (k & 63) & 1)
 	}
 	f.bmi2 = hasBMI2()
+	f.avx512 = f.bmi2 && hasKeyAVX512()
 	f.digits = f.digits || m.keyDigit
 }
 
@@ -864,7 +870,7 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 	wb, ob, db, jb := &run.w, &run.odd, &run.digit, &run.join
 	asm := haveFilterAsm && f != nil && f.bmi2
 	if asm {
-		run.hook, run.digits = b2u(f.hook), b2u(f.digits)
+		run.hook, run.digits, run.avx = b2u(f.hook), b2u(f.digits), b2u(f.avx512)
 	}
 	// A block holds at most 33 word ends (32 starts and one carried in):
 	// spans are stored into buf's spare capacity and kept by advancing nd.
@@ -882,10 +888,12 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 		for bi := 0; bi < wordGroup && gbase+64*bi < n; bi++ {
 			base := gbase + 64*bi
 			if bi < nr && base >= next && spill == 0 && ob[bi] != 0 {
-				// A block of ASCII whose only odd bytes are
-				// apostrophes ("vendor's") joins the run.
-				if w, ok := apostropheWords(s, base, wb[bi], ob[bi], prev); ok {
-					wb[bi], ob[bi] = w, 0
+				// A block whose only odd bytes are apostrophes
+				// ("vendor's") and General Punctuation (curly quotes,
+				// dashes) joins the run; the words a U+2019 leaves
+				// without a key are kept by force.
+				if w, force, ok := punctWords(s, base, wb[bi], ob[bi], db[bi], prev, f.digits); ok {
+					wb[bi], ob[bi], run.force[bi] = w, 0, force
 				}
 			}
 			if bi < nr && base >= next && spill == 0 && ob[bi] == 0 {
@@ -899,7 +907,8 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 				done := keepRunBMI2(unsafe.StringData(s), gbase, &run, &f.keyBytes[0], bi, nr)
 				prev, start = run.prev == 1, int(run.start)
 				for ; bi < done; bi++ {
-					km, en, ck := run.km[bi], run.en[bi], run.carry[bi]
+					km, en, ck := run.km[bi]|run.force[bi], run.en[bi], run.carry[bi]
+					run.force[bi] = 0
 					if km == 0 && ck < 0 {
 						continue
 					}
@@ -918,6 +927,17 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 				next = gbase + 64*done
 				bi--
 				continue
+			}
+			if f != nil && base+72 > n && base >= next && spill == 0 && (!prev || base-start <= 64) {
+				// The last block or two, without 8 bytes after them:
+				// from a zero-padded copy, as whole blocks.
+				if len(buf)-nd < 67 {
+					buf = slices.Grow(buf[:nd], 67+len(buf)/4)
+					buf = buf[:cap(buf)]
+				}
+				if nd2, ok := tailFiltered(s, base, prev, start, f, &run, buf, nd); ok {
+					return buf[:nd2]
+				}
 			}
 			w := spill
 			spill = 0
@@ -1019,31 +1039,140 @@ func appendWordsFiltered(s string, dst []wordSpan, f *wordFilter) []wordSpan {
 	return buf[:nd]
 }
 
-// apostropheWords returns the word bytes of the whole block at base (w:
-// its ASCII letters, digits and '_'; odd: its bytes of 0x80 and above and
-// its apostrophes; prev: the byte before it is a word byte), with 8
-// readable bytes after it, when they are ASCII but for none of 0x80 or
-// above (ok), as wordBitsSlow finds them: an apostrophe between a word
-// byte and an ASCII word byte is one (the byte before it cannot be an
-// apostrophe that is one: that needs a word byte after it).
-func apostropheWords(s string, base int, w, odd uint64, prev bool) (uint64, bool) {
-	var a uint64
-	for o := odd; o != 0; {
-		c := bits.TrailingZeros64(o) &^ 7 // the chunk of 8 bytes that holds it
-		x := load64(s, base+c)
-		if x&msb != 0 {
-			return 0, false
+// tailFiltered is appendWordsFiltered's loop for the blocks of s from base
+// on (one or two: the text ends less than 72 bytes after base, prev and
+// start as the loop has them, a word that runs in starting at most 64 bytes
+// before base), done on a zero-padded copy of s[start or base:] as whole
+// blocks with 8 bytes after them: keepRunBMI2 where the filter runs it,
+// else keepBlock. The zeros end the text's last word at its end, as the
+// word-by-word loop does; the kept spans are the same as keepBlock's on
+// whole blocks. It stores the spans kept into buf from nd on (room for 67)
+// and returns the new nd; ok is false, and nothing is stored, when a block
+// holds a rune other than General Punctuation (punctWords).
+func tailFiltered(s string, base int, prev bool, start int, f *wordFilter, run *asciiRun, buf []wordSpan, nd int) (int, bool) {
+	n := len(s)
+	ps := base // the copy starts here
+	if prev {
+		ps = start
+	}
+	var pad [64 + 2*64 + 8]byte
+	off := base - ps
+	copy(pad[:], s[ps:n])
+	t := unsafe.String(&pad[0], len(pad))
+	k := (n-base)/64 + 1 // the padding ends the last word in the last block
+	var w, odd, digit, join [2]uint64
+	classifyWords(t[off:off+64*k], w[:k], odd[:k], digit[:k], join[:k])
+	var force [2]uint64
+	p := prev
+	for j := range k {
+		if odd[j] != 0 {
+			var ok bool
+			w[j], force[j], ok = punctWords(t, off+64*j, w[j], odd[j], digit[j], p, f.digits)
+			if !ok {
+				return nd, false
+			}
 		}
-		a |= ((asciiEq(x, '\'') >> 7) * 0x0102040810204080 >> 56) << c
-		o &^= 0xff << c
+		p = w[j]>>63 == 1
+	}
+	if haveFilterAsm && f.bmi2 {
+		copy(run.w[:k], w[:k])
+		clear(run.odd[:k])
+		copy(run.digit[:k], digit[:k])
+		copy(run.join[:k], join[:k])
+		run.prev, run.start = b2u(prev), int64(start-ps)
+		keepRunBMI2(&pad[0], off, run, &f.keyBytes[0], 0, k)
+		for j := range k {
+			km, en, ck := run.km[j]|force[j], run.en[j], run.carry[j]
+			b := base + 64*j
+			if ck >= 0 {
+				buf[nd] = mkSpan(s, int32(ps+int(ck)), int32(b+bits.TrailingZeros64(en)))
+				nd++
+			}
+			for ; km != 0; km &= km - 1 {
+				i := bits.TrailingZeros64(km)
+				buf[nd] = mkSpan(s, int32(b+i), int32(b+bits.TrailingZeros64(en&^(1<<(i+1)-1))))
+				nd++
+			}
+		}
+		return nd, true
+	}
+	// keepBlock on the copy, its spans moved back to s.
+	first := nd
+	st := start - ps
+	for j := range k {
+		before := w[j]<<1 | b2u(prev)
+		nx := w[j]>>63 == 1
+		nd = keepBlock(t, off+64*j, w[j], w[j]&^before, before&^w[j], digit[j], join[j], true, prev, nx, &st, f, buf, nd)
+		prev = nx
+	}
+	for i := first; i < nd; i++ {
+		buf[i] = mkSpan(s, buf[i].start+int32(ps), buf[i].end+int32(ps))
+	}
+	return nd, true
+}
+
+// punctWords returns the word bytes of the whole block at base (w: its
+// ASCII letters, digits and '_'; odd: its bytes of 0x80 and above and its
+// apostrophes; prev: the byte before it is a word byte), with 8 readable
+// bytes after it, as wordBitsSlow finds them, when its only bytes of 0x80
+// and above are whole runes of General Punctuation (U+2000-U+203F: E2 80
+// xx, curly quotes, dashes, spaces; no word rune) within the block and the
+// byte after the block is ASCII (ok). An apostrophe or U+2019 between a
+// word byte and an ASCII word byte is one (the byte before it cannot be an
+// apostrophe or U+2019 that is one: that needs a word rune after it). It
+// also returns the starts of the words (force) that a U+2019 makes have
+// no filterKey (a byte of 0x80 or above among their first eight) and that
+// end in the block: the word filter keeps those, unless digits is false
+// and they start with a digit (digit: the block's digits).
+func punctWords(s string, base int, w, odd, digit uint64, prev, digits bool) (uint64, uint64, bool) {
+	var a, q uint64 // apostrophes, U+2019
+	for o := odd; o != 0; {
+		i := bits.TrailingZeros64(o)
+		c := s[base+i]
+		if c == '\'' {
+			a |= 1 << i
+			o &= o - 1
+			continue
+		}
+		if c != 0xe2 || i > 61 || s[base+i+1] != 0x80 || s[base+i+2]&0xc0 != 0x80 {
+			return 0, 0, false
+		}
+		if s[base+i+2] == 0x99 {
+			q |= 1 << i
+		}
+		o &^= 7 << i
 	}
 	nx := s[base+64]
 	if nx >= utf8.RuneSelf {
-		return 0, false
+		return 0, 0, false
 	}
 	before := w<<1 | b2u(prev)
-	after := w>>1 | uint64(class[nx]&cWord)/cWord<<63
-	return w | a&before&after, true
+	nw := uint64(class[nx]&cWord) / cWord
+	w |= a & before & (w>>1 | nw<<63)
+	if q == 0 {
+		return w, 0, true
+	}
+	q &= before & (w>>3 | nw<<61)
+	w |= q | q<<1 | q<<2
+	st := w &^ (w<<1 | b2u(prev))
+	var force uint64
+	for ; q != 0; q &= q - 1 {
+		i := bits.TrailingZeros64(q)
+		// The start of its word, if in the block; the word has no key
+		// when U+2019 is among its first eight bytes.
+		if below := st & (1<<i - 1); below != 0 {
+			if j := 63 - bits.LeadingZeros64(below); i-j < 8 {
+				force |= 1 << j
+			}
+		}
+	}
+	if w>>63 != 0 && st != 0 {
+		force &^= 1 << (63 - bits.LeadingZeros64(st)) // runs on: kept from the next block
+	}
+	if !digits {
+		force &^= digit
+	}
+	return w, force, true
 }
 
 // asciiRun is what keepRunBMI2 reads and writes for a group of blocks:
@@ -1061,6 +1190,10 @@ type asciiRun struct {
 	start               int64
 	st, en2             uint64
 	hook, digits        uint64
+	avx                 uint64 // the key test in AVX-512 (wordFilter.avx512)
+	// force: the starts of words kept whatever their key (punctWords),
+	// ORed into km in Go; zero for a block that has none.
+	force [wordGroup]uint64
 }
 
 func b2u(b bool) uint64 {

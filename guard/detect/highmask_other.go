@@ -1,0 +1,5 @@
+//go:build !amd64
+
+package detect
+
+func highMasks(s string, m []uint64) { highMasksGo(s, m) }
