@@ -1,8 +1,10 @@
 package detect
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"unsafe"
 )
@@ -174,5 +176,41 @@ func TestPIIScansReused(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("%q: a reused detector found %v, a new one %v", text, got, want)
 		}
+	}
+}
+
+// TestPIIScansConcurrent: goroutines sharing a PII detector (as guards
+// share a Scanner) each find in their texts what a new detector finds,
+// the pooled buffers passing between them (run with -race in CI).
+func TestPIIScansConcurrent(t *testing.T) {
+	p, err := NewPII(PIIConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := []string{benchPrompt, benchNumbers, benchMix, strings64("1 ")[:3000], "a@b.io (415) 555-2671", ""}
+	want := make([][]Finding, len(texts))
+	for i, s := range texts {
+		fresh, _ := NewPII(PIIConfig{})
+		want[i] = fresh.Detect(s, nil)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range 30 {
+				i := (g + r) % len(texts)
+				if got := p.Detect(texts[i], nil); !slices.Equal(got, want[i]) {
+					errs <- fmt.Sprintf("goroutine %d, text %d: %v, a new detector %v", g, i, got, want[i])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
