@@ -378,6 +378,10 @@ type streamRelay struct {
 	idleTimer *time.Timer
 	idleCut   atomic.Bool
 	countText bool
+	// textEx and textOut extract the events countText counts, reusing
+	// their memory from event to event.
+	textEx  bedrock.EventExtractor
+	textOut bedrock.Extracted
 }
 
 func (rl *streamRelay) run() {
@@ -491,7 +495,7 @@ func (rl *streamRelay) relay(f *bedrock.Frame) bool {
 	}
 	rl.sa.usage.Observe(f) // what the upstream counted, whatever a guard does with the event
 	if rl.countText {
-		c.streamText += streamTextBytes(c, f)
+		c.streamText += rl.streamTextBytes(f)
 	}
 	out := f.Raw
 	if rl.sg != nil {
@@ -516,17 +520,17 @@ func (rl *streamRelay) relay(f *bedrock.Frame) bool {
 	return true
 }
 
-// streamTextBytes is the answer text one event of c's stream carries.
-func streamTextBytes(c *call, f *bedrock.Frame) int64 {
+// streamTextBytes is the answer text one event of the stream carries.
+func (rl *streamRelay) streamTextBytes(f *bedrock.Frame) int64 {
 	if f.MessageType() != "event" {
 		return 0
 	}
-	ex, err := bedrock.ExtractStreamEvent(c.route.Op, requestFamily(c), f.EventType(), f.Message.Payload)
-	if err != nil {
+	c := rl.c
+	if err := rl.textEx.Extract(&rl.textOut, c.route.Op, requestFamily(c), f.EventType(), f.Message.Payload); err != nil {
 		return 0
 	}
 	var n int64
-	for _, t := range ex.Texts {
+	for _, t := range rl.textOut.Texts {
 		n += int64(len(t.Text))
 	}
 	return n

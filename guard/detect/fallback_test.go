@@ -65,6 +65,8 @@ func runFastPathTests(t *testing.T, env ...string) {
 		"WordsListRandom",
 		"KernelsAtPageEdges",
 		"PIIMasks",
+		"PIICands",
+		"PIIScansReused",
 		"TriggerScan",
 		"DetectWordsNumbers",
 		"ScanSide",

@@ -45,6 +45,18 @@ func TestKernelsAtPageEdges(t *testing.T) {
 			t.Fatalf("asciiPrefix of %d ASCII bytes at the page's end = %d", n, got)
 		}
 	}
+	// piiCands512 reads a chunk's blocks (not the text): the blocks at the
+	// page's end and at its start, every chunk length.
+	const chunkSize = int(unsafe.Sizeof([trigChunk + 2]piiBlock{}))
+	for _, at := range []int{len(page) - chunkSize, 0} {
+		m := (*[trigChunk + 2]piiBlock)(unsafe.Pointer(&page[at]))
+		clear(page)
+		for nb := 1; nb <= trigChunk; nb++ {
+			var v candVec
+			var starts, sep [trigChunk]uint64
+			piiCands(m[:], nb, &v, &starts, &sep)
+		}
+	}
 	for n := 0; n <= 300; n++ { // highMasks, and normalisation's walk of its bitmaps
 		b := page[len(page)-n:]
 		for k := range b {
@@ -76,7 +88,7 @@ func TestKernelsAtPageEdges(t *testing.T) {
 			for _, kernel := range piiKernels() {
 				kernel(s[:64*nb], make([]piiBlock, nb))
 			}
-			ts := triggerScan{s: s}
+			ts := newTriggerScan(s)
 			for i := 0; i < n; {
 				t, _ := ts.next(i)
 				i = t + 1

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -102,6 +103,9 @@ type PIIConfig struct {
 type PII struct {
 	kinds   piiKind
 	regexes []namedRegexp
+	// scans holds *triggerScan for Detect: their buffers (~4.6 KB) are
+	// reused as they were left, not cleared for every text (trigBufs).
+	scans sync.Pool
 }
 
 type namedRegexp struct {
@@ -160,24 +164,25 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 	if k&kEmail != 0 && !walk {
 		dst = p.detectEmails(s, dst)
 	}
-	index := func(off int, lit string) int {
-		if j := indexLit(s[off:], lit); j >= 0 {
+	index := func(off, k int) int {
+		if j := indexLit(s[off:], markLits[k]); j >= 0 {
 			return off + j
 		}
 		return -1
 	}
 	key20 := func() bool { return keyRunAtLeast(s, 20) }
 	key40 := func() bool { return keyRunAtLeast(s, 40) }
+	var ts *triggerScan
 	if walk {
-		ts := triggerScan{s: s}
-		dst = p.walkWords(s, &ts, dst)
+		ts = p.triggerScan(s)
+		dst = p.walkWords(s, ts, dst)
 		if k&kEmail != 0 && ts.atsOver {
 			dst = p.detectEmails(s, dst)
 		} else if k&kEmail != 0 {
 			dst = p.detectEmailsAt(s, dst, ts.ats[:ts.nAts])
 		}
 		if !ts.marksOver {
-			index = ts.marks.index
+			index = ts.marks.indexKind
 		}
 		key20 = func() bool { return ts.key20 }
 		key40 = func() bool { return ts.key40 }
@@ -206,6 +211,10 @@ func (p *PII) Detect(s string, dst []Finding) []Finding {
 			}
 		}
 	}
+	if ts != nil {
+		ts.release()
+		p.scans.Put(ts)
+	}
 	return dst
 }
 
@@ -219,8 +228,23 @@ func (p *PII) detectWords(s string, dst []Finding) []Finding {
 	if !hasAVX2() {
 		return p.walkWords(s, nil, dst)
 	}
-	ts := triggerScan{s: s}
-	return p.walkWords(s, &ts, dst)
+	ts := p.triggerScan(s)
+	dst = p.walkWords(s, ts, dst)
+	ts.release()
+	p.scans.Put(ts)
+	return dst
+}
+
+// triggerScan returns a triggerScan for s from p.scans, or a new one: its
+// state zero, its buffers as the last text left them. Release it and put
+// it back when done.
+func (p *PII) triggerScan(s string) *triggerScan {
+	ts, _ := p.scans.Get().(*triggerScan)
+	if ts == nil {
+		return newTriggerScan(s)
+	}
+	ts.trigState = trigState{s: s}
+	return ts
 }
 
 // walkWords is detectWords with the triggers from ts, which it leaves with
@@ -574,11 +598,12 @@ func (p *PII) detectMarked(s string, dst []Finding, marker, typ string, at func(
 }
 
 // detectURLs finds "://" and "www." and checks the URL around them. index
-// returns the first position at or after off of a marker, or -1.
-func (p *PII) detectURLs(s string, dst []Finding, index func(off int, lit string) int) []Finding {
+// returns the first position at or after off of the marker markLits[k], or
+// -1.
+func (p *PII) detectURLs(s string, dst []Finding, index func(off, k int) int) []Finding {
 	last := 0
 	for off := 0; ; {
-		at := index(off, "://")
+		at := index(off, 0) // "://"
 		if at < 0 {
 			break
 		}
@@ -598,9 +623,9 @@ func (p *PII) detectURLs(s string, dst []Finding, index func(off int, lit string
 			off, last = end, end
 		}
 	}
-	for _, m := range [...]string{"www.", "WWW."} {
+	for k := 1; k <= 2; k++ { // "www.", "WWW."
 		for off := 0; ; {
-			i := index(off, m)
+			i := index(off, k)
 			if i < 0 {
 				break
 			}

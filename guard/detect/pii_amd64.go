@@ -67,3 +67,28 @@ var piiTables512 = func() (t piiConsts512) {
 	t.sel = 0x8040201008040201
 	return t
 }()
+
+// hasPIICands reports whether piiCands can run piiCands512 (load uses it
+// then): AVX-512 with DQ (byte masks), VBMI2 (the double shifts), CD (VPLZCNTQ) and
+// VPOPCNTDQ, beside what piiMasksAVX512 needs.
+var hasPIICands = hasPIIAVX512 && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VBMI2 && cpu.X86.HasAVX512CD && cpu.X86.HasAVX512VPOPCNTDQ
+
+// piiCands computes v, starts and sep (see piiCandsGo) for the nb blocks
+// m[1:nb+1] of a chunk (m[0] the block before, m[nb+1] the one after; m
+// holds trigChunk+2 blocks).
+func piiCands(m []piiBlock, nb int, v *candVec, starts, sep *[trigChunk]uint64) {
+	_ = m[trigChunk+1]
+	if nb > trigChunk {
+		panic("piiCands: chunk too long")
+	}
+	if nb > 0 {
+		piiCands512(&m[0], nb, v, starts, sep)
+	}
+}
+
+// piiCands512 is piiCandsGo with AVX-512, eight blocks at a time (one in
+// each qword lane); it reads m up to the end of the last group of eight
+// and the block after it.
+//
+//go:noescape
+func piiCands512(m *piiBlock, nb int, v *candVec, starts, sep *[trigChunk]uint64)

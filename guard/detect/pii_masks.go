@@ -71,15 +71,29 @@ const trigChunk = 32
 
 // triggerScan finds triggers in s a chunk of blocks at a time.
 type triggerScan struct {
-	s    string
-	base int // the text offset of the chunk's first block
-	nb   int // blocks in the chunk
+	trigState
+	trigBufs
+}
+
+// trigBufs are a triggerScan's per-chunk bitmaps, most of its size: only
+// their parts for the chunk loaded mean anything (m[:nb+2], sure[:nb],
+// maybe[:nb], cv's first nb), and load writes those before they are
+// read, so a triggerScan may be reused without clearing them (PII.scans).
+type trigBufs struct {
 	// m[1:nb+1] are the chunk's blocks, m[0] the one before it and
 	// m[nb+1] the one after (zero beyond the text).
 	m     [trigChunk + 2]piiBlock
 	sure  [trigChunk]uint64 // the positions that are triggers with back 1
 	maybe [trigChunk]uint64 // the other positions that may be triggers
-	has   uint64            // bit b: sure[b] or maybe[b] is not zero
+	cv    candVec           // the chunk's other bitmaps, where piiCands computes them
+}
+
+// trigState is the rest of a triggerScan: zero for a new text.
+type trigState struct {
+	s    string
+	base int    // the text offset of the chunk's first block
+	nb   int    // blocks in the chunk
+	has  uint64 // bit b: sure[b] or maybe[b] is not zero
 
 	// What the other PII searches need, gathered from the same bitmaps as
 	// the chunks are classified (every block once, in order; see next).
@@ -94,6 +108,12 @@ type triggerScan struct {
 	ats     [maxAts]int32
 	nAts    int
 	atsOver bool
+}
+
+// newTriggerScan returns a triggerScan for s with its buffers zero (tests;
+// PII.triggerScan reuses them).
+func newTriggerScan(s string) *triggerScan {
+	return &triggerScan{trigState: trigState{s: s}}
 }
 
 // maxAts is how many '@' positions a triggerScan keeps.
@@ -120,6 +140,11 @@ func (m *markIndex) index(off int, lit string) int {
 	for k < len(markLits) && markLits[k] != lit {
 		k++
 	}
+	return m.indexKind(off, k)
+}
+
+// indexKind is index for the marker markLits[k].
+func (m *markIndex) indexKind(off, k int) int {
 	for j := m.cur[k]; j < m.n; j++ {
 		if m.kind[j] == uint8(k) && int(m.pos[j]) >= off {
 			m.cur[k] = j
@@ -168,11 +193,15 @@ func (ts *triggerScan) load(cb int) {
 		ts.masksAt(cb-1, ts.m[:nb+2])
 	}
 	ts.base, ts.nb = 64*cb, nb
+	if hasPIICands && nb >= minCandsVec {
+		ts.candsVec()
+		return
+	}
 	// The loop below, with no call in it, is most of a prose scan: it
 	// gathers the key runs, the blocks with URL markers, and per block
 	// the digit run starts (in sure) and the separators (in maybe) the
 	// candidates come from; the blocks that have any are then
-	// passed to digitCands and sepCands.
+	// passed to startBits and startCands, and sepCands.
 	keyRun, key20, key40 := ts.keyRun, ts.key20, ts.key40
 	var work, marked uint64 // bit b-1: block b has candidates, markers
 	m := &ts.m
@@ -227,9 +256,13 @@ func (ts *triggerScan) load(cb int) {
 			maybe = sepCands(ts.s, at, sep, cu, nx)
 		}
 		if starts := ts.sure[b-1]; starts != 0 {
-			var dm uint64
-			sure, dm = digitCands(ts.s, at, starts, pv, cu, nx)
-			maybe |= dm
+			c := startBits(starts, pv, cu, nx)
+			maybe |= c.pre
+			if c.checks(starts) {
+				var dm uint64
+				sure, dm = startCands(ts.s, at, starts, &c, cu, nx)
+				maybe |= dm
+			}
 		}
 		ts.sure[b-1], ts.maybe[b-1] = sure, maybe
 		if sure|maybe == 0 {
@@ -237,11 +270,24 @@ func (ts *triggerScan) load(cb int) {
 		}
 	}
 	ts.has = has
+	ts.markBlocks(marked)
+}
+
+// urlMarks returns the positions in the block cu (nx after it) of "://"
+// and of "www." in any case: the candidates mark records.
+func urlMarks(cu, nx *piiBlock) uint64 {
+	return cu.colon&nextBits(cu.slash, nx.slash, 1)&nextBits(cu.slash, nx.slash, 2) |
+		cu.wfold&nextBits(cu.wfold, nx.wfold, 1)&nextBits(cu.wfold, nx.wfold, 2)&nextBits(cu.dot, nx.dot, 3)
+}
+
+// markBlocks records the URL markers and '@' of the blocks in marked (bit
+// b-1: block b of the chunk; blocks with neither record nothing).
+func (ts *triggerScan) markBlocks(marked uint64) {
+	m := &ts.m
 	for ; marked != 0; marked &= marked - 1 {
 		b := bits.TrailingZeros64(marked) + 1
 		cu, nx := &m[b], &m[b+1]
-		mk := cu.colon&nextBits(cu.slash, nx.slash, 1)&nextBits(cu.slash, nx.slash, 2) |
-			cu.wfold&nextBits(cu.wfold, nx.wfold, 1)&nextBits(cu.wfold, nx.wfold, 2)&nextBits(cu.dot, nx.dot, 3)
+		mk := urlMarks(cu, nx)
 		at := ts.base + 64*(b-1)
 		for ; mk != 0; mk &= mk - 1 {
 			ts.mark(at + bits.TrailingZeros64(mk))
@@ -255,6 +301,135 @@ func (ts *triggerScan) load(cb int) {
 			ts.nAts++
 		}
 	}
+}
+
+// candVec is what piiCands computes for the blocks m[1:nb+1] of a chunk
+// (block b in element or bit b-1), beside the digit run starts and the
+// separators it writes where load writes them (triggerScan.sure and
+// maybe): startBits and the blocks load looks at, eight blocks at a time.
+// The layout is the one piiCands512 writes.
+type candVec struct {
+	pre    [trigChunk]uint64 // startSets.pre
+	nino   [trigChunk]uint64 // startSets.nino
+	long   [trigChunk]uint64 // startSets.long & starts
+	few    uint64            // startSets.few (where the block has a start)
+	work   uint64            // blocks with a sep, pre, nino, long or few
+	marked uint64            // blocks with an '@' or a URL marker (urlMarks)
+	any    uint64            // blocks with a start or a sep
+	// keyRun is, in, the run of key characters (letters, digits, + and /)
+	// ending the block before the chunk and, out, the run ending the
+	// last group of eight blocks (blocks past nb hold none).
+	keyRun int
+	keys   uint64 // bit 0 (1): a run of 20 (40) key characters met (ORed in)
+}
+
+// piiCandsGo is piiCands512 in Go: the reference TestPIICands holds it to.
+// m holds the nb blocks of a chunk between the one before and the one
+// after; it sets startsOut and sepOut of each block (load's digit run
+// starts and separators) and v. The blocks up to the end of the last
+// group of eight hold no key characters.
+func piiCandsGo(m []piiBlock, nb int, v *candVec, startsOut, sepOut *[trigChunk]uint64) {
+	keyRun := v.keyRun
+	for b := 1; b <= (nb+7)&^7; b++ {
+		if b > nb {
+			// (Blocks past the chunk: only the key run ends here.)
+			if keyRun >= 20 {
+				v.keys |= 1
+			}
+			if keyRun >= 40 {
+				v.keys |= 2
+			}
+			keyRun = 0
+			continue
+		}
+		pv, cu, nx := &m[b-1], &m[b], &m[b+1]
+		bit := uint64(1) << (b - 1)
+		mac := cu.dash&nextBits(cu.dash, nx.dash, 3)&nextBits(cu.dash, nx.dash, 6) | cu.dot&nextBits(cu.dot, nx.dot, 5)
+		sep := (cu.colon | mac) & prevBits(cu.alnum, pv.alnum, 1)
+		starts := cu.digit &^ prevBits(cu.digit, pv.digit, 1)
+		c := startBits(starts, pv, cu, nx)
+		c.few = c.few && starts != 0
+		c.long &= starts
+		startsOut[b-1], sepOut[b-1] = starts, sep
+		v.pre[b-1], v.nino[b-1], v.long[b-1] = c.pre, c.nino, c.long
+		if starts|sep != 0 {
+			v.any |= bit
+		}
+		if c.few {
+			v.few |= bit
+		}
+		if sep|c.pre|c.nino|c.long != 0 || c.few {
+			v.work |= bit
+		}
+		if cu.at|urlMarks(cu, nx) != 0 {
+			v.marked |= bit
+		}
+		// Key runs: the run from the blocks before and this block's
+		// head, and runs inside the block.
+		x := cu.alnum | cu.plus | cu.slash
+		head := keyRun + bits.TrailingZeros64(^x)
+		r16 := x & (x >> 1)
+		r16 &= r16 >> 2
+		r16 &= r16 >> 4
+		r16 &= r16 >> 8 // runs of 16
+		if head >= 20 || r16&(r16>>4) != 0 {
+			v.keys |= 1
+		}
+		if head >= 40 || r16&(r16>>16)&(r16>>24) != 0 {
+			v.keys |= 2
+		}
+		keyRun = bits.LeadingZeros64(^x)
+	}
+	v.keyRun = keyRun
+}
+
+// minCandsVec is the fewest blocks load gives piiCands: it computes eight
+// at a time, and below this the scalar loop is faster.
+const minCandsVec = 3
+
+// candsVec is the rest of load where piiCands computes the chunk's
+// bitmaps.
+func (ts *triggerScan) candsVec() {
+	nb := ts.nb
+	v := &ts.cv
+	v.few, v.work, v.marked, v.any, v.keys = 0, 0, 0, 0, 0
+	v.keyRun = ts.keyRun
+	piiCands(ts.m[:], nb, v, &ts.sure, &ts.maybe)
+	ts.keyRun = v.keyRun
+	ts.key20 = ts.key20 || v.keys&1 != 0 || v.keyRun >= 20
+	ts.key40 = ts.key40 || v.keys&2 != 0 || v.keyRun >= 40
+	// sure and maybe hold the starts and separators: no candidate in the
+	// blocks with some but no work.
+	for z := v.any &^ v.work; z != 0; z &= z - 1 {
+		k := bits.TrailingZeros64(z)
+		ts.sure[k], ts.maybe[k] = 0, 0
+	}
+	m := &ts.m
+	has := v.work
+	for w := v.work; w != 0; w &= w - 1 {
+		k := bits.TrailingZeros64(w)
+		cu, nx := &m[k+1], &m[k+2]
+		at := ts.base + 64*k
+		var sure, maybe uint64
+		if sep := ts.maybe[k]; sep != 0 {
+			maybe = sepCands(ts.s, at, sep, cu, nx)
+		}
+		if starts := ts.sure[k]; starts != 0 {
+			c := startSets{pre: v.pre[k], nino: v.nino[k], long: v.long[k], few: v.few>>k&1 != 0}
+			maybe |= c.pre
+			if c.checks(starts) {
+				var dm uint64
+				sure, dm = startCands(ts.s, at, starts, &c, cu, nx)
+				maybe |= dm
+			}
+		}
+		ts.sure[k], ts.maybe[k] = sure, maybe
+		if sure|maybe == 0 {
+			has &^= 1 << k
+		}
+	}
+	ts.has = has
+	ts.markBlocks(v.marked)
 }
 
 // mark records the URL marker candidate at i ("://" or "www." in either
@@ -317,23 +492,38 @@ func sepCands(s string, base int, sep uint64, cu, nx *piiBlock) (maybe uint64) {
 	return maybe
 }
 
-// digitCands returns the positions of starts, the digit run starts of
-// the block cu of s at base (pv before it, nx after it), that may be
-// triggers, from isTrigger's conditions on the bytes around them: sure
+// The digit run starts of a block that may be triggers are found from
+// isTrigger's conditions on the bytes around them: startBits sorts them
+// by bit arithmetic into startSets, startCands decides on those into sure
 // ones, where isTrigger reports a value that may start one byte before (a
 // digit with enough digits in its cluster and nothing before it that
 // isTrigger looks at), and maybe ones, a superset of the rest, for
 // isTrigger to decide. (Only the first digit of a run may be a trigger:
 // isTrigger passes the rest of a run with it.)
-func digitCands(s string, base int, starts uint64, pv, cu, nx *piiBlock) (sure, maybe uint64) {
+
+// startSets are the digit run starts of a block sorted by what decides
+// whether they may be triggers (startBits).
+type startSets struct {
+	pre  uint64 // after '+', or a letter or '_' with no digit before it
+	nino uint64 // after a two-letter word and a space, with digit pairs after
+	long uint64 // where nine bytes (seven with three dots before digits) of the cluster follow
+	// few: the block and the next hold fewer than four digits, and the
+	// block's last byte is in a cluster (long is then zero).
+	few bool
+}
+
+// startBits computes the startSets of the block cu (pv before it, nx after
+// it) by bit arithmetic: piiCands512 computes the same for eight blocks at
+// a time (TestPIICands).
+func startBits(starts uint64, pv, cu, nx *piiBlock) (c startSets) {
 	cd, nd, pd := cu.digit, nx.digit, pv.digit
 	// After '+', a letter or '_' with no digit before it (gluedBefore),
 	// or a word of two letters and a space with the digit pairs of a
 	// National Insurance number after it.
 	letter, letterPv := cu.alnum&^cd, pv.alnum&^pd
-	prefixed := starts & prevBits(cu.plus, pv.plus, 1)
+	c.pre = starts & prevBits(cu.plus, pv.plus, 1)
 	if g := starts & prevBits(letter|cu.under, letterPv|pv.under, 1); g != 0 {
-		prefixed |= g &^ prevBits(cd, pd, 2)
+		c.pre |= g &^ prevBits(cd, pd, 2)
 	}
 	sp := starts & prevBits(cu.space, pv.space, 1) &^ prevBits(cu.alnum, pv.alnum, 4)
 	// (ninoDigits byte by byte, on the starts with two digit pairs: "to
@@ -342,12 +532,7 @@ func digitCands(s string, base int, starts uint64, pv, cu, nx *piiBlock) (sure, 
 		d3 := nextBits(cd, nd, 3)
 		sp &= nextBits(cd, nd, 1) & d3 & (nextBits(cd, nd, 2) | nextBits(cu.space, nx.space, 2)&nextBits(cd, nd, 4))
 	}
-	for ; sp != 0; sp &= sp - 1 {
-		if k := bits.TrailingZeros64(sp); ninoDigits(s, base+k) {
-			prefixed |= 1 << k
-		}
-	}
-	maybe = prefixed
+	c.nino = sp
 	// Or enough digits in its cluster: the rest of the cluster's runs have
 	// fewer when the first has too few.
 	clu, cluNx := cd|cu.grp(), nd|nx.grp()
@@ -355,9 +540,40 @@ func digitCands(s string, base int, starts uint64, pv, cu, nx *piiBlock) (sure, 
 		// No cluster holds four digits in the bits at hand: a start is a
 		// candidate only when its cluster runs past them (which needs
 		// the block's last byte in it).
-		if clu>>63 == 0 {
-			return 0, maybe
+		c.few = clu>>63 != 0
+		return c
+	}
+	// A cluster with nine digits from a run start is nine bytes long or
+	// more, and one with four and three dots before a digit seven.
+	c2 := clu & nextBits(clu, cluNx, 1)
+	c4 := c2 & nextBits(c2, cluNx&(cluNx>>1), 2)
+	long := c4 & nextBits(c4, cluNx&(cluNx>>1)&(cluNx>>2)&(cluNx>>3), 3) // 7 bytes
+	if dotd := cu.dot&nextBits(cd, nd, 1) | nx.dot&(nd>>1); bits.OnesCount64(dotd) < 3 {
+		long &= nextBits(c4, cluNx&(cluNx>>1)&(cluNx>>2)&(cluNx>>3), 5) // 9 bytes
+	}
+	c.long = long
+	return c
+}
+
+// checks reports whether startCands has more to do for starts than
+// report c.pre: most blocks with digits have no start to check.
+func (c *startSets) checks(starts uint64) bool {
+	return c.nino != 0 || c.few || starts&c.long&^c.pre != 0
+}
+
+// startCands returns the sure and maybe triggers among starts, the digit
+// run starts of the block cu of s at base (nx after it), sorted into c.
+func startCands(s string, base int, starts uint64, c *startSets, cu, nx *piiBlock) (sure, maybe uint64) {
+	prefixed := c.pre
+	for sp := c.nino; sp != 0; sp &= sp - 1 {
+		if k := bits.TrailingZeros64(sp); ninoDigits(s, base+k) {
+			prefixed |= 1 << k
 		}
+	}
+	maybe = prefixed
+	cd, nd := cu.digit, nx.digit
+	clu, cluNx := cd|cu.grp(), nd|nx.grp()
+	if c.few {
 		for rest := starts; rest != 0; rest &= rest - 1 {
 			k := uint(bits.TrailingZeros64(rest))
 			if nextBitsV(clu, cluNx, k) == ^uint64(0) {
@@ -366,26 +582,25 @@ func digitCands(s string, base int, starts uint64, pv, cu, nx *piiBlock) (sure, 
 		}
 		return 0, maybe
 	}
-	// A cluster with nine digits from a run start is nine bytes long or
-	// more, and one with four and three dots before a digit seven;
-	// prefixed starts are candidates already.
-	c2 := clu & nextBits(clu, cluNx, 1)
-	c4 := c2 & nextBits(c2, cluNx&(cluNx>>1), 2)
-	long := c4 & nextBits(c4, cluNx&(cluNx>>1)&(cluNx>>2)&(cluNx>>3), 3) // 7 bytes
-	if dotd := cu.dot&nextBits(cd, nd, 1) | nx.dot&(nd>>1); bits.OnesCount64(dotd) < 3 {
-		long &= nextBits(c4, cluNx&(cluNx>>1)&(cluNx>>2)&(cluNx>>3), 5) // 9 bytes
-	}
-	for rest := starts & long &^ prefixed; rest != 0; {
+	// Prefixed starts are candidates already.
+	for rest := starts & c.long &^ prefixed; rest != 0; {
 		k := uint(bits.TrailingZeros64(rest))
 		rest &= rest - 1
 		in := ^nextBitsV(clu, cluNx, k)
-		if in == 0 { // the cluster runs past the bits at hand
-			maybe |= 1 << k
-			continue
-		}
-		in = in&-in - 1
 		dk := nextBitsV(cd, nd, k)
-		d := bits.OnesCount64(dk & in)
+		var d int
+		if in == 0 {
+			// The cluster runs past the bits at hand: isTrigger
+			// counts its digits up to 13, which these may hold
+			// ("1 1 1 …"); else it decides.
+			if d = bits.OnesCount64(dk); d < 13 {
+				maybe |= 1 << k
+				continue
+			}
+		} else {
+			in = in&-in - 1
+			d = bits.OnesCount64(dk & in)
+		}
 		if d >= 4 && d < 9 {
 			// IPv4: a dot before a digit (nx's bit 63, whose next byte
 			// is not at hand, is never in the 64 bits after a bit of
@@ -409,6 +624,9 @@ func digitCands(s string, base int, starts uint64, pv, cu, nx *piiBlock) (sure, 
 	}
 	return sure, maybe
 }
+
+// release drops the text: a pooled triggerScan must not keep it alive.
+func (ts *triggerScan) release() { ts.s = "" }
 
 // finish classifies the blocks of the text that are not yet, for the keys
 // and marks fields.

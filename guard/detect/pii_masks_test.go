@@ -99,8 +99,10 @@ func FuzzPIIMasks(f *testing.F) {
 // on its own, and along a walk as detectWords makes it.
 func checkTriggerScan(t *testing.T, s string) {
 	t.Helper()
+	reused := newTriggerScan(s) // its buffers left by the last start, as PII.scans leaves them
 	for i := 0; i <= len(s); i++ {
-		ts := triggerScan{s: s}
+		ts := reused
+		ts.trigState = trigState{s: s}
 		gt, gb := ts.next(i)
 		wt, wb := nextTrigger(s, i)
 		if gt != wt || gb != wb {
@@ -108,7 +110,7 @@ func checkTriggerScan(t *testing.T, s string) {
 		}
 	}
 	checkScanSide(t, s)
-	ts := triggerScan{s: s}
+	ts := newTriggerScan(s)
 	for i := 0; i < len(s); {
 		gt, gb := ts.next(i)
 		wt, wb := nextTrigger(s, i)
@@ -183,7 +185,7 @@ func TestDetectWordsNumbersRandom(t *testing.T) {
 // to strings.Index (all of them, in order, or more than maxMarks).
 func checkScanSide(t *testing.T, s string) {
 	t.Helper()
-	ts := triggerScan{s: s}
+	ts := newTriggerScan(s)
 	for i := 0; i < len(s); {
 		t, _ := ts.next(i)
 		i = t + 1
@@ -333,6 +335,23 @@ func TestTriggerScanLongClusters(t *testing.T) {
 		for _, gap := range []string{strings.Repeat(" ", 130), strings.Repeat(" -", 70), strings.Repeat("\t", 64-k+64)} {
 			checkTriggerScan(t, strings.Repeat("x", k)+" 1"+gap+"2345678 9 0 ok")
 			checkTriggerScan(t, strings.Repeat("x", k)+" 12"+gap+"34.5.6.7 ok")
+		}
+	}
+}
+
+// TestTriggerScanThirteenDigits: a start whose cluster runs past the bits
+// at hand with 12, 13 or 14 digits in them (startCands decides on 13 or
+// more, as isTrigger counts up to 13: a run of 4 to 8 digits is a trigger
+// only with 13), from every offset, each run length.
+func TestTriggerScanThirteenDigits(t *testing.T) {
+	for k := range 64 {
+		for run := 1; run <= 9; run++ {
+			for _, n := range []int{12, 13, 14} {
+				digits := strings.Repeat("1", run) + " " + strings.Repeat("2", n-run)
+				text := strings.Repeat("x", k) + " " + digits + strings.Repeat(" ", 64-len(digits)) + "3 4 ok" + strings.Repeat(" y", 40)
+				checkTriggerScan(t, text)
+				checkTriggerScan(t, strings.Replace(text, " ", "-", 1))
+			}
 		}
 	}
 }

@@ -73,11 +73,15 @@ func emailAround(s string, at int) (int, int) {
 		return 0, 0
 	}
 	r := at + 1
+	dd := len(s) // the second dot of the domain's first "..", if any
 	for r < len(s) && r-at <= 255 {
 		c := s[r]
 		if c < utf8.RuneSelf {
 			if !isAlnum(c) && c != '-' && c != '.' {
 				break
+			}
+			if c == '.' && s[r-1] == '.' && dd == len(s) {
+				dd = r
 			}
 			r++
 			continue
@@ -93,7 +97,7 @@ func emailAround(s string, at int) (int, int) {
 	}
 	dom := s[at+1 : r]
 	dot := strings.LastIndexByte(dom, '.')
-	if dot <= 0 || strings.Contains(dom, "..") || dom[0] == '-' || dom[0] == '.' {
+	if dot <= 0 || dd < r || dom[0] == '-' || dom[0] == '.' { // dd < r: dom holds ".."
 		return 0, 0
 	}
 	tld := dom[dot+1:]

@@ -31,8 +31,8 @@ func (p *PII) detectPlain(s string, dst []Finding) []Finding {
 		dst = p.detectEmails(s, dst)
 	}
 	if k&kURL != 0 {
-		dst = p.detectURLs(s, dst, func(off int, lit string) int {
-			if j := strings.Index(s[off:], lit); j >= 0 {
+		dst = p.detectURLs(s, dst, func(off, k int) int {
+			if j := strings.Index(s[off:], markLits[k]); j >= 0 {
 				return off + j
 			}
 			return -1
