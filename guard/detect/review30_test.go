@@ -298,3 +298,29 @@ func TestReview30LongWordIntoTail(t *testing.T) {
 		}
 	}
 }
+
+// TestReview30StaleBuffers: the PII walk's buffers come from a pool as the
+// last text left them (pii30). One Scanner scans texts dense in every
+// trigger ('@', URL markers, digits, key runs) and then prefixes of them
+// cut anywhere, and texts of other lengths in between, so that each text
+// meets buffers a longer one filled past its end; each is held to the
+// plain path.
+func TestReview30StaleBuffers(t *testing.T) {
+	scs, pss := review30Scanners(t)
+	r := rand.New(rand.NewPCG(42, 43))
+	dense := []string{"a@b.io ", "jo.smith@example.com ", "https://x.io/a?b=1 ", "www.example.com ", "4111 1111 1111 1111 ",
+		"123-45-6789 ", "+44 20 7946 0958 ", "AKIAIOSFODNN7EXAMPLE ", "10.0.0.1 ", "fe80::1 ", "00:1A:2B:3C:4D:5E ",
+		"aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY ", "DE89 3704 0044 0532 0130 00 ", "@", "://", "’", "–", "é"}
+	for range rounds(300) {
+		long := joinRandom(r, dense, 20+r.IntN(200))
+		texts := []string{long}
+		for range 4 {
+			texts = append(texts, long[:r.IntN(len(long)+1)], joinRandom(r, dense, r.IntN(10)))
+		}
+		for _, s := range texts {
+			for i, sc := range scs {
+				checkScanReference(t, sc, pss[i], s)
+			}
+		}
+	}
+}
