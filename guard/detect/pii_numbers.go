@@ -234,6 +234,7 @@ func cardAt(s string, i int) int {
 	const maxGroups = 20
 	var ends [maxGroups]int // end of each group
 	var total [maxGroups]int
+	var wideTo [maxGroups]bool // a wide gap before group g
 	ng := 0
 	p := i
 	wide, more := false, false
@@ -250,7 +251,7 @@ func cardAt(s string, i int) int {
 			more = true
 			break
 		}
-		ends[ng], total[ng] = e, prev+e-p
+		ends[ng], total[ng], wideTo[ng] = e, prev+e-p, wide
 		ng++
 		q, w := sepEnd(s, e)
 		if q == e || q >= len(s) || !isDigit(s[q]) {
@@ -265,9 +266,10 @@ func cardAt(s string, i int) int {
 	if ng == 1 && !numRightOK(s, ends[0]) {
 		return 0
 	}
-	if wide && inNumberRow(s, i, ends[ng-1]) {
-		return 0
-	}
+	// A number whose own groups are apart by table-wide gaps, in a table
+	// of numbers, is columns, not a card. Only its own gaps count: two
+	// cards two spaces apart are two cards (the first was missed).
+	table := wide && inNumberRow(s, i, ends[ng-1])
 	full, small := ng, false
 	if ng > 1 {
 		// Grouped: groups of 3 or more digits ("4111 1111 11111111" is what
@@ -282,7 +284,7 @@ func cardAt(s string, i int) int {
 			start, _ = sepEnd(s, ends[g])
 		}
 	}
-	if small && !more && total[full-1] >= 13 && numRightOK(s, ends[full-1]) && !numberBefore(s, i) {
+	if small && !more && total[full-1] >= 13 && numRightOK(s, ends[full-1]) && !numberBefore(s, i) && !(table && wideTo[full-1]) {
 		if validCard(s[i:ends[full-1]], total[full-1]) {
 			return ends[full-1]
 		}
@@ -291,7 +293,7 @@ func cardAt(s string, i int) int {
 		if total[g] < 13 {
 			break
 		}
-		if total[g] > 19 {
+		if total[g] > 19 || table && wideTo[g] {
 			continue
 		}
 		if !numRightOK(s, ends[g]) {

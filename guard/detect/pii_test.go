@@ -172,7 +172,12 @@ func TestCard(t *testing.T) {
 		{"4111 11 11 1111 1111 please", []string{"CREDIT_DEBIT_CARD_NUMBER:4111 11 11 1111 1111"}},
 		{"4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", []string{"CREDIT_DEBIT_CARD_NUMBER:4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"}},
 		{"4111111111111111 12/26", []string{"CREDIT_DEBIT_CARD_NUMBER:4111111111111111"}},
-		{"2023  4111  1111  1111  1111  88", nil},                    // a table row of numbers
+		{"2023  4111  1111  1111  1111  88", nil}, // a table row of numbers
+		// Two cards a wide gap apart: the gap is not inside either (the
+		// first was taken for a table column and sent as it was).
+		{"4111 1111 1111 1111  5500 0000 0000 0004", []string{"CREDIT_DEBIT_CARD_NUMBER:4111 1111 1111 1111", "CREDIT_DEBIT_CARD_NUMBER:5500 0000 0000 0004"}},
+		{"4111 1111 1111 1111\t\t2024", []string{"CREDIT_DEBIT_CARD_NUMBER:4111 1111 1111 1111"}},
+		{"4111  1111  1111  1111  4111", nil},                        // its own gaps are wide, a number beside: a table
 		{"1 2 3 4 5 6 7 8 9 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", nil}, // small groups inside a longer run
 		{"INV-4111-1111-1111-1111", nil},                             // part of an invoice number
 		{"v4111.1111.1111.1111", nil},                                // joined to a word
