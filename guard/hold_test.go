@@ -436,12 +436,15 @@ func TestStreamGuardAllocsPerToken(t *testing.T) {
 				sg.End()
 			}) / float64(len(frames))
 			t.Logf("%.2f allocations per token in a running stream, %.2f over a whole stream of %d tokens", steady, whole, len(frames))
-			limit := c.whole
+			limit, steadyLimit := c.whole, 1.5
 			if holdRace {
-				limit += 0.5
+				// The race detector's sync.Pool drops a quarter of what is
+				// put back: the scanner's pooled buffers are allocated again
+				// (a CI run saw 2.00 a token for the tool input).
+				limit, steadyLimit = limit+0.5, steadyLimit+1
 			}
-			if steady > 1.5 || whole > limit {
-				t.Errorf("%.2f allocations per token in a running stream (want ≤ 1.5), %.2f over a whole stream of %d tokens (want ≤ %g)", steady, whole, len(frames), limit)
+			if steady > steadyLimit || whole > limit {
+				t.Errorf("%.2f allocations per token in a running stream (want ≤ %g), %.2f over a whole stream of %d tokens (want ≤ %g)", steady, steadyLimit, whole, len(frames), limit)
 			}
 			if sg.Outcome().Findings != nil {
 				t.Fatalf("the %s text has findings %+v", name, sg.Outcome().Findings)
