@@ -1562,6 +1562,12 @@ func (m *wordMatcher) scanAnchored(s string, words []wordSpan, detector string, 
 			n = 0
 		}
 		prevEnd = int(sp.end)
+		if n == 0 && sp.key&noKey == 0 && !m.mayStart(uint16(sp.key)) {
+			// Every match that holds this word starts at it, and
+			// none starts with it ("follow" in "any follow-up"): it
+			// is in no match, so it reaches back to nothing.
+			continue
+		}
 		if n == 0 {
 			lo = ws
 		} else if n <= backMax {
