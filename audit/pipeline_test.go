@@ -131,7 +131,12 @@ func TestPipelineDeliversSealedChain(t *testing.T) {
 				t.Errorf("want a start checkpoint first and a final one last:\n%s\n%s", lines[0], lines[len(lines)-1])
 			}
 			res := verifyLines(lines, VerifyOptions{Keys: []string{p.PublicKey()}})
-			if len(res.Problems) != 0 || len(res.Chains) != 1 || res.Chains[0].Records != n || res.Chains[0].Checkpoints < 1+n/25 {
+			// A start, a final and at least one periodic checkpoint: the
+			// writers that cross checkpoint.every sign one after their
+			// records are durable, and every record sealed meanwhile
+			// joins it (a CI run under -race with fsync saw all 120
+			// sealed before the first was signed: three checkpoints).
+			if len(res.Problems) != 0 || len(res.Chains) != 1 || res.Chains[0].Records != n || res.Chains[0].Checkpoints < 3 {
 				t.Fatalf("verification: %+v", res)
 			}
 		})
