@@ -88,7 +88,7 @@ func (s *Scanner) scan(dst []Finding, text string, keepText bool) (normalized st
 		words = appendWordsFiltered(normalized, sc.spans[:0], &s.filter)
 	}
 	for k, d := range s.detectors {
-		if sd := s.spanDets[k]; sd != nil && s.words {
+		if sd := s.spanDets[k]; sd != nil {
 			dst = sd.detectSpans(normalized, words, dst)
 		} else {
 			dst = d.Detect(normalized, dst)
