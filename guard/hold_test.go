@@ -516,3 +516,42 @@ func TestStreamHoldManyLanes(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamEventTextBytes: what a budgeted stream counts off the guard's
+// extraction (EventTextBytes) is what extracting the event on its own
+// (bedrock.ExtractStreamEvent) finds, event by event, whatever the guard
+// does with it: texts, tool input, a masked value, an event that is not
+// JSON, a metadata event without text, an exception.
+func TestStreamEventTextBytes(t *testing.T) {
+	frames := [][]byte{
+		deltaFrame(t, "Hello, "),
+		deltaFrame(t, "my card is 4111 1111 "),
+		deltaFrame(t, "1111 1111 and"),
+		toolFrame(t, `{"q":"é\u00e9"}`),
+		bedrock.EncodeEvent("contentBlockDelta", []byte(`not json`)),
+		bedrock.EncodeEvent("metadata", []byte(`{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}}`)),
+		deltaFrame(t, " done."),
+		bedrock.EncodeException(bedrock.ModelStreamError("upstream failed")),
+	}
+	for _, action := range []string{"mask", "record"} {
+		sg := testStreamGuard(t, action)
+		for i, raw := range frames {
+			f, err := bedrock.NewFrameReader(bytes.NewReader(raw)).Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want int64
+			if f.MessageType() == bedrock.MessageTypeEvent {
+				if ex, err := bedrock.ExtractStreamEvent(bedrock.OpConverseStream, bedrock.FamilyUnknown, f.EventType(), f.Message.Payload); err == nil {
+					for _, tx := range ex.Texts {
+						want += int64(len(tx.Text))
+					}
+				}
+			}
+			_, _, _ = sg.Next(f)
+			if got := sg.EventTextBytes(); got != want {
+				t.Fatalf("%s, frame %d: EventTextBytes %d, ExtractStreamEvent's texts %d", action, i, got, want)
+			}
+		}
+	}
+}

@@ -300,6 +300,7 @@ type Stream struct {
 	// whole, as for the other actions.
 	recordOnly bool
 	out        []byte
+	lastText   int64 // EventTextBytes
 }
 
 // hit is a finding of decide's scan: the guard's index and its action.
@@ -420,6 +421,7 @@ func (sg *Stream) Outcome() Outcome { return sg.o.outcome() }
 // next call), or the error to end the stream with and its rule.
 func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 	sg.out = sg.out[:0]
+	sg.lastText = 0
 	switch f.MessageType() {
 	case bedrock.MessageTypeEvent:
 	case bedrock.MessageTypeException, bedrock.MessageTypeError:
@@ -435,6 +437,9 @@ func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 	h := sg.newEvent()
 	if err := sg.extract(h, f.EventType(), f.Message.Payload); err != nil {
 		unscannableEvent(&h.ex, f.EventType())
+	}
+	for _, t := range h.ex.Texts {
+		sg.lastText += int64(len(t.Text))
 	}
 	if len(h.ex.IDs) > 0 { // tool-use ids (ids.go): block, or mask and go on with the masked event
 		var e *bedrock.APIError
@@ -475,6 +480,12 @@ func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 	}
 	return sg.out, nil, ""
 }
+
+// EventTextBytes is the length of the text the last event given to Next
+// carried as it arrived (0 for an exception, an event that is not JSON or
+// one without text): what a budgeted stream counts, read off the guard's
+// extraction instead of extracting the event again.
+func (sg *Stream) EventTextBytes() int64 { return sg.lastText }
 
 // NextSSE is Next for one server-sent event of the OpenAI-compatible or
 // Anthropic Messages APIs: raw is the event as the upstream sent it (its

@@ -494,17 +494,20 @@ func (rl *streamRelay) relay(f *bedrock.Frame) bool {
 		c.rec.ErrorType = f.ExceptionType()
 	}
 	rl.sa.usage.Observe(f) // what the upstream counted, whatever a guard does with the event
-	if rl.countText {
-		c.streamText += rl.streamTextBytes(f)
-	}
 	out := f.Raw
 	if rl.sg != nil {
 		var blockErr *bedrock.APIError
 		var rule string
-		if out, blockErr, rule = rl.sg.Next(f); blockErr != nil {
+		out, blockErr, rule = rl.sg.Next(f)
+		if rl.countText { // the guard has extracted the event already
+			c.streamText += rl.sg.EventTextBytes()
+		}
+		if blockErr != nil {
 			rl.stop(blockErr, rule)
 			return false
 		}
+	} else if rl.countText {
+		c.streamText += rl.streamTextBytes(f)
 	}
 	if !rl.write(out) {
 		return false
