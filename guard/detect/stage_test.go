@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/warden-egress/warden/internal/benchtext"
@@ -45,5 +47,53 @@ func BenchmarkScanStages(b *testing.B) {
 				})
 			})
 		}
+	}
+}
+
+// BenchmarkScanStagesFresh times each stage, and the whole scan, on 256
+// distinct 4 KB chats taken in turn (BenchmarkScanFresh/chat's texts):
+// BenchmarkScanStages repeats one text, which the branch predictor learns.
+func BenchmarkScanStagesFresh(b *testing.B) {
+	p, _ := NewPII(PIIConfig{})
+	w, _ := NewWords("DENIED_WORDS", benchWords)
+	inj := NewInjection()
+	sc := NewScanner(p, w, inj)
+	rng := rand.New(rand.NewPCG(19, 30))
+	paras := strings.SplitAfter(strings.TrimSpace(benchPrompt), "\n\n")[:8]
+	const n, size = 256, 4096
+	texts := make([]string, n)
+	kept := make([][]wordSpan, n)
+	for i := range texts {
+		texts[i] = Normalize(shuffled(rng, paras, size))
+		kept[i] = appendWordsFiltered(texts[i], nil, &sc.filter)
+	}
+	var (
+		dst   []Finding
+		nbuf  []byte
+		spans []wordSpan
+	)
+	stages := []struct {
+		name string
+		f    func(text string, kept []wordSpan)
+	}{
+		{"normalize-into", func(t string, _ []wordSpan) { _, nbuf, _ = normalizeInto(t, nbuf[:0]) }},
+		{"tokenise", func(t string, _ []wordSpan) { spans = appendWords(t, spans[:0]) }},
+		{"tokenise-kept", func(t string, _ []wordSpan) { spans = appendWordsFiltered(t, spans[:0], &sc.filter) }},
+		{"pii", func(t string, _ []wordSpan) { dst = p.Detect(t, dst[:0]) }},
+		{"words", func(t string, k []wordSpan) { dst = w.detectSpans(t, k, dst[:0]) }},
+		{"injection", func(t string, k []wordSpan) { dst = inj.detectSpans(t, k, dst[:0]) }},
+		{"scan", func(t string, _ []wordSpan) { dst = sc.ScanFindings(dst[:0], t) }},
+	}
+	for _, st := range stages {
+		b.Run(st.name, func(b *testing.B) {
+			b.SetBytes(size)
+			k := 0
+			cpuRate(b, size, func() {
+				for b.Loop() {
+					st.f(texts[k%n], kept[k%n])
+					k++
+				}
+			})
+		})
 	}
 }
