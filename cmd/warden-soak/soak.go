@@ -197,7 +197,7 @@ type env struct {
 	o        Options
 	dir      string
 	emu      *bedrocktest.Server
-	upstream *http.Server // the emulator's handler, behind a short idle timeout
+	upstream *http.Server // the emulator's handler; closeIdle empties its idle pool
 	emuURL   string
 	sink     *receiver
 	warden   *proxy.Server
@@ -231,9 +231,13 @@ func newEnv(ctx context.Context, o Options) (_ *env, err error) {
 	dir := e.dir
 	e.closers = append(e.closers, func() { _ = os.RemoveAll(dir) })
 
-	// The emulator, served by our own server so idle upstream connections
-	// close after 2 s instead of lingering into the measurements. Streams
-	// pause between events so hang-ups land mid-stream.
+	// The emulator, served by our own server so that idle upstream
+	// connections can be closed before each measurement (closeIdle) instead
+	// of lingering into it. Its idle timeout is longer than Warden's
+	// upstream pool's (90 s), as Bedrock's is: a server that closes an idle
+	// connection first races the next request Warden writes on it, which
+	// then fails (net/http retries a POST only when nothing was written).
+	// Streams pause between events so hang-ups land mid-stream.
 	e.emu = bedrocktest.NewServer(bedrocktest.Config{
 		Region:      "us-east-1",
 		Credentials: map[string]string{wardenKey: wardenSecret},
@@ -251,7 +255,7 @@ func newEnv(ctx context.Context, o Options) (_ *env, err error) {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
-	e.upstream = &http.Server{Handler: e.emu.Handler(), Protocols: &protos, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Second}
+	e.upstream = &http.Server{Handler: e.emu.Handler(), Protocols: &protos, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute}
 	go func() { _ = e.upstream.Serve(uln) }()
 	e.closers = append(e.closers, func() { _ = e.upstream.Close() })
 	e.emuURL = "http://" + uln.Addr().String()
@@ -398,10 +402,15 @@ func (e *env) close() {
 	}
 }
 
+// closeIdle closes the clients' idle connections to Warden and, with no
+// load running, Warden's idle connections to the emulator (from the
+// emulator's side: turning keep-alives off closes the idle ones at once).
 func (e *env) closeIdle() {
 	for _, t := range e.tr {
 		t.CloseIdleConnections()
 	}
+	e.upstream.SetKeepAlivesEnabled(false)
+	e.upstream.SetKeepAlivesEnabled(true)
 }
 
 // reload writes the named policy file (atomically, as an operator or a
@@ -485,7 +494,7 @@ func Soak(ctx context.Context, o Options, w io.Writer) (*Report, error) {
 	}
 	warmHangups := c.snapshot().failedTotal(causeDisconnect)
 	e.closeIdle()
-	time.Sleep(3 * time.Second) // past the emulator's and sink's idle timeouts
+	time.Sleep(3 * time.Second) // past the sink's idle timeout
 	e.resetEmulator()
 	rep.Baseline = measure()
 	rep.Limits = limitsFor(rep.Baseline)
