@@ -1,0 +1,135 @@
+package proxy_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/warden-egress/warden/authz/budget"
+	"github.com/warden-egress/warden/authz/identity"
+	"github.com/warden-egress/warden/bedrock/bedrocktest"
+	"github.com/warden-egress/warden/proxy"
+)
+
+// appBudgetGauge reads one of the budget gauges of app.
+func appBudgetGauge(t *testing.T, s *proxy.Server, app, name, kind string) float64 {
+	t.Helper()
+	mfs, err := s.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if label(m, "budget") == kind && label(m, "app") == app {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return 0 // nothing counted yet
+}
+
+// startCompatBudgetEnv is startCompatEnv with a token budget on the
+// guarded app oai (payments) and the unguarded app oai-b (payments-b).
+func startCompatBudgetEnv(t *testing.T) *compatEnv {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "master.key")
+	if _, err := identity.GenerateMasterKey(file, rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	master, err := identity.LoadMasterKey(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(app string) string {
+		akid, _, err := identity.IssueKey(master, app, time.Now().Add(24*time.Hour), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return akid
+	}
+	cfg := bedrocktest.Config{Region: "us-east-1", Credentials: map[string]string{wardenKey: wardenSecret}, Logf: bedrocktest.TestLogf(t),
+		Reply:  compatReply,
+		Deltas: func(_, text string) []string { return splitEvery(text, 2) }}
+	runtime := bedrocktest.NewServer(cfg)
+	t.Cleanup(runtime.Close)
+	cfg.Service = bedrocktest.ServiceMantle
+	mantle := bedrocktest.NewServer(cfg)
+	t.Cleanup(mantle.Close)
+	e := &env{emu: runtime, cp: newControlPlane(t), audit: newRecorder()}
+	budgets := "    limits: {max_output_tokens: 64, on_exceed: clamp}\n    budgets: {tokens_per_day: 100000}\n"
+	policy := fmt.Sprintf(compatPolicy, e.emu.URL, mantle.URL, e.cp.URL, file)
+	for _, after := range []string{"    guards: [pii-block, card-out]\n",
+		"      operations: [\"*\", OpenAIChatCompletions, OpenAIResponses, MantleChatCompletions, MantleResponses]\n"} {
+		if !strings.Contains(policy, after) {
+			t.Fatalf("compatPolicy has no %q", after)
+		}
+		policy = strings.Replace(policy, after, after+budgets, 1)
+	}
+	e.start(t, policy, "", nil)
+	return &compatEnv{env: e, mantle: mantle, cp: e.cp, key: identity.BearerKeyFor(master, key("payments")),
+		keyB: identity.BearerKeyFor(master, key("payments-b"))}
+}
+
+// TestReview31CompatStreamCutCountsText: an OpenAI-compatible chat stream
+// cut before its usage chunk (the client hangs up, or the upstream drops
+// the connection) settles its budget with the text it relayed, as a cut
+// ConverseStream does (TestBudgetStreamSettles) — not with no output at
+// all, which let a client read a whole answer and hang up before the last
+// chunk for free. Guarded (output guard, NextSSE) and unguarded.
+func TestReview31CompatStreamCutCountsText(t *testing.T) {
+	e := startCompatBudgetEnv(t)
+	prompt := "hello there, count what you send me"
+	for _, tc := range []struct {
+		name, app, key string
+	}{
+		{"guarded", "oai", e.key},
+		{"unguarded", "oai-b", e.keyB},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := appBudgetGauge(t, e.srv, tc.app, "warden_budget_used", "tokens_per_day")
+			recs := len(e.audit.wait(t, 0))
+			e.emu.Inject(bedrocktest.Fault{Op: "OpenAIChatCompletions", ResetAfterEvents: 12})
+			c := openai.NewClient(option.WithBaseURL(e.endpoint+"/openai/v1"), option.WithAPIKey(tc.key), option.WithMaxRetries(0))
+			st := c.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
+				Model: gptOSS, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(prompt)},
+			})
+			var text strings.Builder
+			for st.Next() {
+				for _, ch := range st.Current().Choices {
+					text.WriteString(ch.Delta.Content)
+				}
+			}
+			if st.Err() == nil {
+				t.Fatal("the cut stream ended cleanly")
+			}
+			if text.Len() < 8 {
+				t.Fatalf("only %q relayed before the cut: the test cuts too early", text.String())
+			}
+			rec := e.audit.wait(t, recs+1)[recs]
+			e.srv.WaitBudgets()
+			if rec.Usage.Known {
+				t.Fatalf("the cut stream's usage is known (%+v): the test does not cut before the usage chunk", rec.Usage)
+			}
+			used := appBudgetGauge(t, e.srv, tc.app, "warden_budget_used", "tokens_per_day") - before
+			// The prompt's estimate, and the answer's text: at least what
+			// the client got (a guard may hold some back), at most the
+			// reservation (max_output_tokens 64).
+			in, out := budget.EstimateTokens(len(prompt)), budget.EstimateTokens(text.Len())
+			if used < float64(in+out) || used > float64(in+64) {
+				t.Fatalf("a stream cut after relaying %d bytes of text settled %v tokens, want %d (prompt) + from %d (text relayed) to 64 (reserved)",
+					text.Len(), used, in, out)
+			}
+			t.Logf("%d bytes relayed, %v tokens settled", text.Len(), used)
+		})
+	}
+}
