@@ -482,9 +482,9 @@ func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 }
 
 // EventTextBytes is the length of the text the last event given to Next
-// carried as it arrived (0 for an exception, an event that is not JSON or
-// one without text): what a budgeted stream counts, read off the guard's
-// extraction instead of extracting the event again.
+// or NextSSE carried as it arrived (0 for an exception, an event that is
+// not JSON or one without text): what a budgeted stream counts, read off
+// the guard's extraction instead of extracting the event again.
 func (sg *Stream) EventTextBytes() int64 { return sg.lastText }
 
 // NextSSE is Next for one server-sent event of the OpenAI-compatible or
@@ -495,6 +495,7 @@ func (sg *Stream) EventTextBytes() int64 { return sg.lastText }
 // A masked event is re-sent as "event:" (when named) and one "data:" line.
 func (sg *Stream) NextSSE(raw []byte, name string, data []byte) ([]byte, *bedrock.APIError, string) {
 	sg.out = sg.out[:0]
+	sg.lastText = 0
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		if e, rule := sg.flush(); e != nil {
@@ -506,6 +507,9 @@ func (sg *Stream) NextSSE(raw []byte, name string, data []byte) ([]byte, *bedroc
 	h := sg.newEvent()
 	if err := sg.extract(h, name, trimmed); err != nil {
 		unscannableEvent(&h.ex, name)
+	}
+	for _, t := range h.ex.Texts {
+		sg.lastText += int64(len(t.Text))
 	}
 	ex := &h.ex
 	if len(ex.Unscannable) > 0 {

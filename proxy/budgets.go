@@ -178,3 +178,10 @@ func (s *Server) budgetUsage(c *call, t *budget.Ticket) *budget.Usage {
 // WaitBudgets waits for the budget settlements of calls that have ended
 // (they run after each call, off its path).
 func (s *Server) WaitBudgets() { s.settling.Wait() }
+
+// countsStreamText says whether a streamed answer's text is counted as it
+// passes (call.streamText): a budgeted call settles it, as its output's
+// estimate, when the stream ends before the usage it states.
+func (c *call) countsStreamText() bool {
+	return c.ticket != nil && c.ticket.Amount[budget.OutputTokensPerMinute] > 0
+}

@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/warden-egress/warden/authz/budget"
 	"github.com/warden-egress/warden/bedrock"
 	"github.com/warden-egress/warden/guard"
 )
@@ -140,11 +139,17 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		// usage is read as they pass, however long the stream (no copy).
 		dst = &flushWriter{w: hw, rc: http.NewResponseController(w)}
 		scan = &sseUsageScanner{}
+		if c.countsStreamText() {
+			scan.countText(c.route.Op, requestFamily(c))
+		}
 		src = io.TeeReader(resp.Body, scan)
 	}
 	bp := copyBufPool.Get().(*[]byte)
 	n, err := io.CopyBuffer(dst, src, *bp)
 	copyBufPool.Put(bp)
+	if scan != nil {
+		c.streamText += scan.textBytes()
+	}
 	c.rec.BytesOut = n
 	c.rec.ResponseSHA256 = hw.hexSum()
 	switch {
@@ -400,7 +405,7 @@ func (rl *streamRelay) run() {
 	}
 	// A budgeted stream counts the answer text it relays, which is what it
 	// settles if it is cut before its usage event.
-	rl.countText = c.ticket != nil && c.ticket.Amount[budget.OutputTokensPerMinute] > 0
+	rl.countText = c.countsStreamText()
 	rl.fr = bedrock.NewFrameReader(&rl.rd)
 	for rl.step() {
 	}

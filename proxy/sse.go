@@ -82,6 +82,7 @@ func readSSEEvent(br *bufio.Reader, ev *sseEvent) error {
 // they pass.
 func (s *Server) relayGuardedSSE(w http.ResponseWriter, c *call, resp *http.Response, ag *guard.Guards, dryRun bool) {
 	sg := ag.NewStream(c.route.Op, requestFamily(c), dryRun)
+	countText := c.countsStreamText()
 	defer func() {
 		res := sg.Outcome()
 		c.rec.Findings = append(c.rec.Findings, auditFindings(res.Findings)...)
@@ -153,6 +154,9 @@ func (s *Server) relayGuardedSSE(w http.ResponseWriter, c *call, resp *http.Resp
 		}
 		usage.Observe(ev.data)
 		out, blockErr, rule := sg.NextSSE(ev.raw, ev.name, ev.data)
+		if countText { // the guard has extracted the event's text
+			c.streamText += sg.EventTextBytes()
+		}
 		if blockErr != nil {
 			stop(blockErr, rule)
 			return

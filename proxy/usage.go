@@ -229,6 +229,26 @@ type sseUsageScanner struct {
 	usage bedrock.SSEUsage
 	line  []byte
 	skip  bool // the current line outgrew the bound
+	// With text (countText), the events' text is counted as they pass,
+	// extracted as an output guard extracts it (guard.Stream.NextSSE):
+	// name and data are the current event's (data lines joined by '\n'),
+	// over the bytes of its lines past the bounds (maxUsageCapture a line,
+	// maxSSEEvent the data), counted whole instead.
+	text   bool
+	op     bedrock.Operation
+	family string
+	name   string
+	data   []byte
+	lines  int // data lines of the event
+	over   int64
+	ex     bedrock.EventExtractor
+	exOut  bedrock.Extracted
+	nText  int64
+}
+
+// countText makes s count the text of the events of op's stream.
+func (s *sseUsageScanner) countText(op bedrock.Operation, family string) {
+	s.text, s.op, s.family = true, op, family
 }
 
 func (s *sseUsageScanner) Write(p []byte) (int, error) {
@@ -241,10 +261,14 @@ func (s *sseUsageScanner) Write(p []byte) (int, error) {
 		}
 		if !s.skip {
 			if len(s.line)+len(part) > maxUsageCapture {
+				s.over += int64(len(s.line))
 				s.skip, s.line = true, s.line[:0]
 			} else {
 				s.line = append(s.line, part...)
 			}
+		}
+		if s.skip {
+			s.over += int64(len(part))
 		}
 		if i < 0 {
 			break
@@ -257,11 +281,75 @@ func (s *sseUsageScanner) Write(p []byte) (int, error) {
 
 func (s *sseUsageScanner) endLine() {
 	if !s.skip {
-		if data, ok := bytes.CutPrefix(bytes.TrimRight(s.line, "\r"), []byte("data:")); ok {
+		line := bytes.TrimRight(s.line, "\r")
+		if data, ok := bytes.CutPrefix(line, []byte("data:")); ok {
 			s.usage.Observe(data)
+		}
+		if s.text {
+			s.eventLine(line)
 		}
 	}
 	s.line, s.skip = s.line[:0], false
+}
+
+// eventLine gathers the event a line belongs to (as readSSEEvent does)
+// and counts its text at the blank line that ends it.
+func (s *sseUsageScanner) eventLine(line []byte) {
+	if len(line) == 0 {
+		s.endEvent(false)
+		return
+	}
+	field, value, _ := bytes.Cut(line, []byte(":"))
+	value = bytes.TrimPrefix(value, []byte(" "))
+	switch string(field) {
+	case "event":
+		s.name = string(value)
+	case "data":
+		if s.lines > 0 {
+			s.data = append(s.data, '\n')
+		}
+		s.lines++
+		if len(s.data)+len(value) > maxSSEEvent { // the guarded relay's bound
+			s.over += int64(len(s.data) + len(value))
+			s.data = s.data[:0]
+			return
+		}
+		s.data = append(s.data, value...)
+	}
+}
+
+// endEvent counts the text of the event gathered: what extraction finds
+// in it, or all of its bytes when a line of it outgrew the bound or (cut,
+// the stream's last event cut short) it is not whole JSON.
+func (s *sseUsageScanner) endEvent(cut bool) {
+	switch data := bytes.TrimSpace(s.data); {
+	case s.over > 0:
+		s.nText += s.over + int64(len(data))
+	case len(data) > 0 && data[0] == '{':
+		if s.ex.Extract(&s.exOut, s.op, s.family, s.name, data) == nil {
+			for _, t := range s.exOut.Texts {
+				s.nText += int64(len(t.Text))
+			}
+		} else if cut {
+			s.nText += int64(len(data))
+		}
+	}
+	s.name, s.data, s.lines, s.over = "", s.data[:0], 0, 0
+}
+
+// textBytes is the text of the events that passed (countText), an event
+// cut short by the stream's end counted by its bytes; called once, at the
+// end.
+func (s *sseUsageScanner) textBytes() int64 {
+	if !s.text {
+		return 0
+	}
+	s.text = false
+	if len(s.line) > 0 && !s.skip {
+		s.eventLine(bytes.TrimRight(s.line, "\r"))
+	}
+	s.endEvent(true)
+	return s.nText
 }
 
 // Usage is what the events read so far stated (a last line without its
