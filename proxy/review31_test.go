@@ -1,9 +1,12 @@
 package proxy_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,8 +71,9 @@ func startCompatBudgetEnv(t *testing.T) *compatEnv {
 	e := &env{emu: runtime, cp: newControlPlane(t), audit: newRecorder()}
 	budgets := "    limits: {max_output_tokens: 64, on_exceed: clamp}\n    budgets: {tokens_per_day: 100000}\n"
 	policy := fmt.Sprintf(compatPolicy, e.emu.URL, mantle.URL, e.cp.URL, file)
+	policy = strings.Replace(policy, "MantleChatCompletions, MantleResponses]\n", "MantleChatCompletions, MantleResponses, MantleMessages]\n", 1)
 	for _, after := range []string{"    guards: [pii-block, card-out]\n",
-		"      operations: [\"*\", OpenAIChatCompletions, OpenAIResponses, MantleChatCompletions, MantleResponses]\n"} {
+		"      operations: [\"*\", OpenAIChatCompletions, OpenAIResponses, MantleChatCompletions, MantleResponses, MantleMessages]\n"} {
 		if !strings.Contains(policy, after) {
 			t.Fatalf("compatPolicy has no %q", after)
 		}
@@ -127,6 +131,65 @@ func TestReview31CompatStreamCutCountsText(t *testing.T) {
 			in, out := budget.EstimateTokens(len(prompt)), budget.EstimateTokens(text.Len())
 			if used < float64(in+out) || used > float64(in+64) {
 				t.Fatalf("a stream cut after relaying %d bytes of text settled %v tokens, want %d (prompt) + from %d (text relayed) to 64 (reserved)",
+					text.Len(), used, in, out)
+			}
+			t.Logf("%d bytes relayed, %v tokens settled", text.Len(), used)
+		})
+	}
+}
+
+// TestReview31MessagesStreamCutCountsText: a Messages stream states its
+// usage twice — message_start (the input, and an output of 1) and, at its
+// end, message_delta (the output). One cut between them (the client hangs
+// up, or the upstream drops the connection) has a usage Warden knows,
+// with an output of 1: it settles at least the text it relayed, not 1.
+func TestReview31MessagesStreamCutCountsText(t *testing.T) {
+	e := startCompatBudgetEnv(t)
+	for _, tc := range []struct {
+		name, app, key string
+	}{
+		{"guarded", "oai", e.key},
+		{"unguarded", "oai-b", e.keyB},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := appBudgetGauge(t, e.srv, tc.app, "warden_budget_used", "tokens_per_day")
+			recs := len(e.audit.wait(t, 0))
+			e.mantle.Inject(bedrocktest.Fault{Op: "MantleMessages", ResetAfterEvents: 14})
+			body := `{"model":"` + gptOSS + `","max_tokens":60,"stream":true,"messages":[{"role":"user","content":"hello there, count what you send me"}]}`
+			req, _ := http.NewRequest("POST", e.endpoint+"/bedrock-mantle/anthropic/v1/messages", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Api-Key", tc.key)
+			req.Header.Set("Anthropic-Version", "2023-06-01")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			var text strings.Builder
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				var ev struct {
+					Delta struct{ Text string } `json:"delta"`
+				}
+				if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok && json.Unmarshal([]byte(data), &ev) == nil {
+					text.WriteString(ev.Delta.Text)
+				}
+			}
+			resp.Body.Close()
+			if text.Len() < 8 {
+				t.Fatalf("only %q relayed before the cut: the test cuts too early", text.String())
+			}
+			rec := e.audit.wait(t, recs+1)[recs]
+			e.srv.WaitBudgets()
+			if !rec.Usage.Known || rec.Usage.Output > 1 {
+				t.Fatalf("usage %+v: the test does not cut between message_start and message_delta", rec.Usage)
+			}
+			used := appBudgetGauge(t, e.srv, tc.app, "warden_budget_used", "tokens_per_day") - before
+			in, out := rec.Usage.Input, budget.EstimateTokens(text.Len())
+			if used < float64(in+out) || used > float64(in+60) {
+				t.Fatalf("a stream cut after relaying %d bytes of text settled %v tokens, want %d (stated input) + from %d (text relayed) to 60 (reserved)",
 					text.Len(), used, in, out)
 			}
 			t.Logf("%d bytes relayed, %v tokens settled", text.Len(), used)
