@@ -153,10 +153,24 @@ func (s *Server) budgetUsage(c *call, t *budget.Ticket) *budget.Usage {
 		}
 		return &budget.Usage{CostUSD: float64(t.Amount[budget.CostPerDay]) * budget.MicroUSD}
 	}
+	streamed := budget.Streams(c.route.Op) || c.route.Op.BodyModel() && bedrock.BodyStreams(c.body)
 	if c.rec.Usage.Known {
 		u := &budget.Usage{Input: c.rec.Usage.Input, Output: c.rec.Usage.Output, CacheRead: c.rec.Usage.CacheRead, CacheWrite: c.rec.Usage.CacheWrite}
 		if c.rec.CostKnown {
 			u.CostUSD = c.rec.CostUSD
+		}
+		// A stream that failed or was cut may have stated only its
+		// start's usage (Messages' message_start: an output of 1, the
+		// real one comes in message_delta at the end): it settles at
+		// least the answer it relayed.
+		if streamed && c.rec.ErrorType != "" {
+			if out := min(t.Amount[budget.OutputTokensPerMinute], budget.EstimateTokens(int(c.streamText))); out > u.Output {
+				u.Output = out
+				b := bedrock.Usage{Input: u.Input, Output: u.Output, CacheRead: u.CacheRead, CacheWrite: u.CacheWrite}
+				if cost, ok := callCost(s.priceTable(), c, b); ok {
+					u.CostUSD = cost
+				}
+			}
 		}
 		return u
 	}
@@ -164,7 +178,7 @@ func (s *Server) budgetUsage(c *call, t *budget.Ticket) *budget.Usage {
 		return nil // refused upstream (or never answered): nothing generated
 	}
 	in, out := t.Amount[budget.InputTokensPerMinute], t.Amount[budget.OutputTokensPerMinute]
-	if budget.Streams(c.route.Op) || c.route.Op.BodyModel() && bedrock.BodyStreams(c.body) {
+	if streamed {
 		// Cut before its usage event: the prompt, and the answer relayed.
 		out = min(out, budget.EstimateTokens(int(c.streamText)))
 	}
