@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
@@ -190,6 +193,67 @@ func TestReview31MessagesStreamCutCountsText(t *testing.T) {
 			in, out := rec.Usage.Input, budget.EstimateTokens(text.Len())
 			if used < float64(in+out) || used > float64(in+60) {
 				t.Fatalf("a stream cut after relaying %d bytes of text settled %v tokens, want %d (stated input) + from %d (text relayed) to 60 (reserved)",
+					text.Len(), used, in, out)
+			}
+			t.Logf("%d bytes relayed, %v tokens settled", text.Len(), used)
+		})
+	}
+}
+
+// TestReview31InvokeStreamCutCountsText: an InvokeModelWithResponseStream
+// of an Anthropic model states its usage as Messages does, in chunks
+// (message_start: an output of 1; the last chunk's invocation metrics:
+// the real counts). Cut in between, with the output guard off, recording
+// or masking (b9e6633: a guarded stream counts off the guard's
+// extraction), it settles the same: at least the text relayed.
+func TestReview31InvokeStreamCutCountsText(t *testing.T) {
+	for _, tc := range []struct{ name, guards string }{
+		{"unguarded", ""},
+		{"record", "    guards: [g]\nguards:\n  g: {pii: {types: [EMAIL], action: record}, applies_to: [output]}\n"},
+		{"mask", "    guards: [g]\nguards:\n  g: {pii: {types: [EMAIL], action: mask}, injection: {action: record}, applies_to: [output]}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			emu := newEmulator(t)
+			// The memory store: this is about what is settled, not where.
+			var policy []string
+			for _, l := range strings.SplitAfter(budgetPolicyFor("{tokens_per_day: 100000}", "", "fail_closed", 1), "\n") {
+				if !strings.Contains(l, "redis") && !strings.Contains(l, "replicas:") {
+					policy = append(policy, l)
+				}
+			}
+			r := fleet(t, 1, strings.Join(policy, "")+tc.guards, emu)[0]
+			emu.Inject(bedrocktest.Fault{Op: "InvokeModelWithResponseStream", ResetAfterEvents: 6})
+			st, err := r.sdk(nil).InvokeModelWithResponseStream(context.Background(), &bedrockruntime.InvokeModelWithResponseStreamInput{
+				ModelId: aws.String(haiku), ContentType: aws.String("application/json"), Body: []byte(anthropicBody)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var text strings.Builder
+			for ev := range st.GetStream().Events() {
+				if ch, ok := ev.(*types.ResponseStreamMemberChunk); ok {
+					var c struct {
+						Delta struct{ Text string } `json:"delta"`
+					}
+					if json.Unmarshal(ch.Value.Bytes, &c) == nil {
+						text.WriteString(c.Delta.Text)
+					}
+				}
+			}
+			if st.GetStream().Err() == nil {
+				t.Fatal("the cut stream ended cleanly")
+			}
+			if text.Len() < 8 {
+				t.Fatalf("only %q relayed before the cut: the test cuts too early", text.String())
+			}
+			rec := r.audit.wait(t, 1)[0]
+			r.srv.WaitBudgets()
+			if !rec.Usage.Known || rec.Usage.Output > 1 {
+				t.Fatalf("usage %+v: the test does not cut between message_start and the metrics", rec.Usage)
+			}
+			used := appBudgetGauge(t, r.srv, "chatbot-prod", "warden_budget_used", "tokens_per_day")
+			in, out := rec.Usage.Input, budget.EstimateTokens(text.Len())
+			if used < float64(in+out) || used > float64(in+64) {
+				t.Fatalf("a stream cut after relaying %d bytes of text settled %v tokens, want %d (stated input) + from %d (text relayed) to 64 (reserved)",
 					text.Len(), used, in, out)
 			}
 			t.Logf("%d bytes relayed, %v tokens settled", text.Len(), used)
