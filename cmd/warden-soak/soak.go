@@ -255,7 +255,7 @@ func newEnv(ctx context.Context, o Options) (_ *env, err error) {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
-	e.upstream = &http.Server{Handler: e.emu.Handler(), Protocols: &protos, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute}
+	e.upstream = &http.Server{Handler: e.emu.Handler(), Protocols: &protos, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: emulatorIdleTimeout}
 	go func() { _ = e.upstream.Serve(uln) }()
 	e.closers = append(e.closers, func() { _ = e.upstream.Close() })
 	e.emuURL = "http://" + uln.Addr().String()
@@ -401,6 +401,12 @@ func (e *env) close() {
 		e.closers[i]()
 	}
 }
+
+// emulatorIdleTimeout is how long the emulator keeps an idle connection:
+// longer than Warden's upstream pool does (TestEmulatorOutlastsWardenPool),
+// so that Warden, not the emulator, closes an idle connection, and never
+// while it writes a request on it.
+const emulatorIdleTimeout = 5 * time.Minute
 
 // closeIdle closes the clients' idle connections to Warden and, with no
 // load running, Warden's idle connections to the emulator (from the

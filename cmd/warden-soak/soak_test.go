@@ -17,6 +17,7 @@ import (
 	"github.com/warden-egress/warden/audit"
 	"github.com/warden-egress/warden/audit/audittest"
 	"github.com/warden-egress/warden/internal/testenv"
+	"github.com/warden-egress/warden/proxy"
 )
 
 // TestSoak is CI's soak: a minute of mixed unary and streaming calls from
@@ -225,4 +226,21 @@ func FuzzReceiverAdd(f *testing.F) {
 		r.add(b)
 		r.add(a)
 	})
+}
+
+// TestEmulatorOutlastsWardenPool: the emulator keeps idle connections
+// longer than Warden's upstream pool, and serves HTTP/1 to it (turning
+// keep-alives off closes only HTTP/1 idle connections; Warden's pool
+// speaks HTTP/1 to a plain http:// upstream). Were the pool to keep them
+// longer, a request Warden writes on a connection the emulator is closing
+// would fail the soak again (9ccd2d0).
+func TestEmulatorOutlastsWardenPool(t *testing.T) {
+	tr := proxy.NewUpstreamTransport()
+	if tr.IdleConnTimeout <= 0 || tr.IdleConnTimeout >= emulatorIdleTimeout {
+		t.Fatalf("Warden's upstream pool keeps idle connections %s, the soak's emulator %s: the emulator must outlast the pool",
+			tr.IdleConnTimeout, emulatorIdleTimeout)
+	}
+	if tr.Protocols != nil && tr.Protocols.UnencryptedHTTP2() {
+		t.Fatal("Warden's upstream pool speaks h2c: closeIdle (SetKeepAlivesEnabled) does not close idle HTTP/2 connections")
+	}
 }
