@@ -260,3 +260,55 @@ func TestReview31InvokeStreamCutCountsText(t *testing.T) {
 		})
 	}
 }
+
+// TestReview31CompatStreamHangupCountsText is the attack itself: the
+// client reads part of a slow chat stream and hangs up before its usage
+// chunk; the budget settles at least the text it read.
+func TestReview31CompatStreamHangupCountsText(t *testing.T) {
+	e := startCompatBudgetEnv(t)
+	prompt := "hello there, count what you send me"
+	for _, tc := range []struct {
+		name, app, key string
+	}{
+		{"guarded", "oai", e.key},
+		{"unguarded", "oai-b", e.keyB},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := appBudgetGauge(t, e.srv, tc.app, "warden_budget_used", "tokens_per_day")
+			recs := len(e.audit.wait(t, 0))
+			e.emu.Inject(bedrocktest.Fault{Op: "OpenAIChatCompletions", EventDelay: 20 * time.Millisecond})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			c := openai.NewClient(option.WithBaseURL(e.endpoint+"/openai/v1"), option.WithAPIKey(tc.key), option.WithMaxRetries(0))
+			st := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+				Model: gptOSS, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(prompt)},
+			})
+			var text strings.Builder
+			for st.Next() {
+				for _, ch := range st.Current().Choices {
+					text.WriteString(ch.Delta.Content)
+				}
+				if text.Len() >= 16 {
+					cancel() // hang up before the last chunks
+					break
+				}
+			}
+			_ = st.Close()
+			if text.Len() < 16 {
+				t.Fatalf("only %q read: %v", text.String(), st.Err())
+			}
+			rec := e.audit.wait(t, recs+1)[recs]
+			e.srv.WaitBudgets()
+			if rec.Usage.Known {
+				t.Fatalf("the usage is known (%+v): the client did not hang up before the usage chunk", rec.Usage)
+			}
+			used := appBudgetGauge(t, e.srv, tc.app, "warden_budget_used", "tokens_per_day") - before
+			in, out := budget.EstimateTokens(len(prompt)), budget.EstimateTokens(text.Len())
+			if used < float64(in+out) || used > float64(in+64) {
+				t.Fatalf("a client that read %d bytes of text and hung up settled %v tokens, want %d (prompt) + from %d (text read) to 64 (reserved)",
+					text.Len(), used, in, out)
+			}
+			t.Logf("%d bytes read, %v tokens settled (record: %d %s)", text.Len(), used, rec.Status, rec.ErrorType)
+		})
+	}
+}
