@@ -837,7 +837,7 @@ func (p *PII) letterToken(s string, i int, dst []Finding) ([]Finding, int) {
 // hexToken checks for IPv6 and MAC addresses starting at i.
 // It returns dst and the end of what it found (0 for nothing).
 func (p *PII) hexToken(s string, i int, dst []Finding) ([]Finding, int) {
-	if i >= 2 && (s[i-1] == ':' || s[i-1] == '-' || s[i-1] == '.') && isHex(s[i-2]) {
+	if i >= 2 && (s[i-1] == ':' || s[i-1] == '-' || s[i-1] == '.') && isHex(s[i-2]) && !labelBefore(s, i-1) {
 		return dst, 0 // inside a longer hex token
 	}
 	if p.kinds&kMAC != 0 {
@@ -851,6 +851,24 @@ func (p *PII) hexToken(s string, i int, dst []Finding) ([]Finding, int) {
 		}
 	}
 	return dst, 0
+}
+
+// labelBefore reports whether the hex letters that end at s[:j] (before a
+// ':', '-' or '.') end a word that is not all hex digits: a label glued to
+// an address ("mac:00:1A:2B:3C:4D:5E", "value:2001:db8::1"), not a group
+// of a longer hex token ("00:1A", "face:b00c").
+func labelBefore(s string, j int) bool {
+	b := j
+	for b > 0 && j-b <= maxLabel && isHex(s[b-1]) {
+		b--
+	}
+	if b == 0 || !isAlpha(s[b-1]) {
+		return false
+	}
+	for b > 0 && j-b <= maxLabel && isAlpha(s[b-1]) {
+		b--
+	}
+	return j-b <= maxLabel && !alnumBefore(s, b) && !wordRuneBefore(s, b)
 }
 
 // numLeftOK reports whether a number may start at i: it must not continue a

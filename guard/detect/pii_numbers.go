@@ -499,7 +499,9 @@ func phoneAt(s string, i int, lbl piiKind) int {
 			q++
 		}
 		e := digitsAt(s, q)
-		if e == q || e-q > 12 {
+		// A group holds at most 12 digits, but a number written whole
+		// after '+' may hold 15 (E.164: "+8613812345678").
+		if e == q || e-q > 12 && !(plus && ng == 0 && e-q <= 15) {
 			break
 		}
 		cl := e
@@ -508,6 +510,10 @@ func phoneAt(s string, i int, lbl piiKind) int {
 				break
 			}
 			cl = e + 1
+		} else if plus && ng == 0 && i > 0 && s[i-1] == '(' && e < len(s) && s[e] == ')' {
+			// "(+44) 20 7946 0958": the country code in parentheses
+			// (the finding starts at the '+').
+			paren, cl = true, e+1
 		}
 		g[ng] = phoneGroup{start: q, end: e, close: cl, paren: paren, sep: sep}
 		ng++
@@ -572,6 +578,12 @@ func phoneAt(s string, i int, lbl piiKind) int {
 		// counts when its area code is in parentheses or a phone word
 		// comes before it.
 		if s[g[k].start] >= '2' && s[g[k+1].start] >= '2' || g[k].paren || lbl&kPhone != 0 {
+			return g[k+2].close
+		}
+		// So does the placeholder area code 555 written 3-3-4 with
+		// dashes or with dots ("555-123-4567"); other such runs with
+		// an exchange from 0 or 1 are often ids ("RMA 123-456-7891").
+		if sep := g[k+1].sep; (sep == '-' || sep == '.') && g[k+2].sep == sep && s[g[k].start:g[k].end] == "555" {
 			return g[k+2].close
 		}
 		if before, _ := window(s, i, g[k+2].close, 40, 0); contextIn(phoneContext, before) {

@@ -79,7 +79,11 @@ func TestPhone(t *testing.T) {
 		{"415 555 2671 212 555 0198", []string{"PHONE:415 555 2671", "PHONE:212 555 0198"}},
 		{"415-555-2671 1-212-555-0198", []string{"PHONE:415-555-2671", "PHONE:1-212-555-0198"}},
 		{"200 300 4000 5000", nil},                                  // a run of digit groups is no list of numbers
-		{"ref 555-123-4567", nil},                                   // nor exchanges, without a phone word
+		{"ref 123-456-7891", nil},                                   // nor exchanges, without a phone word
+		{"ref 555 123 4567", nil},                                   // nor spaced groups
+		{"ref 555-123-4567", []string{"PHONE:555-123-4567"}},        // but the placeholder area code, dashed
+		{"555.123.4567", []string{"PHONE:555.123.4567"}},            // or dotted
+		{"555-123.4567", nil},                                       // one way
 		{"(555) 123-4567", []string{"PHONE:(555) 123-4567"}},        // placeholder numbers in parentheses
 		{"phone: 555-123-4567", []string{"PHONE:555-123-4567"}},     // or after a phone word
 		{"Call me on 123 456 7890", []string{"PHONE:123 456 7890"}}, // any digits then

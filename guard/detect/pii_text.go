@@ -204,6 +204,7 @@ func ibanAt(s string, i int) int {
 	var buf [34]byte
 	n := 0
 	p := i
+	var sep byte // the separator between groups: the first one's, ' ' or '-'
 	for p < len(s) && n < want {
 		c := s[p]
 		if isAlnum(c) {
@@ -215,7 +216,8 @@ func ibanAt(s string, i int) int {
 			p++
 			continue
 		}
-		if c == ' ' && p+1 < len(s) && isAlnum(s[p+1]) && n >= 4 {
+		if (c == ' ' || c == '-') && (sep == 0 || c == sep) && p+1 < len(s) && isAlnum(s[p+1]) && n >= 4 {
+			sep = c
 			p++
 			continue
 		}
