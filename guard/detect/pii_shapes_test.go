@@ -17,7 +17,7 @@ func TestPIIShapes(t *testing.T) {
 	}
 	shapes := map[string][]string{
 		Email: {"john.doe+tag@sub.example.co.uk", "JOHN_DOE@EXAMPLE.COM", "o'reilly@example.com", "first-last@example-domain.org",
-			"a@b.io", "x_y.z@domain.travel", "user%tag@example.com", "1234567@example.com"},
+			"a@b.io", "x_y.z@domain.travel", "user%tag@example.com", "1234567@example.com", "name@domain.xn--p1ai"},
 		Phone: {"+1 (555) 123-4567", "(555)123-4567", "+44 20 7946 0958", "+44 (0)20 7946 0958", "020 7946 0958", "+49 30 1234567",
 			"+33 1 23 45 67 89", "+91 98765 43210", "+61 2 9876 5432", "1-800-555-0199", "+1-555-123-4567", "+15551234567",
 			"+8613812345678", "+4915112345678", "+442079460958", "+123456789012345", "(+44) 20 7946 0958", "(+1) 212 555 0123",

@@ -104,9 +104,11 @@ func emailAround(s string, at int) (int, int) {
 	if len(tld) < 2 {
 		return 0, 0
 	}
-	for _, c := range tld {
-		if c < utf8.RuneSelf && !isAlpha(byte(c)) || c >= utf8.RuneSelf && !unicode.IsLetter(c) {
-			return 0, 0
+	if !hasPrefixFoldASCII(tld, "xn--") || len(tld) < 5 { // else an IDN's ASCII form ("xn--p1ai")
+		for _, c := range tld {
+			if c < utf8.RuneSelf && !isAlpha(byte(c)) || c >= utf8.RuneSelf && !unicode.IsLetter(c) {
+				return 0, 0
+			}
 		}
 	}
 	if wordRuneAt(s, r) {
