@@ -881,6 +881,9 @@ func numLeftOK(s string, i int) bool {
 	if class[c]&cWord != 0 {
 		return false
 	}
+	if c == ':' && mappedIPv4Before(s, i) {
+		return ipv4At(s, i) > 0 // only the IPv4 address such a form embeds
+	}
 	if (c == '-' || c == '.' || c == '/' || c == ':') && i >= 2 && isAlnum(s[i-2]) {
 		// After a word and ':' ("SSN:123-45-6789", "tel:555-..."), or a
 		// label word and '-', '.' or '/' ("ssn-123-45-6789", "card.4111...").
@@ -889,6 +892,13 @@ func numLeftOK(s string, i int) bool {
 		return w != "" && (c == ':' || labelKind(w) != 0)
 	}
 	return !wordRuneBefore(s, i)
+}
+
+// mappedIPv4Before reports whether s[:i] ends in "::ffff:" on its own (an
+// IPv4-mapped IPv6 address, as servers log a client's IPv4 address: the
+// IPv4 address after it is reported).
+func mappedIPv4Before(s string, i int) bool {
+	return i >= 7 && hasPrefixFoldASCII(s[i-7:i], "::ffff:") && (i == 7 || !isHex(s[i-8]) && s[i-8] != ':' && !wordRuneBefore(s, i-7))
 }
 
 // letterWordBefore returns the ASCII letters that end at s[:j] when they make

@@ -53,6 +53,14 @@ func TestPIIShapes(t *testing.T) {
 			}
 		}
 	}
+	// An IPv4-mapped IPv6 address, as servers log a client: its IPv4
+	// address ("value:::ffff:…" is no shape anyone writes).
+	for _, c := range contexts[:3] {
+		text := fmt.Sprintf(c, "::ffff:192.0.2.1")
+		if got := p.Detect(text, nil); len(got) != 1 || text[got[0].Start:got[0].End] != "192.0.2.1" {
+			t.Errorf("%q: found %v, want the IPv4 address", text, got)
+		}
+	}
 	for _, text := range []string{
 		"+1234567890123456", // 16 digits: longer than E.164
 		"ref 123-456-7891",  // an id, not a phone number

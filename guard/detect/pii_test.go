@@ -231,7 +231,9 @@ func TestIPAddress(t *testing.T) {
 		{"2001:db8::8a2e:370:7334", []string{"IP_ADDRESS:2001:db8::8a2e:370:7334"}},
 		{"[2001:db8::1]:443", []string{"IP_ADDRESS:2001:db8::1"}},
 		{"fe80::1ff:fe23:4567:890a.", []string{"IP_ADDRESS:fe80::1ff:fe23:4567:890a"}},
-		{"::ffff:192.0.2.1 x", nil}, // starts with ':'; not reported (documented)
+		{"::ffff:192.0.2.1 x", []string{"IP_ADDRESS:192.0.2.1"}}, // an IPv4-mapped address: its IPv4 address
+		{"::ffff:192.0.2 x", nil},                                // not one
+		{"x::ffff:192.0.2.1", nil},                               // inside a longer token
 		{"256.1.1.1", nil},
 		{"1.2.3", nil},
 		{"1.2.3.4.5", nil},
