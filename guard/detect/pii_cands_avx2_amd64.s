@@ -218,7 +218,6 @@ gloop:
 	// starts: digits after no digit (Y7).
 	PB(1, 63, Y12, Y10, Y1, Y0)
 	VPANDN  Y12, Y0, Y7
-	VMOVDQU Y7, (R13)
 
 	// sep: ':' or a first MAC separator, after a letter or digit (Y5).
 	VMOVDQU F_DASH, Y1
@@ -344,7 +343,10 @@ gloop:
 	NEXT(Y2, 440, Y3)
 	VPOR    Y3, Y1, Y1
 
-	// few: and the last byte in a cluster, and a start (R15).
+	// few: and the last byte in a cluster, and a start (R15; Y12 without
+	// the start).
+	VPCMPGTQ  Y0, Y15, Y12
+	VPAND     Y9, Y12, Y12
 	VMOVMSKPD Y0, AX
 	VMOVMSKPD Y9, DX
 	ANDL      DX, AX
@@ -375,11 +377,18 @@ gloop:
 	VPANDN Y3, Y9, Y3 // & starts, none where few digits
 	VMOVDQU Y3, 512(SI)
 
-	// work: a sep, pre, nino, long or few.
-	VPOR Y3, Y5, Y5
-	NONZERO(Y5, AX)
-	ORL  R15, AX
+	// work: a sep, pre, nino, long or few; starts, zero in the blocks
+	// with no work.
+	VPOR      Y3, Y5, Y5
+	VPCMPEQQ  Y15, Y5, Y5 // no sep, pre, nino or long
+	VMOVMSKPD Y5, AX
+	XORL      $15, AX
+	ANDL      R9, AX
+	ORL       R15, AX
 	ACC(AX, 776)
+	VPANDN    Y5, Y12, Y5 // nor few (where few has a start)
+	VPANDN    Y7, Y5, Y7
+	VMOVDQU   Y7, (R13)
 
 	ADDQ $384, BX
 	ADDQ $32, SI

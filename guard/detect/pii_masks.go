@@ -356,7 +356,9 @@ func piiCandsGo(m []piiBlock, nb int, v *candVec, startsOut, sepOut *[trigChunk]
 		c := startBits(starts, pv, cu, nx)
 		c.few = c.few && starts != 0
 		c.long &= starts
-		startsOut[b-1], sepOut[b-1] = starts, sep
+		work := sep|c.pre|c.nino|c.long != 0 || c.few
+		sepOut[b-1] = sep
+		startsOut[b-1] = starts & -b2u(work) // zero where no work
 		v.pre[b-1], v.nino[b-1], v.long[b-1] = c.pre, c.nino, c.long
 		if starts|sep != 0 {
 			v.any |= bit
@@ -364,7 +366,7 @@ func piiCandsGo(m []piiBlock, nb int, v *candVec, startsOut, sepOut *[trigChunk]
 		if c.few {
 			v.few |= bit
 		}
-		if sep|c.pre|c.nino|c.long != 0 || c.few {
+		if work {
 			v.work |= bit
 		}
 		if cu.at|urlMarks(cu, nx) != 0 {
@@ -409,12 +411,8 @@ func (ts *triggerScan) candsVec() {
 	ts.keyRun = v.keyRun
 	ts.key20 = ts.key20 || v.keys&1 != 0 || v.keyRun >= 20
 	ts.key40 = ts.key40 || v.keys&2 != 0 || v.keyRun >= 40
-	// sure and maybe hold the starts and separators: no candidate in the
-	// blocks with some but no work.
-	for z := v.any &^ v.work; z != 0; z &= z - 1 {
-		k := bits.TrailingZeros64(z)
-		ts.sure[k], ts.maybe[k] = 0, 0
-	}
+	// sure and maybe hold the starts (zero in the blocks with no work)
+	// and separators (in blocks with work).
 	var has uint64
 	ns, nc := 0, 0
 	seps, chk := &ts.sepList, &ts.chkList
