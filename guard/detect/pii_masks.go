@@ -86,12 +86,6 @@ type trigBufs struct {
 	sure  [trigChunk]uint64 // the positions that are triggers with back 1
 	maybe [trigChunk]uint64 // the other positions that may be triggers
 	cv    candVec           // the chunk's other bitmaps, where piiCands computes them
-	// candsVec's lists: the chunk's separators (64*block + bit; a
-	// separator follows a letter or digit, so a block has 32 at most and
-	// the four written past the last stay inside) and the blocks whose
-	// starts need startCands.
-	sepList [64 * trigChunk]uint16
-	chkList [trigChunk]chkItem
 }
 
 // trigState is the rest of a triggerScan: zero for a new text.
@@ -396,12 +390,7 @@ func piiCandsGo(m []piiBlock, nb int, v *candVec, startsOut, sepOut *[trigChunk]
 const minCandsVec = 3
 
 // candsVec is the rest of load where piiCands computes the chunk's
-// bitmaps. On text the branch predictor has not seen, a loop per block
-// (over a block's separators, and whether its starts need startCands)
-// mispredicts its exit once per block; so one loop over the blocks with
-// work, without branches, flattens the chunk's separators into one list
-// (sepList) and its blocks whose starts need more than the bitmaps into
-// another (chkList), and a loop over each list decides on them.
+// bitmaps.
 func (ts *triggerScan) candsVec() {
 	nb := ts.nb
 	v := &ts.cv
@@ -413,76 +402,32 @@ func (ts *triggerScan) candsVec() {
 	ts.key40 = ts.key40 || v.keys&2 != 0 || v.keyRun >= 40
 	// sure and maybe hold the starts (zero in the blocks with no work)
 	// and separators (in blocks with work).
-	var has uint64
-	ns, nc := 0, 0
-	seps, chk := &ts.sepList, &ts.chkList
+	m := &ts.m
+	has := v.work
 	for w := v.work; w != 0; w &= w - 1 {
 		k := bits.TrailingZeros64(w)
-		sep, starts := ts.maybe[k], ts.sure[k]
-		// The block's separators, four written whatever their number.
-		n := bits.OnesCount64(sep)
-		at := uint16(k << 6)
-		x := sep
-		seps[ns&(len(seps)-1)] = at | uint16(bits.TrailingZeros64(x)&63)
-		x &= x - 1
-		seps[(ns+1)&(len(seps)-1)] = at | uint16(bits.TrailingZeros64(x)&63)
-		x &= x - 1
-		seps[(ns+2)&(len(seps)-1)] = at | uint16(bits.TrailingZeros64(x)&63)
-		x &= x - 1
-		seps[(ns+3)&(len(seps)-1)] = at | uint16(bits.TrailingZeros64(x)&63)
-		x &= x - 1
-		ns += n
-		if n > 4 {
-			for i := ns - n + 4; x != 0; x &= x - 1 {
-				seps[i] = at | uint16(bits.TrailingZeros64(x))
-				i++
+		cu, nx := &m[k+1], &m[k+2]
+		at := ts.base + 64*k
+		var sure, maybe uint64
+		if sep := ts.maybe[k]; sep != 0 {
+			maybe = sepCands(ts.s, at, sep, cu, nx)
+		}
+		if starts := ts.sure[k]; starts != 0 {
+			c := startSets{pre: v.pre[k], nino: v.nino[k], long: v.long[k], few: v.few>>k&1 != 0}
+			maybe |= c.pre
+			if c.checks(starts) {
+				var dm uint64
+				sure, dm = startCands(ts.s, at, starts, &c, cu, nx)
+				maybe |= dm
 			}
 		}
-		// The prefixed starts are candidates; the block goes to
-		// startCands when its starts need more (startSets.checks).
-		pre := v.pre[k]
-		more := v.nino[k] | starts&v.long[k]&^pre | (v.few>>k&1)<<63
-		chk[nc] = chkItem{k: int32(k), starts: starts}
-		nc += int(b2u(more != 0))
-		ts.sure[k], ts.maybe[k] = 0, pre
-		has |= b2u(pre != 0) << k
-	}
-	s := ts.s
-	m := &ts.m
-	for _, p := range seps[:ns] {
-		k, bit := uint(p>>6), uint(p&63)
-		t := ts.base + int(p)
-		if !isHex(s[t-1]) {
-			continue
+		ts.sure[k], ts.maybe[k] = sure, maybe
+		if sure|maybe == 0 {
+			has &^= 1 << k
 		}
-		if s[t] == ':' {
-			// colonAddress needs "::" or five colons in the 46 bytes
-			// from t.
-			cu, nx := &m[k+1], &m[k+2]
-			colons := nextBitsV(cu.colon, nx.colon, bit) & (1<<46 - 1)
-			if colons&(colons>>1) == 0 && bits.OnesCount64(colons) < 5 || !colonAddress(s, t) {
-				continue
-			}
-		}
-		ts.maybe[k] |= 1 << bit
-		has |= 1 << k
-	}
-	for _, c := range chk[:nc] {
-		k := int(c.k)
-		cs := startSets{pre: v.pre[k], nino: v.nino[k], long: v.long[k], few: v.few>>k&1 != 0}
-		sure, maybe := startCands(s, ts.base+64*k, c.starts, &cs, &m[k+1], &m[k+2])
-		ts.sure[k] = sure
-		ts.maybe[k] |= maybe
-		has |= b2u(sure|maybe != 0) << k
 	}
 	ts.has = has
 	ts.markBlocks(v.marked)
-}
-
-// chkItem is a block whose digit run starts need startCands (candsVec).
-type chkItem struct {
-	k      int32
-	starts uint64
 }
 
 // mark records the URL marker candidate at i ("://" or "www." in either
