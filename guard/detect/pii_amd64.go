@@ -81,6 +81,18 @@ var hasPIICandsAVX2 = !hasPIICands512 && cpu.X86.HasAVX2 && cpu.X86.HasBMI1 && c
 // then).
 var hasPIICands = hasPIICands512 || hasPIICandsAVX2
 
+// minCandsVec is the fewest blocks load gives piiCands: the kernels
+// compute eight at a time, and below this the scalar loop is faster
+// (piiCandsAVX2, four at a time, computes two groups for a short chunk:
+// BenchmarkScanTurns on the AVX2 path, texts of three or four blocks,
+// was 2.5 % slower with 3 than with 5).
+var minCandsVec = func() int {
+	if hasPIICandsAVX2 {
+		return 5
+	}
+	return 3
+}()
+
 // piiCands computes v, starts and sep (see piiCandsGo) for the nb blocks
 // m[1:nb+1] of a chunk (m[0] the block before, m[nb+1] the one after; m
 // holds trigChunk+2 blocks). The kernels OR into v's few, work, marked,

@@ -323,11 +323,12 @@ type candVec struct {
 	keys   uint64 // bit 0 (1): a run of 20 (40) key characters met (ORed in)
 }
 
-// piiCandsGo is piiCands512 in Go: the reference TestPIICands holds it to.
-// m holds the nb blocks of a chunk between the one before and the one
-// after; it sets startsOut and sepOut of each block (load's digit run
-// starts and separators) and v. The blocks up to the end of the last
-// group of eight hold no key characters.
+// piiCandsGo is piiCands512 and piiCandsAVX2 in Go: the reference
+// TestPIICands holds them to. m holds the nb blocks of a chunk between the
+// one before and the one after; it sets startsOut and sepOut of each block
+// (load's digit run starts, zero in a block with no work, and separators)
+// and v. The blocks up to the end of the last group of eight hold no key
+// characters.
 func piiCandsGo(m []piiBlock, nb int, v *candVec, startsOut, sepOut *[trigChunk]uint64) {
 	keyRun := v.keyRun
 	for b := 1; b <= (nb+7)&^7; b++ {
@@ -384,10 +385,6 @@ func piiCandsGo(m []piiBlock, nb int, v *candVec, startsOut, sepOut *[trigChunk]
 	}
 	v.keyRun = keyRun
 }
-
-// minCandsVec is the fewest blocks load gives piiCands: it computes eight
-// at a time, and below this the scalar loop is faster.
-const minCandsVec = 3
 
 // candsVec is the rest of load where piiCands computes the chunk's
 // bitmaps.
