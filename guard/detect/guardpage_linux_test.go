@@ -45,16 +45,21 @@ func TestKernelsAtPageEdges(t *testing.T) {
 			t.Fatalf("asciiPrefix of %d ASCII bytes at the page's end = %d", n, got)
 		}
 	}
-	// piiCands512 reads a chunk's blocks (not the text): the blocks at the
-	// page's end and at its start, every chunk length.
+	// piiCands512 and piiCandsAVX2 read a chunk's blocks (not the text):
+	// the blocks at the page's end and at its start, every chunk length,
+	// every kernel the CPU has.
 	const chunkSize = int(unsafe.Sizeof([trigChunk + 2]piiBlock{}))
+	candsKernels := piiCandsKernels()
+	candsKernels["piiCands"] = piiCands
 	for _, at := range []int{len(page) - chunkSize, 0} {
 		m := (*[trigChunk + 2]piiBlock)(unsafe.Pointer(&page[at]))
 		clear(page)
 		for nb := 1; nb <= trigChunk; nb++ {
-			var v candVec
-			var starts, sep [trigChunk]uint64
-			piiCands(m[:], nb, &v, &starts, &sep)
+			for _, kernel := range candsKernels {
+				var v candVec
+				var starts, sep [trigChunk]uint64
+				kernel(m[:], nb, &v, &starts, &sep)
+			}
 		}
 	}
 	for n := 0; n <= 300; n++ { // highMasks, and normalisation's walk of its bitmaps

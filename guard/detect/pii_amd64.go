@@ -68,21 +68,48 @@ var piiTables512 = func() (t piiConsts512) {
 	return t
 }()
 
-// hasPIICands reports whether piiCands can run piiCands512 (load uses it
-// then): AVX-512 with DQ (byte masks), VBMI2 (the double shifts), CD (VPLZCNTQ) and
+// hasPIICands512 reports whether piiCands runs piiCands512: AVX-512 with
+// DQ (byte masks), VBMI2 (the double shifts), CD (VPLZCNTQ) and
 // VPOPCNTDQ, beside what piiMasksAVX512 needs.
-var hasPIICands = hasPIIAVX512 && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VBMI2 && cpu.X86.HasAVX512CD && cpu.X86.HasAVX512VPOPCNTDQ
+var hasPIICands512 = hasPIIAVX512 && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VBMI2 && cpu.X86.HasAVX512CD && cpu.X86.HasAVX512VPOPCNTDQ
+
+// hasPIICandsAVX2 reports whether piiCands runs piiCandsAVX2 (where it
+// cannot run piiCands512): AVX2, BMI1 (TZCNT) and BMI2 (SHLX, BZHI).
+var hasPIICandsAVX2 = !hasPIICands512 && cpu.X86.HasAVX2 && cpu.X86.HasBMI1 && cpu.X86.HasBMI2
+
+// hasPIICands reports whether piiCands has a vector kernel (load uses it
+// then).
+var hasPIICands = hasPIICands512 || hasPIICandsAVX2
+
+// minCandsVec is the fewest blocks load gives piiCands: the kernels
+// compute eight at a time, and below this the scalar loop is faster
+// (piiCandsAVX2, four at a time, computes two groups for a short chunk:
+// BenchmarkScanTurns on the AVX2 path, texts of three or four blocks,
+// was 2.5 % slower with 3 than with 5).
+var minCandsVec = func() int {
+	if hasPIICandsAVX2 {
+		return 5
+	}
+	return 3
+}()
 
 // piiCands computes v, starts and sep (see piiCandsGo) for the nb blocks
 // m[1:nb+1] of a chunk (m[0] the block before, m[nb+1] the one after; m
-// holds trigChunk+2 blocks).
+// holds trigChunk+2 blocks). The kernels OR into v's few, work, marked,
+// any and keys, which the caller zeroes.
 func piiCands(m []piiBlock, nb int, v *candVec, starts, sep *[trigChunk]uint64) {
 	_ = m[trigChunk+1]
 	if nb > trigChunk {
 		panic("piiCands: chunk too long")
 	}
-	if nb > 0 {
+	switch {
+	case nb <= 0:
+	case hasPIICands512:
 		piiCands512(&m[0], nb, v, starts, sep)
+	case hasPIICandsAVX2:
+		piiCandsAVX2(&m[0], nb, v, starts, sep)
+	default:
+		piiCandsGo(m, nb, v, starts, sep)
 	}
 }
 
@@ -92,3 +119,10 @@ func piiCands(m []piiBlock, nb int, v *candVec, starts, sep *[trigChunk]uint64) 
 //
 //go:noescape
 func piiCands512(m *piiBlock, nb int, v *candVec, starts, sep *[trigChunk]uint64)
+
+// piiCandsAVX2 is piiCandsGo with AVX2, BMI1 and BMI2, four blocks at a
+// time, to the end of the last group of eight as piiCands512; it reads m
+// up to the end of that group and the block after it.
+//
+//go:noescape
+func piiCandsAVX2(m *piiBlock, nb int, v *candVec, starts, sep *[trigChunk]uint64)

@@ -248,7 +248,6 @@ cfull:
 	// starts: digits after no digit.
 	VPSHLDQ   $1, Z12, Z0, Z24
 	VPANDNQ   Z0, Z24, Z25
-	VMOVDQU64 Z25, (R13)
 	VPORQ     Z23, Z25, Z24
 	VPTESTMQ  Z24, Z24, K7, K1
 	KMOVB     K1, 792(DI)(R12*1) // any
@@ -403,6 +402,8 @@ cno40:
 	VPTESTMQ Z23, Z23, K7, K1
 	KORB     K1, K3, K1
 	KMOVB    K1, 776(DI)(R12*1)
+	VMOVDQA64.Z Z25, K1, Z25      // starts, zero in blocks with no work
+	VMOVDQU64   Z25, (R13)
 
 	ADDQ $768, BX
 	ADDQ $64, SI

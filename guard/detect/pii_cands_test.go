@@ -9,50 +9,59 @@ import (
 	"unsafe"
 )
 
-// checkPIICands compares piiCands (piiCands512 where the CPU has it) with
+// checkPIICands compares every vector kernel of piiCands the CPU has
+// (piiCandsKernels: piiCands512, piiCandsAVX2) and piiCands itself with
 // piiCandsGo on the chunk m of nb blocks (m[0] before, m[nb+1] after) and
 // the key run keyRun before it.
 func checkPIICands(t *testing.T, m *[trigChunk + 2]piiBlock, nb, keyRun int) {
 	t.Helper()
-	var got, want candVec
-	var gotStarts, gotSep, wantStarts, wantSep [trigChunk]uint64
-	// Everything but the masks, the key run and the keys is left as it
-	// was (candsVec resets those): garbage must not show.
-	for _, v := range []*candVec{&got, &want} {
+	var want candVec
+	var wantStarts, wantSep [trigChunk]uint64
+	prep := func(v *candVec, starts, sep *[trigChunk]uint64) {
+		// Everything but the masks, the key run and the keys is left as
+		// it was (candsVec resets those): garbage must not show.
 		f := unsafe.Slice((*uint64)(unsafe.Pointer(v)), unsafe.Sizeof(*v)/8)
 		for i := range f {
 			f[i] = 0x5a5a5a5a5a5a5a5a
 		}
 		v.few, v.work, v.marked, v.any, v.keys, v.keyRun = 0, 0, 0, 0, 0, keyRun
-	}
-	for i := range gotStarts {
-		gotStarts[i], gotSep[i], wantStarts[i], wantSep[i] = 1, 2, 1, 2
-	}
-	piiCands(m[:], nb, &got, &gotStarts, &gotSep)
-	piiCandsGo(m[:], nb, &want, &wantStarts, &wantSep)
-	for b := range nb {
-		for _, f := range []struct {
-			name      string
-			got, want uint64
-		}{
-			{"starts", gotStarts[b], wantStarts[b]},
-			{"sep", gotSep[b], wantSep[b]},
-			{"pre", got.pre[b], want.pre[b]},
-			{"nino", got.nino[b], want.nino[b]},
-			{"long", got.long[b], want.long[b]},
-		} {
-			if f.got != f.want {
-				t.Fatalf("nb %d, block %d: %s %#x, piiCandsGo %#x", nb, b+1, f.name, f.got, f.want)
-			}
+		for i := range starts {
+			starts[i], sep[i] = 1, 2
 		}
 	}
-	if got.few != want.few || got.work != want.work || got.marked != want.marked || got.any != want.any {
-		t.Fatalf("nb %d: few %#x work %#x marked %#x any %#x; piiCandsGo %#x %#x %#x %#x", nb,
-			got.few, got.work, got.marked, got.any, want.few, want.work, want.marked, want.any)
-	}
-	if got.keyRun != want.keyRun || got.keys != want.keys {
-		t.Fatalf("nb %d, key run %d in: key run %d, keys %b; piiCandsGo %d, %b", nb, keyRun,
-			got.keyRun, got.keys, want.keyRun, want.keys)
+	prep(&want, &wantStarts, &wantSep)
+	piiCandsGo(m[:], nb, &want, &wantStarts, &wantSep)
+	kernels := piiCandsKernels()
+	kernels["piiCands"] = piiCands
+	for name, kernel := range kernels {
+		var got candVec
+		var gotStarts, gotSep [trigChunk]uint64
+		prep(&got, &gotStarts, &gotSep)
+		kernel(m[:], nb, &got, &gotStarts, &gotSep)
+		for b := range nb {
+			for _, f := range []struct {
+				name      string
+				got, want uint64
+			}{
+				{"starts", gotStarts[b], wantStarts[b]},
+				{"sep", gotSep[b], wantSep[b]},
+				{"pre", got.pre[b], want.pre[b]},
+				{"nino", got.nino[b], want.nino[b]},
+				{"long", got.long[b], want.long[b]},
+			} {
+				if f.got != f.want {
+					t.Fatalf("%s: nb %d, block %d: %s %#x, piiCandsGo %#x", name, nb, b+1, f.name, f.got, f.want)
+				}
+			}
+		}
+		if got.few != want.few || got.work != want.work || got.marked != want.marked || got.any != want.any {
+			t.Fatalf("%s: nb %d: few %#x work %#x marked %#x any %#x; piiCandsGo %#x %#x %#x %#x", name, nb,
+				got.few, got.work, got.marked, got.any, want.few, want.work, want.marked, want.any)
+		}
+		if got.keyRun != want.keyRun || got.keys != want.keys {
+			t.Fatalf("%s: nb %d, key run %d in: key run %d, keys %b; piiCandsGo %d, %b", name, nb, keyRun,
+				got.keyRun, got.keys, want.keyRun, want.keys)
+		}
 	}
 }
 
@@ -60,7 +69,7 @@ func checkPIICands(t *testing.T, m *[trigChunk + 2]piiBlock, nb, keyRun int) {
 // sparse, dense or random, so that every condition meets both outcomes)
 // and on the chunks of texts.
 func TestPIICands(t *testing.T) {
-	t.Logf("vector kernel: %v", hasPIICands)
+	t.Logf("piiCands512: %v, piiCandsAVX2: %v; kernels tested: %d", hasPIICands512, hasPIICandsAVX2, len(piiCandsKernels()))
 	// The offsets piiCands512 reads and writes.
 	var v candVec
 	if unsafe.Sizeof(piiBlock{}) != 96 || unsafe.Offsetof(v.few) != 768 || unsafe.Offsetof(v.work) != 776 ||

@@ -323,11 +323,12 @@ type candVec struct {
 	keys   uint64 // bit 0 (1): a run of 20 (40) key characters met (ORed in)
 }
 
-// piiCandsGo is piiCands512 in Go: the reference TestPIICands holds it to.
-// m holds the nb blocks of a chunk between the one before and the one
-// after; it sets startsOut and sepOut of each block (load's digit run
-// starts and separators) and v. The blocks up to the end of the last
-// group of eight hold no key characters.
+// piiCandsGo is piiCands512 and piiCandsAVX2 in Go: the reference
+// TestPIICands holds them to. m holds the nb blocks of a chunk between the
+// one before and the one after; it sets startsOut and sepOut of each block
+// (load's digit run starts, zero in a block with no work, and separators)
+// and v. The blocks up to the end of the last group of eight hold no key
+// characters.
 func piiCandsGo(m []piiBlock, nb int, v *candVec, startsOut, sepOut *[trigChunk]uint64) {
 	keyRun := v.keyRun
 	for b := 1; b <= (nb+7)&^7; b++ {
@@ -350,7 +351,9 @@ func piiCandsGo(m []piiBlock, nb int, v *candVec, startsOut, sepOut *[trigChunk]
 		c := startBits(starts, pv, cu, nx)
 		c.few = c.few && starts != 0
 		c.long &= starts
-		startsOut[b-1], sepOut[b-1] = starts, sep
+		work := sep|c.pre|c.nino|c.long != 0 || c.few
+		sepOut[b-1] = sep
+		startsOut[b-1] = starts & -b2u(work) // zero where no work
 		v.pre[b-1], v.nino[b-1], v.long[b-1] = c.pre, c.nino, c.long
 		if starts|sep != 0 {
 			v.any |= bit
@@ -358,7 +361,7 @@ func piiCandsGo(m []piiBlock, nb int, v *candVec, startsOut, sepOut *[trigChunk]
 		if c.few {
 			v.few |= bit
 		}
-		if sep|c.pre|c.nino|c.long != 0 || c.few {
+		if work {
 			v.work |= bit
 		}
 		if cu.at|urlMarks(cu, nx) != 0 {
@@ -383,10 +386,6 @@ func piiCandsGo(m []piiBlock, nb int, v *candVec, startsOut, sepOut *[trigChunk]
 	v.keyRun = keyRun
 }
 
-// minCandsVec is the fewest blocks load gives piiCands: it computes eight
-// at a time, and below this the scalar loop is faster.
-const minCandsVec = 3
-
 // candsVec is the rest of load where piiCands computes the chunk's
 // bitmaps.
 func (ts *triggerScan) candsVec() {
@@ -398,12 +397,8 @@ func (ts *triggerScan) candsVec() {
 	ts.keyRun = v.keyRun
 	ts.key20 = ts.key20 || v.keys&1 != 0 || v.keyRun >= 20
 	ts.key40 = ts.key40 || v.keys&2 != 0 || v.keyRun >= 40
-	// sure and maybe hold the starts and separators: no candidate in the
-	// blocks with some but no work.
-	for z := v.any &^ v.work; z != 0; z &= z - 1 {
-		k := bits.TrailingZeros64(z)
-		ts.sure[k], ts.maybe[k] = 0, 0
-	}
+	// sure and maybe hold the starts (zero in the blocks with no work)
+	// and separators (in blocks with work).
 	m := &ts.m
 	has := v.work
 	for w := v.work; w != 0; w &= w - 1 {
