@@ -200,6 +200,9 @@ kstart:
 	VPMOVM2B      K2, Z25
 	VMOVDQU64     (R11), Z26
 	VMOVDQA64     Z17, Z27
+	POPCNTQ       CX, AX
+	CMPQ          AX, $8
+	JBE           vloop8
 
 	// Sixteen candidates an iteration, in two independent halves: a
 	// block has 8 to 16 of them in prose, so the loop's exit is
@@ -241,6 +244,25 @@ vloop:
 	VPADDB     Z19, Z9, Z27
 	TESTQ      CX, CX
 	JNZ        vloop
+	JMP        hook
+
+	// Eight candidates or fewer: one half.
+vloop8:
+	VPERMB     Z24, Z27, Z28
+	VPADDB     Z18, Z28, Z28
+	VPERMB     Z26, Z28, Z29
+	VPERMB     Z25, Z28, Z30
+	VPADDQ     Z22, Z30, Z31
+	VPANDNQ    Z30, Z31, Z31
+	VPTERNLOGQ $0x80, Z20, Z29, Z31
+	VPMULLQ    Z21, Z31, Z31
+	VPSRLQ     $50, Z31, Z31
+	KXNORB     K3, K3, K3
+	VPGATHERQD (DI)(Z31*1), K3, Y29
+	VPTESTMD   Y23, Y29, K4
+	KMOVB      K4, BX
+	PDEPQ      CX, BX, BX
+	ORQ        BX, R12
 	JMP        hook
 
 kloop:
