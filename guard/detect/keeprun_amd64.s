@@ -15,6 +15,23 @@
 #define R_HOOK 928
 #define R_DIGITS 936
 #define R_AVX 944
+#define R_SCR 1080
+
+// KSLOT(k) is one candidate of the scalar key test, without a branch:
+// its key byte (1: kept) into r.scr[k]. Past the last candidate (CX 0:
+// TZCNT 64) it reads the 8 bytes after the block, and its byte is not
+// used.
+#define KSLOT(k) \
+	TZCNTQ  CX, AX \
+	SHRXQ   AX, DX, BX \
+	MOVBQZX BX, BX \
+	MOVQ    (R15)(BX*8), BX \
+	ANDQ    (R11)(AX*1), BX \
+	IMULQ   R14, BX \
+	SHRQ    $50, BX \
+	MOVBQZX (DI)(BX*1), BX \
+	MOVB    BX, (R_SCR+k)(R8) \
+	BLSRQ   CX, CX
 
 DATA eight<>+0(SB)/8, $8
 GLOBL eight<>(SB), RODATA|NOPTR, $8
@@ -88,7 +105,7 @@ TEXT ·keepRunBMI2(SB), NOSPLIT, $0-56
 	VPBROADCASTD AX, Y23                  // keyBytes' byte of a dword
 
 block:
-	CMPQ R9, R10
+	CMPQ R9, end+40(FP)
 	JGE  out
 	MOVQ R_ODD(R8)(R9*8), AX
 	TESTQ AX, AX
@@ -185,7 +202,7 @@ kstart:
 	TESTQ CX, CX
 	JZ    hook
 	CMPQ  R_AVX(R8), $0
-	JE    kloop
+	JE    kslots
 
 	// With AVX-512, eight candidates at a time: their offsets packed
 	// (VPCOMPRESSB), each broadcast to a qword with 0-7 added, the
@@ -264,6 +281,55 @@ vloop8:
 	PDEPQ      CX, BX, BX
 	ORQ        BX, R12
 	JMP        hook
+
+	// The scalar key test: twelve candidates without a branch (a
+	// prose block has 8 to 16; a loop over them had its exit
+	// mispredicted about once a block on text the predictor has not
+	// seen), their key bytes packed into bits (VPMOVMSKB) and put back
+	// on their starts (PDEP); the rest, if any, one at a time.
+kslots:
+	MOVQ    CX, R10
+	POPCNTQ CX, AX
+	CMPQ    AX, $8
+	JBE     kslots8
+	KSLOT(0)
+	KSLOT(1)
+	KSLOT(2)
+	KSLOT(3)
+	KSLOT(4)
+	KSLOT(5)
+	KSLOT(6)
+	KSLOT(7)
+	KSLOT(8)
+	KSLOT(9)
+	KSLOT(10)
+	KSLOT(11)
+	VMOVDQU   R_SCR(R8), X0
+	VPSLLW    $7, X0, X0
+	VPMOVMSKB X0, BX
+	ANDQ      $0xfff, BX
+	PDEPQ     R10, BX, BX
+	ORQ       BX, R12
+	TESTQ     CX, CX
+	JZ        hook
+	JMP       kloop
+
+	// Eight candidates or fewer (number-dense text): eight slots.
+kslots8:
+	KSLOT(0)
+	KSLOT(1)
+	KSLOT(2)
+	KSLOT(3)
+	KSLOT(4)
+	KSLOT(5)
+	KSLOT(6)
+	KSLOT(7)
+	MOVQ      R_SCR(R8), X0
+	VPSLLW    $7, X0, X0
+	VPMOVMSKB X0, BX                // eight bits: MOVQ zeroed the rest
+	PDEPQ     R10, BX, BX
+	ORQ       BX, R12
+	JMP       hook
 
 kloop:
 	TZCNTQ  CX, AX
