@@ -194,10 +194,10 @@ func TestPunctWords(t *testing.T) {
 // TestKeepRunSlots holds keepRunBMI2's key tests to keepBlock on blocks
 // with every number of candidates, 0 to 32 (a 64-byte block holds at most
 // 32 word starts), and a kept word at every candidate's place: the vector
-// test's one half (up to 8) and two halves (9 to 16, more in a second
-// pass), and the scalar test's eight and twelve slots without a branch
-// (the slots past the last candidate read the bytes after the block; their
-// bits must be dropped) and its loop for the rest. Each block is 64 bytes
+// test's two halves of eight (more than 16 in a second pass), and the
+// scalar test's ten slots without a branch (the slots past the last
+// candidate read the bytes after the block; their bits must be dropped)
+// and its loop for the rest. Each block is 64 bytes
 // of one- and two-letter words, one kept by the default filter where the
 // pattern says, the rest not.
 func TestKeepRunSlots(t *testing.T) {
