@@ -22,7 +22,7 @@ func TestASCIIRunLayout(t *testing.T) {
 		{"join", unsafe.Offsetof(r.join), 384}, {"km", unsafe.Offsetof(r.km), 512}, {"en", unsafe.Offsetof(r.en), 640},
 		{"carry", unsafe.Offsetof(r.carry), 768}, {"prev", unsafe.Offsetof(r.prev), 896}, {"start", unsafe.Offsetof(r.start), 904},
 		{"st", unsafe.Offsetof(r.st), 912}, {"en2", unsafe.Offsetof(r.en2), 920}, {"hook", unsafe.Offsetof(r.hook), 928},
-		{"digits", unsafe.Offsetof(r.digits), 936}, {"avx", unsafe.Offsetof(r.avx), 944},
+		{"digits", unsafe.Offsetof(r.digits), 936}, {"avx", unsafe.Offsetof(r.avx), 944}, {"scr", unsafe.Offsetof(r.scr), 1080},
 	} {
 		if c.got != c.want {
 			t.Errorf("asciiRun.%s at %d, keeprun_amd64.s reads it at %d", c.name, c.got, c.want)
@@ -188,5 +188,95 @@ func TestPunctWords(t *testing.T) {
 		if force != wantForce {
 			t.Fatalf("%q (prev %v, digits %v): force %064b, want %064b", s, prev, digits, force, wantForce)
 		}
+	}
+}
+
+// TestKeepRunSlots holds keepRunBMI2's key tests to keepBlock on blocks
+// with every number of candidates, 0 to 32 (a 64-byte block holds at most
+// 32 word starts), and a kept word at every candidate's place: the vector
+// test's two halves of eight (more than 16 in a second pass), and the
+// scalar test's ten slots without a branch (the slots past the last
+// candidate read the bytes after the block; their bits must be dropped)
+// and its loop for the rest. Each block is 64 bytes
+// of one- and two-letter words, one kept by the default filter where the
+// pattern says, the rest not.
+func TestKeepRunSlots(t *testing.T) {
+	fs := keepRunFilters(t)
+	f := fs[0]
+	keeps := func(w string) bool {
+		s := w + "        "
+		return f.keepWord(s, 0, len(w)) == 1
+	}
+	var kept, dropped []string
+	for c := 'a'; c <= 'z'; c++ {
+		for _, w := range []string{string(c), string(c - 32)} {
+			if keeps(w) {
+				kept = append(kept, w)
+			} else {
+				dropped = append(dropped, w)
+			}
+		}
+	}
+	if len(kept) == 0 {
+		// No one-letter word starts a phrase: two letters then, in
+		// blocks of up to 21 words.
+		for c := 'a'; c <= 'z' && len(kept) < 4; c++ {
+			for d := 'a'; d <= 'z'; d++ {
+				if w := string(c) + string(d); keeps(w) {
+					kept = append(kept, w)
+				}
+			}
+		}
+	}
+	if len(kept) == 0 || len(dropped) == 0 {
+		t.Fatalf("no word to keep (%d) or drop (%d) among short words", len(kept), len(dropped))
+	}
+	t.Logf("kept %q, dropped %d one-letter words", kept, len(dropped))
+	r := rand.New(rand.NewPCG(31, 32))
+	// block returns 64 bytes holding n words, those at the places in
+	// keep (bit i: the i-th word) kept, or "" when they do not fit.
+	block := func(n int, keep uint64) string {
+		var b strings.Builder
+		for i := range n {
+			w := dropped[r.IntN(len(dropped))]
+			if keep>>i&1 == 1 {
+				w = kept[r.IntN(len(kept))]
+			}
+			b.WriteString(w)
+			b.WriteByte(' ')
+		}
+		if b.Len() > 64 {
+			return ""
+		}
+		return b.String() + strings.Repeat(" ", 64-b.Len())
+	}
+	var texts []string
+	for n := 0; n <= 32; n++ {
+		pats := []uint64{0, 1<<n - 1}
+		for i := range n {
+			pats = append(pats, 1<<i, (1<<n-1)&^(1<<i))
+		}
+		for range 8 {
+			pats = append(pats, r.Uint64()&(1<<n-1))
+		}
+		var b strings.Builder
+		for _, p := range pats {
+			if blk := block(n, p); blk != "" {
+				b.WriteString(blk)
+				// A block of other counts next to it: the
+				// key tests' state must not leak between blocks.
+				b.WriteString(block(r.IntN(n+1), r.Uint64()))
+			}
+		}
+		if b.Len() > 0 {
+			texts = append(texts, b.String())
+		}
+	}
+	if len(texts) < 20 {
+		t.Fatalf("only %d texts: the short words do not fit", len(texts))
+	}
+	for _, s := range texts {
+		checkKeepRun(t, fs, s)
+		checkKeepRun(t, fs, "x"+s) // every block shifted: words run across
 	}
 }

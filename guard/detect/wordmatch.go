@@ -1194,6 +1194,8 @@ type asciiRun struct {
 	// force: the starts of words kept whatever their key (punctWords),
 	// ORed into km in Go; zero for a block that has none.
 	force [wordGroup]uint64
+	// scr: the scalar key test's key bytes, ten candidates at a time.
+	scr [16]uint8
 }
 
 func b2u(b bool) uint64 {
