@@ -79,6 +79,7 @@ func runFastPathTests(t *testing.T, env ...string) {
 		"LongTextsRandom",
 		"KeepRun",
 		"KeepRunSlots",
+		"Review31b",
 	}, "|") // one a line: branches that add tests merge cleanly
 	cmd := exec.Command(os.Args[0], "-test.run", run, "-test.count", "1")
 	cmd.Env = append(os.Environ(), env...)

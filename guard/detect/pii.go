@@ -855,8 +855,9 @@ func (p *PII) hexToken(s string, i int, dst []Finding) ([]Finding, int) {
 
 // labelBefore reports whether the hex letters that end at s[:j] (before a
 // ':', '-' or '.') end a word that is not all hex digits: a label glued to
-// an address ("mac:00:1A:2B:3C:4D:5E", "value:2001:db8::1"), not a group
-// of a longer hex token ("00:1A", "face:b00c").
+// an address ("mac:00:1A:2B:3C:4D:5E", "value:2001:db8::1", a snake_case
+// key "device_id:…"), not a group of a longer hex token ("00:1A",
+// "face:b00c").
 func labelBefore(s string, j int) bool {
 	b := j
 	for b > 0 && j-b <= maxLabel && isHex(s[b-1]) {
@@ -868,8 +869,21 @@ func labelBefore(s string, j int) bool {
 	for b > 0 && j-b <= maxLabel && isAlpha(s[b-1]) {
 		b--
 	}
-	return j-b <= maxLabel && !alnumBefore(s, b) && !wordRuneBefore(s, b)
+	lim := maxLabel
+	// A snake_case key ("device_id", "src_mac"): the words before the
+	// last one, joined to it by '_'.
+	for b > 0 && s[b-1] == '_' && j-b <= maxKeyLabel {
+		lim = maxKeyLabel
+		b--
+		for b > 0 && j-b <= maxKeyLabel && isAlnum(s[b-1]) {
+			b--
+		}
+	}
+	return j-b <= lim && !alnumBefore(s, b) && !wordRuneBefore(s, b)
 }
+
+// maxKeyLabel bounds a snake_case label (labelBefore).
+const maxKeyLabel = 32
 
 // numLeftOK reports whether a number may start at i: it must not continue a
 // word or another number ("v1.2", "12-34", "1,5").

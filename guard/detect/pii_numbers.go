@@ -510,9 +510,10 @@ func phoneAt(s string, i int, lbl piiKind) int {
 				break
 			}
 			cl = e + 1
-		} else if plus && ng == 0 && i > 0 && s[i-1] == '(' && e < len(s) && s[e] == ')' {
+		} else if plus && ng == 0 && i > 0 && s[i-1] == '(' && e < len(s) && s[e] == ')' && countryCodeShape(s[q:e]) {
 			// "(+44) 20 7946 0958": the country code in parentheses
-			// (the finding starts at the '+').
+			// (the finding starts at the '+'; a "(+3)" no country code
+			// is, is a delta: "scores: 12 (+3) 45 67 89 10").
 			paren, cl = true, e+1
 		}
 		g[ng] = phoneGroup{start: q, end: e, close: cl, paren: paren, sep: sep}
@@ -622,6 +623,22 @@ func phoneAt(s string, i int, lbl piiKind) int {
 		}
 	}
 	return 0
+}
+
+// countryCodeShape reports whether the digits cc may be a country code
+// written alone in parentheses: 1 or 7, two or three digits that start with
+// none of 0, 1 and 7 (every +1… and +7… number is North American or
+// Russian), or +1 with a North American area code run on ("(+1868)").
+func countryCodeShape(cc string) bool {
+	switch len(cc) {
+	case 1:
+		return cc == "1" || cc == "7"
+	case 2, 3:
+		return cc[0] != '0' && cc[0] != '1' && cc[0] != '7'
+	case 4:
+		return cc[0] == '1'
+	}
+	return false
 }
 
 // contextIn is f.contains(s, true) that passes at once over text without
