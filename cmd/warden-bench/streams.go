@@ -224,7 +224,8 @@ func cmdBenchStreams(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	rep.PerStreamKiB = float64(rep.Open.RSSKiB-rep.Baseline.RSSKiB) / float64(o.n)
 	rep.PerStreamHeap = float64(rep.Open.HeapInuse-rep.Baseline.HeapInuse) / float64(o.n)
-	rep.ProjectedMB10k = (float64(rep.Baseline.RSSKiB) + rep.PerStreamKiB*10000) / 1024
+	// The target is in MB (10^6 bytes); the table's columns are MiB.
+	rep.ProjectedMB10k = (float64(rep.Baseline.RSSKiB) + rep.PerStreamKiB*10000) * 1024 / 1e6
 	if o.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -257,7 +258,8 @@ func printStreamsReport(out io.Writer, r *streamsReport) {
 	if r.ProjectedMB10k > r.RSSTargetMB {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(out, "- %s target 10,000 streams ≤ %.0f MB RSS: projected %.0f MB (baseline + 10,000 × per stream)\n", verdict, r.RSSTargetMB, r.ProjectedMB10k)
+	fmt.Fprintf(out, "- %s target 10,000 streams ≤ %.0f MB RSS: projected %.0f MB = %.0f MiB (baseline + 10,000 × per stream)\n",
+		verdict, r.RSSTargetMB, r.ProjectedMB10k, r.ProjectedMB10k*1e6/(1<<20))
 }
 
 // streamSet is N client streams.

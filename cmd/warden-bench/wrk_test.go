@@ -138,6 +138,12 @@ func TestBenchStreamsSmoke(t *testing.T) {
 	if rep.Open.RSSKiB <= 0 || rep.Open.HeapInuse <= 0 || rep.Collected.HeapInuse <= 0 {
 		t.Errorf("no readings: open %+v, collected %+v", rep.Open, rep.Collected)
 	}
+	// The target is 500 MB, so the projection is in MB (10^6 bytes), not
+	// the MiB of the table: 10^6 MiB are 1.048576 × 10^6 MB.
+	kib := float64(rep.Baseline.RSSKiB) + rep.PerStreamKiB*10000
+	if mb := kib * 1024 / 1e6; rep.ProjectedMB10k < mb*0.999 || rep.ProjectedMB10k > mb*1.001 {
+		t.Errorf("projected %.1f MB for 10,000 streams, want %.1f (%.0f KiB)", rep.ProjectedMB10k, mb, kib)
+	}
 }
 
 // TestBenchWrkGoFloor runs the two Go-floor proxies of --go-floor (a
