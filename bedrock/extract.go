@@ -86,6 +86,16 @@ type Extracted struct {
 	IDs []TextSpan
 }
 
+// TextBytes is the length of every text the body holds, as it arrived:
+// what a budgeted stream counts of each event it relays.
+func (x *Extracted) TextBytes() int64 {
+	var n int64
+	for _, t := range x.Texts {
+		n += int64(len(t.Text))
+	}
+	return n
+}
+
 // ExtractRequest returns the text, unscannable content and output-token
 // limit of a request body. family is one of the Family constants (see
 // ModelID.Family); it matters for InvokeModel, InvokeModelWithResponseStream,

@@ -886,3 +886,22 @@ func eventExtractor(eventType string) func(Operation, string, []byte) (Extracted
 		return ExtractStreamEvent(op, family, eventType, payload)
 	}
 }
+
+func TestExtractedTextBytes(t *testing.T) {
+	for _, tc := range []struct {
+		texts []string
+		want  int64
+	}{
+		{nil, 0},
+		{[]string{"héllo"}, 6},
+		{[]string{"ab", "", "cde"}, 5},
+	} {
+		var x Extracted
+		for _, s := range tc.texts {
+			x.Texts = append(x.Texts, TextSpan{Text: s})
+		}
+		if got := x.TextBytes(); got != tc.want {
+			t.Errorf("TextBytes of %q = %d, want %d", tc.texts, got, tc.want)
+		}
+	}
+}

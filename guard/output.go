@@ -438,9 +438,7 @@ func (sg *Stream) Next(f *bedrock.Frame) ([]byte, *bedrock.APIError, string) {
 	if err := sg.extract(h, f.EventType(), f.Message.Payload); err != nil {
 		unscannableEvent(&h.ex, f.EventType())
 	}
-	for _, t := range h.ex.Texts {
-		sg.lastText += int64(len(t.Text))
-	}
+	sg.lastText = h.ex.TextBytes()
 	if len(h.ex.IDs) > 0 { // tool-use ids (ids.go): block, or mask and go on with the masked event
 		var e *bedrock.APIError
 		var rule string
@@ -508,9 +506,7 @@ func (sg *Stream) NextSSE(raw []byte, name string, data []byte) ([]byte, *bedroc
 	if err := sg.extract(h, name, trimmed); err != nil {
 		unscannableEvent(&h.ex, name)
 	}
-	for _, t := range h.ex.Texts {
-		sg.lastText += int64(len(t.Text))
-	}
+	sg.lastText = h.ex.TextBytes()
 	ex := &h.ex
 	if len(ex.Unscannable) > 0 {
 		if e, rule := sg.flush(); e != nil {

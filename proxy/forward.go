@@ -537,11 +537,7 @@ func (rl *streamRelay) streamTextBytes(f *bedrock.Frame) int64 {
 	if err := rl.textEx.Extract(&rl.textOut, c.route.Op, requestFamily(c), f.EventType(), f.Message.Payload); err != nil {
 		return 0
 	}
-	var n int64
-	for _, t := range rl.textOut.Texts {
-		n += int64(len(t.Text))
-	}
-	return n
+	return rl.textOut.TextBytes()
 }
 
 // readerPool's readers are held while a stream's events arrive: 4 KiB

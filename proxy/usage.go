@@ -327,9 +327,7 @@ func (s *sseUsageScanner) endEvent(cut bool) {
 		s.nText += s.over + int64(len(data))
 	case len(data) > 0 && data[0] == '{':
 		if s.ex.Extract(&s.exOut, s.op, s.family, s.name, data) == nil {
-			for _, t := range s.exOut.Texts {
-				s.nText += int64(len(t.Text))
-			}
+			s.nText += s.exOut.TextBytes()
 		} else if cut {
 			s.nText += int64(len(data))
 		}
