@@ -131,11 +131,7 @@ func TestReview31CompatStreamCutCountsText(t *testing.T) {
 			// The prompt's estimate, and the answer's text: at least what
 			// the client got (a guard may hold some back), at most the
 			// reservation (max_output_tokens 64).
-			in, out := budget.EstimateTokens(len(prompt)), budget.EstimateTokens(text.Len())
-			if used < float64(in+out) || used > float64(in+64) {
-				t.Fatalf("a stream cut after relaying %d bytes of text settled %v tokens, want %d (prompt) + from %d (text relayed) to 64 (reserved)",
-					text.Len(), used, in, out)
-			}
+			checkCutSettled(t, used, budget.EstimateTokens(len(prompt)), "prompt", text.Len(), 64)
 			t.Logf("%d bytes relayed, %v tokens settled", text.Len(), used)
 		})
 	}
@@ -190,11 +186,7 @@ func TestReview31MessagesStreamCutCountsText(t *testing.T) {
 				t.Fatalf("usage %+v: the test does not cut between message_start and message_delta", rec.Usage)
 			}
 			used := appBudgetGauge(t, e.srv, tc.app, "warden_budget_used", "tokens_per_day") - before
-			in, out := rec.Usage.Input, budget.EstimateTokens(text.Len())
-			if used < float64(in+out) || used > float64(in+60) {
-				t.Fatalf("a stream cut after relaying %d bytes of text settled %v tokens, want %d (stated input) + from %d (text relayed) to 60 (reserved)",
-					text.Len(), used, in, out)
-			}
+			checkCutSettled(t, used, rec.Usage.Input, "stated input", text.Len(), 60)
 			t.Logf("%d bytes relayed, %v tokens settled", text.Len(), used)
 		})
 	}
@@ -251,11 +243,7 @@ func TestReview31InvokeStreamCutCountsText(t *testing.T) {
 				t.Fatalf("usage %+v: the test does not cut between message_start and the metrics", rec.Usage)
 			}
 			used := appBudgetGauge(t, r.srv, "chatbot-prod", "warden_budget_used", "tokens_per_day")
-			in, out := rec.Usage.Input, budget.EstimateTokens(text.Len())
-			if used < float64(in+out) || used > float64(in+64) {
-				t.Fatalf("a stream cut after relaying %d bytes of text settled %v tokens, want %d (stated input) + from %d (text relayed) to 64 (reserved)",
-					text.Len(), used, in, out)
-			}
+			checkCutSettled(t, used, rec.Usage.Input, "stated input", text.Len(), 64)
 			t.Logf("%d bytes relayed, %v tokens settled", text.Len(), used)
 		})
 	}
@@ -303,12 +291,21 @@ func TestReview31CompatStreamHangupCountsText(t *testing.T) {
 				t.Fatalf("the usage is known (%+v): the client did not hang up before the usage chunk", rec.Usage)
 			}
 			used := appBudgetGauge(t, e.srv, tc.app, "warden_budget_used", "tokens_per_day") - before
-			in, out := budget.EstimateTokens(len(prompt)), budget.EstimateTokens(text.Len())
-			if used < float64(in+out) || used > float64(in+64) {
-				t.Fatalf("a client that read %d bytes of text and hung up settled %v tokens, want %d (prompt) + from %d (text read) to 64 (reserved)",
-					text.Len(), used, in, out)
-			}
+			checkCutSettled(t, used, budget.EstimateTokens(len(prompt)), "prompt", text.Len(), 64)
 			t.Logf("%d bytes read, %v tokens settled (record: %d %s)", text.Len(), used, rec.Status, rec.ErrorType)
 		})
+	}
+}
+
+// checkCutSettled asserts what a budgeted stream cut (or hung up on) after
+// relaying relayed bytes of text settled: its input (named inName), and for
+// its output at least the estimate of the text relayed (a guard may hold
+// some back) and at most the reservation.
+func checkCutSettled(t *testing.T, used float64, in int64, inName string, relayed int, reserved int64) {
+	t.Helper()
+	out := budget.EstimateTokens(relayed)
+	if used < float64(in+out) || used > float64(in+reserved) {
+		t.Fatalf("a stream cut after relaying %d bytes of text settled %v tokens, want %d (%s) + from %d (text relayed) to %d (reserved)",
+			relayed, used, in, inName, out, reserved)
 	}
 }
