@@ -28,20 +28,27 @@ func TestReview31bSnakeCaseLabel(t *testing.T) {
 		{"abc_def:00:1A:2B:3C:4D:5E", ""},
 		{"face:00:1A:2B:3C:4D:5E", ""},
 	} {
-		got := p.Detect(c.text, nil)
-		var vals []string
-		for _, f := range got {
-			vals = append(vals, c.text[f.Start:f.End])
-		}
-		if c.want == "" && len(got) != 0 || c.want != "" && !slices.Contains(vals, c.want) {
-			t.Errorf("%q: found %q, want %q", c.text, vals, c.want)
-		}
-		want := p.detectPlain(c.text, nil)
-		sortFindings(got)
-		sortFindings(want)
-		if !slices.Equal(got, want) {
-			t.Errorf("%q: found %v, the reference %v", c.text, got, want)
-		}
+		checkFoundAndReference(t, p, c.text, c.want)
+	}
+}
+
+// checkFoundAndReference asserts that Detect finds want in text (nothing
+// when want is "") and the same findings as the reference walk.
+func checkFoundAndReference(t *testing.T, p *PII, text, want string) {
+	t.Helper()
+	got := p.Detect(text, nil)
+	var vals []string
+	for _, f := range got {
+		vals = append(vals, text[f.Start:f.End])
+	}
+	if want == "" && len(got) != 0 || want != "" && !slices.Contains(vals, want) {
+		t.Errorf("%q: found %q, want %q", text, vals, want)
+	}
+	ref := p.detectPlain(text, nil)
+	sortFindings(got)
+	sortFindings(ref)
+	if !slices.Equal(got, ref) {
+		t.Errorf("%q: found %v, the reference %v", text, got, ref)
 	}
 }
 
@@ -69,20 +76,7 @@ func TestReview31bParenCountryCode(t *testing.T) {
 		{"(+0) 12 345 6789", ""},
 		{"(+76) 1234 5678", ""},
 	} {
-		got := p.Detect(c.text, nil)
-		var vals []string
-		for _, f := range got {
-			vals = append(vals, c.text[f.Start:f.End])
-		}
-		if c.want == "" && len(got) != 0 || c.want != "" && !slices.Contains(vals, c.want) {
-			t.Errorf("%q: found %q, want %q", c.text, vals, c.want)
-		}
-		want := p.detectPlain(c.text, nil)
-		sortFindings(got)
-		sortFindings(want)
-		if !slices.Equal(got, want) {
-			t.Errorf("%q: found %v, the reference %v", c.text, got, want)
-		}
+		checkFoundAndReference(t, p, c.text, c.want)
 	}
 }
 
